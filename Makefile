@@ -1,0 +1,46 @@
+# Berth: `make dev` runs a one-machine cluster, `make test` runs every test.
+GO      ?= go
+BIN     := bin/berth
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X github.com/berthproject/berth/api/version.Version=$(VERSION)
+
+.PHONY: all build setup dev test unit e2e proto lint bench images clean
+
+all: build
+
+setup:
+	@bash hack/setup-host.sh
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/berth
+
+# images builds the offline test and example images from busybox-static.
+images: build
+	@bash hack/images.sh bin/images
+
+dev: setup build images
+	$(BIN) dev
+
+unit:
+	$(GO) test -race -count=1 ./api/... ./scheduler/... ./controlplane/... ./agent/... ./cli/... ./cmd/...
+
+e2e: build images
+	$(GO) test -count=1 -timeout 15m ./e2e/...
+
+test: setup lint
+	$(MAKE) unit
+	$(MAKE) e2e
+
+proto:
+	bash hack/proto.sh
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+bench: setup build images
+	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 ./e2e/...
+	$(GO) test -run '^$$' -bench . ./scheduler/...
+
+clean:
+	rm -rf bin
