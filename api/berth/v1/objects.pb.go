@@ -1550,6 +1550,140 @@ func (x *Event) GetAttributes() map[string]string {
 	return nil
 }
 
+// ClusterCA is the cluster's certificate authority, shared by all servers.
+// Stored at /berth/pki/ca.
+type ClusterCA struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Certificate []byte                 `protobuf:"bytes,1,opt,name=certificate,proto3" json:"certificate,omitempty"`
+	Key         []byte                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	// cluster_id names the cluster; it is made with the CA.
+	ClusterId     string `protobuf:"bytes,3,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClusterCA) Reset() {
+	*x = ClusterCA{}
+	mi := &file_berth_v1_objects_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterCA) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterCA) ProtoMessage() {}
+
+func (x *ClusterCA) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_objects_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterCA.ProtoReflect.Descriptor instead.
+func (*ClusterCA) Descriptor() ([]byte, []int) {
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *ClusterCA) GetCertificate() []byte {
+	if x != nil {
+		return x.Certificate
+	}
+	return nil
+}
+
+func (x *ClusterCA) GetKey() []byte {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *ClusterCA) GetClusterId() string {
+	if x != nil {
+		return x.ClusterId
+	}
+	return ""
+}
+
+// JoinTokenRecord is a join token's server side: the secret is kept only
+// as a hash. Stored at /berth/pki/tokens/<id>.
+type JoinTokenRecord struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Id         string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	SecretHash []byte                 `protobuf:"bytes,2,opt,name=secret_hash,json=secretHash,proto3" json:"secret_hash,omitempty"`
+	CreatedAt  *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	// expires_at is unset for tokens that do not expire.
+	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JoinTokenRecord) Reset() {
+	*x = JoinTokenRecord{}
+	mi := &file_berth_v1_objects_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JoinTokenRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JoinTokenRecord) ProtoMessage() {}
+
+func (x *JoinTokenRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_objects_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JoinTokenRecord.ProtoReflect.Descriptor instead.
+func (*JoinTokenRecord) Descriptor() ([]byte, []int) {
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *JoinTokenRecord) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *JoinTokenRecord) GetSecretHash() []byte {
+	if x != nil {
+		return x.SecretHash
+	}
+	return nil
+}
+
+func (x *JoinTokenRecord) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+func (x *JoinTokenRecord) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
+}
+
 var File_berth_v1_objects_proto protoreflect.FileDescriptor
 
 const file_berth_v1_objects_proto_rawDesc = "" +
@@ -1679,7 +1813,20 @@ const file_berth_v1_objects_proto_rawDesc = "" +
 	"attributes\x1a=\n" +
 	"\x0fAttributesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01*\x8d\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"^\n" +
+	"\tClusterCA\x12 \n" +
+	"\vcertificate\x18\x01 \x01(\fR\vcertificate\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\fR\x03key\x12\x1d\n" +
+	"\n" +
+	"cluster_id\x18\x03 \x01(\tR\tclusterId\"\xb8\x01\n" +
+	"\x0fJoinTokenRecord\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1f\n" +
+	"\vsecret_hash\x18\x02 \x01(\fR\n" +
+	"secretHash\x129\n" +
+	"\n" +
+	"created_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
+	"\n" +
+	"expires_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt*\x8d\x01\n" +
 	"\x10NodeAvailability\x12!\n" +
 	"\x1dNODE_AVAILABILITY_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18NODE_AVAILABILITY_ACTIVE\x10\x01\x12\x1b\n" +
@@ -1729,7 +1876,7 @@ func file_berth_v1_objects_proto_rawDescGZIP() []byte {
 }
 
 var file_berth_v1_objects_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_berth_v1_objects_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_berth_v1_objects_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_berth_v1_objects_proto_goTypes = []any{
 	(NodeAvailability)(0),         // 0: berth.v1.NodeAvailability
 	(NodeStatus)(0),               // 1: berth.v1.NodeStatus
@@ -1750,39 +1897,41 @@ var file_berth_v1_objects_proto_goTypes = []any{
 	(*TaskStatus)(nil),            // 16: berth.v1.TaskStatus
 	(*Task)(nil),                  // 17: berth.v1.Task
 	(*Event)(nil),                 // 18: berth.v1.Event
-	nil,                           // 19: berth.v1.Node.LabelsEntry
-	nil,                           // 20: berth.v1.ServiceSpec.LabelsEntry
-	nil,                           // 21: berth.v1.Event.AttributesEntry
-	(*timestamppb.Timestamp)(nil), // 22: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 23: google.protobuf.Duration
+	(*ClusterCA)(nil),             // 19: berth.v1.ClusterCA
+	(*JoinTokenRecord)(nil),       // 20: berth.v1.JoinTokenRecord
+	nil,                           // 21: berth.v1.Node.LabelsEntry
+	nil,                           // 22: berth.v1.ServiceSpec.LabelsEntry
+	nil,                           // 23: berth.v1.Event.AttributesEntry
+	(*timestamppb.Timestamp)(nil), // 24: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 25: google.protobuf.Duration
 }
 var file_berth_v1_objects_proto_depIdxs = []int32{
-	22, // 0: berth.v1.Meta.created_at:type_name -> google.protobuf.Timestamp
-	22, // 1: berth.v1.Meta.updated_at:type_name -> google.protobuf.Timestamp
+	24, // 0: berth.v1.Meta.created_at:type_name -> google.protobuf.Timestamp
+	24, // 1: berth.v1.Meta.updated_at:type_name -> google.protobuf.Timestamp
 	5,  // 2: berth.v1.Node.meta:type_name -> berth.v1.Meta
-	19, // 3: berth.v1.Node.labels:type_name -> berth.v1.Node.LabelsEntry
+	21, // 3: berth.v1.Node.labels:type_name -> berth.v1.Node.LabelsEntry
 	6,  // 4: berth.v1.Node.capacity:type_name -> berth.v1.Resources
 	0,  // 5: berth.v1.Node.availability:type_name -> berth.v1.NodeAvailability
 	1,  // 6: berth.v1.Node.status:type_name -> berth.v1.NodeStatus
-	22, // 7: berth.v1.Node.last_heartbeat:type_name -> google.protobuf.Timestamp
+	24, // 7: berth.v1.Node.last_heartbeat:type_name -> google.protobuf.Timestamp
 	7,  // 8: berth.v1.Node.platform:type_name -> berth.v1.Platform
 	3,  // 9: berth.v1.RestartPolicy.condition:type_name -> berth.v1.RestartCondition
-	23, // 10: berth.v1.RestartPolicy.delay:type_name -> google.protobuf.Duration
-	23, // 11: berth.v1.RestartPolicy.window:type_name -> google.protobuf.Duration
-	20, // 12: berth.v1.ServiceSpec.labels:type_name -> berth.v1.ServiceSpec.LabelsEntry
+	25, // 10: berth.v1.RestartPolicy.delay:type_name -> google.protobuf.Duration
+	25, // 11: berth.v1.RestartPolicy.window:type_name -> google.protobuf.Duration
+	22, // 12: berth.v1.ServiceSpec.labels:type_name -> berth.v1.ServiceSpec.LabelsEntry
 	9,  // 13: berth.v1.ServiceSpec.ports:type_name -> berth.v1.PortSpec
 	2,  // 14: berth.v1.ServiceSpec.mode:type_name -> berth.v1.ServiceMode
 	6,  // 15: berth.v1.ServiceSpec.limits:type_name -> berth.v1.Resources
 	6,  // 16: berth.v1.ServiceSpec.reservations:type_name -> berth.v1.Resources
 	10, // 17: berth.v1.ServiceSpec.placement:type_name -> berth.v1.Placement
-	23, // 18: berth.v1.ServiceSpec.stop_grace_period:type_name -> google.protobuf.Duration
+	25, // 18: berth.v1.ServiceSpec.stop_grace_period:type_name -> google.protobuf.Duration
 	11, // 19: berth.v1.ServiceSpec.restart_policy:type_name -> berth.v1.RestartPolicy
 	5,  // 20: berth.v1.Service.meta:type_name -> berth.v1.Meta
 	12, // 21: berth.v1.Service.spec:type_name -> berth.v1.ServiceSpec
 	4,  // 22: berth.v1.StateTransition.state:type_name -> berth.v1.TaskState
-	22, // 23: berth.v1.StateTransition.at:type_name -> google.protobuf.Timestamp
+	24, // 23: berth.v1.StateTransition.at:type_name -> google.protobuf.Timestamp
 	4,  // 24: berth.v1.TaskStatus.state:type_name -> berth.v1.TaskState
-	22, // 25: berth.v1.TaskStatus.timestamp:type_name -> google.protobuf.Timestamp
+	24, // 25: berth.v1.TaskStatus.timestamp:type_name -> google.protobuf.Timestamp
 	15, // 26: berth.v1.TaskStatus.ports:type_name -> berth.v1.PortBinding
 	5,  // 27: berth.v1.Task.meta:type_name -> berth.v1.Meta
 	12, // 28: berth.v1.Task.spec:type_name -> berth.v1.ServiceSpec
@@ -1790,13 +1939,15 @@ var file_berth_v1_objects_proto_depIdxs = []int32{
 	16, // 30: berth.v1.Task.status:type_name -> berth.v1.TaskStatus
 	14, // 31: berth.v1.Task.history:type_name -> berth.v1.StateTransition
 	5,  // 32: berth.v1.Event.meta:type_name -> berth.v1.Meta
-	22, // 33: berth.v1.Event.at:type_name -> google.protobuf.Timestamp
-	21, // 34: berth.v1.Event.attributes:type_name -> berth.v1.Event.AttributesEntry
-	35, // [35:35] is the sub-list for method output_type
-	35, // [35:35] is the sub-list for method input_type
-	35, // [35:35] is the sub-list for extension type_name
-	35, // [35:35] is the sub-list for extension extendee
-	0,  // [0:35] is the sub-list for field type_name
+	24, // 33: berth.v1.Event.at:type_name -> google.protobuf.Timestamp
+	23, // 34: berth.v1.Event.attributes:type_name -> berth.v1.Event.AttributesEntry
+	24, // 35: berth.v1.JoinTokenRecord.created_at:type_name -> google.protobuf.Timestamp
+	24, // 36: berth.v1.JoinTokenRecord.expires_at:type_name -> google.protobuf.Timestamp
+	37, // [37:37] is the sub-list for method output_type
+	37, // [37:37] is the sub-list for method input_type
+	37, // [37:37] is the sub-list for extension type_name
+	37, // [37:37] is the sub-list for extension extendee
+	0,  // [0:37] is the sub-list for field type_name
 }
 
 func init() { file_berth_v1_objects_proto_init() }
@@ -1810,7 +1961,7 @@ func file_berth_v1_objects_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_berth_v1_objects_proto_rawDesc), len(file_berth_v1_objects_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   17,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
