@@ -1,0 +1,364 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path"
+	"strings"
+	"sync"
+
+	berthv1 "github.com/berthproject/berth/api/berth/v1"
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// Kind is the kind of a cached object.
+type Kind int
+
+// The kinds the cache holds. KindResync is not an object: it says the cache
+// reloaded everything, so readers must reconcile from scratch.
+const (
+	KindResync Kind = iota
+	KindNode
+	KindService
+	KindTask
+)
+
+// Action says what happened to an object.
+type Action int
+
+// The actions of cache events.
+const (
+	ActionPut Action = iota + 1
+	ActionDelete
+)
+
+// Event is one change seen by the cache.
+type Event struct {
+	Kind   Kind
+	Action Action
+	// Object is the object after a put, or the last one known before a
+	// delete. Like everything the cache hands out, it must not be modified.
+	Object   Object
+	Old      Object
+	Revision int64
+}
+
+// Cache mirrors nodes, services and tasks in memory, fed by one etcd watch,
+// and fans out every change to subscribers. Objects it returns are shared:
+// clone them (proto.Clone) before changing anything.
+type Cache struct {
+	store *Store
+	log   *slog.Logger
+
+	mu        sync.RWMutex
+	rev       int64
+	revSignal chan struct{} // closed and replaced whenever rev moves
+	nodes     map[string]*berthv1.Node
+	services  map[string]*berthv1.Service // by key
+	tasks     map[string]*berthv1.Task    // by id
+	byService map[string]map[string]*berthv1.Task
+	byNode    map[string]map[string]*berthv1.Task
+	subs      map[*Subscription]struct{}
+	synced    chan struct{}
+	syncOnce  sync.Once
+}
+
+// NewCache returns a cache over store; Run fills and feeds it.
+func NewCache(s *Store, log *slog.Logger) *Cache {
+	c := &Cache{
+		store:     s,
+		log:       log,
+		revSignal: make(chan struct{}),
+		subs:      map[*Subscription]struct{}{},
+		synced:    make(chan struct{}),
+	}
+	c.reset()
+	return c
+}
+
+func (c *Cache) reset() {
+	c.nodes = map[string]*berthv1.Node{}
+	c.services = map[string]*berthv1.Service{}
+	c.tasks = map[string]*berthv1.Task{}
+	c.byService = map[string]map[string]*berthv1.Task{}
+	c.byNode = map[string]map[string]*berthv1.Task{}
+}
+
+// Synced is closed once the cache holds a full copy of the store.
+func (c *Cache) Synced() <-chan struct{} { return c.synced }
+
+// Run loads everything and then follows the watch until ctx ends. When the
+// watch falls behind etcd's compaction it loads everything again.
+func (c *Cache) Run(ctx context.Context) error {
+	for {
+		rev, err := c.load(ctx)
+		if err != nil {
+			return err
+		}
+		err = c.watch(ctx, rev)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if !errors.Is(err, rpctypes.ErrCompacted) {
+			c.log.Warn("store watch ended; reloading", "err", err)
+		}
+	}
+}
+
+func (c *Cache) load(ctx context.Context) (int64, error) {
+	nodes, rev, err := List(ctx, c.store, NodesPrefix, func() *berthv1.Node { return &berthv1.Node{} })
+	if err != nil {
+		return 0, err
+	}
+	// Later lists read at the first list's revision: one consistent view.
+	services, err := listAt(ctx, c.store, ServicesPrefix, rev, func() *berthv1.Service { return &berthv1.Service{} })
+	if err != nil {
+		return 0, err
+	}
+	tasks, err := listAt(ctx, c.store, TasksPrefix, rev, func() *berthv1.Task { return &berthv1.Task{} })
+	if err != nil {
+		return 0, err
+	}
+	c.mu.Lock()
+	c.reset()
+	for _, n := range nodes {
+		c.nodes[n.GetMeta().GetId()] = n
+	}
+	for _, s := range services {
+		c.services[ServiceKey(s.Namespace, s.App, s.Name)] = s
+	}
+	for _, t := range tasks {
+		c.putTask(t)
+	}
+	c.setRev(rev)
+	subs := c.subscribers()
+	c.mu.Unlock()
+	for _, s := range subs {
+		s.push(Event{Kind: KindResync, Revision: rev})
+	}
+	c.syncOnce.Do(func() { close(c.synced) })
+	return rev, nil
+}
+
+func listAt[T Object](ctx context.Context, s *Store, prefix string, rev int64, newT func() T) ([]T, error) {
+	resp, err := s.cli.Get(ctx, prefix, clientv3.WithPrefix(), clientv3.WithRev(rev), clientv3.WithCountOnly())
+	if err != nil {
+		return nil, fmt.Errorf("counting %s: %w", prefix, err)
+	}
+	if resp.Count == 0 {
+		return nil, nil
+	}
+	out := make([]T, 0, resp.Count)
+	key, end := prefix, clientv3.GetPrefixRangeEnd(prefix)
+	for {
+		resp, err := s.cli.Get(ctx, key, clientv3.WithRange(end), clientv3.WithRev(rev), clientv3.WithLimit(listPage))
+		if err != nil {
+			return nil, fmt.Errorf("listing %s: %w", prefix, err)
+		}
+		for _, kv := range resp.Kvs {
+			obj := newT()
+			if err := decode(kv.Value, kv.ModRevision, obj); err != nil {
+				return nil, fmt.Errorf("%s: %w", kv.Key, err)
+			}
+			out = append(out, obj)
+		}
+		if !resp.More || len(resp.Kvs) == 0 {
+			return out, nil
+		}
+		key = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
+	}
+}
+
+func (c *Cache) watch(ctx context.Context, rev int64) error {
+	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+	defer cancel()
+	wch := c.store.cli.Watch(wctx, Root, clientv3.WithPrefix(), clientv3.WithRev(rev+1), clientv3.WithPrevKV())
+	for resp := range wch {
+		if err := resp.Err(); err != nil {
+			return err
+		}
+		events := make([]Event, 0, len(resp.Events))
+		c.mu.Lock()
+		for _, ev := range resp.Events {
+			if e, ok := c.apply(ev); ok {
+				events = append(events, e)
+			}
+		}
+		if n := len(resp.Events); n > 0 {
+			c.setRev(resp.Events[n-1].Kv.ModRevision)
+		}
+		subs := c.subscribers()
+		c.mu.Unlock()
+		for _, s := range subs {
+			s.push(events...)
+		}
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return errors.New("watch channel closed")
+}
+
+// apply folds one etcd event into the maps; c.mu is held.
+func (c *Cache) apply(ev *clientv3.Event) (Event, bool) {
+	key := string(ev.Kv.Key)
+	del := ev.Type == mvccpb.DELETE
+	out := Event{Action: ActionPut, Revision: ev.Kv.ModRevision}
+	if del {
+		out.Action = ActionDelete
+	}
+	decodeInto := func(obj Object) bool {
+		if err := decode(ev.Kv.Value, ev.Kv.ModRevision, obj); err != nil {
+			c.log.Error("skipping undecodable object", "key", key, "err", err)
+			return false
+		}
+		return true
+	}
+	switch {
+	case strings.HasPrefix(key, NodesPrefix):
+		out.Kind = KindNode
+		id := path.Base(key)
+		old, had := c.nodes[id]
+		if had {
+			out.Old = old
+		}
+		if del {
+			if !had {
+				return out, false
+			}
+			delete(c.nodes, id)
+			out.Object = old
+			return out, true
+		}
+		n := &berthv1.Node{}
+		if !decodeInto(n) {
+			return out, false
+		}
+		c.nodes[id] = n
+		out.Object = n
+		return out, true
+	case strings.HasPrefix(key, ServicesPrefix):
+		out.Kind = KindService
+		old, had := c.services[key]
+		if had {
+			out.Old = old
+		}
+		if del {
+			if !had {
+				return out, false
+			}
+			delete(c.services, key)
+			out.Object = old
+			return out, true
+		}
+		s := &berthv1.Service{}
+		if !decodeInto(s) {
+			return out, false
+		}
+		c.services[key] = s
+		out.Object = s
+		return out, true
+	case strings.HasPrefix(key, TasksPrefix):
+		out.Kind = KindTask
+		id := path.Base(key)
+		old, had := c.tasks[id]
+		if had {
+			out.Old = old
+			c.dropTask(old)
+		}
+		if del {
+			if !had {
+				return out, false
+			}
+			out.Object = old
+			return out, true
+		}
+		t := &berthv1.Task{}
+		if !decodeInto(t) {
+			return out, false
+		}
+		c.putTask(t)
+		out.Object = t
+		return out, true
+	}
+	return out, false
+}
+
+func (c *Cache) putTask(t *berthv1.Task) {
+	id := t.GetMeta().GetId()
+	c.tasks[id] = t
+	addIndex(c.byService, t.ServiceId, id, t)
+	if t.NodeId != "" {
+		addIndex(c.byNode, t.NodeId, id, t)
+	}
+}
+
+func (c *Cache) dropTask(t *berthv1.Task) {
+	id := t.GetMeta().GetId()
+	delete(c.tasks, id)
+	dropIndex(c.byService, t.ServiceId, id)
+	dropIndex(c.byNode, t.NodeId, id)
+}
+
+func addIndex(idx map[string]map[string]*berthv1.Task, k, id string, t *berthv1.Task) {
+	m := idx[k]
+	if m == nil {
+		m = map[string]*berthv1.Task{}
+		idx[k] = m
+	}
+	m[id] = t
+}
+
+func dropIndex(idx map[string]map[string]*berthv1.Task, k, id string) {
+	if m := idx[k]; m != nil {
+		delete(m, id)
+		if len(m) == 0 {
+			delete(idx, k)
+		}
+	}
+}
+
+func (c *Cache) setRev(rev int64) {
+	if rev > c.rev {
+		c.rev = rev
+		close(c.revSignal)
+		c.revSignal = make(chan struct{})
+	}
+}
+
+func (c *Cache) subscribers() []*Subscription {
+	out := make([]*Subscription, 0, len(c.subs))
+	for s := range c.subs {
+		out = append(out, s)
+	}
+	return out
+}
+
+// Revision is the etcd revision the cache has caught up with.
+func (c *Cache) Revision() int64 {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.rev
+}
+
+// WaitRevision blocks until the cache has seen revision rev, so a caller
+// reads its own writes.
+func (c *Cache) WaitRevision(ctx context.Context, rev int64) error {
+	for {
+		c.mu.RLock()
+		cur, signal := c.rev, c.revSignal
+		c.mu.RUnlock()
+		if cur >= rev {
+			return nil
+		}
+		select {
+		case <-signal:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}

@@ -1,0 +1,101 @@
+package store
+
+import (
+	"sort"
+	"strings"
+
+	berthv1 "github.com/berthproject/berth/api/berth/v1"
+)
+
+// Node returns the node with id.
+func (c *Cache) Node(id string) (*berthv1.Node, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	n, ok := c.nodes[id]
+	return n, ok
+}
+
+// Nodes returns every node, ordered by name.
+func (c *Cache) Nodes() []*berthv1.Node {
+	c.mu.RLock()
+	out := make([]*berthv1.Node, 0, len(c.nodes))
+	for _, n := range c.nodes {
+		out = append(out, n)
+	}
+	c.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Name != out[j].Name {
+			return out[i].Name < out[j].Name
+		}
+		return out[i].GetMeta().GetId() < out[j].GetMeta().GetId()
+	})
+	return out
+}
+
+// Service returns the service stored at key.
+func (c *Cache) Service(key string) (*berthv1.Service, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	s, ok := c.services[key]
+	return s, ok
+}
+
+// Services returns the services whose key starts with prefix (use
+// ServicesPrefix for all, AppServicesPrefix for one app), ordered by key.
+func (c *Cache) Services(prefix string) []*berthv1.Service {
+	c.mu.RLock()
+	keys := make([]string, 0, len(c.services))
+	for k := range c.services {
+		if strings.HasPrefix(k, prefix) {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	out := make([]*berthv1.Service, len(keys))
+	for i, k := range keys {
+		out[i] = c.services[k]
+	}
+	c.mu.RUnlock()
+	return out
+}
+
+// Task returns the task with id.
+func (c *Cache) Task(id string) (*berthv1.Task, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	t, ok := c.tasks[id]
+	return t, ok
+}
+
+// Tasks returns every task.
+func (c *Cache) Tasks() []*berthv1.Task {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	out := make([]*berthv1.Task, 0, len(c.tasks))
+	for _, t := range c.tasks {
+		out = append(out, t)
+	}
+	return out
+}
+
+// ServiceTasks returns the tasks of the service with id serviceID.
+func (c *Cache) ServiceTasks(serviceID string) []*berthv1.Task {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return values(c.byService[serviceID])
+}
+
+// NodeTasks returns the tasks assigned to node id.
+func (c *Cache) NodeTasks(nodeID string) []*berthv1.Task {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return values(c.byNode[nodeID])
+}
+
+func values(m map[string]*berthv1.Task) []*berthv1.Task {
+	out := make([]*berthv1.Task, 0, len(m))
+	for _, t := range m {
+		out = append(out, t)
+	}
+	return out
+}

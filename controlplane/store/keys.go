@@ -1,0 +1,71 @@
+// Package store is Berth's typed access to etcd: protobuf objects under
+// /berth/, transactions guarded by mod revision, batched updates, and a
+// watch-fed cache that control-plane components read and react to.
+package store
+
+import (
+	"crypto/rand"
+	"encoding/base32"
+	"fmt"
+	"strings"
+)
+
+// Key prefixes. Everything Berth stores lives under Root.
+const (
+	Root           = "/berth/"
+	NodesPrefix    = Root + "nodes/"
+	ServicesPrefix = Root + "services/"
+	TasksPrefix    = Root + "tasks/"
+	EventsPrefix   = Root + "events/"
+	CAKey          = Root + "pki/ca"
+	TokensPrefix   = Root + "pki/tokens/"
+	SubnetsPrefix  = Root + "subnets/"
+	LeaderPrefix   = Root + "leader/"
+)
+
+// NodeKey is where node id is stored.
+func NodeKey(id string) string { return NodesPrefix + id }
+
+// ServiceKey is where a service is stored.
+func ServiceKey(namespace, app, name string) string {
+	return ServicesPrefix + namespace + "/" + app + "/" + name
+}
+
+// AppServicesPrefix holds every service of an app.
+func AppServicesPrefix(namespace, app string) string {
+	return ServicesPrefix + namespace + "/" + app + "/"
+}
+
+// TaskKey is where a task is stored.
+func TaskKey(namespace, app, service, id string) string {
+	return TasksPrefix + namespace + "/" + app + "/" + service + "/" + id
+}
+
+// ServiceTasksPrefix holds every task of a service.
+func ServiceTasksPrefix(namespace, app, service string) string {
+	return TasksPrefix + namespace + "/" + app + "/" + service + "/"
+}
+
+// TokenKey is where a join token record is stored.
+func TokenKey(id string) string { return TokensPrefix + id }
+
+// EventKey is where the event with sequence number seq is stored; the
+// zero padding keeps keys in time order.
+func EventKey(seq int64) string { return fmt.Sprintf("%s%020d", EventsPrefix, seq) }
+
+// SubnetKey records which node holds a container subnet.
+func SubnetKey(cidr string) string {
+	return SubnetsPrefix + strings.ReplaceAll(cidr, "/", "_")
+}
+
+var idEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+
+// NewID returns a random identifier of 26 lower-case letters and digits,
+// usable as a containerd container id and in etcd keys.
+func NewID() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(fmt.Sprintf("store: reading random bytes: %v", err))
+	}
+	return idEncoding.EncodeToString(b[:])
+}
