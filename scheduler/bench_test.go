@@ -1,0 +1,70 @@
+package scheduler
+
+import (
+	"fmt"
+	"testing"
+
+	berthv1 "github.com/berthproject/berth/api/berth/v1"
+)
+
+// generate makes a cluster of nodes in three zones holding existing running
+// tasks, and pending tasks for services of ten replicas each. The services
+// mix what placement has to check: reservations, constraints, preferences,
+// published ports and images some nodes hold.
+func generate(nodes, existing, pending int) (Snapshot, []*berthv1.Task) {
+	zones := []string{"eu", "us", "ap"}
+	imageRefs := []string{"docker.io/library/redis:latest", "docker.io/library/nginx:latest", "registry.local/app:1"}
+	var snap Snapshot
+	for i := range nodes {
+		snap.Nodes = append(snap.Nodes, node(fmt.Sprintf("node-%05d", i),
+			labels("zone", zones[i%len(zones)], "rack", fmt.Sprintf("r%d", i%7)),
+			capacity(1_000_000, 1<<50),
+			images(imageRefs[:i%(len(imageRefs)+1)]...),
+		))
+	}
+	service := func(i int) (string, []taskOpt) {
+		name := fmt.Sprintf("svc-%d", i/10)
+		opts := []taskOpt{image([]string{"redis", "nginx", "registry.local/app:1", "busybox"}[i/10%4])}
+		switch i / 10 % 5 {
+		case 0:
+			opts = append(opts, reserve(10, 64<<20))
+		case 1:
+			opts = append(opts, constraints("node.labels.zone!=ap"))
+		case 2:
+			opts = append(opts, preferences("spread=node.labels.zone", "node.labels.rack"))
+		case 3:
+			opts = append(opts, publish(uint32(10000+i/10), "tcp", ""))
+		}
+		return name, opts
+	}
+	for i := range existing {
+		name, opts := service(i)
+		opts = append(opts, running(snap.Nodes[i%nodes].GetMeta().GetId()))
+		snap.Tasks = append(snap.Tasks, task(fmt.Sprintf("run-%d", i), name, opts...))
+	}
+	var tasks []*berthv1.Task
+	for i := range pending {
+		name, opts := service(i)
+		tasks = append(tasks, task(fmt.Sprintf("new-%d", i), name, opts...))
+	}
+	return snap, tasks
+}
+
+func BenchmarkSchedule(b *testing.B) {
+	for _, nodes := range []int{100, 1000} {
+		for _, pending := range []int{1000, 10000} {
+			// The snapshot holds nine running tasks per pending one, so the
+			// largest case is 1,000 nodes and 100,000 tasks.
+			existing := 9 * pending
+			b.Run(fmt.Sprintf("nodes=%d/pending=%d", nodes, pending), func(b *testing.B) {
+				snap, tasks := generate(nodes, existing, pending)
+				b.ReportAllocs()
+				b.ResetTimer()
+				for b.Loop() {
+					Schedule(snap, tasks)
+				}
+				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*pending), "ns/task")
+			})
+		}
+	}
+}

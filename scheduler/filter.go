@@ -1,0 +1,154 @@
+package scheduler
+
+import (
+	"fmt"
+
+	berthv1 "github.com/berthproject/berth/api/berth/v1"
+	"github.com/berthproject/berth/api/constraint"
+)
+
+// filter rules out nodes that cannot run a task. A filter value carries
+// what it checks (the constraint, the amount of memory, the port), so one
+// pipeline serves every task of a group.
+type filter interface {
+	// applies reports whether the filter has anything to check; filters
+	// that do not apply stay out of the pipeline, so they cost nothing.
+	applies() bool
+	// passes reports whether node n can take the task.
+	passes(n *nodeState) bool
+	// explain describes the failure over the given number of nodes, as
+	// shown in a task's status: "insufficient memory on 3 nodes".
+	explain(nodes int) string
+}
+
+// pipeline is the ordered list of filters for one group of alike tasks.
+type pipeline struct {
+	// node filters read only node attributes, which do not change while a
+	// plan is made: they run once per group, not once per task.
+	node []filter
+	// usage filters read what tasks hold on the node, which grows as the
+	// plan places tasks: they run for every task.
+	usage []filter
+}
+
+// newPipeline builds the filters for req, cheapest first within each stage
+// so that most nodes are ruled out by the cheapest check.
+func newPipeline(req *requirements) pipeline {
+	var p pipeline
+	add := func(stage *[]filter, f filter) {
+		if f.applies() {
+			*stage = append(*stage, f)
+		}
+	}
+	// Status and availability first: two field reads, and in a degraded
+	// cluster they rule out the nodes no other check should bother with.
+	add(&p.node, readyFilter{})
+	add(&p.node, availabilityFilter{berthv1.NodeAvailability_NODE_AVAILABILITY_PAUSE, "node paused"})
+	add(&p.node, availabilityFilter{berthv1.NodeAvailability_NODE_AVAILABILITY_DRAIN, "node drained"})
+	// Constraints next: a string compare or a label lookup each. One filter
+	// per constraint, so the reason names the constraint that failed.
+	for _, c := range req.constraints {
+		add(&p.node, constraintFilter{c})
+	}
+	// Platform is not filtered: a task spec names no platform, and the
+	// agent rejects an image it cannot run.
+
+	// Resources: two subtractions per node.
+	add(&p.usage, cpuFilter{need: req.cpu})
+	add(&p.usage, memoryFilter{need: req.memory})
+	// Host ports last: a map lookup per published port.
+	for _, hp := range req.ports {
+		add(&p.usage, portFilter{hp})
+	}
+	return p
+}
+
+// onNodes phrases a failure over a number of nodes.
+func onNodes(what string, nodes int) string {
+	if nodes == 1 {
+		return what + " on 1 node"
+	}
+	return fmt.Sprintf("%s on %d nodes", what, nodes)
+}
+
+// readyFilter keeps nodes whose agent is connected and healthy.
+type readyFilter struct{}
+
+func (readyFilter) applies() bool { return true }
+
+func (readyFilter) passes(n *nodeState) bool {
+	return n.node.GetStatus() == berthv1.NodeStatus_NODE_STATUS_READY
+}
+
+func (readyFilter) explain(nodes int) string { return onNodes("node not ready", nodes) }
+
+// availabilityFilter rules out nodes the operator set to one availability
+// (paused: keep running tasks, take no new ones; drained: take nothing).
+// An unspecified availability counts as active.
+type availabilityFilter struct {
+	availability berthv1.NodeAvailability
+	failure      string
+}
+
+func (availabilityFilter) applies() bool { return true }
+
+func (f availabilityFilter) passes(n *nodeState) bool {
+	return n.node.GetAvailability() != f.availability
+}
+
+func (f availabilityFilter) explain(nodes int) string { return onNodes(f.failure, nodes) }
+
+// constraintFilter keeps nodes that satisfy one placement constraint.
+type constraintFilter struct {
+	c constraint.Constraint
+}
+
+func (constraintFilter) applies() bool { return true }
+
+func (f constraintFilter) passes(n *nodeState) bool { return f.c.Match(n.node) }
+
+func (f constraintFilter) explain(nodes int) string {
+	return onNodes("constraint "+f.c.String(), nodes)
+}
+
+// cpuFilter keeps nodes with enough unreserved CPU. A node that reports no
+// CPU capacity (0: unknown) takes no task that reserves CPU, because a
+// reservation is a promise that cannot be kept without knowing the size.
+type cpuFilter struct {
+	need int64
+}
+
+func (f cpuFilter) applies() bool { return f.need > 0 }
+
+func (f cpuFilter) passes(n *nodeState) bool {
+	return n.cpuCapacity > 0 && f.need <= n.cpuCapacity-n.cpuReserved
+}
+
+func (cpuFilter) explain(nodes int) string { return onNodes("insufficient cpu", nodes) }
+
+// memoryFilter keeps nodes with enough unreserved memory; like cpuFilter,
+// an unknown (0) capacity fits no reservation.
+type memoryFilter struct {
+	need int64
+}
+
+func (f memoryFilter) applies() bool { return f.need > 0 }
+
+func (f memoryFilter) passes(n *nodeState) bool {
+	return n.memoryCapacity > 0 && f.need <= n.memoryCapacity-n.memoryReserved
+}
+
+func (memoryFilter) explain(nodes int) string { return onNodes("insufficient memory", nodes) }
+
+// portFilter keeps nodes where one published host port is free.
+type portFilter struct {
+	port hostPort
+}
+
+func (portFilter) applies() bool { return true }
+
+func (f portFilter) passes(n *nodeState) bool { return !n.portInUse(f.port) }
+
+func (f portFilter) explain(nodes int) string {
+	return onNodes("host port "+f.port.String()+" in use", nodes)
+}

@@ -1,0 +1,152 @@
+package scheduler
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/distribution/reference"
+
+	berthv1 "github.com/berthproject/berth/api/berth/v1"
+	"github.com/berthproject/berth/api/constraint"
+)
+
+// requirements is what placement needs to know of a task: parsed and
+// normalized once per group of alike tasks.
+type requirements struct {
+	service string
+	// image is the normalized image reference ("docker.io/library/redis:latest").
+	image       string
+	cpu, memory int64
+	constraints []constraint.Constraint
+	// preferences are the label names to spread over, outermost first.
+	preferences []string
+	ports       []hostPort
+}
+
+// hostPort is one published port of a task.
+type hostPort struct {
+	port     uint32
+	protocol string
+	// hostIP is "" when the port binds every host address.
+	hostIP string
+}
+
+func (p hostPort) String() string {
+	s := strconv.FormatUint(uint64(p.port), 10) + "/" + p.protocol
+	if p.hostIP != "" {
+		s = p.hostIP + ":" + s
+	}
+	return s
+}
+
+// serviceKey names the service a task belongs to. Tasks carry the service
+// ID; the namespace/app/name path stands in when it is missing.
+func serviceKey(t *berthv1.Task) string {
+	if id := t.GetServiceId(); id != "" {
+		return id
+	}
+	return t.GetNamespace() + "/" + t.GetApp() + "/" + t.GetService()
+}
+
+// groupKey is equal for two tasks exactly when placement treats them alike,
+// so that their requirements, node filtering and image lookup are computed
+// once.
+func groupKey(t *berthv1.Task) string {
+	spec := t.GetSpec()
+	var b strings.Builder
+	b.WriteString(serviceKey(t))
+	b.WriteByte(0)
+	b.WriteString(spec.GetImage())
+	b.WriteByte(0)
+	b.WriteString(strconv.FormatInt(spec.GetReservations().GetMilliCpus(), 10))
+	b.WriteByte(0)
+	b.WriteString(strconv.FormatInt(spec.GetReservations().GetMemoryBytes(), 10))
+	for _, c := range spec.GetPlacement().GetConstraints() {
+		b.WriteString("\x00c")
+		b.WriteString(c)
+	}
+	for _, p := range spec.GetPlacement().GetPreferences() {
+		b.WriteString("\x00p")
+		b.WriteString(p)
+	}
+	for _, p := range spec.GetPorts() {
+		if p.GetPublished() == 0 {
+			continue
+		}
+		fmt.Fprintf(&b, "\x00h%d/%s/%s", p.GetPublished(), p.GetProtocol(), p.GetHostIp())
+	}
+	return b.String()
+}
+
+// requirementsOf reads the placement requirements of t. An error means the
+// task can be placed nowhere until its spec is fixed.
+func requirementsOf(t *berthv1.Task, normalize func(string) string) (requirements, error) {
+	spec := t.GetSpec()
+	req := requirements{
+		service: serviceKey(t),
+		image:   normalize(spec.GetImage()),
+		cpu:     max(spec.GetReservations().GetMilliCpus(), 0),
+		memory:  max(spec.GetReservations().GetMemoryBytes(), 0),
+	}
+	var err error
+	req.constraints, err = constraint.ParseAll(spec.GetPlacement().GetConstraints())
+	if err != nil {
+		return req, fmt.Errorf("invalid placement: %w; fix the service's placement constraints and apply again", err)
+	}
+	for _, p := range spec.GetPlacement().GetPreferences() {
+		label, err := parsePreference(p)
+		if err != nil {
+			return req, fmt.Errorf("invalid placement: %w; fix the service's placement preferences and apply again", err)
+		}
+		req.preferences = append(req.preferences, label)
+	}
+	for _, p := range spec.GetPorts() {
+		if p.GetPublished() == 0 {
+			continue
+		}
+		req.ports = append(req.ports, newHostPort(p.GetPublished(), p.GetProtocol(), p.GetHostIp()))
+	}
+	return req, nil
+}
+
+func newHostPort(port uint32, protocol, hostIP string) hostPort {
+	protocol = strings.ToLower(protocol)
+	if protocol == "" {
+		protocol = "tcp"
+	}
+	if hostIP == "0.0.0.0" || hostIP == "::" {
+		hostIP = ""
+	}
+	return hostPort{port: port, protocol: protocol, hostIP: hostIP}
+}
+
+const labelPrefix = "node.labels."
+
+// parsePreference reads "spread=node.labels.<label>" (the "spread=" may be
+// left out) and returns the label name.
+func parsePreference(pref string) (string, error) {
+	key := strings.TrimSpace(pref)
+	if rest, ok := strings.CutPrefix(key, "spread="); ok {
+		key = strings.TrimSpace(rest)
+	}
+	label, ok := strings.CutPrefix(key, labelPrefix)
+	if !ok || label == "" {
+		return "", fmt.Errorf("placement preference %q: expected spread=node.labels.<label>", pref)
+	}
+	return label, nil
+}
+
+// normalizeImage returns the reference in its full form, so that "redis",
+// "redis:latest" and "docker.io/library/redis:latest" compare equal. A
+// reference that does not parse is compared as written.
+func normalizeImage(ref string) string {
+	if ref == "" {
+		return ""
+	}
+	named, err := reference.ParseNormalizedNamed(ref)
+	if err != nil {
+		return ref
+	}
+	return reference.TagNameOnly(named).String()
+}
