@@ -1,0 +1,223 @@
+// Package ca is the cluster certificate authority that every Berth server
+// shares: it is made by the first server to start, kept in etcd as a
+// berthv1.ClusterCA, and used to issue server, admin and node certificates
+// and to hand out and check join tokens.
+//
+// The CA key is ECDSA P-256 and the CA certificate lasts ten years. The
+// ClusterCA record holds the certificate and the PKCS #8 key as PEM.
+package ca
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/hkdf"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"time"
+
+	berthv1 "github.com/berthproject/berth/api/berth/v1"
+	"github.com/berthproject/berth/api/identity"
+)
+
+// ErrExists is what Persistence.CreateCA wraps when a cluster CA is already
+// stored, typically because another server created one first.
+var ErrExists = errors.New("cluster CA already exists")
+
+// Persistence stores the cluster CA and the join token records. The
+// control plane's store implements it on etcd.
+type Persistence interface {
+	// LoadCA returns the stored CA, or (nil, nil) when there is none.
+	LoadCA(ctx context.Context) (*berthv1.ClusterCA, error)
+	// CreateCA stores the CA unless one exists, in which case it fails with
+	// an error wrapping ErrExists.
+	CreateCA(ctx context.Context, ca *berthv1.ClusterCA) error
+	PutToken(ctx context.Context, rec *berthv1.JoinTokenRecord) error
+	ListTokens(ctx context.Context) ([]*berthv1.JoinTokenRecord, error)
+	// DeleteToken removes a token record; removing a missing one is not an
+	// error.
+	DeleteToken(ctx context.Context, id string) error
+}
+
+// Certificate lifetimes. Leaf certificates start a few minutes in the past
+// so that a peer whose clock lags slightly still accepts them.
+const (
+	caLifetime   = 10 * 365 * 24 * time.Hour
+	leafLifetime = 365 * 24 * time.Hour
+	backdate     = 5 * time.Minute
+)
+
+// Authority is an opened cluster CA. It is safe for concurrent use.
+type Authority struct {
+	p         Persistence
+	clock     func() time.Time
+	cert      *x509.Certificate
+	certPEM   []byte
+	key       crypto.Signer
+	clusterID string
+	digest    string
+	// tokenKey derives join token secrets from token ids; see JoinToken.
+	tokenKey []byte
+}
+
+// Open loads the cluster CA from p, or makes and stores one when there is
+// none. When several servers start at once, the one whose CreateCA wins
+// provides the CA and the others load it. clock may be nil for time.Now.
+func Open(ctx context.Context, p Persistence, clock func() time.Time) (*Authority, error) {
+	if clock == nil {
+		clock = time.Now
+	}
+	stored, err := p.LoadCA(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("load cluster CA: %w", err)
+	}
+	if stored == nil {
+		fresh, err := newClusterCA(clock())
+		if err != nil {
+			return nil, err
+		}
+		switch err := p.CreateCA(ctx, fresh); {
+		case err == nil:
+			slog.Info("created cluster CA", "cluster_id", fresh.GetClusterId())
+			stored = fresh
+		case errors.Is(err, ErrExists):
+			if stored, err = p.LoadCA(ctx); err != nil {
+				return nil, fmt.Errorf("load cluster CA created by another server: %w", err)
+			}
+			if stored == nil {
+				return nil, errors.New("cluster CA creation reported an existing CA, but none could be loaded; check the store")
+			}
+		default:
+			return nil, fmt.Errorf("store new cluster CA: %w", err)
+		}
+	}
+	a, err := fromRecord(stored)
+	if err != nil {
+		return nil, err
+	}
+	a.p, a.clock = p, clock
+	return a, nil
+}
+
+// CACertPEM is the CA certificate, PEM encoded: what clients trust.
+func (a *Authority) CACertPEM() []byte { return append([]byte(nil), a.certPEM...) }
+
+// ClusterID names the cluster; it was made with the CA.
+func (a *Authority) ClusterID() string { return a.clusterID }
+
+// Digest is identity.CADigest of the CA certificate, as join tokens carry it.
+func (a *Authority) Digest() string { return a.digest }
+
+// newClusterCA makes a self-signed CA and a cluster id.
+func newClusterCA(now time.Time) (*berthv1.ClusterCA, error) {
+	idBytes := make([]byte, 8)
+	if _, err := rand.Read(idBytes); err != nil {
+		return nil, fmt.Errorf("generate cluster id: %w", err)
+	}
+	clusterID := hex.EncodeToString(idBytes)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("generate cluster CA key: %w", err)
+	}
+	serial, err := newSerial()
+	if err != nil {
+		return nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: serial,
+		Subject: pkix.Name{
+			Organization: []string{"berth"},
+			CommonName:   "berth cluster CA " + clusterID,
+		},
+		NotBefore:             now.Add(-backdate),
+		NotAfter:              now.Add(caLifetime),
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		// Only leaves are issued; no intermediate CA may hang below this one.
+		MaxPathLenZero: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, fmt.Errorf("create cluster CA certificate: %w", err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, fmt.Errorf("encode cluster CA key: %w", err)
+	}
+	return &berthv1.ClusterCA{
+		Certificate: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		Key:         pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}),
+		ClusterId:   clusterID,
+	}, nil
+}
+
+// fromRecord parses a stored CA and checks that its key and certificate
+// belong together, so that a damaged record fails at start, not at the
+// first join.
+func fromRecord(rec *berthv1.ClusterCA) (*Authority, error) {
+	const fix = "the cluster CA record in the store is damaged; restore it from a backup"
+	certBlock, _ := pem.Decode(rec.GetCertificate())
+	if certBlock == nil || certBlock.Type != "CERTIFICATE" {
+		return nil, fmt.Errorf("read cluster CA certificate: no PEM CERTIFICATE block; %s", fix)
+	}
+	cert, err := x509.ParseCertificate(certBlock.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("parse cluster CA certificate: %w; %s", err, fix)
+	}
+	keyBlock, _ := pem.Decode(rec.GetKey())
+	if keyBlock == nil {
+		return nil, fmt.Errorf("read cluster CA key: no PEM block; %s", fix)
+	}
+	parsed, err := x509.ParsePKCS8PrivateKey(keyBlock.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("parse cluster CA key: %w; %s", err, fix)
+	}
+	key, ok := parsed.(*ecdsa.PrivateKey)
+	if !ok {
+		return nil, fmt.Errorf("cluster CA key is a %T, expected ECDSA; %s", parsed, fix)
+	}
+	if !key.PublicKey.Equal(cert.PublicKey) {
+		return nil, fmt.Errorf("cluster CA key does not match its certificate; %s", fix)
+	}
+	if !cert.IsCA {
+		return nil, fmt.Errorf("cluster CA certificate is not a CA certificate; %s", fix)
+	}
+	if rec.GetClusterId() == "" {
+		return nil, fmt.Errorf("cluster CA record has no cluster id; %s", fix)
+	}
+	// The token key is derived from the CA key so that every server derives
+	// the same secrets without storing them, and a secret is only as
+	// exposed as the CA key itself.
+	tokenKey, err := hkdf.Key(sha256.New, keyBlock.Bytes, nil, "berth join token secret v1", 32)
+	if err != nil {
+		return nil, fmt.Errorf("derive join token key: %w", err)
+	}
+	return &Authority{
+		cert:      cert,
+		certPEM:   pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw}),
+		key:       key,
+		clusterID: rec.GetClusterId(),
+		digest:    identity.CADigest(cert.Raw),
+		tokenKey:  tokenKey,
+	}, nil
+}
+
+func newSerial() (*big.Int, error) {
+	// 128 random bits: serials must be unique per CA without coordination
+	// between servers.
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 128))
+	if err != nil {
+		return nil, fmt.Errorf("generate certificate serial: %w", err)
+	}
+	return serial, nil
+}

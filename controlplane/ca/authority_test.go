@@ -1,0 +1,138 @@
+package ca
+
+import (
+	"bytes"
+	"context"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	berthv1 "github.com/berthproject/berth/api/berth/v1"
+	"github.com/berthproject/berth/api/identity"
+)
+
+func TestOpenCreatesThenLoads(t *testing.T) {
+	ctx := context.Background()
+	clock := newFakeClock()
+	store := newMemStore()
+	first, err := Open(ctx, store, clock.Now)
+	if err != nil {
+		t.Fatalf("first Open: %v", err)
+	}
+	if store.creates != 1 {
+		t.Fatalf("first Open called CreateCA %d times, want 1", store.creates)
+	}
+	second, err := Open(ctx, store, clock.Now)
+	if err != nil {
+		t.Fatalf("second Open: %v", err)
+	}
+	if store.creates != 1 {
+		t.Errorf("second Open created another CA")
+	}
+	if !bytes.Equal(first.CACertPEM(), second.CACertPEM()) || first.ClusterID() != second.ClusterID() || first.Digest() != second.Digest() {
+		t.Fatalf("reopened CA differs: %s/%s vs %s/%s", first.ClusterID(), first.Digest(), second.ClusterID(), second.Digest())
+	}
+	if first.ClusterID() == "" {
+		t.Errorf("cluster id is empty")
+	}
+
+	block, _ := pem.Decode(first.CACertPEM())
+	if block == nil {
+		t.Fatalf("CACertPEM is not PEM: %q", first.CACertPEM())
+	}
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatalf("parse CA certificate: %v", err)
+	}
+	if !cert.IsCA || cert.PublicKeyAlgorithm != x509.ECDSA {
+		t.Errorf("CA certificate: IsCA %v, key %v; want a CA with an ECDSA key", cert.IsCA, cert.PublicKeyAlgorithm)
+	}
+	if got, want := cert.NotAfter, clock.Now().Add(10*365*24*time.Hour); !got.Equal(want) {
+		t.Errorf("CA expires %v, want %v", got, want)
+	}
+	if got := identity.CADigest(block.Bytes); got != first.Digest() {
+		t.Errorf("Digest() = %s, want CADigest of the certificate %s", first.Digest(), got)
+	}
+}
+
+func TestOpenRace(t *testing.T) {
+	const servers = 4
+	store := newMemStore()
+	var barrier sync.WaitGroup
+	barrier.Add(servers)
+	store.loadBarrier = &barrier
+
+	authorities := make([]*Authority, servers)
+	errs := make([]error, servers)
+	var wg sync.WaitGroup
+	for i := range servers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			authorities[i], errs[i] = Open(context.Background(), store, nil)
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("Open %d: %v", i, err)
+		}
+	}
+	if store.creates != servers {
+		t.Errorf("CreateCA called %d times, want %d (every server missed the CA)", store.creates, servers)
+	}
+	for i, a := range authorities[1:] {
+		if a.Digest() != authorities[0].Digest() || a.ClusterID() != authorities[0].ClusterID() {
+			t.Errorf("server %d opened CA %s, server 0 opened %s", i+1, a.Digest(), authorities[0].Digest())
+		}
+	}
+}
+
+// failingStore returns err from CreateCA.
+type failingStore struct {
+	*memStore
+	err error
+}
+
+func (f failingStore) CreateCA(context.Context, *berthv1.ClusterCA) error { return f.err }
+
+func TestOpenErrors(t *testing.T) {
+	valid, err := newClusterCA(time.Now())
+	if err != nil {
+		t.Fatalf("newClusterCA: %v", err)
+	}
+	other, err := newClusterCA(time.Now())
+	if err != nil {
+		t.Fatalf("newClusterCA: %v", err)
+	}
+	tests := []struct {
+		name  string
+		store Persistence
+		want  string
+	}{
+		{"create fails", failingStore{newMemStore(), errors.New("etcd: no leader")}, "store new cluster CA: etcd: no leader"},
+		{"exists but unloadable", failingStore{newMemStore(), ErrExists}, "none could be loaded"},
+		{"damaged certificate", storeWith(&berthv1.ClusterCA{Certificate: []byte("x"), Key: valid.Key, ClusterId: "c"}), "damaged"},
+		{"damaged key", storeWith(&berthv1.ClusterCA{Certificate: valid.Certificate, Key: []byte("x"), ClusterId: "c"}), "damaged"},
+		{"mismatched key", storeWith(&berthv1.ClusterCA{Certificate: valid.Certificate, Key: other.Key, ClusterId: "c"}), "key does not match"},
+		{"no cluster id", storeWith(&berthv1.ClusterCA{Certificate: valid.Certificate, Key: valid.Key}), "no cluster id"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Open(context.Background(), tt.store, nil)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Open error = %v, want one mentioning %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func storeWith(ca *berthv1.ClusterCA) *memStore {
+	s := newMemStore()
+	s.ca = ca
+	return s
+}
