@@ -49,10 +49,6 @@ func ServiceTasksPrefix(namespace, app, service string) string {
 // TokenKey is where a join token record is stored.
 func TokenKey(id string) string { return TokensPrefix + id }
 
-// EventKey is where the event with sequence number seq is stored; the
-// zero padding keeps keys in time order.
-func EventKey(seq int64) string { return fmt.Sprintf("%s%020d", EventsPrefix, seq) }
-
 // SubnetKey records which node holds a container subnet.
 func SubnetKey(cidr string) string {
 	return SubnetsPrefix + strings.ReplaceAll(cidr, "/", "_")

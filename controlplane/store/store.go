@@ -30,7 +30,8 @@ const MaxTxnOps = 128
 
 // Store reads and writes Berth's objects in etcd.
 type Store struct {
-	cli *clientv3.Client
+	cli    *clientv3.Client
+	events eventLease
 }
 
 // New returns a Store on an etcd client.

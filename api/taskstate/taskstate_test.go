@@ -1,0 +1,50 @@
+package taskstate
+
+import (
+	"testing"
+	"time"
+
+	berthv1 "github.com/berthproject/berth/api/berth/v1"
+)
+
+func TestAdvanceNeverGoesBack(t *testing.T) {
+	now := time.Unix(100, 0)
+	task := &berthv1.Task{Status: &berthv1.TaskStatus{State: berthv1.TaskState_TASK_STATE_RUNNING}}
+	tests := []struct {
+		name    string
+		state   berthv1.TaskState
+		message string
+		changed bool
+	}{
+		{"backwards", berthv1.TaskState_TASK_STATE_STARTING, "", false},
+		{"same state, same details", berthv1.TaskState_TASK_STATE_RUNNING, "", false},
+		{"same state, new message", berthv1.TaskState_TASK_STATE_RUNNING, "healthy", true},
+		{"forward", berthv1.TaskState_TASK_STATE_FAILED, "exit 1", true},
+		{"back from terminal", berthv1.TaskState_TASK_STATE_RUNNING, "", false},
+	}
+	for _, tt := range tests {
+		if got := Set(task, tt.state, tt.message, now); got != tt.changed {
+			t.Errorf("%s: changed = %v, want %v", tt.name, got, tt.changed)
+		}
+	}
+	if task.Status.State != berthv1.TaskState_TASK_STATE_FAILED {
+		t.Fatalf("state = %v, want failed", task.Status.State)
+	}
+	if len(task.History) != 1 || task.History[0].State != berthv1.TaskState_TASK_STATE_FAILED {
+		t.Fatalf("history = %v, want one step to failed", task.History)
+	}
+}
+
+func TestNamesAndClasses(t *testing.T) {
+	if got := Name(berthv1.TaskState_TASK_STATE_RUNNING); got != "running" {
+		t.Fatalf("Name = %q", got)
+	}
+	if Terminal(berthv1.TaskState_TASK_STATE_RUNNING) || !Terminal(berthv1.TaskState_TASK_STATE_COMPLETE) {
+		t.Fatalf("Terminal is wrong around running/complete")
+	}
+	running := &berthv1.Task{DesiredState: berthv1.TaskState_TASK_STATE_RUNNING, Status: &berthv1.TaskStatus{State: berthv1.TaskState_TASK_STATE_PENDING}}
+	stopping := &berthv1.Task{DesiredState: berthv1.TaskState_TASK_STATE_SHUTDOWN, Status: &berthv1.TaskStatus{State: berthv1.TaskState_TASK_STATE_RUNNING}}
+	if !Active(running) || Active(stopping) || !Live(stopping) {
+		t.Fatalf("Active/Live are wrong")
+	}
+}

@@ -1,0 +1,296 @@
+// Package apiserver implements the cluster API (berthv1.ClusterService)
+// that the CLI, the dashboard and scripts use. Reads come from the store's
+// cache; writes are validated whole and go to etcd in one transaction.
+package apiserver
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"runtime"
+	"sort"
+
+	berthv1 "github.com/berthproject/berth/api/berth/v1"
+	"github.com/berthproject/berth/api/taskstate"
+	"github.com/berthproject/berth/api/version"
+	"github.com/berthproject/berth/controlplane/ca"
+	"github.com/berthproject/berth/controlplane/store"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// DefaultNamespace is the namespace of requests that name none.
+const DefaultNamespace = "default"
+
+// Config holds the API server's dependencies.
+type Config struct {
+	Store     *store.Store
+	Cache     *store.Cache
+	Authority *ca.Authority
+	Nodes     *NodeClients
+	Log       *slog.Logger
+	// EtcdEndpoints is shown by Version.
+	EtcdEndpoints string
+}
+
+// Server implements berthv1.ClusterServiceServer.
+type Server struct {
+	berthv1.UnimplementedClusterServiceServer
+	cfg Config
+	log *slog.Logger
+}
+
+// New returns the API server.
+func New(cfg Config) *Server { return &Server{cfg: cfg, log: cfg.Log} }
+
+func namespaceOf(ns string) string {
+	if ns == "" {
+		return DefaultNamespace
+	}
+	return ns
+}
+
+// storeError maps store errors to gRPC codes: the one place that does.
+func storeError(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, store.ErrNotFound):
+		return status.Error(codes.NotFound, err.Error())
+	case errors.Is(err, store.ErrConflict):
+		return status.Error(codes.Aborted, "the cluster changed while the request ran; try again")
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return status.FromContextError(err).Err()
+	}
+	return status.Error(codes.Unavailable, err.Error())
+}
+
+// DeleteApp removes every service of an app; the orchestrator then stops
+// and forgets their tasks.
+func (s *Server) DeleteApp(ctx context.Context, req *berthv1.DeleteAppRequest) (*berthv1.DeleteAppResponse, error) {
+	ns := namespaceOf(req.Namespace)
+	services := s.cfg.Cache.Services(store.AppServicesPrefix(ns, req.App))
+	if len(services) == 0 {
+		return nil, status.Errorf(codes.NotFound, "app %q not found in namespace %q; `berth get apps` lists the apps", req.App, ns)
+	}
+	var txn store.Txn
+	resp := &berthv1.DeleteAppResponse{}
+	for _, svc := range services {
+		txn.Delete(store.ServiceKey(ns, req.App, svc.Name), svc.GetMeta().GetVersion())
+		resp.RemovedServices = append(resp.RemovedServices, svc.Name)
+	}
+	rev, err := s.cfg.Store.Commit(ctx, &txn)
+	if err != nil {
+		return nil, storeError(err)
+	}
+	s.log.Info("app deleted", "namespace", ns, "app", req.App, "services", len(services))
+	return resp, storeError(s.cfg.Cache.WaitRevision(ctx, rev))
+}
+
+// ListApps summarizes the apps of a namespace (all namespaces when empty).
+func (s *Server) ListApps(ctx context.Context, req *berthv1.ListAppsRequest) (*berthv1.ListAppsResponse, error) {
+	prefix := store.ServicesPrefix
+	if req.Namespace != "" {
+		prefix += req.Namespace + "/"
+	}
+	apps := map[string]*berthv1.App{}
+	var order []string
+	for _, svc := range s.cfg.Cache.Services(prefix) {
+		key := svc.Namespace + "/" + svc.App
+		a := apps[key]
+		if a == nil {
+			a = &berthv1.App{Namespace: svc.Namespace, Name: svc.App}
+			apps[key] = a
+			order = append(order, key)
+		}
+		a.Services = append(a.Services, svc.Name)
+		desired, running := s.counts(svc)
+		a.DesiredTasks += desired
+		a.RunningTasks += running
+	}
+	resp := &berthv1.ListAppsResponse{}
+	for _, k := range order {
+		resp.Apps = append(resp.Apps, apps[k])
+	}
+	return resp, nil
+}
+
+// counts returns how many tasks a service wants and how many run.
+func (s *Server) counts(svc *berthv1.Service) (desired, running uint64) {
+	tasks := s.cfg.Cache.ServiceTasks(svc.GetMeta().GetId())
+	if svc.GetSpec().GetMode() == berthv1.ServiceMode_SERVICE_MODE_GLOBAL {
+		for _, t := range tasks {
+			if t.DesiredState == berthv1.TaskState_TASK_STATE_RUNNING && taskstate.Live(t) {
+				desired++
+			}
+		}
+	} else {
+		desired = svc.GetSpec().GetReplicas()
+	}
+	for _, t := range tasks {
+		if t.DesiredState == berthv1.TaskState_TASK_STATE_RUNNING && t.GetStatus().GetState() == berthv1.TaskState_TASK_STATE_RUNNING {
+			running++
+		}
+	}
+	return desired, running
+}
+
+// GetService returns one service.
+func (s *Server) GetService(ctx context.Context, req *berthv1.GetServiceRequest) (*berthv1.Service, error) {
+	ns := namespaceOf(req.Namespace)
+	svc, ok := s.cfg.Cache.Service(store.ServiceKey(ns, req.App, req.Name))
+	if !ok {
+		return nil, status.Errorf(codes.NotFound, "service %s/%s not found in namespace %q", req.App, req.Name, ns)
+	}
+	return svc, nil
+}
+
+// ListServices lists services with their task counts.
+func (s *Server) ListServices(ctx context.Context, req *berthv1.ListServicesRequest) (*berthv1.ListServicesResponse, error) {
+	prefix := store.ServicesPrefix
+	if req.Namespace != "" {
+		prefix += req.Namespace + "/"
+		if req.App != "" {
+			prefix = store.AppServicesPrefix(req.Namespace, req.App)
+		}
+	}
+	resp := &berthv1.ListServicesResponse{}
+	for _, svc := range s.cfg.Cache.Services(prefix) {
+		if req.App != "" && svc.App != req.App {
+			continue
+		}
+		desired, running := s.counts(svc)
+		resp.Services = append(resp.Services, &berthv1.ServiceSummary{Service: svc, DesiredTasks: desired, RunningTasks: running})
+	}
+	return resp, nil
+}
+
+// ListTasks lists tasks, by default those desired to run or still running.
+func (s *Server) ListTasks(ctx context.Context, req *berthv1.ListTasksRequest) (*berthv1.ListTasksResponse, error) {
+	var tasks []*berthv1.Task
+	if req.NodeId != "" {
+		tasks = s.cfg.Cache.NodeTasks(req.NodeId)
+	} else {
+		tasks = s.cfg.Cache.Tasks()
+	}
+	resp := &berthv1.ListTasksResponse{}
+	for _, t := range tasks {
+		if (req.Namespace != "" && t.Namespace != req.Namespace) || (req.App != "" && t.App != req.App) || (req.Service != "" && t.Service != req.Service) {
+			continue
+		}
+		if !req.All && t.DesiredState != berthv1.TaskState_TASK_STATE_RUNNING && !taskstate.Live(t) {
+			continue
+		}
+		if !req.All && t.DesiredState == berthv1.TaskState_TASK_STATE_RUNNING && taskstate.Terminal(t.GetStatus().GetState()) {
+			continue
+		}
+		resp.Tasks = append(resp.Tasks, t)
+	}
+	sort.Slice(resp.Tasks, func(i, j int) bool {
+		a, b := resp.Tasks[i], resp.Tasks[j]
+		if ka, kb := a.Namespace+"/"+a.App+"/"+a.Service, b.Namespace+"/"+b.App+"/"+b.Service; ka != kb {
+			return ka < kb
+		}
+		if a.Slot != b.Slot {
+			return a.Slot < b.Slot
+		}
+		return a.GetMeta().GetCreatedAt().AsTime().After(b.GetMeta().GetCreatedAt().AsTime())
+	})
+	return resp, nil
+}
+
+// ListNodes lists the nodes.
+func (s *Server) ListNodes(ctx context.Context, req *berthv1.ListNodesRequest) (*berthv1.ListNodesResponse, error) {
+	return &berthv1.ListNodesResponse{Nodes: s.cfg.Cache.Nodes()}, nil
+}
+
+// JoinToken returns the token agents join with.
+func (s *Server) JoinToken(ctx context.Context, req *berthv1.JoinTokenRequest) (*berthv1.JoinTokenResponse, error) {
+	token, expires, err := s.cfg.Authority.JoinToken(ctx, req.Rotate, req.GetTtl().AsDuration())
+	if err != nil {
+		return nil, storeError(err)
+	}
+	resp := &berthv1.JoinTokenResponse{Token: token}
+	if !expires.IsZero() {
+		resp.ExpiresAt = timestamppb.New(expires)
+	}
+	return resp, nil
+}
+
+// Version tells what the server runs.
+func (s *Server) Version(ctx context.Context, req *berthv1.VersionRequest) (*berthv1.VersionResponse, error) {
+	return &berthv1.VersionResponse{
+		Version:       version.String(),
+		GoVersion:     runtime.Version(),
+		EtcdEndpoints: s.cfg.EtcdEndpoints,
+		ClusterId:     s.cfg.Authority.ClusterID(),
+	}, nil
+}
+
+// ListEvents returns recent events, newest last.
+func (s *Server) ListEvents(ctx context.Context, req *berthv1.ListEventsRequest) (*berthv1.ListEventsResponse, error) {
+	limit := int64(req.Limit)
+	if limit == 0 {
+		limit = 100
+	}
+	events, err := s.cfg.Store.RecentEvents(ctx, limit)
+	if err != nil {
+		return nil, storeError(err)
+	}
+	return &berthv1.ListEventsResponse{Events: events}, nil
+}
+
+// Watch streams changes to the nodes, services and tasks asked for.
+func (s *Server) Watch(req *berthv1.WatchRequest, stream berthv1.ClusterService_WatchServer) error {
+	sub := s.cfg.Cache.Subscribe()
+	defer s.cfg.Cache.Unsubscribe(sub)
+	match := func(ns, app string) bool {
+		return (req.Namespace == "" || req.Namespace == ns) && (req.App == "" || req.App == app)
+	}
+	ctx := stream.Context()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-sub.Ready():
+		}
+		events, overflowed := sub.Drain()
+		if overflowed {
+			return status.Error(codes.ResourceExhausted, "the watch fell too far behind; start it again")
+		}
+		for _, ev := range events {
+			out := &berthv1.WatchEvent{Action: berthv1.WatchAction_WATCH_ACTION_PUT}
+			if ev.Action == store.ActionDelete {
+				out.Action = berthv1.WatchAction_WATCH_ACTION_DELETE
+			}
+			switch o := ev.Object.(type) {
+			case *berthv1.Node:
+				out.Object = &berthv1.WatchEvent_Node{Node: o}
+			case *berthv1.Service:
+				if !match(o.Namespace, o.App) {
+					continue
+				}
+				out.Object = &berthv1.WatchEvent_Service{Service: o}
+			case *berthv1.Task:
+				if !match(o.Namespace, o.App) {
+					continue
+				}
+				out.Object = &berthv1.WatchEvent_Task{Task: o}
+			default:
+				continue
+			}
+			if err := stream.Send(out); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// nodeName returns the name of node id, or the id.
+func (s *Server) nodeName(id string) string {
+	if n, ok := s.cfg.Cache.Node(id); ok {
+		return n.Name
+	}
+	return id
+}

@@ -1,0 +1,135 @@
+package apiserver
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	berthv1 "github.com/berthproject/berth/api/berth/v1"
+	"github.com/berthproject/berth/api/validation"
+	"github.com/berthproject/berth/controlplane/store"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// applyAttempts bounds the retries of an Apply that raced another writer.
+const applyAttempts = 5
+
+// Apply makes an app's services exactly the requested ones, in one
+// transaction, after validating everything.
+func (s *Server) Apply(ctx context.Context, req *berthv1.ApplyRequest) (*berthv1.ApplyResponse, error) {
+	req.Namespace = namespaceOf(req.Namespace)
+	for _, svc := range req.Services {
+		validation.Normalize(svc.GetSpec())
+	}
+	if errs := validation.ValidateApply(req); len(errs) > 0 {
+		return nil, errs.GRPCStatus().Err()
+	}
+	for attempt := 0; ; attempt++ {
+		resp, txn := s.plan(req, time.Now())
+		if req.DryRun || txn.Len() == 0 {
+			return resp, nil
+		}
+		rev, err := s.cfg.Store.Commit(ctx, txn)
+		if errors.Is(err, store.ErrConflict) && attempt < applyAttempts {
+			// Another writer got in first: catch up and plan again.
+			if err := s.cfg.Cache.WaitRevision(ctx, s.cfg.Cache.Revision()+1); err != nil {
+				return nil, storeError(err)
+			}
+			continue
+		}
+		if err != nil {
+			return nil, storeError(err)
+		}
+		s.log.Info("app applied", "namespace", req.Namespace, "app", req.App, "changes", txn.Len())
+		return resp, storeError(s.cfg.Cache.WaitRevision(ctx, rev))
+	}
+}
+
+// plan compares the request with the stored services and returns the
+// changes with the transaction that makes them.
+func (s *Server) plan(req *berthv1.ApplyRequest, now time.Time) (*berthv1.ApplyResponse, *store.Txn) {
+	ns, app := req.Namespace, req.App
+	existing := map[string]*berthv1.Service{}
+	for _, svc := range s.cfg.Cache.Services(store.AppServicesPrefix(ns, app)) {
+		existing[svc.Name] = svc
+	}
+	ts := timestamppb.New(now)
+	resp := &berthv1.ApplyResponse{}
+	txn := &store.Txn{}
+	for _, want := range req.Services {
+		key := store.ServiceKey(ns, app, want.Name)
+		cur, ok := existing[want.Name]
+		delete(existing, want.Name)
+		if !ok {
+			txn.Create(key, &berthv1.Service{
+				Meta:        &berthv1.Meta{Id: store.NewID(), CreatedAt: ts, UpdatedAt: ts},
+				Namespace:   ns,
+				App:         app,
+				Name:        want.Name,
+				Spec:        want.Spec,
+				SpecVersion: 1,
+			})
+			resp.Changes = append(resp.Changes, &berthv1.ServiceChange{Service: want.Name, Action: berthv1.ChangeAction_CHANGE_ACTION_CREATE})
+			continue
+		}
+		fields := changedFields(cur.Spec, want.Spec)
+		if len(fields) == 0 {
+			resp.Changes = append(resp.Changes, &berthv1.ServiceChange{Service: want.Name, Action: berthv1.ChangeAction_CHANGE_ACTION_UNCHANGED})
+			continue
+		}
+		next := proto.Clone(cur).(*berthv1.Service)
+		next.Spec = want.Spec
+		next.Meta.UpdatedAt = ts
+		// Only a change to what runs in the container makes new tasks;
+		// replicas alone scale the tasks that exist.
+		if !onlyScaling(fields) {
+			next.SpecVersion++
+		}
+		txn.Update(key, next)
+		resp.Changes = append(resp.Changes, &berthv1.ServiceChange{Service: want.Name, Action: berthv1.ChangeAction_CHANGE_ACTION_UPDATE, Fields: fields})
+	}
+	for name, cur := range existing {
+		txn.Delete(store.ServiceKey(ns, app, name), cur.GetMeta().GetVersion())
+		resp.Changes = append(resp.Changes, &berthv1.ServiceChange{Service: name, Action: berthv1.ChangeAction_CHANGE_ACTION_REMOVE})
+	}
+	return resp, txn
+}
+
+// changedFields names the top-level spec fields that differ.
+func changedFields(a, b *berthv1.ServiceSpec) []string {
+	var out []string
+	ra, rb := a.ProtoReflect(), b.ProtoReflect()
+	fields := ra.Descriptor().Fields()
+	for i := 0; i < fields.Len(); i++ {
+		f := fields.Get(i)
+		if !equalField(f, ra, rb) {
+			out = append(out, string(f.Name()))
+		}
+	}
+	return out
+}
+
+func equalField(f protoreflect.FieldDescriptor, a, b protoreflect.Message) bool {
+	if a.Has(f) != b.Has(f) {
+		return false
+	}
+	if !a.Has(f) {
+		return true
+	}
+	ma := (&berthv1.ServiceSpec{}).ProtoReflect()
+	mb := (&berthv1.ServiceSpec{}).ProtoReflect()
+	ma.Set(f, a.Get(f))
+	mb.Set(f, b.Get(f))
+	return proto.Equal(ma.Interface(), mb.Interface())
+}
+
+func onlyScaling(fields []string) bool {
+	for _, f := range fields {
+		if f != "replicas" {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,347 @@
+// Package dispatcher serves the agents: it admits new nodes (Join), keeps
+// one session stream per connected agent, sends each node the tasks
+// assigned to it as they change, and writes the agents' status reports to
+// the store in batches.
+package dispatcher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	berthv1 "github.com/berthproject/berth/api/berth/v1"
+	"github.com/berthproject/berth/api/identity"
+	"github.com/berthproject/berth/api/taskstate"
+	"github.com/berthproject/berth/controlplane/ca"
+	"github.com/berthproject/berth/controlplane/store"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+)
+
+// Config holds what the dispatcher needs.
+type Config struct {
+	Store     *store.Store
+	Cache     *store.Cache
+	Authority *ca.Authority
+	Log       *slog.Logger
+	// HeartbeatPeriod is how often agents report that they are alive.
+	HeartbeatPeriod time.Duration
+	// Subnets hands out container subnets to nodes.
+	Subnets *SubnetPool
+}
+
+// Dispatcher implements berthv1.AgentServiceServer.
+type Dispatcher struct {
+	berthv1.UnimplementedAgentServiceServer
+	cfg Config
+	log *slog.Logger
+
+	mu       sync.Mutex
+	sessions map[string]*session
+
+	reports *reportQueue
+	beats   *heartbeats
+}
+
+// New returns a dispatcher; Run must run for sessions to get updates.
+func New(cfg Config) *Dispatcher {
+	if cfg.HeartbeatPeriod == 0 {
+		cfg.HeartbeatPeriod = 2 * time.Second
+	}
+	return &Dispatcher{
+		cfg:      cfg,
+		log:      cfg.Log,
+		sessions: map[string]*session{},
+		reports:  newReportQueue(),
+		beats:    newHeartbeats(),
+	}
+}
+
+// Run routes task changes to sessions and writes status reports until ctx
+// ends.
+func (d *Dispatcher) Run(ctx context.Context) error {
+	sub := d.cfg.Cache.Subscribe()
+	defer d.cfg.Cache.Unsubscribe(sub)
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); d.writeReports(ctx) }()
+	go func() { defer wg.Done(); d.writeHeartbeats(ctx) }()
+	defer wg.Wait()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-sub.Ready():
+		}
+		events, overflowed := sub.Drain()
+		if overflowed {
+			d.resyncAll()
+			continue
+		}
+		for _, ev := range events {
+			switch ev.Kind {
+			case store.KindResync:
+				d.resyncAll()
+			case store.KindTask:
+				d.route(ev)
+			}
+		}
+	}
+}
+
+// route sends a task change to the session of every node it concerns.
+func (d *Dispatcher) route(ev store.Event) {
+	t := ev.Object.(*berthv1.Task)
+	var old *berthv1.Task
+	if ev.Old != nil {
+		old = ev.Old.(*berthv1.Task)
+	}
+	if old != nil && old.NodeId != "" && old.NodeId != t.NodeId {
+		d.send(old.NodeId, nil, old.GetMeta().GetId())
+	}
+	if t.NodeId == "" || t.GetStatus().GetState() < berthv1.TaskState_TASK_STATE_ASSIGNED {
+		return
+	}
+	if ev.Action == store.ActionDelete {
+		d.send(t.NodeId, nil, t.GetMeta().GetId())
+		return
+	}
+	// Status the agent itself reported needs no echo: only what the agent
+	// must act on is sent.
+	if old != nil && old.NodeId == t.NodeId && old.DesiredState == t.DesiredState &&
+		old.SpecVersion == t.SpecVersion && old.GetStatus().GetState() >= berthv1.TaskState_TASK_STATE_ASSIGNED {
+		return
+	}
+	d.send(t.NodeId, t, "")
+}
+
+func (d *Dispatcher) send(nodeID string, t *berthv1.Task, removed string) {
+	d.mu.Lock()
+	s := d.sessions[nodeID]
+	d.mu.Unlock()
+	if s != nil {
+		s.queue(t, removed)
+	}
+}
+
+func (d *Dispatcher) resyncAll() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for id, s := range d.sessions {
+		s.queueFull(d.assigned(id))
+	}
+}
+
+// assigned is the set of tasks node id must know of.
+func (d *Dispatcher) assigned(nodeID string) []*berthv1.Task {
+	var out []*berthv1.Task
+	for _, t := range d.cfg.Cache.NodeTasks(nodeID) {
+		if t.GetStatus().GetState() >= berthv1.TaskState_TASK_STATE_ASSIGNED {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// Join admits a new node: it checks the join token and signs the node's
+// certificate request.
+func (d *Dispatcher) Join(ctx context.Context, req *berthv1.JoinRequest) (*berthv1.JoinResponse, error) {
+	if err := d.cfg.Authority.ValidateToken(ctx, req.Token); err != nil {
+		d.log.Warn("refused a join", "node", req.NodeName, "err", err)
+		return nil, status.Error(codes.PermissionDenied, err.Error())
+	}
+	if req.NodeName == "" {
+		return nil, status.Error(codes.InvalidArgument, "node name is empty: start the agent with --name")
+	}
+	id := store.NewID()
+	for _, n := range d.cfg.Cache.Nodes() {
+		if n.Name != req.NodeName {
+			continue
+		}
+		if d.connected(n.GetMeta().GetId()) {
+			return nil, status.Errorf(codes.AlreadyExists, "node name %q is used by a connected node (%s): give this agent another --name", req.NodeName, n.GetMeta().GetId())
+		}
+		// The same machine joining again (its data dir was wiped) keeps
+		// its node id, so its history and placement carry over.
+		id = n.GetMeta().GetId()
+	}
+	cert, err := d.cfg.Authority.SignNode(req.Csr, id)
+	if err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "signing the node certificate: %v", err)
+	}
+	d.log.Info("node joined", "node", req.NodeName, "id", id)
+	return &berthv1.JoinResponse{NodeId: id, Certificate: cert, CaCertificate: d.cfg.Authority.CACertPEM()}, nil
+}
+
+func (d *Dispatcher) connected(nodeID string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	_, ok := d.sessions[nodeID]
+	return ok
+}
+
+// Session runs one agent's stream.
+func (d *Dispatcher) Session(stream berthv1.AgentService_SessionServer) error {
+	ctx := stream.Context()
+	who, ok := identity.FromContext(ctx)
+	if !ok || who.Role != identity.RoleNode {
+		return status.Error(codes.PermissionDenied, "sessions need a node certificate: join the cluster first")
+	}
+	first, err := stream.Recv()
+	if err != nil {
+		return err
+	}
+	hello := first.GetHello()
+	if hello == nil {
+		return status.Error(codes.InvalidArgument, "a session must start with hello")
+	}
+	node, err := d.register(ctx, who.ID, hello.GetDescription())
+	if err != nil {
+		return status.Errorf(codes.Internal, "registering node: %v", err)
+	}
+	d.reports.add(who.ID, hello.GetTasks())
+
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	s := newSession(who.ID, cancel)
+	d.mu.Lock()
+	if prev := d.sessions[who.ID]; prev != nil {
+		prev.cancel()
+	}
+	d.sessions[who.ID] = s
+	d.mu.Unlock()
+	defer d.unregister(s)
+	d.beats.seen(who.ID, nil)
+
+	if err := stream.Send(&berthv1.ServerMessage{Message: &berthv1.ServerMessage_Welcome{Welcome: &berthv1.SessionWelcome{
+		NodeId:          who.ID,
+		Subnet:          node.Subnet,
+		HeartbeatPeriod: durationpb.New(d.cfg.HeartbeatPeriod),
+	}}}); err != nil {
+		return err
+	}
+	s.queueFull(d.assigned(who.ID))
+	d.log.Info("agent connected", "node", node.Name, "id", who.ID, "address", node.Address)
+
+	errc := make(chan error, 1)
+	go func() { errc <- d.receive(sctx, who.ID, stream) }()
+	sendErr := s.sendLoop(sctx, stream)
+	cancel()
+	recvErr := <-errc
+	if errors.Is(sendErr, context.Canceled) {
+		sendErr = nil
+	}
+	d.log.Info("agent disconnected", "node", node.Name, "id", who.ID, "err", errors.Join(sendErr, recvErr))
+	return sendErr
+}
+
+func (d *Dispatcher) receive(ctx context.Context, nodeID string, stream berthv1.AgentService_SessionServer) error {
+	for {
+		msg, err := stream.Recv()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		switch m := msg.Message.(type) {
+		case *berthv1.AgentMessage_Status:
+			d.reports.add(nodeID, m.Status.GetTasks())
+		case *berthv1.AgentMessage_Heartbeat:
+			var images []string
+			if m.Heartbeat.GetImagesChanged() {
+				images = append([]string{}, m.Heartbeat.GetImages()...)
+			}
+			d.beats.seen(nodeID, images)
+		}
+	}
+}
+
+// unregister ends s and marks its node unreachable, unless a newer session
+// of the same node took over.
+func (d *Dispatcher) unregister(s *session) {
+	d.mu.Lock()
+	current := d.sessions[s.nodeID] == s
+	if current {
+		delete(d.sessions, s.nodeID)
+	}
+	d.mu.Unlock()
+	if !current {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := d.setNodeStatus(ctx, s.nodeID, berthv1.NodeStatus_NODE_STATUS_UNREACHABLE, "agent disconnected"); err != nil {
+		d.log.Warn("marking node unreachable", "id", s.nodeID, "err", err)
+	}
+}
+
+func (d *Dispatcher) setNodeStatus(ctx context.Context, id string, st berthv1.NodeStatus, msg string) error {
+	n, ok := d.cfg.Cache.Node(id)
+	if !ok {
+		return nil
+	}
+	_, err := d.cfg.Store.Update(ctx, []store.Change{{Key: store.NodeKey(id), Current: n, Apply: func(o store.Object) bool {
+		n := o.(*berthv1.Node)
+		if n.Status == st && n.StatusMessage == msg {
+			return false
+		}
+		n.Status, n.StatusMessage = st, msg
+		return true
+	}}})
+	return err
+}
+
+// writeReports writes queued status reports, many tasks per transaction,
+// until ctx ends.
+func (d *Dispatcher) writeReports(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-d.reports.ready:
+		}
+		batch := d.reports.take()
+		if len(batch) == 0 {
+			continue
+		}
+		if err := d.applyReports(ctx, batch); err != nil && ctx.Err() == nil {
+			d.log.Warn("writing task status", "tasks", len(batch), "err", err)
+		}
+	}
+}
+
+func (d *Dispatcher) applyReports(ctx context.Context, batch map[string]*pendingReports) error {
+	now := time.Now()
+	changes := make([]store.Change, 0, len(batch))
+	for id, p := range batch {
+		t, ok := d.cfg.Cache.Task(id)
+		if !ok || t.NodeId != p.nodeID {
+			// A report for a task this node does not hold (deleted, or
+			// moved away) changes nothing.
+			continue
+		}
+		reports := p.statuses
+		changes = append(changes, store.Change{
+			Key:     store.TaskKey(t.Namespace, t.App, t.Service, id),
+			Current: t,
+			Apply: func(o store.Object) bool {
+				t := o.(*berthv1.Task)
+				changed := false
+				for _, st := range reports {
+					changed = taskstate.Advance(t, cloneStatus(st), now) || changed
+				}
+				return changed
+			},
+		})
+	}
+	_, err := d.cfg.Store.Update(ctx, changes)
+	if err != nil {
+		return fmt.Errorf("%d task updates: %w", len(changes), err)
+	}
+	return nil
+}

@@ -1,0 +1,164 @@
+package dispatcher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	berthv1 "github.com/berthproject/berth/api/berth/v1"
+	"github.com/berthproject/berth/controlplane/store"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// heartbeatWritePeriod is how often heartbeat times and image lists reach
+// the store: often enough for `berth node ls`, rarely enough that a
+// thousand nodes cost one transaction every few seconds.
+const heartbeatWritePeriod = 5 * time.Second
+
+// SubnetPool hands out one container subnet per node from a cluster range.
+type SubnetPool struct {
+	mu     sync.Mutex
+	prefix netip.Prefix
+	bits   int
+}
+
+// NewSubnetPool splits cidr into subnets of size /bits.
+func NewSubnetPool(cidr string, bits int) (*SubnetPool, error) {
+	p, err := netip.ParsePrefix(cidr)
+	if err != nil {
+		return nil, fmt.Errorf("container address range %q: %w", cidr, err)
+	}
+	if !p.Addr().Is4() || bits <= p.Bits() || bits > 30 {
+		return nil, fmt.Errorf("container address range %q: need an IPv4 range larger than /%d", cidr, bits)
+	}
+	return &SubnetPool{prefix: p.Masked(), bits: bits}, nil
+}
+
+// next returns the first subnet not in used.
+func (p *SubnetPool) next(used map[string]bool) (string, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	step := uint32(1) << (32 - p.bits)
+	base := p.prefix.Addr().As4()
+	start := uint32(base[0])<<24 | uint32(base[1])<<16 | uint32(base[2])<<8 | uint32(base[3])
+	count := uint32(1) << (p.bits - p.prefix.Bits())
+	for i := uint32(0); i < count; i++ {
+		a := start + i*step
+		s := netip.PrefixFrom(netip.AddrFrom4([4]byte{byte(a >> 24), byte(a >> 16), byte(a >> 8), byte(a)}), p.bits).String()
+		if !used[s] {
+			return s, nil
+		}
+	}
+	return "", fmt.Errorf("every /%d subnet of %s is in use", p.bits, p.prefix)
+}
+
+// register creates or refreshes the node of a connecting agent and makes
+// sure it has a subnet.
+func (d *Dispatcher) register(ctx context.Context, id string, desc *berthv1.NodeDescription) (*berthv1.Node, error) {
+	for attempt := 0; attempt < 5; attempt++ {
+		now := timestamppb.Now()
+		cur, exists := d.cfg.Cache.Node(id)
+		if !exists {
+			// The cache may lag a node written by another server.
+			n := &berthv1.Node{}
+			if err := d.cfg.Store.Get(ctx, store.NodeKey(id), n); err == nil {
+				cur, exists = n, true
+			} else if !errors.Is(err, store.ErrNotFound) {
+				return nil, err
+			}
+		}
+		var next *berthv1.Node
+		if exists {
+			next = proto.Clone(cur).(*berthv1.Node)
+		} else {
+			next = &berthv1.Node{
+				Meta:         &berthv1.Meta{Id: id, CreatedAt: now},
+				Availability: berthv1.NodeAvailability_NODE_AVAILABILITY_ACTIVE,
+			}
+		}
+		next.Meta.UpdatedAt = now
+		next.Name = desc.GetName()
+		next.Hostname = desc.GetHostname()
+		next.Address = desc.GetAddress()
+		next.Labels = desc.GetLabels()
+		next.Capacity = desc.GetCapacity()
+		next.Platform = desc.GetPlatform()
+		next.Images = desc.GetImages()
+		next.AgentVersion = desc.GetAgentVersion()
+		next.Status = berthv1.NodeStatus_NODE_STATUS_READY
+		next.StatusMessage = ""
+		next.LastHeartbeat = now
+
+		var txn store.Txn
+		if next.Subnet == "" {
+			used := map[string]bool{}
+			for _, n := range d.cfg.Cache.Nodes() {
+				used[n.Subnet] = true
+			}
+			s, err := d.cfg.Subnets.next(used)
+			if err != nil {
+				return nil, err
+			}
+			next.Subnet = s
+			// Claiming the subnet in the same transaction keeps two
+			// nodes registering at once from taking the same one.
+			txn.Create(store.SubnetKey(s), &berthv1.Meta{Id: id})
+		}
+		if exists {
+			txn.Update(store.NodeKey(id), next)
+		} else {
+			txn.Create(store.NodeKey(id), next)
+		}
+		rev, err := d.cfg.Store.Commit(ctx, &txn)
+		if errors.Is(err, store.ErrConflict) {
+			if err := d.cfg.Cache.WaitRevision(ctx, d.cfg.Cache.Revision()+1); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		return next, d.cfg.Cache.WaitRevision(ctx, rev)
+	}
+	return nil, fmt.Errorf("node %s: %w", id, store.ErrConflict)
+}
+
+// writeHeartbeats records heartbeat times and image lists every period.
+func (d *Dispatcher) writeHeartbeats(ctx context.Context) {
+	tick := time.NewTicker(heartbeatWritePeriod)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		last, images := d.beats.take()
+		var changes []store.Change
+		for id, at := range last {
+			n, ok := d.cfg.Cache.Node(id)
+			if !ok {
+				continue
+			}
+			imgs, imagesChanged := images[id]
+			at := at
+			changes = append(changes, store.Change{Key: store.NodeKey(id), Current: n, Apply: func(o store.Object) bool {
+				n := o.(*berthv1.Node)
+				n.LastHeartbeat = timestamppb.New(at)
+				if imagesChanged && !slices.Equal(n.Images, imgs) {
+					n.Images = imgs
+				}
+				return true
+			}})
+		}
+		if _, err := d.cfg.Store.Update(ctx, changes); err != nil && ctx.Err() == nil {
+			d.log.Warn("writing heartbeats", "nodes", len(changes), "err", err)
+		}
+	}
+}

@@ -1,0 +1,107 @@
+package dispatcher
+
+import (
+	"context"
+	"sync"
+
+	berthv1 "github.com/berthproject/berth/api/berth/v1"
+	"google.golang.org/protobuf/proto"
+)
+
+// session is one connected agent's outgoing queue. Changes queue without
+// blocking the router and leave as one Assignments message per send.
+type session struct {
+	nodeID string
+	cancel context.CancelFunc
+
+	mu      sync.Mutex
+	full    bool
+	tasks   map[string]*berthv1.Task
+	removed map[string]bool
+	ready   chan struct{}
+}
+
+func newSession(nodeID string, cancel context.CancelFunc) *session {
+	return &session{
+		nodeID:  nodeID,
+		cancel:  cancel,
+		tasks:   map[string]*berthv1.Task{},
+		removed: map[string]bool{},
+		ready:   make(chan struct{}, 1),
+	}
+}
+
+func (s *session) signal() {
+	select {
+	case s.ready <- struct{}{}:
+	default:
+	}
+}
+
+// queue adds one change: a task to run or update, or a task id to forget.
+func (s *session) queue(t *berthv1.Task, removed string) {
+	s.mu.Lock()
+	if t != nil {
+		id := t.GetMeta().GetId()
+		s.tasks[id] = t
+		delete(s.removed, id)
+	}
+	if removed != "" {
+		delete(s.tasks, removed)
+		s.removed[removed] = true
+	}
+	s.mu.Unlock()
+	s.signal()
+}
+
+// queueFull replaces whatever is queued with the node's whole task set.
+func (s *session) queueFull(tasks []*berthv1.Task) {
+	s.mu.Lock()
+	s.full = true
+	s.tasks = make(map[string]*berthv1.Task, len(tasks))
+	for _, t := range tasks {
+		s.tasks[t.GetMeta().GetId()] = t
+	}
+	s.removed = map[string]bool{}
+	s.mu.Unlock()
+	s.signal()
+}
+
+func (s *session) take() *berthv1.Assignments {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.full && len(s.tasks) == 0 && len(s.removed) == 0 {
+		return nil
+	}
+	a := &berthv1.Assignments{Full: s.full}
+	for _, t := range s.tasks {
+		// The cache's objects are shared; marshalling reads them only,
+		// but the message must not alias memory another goroutine may
+		// hand out again, so it carries its own copies.
+		a.Tasks = append(a.Tasks, proto.Clone(t).(*berthv1.Task))
+	}
+	for id := range s.removed {
+		a.Removed = append(a.Removed, id)
+	}
+	s.full = false
+	s.tasks = map[string]*berthv1.Task{}
+	s.removed = map[string]bool{}
+	return a
+}
+
+func (s *session) sendLoop(ctx context.Context, stream berthv1.AgentService_SessionServer) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-s.ready:
+		}
+		a := s.take()
+		if a == nil {
+			continue
+		}
+		if err := stream.Send(&berthv1.ServerMessage{Message: &berthv1.ServerMessage_Assignments{Assignments: a}}); err != nil {
+			return err
+		}
+	}
+}

@@ -1,0 +1,133 @@
+// Package orchestrator turns services into tasks. The leader runs it: it
+// compares each service with its tasks and creates, replaces, stops and
+// forgets tasks until they match, then places pending tasks on nodes with
+// the scheduler. It reacts to the store's cache events and writes through
+// the store; it never talks to agents.
+package orchestrator
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	berthv1 "github.com/berthproject/berth/api/berth/v1"
+	"github.com/berthproject/berth/controlplane/store"
+)
+
+// historyLimit is how many finished tasks each slot keeps, for ps -a and
+// the restart policy's attempt count.
+const historyLimit = 5
+
+// Orchestrator reconciles services and tasks.
+type Orchestrator struct {
+	store *store.Store
+	cache *store.Cache
+	log   *slog.Logger
+	now   func() time.Time
+}
+
+// New returns an orchestrator writing to s and reading c.
+func New(s *store.Store, c *store.Cache, log *slog.Logger) *Orchestrator {
+	return &Orchestrator{store: s, cache: c, log: log, now: time.Now}
+}
+
+// Run reconciles until ctx ends.
+func (o *Orchestrator) Run(ctx context.Context) error {
+	sub := o.cache.Subscribe()
+	defer o.cache.Unsubscribe(sub)
+	select {
+	case <-o.cache.Synced():
+	case <-ctx.Done():
+		return nil
+	}
+	all := true
+	dirty := map[string]bool{}
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		var wake time.Time
+		var err error
+		if all {
+			wake, err = o.reconcileAll(ctx)
+		} else if len(dirty) > 0 {
+			wake, err = o.reconcileServices(ctx, dirty)
+		}
+		if err == nil {
+			err = o.place(ctx)
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			// Conflicts and lost connections heal on the next pass, which
+			// the retry timer forces.
+			o.log.Warn("orchestrator pass failed; retrying", "err", err)
+			wake = o.now().Add(500 * time.Millisecond)
+			all = true
+		} else {
+			all = false
+		}
+		dirty = map[string]bool{}
+		if !wake.IsZero() {
+			timer.Reset(max(wake.Sub(o.now()), time.Millisecond))
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-timer.C:
+			all = true
+		case <-sub.Ready():
+		}
+		events, overflowed := sub.Drain()
+		if overflowed {
+			all = true
+		}
+		for _, ev := range events {
+			switch ev.Kind {
+			case store.KindResync, store.KindNode:
+				all = true
+			case store.KindService:
+				dirty[ev.Object.GetMeta().GetId()] = true
+			case store.KindTask:
+				dirty[ev.Object.(*berthv1.Task).ServiceId] = true
+			}
+		}
+	}
+}
+
+// reconcileAll reconciles every service and every task whose service is
+// gone, returning when the next restart is due (zero for none).
+func (o *Orchestrator) reconcileAll(ctx context.Context) (time.Time, error) {
+	ids := map[string]bool{}
+	for _, s := range o.cache.Services(store.ServicesPrefix) {
+		ids[s.GetMeta().GetId()] = true
+	}
+	for _, t := range o.cache.Tasks() {
+		ids[t.ServiceId] = true
+	}
+	return o.reconcileServices(ctx, ids)
+}
+
+func (o *Orchestrator) reconcileServices(ctx context.Context, ids map[string]bool) (time.Time, error) {
+	byID := map[string]*berthv1.Service{}
+	for _, s := range o.cache.Services(store.ServicesPrefix) {
+		if ids[s.GetMeta().GetId()] {
+			byID[s.GetMeta().GetId()] = s
+		}
+	}
+	nodes := o.cache.Nodes()
+	var w writes
+	var wake time.Time
+	for id := range ids {
+		tasks := o.cache.ServiceTasks(id)
+		svc := byID[id]
+		if svc == nil {
+			o.removeTasks(tasks, &w)
+			continue
+		}
+		if next := o.reconcile(svc, tasks, nodes, &w); !next.IsZero() && (wake.IsZero() || next.Before(wake)) {
+			wake = next
+		}
+	}
+	return wake, w.commit(ctx, o.store)
+}

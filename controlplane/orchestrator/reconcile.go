@@ -1,0 +1,207 @@
+package orchestrator
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"time"
+
+	berthv1 "github.com/berthproject/berth/api/berth/v1"
+	"github.com/berthproject/berth/api/constraint"
+	"github.com/berthproject/berth/api/taskstate"
+	"github.com/berthproject/berth/controlplane/store"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// slotKey names the place a task fills: its slot number for replicated
+// services, its node for global ones.
+func slotKey(t *berthv1.Task) string {
+	if t.Slot > 0 {
+		return strconv.FormatUint(t.Slot, 10)
+	}
+	return "node:" + t.NodeId
+}
+
+// reconcile brings one service's tasks in line with its spec, adding the
+// writes to w. It returns when a delayed restart is due.
+func (o *Orchestrator) reconcile(svc *berthv1.Service, tasks []*berthv1.Task, nodes []*berthv1.Node, w *writes) time.Time {
+	now := o.now()
+	slots := map[string][]*berthv1.Task{}
+	for _, t := range tasks {
+		slots[slotKey(t)] = append(slots[slotKey(t)], t)
+	}
+	// wanted maps each slot the spec asks for to the node it is pinned to
+	// (global mode) or "" (replicated).
+	wanted := map[string]string{}
+	slotNumber := map[string]uint64{}
+	if svc.GetSpec().GetMode() == berthv1.ServiceMode_SERVICE_MODE_GLOBAL {
+		for _, n := range eligibleNodes(svc, nodes) {
+			wanted["node:"+n.GetMeta().GetId()] = n.GetMeta().GetId()
+		}
+	} else {
+		for i := uint64(1); i <= svc.GetSpec().GetReplicas(); i++ {
+			k := strconv.FormatUint(i, 10)
+			wanted[k] = ""
+			slotNumber[k] = i
+		}
+	}
+	var wake time.Time
+	for key, node := range wanted {
+		ts := slots[key]
+		sortNewestFirst(ts)
+		var active []*berthv1.Task
+		var ended []*berthv1.Task
+		for _, t := range ts {
+			switch {
+			case taskstate.Active(t):
+				active = append(active, t)
+			case taskstate.Terminal(t.GetStatus().GetState()):
+				ended = append(ended, t)
+			}
+		}
+		if len(active) > 0 {
+			// Keep the newest; anything else in the slot is surplus.
+			for _, t := range active[1:] {
+				w.shutdown(t, "surplus task in its slot")
+			}
+			if active[0].SpecVersion != svc.SpecVersion {
+				w.shutdown(active[0], "replaced by a new version of the service")
+				w.create(newTask(svc, slotNumber[key], node, now))
+			}
+		} else if !hasStopping(ts) {
+			switch {
+			case len(ended) == 0:
+				w.create(newTask(svc, slotNumber[key], node, now))
+			default:
+				d := decideRestart(svc.GetSpec().GetRestartPolicy(), ended, now)
+				if d.restart && !d.at.After(now) {
+					w.create(newTask(svc, slotNumber[key], node, now))
+				} else if d.restart && (wake.IsZero() || d.at.Before(wake)) {
+					wake = d.at
+				}
+			}
+		}
+		pruneHistory(ts, w)
+	}
+	for key, ts := range slots {
+		if _, ok := wanted[key]; ok {
+			continue
+		}
+		// A slot no longer wanted: scaled down, or its node left.
+		for _, t := range ts {
+			if taskstate.Active(t) {
+				w.shutdown(t, "no longer wanted by the service")
+			}
+		}
+		o.removeTasks(ts, w)
+	}
+	return wake
+}
+
+// hasStopping reports whether a task of the slot is still being stopped:
+// the replacement waits for it, so a slot never runs two containers that
+// both believe they are the one.
+func hasStopping(ts []*berthv1.Task) bool {
+	for _, t := range ts {
+		if t.DesiredState != berthv1.TaskState_TASK_STATE_RUNNING && taskstate.Live(t) && t.GetStatus().GetState() >= berthv1.TaskState_TASK_STATE_ASSIGNED {
+			return true
+		}
+	}
+	return false
+}
+
+func sortNewestFirst(ts []*berthv1.Task) {
+	sort.Slice(ts, func(i, j int) bool {
+		a, b := ts[i].GetMeta().GetCreatedAt().AsTime(), ts[j].GetMeta().GetCreatedAt().AsTime()
+		if !a.Equal(b) {
+			return a.After(b)
+		}
+		return ts[i].GetMeta().GetId() > ts[j].GetMeta().GetId()
+	})
+}
+
+// pruneHistory forgets the oldest finished tasks of a slot past the limit.
+// ts is newest first.
+func pruneHistory(ts []*berthv1.Task, w *writes) {
+	kept := 0
+	for _, t := range ts {
+		if !taskstate.Terminal(t.GetStatus().GetState()) {
+			continue
+		}
+		if kept < historyLimit {
+			kept++
+			continue
+		}
+		w.remove(t)
+	}
+}
+
+// removeTasks stops and forgets tasks nobody wants any more: those still
+// live are told to shut down; those finished, or that never reached a
+// node, are deleted.
+func (o *Orchestrator) removeTasks(ts []*berthv1.Task, w *writes) {
+	for _, t := range ts {
+		st := t.GetStatus().GetState()
+		_, nodeKnown := o.cache.Node(t.NodeId)
+		switch {
+		case taskstate.Terminal(st), st < berthv1.TaskState_TASK_STATE_ASSIGNED, !nodeKnown:
+			w.remove(t)
+		case t.DesiredState == berthv1.TaskState_TASK_STATE_RUNNING:
+			w.shutdown(t, "its service was removed")
+		}
+	}
+}
+
+// eligibleNodes are the nodes a global service runs on.
+func eligibleNodes(svc *berthv1.Service, nodes []*berthv1.Node) []*berthv1.Node {
+	cs, err := constraint.ParseAll(svc.GetSpec().GetPlacement().GetConstraints())
+	if err != nil {
+		return nil
+	}
+	var out []*berthv1.Node
+	for _, n := range nodes {
+		if n.Status == berthv1.NodeStatus_NODE_STATUS_DOWN {
+			continue
+		}
+		if a := n.Availability; a == berthv1.NodeAvailability_NODE_AVAILABILITY_DRAIN {
+			continue
+		}
+		ok := true
+		for _, c := range cs {
+			ok = ok && c.Match(n)
+		}
+		if ok {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func newTask(svc *berthv1.Service, slot uint64, node string, now time.Time) *berthv1.Task {
+	ts := timestamppb.New(now)
+	return &berthv1.Task{
+		Meta:         &berthv1.Meta{Id: store.NewID(), CreatedAt: ts, UpdatedAt: ts},
+		Namespace:    svc.Namespace,
+		App:          svc.App,
+		Service:      svc.Name,
+		ServiceId:    svc.GetMeta().GetId(),
+		Slot:         slot,
+		SpecVersion:  svc.SpecVersion,
+		Spec:         svc.Spec,
+		NodeId:       node,
+		DesiredState: berthv1.TaskState_TASK_STATE_RUNNING,
+		Status:       &berthv1.TaskStatus{State: berthv1.TaskState_TASK_STATE_PENDING, Timestamp: ts},
+		History: []*berthv1.StateTransition{
+			{State: berthv1.TaskState_TASK_STATE_NEW, At: ts},
+			{State: berthv1.TaskState_TASK_STATE_PENDING, At: ts},
+		},
+	}
+}
+
+func taskKey(t *berthv1.Task) string {
+	return store.TaskKey(t.Namespace, t.App, t.Service, t.GetMeta().GetId())
+}
+
+func describe(t *berthv1.Task) string {
+	return fmt.Sprintf("%s/%s/%s.%s", t.Namespace, t.App, t.Service, slotKey(t))
+}

@@ -1,0 +1,80 @@
+package orchestrator
+
+import (
+	"context"
+
+	berthv1 "github.com/berthproject/berth/api/berth/v1"
+	"github.com/berthproject/berth/controlplane/store"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// writes gathers one pass's changes so they reach etcd in few transactions.
+type writes struct {
+	creates []*berthv1.Task
+	changes []store.Change
+	removes []*berthv1.Task
+	seen    map[string]bool
+}
+
+func (w *writes) once(t *berthv1.Task) bool {
+	if w.seen == nil {
+		w.seen = map[string]bool{}
+	}
+	id := t.GetMeta().GetId()
+	if w.seen[id] {
+		return false
+	}
+	w.seen[id] = true
+	return true
+}
+
+func (w *writes) create(t *berthv1.Task) { w.creates = append(w.creates, t) }
+
+func (w *writes) shutdown(t *berthv1.Task, why string) {
+	if !w.once(t) {
+		return
+	}
+	w.changes = append(w.changes, store.Change{Key: taskKey(t), Current: t, Apply: func(o store.Object) bool {
+		t := o.(*berthv1.Task)
+		if t.DesiredState == berthv1.TaskState_TASK_STATE_SHUTDOWN {
+			return false
+		}
+		t.DesiredState = berthv1.TaskState_TASK_STATE_SHUTDOWN
+		t.GetMeta().UpdatedAt = timestamppb.Now()
+		if t.Status != nil && t.Status.Message == "" {
+			t.Status.Message = why
+		}
+		return true
+	}})
+}
+
+func (w *writes) remove(t *berthv1.Task) {
+	if w.once(t) {
+		w.removes = append(w.removes, t)
+	}
+}
+
+func (w *writes) commit(ctx context.Context, s *store.Store) error {
+	for start := 0; start < len(w.creates); start += store.MaxTxnOps {
+		var txn store.Txn
+		for _, t := range w.creates[start:min(start+store.MaxTxnOps, len(w.creates))] {
+			txn.Create(taskKey(t), t)
+		}
+		if _, err := s.Commit(ctx, &txn); err != nil {
+			return err
+		}
+	}
+	if _, err := s.Update(ctx, w.changes); err != nil {
+		return err
+	}
+	for start := 0; start < len(w.removes); start += store.MaxTxnOps {
+		var txn store.Txn
+		for _, t := range w.removes[start:min(start+store.MaxTxnOps, len(w.removes))] {
+			txn.Delete(taskKey(t), 0)
+		}
+		if _, err := s.Commit(ctx, &txn); err != nil {
+			return err
+		}
+	}
+	return nil
+}
