@@ -1,0 +1,136 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	berthv1 "github.com/berthproject/berth/api/berth/v1"
+	"github.com/berthproject/berth/api/compose"
+	"github.com/berthproject/berth/api/validation"
+)
+
+func newApplyCommand(o *rootOptions) *cobra.Command {
+	var (
+		files    []string
+		project  string
+		profiles []string
+		dryRun   bool
+	)
+	cmd := &cobra.Command{
+		Use:   "apply [-f FILE...]",
+		Short: "Create or update an app from Compose files",
+		Long: `Make an app exactly what its Compose files describe.
+
+The files are merged in order, later ones overriding earlier ones, with
+variables interpolated from the environment and .env. Without -f, the
+compose.yaml (or compose.yml) of the working directory or its nearest parent
+is used, with its override file. The app is named by -p, else by the files'
+"name:", else by the directory of the first file.
+
+New services are created, changed ones are rolled out, and services of the
+app that the files no longer mention are removed. Nothing is written when
+anything is invalid: every problem is listed with its file, service and
+field. --dry-run shows what would change without changing it.`,
+		Example: `  # Run the app described in ./compose.yaml
+  berth apply
+
+  # Merge an override file, name the app, enable a profile
+  berth apply -f compose.yaml -f compose.prod.yaml -p shop --profile debug
+
+  # See what would change
+  berth apply -f compose.yaml --dry-run`,
+		GroupID: groupApps,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			stderr := cmd.ErrOrStderr()
+			p, err := compose.Load(ctx, compose.Options{Files: files, Project: project, Profiles: profiles})
+			if err != nil {
+				return reportInvalid(stderr, err)
+			}
+			for _, w := range p.Warnings {
+				fmt.Fprintf(stderr, "warning: %s\n", w)
+			}
+			c, err := o.connect(cmd)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			resp, err := c.Apply(ctx, &berthv1.ApplyRequest{
+				Namespace: c.namespace,
+				App:       p.App,
+				Services:  p.Services,
+				DryRun:    dryRun,
+			})
+			if err != nil {
+				return reportInvalid(stderr, fmt.Errorf("apply %s: %w", p.App, err))
+			}
+			out := cmd.OutOrStdout()
+			for _, ch := range resp.GetChanges() {
+				fmt.Fprintln(out, changeLine(ch, dryRun))
+			}
+			if dryRun {
+				fmt.Fprintln(stderr, "dry run: nothing was changed")
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringArrayVarP(&files, "file", "f", nil, "Compose file; repeat to merge several (default: ./compose.yaml)")
+	cmd.Flags().StringVarP(&project, "app", "p", "", "app name (default: the files' name, else the first file's directory)")
+	// Compose users type --project-name; it means the same as --app.
+	cmd.Flags().SetNormalizeFunc(func(f *pflag.FlagSet, name string) pflag.NormalizedName {
+		if name == "project-name" {
+			name = "app"
+		}
+		return pflag.NormalizedName(name)
+	})
+	cmd.Flags().StringArrayVar(&profiles, "profile", nil, "enable services of this Compose profile; repeat for several")
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "validate and show the changes without making them")
+	return cmd
+}
+
+// reportInvalid prints every validation problem in err, one a line, and
+// returns an error saying nothing was changed; other errors pass through.
+func reportInvalid(w io.Writer, err error) error {
+	errs, ok := validation.FromError(err)
+	if !ok || len(errs) == 0 {
+		return err
+	}
+	for _, fe := range errs {
+		fmt.Fprintf(w, "error: %s\n", fe.Error())
+	}
+	problems := "problems"
+	if len(errs) == 1 {
+		problems = "problem"
+	}
+	return fmt.Errorf("%d %s found; nothing was changed", len(errs), problems)
+}
+
+// changeLine says what Apply did (or, in a dry run, would do) to a service:
+// "service web created", "service worker updated (replicas, image)".
+func changeLine(ch *berthv1.ServiceChange, dryRun bool) string {
+	var verb string
+	switch ch.GetAction() {
+	case berthv1.ChangeAction_CHANGE_ACTION_CREATE:
+		verb = "created"
+	case berthv1.ChangeAction_CHANGE_ACTION_UPDATE:
+		verb = "updated"
+		if len(ch.GetFields()) > 0 {
+			verb += " (" + strings.Join(ch.GetFields(), ", ") + ")"
+		}
+	case berthv1.ChangeAction_CHANGE_ACTION_REMOVE:
+		verb = "removed"
+	case berthv1.ChangeAction_CHANGE_ACTION_UNCHANGED:
+		return "service " + ch.GetService() + " unchanged"
+	default:
+		verb = "changed"
+	}
+	if dryRun {
+		verb = "would be " + verb
+	}
+	return "service " + ch.GetService() + " " + verb
+}

@@ -1,0 +1,265 @@
+package cli
+
+import (
+	"cmp"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	berthv1 "github.com/berthproject/berth/api/berth/v1"
+)
+
+func newGetCommand(o *rootOptions) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "get apps|services|nodes [NAME]",
+		Short: "List apps, services or nodes",
+		Long: `List the apps or services of the namespace, or the nodes of the cluster.
+
+With NAME, list only that one: an app name, a service as APP/SERVICE (or an
+app name to list its services), or a node name or ID.`,
+		Example: `  # Apps and how many of their tasks run
+  berth get apps
+
+  # Services of one app, as YAML
+  berth get services shop -o yaml
+
+  # Nodes of the cluster
+  berth get nodes`,
+		GroupID: groupApps,
+	}
+	cmd.AddCommand(newGetAppsCommand(o), newGetServicesCommand(o), newGetNodesCommand(o, "nodes", []string{"node", "no"}))
+	requireSubcommand(cmd)
+	return cmd
+}
+
+// newNodeCommand is "berth node", whose "ls" is "berth get nodes".
+func newNodeCommand(o *rootOptions) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "node",
+		Short:   "Manage the nodes of the cluster",
+		GroupID: groupCluster,
+	}
+	ls := newGetNodesCommand(o, "ls", []string{"list"})
+	ls.Example = "  berth node ls\n  berth node ls -o json"
+	cmd.AddCommand(ls)
+	requireSubcommand(cmd)
+	return cmd
+}
+
+// appRow is one app as "berth get apps" shows it.
+type appRow struct {
+	Name     string   `json:"name"`
+	Services []string `json:"services"`
+	Desired  uint64   `json:"desired"`
+	Running  uint64   `json:"running"`
+}
+
+func newGetAppsCommand(o *rootOptions) *cobra.Command {
+	var out *outputFormat
+	cmd := &cobra.Command{
+		Use:     "apps [NAME]",
+		Aliases: []string{"app"},
+		Short:   "List apps: their services and running/desired tasks",
+		Args:    cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := o.connect(cmd)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			resp, err := c.ListApps(cmd.Context(), &berthv1.ListAppsRequest{Namespace: c.namespace})
+			if err != nil {
+				return fmt.Errorf("list apps: %w", err)
+			}
+			rows := []appRow{}
+			for _, a := range resp.GetApps() {
+				if len(args) == 1 && a.GetName() != args[0] {
+					continue
+				}
+				services := a.GetServices()
+				if services == nil {
+					services = []string{}
+				}
+				rows = append(rows, appRow{Name: a.GetName(), Services: services, Desired: a.GetDesiredTasks(), Running: a.GetRunningTasks()})
+			}
+			if len(args) == 1 && len(rows) == 0 {
+				return fmt.Errorf("no app %q in namespace %q", args[0], c.namespace)
+			}
+			slices.SortFunc(rows, func(a, b appRow) int { return cmp.Compare(a.Name, b.Name) })
+			return printList(cmd.OutOrStdout(), *out, rows, func(w io.Writer) {
+				fmt.Fprintln(w, "NAME\tSERVICES\tTASKS")
+				for _, r := range rows {
+					fmt.Fprintf(w, "%s\t%d\t%d/%d\n", r.Name, len(r.Services), r.Running, r.Desired)
+				}
+			})
+		},
+	}
+	out = addOutputFlag(cmd)
+	return cmd
+}
+
+// serviceRow is one service as "berth get services" shows it.
+type serviceRow struct {
+	ID   string `json:"id"`
+	App  string `json:"app"`
+	Name string `json:"name"`
+	Mode string `json:"mode"`
+	// Replicas is the number of tasks wanted (for global services, one per
+	// eligible node); Running how many of them run.
+	Replicas uint64 `json:"replicas"`
+	Running  uint64 `json:"running"`
+	Image    string `json:"image"`
+	Ports    []port `json:"ports"`
+}
+
+func newGetServicesCommand(o *rootOptions) *cobra.Command {
+	var out *outputFormat
+	cmd := &cobra.Command{
+		Use:     "services [APP | APP/SERVICE]",
+		Aliases: []string{"service", "svc"},
+		Short:   "List services: mode, running/desired replicas, image and ports",
+		Args:    cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var app, name string
+			if len(args) == 1 {
+				var err error
+				if app, name, err = splitAppService(args[0]); err != nil {
+					return err
+				}
+			}
+			c, err := o.connect(cmd)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			resp, err := c.ListServices(cmd.Context(), &berthv1.ListServicesRequest{Namespace: c.namespace, App: app})
+			if err != nil {
+				return fmt.Errorf("list services: %w", err)
+			}
+			rows := []serviceRow{}
+			for _, s := range resp.GetServices() {
+				svc := s.GetService()
+				if name != "" && svc.GetName() != name {
+					continue
+				}
+				rows = append(rows, serviceRow{
+					ID:       svc.GetMeta().GetId(),
+					App:      svc.GetApp(),
+					Name:     svc.GetName(),
+					Mode:     serviceModeWord(svc.GetSpec().GetMode()),
+					Replicas: s.GetDesiredTasks(),
+					Running:  s.GetRunningTasks(),
+					Image:    svc.GetSpec().GetImage(),
+					Ports:    specPorts(svc.GetSpec().GetPorts()),
+				})
+			}
+			if len(args) == 1 && len(rows) == 0 {
+				return fmt.Errorf("no service %q in namespace %q", args[0], c.namespace)
+			}
+			slices.SortFunc(rows, func(a, b serviceRow) int {
+				return cmp.Or(cmp.Compare(a.App, b.App), cmp.Compare(a.Name, b.Name))
+			})
+			return printList(cmd.OutOrStdout(), *out, rows, func(w io.Writer) {
+				fmt.Fprintln(w, "NAME\tMODE\tREPLICAS\tIMAGE\tPORTS")
+				for _, r := range rows {
+					fmt.Fprintf(w, "%s/%s\t%s\t%d/%d\t%s\t%s\n", r.App, r.Name, r.Mode, r.Running, r.Replicas, r.Image, portsColumn(r.Ports))
+				}
+			})
+		},
+	}
+	out = addOutputFlag(cmd)
+	return cmd
+}
+
+// nodeRow is one node as "berth get nodes" shows it.
+type nodeRow struct {
+	ID           string            `json:"id"`
+	Name         string            `json:"name"`
+	Status       string            `json:"status"`
+	Availability string            `json:"availability"`
+	Address      string            `json:"address"`
+	Labels       map[string]string `json:"labels"`
+	// CPU is in cores, Memory in bytes.
+	CPU           float64 `json:"cpu"`
+	Memory        int64   `json:"memory"`
+	LastHeartbeat string  `json:"lastHeartbeat"`
+	Message       string  `json:"message,omitempty"`
+
+	heartbeat string
+	milliCPU  int64
+}
+
+func newGetNodesCommand(o *rootOptions, use string, aliases []string) *cobra.Command {
+	var out *outputFormat
+	cmd := &cobra.Command{
+		Use:     use + " [NAME]",
+		Aliases: aliases,
+		Short:   "List nodes: status, availability, address, capacity and labels",
+		Args:    cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := o.connect(cmd)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			resp, err := c.ListNodes(cmd.Context(), &berthv1.ListNodesRequest{})
+			if err != nil {
+				return fmt.Errorf("list nodes: %w", err)
+			}
+			now := time.Now()
+			rows := []nodeRow{}
+			for _, n := range resp.GetNodes() {
+				id := n.GetMeta().GetId()
+				if len(args) == 1 && n.GetName() != args[0] && !strings.HasPrefix(id, args[0]) {
+					continue
+				}
+				labels := n.GetLabels()
+				if labels == nil {
+					labels = map[string]string{}
+				}
+				rows = append(rows, nodeRow{
+					ID:            id,
+					Name:          n.GetName(),
+					Status:        nodeStatusWord(n.GetStatus()),
+					Availability:  availabilityWord(n.GetAvailability()),
+					Address:       n.GetAddress(),
+					Labels:        labels,
+					CPU:           cores(n.GetCapacity().GetMilliCpus()),
+					Memory:        n.GetCapacity().GetMemoryBytes(),
+					LastHeartbeat: rfc3339(n.GetLastHeartbeat()),
+					Message:       n.GetStatusMessage(),
+					heartbeat:     ago(now, n.GetLastHeartbeat()),
+					milliCPU:      n.GetCapacity().GetMilliCpus(),
+				})
+			}
+			if len(args) == 1 && len(rows) == 0 {
+				return fmt.Errorf("no node %q; see `berth node ls`", args[0])
+			}
+			slices.SortFunc(rows, func(a, b nodeRow) int { return cmp.Or(cmp.Compare(a.Name, b.Name), cmp.Compare(a.ID, b.ID)) })
+			return printList(cmd.OutOrStdout(), *out, rows, func(w io.Writer) {
+				fmt.Fprintln(w, "ID\tNAME\tSTATUS\tAVAILABILITY\tADDRESS\tCPU\tMEMORY\tLABELS\tLAST HEARTBEAT")
+				for _, r := range rows {
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", shortID(r.ID), r.Name, r.Status, r.Availability,
+						r.Address, coresColumn(r.milliCPU), bytesColumn(r.Memory), labelsColumn(r.Labels), r.heartbeat)
+				}
+			})
+		},
+	}
+	out = addOutputFlag(cmd)
+	return cmd
+}
+
+// labelsColumn shows labels as k=v pairs sorted by key.
+func labelsColumn(labels map[string]string) string {
+	keys := slices.Sorted(maps.Keys(labels))
+	pairs := make([]string, len(keys))
+	for i, k := range keys {
+		pairs[i] = k + "=" + labels[k]
+	}
+	return strings.Join(pairs, ",")
+}

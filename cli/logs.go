@@ -1,0 +1,203 @@
+package cli
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	berthv1 "github.com/berthproject/berth/api/berth/v1"
+)
+
+func newLogsCommand(o *rootOptions) *cobra.Command {
+	var (
+		follow bool
+		tail   string
+	)
+	cmd := &cobra.Command{
+		Use:   "logs APP/SERVICE[.SLOT] | TASK-ID",
+		Short: "Show the output of a service's or a task's containers",
+		Long: `Show what the containers of a service, of one slot of it, or of one task
+wrote to stdout and stderr. When several tasks are shown, each line starts
+with the task it came from: "service.slot@node | ". Lines the container wrote
+to stderr go to stderr.`,
+		Example: `  # Everything the web service's tasks wrote so far
+  berth logs shop/web
+
+  # Follow replica 2, starting from its last 20 lines
+  berth logs shop/web.2 -f --tail 20
+
+  # One task, by a prefix of its ID (see berth ps)
+  berth logs 3f9a2c`,
+		GroupID: groupApps,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			n, err := parseTail(tail)
+			if err != nil {
+				return err
+			}
+			c, err := o.connect(cmd)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			ctx := cmd.Context()
+			req := &berthv1.LogsRequest{Namespace: c.namespace, Follow: follow, Tail: n}
+			tasks, err := logTarget(cmd, c, args[0], req)
+			if err != nil {
+				return err
+			}
+			names, err := c.nodeNames(ctx)
+			if err != nil {
+				return err
+			}
+			stream, err := c.Logs(ctx, req)
+			if err != nil {
+				return fmt.Errorf("logs of %s: %w", args[0], err)
+			}
+			p := logPrinter{stdout: cmd.OutOrStdout(), stderr: cmd.ErrOrStderr(), nodeNames: names, prefixed: len(tasks) > 1}
+			for {
+				e, err := stream.Recv()
+				if errors.Is(err, io.EOF) || isCanceled(ctx, err) {
+					return nil
+				}
+				if err != nil {
+					return fmt.Errorf("logs of %s: %w", args[0], err)
+				}
+				p.print(e)
+			}
+		},
+	}
+	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep streaming new output until interrupted")
+	cmd.Flags().StringVar(&tail, "tail", "all", `number of lines to show from the end of each task's output, or "all"`)
+	return cmd
+}
+
+func parseTail(s string) (int64, error) {
+	if s == "all" || s == "" {
+		return -1, nil
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("--tail %q is not a number of lines or \"all\"", s)
+	}
+	return n, nil
+}
+
+// logTarget fills req from APP/SERVICE, APP/SERVICE.SLOT or a task ID
+// prefix, and returns the tasks whose output will be shown.
+func logTarget(cmd *cobra.Command, c *cluster, ref string, req *berthv1.LogsRequest) ([]*berthv1.Task, error) {
+	ctx := cmd.Context()
+	if !strings.Contains(ref, "/") {
+		resp, err := c.ListTasks(ctx, &berthv1.ListTasksRequest{Namespace: c.namespace, All: true})
+		if err != nil {
+			return nil, fmt.Errorf("list tasks: %w", err)
+		}
+		var found []*berthv1.Task
+		for _, t := range resp.GetTasks() {
+			if strings.HasPrefix(t.GetMeta().GetId(), ref) {
+				found = append(found, t)
+			}
+		}
+		switch len(found) {
+		case 0:
+			return nil, fmt.Errorf("no task with ID %q in namespace %q; name a service as APP/SERVICE, or see `berth ps -a`", ref, c.namespace)
+		case 1:
+		default:
+			return nil, fmt.Errorf("task ID prefix %q matches %d tasks; give more of the ID", ref, len(found))
+		}
+		t := found[0]
+		req.App, req.Service, req.TaskId = t.GetApp(), t.GetService(), t.GetMeta().GetId()
+		return found, nil
+	}
+
+	app, service, err := splitAppService(ref)
+	if err != nil || service == "" {
+		return nil, fmt.Errorf("%q is not APP/SERVICE, APP/SERVICE.SLOT or a task ID", ref)
+	}
+	var slot uint64
+	if i := strings.LastIndexByte(service, '.'); i > 0 {
+		if n, err := strconv.ParseUint(service[i+1:], 10, 64); err == nil && n > 0 {
+			service, slot = service[:i], n
+		}
+	}
+	req.App, req.Service = app, service
+	resp, err := c.ListTasks(ctx, &berthv1.ListTasksRequest{Namespace: c.namespace, App: app, Service: service, All: true})
+	if err != nil {
+		return nil, fmt.Errorf("list tasks: %w", err)
+	}
+	tasks := resp.GetTasks()
+	if slot == 0 {
+		return tasks, nil
+	}
+	// Several tasks may have held the slot; show the one meant to run now,
+	// else the newest.
+	var pick *berthv1.Task
+	for _, t := range tasks {
+		if t.GetSlot() != slot {
+			continue
+		}
+		if pick == nil || betterLogTask(t, pick) {
+			pick = t
+		}
+	}
+	if pick == nil {
+		return nil, fmt.Errorf("service %s/%s has no task in slot %d; see `berth ps %s/%s -a`", app, service, slot, app, service)
+	}
+	req.TaskId = pick.GetMeta().GetId()
+	return []*berthv1.Task{pick}, nil
+}
+
+func betterLogTask(t, than *berthv1.Task) bool {
+	tr := t.GetDesiredState() == berthv1.TaskState_TASK_STATE_RUNNING
+	thanR := than.GetDesiredState() == berthv1.TaskState_TASK_STATE_RUNNING
+	if tr != thanR {
+		return tr
+	}
+	return t.GetMeta().GetCreatedAt().AsTime().After(than.GetMeta().GetCreatedAt().AsTime())
+}
+
+// logPrinter writes log entries, prefixed with their task when several
+// tasks are shown.
+type logPrinter struct {
+	stdout, stderr io.Writer
+	nodeNames      map[string]string
+	prefixed       bool
+}
+
+func (p *logPrinter) print(e *berthv1.LogEntry) {
+	w := p.stdout
+	if e.GetStream() == berthv1.LogStream_LOG_STREAM_STDERR {
+		w = p.stderr
+	}
+	line := e.GetLine()
+	var buf bytes.Buffer
+	if p.prefixed {
+		buf.WriteString(logPrefix(e, p.nodeNames))
+	}
+	buf.Write(line)
+	if !bytes.HasSuffix(line, []byte("\n")) {
+		buf.WriteByte('\n')
+	}
+	// One write per line keeps lines whole when stdout and stderr are the
+	// same terminal.
+	w.Write(buf.Bytes())
+}
+
+// logPrefix is "service.slot@node | ", or "service@node | " for a global
+// service's task, which has no slot.
+func logPrefix(e *berthv1.LogEntry, nodeNames map[string]string) string {
+	node := nodeNames[e.GetNodeId()]
+	if node == "" {
+		node = shortID(e.GetNodeId())
+	}
+	name := e.GetService()
+	if e.GetSlot() > 0 {
+		name = fmt.Sprintf("%s.%d", name, e.GetSlot())
+	}
+	return fmt.Sprintf("%s@%s | ", name, node)
+}

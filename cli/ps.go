@@ -1,0 +1,186 @@
+package cli
+
+import (
+	"cmp"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	berthv1 "github.com/berthproject/berth/api/berth/v1"
+)
+
+// taskRow is one task as "berth ps" shows it.
+type taskRow struct {
+	ID           string `json:"id"`
+	App          string `json:"app"`
+	Service      string `json:"service"`
+	Slot         uint64 `json:"slot"`
+	Node         string `json:"node"`
+	NodeID       string `json:"nodeId"`
+	State        string `json:"state"`
+	DesiredState string `json:"desiredState"`
+	// Since is when the task entered its current state (RFC 3339).
+	Since    string `json:"since"`
+	Error    string `json:"error"`
+	Message  string `json:"message"`
+	ExitCode int32  `json:"exitCode"`
+	Ports    []port `json:"ports"`
+
+	since      string // table form, "12s ago"
+	running    bool   // desired to run, for sorting current tasks first
+	stateNanos int64
+}
+
+func newPsCommand(o *rootOptions) *cobra.Command {
+	var (
+		all  bool
+		node string
+		out  *outputFormat
+	)
+	cmd := &cobra.Command{
+		Use:   "ps [APP[/SERVICE]]",
+		Short: "List tasks (the containers of services)",
+		Long: `List the tasks of the namespace, of one app, or of one service.
+
+Each task is one container of a service: its slot (replica number), the node
+it was placed on, its observed and desired state, and the ports it publishes.
+A task that no node can take stays pending; the ERROR column says why.
+By default only tasks that are meant to run are listed; --all adds finished
+and replaced ones.`,
+		Example: `  # Tasks of every app in the namespace
+  berth ps
+
+  # Tasks of one service, including the ones it replaced
+  berth ps shop/web --all
+
+  # Tasks on one node, as JSON
+  berth ps --node node-1 -o json`,
+		GroupID: groupApps,
+		Args:    cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			req := &berthv1.ListTasksRequest{All: all}
+			if len(args) == 1 {
+				var err error
+				if req.App, req.Service, err = splitAppService(args[0]); err != nil {
+					return err
+				}
+			}
+			c, err := o.connect(cmd)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			ctx := cmd.Context()
+			req.Namespace = c.namespace
+			if node != "" {
+				if req.NodeId, err = c.resolveNode(ctx, node); err != nil {
+					return err
+				}
+			}
+			resp, err := c.ListTasks(ctx, req)
+			if err != nil {
+				return fmt.Errorf("list tasks: %w", err)
+			}
+			names, err := c.nodeNames(ctx)
+			if err != nil {
+				return err
+			}
+			rows := taskRows(resp.GetTasks(), names, time.Now())
+			return printList(cmd.OutOrStdout(), *out, rows, func(w io.Writer) {
+				fmt.Fprintln(w, "ID\tSERVICE\tSLOT\tNODE\tSTATE\tDESIRED\tSINCE\tPORTS\tERROR")
+				for _, r := range rows {
+					slot := "-"
+					if r.Slot > 0 {
+						slot = fmt.Sprint(r.Slot)
+					}
+					fmt.Fprintf(w, "%s\t%s/%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
+						shortID(r.ID), r.App, r.Service, slot, r.Node, r.State, r.DesiredState,
+						r.since, portsColumn(r.Ports), r.tableError())
+				}
+			})
+		},
+	}
+	cmd.Flags().BoolVarP(&all, "all", "a", false, "include finished and replaced tasks")
+	cmd.Flags().StringVar(&node, "node", "", "only tasks on this node (name or ID)")
+	out = addOutputFlag(cmd)
+	return cmd
+}
+
+// tableError is the ERROR column: the error, or for a pending task the
+// reason it is waiting (such as "no suitable node (...)").
+func (r taskRow) tableError() string {
+	if r.Error != "" {
+		return r.Error
+	}
+	if r.State == taskStateWord(berthv1.TaskState_TASK_STATE_PENDING) {
+		return r.Message
+	}
+	return ""
+}
+
+// taskRows converts tasks to rows sorted by app, service and slot; within a
+// slot, tasks meant to run come first, then the newest.
+func taskRows(tasks []*berthv1.Task, nodeNames map[string]string, now time.Time) []taskRow {
+	rows := make([]taskRow, 0, len(tasks))
+	for _, t := range tasks {
+		st := t.GetStatus()
+		ports := bindingPorts(st.GetPorts())
+		if len(ports) == 0 {
+			ports = specPorts(t.GetSpec().GetPorts())
+		}
+		rows = append(rows, taskRow{
+			ID:           t.GetMeta().GetId(),
+			App:          t.GetApp(),
+			Service:      t.GetService(),
+			Slot:         t.GetSlot(),
+			Node:         nodeNames[t.GetNodeId()],
+			NodeID:       t.GetNodeId(),
+			State:        taskStateWord(st.GetState()),
+			DesiredState: taskStateWord(t.GetDesiredState()),
+			Since:        rfc3339(st.GetTimestamp()),
+			Error:        st.GetErr(),
+			Message:      st.GetMessage(),
+			ExitCode:     st.GetExitCode(),
+			Ports:        ports,
+			since:        ago(now, st.GetTimestamp()),
+			running:      t.GetDesiredState() == berthv1.TaskState_TASK_STATE_RUNNING,
+			stateNanos:   st.GetTimestamp().AsTime().UnixNano(),
+		})
+	}
+	slices.SortFunc(rows, func(a, b taskRow) int {
+		return cmp.Or(
+			cmp.Compare(a.App, b.App),
+			cmp.Compare(a.Service, b.Service),
+			cmp.Compare(a.Slot, b.Slot),
+			cmp.Compare(a.Node, b.Node),
+			compareBool(b.running, a.running),
+			cmp.Compare(b.stateNanos, a.stateNanos),
+			cmp.Compare(a.ID, b.ID),
+		)
+	})
+	return rows
+}
+
+func compareBool(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case !a:
+		return -1
+	default:
+		return 1
+	}
+}
+
+// splitAppService parses APP or APP/SERVICE.
+func splitAppService(s string) (app, service string, err error) {
+	app, service, _ = strings.Cut(s, "/")
+	if app == "" || strings.Contains(service, "/") || (strings.Contains(s, "/") && service == "") {
+		return "", "", fmt.Errorf("%q is not APP or APP/SERVICE", s)
+	}
+	return app, service, nil
+}

@@ -1,0 +1,199 @@
+// Package cli holds the berth command line: the root command with its global
+// flags and the client commands (apply, ps, get, logs, ...) that talk to the
+// cluster API.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"google.golang.org/grpc"
+
+	berthv1 "github.com/berthproject/berth/api/berth/v1"
+	"github.com/berthproject/berth/cli/config"
+)
+
+// defaultNamespace is used when neither -n nor the config names one.
+const defaultNamespace = "default"
+
+// rootOptions are the global flags, shared by every client command.
+type rootOptions struct {
+	configPath string
+	namespace  string
+}
+
+// NewRoot returns the berth command with its global flags (--config,
+// -n/--namespace) and every client command. extra commands (the server,
+// agent and dev roles) are added beside them; they can read the config path
+// with ConfigPath.
+//
+// Errors are not printed by the command: run it with Execute, which prints
+// them once, cleanly.
+func NewRoot(extra ...*cobra.Command) *cobra.Command {
+	o := &rootOptions{}
+	root := &cobra.Command{
+		Use:   "berth",
+		Short: "Run and manage applications on a Berth cluster",
+		Long: `Berth runs Compose applications on a cluster of machines.
+
+Start a one-machine cluster with "berth dev", describe your application in a
+Compose file, and run it with "berth apply -f compose.yaml". The client
+commands find the cluster through the config file that "berth dev" and
+"berth server" write (~/.berth/config, or $BERTH_CONFIG).`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.PersistentFlags().StringVar(&o.configPath, "config", config.DefaultPath(), "path of the Berth config file (server address and credentials)")
+	root.PersistentFlags().StringVarP(&o.namespace, "namespace", "n", "", `namespace to work in (default: the config's namespace, else "default")`)
+	root.AddGroup(
+		&cobra.Group{ID: groupApps, Title: "Application commands:"},
+		&cobra.Group{ID: groupCluster, Title: "Cluster commands:"},
+	)
+	for _, c := range []*cobra.Command{
+		newApplyCommand(o),
+		newPsCommand(o),
+		newGetCommand(o),
+		newLogsCommand(o),
+		newDeleteCommand(o),
+		newImageCommand(o),
+		newNodeCommand(o),
+		newJoinTokenCommand(o),
+		newVersionCommand(o),
+	} {
+		root.AddCommand(c)
+	}
+	root.AddCommand(extra...)
+	return root
+}
+
+const (
+	groupApps    = "apps"
+	groupCluster = "cluster"
+)
+
+// ConfigPath returns the value of the --config flag as seen by cmd, a
+// command under the root made by NewRoot.
+func ConfigPath(cmd *cobra.Command) string {
+	if f := cmd.Flags().Lookup("config"); f != nil {
+		return f.Value.String()
+	}
+	return config.DefaultPath()
+}
+
+// Execute runs root with ctx (cancel it on SIGINT/SIGTERM to stop streaming
+// commands such as "logs -f"), prints any error to root's error output as
+// "berth: ..." and returns the process exit code.
+func Execute(ctx context.Context, root *cobra.Command) int {
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return 0
+	}
+	if !errors.Is(err, errReported) {
+		fmt.Fprintf(root.ErrOrStderr(), "berth: %s\n", userMessage(err))
+	}
+	return 1
+}
+
+// errReported is returned by commands that already printed why they failed
+// and only need a non-zero exit.
+var errReported = errors.New("failure already reported")
+
+// requireSubcommand makes a command that only groups subcommands fail on an
+// unknown one, instead of printing its help and succeeding.
+func requireSubcommand(cmd *cobra.Command) {
+	cmd.Args = cobra.ArbitraryArgs
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			return cmd.Help()
+		}
+		var names []string
+		for _, c := range cmd.Commands() {
+			if c.IsAvailableCommand() {
+				names = append(names, c.Name())
+			}
+		}
+		return fmt.Errorf("unknown command %q for %q: use one of %s", args[0], cmd.CommandPath(), strings.Join(names, ", "))
+	}
+}
+
+// cluster is a connection to the cluster API for one command run.
+type cluster struct {
+	berthv1.ClusterServiceClient
+	conn      *grpc.ClientConn
+	cfg       *config.Config
+	namespace string
+}
+
+// connect loads the config and dials the server. The namespace is -n when
+// given, else the config's, else "default".
+func (o *rootOptions) connect(cmd *cobra.Command) (*cluster, error) {
+	cfg, err := config.Load(o.configPath)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := cfg.Dial(cmd.Context(),
+		grpc.WithChainUnaryInterceptor(unaryErrors(cfg.Server)),
+		grpc.WithChainStreamInterceptor(streamErrors(cfg.Server)),
+	)
+	if err != nil {
+		return nil, err
+	}
+	ns := o.namespace
+	if !cmd.Flags().Changed("namespace") {
+		ns = cfg.Namespace
+	}
+	if ns == "" {
+		ns = defaultNamespace
+	}
+	return &cluster{
+		ClusterServiceClient: berthv1.NewClusterServiceClient(conn),
+		conn:                 conn,
+		cfg:                  cfg,
+		namespace:            ns,
+	}, nil
+}
+
+// Close closes the connection.
+func (c *cluster) Close() error { return c.conn.Close() }
+
+// nodeNames maps node IDs to names, for commands that show where tasks run.
+func (c *cluster) nodeNames(ctx context.Context) (map[string]string, error) {
+	resp, err := c.ListNodes(ctx, &berthv1.ListNodesRequest{})
+	if err != nil {
+		return nil, fmt.Errorf("list nodes: %w", err)
+	}
+	names := make(map[string]string, len(resp.GetNodes()))
+	for _, n := range resp.GetNodes() {
+		names[n.GetMeta().GetId()] = n.GetName()
+	}
+	return names, nil
+}
+
+// resolveNode turns a node name or ID (or unique ID prefix) into its ID.
+func (c *cluster) resolveNode(ctx context.Context, ref string) (string, error) {
+	resp, err := c.ListNodes(ctx, &berthv1.ListNodesRequest{})
+	if err != nil {
+		return "", fmt.Errorf("list nodes: %w", err)
+	}
+	var byPrefix []string
+	for _, n := range resp.GetNodes() {
+		id := n.GetMeta().GetId()
+		if n.GetName() == ref || id == ref {
+			return id, nil
+		}
+		if len(ref) >= 3 && len(id) > len(ref) && id[:len(ref)] == ref {
+			byPrefix = append(byPrefix, id)
+		}
+	}
+	switch len(byPrefix) {
+	case 1:
+		return byPrefix[0], nil
+	case 0:
+		return "", fmt.Errorf("no node named %q; see `berth node ls`", ref)
+	default:
+		return "", fmt.Errorf("node ID prefix %q matches %d nodes; give more of the ID or the node name", ref, len(byPrefix))
+	}
+}
