@@ -1,0 +1,267 @@
+// Package controlplane assembles a Berth server: etcd (embedded or
+// external), the store and its cache, the cluster CA, the gRPC API for
+// clients and agents, and, on the elected leader, the orchestrator.
+package controlplane
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	berthv1 "github.com/berthproject/berth/api/berth/v1"
+	"github.com/berthproject/berth/api/identity"
+	"github.com/berthproject/berth/cli/config"
+	"github.com/berthproject/berth/controlplane/apiserver"
+	"github.com/berthproject/berth/controlplane/ca"
+	"github.com/berthproject/berth/controlplane/dispatcher"
+	"github.com/berthproject/berth/controlplane/etcd"
+	"github.com/berthproject/berth/controlplane/orchestrator"
+	"github.com/berthproject/berth/controlplane/store"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/keepalive"
+)
+
+// Config says how to run a server.
+type Config struct {
+	// DataDir holds the embedded etcd's data and the server's files.
+	DataDir string
+	// Listen is where agents and clients connect (host:port).
+	Listen string
+	// Advertise is the address written into the admin config and join
+	// commands; empty means the listen address.
+	Advertise string
+	// EtcdEndpoints selects an external etcd cluster instead of the
+	// embedded member.
+	EtcdEndpoints []string
+	// ConfigPath is where the admin client config is written; empty
+	// writes none.
+	ConfigPath string
+	// ContainerRange is the address range nodes' container subnets (/24
+	// each) come from.
+	ContainerRange string
+	// HeartbeatPeriod is how often agents report in.
+	HeartbeatPeriod time.Duration
+	Log             *slog.Logger
+}
+
+// Server is a running control plane.
+type Server struct {
+	cfg       Config
+	log       *slog.Logger
+	embedded  *etcd.Embedded
+	etcd      *clientv3.Client
+	store     *store.Store
+	cache     *store.Cache
+	authority *ca.Authority
+	nodes     *apiserver.NodeClients
+	grpc      *grpc.Server
+	listener  net.Listener
+	admin     *config.Config
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	errc   chan error
+}
+
+// Start brings up a server and returns once it serves.
+func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	if cfg.ContainerRange == "" {
+		cfg.ContainerRange = "10.210.0.0/16"
+	}
+	if cfg.Listen == "" {
+		cfg.Listen = "127.0.0.1:4242"
+	}
+	s := &Server{cfg: cfg, log: cfg.Log, errc: make(chan error, 4)}
+	defer func() {
+		if err != nil {
+			s.Stop()
+		}
+	}()
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	endpoints := cfg.EtcdEndpoints
+	if len(endpoints) == 0 {
+		s.embedded, err = etcd.StartEmbedded(etcd.EmbeddedConfig{DataDir: filepath.Join(cfg.DataDir, "etcd")})
+		if err != nil {
+			return nil, err
+		}
+		endpoints = s.embedded.Endpoints()
+	}
+	s.etcd, err = etcd.Connect(ctx, endpoints)
+	if err != nil {
+		return nil, err
+	}
+	s.store = store.New(s.etcd)
+	s.cache = store.NewCache(s.store, cfg.Log.With("component", "cache"))
+	s.authority, err = ca.Open(ctx, caPersistence{s.store}, nil)
+	if err != nil {
+		return nil, fmt.Errorf("cluster CA: %w", err)
+	}
+
+	s.listener, err = net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("listening on %s: %w", cfg.Listen, err)
+	}
+	advertise := cfg.Advertise
+	if advertise == "" {
+		advertise = s.listener.Addr().String()
+	}
+	certPEM, keyPEM, err := s.authority.IssueServer(serverHosts(s.listener.Addr().String(), advertise))
+	if err != nil {
+		return nil, err
+	}
+	tlsCfg, err := identity.ServerTLS(certPEM, keyPEM, s.authority.CACertPEM())
+	if err != nil {
+		return nil, err
+	}
+	s.nodes = apiserver.NewNodeClients(certPEM, keyPEM, s.authority.CACertPEM())
+
+	adminCert, adminKey, err := s.authority.IssueAdmin()
+	if err != nil {
+		return nil, err
+	}
+	s.admin = &config.Config{Server: advertise, CA: string(s.authority.CACertPEM()), Certificate: string(adminCert), Key: string(adminKey)}
+	if cfg.ConfigPath != "" {
+		if err := config.Save(cfg.ConfigPath, s.admin); err != nil {
+			return nil, fmt.Errorf("writing the admin config: %w", err)
+		}
+	}
+
+	subnets, err := dispatcher.NewSubnetPool(cfg.ContainerRange, 24)
+	if err != nil {
+		return nil, err
+	}
+	disp := dispatcher.New(dispatcher.Config{
+		Store: s.store, Cache: s.cache, Authority: s.authority, Log: cfg.Log.With("component", "dispatcher"),
+		HeartbeatPeriod: cfg.HeartbeatPeriod, Subnets: subnets,
+	})
+	api := apiserver.New(apiserver.Config{
+		Store: s.store, Cache: s.cache, Authority: s.authority, Nodes: s.nodes,
+		Log: cfg.Log.With("component", "api"), EtcdEndpoints: strings.Join(endpoints, ","),
+	})
+	s.grpc = grpc.NewServer(
+		grpc.Creds(credentials.NewTLS(tlsCfg)),
+		grpc.UnaryInterceptor(authorizeUnary),
+		grpc.StreamInterceptor(authorizeStream),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 10 * time.Second, Timeout: 5 * time.Second}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
+	)
+	berthv1.RegisterClusterServiceServer(s.grpc, api)
+	berthv1.RegisterAgentServiceServer(s.grpc, disp)
+
+	runCtx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	s.goRun("cache", func() error { return s.cache.Run(runCtx) })
+	select {
+	case <-s.cache.Synced():
+	case err := <-s.errc:
+		return nil, err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	s.goRun("dispatcher", func() error { return disp.Run(runCtx) })
+	s.goRun("leader", func() error { return s.lead(runCtx) })
+	s.goRun("grpc", func() error { return s.grpc.Serve(s.listener) })
+	if s.embedded != nil {
+		s.goRun("etcd", func() error {
+			select {
+			case err := <-s.embedded.Err():
+				return fmt.Errorf("embedded etcd: %w", err)
+			case <-runCtx.Done():
+				return nil
+			}
+		})
+	}
+	s.log.Info("server ready", "listen", s.listener.Addr().String(), "etcd", strings.Join(endpoints, ","), "cluster", s.authority.ClusterID())
+	return s, nil
+}
+
+func (s *Server) goRun(name string, fn func() error) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := fn(); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			select {
+			case s.errc <- fmt.Errorf("%s: %w", name, err):
+			default:
+			}
+		}
+	}()
+}
+
+// lead campaigns for leadership through etcd and runs the orchestrator
+// while this server leads.
+func (s *Server) lead(ctx context.Context) error {
+	orch := orchestrator.New(s.store, s.cache, s.log.With("component", "orchestrator"))
+	return campaign(ctx, s.etcd, s.log, func(ctx context.Context) error { return orch.Run(ctx) })
+}
+
+// Addr is the address the server listens on.
+func (s *Server) Addr() string { return s.listener.Addr().String() }
+
+// AdminConfig is a client config with admin credentials for this server.
+func (s *Server) AdminConfig() *config.Config { return s.admin }
+
+// JoinToken returns a valid join token.
+func (s *Server) JoinToken(ctx context.Context) (string, error) {
+	tok, _, err := s.authority.JoinToken(ctx, false, 0)
+	return tok, err
+}
+
+// Err reports a failure that stops the server.
+func (s *Server) Err() <-chan error { return s.errc }
+
+// Stop stops everything the server started.
+func (s *Server) Stop() {
+	if s.grpc != nil {
+		stopped := make(chan struct{})
+		go func() { s.grpc.GracefulStop(); close(stopped) }()
+		select {
+		case <-stopped:
+		case <-time.After(5 * time.Second):
+			s.grpc.Stop()
+		}
+	} else if s.listener != nil {
+		s.listener.Close()
+	}
+	if s.cancel != nil {
+		s.cancel()
+	}
+	s.wg.Wait()
+	if s.nodes != nil {
+		s.nodes.Close()
+	}
+	if s.etcd != nil {
+		s.etcd.Close()
+	}
+	if s.embedded != nil {
+		s.embedded.Close()
+	}
+}
+
+// serverHosts are the names the server certificate is valid for.
+func serverHosts(addrs ...string) []string {
+	hosts := []string{"localhost", "127.0.0.1"}
+	if h, err := os.Hostname(); err == nil {
+		hosts = append(hosts, h)
+	}
+	for _, a := range addrs {
+		if h, _, err := net.SplitHostPort(a); err == nil && h != "" && h != "0.0.0.0" && h != "::" {
+			hosts = append([]string{h}, hosts...)
+		}
+	}
+	return hosts
+}
