@@ -1,0 +1,146 @@
+// Package compose turns Compose files into Berth services. Parsing,
+// interpolation, .env, env_file, extends, include and profiles follow
+// Compose exactly (compose-go does them); this package maps the result onto
+// ServiceSpecs, warns about every key Berth does not honour yet, and reports
+// problems with the file, service and field they are in.
+package compose
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"os"
+	"slices"
+
+	"github.com/compose-spec/compose-go/v2/cli"
+	"github.com/compose-spec/compose-go/v2/loader"
+
+	berthv1 "github.com/berthproject/berth/api/berth/v1"
+	"github.com/berthproject/berth/api/validation"
+)
+
+// Options says which Compose files to load and how.
+type Options struct {
+	// Files are the Compose files, later ones overriding earlier ones. The
+	// first one's directory is the project directory. Empty means
+	// $COMPOSE_FILE, else compose.yaml (or compose.yml, docker-compose.yml,
+	// docker-compose.yaml, plus a matching override file) in the working
+	// directory or the nearest parent holding one.
+	Files []string
+	// Project names the app. Empty means $COMPOSE_PROJECT_NAME, else the
+	// file's top-level name:, else the project directory's name, normalized
+	// as Compose does.
+	Project string
+	// Profiles enables services with these profiles. Empty means
+	// $COMPOSE_PROFILES.
+	Profiles []string
+	// Environment is what ${VARIABLES} and COMPOSE_* settings are read from.
+	// Nil means the process environment. Either way .env in the project
+	// directory is read too, without overriding it.
+	Environment map[string]string
+}
+
+// Project is a loaded Compose project.
+type Project struct {
+	// App is the project name.
+	App string
+	// Services have Name and a normalized Spec set, sorted by name.
+	Services []*berthv1.Service
+	// Warnings name every key that is set but not honoured, one a line, like
+	// `compose.yaml: service "web": healthcheck is not supported yet and is ignored`.
+	Warnings []string
+}
+
+// Load reads, converts and validates a Compose project. Its errors are
+// validation.Errors naming the file (and line, service and field where
+// known) and saying how to fix each problem; every problem found is
+// reported, not just the first.
+func Load(ctx context.Context, opts Options) (*Project, error) {
+	cwd, err := os.Getwd()
+	if err != nil {
+		return nil, fmt.Errorf("compose: working directory: %w", err)
+	}
+	if opts.Project != "" && loader.NormalizeProjectName(opts.Project) != opts.Project {
+		return nil, validation.Errors{{Field: "project", Reason: invalidProjectName(opts.Project)}}
+	}
+
+	check := &unsupportedCheck{}
+	envOpt := cli.WithOsEnv
+	if opts.Environment != nil {
+		envOpt = func(o *cli.ProjectOptions) error {
+			maps.Copy(o.Environment, opts.Environment)
+			return nil
+		}
+	}
+	po, err := cli.NewProjectOptions(opts.Files,
+		envOpt,
+		cli.WithConfigFileEnv,
+		cli.WithDefaultConfigPath,
+		cli.WithName(opts.Project),
+		// .env is found in the project directory, so after the files.
+		cli.WithEnvFiles(),
+		cli.WithDotEnv,
+		cli.WithDefaultProfiles(opts.Profiles...),
+		cli.WithLoadOptions(check.option()),
+		// The consistency check stops at the first problem, and nearly all
+		// it checks (networks, volumes, depends_on, build) Berth ignores with
+		// a warning; ValidateSpec reports the rest, all at once.
+		cli.WithConsistency(false),
+	)
+	if err != nil {
+		return nil, validation.Errors{{Reason: fmt.Sprintf("reading the project settings: %v", err)}}
+	}
+	if len(po.ConfigPaths) == 0 {
+		return nil, validation.Errors{{Reason: fmt.Sprintf("no Compose file found in %s or its parents; create compose.yaml there or name a file with -f", cwd)}}
+	}
+
+	srcs, errs := readSources(po.ConfigPaths, cwd)
+	if len(errs) == 0 {
+		errs = srcs.checkShortPorts()
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
+
+	loaded, err := po.LoadProject(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, loadError(err, srcs, cwd)
+	}
+
+	p := &Project{App: loaded.Name}
+	if err := validation.ValidateName("app", p.App); err != nil {
+		errs = append(errs, validation.FieldError{File: srcs.main(), Field: "name", Reason: err.Error() + "; set name: in the file or pass a project name"})
+	}
+	keep := make(map[string]bool, len(loaded.Services))
+	for _, name := range slices.Sorted(maps.Keys(loaded.Services)) {
+		keep[name] = true
+		if err := validation.ValidateName("service", name); err != nil {
+			file, line := srcs.locate("services", name)
+			errs = append(errs, validation.FieldError{File: file, Line: line, Service: name, Reason: err.Error()})
+			continue
+		}
+		c := convertService(loaded.Services[name])
+		validation.Normalize(c.spec)
+		problems := append(c.errs, validation.ValidateSpec(name, c.spec)...)
+		for _, fe := range problems {
+			fe.File, fe.Line = srcs.locate(fieldPath(name, fe.Field)...)
+			errs = append(errs, fe)
+		}
+		for _, key := range c.overridden {
+			file, _ := srcs.locate("services", name, key)
+			p.Warnings = append(p.Warnings, fmt.Sprintf("%s: service %q: %s is overridden by deploy.restart_policy and is ignored", file, name, key))
+		}
+		p.Services = append(p.Services, &berthv1.Service{Name: name, Spec: c.spec})
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	for _, a := range check.attributes(keep) {
+		file, _ := srcs.locate(a.path...)
+		p.Warnings = append(p.Warnings, a.warning(file))
+	}
+	return p, nil
+}

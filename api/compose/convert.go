@@ -1,0 +1,205 @@
+package compose
+
+import (
+	"fmt"
+	"maps"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/compose-spec/compose-go/v2/types"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	berthv1 "github.com/berthproject/berth/api/berth/v1"
+	"github.com/berthproject/berth/api/validation"
+)
+
+// converted is one service turned into a spec, with what went wrong.
+type converted struct {
+	spec *berthv1.ServiceSpec
+	// errs have Service and Field set; the caller adds the file.
+	errs validation.Errors
+	// overridden names keys set but superseded by another key.
+	overridden []string
+}
+
+// convertService maps the supported keys of a loaded Compose service onto
+// a ServiceSpec. Unsupported keys are reported by the loader, not here.
+func convertService(svc types.ServiceConfig) converted {
+	c := converted{spec: &berthv1.ServiceSpec{
+		Image:           svc.Image,
+		Command:         cloneStrings(svc.Command),
+		Entrypoint:      cloneStrings(svc.Entrypoint),
+		Env:             env(svc.Environment),
+		WorkingDir:      svc.WorkingDir,
+		User:            svc.User,
+		StopSignal:      svc.StopSignal,
+		StopGracePeriod: duration(svc.StopGracePeriod),
+		Replicas:        1,
+	}}
+	if len(svc.Labels) > 0 {
+		c.spec.Labels = maps.Clone(map[string]string(svc.Labels))
+	}
+	fail := func(field, reason string) {
+		c.errs = append(c.errs, validation.FieldError{Service: svc.Name, Field: field, Reason: reason})
+	}
+	for i, p := range svc.Ports {
+		port, err := convertPort(p)
+		if err != nil {
+			fail(fmt.Sprintf("ports[%d].published", i), err.Error())
+			continue
+		}
+		c.spec.Ports = append(c.spec.Ports, port)
+	}
+	if svc.Scale != nil {
+		c.setReplicas(svc.Name, "scale", *svc.Scale)
+	}
+	if svc.Restart != "" {
+		rp, err := restartPolicy(svc.Restart)
+		if err != nil {
+			fail("restart", err.Error())
+		}
+		c.spec.RestartPolicy = rp
+	}
+	d := svc.Deploy
+	if d == nil {
+		return c
+	}
+	switch d.Mode {
+	case "", "replicated":
+		c.spec.Mode = berthv1.ServiceMode_SERVICE_MODE_REPLICATED
+	case "global":
+		c.spec.Mode = berthv1.ServiceMode_SERVICE_MODE_GLOBAL
+	default:
+		fail("deploy.mode", fmt.Sprintf("mode %q is not supported; use replicated or global", d.Mode))
+	}
+	if d.Replicas != nil {
+		if svc.Scale != nil && *svc.Scale != *d.Replicas {
+			fail("deploy.replicas", fmt.Sprintf("%d differs from scale: %d; set only one of them", *d.Replicas, *svc.Scale))
+		}
+		c.setReplicas(svc.Name, "deploy.replicas", *d.Replicas)
+	}
+	c.spec.Limits = resources(d.Resources.Limits)
+	c.spec.Reservations = resources(d.Resources.Reservations)
+	if len(d.Placement.Constraints) > 0 || len(d.Placement.Preferences) > 0 {
+		c.spec.Placement = &berthv1.Placement{Constraints: cloneStrings(d.Placement.Constraints)}
+		for _, p := range d.Placement.Preferences {
+			c.spec.Placement.Preferences = append(c.spec.Placement.Preferences, p.Spread)
+		}
+	}
+	if rp := d.RestartPolicy; rp != nil {
+		if svc.Restart != "" {
+			c.overridden = append(c.overridden, "restart")
+		}
+		c.spec.RestartPolicy = &berthv1.RestartPolicy{
+			Delay:  duration(rp.Delay),
+			Window: duration(rp.Window),
+		}
+		if rp.MaxAttempts != nil {
+			c.spec.RestartPolicy.MaxAttempts = *rp.MaxAttempts
+		}
+		switch rp.Condition {
+		case "":
+		case "any":
+			c.spec.RestartPolicy.Condition = berthv1.RestartCondition_RESTART_CONDITION_ANY
+		case "on-failure":
+			c.spec.RestartPolicy.Condition = berthv1.RestartCondition_RESTART_CONDITION_ON_FAILURE
+		case "none":
+			c.spec.RestartPolicy.Condition = berthv1.RestartCondition_RESTART_CONDITION_NONE
+		default:
+			fail("deploy.restart_policy.condition", fmt.Sprintf("unknown condition %q; use none, on-failure or any", rp.Condition))
+		}
+	}
+	return c
+}
+
+func (c *converted) setReplicas(service, field string, n int) {
+	if n < 0 {
+		c.errs = append(c.errs, validation.FieldError{Service: service, Field: field, Reason: fmt.Sprintf("%d is negative; use 0 or more replicas", n)})
+		return
+	}
+	c.spec.Replicas = uint64(n)
+}
+
+func cloneStrings(s []string) []string {
+	if len(s) == 0 {
+		return nil
+	}
+	return append([]string(nil), s...)
+}
+
+// env turns the resolved environment into KEY=VALUE entries. A variable
+// listed without a value and not found in the environment has no value to
+// pass, so it is left out, as Compose does.
+func env(m types.MappingWithEquals) []string {
+	var out []string
+	for k, v := range m {
+		if v != nil {
+			out = append(out, k+"="+*v)
+		}
+	}
+	return out
+}
+
+func duration(d *types.Duration) *durationpb.Duration {
+	if d == nil {
+		return nil
+	}
+	return durationpb.New(time.Duration(*d))
+}
+
+func resources(r *types.Resource) *berthv1.Resources {
+	if r == nil || (r.NanoCPUs == 0 && r.MemoryBytes == 0) {
+		return nil
+	}
+	return &berthv1.Resources{
+		MilliCpus:   int64(math.Round(float64(r.NanoCPUs.Value()) * 1000)),
+		MemoryBytes: int64(r.MemoryBytes),
+	}
+}
+
+// convertPort maps one (already expanded) port. The loader keeps the
+// published side as text: a single port, or a range for a single container
+// port, from which Compose picks any free port; Berth needs one port.
+func convertPort(p types.ServicePortConfig) (*berthv1.PortSpec, error) {
+	port := &berthv1.PortSpec{Target: p.Target, Protocol: strings.ToLower(p.Protocol), HostIp: p.HostIP}
+	published := p.Published
+	if lo, hi, isRange := strings.Cut(published, "-"); isRange {
+		if lo != hi {
+			return nil, fmt.Errorf("the range %s for container port %d is not supported; publish one port (like %s:%d), or map a range onto a range of the same size (like 8000-8001:80-81)", published, p.Target, lo, p.Target)
+		}
+		published = lo
+	}
+	if published != "" {
+		n, err := strconv.ParseUint(published, 10, 32)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not a port number", p.Published)
+		}
+		port.Published = uint32(n)
+	}
+	return port, nil
+}
+
+// restartPolicy maps the service-level restart key.
+func restartPolicy(restart string) (*berthv1.RestartPolicy, error) {
+	switch restart {
+	case "no":
+		return &berthv1.RestartPolicy{Condition: berthv1.RestartCondition_RESTART_CONDITION_NONE}, nil
+	case "always", "unless-stopped":
+		return &berthv1.RestartPolicy{Condition: berthv1.RestartCondition_RESTART_CONDITION_ANY}, nil
+	}
+	attempts, found := strings.CutPrefix(restart, "on-failure")
+	if !found || (attempts != "" && !strings.HasPrefix(attempts, ":")) {
+		return nil, fmt.Errorf("unknown restart policy %q; use no, always, unless-stopped, on-failure or on-failure:N", restart)
+	}
+	rp := &berthv1.RestartPolicy{Condition: berthv1.RestartCondition_RESTART_CONDITION_ON_FAILURE}
+	if attempts != "" {
+		n, err := strconv.ParseUint(attempts[1:], 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("%q: the number of attempts after on-failure: must be a whole number, like on-failure:3", restart)
+		}
+		rp.MaxAttempts = n
+	}
+	return rp, nil
+}

@@ -1,0 +1,186 @@
+package compose
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/compose-spec/compose-go/v2/loader"
+	"github.com/compose-spec/compose-go/v2/schema"
+	"github.com/compose-spec/compose-go/v2/tree"
+)
+
+// supported lists the Compose attributes Berth honours. The loader reports
+// every attribute set in a file that matches none of them, so a key the
+// Compose specification gains later is reported as unsupported until it is
+// wired in here and in convertService. Keys consumed while loading (extends,
+// env_file, label_file, profiles, include) count as honoured.
+var supported = []tree.Path{
+	"name",
+	"include", "include.[].path", "include.[].env_file", "include.[].project_directory",
+	"services.*.image",
+	"services.*.command",
+	"services.*.entrypoint",
+	"services.*.environment", "services.*.environment.*",
+	"services.*.env_file", "services.*.env_file.[].path", "services.*.env_file.[].required", "services.*.env_file.[].format",
+	"services.*.working_dir",
+	"services.*.user",
+	"services.*.labels", "services.*.labels.*",
+	"services.*.label_file",
+	// mode is accepted either way: a published port is bound on the node that
+	// runs the task, and "ingress" is what the loader fills in by default.
+	"services.*.ports.[].target", "services.*.ports.[].published", "services.*.ports.[].protocol",
+	"services.*.ports.[].host_ip", "services.*.ports.[].mode",
+	"services.*.scale",
+	"services.*.deploy.mode",
+	"services.*.deploy.replicas",
+	"services.*.deploy.resources.limits.cpus", "services.*.deploy.resources.limits.memory",
+	"services.*.deploy.resources.reservations.cpus", "services.*.deploy.resources.reservations.memory",
+	"services.*.deploy.placement.constraints",
+	"services.*.deploy.placement.preferences.[].spread",
+	"services.*.deploy.restart_policy.condition", "services.*.deploy.restart_policy.delay",
+	"services.*.deploy.restart_policy.max_attempts", "services.*.deploy.restart_policy.window",
+	"services.*.restart",
+	"services.*.stop_signal",
+	"services.*.stop_grace_period",
+	"services.*.profiles",
+	"services.*.extends", "services.*.extends.file", "services.*.extends.service",
+}
+
+// unsupportedCheck collects what the loader finds outside supported.
+type unsupportedCheck struct {
+	findings []loader.UnsupportedAttribute
+}
+
+// option registers the check with the loader.
+func (c *unsupportedCheck) option() func(*loader.Options) {
+	return loader.WithSupportedAttributes(supported, func(found []loader.UnsupportedAttribute) {
+		c.findings = append(c.findings, found...)
+	})
+}
+
+// attribute is where an unsupported key sits: in a service, or at the top
+// level when service is "".
+type attribute struct {
+	service string
+	field   string   // as users write it, e.g. deploy.update_config, ports[].name
+	path    []string // to locate it in the files
+}
+
+// attributes returns the findings of the services Load keeps (one per
+// field; a key set on several ports is one finding), in path order.
+func (c *unsupportedCheck) attributes(keep map[string]bool) []attribute {
+	var out []attribute
+	seen := make(map[string]bool)
+	for _, f := range c.findings {
+		parts := f.Path.Parts()
+		a := attribute{path: parts}
+		switch {
+		case len(parts) >= 3 && parts[0] == "services":
+			if !keep[parts[1]] {
+				continue // disabled by its profiles
+			}
+			a.service = parts[1]
+			a.field = fieldName(parts[2:])
+		default:
+			a.field = fieldName(parts)
+		}
+		id := a.service + "/" + a.field
+		if seen[id] {
+			continue
+		}
+		seen[id] = true
+		out = append(out, a)
+	}
+	return out
+}
+
+// fieldName joins path parts the way users write them: ports[].name,
+// deploy.update_config.
+func fieldName(parts []string) string {
+	var b strings.Builder
+	for _, p := range parts {
+		if p == tree.PathMatchList {
+			b.WriteString("[]")
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte('.')
+		}
+		b.WriteString(p)
+	}
+	return b.String()
+}
+
+// warning formats the message for an unsupported attribute.
+func (a attribute) warning(file string) string {
+	var b strings.Builder
+	if file != "" {
+		b.WriteString(file)
+		b.WriteString(": ")
+	}
+	if a.service != "" {
+		fmt.Fprintf(&b, "service %s: ", strconv.Quote(a.service))
+	}
+	b.WriteString(a.field)
+	b.WriteString(" is not supported yet and is ignored")
+	return b.String()
+}
+
+// suggestKey returns the known key closest to key among the keys the
+// Compose specification allows beside it (parent holds the path parts of
+// the mapping holding it), or "" when none is close. It makes "imagee" say
+// "did you mean image?".
+func suggestKey(parent []string, key string) string {
+	best, bestDist := "", len(key)/3+1
+	for _, p := range schema.AttributePaths() {
+		parts := p.Parts()
+		if len(parts) != len(parent)+1 || !matchesPattern(parent, parts[:len(parent)]) {
+			continue
+		}
+		candidate := parts[len(parent)]
+		if candidate == tree.PathMatchAll || candidate == tree.PathMatchList {
+			continue
+		}
+		if d := editDistance(key, candidate); d < bestDist || (d == bestDist && candidate < best) {
+			best, bestDist = candidate, d
+		}
+	}
+	return best
+}
+
+// matchesPattern reports whether the concrete path parts match pattern,
+// where "*" stands for any key and "[]" for any index.
+func matchesPattern(parts, pattern []string) bool {
+	for i, p := range pattern {
+		switch {
+		case p == tree.PathMatchAll, p == parts[i]:
+		case p == tree.PathMatchList && isIndex(parts[i]):
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// editDistance is the Levenshtein distance between a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = slices.Min([]int{prev[j] + 1, cur[j-1] + 1, prev[j-1] + cost})
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}

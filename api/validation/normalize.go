@@ -1,0 +1,71 @@
+package validation
+
+import (
+	"slices"
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	berthv1 "github.com/berthproject/berth/api/berth/v1"
+)
+
+// The defaults Normalize fills in. They are the values users of other
+// Compose-driven orchestrators already expect.
+const (
+	DefaultStopSignal      = "SIGTERM"
+	DefaultStopGracePeriod = 10 * time.Second
+	DefaultRestartDelay    = 5 * time.Second
+	DefaultProtocol        = "tcp"
+)
+
+// Normalize fills in spec's defaults in place: replicated mode, tcp ports,
+// stop signal SIGTERM (and canonical signal names), a 10s stop grace period,
+// and a restart policy of condition any with a 5s delay. It sorts env by
+// key so equal specs compare equal. Applying it twice changes nothing more.
+// Replicas are left alone: 0 is a valid, deliberate count.
+func Normalize(spec *berthv1.ServiceSpec) {
+	if spec == nil {
+		return
+	}
+	if spec.Mode == berthv1.ServiceMode_SERVICE_MODE_UNSPECIFIED {
+		spec.Mode = berthv1.ServiceMode_SERVICE_MODE_REPLICATED
+	}
+	for _, p := range spec.Ports {
+		if p == nil {
+			continue
+		}
+		p.Protocol = strings.ToLower(p.Protocol)
+		if p.Protocol == "" {
+			p.Protocol = DefaultProtocol
+		}
+	}
+	if spec.StopSignal == "" {
+		spec.StopSignal = DefaultStopSignal
+	} else if canonical, _, err := ParseSignal(spec.StopSignal); err == nil {
+		spec.StopSignal = canonical
+	}
+	if spec.StopGracePeriod == nil {
+		spec.StopGracePeriod = durationpb.New(DefaultStopGracePeriod)
+	}
+	if spec.RestartPolicy == nil {
+		spec.RestartPolicy = &berthv1.RestartPolicy{}
+	}
+	if spec.RestartPolicy.Condition == berthv1.RestartCondition_RESTART_CONDITION_UNSPECIFIED {
+		spec.RestartPolicy.Condition = berthv1.RestartCondition_RESTART_CONDITION_ANY
+	}
+	if spec.RestartPolicy.Delay == nil {
+		spec.RestartPolicy.Delay = durationpb.New(DefaultRestartDelay)
+	}
+	// Stable, so entries with the same key (an error ValidateSpec reports)
+	// keep their order.
+	slices.SortStableFunc(spec.Env, func(a, b string) int {
+		return strings.Compare(envKey(a), envKey(b))
+	})
+}
+
+// envKey is the part of a KEY=VALUE entry before the first '='.
+func envKey(entry string) string {
+	key, _, _ := strings.Cut(entry, "=")
+	return key
+}

@@ -1,0 +1,295 @@
+package validation
+
+import (
+	"fmt"
+	"net/netip"
+	"path"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/distribution/reference"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	berthv1 "github.com/berthproject/berth/api/berth/v1"
+	"github.com/berthproject/berth/api/constraint"
+)
+
+// maxNameLength keeps names usable as DNS labels.
+const maxNameLength = 63
+
+var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
+
+// ValidateName checks the name of a namespace, app or service (kind says
+// which): 1 to 63 lowercase letters, digits, '-' and '_', starting with a
+// letter or digit. The error suggests a valid name.
+func ValidateName(kind, name string) error {
+	if name == "" {
+		return fmt.Errorf("%s name is empty; give a name of lowercase letters, digits, '-' and '_'", kind)
+	}
+	if len(name) <= maxNameLength && nameRE.MatchString(name) {
+		return nil
+	}
+	msg := fmt.Sprintf("invalid %s name %q: use at most %d lowercase letters, digits, '-' and '_', starting with a letter or digit", kind, name, maxNameLength)
+	if s := suggestName(name); s != "" {
+		msg += fmt.Sprintf(", for example %q", s)
+	}
+	return fmt.Errorf("%s", msg)
+}
+
+// suggestName turns name into a valid one, or returns "" when nothing of it
+// is usable.
+func suggestName(name string) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(name) {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9', r == '-', r == '_':
+			b.WriteRune(r)
+		default:
+			b.WriteRune('-')
+		}
+	}
+	s := strings.TrimLeft(b.String(), "-_")
+	if len(s) > maxNameLength {
+		s = s[:maxNameLength]
+	}
+	return s
+}
+
+// ValidateApply checks a whole Apply request: the namespace and app names,
+// every service's name (present, valid, not repeated) and spec.
+func ValidateApply(req *berthv1.ApplyRequest) Errors {
+	var errs Errors
+	if err := ValidateName("namespace", req.GetNamespace()); err != nil {
+		errs = append(errs, FieldError{Field: "namespace", Reason: err.Error()})
+	}
+	if err := ValidateName("app", req.GetApp()); err != nil {
+		errs = append(errs, FieldError{Field: "app", Reason: err.Error()})
+	}
+	seen := make(map[string]bool, len(req.GetServices()))
+	for i, svc := range req.GetServices() {
+		if svc == nil {
+			errs = append(errs, FieldError{Field: fmt.Sprintf("services[%d]", i), Reason: "service is missing"})
+			continue
+		}
+		name := svc.GetName()
+		if err := ValidateName("service", name); err != nil {
+			errs = append(errs, FieldError{Field: fmt.Sprintf("services[%d].name", i), Reason: err.Error()})
+			continue
+		}
+		if seen[name] {
+			errs = append(errs, FieldError{Service: name, Reason: "service is defined twice; give each service a distinct name"})
+			continue
+		}
+		seen[name] = true
+		if svc.GetSpec() == nil {
+			errs = append(errs, FieldError{Service: name, Field: "spec", Reason: "spec is missing"})
+			continue
+		}
+		errs = append(errs, ValidateSpec(name, svc.GetSpec())...)
+	}
+	return errs
+}
+
+// ValidateSpec checks one service's spec and returns every problem, with
+// Service set to service and fields named as in a Compose file. It accepts
+// both normalized specs and specs whose defaults are still unset.
+func ValidateSpec(service string, spec *berthv1.ServiceSpec) Errors {
+	v := specValidator{service: service}
+	if spec == nil {
+		v.add("", "spec is missing")
+		return v.errs
+	}
+	v.image(spec.GetImage())
+	if wd := spec.GetWorkingDir(); wd != "" && !path.IsAbs(wd) {
+		v.add("working_dir", fmt.Sprintf("%q is not an absolute path; write it from the container's root, like /app", wd))
+	}
+	v.env(spec.GetEnv())
+	for k := range spec.GetLabels() {
+		if strings.TrimSpace(k) == "" {
+			v.add("labels", "a label has an empty key")
+		}
+	}
+	v.ports(spec.GetPorts())
+	switch spec.GetMode() {
+	case berthv1.ServiceMode_SERVICE_MODE_UNSPECIFIED, berthv1.ServiceMode_SERVICE_MODE_REPLICATED,
+		berthv1.ServiceMode_SERVICE_MODE_GLOBAL:
+		// In global mode replicas is ignored, so any value is fine.
+	default:
+		v.add("deploy.mode", fmt.Sprintf("unknown mode %d; use replicated or global", spec.GetMode()))
+	}
+	v.resources("deploy.resources.limits", spec.GetLimits())
+	v.resources("deploy.resources.reservations", spec.GetReservations())
+	v.reservationsFit(spec.GetLimits(), spec.GetReservations())
+	v.placement(spec.GetPlacement())
+	if s := spec.GetStopSignal(); s != "" {
+		if _, _, err := ParseSignal(s); err != nil {
+			v.add("stop_signal", err.Error())
+		}
+	}
+	v.duration("stop_grace_period", spec.GetStopGracePeriod())
+	v.restartPolicy(spec.GetRestartPolicy())
+	return v.errs
+}
+
+// specValidator collects the problems of one spec.
+type specValidator struct {
+	service string
+	errs    Errors
+}
+
+func (v *specValidator) add(field, reason string) {
+	v.errs = append(v.errs, FieldError{Service: v.service, Field: field, Reason: reason})
+}
+
+func (v *specValidator) image(image string) {
+	if image == "" {
+		v.add("image", "image is required; name the image to run, like image: busybox:latest")
+		return
+	}
+	if _, err := reference.ParseNormalizedNamed(image); err != nil {
+		v.add("image", fmt.Sprintf("%q is not a valid image reference: %v", image, err))
+	}
+}
+
+func (v *specValidator) env(env []string) {
+	seen := make(map[string]bool, len(env))
+	for i, entry := range env {
+		field := fmt.Sprintf("environment[%d]", i)
+		key, _, found := strings.Cut(entry, "=")
+		switch {
+		case !found:
+			v.add(field, fmt.Sprintf("%q is not KEY=VALUE", entry))
+		case strings.TrimSpace(key) == "":
+			v.add(field, fmt.Sprintf("%q has an empty variable name", entry))
+		case seen[key]:
+			v.add(field, fmt.Sprintf("variable %s is set twice; keep one", key))
+		}
+		seen[key] = true
+	}
+}
+
+// binding is what a published port occupies on a node.
+type binding struct {
+	index    int
+	port     uint32
+	protocol string
+	// hostIP is "" for every address.
+	hostIP string
+}
+
+// overlaps reports whether two bindings cannot both be made: a port bound
+// on every address takes it on each single address too.
+func (b binding) overlaps(o binding) bool {
+	return b.port == o.port && b.protocol == o.protocol &&
+		(b.hostIP == o.hostIP || b.hostIP == "" || o.hostIP == "")
+}
+
+func (v *specValidator) ports(ports []*berthv1.PortSpec) {
+	var bound []binding
+	for i, p := range ports {
+		field := fmt.Sprintf("ports[%d]", i)
+		if p == nil {
+			v.add(field, "port is missing")
+			continue
+		}
+		if p.GetTarget() < 1 || p.GetTarget() > 65535 {
+			v.add(field+".target", fmt.Sprintf("%d is out of range 1-65535", p.GetTarget()))
+		}
+		if p.GetPublished() > 65535 {
+			v.add(field+".published", fmt.Sprintf("%d is out of range 1-65535 (or 0 to leave it unpublished)", p.GetPublished()))
+		}
+		proto := strings.ToLower(p.GetProtocol())
+		if proto == "" {
+			proto = DefaultProtocol
+		}
+		if proto != "tcp" && proto != "udp" {
+			v.add(field+".protocol", fmt.Sprintf("%q is not supported; use tcp or udp", p.GetProtocol()))
+		}
+		hostIP := p.GetHostIp()
+		if hostIP != "" {
+			addr, err := netip.ParseAddr(hostIP)
+			if err != nil {
+				v.add(field+".host_ip", fmt.Sprintf("%q is not an IP address", hostIP))
+				continue
+			}
+			hostIP = addr.String()
+			if addr.IsUnspecified() {
+				hostIP = ""
+			}
+		}
+		if p.GetPublished() == 0 {
+			continue
+		}
+		b := binding{index: i, port: p.GetPublished(), protocol: proto, hostIP: hostIP}
+		if j := slices.IndexFunc(bound, b.overlaps); j >= 0 {
+			v.add(field+".published", fmt.Sprintf("%s port %d is already published by ports[%d]; publish each host port once", proto, b.port, bound[j].index))
+			continue
+		}
+		bound = append(bound, b)
+	}
+}
+
+func (v *specValidator) resources(field string, r *berthv1.Resources) {
+	if r.GetMilliCpus() < 0 {
+		v.add(field+".cpus", fmt.Sprintf("%d millicores is negative", r.GetMilliCpus()))
+	}
+	if r.GetMemoryBytes() < 0 {
+		v.add(field+".memory", fmt.Sprintf("%d bytes is negative", r.GetMemoryBytes()))
+	}
+}
+
+func (v *specValidator) reservationsFit(limits, reservations *berthv1.Resources) {
+	if l, r := limits.GetMilliCpus(), reservations.GetMilliCpus(); l > 0 && r > l {
+		v.add("deploy.resources.reservations.cpus", fmt.Sprintf("reserves %s CPUs, more than the limit of %s; lower the reservation or raise the limit", cpus(r), cpus(l)))
+	}
+	if l, r := limits.GetMemoryBytes(), reservations.GetMemoryBytes(); l > 0 && r > l {
+		v.add("deploy.resources.reservations.memory", fmt.Sprintf("reserves %d bytes, more than the limit of %d; lower the reservation or raise the limit", r, l))
+	}
+}
+
+// cpus formats millicores as a CPU count, like 0.5.
+func cpus(milli int64) string {
+	return strings.TrimRight(strings.TrimRight(fmt.Sprintf("%d.%03d", milli/1000, milli%1000), "0"), ".")
+}
+
+func (v *specValidator) placement(p *berthv1.Placement) {
+	for i, c := range p.GetConstraints() {
+		if _, err := constraint.Parse(c); err != nil {
+			v.add(fmt.Sprintf("deploy.placement.constraints[%d]", i), err.Error())
+		}
+	}
+	for i, pref := range p.GetPreferences() {
+		const prefix = "node.labels."
+		if !strings.HasPrefix(pref, prefix) || len(pref) == len(prefix) {
+			v.add(fmt.Sprintf("deploy.placement.preferences[%d]", i), fmt.Sprintf("cannot spread over %q; spread over a node label, like spread: node.labels.zone", pref))
+		}
+	}
+}
+
+func (v *specValidator) duration(field string, d *durationpb.Duration) {
+	if d == nil {
+		return
+	}
+	if err := d.CheckValid(); err != nil {
+		v.add(field, fmt.Sprintf("invalid duration: %v", err))
+		return
+	}
+	if d.AsDuration() < 0 {
+		v.add(field, fmt.Sprintf("%s is negative", d.AsDuration()))
+	}
+}
+
+func (v *specValidator) restartPolicy(rp *berthv1.RestartPolicy) {
+	if rp == nil {
+		return
+	}
+	switch rp.GetCondition() {
+	case berthv1.RestartCondition_RESTART_CONDITION_UNSPECIFIED, berthv1.RestartCondition_RESTART_CONDITION_ANY,
+		berthv1.RestartCondition_RESTART_CONDITION_ON_FAILURE, berthv1.RestartCondition_RESTART_CONDITION_NONE:
+	default:
+		v.add("deploy.restart_policy.condition", fmt.Sprintf("unknown condition %d; use none, on-failure or any", rp.GetCondition()))
+	}
+	v.duration("deploy.restart_policy.delay", rp.GetDelay())
+	v.duration("deploy.restart_policy.window", rp.GetWindow())
+}
