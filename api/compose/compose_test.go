@@ -561,3 +561,25 @@ func TestLoadNoFile(t *testing.T) {
 		t.Errorf("Load(missing.yaml) error = %v", err)
 	}
 }
+
+// TestHelloExample keeps examples/hello loadable and warning-free.
+func TestHelloExample(t *testing.T) {
+	p, err := Load(context.Background(), Options{
+		Files:       []string{filepath.Join("..", "..", "examples", "hello", "compose.yaml")},
+		Environment: map[string]string{},
+	})
+	if err != nil {
+		t.Fatalf("Load(examples/hello) error:\n%v", err)
+	}
+	if p.App != "hello" || len(p.Services) != 2 || len(p.Warnings) != 0 {
+		t.Fatalf("Load(examples/hello) = app %q, %d services, warnings %q", p.App, len(p.Services), p.Warnings)
+	}
+	web, worker := p.Services[0].GetSpec(), p.Services[1].GetSpec()
+	if web.GetReplicas() != 1 || len(web.GetPorts()) != 1 || web.GetPorts()[0].GetPublished() != 8080 ||
+		!slices.Equal(web.GetCommand(), []string{"httpd", "-f", "-p", "8080", "-h", "/www"}) {
+		t.Errorf("web = %v", web)
+	}
+	if worker.GetReplicas() != 3 || !slices.Equal(worker.GetCommand(), []string{"sh", "-c", "while true; do echo working; sleep 5; done"}) {
+		t.Errorf("worker = %v", worker)
+	}
+}
