@@ -6,6 +6,7 @@ package apiserver
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"runtime"
 	"sort"
@@ -166,7 +167,8 @@ func (s *Server) ListServices(ctx context.Context, req *berthv1.ListServicesRequ
 	return resp, nil
 }
 
-// ListTasks lists tasks, by default those desired to run or still running.
+// ListTasks lists tasks. By default it shows, for each slot, the newest
+// task and any still running; all adds the history.
 func (s *Server) ListTasks(ctx context.Context, req *berthv1.ListTasksRequest) (*berthv1.ListTasksResponse, error) {
 	var tasks []*berthv1.Task
 	if req.NodeId != "" {
@@ -175,17 +177,26 @@ func (s *Server) ListTasks(ctx context.Context, req *berthv1.ListTasksRequest) (
 		tasks = s.cfg.Cache.Tasks()
 	}
 	resp := &berthv1.ListTasksResponse{}
+	newest := map[string]*berthv1.Task{}
+	live := map[string]bool{}
 	for _, t := range tasks {
 		if (req.Namespace != "" && t.Namespace != req.Namespace) || (req.App != "" && t.App != req.App) || (req.Service != "" && t.Service != req.Service) {
 			continue
 		}
-		if !req.All && t.DesiredState != berthv1.TaskState_TASK_STATE_RUNNING && !taskstate.Live(t) {
+		key := taskSlot(t)
+		if req.All || taskstate.Live(t) {
+			resp.Tasks = append(resp.Tasks, t)
+			live[key] = true
 			continue
 		}
-		if !req.All && t.DesiredState == berthv1.TaskState_TASK_STATE_RUNNING && taskstate.Terminal(t.GetStatus().GetState()) {
-			continue
+		if cur := newest[key]; cur == nil || t.GetMeta().GetCreatedAt().AsTime().After(cur.GetMeta().GetCreatedAt().AsTime()) {
+			newest[key] = t
 		}
-		resp.Tasks = append(resp.Tasks, t)
+	}
+	for key, t := range newest {
+		if !live[key] {
+			resp.Tasks = append(resp.Tasks, t)
+		}
 	}
 	sort.Slice(resp.Tasks, func(i, j int) bool {
 		a, b := resp.Tasks[i], resp.Tasks[j]
@@ -198,6 +209,15 @@ func (s *Server) ListTasks(ctx context.Context, req *berthv1.ListTasksRequest) (
 		return a.GetMeta().GetCreatedAt().AsTime().After(b.GetMeta().GetCreatedAt().AsTime())
 	})
 	return resp, nil
+}
+
+// taskSlot names the place a task fills: its service's slot, or its node
+// for global services.
+func taskSlot(t *berthv1.Task) string {
+	if t.Slot > 0 {
+		return fmt.Sprintf("%s/%d", t.ServiceId, t.Slot)
+	}
+	return t.ServiceId + "/node:" + t.NodeId
 }
 
 // ListNodes lists the nodes.

@@ -1,0 +1,288 @@
+// Package agent assembles a Berth node agent: it joins the cluster, keeps
+// its session with the control plane, runs the node's tasks through the
+// worker and the container runtime, and serves the node's logs and images
+// to the control plane.
+package agent
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	goruntime "runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/berthproject/berth/agent/runtime"
+	"github.com/berthproject/berth/agent/session"
+	"github.com/berthproject/berth/agent/worker"
+	berthv1 "github.com/berthproject/berth/api/berth/v1"
+	"github.com/berthproject/berth/api/identity"
+	"github.com/berthproject/berth/api/version"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+)
+
+// Config says how to run an agent.
+type Config struct {
+	// Server is the control plane's address.
+	Server string
+	// Token is the join token, needed the first time only.
+	Token string
+	// Name is the node's name, unique in the cluster; default the hostname.
+	Name string
+	// DataDir holds the node's credentials, logs and network state.
+	DataDir string
+	// Listen is where the node's own endpoint listens; default an
+	// ephemeral port on the address that reaches the server.
+	Listen string
+	Labels map[string]string
+	// MilliCPUs and MemoryBytes override the detected capacity.
+	MilliCPUs, MemoryBytes int64
+	// Runtime is "containerd" (default) or "fake" (scale tests: no
+	// containers are run).
+	Runtime           string
+	ContainerdAddress string
+	Log               *slog.Logger
+}
+
+// Agent is a running node agent.
+type Agent struct {
+	cfg      Config
+	log      *slog.Logger
+	creds    *session.Credentials
+	rt       runtime.Runtime
+	closeRT  func() error
+	network  *lazyNetwork
+	worker   *worker.Worker
+	session  *session.Session
+	grpc     *grpc.Server
+	listener net.Listener
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	errc   chan error
+}
+
+// Start joins (when needed), connects and runs an agent. It returns once
+// the first session with the control plane is up.
+func Start(ctx context.Context, cfg Config) (_ *Agent, err error) {
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	if cfg.Name == "" {
+		cfg.Name, _ = os.Hostname()
+	}
+	if cfg.DataDir == "" {
+		return nil, errors.New("agent: --data-dir is required")
+	}
+	a := &Agent{cfg: cfg, log: cfg.Log, errc: make(chan error, 4)}
+	defer func() {
+		if err != nil {
+			a.Stop()
+		}
+	}()
+	a.creds, err = session.LoadOrJoin(ctx, filepath.Join(cfg.DataDir, "pki"), cfg.Server, cfg.Token, cfg.Name)
+	if err != nil {
+		return nil, err
+	}
+	if err := a.startRuntime(ctx); err != nil {
+		return nil, err
+	}
+	if err := a.listen(); err != nil {
+		return nil, err
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	a.cancel = cancel
+	a.session = session.New(session.Config{Server: cfg.Server, Credentials: a.creds, Handler: a, Log: cfg.Log.With("component", "session")})
+	a.worker = worker.New(a.rt, a.session.Report, cfg.Log.With("component", "worker"))
+	if err := a.worker.Start(runCtx); err != nil {
+		return nil, fmt.Errorf("adopting this node's containers: %w", err)
+	}
+	a.goRun("session", func() error { return a.session.Run(runCtx) })
+	a.goRun("node endpoint", func() error { return a.grpc.Serve(a.listener) })
+	select {
+	case <-a.session.Connected():
+	case err := <-a.errc:
+		return nil, err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	a.log.Info("agent ready", "node", cfg.Name, "id", a.creds.NodeID, "endpoint", a.listener.Addr().String())
+	return a, nil
+}
+
+func (a *Agent) startRuntime(ctx context.Context) error {
+	switch a.cfg.Runtime {
+	case "", "containerd":
+		a.network = newLazyNetwork(a.cfg.Name, a.cfg.DataDir)
+		rt, err := runtime.NewContainerd(ctx, runtime.ContainerdConfig{
+			Address:  a.cfg.ContainerdAddress,
+			Owner:    a.creds.NodeID,
+			StateDir: filepath.Join(a.cfg.DataDir, "runtime"),
+			Network:  a.network,
+		})
+		if err != nil {
+			return err
+		}
+		a.rt, a.closeRT = rt, rt.Close
+	case "fake":
+		a.rt, a.closeRT = runtime.NewFake(), func() error { return nil }
+	default:
+		return fmt.Errorf("agent: unknown runtime %q: use containerd or fake", a.cfg.Runtime)
+	}
+	return nil
+}
+
+// listen opens the node endpoint, served with the node certificate.
+func (a *Agent) listen() error {
+	addr := a.cfg.Listen
+	if addr == "" {
+		addr = net.JoinHostPort(localAddressFor(a.cfg.Server), "0")
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("node endpoint on %s: %w", addr, err)
+	}
+	a.listener = l
+	tlsCfg, err := identity.ServerTLS(a.creds.Cert, a.creds.Key, a.creds.CA)
+	if err != nil {
+		return err
+	}
+	a.grpc = grpc.NewServer(grpc.Creds(credentials.NewTLS(tlsCfg)), grpc.UnaryInterceptor(serverOnlyUnary), grpc.StreamInterceptor(serverOnlyStream))
+	berthv1.RegisterNodeServiceServer(a.grpc, &nodeService{a: a})
+	return nil
+}
+
+// localAddressFor is the local IP address that routes to server: the node
+// endpoint listens there so the control plane can reach it.
+func localAddressFor(server string) string {
+	c, err := net.Dial("udp", server)
+	if err != nil {
+		return "127.0.0.1"
+	}
+	defer c.Close()
+	return c.LocalAddr().(*net.UDPAddr).IP.String()
+}
+
+func (a *Agent) goRun(name string, fn func() error) {
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		if err := fn(); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			select {
+			case a.errc <- fmt.Errorf("%s: %w", name, err):
+			default:
+			}
+		}
+	}()
+}
+
+// NodeID is the node's id in the cluster.
+func (a *Agent) NodeID() string { return a.creds.NodeID }
+
+// Err reports a failure that stops the agent.
+func (a *Agent) Err() <-chan error { return a.errc }
+
+// Stop stops the agent. Containers keep running; a restarted agent adopts
+// them.
+func (a *Agent) Stop() {
+	if a.grpc != nil {
+		a.grpc.Stop()
+	}
+	if a.cancel != nil {
+		a.cancel()
+	}
+	a.wg.Wait()
+	if a.worker != nil {
+		a.worker.Wait()
+	}
+	if a.closeRT != nil {
+		a.closeRT()
+	}
+	if a.network != nil {
+		a.network.Close()
+	}
+	if a.listener != nil {
+		a.listener.Close()
+	}
+}
+
+// Hello describes the node for a new session.
+func (a *Agent) Hello() *berthv1.AgentHello {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return &berthv1.AgentHello{Description: a.describe(ctx), Tasks: a.worker.Statuses()}
+}
+
+// Welcome configures the container network with the node's subnet.
+func (a *Agent) Welcome(w *berthv1.SessionWelcome) {
+	if a.network != nil {
+		if err := a.network.configure(w.Subnet); err != nil {
+			a.log.Error("container network", "subnet", w.Subnet, "err", err)
+		}
+	}
+}
+
+// Assign hands assignments to the worker.
+func (a *Agent) Assign(as *berthv1.Assignments) { a.worker.Assign(as) }
+
+func (a *Agent) describe(ctx context.Context) *berthv1.NodeDescription {
+	host, _ := os.Hostname()
+	cpus, mem := a.cfg.MilliCPUs, a.cfg.MemoryBytes
+	if cpus == 0 {
+		cpus = int64(goruntime.NumCPU()) * 1000
+	}
+	if mem == 0 {
+		mem = totalMemory()
+	}
+	return &berthv1.NodeDescription{
+		Name:         a.cfg.Name,
+		Hostname:     host,
+		Address:      a.listener.Addr().String(),
+		Labels:       a.cfg.Labels,
+		Capacity:     &berthv1.Resources{MilliCpus: cpus, MemoryBytes: mem},
+		Platform:     &berthv1.Platform{Os: goruntime.GOOS, Architecture: goruntime.GOARCH},
+		Images:       a.imageNames(ctx),
+		AgentVersion: version.String(),
+	}
+}
+
+func (a *Agent) imageNames(ctx context.Context) []string {
+	images, err := a.rt.ListImages(ctx)
+	if err != nil {
+		a.log.Warn("listing images", "err", err)
+		return nil
+	}
+	names := make([]string, 0, len(images))
+	for _, im := range images {
+		names = append(names, im.Name)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// totalMemory reads the machine's memory from /proc/meminfo.
+func totalMemory() int64 {
+	f, err := os.Open("/proc/meminfo")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) >= 2 && fields[0] == "MemTotal:" {
+			kb, _ := strconv.ParseInt(fields[1], 10, 64)
+			return kb * 1024
+		}
+	}
+	return 0
+}

@@ -1,0 +1,85 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"sync"
+
+	"github.com/berthproject/berth/agent/network"
+	"github.com/berthproject/berth/agent/runtime"
+)
+
+// lazyNetwork is the runtime's network once the control plane has said
+// which subnet the node's containers use; until then attaching waits.
+type lazyNetwork struct {
+	name, dataDir string
+
+	mu    sync.Mutex
+	cni   *network.CNI
+	ready chan struct{}
+}
+
+var _ runtime.Network = (*lazyNetwork)(nil)
+
+func newLazyNetwork(name, dataDir string) *lazyNetwork {
+	return &lazyNetwork{name: name, dataDir: dataDir, ready: make(chan struct{})}
+}
+
+func (n *lazyNetwork) configure(subnet string) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.cni != nil {
+		return nil
+	}
+	cni, err := network.New(network.Config{Name: n.name, DataDir: n.dataDir, Subnet: subnet})
+	if err != nil {
+		return err
+	}
+	n.cni = cni
+	close(n.ready)
+	return nil
+}
+
+func (n *lazyNetwork) get(ctx context.Context) (*network.CNI, error) {
+	select {
+	case <-n.ready:
+	case <-ctx.Done():
+		return nil, errors.New("the container network is not configured yet (no session with the control plane)")
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.cni, nil
+}
+
+// Attach connects a container, once the network is configured.
+func (n *lazyNetwork) Attach(ctx context.Context, id string, ports []runtime.Port) (runtime.Attachment, error) {
+	cni, err := n.get(ctx)
+	if err != nil {
+		return runtime.Attachment{}, err
+	}
+	ps := make([]network.Port, len(ports))
+	for i, p := range ports {
+		ps[i] = network.Port{Target: p.Target, Published: p.Published, Protocol: p.Protocol, HostIP: p.HostIP}
+	}
+	att, err := cni.Attach(ctx, id, ps)
+	return runtime.Attachment{NetNSPath: att.NetNSPath, IP: att.IP}, err
+}
+
+// Detach disconnects a container.
+func (n *lazyNetwork) Detach(ctx context.Context, id string) error {
+	cni, err := n.get(ctx)
+	if err != nil {
+		return err
+	}
+	return cni.Detach(ctx, id)
+}
+
+// Close releases the network handle; attachments stay.
+func (n *lazyNetwork) Close() error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.cni == nil {
+		return nil
+	}
+	return n.cni.Close()
+}

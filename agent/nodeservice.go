@@ -1,0 +1,129 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"io"
+
+	"github.com/berthproject/berth/agent/runtime"
+	berthv1 "github.com/berthproject/berth/api/berth/v1"
+	"github.com/berthproject/berth/api/identity"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// nodeService serves the node's logs and images to the control plane.
+type nodeService struct {
+	berthv1.UnimplementedNodeServiceServer
+	a *Agent
+}
+
+func serverOnly(ctx context.Context) error {
+	who, ok := identity.FromContext(ctx)
+	if !ok || who.Role != identity.RoleServer {
+		return status.Error(codes.PermissionDenied, "only the control plane may call a node")
+	}
+	return nil
+}
+
+func serverOnlyUnary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	if err := serverOnly(ctx); err != nil {
+		return nil, err
+	}
+	return h(ctx, req)
+}
+
+func serverOnlyStream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+	if err := serverOnly(ss.Context()); err != nil {
+		return err
+	}
+	return h(srv, ss)
+}
+
+// Logs streams the output of the asked tasks' containers.
+func (s *nodeService) Logs(req *berthv1.NodeLogsRequest, stream berthv1.NodeService_LogsServer) error {
+	ctx := stream.Context()
+	errc := make(chan error, len(req.TaskIds))
+	sendMu := make(chan struct{}, 1)
+	for _, id := range req.TaskIds {
+		go func() {
+			errc <- s.a.rt.Logs(ctx, id, runtime.LogOptions{Follow: req.Follow, Tail: req.Tail}, func(l runtime.LogLine) error {
+				entry := &berthv1.LogEntry{TaskId: id, Stream: berthv1.LogStream_LOG_STREAM_STDOUT, Line: l.Line}
+				if l.Stream == runtime.Stderr {
+					entry.Stream = berthv1.LogStream_LOG_STREAM_STDERR
+				}
+				if !l.At.IsZero() {
+					entry.At = timestamppb.New(l.At)
+				}
+				sendMu <- struct{}{}
+				defer func() { <-sendMu }()
+				return stream.Send(entry)
+			})
+		}()
+	}
+	var first error
+	for range req.TaskIds {
+		if err := <-errc; err != nil && first == nil && !errors.Is(err, runtime.ErrNotFound) && ctx.Err() == nil {
+			first = err
+		}
+	}
+	if first != nil {
+		return status.Errorf(codes.Internal, "reading logs: %v", first)
+	}
+	return nil
+}
+
+// ImportImage loads an uploaded archive into the node's image store.
+func (s *nodeService) ImportImage(stream berthv1.NodeService_ImportImageServer) error {
+	pr, pw := io.Pipe()
+	go func() {
+		for {
+			msg, err := stream.Recv()
+			if err == io.EOF {
+				pw.Close()
+				return
+			}
+			if err != nil {
+				pw.CloseWithError(err)
+				return
+			}
+			if _, err := pw.Write(msg.Chunk); err != nil {
+				return
+			}
+		}
+	}()
+	images, err := s.a.rt.ImportImage(stream.Context(), pr)
+	pr.CloseWithError(io.ErrClosedPipe)
+	res := &berthv1.NodeImportResult{NodeId: s.a.creds.NodeID, NodeName: s.a.cfg.Name}
+	if err != nil {
+		res.Error = err.Error()
+	}
+	res.Images = toImages(images)
+	if s.a.session != nil {
+		s.a.session.ImagesChanged(s.a.imageNames(stream.Context()))
+	}
+	return stream.SendAndClose(res)
+}
+
+// ListImages lists the node's images.
+func (s *nodeService) ListImages(ctx context.Context, _ *berthv1.ListImagesRequest) (*berthv1.NodeImages, error) {
+	images, err := s.a.rt.ListImages(ctx)
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "listing images: %v", err)
+	}
+	return &berthv1.NodeImages{NodeId: s.a.creds.NodeID, NodeName: s.a.cfg.Name, Images: toImages(images)}, nil
+}
+
+func toImages(images []runtime.Image) []*berthv1.Image {
+	out := make([]*berthv1.Image, 0, len(images))
+	for _, im := range images {
+		i := &berthv1.Image{Name: im.Name, Digest: im.Digest, Size: im.Size}
+		if !im.CreatedAt.IsZero() {
+			i.CreatedAt = timestamppb.New(im.CreatedAt)
+		}
+		out = append(out, i)
+	}
+	return out
+}

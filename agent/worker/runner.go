@@ -1,0 +1,276 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/berthproject/berth/agent/runtime"
+	berthv1 "github.com/berthproject/berth/api/berth/v1"
+	"github.com/berthproject/berth/api/taskstate"
+	"google.golang.org/protobuf/proto"
+)
+
+// runner drives one task's container.
+type runner struct {
+	w  *Worker
+	id string
+
+	changed chan struct{}
+	// guarded by w.mu
+	task    *berthv1.Task
+	removed bool
+
+	// owned by the run goroutine
+	observed berthv1.TaskState
+	exits    <-chan runtime.Exit
+	status   *berthv1.TaskStatus
+}
+
+func newRunner(w *Worker, t *berthv1.Task) *runner {
+	r := &runner{w: w, id: t.GetMeta().GetId(), task: t, changed: make(chan struct{}, 1)}
+	// What the control plane last heard is where this runner starts: a
+	// task it believes running but whose container is gone must fail, not
+	// silently start again.
+	r.observed = t.GetStatus().GetState()
+	r.status = proto.Clone(t.GetStatus()).(*berthv1.TaskStatus)
+	if r.status == nil || r.status.State == berthv1.TaskState_TASK_STATE_UNSPECIFIED {
+		r.status = &berthv1.TaskStatus{}
+	}
+	return r
+}
+
+func (r *runner) adopt(c runtime.Status) {
+	st := observedStatus(c)
+	r.observed, r.status = st.State, st
+}
+
+func (r *runner) signal() {
+	select {
+	case r.changed <- struct{}{}:
+	default:
+	}
+}
+
+func (r *runner) update(t *berthv1.Task) {
+	r.task = t // w.mu held by the caller
+	r.signal()
+}
+
+func (r *runner) remove() {
+	r.removed = true // w.mu held by the caller
+	r.signal()
+}
+
+func (r *runner) snapshot() (*berthv1.Task, bool) {
+	r.w.mu.Lock()
+	defer r.w.mu.Unlock()
+	return r.task, r.removed
+}
+
+func (r *runner) isRemoved() bool {
+	_, removed := r.snapshot()
+	return removed
+}
+
+// set moves the observed state forward and reports it.
+func (r *runner) set(state berthv1.TaskState, mutate func(*berthv1.TaskStatus)) {
+	if state < r.observed {
+		return
+	}
+	st := proto.Clone(r.status).(*berthv1.TaskStatus)
+	st.State = state
+	st.Timestamp = nil
+	st.Message = ""
+	if mutate != nil {
+		mutate(st)
+	}
+	r.observed, r.status = state, st
+	r.w.setStatus(r.id, st)
+}
+
+func (r *runner) fail(state berthv1.TaskState, err error) {
+	r.w.log.Warn("task failed", "task", r.id, "state", taskstate.Name(state), "err", err)
+	r.set(state, func(st *berthv1.TaskStatus) { st.Err = err.Error() })
+}
+
+// run loops until the task is removed or ctx ends.
+func (r *runner) run(ctx context.Context) {
+	if r.observed == berthv1.TaskState_TASK_STATE_RUNNING && r.exits == nil && !r.isRemoved() {
+		r.watchExisting(ctx)
+	}
+	for {
+		task, removed := r.snapshot()
+		if removed {
+			r.cleanup(ctx, task)
+			return
+		}
+		r.step(ctx, task)
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.changed:
+		case ex := <-r.exits:
+			r.exits = nil
+			r.exited(ex)
+		}
+	}
+}
+
+// step makes the moves from the observed state toward the desired one
+// that need no waiting.
+func (r *runner) step(ctx context.Context, task *berthv1.Task) {
+	if taskstate.Terminal(r.observed) {
+		return
+	}
+	if task.DesiredState != berthv1.TaskState_TASK_STATE_RUNNING {
+		r.stop(ctx, task)
+		return
+	}
+	if r.observed == berthv1.TaskState_TASK_STATE_RUNNING {
+		return
+	}
+	r.start(ctx, task)
+}
+
+func (r *runner) start(ctx context.Context, task *berthv1.Task) {
+	spec := task.GetSpec()
+	if r.observed < berthv1.TaskState_TASK_STATE_ACCEPTED {
+		r.set(berthv1.TaskState_TASK_STATE_ACCEPTED, nil)
+	}
+	if r.observed < berthv1.TaskState_TASK_STATE_PREPARING {
+		r.set(berthv1.TaskState_TASK_STATE_PREPARING, nil)
+	}
+	if r.observed < berthv1.TaskState_TASK_STATE_STARTING {
+		ok, err := r.w.rt.ImageExists(ctx, spec.GetImage())
+		if err != nil {
+			r.fail(berthv1.TaskState_TASK_STATE_REJECTED, fmt.Errorf("checking image %s: %w", spec.GetImage(), err))
+			return
+		}
+		if !ok {
+			r.fail(berthv1.TaskState_TASK_STATE_REJECTED, fmt.Errorf("image %s is not on this node: load it with `berth image import`", spec.GetImage()))
+			return
+		}
+		err = r.w.rt.Create(ctx, containerSpec(r.id, spec))
+		if err != nil && !errors.Is(err, runtime.ErrExists) {
+			r.fail(berthv1.TaskState_TASK_STATE_REJECTED, err)
+			r.removeContainer(ctx)
+			return
+		}
+		r.set(berthv1.TaskState_TASK_STATE_STARTING, func(st *berthv1.TaskStatus) { st.ContainerId = r.id })
+	}
+	cs, err := r.w.rt.Start(ctx, r.id)
+	if err != nil {
+		r.fail(berthv1.TaskState_TASK_STATE_FAILED, fmt.Errorf("starting the container: %w", err))
+		return
+	}
+	// Wait reports an exit that happened before it was called, so a
+	// container that dies at once is still seen.
+	exits, err := r.w.rt.Wait(ctx, r.id)
+	if err != nil {
+		r.fail(berthv1.TaskState_TASK_STATE_FAILED, fmt.Errorf("watching the container: %w", err))
+		return
+	}
+	r.exits = exits
+	r.set(berthv1.TaskState_TASK_STATE_RUNNING, func(st *berthv1.TaskStatus) {
+		st.Pid, st.Address, st.Ports = int32(cs.Pid), cs.Address, portBindings(cs.Ports)
+	})
+}
+
+// watchExisting follows the container of a task the control plane already
+// saw running (the agent restarted, or the task was adopted).
+func (r *runner) watchExisting(ctx context.Context) {
+	c, err := r.w.rt.Inspect(ctx, r.id)
+	if err != nil || c.State != runtime.StateRunning {
+		if err == nil && c.State == runtime.StateStopped {
+			r.exited(runtime.Exit{Code: c.ExitCode, At: c.ExitedAt})
+			return
+		}
+		r.fail(berthv1.TaskState_TASK_STATE_FAILED, errors.New("the container is gone (the node restarted or it was removed by hand)"))
+		return
+	}
+	exits, err := r.w.rt.Wait(ctx, r.id)
+	if err != nil {
+		r.fail(berthv1.TaskState_TASK_STATE_FAILED, fmt.Errorf("watching the container: %w", err))
+		return
+	}
+	r.exits = exits
+}
+
+func (r *runner) exited(ex runtime.Exit) {
+	if taskstate.Terminal(r.observed) {
+		return
+	}
+	task, _ := r.snapshot()
+	if task.DesiredState != berthv1.TaskState_TASK_STATE_RUNNING {
+		r.set(berthv1.TaskState_TASK_STATE_SHUTDOWN, func(st *berthv1.TaskStatus) { st.ExitCode = ex.Code })
+		return
+	}
+	if ex.Err != nil {
+		r.fail(berthv1.TaskState_TASK_STATE_FAILED, fmt.Errorf("lost track of the container: %w", ex.Err))
+		return
+	}
+	state, msg := exitState(ex.Code)
+	r.set(state, func(st *berthv1.TaskStatus) { st.ExitCode, st.Err = ex.Code, msg })
+}
+
+// stop stops the container of a task no longer desired to run.
+func (r *runner) stop(ctx context.Context, task *berthv1.Task) {
+	if r.observed >= berthv1.TaskState_TASK_STATE_STARTING {
+		grace := task.GetSpec().GetStopGracePeriod().AsDuration()
+		if err := r.w.rt.Stop(ctx, r.id, task.GetSpec().GetStopSignal(), grace); err != nil && !isGone(err) {
+			r.fail(berthv1.TaskState_TASK_STATE_FAILED, fmt.Errorf("stopping the container: %w", err))
+			return
+		}
+	}
+	var code int32
+	if c, err := r.w.rt.Inspect(ctx, r.id); err == nil {
+		code = c.ExitCode
+	}
+	r.exits = nil
+	r.set(berthv1.TaskState_TASK_STATE_SHUTDOWN, func(st *berthv1.TaskStatus) { st.ExitCode = code })
+}
+
+// cleanup stops and removes the container of a task the control plane
+// forgot.
+func (r *runner) cleanup(ctx context.Context, task *berthv1.Task) {
+	grace := task.GetSpec().GetStopGracePeriod().AsDuration()
+	if grace == 0 {
+		grace = 10 * time.Second
+	}
+	if err := r.w.rt.Stop(ctx, r.id, task.GetSpec().GetStopSignal(), grace); err != nil && !isGone(err) {
+		r.w.log.Warn("stopping a removed task's container", "task", r.id, "err", err)
+	}
+	r.removeContainer(ctx)
+}
+
+func (r *runner) removeContainer(ctx context.Context) {
+	if err := r.w.rt.Remove(ctx, r.id); err != nil && !isGone(err) {
+		r.w.log.Warn("removing a container", "task", r.id, "err", err)
+	}
+}
+
+// containerSpec is the runtime's view of a task.
+func containerSpec(id string, spec *berthv1.ServiceSpec) runtime.ContainerSpec {
+	cs := runtime.ContainerSpec{
+		ID:          id,
+		Image:       spec.GetImage(),
+		Command:     spec.GetCommand(),
+		Entrypoint:  spec.GetEntrypoint(),
+		Env:         spec.GetEnv(),
+		WorkingDir:  spec.GetWorkingDir(),
+		User:        spec.GetUser(),
+		Labels:      spec.GetLabels(),
+		MilliCPUs:   spec.GetLimits().GetMilliCpus(),
+		MemoryBytes: spec.GetLimits().GetMemoryBytes(),
+		StopSignal:  spec.GetStopSignal(),
+	}
+	for _, p := range spec.GetPorts() {
+		if p.Published == 0 {
+			continue
+		}
+		cs.Ports = append(cs.Ports, runtime.Port{Target: p.Target, Published: p.Published, Protocol: p.Protocol, HostIP: p.HostIp})
+	}
+	return cs
+}

@@ -1,0 +1,196 @@
+// Package worker runs the tasks assigned to this node. Each task has a
+// runner: one goroutine that moves the container, one idempotent step at a
+// time, from what is observed toward what is desired, and reports every
+// state it reaches.
+package worker
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strconv"
+	"sync"
+
+	"github.com/berthproject/berth/agent/runtime"
+	berthv1 "github.com/berthproject/berth/api/berth/v1"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// Reporter receives every status change of a task.
+type Reporter func(taskID string, status *berthv1.TaskStatus)
+
+// Worker keeps one runner per assigned task.
+type Worker struct {
+	rt     runtime.Runtime
+	report Reporter
+	log    *slog.Logger
+
+	mu       sync.Mutex
+	ctx      context.Context
+	runners  map[string]*runner
+	adopted  map[string]runtime.Status
+	statuses map[string]*berthv1.TaskStatus
+	wg       sync.WaitGroup
+}
+
+// New returns a worker driving rt; Start must be called before Assign.
+func New(rt runtime.Runtime, report Reporter, log *slog.Logger) *Worker {
+	return &Worker{
+		rt:       rt,
+		report:   report,
+		log:      log,
+		runners:  map[string]*runner{},
+		adopted:  map[string]runtime.Status{},
+		statuses: map[string]*berthv1.TaskStatus{},
+	}
+}
+
+// Start adopts the containers this node's runtime already holds (the agent
+// restarted; the containers kept running) so their tasks go on instead of
+// starting again. Runners live until ctx ends.
+func (w *Worker) Start(ctx context.Context) error {
+	containers, err := w.rt.List(ctx)
+	if err != nil {
+		return err
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.ctx = ctx
+	for _, c := range containers {
+		w.adopted[c.ID] = c
+		w.statuses[c.ID] = observedStatus(c)
+	}
+	return nil
+}
+
+// observedStatus is what an adopted container says of its task.
+func observedStatus(c runtime.Status) *berthv1.TaskStatus {
+	st := &berthv1.TaskStatus{ContainerId: c.ID, Address: c.Address, Pid: int32(c.Pid), Ports: portBindings(c.Ports), Timestamp: timestamppb.Now()}
+	switch c.State {
+	case runtime.StateRunning:
+		st.State = berthv1.TaskState_TASK_STATE_RUNNING
+	case runtime.StateStopped:
+		st.ExitCode = c.ExitCode
+		st.State, st.Err = exitState(c.ExitCode)
+		if !c.ExitedAt.IsZero() {
+			st.Timestamp = timestamppb.New(c.ExitedAt)
+		}
+	default:
+		st.State = berthv1.TaskState_TASK_STATE_PREPARING
+	}
+	return st
+}
+
+// Statuses returns the last status of every task the worker knows, for the
+// hello that opens each session.
+func (w *Worker) Statuses() []*berthv1.TaskStatusReport {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := make([]*berthv1.TaskStatusReport, 0, len(w.statuses))
+	for id, st := range w.statuses {
+		out = append(out, &berthv1.TaskStatusReport{TaskId: id, Status: proto.Clone(st).(*berthv1.TaskStatus)})
+	}
+	return out
+}
+
+// Assign applies assignments from the control plane: a full set replaces
+// everything (containers of tasks not in it are removed); otherwise tasks
+// are added or updated and the removed ones forgotten.
+func (w *Worker) Assign(a *berthv1.Assignments) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.ctx == nil {
+		return
+	}
+	if a.Full {
+		keep := map[string]bool{}
+		for _, t := range a.Tasks {
+			keep[t.GetMeta().GetId()] = true
+		}
+		for id, r := range w.runners {
+			if !keep[id] {
+				r.remove()
+				delete(w.runners, id)
+			}
+		}
+		for id := range w.adopted {
+			if !keep[id] {
+				w.startRunner(&berthv1.Task{Meta: &berthv1.Meta{Id: id}}).remove()
+			}
+		}
+	}
+	for _, t := range a.Tasks {
+		id := t.GetMeta().GetId()
+		if r := w.runners[id]; r != nil {
+			r.update(t)
+			continue
+		}
+		w.runners[id] = w.startRunner(t)
+	}
+	for _, id := range a.Removed {
+		if r := w.runners[id]; r != nil {
+			r.remove()
+			delete(w.runners, id)
+		}
+	}
+}
+
+// startRunner starts the runner of t; w.mu is held.
+func (w *Worker) startRunner(t *berthv1.Task) *runner {
+	id := t.GetMeta().GetId()
+	r := newRunner(w, t)
+	if c, ok := w.adopted[id]; ok {
+		r.adopt(c)
+		delete(w.adopted, id)
+	}
+	w.wg.Add(1)
+	go func() {
+		defer w.wg.Done()
+		r.run(w.ctx)
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		if w.runners[id] == r {
+			delete(w.runners, id)
+		}
+		if r.removed {
+			delete(w.statuses, id)
+		}
+	}()
+	return r
+}
+
+// Wait blocks until every runner has returned (after the Start context
+// ended).
+func (w *Worker) Wait() { w.wg.Wait() }
+
+// setStatus records and reports a status change.
+func (w *Worker) setStatus(id string, st *berthv1.TaskStatus) {
+	if st.Timestamp == nil {
+		st.Timestamp = timestamppb.Now()
+	}
+	w.mu.Lock()
+	w.statuses[id] = st
+	w.mu.Unlock()
+	w.report(id, proto.Clone(st).(*berthv1.TaskStatus))
+}
+
+func exitState(code int32) (berthv1.TaskState, string) {
+	if code == 0 {
+		return berthv1.TaskState_TASK_STATE_COMPLETE, ""
+	}
+	return berthv1.TaskState_TASK_STATE_FAILED, "task: non-zero exit (" + itoa(code) + ")"
+}
+
+func itoa(n int32) string { return strconv.Itoa(int(n)) }
+
+func portBindings(ports []runtime.Port) []*berthv1.PortBinding {
+	out := make([]*berthv1.PortBinding, 0, len(ports))
+	for _, p := range ports {
+		out = append(out, &berthv1.PortBinding{Target: p.Target, Published: p.Published, Protocol: p.Protocol, HostIp: p.HostIP})
+	}
+	return out
+}
+
+// isGone reports whether err says the container does not exist.
+func isGone(err error) bool { return errors.Is(err, runtime.ErrNotFound) }

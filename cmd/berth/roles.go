@@ -1,0 +1,259 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/berthproject/berth/agent"
+	"github.com/berthproject/berth/cli"
+	"github.com/berthproject/berth/controlplane"
+	"github.com/spf13/cobra"
+)
+
+func newLogger(level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: use debug, info, warn or error", level)
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l})), nil
+}
+
+func defaultDataDir(sub string) string {
+	if os.Geteuid() == 0 {
+		return filepath.Join("/var/lib/berth", sub)
+	}
+	home, _ := os.UserHomeDir()
+	return filepath.Join(home, ".berth", sub)
+}
+
+type serverFlags struct {
+	dataDir, listen, advertise, etcd, containerRange, logLevel string
+}
+
+func (f *serverFlags) add(cmd *cobra.Command, dataDir string) {
+	cmd.Flags().StringVar(&f.dataDir, "data-dir", dataDir, "where the server keeps its state (the embedded etcd's data)")
+	cmd.Flags().StringVar(&f.listen, "listen", "127.0.0.1:4242", "address agents and clients connect to")
+	cmd.Flags().StringVar(&f.advertise, "advertise", "", "address written into the admin config and join command (default: the listen address)")
+	cmd.Flags().StringVar(&f.etcd, "etcd-endpoints", "", "comma-separated endpoints of an external etcd cluster, instead of the embedded one")
+	cmd.Flags().StringVar(&f.containerRange, "container-range", "10.210.0.0/16", "address range nodes' container subnets (/24 each) come from")
+	cmd.Flags().StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+}
+
+func (f *serverFlags) config(cmd *cobra.Command, log *slog.Logger) controlplane.Config {
+	var endpoints []string
+	if f.etcd != "" {
+		endpoints = strings.Split(f.etcd, ",")
+	}
+	return controlplane.Config{
+		DataDir:        f.dataDir,
+		Listen:         f.listen,
+		Advertise:      f.advertise,
+		EtcdEndpoints:  endpoints,
+		ConfigPath:     cli.ConfigPath(cmd),
+		ContainerRange: f.containerRange,
+		Log:            log,
+	}
+}
+
+func newServerCommand() *cobra.Command {
+	var f serverFlags
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Run the control plane",
+		Long: `Run a Berth control plane server. State lives in an embedded etcd under
+--data-dir, or in an external etcd cluster with --etcd-endpoints. On first
+start the server makes the cluster CA, writes the admin client config
+(--config, default ~/.berth/config) and prints the command agents join with.`,
+		Example: `  berth server --listen 10.0.0.1:4242
+  berth server --etcd-endpoints http://10.0.0.5:2379,http://10.0.0.6:2379`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := newLogger(f.logLevel)
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			srv, err := controlplane.Start(ctx, f.config(cmd, log))
+			if err != nil {
+				return err
+			}
+			defer srv.Stop()
+			token, err := srv.JoinToken(ctx)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "Berth server listening on %s\nAdmin config written to %s\nJoin a node with:\n  berth agent --join %s --token %s\n",
+				srv.Addr(), cli.ConfigPath(cmd), srv.AdminConfig().Server, token)
+			select {
+			case <-ctx.Done():
+				return nil
+			case err := <-srv.Err():
+				return err
+			}
+		},
+	}
+	f.add(cmd, defaultDataDir("server"))
+	return cmd
+}
+
+type agentFlags struct {
+	join, token, name, dataDir, listen, runtime, logLevel string
+	labels                                                []string
+	cpus                                                  float64
+	memory                                                int64
+}
+
+func (f *agentFlags) add(cmd *cobra.Command, withJoin bool) {
+	if withJoin {
+		cmd.Flags().StringVar(&f.join, "join", "", "address of a control plane server (host:port)")
+		cmd.Flags().StringVar(&f.token, "token", "", "join token (`berth join-token` prints it); needed the first time only")
+		cmd.Flags().StringVar(&f.dataDir, "data-dir", "", "where the agent keeps its credentials, logs and network state (default /var/lib/berth/agent-NAME)")
+		cmd.Flags().StringVar(&f.listen, "listen", "", "address of the node's own endpoint (default: an ephemeral port on the address that reaches the server)")
+		cmd.Flags().StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	}
+	cmd.Flags().StringVar(&f.name, "name", "", "node name, unique in the cluster (default: the hostname)")
+	cmd.Flags().StringArrayVar(&f.labels, "label", nil, "node label KEY=VALUE (repeatable), for placement constraints")
+	cmd.Flags().Float64Var(&f.cpus, "cpus", 0, "CPU capacity offered to tasks, in cores (default: all)")
+	cmd.Flags().Int64Var(&f.memory, "memory", 0, "memory capacity offered to tasks, in bytes (default: all)")
+	cmd.Flags().StringVar(&f.runtime, "runtime", "containerd", "container runtime: containerd, or fake for scale tests (runs nothing)")
+}
+
+func (f *agentFlags) config(server string, log *slog.Logger) (agent.Config, error) {
+	labels := map[string]string{}
+	for _, l := range f.labels {
+		k, v, ok := strings.Cut(l, "=")
+		if !ok || k == "" {
+			return agent.Config{}, fmt.Errorf("--label %q: expected KEY=VALUE", l)
+		}
+		labels[k] = v
+	}
+	name := f.name
+	if name == "" {
+		name, _ = os.Hostname()
+	}
+	dataDir := f.dataDir
+	if dataDir == "" {
+		dataDir = defaultDataDir("agent-" + name)
+	}
+	return agent.Config{
+		Server: server, Token: f.token, Name: name, DataDir: dataDir, Listen: f.listen,
+		Labels: labels, MilliCPUs: int64(f.cpus * 1000), MemoryBytes: f.memory,
+		Runtime: f.runtime, Log: log,
+	}, nil
+}
+
+func newAgentCommand() *cobra.Command {
+	var f agentFlags
+	cmd := &cobra.Command{
+		Use:   "agent",
+		Short: "Run a node agent",
+		Long: `Run a Berth node agent: it joins the cluster with a token the first time,
+then keeps a session with the control plane and runs the node's containers
+with containerd. Containers keep running when the agent stops; a restarted
+agent adopts them.`,
+		Example: `  berth agent --join 10.0.0.1:4242 --token BERTH-1-... --label zone=eu`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if f.join == "" {
+				return fmt.Errorf("--join is required: the address of a Berth server")
+			}
+			log, err := newLogger(f.logLevel)
+			if err != nil {
+				return err
+			}
+			cfg, err := f.config(f.join, log)
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			a, err := agent.Start(ctx, cfg)
+			if err != nil {
+				return err
+			}
+			defer a.Stop()
+			fmt.Fprintf(cmd.OutOrStdout(), "Berth agent %s joined as node %s\n", cfg.Name, a.NodeID())
+			select {
+			case <-ctx.Done():
+				return nil
+			case err := <-a.Err():
+				return err
+			}
+		},
+	}
+	f.add(cmd, true)
+	return cmd
+}
+
+func newDevCommand() *cobra.Command {
+	var sf serverFlags
+	var af agentFlags
+	cmd := &cobra.Command{
+		Use:   "dev",
+		Short: "Run a one-machine cluster: a server and a local agent in one process",
+		Long: `Run a whole Berth cluster on this machine: a server with embedded etcd and
+one agent, in one process. The admin config is written to --config (default
+~/.berth/config), so the other berth commands work right away.`,
+		Example: `  berth dev
+  berth apply -f examples/hello/compose.yaml`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := newLogger(sf.logLevel)
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			started := time.Now()
+			srv, err := controlplane.Start(ctx, sf.config(cmd, log))
+			if err != nil {
+				return err
+			}
+			defer srv.Stop()
+			token, err := srv.JoinToken(ctx)
+			if err != nil {
+				return err
+			}
+			if af.name == "" {
+				af.name = "dev"
+			}
+			af.token = token
+			af.dataDir = filepath.Join(sf.dataDir, "agent")
+			af.listen = "127.0.0.1:0"
+			cfg, err := af.config(srv.Addr(), log)
+			if err != nil {
+				return err
+			}
+			a, err := agent.Start(ctx, cfg)
+			if err != nil {
+				return err
+			}
+			defer a.Stop()
+			fmt.Fprintf(cmd.OutOrStdout(), `Berth is running (ready in %s): server %s, node %q, data in %s
+The admin config is %s. Try:
+  berth image import bin/images/busybox.tar
+  berth apply -f examples/hello/compose.yaml
+  berth ps
+Stop with Ctrl-C; containers keep running and are adopted on the next start.
+`, time.Since(started).Round(time.Millisecond), srv.Addr(), cfg.Name, sf.dataDir, cli.ConfigPath(cmd))
+			select {
+			case <-ctx.Done():
+				return nil
+			case err := <-srv.Err():
+				return err
+			case err := <-a.Err():
+				return err
+			}
+		},
+	}
+	sf.add(cmd, defaultDevDataDir())
+	af.add(cmd, false)
+	return cmd
+}
+
+func defaultDevDataDir() string {
+	home, _ := os.UserHomeDir()
+	return filepath.Join(home, ".berth", "dev")
+}
