@@ -50,7 +50,10 @@ type Config struct {
 	// containers are run).
 	Runtime           string
 	ContainerdAddress string
-	Log               *slog.Logger
+	// ContainerdNamespace keeps the node's containers and images apart in
+	// containerd; default "berth".
+	ContainerdNamespace string
+	Log                 *slog.Logger
 }
 
 // Agent is a running node agent.
@@ -124,10 +127,11 @@ func (a *Agent) startRuntime(ctx context.Context) error {
 	case "", "containerd":
 		a.network = newLazyNetwork(a.cfg.Name, a.cfg.DataDir)
 		rt, err := runtime.NewContainerd(ctx, runtime.ContainerdConfig{
-			Address:  a.cfg.ContainerdAddress,
-			Owner:    a.creds.NodeID,
-			StateDir: filepath.Join(a.cfg.DataDir, "runtime"),
-			Network:  a.network,
+			Address:   a.cfg.ContainerdAddress,
+			Namespace: a.cfg.ContainerdNamespace,
+			Owner:     a.creds.NodeID,
+			StateDir:  filepath.Join(a.cfg.DataDir, "runtime"),
+			Network:   a.network,
 		})
 		if err != nil {
 			return err

@@ -101,10 +101,10 @@ start the server makes the cluster CA, writes the admin client config
 }
 
 type agentFlags struct {
-	join, token, name, dataDir, listen, runtime, logLevel string
-	labels                                                []string
-	cpus                                                  float64
-	memory                                                int64
+	join, token, name, dataDir, listen, runtime, logLevel, namespace string
+	labels                                                           []string
+	cpus                                                             float64
+	memory                                                           int64
 }
 
 func (f *agentFlags) add(cmd *cobra.Command, withJoin bool) {
@@ -120,6 +120,7 @@ func (f *agentFlags) add(cmd *cobra.Command, withJoin bool) {
 	cmd.Flags().Float64Var(&f.cpus, "cpus", 0, "CPU capacity offered to tasks, in cores (default: all)")
 	cmd.Flags().Int64Var(&f.memory, "memory", 0, "memory capacity offered to tasks, in bytes (default: all)")
 	cmd.Flags().StringVar(&f.runtime, "runtime", "containerd", "container runtime: containerd, or fake for scale tests (runs nothing)")
+	cmd.Flags().StringVar(&f.namespace, "containerd-namespace", "berth", "containerd namespace for the node's containers and images")
 }
 
 func (f *agentFlags) config(server string, log *slog.Logger) (agent.Config, error) {
@@ -142,7 +143,7 @@ func (f *agentFlags) config(server string, log *slog.Logger) (agent.Config, erro
 	return agent.Config{
 		Server: server, Token: f.token, Name: name, DataDir: dataDir, Listen: f.listen,
 		Labels: labels, MilliCPUs: int64(f.cpus * 1000), MemoryBytes: f.memory,
-		Runtime: f.runtime, Log: log,
+		Runtime: f.runtime, ContainerdNamespace: f.namespace, Log: log,
 	}, nil
 }
 

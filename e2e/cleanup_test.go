@@ -1,0 +1,97 @@
+package e2e
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/pem"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/berthproject/berth/agent/network"
+	"github.com/berthproject/berth/agent/runtime"
+	"github.com/berthproject/berth/api/identity"
+)
+
+// namespace is the containerd namespace of every e2e agent, so that the
+// suite never touches a developer's own containers and can delete all it
+// made at the end.
+var namespace = "berth-e2e"
+
+// nodeID reads the node id from an agent's certificate.
+func nodeID(t testing.TB, dataDir string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dataDir, "pki", "node.crt"))
+	if err != nil {
+		return ""
+	}
+	block, _ := pem.Decode(b)
+	if block == nil {
+		return ""
+	}
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		return ""
+	}
+	who, err := identity.FromCertificate(cert)
+	if err != nil {
+		return ""
+	}
+	return who.ID
+}
+
+// cleanupNode removes whatever an agent left: its containers (stopped at
+// once), their snapshots and log files, its CNI attachments and bridge.
+// It runs after the agent process has stopped.
+func cleanupNode(t testing.TB, name, dataDir string) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if id := nodeID(t, dataDir); id != "" {
+		rt, err := runtime.NewContainerd(ctx, runtime.ContainerdConfig{Namespace: namespace, Owner: id, StateDir: filepath.Join(dataDir, "runtime")})
+		if err != nil {
+			t.Errorf("cleanup of node %s: %v", name, err)
+		} else {
+			containers, err := rt.List(ctx)
+			if err != nil {
+				t.Errorf("cleanup of node %s: %v", name, err)
+			}
+			for _, c := range containers {
+				if err := rt.Stop(ctx, c.ID, "SIGKILL", 0); err != nil {
+					t.Errorf("cleanup of node %s: stopping %s: %v", name, c.ID, err)
+				}
+				if err := rt.Remove(ctx, c.ID); err != nil {
+					t.Errorf("cleanup of node %s: removing %s: %v", name, c.ID, err)
+				}
+			}
+			rt.Close()
+		}
+	}
+	// The subnet only shapes new attachments; removing records and the
+	// bridge works with any.
+	cni, err := network.New(network.Config{Name: name, DataDir: dataDir, Subnet: "10.211.255.0/24"})
+	if err != nil {
+		t.Errorf("cleanup of node %s network: %v", name, err)
+		return
+	}
+	if err := cni.Destroy(ctx); err != nil {
+		t.Errorf("cleanup of node %s network: %v", name, err)
+	}
+}
+
+// countContainers counts the containers of node id in the e2e namespace.
+func countContainers(t testing.TB, id string) int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	rt, err := runtime.NewContainerd(ctx, runtime.ContainerdConfig{Namespace: namespace, Owner: id, StateDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close()
+	cs, err := rt.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(cs)
+}

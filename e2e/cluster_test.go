@@ -1,0 +1,261 @@
+package e2e
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+const webCompose = `
+services:
+  web:
+    image: localhost/busybox:latest
+    command: ["httpd", "-f", "-p", "8080", "-h", "/www"]
+    deploy:
+      replicas: %d
+  front:
+    image: localhost/busybox:latest
+    command: ["httpd", "-f", "-p", "80", "-h", "/www"]
+    ports:
+      - "%d:80"
+`
+
+// TestComposeAppAcrossTwoNodes is the core slice: a Compose app spreads
+// over two agents, answers on its published port, scales, and leaves
+// nothing behind when deleted.
+func TestComposeAppAcrossTwoNodes(t *testing.T) {
+	c := newCluster(t)
+	c.startAgent("alpha")
+	c.startAgent("beta")
+	c.importImage()
+	port := freePort(t)
+	file := c.writeFile("app/compose.yaml", fmt.Sprintf(webCompose, 4, port))
+
+	out := c.mustBerth("apply", "-f", file, "-p", "shop")
+	if !strings.Contains(out, "service web created") || !strings.Contains(out, "service front created") {
+		t.Fatalf("apply output:\n%s", out)
+	}
+	tasks := c.waitRunning("shop/web", 4, 90*time.Second)
+	perNode := map[string]int{}
+	for _, tk := range tasks {
+		perNode[tk.Node]++
+	}
+	if perNode["alpha"] != 2 || perNode["beta"] != 2 {
+		t.Fatalf("4 replicas over two nodes: got %v, want 2 on each", perNode)
+	}
+	c.waitRunning("shop/front", 1, 60*time.Second)
+	eventually(t, 30*time.Second, func() (bool, string) {
+		body, err := httpGet(fmt.Sprintf("http://127.0.0.1:%d/", port))
+		return err == nil && strings.Contains(body, "hello from berth"), fmt.Sprintf("published port: %v %q", err, body)
+	})
+
+	// Applying the same file again changes nothing.
+	out = c.mustBerth("apply", "-f", file, "-p", "shop")
+	if !strings.Contains(out, "service web unchanged") || !strings.Contains(out, "service front unchanged") {
+		t.Fatalf("re-apply output:\n%s", out)
+	}
+	before := ids(tasks)
+
+	// Scaling up keeps the running tasks and adds two.
+	c.writeFile("app/compose.yaml", fmt.Sprintf(webCompose, 6, port))
+	c.mustBerth("apply", "-f", file, "-p", "shop")
+	scaled := c.waitRunning("shop/web", 6, 90*time.Second)
+	kept := 0
+	for id := range ids(scaled) {
+		if before[id] {
+			kept++
+		}
+	}
+	if kept != 4 {
+		t.Fatalf("scaling replaced running tasks: %d of 4 kept", kept)
+	}
+
+	// Delete removes every container, snapshot and CNI allocation.
+	c.mustBerth("delete", "shop")
+	eventually(t, 60*time.Second, func() (bool, string) {
+		left := c.ps("shop")
+		return len(left) == 0, fmt.Sprintf("tasks left after delete: %+v", left)
+	})
+	for name := range c.agents {
+		dataDir := filepath.Join(c.dir, "agent-"+name)
+		eventually(t, 60*time.Second, func() (bool, string) {
+			n := countContainers(t, nodeID(t, dataDir))
+			allocs := ipAllocations(t, dataDir)
+			return n == 0 && len(allocs) == 0, fmt.Sprintf("node %s keeps %d containers and IP allocations %v", name, n, allocs)
+		})
+	}
+	eventually(t, 10*time.Second, func() (bool, string) {
+		_, err := httpGet(fmt.Sprintf("http://127.0.0.1:%d/", port))
+		return err != nil, "the published port still answers after delete"
+	})
+}
+
+func ids(tasks []task) map[string]bool {
+	out := map[string]bool{}
+	for _, t := range tasks {
+		out[t.ID] = true
+	}
+	return out
+}
+
+func httpGet(url string) (string, error) {
+	client := http.Client{Timeout: 2 * time.Second}
+	resp, err := client.Get(url)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return string(b), err
+}
+
+// ipAllocations lists the addresses host-local IPAM holds for a node.
+func ipAllocations(t testing.TB, dataDir string) []string {
+	var out []string
+	filepath.Walk(filepath.Join(dataDir, "network"), func(path string, info os.FileInfo, err error) error {
+		if err != nil || info.IsDir() {
+			return nil
+		}
+		base := info.Name()
+		if strings.Count(base, ".") == 3 && filepath.Base(filepath.Dir(filepath.Dir(path))) == "ipam" {
+			out = append(out, base)
+		}
+		return nil
+	})
+	return out
+}
+
+// TestWrongJoinTokenIsRefused checks that an agent with a token of another
+// secret, or a malformed token, cannot join.
+func TestWrongJoinTokenIsRefused(t *testing.T) {
+	c := newCluster(t)
+	good := c.joinToken()
+	// Same cluster CA digest and id, wrong secret.
+	bad := good[:len(good)-5] + "00000"
+	tests := []struct {
+		name, token, want string
+	}{
+		{"wrong secret", bad, "join token is not valid"},
+		{"malformed", "BERTH-1-nonsense", "malformed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dataDir := filepath.Join(c.dir, "intruder-"+strings.ReplaceAll(tt.name, " ", "-"))
+			p := startProc(t, "intruder", nil, berthBin, "agent", "--join", c.addr, "--token", tt.token, "--name", "intruder",
+				"--data-dir", dataDir, "--listen", "127.0.0.1:0", "--containerd-namespace", namespace)
+			select {
+			case <-p.done:
+			case <-time.After(30 * time.Second):
+				t.Fatalf("agent with a %s token still runs:\n%s", tt.name, p.out.String())
+			}
+			if p.err == nil || !strings.Contains(p.out.String(), tt.want) {
+				t.Fatalf("agent with a %s token: exit %v, output:\n%s", tt.name, p.err, p.out.String())
+			}
+			if _, err := os.Stat(filepath.Join(dataDir, "pki", "node.crt")); err == nil {
+				t.Fatalf("a refused agent got a certificate")
+			}
+		})
+	}
+	out := c.mustBerth("node", "ls", "-o", "json")
+	if strings.Contains(out, "intruder") {
+		t.Fatalf("refused agent is listed as a node:\n%s", out)
+	}
+}
+
+// TestBadComposeIsRejected checks that invalid files are refused with the
+// file, service and field, and that nothing is written.
+func TestBadComposeIsRejected(t *testing.T) {
+	c := newCluster(t)
+	tests := []struct {
+		name, content string
+		want          []string
+	}{
+		{"unknown key", "services:\n  web:\n    image: localhost/busybox:latest\n    imagee: typo\n", []string{"compose.yaml", "web", "imagee"}},
+		{"broken yaml", "services:\n  web:\n    image: [localhost/busybox\n", []string{"compose.yaml"}},
+		{"invalid port", "services:\n  web:\n    image: localhost/busybox:latest\n    ports:\n      - \"70000:80\"\n", []string{"compose.yaml", "web", "port"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			file := c.writeFile(strings.ReplaceAll(tt.name, " ", "-")+"/compose.yaml", tt.content)
+			out, errOut, err := c.berth("apply", "-f", file, "-p", "bad")
+			if err == nil {
+				t.Fatalf("apply of a file with %s succeeded:\n%s", tt.name, out)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(errOut, w) {
+					t.Errorf("error output lacks %q:\n%s", w, errOut)
+				}
+			}
+		})
+	}
+	if out := c.mustBerth("get", "apps", "-o", "json"); strings.Contains(out, "bad") {
+		t.Fatalf("a rejected apply wrote an app:\n%s", out)
+	}
+}
+
+const sleepCompose = `
+services:
+  sleeper:
+    image: localhost/busybox:latest
+    command: ["sleep", "3600"]
+    deploy:
+      replicas: 2
+`
+
+// TestServerRestartKeepsApps restarts the server on the same data dir: the
+// apps are still there and their containers were never restarted.
+func TestServerRestartKeepsApps(t *testing.T) {
+	c := newCluster(t)
+	c.startAgent("alpha")
+	c.importImage()
+	c.mustBerth("apply", "-f", c.writeFile("compose.yaml", sleepCompose), "-p", "keep")
+	before := ids(c.waitRunning("keep/sleeper", 2, 60*time.Second))
+
+	c.server.stop()
+	c.startServer()
+	out := c.mustBerth("get", "apps", "-o", "json")
+	if !strings.Contains(out, `"keep"`) {
+		t.Fatalf("after a restart the server lost the app:\n%s", out)
+	}
+	after := c.waitRunning("keep/sleeper", 2, 60*time.Second)
+	for id := range ids(after) {
+		if !before[id] {
+			t.Fatalf("task %s is new after the server restart; tasks were replaced", id)
+		}
+	}
+	c.mustBerth("delete", "keep")
+}
+
+// TestExternalEtcd runs the server on an external etcd (Debian's etcd
+// binary) instead of the embedded one.
+func TestExternalEtcd(t *testing.T) {
+	etcdBin := "/usr/bin/etcd"
+	if _, err := os.Stat(etcdBin); err != nil {
+		t.Fatalf("etcd is not installed (hack/setup-host.sh installs etcd-server): %v", err)
+	}
+	dir := t.TempDir()
+	client := fmt.Sprintf("http://127.0.0.1:%d", freePort(t))
+	peer := fmt.Sprintf("http://127.0.0.1:%d", freePort(t))
+	e := startProc(t, "etcd", []string{"ETCD_UNSUPPORTED_ARCH="}, etcdBin,
+		"--name", "e2e", "--data-dir", filepath.Join(dir, "etcd"),
+		"--listen-client-urls", client, "--advertise-client-urls", client,
+		"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+		"--initial-cluster", "e2e="+peer)
+	e.waitOutput(t, "ready to serve client requests", 60*time.Second)
+
+	c := newCluster(t, withEtcd(client))
+	c.startAgent("alpha")
+	c.importImage()
+	c.mustBerth("apply", "-f", c.writeFile("compose.yaml", sleepCompose), "-p", "ext")
+	c.waitRunning("ext/sleeper", 2, 60*time.Second)
+	out := c.mustBerth("version")
+	if !strings.Contains(out, client) {
+		t.Logf("version output does not name the etcd endpoint:\n%s", out)
+	}
+	c.mustBerth("delete", "ext")
+}

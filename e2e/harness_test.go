@@ -1,0 +1,329 @@
+// Package e2e tests the built berth binary end to end: real servers and
+// agents as processes, real containerd, runc, CNI plugins and etcd, on
+// loopback addresses only.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/berthproject/berth/agent/runtime"
+	"github.com/berthproject/berth/internal/containerdtest"
+	containerd "github.com/containerd/containerd/v2/client"
+)
+
+// Paths of the binary and the test image, built by TestMain when missing.
+var (
+	berthBin     string
+	busyboxImage string
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	if os.Geteuid() != 0 {
+		fmt.Println("e2e: skipped: these tests run containers and need root (make test runs them as root)")
+		return 0
+	}
+	root, err := filepath.Abs("..")
+	if err != nil {
+		fmt.Println("e2e:", err)
+		return 1
+	}
+	berthBin = os.Getenv("BERTH_BIN")
+	if berthBin == "" {
+		berthBin = filepath.Join(root, "bin", "berth")
+		if out, err := exec.Command("go", "build", "-o", berthBin, "./cmd/berth").CombinedOutput(); err != nil {
+			fmt.Printf("e2e: building berth: %v\n%s", err, out)
+			return 1
+		}
+	}
+	busyboxImage = filepath.Join(root, "bin", "images", "busybox.tar")
+	cmd := exec.Command("bash", "hack/images.sh", filepath.Dir(busyboxImage))
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		fmt.Printf("e2e: building test images: %v\n%s", err, out)
+		return 1
+	}
+	namespace = fmt.Sprintf("berth-e2e-%d", os.Getpid())
+	code := m.Run()
+	client, err := containerd.New(runtime.DefaultContainerdAddress)
+	if err != nil {
+		fmt.Println("e2e: cleanup:", err)
+		return 1
+	}
+	defer client.Close()
+	if err := containerdtest.CleanupNamespace(client, namespace); err != nil {
+		fmt.Println("e2e: cleanup:", err)
+		return 1
+	}
+	return code
+}
+
+// freePort returns a loopback port that was free a moment ago.
+func freePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// proc is a berth (or etcd) process the test started.
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	out  *syncBuffer
+	done chan struct{}
+	err  error
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func startProc(t testing.TB, name string, env []string, bin string, args ...string) *proc {
+	t.Helper()
+	p := &proc{name: name, out: &syncBuffer{}, done: make(chan struct{})}
+	p.cmd = exec.Command(bin, args...)
+	p.cmd.Env = append(os.Environ(), env...)
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("starting %s: %v", name, err)
+	}
+	go func() { p.err = p.cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		p.stop()
+		if t.Failed() {
+			t.Logf("--- output of %s ---\n%s", name, p.out.String())
+		}
+	})
+	return p
+}
+
+// stop ends the process: SIGTERM, then SIGKILL if it lingers.
+func (p *proc) stop() {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	p.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-p.done:
+	case <-time.After(15 * time.Second):
+		p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+// waitOutput waits until the process printed want, or fails.
+func (p *proc) waitOutput(t testing.TB, want string, timeout time.Duration) {
+	t.Helper()
+	eventually(t, timeout, func() (bool, string) {
+		select {
+		case <-p.done:
+			t.Fatalf("%s exited (%v) before printing %q:\n%s", p.name, p.err, want, p.out.String())
+		default:
+		}
+		return strings.Contains(p.out.String(), want), fmt.Sprintf("%s has not printed %q", p.name, want)
+	})
+}
+
+// eventually polls cond until it holds or the deadline passes.
+func eventually(t testing.TB, timeout time.Duration, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	wait := 20 * time.Millisecond
+	for {
+		ok, why := cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %s: %s", timeout, why)
+		}
+		timer := time.NewTimer(wait)
+		<-timer.C
+		wait = min(wait*2, 500*time.Millisecond)
+	}
+}
+
+// cluster is a server with its agents.
+type cluster struct {
+	t          testing.TB
+	dir        string
+	configPath string
+	addr       string
+	server     *proc
+	agents     map[string]*proc
+	serverArgs []string
+}
+
+type clusterOption func(*cluster)
+
+// withEtcd makes the server use an external etcd cluster.
+func withEtcd(endpoints string) clusterOption {
+	return func(c *cluster) { c.serverArgs = append(c.serverArgs, "--etcd-endpoints", endpoints) }
+}
+
+// clusters counts the clusters made, so each gets its own container
+// address range: bridges of two clusters on one machine must not overlap.
+var clusters int
+
+func newCluster(t testing.TB, opts ...clusterOption) *cluster {
+	t.Helper()
+	clusters++
+	dir, err := os.MkdirTemp("", "berth-e2e-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &cluster{
+		t:          t,
+		dir:        dir,
+		configPath: filepath.Join(dir, "config"),
+		addr:       fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+		agents:     map[string]*proc{},
+	}
+	for _, o := range opts {
+		o(c)
+	}
+	// Registered first, so it runs last: after every process has stopped.
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	c.startServer()
+	return c
+}
+
+func (c *cluster) startServer() {
+	c.t.Helper()
+	args := append([]string{"server", "--config", c.configPath, "--data-dir", filepath.Join(c.dir, "server"), "--listen", c.addr, "--log-level", "debug",
+		"--container-range", fmt.Sprintf("10.%d.0.0/16", 220+clusters%30)}, c.serverArgs...)
+	c.server = startProc(c.t, "server", nil, berthBin, args...)
+	c.server.waitOutput(c.t, "Join a node with:", 60*time.Second)
+}
+
+func (c *cluster) joinToken() string {
+	c.t.Helper()
+	out := c.mustBerth("join-token", "-q")
+	return strings.TrimSpace(out)
+}
+
+// startAgent starts an agent named name and waits until it is ready.
+// Cleanup removes every container it ran, and its network.
+func (c *cluster) startAgent(name string, extra ...string) *proc {
+	c.t.Helper()
+	dataDir := filepath.Join(c.dir, "agent-"+name)
+	args := append([]string{"agent", "--join", c.addr, "--token", c.joinToken(), "--name", name,
+		"--data-dir", dataDir, "--listen", "127.0.0.1:0", "--containerd-namespace", namespace, "--cpus", "2", "--memory", "4294967296", "--log-level", "debug"}, extra...)
+	p := startProc(c.t, "agent "+name, nil, berthBin, args...)
+	c.t.Cleanup(func() { cleanupNode(c.t, name, dataDir) })
+	p.waitOutput(c.t, "joined as node", 60*time.Second)
+	c.agents[name] = p
+	return p
+}
+
+// berth runs the CLI against the cluster.
+func (c *cluster) berth(args ...string) (stdout, stderr string, err error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, berthBin, append([]string{"--config", c.configPath}, args...)...)
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err = cmd.Run()
+	return o.String(), e.String(), err
+}
+
+func (c *cluster) mustBerth(args ...string) string {
+	c.t.Helper()
+	out, errOut, err := c.berth(args...)
+	if err != nil {
+		c.t.Fatalf("berth %s: %v\nstdout: %s\nstderr: %s", strings.Join(args, " "), err, out, errOut)
+	}
+	return out
+}
+
+// task is one row of `berth ps -o json`.
+type task struct {
+	ID           string `json:"id"`
+	App          string `json:"app"`
+	Service      string `json:"service"`
+	Slot         uint64 `json:"slot"`
+	Node         string `json:"node"`
+	State        string `json:"state"`
+	DesiredState string `json:"desiredState"`
+	Error        string `json:"error"`
+	Message      string `json:"message"`
+}
+
+func (c *cluster) ps(target string) []task {
+	c.t.Helper()
+	var tasks []task
+	out := c.mustBerth("ps", target, "-o", "json")
+	if err := json.Unmarshal([]byte(out), &tasks); err != nil {
+		c.t.Fatalf("berth ps -o json: %v\n%s", err, out)
+	}
+	return tasks
+}
+
+// waitRunning waits until target has exactly n tasks, all running.
+func (c *cluster) waitRunning(target string, n int, timeout time.Duration) []task {
+	c.t.Helper()
+	var tasks []task
+	eventually(c.t, timeout, func() (bool, string) {
+		tasks = c.ps(target)
+		running := 0
+		for _, t := range tasks {
+			if t.State == "running" && t.DesiredState == "running" {
+				running++
+			}
+		}
+		return running == n && len(tasks) == n, fmt.Sprintf("%s: want %d running tasks, have %+v", target, n, tasks)
+	})
+	return tasks
+}
+
+// importImage loads the busybox test image into every node.
+func (c *cluster) importImage() {
+	c.t.Helper()
+	c.mustBerth("image", "import", busyboxImage)
+}
+
+// writeFile writes a file in the cluster's directory and returns its path.
+func (c *cluster) writeFile(name, content string) string {
+	c.t.Helper()
+	p := filepath.Join(c.dir, name)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		c.t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		c.t.Fatal(err)
+	}
+	return p
+}
