@@ -69,6 +69,7 @@ type Agent struct {
 	grpc     *grpc.Server
 	listener net.Listener
 
+	runCtx context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	errc   chan error
@@ -103,7 +104,7 @@ func Start(ctx context.Context, cfg Config) (_ *Agent, err error) {
 		return nil, err
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
-	a.cancel = cancel
+	a.runCtx, a.cancel = runCtx, cancel
 	a.session = session.New(session.Config{Server: cfg.Server, Credentials: a.creds, Handler: a, Log: cfg.Log.With("component", "session")})
 	a.worker = worker.New(a.rt, a.session.Report, cfg.Log.With("component", "worker"))
 	if err := a.worker.Start(runCtx); err != nil {
@@ -228,11 +229,48 @@ func (a *Agent) Hello() *berthv1.AgentHello {
 
 // Welcome configures the container network with the node's subnet.
 func (a *Agent) Welcome(w *berthv1.SessionWelcome) {
-	if a.network != nil {
-		if err := a.network.configure(w.Subnet); err != nil {
-			a.log.Error("container network", "subnet", w.Subnet, "err", err)
+	if a.network == nil {
+		return
+	}
+	first, err := a.network.configure(w.Subnet)
+	if err != nil {
+		a.log.Error("container network", "subnet", w.Subnet, "err", err)
+		return
+	}
+	if first {
+		a.goRun("network cleanup", func() error { return a.collectAttachments(a.runCtx) })
+	}
+}
+
+// collectAttachments detaches network attachments whose container is gone:
+// a removal cut short (the agent stopped in between) leaves them behind.
+func (a *Agent) collectAttachments(ctx context.Context) error {
+	containers, err := a.rt.List(ctx)
+	if err != nil {
+		return nil
+	}
+	exists := map[string]bool{}
+	for _, c := range containers {
+		exists[c.ID] = true
+	}
+	cni, err := a.network.get(ctx)
+	if err != nil {
+		return nil
+	}
+	ids, err := cni.Attachments()
+	if err != nil {
+		a.log.Warn("listing network attachments", "err", err)
+		return nil
+	}
+	for _, id := range ids {
+		if exists[id] {
+			continue
+		}
+		if err := cni.Detach(ctx, id); err != nil && ctx.Err() == nil {
+			a.log.Warn("detaching a leftover network attachment", "id", id, "err", err)
 		}
 	}
+	return nil
 }
 
 // Assign hands assignments to the worker.

@@ -25,19 +25,21 @@ func newLazyNetwork(name, dataDir string) *lazyNetwork {
 	return &lazyNetwork{name: name, dataDir: dataDir, ready: make(chan struct{})}
 }
 
-func (n *lazyNetwork) configure(subnet string) error {
+// configure sets the network up with subnet; first says it was the first
+// call.
+func (n *lazyNetwork) configure(subnet string) (first bool, err error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.cni != nil {
-		return nil
+		return false, nil
 	}
 	cni, err := network.New(network.Config{Name: n.name, DataDir: n.dataDir, Subnet: subnet})
 	if err != nil {
-		return err
+		return false, err
 	}
 	n.cni = cni
 	close(n.ready)
-	return nil
+	return true, nil
 }
 
 func (n *lazyNetwork) get(ctx context.Context) (*network.CNI, error) {
