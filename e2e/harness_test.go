@@ -45,7 +45,9 @@ func run(m *testing.M) int {
 	berthBin = os.Getenv("BERTH_BIN")
 	if berthBin == "" {
 		berthBin = filepath.Join(root, "bin", "berth")
-		if out, err := exec.Command("go", "build", "-o", berthBin, "./cmd/berth").CombinedOutput(); err != nil {
+		build := exec.Command("go", "build", "-o", berthBin, "./cmd/berth")
+		build.Dir = root
+		if out, err := build.CombinedOutput(); err != nil {
 			fmt.Printf("e2e: building berth: %v\n%s", err, out)
 			return 1
 		}

@@ -43,11 +43,8 @@ type CNI struct {
 	log     *slog.Logger
 
 	locks idLocks
-	// plugins serializes the CNI plugin calls. In race-detector builds
-	// go-cni guards itself with a deadlock detector that cannot tell
-	// goroutines apart on current Go releases and aborts the process on
-	// two calls at once. The plugins serialize on the IPAM and xtables
-	// locks anyway, so little parallelism is lost.
+	// plugins serializes the CNI plugin calls in race-detector builds
+	// only (see serializePlugins).
 	plugins sync.Mutex
 
 	mu     sync.RWMutex // guards closed against calls in flight
@@ -140,9 +137,9 @@ func (c *CNI) Attach(ctx context.Context, id string, ports []Port) (Attachment, 
 		err = fmt.Errorf("network: attach %s: %w", id, err)
 		return Attachment{}, errors.Join(err, removeNetNS(rec.NetNSPath))
 	}
-	c.plugins.Lock()
+	c.lockPlugins()
 	res, err := c.cni.Setup(ctx, id, rec.NetNSPath, gocni.WithCapabilityPortMap(portMappings(ports)))
-	c.plugins.Unlock()
+	c.unlockPlugins()
 	if err == nil {
 		rec.IP, err = resultIP(res)
 	}
@@ -227,9 +224,9 @@ func (c *CNI) detach(ctx context.Context, id string) error {
 		// the namespace only.
 		path = ""
 	}
-	c.plugins.Lock()
+	c.lockPlugins()
 	err = c.cni.Remove(ctx, id, path, gocni.WithCapabilityPortMap(portMappings(rec.Ports)))
-	c.plugins.Unlock()
+	c.unlockPlugins()
 	if err != nil {
 		return fmt.Errorf("network: detach %s from bridge %s: %w", id, c.names.bridge, err)
 	}
@@ -336,5 +333,17 @@ func (l *idLocks) lock(id string) (unlock func()) {
 			delete(l.m, id)
 		}
 		l.mu.Unlock()
+	}
+}
+
+func (c *CNI) lockPlugins() {
+	if serializePlugins {
+		c.plugins.Lock()
+	}
+}
+
+func (c *CNI) unlockPlugins() {
+	if serializePlugins {
+		c.plugins.Unlock()
 	}
 }

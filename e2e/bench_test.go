@@ -1,0 +1,148 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	berthv1 "github.com/berthproject/berth/api/berth/v1"
+	"github.com/berthproject/berth/cli/config"
+	containerd "github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/pkg/cio"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/containerd/containerd/v2/pkg/oci"
+)
+
+const benchReplicas = 50
+
+const benchCompose = `
+services:
+  sleeper:
+    image: localhost/busybox:latest
+    command: ["sleep", "3600"]
+    deploy:
+      replicas: %d
+`
+
+// BenchmarkApplyToRunning measures `berth apply` of a 50-replica service
+// until all 50 tasks run on one node, beside 50 containers created and
+// started straight through containerd at the same concurrency, and reports
+// the ratio.
+func BenchmarkApplyToRunning(b *testing.B) {
+	c := newCluster(b)
+	c.startAgent("bench", "--cpus", "64", "--memory", "68719476736")
+	c.importImage()
+	file := c.writeFile("compose.yaml", fmt.Sprintf(benchCompose, benchReplicas))
+	cfg, err := config.Load(c.configPath)
+	if err != nil {
+		b.Fatal(err)
+	}
+	conn, err := cfg.Dial(context.Background())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close()
+	api := berthv1.NewClusterServiceClient(conn)
+
+	var berth, raw time.Duration
+	for i := 0; i < b.N; i++ {
+		app := fmt.Sprintf("bench%d", i)
+		berth += timeApply(b, c, api, app, file)
+		c.mustBerth("delete", app)
+		eventually(b, 2*time.Minute, func() (bool, string) {
+			n := countContainers(b, nodeID(b, c.dir+"/agent-bench"))
+			return n == 0, fmt.Sprintf("%d containers left after delete", n)
+		})
+		raw += timeRawContainerd(b, benchReplicas)
+	}
+	b.ReportMetric(float64(berth.Milliseconds())/float64(b.N), "berth-ms/op")
+	b.ReportMetric(float64(raw.Milliseconds())/float64(b.N), "containerd-ms/op")
+	b.ReportMetric(float64(berth)/float64(raw), "ratio")
+}
+
+// timeApply applies file as app and returns how long until every task ran.
+func timeApply(b *testing.B, c *cluster, api berthv1.ClusterServiceClient, app, file string) time.Duration {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	watch, err := api.Watch(ctx, &berthv1.WatchRequest{App: app})
+	if err != nil {
+		b.Fatal(err)
+	}
+	start := time.Now()
+	c.mustBerth("apply", "-f", file, "-p", app)
+	running := map[string]bool{}
+	for len(running) < benchReplicas {
+		ev, err := watch.Recv()
+		if err != nil {
+			b.Fatalf("watching %s: %v (%d running)", app, err, len(running))
+		}
+		if t := ev.GetTask(); t != nil && t.GetStatus().GetState() == berthv1.TaskState_TASK_STATE_RUNNING {
+			running[t.GetMeta().GetId()] = true
+		}
+	}
+	return time.Since(start)
+}
+
+// timeRawContainerd creates and starts n busybox containers at once with
+// the containerd client alone, and removes them afterwards.
+func timeRawContainerd(b *testing.B, n int) time.Duration {
+	client, err := containerd.New("/run/containerd/containerd.sock")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer client.Close()
+	ctx := namespaces.WithNamespace(context.Background(), namespace)
+	image, err := client.GetImage(ctx, "localhost/busybox:latest")
+	if err != nil {
+		b.Fatal(err)
+	}
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("raw-%d-%d", time.Now().UnixNano(), i)
+	}
+	defer func() {
+		for _, id := range ids {
+			cont, err := client.LoadContainer(ctx, id)
+			if err != nil {
+				continue
+			}
+			if task, err := cont.Task(ctx, nil); err == nil {
+				task.Delete(ctx, containerd.WithProcessKill)
+			}
+			cont.Delete(ctx, containerd.WithSnapshotCleanup)
+		}
+	}()
+	start := time.Now()
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for _, id := range ids {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cont, err := client.NewContainer(ctx, id,
+				containerd.WithNewSnapshot(id, image),
+				containerd.WithNewSpec(oci.WithImageConfig(image), oci.WithProcessArgs("sleep", "3600")))
+			if err != nil {
+				errs <- err
+				return
+			}
+			task, err := cont.NewTask(ctx, cio.NullIO)
+			if err != nil {
+				errs <- err
+				return
+			}
+			errs <- task.Start(ctx)
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	return elapsed
+}
