@@ -44,6 +44,10 @@ func (o *Orchestrator) Run(ctx context.Context) error {
 	dirty := map[string]bool{}
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
+	// due is when the timer fires. A pass over some services only knows
+	// their restarts, so it may bring the timer forward, never push it
+	// back: that would delay the other services' restarts.
+	var due time.Time
 	for {
 		var wake time.Time
 		var err error
@@ -68,14 +72,17 @@ func (o *Orchestrator) Run(ctx context.Context) error {
 			all = false
 		}
 		dirty = map[string]bool{}
-		if !wake.IsZero() {
+		if !wake.IsZero() && (due.IsZero() || wake.Before(due)) {
+			due = wake
 			timer.Reset(max(wake.Sub(o.now()), time.Millisecond))
 		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-timer.C:
+			// A full pass finds every restart still to come.
 			all = true
+			due = time.Time{}
 		case <-sub.Ready():
 		}
 		events, overflowed := sub.Drain()
