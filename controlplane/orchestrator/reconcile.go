@@ -64,9 +64,10 @@ func (o *Orchestrator) reconcile(svc *berthv1.Service, tasks []*berthv1.Task, no
 			for _, t := range active[1:] {
 				w.shutdown(t, "surplus task in its slot")
 			}
+			// The replacement comes in a later pass, once this one has
+			// ended (see hasStopping): stop first, then start.
 			if active[0].SpecVersion != svc.SpecVersion {
 				w.shutdown(active[0], "replaced by a new version of the service")
-				w.create(newTask(svc, slotNumber[key], node, now))
 			}
 		} else if !hasStopping(ts) {
 			switch {

@@ -2,8 +2,10 @@ package orchestrator
 
 import (
 	"context"
+	"time"
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
+	"github.com/berthproject/berth/api/taskstate"
 	"github.com/berthproject/berth/controlplane/store"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
@@ -39,8 +41,15 @@ func (w *writes) shutdown(t *berthv1.Task, why string) {
 		if t.DesiredState == berthv1.TaskState_TASK_STATE_SHUTDOWN {
 			return false
 		}
+		now := time.Now()
 		t.DesiredState = berthv1.TaskState_TASK_STATE_SHUTDOWN
-		t.GetMeta().UpdatedAt = timestamppb.Now()
+		t.GetMeta().UpdatedAt = timestamppb.New(now)
+		if t.GetStatus().GetState() < berthv1.TaskState_TASK_STATE_ASSIGNED {
+			// No agent has it, so none will ever report it stopped: it
+			// ends here, or it would stay pending forever.
+			taskstate.Set(t, berthv1.TaskState_TASK_STATE_SHUTDOWN, why, now)
+			return true
+		}
 		if t.Status != nil && t.Status.Message == "" {
 			t.Status.Message = why
 		}
