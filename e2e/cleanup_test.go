@@ -12,6 +12,10 @@ import (
 	"github.com/berthproject/berth/agent/network"
 	"github.com/berthproject/berth/agent/runtime"
 	"github.com/berthproject/berth/api/identity"
+	"github.com/berthproject/berth/internal/containerdtest"
+	containerd "github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/core/snapshots"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
 )
 
 // namespace is the containerd namespace of every e2e agent, so that the
@@ -94,4 +98,27 @@ func countContainers(t testing.TB, id string) int {
 		t.Fatal(err)
 	}
 	return len(cs)
+}
+
+// activeSnapshots counts the writable (container) snapshots in the e2e
+// namespace; image layers are committed snapshots and do not count.
+func activeSnapshots(t testing.TB) int {
+	t.Helper()
+	client, err := containerd.New(runtime.DefaultContainerdAddress)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	ctx := namespaces.WithNamespace(context.Background(), namespace)
+	n := 0
+	err = client.SnapshotService(containerdtest.Snapshotter).Walk(ctx, func(_ context.Context, info snapshots.Info) error {
+		if info.Kind == snapshots.KindActive {
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }

@@ -89,6 +89,9 @@ func TestComposeAppAcrossTwoNodes(t *testing.T) {
 			return n == 0 && len(allocs) == 0, fmt.Sprintf("node %s keeps %d containers and IP allocations %v", name, n, allocs)
 		})
 	}
+	if n := activeSnapshots(t); n != 0 {
+		t.Fatalf("%d container snapshots are left after delete", n)
+	}
 	eventually(t, 10*time.Second, func() (bool, string) {
 		_, err := httpGet(fmt.Sprintf("http://127.0.0.1:%d/", port))
 		return err != nil, "the published port still answers after delete"
