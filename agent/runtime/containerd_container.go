@@ -1,0 +1,353 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"syscall"
+	"time"
+
+	containerd "github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/pkg/cio"
+	"github.com/containerd/containerd/v2/pkg/oci"
+	"github.com/containerd/errdefs"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// Create makes container spec.ID from its image, with a fresh snapshot and
+// a network attachment, without starting it.
+func (c *Containerd) Create(ctx context.Context, spec ContainerSpec) (retErr error) {
+	if spec.ID == "" {
+		return errors.New("runtime: create container: empty id")
+	}
+	ctx = c.ctx(ctx)
+	name, err := NormalizeImageRef(spec.Image)
+	if err != nil {
+		return fmt.Errorf("runtime: create container %s: %w", spec.ID, err)
+	}
+	if _, err := c.client.ContainerService().Get(ctx, spec.ID); err == nil {
+		return fmt.Errorf("runtime: create container %s: %w", spec.ID, ErrExists)
+	} else if !errdefs.IsNotFound(err) {
+		return fmt.Errorf("runtime: create container %s: %w", spec.ID, err)
+	}
+	if spec.StopSignal != "" {
+		if _, err := ParseSignal(spec.StopSignal); err != nil {
+			return fmt.Errorf("runtime: create container %s: stop signal: %w", spec.ID, err)
+		}
+	}
+
+	image, err := c.client.GetImage(ctx, name)
+	if errdefs.IsNotFound(err) {
+		return fmt.Errorf("runtime: image %s is not on this node; load it with `berth image import`: %w", name, ErrImageNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("runtime: create container %s: image %s: %w", spec.ID, name, err)
+	}
+	unpacked, err := image.IsUnpacked(ctx, c.cfg.Snapshotter)
+	if err != nil {
+		return fmt.Errorf("runtime: create container %s: image %s: %w", spec.ID, name, err)
+	}
+	if !unpacked {
+		if err := image.Unpack(ctx, c.cfg.Snapshotter); err != nil {
+			return fmt.Errorf("runtime: create container %s: unpack image %s: %w", spec.ID, name, err)
+		}
+	}
+	imageSpec, err := image.Spec(ctx)
+	if err != nil {
+		return fmt.Errorf("runtime: create container %s: config of image %s: %w", spec.ID, name, err)
+	}
+
+	var att Attachment
+	if c.cfg.Network != nil {
+		if att, err = c.cfg.Network.Attach(ctx, spec.ID, spec.Ports); err != nil {
+			return fmt.Errorf("runtime: create container %s: attach network: %w", spec.ID, err)
+		}
+		defer func() {
+			if retErr != nil {
+				// The caller gets retErr; a failed detach only leaks what
+				// Remove or the next attach of this id cleans up.
+				_ = c.cfg.Network.Detach(context.WithoutCancel(ctx), spec.ID)
+			}
+		}()
+	}
+	labels, err := containerLabels(c.cfg.Owner, spec, att)
+	if err != nil {
+		return fmt.Errorf("runtime: create container %s: %w", spec.ID, err)
+	}
+
+	_, err = c.client.NewContainer(ctx, spec.ID,
+		containerd.WithImage(image),
+		containerd.WithSnapshotter(c.cfg.Snapshotter),
+		containerd.WithNewSnapshot(spec.ID, image),
+		containerd.WithContainerLabels(labels),
+		containerd.WithNewSpec(specOpts(image, imageSpec.Config.Entrypoint, imageSpec.Config.Cmd, spec, att)...),
+	)
+	if errdefs.IsAlreadyExists(err) {
+		return fmt.Errorf("runtime: create container %s: %w", spec.ID, ErrExists)
+	}
+	if err != nil {
+		// The snapshot may have been made before the spec failed.
+		_ = c.client.SnapshotService(c.cfg.Snapshotter).Remove(context.WithoutCancel(ctx), spec.ID)
+		return fmt.Errorf("runtime: create container %s: %w", spec.ID, err)
+	}
+	return nil
+}
+
+// specOpts turns a ContainerSpec into OCI spec options over the image's
+// configuration.
+func specOpts(image containerd.Image, imageEntrypoint, imageCmd []string, spec ContainerSpec, att Attachment) []oci.SpecOpts {
+	opts := []oci.SpecOpts{
+		oci.WithImageConfig(image),
+		oci.WithProcessArgs(processArgs(imageEntrypoint, imageCmd, spec)...),
+		oci.WithHostname(hostname(spec.ID)),
+		oci.WithHostResolvconf,
+	}
+	if len(spec.Env) > 0 {
+		opts = append(opts, oci.WithEnv(spec.Env))
+	}
+	if spec.WorkingDir != "" {
+		opts = append(opts, oci.WithProcessCwd(spec.WorkingDir))
+	}
+	if spec.User != "" {
+		opts = append(opts, oci.WithUser(spec.User))
+	}
+	if spec.MemoryBytes > 0 {
+		opts = append(opts, oci.WithMemoryLimit(uint64(spec.MemoryBytes)))
+	}
+	if spec.MilliCPUs > 0 {
+		quota, period, shares := cpuLimits(spec.MilliCPUs)
+		opts = append(opts, oci.WithCPUCFS(quota, period), oci.WithCPUShares(shares))
+	}
+	if att.NetNSPath != "" {
+		opts = append(opts, oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: att.NetNSPath}))
+	} else {
+		opts = append(opts, oci.WithHostNamespace(specs.NetworkNamespace), oci.WithHostHostsFile)
+	}
+	return opts
+}
+
+// hostname is the container's host name: its id, cut to the 63 bytes a
+// host name may have.
+func hostname(id string) string {
+	if len(id) > 63 {
+		return id[:63]
+	}
+	return id
+}
+
+// Start starts container id's process, writing its output to the log
+// file. Starting a running container returns its status; starting a
+// stopped one runs its process again.
+func (c *Containerd) Start(ctx context.Context, id string) (Status, error) {
+	ctx = c.ctx(ctx)
+	if _, err := c.load(ctx, id); err != nil {
+		return Status{}, err
+	}
+	cont, err := c.client.LoadContainer(ctx, id)
+	if err != nil {
+		return Status{}, fmt.Errorf("runtime: start container %s: %w", id, err)
+	}
+	task, err := cont.Task(ctx, nil)
+	switch {
+	case errdefs.IsNotFound(err):
+		// The shim opens the log file itself, so logs keep flowing when
+		// the agent exits or restarts.
+		task, err = cont.NewTask(ctx, cio.LogFile(c.logPath(id)))
+		if err != nil {
+			return Status{}, fmt.Errorf("runtime: start container %s: create task: %w", id, err)
+		}
+	case err != nil:
+		return Status{}, fmt.Errorf("runtime: start container %s: %w", id, err)
+	default:
+		st, err := task.Status(ctx)
+		if err != nil {
+			return Status{}, fmt.Errorf("runtime: start container %s: %w", id, err)
+		}
+		switch st.Status {
+		case containerd.Created:
+		case containerd.Stopped, containerd.Unknown:
+			if _, err := task.Delete(ctx); err != nil && !errdefs.IsNotFound(err) {
+				return Status{}, fmt.Errorf("runtime: restart container %s: delete old task: %w", id, err)
+			}
+			if task, err = cont.NewTask(ctx, cio.LogFile(c.logPath(id))); err != nil {
+				return Status{}, fmt.Errorf("runtime: restart container %s: create task: %w", id, err)
+			}
+		default:
+			return c.Inspect(ctx, id)
+		}
+	}
+	if err := task.Start(ctx); err != nil {
+		_, _ = task.Delete(context.WithoutCancel(ctx), containerd.WithProcessKill)
+		return Status{}, fmt.Errorf("runtime: start container %s: %w", id, err)
+	}
+	return c.Inspect(ctx, id)
+}
+
+// task returns container id's task, or ErrNotFound wrapped when the
+// container does not exist, is not ours, or was never started.
+func (c *Containerd) task(ctx context.Context, id string) (containerd.Task, error) {
+	if _, err := c.load(ctx, id); err != nil {
+		return nil, err
+	}
+	cont, err := c.client.LoadContainer(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("runtime: container %s: %w", id, err)
+	}
+	task, err := cont.Task(ctx, nil)
+	if errdefs.IsNotFound(err) {
+		return nil, fmt.Errorf("runtime: container %s has not been started: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("runtime: task of container %s: %w", id, err)
+	}
+	return task, nil
+}
+
+// Wait returns a channel that receives the exit of container id's process
+// (at once if it has exited already), or the reason waiting failed. The
+// channel is buffered, so nobody has to read it.
+func (c *Containerd) Wait(ctx context.Context, id string) (<-chan Exit, error) {
+	ctx = c.ctx(ctx)
+	task, err := c.task(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	statusC, err := task.Wait(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("runtime: wait for container %s: %w", id, err)
+	}
+	out := make(chan Exit, 1)
+	go func() {
+		// task.Wait's goroutine ends when ctx does, and always sends once.
+		st := <-statusC
+		code, at, err := st.Result()
+		if err != nil {
+			if ctx.Err() != nil {
+				err = ctx.Err()
+			}
+			out <- Exit{Code: -1, Err: fmt.Errorf("runtime: wait for container %s: %w", id, err)}
+			return
+		}
+		out <- Exit{Code: int32(code), At: at}
+	}()
+	return out, nil
+}
+
+// Stop sends signal (or the container's stop signal, or SIGTERM) to
+// container id's process and SIGKILL if it has not exited after grace.
+func (c *Containerd) Stop(ctx context.Context, id string, signal string, grace time.Duration) error {
+	ctx = c.ctx(ctx)
+	info, err := c.load(ctx, id)
+	if err != nil {
+		return err
+	}
+	if signal == "" {
+		signal = info.Labels[labelStopSignal]
+	}
+	sig := syscall.SIGTERM
+	if signal != "" {
+		if sig, err = ParseSignal(signal); err != nil {
+			return fmt.Errorf("runtime: stop container %s: %w", id, err)
+		}
+	}
+	task, err := c.task(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		return nil // never started
+	}
+	if err != nil {
+		return err
+	}
+	st, err := task.Status(ctx)
+	if errdefs.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("runtime: stop container %s: %w", id, err)
+	}
+	if st.Status == containerd.Stopped || st.Status == containerd.Unknown {
+		return nil
+	}
+
+	waitCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	// Wait before killing, so the exit cannot slip between the two.
+	exited, err := task.Wait(waitCtx)
+	if err != nil {
+		return fmt.Errorf("runtime: stop container %s: %w", id, err)
+	}
+	if err := task.Kill(ctx, sig); err != nil {
+		if errdefs.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("runtime: stop container %s: send %s: %w", id, signal, err)
+	}
+	timer := time.NewTimer(grace)
+	defer timer.Stop()
+	select {
+	case <-exited:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("runtime: stop container %s: %w", id, ctx.Err())
+	case <-timer.C:
+	}
+	if err := task.Kill(ctx, syscall.SIGKILL, containerd.WithKillAll); err != nil && !errdefs.IsNotFound(err) {
+		return fmt.Errorf("runtime: stop container %s: kill: %w", id, err)
+	}
+	select {
+	case <-exited:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("runtime: stop container %s after SIGKILL: %w", id, ctx.Err())
+	}
+}
+
+// Remove kills container id's process if it runs and deletes the task, the
+// container, its snapshot, its network attachment and its log file.
+// Removing a container that does not exist is not an error.
+func (c *Containerd) Remove(ctx context.Context, id string) error {
+	ctx = c.ctx(ctx)
+	info, err := c.client.ContainerService().Get(ctx, id)
+	switch {
+	case errdefs.IsNotFound(err):
+		// A remove cut short after deleting the container may have left
+		// the attachment and the log behind.
+		return c.removeLeftovers(ctx, id)
+	case err != nil:
+		return fmt.Errorf("runtime: remove container %s: %w", id, err)
+	case info.Labels[LabelOwner] != c.cfg.Owner:
+		return nil // another agent's: left alone
+	}
+	cont, err := c.client.LoadContainer(ctx, id)
+	if errdefs.IsNotFound(err) {
+		return c.removeLeftovers(ctx, id)
+	}
+	if err != nil {
+		return fmt.Errorf("runtime: remove container %s: %w", id, err)
+	}
+	if task, err := cont.Task(ctx, nil); err == nil {
+		if _, err := task.Delete(ctx, containerd.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
+			return fmt.Errorf("runtime: remove container %s: delete task: %w", id, err)
+		}
+	} else if !errdefs.IsNotFound(err) {
+		return fmt.Errorf("runtime: remove container %s: %w", id, err)
+	}
+	if err := cont.Delete(ctx, containerd.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
+		return fmt.Errorf("runtime: remove container %s: %w", id, err)
+	}
+	return c.removeLeftovers(ctx, id)
+}
+
+// removeLeftovers detaches container id from the network and deletes its
+// log file, both idempotent.
+func (c *Containerd) removeLeftovers(ctx context.Context, id string) error {
+	if c.cfg.Network != nil {
+		if err := c.cfg.Network.Detach(ctx, id); err != nil {
+			return fmt.Errorf("runtime: remove container %s: detach network: %w", id, err)
+		}
+	}
+	if err := os.Remove(c.logPath(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("runtime: remove container %s: log file: %w", id, err)
+	}
+	return nil
+}

@@ -1,0 +1,148 @@
+package runtime
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+)
+
+// logPollInterval is how often a followed log file is checked for new
+// output. The shim appends to the file from its own process, so there is
+// no event to wait on short of inotify; 100ms is below what people notice.
+const logPollInterval = 100 * time.Millisecond
+
+// Logs calls fn with the lines container id has written. The shim writes
+// stdout and stderr of a container into one file without timestamps, so
+// every line comes as Stdout with a zero At. With opts.Follow it returns
+// when the container's process has exited and its output is read, or when
+// ctx ends.
+func (c *Containerd) Logs(ctx context.Context, id string, opts LogOptions, fn func(LogLine) error) error {
+	ctx = c.ctx(ctx)
+	if _, err := c.load(ctx, id); err != nil {
+		return err
+	}
+	var exited <-chan Exit
+	if opts.Follow {
+		waitCtx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		ch, err := c.Wait(waitCtx, id)
+		switch {
+		case errors.Is(err, ErrNotFound):
+			// Never started: there is nothing to follow.
+		case err != nil:
+			return err
+		default:
+			exited = ch
+		}
+	}
+	f, err := os.Open(c.logPath(id))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil // not started yet, so no output
+	}
+	if err != nil {
+		return fmt.Errorf("runtime: logs of container %s: %w", id, err)
+	}
+	defer f.Close()
+	if err := readLog(ctx, f, opts.Tail, exited, fn); err != nil {
+		return fmt.Errorf("runtime: logs of container %s: %w", id, err)
+	}
+	return nil
+}
+
+// readLog calls fn for each line of f, starting tail lines before its end
+// (tail < 0: from the start). With exited non-nil it keeps reading what is
+// appended until exited delivers, then reads what is left and returns.
+func readLog(ctx context.Context, f *os.File, tail int64, exited <-chan Exit, fn func(LogLine) error) error {
+	info, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	start, err := tailOffset(f, info.Size(), tail)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Seek(start, io.SeekStart); err != nil {
+		return err
+	}
+
+	var ticker *time.Ticker
+	if exited != nil {
+		ticker = time.NewTicker(logPollInterval)
+		defer ticker.Stop()
+	}
+	br := bufio.NewReaderSize(f, 64<<10)
+	var partial []byte
+	for {
+		chunk, err := br.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			// A line longer than the buffer: keep collecting it.
+			partial = append(partial, chunk...)
+			continue
+		}
+		if n := len(chunk); n > 0 && chunk[n-1] == '\n' {
+			// append copies out of the reader's buffer, which the next
+			// read overwrites.
+			line := append(partial, chunk[:n-1]...)
+			partial = nil
+			if err := fn(LogLine{Stream: Stdout, Line: line}); err != nil {
+				return err
+			}
+		} else {
+			partial = append(partial, chunk...)
+		}
+		if err == nil {
+			continue
+		}
+		if !errors.Is(err, io.EOF) {
+			return err
+		}
+		if exited == nil {
+			if len(partial) > 0 {
+				return fn(LogLine{Stream: Stdout, Line: partial})
+			}
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-exited:
+			exited = nil // read what is left, then stop
+		case <-ticker.C:
+		}
+	}
+}
+
+// tailOffset returns the offset in r (of size bytes) where its last n
+// lines start; a final newline ends the last line rather than starting
+// an empty one. n < 0 means all lines.
+func tailOffset(r io.ReaderAt, size, n int64) (int64, error) {
+	if n < 0 {
+		return 0, nil
+	}
+	if n == 0 {
+		return size, nil
+	}
+	buf := make([]byte, 32<<10)
+	var found int64
+	for end := size; end > 0; {
+		start := max(end-int64(len(buf)), 0)
+		b := buf[:end-start]
+		if _, err := r.ReadAt(b, start); err != nil && !errors.Is(err, io.EOF) {
+			return 0, err
+		}
+		for i := len(b) - 1; i >= 0; i-- {
+			if b[i] != '\n' || start+int64(i) == size-1 {
+				continue
+			}
+			if found++; found == n {
+				return start + int64(i) + 1, nil
+			}
+		}
+		end = start
+	}
+	return 0, nil
+}

@@ -1,0 +1,157 @@
+// Package runtime runs the agent's containers. Runtime is what the worker
+// drives; Containerd implements it on a containerd daemon, Fake in memory
+// for unit and scale tests.
+package runtime
+
+import (
+	"context"
+	"errors"
+	"io"
+	"time"
+)
+
+// Port is a published port: Target inside the container, Published on the host.
+type Port struct {
+	Target, Published uint32
+	Protocol, HostIP  string
+}
+
+// ContainerSpec is what the worker asks the runtime to create.
+type ContainerSpec struct {
+	ID string // task id; also the containerd container id
+	// Image is the image reference as the user wrote it ("busybox",
+	// "localhost/busybox:latest"); it is normalized before use.
+	Image string
+	// Command and Entrypoint have Compose semantics: Entrypoint overrides
+	// the image ENTRYPOINT (and clears the image CMD), Command overrides CMD.
+	Command, Entrypoint []string
+	Env                 []string // KEY=VALUE, over the image's env
+	WorkingDir, User    string
+	// Labels are the user's labels, set on the container; the runtime adds
+	// its own berth.* labels.
+	Labels                 map[string]string
+	Ports                  []Port
+	MilliCPUs, MemoryBytes int64  // cgroup limits, 0 = none
+	StopSignal             string // default SIGTERM
+}
+
+// State is where a container is in its life.
+type State int
+
+// The states of a container.
+const (
+	StateCreated State = iota
+	StateRunning
+	StateStopped
+)
+
+// String returns the state in lower case, as users see it.
+func (s State) String() string {
+	switch s {
+	case StateCreated:
+		return "created"
+	case StateRunning:
+		return "running"
+	case StateStopped:
+		return "stopped"
+	default:
+		return "unknown"
+	}
+}
+
+// Status is what the runtime knows of one container.
+type Status struct {
+	ID       string
+	State    State
+	Pid      uint32
+	ExitCode int32
+	ExitedAt time.Time
+	Address  string // container IP; empty on the host network
+	Ports    []Port
+	Labels   map[string]string
+}
+
+// Exit is how a container's process ended. Err is set when the exit could
+// not be observed (the wait was cancelled or the runtime failed).
+type Exit struct {
+	Code int32
+	At   time.Time
+	Err  error
+}
+
+// Image is one image in the node's store.
+type Image struct {
+	Name, Digest string
+	Size         int64
+	CreatedAt    time.Time
+}
+
+// LogStream says which output a log line came from.
+type LogStream int
+
+// The output streams of a container.
+const (
+	Stdout LogStream = iota
+	Stderr
+)
+
+// LogLine is one line of a container's output, without its newline.
+type LogLine struct {
+	Stream LogStream
+	At     time.Time
+	Line   []byte
+}
+
+// LogOptions select the lines Logs returns.
+type LogOptions struct {
+	Follow bool  // keep returning new lines until the container exits or ctx ends
+	Tail   int64 // only the last Tail lines; <0 for all
+}
+
+// Errors the runtime returns, wrapped; test with errors.Is.
+var (
+	ErrNotFound      = errors.New("container not found")
+	ErrImageNotFound = errors.New("image not found")
+	ErrExists        = errors.New("container already exists")
+)
+
+// Runtime creates, runs and removes the agent's containers.
+type Runtime interface {
+	ImageExists(ctx context.Context, ref string) (bool, error)
+	ListImages(ctx context.Context) ([]Image, error)
+	// ImportImage loads an OCI or docker-archive tar (like `docker load`)
+	// and unpacks it for the snapshotter.
+	ImportImage(ctx context.Context, r io.Reader) ([]Image, error)
+	// Create makes the container, its snapshot and its network attachment,
+	// without starting it. ErrExists if the id exists, ErrImageNotFound if
+	// the image is missing.
+	Create(ctx context.Context, spec ContainerSpec) error
+	Start(ctx context.Context, id string) (Status, error)
+	// Wait sends one value when the process exits, also for a process that
+	// exited before Wait.
+	Wait(ctx context.Context, id string) (<-chan Exit, error)
+	// Stop sends signal, then SIGKILL after grace; no error if already stopped.
+	Stop(ctx context.Context, id string, signal string, grace time.Duration) error
+	// Remove deletes the task, container, snapshot, network attachment and
+	// log files; nil if not found.
+	Remove(ctx context.Context, id string) error
+	Inspect(ctx context.Context, id string) (Status, error)
+	// List returns the containers owned by this runtime.
+	List(ctx context.Context) ([]Status, error)
+	// Logs calls fn for each selected line, in order, until fn fails.
+	Logs(ctx context.Context, id string, opts LogOptions, fn func(LogLine) error) error
+}
+
+// Network connects containers. The agent's CNI network implements it.
+type Network interface {
+	// Attach creates the container's network namespace, connects it,
+	// publishes ports. Idempotent per id.
+	Attach(ctx context.Context, id string, ports []Port) (Attachment, error)
+	Detach(ctx context.Context, id string) error // idempotent
+}
+
+// Attachment is where a container was connected.
+type Attachment struct {
+	NetNSPath string
+	IP        string
+}
