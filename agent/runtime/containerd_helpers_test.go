@@ -11,14 +11,7 @@ import (
 	"testing"
 	"time"
 
-	containerd "github.com/containerd/containerd/v2/client"
-	"github.com/containerd/containerd/v2/core/content"
-	"github.com/containerd/containerd/v2/core/images"
-	"github.com/containerd/containerd/v2/core/leases"
-	"github.com/containerd/containerd/v2/core/snapshots"
-	"github.com/containerd/containerd/v2/pkg/namespaces"
-	"github.com/containerd/errdefs"
-
+	"github.com/berthproject/berth/internal/containerdtest"
 	"github.com/berthproject/berth/internal/testimage"
 )
 
@@ -86,7 +79,11 @@ func newTestEnv(tb testing.TB, network Network) *testEnv {
 	env := &testEnv{ns: "berth-test-" + hex.EncodeToString(suffix), stateDir: tb.TempDir()}
 	// Cleanup gets a handle of its own: tests may close theirs.
 	admin := env.open(tb, testOwner, nil)
-	tb.Cleanup(func() { cleanupNamespace(tb, admin.Client(), env.ns) })
+	tb.Cleanup(func() {
+		if err := containerdtest.CleanupNamespace(admin.Client(), env.ns); err != nil {
+			tb.Error(err)
+		}
+	})
 	env.rt = env.open(tb, testOwner, network)
 	for ref, archive := range archives {
 		if _, err := env.rt.ImportImage(context.Background(), bytes.NewReader(archive)); err != nil {
@@ -110,60 +107,6 @@ func (e *testEnv) open(tb testing.TB, owner string, network Network) *Containerd
 	}
 	tb.Cleanup(func() { rt.Close() })
 	return rt
-}
-
-// cleanupNamespace deletes every container, task, image, lease, content
-// blob and snapshot in ns, then ns itself.
-func cleanupNamespace(tb testing.TB, client *containerd.Client, ns string) {
-	tb.Helper()
-	ctx, cancel := context.WithTimeout(namespaces.WithNamespace(context.Background(), ns), time.Minute)
-	defer cancel()
-	report := func(what string, err error) {
-		if err != nil && !errdefs.IsNotFound(err) {
-			tb.Errorf("clean up namespace %s: %s: %v", ns, what, err)
-		}
-	}
-
-	conts, err := client.Containers(ctx)
-	report("list containers", err)
-	for _, c := range conts {
-		if task, err := c.Task(ctx, nil); err == nil {
-			_, err := task.Delete(ctx, containerd.WithProcessKill)
-			report("delete task "+c.ID(), err)
-		}
-		report("delete container "+c.ID(), c.Delete(ctx, containerd.WithSnapshotCleanup))
-	}
-	imgs, err := client.ImageService().List(ctx)
-	report("list images", err)
-	for _, img := range imgs {
-		report("delete image "+img.Name, client.ImageService().Delete(ctx, img.Name, images.SynchronousDelete()))
-	}
-	ls, err := client.LeasesService().List(ctx)
-	report("list leases", err)
-	for _, l := range ls {
-		report("delete lease "+l.ID, client.LeasesService().Delete(ctx, l, leases.SynchronousDelete))
-	}
-	report("walk content", client.ContentStore().Walk(ctx, func(info content.Info) error {
-		report("delete content "+info.Digest.String(), client.ContentStore().Delete(ctx, info.Digest))
-		return nil
-	}))
-	// Snapshots go children first: a parent cannot go while it has any.
-	sn := client.SnapshotService(DefaultSnapshotter)
-	for range 10 {
-		var keys []string
-		report("walk snapshots", sn.Walk(ctx, func(_ context.Context, info snapshots.Info) error {
-			keys = append(keys, info.Name)
-			return nil
-		}))
-		if len(keys) == 0 {
-			break
-		}
-		for _, k := range keys {
-			// A parent fails while children remain; the next round gets it.
-			_ = sn.Remove(ctx, k)
-		}
-	}
-	report("delete namespace", client.NamespaceService().Delete(ctx, ns))
 }
 
 // eventually polls cond until it holds or the deadline passes.
