@@ -101,6 +101,13 @@ func (r *runner) run(ctx context.Context) {
 		r.watchExisting(ctx)
 	}
 	for {
+		// Once the worker stops, its containers are left running for the
+		// next agent to adopt: no step may fail them on a cancelled
+		// context, and an exit seen now is the wait ending, not the
+		// container (select picks at random when both are ready).
+		if ctx.Err() != nil {
+			return
+		}
 		task, removed := r.snapshot()
 		if removed {
 			r.cleanup(ctx, task)
@@ -113,6 +120,9 @@ func (r *runner) run(ctx context.Context) {
 		case <-r.changed:
 		case ex := <-r.exits:
 			r.exits = nil
+			if ctx.Err() != nil {
+				return
+			}
 			r.exited(ex)
 		}
 	}
