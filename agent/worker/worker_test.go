@@ -1,0 +1,407 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/berthproject/berth/agent/runtime"
+	berthv1 "github.com/berthproject/berth/api/berth/v1"
+	"go.uber.org/goleak"
+	"google.golang.org/protobuf/types/known/durationpb"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// waitTimeout bounds every wait for the worker; it only ends tests that
+// would hang.
+const waitTimeout = 10 * time.Second
+
+// recordingRuntime is the fake runtime, counting creations and telling
+// the test about removals.
+type recordingRuntime struct {
+	*runtime.Fake
+	mu      sync.Mutex
+	creates int
+	removed chan string
+}
+
+func newRecordingRuntime() *recordingRuntime {
+	return &recordingRuntime{Fake: runtime.NewFake(), removed: make(chan string, 100)}
+}
+
+func (r *recordingRuntime) Create(ctx context.Context, spec runtime.ContainerSpec) error {
+	r.mu.Lock()
+	r.creates++
+	r.mu.Unlock()
+	return r.Fake.Create(ctx, spec)
+}
+
+func (r *recordingRuntime) Remove(ctx context.Context, id string) error {
+	err := r.Fake.Remove(ctx, id)
+	r.removed <- id
+	return err
+}
+
+func (r *recordingRuntime) createCount() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.creates
+}
+
+// waitRemoved waits until the worker removed every container of ids.
+func (r *recordingRuntime) waitRemoved(t *testing.T, ids ...string) {
+	t.Helper()
+	missing := map[string]bool{}
+	for _, id := range ids {
+		missing[id] = true
+	}
+	deadline := time.NewTimer(waitTimeout)
+	defer deadline.Stop()
+	for len(missing) > 0 {
+		select {
+		case got := <-r.removed:
+			delete(missing, got)
+		case <-deadline.C:
+			t.Fatalf("containers %v were not removed", missing)
+		}
+	}
+}
+
+type report struct {
+	id     string
+	status *berthv1.TaskStatus
+}
+
+// harness runs a worker on a recording fake runtime and collects its
+// reports.
+type harness struct {
+	t       *testing.T
+	rt      *recordingRuntime
+	w       *Worker
+	reports chan report
+	backlog map[string][]*berthv1.TaskStatus
+	cancel  context.CancelFunc
+}
+
+// newHarness starts a worker on rt, whose containers it adopts.
+func newHarness(t *testing.T, rt *recordingRuntime) *harness {
+	t.Helper()
+	if err := rt.AddImage("busybox"); err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{t: t, rt: rt, reports: make(chan report, 1000), backlog: map[string][]*berthv1.TaskStatus{}}
+	h.w = New(rt, func(id string, st *berthv1.TaskStatus) { h.reports <- report{id, st} }, slog.New(slog.DiscardHandler))
+	ctx, cancel := context.WithCancel(context.Background())
+	h.cancel = cancel
+	if err := h.w.Start(ctx); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	t.Cleanup(h.stop)
+	return h
+}
+
+// stop ends the worker and waits for its runners; calling it again does
+// nothing.
+func (h *harness) stop() {
+	h.cancel()
+	h.w.Wait()
+}
+
+// next returns the next report about task id, keeping those about other
+// tasks for later.
+func (h *harness) next(id string) *berthv1.TaskStatus {
+	h.t.Helper()
+	if q := h.backlog[id]; len(q) > 0 {
+		h.backlog[id] = q[1:]
+		return q[0]
+	}
+	deadline := time.NewTimer(waitTimeout)
+	defer deadline.Stop()
+	for {
+		select {
+		case r := <-h.reports:
+			if r.id == id {
+				return r.status
+			}
+			h.backlog[r.id] = append(h.backlog[r.id], r.status)
+		case <-deadline.C:
+			h.t.Fatalf("no report about task %s", id)
+			return nil
+		}
+	}
+}
+
+// expect checks the next reports about task id, in order, and returns the
+// last one.
+func (h *harness) expect(id string, states ...berthv1.TaskState) *berthv1.TaskStatus {
+	h.t.Helper()
+	var got []berthv1.TaskState
+	var last *berthv1.TaskStatus
+	for range states {
+		last = h.next(id)
+		got = append(got, last.State)
+	}
+	if !slices.Equal(got, states) {
+		h.t.Fatalf("task %s reported %v, want %v", id, got, states)
+	}
+	return last
+}
+
+// run assigns tasks and waits until each reports running.
+func (h *harness) run(tasks ...*berthv1.Task) {
+	h.t.Helper()
+	h.w.Assign(&berthv1.Assignments{Tasks: tasks})
+	for _, tk := range tasks {
+		h.expect(tk.GetMeta().GetId(), accepted, preparing, starting, running)
+	}
+}
+
+func (h *harness) containerState(id string) (runtime.State, error) {
+	st, err := h.rt.Inspect(context.Background(), id)
+	return st.State, err
+}
+
+const (
+	assignedState = berthv1.TaskState_TASK_STATE_ASSIGNED
+	accepted      = berthv1.TaskState_TASK_STATE_ACCEPTED
+	preparing     = berthv1.TaskState_TASK_STATE_PREPARING
+	starting      = berthv1.TaskState_TASK_STATE_STARTING
+	running       = berthv1.TaskState_TASK_STATE_RUNNING
+	complete      = berthv1.TaskState_TASK_STATE_COMPLETE
+	shutdown      = berthv1.TaskState_TASK_STATE_SHUTDOWN
+	failed        = berthv1.TaskState_TASK_STATE_FAILED
+	rejected      = berthv1.TaskState_TASK_STATE_REJECTED
+)
+
+func newTask(id string) *berthv1.Task {
+	return &berthv1.Task{
+		Meta: &berthv1.Meta{Id: id},
+		Spec: &berthv1.ServiceSpec{
+			Image:   "busybox",
+			Command: []string{"httpd", "-f"},
+			Env:     []string{"A=1"},
+			Ports: []*berthv1.PortSpec{
+				{Target: 80, Published: 8080, Protocol: "tcp"},
+				{Target: 81, Protocol: "tcp"}, // not published: no host port
+			},
+			StopSignal:      "SIGTERM",
+			StopGracePeriod: durationpb.New(10 * time.Millisecond),
+		},
+		DesiredState: running,
+		Status:       &berthv1.TaskStatus{State: assignedState},
+	}
+}
+
+func withDesired(t *berthv1.Task, state berthv1.TaskState) *berthv1.Task {
+	t.DesiredState = state
+	return t
+}
+
+func TestAssignedTaskRuns(t *testing.T) {
+	h := newHarness(t, newRecordingRuntime())
+	h.w.Assign(&berthv1.Assignments{Tasks: []*berthv1.Task{newTask("t1")}})
+	st := h.expect("t1", accepted, preparing, starting, running)
+	if st.ContainerId != "t1" || st.Pid == 0 || st.Address == "" {
+		t.Fatalf("running status lacks container details: %v", st)
+	}
+	if len(st.Ports) != 1 || st.Ports[0].Published != 8080 {
+		t.Fatalf("running status ports = %v, want 8080 published", st.Ports)
+	}
+	spec, ok := h.rt.Spec("t1")
+	if !ok {
+		t.Fatal("no container t1")
+	}
+	if spec.Image != "busybox" || !slices.Equal(spec.Command, []string{"httpd", "-f"}) || !slices.Equal(spec.Env, []string{"A=1"}) || len(spec.Ports) != 1 {
+		t.Fatalf("container spec = %+v", spec)
+	}
+	if state, err := h.containerState("t1"); err != nil || state != runtime.StateRunning {
+		t.Fatalf("container is %v (%v), want running", state, err)
+	}
+	statuses := h.w.Statuses()
+	if len(statuses) != 1 || statuses[0].TaskId != "t1" || statuses[0].Status.State != running {
+		t.Fatalf("Statuses() = %v, want t1 running", statuses)
+	}
+}
+
+func TestContainerExit(t *testing.T) {
+	tests := []struct {
+		code  int32
+		state berthv1.TaskState
+		err   string
+	}{
+		{0, complete, ""},
+		{3, failed, "non-zero exit (3)"},
+	}
+	for _, tt := range tests {
+		h := newHarness(t, newRecordingRuntime())
+		h.run(newTask("t1"))
+		if err := h.rt.Exit("t1", tt.code); err != nil {
+			t.Fatal(err)
+		}
+		st := h.expect("t1", tt.state)
+		if st.ExitCode != tt.code || (tt.err == "") != (st.Err == "") || !strings.Contains(st.Err, tt.err) {
+			t.Errorf("exit %d: reported exit code %d err %q, want %d and %q", tt.code, st.ExitCode, st.Err, tt.code, tt.err)
+		}
+		h.stop()
+	}
+}
+
+func TestDesiredShutdownStopsTheContainer(t *testing.T) {
+	tests := []struct {
+		name       string
+		ignoreStop bool
+		exitCode   int32
+	}{
+		{"stops on its signal", false, 128 + 15},
+		{"killed after the grace period", true, 128 + 9},
+	}
+	for _, tt := range tests {
+		h := newHarness(t, newRecordingRuntime())
+		h.run(newTask("t1"))
+		if tt.ignoreStop {
+			if err := h.rt.IgnoreStopSignal("t1"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		h.w.Assign(&berthv1.Assignments{Tasks: []*berthv1.Task{withDesired(newTask("t1"), shutdown)}})
+		if st := h.expect("t1", shutdown); st.ExitCode != tt.exitCode {
+			t.Errorf("%s: exit code %d, want %d", tt.name, st.ExitCode, tt.exitCode)
+		}
+		if state, err := h.containerState("t1"); err != nil || state != runtime.StateStopped {
+			t.Errorf("%s: container is %v (%v), want stopped and kept", tt.name, state, err)
+		}
+		h.stop()
+	}
+}
+
+func TestShutdownBeforeStartReportsShutdown(t *testing.T) {
+	h := newHarness(t, newRecordingRuntime())
+	h.w.Assign(&berthv1.Assignments{Tasks: []*berthv1.Task{withDesired(newTask("t1"), shutdown)}})
+	h.expect("t1", shutdown)
+	if n := h.rt.createCount(); n != 0 {
+		t.Fatalf("%d containers created for a task not desired to run", n)
+	}
+}
+
+func TestRemovedTaskRemovesItsContainer(t *testing.T) {
+	h := newHarness(t, newRecordingRuntime())
+	h.run(newTask("t1"))
+	h.w.Assign(&berthv1.Assignments{Removed: []string{"t1"}})
+	h.rt.waitRemoved(t, "t1")
+	if _, err := h.containerState("t1"); !errors.Is(err, runtime.ErrNotFound) {
+		t.Fatalf("container t1 still exists (%v)", err)
+	}
+}
+
+func TestFullAssignmentRemovesTheRest(t *testing.T) {
+	rt := newRecordingRuntime()
+	// A container left by an earlier run of the agent, for a task the
+	// control plane no longer has.
+	if err := rt.AddImage("busybox"); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := rt.Fake.Create(ctx, runtime.ContainerSpec{ID: "stale", Image: "busybox"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rt.Start(ctx, "stale"); err != nil {
+		t.Fatal(err)
+	}
+	h := newHarness(t, rt)
+	h.run(newTask("keep"), newTask("drop"))
+	h.w.Assign(&berthv1.Assignments{Full: true, Tasks: []*berthv1.Task{newTask("keep")}})
+	h.rt.waitRemoved(t, "drop", "stale")
+	if state, err := h.containerState("keep"); err != nil || state != runtime.StateRunning {
+		t.Fatalf("container keep is %v (%v), want running", state, err)
+	}
+}
+
+func TestMissingImageRejectsTheTask(t *testing.T) {
+	h := newHarness(t, newRecordingRuntime())
+	tk := newTask("t1")
+	tk.Spec.Image = "example.com/nothere:1"
+	h.w.Assign(&berthv1.Assignments{Tasks: []*berthv1.Task{tk}})
+	st := h.expect("t1", accepted, preparing, rejected)
+	if !strings.Contains(st.Err, "berth image import") || !strings.Contains(st.Err, "nothere") {
+		t.Fatalf("rejection %q does not name the image and how to load it", st.Err)
+	}
+	if n := h.rt.createCount(); n != 0 {
+		t.Fatalf("%d containers created without the image", n)
+	}
+}
+
+func TestRunningContainerIsAdopted(t *testing.T) {
+	rt := newRecordingRuntime()
+	if err := rt.AddImage("busybox"); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := rt.Fake.Create(ctx, runtime.ContainerSpec{ID: "t1", Image: "busybox"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rt.Start(ctx, "t1"); err != nil {
+		t.Fatal(err)
+	}
+	h := newHarness(t, rt)
+	if st := h.w.Statuses(); len(st) != 1 || st[0].TaskId != "t1" || st[0].Status.State != running {
+		t.Fatalf("Statuses() = %v, want the adopted t1 running", st)
+	}
+	tk := newTask("t1")
+	tk.Status = &berthv1.TaskStatus{State: running, ContainerId: "t1"}
+	h.w.Assign(&berthv1.Assignments{Full: true, Tasks: []*berthv1.Task{tk}})
+	if err := rt.Exit("t1", 3); err != nil {
+		t.Fatal(err)
+	}
+	if st := h.expect("t1", failed); st.ExitCode != 3 {
+		t.Fatalf("exit code %d, want 3", st.ExitCode)
+	}
+	if n := rt.createCount(); n != 0 {
+		t.Fatalf("%d containers created for an adopted task", n)
+	}
+}
+
+func TestRunningTaskWithoutContainerFails(t *testing.T) {
+	h := newHarness(t, newRecordingRuntime())
+	tk := newTask("t1")
+	tk.Status = &berthv1.TaskStatus{State: running, ContainerId: "t1"}
+	h.w.Assign(&berthv1.Assignments{Tasks: []*berthv1.Task{tk}})
+	if st := h.expect("t1", failed); !strings.Contains(st.Err, "container is gone") {
+		t.Fatalf("err %q does not say the container is gone", st.Err)
+	}
+	if n := h.rt.createCount(); n != 0 {
+		t.Fatalf("a task the control plane saw running was started again")
+	}
+}
+
+// When the agent stops, its containers keep running for the next agent to
+// adopt: nothing may be reported as failed.
+func TestStoppingTheWorkerReportsNoFailure(t *testing.T) {
+	h := newHarness(t, newRecordingRuntime())
+	var tasks []*berthv1.Task
+	for _, id := range []string{"a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l"} {
+		tasks = append(tasks, newTask(id))
+	}
+	h.run(tasks...)
+	h.stop()
+	close(h.reports)
+	for id, q := range h.backlog {
+		for _, st := range q {
+			t.Errorf("task %s reported %v (%s) while starting", id, st.State, st.Err)
+		}
+	}
+	for r := range h.reports {
+		t.Errorf("task %s reported %v (%s) while the worker stopped", r.id, r.status.State, r.status.Err)
+	}
+	for _, tk := range tasks {
+		if state, err := h.containerState(tk.GetMeta().GetId()); err != nil || state != runtime.StateRunning {
+			t.Errorf("container %s is %v (%v), want it left running", tk.GetMeta().GetId(), state, err)
+		}
+	}
+}
