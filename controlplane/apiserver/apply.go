@@ -3,6 +3,8 @@ package apiserver
 import (
 	"context"
 	"errors"
+	"maps"
+	"slices"
 	"time"
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
@@ -90,8 +92,10 @@ func (s *Server) plan(req *berthv1.ApplyRequest, now time.Time) (*berthv1.ApplyR
 		txn.Update(key, next)
 		resp.Changes = append(resp.Changes, &berthv1.ServiceChange{Service: want.Name, Action: berthv1.ChangeAction_CHANGE_ACTION_UPDATE, Fields: fields})
 	}
-	for name, cur := range existing {
-		txn.Delete(store.ServiceKey(ns, app, name), cur.GetMeta().GetVersion())
+	// By name, so the plan a user reads (and --diff shows) is the same
+	// each time.
+	for _, name := range slices.Sorted(maps.Keys(existing)) {
+		txn.Delete(store.ServiceKey(ns, app, name), existing[name].GetMeta().GetVersion())
 		resp.Changes = append(resp.Changes, &berthv1.ServiceChange{Service: name, Action: berthv1.ChangeAction_CHANGE_ACTION_REMOVE})
 	}
 	return resp, txn
