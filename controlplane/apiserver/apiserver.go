@@ -178,24 +178,25 @@ func (s *Server) ListTasks(ctx context.Context, req *berthv1.ListTasksRequest) (
 	}
 	resp := &berthv1.ListTasksResponse{}
 	newest := map[string]*berthv1.Task{}
-	live := map[string]bool{}
 	for _, t := range tasks {
 		if (req.Namespace != "" && t.Namespace != req.Namespace) || (req.App != "" && t.App != req.App) || (req.Service != "" && t.Service != req.Service) {
 			continue
 		}
-		key := taskSlot(t)
 		if req.All || taskstate.Live(t) {
 			resp.Tasks = append(resp.Tasks, t)
-			live[key] = true
-			continue
 		}
+		// The newest task counts even when finished: a replacement that
+		// already failed must show beside the old task still stopping.
+		key := taskSlot(t)
 		if cur := newest[key]; cur == nil || t.GetMeta().GetCreatedAt().AsTime().After(cur.GetMeta().GetCreatedAt().AsTime()) {
 			newest[key] = t
 		}
 	}
-	for key, t := range newest {
-		if !live[key] {
-			resp.Tasks = append(resp.Tasks, t)
+	if !req.All {
+		for _, t := range newest {
+			if !taskstate.Live(t) {
+				resp.Tasks = append(resp.Tasks, t)
+			}
 		}
 	}
 	sort.Slice(resp.Tasks, func(i, j int) bool {
