@@ -231,8 +231,8 @@ func TestRestartDueEarlierIsNotPostponedByALaterOne(t *testing.T) {
 	// Fail soon's task together with a scale-up, so that the pass which
 	// schedules its restart leaves a mark: the slot 2 task.
 	var txn store.Txn
-	grown := h.changeServiceTxn(&txn, soon, func(s *berthv1.Service) { s.Spec.Replicas = 2 })
-	failed := h.failedCopy(first)
+	grown := changeServiceTxn(&txn, soon, func(s *berthv1.Service) { s.Spec.Replicas = 2 })
+	failed := failedCopy(first)
 	txn.Update(taskKey(failed), failed)
 	h.commit(&txn)
 	h.waitFor("slot 2 assigned", func() bool {
@@ -248,7 +248,7 @@ func TestRestartDueEarlierIsNotPostponedByALaterOne(t *testing.T) {
 }
 
 // changeServiceTxn adds the write of a changed copy of svc to txn.
-func (h *harness) changeServiceTxn(txn *store.Txn, svc *berthv1.Service, change func(*berthv1.Service)) *berthv1.Service {
+func changeServiceTxn(txn *store.Txn, svc *berthv1.Service, change func(*berthv1.Service)) *berthv1.Service {
 	next := proto.Clone(svc).(*berthv1.Service)
 	change(next)
 	txn.Put(serviceKey(next), next)
@@ -256,7 +256,7 @@ func (h *harness) changeServiceTxn(txn *store.Txn, svc *berthv1.Service, change 
 }
 
 // failedCopy is t as an agent's failure report leaves it.
-func (h *harness) failedCopy(t *berthv1.Task) *berthv1.Task {
+func failedCopy(t *berthv1.Task) *berthv1.Task {
 	next := proto.Clone(t).(*berthv1.Task)
 	taskstate.Advance(next, &berthv1.TaskStatus{State: berthv1.TaskState_TASK_STATE_FAILED, ExitCode: 1, Timestamp: timestamppb.Now()}, time.Now())
 	return next
