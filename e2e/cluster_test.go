@@ -262,3 +262,45 @@ func TestExternalEtcd(t *testing.T) {
 	}
 	c.mustBerth("delete", "ext")
 }
+
+const placedCompose = `
+services:
+  eu:
+    image: localhost/busybox:latest
+    command: ["sleep", "3600"]
+    deploy:
+      replicas: 2
+      placement:
+        constraints: ["node.labels.zone==eu"]
+  mars:
+    image: localhost/busybox:latest
+    command: ["sleep", "3600"]
+    deploy:
+      placement:
+        constraints: ["node.labels.zone==mars"]
+`
+
+// TestPlacementConstraints places by node label, and a task that fits
+// nowhere stays pending with the reason in `berth ps`.
+func TestPlacementConstraints(t *testing.T) {
+	c := newCluster(t)
+	c.startAgent("eu-1", "--label", "zone=eu")
+	c.startAgent("us-1", "--label", "zone=us")
+	c.importImage()
+	c.mustBerth("apply", "-f", c.writeFile("compose.yaml", placedCompose), "-p", "geo")
+	for _, tk := range c.waitRunning("geo/eu", 2, 60*time.Second) {
+		if tk.Node != "eu-1" {
+			t.Fatalf("task %s of geo/eu runs on %s, want eu-1", tk.ID, tk.Node)
+		}
+	}
+	eventually(t, 30*time.Second, func() (bool, string) {
+		tasks := c.ps("geo/mars")
+		return len(tasks) == 1 && tasks[0].State == "pending" && strings.Contains(tasks[0].Message, "constraint node.labels.zone==mars on 2 nodes"),
+			fmt.Sprintf("geo/mars: want one pending task explaining the constraint, have %+v", tasks)
+	})
+	table := c.mustBerth("ps", "geo/mars")
+	if !strings.Contains(table, "no suitable node") {
+		t.Fatalf("berth ps does not show why the task waits:\n%s", table)
+	}
+	c.mustBerth("delete", "geo")
+}
