@@ -86,6 +86,7 @@ func (s *Server) DeleteApp(ctx context.Context, req *berthv1.DeleteAppRequest) (
 		return nil, storeError(err)
 	}
 	s.log.Info("app deleted", "namespace", ns, "app", req.App, "services", len(services))
+	s.cfg.Store.Record(ctx, s.log, "app", ns+"/"+req.App, "remove", fmt.Sprintf("%d services removed", len(services)))
 	return resp, storeError(s.cfg.Cache.WaitRevision(ctx, rev))
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
@@ -45,6 +46,7 @@ func (s *Server) Apply(ctx context.Context, req *berthv1.ApplyRequest) (*berthv1
 			return nil, storeError(err)
 		}
 		s.log.Info("app applied", "namespace", req.Namespace, "app", req.App, "changes", txn.Len())
+		s.cfg.Store.Record(ctx, s.log, "app", req.Namespace+"/"+req.App, "apply", summarize(resp.Changes))
 		return resp, storeError(s.cfg.Cache.WaitRevision(ctx, rev))
 	}
 }
@@ -136,4 +138,16 @@ func onlyScaling(fields []string) bool {
 		}
 	}
 	return true
+}
+
+// summarize says what an apply changed, for the event history.
+func summarize(changes []*berthv1.ServiceChange) string {
+	var parts []string
+	for _, c := range changes {
+		if c.Action != berthv1.ChangeAction_CHANGE_ACTION_UNCHANGED {
+			word := strings.ToLower(strings.TrimPrefix(c.Action.String(), "CHANGE_ACTION_"))
+			parts = append(parts, c.Service+" "+word)
+		}
+	}
+	return strings.Join(parts, ", ")
 }

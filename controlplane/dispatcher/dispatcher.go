@@ -174,6 +174,7 @@ func (d *Dispatcher) Join(ctx context.Context, req *berthv1.JoinRequest) (*berth
 		return nil, status.Errorf(codes.InvalidArgument, "signing the node certificate: %v", err)
 	}
 	d.log.Info("node joined", "node", req.NodeName, "id", id)
+	d.cfg.Store.Record(ctx, d.log, "node", id, "join", "node "+req.NodeName+" joined")
 	return &berthv1.JoinResponse{NodeId: id, Certificate: cert, CaCertificate: d.cfg.Authority.CACertPEM()}, nil
 }
 
@@ -226,6 +227,7 @@ func (d *Dispatcher) Session(stream berthv1.AgentService_SessionServer) error {
 	}
 	s.queueFull(d.assigned(who.ID))
 	d.log.Info("agent connected", "node", node.Name, "id", who.ID, "address", node.Address)
+	d.cfg.Store.Record(ctx, d.log, "node", who.ID, "connect", "agent of "+node.Name+" connected from "+node.Address)
 
 	errc := make(chan error, 1)
 	go func() { errc <- d.receive(sctx, who.ID, stream) }()
@@ -236,6 +238,7 @@ func (d *Dispatcher) Session(stream berthv1.AgentService_SessionServer) error {
 		sendErr = nil
 	}
 	d.log.Info("agent disconnected", "node", node.Name, "id", who.ID, "err", errors.Join(sendErr, recvErr))
+	d.cfg.Store.Record(ctx, d.log, "node", who.ID, "disconnect", "agent of "+node.Name+" disconnected")
 	return sendErr
 }
 
@@ -310,7 +313,17 @@ func (d *Dispatcher) writeReports(ctx context.Context) {
 			continue
 		}
 		if err := d.applyReports(ctx, batch); err != nil && ctx.Err() == nil {
-			d.log.Warn("writing task status", "tasks", len(batch), "err", err)
+			// Agents do not send a status twice: keep the batch, ahead of
+			// what arrived since, and try again shortly.
+			d.log.Warn("writing task status; retrying", "tasks", len(batch), "err", err)
+			d.reports.requeue(batch)
+			t := time.NewTimer(200 * time.Millisecond)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
 		}
 	}
 }

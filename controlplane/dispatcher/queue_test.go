@@ -274,3 +274,17 @@ func TestRouteSendsWhatTheAgentMustActOn(t *testing.T) {
 		}
 	}
 }
+
+func TestReportQueueRequeueKeepsOrder(t *testing.T) {
+	q := newReportQueue()
+	st := func(s berthv1.TaskState) *berthv1.TaskStatus { return &berthv1.TaskStatus{State: s} }
+	q.add("n1", []*berthv1.TaskStatusReport{{TaskId: "t1", Status: st(berthv1.TaskState_TASK_STATE_STARTING)}})
+	failed := q.take()
+	q.add("n1", []*berthv1.TaskStatusReport{{TaskId: "t1", Status: st(berthv1.TaskState_TASK_STATE_RUNNING)}})
+	q.requeue(failed)
+	got := q.take()["t1"]
+	if got == nil || len(got.statuses) != 2 ||
+		got.statuses[0].State != berthv1.TaskState_TASK_STATE_STARTING || got.statuses[1].State != berthv1.TaskState_TASK_STATE_RUNNING {
+		t.Fatalf("after requeue t1 has %v, want starting then running", got)
+	}
+}

@@ -52,6 +52,25 @@ func (q *reportQueue) add(nodeID string, reports []*berthv1.TaskStatusReport) {
 	}
 }
 
+// requeue puts back a batch that could not be written, before anything
+// queued since, so each task's reports stay in order.
+func (q *reportQueue) requeue(batch map[string]*pendingReports) {
+	q.mu.Lock()
+	for id, p := range batch {
+		if newer := q.pending[id]; newer != nil && newer.nodeID == p.nodeID {
+			p.statuses = append(p.statuses, newer.statuses...)
+		} else if newer != nil {
+			continue // the task moved to another node meanwhile
+		}
+		q.pending[id] = p
+	}
+	q.mu.Unlock()
+	select {
+	case q.ready <- struct{}{}:
+	default:
+	}
+}
+
 func (q *reportQueue) take() map[string]*pendingReports {
 	q.mu.Lock()
 	defer q.mu.Unlock()

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -70,4 +71,15 @@ func (s *Store) RecentEvents(ctx context.Context, limit int64) ([]*berthv1.Event
 		out[len(out)-1-i] = ev
 	}
 	return out, nil
+}
+
+// Record appends an event, logging rather than failing when it cannot: the
+// history describes changes, it is never a reason to fail one.
+func (s *Store) Record(ctx context.Context, log *slog.Logger, kind, objectID, action, message string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	err := s.RecordEvent(ctx, &berthv1.Event{Kind: kind, ObjectId: objectID, Action: action, Message: message})
+	if err != nil {
+		log.Warn("recording an event", "kind", kind, "object", objectID, "action", action, "err", err)
+	}
 }
