@@ -8,8 +8,8 @@ import (
 	"time"
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
-	"github.com/berthproject/berth/controlplane/etcd"
 	"github.com/berthproject/berth/controlplane/store"
+	"github.com/berthproject/berth/controlplane/store/storetest"
 	"go.uber.org/goleak"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
@@ -23,34 +23,8 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // directory, with a running cache; everything stops when the test ends.
 func newServer(t *testing.T) *Server {
 	t.Helper()
-	e, err := etcd.StartEmbedded(etcd.EmbeddedConfig{DataDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(e.Close)
-	cli, err := etcd.Connect(context.Background(), e.Endpoints())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cli.Close() })
-	s := store.New(cli)
-	log := slog.New(slog.DiscardHandler)
-	c := store.NewCache(s, log)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("cache: %v", err)
-		}
-	})
-	select {
-	case <-c.Synced():
-	case <-time.After(20 * time.Second):
-		t.Fatal("the cache did not load")
-	}
-	return New(Config{Store: s, Cache: c, Log: log})
+	s := storetest.New(t)
+	return New(Config{Store: s, Cache: storetest.NewCache(t, s), Log: slog.New(slog.DiscardHandler)})
 }
 
 // revision is etcd's current revision: it moves with every write.

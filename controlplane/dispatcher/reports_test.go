@@ -5,44 +5,17 @@ import (
 	"log/slog"
 	"slices"
 	"testing"
-	"time"
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
-	"github.com/berthproject/berth/controlplane/etcd"
 	"github.com/berthproject/berth/controlplane/store"
+	"github.com/berthproject/berth/controlplane/store/storetest"
 )
 
-// newStoreAndCache starts an embedded etcd in a temporary directory and a
-// cache following it, all stopped when the test ends.
+// newStoreAndCache returns a store on an embedded etcd and a cache
+// following it, all stopped when the test ends.
 func newStoreAndCache(t *testing.T) (*store.Store, *store.Cache) {
-	t.Helper()
-	e, err := etcd.StartEmbedded(etcd.EmbeddedConfig{DataDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(e.Close)
-	cli, err := etcd.Connect(context.Background(), e.Endpoints())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cli.Close() })
-	s := store.New(cli)
-	c := store.NewCache(s, slog.New(slog.DiscardHandler))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("cache: %v", err)
-		}
-	})
-	select {
-	case <-c.Synced():
-	case <-time.After(20 * time.Second):
-		t.Fatal("the cache did not load")
-	}
-	return s, c
+	s := storetest.New(t)
+	return s, storetest.NewCache(t, s)
 }
 
 func statuses(states ...berthv1.TaskState) []*berthv1.TaskStatus {

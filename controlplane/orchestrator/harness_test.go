@@ -12,8 +12,8 @@ import (
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
 	"github.com/berthproject/berth/api/taskstate"
-	"github.com/berthproject/berth/controlplane/etcd"
 	"github.com/berthproject/berth/controlplane/store"
+	"github.com/berthproject/berth/controlplane/store/storetest"
 	"go.uber.org/goleak"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -38,17 +38,7 @@ type harness struct {
 
 func newHarness(t *testing.T) *harness {
 	t.Helper()
-	e, err := etcd.StartEmbedded(etcd.EmbeddedConfig{DataDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(e.Close)
-	cli, err := etcd.Connect(context.Background(), e.Endpoints())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cli.Close() })
-	s := store.New(cli)
+	s := storetest.New(t)
 	log := slog.New(slog.DiscardHandler)
 	h := &harness{t: t, store: s, cache: store.NewCache(s, log)}
 	h.sub = h.cache.Subscribe()

@@ -9,25 +9,12 @@ import (
 	"time"
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
-	"github.com/berthproject/berth/controlplane/etcd"
 	"github.com/berthproject/berth/controlplane/store"
+	"github.com/berthproject/berth/controlplane/store/storetest"
 	"google.golang.org/protobuf/proto"
 )
 
-func newStore(t *testing.T) *store.Store {
-	t.Helper()
-	e, err := etcd.StartEmbedded(etcd.EmbeddedConfig{DataDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(e.Close)
-	cli, err := etcd.Connect(context.Background(), e.Endpoints())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cli.Close() })
-	return store.New(cli)
-}
+func newStore(t *testing.T) *store.Store { return storetest.New(t) }
 
 func task(id, svc, node string) *berthv1.Task {
 	return &berthv1.Task{
