@@ -59,6 +59,25 @@ func (f *serverFlags) config(cmd *cobra.Command, log *slog.Logger) controlplane.
 	}
 }
 
+// start runs a server as the flags say and returns it with a join token
+// and the logger it uses.
+func (f *serverFlags) start(cmd *cobra.Command) (*controlplane.Server, string, *slog.Logger, error) {
+	log, err := newLogger(f.logLevel)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	srv, err := controlplane.Start(cmd.Context(), f.config(cmd, log))
+	if err != nil {
+		return nil, "", nil, err
+	}
+	token, err := srv.JoinToken(cmd.Context())
+	if err != nil {
+		srv.Stop()
+		return nil, "", nil, err
+	}
+	return srv, token, log, nil
+}
+
 func newServerCommand() *cobra.Command {
 	var f serverFlags
 	cmd := &cobra.Command{
@@ -72,20 +91,12 @@ start the server makes the cluster CA, writes the admin client config
   berth server --etcd-endpoints http://10.0.0.5:2379,http://10.0.0.6:2379`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			log, err := newLogger(f.logLevel)
-			if err != nil {
-				return err
-			}
 			ctx := cmd.Context()
-			srv, err := controlplane.Start(ctx, f.config(cmd, log))
+			srv, token, _, err := f.start(cmd)
 			if err != nil {
 				return err
 			}
 			defer srv.Stop()
-			token, err := srv.JoinToken(ctx)
-			if err != nil {
-				return err
-			}
 			fmt.Fprintf(cmd.OutOrStdout(), "Berth server listening on %s\nAdmin config written to %s\nJoin a node with:\n  berth agent --join %s --token %s\n",
 				srv.Addr(), cli.ConfigPath(cmd), srv.AdminConfig().Server, token)
 			select {
@@ -202,21 +213,13 @@ one agent, in one process. The admin config is written to --config (default
   berth apply -f examples/hello/compose.yaml`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			log, err := newLogger(sf.logLevel)
-			if err != nil {
-				return err
-			}
 			ctx := cmd.Context()
 			started := time.Now()
-			srv, err := controlplane.Start(ctx, sf.config(cmd, log))
+			srv, token, log, err := sf.start(cmd)
 			if err != nil {
 				return err
 			}
 			defer srv.Stop()
-			token, err := srv.JoinToken(ctx)
-			if err != nil {
-				return err
-			}
 			if af.name == "" {
 				af.name = "dev"
 			}
