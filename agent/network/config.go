@@ -135,10 +135,14 @@ func conflist(n names, subnet netip.Prefix, ipamDir string) ([]byte, error) {
 		"name":       n.network,
 		"plugins": []obj{
 			{
-				"type":        "bridge",
-				"bridge":      n.bridge,
-				"isGateway":   true,
-				"ipMasq":      true,
+				"type":      "bridge",
+				"bridge":    n.bridge,
+				"isGateway": true,
+				// Outbound masquerading is one rule for the whole subnet
+				// (see CNI.ensureMasquerade), not a chain per container: the plugin's
+				// per-container chains cost several serialized iptables
+				// calls on every start and stop.
+				"ipMasq":      false,
 				"hairpinMode": true,
 				"ipam": obj{
 					"type":    "host-local",

@@ -4,63 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/sha512"
-	"encoding/hex"
 	"fmt"
 	"os/exec"
-	"slices"
-	"strconv"
 	"strings"
 )
-
-// masqChain is the nat chain the bridge plugin makes for one container's
-// outbound masquerading: "CNI-" and 24 hex digits of sha512(network+id).
-func masqChain(network, id string) string {
-	sum := sha512.Sum512([]byte(network + id))
-	return "CNI-" + hex.EncodeToString(sum[:12])
-}
-
-// removeMasqRules deletes the bridge plugin's masquerading chain of id and
-// the POSTROUTING rules that jump to it. The plugin deletes them itself
-// only while the container's namespace exists, since it learns the
-// container's address from the interface there; this covers a namespace
-// that vanished first. A chain that does not exist is not an error.
-func removeMasqRules(ctx context.Context, network, id string) error {
-	chain := masqChain(network, id)
-	if _, err := iptables(ctx, "-t", "nat", "-S", chain); err != nil {
-		return nil // no such chain: nothing was leaked
-	}
-	out, err := iptables(ctx, "-t", "nat", "-L", "POSTROUTING", "-n", "--line-numbers")
-	if err != nil {
-		return err
-	}
-	var nums []int
-	sc := bufio.NewScanner(bytes.NewReader(out))
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) < 2 || f[1] != chain {
-			continue
-		}
-		if n, err := strconv.Atoi(f[0]); err == nil {
-			nums = append(nums, n)
-		}
-	}
-	// Delete from the bottom so earlier rule numbers stay valid.
-	slices.Sort(nums)
-	slices.Reverse(nums)
-	for _, n := range nums {
-		if _, err := iptables(ctx, "-t", "nat", "-D", "POSTROUTING", strconv.Itoa(n)); err != nil {
-			return err
-		}
-	}
-	if _, err := iptables(ctx, "-t", "nat", "-F", chain); err != nil {
-		return err
-	}
-	if _, err := iptables(ctx, "-t", "nat", "-X", chain); err != nil {
-		return err
-	}
-	return nil
-}
 
 // iptables runs iptables, waiting for the xtables lock the CNI plugins
 // take too.
@@ -73,4 +20,58 @@ func iptables(ctx context.Context, args ...string) ([]byte, error) {
 		return nil, fmt.Errorf("iptables %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
 	}
 	return out, nil
+}
+
+// masqueradeRule is the one nat rule that lets every container of the
+// node's subnet reach other networks under the node's address.
+func masqueradeRule(network, subnet string) []string {
+	return []string{"POSTROUTING", "-s", subnet, "!", "-d", subnet,
+		"-m", "comment", "--comment", "berth masquerade " + network, "-j", "MASQUERADE"}
+}
+
+// ensureRule appends rule to the nat table unless it is there.
+func ensureRule(ctx context.Context, rule []string) error {
+	if _, err := iptables(ctx, append([]string{"-t", "nat", "-C"}, rule...)...); err == nil {
+		return nil
+	}
+	_, err := iptables(ctx, append([]string{"-t", "nat", "-A"}, rule...)...)
+	return err
+}
+
+// deleteMasquerade removes the masquerade rules of network, whatever
+// subnet they name: Destroy may run with a handle whose subnet differs from
+// the one the rule was made for.
+func deleteMasquerade(ctx context.Context, network string) error {
+	out, err := iptables(ctx, "-t", "nat", "-S", "POSTROUTING")
+	if err != nil {
+		return err
+	}
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, "-A POSTROUTING ") || !strings.Contains(line, `"berth masquerade `+network+`"`) {
+			continue
+		}
+		args := strings.Fields(strings.ReplaceAll(strings.TrimPrefix(line, "-A "), `"`, ""))
+		// The comment was split on its spaces; put it back together.
+		args = rejoinComment(args, "berth masquerade "+network)
+		if _, err := iptables(ctx, append([]string{"-t", "nat", "-D"}, args...)...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// rejoinComment turns the words of comment, split by strings.Fields, back
+// into one argument after --comment.
+func rejoinComment(args []string, comment string) []string {
+	n := len(strings.Fields(comment))
+	for i, a := range args {
+		if a == "--comment" && i+n < len(args) {
+			out := append([]string{}, args[:i+1]...)
+			out = append(out, comment)
+			return append(out, args[i+1+n:]...)
+		}
+	}
+	return args
 }

@@ -47,6 +47,9 @@ type CNI struct {
 	// only (see serializePlugins).
 	plugins sync.Mutex
 
+	masqMu   sync.Mutex
+	masqDone bool
+
 	mu     sync.RWMutex // guards closed against calls in flight
 	closed bool
 }
@@ -136,6 +139,10 @@ func (c *CNI) Attach(ctx context.Context, id string, ports []Port) (Attachment, 
 	if err := c.records.put(rec); err != nil {
 		err = fmt.Errorf("network: attach %s: %w", id, err)
 		return Attachment{}, errors.Join(err, removeNetNS(rec.NetNSPath))
+	}
+	if err := c.ensureMasquerade(ctx); err != nil {
+		err = fmt.Errorf("network: attach %s: %w", id, err)
+		return Attachment{}, errors.Join(err, c.detach(context.WithoutCancel(ctx), id))
 	}
 	c.lockPlugins()
 	res, err := c.cni.Setup(ctx, id, rec.NetNSPath, gocni.WithCapabilityPortMap(portMappings(ports)))
@@ -230,11 +237,6 @@ func (c *CNI) detach(ctx context.Context, id string) error {
 	if err != nil {
 		return fmt.Errorf("network: detach %s from bridge %s: %w", id, c.names.bridge, err)
 	}
-	if !alive {
-		if err := removeMasqRules(ctx, c.names.network, id); err != nil {
-			return fmt.Errorf("network: detach %s: remove masquerade rules: %w", id, err)
-		}
-	}
 	if err := removeNetNS(rec.NetNSPath); err != nil {
 		return fmt.Errorf("network: detach %s: %w", id, err)
 	}
@@ -269,8 +271,24 @@ func (c *CNI) Destroy(ctx context.Context) error {
 	for _, id := range ids {
 		errs = append(errs, c.Detach(ctx, id))
 	}
+	errs = append(errs, deleteMasquerade(ctx, c.names.network))
 	errs = append(errs, deleteLink(ctx, c.names.bridge))
 	return errors.Join(errs...)
+}
+
+// ensureMasquerade puts the subnet's masquerading rule in place once per
+// process (a reboot clears it; a restarted agent puts it back).
+func (c *CNI) ensureMasquerade(ctx context.Context) error {
+	c.masqMu.Lock()
+	defer c.masqMu.Unlock()
+	if c.masqDone {
+		return nil
+	}
+	if err := ensureRule(ctx, masqueradeRule(c.names.network, c.cfg.Subnet)); err != nil {
+		return err
+	}
+	c.masqDone = true
+	return nil
 }
 
 // deleteLink deletes the network interface name if it exists.
