@@ -16,6 +16,7 @@ type lazyNetwork struct {
 
 	mu    sync.Mutex
 	cni   *network.CNI
+	err   error // why the network could not be set up
 	ready chan struct{}
 }
 
@@ -35,10 +36,19 @@ func (n *lazyNetwork) configure(subnet string) (first bool, err error) {
 	}
 	cni, err := network.New(network.Config{Name: n.name, DataDir: n.dataDir, Subnet: subnet})
 	if err != nil {
+		// Containers fail with the reason instead of waiting forever.
+		if n.err == nil {
+			n.err = err
+			close(n.ready)
+		}
 		return false, err
 	}
+	if n.err != nil {
+		n.err = nil
+	} else {
+		close(n.ready)
+	}
 	n.cni = cni
-	close(n.ready)
 	return true, nil
 }
 
@@ -50,6 +60,9 @@ func (n *lazyNetwork) get(ctx context.Context) (*network.CNI, error) {
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	if n.err != nil {
+		return nil, n.err
+	}
 	return n.cni, nil
 }
 

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -63,6 +64,9 @@ func New(cfg Config) (*CNI, error) {
 	}
 	subnet, _ := parseSubnet(cfg.Subnet) // checked by Validate
 	n := namesFor(cfg.Name)
+	if err := checkSubnetFree(subnet, n.bridge); err != nil {
+		return nil, err
+	}
 	root := filepath.Join(cfg.DataDir, "network")
 	ipamDir := filepath.Join(root, "ipam")
 	list, err := conflist(n, subnet, ipamDir)
@@ -85,6 +89,36 @@ func New(cfg Config) (*CNI, error) {
 		cni:     lib,
 		log:     slog.Default().With("component", "network", "bridge", n.bridge),
 	}, nil
+}
+
+// checkSubnetFree fails when an interface other than the node's own bridge
+// has an address in subnet: containers there would be unreachable, as when
+// two clusters on one machine hand out the same range.
+func checkSubnetFree(subnet netip.Prefix, bridge string) error {
+	ifaces, err := net.Interfaces()
+	if err != nil {
+		return fmt.Errorf("network: listing interfaces: %w", err)
+	}
+	for _, ifc := range ifaces {
+		if ifc.Name == bridge {
+			continue
+		}
+		addrs, err := ifc.Addrs()
+		if err != nil {
+			continue
+		}
+		for _, a := range addrs {
+			ipn, ok := a.(*net.IPNet)
+			if !ok {
+				continue
+			}
+			ip, ok := netip.AddrFromSlice(ipn.IP)
+			if ok && subnet.Contains(ip.Unmap()) {
+				return fmt.Errorf("network: the node's container subnet %s is already used by interface %s on this machine: start the server with another --container-range", subnet, ifc.Name)
+			}
+		}
+	}
+	return nil
 }
 
 // Bridge returns the name of the node's bridge interface.

@@ -517,3 +517,24 @@ func TestAttachFailureRollsBack(t *testing.T) {
 	}
 	assertDetached(t, c, id, Attachment{NetNSPath: c.netnsPath(id), IP: "none"})
 }
+
+func TestNewRefusesASubnetInUse(t *testing.T) {
+	requireHost(t)
+	cfg := testConfig(t)
+	c := newTestCNI(t, cfg)
+	if _, err := c.Attach(context.Background(), "task-first", nil); err != nil {
+		t.Fatalf("Attach: %v", err)
+	}
+	// Another node on the same machine given the same subnet.
+	other := cfg
+	other.Name = cfg.Name + "-other"
+	other.DataDir = t.TempDir()
+	_, err := New(other)
+	if err == nil || !strings.Contains(err.Error(), "already used by interface "+c.Bridge()) {
+		t.Fatalf("New with a subnet in use = %v, want an error naming %s", err, c.Bridge())
+	}
+	// The node itself, restarted, keeps its subnet.
+	if _, err := New(cfg); err != nil {
+		t.Fatalf("New for the same node again: %v", err)
+	}
+}
