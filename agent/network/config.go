@@ -22,7 +22,7 @@ const DefaultPluginDir = "/usr/lib/cni"
 const DefaultNetNSDir = "/var/run/netns"
 
 // requiredPlugins are the CNI plugin binaries the conflist refers to.
-var requiredPlugins = []string{"bridge", "host-local", "portmap", "loopback"}
+var requiredPlugins = []string{"bridge", "host-local", "portmap"}
 
 // Config describes the network of one node.
 type Config struct {
@@ -125,42 +125,44 @@ func namesFor(node string) names {
 }
 
 // conflist builds the CNI network configuration list of the node: a bridge
-// with host-local IPAM, and portmap so published ports reach the container.
-// The loopback interface is a separate network (see New), as the loopback
-// plugin would replace the bridge's result if it were chained here.
-func conflist(n names, subnet netip.Prefix, ipamDir string) ([]byte, error) {
+// with host-local IPAM, and, withPortmap, portmap so published ports reach
+// the container.
+// The loopback interface is brought up without a plugin (loopbackUp).
+func conflist(n names, subnet netip.Prefix, ipamDir string, withPortmap bool) ([]byte, error) {
 	type obj = map[string]any
-	list := obj{
-		"cniVersion": "1.0.0",
-		"name":       n.network,
-		"plugins": []obj{
-			{
-				"type":      "bridge",
-				"bridge":    n.bridge,
-				"isGateway": true,
-				// Outbound masquerading is one rule for the whole subnet
-				// (see CNI.ensureMasquerade), not a chain per container: the plugin's
-				// per-container chains cost several serialized iptables
-				// calls on every start and stop.
-				"ipMasq":      false,
-				"hairpinMode": true,
-				"ipam": obj{
-					"type":    "host-local",
-					"dataDir": ipamDir,
-					"ranges":  [][]obj{{{"subnet": subnet.String()}}},
-					"routes":  []obj{{"dst": "0.0.0.0/0"}},
-				},
-			},
-			{
-				"type":         "portmap",
-				"capabilities": obj{"portMappings": true},
-				// snat lets connections to 127.0.0.1:<published> reach the
-				// container: the plugin sets route_localnet on the bridge and
-				// masquerades the loopback source address.
-				"snat": true,
+	plugins := []obj{
+		{
+			"type":      "bridge",
+			"bridge":    n.bridge,
+			"isGateway": true,
+			// Outbound masquerading is one rule for the whole subnet
+			// (see CNI.ensureMasquerade), not a chain per container: the plugin's
+			// per-container chains cost several serialized iptables
+			// calls on every start and stop.
+			"ipMasq":      false,
+			"hairpinMode": true,
+			"ipam": obj{
+				"type":    "host-local",
+				"dataDir": ipamDir,
+				"ranges":  [][]obj{{{"subnet": subnet.String()}}},
+				"routes":  []obj{{"dst": "0.0.0.0/0"}},
 			},
 		},
+		{
+			"type":         "portmap",
+			"capabilities": obj{"portMappings": true},
+			// snat lets connections to 127.0.0.1:<published> reach the
+			// container: the plugin sets route_localnet on the bridge and
+			// masquerades the loopback source address.
+			"snat": true,
+		},
 	}
+	if !withPortmap {
+		// Containers that publish nothing skip the portmap plugin: one
+		// process less on every start and stop.
+		plugins = plugins[:1]
+	}
+	list := obj{"cniVersion": "1.0.0", "name": n.network, "plugins": plugins}
 	b, err := json.Marshal(list)
 	if err != nil {
 		return nil, fmt.Errorf("encode CNI conflist: %w", err)

@@ -65,7 +65,7 @@ func TestConfigValidate(t *testing.T) {
 
 func TestConflist(t *testing.T) {
 	n := namesFor("node-a")
-	b, err := conflist(n, netip.MustParsePrefix("10.210.3.0/24"), "/data/network/ipam")
+	b, err := conflist(n, netip.MustParsePrefix("10.210.3.0/24"), "/data/network/ipam", true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,6 +95,13 @@ func TestConflist(t *testing.T) {
 	}
 	if pm.Type != "portmap" || !pm.Capabilities["portMappings"] {
 		t.Errorf("portmap plugin config = %+v", pm)
+	}
+	plain, err := conflist(n, netip.MustParsePrefix("10.210.3.0/24"), "/data/network/ipam", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(plain, &got); err != nil || len(got.Plugins) != 1 || got.Plugins[0].Type != "bridge" {
+		t.Fatalf("conflist without ports = %s (%v), want the bridge alone", plain, err)
 	}
 }
 

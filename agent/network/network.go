@@ -40,7 +40,8 @@ type CNI struct {
 	names   names
 	ipamDir string
 	records records
-	cni     gocni.CNI
+	cni     gocni.CNI // bridge and portmap
+	plain   gocni.CNI // bridge alone, for containers that publish no port
 	log     *slog.Logger
 
 	locks idLocks
@@ -69,24 +70,36 @@ func New(cfg Config) (*CNI, error) {
 	}
 	root := filepath.Join(cfg.DataDir, "network")
 	ipamDir := filepath.Join(root, "ipam")
-	list, err := conflist(n, subnet, ipamDir)
+	// Loopback is brought up by hand (loopbackUp), not by a plugin.
+	load := func(withPortmap bool) (gocni.CNI, error) {
+		list, err := conflist(n, subnet, ipamDir, withPortmap)
+		if err != nil {
+			return nil, err
+		}
+		lib, err := gocni.New(gocni.WithPluginDir(cfg.PluginDirs))
+		if err != nil {
+			return nil, fmt.Errorf("network: init CNI: %w", err)
+		}
+		if err := lib.Load(gocni.WithConfListBytes(list)); err != nil {
+			return nil, fmt.Errorf("network: load CNI config for node %q: %w", cfg.Name, err)
+		}
+		return lib, nil
+	}
+	withPorts, err := load(true)
 	if err != nil {
 		return nil, err
 	}
-	lib, err := gocni.New(gocni.WithPluginDir(cfg.PluginDirs))
+	plain, err := load(false)
 	if err != nil {
-		return nil, fmt.Errorf("network: init CNI: %w", err)
-	}
-	// The bridge network is loaded first so its interface is eth0.
-	if err := lib.Load(gocni.WithConfListBytes(list), gocni.WithLoNetwork); err != nil {
-		return nil, fmt.Errorf("network: load CNI config for node %q: %w", cfg.Name, err)
+		return nil, err
 	}
 	return &CNI{
 		cfg:     cfg,
 		names:   n,
 		ipamDir: ipamDir,
 		records: records{dir: filepath.Join(root, "attachments")},
-		cni:     lib,
+		cni:     withPorts,
+		plain:   plain,
 		log:     slog.Default().With("component", "network", "bridge", n.bridge),
 	}, nil
 }
@@ -168,6 +181,10 @@ func (c *CNI) Attach(ctx context.Context, id string, ports []Port) (Attachment, 
 	if err := createNetNS(rec.NetNSPath); err != nil {
 		return Attachment{}, fmt.Errorf("network: attach %s: %w", id, err)
 	}
+	if err := loopbackUp(rec.NetNSPath); err != nil {
+		err = fmt.Errorf("network: attach %s: %w", id, err)
+		return Attachment{}, errors.Join(err, removeNetNS(rec.NetNSPath))
+	}
 	// The record goes down before CNI runs, so that a crash at any later
 	// point leaves enough for Detach to undo.
 	if err := c.records.put(rec); err != nil {
@@ -179,7 +196,7 @@ func (c *CNI) Attach(ctx context.Context, id string, ports []Port) (Attachment, 
 		return Attachment{}, errors.Join(err, c.detach(context.WithoutCancel(ctx), id))
 	}
 	c.lockPlugins()
-	res, err := c.cni.Setup(ctx, id, rec.NetNSPath, gocni.WithCapabilityPortMap(portMappings(ports)))
+	res, err := c.lib(ports).Setup(ctx, id, rec.NetNSPath, gocni.WithCapabilityPortMap(portMappings(ports)))
 	c.unlockPlugins()
 	if err == nil {
 		rec.IP, err = resultIP(res)
@@ -266,7 +283,7 @@ func (c *CNI) detach(ctx context.Context, id string) error {
 		path = ""
 	}
 	c.lockPlugins()
-	err = c.cni.Remove(ctx, id, path, gocni.WithCapabilityPortMap(portMappings(rec.Ports)))
+	err = c.lib(rec.Ports).Remove(ctx, id, path, gocni.WithCapabilityPortMap(portMappings(rec.Ports)))
 	c.unlockPlugins()
 	if err != nil {
 		return fmt.Errorf("network: detach %s from bridge %s: %w", id, c.names.bridge, err)
@@ -398,4 +415,12 @@ func (c *CNI) unlockPlugins() {
 	if serializePlugins {
 		c.plugins.Unlock()
 	}
+}
+
+// lib is the CNI configuration for a container publishing ports.
+func (c *CNI) lib(ports []Port) gocni.CNI {
+	if len(ports) == 0 {
+		return c.plain
+	}
+	return c.cni
 }

@@ -234,6 +234,16 @@ func TestAttachPublishesPortsOnLoopback(t *testing.T) {
 	if got := eth0Addrs(t, a.NetNSPath); len(got) != 1 || got[0] != ip {
 		t.Fatalf("eth0 addresses in netns = %v, want [%s]", got, ip)
 	}
+	var loFlags net.Flags
+	if err := inNetNS(a.NetNSPath, func() error {
+		lo, err := net.InterfaceByName("lo")
+		if err == nil {
+			loFlags = lo.Flags
+		}
+		return err
+	}); err != nil || loFlags&net.FlagUp == 0 {
+		t.Fatalf("loopback in netns: flags %v, err %v; want it up", loFlags, err)
+	}
 
 	if rules := natRulesMatching(t, ruleComment(c, id)); len(rules) < 1 {
 		t.Errorf("nat rules of %s = %q, want its port rules", id, rules)
