@@ -83,8 +83,8 @@ func cleanupNode(t testing.TB, name, dataDir string) {
 	}
 }
 
-// countContainers counts the containers of node id in the e2e namespace.
-func countContainers(t testing.TB, id string) int {
+// nodeContainers lists the containers of node id in the e2e namespace.
+func nodeContainers(t testing.TB, id string) []runtime.Status {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -97,8 +97,11 @@ func countContainers(t testing.TB, id string) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return len(cs)
+	return cs
 }
+
+// countContainers counts the containers of node id.
+func countContainers(t testing.TB, id string) int { return len(nodeContainers(t, id)) }
 
 // activeSnapshots counts the writable (container) snapshots in the e2e
 // namespace; image layers are committed snapshots and do not count.
@@ -121,4 +124,15 @@ func activeSnapshots(t testing.TB) int {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// runningPids maps the running containers of node id to their pids.
+func runningPids(t testing.TB, id string) map[string]uint32 {
+	out := map[string]uint32{}
+	for _, c := range nodeContainers(t, id) {
+		if c.State == runtime.StateRunning {
+			out[c.ID] = c.Pid
+		}
+	}
+	return out
 }

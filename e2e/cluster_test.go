@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -303,4 +304,33 @@ func TestPlacementConstraints(t *testing.T) {
 		t.Fatalf("berth ps does not show why the task waits:\n%s", table)
 	}
 	c.mustBerth("delete", "geo")
+}
+
+// TestAgentRestartAdoptsContainers stops an agent: its containers keep
+// running, and when it comes back it adopts them instead of starting new
+// ones.
+func TestAgentRestartAdoptsContainers(t *testing.T) {
+	c := newCluster(t)
+	agent := c.startAgent("alpha")
+	c.importImage()
+	c.mustBerth("apply", "-f", c.writeFile("compose.yaml", sleepCompose), "-p", "adopt")
+	before := ids(c.waitRunning("adopt/sleeper", 2, 60*time.Second))
+
+	dataDir := filepath.Join(c.dir, "agent-alpha")
+	pids := runningPids(t, nodeID(t, dataDir))
+	agent.stop()
+	if got := runningPids(t, nodeID(t, dataDir)); !maps.Equal(got, pids) || len(got) != 2 {
+		t.Fatalf("after the agent stopped, running containers (id: pid) = %v, want %v", got, pids)
+	}
+	c.startAgent("alpha")
+	after := c.waitRunning("adopt/sleeper", 2, 60*time.Second)
+	for id := range ids(after) {
+		if !before[id] {
+			t.Fatalf("task %s is new after the agent restart; the containers were not adopted", id)
+		}
+	}
+	if got := runningPids(t, nodeID(t, dataDir)); !maps.Equal(got, pids) {
+		t.Fatalf("after the agent came back, running containers (id: pid) = %v, want the same processes %v", got, pids)
+	}
+	c.mustBerth("delete", "adopt")
 }
