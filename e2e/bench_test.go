@@ -7,12 +7,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berthproject/berth/agent/network"
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
 	"github.com/berthproject/berth/cli/config"
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/containerd/v2/pkg/oci"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
 const benchReplicas = 50
@@ -46,7 +48,7 @@ func BenchmarkApplyToRunning(b *testing.B) {
 	defer conn.Close()
 	api := berthv1.NewClusterServiceClient(conn)
 
-	var berth, raw time.Duration
+	var berth, raw, rawCNI time.Duration
 	for i := 0; i < b.N; i++ {
 		app := fmt.Sprintf("bench%d", i)
 		berth += timeApply(b, c, api, app, file)
@@ -55,11 +57,14 @@ func BenchmarkApplyToRunning(b *testing.B) {
 			n := countContainers(b, nodeID(b, c.dir+"/agent-bench"))
 			return n == 0, fmt.Sprintf("%d containers left after delete", n)
 		})
-		raw += timeRawContainerd(b, benchReplicas)
+		raw += timeRawContainerd(b, benchReplicas, nil)
+		rawCNI += timeRawContainerd(b, benchReplicas, benchNetwork(b, c.dir))
 	}
 	b.ReportMetric(float64(berth.Milliseconds())/float64(b.N), "berth-ms/op")
 	b.ReportMetric(float64(raw.Milliseconds())/float64(b.N), "containerd-ms/op")
+	b.ReportMetric(float64(rawCNI.Milliseconds())/float64(b.N), "containerd+cni-ms/op")
 	b.ReportMetric(float64(berth)/float64(raw), "ratio")
+	b.ReportMetric(float64(berth)/float64(rawCNI), "ratio-vs-cni")
 }
 
 // timeApply applies file as app and returns how long until every task ran.
@@ -85,9 +90,20 @@ func timeApply(b *testing.B, c *cluster, api berthv1.ClusterServiceClient, app, 
 	return time.Since(start)
 }
 
+// benchNetwork is a CNI network like a node's, for the baseline that
+// networks its containers the way Berth does.
+func benchNetwork(b *testing.B, dir string) *network.CNI {
+	cni, err := network.New(network.Config{Name: "bench-raw", DataDir: dir + "/raw-network", Subnet: "10.249.0.0/24"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return cni
+}
+
 // timeRawContainerd creates and starts n busybox containers at once with
-// the containerd client alone, and removes them afterwards.
-func timeRawContainerd(b *testing.B, n int) time.Duration {
+// the containerd client alone (and, with cni set, attaches each to it
+// first), and removes them afterwards.
+func timeRawContainerd(b *testing.B, n int, cni *network.CNI) time.Duration {
 	client, err := containerd.New("/run/containerd/containerd.sock")
 	if err != nil {
 		b.Fatal(err)
@@ -103,6 +119,9 @@ func timeRawContainerd(b *testing.B, n int) time.Duration {
 		ids[i] = fmt.Sprintf("raw-%d-%d", time.Now().UnixNano(), i)
 	}
 	defer func() {
+		if cni != nil {
+			defer cni.Destroy(context.Background())
+		}
 		for _, id := range ids {
 			cont, err := client.LoadContainer(ctx, id)
 			if err != nil {
@@ -121,9 +140,18 @@ func timeRawContainerd(b *testing.B, n int) time.Duration {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			opts := []oci.SpecOpts{oci.WithImageConfig(image), oci.WithProcessArgs("sleep", "3600")}
+			if cni != nil {
+				att, err := cni.Attach(ctx, id, nil)
+				if err != nil {
+					errs <- err
+					return
+				}
+				opts = append(opts, oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: att.NetNSPath}))
+			}
 			cont, err := client.NewContainer(ctx, id,
 				containerd.WithNewSnapshot(id, image),
-				containerd.WithNewSpec(oci.WithImageConfig(image), oci.WithProcessArgs("sleep", "3600")))
+				containerd.WithNewSpec(opts...))
 			if err != nil {
 				errs <- err
 				return
