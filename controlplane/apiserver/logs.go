@@ -1,6 +1,8 @@
 package apiserver
 
 import (
+	"errors"
+	"io"
 	"strings"
 	"sync"
 
@@ -65,7 +67,7 @@ func (s *Server) Logs(req *berthv1.LogsRequest, stream berthv1.ClusterService_Lo
 			for {
 				entry, err := logs.Recv()
 				if err != nil {
-					if status.Code(err) != codes.Canceled && err.Error() != "EOF" {
+					if status.Code(err) != codes.Canceled && !errors.Is(err, io.EOF) {
 						errs <- err
 					}
 					return
