@@ -334,3 +334,32 @@ func TestAgentRestartAdoptsContainers(t *testing.T) {
 	}
 	c.mustBerth("delete", "adopt")
 }
+
+const chattyCompose = `
+services:
+  chatty:
+    image: localhost/busybox:latest
+    command: ["sh", "-c", "echo first line; echo second line from $$HOSTNAME_HINT; sleep 3600"]
+    environment:
+      HOSTNAME_HINT: berth
+`
+
+// TestLogsAndImages reads a service's output through the control plane,
+// and lists the images each node holds.
+func TestLogsAndImages(t *testing.T) {
+	c := newCluster(t)
+	c.startAgent("alpha")
+	c.importImage()
+	out := c.mustBerth("image", "ls", "-o", "json")
+	if !strings.Contains(out, "localhost/busybox:latest") {
+		t.Fatalf("image ls does not list the imported image:\n%s", out)
+	}
+	c.mustBerth("apply", "-f", c.writeFile("compose.yaml", chattyCompose), "-p", "talk")
+	c.waitRunning("talk/chatty", 1, 60*time.Second)
+	eventually(t, 30*time.Second, func() (bool, string) {
+		out, errOut, err := c.berth("logs", "talk/chatty", "--tail", "1")
+		return err == nil && strings.Contains(out, "second line from berth") && !strings.Contains(out, "first line"),
+			fmt.Sprintf("logs --tail 1: %v\n%s%s", err, out, errOut)
+	})
+	c.mustBerth("delete", "talk")
+}
