@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +11,8 @@ import (
 	"time"
 
 	"github.com/containerd/errdefs"
+
+	"github.com/berthproject/berth/internal/testimage"
 )
 
 func TestContainerdImages(t *testing.T) {
@@ -448,4 +451,29 @@ func BenchmarkCreateStart(b *testing.B) {
 		b.StartTimer()
 	}
 	b.ReportMetric(float64(removing.Milliseconds())/float64(b.N), "remove-ms/op")
+}
+
+// TestContainerdImportDockerArchive loads what `docker save` writes and
+// runs a container from it.
+func TestContainerdImportDockerArchive(t *testing.T) {
+	env := newTestEnv(t, nil)
+	ctx := context.Background()
+	files, err := testimage.BusyboxFiles(testBusybox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var archive bytes.Buffer
+	if err := testimage.WriteDockerArchive(&archive, "localhost/saved:v1", files, testimage.Config{Env: []string{"PATH=/bin"}, Cmd: []string{"sh"}}); err != nil {
+		t.Fatal(err)
+	}
+	imgs, err := env.rt.ImportImage(ctx, &archive)
+	if err != nil {
+		t.Fatalf("ImportImage of a docker archive: %v", err)
+	}
+	if len(imgs) != 1 || imgs[0].Name != "localhost/saved:v1" {
+		t.Fatalf("imported %+v, want localhost/saved:v1", imgs)
+	}
+	if code := runToExit(t, env.rt, ContainerSpec{ID: "saved", Image: "localhost/saved:v1", Command: []string{"sh", "-c", "exit 7"}}); code != 7 {
+		t.Fatalf("container from the docker archive exited %d, want 7", code)
+	}
 }

@@ -1,0 +1,65 @@
+package testimage
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"encoding/json"
+	"fmt"
+	"io"
+
+	"github.com/distribution/reference"
+)
+
+// WriteDockerArchive writes files as a one-layer image in the
+// docker-archive format (what `docker save` writes), tagged ref.
+func WriteDockerArchive(w io.Writer, ref string, files []File, cfg Config) error {
+	named, err := reference.ParseNormalizedNamed(ref)
+	if err != nil {
+		return fmt.Errorf("testimage: image reference %q: %w", ref, err)
+	}
+	named = reference.TagNameOnly(named)
+	gzLayer, diffID, err := buildLayer(files)
+	if err != nil {
+		return err
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(gzLayer))
+	if err != nil {
+		return fmt.Errorf("testimage: layer: %w", err)
+	}
+	layer, err := io.ReadAll(zr)
+	if err != nil {
+		return fmt.Errorf("testimage: layer: %w", err)
+	}
+	configBlob, err := json.Marshal(imageConfig(cfg, diffID))
+	if err != nil {
+		return fmt.Errorf("testimage: encode config: %w", err)
+	}
+	configName := descriptor("", configBlob).Digest.Encoded() + ".json"
+	layerName := diffID.Encoded() + "/layer.tar"
+	manifest, err := json.Marshal([]map[string]any{{
+		"Config":   configName,
+		"RepoTags": []string{reference.FamiliarString(named)},
+		"Layers":   []string{layerName},
+	}})
+	if err != nil {
+		return fmt.Errorf("testimage: encode manifest: %w", err)
+	}
+	tw := tar.NewWriter(w)
+	for _, e := range []struct {
+		name string
+		data []byte
+	}{{configName, configBlob}, {layerName, layer}, {"manifest.json", manifest}} {
+		hdr := &tar.Header{Typeflag: tar.TypeReg, Name: e.name, Mode: 0o644, Size: int64(len(e.data)), ModTime: epoch}
+		if err := tw.WriteHeader(hdr); err != nil {
+			return fmt.Errorf("testimage: write archive: %w", err)
+		}
+		if _, err := tw.Write(e.data); err != nil {
+			return fmt.Errorf("testimage: write archive: %w", err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return fmt.Errorf("testimage: write archive: %w", err)
+	}
+	return nil
+}
