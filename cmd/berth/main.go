@@ -9,11 +9,17 @@ import (
 	"syscall"
 
 	"github.com/berthproject/berth/cli"
+	"github.com/spf13/cobra"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	root := cli.NewRoot(newServerCommand(), newAgentCommand(), newDevCommand())
+	roles := []*cobra.Command{newDevCommand(), newServerCommand(), newAgentCommand()}
+	for _, c := range roles {
+		c.GroupID = "roles"
+	}
+	root := cli.NewRoot(roles...)
+	root.AddGroup(&cobra.Group{ID: "roles", Title: "Run Berth:"})
 	os.Exit(cli.Execute(ctx, root))
 }

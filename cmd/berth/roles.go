@@ -121,7 +121,7 @@ type agentFlags struct {
 func (f *agentFlags) add(cmd *cobra.Command, withJoin bool) {
 	if withJoin {
 		cmd.Flags().StringVar(&f.join, "join", "", "address of a control plane server (host:port)")
-		cmd.Flags().StringVar(&f.token, "token", "", "join token (`berth join-token` prints it); needed the first time only")
+		cmd.Flags().StringVar(&f.token, "token", "", "join token (berth join-token prints it); needed the first time only")
 		cmd.Flags().StringVar(&f.dataDir, "data-dir", "", "where the agent keeps its credentials, logs and network state (default /var/lib/berth/agent-NAME)")
 		cmd.Flags().StringVar(&f.listen, "listen", "", "address of the node's own endpoint (default: an ephemeral port on the address that reaches the server)")
 		cmd.Flags().StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
