@@ -352,9 +352,12 @@ func (d *Dispatcher) applyReports(ctx context.Context, batch map[string]*pending
 			},
 		})
 	}
-	_, err := d.cfg.Store.Update(ctx, changes)
+	rev, err := d.cfg.Store.Update(ctx, changes)
 	if err != nil {
 		return fmt.Errorf("%d task updates: %w", len(changes), err)
 	}
-	return nil
+	// The next batch reads the tasks from the cache: let it catch up with
+	// this write first, or every batch would conflict with the one before
+	// and pay a re-read.
+	return d.cfg.Cache.WaitRevision(ctx, rev)
 }
