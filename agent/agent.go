@@ -17,7 +17,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/berthproject/berth/agent/runtime"
@@ -26,6 +25,7 @@ import (
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
 	"github.com/berthproject/berth/api/identity"
 	"github.com/berthproject/berth/api/version"
+	"github.com/berthproject/berth/internal/supervise"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 )
@@ -71,8 +71,7 @@ type Agent struct {
 
 	runCtx context.Context
 	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	errc   chan error
+	tasks  *supervise.Group
 }
 
 // Start joins (when needed), connects and runs an agent. It returns once
@@ -87,7 +86,7 @@ func Start(ctx context.Context, cfg Config) (_ *Agent, err error) {
 	if cfg.DataDir == "" {
 		return nil, errors.New("agent: --data-dir is required")
 	}
-	a := &Agent{cfg: cfg, log: cfg.Log, errc: make(chan error, 4)}
+	a := &Agent{cfg: cfg, log: cfg.Log, tasks: supervise.New()}
 	defer func() {
 		if err != nil {
 			a.Stop()
@@ -110,11 +109,11 @@ func Start(ctx context.Context, cfg Config) (_ *Agent, err error) {
 	if err := a.worker.Start(runCtx); err != nil {
 		return nil, fmt.Errorf("adopting this node's containers: %w", err)
 	}
-	a.goRun("session", func() error { return a.session.Run(runCtx) })
-	a.goRun("node endpoint", func() error { return a.grpc.Serve(a.listener) })
+	a.tasks.Go("session", func() error { return a.session.Run(runCtx) })
+	a.tasks.Go("node endpoint", func() error { return a.grpc.Serve(a.listener) })
 	select {
 	case <-a.session.Connected():
-	case err := <-a.errc:
+	case err := <-a.tasks.Err():
 		return nil, err
 	case <-ctx.Done():
 		return nil, ctx.Err()
@@ -177,24 +176,11 @@ func localAddressFor(server string) string {
 	return c.LocalAddr().(*net.UDPAddr).IP.String()
 }
 
-func (a *Agent) goRun(name string, fn func() error) {
-	a.wg.Add(1)
-	go func() {
-		defer a.wg.Done()
-		if err := fn(); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
-			select {
-			case a.errc <- fmt.Errorf("%s: %w", name, err):
-			default:
-			}
-		}
-	}()
-}
-
 // NodeID is the node's id in the cluster.
 func (a *Agent) NodeID() string { return a.creds.NodeID }
 
 // Err reports a failure that stops the agent.
-func (a *Agent) Err() <-chan error { return a.errc }
+func (a *Agent) Err() <-chan error { return a.tasks.Err() }
 
 // Stop stops the agent. Containers keep running; a restarted agent adopts
 // them.
@@ -205,7 +191,7 @@ func (a *Agent) Stop() {
 	if a.cancel != nil {
 		a.cancel()
 	}
-	a.wg.Wait()
+	a.tasks.Wait()
 	if a.worker != nil {
 		a.worker.Wait()
 	}
@@ -238,7 +224,7 @@ func (a *Agent) Welcome(w *berthv1.SessionWelcome) {
 		return
 	}
 	if first {
-		a.goRun("network cleanup", func() error { return a.collectAttachments(a.runCtx) })
+		a.tasks.Go("network cleanup", func() error { return a.collectAttachments(a.runCtx) })
 	}
 }
 

@@ -5,14 +5,12 @@ package controlplane
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
@@ -24,6 +22,7 @@ import (
 	"github.com/berthproject/berth/controlplane/etcd"
 	"github.com/berthproject/berth/controlplane/orchestrator"
 	"github.com/berthproject/berth/controlplane/store"
+	"github.com/berthproject/berth/internal/supervise"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -68,8 +67,7 @@ type Server struct {
 	admin     *config.Config
 
 	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	errc   chan error
+	tasks  *supervise.Group
 }
 
 // Start brings up a server and returns once it serves.
@@ -83,7 +81,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if cfg.Listen == "" {
 		cfg.Listen = "127.0.0.1:4242"
 	}
-	s := &Server{cfg: cfg, log: cfg.Log, errc: make(chan error, 4)}
+	s := &Server{cfg: cfg, log: cfg.Log, tasks: supervise.New()}
 	defer func() {
 		if err != nil {
 			s.Stop()
@@ -164,19 +162,19 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 
 	runCtx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
-	s.goRun("cache", func() error { return s.cache.Run(runCtx) })
+	s.tasks.Go("cache", func() error { return s.cache.Run(runCtx) })
 	select {
 	case <-s.cache.Synced():
-	case err := <-s.errc:
+	case err := <-s.tasks.Err():
 		return nil, err
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	s.goRun("dispatcher", func() error { return disp.Run(runCtx) })
-	s.goRun("leader", func() error { return s.lead(runCtx) })
-	s.goRun("grpc", func() error { return s.grpc.Serve(s.listener) })
+	s.tasks.Go("dispatcher", func() error { return disp.Run(runCtx) })
+	s.tasks.Go("leader", func() error { return s.lead(runCtx) })
+	s.tasks.Go("grpc", func() error { return s.grpc.Serve(s.listener) })
 	if s.embedded != nil {
-		s.goRun("etcd", func() error {
+		s.tasks.Go("etcd", func() error {
 			select {
 			case err := <-s.embedded.Err():
 				return fmt.Errorf("embedded etcd: %w", err)
@@ -187,19 +185,6 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	}
 	s.log.Info("server ready", "listen", s.listener.Addr().String(), "etcd", strings.Join(endpoints, ","), "cluster", s.authority.ClusterID())
 	return s, nil
-}
-
-func (s *Server) goRun(name string, fn func() error) {
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		if err := fn(); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
-			select {
-			case s.errc <- fmt.Errorf("%s: %w", name, err):
-			default:
-			}
-		}
-	}()
 }
 
 // lead campaigns for leadership through etcd and runs the orchestrator
@@ -222,7 +207,7 @@ func (s *Server) JoinToken(ctx context.Context) (string, error) {
 }
 
 // Err reports a failure that stops the server.
-func (s *Server) Err() <-chan error { return s.errc }
+func (s *Server) Err() <-chan error { return s.tasks.Err() }
 
 // Stop stops everything the server started.
 func (s *Server) Stop() {
@@ -240,7 +225,7 @@ func (s *Server) Stop() {
 	if s.cancel != nil {
 		s.cancel()
 	}
-	s.wg.Wait()
+	s.tasks.Wait()
 	if s.nodes != nil {
 		s.nodes.Close()
 	}
