@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"crypto/x509"
 	"encoding/pem"
 	"os"
@@ -61,7 +62,7 @@ func cleanupNode(t testing.TB, name, dataDir string) {
 				t.Errorf("cleanup of node %s: %v", name, err)
 			}
 			for _, c := range containers {
-				if err := rt.Stop(ctx, c.ID, "SIGKILL", 0); err != nil {
+				if err := rt.Stop(ctx, c.ID, "SIGKILL", 0); err != nil && !errors.Is(err, runtime.ErrNotFound) {
 					t.Errorf("cleanup of node %s: stopping %s: %v", name, c.ID, err)
 				}
 				if err := rt.Remove(ctx, c.ID); err != nil {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -362,4 +363,41 @@ func TestLogsAndImages(t *testing.T) {
 			fmt.Sprintf("logs --tail 1: %v\n%s%s", err, out, errOut)
 	})
 	c.mustBerth("delete", "talk")
+}
+
+// TestKilledContainerIsReplaced kills a container's process: the task
+// fails with its exit code and a new task runs in its slot at once.
+func TestKilledContainerIsReplaced(t *testing.T) {
+	c := newCluster(t)
+	c.startAgent("alpha")
+	c.importImage()
+	c.mustBerth("apply", "-f", c.writeFile("compose.yaml", sleepCompose), "-p", "heal")
+	before := c.waitRunning("heal/sleeper", 2, 60*time.Second)
+	victim := before[0]
+	pid, ok := runningPids(t, nodeID(t, filepath.Join(c.dir, "agent-alpha")))[victim.ID]
+	if !ok {
+		t.Fatalf("no running container for task %s", victim.ID)
+	}
+	if err := syscall.Kill(int(pid), syscall.SIGKILL); err != nil {
+		t.Fatalf("killing the container's process %d: %v", pid, err)
+	}
+	after := c.waitRunning("heal/sleeper", 2, 30*time.Second)
+	replaced := false
+	for _, tk := range after {
+		if tk.Slot == victim.Slot && tk.ID != victim.ID {
+			replaced = true
+		}
+	}
+	if !replaced {
+		t.Fatalf("slot %d still runs task %s after its process was killed: %+v", victim.Slot, victim.ID, after)
+	}
+	eventually(t, 10*time.Second, func() (bool, string) {
+		for _, tk := range c.ps("heal/sleeper", "-a") {
+			if tk.ID == victim.ID {
+				return tk.State == "failed" && strings.Contains(tk.Error, "137"), fmt.Sprintf("killed task: %+v", tk)
+			}
+		}
+		return false, "the killed task is gone from ps -a"
+	})
+	c.mustBerth("delete", "heal")
 }

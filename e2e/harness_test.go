@@ -244,8 +244,9 @@ func (c *cluster) startAgent(name string, extra ...string) *proc {
 	dataDir := filepath.Join(c.dir, "agent-"+name)
 	args := append([]string{"agent", "--join", c.addr, "--token", c.joinToken(), "--name", name,
 		"--data-dir", dataDir, "--listen", "127.0.0.1:0", "--containerd-namespace", namespace, "--cpus", "2", "--memory", "4294967296", "--log-level", "debug"}, extra...)
-	p := startProc(c.t, "agent "+name, nil, berthBin, args...)
+	// Registered before the process, so it runs after the agent stopped.
 	c.t.Cleanup(func() { cleanupNode(c.t, name, dataDir) })
+	p := startProc(c.t, "agent "+name, nil, berthBin, args...)
 	p.waitOutput(c.t, "joined as node", 60*time.Second)
 	c.agents[name] = p
 	return p
@@ -284,10 +285,10 @@ type task struct {
 	Message      string `json:"message"`
 }
 
-func (c *cluster) ps(target string) []task {
+func (c *cluster) ps(args ...string) []task {
 	c.t.Helper()
 	var tasks []task
-	out := c.mustBerth("ps", target, "-o", "json")
+	out := c.mustBerth(append(append([]string{"ps"}, args...), "-o", "json")...)
 	if err := json.Unmarshal([]byte(out), &tasks); err != nil {
 		c.t.Fatalf("berth ps -o json: %v\n%s", err, out)
 	}

@@ -15,13 +15,14 @@ import (
 const (
 	DefaultStopSignal      = "SIGTERM"
 	DefaultStopGracePeriod = 10 * time.Second
-	DefaultRestartDelay    = 5 * time.Second
 	DefaultProtocol        = "tcp"
 )
 
 // Normalize fills in spec's defaults in place: replicated mode, tcp ports,
 // stop signal SIGTERM (and canonical signal names), a 10s stop grace period,
-// and a restart policy of condition any with a 5s delay. It sorts env by
+// and a restart policy of condition any. The restart delay stays unset
+// unless given: unset means Berth's backoff (replace at once, then wait
+// longer after each failure in a row). It sorts env by
 // key so equal specs compare equal. Applying it twice changes nothing more.
 // Replicas are left alone: 0 is a valid, deliberate count.
 func Normalize(spec *berthv1.ServiceSpec) {
@@ -53,9 +54,6 @@ func Normalize(spec *berthv1.ServiceSpec) {
 	}
 	if spec.RestartPolicy.Condition == berthv1.RestartCondition_RESTART_CONDITION_UNSPECIFIED {
 		spec.RestartPolicy.Condition = berthv1.RestartCondition_RESTART_CONDITION_ANY
-	}
-	if spec.RestartPolicy.Delay == nil {
-		spec.RestartPolicy.Delay = durationpb.New(DefaultRestartDelay)
 	}
 	// Stable, so entries with the same key (an error ValidateSpec reports)
 	// keep their order.

@@ -303,7 +303,6 @@ func TestNormalize(t *testing.T) {
 		StopGracePeriod: durationpb.New(10 * time.Second),
 		RestartPolicy: &berthv1.RestartPolicy{
 			Condition: berthv1.RestartCondition_RESTART_CONDITION_ANY,
-			Delay:     durationpb.New(5 * time.Second),
 		},
 	}
 	if !proto.Equal(spec, want) {

@@ -76,7 +76,9 @@ func (o *Orchestrator) reconcile(svc *berthv1.Service, tasks []*berthv1.Task, no
 			default:
 				d := decideRestart(svc.GetSpec().GetRestartPolicy(), ended, now)
 				if d.restart && !d.at.After(now) {
-					w.create(newTask(svc, slotNumber[key], node, now))
+					t := newTask(svc, slotNumber[key], node, now)
+					t.Restarts = d.restarts
+					w.create(t)
 				} else if d.restart && (wake.IsZero() || d.at.Before(wake)) {
 					wake = d.at
 				}

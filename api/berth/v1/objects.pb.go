@@ -1330,13 +1330,17 @@ type Task struct {
 	Service   string                 `protobuf:"bytes,4,opt,name=service,proto3" json:"service,omitempty"`
 	ServiceId string                 `protobuf:"bytes,5,opt,name=service_id,json=serviceId,proto3" json:"service_id,omitempty"`
 	// slot is the replica number (from 1) for replicated services; 0 for global.
-	Slot          uint64             `protobuf:"varint,6,opt,name=slot,proto3" json:"slot,omitempty"`
-	SpecVersion   uint64             `protobuf:"varint,7,opt,name=spec_version,json=specVersion,proto3" json:"spec_version,omitempty"`
-	Spec          *ServiceSpec       `protobuf:"bytes,8,opt,name=spec,proto3" json:"spec,omitempty"`
-	NodeId        string             `protobuf:"bytes,9,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
-	DesiredState  TaskState          `protobuf:"varint,10,opt,name=desired_state,json=desiredState,proto3,enum=berth.v1.TaskState" json:"desired_state,omitempty"`
-	Status        *TaskStatus        `protobuf:"bytes,11,opt,name=status,proto3" json:"status,omitempty"`
-	History       []*StateTransition `protobuf:"bytes,12,rep,name=history,proto3" json:"history,omitempty"`
+	Slot         uint64             `protobuf:"varint,6,opt,name=slot,proto3" json:"slot,omitempty"`
+	SpecVersion  uint64             `protobuf:"varint,7,opt,name=spec_version,json=specVersion,proto3" json:"spec_version,omitempty"`
+	Spec         *ServiceSpec       `protobuf:"bytes,8,opt,name=spec,proto3" json:"spec,omitempty"`
+	NodeId       string             `protobuf:"bytes,9,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	DesiredState TaskState          `protobuf:"varint,10,opt,name=desired_state,json=desiredState,proto3,enum=berth.v1.TaskState" json:"desired_state,omitempty"`
+	Status       *TaskStatus        `protobuf:"bytes,11,opt,name=status,proto3" json:"status,omitempty"`
+	History      []*StateTransition `protobuf:"bytes,12,rep,name=history,proto3" json:"history,omitempty"`
+	// restarts counts the tasks of this slot that failed in a row before
+	// this one; the restart policy's backoff grows with it and it goes back
+	// to zero once a task has run well.
+	Restarts      uint32 `protobuf:"varint,13,opt,name=restarts,proto3" json:"restarts,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1453,6 +1457,13 @@ func (x *Task) GetHistory() []*StateTransition {
 		return x.History
 	}
 	return nil
+}
+
+func (x *Task) GetRestarts() uint32 {
+	if x != nil {
+		return x.Restarts
+	}
+	return 0
 }
 
 // Event records something that happened in the cluster.
@@ -1785,7 +1796,7 @@ const file_berth_v1_objects_proto_rawDesc = "" +
 	"\fcontainer_id\x18\x06 \x01(\tR\vcontainerId\x12\x18\n" +
 	"\aaddress\x18\a \x01(\tR\aaddress\x12+\n" +
 	"\x05ports\x18\b \x03(\v2\x15.berth.v1.PortBindingR\x05ports\x12\x10\n" +
-	"\x03pid\x18\t \x01(\x05R\x03pid\"\xab\x03\n" +
+	"\x03pid\x18\t \x01(\x05R\x03pid\"\xc7\x03\n" +
 	"\x04Task\x12\"\n" +
 	"\x04meta\x18\x01 \x01(\v2\x0e.berth.v1.MetaR\x04meta\x12\x1c\n" +
 	"\tnamespace\x18\x02 \x01(\tR\tnamespace\x12\x10\n" +
@@ -1800,7 +1811,8 @@ const file_berth_v1_objects_proto_rawDesc = "" +
 	"\rdesired_state\x18\n" +
 	" \x01(\x0e2\x13.berth.v1.TaskStateR\fdesiredState\x12,\n" +
 	"\x06status\x18\v \x01(\v2\x14.berth.v1.TaskStatusR\x06status\x123\n" +
-	"\ahistory\x18\f \x03(\v2\x19.berth.v1.StateTransitionR\ahistory\"\xba\x02\n" +
+	"\ahistory\x18\f \x03(\v2\x19.berth.v1.StateTransitionR\ahistory\x12\x1a\n" +
+	"\brestarts\x18\r \x01(\rR\brestarts\"\xba\x02\n" +
 	"\x05Event\x12\"\n" +
 	"\x04meta\x18\x01 \x01(\v2\x0e.berth.v1.MetaR\x04meta\x12*\n" +
 	"\x02at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x12\x12\n" +
