@@ -50,15 +50,13 @@ func (o *Orchestrator) Run(ctx context.Context) error {
 	var due time.Time
 	for {
 		var wake time.Time
-		var err error
+		var w writes
 		if all {
-			wake, err = o.reconcileAll(ctx)
+			wake = o.reconcileAll(&w)
 		} else if len(dirty) > 0 {
-			wake, err = o.reconcileServices(ctx, dirty)
+			wake = o.reconcileServices(dirty, &w)
 		}
-		if err == nil {
-			err = o.place(ctx)
-		}
+		err := o.placeAndCommit(ctx, &w)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -104,7 +102,7 @@ func (o *Orchestrator) Run(ctx context.Context) error {
 
 // reconcileAll reconciles every service and every task whose service is
 // gone, returning when the next restart is due (zero for none).
-func (o *Orchestrator) reconcileAll(ctx context.Context) (time.Time, error) {
+func (o *Orchestrator) reconcileAll(w *writes) time.Time {
 	ids := map[string]bool{}
 	for _, s := range o.cache.Services(store.ServicesPrefix) {
 		ids[s.GetMeta().GetId()] = true
@@ -112,10 +110,11 @@ func (o *Orchestrator) reconcileAll(ctx context.Context) (time.Time, error) {
 	for _, t := range o.cache.Tasks() {
 		ids[t.ServiceId] = true
 	}
-	return o.reconcileServices(ctx, ids)
+	return o.reconcileServices(ids, w)
 }
 
-func (o *Orchestrator) reconcileServices(ctx context.Context, ids map[string]bool) (time.Time, error) {
+// reconcileServices adds to w what the services with the given ids need.
+func (o *Orchestrator) reconcileServices(ids map[string]bool, w *writes) time.Time {
 	byID := map[string]*berthv1.Service{}
 	for _, s := range o.cache.Services(store.ServicesPrefix) {
 		if ids[s.GetMeta().GetId()] {
@@ -123,18 +122,30 @@ func (o *Orchestrator) reconcileServices(ctx context.Context, ids map[string]boo
 		}
 	}
 	nodes := o.cache.Nodes()
-	var w writes
 	var wake time.Time
 	for id := range ids {
 		tasks := o.cache.ServiceTasks(id)
 		svc := byID[id]
 		if svc == nil {
-			o.removeTasks(tasks, &w)
+			o.removeTasks(tasks, w)
 			continue
 		}
-		if next := o.reconcile(svc, tasks, nodes, &w); !next.IsZero() && (wake.IsZero() || next.Before(wake)) {
+		if next := o.reconcile(svc, tasks, nodes, w); !next.IsZero() && (wake.IsZero() || next.Before(wake)) {
 			wake = next
 		}
 	}
-	return wake, w.commit(ctx, o.store)
+	return wake
+}
+
+// placeAndCommit places pending tasks, those in the cache and those the
+// pass creates, and writes everything. New tasks are written already
+// placed: one transaction fewer between a failure and its replacement.
+func (o *Orchestrator) placeAndCommit(ctx context.Context, w *writes) error {
+	o.place(w)
+	rev, err := w.commit(ctx, o.store)
+	if err != nil || rev == 0 {
+		return err
+	}
+	// The next pass reads the cache: let it hold this one's writes.
+	return o.cache.WaitRevision(ctx, rev)
 }

@@ -1,8 +1,6 @@
 package orchestrator
 
 import (
-	"context"
-
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
 	"github.com/berthproject/berth/api/taskstate"
 	"github.com/berthproject/berth/controlplane/store"
@@ -10,20 +8,30 @@ import (
 )
 
 // place assigns pending tasks to nodes, and tells those that fit nowhere
-// why.
-func (o *Orchestrator) place(ctx context.Context) error {
+// why: the tasks w creates are changed in place, the stored ones through
+// changes added to w.
+func (o *Orchestrator) place(w *writes) {
 	var pending, holding []*berthv1.Task
 	for _, t := range o.cache.Tasks() {
 		switch {
 		case !taskstate.Active(t):
 		case t.GetStatus().GetState() == berthv1.TaskState_TASK_STATE_PENDING:
-			pending = append(pending, t)
+			// A task this pass already stops or removes is not placed:
+			// one transaction may change a key only once.
+			if !w.seen[t.GetMeta().GetId()] {
+				pending = append(pending, t)
+			}
 		case t.NodeId != "":
 			holding = append(holding, t)
 		}
 	}
+	created := make(map[string]*berthv1.Task, len(w.creates))
+	for _, t := range w.creates {
+		created[t.GetMeta().GetId()] = t
+	}
+	pending = append(pending, w.creates...)
 	if len(pending) == 0 {
-		return nil
+		return
 	}
 	sortOldestFirst(pending)
 	plan := scheduler.Schedule(scheduler.Snapshot{Nodes: o.cache.Nodes(), Tasks: holding}, pending)
@@ -32,36 +40,47 @@ func (o *Orchestrator) place(ctx context.Context) error {
 		byID[t.GetMeta().GetId()] = t
 	}
 	now := o.now()
-	changes := make([]store.Change, 0, len(pending))
+	assign := func(t *berthv1.Task, node string) bool {
+		if t.GetStatus().GetState() != berthv1.TaskState_TASK_STATE_PENDING {
+			return false
+		}
+		t.NodeId = node
+		return taskstate.Set(t, berthv1.TaskState_TASK_STATE_ASSIGNED, "", now)
+	}
+	wait := func(t *berthv1.Task, reason string) bool {
+		if t.GetStatus().GetState() != berthv1.TaskState_TASK_STATE_PENDING {
+			return false
+		}
+		return taskstate.Set(t, berthv1.TaskState_TASK_STATE_PENDING, reason, now)
+	}
 	for _, a := range plan.Assignments {
-		t, node := byID[a.TaskID], a.NodeID
-		changes = append(changes, store.Change{Key: taskKey(t), Current: t, Apply: func(obj store.Object) bool {
-			t := obj.(*berthv1.Task)
-			if t.GetStatus().GetState() != berthv1.TaskState_TASK_STATE_PENDING {
-				return false
-			}
-			t.NodeId = node
-			return taskstate.Set(t, berthv1.TaskState_TASK_STATE_ASSIGNED, "", now)
+		node := a.NodeID
+		if t, ok := created[a.TaskID]; ok {
+			assign(t, node)
+			continue
+		}
+		t := byID[a.TaskID]
+		w.changes = append(w.changes, store.Change{Key: taskKey(t), Current: t, Apply: func(obj store.Object) bool {
+			return assign(obj.(*berthv1.Task), node)
 		}})
 	}
 	for _, u := range plan.Unplaced {
-		t, reason := byID[u.TaskID], u.Reason
+		reason := u.Reason
+		if t, ok := created[u.TaskID]; ok {
+			wait(t, reason)
+			continue
+		}
+		t := byID[u.TaskID]
 		if t.GetStatus().GetMessage() == reason {
 			continue
 		}
-		changes = append(changes, store.Change{Key: taskKey(t), Current: t, Apply: func(obj store.Object) bool {
-			t := obj.(*berthv1.Task)
-			if t.GetStatus().GetState() != berthv1.TaskState_TASK_STATE_PENDING {
-				return false
-			}
-			return taskstate.Set(t, berthv1.TaskState_TASK_STATE_PENDING, reason, now)
+		w.changes = append(w.changes, store.Change{Key: taskKey(t), Current: t, Apply: func(obj store.Object) bool {
+			return wait(obj.(*berthv1.Task), reason)
 		}})
 	}
 	if len(plan.Unplaced) > 0 {
 		o.log.Debug("tasks wait for a node", "count", len(plan.Unplaced), "first", describe(byID[plan.Unplaced[0].TaskID]), "reason", plan.Unplaced[0].Reason)
 	}
-	_, err := o.store.Update(ctx, changes)
-	return err
 }
 
 func sortOldestFirst(ts []*berthv1.Task) {

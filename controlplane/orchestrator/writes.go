@@ -63,27 +63,36 @@ func (w *writes) remove(t *berthv1.Task) {
 	}
 }
 
-func (w *writes) commit(ctx context.Context, s *store.Store) error {
+// commit writes everything and returns the revision of the last write (0
+// when there was nothing to write).
+func (w *writes) commit(ctx context.Context, s *store.Store) (int64, error) {
+	var last int64
 	for start := 0; start < len(w.creates); start += store.MaxTxnOps {
 		var txn store.Txn
 		for _, t := range w.creates[start:min(start+store.MaxTxnOps, len(w.creates))] {
 			txn.Create(taskKey(t), t)
 		}
-		if _, err := s.Commit(ctx, &txn); err != nil {
-			return err
+		rev, err := s.Commit(ctx, &txn)
+		if err != nil {
+			return last, err
 		}
+		last = max(last, rev)
 	}
-	if _, err := s.Update(ctx, w.changes); err != nil {
-		return err
+	rev, err := s.Update(ctx, w.changes)
+	if err != nil {
+		return last, err
 	}
+	last = max(last, rev)
 	for start := 0; start < len(w.removes); start += store.MaxTxnOps {
 		var txn store.Txn
 		for _, t := range w.removes[start:min(start+store.MaxTxnOps, len(w.removes))] {
 			txn.Delete(taskKey(t), 0)
 		}
-		if _, err := s.Commit(ctx, &txn); err != nil {
-			return err
+		rev, err := s.Commit(ctx, &txn)
+		if err != nil {
+			return last, err
 		}
+		last = max(last, rev)
 	}
-	return nil
+	return last, nil
 }
