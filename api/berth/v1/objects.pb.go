@@ -232,6 +232,59 @@ func (RestartCondition) EnumDescriptor() ([]byte, []int) {
 	return file_berth_v1_objects_proto_rawDescGZIP(), []int{3}
 }
 
+type Health int32
+
+const (
+	// HEALTH_UNSPECIFIED: the task has no health check.
+	Health_HEALTH_UNSPECIFIED Health = 0
+	Health_HEALTH_STARTING    Health = 1
+	Health_HEALTH_HEALTHY     Health = 2
+	Health_HEALTH_UNHEALTHY   Health = 3
+)
+
+// Enum value maps for Health.
+var (
+	Health_name = map[int32]string{
+		0: "HEALTH_UNSPECIFIED",
+		1: "HEALTH_STARTING",
+		2: "HEALTH_HEALTHY",
+		3: "HEALTH_UNHEALTHY",
+	}
+	Health_value = map[string]int32{
+		"HEALTH_UNSPECIFIED": 0,
+		"HEALTH_STARTING":    1,
+		"HEALTH_HEALTHY":     2,
+		"HEALTH_UNHEALTHY":   3,
+	}
+)
+
+func (x Health) Enum() *Health {
+	p := new(Health)
+	*p = x
+	return p
+}
+
+func (x Health) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Health) Descriptor() protoreflect.EnumDescriptor {
+	return file_berth_v1_objects_proto_enumTypes[4].Descriptor()
+}
+
+func (Health) Type() protoreflect.EnumType {
+	return &file_berth_v1_objects_proto_enumTypes[4]
+}
+
+func (x Health) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Health.Descriptor instead.
+func (Health) EnumDescriptor() ([]byte, []int) {
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{4}
+}
+
 // TaskState is ordered: an observed state only ever moves forward.
 type TaskState int32
 
@@ -296,11 +349,11 @@ func (x TaskState) String() string {
 }
 
 func (TaskState) Descriptor() protoreflect.EnumDescriptor {
-	return file_berth_v1_objects_proto_enumTypes[4].Descriptor()
+	return file_berth_v1_objects_proto_enumTypes[5].Descriptor()
 }
 
 func (TaskState) Type() protoreflect.EnumType {
-	return &file_berth_v1_objects_proto_enumTypes[4]
+	return &file_berth_v1_objects_proto_enumTypes[5]
 }
 
 func (x TaskState) Number() protoreflect.EnumNumber {
@@ -309,7 +362,7 @@ func (x TaskState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use TaskState.Descriptor instead.
 func (TaskState) EnumDescriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{4}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{5}
 }
 
 // Meta is carried by every stored object.
@@ -857,8 +910,10 @@ type ServiceSpec struct {
 	StopSignal      string               `protobuf:"bytes,14,opt,name=stop_signal,json=stopSignal,proto3" json:"stop_signal,omitempty"`
 	StopGracePeriod *durationpb.Duration `protobuf:"bytes,15,opt,name=stop_grace_period,json=stopGracePeriod,proto3" json:"stop_grace_period,omitempty"`
 	RestartPolicy   *RestartPolicy       `protobuf:"bytes,16,opt,name=restart_policy,json=restartPolicy,proto3" json:"restart_policy,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// healthcheck probes the container; unset uses the image's HEALTHCHECK.
+	Healthcheck   *HealthCheck `protobuf:"bytes,17,opt,name=healthcheck,proto3" json:"healthcheck,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ServiceSpec) Reset() {
@@ -1003,6 +1058,136 @@ func (x *ServiceSpec) GetRestartPolicy() *RestartPolicy {
 	return nil
 }
 
+func (x *ServiceSpec) GetHealthcheck() *HealthCheck {
+	if x != nil {
+		return x.Healthcheck
+	}
+	return nil
+}
+
+// HealthCheck says how to tell a running container is healthy, with
+// Docker's semantics.
+type HealthCheck struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// test is ["CMD", arg...], ["CMD-SHELL", command] or ["NONE"]; empty
+	// means the image's HEALTHCHECK (or, with http_port or tcp_port, none).
+	Test          []string             `protobuf:"bytes,1,rep,name=test,proto3" json:"test,omitempty"`
+	Interval      *durationpb.Duration `protobuf:"bytes,2,opt,name=interval,proto3" json:"interval,omitempty"`
+	Timeout       *durationpb.Duration `protobuf:"bytes,3,opt,name=timeout,proto3" json:"timeout,omitempty"`
+	Retries       uint32               `protobuf:"varint,4,opt,name=retries,proto3" json:"retries,omitempty"`
+	StartPeriod   *durationpb.Duration `protobuf:"bytes,5,opt,name=start_period,json=startPeriod,proto3" json:"start_period,omitempty"`
+	StartInterval *durationpb.Duration `protobuf:"bytes,6,opt,name=start_interval,json=startInterval,proto3" json:"start_interval,omitempty"`
+	// disable turns off every check, the image's included.
+	Disable bool `protobuf:"varint,7,opt,name=disable,proto3" json:"disable,omitempty"`
+	// http_port with http_path probes GET http://<container>:<port><path>
+	// (2xx and 3xx are healthy); tcp_port probes a TCP connect.
+	HttpPort      uint32 `protobuf:"varint,8,opt,name=http_port,json=httpPort,proto3" json:"http_port,omitempty"`
+	HttpPath      string `protobuf:"bytes,9,opt,name=http_path,json=httpPath,proto3" json:"http_path,omitempty"`
+	TcpPort       uint32 `protobuf:"varint,10,opt,name=tcp_port,json=tcpPort,proto3" json:"tcp_port,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HealthCheck) Reset() {
+	*x = HealthCheck{}
+	mi := &file_berth_v1_objects_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HealthCheck) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HealthCheck) ProtoMessage() {}
+
+func (x *HealthCheck) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_objects_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HealthCheck.ProtoReflect.Descriptor instead.
+func (*HealthCheck) Descriptor() ([]byte, []int) {
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *HealthCheck) GetTest() []string {
+	if x != nil {
+		return x.Test
+	}
+	return nil
+}
+
+func (x *HealthCheck) GetInterval() *durationpb.Duration {
+	if x != nil {
+		return x.Interval
+	}
+	return nil
+}
+
+func (x *HealthCheck) GetTimeout() *durationpb.Duration {
+	if x != nil {
+		return x.Timeout
+	}
+	return nil
+}
+
+func (x *HealthCheck) GetRetries() uint32 {
+	if x != nil {
+		return x.Retries
+	}
+	return 0
+}
+
+func (x *HealthCheck) GetStartPeriod() *durationpb.Duration {
+	if x != nil {
+		return x.StartPeriod
+	}
+	return nil
+}
+
+func (x *HealthCheck) GetStartInterval() *durationpb.Duration {
+	if x != nil {
+		return x.StartInterval
+	}
+	return nil
+}
+
+func (x *HealthCheck) GetDisable() bool {
+	if x != nil {
+		return x.Disable
+	}
+	return false
+}
+
+func (x *HealthCheck) GetHttpPort() uint32 {
+	if x != nil {
+		return x.HttpPort
+	}
+	return 0
+}
+
+func (x *HealthCheck) GetHttpPath() string {
+	if x != nil {
+		return x.HttpPath
+	}
+	return ""
+}
+
+func (x *HealthCheck) GetTcpPort() uint32 {
+	if x != nil {
+		return x.TcpPort
+	}
+	return 0
+}
+
 // Service is one named service of an app (a Compose project) in a namespace.
 type Service struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
@@ -1019,7 +1204,7 @@ type Service struct {
 
 func (x *Service) Reset() {
 	*x = Service{}
-	mi := &file_berth_v1_objects_proto_msgTypes[8]
+	mi := &file_berth_v1_objects_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1031,7 +1216,7 @@ func (x *Service) String() string {
 func (*Service) ProtoMessage() {}
 
 func (x *Service) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[8]
+	mi := &file_berth_v1_objects_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1044,7 +1229,7 @@ func (x *Service) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Service.ProtoReflect.Descriptor instead.
 func (*Service) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{8}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Service) GetMeta() *Meta {
@@ -1099,7 +1284,7 @@ type StateTransition struct {
 
 func (x *StateTransition) Reset() {
 	*x = StateTransition{}
-	mi := &file_berth_v1_objects_proto_msgTypes[9]
+	mi := &file_berth_v1_objects_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1111,7 +1296,7 @@ func (x *StateTransition) String() string {
 func (*StateTransition) ProtoMessage() {}
 
 func (x *StateTransition) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[9]
+	mi := &file_berth_v1_objects_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1124,7 +1309,7 @@ func (x *StateTransition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StateTransition.ProtoReflect.Descriptor instead.
 func (*StateTransition) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{9}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *StateTransition) GetState() TaskState {
@@ -1153,7 +1338,7 @@ type PortBinding struct {
 
 func (x *PortBinding) Reset() {
 	*x = PortBinding{}
-	mi := &file_berth_v1_objects_proto_msgTypes[10]
+	mi := &file_berth_v1_objects_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1165,7 +1350,7 @@ func (x *PortBinding) String() string {
 func (*PortBinding) ProtoMessage() {}
 
 func (x *PortBinding) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[10]
+	mi := &file_berth_v1_objects_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1178,7 +1363,7 @@ func (x *PortBinding) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PortBinding.ProtoReflect.Descriptor instead.
 func (*PortBinding) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{10}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *PortBinding) GetTarget() uint32 {
@@ -1224,13 +1409,14 @@ type TaskStatus struct {
 	Address       string         `protobuf:"bytes,7,opt,name=address,proto3" json:"address,omitempty"`
 	Ports         []*PortBinding `protobuf:"bytes,8,rep,name=ports,proto3" json:"ports,omitempty"`
 	Pid           int32          `protobuf:"varint,9,opt,name=pid,proto3" json:"pid,omitempty"`
+	Health        Health         `protobuf:"varint,10,opt,name=health,proto3,enum=berth.v1.Health" json:"health,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *TaskStatus) Reset() {
 	*x = TaskStatus{}
-	mi := &file_berth_v1_objects_proto_msgTypes[11]
+	mi := &file_berth_v1_objects_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1242,7 +1428,7 @@ func (x *TaskStatus) String() string {
 func (*TaskStatus) ProtoMessage() {}
 
 func (x *TaskStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[11]
+	mi := &file_berth_v1_objects_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1255,7 +1441,7 @@ func (x *TaskStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskStatus.ProtoReflect.Descriptor instead.
 func (*TaskStatus) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{11}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *TaskStatus) GetState() TaskState {
@@ -1321,6 +1507,13 @@ func (x *TaskStatus) GetPid() int32 {
 	return 0
 }
 
+func (x *TaskStatus) GetHealth() Health {
+	if x != nil {
+		return x.Health
+	}
+	return Health_HEALTH_UNSPECIFIED
+}
+
 // Task is one instance (one container) of a service.
 type Task struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
@@ -1347,7 +1540,7 @@ type Task struct {
 
 func (x *Task) Reset() {
 	*x = Task{}
-	mi := &file_berth_v1_objects_proto_msgTypes[12]
+	mi := &file_berth_v1_objects_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1359,7 +1552,7 @@ func (x *Task) String() string {
 func (*Task) ProtoMessage() {}
 
 func (x *Task) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[12]
+	mi := &file_berth_v1_objects_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1372,7 +1565,7 @@ func (x *Task) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Task.ProtoReflect.Descriptor instead.
 func (*Task) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{12}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Task) GetMeta() *Meta {
@@ -1484,7 +1677,7 @@ type Event struct {
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_berth_v1_objects_proto_msgTypes[13]
+	mi := &file_berth_v1_objects_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1496,7 +1689,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[13]
+	mi := &file_berth_v1_objects_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1509,7 +1702,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{13}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Event) GetMeta() *Meta {
@@ -1575,7 +1768,7 @@ type ClusterCA struct {
 
 func (x *ClusterCA) Reset() {
 	*x = ClusterCA{}
-	mi := &file_berth_v1_objects_proto_msgTypes[14]
+	mi := &file_berth_v1_objects_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1587,7 +1780,7 @@ func (x *ClusterCA) String() string {
 func (*ClusterCA) ProtoMessage() {}
 
 func (x *ClusterCA) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[14]
+	mi := &file_berth_v1_objects_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1600,7 +1793,7 @@ func (x *ClusterCA) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterCA.ProtoReflect.Descriptor instead.
 func (*ClusterCA) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{14}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ClusterCA) GetCertificate() []byte {
@@ -1639,7 +1832,7 @@ type JoinTokenRecord struct {
 
 func (x *JoinTokenRecord) Reset() {
 	*x = JoinTokenRecord{}
-	mi := &file_berth_v1_objects_proto_msgTypes[15]
+	mi := &file_berth_v1_objects_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1651,7 +1844,7 @@ func (x *JoinTokenRecord) String() string {
 func (*JoinTokenRecord) ProtoMessage() {}
 
 func (x *JoinTokenRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[15]
+	mi := &file_berth_v1_objects_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1664,7 +1857,7 @@ func (x *JoinTokenRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinTokenRecord.ProtoReflect.Descriptor instead.
 func (*JoinTokenRecord) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{15}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *JoinTokenRecord) GetId() string {
@@ -1745,7 +1938,7 @@ const file_berth_v1_objects_proto_rawDesc = "" +
 	"\tcondition\x18\x01 \x01(\x0e2\x1a.berth.v1.RestartConditionR\tcondition\x12/\n" +
 	"\x05delay\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x05delay\x12!\n" +
 	"\fmax_attempts\x18\x03 \x01(\x04R\vmaxAttempts\x121\n" +
-	"\x06window\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x06window\"\xcc\x05\n" +
+	"\x06window\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x06window\"\x85\x06\n" +
 	"\vServiceSpec\x12\x14\n" +
 	"\x05image\x18\x01 \x01(\tR\x05image\x12\x18\n" +
 	"\acommand\x18\x02 \x03(\tR\acommand\x12\x1e\n" +
@@ -1767,10 +1960,23 @@ const file_berth_v1_objects_proto_rawDesc = "" +
 	"\vstop_signal\x18\x0e \x01(\tR\n" +
 	"stopSignal\x12E\n" +
 	"\x11stop_grace_period\x18\x0f \x01(\v2\x19.google.protobuf.DurationR\x0fstopGracePeriod\x12>\n" +
-	"\x0erestart_policy\x18\x10 \x01(\v2\x17.berth.v1.RestartPolicyR\rrestartPolicy\x1a9\n" +
+	"\x0erestart_policy\x18\x10 \x01(\v2\x17.berth.v1.RestartPolicyR\rrestartPolicy\x127\n" +
+	"\vhealthcheck\x18\x11 \x01(\v2\x15.berth.v1.HealthCheckR\vhealthcheck\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xbf\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x96\x03\n" +
+	"\vHealthCheck\x12\x12\n" +
+	"\x04test\x18\x01 \x03(\tR\x04test\x125\n" +
+	"\binterval\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\binterval\x123\n" +
+	"\atimeout\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12\x18\n" +
+	"\aretries\x18\x04 \x01(\rR\aretries\x12<\n" +
+	"\fstart_period\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\vstartPeriod\x12@\n" +
+	"\x0estart_interval\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\rstartInterval\x12\x18\n" +
+	"\adisable\x18\a \x01(\bR\adisable\x12\x1b\n" +
+	"\thttp_port\x18\b \x01(\rR\bhttpPort\x12\x1b\n" +
+	"\thttp_path\x18\t \x01(\tR\bhttpPath\x12\x19\n" +
+	"\btcp_port\x18\n" +
+	" \x01(\rR\atcpPort\"\xbf\x01\n" +
 	"\aService\x12\"\n" +
 	"\x04meta\x18\x01 \x01(\v2\x0e.berth.v1.MetaR\x04meta\x12\x1c\n" +
 	"\tnamespace\x18\x02 \x01(\tR\tnamespace\x12\x10\n" +
@@ -1785,7 +1991,7 @@ const file_berth_v1_objects_proto_rawDesc = "" +
 	"\x06target\x18\x01 \x01(\rR\x06target\x12\x1c\n" +
 	"\tpublished\x18\x02 \x01(\rR\tpublished\x12\x1a\n" +
 	"\bprotocol\x18\x03 \x01(\tR\bprotocol\x12\x17\n" +
-	"\ahost_ip\x18\x04 \x01(\tR\x06hostIp\"\xb6\x02\n" +
+	"\ahost_ip\x18\x04 \x01(\tR\x06hostIp\"\xe0\x02\n" +
 	"\n" +
 	"TaskStatus\x12)\n" +
 	"\x05state\x18\x01 \x01(\x0e2\x13.berth.v1.TaskStateR\x05state\x128\n" +
@@ -1796,7 +2002,9 @@ const file_berth_v1_objects_proto_rawDesc = "" +
 	"\fcontainer_id\x18\x06 \x01(\tR\vcontainerId\x12\x18\n" +
 	"\aaddress\x18\a \x01(\tR\aaddress\x12+\n" +
 	"\x05ports\x18\b \x03(\v2\x15.berth.v1.PortBindingR\x05ports\x12\x10\n" +
-	"\x03pid\x18\t \x01(\x05R\x03pid\"\xc7\x03\n" +
+	"\x03pid\x18\t \x01(\x05R\x03pid\x12(\n" +
+	"\x06health\x18\n" +
+	" \x01(\x0e2\x10.berth.v1.HealthR\x06health\"\xc7\x03\n" +
 	"\x04Task\x12\"\n" +
 	"\x04meta\x18\x01 \x01(\v2\x0e.berth.v1.MetaR\x04meta\x12\x1c\n" +
 	"\tnamespace\x18\x02 \x01(\tR\tnamespace\x12\x10\n" +
@@ -1858,7 +2066,12 @@ const file_berth_v1_objects_proto_rawDesc = "" +
 	"\x1dRESTART_CONDITION_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15RESTART_CONDITION_ANY\x10\x01\x12 \n" +
 	"\x1cRESTART_CONDITION_ON_FAILURE\x10\x02\x12\x1a\n" +
-	"\x16RESTART_CONDITION_NONE\x10\x03*\xcb\x02\n" +
+	"\x16RESTART_CONDITION_NONE\x10\x03*_\n" +
+	"\x06Health\x12\x16\n" +
+	"\x12HEALTH_UNSPECIFIED\x10\x00\x12\x13\n" +
+	"\x0fHEALTH_STARTING\x10\x01\x12\x12\n" +
+	"\x0eHEALTH_HEALTHY\x10\x02\x12\x14\n" +
+	"\x10HEALTH_UNHEALTHY\x10\x03*\xcb\x02\n" +
 	"\tTaskState\x12\x1a\n" +
 	"\x16TASK_STATE_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eTASK_STATE_NEW\x10\x01\x12\x16\n" +
@@ -1887,79 +2100,87 @@ func file_berth_v1_objects_proto_rawDescGZIP() []byte {
 	return file_berth_v1_objects_proto_rawDescData
 }
 
-var file_berth_v1_objects_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_berth_v1_objects_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_berth_v1_objects_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
+var file_berth_v1_objects_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_berth_v1_objects_proto_goTypes = []any{
 	(NodeAvailability)(0),         // 0: berth.v1.NodeAvailability
 	(NodeStatus)(0),               // 1: berth.v1.NodeStatus
 	(ServiceMode)(0),              // 2: berth.v1.ServiceMode
 	(RestartCondition)(0),         // 3: berth.v1.RestartCondition
-	(TaskState)(0),                // 4: berth.v1.TaskState
-	(*Meta)(nil),                  // 5: berth.v1.Meta
-	(*Resources)(nil),             // 6: berth.v1.Resources
-	(*Platform)(nil),              // 7: berth.v1.Platform
-	(*Node)(nil),                  // 8: berth.v1.Node
-	(*PortSpec)(nil),              // 9: berth.v1.PortSpec
-	(*Placement)(nil),             // 10: berth.v1.Placement
-	(*RestartPolicy)(nil),         // 11: berth.v1.RestartPolicy
-	(*ServiceSpec)(nil),           // 12: berth.v1.ServiceSpec
-	(*Service)(nil),               // 13: berth.v1.Service
-	(*StateTransition)(nil),       // 14: berth.v1.StateTransition
-	(*PortBinding)(nil),           // 15: berth.v1.PortBinding
-	(*TaskStatus)(nil),            // 16: berth.v1.TaskStatus
-	(*Task)(nil),                  // 17: berth.v1.Task
-	(*Event)(nil),                 // 18: berth.v1.Event
-	(*ClusterCA)(nil),             // 19: berth.v1.ClusterCA
-	(*JoinTokenRecord)(nil),       // 20: berth.v1.JoinTokenRecord
-	nil,                           // 21: berth.v1.Node.LabelsEntry
-	nil,                           // 22: berth.v1.ServiceSpec.LabelsEntry
-	nil,                           // 23: berth.v1.Event.AttributesEntry
-	(*timestamppb.Timestamp)(nil), // 24: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 25: google.protobuf.Duration
+	(Health)(0),                   // 4: berth.v1.Health
+	(TaskState)(0),                // 5: berth.v1.TaskState
+	(*Meta)(nil),                  // 6: berth.v1.Meta
+	(*Resources)(nil),             // 7: berth.v1.Resources
+	(*Platform)(nil),              // 8: berth.v1.Platform
+	(*Node)(nil),                  // 9: berth.v1.Node
+	(*PortSpec)(nil),              // 10: berth.v1.PortSpec
+	(*Placement)(nil),             // 11: berth.v1.Placement
+	(*RestartPolicy)(nil),         // 12: berth.v1.RestartPolicy
+	(*ServiceSpec)(nil),           // 13: berth.v1.ServiceSpec
+	(*HealthCheck)(nil),           // 14: berth.v1.HealthCheck
+	(*Service)(nil),               // 15: berth.v1.Service
+	(*StateTransition)(nil),       // 16: berth.v1.StateTransition
+	(*PortBinding)(nil),           // 17: berth.v1.PortBinding
+	(*TaskStatus)(nil),            // 18: berth.v1.TaskStatus
+	(*Task)(nil),                  // 19: berth.v1.Task
+	(*Event)(nil),                 // 20: berth.v1.Event
+	(*ClusterCA)(nil),             // 21: berth.v1.ClusterCA
+	(*JoinTokenRecord)(nil),       // 22: berth.v1.JoinTokenRecord
+	nil,                           // 23: berth.v1.Node.LabelsEntry
+	nil,                           // 24: berth.v1.ServiceSpec.LabelsEntry
+	nil,                           // 25: berth.v1.Event.AttributesEntry
+	(*timestamppb.Timestamp)(nil), // 26: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 27: google.protobuf.Duration
 }
 var file_berth_v1_objects_proto_depIdxs = []int32{
-	24, // 0: berth.v1.Meta.created_at:type_name -> google.protobuf.Timestamp
-	24, // 1: berth.v1.Meta.updated_at:type_name -> google.protobuf.Timestamp
-	5,  // 2: berth.v1.Node.meta:type_name -> berth.v1.Meta
-	21, // 3: berth.v1.Node.labels:type_name -> berth.v1.Node.LabelsEntry
-	6,  // 4: berth.v1.Node.capacity:type_name -> berth.v1.Resources
+	26, // 0: berth.v1.Meta.created_at:type_name -> google.protobuf.Timestamp
+	26, // 1: berth.v1.Meta.updated_at:type_name -> google.protobuf.Timestamp
+	6,  // 2: berth.v1.Node.meta:type_name -> berth.v1.Meta
+	23, // 3: berth.v1.Node.labels:type_name -> berth.v1.Node.LabelsEntry
+	7,  // 4: berth.v1.Node.capacity:type_name -> berth.v1.Resources
 	0,  // 5: berth.v1.Node.availability:type_name -> berth.v1.NodeAvailability
 	1,  // 6: berth.v1.Node.status:type_name -> berth.v1.NodeStatus
-	24, // 7: berth.v1.Node.last_heartbeat:type_name -> google.protobuf.Timestamp
-	7,  // 8: berth.v1.Node.platform:type_name -> berth.v1.Platform
+	26, // 7: berth.v1.Node.last_heartbeat:type_name -> google.protobuf.Timestamp
+	8,  // 8: berth.v1.Node.platform:type_name -> berth.v1.Platform
 	3,  // 9: berth.v1.RestartPolicy.condition:type_name -> berth.v1.RestartCondition
-	25, // 10: berth.v1.RestartPolicy.delay:type_name -> google.protobuf.Duration
-	25, // 11: berth.v1.RestartPolicy.window:type_name -> google.protobuf.Duration
-	22, // 12: berth.v1.ServiceSpec.labels:type_name -> berth.v1.ServiceSpec.LabelsEntry
-	9,  // 13: berth.v1.ServiceSpec.ports:type_name -> berth.v1.PortSpec
+	27, // 10: berth.v1.RestartPolicy.delay:type_name -> google.protobuf.Duration
+	27, // 11: berth.v1.RestartPolicy.window:type_name -> google.protobuf.Duration
+	24, // 12: berth.v1.ServiceSpec.labels:type_name -> berth.v1.ServiceSpec.LabelsEntry
+	10, // 13: berth.v1.ServiceSpec.ports:type_name -> berth.v1.PortSpec
 	2,  // 14: berth.v1.ServiceSpec.mode:type_name -> berth.v1.ServiceMode
-	6,  // 15: berth.v1.ServiceSpec.limits:type_name -> berth.v1.Resources
-	6,  // 16: berth.v1.ServiceSpec.reservations:type_name -> berth.v1.Resources
-	10, // 17: berth.v1.ServiceSpec.placement:type_name -> berth.v1.Placement
-	25, // 18: berth.v1.ServiceSpec.stop_grace_period:type_name -> google.protobuf.Duration
-	11, // 19: berth.v1.ServiceSpec.restart_policy:type_name -> berth.v1.RestartPolicy
-	5,  // 20: berth.v1.Service.meta:type_name -> berth.v1.Meta
-	12, // 21: berth.v1.Service.spec:type_name -> berth.v1.ServiceSpec
-	4,  // 22: berth.v1.StateTransition.state:type_name -> berth.v1.TaskState
-	24, // 23: berth.v1.StateTransition.at:type_name -> google.protobuf.Timestamp
-	4,  // 24: berth.v1.TaskStatus.state:type_name -> berth.v1.TaskState
-	24, // 25: berth.v1.TaskStatus.timestamp:type_name -> google.protobuf.Timestamp
-	15, // 26: berth.v1.TaskStatus.ports:type_name -> berth.v1.PortBinding
-	5,  // 27: berth.v1.Task.meta:type_name -> berth.v1.Meta
-	12, // 28: berth.v1.Task.spec:type_name -> berth.v1.ServiceSpec
-	4,  // 29: berth.v1.Task.desired_state:type_name -> berth.v1.TaskState
-	16, // 30: berth.v1.Task.status:type_name -> berth.v1.TaskStatus
-	14, // 31: berth.v1.Task.history:type_name -> berth.v1.StateTransition
-	5,  // 32: berth.v1.Event.meta:type_name -> berth.v1.Meta
-	24, // 33: berth.v1.Event.at:type_name -> google.protobuf.Timestamp
-	23, // 34: berth.v1.Event.attributes:type_name -> berth.v1.Event.AttributesEntry
-	24, // 35: berth.v1.JoinTokenRecord.created_at:type_name -> google.protobuf.Timestamp
-	24, // 36: berth.v1.JoinTokenRecord.expires_at:type_name -> google.protobuf.Timestamp
-	37, // [37:37] is the sub-list for method output_type
-	37, // [37:37] is the sub-list for method input_type
-	37, // [37:37] is the sub-list for extension type_name
-	37, // [37:37] is the sub-list for extension extendee
-	0,  // [0:37] is the sub-list for field type_name
+	7,  // 15: berth.v1.ServiceSpec.limits:type_name -> berth.v1.Resources
+	7,  // 16: berth.v1.ServiceSpec.reservations:type_name -> berth.v1.Resources
+	11, // 17: berth.v1.ServiceSpec.placement:type_name -> berth.v1.Placement
+	27, // 18: berth.v1.ServiceSpec.stop_grace_period:type_name -> google.protobuf.Duration
+	12, // 19: berth.v1.ServiceSpec.restart_policy:type_name -> berth.v1.RestartPolicy
+	14, // 20: berth.v1.ServiceSpec.healthcheck:type_name -> berth.v1.HealthCheck
+	27, // 21: berth.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
+	27, // 22: berth.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
+	27, // 23: berth.v1.HealthCheck.start_period:type_name -> google.protobuf.Duration
+	27, // 24: berth.v1.HealthCheck.start_interval:type_name -> google.protobuf.Duration
+	6,  // 25: berth.v1.Service.meta:type_name -> berth.v1.Meta
+	13, // 26: berth.v1.Service.spec:type_name -> berth.v1.ServiceSpec
+	5,  // 27: berth.v1.StateTransition.state:type_name -> berth.v1.TaskState
+	26, // 28: berth.v1.StateTransition.at:type_name -> google.protobuf.Timestamp
+	5,  // 29: berth.v1.TaskStatus.state:type_name -> berth.v1.TaskState
+	26, // 30: berth.v1.TaskStatus.timestamp:type_name -> google.protobuf.Timestamp
+	17, // 31: berth.v1.TaskStatus.ports:type_name -> berth.v1.PortBinding
+	4,  // 32: berth.v1.TaskStatus.health:type_name -> berth.v1.Health
+	6,  // 33: berth.v1.Task.meta:type_name -> berth.v1.Meta
+	13, // 34: berth.v1.Task.spec:type_name -> berth.v1.ServiceSpec
+	5,  // 35: berth.v1.Task.desired_state:type_name -> berth.v1.TaskState
+	18, // 36: berth.v1.Task.status:type_name -> berth.v1.TaskStatus
+	16, // 37: berth.v1.Task.history:type_name -> berth.v1.StateTransition
+	6,  // 38: berth.v1.Event.meta:type_name -> berth.v1.Meta
+	26, // 39: berth.v1.Event.at:type_name -> google.protobuf.Timestamp
+	25, // 40: berth.v1.Event.attributes:type_name -> berth.v1.Event.AttributesEntry
+	26, // 41: berth.v1.JoinTokenRecord.created_at:type_name -> google.protobuf.Timestamp
+	26, // 42: berth.v1.JoinTokenRecord.expires_at:type_name -> google.protobuf.Timestamp
+	43, // [43:43] is the sub-list for method output_type
+	43, // [43:43] is the sub-list for method input_type
+	43, // [43:43] is the sub-list for extension type_name
+	43, // [43:43] is the sub-list for extension extendee
+	0,  // [0:43] is the sub-list for field type_name
 }
 
 func init() { file_berth_v1_objects_proto_init() }
@@ -1972,8 +2193,8 @@ func file_berth_v1_objects_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_berth_v1_objects_proto_rawDesc), len(file_berth_v1_objects_proto_rawDesc)),
-			NumEnums:      5,
-			NumMessages:   19,
+			NumEnums:      6,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
