@@ -13,6 +13,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	berthv1 "github.com/berthproject/berth/api/berth/v1"
 )
 
 // Fake is a Runtime in memory, for unit tests and scale tests: operations
@@ -25,6 +27,9 @@ type Fake struct {
 	failNext   map[string]error
 	nextPid    uint32
 	nextIP     uint32
+	// execs and healthchecks are set by SetExec and SetImageHealthcheck.
+	execs        map[string]FakeExecFunc
+	healthchecks map[string]*berthv1.HealthCheck
 }
 
 type fakeContainer struct {

@@ -8,6 +8,8 @@ import (
 	"errors"
 	"io"
 	"time"
+
+	berthv1 "github.com/berthproject/berth/api/berth/v1"
 )
 
 // Port is a published port: Target inside the container, Published on the host.
@@ -86,6 +88,19 @@ type Image struct {
 	CreatedAt    time.Time
 }
 
+// ExecResult is how a command run in a container ended.
+type ExecResult struct {
+	ExitCode int
+	// Output is the command's stdout and stderr interleaved, cut to the
+	// first MaxExecOutput bytes.
+	Output []byte
+}
+
+// MaxExecOutput is how much of an exec'd command's output ExecResult keeps:
+// enough to explain a failed health probe, bounded so a chatty one cannot
+// grow the agent's memory.
+const MaxExecOutput = 4096
+
 // LogStream says which output a log line came from.
 type LogStream int
 
@@ -140,6 +155,13 @@ type Runtime interface {
 	List(ctx context.Context) ([]Status, error)
 	// Logs calls fn for each selected line, in order, until fn fails.
 	Logs(ctx context.Context, id string, opts LogOptions, fn func(LogLine) error) error
+	// Exec runs cmd inside running container id (its namespaces, env,
+	// user, working dir), waiting at most until ctx ends; a command still
+	// running then is killed and Exec returns ctx.Err(), wrapped.
+	Exec(ctx context.Context, id string, cmd []string) (ExecResult, error)
+	// ImageHealthcheck returns the HEALTHCHECK of image ref's config; nil
+	// when the image has none. ErrImageNotFound if the image is missing.
+	ImageHealthcheck(ctx context.Context, ref string) (*berthv1.HealthCheck, error)
 }
 
 // Network connects containers. The agent's CNI network implements it.

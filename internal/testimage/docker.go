@@ -31,7 +31,7 @@ func WriteDockerArchive(w io.Writer, ref string, files []File, cfg Config) error
 	if err != nil {
 		return fmt.Errorf("testimage: layer: %w", err)
 	}
-	configBlob, err := json.Marshal(imageConfig(cfg, diffID))
+	configBlob, err := marshalConfig(cfg, diffID)
 	if err != nil {
 		return fmt.Errorf("testimage: encode config: %w", err)
 	}

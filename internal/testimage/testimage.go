@@ -58,6 +58,20 @@ type Config struct {
 	User         string
 	ExposedPorts []string // like "80/tcp"
 	Labels       map[string]string
+	// Healthcheck is the image's HEALTHCHECK, written as Docker writes it
+	// (config.Healthcheck); nil writes none.
+	Healthcheck *HealthConfig
+}
+
+// HealthConfig is an image's HEALTHCHECK in Docker's image config format;
+// durations are encoded in nanoseconds.
+type HealthConfig struct {
+	Test          []string      `json:"Test,omitempty"`
+	Interval      time.Duration `json:"Interval,omitempty"`
+	Timeout       time.Duration `json:"Timeout,omitempty"`
+	StartPeriod   time.Duration `json:"StartPeriod,omitempty"`
+	StartInterval time.Duration `json:"StartInterval,omitempty"`
+	Retries       int           `json:"Retries,omitempty"`
 }
 
 // WriteOCIArchive writes an OCI image layout tar of one image named ref
@@ -80,7 +94,7 @@ func WriteOCIArchive(w io.Writer, ref string, files []File, cfg Config) error {
 	}
 	layerDesc := descriptor(ocispec.MediaTypeImageLayerGzip, layer)
 
-	configBlob, err := json.Marshal(imageConfig(cfg, diffID))
+	configBlob, err := marshalConfig(cfg, diffID)
 	if err != nil {
 		return fmt.Errorf("testimage: encode config: %w", err)
 	}
@@ -152,6 +166,28 @@ func descriptor(mediaType string, blob []byte) ocispec.Descriptor {
 
 func blobPath(d ocispec.Descriptor) string {
 	return path.Join("blobs", d.Digest.Algorithm().String(), d.Digest.Encoded())
+}
+
+// marshalConfig encodes the image config. Only an image with a health
+// check gets the Docker extension, so other images keep their digests.
+func marshalConfig(cfg Config, diffID digest.Digest) ([]byte, error) {
+	img := imageConfig(cfg, diffID)
+	if cfg.Healthcheck == nil {
+		return json.Marshal(img)
+	}
+	return json.Marshal(healthImage{Image: img, Config: healthImageConfig{img.Config, cfg.Healthcheck}})
+}
+
+// healthImage is an OCI image config with Docker's config.Healthcheck: its
+// Config shadows the embedded one in JSON.
+type healthImage struct {
+	ocispec.Image
+	Config healthImageConfig `json:"config"`
+}
+
+type healthImageConfig struct {
+	ocispec.ImageConfig
+	Healthcheck *HealthConfig `json:"Healthcheck"`
 }
 
 func imageConfig(cfg Config, diffID digest.Digest) ocispec.Image {

@@ -8,7 +8,9 @@ import (
 	"errors"
 	"io"
 	"os"
+	"reflect"
 	"testing"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -232,5 +234,40 @@ func TestBusyboxFiles(t *testing.T) {
 	}
 	if err := WriteOCIArchive(io.Discard, "localhost/busybox:latest", files, Config{Cmd: []string{"sh"}}); err != nil {
 		t.Errorf("WriteOCIArchive of busybox files: %v", err)
+	}
+}
+
+func TestMarshalConfigHealthcheck(t *testing.T) {
+	hc := &HealthConfig{Test: []string{"CMD-SHELL", "true"}, Interval: 2 * time.Second, Retries: 4}
+	tests := []struct {
+		name string
+		hc   *HealthConfig
+	}{
+		{"none", nil},
+		{"set", hc},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			raw, err := marshalConfig(Config{User: "nobody", Healthcheck: tc.hc}, digest.FromString("layer"))
+			if err != nil {
+				t.Fatalf("marshalConfig: %v", err)
+			}
+			var got struct {
+				OS     string `json:"os"`
+				Config struct {
+					User        string        `json:"User"`
+					Healthcheck *HealthConfig `json:"Healthcheck"`
+				} `json:"config"`
+			}
+			if err := json.Unmarshal(raw, &got); err != nil {
+				t.Fatalf("decode config: %v", err)
+			}
+			if got.OS != "linux" || got.Config.User != "nobody" {
+				t.Errorf("config = %s, want os linux and user nobody", raw)
+			}
+			if !reflect.DeepEqual(got.Config.Healthcheck, tc.hc) {
+				t.Errorf("Healthcheck = %+v, want %+v (config %s)", got.Config.Healthcheck, tc.hc, raw)
+			}
+		})
 	}
 }
