@@ -26,8 +26,7 @@ services:
   web:
     image: shop/web:1
     ports: ["8080:80"]
-    healthcheck:
-      test: ["CMD", "true"]
+    privileged: true
   worker:
     image: shop/worker:1
     deploy:
@@ -62,8 +61,8 @@ func TestApplyPrintsChangesAndWarnings(t *testing.T) {
 			if r.stdout != tt.want {
 				t.Errorf("stdout = %q, want %q", r.stdout, tt.want)
 			}
-			if !strings.Contains(r.stderr, "warning: ") || !strings.Contains(r.stderr, "healthcheck") {
-				t.Errorf("stderr = %q, want a warning about healthcheck", r.stderr)
+			if !strings.Contains(r.stderr, "warning: ") || !strings.Contains(r.stderr, "privileged") {
+				t.Errorf("stderr = %q, want a warning about privileged", r.stderr)
 			}
 			if len(f.applyReqs) != 1 {
 				t.Fatalf("Apply called %d times, want 1", len(f.applyReqs))

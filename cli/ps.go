@@ -15,13 +15,16 @@ import (
 
 // taskRow is one task as "berth ps" shows it.
 type taskRow struct {
-	ID           string `json:"id"`
-	App          string `json:"app"`
-	Service      string `json:"service"`
-	Slot         uint64 `json:"slot"`
-	Node         string `json:"node"`
-	NodeID       string `json:"nodeId"`
-	State        string `json:"state"`
+	ID      string `json:"id"`
+	App     string `json:"app"`
+	Service string `json:"service"`
+	Slot    uint64 `json:"slot"`
+	Node    string `json:"node"`
+	NodeID  string `json:"nodeId"`
+	State   string `json:"state"`
+	// Health is starting, healthy or unhealthy for tasks with a health
+	// check, empty otherwise.
+	Health       string `json:"health,omitempty"`
 	DesiredState string `json:"desiredState"`
 	// Since is when the task entered its current state (RFC 3339).
 	Since    string `json:"since"`
@@ -98,7 +101,7 @@ and replaced ones.`,
 						slot = fmt.Sprint(r.Slot)
 					}
 					fmt.Fprintf(w, "%s\t%s/%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
-						shortID(r.ID), r.App, r.Service, slot, r.Node, r.State, r.DesiredState,
+						shortID(r.ID), r.App, r.Service, slot, r.Node, r.stateColumn(), r.DesiredState,
 						r.since, portsColumn(r.Ports), r.tableError())
 				}
 			})
@@ -140,6 +143,7 @@ func taskRows(tasks []*berthv1.Task, nodeNames map[string]string, now time.Time)
 			Node:         nodeNames[t.GetNodeId()],
 			NodeID:       t.GetNodeId(),
 			State:        taskStateWord(st.GetState()),
+			Health:       enumWord(st.GetHealth().String(), "HEALTH_"),
 			DesiredState: taskStateWord(t.GetDesiredState()),
 			Since:        rfc3339(st.GetTimestamp()),
 			Error:        st.GetErr(),
@@ -183,4 +187,13 @@ func splitAppService(s string) (app, service string, err error) {
 		return "", "", fmt.Errorf("%q is not APP or APP/SERVICE", s)
 	}
 	return app, service, nil
+}
+
+// stateColumn is the state with the health, when there is a check:
+// "running (healthy)".
+func (r taskRow) stateColumn() string {
+	if r.Health == "" {
+		return r.State
+	}
+	return r.State + " (" + r.Health + ")"
 }

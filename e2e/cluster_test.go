@@ -401,3 +401,46 @@ func TestKilledContainerIsReplaced(t *testing.T) {
 	})
 	c.mustBerth("delete", "heal")
 }
+
+const fragileCompose = `
+services:
+  fragile:
+    image: localhost/busybox:latest
+    command: ["sh", "-c", "touch /tmp/ok; sleep 3; rm /tmp/ok; sleep 3600"]
+    healthcheck:
+      test: ["CMD", "test", "-f", "/tmp/ok"]
+      interval: 200ms
+      retries: 2
+`
+
+// TestUnhealthyContainerIsReplaced runs a container whose health check
+// passes, then fails: ps shows it healthy, then the task fails as
+// unhealthy and a new one takes its slot.
+func TestUnhealthyContainerIsReplaced(t *testing.T) {
+	c := newCluster(t)
+	c.startAgent("alpha")
+	c.importImage()
+	c.mustBerth("apply", "-f", c.writeFile("compose.yaml", fragileCompose), "-p", "fragile")
+	var first task
+	eventually(t, 30*time.Second, func() (bool, string) {
+		tasks := c.ps("fragile/fragile")
+		if len(tasks) == 1 && tasks[0].State == "running" && tasks[0].Health == "healthy" {
+			first = tasks[0]
+			return true, ""
+		}
+		return false, fmt.Sprintf("want one running healthy task, have %+v", tasks)
+	})
+	eventually(t, 30*time.Second, func() (bool, string) {
+		var failed, replaced bool
+		all := c.ps("fragile/fragile", "-a")
+		for _, tk := range all {
+			if tk.ID == first.ID {
+				failed = tk.State == "failed" && tk.Health == "unhealthy" && strings.Contains(tk.Error, "unhealthy")
+			} else if tk.Slot == first.Slot && tk.State == "running" {
+				replaced = true
+			}
+		}
+		return failed && replaced, fmt.Sprintf("want %s failed as unhealthy and a running replacement, have %+v", first.ID, all)
+	})
+	c.mustBerth("delete", "fragile")
+}

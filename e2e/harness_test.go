@@ -280,6 +280,7 @@ type task struct {
 	Slot         uint64 `json:"slot"`
 	Node         string `json:"node"`
 	State        string `json:"state"`
+	Health       string `json:"health"`
 	DesiredState string `json:"desiredState"`
 	Error        string `json:"error"`
 	Message      string `json:"message"`

@@ -25,11 +25,14 @@ type runner struct {
 	// owned by the run goroutine
 	observed berthv1.TaskState
 	exits    <-chan runtime.Exit
-	status   *berthv1.TaskStatus
+	// health receives the health monitor's reports; cancelHealth stops it.
+	health       chan healthReport
+	cancelHealth context.CancelFunc
+	status       *berthv1.TaskStatus
 }
 
 func newRunner(w *Worker, t *berthv1.Task) *runner {
-	r := &runner{w: w, id: t.GetMeta().GetId(), task: t, changed: make(chan struct{}, 1)}
+	r := &runner{w: w, id: t.GetMeta().GetId(), task: t, changed: make(chan struct{}, 1), health: make(chan healthReport)}
 	// What the control plane last heard is where this runner starts: a
 	// task it believes running but whose container is gone must fail, not
 	// silently start again.
@@ -100,6 +103,7 @@ func (r *runner) run(ctx context.Context) {
 	if r.observed == berthv1.TaskState_TASK_STATE_RUNNING && r.exits == nil && !r.isRemoved() {
 		r.watchExisting(ctx)
 	}
+	defer r.stopHealth()
 	for {
 		// Once the worker stops, its containers are left running for the
 		// next agent to adopt: no step may fail them on a cancelled
@@ -123,7 +127,10 @@ func (r *runner) run(ctx context.Context) {
 			if ctx.Err() != nil {
 				return
 			}
+			r.stopHealth()
 			r.exited(ex)
+		case hr := <-r.health:
+			r.healthChanged(ctx, task, hr)
 		}
 	}
 }
@@ -186,6 +193,7 @@ func (r *runner) start(ctx context.Context, task *berthv1.Task) {
 	r.set(berthv1.TaskState_TASK_STATE_RUNNING, func(st *berthv1.TaskStatus) {
 		st.Pid, st.Address, st.Ports = int32(cs.Pid), cs.Address, portBindings(cs.Ports)
 	})
+	r.startHealth(ctx, spec, cs.Address)
 }
 
 // watchExisting follows the container of a task the control plane already
@@ -206,6 +214,8 @@ func (r *runner) watchExisting(ctx context.Context) {
 		return
 	}
 	r.exits = exits
+	task, _ := r.snapshot()
+	r.startHealth(ctx, task.GetSpec(), c.Address)
 }
 
 func (r *runner) exited(ex runtime.Exit) {
@@ -227,6 +237,7 @@ func (r *runner) exited(ex runtime.Exit) {
 
 // stop stops the container of a task no longer desired to run.
 func (r *runner) stop(ctx context.Context, task *berthv1.Task) {
+	r.stopHealth()
 	if r.observed >= berthv1.TaskState_TASK_STATE_STARTING {
 		grace := task.GetSpec().GetStopGracePeriod().AsDuration()
 		if err := r.w.rt.Stop(ctx, r.id, task.GetSpec().GetStopSignal(), grace); err != nil && !isGone(err) {

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -403,5 +404,44 @@ func TestStoppingTheWorkerReportsNoFailure(t *testing.T) {
 		if state, err := h.containerState(tk.GetMeta().GetId()); err != nil || state != runtime.StateRunning {
 			t.Errorf("container %s is %v (%v), want it left running", tk.GetMeta().GetId(), state, err)
 		}
+	}
+}
+
+// TestHealthCheck runs a task whose check passes, then fails: the worker
+// reports it healthy, then failed as unhealthy, and stops its container.
+func TestHealthCheck(t *testing.T) {
+	h := newHarness(t, newRecordingRuntime())
+	defer h.stop()
+	var healthy atomic.Bool
+	healthy.Store(true)
+	h.rt.SetExec("t1", func(cmd []string) (runtime.ExecResult, error) {
+		if !slices.Equal(cmd, []string{"test", "-f", "/ok"}) {
+			return runtime.ExecResult{ExitCode: 2, Output: []byte("unexpected command")}, nil
+		}
+		if healthy.Load() {
+			return runtime.ExecResult{}, nil
+		}
+		return runtime.ExecResult{ExitCode: 1, Output: []byte("no /ok")}, nil
+	})
+	tk := newTask("t1")
+	tk.Spec.Healthcheck = &berthv1.HealthCheck{
+		Test:     []string{"CMD", "test", "-f", "/ok"},
+		Interval: durationpb.New(5 * time.Millisecond),
+		Retries:  2,
+	}
+	h.run(tk)
+	if st := h.expect("t1", running); st.Health != berthv1.Health_HEALTH_STARTING {
+		t.Fatalf("first health report = %v, want starting", st.Health)
+	}
+	if st := h.expect("t1", running); st.Health != berthv1.Health_HEALTH_HEALTHY {
+		t.Fatalf("health = %v, want healthy", st.Health)
+	}
+	healthy.Store(false)
+	st := h.expect("t1", failed)
+	if st.Health != berthv1.Health_HEALTH_UNHEALTHY || !strings.Contains(st.Err, "unhealthy") || !strings.Contains(st.Err, "no /ok") {
+		t.Fatalf("failure = health %v err %q, want unhealthy with the probe's output", st.Health, st.Err)
+	}
+	if state, err := h.containerState("t1"); err != nil || state != runtime.StateStopped {
+		t.Fatalf("container after the task turned unhealthy: %v %v, want stopped", state, err)
 	}
 }

@@ -289,8 +289,7 @@ services:
   debug:
     image: busybox
     profiles: [debug]
-    healthcheck:
-      test: ["CMD", "true"]
+    privileged: true
   api:
     image: busybox
 `}
@@ -318,7 +317,7 @@ services:
 			if p.App != tt.app || !slices.Equal(names, tt.services) {
 				t.Errorf("Load() = app %q services %v, want %q %v", p.App, names, tt.app, tt.services)
 			}
-			// The disabled service's healthcheck is not worth a warning.
+			// The disabled service's unsupported key is not worth a warning.
 			if hasDebug := slices.Contains(names, "debug"); hasDebug != (len(p.Warnings) == 1) {
 				t.Errorf("warnings = %q with services %v", p.Warnings, names)
 			}
@@ -342,8 +341,6 @@ services:
   web:
     image: busybox
     restart: always
-    healthcheck:
-      test: ["CMD", "true"]
     volumes: ["data:/data"]
     networks: [back]
     depends_on: [db]
@@ -388,7 +385,6 @@ secrets:
 		`compose.yaml: service "web": deploy.labels is not supported yet and is ignored`,
 		`compose.yaml: service "web": deploy.resources.limits.pids is not supported yet and is ignored`,
 		`compose.yaml: service "web": deploy.update_config is not supported yet and is ignored`,
-		`compose.yaml: service "web": healthcheck is not supported yet and is ignored`,
 		`compose.yaml: service "web": networks is not supported yet and is ignored`,
 		`compose.yaml: service "web": ports[].app_protocol is not supported yet and is ignored`,
 		`compose.yaml: service "web": ports[].name is not supported yet and is ignored`,

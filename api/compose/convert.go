@@ -55,6 +55,13 @@ func convertService(svc types.ServiceConfig) converted {
 	if svc.Scale != nil {
 		c.setReplicas(svc.Name, "scale", *svc.Scale)
 	}
+	if svc.HealthCheck != nil {
+		hc, err := healthCheck(svc.HealthCheck)
+		if err != nil {
+			fail("healthcheck", err.Error())
+		}
+		c.spec.Healthcheck = hc
+	}
 	if svc.Restart != "" {
 		rp, err := restartPolicy(svc.Restart)
 		if err != nil {
@@ -202,4 +209,74 @@ func restartPolicy(restart string) (*berthv1.RestartPolicy, error) {
 		rp.MaxAttempts = n
 	}
 	return rp, nil
+}
+
+// healthCheck converts a Compose healthcheck, with Berth's extensions
+// x-berth-http {port, path} and x-berth-tcp {port} for probes that need
+// no command in the container.
+func healthCheck(hc *types.HealthCheckConfig) (*berthv1.HealthCheck, error) {
+	out := &berthv1.HealthCheck{
+		Test:          cloneStrings(hc.Test),
+		Interval:      duration(hc.Interval),
+		Timeout:       duration(hc.Timeout),
+		StartPeriod:   duration(hc.StartPeriod),
+		StartInterval: duration(hc.StartInterval),
+		Disable:       hc.Disable,
+	}
+	if hc.Retries != nil {
+		out.Retries = uint32(*hc.Retries)
+	}
+	if ext, ok := hc.Extensions["x-berth-http"]; ok {
+		m, ok := ext.(map[string]any)
+		if !ok {
+			return nil, fmt.Errorf("x-berth-http must be a mapping with port and path")
+		}
+		port, err := extensionPort(m["port"])
+		if err != nil {
+			return nil, fmt.Errorf("x-berth-http.port: %w", err)
+		}
+		out.HttpPort = port
+		out.HttpPath = "/"
+		if p, ok := m["path"].(string); ok && p != "" {
+			out.HttpPath = p
+		}
+	}
+	if ext, ok := hc.Extensions["x-berth-tcp"]; ok {
+		m, ok := ext.(map[string]any)
+		if !ok {
+			return nil, fmt.Errorf("x-berth-tcp must be a mapping with port")
+		}
+		port, err := extensionPort(m["port"])
+		if err != nil {
+			return nil, fmt.Errorf("x-berth-tcp.port: %w", err)
+		}
+		out.TcpPort = port
+	}
+	return out, nil
+}
+
+// extensionPort reads a port number from an extension value, which the
+// loader may hand over as an int, a float or a string.
+func extensionPort(v any) (uint32, error) {
+	var n int64
+	switch p := v.(type) {
+	case int:
+		n = int64(p)
+	case int64:
+		n = p
+	case uint64:
+		n = int64(p)
+	case float64:
+		n = int64(p)
+	case string:
+		if _, err := fmt.Sscanf(p, "%d", &n); err != nil {
+			return 0, fmt.Errorf("%q is not a port number", p)
+		}
+	default:
+		return 0, fmt.Errorf("a port number (1-65535) is required")
+	}
+	if n < 1 || n > 65535 {
+		return 0, fmt.Errorf("%d is out of range 1-65535", n)
+	}
+	return uint32(n), nil
 }

@@ -54,7 +54,8 @@ func Advance(t *berthv1.Task, status *berthv1.TaskStatus, now time.Time) bool {
 func sameDetails(a, b *berthv1.TaskStatus) bool {
 	return a.GetMessage() == b.GetMessage() && a.GetErr() == b.GetErr() &&
 		a.GetExitCode() == b.GetExitCode() && a.GetContainerId() == b.GetContainerId() &&
-		a.GetAddress() == b.GetAddress() && a.GetPid() == b.GetPid() && len(a.GetPorts()) == len(b.GetPorts())
+		a.GetAddress() == b.GetAddress() && a.GetPid() == b.GetPid() && len(a.GetPorts()) == len(b.GetPorts()) &&
+		a.GetHealth() == b.GetHealth()
 }
 
 // Set moves t to state with message, as Advance does.

@@ -48,3 +48,14 @@ func TestNamesAndClasses(t *testing.T) {
 		t.Fatalf("Active/Live are wrong")
 	}
 }
+
+func TestAdvanceRecordsHealth(t *testing.T) {
+	task := &berthv1.Task{Status: &berthv1.TaskStatus{State: berthv1.TaskState_TASK_STATE_RUNNING}}
+	st := &berthv1.TaskStatus{State: berthv1.TaskState_TASK_STATE_RUNNING, Health: berthv1.Health_HEALTH_HEALTHY}
+	if !Advance(task, st, time.Unix(1, 0)) || task.Status.Health != berthv1.Health_HEALTH_HEALTHY {
+		t.Fatalf("a health change in the same state was not recorded: %v", task.Status)
+	}
+	if len(task.History) != 0 {
+		t.Fatalf("a health change added a state step: %v", task.History)
+	}
+}

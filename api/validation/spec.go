@@ -129,7 +129,39 @@ func ValidateSpec(service string, spec *berthv1.ServiceSpec) Errors {
 	}
 	v.duration("stop_grace_period", spec.GetStopGracePeriod())
 	v.restartPolicy(spec.GetRestartPolicy())
+	v.healthCheck(spec.GetHealthcheck())
 	return v.errs
+}
+
+// healthCheck checks a health check the way Docker reads one.
+func (v *specValidator) healthCheck(hc *berthv1.HealthCheck) {
+	if hc == nil {
+		return
+	}
+	if test := hc.GetTest(); len(test) > 0 {
+		switch test[0] {
+		case "NONE":
+		case "CMD", "CMD-SHELL":
+			if len(test) < 2 || strings.TrimSpace(strings.Join(test[1:], "")) == "" {
+				v.add("healthcheck.test", fmt.Sprintf("%s needs a command after it", test[0]))
+			}
+		default:
+			v.add("healthcheck.test", fmt.Sprintf("starts with %q; use [\"CMD\", ...], [\"CMD-SHELL\", \"...\"], [\"NONE\"] or a plain string", test[0]))
+		}
+	}
+	v.duration("healthcheck.interval", hc.GetInterval())
+	v.duration("healthcheck.timeout", hc.GetTimeout())
+	v.duration("healthcheck.start_period", hc.GetStartPeriod())
+	v.duration("healthcheck.start_interval", hc.GetStartInterval())
+	if hc.GetHttpPort() > 65535 {
+		v.add("healthcheck.x-berth-http.port", fmt.Sprintf("%d is out of range 1-65535", hc.GetHttpPort()))
+	}
+	if p := hc.GetHttpPath(); p != "" && !strings.HasPrefix(p, "/") {
+		v.add("healthcheck.x-berth-http.path", fmt.Sprintf("%q must start with /", p))
+	}
+	if hc.GetTcpPort() > 65535 {
+		v.add("healthcheck.x-berth-tcp.port", fmt.Sprintf("%d is out of range 1-65535", hc.GetTcpPort()))
+	}
 }
 
 // specValidator collects the problems of one spec.
