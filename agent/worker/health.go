@@ -75,13 +75,15 @@ func (r *runner) healthChanged(ctx context.Context, task *berthv1.Task, hr healt
 		return
 	}
 	r.stopHealth()
-	grace := task.GetSpec().GetStopGracePeriod().AsDuration()
-	if err := r.w.rt.Stop(ctx, r.id, task.GetSpec().GetStopSignal(), grace); err != nil && !isGone(err) {
-		r.w.log.Warn("stopping an unhealthy container", "task", r.id, "err", err)
-	}
+	// The failure is reported before the container is stopped, so that its
+	// replacement does not wait out the stop grace period.
 	r.exits = nil
 	r.set(berthv1.TaskState_TASK_STATE_FAILED, func(st *berthv1.TaskStatus) {
 		st.Health = berthv1.Health_HEALTH_UNHEALTHY
 		st.Err = fmt.Sprintf("unhealthy: %s", hr.detail)
 	})
+	grace := task.GetSpec().GetStopGracePeriod().AsDuration()
+	if err := r.w.rt.Stop(ctx, r.id, task.GetSpec().GetStopSignal(), grace); err != nil && !isGone(err) {
+		r.w.log.Warn("stopping an unhealthy container", "task", r.id, "err", err)
+	}
 }
