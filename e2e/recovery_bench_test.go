@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berthproject/berth/agent/runtime"
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
 	"github.com/berthproject/berth/cli/config"
 )
@@ -24,7 +25,27 @@ func BenchmarkRecoveryKill(b *testing.B) {
 	c.startAgent("beta", "--cpus", "16", "--memory", "17179869184")
 	c.importImage()
 	c.mustBerth("apply", "-f", c.writeFile("compose.yaml", fmt.Sprintf(benchCompose, recoveryReplicas)), "-p", "recover")
-	c.waitRunning("recover/sleeper", recoveryReplicas, 2*time.Minute)
+	api := benchAPI(b, c)
+	var times []time.Duration
+	for i := 0; i < b.N; i++ {
+		for slot := uint64(1); slot <= recoveryReplicas; slot++ {
+			times = append(times, recoverAndTime(b, c, api, "recover", slot, func(victim task) {
+				pid, ok := runningPids(b, nodeID(b, filepath.Join(c.dir, "agent-"+victim.Node)))[victim.ID]
+				if !ok {
+					b.Fatalf("no running container for task %s on %s", victim.ID, victim.Node)
+				}
+				if err := syscall.Kill(int(pid), syscall.SIGKILL); err != nil {
+					b.Fatal(err)
+				}
+			}))
+		}
+	}
+	reportPercentiles(b, times)
+	c.mustBerth("delete", "recover")
+}
+
+// benchAPI connects to the cluster's API.
+func benchAPI(b *testing.B, c *cluster) berthv1.ClusterServiceClient {
 	cfg, err := config.Load(c.configPath)
 	if err != nil {
 		b.Fatal(err)
@@ -33,44 +54,27 @@ func BenchmarkRecoveryKill(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer conn.Close()
-	api := berthv1.NewClusterServiceClient(conn)
-
-	var times []time.Duration
-	for i := 0; i < b.N; i++ {
-		for slot := uint64(1); slot <= recoveryReplicas; slot++ {
-			times = append(times, killAndTime(b, c, api, slot))
-		}
-	}
-	slices.Sort(times)
-	b.ReportMetric(float64(times[len(times)/2].Milliseconds()), "p50-ms")
-	b.ReportMetric(float64(times[(len(times)*99)/100].Milliseconds()), "p99-ms")
-	c.mustBerth("delete", "recover")
+	b.Cleanup(func() { conn.Close() })
+	return berthv1.NewClusterServiceClient(conn)
 }
 
-// killAndTime kills the running container of slot and returns how long
-// until another task of the slot runs.
-func killAndTime(b *testing.B, c *cluster, api berthv1.ClusterServiceClient, slot uint64) time.Duration {
+// recoverAndTime waits until every task of app runs, breaks the task of
+// slot, and returns how long until another task of the slot runs.
+func recoverAndTime(b *testing.B, c *cluster, api berthv1.ClusterServiceClient, app string, slot uint64, breakTask func(task)) time.Duration {
 	var victim task
-	for _, t := range c.waitRunning("recover/sleeper", recoveryReplicas, time.Minute) {
+	for _, t := range c.waitRunning(app, recoveryReplicas, time.Minute) {
 		if t.Slot == slot {
 			victim = t
 		}
 	}
-	pid, ok := runningPids(b, nodeID(b, filepath.Join(c.dir, "agent-"+victim.Node)))[victim.ID]
-	if !ok {
-		b.Fatalf("no running container for task %s on %s", victim.ID, victim.Node)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	watch, err := api.Watch(ctx, &berthv1.WatchRequest{App: "recover"})
+	watch, err := api.Watch(ctx, &berthv1.WatchRequest{App: app})
 	if err != nil {
 		b.Fatal(err)
 	}
 	start := time.Now()
-	if err := syscall.Kill(int(pid), syscall.SIGKILL); err != nil {
-		b.Fatal(err)
-	}
+	breakTask(victim)
 	for {
 		ev, err := watch.Recv()
 		if err != nil {
@@ -80,5 +84,64 @@ func killAndTime(b *testing.B, c *cluster, api berthv1.ClusterServiceClient, slo
 		if t != nil && t.Slot == slot && t.GetMeta().GetId() != victim.ID && t.GetStatus().GetState() == berthv1.TaskState_TASK_STATE_RUNNING {
 			return time.Since(start)
 		}
+	}
+}
+
+// reportPercentiles reports the p50 and p99 of times.
+func reportPercentiles(b *testing.B, times []time.Duration) {
+	slices.Sort(times)
+	b.ReportMetric(float64(times[len(times)/2].Milliseconds()), "p50-ms")
+	b.ReportMetric(float64(times[(len(times)*99)/100].Milliseconds()), "p99-ms")
+}
+
+const healthBenchCompose = `
+services:
+  checked:
+    image: localhost/busybox:latest
+    command: ["sh", "-c", "touch /tmp/ok; exec sleep 3600"]
+    healthcheck:
+      test: ["CMD", "test", "-f", "/tmp/ok"]
+      interval: 200ms
+      retries: 2
+    deploy:
+      replicas: %d
+`
+
+// BenchmarkRecoveryUnhealthy makes one task of a 10-replica service over
+// two agents fail its health check (200 ms interval, 2 retries), 10 rounds
+// (each a different slot), and reports how long until the replacement
+// runs: p50 and p99.
+func BenchmarkRecoveryUnhealthy(b *testing.B) {
+	c := newCluster(b)
+	c.startAgent("alpha", "--cpus", "16", "--memory", "17179869184")
+	c.startAgent("beta", "--cpus", "16", "--memory", "17179869184")
+	c.importImage()
+	c.mustBerth("apply", "-f", c.writeFile("compose.yaml", fmt.Sprintf(healthBenchCompose, recoveryReplicas)), "-p", "checked")
+	api := benchAPI(b, c)
+	var times []time.Duration
+	for i := 0; i < b.N; i++ {
+		for slot := uint64(1); slot <= recoveryReplicas; slot++ {
+			times = append(times, recoverAndTime(b, c, api, "checked", slot, func(victim task) {
+				breakHealth(b, c, victim)
+			}))
+		}
+	}
+	reportPercentiles(b, times)
+	c.mustBerth("delete", "checked")
+}
+
+// breakHealth removes the file the health check looks for.
+func breakHealth(b *testing.B, c *cluster, victim task) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	rt, err := runtime.NewContainerd(ctx, runtime.ContainerdConfig{
+		Namespace: namespace, Owner: nodeID(b, filepath.Join(c.dir, "agent-"+victim.Node)), StateDir: b.TempDir(),
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer rt.Close()
+	if res, err := rt.Exec(ctx, victim.ID, []string{"rm", "/tmp/ok"}); err != nil || res.ExitCode != 0 {
+		b.Fatalf("breaking the health of %s: %v %+v", victim.ID, err, res)
 	}
 }
