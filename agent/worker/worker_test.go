@@ -441,7 +441,18 @@ func TestHealthCheck(t *testing.T) {
 	if st.Health != berthv1.Health_HEALTH_UNHEALTHY || !strings.Contains(st.Err, "unhealthy") || !strings.Contains(st.Err, "no /ok") {
 		t.Fatalf("failure = health %v err %q, want unhealthy with the probe's output", st.Health, st.Err)
 	}
-	if state, err := h.containerState("t1"); err != nil || state != runtime.StateStopped {
-		t.Fatalf("container after the task turned unhealthy: %v %v, want stopped", state, err)
+	// The failure is reported first; the container is stopped right after.
+	deadline := time.Now().Add(waitTimeout)
+	poll := time.NewTicker(5 * time.Millisecond)
+	defer poll.Stop()
+	for {
+		state, err := h.containerState("t1")
+		if err == nil && state == runtime.StateStopped {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("container after the task turned unhealthy: %v %v, want stopped", state, err)
+		}
+		<-poll.C
 	}
 }
