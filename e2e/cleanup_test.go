@@ -7,6 +7,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -136,4 +137,16 @@ func runningPids(t testing.TB, id string) map[string]uint32 {
 		}
 	}
 	return out
+}
+
+// killTask kills the process of a task's container with SIGKILL.
+func (c *cluster) killTask(victim task) {
+	c.t.Helper()
+	pid, ok := runningPids(c.t, nodeID(c.t, filepath.Join(c.dir, "agent-"+victim.Node)))[victim.ID]
+	if !ok {
+		c.t.Fatalf("no running container for task %s on %s", victim.ID, victim.Node)
+	}
+	if err := syscall.Kill(int(pid), syscall.SIGKILL); err != nil {
+		c.t.Fatalf("killing the process %d of task %s: %v", pid, victim.ID, err)
+	}
 }

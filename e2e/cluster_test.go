@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -374,13 +373,7 @@ func TestKilledContainerIsReplaced(t *testing.T) {
 	c.mustBerth("apply", "-f", c.writeFile("compose.yaml", sleepCompose), "-p", "heal")
 	before := c.waitRunning("heal/sleeper", 2, 60*time.Second)
 	victim := before[0]
-	pid, ok := runningPids(t, nodeID(t, filepath.Join(c.dir, "agent-alpha")))[victim.ID]
-	if !ok {
-		t.Fatalf("no running container for task %s", victim.ID)
-	}
-	if err := syscall.Kill(int(pid), syscall.SIGKILL); err != nil {
-		t.Fatalf("killing the container's process %d: %v", pid, err)
-	}
+	c.killTask(victim)
 	after := c.waitRunning("heal/sleeper", 2, 30*time.Second)
 	replaced := false
 	for _, tk := range after {

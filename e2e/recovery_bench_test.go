@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
-	"syscall"
 	"testing"
 	"time"
 
@@ -20,28 +19,26 @@ const recoveryReplicas = 10
 // over two agents, 10 rounds (each a different slot, so no backoff
 // applies), and reports how long until the replacement runs: p50 and p99.
 func BenchmarkRecoveryKill(b *testing.B) {
+	benchRecovery(b, fmt.Sprintf(benchCompose, recoveryReplicas), "recover", func(c *cluster, victim task) { c.killTask(victim) })
+}
+
+// benchRecovery runs app from compose on two agents and times, b.N times
+// over every slot, how long a slot takes to run again after breakTask.
+func benchRecovery(b *testing.B, compose, app string, breakTask func(*cluster, task)) {
 	c := newCluster(b)
 	c.startAgent("alpha", "--cpus", "16", "--memory", "17179869184")
 	c.startAgent("beta", "--cpus", "16", "--memory", "17179869184")
 	c.importImage()
-	c.mustBerth("apply", "-f", c.writeFile("compose.yaml", fmt.Sprintf(benchCompose, recoveryReplicas)), "-p", "recover")
+	c.mustBerth("apply", "-f", c.writeFile("compose.yaml", compose), "-p", app)
 	api := benchAPI(b, c)
 	var times []time.Duration
 	for i := 0; i < b.N; i++ {
 		for slot := uint64(1); slot <= recoveryReplicas; slot++ {
-			times = append(times, recoverAndTime(b, c, api, "recover", slot, func(victim task) {
-				pid, ok := runningPids(b, nodeID(b, filepath.Join(c.dir, "agent-"+victim.Node)))[victim.ID]
-				if !ok {
-					b.Fatalf("no running container for task %s on %s", victim.ID, victim.Node)
-				}
-				if err := syscall.Kill(int(pid), syscall.SIGKILL); err != nil {
-					b.Fatal(err)
-				}
-			}))
+			times = append(times, recoverAndTime(b, c, api, app, slot, func(victim task) { breakTask(c, victim) }))
 		}
 	}
 	reportPercentiles(b, times)
-	c.mustBerth("delete", "recover")
+	c.mustBerth("delete", app)
 }
 
 // benchAPI connects to the cluster's API.
@@ -112,22 +109,7 @@ services:
 // (each a different slot), and reports how long until the replacement
 // runs: p50 and p99.
 func BenchmarkRecoveryUnhealthy(b *testing.B) {
-	c := newCluster(b)
-	c.startAgent("alpha", "--cpus", "16", "--memory", "17179869184")
-	c.startAgent("beta", "--cpus", "16", "--memory", "17179869184")
-	c.importImage()
-	c.mustBerth("apply", "-f", c.writeFile("compose.yaml", fmt.Sprintf(healthBenchCompose, recoveryReplicas)), "-p", "checked")
-	api := benchAPI(b, c)
-	var times []time.Duration
-	for i := 0; i < b.N; i++ {
-		for slot := uint64(1); slot <= recoveryReplicas; slot++ {
-			times = append(times, recoverAndTime(b, c, api, "checked", slot, func(victim task) {
-				breakHealth(b, c, victim)
-			}))
-		}
-	}
-	reportPercentiles(b, times)
-	c.mustBerth("delete", "checked")
+	benchRecovery(b, fmt.Sprintf(healthBenchCompose, recoveryReplicas), "checked", func(c *cluster, victim task) { breakHealth(b, c, victim) })
 }
 
 // breakHealth removes the file the health check looks for.
