@@ -66,6 +66,9 @@ type cluster struct {
 	// serviceTasks counts, per service with pending tasks, the service's
 	// tasks on each node (indexed like nodes).
 	serviceTasks map[string][]int32
+	// failures counts, per service with pending tasks, its recent failures
+	// on each node (indexed like nodes).
+	failures map[string][]int32
 	// spreads are the preference counts in use, per service, so placing a
 	// task updates every one of them.
 	spreads map[string][]*spreadCounts
@@ -84,6 +87,7 @@ func newCluster(snap Snapshot, pending []*berthv1.Task) *cluster {
 		nodes:        make([]nodeState, 0, len(snap.Nodes)),
 		byID:         make(map[string]int, len(snap.Nodes)),
 		serviceTasks: make(map[string][]int32),
+		failures:     make(map[string][]int32),
 		spreads:      make(map[string][]*spreadCounts),
 		buckets:      make(map[string]*prefBuckets),
 		images:       make(map[string][]bool),
@@ -143,6 +147,17 @@ func newCluster(snap Snapshot, pending []*berthv1.Task) *cluster {
 			counts[i]++
 		}
 	}
+	for _, t := range snap.Failed {
+		i, ok := c.byID[t.GetNodeId()]
+		svc := serviceKey(t)
+		if _, pendingService := c.serviceTasks[svc]; !ok || !pendingService {
+			continue
+		}
+		if c.failures[svc] == nil {
+			c.failures[svc] = make([]int32, len(c.nodes))
+		}
+		c.failures[svc][i]++
+	}
 	return c
 }
 
@@ -165,6 +180,8 @@ type group struct {
 	usageFailures []int
 
 	serviceTasks []int32
+	// failures is nil when the service failed nowhere recently.
+	failures []int32
 	// hasImage is nil when no node has the image.
 	hasImage []bool
 	// spread is nil when the service has no placement preferences.
@@ -187,6 +204,7 @@ func (c *cluster) groupFor(t *berthv1.Task, groups map[string]*group) *group {
 	g.pipeline = newPipeline(&g.req)
 	g.usageFailures = make([]int, len(g.pipeline.usage))
 	g.serviceTasks = c.serviceTasks[req.service]
+	g.failures = c.failures[req.service]
 	g.hasImage = c.imagePresence(req.image)
 	if len(req.preferences) > 0 {
 		g.spread = c.spreadFor(req.service, req.preferences, g.serviceTasks)

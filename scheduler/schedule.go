@@ -10,7 +10,8 @@
 //     the nodes it ruled out, which gives a task that fits nowhere a reason
 //     users can act on: "no suitable node (insufficient memory on 3 nodes,
 //     constraint node.labels.zone==eu on 2 nodes)".
-//   - The remaining nodes are ranked, best first, by: spread of the
+//   - The remaining nodes are ranked, best first, by: not a node where
+//     the service failed repeatedly of late; spread of the
 //     service's tasks over the values of each placement preference label;
 //     fewest tasks of the same service on the node; the node already holds
 //     the task's image; fewest tasks in total; node ID, so that equal
@@ -31,7 +32,14 @@ type Snapshot struct {
 	// Tasks are the tasks that hold resources now: assigned to a node and
 	// not in a terminal state (desired running and observed <= running).
 	Tasks []*berthv1.Task
+	// Failed are tasks that failed recently: a node where a service's tasks
+	// failed repeatedFailures times or more is that service's last choice.
+	Failed []*berthv1.Task
 }
+
+// repeatedFailures is how many recent failures of a service on a node make
+// placement prefer other nodes for it.
+const repeatedFailures = 2
 
 // Assignment places one task on one node.
 type Assignment struct {
@@ -181,6 +189,11 @@ func noSuitableNode(g *group, usageFailures []int) string {
 
 // better reports whether node a ranks above node b for the next task of g.
 func (c *cluster) better(g *group, a, b int) bool {
+	if g.failures != nil {
+		if fa, fb := g.failures[a] >= repeatedFailures, g.failures[b] >= repeatedFailures; fa != fb {
+			return fb
+		}
+	}
 	if g.spread != nil {
 		for lvl, buckets := range g.spread.buckets.levels {
 			ca, cb := g.spread.counts[lvl][buckets[a]], g.spread.counts[lvl][buckets[b]]

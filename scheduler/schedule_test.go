@@ -390,3 +390,30 @@ func TestNormalizeImage(t *testing.T) {
 		}
 	}
 }
+
+func TestScheduleAvoidsNodesWhereTheServiceKeepsFailing(t *testing.T) {
+	failedOn := func(id, svc, node string) *berthv1.Task {
+		tk := task(id, svc, running(node))
+		tk.Status = &berthv1.TaskStatus{State: berthv1.TaskState_TASK_STATE_FAILED}
+		return tk
+	}
+	nodes := []*berthv1.Node{node("n1"), node("n2")}
+	// n2 runs more of the service, so spread alone would pick n1.
+	tasks := []*berthv1.Task{task("r1", "web", running("n2"))}
+	tests := []struct {
+		name   string
+		failed []*berthv1.Task
+		want   string
+	}{
+		{"no failures: spread decides", nil, "n1"},
+		{"one failure is not repeated", []*berthv1.Task{failedOn("f1", "web", "n1")}, "n1"},
+		{"repeated failures demote the node", []*berthv1.Task{failedOn("f1", "web", "n1"), failedOn("f2", "web", "n1")}, "n2"},
+		{"another service's failures do not count", []*berthv1.Task{failedOn("f1", "db", "n1"), failedOn("f2", "db", "n1")}, "n1"},
+	}
+	for _, tt := range tests {
+		plan := Schedule(Snapshot{Nodes: nodes, Tasks: tasks, Failed: tt.failed}, []*berthv1.Task{task("a1", "web")})
+		if len(plan.Assignments) != 1 || plan.Assignments[0].NodeID != tt.want {
+			t.Errorf("%s: plan = %+v, want a1 on %s", tt.name, plan, tt.want)
+		}
+	}
+}

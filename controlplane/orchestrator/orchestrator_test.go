@@ -2,6 +2,7 @@ package orchestrator
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -424,5 +425,42 @@ func TestHistoryKeepsFiveEndedTasksPerSlot(t *testing.T) {
 	}
 	if want := ids[2:]; !slices.Equal(kept, want) {
 		t.Fatalf("kept %v, want the five newest %v", kept, want)
+	}
+}
+
+// TestRepeatedFailuresMoveTheTask fails a task twice on its node: the next
+// replacement goes to the other node.
+func TestRepeatedFailuresMoveTheTask(t *testing.T) {
+	h := newHarness(t)
+	h.putNode(readyNode("n1", nil))
+	h.putNode(readyNode("n2", nil))
+	svc := newService("flaky", 1)
+	svc.Spec.RestartPolicy.Delay = durationpb.New(time.Millisecond)
+	svc = h.putService(svc)
+	var first string
+	for round := 1; round <= 3; round++ {
+		var current *berthv1.Task
+		h.waitFor(fmt.Sprintf("task %d assigned", round), func() bool {
+			ts := h.tasks(svc)
+			for _, tk := range ts {
+				if assigned(tk) {
+					current = tk
+				}
+			}
+			return current != nil && len(ts) == round
+		})
+		if round == 1 {
+			first = current.NodeId
+		}
+		if round < 3 {
+			if current.NodeId != first {
+				t.Fatalf("replacement %d went to %s after one failure on %s; want it to stay\n%s", round, current.NodeId, first, h.dump())
+			}
+			h.report(berthv1.TaskState_TASK_STATE_FAILED, current)
+			continue
+		}
+		if current.NodeId == first {
+			t.Fatalf("after two failures on %s the replacement went there again\n%s", first, h.dump())
+		}
 	}
 }

@@ -1,6 +1,8 @@
 package orchestrator
 
 import (
+	"time"
+
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
 	"github.com/berthproject/berth/api/taskstate"
 	"github.com/berthproject/berth/controlplane/store"
@@ -11,9 +13,12 @@ import (
 // why: the tasks w creates are changed in place, the stored ones through
 // changes added to w.
 func (o *Orchestrator) place(w *writes) {
-	var pending, holding []*berthv1.Task
+	var pending, holding, failed []*berthv1.Task
+	recent := o.now().Add(-failureMemory)
 	for _, t := range o.cache.Tasks() {
 		switch {
+		case recentFailure(t, recent):
+			failed = append(failed, t)
 		case !taskstate.Active(t):
 		case t.GetStatus().GetState() == berthv1.TaskState_TASK_STATE_PENDING:
 			// A task this pass already stops or removes is not placed:
@@ -34,7 +39,7 @@ func (o *Orchestrator) place(w *writes) {
 		return
 	}
 	sortOldestFirst(pending)
-	plan := scheduler.Schedule(scheduler.Snapshot{Nodes: o.cache.Nodes(), Tasks: holding}, pending)
+	plan := scheduler.Schedule(scheduler.Snapshot{Nodes: o.cache.Nodes(), Tasks: holding, Failed: failed}, pending)
 	byID := make(map[string]*berthv1.Task, len(pending))
 	for _, t := range pending {
 		byID[t.GetMeta().GetId()] = t
@@ -88,4 +93,17 @@ func sortOldestFirst(ts []*berthv1.Task) {
 	for i, j := 0, len(ts)-1; i < j; i, j = i+1, j-1 {
 		ts[i], ts[j] = ts[j], ts[i]
 	}
+}
+
+// failureMemory is how long a task's failure on a node weighs against
+// placing its service there again.
+const failureMemory = 5 * time.Minute
+
+// recentFailure reports whether t failed (or was rejected) on its node
+// after since, while it was meant to run.
+func recentFailure(t *berthv1.Task, since time.Time) bool {
+	st := t.GetStatus().GetState()
+	return t.NodeId != "" && t.DesiredState == berthv1.TaskState_TASK_STATE_RUNNING &&
+		(st == berthv1.TaskState_TASK_STATE_FAILED || st == berthv1.TaskState_TASK_STATE_REJECTED) &&
+		t.GetStatus().GetTimestamp().AsTime().After(since)
 }
