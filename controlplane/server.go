@@ -5,6 +5,7 @@ package controlplane
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -20,6 +21,7 @@ import (
 	"github.com/berthproject/berth/controlplane/ca"
 	"github.com/berthproject/berth/controlplane/dispatcher"
 	"github.com/berthproject/berth/controlplane/etcd"
+	"github.com/berthproject/berth/controlplane/nodehealth"
 	"github.com/berthproject/berth/controlplane/orchestrator"
 	"github.com/berthproject/berth/controlplane/store"
 	"github.com/berthproject/berth/internal/supervise"
@@ -49,7 +51,10 @@ type Config struct {
 	ContainerRange string
 	// HeartbeatPeriod is how often agents report in.
 	HeartbeatPeriod time.Duration
-	Log             *slog.Logger
+	// NodeDownGrace is how long a node may be out of contact before it is
+	// declared down and its tasks are replaced elsewhere.
+	NodeDownGrace time.Duration
+	Log           *slog.Logger
 }
 
 // Server is a running control plane.
@@ -191,7 +196,13 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 // while this server leads.
 func (s *Server) lead(ctx context.Context) error {
 	orch := orchestrator.New(s.store, s.cache, s.log.With("component", "orchestrator"))
-	return campaign(ctx, s.etcd, s.log, func(ctx context.Context) error { return orch.Run(ctx) })
+	health := nodehealth.New(s.store, s.cache, s.log.With("component", "nodehealth"), s.cfg.NodeDownGrace)
+	return campaign(ctx, s.etcd, s.log, func(ctx context.Context) error {
+		errc := make(chan error, 2)
+		go func() { errc <- orch.Run(ctx) }()
+		go func() { errc <- health.Run(ctx) }()
+		return errors.Join(<-errc, <-errc)
+	})
 }
 
 // Addr is the address the server listens on.

@@ -437,3 +437,54 @@ func TestUnhealthyContainerIsReplaced(t *testing.T) {
 	})
 	c.mustBerth("delete", "fragile")
 }
+
+// TestDeadNodeTasksRunElsewhere kills an agent: once its node is declared
+// down, its task runs on the other node; when the agent comes back, it
+// stops the container that was replaced, so nothing runs twice.
+func TestDeadNodeTasksRunElsewhere(t *testing.T) {
+	c := newCluster(t, withServerArgs("--node-down-grace", "1s"))
+	c.startAgent("alpha")
+	beta := c.startAgent("beta")
+	c.importImage()
+	c.mustBerth("apply", "-f", c.writeFile("compose.yaml", sleepCompose), "-p", "survive")
+	var lost task
+	for _, tk := range c.waitRunning("survive/sleeper", 2, 60*time.Second) {
+		if tk.Node == "beta" {
+			lost = tk
+		}
+	}
+	if lost.ID == "" {
+		t.Fatalf("no task landed on beta")
+	}
+	betaDir := filepath.Join(c.dir, "agent-beta")
+	beta.kill()
+	eventually(t, 30*time.Second, func() (bool, string) {
+		tasks := c.ps("survive/sleeper")
+		onAlpha := 0
+		for _, tk := range tasks {
+			if tk.Node == "alpha" && tk.State == "running" {
+				onAlpha++
+			}
+		}
+		return onAlpha == 2, fmt.Sprintf("want both tasks running on alpha, have %+v", tasks)
+	})
+	if out := c.mustBerth("node", "ls"); !strings.Contains(out, "down") {
+		t.Fatalf("beta is not shown down:\n%s", out)
+	}
+	if n := len(runningPids(t, nodeID(t, betaDir))); n != 1 {
+		t.Fatalf("beta's container should still run while its agent is away; %d run", n)
+	}
+
+	c.startAgent("beta")
+	eventually(t, 30*time.Second, func() (bool, string) {
+		n := len(runningPids(t, nodeID(t, betaDir)))
+		return n == 0, fmt.Sprintf("%d containers still run on the returned node", n)
+	})
+	tasks := c.waitRunning("survive/sleeper", 2, 30*time.Second)
+	for _, tk := range tasks {
+		if tk.Node != "alpha" {
+			t.Fatalf("after beta returned, a task runs on %s: %+v", tk.Node, tasks)
+		}
+	}
+	c.mustBerth("delete", "survive")
+}

@@ -146,6 +146,12 @@ func (p *proc) stop() {
 	}
 }
 
+// kill ends the process with SIGKILL, as a crash would.
+func (p *proc) kill() {
+	p.cmd.Process.Kill()
+	<-p.done
+}
+
 // waitOutput waits until the process printed want, or fails.
 func (p *proc) waitOutput(t testing.TB, want string, timeout time.Duration) {
 	t.Helper()
@@ -190,6 +196,11 @@ type cluster struct {
 }
 
 type clusterOption func(*cluster)
+
+// withServerArgs passes more flags to the server.
+func withServerArgs(args ...string) clusterOption {
+	return func(c *cluster) { c.serverArgs = append(c.serverArgs, args...) }
+}
 
 // withEtcd makes the server use an external etcd cluster.
 func withEtcd(endpoints string) clusterOption {

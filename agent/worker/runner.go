@@ -141,6 +141,10 @@ func (r *runner) step(ctx context.Context, task *berthv1.Task) {
 	if taskstate.Terminal(r.observed) {
 		return
 	}
+	if given := task.GetStatus().GetState(); taskstate.Terminal(given) {
+		r.givenUp(ctx, task, given)
+		return
+	}
 	if task.DesiredState != berthv1.TaskState_TASK_STATE_RUNNING {
 		r.stop(ctx, task)
 		return
@@ -294,4 +298,20 @@ func containerSpec(id string, spec *berthv1.ServiceSpec) runtime.ContainerSpec {
 		cs.Ports = append(cs.Ports, runtime.Port{Target: p.Target, Published: p.Published, Protocol: p.Protocol, HostIP: p.HostIp})
 	}
 	return cs
+}
+
+// givenUp stops the container of a task the control plane gave up while
+// this node was out of contact (it ran the task elsewhere meanwhile).
+// Nothing is reported: the task's end is already decided.
+func (r *runner) givenUp(ctx context.Context, task *berthv1.Task, state berthv1.TaskState) {
+	r.stopHealth()
+	if r.observed >= berthv1.TaskState_TASK_STATE_STARTING {
+		r.w.log.Info("stopping a task that runs elsewhere now", "task", r.id, "state", taskstate.Name(state))
+		grace := task.GetSpec().GetStopGracePeriod().AsDuration()
+		if err := r.w.rt.Stop(ctx, r.id, task.GetSpec().GetStopSignal(), grace); err != nil && !isGone(err) {
+			r.w.log.Warn("stopping a task given up", "task", r.id, "err", err)
+		}
+	}
+	r.exits = nil
+	r.observed = state
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/berthproject/berth/agent"
 	"github.com/berthproject/berth/cli"
 	"github.com/berthproject/berth/controlplane"
+	"github.com/berthproject/berth/controlplane/nodehealth"
 	"github.com/spf13/cobra"
 )
 
@@ -32,6 +33,7 @@ func defaultDataDir(sub string) string {
 
 type serverFlags struct {
 	dataDir, listen, advertise, etcd, containerRange, logLevel string
+	nodeDownGrace                                              time.Duration
 }
 
 func (f *serverFlags) add(cmd *cobra.Command, dataDir string) {
@@ -41,6 +43,7 @@ func (f *serverFlags) add(cmd *cobra.Command, dataDir string) {
 	cmd.Flags().StringVar(&f.etcd, "etcd-endpoints", "", "comma-separated endpoints of an external etcd cluster, instead of the embedded one")
 	cmd.Flags().StringVar(&f.containerRange, "container-range", "10.210.0.0/16", "address range nodes' container subnets (/24 each) come from")
 	cmd.Flags().StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	cmd.Flags().DurationVar(&f.nodeDownGrace, "node-down-grace", nodehealth.DefaultGrace, "how long a node may be out of contact before it is down and its tasks run elsewhere")
 }
 
 func (f *serverFlags) config(cmd *cobra.Command, log *slog.Logger) controlplane.Config {
@@ -55,6 +58,7 @@ func (f *serverFlags) config(cmd *cobra.Command, log *slog.Logger) controlplane.
 		EtcdEndpoints:  endpoints,
 		ConfigPath:     cli.ConfigPath(cmd),
 		ContainerRange: f.containerRange,
+		NodeDownGrace:  f.nodeDownGrace,
 		Log:            log,
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 // Config holds what the dispatcher needs.
@@ -292,6 +293,9 @@ func (d *Dispatcher) setNodeStatus(ctx context.Context, id string, st berthv1.No
 		n := o.(*berthv1.Node)
 		if n.Status == st && n.StatusMessage == msg {
 			return false
+		}
+		if n.Status != st {
+			n.StatusSince = timestamppb.Now()
 		}
 		n.Status, n.StatusMessage = st, msg
 		return true

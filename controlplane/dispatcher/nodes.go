@@ -90,6 +90,9 @@ func (d *Dispatcher) register(ctx context.Context, id string, desc *berthv1.Node
 		next.Platform = desc.GetPlatform()
 		next.Images = desc.GetImages()
 		next.AgentVersion = desc.GetAgentVersion()
+		if next.Status != berthv1.NodeStatus_NODE_STATUS_READY {
+			next.StatusSince = now
+		}
 		next.Status = berthv1.NodeStatus_NODE_STATUS_READY
 		next.StatusMessage = ""
 		next.LastHeartbeat = now

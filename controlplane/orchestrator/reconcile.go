@@ -10,6 +10,7 @@ import (
 	"github.com/berthproject/berth/api/constraint"
 	"github.com/berthproject/berth/api/taskstate"
 	"github.com/berthproject/berth/controlplane/store"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
@@ -26,6 +27,7 @@ func slotKey(t *berthv1.Task) string {
 // writes to w. It returns when a delayed restart is due.
 func (o *Orchestrator) reconcile(svc *berthv1.Service, tasks []*berthv1.Task, nodes []*berthv1.Node, w *writes) time.Time {
 	now := o.now()
+	tasks = orphanOnDownNodes(tasks, nodes, w, now)
 	slots := map[string][]*berthv1.Task{}
 	for _, t := range tasks {
 		slots[slotKey(t)] = append(slots[slotKey(t)], t)
@@ -101,6 +103,35 @@ func (o *Orchestrator) reconcile(svc *berthv1.Service, tasks []*berthv1.Task, no
 	return wake
 }
 
+// orphanOnDownNodes gives up the live tasks of down nodes: they become
+// orphaned (in w, and in the returned view of tasks) so that their slots
+// are filled elsewhere. The node's agent stops them if it comes back.
+func orphanOnDownNodes(tasks []*berthv1.Task, nodes []*berthv1.Node, w *writes, now time.Time) []*berthv1.Task {
+	down := map[string]string{}
+	for _, n := range nodes {
+		if n.Status == berthv1.NodeStatus_NODE_STATUS_DOWN {
+			down[n.GetMeta().GetId()] = n.Name
+		}
+	}
+	if len(down) == 0 {
+		return tasks
+	}
+	out := make([]*berthv1.Task, len(tasks))
+	for i, t := range tasks {
+		out[i] = t
+		name, isDown := down[t.NodeId]
+		if !isDown || !taskstate.Live(t) || t.GetStatus().GetState() < berthv1.TaskState_TASK_STATE_ASSIGNED {
+			continue
+		}
+		why := "node " + name + " is down"
+		orphaned := proto.Clone(t).(*berthv1.Task)
+		taskstate.Set(orphaned, berthv1.TaskState_TASK_STATE_ORPHANED, why, now)
+		out[i] = orphaned
+		w.orphan(t, why, now)
+	}
+	return out
+}
+
 // hasStopping reports whether a task of the slot is still being stopped:
 // the replacement waits for it, so a slot never runs two containers that
 // both believe they are the one.
@@ -145,7 +176,8 @@ func pruneHistory(ts []*berthv1.Task, w *writes) {
 func (o *Orchestrator) removeTasks(ts []*berthv1.Task, w *writes) {
 	for _, t := range ts {
 		st := t.GetStatus().GetState()
-		_, nodeKnown := o.cache.Node(t.NodeId)
+		n, nodeKnown := o.cache.Node(t.NodeId)
+		nodeKnown = nodeKnown && n.Status != berthv1.NodeStatus_NODE_STATUS_DOWN
 		switch {
 		case taskstate.Terminal(st), st < berthv1.TaskState_TASK_STATE_ASSIGNED, !nodeKnown:
 			w.remove(t)

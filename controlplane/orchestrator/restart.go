@@ -38,6 +38,10 @@ func decideRestart(policy *berthv1.RestartPolicy, ended []*berthv1.Task, now tim
 		return restartDecision{restart: true, at: now}
 	}
 	state := last.GetStatus().GetState()
+	// A task lost with its node did not fail: its slot is filled at once.
+	if state == berthv1.TaskState_TASK_STATE_ORPHANED {
+		return restartDecision{restart: true, at: now}
+	}
 	switch policy.GetCondition() {
 	case berthv1.RestartCondition_RESTART_CONDITION_NONE:
 		return restartDecision{reason: "restart policy is none"}

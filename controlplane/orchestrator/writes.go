@@ -57,6 +57,20 @@ func (w *writes) shutdown(t *berthv1.Task, why string) {
 	}})
 }
 
+// orphan marks a task of a down node as given up.
+func (w *writes) orphan(t *berthv1.Task, why string, now time.Time) {
+	if !w.once(t) {
+		return
+	}
+	w.changes = append(w.changes, store.Change{Key: taskKey(t), Current: t, Apply: func(o store.Object) bool {
+		t := o.(*berthv1.Task)
+		if !taskstate.Live(t) {
+			return false
+		}
+		return taskstate.Set(t, berthv1.TaskState_TASK_STATE_ORPHANED, why, now)
+	}})
+}
+
 func (w *writes) remove(t *berthv1.Task) {
 	if w.once(t) {
 		w.removes = append(w.removes, t)

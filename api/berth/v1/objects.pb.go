@@ -560,9 +560,11 @@ type Node struct {
 	Images   []string  `protobuf:"bytes,10,rep,name=images,proto3" json:"images,omitempty"`
 	Platform *Platform `protobuf:"bytes,11,opt,name=platform,proto3" json:"platform,omitempty"`
 	// subnet is the container subnet (CIDR) the control plane gave this node.
-	Subnet        string `protobuf:"bytes,12,opt,name=subnet,proto3" json:"subnet,omitempty"`
-	Hostname      string `protobuf:"bytes,13,opt,name=hostname,proto3" json:"hostname,omitempty"`
-	AgentVersion  string `protobuf:"bytes,14,opt,name=agent_version,json=agentVersion,proto3" json:"agent_version,omitempty"`
+	Subnet       string `protobuf:"bytes,12,opt,name=subnet,proto3" json:"subnet,omitempty"`
+	Hostname     string `protobuf:"bytes,13,opt,name=hostname,proto3" json:"hostname,omitempty"`
+	AgentVersion string `protobuf:"bytes,14,opt,name=agent_version,json=agentVersion,proto3" json:"agent_version,omitempty"`
+	// status_since is when status last changed.
+	StatusSince   *timestamppb.Timestamp `protobuf:"bytes,15,opt,name=status_since,json=statusSince,proto3" json:"status_since,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -693,6 +695,13 @@ func (x *Node) GetAgentVersion() string {
 		return x.AgentVersion
 	}
 	return ""
+}
+
+func (x *Node) GetStatusSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StatusSince
+	}
+	return nil
 }
 
 type PortSpec struct {
@@ -1906,7 +1915,7 @@ const file_berth_v1_objects_proto_rawDesc = "" +
 	"\fmemory_bytes\x18\x02 \x01(\x03R\vmemoryBytes\">\n" +
 	"\bPlatform\x12\x0e\n" +
 	"\x02os\x18\x01 \x01(\tR\x02os\x12\"\n" +
-	"\farchitecture\x18\x02 \x01(\tR\farchitecture\"\xf1\x04\n" +
+	"\farchitecture\x18\x02 \x01(\tR\farchitecture\"\xb0\x05\n" +
 	"\x04Node\x12\"\n" +
 	"\x04meta\x18\x01 \x01(\v2\x0e.berth.v1.MetaR\x04meta\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x18\n" +
@@ -1922,7 +1931,8 @@ const file_berth_v1_objects_proto_rawDesc = "" +
 	"\bplatform\x18\v \x01(\v2\x12.berth.v1.PlatformR\bplatform\x12\x16\n" +
 	"\x06subnet\x18\f \x01(\tR\x06subnet\x12\x1a\n" +
 	"\bhostname\x18\r \x01(\tR\bhostname\x12#\n" +
-	"\ragent_version\x18\x0e \x01(\tR\fagentVersion\x1a9\n" +
+	"\ragent_version\x18\x0e \x01(\tR\fagentVersion\x12=\n" +
+	"\fstatus_since\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\vstatusSince\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"u\n" +
@@ -2142,45 +2152,46 @@ var file_berth_v1_objects_proto_depIdxs = []int32{
 	1,  // 6: berth.v1.Node.status:type_name -> berth.v1.NodeStatus
 	26, // 7: berth.v1.Node.last_heartbeat:type_name -> google.protobuf.Timestamp
 	8,  // 8: berth.v1.Node.platform:type_name -> berth.v1.Platform
-	3,  // 9: berth.v1.RestartPolicy.condition:type_name -> berth.v1.RestartCondition
-	27, // 10: berth.v1.RestartPolicy.delay:type_name -> google.protobuf.Duration
-	27, // 11: berth.v1.RestartPolicy.window:type_name -> google.protobuf.Duration
-	24, // 12: berth.v1.ServiceSpec.labels:type_name -> berth.v1.ServiceSpec.LabelsEntry
-	10, // 13: berth.v1.ServiceSpec.ports:type_name -> berth.v1.PortSpec
-	2,  // 14: berth.v1.ServiceSpec.mode:type_name -> berth.v1.ServiceMode
-	7,  // 15: berth.v1.ServiceSpec.limits:type_name -> berth.v1.Resources
-	7,  // 16: berth.v1.ServiceSpec.reservations:type_name -> berth.v1.Resources
-	11, // 17: berth.v1.ServiceSpec.placement:type_name -> berth.v1.Placement
-	27, // 18: berth.v1.ServiceSpec.stop_grace_period:type_name -> google.protobuf.Duration
-	12, // 19: berth.v1.ServiceSpec.restart_policy:type_name -> berth.v1.RestartPolicy
-	14, // 20: berth.v1.ServiceSpec.healthcheck:type_name -> berth.v1.HealthCheck
-	27, // 21: berth.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
-	27, // 22: berth.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
-	27, // 23: berth.v1.HealthCheck.start_period:type_name -> google.protobuf.Duration
-	27, // 24: berth.v1.HealthCheck.start_interval:type_name -> google.protobuf.Duration
-	6,  // 25: berth.v1.Service.meta:type_name -> berth.v1.Meta
-	13, // 26: berth.v1.Service.spec:type_name -> berth.v1.ServiceSpec
-	5,  // 27: berth.v1.StateTransition.state:type_name -> berth.v1.TaskState
-	26, // 28: berth.v1.StateTransition.at:type_name -> google.protobuf.Timestamp
-	5,  // 29: berth.v1.TaskStatus.state:type_name -> berth.v1.TaskState
-	26, // 30: berth.v1.TaskStatus.timestamp:type_name -> google.protobuf.Timestamp
-	17, // 31: berth.v1.TaskStatus.ports:type_name -> berth.v1.PortBinding
-	4,  // 32: berth.v1.TaskStatus.health:type_name -> berth.v1.Health
-	6,  // 33: berth.v1.Task.meta:type_name -> berth.v1.Meta
-	13, // 34: berth.v1.Task.spec:type_name -> berth.v1.ServiceSpec
-	5,  // 35: berth.v1.Task.desired_state:type_name -> berth.v1.TaskState
-	18, // 36: berth.v1.Task.status:type_name -> berth.v1.TaskStatus
-	16, // 37: berth.v1.Task.history:type_name -> berth.v1.StateTransition
-	6,  // 38: berth.v1.Event.meta:type_name -> berth.v1.Meta
-	26, // 39: berth.v1.Event.at:type_name -> google.protobuf.Timestamp
-	25, // 40: berth.v1.Event.attributes:type_name -> berth.v1.Event.AttributesEntry
-	26, // 41: berth.v1.JoinTokenRecord.created_at:type_name -> google.protobuf.Timestamp
-	26, // 42: berth.v1.JoinTokenRecord.expires_at:type_name -> google.protobuf.Timestamp
-	43, // [43:43] is the sub-list for method output_type
-	43, // [43:43] is the sub-list for method input_type
-	43, // [43:43] is the sub-list for extension type_name
-	43, // [43:43] is the sub-list for extension extendee
-	0,  // [0:43] is the sub-list for field type_name
+	26, // 9: berth.v1.Node.status_since:type_name -> google.protobuf.Timestamp
+	3,  // 10: berth.v1.RestartPolicy.condition:type_name -> berth.v1.RestartCondition
+	27, // 11: berth.v1.RestartPolicy.delay:type_name -> google.protobuf.Duration
+	27, // 12: berth.v1.RestartPolicy.window:type_name -> google.protobuf.Duration
+	24, // 13: berth.v1.ServiceSpec.labels:type_name -> berth.v1.ServiceSpec.LabelsEntry
+	10, // 14: berth.v1.ServiceSpec.ports:type_name -> berth.v1.PortSpec
+	2,  // 15: berth.v1.ServiceSpec.mode:type_name -> berth.v1.ServiceMode
+	7,  // 16: berth.v1.ServiceSpec.limits:type_name -> berth.v1.Resources
+	7,  // 17: berth.v1.ServiceSpec.reservations:type_name -> berth.v1.Resources
+	11, // 18: berth.v1.ServiceSpec.placement:type_name -> berth.v1.Placement
+	27, // 19: berth.v1.ServiceSpec.stop_grace_period:type_name -> google.protobuf.Duration
+	12, // 20: berth.v1.ServiceSpec.restart_policy:type_name -> berth.v1.RestartPolicy
+	14, // 21: berth.v1.ServiceSpec.healthcheck:type_name -> berth.v1.HealthCheck
+	27, // 22: berth.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
+	27, // 23: berth.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
+	27, // 24: berth.v1.HealthCheck.start_period:type_name -> google.protobuf.Duration
+	27, // 25: berth.v1.HealthCheck.start_interval:type_name -> google.protobuf.Duration
+	6,  // 26: berth.v1.Service.meta:type_name -> berth.v1.Meta
+	13, // 27: berth.v1.Service.spec:type_name -> berth.v1.ServiceSpec
+	5,  // 28: berth.v1.StateTransition.state:type_name -> berth.v1.TaskState
+	26, // 29: berth.v1.StateTransition.at:type_name -> google.protobuf.Timestamp
+	5,  // 30: berth.v1.TaskStatus.state:type_name -> berth.v1.TaskState
+	26, // 31: berth.v1.TaskStatus.timestamp:type_name -> google.protobuf.Timestamp
+	17, // 32: berth.v1.TaskStatus.ports:type_name -> berth.v1.PortBinding
+	4,  // 33: berth.v1.TaskStatus.health:type_name -> berth.v1.Health
+	6,  // 34: berth.v1.Task.meta:type_name -> berth.v1.Meta
+	13, // 35: berth.v1.Task.spec:type_name -> berth.v1.ServiceSpec
+	5,  // 36: berth.v1.Task.desired_state:type_name -> berth.v1.TaskState
+	18, // 37: berth.v1.Task.status:type_name -> berth.v1.TaskStatus
+	16, // 38: berth.v1.Task.history:type_name -> berth.v1.StateTransition
+	6,  // 39: berth.v1.Event.meta:type_name -> berth.v1.Meta
+	26, // 40: berth.v1.Event.at:type_name -> google.protobuf.Timestamp
+	25, // 41: berth.v1.Event.attributes:type_name -> berth.v1.Event.AttributesEntry
+	26, // 42: berth.v1.JoinTokenRecord.created_at:type_name -> google.protobuf.Timestamp
+	26, // 43: berth.v1.JoinTokenRecord.expires_at:type_name -> google.protobuf.Timestamp
+	44, // [44:44] is the sub-list for method output_type
+	44, // [44:44] is the sub-list for method input_type
+	44, // [44:44] is the sub-list for extension type_name
+	44, // [44:44] is the sub-list for extension extendee
+	0,  // [0:44] is the sub-list for field type_name
 }
 
 func init() { file_berth_v1_objects_proto_init() }
