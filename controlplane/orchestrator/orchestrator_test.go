@@ -464,3 +464,37 @@ func TestRepeatedFailuresMoveTheTask(t *testing.T) {
 		}
 	}
 }
+
+// TestDownNodeTasksAreOrphanedAndReplaced marks a node down: its task is
+// orphaned and its slot filled on the other node at once.
+func TestDownNodeTasksAreOrphanedAndReplaced(t *testing.T) {
+	h := newHarness(t)
+	h.putNode(readyNode("n1", nil))
+	svc := h.putService(newService("web", 1))
+	var lost *berthv1.Task
+	h.waitFor("task assigned to n1", func() bool {
+		ts := h.tasks(svc)
+		if len(ts) == 1 && assigned(ts[0]) {
+			lost = ts[0]
+			return true
+		}
+		return false
+	})
+	h.report(berthv1.TaskState_TASK_STATE_RUNNING, lost)
+	h.putNode(readyNode("n2", nil))
+	down := readyNode("n1", nil)
+	down.Status = berthv1.NodeStatus_NODE_STATUS_DOWN
+	h.putNode(down)
+	h.waitFor("task orphaned and replaced on n2", func() bool {
+		var orphaned, replaced bool
+		for _, tk := range h.tasks(svc) {
+			switch {
+			case tk.GetMeta().GetId() == lost.GetMeta().GetId():
+				orphaned = tk.GetStatus().GetState() == berthv1.TaskState_TASK_STATE_ORPHANED
+			case tk.NodeId == "n2" && assigned(tk):
+				replaced = true
+			}
+		}
+		return orphaned && replaced
+	})
+}
