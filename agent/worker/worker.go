@@ -179,10 +179,8 @@ func exitState(code int32) (berthv1.TaskState, string) {
 	if code == 0 {
 		return berthv1.TaskState_TASK_STATE_COMPLETE, ""
 	}
-	return berthv1.TaskState_TASK_STATE_FAILED, "task: non-zero exit (" + itoa(code) + ")"
+	return berthv1.TaskState_TASK_STATE_FAILED, "task: non-zero exit (" + strconv.Itoa(int(code)) + ")"
 }
-
-func itoa(n int32) string { return strconv.Itoa(int(n)) }
 
 func portBindings(ports []runtime.Port) []*berthv1.PortBinding {
 	out := make([]*berthv1.PortBinding, 0, len(ports))

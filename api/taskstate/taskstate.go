@@ -3,6 +3,7 @@
 package taskstate
 
 import (
+	"strconv"
 	"strings"
 	"time"
 
@@ -67,4 +68,13 @@ func Set(t *berthv1.Task, state berthv1.TaskState, message string, now time.Time
 		st.Timestamp = nil
 	}
 	return Advance(t, st, now)
+}
+
+// Slot names the place a task fills within its service: its slot number
+// for replicated services, its node for global ones.
+func Slot(t *berthv1.Task) string {
+	if t.Slot > 0 {
+		return strconv.FormatUint(t.Slot, 10)
+	}
+	return "node:" + t.NodeId
 }

@@ -59,3 +59,12 @@ func TestAdvanceRecordsHealth(t *testing.T) {
 		t.Fatalf("a health change added a state step: %v", task.History)
 	}
 }
+
+func TestSlot(t *testing.T) {
+	if got := Slot(&berthv1.Task{Slot: 3, NodeId: "n1"}); got != "3" {
+		t.Errorf("replicated slot = %q, want 3", got)
+	}
+	if got := Slot(&berthv1.Task{NodeId: "n1"}); got != "node:n1" {
+		t.Errorf("global slot = %q, want node:n1", got)
+	}
+}

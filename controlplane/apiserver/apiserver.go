@@ -188,7 +188,7 @@ func (s *Server) ListTasks(ctx context.Context, req *berthv1.ListTasksRequest) (
 		}
 		// The newest task counts even when finished: a replacement that
 		// already failed must show beside the old task still stopping.
-		key := taskSlot(t)
+		key := t.ServiceId + "/" + taskstate.Slot(t)
 		if cur := newest[key]; cur == nil || t.GetMeta().GetCreatedAt().AsTime().After(cur.GetMeta().GetCreatedAt().AsTime()) {
 			newest[key] = t
 		}
@@ -211,15 +211,6 @@ func (s *Server) ListTasks(ctx context.Context, req *berthv1.ListTasksRequest) (
 		return a.GetMeta().GetCreatedAt().AsTime().After(b.GetMeta().GetCreatedAt().AsTime())
 	})
 	return resp, nil
-}
-
-// taskSlot names the place a task fills: its service's slot, or its node
-// for global services.
-func taskSlot(t *berthv1.Task) string {
-	if t.Slot > 0 {
-		return fmt.Sprintf("%s/%d", t.ServiceId, t.Slot)
-	}
-	return t.ServiceId + "/node:" + t.NodeId
 }
 
 // ListNodes lists the nodes.
@@ -307,12 +298,4 @@ func (s *Server) Watch(req *berthv1.WatchRequest, stream berthv1.ClusterService_
 			}
 		}
 	}
-}
-
-// nodeName returns the name of node id, or the id.
-func (s *Server) nodeName(id string) string {
-	if n, ok := s.cfg.Cache.Node(id); ok {
-		return n.Name
-	}
-	return id
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/berthproject/berth/controlplane/store"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
@@ -350,7 +351,7 @@ func (d *Dispatcher) applyReports(ctx context.Context, batch map[string]*pending
 				t := o.(*berthv1.Task)
 				changed := false
 				for _, st := range reports {
-					changed = taskstate.Advance(t, cloneStatus(st), now) || changed
+					changed = taskstate.Advance(t, proto.Clone(st).(*berthv1.TaskStatus), now) || changed
 				}
 				return changed
 			},

@@ -5,7 +5,6 @@ import (
 	"time"
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
-	"google.golang.org/protobuf/proto"
 )
 
 // pendingReports are the statuses one node reported for one task since the
@@ -77,10 +76,6 @@ func (q *reportQueue) take() map[string]*pendingReports {
 	out := q.pending
 	q.pending = map[string]*pendingReports{}
 	return out
-}
-
-func cloneStatus(s *berthv1.TaskStatus) *berthv1.TaskStatus {
-	return proto.Clone(s).(*berthv1.TaskStatus)
 }
 
 // heartbeats remembers when each node was last heard from, and its image

@@ -14,15 +14,6 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
-// slotKey names the place a task fills: its slot number for replicated
-// services, its node for global ones.
-func slotKey(t *berthv1.Task) string {
-	if t.Slot > 0 {
-		return strconv.FormatUint(t.Slot, 10)
-	}
-	return "node:" + t.NodeId
-}
-
 // reconcile brings one service's tasks in line with its spec, adding the
 // writes to w. It returns when a delayed restart is due.
 func (o *Orchestrator) reconcile(svc *berthv1.Service, tasks []*berthv1.Task, nodes []*berthv1.Node, w *writes) time.Time {
@@ -30,7 +21,7 @@ func (o *Orchestrator) reconcile(svc *berthv1.Service, tasks []*berthv1.Task, no
 	tasks = orphanOnDownNodes(tasks, nodes, w, now)
 	slots := map[string][]*berthv1.Task{}
 	for _, t := range tasks {
-		slots[slotKey(t)] = append(slots[slotKey(t)], t)
+		slots[taskstate.Slot(t)] = append(slots[taskstate.Slot(t)], t)
 	}
 	// wanted maps each slot the spec asks for to the node it is pinned to
 	// (global mode) or "" (replicated).
@@ -238,5 +229,5 @@ func taskKey(t *berthv1.Task) string {
 }
 
 func describe(t *berthv1.Task) string {
-	return fmt.Sprintf("%s/%s/%s.%s", t.Namespace, t.App, t.Service, slotKey(t))
+	return fmt.Sprintf("%s/%s/%s.%s", t.Namespace, t.App, t.Service, taskstate.Slot(t))
 }
