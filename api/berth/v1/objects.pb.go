@@ -232,6 +232,67 @@ func (RestartCondition) EnumDescriptor() ([]byte, []int) {
 	return file_berth_v1_objects_proto_rawDescGZIP(), []int{3}
 }
 
+// DependencyCondition says what a dependency must reach before its
+// dependents start.
+type DependencyCondition int32
+
+const (
+	// DEPENDENCY_CONDITION_UNSPECIFIED is read as STARTED.
+	DependencyCondition_DEPENDENCY_CONDITION_UNSPECIFIED DependencyCondition = 0
+	// STARTED: every wanted task of the dependency runs (or ran and
+	// completed).
+	DependencyCondition_DEPENDENCY_CONDITION_STARTED DependencyCondition = 1
+	// HEALTHY: every wanted task of the dependency runs and its health check
+	// passes.
+	DependencyCondition_DEPENDENCY_CONDITION_HEALTHY DependencyCondition = 2
+	// COMPLETED_SUCCESSFULLY: every wanted task of the dependency ended with
+	// exit code 0.
+	DependencyCondition_DEPENDENCY_CONDITION_COMPLETED_SUCCESSFULLY DependencyCondition = 3
+)
+
+// Enum value maps for DependencyCondition.
+var (
+	DependencyCondition_name = map[int32]string{
+		0: "DEPENDENCY_CONDITION_UNSPECIFIED",
+		1: "DEPENDENCY_CONDITION_STARTED",
+		2: "DEPENDENCY_CONDITION_HEALTHY",
+		3: "DEPENDENCY_CONDITION_COMPLETED_SUCCESSFULLY",
+	}
+	DependencyCondition_value = map[string]int32{
+		"DEPENDENCY_CONDITION_UNSPECIFIED":            0,
+		"DEPENDENCY_CONDITION_STARTED":                1,
+		"DEPENDENCY_CONDITION_HEALTHY":                2,
+		"DEPENDENCY_CONDITION_COMPLETED_SUCCESSFULLY": 3,
+	}
+)
+
+func (x DependencyCondition) Enum() *DependencyCondition {
+	p := new(DependencyCondition)
+	*p = x
+	return p
+}
+
+func (x DependencyCondition) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (DependencyCondition) Descriptor() protoreflect.EnumDescriptor {
+	return file_berth_v1_objects_proto_enumTypes[4].Descriptor()
+}
+
+func (DependencyCondition) Type() protoreflect.EnumType {
+	return &file_berth_v1_objects_proto_enumTypes[4]
+}
+
+func (x DependencyCondition) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use DependencyCondition.Descriptor instead.
+func (DependencyCondition) EnumDescriptor() ([]byte, []int) {
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{4}
+}
+
 type Health int32
 
 const (
@@ -269,11 +330,11 @@ func (x Health) String() string {
 }
 
 func (Health) Descriptor() protoreflect.EnumDescriptor {
-	return file_berth_v1_objects_proto_enumTypes[4].Descriptor()
+	return file_berth_v1_objects_proto_enumTypes[5].Descriptor()
 }
 
 func (Health) Type() protoreflect.EnumType {
-	return &file_berth_v1_objects_proto_enumTypes[4]
+	return &file_berth_v1_objects_proto_enumTypes[5]
 }
 
 func (x Health) Number() protoreflect.EnumNumber {
@@ -282,7 +343,7 @@ func (x Health) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Health.Descriptor instead.
 func (Health) EnumDescriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{4}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{5}
 }
 
 // TaskState is ordered: an observed state only ever moves forward.
@@ -349,11 +410,11 @@ func (x TaskState) String() string {
 }
 
 func (TaskState) Descriptor() protoreflect.EnumDescriptor {
-	return file_berth_v1_objects_proto_enumTypes[5].Descriptor()
+	return file_berth_v1_objects_proto_enumTypes[6].Descriptor()
 }
 
 func (TaskState) Type() protoreflect.EnumType {
-	return &file_berth_v1_objects_proto_enumTypes[5]
+	return &file_berth_v1_objects_proto_enumTypes[6]
 }
 
 func (x TaskState) Number() protoreflect.EnumNumber {
@@ -362,7 +423,7 @@ func (x TaskState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use TaskState.Descriptor instead.
 func (TaskState) EnumDescriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{5}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{6}
 }
 
 // Meta is carried by every stored object.
@@ -920,7 +981,10 @@ type ServiceSpec struct {
 	StopGracePeriod *durationpb.Duration `protobuf:"bytes,15,opt,name=stop_grace_period,json=stopGracePeriod,proto3" json:"stop_grace_period,omitempty"`
 	RestartPolicy   *RestartPolicy       `protobuf:"bytes,16,opt,name=restart_policy,json=restartPolicy,proto3" json:"restart_policy,omitempty"`
 	// healthcheck probes the container; unset uses the image's HEALTHCHECK.
-	Healthcheck   *HealthCheck `protobuf:"bytes,17,opt,name=healthcheck,proto3" json:"healthcheck,omitempty"`
+	Healthcheck *HealthCheck `protobuf:"bytes,17,opt,name=healthcheck,proto3" json:"healthcheck,omitempty"`
+	// depends_on are the services of the same app whose tasks must meet a
+	// condition before this service's tasks are placed, sorted by service.
+	DependsOn     []*Dependency `protobuf:"bytes,18,rep,name=depends_on,json=dependsOn,proto3" json:"depends_on,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1074,6 +1138,67 @@ func (x *ServiceSpec) GetHealthcheck() *HealthCheck {
 	return nil
 }
 
+func (x *ServiceSpec) GetDependsOn() []*Dependency {
+	if x != nil {
+		return x.DependsOn
+	}
+	return nil
+}
+
+// Dependency is one entry of a service's depends_on.
+type Dependency struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// service names a service of the same app.
+	Service       string              `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`
+	Condition     DependencyCondition `protobuf:"varint,2,opt,name=condition,proto3,enum=berth.v1.DependencyCondition" json:"condition,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Dependency) Reset() {
+	*x = Dependency{}
+	mi := &file_berth_v1_objects_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Dependency) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Dependency) ProtoMessage() {}
+
+func (x *Dependency) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_objects_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Dependency.ProtoReflect.Descriptor instead.
+func (*Dependency) Descriptor() ([]byte, []int) {
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *Dependency) GetService() string {
+	if x != nil {
+		return x.Service
+	}
+	return ""
+}
+
+func (x *Dependency) GetCondition() DependencyCondition {
+	if x != nil {
+		return x.Condition
+	}
+	return DependencyCondition_DEPENDENCY_CONDITION_UNSPECIFIED
+}
+
 // HealthCheck says how to tell a running container is healthy, with
 // Docker's semantics.
 type HealthCheck struct {
@@ -1099,7 +1224,7 @@ type HealthCheck struct {
 
 func (x *HealthCheck) Reset() {
 	*x = HealthCheck{}
-	mi := &file_berth_v1_objects_proto_msgTypes[8]
+	mi := &file_berth_v1_objects_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1111,7 +1236,7 @@ func (x *HealthCheck) String() string {
 func (*HealthCheck) ProtoMessage() {}
 
 func (x *HealthCheck) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[8]
+	mi := &file_berth_v1_objects_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1124,7 +1249,7 @@ func (x *HealthCheck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthCheck.ProtoReflect.Descriptor instead.
 func (*HealthCheck) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{8}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *HealthCheck) GetTest() []string {
@@ -1213,7 +1338,7 @@ type Service struct {
 
 func (x *Service) Reset() {
 	*x = Service{}
-	mi := &file_berth_v1_objects_proto_msgTypes[9]
+	mi := &file_berth_v1_objects_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1225,7 +1350,7 @@ func (x *Service) String() string {
 func (*Service) ProtoMessage() {}
 
 func (x *Service) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[9]
+	mi := &file_berth_v1_objects_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1238,7 +1363,7 @@ func (x *Service) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Service.ProtoReflect.Descriptor instead.
 func (*Service) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{9}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Service) GetMeta() *Meta {
@@ -1293,7 +1418,7 @@ type StateTransition struct {
 
 func (x *StateTransition) Reset() {
 	*x = StateTransition{}
-	mi := &file_berth_v1_objects_proto_msgTypes[10]
+	mi := &file_berth_v1_objects_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1305,7 +1430,7 @@ func (x *StateTransition) String() string {
 func (*StateTransition) ProtoMessage() {}
 
 func (x *StateTransition) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[10]
+	mi := &file_berth_v1_objects_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1318,7 +1443,7 @@ func (x *StateTransition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StateTransition.ProtoReflect.Descriptor instead.
 func (*StateTransition) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{10}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *StateTransition) GetState() TaskState {
@@ -1347,7 +1472,7 @@ type PortBinding struct {
 
 func (x *PortBinding) Reset() {
 	*x = PortBinding{}
-	mi := &file_berth_v1_objects_proto_msgTypes[11]
+	mi := &file_berth_v1_objects_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1359,7 +1484,7 @@ func (x *PortBinding) String() string {
 func (*PortBinding) ProtoMessage() {}
 
 func (x *PortBinding) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[11]
+	mi := &file_berth_v1_objects_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1372,7 +1497,7 @@ func (x *PortBinding) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PortBinding.ProtoReflect.Descriptor instead.
 func (*PortBinding) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{11}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *PortBinding) GetTarget() uint32 {
@@ -1425,7 +1550,7 @@ type TaskStatus struct {
 
 func (x *TaskStatus) Reset() {
 	*x = TaskStatus{}
-	mi := &file_berth_v1_objects_proto_msgTypes[12]
+	mi := &file_berth_v1_objects_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1437,7 +1562,7 @@ func (x *TaskStatus) String() string {
 func (*TaskStatus) ProtoMessage() {}
 
 func (x *TaskStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[12]
+	mi := &file_berth_v1_objects_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1450,7 +1575,7 @@ func (x *TaskStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskStatus.ProtoReflect.Descriptor instead.
 func (*TaskStatus) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{12}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *TaskStatus) GetState() TaskState {
@@ -1549,7 +1674,7 @@ type Task struct {
 
 func (x *Task) Reset() {
 	*x = Task{}
-	mi := &file_berth_v1_objects_proto_msgTypes[13]
+	mi := &file_berth_v1_objects_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1561,7 +1686,7 @@ func (x *Task) String() string {
 func (*Task) ProtoMessage() {}
 
 func (x *Task) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[13]
+	mi := &file_berth_v1_objects_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1574,7 +1699,7 @@ func (x *Task) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Task.ProtoReflect.Descriptor instead.
 func (*Task) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{13}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Task) GetMeta() *Meta {
@@ -1686,7 +1811,7 @@ type Event struct {
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_berth_v1_objects_proto_msgTypes[14]
+	mi := &file_berth_v1_objects_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1698,7 +1823,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[14]
+	mi := &file_berth_v1_objects_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1711,7 +1836,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{14}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Event) GetMeta() *Meta {
@@ -1777,7 +1902,7 @@ type ClusterCA struct {
 
 func (x *ClusterCA) Reset() {
 	*x = ClusterCA{}
-	mi := &file_berth_v1_objects_proto_msgTypes[15]
+	mi := &file_berth_v1_objects_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1789,7 +1914,7 @@ func (x *ClusterCA) String() string {
 func (*ClusterCA) ProtoMessage() {}
 
 func (x *ClusterCA) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[15]
+	mi := &file_berth_v1_objects_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1802,7 +1927,7 @@ func (x *ClusterCA) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterCA.ProtoReflect.Descriptor instead.
 func (*ClusterCA) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{15}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ClusterCA) GetCertificate() []byte {
@@ -1841,7 +1966,7 @@ type JoinTokenRecord struct {
 
 func (x *JoinTokenRecord) Reset() {
 	*x = JoinTokenRecord{}
-	mi := &file_berth_v1_objects_proto_msgTypes[16]
+	mi := &file_berth_v1_objects_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1853,7 +1978,7 @@ func (x *JoinTokenRecord) String() string {
 func (*JoinTokenRecord) ProtoMessage() {}
 
 func (x *JoinTokenRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[16]
+	mi := &file_berth_v1_objects_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1866,7 +1991,7 @@ func (x *JoinTokenRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinTokenRecord.ProtoReflect.Descriptor instead.
 func (*JoinTokenRecord) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{16}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *JoinTokenRecord) GetId() string {
@@ -1948,7 +2073,7 @@ const file_berth_v1_objects_proto_rawDesc = "" +
 	"\tcondition\x18\x01 \x01(\x0e2\x1a.berth.v1.RestartConditionR\tcondition\x12/\n" +
 	"\x05delay\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x05delay\x12!\n" +
 	"\fmax_attempts\x18\x03 \x01(\x04R\vmaxAttempts\x121\n" +
-	"\x06window\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x06window\"\x85\x06\n" +
+	"\x06window\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x06window\"\xba\x06\n" +
 	"\vServiceSpec\x12\x14\n" +
 	"\x05image\x18\x01 \x01(\tR\x05image\x12\x18\n" +
 	"\acommand\x18\x02 \x03(\tR\acommand\x12\x1e\n" +
@@ -1971,10 +2096,16 @@ const file_berth_v1_objects_proto_rawDesc = "" +
 	"stopSignal\x12E\n" +
 	"\x11stop_grace_period\x18\x0f \x01(\v2\x19.google.protobuf.DurationR\x0fstopGracePeriod\x12>\n" +
 	"\x0erestart_policy\x18\x10 \x01(\v2\x17.berth.v1.RestartPolicyR\rrestartPolicy\x127\n" +
-	"\vhealthcheck\x18\x11 \x01(\v2\x15.berth.v1.HealthCheckR\vhealthcheck\x1a9\n" +
+	"\vhealthcheck\x18\x11 \x01(\v2\x15.berth.v1.HealthCheckR\vhealthcheck\x123\n" +
+	"\n" +
+	"depends_on\x18\x12 \x03(\v2\x14.berth.v1.DependencyR\tdependsOn\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x96\x03\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"c\n" +
+	"\n" +
+	"Dependency\x12\x18\n" +
+	"\aservice\x18\x01 \x01(\tR\aservice\x12;\n" +
+	"\tcondition\x18\x02 \x01(\x0e2\x1d.berth.v1.DependencyConditionR\tcondition\"\x96\x03\n" +
 	"\vHealthCheck\x12\x12\n" +
 	"\x04test\x18\x01 \x03(\tR\x04test\x125\n" +
 	"\binterval\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\binterval\x123\n" +
@@ -2076,7 +2207,12 @@ const file_berth_v1_objects_proto_rawDesc = "" +
 	"\x1dRESTART_CONDITION_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15RESTART_CONDITION_ANY\x10\x01\x12 \n" +
 	"\x1cRESTART_CONDITION_ON_FAILURE\x10\x02\x12\x1a\n" +
-	"\x16RESTART_CONDITION_NONE\x10\x03*_\n" +
+	"\x16RESTART_CONDITION_NONE\x10\x03*\xb0\x01\n" +
+	"\x13DependencyCondition\x12$\n" +
+	" DEPENDENCY_CONDITION_UNSPECIFIED\x10\x00\x12 \n" +
+	"\x1cDEPENDENCY_CONDITION_STARTED\x10\x01\x12 \n" +
+	"\x1cDEPENDENCY_CONDITION_HEALTHY\x10\x02\x12/\n" +
+	"+DEPENDENCY_CONDITION_COMPLETED_SUCCESSFULLY\x10\x03*_\n" +
 	"\x06Health\x12\x16\n" +
 	"\x12HEALTH_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fHEALTH_STARTING\x10\x01\x12\x12\n" +
@@ -2110,88 +2246,92 @@ func file_berth_v1_objects_proto_rawDescGZIP() []byte {
 	return file_berth_v1_objects_proto_rawDescData
 }
 
-var file_berth_v1_objects_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_berth_v1_objects_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_berth_v1_objects_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
+var file_berth_v1_objects_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_berth_v1_objects_proto_goTypes = []any{
 	(NodeAvailability)(0),         // 0: berth.v1.NodeAvailability
 	(NodeStatus)(0),               // 1: berth.v1.NodeStatus
 	(ServiceMode)(0),              // 2: berth.v1.ServiceMode
 	(RestartCondition)(0),         // 3: berth.v1.RestartCondition
-	(Health)(0),                   // 4: berth.v1.Health
-	(TaskState)(0),                // 5: berth.v1.TaskState
-	(*Meta)(nil),                  // 6: berth.v1.Meta
-	(*Resources)(nil),             // 7: berth.v1.Resources
-	(*Platform)(nil),              // 8: berth.v1.Platform
-	(*Node)(nil),                  // 9: berth.v1.Node
-	(*PortSpec)(nil),              // 10: berth.v1.PortSpec
-	(*Placement)(nil),             // 11: berth.v1.Placement
-	(*RestartPolicy)(nil),         // 12: berth.v1.RestartPolicy
-	(*ServiceSpec)(nil),           // 13: berth.v1.ServiceSpec
-	(*HealthCheck)(nil),           // 14: berth.v1.HealthCheck
-	(*Service)(nil),               // 15: berth.v1.Service
-	(*StateTransition)(nil),       // 16: berth.v1.StateTransition
-	(*PortBinding)(nil),           // 17: berth.v1.PortBinding
-	(*TaskStatus)(nil),            // 18: berth.v1.TaskStatus
-	(*Task)(nil),                  // 19: berth.v1.Task
-	(*Event)(nil),                 // 20: berth.v1.Event
-	(*ClusterCA)(nil),             // 21: berth.v1.ClusterCA
-	(*JoinTokenRecord)(nil),       // 22: berth.v1.JoinTokenRecord
-	nil,                           // 23: berth.v1.Node.LabelsEntry
-	nil,                           // 24: berth.v1.ServiceSpec.LabelsEntry
-	nil,                           // 25: berth.v1.Event.AttributesEntry
-	(*timestamppb.Timestamp)(nil), // 26: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 27: google.protobuf.Duration
+	(DependencyCondition)(0),      // 4: berth.v1.DependencyCondition
+	(Health)(0),                   // 5: berth.v1.Health
+	(TaskState)(0),                // 6: berth.v1.TaskState
+	(*Meta)(nil),                  // 7: berth.v1.Meta
+	(*Resources)(nil),             // 8: berth.v1.Resources
+	(*Platform)(nil),              // 9: berth.v1.Platform
+	(*Node)(nil),                  // 10: berth.v1.Node
+	(*PortSpec)(nil),              // 11: berth.v1.PortSpec
+	(*Placement)(nil),             // 12: berth.v1.Placement
+	(*RestartPolicy)(nil),         // 13: berth.v1.RestartPolicy
+	(*ServiceSpec)(nil),           // 14: berth.v1.ServiceSpec
+	(*Dependency)(nil),            // 15: berth.v1.Dependency
+	(*HealthCheck)(nil),           // 16: berth.v1.HealthCheck
+	(*Service)(nil),               // 17: berth.v1.Service
+	(*StateTransition)(nil),       // 18: berth.v1.StateTransition
+	(*PortBinding)(nil),           // 19: berth.v1.PortBinding
+	(*TaskStatus)(nil),            // 20: berth.v1.TaskStatus
+	(*Task)(nil),                  // 21: berth.v1.Task
+	(*Event)(nil),                 // 22: berth.v1.Event
+	(*ClusterCA)(nil),             // 23: berth.v1.ClusterCA
+	(*JoinTokenRecord)(nil),       // 24: berth.v1.JoinTokenRecord
+	nil,                           // 25: berth.v1.Node.LabelsEntry
+	nil,                           // 26: berth.v1.ServiceSpec.LabelsEntry
+	nil,                           // 27: berth.v1.Event.AttributesEntry
+	(*timestamppb.Timestamp)(nil), // 28: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 29: google.protobuf.Duration
 }
 var file_berth_v1_objects_proto_depIdxs = []int32{
-	26, // 0: berth.v1.Meta.created_at:type_name -> google.protobuf.Timestamp
-	26, // 1: berth.v1.Meta.updated_at:type_name -> google.protobuf.Timestamp
-	6,  // 2: berth.v1.Node.meta:type_name -> berth.v1.Meta
-	23, // 3: berth.v1.Node.labels:type_name -> berth.v1.Node.LabelsEntry
-	7,  // 4: berth.v1.Node.capacity:type_name -> berth.v1.Resources
+	28, // 0: berth.v1.Meta.created_at:type_name -> google.protobuf.Timestamp
+	28, // 1: berth.v1.Meta.updated_at:type_name -> google.protobuf.Timestamp
+	7,  // 2: berth.v1.Node.meta:type_name -> berth.v1.Meta
+	25, // 3: berth.v1.Node.labels:type_name -> berth.v1.Node.LabelsEntry
+	8,  // 4: berth.v1.Node.capacity:type_name -> berth.v1.Resources
 	0,  // 5: berth.v1.Node.availability:type_name -> berth.v1.NodeAvailability
 	1,  // 6: berth.v1.Node.status:type_name -> berth.v1.NodeStatus
-	26, // 7: berth.v1.Node.last_heartbeat:type_name -> google.protobuf.Timestamp
-	8,  // 8: berth.v1.Node.platform:type_name -> berth.v1.Platform
-	26, // 9: berth.v1.Node.status_since:type_name -> google.protobuf.Timestamp
+	28, // 7: berth.v1.Node.last_heartbeat:type_name -> google.protobuf.Timestamp
+	9,  // 8: berth.v1.Node.platform:type_name -> berth.v1.Platform
+	28, // 9: berth.v1.Node.status_since:type_name -> google.protobuf.Timestamp
 	3,  // 10: berth.v1.RestartPolicy.condition:type_name -> berth.v1.RestartCondition
-	27, // 11: berth.v1.RestartPolicy.delay:type_name -> google.protobuf.Duration
-	27, // 12: berth.v1.RestartPolicy.window:type_name -> google.protobuf.Duration
-	24, // 13: berth.v1.ServiceSpec.labels:type_name -> berth.v1.ServiceSpec.LabelsEntry
-	10, // 14: berth.v1.ServiceSpec.ports:type_name -> berth.v1.PortSpec
+	29, // 11: berth.v1.RestartPolicy.delay:type_name -> google.protobuf.Duration
+	29, // 12: berth.v1.RestartPolicy.window:type_name -> google.protobuf.Duration
+	26, // 13: berth.v1.ServiceSpec.labels:type_name -> berth.v1.ServiceSpec.LabelsEntry
+	11, // 14: berth.v1.ServiceSpec.ports:type_name -> berth.v1.PortSpec
 	2,  // 15: berth.v1.ServiceSpec.mode:type_name -> berth.v1.ServiceMode
-	7,  // 16: berth.v1.ServiceSpec.limits:type_name -> berth.v1.Resources
-	7,  // 17: berth.v1.ServiceSpec.reservations:type_name -> berth.v1.Resources
-	11, // 18: berth.v1.ServiceSpec.placement:type_name -> berth.v1.Placement
-	27, // 19: berth.v1.ServiceSpec.stop_grace_period:type_name -> google.protobuf.Duration
-	12, // 20: berth.v1.ServiceSpec.restart_policy:type_name -> berth.v1.RestartPolicy
-	14, // 21: berth.v1.ServiceSpec.healthcheck:type_name -> berth.v1.HealthCheck
-	27, // 22: berth.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
-	27, // 23: berth.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
-	27, // 24: berth.v1.HealthCheck.start_period:type_name -> google.protobuf.Duration
-	27, // 25: berth.v1.HealthCheck.start_interval:type_name -> google.protobuf.Duration
-	6,  // 26: berth.v1.Service.meta:type_name -> berth.v1.Meta
-	13, // 27: berth.v1.Service.spec:type_name -> berth.v1.ServiceSpec
-	5,  // 28: berth.v1.StateTransition.state:type_name -> berth.v1.TaskState
-	26, // 29: berth.v1.StateTransition.at:type_name -> google.protobuf.Timestamp
-	5,  // 30: berth.v1.TaskStatus.state:type_name -> berth.v1.TaskState
-	26, // 31: berth.v1.TaskStatus.timestamp:type_name -> google.protobuf.Timestamp
-	17, // 32: berth.v1.TaskStatus.ports:type_name -> berth.v1.PortBinding
-	4,  // 33: berth.v1.TaskStatus.health:type_name -> berth.v1.Health
-	6,  // 34: berth.v1.Task.meta:type_name -> berth.v1.Meta
-	13, // 35: berth.v1.Task.spec:type_name -> berth.v1.ServiceSpec
-	5,  // 36: berth.v1.Task.desired_state:type_name -> berth.v1.TaskState
-	18, // 37: berth.v1.Task.status:type_name -> berth.v1.TaskStatus
-	16, // 38: berth.v1.Task.history:type_name -> berth.v1.StateTransition
-	6,  // 39: berth.v1.Event.meta:type_name -> berth.v1.Meta
-	26, // 40: berth.v1.Event.at:type_name -> google.protobuf.Timestamp
-	25, // 41: berth.v1.Event.attributes:type_name -> berth.v1.Event.AttributesEntry
-	26, // 42: berth.v1.JoinTokenRecord.created_at:type_name -> google.protobuf.Timestamp
-	26, // 43: berth.v1.JoinTokenRecord.expires_at:type_name -> google.protobuf.Timestamp
-	44, // [44:44] is the sub-list for method output_type
-	44, // [44:44] is the sub-list for method input_type
-	44, // [44:44] is the sub-list for extension type_name
-	44, // [44:44] is the sub-list for extension extendee
-	0,  // [0:44] is the sub-list for field type_name
+	8,  // 16: berth.v1.ServiceSpec.limits:type_name -> berth.v1.Resources
+	8,  // 17: berth.v1.ServiceSpec.reservations:type_name -> berth.v1.Resources
+	12, // 18: berth.v1.ServiceSpec.placement:type_name -> berth.v1.Placement
+	29, // 19: berth.v1.ServiceSpec.stop_grace_period:type_name -> google.protobuf.Duration
+	13, // 20: berth.v1.ServiceSpec.restart_policy:type_name -> berth.v1.RestartPolicy
+	16, // 21: berth.v1.ServiceSpec.healthcheck:type_name -> berth.v1.HealthCheck
+	15, // 22: berth.v1.ServiceSpec.depends_on:type_name -> berth.v1.Dependency
+	4,  // 23: berth.v1.Dependency.condition:type_name -> berth.v1.DependencyCondition
+	29, // 24: berth.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
+	29, // 25: berth.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
+	29, // 26: berth.v1.HealthCheck.start_period:type_name -> google.protobuf.Duration
+	29, // 27: berth.v1.HealthCheck.start_interval:type_name -> google.protobuf.Duration
+	7,  // 28: berth.v1.Service.meta:type_name -> berth.v1.Meta
+	14, // 29: berth.v1.Service.spec:type_name -> berth.v1.ServiceSpec
+	6,  // 30: berth.v1.StateTransition.state:type_name -> berth.v1.TaskState
+	28, // 31: berth.v1.StateTransition.at:type_name -> google.protobuf.Timestamp
+	6,  // 32: berth.v1.TaskStatus.state:type_name -> berth.v1.TaskState
+	28, // 33: berth.v1.TaskStatus.timestamp:type_name -> google.protobuf.Timestamp
+	19, // 34: berth.v1.TaskStatus.ports:type_name -> berth.v1.PortBinding
+	5,  // 35: berth.v1.TaskStatus.health:type_name -> berth.v1.Health
+	7,  // 36: berth.v1.Task.meta:type_name -> berth.v1.Meta
+	14, // 37: berth.v1.Task.spec:type_name -> berth.v1.ServiceSpec
+	6,  // 38: berth.v1.Task.desired_state:type_name -> berth.v1.TaskState
+	20, // 39: berth.v1.Task.status:type_name -> berth.v1.TaskStatus
+	18, // 40: berth.v1.Task.history:type_name -> berth.v1.StateTransition
+	7,  // 41: berth.v1.Event.meta:type_name -> berth.v1.Meta
+	28, // 42: berth.v1.Event.at:type_name -> google.protobuf.Timestamp
+	27, // 43: berth.v1.Event.attributes:type_name -> berth.v1.Event.AttributesEntry
+	28, // 44: berth.v1.JoinTokenRecord.created_at:type_name -> google.protobuf.Timestamp
+	28, // 45: berth.v1.JoinTokenRecord.expires_at:type_name -> google.protobuf.Timestamp
+	46, // [46:46] is the sub-list for method output_type
+	46, // [46:46] is the sub-list for method input_type
+	46, // [46:46] is the sub-list for extension type_name
+	46, // [46:46] is the sub-list for extension extendee
+	0,  // [0:46] is the sub-list for field type_name
 }
 
 func init() { file_berth_v1_objects_proto_init() }
@@ -2204,8 +2344,8 @@ func file_berth_v1_objects_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_berth_v1_objects_proto_rawDesc), len(file_berth_v1_objects_proto_rawDesc)),
-			NumEnums:      6,
-			NumMessages:   20,
+			NumEnums:      7,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
