@@ -43,7 +43,11 @@ type Config struct {
 	// Listen is where the node's own endpoint listens; default an
 	// ephemeral port on the address that reaches the server.
 	Listen string
-	Labels map[string]string
+	// GossipAddr is where the node's gossip member listens (host:port);
+	// default the address that reaches the server, on the port it had
+	// before or an ephemeral one.
+	GossipAddr string
+	Labels     map[string]string
 	// MilliCPUs and MemoryBytes override the detected capacity.
 	MilliCPUs, MemoryBytes int64
 	// Runtime is "containerd" (default) or "fake" (scale tests: no
@@ -64,6 +68,7 @@ type Agent struct {
 	rt       runtime.Runtime
 	closeRT  func() error
 	network  *lazyNetwork
+	gossip   *nodeGossip
 	worker   *worker.Worker
 	session  *session.Session
 	grpc     *grpc.Server
@@ -109,6 +114,8 @@ func Start(ctx context.Context, cfg Config) (_ *Agent, err error) {
 	if err := a.worker.Start(runCtx); err != nil {
 		return nil, fmt.Errorf("adopting this node's containers: %w", err)
 	}
+	a.gossip = newNodeGossip(cfg.GossipAddr, cfg.Server, cfg.DataDir, cfg.Log.With("component", "gossip"))
+	a.tasks.Go("gossip", func() error { return a.gossip.run(runCtx) })
 	a.tasks.Go("session", func() error { return a.session.Run(runCtx) })
 	a.tasks.Go("node endpoint", func() error { return a.grpc.Serve(a.listener) })
 	select {
@@ -185,6 +192,9 @@ func (a *Agent) Err() <-chan error { return a.tasks.Err() }
 // Stop stops the agent. Containers keep running; a restarted agent adopts
 // them.
 func (a *Agent) Stop() {
+	if a.gossip != nil {
+		a.gossip.leave()
+	}
 	if a.grpc != nil {
 		a.grpc.Stop()
 	}
@@ -213,8 +223,12 @@ func (a *Agent) Hello() *berthv1.AgentHello {
 	return &berthv1.AgentHello{Description: a.describe(ctx), Tasks: a.worker.Statuses()}
 }
 
-// Welcome configures the container network with the node's subnet.
+// Welcome joins the gossip and configures the container network with the
+// node's subnet.
 func (a *Agent) Welcome(w *berthv1.SessionWelcome) {
+	if err := a.gossip.welcome(a.creds.NodeID, w.GetGossip()); err != nil {
+		a.log.Error("gossip; the control plane will rely on the session alone to judge this node", "err", err)
+	}
 	if a.network == nil {
 		return
 	}

@@ -4,6 +4,7 @@
 package controlplane
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -24,11 +25,13 @@ import (
 	"github.com/berthproject/berth/controlplane/nodehealth"
 	"github.com/berthproject/berth/controlplane/orchestrator"
 	"github.com/berthproject/berth/controlplane/store"
+	"github.com/berthproject/berth/internal/gossip"
 	"github.com/berthproject/berth/internal/supervise"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/protobuf/types/known/durationpb"
 )
 
 // Config says how to run a server.
@@ -54,7 +57,23 @@ type Config struct {
 	// NodeDownGrace is how long a node may be out of contact before it is
 	// declared down and its tasks are replaced elsewhere.
 	NodeDownGrace time.Duration
-	Log           *slog.Logger
+	// Gossip configures the server's member of the cluster's gossip.
+	Gossip GossipConfig
+	Log    *slog.Logger
+}
+
+// GossipConfig configures gossip among servers and agents. The servers
+// hand the timings to the agents, so one cluster uses one set.
+type GossipConfig struct {
+	// Addr is the host:port gossip listens on (UDP and TCP); default an
+	// ephemeral port on the advertised host. Agents learn it when they
+	// connect.
+	Addr string
+	// ProbeInterval, ProbeTimeout and SuspicionMult tune failure
+	// detection; zero values take the gossip package's defaults.
+	ProbeInterval time.Duration
+	ProbeTimeout  time.Duration
+	SuspicionMult int
 }
 
 // Server is a running control plane.
@@ -70,6 +89,7 @@ type Server struct {
 	grpc      *grpc.Server
 	listener  net.Listener
 	admin     *config.Config
+	gossip    *gossip.Member
 
 	cancel context.CancelFunc
 	tasks  *supervise.Group
@@ -143,13 +163,17 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		}
 	}
 
+	gossipCfg, err := s.startGossip(advertise)
+	if err != nil {
+		return nil, err
+	}
 	subnets, err := dispatcher.NewSubnetPool(cfg.ContainerRange, 24)
 	if err != nil {
 		return nil, err
 	}
 	disp := dispatcher.New(dispatcher.Config{
 		Store: s.store, Cache: s.cache, Authority: s.authority, Log: cfg.Log.With("component", "dispatcher"),
-		HeartbeatPeriod: cfg.HeartbeatPeriod, Subnets: subnets,
+		HeartbeatPeriod: cfg.HeartbeatPeriod, Subnets: subnets, Gossip: gossipCfg,
 	})
 	api := apiserver.New(apiserver.Config{
 		Store: s.store, Cache: s.cache, Authority: s.authority, Nodes: s.nodes,
@@ -192,11 +216,44 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	return s, nil
 }
 
+// startGossip joins the server to the cluster's gossip and returns what
+// agents need to join it.
+func (s *Server) startGossip(advertise string) (*berthv1.GossipConfig, error) {
+	g := s.cfg.Gossip
+	addr := g.Addr
+	if addr == "" {
+		host, _, err := net.SplitHostPort(advertise)
+		if err != nil {
+			return nil, fmt.Errorf("advertise address %q: %w", advertise, err)
+		}
+		addr = net.JoinHostPort(host, "0")
+	}
+	key := s.authority.GossipKey()
+	m, err := gossip.Start(gossip.Config{
+		// Agents are named by node id; a server by a fresh id each start,
+		// so a restarted server never contends with its former self.
+		Name: "server-" + store.NewID(), Bind: addr, Key: key,
+		ProbeInterval: g.ProbeInterval, ProbeTimeout: g.ProbeTimeout, SuspicionMult: g.SuspicionMult,
+		Log: s.log.With("component", "gossip"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w (set the gossip address with --gossip-addr)", err)
+	}
+	s.gossip = m
+	return &berthv1.GossipConfig{
+		Seeds:         []string{m.Addr()},
+		Key:           key,
+		ProbeInterval: durationpb.New(cmp.Or(g.ProbeInterval, gossip.DefaultProbeInterval)),
+		ProbeTimeout:  durationpb.New(cmp.Or(g.ProbeTimeout, gossip.DefaultProbeTimeout)),
+		SuspicionMult: uint32(cmp.Or(g.SuspicionMult, gossip.DefaultSuspicionMult)),
+	}, nil
+}
+
 // lead campaigns for leadership through etcd and runs the orchestrator
 // while this server leads.
 func (s *Server) lead(ctx context.Context) error {
 	orch := orchestrator.New(s.store, s.cache, s.log.With("component", "orchestrator"))
-	health := nodehealth.New(s.store, s.cache, s.log.With("component", "nodehealth"), s.cfg.NodeDownGrace)
+	health := nodehealth.New(s.store, s.cache, s.gossip, s.log.With("component", "nodehealth"), s.cfg.NodeDownGrace)
 	return campaign(ctx, s.etcd, s.log, func(ctx context.Context) error {
 		errc := make(chan error, 2)
 		go func() { errc <- orch.Run(ctx) }()
@@ -237,6 +294,9 @@ func (s *Server) Stop() {
 		s.cancel()
 	}
 	s.tasks.Wait()
+	if s.gossip != nil {
+		s.gossip.Leave(time.Second)
+	}
 	if s.nodes != nil {
 		s.nodes.Close()
 	}

@@ -438,11 +438,12 @@ func TestUnhealthyContainerIsReplaced(t *testing.T) {
 	c.mustBerth("delete", "fragile")
 }
 
-// TestDeadNodeTasksRunElsewhere kills an agent: once its node is declared
-// down, its task runs on the other node; when the agent comes back, it
-// stops the container that was replaced, so nothing runs twice.
+// TestDeadNodeTasksRunElsewhere kills an agent: gossip declares its node
+// down (the grace is far longer than the test), its task runs on the other
+// node; when the agent comes back, it stops the container that was
+// replaced, so nothing runs twice.
 func TestDeadNodeTasksRunElsewhere(t *testing.T) {
-	c := newCluster(t, withServerArgs("--node-down-grace", "1s"))
+	c := newCluster(t, withServerArgs("--node-down-grace", "10m"))
 	c.startAgent("alpha")
 	beta := c.startAgent("beta")
 	c.importImage()
@@ -468,8 +469,8 @@ func TestDeadNodeTasksRunElsewhere(t *testing.T) {
 		}
 		return onAlpha == 2, fmt.Sprintf("want both tasks running on alpha, have %+v", tasks)
 	})
-	if out := c.mustBerth("node", "ls"); !strings.Contains(out, "down") {
-		t.Fatalf("beta is not shown down:\n%s", out)
+	if out := c.mustBerth("node", "ls"); !strings.Contains(out, "down") || !strings.Contains(out, "gossip") {
+		t.Fatalf("beta is not shown down by gossip:\n%s", out)
 	}
 	if n := len(runningPids(t, nodeID(t, betaDir))); n != 1 {
 		t.Fatalf("beta's container should still run while its agent is away; %d run", n)

@@ -11,7 +11,9 @@ import (
 	"github.com/berthproject/berth/agent"
 	"github.com/berthproject/berth/cli"
 	"github.com/berthproject/berth/controlplane"
+	"github.com/berthproject/berth/controlplane/dispatcher"
 	"github.com/berthproject/berth/controlplane/nodehealth"
+	"github.com/berthproject/berth/internal/gossip"
 	"github.com/spf13/cobra"
 )
 
@@ -33,7 +35,8 @@ func defaultDataDir(sub string) string {
 
 type serverFlags struct {
 	dataDir, listen, advertise, etcd, containerRange, logLevel string
-	nodeDownGrace                                              time.Duration
+	nodeDownGrace, heartbeat                                   time.Duration
+	gossip                                                     controlplane.GossipConfig
 }
 
 func (f *serverFlags) add(cmd *cobra.Command, dataDir string) {
@@ -43,7 +46,12 @@ func (f *serverFlags) add(cmd *cobra.Command, dataDir string) {
 	cmd.Flags().StringVar(&f.etcd, "etcd-endpoints", "", "comma-separated endpoints of an external etcd cluster, instead of the embedded one")
 	cmd.Flags().StringVar(&f.containerRange, "container-range", "10.210.0.0/16", "address range nodes' container subnets (/24 each) come from")
 	cmd.Flags().StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
-	cmd.Flags().DurationVar(&f.nodeDownGrace, "node-down-grace", nodehealth.DefaultGrace, "how long a node may be out of contact before it is down and its tasks run elsewhere")
+	cmd.Flags().DurationVar(&f.nodeDownGrace, "node-down-grace", nodehealth.DefaultGrace, "how long a node may be out of contact before it is down and its tasks run elsewhere (gossip declares a dead node down sooner)")
+	cmd.Flags().DurationVar(&f.heartbeat, "heartbeat-period", dispatcher.DefaultHeartbeatPeriod, "how often agents report in; a session silent for 3 periods is lost")
+	cmd.Flags().StringVar(&f.gossip.Addr, "gossip-addr", "", "host:port for gossip among servers and agents, UDP and TCP (default: an ephemeral port on the advertised host)")
+	cmd.Flags().DurationVar(&f.gossip.ProbeInterval, "gossip-probe-interval", gossip.DefaultProbeInterval, "how often each gossip member probes another")
+	cmd.Flags().DurationVar(&f.gossip.ProbeTimeout, "gossip-probe-timeout", gossip.DefaultProbeTimeout, "how long a gossip probe waits for its answer before asking other members to try")
+	cmd.Flags().IntVar(&f.gossip.SuspicionMult, "gossip-suspicion-mult", gossip.DefaultSuspicionMult, "how many probe intervals a suspected member has to answer before it is declared dead")
 }
 
 func (f *serverFlags) config(cmd *cobra.Command, log *slog.Logger) controlplane.Config {
@@ -52,14 +60,16 @@ func (f *serverFlags) config(cmd *cobra.Command, log *slog.Logger) controlplane.
 		endpoints = strings.Split(f.etcd, ",")
 	}
 	return controlplane.Config{
-		DataDir:        f.dataDir,
-		Listen:         f.listen,
-		Advertise:      f.advertise,
-		EtcdEndpoints:  endpoints,
-		ConfigPath:     cli.ConfigPath(cmd),
-		ContainerRange: f.containerRange,
-		NodeDownGrace:  f.nodeDownGrace,
-		Log:            log,
+		DataDir:         f.dataDir,
+		Listen:          f.listen,
+		Advertise:       f.advertise,
+		EtcdEndpoints:   endpoints,
+		ConfigPath:      cli.ConfigPath(cmd),
+		ContainerRange:  f.containerRange,
+		NodeDownGrace:   f.nodeDownGrace,
+		HeartbeatPeriod: f.heartbeat,
+		Gossip:          f.gossip,
+		Log:             log,
 	}
 }
 
@@ -116,10 +126,10 @@ start the server makes the cluster CA, writes the admin client config
 }
 
 type agentFlags struct {
-	join, token, name, dataDir, listen, runtime, logLevel, namespace string
-	labels                                                           []string
-	cpus                                                             float64
-	memory                                                           int64
+	join, token, name, dataDir, listen, gossip, runtime, logLevel, namespace string
+	labels                                                                   []string
+	cpus                                                                     float64
+	memory                                                                   int64
 }
 
 func (f *agentFlags) add(cmd *cobra.Command, withJoin bool) {
@@ -128,6 +138,7 @@ func (f *agentFlags) add(cmd *cobra.Command, withJoin bool) {
 		cmd.Flags().StringVar(&f.token, "token", "", "join token (berth join-token prints it); needed the first time only")
 		cmd.Flags().StringVar(&f.dataDir, "data-dir", "", "where the agent keeps its credentials, logs and network state (default /var/lib/berth/agent-NAME)")
 		cmd.Flags().StringVar(&f.listen, "listen", "", "address of the node's own endpoint (default: an ephemeral port on the address that reaches the server)")
+		cmd.Flags().StringVar(&f.gossip, "gossip-addr", "", "host:port of the node's gossip member, UDP and TCP (default: the address that reaches the server, on an ephemeral port kept across restarts)")
 		cmd.Flags().StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	}
 	cmd.Flags().StringVar(&f.name, "name", "", "node name, unique in the cluster (default: the hostname)")
@@ -156,7 +167,7 @@ func (f *agentFlags) config(server string, log *slog.Logger) (agent.Config, erro
 		dataDir = defaultDataDir("agent-" + name)
 	}
 	return agent.Config{
-		Server: server, Token: f.token, Name: name, DataDir: dataDir, Listen: f.listen,
+		Server: server, Token: f.token, Name: name, DataDir: dataDir, Listen: f.listen, GossipAddr: f.gossip,
 		Labels: labels, MilliCPUs: int64(f.cpus * 1000), MemoryBytes: f.memory,
 		Runtime: f.runtime, ContainerdNamespace: f.namespace, Log: log,
 	}, nil

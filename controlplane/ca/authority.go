@@ -67,6 +67,8 @@ type Authority struct {
 	digest    string
 	// tokenKey derives join token secrets from token ids; see JoinToken.
 	tokenKey []byte
+	// gossipKey encrypts the gossip among servers and agents.
+	gossipKey []byte
 }
 
 // Open loads the cluster CA from p, or makes and stores one when there is
@@ -110,6 +112,10 @@ func Open(ctx context.Context, p Persistence, clock func() time.Time) (*Authorit
 
 // CACertPEM is the CA certificate, PEM encoded: what clients trust.
 func (a *Authority) CACertPEM() []byte { return append([]byte(nil), a.certPEM...) }
+
+// GossipKey is the AES-256 key that encrypts gossip. Every server derives
+// the same key from the CA key; agents receive it over their mTLS session.
+func (a *Authority) GossipKey() []byte { return append([]byte(nil), a.gossipKey...) }
 
 // ClusterID names the cluster; it was made with the CA.
 func (a *Authority) ClusterID() string { return a.clusterID }
@@ -202,6 +208,10 @@ func fromRecord(rec *berthv1.ClusterCA) (*Authority, error) {
 	if err != nil {
 		return nil, fmt.Errorf("derive join token key: %w", err)
 	}
+	gossipKey, err := hkdf.Key(sha256.New, keyBlock.Bytes, nil, "berth gossip key v1", 32)
+	if err != nil {
+		return nil, fmt.Errorf("derive gossip key: %w", err)
+	}
 	return &Authority{
 		cert:      cert,
 		certPEM:   pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw}),
@@ -209,6 +219,7 @@ func fromRecord(rec *berthv1.ClusterCA) (*Authority, error) {
 		clusterID: rec.GetClusterId(),
 		digest:    identity.CADigest(cert.Raw),
 		tokenKey:  tokenKey,
+		gossipKey: gossipKey,
 	}, nil
 }
 

@@ -34,7 +34,18 @@ type Config struct {
 	HeartbeatPeriod time.Duration
 	// Subnets hands out container subnets to nodes.
 	Subnets *SubnetPool
+	// Gossip tells agents how to join the cluster's gossip; nil leaves
+	// them out of it.
+	Gossip *berthv1.GossipConfig
 }
+
+// DefaultHeartbeatPeriod is how often agents report that they are alive.
+const DefaultHeartbeatPeriod = 2 * time.Second
+
+// silentHeartbeats is how many heartbeat periods a session may stay
+// silent before it is taken for lost: a cut link or a frozen machine
+// closes no connection.
+const silentHeartbeats = 3
 
 // Dispatcher implements berthv1.AgentServiceServer.
 type Dispatcher struct {
@@ -51,8 +62,8 @@ type Dispatcher struct {
 
 // New returns a dispatcher; Run must run for sessions to get updates.
 func New(cfg Config) *Dispatcher {
-	if cfg.HeartbeatPeriod == 0 {
-		cfg.HeartbeatPeriod = 2 * time.Second
+	if cfg.HeartbeatPeriod <= 0 {
+		cfg.HeartbeatPeriod = DefaultHeartbeatPeriod
 	}
 	return &Dispatcher{
 		cfg:      cfg,
@@ -90,6 +101,8 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 				d.resyncAll()
 			case store.KindTask:
 				d.route(ev)
+			case store.KindNode:
+				d.nodeChanged(ev)
 			}
 		}
 	}
@@ -119,6 +132,25 @@ func (d *Dispatcher) route(ev store.Event) {
 		return
 	}
 	d.send(t.NodeId, t, "")
+}
+
+// nodeChanged ends the session of a node declared down: its tasks are
+// being replaced, and the agent must connect again to be ready.
+func (d *Dispatcher) nodeChanged(ev store.Event) {
+	n, ok := ev.Object.(*berthv1.Node)
+	if !ok || ev.Action == store.ActionDelete || n.Status != berthv1.NodeStatus_NODE_STATUS_DOWN {
+		return
+	}
+	if old, ok := ev.Old.(*berthv1.Node); ok && old.Status == berthv1.NodeStatus_NODE_STATUS_DOWN {
+		return
+	}
+	d.mu.Lock()
+	s := d.sessions[n.GetMeta().GetId()]
+	d.mu.Unlock()
+	if s != nil {
+		d.log.Warn("closing the session of a node declared down", "node", n.Name, "why", n.StatusMessage)
+		s.cancel()
+	}
 }
 
 func (d *Dispatcher) send(nodeID string, t *berthv1.Task, removed string) {
@@ -224,6 +256,7 @@ func (d *Dispatcher) Session(stream berthv1.AgentService_SessionServer) error {
 		NodeId:          who.ID,
 		Subnet:          node.Subnet,
 		HeartbeatPeriod: durationpb.New(d.cfg.HeartbeatPeriod),
+		Gossip:          d.cfg.Gossip,
 	}}}); err != nil {
 		return err
 	}
@@ -232,10 +265,17 @@ func (d *Dispatcher) Session(stream berthv1.AgentService_SessionServer) error {
 	d.cfg.Store.Record(ctx, d.log, "node", who.ID, "connect", "agent of "+node.Name+" connected from "+node.Address)
 
 	errc := make(chan error, 1)
-	go func() { errc <- d.receive(sctx, who.ID, stream) }()
+	go func() { errc <- d.receive(sctx, s, stream) }()
+	go d.watch(sctx, s, node.Name)
 	sendErr := s.sendLoop(sctx, stream)
 	cancel()
-	recvErr := <-errc
+	var recvErr error
+	select {
+	case recvErr = <-errc:
+	default:
+		// The receiver may be blocked on a silent connection; returning
+		// ends the stream, which releases it.
+	}
 	if errors.Is(sendErr, context.Canceled) {
 		sendErr = nil
 	}
@@ -244,7 +284,8 @@ func (d *Dispatcher) Session(stream berthv1.AgentService_SessionServer) error {
 	return sendErr
 }
 
-func (d *Dispatcher) receive(ctx context.Context, nodeID string, stream berthv1.AgentService_SessionServer) error {
+func (d *Dispatcher) receive(ctx context.Context, s *session, stream berthv1.AgentService_SessionServer) error {
+	nodeID := s.nodeID
 	for {
 		msg, err := stream.Recv()
 		if err != nil {
@@ -253,6 +294,7 @@ func (d *Dispatcher) receive(ctx context.Context, nodeID string, stream berthv1.
 			}
 			return err
 		}
+		s.heard()
 		switch m := msg.Message.(type) {
 		case *berthv1.AgentMessage_Status:
 			d.reports.add(nodeID, m.Status.GetTasks())
@@ -262,6 +304,33 @@ func (d *Dispatcher) receive(ctx context.Context, nodeID string, stream berthv1.
 				images = append([]string{}, m.Heartbeat.GetImages()...)
 			}
 			d.beats.seen(nodeID, images)
+		}
+	}
+}
+
+// watch ends s when its agent has been silent for silentHeartbeats
+// heartbeat periods.
+func (d *Dispatcher) watch(ctx context.Context, s *session, name string) {
+	limit := silentHeartbeats * d.cfg.HeartbeatPeriod
+	timer := time.NewTimer(limit)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.alive:
+			if !timer.Stop() {
+				select {
+				case <-timer.C:
+				default:
+				}
+			}
+			timer.Reset(limit)
+		case <-timer.C:
+			d.log.Warn("agent silent; closing its session", "node", name, "id", s.nodeID, "silent for", limit)
+			s.silent.Store(true)
+			s.cancel()
+			return
 		}
 	}
 }
@@ -280,25 +349,29 @@ func (d *Dispatcher) unregister(s *session) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := d.setNodeStatus(ctx, s.nodeID, berthv1.NodeStatus_NODE_STATUS_UNREACHABLE, "agent disconnected"); err != nil {
+	why := "agent disconnected"
+	if s.silent.Load() {
+		why = fmt.Sprintf("no heartbeat for %s", silentHeartbeats*d.cfg.HeartbeatPeriod)
+	}
+	if err := d.markUnreachable(ctx, s.nodeID, why); err != nil {
 		d.log.Warn("marking node unreachable", "id", s.nodeID, "err", err)
 	}
 }
 
-func (d *Dispatcher) setNodeStatus(ctx context.Context, id string, st berthv1.NodeStatus, msg string) error {
+// markUnreachable makes ready node id unreachable for reason why. A node
+// that is not ready stays as it is: one declared down stays down until its
+// agent is back.
+func (d *Dispatcher) markUnreachable(ctx context.Context, id, why string) error {
 	n, ok := d.cfg.Cache.Node(id)
 	if !ok {
 		return nil
 	}
 	_, err := d.cfg.Store.Update(ctx, []store.Change{{Key: store.NodeKey(id), Current: n, Apply: func(o store.Object) bool {
 		n := o.(*berthv1.Node)
-		if n.Status == st && n.StatusMessage == msg {
+		if n.Status != berthv1.NodeStatus_NODE_STATUS_READY {
 			return false
 		}
-		if n.Status != st {
-			n.StatusSince = timestamppb.Now()
-		}
-		n.Status, n.StatusMessage = st, msg
+		n.Status, n.StatusMessage, n.StatusSince = berthv1.NodeStatus_NODE_STATUS_UNREACHABLE, why, timestamppb.Now()
 		return true
 	}}})
 	return err

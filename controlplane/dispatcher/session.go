@@ -3,6 +3,7 @@ package dispatcher
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
 	"google.golang.org/protobuf/proto"
@@ -19,6 +20,11 @@ type session struct {
 	tasks   map[string]*berthv1.Task
 	removed map[string]bool
 	ready   chan struct{}
+
+	// alive is signalled on every message from the agent; silent is set
+	// when the session ended because none came.
+	alive  chan struct{}
+	silent atomic.Bool
 }
 
 func newSession(nodeID string, cancel context.CancelFunc) *session {
@@ -28,6 +34,15 @@ func newSession(nodeID string, cancel context.CancelFunc) *session {
 		tasks:   map[string]*berthv1.Task{},
 		removed: map[string]bool{},
 		ready:   make(chan struct{}, 1),
+		alive:   make(chan struct{}, 1),
+	}
+}
+
+// heard notes a message from the agent.
+func (s *session) heard() {
+	select {
+	case s.alive <- struct{}{}:
+	default:
 	}
 }
 

@@ -1,7 +1,15 @@
-// Package nodehealth gives nodes their verdicts. A node whose agent lost
-// its session is unreachable; once it has been out of contact for the
-// grace period it is down, and the orchestrator replaces its tasks. The
-// leader runs it.
+// Package nodehealth gives nodes their verdicts, fusing two signals: the
+// agent's session with the control plane (kept by the dispatcher) and the
+// gossip among servers and agents.
+//
+//   - ready: the agent's session is up.
+//   - unreachable: the session is lost but gossip still sees the node
+//     alive (or cannot tell): a flaky link, or an agent being restarted.
+//     Its tasks stay where they are, so nothing runs twice.
+//   - down: gossip confirms the node failed, or it has been out of contact
+//     for the grace period. The orchestrator replaces its tasks.
+//
+// The leader runs it.
 package nodehealth
 
 import (
@@ -11,27 +19,37 @@ import (
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
 	"github.com/berthproject/berth/controlplane/store"
+	"github.com/berthproject/berth/internal/gossip"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 // DefaultGrace is how long a node may be unreachable before it is down.
 const DefaultGrace = 10 * time.Second
 
-// NodeHealth turns unreachable nodes down.
-type NodeHealth struct {
-	store *store.Store
-	cache *store.Cache
-	log   *slog.Logger
-	grace time.Duration
-	now   func() time.Time
+// Gossip is the membership view verdicts read: gossip member names are
+// node ids.
+type Gossip interface {
+	State(name string) (gossip.State, bool)
+	Changed() <-chan struct{}
 }
 
-// New returns the node health component; grace 0 means DefaultGrace.
-func New(s *store.Store, c *store.Cache, log *slog.Logger, grace time.Duration) *NodeHealth {
+// NodeHealth turns nodes unreachable and down.
+type NodeHealth struct {
+	store  *store.Store
+	cache  *store.Cache
+	gossip Gossip
+	log    *slog.Logger
+	grace  time.Duration
+	now    func() time.Time
+}
+
+// New returns the node health component; grace 0 means DefaultGrace, and
+// a nil gossip leaves verdicts to the session and the grace alone.
+func New(s *store.Store, c *store.Cache, g Gossip, log *slog.Logger, grace time.Duration) *NodeHealth {
 	if grace <= 0 {
 		grace = DefaultGrace
 	}
-	return &NodeHealth{store: s, cache: c, log: log, grace: grace, now: time.Now}
+	return &NodeHealth{store: s, cache: c, gossip: g, log: log, grace: grace, now: time.Now}
 }
 
 // Run gives verdicts until ctx ends.
@@ -42,6 +60,10 @@ func (h *NodeHealth) Run(ctx context.Context) error {
 	case <-h.cache.Synced():
 	case <-ctx.Done():
 		return nil
+	}
+	var gossipChanged <-chan struct{}
+	if h.gossip != nil {
+		gossipChanged = h.gossip.Changed()
 	}
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
@@ -64,41 +86,111 @@ func (h *NodeHealth) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-timer.C:
+		case <-gossipChanged:
 		case <-sub.Ready():
 			sub.Drain()
 		}
 	}
 }
 
-// judge marks down the nodes unreachable for longer than the grace, and
-// returns when the next one would be due.
+// verdict is a node's new status, and why.
+type verdict struct {
+	status  berthv1.NodeStatus
+	message string
+}
+
+// judge writes the nodes' new verdicts, and returns when the next grace
+// ends.
 func (h *NodeHealth) judge(ctx context.Context) (time.Time, error) {
 	now := h.now()
 	var next time.Time
 	var changes []store.Change
+	var events []*berthv1.Event
 	for _, n := range h.cache.Nodes() {
-		if n.Status != berthv1.NodeStatus_NODE_STATUS_UNREACHABLE {
+		v, due := h.verdict(n, now)
+		if !due.IsZero() && (next.IsZero() || due.Before(next)) {
+			next = due
+		}
+		if v.status == berthv1.NodeStatus_NODE_STATUS_UNSPECIFIED ||
+			(v.status == n.Status && v.message == n.StatusMessage) {
 			continue
 		}
-		due := n.GetStatusSince().AsTime().Add(h.grace)
-		if due.After(now) {
-			if next.IsZero() || due.Before(next) {
-				next = due
-			}
-			continue
+		from := n.Status
+		if v.status != from {
+			h.log.Warn("node verdict", "node", n.Name, "id", n.GetMeta().GetId(), "status", statusName(v.status), "why", v.message)
+			events = append(events, &berthv1.Event{Kind: "node", ObjectId: n.GetMeta().GetId(), Action: statusName(v.status),
+				Message:    "node " + n.Name + " is " + statusName(v.status) + ": " + v.message,
+				Attributes: map[string]string{"node": n.Name, "from": statusName(from)}})
 		}
-		h.log.Warn("node is down", "node", n.Name, "id", n.GetMeta().GetId(), "unreachable for", now.Sub(n.GetStatusSince().AsTime()).Round(time.Millisecond))
 		changes = append(changes, store.Change{Key: store.NodeKey(n.GetMeta().GetId()), Current: n, Apply: func(o store.Object) bool {
 			n := o.(*berthv1.Node)
-			if n.Status != berthv1.NodeStatus_NODE_STATUS_UNREACHABLE {
+			// The session may have come back since the cache was read:
+			// a verdict applies only to the status it was made on.
+			if n.Status != from {
 				return false
 			}
-			n.Status = berthv1.NodeStatus_NODE_STATUS_DOWN
-			n.StatusMessage = "no contact for " + h.grace.String()
-			n.StatusSince = timestamppb.New(now)
+			if n.Status != v.status {
+				n.StatusSince = timestamppb.New(now)
+			}
+			n.Status, n.StatusMessage = v.status, v.message
 			return true
 		}})
 	}
-	_, err := h.store.Update(ctx, changes)
-	return next, err
+	if _, err := h.store.Update(ctx, changes); err != nil {
+		return next, err
+	}
+	for _, ev := range events {
+		h.store.Record(ctx, h.log, ev.Kind, ev.ObjectId, ev.Action, ev.Message)
+	}
+	return next, nil
+}
+
+// verdict is what n's status should be now, or an unspecified status to
+// leave it; due is when the grace of an unreachable node ends.
+func (h *NodeHealth) verdict(n *berthv1.Node, now time.Time) (v verdict, due time.Time) {
+	var g gossip.State
+	known := false
+	if h.gossip != nil {
+		g, known = h.gossip.State(n.GetMeta().GetId())
+	}
+	failed := known && !g.Alive && !g.Left
+	since := n.GetStatusSince().AsTime()
+	switch n.Status {
+	case berthv1.NodeStatus_NODE_STATUS_READY:
+		// Gossip may declare a node dead before its session notices
+		// (a dead machine closes no connection). A death older than
+		// the session is of an earlier life of the node.
+		if failed && g.Since.After(since) {
+			return verdict{berthv1.NodeStatus_NODE_STATUS_DOWN, "gossip: the node stopped answering probes"}, time.Time{}
+		}
+	case berthv1.NodeStatus_NODE_STATUS_UNREACHABLE:
+		if failed {
+			return verdict{berthv1.NodeStatus_NODE_STATUS_DOWN, "session lost, and gossip: the node stopped answering probes"}, time.Time{}
+		}
+		due = since.Add(h.grace)
+		if !due.After(now) {
+			return verdict{berthv1.NodeStatus_NODE_STATUS_DOWN, "no contact for " + h.grace.String()}, time.Time{}
+		}
+		msg := n.StatusMessage
+		switch {
+		case known && g.Alive:
+			msg = "session lost; gossip still sees the node alive"
+		case known && g.Left:
+			msg = "session lost; the agent stopped"
+		}
+		return verdict{berthv1.NodeStatus_NODE_STATUS_UNREACHABLE, msg}, due
+	}
+	return verdict{}, time.Time{}
+}
+
+func statusName(s berthv1.NodeStatus) string {
+	switch s {
+	case berthv1.NodeStatus_NODE_STATUS_READY:
+		return "ready"
+	case berthv1.NodeStatus_NODE_STATUS_UNREACHABLE:
+		return "unreachable"
+	case berthv1.NodeStatus_NODE_STATUS_DOWN:
+		return "down"
+	}
+	return "unknown"
 }

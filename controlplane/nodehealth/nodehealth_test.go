@@ -3,27 +3,108 @@ package nodehealth
 import (
 	"context"
 	"log/slog"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
 	"github.com/berthproject/berth/controlplane/store"
 	"github.com/berthproject/berth/controlplane/store/storetest"
+	"github.com/berthproject/berth/internal/gossip"
 	"go.uber.org/goleak"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-func TestUnreachableNodesGoDownAfterTheGrace(t *testing.T) {
-	s := storetest.New(t)
-	c := storetest.NewCache(t, s)
-	now := time.Now()
-	nodes := []*berthv1.Node{
-		{Meta: &berthv1.Meta{Id: "long-gone"}, Name: "long-gone", Status: berthv1.NodeStatus_NODE_STATUS_UNREACHABLE, StatusSince: timestamppb.New(now.Add(-time.Minute))},
-		{Meta: &berthv1.Meta{Id: "just-lost"}, Name: "just-lost", Status: berthv1.NodeStatus_NODE_STATUS_UNREACHABLE, StatusSince: timestamppb.New(now)},
-		{Meta: &berthv1.Meta{Id: "fine"}, Name: "fine", Status: berthv1.NodeStatus_NODE_STATUS_READY, StatusSince: timestamppb.New(now.Add(-time.Hour))},
+// fakeGossip is a membership view the test sets.
+type fakeGossip struct {
+	mu      sync.Mutex
+	states  map[string]gossip.State
+	changed chan struct{}
+}
+
+func newFakeGossip() *fakeGossip {
+	return &fakeGossip{states: map[string]gossip.State{}, changed: make(chan struct{}, 1)}
+}
+
+func (g *fakeGossip) State(name string) (gossip.State, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	s, ok := g.states[name]
+	return s, ok
+}
+
+func (g *fakeGossip) Changed() <-chan struct{} { return g.changed }
+
+func (g *fakeGossip) set(name string, s gossip.State) {
+	g.mu.Lock()
+	g.states[name] = s
+	g.mu.Unlock()
+	select {
+	case g.changed <- struct{}{}:
+	default:
 	}
+}
+
+func TestVerdicts(t *testing.T) {
+	now := time.Now()
+	const grace = 10 * time.Second
+	alive := gossip.State{Alive: true, Since: now.Add(-time.Hour)}
+	failedNow := gossip.State{Since: now}
+	failedLongAgo := gossip.State{Since: now.Add(-time.Hour)}
+	left := gossip.State{Left: true, Since: now}
+	for _, tc := range []struct {
+		name    string
+		status  berthv1.NodeStatus
+		since   time.Time
+		gossip  *gossip.State
+		want    berthv1.NodeStatus
+		message string
+		due     time.Time
+	}{
+		{"ready and alive", berthv1.NodeStatus_NODE_STATUS_READY, now.Add(-time.Minute), &alive, berthv1.NodeStatus_NODE_STATUS_UNSPECIFIED, "", time.Time{}},
+		{"ready, unknown to gossip", berthv1.NodeStatus_NODE_STATUS_READY, now.Add(-time.Minute), nil, berthv1.NodeStatus_NODE_STATUS_UNSPECIFIED, "", time.Time{}},
+		{"ready but gossip saw it fail", berthv1.NodeStatus_NODE_STATUS_READY, now.Add(-time.Minute), &failedNow, berthv1.NodeStatus_NODE_STATUS_DOWN, "gossip", time.Time{}},
+		{"ready again after an old failure", berthv1.NodeStatus_NODE_STATUS_READY, now.Add(-time.Minute), &failedLongAgo, berthv1.NodeStatus_NODE_STATUS_UNSPECIFIED, "", time.Time{}},
+		{"unreachable and failed", berthv1.NodeStatus_NODE_STATUS_UNREACHABLE, now, &failedNow, berthv1.NodeStatus_NODE_STATUS_DOWN, "gossip", time.Time{}},
+		{"unreachable but alive", berthv1.NodeStatus_NODE_STATUS_UNREACHABLE, now, &alive, berthv1.NodeStatus_NODE_STATUS_UNREACHABLE, "still sees the node alive", now.Add(grace)},
+		{"unreachable, agent left", berthv1.NodeStatus_NODE_STATUS_UNREACHABLE, now, &left, berthv1.NodeStatus_NODE_STATUS_UNREACHABLE, "agent stopped", now.Add(grace)},
+		{"unreachable, unknown to gossip", berthv1.NodeStatus_NODE_STATUS_UNREACHABLE, now, nil, berthv1.NodeStatus_NODE_STATUS_UNREACHABLE, "agent disconnected", now.Add(grace)},
+		{"alive but out of contact past the grace", berthv1.NodeStatus_NODE_STATUS_UNREACHABLE, now.Add(-grace), &alive, berthv1.NodeStatus_NODE_STATUS_DOWN, "no contact for 10s", time.Time{}},
+		{"down stays down", berthv1.NodeStatus_NODE_STATUS_DOWN, now.Add(-time.Hour), &failedLongAgo, berthv1.NodeStatus_NODE_STATUS_UNSPECIFIED, "", time.Time{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := newFakeGossip()
+			if tc.gossip != nil {
+				g.set("n", *tc.gossip)
+			}
+			h := New(nil, nil, g, slog.New(slog.DiscardHandler), grace)
+			n := &berthv1.Node{Meta: &berthv1.Meta{Id: "n"}, Status: tc.status, StatusMessage: "agent disconnected", StatusSince: timestamppb.New(tc.since)}
+			v, due := h.verdict(n, now)
+			if v.status != tc.want || !strings.Contains(v.message, tc.message) || !due.Equal(tc.due) {
+				t.Fatalf("verdict = %v %q due %v; want %v with %q due %v", v.status, v.message, due, tc.want, tc.message, tc.due)
+			}
+		})
+	}
+}
+
+// run starts h and stops it when the test ends.
+func run(t *testing.T, h *NodeHealth) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- h.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("run: %v", err)
+		}
+	})
+}
+
+func createNodes(t *testing.T, s *store.Store, c *store.Cache, nodes ...*berthv1.Node) {
+	t.Helper()
 	var txn store.Txn
 	for _, n := range nodes {
 		txn.Create(store.NodeKey(n.Meta.Id), n)
@@ -35,34 +116,75 @@ func TestUnreachableNodesGoDownAfterTheGrace(t *testing.T) {
 	if err := c.WaitRevision(context.Background(), rev); err != nil {
 		t.Fatal(err)
 	}
-	const grace = 200 * time.Millisecond
-	h := New(s, c, slog.New(slog.DiscardHandler), grace)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- h.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("run: %v", err)
-		}
-	}()
-	status := func(id string) berthv1.NodeStatus {
-		n, _ := c.Node(id)
-		return n.GetStatus()
-	}
+}
+
+// waitNode polls the cache until node id is as cond wants.
+func waitNode(t *testing.T, c *store.Cache, id, what string, cond func(*berthv1.Node) bool) *berthv1.Node {
+	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	poll := time.NewTicker(10 * time.Millisecond)
 	defer poll.Stop()
-	for status("long-gone") != berthv1.NodeStatus_NODE_STATUS_DOWN || status("just-lost") != berthv1.NodeStatus_NODE_STATUS_DOWN {
+	for {
+		n, _ := c.Node(id)
+		if cond(n) {
+			return n
+		}
 		if time.Now().After(deadline) {
-			t.Fatalf("statuses: long-gone %v, just-lost %v; want both down", status("long-gone"), status("just-lost"))
+			t.Fatalf("node %s is %v (%q), want %s", id, n.GetStatus(), n.GetStatusMessage(), what)
 		}
 		<-poll.C
 	}
-	if n, _ := c.Node("just-lost"); n.GetStatusSince().AsTime().Sub(now) < grace {
+}
+
+func waitStatus(t *testing.T, c *store.Cache, id string, want berthv1.NodeStatus) *berthv1.Node {
+	t.Helper()
+	return waitNode(t, c, id, want.String(), func(n *berthv1.Node) bool { return n.GetStatus() == want })
+}
+
+func TestUnreachableNodesGoDownAfterTheGrace(t *testing.T) {
+	s := storetest.New(t)
+	c := storetest.NewCache(t, s)
+	now := time.Now()
+	createNodes(t, s, c,
+		&berthv1.Node{Meta: &berthv1.Meta{Id: "long-gone"}, Name: "long-gone", Status: berthv1.NodeStatus_NODE_STATUS_UNREACHABLE, StatusSince: timestamppb.New(now.Add(-time.Minute))},
+		&berthv1.Node{Meta: &berthv1.Meta{Id: "just-lost"}, Name: "just-lost", Status: berthv1.NodeStatus_NODE_STATUS_UNREACHABLE, StatusSince: timestamppb.New(now)},
+		&berthv1.Node{Meta: &berthv1.Meta{Id: "fine"}, Name: "fine", Status: berthv1.NodeStatus_NODE_STATUS_READY, StatusSince: timestamppb.New(now.Add(-time.Hour))},
+	)
+	const grace = 200 * time.Millisecond
+	run(t, New(s, c, nil, slog.New(slog.DiscardHandler), grace))
+	waitStatus(t, c, "long-gone", berthv1.NodeStatus_NODE_STATUS_DOWN)
+	n := waitStatus(t, c, "just-lost", berthv1.NodeStatus_NODE_STATUS_DOWN)
+	if n.GetStatusSince().AsTime().Sub(now) < grace {
 		t.Fatalf("just-lost went down %v after it was lost, before the grace of %v", n.GetStatusSince().AsTime().Sub(now), grace)
 	}
-	if got := status("fine"); got != berthv1.NodeStatus_NODE_STATUS_READY {
-		t.Fatalf("a ready node became %v", got)
+	if n, _ := c.Node("fine"); n.GetStatus() != berthv1.NodeStatus_NODE_STATUS_READY {
+		t.Fatalf("a ready node became %v", n.GetStatus())
+	}
+}
+
+// TestGossipFailureTakesANodeDown: with a grace far longer than the test,
+// only gossip can take the node down, and its change wakes the verdicts.
+func TestGossipFailureTakesANodeDown(t *testing.T) {
+	s := storetest.New(t)
+	c := storetest.NewCache(t, s)
+	createNodes(t, s, c,
+		&berthv1.Node{Meta: &berthv1.Meta{Id: "lost"}, Name: "lost", Status: berthv1.NodeStatus_NODE_STATUS_UNREACHABLE, StatusMessage: "agent disconnected", StatusSince: timestamppb.Now()},
+		&berthv1.Node{Meta: &berthv1.Meta{Id: "flaky"}, Name: "flaky", Status: berthv1.NodeStatus_NODE_STATUS_UNREACHABLE, StatusMessage: "agent disconnected", StatusSince: timestamppb.Now()},
+	)
+	g := newFakeGossip()
+	g.set("lost", gossip.State{Alive: true, Since: time.Now()})
+	g.set("flaky", gossip.State{Alive: true, Since: time.Now()})
+	run(t, New(s, c, g, slog.New(slog.DiscardHandler), time.Hour))
+
+	waitNode(t, c, "flaky", "a message saying gossip sees it alive", func(n *berthv1.Node) bool {
+		return strings.Contains(n.GetStatusMessage(), "alive")
+	})
+	g.set("lost", gossip.State{Since: time.Now()})
+	n := waitStatus(t, c, "lost", berthv1.NodeStatus_NODE_STATUS_DOWN)
+	if !strings.Contains(n.GetStatusMessage(), "gossip") {
+		t.Fatalf("down node's message %q does not say gossip confirmed it", n.GetStatusMessage())
+	}
+	if n, _ := c.Node("flaky"); n.GetStatus() != berthv1.NodeStatus_NODE_STATUS_UNREACHABLE {
+		t.Fatalf("a node gossip sees alive became %v", n.GetStatus())
 	}
 }

@@ -550,8 +550,10 @@ type SessionWelcome struct {
 	NodeId          string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
 	Subnet          string                 `protobuf:"bytes,2,opt,name=subnet,proto3" json:"subnet,omitempty"`
 	HeartbeatPeriod *durationpb.Duration   `protobuf:"bytes,3,opt,name=heartbeat_period,json=heartbeatPeriod,proto3" json:"heartbeat_period,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// gossip says how the agent joins the cluster's gossip.
+	Gossip        *GossipConfig `protobuf:"bytes,4,opt,name=gossip,proto3" json:"gossip,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SessionWelcome) Reset() {
@@ -605,6 +607,98 @@ func (x *SessionWelcome) GetHeartbeatPeriod() *durationpb.Duration {
 	return nil
 }
 
+func (x *SessionWelcome) GetGossip() *GossipConfig {
+	if x != nil {
+		return x.Gossip
+	}
+	return nil
+}
+
+// GossipConfig is the cluster's gossip: its members probe each other so
+// that a dead node is known within about a second, and a node the control
+// plane lost but the others still reach is told apart from a dead one.
+type GossipConfig struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// seeds are host:port addresses of members to join (the servers).
+	Seeds []string `protobuf:"bytes,1,rep,name=seeds,proto3" json:"seeds,omitempty"`
+	// key encrypts gossip messages (AES-256).
+	Key []byte `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	// probe_interval is how often a member probes another.
+	ProbeInterval *durationpb.Duration `protobuf:"bytes,3,opt,name=probe_interval,json=probeInterval,proto3" json:"probe_interval,omitempty"`
+	// probe_timeout is how long a probe waits for its answer.
+	ProbeTimeout *durationpb.Duration `protobuf:"bytes,4,opt,name=probe_timeout,json=probeTimeout,proto3" json:"probe_timeout,omitempty"`
+	// suspicion_mult scales how long a suspected member has to refute
+	// before it is declared dead (in probe intervals).
+	SuspicionMult uint32 `protobuf:"varint,5,opt,name=suspicion_mult,json=suspicionMult,proto3" json:"suspicion_mult,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GossipConfig) Reset() {
+	*x = GossipConfig{}
+	mi := &file_berth_v1_agent_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GossipConfig) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GossipConfig) ProtoMessage() {}
+
+func (x *GossipConfig) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_agent_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GossipConfig.ProtoReflect.Descriptor instead.
+func (*GossipConfig) Descriptor() ([]byte, []int) {
+	return file_berth_v1_agent_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *GossipConfig) GetSeeds() []string {
+	if x != nil {
+		return x.Seeds
+	}
+	return nil
+}
+
+func (x *GossipConfig) GetKey() []byte {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *GossipConfig) GetProbeInterval() *durationpb.Duration {
+	if x != nil {
+		return x.ProbeInterval
+	}
+	return nil
+}
+
+func (x *GossipConfig) GetProbeTimeout() *durationpb.Duration {
+	if x != nil {
+		return x.ProbeTimeout
+	}
+	return nil
+}
+
+func (x *GossipConfig) GetSuspicionMult() uint32 {
+	if x != nil {
+		return x.SuspicionMult
+	}
+	return 0
+}
+
 // Assignments is the set of tasks the node must run. When full is set it
 // replaces everything the agent had; otherwise it updates tasks and removes
 // the listed ids.
@@ -619,7 +713,7 @@ type Assignments struct {
 
 func (x *Assignments) Reset() {
 	*x = Assignments{}
-	mi := &file_berth_v1_agent_proto_msgTypes[9]
+	mi := &file_berth_v1_agent_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -631,7 +725,7 @@ func (x *Assignments) String() string {
 func (*Assignments) ProtoMessage() {}
 
 func (x *Assignments) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_agent_proto_msgTypes[9]
+	mi := &file_berth_v1_agent_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -644,7 +738,7 @@ func (x *Assignments) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Assignments.ProtoReflect.Descriptor instead.
 func (*Assignments) Descriptor() ([]byte, []int) {
-	return file_berth_v1_agent_proto_rawDescGZIP(), []int{9}
+	return file_berth_v1_agent_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Assignments) GetFull() bool {
@@ -681,7 +775,7 @@ type ServerMessage struct {
 
 func (x *ServerMessage) Reset() {
 	*x = ServerMessage{}
-	mi := &file_berth_v1_agent_proto_msgTypes[10]
+	mi := &file_berth_v1_agent_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -693,7 +787,7 @@ func (x *ServerMessage) String() string {
 func (*ServerMessage) ProtoMessage() {}
 
 func (x *ServerMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_agent_proto_msgTypes[10]
+	mi := &file_berth_v1_agent_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -706,7 +800,7 @@ func (x *ServerMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServerMessage.ProtoReflect.Descriptor instead.
 func (*ServerMessage) Descriptor() ([]byte, []int) {
-	return file_berth_v1_agent_proto_rawDescGZIP(), []int{10}
+	return file_berth_v1_agent_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ServerMessage) GetMessage() isServerMessage_Message {
@@ -791,11 +885,18 @@ const file_berth_v1_agent_proto_rawDesc = "" +
 	"\x05hello\x18\x01 \x01(\v2\x14.berth.v1.AgentHelloH\x00R\x05hello\x12/\n" +
 	"\x06status\x18\x02 \x01(\v2\x15.berth.v1.AgentStatusH\x00R\x06status\x128\n" +
 	"\theartbeat\x18\x03 \x01(\v2\x18.berth.v1.AgentHeartbeatH\x00R\theartbeatB\t\n" +
-	"\amessage\"\x87\x01\n" +
+	"\amessage\"\xb7\x01\n" +
 	"\x0eSessionWelcome\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x16\n" +
 	"\x06subnet\x18\x02 \x01(\tR\x06subnet\x12D\n" +
-	"\x10heartbeat_period\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x0fheartbeatPeriod\"a\n" +
+	"\x10heartbeat_period\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x0fheartbeatPeriod\x12.\n" +
+	"\x06gossip\x18\x04 \x01(\v2\x16.berth.v1.GossipConfigR\x06gossip\"\xdf\x01\n" +
+	"\fGossipConfig\x12\x14\n" +
+	"\x05seeds\x18\x01 \x03(\tR\x05seeds\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\fR\x03key\x12@\n" +
+	"\x0eprobe_interval\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\rprobeInterval\x12>\n" +
+	"\rprobe_timeout\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\fprobeTimeout\x12%\n" +
+	"\x0esuspicion_mult\x18\x05 \x01(\rR\rsuspicionMult\"a\n" +
 	"\vAssignments\x12\x12\n" +
 	"\x04full\x18\x01 \x01(\bR\x04full\x12$\n" +
 	"\x05tasks\x18\x02 \x03(\v2\x0e.berth.v1.TaskR\x05tasks\x12\x18\n" +
@@ -820,7 +921,7 @@ func file_berth_v1_agent_proto_rawDescGZIP() []byte {
 	return file_berth_v1_agent_proto_rawDescData
 }
 
-var file_berth_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_berth_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_berth_v1_agent_proto_goTypes = []any{
 	(*JoinRequest)(nil),         // 0: berth.v1.JoinRequest
 	(*JoinResponse)(nil),        // 1: berth.v1.JoinResponse
@@ -831,39 +932,43 @@ var file_berth_v1_agent_proto_goTypes = []any{
 	(*AgentHeartbeat)(nil),      // 6: berth.v1.AgentHeartbeat
 	(*AgentMessage)(nil),        // 7: berth.v1.AgentMessage
 	(*SessionWelcome)(nil),      // 8: berth.v1.SessionWelcome
-	(*Assignments)(nil),         // 9: berth.v1.Assignments
-	(*ServerMessage)(nil),       // 10: berth.v1.ServerMessage
-	nil,                         // 11: berth.v1.NodeDescription.LabelsEntry
-	(*Resources)(nil),           // 12: berth.v1.Resources
-	(*Platform)(nil),            // 13: berth.v1.Platform
-	(*TaskStatus)(nil),          // 14: berth.v1.TaskStatus
-	(*durationpb.Duration)(nil), // 15: google.protobuf.Duration
-	(*Task)(nil),                // 16: berth.v1.Task
+	(*GossipConfig)(nil),        // 9: berth.v1.GossipConfig
+	(*Assignments)(nil),         // 10: berth.v1.Assignments
+	(*ServerMessage)(nil),       // 11: berth.v1.ServerMessage
+	nil,                         // 12: berth.v1.NodeDescription.LabelsEntry
+	(*Resources)(nil),           // 13: berth.v1.Resources
+	(*Platform)(nil),            // 14: berth.v1.Platform
+	(*TaskStatus)(nil),          // 15: berth.v1.TaskStatus
+	(*durationpb.Duration)(nil), // 16: google.protobuf.Duration
+	(*Task)(nil),                // 17: berth.v1.Task
 }
 var file_berth_v1_agent_proto_depIdxs = []int32{
-	11, // 0: berth.v1.NodeDescription.labels:type_name -> berth.v1.NodeDescription.LabelsEntry
-	12, // 1: berth.v1.NodeDescription.capacity:type_name -> berth.v1.Resources
-	13, // 2: berth.v1.NodeDescription.platform:type_name -> berth.v1.Platform
-	14, // 3: berth.v1.TaskStatusReport.status:type_name -> berth.v1.TaskStatus
+	12, // 0: berth.v1.NodeDescription.labels:type_name -> berth.v1.NodeDescription.LabelsEntry
+	13, // 1: berth.v1.NodeDescription.capacity:type_name -> berth.v1.Resources
+	14, // 2: berth.v1.NodeDescription.platform:type_name -> berth.v1.Platform
+	15, // 3: berth.v1.TaskStatusReport.status:type_name -> berth.v1.TaskStatus
 	2,  // 4: berth.v1.AgentHello.description:type_name -> berth.v1.NodeDescription
 	3,  // 5: berth.v1.AgentHello.tasks:type_name -> berth.v1.TaskStatusReport
 	3,  // 6: berth.v1.AgentStatus.tasks:type_name -> berth.v1.TaskStatusReport
 	4,  // 7: berth.v1.AgentMessage.hello:type_name -> berth.v1.AgentHello
 	5,  // 8: berth.v1.AgentMessage.status:type_name -> berth.v1.AgentStatus
 	6,  // 9: berth.v1.AgentMessage.heartbeat:type_name -> berth.v1.AgentHeartbeat
-	15, // 10: berth.v1.SessionWelcome.heartbeat_period:type_name -> google.protobuf.Duration
-	16, // 11: berth.v1.Assignments.tasks:type_name -> berth.v1.Task
-	8,  // 12: berth.v1.ServerMessage.welcome:type_name -> berth.v1.SessionWelcome
-	9,  // 13: berth.v1.ServerMessage.assignments:type_name -> berth.v1.Assignments
-	0,  // 14: berth.v1.AgentService.Join:input_type -> berth.v1.JoinRequest
-	7,  // 15: berth.v1.AgentService.Session:input_type -> berth.v1.AgentMessage
-	1,  // 16: berth.v1.AgentService.Join:output_type -> berth.v1.JoinResponse
-	10, // 17: berth.v1.AgentService.Session:output_type -> berth.v1.ServerMessage
-	16, // [16:18] is the sub-list for method output_type
-	14, // [14:16] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	16, // 10: berth.v1.SessionWelcome.heartbeat_period:type_name -> google.protobuf.Duration
+	9,  // 11: berth.v1.SessionWelcome.gossip:type_name -> berth.v1.GossipConfig
+	16, // 12: berth.v1.GossipConfig.probe_interval:type_name -> google.protobuf.Duration
+	16, // 13: berth.v1.GossipConfig.probe_timeout:type_name -> google.protobuf.Duration
+	17, // 14: berth.v1.Assignments.tasks:type_name -> berth.v1.Task
+	8,  // 15: berth.v1.ServerMessage.welcome:type_name -> berth.v1.SessionWelcome
+	10, // 16: berth.v1.ServerMessage.assignments:type_name -> berth.v1.Assignments
+	0,  // 17: berth.v1.AgentService.Join:input_type -> berth.v1.JoinRequest
+	7,  // 18: berth.v1.AgentService.Session:input_type -> berth.v1.AgentMessage
+	1,  // 19: berth.v1.AgentService.Join:output_type -> berth.v1.JoinResponse
+	11, // 20: berth.v1.AgentService.Session:output_type -> berth.v1.ServerMessage
+	19, // [19:21] is the sub-list for method output_type
+	17, // [17:19] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_berth_v1_agent_proto_init() }
@@ -877,7 +982,7 @@ func file_berth_v1_agent_proto_init() {
 		(*AgentMessage_Status)(nil),
 		(*AgentMessage_Heartbeat)(nil),
 	}
-	file_berth_v1_agent_proto_msgTypes[10].OneofWrappers = []any{
+	file_berth_v1_agent_proto_msgTypes[11].OneofWrappers = []any{
 		(*ServerMessage_Welcome)(nil),
 		(*ServerMessage_Assignments)(nil),
 	}
@@ -887,7 +992,7 @@ func file_berth_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_berth_v1_agent_proto_rawDesc), len(file_berth_v1_agent_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   12,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
