@@ -22,8 +22,9 @@ const (
 // stop signal SIGTERM (and canonical signal names), a 10s stop grace period,
 // and a restart policy of condition any. The restart delay stays unset
 // unless given: unset means Berth's backoff (replace at once, then wait
-// longer after each failure in a row). It sorts env by
-// key so equal specs compare equal. Applying it twice changes nothing more.
+// longer after each failure in a row). A dependency's unset condition
+// becomes started. It sorts env by key, and depends_on by service, so equal
+// specs compare equal. Applying it twice changes nothing more.
 // Replicas are left alone: 0 is a valid, deliberate count.
 func Normalize(spec *berthv1.ServiceSpec) {
 	if spec == nil {
@@ -55,6 +56,7 @@ func Normalize(spec *berthv1.ServiceSpec) {
 	if spec.RestartPolicy.Condition == berthv1.RestartCondition_RESTART_CONDITION_UNSPECIFIED {
 		spec.RestartPolicy.Condition = berthv1.RestartCondition_RESTART_CONDITION_ANY
 	}
+	normalizeDependencies(spec)
 	// Stable, so entries with the same key (an error ValidateSpec reports)
 	// keep their order.
 	slices.SortStableFunc(spec.Env, func(a, b string) int {

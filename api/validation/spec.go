@@ -57,7 +57,8 @@ func suggestName(name string) string {
 }
 
 // ValidateApply checks a whole Apply request: the namespace and app names,
-// every service's name (present, valid, not repeated) and spec.
+// every service's name (present, valid, not repeated) and spec, and the
+// services' dependencies on each other.
 func ValidateApply(req *berthv1.ApplyRequest) Errors {
 	var errs Errors
 	if err := ValidateName("namespace", req.GetNamespace()); err != nil {
@@ -88,7 +89,7 @@ func ValidateApply(req *berthv1.ApplyRequest) Errors {
 		}
 		errs = append(errs, ValidateSpec(name, svc.GetSpec())...)
 	}
-	return errs
+	return append(errs, ValidateDependencies(req.GetServices())...)
 }
 
 // ValidateSpec checks one service's spec and returns every problem, with
@@ -130,6 +131,7 @@ func ValidateSpec(service string, spec *berthv1.ServiceSpec) Errors {
 	v.duration("stop_grace_period", spec.GetStopGracePeriod())
 	v.restartPolicy(spec.GetRestartPolicy())
 	v.healthCheck(spec.GetHealthcheck())
+	v.dependencies(spec.GetDependsOn())
 	return v.errs
 }
 
