@@ -83,8 +83,8 @@ func Load(ctx context.Context, opts Options) (*Project, error) {
 		cli.WithDefaultProfiles(opts.Profiles...),
 		cli.WithLoadOptions(check.option()),
 		// The consistency check stops at the first problem, and nearly all
-		// it checks (networks, volumes, depends_on, build) Berth ignores with
-		// a warning; ValidateSpec reports the rest, all at once.
+		// it checks (networks, volumes, build) Berth ignores with a warning;
+		// ValidateSpec and ValidateDependencies report the rest, all at once.
 		cli.WithConsistency(false),
 	)
 	if err != nil {
@@ -123,6 +123,8 @@ func Load(ctx context.Context, opts Options) (*Project, error) {
 			continue
 		}
 		c := convertService(loaded.Services[name])
+		deps, depErrs := dependencies(loaded.Services[name], loaded)
+		c.spec.DependsOn, c.errs = deps, append(c.errs, depErrs...)
 		validation.Normalize(c.spec)
 		problems := append(c.errs, validation.ValidateSpec(name, c.spec)...)
 		for _, fe := range problems {
@@ -135,6 +137,10 @@ func Load(ctx context.Context, opts Options) (*Project, error) {
 		}
 		p.Services = append(p.Services, &berthv1.Service{Name: name, Spec: c.spec})
 	}
+	for _, fe := range validation.ValidateDependencies(p.Services) {
+		fe.File, fe.Line = srcs.locate(fieldPath(fe.Service, fe.Field)...)
+		errs = append(errs, fe)
+	}
 	if len(errs) > 0 {
 		return nil, errs
 	}
@@ -142,5 +148,6 @@ func Load(ctx context.Context, opts Options) (*Project, error) {
 		file, _ := srcs.locate(a.path...)
 		p.Warnings = append(p.Warnings, a.warning(file))
 	}
+	p.Warnings = append(p.Warnings, imageHealthWarnings(p.Services, srcs)...)
 	return p, nil
 }

@@ -381,7 +381,6 @@ secrets:
 		`compose.yaml: secrets is not supported yet and is ignored`,
 		`compose.yaml: service "db": build is not supported yet and is ignored`,
 		`compose.yaml: service "web": cap_add is not supported yet and is ignored`,
-		`compose.yaml: service "web": depends_on is not supported yet and is ignored`,
 		`compose.yaml: service "web": deploy.labels is not supported yet and is ignored`,
 		`compose.yaml: service "web": deploy.resources.limits.pids is not supported yet and is ignored`,
 		`compose.yaml: service "web": deploy.update_config is not supported yet and is ignored`,

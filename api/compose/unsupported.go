@@ -47,6 +47,9 @@ var supported = []tree.Path{
 	"services.*.healthcheck.disable",
 	"services.*.healthcheck.x-berth-http", "services.*.healthcheck.x-berth-http.port", "services.*.healthcheck.x-berth-http.path",
 	"services.*.healthcheck.x-berth-tcp", "services.*.healthcheck.x-berth-tcp.port",
+	// restart (restart the dependent with its dependency) is not honoured.
+	"services.*.depends_on", "services.*.depends_on.*",
+	"services.*.depends_on.*.condition", "services.*.depends_on.*.required",
 	"services.*.stop_signal",
 	"services.*.stop_grace_period",
 	"services.*.profiles",
