@@ -9,9 +9,9 @@ import (
 	"github.com/berthproject/berth/scheduler"
 )
 
-// place assigns pending tasks to nodes, and tells those that fit nowhere
-// why: the tasks w creates are changed in place, the stored ones through
-// changes added to w.
+// place assigns pending tasks to nodes, and tells those that fit nowhere,
+// or whose dependencies are not ready, why: the tasks w creates are changed
+// in place, the stored ones through changes added to w.
 func (o *Orchestrator) place(w *writes) {
 	var pending, holding, failed []*berthv1.Task
 	recent := o.now().Add(-failureMemory)
@@ -38,12 +38,13 @@ func (o *Orchestrator) place(w *writes) {
 	if len(pending) == 0 {
 		return
 	}
-	sortOldestFirst(pending)
-	plan := scheduler.Schedule(scheduler.Snapshot{Nodes: o.cache.Nodes(), Tasks: holding, Failed: failed}, pending)
 	byID := make(map[string]*berthv1.Task, len(pending))
 	for _, t := range pending {
 		byID[t.GetMeta().GetId()] = t
 	}
+	pending, held := o.holdForDependencies(pending)
+	sortOldestFirst(pending)
+	plan := scheduler.Schedule(scheduler.Snapshot{Nodes: o.cache.Nodes(), Tasks: holding, Failed: failed}, pending)
 	now := o.now()
 	assign := func(t *berthv1.Task, node string) bool {
 		if t.GetStatus().GetState() != berthv1.TaskState_TASK_STATE_PENDING {
@@ -69,7 +70,7 @@ func (o *Orchestrator) place(w *writes) {
 			return assign(obj.(*berthv1.Task), node)
 		}})
 	}
-	for _, u := range plan.Unplaced {
+	for _, u := range append(plan.Unplaced, held...) {
 		reason := u.Reason
 		if t, ok := created[u.TaskID]; ok {
 			wait(t, reason)
