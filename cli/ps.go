@@ -51,7 +51,9 @@ func newPsCommand(o *rootOptions) *cobra.Command {
 
 Each task is one container of a service: its slot (replica number), the node
 it was placed on, its observed and desired state, and the ports it publishes.
-A task that no node can take stays pending; the ERROR column says why.
+A task that no node can take, or whose service waits for its depends_on,
+stays pending; the ERROR column (and "message" in JSON) says why, such as
+"waiting for db (healthy)" or "migrate failed (exit code 1)".
 By default only tasks that are meant to run are listed; --all adds finished
 and replaced ones.`,
 		Example: `  # Tasks of every app in the namespace
@@ -96,12 +98,12 @@ and replaced ones.`,
 			return printList(cmd.OutOrStdout(), *out, rows, func(w io.Writer) {
 				fmt.Fprintln(w, "ID\tSERVICE\tSLOT\tNODE\tSTATE\tDESIRED\tSINCE\tPORTS\tERROR")
 				for _, r := range rows {
-					slot := "-"
+					slot, node := "-", cmp.Or(r.Node, "-")
 					if r.Slot > 0 {
 						slot = fmt.Sprint(r.Slot)
 					}
 					fmt.Fprintf(w, "%s\t%s/%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
-						shortID(r.ID), r.App, r.Service, slot, r.Node, r.stateColumn(), r.DesiredState,
+						shortID(r.ID), r.App, r.Service, slot, node, r.stateColumn(), r.DesiredState,
 						r.since, portsColumn(r.Ports), r.tableError())
 				}
 			})
@@ -114,7 +116,8 @@ and replaced ones.`,
 }
 
 // tableError is the ERROR column: the error, or for a pending task the
-// reason it is waiting (such as "no suitable node (...)").
+// reason it is waiting (such as "no suitable node (...)" or "waiting for
+// db (healthy)").
 func (r taskRow) tableError() string {
 	if r.Error != "" {
 		return r.Error

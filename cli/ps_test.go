@@ -162,3 +162,55 @@ func TestPsRejectsBadInput(t *testing.T) {
 		})
 	}
 }
+
+func TestPsShowsWhatAPendingTaskWaitsFor(t *testing.T) {
+	now := time.Now()
+	tasks := []*berthv1.Task{
+		{
+			Meta: &berthv1.Meta{Id: "task-web-1-0123456789"}, App: "shop", Service: "web", Slot: 1,
+			DesiredState: berthv1.TaskState_TASK_STATE_RUNNING,
+			Status: &berthv1.TaskStatus{State: berthv1.TaskState_TASK_STATE_PENDING, Timestamp: timestamppb.New(now.Add(-3 * time.Hour)),
+				Message: "waiting for db (healthy), migrate (completed successfully)"},
+		},
+		{
+			Meta: &berthv1.Meta{Id: "task-api-1-0123456789"}, App: "shop", Service: "api", Slot: 1,
+			DesiredState: berthv1.TaskState_TASK_STATE_RUNNING,
+			Status: &berthv1.TaskStatus{State: berthv1.TaskState_TASK_STATE_PENDING, Timestamp: timestamppb.New(now.Add(-3 * time.Hour)),
+				Message: "migrate failed (exit code 1)"},
+		},
+	}
+	cfg := serve(t, &fakeCluster{nodes: testNodes(), tasks: tasks})
+
+	// Not placed yet: no node, and the reason in the last column.
+	table := mustRun(t, cfg, "ps", "shop").stdout
+	lines := strings.Split(strings.TrimRight(table, "\n"), "\n")
+	wantRows := [][]string{
+		{"task-api-1-0", "shop/api", "1", "-", "pending", "running", "3h", "ago", "migrate", "failed", "(exit", "code", "1)"},
+		{"task-web-1-0", "shop/web", "1", "-", "pending", "running", "3h", "ago", "waiting", "for", "db", "(healthy),", "migrate", "(completed", "successfully)"},
+	}
+	if len(lines) != len(wantRows)+1 {
+		t.Fatalf("ps printed %d lines, want a header and %d tasks:\n%s", len(lines), len(wantRows), table)
+	}
+	for i, want := range wantRows {
+		if got := strings.Fields(lines[i+1]); strings.Join(got, " ") != strings.Join(want, " ") {
+			t.Errorf("row %d = %q, want %q", i+1, got, want)
+		}
+	}
+
+	var rows []map[string]any
+	if err := json.Unmarshal([]byte(mustRun(t, cfg, "ps", "shop", "-o", "json").stdout), &rows); err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 2 {
+		t.Fatalf("got %d rows, want 2", len(rows))
+	}
+	wants := []struct{ service, message string }{
+		{"api", "migrate failed (exit code 1)"},
+		{"web", "waiting for db (healthy), migrate (completed successfully)"},
+	}
+	for i, w := range wants {
+		if rows[i]["service"] != w.service || rows[i]["state"] != "pending" || rows[i]["message"] != w.message {
+			t.Errorf("row %d = %v, want %s pending with message %q", i, rows[i], w.service, w.message)
+		}
+	}
+}
