@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"syscall"
 	"testing"
 	"time"
 
@@ -126,4 +127,71 @@ func breakHealth(b *testing.B, c *cluster, victim task) {
 	if res, err := rt.Exec(ctx, victim.ID, []string{"rm", "/tmp/ok"}); err != nil || res.ExitCode != 0 {
 		b.Fatalf("breaking the health of %s: %v %+v", victim.ID, err, res)
 	}
+}
+
+// BenchmarkRecoveryNode kills a node holding half of a 10-replica service
+// (its agent with SIGKILL, then its containers), 10 rounds, alternating
+// nodes, and reports how long until every slot it held runs on the other
+// node: p50 and p99. The grace is ten minutes, so only gossip can declare
+// the node down.
+func BenchmarkRecoveryNode(b *testing.B) {
+	c := newCluster(b, withServerArgs("--node-down-grace", "10m"))
+	capacity := []string{"--cpus", "16", "--memory", "17179869184"}
+	agents := map[string]*proc{"alpha": c.startAgent("alpha", capacity...), "beta": c.startAgent("beta", capacity...)}
+	c.importImage()
+	api := benchAPI(b, c)
+	compose := c.writeFile("compose.yaml", fmt.Sprintf(benchCompose, recoveryReplicas))
+	var times []time.Duration
+	for i := 0; i < b.N*recoveryReplicas; i++ {
+		app := fmt.Sprintf("node%d", i)
+		c.mustBerth("apply", "-f", compose, "-p", app)
+		tasks := c.waitRunning(app, recoveryReplicas, time.Minute)
+		victim := []string{"alpha", "beta"}[i%2]
+		times = append(times, killNodeAndTime(b, c, api, app, agents[victim], victim, tasks))
+		agents[victim] = c.startAgent(victim, capacity...)
+		c.mustBerth("delete", app)
+		eventually(b, time.Minute, func() (bool, string) {
+			left := c.ps(app, "--all")
+			return len(left) == 0, fmt.Sprintf("%s still has tasks: %+v", app, left)
+		})
+	}
+	reportPercentiles(b, times)
+}
+
+// killNodeAndTime kills node's agent and containers, and returns how long
+// until each slot of app that ran there runs on another node.
+func killNodeAndTime(b *testing.B, c *cluster, api berthv1.ClusterServiceClient, app string, agent *proc, node string, tasks []task) time.Duration {
+	id := nodeID(b, filepath.Join(c.dir, "agent-"+node))
+	lost := map[uint64]bool{}
+	for _, t := range tasks {
+		if t.Node == node {
+			lost[t.Slot] = true
+		}
+	}
+	if len(lost) == 0 {
+		b.Fatalf("no task of %s runs on %s: %+v", app, node, tasks)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	watch, err := api.Watch(ctx, &berthv1.WatchRequest{App: app})
+	if err != nil {
+		b.Fatal(err)
+	}
+	pids := runningPids(b, id)
+	start := time.Now()
+	agent.kill()
+	for _, pid := range pids {
+		syscall.Kill(int(pid), syscall.SIGKILL)
+	}
+	for len(lost) > 0 {
+		ev, err := watch.Recv()
+		if err != nil {
+			b.Fatalf("waiting for %d slots of %s to run elsewhere: %v", len(lost), node, err)
+		}
+		t := ev.GetTask()
+		if t != nil && t.NodeId != id && t.GetStatus().GetState() == berthv1.TaskState_TASK_STATE_RUNNING {
+			delete(lost, t.Slot)
+		}
+	}
+	return time.Since(start)
 }
