@@ -1029,10 +1029,24 @@ func (x *ListNodesResponse) GetNodes() []*Node {
 	return nil
 }
 
+// ListEventsRequest selects events; every filter that is set must match.
 type ListEventsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// limit is the most recent events to return; 0 means 100.
-	Limit         uint32 `protobuf:"varint,1,opt,name=limit,proto3" json:"limit,omitempty"`
+	Limit uint32 `protobuf:"varint,1,opt,name=limit,proto3" json:"limit,omitempty"`
+	// namespace scopes app and service; empty means "default".
+	Namespace string `protobuf:"bytes,2,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	// app keeps the events of one app: the app's own and those of its
+	// services and tasks.
+	App string `protobuf:"bytes,3,opt,name=app,proto3" json:"app,omitempty"`
+	// service keeps the events of one service of app and of its tasks.
+	Service string `protobuf:"bytes,4,opt,name=service,proto3" json:"service,omitempty"`
+	// task_id keeps the events of one task.
+	TaskId string `protobuf:"bytes,5,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
+	// node_id keeps the events of one node and of the tasks on it.
+	NodeId string `protobuf:"bytes,6,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	// since keeps the events at or after this time.
+	Since         *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=since,proto3" json:"since,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1072,6 +1086,48 @@ func (x *ListEventsRequest) GetLimit() uint32 {
 		return x.Limit
 	}
 	return 0
+}
+
+func (x *ListEventsRequest) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *ListEventsRequest) GetApp() string {
+	if x != nil {
+		return x.App
+	}
+	return ""
+}
+
+func (x *ListEventsRequest) GetService() string {
+	if x != nil {
+		return x.Service
+	}
+	return ""
+}
+
+func (x *ListEventsRequest) GetTaskId() string {
+	if x != nil {
+		return x.TaskId
+	}
+	return ""
+}
+
+func (x *ListEventsRequest) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *ListEventsRequest) GetSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Since
+	}
+	return nil
 }
 
 type ListEventsResponse struct {
@@ -2182,9 +2238,15 @@ const file_berth_v1_cluster_proto_rawDesc = "" +
 	"\x05tasks\x18\x01 \x03(\v2\x0e.berth.v1.TaskR\x05tasks\"\x12\n" +
 	"\x10ListNodesRequest\"9\n" +
 	"\x11ListNodesResponse\x12$\n" +
-	"\x05nodes\x18\x01 \x03(\v2\x0e.berth.v1.NodeR\x05nodes\")\n" +
+	"\x05nodes\x18\x01 \x03(\v2\x0e.berth.v1.NodeR\x05nodes\"\xd7\x01\n" +
 	"\x11ListEventsRequest\x12\x14\n" +
-	"\x05limit\x18\x01 \x01(\rR\x05limit\"=\n" +
+	"\x05limit\x18\x01 \x01(\rR\x05limit\x12\x1c\n" +
+	"\tnamespace\x18\x02 \x01(\tR\tnamespace\x12\x10\n" +
+	"\x03app\x18\x03 \x01(\tR\x03app\x12\x18\n" +
+	"\aservice\x18\x04 \x01(\tR\aservice\x12\x17\n" +
+	"\atask_id\x18\x05 \x01(\tR\x06taskId\x12\x17\n" +
+	"\anode_id\x18\x06 \x01(\tR\x06nodeId\x120\n" +
+	"\x05since\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x05since\"=\n" +
 	"\x12ListEventsResponse\x12'\n" +
 	"\x06events\x18\x01 \x03(\v2\x0f.berth.v1.EventR\x06events\">\n" +
 	"\fWatchRequest\x12\x1c\n" +
@@ -2344,8 +2406,8 @@ var file_berth_v1_cluster_proto_goTypes = []any{
 	(*Service)(nil),               // 37: berth.v1.Service
 	(*Task)(nil),                  // 38: berth.v1.Task
 	(*Node)(nil),                  // 39: berth.v1.Node
-	(*Event)(nil),                 // 40: berth.v1.Event
-	(*timestamppb.Timestamp)(nil), // 41: google.protobuf.Timestamp
+	(*timestamppb.Timestamp)(nil), // 40: google.protobuf.Timestamp
+	(*Event)(nil),                 // 41: berth.v1.Event
 	(*durationpb.Duration)(nil),   // 42: google.protobuf.Duration
 }
 var file_berth_v1_cluster_proto_depIdxs = []int32{
@@ -2357,54 +2419,55 @@ var file_berth_v1_cluster_proto_depIdxs = []int32{
 	13, // 5: berth.v1.ListServicesResponse.services:type_name -> berth.v1.ServiceSummary
 	38, // 6: berth.v1.ListTasksResponse.tasks:type_name -> berth.v1.Task
 	39, // 7: berth.v1.ListNodesResponse.nodes:type_name -> berth.v1.Node
-	40, // 8: berth.v1.ListEventsResponse.events:type_name -> berth.v1.Event
-	1,  // 9: berth.v1.WatchEvent.action:type_name -> berth.v1.WatchAction
-	39, // 10: berth.v1.WatchEvent.node:type_name -> berth.v1.Node
-	37, // 11: berth.v1.WatchEvent.service:type_name -> berth.v1.Service
-	38, // 12: berth.v1.WatchEvent.task:type_name -> berth.v1.Task
-	2,  // 13: berth.v1.LogEntry.stream:type_name -> berth.v1.LogStream
-	41, // 14: berth.v1.LogEntry.at:type_name -> google.protobuf.Timestamp
-	25, // 15: berth.v1.ImportImageRequest.header:type_name -> berth.v1.ImportImageHeader
-	29, // 16: berth.v1.NodeImportResult.images:type_name -> berth.v1.Image
-	27, // 17: berth.v1.ImportImageResponse.results:type_name -> berth.v1.NodeImportResult
-	41, // 18: berth.v1.Image.created_at:type_name -> google.protobuf.Timestamp
-	29, // 19: berth.v1.NodeImages.images:type_name -> berth.v1.Image
-	31, // 20: berth.v1.ListImagesResponse.nodes:type_name -> berth.v1.NodeImages
-	42, // 21: berth.v1.JoinTokenRequest.ttl:type_name -> google.protobuf.Duration
-	41, // 22: berth.v1.JoinTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
-	3,  // 23: berth.v1.ClusterService.Apply:input_type -> berth.v1.ApplyRequest
-	6,  // 24: berth.v1.ClusterService.DeleteApp:input_type -> berth.v1.DeleteAppRequest
-	8,  // 25: berth.v1.ClusterService.ListApps:input_type -> berth.v1.ListAppsRequest
-	11, // 26: berth.v1.ClusterService.GetService:input_type -> berth.v1.GetServiceRequest
-	12, // 27: berth.v1.ClusterService.ListServices:input_type -> berth.v1.ListServicesRequest
-	15, // 28: berth.v1.ClusterService.ListTasks:input_type -> berth.v1.ListTasksRequest
-	17, // 29: berth.v1.ClusterService.ListNodes:input_type -> berth.v1.ListNodesRequest
-	19, // 30: berth.v1.ClusterService.ListEvents:input_type -> berth.v1.ListEventsRequest
-	21, // 31: berth.v1.ClusterService.Watch:input_type -> berth.v1.WatchRequest
-	23, // 32: berth.v1.ClusterService.Logs:input_type -> berth.v1.LogsRequest
-	26, // 33: berth.v1.ClusterService.ImportImage:input_type -> berth.v1.ImportImageRequest
-	30, // 34: berth.v1.ClusterService.ListImages:input_type -> berth.v1.ListImagesRequest
-	33, // 35: berth.v1.ClusterService.JoinToken:input_type -> berth.v1.JoinTokenRequest
-	35, // 36: berth.v1.ClusterService.Version:input_type -> berth.v1.VersionRequest
-	5,  // 37: berth.v1.ClusterService.Apply:output_type -> berth.v1.ApplyResponse
-	7,  // 38: berth.v1.ClusterService.DeleteApp:output_type -> berth.v1.DeleteAppResponse
-	10, // 39: berth.v1.ClusterService.ListApps:output_type -> berth.v1.ListAppsResponse
-	37, // 40: berth.v1.ClusterService.GetService:output_type -> berth.v1.Service
-	14, // 41: berth.v1.ClusterService.ListServices:output_type -> berth.v1.ListServicesResponse
-	16, // 42: berth.v1.ClusterService.ListTasks:output_type -> berth.v1.ListTasksResponse
-	18, // 43: berth.v1.ClusterService.ListNodes:output_type -> berth.v1.ListNodesResponse
-	20, // 44: berth.v1.ClusterService.ListEvents:output_type -> berth.v1.ListEventsResponse
-	22, // 45: berth.v1.ClusterService.Watch:output_type -> berth.v1.WatchEvent
-	24, // 46: berth.v1.ClusterService.Logs:output_type -> berth.v1.LogEntry
-	28, // 47: berth.v1.ClusterService.ImportImage:output_type -> berth.v1.ImportImageResponse
-	32, // 48: berth.v1.ClusterService.ListImages:output_type -> berth.v1.ListImagesResponse
-	34, // 49: berth.v1.ClusterService.JoinToken:output_type -> berth.v1.JoinTokenResponse
-	36, // 50: berth.v1.ClusterService.Version:output_type -> berth.v1.VersionResponse
-	37, // [37:51] is the sub-list for method output_type
-	23, // [23:37] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	40, // 8: berth.v1.ListEventsRequest.since:type_name -> google.protobuf.Timestamp
+	41, // 9: berth.v1.ListEventsResponse.events:type_name -> berth.v1.Event
+	1,  // 10: berth.v1.WatchEvent.action:type_name -> berth.v1.WatchAction
+	39, // 11: berth.v1.WatchEvent.node:type_name -> berth.v1.Node
+	37, // 12: berth.v1.WatchEvent.service:type_name -> berth.v1.Service
+	38, // 13: berth.v1.WatchEvent.task:type_name -> berth.v1.Task
+	2,  // 14: berth.v1.LogEntry.stream:type_name -> berth.v1.LogStream
+	40, // 15: berth.v1.LogEntry.at:type_name -> google.protobuf.Timestamp
+	25, // 16: berth.v1.ImportImageRequest.header:type_name -> berth.v1.ImportImageHeader
+	29, // 17: berth.v1.NodeImportResult.images:type_name -> berth.v1.Image
+	27, // 18: berth.v1.ImportImageResponse.results:type_name -> berth.v1.NodeImportResult
+	40, // 19: berth.v1.Image.created_at:type_name -> google.protobuf.Timestamp
+	29, // 20: berth.v1.NodeImages.images:type_name -> berth.v1.Image
+	31, // 21: berth.v1.ListImagesResponse.nodes:type_name -> berth.v1.NodeImages
+	42, // 22: berth.v1.JoinTokenRequest.ttl:type_name -> google.protobuf.Duration
+	40, // 23: berth.v1.JoinTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
+	3,  // 24: berth.v1.ClusterService.Apply:input_type -> berth.v1.ApplyRequest
+	6,  // 25: berth.v1.ClusterService.DeleteApp:input_type -> berth.v1.DeleteAppRequest
+	8,  // 26: berth.v1.ClusterService.ListApps:input_type -> berth.v1.ListAppsRequest
+	11, // 27: berth.v1.ClusterService.GetService:input_type -> berth.v1.GetServiceRequest
+	12, // 28: berth.v1.ClusterService.ListServices:input_type -> berth.v1.ListServicesRequest
+	15, // 29: berth.v1.ClusterService.ListTasks:input_type -> berth.v1.ListTasksRequest
+	17, // 30: berth.v1.ClusterService.ListNodes:input_type -> berth.v1.ListNodesRequest
+	19, // 31: berth.v1.ClusterService.ListEvents:input_type -> berth.v1.ListEventsRequest
+	21, // 32: berth.v1.ClusterService.Watch:input_type -> berth.v1.WatchRequest
+	23, // 33: berth.v1.ClusterService.Logs:input_type -> berth.v1.LogsRequest
+	26, // 34: berth.v1.ClusterService.ImportImage:input_type -> berth.v1.ImportImageRequest
+	30, // 35: berth.v1.ClusterService.ListImages:input_type -> berth.v1.ListImagesRequest
+	33, // 36: berth.v1.ClusterService.JoinToken:input_type -> berth.v1.JoinTokenRequest
+	35, // 37: berth.v1.ClusterService.Version:input_type -> berth.v1.VersionRequest
+	5,  // 38: berth.v1.ClusterService.Apply:output_type -> berth.v1.ApplyResponse
+	7,  // 39: berth.v1.ClusterService.DeleteApp:output_type -> berth.v1.DeleteAppResponse
+	10, // 40: berth.v1.ClusterService.ListApps:output_type -> berth.v1.ListAppsResponse
+	37, // 41: berth.v1.ClusterService.GetService:output_type -> berth.v1.Service
+	14, // 42: berth.v1.ClusterService.ListServices:output_type -> berth.v1.ListServicesResponse
+	16, // 43: berth.v1.ClusterService.ListTasks:output_type -> berth.v1.ListTasksResponse
+	18, // 44: berth.v1.ClusterService.ListNodes:output_type -> berth.v1.ListNodesResponse
+	20, // 45: berth.v1.ClusterService.ListEvents:output_type -> berth.v1.ListEventsResponse
+	22, // 46: berth.v1.ClusterService.Watch:output_type -> berth.v1.WatchEvent
+	24, // 47: berth.v1.ClusterService.Logs:output_type -> berth.v1.LogEntry
+	28, // 48: berth.v1.ClusterService.ImportImage:output_type -> berth.v1.ImportImageResponse
+	32, // 49: berth.v1.ClusterService.ListImages:output_type -> berth.v1.ListImagesResponse
+	34, // 50: berth.v1.ClusterService.JoinToken:output_type -> berth.v1.JoinTokenResponse
+	36, // 51: berth.v1.ClusterService.Version:output_type -> berth.v1.VersionResponse
+	38, // [38:52] is the sub-list for method output_type
+	24, // [24:38] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_berth_v1_cluster_proto_init() }
