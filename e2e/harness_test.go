@@ -193,6 +193,9 @@ type cluster struct {
 	server     *proc
 	agents     map[string]*proc
 	serverArgs []string
+	// netns, when set, is the network namespace the server and the CLI
+	// run in.
+	netns string
 }
 
 type clusterOption func(*cluster)
@@ -205,6 +208,24 @@ func withServerArgs(args ...string) clusterOption {
 // withEtcd makes the server use an external etcd cluster.
 func withEtcd(endpoints string) clusterOption {
 	return func(c *cluster) { c.serverArgs = append(c.serverArgs, "--etcd-endpoints", endpoints) }
+}
+
+// inNetNS runs the server (listening on host) and the CLI in the network
+// namespace ns, which the test made.
+func inNetNS(ns, host string) clusterOption {
+	return func(c *cluster) {
+		c.netns = ns
+		c.addr = net.JoinHostPort(host, "4242")
+	}
+}
+
+// command returns the program and arguments that run berth with args in
+// network namespace ns (or the test's own, for "").
+func command(ns string, args ...string) (string, []string) {
+	if ns == "" {
+		return berthBin, args
+	}
+	return "nsenter", append([]string{"--net=" + netnsPath(ns), "--", berthBin}, args...)
 }
 
 // clusters counts the clusters made, so each gets its own container
@@ -238,7 +259,8 @@ func (c *cluster) startServer() {
 	c.t.Helper()
 	args := append([]string{"server", "--config", c.configPath, "--data-dir", filepath.Join(c.dir, "server"), "--listen", c.addr, "--log-level", "debug",
 		"--container-range", fmt.Sprintf("10.%d.0.0/16", 220+clusters%30)}, c.serverArgs...)
-	c.server = startProc(c.t, "server", nil, berthBin, args...)
+	bin, args := command(c.netns, args...)
+	c.server = startProc(c.t, "server", nil, bin, args...)
 	c.server.waitOutput(c.t, "Join a node with:", 60*time.Second)
 }
 
@@ -252,12 +274,24 @@ func (c *cluster) joinToken() string {
 // Cleanup removes every container it ran, and its network.
 func (c *cluster) startAgent(name string, extra ...string) *proc {
 	c.t.Helper()
+	return c.startAgentIn("", name, append([]string{"--listen", "127.0.0.1:0"}, extra...)...)
+}
+
+// startAgentIn starts an agent in network namespace ns ("" for the
+// test's own).
+func (c *cluster) startAgentIn(ns, name string, extra ...string) *proc {
+	c.t.Helper()
 	dataDir := filepath.Join(c.dir, "agent-"+name)
 	args := append([]string{"agent", "--join", c.addr, "--token", c.joinToken(), "--name", name,
-		"--data-dir", dataDir, "--listen", "127.0.0.1:0", "--containerd-namespace", namespace, "--cpus", "2", "--memory", "4294967296", "--log-level", "debug"}, extra...)
+		"--data-dir", dataDir, "--containerd-namespace", namespace, "--cpus", "2", "--memory", "4294967296", "--log-level", "debug"}, extra...)
 	// Registered before the process, so it runs after the agent stopped.
-	c.t.Cleanup(func() { cleanupNode(c.t, name, dataDir) })
-	p := startProc(c.t, "agent "+name, nil, berthBin, args...)
+	c.t.Cleanup(func() {
+		if err := runInNetNS(ns, func() { cleanupNode(c.t, name, dataDir) }); err != nil {
+			c.t.Errorf("cleanup of node %s: %v", name, err)
+		}
+	})
+	bin, args := command(ns, args...)
+	p := startProc(c.t, "agent "+name, nil, bin, args...)
 	p.waitOutput(c.t, "joined as node", 60*time.Second)
 	c.agents[name] = p
 	return p
@@ -267,7 +301,8 @@ func (c *cluster) startAgent(name string, extra ...string) *proc {
 func (c *cluster) berth(args ...string) (stdout, stderr string, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, berthBin, append([]string{"--config", c.configPath}, args...)...)
+	bin, args := command(c.netns, append([]string{"--config", c.configPath}, args...)...)
+	cmd := exec.CommandContext(ctx, bin, args...)
 	var o, e bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &o, &e
 	err = cmd.Run()
