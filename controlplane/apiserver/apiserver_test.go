@@ -41,6 +41,14 @@ func svc(name, image string, replicas uint64) *berthv1.Service {
 	return &berthv1.Service{Name: name, Spec: &berthv1.ServiceSpec{Image: image, Replicas: replicas}}
 }
 
+// withDeps makes s depend on the services named, started.
+func withDeps(s *berthv1.Service, deps ...string) *berthv1.Service {
+	for _, d := range deps {
+		s.Spec.DependsOn = append(s.Spec.DependsOn, &berthv1.Dependency{Service: d, Condition: berthv1.DependencyCondition_DEPENDENCY_CONDITION_STARTED})
+	}
+	return s
+}
+
 // change is one expected line of an Apply plan.
 type change struct {
 	action berthv1.ChangeAction
@@ -76,11 +84,14 @@ func TestApplyPlans(t *testing.T) {
 		{name: "replicas only", services: []*berthv1.Service{svc("web", "busybox", 5), svc("db", "busybox", 1)},
 			want:     map[string]change{"web": {update, []string{"replicas"}}, "db": {unchanged, nil}},
 			versions: map[string]uint64{"web": 1, "db": 1}, writes: true},
-		{name: "image and replicas", services: []*berthv1.Service{svc("web", "busybox:1.36", 3), svc("db", "busybox", 1)},
+		{name: "dependencies only", services: []*berthv1.Service{withDeps(svc("web", "busybox", 5), "db"), svc("db", "busybox", 1)},
+			want:     map[string]change{"web": {update, []string{"depends_on"}}, "db": {unchanged, nil}},
+			versions: map[string]uint64{"web": 1, "db": 1}, writes: true},
+		{name: "image and replicas", services: []*berthv1.Service{withDeps(svc("web", "busybox:1.36", 3), "db"), svc("db", "busybox", 1)},
 			want:     map[string]change{"web": {update, []string{"image", "replicas"}}, "db": {unchanged, nil}},
 			versions: map[string]uint64{"web": 2, "db": 1}, writes: true},
 		{name: "remove", services: []*berthv1.Service{svc("web", "busybox:1.36", 3)},
-			want:     map[string]change{"web": {unchanged, nil}, "db": {remove, nil}},
+			want:     map[string]change{"web": {update, []string{"depends_on"}}, "db": {remove, nil}},
 			versions: map[string]uint64{"web": 2}, writes: true},
 	}
 	for _, st := range steps {

@@ -86,9 +86,10 @@ func (s *Server) plan(req *berthv1.ApplyRequest, now time.Time) (*berthv1.ApplyR
 		next := proto.Clone(cur).(*berthv1.Service)
 		next.Spec = want.Spec
 		next.Meta.UpdatedAt = ts
-		// Only a change to what runs in the container makes new tasks;
-		// replicas alone scale the tasks that exist.
-		if !onlyScaling(fields) {
+		// Only a change to what runs in the container makes new tasks:
+		// replicas scale the tasks that exist, and dependencies gate
+		// starts only.
+		if !inPlace(fields) {
 			next.SpecVersion++
 		}
 		txn.Update(key, next)
@@ -131,9 +132,9 @@ func equalField(f protoreflect.FieldDescriptor, a, b protoreflect.Message) bool 
 	return proto.Equal(ma.Interface(), mb.Interface())
 }
 
-func onlyScaling(fields []string) bool {
+func inPlace(fields []string) bool {
 	for _, f := range fields {
-		if f != "replicas" {
+		if f != "replicas" && f != "depends_on" {
 			return false
 		}
 	}
