@@ -31,7 +31,7 @@ const MaxTxnOps = 128
 // Store reads and writes Berth's objects in etcd.
 type Store struct {
 	cli    *clientv3.Client
-	events eventLease
+	events eventRecorder
 }
 
 // New returns a Store on an etcd client.

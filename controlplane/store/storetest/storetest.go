@@ -25,7 +25,17 @@ func New(t testing.TB) *store.Store {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cli.Close() })
-	return store.New(cli)
+	s := store.New(cli)
+	// Cleanups run last first: the events the test's components recorded
+	// are written before the client closes.
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		if err := s.FlushEvents(ctx); err != nil {
+			t.Error(err)
+		}
+	})
+	return s
 }
 
 // NewCache runs a cache over s and returns it once it holds everything.
