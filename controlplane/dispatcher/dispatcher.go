@@ -407,6 +407,7 @@ func (d *Dispatcher) writeReports(ctx context.Context) {
 }
 
 func (d *Dispatcher) applyReports(ctx context.Context, batch map[string]*pendingReports) error {
+	defer d.noteStatusChanges(batch)()
 	now := time.Now()
 	changes := make([]store.Change, 0, len(batch))
 	for id, p := range batch {

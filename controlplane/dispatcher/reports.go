@@ -1,10 +1,15 @@
 package dispatcher
 
 import (
+	"cmp"
+	"fmt"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
+	"github.com/berthproject/berth/controlplane/store"
 )
 
 // pendingReports are the statuses one node reported for one task since the
@@ -105,4 +110,71 @@ func (h *heartbeats) take() (map[string]time.Time, map[string][]string) {
 	last, images := h.last, h.images
 	h.last, h.images = map[string]time.Time{}, map[string][]string{}
 	return last, images
+}
+
+// noteStatusChanges remembers the batch's tasks as they are before its
+// reports are applied. The function it returns, called once the write is
+// in the cache, records an event for each failure, rejection and health
+// change the write made: comparing the stored task before and after, not
+// the reports, says what actually changed, once.
+func (d *Dispatcher) noteStatusChanges(batch map[string]*pendingReports) func() {
+	before := make(map[string]*berthv1.Task, len(batch))
+	for id := range batch {
+		if t, ok := d.cfg.Cache.Task(id); ok {
+			before[id] = t
+		}
+	}
+	return func() {
+		for id, old := range before {
+			t, ok := d.cfg.Cache.Task(id)
+			if !ok || t == old {
+				continue
+			}
+			var nodeName string
+			if n, ok := d.cfg.Cache.Node(t.NodeId); ok {
+				nodeName = n.Name
+			}
+			for _, ev := range statusEvents(old, t, nodeName) {
+				d.cfg.Store.RecordEvent(ev)
+			}
+		}
+	}
+}
+
+// statusEvents are the events of a task's status going from old's to t's
+// on node nodeName: it failed, was rejected, or its health changed.
+func statusEvents(old, t *berthv1.Task, nodeName string) []*berthv1.Event {
+	name := store.TaskName(t)
+	where := cmp.Or(nodeName, t.NodeId)
+	st, prev := t.GetStatus(), old.GetStatus()
+	var out []*berthv1.Event
+	if h := st.GetHealth(); h != prev.GetHealth() && (h == berthv1.Health_HEALTH_HEALTHY || h == berthv1.Health_HEALTH_UNHEALTHY) {
+		word := strings.ToLower(strings.TrimPrefix(h.String(), "HEALTH_"))
+		msg := fmt.Sprintf("task %s on node %s is %s", name, where, word)
+		if h == berthv1.Health_HEALTH_UNHEALTHY && st.GetErr() != "" {
+			msg += ": " + strings.TrimPrefix(st.GetErr(), "unhealthy: ")
+		}
+		ev := store.TaskEvent(t, "health", msg, nodeName)
+		ev.Attributes["health"] = word
+		out = append(out, ev)
+	}
+	if st.GetState() == prev.GetState() {
+		return out
+	}
+	var ev *berthv1.Event
+	switch st.GetState() {
+	case berthv1.TaskState_TASK_STATE_FAILED:
+		ev = store.TaskEvent(t, "fail", fmt.Sprintf("task %s failed on node %s: %s", name, where, store.TaskEndReason(st)), nodeName)
+	case berthv1.TaskState_TASK_STATE_REJECTED:
+		ev = store.TaskEvent(t, "reject", fmt.Sprintf("task %s was rejected by node %s: %s", name, where, store.TaskEndReason(st)), nodeName)
+	default:
+		return out
+	}
+	if st.GetExitCode() != 0 {
+		ev.Attributes[store.AttrExitCode] = strconv.Itoa(int(st.GetExitCode()))
+	}
+	if ts := st.GetTimestamp(); ts != nil {
+		ev.At = ts
+	}
+	return append(out, ev)
 }
