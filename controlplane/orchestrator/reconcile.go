@@ -68,6 +68,7 @@ func (o *Orchestrator) reconcile(svc *berthv1.Service, tasks []*berthv1.Task, no
 				w.create(newTask(svc, slotNumber[key], node, now))
 			default:
 				d := decideRestart(svc.GetSpec().GetRestartPolicy(), ended, now)
+				o.noteRestart(w, svc.GetSpec().GetRestartPolicy(), ended[0], d, now)
 				if d.restart && !d.at.After(now) {
 					t := newTask(svc, slotNumber[key], node, now)
 					t.Restarts = d.restarts

@@ -56,7 +56,7 @@ func decideRestart(policy *berthv1.RestartPolicy, ended []*berthv1.Task, now tim
 		restarts = last.Restarts + 1
 	}
 	if max := policy.GetMaxAttempts(); max > 0 && attempts(policy, ended, restarts, now) > max {
-		return restartDecision{reason: "restart attempts exhausted"}
+		return restartDecision{reason: reasonAttemptsExhausted}
 	}
 	delay := backoff(restarts)
 	if d := policy.GetDelay(); d != nil {

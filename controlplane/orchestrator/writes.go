@@ -16,6 +16,7 @@ type writes struct {
 	changes []store.Change
 	removes []*berthv1.Task
 	seen    map[string]bool
+	events  []*berthv1.Event
 }
 
 func (w *writes) once(t *berthv1.Task) bool {
@@ -108,5 +109,6 @@ func (w *writes) commit(ctx context.Context, s *store.Store) (int64, error) {
 		}
 		last = max(last, rev)
 	}
+	w.recordEvents(s)
 	return last, nil
 }
