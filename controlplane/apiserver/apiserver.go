@@ -86,7 +86,7 @@ func (s *Server) DeleteApp(ctx context.Context, req *berthv1.DeleteAppRequest) (
 		return nil, storeError(err)
 	}
 	s.log.Info("app deleted", "namespace", ns, "app", req.App, "services", len(services))
-	s.cfg.Store.Record(ctx, s.log, "app", ns+"/"+req.App, "remove", fmt.Sprintf("%d services removed", len(services)))
+	s.cfg.Store.RecordEvent(appEvent(ns, req.App, "remove", fmt.Sprintf("%d services removed", len(services))))
 	return resp, storeError(s.cfg.Cache.WaitRevision(ctx, rev))
 }
 
@@ -239,19 +239,6 @@ func (s *Server) Version(ctx context.Context, req *berthv1.VersionRequest) (*ber
 		EtcdEndpoints: s.cfg.EtcdEndpoints,
 		ClusterId:     s.cfg.Authority.ClusterID(),
 	}, nil
-}
-
-// ListEvents returns recent events, newest last.
-func (s *Server) ListEvents(ctx context.Context, req *berthv1.ListEventsRequest) (*berthv1.ListEventsResponse, error) {
-	limit := int64(req.Limit)
-	if limit == 0 {
-		limit = 100
-	}
-	events, err := s.cfg.Store.RecentEvents(ctx, limit)
-	if err != nil {
-		return nil, storeError(err)
-	}
-	return &berthv1.ListEventsResponse{Events: events}, nil
 }
 
 // Watch streams changes to the nodes, services and tasks asked for.

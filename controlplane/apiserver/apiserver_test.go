@@ -27,9 +27,13 @@ func newServer(t *testing.T) *Server {
 	return New(Config{Store: s, Cache: storetest.NewCache(t, s), Log: slog.New(slog.DiscardHandler)})
 }
 
-// revision is etcd's current revision: it moves with every write.
+// revision is etcd's current revision: it moves with every write. Events
+// are written behind the changes they describe: they land first.
 func revision(t *testing.T, s *Server) int64 {
 	t.Helper()
+	if err := s.cfg.Store.FlushEvents(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	resp, err := s.cfg.Store.Client().Get(context.Background(), "revision-probe")
 	if err != nil {
 		t.Fatal(err)

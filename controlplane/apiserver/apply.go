@@ -46,7 +46,7 @@ func (s *Server) Apply(ctx context.Context, req *berthv1.ApplyRequest) (*berthv1
 			return nil, storeError(err)
 		}
 		s.log.Info("app applied", "namespace", req.Namespace, "app", req.App, "changes", txn.Len())
-		s.cfg.Store.Record(ctx, s.log, "app", req.Namespace+"/"+req.App, "apply", summarize(resp.Changes))
+		s.cfg.Store.RecordEvent(appEvent(req.Namespace, req.App, "apply", summarize(resp.Changes)))
 		return resp, storeError(s.cfg.Cache.WaitRevision(ctx, rev))
 	}
 }
