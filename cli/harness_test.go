@@ -130,7 +130,7 @@ func (f *fakeCluster) Version(context.Context, *berthv1.VersionRequest) (*berthv
 
 // serve runs f on a loopback listener over mutual TLS and returns the path
 // of a config file that reaches it.
-func serve(t *testing.T, f *fakeCluster) string {
+func serve(t *testing.T, f berthv1.ClusterServiceServer) string {
 	t.Helper()
 	pki := testpki.New(t)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")

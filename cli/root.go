@@ -57,6 +57,8 @@ commands find the cluster through the config file that "berth dev" and
 		newPsCommand(o),
 		newGetCommand(o),
 		newLogsCommand(o),
+		newEventsCommand(o),
+		newDescribeCommand(o),
 		newDeleteCommand(o),
 		newImageCommand(o),
 		newNodeCommand(o),

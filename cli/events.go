@@ -1,0 +1,173 @@
+package cli
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"io"
+	"maps"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	berthv1 "github.com/berthproject/berth/api/berth/v1"
+)
+
+// eventRow is one event as "berth events" shows it.
+type eventRow struct {
+	Time     string `json:"time"`
+	Kind     string `json:"kind"`
+	ObjectID string `json:"objectId"`
+	// Object names the object for people: "shop/web.2" for a task, a
+	// node's name, "shop" for an app.
+	Object     string            `json:"object"`
+	Action     string            `json:"action"`
+	Message    string            `json:"message"`
+	Attributes map[string]string `json:"attributes"`
+
+	at time.Time
+}
+
+func newEventsCommand(o *rootOptions) *cobra.Command {
+	var (
+		node  string
+		since string
+		limit uint32
+		out   *outputFormat
+	)
+	cmd := &cobra.Command{
+		Use:   "events [APP[/SERVICE]]",
+		Short: "List what happened in the cluster, and why",
+		Long: `List recent events, oldest first and newest last: failures with their exit
+code, health changes, replacements and delayed or abandoned restarts, node
+verdicts (ready, unreachable, down), applies and removals.
+
+With APP, only the events of that app, its services and their tasks; with
+APP/SERVICE, only those of one service. --node keeps the events of a node
+and of the tasks that ran on it. The cluster keeps about an hour of events.`,
+		Example: `  # Everything recent
+  berth events
+
+  # Why the tasks of one service were replaced, over the last 10 minutes
+  berth events shop/web --since 10m
+
+  # What happened on one node, as JSON
+  berth events --node node-1 -o json`,
+		GroupID: groupApps,
+		Args:    cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			req := &berthv1.ListEventsRequest{Limit: limit}
+			if len(args) == 1 {
+				var err error
+				if req.App, req.Service, err = splitAppService(args[0]); err != nil {
+					return err
+				}
+			}
+			if since != "" {
+				t, err := parseSince(since, time.Now())
+				if err != nil {
+					return err
+				}
+				req.Since = timestamppb.New(t)
+			}
+			c, err := o.connect(cmd)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			ctx := cmd.Context()
+			req.Namespace = c.namespace
+			if node != "" {
+				if req.NodeId, err = c.resolveNode(ctx, node); err != nil {
+					return err
+				}
+			}
+			rows, err := c.eventRows(ctx, req)
+			if err != nil {
+				return err
+			}
+			return printList(cmd.OutOrStdout(), *out, rows, func(w io.Writer) {
+				fmt.Fprintln(w, "TIME\tKIND\tOBJECT\tACTION\tMESSAGE")
+				for _, r := range rows {
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", r.at.Local().Format(time.DateTime), r.Kind, r.Object, r.Action, r.Message)
+				}
+			})
+		},
+	}
+	cmd.Flags().StringVar(&node, "node", "", "only events of this node (name or ID) and of the tasks on it")
+	cmd.Flags().StringVar(&since, "since", "", "only events since this long ago (10m, 1h30m) or this time (RFC 3339)")
+	cmd.Flags().Uint32Var(&limit, "limit", 100, "most recent events to show")
+	out = addOutputFlag(cmd)
+	return cmd
+}
+
+// parseSince reads --since: a duration before now, or an RFC 3339 time.
+func parseSince(s string, now time.Time) (time.Time, error) {
+	if d, err := time.ParseDuration(s); err == nil {
+		if d < 0 {
+			return time.Time{}, fmt.Errorf("--since %s: give a positive duration, such as 10m", s)
+		}
+		return now.Add(-d), nil
+	}
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	return time.Time{}, fmt.Errorf("--since %q is neither a duration (10m, 1h30m) nor a time (2006-01-02T15:04:05Z)", s)
+}
+
+// eventRows asks for the events req selects and names their objects.
+func (c *cluster) eventRows(ctx context.Context, req *berthv1.ListEventsRequest) ([]eventRow, error) {
+	resp, err := c.ListEvents(ctx, req)
+	if err != nil {
+		return nil, fmt.Errorf("list events: %w", err)
+	}
+	names, err := c.nodeNames(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rows := make([]eventRow, 0, len(resp.GetEvents()))
+	for _, ev := range resp.GetEvents() {
+		attrs := maps.Clone(ev.GetAttributes())
+		if attrs == nil {
+			attrs = map[string]string{}
+		}
+		rows = append(rows, eventRow{
+			Time:       rfc3339(ev.GetAt()),
+			Kind:       ev.GetKind(),
+			ObjectID:   ev.GetObjectId(),
+			Object:     eventObject(ev, c.namespace, names),
+			Action:     ev.GetAction(),
+			Message:    ev.GetMessage(),
+			Attributes: attrs,
+			at:         ev.GetAt().AsTime(),
+		})
+	}
+	return rows, nil
+}
+
+// eventObject names an event's object for people: a task as
+// APP/SERVICE.SLOT, a node by name, an app by name (with its namespace
+// when it is not the one in use).
+func eventObject(ev *berthv1.Event, namespace string, nodeNames map[string]string) string {
+	attrs := ev.GetAttributes()
+	switch ev.GetKind() {
+	case "task":
+		if attrs["service"] == "" {
+			return shortID(ev.GetObjectId())
+		}
+		name := attrs["app"] + "/" + attrs["service"]
+		if slot := attrs["slot"]; slot != "" {
+			name += "." + slot
+		}
+		return name
+	case "node":
+		return cmp.Or(nodeNames[ev.GetObjectId()], shortID(ev.GetObjectId()))
+	case "app":
+		if app, ok := strings.CutPrefix(ev.GetObjectId(), namespace+"/"); ok {
+			return app
+		}
+	}
+	return ev.GetObjectId()
+}
