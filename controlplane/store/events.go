@@ -89,8 +89,8 @@ type eventRecorder struct {
 
 // Record queues an event for the history and returns at once. It never
 // fails: the history describes changes, it is never a reason to fail one.
-// ctx and log are those of the caller; writing happens later, and a write
-// that fails is logged by the store.
+// ctx and log go unused since writing moved behind a queue (a write that
+// fails is logged by the store's writer); they keep callers unchanged.
 func (s *Store) Record(ctx context.Context, log *slog.Logger, kind, objectID, action, message string) {
 	s.RecordEvent(&berthv1.Event{Kind: kind, ObjectId: objectID, Action: action, Message: message})
 }
