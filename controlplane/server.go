@@ -300,6 +300,14 @@ func (s *Server) Stop() {
 	if s.nodes != nil {
 		s.nodes.Close()
 	}
+	if s.store != nil {
+		// Events queued by the last writes still reach etcd.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := s.store.FlushEvents(ctx); err != nil {
+			s.log.Warn("events not written before stopping", "err", err)
+		}
+		cancel()
+	}
 	if s.etcd != nil {
 		s.etcd.Close()
 	}
