@@ -60,6 +60,11 @@ const (
 	// eventIDMemory is how many caller-given event ids are remembered to
 	// drop repeats.
 	eventIDMemory = 16384
+	// eventGatherDelay is how long the writer gathers events before a
+	// write: a failure, its replacement and the reports around it land in
+	// one transaction, and the history's writes stay out of the way of
+	// the writes that recover a service.
+	eventGatherDelay = 200 * time.Millisecond
 	// eventWriteTimeout bounds one batch's write.
 	eventWriteTimeout = 5 * time.Second
 	// eventReadPage is how many events one range request reads.
@@ -77,6 +82,8 @@ type eventRecorder struct {
 	// idle is closed when no writer runs; a new writer makes a new one.
 	idle    chan struct{}
 	writing bool
+	// hurry ends the writer's gathering: FlushEvents sends on it.
+	hurry chan struct{}
 	// seen and seenOrder remember recent caller-given ids (a ring).
 	seen      map[string]struct{}
 	seenOrder []string
@@ -124,6 +131,9 @@ func (s *Store) RecordEvent(ev *berthv1.Event) {
 	if !r.writing {
 		r.writing = true
 		r.idle = make(chan struct{})
+		if r.hurry == nil {
+			r.hurry = make(chan struct{}, 1)
+		}
 		go s.writeEvents()
 	}
 }
@@ -155,6 +165,12 @@ func (s *Store) FlushEvents(ctx context.Context) error {
 	for {
 		r.mu.Lock()
 		writing, idle := r.writing, r.idle
+		if writing {
+			select {
+			case r.hurry <- struct{}{}:
+			default:
+			}
+		}
 		r.mu.Unlock()
 		if !writing {
 			return nil
@@ -171,7 +187,15 @@ func (s *Store) FlushEvents(ctx context.Context) error {
 func (s *Store) writeEvents() {
 	r := &s.events
 	log := slog.Default().With("component", "events")
+	gather := time.NewTimer(eventGatherDelay)
+	defer gather.Stop()
 	for {
+		select {
+		case <-gather.C:
+		case <-r.hurry:
+		case <-s.cli.Ctx().Done():
+		}
+		gather.Reset(eventGatherDelay)
 		r.mu.Lock()
 		if len(r.queue) == 0 {
 			r.writing = false
