@@ -9,7 +9,6 @@ import (
 
 	"github.com/berthproject/berth/agent/network"
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
-	"github.com/berthproject/berth/cli/config"
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
@@ -37,16 +36,7 @@ func BenchmarkApplyToRunning(b *testing.B) {
 	c.startAgent("bench", "--cpus", "64", "--memory", "68719476736")
 	c.importImage()
 	file := c.writeFile("compose.yaml", fmt.Sprintf(benchCompose, benchReplicas))
-	cfg, err := config.Load(c.configPath)
-	if err != nil {
-		b.Fatal(err)
-	}
-	conn, err := cfg.Dial(context.Background())
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer conn.Close()
-	api := berthv1.NewClusterServiceClient(conn)
+	api := benchAPI(b, c)
 
 	var berth, raw, rawCNI time.Duration
 	for i := 0; i < b.N; i++ {

@@ -448,27 +448,10 @@ func TestDeadNodeTasksRunElsewhere(t *testing.T) {
 	beta := c.startAgent("beta")
 	c.importImage()
 	c.mustBerth("apply", "-f", c.writeFile("compose.yaml", sleepCompose), "-p", "survive")
-	var lost task
-	for _, tk := range c.waitRunning("survive/sleeper", 2, 60*time.Second) {
-		if tk.Node == "beta" {
-			lost = tk
-		}
-	}
-	if lost.ID == "" {
-		t.Fatalf("no task landed on beta")
-	}
+	c.taskOn(c.waitRunning("survive/sleeper", 2, 60*time.Second), "beta")
 	betaDir := filepath.Join(c.dir, "agent-beta")
 	beta.kill()
-	eventually(t, 30*time.Second, func() (bool, string) {
-		tasks := c.ps("survive/sleeper")
-		onAlpha := 0
-		for _, tk := range tasks {
-			if tk.Node == "alpha" && tk.State == "running" {
-				onAlpha++
-			}
-		}
-		return onAlpha == 2, fmt.Sprintf("want both tasks running on alpha, have %+v", tasks)
-	})
+	c.waitRunningOn("survive/sleeper", "alpha", 2, 30*time.Second)
 	if out := c.mustBerth("node", "ls"); !strings.Contains(out, "down") || !strings.Contains(out, "gossip") {
 		t.Fatalf("beta is not shown down by gossip:\n%s", out)
 	}

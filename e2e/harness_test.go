@@ -359,6 +359,33 @@ func (c *cluster) waitRunning(target string, n int, timeout time.Duration) []tas
 	return tasks
 }
 
+// taskOn returns the task of tasks placed on node, or fails.
+func (c *cluster) taskOn(tasks []task, node string) task {
+	c.t.Helper()
+	for _, tk := range tasks {
+		if tk.Node == node {
+			return tk
+		}
+	}
+	c.t.Fatalf("no task landed on %s: %+v", node, tasks)
+	return task{}
+}
+
+// waitRunningOn waits until n tasks of target run on node.
+func (c *cluster) waitRunningOn(target, node string, n int, timeout time.Duration) {
+	c.t.Helper()
+	eventually(c.t, timeout, func() (bool, string) {
+		tasks := c.ps(target)
+		on := 0
+		for _, tk := range tasks {
+			if tk.Node == node && tk.State == "running" {
+				on++
+			}
+		}
+		return on == n, fmt.Sprintf("%s: want %d tasks running on %s, have %+v", target, n, node, tasks)
+	})
+}
+
 // importImage loads the busybox test image into every node.
 func (c *cluster) importImage() {
 	c.t.Helper()

@@ -112,15 +112,7 @@ func TestCutOffNodeIsUnreachableNotDown(t *testing.T) {
 	c.startAgentIn(beta, "beta", "--listen", "10.251.0.3:0", "--gossip-addr", "10.251.0.3:7947")
 	c.importImage()
 	c.mustBerth("apply", "-f", c.writeFile("compose.yaml", sleepCompose), "-p", "cut")
-	var cut task
-	for _, tk := range c.waitRunning("cut/sleeper", 2, 60*time.Second) {
-		if tk.Node == "alpha" {
-			cut = tk
-		}
-	}
-	if cut.ID == "" {
-		t.Fatalf("no task landed on alpha")
-	}
+	cut := c.taskOn(c.waitRunning("cut/sleeper", 2, 60*time.Second), "alpha")
 
 	ip(t, "-n", srv, "link", "set", "to-alpha", "down")
 	eventually(t, 30*time.Second, func() (bool, string) {
@@ -144,16 +136,7 @@ func TestCutOffNodeIsUnreachableNotDown(t *testing.T) {
 	if n := c.node("alpha"); n.Status != "down" || !strings.Contains(n.Message, "no contact for "+grace) {
 		t.Fatalf("after unreachable, alpha is %s (%q), want down after the grace", n.Status, n.Message)
 	}
-	eventually(t, 30*time.Second, func() (bool, string) {
-		tasks := c.ps("cut/sleeper")
-		onBeta := 0
-		for _, tk := range tasks {
-			if tk.Node == "beta" && tk.State == "running" {
-				onBeta++
-			}
-		}
-		return onBeta == 2, fmt.Sprintf("want both tasks running on beta, have %+v", tasks)
-	})
+	c.waitRunningOn("cut/sleeper", "beta", 2, 30*time.Second)
 
 	ip(t, "-n", srv, "link", "set", "to-alpha", "up")
 	alphaID := nodeID(t, filepath.Join(c.dir, "agent-alpha"))
