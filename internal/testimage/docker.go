@@ -1,7 +1,6 @@
 package testimage
 
 import (
-	"archive/tar"
 	"bytes"
 	"compress/gzip"
 	"encoding/json"
@@ -45,21 +44,5 @@ func WriteDockerArchive(w io.Writer, ref string, files []File, cfg Config) error
 	if err != nil {
 		return fmt.Errorf("testimage: encode manifest: %w", err)
 	}
-	tw := tar.NewWriter(w)
-	for _, e := range []struct {
-		name string
-		data []byte
-	}{{configName, configBlob}, {layerName, layer}, {"manifest.json", manifest}} {
-		hdr := &tar.Header{Typeflag: tar.TypeReg, Name: e.name, Mode: 0o644, Size: int64(len(e.data)), ModTime: epoch}
-		if err := tw.WriteHeader(hdr); err != nil {
-			return fmt.Errorf("testimage: write archive: %w", err)
-		}
-		if _, err := tw.Write(e.data); err != nil {
-			return fmt.Errorf("testimage: write archive: %w", err)
-		}
-	}
-	if err := tw.Close(); err != nil {
-		return fmt.Errorf("testimage: write archive: %w", err)
-	}
-	return nil
+	return writeArchive(w, nil, []archiveEntry{{configName, configBlob}, {layerName, layer}, {"manifest.json", manifest}})
 }

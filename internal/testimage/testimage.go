@@ -129,18 +129,26 @@ func WriteOCIArchive(w io.Writer, ref string, files []File, cfg Config) error {
 		return fmt.Errorf("testimage: encode layout: %w", err)
 	}
 
-	tw := tar.NewWriter(w)
-	entries := []struct {
-		name string
-		data []byte
-	}{
+	return writeArchive(w, []string{"blobs/", "blobs/sha256/"}, []archiveEntry{
 		{ocispec.ImageLayoutFile, layoutBlob},
 		{ocispec.ImageIndexFile, indexBlob},
 		{blobPath(layerDesc), layer},
 		{blobPath(configDesc), configBlob},
 		{blobPath(manifestDesc), manifestBlob},
-	}
-	for _, dir := range []string{"blobs/", "blobs/sha256/"} {
+	})
+}
+
+// archiveEntry is one file of an image archive.
+type archiveEntry struct {
+	name string
+	data []byte
+}
+
+// writeArchive writes an image archive: the directories dirs, then the
+// files, all with fixed times so the same image makes the same bytes.
+func writeArchive(w io.Writer, dirs []string, entries []archiveEntry) error {
+	tw := tar.NewWriter(w)
+	for _, dir := range dirs {
 		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: dir, Mode: 0o755, ModTime: epoch}); err != nil {
 			return fmt.Errorf("testimage: write archive: %w", err)
 		}
