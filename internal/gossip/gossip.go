@@ -269,11 +269,13 @@ var _ io.Writer = (*logWriter)(nil)
 func (w *logWriter) Write(p []byte) (int, error) {
 	line := strings.TrimSpace(string(p))
 	level := slog.LevelDebug
-	for prefix, l := range map[string]slog.Level{"[ERR]": slog.LevelError, "[WARN]": slog.LevelWarn, "[INFO]": slog.LevelInfo} {
-		if strings.HasPrefix(line, prefix) {
-			level = l
-			break
-		}
+	switch {
+	case strings.HasPrefix(line, "[ERR]"):
+		level = slog.LevelError
+	case strings.HasPrefix(line, "[WARN]"):
+		level = slog.LevelWarn
+	case strings.HasPrefix(line, "[INFO]"):
+		level = slog.LevelInfo
 	}
 	if i := strings.Index(line, "memberlist: "); i >= 0 {
 		line = line[i+len("memberlist: "):]
