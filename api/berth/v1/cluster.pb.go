@@ -176,6 +176,403 @@ func (LogStream) EnumDescriptor() ([]byte, []int) {
 	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{2}
 }
 
+type ScaleServiceRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Namespace     string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	App           string                 `protobuf:"bytes,2,opt,name=app,proto3" json:"app,omitempty"`
+	Service       string                 `protobuf:"bytes,3,opt,name=service,proto3" json:"service,omitempty"`
+	Replicas      uint64                 `protobuf:"varint,4,opt,name=replicas,proto3" json:"replicas,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ScaleServiceRequest) Reset() {
+	*x = ScaleServiceRequest{}
+	mi := &file_berth_v1_cluster_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ScaleServiceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ScaleServiceRequest) ProtoMessage() {}
+
+func (x *ScaleServiceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_cluster_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ScaleServiceRequest.ProtoReflect.Descriptor instead.
+func (*ScaleServiceRequest) Descriptor() ([]byte, []int) {
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *ScaleServiceRequest) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *ScaleServiceRequest) GetApp() string {
+	if x != nil {
+		return x.App
+	}
+	return ""
+}
+
+func (x *ScaleServiceRequest) GetService() string {
+	if x != nil {
+		return x.Service
+	}
+	return ""
+}
+
+func (x *ScaleServiceRequest) GetReplicas() uint64 {
+	if x != nil {
+		return x.Replicas
+	}
+	return 0
+}
+
+type RollbackServiceRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Namespace string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	App       string                 `protobuf:"bytes,2,opt,name=app,proto3" json:"app,omitempty"`
+	Service   string                 `protobuf:"bytes,3,opt,name=service,proto3" json:"service,omitempty"`
+	// to_version is the revision to return to; 0 is the one before the
+	// current spec.
+	ToVersion     uint64 `protobuf:"varint,4,opt,name=to_version,json=toVersion,proto3" json:"to_version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RollbackServiceRequest) Reset() {
+	*x = RollbackServiceRequest{}
+	mi := &file_berth_v1_cluster_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RollbackServiceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RollbackServiceRequest) ProtoMessage() {}
+
+func (x *RollbackServiceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_cluster_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RollbackServiceRequest.ProtoReflect.Descriptor instead.
+func (*RollbackServiceRequest) Descriptor() ([]byte, []int) {
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *RollbackServiceRequest) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *RollbackServiceRequest) GetApp() string {
+	if x != nil {
+		return x.App
+	}
+	return ""
+}
+
+func (x *RollbackServiceRequest) GetService() string {
+	if x != nil {
+		return x.Service
+	}
+	return ""
+}
+
+func (x *RollbackServiceRequest) GetToVersion() uint64 {
+	if x != nil {
+		return x.ToVersion
+	}
+	return 0
+}
+
+type UpdateNodeRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// node is the node's name or ID.
+	Node string `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	// availability is left alone when unspecified.
+	Availability NodeAvailability `protobuf:"varint,2,opt,name=availability,proto3,enum=berth.v1.NodeAvailability" json:"availability,omitempty"`
+	// set_labels are operator labels to add or change.
+	SetLabels map[string]string `protobuf:"bytes,3,rep,name=set_labels,json=setLabels,proto3" json:"set_labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// remove_labels are operator labels to remove.
+	RemoveLabels  []string `protobuf:"bytes,4,rep,name=remove_labels,json=removeLabels,proto3" json:"remove_labels,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateNodeRequest) Reset() {
+	*x = UpdateNodeRequest{}
+	mi := &file_berth_v1_cluster_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateNodeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateNodeRequest) ProtoMessage() {}
+
+func (x *UpdateNodeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_cluster_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateNodeRequest.ProtoReflect.Descriptor instead.
+func (*UpdateNodeRequest) Descriptor() ([]byte, []int) {
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *UpdateNodeRequest) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *UpdateNodeRequest) GetAvailability() NodeAvailability {
+	if x != nil {
+		return x.Availability
+	}
+	return NodeAvailability_NODE_AVAILABILITY_UNSPECIFIED
+}
+
+func (x *UpdateNodeRequest) GetSetLabels() map[string]string {
+	if x != nil {
+		return x.SetLabels
+	}
+	return nil
+}
+
+func (x *UpdateNodeRequest) GetRemoveLabels() []string {
+	if x != nil {
+		return x.RemoveLabels
+	}
+	return nil
+}
+
+type RebalanceRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Namespace string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	// app limits the rebalance to one app; service to one service of it.
+	App           string `protobuf:"bytes,2,opt,name=app,proto3" json:"app,omitempty"`
+	Service       string `protobuf:"bytes,3,opt,name=service,proto3" json:"service,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RebalanceRequest) Reset() {
+	*x = RebalanceRequest{}
+	mi := &file_berth_v1_cluster_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RebalanceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RebalanceRequest) ProtoMessage() {}
+
+func (x *RebalanceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_cluster_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RebalanceRequest.ProtoReflect.Descriptor instead.
+func (*RebalanceRequest) Descriptor() ([]byte, []int) {
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *RebalanceRequest) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *RebalanceRequest) GetApp() string {
+	if x != nil {
+		return x.App
+	}
+	return ""
+}
+
+func (x *RebalanceRequest) GetService() string {
+	if x != nil {
+		return x.Service
+	}
+	return ""
+}
+
+type RebalanceResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// services are the services asked to rebalance, as app/service.
+	Services      []string `protobuf:"bytes,1,rep,name=services,proto3" json:"services,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RebalanceResponse) Reset() {
+	*x = RebalanceResponse{}
+	mi := &file_berth_v1_cluster_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RebalanceResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RebalanceResponse) ProtoMessage() {}
+
+func (x *RebalanceResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_cluster_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RebalanceResponse.ProtoReflect.Descriptor instead.
+func (*RebalanceResponse) Descriptor() ([]byte, []int) {
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *RebalanceResponse) GetServices() []string {
+	if x != nil {
+		return x.Services
+	}
+	return nil
+}
+
+type GetSettingsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetSettingsRequest) Reset() {
+	*x = GetSettingsRequest{}
+	mi := &file_berth_v1_cluster_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetSettingsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetSettingsRequest) ProtoMessage() {}
+
+func (x *GetSettingsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_cluster_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetSettingsRequest.ProtoReflect.Descriptor instead.
+func (*GetSettingsRequest) Descriptor() ([]byte, []int) {
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{5}
+}
+
+type UpdateSettingsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// settings replace the current ones; meta is ignored.
+	Settings      *ClusterSettings `protobuf:"bytes,1,opt,name=settings,proto3" json:"settings,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateSettingsRequest) Reset() {
+	*x = UpdateSettingsRequest{}
+	mi := &file_berth_v1_cluster_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateSettingsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateSettingsRequest) ProtoMessage() {}
+
+func (x *UpdateSettingsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_cluster_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateSettingsRequest.ProtoReflect.Descriptor instead.
+func (*UpdateSettingsRequest) Descriptor() ([]byte, []int) {
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *UpdateSettingsRequest) GetSettings() *ClusterSettings {
+	if x != nil {
+		return x.Settings
+	}
+	return nil
+}
+
 type ApplyRequest struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	Namespace string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
@@ -190,7 +587,7 @@ type ApplyRequest struct {
 
 func (x *ApplyRequest) Reset() {
 	*x = ApplyRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[0]
+	mi := &file_berth_v1_cluster_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -202,7 +599,7 @@ func (x *ApplyRequest) String() string {
 func (*ApplyRequest) ProtoMessage() {}
 
 func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[0]
+	mi := &file_berth_v1_cluster_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -215,7 +612,7 @@ func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyRequest.ProtoReflect.Descriptor instead.
 func (*ApplyRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{0}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ApplyRequest) GetNamespace() string {
@@ -258,7 +655,7 @@ type ServiceChange struct {
 
 func (x *ServiceChange) Reset() {
 	*x = ServiceChange{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[1]
+	mi := &file_berth_v1_cluster_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -270,7 +667,7 @@ func (x *ServiceChange) String() string {
 func (*ServiceChange) ProtoMessage() {}
 
 func (x *ServiceChange) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[1]
+	mi := &file_berth_v1_cluster_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -283,7 +680,7 @@ func (x *ServiceChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServiceChange.ProtoReflect.Descriptor instead.
 func (*ServiceChange) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{1}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ServiceChange) GetService() string {
@@ -316,7 +713,7 @@ type ApplyResponse struct {
 
 func (x *ApplyResponse) Reset() {
 	*x = ApplyResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[2]
+	mi := &file_berth_v1_cluster_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -328,7 +725,7 @@ func (x *ApplyResponse) String() string {
 func (*ApplyResponse) ProtoMessage() {}
 
 func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[2]
+	mi := &file_berth_v1_cluster_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -341,7 +738,7 @@ func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyResponse.ProtoReflect.Descriptor instead.
 func (*ApplyResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{2}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ApplyResponse) GetChanges() []*ServiceChange {
@@ -361,7 +758,7 @@ type DeleteAppRequest struct {
 
 func (x *DeleteAppRequest) Reset() {
 	*x = DeleteAppRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[3]
+	mi := &file_berth_v1_cluster_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -373,7 +770,7 @@ func (x *DeleteAppRequest) String() string {
 func (*DeleteAppRequest) ProtoMessage() {}
 
 func (x *DeleteAppRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[3]
+	mi := &file_berth_v1_cluster_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -386,7 +783,7 @@ func (x *DeleteAppRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteAppRequest.ProtoReflect.Descriptor instead.
 func (*DeleteAppRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{3}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *DeleteAppRequest) GetNamespace() string {
@@ -412,7 +809,7 @@ type DeleteAppResponse struct {
 
 func (x *DeleteAppResponse) Reset() {
 	*x = DeleteAppResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[4]
+	mi := &file_berth_v1_cluster_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -424,7 +821,7 @@ func (x *DeleteAppResponse) String() string {
 func (*DeleteAppResponse) ProtoMessage() {}
 
 func (x *DeleteAppResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[4]
+	mi := &file_berth_v1_cluster_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -437,7 +834,7 @@ func (x *DeleteAppResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteAppResponse.ProtoReflect.Descriptor instead.
 func (*DeleteAppResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{4}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *DeleteAppResponse) GetRemovedServices() []string {
@@ -456,7 +853,7 @@ type ListAppsRequest struct {
 
 func (x *ListAppsRequest) Reset() {
 	*x = ListAppsRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[5]
+	mi := &file_berth_v1_cluster_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -468,7 +865,7 @@ func (x *ListAppsRequest) String() string {
 func (*ListAppsRequest) ProtoMessage() {}
 
 func (x *ListAppsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[5]
+	mi := &file_berth_v1_cluster_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -481,7 +878,7 @@ func (x *ListAppsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAppsRequest.ProtoReflect.Descriptor instead.
 func (*ListAppsRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{5}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ListAppsRequest) GetNamespace() string {
@@ -504,7 +901,7 @@ type App struct {
 
 func (x *App) Reset() {
 	*x = App{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[6]
+	mi := &file_berth_v1_cluster_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -516,7 +913,7 @@ func (x *App) String() string {
 func (*App) ProtoMessage() {}
 
 func (x *App) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[6]
+	mi := &file_berth_v1_cluster_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -529,7 +926,7 @@ func (x *App) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use App.ProtoReflect.Descriptor instead.
 func (*App) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{6}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *App) GetNamespace() string {
@@ -576,7 +973,7 @@ type ListAppsResponse struct {
 
 func (x *ListAppsResponse) Reset() {
 	*x = ListAppsResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[7]
+	mi := &file_berth_v1_cluster_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -588,7 +985,7 @@ func (x *ListAppsResponse) String() string {
 func (*ListAppsResponse) ProtoMessage() {}
 
 func (x *ListAppsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[7]
+	mi := &file_berth_v1_cluster_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -601,7 +998,7 @@ func (x *ListAppsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAppsResponse.ProtoReflect.Descriptor instead.
 func (*ListAppsResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{7}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ListAppsResponse) GetApps() []*App {
@@ -622,7 +1019,7 @@ type GetServiceRequest struct {
 
 func (x *GetServiceRequest) Reset() {
 	*x = GetServiceRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[8]
+	mi := &file_berth_v1_cluster_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -634,7 +1031,7 @@ func (x *GetServiceRequest) String() string {
 func (*GetServiceRequest) ProtoMessage() {}
 
 func (x *GetServiceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[8]
+	mi := &file_berth_v1_cluster_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -647,7 +1044,7 @@ func (x *GetServiceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetServiceRequest.ProtoReflect.Descriptor instead.
 func (*GetServiceRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{8}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *GetServiceRequest) GetNamespace() string {
@@ -682,7 +1079,7 @@ type ListServicesRequest struct {
 
 func (x *ListServicesRequest) Reset() {
 	*x = ListServicesRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[9]
+	mi := &file_berth_v1_cluster_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -694,7 +1091,7 @@ func (x *ListServicesRequest) String() string {
 func (*ListServicesRequest) ProtoMessage() {}
 
 func (x *ListServicesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[9]
+	mi := &file_berth_v1_cluster_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -707,7 +1104,7 @@ func (x *ListServicesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListServicesRequest.ProtoReflect.Descriptor instead.
 func (*ListServicesRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{9}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ListServicesRequest) GetNamespace() string {
@@ -735,7 +1132,7 @@ type ServiceSummary struct {
 
 func (x *ServiceSummary) Reset() {
 	*x = ServiceSummary{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[10]
+	mi := &file_berth_v1_cluster_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -747,7 +1144,7 @@ func (x *ServiceSummary) String() string {
 func (*ServiceSummary) ProtoMessage() {}
 
 func (x *ServiceSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[10]
+	mi := &file_berth_v1_cluster_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -760,7 +1157,7 @@ func (x *ServiceSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServiceSummary.ProtoReflect.Descriptor instead.
 func (*ServiceSummary) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{10}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ServiceSummary) GetService() *Service {
@@ -793,7 +1190,7 @@ type ListServicesResponse struct {
 
 func (x *ListServicesResponse) Reset() {
 	*x = ListServicesResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[11]
+	mi := &file_berth_v1_cluster_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -805,7 +1202,7 @@ func (x *ListServicesResponse) String() string {
 func (*ListServicesResponse) ProtoMessage() {}
 
 func (x *ListServicesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[11]
+	mi := &file_berth_v1_cluster_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -818,7 +1215,7 @@ func (x *ListServicesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListServicesResponse.ProtoReflect.Descriptor instead.
 func (*ListServicesResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{11}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ListServicesResponse) GetServices() []*ServiceSummary {
@@ -842,7 +1239,7 @@ type ListTasksRequest struct {
 
 func (x *ListTasksRequest) Reset() {
 	*x = ListTasksRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[12]
+	mi := &file_berth_v1_cluster_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -854,7 +1251,7 @@ func (x *ListTasksRequest) String() string {
 func (*ListTasksRequest) ProtoMessage() {}
 
 func (x *ListTasksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[12]
+	mi := &file_berth_v1_cluster_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -867,7 +1264,7 @@ func (x *ListTasksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTasksRequest.ProtoReflect.Descriptor instead.
 func (*ListTasksRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{12}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ListTasksRequest) GetNamespace() string {
@@ -914,7 +1311,7 @@ type ListTasksResponse struct {
 
 func (x *ListTasksResponse) Reset() {
 	*x = ListTasksResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[13]
+	mi := &file_berth_v1_cluster_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -926,7 +1323,7 @@ func (x *ListTasksResponse) String() string {
 func (*ListTasksResponse) ProtoMessage() {}
 
 func (x *ListTasksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[13]
+	mi := &file_berth_v1_cluster_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -939,7 +1336,7 @@ func (x *ListTasksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTasksResponse.ProtoReflect.Descriptor instead.
 func (*ListTasksResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{13}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ListTasksResponse) GetTasks() []*Task {
@@ -957,7 +1354,7 @@ type ListNodesRequest struct {
 
 func (x *ListNodesRequest) Reset() {
 	*x = ListNodesRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[14]
+	mi := &file_berth_v1_cluster_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -969,7 +1366,7 @@ func (x *ListNodesRequest) String() string {
 func (*ListNodesRequest) ProtoMessage() {}
 
 func (x *ListNodesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[14]
+	mi := &file_berth_v1_cluster_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -982,7 +1379,7 @@ func (x *ListNodesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNodesRequest.ProtoReflect.Descriptor instead.
 func (*ListNodesRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{14}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{21}
 }
 
 type ListNodesResponse struct {
@@ -994,7 +1391,7 @@ type ListNodesResponse struct {
 
 func (x *ListNodesResponse) Reset() {
 	*x = ListNodesResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[15]
+	mi := &file_berth_v1_cluster_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1006,7 +1403,7 @@ func (x *ListNodesResponse) String() string {
 func (*ListNodesResponse) ProtoMessage() {}
 
 func (x *ListNodesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[15]
+	mi := &file_berth_v1_cluster_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1019,7 +1416,7 @@ func (x *ListNodesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNodesResponse.ProtoReflect.Descriptor instead.
 func (*ListNodesResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{15}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ListNodesResponse) GetNodes() []*Node {
@@ -1053,7 +1450,7 @@ type ListEventsRequest struct {
 
 func (x *ListEventsRequest) Reset() {
 	*x = ListEventsRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[16]
+	mi := &file_berth_v1_cluster_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1065,7 +1462,7 @@ func (x *ListEventsRequest) String() string {
 func (*ListEventsRequest) ProtoMessage() {}
 
 func (x *ListEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[16]
+	mi := &file_berth_v1_cluster_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1078,7 +1475,7 @@ func (x *ListEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEventsRequest.ProtoReflect.Descriptor instead.
 func (*ListEventsRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{16}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ListEventsRequest) GetLimit() uint32 {
@@ -1139,7 +1536,7 @@ type ListEventsResponse struct {
 
 func (x *ListEventsResponse) Reset() {
 	*x = ListEventsResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[17]
+	mi := &file_berth_v1_cluster_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1151,7 +1548,7 @@ func (x *ListEventsResponse) String() string {
 func (*ListEventsResponse) ProtoMessage() {}
 
 func (x *ListEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[17]
+	mi := &file_berth_v1_cluster_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1164,7 +1561,7 @@ func (x *ListEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEventsResponse.ProtoReflect.Descriptor instead.
 func (*ListEventsResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{17}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ListEventsResponse) GetEvents() []*Event {
@@ -1184,7 +1581,7 @@ type WatchRequest struct {
 
 func (x *WatchRequest) Reset() {
 	*x = WatchRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[18]
+	mi := &file_berth_v1_cluster_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1196,7 +1593,7 @@ func (x *WatchRequest) String() string {
 func (*WatchRequest) ProtoMessage() {}
 
 func (x *WatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[18]
+	mi := &file_berth_v1_cluster_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1209,7 +1606,7 @@ func (x *WatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRequest.ProtoReflect.Descriptor instead.
 func (*WatchRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{18}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *WatchRequest) GetNamespace() string {
@@ -1241,7 +1638,7 @@ type WatchEvent struct {
 
 func (x *WatchEvent) Reset() {
 	*x = WatchEvent{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[19]
+	mi := &file_berth_v1_cluster_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1253,7 +1650,7 @@ func (x *WatchEvent) String() string {
 func (*WatchEvent) ProtoMessage() {}
 
 func (x *WatchEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[19]
+	mi := &file_berth_v1_cluster_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1266,7 +1663,7 @@ func (x *WatchEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchEvent.ProtoReflect.Descriptor instead.
 func (*WatchEvent) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{19}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *WatchEvent) GetAction() WatchAction {
@@ -1348,7 +1745,7 @@ type LogsRequest struct {
 
 func (x *LogsRequest) Reset() {
 	*x = LogsRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[20]
+	mi := &file_berth_v1_cluster_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1360,7 +1757,7 @@ func (x *LogsRequest) String() string {
 func (*LogsRequest) ProtoMessage() {}
 
 func (x *LogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[20]
+	mi := &file_berth_v1_cluster_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1373,7 +1770,7 @@ func (x *LogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogsRequest.ProtoReflect.Descriptor instead.
 func (*LogsRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{20}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *LogsRequest) GetNamespace() string {
@@ -1433,7 +1830,7 @@ type LogEntry struct {
 
 func (x *LogEntry) Reset() {
 	*x = LogEntry{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[21]
+	mi := &file_berth_v1_cluster_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1445,7 +1842,7 @@ func (x *LogEntry) String() string {
 func (*LogEntry) ProtoMessage() {}
 
 func (x *LogEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[21]
+	mi := &file_berth_v1_cluster_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1458,7 +1855,7 @@ func (x *LogEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogEntry.ProtoReflect.Descriptor instead.
 func (*LogEntry) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{21}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *LogEntry) GetTaskId() string {
@@ -1520,7 +1917,7 @@ type ImportImageHeader struct {
 
 func (x *ImportImageHeader) Reset() {
 	*x = ImportImageHeader{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[22]
+	mi := &file_berth_v1_cluster_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1532,7 +1929,7 @@ func (x *ImportImageHeader) String() string {
 func (*ImportImageHeader) ProtoMessage() {}
 
 func (x *ImportImageHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[22]
+	mi := &file_berth_v1_cluster_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1545,7 +1942,7 @@ func (x *ImportImageHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportImageHeader.ProtoReflect.Descriptor instead.
 func (*ImportImageHeader) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{22}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ImportImageHeader) GetNodeIds() []string {
@@ -1568,7 +1965,7 @@ type ImportImageRequest struct {
 
 func (x *ImportImageRequest) Reset() {
 	*x = ImportImageRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[23]
+	mi := &file_berth_v1_cluster_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1580,7 +1977,7 @@ func (x *ImportImageRequest) String() string {
 func (*ImportImageRequest) ProtoMessage() {}
 
 func (x *ImportImageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[23]
+	mi := &file_berth_v1_cluster_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1593,7 +1990,7 @@ func (x *ImportImageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportImageRequest.ProtoReflect.Descriptor instead.
 func (*ImportImageRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{23}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ImportImageRequest) GetPart() isImportImageRequest_Part {
@@ -1649,7 +2046,7 @@ type NodeImportResult struct {
 
 func (x *NodeImportResult) Reset() {
 	*x = NodeImportResult{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[24]
+	mi := &file_berth_v1_cluster_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1661,7 +2058,7 @@ func (x *NodeImportResult) String() string {
 func (*NodeImportResult) ProtoMessage() {}
 
 func (x *NodeImportResult) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[24]
+	mi := &file_berth_v1_cluster_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1674,7 +2071,7 @@ func (x *NodeImportResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeImportResult.ProtoReflect.Descriptor instead.
 func (*NodeImportResult) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{24}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *NodeImportResult) GetNodeId() string {
@@ -1714,7 +2111,7 @@ type ImportImageResponse struct {
 
 func (x *ImportImageResponse) Reset() {
 	*x = ImportImageResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[25]
+	mi := &file_berth_v1_cluster_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1726,7 +2123,7 @@ func (x *ImportImageResponse) String() string {
 func (*ImportImageResponse) ProtoMessage() {}
 
 func (x *ImportImageResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[25]
+	mi := &file_berth_v1_cluster_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1739,7 +2136,7 @@ func (x *ImportImageResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportImageResponse.ProtoReflect.Descriptor instead.
 func (*ImportImageResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{25}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ImportImageResponse) GetResults() []*NodeImportResult {
@@ -1761,7 +2158,7 @@ type Image struct {
 
 func (x *Image) Reset() {
 	*x = Image{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[26]
+	mi := &file_berth_v1_cluster_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1773,7 +2170,7 @@ func (x *Image) String() string {
 func (*Image) ProtoMessage() {}
 
 func (x *Image) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[26]
+	mi := &file_berth_v1_cluster_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1786,7 +2183,7 @@ func (x *Image) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Image.ProtoReflect.Descriptor instead.
 func (*Image) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{26}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *Image) GetName() string {
@@ -1827,7 +2224,7 @@ type ListImagesRequest struct {
 
 func (x *ListImagesRequest) Reset() {
 	*x = ListImagesRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[27]
+	mi := &file_berth_v1_cluster_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1839,7 +2236,7 @@ func (x *ListImagesRequest) String() string {
 func (*ListImagesRequest) ProtoMessage() {}
 
 func (x *ListImagesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[27]
+	mi := &file_berth_v1_cluster_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1852,7 +2249,7 @@ func (x *ListImagesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListImagesRequest.ProtoReflect.Descriptor instead.
 func (*ListImagesRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{27}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ListImagesRequest) GetNodeId() string {
@@ -1874,7 +2271,7 @@ type NodeImages struct {
 
 func (x *NodeImages) Reset() {
 	*x = NodeImages{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[28]
+	mi := &file_berth_v1_cluster_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1886,7 +2283,7 @@ func (x *NodeImages) String() string {
 func (*NodeImages) ProtoMessage() {}
 
 func (x *NodeImages) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[28]
+	mi := &file_berth_v1_cluster_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1899,7 +2296,7 @@ func (x *NodeImages) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeImages.ProtoReflect.Descriptor instead.
 func (*NodeImages) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{28}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *NodeImages) GetNodeId() string {
@@ -1939,7 +2336,7 @@ type ListImagesResponse struct {
 
 func (x *ListImagesResponse) Reset() {
 	*x = ListImagesResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[29]
+	mi := &file_berth_v1_cluster_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1951,7 +2348,7 @@ func (x *ListImagesResponse) String() string {
 func (*ListImagesResponse) ProtoMessage() {}
 
 func (x *ListImagesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[29]
+	mi := &file_berth_v1_cluster_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1964,7 +2361,7 @@ func (x *ListImagesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListImagesResponse.ProtoReflect.Descriptor instead.
 func (*ListImagesResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{29}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ListImagesResponse) GetNodes() []*NodeImages {
@@ -1986,7 +2383,7 @@ type JoinTokenRequest struct {
 
 func (x *JoinTokenRequest) Reset() {
 	*x = JoinTokenRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[30]
+	mi := &file_berth_v1_cluster_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1998,7 +2395,7 @@ func (x *JoinTokenRequest) String() string {
 func (*JoinTokenRequest) ProtoMessage() {}
 
 func (x *JoinTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[30]
+	mi := &file_berth_v1_cluster_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2011,7 +2408,7 @@ func (x *JoinTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinTokenRequest.ProtoReflect.Descriptor instead.
 func (*JoinTokenRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{30}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *JoinTokenRequest) GetRotate() bool {
@@ -2038,7 +2435,7 @@ type JoinTokenResponse struct {
 
 func (x *JoinTokenResponse) Reset() {
 	*x = JoinTokenResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[31]
+	mi := &file_berth_v1_cluster_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2050,7 +2447,7 @@ func (x *JoinTokenResponse) String() string {
 func (*JoinTokenResponse) ProtoMessage() {}
 
 func (x *JoinTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[31]
+	mi := &file_berth_v1_cluster_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2063,7 +2460,7 @@ func (x *JoinTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinTokenResponse.ProtoReflect.Descriptor instead.
 func (*JoinTokenResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{31}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *JoinTokenResponse) GetToken() string {
@@ -2088,7 +2485,7 @@ type VersionRequest struct {
 
 func (x *VersionRequest) Reset() {
 	*x = VersionRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[32]
+	mi := &file_berth_v1_cluster_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2100,7 +2497,7 @@ func (x *VersionRequest) String() string {
 func (*VersionRequest) ProtoMessage() {}
 
 func (x *VersionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[32]
+	mi := &file_berth_v1_cluster_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2113,7 +2510,7 @@ func (x *VersionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VersionRequest.ProtoReflect.Descriptor instead.
 func (*VersionRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{32}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{39}
 }
 
 type VersionResponse struct {
@@ -2128,7 +2525,7 @@ type VersionResponse struct {
 
 func (x *VersionResponse) Reset() {
 	*x = VersionResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[33]
+	mi := &file_berth_v1_cluster_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2140,7 +2537,7 @@ func (x *VersionResponse) String() string {
 func (*VersionResponse) ProtoMessage() {}
 
 func (x *VersionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[33]
+	mi := &file_berth_v1_cluster_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2153,7 +2550,7 @@ func (x *VersionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VersionResponse.ProtoReflect.Descriptor instead.
 func (*VersionResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{33}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *VersionResponse) GetVersion() string {
@@ -2188,7 +2585,36 @@ var File_berth_v1_cluster_proto protoreflect.FileDescriptor
 
 const file_berth_v1_cluster_proto_rawDesc = "" +
 	"\n" +
-	"\x16berth/v1/cluster.proto\x12\bberth.v1\x1a\x16berth/v1/objects.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x86\x01\n" +
+	"\x16berth/v1/cluster.proto\x12\bberth.v1\x1a\x16berth/v1/objects.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"{\n" +
+	"\x13ScaleServiceRequest\x12\x1c\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x10\n" +
+	"\x03app\x18\x02 \x01(\tR\x03app\x12\x18\n" +
+	"\aservice\x18\x03 \x01(\tR\aservice\x12\x1a\n" +
+	"\breplicas\x18\x04 \x01(\x04R\breplicas\"\x81\x01\n" +
+	"\x16RollbackServiceRequest\x12\x1c\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x10\n" +
+	"\x03app\x18\x02 \x01(\tR\x03app\x12\x18\n" +
+	"\aservice\x18\x03 \x01(\tR\aservice\x12\x1d\n" +
+	"\n" +
+	"to_version\x18\x04 \x01(\x04R\ttoVersion\"\x95\x02\n" +
+	"\x11UpdateNodeRequest\x12\x12\n" +
+	"\x04node\x18\x01 \x01(\tR\x04node\x12>\n" +
+	"\favailability\x18\x02 \x01(\x0e2\x1a.berth.v1.NodeAvailabilityR\favailability\x12I\n" +
+	"\n" +
+	"set_labels\x18\x03 \x03(\v2*.berth.v1.UpdateNodeRequest.SetLabelsEntryR\tsetLabels\x12#\n" +
+	"\rremove_labels\x18\x04 \x03(\tR\fremoveLabels\x1a<\n" +
+	"\x0eSetLabelsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\\\n" +
+	"\x10RebalanceRequest\x12\x1c\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x10\n" +
+	"\x03app\x18\x02 \x01(\tR\x03app\x12\x18\n" +
+	"\aservice\x18\x03 \x01(\tR\aservice\"/\n" +
+	"\x11RebalanceResponse\x12\x1a\n" +
+	"\bservices\x18\x01 \x03(\tR\bservices\"\x14\n" +
+	"\x12GetSettingsRequest\"N\n" +
+	"\x15UpdateSettingsRequest\x125\n" +
+	"\bsettings\x18\x01 \x01(\v2\x19.berth.v1.ClusterSettingsR\bsettings\"\x86\x01\n" +
 	"\fApplyRequest\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x10\n" +
 	"\x03app\x18\x02 \x01(\tR\x03app\x12-\n" +
@@ -2331,7 +2757,8 @@ const file_berth_v1_cluster_proto_rawDesc = "" +
 	"\tLogStream\x12\x1a\n" +
 	"\x16LOG_STREAM_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11LOG_STREAM_STDOUT\x10\x01\x12\x15\n" +
-	"\x11LOG_STREAM_STDERR\x10\x022\xc0\a\n" +
+	"\x11LOG_STREAM_STDERR\x10\x022\xe1\n" +
+	"\n" +
 	"\x0eClusterService\x128\n" +
 	"\x05Apply\x12\x16.berth.v1.ApplyRequest\x1a\x17.berth.v1.ApplyResponse\x12D\n" +
 	"\tDeleteApp\x12\x1a.berth.v1.DeleteAppRequest\x1a\x1b.berth.v1.DeleteAppResponse\x12A\n" +
@@ -2349,7 +2776,14 @@ const file_berth_v1_cluster_proto_rawDesc = "" +
 	"\n" +
 	"ListImages\x12\x1b.berth.v1.ListImagesRequest\x1a\x1c.berth.v1.ListImagesResponse\x12D\n" +
 	"\tJoinToken\x12\x1a.berth.v1.JoinTokenRequest\x1a\x1b.berth.v1.JoinTokenResponse\x12>\n" +
-	"\aVersion\x12\x18.berth.v1.VersionRequest\x1a\x19.berth.v1.VersionResponseB4Z2github.com/berthproject/berth/api/berth/v1;berthv1b\x06proto3"
+	"\aVersion\x12\x18.berth.v1.VersionRequest\x1a\x19.berth.v1.VersionResponse\x12@\n" +
+	"\fScaleService\x12\x1d.berth.v1.ScaleServiceRequest\x1a\x11.berth.v1.Service\x12F\n" +
+	"\x0fRollbackService\x12 .berth.v1.RollbackServiceRequest\x1a\x11.berth.v1.Service\x129\n" +
+	"\n" +
+	"UpdateNode\x12\x1b.berth.v1.UpdateNodeRequest\x1a\x0e.berth.v1.Node\x12D\n" +
+	"\tRebalance\x12\x1a.berth.v1.RebalanceRequest\x1a\x1b.berth.v1.RebalanceResponse\x12F\n" +
+	"\vGetSettings\x12\x1c.berth.v1.GetSettingsRequest\x1a\x19.berth.v1.ClusterSettings\x12L\n" +
+	"\x0eUpdateSettings\x12\x1f.berth.v1.UpdateSettingsRequest\x1a\x19.berth.v1.ClusterSettingsB4Z2github.com/berthproject/berth/api/berth/v1;berthv1b\x06proto3"
 
 var (
 	file_berth_v1_cluster_proto_rawDescOnce sync.Once
@@ -2364,110 +2798,135 @@ func file_berth_v1_cluster_proto_rawDescGZIP() []byte {
 }
 
 var file_berth_v1_cluster_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_berth_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
+var file_berth_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 42)
 var file_berth_v1_cluster_proto_goTypes = []any{
-	(ChangeAction)(0),             // 0: berth.v1.ChangeAction
-	(WatchAction)(0),              // 1: berth.v1.WatchAction
-	(LogStream)(0),                // 2: berth.v1.LogStream
-	(*ApplyRequest)(nil),          // 3: berth.v1.ApplyRequest
-	(*ServiceChange)(nil),         // 4: berth.v1.ServiceChange
-	(*ApplyResponse)(nil),         // 5: berth.v1.ApplyResponse
-	(*DeleteAppRequest)(nil),      // 6: berth.v1.DeleteAppRequest
-	(*DeleteAppResponse)(nil),     // 7: berth.v1.DeleteAppResponse
-	(*ListAppsRequest)(nil),       // 8: berth.v1.ListAppsRequest
-	(*App)(nil),                   // 9: berth.v1.App
-	(*ListAppsResponse)(nil),      // 10: berth.v1.ListAppsResponse
-	(*GetServiceRequest)(nil),     // 11: berth.v1.GetServiceRequest
-	(*ListServicesRequest)(nil),   // 12: berth.v1.ListServicesRequest
-	(*ServiceSummary)(nil),        // 13: berth.v1.ServiceSummary
-	(*ListServicesResponse)(nil),  // 14: berth.v1.ListServicesResponse
-	(*ListTasksRequest)(nil),      // 15: berth.v1.ListTasksRequest
-	(*ListTasksResponse)(nil),     // 16: berth.v1.ListTasksResponse
-	(*ListNodesRequest)(nil),      // 17: berth.v1.ListNodesRequest
-	(*ListNodesResponse)(nil),     // 18: berth.v1.ListNodesResponse
-	(*ListEventsRequest)(nil),     // 19: berth.v1.ListEventsRequest
-	(*ListEventsResponse)(nil),    // 20: berth.v1.ListEventsResponse
-	(*WatchRequest)(nil),          // 21: berth.v1.WatchRequest
-	(*WatchEvent)(nil),            // 22: berth.v1.WatchEvent
-	(*LogsRequest)(nil),           // 23: berth.v1.LogsRequest
-	(*LogEntry)(nil),              // 24: berth.v1.LogEntry
-	(*ImportImageHeader)(nil),     // 25: berth.v1.ImportImageHeader
-	(*ImportImageRequest)(nil),    // 26: berth.v1.ImportImageRequest
-	(*NodeImportResult)(nil),      // 27: berth.v1.NodeImportResult
-	(*ImportImageResponse)(nil),   // 28: berth.v1.ImportImageResponse
-	(*Image)(nil),                 // 29: berth.v1.Image
-	(*ListImagesRequest)(nil),     // 30: berth.v1.ListImagesRequest
-	(*NodeImages)(nil),            // 31: berth.v1.NodeImages
-	(*ListImagesResponse)(nil),    // 32: berth.v1.ListImagesResponse
-	(*JoinTokenRequest)(nil),      // 33: berth.v1.JoinTokenRequest
-	(*JoinTokenResponse)(nil),     // 34: berth.v1.JoinTokenResponse
-	(*VersionRequest)(nil),        // 35: berth.v1.VersionRequest
-	(*VersionResponse)(nil),       // 36: berth.v1.VersionResponse
-	(*Service)(nil),               // 37: berth.v1.Service
-	(*Task)(nil),                  // 38: berth.v1.Task
-	(*Node)(nil),                  // 39: berth.v1.Node
-	(*timestamppb.Timestamp)(nil), // 40: google.protobuf.Timestamp
-	(*Event)(nil),                 // 41: berth.v1.Event
-	(*durationpb.Duration)(nil),   // 42: google.protobuf.Duration
+	(ChangeAction)(0),              // 0: berth.v1.ChangeAction
+	(WatchAction)(0),               // 1: berth.v1.WatchAction
+	(LogStream)(0),                 // 2: berth.v1.LogStream
+	(*ScaleServiceRequest)(nil),    // 3: berth.v1.ScaleServiceRequest
+	(*RollbackServiceRequest)(nil), // 4: berth.v1.RollbackServiceRequest
+	(*UpdateNodeRequest)(nil),      // 5: berth.v1.UpdateNodeRequest
+	(*RebalanceRequest)(nil),       // 6: berth.v1.RebalanceRequest
+	(*RebalanceResponse)(nil),      // 7: berth.v1.RebalanceResponse
+	(*GetSettingsRequest)(nil),     // 8: berth.v1.GetSettingsRequest
+	(*UpdateSettingsRequest)(nil),  // 9: berth.v1.UpdateSettingsRequest
+	(*ApplyRequest)(nil),           // 10: berth.v1.ApplyRequest
+	(*ServiceChange)(nil),          // 11: berth.v1.ServiceChange
+	(*ApplyResponse)(nil),          // 12: berth.v1.ApplyResponse
+	(*DeleteAppRequest)(nil),       // 13: berth.v1.DeleteAppRequest
+	(*DeleteAppResponse)(nil),      // 14: berth.v1.DeleteAppResponse
+	(*ListAppsRequest)(nil),        // 15: berth.v1.ListAppsRequest
+	(*App)(nil),                    // 16: berth.v1.App
+	(*ListAppsResponse)(nil),       // 17: berth.v1.ListAppsResponse
+	(*GetServiceRequest)(nil),      // 18: berth.v1.GetServiceRequest
+	(*ListServicesRequest)(nil),    // 19: berth.v1.ListServicesRequest
+	(*ServiceSummary)(nil),         // 20: berth.v1.ServiceSummary
+	(*ListServicesResponse)(nil),   // 21: berth.v1.ListServicesResponse
+	(*ListTasksRequest)(nil),       // 22: berth.v1.ListTasksRequest
+	(*ListTasksResponse)(nil),      // 23: berth.v1.ListTasksResponse
+	(*ListNodesRequest)(nil),       // 24: berth.v1.ListNodesRequest
+	(*ListNodesResponse)(nil),      // 25: berth.v1.ListNodesResponse
+	(*ListEventsRequest)(nil),      // 26: berth.v1.ListEventsRequest
+	(*ListEventsResponse)(nil),     // 27: berth.v1.ListEventsResponse
+	(*WatchRequest)(nil),           // 28: berth.v1.WatchRequest
+	(*WatchEvent)(nil),             // 29: berth.v1.WatchEvent
+	(*LogsRequest)(nil),            // 30: berth.v1.LogsRequest
+	(*LogEntry)(nil),               // 31: berth.v1.LogEntry
+	(*ImportImageHeader)(nil),      // 32: berth.v1.ImportImageHeader
+	(*ImportImageRequest)(nil),     // 33: berth.v1.ImportImageRequest
+	(*NodeImportResult)(nil),       // 34: berth.v1.NodeImportResult
+	(*ImportImageResponse)(nil),    // 35: berth.v1.ImportImageResponse
+	(*Image)(nil),                  // 36: berth.v1.Image
+	(*ListImagesRequest)(nil),      // 37: berth.v1.ListImagesRequest
+	(*NodeImages)(nil),             // 38: berth.v1.NodeImages
+	(*ListImagesResponse)(nil),     // 39: berth.v1.ListImagesResponse
+	(*JoinTokenRequest)(nil),       // 40: berth.v1.JoinTokenRequest
+	(*JoinTokenResponse)(nil),      // 41: berth.v1.JoinTokenResponse
+	(*VersionRequest)(nil),         // 42: berth.v1.VersionRequest
+	(*VersionResponse)(nil),        // 43: berth.v1.VersionResponse
+	nil,                            // 44: berth.v1.UpdateNodeRequest.SetLabelsEntry
+	(NodeAvailability)(0),          // 45: berth.v1.NodeAvailability
+	(*ClusterSettings)(nil),        // 46: berth.v1.ClusterSettings
+	(*Service)(nil),                // 47: berth.v1.Service
+	(*Task)(nil),                   // 48: berth.v1.Task
+	(*Node)(nil),                   // 49: berth.v1.Node
+	(*timestamppb.Timestamp)(nil),  // 50: google.protobuf.Timestamp
+	(*Event)(nil),                  // 51: berth.v1.Event
+	(*durationpb.Duration)(nil),    // 52: google.protobuf.Duration
 }
 var file_berth_v1_cluster_proto_depIdxs = []int32{
-	37, // 0: berth.v1.ApplyRequest.services:type_name -> berth.v1.Service
-	0,  // 1: berth.v1.ServiceChange.action:type_name -> berth.v1.ChangeAction
-	4,  // 2: berth.v1.ApplyResponse.changes:type_name -> berth.v1.ServiceChange
-	9,  // 3: berth.v1.ListAppsResponse.apps:type_name -> berth.v1.App
-	37, // 4: berth.v1.ServiceSummary.service:type_name -> berth.v1.Service
-	13, // 5: berth.v1.ListServicesResponse.services:type_name -> berth.v1.ServiceSummary
-	38, // 6: berth.v1.ListTasksResponse.tasks:type_name -> berth.v1.Task
-	39, // 7: berth.v1.ListNodesResponse.nodes:type_name -> berth.v1.Node
-	40, // 8: berth.v1.ListEventsRequest.since:type_name -> google.protobuf.Timestamp
-	41, // 9: berth.v1.ListEventsResponse.events:type_name -> berth.v1.Event
-	1,  // 10: berth.v1.WatchEvent.action:type_name -> berth.v1.WatchAction
-	39, // 11: berth.v1.WatchEvent.node:type_name -> berth.v1.Node
-	37, // 12: berth.v1.WatchEvent.service:type_name -> berth.v1.Service
-	38, // 13: berth.v1.WatchEvent.task:type_name -> berth.v1.Task
-	2,  // 14: berth.v1.LogEntry.stream:type_name -> berth.v1.LogStream
-	40, // 15: berth.v1.LogEntry.at:type_name -> google.protobuf.Timestamp
-	25, // 16: berth.v1.ImportImageRequest.header:type_name -> berth.v1.ImportImageHeader
-	29, // 17: berth.v1.NodeImportResult.images:type_name -> berth.v1.Image
-	27, // 18: berth.v1.ImportImageResponse.results:type_name -> berth.v1.NodeImportResult
-	40, // 19: berth.v1.Image.created_at:type_name -> google.protobuf.Timestamp
-	29, // 20: berth.v1.NodeImages.images:type_name -> berth.v1.Image
-	31, // 21: berth.v1.ListImagesResponse.nodes:type_name -> berth.v1.NodeImages
-	42, // 22: berth.v1.JoinTokenRequest.ttl:type_name -> google.protobuf.Duration
-	40, // 23: berth.v1.JoinTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
-	3,  // 24: berth.v1.ClusterService.Apply:input_type -> berth.v1.ApplyRequest
-	6,  // 25: berth.v1.ClusterService.DeleteApp:input_type -> berth.v1.DeleteAppRequest
-	8,  // 26: berth.v1.ClusterService.ListApps:input_type -> berth.v1.ListAppsRequest
-	11, // 27: berth.v1.ClusterService.GetService:input_type -> berth.v1.GetServiceRequest
-	12, // 28: berth.v1.ClusterService.ListServices:input_type -> berth.v1.ListServicesRequest
-	15, // 29: berth.v1.ClusterService.ListTasks:input_type -> berth.v1.ListTasksRequest
-	17, // 30: berth.v1.ClusterService.ListNodes:input_type -> berth.v1.ListNodesRequest
-	19, // 31: berth.v1.ClusterService.ListEvents:input_type -> berth.v1.ListEventsRequest
-	21, // 32: berth.v1.ClusterService.Watch:input_type -> berth.v1.WatchRequest
-	23, // 33: berth.v1.ClusterService.Logs:input_type -> berth.v1.LogsRequest
-	26, // 34: berth.v1.ClusterService.ImportImage:input_type -> berth.v1.ImportImageRequest
-	30, // 35: berth.v1.ClusterService.ListImages:input_type -> berth.v1.ListImagesRequest
-	33, // 36: berth.v1.ClusterService.JoinToken:input_type -> berth.v1.JoinTokenRequest
-	35, // 37: berth.v1.ClusterService.Version:input_type -> berth.v1.VersionRequest
-	5,  // 38: berth.v1.ClusterService.Apply:output_type -> berth.v1.ApplyResponse
-	7,  // 39: berth.v1.ClusterService.DeleteApp:output_type -> berth.v1.DeleteAppResponse
-	10, // 40: berth.v1.ClusterService.ListApps:output_type -> berth.v1.ListAppsResponse
-	37, // 41: berth.v1.ClusterService.GetService:output_type -> berth.v1.Service
-	14, // 42: berth.v1.ClusterService.ListServices:output_type -> berth.v1.ListServicesResponse
-	16, // 43: berth.v1.ClusterService.ListTasks:output_type -> berth.v1.ListTasksResponse
-	18, // 44: berth.v1.ClusterService.ListNodes:output_type -> berth.v1.ListNodesResponse
-	20, // 45: berth.v1.ClusterService.ListEvents:output_type -> berth.v1.ListEventsResponse
-	22, // 46: berth.v1.ClusterService.Watch:output_type -> berth.v1.WatchEvent
-	24, // 47: berth.v1.ClusterService.Logs:output_type -> berth.v1.LogEntry
-	28, // 48: berth.v1.ClusterService.ImportImage:output_type -> berth.v1.ImportImageResponse
-	32, // 49: berth.v1.ClusterService.ListImages:output_type -> berth.v1.ListImagesResponse
-	34, // 50: berth.v1.ClusterService.JoinToken:output_type -> berth.v1.JoinTokenResponse
-	36, // 51: berth.v1.ClusterService.Version:output_type -> berth.v1.VersionResponse
-	38, // [38:52] is the sub-list for method output_type
-	24, // [24:38] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	45, // 0: berth.v1.UpdateNodeRequest.availability:type_name -> berth.v1.NodeAvailability
+	44, // 1: berth.v1.UpdateNodeRequest.set_labels:type_name -> berth.v1.UpdateNodeRequest.SetLabelsEntry
+	46, // 2: berth.v1.UpdateSettingsRequest.settings:type_name -> berth.v1.ClusterSettings
+	47, // 3: berth.v1.ApplyRequest.services:type_name -> berth.v1.Service
+	0,  // 4: berth.v1.ServiceChange.action:type_name -> berth.v1.ChangeAction
+	11, // 5: berth.v1.ApplyResponse.changes:type_name -> berth.v1.ServiceChange
+	16, // 6: berth.v1.ListAppsResponse.apps:type_name -> berth.v1.App
+	47, // 7: berth.v1.ServiceSummary.service:type_name -> berth.v1.Service
+	20, // 8: berth.v1.ListServicesResponse.services:type_name -> berth.v1.ServiceSummary
+	48, // 9: berth.v1.ListTasksResponse.tasks:type_name -> berth.v1.Task
+	49, // 10: berth.v1.ListNodesResponse.nodes:type_name -> berth.v1.Node
+	50, // 11: berth.v1.ListEventsRequest.since:type_name -> google.protobuf.Timestamp
+	51, // 12: berth.v1.ListEventsResponse.events:type_name -> berth.v1.Event
+	1,  // 13: berth.v1.WatchEvent.action:type_name -> berth.v1.WatchAction
+	49, // 14: berth.v1.WatchEvent.node:type_name -> berth.v1.Node
+	47, // 15: berth.v1.WatchEvent.service:type_name -> berth.v1.Service
+	48, // 16: berth.v1.WatchEvent.task:type_name -> berth.v1.Task
+	2,  // 17: berth.v1.LogEntry.stream:type_name -> berth.v1.LogStream
+	50, // 18: berth.v1.LogEntry.at:type_name -> google.protobuf.Timestamp
+	32, // 19: berth.v1.ImportImageRequest.header:type_name -> berth.v1.ImportImageHeader
+	36, // 20: berth.v1.NodeImportResult.images:type_name -> berth.v1.Image
+	34, // 21: berth.v1.ImportImageResponse.results:type_name -> berth.v1.NodeImportResult
+	50, // 22: berth.v1.Image.created_at:type_name -> google.protobuf.Timestamp
+	36, // 23: berth.v1.NodeImages.images:type_name -> berth.v1.Image
+	38, // 24: berth.v1.ListImagesResponse.nodes:type_name -> berth.v1.NodeImages
+	52, // 25: berth.v1.JoinTokenRequest.ttl:type_name -> google.protobuf.Duration
+	50, // 26: berth.v1.JoinTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
+	10, // 27: berth.v1.ClusterService.Apply:input_type -> berth.v1.ApplyRequest
+	13, // 28: berth.v1.ClusterService.DeleteApp:input_type -> berth.v1.DeleteAppRequest
+	15, // 29: berth.v1.ClusterService.ListApps:input_type -> berth.v1.ListAppsRequest
+	18, // 30: berth.v1.ClusterService.GetService:input_type -> berth.v1.GetServiceRequest
+	19, // 31: berth.v1.ClusterService.ListServices:input_type -> berth.v1.ListServicesRequest
+	22, // 32: berth.v1.ClusterService.ListTasks:input_type -> berth.v1.ListTasksRequest
+	24, // 33: berth.v1.ClusterService.ListNodes:input_type -> berth.v1.ListNodesRequest
+	26, // 34: berth.v1.ClusterService.ListEvents:input_type -> berth.v1.ListEventsRequest
+	28, // 35: berth.v1.ClusterService.Watch:input_type -> berth.v1.WatchRequest
+	30, // 36: berth.v1.ClusterService.Logs:input_type -> berth.v1.LogsRequest
+	33, // 37: berth.v1.ClusterService.ImportImage:input_type -> berth.v1.ImportImageRequest
+	37, // 38: berth.v1.ClusterService.ListImages:input_type -> berth.v1.ListImagesRequest
+	40, // 39: berth.v1.ClusterService.JoinToken:input_type -> berth.v1.JoinTokenRequest
+	42, // 40: berth.v1.ClusterService.Version:input_type -> berth.v1.VersionRequest
+	3,  // 41: berth.v1.ClusterService.ScaleService:input_type -> berth.v1.ScaleServiceRequest
+	4,  // 42: berth.v1.ClusterService.RollbackService:input_type -> berth.v1.RollbackServiceRequest
+	5,  // 43: berth.v1.ClusterService.UpdateNode:input_type -> berth.v1.UpdateNodeRequest
+	6,  // 44: berth.v1.ClusterService.Rebalance:input_type -> berth.v1.RebalanceRequest
+	8,  // 45: berth.v1.ClusterService.GetSettings:input_type -> berth.v1.GetSettingsRequest
+	9,  // 46: berth.v1.ClusterService.UpdateSettings:input_type -> berth.v1.UpdateSettingsRequest
+	12, // 47: berth.v1.ClusterService.Apply:output_type -> berth.v1.ApplyResponse
+	14, // 48: berth.v1.ClusterService.DeleteApp:output_type -> berth.v1.DeleteAppResponse
+	17, // 49: berth.v1.ClusterService.ListApps:output_type -> berth.v1.ListAppsResponse
+	47, // 50: berth.v1.ClusterService.GetService:output_type -> berth.v1.Service
+	21, // 51: berth.v1.ClusterService.ListServices:output_type -> berth.v1.ListServicesResponse
+	23, // 52: berth.v1.ClusterService.ListTasks:output_type -> berth.v1.ListTasksResponse
+	25, // 53: berth.v1.ClusterService.ListNodes:output_type -> berth.v1.ListNodesResponse
+	27, // 54: berth.v1.ClusterService.ListEvents:output_type -> berth.v1.ListEventsResponse
+	29, // 55: berth.v1.ClusterService.Watch:output_type -> berth.v1.WatchEvent
+	31, // 56: berth.v1.ClusterService.Logs:output_type -> berth.v1.LogEntry
+	35, // 57: berth.v1.ClusterService.ImportImage:output_type -> berth.v1.ImportImageResponse
+	39, // 58: berth.v1.ClusterService.ListImages:output_type -> berth.v1.ListImagesResponse
+	41, // 59: berth.v1.ClusterService.JoinToken:output_type -> berth.v1.JoinTokenResponse
+	43, // 60: berth.v1.ClusterService.Version:output_type -> berth.v1.VersionResponse
+	47, // 61: berth.v1.ClusterService.ScaleService:output_type -> berth.v1.Service
+	47, // 62: berth.v1.ClusterService.RollbackService:output_type -> berth.v1.Service
+	49, // 63: berth.v1.ClusterService.UpdateNode:output_type -> berth.v1.Node
+	7,  // 64: berth.v1.ClusterService.Rebalance:output_type -> berth.v1.RebalanceResponse
+	46, // 65: berth.v1.ClusterService.GetSettings:output_type -> berth.v1.ClusterSettings
+	46, // 66: berth.v1.ClusterService.UpdateSettings:output_type -> berth.v1.ClusterSettings
+	47, // [47:67] is the sub-list for method output_type
+	27, // [27:47] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_berth_v1_cluster_proto_init() }
@@ -2476,12 +2935,12 @@ func file_berth_v1_cluster_proto_init() {
 		return
 	}
 	file_berth_v1_objects_proto_init()
-	file_berth_v1_cluster_proto_msgTypes[19].OneofWrappers = []any{
+	file_berth_v1_cluster_proto_msgTypes[26].OneofWrappers = []any{
 		(*WatchEvent_Node)(nil),
 		(*WatchEvent_Service)(nil),
 		(*WatchEvent_Task)(nil),
 	}
-	file_berth_v1_cluster_proto_msgTypes[23].OneofWrappers = []any{
+	file_berth_v1_cluster_proto_msgTypes[30].OneofWrappers = []any{
 		(*ImportImageRequest_Header)(nil),
 		(*ImportImageRequest_Chunk)(nil),
 	}
@@ -2491,7 +2950,7 @@ func file_berth_v1_cluster_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_berth_v1_cluster_proto_rawDesc), len(file_berth_v1_cluster_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   34,
+			NumMessages:   42,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

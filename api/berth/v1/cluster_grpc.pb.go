@@ -19,20 +19,26 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	ClusterService_Apply_FullMethodName        = "/berth.v1.ClusterService/Apply"
-	ClusterService_DeleteApp_FullMethodName    = "/berth.v1.ClusterService/DeleteApp"
-	ClusterService_ListApps_FullMethodName     = "/berth.v1.ClusterService/ListApps"
-	ClusterService_GetService_FullMethodName   = "/berth.v1.ClusterService/GetService"
-	ClusterService_ListServices_FullMethodName = "/berth.v1.ClusterService/ListServices"
-	ClusterService_ListTasks_FullMethodName    = "/berth.v1.ClusterService/ListTasks"
-	ClusterService_ListNodes_FullMethodName    = "/berth.v1.ClusterService/ListNodes"
-	ClusterService_ListEvents_FullMethodName   = "/berth.v1.ClusterService/ListEvents"
-	ClusterService_Watch_FullMethodName        = "/berth.v1.ClusterService/Watch"
-	ClusterService_Logs_FullMethodName         = "/berth.v1.ClusterService/Logs"
-	ClusterService_ImportImage_FullMethodName  = "/berth.v1.ClusterService/ImportImage"
-	ClusterService_ListImages_FullMethodName   = "/berth.v1.ClusterService/ListImages"
-	ClusterService_JoinToken_FullMethodName    = "/berth.v1.ClusterService/JoinToken"
-	ClusterService_Version_FullMethodName      = "/berth.v1.ClusterService/Version"
+	ClusterService_Apply_FullMethodName           = "/berth.v1.ClusterService/Apply"
+	ClusterService_DeleteApp_FullMethodName       = "/berth.v1.ClusterService/DeleteApp"
+	ClusterService_ListApps_FullMethodName        = "/berth.v1.ClusterService/ListApps"
+	ClusterService_GetService_FullMethodName      = "/berth.v1.ClusterService/GetService"
+	ClusterService_ListServices_FullMethodName    = "/berth.v1.ClusterService/ListServices"
+	ClusterService_ListTasks_FullMethodName       = "/berth.v1.ClusterService/ListTasks"
+	ClusterService_ListNodes_FullMethodName       = "/berth.v1.ClusterService/ListNodes"
+	ClusterService_ListEvents_FullMethodName      = "/berth.v1.ClusterService/ListEvents"
+	ClusterService_Watch_FullMethodName           = "/berth.v1.ClusterService/Watch"
+	ClusterService_Logs_FullMethodName            = "/berth.v1.ClusterService/Logs"
+	ClusterService_ImportImage_FullMethodName     = "/berth.v1.ClusterService/ImportImage"
+	ClusterService_ListImages_FullMethodName      = "/berth.v1.ClusterService/ListImages"
+	ClusterService_JoinToken_FullMethodName       = "/berth.v1.ClusterService/JoinToken"
+	ClusterService_Version_FullMethodName         = "/berth.v1.ClusterService/Version"
+	ClusterService_ScaleService_FullMethodName    = "/berth.v1.ClusterService/ScaleService"
+	ClusterService_RollbackService_FullMethodName = "/berth.v1.ClusterService/RollbackService"
+	ClusterService_UpdateNode_FullMethodName      = "/berth.v1.ClusterService/UpdateNode"
+	ClusterService_Rebalance_FullMethodName       = "/berth.v1.ClusterService/Rebalance"
+	ClusterService_GetSettings_FullMethodName     = "/berth.v1.ClusterService/GetSettings"
+	ClusterService_UpdateSettings_FullMethodName  = "/berth.v1.ClusterService/UpdateSettings"
 )
 
 // ClusterServiceClient is the client API for ClusterService service.
@@ -66,6 +72,17 @@ type ClusterServiceClient interface {
 	// no valid token or when asked to rotate.
 	JoinToken(ctx context.Context, in *JoinTokenRequest, opts ...grpc.CallOption) (*JoinTokenResponse, error)
 	Version(ctx context.Context, in *VersionRequest, opts ...grpc.CallOption) (*VersionResponse, error)
+	// ScaleService sets a replicated service's replicas; no new spec version.
+	ScaleService(ctx context.Context, in *ScaleServiceRequest, opts ...grpc.CallOption) (*Service, error)
+	// RollbackService makes an earlier spec current again, rolled out by the
+	// service's rollback_config.
+	RollbackService(ctx context.Context, in *RollbackServiceRequest, opts ...grpc.CallOption) (*Service, error)
+	// UpdateNode sets a node's availability and operator labels.
+	UpdateNode(ctx context.Context, in *UpdateNodeRequest, opts ...grpc.CallOption) (*Node, error)
+	// Rebalance asks the orchestrator to move tasks toward an even spread.
+	Rebalance(ctx context.Context, in *RebalanceRequest, opts ...grpc.CallOption) (*RebalanceResponse, error)
+	GetSettings(ctx context.Context, in *GetSettingsRequest, opts ...grpc.CallOption) (*ClusterSettings, error)
+	UpdateSettings(ctx context.Context, in *UpdateSettingsRequest, opts ...grpc.CallOption) (*ClusterSettings, error)
 }
 
 type clusterServiceClient struct {
@@ -237,6 +254,66 @@ func (c *clusterServiceClient) Version(ctx context.Context, in *VersionRequest, 
 	return out, nil
 }
 
+func (c *clusterServiceClient) ScaleService(ctx context.Context, in *ScaleServiceRequest, opts ...grpc.CallOption) (*Service, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Service)
+	err := c.cc.Invoke(ctx, ClusterService_ScaleService_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *clusterServiceClient) RollbackService(ctx context.Context, in *RollbackServiceRequest, opts ...grpc.CallOption) (*Service, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Service)
+	err := c.cc.Invoke(ctx, ClusterService_RollbackService_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *clusterServiceClient) UpdateNode(ctx context.Context, in *UpdateNodeRequest, opts ...grpc.CallOption) (*Node, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Node)
+	err := c.cc.Invoke(ctx, ClusterService_UpdateNode_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *clusterServiceClient) Rebalance(ctx context.Context, in *RebalanceRequest, opts ...grpc.CallOption) (*RebalanceResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RebalanceResponse)
+	err := c.cc.Invoke(ctx, ClusterService_Rebalance_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *clusterServiceClient) GetSettings(ctx context.Context, in *GetSettingsRequest, opts ...grpc.CallOption) (*ClusterSettings, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ClusterSettings)
+	err := c.cc.Invoke(ctx, ClusterService_GetSettings_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *clusterServiceClient) UpdateSettings(ctx context.Context, in *UpdateSettingsRequest, opts ...grpc.CallOption) (*ClusterSettings, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ClusterSettings)
+	err := c.cc.Invoke(ctx, ClusterService_UpdateSettings_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ClusterServiceServer is the server API for ClusterService service.
 // All implementations must embed UnimplementedClusterServiceServer
 // for forward compatibility.
@@ -268,6 +345,17 @@ type ClusterServiceServer interface {
 	// no valid token or when asked to rotate.
 	JoinToken(context.Context, *JoinTokenRequest) (*JoinTokenResponse, error)
 	Version(context.Context, *VersionRequest) (*VersionResponse, error)
+	// ScaleService sets a replicated service's replicas; no new spec version.
+	ScaleService(context.Context, *ScaleServiceRequest) (*Service, error)
+	// RollbackService makes an earlier spec current again, rolled out by the
+	// service's rollback_config.
+	RollbackService(context.Context, *RollbackServiceRequest) (*Service, error)
+	// UpdateNode sets a node's availability and operator labels.
+	UpdateNode(context.Context, *UpdateNodeRequest) (*Node, error)
+	// Rebalance asks the orchestrator to move tasks toward an even spread.
+	Rebalance(context.Context, *RebalanceRequest) (*RebalanceResponse, error)
+	GetSettings(context.Context, *GetSettingsRequest) (*ClusterSettings, error)
+	UpdateSettings(context.Context, *UpdateSettingsRequest) (*ClusterSettings, error)
 	mustEmbedUnimplementedClusterServiceServer()
 }
 
@@ -319,6 +407,24 @@ func (UnimplementedClusterServiceServer) JoinToken(context.Context, *JoinTokenRe
 }
 func (UnimplementedClusterServiceServer) Version(context.Context, *VersionRequest) (*VersionResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Version not implemented")
+}
+func (UnimplementedClusterServiceServer) ScaleService(context.Context, *ScaleServiceRequest) (*Service, error) {
+	return nil, status.Error(codes.Unimplemented, "method ScaleService not implemented")
+}
+func (UnimplementedClusterServiceServer) RollbackService(context.Context, *RollbackServiceRequest) (*Service, error) {
+	return nil, status.Error(codes.Unimplemented, "method RollbackService not implemented")
+}
+func (UnimplementedClusterServiceServer) UpdateNode(context.Context, *UpdateNodeRequest) (*Node, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateNode not implemented")
+}
+func (UnimplementedClusterServiceServer) Rebalance(context.Context, *RebalanceRequest) (*RebalanceResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Rebalance not implemented")
+}
+func (UnimplementedClusterServiceServer) GetSettings(context.Context, *GetSettingsRequest) (*ClusterSettings, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetSettings not implemented")
+}
+func (UnimplementedClusterServiceServer) UpdateSettings(context.Context, *UpdateSettingsRequest) (*ClusterSettings, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateSettings not implemented")
 }
 func (UnimplementedClusterServiceServer) mustEmbedUnimplementedClusterServiceServer() {}
 func (UnimplementedClusterServiceServer) testEmbeddedByValue()                        {}
@@ -568,6 +674,114 @@ func _ClusterService_Version_Handler(srv interface{}, ctx context.Context, dec f
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ClusterService_ScaleService_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ScaleServiceRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClusterServiceServer).ScaleService(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ClusterService_ScaleService_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClusterServiceServer).ScaleService(ctx, req.(*ScaleServiceRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ClusterService_RollbackService_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RollbackServiceRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClusterServiceServer).RollbackService(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ClusterService_RollbackService_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClusterServiceServer).RollbackService(ctx, req.(*RollbackServiceRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ClusterService_UpdateNode_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateNodeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClusterServiceServer).UpdateNode(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ClusterService_UpdateNode_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClusterServiceServer).UpdateNode(ctx, req.(*UpdateNodeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ClusterService_Rebalance_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RebalanceRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClusterServiceServer).Rebalance(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ClusterService_Rebalance_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClusterServiceServer).Rebalance(ctx, req.(*RebalanceRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ClusterService_GetSettings_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetSettingsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClusterServiceServer).GetSettings(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ClusterService_GetSettings_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClusterServiceServer).GetSettings(ctx, req.(*GetSettingsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ClusterService_UpdateSettings_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateSettingsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClusterServiceServer).UpdateSettings(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ClusterService_UpdateSettings_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClusterServiceServer).UpdateSettings(ctx, req.(*UpdateSettingsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ClusterService_ServiceDesc is the grpc.ServiceDesc for ClusterService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -618,6 +832,30 @@ var ClusterService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Version",
 			Handler:    _ClusterService_Version_Handler,
+		},
+		{
+			MethodName: "ScaleService",
+			Handler:    _ClusterService_ScaleService_Handler,
+		},
+		{
+			MethodName: "RollbackService",
+			Handler:    _ClusterService_RollbackService_Handler,
+		},
+		{
+			MethodName: "UpdateNode",
+			Handler:    _ClusterService_UpdateNode_Handler,
+		},
+		{
+			MethodName: "Rebalance",
+			Handler:    _ClusterService_Rebalance_Handler,
+		},
+		{
+			MethodName: "GetSettings",
+			Handler:    _ClusterService_GetSettings_Handler,
+		},
+		{
+			MethodName: "UpdateSettings",
+			Handler:    _ClusterService_UpdateSettings_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

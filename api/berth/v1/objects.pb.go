@@ -180,6 +180,169 @@ func (ServiceMode) EnumDescriptor() ([]byte, []int) {
 	return file_berth_v1_objects_proto_rawDescGZIP(), []int{2}
 }
 
+// SchedulingStrategy ranks the nodes that can take a task.
+type SchedulingStrategy int32
+
+const (
+	// SCHEDULING_STRATEGY_UNSPECIFIED: the cluster setting (spread by default).
+	SchedulingStrategy_SCHEDULING_STRATEGY_UNSPECIFIED SchedulingStrategy = 0
+	// SPREAD puts each task where its service has the fewest tasks.
+	SchedulingStrategy_SCHEDULING_STRATEGY_SPREAD SchedulingStrategy = 1
+	// BINPACK puts each task on the fullest node it fits on, leaving whole
+	// nodes free.
+	SchedulingStrategy_SCHEDULING_STRATEGY_BINPACK SchedulingStrategy = 2
+)
+
+// Enum value maps for SchedulingStrategy.
+var (
+	SchedulingStrategy_name = map[int32]string{
+		0: "SCHEDULING_STRATEGY_UNSPECIFIED",
+		1: "SCHEDULING_STRATEGY_SPREAD",
+		2: "SCHEDULING_STRATEGY_BINPACK",
+	}
+	SchedulingStrategy_value = map[string]int32{
+		"SCHEDULING_STRATEGY_UNSPECIFIED": 0,
+		"SCHEDULING_STRATEGY_SPREAD":      1,
+		"SCHEDULING_STRATEGY_BINPACK":     2,
+	}
+)
+
+func (x SchedulingStrategy) Enum() *SchedulingStrategy {
+	p := new(SchedulingStrategy)
+	*p = x
+	return p
+}
+
+func (x SchedulingStrategy) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (SchedulingStrategy) Descriptor() protoreflect.EnumDescriptor {
+	return file_berth_v1_objects_proto_enumTypes[3].Descriptor()
+}
+
+func (SchedulingStrategy) Type() protoreflect.EnumType {
+	return &file_berth_v1_objects_proto_enumTypes[3]
+}
+
+func (x SchedulingStrategy) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use SchedulingStrategy.Descriptor instead.
+func (SchedulingStrategy) EnumDescriptor() ([]byte, []int) {
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{3}
+}
+
+// UpdateFailureAction is what a rolling update does when too many of its
+// new tasks fail.
+type UpdateFailureAction int32
+
+const (
+	// UPDATE_FAILURE_ACTION_UNSPECIFIED is read as PAUSE.
+	UpdateFailureAction_UPDATE_FAILURE_ACTION_UNSPECIFIED UpdateFailureAction = 0
+	UpdateFailureAction_UPDATE_FAILURE_ACTION_PAUSE       UpdateFailureAction = 1
+	UpdateFailureAction_UPDATE_FAILURE_ACTION_CONTINUE    UpdateFailureAction = 2
+	// ROLLBACK returns the service to its previous spec (not valid in a
+	// rollback_config).
+	UpdateFailureAction_UPDATE_FAILURE_ACTION_ROLLBACK UpdateFailureAction = 3
+)
+
+// Enum value maps for UpdateFailureAction.
+var (
+	UpdateFailureAction_name = map[int32]string{
+		0: "UPDATE_FAILURE_ACTION_UNSPECIFIED",
+		1: "UPDATE_FAILURE_ACTION_PAUSE",
+		2: "UPDATE_FAILURE_ACTION_CONTINUE",
+		3: "UPDATE_FAILURE_ACTION_ROLLBACK",
+	}
+	UpdateFailureAction_value = map[string]int32{
+		"UPDATE_FAILURE_ACTION_UNSPECIFIED": 0,
+		"UPDATE_FAILURE_ACTION_PAUSE":       1,
+		"UPDATE_FAILURE_ACTION_CONTINUE":    2,
+		"UPDATE_FAILURE_ACTION_ROLLBACK":    3,
+	}
+)
+
+func (x UpdateFailureAction) Enum() *UpdateFailureAction {
+	p := new(UpdateFailureAction)
+	*p = x
+	return p
+}
+
+func (x UpdateFailureAction) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (UpdateFailureAction) Descriptor() protoreflect.EnumDescriptor {
+	return file_berth_v1_objects_proto_enumTypes[4].Descriptor()
+}
+
+func (UpdateFailureAction) Type() protoreflect.EnumType {
+	return &file_berth_v1_objects_proto_enumTypes[4]
+}
+
+func (x UpdateFailureAction) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use UpdateFailureAction.Descriptor instead.
+func (UpdateFailureAction) EnumDescriptor() ([]byte, []int) {
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{4}
+}
+
+// UpdateOrder says whether a slot's old task stops before or after its
+// replacement starts.
+type UpdateOrder int32
+
+const (
+	// UPDATE_ORDER_UNSPECIFIED is read as STOP_FIRST.
+	UpdateOrder_UPDATE_ORDER_UNSPECIFIED UpdateOrder = 0
+	UpdateOrder_UPDATE_ORDER_STOP_FIRST  UpdateOrder = 1
+	UpdateOrder_UPDATE_ORDER_START_FIRST UpdateOrder = 2
+)
+
+// Enum value maps for UpdateOrder.
+var (
+	UpdateOrder_name = map[int32]string{
+		0: "UPDATE_ORDER_UNSPECIFIED",
+		1: "UPDATE_ORDER_STOP_FIRST",
+		2: "UPDATE_ORDER_START_FIRST",
+	}
+	UpdateOrder_value = map[string]int32{
+		"UPDATE_ORDER_UNSPECIFIED": 0,
+		"UPDATE_ORDER_STOP_FIRST":  1,
+		"UPDATE_ORDER_START_FIRST": 2,
+	}
+)
+
+func (x UpdateOrder) Enum() *UpdateOrder {
+	p := new(UpdateOrder)
+	*p = x
+	return p
+}
+
+func (x UpdateOrder) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (UpdateOrder) Descriptor() protoreflect.EnumDescriptor {
+	return file_berth_v1_objects_proto_enumTypes[5].Descriptor()
+}
+
+func (UpdateOrder) Type() protoreflect.EnumType {
+	return &file_berth_v1_objects_proto_enumTypes[5]
+}
+
+func (x UpdateOrder) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use UpdateOrder.Descriptor instead.
+func (UpdateOrder) EnumDescriptor() ([]byte, []int) {
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{5}
+}
+
 type RestartCondition int32
 
 const (
@@ -216,11 +379,11 @@ func (x RestartCondition) String() string {
 }
 
 func (RestartCondition) Descriptor() protoreflect.EnumDescriptor {
-	return file_berth_v1_objects_proto_enumTypes[3].Descriptor()
+	return file_berth_v1_objects_proto_enumTypes[6].Descriptor()
 }
 
 func (RestartCondition) Type() protoreflect.EnumType {
-	return &file_berth_v1_objects_proto_enumTypes[3]
+	return &file_berth_v1_objects_proto_enumTypes[6]
 }
 
 func (x RestartCondition) Number() protoreflect.EnumNumber {
@@ -229,7 +392,7 @@ func (x RestartCondition) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use RestartCondition.Descriptor instead.
 func (RestartCondition) EnumDescriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{3}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{6}
 }
 
 // DependencyCondition says what a dependency must reach before its
@@ -277,11 +440,11 @@ func (x DependencyCondition) String() string {
 }
 
 func (DependencyCondition) Descriptor() protoreflect.EnumDescriptor {
-	return file_berth_v1_objects_proto_enumTypes[4].Descriptor()
+	return file_berth_v1_objects_proto_enumTypes[7].Descriptor()
 }
 
 func (DependencyCondition) Type() protoreflect.EnumType {
-	return &file_berth_v1_objects_proto_enumTypes[4]
+	return &file_berth_v1_objects_proto_enumTypes[7]
 }
 
 func (x DependencyCondition) Number() protoreflect.EnumNumber {
@@ -290,7 +453,7 @@ func (x DependencyCondition) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use DependencyCondition.Descriptor instead.
 func (DependencyCondition) EnumDescriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{4}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{7}
 }
 
 type Health int32
@@ -330,11 +493,11 @@ func (x Health) String() string {
 }
 
 func (Health) Descriptor() protoreflect.EnumDescriptor {
-	return file_berth_v1_objects_proto_enumTypes[5].Descriptor()
+	return file_berth_v1_objects_proto_enumTypes[8].Descriptor()
 }
 
 func (Health) Type() protoreflect.EnumType {
-	return &file_berth_v1_objects_proto_enumTypes[5]
+	return &file_berth_v1_objects_proto_enumTypes[8]
 }
 
 func (x Health) Number() protoreflect.EnumNumber {
@@ -343,7 +506,179 @@ func (x Health) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Health.Descriptor instead.
 func (Health) EnumDescriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{5}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{8}
+}
+
+type UpdateState int32
+
+const (
+	UpdateState_UPDATE_STATE_UNSPECIFIED UpdateState = 0
+	// UPDATING: tasks of older versions are being replaced.
+	UpdateState_UPDATE_STATE_UPDATING UpdateState = 1
+	// PAUSED: too many new tasks failed; no more slots are replaced until
+	// the next apply (or a rollback).
+	UpdateState_UPDATE_STATE_PAUSED    UpdateState = 2
+	UpdateState_UPDATE_STATE_COMPLETED UpdateState = 3
+	// ROLLBACK_STARTED: the service returns to its previous spec, by its
+	// rollback_config.
+	UpdateState_UPDATE_STATE_ROLLBACK_STARTED   UpdateState = 4
+	UpdateState_UPDATE_STATE_ROLLBACK_PAUSED    UpdateState = 5
+	UpdateState_UPDATE_STATE_ROLLBACK_COMPLETED UpdateState = 6
+)
+
+// Enum value maps for UpdateState.
+var (
+	UpdateState_name = map[int32]string{
+		0: "UPDATE_STATE_UNSPECIFIED",
+		1: "UPDATE_STATE_UPDATING",
+		2: "UPDATE_STATE_PAUSED",
+		3: "UPDATE_STATE_COMPLETED",
+		4: "UPDATE_STATE_ROLLBACK_STARTED",
+		5: "UPDATE_STATE_ROLLBACK_PAUSED",
+		6: "UPDATE_STATE_ROLLBACK_COMPLETED",
+	}
+	UpdateState_value = map[string]int32{
+		"UPDATE_STATE_UNSPECIFIED":        0,
+		"UPDATE_STATE_UPDATING":           1,
+		"UPDATE_STATE_PAUSED":             2,
+		"UPDATE_STATE_COMPLETED":          3,
+		"UPDATE_STATE_ROLLBACK_STARTED":   4,
+		"UPDATE_STATE_ROLLBACK_PAUSED":    5,
+		"UPDATE_STATE_ROLLBACK_COMPLETED": 6,
+	}
+)
+
+func (x UpdateState) Enum() *UpdateState {
+	p := new(UpdateState)
+	*p = x
+	return p
+}
+
+func (x UpdateState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (UpdateState) Descriptor() protoreflect.EnumDescriptor {
+	return file_berth_v1_objects_proto_enumTypes[9].Descriptor()
+}
+
+func (UpdateState) Type() protoreflect.EnumType {
+	return &file_berth_v1_objects_proto_enumTypes[9]
+}
+
+func (x UpdateState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use UpdateState.Descriptor instead.
+func (UpdateState) EnumDescriptor() ([]byte, []int) {
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{9}
+}
+
+type RebalanceState int32
+
+const (
+	RebalanceState_REBALANCE_STATE_UNSPECIFIED RebalanceState = 0
+	// REQUESTED: asked for, not yet started by the orchestrator.
+	RebalanceState_REBALANCE_STATE_REQUESTED RebalanceState = 1
+	RebalanceState_REBALANCE_STATE_MOVING    RebalanceState = 2
+	RebalanceState_REBALANCE_STATE_COMPLETED RebalanceState = 3
+)
+
+// Enum value maps for RebalanceState.
+var (
+	RebalanceState_name = map[int32]string{
+		0: "REBALANCE_STATE_UNSPECIFIED",
+		1: "REBALANCE_STATE_REQUESTED",
+		2: "REBALANCE_STATE_MOVING",
+		3: "REBALANCE_STATE_COMPLETED",
+	}
+	RebalanceState_value = map[string]int32{
+		"REBALANCE_STATE_UNSPECIFIED": 0,
+		"REBALANCE_STATE_REQUESTED":   1,
+		"REBALANCE_STATE_MOVING":      2,
+		"REBALANCE_STATE_COMPLETED":   3,
+	}
+)
+
+func (x RebalanceState) Enum() *RebalanceState {
+	p := new(RebalanceState)
+	*p = x
+	return p
+}
+
+func (x RebalanceState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (RebalanceState) Descriptor() protoreflect.EnumDescriptor {
+	return file_berth_v1_objects_proto_enumTypes[10].Descriptor()
+}
+
+func (RebalanceState) Type() protoreflect.EnumType {
+	return &file_berth_v1_objects_proto_enumTypes[10]
+}
+
+func (x RebalanceState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use RebalanceState.Descriptor instead.
+func (RebalanceState) EnumDescriptor() ([]byte, []int) {
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{10}
+}
+
+// ReplaceCause says why a task was started beside the one it replaces.
+type ReplaceCause int32
+
+const (
+	ReplaceCause_REPLACE_CAUSE_UNSPECIFIED ReplaceCause = 0
+	ReplaceCause_REPLACE_CAUSE_UPDATE      ReplaceCause = 1
+	ReplaceCause_REPLACE_CAUSE_DRAIN       ReplaceCause = 2
+	ReplaceCause_REPLACE_CAUSE_REBALANCE   ReplaceCause = 3
+)
+
+// Enum value maps for ReplaceCause.
+var (
+	ReplaceCause_name = map[int32]string{
+		0: "REPLACE_CAUSE_UNSPECIFIED",
+		1: "REPLACE_CAUSE_UPDATE",
+		2: "REPLACE_CAUSE_DRAIN",
+		3: "REPLACE_CAUSE_REBALANCE",
+	}
+	ReplaceCause_value = map[string]int32{
+		"REPLACE_CAUSE_UNSPECIFIED": 0,
+		"REPLACE_CAUSE_UPDATE":      1,
+		"REPLACE_CAUSE_DRAIN":       2,
+		"REPLACE_CAUSE_REBALANCE":   3,
+	}
+)
+
+func (x ReplaceCause) Enum() *ReplaceCause {
+	p := new(ReplaceCause)
+	*p = x
+	return p
+}
+
+func (x ReplaceCause) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ReplaceCause) Descriptor() protoreflect.EnumDescriptor {
+	return file_berth_v1_objects_proto_enumTypes[11].Descriptor()
+}
+
+func (ReplaceCause) Type() protoreflect.EnumType {
+	return &file_berth_v1_objects_proto_enumTypes[11]
+}
+
+func (x ReplaceCause) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ReplaceCause.Descriptor instead.
+func (ReplaceCause) EnumDescriptor() ([]byte, []int) {
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{11}
 }
 
 // TaskState is ordered: an observed state only ever moves forward.
@@ -410,11 +745,11 @@ func (x TaskState) String() string {
 }
 
 func (TaskState) Descriptor() protoreflect.EnumDescriptor {
-	return file_berth_v1_objects_proto_enumTypes[6].Descriptor()
+	return file_berth_v1_objects_proto_enumTypes[12].Descriptor()
 }
 
 func (TaskState) Type() protoreflect.EnumType {
-	return &file_berth_v1_objects_proto_enumTypes[6]
+	return &file_berth_v1_objects_proto_enumTypes[12]
 }
 
 func (x TaskState) Number() protoreflect.EnumNumber {
@@ -423,7 +758,7 @@ func (x TaskState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use TaskState.Descriptor instead.
 func (TaskState) EnumDescriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{6}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{12}
 }
 
 // Meta is carried by every stored object.
@@ -625,9 +960,15 @@ type Node struct {
 	Hostname     string `protobuf:"bytes,13,opt,name=hostname,proto3" json:"hostname,omitempty"`
 	AgentVersion string `protobuf:"bytes,14,opt,name=agent_version,json=agentVersion,proto3" json:"agent_version,omitempty"`
 	// status_since is when status last changed.
-	StatusSince   *timestamppb.Timestamp `protobuf:"bytes,15,opt,name=status_since,json=statusSince,proto3" json:"status_since,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	StatusSince *timestamppb.Timestamp `protobuf:"bytes,15,opt,name=status_since,json=statusSince,proto3" json:"status_since,omitempty"`
+	// agent_labels are the labels the agent registered with (its --label
+	// flags); operator_labels are those set with `berth node label`, which
+	// win over the agent's. labels is the two merged: what constraints and
+	// preferences read.
+	AgentLabels    map[string]string `protobuf:"bytes,16,rep,name=agent_labels,json=agentLabels,proto3" json:"agent_labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	OperatorLabels map[string]string `protobuf:"bytes,17,rep,name=operator_labels,json=operatorLabels,proto3" json:"operator_labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Node) Reset() {
@@ -765,6 +1106,20 @@ func (x *Node) GetStatusSince() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Node) GetAgentLabels() map[string]string {
+	if x != nil {
+		return x.AgentLabels
+	}
+	return nil
+}
+
+func (x *Node) GetOperatorLabels() map[string]string {
+	if x != nil {
+		return x.OperatorLabels
+	}
+	return nil
+}
+
 type PortSpec struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// target is the port inside the container.
@@ -842,7 +1197,12 @@ type Placement struct {
 	// constraints are expressions like node.labels.zone==eu, node.hostname!=a.
 	Constraints []string `protobuf:"bytes,1,rep,name=constraints,proto3" json:"constraints,omitempty"`
 	// preferences are spread preferences, e.g. node.labels.zone.
-	Preferences   []string `protobuf:"bytes,2,rep,name=preferences,proto3" json:"preferences,omitempty"`
+	Preferences []string `protobuf:"bytes,2,rep,name=preferences,proto3" json:"preferences,omitempty"`
+	// max_replicas_per_node caps the service's tasks on one node; 0 is no cap.
+	MaxReplicasPerNode uint64 `protobuf:"varint,3,opt,name=max_replicas_per_node,json=maxReplicasPerNode,proto3" json:"max_replicas_per_node,omitempty"`
+	// platforms the service's image runs on (Compose `platform`); empty is
+	// any. An empty os or architecture matches any.
+	Platforms     []*Platform `protobuf:"bytes,4,rep,name=platforms,proto3" json:"platforms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -891,6 +1251,114 @@ func (x *Placement) GetPreferences() []string {
 	return nil
 }
 
+func (x *Placement) GetMaxReplicasPerNode() uint64 {
+	if x != nil {
+		return x.MaxReplicasPerNode
+	}
+	return 0
+}
+
+func (x *Placement) GetPlatforms() []*Platform {
+	if x != nil {
+		return x.Platforms
+	}
+	return nil
+}
+
+// UpdateConfig is Compose's deploy.update_config (and rollback_config).
+// An unset config means: parallelism 1, no delay, failure action pause,
+// monitor 5s, max failure ratio 0, stop-first.
+type UpdateConfig struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// parallelism is how many slots are replaced at once; 0 is all at once.
+	Parallelism uint64 `protobuf:"varint,1,opt,name=parallelism,proto3" json:"parallelism,omitempty"`
+	// delay is the wait after a replaced task is ready before the next
+	// slot's replacement starts.
+	Delay         *durationpb.Duration `protobuf:"bytes,2,opt,name=delay,proto3" json:"delay,omitempty"`
+	FailureAction UpdateFailureAction  `protobuf:"varint,3,opt,name=failure_action,json=failureAction,proto3,enum=berth.v1.UpdateFailureAction" json:"failure_action,omitempty"`
+	// monitor is how long after it is ready a new task's failure still
+	// counts against the update.
+	Monitor *durationpb.Duration `protobuf:"bytes,4,opt,name=monitor,proto3" json:"monitor,omitempty"`
+	// max_failure_ratio is the share of the service's slots whose new tasks
+	// may fail before failure_action applies; 0 tolerates no failure.
+	MaxFailureRatio float64     `protobuf:"fixed64,5,opt,name=max_failure_ratio,json=maxFailureRatio,proto3" json:"max_failure_ratio,omitempty"`
+	Order           UpdateOrder `protobuf:"varint,6,opt,name=order,proto3,enum=berth.v1.UpdateOrder" json:"order,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *UpdateConfig) Reset() {
+	*x = UpdateConfig{}
+	mi := &file_berth_v1_objects_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateConfig) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateConfig) ProtoMessage() {}
+
+func (x *UpdateConfig) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_objects_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateConfig.ProtoReflect.Descriptor instead.
+func (*UpdateConfig) Descriptor() ([]byte, []int) {
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *UpdateConfig) GetParallelism() uint64 {
+	if x != nil {
+		return x.Parallelism
+	}
+	return 0
+}
+
+func (x *UpdateConfig) GetDelay() *durationpb.Duration {
+	if x != nil {
+		return x.Delay
+	}
+	return nil
+}
+
+func (x *UpdateConfig) GetFailureAction() UpdateFailureAction {
+	if x != nil {
+		return x.FailureAction
+	}
+	return UpdateFailureAction_UPDATE_FAILURE_ACTION_UNSPECIFIED
+}
+
+func (x *UpdateConfig) GetMonitor() *durationpb.Duration {
+	if x != nil {
+		return x.Monitor
+	}
+	return nil
+}
+
+func (x *UpdateConfig) GetMaxFailureRatio() float64 {
+	if x != nil {
+		return x.MaxFailureRatio
+	}
+	return 0
+}
+
+func (x *UpdateConfig) GetOrder() UpdateOrder {
+	if x != nil {
+		return x.Order
+	}
+	return UpdateOrder_UPDATE_ORDER_UNSPECIFIED
+}
+
 type RestartPolicy struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	Condition RestartCondition       `protobuf:"varint,1,opt,name=condition,proto3,enum=berth.v1.RestartCondition" json:"condition,omitempty"`
@@ -904,7 +1372,7 @@ type RestartPolicy struct {
 
 func (x *RestartPolicy) Reset() {
 	*x = RestartPolicy{}
-	mi := &file_berth_v1_objects_proto_msgTypes[6]
+	mi := &file_berth_v1_objects_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -916,7 +1384,7 @@ func (x *RestartPolicy) String() string {
 func (*RestartPolicy) ProtoMessage() {}
 
 func (x *RestartPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[6]
+	mi := &file_berth_v1_objects_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -929,7 +1397,7 @@ func (x *RestartPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestartPolicy.ProtoReflect.Descriptor instead.
 func (*RestartPolicy) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{6}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *RestartPolicy) GetCondition() RestartCondition {
@@ -984,14 +1452,19 @@ type ServiceSpec struct {
 	Healthcheck *HealthCheck `protobuf:"bytes,17,opt,name=healthcheck,proto3" json:"healthcheck,omitempty"`
 	// depends_on are the services of the same app whose tasks must meet a
 	// condition before this service's tasks are placed, sorted by service.
-	DependsOn     []*Dependency `protobuf:"bytes,18,rep,name=depends_on,json=dependsOn,proto3" json:"depends_on,omitempty"`
+	DependsOn []*Dependency `protobuf:"bytes,18,rep,name=depends_on,json=dependsOn,proto3" json:"depends_on,omitempty"`
+	// update_config rolls spec changes out; rollback_config rolls back.
+	UpdateConfig   *UpdateConfig `protobuf:"bytes,19,opt,name=update_config,json=updateConfig,proto3" json:"update_config,omitempty"`
+	RollbackConfig *UpdateConfig `protobuf:"bytes,20,opt,name=rollback_config,json=rollbackConfig,proto3" json:"rollback_config,omitempty"`
+	// strategy overrides the cluster's scheduling strategy (x-berth.strategy).
+	Strategy      SchedulingStrategy `protobuf:"varint,21,opt,name=strategy,proto3,enum=berth.v1.SchedulingStrategy" json:"strategy,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ServiceSpec) Reset() {
 	*x = ServiceSpec{}
-	mi := &file_berth_v1_objects_proto_msgTypes[7]
+	mi := &file_berth_v1_objects_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1003,7 +1476,7 @@ func (x *ServiceSpec) String() string {
 func (*ServiceSpec) ProtoMessage() {}
 
 func (x *ServiceSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[7]
+	mi := &file_berth_v1_objects_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1016,7 +1489,7 @@ func (x *ServiceSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServiceSpec.ProtoReflect.Descriptor instead.
 func (*ServiceSpec) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{7}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ServiceSpec) GetImage() string {
@@ -1145,6 +1618,27 @@ func (x *ServiceSpec) GetDependsOn() []*Dependency {
 	return nil
 }
 
+func (x *ServiceSpec) GetUpdateConfig() *UpdateConfig {
+	if x != nil {
+		return x.UpdateConfig
+	}
+	return nil
+}
+
+func (x *ServiceSpec) GetRollbackConfig() *UpdateConfig {
+	if x != nil {
+		return x.RollbackConfig
+	}
+	return nil
+}
+
+func (x *ServiceSpec) GetStrategy() SchedulingStrategy {
+	if x != nil {
+		return x.Strategy
+	}
+	return SchedulingStrategy_SCHEDULING_STRATEGY_UNSPECIFIED
+}
+
 // Dependency is one entry of a service's depends_on.
 type Dependency struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1157,7 +1651,7 @@ type Dependency struct {
 
 func (x *Dependency) Reset() {
 	*x = Dependency{}
-	mi := &file_berth_v1_objects_proto_msgTypes[8]
+	mi := &file_berth_v1_objects_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1169,7 +1663,7 @@ func (x *Dependency) String() string {
 func (*Dependency) ProtoMessage() {}
 
 func (x *Dependency) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[8]
+	mi := &file_berth_v1_objects_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1182,7 +1676,7 @@ func (x *Dependency) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Dependency.ProtoReflect.Descriptor instead.
 func (*Dependency) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{8}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Dependency) GetService() string {
@@ -1224,7 +1718,7 @@ type HealthCheck struct {
 
 func (x *HealthCheck) Reset() {
 	*x = HealthCheck{}
-	mi := &file_berth_v1_objects_proto_msgTypes[9]
+	mi := &file_berth_v1_objects_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1236,7 +1730,7 @@ func (x *HealthCheck) String() string {
 func (*HealthCheck) ProtoMessage() {}
 
 func (x *HealthCheck) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[9]
+	mi := &file_berth_v1_objects_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1249,7 +1743,7 @@ func (x *HealthCheck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthCheck.ProtoReflect.Descriptor instead.
 func (*HealthCheck) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{9}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *HealthCheck) GetTest() []string {
@@ -1331,14 +1825,26 @@ type Service struct {
 	Name      string                 `protobuf:"bytes,4,opt,name=name,proto3" json:"name,omitempty"`
 	Spec      *ServiceSpec           `protobuf:"bytes,5,opt,name=spec,proto3" json:"spec,omitempty"`
 	// spec_version grows by one each time spec changes.
-	SpecVersion   uint64 `protobuf:"varint,6,opt,name=spec_version,json=specVersion,proto3" json:"spec_version,omitempty"`
+	SpecVersion uint64 `protobuf:"varint,6,opt,name=spec_version,json=specVersion,proto3" json:"spec_version,omitempty"`
+	// update_status tells how the rollout of spec_version goes; unset for a
+	// service that was never updated.
+	UpdateStatus *UpdateStatus `protobuf:"bytes,7,opt,name=update_status,json=updateStatus,proto3" json:"update_status,omitempty"`
+	// revisions are earlier specs, oldest first, at most 10: what
+	// `berth rollout history` lists and what a rollback returns to.
+	Revisions []*ServiceRevision `protobuf:"bytes,8,rep,name=revisions,proto3" json:"revisions,omitempty"`
+	// change_cause says what made spec_version ("apply", "rollback: ...").
+	ChangeCause string `protobuf:"bytes,9,opt,name=change_cause,json=changeCause,proto3" json:"change_cause,omitempty"`
+	// rebalance is the last rebalance asked of the service.
+	Rebalance *RebalanceStatus `protobuf:"bytes,10,opt,name=rebalance,proto3" json:"rebalance,omitempty"`
+	// spec_updated_at is when spec_version was made.
+	SpecUpdatedAt *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=spec_updated_at,json=specUpdatedAt,proto3" json:"spec_updated_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Service) Reset() {
 	*x = Service{}
-	mi := &file_berth_v1_objects_proto_msgTypes[10]
+	mi := &file_berth_v1_objects_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1350,7 +1856,7 @@ func (x *Service) String() string {
 func (*Service) ProtoMessage() {}
 
 func (x *Service) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[10]
+	mi := &file_berth_v1_objects_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1363,7 +1869,7 @@ func (x *Service) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Service.ProtoReflect.Descriptor instead.
 func (*Service) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{10}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Service) GetMeta() *Meta {
@@ -1408,6 +1914,334 @@ func (x *Service) GetSpecVersion() uint64 {
 	return 0
 }
 
+func (x *Service) GetUpdateStatus() *UpdateStatus {
+	if x != nil {
+		return x.UpdateStatus
+	}
+	return nil
+}
+
+func (x *Service) GetRevisions() []*ServiceRevision {
+	if x != nil {
+		return x.Revisions
+	}
+	return nil
+}
+
+func (x *Service) GetChangeCause() string {
+	if x != nil {
+		return x.ChangeCause
+	}
+	return ""
+}
+
+func (x *Service) GetRebalance() *RebalanceStatus {
+	if x != nil {
+		return x.Rebalance
+	}
+	return nil
+}
+
+func (x *Service) GetSpecUpdatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.SpecUpdatedAt
+	}
+	return nil
+}
+
+// ServiceRevision is one earlier spec of a service.
+type ServiceRevision struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	SpecVersion uint64                 `protobuf:"varint,1,opt,name=spec_version,json=specVersion,proto3" json:"spec_version,omitempty"`
+	Spec        *ServiceSpec           `protobuf:"bytes,2,opt,name=spec,proto3" json:"spec,omitempty"`
+	// created_at is when this spec was made current.
+	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	ChangeCause   string                 `protobuf:"bytes,4,opt,name=change_cause,json=changeCause,proto3" json:"change_cause,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ServiceRevision) Reset() {
+	*x = ServiceRevision{}
+	mi := &file_berth_v1_objects_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ServiceRevision) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ServiceRevision) ProtoMessage() {}
+
+func (x *ServiceRevision) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_objects_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ServiceRevision.ProtoReflect.Descriptor instead.
+func (*ServiceRevision) Descriptor() ([]byte, []int) {
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *ServiceRevision) GetSpecVersion() uint64 {
+	if x != nil {
+		return x.SpecVersion
+	}
+	return 0
+}
+
+func (x *ServiceRevision) GetSpec() *ServiceSpec {
+	if x != nil {
+		return x.Spec
+	}
+	return nil
+}
+
+func (x *ServiceRevision) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+func (x *ServiceRevision) GetChangeCause() string {
+	if x != nil {
+		return x.ChangeCause
+	}
+	return ""
+}
+
+// UpdateStatus is the progress of a service's rollout.
+type UpdateStatus struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	State       UpdateState            `protobuf:"varint,1,opt,name=state,proto3,enum=berth.v1.UpdateState" json:"state,omitempty"`
+	StartedAt   *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=started_at,json=startedAt,proto3" json:"started_at,omitempty"`
+	CompletedAt *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=completed_at,json=completedAt,proto3" json:"completed_at,omitempty"`
+	// message says why the state is what it is ("update paused: task
+	// 4f2a failed: exit code 1").
+	Message string `protobuf:"bytes,4,opt,name=message,proto3" json:"message,omitempty"`
+	// from_version is the spec version the rollout started from.
+	FromVersion   uint64 `protobuf:"varint,5,opt,name=from_version,json=fromVersion,proto3" json:"from_version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateStatus) Reset() {
+	*x = UpdateStatus{}
+	mi := &file_berth_v1_objects_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateStatus) ProtoMessage() {}
+
+func (x *UpdateStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_objects_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateStatus.ProtoReflect.Descriptor instead.
+func (*UpdateStatus) Descriptor() ([]byte, []int) {
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *UpdateStatus) GetState() UpdateState {
+	if x != nil {
+		return x.State
+	}
+	return UpdateState_UPDATE_STATE_UNSPECIFIED
+}
+
+func (x *UpdateStatus) GetStartedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartedAt
+	}
+	return nil
+}
+
+func (x *UpdateStatus) GetCompletedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CompletedAt
+	}
+	return nil
+}
+
+func (x *UpdateStatus) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *UpdateStatus) GetFromVersion() uint64 {
+	if x != nil {
+		return x.FromVersion
+	}
+	return 0
+}
+
+// RebalanceStatus is a request to move a service's tasks toward an even
+// spread, and how it went.
+type RebalanceStatus struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	State       RebalanceState         `protobuf:"varint,1,opt,name=state,proto3,enum=berth.v1.RebalanceState" json:"state,omitempty"`
+	RequestedAt *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=requested_at,json=requestedAt,proto3" json:"requested_at,omitempty"`
+	CompletedAt *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=completed_at,json=completedAt,proto3" json:"completed_at,omitempty"`
+	// moved counts the tasks moved so far.
+	Moved         uint32 `protobuf:"varint,4,opt,name=moved,proto3" json:"moved,omitempty"`
+	Message       string `protobuf:"bytes,5,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RebalanceStatus) Reset() {
+	*x = RebalanceStatus{}
+	mi := &file_berth_v1_objects_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RebalanceStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RebalanceStatus) ProtoMessage() {}
+
+func (x *RebalanceStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_objects_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RebalanceStatus.ProtoReflect.Descriptor instead.
+func (*RebalanceStatus) Descriptor() ([]byte, []int) {
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *RebalanceStatus) GetState() RebalanceState {
+	if x != nil {
+		return x.State
+	}
+	return RebalanceState_REBALANCE_STATE_UNSPECIFIED
+}
+
+func (x *RebalanceStatus) GetRequestedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RequestedAt
+	}
+	return nil
+}
+
+func (x *RebalanceStatus) GetCompletedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CompletedAt
+	}
+	return nil
+}
+
+func (x *RebalanceStatus) GetMoved() uint32 {
+	if x != nil {
+		return x.Moved
+	}
+	return 0
+}
+
+func (x *RebalanceStatus) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+// ClusterSettings are cluster-wide choices an operator makes. Stored at
+// /berth/settings.
+type ClusterSettings struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Meta  *Meta                  `protobuf:"bytes,1,opt,name=meta,proto3" json:"meta,omitempty"`
+	// strategy is the default scheduling strategy; unspecified is spread.
+	Strategy SchedulingStrategy `protobuf:"varint,2,opt,name=strategy,proto3,enum=berth.v1.SchedulingStrategy" json:"strategy,omitempty"`
+	// auto_rebalance rebalances every service when a node joins or returns.
+	AutoRebalance bool `protobuf:"varint,3,opt,name=auto_rebalance,json=autoRebalance,proto3" json:"auto_rebalance,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClusterSettings) Reset() {
+	*x = ClusterSettings{}
+	mi := &file_berth_v1_objects_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterSettings) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterSettings) ProtoMessage() {}
+
+func (x *ClusterSettings) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_objects_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterSettings.ProtoReflect.Descriptor instead.
+func (*ClusterSettings) Descriptor() ([]byte, []int) {
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *ClusterSettings) GetMeta() *Meta {
+	if x != nil {
+		return x.Meta
+	}
+	return nil
+}
+
+func (x *ClusterSettings) GetStrategy() SchedulingStrategy {
+	if x != nil {
+		return x.Strategy
+	}
+	return SchedulingStrategy_SCHEDULING_STRATEGY_UNSPECIFIED
+}
+
+func (x *ClusterSettings) GetAutoRebalance() bool {
+	if x != nil {
+		return x.AutoRebalance
+	}
+	return false
+}
+
 type StateTransition struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	State         TaskState              `protobuf:"varint,1,opt,name=state,proto3,enum=berth.v1.TaskState" json:"state,omitempty"`
@@ -1418,7 +2252,7 @@ type StateTransition struct {
 
 func (x *StateTransition) Reset() {
 	*x = StateTransition{}
-	mi := &file_berth_v1_objects_proto_msgTypes[11]
+	mi := &file_berth_v1_objects_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1430,7 +2264,7 @@ func (x *StateTransition) String() string {
 func (*StateTransition) ProtoMessage() {}
 
 func (x *StateTransition) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[11]
+	mi := &file_berth_v1_objects_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1443,7 +2277,7 @@ func (x *StateTransition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StateTransition.ProtoReflect.Descriptor instead.
 func (*StateTransition) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{11}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *StateTransition) GetState() TaskState {
@@ -1472,7 +2306,7 @@ type PortBinding struct {
 
 func (x *PortBinding) Reset() {
 	*x = PortBinding{}
-	mi := &file_berth_v1_objects_proto_msgTypes[12]
+	mi := &file_berth_v1_objects_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1484,7 +2318,7 @@ func (x *PortBinding) String() string {
 func (*PortBinding) ProtoMessage() {}
 
 func (x *PortBinding) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[12]
+	mi := &file_berth_v1_objects_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1497,7 +2331,7 @@ func (x *PortBinding) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PortBinding.ProtoReflect.Descriptor instead.
 func (*PortBinding) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{12}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *PortBinding) GetTarget() uint32 {
@@ -1550,7 +2384,7 @@ type TaskStatus struct {
 
 func (x *TaskStatus) Reset() {
 	*x = TaskStatus{}
-	mi := &file_berth_v1_objects_proto_msgTypes[13]
+	mi := &file_berth_v1_objects_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1562,7 +2396,7 @@ func (x *TaskStatus) String() string {
 func (*TaskStatus) ProtoMessage() {}
 
 func (x *TaskStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[13]
+	mi := &file_berth_v1_objects_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1575,7 +2409,7 @@ func (x *TaskStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskStatus.ProtoReflect.Descriptor instead.
 func (*TaskStatus) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{13}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *TaskStatus) GetState() TaskState {
@@ -1667,14 +2501,18 @@ type Task struct {
 	// restarts counts the tasks of this slot that failed in a row before
 	// this one; the restart policy's backoff grows with it and it goes back
 	// to zero once a task has run well.
-	Restarts      uint32 `protobuf:"varint,13,opt,name=restarts,proto3" json:"restarts,omitempty"`
+	Restarts uint32 `protobuf:"varint,13,opt,name=restarts,proto3" json:"restarts,omitempty"`
+	// replaces is the task this one was started beside (start-first): the
+	// old one stops once this one is ready.
+	Replaces      string       `protobuf:"bytes,14,opt,name=replaces,proto3" json:"replaces,omitempty"`
+	ReplaceCause  ReplaceCause `protobuf:"varint,15,opt,name=replace_cause,json=replaceCause,proto3,enum=berth.v1.ReplaceCause" json:"replace_cause,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Task) Reset() {
 	*x = Task{}
-	mi := &file_berth_v1_objects_proto_msgTypes[14]
+	mi := &file_berth_v1_objects_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1686,7 +2524,7 @@ func (x *Task) String() string {
 func (*Task) ProtoMessage() {}
 
 func (x *Task) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[14]
+	mi := &file_berth_v1_objects_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1699,7 +2537,7 @@ func (x *Task) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Task.ProtoReflect.Descriptor instead.
 func (*Task) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{14}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Task) GetMeta() *Meta {
@@ -1793,6 +2631,20 @@ func (x *Task) GetRestarts() uint32 {
 	return 0
 }
 
+func (x *Task) GetReplaces() string {
+	if x != nil {
+		return x.Replaces
+	}
+	return ""
+}
+
+func (x *Task) GetReplaceCause() ReplaceCause {
+	if x != nil {
+		return x.ReplaceCause
+	}
+	return ReplaceCause_REPLACE_CAUSE_UNSPECIFIED
+}
+
 // Event records something that happened in the cluster.
 type Event struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1811,7 +2663,7 @@ type Event struct {
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_berth_v1_objects_proto_msgTypes[15]
+	mi := &file_berth_v1_objects_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1823,7 +2675,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[15]
+	mi := &file_berth_v1_objects_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1836,7 +2688,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{15}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Event) GetMeta() *Meta {
@@ -1902,7 +2754,7 @@ type ClusterCA struct {
 
 func (x *ClusterCA) Reset() {
 	*x = ClusterCA{}
-	mi := &file_berth_v1_objects_proto_msgTypes[16]
+	mi := &file_berth_v1_objects_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1914,7 +2766,7 @@ func (x *ClusterCA) String() string {
 func (*ClusterCA) ProtoMessage() {}
 
 func (x *ClusterCA) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[16]
+	mi := &file_berth_v1_objects_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1927,7 +2779,7 @@ func (x *ClusterCA) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterCA.ProtoReflect.Descriptor instead.
 func (*ClusterCA) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{16}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ClusterCA) GetCertificate() []byte {
@@ -1966,7 +2818,7 @@ type JoinTokenRecord struct {
 
 func (x *JoinTokenRecord) Reset() {
 	*x = JoinTokenRecord{}
-	mi := &file_berth_v1_objects_proto_msgTypes[17]
+	mi := &file_berth_v1_objects_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1978,7 +2830,7 @@ func (x *JoinTokenRecord) String() string {
 func (*JoinTokenRecord) ProtoMessage() {}
 
 func (x *JoinTokenRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[17]
+	mi := &file_berth_v1_objects_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1991,7 +2843,7 @@ func (x *JoinTokenRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinTokenRecord.ProtoReflect.Descriptor instead.
 func (*JoinTokenRecord) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{17}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *JoinTokenRecord) GetId() string {
@@ -2040,7 +2892,7 @@ const file_berth_v1_objects_proto_rawDesc = "" +
 	"\fmemory_bytes\x18\x02 \x01(\x03R\vmemoryBytes\">\n" +
 	"\bPlatform\x12\x0e\n" +
 	"\x02os\x18\x01 \x01(\tR\x02os\x12\"\n" +
-	"\farchitecture\x18\x02 \x01(\tR\farchitecture\"\xb0\x05\n" +
+	"\farchitecture\x18\x02 \x01(\tR\farchitecture\"\xc4\a\n" +
 	"\x04Node\x12\"\n" +
 	"\x04meta\x18\x01 \x01(\v2\x0e.berth.v1.MetaR\x04meta\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x18\n" +
@@ -2057,23 +2909,40 @@ const file_berth_v1_objects_proto_rawDesc = "" +
 	"\x06subnet\x18\f \x01(\tR\x06subnet\x12\x1a\n" +
 	"\bhostname\x18\r \x01(\tR\bhostname\x12#\n" +
 	"\ragent_version\x18\x0e \x01(\tR\fagentVersion\x12=\n" +
-	"\fstatus_since\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\vstatusSince\x1a9\n" +
+	"\fstatus_since\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\vstatusSince\x12B\n" +
+	"\fagent_labels\x18\x10 \x03(\v2\x1f.berth.v1.Node.AgentLabelsEntryR\vagentLabels\x12K\n" +
+	"\x0foperator_labels\x18\x11 \x03(\v2\".berth.v1.Node.OperatorLabelsEntryR\x0eoperatorLabels\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a>\n" +
+	"\x10AgentLabelsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1aA\n" +
+	"\x13OperatorLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"u\n" +
 	"\bPortSpec\x12\x16\n" +
 	"\x06target\x18\x01 \x01(\rR\x06target\x12\x1c\n" +
 	"\tpublished\x18\x02 \x01(\rR\tpublished\x12\x1a\n" +
 	"\bprotocol\x18\x03 \x01(\tR\bprotocol\x12\x17\n" +
-	"\ahost_ip\x18\x04 \x01(\tR\x06hostIp\"O\n" +
+	"\ahost_ip\x18\x04 \x01(\tR\x06hostIp\"\xb4\x01\n" +
 	"\tPlacement\x12 \n" +
 	"\vconstraints\x18\x01 \x03(\tR\vconstraints\x12 \n" +
-	"\vpreferences\x18\x02 \x03(\tR\vpreferences\"\xd0\x01\n" +
+	"\vpreferences\x18\x02 \x03(\tR\vpreferences\x121\n" +
+	"\x15max_replicas_per_node\x18\x03 \x01(\x04R\x12maxReplicasPerNode\x120\n" +
+	"\tplatforms\x18\x04 \x03(\v2\x12.berth.v1.PlatformR\tplatforms\"\xb5\x02\n" +
+	"\fUpdateConfig\x12 \n" +
+	"\vparallelism\x18\x01 \x01(\x04R\vparallelism\x12/\n" +
+	"\x05delay\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x05delay\x12D\n" +
+	"\x0efailure_action\x18\x03 \x01(\x0e2\x1d.berth.v1.UpdateFailureActionR\rfailureAction\x123\n" +
+	"\amonitor\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\amonitor\x12*\n" +
+	"\x11max_failure_ratio\x18\x05 \x01(\x01R\x0fmaxFailureRatio\x12+\n" +
+	"\x05order\x18\x06 \x01(\x0e2\x15.berth.v1.UpdateOrderR\x05order\"\xd0\x01\n" +
 	"\rRestartPolicy\x128\n" +
 	"\tcondition\x18\x01 \x01(\x0e2\x1a.berth.v1.RestartConditionR\tcondition\x12/\n" +
 	"\x05delay\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x05delay\x12!\n" +
 	"\fmax_attempts\x18\x03 \x01(\x04R\vmaxAttempts\x121\n" +
-	"\x06window\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x06window\"\xba\x06\n" +
+	"\x06window\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x06window\"\xf2\a\n" +
 	"\vServiceSpec\x12\x14\n" +
 	"\x05image\x18\x01 \x01(\tR\x05image\x12\x18\n" +
 	"\acommand\x18\x02 \x03(\tR\acommand\x12\x1e\n" +
@@ -2098,7 +2967,10 @@ const file_berth_v1_objects_proto_rawDesc = "" +
 	"\x0erestart_policy\x18\x10 \x01(\v2\x17.berth.v1.RestartPolicyR\rrestartPolicy\x127\n" +
 	"\vhealthcheck\x18\x11 \x01(\v2\x15.berth.v1.HealthCheckR\vhealthcheck\x123\n" +
 	"\n" +
-	"depends_on\x18\x12 \x03(\v2\x14.berth.v1.DependencyR\tdependsOn\x1a9\n" +
+	"depends_on\x18\x12 \x03(\v2\x14.berth.v1.DependencyR\tdependsOn\x12;\n" +
+	"\rupdate_config\x18\x13 \x01(\v2\x16.berth.v1.UpdateConfigR\fupdateConfig\x12?\n" +
+	"\x0frollback_config\x18\x14 \x01(\v2\x16.berth.v1.UpdateConfigR\x0erollbackConfig\x128\n" +
+	"\bstrategy\x18\x15 \x01(\x0e2\x1c.berth.v1.SchedulingStrategyR\bstrategy\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"c\n" +
@@ -2117,14 +2989,43 @@ const file_berth_v1_objects_proto_rawDesc = "" +
 	"\thttp_port\x18\b \x01(\rR\bhttpPort\x12\x1b\n" +
 	"\thttp_path\x18\t \x01(\tR\bhttpPath\x12\x19\n" +
 	"\btcp_port\x18\n" +
-	" \x01(\rR\atcpPort\"\xbf\x01\n" +
+	" \x01(\rR\atcpPort\"\xd5\x03\n" +
 	"\aService\x12\"\n" +
 	"\x04meta\x18\x01 \x01(\v2\x0e.berth.v1.MetaR\x04meta\x12\x1c\n" +
 	"\tnamespace\x18\x02 \x01(\tR\tnamespace\x12\x10\n" +
 	"\x03app\x18\x03 \x01(\tR\x03app\x12\x12\n" +
 	"\x04name\x18\x04 \x01(\tR\x04name\x12)\n" +
 	"\x04spec\x18\x05 \x01(\v2\x15.berth.v1.ServiceSpecR\x04spec\x12!\n" +
-	"\fspec_version\x18\x06 \x01(\x04R\vspecVersion\"h\n" +
+	"\fspec_version\x18\x06 \x01(\x04R\vspecVersion\x12;\n" +
+	"\rupdate_status\x18\a \x01(\v2\x16.berth.v1.UpdateStatusR\fupdateStatus\x127\n" +
+	"\trevisions\x18\b \x03(\v2\x19.berth.v1.ServiceRevisionR\trevisions\x12!\n" +
+	"\fchange_cause\x18\t \x01(\tR\vchangeCause\x127\n" +
+	"\trebalance\x18\n" +
+	" \x01(\v2\x19.berth.v1.RebalanceStatusR\trebalance\x12B\n" +
+	"\x0fspec_updated_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\rspecUpdatedAt\"\xbd\x01\n" +
+	"\x0fServiceRevision\x12!\n" +
+	"\fspec_version\x18\x01 \x01(\x04R\vspecVersion\x12)\n" +
+	"\x04spec\x18\x02 \x01(\v2\x15.berth.v1.ServiceSpecR\x04spec\x129\n" +
+	"\n" +
+	"created_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12!\n" +
+	"\fchange_cause\x18\x04 \x01(\tR\vchangeCause\"\xf2\x01\n" +
+	"\fUpdateStatus\x12+\n" +
+	"\x05state\x18\x01 \x01(\x0e2\x15.berth.v1.UpdateStateR\x05state\x129\n" +
+	"\n" +
+	"started_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\tstartedAt\x12=\n" +
+	"\fcompleted_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\vcompletedAt\x12\x18\n" +
+	"\amessage\x18\x04 \x01(\tR\amessage\x12!\n" +
+	"\ffrom_version\x18\x05 \x01(\x04R\vfromVersion\"\xef\x01\n" +
+	"\x0fRebalanceStatus\x12.\n" +
+	"\x05state\x18\x01 \x01(\x0e2\x18.berth.v1.RebalanceStateR\x05state\x12=\n" +
+	"\frequested_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\vrequestedAt\x12=\n" +
+	"\fcompleted_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\vcompletedAt\x12\x14\n" +
+	"\x05moved\x18\x04 \x01(\rR\x05moved\x12\x18\n" +
+	"\amessage\x18\x05 \x01(\tR\amessage\"\x96\x01\n" +
+	"\x0fClusterSettings\x12\"\n" +
+	"\x04meta\x18\x01 \x01(\v2\x0e.berth.v1.MetaR\x04meta\x128\n" +
+	"\bstrategy\x18\x02 \x01(\x0e2\x1c.berth.v1.SchedulingStrategyR\bstrategy\x12%\n" +
+	"\x0eauto_rebalance\x18\x03 \x01(\bR\rautoRebalance\"h\n" +
 	"\x0fStateTransition\x12)\n" +
 	"\x05state\x18\x01 \x01(\x0e2\x13.berth.v1.TaskStateR\x05state\x12*\n" +
 	"\x02at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\"x\n" +
@@ -2145,7 +3046,7 @@ const file_berth_v1_objects_proto_rawDesc = "" +
 	"\x05ports\x18\b \x03(\v2\x15.berth.v1.PortBindingR\x05ports\x12\x10\n" +
 	"\x03pid\x18\t \x01(\x05R\x03pid\x12(\n" +
 	"\x06health\x18\n" +
-	" \x01(\x0e2\x10.berth.v1.HealthR\x06health\"\xc7\x03\n" +
+	" \x01(\x0e2\x10.berth.v1.HealthR\x06health\"\xa0\x04\n" +
 	"\x04Task\x12\"\n" +
 	"\x04meta\x18\x01 \x01(\v2\x0e.berth.v1.MetaR\x04meta\x12\x1c\n" +
 	"\tnamespace\x18\x02 \x01(\tR\tnamespace\x12\x10\n" +
@@ -2161,7 +3062,9 @@ const file_berth_v1_objects_proto_rawDesc = "" +
 	" \x01(\x0e2\x13.berth.v1.TaskStateR\fdesiredState\x12,\n" +
 	"\x06status\x18\v \x01(\v2\x14.berth.v1.TaskStatusR\x06status\x123\n" +
 	"\ahistory\x18\f \x03(\v2\x19.berth.v1.StateTransitionR\ahistory\x12\x1a\n" +
-	"\brestarts\x18\r \x01(\rR\brestarts\"\xba\x02\n" +
+	"\brestarts\x18\r \x01(\rR\brestarts\x12\x1a\n" +
+	"\breplaces\x18\x0e \x01(\tR\breplaces\x12;\n" +
+	"\rreplace_cause\x18\x0f \x01(\x0e2\x16.berth.v1.ReplaceCauseR\freplaceCause\"\xba\x02\n" +
 	"\x05Event\x12\"\n" +
 	"\x04meta\x18\x01 \x01(\v2\x0e.berth.v1.MetaR\x04meta\x12*\n" +
 	"\x02at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x12\x12\n" +
@@ -2202,7 +3105,20 @@ const file_berth_v1_objects_proto_rawDesc = "" +
 	"\vServiceMode\x12\x1c\n" +
 	"\x18SERVICE_MODE_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17SERVICE_MODE_REPLICATED\x10\x01\x12\x17\n" +
-	"\x13SERVICE_MODE_GLOBAL\x10\x02*\x8e\x01\n" +
+	"\x13SERVICE_MODE_GLOBAL\x10\x02*z\n" +
+	"\x12SchedulingStrategy\x12#\n" +
+	"\x1fSCHEDULING_STRATEGY_UNSPECIFIED\x10\x00\x12\x1e\n" +
+	"\x1aSCHEDULING_STRATEGY_SPREAD\x10\x01\x12\x1f\n" +
+	"\x1bSCHEDULING_STRATEGY_BINPACK\x10\x02*\xa5\x01\n" +
+	"\x13UpdateFailureAction\x12%\n" +
+	"!UPDATE_FAILURE_ACTION_UNSPECIFIED\x10\x00\x12\x1f\n" +
+	"\x1bUPDATE_FAILURE_ACTION_PAUSE\x10\x01\x12\"\n" +
+	"\x1eUPDATE_FAILURE_ACTION_CONTINUE\x10\x02\x12\"\n" +
+	"\x1eUPDATE_FAILURE_ACTION_ROLLBACK\x10\x03*f\n" +
+	"\vUpdateOrder\x12\x1c\n" +
+	"\x18UPDATE_ORDER_UNSPECIFIED\x10\x00\x12\x1b\n" +
+	"\x17UPDATE_ORDER_STOP_FIRST\x10\x01\x12\x1c\n" +
+	"\x18UPDATE_ORDER_START_FIRST\x10\x02*\x8e\x01\n" +
 	"\x10RestartCondition\x12!\n" +
 	"\x1dRESTART_CONDITION_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15RESTART_CONDITION_ANY\x10\x01\x12 \n" +
@@ -2217,7 +3133,25 @@ const file_berth_v1_objects_proto_rawDesc = "" +
 	"\x12HEALTH_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fHEALTH_STARTING\x10\x01\x12\x12\n" +
 	"\x0eHEALTH_HEALTHY\x10\x02\x12\x14\n" +
-	"\x10HEALTH_UNHEALTHY\x10\x03*\xcb\x02\n" +
+	"\x10HEALTH_UNHEALTHY\x10\x03*\xe5\x01\n" +
+	"\vUpdateState\x12\x1c\n" +
+	"\x18UPDATE_STATE_UNSPECIFIED\x10\x00\x12\x19\n" +
+	"\x15UPDATE_STATE_UPDATING\x10\x01\x12\x17\n" +
+	"\x13UPDATE_STATE_PAUSED\x10\x02\x12\x1a\n" +
+	"\x16UPDATE_STATE_COMPLETED\x10\x03\x12!\n" +
+	"\x1dUPDATE_STATE_ROLLBACK_STARTED\x10\x04\x12 \n" +
+	"\x1cUPDATE_STATE_ROLLBACK_PAUSED\x10\x05\x12#\n" +
+	"\x1fUPDATE_STATE_ROLLBACK_COMPLETED\x10\x06*\x8b\x01\n" +
+	"\x0eRebalanceState\x12\x1f\n" +
+	"\x1bREBALANCE_STATE_UNSPECIFIED\x10\x00\x12\x1d\n" +
+	"\x19REBALANCE_STATE_REQUESTED\x10\x01\x12\x1a\n" +
+	"\x16REBALANCE_STATE_MOVING\x10\x02\x12\x1d\n" +
+	"\x19REBALANCE_STATE_COMPLETED\x10\x03*}\n" +
+	"\fReplaceCause\x12\x1d\n" +
+	"\x19REPLACE_CAUSE_UNSPECIFIED\x10\x00\x12\x18\n" +
+	"\x14REPLACE_CAUSE_UPDATE\x10\x01\x12\x17\n" +
+	"\x13REPLACE_CAUSE_DRAIN\x10\x02\x12\x1b\n" +
+	"\x17REPLACE_CAUSE_REBALANCE\x10\x03*\xcb\x02\n" +
 	"\tTaskState\x12\x1a\n" +
 	"\x16TASK_STATE_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eTASK_STATE_NEW\x10\x01\x12\x16\n" +
@@ -2246,92 +3180,130 @@ func file_berth_v1_objects_proto_rawDescGZIP() []byte {
 	return file_berth_v1_objects_proto_rawDescData
 }
 
-var file_berth_v1_objects_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
-var file_berth_v1_objects_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
+var file_berth_v1_objects_proto_enumTypes = make([]protoimpl.EnumInfo, 13)
+var file_berth_v1_objects_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_berth_v1_objects_proto_goTypes = []any{
 	(NodeAvailability)(0),         // 0: berth.v1.NodeAvailability
 	(NodeStatus)(0),               // 1: berth.v1.NodeStatus
 	(ServiceMode)(0),              // 2: berth.v1.ServiceMode
-	(RestartCondition)(0),         // 3: berth.v1.RestartCondition
-	(DependencyCondition)(0),      // 4: berth.v1.DependencyCondition
-	(Health)(0),                   // 5: berth.v1.Health
-	(TaskState)(0),                // 6: berth.v1.TaskState
-	(*Meta)(nil),                  // 7: berth.v1.Meta
-	(*Resources)(nil),             // 8: berth.v1.Resources
-	(*Platform)(nil),              // 9: berth.v1.Platform
-	(*Node)(nil),                  // 10: berth.v1.Node
-	(*PortSpec)(nil),              // 11: berth.v1.PortSpec
-	(*Placement)(nil),             // 12: berth.v1.Placement
-	(*RestartPolicy)(nil),         // 13: berth.v1.RestartPolicy
-	(*ServiceSpec)(nil),           // 14: berth.v1.ServiceSpec
-	(*Dependency)(nil),            // 15: berth.v1.Dependency
-	(*HealthCheck)(nil),           // 16: berth.v1.HealthCheck
-	(*Service)(nil),               // 17: berth.v1.Service
-	(*StateTransition)(nil),       // 18: berth.v1.StateTransition
-	(*PortBinding)(nil),           // 19: berth.v1.PortBinding
-	(*TaskStatus)(nil),            // 20: berth.v1.TaskStatus
-	(*Task)(nil),                  // 21: berth.v1.Task
-	(*Event)(nil),                 // 22: berth.v1.Event
-	(*ClusterCA)(nil),             // 23: berth.v1.ClusterCA
-	(*JoinTokenRecord)(nil),       // 24: berth.v1.JoinTokenRecord
-	nil,                           // 25: berth.v1.Node.LabelsEntry
-	nil,                           // 26: berth.v1.ServiceSpec.LabelsEntry
-	nil,                           // 27: berth.v1.Event.AttributesEntry
-	(*timestamppb.Timestamp)(nil), // 28: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 29: google.protobuf.Duration
+	(SchedulingStrategy)(0),       // 3: berth.v1.SchedulingStrategy
+	(UpdateFailureAction)(0),      // 4: berth.v1.UpdateFailureAction
+	(UpdateOrder)(0),              // 5: berth.v1.UpdateOrder
+	(RestartCondition)(0),         // 6: berth.v1.RestartCondition
+	(DependencyCondition)(0),      // 7: berth.v1.DependencyCondition
+	(Health)(0),                   // 8: berth.v1.Health
+	(UpdateState)(0),              // 9: berth.v1.UpdateState
+	(RebalanceState)(0),           // 10: berth.v1.RebalanceState
+	(ReplaceCause)(0),             // 11: berth.v1.ReplaceCause
+	(TaskState)(0),                // 12: berth.v1.TaskState
+	(*Meta)(nil),                  // 13: berth.v1.Meta
+	(*Resources)(nil),             // 14: berth.v1.Resources
+	(*Platform)(nil),              // 15: berth.v1.Platform
+	(*Node)(nil),                  // 16: berth.v1.Node
+	(*PortSpec)(nil),              // 17: berth.v1.PortSpec
+	(*Placement)(nil),             // 18: berth.v1.Placement
+	(*UpdateConfig)(nil),          // 19: berth.v1.UpdateConfig
+	(*RestartPolicy)(nil),         // 20: berth.v1.RestartPolicy
+	(*ServiceSpec)(nil),           // 21: berth.v1.ServiceSpec
+	(*Dependency)(nil),            // 22: berth.v1.Dependency
+	(*HealthCheck)(nil),           // 23: berth.v1.HealthCheck
+	(*Service)(nil),               // 24: berth.v1.Service
+	(*ServiceRevision)(nil),       // 25: berth.v1.ServiceRevision
+	(*UpdateStatus)(nil),          // 26: berth.v1.UpdateStatus
+	(*RebalanceStatus)(nil),       // 27: berth.v1.RebalanceStatus
+	(*ClusterSettings)(nil),       // 28: berth.v1.ClusterSettings
+	(*StateTransition)(nil),       // 29: berth.v1.StateTransition
+	(*PortBinding)(nil),           // 30: berth.v1.PortBinding
+	(*TaskStatus)(nil),            // 31: berth.v1.TaskStatus
+	(*Task)(nil),                  // 32: berth.v1.Task
+	(*Event)(nil),                 // 33: berth.v1.Event
+	(*ClusterCA)(nil),             // 34: berth.v1.ClusterCA
+	(*JoinTokenRecord)(nil),       // 35: berth.v1.JoinTokenRecord
+	nil,                           // 36: berth.v1.Node.LabelsEntry
+	nil,                           // 37: berth.v1.Node.AgentLabelsEntry
+	nil,                           // 38: berth.v1.Node.OperatorLabelsEntry
+	nil,                           // 39: berth.v1.ServiceSpec.LabelsEntry
+	nil,                           // 40: berth.v1.Event.AttributesEntry
+	(*timestamppb.Timestamp)(nil), // 41: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 42: google.protobuf.Duration
 }
 var file_berth_v1_objects_proto_depIdxs = []int32{
-	28, // 0: berth.v1.Meta.created_at:type_name -> google.protobuf.Timestamp
-	28, // 1: berth.v1.Meta.updated_at:type_name -> google.protobuf.Timestamp
-	7,  // 2: berth.v1.Node.meta:type_name -> berth.v1.Meta
-	25, // 3: berth.v1.Node.labels:type_name -> berth.v1.Node.LabelsEntry
-	8,  // 4: berth.v1.Node.capacity:type_name -> berth.v1.Resources
+	41, // 0: berth.v1.Meta.created_at:type_name -> google.protobuf.Timestamp
+	41, // 1: berth.v1.Meta.updated_at:type_name -> google.protobuf.Timestamp
+	13, // 2: berth.v1.Node.meta:type_name -> berth.v1.Meta
+	36, // 3: berth.v1.Node.labels:type_name -> berth.v1.Node.LabelsEntry
+	14, // 4: berth.v1.Node.capacity:type_name -> berth.v1.Resources
 	0,  // 5: berth.v1.Node.availability:type_name -> berth.v1.NodeAvailability
 	1,  // 6: berth.v1.Node.status:type_name -> berth.v1.NodeStatus
-	28, // 7: berth.v1.Node.last_heartbeat:type_name -> google.protobuf.Timestamp
-	9,  // 8: berth.v1.Node.platform:type_name -> berth.v1.Platform
-	28, // 9: berth.v1.Node.status_since:type_name -> google.protobuf.Timestamp
-	3,  // 10: berth.v1.RestartPolicy.condition:type_name -> berth.v1.RestartCondition
-	29, // 11: berth.v1.RestartPolicy.delay:type_name -> google.protobuf.Duration
-	29, // 12: berth.v1.RestartPolicy.window:type_name -> google.protobuf.Duration
-	26, // 13: berth.v1.ServiceSpec.labels:type_name -> berth.v1.ServiceSpec.LabelsEntry
-	11, // 14: berth.v1.ServiceSpec.ports:type_name -> berth.v1.PortSpec
-	2,  // 15: berth.v1.ServiceSpec.mode:type_name -> berth.v1.ServiceMode
-	8,  // 16: berth.v1.ServiceSpec.limits:type_name -> berth.v1.Resources
-	8,  // 17: berth.v1.ServiceSpec.reservations:type_name -> berth.v1.Resources
-	12, // 18: berth.v1.ServiceSpec.placement:type_name -> berth.v1.Placement
-	29, // 19: berth.v1.ServiceSpec.stop_grace_period:type_name -> google.protobuf.Duration
-	13, // 20: berth.v1.ServiceSpec.restart_policy:type_name -> berth.v1.RestartPolicy
-	16, // 21: berth.v1.ServiceSpec.healthcheck:type_name -> berth.v1.HealthCheck
-	15, // 22: berth.v1.ServiceSpec.depends_on:type_name -> berth.v1.Dependency
-	4,  // 23: berth.v1.Dependency.condition:type_name -> berth.v1.DependencyCondition
-	29, // 24: berth.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
-	29, // 25: berth.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
-	29, // 26: berth.v1.HealthCheck.start_period:type_name -> google.protobuf.Duration
-	29, // 27: berth.v1.HealthCheck.start_interval:type_name -> google.protobuf.Duration
-	7,  // 28: berth.v1.Service.meta:type_name -> berth.v1.Meta
-	14, // 29: berth.v1.Service.spec:type_name -> berth.v1.ServiceSpec
-	6,  // 30: berth.v1.StateTransition.state:type_name -> berth.v1.TaskState
-	28, // 31: berth.v1.StateTransition.at:type_name -> google.protobuf.Timestamp
-	6,  // 32: berth.v1.TaskStatus.state:type_name -> berth.v1.TaskState
-	28, // 33: berth.v1.TaskStatus.timestamp:type_name -> google.protobuf.Timestamp
-	19, // 34: berth.v1.TaskStatus.ports:type_name -> berth.v1.PortBinding
-	5,  // 35: berth.v1.TaskStatus.health:type_name -> berth.v1.Health
-	7,  // 36: berth.v1.Task.meta:type_name -> berth.v1.Meta
-	14, // 37: berth.v1.Task.spec:type_name -> berth.v1.ServiceSpec
-	6,  // 38: berth.v1.Task.desired_state:type_name -> berth.v1.TaskState
-	20, // 39: berth.v1.Task.status:type_name -> berth.v1.TaskStatus
-	18, // 40: berth.v1.Task.history:type_name -> berth.v1.StateTransition
-	7,  // 41: berth.v1.Event.meta:type_name -> berth.v1.Meta
-	28, // 42: berth.v1.Event.at:type_name -> google.protobuf.Timestamp
-	27, // 43: berth.v1.Event.attributes:type_name -> berth.v1.Event.AttributesEntry
-	28, // 44: berth.v1.JoinTokenRecord.created_at:type_name -> google.protobuf.Timestamp
-	28, // 45: berth.v1.JoinTokenRecord.expires_at:type_name -> google.protobuf.Timestamp
-	46, // [46:46] is the sub-list for method output_type
-	46, // [46:46] is the sub-list for method input_type
-	46, // [46:46] is the sub-list for extension type_name
-	46, // [46:46] is the sub-list for extension extendee
-	0,  // [0:46] is the sub-list for field type_name
+	41, // 7: berth.v1.Node.last_heartbeat:type_name -> google.protobuf.Timestamp
+	15, // 8: berth.v1.Node.platform:type_name -> berth.v1.Platform
+	41, // 9: berth.v1.Node.status_since:type_name -> google.protobuf.Timestamp
+	37, // 10: berth.v1.Node.agent_labels:type_name -> berth.v1.Node.AgentLabelsEntry
+	38, // 11: berth.v1.Node.operator_labels:type_name -> berth.v1.Node.OperatorLabelsEntry
+	15, // 12: berth.v1.Placement.platforms:type_name -> berth.v1.Platform
+	42, // 13: berth.v1.UpdateConfig.delay:type_name -> google.protobuf.Duration
+	4,  // 14: berth.v1.UpdateConfig.failure_action:type_name -> berth.v1.UpdateFailureAction
+	42, // 15: berth.v1.UpdateConfig.monitor:type_name -> google.protobuf.Duration
+	5,  // 16: berth.v1.UpdateConfig.order:type_name -> berth.v1.UpdateOrder
+	6,  // 17: berth.v1.RestartPolicy.condition:type_name -> berth.v1.RestartCondition
+	42, // 18: berth.v1.RestartPolicy.delay:type_name -> google.protobuf.Duration
+	42, // 19: berth.v1.RestartPolicy.window:type_name -> google.protobuf.Duration
+	39, // 20: berth.v1.ServiceSpec.labels:type_name -> berth.v1.ServiceSpec.LabelsEntry
+	17, // 21: berth.v1.ServiceSpec.ports:type_name -> berth.v1.PortSpec
+	2,  // 22: berth.v1.ServiceSpec.mode:type_name -> berth.v1.ServiceMode
+	14, // 23: berth.v1.ServiceSpec.limits:type_name -> berth.v1.Resources
+	14, // 24: berth.v1.ServiceSpec.reservations:type_name -> berth.v1.Resources
+	18, // 25: berth.v1.ServiceSpec.placement:type_name -> berth.v1.Placement
+	42, // 26: berth.v1.ServiceSpec.stop_grace_period:type_name -> google.protobuf.Duration
+	20, // 27: berth.v1.ServiceSpec.restart_policy:type_name -> berth.v1.RestartPolicy
+	23, // 28: berth.v1.ServiceSpec.healthcheck:type_name -> berth.v1.HealthCheck
+	22, // 29: berth.v1.ServiceSpec.depends_on:type_name -> berth.v1.Dependency
+	19, // 30: berth.v1.ServiceSpec.update_config:type_name -> berth.v1.UpdateConfig
+	19, // 31: berth.v1.ServiceSpec.rollback_config:type_name -> berth.v1.UpdateConfig
+	3,  // 32: berth.v1.ServiceSpec.strategy:type_name -> berth.v1.SchedulingStrategy
+	7,  // 33: berth.v1.Dependency.condition:type_name -> berth.v1.DependencyCondition
+	42, // 34: berth.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
+	42, // 35: berth.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
+	42, // 36: berth.v1.HealthCheck.start_period:type_name -> google.protobuf.Duration
+	42, // 37: berth.v1.HealthCheck.start_interval:type_name -> google.protobuf.Duration
+	13, // 38: berth.v1.Service.meta:type_name -> berth.v1.Meta
+	21, // 39: berth.v1.Service.spec:type_name -> berth.v1.ServiceSpec
+	26, // 40: berth.v1.Service.update_status:type_name -> berth.v1.UpdateStatus
+	25, // 41: berth.v1.Service.revisions:type_name -> berth.v1.ServiceRevision
+	27, // 42: berth.v1.Service.rebalance:type_name -> berth.v1.RebalanceStatus
+	41, // 43: berth.v1.Service.spec_updated_at:type_name -> google.protobuf.Timestamp
+	21, // 44: berth.v1.ServiceRevision.spec:type_name -> berth.v1.ServiceSpec
+	41, // 45: berth.v1.ServiceRevision.created_at:type_name -> google.protobuf.Timestamp
+	9,  // 46: berth.v1.UpdateStatus.state:type_name -> berth.v1.UpdateState
+	41, // 47: berth.v1.UpdateStatus.started_at:type_name -> google.protobuf.Timestamp
+	41, // 48: berth.v1.UpdateStatus.completed_at:type_name -> google.protobuf.Timestamp
+	10, // 49: berth.v1.RebalanceStatus.state:type_name -> berth.v1.RebalanceState
+	41, // 50: berth.v1.RebalanceStatus.requested_at:type_name -> google.protobuf.Timestamp
+	41, // 51: berth.v1.RebalanceStatus.completed_at:type_name -> google.protobuf.Timestamp
+	13, // 52: berth.v1.ClusterSettings.meta:type_name -> berth.v1.Meta
+	3,  // 53: berth.v1.ClusterSettings.strategy:type_name -> berth.v1.SchedulingStrategy
+	12, // 54: berth.v1.StateTransition.state:type_name -> berth.v1.TaskState
+	41, // 55: berth.v1.StateTransition.at:type_name -> google.protobuf.Timestamp
+	12, // 56: berth.v1.TaskStatus.state:type_name -> berth.v1.TaskState
+	41, // 57: berth.v1.TaskStatus.timestamp:type_name -> google.protobuf.Timestamp
+	30, // 58: berth.v1.TaskStatus.ports:type_name -> berth.v1.PortBinding
+	8,  // 59: berth.v1.TaskStatus.health:type_name -> berth.v1.Health
+	13, // 60: berth.v1.Task.meta:type_name -> berth.v1.Meta
+	21, // 61: berth.v1.Task.spec:type_name -> berth.v1.ServiceSpec
+	12, // 62: berth.v1.Task.desired_state:type_name -> berth.v1.TaskState
+	31, // 63: berth.v1.Task.status:type_name -> berth.v1.TaskStatus
+	29, // 64: berth.v1.Task.history:type_name -> berth.v1.StateTransition
+	11, // 65: berth.v1.Task.replace_cause:type_name -> berth.v1.ReplaceCause
+	13, // 66: berth.v1.Event.meta:type_name -> berth.v1.Meta
+	41, // 67: berth.v1.Event.at:type_name -> google.protobuf.Timestamp
+	40, // 68: berth.v1.Event.attributes:type_name -> berth.v1.Event.AttributesEntry
+	41, // 69: berth.v1.JoinTokenRecord.created_at:type_name -> google.protobuf.Timestamp
+	41, // 70: berth.v1.JoinTokenRecord.expires_at:type_name -> google.protobuf.Timestamp
+	71, // [71:71] is the sub-list for method output_type
+	71, // [71:71] is the sub-list for method input_type
+	71, // [71:71] is the sub-list for extension type_name
+	71, // [71:71] is the sub-list for extension extendee
+	0,  // [0:71] is the sub-list for field type_name
 }
 
 func init() { file_berth_v1_objects_proto_init() }
@@ -2344,8 +3316,8 @@ func file_berth_v1_objects_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_berth_v1_objects_proto_rawDesc), len(file_berth_v1_objects_proto_rawDesc)),
-			NumEnums:      7,
-			NumMessages:   21,
+			NumEnums:      13,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
