@@ -2374,10 +2374,13 @@ type TaskStatus struct {
 	ExitCode    int32  `protobuf:"varint,5,opt,name=exit_code,json=exitCode,proto3" json:"exit_code,omitempty"`
 	ContainerId string `protobuf:"bytes,6,opt,name=container_id,json=containerId,proto3" json:"container_id,omitempty"`
 	// address is the container's IP address on its node's network.
-	Address       string         `protobuf:"bytes,7,opt,name=address,proto3" json:"address,omitempty"`
-	Ports         []*PortBinding `protobuf:"bytes,8,rep,name=ports,proto3" json:"ports,omitempty"`
-	Pid           int32          `protobuf:"varint,9,opt,name=pid,proto3" json:"pid,omitempty"`
-	Health        Health         `protobuf:"varint,10,opt,name=health,proto3,enum=berth.v1.Health" json:"health,omitempty"`
+	Address string         `protobuf:"bytes,7,opt,name=address,proto3" json:"address,omitempty"`
+	Ports   []*PortBinding `protobuf:"bytes,8,rep,name=ports,proto3" json:"ports,omitempty"`
+	Pid     int32          `protobuf:"varint,9,opt,name=pid,proto3" json:"pid,omitempty"`
+	Health  Health         `protobuf:"varint,10,opt,name=health,proto3,enum=berth.v1.Health" json:"health,omitempty"`
+	// oom_killed is set when the kernel killed the container for going over
+	// its memory limit; `berth ps` shows the task as "failed (oom)".
+	OomKilled     bool `protobuf:"varint,11,opt,name=oom_killed,json=oomKilled,proto3" json:"oom_killed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2480,6 +2483,13 @@ func (x *TaskStatus) GetHealth() Health {
 		return x.Health
 	}
 	return Health_HEALTH_UNSPECIFIED
+}
+
+func (x *TaskStatus) GetOomKilled() bool {
+	if x != nil {
+		return x.OomKilled
+	}
+	return false
 }
 
 // Task is one instance (one container) of a service.
@@ -3033,7 +3043,7 @@ const file_berth_v1_objects_proto_rawDesc = "" +
 	"\x06target\x18\x01 \x01(\rR\x06target\x12\x1c\n" +
 	"\tpublished\x18\x02 \x01(\rR\tpublished\x12\x1a\n" +
 	"\bprotocol\x18\x03 \x01(\tR\bprotocol\x12\x17\n" +
-	"\ahost_ip\x18\x04 \x01(\tR\x06hostIp\"\xe0\x02\n" +
+	"\ahost_ip\x18\x04 \x01(\tR\x06hostIp\"\xff\x02\n" +
 	"\n" +
 	"TaskStatus\x12)\n" +
 	"\x05state\x18\x01 \x01(\x0e2\x13.berth.v1.TaskStateR\x05state\x128\n" +
@@ -3046,7 +3056,9 @@ const file_berth_v1_objects_proto_rawDesc = "" +
 	"\x05ports\x18\b \x03(\v2\x15.berth.v1.PortBindingR\x05ports\x12\x10\n" +
 	"\x03pid\x18\t \x01(\x05R\x03pid\x12(\n" +
 	"\x06health\x18\n" +
-	" \x01(\x0e2\x10.berth.v1.HealthR\x06health\"\xa0\x04\n" +
+	" \x01(\x0e2\x10.berth.v1.HealthR\x06health\x12\x1d\n" +
+	"\n" +
+	"oom_killed\x18\v \x01(\bR\toomKilled\"\xa0\x04\n" +
 	"\x04Task\x12\"\n" +
 	"\x04meta\x18\x01 \x01(\v2\x0e.berth.v1.MetaR\x04meta\x12\x1c\n" +
 	"\tnamespace\x18\x02 \x01(\tR\tnamespace\x12\x10\n" +
