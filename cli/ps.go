@@ -31,7 +31,10 @@ type taskRow struct {
 	Error    string `json:"error"`
 	Message  string `json:"message"`
 	ExitCode int32  `json:"exitCode"`
-	Ports    []port `json:"ports"`
+	// OOMKilled says the kernel killed the container for going over its
+	// memory limit.
+	OOMKilled bool   `json:"oomKilled,omitempty"`
+	Ports     []port `json:"ports"`
 
 	since      string // table form, "12s ago"
 	running    bool   // desired to run, for sorting current tasks first
@@ -152,6 +155,7 @@ func taskRows(tasks []*berthv1.Task, nodeNames map[string]string, now time.Time)
 			Error:        st.GetErr(),
 			Message:      st.GetMessage(),
 			ExitCode:     st.GetExitCode(),
+			OOMKilled:    st.GetOomKilled(),
 			Ports:        ports,
 			since:        ago(now, st.GetTimestamp()),
 			running:      t.GetDesiredState() == berthv1.TaskState_TASK_STATE_RUNNING,
@@ -192,11 +196,16 @@ func splitAppService(s string) (app, service string, err error) {
 	return app, service, nil
 }
 
-// stateColumn is the state with the health, when there is a check:
-// "running (healthy)".
+// stateColumn is the state with why it ended, for a container killed for
+// memory ("failed (oom)"), or else with the health, when there is a check
+// ("running (healthy)").
 func (r taskRow) stateColumn() string {
-	if r.Health == "" {
+	switch {
+	case r.OOMKilled:
+		return r.State + " (oom)"
+	case r.Health != "":
+		return r.State + " (" + r.Health + ")"
+	default:
 		return r.State
 	}
-	return r.State + " (" + r.Health + ")"
 }

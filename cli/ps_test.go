@@ -214,3 +214,23 @@ func TestPsShowsWhatAPendingTaskWaitsFor(t *testing.T) {
 		}
 	}
 }
+
+func TestPsStateColumn(t *testing.T) {
+	tests := []struct {
+		name   string
+		status *berthv1.TaskStatus
+		want   string
+	}{
+		{"plain", &berthv1.TaskStatus{State: berthv1.TaskState_TASK_STATE_RUNNING}, "running"},
+		{"with health", &berthv1.TaskStatus{State: berthv1.TaskState_TASK_STATE_RUNNING, Health: berthv1.Health_HEALTH_HEALTHY}, "running (healthy)"},
+		{"non-zero exit", &berthv1.TaskStatus{State: berthv1.TaskState_TASK_STATE_FAILED, ExitCode: 137}, "failed"},
+		{"oom killed", &berthv1.TaskStatus{State: berthv1.TaskState_TASK_STATE_FAILED, ExitCode: 137, OomKilled: true}, "failed (oom)"},
+		{"oom killed with health", &berthv1.TaskStatus{State: berthv1.TaskState_TASK_STATE_FAILED, OomKilled: true, Health: berthv1.Health_HEALTH_HEALTHY}, "failed (oom)"},
+	}
+	for _, tt := range tests {
+		rows := taskRows([]*berthv1.Task{{Meta: &berthv1.Meta{Id: "t"}, Status: tt.status}}, nil, time.Now())
+		if got := rows[0].stateColumn(); got != tt.want {
+			t.Errorf("%s: state column = %q, want %q", tt.name, got, tt.want)
+		}
+	}
+}

@@ -235,11 +235,16 @@ func (c *Containerd) Inspect(ctx context.Context, id string) (Status, error) {
 		}
 		return statusOf(info, nil), nil
 	}
-	return statusOf(info, resp.Process), nil
+	st := statusOf(info, resp.Process)
+	if st.State == StateStopped && st.ExitCode != 0 {
+		st.OOMKilled = c.oomKilled(ctx, id)[id]
+	}
+	return st, nil
 }
 
 // List returns the status of every container this runtime owns, with two
-// calls to containerd however many there are.
+// calls to containerd however many there are, and a third when some have
+// failed (to tell which were killed for memory).
 func (c *Containerd) List(ctx context.Context) ([]Status, error) {
 	ctx = c.ctx(ctx)
 	infos, err := c.client.ContainerService().List(ctx, fmt.Sprintf("labels.%q==%q", LabelOwner, c.cfg.Owner))
@@ -255,11 +260,21 @@ func (c *Containerd) List(ctx context.Context) ([]Status, error) {
 		procs[p.ID] = p
 	}
 	out := make([]Status, 0, len(infos))
+	var failed []string
 	for _, info := range infos {
 		if info.Labels[LabelOwner] != c.cfg.Owner {
 			continue
 		}
-		out = append(out, statusOf(info, procs[info.ID]))
+		st := statusOf(info, procs[info.ID])
+		if st.State == StateStopped && st.ExitCode != 0 {
+			failed = append(failed, st.ID)
+		}
+		out = append(out, st)
+	}
+	if oom := c.oomKilled(ctx, failed...); len(oom) > 0 {
+		for i := range out {
+			out[i].OOMKilled = oom[out[i].ID]
+		}
 	}
 	return out, nil
 }

@@ -229,7 +229,13 @@ func (c *Containerd) Wait(ctx context.Context, id string) (<-chan Exit, error) {
 			out <- Exit{Code: -1, Err: fmt.Errorf("runtime: wait for container %s: %w", id, err)}
 			return
 		}
-		out <- Exit{Code: int32(code), At: at}
+		ex := Exit{Code: int32(code), At: at}
+		if code != 0 {
+			// Read now, while the task and its cgroup still exist: the
+			// caller deletes them once it has this exit.
+			ex.OOMKilled = c.oomKilled(ctx, id)[id]
+		}
+		out <- ex
 	}()
 	return out, nil
 }

@@ -43,9 +43,10 @@ type fakeContainer struct {
 
 // fakeProc is one run of a container's process.
 type fakeProc struct {
-	exited chan struct{} // closed when the process exits, after code and at are set
-	code   int32
-	at     time.Time
+	exited    chan struct{} // closed when the process exits, after code, at and oomKilled are set
+	code      int32
+	at        time.Time
+	oomKilled bool
 }
 
 var _ Runtime = (*Fake)(nil)
@@ -92,6 +93,24 @@ func (f *Fake) Exit(id string, code int32) error {
 		return fmt.Errorf("fake runtime: container %s is %s, not running", id, c.status.State)
 	}
 	c.exit(code)
+	return nil
+}
+
+// OOMKill ends container id's running process as the kernel does when it
+// goes over its memory limit: SIGKILL (exit code 137), with the exit and
+// the status saying OOMKilled.
+func (f *Fake) OOMKill(id string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c, ok := f.containers[id]
+	if !ok {
+		return fmt.Errorf("fake runtime: container %s: %w", id, ErrNotFound)
+	}
+	if c.status.State != StateRunning {
+		return fmt.Errorf("fake runtime: container %s is %s, not running", id, c.status.State)
+	}
+	c.status.OOMKilled, c.proc.oomKilled = true, true
+	c.exit(128 + int32(syscall.SIGKILL))
 	return nil
 }
 
@@ -269,7 +288,7 @@ func (f *Fake) Start(ctx context.Context, id string) (Status, error) {
 	case StateRunning:
 		return c.snapshot(), nil
 	case StateStopped:
-		c.status.ExitCode, c.status.ExitedAt = 0, time.Time{}
+		c.status.ExitCode, c.status.ExitedAt, c.status.OOMKilled = 0, time.Time{}, false
 	}
 	c.proc = &fakeProc{exited: make(chan struct{})}
 	f.nextPid++
@@ -306,7 +325,7 @@ func (f *Fake) Wait(ctx context.Context, id string) (<-chan Exit, error) {
 	go func() {
 		select {
 		case <-proc.exited:
-			out <- Exit{Code: proc.code, At: proc.at}
+			out <- Exit{Code: proc.code, At: proc.at, OOMKilled: proc.oomKilled}
 		case <-ctx.Done():
 			out <- Exit{Code: -1, Err: ctx.Err()}
 		}

@@ -283,3 +283,40 @@ func TestFakeWaitCancel(t *testing.T) {
 		t.Errorf("Wait after cancel = %+v, want context.Canceled", exit)
 	}
 }
+
+func TestFakeOOMKill(t *testing.T) {
+	ctx := context.Background()
+	f := newFakeWithImage(t)
+	if err := f.Create(ctx, ContainerSpec{ID: "c", Image: "busybox", MemoryBytes: 16 << 20}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.OOMKill("c"); err == nil {
+		t.Errorf("OOMKill of a created container succeeded, want an error")
+	}
+	if _, err := f.Start(ctx, "c"); err != nil {
+		t.Fatal(err)
+	}
+	ch, err := f.Wait(ctx, "c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.OOMKill("c"); err != nil {
+		t.Fatalf("OOMKill: %v", err)
+	}
+	if exit := <-ch; exit.Code != 137 || !exit.OOMKilled || exit.Err != nil {
+		t.Errorf("Wait = %+v, want code 137, OOM killed", exit)
+	}
+	if st, err := f.Inspect(ctx, "c"); err != nil || st.State != StateStopped || !st.OOMKilled {
+		t.Errorf("Inspect = %+v, %v; want stopped, OOM killed", st, err)
+	}
+	// A new run starts with a clean slate.
+	if _, err := f.Start(ctx, "c"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Exit("c", 1); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := f.Inspect(ctx, "c"); err != nil || st.OOMKilled {
+		t.Errorf("Inspect after a plain exit = %+v, %v; want not OOM killed", st, err)
+	}
+}

@@ -68,9 +68,13 @@ type Status struct {
 	Pid      uint32
 	ExitCode int32
 	ExitedAt time.Time
-	Address  string // container IP; empty on the host network
-	Ports    []Port
-	Labels   map[string]string
+	// OOMKilled is set on a stopped container with a non-zero exit code
+	// when the kernel killed one of its processes for lack of memory
+	// (usually for going over MemoryBytes).
+	OOMKilled bool
+	Address   string // container IP; empty on the host network
+	Ports     []Port
+	Labels    map[string]string
 }
 
 // Exit is how a container's process ended. Err is set when the exit could
@@ -78,7 +82,12 @@ type Status struct {
 type Exit struct {
 	Code int32
 	At   time.Time
-	Err  error
+	// OOMKilled is set with a non-zero Code when the kernel killed one of
+	// the container's processes for lack of memory (usually for going over
+	// ContainerSpec.MemoryBytes); the process then usually ends with 137
+	// (SIGKILL). A process that still exits 0 is not reported killed.
+	OOMKilled bool
+	Err       error
 }
 
 // Image is one image in the node's store.

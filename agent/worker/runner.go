@@ -206,7 +206,7 @@ func (r *runner) watchExisting(ctx context.Context) {
 	c, err := r.w.rt.Inspect(ctx, r.id)
 	if err != nil || c.State != runtime.StateRunning {
 		if err == nil && c.State == runtime.StateStopped {
-			r.exited(runtime.Exit{Code: c.ExitCode, At: c.ExitedAt})
+			r.exited(runtime.Exit{Code: c.ExitCode, At: c.ExitedAt, OOMKilled: c.OOMKilled})
 			return
 		}
 		r.fail(berthv1.TaskState_TASK_STATE_FAILED, errors.New("the container is gone (the node restarted or it was removed by hand)"))
@@ -235,8 +235,16 @@ func (r *runner) exited(ex runtime.Exit) {
 		r.fail(berthv1.TaskState_TASK_STATE_FAILED, fmt.Errorf("lost track of the container: %w", ex.Err))
 		return
 	}
-	state, msg := exitState(ex.Code)
-	r.set(state, func(st *berthv1.TaskStatus) { st.ExitCode, st.Err = ex.Code, msg })
+	// An OOM kill fails the task like any other non-zero exit, so the
+	// restart policy treats it the same; only the error and the flag
+	// tell users why.
+	state, msg := exitState(ex.Code, ex.OOMKilled, task.GetSpec().GetLimits().GetMemoryBytes())
+	if ex.OOMKilled {
+		r.w.log.Warn("container killed for lack of memory", "task", r.id, "exit_code", ex.Code, "memory_limit", task.GetSpec().GetLimits().GetMemoryBytes())
+	}
+	r.set(state, func(st *berthv1.TaskStatus) {
+		st.ExitCode, st.Err, st.OomKilled = ex.Code, msg, ex.OOMKilled && ex.Code != 0
+	})
 }
 
 // stop stops the container of a task no longer desired to run.

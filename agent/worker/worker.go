@@ -7,7 +7,9 @@ package worker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"math"
 	"strconv"
 	"sync"
 
@@ -71,8 +73,10 @@ func observedStatus(c runtime.Status) *berthv1.TaskStatus {
 	case runtime.StateRunning:
 		st.State = berthv1.TaskState_TASK_STATE_RUNNING
 	case runtime.StateStopped:
-		st.ExitCode = c.ExitCode
-		st.State, st.Err = exitState(c.ExitCode)
+		st.ExitCode, st.OomKilled = c.ExitCode, c.OOMKilled
+		// The container keeps no record of its limit; the error says so
+		// without it.
+		st.State, st.Err = exitState(c.ExitCode, c.OOMKilled, 0)
 		if !c.ExitedAt.IsZero() {
 			st.Timestamp = timestamppb.New(c.ExitedAt)
 		}
@@ -175,11 +179,35 @@ func (w *Worker) setStatus(id string, st *berthv1.TaskStatus) {
 	w.report(id, proto.Clone(st).(*berthv1.TaskStatus))
 }
 
-func exitState(code int32) (berthv1.TaskState, string) {
-	if code == 0 {
+// exitState is the state and error of a task whose container exited with
+// code; oomKilled says the kernel killed it for memory, memoryLimit is
+// the task's limit in bytes (0 when it has none or it is not known).
+func exitState(code int32, oomKilled bool, memoryLimit int64) (berthv1.TaskState, string) {
+	switch {
+	case code == 0:
 		return berthv1.TaskState_TASK_STATE_COMPLETE, ""
+	case oomKilled && memoryLimit > 0:
+		return berthv1.TaskState_TASK_STATE_FAILED, fmt.Sprintf("out of memory: killed at the %s limit (exit code %d)", byteSize(memoryLimit), code)
+	case oomKilled:
+		return berthv1.TaskState_TASK_STATE_FAILED, fmt.Sprintf("out of memory: killed by the kernel (exit code %d)", code)
+	default:
+		return berthv1.TaskState_TASK_STATE_FAILED, "task: non-zero exit (" + strconv.Itoa(int(code)) + ")"
 	}
-	return berthv1.TaskState_TASK_STATE_FAILED, "task: non-zero exit (" + strconv.Itoa(int(code)) + ")"
+}
+
+// byteSize writes a size in bytes as users write limits: "64 MiB",
+// "1.5 GiB", "512 bytes".
+func byteSize(n int64) string {
+	units := []struct {
+		name string
+		size int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}}
+	for _, u := range units {
+		if n >= u.size {
+			return strconv.FormatFloat(math.Round(float64(n)/float64(u.size)*10)/10, 'f', -1, 64) + " " + u.name
+		}
+	}
+	return strconv.FormatInt(n, 10) + " bytes"
 }
 
 func portBindings(ports []runtime.Port) []*berthv1.PortBinding {

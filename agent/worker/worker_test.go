@@ -233,24 +233,98 @@ func TestAssignedTaskRuns(t *testing.T) {
 
 func TestContainerExit(t *testing.T) {
 	tests := []struct {
-		code  int32
-		state berthv1.TaskState
-		err   string
+		name    string
+		code    int32
+		oom     bool  // the kernel kills it for memory instead
+		limit   int64 // memory limit of the task
+		state   berthv1.TaskState
+		err     string
+		wantOOM bool
 	}{
-		{0, complete, ""},
-		{3, failed, "non-zero exit (3)"},
+		{"exit 0", 0, false, 0, complete, "", false},
+		{"exit 3", 3, false, 0, failed, "non-zero exit (3)", false},
+		{"oom at the limit", 137, true, 64 << 20, failed, "out of memory: killed at the 64 MiB limit (exit code 137)", true},
+		{"oom without a limit", 137, true, 0, failed, "out of memory: killed by the kernel (exit code 137)", true},
 	}
 	for _, tt := range tests {
-		h := newHarness(t, newRecordingRuntime())
-		h.run(newTask("t1"))
-		if err := h.rt.Exit("t1", tt.code); err != nil {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, newRecordingRuntime())
+			tk := newTask("t1")
+			if tt.limit > 0 {
+				tk.Spec.Limits = &berthv1.Resources{MemoryBytes: tt.limit}
+			}
+			h.run(tk)
+			exit := func() error { return h.rt.Exit("t1", tt.code) }
+			if tt.oom {
+				exit = func() error { return h.rt.OOMKill("t1") }
+			}
+			if err := exit(); err != nil {
+				t.Fatal(err)
+			}
+			st := h.expect("t1", tt.state)
+			if st.ExitCode != tt.code || (tt.err == "") != (st.Err == "") || !strings.Contains(st.Err, tt.err) || st.OomKilled != tt.wantOOM {
+				t.Errorf("reported exit code %d err %q oom_killed %v, want %d, %q, %v", st.ExitCode, st.Err, st.OomKilled, tt.code, tt.err, tt.wantOOM)
+			}
+			if spec, _ := h.rt.Spec("t1"); spec.MemoryBytes != tt.limit {
+				t.Errorf("container memory limit = %d, want %d", spec.MemoryBytes, tt.limit)
+			}
+		})
+	}
+}
+
+// An agent that restarts after the kernel killed a container for memory
+// still reports the kill: in the statuses of its hello, and when it finds
+// the container of a task it last saw running stopped.
+func TestOOMKilledContainerIsAdopted(t *testing.T) {
+	rt := newRecordingRuntime()
+	if err := rt.AddImage("busybox"); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	oomKilled := func(id string) {
+		t.Helper()
+		if err := rt.Fake.Create(ctx, runtime.ContainerSpec{ID: id, Image: "busybox", MemoryBytes: 16 << 20}); err != nil {
 			t.Fatal(err)
 		}
-		st := h.expect("t1", tt.state)
-		if st.ExitCode != tt.code || (tt.err == "") != (st.Err == "") || !strings.Contains(st.Err, tt.err) {
-			t.Errorf("exit %d: reported exit code %d err %q, want %d and %q", tt.code, st.ExitCode, st.Err, tt.code, tt.err)
+		if _, err := rt.Start(ctx, id); err != nil {
+			t.Fatal(err)
 		}
-		h.stop()
+		if err := rt.OOMKill(id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	oomKilled("t1")
+	h := newHarness(t, rt)
+	if st := h.w.Statuses(); len(st) != 1 || st[0].Status.State != failed || !st[0].Status.OomKilled || !strings.Contains(st[0].Status.Err, "out of memory") {
+		t.Fatalf("Statuses() = %v, want t1 failed, OOM killed", st)
+	}
+
+	oomKilled("t2") // not listed at start: the runner inspects it
+	tk := newTask("t2")
+	tk.Spec.Limits = &berthv1.Resources{MemoryBytes: 16 << 20}
+	tk.Status = &berthv1.TaskStatus{State: running, ContainerId: "t2"}
+	h.w.Assign(&berthv1.Assignments{Tasks: []*berthv1.Task{tk}})
+	st := h.expect("t2", failed)
+	if !st.OomKilled || st.ExitCode != 137 || st.Err != "out of memory: killed at the 16 MiB limit (exit code 137)" {
+		t.Fatalf("reported %v, want failed at the 16 MiB limit with exit code 137", st)
+	}
+}
+
+func TestByteSize(t *testing.T) {
+	tests := []struct {
+		n    int64
+		want string
+	}{
+		{512, "512 bytes"},
+		{1 << 10, "1 KiB"},
+		{16 << 20, "16 MiB"},
+		{1536 << 20, "1.5 GiB"},
+		{1_000_000_000, "953.7 MiB"},
+	}
+	for _, tt := range tests {
+		if got := byteSize(tt.n); got != tt.want {
+			t.Errorf("byteSize(%d) = %q, want %q", tt.n, got, tt.want)
+		}
 	}
 }
 
