@@ -37,7 +37,7 @@ func (s *Server) Apply(ctx context.Context, req *berthv1.ApplyRequest) (*berthv1
 		rev, err := s.cfg.Store.Commit(ctx, txn)
 		if errors.Is(err, store.ErrConflict) && attempt < applyAttempts {
 			// Another writer got in first: catch up and plan again.
-			if err := s.cfg.Cache.WaitRevision(ctx, s.cfg.Cache.Revision()+1); err != nil {
+			if err := s.catchUp(ctx); err != nil {
 				return nil, storeError(err)
 			}
 			continue
@@ -68,12 +68,14 @@ func (s *Server) plan(req *berthv1.ApplyRequest, now time.Time) (*berthv1.ApplyR
 		delete(existing, want.Name)
 		if !ok {
 			txn.Create(key, &berthv1.Service{
-				Meta:        &berthv1.Meta{Id: store.NewID(), CreatedAt: ts, UpdatedAt: ts},
-				Namespace:   ns,
-				App:         app,
-				Name:        want.Name,
-				Spec:        want.Spec,
-				SpecVersion: 1,
+				Meta:          &berthv1.Meta{Id: store.NewID(), CreatedAt: ts, UpdatedAt: ts},
+				Namespace:     ns,
+				App:           app,
+				Name:          want.Name,
+				Spec:          want.Spec,
+				SpecVersion:   1,
+				ChangeCause:   causeApply,
+				SpecUpdatedAt: ts,
 			})
 			resp.Changes = append(resp.Changes, &berthv1.ServiceChange{Service: want.Name, Action: berthv1.ChangeAction_CHANGE_ACTION_CREATE})
 			continue
@@ -84,13 +86,20 @@ func (s *Server) plan(req *berthv1.ApplyRequest, now time.Time) (*berthv1.ApplyR
 			continue
 		}
 		next := proto.Clone(cur).(*berthv1.Service)
-		next.Spec = want.Spec
 		next.Meta.UpdatedAt = ts
-		// Only a change to what runs in the container makes new tasks:
-		// replicas scale the tasks that exist, and dependencies gate
-		// starts only.
-		if !inPlace(fields) {
-			next.SpecVersion++
+		// Only a change to what the tasks run, or where, makes new tasks:
+		// replicas scale the tasks that exist, dependencies gate starts
+		// only, and the update and rollback configs say how to roll out
+		// the next change.
+		if inPlace(fields) {
+			next.Spec = want.Spec
+		} else {
+			newVersion(next, want.Spec, causeApply, now)
+			next.UpdateStatus = &berthv1.UpdateStatus{
+				State:       berthv1.UpdateState_UPDATE_STATE_UPDATING,
+				StartedAt:   ts,
+				FromVersion: cur.SpecVersion,
+			}
 		}
 		txn.Update(key, next)
 		resp.Changes = append(resp.Changes, &berthv1.ServiceChange{Service: want.Name, Action: berthv1.ChangeAction_CHANGE_ACTION_UPDATE, Fields: fields})
@@ -132,9 +141,19 @@ func equalField(f protoreflect.FieldDescriptor, a, b protoreflect.Message) bool 
 	return proto.Equal(ma.Interface(), mb.Interface())
 }
 
+// inPlaceFields are the spec fields whose change makes no new spec
+// version: changing them alone starts no new tasks.
+var inPlaceFields = map[string]bool{
+	"replicas":        true,
+	"depends_on":      true,
+	"update_config":   true,
+	"rollback_config": true,
+}
+
+// inPlace reports whether a change of fields alone keeps the spec version.
 func inPlace(fields []string) bool {
 	for _, f := range fields {
-		if f != "replicas" && f != "depends_on" {
+		if !inPlaceFields[f] {
 			return false
 		}
 	}

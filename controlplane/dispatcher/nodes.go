@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"sync"
@@ -58,7 +59,8 @@ func (p *SubnetPool) next(used map[string]bool) (string, error) {
 }
 
 // register creates or refreshes the node of a connecting agent and makes
-// sure it has a subnet.
+// sure it has a subnet. What the agent describes replaces what was stored;
+// what an operator chose (availability, operator labels) is kept.
 func (d *Dispatcher) register(ctx context.Context, id string, desc *berthv1.NodeDescription) (*berthv1.Node, error) {
 	for attempt := 0; attempt < 5; attempt++ {
 		now := timestamppb.Now()
@@ -85,7 +87,12 @@ func (d *Dispatcher) register(ctx context.Context, id string, desc *berthv1.Node
 		next.Name = desc.GetName()
 		next.Hostname = desc.GetHostname()
 		next.Address = desc.GetAddress()
-		next.Labels = desc.GetLabels()
+		// The agent's labels are replaced on each registration; those an
+		// operator set (berth node label) survive it and win.
+		next.AgentLabels = desc.GetLabels()
+		next.Labels = make(map[string]string, len(next.AgentLabels)+len(next.OperatorLabels))
+		maps.Copy(next.Labels, next.AgentLabels)
+		maps.Copy(next.Labels, next.OperatorLabels)
 		next.Capacity = desc.GetCapacity()
 		next.Platform = desc.GetPlatform()
 		next.Images = desc.GetImages()

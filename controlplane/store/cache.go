@@ -19,12 +19,15 @@ import (
 type Kind int
 
 // The kinds the cache holds. KindResync is not an object: it says the cache
-// reloaded everything, so readers must reconcile from scratch.
+// reloaded everything, so readers must reconcile from scratch. KindSettings
+// events carry the *berthv1.ClusterSettings written (or, for a delete, the
+// last one known); Cache.Settings tells what holds now.
 const (
 	KindResync Kind = iota
 	KindNode
 	KindService
 	KindTask
+	KindSettings
 )
 
 // Action says what happened to an object.
@@ -47,7 +50,7 @@ type Event struct {
 	Revision int64
 }
 
-// Cache mirrors nodes, services and tasks in memory, fed by one etcd watch,
+// Cache mirrors nodes, services, tasks and the cluster settings in memory, fed by one etcd watch,
 // and fans out every change to subscribers. Objects it returns are shared:
 // clone them (proto.Clone) before changing anything.
 type Cache struct {
@@ -62,6 +65,7 @@ type Cache struct {
 	tasks     map[string]*berthv1.Task    // by id
 	byService map[string]map[string]*berthv1.Task
 	byNode    map[string]map[string]*berthv1.Task
+	settings  *berthv1.ClusterSettings // nil when none are stored
 	subs      map[*Subscription]struct{}
 	synced    chan struct{}
 	syncOnce  sync.Once
@@ -86,6 +90,7 @@ func (c *Cache) reset() {
 	c.tasks = map[string]*berthv1.Task{}
 	c.byService = map[string]map[string]*berthv1.Task{}
 	c.byNode = map[string]map[string]*berthv1.Task{}
+	c.settings = nil
 }
 
 // Synced is closed once the cache holds a full copy of the store.
@@ -123,6 +128,10 @@ func (c *Cache) load(ctx context.Context) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
+	settings, err := getAt(ctx, c.store, SettingsKey, rev, &berthv1.ClusterSettings{})
+	if err != nil {
+		return 0, err
+	}
 	c.mu.Lock()
 	c.reset()
 	for _, n := range nodes {
@@ -134,6 +143,7 @@ func (c *Cache) load(ctx context.Context) (int64, error) {
 	for _, t := range tasks {
 		c.putTask(t)
 	}
+	c.settings = settings
 	c.setRev(rev)
 	subs := c.subscribers()
 	c.mu.Unlock()
@@ -171,6 +181,23 @@ func listAt[T Object](ctx context.Context, s *Store, prefix string, rev int64, n
 		}
 		key = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
 	}
+}
+
+// getAt reads the single object at key as of rev into obj, or returns nil
+// when the key is absent.
+func getAt[T Object](ctx context.Context, s *Store, key string, rev int64, obj T) (T, error) {
+	var none T
+	resp, err := s.cli.Get(ctx, key, clientv3.WithRev(rev))
+	if err != nil {
+		return none, fmt.Errorf("reading %s: %w", key, err)
+	}
+	if len(resp.Kvs) == 0 {
+		return none, nil
+	}
+	if err := decode(resp.Kvs[0].Value, resp.Kvs[0].ModRevision, obj); err != nil {
+		return none, fmt.Errorf("%s: %w", key, err)
+	}
+	return obj, nil
 }
 
 func (c *Cache) watch(ctx context.Context, rev int64) error {
@@ -219,6 +246,27 @@ func (c *Cache) apply(ev *clientv3.Event) (Event, bool) {
 		return true
 	}
 	switch {
+	case key == SettingsKey:
+		out.Kind = KindSettings
+		old := c.settings
+		if old != nil {
+			out.Old = old
+		}
+		if del {
+			if old == nil {
+				return out, false
+			}
+			c.settings = nil
+			out.Object = old
+			return out, true
+		}
+		st := &berthv1.ClusterSettings{}
+		if !decodeInto(st) {
+			return out, false
+		}
+		c.settings = st
+		out.Object = st
+		return out, true
 	case strings.HasPrefix(key, NodesPrefix):
 		out.Kind = KindNode
 		id := path.Base(key)

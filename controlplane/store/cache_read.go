@@ -99,3 +99,16 @@ func values(m map[string]*berthv1.Task) []*berthv1.Task {
 	}
 	return out
 }
+
+// Settings returns the cluster settings, or the defaults (every field
+// unset: spread scheduling, no automatic rebalance) when none are stored.
+// It is never nil. Like every object the cache hands out, the result is
+// shared and read-only: clone it (proto.Clone) before changing anything.
+func (c *Cache) Settings() *berthv1.ClusterSettings {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.settings == nil {
+		return &berthv1.ClusterSettings{}
+	}
+	return c.settings
+}

@@ -25,19 +25,27 @@ import (
 //
 //   - kind "node", object id the node id; actions "join", "connect",
 //     "disconnect" (dispatcher), and the verdicts of node health: "ready",
-//     "unreachable", "down", with the reason in the message.
+//     "unreachable", "down", with the reason in the message; "update"
+//     (apiserver: an operator changed its availability or labels).
 //   - kind "task", object id the task id; actions "fail", "reject",
 //     "health" (dispatcher, from the agents' reports), and "replace",
 //     "restart-delayed", "restart-given-up" (orchestrator).
 //   - kind "app", object id "namespace/app"; actions "apply", "remove".
+//   - kind "service", object id "namespace/app/service"; actions "scale",
+//     "rollback", "rebalance" (apiserver).
+//   - kind "cluster", object id "settings"; action "update" (apiserver).
 //
 // Task events carry the attributes namespace, app, service, slot, task and
 // node (the node id), and node_name and exit_code where they apply; app
-// events carry namespace and app. Filters match on them.
+// events carry namespace and app, service events those and service, and
+// the apiserver's node "update" events node and node_name. Filters match
+// on them.
 const (
-	EventKindNode = "node"
-	EventKindTask = "task"
-	EventKindApp  = "app"
+	EventKindNode    = "node"
+	EventKindTask    = "task"
+	EventKindApp     = "app"
+	EventKindService = "service"
+	EventKindCluster = "cluster"
 
 	AttrNamespace = "namespace"
 	AttrApp       = "app"

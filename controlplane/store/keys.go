@@ -21,6 +21,9 @@ const (
 	TokensPrefix   = Root + "pki/tokens/"
 	SubnetsPrefix  = Root + "subnets/"
 	LeaderPrefix   = Root + "leader/"
+	// SettingsKey holds the cluster's ClusterSettings; when it is absent
+	// every setting has its default.
+	SettingsKey = Root + "settings"
 )
 
 // NodeKey is where node id is stored.

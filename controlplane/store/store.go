@@ -40,6 +40,18 @@ func New(cli *clientv3.Client) *Store { return &Store{cli: cli} }
 // Client returns the etcd client, for leases and elections.
 func (s *Store) Client() *clientv3.Client { return s.cli }
 
+// Revision returns etcd's current revision. A writer whose guarded write
+// conflicted waits for its cache to reach it (Cache.WaitRevision) before it
+// reads again: the cache may already hold the write that won, so waiting
+// for "one more" revision could wait for a write that never comes.
+func (s *Store) Revision(ctx context.Context) (int64, error) {
+	resp, err := s.cli.Get(ctx, SettingsKey, clientv3.WithCountOnly())
+	if err != nil {
+		return 0, fmt.Errorf("reading the store's revision: %w", err)
+	}
+	return resp.Header.Revision, nil
+}
+
 // decode unmarshals value into obj and stamps obj's version with the key's
 // mod revision.
 func decode(value []byte, modRev int64, obj Object) error {

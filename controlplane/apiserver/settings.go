@@ -1,0 +1,72 @@
+package apiserver
+
+import (
+	"context"
+	"fmt"
+
+	berthv1 "github.com/berthproject/berth/api/berth/v1"
+	"github.com/berthproject/berth/controlplane/store"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// GetSettings returns the cluster settings; the defaults (spread
+// scheduling, no automatic rebalance) when none were ever set.
+func (s *Server) GetSettings(ctx context.Context, req *berthv1.GetSettingsRequest) (*berthv1.ClusterSettings, error) {
+	return s.cfg.Cache.Settings(), nil
+}
+
+// UpdateSettings replaces the cluster settings.
+func (s *Server) UpdateSettings(ctx context.Context, req *berthv1.UpdateSettingsRequest) (*berthv1.ClusterSettings, error) {
+	want := req.GetSettings()
+	if want == nil {
+		return nil, status.Error(codes.InvalidArgument, "settings are missing from the request")
+	}
+	switch want.Strategy {
+	case berthv1.SchedulingStrategy_SCHEDULING_STRATEGY_UNSPECIFIED,
+		berthv1.SchedulingStrategy_SCHEDULING_STRATEGY_SPREAD,
+		berthv1.SchedulingStrategy_SCHEDULING_STRATEGY_BINPACK:
+	default:
+		return nil, status.Errorf(codes.InvalidArgument, "unknown scheduling strategy %d; use spread or binpack", want.Strategy)
+	}
+	read := func() (*berthv1.ClusterSettings, error) {
+		cur := proto.Clone(s.cfg.Cache.Settings()).(*berthv1.ClusterSettings)
+		if cur.Meta == nil {
+			// Never stored: the write is guarded by revision 0, which
+			// holds only while the key is absent.
+			cur.Meta = &berthv1.Meta{CreatedAt: timestamppb.Now()}
+		}
+		return cur, nil
+	}
+	var before *berthv1.ClusterSettings
+	got, err := guardedUpdate(ctx, s, store.SettingsKey, read, func(next *berthv1.ClusterSettings) error {
+		before = proto.Clone(next).(*berthv1.ClusterSettings)
+		if next.Strategy == want.Strategy && next.AutoRebalance == want.AutoRebalance && next.GetMeta().GetVersion() != 0 {
+			return errUnchanged
+		}
+		next.Strategy, next.AutoRebalance = want.Strategy, want.AutoRebalance
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if got.GetMeta().GetVersion() != before.GetMeta().GetVersion() {
+		msg := fmt.Sprintf("cluster settings changed: strategy %s, auto rebalance %v", strategyName(got.Strategy), got.AutoRebalance)
+		s.log.Info("settings updated", "strategy", strategyName(got.Strategy), "auto_rebalance", got.AutoRebalance)
+		s.cfg.Store.RecordEvent(&berthv1.Event{Kind: store.EventKindCluster, ObjectId: "settings", Action: "update", Message: msg})
+	}
+	return got, nil
+}
+
+// strategyName is how messages name a scheduling strategy.
+func strategyName(st berthv1.SchedulingStrategy) string {
+	switch st {
+	case berthv1.SchedulingStrategy_SCHEDULING_STRATEGY_BINPACK:
+		return "binpack"
+	case berthv1.SchedulingStrategy_SCHEDULING_STRATEGY_SPREAD:
+		return "spread"
+	}
+	return "spread (default)"
+}

@@ -1,0 +1,77 @@
+package dispatcher
+
+import (
+	"context"
+	"log/slog"
+	"maps"
+	"testing"
+
+	berthv1 "github.com/berthproject/berth/api/berth/v1"
+	"github.com/berthproject/berth/controlplane/store"
+	"google.golang.org/protobuf/proto"
+)
+
+func TestRegisterKeepsWhatTheOperatorChose(t *testing.T) {
+	ctx := context.Background()
+	s, c := newStoreAndCache(t)
+	pool, err := NewSubnetPool("10.40.0.0/16", 24)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := New(Config{Store: s, Cache: c, Subnets: pool, Log: slog.New(slog.DiscardHandler)})
+	desc := func(labels map[string]string) *berthv1.NodeDescription {
+		return &berthv1.NodeDescription{Name: "alpha", Address: "127.0.0.1:7001", Labels: labels}
+	}
+
+	first, err := d.register(ctx, "n1", desc(map[string]string{"zone": "us", "rack": "r1"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first.Availability != berthv1.NodeAvailability_NODE_AVAILABILITY_ACTIVE || first.Subnet == "" {
+		t.Fatalf("a new node is %v with subnet %q, want active with a subnet", first.Availability, first.Subnet)
+	}
+
+	// An operator drains the node and sets a label of their own,
+	// overriding the agent's zone.
+	stored, _ := c.Node("n1")
+	op := proto.Clone(stored).(*berthv1.Node)
+	op.Availability = berthv1.NodeAvailability_NODE_AVAILABILITY_DRAIN
+	op.OperatorLabels = map[string]string{"zone": "eu", "tier": "gold"}
+	var txn store.Txn
+	txn.Update(store.NodeKey("n1"), op)
+	rev, err := s.Commit(ctx, &txn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.WaitRevision(ctx, rev); err != nil {
+		t.Fatal(err)
+	}
+
+	// The agent comes back with other labels.
+	again, err := d.register(ctx, "n1", desc(map[string]string{"zone": "us", "disk": "ssd"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name      string
+		got, want map[string]string
+	}{
+		{"agent labels", again.AgentLabels, map[string]string{"zone": "us", "disk": "ssd"}},
+		{"operator labels", again.OperatorLabels, map[string]string{"zone": "eu", "tier": "gold"}},
+		{"labels", again.Labels, map[string]string{"zone": "eu", "disk": "ssd", "tier": "gold"}},
+	}
+	for _, tt := range tests {
+		if !maps.Equal(tt.got, tt.want) {
+			t.Errorf("%s = %v, want %v", tt.name, tt.got, tt.want)
+		}
+	}
+	if again.Availability != berthv1.NodeAvailability_NODE_AVAILABILITY_DRAIN {
+		t.Errorf("availability = %v after the agent registered again, want drain", again.Availability)
+	}
+	if again.Subnet != first.Subnet {
+		t.Errorf("subnet moved from %s to %s", first.Subnet, again.Subnet)
+	}
+	if cached, _ := c.Node("n1"); !maps.Equal(cached.Labels, again.Labels) {
+		t.Errorf("the cache holds labels %v, want %v", cached.Labels, again.Labels)
+	}
+}
