@@ -349,6 +349,7 @@ services:
     x-custom: ignored
     deploy:
       labels: {a: b}
+      endpoint_mode: dnsrr
       update_config: {parallelism: 2}
       restart_policy: {condition: on-failure}
       resources:
@@ -381,9 +382,9 @@ secrets:
 		`compose.yaml: secrets is not supported yet and is ignored`,
 		`compose.yaml: service "db": build is not supported yet and is ignored`,
 		`compose.yaml: service "web": cap_add is not supported yet and is ignored`,
+		`compose.yaml: service "web": deploy.endpoint_mode is not supported yet and is ignored`,
 		`compose.yaml: service "web": deploy.labels is not supported yet and is ignored`,
 		`compose.yaml: service "web": deploy.resources.limits.pids is not supported yet and is ignored`,
-		`compose.yaml: service "web": deploy.update_config is not supported yet and is ignored`,
 		`compose.yaml: service "web": networks is not supported yet and is ignored`,
 		`compose.yaml: service "web": ports[].app_protocol is not supported yet and is ignored`,
 		`compose.yaml: service "web": ports[].name is not supported yet and is ignored`,

@@ -69,6 +69,15 @@ func convertService(svc types.ServiceConfig) converted {
 		}
 		c.spec.RestartPolicy = rp
 	}
+	if svc.Platform != "" {
+		p, err := validation.ParsePlatform(svc.Platform)
+		if err != nil {
+			fail("platform", err.Error())
+		} else {
+			c.spec.Placement = &berthv1.Placement{Platforms: []*berthv1.Platform{p}}
+		}
+	}
+	c.errs = append(c.errs, applyExtension(svc, c.spec)...)
 	d := svc.Deploy
 	if d == nil {
 		return c
@@ -89,12 +98,31 @@ func convertService(svc types.ServiceConfig) converted {
 	}
 	c.spec.Limits = resources(d.Resources.Limits)
 	c.spec.Reservations = resources(d.Resources.Reservations)
-	if len(d.Placement.Constraints) > 0 || len(d.Placement.Preferences) > 0 {
-		c.spec.Placement = &berthv1.Placement{Constraints: cloneStrings(d.Placement.Constraints)}
-		for _, p := range d.Placement.Preferences {
-			c.spec.Placement.Preferences = append(c.spec.Placement.Preferences, p.Spread)
+	for _, res := range []struct {
+		field string
+		r     *types.Resource
+	}{{"limits", d.Resources.Limits}, {"reservations", d.Resources.Reservations}} {
+		// A share this small rounds to no CPU at all, which would read as
+		// no limit (or no reservation).
+		if r := res.r; r != nil && r.NanoCPUs > 0 && milliCPUs(r.NanoCPUs) == 0 {
+			fail("deploy.resources."+res.field+".cpus", fmt.Sprintf("%g CPUs is less than the smallest share, 0.001; give at least 0.001, or leave it unset", r.NanoCPUs.Value()))
 		}
 	}
+	if pl := d.Placement; len(pl.Constraints) > 0 || len(pl.Preferences) > 0 || pl.MaxReplicas > 0 {
+		if c.spec.Placement == nil {
+			c.spec.Placement = &berthv1.Placement{}
+		}
+		c.spec.Placement.Constraints = cloneStrings(pl.Constraints)
+		for _, p := range pl.Preferences {
+			c.spec.Placement.Preferences = append(c.spec.Placement.Preferences, p.Spread)
+		}
+		c.spec.Placement.MaxReplicasPerNode = pl.MaxReplicas
+	}
+	var errs validation.Errors
+	c.spec.UpdateConfig, errs = updateConfig(svc.Name, "deploy.update_config", d.UpdateConfig)
+	c.errs = append(c.errs, errs...)
+	c.spec.RollbackConfig, errs = updateConfig(svc.Name, "deploy.rollback_config", d.RollbackConfig)
+	c.errs = append(c.errs, errs...)
 	if rp := d.RestartPolicy; rp != nil {
 		if svc.Restart != "" {
 			c.overridden = append(c.overridden, "restart")
@@ -161,9 +189,14 @@ func resources(r *types.Resource) *berthv1.Resources {
 		return nil
 	}
 	return &berthv1.Resources{
-		MilliCpus:   int64(math.Round(float64(r.NanoCPUs.Value()) * 1000)),
+		MilliCpus:   milliCPUs(r.NanoCPUs),
 		MemoryBytes: int64(r.MemoryBytes),
 	}
+}
+
+// milliCPUs turns a CPU count into the nearest number of millicores.
+func milliCPUs(n types.NanoCPUs) int64 {
+	return int64(math.Round(float64(n.Value()) * 1000))
 }
 
 // convertPort maps one (already expanded) port. The loader keeps the

@@ -25,6 +25,10 @@ var (
 	servicePathRE = regexp.MustCompile(`\bservices\.([a-zA-Z0-9._-]+?)(?:\.([a-zA-Z0-9._\[\]-]+))?:`)
 	// serviceNameRE finds a service named in words: cannot extend service "web".
 	serviceNameRE = regexp.MustCompile(`\bservice "([^"]+)"`)
+	// decodeErrorRE matches each problem the loader finds when it decodes
+	// values into their types, one a line:
+	// 'services[web].deploy.update_config.delay' time: invalid duration "abc".
+	decodeErrorRE = regexp.MustCompile(`(?m)^'services\[([^\]]+)\]\.([^']+)' (.+)$`)
 )
 
 // loadError turns an error from the loader into validation.Errors naming
@@ -42,6 +46,9 @@ func loadError(err error, srcs sources, cwd string) validation.Errors {
 	if m := schemaErrorRE.FindStringSubmatch(msg); m != nil {
 		return schemaError(m[1], m[2], m[3], srcs)
 	}
+	if errs := decodeErrors(msg, srcs); len(errs) > 0 {
+		return errs
+	}
 	fe := validation.FieldError{File: srcs.main(), Reason: msg}
 	if m := servicePathRE.FindStringSubmatchIndex(msg); m != nil {
 		fe.Service = msg[m[2]:m[3]]
@@ -56,6 +63,18 @@ func loadError(err error, srcs sources, cwd string) validation.Errors {
 		fe.File, fe.Line = srcs.locate("services", fe.Service)
 	}
 	return validation.Errors{fe}
+}
+
+// decodeErrors maps each service value the loader could not decode (a
+// negative count, a malformed duration) onto a FieldError at its line.
+func decodeErrors(msg string, srcs sources) validation.Errors {
+	var errs validation.Errors
+	for _, m := range decodeErrorRE.FindAllStringSubmatch(msg, -1) {
+		fe := validation.FieldError{Service: m[1], Field: m[2], Reason: "invalid value: " + m[3]}
+		fe.File, fe.Line = srcs.locate(fieldPath(fe.Service, fe.Field)...)
+		errs = append(errs, fe)
+	}
+	return errs
 }
 
 // schemaError maps a schema violation at the dotted path (like

@@ -39,6 +39,18 @@ var supported = []tree.Path{
 	"services.*.deploy.resources.reservations.cpus", "services.*.deploy.resources.reservations.memory",
 	"services.*.deploy.placement.constraints",
 	"services.*.deploy.placement.preferences.[].spread",
+	"services.*.deploy.placement.max_replicas_per_node",
+	"services.*.deploy.update_config.parallelism", "services.*.deploy.update_config.delay",
+	"services.*.deploy.update_config.failure_action", "services.*.deploy.update_config.monitor",
+	"services.*.deploy.update_config.max_failure_ratio", "services.*.deploy.update_config.order",
+	"services.*.deploy.rollback_config.parallelism", "services.*.deploy.rollback_config.delay",
+	"services.*.deploy.rollback_config.failure_action", "services.*.deploy.rollback_config.monitor",
+	"services.*.deploy.rollback_config.max_failure_ratio", "services.*.deploy.rollback_config.order",
+	// The loader never reports x- keys; these are listed so this stays the
+	// one inventory of what Berth reads. applyExtension rejects unknown keys
+	// inside x-berth.
+	"services.*.x-berth", "services.*.x-berth.strategy",
+	"services.*.platform",
 	"services.*.deploy.restart_policy.condition", "services.*.deploy.restart_policy.delay",
 	"services.*.deploy.restart_policy.max_attempts", "services.*.deploy.restart_policy.window",
 	"services.*.restart",

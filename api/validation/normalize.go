@@ -23,8 +23,13 @@ const (
 // and a restart policy of condition any. The restart delay stays unset
 // unless given: unset means Berth's backoff (replace at once, then wait
 // longer after each failure in a row). A dependency's unset condition
-// becomes started. It sorts env by key, and depends_on by service, so equal
-// specs compare equal. Applying it twice changes nothing more.
+// becomes started. A set update_config or rollback_config gets its unset
+// values stated (no delay, pause, monitor 5s, stop-first; parallelism is
+// kept, 0 meaning all at once); an unset one stays nil, which means
+// DefaultUpdateConfig. Platform names are lowercased and aliases like
+// x86_64 become the names nodes report (amd64). It sorts env by key, and
+// depends_on by service, so equal specs compare equal. Applying it twice
+// changes nothing more.
 // Replicas are left alone: 0 is a valid, deliberate count.
 func Normalize(spec *berthv1.ServiceSpec) {
 	if spec == nil {
@@ -55,6 +60,11 @@ func Normalize(spec *berthv1.ServiceSpec) {
 	}
 	if spec.RestartPolicy.Condition == berthv1.RestartCondition_RESTART_CONDITION_UNSPECIFIED {
 		spec.RestartPolicy.Condition = berthv1.RestartCondition_RESTART_CONDITION_ANY
+	}
+	normalizeUpdateConfig(spec.UpdateConfig)
+	normalizeUpdateConfig(spec.RollbackConfig)
+	for _, p := range spec.GetPlacement().GetPlatforms() {
+		normalizePlatform(p)
 	}
 	normalizeDependencies(spec)
 	// Stable, so entries with the same key (an error ValidateSpec reports)

@@ -121,8 +121,12 @@ func ValidateSpec(service string, spec *berthv1.ServiceSpec) Errors {
 	}
 	v.resources("deploy.resources.limits", spec.GetLimits())
 	v.resources("deploy.resources.reservations", spec.GetReservations())
+	v.memoryLimit(spec.GetLimits().GetMemoryBytes())
 	v.reservationsFit(spec.GetLimits(), spec.GetReservations())
-	v.placement(spec.GetPlacement())
+	v.placement(spec.GetMode(), spec.GetPlacement())
+	v.strategy(spec.GetStrategy())
+	v.updateConfig("deploy.update_config", spec.GetUpdateConfig(), false)
+	v.updateConfig("deploy.rollback_config", spec.GetRollbackConfig(), true)
 	if s := spec.GetStopSignal(); s != "" {
 		if _, _, err := ParseSignal(s); err != nil {
 			v.add("stop_signal", err.Error())
@@ -264,13 +268,38 @@ func (v *specValidator) ports(ports []*berthv1.PortSpec) {
 	}
 }
 
+// MinMemoryLimit is the smallest memory limit a container starts with:
+// below it, runc's own setup in the container's cgroup is killed.
+const MinMemoryLimit = 6 << 20
+
+// resources checks limits or reservations (field names which). Zero means
+// unset, so a set amount is positive.
 func (v *specValidator) resources(field string, r *berthv1.Resources) {
 	if r.GetMilliCpus() < 0 {
-		v.add(field+".cpus", fmt.Sprintf("%d millicores is negative", r.GetMilliCpus()))
+		v.add(field+".cpus", fmt.Sprintf("%d millicores is negative; give a positive number of CPUs, like cpus: \"0.5\", or leave it unset", r.GetMilliCpus()))
 	}
 	if r.GetMemoryBytes() < 0 {
-		v.add(field+".memory", fmt.Sprintf("%d bytes is negative", r.GetMemoryBytes()))
+		v.add(field+".memory", fmt.Sprintf("%d bytes is negative; give a positive size, like memory: 64m, or leave it unset", r.GetMemoryBytes()))
 	}
+}
+
+// memoryLimit checks that a memory limit, when set, leaves a container
+// room to start.
+func (v *specValidator) memoryLimit(limit int64) {
+	if limit > 0 && limit < MinMemoryLimit {
+		v.add("deploy.resources.limits.memory", fmt.Sprintf("%s is too little for a container to start; give at least 6m (%d bytes), or leave it unset", bytesSize(limit), MinMemoryLimit))
+	}
+}
+
+// bytesSize formats a byte count for a reader, like 4194304 bytes (4 MiB).
+func bytesSize(n int64) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d bytes (%d MiB)", n, n>>20)
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return fmt.Sprintf("%d bytes (%d KiB)", n, n>>10)
+	}
+	return fmt.Sprintf("%d bytes", n)
 }
 
 func (v *specValidator) reservationsFit(limits, reservations *berthv1.Resources) {
@@ -287,7 +316,11 @@ func cpus(milli int64) string {
 	return strings.TrimRight(strings.TrimRight(fmt.Sprintf("%d.%03d", milli/1000, milli%1000), "0"), ".")
 }
 
-func (v *specValidator) placement(p *berthv1.Placement) {
+func (v *specValidator) placement(mode berthv1.ServiceMode, p *berthv1.Placement) {
+	if p.GetMaxReplicasPerNode() > 0 && mode == berthv1.ServiceMode_SERVICE_MODE_GLOBAL {
+		v.add("deploy.placement.max_replicas_per_node", "applies only to replicated services: a global service runs one task on each node already; remove it, or use mode: replicated")
+	}
+	v.platforms(p.GetPlatforms())
 	for i, c := range p.GetConstraints() {
 		if _, err := constraint.Parse(c); err != nil {
 			v.add(fmt.Sprintf("deploy.placement.constraints[%d]", i), err.Error())
@@ -298,6 +331,16 @@ func (v *specValidator) placement(p *berthv1.Placement) {
 		if !strings.HasPrefix(pref, prefix) || len(pref) == len(prefix) {
 			v.add(fmt.Sprintf("deploy.placement.preferences[%d]", i), fmt.Sprintf("cannot spread over %q; spread over a node label, like spread: node.labels.zone", pref))
 		}
+	}
+}
+
+// strategy checks the service's scheduling strategy (x-berth.strategy).
+func (v *specValidator) strategy(s berthv1.SchedulingStrategy) {
+	switch s {
+	case berthv1.SchedulingStrategy_SCHEDULING_STRATEGY_UNSPECIFIED, berthv1.SchedulingStrategy_SCHEDULING_STRATEGY_SPREAD,
+		berthv1.SchedulingStrategy_SCHEDULING_STRATEGY_BINPACK:
+	default:
+		v.add("x-berth.strategy", fmt.Sprintf("unknown strategy %d; use spread or binpack", s))
 	}
 }
 

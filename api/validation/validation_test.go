@@ -3,6 +3,7 @@ package validation
 import (
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -55,8 +56,10 @@ func validSpec() *berthv1.ServiceSpec {
 		Limits:       &berthv1.Resources{MilliCpus: 1000, MemoryBytes: 1 << 30},
 		Reservations: &berthv1.Resources{MilliCpus: 500, MemoryBytes: 1 << 20},
 		Placement: &berthv1.Placement{
-			Constraints: []string{"node.labels.zone==eu"},
-			Preferences: []string{"node.labels.rack"},
+			Constraints:        []string{"node.labels.zone==eu"},
+			Preferences:        []string{"node.labels.rack"},
+			MaxReplicasPerNode: 1,
+			Platforms:          []*berthv1.Platform{{Os: "linux", Architecture: "amd64"}},
 		},
 		StopSignal:      "TERM",
 		StopGracePeriod: durationpb.New(3 * time.Second),
@@ -64,6 +67,18 @@ func validSpec() *berthv1.ServiceSpec {
 			Condition: berthv1.RestartCondition_RESTART_CONDITION_ON_FAILURE,
 			Delay:     durationpb.New(time.Second),
 		},
+		UpdateConfig: &berthv1.UpdateConfig{
+			Parallelism:     2,
+			Delay:           durationpb.New(time.Second),
+			FailureAction:   berthv1.UpdateFailureAction_UPDATE_FAILURE_ACTION_ROLLBACK,
+			Monitor:         durationpb.New(10 * time.Second),
+			MaxFailureRatio: 0.25,
+			Order:           berthv1.UpdateOrder_UPDATE_ORDER_START_FIRST,
+		},
+		RollbackConfig: &berthv1.UpdateConfig{
+			FailureAction: berthv1.UpdateFailureAction_UPDATE_FAILURE_ACTION_CONTINUE,
+		},
+		Strategy: berthv1.SchedulingStrategy_SCHEDULING_STRATEGY_BINPACK,
 	}
 }
 
@@ -75,7 +90,7 @@ func TestValidateSpec(t *testing.T) {
 	}{
 		{name: "valid", modify: func(*berthv1.ServiceSpec) {}},
 		{name: "global ignores replicas", modify: func(s *berthv1.ServiceSpec) {
-			s.Mode, s.Replicas = berthv1.ServiceMode_SERVICE_MODE_GLOBAL, 5
+			s.Mode, s.Replicas, s.Placement.MaxReplicasPerNode = berthv1.ServiceMode_SERVICE_MODE_GLOBAL, 5, 0
 		}},
 		{name: "defaults unset", modify: func(s *berthv1.ServiceSpec) {
 			*s = berthv1.ServiceSpec{Image: "busybox", Ports: []*berthv1.PortSpec{{Target: 80}}}
@@ -130,6 +145,69 @@ func TestValidateSpec(t *testing.T) {
 		}, want: []string{
 			"deploy.placement.constraints[0]: constraint \"zone=eu\": expected KEY==VALUE",
 			`deploy.placement.preferences[0]: cannot spread over "node.hostname"`,
+		}},
+		{name: "memory limit too small", modify: func(s *berthv1.ServiceSpec) {
+			s.Limits.MemoryBytes, s.Reservations = 4<<20, nil
+		}, want: []string{"deploy.resources.limits.memory: 4194304 bytes (4 MiB) is too little for a container to start; give at least 6m"}},
+		{name: "memory limit of exactly 6 MiB", modify: func(s *berthv1.ServiceSpec) {
+			s.Limits.MemoryBytes, s.Reservations = MinMemoryLimit, nil
+		}},
+		{name: "memory reservation may be small", modify: func(s *berthv1.ServiceSpec) {
+			s.Reservations = &berthv1.Resources{MemoryBytes: 1000}
+		}},
+		{name: "max replicas per node in global mode", modify: func(s *berthv1.ServiceSpec) {
+			s.Mode = berthv1.ServiceMode_SERVICE_MODE_GLOBAL
+		}, want: []string{"deploy.placement.max_replicas_per_node: applies only to replicated services"}},
+		{name: "platforms", modify: func(s *berthv1.ServiceSpec) {
+			s.Placement.Platforms = []*berthv1.Platform{
+				{Os: "linux"}, {Architecture: "x86_64"}, {Os: "linux", Architecture: "arm/v7"},
+				{Os: "linx", Architecture: "amd64"}, {Os: "linux", Architecture: "amd46"}, {}, nil,
+				{Os: "linux", Architecture: "/v7"}, {Os: "linux", Architecture: "arm/v 7"},
+			}
+		}, want: []string{
+			`platform[3]: unknown operating system "linx"; use one of`,
+			`platform[4]: unknown architecture "amd46"; use one of`,
+			"platform[5]: names neither an operating system nor an architecture; write it like linux/amd64",
+			"platform[6]: platform is missing",
+			`platform[7]: unknown architecture ""`,
+			`platform[8]: variant "v 7" is not a name like v7 or v8`,
+		}},
+		{name: "one platform is named like the Compose key", modify: func(s *berthv1.ServiceSpec) {
+			s.Placement.Platforms = []*berthv1.Platform{{Os: "linux", Architecture: "sparc"}}
+		}, want: []string{`platform: unknown architecture "sparc"`}},
+		{name: "bad strategy", modify: func(s *berthv1.ServiceSpec) { s.Strategy = 9 },
+			want: []string{"x-berth.strategy: unknown strategy 9; use spread or binpack"}},
+		{name: "update config defaults unset", modify: func(s *berthv1.ServiceSpec) {
+			s.UpdateConfig, s.RollbackConfig = &berthv1.UpdateConfig{}, &berthv1.UpdateConfig{}
+		}},
+		{name: "update config out of range", modify: func(s *berthv1.ServiceSpec) {
+			s.UpdateConfig = &berthv1.UpdateConfig{
+				FailureAction:   7,
+				Order:           5,
+				MaxFailureRatio: 1.5,
+				Delay:           durationpb.New(-time.Second),
+				Monitor:         durationpb.New(-2 * time.Second),
+			}
+		}, want: []string{
+			"deploy.update_config.failure_action: unknown failure action 7; use pause, continue or rollback",
+			"deploy.update_config.order: unknown order 5; use stop-first or start-first",
+			"deploy.update_config.max_failure_ratio: 1.5 is outside 0 to 1",
+			"deploy.update_config.delay: -1s is negative",
+			"deploy.update_config.monitor: -2s is negative",
+		}},
+		{name: "negative and NaN failure ratios", modify: func(s *berthv1.ServiceSpec) {
+			s.UpdateConfig.MaxFailureRatio = -0.1
+			s.RollbackConfig.MaxFailureRatio = math.NaN()
+		}, want: []string{
+			"deploy.update_config.max_failure_ratio: -0.1 is outside 0 to 1",
+			"deploy.rollback_config.max_failure_ratio: NaN is outside 0 to 1",
+		}},
+		{name: "rollback on a failed rollback", modify: func(s *berthv1.ServiceSpec) {
+			s.RollbackConfig.FailureAction = berthv1.UpdateFailureAction_UPDATE_FAILURE_ACTION_ROLLBACK
+		}, want: []string{"deploy.rollback_config.failure_action: rollback is not valid in rollback_config: a failed rollback has no earlier spec to return to; use pause or continue"}},
+		{name: "global start-first with host ports is allowed", modify: func(s *berthv1.ServiceSpec) {
+			s.Mode, s.Placement.MaxReplicasPerNode = berthv1.ServiceMode_SERVICE_MODE_GLOBAL, 0
+			s.UpdateConfig.Order = berthv1.UpdateOrder_UPDATE_ORDER_START_FIRST
 		}},
 		{name: "bad mode", modify: func(s *berthv1.ServiceSpec) { s.Mode = 7 },
 			want: []string{"deploy.mode: unknown mode 7"}},
