@@ -50,21 +50,43 @@ func generate(nodes, existing, pending int) (Snapshot, []*berthv1.Task) {
 	return snap, tasks
 }
 
+// existingPerNode is how many running tasks each node holds before the
+// benchmarked call: a busy but realistic cluster.
+const existingPerNode = 20
+
+// BenchmarkSchedule measures placements per second over a matrix of cluster
+// sizes and batch sizes. Every case mixes spread, constraints, preferences,
+// reservations, published ports and image locality (see generate).
 func BenchmarkSchedule(b *testing.B) {
-	for _, nodes := range []int{100, 1000} {
-		for _, pending := range []int{1000, 10000} {
-			// The snapshot holds nine running tasks per pending one, so the
-			// largest case is 1,000 nodes and 100,000 tasks.
-			existing := 9 * pending
+	for _, nodes := range []int{100, 1000, 5000, 10000} {
+		for _, pending := range []int{1000, 10000, 100000} {
 			b.Run(fmt.Sprintf("nodes=%d/pending=%d", nodes, pending), func(b *testing.B) {
-				snap, tasks := generate(nodes, existing, pending)
-				b.ReportAllocs()
-				b.ResetTimer()
-				for b.Loop() {
-					Schedule(snap, tasks)
-				}
-				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*pending), "ns/task")
+				snap, tasks := generate(nodes, existingPerNode*nodes, pending)
+				benchSchedule(b, snap, tasks)
 			})
 		}
 	}
+}
+
+// BenchmarkScheduleBinpack measures the binpack strategy on 5,000 nodes.
+func BenchmarkScheduleBinpack(b *testing.B) {
+	for _, pending := range []int{1000, 10000, 100000} {
+		b.Run(fmt.Sprintf("nodes=5000/pending=%d", pending), func(b *testing.B) {
+			snap, tasks := generate(5000, existingPerNode*5000, pending)
+			snap.Strategy = berthv1.SchedulingStrategy_SCHEDULING_STRATEGY_BINPACK
+			benchSchedule(b, snap, tasks)
+		})
+	}
+}
+
+func benchSchedule(b *testing.B, snap Snapshot, tasks []*berthv1.Task) {
+	b.ReportAllocs()
+	placed := 0
+	for b.Loop() {
+		placed += len(Schedule(snap, tasks).Assignments)
+	}
+	if placed == 0 {
+		b.Fatalf("Schedule() placed nothing")
+	}
+	b.ReportMetric(float64(placed)/b.Elapsed().Seconds(), "placements/s")
 }

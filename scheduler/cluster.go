@@ -12,6 +12,8 @@ import (
 type nodeState struct {
 	node *berthv1.Node
 	id   string
+	// index is the node's position in cluster.nodes (its ID order).
+	index int32
 
 	cpuCapacity, cpuReserved       int64
 	memoryCapacity, memoryReserved int64
@@ -19,6 +21,9 @@ type nodeState struct {
 	tasks int
 	// ports are the published host ports in use; nil when none.
 	ports map[portKey]portUse
+	// platform is the node's normalized platform, filled only when some
+	// task asks for a platform.
+	platform platform
 }
 
 // portKey is a host port regardless of the address it binds.
@@ -58,40 +63,87 @@ func (n *nodeState) publish(p hostPort) {
 	n.ports[k] = use
 }
 
+// reservedShare is how full the node is for binpacking: the reserved share
+// of its CPU plus the reserved share of its memory. A resource of unknown
+// (0) capacity adds nothing.
+func (n *nodeState) reservedShare() float64 {
+	var s float64
+	if n.cpuCapacity > 0 {
+		s += float64(n.cpuReserved) / float64(n.cpuCapacity)
+	}
+	if n.memoryCapacity > 0 {
+		s += float64(n.memoryReserved) / float64(n.memoryCapacity)
+	}
+	return s
+}
+
+// serviceState is what placement tracks for one service with pending
+// tasks.
+type serviceState struct {
+	// on lists the node of each of the service's tasks in the snapshot,
+	// and failedOn the node of each recent failure; the dense counts below
+	// are made from them when the service's first task is placed.
+	on, failedOn []int32
+	// tasks counts the service's tasks per node (indexed like nodes); nil
+	// until first use, and released when the service has no task left to
+	// place, so that a batch of many small services does not hold one
+	// array per service at once.
+	tasks []int32
+	// failures counts recent failures per node; nil when none.
+	failures []int32
+	// remaining is the number of the service's pending tasks not yet
+	// placed or refused.
+	remaining int
+	// spreads are the preference counts in use, so placing a task updates
+	// every one of them.
+	spreads []*spreadCounts
+}
+
 // cluster is the working state of one Schedule call.
 type cluster struct {
 	// nodes are sorted by ID, so a node's index orders it for tie-breaks.
 	nodes []nodeState
 	byID  map[string]int
-	// serviceTasks counts, per service with pending tasks, the service's
-	// tasks on each node (indexed like nodes).
-	serviceTasks map[string][]int32
-	// failures counts, per service with pending tasks, its recent failures
-	// on each node (indexed like nodes).
-	failures map[string][]int32
-	// spreads are the preference counts in use, per service, so placing a
-	// task updates every one of them.
-	spreads map[string][]*spreadCounts
+	// words is the length of a bitset over nodes.
+	words    int
+	services map[string]*serviceState
 	// buckets group nodes by preference label values, per label list; they
 	// depend on node labels only, so services share them.
 	buckets map[string]*prefBuckets
-	// images holds, per normalized image, which nodes have it.
-	images map[string][]bool
+	// images holds, per normalized image, the bitset of nodes that have it
+	// (nil when none has).
+	images map[string][]uint64
 	// normalized caches image references seen on nodes: the same few
 	// references repeat on many nodes, and parsing one is not cheap.
 	normalized map[string]string
+	// candidateSets are the nodes passing the node filters, per set of
+	// constraints and platforms: node filters read only static node
+	// attributes, so groups asking the same share one set.
+	candidateSets map[string]*candidateSet
+	platformsDone bool
+	// load orders nodes by their total task count, for spread groups.
+	load loadLevels
+	// placed lists the node of every placement in this call, in order;
+	// binpack groups read it to catch up with other groups' placements.
+	placed []int32
+	// free holds released per-service count arrays for reuse, and
+	// freeRanks released binpack heaps.
+	free      [][]int32
+	freeRanks [][]uint64
 }
 
-func newCluster(snap Snapshot, pending []*berthv1.Task) *cluster {
+// newCluster counts the snapshot. services are the services whose tasks
+// are tracked per node; snapshot tasks whose ID is in skip are not counted
+// (they are being placed again).
+func newCluster(snap Snapshot, services map[string]*serviceState, skip map[string]struct{}) *cluster {
 	c := &cluster{
-		nodes:        make([]nodeState, 0, len(snap.Nodes)),
-		byID:         make(map[string]int, len(snap.Nodes)),
-		serviceTasks: make(map[string][]int32),
-		failures:     make(map[string][]int32),
-		spreads:      make(map[string][]*spreadCounts),
-		buckets:      make(map[string]*prefBuckets),
-		images:       make(map[string][]bool),
-		normalized:   make(map[string]string),
+		nodes:         make([]nodeState, 0, len(snap.Nodes)),
+		byID:          make(map[string]int, len(snap.Nodes)),
+		services:      services,
+		buckets:       make(map[string]*prefBuckets),
+		images:        make(map[string][]uint64),
+		normalized:    make(map[string]string),
+		candidateSets: make(map[string]*candidateSet),
 	}
 	for _, n := range snap.Nodes {
 		c.nodes = append(c.nodes, nodeState{
@@ -103,29 +155,34 @@ func newCluster(snap Snapshot, pending []*berthv1.Task) *cluster {
 	}
 	slices.SortStableFunc(c.nodes, func(a, b nodeState) int { return strings.Compare(a.id, b.id) })
 	for i := range c.nodes {
+		c.nodes[i].index = int32(i)
 		if _, dup := c.byID[c.nodes[i].id]; !dup {
 			c.byID[c.nodes[i].id] = i
 		}
 	}
+	c.words = (len(c.nodes) + 63) / 64
 
-	pendingIDs := make(map[string]struct{}, len(pending))
-	for _, t := range pending {
-		if id := t.GetMeta().GetId(); id != "" {
-			pendingIDs[id] = struct{}{}
-		}
-		svc := serviceKey(t)
-		if _, ok := c.serviceTasks[svc]; !ok {
-			c.serviceTasks[svc] = make([]int32, len(c.nodes))
-		}
-	}
-
+	// Snapshots list a service's tasks together (the store orders them by
+	// service), so the last service looked up is usually the next one.
+	var (
+		lastService string
+		lastState   *serviceState
+	)
 	for _, t := range snap.Tasks {
 		i, ok := c.byID[t.GetNodeId()]
 		if !ok || t.GetStatus().GetState() > berthv1.TaskState_TASK_STATE_RUNNING {
 			continue
 		}
-		if _, ok := pendingIDs[t.GetMeta().GetId()]; ok {
-			continue
+		svc := serviceKey(t)
+		if svc != lastService || lastState == nil {
+			lastService, lastState = svc, services[svc]
+		}
+		// Only a task of a service with pending tasks can be pending.
+		if lastState != nil {
+			if _, ok := skip[t.GetMeta().GetId()]; ok {
+				continue
+			}
+			lastState.on = append(lastState.on, int32(i))
 		}
 		n := &c.nodes[i]
 		spec := t.GetSpec()
@@ -143,112 +200,75 @@ func newCluster(snap Snapshot, pending []*berthv1.Task) *cluster {
 				n.publish(newHostPort(p.GetPublished(), p.GetProtocol(), p.GetHostIp()))
 			}
 		}
-		if counts, ok := c.serviceTasks[serviceKey(t)]; ok {
-			counts[i]++
-		}
 	}
 	for _, t := range snap.Failed {
 		i, ok := c.byID[t.GetNodeId()]
-		svc := serviceKey(t)
-		if _, pendingService := c.serviceTasks[svc]; !ok || !pendingService {
+		if !ok {
 			continue
 		}
-		if c.failures[svc] == nil {
-			c.failures[svc] = make([]int32, len(c.nodes))
+		if s, ok := services[serviceKey(t)]; ok {
+			s.failedOn = append(s.failedOn, int32(i))
 		}
-		c.failures[svc][i]++
 	}
+	c.load = newLoadLevels(c.nodes, c.words)
 	return c
 }
 
-// group is the placement work shared by alike pending tasks (same service
-// and same placement-relevant spec): parsing, node filtering, image lookup
-// and spread counts happen once per group.
-type group struct {
-	req requirements
-	// err, when set, is why no task of the group can be placed anywhere.
-	err      string
-	pipeline pipeline
-
-	// candidates are the indices of the nodes that pass the node filters,
-	// in ID order; nodeFailures counts the others per node filter. Both are
-	// made on first use, since a group of preset-node tasks needs neither.
-	candidatesDone bool
-	candidates     []int
-	nodeFailures   []int
-	// usageFailures is scratch space for one pick, per usage filter.
-	usageFailures []int
-
-	serviceTasks []int32
-	// failures is nil when the service failed nowhere recently.
-	failures []int32
-	// hasImage is nil when no node has the image.
-	hasImage []bool
-	// spread is nil when the service has no placement preferences.
-	spread *spreadCounts
+// counts returns a zeroed array of one int32 per node.
+func (c *cluster) counts() []int32 {
+	if k := len(c.free); k > 0 {
+		a := c.free[k-1]
+		c.free = c.free[:k-1]
+		clear(a)
+		return a
+	}
+	return make([]int32, len(c.nodes))
 }
 
-func (c *cluster) groupFor(t *berthv1.Task, groups map[string]*group) *group {
-	key := groupKey(t)
-	if g, ok := groups[key]; ok {
-		return g
-	}
-	g := &group{}
-	groups[key] = g
-	req, err := requirementsOf(t, c.normalize)
-	if err != nil {
-		g.err = err.Error()
-		return g
-	}
-	g.req = req
-	g.pipeline = newPipeline(&g.req)
-	g.usageFailures = make([]int, len(g.pipeline.usage))
-	g.serviceTasks = c.serviceTasks[req.service]
-	g.failures = c.failures[req.service]
-	g.hasImage = c.imagePresence(req.image)
-	if len(req.preferences) > 0 {
-		g.spread = c.spreadFor(req.service, req.preferences, g.serviceTasks)
-	}
-	return g
-}
-
-// prepareCandidates runs the node filters of g over every node, once.
-func (c *cluster) prepareCandidates(g *group) {
-	if g.candidatesDone {
+// activate makes the dense per-node counts of s.
+func (c *cluster) activate(s *serviceState) {
+	if s.tasks != nil {
 		return
 	}
-	g.candidatesDone = true
-	g.nodeFailures = make([]int, len(g.pipeline.node))
-	g.candidates = make([]int, 0, len(c.nodes))
-	for i := range c.nodes {
-		n := &c.nodes[i]
-		fits := true
-		for k, f := range g.pipeline.node {
-			if !f.passes(n) {
-				g.nodeFailures[k]++
-				fits = false
-				break
-			}
-		}
-		if fits {
-			g.candidates = append(g.candidates, i)
+	s.tasks = c.counts()
+	for _, i := range s.on {
+		s.tasks[i]++
+	}
+	if len(s.failedOn) > 0 {
+		s.failures = c.counts()
+		for _, i := range s.failedOn {
+			s.failures[i]++
 		}
 	}
+}
+
+// release gives the dense counts of a service that has nothing left to
+// place back for reuse.
+func (c *cluster) release(s *serviceState) {
+	if s.tasks != nil {
+		c.free = append(c.free, s.tasks)
+	}
+	if s.failures != nil {
+		c.free = append(c.free, s.failures)
+	}
+	s.tasks, s.failures, s.spreads = nil, nil, nil
 }
 
 // assign records a task of g on node i, so later tasks see what it holds.
 func (c *cluster) assign(g *group, i int) {
 	n := &c.nodes[i]
+	c.load.move(i, n.tasks, n.tasks+1)
 	n.tasks++
 	n.cpuReserved += g.req.cpu
 	n.memoryReserved += g.req.memory
 	for _, p := range g.req.ports {
 		n.publish(p)
 	}
-	g.serviceTasks[i]++
-	for _, s := range c.spreads[g.req.service] {
+	g.service.tasks[i]++
+	for _, s := range g.service.spreads {
 		s.add(i, 1)
 	}
+	c.placed = append(c.placed, int32(i))
 }
 
 // normalize returns the normalized form of an image reference, cached.
@@ -261,21 +281,22 @@ func (c *cluster) normalize(ref string) string {
 	return n
 }
 
-// imagePresence reports, per node, whether the node holds image; nil when
-// no node does (then the image does not rank nodes).
-func (c *cluster) imagePresence(image string) []bool {
+// imagePresence returns the bitset of nodes that hold image; nil when no
+// node does (then the image does not rank nodes).
+func (c *cluster) imagePresence(image string) []uint64 {
 	if image == "" {
 		return nil
 	}
 	if p, ok := c.images[image]; ok {
 		return p
 	}
-	p := make([]bool, len(c.nodes))
+	p := make([]uint64, c.words)
 	found := false
 	for i := range c.nodes {
 		for _, ref := range c.nodes[i].node.GetImages() {
 			if c.normalize(ref) == image {
-				p[i], found = true, true
+				setBit(p, i)
+				found = true
 				break
 			}
 		}
@@ -285,4 +306,55 @@ func (c *cluster) imagePresence(image string) []bool {
 	}
 	c.images[image] = p
 	return p
+}
+
+func setBit(set []uint64, i int)      { set[i/64] |= 1 << (i % 64) }
+func clearBit(set []uint64, i int)    { set[i/64] &^= 1 << (i % 64) }
+func hasBit(set []uint64, i int) bool { return set[i/64]&(1<<(i%64)) != 0 }
+
+// loadLevels groups nodes by their total task count, one bitset per count,
+// so that "the least loaded nodes, in ID order" is a scan of a few words
+// rather than of every node.
+type loadLevels struct {
+	words int
+	// sets[t] holds the nodes with t tasks; nil for counts never seen.
+	sets [][]uint64
+	// sizes[t] is the number of nodes in sets[t].
+	sizes []int
+	// low is at most the lowest count any node has.
+	low int
+}
+
+func newLoadLevels(nodes []nodeState, words int) loadLevels {
+	l := loadLevels{words: words, low: -1}
+	for i := range nodes {
+		l.add(i, nodes[i].tasks)
+		if l.low < 0 || nodes[i].tasks < l.low {
+			l.low = nodes[i].tasks
+		}
+	}
+	l.low = max(l.low, 0)
+	return l
+}
+
+func (l *loadLevels) add(i, tasks int) {
+	for len(l.sets) <= tasks {
+		l.sets = append(l.sets, nil)
+		l.sizes = append(l.sizes, 0)
+	}
+	if l.sets[tasks] == nil {
+		l.sets[tasks] = make([]uint64, l.words)
+	}
+	setBit(l.sets[tasks], i)
+	l.sizes[tasks]++
+}
+
+// move records that node i went from one task count to another.
+func (l *loadLevels) move(i, from, to int) {
+	clearBit(l.sets[from], i)
+	l.sizes[from]--
+	l.add(i, to)
+	for l.low < len(l.sizes)-1 && l.sizes[l.low] == 0 {
+		l.low++
+	}
 }

@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"fmt"
+	"strings"
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
 	"github.com/berthproject/berth/api/constraint"
@@ -33,7 +34,7 @@ type pipeline struct {
 
 // newPipeline builds the filters for req, cheapest first within each stage
 // so that most nodes are ruled out by the cheapest check.
-func newPipeline(req *requirements) pipeline {
+func newPipeline(req *requirements, service *serviceState) pipeline {
 	var p pipeline
 	add := func(stage *[]filter, f filter) {
 		if f.applies() {
@@ -50,9 +51,11 @@ func newPipeline(req *requirements) pipeline {
 	for _, c := range req.constraints {
 		add(&p.node, constraintFilter{c})
 	}
-	// Platform is not filtered: a task spec names no platform, and the
-	// agent rejects an image it cannot run.
+	// Platform: a few string compares.
+	add(&p.node, platformFilter{req.platforms})
 
+	// The per-node cap first: one array read, and the most specific reason.
+	add(&p.usage, maxPerNodeFilter{max: req.maxPerNode, service: service})
 	// Resources: two subtractions per node.
 	add(&p.usage, cpuFilter{need: req.cpu})
 	add(&p.usage, memoryFilter{need: req.memory})
@@ -151,4 +154,64 @@ func (f portFilter) passes(n *nodeState) bool { return !n.portInUse(f.port) }
 
 func (f portFilter) explain(nodes int) string {
 	return onNodes("host port "+f.port.String()+" in use", nodes)
+}
+
+// platformFilter keeps nodes whose platform is one the task runs on. A
+// node that reports no operating system or architecture passes only
+// entries that leave that field empty: an image built for linux/arm64
+// cannot be promised to run on a node of unknown architecture.
+type platformFilter struct {
+	want []platform
+}
+
+// applies is false for an empty list or one holding an entry that matches
+// anything.
+func (f platformFilter) applies() bool {
+	for _, p := range f.want {
+		if p == (platform{}) {
+			return false
+		}
+	}
+	return len(f.want) > 0
+}
+
+func (f platformFilter) passes(n *nodeState) bool {
+	for _, p := range f.want {
+		if p.matches(n.platform) {
+			return true
+		}
+	}
+	return false
+}
+
+func (f platformFilter) explain(nodes int) string {
+	names := make([]string, len(f.want))
+	for i, p := range f.want {
+		names[i] = p.String()
+	}
+	if len(names) == 1 {
+		return onNodes("platform "+names[0]+" not supported", nodes)
+	}
+	return onNodes("platforms "+strings.Join(names, ", ")+" not supported", nodes)
+}
+
+// maxPerNodeFilter keeps nodes holding fewer than max tasks of the
+// service.
+type maxPerNodeFilter struct {
+	max     uint64
+	service *serviceState
+}
+
+func (f maxPerNodeFilter) applies() bool { return f.max > 0 }
+
+func (f maxPerNodeFilter) passes(n *nodeState) bool {
+	return uint64(f.service.tasks[n.index]) < f.max
+}
+
+func (f maxPerNodeFilter) explain(nodes int) string {
+	unit := "replicas"
+	if f.max == 1 {
+		unit = "replica"
+	}
+	return onNodes(fmt.Sprintf("max %d %s of the service per node", f.max, unit), nodes)
 }

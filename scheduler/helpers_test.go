@@ -1,6 +1,8 @@
 package scheduler
 
 import (
+	"strings"
+
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
 )
 
@@ -119,4 +121,34 @@ func publish(port uint32, protocol, hostIP string) taskOpt {
 
 func image(ref string) taskOpt {
 	return func(t *berthv1.Task) { t.Spec.Image = ref }
+}
+
+func maxPerNode(n uint64) taskOpt {
+	return func(t *berthv1.Task) {
+		if t.Spec.Placement == nil {
+			t.Spec.Placement = &berthv1.Placement{}
+		}
+		t.Spec.Placement.MaxReplicasPerNode = n
+	}
+}
+
+// runsOn sets the task's platforms from "os/arch" strings.
+func runsOn(specs ...string) taskOpt {
+	return func(t *berthv1.Task) {
+		if t.Spec.Placement == nil {
+			t.Spec.Placement = &berthv1.Placement{}
+		}
+		for _, s := range specs {
+			os, arch, _ := strings.Cut(s, "/")
+			t.Spec.Placement.Platforms = append(t.Spec.Placement.Platforms, &berthv1.Platform{Os: os, Architecture: arch})
+		}
+	}
+}
+
+func strategy(s berthv1.SchedulingStrategy) taskOpt {
+	return func(t *berthv1.Task) { t.Spec.Strategy = s }
+}
+
+func platformOf(os, arch string) nodeOpt {
+	return func(n *berthv1.Node) { n.Platform = &berthv1.Platform{Os: os, Architecture: arch} }
 }

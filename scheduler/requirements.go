@@ -22,6 +22,10 @@ type requirements struct {
 	// preferences are the label names to spread over, outermost first.
 	preferences []string
 	ports       []hostPort
+	// maxPerNode caps the service's tasks on one node; 0 is no cap.
+	maxPerNode uint64
+	// platforms the task runs on; empty is any.
+	platforms []platform
 }
 
 // hostPort is one published port of a task.
@@ -76,6 +80,20 @@ func groupKey(t *berthv1.Task) string {
 		}
 		fmt.Fprintf(&b, "\x00h%d/%s/%s", p.GetPublished(), p.GetProtocol(), p.GetHostIp())
 	}
+	for _, p := range spec.GetPlacement().GetPlatforms() {
+		b.WriteString("\x00o")
+		b.WriteString(p.GetOs())
+		b.WriteByte('/')
+		b.WriteString(p.GetArchitecture())
+	}
+	if m := spec.GetPlacement().GetMaxReplicasPerNode(); m > 0 {
+		b.WriteString("\x00m")
+		b.WriteString(strconv.FormatUint(m, 10))
+	}
+	if s := spec.GetStrategy(); s != berthv1.SchedulingStrategy_SCHEDULING_STRATEGY_UNSPECIFIED {
+		b.WriteString("\x00s")
+		b.WriteString(strconv.Itoa(int(s)))
+	}
 	return b.String()
 }
 
@@ -100,6 +118,10 @@ func requirementsOf(t *berthv1.Task, normalize func(string) string) (requirement
 			return req, fmt.Errorf("invalid placement: %w; fix the service's placement preferences and apply again", err)
 		}
 		req.preferences = append(req.preferences, label)
+	}
+	req.maxPerNode = spec.GetPlacement().GetMaxReplicasPerNode()
+	for _, p := range spec.GetPlacement().GetPlatforms() {
+		req.platforms = append(req.platforms, newPlatform(p.GetOs(), p.GetArchitecture()))
 	}
 	for _, p := range spec.GetPorts() {
 		if p.GetPublished() == 0 {

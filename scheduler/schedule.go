@@ -6,16 +6,29 @@
 // Placement runs in two steps, like a sieve and a ranking:
 //
 //   - Filters rule nodes out (not ready, paused or drained, constraint not
-//     met, not enough CPU or memory, host port taken). Each filter counts
-//     the nodes it ruled out, which gives a task that fits nowhere a reason
-//     users can act on: "no suitable node (insufficient memory on 3 nodes,
+//     met, platform not supported, the service's per-node cap reached, not
+//     enough CPU or memory, host port taken). Each filter counts the nodes
+//     it ruled out, which gives a task that fits nowhere a reason users can
+//     act on: "no suitable node (insufficient memory on 3 nodes,
 //     constraint node.labels.zone==eu on 2 nodes)".
-//   - The remaining nodes are ranked, best first, by: not a node where
-//     the service failed repeatedly of late; spread of the
-//     service's tasks over the values of each placement preference label;
-//     fewest tasks of the same service on the node; the node already holds
-//     the task's image; fewest tasks in total; node ID, so that equal
-//     inputs give equal plans.
+//   - The remaining nodes are ranked, best first, by the task's strategy:
+//     its service's own, else the cluster's (Snapshot.Strategy), else
+//     spread.
+//
+// Spread ranks by: not a node where the service failed repeatedly of late;
+// spread of the service's tasks over the values of each placement
+// preference label; fewest tasks of the same service on the node; the node
+// already holds the task's image; fewest tasks in total; node ID, so that
+// equal inputs give equal plans.
+//
+// Binpack fills nodes before using empty ones, leaving whole nodes free
+// for large tasks: not a node where the service failed repeatedly; fullest
+// first, by the reserved share of CPU plus the reserved share of memory;
+// most tasks in total; the node holds the image; node ID.
+//
+// Tasks are placed one at a time, each seeing the ones placed before it, so
+// a batch spreads exactly as well as tasks placed one by one. Ranking does
+// not rescan every node per task: see ranking for how the order is kept.
 package scheduler
 
 import (
@@ -35,6 +48,9 @@ type Snapshot struct {
 	// Failed are tasks that failed recently: a node where a service's tasks
 	// failed repeatedFailures times or more is that service's last choice.
 	Failed []*berthv1.Task
+	// Strategy is the cluster's default scheduling strategy, for services
+	// that set none; unspecified means spread.
+	Strategy berthv1.SchedulingStrategy
 }
 
 // repeatedFailures is how many recent failures of a service on a node make
@@ -62,7 +78,7 @@ const reasonNoNodes = "no nodes in the cluster"
 
 // Schedule places the pending tasks in order. It never mutates its inputs.
 // Tasks placed earlier in the same call count when placing later ones
-// (resources, ports, spread).
+// (resources, ports, spread, per-node caps).
 //
 // A pending task whose NodeId is already set (global mode: the orchestrator
 // picks the node) is only checked against the filters on that node: it is
@@ -71,9 +87,16 @@ const reasonNoNodes = "no nodes in the cluster"
 // A pending task that also appears in snap.Tasks (same ID) is counted once,
 // as pending, so that it does not compete with itself for resources.
 //
-// The cost is linear in nodes × pending tasks plus the snapshot's tasks:
-// usage is counted once per call and updated as tasks are placed.
+// The snapshot is counted once per call. Each group of alike tasks then
+// costs about one pass over the nodes that pass its node filters (less for
+// spread without preferences), and each task a few heap operations.
 func Schedule(snap Snapshot, pending []*berthv1.Task) Plan {
+	return schedule(snap, pending, (*cluster).pick)
+}
+
+// schedule is Schedule with the node picker as a parameter, so that tests
+// can check the fast picker against a plain scan of every node.
+func schedule(snap Snapshot, pending []*berthv1.Task, pick func(*cluster, *group) (int, string)) Plan {
 	var plan Plan
 	if len(pending) == 0 {
 		return plan
@@ -85,30 +108,54 @@ func Schedule(snap Snapshot, pending []*berthv1.Task) Plan {
 		return plan
 	}
 
-	c := newCluster(snap, pending)
-	groups := make(map[string]*group)
+	services := make(map[string]*serviceState)
+	skip := make(map[string]struct{}, len(pending))
 	for _, t := range pending {
-		id := t.GetMeta().GetId()
-		g := c.groupFor(t, groups)
-		if g.err != "" {
-			plan.Unplaced = append(plan.Unplaced, Unplaced{TaskID: id, Reason: g.err})
-			continue
+		if id := t.GetMeta().GetId(); id != "" {
+			skip[id] = struct{}{}
 		}
+		svc := serviceKey(t)
+		s, ok := services[svc]
+		if !ok {
+			s = &serviceState{}
+			services[svc] = s
+		}
+		s.remaining++
+	}
+	c := newCluster(snap, services, skip)
+
+	// Group every task first, so that a group knows when its last task is
+	// done and can drop its ranking.
+	groups := make(map[string]*group)
+	taskGroups := make([]*group, len(pending))
+	for k, t := range pending {
+		g := c.groupFor(t, snap.Strategy, groups)
+		g.remaining++
+		taskGroups[k] = g
+	}
+	for k, t := range pending {
+		g := taskGroups[k]
+		id := t.GetMeta().GetId()
 		var (
 			node   int
 			reason string
 		)
-		if preset := t.GetNodeId(); preset != "" {
-			node, reason = c.checkPreset(g, preset)
-		} else {
-			node, reason = c.pick(g)
+		switch {
+		case g.err != "":
+			node, reason = -1, g.err
+		case t.GetNodeId() != "":
+			c.prepare(g, false)
+			node, reason = c.checkPreset(g, t.GetNodeId())
+		default:
+			node, reason = pick(c, g)
 		}
 		if node < 0 {
 			plan.Unplaced = append(plan.Unplaced, Unplaced{TaskID: id, Reason: reason})
-			continue
+		} else {
+			c.assign(g, node)
+			plan.Assignments = append(plan.Assignments, Assignment{TaskID: id, NodeID: c.nodes[node].id})
 		}
-		c.assign(g, node)
-		plan.Assignments = append(plan.Assignments, Assignment{TaskID: id, NodeID: c.nodes[node].id})
+		c.done(g)
 	}
 	return plan
 }
@@ -120,45 +167,23 @@ func (c *cluster) checkPreset(g *group, nodeID string) (int, string) {
 	if !ok {
 		return -1, fmt.Sprintf("node %s is not in the cluster", nodeID)
 	}
-	n := &c.nodes[i]
-	for _, fs := range [][]filter{g.pipeline.node, g.pipeline.usage} {
-		for _, f := range fs {
-			if !f.passes(n) {
-				return -1, fmt.Sprintf("node %s is not suitable (%s)", nodeID, f.explain(1))
-			}
-		}
+	if f := c.failingFilter(g, i); f != nil {
+		return -1, fmt.Sprintf("node %s is not suitable (%s)", nodeID, f.explain(1))
 	}
 	return i, ""
 }
 
-// pick returns the index of the best node for the next task of g, or -1
-// and the reason no node fits.
-func (c *cluster) pick(g *group) (int, string) {
-	c.prepareCandidates(g)
-	failures := g.usageFailures
-	clear(failures)
-	best := -1
-	for _, i := range g.candidates {
-		n := &c.nodes[i]
-		fits := true
-		for k, f := range g.pipeline.usage {
+// failingFilter returns the first filter of g that node i fails, or nil.
+func (c *cluster) failingFilter(g *group, i int) filter {
+	n := &c.nodes[i]
+	for _, fs := range [][]filter{g.pipeline.node, g.pipeline.usage} {
+		for _, f := range fs {
 			if !f.passes(n) {
-				failures[k]++
-				fits = false
-				break
+				return f
 			}
 		}
-		// Candidates are visited in node ID order and only a strictly
-		// better node replaces the best so far, so ties go to the lowest
-		// ID.
-		if fits && (best < 0 || c.better(g, i, best)) {
-			best = i
-		}
 	}
-	if best >= 0 {
-		return best, ""
-	}
-	return -1, noSuitableNode(g, failures)
+	return nil
 }
 
 // noSuitableNode explains, per filter, how many nodes each ruled out: the
@@ -170,8 +195,8 @@ func noSuitableNode(g *group, usageFailures []int) string {
 	}
 	var counts []count
 	for k, f := range g.pipeline.node {
-		if g.nodeFailures[k] > 0 {
-			counts = append(counts, count{f, g.nodeFailures[k]})
+		if g.cands.failures[k] > 0 {
+			counts = append(counts, count{f, g.cands.failures[k]})
 		}
 	}
 	for k, f := range g.pipeline.usage {
@@ -185,33 +210,4 @@ func noSuitableNode(g *group, usageFailures []int) string {
 		parts[k] = ct.f.explain(ct.nodes)
 	}
 	return "no suitable node (" + strings.Join(parts, ", ") + ")"
-}
-
-// better reports whether node a ranks above node b for the next task of g.
-func (c *cluster) better(g *group, a, b int) bool {
-	if g.failures != nil {
-		if fa, fb := g.failures[a] >= repeatedFailures, g.failures[b] >= repeatedFailures; fa != fb {
-			return fb
-		}
-	}
-	if g.spread != nil {
-		for lvl, buckets := range g.spread.buckets.levels {
-			ca, cb := g.spread.counts[lvl][buckets[a]], g.spread.counts[lvl][buckets[b]]
-			if ca != cb {
-				return ca < cb
-			}
-		}
-	}
-	if sa, sb := g.serviceTasks[a], g.serviceTasks[b]; sa != sb {
-		return sa < sb
-	}
-	if g.hasImage != nil {
-		if ia, ib := g.hasImage[a], g.hasImage[b]; ia != ib {
-			return ia
-		}
-	}
-	if ta, tb := c.nodes[a].tasks, c.nodes[b].tasks; ta != tb {
-		return ta < tb
-	}
-	return a < b
 }

@@ -20,6 +20,25 @@ type prefBuckets struct {
 	levels [][]int32
 	// sizes[k] is the number of buckets at level k.
 	sizes []int
+	// masks[b] is the bitset of the nodes in leaf bucket b, made on first
+	// use.
+	masks [][]uint64
+}
+
+// leafMasks returns the bitset of nodes of each leaf bucket.
+func (b *prefBuckets) leafMasks(words int) [][]uint64 {
+	if b.masks != nil {
+		return b.masks
+	}
+	leaf := b.levels[len(b.levels)-1]
+	b.masks = make([][]uint64, b.sizes[len(b.levels)-1])
+	for k := range b.masks {
+		b.masks[k] = make([]uint64, words)
+	}
+	for i, k := range leaf {
+		setBit(b.masks[k], i)
+	}
+	return b.masks
 }
 
 func newPrefBuckets(nodes []nodeState, labels []string) *prefBuckets {
@@ -62,29 +81,29 @@ func (s *spreadCounts) add(i int, delta int) {
 	}
 }
 
-// spreadFor returns the counts of service's tasks over the buckets of
+// spreadFor returns the counts of the service's tasks over the buckets of
 // labels, made from the per-node counts on first use.
-func (c *cluster) spreadFor(service string, labels []string, serviceTasks []int32) *spreadCounts {
+func (c *cluster) spreadFor(s *serviceState, labels []string) *spreadCounts {
 	labelsKey := strings.Join(labels, "\x00")
 	b, ok := c.buckets[labelsKey]
 	if !ok {
 		b = newPrefBuckets(c.nodes, labels)
 		c.buckets[labelsKey] = b
 	}
-	for _, s := range c.spreads[service] {
-		if s.buckets == b {
-			return s
+	for _, sc := range s.spreads {
+		if sc.buckets == b {
+			return sc
 		}
 	}
-	s := &spreadCounts{buckets: b, counts: make([][]int, len(labels))}
+	sc := &spreadCounts{buckets: b, counts: make([][]int, len(labels))}
 	for lvl := range labels {
-		s.counts[lvl] = make([]int, b.sizes[lvl])
+		sc.counts[lvl] = make([]int, b.sizes[lvl])
 	}
-	for i, n := range serviceTasks {
+	for i, n := range s.tasks {
 		if n > 0 {
-			s.add(i, int(n))
+			sc.add(i, int(n))
 		}
 	}
-	c.spreads[service] = append(c.spreads[service], s)
-	return s
+	s.spreads = append(s.spreads, sc)
+	return sc
 }
