@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -19,6 +20,8 @@ func newApplyCommand(o *rootOptions) *cobra.Command {
 		project  string
 		profiles []string
 		dryRun   bool
+		wait     bool
+		timeout  time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "apply [-f FILE...]",
@@ -34,7 +37,13 @@ is used, with its override file. The app is named by -p, else by the files'
 New services are created, changed ones are rolled out, and services of the
 app that the files no longer mention are removed. Nothing is written when
 anything is invalid: every problem is listed with its file, service and
-field. --dry-run shows what would change without changing it.`,
+field. --dry-run shows what would change without changing it.
+
+--wait blocks until every service runs its new spec: each wanted task runs
+the current version (and passes its health check when it has one) and no
+rollout is under way. It fails at once when a rollout pauses or is rolled
+back, or when a task failed and its restart policy gave up, and after
+--timeout naming the services that have not converged and why.`,
 		Example: `  # Run the app described in ./compose.yaml
   berth apply
 
@@ -42,12 +51,21 @@ field. --dry-run shows what would change without changing it.`,
   berth apply -f compose.yaml -f compose.prod.yaml -p shop --profile debug
 
   # See what would change
-  berth apply -f compose.yaml --dry-run`,
+  berth apply -f compose.yaml --dry-run
+
+  # Apply, then wait until the new version runs everywhere (or fails)
+  berth apply -f compose.yaml --wait --timeout 5m`,
 		GroupID: groupApps,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			stderr := cmd.ErrOrStderr()
+			if wait && dryRun {
+				return fmt.Errorf("--wait and --dry-run do not go together: a dry run changes nothing to wait for")
+			}
+			if cmd.Flags().Changed("timeout") && !wait {
+				return fmt.Errorf("--timeout bounds --wait: add --wait")
+			}
 			p, err := compose.Load(ctx, compose.Options{Files: files, Project: project, Profiles: profiles})
 			if err != nil {
 				return reportInvalid(stderr, err)
@@ -60,6 +78,12 @@ field. --dry-run shows what would change without changing it.`,
 				return err
 			}
 			defer c.Close()
+			var versions map[string]int64
+			if wait {
+				if versions, err = c.serviceVersions(ctx, p.App); err != nil {
+					return err
+				}
+			}
 			resp, err := c.Apply(ctx, &berthv1.ApplyRequest{
 				Namespace: c.namespace,
 				App:       p.App,
@@ -76,6 +100,9 @@ field. --dry-run shows what would change without changing it.`,
 			if dryRun {
 				fmt.Fprintln(stderr, "dry run: nothing was changed")
 			}
+			if wait {
+				return c.waitConverged(ctx, out, applied(p.App, p.Services, resp.GetChanges(), versions), timeout)
+			}
 			return nil
 		},
 	}
@@ -90,6 +117,8 @@ field. --dry-run shows what would change without changing it.`,
 	})
 	cmd.Flags().StringArrayVar(&profiles, "profile", nil, "enable services of this Compose profile; repeat for several")
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "validate and show the changes without making them")
+	cmd.Flags().BoolVar(&wait, "wait", false, "wait until every service runs its new spec, and fail if a rollout fails")
+	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Minute, "how long --wait waits")
 	return cmd
 }
 

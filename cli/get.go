@@ -37,20 +37,6 @@ app name to list its services), or a node name or ID.`,
 	return cmd
 }
 
-// newNodeCommand is "berth node", whose "ls" is "berth get nodes".
-func newNodeCommand(o *rootOptions) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:     "node",
-		Short:   "Manage the nodes of the cluster",
-		GroupID: groupCluster,
-	}
-	ls := newGetNodesCommand(o, "ls", []string{"list"})
-	ls.Example = "  berth node ls\n  berth node ls -o json"
-	cmd.AddCommand(ls)
-	requireSubcommand(cmd)
-	return cmd
-}
-
 // appRow is one app as "berth get apps" shows it.
 type appRow struct {
 	Name     string   `json:"name"`

@@ -60,8 +60,12 @@ commands find the cluster through the config file that "berth dev" and
 		newEventsCommand(o),
 		newDescribeCommand(o),
 		newDeleteCommand(o),
+		newScaleCommand(o),
+		newRolloutCommand(o),
 		newImageCommand(o),
 		newNodeCommand(o),
+		newRebalanceCommand(o),
+		newClusterCommand(o),
 		newJoinTokenCommand(o),
 		newVersionCommand(o),
 	} {

@@ -1,0 +1,54 @@
+package cli
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	berthv1 "github.com/berthproject/berth/api/berth/v1"
+)
+
+func TestClusterSettings(t *testing.T) {
+	f := newOpsCluster(false)
+	f.settings = &berthv1.ClusterSettings{AutoRebalance: true, Meta: &berthv1.Meta{Version: 7}}
+	cfg := serve(t, f)
+
+	r := mustRun(t, cfg, "cluster", "settings")
+	if r.stdout != "Strategy:        spread\nAuto-rebalance:  true\n" {
+		t.Errorf("stdout = %q", r.stdout)
+	}
+	if len(f.settingsReqs) != 0 {
+		t.Errorf("settings changed without a flag")
+	}
+
+	r = mustRun(t, cfg, "cluster", "settings", "--strategy", "binpack", "-o", "json")
+	var got settingsView
+	if err := json.Unmarshal([]byte(r.stdout), &got); err != nil {
+		t.Fatalf("decode JSON: %v\n%s", err, r.stdout)
+	}
+	if got != (settingsView{Strategy: "binpack", AutoRebalance: true}) {
+		t.Errorf("settings = %+v", got)
+	}
+	// Only the flag given changes; the rest is sent back as read.
+	req := f.settingsReqs[0].Settings
+	if req.Strategy != berthv1.SchedulingStrategy_SCHEDULING_STRATEGY_BINPACK || !req.AutoRebalance || req.GetMeta().GetVersion() != 7 {
+		t.Errorf("UpdateSettings request = %v", req)
+	}
+
+	r = mustRun(t, cfg, "cluster", "settings", "--auto-rebalance=false", "-o", "yaml")
+	if r.stdout != "autoRebalance: false\nstrategy: binpack\n" {
+		t.Errorf("yaml = %q", r.stdout)
+	}
+}
+
+func TestClusterSettingsBadStrategy(t *testing.T) {
+	f := newOpsCluster(false)
+	cfg := serve(t, f)
+	r := run(t, cfg, nil, "cluster", "settings", "--strategy", "fast")
+	if r.code == 0 || !strings.Contains(r.stderr, `berth: unknown strategy "fast": use spread or binpack`) {
+		t.Errorf("exit %d, stderr %q", r.code, r.stderr)
+	}
+	if len(f.settingsReqs) != 0 {
+		t.Errorf("settings changed despite a bad flag")
+	}
+}

@@ -1,0 +1,352 @@
+package cli
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+
+	berthv1 "github.com/berthproject/berth/api/berth/v1"
+)
+
+func newRolloutCommand(o *rootOptions) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "rollout",
+		Short: "Follow, list and undo the rollouts of a service's spec",
+		Long: `Each apply that changes what a service runs makes a new spec version, rolled
+out task by task as the service's update_config says. "rollout status"
+tells how the current one goes, "rollout history" lists the versions kept
+(the last 10) and what changed in each, and "rollout undo" returns to an
+earlier one.`,
+		GroupID: groupApps,
+	}
+	cmd.AddCommand(newRolloutStatusCommand(o), newRolloutHistoryCommand(o), newRolloutUndoCommand(o))
+	requireSubcommand(cmd)
+	return cmd
+}
+
+// serviceArg parses an argument that must name one service, APP/SERVICE.
+func serviceArg(s string) (app, name string, err error) {
+	app, name, err = splitAppService(s)
+	if err != nil {
+		return "", "", err
+	}
+	if name == "" {
+		return "", "", fmt.Errorf("%q names an app: name one of its services as %s/SERVICE (`berth get services %s` lists them)", s, app, app)
+	}
+	return app, name, nil
+}
+
+func newRolloutStatusCommand(o *rootOptions) *cobra.Command {
+	var (
+		watch   bool
+		timeout time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "status APP/SERVICE",
+		Short: "Show how the rollout of a service's current spec goes",
+		Long: `Show the state of a service's rollout (updating, paused, completed,
+rollback-started, rollback-paused, rollback-completed), how many of its
+wanted tasks run the current spec version (and pass their health check),
+and what the rest wait for.
+
+With -w, follow it, a line per change, until the service has converged, or
+the rollout paused or was rolled back. The command exits non-zero when the
+rollout paused, when an update was rolled back, or when a task failed and
+its restart policy gave up.`,
+		Example: `  berth rollout status shop/web
+  berth rollout status shop/web -w --timeout 10m`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			app, name, err := serviceArg(args[0])
+			if err != nil {
+				return err
+			}
+			c, err := o.connect(cmd)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			ctx := cmd.Context()
+			full := app + "/" + name
+			out := cmd.OutOrStdout()
+			if !watch {
+				svc, v, err := c.judgeService(ctx, app, name)
+				if err != nil {
+					return err
+				}
+				printRolloutStatus(out, svc, v, time.Now())
+				return rolloutFailure(full, v)
+			}
+			if timeout > 0 {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, timeout)
+				defer cancel()
+			}
+			p := newProgress(out)
+			var last rolloutVerdict
+			err = c.follow(ctx, app, func(ctx context.Context) (bool, error) {
+				_, v, err := c.judgeService(ctx, app, name)
+				if err != nil {
+					return false, err
+				}
+				last = v
+				p.report(full, v)
+				if v.Phase == phaseFailed {
+					return false, rolloutFailure(full, v)
+				}
+				return v.Phase == phaseConverged, nil
+			})
+			switch {
+			case err == nil:
+				return nil
+			case errors.Is(err, context.DeadlineExceeded) && cmd.Context().Err() == nil:
+				return fmt.Errorf("%s has not converged after %s: %s", full, timeout, last.summary())
+			case isCanceled(cmd.Context(), err):
+				return nil
+			}
+			return err
+		},
+	}
+	cmd.Flags().BoolVarP(&watch, "watch", "w", false, "follow the rollout until it completes, pauses or is rolled back")
+	cmd.Flags().DurationVar(&timeout, "timeout", 0, "with -w, give up after this long (0: no limit)")
+	return cmd
+}
+
+// judgeService reads one service and judges its rollout.
+func (c *cluster) judgeService(ctx context.Context, app, name string) (*berthv1.Service, rolloutVerdict, error) {
+	r, err := c.readApp(ctx, app, name)
+	if err != nil {
+		return nil, rolloutVerdict{}, err
+	}
+	if len(r.services) == 0 {
+		return nil, rolloutVerdict{}, fmt.Errorf("no service %s/%s in namespace %q; `berth get services` lists them", app, name, c.namespace)
+	}
+	svc := r.services[0]
+	return svc, judgeRollout(r.input(svc)), nil
+}
+
+// rolloutFailure is the error a failed verdict ends a command with, with
+// what to do about it; nil for other verdicts.
+func rolloutFailure(full string, v rolloutVerdict) error {
+	if v.Phase != phaseFailed {
+		return nil
+	}
+	var hint string
+	switch v.State {
+	case "paused":
+		hint = fmt.Sprintf("fix the spec and apply again, or return to the previous one with `berth rollout undo %s`", full)
+	case "rollback-completed":
+		hint = "fix the spec and apply again"
+	case "rollback-paused":
+		hint = fmt.Sprintf("see `berth ps %s` and `berth events %s`, then apply a spec that works", full, full)
+	default:
+		hint = fmt.Sprintf("see `berth ps %s` and `berth events %s`", full, full)
+	}
+	return fmt.Errorf("%s: %s; %s", full, v.Reason, hint)
+}
+
+// printRolloutStatus writes a service's rollout as "Key: value" lines.
+func printRolloutStatus(w io.Writer, svc *berthv1.Service, v rolloutVerdict, now time.Time) {
+	version := fmt.Sprint(svc.GetSpecVersion())
+	if cause := svc.GetChangeCause(); cause != "" {
+		version += ", " + cause
+	}
+	if made := svc.GetSpecUpdatedAt(); made != nil {
+		version += ", " + ago(now, made)
+	}
+	var rollout string
+	if us := svc.GetUpdateStatus(); us != nil && v.State != "" {
+		rollout = v.State
+		if from := us.GetFromVersion(); from != 0 {
+			rollout += fmt.Sprintf(" from version %d", from)
+		}
+		if at := us.GetCompletedAt(); at != nil {
+			rollout += ", ended " + ago(now, at)
+		} else if at := us.GetStartedAt(); at != nil {
+			rollout += ", started " + ago(now, at)
+		}
+	}
+	var message string
+	if v.State != "" {
+		message = svc.GetUpdateStatus().GetMessage()
+	}
+	status := map[rolloutPhase]string{phaseConverging: "converging", phaseConverged: "converged", phaseFailed: "failed"}[v.Phase]
+	if v.Reason != "" {
+		status += ": " + v.Reason
+	}
+	fields(w,
+		"Service", svc.GetApp()+"/"+svc.GetName(),
+		"Spec version", version,
+		"Rollout", cmp.Or(rollout, "none since the service was made"),
+		"Tasks", fmt.Sprintf("%d/%d tasks updated", v.Updated, v.Wanted),
+		"Message", message,
+		"Status", status,
+	)
+}
+
+// historyRow is one spec version as "rollout history" shows it.
+type historyRow struct {
+	Version uint64 `json:"version"`
+	Current bool   `json:"current"`
+	Created string `json:"created"`
+	Cause   string `json:"cause"`
+	// Changes names the spec fields that differ from the version before;
+	// empty for the oldest version kept.
+	Changes []string `json:"changes"`
+
+	ago string
+}
+
+func newRolloutHistoryCommand(o *rootOptions) *cobra.Command {
+	var out *outputFormat
+	cmd := &cobra.Command{
+		Use:   "history APP/SERVICE",
+		Short: "List a service's spec versions: when, why, and what changed",
+		Long: `List the spec versions a service keeps (the last 10 and the current one),
+oldest first: when each was made, what made it (an apply, a rollback), and
+which spec fields differ from the version before it.`,
+		Example: `  berth rollout history shop/web
+  berth rollout history shop/web -o json`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			app, name, err := serviceArg(args[0])
+			if err != nil {
+				return err
+			}
+			c, err := o.connect(cmd)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			svc, err := c.GetService(cmd.Context(), &berthv1.GetServiceRequest{Namespace: c.namespace, App: app, Name: name})
+			if err != nil {
+				return fmt.Errorf("get service %s/%s: %w", app, name, err)
+			}
+			rows := historyRows(svc, time.Now())
+			return printList(cmd.OutOrStdout(), *out, rows, func(w io.Writer) {
+				fmt.Fprintln(w, "VERSION\tCREATED\tCAUSE\tCHANGES")
+				for _, r := range rows {
+					version := fmt.Sprint(r.Version)
+					if r.Current {
+						version += " (current)"
+					}
+					changes := strings.Join(r.Changes, ", ")
+					if r.Version == 1 {
+						changes = "(first version)"
+					}
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", version, cmp.Or(r.ago, "-"), cmp.Or(r.Cause, "-"), cmp.Or(changes, "-"))
+				}
+			})
+		},
+	}
+	out = addOutputFlag(cmd)
+	return cmd
+}
+
+// historyRows lists svc's revisions, oldest first, then its current spec.
+func historyRows(svc *berthv1.Service, now time.Time) []historyRow {
+	revs := svc.GetRevisions()
+	if n := len(revs); n > 0 && revs[n-1].GetSpecVersion() == svc.GetSpecVersion() {
+		revs = revs[:n-1]
+	}
+	rows := make([]historyRow, 0, len(revs)+1)
+	var prev *berthv1.ServiceSpec
+	add := func(version uint64, spec *berthv1.ServiceSpec, created string, at string, cause string, current bool) {
+		changes := []string{}
+		if prev != nil {
+			changes = specChanges(prev, spec)
+		}
+		rows = append(rows, historyRow{Version: version, Current: current, Created: created, Cause: cause, Changes: changes, ago: at})
+		prev = spec
+	}
+	for _, r := range revs {
+		add(r.GetSpecVersion(), r.GetSpec(), rfc3339(r.GetCreatedAt()), ago(now, r.GetCreatedAt()), r.GetChangeCause(), false)
+	}
+	made := svc.GetSpecUpdatedAt()
+	if made == nil {
+		made = svc.GetMeta().GetCreatedAt()
+	}
+	add(svc.GetSpecVersion(), svc.GetSpec(), rfc3339(made), ago(now, made), svc.GetChangeCause(), true)
+	return rows
+}
+
+// specChanges names the top-level spec fields that differ between a and b,
+// by their proto names ("image", "healthcheck"), as apply names them.
+func specChanges(a, b *berthv1.ServiceSpec) []string {
+	changes := []string{}
+	ra, rb := a.ProtoReflect(), b.ProtoReflect()
+	fields := ra.Descriptor().Fields()
+	for i := range fields.Len() {
+		f := fields.Get(i)
+		if !sameField(f, ra, rb) {
+			changes = append(changes, string(f.Name()))
+		}
+	}
+	return changes
+}
+
+// sameField compares one field of two specs by copying it alone into
+// empty specs, so that proto.Equal's rules (maps, NaN, unknown fields)
+// apply to it.
+func sameField(f protoreflect.FieldDescriptor, a, b protoreflect.Message) bool {
+	if a.Has(f) != b.Has(f) {
+		return false
+	}
+	if !a.Has(f) {
+		return true
+	}
+	ma, mb := (&berthv1.ServiceSpec{}).ProtoReflect(), (&berthv1.ServiceSpec{}).ProtoReflect()
+	ma.Set(f, a.Get(f))
+	mb.Set(f, b.Get(f))
+	return proto.Equal(ma.Interface(), mb.Interface())
+}
+
+func newRolloutUndoCommand(o *rootOptions) *cobra.Command {
+	var toVersion uint64
+	cmd := &cobra.Command{
+		Use:   "undo APP/SERVICE",
+		Short: "Return a service to an earlier spec version",
+		Long: `Make an earlier spec of a service current again: the one before the current
+spec, or the version --to-version names ("rollout history" lists them). The
+rollback makes a new spec version, rolled out by the service's
+rollback_config. Replicas, depends_on and the update and rollback configs
+stay as they are.
+
+The Compose file still says what it said: apply it again and the service
+returns to it.`,
+		Example: `  berth rollout undo shop/web
+  berth rollout undo shop/web --to-version 3`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			app, name, err := serviceArg(args[0])
+			if err != nil {
+				return err
+			}
+			c, err := o.connect(cmd)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			full := app + "/" + name
+			svc, err := c.RollbackService(cmd.Context(), &berthv1.RollbackServiceRequest{
+				Namespace: c.namespace, App: app, Service: name, ToVersion: toVersion,
+			})
+			if err != nil {
+				return fmt.Errorf("roll back %s: %w", full, err)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: %s started as spec version %d; follow it with `berth rollout status %s -w`\n",
+				full, cmp.Or(svc.GetChangeCause(), "rollback"), svc.GetSpecVersion(), full)
+			return nil
+		},
+	}
+	cmd.Flags().Uint64Var(&toVersion, "to-version", 0, "spec version to return to (default: the one before the current)")
+	return cmd
+}
