@@ -24,6 +24,9 @@ type Orchestrator struct {
 	cache *store.Cache
 	log   *slog.Logger
 	now   func() time.Time
+	// readyNodes remembers which nodes were ready at the last full pass,
+	// so auto-rebalance sees a node join or come back.
+	readyNodes map[string]bool
 }
 
 // New returns an orchestrator writing to s and reading c.
@@ -103,6 +106,7 @@ func (o *Orchestrator) Run(ctx context.Context) error {
 // reconcileAll reconciles every service and every task whose service is
 // gone, returning when the next restart is due (zero for none).
 func (o *Orchestrator) reconcileAll(w *writes) time.Time {
+	o.autoRebalance(w)
 	ids := map[string]bool{}
 	for _, s := range o.cache.Services(store.ServicesPrefix) {
 		ids[s.GetMeta().GetId()] = true

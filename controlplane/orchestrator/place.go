@@ -1,6 +1,7 @@
 package orchestrator
 
 import (
+	"slices"
 	"time"
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
@@ -13,23 +14,10 @@ import (
 // or whose dependencies are not ready, why: the tasks w creates are changed
 // in place, the stored ones through changes added to w.
 func (o *Orchestrator) place(w *writes) {
-	var pending, holding, failed []*berthv1.Task
-	recent := o.now().Add(-failureMemory)
-	for _, t := range o.cache.Tasks() {
-		switch {
-		case recentFailure(t, recent):
-			failed = append(failed, t)
-		case !taskstate.Active(t):
-		case t.GetStatus().GetState() == berthv1.TaskState_TASK_STATE_PENDING:
-			// A task this pass already stops or removes is not placed:
-			// one transaction may change a key only once.
-			if !w.seen[t.GetMeta().GetId()] {
-				pending = append(pending, t)
-			}
-		case t.NodeId != "":
-			holding = append(holding, t)
-		}
-	}
+	snap, pending := o.snapshot()
+	// A task this pass already stops or removes is not placed: one
+	// transaction may change a key only once.
+	pending = slices.DeleteFunc(pending, func(t *berthv1.Task) bool { return w.seen[t.GetMeta().GetId()] })
 	created := make(map[string]*berthv1.Task, len(w.creates))
 	for _, t := range w.creates {
 		created[t.GetMeta().GetId()] = t
@@ -44,7 +32,7 @@ func (o *Orchestrator) place(w *writes) {
 	}
 	pending, held := o.holdForDependencies(pending)
 	sortOldestFirst(pending)
-	plan := scheduler.Schedule(scheduler.Snapshot{Nodes: o.cache.Nodes(), Tasks: holding, Failed: failed}, pending)
+	plan := scheduler.Schedule(snap, pending)
 	now := o.now()
 	assign := func(t *berthv1.Task, node string) bool {
 		if t.GetStatus().GetState() != berthv1.TaskState_TASK_STATE_PENDING {
@@ -70,6 +58,7 @@ func (o *Orchestrator) place(w *writes) {
 			return assign(obj.(*berthv1.Task), node)
 		}})
 	}
+	o.unplacedReplacements(plan.Unplaced, byID, w)
 	for _, u := range append(plan.Unplaced, held...) {
 		reason := u.Reason
 		if t, ok := created[u.TaskID]; ok {
@@ -77,7 +66,7 @@ func (o *Orchestrator) place(w *writes) {
 			continue
 		}
 		t := byID[u.TaskID]
-		if t.GetStatus().GetMessage() == reason {
+		if t.GetStatus().GetMessage() == reason || w.seen[u.TaskID] {
 			continue
 		}
 		w.changes = append(w.changes, store.Change{Key: taskKey(t), Current: t, Apply: func(obj store.Object) bool {
@@ -86,6 +75,66 @@ func (o *Orchestrator) place(w *writes) {
 	}
 	if len(plan.Unplaced) > 0 {
 		o.log.Debug("tasks wait for a node", "count", len(plan.Unplaced), "first", describe(byID[plan.Unplaced[0].TaskID]), "reason", plan.Unplaced[0].Reason)
+	}
+}
+
+// snapshot is what placement reads of the cluster, with the tasks waiting
+// for a node.
+func (o *Orchestrator) snapshot() (scheduler.Snapshot, []*berthv1.Task) {
+	snap := scheduler.Snapshot{Nodes: o.cache.Nodes(), Strategy: o.cache.Settings().GetStrategy()}
+	var pending []*berthv1.Task
+	recent := o.now().Add(-failureMemory)
+	for _, t := range o.cache.Tasks() {
+		switch {
+		case recentFailure(t, recent):
+			snap.Failed = append(snap.Failed, t)
+		case !taskstate.Active(t):
+			// A task told to stop holds its node until it has stopped:
+			// a start-first replacement must not count on its room.
+			if taskstate.Live(t) && t.NodeId != "" && t.GetStatus().GetState() >= berthv1.TaskState_TASK_STATE_ASSIGNED {
+				snap.Tasks = append(snap.Tasks, t)
+			}
+		case t.GetStatus().GetState() == berthv1.TaskState_TASK_STATE_PENDING:
+			pending = append(pending, t)
+		case t.NodeId != "":
+			snap.Tasks = append(snap.Tasks, t)
+		}
+	}
+	return snap, pending
+}
+
+// unplacedReplacements handles the replacements started beside the task
+// they replace that no node can take now. An update's or a drain's falls
+// back to stop-first: the old task stops, which may free the room the new
+// one needs. A rebalance's is dropped: a rebalance never lowers the
+// running count.
+func (o *Orchestrator) unplacedReplacements(unplaced []scheduler.Unplaced, byID map[string]*berthv1.Task, w *writes) {
+	var dropped map[string]bool
+	for _, u := range unplaced {
+		t := byID[u.TaskID]
+		if t == nil || t.Replaces == "" {
+			continue
+		}
+		if t.ReplaceCause == berthv1.ReplaceCause_REPLACE_CAUSE_REBALANCE {
+			if dropped == nil {
+				dropped = map[string]bool{}
+			}
+			dropped[u.TaskID] = true
+			o.rebalanceBlocked(t, u.Reason, w)
+			continue
+		}
+		if old, ok := o.cache.Task(t.Replaces); ok && taskstate.Active(old) {
+			w.shutdown(old, "stopped before its replacement starts, since no node can run both: "+u.Reason)
+		}
+	}
+	if dropped == nil {
+		return
+	}
+	w.creates = slices.DeleteFunc(w.creates, func(t *berthv1.Task) bool { return dropped[t.GetMeta().GetId()] })
+	for id := range dropped {
+		if t, stored := o.cache.Task(id); stored {
+			w.shutdown(t, "rebalance cancelled: no node can take it now")
+		}
 	}
 }
 

@@ -15,7 +15,8 @@ import (
 )
 
 // reconcile brings one service's tasks in line with its spec, adding the
-// writes to w. It returns when a delayed restart is due.
+// writes to w. It returns when it needs another look: a delayed restart, an
+// update's delay or monitor period.
 func (o *Orchestrator) reconcile(svc *berthv1.Service, tasks []*berthv1.Task, nodes []*berthv1.Node, w *writes) time.Time {
 	now := o.now()
 	tasks = orphanOnDownNodes(tasks, nodes, w, now)
@@ -38,8 +39,12 @@ func (o *Orchestrator) reconcile(svc *berthv1.Service, tasks []*berthv1.Task, no
 			slotNumber[k] = i
 		}
 	}
+	drained := drainedNodes(nodes)
+	r := newRollout(svc, tasks, now)
+	r.slots = len(wanted)
 	var wake time.Time
-	for key, node := range wanted {
+	for _, key := range sortedKeys(wanted) {
+		node := wanted[key]
 		ts := slots[key]
 		sortNewestFirst(ts)
 		var active []*berthv1.Task
@@ -52,17 +57,29 @@ func (o *Orchestrator) reconcile(svc *berthv1.Service, tasks []*berthv1.Task, no
 				ended = append(ended, t)
 			}
 		}
-		if len(active) > 0 {
-			// Keep the newest; anything else in the slot is surplus.
-			for _, t := range active[1:] {
-				w.shutdown(t, "surplus task in its slot")
+		switch {
+		case len(active) > 1:
+			settleReplacement(active, w)
+			r.inFlight++
+		case len(active) == 1:
+			t := active[0]
+			switch {
+			case node == "" && drained[t.NodeId]:
+				// Start the replacement elsewhere first, so draining does
+				// not lower the running count where capacity allows.
+				if t.GetStatus().GetState() == berthv1.TaskState_TASK_STATE_RUNNING {
+					w.create(replacement(svc, t, berthv1.ReplaceCause_REPLACE_CAUSE_DRAIN, now))
+				} else {
+					w.shutdown(t, "its node is drained")
+				}
+				r.inFlight++
+			case !r.current(t):
+				r.outdated = append(r.outdated, outdatedSlot{key: key, task: t, ended: ended})
+			case !ready(t):
+				r.inFlight++
 			}
-			// The replacement comes in a later pass, once this one has
-			// ended (see hasStopping): stop first, then start.
-			if active[0].SpecVersion != svc.SpecVersion {
-				w.shutdown(active[0], "replaced by a new version of the service")
-			}
-		} else if !hasStopping(ts) {
+		case !hasStopping(ts):
+			r.inFlight++
 			switch {
 			case len(ended) == 0:
 				w.create(newTask(svc, slotNumber[key], node, now))
@@ -75,8 +92,14 @@ func (o *Orchestrator) reconcile(svc *berthv1.Service, tasks []*berthv1.Task, no
 					w.create(t)
 				} else if d.restart && (wake.IsZero() || d.at.Before(wake)) {
 					wake = d.at
+				} else if !d.restart {
+					// A slot given up is not waited for.
+					r.inFlight--
 				}
 			}
+		default:
+			// The old task of a stop-first replacement is stopping.
+			r.inFlight++
 		}
 		pruneHistory(ts, w)
 	}
@@ -92,7 +115,78 @@ func (o *Orchestrator) reconcile(svc *berthv1.Service, tasks []*berthv1.Task, no
 		}
 		o.removeTasks(ts, w)
 	}
-	return wake
+	wake = earliest(wake, o.step(r, w))
+	return earliest(wake, o.rebalanceStep(svc, r, tasks, w))
+}
+
+// settleReplacement handles a slot with more than one task meant to run,
+// newest first: a replacement started beside the task it replaces, or a
+// surplus. Once the newest is ready the others stop; until then the newest
+// older task that runs keeps running, and the rest stop.
+func settleReplacement(active []*berthv1.Task, w *writes) {
+	newest := active[0]
+	if ready(newest) {
+		why := "surplus task in its slot"
+		if newest.Replaces != "" {
+			why = "replaced by task " + store.TaskName(newest) + " (" + replaceWords(newest.ReplaceCause) + ")"
+		}
+		for _, t := range active[1:] {
+			w.shutdown(t, why)
+		}
+		return
+	}
+	kept := false
+	for _, t := range active[1:] {
+		if !kept && t.GetStatus().GetState() == berthv1.TaskState_TASK_STATE_RUNNING {
+			kept = true
+			continue
+		}
+		w.shutdown(t, "surplus task in its slot")
+	}
+}
+
+// replaceWords says why a task was started beside another.
+func replaceWords(c berthv1.ReplaceCause) string {
+	switch c {
+	case berthv1.ReplaceCause_REPLACE_CAUSE_DRAIN:
+		return "node drained"
+	case berthv1.ReplaceCause_REPLACE_CAUSE_REBALANCE:
+		return "rebalance"
+	}
+	return "update"
+}
+
+// drainedNodes are the IDs of the nodes set to drain.
+func drainedNodes(nodes []*berthv1.Node) map[string]bool {
+	out := map[string]bool{}
+	for _, n := range nodes {
+		if n.Availability == berthv1.NodeAvailability_NODE_AVAILABILITY_DRAIN {
+			out[n.GetMeta().GetId()] = true
+		}
+	}
+	return out
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if len(keys[i]) != len(keys[j]) {
+			return len(keys[i]) < len(keys[j])
+		}
+		return keys[i] < keys[j]
+	})
+	return keys
+}
+
+// earliest is the sooner of two wake times, zero meaning none.
+func earliest(a, b time.Time) time.Time {
+	if a.IsZero() || (!b.IsZero() && b.Before(a)) {
+		return b
+	}
+	return a
 }
 
 // orphanOnDownNodes gives up the live tasks of down nodes: they become

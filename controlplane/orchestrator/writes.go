@@ -17,6 +17,44 @@ type writes struct {
 	removes []*berthv1.Task
 	seen    map[string]bool
 	events  []*berthv1.Event
+	// services gathers the changes to each service, by key: a transaction
+	// may change a key once, so they are applied in one change.
+	services     map[string][]func(*berthv1.Service) bool
+	serviceOrder []*berthv1.Service
+}
+
+// changeService adds a change to svc, applied with the pass's other
+// changes to it on the stored service.
+func (w *writes) changeService(svc *berthv1.Service, apply func(*berthv1.Service) bool) {
+	key := store.ServiceKey(svc.Namespace, svc.App, svc.Name)
+	if w.services == nil {
+		w.services = map[string][]func(*berthv1.Service) bool{}
+	}
+	if _, ok := w.services[key]; !ok {
+		w.serviceOrder = append(w.serviceOrder, svc)
+	}
+	w.services[key] = append(w.services[key], apply)
+}
+
+// serviceChanges turns the gathered service changes into store changes.
+func (w *writes) serviceChanges() []store.Change {
+	var out []store.Change
+	for _, svc := range w.serviceOrder {
+		key := store.ServiceKey(svc.Namespace, svc.App, svc.Name)
+		applies := w.services[key]
+		out = append(out, store.Change{Key: key, Current: svc, Apply: func(o store.Object) bool {
+			s := o.(*berthv1.Service)
+			changed := false
+			for _, apply := range applies {
+				changed = apply(s) || changed
+			}
+			if changed && s.Meta != nil {
+				s.Meta.UpdatedAt = timestamppb.Now()
+			}
+			return changed
+		}})
+	}
+	return out
 }
 
 func (w *writes) once(t *berthv1.Task) bool {
@@ -93,7 +131,7 @@ func (w *writes) commit(ctx context.Context, s *store.Store) (int64, error) {
 		}
 		last = max(last, rev)
 	}
-	rev, err := s.Update(ctx, w.changes)
+	rev, err := s.Update(ctx, append(w.changes, w.serviceChanges()...))
 	if err != nil {
 		return last, err
 	}
