@@ -29,7 +29,9 @@ fi
 sock=/run/containerd/containerd.sock
 if ! [ -S "$sock" ] || ! ctr --address "$sock" version >/dev/null 2>&1; then
 	mkdir -p /var/log/berth
-	nohup containerd >/var/log/berth/containerd.log 2>&1 &
+	# setsid: its own session, so containerd outlives the shell (and the
+	# process group) that started it.
+	setsid -f containerd >>/var/log/berth/containerd.log 2>&1 </dev/null
 	for _ in $(seq 1 100); do
 		ctr --address "$sock" version >/dev/null 2>&1 && break
 		sleep 0.1

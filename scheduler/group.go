@@ -184,7 +184,7 @@ func (c *cluster) preparePlatforms() {
 	}
 }
 
-// fitsUsage reports whether node i passes the usage filters of g now.
+// fitsUsage reports whether node n passes the usage filters of g now.
 func (g *group) fitsUsage(n *nodeState) bool {
 	for _, f := range g.pipeline.usage {
 		if !f.passes(n) {
