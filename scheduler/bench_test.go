@@ -90,3 +90,21 @@ func benchSchedule(b *testing.B, snap Snapshot, tasks []*berthv1.Task) {
 	}
 	b.ReportMetric(float64(placed)/b.Elapsed().Seconds(), "placements/s")
 }
+
+// BenchmarkRebalance moves 100 tasks of a 1,000-task service crowded on
+// ten of 5,000 nodes.
+func BenchmarkRebalance(b *testing.B) {
+	snap, _ := generate(5000, existingPerNode*5000, 0)
+	var service []*berthv1.Task
+	for i := range 1000 {
+		tk := task(fmt.Sprintf("web-%d", i), "web", running(snap.Nodes[i%10].GetMeta().GetId()))
+		service = append(service, tk)
+		snap.Tasks = append(snap.Tasks, tk)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if moves := Rebalance(snap, service, 100); len(moves) != 100 {
+			b.Fatalf("Rebalance() made %d moves, want 100", len(moves))
+		}
+	}
+}
