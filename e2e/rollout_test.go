@@ -8,12 +8,16 @@ import (
 )
 
 // rolloutCompose runs three replicas; the update starts each new task
-// beside the old one and rolls back on the first failure.
+// beside the old one, stops the old one once the new one is healthy, and
+// rolls back on the first failure.
 const rolloutCompose = `
 services:
   web:
     image: localhost/busybox:latest
     command: %s
+    healthcheck:
+      test: ["CMD", "true"]
+      interval: 200ms
     deploy:
       replicas: 3
       update_config:
@@ -58,7 +62,8 @@ func TestFailingUpdateRollsBack(t *testing.T) {
 		out, errOut, err = c.berth("apply", "-f", compose, "-p", "roll", "--wait", "--timeout", "60s")
 	}()
 	// While the update runs and rolls back, the three old tasks keep
-	// running: each new task starts beside the one it would replace.
+	// running: each new task starts beside the one it would replace, which
+	// would stop only once the new one is healthy.
 	for waiting := true; waiting; {
 		select {
 		case <-done:
@@ -75,15 +80,20 @@ func TestFailingUpdateRollsBack(t *testing.T) {
 	if !strings.Contains(out+errOut, "rolled back") {
 		t.Fatalf("apply --wait does not say the update was rolled back:\nstdout: %s\nstderr: %s", out, errOut)
 	}
-	after := c.waitRunning("roll/web", 3, 30*time.Second)
-	for _, tk := range after {
+	// The failed task of the new version is listed beside the three that
+	// run: those are the first version's.
+	for _, tk := range c.ps("roll/web") {
+		if tk.State != "running" {
+			continue
+		}
 		if !before[tk.ID] {
 			t.Fatalf("task %s runs after the rollback but was not one of the first version's: the rollback need not restart anything", tk.ID)
 		}
 	}
-	status := c.mustBerth("rollout", "status", "roll/web")
-	if !strings.Contains(status, "rollback") || !strings.Contains(status, "exit code 3") {
-		t.Fatalf("rollout status does not tell the rollback and why:\n%s", status)
+	// rollout status fails too: the version applied last did not land.
+	status, _, err := c.berth("rollout", "status", "roll/web")
+	if err == nil || !strings.Contains(status, "rollback-completed") || !strings.Contains(status, "exit code 3") || !strings.Contains(status, "3/3 tasks updated") {
+		t.Fatalf("rollout status (err %v) does not tell the rollback, why, and that the three tasks run the current spec:\n%s", err, status)
 	}
 	history := c.mustBerth("rollout", "history", "roll/web")
 	for _, want := range []string{"1", "2", "3", "rollback to version 1"} {

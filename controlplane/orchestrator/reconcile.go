@@ -78,6 +78,9 @@ func (o *Orchestrator) reconcile(svc *berthv1.Service, tasks []*berthv1.Task, no
 			case !ready(t):
 				r.inFlight++
 			}
+			if t.SpecVersion < svc.SpecVersion && r.current(t) {
+				w.adopt(t, svc.SpecVersion)
+			}
 		case !hasStopping(ts):
 			r.inFlight++
 			switch {

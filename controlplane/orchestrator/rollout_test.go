@@ -199,6 +199,11 @@ func TestFailedUpdateRollsBackOrPauses(t *testing.T) {
 			if n := countOf(h.tasks(svc), and(image("busybox"), running, wantRun)); n != 3 {
 				t.Fatalf("%d tasks of the old spec run, want 3:\n%s", n, h.dump())
 			}
+			// The tasks that never updated run the spec rolled back to:
+			// they carry its version now.
+			h.waitFor("every running task at version 3", func() bool {
+				return countOf(h.tasks(svc), and(running, wantRun, func(t *berthv1.Task) bool { return t.SpecVersion == 3 })) == 3
+			})
 		})
 	}
 }

@@ -96,6 +96,23 @@ func (w *writes) shutdown(t *berthv1.Task, why string) {
 	}})
 }
 
+// adopt makes a task that runs the service's current spec under an older
+// version number carry the current one (after a rollback to the spec it
+// runs), so that everything reading versions sees it as up to date.
+func (w *writes) adopt(t *berthv1.Task, version uint64) {
+	if !w.once(t) {
+		return
+	}
+	w.changes = append(w.changes, store.Change{Key: taskKey(t), Current: t, Apply: func(o store.Object) bool {
+		t := o.(*berthv1.Task)
+		if t.SpecVersion >= version {
+			return false
+		}
+		t.SpecVersion = version
+		return true
+	}})
+}
+
 // orphan marks a task of a down node as given up.
 func (w *writes) orphan(t *berthv1.Task, why string, now time.Time) {
 	if !w.once(t) {
