@@ -309,3 +309,28 @@ func TestAutoRebalanceFollowsANodeThatJoins(t *testing.T) {
 		t.Fatalf("rebalance status = %v, want a request", got)
 	}
 }
+
+func TestGlobalServiceFollowsJoinsAndLabelChanges(t *testing.T) {
+	h := newHarness(t)
+	h.putNode(readyNode("n1", map[string]string{"zone": "eu"}))
+	svc := newService("agent", 0)
+	svc.Spec.Mode = berthv1.ServiceMode_SERVICE_MODE_GLOBAL
+	svc.Spec.Placement = &berthv1.Placement{Constraints: []string{"node.labels.zone==eu"}}
+	svc = h.putService(svc)
+	onNode := func(node string) func(*berthv1.Task) bool {
+		return func(t *berthv1.Task) bool { return t.NodeId == node && wantRun(t) }
+	}
+	h.waitFor("a task on n1", func() bool { return countOf(h.tasks(svc), onNode("n1")) == 1 })
+
+	// A node that joins with a matching label gets a task.
+	h.putNode(readyNode("n2", map[string]string{"zone": "eu"}))
+	h.waitFor("a task on n2", func() bool { return countOf(h.tasks(svc), onNode("n2")) == 1 })
+
+	// A node whose label stops matching loses it; one whose label comes to
+	// match gets one.
+	h.putNode(readyNode("n1", map[string]string{"zone": "us"}))
+	h.waitFor("n1's task told to stop", func() bool { return countOf(h.tasks(svc), onNode("n1")) == 0 })
+	h.putNode(readyNode("n3", map[string]string{"zone": "us"}))
+	h.putNode(readyNode("n3", map[string]string{"zone": "eu"}))
+	h.waitFor("a task on n3", func() bool { return countOf(h.tasks(svc), onNode("n3")) == 1 })
+}
