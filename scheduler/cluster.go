@@ -19,8 +19,10 @@ type nodeState struct {
 	memoryCapacity, memoryReserved int64
 	// tasks counts every task on the node, of any service.
 	tasks int
-	// ports are the published host ports in use; nil when none.
-	ports map[portKey]portUse
+	// ports are the published host ports in use; nil when none. A node
+	// publishes few ports, so a slice searched in order beats a map, whose
+	// allocation per node dominated counting a large snapshot.
+	ports []portEntry
 	// platform is the node's normalized platform, filled only when some
 	// task asks for a platform.
 	platform platform
@@ -32,8 +34,9 @@ type portKey struct {
 	protocol string
 }
 
-// portUse records which host addresses one port is bound on.
-type portUse struct {
+// portEntry records which host addresses one port is bound on.
+type portEntry struct {
+	key          portKey
 	allAddresses bool
 	addresses    []string
 }
@@ -42,25 +45,28 @@ type portUse struct {
 // the same port and protocol on the same address, or on all addresses on
 // either side.
 func (n *nodeState) portInUse(p hostPort) bool {
-	use, ok := n.ports[portKey{p.port, p.protocol}]
-	if !ok {
-		return false
+	k := portKey{p.port, p.protocol}
+	for i := range n.ports {
+		if use := &n.ports[i]; use.key == k {
+			return p.hostIP == "" || use.allAddresses || slices.Contains(use.addresses, p.hostIP)
+		}
 	}
-	return p.hostIP == "" || use.allAddresses || slices.Contains(use.addresses, p.hostIP)
+	return false
 }
 
 func (n *nodeState) publish(p hostPort) {
-	if n.ports == nil {
-		n.ports = make(map[portKey]portUse)
-	}
 	k := portKey{p.port, p.protocol}
-	use := n.ports[k]
+	i := slices.IndexFunc(n.ports, func(e portEntry) bool { return e.key == k })
+	if i < 0 {
+		n.ports = append(n.ports, portEntry{key: k})
+		i = len(n.ports) - 1
+	}
+	use := &n.ports[i]
 	if p.hostIP == "" {
 		use.allAddresses = true
 	} else if !slices.Contains(use.addresses, p.hostIP) {
 		use.addresses = append(use.addresses, p.hostIP)
 	}
-	n.ports[k] = use
 }
 
 // reservedShare is how full the node is for binpacking: the reserved share
