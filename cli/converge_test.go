@@ -271,15 +271,3 @@ func TestJoinReasonsCountsTheRest(t *testing.T) {
 		t.Errorf("joinReasons = %q", got)
 	}
 }
-
-func TestSpecChangesNamesTopLevelFields(t *testing.T) {
-	a := &berthv1.ServiceSpec{Image: "web:1", Env: []string{"A=1"}, Replicas: 2}
-	b := &berthv1.ServiceSpec{Image: "web:2", Env: []string{"A=1"}, Replicas: 2, Healthcheck: &berthv1.HealthCheck{TcpPort: 80}}
-	got := strings.Join(specChanges(a, b), ",")
-	if got != "image,healthcheck" {
-		t.Errorf("specChanges = %q, want image,healthcheck", got)
-	}
-	if got := specChanges(a, a); len(got) != 0 {
-		t.Errorf("specChanges of equal specs = %v", got)
-	}
-}

@@ -10,10 +10,9 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protoreflect"
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
+	"github.com/berthproject/berth/api/revision"
 )
 
 func newRolloutCommand(o *rootOptions) *cobra.Command {
@@ -260,9 +259,10 @@ func historyRows(svc *berthv1.Service, now time.Time) []historyRow {
 	rows := make([]historyRow, 0, len(revs)+1)
 	var prev *berthv1.ServiceSpec
 	add := func(version uint64, spec *berthv1.ServiceSpec, created string, at string, cause string, current bool) {
+		// Never null in JSON: the oldest version kept lists no changes.
 		changes := []string{}
 		if prev != nil {
-			changes = specChanges(prev, spec)
+			changes = append(changes, revision.ChangedFields(prev, spec)...)
 		}
 		rows = append(rows, historyRow{Version: version, Current: current, Created: created, Cause: cause, Changes: changes, ago: at})
 		prev = spec
@@ -276,37 +276,6 @@ func historyRows(svc *berthv1.Service, now time.Time) []historyRow {
 	}
 	add(svc.GetSpecVersion(), svc.GetSpec(), rfc3339(made), ago(now, made), svc.GetChangeCause(), true)
 	return rows
-}
-
-// specChanges names the top-level spec fields that differ between a and b,
-// by their proto names ("image", "healthcheck"), as apply names them.
-func specChanges(a, b *berthv1.ServiceSpec) []string {
-	changes := []string{}
-	ra, rb := a.ProtoReflect(), b.ProtoReflect()
-	fields := ra.Descriptor().Fields()
-	for i := range fields.Len() {
-		f := fields.Get(i)
-		if !sameField(f, ra, rb) {
-			changes = append(changes, string(f.Name()))
-		}
-	}
-	return changes
-}
-
-// sameField compares one field of two specs by copying it alone into
-// empty specs, so that proto.Equal's rules (maps, NaN, unknown fields)
-// apply to it.
-func sameField(f protoreflect.FieldDescriptor, a, b protoreflect.Message) bool {
-	if a.Has(f) != b.Has(f) {
-		return false
-	}
-	if !a.Has(f) {
-		return true
-	}
-	ma, mb := (&berthv1.ServiceSpec{}).ProtoReflect(), (&berthv1.ServiceSpec{}).ProtoReflect()
-	ma.Set(f, a.Get(f))
-	mb.Set(f, b.Get(f))
-	return proto.Equal(ma.Interface(), mb.Interface())
 }
 
 func newRolloutUndoCommand(o *rootOptions) *cobra.Command {

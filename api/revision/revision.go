@@ -5,7 +5,9 @@
 package revision
 
 import (
+	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -14,8 +16,20 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
-// Limit is how many earlier specs a service keeps.
+// Limit is how many earlier specs a service keeps; the oldest is dropped
+// first.
 const Limit = 10
+
+// Errors of Find, wrapped with the service and the versions it keeps.
+var (
+	// ErrNoRevisions says the service keeps no earlier spec.
+	ErrNoRevisions = errors.New("no earlier version to roll back to")
+	// ErrCurrentVersion says the version asked for is the current spec.
+	ErrCurrentVersion = errors.New("already the current spec")
+	// ErrNoSuchVersion says the service keeps no spec of the version
+	// asked for.
+	ErrNoSuchVersion = errors.New("no version")
+)
 
 // Change makes spec the service's new current spec, as version
 // SpecVersion+1, and keeps the spec it replaces among the revisions. state
@@ -25,6 +39,7 @@ func Change(svc *berthv1.Service, spec *berthv1.ServiceSpec, cause string, state
 	ts := timestamppb.New(now)
 	created := svc.GetSpecUpdatedAt()
 	if created == nil {
+		// Stored before spec versions had a time of their own.
 		created = svc.GetMeta().GetCreatedAt()
 	}
 	svc.Revisions = append(svc.Revisions, &berthv1.ServiceRevision{
@@ -45,29 +60,43 @@ func Change(svc *berthv1.Service, spec *berthv1.ServiceSpec, cause string, state
 }
 
 // Find returns the revision to return to: version's, or with version 0 the
-// newest one. The error says which versions there are.
+// newest one. Its errors wrap ErrNoRevisions, ErrCurrentVersion or
+// ErrNoSuchVersion and say which versions there are.
 func Find(svc *berthv1.Service, version uint64) (*berthv1.ServiceRevision, error) {
+	name := svc.GetApp() + "/" + svc.GetName()
 	revs := svc.GetRevisions()
 	if len(revs) == 0 {
-		return nil, fmt.Errorf("service %s/%s has no earlier version to roll back to", svc.GetApp(), svc.GetName())
+		return nil, fmt.Errorf("service %s has %w: version %d is the only one kept", name, ErrNoRevisions, svc.GetSpecVersion())
 	}
 	if version == 0 {
 		return revs[len(revs)-1], nil
 	}
-	versions := make([]string, len(revs))
-	for i, r := range revs {
+	for _, r := range revs {
 		if r.GetSpecVersion() == version {
 			return r, nil
 		}
-		versions[i] = fmt.Sprint(r.GetSpecVersion())
 	}
-	return nil, fmt.Errorf("service %s/%s has no version %d; its earlier versions are %s (see berth rollout history)",
-		svc.GetApp(), svc.GetName(), version, strings.Join(versions, ", "))
+	if version == svc.GetSpecVersion() {
+		return nil, fmt.Errorf("version %d is %w of service %s; name an earlier one (%s)", version, ErrCurrentVersion, name, versionList(revs))
+	}
+	return nil, fmt.Errorf("service %s has %w %d to roll back to; the versions kept are %s (see berth rollout history)", name, ErrNoSuchVersion, version, versionList(revs))
+}
+
+// versionList names the spec versions of revs, oldest first.
+func versionList(revs []*berthv1.ServiceRevision) string {
+	parts := make([]string, len(revs))
+	for i, r := range revs {
+		parts[i] = strconv.FormatUint(r.GetSpecVersion(), 10)
+	}
+	return strings.Join(parts, ", ")
 }
 
 // Rollback makes the earlier spec of rev current again, as a new version
-// rolled out by the service's rollback_config. why, when set, says what
-// made it roll back.
+// rolled out by the service's rollback_config. The fields whose change
+// makes no version (see NeedsNewVersion) keep their current values: the
+// replicas (when the mode is the same), depends_on and the update and
+// rollback configs. why, when set, says what made it roll back; without it
+// the change cause is "rollback to version N", an operator's request.
 func Rollback(svc *berthv1.Service, rev *berthv1.ServiceRevision, why string, now time.Time) {
 	cause := fmt.Sprintf("rollback to version %d", rev.GetSpecVersion())
 	message := cause + " requested"
@@ -75,5 +104,7 @@ func Rollback(svc *berthv1.Service, rev *berthv1.ServiceRevision, why string, no
 		cause += ": " + why
 		message = cause
 	}
-	Change(svc, proto.Clone(rev.GetSpec()).(*berthv1.ServiceSpec), cause, berthv1.UpdateState_UPDATE_STATE_ROLLBACK_STARTED, message, now)
+	spec := proto.Clone(rev.GetSpec()).(*berthv1.ServiceSpec)
+	keepInPlaceFields(spec, svc.GetSpec())
+	Change(svc, spec, cause, berthv1.UpdateState_UPDATE_STATE_ROLLBACK_STARTED, message, now)
 }

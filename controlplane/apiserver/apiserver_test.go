@@ -27,9 +27,9 @@ func newServer(t *testing.T) *Server {
 	return New(Config{Store: s, Cache: storetest.NewCache(t, s), Log: slog.New(slog.DiscardHandler)})
 }
 
-// revision is etcd's current revision: it moves with every write. Events
+// etcdRevision is etcd's current revision: it moves with every write. Events
 // are written behind the changes they describe: they land first.
-func revision(t *testing.T, s *Server) int64 {
+func etcdRevision(t *testing.T, s *Server) int64 {
 	t.Helper()
 	if err := s.cfg.Store.FlushEvents(context.Background()); err != nil {
 		t.Fatal(err)
@@ -99,7 +99,7 @@ func TestApplyPlans(t *testing.T) {
 			versions: map[string]uint64{"web": 2}, writes: true},
 	}
 	for _, st := range steps {
-		before := revision(t, s)
+		before := etcdRevision(t, s)
 		resp, err := s.Apply(ctx, &berthv1.ApplyRequest{App: "shop", Services: st.services, DryRun: st.dryRun})
 		if err != nil {
 			t.Fatalf("%s: %v", st.name, err)
@@ -116,7 +116,7 @@ func TestApplyPlans(t *testing.T) {
 				t.Errorf("%s: %s: got %v, want %v", st.name, name, g, w)
 			}
 		}
-		if wrote := revision(t, s) != before; wrote != st.writes {
+		if wrote := etcdRevision(t, s) != before; wrote != st.writes {
 			t.Errorf("%s: wrote = %v, want %v", st.name, wrote, st.writes)
 		}
 		stored := map[string]uint64{}
@@ -164,7 +164,7 @@ func TestApplyListsRemovalsInOrder(t *testing.T) {
 func TestApplyRejectsAnInvalidRequestWhole(t *testing.T) {
 	ctx := context.Background()
 	s := newServer(t)
-	before := revision(t, s)
+	before := etcdRevision(t, s)
 	_, err := s.Apply(ctx, &berthv1.ApplyRequest{App: "shop", Services: []*berthv1.Service{
 		svc("web", "busybox", 1),      // valid, yet not written either
 		svc("api", "", 1),             // no image
@@ -186,7 +186,7 @@ func TestApplyRejectsAnInvalidRequestWhole(t *testing.T) {
 	if want := []string{"api/image", "services[2].name"}; !slices.Equal(fields, want) {
 		t.Fatalf("field violations %v, want %v", fields, want)
 	}
-	if revision(t, s) != before {
+	if etcdRevision(t, s) != before {
 		t.Fatal("an invalid request wrote to the store")
 	}
 }

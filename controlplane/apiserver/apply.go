@@ -9,10 +9,10 @@ import (
 	"time"
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
+	"github.com/berthproject/berth/api/revision"
 	"github.com/berthproject/berth/api/validation"
 	"github.com/berthproject/berth/controlplane/store"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
@@ -80,26 +80,17 @@ func (s *Server) plan(req *berthv1.ApplyRequest, now time.Time) (*berthv1.ApplyR
 			resp.Changes = append(resp.Changes, &berthv1.ServiceChange{Service: want.Name, Action: berthv1.ChangeAction_CHANGE_ACTION_CREATE})
 			continue
 		}
-		fields := changedFields(cur.Spec, want.Spec)
+		fields := revision.ChangedFields(cur.Spec, want.Spec)
 		if len(fields) == 0 {
 			resp.Changes = append(resp.Changes, &berthv1.ServiceChange{Service: want.Name, Action: berthv1.ChangeAction_CHANGE_ACTION_UNCHANGED})
 			continue
 		}
 		next := proto.Clone(cur).(*berthv1.Service)
 		next.Meta.UpdatedAt = ts
-		// Only a change to what the tasks run, or where, makes new tasks:
-		// replicas scale the tasks that exist, dependencies gate starts
-		// only, and the update and rollback configs say how to roll out
-		// the next change.
-		if inPlace(fields) {
-			next.Spec = want.Spec
+		if revision.NeedsNewVersion(fields) {
+			revision.Change(next, want.Spec, causeApply, berthv1.UpdateState_UPDATE_STATE_UPDATING, "", now)
 		} else {
-			newVersion(next, want.Spec, causeApply, now)
-			next.UpdateStatus = &berthv1.UpdateStatus{
-				State:       berthv1.UpdateState_UPDATE_STATE_UPDATING,
-				StartedAt:   ts,
-				FromVersion: cur.SpecVersion,
-			}
+			next.Spec = want.Spec
 		}
 		txn.Update(key, next)
 		resp.Changes = append(resp.Changes, &berthv1.ServiceChange{Service: want.Name, Action: berthv1.ChangeAction_CHANGE_ACTION_UPDATE, Fields: fields})
@@ -111,53 +102,6 @@ func (s *Server) plan(req *berthv1.ApplyRequest, now time.Time) (*berthv1.ApplyR
 		resp.Changes = append(resp.Changes, &berthv1.ServiceChange{Service: name, Action: berthv1.ChangeAction_CHANGE_ACTION_REMOVE})
 	}
 	return resp, txn
-}
-
-// changedFields names the top-level spec fields that differ.
-func changedFields(a, b *berthv1.ServiceSpec) []string {
-	var out []string
-	ra, rb := a.ProtoReflect(), b.ProtoReflect()
-	fields := ra.Descriptor().Fields()
-	for i := 0; i < fields.Len(); i++ {
-		f := fields.Get(i)
-		if !equalField(f, ra, rb) {
-			out = append(out, string(f.Name()))
-		}
-	}
-	return out
-}
-
-func equalField(f protoreflect.FieldDescriptor, a, b protoreflect.Message) bool {
-	if a.Has(f) != b.Has(f) {
-		return false
-	}
-	if !a.Has(f) {
-		return true
-	}
-	ma := (&berthv1.ServiceSpec{}).ProtoReflect()
-	mb := (&berthv1.ServiceSpec{}).ProtoReflect()
-	ma.Set(f, a.Get(f))
-	mb.Set(f, b.Get(f))
-	return proto.Equal(ma.Interface(), mb.Interface())
-}
-
-// inPlaceFields are the spec fields whose change makes no new spec
-// version: changing them alone starts no new tasks.
-var inPlaceFields = map[string]bool{
-	"replicas":        true,
-	"depends_on":      true,
-	"update_config":   true,
-	"rollback_config": true,
-}
-
-// inPlace reports whether a change of fields alone keeps the spec version.
-func inPlace(fields []string) bool {
-	for _, f := range fields {
-		if !inPlaceFields[f] {
-			return false
-		}
-	}
-	return true
 }
 
 // summarize says what an apply changed, for the event history.

@@ -9,6 +9,7 @@ import (
 	"unicode"
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
+	"github.com/berthproject/berth/api/nodelabels"
 	"github.com/berthproject/berth/controlplane/store"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -110,10 +111,7 @@ func changeNode(n *berthv1.Node, req *berthv1.UpdateNodeRequest) ([]string, erro
 	if len(removed) > 0 {
 		what = append(what, "labels removed: "+strings.Join(removed, ", "))
 	}
-	labels := make(map[string]string, len(n.AgentLabels)+len(n.OperatorLabels))
-	maps.Copy(labels, n.AgentLabels)
-	maps.Copy(labels, n.OperatorLabels)
-	n.Labels = labels
+	nodelabels.Merge(n)
 	return what, nil
 }
 

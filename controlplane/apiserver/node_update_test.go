@@ -102,12 +102,12 @@ func TestUpdateNode(t *testing.T) {
 			code: codes.InvalidArgument, words: []string{`"a b"`, `"c"`}},
 	}
 	for _, tt := range tests {
-		before := revision(t, s)
+		before := etcdRevision(t, s)
 		eventsBefore := len(nodeEvents(t, s))
 		got, err := s.UpdateNode(ctx, tt.req)
 		if tt.code != codes.OK {
 			wantCode(t, tt.name, err, tt.code, tt.words...)
-			if revision(t, s) != before {
+			if etcdRevision(t, s) != before {
 				t.Errorf("%s: a failed update wrote", tt.name)
 			}
 			continue
@@ -125,7 +125,7 @@ func TestUpdateNode(t *testing.T) {
 		}
 		events := nodeEvents(t, s)
 		if tt.event == "" {
-			if revision(t, s) != before || len(events) != eventsBefore {
+			if etcdRevision(t, s) != before || len(events) != eventsBefore {
 				t.Errorf("%s: an update that changes nothing wrote", tt.name)
 			}
 			continue

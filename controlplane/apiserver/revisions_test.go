@@ -8,10 +8,10 @@ import (
 	"time"
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
+	"github.com/berthproject/berth/api/revision"
 	"github.com/berthproject/berth/controlplane/store"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
-	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 // stored returns the service as the cache holds it, or fails the test.
@@ -100,7 +100,7 @@ func TestApplyKeepsRevisions(t *testing.T) {
 		prev = got
 	}
 
-	// Past maxRevisions, the oldest revisions go.
+	// Past revision.Limit, the oldest revisions go.
 	for i := 0; i < 12; i++ {
 		if _, err := s.Apply(ctx, &berthv1.ApplyRequest{App: "shop", Services: []*berthv1.Service{web(fmt.Sprintf("busybox:1.%d", 40+i), nil)}}); err != nil {
 			t.Fatal(err)
@@ -108,37 +108,10 @@ func TestApplyKeepsRevisions(t *testing.T) {
 	}
 	got := stored(t, s, "shop", "web")
 	var want []uint64
-	for v := got.SpecVersion - maxRevisions; v < got.SpecVersion; v++ {
+	for v := got.SpecVersion - revision.Limit; v < got.SpecVersion; v++ {
 		want = append(want, v)
 	}
 	if got.SpecVersion != 16 || !slices.Equal(revisionVersions(got), want) {
 		t.Fatalf("version %d with revisions %v, want 16 with %v", got.SpecVersion, revisionVersions(got), want)
-	}
-}
-
-func TestNewVersion(t *testing.T) {
-	created := timestamppb.New(time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC))
-	made := timestamppb.New(time.Date(2024, 2, 1, 0, 0, 0, 0, time.UTC))
-	now := time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC)
-	tests := []struct {
-		name        string
-		svc         *berthv1.Service
-		wantCreated *timestamppb.Timestamp
-	}{
-		{"made by an apply", &berthv1.Service{Meta: &berthv1.Meta{CreatedAt: created}, SpecVersion: 3, SpecUpdatedAt: made, ChangeCause: "apply",
-			Spec: &berthv1.ServiceSpec{Image: "old"}}, made},
-		{"stored before versions had a time", &berthv1.Service{Meta: &berthv1.Meta{CreatedAt: created}, SpecVersion: 3,
-			Spec: &berthv1.ServiceSpec{Image: "old"}}, created},
-	}
-	for _, tt := range tests {
-		cause := tt.svc.ChangeCause
-		newVersion(tt.svc, &berthv1.ServiceSpec{Image: "new"}, "rollback to version 2", now)
-		if tt.svc.SpecVersion != 4 || tt.svc.Spec.Image != "new" || tt.svc.ChangeCause != "rollback to version 2" || !tt.svc.SpecUpdatedAt.AsTime().Equal(now) {
-			t.Errorf("%s: service %v", tt.name, tt.svc)
-		}
-		r := tt.svc.Revisions[0]
-		if r.SpecVersion != 3 || r.Spec.Image != "old" || !r.CreatedAt.AsTime().Equal(tt.wantCreated.AsTime()) || r.ChangeCause != cause {
-			t.Errorf("%s: revision %v, want version 3 of image old made at %v", tt.name, r, tt.wantCreated.AsTime())
-		}
 	}
 }

@@ -4,11 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
 	"time"
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
+	"github.com/berthproject/berth/api/revision"
 	"github.com/berthproject/berth/controlplane/store"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -16,35 +15,8 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
-const (
-	// maxRevisions is how many earlier specs a service keeps; the oldest
-	// is dropped first.
-	maxRevisions = 10
-	// causeApply is the change cause of a spec version made by Apply.
-	causeApply = "apply"
-)
-
-// newVersion makes spec svc's current spec under a new spec version,
-// keeping the spec it replaces as the newest revision.
-func newVersion(svc *berthv1.Service, spec *berthv1.ServiceSpec, cause string, now time.Time) {
-	made := svc.GetSpecUpdatedAt()
-	if made == nil {
-		made = svc.GetMeta().GetCreatedAt()
-	}
-	svc.Revisions = append(svc.Revisions, &berthv1.ServiceRevision{
-		SpecVersion: svc.SpecVersion,
-		Spec:        svc.Spec,
-		CreatedAt:   made,
-		ChangeCause: svc.ChangeCause,
-	})
-	if n := len(svc.Revisions); n > maxRevisions {
-		svc.Revisions = svc.Revisions[n-maxRevisions:]
-	}
-	svc.Spec = spec
-	svc.SpecVersion++
-	svc.ChangeCause = cause
-	svc.SpecUpdatedAt = timestamppb.New(now)
-}
+// causeApply is the change cause of a spec version made by Apply.
+const causeApply = "apply"
 
 // catchUp waits until the cache holds everything etcd holds now, after a
 // guarded write lost a race, so the next attempt reads what won.
@@ -178,21 +150,12 @@ func (s *Server) RollbackService(ctx context.Context, req *berthv1.RollbackServi
 	}
 	var target, from uint64
 	svc, err := guardedUpdate(ctx, s, key, s.readService(ns, req.App, req.Service), func(svc *berthv1.Service) error {
-		rev, err := pickRevision(svc, req.ToVersion)
+		rev, err := revision.Find(svc, req.ToVersion)
 		if err != nil {
-			return err
+			return revisionError(err)
 		}
 		target, from = rev.SpecVersion, svc.SpecVersion
-		spec := proto.Clone(rev.GetSpec()).(*berthv1.ServiceSpec)
-		keepInPlaceFields(spec, svc.GetSpec())
-		now := time.Now()
-		newVersion(svc, spec, fmt.Sprintf("rollback to version %d", target), now)
-		svc.UpdateStatus = &berthv1.UpdateStatus{
-			State:       berthv1.UpdateState_UPDATE_STATE_ROLLBACK_STARTED,
-			StartedAt:   timestamppb.New(now),
-			FromVersion: from,
-			Message:     fmt.Sprintf("rollback to version %d requested", target),
-		}
+		revision.Rollback(svc, rev, "", time.Now())
 		return nil
 	})
 	if err != nil {
@@ -203,46 +166,17 @@ func (s *Server) RollbackService(ctx context.Context, req *berthv1.RollbackServi
 	return svc, nil
 }
 
-// pickRevision finds the revision a rollback returns to: version, or the
-// newest when version is 0.
-func pickRevision(svc *berthv1.Service, version uint64) (*berthv1.ServiceRevision, error) {
-	name := svc.App + "/" + svc.Name
-	revs := svc.GetRevisions()
-	if len(revs) == 0 {
-		return nil, status.Errorf(codes.FailedPrecondition, "service %s has no earlier version to roll back to: version %d is the only one kept", name, svc.SpecVersion)
+// revisionError maps an error of revision.Find to its gRPC status: a
+// version never kept is not found; asking to leave the only or the current
+// version is a precondition the request cannot meet.
+func revisionError(err error) error {
+	switch {
+	case errors.Is(err, revision.ErrNoSuchVersion):
+		return status.Error(codes.NotFound, err.Error())
+	case errors.Is(err, revision.ErrNoRevisions), errors.Is(err, revision.ErrCurrentVersion):
+		return status.Error(codes.FailedPrecondition, err.Error())
 	}
-	if version == 0 {
-		return revs[len(revs)-1], nil
-	}
-	for _, r := range revs {
-		if r.SpecVersion == version {
-			return r, nil
-		}
-	}
-	if version == svc.SpecVersion {
-		return nil, status.Errorf(codes.FailedPrecondition, "version %d is already the current spec of service %s; name an earlier one (%s)", version, name, versionList(revs))
-	}
-	return nil, status.Errorf(codes.NotFound, "service %s has no version %d to roll back to; the versions kept are %s", name, version, versionList(revs))
-}
-
-// versionList names the spec versions of revs, oldest first.
-func versionList(revs []*berthv1.ServiceRevision) string {
-	parts := make([]string, len(revs))
-	for i, r := range revs {
-		parts[i] = strconv.FormatUint(r.SpecVersion, 10)
-	}
-	return strings.Join(parts, ", ")
-}
-
-// keepInPlaceFields copies into spec the fields of cur whose change makes
-// no spec version (inPlaceFields).
-func keepInPlaceFields(spec, cur *berthv1.ServiceSpec) {
-	if spec.GetMode() == cur.GetMode() {
-		spec.Replicas = cur.GetReplicas()
-	}
-	spec.DependsOn = cur.GetDependsOn()
-	spec.UpdateConfig = cur.GetUpdateConfig()
-	spec.RollbackConfig = cur.GetRollbackConfig()
+	return status.Error(codes.Internal, err.Error())
 }
 
 // Rebalance asks the orchestrator to move the tasks of the replicated

@@ -67,7 +67,7 @@ func TestScaleService(t *testing.T) {
 		{name: "no app", req: &berthv1.ScaleServiceRequest{Service: "web", Replicas: 3}, code: codes.InvalidArgument, words: []string{"APP/SERVICE"}},
 	}
 	for _, tt := range tests {
-		before := revision(t, s)
+		before := etcdRevision(t, s)
 		got, err := s.ScaleService(ctx, tt.req)
 		if tt.code != codes.OK {
 			wantCode(t, tt.name, err, tt.code, tt.words...)
@@ -76,7 +76,7 @@ func TestScaleService(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", tt.name, err)
 		}
-		if wrote := revision(t, s) != before; wrote != tt.writes {
+		if wrote := etcdRevision(t, s) != before; wrote != tt.writes {
 			t.Errorf("%s: wrote = %v, want %v", tt.name, wrote, tt.writes)
 		}
 		cached := stored(t, s, "shop", "web")
@@ -159,10 +159,10 @@ func TestRollbackService(t *testing.T) {
 		{"missing", &berthv1.RollbackServiceRequest{App: "shop", Service: "api"}, codes.NotFound, []string{"service shop/api not found"}},
 		{"no service", &berthv1.RollbackServiceRequest{App: "shop"}, codes.InvalidArgument, []string{"APP/SERVICE"}},
 	} {
-		before := revision(t, s)
+		before := etcdRevision(t, s)
 		_, err := s.RollbackService(ctx, tt.req)
 		wantCode(t, tt.name, err, tt.code, tt.words...)
-		if revision(t, s) != before {
+		if etcdRevision(t, s) != before {
 			t.Errorf("%s: a failed rollback wrote", tt.name)
 		}
 	}

@@ -40,7 +40,7 @@ func TestSettings(t *testing.T) {
 		{name: "no settings", req: &berthv1.UpdateSettingsRequest{}, code: codes.InvalidArgument, words: []string{"missing"}},
 	}
 	for _, tt := range tests {
-		before := revision(t, s)
+		before := etcdRevision(t, s)
 		got, err := s.UpdateSettings(ctx, tt.req)
 		if tt.code != codes.OK {
 			wantCode(t, tt.name, err, tt.code, tt.words...)
@@ -49,7 +49,7 @@ func TestSettings(t *testing.T) {
 		} else if got.Strategy != tt.want.Strategy || got.AutoRebalance != tt.want.AutoRebalance || got.GetMeta().GetVersion() == 0 {
 			t.Errorf("%s: returned %v, want %v with a version", tt.name, got, tt.want)
 		}
-		if wrote := revision(t, s) != before; wrote != tt.writes {
+		if wrote := etcdRevision(t, s) != before; wrote != tt.writes {
 			t.Errorf("%s: wrote = %v, want %v", tt.name, wrote, tt.writes)
 		}
 		if tt.want == nil {

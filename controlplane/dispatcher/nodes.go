@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"net/netip"
 	"slices"
 	"sync"
 	"time"
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
+	"github.com/berthproject/berth/api/nodelabels"
 	"github.com/berthproject/berth/controlplane/store"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -90,9 +90,7 @@ func (d *Dispatcher) register(ctx context.Context, id string, desc *berthv1.Node
 		// The agent's labels are replaced on each registration; those an
 		// operator set (berth node label) survive it and win.
 		next.AgentLabels = desc.GetLabels()
-		next.Labels = make(map[string]string, len(next.AgentLabels)+len(next.OperatorLabels))
-		maps.Copy(next.Labels, next.AgentLabels)
-		maps.Copy(next.Labels, next.OperatorLabels)
+		nodelabels.Merge(next)
 		next.Capacity = desc.GetCapacity()
 		next.Platform = desc.GetPlatform()
 		next.Images = desc.GetImages()
