@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"strings"
@@ -73,37 +74,34 @@ back, or when a task failed and its restart policy gave up, and after
 			for _, w := range p.Warnings {
 				fmt.Fprintf(stderr, "warning: %s\n", w)
 			}
-			c, err := o.connect(cmd)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			var versions map[string]int64
-			if wait {
-				if versions, err = c.serviceVersions(ctx, p.App); err != nil {
-					return err
+			return o.withCluster(cmd, func(ctx context.Context, c *cluster) error {
+				var versions map[string]int64
+				if wait {
+					if versions, err = c.serviceVersions(ctx, p.App); err != nil {
+						return err
+					}
 				}
-			}
-			resp, err := c.Apply(ctx, &berthv1.ApplyRequest{
-				Namespace: c.namespace,
-				App:       p.App,
-				Services:  p.Services,
-				DryRun:    dryRun,
+				resp, err := c.Apply(ctx, &berthv1.ApplyRequest{
+					Namespace: c.namespace,
+					App:       p.App,
+					Services:  p.Services,
+					DryRun:    dryRun,
+				})
+				if err != nil {
+					return reportInvalid(stderr, fmt.Errorf("apply %s: %w", p.App, err))
+				}
+				out := cmd.OutOrStdout()
+				for _, ch := range resp.GetChanges() {
+					fmt.Fprintln(out, changeLine(ch, dryRun))
+				}
+				if dryRun {
+					fmt.Fprintln(stderr, "dry run: nothing was changed")
+				}
+				if wait {
+					return c.waitConverged(ctx, out, applied(p.App, p.Services, resp.GetChanges(), versions), timeout)
+				}
+				return nil
 			})
-			if err != nil {
-				return reportInvalid(stderr, fmt.Errorf("apply %s: %w", p.App, err))
-			}
-			out := cmd.OutOrStdout()
-			for _, ch := range resp.GetChanges() {
-				fmt.Fprintln(out, changeLine(ch, dryRun))
-			}
-			if dryRun {
-				fmt.Fprintln(stderr, "dry run: nothing was changed")
-			}
-			if wait {
-				return c.waitConverged(ctx, out, applied(p.App, p.Services, resp.GetChanges(), versions), timeout)
-			}
-			return nil
 		},
 	}
 	cmd.Flags().StringArrayVarP(&files, "file", "f", nil, "Compose file; repeat to merge several (default: ./compose.yaml)")

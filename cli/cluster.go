@@ -2,6 +2,7 @@ package cli
 
 import (
 	"cmp"
+	"context"
 	"fmt"
 	"io"
 	"strconv"
@@ -71,33 +72,29 @@ or comes back, as "berth rebalance" does on request.`,
 					return err
 				}
 			}
-			c, err := o.connect(cmd)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			ctx := cmd.Context()
-			s, err := c.GetSettings(ctx, &berthv1.GetSettingsRequest{})
-			if err != nil {
-				return fmt.Errorf("get cluster settings: %w", err)
-			}
-			if changeStrategy || changeRebalance {
-				if changeStrategy {
-					s.Strategy = want
+			return o.withCluster(cmd, func(ctx context.Context, c *cluster) error {
+				s, err := c.GetSettings(ctx, &berthv1.GetSettingsRequest{})
+				if err != nil {
+					return fmt.Errorf("get cluster settings: %w", err)
 				}
-				if changeRebalance {
-					s.AutoRebalance = autoRebalance
+				if changeStrategy || changeRebalance {
+					if changeStrategy {
+						s.Strategy = want
+					}
+					if changeRebalance {
+						s.AutoRebalance = autoRebalance
+					}
+					if s, err = c.UpdateSettings(ctx, &berthv1.UpdateSettingsRequest{Settings: s}); err != nil {
+						return fmt.Errorf("update cluster settings: %w", err)
+					}
 				}
-				if s, err = c.UpdateSettings(ctx, &berthv1.UpdateSettingsRequest{Settings: s}); err != nil {
-					return fmt.Errorf("update cluster settings: %w", err)
+				v := settingsView{
+					Strategy:      cmp.Or(enumWord(s.GetStrategy().String(), "SCHEDULING_STRATEGY_"), "spread"),
+					AutoRebalance: s.GetAutoRebalance(),
 				}
-			}
-			v := settingsView{
-				Strategy:      cmp.Or(enumWord(s.GetStrategy().String(), "SCHEDULING_STRATEGY_"), "spread"),
-				AutoRebalance: s.GetAutoRebalance(),
-			}
-			return printList(cmd.OutOrStdout(), *out, v, func(w io.Writer) {
-				fields(w, "Strategy", v.Strategy, "Auto-rebalance", strconv.FormatBool(v.AutoRebalance))
+				return printList(cmd.OutOrStdout(), *out, v, func(w io.Writer) {
+					fields(w, "Strategy", v.Strategy, "Auto-rebalance", strconv.FormatBool(v.AutoRebalance))
+				})
 			})
 		},
 	}

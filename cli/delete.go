@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -20,23 +21,20 @@ cluster shortly after; "berth ps APP" shows them going away.`,
 		GroupID: groupApps,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := o.connect(cmd)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			app := args[0]
-			resp, err := c.DeleteApp(cmd.Context(), &berthv1.DeleteAppRequest{Namespace: c.namespace, App: app})
-			if err != nil {
-				return fmt.Errorf("delete app %s: %w", app, err)
-			}
-			if len(resp.GetRemovedServices()) == 0 {
-				return fmt.Errorf("no app %q in namespace %q; see `berth get apps`", app, c.namespace)
-			}
-			for _, s := range resp.GetRemovedServices() {
-				fmt.Fprintf(cmd.OutOrStdout(), "service %s removed\n", s)
-			}
-			return nil
+			return o.withCluster(cmd, func(ctx context.Context, c *cluster) error {
+				app := args[0]
+				resp, err := c.DeleteApp(ctx, &berthv1.DeleteAppRequest{Namespace: c.namespace, App: app})
+				if err != nil {
+					return fmt.Errorf("delete app %s: %w", app, err)
+				}
+				if len(resp.GetRemovedServices()) == 0 {
+					return fmt.Errorf("no app %q in namespace %q; see `berth get apps`", app, c.namespace)
+				}
+				for _, s := range resp.GetRemovedServices() {
+					fmt.Fprintf(cmd.OutOrStdout(), "service %s removed\n", s)
+				}
+				return nil
+			})
 		},
 	}
 }

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"cmp"
+	"context"
 	"fmt"
 	"io"
 	"strings"
@@ -82,213 +83,201 @@ func describeService(cmd *cobra.Command, o *rootOptions, ref string) error {
 	if name == "" {
 		return fmt.Errorf("%q names an app: describe one of its services as %s/SERVICE (`berth get services %s` lists them)", ref, app, app)
 	}
-	c, err := o.connect(cmd)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	ctx := cmd.Context()
-	resp, err := c.ListServices(ctx, &berthv1.ListServicesRequest{Namespace: c.namespace, App: app})
-	if err != nil {
-		return fmt.Errorf("list services: %w", err)
-	}
-	var sum *berthv1.ServiceSummary
-	for _, s := range resp.GetServices() {
-		if s.GetService().GetName() == name {
-			sum = s
+	return o.withCluster(cmd, func(ctx context.Context, c *cluster) error {
+		resp, err := c.ListServices(ctx, &berthv1.ListServicesRequest{Namespace: c.namespace, App: app})
+		if err != nil {
+			return fmt.Errorf("list services: %w", err)
 		}
-	}
-	if sum == nil {
-		return fmt.Errorf("no service %q in namespace %q; `berth get services` lists them", ref, c.namespace)
-	}
-	tasks, err := c.ListTasks(ctx, &berthv1.ListTasksRequest{Namespace: c.namespace, App: app, Service: name, All: true})
-	if err != nil {
-		return fmt.Errorf("list tasks: %w", err)
-	}
-	names, err := c.nodeNames(ctx)
-	if err != nil {
-		return err
-	}
-	events, err := c.eventRows(ctx, &berthv1.ListEventsRequest{Namespace: c.namespace, App: app, Service: name, Limit: describeEventLimit})
-	if err != nil {
-		return err
-	}
-	w := cmd.OutOrStdout()
-	svc, spec := sum.GetService(), sum.GetService().GetSpec()
-	fields(w,
-		"Name", app+"/"+name,
-		"Namespace", svc.GetNamespace(),
-		"ID", svc.GetMeta().GetId(),
-		"Image", spec.GetImage(),
-		"Command", strings.Join(append(append([]string{}, spec.GetEntrypoint()...), spec.GetCommand()...), " "),
-		"Mode", serviceModeWord(spec.GetMode()),
-		"Replicas", fmt.Sprintf("%d running / %d desired", sum.GetRunningTasks(), sum.GetDesiredTasks()),
-		"Ports", portsColumn(specPorts(spec.GetPorts())),
-		"Restart policy", restartPolicyText(spec.GetRestartPolicy()),
-		"Health check", healthCheckText(spec.GetHealthcheck()),
-		"Depends on", dependsText(spec.GetDependsOn()),
-		"Spec version", fmt.Sprint(svc.GetSpecVersion()),
-		"Updated", rfc3339(svc.GetMeta().GetUpdatedAt()),
-	)
-	now := time.Now()
-	section(w, "Tasks", len(tasks.GetTasks()), func(tw io.Writer) {
-		fmt.Fprintln(tw, "  ID\tSLOT\tNODE\tSTATE\tDESIRED\tSINCE\tERROR")
-		for _, r := range taskRows(tasks.GetTasks(), names, now) {
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\n", shortID(r.ID), slotText(r.Slot), cmp.Or(r.Node, "-"),
-				r.stateColumn(), r.DesiredState, r.since, r.tableError())
+		var sum *berthv1.ServiceSummary
+		for _, s := range resp.GetServices() {
+			if s.GetService().GetName() == name {
+				sum = s
+			}
 		}
+		if sum == nil {
+			return fmt.Errorf("no service %q in namespace %q; `berth get services` lists them", ref, c.namespace)
+		}
+		tasks, err := c.ListTasks(ctx, &berthv1.ListTasksRequest{Namespace: c.namespace, App: app, Service: name, All: true})
+		if err != nil {
+			return fmt.Errorf("list tasks: %w", err)
+		}
+		names, err := c.nodeNames(ctx)
+		if err != nil {
+			return err
+		}
+		events, err := c.eventRows(ctx, &berthv1.ListEventsRequest{Namespace: c.namespace, App: app, Service: name, Limit: describeEventLimit})
+		if err != nil {
+			return err
+		}
+		w := cmd.OutOrStdout()
+		svc, spec := sum.GetService(), sum.GetService().GetSpec()
+		fields(w,
+			"Name", app+"/"+name,
+			"Namespace", svc.GetNamespace(),
+			"ID", svc.GetMeta().GetId(),
+			"Image", spec.GetImage(),
+			"Command", strings.Join(append(append([]string{}, spec.GetEntrypoint()...), spec.GetCommand()...), " "),
+			"Mode", serviceModeWord(spec.GetMode()),
+			"Replicas", fmt.Sprintf("%d running / %d desired", sum.GetRunningTasks(), sum.GetDesiredTasks()),
+			"Ports", portsColumn(specPorts(spec.GetPorts())),
+			"Restart policy", restartPolicyText(spec.GetRestartPolicy()),
+			"Health check", healthCheckText(spec.GetHealthcheck()),
+			"Depends on", dependsText(spec.GetDependsOn()),
+			"Spec version", fmt.Sprint(svc.GetSpecVersion()),
+			"Updated", rfc3339(svc.GetMeta().GetUpdatedAt()),
+		)
+		now := time.Now()
+		section(w, "Tasks", len(tasks.GetTasks()), func(tw io.Writer) {
+			fmt.Fprintln(tw, "  ID\tSLOT\tNODE\tSTATE\tDESIRED\tSINCE\tERROR")
+			for _, r := range taskRows(tasks.GetTasks(), names, now) {
+				fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\n", shortID(r.ID), slotText(r.Slot), cmp.Or(r.Node, "-"),
+					r.stateColumn(), r.DesiredState, r.since, r.tableError())
+			}
+		})
+		printEvents(w, events, now)
+		return nil
 	})
-	printEvents(w, events, now)
-	return nil
 }
 
 func describeTask(cmd *cobra.Command, o *rootOptions, ref string) error {
-	c, err := o.connect(cmd)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	ctx := cmd.Context()
-	resp, err := c.ListTasks(ctx, &berthv1.ListTasksRequest{Namespace: c.namespace, All: true})
-	if err != nil {
-		return fmt.Errorf("list tasks: %w", err)
-	}
-	var found []*berthv1.Task
-	for _, t := range resp.GetTasks() {
-		id := t.GetMeta().GetId()
-		if id == ref {
-			found = []*berthv1.Task{t}
-			break
+	return o.withCluster(cmd, func(ctx context.Context, c *cluster) error {
+		resp, err := c.ListTasks(ctx, &berthv1.ListTasksRequest{Namespace: c.namespace, All: true})
+		if err != nil {
+			return fmt.Errorf("list tasks: %w", err)
 		}
-		if len(ref) >= 3 && strings.HasPrefix(id, ref) {
-			found = append(found, t)
+		var found []*berthv1.Task
+		for _, t := range resp.GetTasks() {
+			id := t.GetMeta().GetId()
+			if id == ref {
+				found = []*berthv1.Task{t}
+				break
+			}
+			if len(ref) >= 3 && strings.HasPrefix(id, ref) {
+				found = append(found, t)
+			}
 		}
-	}
-	switch len(found) {
-	case 0:
-		return fmt.Errorf("no task %q in namespace %q; `berth ps --all` lists the tasks with their IDs", ref, c.namespace)
-	case 1:
-	default:
-		return fmt.Errorf("task ID prefix %q matches %d tasks; give more of the ID", ref, len(found))
-	}
-	t := found[0]
-	names, err := c.nodeNames(ctx)
-	if err != nil {
-		return err
-	}
-	events, err := c.eventRows(ctx, &berthv1.ListEventsRequest{TaskId: t.GetMeta().GetId(), Limit: describeEventLimit})
-	if err != nil {
-		return err
-	}
-	w := cmd.OutOrStdout()
-	now := time.Now()
-	r := taskRows([]*berthv1.Task{t}, names, now)[0]
-	st := t.GetStatus()
-	node := r.Node
-	if t.GetNodeId() != "" {
-		node = fmt.Sprintf("%s (%s)", cmp.Or(r.Node, "?"), t.GetNodeId())
-	}
-	exit := ""
-	if taskstate.Terminal(st.GetState()) {
-		exit = fmt.Sprint(st.GetExitCode())
-	}
-	fields(w,
-		"ID", t.GetMeta().GetId(),
-		"Service", t.GetApp()+"/"+t.GetService(),
-		"Namespace", t.GetNamespace(),
-		"Slot", slotText(t.GetSlot()),
-		"Node", node,
-		"State", r.stateColumn()+", since "+r.since,
-		"Desired state", r.DesiredState,
-		"Message", st.GetMessage(),
-		"Error", st.GetErr(),
-		"Exit code", exit,
-		"Restarts", fmt.Sprintf("%d failures in a row before this task", t.GetRestarts()),
-		"Spec version", fmt.Sprint(t.GetSpecVersion()),
-		"Image", t.GetSpec().GetImage(),
-		"Container", st.GetContainerId(),
-		"Address", st.GetAddress(),
-		"Ports", portsColumn(r.Ports),
-		"Created", rfc3339(t.GetMeta().GetCreatedAt()),
-	)
-	section(w, "History", len(t.GetHistory()), func(tw io.Writer) {
-		fmt.Fprintln(tw, "  STATE\tAT")
-		for _, h := range t.GetHistory() {
-			fmt.Fprintf(tw, "  %s\t%s\n", taskStateWord(h.GetState()), h.GetAt().AsTime().Local().Format(time.DateTime+".000"))
+		switch len(found) {
+		case 0:
+			return fmt.Errorf("no task %q in namespace %q; `berth ps --all` lists the tasks with their IDs", ref, c.namespace)
+		case 1:
+		default:
+			return fmt.Errorf("task ID prefix %q matches %d tasks; give more of the ID", ref, len(found))
 		}
+		t := found[0]
+		names, err := c.nodeNames(ctx)
+		if err != nil {
+			return err
+		}
+		events, err := c.eventRows(ctx, &berthv1.ListEventsRequest{TaskId: t.GetMeta().GetId(), Limit: describeEventLimit})
+		if err != nil {
+			return err
+		}
+		w := cmd.OutOrStdout()
+		now := time.Now()
+		r := taskRows([]*berthv1.Task{t}, names, now)[0]
+		st := t.GetStatus()
+		node := r.Node
+		if t.GetNodeId() != "" {
+			node = fmt.Sprintf("%s (%s)", cmp.Or(r.Node, "?"), t.GetNodeId())
+		}
+		exit := ""
+		if taskstate.Terminal(st.GetState()) {
+			exit = fmt.Sprint(st.GetExitCode())
+		}
+		fields(w,
+			"ID", t.GetMeta().GetId(),
+			"Service", t.GetApp()+"/"+t.GetService(),
+			"Namespace", t.GetNamespace(),
+			"Slot", slotText(t.GetSlot()),
+			"Node", node,
+			"State", r.stateColumn()+", since "+r.since,
+			"Desired state", r.DesiredState,
+			"Message", st.GetMessage(),
+			"Error", st.GetErr(),
+			"Exit code", exit,
+			"Restarts", fmt.Sprintf("%d failures in a row before this task", t.GetRestarts()),
+			"Spec version", fmt.Sprint(t.GetSpecVersion()),
+			"Image", t.GetSpec().GetImage(),
+			"Container", st.GetContainerId(),
+			"Address", st.GetAddress(),
+			"Ports", portsColumn(r.Ports),
+			"Created", rfc3339(t.GetMeta().GetCreatedAt()),
+		)
+		section(w, "History", len(t.GetHistory()), func(tw io.Writer) {
+			fmt.Fprintln(tw, "  STATE\tAT")
+			for _, h := range t.GetHistory() {
+				fmt.Fprintf(tw, "  %s\t%s\n", taskStateWord(h.GetState()), h.GetAt().AsTime().Local().Format(time.DateTime+".000"))
+			}
+		})
+		printEvents(w, events, now)
+		return nil
 	})
-	printEvents(w, events, now)
-	return nil
 }
 
 func describeNode(cmd *cobra.Command, o *rootOptions, ref string) error {
-	c, err := o.connect(cmd)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	ctx := cmd.Context()
-	id, err := c.resolveNode(ctx, ref)
-	if err != nil {
-		return err
-	}
-	nodes, err := c.ListNodes(ctx, &berthv1.ListNodesRequest{})
-	if err != nil {
-		return fmt.Errorf("list nodes: %w", err)
-	}
-	var n *berthv1.Node
-	names := map[string]string{}
-	for _, x := range nodes.GetNodes() {
-		names[x.GetMeta().GetId()] = x.GetName()
-		if x.GetMeta().GetId() == id {
-			n = x
+	return o.withCluster(cmd, func(ctx context.Context, c *cluster) error {
+		id, err := c.resolveNode(ctx, ref)
+		if err != nil {
+			return err
 		}
-	}
-	if n == nil {
-		return fmt.Errorf("node %q left the cluster; see `berth node ls`", ref)
-	}
-	// Tasks of every namespace run on a node.
-	tasks, err := c.ListTasks(ctx, &berthv1.ListTasksRequest{NodeId: id})
-	if err != nil {
-		return fmt.Errorf("list tasks: %w", err)
-	}
-	events, err := c.eventRows(ctx, &berthv1.ListEventsRequest{NodeId: id, Limit: describeEventLimit})
-	if err != nil {
-		return err
-	}
-	w := cmd.OutOrStdout()
-	now := time.Now()
-	status := nodeStatusWord(n.GetStatus())
-	if since := n.GetStatusSince(); since != nil {
-		status += ", since " + ago(now, since)
-	}
-	platform := strings.Trim(n.GetPlatform().GetOs()+"/"+n.GetPlatform().GetArchitecture(), "/")
-	fields(w,
-		"Name", n.GetName(),
-		"ID", id,
-		"Status", status,
-		"Status message", n.GetStatusMessage(),
-		"Availability", availabilityWord(n.GetAvailability()),
-		"Address", n.GetAddress(),
-		"Hostname", n.GetHostname(),
-		"Platform", platform,
-		"Labels", labelsColumn(n.GetLabels()),
-		"CPU", coresColumn(n.GetCapacity().GetMilliCpus()),
-		"Memory", bytesColumn(n.GetCapacity().GetMemoryBytes()),
-		"Subnet", n.GetSubnet(),
-		"Agent version", n.GetAgentVersion(),
-		"Last heartbeat", ago(now, n.GetLastHeartbeat()),
-		"Images", fmt.Sprint(len(n.GetImages())),
-	)
-	section(w, "Tasks", len(tasks.GetTasks()), func(tw io.Writer) {
-		fmt.Fprintln(tw, "  ID\tSERVICE\tSLOT\tSTATE\tDESIRED\tSINCE\tERROR")
-		for _, r := range taskRows(tasks.GetTasks(), names, now) {
-			fmt.Fprintf(tw, "  %s\t%s/%s\t%s\t%s\t%s\t%s\t%s\n", shortID(r.ID), r.App, r.Service, slotText(r.Slot),
-				r.stateColumn(), r.DesiredState, r.since, r.tableError())
+		nodes, err := c.ListNodes(ctx, &berthv1.ListNodesRequest{})
+		if err != nil {
+			return fmt.Errorf("list nodes: %w", err)
 		}
+		var n *berthv1.Node
+		names := map[string]string{}
+		for _, x := range nodes.GetNodes() {
+			names[x.GetMeta().GetId()] = x.GetName()
+			if x.GetMeta().GetId() == id {
+				n = x
+			}
+		}
+		if n == nil {
+			return fmt.Errorf("node %q left the cluster; see `berth node ls`", ref)
+		}
+		// Tasks of every namespace run on a node.
+		tasks, err := c.ListTasks(ctx, &berthv1.ListTasksRequest{NodeId: id})
+		if err != nil {
+			return fmt.Errorf("list tasks: %w", err)
+		}
+		events, err := c.eventRows(ctx, &berthv1.ListEventsRequest{NodeId: id, Limit: describeEventLimit})
+		if err != nil {
+			return err
+		}
+		w := cmd.OutOrStdout()
+		now := time.Now()
+		status := nodeStatusWord(n.GetStatus())
+		if since := n.GetStatusSince(); since != nil {
+			status += ", since " + ago(now, since)
+		}
+		platform := strings.Trim(n.GetPlatform().GetOs()+"/"+n.GetPlatform().GetArchitecture(), "/")
+		fields(w,
+			"Name", n.GetName(),
+			"ID", id,
+			"Status", status,
+			"Status message", n.GetStatusMessage(),
+			"Availability", availabilityWord(n.GetAvailability()),
+			"Address", n.GetAddress(),
+			"Hostname", n.GetHostname(),
+			"Platform", platform,
+			"Labels", labelsColumn(n.GetLabels()),
+			"CPU", coresColumn(n.GetCapacity().GetMilliCpus()),
+			"Memory", bytesColumn(n.GetCapacity().GetMemoryBytes()),
+			"Subnet", n.GetSubnet(),
+			"Agent version", n.GetAgentVersion(),
+			"Last heartbeat", ago(now, n.GetLastHeartbeat()),
+			"Images", fmt.Sprint(len(n.GetImages())),
+		)
+		section(w, "Tasks", len(tasks.GetTasks()), func(tw io.Writer) {
+			fmt.Fprintln(tw, "  ID\tSERVICE\tSLOT\tSTATE\tDESIRED\tSINCE\tERROR")
+			for _, r := range taskRows(tasks.GetTasks(), names, now) {
+				fmt.Fprintf(tw, "  %s\t%s/%s\t%s\t%s\t%s\t%s\t%s\n", shortID(r.ID), r.App, r.Service, slotText(r.Slot),
+					r.stateColumn(), r.DesiredState, r.since, r.tableError())
+			}
+		})
+		printEvents(w, events, now)
+		return nil
 	})
-	printEvents(w, events, now)
-	return nil
 }
 
 // fields writes "Key:  value" lines, aligned; empty values show as "-".

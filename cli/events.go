@@ -59,11 +59,9 @@ and of the tasks that ran on it. The cluster keeps about an hour of events.`,
 		Args:    cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			req := &berthv1.ListEventsRequest{Limit: limit}
-			if len(args) == 1 {
-				var err error
-				if req.App, req.Service, err = splitAppService(args[0]); err != nil {
-					return err
-				}
+			var err error
+			if req.App, req.Service, err = optionalAppService(args); err != nil {
+				return err
 			}
 			if since != "" {
 				t, err := parseSince(since, time.Now())
@@ -72,27 +70,22 @@ and of the tasks that ran on it. The cluster keeps about an hour of events.`,
 				}
 				req.Since = timestamppb.New(t)
 			}
-			c, err := o.connect(cmd)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			ctx := cmd.Context()
-			req.Namespace = c.namespace
-			if node != "" {
-				if req.NodeId, err = c.resolveNode(ctx, node); err != nil {
+			return o.withCluster(cmd, func(ctx context.Context, c *cluster) error {
+				req.Namespace = c.namespace
+				var err error
+				if req.NodeId, err = c.nodeFilter(ctx, node); err != nil {
 					return err
 				}
-			}
-			rows, err := c.eventRows(ctx, req)
-			if err != nil {
-				return err
-			}
-			return printList(cmd.OutOrStdout(), *out, rows, func(w io.Writer) {
-				fmt.Fprintln(w, "TIME\tKIND\tOBJECT\tACTION\tMESSAGE")
-				for _, r := range rows {
-					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", r.at.Local().Format(time.DateTime), r.Kind, r.Object, r.Action, r.Message)
+				rows, err := c.eventRows(ctx, req)
+				if err != nil {
+					return err
 				}
+				return printList(cmd.OutOrStdout(), *out, rows, func(w io.Writer) {
+					fmt.Fprintln(w, "TIME\tKIND\tOBJECT\tACTION\tMESSAGE")
+					for _, r := range rows {
+						fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", r.at.Local().Format(time.DateTime), r.Kind, r.Object, r.Action, r.Message)
+					}
+				})
 			})
 		},
 	}

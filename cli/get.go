@@ -2,6 +2,7 @@ package cli
 
 import (
 	"cmp"
+	"context"
 	"fmt"
 	"io"
 	"maps"
@@ -53,35 +54,32 @@ func newGetAppsCommand(o *rootOptions) *cobra.Command {
 		Short:   "List apps: their services and running/desired tasks",
 		Args:    cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := o.connect(cmd)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			resp, err := c.ListApps(cmd.Context(), &berthv1.ListAppsRequest{Namespace: c.namespace})
-			if err != nil {
-				return fmt.Errorf("list apps: %w", err)
-			}
-			rows := []appRow{}
-			for _, a := range resp.GetApps() {
-				if len(args) == 1 && a.GetName() != args[0] {
-					continue
+			return o.withCluster(cmd, func(ctx context.Context, c *cluster) error {
+				resp, err := c.ListApps(ctx, &berthv1.ListAppsRequest{Namespace: c.namespace})
+				if err != nil {
+					return fmt.Errorf("list apps: %w", err)
 				}
-				services := a.GetServices()
-				if services == nil {
-					services = []string{}
+				rows := []appRow{}
+				for _, a := range resp.GetApps() {
+					if len(args) == 1 && a.GetName() != args[0] {
+						continue
+					}
+					services := a.GetServices()
+					if services == nil {
+						services = []string{}
+					}
+					rows = append(rows, appRow{Name: a.GetName(), Services: services, Desired: a.GetDesiredTasks(), Running: a.GetRunningTasks()})
 				}
-				rows = append(rows, appRow{Name: a.GetName(), Services: services, Desired: a.GetDesiredTasks(), Running: a.GetRunningTasks()})
-			}
-			if len(args) == 1 && len(rows) == 0 {
-				return fmt.Errorf("no app %q in namespace %q", args[0], c.namespace)
-			}
-			slices.SortFunc(rows, func(a, b appRow) int { return cmp.Compare(a.Name, b.Name) })
-			return printList(cmd.OutOrStdout(), *out, rows, func(w io.Writer) {
-				fmt.Fprintln(w, "NAME\tSERVICES\tTASKS")
-				for _, r := range rows {
-					fmt.Fprintf(w, "%s\t%d\t%d/%d\n", r.Name, len(r.Services), r.Running, r.Desired)
+				if len(args) == 1 && len(rows) == 0 {
+					return fmt.Errorf("no app %q in namespace %q", args[0], c.namespace)
 				}
+				slices.SortFunc(rows, func(a, b appRow) int { return cmp.Compare(a.Name, b.Name) })
+				return printList(cmd.OutOrStdout(), *out, rows, func(w io.Writer) {
+					fmt.Fprintln(w, "NAME\tSERVICES\tTASKS")
+					for _, r := range rows {
+						fmt.Fprintf(w, "%s\t%d\t%d/%d\n", r.Name, len(r.Services), r.Running, r.Desired)
+					}
+				})
 			})
 		},
 	}
@@ -118,43 +116,40 @@ func newGetServicesCommand(o *rootOptions) *cobra.Command {
 					return err
 				}
 			}
-			c, err := o.connect(cmd)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			resp, err := c.ListServices(cmd.Context(), &berthv1.ListServicesRequest{Namespace: c.namespace, App: app})
-			if err != nil {
-				return fmt.Errorf("list services: %w", err)
-			}
-			rows := []serviceRow{}
-			for _, s := range resp.GetServices() {
-				svc := s.GetService()
-				if name != "" && svc.GetName() != name {
-					continue
+			return o.withCluster(cmd, func(ctx context.Context, c *cluster) error {
+				resp, err := c.ListServices(ctx, &berthv1.ListServicesRequest{Namespace: c.namespace, App: app})
+				if err != nil {
+					return fmt.Errorf("list services: %w", err)
 				}
-				rows = append(rows, serviceRow{
-					ID:       svc.GetMeta().GetId(),
-					App:      svc.GetApp(),
-					Name:     svc.GetName(),
-					Mode:     serviceModeWord(svc.GetSpec().GetMode()),
-					Replicas: s.GetDesiredTasks(),
-					Running:  s.GetRunningTasks(),
-					Image:    svc.GetSpec().GetImage(),
-					Ports:    specPorts(svc.GetSpec().GetPorts()),
+				rows := []serviceRow{}
+				for _, s := range resp.GetServices() {
+					svc := s.GetService()
+					if name != "" && svc.GetName() != name {
+						continue
+					}
+					rows = append(rows, serviceRow{
+						ID:       svc.GetMeta().GetId(),
+						App:      svc.GetApp(),
+						Name:     svc.GetName(),
+						Mode:     serviceModeWord(svc.GetSpec().GetMode()),
+						Replicas: s.GetDesiredTasks(),
+						Running:  s.GetRunningTasks(),
+						Image:    svc.GetSpec().GetImage(),
+						Ports:    specPorts(svc.GetSpec().GetPorts()),
+					})
+				}
+				if len(args) == 1 && len(rows) == 0 {
+					return fmt.Errorf("no service %q in namespace %q", args[0], c.namespace)
+				}
+				slices.SortFunc(rows, func(a, b serviceRow) int {
+					return cmp.Or(cmp.Compare(a.App, b.App), cmp.Compare(a.Name, b.Name))
 				})
-			}
-			if len(args) == 1 && len(rows) == 0 {
-				return fmt.Errorf("no service %q in namespace %q", args[0], c.namespace)
-			}
-			slices.SortFunc(rows, func(a, b serviceRow) int {
-				return cmp.Or(cmp.Compare(a.App, b.App), cmp.Compare(a.Name, b.Name))
-			})
-			return printList(cmd.OutOrStdout(), *out, rows, func(w io.Writer) {
-				fmt.Fprintln(w, "NAME\tMODE\tREPLICAS\tIMAGE\tPORTS")
-				for _, r := range rows {
-					fmt.Fprintf(w, "%s/%s\t%s\t%d/%d\t%s\t%s\n", r.App, r.Name, r.Mode, r.Running, r.Replicas, r.Image, portsColumn(r.Ports))
-				}
+				return printList(cmd.OutOrStdout(), *out, rows, func(w io.Writer) {
+					fmt.Fprintln(w, "NAME\tMODE\tREPLICAS\tIMAGE\tPORTS")
+					for _, r := range rows {
+						fmt.Fprintf(w, "%s/%s\t%s\t%d/%d\t%s\t%s\n", r.App, r.Name, r.Mode, r.Running, r.Replicas, r.Image, portsColumn(r.Ports))
+					}
+				})
 			})
 		},
 	}
@@ -188,51 +183,48 @@ func newGetNodesCommand(o *rootOptions, use string, aliases []string) *cobra.Com
 		Short:   "List nodes: status, availability, address, capacity and labels",
 		Args:    cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := o.connect(cmd)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			resp, err := c.ListNodes(cmd.Context(), &berthv1.ListNodesRequest{})
-			if err != nil {
-				return fmt.Errorf("list nodes: %w", err)
-			}
-			now := time.Now()
-			rows := []nodeRow{}
-			for _, n := range resp.GetNodes() {
-				id := n.GetMeta().GetId()
-				if len(args) == 1 && n.GetName() != args[0] && !strings.HasPrefix(id, args[0]) {
-					continue
+			return o.withCluster(cmd, func(ctx context.Context, c *cluster) error {
+				resp, err := c.ListNodes(ctx, &berthv1.ListNodesRequest{})
+				if err != nil {
+					return fmt.Errorf("list nodes: %w", err)
 				}
-				labels := n.GetLabels()
-				if labels == nil {
-					labels = map[string]string{}
+				now := time.Now()
+				rows := []nodeRow{}
+				for _, n := range resp.GetNodes() {
+					id := n.GetMeta().GetId()
+					if len(args) == 1 && n.GetName() != args[0] && !strings.HasPrefix(id, args[0]) {
+						continue
+					}
+					labels := n.GetLabels()
+					if labels == nil {
+						labels = map[string]string{}
+					}
+					rows = append(rows, nodeRow{
+						ID:            id,
+						Name:          n.GetName(),
+						Status:        nodeStatusWord(n.GetStatus()),
+						Availability:  availabilityWord(n.GetAvailability()),
+						Address:       n.GetAddress(),
+						Labels:        labels,
+						CPU:           cores(n.GetCapacity().GetMilliCpus()),
+						Memory:        n.GetCapacity().GetMemoryBytes(),
+						LastHeartbeat: rfc3339(n.GetLastHeartbeat()),
+						Message:       n.GetStatusMessage(),
+						heartbeat:     ago(now, n.GetLastHeartbeat()),
+						milliCPU:      n.GetCapacity().GetMilliCpus(),
+					})
 				}
-				rows = append(rows, nodeRow{
-					ID:            id,
-					Name:          n.GetName(),
-					Status:        nodeStatusWord(n.GetStatus()),
-					Availability:  availabilityWord(n.GetAvailability()),
-					Address:       n.GetAddress(),
-					Labels:        labels,
-					CPU:           cores(n.GetCapacity().GetMilliCpus()),
-					Memory:        n.GetCapacity().GetMemoryBytes(),
-					LastHeartbeat: rfc3339(n.GetLastHeartbeat()),
-					Message:       n.GetStatusMessage(),
-					heartbeat:     ago(now, n.GetLastHeartbeat()),
-					milliCPU:      n.GetCapacity().GetMilliCpus(),
+				if len(args) == 1 && len(rows) == 0 {
+					return fmt.Errorf("no node %q; see `berth node ls`", args[0])
+				}
+				slices.SortFunc(rows, func(a, b nodeRow) int { return cmp.Or(cmp.Compare(a.Name, b.Name), cmp.Compare(a.ID, b.ID)) })
+				return printList(cmd.OutOrStdout(), *out, rows, func(w io.Writer) {
+					fmt.Fprintln(w, "ID\tNAME\tSTATUS\tAVAILABILITY\tADDRESS\tCPU\tMEMORY\tLABELS\tLAST HEARTBEAT\tMESSAGE")
+					for _, r := range rows {
+						fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", shortID(r.ID), r.Name, r.Status, r.Availability,
+							r.Address, coresColumn(r.milliCPU), bytesColumn(r.Memory), labelsColumn(r.Labels), r.heartbeat, r.Message)
+					}
 				})
-			}
-			if len(args) == 1 && len(rows) == 0 {
-				return fmt.Errorf("no node %q; see `berth node ls`", args[0])
-			}
-			slices.SortFunc(rows, func(a, b nodeRow) int { return cmp.Or(cmp.Compare(a.Name, b.Name), cmp.Compare(a.ID, b.ID)) })
-			return printList(cmd.OutOrStdout(), *out, rows, func(w io.Writer) {
-				fmt.Fprintln(w, "ID\tNAME\tSTATUS\tAVAILABILITY\tADDRESS\tCPU\tMEMORY\tLABELS\tLAST HEARTBEAT\tMESSAGE")
-				for _, r := range rows {
-					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", shortID(r.ID), r.Name, r.Status, r.Availability,
-						r.Address, coresColumn(r.milliCPU), bytesColumn(r.Memory), labelsColumn(r.Labels), r.heartbeat, r.Message)
-				}
 			})
 		},
 	}

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -55,25 +56,21 @@ registry.`,
 				defer f.Close()
 				src = f
 			}
-			c, err := o.connect(cmd)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			ctx := cmd.Context()
-			header := &berthv1.ImportImageHeader{}
-			for _, n := range nodes {
-				id, err := c.resolveNode(ctx, n)
-				if err != nil {
-					return err
+			return o.withCluster(cmd, func(ctx context.Context, c *cluster) error {
+				header := &berthv1.ImportImageHeader{}
+				for _, n := range nodes {
+					id, err := c.resolveNode(ctx, n)
+					if err != nil {
+						return err
+					}
+					header.NodeIds = append(header.NodeIds, id)
 				}
-				header.NodeIds = append(header.NodeIds, id)
-			}
-			resp, err := importImage(cmd, c, header, src)
-			if err != nil {
-				return fmt.Errorf("image import: %w", err)
-			}
-			return printImportResults(cmd, resp.GetResults())
+				resp, err := importImage(cmd, c, header, src)
+				if err != nil {
+					return fmt.Errorf("image import: %w", err)
+				}
+				return printImportResults(cmd, resp.GetResults())
+			})
 		},
 	}
 	cmd.Flags().StringArrayVar(&nodes, "node", nil, "import into this node only (name or ID); repeat for several")
@@ -169,38 +166,33 @@ func newImageLsCommand(o *rootOptions) *cobra.Command {
   berth image ls --node node-1 -o json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := o.connect(cmd)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			ctx := cmd.Context()
-			req := &berthv1.ListImagesRequest{}
-			if node != "" {
-				if req.NodeId, err = c.resolveNode(ctx, node); err != nil {
+			return o.withCluster(cmd, func(ctx context.Context, c *cluster) error {
+				req := &berthv1.ListImagesRequest{}
+				var err error
+				if req.NodeId, err = c.nodeFilter(ctx, node); err != nil {
 					return err
 				}
-			}
-			resp, err := c.ListImages(ctx, req)
-			if err != nil {
-				return fmt.Errorf("list images: %w", err)
-			}
-			rows := []imageRow{}
-			for _, n := range resp.GetNodes() {
-				name := cmp.Or(n.GetNodeName(), shortID(n.GetNodeId()))
-				if n.GetError() != "" {
-					fmt.Fprintf(cmd.ErrOrStderr(), "warning: node %s: %s\n", name, n.GetError())
+				resp, err := c.ListImages(ctx, req)
+				if err != nil {
+					return fmt.Errorf("list images: %w", err)
 				}
-				for _, img := range n.GetImages() {
-					rows = append(rows, imageRow{Node: name, NodeID: n.GetNodeId(), Name: img.GetName(), Digest: img.GetDigest(), Size: img.GetSize(), CreatedAt: rfc3339(img.GetCreatedAt())})
+				rows := []imageRow{}
+				for _, n := range resp.GetNodes() {
+					name := cmp.Or(n.GetNodeName(), shortID(n.GetNodeId()))
+					if n.GetError() != "" {
+						fmt.Fprintf(cmd.ErrOrStderr(), "warning: node %s: %s\n", name, n.GetError())
+					}
+					for _, img := range n.GetImages() {
+						rows = append(rows, imageRow{Node: name, NodeID: n.GetNodeId(), Name: img.GetName(), Digest: img.GetDigest(), Size: img.GetSize(), CreatedAt: rfc3339(img.GetCreatedAt())})
+					}
 				}
-			}
-			slices.SortFunc(rows, func(a, b imageRow) int { return cmp.Or(cmp.Compare(a.Node, b.Node), cmp.Compare(a.Name, b.Name)) })
-			return printList(cmd.OutOrStdout(), *out, rows, func(w io.Writer) {
-				fmt.Fprintln(w, "NODE\tIMAGE\tDIGEST\tSIZE")
-				for _, r := range rows {
-					fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", r.Node, r.Name, shortDigest(r.Digest), bytesColumn(r.Size))
-				}
+				slices.SortFunc(rows, func(a, b imageRow) int { return cmp.Or(cmp.Compare(a.Node, b.Node), cmp.Compare(a.Name, b.Name)) })
+				return printList(cmd.OutOrStdout(), *out, rows, func(w io.Writer) {
+					fmt.Fprintln(w, "NODE\tIMAGE\tDIGEST\tSIZE")
+					for _, r := range rows {
+						fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", r.Node, r.Name, shortDigest(r.Digest), bytesColumn(r.Size))
+					}
+				})
 			})
 		},
 	}

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"time"
 
@@ -31,29 +32,26 @@ new token and revokes the old ones (nodes that already joined keep working).`,
 			if ttl < 0 {
 				return fmt.Errorf("--ttl %s is negative", ttl)
 			}
-			c, err := o.connect(cmd)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			req := &berthv1.JoinTokenRequest{Rotate: rotate}
-			if ttl > 0 {
-				req.Ttl = durationpb.New(ttl)
-			}
-			resp, err := c.JoinToken(cmd.Context(), req)
-			if err != nil {
-				return fmt.Errorf("join token: %w", err)
-			}
-			w := cmd.OutOrStdout()
-			if quiet {
-				fmt.Fprintln(w, resp.GetToken())
+			return o.withCluster(cmd, func(ctx context.Context, c *cluster) error {
+				req := &berthv1.JoinTokenRequest{Rotate: rotate}
+				if ttl > 0 {
+					req.Ttl = durationpb.New(ttl)
+				}
+				resp, err := c.JoinToken(ctx, req)
+				if err != nil {
+					return fmt.Errorf("join token: %w", err)
+				}
+				w := cmd.OutOrStdout()
+				if quiet {
+					fmt.Fprintln(w, resp.GetToken())
+					return nil
+				}
+				fmt.Fprintf(w, "To add a node to this cluster, run on it:\n\n    berth agent --join %s --token %s\n\n", c.cfg.Server, resp.GetToken())
+				if exp := resp.GetExpiresAt(); exp != nil {
+					fmt.Fprintf(w, "The token expires at %s.\n", exp.AsTime().Local().Format(time.RFC1123))
+				}
 				return nil
-			}
-			fmt.Fprintf(w, "To add a node to this cluster, run on it:\n\n    berth agent --join %s --token %s\n\n", c.cfg.Server, resp.GetToken())
-			if exp := resp.GetExpiresAt(); exp != nil {
-				fmt.Fprintf(w, "The token expires at %s.\n", exp.AsTime().Local().Format(time.RFC1123))
-			}
-			return nil
+			})
 		},
 	}
 	cmd.Flags().BoolVar(&rotate, "rotate", false, "make a new token and revoke the old ones")

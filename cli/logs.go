@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -40,36 +41,32 @@ to stderr go to stderr.`,
 			if err != nil {
 				return err
 			}
-			c, err := o.connect(cmd)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			ctx := cmd.Context()
-			req := &berthv1.LogsRequest{Namespace: c.namespace, Follow: follow, Tail: n}
-			tasks, err := logTarget(cmd, c, args[0], req)
-			if err != nil {
-				return err
-			}
-			names, err := c.nodeNames(ctx)
-			if err != nil {
-				return err
-			}
-			stream, err := c.Logs(ctx, req)
-			if err != nil {
-				return fmt.Errorf("logs of %s: %w", args[0], err)
-			}
-			p := logPrinter{stdout: cmd.OutOrStdout(), stderr: cmd.ErrOrStderr(), nodeNames: names, prefixed: len(tasks) > 1}
-			for {
-				e, err := stream.Recv()
-				if errors.Is(err, io.EOF) || isCanceled(ctx, err) {
-					return nil
+			return o.withCluster(cmd, func(ctx context.Context, c *cluster) error {
+				req := &berthv1.LogsRequest{Namespace: c.namespace, Follow: follow, Tail: n}
+				tasks, err := logTarget(cmd, c, args[0], req)
+				if err != nil {
+					return err
 				}
+				names, err := c.nodeNames(ctx)
+				if err != nil {
+					return err
+				}
+				stream, err := c.Logs(ctx, req)
 				if err != nil {
 					return fmt.Errorf("logs of %s: %w", args[0], err)
 				}
-				p.print(e)
-			}
+				p := logPrinter{stdout: cmd.OutOrStdout(), stderr: cmd.ErrOrStderr(), nodeNames: names, prefixed: len(tasks) > 1}
+				for {
+					e, err := stream.Recv()
+					if errors.Is(err, io.EOF) || isCanceled(ctx, err) {
+						return nil
+					}
+					if err != nil {
+						return fmt.Errorf("logs of %s: %w", args[0], err)
+					}
+					p.print(e)
+				}
+			})
 		},
 	}
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep streaming new output until interrupted")

@@ -65,28 +65,25 @@ func newNodeAvailabilityCommand(o *rootOptions, a berthv1.NodeAvailability, verb
 // updateNodes runs update for each node named, printing each result; a
 // node that fails does not stop the others.
 func updateNodes(cmd *cobra.Command, o *rootOptions, refs []string, update func(c *cluster, ref string) (string, error)) error {
-	c, err := o.connect(cmd)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	failed := 0
-	for _, ref := range refs {
-		line, err := update(c, ref)
-		if err != nil {
-			if len(refs) == 1 {
-				return fmt.Errorf("update node %s: %w", ref, err)
+	return o.withCluster(cmd, func(ctx context.Context, c *cluster) error {
+		failed := 0
+		for _, ref := range refs {
+			line, err := update(c, ref)
+			if err != nil {
+				if len(refs) == 1 {
+					return fmt.Errorf("update node %s: %w", ref, err)
+				}
+				fmt.Fprintf(cmd.ErrOrStderr(), "error: update node %s: %s\n", ref, userMessage(err))
+				failed++
+				continue
 			}
-			fmt.Fprintf(cmd.ErrOrStderr(), "error: update node %s: %s\n", ref, userMessage(err))
-			failed++
-			continue
+			fmt.Fprintln(cmd.OutOrStdout(), line)
 		}
-		fmt.Fprintln(cmd.OutOrStdout(), line)
-	}
-	if failed > 0 {
-		return fmt.Errorf("%d of %d nodes were not updated", failed, len(refs))
-	}
-	return nil
+		if failed > 0 {
+			return fmt.Errorf("%d of %d nodes were not updated", failed, len(refs))
+		}
+		return nil
+	})
 }
 
 // availabilityResult says what a node's new availability means for its

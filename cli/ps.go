@@ -2,6 +2,7 @@ package cli
 
 import (
 	"cmp"
+	"context"
 	"fmt"
 	"io"
 	"slices"
@@ -71,44 +72,37 @@ and replaced ones.`,
 		Args:    cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			req := &berthv1.ListTasksRequest{All: all}
-			if len(args) == 1 {
+			var err error
+			if req.App, req.Service, err = optionalAppService(args); err != nil {
+				return err
+			}
+			return o.withCluster(cmd, func(ctx context.Context, c *cluster) error {
+				req.Namespace = c.namespace
 				var err error
-				if req.App, req.Service, err = splitAppService(args[0]); err != nil {
+				if req.NodeId, err = c.nodeFilter(ctx, node); err != nil {
 					return err
 				}
-			}
-			c, err := o.connect(cmd)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			ctx := cmd.Context()
-			req.Namespace = c.namespace
-			if node != "" {
-				if req.NodeId, err = c.resolveNode(ctx, node); err != nil {
+				resp, err := c.ListTasks(ctx, req)
+				if err != nil {
+					return fmt.Errorf("list tasks: %w", err)
+				}
+				names, err := c.nodeNames(ctx)
+				if err != nil {
 					return err
 				}
-			}
-			resp, err := c.ListTasks(ctx, req)
-			if err != nil {
-				return fmt.Errorf("list tasks: %w", err)
-			}
-			names, err := c.nodeNames(ctx)
-			if err != nil {
-				return err
-			}
-			rows := taskRows(resp.GetTasks(), names, time.Now())
-			return printList(cmd.OutOrStdout(), *out, rows, func(w io.Writer) {
-				fmt.Fprintln(w, "ID\tSERVICE\tSLOT\tNODE\tSTATE\tDESIRED\tSINCE\tPORTS\tERROR")
-				for _, r := range rows {
-					slot, node := "-", cmp.Or(r.Node, "-")
-					if r.Slot > 0 {
-						slot = fmt.Sprint(r.Slot)
+				rows := taskRows(resp.GetTasks(), names, time.Now())
+				return printList(cmd.OutOrStdout(), *out, rows, func(w io.Writer) {
+					fmt.Fprintln(w, "ID\tSERVICE\tSLOT\tNODE\tSTATE\tDESIRED\tSINCE\tPORTS\tERROR")
+					for _, r := range rows {
+						slot, node := "-", cmp.Or(r.Node, "-")
+						if r.Slot > 0 {
+							slot = fmt.Sprint(r.Slot)
+						}
+						fmt.Fprintf(w, "%s\t%s/%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
+							shortID(r.ID), r.App, r.Service, slot, node, r.stateColumn(), r.DesiredState,
+							r.since, portsColumn(r.Ports), r.tableError())
 					}
-					fmt.Fprintf(w, "%s\t%s/%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
-						shortID(r.ID), r.App, r.Service, slot, node, r.stateColumn(), r.DesiredState,
-						r.since, portsColumn(r.Ports), r.tableError())
-				}
+				})
 			})
 		},
 	}
@@ -194,6 +188,15 @@ func splitAppService(s string) (app, service string, err error) {
 		return "", "", fmt.Errorf("%q is not APP or APP/SERVICE", s)
 	}
 	return app, service, nil
+}
+
+// optionalAppService parses the optional [APP[/SERVICE]] argument of a
+// command that otherwise covers the whole namespace.
+func optionalAppService(args []string) (app, service string, err error) {
+	if len(args) == 0 {
+		return "", "", nil
+	}
+	return splitAppService(args[0])
 }
 
 // stateColumn is the state with why it ended, for a container killed for

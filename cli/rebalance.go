@@ -45,41 +45,36 @@ each service until its rebalance completes and says how many tasks moved.`,
 				return fmt.Errorf("--timeout bounds --wait: add --wait")
 			}
 			req := &berthv1.RebalanceRequest{}
-			if len(args) == 1 {
-				var err error
-				if req.App, req.Service, err = splitAppService(args[0]); err != nil {
-					return err
-				}
-			}
-			c, err := o.connect(cmd)
-			if err != nil {
+			var err error
+			if req.App, req.Service, err = optionalAppService(args); err != nil {
 				return err
 			}
-			defer c.Close()
-			ctx := cmd.Context()
-			req.Namespace = c.namespace
-			var before map[string]*berthv1.RebalanceStatus
-			if wait {
-				if before, err = c.rebalanceStates(ctx, req.App); err != nil {
-					return err
+			return o.withCluster(cmd, func(ctx context.Context, c *cluster) error {
+				req.Namespace = c.namespace
+				var before map[string]*berthv1.RebalanceStatus
+				if wait {
+					var err error
+					if before, err = c.rebalanceStates(ctx, req.App); err != nil {
+						return err
+					}
 				}
-			}
-			resp, err := c.Rebalance(ctx, req)
-			if err != nil {
-				return fmt.Errorf("rebalance: %w", err)
-			}
-			out := cmd.OutOrStdout()
-			if len(resp.GetServices()) == 0 {
-				fmt.Fprintf(out, "nothing to rebalance: no replicated service in namespace %q\n", c.namespace)
-				return nil
-			}
-			if !wait {
-				for _, s := range resp.GetServices() {
-					fmt.Fprintf(out, "%s: rebalance requested\n", s)
+				resp, err := c.Rebalance(ctx, req)
+				if err != nil {
+					return fmt.Errorf("rebalance: %w", err)
 				}
-				return nil
-			}
-			return c.waitRebalanced(ctx, out, req.App, resp.GetServices(), before, timeout)
+				out := cmd.OutOrStdout()
+				if len(resp.GetServices()) == 0 {
+					fmt.Fprintf(out, "nothing to rebalance: no replicated service in namespace %q\n", c.namespace)
+					return nil
+				}
+				if !wait {
+					for _, s := range resp.GetServices() {
+						fmt.Fprintf(out, "%s: rebalance requested\n", s)
+					}
+					return nil
+				}
+				return c.waitRebalanced(ctx, out, req.App, resp.GetServices(), before, timeout)
+			})
 		},
 	}
 	cmd.Flags().BoolVar(&wait, "wait", false, "wait until every service's rebalance completes")

@@ -43,6 +43,21 @@ func serviceArg(s string) (app, name string, err error) {
 	return app, name, nil
 }
 
+// serviceRunE is the RunE of a command whose one argument names a
+// service: it checks that the argument is APP/SERVICE, connects, and runs
+// fn with the connection.
+func (o *rootOptions) serviceRunE(fn func(ctx context.Context, cmd *cobra.Command, c *cluster, app, name string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		app, name, err := serviceArg(args[0])
+		if err != nil {
+			return err
+		}
+		return o.withCluster(cmd, func(ctx context.Context, c *cluster) error {
+			return fn(ctx, cmd, c, app, name)
+		})
+	}
+}
+
 func newRolloutStatusCommand(o *rootOptions) *cobra.Command {
 	var (
 		watch   bool
@@ -63,17 +78,7 @@ its restart policy gave up.`,
 		Example: `  berth rollout status shop/web
   berth rollout status shop/web -w --timeout 10m`,
 		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			app, name, err := serviceArg(args[0])
-			if err != nil {
-				return err
-			}
-			c, err := o.connect(cmd)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			ctx := cmd.Context()
+		RunE: o.serviceRunE(func(ctx context.Context, cmd *cobra.Command, c *cluster, app, name string) error {
 			full := app + "/" + name
 			out := cmd.OutOrStdout()
 			if !watch {
@@ -91,7 +96,7 @@ its restart policy gave up.`,
 			}
 			p := newProgress(out)
 			var last rolloutVerdict
-			err = c.follow(ctx, app, func(ctx context.Context) (bool, error) {
+			err := c.follow(ctx, app, func(ctx context.Context) (bool, error) {
 				_, v, err := c.judgeService(ctx, app, name)
 				if err != nil {
 					return false, err
@@ -112,7 +117,7 @@ its restart policy gave up.`,
 				return nil
 			}
 			return err
-		},
+		}),
 	}
 	cmd.Flags().BoolVarP(&watch, "watch", "w", false, "follow the rollout until it completes, pauses or is rolled back")
 	cmd.Flags().DurationVar(&timeout, "timeout", 0, "with -w, give up after this long (0: no limit)")
@@ -215,17 +220,8 @@ which spec fields differ from the version before it.`,
 		Example: `  berth rollout history shop/web
   berth rollout history shop/web -o json`,
 		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			app, name, err := serviceArg(args[0])
-			if err != nil {
-				return err
-			}
-			c, err := o.connect(cmd)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			svc, err := c.GetService(cmd.Context(), &berthv1.GetServiceRequest{Namespace: c.namespace, App: app, Name: name})
+		RunE: o.serviceRunE(func(ctx context.Context, cmd *cobra.Command, c *cluster, app, name string) error {
+			svc, err := c.GetService(ctx, &berthv1.GetServiceRequest{Namespace: c.namespace, App: app, Name: name})
 			if err != nil {
 				return fmt.Errorf("get service %s/%s: %w", app, name, err)
 			}
@@ -244,7 +240,7 @@ which spec fields differ from the version before it.`,
 					fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", version, cmp.Or(r.ago, "-"), cmp.Or(r.Cause, "-"), cmp.Or(changes, "-"))
 				}
 			})
-		},
+		}),
 	}
 	out = addOutputFlag(cmd)
 	return cmd
@@ -294,18 +290,9 @@ returns to it.`,
 		Example: `  berth rollout undo shop/web
   berth rollout undo shop/web --to-version 3`,
 		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			app, name, err := serviceArg(args[0])
-			if err != nil {
-				return err
-			}
-			c, err := o.connect(cmd)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
+		RunE: o.serviceRunE(func(ctx context.Context, cmd *cobra.Command, c *cluster, app, name string) error {
 			full := app + "/" + name
-			svc, err := c.RollbackService(cmd.Context(), &berthv1.RollbackServiceRequest{
+			svc, err := c.RollbackService(ctx, &berthv1.RollbackServiceRequest{
 				Namespace: c.namespace, App: app, Service: name, ToVersion: toVersion,
 			})
 			if err != nil {
@@ -314,7 +301,7 @@ returns to it.`,
 			fmt.Fprintf(cmd.OutOrStdout(), "%s: %s started as spec version %d; follow it with `berth rollout status %s -w`\n",
 				full, cmp.Or(svc.GetChangeCause(), "rollback"), svc.GetSpecVersion(), full)
 			return nil
-		},
+		}),
 	}
 	cmd.Flags().Uint64Var(&toVersion, "to-version", 0, "spec version to return to (default: the one before the current)")
 	return cmd

@@ -162,6 +162,19 @@ func (o *rootOptions) connect(cmd *cobra.Command) (*cluster, error) {
 	}, nil
 }
 
+// withCluster connects to the cluster, runs fn with the command's context
+// and the connection, and closes the connection when fn returns. Commands
+// check their arguments and flags before, so that a mistake in them is
+// reported without a server.
+func (o *rootOptions) withCluster(cmd *cobra.Command, fn func(ctx context.Context, c *cluster) error) error {
+	c, err := o.connect(cmd)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return fn(cmd.Context(), c)
+}
+
 // Close closes the connection.
 func (c *cluster) Close() error { return c.conn.Close() }
 
@@ -176,6 +189,15 @@ func (c *cluster) nodeNames(ctx context.Context) (map[string]string, error) {
 		names[n.GetMeta().GetId()] = n.GetName()
 	}
 	return names, nil
+}
+
+// nodeFilter resolves a --node flag to the node ID a request filters by:
+// none when the flag is empty.
+func (c *cluster) nodeFilter(ctx context.Context, ref string) (string, error) {
+	if ref == "" {
+		return "", nil
+	}
+	return c.resolveNode(ctx, ref)
 }
 
 // resolveNode turns a node name or ID (or unique ID prefix) into its ID.

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 	"strings"
@@ -61,33 +62,30 @@ scaled.`,
 				}
 				targets[i] = t
 			}
-			c, err := o.connect(cmd)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			out, stderr := cmd.OutOrStdout(), cmd.ErrOrStderr()
-			failed := 0
-			for _, t := range targets {
-				_, err := c.ScaleService(cmd.Context(), &berthv1.ScaleServiceRequest{
-					Namespace: c.namespace, App: t.app, Service: t.service, Replicas: t.replicas,
-				})
-				if err != nil {
-					// One service that cannot be scaled does not stop the
-					// others, as a user listing several expects.
-					if len(targets) == 1 {
-						return fmt.Errorf("scale %s/%s: %w", t.app, t.service, err)
+			return o.withCluster(cmd, func(ctx context.Context, c *cluster) error {
+				out, stderr := cmd.OutOrStdout(), cmd.ErrOrStderr()
+				failed := 0
+				for _, t := range targets {
+					_, err := c.ScaleService(ctx, &berthv1.ScaleServiceRequest{
+						Namespace: c.namespace, App: t.app, Service: t.service, Replicas: t.replicas,
+					})
+					if err != nil {
+						// One service that cannot be scaled does not stop the
+						// others, as a user listing several expects.
+						if len(targets) == 1 {
+							return fmt.Errorf("scale %s/%s: %w", t.app, t.service, err)
+						}
+						fmt.Fprintf(stderr, "error: scale %s/%s: %s\n", t.app, t.service, userMessage(err))
+						failed++
+						continue
 					}
-					fmt.Fprintf(stderr, "error: scale %s/%s: %s\n", t.app, t.service, userMessage(err))
-					failed++
-					continue
+					fmt.Fprintf(out, "%s scaled to %d\n", t.service, t.replicas)
 				}
-				fmt.Fprintf(out, "%s scaled to %d\n", t.service, t.replicas)
-			}
-			if failed > 0 {
-				return fmt.Errorf("%d of %d services were not scaled", failed, len(targets))
-			}
-			return nil
+				if failed > 0 {
+					return fmt.Errorf("%d of %d services were not scaled", failed, len(targets))
+				}
+				return nil
+			})
 		},
 	}
 }
