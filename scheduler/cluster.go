@@ -23,6 +23,9 @@ type nodeState struct {
 	// publishes few ports, so a slice searched in order beats a map, whose
 	// allocation per node dominated counting a large snapshot.
 	ports []portEntry
+	// portsShared is set while ports is a Usage's table, which publish
+	// copies before changing.
+	portsShared bool
 	// platform is the node's normalized platform, filled only when some
 	// task asks for a platform.
 	platform platform
@@ -55,6 +58,13 @@ func (n *nodeState) portInUse(p hostPort) bool {
 }
 
 func (n *nodeState) publish(p hostPort) {
+	if n.portsShared {
+		own := make([]portEntry, len(n.ports), len(n.ports)+1)
+		for i, e := range n.ports {
+			own[i] = portEntry{key: e.key, allAddresses: e.allAddresses, addresses: slices.Clone(e.addresses)}
+		}
+		n.ports, n.portsShared = own, false
+	}
 	k := portKey{p.port, p.protocol}
 	i := slices.IndexFunc(n.ports, func(e portEntry) bool { return e.key == k })
 	if i < 0 {
@@ -170,6 +180,9 @@ func newCluster(snap Snapshot, services map[string]*serviceState, skip map[strin
 
 	// Snapshots list a service's tasks together (the store orders them by
 	// service), so the last service looked up is usually the next one.
+	if snap.Usage != nil {
+		snap.Usage.load(c, services, skip)
+	}
 	var (
 		lastService string
 		lastState   *serviceState

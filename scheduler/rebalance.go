@@ -15,7 +15,7 @@ type Move struct {
 
 // Rebalance returns at most limit moves that bring one replicated service
 // toward an even spread, for `berth rebalance`. service are the service's
-// running tasks; they must be in snap.Tasks too.
+// running tasks; they must be in snap.Tasks (or counted by snap.Usage) too.
 //
 // Spread is judged over the service's placement preferences (taken from
 // the first task), outermost label first, then over nodes: a move from

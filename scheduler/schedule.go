@@ -45,6 +45,10 @@ type Snapshot struct {
 	// Tasks are the tasks that hold resources now: assigned to a node and
 	// not in a terminal state (desired running and observed <= running).
 	Tasks []*berthv1.Task
+	// Usage, when set, counts what the tasks on each node hold, kept up to
+	// date by the caller: the tasks it counts are then left out of Tasks,
+	// which may be empty. It is only read.
+	Usage *Usage
 	// Failed are tasks that failed recently: a node where a service's tasks
 	// failed repeatedFailures times or more is that service's last choice.
 	Failed []*berthv1.Task

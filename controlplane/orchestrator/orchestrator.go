@@ -24,6 +24,9 @@ type Orchestrator struct {
 	cache *store.Cache
 	log   *slog.Logger
 	now   func() time.Time
+	// index is what placement reads of the tasks, kept up to date by Run
+	// from the cache's events.
+	index taskIndex
 	// readyNodes remembers which nodes were ready at the last full pass,
 	// so auto-rebalance sees a node join or come back.
 	readyNodes map[string]bool
@@ -43,6 +46,7 @@ func (o *Orchestrator) Run(ctx context.Context) error {
 	case <-ctx.Done():
 		return nil
 	}
+	o.index.rebuild(o.cache.Tasks())
 	all := true
 	dirty := map[string]bool{}
 	timer := time.NewTimer(time.Hour)
@@ -87,8 +91,9 @@ func (o *Orchestrator) Run(ctx context.Context) error {
 		case <-sub.Ready():
 		}
 		events, overflowed := sub.Drain()
-		if overflowed {
+		if overflowed || !o.index.apply(events) {
 			all = true
+			o.index.rebuild(o.cache.Tasks())
 		}
 		for _, ev := range events {
 			switch ev.Kind {

@@ -79,26 +79,19 @@ func (o *Orchestrator) place(w *writes) {
 }
 
 // snapshot is what placement reads of the cluster, with the tasks waiting
-// for a node.
+// for a node. Placed tasks hold their room until they have stopped, so a
+// start-first replacement never counts on the room of the task it
+// replaces.
 func (o *Orchestrator) snapshot() (scheduler.Snapshot, []*berthv1.Task) {
-	snap := scheduler.Snapshot{Nodes: o.cache.Nodes(), Strategy: o.cache.Settings().GetStrategy()}
-	var pending []*berthv1.Task
-	recent := o.now().Add(-failureMemory)
-	for _, t := range o.cache.Tasks() {
-		switch {
-		case recentFailure(t, recent):
-			snap.Failed = append(snap.Failed, t)
-		case !taskstate.Active(t):
-			// A task told to stop holds its node until it has stopped:
-			// a start-first replacement must not count on its room.
-			if taskstate.Live(t) && t.NodeId != "" && t.GetStatus().GetState() >= berthv1.TaskState_TASK_STATE_ASSIGNED {
-				snap.Tasks = append(snap.Tasks, t)
-			}
-		case t.GetStatus().GetState() == berthv1.TaskState_TASK_STATE_PENDING:
-			pending = append(pending, t)
-		case t.NodeId != "":
-			snap.Tasks = append(snap.Tasks, t)
-		}
+	snap := scheduler.Snapshot{
+		Nodes:    o.cache.Nodes(),
+		Usage:    o.index.usage,
+		Failed:   o.index.recentFailures(o.now().Add(-failureMemory)),
+		Strategy: o.cache.Settings().GetStrategy(),
+	}
+	pending := make([]*berthv1.Task, 0, len(o.index.pending))
+	for _, t := range o.index.pending {
+		pending = append(pending, t)
 	}
 	return snap, pending
 }

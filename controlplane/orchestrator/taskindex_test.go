@@ -1,0 +1,78 @@
+package orchestrator
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	berthv1 "github.com/berthproject/berth/api/berth/v1"
+	"github.com/berthproject/berth/api/taskstate"
+	"github.com/berthproject/berth/controlplane/store"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// TestTaskIndexFollowsEvents: an index fed a task's life, event by event,
+// holds what one rebuilt from the final tasks holds.
+func TestTaskIndexFollowsEvents(t *testing.T) {
+	now := time.Now()
+	svc := newService("web", 3)
+	at := func(t *berthv1.Task, state berthv1.TaskState, node string) *berthv1.Task {
+		next := proto.Clone(t).(*berthv1.Task)
+		next.NodeId = node
+		taskstate.Set(next, state, "", now)
+		return next
+	}
+	a := newTask(svc, 1, "", now)
+	b := newTask(svc, 2, "", now)
+	c := newTask(svc, 3, "", now)
+	aRunning := at(a, berthv1.TaskState_TASK_STATE_RUNNING, "n1")
+	bFailed := at(at(b, berthv1.TaskState_TASK_STATE_RUNNING, "n2"), berthv1.TaskState_TASK_STATE_FAILED, "n2")
+	put := func(t *berthv1.Task) store.Event {
+		return store.Event{Kind: store.KindTask, Action: store.ActionPut, Object: t}
+	}
+	events := []store.Event{
+		put(a), put(b), put(c),
+		put(at(a, berthv1.TaskState_TASK_STATE_ASSIGNED, "n1")), put(aRunning),
+		put(at(b, berthv1.TaskState_TASK_STATE_ASSIGNED, "n2")), put(bFailed),
+		{Kind: store.KindTask, Action: store.ActionDelete, Object: c},
+	}
+	var followed taskIndex
+	followed.rebuild(nil)
+	if !followed.apply(events) {
+		t.Fatal("apply refused task events")
+	}
+	var rebuilt taskIndex
+	rebuilt.rebuild([]*berthv1.Task{aRunning, bFailed})
+
+	for _, x := range []*taskIndex{&followed, &rebuilt} {
+		if x.usage.Len() != 1 || len(x.pending) != 0 {
+			t.Fatalf("index counts %d placed and %d pending tasks, want 1 (a) and 0", x.usage.Len(), len(x.pending))
+		}
+		failed := x.recentFailures(now.Add(-time.Minute))
+		if len(failed) != 1 || failed[0].GetMeta().GetId() != b.GetMeta().GetId() {
+			t.Fatalf("recent failures = %v, want b", failed)
+		}
+	}
+	// A failure older than the memory is forgotten.
+	old := proto.Clone(bFailed).(*berthv1.Task)
+	old.Status.Timestamp = timestamppb.New(now.Add(-2 * failureMemory))
+	followed.update(old)
+	if got := followed.recentFailures(now.Add(-failureMemory)); len(got) != 0 {
+		t.Fatalf("an old failure still weighs: %v", got)
+	}
+	if !slices.Equal(mapKeys(followed.failed), nil) {
+		t.Fatalf("an old failure is still indexed")
+	}
+	if followed.apply([]store.Event{{Kind: store.KindResync}}) {
+		t.Fatal("a resync must ask for a rebuild")
+	}
+}
+
+func mapKeys(m map[string]*berthv1.Task) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
