@@ -123,7 +123,13 @@ func describeService(cmd *cobra.Command, o *rootOptions, ref string) error {
 			"Restart policy", restartPolicyText(spec.GetRestartPolicy()),
 			"Health check", healthCheckText(spec.GetHealthcheck()),
 			"Depends on", dependsText(spec.GetDependsOn()),
-			"Spec version", fmt.Sprint(svc.GetSpecVersion()),
+			"Placement", placementText(spec),
+			"Resources", resourcesText(spec),
+			"Update config", updateConfigText(spec.GetUpdateConfig()),
+			"Rollback config", updateConfigText(spec.GetRollbackConfig()),
+			"Spec version", fmt.Sprintf("%d (%s)", svc.GetSpecVersion(), cmp.Or(svc.GetChangeCause(), "apply")),
+			"Rollout", rolloutText(svc),
+			"Rebalance", rebalanceText(svc),
 			"Updated", rfc3339(svc.GetMeta().GetUpdatedAt()),
 		)
 		now := time.Now()
