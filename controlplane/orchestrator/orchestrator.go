@@ -8,10 +8,12 @@ package orchestrator
 import (
 	"context"
 	"log/slog"
+	"maps"
 	"time"
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
 	"github.com/berthproject/berth/controlplane/store"
+	"google.golang.org/protobuf/proto"
 )
 
 // historyLimit is how many finished tasks each slot keeps, for ps -a and
@@ -97,8 +99,10 @@ func (o *Orchestrator) Run(ctx context.Context) error {
 		}
 		for _, ev := range events {
 			switch ev.Kind {
-			case store.KindResync, store.KindNode:
+			case store.KindResync:
 				all = true
+			case store.KindNode:
+				all = all || nodeChangeMatters(ev)
 			case store.KindService:
 				dirty[ev.Object.GetMeta().GetId()] = true
 			case store.KindTask:
@@ -157,4 +161,19 @@ func (o *Orchestrator) placeAndCommit(ctx context.Context, w *writes) error {
 	}
 	// The next pass reads the cache: let it hold this one's writes.
 	return o.cache.WaitRevision(ctx, rev)
+}
+
+// nodeChangeMatters reports whether a node event can change what services
+// need: a node that joins or goes, or whose status, availability, labels,
+// capacity or platform changed. The heartbeat times and image lists that
+// agents refresh every few seconds start no pass.
+func nodeChangeMatters(ev store.Event) bool {
+	n, _ := ev.Object.(*berthv1.Node)
+	old, _ := ev.Old.(*berthv1.Node)
+	if ev.Action == store.ActionDelete || n == nil || old == nil {
+		return true
+	}
+	return n.Status != old.Status || n.Availability != old.Availability ||
+		!maps.Equal(n.Labels, old.Labels) ||
+		!proto.Equal(n.GetCapacity(), old.GetCapacity()) || !proto.Equal(n.GetPlatform(), old.GetPlatform())
 }

@@ -76,3 +76,40 @@ func mapKeys(m map[string]*berthv1.Task) []string {
 	}
 	return out
 }
+
+func TestNodeChangeMatters(t *testing.T) {
+	base := readyNode("n1", map[string]string{"zone": "eu"})
+	change := func(f func(n *berthv1.Node)) *berthv1.Node {
+		n := proto.Clone(base).(*berthv1.Node)
+		f(n)
+		return n
+	}
+	for _, tc := range []struct {
+		name string
+		ev   store.Event
+		want bool
+	}{
+		{"joined", store.Event{Kind: store.KindNode, Action: store.ActionPut, Object: base}, true},
+		{"removed", store.Event{Kind: store.KindNode, Action: store.ActionDelete, Object: base, Old: base}, true},
+		{"heartbeat", store.Event{Kind: store.KindNode, Action: store.ActionPut, Old: base, Object: change(func(n *berthv1.Node) {
+			n.LastHeartbeat = timestamppb.Now()
+			n.Images = []string{"busybox"}
+		})}, false},
+		{"down", store.Event{Kind: store.KindNode, Action: store.ActionPut, Old: base, Object: change(func(n *berthv1.Node) {
+			n.Status = berthv1.NodeStatus_NODE_STATUS_DOWN
+		})}, true},
+		{"drained", store.Event{Kind: store.KindNode, Action: store.ActionPut, Old: base, Object: change(func(n *berthv1.Node) {
+			n.Availability = berthv1.NodeAvailability_NODE_AVAILABILITY_DRAIN
+		})}, true},
+		{"relabelled", store.Event{Kind: store.KindNode, Action: store.ActionPut, Old: base, Object: change(func(n *berthv1.Node) {
+			n.Labels = map[string]string{"zone": "us"}
+		})}, true},
+		{"resized", store.Event{Kind: store.KindNode, Action: store.ActionPut, Old: base, Object: change(func(n *berthv1.Node) {
+			n.Capacity = &berthv1.Resources{MilliCpus: 4000, MemoryBytes: 8 << 30}
+		})}, true},
+	} {
+		if got := nodeChangeMatters(tc.ev); got != tc.want {
+			t.Errorf("%s: nodeChangeMatters = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
