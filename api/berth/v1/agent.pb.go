@@ -145,15 +145,19 @@ func (x *JoinResponse) GetCaCertificate() []byte {
 
 // NodeDescription is what an agent tells about its node.
 type NodeDescription struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Hostname      string                 `protobuf:"bytes,2,opt,name=hostname,proto3" json:"hostname,omitempty"`
-	Address       string                 `protobuf:"bytes,3,opt,name=address,proto3" json:"address,omitempty"`
-	Labels        map[string]string      `protobuf:"bytes,4,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	Capacity      *Resources             `protobuf:"bytes,5,opt,name=capacity,proto3" json:"capacity,omitempty"`
-	Platform      *Platform              `protobuf:"bytes,6,opt,name=platform,proto3" json:"platform,omitempty"`
-	Images        []string               `protobuf:"bytes,7,rep,name=images,proto3" json:"images,omitempty"`
-	AgentVersion  string                 `protobuf:"bytes,8,opt,name=agent_version,json=agentVersion,proto3" json:"agent_version,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Name         string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Hostname     string                 `protobuf:"bytes,2,opt,name=hostname,proto3" json:"hostname,omitempty"`
+	Address      string                 `protobuf:"bytes,3,opt,name=address,proto3" json:"address,omitempty"`
+	Labels       map[string]string      `protobuf:"bytes,4,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Capacity     *Resources             `protobuf:"bytes,5,opt,name=capacity,proto3" json:"capacity,omitempty"`
+	Platform     *Platform              `protobuf:"bytes,6,opt,name=platform,proto3" json:"platform,omitempty"`
+	Images       []string               `protobuf:"bytes,7,rep,name=images,proto3" json:"images,omitempty"`
+	AgentVersion string                 `protobuf:"bytes,8,opt,name=agent_version,json=agentVersion,proto3" json:"agent_version,omitempty"`
+	// content_address is where peers fetch this node's images.
+	ContentAddress string `protobuf:"bytes,9,opt,name=content_address,json=contentAddress,proto3" json:"content_address,omitempty"`
+	// image_digests maps each of images to its manifest digest.
+	ImageDigests  map[string]string `protobuf:"bytes,10,rep,name=image_digests,json=imageDigests,proto3" json:"image_digests,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -242,6 +246,20 @@ func (x *NodeDescription) GetAgentVersion() string {
 		return x.AgentVersion
 	}
 	return ""
+}
+
+func (x *NodeDescription) GetContentAddress() string {
+	if x != nil {
+		return x.ContentAddress
+	}
+	return ""
+}
+
+func (x *NodeDescription) GetImageDigests() map[string]string {
+	if x != nil {
+		return x.ImageDigests
+	}
+	return nil
 }
 
 type TaskStatusReport struct {
@@ -399,6 +417,9 @@ type AgentHeartbeat struct {
 	// images is set when the node's images changed since the last report.
 	Images        []string `protobuf:"bytes,1,rep,name=images,proto3" json:"images,omitempty"`
 	ImagesChanged bool     `protobuf:"varint,2,opt,name=images_changed,json=imagesChanged,proto3" json:"images_changed,omitempty"`
+	// image_digests maps each of images to its manifest digest; sent with
+	// images when they changed.
+	ImageDigests  map[string]string `protobuf:"bytes,3,rep,name=image_digests,json=imageDigests,proto3" json:"image_digests,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -445,6 +466,13 @@ func (x *AgentHeartbeat) GetImagesChanged() bool {
 		return x.ImagesChanged
 	}
 	return false
+}
+
+func (x *AgentHeartbeat) GetImageDigests() map[string]string {
+	if x != nil {
+		return x.ImageDigests
+	}
+	return nil
 }
 
 type AgentMessage struct {
@@ -703,10 +731,13 @@ func (x *GossipConfig) GetSuspicionMult() uint32 {
 // replaces everything the agent had; otherwise it updates tasks and removes
 // the listed ids.
 type Assignments struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Full          bool                   `protobuf:"varint,1,opt,name=full,proto3" json:"full,omitempty"`
-	Tasks         []*Task                `protobuf:"bytes,2,rep,name=tasks,proto3" json:"tasks,omitempty"`
-	Removed       []string               `protobuf:"bytes,3,rep,name=removed,proto3" json:"removed,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Full    bool                   `protobuf:"varint,1,opt,name=full,proto3" json:"full,omitempty"`
+	Tasks   []*Task                `protobuf:"bytes,2,rep,name=tasks,proto3" json:"tasks,omitempty"`
+	Removed []string               `protobuf:"bytes,3,rep,name=removed,proto3" json:"removed,omitempty"`
+	// image_sources say where the images of tasks (this message's and those
+	// sent before) can be fetched: peers first, then registries.
+	ImageSources  []*ImageSource `protobuf:"bytes,4,rep,name=image_sources,json=imageSources,proto3" json:"image_sources,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -762,6 +793,95 @@ func (x *Assignments) GetRemoved() []string {
 	return nil
 }
 
+func (x *Assignments) GetImageSources() []*ImageSource {
+	if x != nil {
+		return x.ImageSources
+	}
+	return nil
+}
+
+// ImageSource tells an agent where to get one image.
+type ImageSource struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// image is the reference as the task spec names it.
+	Image string `protobuf:"bytes,1,opt,name=image,proto3" json:"image,omitempty"`
+	// peers are the content addresses of nodes that hold the image.
+	Peers []string `protobuf:"bytes,2,rep,name=peers,proto3" json:"peers,omitempty"`
+	// username and secret authenticate to the image's registry, when a
+	// credential is stored for it.
+	Username string `protobuf:"bytes,3,opt,name=username,proto3" json:"username,omitempty"`
+	Secret   string `protobuf:"bytes,4,opt,name=secret,proto3" json:"secret,omitempty"`
+	// insecure: the registry is reached over plain HTTP.
+	Insecure      bool `protobuf:"varint,5,opt,name=insecure,proto3" json:"insecure,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImageSource) Reset() {
+	*x = ImageSource{}
+	mi := &file_berth_v1_agent_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImageSource) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImageSource) ProtoMessage() {}
+
+func (x *ImageSource) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_agent_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImageSource.ProtoReflect.Descriptor instead.
+func (*ImageSource) Descriptor() ([]byte, []int) {
+	return file_berth_v1_agent_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *ImageSource) GetImage() string {
+	if x != nil {
+		return x.Image
+	}
+	return ""
+}
+
+func (x *ImageSource) GetPeers() []string {
+	if x != nil {
+		return x.Peers
+	}
+	return nil
+}
+
+func (x *ImageSource) GetUsername() string {
+	if x != nil {
+		return x.Username
+	}
+	return ""
+}
+
+func (x *ImageSource) GetSecret() string {
+	if x != nil {
+		return x.Secret
+	}
+	return ""
+}
+
+func (x *ImageSource) GetInsecure() bool {
+	if x != nil {
+		return x.Insecure
+	}
+	return false
+}
+
 type ServerMessage struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Message:
@@ -775,7 +895,7 @@ type ServerMessage struct {
 
 func (x *ServerMessage) Reset() {
 	*x = ServerMessage{}
-	mi := &file_berth_v1_agent_proto_msgTypes[11]
+	mi := &file_berth_v1_agent_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -787,7 +907,7 @@ func (x *ServerMessage) String() string {
 func (*ServerMessage) ProtoMessage() {}
 
 func (x *ServerMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_agent_proto_msgTypes[11]
+	mi := &file_berth_v1_agent_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -800,7 +920,7 @@ func (x *ServerMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServerMessage.ProtoReflect.Descriptor instead.
 func (*ServerMessage) Descriptor() ([]byte, []int) {
-	return file_berth_v1_agent_proto_rawDescGZIP(), []int{11}
+	return file_berth_v1_agent_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ServerMessage) GetMessage() isServerMessage_Message {
@@ -856,7 +976,7 @@ const file_berth_v1_agent_proto_rawDesc = "" +
 	"\fJoinResponse\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12 \n" +
 	"\vcertificate\x18\x02 \x01(\fR\vcertificate\x12%\n" +
-	"\x0eca_certificate\x18\x03 \x01(\fR\rcaCertificate\"\xf3\x02\n" +
+	"\x0eca_certificate\x18\x03 \x01(\fR\rcaCertificate\"\xaf\x04\n" +
 	"\x0fNodeDescription\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n" +
 	"\bhostname\x18\x02 \x01(\tR\bhostname\x12\x18\n" +
@@ -865,8 +985,14 @@ const file_berth_v1_agent_proto_rawDesc = "" +
 	"\bcapacity\x18\x05 \x01(\v2\x13.berth.v1.ResourcesR\bcapacity\x12.\n" +
 	"\bplatform\x18\x06 \x01(\v2\x12.berth.v1.PlatformR\bplatform\x12\x16\n" +
 	"\x06images\x18\a \x03(\tR\x06images\x12#\n" +
-	"\ragent_version\x18\b \x01(\tR\fagentVersion\x1a9\n" +
+	"\ragent_version\x18\b \x01(\tR\fagentVersion\x12'\n" +
+	"\x0fcontent_address\x18\t \x01(\tR\x0econtentAddress\x12P\n" +
+	"\rimage_digests\x18\n" +
+	" \x03(\v2+.berth.v1.NodeDescription.ImageDigestsEntryR\fimageDigests\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a?\n" +
+	"\x11ImageDigestsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"Y\n" +
 	"\x10TaskStatusReport\x12\x17\n" +
@@ -877,10 +1003,14 @@ const file_berth_v1_agent_proto_rawDesc = "" +
 	"\vdescription\x18\x01 \x01(\v2\x19.berth.v1.NodeDescriptionR\vdescription\x120\n" +
 	"\x05tasks\x18\x02 \x03(\v2\x1a.berth.v1.TaskStatusReportR\x05tasks\"?\n" +
 	"\vAgentStatus\x120\n" +
-	"\x05tasks\x18\x01 \x03(\v2\x1a.berth.v1.TaskStatusReportR\x05tasks\"O\n" +
+	"\x05tasks\x18\x01 \x03(\v2\x1a.berth.v1.TaskStatusReportR\x05tasks\"\xe1\x01\n" +
 	"\x0eAgentHeartbeat\x12\x16\n" +
 	"\x06images\x18\x01 \x03(\tR\x06images\x12%\n" +
-	"\x0eimages_changed\x18\x02 \x01(\bR\rimagesChanged\"\xb2\x01\n" +
+	"\x0eimages_changed\x18\x02 \x01(\bR\rimagesChanged\x12O\n" +
+	"\rimage_digests\x18\x03 \x03(\v2*.berth.v1.AgentHeartbeat.ImageDigestsEntryR\fimageDigests\x1a?\n" +
+	"\x11ImageDigestsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xb2\x01\n" +
 	"\fAgentMessage\x12,\n" +
 	"\x05hello\x18\x01 \x01(\v2\x14.berth.v1.AgentHelloH\x00R\x05hello\x12/\n" +
 	"\x06status\x18\x02 \x01(\v2\x15.berth.v1.AgentStatusH\x00R\x06status\x128\n" +
@@ -896,11 +1026,18 @@ const file_berth_v1_agent_proto_rawDesc = "" +
 	"\x03key\x18\x02 \x01(\fR\x03key\x12@\n" +
 	"\x0eprobe_interval\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\rprobeInterval\x12>\n" +
 	"\rprobe_timeout\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\fprobeTimeout\x12%\n" +
-	"\x0esuspicion_mult\x18\x05 \x01(\rR\rsuspicionMult\"a\n" +
+	"\x0esuspicion_mult\x18\x05 \x01(\rR\rsuspicionMult\"\x9d\x01\n" +
 	"\vAssignments\x12\x12\n" +
 	"\x04full\x18\x01 \x01(\bR\x04full\x12$\n" +
 	"\x05tasks\x18\x02 \x03(\v2\x0e.berth.v1.TaskR\x05tasks\x12\x18\n" +
-	"\aremoved\x18\x03 \x03(\tR\aremoved\"\x8b\x01\n" +
+	"\aremoved\x18\x03 \x03(\tR\aremoved\x12:\n" +
+	"\rimage_sources\x18\x04 \x03(\v2\x15.berth.v1.ImageSourceR\fimageSources\"\x89\x01\n" +
+	"\vImageSource\x12\x14\n" +
+	"\x05image\x18\x01 \x01(\tR\x05image\x12\x14\n" +
+	"\x05peers\x18\x02 \x03(\tR\x05peers\x12\x1a\n" +
+	"\busername\x18\x03 \x01(\tR\busername\x12\x16\n" +
+	"\x06secret\x18\x04 \x01(\tR\x06secret\x12\x1a\n" +
+	"\binsecure\x18\x05 \x01(\bR\binsecure\"\x8b\x01\n" +
 	"\rServerMessage\x124\n" +
 	"\awelcome\x18\x01 \x01(\v2\x18.berth.v1.SessionWelcomeH\x00R\awelcome\x129\n" +
 	"\vassignments\x18\x02 \x01(\v2\x15.berth.v1.AssignmentsH\x00R\vassignmentsB\t\n" +
@@ -921,7 +1058,7 @@ func file_berth_v1_agent_proto_rawDescGZIP() []byte {
 	return file_berth_v1_agent_proto_rawDescData
 }
 
-var file_berth_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_berth_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_berth_v1_agent_proto_goTypes = []any{
 	(*JoinRequest)(nil),         // 0: berth.v1.JoinRequest
 	(*JoinResponse)(nil),        // 1: berth.v1.JoinResponse
@@ -934,41 +1071,47 @@ var file_berth_v1_agent_proto_goTypes = []any{
 	(*SessionWelcome)(nil),      // 8: berth.v1.SessionWelcome
 	(*GossipConfig)(nil),        // 9: berth.v1.GossipConfig
 	(*Assignments)(nil),         // 10: berth.v1.Assignments
-	(*ServerMessage)(nil),       // 11: berth.v1.ServerMessage
-	nil,                         // 12: berth.v1.NodeDescription.LabelsEntry
-	(*Resources)(nil),           // 13: berth.v1.Resources
-	(*Platform)(nil),            // 14: berth.v1.Platform
-	(*TaskStatus)(nil),          // 15: berth.v1.TaskStatus
-	(*durationpb.Duration)(nil), // 16: google.protobuf.Duration
-	(*Task)(nil),                // 17: berth.v1.Task
+	(*ImageSource)(nil),         // 11: berth.v1.ImageSource
+	(*ServerMessage)(nil),       // 12: berth.v1.ServerMessage
+	nil,                         // 13: berth.v1.NodeDescription.LabelsEntry
+	nil,                         // 14: berth.v1.NodeDescription.ImageDigestsEntry
+	nil,                         // 15: berth.v1.AgentHeartbeat.ImageDigestsEntry
+	(*Resources)(nil),           // 16: berth.v1.Resources
+	(*Platform)(nil),            // 17: berth.v1.Platform
+	(*TaskStatus)(nil),          // 18: berth.v1.TaskStatus
+	(*durationpb.Duration)(nil), // 19: google.protobuf.Duration
+	(*Task)(nil),                // 20: berth.v1.Task
 }
 var file_berth_v1_agent_proto_depIdxs = []int32{
-	12, // 0: berth.v1.NodeDescription.labels:type_name -> berth.v1.NodeDescription.LabelsEntry
-	13, // 1: berth.v1.NodeDescription.capacity:type_name -> berth.v1.Resources
-	14, // 2: berth.v1.NodeDescription.platform:type_name -> berth.v1.Platform
-	15, // 3: berth.v1.TaskStatusReport.status:type_name -> berth.v1.TaskStatus
-	2,  // 4: berth.v1.AgentHello.description:type_name -> berth.v1.NodeDescription
-	3,  // 5: berth.v1.AgentHello.tasks:type_name -> berth.v1.TaskStatusReport
-	3,  // 6: berth.v1.AgentStatus.tasks:type_name -> berth.v1.TaskStatusReport
-	4,  // 7: berth.v1.AgentMessage.hello:type_name -> berth.v1.AgentHello
-	5,  // 8: berth.v1.AgentMessage.status:type_name -> berth.v1.AgentStatus
-	6,  // 9: berth.v1.AgentMessage.heartbeat:type_name -> berth.v1.AgentHeartbeat
-	16, // 10: berth.v1.SessionWelcome.heartbeat_period:type_name -> google.protobuf.Duration
-	9,  // 11: berth.v1.SessionWelcome.gossip:type_name -> berth.v1.GossipConfig
-	16, // 12: berth.v1.GossipConfig.probe_interval:type_name -> google.protobuf.Duration
-	16, // 13: berth.v1.GossipConfig.probe_timeout:type_name -> google.protobuf.Duration
-	17, // 14: berth.v1.Assignments.tasks:type_name -> berth.v1.Task
-	8,  // 15: berth.v1.ServerMessage.welcome:type_name -> berth.v1.SessionWelcome
-	10, // 16: berth.v1.ServerMessage.assignments:type_name -> berth.v1.Assignments
-	0,  // 17: berth.v1.AgentService.Join:input_type -> berth.v1.JoinRequest
-	7,  // 18: berth.v1.AgentService.Session:input_type -> berth.v1.AgentMessage
-	1,  // 19: berth.v1.AgentService.Join:output_type -> berth.v1.JoinResponse
-	11, // 20: berth.v1.AgentService.Session:output_type -> berth.v1.ServerMessage
-	19, // [19:21] is the sub-list for method output_type
-	17, // [17:19] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	13, // 0: berth.v1.NodeDescription.labels:type_name -> berth.v1.NodeDescription.LabelsEntry
+	16, // 1: berth.v1.NodeDescription.capacity:type_name -> berth.v1.Resources
+	17, // 2: berth.v1.NodeDescription.platform:type_name -> berth.v1.Platform
+	14, // 3: berth.v1.NodeDescription.image_digests:type_name -> berth.v1.NodeDescription.ImageDigestsEntry
+	18, // 4: berth.v1.TaskStatusReport.status:type_name -> berth.v1.TaskStatus
+	2,  // 5: berth.v1.AgentHello.description:type_name -> berth.v1.NodeDescription
+	3,  // 6: berth.v1.AgentHello.tasks:type_name -> berth.v1.TaskStatusReport
+	3,  // 7: berth.v1.AgentStatus.tasks:type_name -> berth.v1.TaskStatusReport
+	15, // 8: berth.v1.AgentHeartbeat.image_digests:type_name -> berth.v1.AgentHeartbeat.ImageDigestsEntry
+	4,  // 9: berth.v1.AgentMessage.hello:type_name -> berth.v1.AgentHello
+	5,  // 10: berth.v1.AgentMessage.status:type_name -> berth.v1.AgentStatus
+	6,  // 11: berth.v1.AgentMessage.heartbeat:type_name -> berth.v1.AgentHeartbeat
+	19, // 12: berth.v1.SessionWelcome.heartbeat_period:type_name -> google.protobuf.Duration
+	9,  // 13: berth.v1.SessionWelcome.gossip:type_name -> berth.v1.GossipConfig
+	19, // 14: berth.v1.GossipConfig.probe_interval:type_name -> google.protobuf.Duration
+	19, // 15: berth.v1.GossipConfig.probe_timeout:type_name -> google.protobuf.Duration
+	20, // 16: berth.v1.Assignments.tasks:type_name -> berth.v1.Task
+	11, // 17: berth.v1.Assignments.image_sources:type_name -> berth.v1.ImageSource
+	8,  // 18: berth.v1.ServerMessage.welcome:type_name -> berth.v1.SessionWelcome
+	10, // 19: berth.v1.ServerMessage.assignments:type_name -> berth.v1.Assignments
+	0,  // 20: berth.v1.AgentService.Join:input_type -> berth.v1.JoinRequest
+	7,  // 21: berth.v1.AgentService.Session:input_type -> berth.v1.AgentMessage
+	1,  // 22: berth.v1.AgentService.Join:output_type -> berth.v1.JoinResponse
+	12, // 23: berth.v1.AgentService.Session:output_type -> berth.v1.ServerMessage
+	22, // [22:24] is the sub-list for method output_type
+	20, // [20:22] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_berth_v1_agent_proto_init() }
@@ -982,7 +1125,7 @@ func file_berth_v1_agent_proto_init() {
 		(*AgentMessage_Status)(nil),
 		(*AgentMessage_Heartbeat)(nil),
 	}
-	file_berth_v1_agent_proto_msgTypes[11].OneofWrappers = []any{
+	file_berth_v1_agent_proto_msgTypes[12].OneofWrappers = []any{
 		(*ServerMessage_Welcome)(nil),
 		(*ServerMessage_Assignments)(nil),
 	}
@@ -992,7 +1135,7 @@ func file_berth_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_berth_v1_agent_proto_rawDesc), len(file_berth_v1_agent_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   13,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -176,6 +176,815 @@ func (LogStream) EnumDescriptor() ([]byte, []int) {
 	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{2}
 }
 
+type BuildHeader struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// tags name the image ("web:dev", "registry.local/web:1.2").
+	Tags []string `protobuf:"bytes,1,rep,name=tags,proto3" json:"tags,omitempty"`
+	// dockerfile is the Dockerfile's path in the context ("Dockerfile").
+	Dockerfile string `protobuf:"bytes,2,opt,name=dockerfile,proto3" json:"dockerfile,omitempty"`
+	// dockerfile_content, when set, is the Dockerfile itself (one outside the
+	// context, or from stdin).
+	DockerfileContent []byte            `protobuf:"bytes,3,opt,name=dockerfile_content,json=dockerfileContent,proto3" json:"dockerfile_content,omitempty"`
+	BuildArgs         map[string]string `protobuf:"bytes,4,rep,name=build_args,json=buildArgs,proto3" json:"build_args,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Target            string            `protobuf:"bytes,5,opt,name=target,proto3" json:"target,omitempty"`
+	NoCache           bool              `protobuf:"varint,6,opt,name=no_cache,json=noCache,proto3" json:"no_cache,omitempty"`
+	// node is the node to build on (name or ID); empty lets the server pick
+	// a ready node. Read by ClusterService only.
+	Node          string `protobuf:"bytes,7,opt,name=node,proto3" json:"node,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BuildHeader) Reset() {
+	*x = BuildHeader{}
+	mi := &file_berth_v1_cluster_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BuildHeader) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BuildHeader) ProtoMessage() {}
+
+func (x *BuildHeader) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_cluster_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BuildHeader.ProtoReflect.Descriptor instead.
+func (*BuildHeader) Descriptor() ([]byte, []int) {
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *BuildHeader) GetTags() []string {
+	if x != nil {
+		return x.Tags
+	}
+	return nil
+}
+
+func (x *BuildHeader) GetDockerfile() string {
+	if x != nil {
+		return x.Dockerfile
+	}
+	return ""
+}
+
+func (x *BuildHeader) GetDockerfileContent() []byte {
+	if x != nil {
+		return x.DockerfileContent
+	}
+	return nil
+}
+
+func (x *BuildHeader) GetBuildArgs() map[string]string {
+	if x != nil {
+		return x.BuildArgs
+	}
+	return nil
+}
+
+func (x *BuildHeader) GetTarget() string {
+	if x != nil {
+		return x.Target
+	}
+	return ""
+}
+
+func (x *BuildHeader) GetNoCache() bool {
+	if x != nil {
+		return x.NoCache
+	}
+	return false
+}
+
+func (x *BuildHeader) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+type BuildRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Part:
+	//
+	//	*BuildRequest_Header
+	//	*BuildRequest_ContextChunk
+	Part          isBuildRequest_Part `protobuf_oneof:"part"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BuildRequest) Reset() {
+	*x = BuildRequest{}
+	mi := &file_berth_v1_cluster_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BuildRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BuildRequest) ProtoMessage() {}
+
+func (x *BuildRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_cluster_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BuildRequest.ProtoReflect.Descriptor instead.
+func (*BuildRequest) Descriptor() ([]byte, []int) {
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *BuildRequest) GetPart() isBuildRequest_Part {
+	if x != nil {
+		return x.Part
+	}
+	return nil
+}
+
+func (x *BuildRequest) GetHeader() *BuildHeader {
+	if x != nil {
+		if x, ok := x.Part.(*BuildRequest_Header); ok {
+			return x.Header
+		}
+	}
+	return nil
+}
+
+func (x *BuildRequest) GetContextChunk() []byte {
+	if x != nil {
+		if x, ok := x.Part.(*BuildRequest_ContextChunk); ok {
+			return x.ContextChunk
+		}
+	}
+	return nil
+}
+
+type isBuildRequest_Part interface {
+	isBuildRequest_Part()
+}
+
+type BuildRequest_Header struct {
+	Header *BuildHeader `protobuf:"bytes,1,opt,name=header,proto3,oneof"`
+}
+
+type BuildRequest_ContextChunk struct {
+	// context_chunk is the next bytes of the build context, a tar.
+	ContextChunk []byte `protobuf:"bytes,2,opt,name=context_chunk,json=contextChunk,proto3,oneof"`
+}
+
+func (*BuildRequest_Header) isBuildRequest_Part() {}
+
+func (*BuildRequest_ContextChunk) isBuildRequest_Part() {}
+
+type BuildResult struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	NodeId   string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	NodeName string                 `protobuf:"bytes,2,opt,name=node_name,json=nodeName,proto3" json:"node_name,omitempty"`
+	// image is the first tag; digest the manifest digest.
+	Image         string `protobuf:"bytes,3,opt,name=image,proto3" json:"image,omitempty"`
+	Digest        string `protobuf:"bytes,4,opt,name=digest,proto3" json:"digest,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BuildResult) Reset() {
+	*x = BuildResult{}
+	mi := &file_berth_v1_cluster_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BuildResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BuildResult) ProtoMessage() {}
+
+func (x *BuildResult) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_cluster_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BuildResult.ProtoReflect.Descriptor instead.
+func (*BuildResult) Descriptor() ([]byte, []int) {
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *BuildResult) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *BuildResult) GetNodeName() string {
+	if x != nil {
+		return x.NodeName
+	}
+	return ""
+}
+
+func (x *BuildResult) GetImage() string {
+	if x != nil {
+		return x.Image
+	}
+	return ""
+}
+
+func (x *BuildResult) GetDigest() string {
+	if x != nil {
+		return x.Digest
+	}
+	return ""
+}
+
+type BuildEvent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Event:
+	//
+	//	*BuildEvent_Status
+	//	*BuildEvent_Result
+	Event         isBuildEvent_Event `protobuf_oneof:"event"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BuildEvent) Reset() {
+	*x = BuildEvent{}
+	mi := &file_berth_v1_cluster_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BuildEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BuildEvent) ProtoMessage() {}
+
+func (x *BuildEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_cluster_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BuildEvent.ProtoReflect.Descriptor instead.
+func (*BuildEvent) Descriptor() ([]byte, []int) {
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *BuildEvent) GetEvent() isBuildEvent_Event {
+	if x != nil {
+		return x.Event
+	}
+	return nil
+}
+
+func (x *BuildEvent) GetStatus() []byte {
+	if x != nil {
+		if x, ok := x.Event.(*BuildEvent_Status); ok {
+			return x.Status
+		}
+	}
+	return nil
+}
+
+func (x *BuildEvent) GetResult() *BuildResult {
+	if x != nil {
+		if x, ok := x.Event.(*BuildEvent_Result); ok {
+			return x.Result
+		}
+	}
+	return nil
+}
+
+type isBuildEvent_Event interface {
+	isBuildEvent_Event()
+}
+
+type BuildEvent_Status struct {
+	// status is one BuildKit progress update: a marshalled
+	// moby.buildkit.v1.StatusResponse, for BuildKit's own display.
+	Status []byte `protobuf:"bytes,1,opt,name=status,proto3,oneof"`
+}
+
+type BuildEvent_Result struct {
+	Result *BuildResult `protobuf:"bytes,2,opt,name=result,proto3,oneof"`
+}
+
+func (*BuildEvent_Status) isBuildEvent_Event() {}
+
+func (*BuildEvent_Result) isBuildEvent_Event() {}
+
+type PullImageRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Image string                 `protobuf:"bytes,1,opt,name=image,proto3" json:"image,omitempty"`
+	// node_ids limits the pull to these nodes; empty means every ready node.
+	NodeIds       []string `protobuf:"bytes,2,rep,name=node_ids,json=nodeIds,proto3" json:"node_ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PullImageRequest) Reset() {
+	*x = PullImageRequest{}
+	mi := &file_berth_v1_cluster_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PullImageRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PullImageRequest) ProtoMessage() {}
+
+func (x *PullImageRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_cluster_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PullImageRequest.ProtoReflect.Descriptor instead.
+func (*PullImageRequest) Descriptor() ([]byte, []int) {
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *PullImageRequest) GetImage() string {
+	if x != nil {
+		return x.Image
+	}
+	return ""
+}
+
+func (x *PullImageRequest) GetNodeIds() []string {
+	if x != nil {
+		return x.NodeIds
+	}
+	return nil
+}
+
+type PushImageRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Image string                 `protobuf:"bytes,1,opt,name=image,proto3" json:"image,omitempty"`
+	// node is the node to push from (name or ID); empty picks one that has
+	// the image.
+	Node          string `protobuf:"bytes,2,opt,name=node,proto3" json:"node,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PushImageRequest) Reset() {
+	*x = PushImageRequest{}
+	mi := &file_berth_v1_cluster_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PushImageRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PushImageRequest) ProtoMessage() {}
+
+func (x *PushImageRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_cluster_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PushImageRequest.ProtoReflect.Descriptor instead.
+func (*PushImageRequest) Descriptor() ([]byte, []int) {
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *PushImageRequest) GetImage() string {
+	if x != nil {
+		return x.Image
+	}
+	return ""
+}
+
+func (x *PushImageRequest) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+// ImageProgress is one step of an image moving to or from a node.
+type ImageProgress struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	NodeId   string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	NodeName string                 `protobuf:"bytes,2,opt,name=node_name,json=nodeName,proto3" json:"node_name,omitempty"`
+	Image    string                 `protobuf:"bytes,3,opt,name=image,proto3" json:"image,omitempty"`
+	// status says what happens: "pulling from peer beta", "pushing".
+	Status     string `protobuf:"bytes,4,opt,name=status,proto3" json:"status,omitempty"`
+	DoneBytes  int64  `protobuf:"varint,5,opt,name=done_bytes,json=doneBytes,proto3" json:"done_bytes,omitempty"`
+	TotalBytes int64  `protobuf:"varint,6,opt,name=total_bytes,json=totalBytes,proto3" json:"total_bytes,omitempty"`
+	// done is set on the last message for this node; error when it failed.
+	Done          bool   `protobuf:"varint,7,opt,name=done,proto3" json:"done,omitempty"`
+	Digest        string `protobuf:"bytes,8,opt,name=digest,proto3" json:"digest,omitempty"`
+	Error         string `protobuf:"bytes,9,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImageProgress) Reset() {
+	*x = ImageProgress{}
+	mi := &file_berth_v1_cluster_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImageProgress) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImageProgress) ProtoMessage() {}
+
+func (x *ImageProgress) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_cluster_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImageProgress.ProtoReflect.Descriptor instead.
+func (*ImageProgress) Descriptor() ([]byte, []int) {
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *ImageProgress) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *ImageProgress) GetNodeName() string {
+	if x != nil {
+		return x.NodeName
+	}
+	return ""
+}
+
+func (x *ImageProgress) GetImage() string {
+	if x != nil {
+		return x.Image
+	}
+	return ""
+}
+
+func (x *ImageProgress) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *ImageProgress) GetDoneBytes() int64 {
+	if x != nil {
+		return x.DoneBytes
+	}
+	return 0
+}
+
+func (x *ImageProgress) GetTotalBytes() int64 {
+	if x != nil {
+		return x.TotalBytes
+	}
+	return 0
+}
+
+func (x *ImageProgress) GetDone() bool {
+	if x != nil {
+		return x.Done
+	}
+	return false
+}
+
+func (x *ImageProgress) GetDigest() string {
+	if x != nil {
+		return x.Digest
+	}
+	return ""
+}
+
+func (x *ImageProgress) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+type LoginRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Registry      string                 `protobuf:"bytes,1,opt,name=registry,proto3" json:"registry,omitempty"`
+	Username      string                 `protobuf:"bytes,2,opt,name=username,proto3" json:"username,omitempty"`
+	Password      string                 `protobuf:"bytes,3,opt,name=password,proto3" json:"password,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LoginRequest) Reset() {
+	*x = LoginRequest{}
+	mi := &file_berth_v1_cluster_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LoginRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LoginRequest) ProtoMessage() {}
+
+func (x *LoginRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_cluster_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LoginRequest.ProtoReflect.Descriptor instead.
+func (*LoginRequest) Descriptor() ([]byte, []int) {
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *LoginRequest) GetRegistry() string {
+	if x != nil {
+		return x.Registry
+	}
+	return ""
+}
+
+func (x *LoginRequest) GetUsername() string {
+	if x != nil {
+		return x.Username
+	}
+	return ""
+}
+
+func (x *LoginRequest) GetPassword() string {
+	if x != nil {
+		return x.Password
+	}
+	return ""
+}
+
+type LoginResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LoginResponse) Reset() {
+	*x = LoginResponse{}
+	mi := &file_berth_v1_cluster_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LoginResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LoginResponse) ProtoMessage() {}
+
+func (x *LoginResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_cluster_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LoginResponse.ProtoReflect.Descriptor instead.
+func (*LoginResponse) Descriptor() ([]byte, []int) {
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{8}
+}
+
+type LogoutRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Registry      string                 `protobuf:"bytes,1,opt,name=registry,proto3" json:"registry,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LogoutRequest) Reset() {
+	*x = LogoutRequest{}
+	mi := &file_berth_v1_cluster_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LogoutRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LogoutRequest) ProtoMessage() {}
+
+func (x *LogoutRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_cluster_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LogoutRequest.ProtoReflect.Descriptor instead.
+func (*LogoutRequest) Descriptor() ([]byte, []int) {
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *LogoutRequest) GetRegistry() string {
+	if x != nil {
+		return x.Registry
+	}
+	return ""
+}
+
+type LogoutResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LogoutResponse) Reset() {
+	*x = LogoutResponse{}
+	mi := &file_berth_v1_cluster_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LogoutResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LogoutResponse) ProtoMessage() {}
+
+func (x *LogoutResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_cluster_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LogoutResponse.ProtoReflect.Descriptor instead.
+func (*LogoutResponse) Descriptor() ([]byte, []int) {
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{10}
+}
+
+type ListRegistriesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListRegistriesRequest) Reset() {
+	*x = ListRegistriesRequest{}
+	mi := &file_berth_v1_cluster_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListRegistriesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListRegistriesRequest) ProtoMessage() {}
+
+func (x *ListRegistriesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_cluster_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListRegistriesRequest.ProtoReflect.Descriptor instead.
+func (*ListRegistriesRequest) Descriptor() ([]byte, []int) {
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{11}
+}
+
+type ListRegistriesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// registries are the stored credentials, secrets left out.
+	Registries    []*RegistryCredential `protobuf:"bytes,1,rep,name=registries,proto3" json:"registries,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListRegistriesResponse) Reset() {
+	*x = ListRegistriesResponse{}
+	mi := &file_berth_v1_cluster_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListRegistriesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListRegistriesResponse) ProtoMessage() {}
+
+func (x *ListRegistriesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_cluster_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListRegistriesResponse.ProtoReflect.Descriptor instead.
+func (*ListRegistriesResponse) Descriptor() ([]byte, []int) {
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *ListRegistriesResponse) GetRegistries() []*RegistryCredential {
+	if x != nil {
+		return x.Registries
+	}
+	return nil
+}
+
 type ScaleServiceRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Namespace     string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
@@ -188,7 +997,7 @@ type ScaleServiceRequest struct {
 
 func (x *ScaleServiceRequest) Reset() {
 	*x = ScaleServiceRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[0]
+	mi := &file_berth_v1_cluster_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -200,7 +1009,7 @@ func (x *ScaleServiceRequest) String() string {
 func (*ScaleServiceRequest) ProtoMessage() {}
 
 func (x *ScaleServiceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[0]
+	mi := &file_berth_v1_cluster_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -213,7 +1022,7 @@ func (x *ScaleServiceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScaleServiceRequest.ProtoReflect.Descriptor instead.
 func (*ScaleServiceRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{0}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ScaleServiceRequest) GetNamespace() string {
@@ -258,7 +1067,7 @@ type RollbackServiceRequest struct {
 
 func (x *RollbackServiceRequest) Reset() {
 	*x = RollbackServiceRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[1]
+	mi := &file_berth_v1_cluster_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -270,7 +1079,7 @@ func (x *RollbackServiceRequest) String() string {
 func (*RollbackServiceRequest) ProtoMessage() {}
 
 func (x *RollbackServiceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[1]
+	mi := &file_berth_v1_cluster_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -283,7 +1092,7 @@ func (x *RollbackServiceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RollbackServiceRequest.ProtoReflect.Descriptor instead.
 func (*RollbackServiceRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{1}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *RollbackServiceRequest) GetNamespace() string {
@@ -330,7 +1139,7 @@ type UpdateNodeRequest struct {
 
 func (x *UpdateNodeRequest) Reset() {
 	*x = UpdateNodeRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[2]
+	mi := &file_berth_v1_cluster_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -342,7 +1151,7 @@ func (x *UpdateNodeRequest) String() string {
 func (*UpdateNodeRequest) ProtoMessage() {}
 
 func (x *UpdateNodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[2]
+	mi := &file_berth_v1_cluster_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -355,7 +1164,7 @@ func (x *UpdateNodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateNodeRequest.ProtoReflect.Descriptor instead.
 func (*UpdateNodeRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{2}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *UpdateNodeRequest) GetNode() string {
@@ -398,7 +1207,7 @@ type RebalanceRequest struct {
 
 func (x *RebalanceRequest) Reset() {
 	*x = RebalanceRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[3]
+	mi := &file_berth_v1_cluster_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -410,7 +1219,7 @@ func (x *RebalanceRequest) String() string {
 func (*RebalanceRequest) ProtoMessage() {}
 
 func (x *RebalanceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[3]
+	mi := &file_berth_v1_cluster_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -423,7 +1232,7 @@ func (x *RebalanceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RebalanceRequest.ProtoReflect.Descriptor instead.
 func (*RebalanceRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{3}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *RebalanceRequest) GetNamespace() string {
@@ -457,7 +1266,7 @@ type RebalanceResponse struct {
 
 func (x *RebalanceResponse) Reset() {
 	*x = RebalanceResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[4]
+	mi := &file_berth_v1_cluster_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -469,7 +1278,7 @@ func (x *RebalanceResponse) String() string {
 func (*RebalanceResponse) ProtoMessage() {}
 
 func (x *RebalanceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[4]
+	mi := &file_berth_v1_cluster_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -482,7 +1291,7 @@ func (x *RebalanceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RebalanceResponse.ProtoReflect.Descriptor instead.
 func (*RebalanceResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{4}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *RebalanceResponse) GetServices() []string {
@@ -500,7 +1309,7 @@ type GetSettingsRequest struct {
 
 func (x *GetSettingsRequest) Reset() {
 	*x = GetSettingsRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[5]
+	mi := &file_berth_v1_cluster_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -512,7 +1321,7 @@ func (x *GetSettingsRequest) String() string {
 func (*GetSettingsRequest) ProtoMessage() {}
 
 func (x *GetSettingsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[5]
+	mi := &file_berth_v1_cluster_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -525,7 +1334,7 @@ func (x *GetSettingsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSettingsRequest.ProtoReflect.Descriptor instead.
 func (*GetSettingsRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{5}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{18}
 }
 
 type UpdateSettingsRequest struct {
@@ -538,7 +1347,7 @@ type UpdateSettingsRequest struct {
 
 func (x *UpdateSettingsRequest) Reset() {
 	*x = UpdateSettingsRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[6]
+	mi := &file_berth_v1_cluster_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -550,7 +1359,7 @@ func (x *UpdateSettingsRequest) String() string {
 func (*UpdateSettingsRequest) ProtoMessage() {}
 
 func (x *UpdateSettingsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[6]
+	mi := &file_berth_v1_cluster_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -563,7 +1372,7 @@ func (x *UpdateSettingsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateSettingsRequest.ProtoReflect.Descriptor instead.
 func (*UpdateSettingsRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{6}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *UpdateSettingsRequest) GetSettings() *ClusterSettings {
@@ -587,7 +1396,7 @@ type ApplyRequest struct {
 
 func (x *ApplyRequest) Reset() {
 	*x = ApplyRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[7]
+	mi := &file_berth_v1_cluster_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -599,7 +1408,7 @@ func (x *ApplyRequest) String() string {
 func (*ApplyRequest) ProtoMessage() {}
 
 func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[7]
+	mi := &file_berth_v1_cluster_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -612,7 +1421,7 @@ func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyRequest.ProtoReflect.Descriptor instead.
 func (*ApplyRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{7}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ApplyRequest) GetNamespace() string {
@@ -655,7 +1464,7 @@ type ServiceChange struct {
 
 func (x *ServiceChange) Reset() {
 	*x = ServiceChange{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[8]
+	mi := &file_berth_v1_cluster_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -667,7 +1476,7 @@ func (x *ServiceChange) String() string {
 func (*ServiceChange) ProtoMessage() {}
 
 func (x *ServiceChange) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[8]
+	mi := &file_berth_v1_cluster_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -680,7 +1489,7 @@ func (x *ServiceChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServiceChange.ProtoReflect.Descriptor instead.
 func (*ServiceChange) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{8}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ServiceChange) GetService() string {
@@ -713,7 +1522,7 @@ type ApplyResponse struct {
 
 func (x *ApplyResponse) Reset() {
 	*x = ApplyResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[9]
+	mi := &file_berth_v1_cluster_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -725,7 +1534,7 @@ func (x *ApplyResponse) String() string {
 func (*ApplyResponse) ProtoMessage() {}
 
 func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[9]
+	mi := &file_berth_v1_cluster_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -738,7 +1547,7 @@ func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyResponse.ProtoReflect.Descriptor instead.
 func (*ApplyResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{9}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ApplyResponse) GetChanges() []*ServiceChange {
@@ -758,7 +1567,7 @@ type DeleteAppRequest struct {
 
 func (x *DeleteAppRequest) Reset() {
 	*x = DeleteAppRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[10]
+	mi := &file_berth_v1_cluster_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -770,7 +1579,7 @@ func (x *DeleteAppRequest) String() string {
 func (*DeleteAppRequest) ProtoMessage() {}
 
 func (x *DeleteAppRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[10]
+	mi := &file_berth_v1_cluster_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -783,7 +1592,7 @@ func (x *DeleteAppRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteAppRequest.ProtoReflect.Descriptor instead.
 func (*DeleteAppRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{10}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *DeleteAppRequest) GetNamespace() string {
@@ -809,7 +1618,7 @@ type DeleteAppResponse struct {
 
 func (x *DeleteAppResponse) Reset() {
 	*x = DeleteAppResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[11]
+	mi := &file_berth_v1_cluster_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -821,7 +1630,7 @@ func (x *DeleteAppResponse) String() string {
 func (*DeleteAppResponse) ProtoMessage() {}
 
 func (x *DeleteAppResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[11]
+	mi := &file_berth_v1_cluster_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -834,7 +1643,7 @@ func (x *DeleteAppResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteAppResponse.ProtoReflect.Descriptor instead.
 func (*DeleteAppResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{11}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *DeleteAppResponse) GetRemovedServices() []string {
@@ -853,7 +1662,7 @@ type ListAppsRequest struct {
 
 func (x *ListAppsRequest) Reset() {
 	*x = ListAppsRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[12]
+	mi := &file_berth_v1_cluster_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -865,7 +1674,7 @@ func (x *ListAppsRequest) String() string {
 func (*ListAppsRequest) ProtoMessage() {}
 
 func (x *ListAppsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[12]
+	mi := &file_berth_v1_cluster_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -878,7 +1687,7 @@ func (x *ListAppsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAppsRequest.ProtoReflect.Descriptor instead.
 func (*ListAppsRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{12}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ListAppsRequest) GetNamespace() string {
@@ -901,7 +1710,7 @@ type App struct {
 
 func (x *App) Reset() {
 	*x = App{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[13]
+	mi := &file_berth_v1_cluster_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -913,7 +1722,7 @@ func (x *App) String() string {
 func (*App) ProtoMessage() {}
 
 func (x *App) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[13]
+	mi := &file_berth_v1_cluster_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -926,7 +1735,7 @@ func (x *App) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use App.ProtoReflect.Descriptor instead.
 func (*App) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{13}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *App) GetNamespace() string {
@@ -973,7 +1782,7 @@ type ListAppsResponse struct {
 
 func (x *ListAppsResponse) Reset() {
 	*x = ListAppsResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[14]
+	mi := &file_berth_v1_cluster_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -985,7 +1794,7 @@ func (x *ListAppsResponse) String() string {
 func (*ListAppsResponse) ProtoMessage() {}
 
 func (x *ListAppsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[14]
+	mi := &file_berth_v1_cluster_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -998,7 +1807,7 @@ func (x *ListAppsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAppsResponse.ProtoReflect.Descriptor instead.
 func (*ListAppsResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{14}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ListAppsResponse) GetApps() []*App {
@@ -1019,7 +1828,7 @@ type GetServiceRequest struct {
 
 func (x *GetServiceRequest) Reset() {
 	*x = GetServiceRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[15]
+	mi := &file_berth_v1_cluster_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1031,7 +1840,7 @@ func (x *GetServiceRequest) String() string {
 func (*GetServiceRequest) ProtoMessage() {}
 
 func (x *GetServiceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[15]
+	mi := &file_berth_v1_cluster_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1044,7 +1853,7 @@ func (x *GetServiceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetServiceRequest.ProtoReflect.Descriptor instead.
 func (*GetServiceRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{15}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *GetServiceRequest) GetNamespace() string {
@@ -1079,7 +1888,7 @@ type ListServicesRequest struct {
 
 func (x *ListServicesRequest) Reset() {
 	*x = ListServicesRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[16]
+	mi := &file_berth_v1_cluster_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1091,7 +1900,7 @@ func (x *ListServicesRequest) String() string {
 func (*ListServicesRequest) ProtoMessage() {}
 
 func (x *ListServicesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[16]
+	mi := &file_berth_v1_cluster_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1104,7 +1913,7 @@ func (x *ListServicesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListServicesRequest.ProtoReflect.Descriptor instead.
 func (*ListServicesRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{16}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ListServicesRequest) GetNamespace() string {
@@ -1132,7 +1941,7 @@ type ServiceSummary struct {
 
 func (x *ServiceSummary) Reset() {
 	*x = ServiceSummary{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[17]
+	mi := &file_berth_v1_cluster_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1144,7 +1953,7 @@ func (x *ServiceSummary) String() string {
 func (*ServiceSummary) ProtoMessage() {}
 
 func (x *ServiceSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[17]
+	mi := &file_berth_v1_cluster_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1157,7 +1966,7 @@ func (x *ServiceSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServiceSummary.ProtoReflect.Descriptor instead.
 func (*ServiceSummary) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{17}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ServiceSummary) GetService() *Service {
@@ -1190,7 +1999,7 @@ type ListServicesResponse struct {
 
 func (x *ListServicesResponse) Reset() {
 	*x = ListServicesResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[18]
+	mi := &file_berth_v1_cluster_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1202,7 +2011,7 @@ func (x *ListServicesResponse) String() string {
 func (*ListServicesResponse) ProtoMessage() {}
 
 func (x *ListServicesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[18]
+	mi := &file_berth_v1_cluster_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1215,7 +2024,7 @@ func (x *ListServicesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListServicesResponse.ProtoReflect.Descriptor instead.
 func (*ListServicesResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{18}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ListServicesResponse) GetServices() []*ServiceSummary {
@@ -1239,7 +2048,7 @@ type ListTasksRequest struct {
 
 func (x *ListTasksRequest) Reset() {
 	*x = ListTasksRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[19]
+	mi := &file_berth_v1_cluster_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1251,7 +2060,7 @@ func (x *ListTasksRequest) String() string {
 func (*ListTasksRequest) ProtoMessage() {}
 
 func (x *ListTasksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[19]
+	mi := &file_berth_v1_cluster_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1264,7 +2073,7 @@ func (x *ListTasksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTasksRequest.ProtoReflect.Descriptor instead.
 func (*ListTasksRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{19}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ListTasksRequest) GetNamespace() string {
@@ -1311,7 +2120,7 @@ type ListTasksResponse struct {
 
 func (x *ListTasksResponse) Reset() {
 	*x = ListTasksResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[20]
+	mi := &file_berth_v1_cluster_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1323,7 +2132,7 @@ func (x *ListTasksResponse) String() string {
 func (*ListTasksResponse) ProtoMessage() {}
 
 func (x *ListTasksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[20]
+	mi := &file_berth_v1_cluster_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1336,7 +2145,7 @@ func (x *ListTasksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTasksResponse.ProtoReflect.Descriptor instead.
 func (*ListTasksResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{20}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ListTasksResponse) GetTasks() []*Task {
@@ -1354,7 +2163,7 @@ type ListNodesRequest struct {
 
 func (x *ListNodesRequest) Reset() {
 	*x = ListNodesRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[21]
+	mi := &file_berth_v1_cluster_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1366,7 +2175,7 @@ func (x *ListNodesRequest) String() string {
 func (*ListNodesRequest) ProtoMessage() {}
 
 func (x *ListNodesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[21]
+	mi := &file_berth_v1_cluster_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1379,7 +2188,7 @@ func (x *ListNodesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNodesRequest.ProtoReflect.Descriptor instead.
 func (*ListNodesRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{21}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{34}
 }
 
 type ListNodesResponse struct {
@@ -1391,7 +2200,7 @@ type ListNodesResponse struct {
 
 func (x *ListNodesResponse) Reset() {
 	*x = ListNodesResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[22]
+	mi := &file_berth_v1_cluster_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1403,7 +2212,7 @@ func (x *ListNodesResponse) String() string {
 func (*ListNodesResponse) ProtoMessage() {}
 
 func (x *ListNodesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[22]
+	mi := &file_berth_v1_cluster_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1416,7 +2225,7 @@ func (x *ListNodesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNodesResponse.ProtoReflect.Descriptor instead.
 func (*ListNodesResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{22}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ListNodesResponse) GetNodes() []*Node {
@@ -1450,7 +2259,7 @@ type ListEventsRequest struct {
 
 func (x *ListEventsRequest) Reset() {
 	*x = ListEventsRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[23]
+	mi := &file_berth_v1_cluster_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1462,7 +2271,7 @@ func (x *ListEventsRequest) String() string {
 func (*ListEventsRequest) ProtoMessage() {}
 
 func (x *ListEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[23]
+	mi := &file_berth_v1_cluster_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1475,7 +2284,7 @@ func (x *ListEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEventsRequest.ProtoReflect.Descriptor instead.
 func (*ListEventsRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{23}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ListEventsRequest) GetLimit() uint32 {
@@ -1536,7 +2345,7 @@ type ListEventsResponse struct {
 
 func (x *ListEventsResponse) Reset() {
 	*x = ListEventsResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[24]
+	mi := &file_berth_v1_cluster_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1548,7 +2357,7 @@ func (x *ListEventsResponse) String() string {
 func (*ListEventsResponse) ProtoMessage() {}
 
 func (x *ListEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[24]
+	mi := &file_berth_v1_cluster_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1561,7 +2370,7 @@ func (x *ListEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEventsResponse.ProtoReflect.Descriptor instead.
 func (*ListEventsResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{24}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ListEventsResponse) GetEvents() []*Event {
@@ -1581,7 +2390,7 @@ type WatchRequest struct {
 
 func (x *WatchRequest) Reset() {
 	*x = WatchRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[25]
+	mi := &file_berth_v1_cluster_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1593,7 +2402,7 @@ func (x *WatchRequest) String() string {
 func (*WatchRequest) ProtoMessage() {}
 
 func (x *WatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[25]
+	mi := &file_berth_v1_cluster_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1606,7 +2415,7 @@ func (x *WatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRequest.ProtoReflect.Descriptor instead.
 func (*WatchRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{25}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *WatchRequest) GetNamespace() string {
@@ -1638,7 +2447,7 @@ type WatchEvent struct {
 
 func (x *WatchEvent) Reset() {
 	*x = WatchEvent{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[26]
+	mi := &file_berth_v1_cluster_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1650,7 +2459,7 @@ func (x *WatchEvent) String() string {
 func (*WatchEvent) ProtoMessage() {}
 
 func (x *WatchEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[26]
+	mi := &file_berth_v1_cluster_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1663,7 +2472,7 @@ func (x *WatchEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchEvent.ProtoReflect.Descriptor instead.
 func (*WatchEvent) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{26}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *WatchEvent) GetAction() WatchAction {
@@ -1745,7 +2554,7 @@ type LogsRequest struct {
 
 func (x *LogsRequest) Reset() {
 	*x = LogsRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[27]
+	mi := &file_berth_v1_cluster_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1757,7 +2566,7 @@ func (x *LogsRequest) String() string {
 func (*LogsRequest) ProtoMessage() {}
 
 func (x *LogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[27]
+	mi := &file_berth_v1_cluster_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1770,7 +2579,7 @@ func (x *LogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogsRequest.ProtoReflect.Descriptor instead.
 func (*LogsRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{27}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *LogsRequest) GetNamespace() string {
@@ -1830,7 +2639,7 @@ type LogEntry struct {
 
 func (x *LogEntry) Reset() {
 	*x = LogEntry{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[28]
+	mi := &file_berth_v1_cluster_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1842,7 +2651,7 @@ func (x *LogEntry) String() string {
 func (*LogEntry) ProtoMessage() {}
 
 func (x *LogEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[28]
+	mi := &file_berth_v1_cluster_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1855,7 +2664,7 @@ func (x *LogEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogEntry.ProtoReflect.Descriptor instead.
 func (*LogEntry) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{28}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *LogEntry) GetTaskId() string {
@@ -1917,7 +2726,7 @@ type ImportImageHeader struct {
 
 func (x *ImportImageHeader) Reset() {
 	*x = ImportImageHeader{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[29]
+	mi := &file_berth_v1_cluster_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1929,7 +2738,7 @@ func (x *ImportImageHeader) String() string {
 func (*ImportImageHeader) ProtoMessage() {}
 
 func (x *ImportImageHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[29]
+	mi := &file_berth_v1_cluster_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1942,7 +2751,7 @@ func (x *ImportImageHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportImageHeader.ProtoReflect.Descriptor instead.
 func (*ImportImageHeader) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{29}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ImportImageHeader) GetNodeIds() []string {
@@ -1965,7 +2774,7 @@ type ImportImageRequest struct {
 
 func (x *ImportImageRequest) Reset() {
 	*x = ImportImageRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[30]
+	mi := &file_berth_v1_cluster_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1977,7 +2786,7 @@ func (x *ImportImageRequest) String() string {
 func (*ImportImageRequest) ProtoMessage() {}
 
 func (x *ImportImageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[30]
+	mi := &file_berth_v1_cluster_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1990,7 +2799,7 @@ func (x *ImportImageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportImageRequest.ProtoReflect.Descriptor instead.
 func (*ImportImageRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{30}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ImportImageRequest) GetPart() isImportImageRequest_Part {
@@ -2046,7 +2855,7 @@ type NodeImportResult struct {
 
 func (x *NodeImportResult) Reset() {
 	*x = NodeImportResult{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[31]
+	mi := &file_berth_v1_cluster_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2058,7 +2867,7 @@ func (x *NodeImportResult) String() string {
 func (*NodeImportResult) ProtoMessage() {}
 
 func (x *NodeImportResult) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[31]
+	mi := &file_berth_v1_cluster_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2071,7 +2880,7 @@ func (x *NodeImportResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeImportResult.ProtoReflect.Descriptor instead.
 func (*NodeImportResult) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{31}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *NodeImportResult) GetNodeId() string {
@@ -2111,7 +2920,7 @@ type ImportImageResponse struct {
 
 func (x *ImportImageResponse) Reset() {
 	*x = ImportImageResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[32]
+	mi := &file_berth_v1_cluster_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2123,7 +2932,7 @@ func (x *ImportImageResponse) String() string {
 func (*ImportImageResponse) ProtoMessage() {}
 
 func (x *ImportImageResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[32]
+	mi := &file_berth_v1_cluster_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2136,7 +2945,7 @@ func (x *ImportImageResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportImageResponse.ProtoReflect.Descriptor instead.
 func (*ImportImageResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{32}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *ImportImageResponse) GetResults() []*NodeImportResult {
@@ -2158,7 +2967,7 @@ type Image struct {
 
 func (x *Image) Reset() {
 	*x = Image{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[33]
+	mi := &file_berth_v1_cluster_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2170,7 +2979,7 @@ func (x *Image) String() string {
 func (*Image) ProtoMessage() {}
 
 func (x *Image) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[33]
+	mi := &file_berth_v1_cluster_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2183,7 +2992,7 @@ func (x *Image) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Image.ProtoReflect.Descriptor instead.
 func (*Image) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{33}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *Image) GetName() string {
@@ -2224,7 +3033,7 @@ type ListImagesRequest struct {
 
 func (x *ListImagesRequest) Reset() {
 	*x = ListImagesRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[34]
+	mi := &file_berth_v1_cluster_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2236,7 +3045,7 @@ func (x *ListImagesRequest) String() string {
 func (*ListImagesRequest) ProtoMessage() {}
 
 func (x *ListImagesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[34]
+	mi := &file_berth_v1_cluster_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2249,7 +3058,7 @@ func (x *ListImagesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListImagesRequest.ProtoReflect.Descriptor instead.
 func (*ListImagesRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{34}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ListImagesRequest) GetNodeId() string {
@@ -2271,7 +3080,7 @@ type NodeImages struct {
 
 func (x *NodeImages) Reset() {
 	*x = NodeImages{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[35]
+	mi := &file_berth_v1_cluster_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2283,7 +3092,7 @@ func (x *NodeImages) String() string {
 func (*NodeImages) ProtoMessage() {}
 
 func (x *NodeImages) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[35]
+	mi := &file_berth_v1_cluster_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2296,7 +3105,7 @@ func (x *NodeImages) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeImages.ProtoReflect.Descriptor instead.
 func (*NodeImages) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{35}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *NodeImages) GetNodeId() string {
@@ -2336,7 +3145,7 @@ type ListImagesResponse struct {
 
 func (x *ListImagesResponse) Reset() {
 	*x = ListImagesResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[36]
+	mi := &file_berth_v1_cluster_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2348,7 +3157,7 @@ func (x *ListImagesResponse) String() string {
 func (*ListImagesResponse) ProtoMessage() {}
 
 func (x *ListImagesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[36]
+	mi := &file_berth_v1_cluster_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2361,7 +3170,7 @@ func (x *ListImagesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListImagesResponse.ProtoReflect.Descriptor instead.
 func (*ListImagesResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{36}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *ListImagesResponse) GetNodes() []*NodeImages {
@@ -2383,7 +3192,7 @@ type JoinTokenRequest struct {
 
 func (x *JoinTokenRequest) Reset() {
 	*x = JoinTokenRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[37]
+	mi := &file_berth_v1_cluster_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2395,7 +3204,7 @@ func (x *JoinTokenRequest) String() string {
 func (*JoinTokenRequest) ProtoMessage() {}
 
 func (x *JoinTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[37]
+	mi := &file_berth_v1_cluster_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2408,7 +3217,7 @@ func (x *JoinTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinTokenRequest.ProtoReflect.Descriptor instead.
 func (*JoinTokenRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{37}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *JoinTokenRequest) GetRotate() bool {
@@ -2435,7 +3244,7 @@ type JoinTokenResponse struct {
 
 func (x *JoinTokenResponse) Reset() {
 	*x = JoinTokenResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[38]
+	mi := &file_berth_v1_cluster_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2447,7 +3256,7 @@ func (x *JoinTokenResponse) String() string {
 func (*JoinTokenResponse) ProtoMessage() {}
 
 func (x *JoinTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[38]
+	mi := &file_berth_v1_cluster_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2460,7 +3269,7 @@ func (x *JoinTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinTokenResponse.ProtoReflect.Descriptor instead.
 func (*JoinTokenResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{38}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *JoinTokenResponse) GetToken() string {
@@ -2485,7 +3294,7 @@ type VersionRequest struct {
 
 func (x *VersionRequest) Reset() {
 	*x = VersionRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[39]
+	mi := &file_berth_v1_cluster_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2497,7 +3306,7 @@ func (x *VersionRequest) String() string {
 func (*VersionRequest) ProtoMessage() {}
 
 func (x *VersionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[39]
+	mi := &file_berth_v1_cluster_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2510,7 +3319,7 @@ func (x *VersionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VersionRequest.ProtoReflect.Descriptor instead.
 func (*VersionRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{39}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{52}
 }
 
 type VersionResponse struct {
@@ -2525,7 +3334,7 @@ type VersionResponse struct {
 
 func (x *VersionResponse) Reset() {
 	*x = VersionResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[40]
+	mi := &file_berth_v1_cluster_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2537,7 +3346,7 @@ func (x *VersionResponse) String() string {
 func (*VersionResponse) ProtoMessage() {}
 
 func (x *VersionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[40]
+	mi := &file_berth_v1_cluster_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2550,7 +3359,7 @@ func (x *VersionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VersionResponse.ProtoReflect.Descriptor instead.
 func (*VersionResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{40}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *VersionResponse) GetVersion() string {
@@ -2585,7 +3394,66 @@ var File_berth_v1_cluster_proto protoreflect.FileDescriptor
 
 const file_berth_v1_cluster_proto_rawDesc = "" +
 	"\n" +
-	"\x16berth/v1/cluster.proto\x12\bberth.v1\x1a\x16berth/v1/objects.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"{\n" +
+	"\x16berth/v1/cluster.proto\x12\bberth.v1\x1a\x16berth/v1/objects.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xba\x02\n" +
+	"\vBuildHeader\x12\x12\n" +
+	"\x04tags\x18\x01 \x03(\tR\x04tags\x12\x1e\n" +
+	"\n" +
+	"dockerfile\x18\x02 \x01(\tR\n" +
+	"dockerfile\x12-\n" +
+	"\x12dockerfile_content\x18\x03 \x01(\fR\x11dockerfileContent\x12C\n" +
+	"\n" +
+	"build_args\x18\x04 \x03(\v2$.berth.v1.BuildHeader.BuildArgsEntryR\tbuildArgs\x12\x16\n" +
+	"\x06target\x18\x05 \x01(\tR\x06target\x12\x19\n" +
+	"\bno_cache\x18\x06 \x01(\bR\anoCache\x12\x12\n" +
+	"\x04node\x18\a \x01(\tR\x04node\x1a<\n" +
+	"\x0eBuildArgsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"n\n" +
+	"\fBuildRequest\x12/\n" +
+	"\x06header\x18\x01 \x01(\v2\x15.berth.v1.BuildHeaderH\x00R\x06header\x12%\n" +
+	"\rcontext_chunk\x18\x02 \x01(\fH\x00R\fcontextChunkB\x06\n" +
+	"\x04part\"q\n" +
+	"\vBuildResult\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x1b\n" +
+	"\tnode_name\x18\x02 \x01(\tR\bnodeName\x12\x14\n" +
+	"\x05image\x18\x03 \x01(\tR\x05image\x12\x16\n" +
+	"\x06digest\x18\x04 \x01(\tR\x06digest\"`\n" +
+	"\n" +
+	"BuildEvent\x12\x18\n" +
+	"\x06status\x18\x01 \x01(\fH\x00R\x06status\x12/\n" +
+	"\x06result\x18\x02 \x01(\v2\x15.berth.v1.BuildResultH\x00R\x06resultB\a\n" +
+	"\x05event\"C\n" +
+	"\x10PullImageRequest\x12\x14\n" +
+	"\x05image\x18\x01 \x01(\tR\x05image\x12\x19\n" +
+	"\bnode_ids\x18\x02 \x03(\tR\anodeIds\"<\n" +
+	"\x10PushImageRequest\x12\x14\n" +
+	"\x05image\x18\x01 \x01(\tR\x05image\x12\x12\n" +
+	"\x04node\x18\x02 \x01(\tR\x04node\"\xf5\x01\n" +
+	"\rImageProgress\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x1b\n" +
+	"\tnode_name\x18\x02 \x01(\tR\bnodeName\x12\x14\n" +
+	"\x05image\x18\x03 \x01(\tR\x05image\x12\x16\n" +
+	"\x06status\x18\x04 \x01(\tR\x06status\x12\x1d\n" +
+	"\n" +
+	"done_bytes\x18\x05 \x01(\x03R\tdoneBytes\x12\x1f\n" +
+	"\vtotal_bytes\x18\x06 \x01(\x03R\n" +
+	"totalBytes\x12\x12\n" +
+	"\x04done\x18\a \x01(\bR\x04done\x12\x16\n" +
+	"\x06digest\x18\b \x01(\tR\x06digest\x12\x14\n" +
+	"\x05error\x18\t \x01(\tR\x05error\"b\n" +
+	"\fLoginRequest\x12\x1a\n" +
+	"\bregistry\x18\x01 \x01(\tR\bregistry\x12\x1a\n" +
+	"\busername\x18\x02 \x01(\tR\busername\x12\x1a\n" +
+	"\bpassword\x18\x03 \x01(\tR\bpassword\"\x0f\n" +
+	"\rLoginResponse\"+\n" +
+	"\rLogoutRequest\x12\x1a\n" +
+	"\bregistry\x18\x01 \x01(\tR\bregistry\"\x10\n" +
+	"\x0eLogoutResponse\"\x17\n" +
+	"\x15ListRegistriesRequest\"V\n" +
+	"\x16ListRegistriesResponse\x12<\n" +
+	"\n" +
+	"registries\x18\x01 \x03(\v2\x1c.berth.v1.RegistryCredentialR\n" +
+	"registries\"{\n" +
 	"\x13ScaleServiceRequest\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x10\n" +
 	"\x03app\x18\x02 \x01(\tR\x03app\x12\x18\n" +
@@ -2757,8 +3625,7 @@ const file_berth_v1_cluster_proto_rawDesc = "" +
 	"\tLogStream\x12\x1a\n" +
 	"\x16LOG_STREAM_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11LOG_STREAM_STDOUT\x10\x01\x12\x15\n" +
-	"\x11LOG_STREAM_STDERR\x10\x022\xe1\n" +
-	"\n" +
+	"\x11LOG_STREAM_STDERR\x10\x022\xf0\r\n" +
 	"\x0eClusterService\x128\n" +
 	"\x05Apply\x12\x16.berth.v1.ApplyRequest\x1a\x17.berth.v1.ApplyResponse\x12D\n" +
 	"\tDeleteApp\x12\x1a.berth.v1.DeleteAppRequest\x1a\x1b.berth.v1.DeleteAppResponse\x12A\n" +
@@ -2783,7 +3650,13 @@ const file_berth_v1_cluster_proto_rawDesc = "" +
 	"UpdateNode\x12\x1b.berth.v1.UpdateNodeRequest\x1a\x0e.berth.v1.Node\x12D\n" +
 	"\tRebalance\x12\x1a.berth.v1.RebalanceRequest\x1a\x1b.berth.v1.RebalanceResponse\x12F\n" +
 	"\vGetSettings\x12\x1c.berth.v1.GetSettingsRequest\x1a\x19.berth.v1.ClusterSettings\x12L\n" +
-	"\x0eUpdateSettings\x12\x1f.berth.v1.UpdateSettingsRequest\x1a\x19.berth.v1.ClusterSettingsB4Z2github.com/berthproject/berth/api/berth/v1;berthv1b\x06proto3"
+	"\x0eUpdateSettings\x12\x1f.berth.v1.UpdateSettingsRequest\x1a\x19.berth.v1.ClusterSettings\x129\n" +
+	"\x05Build\x12\x16.berth.v1.BuildRequest\x1a\x14.berth.v1.BuildEvent(\x010\x01\x12B\n" +
+	"\tPullImage\x12\x1a.berth.v1.PullImageRequest\x1a\x17.berth.v1.ImageProgress0\x01\x12B\n" +
+	"\tPushImage\x12\x1a.berth.v1.PushImageRequest\x1a\x17.berth.v1.ImageProgress0\x01\x128\n" +
+	"\x05Login\x12\x16.berth.v1.LoginRequest\x1a\x17.berth.v1.LoginResponse\x12;\n" +
+	"\x06Logout\x12\x17.berth.v1.LogoutRequest\x1a\x18.berth.v1.LogoutResponse\x12S\n" +
+	"\x0eListRegistries\x12\x1f.berth.v1.ListRegistriesRequest\x1a .berth.v1.ListRegistriesResponseB4Z2github.com/berthproject/berth/api/berth/v1;berthv1b\x06proto3"
 
 var (
 	file_berth_v1_cluster_proto_rawDescOnce sync.Once
@@ -2798,135 +3671,166 @@ func file_berth_v1_cluster_proto_rawDescGZIP() []byte {
 }
 
 var file_berth_v1_cluster_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_berth_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 42)
+var file_berth_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 56)
 var file_berth_v1_cluster_proto_goTypes = []any{
 	(ChangeAction)(0),              // 0: berth.v1.ChangeAction
 	(WatchAction)(0),               // 1: berth.v1.WatchAction
 	(LogStream)(0),                 // 2: berth.v1.LogStream
-	(*ScaleServiceRequest)(nil),    // 3: berth.v1.ScaleServiceRequest
-	(*RollbackServiceRequest)(nil), // 4: berth.v1.RollbackServiceRequest
-	(*UpdateNodeRequest)(nil),      // 5: berth.v1.UpdateNodeRequest
-	(*RebalanceRequest)(nil),       // 6: berth.v1.RebalanceRequest
-	(*RebalanceResponse)(nil),      // 7: berth.v1.RebalanceResponse
-	(*GetSettingsRequest)(nil),     // 8: berth.v1.GetSettingsRequest
-	(*UpdateSettingsRequest)(nil),  // 9: berth.v1.UpdateSettingsRequest
-	(*ApplyRequest)(nil),           // 10: berth.v1.ApplyRequest
-	(*ServiceChange)(nil),          // 11: berth.v1.ServiceChange
-	(*ApplyResponse)(nil),          // 12: berth.v1.ApplyResponse
-	(*DeleteAppRequest)(nil),       // 13: berth.v1.DeleteAppRequest
-	(*DeleteAppResponse)(nil),      // 14: berth.v1.DeleteAppResponse
-	(*ListAppsRequest)(nil),        // 15: berth.v1.ListAppsRequest
-	(*App)(nil),                    // 16: berth.v1.App
-	(*ListAppsResponse)(nil),       // 17: berth.v1.ListAppsResponse
-	(*GetServiceRequest)(nil),      // 18: berth.v1.GetServiceRequest
-	(*ListServicesRequest)(nil),    // 19: berth.v1.ListServicesRequest
-	(*ServiceSummary)(nil),         // 20: berth.v1.ServiceSummary
-	(*ListServicesResponse)(nil),   // 21: berth.v1.ListServicesResponse
-	(*ListTasksRequest)(nil),       // 22: berth.v1.ListTasksRequest
-	(*ListTasksResponse)(nil),      // 23: berth.v1.ListTasksResponse
-	(*ListNodesRequest)(nil),       // 24: berth.v1.ListNodesRequest
-	(*ListNodesResponse)(nil),      // 25: berth.v1.ListNodesResponse
-	(*ListEventsRequest)(nil),      // 26: berth.v1.ListEventsRequest
-	(*ListEventsResponse)(nil),     // 27: berth.v1.ListEventsResponse
-	(*WatchRequest)(nil),           // 28: berth.v1.WatchRequest
-	(*WatchEvent)(nil),             // 29: berth.v1.WatchEvent
-	(*LogsRequest)(nil),            // 30: berth.v1.LogsRequest
-	(*LogEntry)(nil),               // 31: berth.v1.LogEntry
-	(*ImportImageHeader)(nil),      // 32: berth.v1.ImportImageHeader
-	(*ImportImageRequest)(nil),     // 33: berth.v1.ImportImageRequest
-	(*NodeImportResult)(nil),       // 34: berth.v1.NodeImportResult
-	(*ImportImageResponse)(nil),    // 35: berth.v1.ImportImageResponse
-	(*Image)(nil),                  // 36: berth.v1.Image
-	(*ListImagesRequest)(nil),      // 37: berth.v1.ListImagesRequest
-	(*NodeImages)(nil),             // 38: berth.v1.NodeImages
-	(*ListImagesResponse)(nil),     // 39: berth.v1.ListImagesResponse
-	(*JoinTokenRequest)(nil),       // 40: berth.v1.JoinTokenRequest
-	(*JoinTokenResponse)(nil),      // 41: berth.v1.JoinTokenResponse
-	(*VersionRequest)(nil),         // 42: berth.v1.VersionRequest
-	(*VersionResponse)(nil),        // 43: berth.v1.VersionResponse
-	nil,                            // 44: berth.v1.UpdateNodeRequest.SetLabelsEntry
-	(NodeAvailability)(0),          // 45: berth.v1.NodeAvailability
-	(*ClusterSettings)(nil),        // 46: berth.v1.ClusterSettings
-	(*Service)(nil),                // 47: berth.v1.Service
-	(*Task)(nil),                   // 48: berth.v1.Task
-	(*Node)(nil),                   // 49: berth.v1.Node
-	(*timestamppb.Timestamp)(nil),  // 50: google.protobuf.Timestamp
-	(*Event)(nil),                  // 51: berth.v1.Event
-	(*durationpb.Duration)(nil),    // 52: google.protobuf.Duration
+	(*BuildHeader)(nil),            // 3: berth.v1.BuildHeader
+	(*BuildRequest)(nil),           // 4: berth.v1.BuildRequest
+	(*BuildResult)(nil),            // 5: berth.v1.BuildResult
+	(*BuildEvent)(nil),             // 6: berth.v1.BuildEvent
+	(*PullImageRequest)(nil),       // 7: berth.v1.PullImageRequest
+	(*PushImageRequest)(nil),       // 8: berth.v1.PushImageRequest
+	(*ImageProgress)(nil),          // 9: berth.v1.ImageProgress
+	(*LoginRequest)(nil),           // 10: berth.v1.LoginRequest
+	(*LoginResponse)(nil),          // 11: berth.v1.LoginResponse
+	(*LogoutRequest)(nil),          // 12: berth.v1.LogoutRequest
+	(*LogoutResponse)(nil),         // 13: berth.v1.LogoutResponse
+	(*ListRegistriesRequest)(nil),  // 14: berth.v1.ListRegistriesRequest
+	(*ListRegistriesResponse)(nil), // 15: berth.v1.ListRegistriesResponse
+	(*ScaleServiceRequest)(nil),    // 16: berth.v1.ScaleServiceRequest
+	(*RollbackServiceRequest)(nil), // 17: berth.v1.RollbackServiceRequest
+	(*UpdateNodeRequest)(nil),      // 18: berth.v1.UpdateNodeRequest
+	(*RebalanceRequest)(nil),       // 19: berth.v1.RebalanceRequest
+	(*RebalanceResponse)(nil),      // 20: berth.v1.RebalanceResponse
+	(*GetSettingsRequest)(nil),     // 21: berth.v1.GetSettingsRequest
+	(*UpdateSettingsRequest)(nil),  // 22: berth.v1.UpdateSettingsRequest
+	(*ApplyRequest)(nil),           // 23: berth.v1.ApplyRequest
+	(*ServiceChange)(nil),          // 24: berth.v1.ServiceChange
+	(*ApplyResponse)(nil),          // 25: berth.v1.ApplyResponse
+	(*DeleteAppRequest)(nil),       // 26: berth.v1.DeleteAppRequest
+	(*DeleteAppResponse)(nil),      // 27: berth.v1.DeleteAppResponse
+	(*ListAppsRequest)(nil),        // 28: berth.v1.ListAppsRequest
+	(*App)(nil),                    // 29: berth.v1.App
+	(*ListAppsResponse)(nil),       // 30: berth.v1.ListAppsResponse
+	(*GetServiceRequest)(nil),      // 31: berth.v1.GetServiceRequest
+	(*ListServicesRequest)(nil),    // 32: berth.v1.ListServicesRequest
+	(*ServiceSummary)(nil),         // 33: berth.v1.ServiceSummary
+	(*ListServicesResponse)(nil),   // 34: berth.v1.ListServicesResponse
+	(*ListTasksRequest)(nil),       // 35: berth.v1.ListTasksRequest
+	(*ListTasksResponse)(nil),      // 36: berth.v1.ListTasksResponse
+	(*ListNodesRequest)(nil),       // 37: berth.v1.ListNodesRequest
+	(*ListNodesResponse)(nil),      // 38: berth.v1.ListNodesResponse
+	(*ListEventsRequest)(nil),      // 39: berth.v1.ListEventsRequest
+	(*ListEventsResponse)(nil),     // 40: berth.v1.ListEventsResponse
+	(*WatchRequest)(nil),           // 41: berth.v1.WatchRequest
+	(*WatchEvent)(nil),             // 42: berth.v1.WatchEvent
+	(*LogsRequest)(nil),            // 43: berth.v1.LogsRequest
+	(*LogEntry)(nil),               // 44: berth.v1.LogEntry
+	(*ImportImageHeader)(nil),      // 45: berth.v1.ImportImageHeader
+	(*ImportImageRequest)(nil),     // 46: berth.v1.ImportImageRequest
+	(*NodeImportResult)(nil),       // 47: berth.v1.NodeImportResult
+	(*ImportImageResponse)(nil),    // 48: berth.v1.ImportImageResponse
+	(*Image)(nil),                  // 49: berth.v1.Image
+	(*ListImagesRequest)(nil),      // 50: berth.v1.ListImagesRequest
+	(*NodeImages)(nil),             // 51: berth.v1.NodeImages
+	(*ListImagesResponse)(nil),     // 52: berth.v1.ListImagesResponse
+	(*JoinTokenRequest)(nil),       // 53: berth.v1.JoinTokenRequest
+	(*JoinTokenResponse)(nil),      // 54: berth.v1.JoinTokenResponse
+	(*VersionRequest)(nil),         // 55: berth.v1.VersionRequest
+	(*VersionResponse)(nil),        // 56: berth.v1.VersionResponse
+	nil,                            // 57: berth.v1.BuildHeader.BuildArgsEntry
+	nil,                            // 58: berth.v1.UpdateNodeRequest.SetLabelsEntry
+	(*RegistryCredential)(nil),     // 59: berth.v1.RegistryCredential
+	(NodeAvailability)(0),          // 60: berth.v1.NodeAvailability
+	(*ClusterSettings)(nil),        // 61: berth.v1.ClusterSettings
+	(*Service)(nil),                // 62: berth.v1.Service
+	(*Task)(nil),                   // 63: berth.v1.Task
+	(*Node)(nil),                   // 64: berth.v1.Node
+	(*timestamppb.Timestamp)(nil),  // 65: google.protobuf.Timestamp
+	(*Event)(nil),                  // 66: berth.v1.Event
+	(*durationpb.Duration)(nil),    // 67: google.protobuf.Duration
 }
 var file_berth_v1_cluster_proto_depIdxs = []int32{
-	45, // 0: berth.v1.UpdateNodeRequest.availability:type_name -> berth.v1.NodeAvailability
-	44, // 1: berth.v1.UpdateNodeRequest.set_labels:type_name -> berth.v1.UpdateNodeRequest.SetLabelsEntry
-	46, // 2: berth.v1.UpdateSettingsRequest.settings:type_name -> berth.v1.ClusterSettings
-	47, // 3: berth.v1.ApplyRequest.services:type_name -> berth.v1.Service
-	0,  // 4: berth.v1.ServiceChange.action:type_name -> berth.v1.ChangeAction
-	11, // 5: berth.v1.ApplyResponse.changes:type_name -> berth.v1.ServiceChange
-	16, // 6: berth.v1.ListAppsResponse.apps:type_name -> berth.v1.App
-	47, // 7: berth.v1.ServiceSummary.service:type_name -> berth.v1.Service
-	20, // 8: berth.v1.ListServicesResponse.services:type_name -> berth.v1.ServiceSummary
-	48, // 9: berth.v1.ListTasksResponse.tasks:type_name -> berth.v1.Task
-	49, // 10: berth.v1.ListNodesResponse.nodes:type_name -> berth.v1.Node
-	50, // 11: berth.v1.ListEventsRequest.since:type_name -> google.protobuf.Timestamp
-	51, // 12: berth.v1.ListEventsResponse.events:type_name -> berth.v1.Event
-	1,  // 13: berth.v1.WatchEvent.action:type_name -> berth.v1.WatchAction
-	49, // 14: berth.v1.WatchEvent.node:type_name -> berth.v1.Node
-	47, // 15: berth.v1.WatchEvent.service:type_name -> berth.v1.Service
-	48, // 16: berth.v1.WatchEvent.task:type_name -> berth.v1.Task
-	2,  // 17: berth.v1.LogEntry.stream:type_name -> berth.v1.LogStream
-	50, // 18: berth.v1.LogEntry.at:type_name -> google.protobuf.Timestamp
-	32, // 19: berth.v1.ImportImageRequest.header:type_name -> berth.v1.ImportImageHeader
-	36, // 20: berth.v1.NodeImportResult.images:type_name -> berth.v1.Image
-	34, // 21: berth.v1.ImportImageResponse.results:type_name -> berth.v1.NodeImportResult
-	50, // 22: berth.v1.Image.created_at:type_name -> google.protobuf.Timestamp
-	36, // 23: berth.v1.NodeImages.images:type_name -> berth.v1.Image
-	38, // 24: berth.v1.ListImagesResponse.nodes:type_name -> berth.v1.NodeImages
-	52, // 25: berth.v1.JoinTokenRequest.ttl:type_name -> google.protobuf.Duration
-	50, // 26: berth.v1.JoinTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
-	10, // 27: berth.v1.ClusterService.Apply:input_type -> berth.v1.ApplyRequest
-	13, // 28: berth.v1.ClusterService.DeleteApp:input_type -> berth.v1.DeleteAppRequest
-	15, // 29: berth.v1.ClusterService.ListApps:input_type -> berth.v1.ListAppsRequest
-	18, // 30: berth.v1.ClusterService.GetService:input_type -> berth.v1.GetServiceRequest
-	19, // 31: berth.v1.ClusterService.ListServices:input_type -> berth.v1.ListServicesRequest
-	22, // 32: berth.v1.ClusterService.ListTasks:input_type -> berth.v1.ListTasksRequest
-	24, // 33: berth.v1.ClusterService.ListNodes:input_type -> berth.v1.ListNodesRequest
-	26, // 34: berth.v1.ClusterService.ListEvents:input_type -> berth.v1.ListEventsRequest
-	28, // 35: berth.v1.ClusterService.Watch:input_type -> berth.v1.WatchRequest
-	30, // 36: berth.v1.ClusterService.Logs:input_type -> berth.v1.LogsRequest
-	33, // 37: berth.v1.ClusterService.ImportImage:input_type -> berth.v1.ImportImageRequest
-	37, // 38: berth.v1.ClusterService.ListImages:input_type -> berth.v1.ListImagesRequest
-	40, // 39: berth.v1.ClusterService.JoinToken:input_type -> berth.v1.JoinTokenRequest
-	42, // 40: berth.v1.ClusterService.Version:input_type -> berth.v1.VersionRequest
-	3,  // 41: berth.v1.ClusterService.ScaleService:input_type -> berth.v1.ScaleServiceRequest
-	4,  // 42: berth.v1.ClusterService.RollbackService:input_type -> berth.v1.RollbackServiceRequest
-	5,  // 43: berth.v1.ClusterService.UpdateNode:input_type -> berth.v1.UpdateNodeRequest
-	6,  // 44: berth.v1.ClusterService.Rebalance:input_type -> berth.v1.RebalanceRequest
-	8,  // 45: berth.v1.ClusterService.GetSettings:input_type -> berth.v1.GetSettingsRequest
-	9,  // 46: berth.v1.ClusterService.UpdateSettings:input_type -> berth.v1.UpdateSettingsRequest
-	12, // 47: berth.v1.ClusterService.Apply:output_type -> berth.v1.ApplyResponse
-	14, // 48: berth.v1.ClusterService.DeleteApp:output_type -> berth.v1.DeleteAppResponse
-	17, // 49: berth.v1.ClusterService.ListApps:output_type -> berth.v1.ListAppsResponse
-	47, // 50: berth.v1.ClusterService.GetService:output_type -> berth.v1.Service
-	21, // 51: berth.v1.ClusterService.ListServices:output_type -> berth.v1.ListServicesResponse
-	23, // 52: berth.v1.ClusterService.ListTasks:output_type -> berth.v1.ListTasksResponse
-	25, // 53: berth.v1.ClusterService.ListNodes:output_type -> berth.v1.ListNodesResponse
-	27, // 54: berth.v1.ClusterService.ListEvents:output_type -> berth.v1.ListEventsResponse
-	29, // 55: berth.v1.ClusterService.Watch:output_type -> berth.v1.WatchEvent
-	31, // 56: berth.v1.ClusterService.Logs:output_type -> berth.v1.LogEntry
-	35, // 57: berth.v1.ClusterService.ImportImage:output_type -> berth.v1.ImportImageResponse
-	39, // 58: berth.v1.ClusterService.ListImages:output_type -> berth.v1.ListImagesResponse
-	41, // 59: berth.v1.ClusterService.JoinToken:output_type -> berth.v1.JoinTokenResponse
-	43, // 60: berth.v1.ClusterService.Version:output_type -> berth.v1.VersionResponse
-	47, // 61: berth.v1.ClusterService.ScaleService:output_type -> berth.v1.Service
-	47, // 62: berth.v1.ClusterService.RollbackService:output_type -> berth.v1.Service
-	49, // 63: berth.v1.ClusterService.UpdateNode:output_type -> berth.v1.Node
-	7,  // 64: berth.v1.ClusterService.Rebalance:output_type -> berth.v1.RebalanceResponse
-	46, // 65: berth.v1.ClusterService.GetSettings:output_type -> berth.v1.ClusterSettings
-	46, // 66: berth.v1.ClusterService.UpdateSettings:output_type -> berth.v1.ClusterSettings
-	47, // [47:67] is the sub-list for method output_type
-	27, // [27:47] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	57, // 0: berth.v1.BuildHeader.build_args:type_name -> berth.v1.BuildHeader.BuildArgsEntry
+	3,  // 1: berth.v1.BuildRequest.header:type_name -> berth.v1.BuildHeader
+	5,  // 2: berth.v1.BuildEvent.result:type_name -> berth.v1.BuildResult
+	59, // 3: berth.v1.ListRegistriesResponse.registries:type_name -> berth.v1.RegistryCredential
+	60, // 4: berth.v1.UpdateNodeRequest.availability:type_name -> berth.v1.NodeAvailability
+	58, // 5: berth.v1.UpdateNodeRequest.set_labels:type_name -> berth.v1.UpdateNodeRequest.SetLabelsEntry
+	61, // 6: berth.v1.UpdateSettingsRequest.settings:type_name -> berth.v1.ClusterSettings
+	62, // 7: berth.v1.ApplyRequest.services:type_name -> berth.v1.Service
+	0,  // 8: berth.v1.ServiceChange.action:type_name -> berth.v1.ChangeAction
+	24, // 9: berth.v1.ApplyResponse.changes:type_name -> berth.v1.ServiceChange
+	29, // 10: berth.v1.ListAppsResponse.apps:type_name -> berth.v1.App
+	62, // 11: berth.v1.ServiceSummary.service:type_name -> berth.v1.Service
+	33, // 12: berth.v1.ListServicesResponse.services:type_name -> berth.v1.ServiceSummary
+	63, // 13: berth.v1.ListTasksResponse.tasks:type_name -> berth.v1.Task
+	64, // 14: berth.v1.ListNodesResponse.nodes:type_name -> berth.v1.Node
+	65, // 15: berth.v1.ListEventsRequest.since:type_name -> google.protobuf.Timestamp
+	66, // 16: berth.v1.ListEventsResponse.events:type_name -> berth.v1.Event
+	1,  // 17: berth.v1.WatchEvent.action:type_name -> berth.v1.WatchAction
+	64, // 18: berth.v1.WatchEvent.node:type_name -> berth.v1.Node
+	62, // 19: berth.v1.WatchEvent.service:type_name -> berth.v1.Service
+	63, // 20: berth.v1.WatchEvent.task:type_name -> berth.v1.Task
+	2,  // 21: berth.v1.LogEntry.stream:type_name -> berth.v1.LogStream
+	65, // 22: berth.v1.LogEntry.at:type_name -> google.protobuf.Timestamp
+	45, // 23: berth.v1.ImportImageRequest.header:type_name -> berth.v1.ImportImageHeader
+	49, // 24: berth.v1.NodeImportResult.images:type_name -> berth.v1.Image
+	47, // 25: berth.v1.ImportImageResponse.results:type_name -> berth.v1.NodeImportResult
+	65, // 26: berth.v1.Image.created_at:type_name -> google.protobuf.Timestamp
+	49, // 27: berth.v1.NodeImages.images:type_name -> berth.v1.Image
+	51, // 28: berth.v1.ListImagesResponse.nodes:type_name -> berth.v1.NodeImages
+	67, // 29: berth.v1.JoinTokenRequest.ttl:type_name -> google.protobuf.Duration
+	65, // 30: berth.v1.JoinTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
+	23, // 31: berth.v1.ClusterService.Apply:input_type -> berth.v1.ApplyRequest
+	26, // 32: berth.v1.ClusterService.DeleteApp:input_type -> berth.v1.DeleteAppRequest
+	28, // 33: berth.v1.ClusterService.ListApps:input_type -> berth.v1.ListAppsRequest
+	31, // 34: berth.v1.ClusterService.GetService:input_type -> berth.v1.GetServiceRequest
+	32, // 35: berth.v1.ClusterService.ListServices:input_type -> berth.v1.ListServicesRequest
+	35, // 36: berth.v1.ClusterService.ListTasks:input_type -> berth.v1.ListTasksRequest
+	37, // 37: berth.v1.ClusterService.ListNodes:input_type -> berth.v1.ListNodesRequest
+	39, // 38: berth.v1.ClusterService.ListEvents:input_type -> berth.v1.ListEventsRequest
+	41, // 39: berth.v1.ClusterService.Watch:input_type -> berth.v1.WatchRequest
+	43, // 40: berth.v1.ClusterService.Logs:input_type -> berth.v1.LogsRequest
+	46, // 41: berth.v1.ClusterService.ImportImage:input_type -> berth.v1.ImportImageRequest
+	50, // 42: berth.v1.ClusterService.ListImages:input_type -> berth.v1.ListImagesRequest
+	53, // 43: berth.v1.ClusterService.JoinToken:input_type -> berth.v1.JoinTokenRequest
+	55, // 44: berth.v1.ClusterService.Version:input_type -> berth.v1.VersionRequest
+	16, // 45: berth.v1.ClusterService.ScaleService:input_type -> berth.v1.ScaleServiceRequest
+	17, // 46: berth.v1.ClusterService.RollbackService:input_type -> berth.v1.RollbackServiceRequest
+	18, // 47: berth.v1.ClusterService.UpdateNode:input_type -> berth.v1.UpdateNodeRequest
+	19, // 48: berth.v1.ClusterService.Rebalance:input_type -> berth.v1.RebalanceRequest
+	21, // 49: berth.v1.ClusterService.GetSettings:input_type -> berth.v1.GetSettingsRequest
+	22, // 50: berth.v1.ClusterService.UpdateSettings:input_type -> berth.v1.UpdateSettingsRequest
+	4,  // 51: berth.v1.ClusterService.Build:input_type -> berth.v1.BuildRequest
+	7,  // 52: berth.v1.ClusterService.PullImage:input_type -> berth.v1.PullImageRequest
+	8,  // 53: berth.v1.ClusterService.PushImage:input_type -> berth.v1.PushImageRequest
+	10, // 54: berth.v1.ClusterService.Login:input_type -> berth.v1.LoginRequest
+	12, // 55: berth.v1.ClusterService.Logout:input_type -> berth.v1.LogoutRequest
+	14, // 56: berth.v1.ClusterService.ListRegistries:input_type -> berth.v1.ListRegistriesRequest
+	25, // 57: berth.v1.ClusterService.Apply:output_type -> berth.v1.ApplyResponse
+	27, // 58: berth.v1.ClusterService.DeleteApp:output_type -> berth.v1.DeleteAppResponse
+	30, // 59: berth.v1.ClusterService.ListApps:output_type -> berth.v1.ListAppsResponse
+	62, // 60: berth.v1.ClusterService.GetService:output_type -> berth.v1.Service
+	34, // 61: berth.v1.ClusterService.ListServices:output_type -> berth.v1.ListServicesResponse
+	36, // 62: berth.v1.ClusterService.ListTasks:output_type -> berth.v1.ListTasksResponse
+	38, // 63: berth.v1.ClusterService.ListNodes:output_type -> berth.v1.ListNodesResponse
+	40, // 64: berth.v1.ClusterService.ListEvents:output_type -> berth.v1.ListEventsResponse
+	42, // 65: berth.v1.ClusterService.Watch:output_type -> berth.v1.WatchEvent
+	44, // 66: berth.v1.ClusterService.Logs:output_type -> berth.v1.LogEntry
+	48, // 67: berth.v1.ClusterService.ImportImage:output_type -> berth.v1.ImportImageResponse
+	52, // 68: berth.v1.ClusterService.ListImages:output_type -> berth.v1.ListImagesResponse
+	54, // 69: berth.v1.ClusterService.JoinToken:output_type -> berth.v1.JoinTokenResponse
+	56, // 70: berth.v1.ClusterService.Version:output_type -> berth.v1.VersionResponse
+	62, // 71: berth.v1.ClusterService.ScaleService:output_type -> berth.v1.Service
+	62, // 72: berth.v1.ClusterService.RollbackService:output_type -> berth.v1.Service
+	64, // 73: berth.v1.ClusterService.UpdateNode:output_type -> berth.v1.Node
+	20, // 74: berth.v1.ClusterService.Rebalance:output_type -> berth.v1.RebalanceResponse
+	61, // 75: berth.v1.ClusterService.GetSettings:output_type -> berth.v1.ClusterSettings
+	61, // 76: berth.v1.ClusterService.UpdateSettings:output_type -> berth.v1.ClusterSettings
+	6,  // 77: berth.v1.ClusterService.Build:output_type -> berth.v1.BuildEvent
+	9,  // 78: berth.v1.ClusterService.PullImage:output_type -> berth.v1.ImageProgress
+	9,  // 79: berth.v1.ClusterService.PushImage:output_type -> berth.v1.ImageProgress
+	11, // 80: berth.v1.ClusterService.Login:output_type -> berth.v1.LoginResponse
+	13, // 81: berth.v1.ClusterService.Logout:output_type -> berth.v1.LogoutResponse
+	15, // 82: berth.v1.ClusterService.ListRegistries:output_type -> berth.v1.ListRegistriesResponse
+	57, // [57:83] is the sub-list for method output_type
+	31, // [31:57] is the sub-list for method input_type
+	31, // [31:31] is the sub-list for extension type_name
+	31, // [31:31] is the sub-list for extension extendee
+	0,  // [0:31] is the sub-list for field type_name
 }
 
 func init() { file_berth_v1_cluster_proto_init() }
@@ -2935,12 +3839,20 @@ func file_berth_v1_cluster_proto_init() {
 		return
 	}
 	file_berth_v1_objects_proto_init()
-	file_berth_v1_cluster_proto_msgTypes[26].OneofWrappers = []any{
+	file_berth_v1_cluster_proto_msgTypes[1].OneofWrappers = []any{
+		(*BuildRequest_Header)(nil),
+		(*BuildRequest_ContextChunk)(nil),
+	}
+	file_berth_v1_cluster_proto_msgTypes[3].OneofWrappers = []any{
+		(*BuildEvent_Status)(nil),
+		(*BuildEvent_Result)(nil),
+	}
+	file_berth_v1_cluster_proto_msgTypes[39].OneofWrappers = []any{
 		(*WatchEvent_Node)(nil),
 		(*WatchEvent_Service)(nil),
 		(*WatchEvent_Task)(nil),
 	}
-	file_berth_v1_cluster_proto_msgTypes[30].OneofWrappers = []any{
+	file_berth_v1_cluster_proto_msgTypes[43].OneofWrappers = []any{
 		(*ImportImageRequest_Header)(nil),
 		(*ImportImageRequest_Chunk)(nil),
 	}
@@ -2950,7 +3862,7 @@ func file_berth_v1_cluster_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_berth_v1_cluster_proto_rawDesc), len(file_berth_v1_cluster_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   42,
+			NumMessages:   56,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

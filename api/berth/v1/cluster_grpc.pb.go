@@ -39,6 +39,12 @@ const (
 	ClusterService_Rebalance_FullMethodName       = "/berth.v1.ClusterService/Rebalance"
 	ClusterService_GetSettings_FullMethodName     = "/berth.v1.ClusterService/GetSettings"
 	ClusterService_UpdateSettings_FullMethodName  = "/berth.v1.ClusterService/UpdateSettings"
+	ClusterService_Build_FullMethodName           = "/berth.v1.ClusterService/Build"
+	ClusterService_PullImage_FullMethodName       = "/berth.v1.ClusterService/PullImage"
+	ClusterService_PushImage_FullMethodName       = "/berth.v1.ClusterService/PushImage"
+	ClusterService_Login_FullMethodName           = "/berth.v1.ClusterService/Login"
+	ClusterService_Logout_FullMethodName          = "/berth.v1.ClusterService/Logout"
+	ClusterService_ListRegistries_FullMethodName  = "/berth.v1.ClusterService/ListRegistries"
 )
 
 // ClusterServiceClient is the client API for ClusterService service.
@@ -83,6 +89,18 @@ type ClusterServiceClient interface {
 	Rebalance(ctx context.Context, in *RebalanceRequest, opts ...grpc.CallOption) (*RebalanceResponse, error)
 	GetSettings(ctx context.Context, in *GetSettingsRequest, opts ...grpc.CallOption) (*ClusterSettings, error)
 	UpdateSettings(ctx context.Context, in *UpdateSettingsRequest, opts ...grpc.CallOption) (*ClusterSettings, error)
+	// Build builds an image on one node (BuildHeader.node, or one the server
+	// picks) and streams BuildKit's progress; the image can then run on any
+	// node, which fetches it from that one.
+	Build(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[BuildRequest, BuildEvent], error)
+	// PullImage pre-pulls an image on nodes, with per-node progress.
+	PullImage(ctx context.Context, in *PullImageRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ImageProgress], error)
+	// PushImage pushes an image from a node that holds it to its registry.
+	PushImage(ctx context.Context, in *PushImageRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ImageProgress], error)
+	// Login stores a registry credential; Logout removes it.
+	Login(ctx context.Context, in *LoginRequest, opts ...grpc.CallOption) (*LoginResponse, error)
+	Logout(ctx context.Context, in *LogoutRequest, opts ...grpc.CallOption) (*LogoutResponse, error)
+	ListRegistries(ctx context.Context, in *ListRegistriesRequest, opts ...grpc.CallOption) (*ListRegistriesResponse, error)
 }
 
 type clusterServiceClient struct {
@@ -314,6 +332,87 @@ func (c *clusterServiceClient) UpdateSettings(ctx context.Context, in *UpdateSet
 	return out, nil
 }
 
+func (c *clusterServiceClient) Build(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[BuildRequest, BuildEvent], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &ClusterService_ServiceDesc.Streams[3], ClusterService_Build_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[BuildRequest, BuildEvent]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type ClusterService_BuildClient = grpc.BidiStreamingClient[BuildRequest, BuildEvent]
+
+func (c *clusterServiceClient) PullImage(ctx context.Context, in *PullImageRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ImageProgress], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &ClusterService_ServiceDesc.Streams[4], ClusterService_PullImage_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[PullImageRequest, ImageProgress]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type ClusterService_PullImageClient = grpc.ServerStreamingClient[ImageProgress]
+
+func (c *clusterServiceClient) PushImage(ctx context.Context, in *PushImageRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ImageProgress], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &ClusterService_ServiceDesc.Streams[5], ClusterService_PushImage_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[PushImageRequest, ImageProgress]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type ClusterService_PushImageClient = grpc.ServerStreamingClient[ImageProgress]
+
+func (c *clusterServiceClient) Login(ctx context.Context, in *LoginRequest, opts ...grpc.CallOption) (*LoginResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(LoginResponse)
+	err := c.cc.Invoke(ctx, ClusterService_Login_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *clusterServiceClient) Logout(ctx context.Context, in *LogoutRequest, opts ...grpc.CallOption) (*LogoutResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(LogoutResponse)
+	err := c.cc.Invoke(ctx, ClusterService_Logout_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *clusterServiceClient) ListRegistries(ctx context.Context, in *ListRegistriesRequest, opts ...grpc.CallOption) (*ListRegistriesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListRegistriesResponse)
+	err := c.cc.Invoke(ctx, ClusterService_ListRegistries_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ClusterServiceServer is the server API for ClusterService service.
 // All implementations must embed UnimplementedClusterServiceServer
 // for forward compatibility.
@@ -356,6 +455,18 @@ type ClusterServiceServer interface {
 	Rebalance(context.Context, *RebalanceRequest) (*RebalanceResponse, error)
 	GetSettings(context.Context, *GetSettingsRequest) (*ClusterSettings, error)
 	UpdateSettings(context.Context, *UpdateSettingsRequest) (*ClusterSettings, error)
+	// Build builds an image on one node (BuildHeader.node, or one the server
+	// picks) and streams BuildKit's progress; the image can then run on any
+	// node, which fetches it from that one.
+	Build(grpc.BidiStreamingServer[BuildRequest, BuildEvent]) error
+	// PullImage pre-pulls an image on nodes, with per-node progress.
+	PullImage(*PullImageRequest, grpc.ServerStreamingServer[ImageProgress]) error
+	// PushImage pushes an image from a node that holds it to its registry.
+	PushImage(*PushImageRequest, grpc.ServerStreamingServer[ImageProgress]) error
+	// Login stores a registry credential; Logout removes it.
+	Login(context.Context, *LoginRequest) (*LoginResponse, error)
+	Logout(context.Context, *LogoutRequest) (*LogoutResponse, error)
+	ListRegistries(context.Context, *ListRegistriesRequest) (*ListRegistriesResponse, error)
 	mustEmbedUnimplementedClusterServiceServer()
 }
 
@@ -425,6 +536,24 @@ func (UnimplementedClusterServiceServer) GetSettings(context.Context, *GetSettin
 }
 func (UnimplementedClusterServiceServer) UpdateSettings(context.Context, *UpdateSettingsRequest) (*ClusterSettings, error) {
 	return nil, status.Error(codes.Unimplemented, "method UpdateSettings not implemented")
+}
+func (UnimplementedClusterServiceServer) Build(grpc.BidiStreamingServer[BuildRequest, BuildEvent]) error {
+	return status.Error(codes.Unimplemented, "method Build not implemented")
+}
+func (UnimplementedClusterServiceServer) PullImage(*PullImageRequest, grpc.ServerStreamingServer[ImageProgress]) error {
+	return status.Error(codes.Unimplemented, "method PullImage not implemented")
+}
+func (UnimplementedClusterServiceServer) PushImage(*PushImageRequest, grpc.ServerStreamingServer[ImageProgress]) error {
+	return status.Error(codes.Unimplemented, "method PushImage not implemented")
+}
+func (UnimplementedClusterServiceServer) Login(context.Context, *LoginRequest) (*LoginResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Login not implemented")
+}
+func (UnimplementedClusterServiceServer) Logout(context.Context, *LogoutRequest) (*LogoutResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Logout not implemented")
+}
+func (UnimplementedClusterServiceServer) ListRegistries(context.Context, *ListRegistriesRequest) (*ListRegistriesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListRegistries not implemented")
 }
 func (UnimplementedClusterServiceServer) mustEmbedUnimplementedClusterServiceServer() {}
 func (UnimplementedClusterServiceServer) testEmbeddedByValue()                        {}
@@ -782,6 +911,89 @@ func _ClusterService_UpdateSettings_Handler(srv interface{}, ctx context.Context
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ClusterService_Build_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(ClusterServiceServer).Build(&grpc.GenericServerStream[BuildRequest, BuildEvent]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type ClusterService_BuildServer = grpc.BidiStreamingServer[BuildRequest, BuildEvent]
+
+func _ClusterService_PullImage_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(PullImageRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(ClusterServiceServer).PullImage(m, &grpc.GenericServerStream[PullImageRequest, ImageProgress]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type ClusterService_PullImageServer = grpc.ServerStreamingServer[ImageProgress]
+
+func _ClusterService_PushImage_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(PushImageRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(ClusterServiceServer).PushImage(m, &grpc.GenericServerStream[PushImageRequest, ImageProgress]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type ClusterService_PushImageServer = grpc.ServerStreamingServer[ImageProgress]
+
+func _ClusterService_Login_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(LoginRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClusterServiceServer).Login(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ClusterService_Login_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClusterServiceServer).Login(ctx, req.(*LoginRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ClusterService_Logout_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(LogoutRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClusterServiceServer).Logout(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ClusterService_Logout_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClusterServiceServer).Logout(ctx, req.(*LogoutRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ClusterService_ListRegistries_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListRegistriesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClusterServiceServer).ListRegistries(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ClusterService_ListRegistries_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClusterServiceServer).ListRegistries(ctx, req.(*ListRegistriesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ClusterService_ServiceDesc is the grpc.ServiceDesc for ClusterService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -857,6 +1069,18 @@ var ClusterService_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "UpdateSettings",
 			Handler:    _ClusterService_UpdateSettings_Handler,
 		},
+		{
+			MethodName: "Login",
+			Handler:    _ClusterService_Login_Handler,
+		},
+		{
+			MethodName: "Logout",
+			Handler:    _ClusterService_Logout_Handler,
+		},
+		{
+			MethodName: "ListRegistries",
+			Handler:    _ClusterService_ListRegistries_Handler,
+		},
 	},
 	Streams: []grpc.StreamDesc{
 		{
@@ -873,6 +1097,22 @@ var ClusterService_ServiceDesc = grpc.ServiceDesc{
 			StreamName:    "ImportImage",
 			Handler:       _ClusterService_ImportImage_Handler,
 			ClientStreams: true,
+		},
+		{
+			StreamName:    "Build",
+			Handler:       _ClusterService_Build_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
+		{
+			StreamName:    "PullImage",
+			Handler:       _ClusterService_PullImage_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "PushImage",
+			Handler:       _ClusterService_PushImage_Handler,
+			ServerStreams: true,
 		},
 	},
 	Metadata: "berth/v1/cluster.proto",

@@ -21,6 +21,111 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type NodePullImageRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Image         string                 `protobuf:"bytes,1,opt,name=image,proto3" json:"image,omitempty"`
+	Source        *ImageSource           `protobuf:"bytes,2,opt,name=source,proto3" json:"source,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NodePullImageRequest) Reset() {
+	*x = NodePullImageRequest{}
+	mi := &file_berth_v1_node_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NodePullImageRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NodePullImageRequest) ProtoMessage() {}
+
+func (x *NodePullImageRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_node_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NodePullImageRequest.ProtoReflect.Descriptor instead.
+func (*NodePullImageRequest) Descriptor() ([]byte, []int) {
+	return file_berth_v1_node_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *NodePullImageRequest) GetImage() string {
+	if x != nil {
+		return x.Image
+	}
+	return ""
+}
+
+func (x *NodePullImageRequest) GetSource() *ImageSource {
+	if x != nil {
+		return x.Source
+	}
+	return nil
+}
+
+type NodePushImageRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Image string                 `protobuf:"bytes,1,opt,name=image,proto3" json:"image,omitempty"`
+	// source carries the registry's credential and whether it is insecure.
+	Source        *ImageSource `protobuf:"bytes,2,opt,name=source,proto3" json:"source,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NodePushImageRequest) Reset() {
+	*x = NodePushImageRequest{}
+	mi := &file_berth_v1_node_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NodePushImageRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NodePushImageRequest) ProtoMessage() {}
+
+func (x *NodePushImageRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_node_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NodePushImageRequest.ProtoReflect.Descriptor instead.
+func (*NodePushImageRequest) Descriptor() ([]byte, []int) {
+	return file_berth_v1_node_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *NodePushImageRequest) GetImage() string {
+	if x != nil {
+		return x.Image
+	}
+	return ""
+}
+
+func (x *NodePushImageRequest) GetSource() *ImageSource {
+	if x != nil {
+		return x.Source
+	}
+	return nil
+}
+
 type NodeLogsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	TaskIds       []string               `protobuf:"bytes,1,rep,name=task_ids,json=taskIds,proto3" json:"task_ids,omitempty"`
@@ -32,7 +137,7 @@ type NodeLogsRequest struct {
 
 func (x *NodeLogsRequest) Reset() {
 	*x = NodeLogsRequest{}
-	mi := &file_berth_v1_node_proto_msgTypes[0]
+	mi := &file_berth_v1_node_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -44,7 +149,7 @@ func (x *NodeLogsRequest) String() string {
 func (*NodeLogsRequest) ProtoMessage() {}
 
 func (x *NodeLogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_node_proto_msgTypes[0]
+	mi := &file_berth_v1_node_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -57,7 +162,7 @@ func (x *NodeLogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeLogsRequest.ProtoReflect.Descriptor instead.
 func (*NodeLogsRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_node_proto_rawDescGZIP(), []int{0}
+	return file_berth_v1_node_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *NodeLogsRequest) GetTaskIds() []string {
@@ -90,7 +195,7 @@ type NodeImportImageRequest struct {
 
 func (x *NodeImportImageRequest) Reset() {
 	*x = NodeImportImageRequest{}
-	mi := &file_berth_v1_node_proto_msgTypes[1]
+	mi := &file_berth_v1_node_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -102,7 +207,7 @@ func (x *NodeImportImageRequest) String() string {
 func (*NodeImportImageRequest) ProtoMessage() {}
 
 func (x *NodeImportImageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_node_proto_msgTypes[1]
+	mi := &file_berth_v1_node_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -115,7 +220,7 @@ func (x *NodeImportImageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeImportImageRequest.ProtoReflect.Descriptor instead.
 func (*NodeImportImageRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_node_proto_rawDescGZIP(), []int{1}
+	return file_berth_v1_node_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *NodeImportImageRequest) GetChunk() []byte {
@@ -129,18 +234,27 @@ var File_berth_v1_node_proto protoreflect.FileDescriptor
 
 const file_berth_v1_node_proto_rawDesc = "" +
 	"\n" +
-	"\x13berth/v1/node.proto\x12\bberth.v1\x1a\x16berth/v1/cluster.proto\"X\n" +
+	"\x13berth/v1/node.proto\x12\bberth.v1\x1a\x14berth/v1/agent.proto\x1a\x16berth/v1/cluster.proto\"[\n" +
+	"\x14NodePullImageRequest\x12\x14\n" +
+	"\x05image\x18\x01 \x01(\tR\x05image\x12-\n" +
+	"\x06source\x18\x02 \x01(\v2\x15.berth.v1.ImageSourceR\x06source\"[\n" +
+	"\x14NodePushImageRequest\x12\x14\n" +
+	"\x05image\x18\x01 \x01(\tR\x05image\x12-\n" +
+	"\x06source\x18\x02 \x01(\v2\x15.berth.v1.ImageSourceR\x06source\"X\n" +
 	"\x0fNodeLogsRequest\x12\x19\n" +
 	"\btask_ids\x18\x01 \x03(\tR\ataskIds\x12\x16\n" +
 	"\x06follow\x18\x02 \x01(\bR\x06follow\x12\x12\n" +
 	"\x04tail\x18\x03 \x01(\x03R\x04tail\".\n" +
 	"\x16NodeImportImageRequest\x12\x14\n" +
-	"\x05chunk\x18\x01 \x01(\fR\x05chunk2\xd6\x01\n" +
+	"\x05chunk\x18\x01 \x01(\fR\x05chunk2\xa1\x03\n" +
 	"\vNodeService\x127\n" +
 	"\x04Logs\x12\x19.berth.v1.NodeLogsRequest\x1a\x12.berth.v1.LogEntry0\x01\x12M\n" +
 	"\vImportImage\x12 .berth.v1.NodeImportImageRequest\x1a\x1a.berth.v1.NodeImportResult(\x01\x12?\n" +
 	"\n" +
-	"ListImages\x12\x1b.berth.v1.ListImagesRequest\x1a\x14.berth.v1.NodeImagesB4Z2github.com/berthproject/berth/api/berth/v1;berthv1b\x06proto3"
+	"ListImages\x12\x1b.berth.v1.ListImagesRequest\x1a\x14.berth.v1.NodeImages\x129\n" +
+	"\x05Build\x12\x16.berth.v1.BuildRequest\x1a\x14.berth.v1.BuildEvent(\x010\x01\x12F\n" +
+	"\tPullImage\x12\x1e.berth.v1.NodePullImageRequest\x1a\x17.berth.v1.ImageProgress0\x01\x12F\n" +
+	"\tPushImage\x12\x1e.berth.v1.NodePushImageRequest\x1a\x17.berth.v1.ImageProgress0\x01B4Z2github.com/berthproject/berth/api/berth/v1;berthv1b\x06proto3"
 
 var (
 	file_berth_v1_node_proto_rawDescOnce sync.Once
@@ -154,27 +268,41 @@ func file_berth_v1_node_proto_rawDescGZIP() []byte {
 	return file_berth_v1_node_proto_rawDescData
 }
 
-var file_berth_v1_node_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
+var file_berth_v1_node_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
 var file_berth_v1_node_proto_goTypes = []any{
-	(*NodeLogsRequest)(nil),        // 0: berth.v1.NodeLogsRequest
-	(*NodeImportImageRequest)(nil), // 1: berth.v1.NodeImportImageRequest
-	(*ListImagesRequest)(nil),      // 2: berth.v1.ListImagesRequest
-	(*LogEntry)(nil),               // 3: berth.v1.LogEntry
-	(*NodeImportResult)(nil),       // 4: berth.v1.NodeImportResult
-	(*NodeImages)(nil),             // 5: berth.v1.NodeImages
+	(*NodePullImageRequest)(nil),   // 0: berth.v1.NodePullImageRequest
+	(*NodePushImageRequest)(nil),   // 1: berth.v1.NodePushImageRequest
+	(*NodeLogsRequest)(nil),        // 2: berth.v1.NodeLogsRequest
+	(*NodeImportImageRequest)(nil), // 3: berth.v1.NodeImportImageRequest
+	(*ImageSource)(nil),            // 4: berth.v1.ImageSource
+	(*ListImagesRequest)(nil),      // 5: berth.v1.ListImagesRequest
+	(*BuildRequest)(nil),           // 6: berth.v1.BuildRequest
+	(*LogEntry)(nil),               // 7: berth.v1.LogEntry
+	(*NodeImportResult)(nil),       // 8: berth.v1.NodeImportResult
+	(*NodeImages)(nil),             // 9: berth.v1.NodeImages
+	(*BuildEvent)(nil),             // 10: berth.v1.BuildEvent
+	(*ImageProgress)(nil),          // 11: berth.v1.ImageProgress
 }
 var file_berth_v1_node_proto_depIdxs = []int32{
-	0, // 0: berth.v1.NodeService.Logs:input_type -> berth.v1.NodeLogsRequest
-	1, // 1: berth.v1.NodeService.ImportImage:input_type -> berth.v1.NodeImportImageRequest
-	2, // 2: berth.v1.NodeService.ListImages:input_type -> berth.v1.ListImagesRequest
-	3, // 3: berth.v1.NodeService.Logs:output_type -> berth.v1.LogEntry
-	4, // 4: berth.v1.NodeService.ImportImage:output_type -> berth.v1.NodeImportResult
-	5, // 5: berth.v1.NodeService.ListImages:output_type -> berth.v1.NodeImages
-	3, // [3:6] is the sub-list for method output_type
-	0, // [0:3] is the sub-list for method input_type
-	0, // [0:0] is the sub-list for extension type_name
-	0, // [0:0] is the sub-list for extension extendee
-	0, // [0:0] is the sub-list for field type_name
+	4,  // 0: berth.v1.NodePullImageRequest.source:type_name -> berth.v1.ImageSource
+	4,  // 1: berth.v1.NodePushImageRequest.source:type_name -> berth.v1.ImageSource
+	2,  // 2: berth.v1.NodeService.Logs:input_type -> berth.v1.NodeLogsRequest
+	3,  // 3: berth.v1.NodeService.ImportImage:input_type -> berth.v1.NodeImportImageRequest
+	5,  // 4: berth.v1.NodeService.ListImages:input_type -> berth.v1.ListImagesRequest
+	6,  // 5: berth.v1.NodeService.Build:input_type -> berth.v1.BuildRequest
+	0,  // 6: berth.v1.NodeService.PullImage:input_type -> berth.v1.NodePullImageRequest
+	1,  // 7: berth.v1.NodeService.PushImage:input_type -> berth.v1.NodePushImageRequest
+	7,  // 8: berth.v1.NodeService.Logs:output_type -> berth.v1.LogEntry
+	8,  // 9: berth.v1.NodeService.ImportImage:output_type -> berth.v1.NodeImportResult
+	9,  // 10: berth.v1.NodeService.ListImages:output_type -> berth.v1.NodeImages
+	10, // 11: berth.v1.NodeService.Build:output_type -> berth.v1.BuildEvent
+	11, // 12: berth.v1.NodeService.PullImage:output_type -> berth.v1.ImageProgress
+	11, // 13: berth.v1.NodeService.PushImage:output_type -> berth.v1.ImageProgress
+	8,  // [8:14] is the sub-list for method output_type
+	2,  // [2:8] is the sub-list for method input_type
+	2,  // [2:2] is the sub-list for extension type_name
+	2,  // [2:2] is the sub-list for extension extendee
+	0,  // [0:2] is the sub-list for field type_name
 }
 
 func init() { file_berth_v1_node_proto_init() }
@@ -182,6 +310,7 @@ func file_berth_v1_node_proto_init() {
 	if File_berth_v1_node_proto != nil {
 		return
 	}
+	file_berth_v1_agent_proto_init()
 	file_berth_v1_cluster_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -189,7 +318,7 @@ func file_berth_v1_node_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_berth_v1_node_proto_rawDesc), len(file_berth_v1_node_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   2,
+			NumMessages:   4,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

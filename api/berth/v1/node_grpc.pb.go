@@ -22,6 +22,9 @@ const (
 	NodeService_Logs_FullMethodName        = "/berth.v1.NodeService/Logs"
 	NodeService_ImportImage_FullMethodName = "/berth.v1.NodeService/ImportImage"
 	NodeService_ListImages_FullMethodName  = "/berth.v1.NodeService/ListImages"
+	NodeService_Build_FullMethodName       = "/berth.v1.NodeService/Build"
+	NodeService_PullImage_FullMethodName   = "/berth.v1.NodeService/PullImage"
+	NodeService_PushImage_FullMethodName   = "/berth.v1.NodeService/PushImage"
 )
 
 // NodeServiceClient is the client API for NodeService service.
@@ -35,6 +38,16 @@ type NodeServiceClient interface {
 	Logs(ctx context.Context, in *NodeLogsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[LogEntry], error)
 	ImportImage(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[NodeImportImageRequest, NodeImportResult], error)
 	ListImages(ctx context.Context, in *ListImagesRequest, opts ...grpc.CallOption) (*NodeImages, error)
+	// Build builds an image from a Dockerfile with the node's BuildKit, into
+	// the node's image store. The first message is the header, the rest the
+	// context as a tar; the stream answers with BuildKit's progress, then the
+	// result.
+	Build(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[BuildRequest, BuildEvent], error)
+	// PullImage fetches an image into the node (from a peer, else its
+	// registry) and reports progress.
+	PullImage(ctx context.Context, in *NodePullImageRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ImageProgress], error)
+	// PushImage sends an image of the node's store to its registry.
+	PushImage(ctx context.Context, in *NodePushImageRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ImageProgress], error)
 }
 
 type nodeServiceClient struct {
@@ -87,6 +100,57 @@ func (c *nodeServiceClient) ListImages(ctx context.Context, in *ListImagesReques
 	return out, nil
 }
 
+func (c *nodeServiceClient) Build(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[BuildRequest, BuildEvent], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &NodeService_ServiceDesc.Streams[2], NodeService_Build_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[BuildRequest, BuildEvent]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type NodeService_BuildClient = grpc.BidiStreamingClient[BuildRequest, BuildEvent]
+
+func (c *nodeServiceClient) PullImage(ctx context.Context, in *NodePullImageRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ImageProgress], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &NodeService_ServiceDesc.Streams[3], NodeService_PullImage_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[NodePullImageRequest, ImageProgress]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type NodeService_PullImageClient = grpc.ServerStreamingClient[ImageProgress]
+
+func (c *nodeServiceClient) PushImage(ctx context.Context, in *NodePushImageRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ImageProgress], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &NodeService_ServiceDesc.Streams[4], NodeService_PushImage_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[NodePushImageRequest, ImageProgress]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type NodeService_PushImageClient = grpc.ServerStreamingClient[ImageProgress]
+
 // NodeServiceServer is the server API for NodeService service.
 // All implementations must embed UnimplementedNodeServiceServer
 // for forward compatibility.
@@ -98,6 +162,16 @@ type NodeServiceServer interface {
 	Logs(*NodeLogsRequest, grpc.ServerStreamingServer[LogEntry]) error
 	ImportImage(grpc.ClientStreamingServer[NodeImportImageRequest, NodeImportResult]) error
 	ListImages(context.Context, *ListImagesRequest) (*NodeImages, error)
+	// Build builds an image from a Dockerfile with the node's BuildKit, into
+	// the node's image store. The first message is the header, the rest the
+	// context as a tar; the stream answers with BuildKit's progress, then the
+	// result.
+	Build(grpc.BidiStreamingServer[BuildRequest, BuildEvent]) error
+	// PullImage fetches an image into the node (from a peer, else its
+	// registry) and reports progress.
+	PullImage(*NodePullImageRequest, grpc.ServerStreamingServer[ImageProgress]) error
+	// PushImage sends an image of the node's store to its registry.
+	PushImage(*NodePushImageRequest, grpc.ServerStreamingServer[ImageProgress]) error
 	mustEmbedUnimplementedNodeServiceServer()
 }
 
@@ -116,6 +190,15 @@ func (UnimplementedNodeServiceServer) ImportImage(grpc.ClientStreamingServer[Nod
 }
 func (UnimplementedNodeServiceServer) ListImages(context.Context, *ListImagesRequest) (*NodeImages, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListImages not implemented")
+}
+func (UnimplementedNodeServiceServer) Build(grpc.BidiStreamingServer[BuildRequest, BuildEvent]) error {
+	return status.Error(codes.Unimplemented, "method Build not implemented")
+}
+func (UnimplementedNodeServiceServer) PullImage(*NodePullImageRequest, grpc.ServerStreamingServer[ImageProgress]) error {
+	return status.Error(codes.Unimplemented, "method PullImage not implemented")
+}
+func (UnimplementedNodeServiceServer) PushImage(*NodePushImageRequest, grpc.ServerStreamingServer[ImageProgress]) error {
+	return status.Error(codes.Unimplemented, "method PushImage not implemented")
 }
 func (UnimplementedNodeServiceServer) mustEmbedUnimplementedNodeServiceServer() {}
 func (UnimplementedNodeServiceServer) testEmbeddedByValue()                     {}
@@ -174,6 +257,35 @@ func _NodeService_ListImages_Handler(srv interface{}, ctx context.Context, dec f
 	return interceptor(ctx, in, info, handler)
 }
 
+func _NodeService_Build_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(NodeServiceServer).Build(&grpc.GenericServerStream[BuildRequest, BuildEvent]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type NodeService_BuildServer = grpc.BidiStreamingServer[BuildRequest, BuildEvent]
+
+func _NodeService_PullImage_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(NodePullImageRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(NodeServiceServer).PullImage(m, &grpc.GenericServerStream[NodePullImageRequest, ImageProgress]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type NodeService_PullImageServer = grpc.ServerStreamingServer[ImageProgress]
+
+func _NodeService_PushImage_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(NodePushImageRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(NodeServiceServer).PushImage(m, &grpc.GenericServerStream[NodePushImageRequest, ImageProgress]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type NodeService_PushImageServer = grpc.ServerStreamingServer[ImageProgress]
+
 // NodeService_ServiceDesc is the grpc.ServiceDesc for NodeService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -196,6 +308,22 @@ var NodeService_ServiceDesc = grpc.ServiceDesc{
 			StreamName:    "ImportImage",
 			Handler:       _NodeService_ImportImage_Handler,
 			ClientStreams: true,
+		},
+		{
+			StreamName:    "Build",
+			Handler:       _NodeService_Build_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
+		{
+			StreamName:    "PullImage",
+			Handler:       _NodeService_PullImage_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "PushImage",
+			Handler:       _NodeService_PushImage_Handler,
+			ServerStreams: true,
 		},
 	},
 	Metadata: "berth/v1/node.proto",

@@ -967,8 +967,15 @@ type Node struct {
 	// preferences read.
 	AgentLabels    map[string]string `protobuf:"bytes,16,rep,name=agent_labels,json=agentLabels,proto3" json:"agent_labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	OperatorLabels map[string]string `protobuf:"bytes,17,rep,name=operator_labels,json=operatorLabels,proto3" json:"operator_labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// content_address is where peers fetch the node's images (host:port):
+	// its content store, read-only, over the OCI distribution API behind the
+	// cluster's mTLS.
+	ContentAddress string `protobuf:"bytes,18,opt,name=content_address,json=contentAddress,proto3" json:"content_address,omitempty"`
+	// image_digests maps each image reference in images to its manifest
+	// digest ("sha256:...").
+	ImageDigests  map[string]string `protobuf:"bytes,19,rep,name=image_digests,json=imageDigests,proto3" json:"image_digests,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Node) Reset() {
@@ -1116,6 +1123,20 @@ func (x *Node) GetAgentLabels() map[string]string {
 func (x *Node) GetOperatorLabels() map[string]string {
 	if x != nil {
 		return x.OperatorLabels
+	}
+	return nil
+}
+
+func (x *Node) GetContentAddress() string {
+	if x != nil {
+		return x.ContentAddress
+	}
+	return ""
+}
+
+func (x *Node) GetImageDigests() map[string]string {
+	if x != nil {
+		return x.ImageDigests
 	}
 	return nil
 }
@@ -1457,7 +1478,14 @@ type ServiceSpec struct {
 	UpdateConfig   *UpdateConfig `protobuf:"bytes,19,opt,name=update_config,json=updateConfig,proto3" json:"update_config,omitempty"`
 	RollbackConfig *UpdateConfig `protobuf:"bytes,20,opt,name=rollback_config,json=rollbackConfig,proto3" json:"rollback_config,omitempty"`
 	// strategy overrides the cluster's scheduling strategy (x-berth.strategy).
-	Strategy      SchedulingStrategy `protobuf:"varint,21,opt,name=strategy,proto3,enum=berth.v1.SchedulingStrategy" json:"strategy,omitempty"`
+	Strategy SchedulingStrategy `protobuf:"varint,21,opt,name=strategy,proto3,enum=berth.v1.SchedulingStrategy" json:"strategy,omitempty"`
+	// image_digest is the manifest digest image resolved to when the spec
+	// was applied: every task runs these bits, whatever the tag points to
+	// later. Empty when it could not be resolved (the agent then pulls the
+	// tag).
+	ImageDigest string `protobuf:"bytes,22,opt,name=image_digest,json=imageDigest,proto3" json:"image_digest,omitempty"`
+	// build is how the image was built, when the Compose file says build:.
+	Build         *BuildSpec `protobuf:"bytes,23,opt,name=build,proto3" json:"build,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1639,6 +1667,90 @@ func (x *ServiceSpec) GetStrategy() SchedulingStrategy {
 	return SchedulingStrategy_SCHEDULING_STRATEGY_UNSPECIFIED
 }
 
+func (x *ServiceSpec) GetImageDigest() string {
+	if x != nil {
+		return x.ImageDigest
+	}
+	return ""
+}
+
+func (x *ServiceSpec) GetBuild() *BuildSpec {
+	if x != nil {
+		return x.Build
+	}
+	return nil
+}
+
+// BuildSpec records a Compose service's build: section. The context is
+// uploaded by the CLI at apply; the spec keeps what was asked.
+type BuildSpec struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Context       string                 `protobuf:"bytes,1,opt,name=context,proto3" json:"context,omitempty"`
+	Dockerfile    string                 `protobuf:"bytes,2,opt,name=dockerfile,proto3" json:"dockerfile,omitempty"`
+	Args          map[string]string      `protobuf:"bytes,3,rep,name=args,proto3" json:"args,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Target        string                 `protobuf:"bytes,4,opt,name=target,proto3" json:"target,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BuildSpec) Reset() {
+	*x = BuildSpec{}
+	mi := &file_berth_v1_objects_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BuildSpec) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BuildSpec) ProtoMessage() {}
+
+func (x *BuildSpec) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_objects_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BuildSpec.ProtoReflect.Descriptor instead.
+func (*BuildSpec) Descriptor() ([]byte, []int) {
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *BuildSpec) GetContext() string {
+	if x != nil {
+		return x.Context
+	}
+	return ""
+}
+
+func (x *BuildSpec) GetDockerfile() string {
+	if x != nil {
+		return x.Dockerfile
+	}
+	return ""
+}
+
+func (x *BuildSpec) GetArgs() map[string]string {
+	if x != nil {
+		return x.Args
+	}
+	return nil
+}
+
+func (x *BuildSpec) GetTarget() string {
+	if x != nil {
+		return x.Target
+	}
+	return ""
+}
+
 // Dependency is one entry of a service's depends_on.
 type Dependency struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1651,7 +1763,7 @@ type Dependency struct {
 
 func (x *Dependency) Reset() {
 	*x = Dependency{}
-	mi := &file_berth_v1_objects_proto_msgTypes[9]
+	mi := &file_berth_v1_objects_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1663,7 +1775,7 @@ func (x *Dependency) String() string {
 func (*Dependency) ProtoMessage() {}
 
 func (x *Dependency) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[9]
+	mi := &file_berth_v1_objects_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1676,7 +1788,7 @@ func (x *Dependency) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Dependency.ProtoReflect.Descriptor instead.
 func (*Dependency) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{9}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Dependency) GetService() string {
@@ -1718,7 +1830,7 @@ type HealthCheck struct {
 
 func (x *HealthCheck) Reset() {
 	*x = HealthCheck{}
-	mi := &file_berth_v1_objects_proto_msgTypes[10]
+	mi := &file_berth_v1_objects_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1730,7 +1842,7 @@ func (x *HealthCheck) String() string {
 func (*HealthCheck) ProtoMessage() {}
 
 func (x *HealthCheck) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[10]
+	mi := &file_berth_v1_objects_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1743,7 +1855,7 @@ func (x *HealthCheck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthCheck.ProtoReflect.Descriptor instead.
 func (*HealthCheck) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{10}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *HealthCheck) GetTest() []string {
@@ -1844,7 +1956,7 @@ type Service struct {
 
 func (x *Service) Reset() {
 	*x = Service{}
-	mi := &file_berth_v1_objects_proto_msgTypes[11]
+	mi := &file_berth_v1_objects_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1856,7 +1968,7 @@ func (x *Service) String() string {
 func (*Service) ProtoMessage() {}
 
 func (x *Service) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[11]
+	mi := &file_berth_v1_objects_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1869,7 +1981,7 @@ func (x *Service) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Service.ProtoReflect.Descriptor instead.
 func (*Service) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{11}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Service) GetMeta() *Meta {
@@ -1963,7 +2075,7 @@ type ServiceRevision struct {
 
 func (x *ServiceRevision) Reset() {
 	*x = ServiceRevision{}
-	mi := &file_berth_v1_objects_proto_msgTypes[12]
+	mi := &file_berth_v1_objects_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1975,7 +2087,7 @@ func (x *ServiceRevision) String() string {
 func (*ServiceRevision) ProtoMessage() {}
 
 func (x *ServiceRevision) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[12]
+	mi := &file_berth_v1_objects_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1988,7 +2100,7 @@ func (x *ServiceRevision) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServiceRevision.ProtoReflect.Descriptor instead.
 func (*ServiceRevision) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{12}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ServiceRevision) GetSpecVersion() uint64 {
@@ -2036,7 +2148,7 @@ type UpdateStatus struct {
 
 func (x *UpdateStatus) Reset() {
 	*x = UpdateStatus{}
-	mi := &file_berth_v1_objects_proto_msgTypes[13]
+	mi := &file_berth_v1_objects_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2048,7 +2160,7 @@ func (x *UpdateStatus) String() string {
 func (*UpdateStatus) ProtoMessage() {}
 
 func (x *UpdateStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[13]
+	mi := &file_berth_v1_objects_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2061,7 +2173,7 @@ func (x *UpdateStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateStatus.ProtoReflect.Descriptor instead.
 func (*UpdateStatus) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{13}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *UpdateStatus) GetState() UpdateState {
@@ -2115,7 +2227,7 @@ type RebalanceStatus struct {
 
 func (x *RebalanceStatus) Reset() {
 	*x = RebalanceStatus{}
-	mi := &file_berth_v1_objects_proto_msgTypes[14]
+	mi := &file_berth_v1_objects_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2127,7 +2239,7 @@ func (x *RebalanceStatus) String() string {
 func (*RebalanceStatus) ProtoMessage() {}
 
 func (x *RebalanceStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[14]
+	mi := &file_berth_v1_objects_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2140,7 +2252,7 @@ func (x *RebalanceStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RebalanceStatus.ProtoReflect.Descriptor instead.
 func (*RebalanceStatus) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{14}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *RebalanceStatus) GetState() RebalanceState {
@@ -2187,13 +2299,21 @@ type ClusterSettings struct {
 	Strategy SchedulingStrategy `protobuf:"varint,2,opt,name=strategy,proto3,enum=berth.v1.SchedulingStrategy" json:"strategy,omitempty"`
 	// auto_rebalance rebalances every service when a node joins or returns.
 	AutoRebalance bool `protobuf:"varint,3,opt,name=auto_rebalance,json=autoRebalance,proto3" json:"auto_rebalance,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// insecure_registries are registries (host[:port]) reached over plain
+	// HTTP; every other registry is HTTPS.
+	InsecureRegistries []string `protobuf:"bytes,4,rep,name=insecure_registries,json=insecureRegistries,proto3" json:"insecure_registries,omitempty"`
+	// image_gc_high_percent is the disk use of a node's image store at which
+	// the images no task uses are removed, down to image_gc_low_percent;
+	// 0 means the defaults, 85 and 80.
+	ImageGcHighPercent uint32 `protobuf:"varint,5,opt,name=image_gc_high_percent,json=imageGcHighPercent,proto3" json:"image_gc_high_percent,omitempty"`
+	ImageGcLowPercent  uint32 `protobuf:"varint,6,opt,name=image_gc_low_percent,json=imageGcLowPercent,proto3" json:"image_gc_low_percent,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *ClusterSettings) Reset() {
 	*x = ClusterSettings{}
-	mi := &file_berth_v1_objects_proto_msgTypes[15]
+	mi := &file_berth_v1_objects_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2205,7 +2325,7 @@ func (x *ClusterSettings) String() string {
 func (*ClusterSettings) ProtoMessage() {}
 
 func (x *ClusterSettings) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[15]
+	mi := &file_berth_v1_objects_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2218,7 +2338,7 @@ func (x *ClusterSettings) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterSettings.ProtoReflect.Descriptor instead.
 func (*ClusterSettings) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{15}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ClusterSettings) GetMeta() *Meta {
@@ -2242,6 +2362,100 @@ func (x *ClusterSettings) GetAutoRebalance() bool {
 	return false
 }
 
+func (x *ClusterSettings) GetInsecureRegistries() []string {
+	if x != nil {
+		return x.InsecureRegistries
+	}
+	return nil
+}
+
+func (x *ClusterSettings) GetImageGcHighPercent() uint32 {
+	if x != nil {
+		return x.ImageGcHighPercent
+	}
+	return 0
+}
+
+func (x *ClusterSettings) GetImageGcLowPercent() uint32 {
+	if x != nil {
+		return x.ImageGcLowPercent
+	}
+	return 0
+}
+
+// RegistryCredential is what `berth login` stores for one registry, at
+// /berth/registries/<registry>. The secret is sealed with a key derived
+// from the cluster CA's key; agents receive it only with the tasks whose
+// images come from that registry.
+type RegistryCredential struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Meta  *Meta                  `protobuf:"bytes,1,opt,name=meta,proto3" json:"meta,omitempty"`
+	// registry is the host[:port], "docker.io" for Docker Hub.
+	Registry      string `protobuf:"bytes,2,opt,name=registry,proto3" json:"registry,omitempty"`
+	Username      string `protobuf:"bytes,3,opt,name=username,proto3" json:"username,omitempty"`
+	SealedSecret  []byte `protobuf:"bytes,4,opt,name=sealed_secret,json=sealedSecret,proto3" json:"sealed_secret,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RegistryCredential) Reset() {
+	*x = RegistryCredential{}
+	mi := &file_berth_v1_objects_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RegistryCredential) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RegistryCredential) ProtoMessage() {}
+
+func (x *RegistryCredential) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_objects_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RegistryCredential.ProtoReflect.Descriptor instead.
+func (*RegistryCredential) Descriptor() ([]byte, []int) {
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *RegistryCredential) GetMeta() *Meta {
+	if x != nil {
+		return x.Meta
+	}
+	return nil
+}
+
+func (x *RegistryCredential) GetRegistry() string {
+	if x != nil {
+		return x.Registry
+	}
+	return ""
+}
+
+func (x *RegistryCredential) GetUsername() string {
+	if x != nil {
+		return x.Username
+	}
+	return ""
+}
+
+func (x *RegistryCredential) GetSealedSecret() []byte {
+	if x != nil {
+		return x.SealedSecret
+	}
+	return nil
+}
+
 type StateTransition struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	State         TaskState              `protobuf:"varint,1,opt,name=state,proto3,enum=berth.v1.TaskState" json:"state,omitempty"`
@@ -2252,7 +2466,7 @@ type StateTransition struct {
 
 func (x *StateTransition) Reset() {
 	*x = StateTransition{}
-	mi := &file_berth_v1_objects_proto_msgTypes[16]
+	mi := &file_berth_v1_objects_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2264,7 +2478,7 @@ func (x *StateTransition) String() string {
 func (*StateTransition) ProtoMessage() {}
 
 func (x *StateTransition) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[16]
+	mi := &file_berth_v1_objects_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2277,7 +2491,7 @@ func (x *StateTransition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StateTransition.ProtoReflect.Descriptor instead.
 func (*StateTransition) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{16}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *StateTransition) GetState() TaskState {
@@ -2306,7 +2520,7 @@ type PortBinding struct {
 
 func (x *PortBinding) Reset() {
 	*x = PortBinding{}
-	mi := &file_berth_v1_objects_proto_msgTypes[17]
+	mi := &file_berth_v1_objects_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2318,7 +2532,7 @@ func (x *PortBinding) String() string {
 func (*PortBinding) ProtoMessage() {}
 
 func (x *PortBinding) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[17]
+	mi := &file_berth_v1_objects_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2331,7 +2545,7 @@ func (x *PortBinding) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PortBinding.ProtoReflect.Descriptor instead.
 func (*PortBinding) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{17}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *PortBinding) GetTarget() uint32 {
@@ -2387,7 +2601,7 @@ type TaskStatus struct {
 
 func (x *TaskStatus) Reset() {
 	*x = TaskStatus{}
-	mi := &file_berth_v1_objects_proto_msgTypes[18]
+	mi := &file_berth_v1_objects_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2399,7 +2613,7 @@ func (x *TaskStatus) String() string {
 func (*TaskStatus) ProtoMessage() {}
 
 func (x *TaskStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[18]
+	mi := &file_berth_v1_objects_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2412,7 +2626,7 @@ func (x *TaskStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskStatus.ProtoReflect.Descriptor instead.
 func (*TaskStatus) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{18}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *TaskStatus) GetState() TaskState {
@@ -2522,7 +2736,7 @@ type Task struct {
 
 func (x *Task) Reset() {
 	*x = Task{}
-	mi := &file_berth_v1_objects_proto_msgTypes[19]
+	mi := &file_berth_v1_objects_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2534,7 +2748,7 @@ func (x *Task) String() string {
 func (*Task) ProtoMessage() {}
 
 func (x *Task) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[19]
+	mi := &file_berth_v1_objects_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2547,7 +2761,7 @@ func (x *Task) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Task.ProtoReflect.Descriptor instead.
 func (*Task) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{19}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Task) GetMeta() *Meta {
@@ -2673,7 +2887,7 @@ type Event struct {
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_berth_v1_objects_proto_msgTypes[20]
+	mi := &file_berth_v1_objects_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2685,7 +2899,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[20]
+	mi := &file_berth_v1_objects_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2698,7 +2912,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{20}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Event) GetMeta() *Meta {
@@ -2764,7 +2978,7 @@ type ClusterCA struct {
 
 func (x *ClusterCA) Reset() {
 	*x = ClusterCA{}
-	mi := &file_berth_v1_objects_proto_msgTypes[21]
+	mi := &file_berth_v1_objects_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2776,7 +2990,7 @@ func (x *ClusterCA) String() string {
 func (*ClusterCA) ProtoMessage() {}
 
 func (x *ClusterCA) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[21]
+	mi := &file_berth_v1_objects_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2789,7 +3003,7 @@ func (x *ClusterCA) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterCA.ProtoReflect.Descriptor instead.
 func (*ClusterCA) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{21}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ClusterCA) GetCertificate() []byte {
@@ -2828,7 +3042,7 @@ type JoinTokenRecord struct {
 
 func (x *JoinTokenRecord) Reset() {
 	*x = JoinTokenRecord{}
-	mi := &file_berth_v1_objects_proto_msgTypes[22]
+	mi := &file_berth_v1_objects_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2840,7 +3054,7 @@ func (x *JoinTokenRecord) String() string {
 func (*JoinTokenRecord) ProtoMessage() {}
 
 func (x *JoinTokenRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[22]
+	mi := &file_berth_v1_objects_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2853,7 +3067,7 @@ func (x *JoinTokenRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinTokenRecord.ProtoReflect.Descriptor instead.
 func (*JoinTokenRecord) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{22}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *JoinTokenRecord) GetId() string {
@@ -2902,7 +3116,7 @@ const file_berth_v1_objects_proto_rawDesc = "" +
 	"\fmemory_bytes\x18\x02 \x01(\x03R\vmemoryBytes\">\n" +
 	"\bPlatform\x12\x0e\n" +
 	"\x02os\x18\x01 \x01(\tR\x02os\x12\"\n" +
-	"\farchitecture\x18\x02 \x01(\tR\farchitecture\"\xc4\a\n" +
+	"\farchitecture\x18\x02 \x01(\tR\farchitecture\"\xf5\b\n" +
 	"\x04Node\x12\"\n" +
 	"\x04meta\x18\x01 \x01(\v2\x0e.berth.v1.MetaR\x04meta\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x18\n" +
@@ -2921,7 +3135,9 @@ const file_berth_v1_objects_proto_rawDesc = "" +
 	"\ragent_version\x18\x0e \x01(\tR\fagentVersion\x12=\n" +
 	"\fstatus_since\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\vstatusSince\x12B\n" +
 	"\fagent_labels\x18\x10 \x03(\v2\x1f.berth.v1.Node.AgentLabelsEntryR\vagentLabels\x12K\n" +
-	"\x0foperator_labels\x18\x11 \x03(\v2\".berth.v1.Node.OperatorLabelsEntryR\x0eoperatorLabels\x1a9\n" +
+	"\x0foperator_labels\x18\x11 \x03(\v2\".berth.v1.Node.OperatorLabelsEntryR\x0eoperatorLabels\x12'\n" +
+	"\x0fcontent_address\x18\x12 \x01(\tR\x0econtentAddress\x12E\n" +
+	"\rimage_digests\x18\x13 \x03(\v2 .berth.v1.Node.ImageDigestsEntryR\fimageDigests\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a>\n" +
@@ -2929,6 +3145,9 @@ const file_berth_v1_objects_proto_rawDesc = "" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1aA\n" +
 	"\x13OperatorLabelsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a?\n" +
+	"\x11ImageDigestsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"u\n" +
 	"\bPortSpec\x12\x16\n" +
@@ -2952,7 +3171,7 @@ const file_berth_v1_objects_proto_rawDesc = "" +
 	"\tcondition\x18\x01 \x01(\x0e2\x1a.berth.v1.RestartConditionR\tcondition\x12/\n" +
 	"\x05delay\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x05delay\x12!\n" +
 	"\fmax_attempts\x18\x03 \x01(\x04R\vmaxAttempts\x121\n" +
-	"\x06window\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x06window\"\xf2\a\n" +
+	"\x06window\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x06window\"\xc0\b\n" +
 	"\vServiceSpec\x12\x14\n" +
 	"\x05image\x18\x01 \x01(\tR\x05image\x12\x18\n" +
 	"\acommand\x18\x02 \x03(\tR\acommand\x12\x1e\n" +
@@ -2980,8 +3199,20 @@ const file_berth_v1_objects_proto_rawDesc = "" +
 	"depends_on\x18\x12 \x03(\v2\x14.berth.v1.DependencyR\tdependsOn\x12;\n" +
 	"\rupdate_config\x18\x13 \x01(\v2\x16.berth.v1.UpdateConfigR\fupdateConfig\x12?\n" +
 	"\x0frollback_config\x18\x14 \x01(\v2\x16.berth.v1.UpdateConfigR\x0erollbackConfig\x128\n" +
-	"\bstrategy\x18\x15 \x01(\x0e2\x1c.berth.v1.SchedulingStrategyR\bstrategy\x1a9\n" +
+	"\bstrategy\x18\x15 \x01(\x0e2\x1c.berth.v1.SchedulingStrategyR\bstrategy\x12!\n" +
+	"\fimage_digest\x18\x16 \x01(\tR\vimageDigest\x12)\n" +
+	"\x05build\x18\x17 \x01(\v2\x13.berth.v1.BuildSpecR\x05build\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xc9\x01\n" +
+	"\tBuildSpec\x12\x18\n" +
+	"\acontext\x18\x01 \x01(\tR\acontext\x12\x1e\n" +
+	"\n" +
+	"dockerfile\x18\x02 \x01(\tR\n" +
+	"dockerfile\x121\n" +
+	"\x04args\x18\x03 \x03(\v2\x1d.berth.v1.BuildSpec.ArgsEntryR\x04args\x12\x16\n" +
+	"\x06target\x18\x04 \x01(\tR\x06target\x1a7\n" +
+	"\tArgsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"c\n" +
 	"\n" +
@@ -3031,11 +3262,19 @@ const file_berth_v1_objects_proto_rawDesc = "" +
 	"\frequested_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\vrequestedAt\x12=\n" +
 	"\fcompleted_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\vcompletedAt\x12\x14\n" +
 	"\x05moved\x18\x04 \x01(\rR\x05moved\x12\x18\n" +
-	"\amessage\x18\x05 \x01(\tR\amessage\"\x96\x01\n" +
+	"\amessage\x18\x05 \x01(\tR\amessage\"\xab\x02\n" +
 	"\x0fClusterSettings\x12\"\n" +
 	"\x04meta\x18\x01 \x01(\v2\x0e.berth.v1.MetaR\x04meta\x128\n" +
 	"\bstrategy\x18\x02 \x01(\x0e2\x1c.berth.v1.SchedulingStrategyR\bstrategy\x12%\n" +
-	"\x0eauto_rebalance\x18\x03 \x01(\bR\rautoRebalance\"h\n" +
+	"\x0eauto_rebalance\x18\x03 \x01(\bR\rautoRebalance\x12/\n" +
+	"\x13insecure_registries\x18\x04 \x03(\tR\x12insecureRegistries\x121\n" +
+	"\x15image_gc_high_percent\x18\x05 \x01(\rR\x12imageGcHighPercent\x12/\n" +
+	"\x14image_gc_low_percent\x18\x06 \x01(\rR\x11imageGcLowPercent\"\x95\x01\n" +
+	"\x12RegistryCredential\x12\"\n" +
+	"\x04meta\x18\x01 \x01(\v2\x0e.berth.v1.MetaR\x04meta\x12\x1a\n" +
+	"\bregistry\x18\x02 \x01(\tR\bregistry\x12\x1a\n" +
+	"\busername\x18\x03 \x01(\tR\busername\x12#\n" +
+	"\rsealed_secret\x18\x04 \x01(\fR\fsealedSecret\"h\n" +
 	"\x0fStateTransition\x12)\n" +
 	"\x05state\x18\x01 \x01(\x0e2\x13.berth.v1.TaskStateR\x05state\x12*\n" +
 	"\x02at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\"x\n" +
@@ -3193,7 +3432,7 @@ func file_berth_v1_objects_proto_rawDescGZIP() []byte {
 }
 
 var file_berth_v1_objects_proto_enumTypes = make([]protoimpl.EnumInfo, 13)
-var file_berth_v1_objects_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
+var file_berth_v1_objects_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
 var file_berth_v1_objects_proto_goTypes = []any{
 	(NodeAvailability)(0),         // 0: berth.v1.NodeAvailability
 	(NodeStatus)(0),               // 1: berth.v1.NodeStatus
@@ -3217,105 +3456,113 @@ var file_berth_v1_objects_proto_goTypes = []any{
 	(*UpdateConfig)(nil),          // 19: berth.v1.UpdateConfig
 	(*RestartPolicy)(nil),         // 20: berth.v1.RestartPolicy
 	(*ServiceSpec)(nil),           // 21: berth.v1.ServiceSpec
-	(*Dependency)(nil),            // 22: berth.v1.Dependency
-	(*HealthCheck)(nil),           // 23: berth.v1.HealthCheck
-	(*Service)(nil),               // 24: berth.v1.Service
-	(*ServiceRevision)(nil),       // 25: berth.v1.ServiceRevision
-	(*UpdateStatus)(nil),          // 26: berth.v1.UpdateStatus
-	(*RebalanceStatus)(nil),       // 27: berth.v1.RebalanceStatus
-	(*ClusterSettings)(nil),       // 28: berth.v1.ClusterSettings
-	(*StateTransition)(nil),       // 29: berth.v1.StateTransition
-	(*PortBinding)(nil),           // 30: berth.v1.PortBinding
-	(*TaskStatus)(nil),            // 31: berth.v1.TaskStatus
-	(*Task)(nil),                  // 32: berth.v1.Task
-	(*Event)(nil),                 // 33: berth.v1.Event
-	(*ClusterCA)(nil),             // 34: berth.v1.ClusterCA
-	(*JoinTokenRecord)(nil),       // 35: berth.v1.JoinTokenRecord
-	nil,                           // 36: berth.v1.Node.LabelsEntry
-	nil,                           // 37: berth.v1.Node.AgentLabelsEntry
-	nil,                           // 38: berth.v1.Node.OperatorLabelsEntry
-	nil,                           // 39: berth.v1.ServiceSpec.LabelsEntry
-	nil,                           // 40: berth.v1.Event.AttributesEntry
-	(*timestamppb.Timestamp)(nil), // 41: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 42: google.protobuf.Duration
+	(*BuildSpec)(nil),             // 22: berth.v1.BuildSpec
+	(*Dependency)(nil),            // 23: berth.v1.Dependency
+	(*HealthCheck)(nil),           // 24: berth.v1.HealthCheck
+	(*Service)(nil),               // 25: berth.v1.Service
+	(*ServiceRevision)(nil),       // 26: berth.v1.ServiceRevision
+	(*UpdateStatus)(nil),          // 27: berth.v1.UpdateStatus
+	(*RebalanceStatus)(nil),       // 28: berth.v1.RebalanceStatus
+	(*ClusterSettings)(nil),       // 29: berth.v1.ClusterSettings
+	(*RegistryCredential)(nil),    // 30: berth.v1.RegistryCredential
+	(*StateTransition)(nil),       // 31: berth.v1.StateTransition
+	(*PortBinding)(nil),           // 32: berth.v1.PortBinding
+	(*TaskStatus)(nil),            // 33: berth.v1.TaskStatus
+	(*Task)(nil),                  // 34: berth.v1.Task
+	(*Event)(nil),                 // 35: berth.v1.Event
+	(*ClusterCA)(nil),             // 36: berth.v1.ClusterCA
+	(*JoinTokenRecord)(nil),       // 37: berth.v1.JoinTokenRecord
+	nil,                           // 38: berth.v1.Node.LabelsEntry
+	nil,                           // 39: berth.v1.Node.AgentLabelsEntry
+	nil,                           // 40: berth.v1.Node.OperatorLabelsEntry
+	nil,                           // 41: berth.v1.Node.ImageDigestsEntry
+	nil,                           // 42: berth.v1.ServiceSpec.LabelsEntry
+	nil,                           // 43: berth.v1.BuildSpec.ArgsEntry
+	nil,                           // 44: berth.v1.Event.AttributesEntry
+	(*timestamppb.Timestamp)(nil), // 45: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 46: google.protobuf.Duration
 }
 var file_berth_v1_objects_proto_depIdxs = []int32{
-	41, // 0: berth.v1.Meta.created_at:type_name -> google.protobuf.Timestamp
-	41, // 1: berth.v1.Meta.updated_at:type_name -> google.protobuf.Timestamp
+	45, // 0: berth.v1.Meta.created_at:type_name -> google.protobuf.Timestamp
+	45, // 1: berth.v1.Meta.updated_at:type_name -> google.protobuf.Timestamp
 	13, // 2: berth.v1.Node.meta:type_name -> berth.v1.Meta
-	36, // 3: berth.v1.Node.labels:type_name -> berth.v1.Node.LabelsEntry
+	38, // 3: berth.v1.Node.labels:type_name -> berth.v1.Node.LabelsEntry
 	14, // 4: berth.v1.Node.capacity:type_name -> berth.v1.Resources
 	0,  // 5: berth.v1.Node.availability:type_name -> berth.v1.NodeAvailability
 	1,  // 6: berth.v1.Node.status:type_name -> berth.v1.NodeStatus
-	41, // 7: berth.v1.Node.last_heartbeat:type_name -> google.protobuf.Timestamp
+	45, // 7: berth.v1.Node.last_heartbeat:type_name -> google.protobuf.Timestamp
 	15, // 8: berth.v1.Node.platform:type_name -> berth.v1.Platform
-	41, // 9: berth.v1.Node.status_since:type_name -> google.protobuf.Timestamp
-	37, // 10: berth.v1.Node.agent_labels:type_name -> berth.v1.Node.AgentLabelsEntry
-	38, // 11: berth.v1.Node.operator_labels:type_name -> berth.v1.Node.OperatorLabelsEntry
-	15, // 12: berth.v1.Placement.platforms:type_name -> berth.v1.Platform
-	42, // 13: berth.v1.UpdateConfig.delay:type_name -> google.protobuf.Duration
-	4,  // 14: berth.v1.UpdateConfig.failure_action:type_name -> berth.v1.UpdateFailureAction
-	42, // 15: berth.v1.UpdateConfig.monitor:type_name -> google.protobuf.Duration
-	5,  // 16: berth.v1.UpdateConfig.order:type_name -> berth.v1.UpdateOrder
-	6,  // 17: berth.v1.RestartPolicy.condition:type_name -> berth.v1.RestartCondition
-	42, // 18: berth.v1.RestartPolicy.delay:type_name -> google.protobuf.Duration
-	42, // 19: berth.v1.RestartPolicy.window:type_name -> google.protobuf.Duration
-	39, // 20: berth.v1.ServiceSpec.labels:type_name -> berth.v1.ServiceSpec.LabelsEntry
-	17, // 21: berth.v1.ServiceSpec.ports:type_name -> berth.v1.PortSpec
-	2,  // 22: berth.v1.ServiceSpec.mode:type_name -> berth.v1.ServiceMode
-	14, // 23: berth.v1.ServiceSpec.limits:type_name -> berth.v1.Resources
-	14, // 24: berth.v1.ServiceSpec.reservations:type_name -> berth.v1.Resources
-	18, // 25: berth.v1.ServiceSpec.placement:type_name -> berth.v1.Placement
-	42, // 26: berth.v1.ServiceSpec.stop_grace_period:type_name -> google.protobuf.Duration
-	20, // 27: berth.v1.ServiceSpec.restart_policy:type_name -> berth.v1.RestartPolicy
-	23, // 28: berth.v1.ServiceSpec.healthcheck:type_name -> berth.v1.HealthCheck
-	22, // 29: berth.v1.ServiceSpec.depends_on:type_name -> berth.v1.Dependency
-	19, // 30: berth.v1.ServiceSpec.update_config:type_name -> berth.v1.UpdateConfig
-	19, // 31: berth.v1.ServiceSpec.rollback_config:type_name -> berth.v1.UpdateConfig
-	3,  // 32: berth.v1.ServiceSpec.strategy:type_name -> berth.v1.SchedulingStrategy
-	7,  // 33: berth.v1.Dependency.condition:type_name -> berth.v1.DependencyCondition
-	42, // 34: berth.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
-	42, // 35: berth.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
-	42, // 36: berth.v1.HealthCheck.start_period:type_name -> google.protobuf.Duration
-	42, // 37: berth.v1.HealthCheck.start_interval:type_name -> google.protobuf.Duration
-	13, // 38: berth.v1.Service.meta:type_name -> berth.v1.Meta
-	21, // 39: berth.v1.Service.spec:type_name -> berth.v1.ServiceSpec
-	26, // 40: berth.v1.Service.update_status:type_name -> berth.v1.UpdateStatus
-	25, // 41: berth.v1.Service.revisions:type_name -> berth.v1.ServiceRevision
-	27, // 42: berth.v1.Service.rebalance:type_name -> berth.v1.RebalanceStatus
-	41, // 43: berth.v1.Service.spec_updated_at:type_name -> google.protobuf.Timestamp
-	21, // 44: berth.v1.ServiceRevision.spec:type_name -> berth.v1.ServiceSpec
-	41, // 45: berth.v1.ServiceRevision.created_at:type_name -> google.protobuf.Timestamp
-	9,  // 46: berth.v1.UpdateStatus.state:type_name -> berth.v1.UpdateState
-	41, // 47: berth.v1.UpdateStatus.started_at:type_name -> google.protobuf.Timestamp
-	41, // 48: berth.v1.UpdateStatus.completed_at:type_name -> google.protobuf.Timestamp
-	10, // 49: berth.v1.RebalanceStatus.state:type_name -> berth.v1.RebalanceState
-	41, // 50: berth.v1.RebalanceStatus.requested_at:type_name -> google.protobuf.Timestamp
-	41, // 51: berth.v1.RebalanceStatus.completed_at:type_name -> google.protobuf.Timestamp
-	13, // 52: berth.v1.ClusterSettings.meta:type_name -> berth.v1.Meta
-	3,  // 53: berth.v1.ClusterSettings.strategy:type_name -> berth.v1.SchedulingStrategy
-	12, // 54: berth.v1.StateTransition.state:type_name -> berth.v1.TaskState
-	41, // 55: berth.v1.StateTransition.at:type_name -> google.protobuf.Timestamp
-	12, // 56: berth.v1.TaskStatus.state:type_name -> berth.v1.TaskState
-	41, // 57: berth.v1.TaskStatus.timestamp:type_name -> google.protobuf.Timestamp
-	30, // 58: berth.v1.TaskStatus.ports:type_name -> berth.v1.PortBinding
-	8,  // 59: berth.v1.TaskStatus.health:type_name -> berth.v1.Health
-	13, // 60: berth.v1.Task.meta:type_name -> berth.v1.Meta
-	21, // 61: berth.v1.Task.spec:type_name -> berth.v1.ServiceSpec
-	12, // 62: berth.v1.Task.desired_state:type_name -> berth.v1.TaskState
-	31, // 63: berth.v1.Task.status:type_name -> berth.v1.TaskStatus
-	29, // 64: berth.v1.Task.history:type_name -> berth.v1.StateTransition
-	11, // 65: berth.v1.Task.replace_cause:type_name -> berth.v1.ReplaceCause
-	13, // 66: berth.v1.Event.meta:type_name -> berth.v1.Meta
-	41, // 67: berth.v1.Event.at:type_name -> google.protobuf.Timestamp
-	40, // 68: berth.v1.Event.attributes:type_name -> berth.v1.Event.AttributesEntry
-	41, // 69: berth.v1.JoinTokenRecord.created_at:type_name -> google.protobuf.Timestamp
-	41, // 70: berth.v1.JoinTokenRecord.expires_at:type_name -> google.protobuf.Timestamp
-	71, // [71:71] is the sub-list for method output_type
-	71, // [71:71] is the sub-list for method input_type
-	71, // [71:71] is the sub-list for extension type_name
-	71, // [71:71] is the sub-list for extension extendee
-	0,  // [0:71] is the sub-list for field type_name
+	45, // 9: berth.v1.Node.status_since:type_name -> google.protobuf.Timestamp
+	39, // 10: berth.v1.Node.agent_labels:type_name -> berth.v1.Node.AgentLabelsEntry
+	40, // 11: berth.v1.Node.operator_labels:type_name -> berth.v1.Node.OperatorLabelsEntry
+	41, // 12: berth.v1.Node.image_digests:type_name -> berth.v1.Node.ImageDigestsEntry
+	15, // 13: berth.v1.Placement.platforms:type_name -> berth.v1.Platform
+	46, // 14: berth.v1.UpdateConfig.delay:type_name -> google.protobuf.Duration
+	4,  // 15: berth.v1.UpdateConfig.failure_action:type_name -> berth.v1.UpdateFailureAction
+	46, // 16: berth.v1.UpdateConfig.monitor:type_name -> google.protobuf.Duration
+	5,  // 17: berth.v1.UpdateConfig.order:type_name -> berth.v1.UpdateOrder
+	6,  // 18: berth.v1.RestartPolicy.condition:type_name -> berth.v1.RestartCondition
+	46, // 19: berth.v1.RestartPolicy.delay:type_name -> google.protobuf.Duration
+	46, // 20: berth.v1.RestartPolicy.window:type_name -> google.protobuf.Duration
+	42, // 21: berth.v1.ServiceSpec.labels:type_name -> berth.v1.ServiceSpec.LabelsEntry
+	17, // 22: berth.v1.ServiceSpec.ports:type_name -> berth.v1.PortSpec
+	2,  // 23: berth.v1.ServiceSpec.mode:type_name -> berth.v1.ServiceMode
+	14, // 24: berth.v1.ServiceSpec.limits:type_name -> berth.v1.Resources
+	14, // 25: berth.v1.ServiceSpec.reservations:type_name -> berth.v1.Resources
+	18, // 26: berth.v1.ServiceSpec.placement:type_name -> berth.v1.Placement
+	46, // 27: berth.v1.ServiceSpec.stop_grace_period:type_name -> google.protobuf.Duration
+	20, // 28: berth.v1.ServiceSpec.restart_policy:type_name -> berth.v1.RestartPolicy
+	24, // 29: berth.v1.ServiceSpec.healthcheck:type_name -> berth.v1.HealthCheck
+	23, // 30: berth.v1.ServiceSpec.depends_on:type_name -> berth.v1.Dependency
+	19, // 31: berth.v1.ServiceSpec.update_config:type_name -> berth.v1.UpdateConfig
+	19, // 32: berth.v1.ServiceSpec.rollback_config:type_name -> berth.v1.UpdateConfig
+	3,  // 33: berth.v1.ServiceSpec.strategy:type_name -> berth.v1.SchedulingStrategy
+	22, // 34: berth.v1.ServiceSpec.build:type_name -> berth.v1.BuildSpec
+	43, // 35: berth.v1.BuildSpec.args:type_name -> berth.v1.BuildSpec.ArgsEntry
+	7,  // 36: berth.v1.Dependency.condition:type_name -> berth.v1.DependencyCondition
+	46, // 37: berth.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
+	46, // 38: berth.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
+	46, // 39: berth.v1.HealthCheck.start_period:type_name -> google.protobuf.Duration
+	46, // 40: berth.v1.HealthCheck.start_interval:type_name -> google.protobuf.Duration
+	13, // 41: berth.v1.Service.meta:type_name -> berth.v1.Meta
+	21, // 42: berth.v1.Service.spec:type_name -> berth.v1.ServiceSpec
+	27, // 43: berth.v1.Service.update_status:type_name -> berth.v1.UpdateStatus
+	26, // 44: berth.v1.Service.revisions:type_name -> berth.v1.ServiceRevision
+	28, // 45: berth.v1.Service.rebalance:type_name -> berth.v1.RebalanceStatus
+	45, // 46: berth.v1.Service.spec_updated_at:type_name -> google.protobuf.Timestamp
+	21, // 47: berth.v1.ServiceRevision.spec:type_name -> berth.v1.ServiceSpec
+	45, // 48: berth.v1.ServiceRevision.created_at:type_name -> google.protobuf.Timestamp
+	9,  // 49: berth.v1.UpdateStatus.state:type_name -> berth.v1.UpdateState
+	45, // 50: berth.v1.UpdateStatus.started_at:type_name -> google.protobuf.Timestamp
+	45, // 51: berth.v1.UpdateStatus.completed_at:type_name -> google.protobuf.Timestamp
+	10, // 52: berth.v1.RebalanceStatus.state:type_name -> berth.v1.RebalanceState
+	45, // 53: berth.v1.RebalanceStatus.requested_at:type_name -> google.protobuf.Timestamp
+	45, // 54: berth.v1.RebalanceStatus.completed_at:type_name -> google.protobuf.Timestamp
+	13, // 55: berth.v1.ClusterSettings.meta:type_name -> berth.v1.Meta
+	3,  // 56: berth.v1.ClusterSettings.strategy:type_name -> berth.v1.SchedulingStrategy
+	13, // 57: berth.v1.RegistryCredential.meta:type_name -> berth.v1.Meta
+	12, // 58: berth.v1.StateTransition.state:type_name -> berth.v1.TaskState
+	45, // 59: berth.v1.StateTransition.at:type_name -> google.protobuf.Timestamp
+	12, // 60: berth.v1.TaskStatus.state:type_name -> berth.v1.TaskState
+	45, // 61: berth.v1.TaskStatus.timestamp:type_name -> google.protobuf.Timestamp
+	32, // 62: berth.v1.TaskStatus.ports:type_name -> berth.v1.PortBinding
+	8,  // 63: berth.v1.TaskStatus.health:type_name -> berth.v1.Health
+	13, // 64: berth.v1.Task.meta:type_name -> berth.v1.Meta
+	21, // 65: berth.v1.Task.spec:type_name -> berth.v1.ServiceSpec
+	12, // 66: berth.v1.Task.desired_state:type_name -> berth.v1.TaskState
+	33, // 67: berth.v1.Task.status:type_name -> berth.v1.TaskStatus
+	31, // 68: berth.v1.Task.history:type_name -> berth.v1.StateTransition
+	11, // 69: berth.v1.Task.replace_cause:type_name -> berth.v1.ReplaceCause
+	13, // 70: berth.v1.Event.meta:type_name -> berth.v1.Meta
+	45, // 71: berth.v1.Event.at:type_name -> google.protobuf.Timestamp
+	44, // 72: berth.v1.Event.attributes:type_name -> berth.v1.Event.AttributesEntry
+	45, // 73: berth.v1.JoinTokenRecord.created_at:type_name -> google.protobuf.Timestamp
+	45, // 74: berth.v1.JoinTokenRecord.expires_at:type_name -> google.protobuf.Timestamp
+	75, // [75:75] is the sub-list for method output_type
+	75, // [75:75] is the sub-list for method input_type
+	75, // [75:75] is the sub-list for extension type_name
+	75, // [75:75] is the sub-list for extension extendee
+	0,  // [0:75] is the sub-list for field type_name
 }
 
 func init() { file_berth_v1_objects_proto_init() }
@@ -3329,7 +3576,7 @@ func file_berth_v1_objects_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_berth_v1_objects_proto_rawDesc), len(file_berth_v1_objects_proto_rawDesc)),
 			NumEnums:      13,
-			NumMessages:   28,
+			NumMessages:   32,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
