@@ -2302,11 +2302,6 @@ type ClusterSettings struct {
 	// insecure_registries are registries (host[:port]) reached over plain
 	// HTTP; every other registry is HTTPS.
 	InsecureRegistries []string `protobuf:"bytes,4,rep,name=insecure_registries,json=insecureRegistries,proto3" json:"insecure_registries,omitempty"`
-	// image_gc_high_percent is the disk use of a node's image store at which
-	// the images no task uses are removed, down to image_gc_low_percent;
-	// 0 means the defaults, 85 and 80.
-	ImageGcHighPercent uint32 `protobuf:"varint,5,opt,name=image_gc_high_percent,json=imageGcHighPercent,proto3" json:"image_gc_high_percent,omitempty"`
-	ImageGcLowPercent  uint32 `protobuf:"varint,6,opt,name=image_gc_low_percent,json=imageGcLowPercent,proto3" json:"image_gc_low_percent,omitempty"`
 	unknownFields      protoimpl.UnknownFields
 	sizeCache          protoimpl.SizeCache
 }
@@ -2367,20 +2362,6 @@ func (x *ClusterSettings) GetInsecureRegistries() []string {
 		return x.InsecureRegistries
 	}
 	return nil
-}
-
-func (x *ClusterSettings) GetImageGcHighPercent() uint32 {
-	if x != nil {
-		return x.ImageGcHighPercent
-	}
-	return 0
-}
-
-func (x *ClusterSettings) GetImageGcLowPercent() uint32 {
-	if x != nil {
-		return x.ImageGcLowPercent
-	}
-	return 0
 }
 
 // RegistryCredential is what `berth login` stores for one registry, at
@@ -3262,14 +3243,12 @@ const file_berth_v1_objects_proto_rawDesc = "" +
 	"\frequested_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\vrequestedAt\x12=\n" +
 	"\fcompleted_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\vcompletedAt\x12\x14\n" +
 	"\x05moved\x18\x04 \x01(\rR\x05moved\x12\x18\n" +
-	"\amessage\x18\x05 \x01(\tR\amessage\"\xab\x02\n" +
+	"\amessage\x18\x05 \x01(\tR\amessage\"\xc7\x01\n" +
 	"\x0fClusterSettings\x12\"\n" +
 	"\x04meta\x18\x01 \x01(\v2\x0e.berth.v1.MetaR\x04meta\x128\n" +
 	"\bstrategy\x18\x02 \x01(\x0e2\x1c.berth.v1.SchedulingStrategyR\bstrategy\x12%\n" +
 	"\x0eauto_rebalance\x18\x03 \x01(\bR\rautoRebalance\x12/\n" +
-	"\x13insecure_registries\x18\x04 \x03(\tR\x12insecureRegistries\x121\n" +
-	"\x15image_gc_high_percent\x18\x05 \x01(\rR\x12imageGcHighPercent\x12/\n" +
-	"\x14image_gc_low_percent\x18\x06 \x01(\rR\x11imageGcLowPercent\"\x95\x01\n" +
+	"\x13insecure_registries\x18\x04 \x03(\tR\x12insecureRegistries\"\x95\x01\n" +
 	"\x12RegistryCredential\x12\"\n" +
 	"\x04meta\x18\x01 \x01(\v2\x0e.berth.v1.MetaR\x04meta\x12\x1a\n" +
 	"\bregistry\x18\x02 \x01(\tR\bregistry\x12\x1a\n" +
