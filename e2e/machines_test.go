@@ -1,0 +1,31 @@
+package e2e
+
+import (
+	containerd "github.com/containerd/containerd/v2/client"
+
+	"github.com/berthproject/berth/agent/runtime"
+	"github.com/berthproject/berth/internal/containerdtest"
+)
+
+// startMachine starts an agent with a containerd namespace of its own, as
+// if it ran on a machine of its own: the images it holds are its alone, so
+// tests of moving images between nodes mean something. Cleanup deletes the
+// namespace with everything in it, once the agent has stopped.
+func (c *cluster) startMachine(name string, extra ...string) *proc {
+	c.t.Helper()
+	ns := namespace + "-" + name
+	// Registered before the agent starts, so it runs after the agent's
+	// own cleanup.
+	c.t.Cleanup(func() {
+		client, err := containerd.New(runtime.DefaultContainerdAddress)
+		if err != nil {
+			c.t.Errorf("cleanup of machine %s: %v", name, err)
+			return
+		}
+		defer client.Close()
+		if err := containerdtest.CleanupNamespace(client, ns); err != nil {
+			c.t.Errorf("cleanup of machine %s: %v", name, err)
+		}
+	})
+	return c.startAgent(name, append([]string{"--containerd-namespace", ns}, extra...)...)
+}
