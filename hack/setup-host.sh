@@ -5,7 +5,7 @@
 # quick when everything is in place.
 set -euo pipefail
 
-packages=(containerd runc containernetworking-plugins busybox-static etcd-server iproute2 iptables util-linux protobuf-compiler)
+packages=(containerd runc containernetworking-plugins busybox-static etcd-server iproute2 iptables util-linux protobuf-compiler docker-registry)
 
 missing=()
 for p in "${packages[@]}"; do
@@ -40,4 +40,29 @@ if ! [ -S "$sock" ] || ! ctr --address "$sock" version >/dev/null 2>&1; then
 		echo "setup-host: containerd did not start; see /var/log/berth/containerd.log" >&2
 		exit 1
 	}
+fi
+
+# buildkitd drives `berth build` on agents. It is built from the tool module
+# in tools/buildkitd (about two minutes on two cores) only when this
+# version is missing, into a versioned path, so a version bump rebuilds it
+# and an unchanged one costs a stat.
+buildkit_version=v0.34.2
+buildkitd=/usr/local/lib/berth/buildkitd-$buildkit_version
+if ! [ -x "$buildkitd" ]; then
+	command -v go >/dev/null 2>&1 || {
+		echo "setup-host: go is needed to build buildkitd; install Go and run again" >&2
+		exit 1
+	}
+	echo "setup-host: building buildkitd $buildkit_version (a few minutes, once)" >&2
+	mkdir -p "$(dirname "$buildkitd")"
+	tools="$(cd "$(dirname "${BASH_SOURCE[0]}")/../tools/buildkitd" && pwd)"
+	# Built beside the final path and renamed, so an interrupted build
+	# never leaves a partial binary that looks installed.
+	(cd "$tools" && CGO_ENABLED=0 go build -trimpath \
+		-ldflags "-s -w -X github.com/moby/buildkit/version.Version=$buildkit_version" \
+		-o "$buildkitd.tmp" github.com/moby/buildkit/cmd/buildkitd)
+	mv -f "$buildkitd.tmp" "$buildkitd"
+fi
+if [ "$(readlink /usr/local/bin/buildkitd 2>/dev/null)" != "$buildkitd" ]; then
+	ln -sfn "$buildkitd" /usr/local/bin/buildkitd
 fi

@@ -69,6 +69,8 @@ type Authority struct {
 	tokenKey []byte
 	// gossipKey encrypts the gossip among servers and agents.
 	gossipKey []byte
+	// credentialKey seals the registry credentials stored in etcd.
+	credentialKey []byte
 }
 
 // Open loads the cluster CA from p, or makes and stores one when there is
@@ -116,6 +118,11 @@ func (a *Authority) CACertPEM() []byte { return append([]byte(nil), a.certPEM...
 // GossipKey is the AES-256 key that encrypts gossip. Every server derives
 // the same key from the CA key; agents receive it over their mTLS session.
 func (a *Authority) GossipKey() []byte { return append([]byte(nil), a.gossipKey...) }
+
+// CredentialKey is the AES-256 key that seals registry credentials at
+// rest. Every server derives the same key from the CA key, so a copy of
+// etcd alone does not reveal the registries' passwords.
+func (a *Authority) CredentialKey() []byte { return append([]byte(nil), a.credentialKey...) }
 
 // ClusterID names the cluster; it was made with the CA.
 func (a *Authority) ClusterID() string { return a.clusterID }
@@ -212,6 +219,10 @@ func fromRecord(rec *berthv1.ClusterCA) (*Authority, error) {
 	if err != nil {
 		return nil, fmt.Errorf("derive gossip key: %w", err)
 	}
+	credentialKey, err := hkdf.Key(sha256.New, keyBlock.Bytes, nil, "berth registry credential key v1", 32)
+	if err != nil {
+		return nil, fmt.Errorf("derive registry credential key: %w", err)
+	}
 	return &Authority{
 		cert:      cert,
 		certPEM:   pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw}),
@@ -220,6 +231,8 @@ func fromRecord(rec *berthv1.ClusterCA) (*Authority, error) {
 		digest:    identity.CADigest(cert.Raw),
 		tokenKey:  tokenKey,
 		gossipKey: gossipKey,
+
+		credentialKey: credentialKey,
 	}, nil
 }
 

@@ -21,6 +21,8 @@ const (
 	TokensPrefix   = Root + "pki/tokens/"
 	SubnetsPrefix  = Root + "subnets/"
 	LeaderPrefix   = Root + "leader/"
+	// RegistriesPrefix holds one RegistryCredential per registry.
+	RegistriesPrefix = Root + "registries/"
 	// SettingsKey holds the cluster's ClusterSettings; when it is absent
 	// every setting has its default.
 	SettingsKey = Root + "settings"
@@ -48,6 +50,9 @@ func TaskKey(namespace, app, service, id string) string {
 func ServiceTasksPrefix(namespace, app, service string) string {
 	return TasksPrefix + namespace + "/" + app + "/" + service + "/"
 }
+
+// RegistryKey is where the credential for registry (host[:port]) is stored.
+func RegistryKey(registry string) string { return RegistriesPrefix + registry }
 
 // TokenKey is where a join token record is stored.
 func TokenKey(id string) string { return TokensPrefix + id }
