@@ -24,6 +24,7 @@ import (
 	"github.com/berthproject/berth/controlplane/etcd"
 	"github.com/berthproject/berth/controlplane/nodehealth"
 	"github.com/berthproject/berth/controlplane/orchestrator"
+	"github.com/berthproject/berth/controlplane/registry"
 	"github.com/berthproject/berth/controlplane/store"
 	"github.com/berthproject/berth/internal/gossip"
 	"github.com/berthproject/berth/internal/supervise"
@@ -171,12 +172,16 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
+	creds := registry.New(registry.Config{
+		Store: s.store, Key: s.authority.CredentialKey(), Settings: s.cache.Settings,
+		Log: cfg.Log.With("component", "registries"),
+	})
 	disp := dispatcher.New(dispatcher.Config{
 		Store: s.store, Cache: s.cache, Authority: s.authority, Log: cfg.Log.With("component", "dispatcher"),
 		HeartbeatPeriod: cfg.HeartbeatPeriod, Subnets: subnets, Gossip: gossipCfg,
 	})
 	api := apiserver.New(apiserver.Config{
-		Store: s.store, Cache: s.cache, Authority: s.authority, Nodes: s.nodes,
+		Store: s.store, Cache: s.cache, Authority: s.authority, Nodes: s.nodes, Registries: creds,
 		Log: cfg.Log.With("component", "api"), EtcdEndpoints: strings.Join(endpoints, ","),
 	})
 	s.grpc = grpc.NewServer(
@@ -199,6 +204,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
+	s.tasks.Go("registries", func() error { return creds.Run(runCtx) })
 	s.tasks.Go("dispatcher", func() error { return disp.Run(runCtx) })
 	s.tasks.Go("leader", func() error { return s.lead(runCtx) })
 	s.tasks.Go("grpc", func() error { return s.grpc.Serve(s.listener) })

@@ -15,6 +15,7 @@ import (
 	"github.com/berthproject/berth/api/taskstate"
 	"github.com/berthproject/berth/api/version"
 	"github.com/berthproject/berth/controlplane/ca"
+	"github.com/berthproject/berth/controlplane/registry"
 	"github.com/berthproject/berth/controlplane/store"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -30,7 +31,10 @@ type Config struct {
 	Cache     *store.Cache
 	Authority *ca.Authority
 	Nodes     *NodeClients
-	Log       *slog.Logger
+	// Registries keeps registry credentials and resolves image tags; nil
+	// serves no logins and pins images only from the nodes' digests.
+	Registries *registry.Credentials
+	Log        *slog.Logger
 	// EtcdEndpoints is shown by Version.
 	EtcdEndpoints string
 }

@@ -29,6 +29,12 @@ func (s *Server) Apply(ctx context.Context, req *berthv1.ApplyRequest) (*berthv1
 	if errs := validation.ValidateApply(req); len(errs) > 0 {
 		return nil, errs.GRPCStatus().Err()
 	}
+	// Tags become digests before planning, so the plan compares pinned
+	// specs; see pinDigests for why a re-apply stays unchanged.
+	if warnings := s.pinDigests(ctx, req); len(warnings) > 0 {
+		s.log.Warn("apply: images not pinned", "namespace", req.Namespace, "app", req.App, "warnings", warningsSummary(warnings))
+		warn(ctx, warnings...)
+	}
 	for attempt := 0; ; attempt++ {
 		resp, txn := s.plan(req, time.Now())
 		if req.DryRun || txn.Len() == 0 {

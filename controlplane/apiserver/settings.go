@@ -3,8 +3,11 @@ package apiserver
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
+	"github.com/berthproject/berth/controlplane/registry"
 	"github.com/berthproject/berth/controlplane/store"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -31,6 +34,10 @@ func (s *Server) UpdateSettings(ctx context.Context, req *berthv1.UpdateSettings
 	default:
 		return nil, status.Errorf(codes.InvalidArgument, "unknown scheduling strategy %d; use spread or binpack", want.Strategy)
 	}
+	insecure, err := normalizeRegistries(want.InsecureRegistries)
+	if err != nil {
+		return nil, err
+	}
 	read := func() (*berthv1.ClusterSettings, error) {
 		cur := proto.Clone(s.cfg.Cache.Settings()).(*berthv1.ClusterSettings)
 		if cur.Meta == nil {
@@ -43,10 +50,10 @@ func (s *Server) UpdateSettings(ctx context.Context, req *berthv1.UpdateSettings
 	var before *berthv1.ClusterSettings
 	got, err := guardedUpdate(ctx, s, store.SettingsKey, read, func(next *berthv1.ClusterSettings) error {
 		before = proto.Clone(next).(*berthv1.ClusterSettings)
-		if next.Strategy == want.Strategy && next.AutoRebalance == want.AutoRebalance && next.GetMeta().GetVersion() != 0 {
+		if next.Strategy == want.Strategy && next.AutoRebalance == want.AutoRebalance && slices.Equal(next.InsecureRegistries, insecure) && next.GetMeta().GetVersion() != 0 {
 			return errUnchanged
 		}
-		next.Strategy, next.AutoRebalance = want.Strategy, want.AutoRebalance
+		next.Strategy, next.AutoRebalance, next.InsecureRegistries = want.Strategy, want.AutoRebalance, insecure
 		return nil
 	})
 	if err != nil {
@@ -54,10 +61,31 @@ func (s *Server) UpdateSettings(ctx context.Context, req *berthv1.UpdateSettings
 	}
 	if got.GetMeta().GetVersion() != before.GetMeta().GetVersion() {
 		msg := fmt.Sprintf("cluster settings changed: strategy %s, auto rebalance %v", strategyName(got.Strategy), got.AutoRebalance)
-		s.log.Info("settings updated", "strategy", strategyName(got.Strategy), "auto_rebalance", got.AutoRebalance)
+		if len(got.InsecureRegistries) > 0 {
+			msg += ", insecure registries " + strings.Join(got.InsecureRegistries, ", ")
+		}
+		s.log.Info("settings updated", "strategy", strategyName(got.Strategy), "auto_rebalance", got.AutoRebalance, "insecure_registries", got.InsecureRegistries)
 		s.cfg.Store.RecordEvent(&berthv1.Event{Kind: store.EventKindCluster, ObjectId: "settings", Action: "update", Message: msg})
 	}
 	return got, nil
+}
+
+// normalizeRegistries checks the insecure registries of a settings
+// update and returns them normalized, sorted and without duplicates.
+func normalizeRegistries(in []string) ([]string, error) {
+	var out []string
+	for _, r := range in {
+		if strings.TrimSpace(r) == "" {
+			continue
+		}
+		n, err := registry.Normalize(r)
+		if err != nil {
+			return nil, status.Errorf(codes.InvalidArgument, "insecure registry: %v", err)
+		}
+		out = append(out, n)
+	}
+	slices.Sort(out)
+	return slices.Compact(out), nil
 }
 
 // strategyName is how messages name a scheduling strategy.

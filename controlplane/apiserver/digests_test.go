@@ -1,0 +1,137 @@
+package apiserver
+
+import (
+	"context"
+	"testing"
+
+	berthv1 "github.com/berthproject/berth/api/berth/v1"
+	"github.com/berthproject/berth/controlplane/registry/registrytest"
+	"github.com/berthproject/berth/controlplane/store"
+)
+
+const (
+	digestA = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	digestB = "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+)
+
+// putNode stores a ready node holding images at the digests given.
+func putNode(t *testing.T, s *Server, id string, digests map[string]string) {
+	t.Helper()
+	n := &berthv1.Node{Meta: &berthv1.Meta{Id: id}, Name: id, Status: berthv1.NodeStatus_NODE_STATUS_READY, ImageDigests: digests, ContentAddress: id + ":7000"}
+	for img := range digests {
+		n.Images = append(n.Images, img)
+	}
+	var txn store.Txn
+	txn.Put(store.NodeKey(id), n)
+	rev, err := s.cfg.Store.Commit(context.Background(), &txn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.cfg.Cache.WaitRevision(context.Background(), rev); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func storedDigest(t *testing.T, s *Server, app, name string) string {
+	t.Helper()
+	svc, ok := s.cfg.Cache.Service(store.ServiceKey(DefaultNamespace, app, name))
+	if !ok {
+		t.Fatalf("service %s/%s not stored", app, name)
+	}
+	return svc.Spec.ImageDigest
+}
+
+func applyOne(t *testing.T, s *Server, app string, services ...*berthv1.Service) map[string]*berthv1.ServiceChange {
+	t.Helper()
+	resp, err := s.Apply(context.Background(), &berthv1.ApplyRequest{App: app, Services: services})
+	if err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+	out := map[string]*berthv1.ServiceChange{}
+	for _, c := range resp.Changes {
+		out[c.Service] = c
+	}
+	return out
+}
+
+func TestApplyPinsDigests(t *testing.T) {
+	reg := registrytest.New(t, registrytest.NoAuth, "", "")
+	reg.SetManifest("app", "1", digestA)
+	s := newRegistryServer(t, reg.Host)
+	// Nodes agree on web:1; they disagree on split:1.
+	putNode(t, s, "n1", map[string]string{"localhost/web:1": digestA, "localhost/split:1": digestA})
+	putNode(t, s, "n2", map[string]string{"localhost/web:1": digestA, "localhost/split:1": digestB})
+
+	regImage := reg.Host + "/app:1"
+	changes := applyOne(t, s, "shop",
+		svc("web", "localhost/web:1", 1),
+		svc("api", regImage, 1),
+		svc("split", "localhost/split:1", 1),
+		svc("pinned", "localhost/web@"+digestB, 1),
+		svc("lost", reg.Host+"/missing:1", 1),
+	)
+	for name, c := range changes {
+		if c.Action != berthv1.ChangeAction_CHANGE_ACTION_CREATE {
+			t.Errorf("%s: %v", name, c.Action)
+		}
+	}
+	want := map[string]string{"web": digestA, "api": digestA, "split": "", "pinned": digestB, "lost": ""}
+	for name, d := range want {
+		if got := storedDigest(t, s, "shop", name); got != d {
+			t.Errorf("%s: image_digest %q, want %q", name, got, d)
+		}
+	}
+
+	// The same file again is unchanged, without asking the registry.
+	heads := reg.Heads()
+	reg.SetManifest("app", "1", digestB) // the tag moved meanwhile
+	changes = applyOne(t, s, "shop",
+		svc("web", "localhost/web:1", 1),
+		svc("api", regImage, 1),
+		svc("split", "localhost/split:1", 1),
+		svc("pinned", "localhost/web@"+digestB, 1),
+		svc("lost", reg.Host+"/missing:1", 1),
+	)
+	for _, name := range []string{"web", "api", "pinned"} {
+		if c := changes[name]; c.Action != berthv1.ChangeAction_CHANGE_ACTION_UNCHANGED {
+			t.Errorf("re-apply: %s %v %v, want unchanged", name, c.Action, c.Fields)
+		}
+	}
+	if got := storedDigest(t, s, "shop", "api"); got != digestA {
+		t.Errorf("re-apply moved api to %s", got)
+	}
+	// Only the unresolved ones are asked about again: split and lost
+	// (lost's tag is still missing, and split's nodes still disagree).
+	if got := reg.Heads() - heads; got > 2 {
+		t.Errorf("re-apply asked the registry %d times", got)
+	}
+
+	// A new image is resolved: the moved tag's new digest.
+	changes = applyOne(t, s, "shop", svc("api", reg.Host+"/app:1", 2), svc("web", "localhost/web:1", 1))
+	if c := changes["api"]; c.Action != berthv1.ChangeAction_CHANGE_ACTION_UPDATE {
+		t.Errorf("replicas change: %v", c)
+	}
+	if got := storedDigest(t, s, "shop", "api"); got != digestA {
+		t.Errorf("a replicas change re-pinned api to %s", got)
+	}
+	reg.SetManifest("app", "2", digestB)
+	changes = applyOne(t, s, "shop", svc("api", reg.Host+"/app:2", 2), svc("web", "localhost/web:1", 1))
+	if c := changes["api"]; c.Action != berthv1.ChangeAction_CHANGE_ACTION_UPDATE || len(c.Fields) != 2 || c.Fields[0] != "image" || c.Fields[1] != "image_digest" {
+		t.Errorf("image change: %v", c)
+	}
+	if got := storedDigest(t, s, "shop", "api"); got != digestB {
+		t.Errorf("api pinned to %s after an image change, want %s", got, digestB)
+	}
+}
+
+func TestApplyWithoutRegistriesPinsFromNodes(t *testing.T) {
+	s := newServer(t)
+	putNode(t, s, "n1", map[string]string{"docker.io/library/busybox:1": digestA})
+	applyOne(t, s, "shop", svc("a", "busybox:1", 1), svc("b", "busybox:2", 1))
+	if got := storedDigest(t, s, "shop", "a"); got != digestA {
+		t.Errorf("a: %q", got)
+	}
+	if got := storedDigest(t, s, "shop", "b"); got != "" {
+		t.Errorf("b: %q", got)
+	}
+}
