@@ -23,6 +23,7 @@ func newApplyCommand(o *rootOptions) *cobra.Command {
 		dryRun   bool
 		wait     bool
 		timeout  time.Duration
+		progress string
 	)
 	cmd := &cobra.Command{
 		Use:   "apply [-f FILE...]",
@@ -39,6 +40,12 @@ New services are created, changed ones are rolled out, and services of the
 app that the files no longer mention are removed. Nothing is written when
 anything is invalid: every problem is listed with its file, service and
 field. --dry-run shows what would change without changing it.
+
+Services with build: are built first, each on a node the cluster picks
+(see "berth build"), and run the image built, pinned by its digest; the
+image is named by the service's image:, else <app>-<service>:latest. A
+failed build stops the apply before anything is changed; --dry-run builds
+nothing.
 
 --wait blocks until every service runs its new spec: each wanted task runs
 the current version (and passes its health check when it has one) and no
@@ -67,6 +74,10 @@ back, or when a task failed and its restart policy gave up, and after
 			if cmd.Flags().Changed("timeout") && !wait {
 				return fmt.Errorf("--timeout bounds --wait: add --wait")
 			}
+			mode, err := displayMode(progress)
+			if err != nil {
+				return err
+			}
 			p, err := compose.Load(ctx, compose.Options{Files: files, Project: project, Profiles: profiles})
 			if err != nil {
 				return reportInvalid(stderr, err)
@@ -80,6 +91,9 @@ back, or when a task failed and its restart policy gave up, and after
 					if versions, err = c.serviceVersions(ctx, p.App); err != nil {
 						return err
 					}
+				}
+				if err := c.buildServices(ctx, p, stderr, mode, dryRun); err != nil {
+					return err
 				}
 				resp, err := c.Apply(ctx, &berthv1.ApplyRequest{
 					Namespace: c.namespace,
@@ -117,6 +131,7 @@ back, or when a task failed and its restart policy gave up, and after
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "validate and show the changes without making them")
 	cmd.Flags().BoolVar(&wait, "wait", false, "wait until every service runs its new spec, and fail if a rollout fails")
 	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Minute, "how long --wait waits")
+	cmd.Flags().StringVar(&progress, "progress", "auto", "progress display of the builds (build:): auto, tty or plain")
 	return cmd
 }
 

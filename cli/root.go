@@ -54,6 +54,7 @@ commands find the cluster through the config file that "berth dev" and
 	)
 	for _, c := range []*cobra.Command{
 		newApplyCommand(o),
+		newBuildCommand(o),
 		newPsCommand(o),
 		newGetCommand(o),
 		newLogsCommand(o),

@@ -46,6 +46,9 @@ type Project struct {
 	App string
 	// Services have Name and a normalized Spec set, sorted by name.
 	Services []*berthv1.Service
+	// Dir is the project directory: the build contexts of the services'
+	// specs (Spec.Build.Context) are relative to it.
+	Dir string
 	// Warnings name every key that is set but not honoured, one a line, like
 	// `compose.yaml: service "web": healthcheck is not supported yet and is ignored`.
 	Warnings []string
@@ -110,7 +113,7 @@ func Load(ctx context.Context, opts Options) (*Project, error) {
 		return nil, loadError(err, srcs, cwd)
 	}
 
-	p := &Project{App: loaded.Name}
+	p := &Project{App: loaded.Name, Dir: loaded.WorkingDir}
 	if err := validation.ValidateName("app", p.App); err != nil {
 		errs = append(errs, validation.FieldError{File: srcs.main(), Field: "name", Reason: err.Error() + "; set name: in the file or pass a project name"})
 	}
@@ -123,6 +126,13 @@ func Load(ctx context.Context, opts Options) (*Project, error) {
 			continue
 		}
 		c := convertService(loaded.Services[name])
+		build, buildErrs := convertBuild(loaded.Services[name], loaded.WorkingDir)
+		if build != nil {
+			c.spec.Build, c.errs = build, append(c.errs, buildErrs...)
+			if c.spec.Image == "" {
+				c.spec.Image = defaultBuildImage(p.App, name)
+			}
+		}
 		deps, depErrs := dependencies(loaded.Services[name], loaded)
 		c.spec.DependsOn, c.errs = deps, append(c.errs, depErrs...)
 		validation.Normalize(c.spec)

@@ -362,7 +362,7 @@ services:
         target: 443
   db:
     image: busybox
-    build: .
+    build: {context: ., labels: {a: b}}
 networks:
   back: {}
 volumes:
@@ -380,7 +380,7 @@ secrets:
 		`compose.yaml: service "web": restart is overridden by deploy.restart_policy and is ignored`,
 		`compose.yaml: networks is not supported yet and is ignored`,
 		`compose.yaml: secrets is not supported yet and is ignored`,
-		`compose.yaml: service "db": build is not supported yet and is ignored`,
+		`compose.yaml: service "db": build.labels is not supported yet and is ignored`,
 		`compose.yaml: service "web": cap_add is not supported yet and is ignored`,
 		`compose.yaml: service "web": deploy.endpoint_mode is not supported yet and is ignored`,
 		`compose.yaml: service "web": deploy.labels is not supported yet and is ignored`,

@@ -20,6 +20,10 @@ var supported = []tree.Path{
 	"name",
 	"include", "include.[].path", "include.[].env_file", "include.[].project_directory",
 	"services.*.image",
+	// build: is built by the CLI at apply; the other build keys are not
+	// passed to the builder yet.
+	"services.*.build", "services.*.build.context", "services.*.build.dockerfile",
+	"services.*.build.args", "services.*.build.args.*", "services.*.build.target",
 	"services.*.command",
 	"services.*.entrypoint",
 	"services.*.environment", "services.*.environment.*",

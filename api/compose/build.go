@@ -1,0 +1,64 @@
+package compose
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/compose-spec/compose-go/v2/types"
+
+	berthv1 "github.com/berthproject/berth/api/berth/v1"
+	"github.com/berthproject/berth/api/validation"
+)
+
+// defaultBuildImage names the image of a service that builds one and names
+// none: "<app>-<service>:latest", as other Compose tools name it, so the
+// same file gives the same name everywhere.
+func defaultBuildImage(app, service string) string {
+	return app + "-" + service + ":latest"
+}
+
+// convertBuild maps a service's build: onto a BuildSpec. The context is
+// kept relative to the project directory (the loader made it absolute), so
+// the spec does not change with where the project is checked out; the
+// Dockerfile stays relative to the context, as Compose reads it.
+func convertBuild(svc types.ServiceConfig, projectDir string) (*berthv1.BuildSpec, validation.Errors) {
+	b := svc.Build
+	if b == nil {
+		return nil, nil
+	}
+	var errs validation.Errors
+	fail := func(field, reason string) {
+		errs = append(errs, validation.FieldError{Service: svc.Name, Field: field, Reason: reason})
+	}
+	ctx := b.Context
+	switch {
+	case strings.Contains(ctx, "://") || strings.HasPrefix(ctx, "git@"):
+		fail("build.context", fmt.Sprintf("%q is not a local directory; Berth builds from a directory next to the Compose file: clone it there and name its path", ctx))
+	default:
+		if fi, err := os.Stat(ctx); err != nil || !fi.IsDir() {
+			fail("build.context", fmt.Sprintf("%s is not a directory; build.context names the directory holding the Dockerfile and the files it copies, relative to the Compose file", ctx))
+		}
+		if rel, err := filepath.Rel(projectDir, ctx); err == nil && projectDir != "" {
+			ctx = filepath.ToSlash(rel)
+		}
+	}
+	if b.Dockerfile == "" && b.DockerfileInline != "" {
+		fail("build.dockerfile_inline", "an inline Dockerfile is not supported yet; write it to a file and name it with build.dockerfile")
+	}
+	spec := &berthv1.BuildSpec{Context: ctx, Dockerfile: b.Dockerfile, Target: b.Target}
+	for k, v := range b.Args {
+		// An argument without a value takes it from the environment when
+		// the file is loaded; one still unset is left out, so the
+		// Dockerfile's default applies.
+		if v == nil {
+			continue
+		}
+		if spec.Args == nil {
+			spec.Args = map[string]string{}
+		}
+		spec.Args[k] = *v
+	}
+	return spec, errs
+}

@@ -1,0 +1,59 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"path/filepath"
+
+	"github.com/moby/buildkit/util/progress/progressui"
+
+	berthv1 "github.com/berthproject/berth/api/berth/v1"
+	"github.com/berthproject/berth/api/compose"
+)
+
+// composeBuild is the build of a service whose Compose file says build:,
+// tagged with the service's image.
+func composeBuild(projectDir string, spec *berthv1.ServiceSpec) buildRequest {
+	b := spec.GetBuild()
+	dir := filepath.FromSlash(b.GetContext())
+	if !filepath.IsAbs(dir) {
+		dir = filepath.Join(projectDir, dir)
+	}
+	r := buildRequest{contextDir: dir, tags: []string{spec.GetImage()}, args: b.GetArgs(), target: b.GetTarget()}
+	if df := b.GetDockerfile(); df != "" {
+		// Compose reads the Dockerfile's path from the context.
+		r.dockerfile = filepath.FromSlash(df)
+		if !filepath.IsAbs(r.dockerfile) {
+			r.dockerfile = filepath.Join(dir, r.dockerfile)
+		}
+	}
+	return r
+}
+
+// buildServices builds the image of every service of p that has build:,
+// one after the other with its progress on w, and pins the service to the
+// image built: its spec's image_digest is the result's, so every replica
+// runs these bits. The first failure stops it, before anything is
+// applied. A dry run only says what would be built.
+func (c *cluster) buildServices(ctx context.Context, p *compose.Project, w io.Writer, mode progressui.DisplayMode, dryRun bool) error {
+	for _, svc := range p.Services {
+		spec := svc.GetSpec()
+		if spec.GetBuild() == nil {
+			continue
+		}
+		r := composeBuild(p.Dir, spec)
+		if dryRun {
+			fmt.Fprintf(w, "dry run: service %s would be built from %s as %s\n", svc.Name, r.contextDir, spec.Image)
+			continue
+		}
+		fmt.Fprintf(w, "building service %s from %s as %s\n", svc.Name, r.contextDir, spec.Image)
+		res, err := c.build(ctx, r, w, mode)
+		if err != nil {
+			return fmt.Errorf("build service %s (%s): %w; nothing was changed", svc.Name, spec.Image, err)
+		}
+		fmt.Fprintf(w, "service %s: %s\n", svc.Name, builtLine(res))
+		spec.ImageDigest = res.GetDigest()
+	}
+	return nil
+}

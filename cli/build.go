@@ -1,0 +1,311 @@
+package cli
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/distribution/reference"
+	"github.com/moby/buildkit/util/progress/progressui"
+	"github.com/spf13/cobra"
+
+	berthv1 "github.com/berthproject/berth/api/berth/v1"
+)
+
+// buildChunkSize is how much of the context tar each BuildRequest carries.
+const buildChunkSize = 64 << 10
+
+// buildRequest is one image to build, as `berth build` and a Compose
+// service's build: ask for it.
+type buildRequest struct {
+	// contextDir is the directory sent as the build context.
+	contextDir string
+	// dockerfile is the Dockerfile's path as the user gave it (relative to
+	// the working directory); empty means contextDir/Dockerfile. It is
+	// ignored when dockerfileContent is set.
+	dockerfile        string
+	dockerfileContent []byte
+	tags              []string
+	args              map[string]string
+	target            string
+	noCache           bool
+	// node is the node to build on (name or ID); empty lets the server
+	// pick.
+	node string
+}
+
+// header checks the request against the files and returns the header to
+// send, with keep, the Dockerfile's path in the context ("" when it is
+// sent as content).
+func (r buildRequest) header() (header *berthv1.BuildHeader, keep string, err error) {
+	fi, err := os.Stat(r.contextDir)
+	if err != nil {
+		return nil, "", fmt.Errorf("build context: %w", err)
+	}
+	if !fi.IsDir() {
+		return nil, "", fmt.Errorf("build context %s is not a directory: give the directory holding the files the Dockerfile copies", r.contextDir)
+	}
+	for _, tag := range r.tags {
+		if _, err := reference.ParseNormalizedNamed(tag); err != nil {
+			return nil, "", fmt.Errorf("tag %q is not a valid image name: %v; use NAME[:TAG], like web:1", tag, err)
+		}
+	}
+	header = &berthv1.BuildHeader{
+		Tags:      r.tags,
+		BuildArgs: r.args,
+		Target:    r.target,
+		NoCache:   r.noCache,
+		Node:      r.node,
+	}
+	if r.dockerfileContent != nil {
+		header.DockerfileContent = r.dockerfileContent
+		return header, "", nil
+	}
+	dockerfile := cmp.Or(r.dockerfile, filepath.Join(r.contextDir, "Dockerfile"))
+	if fi, err := os.Stat(dockerfile); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, "", fmt.Errorf("no Dockerfile at %s: write one there, or name it with -f", dockerfile)
+		}
+		return nil, "", fmt.Errorf("dockerfile: %w", err)
+	} else if fi.IsDir() {
+		return nil, "", fmt.Errorf("dockerfile %s is a directory: name the file with -f", dockerfile)
+	}
+	rel, inside, err := dockerfileIn(r.contextDir, dockerfile)
+	if err != nil {
+		return nil, "", fmt.Errorf("dockerfile: %w", err)
+	}
+	if inside {
+		header.Dockerfile = rel
+		return header, rel, nil
+	}
+	// A Dockerfile outside the context is not part of the tar: send it
+	// whole.
+	if header.DockerfileContent, err = os.ReadFile(dockerfile); err != nil {
+		return nil, "", fmt.Errorf("dockerfile: %w", err)
+	}
+	return header, "", nil
+}
+
+// build builds r on the cluster, drawing BuildKit's progress on progress
+// in mode, and returns the result. The context is sent as a tar written
+// while it is sent, never whole in memory.
+func (c *cluster) build(ctx context.Context, r buildRequest, progress io.Writer, mode progressui.DisplayMode) (*berthv1.BuildResult, error) {
+	header, keep, err := r.header()
+	if err != nil {
+		return nil, err
+	}
+	display, err := startProgress(ctx, progress, mode, strings.Join(r.tags, ", "))
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := c.Build(ctx)
+	if err != nil {
+		display.Close()
+		return nil, err
+	}
+
+	pr, pw := io.Pipe()
+	var (
+		wg      sync.WaitGroup
+		sendErr error // the context's own failure (reading a file), if any
+	)
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		pw.CloseWithError(writeContext(pw, r.contextDir, keep))
+	}()
+	go func() {
+		defer wg.Done()
+		if err := sendContext(stream, header, pr); err != nil {
+			sendErr = err
+			// Ends the call: the server must not build half a context.
+			cancel()
+		}
+		// Stops the tar writer if the sending stopped first.
+		pr.CloseWithError(errors.New("build context no longer sent"))
+	}()
+	defer func() {
+		cancel()
+		wg.Wait()
+	}()
+
+	var result *berthv1.BuildResult
+	var recvErr error
+	for {
+		ev, err := stream.Recv()
+		if err != nil {
+			if !errors.Is(err, io.EOF) && recvErr == nil {
+				recvErr = err
+			}
+			break
+		}
+		switch e := ev.GetEvent().(type) {
+		case *berthv1.BuildEvent_Status:
+			ss, err := decodeStatus(e.Status)
+			if err != nil {
+				recvErr = err
+				cancel()
+				continue
+			}
+			display.show(ss)
+		case *berthv1.BuildEvent_Result:
+			result = e.Result
+		}
+	}
+	if err := display.Close(); err != nil && recvErr == nil {
+		recvErr = err
+	}
+	cancel()
+	wg.Wait()
+	switch {
+	case sendErr != nil:
+		return nil, sendErr
+	case recvErr != nil:
+		return nil, recvErr
+	case result == nil:
+		return nil, errors.New("the build ended without a result; see the server's log")
+	}
+	return result, nil
+}
+
+// sendContext sends the header, then the tar read from src in chunks, and
+// closes the sending side. It returns only a failure of src: a failed Send
+// means the server ended the call, and its reason comes with Recv.
+func sendContext(stream berthv1.ClusterService_BuildClient, header *berthv1.BuildHeader, src io.Reader) error {
+	if err := stream.Send(&berthv1.BuildRequest{Part: &berthv1.BuildRequest_Header{Header: header}}); err != nil {
+		return nil
+	}
+	for {
+		// A fresh buffer per chunk: gRPC does not allow changing a message
+		// after Send.
+		buf := make([]byte, buildChunkSize)
+		n, err := io.ReadFull(src, buf)
+		if n > 0 {
+			if err := stream.Send(&berthv1.BuildRequest{Part: &berthv1.BuildRequest_ContextChunk{ContextChunk: buf[:n]}}); err != nil {
+				return nil
+			}
+		}
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return stream.CloseSend()
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// builtLine says what a build made and where: "built web:1@sha256:... on
+// node alpha".
+func builtLine(res *berthv1.BuildResult) string {
+	what := res.GetDigest()
+	if res.GetImage() != "" {
+		what = res.GetImage() + "@" + res.GetDigest()
+	}
+	return fmt.Sprintf("built %s on node %s", what, cmp.Or(res.GetNodeName(), shortID(res.GetNodeId())))
+}
+
+// parseBuildArgs reads --build-arg values: KEY=VALUE, or KEY alone for the
+// value of $KEY (left out when it is unset), as other builders do.
+func parseBuildArgs(values []string) (map[string]string, error) {
+	if len(values) == 0 {
+		return nil, nil
+	}
+	args := make(map[string]string, len(values))
+	for _, v := range values {
+		key, val, ok := strings.Cut(v, "=")
+		if key == "" {
+			return nil, fmt.Errorf("--build-arg %q has no name: use KEY=VALUE", v)
+		}
+		if !ok {
+			if val, ok = os.LookupEnv(key); !ok {
+				continue
+			}
+		}
+		args[key] = val
+	}
+	return args, nil
+}
+
+func newBuildCommand(o *rootOptions) *cobra.Command {
+	var (
+		r         buildRequest
+		buildArgs []string
+		progress  string
+	)
+	cmd := &cobra.Command{
+		Use:   "build [-t NAME[:TAG]]... [-f Dockerfile] [--build-arg K=V]... [--target T] [--no-cache] [--node NODE] [--progress auto|tty|plain] CONTEXT",
+		Short: "Build an image from a Dockerfile on a node of the cluster",
+		Long: `Send the directory CONTEXT to a node, which builds the Dockerfile with its
+BuildKit, into its image store. Services can then run the image on any
+node: the others fetch it from that one.
+
+The context leaves out what its .dockerignore matches (! patterns keep
+paths back); the Dockerfile is always sent. -f names the Dockerfile,
+relative to the working directory (default: CONTEXT/Dockerfile); one
+outside the context, or - for standard input, is sent on its own.
+
+The node is --node (name or ID), else the ready node with the most memory
+not reserved by tasks. BuildKit's progress is drawn on standard error
+(--progress tty redraws in place, plain prints line by line; auto picks tty
+on a terminal). On success, the image and its digest are printed.`,
+		Example: `  # Build ./ as web:1
+  berth build -t web:1 .
+
+  # Another Dockerfile, a build argument, a stage, on node-2
+  berth build -t web:dev -f docker/Dockerfile.dev --build-arg VERSION=1.2 --target dev --node node-2 .
+
+  # The Dockerfile from standard input
+  berth build -t tools:1 -f - . < Dockerfile.tools`,
+		GroupID: groupApps,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			mode, err := displayMode(progress)
+			if err != nil {
+				return err
+			}
+			if r.args, err = parseBuildArgs(buildArgs); err != nil {
+				return err
+			}
+			r.contextDir = args[0]
+			if r.contextDir == "-" {
+				return errors.New("a build context from standard input is not supported: give a directory (the Dockerfile can come from standard input with -f -)")
+			}
+			if r.dockerfile == "-" {
+				if r.dockerfileContent, err = io.ReadAll(cmd.InOrStdin()); err != nil {
+					return fmt.Errorf("read the Dockerfile from standard input: %w", err)
+				}
+				if len(r.dockerfileContent) == 0 {
+					return errors.New("-f -: standard input held no Dockerfile")
+				}
+			}
+			if _, _, err := r.header(); err != nil {
+				return err
+			}
+			return o.withCluster(cmd, func(ctx context.Context, c *cluster) error {
+				res, err := c.build(ctx, r, cmd.ErrOrStderr(), mode)
+				if err != nil {
+					return fmt.Errorf("build %s: %w", cmp.Or(strings.Join(r.tags, ", "), r.contextDir), err)
+				}
+				fmt.Fprintln(cmd.OutOrStdout(), builtLine(res))
+				return nil
+			})
+		},
+	}
+	f := cmd.Flags()
+	f.StringArrayVarP(&r.tags, "tag", "t", nil, "name the image NAME[:TAG]; repeat for several names")
+	f.StringVarP(&r.dockerfile, "file", "f", "", "the Dockerfile (default: CONTEXT/Dockerfile); - reads it from standard input")
+	f.StringArrayVar(&buildArgs, "build-arg", nil, "set a build argument KEY=VALUE (KEY alone takes $KEY); repeat for several")
+	f.StringVar(&r.target, "target", "", "build this stage of a multi-stage Dockerfile (default: the last)")
+	f.BoolVar(&r.noCache, "no-cache", false, "build every step again, without the build cache")
+	f.StringVar(&r.node, "node", "", "build on this node (name or ID; default: the ready node with the most free memory)")
+	f.StringVar(&progress, "progress", "auto", "progress display: auto, tty or plain")
+	return cmd
+}
