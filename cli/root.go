@@ -68,6 +68,11 @@ commands find the cluster through the config file that "berth dev" and
 		newRebalanceCommand(o),
 		newClusterCommand(o),
 		newJoinTokenCommand(o),
+		newLoginCommand(o),
+		newLogoutCommand(o),
+		newRegistryCommand(o),
+		newPullCommand(o),
+		newPushCommand(o),
 		newVersionCommand(o),
 	} {
 		root.AddCommand(c)

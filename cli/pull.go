@@ -1,0 +1,176 @@
+package cli
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
+	"google.golang.org/grpc"
+
+	berthv1 "github.com/berthproject/berth/api/berth/v1"
+)
+
+func newPullCommand(o *rootOptions) *cobra.Command {
+	var nodes []string
+	cmd := &cobra.Command{
+		Use:   "pull IMAGE [--node NODE]...",
+		Short: "Pull an image onto the nodes ahead of a deploy",
+		Long: `Pull an image onto every ready node, or onto the nodes named with --node.
+Each node fetches it from a node that already holds it when there is one,
+else from its registry with the credential stored by "berth login".
+One progress line is shown per node.`,
+		Example: `  berth pull registry.example.com/web:1.2
+  berth pull registry.example.com/web:1.2 --node node-1 --node node-2`,
+		Args:    cobra.ExactArgs(1),
+		GroupID: groupApps,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return o.withCluster(cmd, func(ctx context.Context, c *cluster) error {
+				req := &berthv1.PullImageRequest{Image: args[0]}
+				for _, n := range nodes {
+					id, err := c.resolveNode(ctx, n)
+					if err != nil {
+						return err
+					}
+					req.NodeIds = append(req.NodeIds, id)
+				}
+				stream, err := c.PullImage(ctx, req)
+				return showImageProgress(cmd, "pull", args[0], stream, err)
+			})
+		},
+	}
+	cmd.Flags().StringArrayVar(&nodes, "node", nil, "pull onto this node only (name or ID); repeat for several")
+	return cmd
+}
+
+func newPushCommand(o *rootOptions) *cobra.Command {
+	var node string
+	cmd := &cobra.Command{
+		Use:   "push IMAGE [--node NODE]",
+		Short: "Push an image from a node to its registry",
+		Long: `Push an image from the node named with --node, or from a ready node that
+holds it, to the registry its name says, with the credential stored by
+"berth login".`,
+		Example: `  berth push registry.example.com/web:1.2
+  berth push 127.0.0.1:5000/web:dev --node build-1`,
+		Args:    cobra.ExactArgs(1),
+		GroupID: groupApps,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return o.withCluster(cmd, func(ctx context.Context, c *cluster) error {
+				stream, err := c.PushImage(ctx, &berthv1.PushImageRequest{Image: args[0], Node: node})
+				return showImageProgress(cmd, "push", args[0], stream, err)
+			})
+		},
+	}
+	cmd.Flags().StringVar(&node, "node", "", "push from this node (name or ID)")
+	return cmd
+}
+
+// showImageProgress prints a pull's or push's progress until the stream
+// ends, and returns its error.
+func showImageProgress(cmd *cobra.Command, verb, image string, stream grpc.ServerStreamingClient[berthv1.ImageProgress], err error) error {
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", verb, image, err)
+	}
+	board := newProgressBoard(cmd.OutOrStdout())
+	failed := 0
+	for {
+		p, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("%s %s: %w", verb, image, err)
+		}
+		if p.GetDone() && p.GetError() != "" {
+			failed++
+		}
+		board.update(p)
+	}
+	if board.count() == 0 {
+		return fmt.Errorf("%s %s: no node reported anything: are any nodes ready? see `berth node ls`", verb, image)
+	}
+	if failed > 0 {
+		return fmt.Errorf("%s %s failed on %d of %d nodes", verb, image, failed, board.count())
+	}
+	return nil
+}
+
+// progressBoard shows one line per node. On a terminal the lines are
+// redrawn in place; elsewhere a line is printed when a node's status
+// changes, so logs stay short.
+type progressBoard struct {
+	w     io.Writer
+	tty   bool
+	order []string
+	lines map[string]string
+	last  map[string]string // the status last printed, off a terminal
+	drawn int
+}
+
+func newProgressBoard(w io.Writer) *progressBoard {
+	tty := false
+	if f, ok := w.(*os.File); ok {
+		_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+		tty = err == nil
+	}
+	return &progressBoard{w: w, tty: tty, lines: map[string]string{}, last: map[string]string{}}
+}
+
+func (b *progressBoard) count() int { return len(b.order) }
+
+func (b *progressBoard) update(p *berthv1.ImageProgress) {
+	node := cmp.Or(p.GetNodeName(), shortID(p.GetNodeId()))
+	if _, ok := b.lines[node]; !ok {
+		b.order = append(b.order, node)
+	}
+	line := progressLine(node, p)
+	b.lines[node] = line
+	if !b.tty {
+		key := p.GetStatus()
+		if p.GetDone() {
+			key = "done"
+		}
+		if b.last[node] != key {
+			b.last[node] = key
+			fmt.Fprintln(b.w, line)
+		}
+		return
+	}
+	if b.drawn > 0 {
+		fmt.Fprintf(b.w, "\x1b[%dA", b.drawn)
+	}
+	for _, n := range b.order {
+		fmt.Fprintf(b.w, "\x1b[2K%s\n", b.lines[n])
+	}
+	b.drawn = len(b.order)
+}
+
+// progressLine is a node's line: "alpha: pulling from registry 3MiB/50MiB".
+func progressLine(node string, p *berthv1.ImageProgress) string {
+	var sb strings.Builder
+	sb.WriteString(node + ": ")
+	switch {
+	case p.GetDone() && p.GetError() != "":
+		sb.WriteString("error: " + p.GetError())
+		return sb.String()
+	case p.GetDone():
+		sb.WriteString("done")
+		if d := p.GetDigest(); d != "" {
+			sb.WriteString(" " + shortDigest(d))
+		}
+	default:
+		sb.WriteString(cmp.Or(p.GetStatus(), "working"))
+	}
+	if p.GetTotalBytes() > 0 {
+		fmt.Fprintf(&sb, " %s/%s", cmp.Or(bytesColumn(p.GetDoneBytes()), "0B"), bytesColumn(p.GetTotalBytes()))
+	} else if p.GetDoneBytes() > 0 {
+		sb.WriteString(" " + bytesColumn(p.GetDoneBytes()))
+	}
+	return sb.String()
+}
