@@ -19,6 +19,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/berthproject/berth/agent/build"
 	"github.com/berthproject/berth/agent/runtime"
 	"github.com/berthproject/berth/agent/session"
 	"github.com/berthproject/berth/agent/worker"
@@ -50,6 +51,9 @@ type Config struct {
 	Labels     map[string]string
 	// MilliCPUs and MemoryBytes override the detected capacity.
 	MilliCPUs, MemoryBytes int64
+	// BuildkitAddr is a running buildkitd to build images with; empty
+	// starts the agent's own on the first build (see package build).
+	BuildkitAddr string
 	// Runtime is "containerd" (default) or "fake" (scale tests: no
 	// containers are run).
 	Runtime           string
@@ -77,6 +81,9 @@ type Agent struct {
 	runCtx context.Context
 	cancel context.CancelFunc
 	tasks  *supervise.Group
+
+	// builder builds images on this node; nil with the fake runtime.
+	builder *build.Builder
 }
 
 // Start joins (when needed), connects and runs an agent. It returns once
@@ -144,6 +151,19 @@ func (a *Agent) startRuntime(ctx context.Context) error {
 			return err
 		}
 		a.rt, a.closeRT = rt, rt.Close
+		// Builds go into the runtime's namespace, unpacked for its
+		// snapshotter. The builder's own buildkitd starts with the first
+		// build, so a node that never builds runs none.
+		a.builder, err = build.New(build.Config{
+			Addr:                a.cfg.BuildkitAddr,
+			ContainerdAddress:   a.cfg.ContainerdAddress,
+			ContainerdNamespace: a.cfg.ContainerdNamespace,
+			StateDir:            filepath.Join(a.cfg.DataDir, "buildkit"),
+			Log:                 a.log.With("component", "build"),
+		})
+		if err != nil {
+			return err
+		}
 	case "fake":
 		a.rt, a.closeRT = runtime.NewFake(), func() error { return nil }
 	default:
@@ -204,6 +224,11 @@ func (a *Agent) Stop() {
 	a.tasks.Wait()
 	if a.worker != nil {
 		a.worker.Wait()
+	}
+	if a.builder != nil {
+		if err := a.builder.Close(); err != nil {
+			a.log.Warn("stopping the image builder", "err", err)
+		}
 	}
 	if a.closeRT != nil {
 		a.closeRT()

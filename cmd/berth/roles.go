@@ -127,6 +127,7 @@ start the server makes the cluster CA, writes the admin client config
 
 type agentFlags struct {
 	join, token, name, dataDir, listen, gossip, runtime, logLevel, namespace string
+	buildkitAddr                                                             string
 	labels                                                                   []string
 	cpus                                                                     float64
 	memory                                                                   int64
@@ -147,6 +148,7 @@ func (f *agentFlags) add(cmd *cobra.Command, withJoin bool) {
 	cmd.Flags().Int64Var(&f.memory, "memory", 0, "memory capacity offered to tasks, in bytes (default: all)")
 	cmd.Flags().StringVar(&f.runtime, "runtime", "containerd", "container runtime: containerd, or fake for scale tests (runs nothing)")
 	cmd.Flags().StringVar(&f.namespace, "containerd-namespace", "berth", "containerd namespace for the node's containers and images")
+	cmd.Flags().StringVar(&f.buildkitAddr, "buildkit-addr", "", "address of a running buildkitd to build images with (its containerd worker must use --containerd-namespace); default: start one under --data-dir on the first build")
 }
 
 func (f *agentFlags) config(server string, log *slog.Logger) (agent.Config, error) {
@@ -169,7 +171,7 @@ func (f *agentFlags) config(server string, log *slog.Logger) (agent.Config, erro
 	return agent.Config{
 		Server: server, Token: f.token, Name: name, DataDir: dataDir, Listen: f.listen, GossipAddr: f.gossip,
 		Labels: labels, MilliCPUs: int64(f.cpus * 1000), MemoryBytes: f.memory,
-		Runtime: f.runtime, ContainerdNamespace: f.namespace, Log: log,
+		Runtime: f.runtime, ContainerdNamespace: f.namespace, BuildkitAddr: f.buildkitAddr, Log: log,
 	}, nil
 }
 
