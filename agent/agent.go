@@ -11,15 +11,16 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	goruntime "runtime"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/berthproject/berth/agent/build"
+	"github.com/berthproject/berth/agent/image"
 	"github.com/berthproject/berth/agent/runtime"
 	"github.com/berthproject/berth/agent/session"
 	"github.com/berthproject/berth/agent/worker"
@@ -61,7 +62,18 @@ type Config struct {
 	// ContainerdNamespace keeps the node's containers and images apart in
 	// containerd; default "berth".
 	ContainerdNamespace string
-	Log                 *slog.Logger
+	// ContentAddr is where the node serves its images to peers
+	// (host:port); default the node endpoint's host, on the port it had
+	// before or an ephemeral one.
+	ContentAddr string
+	// ContainerdRoot is containerd's root directory, whose disk image
+	// cleanup watches; default /var/lib/containerd.
+	ContainerdRoot string
+	// ImageGCHighPercent and ImageGCLowPercent: when the disk holding
+	// ContainerdRoot is fuller than the high mark, unused images are
+	// removed until it is below the low one; defaults 85 and 80.
+	ImageGCHighPercent, ImageGCLowPercent int
+	Log                                   *slog.Logger
 }
 
 // Agent is a running node agent.
@@ -77,6 +89,11 @@ type Agent struct {
 	session  *session.Session
 	grpc     *grpc.Server
 	listener net.Listener
+	// content serves the node's images to peers on contentListener; nil
+	// with the fake runtime.
+	content         *http.Server
+	contentListener net.Listener
+	puller          *image.Puller
 
 	runCtx context.Context
 	cancel context.CancelFunc
@@ -98,6 +115,9 @@ func Start(ctx context.Context, cfg Config) (_ *Agent, err error) {
 	if cfg.DataDir == "" {
 		return nil, errors.New("agent: --data-dir is required")
 	}
+	if err := cfg.imageGCDefaults(); err != nil {
+		return nil, err
+	}
 	a := &Agent{cfg: cfg, log: cfg.Log, tasks: supervise.New()}
 	defer func() {
 		if err != nil {
@@ -114,10 +134,14 @@ func Start(ctx context.Context, cfg Config) (_ *Agent, err error) {
 	if err := a.listen(); err != nil {
 		return nil, err
 	}
+	if err := a.startImages(); err != nil {
+		return nil, err
+	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	a.runCtx, a.cancel = runCtx, cancel
 	a.session = session.New(session.Config{Server: cfg.Server, Credentials: a.creds, Handler: a, Log: cfg.Log.With("component", "session")})
 	a.worker = worker.New(a.rt, a.session.Report, cfg.Log.With("component", "worker"))
+	a.worker.SetImages(a.puller)
 	if err := a.worker.Start(runCtx); err != nil {
 		return nil, fmt.Errorf("adopting this node's containers: %w", err)
 	}
@@ -125,6 +149,10 @@ func Start(ctx context.Context, cfg Config) (_ *Agent, err error) {
 	a.tasks.Go("gossip", func() error { return a.gossip.run(runCtx) })
 	a.tasks.Go("session", func() error { return a.session.Run(runCtx) })
 	a.tasks.Go("node endpoint", func() error { return a.grpc.Serve(a.listener) })
+	if a.content != nil {
+		a.tasks.Go("content server", a.serveContent)
+		a.tasks.Go("image cleanup", func() error { return a.runImageCleanup(runCtx, cfg.ContainerdRoot) })
+	}
 	select {
 	case <-a.session.Connected():
 	case err := <-a.tasks.Err():
@@ -218,6 +246,13 @@ func (a *Agent) Stop() {
 	if a.grpc != nil {
 		a.grpc.Stop()
 	}
+	if a.content != nil {
+		a.content.Close()
+	}
+	if a.contentListener != nil {
+		// Closed also when Serve never ran (Start failed before it).
+		a.contentListener.Close()
+	}
 	if a.cancel != nil {
 		a.cancel()
 	}
@@ -298,8 +333,12 @@ func (a *Agent) collectAttachments(ctx context.Context) error {
 	return nil
 }
 
-// Assign hands assignments to the worker.
-func (a *Agent) Assign(as *berthv1.Assignments) { a.worker.Assign(as) }
+// Assign hands assignments to the worker, and the sources of their images
+// to the puller first.
+func (a *Agent) Assign(as *berthv1.Assignments) {
+	a.puller.SetSources(as.GetImageSources())
+	a.worker.Assign(as)
+}
 
 func (a *Agent) describe(ctx context.Context) *berthv1.NodeDescription {
 	host, _ := os.Hostname()
@@ -310,6 +349,7 @@ func (a *Agent) describe(ctx context.Context) *berthv1.NodeDescription {
 	if mem == 0 {
 		mem = totalMemory()
 	}
+	images, digests := a.images(ctx)
 	return &berthv1.NodeDescription{
 		Name:         a.cfg.Name,
 		Hostname:     host,
@@ -317,22 +357,17 @@ func (a *Agent) describe(ctx context.Context) *berthv1.NodeDescription {
 		Labels:       a.cfg.Labels,
 		Capacity:     &berthv1.Resources{MilliCpus: cpus, MemoryBytes: mem},
 		Platform:     &berthv1.Platform{Os: goruntime.GOOS, Architecture: goruntime.GOARCH},
-		Images:       a.imageNames(ctx),
+		Images:       images,
 		AgentVersion: version.String(),
+		// The content server answers before the first session, so peers
+		// told of this address can fetch from it at once.
+		ContentAddress: a.contentAddress(),
+		ImageDigests:   digests,
 	}
 }
 
 func (a *Agent) imageNames(ctx context.Context) []string {
-	images, err := a.rt.ListImages(ctx)
-	if err != nil {
-		a.log.Warn("listing images", "err", err)
-		return nil
-	}
-	names := make([]string, 0, len(images))
-	for _, im := range images {
-		names = append(names, im.Name)
-	}
-	sort.Strings(names)
+	names, _ := a.images(ctx)
 	return names
 }
 

@@ -101,9 +101,7 @@ func (s *nodeService) ImportImage(stream berthv1.NodeService_ImportImageServer) 
 		res.Error = err.Error()
 	}
 	res.Images = toImages(images)
-	if s.a.session != nil {
-		s.a.session.ImagesChanged(s.a.imageNames(stream.Context()))
-	}
+	s.a.noteImages(stream.Context())
 	return stream.SendAndClose(res)
 }
 

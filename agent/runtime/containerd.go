@@ -282,7 +282,7 @@ func (c *Containerd) List(ctx context.Context) ([]Status, error) {
 // statusOf builds a Status from the container record and its task's
 // process (nil when no task exists, so the container was never started).
 func statusOf(info containers.Container, p *tasktypes.Process) Status {
-	st := Status{ID: info.ID, State: StateCreated}
+	st := Status{ID: info.ID, State: StateCreated, Image: info.Image}
 	statusFromLabels(&st, info.Labels)
 	if p == nil {
 		return st

@@ -30,6 +30,9 @@ type Fake struct {
 	// execs and healthchecks are set by SetExec and SetImageHealthcheck.
 	execs        map[string]FakeExecFunc
 	healthchecks map[string]*berthv1.HealthCheck
+	// pull and pushed are set by SetPull and read by Pushed.
+	pull   FakePullFunc
+	pushed []string
 }
 
 type fakeContainer struct {
@@ -264,6 +267,7 @@ func (f *Fake) Create(ctx context.Context, spec ContainerSpec) error {
 	st := Status{
 		ID:      spec.ID,
 		State:   StateCreated,
+		Image:   name,
 		Address: fmt.Sprintf("127.88.%d.%d", f.nextIP/250%250, f.nextIP%250+1),
 		Ports:   slices.Clone(spec.Ports),
 		Labels:  maps.Clone(spec.Labels),

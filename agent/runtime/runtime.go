@@ -72,9 +72,12 @@ type Status struct {
 	// when the kernel killed one of its processes for lack of memory
 	// (usually for going over MemoryBytes).
 	OOMKilled bool
-	Address   string // container IP; empty on the host network
-	Ports     []Port
-	Labels    map[string]string
+	// Image is the normalized name of the image the container was made
+	// from, so image cleanup can keep the images in use.
+	Image   string
+	Address string // container IP; empty on the host network
+	Ports   []Port
+	Labels  map[string]string
 }
 
 // Exit is how a container's process ended. Err is set when the exit could
@@ -171,6 +174,16 @@ type Runtime interface {
 	// ImageHealthcheck returns the HEALTHCHECK of image ref's config; nil
 	// when the image has none. ErrImageNotFound if the image is missing.
 	ImageHealthcheck(ctx context.Context, ref string) (*berthv1.HealthCheck, error)
+	// Pull fetches image ref (a name, or name@digest) from the registry
+	// opts names and unpacks it. With opts.Name set, the image is stored
+	// under that name (a pinned pull keeps the tag it runs as).
+	Pull(ctx context.Context, ref string, opts PullOptions) (Image, error)
+	// Push sends image ref of the node's store to the registry opts names.
+	// ErrImageNotFound if the image is missing.
+	Push(ctx context.Context, ref string, opts PushOptions) error
+	// RemoveImage deletes the image named ref; nil if it is not there.
+	// Its content goes once no other image or container holds it.
+	RemoveImage(ctx context.Context, ref string) error
 }
 
 // Network connects containers. The agent's CNI network implements it.

@@ -39,6 +39,7 @@ type Session struct {
 	mu        sync.Mutex
 	reports   []*berthv1.TaskStatusReport
 	images    []string
+	digests   map[string]string
 	imagesSet bool
 	ready     chan struct{}
 	connected chan struct{}
@@ -62,8 +63,14 @@ func (s *Session) Report(taskID string, st *berthv1.TaskStatus) {
 
 // ImagesChanged queues the node's new image list for the next heartbeat.
 func (s *Session) ImagesChanged(images []string) {
+	s.ImagesChangedWithDigests(images, nil)
+}
+
+// ImagesChangedWithDigests queues the node's new image list, and the
+// manifest digest of each image (by name), for the next heartbeat.
+func (s *Session) ImagesChangedWithDigests(images []string, digests map[string]string) {
 	s.mu.Lock()
-	s.images, s.imagesSet = images, true
+	s.images, s.digests, s.imagesSet = images, digests, true
 	s.mu.Unlock()
 	s.signal()
 }
@@ -183,7 +190,7 @@ func (s *Session) heartbeat() *berthv1.AgentMessage {
 	defer s.mu.Unlock()
 	hb := &berthv1.AgentHeartbeat{}
 	if s.imagesSet {
-		hb.Images, hb.ImagesChanged = s.images, true
+		hb.Images, hb.ImageDigests, hb.ImagesChanged = s.images, s.digests, true
 		s.imagesSet = false
 	}
 	return &berthv1.AgentMessage{Message: &berthv1.AgentMessage_Heartbeat{Heartbeat: hb}}

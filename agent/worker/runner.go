@@ -164,16 +164,13 @@ func (r *runner) start(ctx context.Context, task *berthv1.Task) {
 		r.set(berthv1.TaskState_TASK_STATE_PREPARING, nil)
 	}
 	if r.observed < berthv1.TaskState_TASK_STATE_STARTING {
-		ok, err := r.w.rt.ImageExists(ctx, spec.GetImage())
-		if err != nil {
-			r.fail(berthv1.TaskState_TASK_STATE_REJECTED, fmt.Errorf("checking image %s: %w", spec.GetImage(), err))
+		if err := r.ensureImage(ctx, spec); err != nil {
+			if ctx.Err() == nil && !r.leaving() {
+				r.fail(berthv1.TaskState_TASK_STATE_REJECTED, err)
+			}
 			return
 		}
-		if !ok {
-			r.fail(berthv1.TaskState_TASK_STATE_REJECTED, fmt.Errorf("image %s is not on this node: load it with `berth image import`", spec.GetImage()))
-			return
-		}
-		err = r.w.rt.Create(ctx, containerSpec(r.id, spec))
+		err := r.w.rt.Create(ctx, containerSpec(r.id, spec))
 		if err != nil && !errors.Is(err, runtime.ErrExists) {
 			r.fail(berthv1.TaskState_TASK_STATE_REJECTED, err)
 			r.removeContainer(ctx)

@@ -29,6 +29,7 @@ type Worker struct {
 	log    *slog.Logger
 
 	mu       sync.Mutex
+	images   Images
 	ctx      context.Context
 	runners  map[string]*runner
 	adopted  map[string]runtime.Status

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/berthproject/berth/agent"
+	"github.com/berthproject/berth/agent/image"
 	"github.com/berthproject/berth/cli"
 	"github.com/berthproject/berth/controlplane"
 	"github.com/berthproject/berth/controlplane/dispatcher"
@@ -131,6 +132,8 @@ type agentFlags struct {
 	labels                                                                   []string
 	cpus                                                                     float64
 	memory                                                                   int64
+	contentAddr                                                              string
+	imageGCHigh, imageGCLow                                                  int
 }
 
 func (f *agentFlags) add(cmd *cobra.Command, withJoin bool) {
@@ -140,6 +143,7 @@ func (f *agentFlags) add(cmd *cobra.Command, withJoin bool) {
 		cmd.Flags().StringVar(&f.dataDir, "data-dir", "", "where the agent keeps its credentials, logs and network state (default /var/lib/berth/agent-NAME)")
 		cmd.Flags().StringVar(&f.listen, "listen", "", "address of the node's own endpoint (default: an ephemeral port on the address that reaches the server)")
 		cmd.Flags().StringVar(&f.gossip, "gossip-addr", "", "host:port of the node's gossip member, UDP and TCP (default: the address that reaches the server, on an ephemeral port kept across restarts)")
+		cmd.Flags().StringVar(&f.contentAddr, "content-addr", "", "host:port where the node serves its images to other nodes over mTLS (default: the --listen host, on an ephemeral port kept across restarts)")
 		cmd.Flags().StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	}
 	cmd.Flags().StringVar(&f.name, "name", "", "node name, unique in the cluster (default: the hostname)")
@@ -149,6 +153,8 @@ func (f *agentFlags) add(cmd *cobra.Command, withJoin bool) {
 	cmd.Flags().StringVar(&f.runtime, "runtime", "containerd", "container runtime: containerd, or fake for scale tests (runs nothing)")
 	cmd.Flags().StringVar(&f.namespace, "containerd-namespace", "berth", "containerd namespace for the node's containers and images")
 	cmd.Flags().StringVar(&f.buildkitAddr, "buildkit-addr", "", "address of a running buildkitd to build images with (its containerd worker must use --containerd-namespace); default: start one under --data-dir on the first build")
+	cmd.Flags().IntVar(&f.imageGCHigh, "image-gc-high-percent", image.DefaultGCHighPercent, "disk usage (percent) of containerd's filesystem above which unused images are removed, oldest first")
+	cmd.Flags().IntVar(&f.imageGCLow, "image-gc-low-percent", image.DefaultGCLowPercent, "disk usage (percent) that image cleanup brings the filesystem back under")
 }
 
 func (f *agentFlags) config(server string, log *slog.Logger) (agent.Config, error) {
@@ -172,6 +178,7 @@ func (f *agentFlags) config(server string, log *slog.Logger) (agent.Config, erro
 		Server: server, Token: f.token, Name: name, DataDir: dataDir, Listen: f.listen, GossipAddr: f.gossip,
 		Labels: labels, MilliCPUs: int64(f.cpus * 1000), MemoryBytes: f.memory,
 		Runtime: f.runtime, ContainerdNamespace: f.namespace, BuildkitAddr: f.buildkitAddr, Log: log,
+		ContentAddr: f.contentAddr, ImageGCHighPercent: f.imageGCHigh, ImageGCLowPercent: f.imageGCLow,
 	}, nil
 }
 

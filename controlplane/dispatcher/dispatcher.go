@@ -37,6 +37,10 @@ type Config struct {
 	// Gossip tells agents how to join the cluster's gossip; nil leaves
 	// them out of it.
 	Gossip *berthv1.GossipConfig
+	// ImageAuth returns the credential (username, secret, insecure) of
+	// the registry of an image, or nil; it fills in the image sources
+	// sent with assignments. Nil sends none.
+	ImageAuth func(image string) *berthv1.ImageSource
 }
 
 // DefaultHeartbeatPeriod is how often agents report that they are alive.
@@ -58,6 +62,8 @@ type Dispatcher struct {
 
 	reports *reportQueue
 	beats   *heartbeats
+	// peerIndex says which nodes hold which images, for image sources.
+	peerIndex peerIndexCache
 }
 
 // New returns a dispatcher; Run must run for sessions to get updates.
@@ -92,16 +98,19 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		}
 		events, overflowed := sub.Drain()
 		if overflowed {
+			d.peerIndex.invalidate()
 			d.resyncAll()
 			continue
 		}
 		for _, ev := range events {
 			switch ev.Kind {
 			case store.KindResync:
+				d.peerIndex.invalidate()
 				d.resyncAll()
 			case store.KindTask:
 				d.route(ev)
 			case store.KindNode:
+				d.peerIndex.invalidate()
 				d.nodeChanged(ev)
 			}
 		}
@@ -267,7 +276,7 @@ func (d *Dispatcher) Session(stream berthv1.AgentService_SessionServer) error {
 	errc := make(chan error, 1)
 	go func() { errc <- d.receive(sctx, s, stream) }()
 	go d.watch(sctx, s, node.Name)
-	sendErr := s.sendLoop(sctx, stream)
+	sendErr := s.sendLoop(sctx, stream, func(a *berthv1.Assignments) { d.withImageSources(who.ID, a) })
 	cancel()
 	var recvErr error
 	select {
@@ -299,9 +308,9 @@ func (d *Dispatcher) receive(ctx context.Context, s *session, stream berthv1.Age
 		case *berthv1.AgentMessage_Status:
 			d.reports.add(nodeID, m.Status.GetTasks())
 		case *berthv1.AgentMessage_Heartbeat:
-			var images []string
-			if m.Heartbeat.GetImagesChanged() {
-				images = append([]string{}, m.Heartbeat.GetImages()...)
+			var images *nodeImages
+			if hb := m.Heartbeat; hb.GetImagesChanged() {
+				images = &nodeImages{names: append([]string{}, hb.GetImages()...), digests: hb.GetImageDigests()}
 			}
 			d.beats.seen(nodeID, images)
 		}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"slices"
 	"sync"
 	"time"
 
@@ -94,6 +93,8 @@ func (d *Dispatcher) register(ctx context.Context, id string, desc *berthv1.Node
 		next.Capacity = desc.GetCapacity()
 		next.Platform = desc.GetPlatform()
 		next.Images = desc.GetImages()
+		next.ImageDigests = desc.GetImageDigests()
+		next.ContentAddress = desc.GetContentAddress()
 		next.AgentVersion = desc.GetAgentVersion()
 		if next.Status != berthv1.NodeStatus_NODE_STATUS_READY {
 			next.StatusSince = now
@@ -159,8 +160,9 @@ func (d *Dispatcher) writeHeartbeats(ctx context.Context) {
 			changes = append(changes, store.Change{Key: store.NodeKey(id), Current: n, Apply: func(o store.Object) bool {
 				n := o.(*berthv1.Node)
 				n.LastHeartbeat = timestamppb.New(at)
-				if imagesChanged && !slices.Equal(n.Images, imgs) {
-					n.Images = imgs
+				if imagesChanged {
+					n.Images = imgs.names
+					n.ImageDigests = imageDigests(imgs, n.ImageDigests)
 				}
 				return true
 			}})
@@ -169,4 +171,20 @@ func (d *Dispatcher) writeHeartbeats(ctx context.Context) {
 			d.log.Warn("writing heartbeats", "nodes", len(changes), "err", err)
 		}
 	}
+}
+
+// imageDigests is the digest map to store with a node's new image list:
+// the one the agent sent, or, from an agent that sends none, the stored
+// one without the images the node no longer has.
+func imageDigests(imgs nodeImages, stored map[string]string) map[string]string {
+	if imgs.digests != nil {
+		return imgs.digests
+	}
+	keep := map[string]string{}
+	for _, name := range imgs.names {
+		if d, ok := stored[name]; ok {
+			keep[name] = d
+		}
+	}
+	return keep
 }

@@ -88,27 +88,36 @@ func (q *reportQueue) take() map[string]*pendingReports {
 type heartbeats struct {
 	mu     sync.Mutex
 	last   map[string]time.Time
-	images map[string][]string
+	images map[string]nodeImages
+}
+
+// nodeImages is a node's image list and the manifest digest of each
+// image (nil from agents that do not send digests).
+type nodeImages struct {
+	names   []string
+	digests map[string]string
 }
 
 func newHeartbeats() *heartbeats {
-	return &heartbeats{last: map[string]time.Time{}, images: map[string][]string{}}
+	return &heartbeats{last: map[string]time.Time{}, images: map[string]nodeImages{}}
 }
 
-func (h *heartbeats) seen(nodeID string, images []string) {
+// seen notes a heartbeat of node nodeID; images is nil when they did not
+// change.
+func (h *heartbeats) seen(nodeID string, images *nodeImages) {
 	h.mu.Lock()
 	h.last[nodeID] = time.Now()
 	if images != nil {
-		h.images[nodeID] = images
+		h.images[nodeID] = *images
 	}
 	h.mu.Unlock()
 }
 
-func (h *heartbeats) take() (map[string]time.Time, map[string][]string) {
+func (h *heartbeats) take() (map[string]time.Time, map[string]nodeImages) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	last, images := h.last, h.images
-	h.last, h.images = map[string]time.Time{}, map[string][]string{}
+	h.last, h.images = map[string]time.Time{}, map[string]nodeImages{}
 	return last, images
 }
 

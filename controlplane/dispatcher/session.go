@@ -104,7 +104,9 @@ func (s *session) take() *berthv1.Assignments {
 	return a
 }
 
-func (s *session) sendLoop(ctx context.Context, stream berthv1.AgentService_SessionServer) error {
+// sendLoop sends queued changes until ctx ends; decorate adds to each
+// message what it needs beside the tasks (their image sources).
+func (s *session) sendLoop(ctx context.Context, stream berthv1.AgentService_SessionServer, decorate func(*berthv1.Assignments)) error {
 	for {
 		select {
 		case <-ctx.Done():
@@ -114,6 +116,9 @@ func (s *session) sendLoop(ctx context.Context, stream berthv1.AgentService_Sess
 		a := s.take()
 		if a == nil {
 			continue
+		}
+		if decorate != nil {
+			decorate(a)
 		}
 		if err := stream.Send(&berthv1.ServerMessage{Message: &berthv1.ServerMessage_Assignments{Assignments: a}}); err != nil {
 			return err

@@ -1,0 +1,335 @@
+package image
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"io"
+	"math/big"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/berthproject/berth/agent/runtime"
+	berthv1 "github.com/berthproject/berth/api/berth/v1"
+	"github.com/berthproject/berth/api/identity"
+	"github.com/berthproject/berth/internal/containerdtest"
+	"github.com/berthproject/berth/internal/testimage"
+	containerd "github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/core/content"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+const testRef = "localhost/busybox:latest"
+
+// testCA is a cluster CA for tests, issuing node and admin certificates
+// the way the control plane's CA does (role in the Organization, id in
+// the CommonName and as DNS name).
+type testCA struct {
+	cert *x509.Certificate
+	key  *ecdsa.PrivateKey
+	pem  []byte
+}
+
+func newTestCA(t *testing.T) *testCA {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	return &testCA{cert: cert, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
+}
+
+// issue returns the PEM certificate and key of id with role.
+func (ca *testCA) issue(t *testing.T, role identity.Role, id string) (certPEM, keyPEM []byte) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()),
+		Subject:      pkix.Name{CommonName: id, Organization: []string{role.Organization()}},
+		DNSNames:     []string{id},
+		NotBefore:    time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage:    x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})
+}
+
+// newRuntime connects a runtime to a containerd namespace of its own,
+// removed with everything in it when the test ends; it skips the test
+// when containerd is not running.
+func newRuntime(t *testing.T) *runtime.Containerd {
+	t.Helper()
+	if _, err := os.Stat(runtime.DefaultContainerdAddress); err != nil {
+		t.Skipf("containerd is not running (no %s; `make setup` starts it): %v", runtime.DefaultContainerdAddress, err)
+	}
+	suffix := make([]byte, 6)
+	rand.Read(suffix)
+	ns := "berth-test-" + hex.EncodeToString(suffix)
+	t.Cleanup(func() {
+		client, err := containerd.New(runtime.DefaultContainerdAddress)
+		if err != nil {
+			t.Errorf("cleanup of namespace %s: %v", ns, err)
+			return
+		}
+		defer client.Close()
+		if err := containerdtest.CleanupNamespace(client, ns); err != nil {
+			t.Errorf("cleanup of namespace %s: %v", ns, err)
+		}
+	})
+	rt, err := runtime.NewContainerd(context.Background(), runtime.ContainerdConfig{Namespace: ns, Owner: "test", StateDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rt.Close() })
+	return rt
+}
+
+// importBusybox puts the busybox test image into rt and returns it.
+func importBusybox(t *testing.T, rt runtime.Runtime, extra ...testimage.File) runtime.Image {
+	t.Helper()
+	files, err := testimage.BusyboxFiles("/usr/bin/busybox")
+	if err != nil {
+		t.Skipf("no busybox to build the test image: %v", err)
+	}
+	var buf bytes.Buffer
+	if err := testimage.WriteOCIArchive(&buf, testRef, append(files, extra...), testimage.Config{Cmd: []string{"sh"}}); err != nil {
+		t.Fatal(err)
+	}
+	images, err := rt.ImportImage(context.Background(), &buf)
+	if err != nil || len(images) != 1 {
+		t.Fatalf("import: %v %v", images, err)
+	}
+	return images[0]
+}
+
+// contentServer serves rt's store over TLS with a node certificate of ca.
+func contentServer(t *testing.T, ca *testCA, rt *runtime.Containerd) *httptest.Server {
+	t.Helper()
+	cert, key := ca.issue(t, identity.RoleNode, "node-alpha")
+	tlsCfg, err := ServerTLS(cert, key, ca.pem)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(NewContentServer(ContentServerConfig{
+		Content: rt.Client().ContentStore(), Images: rt.Client().ImageService(), Namespace: rt.Namespace(), NodeName: "alpha",
+	}))
+	srv.TLS = tlsCfg
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func peerClient(t *testing.T, ca *testCA) *http.Client {
+	t.Helper()
+	cert, key := ca.issue(t, identity.RoleNode, "node-beta")
+	tlsCfg, err := PeerTLS(cert, key, ca.pem)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := &http.Transport{TLSClientConfig: tlsCfg}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr}
+}
+
+func TestContentServer(t *testing.T) {
+	ca := newTestCA(t)
+	rt := newRuntime(t)
+	img := importBusybox(t, rt)
+	srv := contentServer(t, ca, rt)
+	client := peerClient(t, ca)
+
+	ctx := namespaces.WithNamespace(context.Background(), rt.Namespace())
+	cs := rt.Client().ContentStore()
+	info, err := cs.Info(ctx, digest.Digest(img.Digest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	manifestBytes, err := content.ReadBlob(ctx, cs, ocispec.Descriptor{Digest: info.Digest, Size: info.Size})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mediaType, err := mediaTypeOf(bytes.NewReader(manifestBytes))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A blob the image names: the first one below its manifest.
+	var layer digest.Digest
+	var m ocispec.Manifest
+	if mediaType == ocispec.MediaTypeImageManifest {
+		if err := json.Unmarshal(manifestBytes, &m); err != nil {
+			t.Fatal(err)
+		}
+		layer = m.Layers[0].Digest
+	} else {
+		t.Fatalf("test image manifest has type %s, want an image manifest", mediaType)
+	}
+	info, err = cs.Info(ctx, layer)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	tests := []struct {
+		name, method, path string
+		status             int
+		digest, mediaType  string
+		length             int64
+	}{
+		{"base", "GET", "/v2/", 200, "", "application/json", 2},
+		{"manifest by tag", "GET", "/v2/busybox/manifests/latest?ns=localhost", 200, img.Digest, mediaType, int64(len(manifestBytes))},
+		{"manifest by full name", "HEAD", "/v2/localhost/busybox/manifests/latest", 200, img.Digest, mediaType, int64(len(manifestBytes))},
+		{"manifest by digest", "GET", "/v2/busybox/manifests/" + img.Digest + "?ns=localhost", 200, img.Digest, mediaType, int64(len(manifestBytes))},
+		{"blob", "GET", "/v2/busybox/blobs/" + layer.String(), 200, layer.String(), "application/octet-stream", info.Size},
+		{"blob head", "HEAD", "/v2/busybox/blobs/" + layer.String(), 200, layer.String(), "application/octet-stream", info.Size},
+		{"unknown tag", "GET", "/v2/busybox/manifests/nope?ns=localhost", 404, "", "application/json", -1},
+		{"unknown manifest digest", "GET", "/v2/busybox/manifests/sha256:" + strings.Repeat("0", 64), 404, "", "application/json", -1},
+		{"unknown blob", "GET", "/v2/busybox/blobs/sha256:" + strings.Repeat("1", 64), 404, "", "application/json", -1},
+		{"bad digest", "GET", "/v2/busybox/blobs/sha256:zz", 400, "", "application/json", -1},
+		{"not the API", "GET", "/other", 404, "", "application/json", -1},
+		{"write", "PUT", "/v2/busybox/manifests/latest", 405, "", "application/json", -1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, err := http.NewRequest(tt.method, srv.URL+tt.path, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp, err := client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tt.status {
+				t.Fatalf("status %d, want %d: %s", resp.StatusCode, tt.status, body)
+			}
+			if got := resp.Header.Get("Content-Type"); got != tt.mediaType {
+				t.Errorf("Content-Type %q, want %q", got, tt.mediaType)
+			}
+			if got := resp.Header.Get(HeaderNode); got != "alpha" {
+				t.Errorf("%s %q, want alpha", HeaderNode, got)
+			}
+			if tt.digest != "" && resp.Header.Get("Docker-Content-Digest") != tt.digest {
+				t.Errorf("Docker-Content-Digest %q, want %q", resp.Header.Get("Docker-Content-Digest"), tt.digest)
+			}
+			if tt.length >= 0 && resp.ContentLength != tt.length {
+				t.Errorf("Content-Length %d, want %d", resp.ContentLength, tt.length)
+			}
+			if tt.method == "GET" && tt.status == 200 && tt.digest != "" && digest.FromBytes(body).String() != tt.digest {
+				t.Errorf("body digest %s, want %s", digest.FromBytes(body), tt.digest)
+			}
+		})
+	}
+}
+
+func TestContentServerRefusesStrangers(t *testing.T) {
+	ca := newTestCA(t)
+	rt := newRuntime(t)
+	srv := contentServer(t, ca, rt)
+	other := newTestCA(t)
+	cert, key := other.issue(t, identity.RoleNode, "intruder")
+	foreign, err := tls.X509KeyPair(cert, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(ca.pem)
+	tests := []struct {
+		name string
+		cfg  *tls.Config
+	}{
+		{"no certificate", &tls.Config{RootCAs: pool, ServerName: "node-alpha"}},
+		{"another cluster's certificate", &tls.Config{RootCAs: pool, ServerName: "node-alpha", Certificates: []tls.Certificate{foreign}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tr := &http.Transport{TLSClientConfig: tt.cfg}
+			defer tr.CloseIdleConnections()
+			resp, err := (&http.Client{Transport: tr}).Get(srv.URL + "/v2/")
+			if err == nil {
+				resp.Body.Close()
+				t.Fatalf("a client with %s got %s, want the TLS handshake refused", tt.name, resp.Status)
+			}
+		})
+	}
+}
+
+// TestPullFromPeer pulls an image from one namespace's content server
+// into another namespace, as one node does from another, pinned by
+// digest, and runs nothing: the image must be complete and unpacked.
+func TestPullFromPeer(t *testing.T) {
+	ca := newTestCA(t)
+	alpha, beta := newRuntime(t), newRuntime(t)
+	img := importBusybox(t, alpha)
+	srv := contentServer(t, ca, alpha)
+	cert, key := ca.issue(t, identity.RoleNode, "node-beta")
+	peerTLS, err := PeerTLS(cert, key, ca.pem)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var progress []Progress
+	p := NewPuller(PullerConfig{Runtime: beta, PeerTLS: peerTLS})
+	src := strings.TrimPrefix(srv.URL, "https://")
+	got, err := p.Pull(context.Background(), testRef, img.Digest, &berthv1.ImageSource{Image: testRef, Peers: []string{src}}, func(pr Progress) {
+		progress = append(progress, pr)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Name != testRef || got.Digest != img.Digest {
+		t.Fatalf("pulled %s %s, want %s %s", got.Name, got.Digest, testRef, img.Digest)
+	}
+	images, err := beta.ListImages(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(images) != 1 || images[0].Name != testRef || images[0].Digest != img.Digest {
+		t.Fatalf("the pulling node holds %+v, want only %s at %s (no pinned record left)", images, testRef, img.Digest)
+	}
+	if len(progress) == 0 || progress[len(progress)-1].From != "peer alpha" {
+		t.Fatalf("progress %+v, want reports from peer alpha", progress)
+	}
+	last := progress[len(progress)-1]
+	if last.Total == 0 || last.Done != last.Total {
+		t.Errorf("last progress %+v, want complete", last)
+	}
+	// The unpacked image can make a container.
+	if err := beta.Create(context.Background(), runtime.ContainerSpec{ID: "pulled", Image: testRef}); err != nil {
+		t.Fatalf("create from the pulled image: %v", err)
+	}
+	t.Cleanup(func() { beta.Remove(context.Background(), "pulled") })
+}

@@ -1,0 +1,117 @@
+package worker
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/berthproject/berth/agent/image"
+	"github.com/berthproject/berth/agent/runtime"
+	berthv1 "github.com/berthproject/berth/api/berth/v1"
+)
+
+// progressPeriod is how often a pull's progress reaches the task status:
+// often enough to watch, rarely enough not to flood the control plane.
+const progressPeriod = 500 * time.Millisecond
+
+// Images fetches the image a task runs. image.Puller implements it.
+type Images interface {
+	// Ensure makes sure image, pinned to manifest digest dgst when set, is
+	// on the node, calling progress as it arrives.
+	Ensure(ctx context.Context, image, dgst string, progress func(image.Progress)) (runtime.Image, error)
+}
+
+// SetImages makes the worker fetch missing images with images; without it
+// a task whose image is missing is rejected. Call it before Start.
+func (w *Worker) SetImages(images Images) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.images = images
+}
+
+// ensureImage makes sure the task's image is on the node, reporting the
+// pull's progress in the status message while the task is preparing. A
+// pull is cut short when the task stops being wanted.
+func (r *runner) ensureImage(ctx context.Context, spec *berthv1.ServiceSpec) error {
+	r.w.mu.Lock()
+	images := r.w.images
+	r.w.mu.Unlock()
+	if images == nil {
+		ok, err := r.w.rt.ImageExists(ctx, spec.GetImage())
+		if err != nil {
+			return fmt.Errorf("checking image %s: %w", spec.GetImage(), err)
+		}
+		if !ok {
+			return fmt.Errorf("image %s is not on this node: load it with `berth image import`", spec.GetImage())
+		}
+		return nil
+	}
+	pctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := r.cancelWhenLeaving(pctx, cancel)
+	defer stop()
+
+	// The progress callback runs on the puller's goroutine: mu orders its
+	// status updates with this runner's, and closed stops them once the
+	// pull returned.
+	var (
+		mu     sync.Mutex
+		closed bool
+		last   time.Time
+	)
+	_, err := images.Ensure(pctx, spec.GetImage(), spec.GetImageDigest(), func(p image.Progress) {
+		mu.Lock()
+		defer mu.Unlock()
+		if closed || time.Since(last) < progressPeriod {
+			return
+		}
+		last = time.Now()
+		r.set(berthv1.TaskState_TASK_STATE_PREPARING, func(st *berthv1.TaskStatus) { st.Message = p.String() })
+	})
+	mu.Lock()
+	closed = true
+	mu.Unlock()
+	return err
+}
+
+// cancelWhenLeaving calls cancel when the task is removed or no longer
+// desired running while the runner is busy in a long step. stop ends the
+// watch; a change it consumed is signalled again for the run loop.
+func (r *runner) cancelWhenLeaving(ctx context.Context, cancel context.CancelFunc) (stop func()) {
+	done := make(chan struct{})
+	var missed bool
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-r.changed:
+				missed = true
+				if r.leaving() {
+					cancel()
+					return
+				}
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		wg.Wait()
+		if missed {
+			r.signal()
+		}
+	}
+}
+
+// leaving reports whether the task was removed or is no longer desired
+// running.
+func (r *runner) leaving() bool {
+	task, removed := r.snapshot()
+	return removed || task.GetDesiredState() != berthv1.TaskState_TASK_STATE_RUNNING
+}

@@ -1,0 +1,88 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/berthproject/berth/agent/image"
+	"github.com/berthproject/berth/agent/runtime"
+	berthv1 "github.com/berthproject/berth/api/berth/v1"
+)
+
+// fakeImages is an Images that reports one progress step and then adds
+// the image to the runtime, fails, or waits for its context to end.
+type fakeImages struct {
+	rt      *recordingRuntime
+	err     error
+	block   bool
+	started chan struct{}
+}
+
+func (f *fakeImages) Ensure(ctx context.Context, img, dgst string, progress func(image.Progress)) (runtime.Image, error) {
+	if f.started != nil {
+		close(f.started)
+	}
+	if f.block {
+		<-ctx.Done()
+		return runtime.Image{}, ctx.Err()
+	}
+	if f.err != nil {
+		return runtime.Image{}, f.err
+	}
+	progress(image.Progress{From: "peer beta", Done: 12 << 20, Total: 30 << 20})
+	if err := f.rt.AddImageDigest(img, dgst); err != nil {
+		return runtime.Image{}, err
+	}
+	return runtime.Image{Name: img, Digest: dgst}, nil
+}
+
+func TestMissingImageIsPulledWithProgress(t *testing.T) {
+	rt := newRecordingRuntime()
+	h := newHarness(t, rt)
+	h.w.SetImages(&fakeImages{rt: rt})
+	tk := newTask("t1")
+	tk.Spec.Image, tk.Spec.ImageDigest = "registry.local/web:1", "sha256:abc"
+	h.w.Assign(&berthv1.Assignments{Tasks: []*berthv1.Task{tk}})
+	h.expect("t1", accepted, preparing)
+	st := h.expect("t1", preparing)
+	if want := "pulling 40% (12.0 MiB of 30.0 MiB) from peer beta"; st.Message != want {
+		t.Fatalf("progress message %q, want %q", st.Message, want)
+	}
+	st = h.expect("t1", starting, running)
+	if st.Message != "" {
+		t.Errorf("running task keeps message %q", st.Message)
+	}
+}
+
+func TestFailedPullRejectsTheTask(t *testing.T) {
+	rt := newRecordingRuntime()
+	h := newHarness(t, rt)
+	why := "image registry.local/web:1: not on peers beta; registry: 401 Unauthorized — run `berth login registry.local`"
+	h.w.SetImages(&fakeImages{rt: rt, err: errors.New(why)})
+	tk := newTask("t1")
+	tk.Spec.Image = "registry.local/web:1"
+	h.w.Assign(&berthv1.Assignments{Tasks: []*berthv1.Task{tk}})
+	st := h.expect("t1", accepted, preparing, rejected)
+	if st.Err != why {
+		t.Fatalf("rejection %q, want %q", st.Err, why)
+	}
+	if n := rt.createCount(); n != 0 {
+		t.Fatalf("%d containers created without the image", n)
+	}
+}
+
+func TestRemovingATaskCutsItsPullShort(t *testing.T) {
+	rt := newRecordingRuntime()
+	h := newHarness(t, rt)
+	images := &fakeImages{rt: rt, block: true, started: make(chan struct{})}
+	h.w.SetImages(images)
+	tk := newTask("t1")
+	tk.Spec.Image = "registry.local/web:1"
+	h.w.Assign(&berthv1.Assignments{Tasks: []*berthv1.Task{tk}})
+	h.expect("t1", accepted, preparing)
+	<-images.started
+	h.w.Assign(&berthv1.Assignments{Removed: []string{"t1"}})
+	// The runner leaves its pull and cleans up instead of waiting on it.
+	rt.waitRemoved(t, "t1")
+}
