@@ -153,8 +153,10 @@ func TestNodeServiceBuild(t *testing.T) {
 		t.Fatalf("connect to containerd: %v", err)
 	}
 	t.Cleanup(func() {
-		if err := containerdtest.CleanupNamespace(client, ns); err != nil {
-			t.Errorf("%v", err)
+		for _, n := range []string{ns, build.HistoryNamespace(ns)} {
+			if err := containerdtest.CleanupNamespace(client, n); err != nil {
+				t.Errorf("%v", err)
+			}
 		}
 		client.Close()
 	})

@@ -29,6 +29,8 @@ import (
 	"github.com/moby/buildkit/solver/errdefs"
 	"github.com/moby/buildkit/util/grpcerrors"
 	"github.com/tonistiigi/fsutil"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
 )
 
@@ -82,6 +84,11 @@ type Config struct {
 	Log      *slog.Logger
 }
 
+// HistoryNamespace is the containerd namespace where the buildkitd of
+// namespace ns keeps its build records (BuildKit's own naming); whoever
+// removes ns removes this one too.
+func HistoryNamespace(ns string) string { return ns + "_history" }
+
 // Result is a built image.
 type Result struct {
 	// Image is the first tag, normalized as the node's image store names
@@ -99,6 +106,7 @@ type Builder struct {
 
 	mu     sync.Mutex
 	client *client.Client
+	closed bool
 }
 
 // New returns a Builder. It starts nothing: a buildkitd of its own starts
@@ -140,6 +148,7 @@ func (b *Builder) Close() error {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.closed = true
 	if b.client == nil {
 		return nil
 	}
@@ -163,6 +172,11 @@ func (b *Builder) Build(ctx context.Context, h *berthv1.BuildHeader, contextTar 
 			return Result{}, fmt.Errorf("%w: build argument %q: give it as NAME=VALUE with a NAME of letters, digits and underscores", ErrInvalid, k)
 		}
 	}
+	// Started before the context is read, so a missing buildkitd fails
+	// the build before the upload, and a new one starts meanwhile.
+	if err := b.startDaemon(); err != nil {
+		return Result{}, err
+	}
 	dir, err := b.contextDir()
 	if err != nil {
 		return Result{}, err
@@ -172,11 +186,11 @@ func (b *Builder) Build(ctx context.Context, h *berthv1.BuildHeader, contextTar 
 	if err := os.Mkdir(contextDir, 0o700); err != nil {
 		return Result{}, fmt.Errorf("build context: %w", err)
 	}
-	if err := extractContext(contextTar, contextDir); err != nil {
-		return Result{}, err
-	}
 	dockerfileDir, dockerfileName, err := dockerfileLocation(h, contextDir, filepath.Join(dir, "dockerfile"))
 	if err != nil {
+		return Result{}, err
+	}
+	if err := extractContext(contextTar, contextDir); err != nil {
 		return Result{}, err
 	}
 
@@ -267,17 +281,35 @@ func sourceExcerpts(err error) string {
 	return strings.TrimRight(buf.String(), "\n")
 }
 
+// startDaemon starts the Builder's own buildkitd, if it has one and it
+// is not running yet.
+func (b *Builder) startDaemon() error {
+	if b.daemon == nil {
+		return nil
+	}
+	return b.daemon.start()
+}
+
 // connect returns a client of a buildkitd that answers, starting the
 // Builder's own first when it has one.
 func (b *Builder) connect(ctx context.Context) (*client.Client, error) {
-	if b.daemon != nil {
-		if err := b.daemon.start(); err != nil {
-			return nil, err
-		}
+	if err := b.startDaemon(); err != nil {
+		return nil, err
 	}
 	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return nil, fmt.Errorf("%w: the agent is stopping", ErrUnavailable)
+	}
 	if b.client == nil {
-		c, err := client.New(context.WithoutCancel(ctx), b.addr)
+		// Reconnects come quickly: the socket is local, and a restarted
+		// buildkitd should not wait out gRPC's default backoff of up to
+		// two minutes.
+		retry := grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 2 * time.Second},
+			MinConnectTimeout: 5 * time.Second,
+		})
+		c, err := client.New(context.WithoutCancel(ctx), b.addr, client.WithGRPCDialOption(retry))
 		if err != nil {
 			b.mu.Unlock()
 			return nil, fmt.Errorf("%w: buildkitd at %s: %v", ErrUnavailable, b.addr, err)

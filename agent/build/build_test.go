@@ -82,8 +82,10 @@ func testNamespace(t *testing.T) (*containerd.Client, string) {
 		t.Fatalf("connect to containerd: %v", err)
 	}
 	t.Cleanup(func() {
-		if err := containerdtest.CleanupNamespace(client, ns); err != nil {
-			t.Errorf("%v", err)
+		for _, n := range []string{ns, HistoryNamespace(ns)} {
+			if err := containerdtest.CleanupNamespace(client, n); err != nil {
+				t.Errorf("%v", err)
+			}
 		}
 		client.Close()
 	})

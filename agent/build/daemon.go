@@ -3,7 +3,6 @@ package build
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -80,7 +79,7 @@ func (d *daemon) start() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.stopped {
-		return errors.New("the agent is stopping")
+		return fmt.Errorf("%w: the agent is stopping", ErrUnavailable)
 	}
 	if d.done != nil {
 		return nil
