@@ -63,9 +63,9 @@ func (s *nodeService) Build(stream berthv1.NodeService_BuildServer) error {
 	if err != nil {
 		return buildStatus(err)
 	}
-	if s.a.session != nil {
-		s.a.session.ImagesChanged(s.a.imageNames(ctx))
-	}
+	// The control plane learns the new image and its digest, as after an
+	// import, so placement and digest pinning see it at once.
+	s.a.noteImages(ctx)
 	return stream.Send(&berthv1.BuildEvent{Event: &berthv1.BuildEvent_Result{Result: &berthv1.BuildResult{
 		NodeId:   s.a.creds.NodeID,
 		NodeName: s.a.cfg.Name,
