@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berthproject/berth/agent/build"
 	"github.com/berthproject/berth/agent/runtime"
 	"github.com/berthproject/berth/internal/containerdtest"
 	containerd "github.com/containerd/containerd/v2/client"
@@ -67,9 +68,11 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer client.Close()
-	if err := containerdtest.CleanupNamespace(client, namespace); err != nil {
-		fmt.Println("e2e: cleanup:", err)
-		return 1
+	for _, ns := range []string{namespace, build.HistoryNamespace(namespace)} {
+		if err := containerdtest.CleanupNamespace(client, ns); err != nil {
+			fmt.Println("e2e: cleanup:", err)
+			return 1
+		}
 	}
 	return code
 }

@@ -3,6 +3,7 @@ package e2e
 import (
 	containerd "github.com/containerd/containerd/v2/client"
 
+	"github.com/berthproject/berth/agent/build"
 	"github.com/berthproject/berth/agent/runtime"
 	"github.com/berthproject/berth/internal/containerdtest"
 )
@@ -23,8 +24,11 @@ func (c *cluster) startMachine(name string, extra ...string) *proc {
 			return
 		}
 		defer client.Close()
-		if err := containerdtest.CleanupNamespace(client, ns); err != nil {
-			c.t.Errorf("cleanup of machine %s: %v", name, err)
+		// BuildKit keeps its build records in a namespace of its own.
+		for _, n := range []string{ns, build.HistoryNamespace(ns)} {
+			if err := containerdtest.CleanupNamespace(client, n); err != nil {
+				c.t.Errorf("cleanup of machine %s: %v", name, err)
+			}
 		}
 	})
 	return c.startAgent(name, append([]string{"--containerd-namespace", ns}, extra...)...)
