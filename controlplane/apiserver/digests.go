@@ -20,9 +20,10 @@ import (
 // went wrong), and the apply goes on.
 //
 // A tag is resolved when a service is created or its image changes. A
-// service whose image is the one stored keeps its stored digest, without
-// asking anyone: re-applying the same file is "unchanged", and a tag that
-// moved is not rolled out behind the user's back. Services built from
+// service whose image is the one stored keeps its stored digest (or its
+// lack of one), without asking anyone: re-applying the same file is
+// "unchanged", and a tag that moved is not rolled out behind the user's
+// back. To take a moved tag, change the image reference. Services built from
 // source (build:) are not pinned: their image is made after the apply.
 //
 // The digest comes first from the nodes' images (Node.image_digests), when
@@ -38,8 +39,11 @@ func (s *Server) pinDigests(ctx context.Context, req *berthv1.ApplyRequest) []st
 		if spec == nil || spec.Image == "" || spec.ImageDigest != "" || spec.Build != nil {
 			continue
 		}
-		if cur := existing[want.Name]; cur.GetImage() == spec.Image && cur.GetImageDigest() != "" && cur.GetBuild() == nil {
-			spec.ImageDigest = cur.ImageDigest
+		if cur := existing[want.Name]; cur != nil && cur.GetImage() == spec.Image && cur.GetBuild() == nil {
+			// Even an empty digest (the tag did not resolve when it was
+			// applied) stays: pinning it now would roll out new tasks
+			// for a file that did not change.
+			spec.ImageDigest = cur.GetImageDigest()
 			continue
 		}
 		todo[spec.Image] = append(todo[spec.Image], spec)
