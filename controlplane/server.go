@@ -179,6 +179,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	disp := dispatcher.New(dispatcher.Config{
 		Store: s.store, Cache: s.cache, Authority: s.authority, Log: cfg.Log.With("component", "dispatcher"),
 		HeartbeatPeriod: cfg.HeartbeatPeriod, Subnets: subnets, Gossip: gossipCfg,
+		ImageAuth: creds.ImageAuth,
 	})
 	api := apiserver.New(apiserver.Config{
 		Store: s.store, Cache: s.cache, Authority: s.authority, Nodes: s.nodes, Registries: creds,
