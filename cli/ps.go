@@ -208,6 +208,12 @@ func (r taskRow) stateColumn() string {
 		return r.State + " (oom)"
 	case r.Health != "":
 		return r.State + " (" + r.Health + ")"
+	case r.State == taskStateWord(berthv1.TaskState_TASK_STATE_PREPARING) && strings.HasPrefix(r.Message, "pulling"):
+		// "pulling 40% (12.0 MiB of 30.0 MiB) from peer beta" shows as
+		// "preparing (pulling 40%)".
+		pulling, _, _ := strings.Cut(r.Message, " (")
+		pulling, _, _ = strings.Cut(pulling, " from ")
+		return r.State + " (" + pulling + ")"
 	default:
 		return r.State
 	}

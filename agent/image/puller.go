@@ -254,29 +254,49 @@ func (p *Puller) fetch(ctx context.Context, name, dgst string, src *berthv1.Imag
 		p.cfg.Log.Info("pulled an image from its registry", "image", name, "digest", im.Digest, "registry", registry)
 		return im, nil
 	}
-	return runtime.Image{}, pullError(name, registry, lacking, failed, err)
+	return runtime.Image{}, pullError(name, registry, len(src.GetPeers()), lacking, failed, err)
 }
 
 // pullError says what was tried for image name and how to fix it.
-func pullError(name, registry string, lacking, failed []string, regErr error) error {
+func pullError(name, registry string, peers int, lacking, failed []string, regErr error) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "image %s: ", name)
-	if len(lacking) > 0 {
+	switch {
+	case len(lacking) > 0:
 		fmt.Fprintf(&b, "not on peers %s; ", strings.Join(lacking, ", "))
+	case peers == 0:
+		b.WriteString("no other node holds it; ")
 	}
 	for _, f := range failed {
 		b.WriteString(f + "; ")
 	}
-	msg := strings.ToLower(regErr.Error())
-	fmt.Fprintf(&b, "registry: %v", regErr)
+	// The runtime's wrapping repeats the image name: say what it wraps.
+	cause := regErr
+	if inner := errors.Unwrap(regErr); inner != nil {
+		cause = inner
+	}
+	fmt.Fprintf(&b, "registry %s: %v", registry, cause)
+	msg := strings.ToLower(cause.Error())
 	switch {
 	case strings.Contains(msg, "401") || strings.Contains(msg, "403") || strings.Contains(msg, "unauthorized") || strings.Contains(msg, "denied"):
 		fmt.Fprintf(&b, " — run `berth login %s`", registry)
 	case strings.Contains(msg, "not found"):
 		b.WriteString(" — push it to its registry, or load it on a node with `berth image import`")
+	default:
+		fmt.Fprintf(&b, " — check that %s is reachable, or load the image on a node with `berth image import`", registry)
 	}
-	return fmt.Errorf("%s: %w", b.String(), regErr)
+	return &sourceError{msg: b.String(), err: regErr}
 }
+
+// sourceError is a failed pull: its message tells every source tried, and
+// it wraps the registry's error.
+type sourceError struct {
+	msg string
+	err error
+}
+
+func (e *sourceError) Error() string { return e.msg }
+func (e *sourceError) Unwrap() error { return e.err }
 
 // reporter tags a runtime's progress with where it comes from.
 func reporter(from string, fn func(Progress)) func(runtime.Progress) {

@@ -123,12 +123,12 @@ func TestPullerOrder(t *testing.T) {
 			name: "everything fails", src: &berthv1.ImageSource{Peers: []string{"10.0.0.2:1", "10.0.0.3:1", "10.0.0.5:1"}},
 			registry:  errors.New("401 Unauthorized"),
 			wantPulls: []string{"registry " + webRef},
-			wantErr:   []string{"image registry.local/web:1: not on peers beta, gamma;", "peer 10.0.0.5:1: connection refused", "registry:", "401 Unauthorized", "run `berth login registry.local`"},
+			wantErr:   []string{"image registry.local/web:1: not on peers beta, gamma;", "peer 10.0.0.5:1: connection refused", "registry registry.local: 401 Unauthorized — run `berth login registry.local`"},
 		},
 		{
 			name: "a registry without the image", registry: fmt.Errorf("registry.local/web:1: %w", runtime.ErrImageNotFound),
 			wantPulls: []string{"registry " + webRef},
-			wantErr:   []string{"registry:", "berth image import"},
+			wantErr:   []string{"image registry.local/web:1: no other node holds it; registry registry.local: registry.local/web:1: image not found — push it", "berth image import"},
 		},
 	}
 	for _, tt := range tests {

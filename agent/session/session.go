@@ -181,8 +181,21 @@ func (s *Session) run(ctx context.Context, client berthv1.AgentServiceClient, on
 			if err := s.flush(stream); err != nil {
 				return err
 			}
+			// New images go out at once, not at the next tick: peers
+			// waiting for an image learn sooner where it is.
+			if s.imagesPending() {
+				if err := stream.Send(s.heartbeat()); err != nil {
+					return err
+				}
+			}
 		}
 	}
+}
+
+func (s *Session) imagesPending() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.imagesSet
 }
 
 func (s *Session) heartbeat() *berthv1.AgentMessage {

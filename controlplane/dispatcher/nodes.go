@@ -138,7 +138,8 @@ func (d *Dispatcher) register(ctx context.Context, id string, desc *berthv1.Node
 	return nil, fmt.Errorf("node %s: %w", id, store.ErrConflict)
 }
 
-// writeHeartbeats records heartbeat times and image lists every period.
+// writeHeartbeats records heartbeat times and image lists every period,
+// and at once when a node's images changed.
 func (d *Dispatcher) writeHeartbeats(ctx context.Context) {
 	tick := time.NewTicker(heartbeatWritePeriod)
 	defer tick.Stop()
@@ -147,6 +148,7 @@ func (d *Dispatcher) writeHeartbeats(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
+		case <-d.beats.imagesChanged:
 		}
 		last, images := d.beats.take()
 		var changes []store.Change

@@ -89,6 +89,9 @@ type heartbeats struct {
 	mu     sync.Mutex
 	last   map[string]time.Time
 	images map[string]nodeImages
+	// imagesChanged is signalled when a node's images changed: they are
+	// written at once, since peers may wait to fetch an image from it.
+	imagesChanged chan struct{}
 }
 
 // nodeImages is a node's image list and the manifest digest of each
@@ -99,7 +102,7 @@ type nodeImages struct {
 }
 
 func newHeartbeats() *heartbeats {
-	return &heartbeats{last: map[string]time.Time{}, images: map[string]nodeImages{}}
+	return &heartbeats{last: map[string]time.Time{}, images: map[string]nodeImages{}, imagesChanged: make(chan struct{}, 1)}
 }
 
 // seen notes a heartbeat of node nodeID; images is nil when they did not
@@ -111,6 +114,12 @@ func (h *heartbeats) seen(nodeID string, images *nodeImages) {
 		h.images[nodeID] = *images
 	}
 	h.mu.Unlock()
+	if images != nil {
+		select {
+		case h.imagesChanged <- struct{}{}:
+		default:
+		}
+	}
 }
 
 func (h *heartbeats) take() (map[string]time.Time, map[string]nodeImages) {
