@@ -110,7 +110,9 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 			case store.KindTask:
 				d.route(ev)
 			case store.KindNode:
-				d.peerIndex.invalidate()
+				if peersChanged(ev) {
+					d.peerIndex.invalidate()
+				}
 				d.nodeChanged(ev)
 			}
 		}

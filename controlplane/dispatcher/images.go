@@ -1,10 +1,13 @@
 package dispatcher
 
 import (
+	"maps"
+	"slices"
 	"sort"
 	"sync"
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
+	"github.com/berthproject/berth/controlplane/store"
 	"github.com/distribution/reference"
 )
 
@@ -130,6 +133,18 @@ func (c *peerIndexCache) get(nodes func() []*berthv1.Node) *peerIndex {
 		c.idx, c.dirty = buildPeerIndex(nodes()), false
 	}
 	return c.idx
+}
+
+// peersChanged reports whether a node event may change the peer index:
+// heartbeat times alone, the most frequent change, do not.
+func peersChanged(ev store.Event) bool {
+	n, ok := ev.Object.(*berthv1.Node)
+	old, oldOK := ev.Old.(*berthv1.Node)
+	if !ok || !oldOK || ev.Action == store.ActionDelete {
+		return true
+	}
+	return n.Status != old.Status || n.ContentAddress != old.ContentAddress ||
+		!slices.Equal(n.Images, old.Images) || !maps.Equal(n.ImageDigests, old.ImageDigests)
 }
 
 // withImageSources adds to a the sources of its tasks' images.

@@ -2,6 +2,9 @@ package dispatcher
 
 import (
 	"context"
+	"github.com/berthproject/berth/controlplane/store"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 	"log/slog"
 	"slices"
 	"testing"
@@ -128,5 +131,33 @@ func TestRegisterStoresContentAddressAndDigests(t *testing.T) {
 		if got.ContentAddress != "127.0.0.1:5001" || got.ImageDigests["docker.io/library/busybox:latest"] != "sha256:b" {
 			t.Errorf("node has content address %q and digests %v, want what the agent described", got.ContentAddress, got.ImageDigests)
 		}
+	}
+}
+
+func TestPeersChanged(t *testing.T) {
+	base := &berthv1.Node{Status: berthv1.NodeStatus_NODE_STATUS_READY, ContentAddress: "a:1", Images: []string{"x"}, ImageDigests: map[string]string{"x": "d"}}
+	with := func(f func(n *berthv1.Node)) *berthv1.Node {
+		n := proto.Clone(base).(*berthv1.Node)
+		f(n)
+		return n
+	}
+	tests := []struct {
+		name string
+		next *berthv1.Node
+		want bool
+	}{
+		{"heartbeat only", with(func(n *berthv1.Node) { n.LastHeartbeat = timestamppb.Now() }), false},
+		{"status", with(func(n *berthv1.Node) { n.Status = berthv1.NodeStatus_NODE_STATUS_DOWN }), true},
+		{"content address", with(func(n *berthv1.Node) { n.ContentAddress = "a:2" }), true},
+		{"images", with(func(n *berthv1.Node) { n.Images = append(n.Images, "y") }), true},
+		{"digests", with(func(n *berthv1.Node) { n.ImageDigests["x"] = "e" }), true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ev := store.Event{Kind: store.KindNode, Action: store.ActionPut, Object: tt.next, Old: base}
+			if got := peersChanged(ev); got != tt.want {
+				t.Errorf("peersChanged = %v, want %v", got, tt.want)
+			}
+		})
 	}
 }
