@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"sync"
 	"time"
 
@@ -63,7 +64,30 @@ func (s *nodeService) PullImage(req *berthv1.NodePullImageRequest, stream berthv
 	im, err := s.a.puller.Pull(stream.Context(), req.GetImage(), "", src, func(p image.Progress) {
 		ps.step(p.String(), p.Done, p.Total)
 	})
+	if err == nil && im.Digest == "" {
+		// Already present: the quick check does not read the digest.
+		im.Digest, im.Size = s.localDigest(stream.Context(), req.GetImage())
+	}
 	return ps.finish("pulled", im.Digest, im.Size, err)
+}
+
+// localDigest returns the manifest digest and size of the node's image
+// ref, or nothing when it cannot tell.
+func (s *nodeService) localDigest(ctx context.Context, ref string) (string, int64) {
+	name, err := runtime.NormalizeImageRef(ref)
+	if err != nil {
+		return "", 0
+	}
+	images, err := s.a.rt.ListImages(ctx)
+	if err != nil {
+		return "", 0
+	}
+	for _, im := range images {
+		if im.Name == name {
+			return im.Digest, im.Size
+		}
+	}
+	return "", 0
 }
 
 // PushImage sends an image of the node's store to its registry with the
@@ -79,14 +103,7 @@ func (s *nodeService) PushImage(req *berthv1.NodePushImageRequest, stream berthv
 	var digest string
 	var size int64
 	if err == nil {
-		if images, lerr := s.a.rt.ListImages(stream.Context()); lerr == nil {
-			name, _ := runtime.NormalizeImageRef(req.GetImage())
-			for _, im := range images {
-				if im.Name == name {
-					digest, size = im.Digest, im.Size
-				}
-			}
-		}
+		digest, size = s.localDigest(stream.Context(), req.GetImage())
 	}
 	return ps.finish("pushed", digest, size, err)
 }

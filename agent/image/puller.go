@@ -189,6 +189,15 @@ func (p *Puller) Pull(ctx context.Context, image, dgst string, src *berthv1.Imag
 
 // local finds image name in the store, with digest dgst when set.
 func (p *Puller) local(ctx context.Context, name, dgst string) (runtime.Image, bool, error) {
+	if dgst == "" {
+		// The common case, on every container start: one lookup, not a
+		// listing that sizes every image.
+		ok, err := p.cfg.Runtime.ImageExists(ctx, name)
+		if err != nil {
+			return runtime.Image{}, false, fmt.Errorf("image %s: looking it up on the node: %w", name, err)
+		}
+		return runtime.Image{Name: name}, ok, nil
+	}
 	images, err := p.cfg.Runtime.ListImages(ctx)
 	if err != nil {
 		return runtime.Image{}, false, fmt.Errorf("image %s: listing the node's images: %w", name, err)
