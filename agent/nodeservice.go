@@ -77,23 +77,10 @@ func (s *nodeService) Logs(req *berthv1.NodeLogsRequest, stream berthv1.NodeServ
 
 // ImportImage loads an uploaded archive into the node's image store.
 func (s *nodeService) ImportImage(stream berthv1.NodeService_ImportImageServer) error {
-	pr, pw := io.Pipe()
-	go func() {
-		for {
-			msg, err := stream.Recv()
-			if err == io.EOF {
-				pw.Close()
-				return
-			}
-			if err != nil {
-				pw.CloseWithError(err)
-				return
-			}
-			if _, err := pw.Write(msg.Chunk); err != nil {
-				return
-			}
-		}
-	}()
+	pr := chunkReader(func() ([]byte, error) {
+		msg, err := stream.Recv()
+		return msg.GetChunk(), err
+	})
 	images, err := s.a.rt.ImportImage(stream.Context(), pr)
 	pr.CloseWithError(io.ErrClosedPipe)
 	res := &berthv1.NodeImportResult{NodeId: s.a.creds.NodeID, NodeName: s.a.cfg.Name}
@@ -124,4 +111,28 @@ func toImages(images []runtime.Image) []*berthv1.Image {
 		out = append(out, i)
 	}
 	return out
+}
+
+// chunkReader reads the chunks of a client stream as one byte stream: next
+// returns the next chunk, and io.EOF after the last. The caller closes the
+// reader when it stops reading early, which ends the goroutine.
+func chunkReader(next func() ([]byte, error)) *io.PipeReader {
+	pr, pw := io.Pipe()
+	go func() {
+		for {
+			chunk, err := next()
+			if err == io.EOF {
+				pw.Close()
+				return
+			}
+			if err != nil {
+				pw.CloseWithError(err)
+				return
+			}
+			if _, err := pw.Write(chunk); err != nil {
+				return // the reader stopped reading
+			}
+		}
+	}()
+	return pr
 }

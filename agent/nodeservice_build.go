@@ -31,27 +31,13 @@ func (s *nodeService) Build(stream berthv1.NodeService_BuildServer) error {
 		return status.Error(codes.InvalidArgument, "a build stream starts with its header, then the context")
 	}
 
-	pr, pw := io.Pipe()
-	go func() {
-		for {
-			msg, err := stream.Recv()
-			if err == io.EOF {
-				pw.Close()
-				return
-			}
-			if err != nil {
-				pw.CloseWithError(err)
-				return
-			}
-			if msg.GetHeader() != nil {
-				pw.CloseWithError(fmt.Errorf("%w: a second header in the build stream", build.ErrInvalid))
-				return
-			}
-			if _, err := pw.Write(msg.GetContextChunk()); err != nil {
-				return // the build stopped reading
-			}
+	pr := chunkReader(func() ([]byte, error) {
+		msg, err := stream.Recv()
+		if err == nil && msg.GetHeader() != nil {
+			err = fmt.Errorf("%w: a second header in the build stream", build.ErrInvalid)
 		}
-	}()
+		return msg.GetContextChunk(), err
+	})
 	res, err := s.a.builder.Build(ctx, header, pr, func(sr *controlapi.StatusResponse) error {
 		b, err := proto.Marshal(sr)
 		if err != nil {
