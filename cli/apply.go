@@ -9,6 +9,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
 	"github.com/berthproject/berth/api/compose"
@@ -95,15 +97,18 @@ back, or when a task failed and its restart policy gave up, and after
 				if err := c.buildServices(ctx, p, stderr, mode, dryRun); err != nil {
 					return err
 				}
+				var header metadata.MD
 				resp, err := c.Apply(ctx, &berthv1.ApplyRequest{
 					Namespace: c.namespace,
 					App:       p.App,
 					Services:  p.Services,
 					DryRun:    dryRun,
-				})
+				}, grpc.Header(&header))
 				if err != nil {
 					return reportInvalid(stderr, fmt.Errorf("apply %s: %w", p.App, err))
 				}
+				// Such as a tag that could not be pinned to a digest.
+				printWarnings(stderr, header)
 				out := cmd.OutOrStdout()
 				for _, ch := range resp.GetChanges() {
 					fmt.Fprintln(out, changeLine(ch, dryRun))
