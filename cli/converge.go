@@ -262,7 +262,8 @@ func judgeSlot(svc *berthv1.Service, s *slot, in rolloutInput) slotVerdict {
 		return slotVerdict{settled: true}
 	case !taskstate.Terminal(state):
 		reason := name + " " + cmp.Or(word, "new")
-		if msg := st.GetMessage(); msg != "" && state <= berthv1.TaskState_TASK_STATE_PENDING {
+		// Why it waits for a node, or how the pull of its image goes.
+		if msg := st.GetMessage(); msg != "" && (state <= berthv1.TaskState_TASK_STATE_PENDING || state == berthv1.TaskState_TASK_STATE_PREPARING) {
 			reason += ": " + msg
 		}
 		return slotVerdict{reason: reason}

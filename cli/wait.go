@@ -181,21 +181,38 @@ func (c *cluster) readApp(ctx context.Context, app, service string) (*appRead, e
 }
 
 // progress prints a line for a service each time its verdict changes in
-// a way worth telling (phase, rollout state, tasks updated), not at every
-// change of its reason.
+// a way worth telling (phase, rollout state, tasks updated), and when only
+// its reason changes, at most every reasonGap.
 type progress struct {
 	w    io.Writer
-	last map[string]string
+	last map[string]printedLine
+	now  func() time.Time
 }
 
-func newProgress(w io.Writer) *progress { return &progress{w: w, last: map[string]string{}} }
+// printedLine is what was last printed for a service.
+type printedLine struct {
+	key, reason string
+	at          time.Time
+}
 
+// reasonGap is how often a service's line is printed again when only its
+// reason changed, such as the percentage of an image pull.
+const reasonGap = time.Second
+
+func newProgress(w io.Writer) *progress {
+	return &progress{w: w, last: map[string]printedLine{}, now: time.Now}
+}
+
+// report prints a service's line when its state or counts change, and at
+// most every reasonGap when only the reason changes (an image being
+// pulled on a node: "web.1 preparing: pulling 40% (...) from peer alpha").
 func (p *progress) report(name string, v rolloutVerdict) {
 	key := fmt.Sprint(v.Phase, v.State, v.Updated, v.Wanted)
-	if p.last[name] == key {
+	last, now := p.last[name], p.now()
+	if last.key == key && (last.reason == v.Reason || now.Sub(last.at) < reasonGap) {
 		return
 	}
-	p.last[name] = key
+	p.last[name] = printedLine{key: key, reason: v.Reason, at: now}
 	fmt.Fprintf(p.w, "%s: %s\n", name, v.summary())
 }
 
