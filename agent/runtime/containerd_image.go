@@ -159,12 +159,9 @@ func resolver(reg Registry) (res remotes.Resolver, closeIdle func()) {
 	}
 	transport := docker.DefaultHTTPTransport(reg.TLS)
 	client := &http.Client{Transport: transport}
-	plain := func(host string) (bool, error) {
-		if reg.PlainHTTP {
-			return true, nil
-		}
-		return docker.MatchLocalhost(host)
-	}
+	// Plain HTTP only for a registry the operator listed as insecure, even
+	// on loopback, where Docker would allow it unasked.
+	plain := func(string) (bool, error) { return reg.PlainHTTP, nil }
 	if reg.Host == "" {
 		return docker.NewResolver(docker.ResolverOptions{Hosts: docker.ConfigureDefaultRegistries(
 			docker.WithClient(client), docker.WithAuthorizer(auth), docker.WithPlainHTTP(plain))}), transport.CloseIdleConnections
