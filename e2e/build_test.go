@@ -29,19 +29,21 @@ CMD ["sh", "-c", "cat /greeting /message.txt; echo who=$WHO; sleep 3600"]
 // brokenDockerfile fails on its second line.
 const brokenDockerfile = "FROM localhost/busybox:latest\nBOGUS instruction\n"
 
-// TestBuildAndApply builds an image on the one node with berth build, then
-// applies a Compose file whose service builds the same context, and checks
-// that the service runs the bits built.
+// TestBuildAndApply builds an image on alpha with berth build, then
+// applies a Compose file whose service builds the same context and runs a
+// replica on each of two machines: the image is built on one and fetched
+// by the other from it, and both run the bits built.
 func TestBuildAndApply(t *testing.T) {
 	c := newCluster(t)
 	c.startMachine("alpha")
+	c.startMachine("beta")
 	c.importImage()
 	c.writeFile("app/Dockerfile", buildDockerfile)
 	c.writeFile("app/message.txt", "a file of the context\n")
 	c.writeFile("app/.dockerignore", "secret.txt\n")
 	ctxDir := filepath.Dir(c.writeFile("app/secret.txt", "must not be sent\n"))
 
-	out, errOut, err := c.berth("build", "-t", "localhost/web:1", "--build-arg", "GREETING=hi", "--progress", "plain", ctxDir)
+	out, errOut, err := c.berth("build", "-t", "localhost/web:1", "--node", "alpha", "--build-arg", "GREETING=hi", "--progress", "plain", ctxDir)
 	if err != nil {
 		t.Fatalf("berth build: %v\nstdout: %s\nstderr: %s", err, out, errOut)
 	}
@@ -60,9 +62,21 @@ services:
       context: ./app
       args:
         GREETING: hey
+    deploy:
+      replicas: 2
+      placement:
+        max_replicas_per_node: 1
 `)
 	c.mustBerth("apply", "-f", compose, "--progress", "plain")
-	c.waitRunning("built/web", 1, 60*time.Second)
+	// The image is built on one machine; the other fetches it from there.
+	tasks := c.waitRunning("built/web", 2, 2*time.Minute)
+	c.taskOn(tasks, "alpha")
+	c.taskOn(tasks, "beta")
+	for _, node := range []string{"alpha", "beta"} {
+		if out := c.mustBerth("image", "ls", "--node", node); !strings.Contains(out, "built-web:latest") {
+			t.Errorf("%s runs built/web but does not hold its image:\n%s", node, out)
+		}
+	}
 	eventually(t, 30*time.Second, func() (bool, string) {
 		logs, _, err := c.berth("logs", "built/web")
 		ok := err == nil && strings.Contains(logs, "hey from the build stage") &&
