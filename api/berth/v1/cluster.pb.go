@@ -176,6 +176,910 @@ func (LogStream) EnumDescriptor() ([]byte, []int) {
 	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{2}
 }
 
+type ExecStart struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Namespace string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	// task_id names the task; or app and service name one of the service's
+	// running tasks (the lowest slot).
+	TaskId  string   `protobuf:"bytes,2,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
+	App     string   `protobuf:"bytes,3,opt,name=app,proto3" json:"app,omitempty"`
+	Service string   `protobuf:"bytes,4,opt,name=service,proto3" json:"service,omitempty"`
+	Command []string `protobuf:"bytes,5,rep,name=command,proto3" json:"command,omitempty"`
+	// tty allocates a terminal; stdin keeps stdin open.
+	Tty           bool          `protobuf:"varint,6,opt,name=tty,proto3" json:"tty,omitempty"`
+	Stdin         bool          `protobuf:"varint,7,opt,name=stdin,proto3" json:"stdin,omitempty"`
+	Env           []string      `protobuf:"bytes,8,rep,name=env,proto3" json:"env,omitempty"`
+	User          string        `protobuf:"bytes,9,opt,name=user,proto3" json:"user,omitempty"`
+	WorkingDir    string        `protobuf:"bytes,10,opt,name=working_dir,json=workingDir,proto3" json:"working_dir,omitempty"`
+	Size          *TerminalSize `protobuf:"bytes,11,opt,name=size,proto3" json:"size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExecStart) Reset() {
+	*x = ExecStart{}
+	mi := &file_berth_v1_cluster_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExecStart) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExecStart) ProtoMessage() {}
+
+func (x *ExecStart) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_cluster_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExecStart.ProtoReflect.Descriptor instead.
+func (*ExecStart) Descriptor() ([]byte, []int) {
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *ExecStart) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *ExecStart) GetTaskId() string {
+	if x != nil {
+		return x.TaskId
+	}
+	return ""
+}
+
+func (x *ExecStart) GetApp() string {
+	if x != nil {
+		return x.App
+	}
+	return ""
+}
+
+func (x *ExecStart) GetService() string {
+	if x != nil {
+		return x.Service
+	}
+	return ""
+}
+
+func (x *ExecStart) GetCommand() []string {
+	if x != nil {
+		return x.Command
+	}
+	return nil
+}
+
+func (x *ExecStart) GetTty() bool {
+	if x != nil {
+		return x.Tty
+	}
+	return false
+}
+
+func (x *ExecStart) GetStdin() bool {
+	if x != nil {
+		return x.Stdin
+	}
+	return false
+}
+
+func (x *ExecStart) GetEnv() []string {
+	if x != nil {
+		return x.Env
+	}
+	return nil
+}
+
+func (x *ExecStart) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *ExecStart) GetWorkingDir() string {
+	if x != nil {
+		return x.WorkingDir
+	}
+	return ""
+}
+
+func (x *ExecStart) GetSize() *TerminalSize {
+	if x != nil {
+		return x.Size
+	}
+	return nil
+}
+
+type TerminalSize struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Width         uint32                 `protobuf:"varint,1,opt,name=width,proto3" json:"width,omitempty"`
+	Height        uint32                 `protobuf:"varint,2,opt,name=height,proto3" json:"height,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TerminalSize) Reset() {
+	*x = TerminalSize{}
+	mi := &file_berth_v1_cluster_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TerminalSize) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TerminalSize) ProtoMessage() {}
+
+func (x *TerminalSize) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_cluster_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TerminalSize.ProtoReflect.Descriptor instead.
+func (*TerminalSize) Descriptor() ([]byte, []int) {
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *TerminalSize) GetWidth() uint32 {
+	if x != nil {
+		return x.Width
+	}
+	return 0
+}
+
+func (x *TerminalSize) GetHeight() uint32 {
+	if x != nil {
+		return x.Height
+	}
+	return 0
+}
+
+type ExecRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Part:
+	//
+	//	*ExecRequest_Start
+	//	*ExecRequest_Stdin
+	//	*ExecRequest_StdinClosed
+	//	*ExecRequest_Resize
+	Part          isExecRequest_Part `protobuf_oneof:"part"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExecRequest) Reset() {
+	*x = ExecRequest{}
+	mi := &file_berth_v1_cluster_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExecRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExecRequest) ProtoMessage() {}
+
+func (x *ExecRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_cluster_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExecRequest.ProtoReflect.Descriptor instead.
+func (*ExecRequest) Descriptor() ([]byte, []int) {
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ExecRequest) GetPart() isExecRequest_Part {
+	if x != nil {
+		return x.Part
+	}
+	return nil
+}
+
+func (x *ExecRequest) GetStart() *ExecStart {
+	if x != nil {
+		if x, ok := x.Part.(*ExecRequest_Start); ok {
+			return x.Start
+		}
+	}
+	return nil
+}
+
+func (x *ExecRequest) GetStdin() []byte {
+	if x != nil {
+		if x, ok := x.Part.(*ExecRequest_Stdin); ok {
+			return x.Stdin
+		}
+	}
+	return nil
+}
+
+func (x *ExecRequest) GetStdinClosed() bool {
+	if x != nil {
+		if x, ok := x.Part.(*ExecRequest_StdinClosed); ok {
+			return x.StdinClosed
+		}
+	}
+	return false
+}
+
+func (x *ExecRequest) GetResize() *TerminalSize {
+	if x != nil {
+		if x, ok := x.Part.(*ExecRequest_Resize); ok {
+			return x.Resize
+		}
+	}
+	return nil
+}
+
+type isExecRequest_Part interface {
+	isExecRequest_Part()
+}
+
+type ExecRequest_Start struct {
+	Start *ExecStart `protobuf:"bytes,1,opt,name=start,proto3,oneof"`
+}
+
+type ExecRequest_Stdin struct {
+	Stdin []byte `protobuf:"bytes,2,opt,name=stdin,proto3,oneof"`
+}
+
+type ExecRequest_StdinClosed struct {
+	// stdin_closed says no more input comes.
+	StdinClosed bool `protobuf:"varint,3,opt,name=stdin_closed,json=stdinClosed,proto3,oneof"`
+}
+
+type ExecRequest_Resize struct {
+	Resize *TerminalSize `protobuf:"bytes,4,opt,name=resize,proto3,oneof"`
+}
+
+func (*ExecRequest_Start) isExecRequest_Part() {}
+
+func (*ExecRequest_Stdin) isExecRequest_Part() {}
+
+func (*ExecRequest_StdinClosed) isExecRequest_Part() {}
+
+func (*ExecRequest_Resize) isExecRequest_Part() {}
+
+type ExecResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Part:
+	//
+	//	*ExecResponse_Stdout
+	//	*ExecResponse_Stderr
+	//	*ExecResponse_ExitCode
+	//	*ExecResponse_TaskId
+	Part          isExecResponse_Part `protobuf_oneof:"part"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExecResponse) Reset() {
+	*x = ExecResponse{}
+	mi := &file_berth_v1_cluster_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExecResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExecResponse) ProtoMessage() {}
+
+func (x *ExecResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_cluster_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExecResponse.ProtoReflect.Descriptor instead.
+func (*ExecResponse) Descriptor() ([]byte, []int) {
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *ExecResponse) GetPart() isExecResponse_Part {
+	if x != nil {
+		return x.Part
+	}
+	return nil
+}
+
+func (x *ExecResponse) GetStdout() []byte {
+	if x != nil {
+		if x, ok := x.Part.(*ExecResponse_Stdout); ok {
+			return x.Stdout
+		}
+	}
+	return nil
+}
+
+func (x *ExecResponse) GetStderr() []byte {
+	if x != nil {
+		if x, ok := x.Part.(*ExecResponse_Stderr); ok {
+			return x.Stderr
+		}
+	}
+	return nil
+}
+
+func (x *ExecResponse) GetExitCode() int32 {
+	if x != nil {
+		if x, ok := x.Part.(*ExecResponse_ExitCode); ok {
+			return x.ExitCode
+		}
+	}
+	return 0
+}
+
+func (x *ExecResponse) GetTaskId() string {
+	if x != nil {
+		if x, ok := x.Part.(*ExecResponse_TaskId); ok {
+			return x.TaskId
+		}
+	}
+	return ""
+}
+
+type isExecResponse_Part interface {
+	isExecResponse_Part()
+}
+
+type ExecResponse_Stdout struct {
+	Stdout []byte `protobuf:"bytes,1,opt,name=stdout,proto3,oneof"`
+}
+
+type ExecResponse_Stderr struct {
+	Stderr []byte `protobuf:"bytes,2,opt,name=stderr,proto3,oneof"`
+}
+
+type ExecResponse_ExitCode struct {
+	// exit_code ends the stream: the command's exit status.
+	ExitCode int32 `protobuf:"varint,3,opt,name=exit_code,json=exitCode,proto3,oneof"`
+}
+
+type ExecResponse_TaskId struct {
+	// task_id says which task the command runs in, first.
+	TaskId string `protobuf:"bytes,4,opt,name=task_id,json=taskId,proto3,oneof"`
+}
+
+func (*ExecResponse_Stdout) isExecResponse_Part() {}
+
+func (*ExecResponse_Stderr) isExecResponse_Part() {}
+
+func (*ExecResponse_ExitCode) isExecResponse_Part() {}
+
+func (*ExecResponse_TaskId) isExecResponse_Part() {}
+
+type TopRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Namespace string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	// app and service narrow to one app or service; node_id to one node.
+	App           string `protobuf:"bytes,2,opt,name=app,proto3" json:"app,omitempty"`
+	Service       string `protobuf:"bytes,3,opt,name=service,proto3" json:"service,omitempty"`
+	NodeId        string `protobuf:"bytes,4,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TopRequest) Reset() {
+	*x = TopRequest{}
+	mi := &file_berth_v1_cluster_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TopRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TopRequest) ProtoMessage() {}
+
+func (x *TopRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_cluster_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TopRequest.ProtoReflect.Descriptor instead.
+func (*TopRequest) Descriptor() ([]byte, []int) {
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *TopRequest) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *TopRequest) GetApp() string {
+	if x != nil {
+		return x.App
+	}
+	return ""
+}
+
+func (x *TopRequest) GetService() string {
+	if x != nil {
+		return x.Service
+	}
+	return ""
+}
+
+func (x *TopRequest) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+// TaskStats is a task's resource use at one moment.
+type TaskStats struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	TaskId string                 `protobuf:"bytes,1,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
+	NodeId string                 `protobuf:"bytes,2,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	// cpu_usage_nanos is the container's CPU time so far; cpu_percent the
+	// share of one core used over the last sample interval.
+	CpuUsageNanos uint64  `protobuf:"varint,3,opt,name=cpu_usage_nanos,json=cpuUsageNanos,proto3" json:"cpu_usage_nanos,omitempty"`
+	CpuPercent    float64 `protobuf:"fixed64,4,opt,name=cpu_percent,json=cpuPercent,proto3" json:"cpu_percent,omitempty"`
+	MemoryBytes   uint64  `protobuf:"varint,5,opt,name=memory_bytes,json=memoryBytes,proto3" json:"memory_bytes,omitempty"`
+	// memory_limit_bytes is 0 when the container has no limit.
+	MemoryLimitBytes uint64                 `protobuf:"varint,6,opt,name=memory_limit_bytes,json=memoryLimitBytes,proto3" json:"memory_limit_bytes,omitempty"`
+	Pids             uint32                 `protobuf:"varint,7,opt,name=pids,proto3" json:"pids,omitempty"`
+	At               *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=at,proto3" json:"at,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *TaskStats) Reset() {
+	*x = TaskStats{}
+	mi := &file_berth_v1_cluster_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TaskStats) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TaskStats) ProtoMessage() {}
+
+func (x *TaskStats) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_cluster_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TaskStats.ProtoReflect.Descriptor instead.
+func (*TaskStats) Descriptor() ([]byte, []int) {
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *TaskStats) GetTaskId() string {
+	if x != nil {
+		return x.TaskId
+	}
+	return ""
+}
+
+func (x *TaskStats) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *TaskStats) GetCpuUsageNanos() uint64 {
+	if x != nil {
+		return x.CpuUsageNanos
+	}
+	return 0
+}
+
+func (x *TaskStats) GetCpuPercent() float64 {
+	if x != nil {
+		return x.CpuPercent
+	}
+	return 0
+}
+
+func (x *TaskStats) GetMemoryBytes() uint64 {
+	if x != nil {
+		return x.MemoryBytes
+	}
+	return 0
+}
+
+func (x *TaskStats) GetMemoryLimitBytes() uint64 {
+	if x != nil {
+		return x.MemoryLimitBytes
+	}
+	return 0
+}
+
+func (x *TaskStats) GetPids() uint32 {
+	if x != nil {
+		return x.Pids
+	}
+	return 0
+}
+
+func (x *TaskStats) GetAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.At
+	}
+	return nil
+}
+
+type TopResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Tasks []*TaskStats           `protobuf:"bytes,1,rep,name=tasks,proto3" json:"tasks,omitempty"`
+	// unreachable names the nodes that did not answer.
+	Unreachable   []string `protobuf:"bytes,2,rep,name=unreachable,proto3" json:"unreachable,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TopResponse) Reset() {
+	*x = TopResponse{}
+	mi := &file_berth_v1_cluster_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TopResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TopResponse) ProtoMessage() {}
+
+func (x *TopResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_cluster_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TopResponse.ProtoReflect.Descriptor instead.
+func (*TopResponse) Descriptor() ([]byte, []int) {
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *TopResponse) GetTasks() []*TaskStats {
+	if x != nil {
+		return x.Tasks
+	}
+	return nil
+}
+
+func (x *TopResponse) GetUnreachable() []string {
+	if x != nil {
+		return x.Unreachable
+	}
+	return nil
+}
+
+type CreateAPITokenRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// name says what the token is for.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// ttl is how long the token is valid; unset means it does not expire.
+	Ttl           *durationpb.Duration `protobuf:"bytes,2,opt,name=ttl,proto3" json:"ttl,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateAPITokenRequest) Reset() {
+	*x = CreateAPITokenRequest{}
+	mi := &file_berth_v1_cluster_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateAPITokenRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateAPITokenRequest) ProtoMessage() {}
+
+func (x *CreateAPITokenRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_cluster_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateAPITokenRequest.ProtoReflect.Descriptor instead.
+func (*CreateAPITokenRequest) Descriptor() ([]byte, []int) {
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *CreateAPITokenRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *CreateAPITokenRequest) GetTtl() *durationpb.Duration {
+	if x != nil {
+		return x.Ttl
+	}
+	return nil
+}
+
+type CreateAPITokenResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Token *APIToken              `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	// secret is the bearer token, shown this once.
+	Secret        string `protobuf:"bytes,2,opt,name=secret,proto3" json:"secret,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateAPITokenResponse) Reset() {
+	*x = CreateAPITokenResponse{}
+	mi := &file_berth_v1_cluster_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateAPITokenResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateAPITokenResponse) ProtoMessage() {}
+
+func (x *CreateAPITokenResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_cluster_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateAPITokenResponse.ProtoReflect.Descriptor instead.
+func (*CreateAPITokenResponse) Descriptor() ([]byte, []int) {
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *CreateAPITokenResponse) GetToken() *APIToken {
+	if x != nil {
+		return x.Token
+	}
+	return nil
+}
+
+func (x *CreateAPITokenResponse) GetSecret() string {
+	if x != nil {
+		return x.Secret
+	}
+	return ""
+}
+
+type ListAPITokensRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAPITokensRequest) Reset() {
+	*x = ListAPITokensRequest{}
+	mi := &file_berth_v1_cluster_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAPITokensRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAPITokensRequest) ProtoMessage() {}
+
+func (x *ListAPITokensRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_cluster_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAPITokensRequest.ProtoReflect.Descriptor instead.
+func (*ListAPITokensRequest) Descriptor() ([]byte, []int) {
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{9}
+}
+
+type ListAPITokensResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Tokens        []*APIToken            `protobuf:"bytes,1,rep,name=tokens,proto3" json:"tokens,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAPITokensResponse) Reset() {
+	*x = ListAPITokensResponse{}
+	mi := &file_berth_v1_cluster_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAPITokensResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAPITokensResponse) ProtoMessage() {}
+
+func (x *ListAPITokensResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_cluster_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAPITokensResponse.ProtoReflect.Descriptor instead.
+func (*ListAPITokensResponse) Descriptor() ([]byte, []int) {
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *ListAPITokensResponse) GetTokens() []*APIToken {
+	if x != nil {
+		return x.Tokens
+	}
+	return nil
+}
+
+type RevokeAPITokenRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// token is the token's ID or name.
+	Token         string `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeAPITokenRequest) Reset() {
+	*x = RevokeAPITokenRequest{}
+	mi := &file_berth_v1_cluster_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeAPITokenRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeAPITokenRequest) ProtoMessage() {}
+
+func (x *RevokeAPITokenRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_cluster_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeAPITokenRequest.ProtoReflect.Descriptor instead.
+func (*RevokeAPITokenRequest) Descriptor() ([]byte, []int) {
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *RevokeAPITokenRequest) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
+type RevokeAPITokenResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeAPITokenResponse) Reset() {
+	*x = RevokeAPITokenResponse{}
+	mi := &file_berth_v1_cluster_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeAPITokenResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeAPITokenResponse) ProtoMessage() {}
+
+func (x *RevokeAPITokenResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_cluster_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeAPITokenResponse.ProtoReflect.Descriptor instead.
+func (*RevokeAPITokenResponse) Descriptor() ([]byte, []int) {
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{12}
+}
+
 type BuildHeader struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// tags name the image ("web:dev", "registry.local/web:1.2").
@@ -197,7 +1101,7 @@ type BuildHeader struct {
 
 func (x *BuildHeader) Reset() {
 	*x = BuildHeader{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[0]
+	mi := &file_berth_v1_cluster_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -209,7 +1113,7 @@ func (x *BuildHeader) String() string {
 func (*BuildHeader) ProtoMessage() {}
 
 func (x *BuildHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[0]
+	mi := &file_berth_v1_cluster_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -222,7 +1126,7 @@ func (x *BuildHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BuildHeader.ProtoReflect.Descriptor instead.
 func (*BuildHeader) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{0}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *BuildHeader) GetTags() []string {
@@ -287,7 +1191,7 @@ type BuildRequest struct {
 
 func (x *BuildRequest) Reset() {
 	*x = BuildRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[1]
+	mi := &file_berth_v1_cluster_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -299,7 +1203,7 @@ func (x *BuildRequest) String() string {
 func (*BuildRequest) ProtoMessage() {}
 
 func (x *BuildRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[1]
+	mi := &file_berth_v1_cluster_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -312,7 +1216,7 @@ func (x *BuildRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BuildRequest.ProtoReflect.Descriptor instead.
 func (*BuildRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{1}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *BuildRequest) GetPart() isBuildRequest_Part {
@@ -370,7 +1274,7 @@ type BuildResult struct {
 
 func (x *BuildResult) Reset() {
 	*x = BuildResult{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[2]
+	mi := &file_berth_v1_cluster_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -382,7 +1286,7 @@ func (x *BuildResult) String() string {
 func (*BuildResult) ProtoMessage() {}
 
 func (x *BuildResult) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[2]
+	mi := &file_berth_v1_cluster_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -395,7 +1299,7 @@ func (x *BuildResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BuildResult.ProtoReflect.Descriptor instead.
 func (*BuildResult) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{2}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *BuildResult) GetNodeId() string {
@@ -439,7 +1343,7 @@ type BuildEvent struct {
 
 func (x *BuildEvent) Reset() {
 	*x = BuildEvent{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[3]
+	mi := &file_berth_v1_cluster_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -451,7 +1355,7 @@ func (x *BuildEvent) String() string {
 func (*BuildEvent) ProtoMessage() {}
 
 func (x *BuildEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[3]
+	mi := &file_berth_v1_cluster_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -464,7 +1368,7 @@ func (x *BuildEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BuildEvent.ProtoReflect.Descriptor instead.
 func (*BuildEvent) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{3}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *BuildEvent) GetEvent() isBuildEvent_Event {
@@ -521,7 +1425,7 @@ type PullImageRequest struct {
 
 func (x *PullImageRequest) Reset() {
 	*x = PullImageRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[4]
+	mi := &file_berth_v1_cluster_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -533,7 +1437,7 @@ func (x *PullImageRequest) String() string {
 func (*PullImageRequest) ProtoMessage() {}
 
 func (x *PullImageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[4]
+	mi := &file_berth_v1_cluster_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -546,7 +1450,7 @@ func (x *PullImageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PullImageRequest.ProtoReflect.Descriptor instead.
 func (*PullImageRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{4}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *PullImageRequest) GetImage() string {
@@ -575,7 +1479,7 @@ type PushImageRequest struct {
 
 func (x *PushImageRequest) Reset() {
 	*x = PushImageRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[5]
+	mi := &file_berth_v1_cluster_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -587,7 +1491,7 @@ func (x *PushImageRequest) String() string {
 func (*PushImageRequest) ProtoMessage() {}
 
 func (x *PushImageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[5]
+	mi := &file_berth_v1_cluster_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -600,7 +1504,7 @@ func (x *PushImageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PushImageRequest.ProtoReflect.Descriptor instead.
 func (*PushImageRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{5}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *PushImageRequest) GetImage() string {
@@ -637,7 +1541,7 @@ type ImageProgress struct {
 
 func (x *ImageProgress) Reset() {
 	*x = ImageProgress{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[6]
+	mi := &file_berth_v1_cluster_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -649,7 +1553,7 @@ func (x *ImageProgress) String() string {
 func (*ImageProgress) ProtoMessage() {}
 
 func (x *ImageProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[6]
+	mi := &file_berth_v1_cluster_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -662,7 +1566,7 @@ func (x *ImageProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImageProgress.ProtoReflect.Descriptor instead.
 func (*ImageProgress) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{6}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ImageProgress) GetNodeId() string {
@@ -739,7 +1643,7 @@ type LoginRequest struct {
 
 func (x *LoginRequest) Reset() {
 	*x = LoginRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[7]
+	mi := &file_berth_v1_cluster_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -751,7 +1655,7 @@ func (x *LoginRequest) String() string {
 func (*LoginRequest) ProtoMessage() {}
 
 func (x *LoginRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[7]
+	mi := &file_berth_v1_cluster_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -764,7 +1668,7 @@ func (x *LoginRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoginRequest.ProtoReflect.Descriptor instead.
 func (*LoginRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{7}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *LoginRequest) GetRegistry() string {
@@ -796,7 +1700,7 @@ type LoginResponse struct {
 
 func (x *LoginResponse) Reset() {
 	*x = LoginResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[8]
+	mi := &file_berth_v1_cluster_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -808,7 +1712,7 @@ func (x *LoginResponse) String() string {
 func (*LoginResponse) ProtoMessage() {}
 
 func (x *LoginResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[8]
+	mi := &file_berth_v1_cluster_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -821,7 +1725,7 @@ func (x *LoginResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoginResponse.ProtoReflect.Descriptor instead.
 func (*LoginResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{8}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{21}
 }
 
 type LogoutRequest struct {
@@ -833,7 +1737,7 @@ type LogoutRequest struct {
 
 func (x *LogoutRequest) Reset() {
 	*x = LogoutRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[9]
+	mi := &file_berth_v1_cluster_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -845,7 +1749,7 @@ func (x *LogoutRequest) String() string {
 func (*LogoutRequest) ProtoMessage() {}
 
 func (x *LogoutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[9]
+	mi := &file_berth_v1_cluster_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -858,7 +1762,7 @@ func (x *LogoutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogoutRequest.ProtoReflect.Descriptor instead.
 func (*LogoutRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{9}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *LogoutRequest) GetRegistry() string {
@@ -876,7 +1780,7 @@ type LogoutResponse struct {
 
 func (x *LogoutResponse) Reset() {
 	*x = LogoutResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[10]
+	mi := &file_berth_v1_cluster_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -888,7 +1792,7 @@ func (x *LogoutResponse) String() string {
 func (*LogoutResponse) ProtoMessage() {}
 
 func (x *LogoutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[10]
+	mi := &file_berth_v1_cluster_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -901,7 +1805,7 @@ func (x *LogoutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogoutResponse.ProtoReflect.Descriptor instead.
 func (*LogoutResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{10}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{23}
 }
 
 type ListRegistriesRequest struct {
@@ -912,7 +1816,7 @@ type ListRegistriesRequest struct {
 
 func (x *ListRegistriesRequest) Reset() {
 	*x = ListRegistriesRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[11]
+	mi := &file_berth_v1_cluster_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -924,7 +1828,7 @@ func (x *ListRegistriesRequest) String() string {
 func (*ListRegistriesRequest) ProtoMessage() {}
 
 func (x *ListRegistriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[11]
+	mi := &file_berth_v1_cluster_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -937,7 +1841,7 @@ func (x *ListRegistriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRegistriesRequest.ProtoReflect.Descriptor instead.
 func (*ListRegistriesRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{11}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{24}
 }
 
 type ListRegistriesResponse struct {
@@ -950,7 +1854,7 @@ type ListRegistriesResponse struct {
 
 func (x *ListRegistriesResponse) Reset() {
 	*x = ListRegistriesResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[12]
+	mi := &file_berth_v1_cluster_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -962,7 +1866,7 @@ func (x *ListRegistriesResponse) String() string {
 func (*ListRegistriesResponse) ProtoMessage() {}
 
 func (x *ListRegistriesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[12]
+	mi := &file_berth_v1_cluster_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -975,7 +1879,7 @@ func (x *ListRegistriesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRegistriesResponse.ProtoReflect.Descriptor instead.
 func (*ListRegistriesResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{12}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ListRegistriesResponse) GetRegistries() []*RegistryCredential {
@@ -997,7 +1901,7 @@ type ScaleServiceRequest struct {
 
 func (x *ScaleServiceRequest) Reset() {
 	*x = ScaleServiceRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[13]
+	mi := &file_berth_v1_cluster_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1009,7 +1913,7 @@ func (x *ScaleServiceRequest) String() string {
 func (*ScaleServiceRequest) ProtoMessage() {}
 
 func (x *ScaleServiceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[13]
+	mi := &file_berth_v1_cluster_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1022,7 +1926,7 @@ func (x *ScaleServiceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScaleServiceRequest.ProtoReflect.Descriptor instead.
 func (*ScaleServiceRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{13}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ScaleServiceRequest) GetNamespace() string {
@@ -1067,7 +1971,7 @@ type RollbackServiceRequest struct {
 
 func (x *RollbackServiceRequest) Reset() {
 	*x = RollbackServiceRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[14]
+	mi := &file_berth_v1_cluster_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1079,7 +1983,7 @@ func (x *RollbackServiceRequest) String() string {
 func (*RollbackServiceRequest) ProtoMessage() {}
 
 func (x *RollbackServiceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[14]
+	mi := &file_berth_v1_cluster_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1092,7 +1996,7 @@ func (x *RollbackServiceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RollbackServiceRequest.ProtoReflect.Descriptor instead.
 func (*RollbackServiceRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{14}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *RollbackServiceRequest) GetNamespace() string {
@@ -1139,7 +2043,7 @@ type UpdateNodeRequest struct {
 
 func (x *UpdateNodeRequest) Reset() {
 	*x = UpdateNodeRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[15]
+	mi := &file_berth_v1_cluster_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1151,7 +2055,7 @@ func (x *UpdateNodeRequest) String() string {
 func (*UpdateNodeRequest) ProtoMessage() {}
 
 func (x *UpdateNodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[15]
+	mi := &file_berth_v1_cluster_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1164,7 +2068,7 @@ func (x *UpdateNodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateNodeRequest.ProtoReflect.Descriptor instead.
 func (*UpdateNodeRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{15}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *UpdateNodeRequest) GetNode() string {
@@ -1207,7 +2111,7 @@ type RebalanceRequest struct {
 
 func (x *RebalanceRequest) Reset() {
 	*x = RebalanceRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[16]
+	mi := &file_berth_v1_cluster_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1219,7 +2123,7 @@ func (x *RebalanceRequest) String() string {
 func (*RebalanceRequest) ProtoMessage() {}
 
 func (x *RebalanceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[16]
+	mi := &file_berth_v1_cluster_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1232,7 +2136,7 @@ func (x *RebalanceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RebalanceRequest.ProtoReflect.Descriptor instead.
 func (*RebalanceRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{16}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *RebalanceRequest) GetNamespace() string {
@@ -1266,7 +2170,7 @@ type RebalanceResponse struct {
 
 func (x *RebalanceResponse) Reset() {
 	*x = RebalanceResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[17]
+	mi := &file_berth_v1_cluster_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1278,7 +2182,7 @@ func (x *RebalanceResponse) String() string {
 func (*RebalanceResponse) ProtoMessage() {}
 
 func (x *RebalanceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[17]
+	mi := &file_berth_v1_cluster_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1291,7 +2195,7 @@ func (x *RebalanceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RebalanceResponse.ProtoReflect.Descriptor instead.
 func (*RebalanceResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{17}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *RebalanceResponse) GetServices() []string {
@@ -1309,7 +2213,7 @@ type GetSettingsRequest struct {
 
 func (x *GetSettingsRequest) Reset() {
 	*x = GetSettingsRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[18]
+	mi := &file_berth_v1_cluster_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1321,7 +2225,7 @@ func (x *GetSettingsRequest) String() string {
 func (*GetSettingsRequest) ProtoMessage() {}
 
 func (x *GetSettingsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[18]
+	mi := &file_berth_v1_cluster_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1334,7 +2238,7 @@ func (x *GetSettingsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSettingsRequest.ProtoReflect.Descriptor instead.
 func (*GetSettingsRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{18}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{31}
 }
 
 type UpdateSettingsRequest struct {
@@ -1347,7 +2251,7 @@ type UpdateSettingsRequest struct {
 
 func (x *UpdateSettingsRequest) Reset() {
 	*x = UpdateSettingsRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[19]
+	mi := &file_berth_v1_cluster_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1359,7 +2263,7 @@ func (x *UpdateSettingsRequest) String() string {
 func (*UpdateSettingsRequest) ProtoMessage() {}
 
 func (x *UpdateSettingsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[19]
+	mi := &file_berth_v1_cluster_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1372,7 +2276,7 @@ func (x *UpdateSettingsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateSettingsRequest.ProtoReflect.Descriptor instead.
 func (*UpdateSettingsRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{19}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *UpdateSettingsRequest) GetSettings() *ClusterSettings {
@@ -1396,7 +2300,7 @@ type ApplyRequest struct {
 
 func (x *ApplyRequest) Reset() {
 	*x = ApplyRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[20]
+	mi := &file_berth_v1_cluster_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1408,7 +2312,7 @@ func (x *ApplyRequest) String() string {
 func (*ApplyRequest) ProtoMessage() {}
 
 func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[20]
+	mi := &file_berth_v1_cluster_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1421,7 +2325,7 @@ func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyRequest.ProtoReflect.Descriptor instead.
 func (*ApplyRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{20}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ApplyRequest) GetNamespace() string {
@@ -1464,7 +2368,7 @@ type ServiceChange struct {
 
 func (x *ServiceChange) Reset() {
 	*x = ServiceChange{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[21]
+	mi := &file_berth_v1_cluster_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1476,7 +2380,7 @@ func (x *ServiceChange) String() string {
 func (*ServiceChange) ProtoMessage() {}
 
 func (x *ServiceChange) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[21]
+	mi := &file_berth_v1_cluster_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1489,7 +2393,7 @@ func (x *ServiceChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServiceChange.ProtoReflect.Descriptor instead.
 func (*ServiceChange) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{21}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ServiceChange) GetService() string {
@@ -1522,7 +2426,7 @@ type ApplyResponse struct {
 
 func (x *ApplyResponse) Reset() {
 	*x = ApplyResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[22]
+	mi := &file_berth_v1_cluster_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1534,7 +2438,7 @@ func (x *ApplyResponse) String() string {
 func (*ApplyResponse) ProtoMessage() {}
 
 func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[22]
+	mi := &file_berth_v1_cluster_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1547,7 +2451,7 @@ func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyResponse.ProtoReflect.Descriptor instead.
 func (*ApplyResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{22}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ApplyResponse) GetChanges() []*ServiceChange {
@@ -1567,7 +2471,7 @@ type DeleteAppRequest struct {
 
 func (x *DeleteAppRequest) Reset() {
 	*x = DeleteAppRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[23]
+	mi := &file_berth_v1_cluster_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1579,7 +2483,7 @@ func (x *DeleteAppRequest) String() string {
 func (*DeleteAppRequest) ProtoMessage() {}
 
 func (x *DeleteAppRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[23]
+	mi := &file_berth_v1_cluster_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1592,7 +2496,7 @@ func (x *DeleteAppRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteAppRequest.ProtoReflect.Descriptor instead.
 func (*DeleteAppRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{23}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *DeleteAppRequest) GetNamespace() string {
@@ -1618,7 +2522,7 @@ type DeleteAppResponse struct {
 
 func (x *DeleteAppResponse) Reset() {
 	*x = DeleteAppResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[24]
+	mi := &file_berth_v1_cluster_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1630,7 +2534,7 @@ func (x *DeleteAppResponse) String() string {
 func (*DeleteAppResponse) ProtoMessage() {}
 
 func (x *DeleteAppResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[24]
+	mi := &file_berth_v1_cluster_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1643,7 +2547,7 @@ func (x *DeleteAppResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteAppResponse.ProtoReflect.Descriptor instead.
 func (*DeleteAppResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{24}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *DeleteAppResponse) GetRemovedServices() []string {
@@ -1662,7 +2566,7 @@ type ListAppsRequest struct {
 
 func (x *ListAppsRequest) Reset() {
 	*x = ListAppsRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[25]
+	mi := &file_berth_v1_cluster_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1674,7 +2578,7 @@ func (x *ListAppsRequest) String() string {
 func (*ListAppsRequest) ProtoMessage() {}
 
 func (x *ListAppsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[25]
+	mi := &file_berth_v1_cluster_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1687,7 +2591,7 @@ func (x *ListAppsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAppsRequest.ProtoReflect.Descriptor instead.
 func (*ListAppsRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{25}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ListAppsRequest) GetNamespace() string {
@@ -1710,7 +2614,7 @@ type App struct {
 
 func (x *App) Reset() {
 	*x = App{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[26]
+	mi := &file_berth_v1_cluster_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1722,7 +2626,7 @@ func (x *App) String() string {
 func (*App) ProtoMessage() {}
 
 func (x *App) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[26]
+	mi := &file_berth_v1_cluster_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1735,7 +2639,7 @@ func (x *App) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use App.ProtoReflect.Descriptor instead.
 func (*App) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{26}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *App) GetNamespace() string {
@@ -1782,7 +2686,7 @@ type ListAppsResponse struct {
 
 func (x *ListAppsResponse) Reset() {
 	*x = ListAppsResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[27]
+	mi := &file_berth_v1_cluster_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1794,7 +2698,7 @@ func (x *ListAppsResponse) String() string {
 func (*ListAppsResponse) ProtoMessage() {}
 
 func (x *ListAppsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[27]
+	mi := &file_berth_v1_cluster_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1807,7 +2711,7 @@ func (x *ListAppsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAppsResponse.ProtoReflect.Descriptor instead.
 func (*ListAppsResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{27}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ListAppsResponse) GetApps() []*App {
@@ -1828,7 +2732,7 @@ type GetServiceRequest struct {
 
 func (x *GetServiceRequest) Reset() {
 	*x = GetServiceRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[28]
+	mi := &file_berth_v1_cluster_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1840,7 +2744,7 @@ func (x *GetServiceRequest) String() string {
 func (*GetServiceRequest) ProtoMessage() {}
 
 func (x *GetServiceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[28]
+	mi := &file_berth_v1_cluster_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1853,7 +2757,7 @@ func (x *GetServiceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetServiceRequest.ProtoReflect.Descriptor instead.
 func (*GetServiceRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{28}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *GetServiceRequest) GetNamespace() string {
@@ -1888,7 +2792,7 @@ type ListServicesRequest struct {
 
 func (x *ListServicesRequest) Reset() {
 	*x = ListServicesRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[29]
+	mi := &file_berth_v1_cluster_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1900,7 +2804,7 @@ func (x *ListServicesRequest) String() string {
 func (*ListServicesRequest) ProtoMessage() {}
 
 func (x *ListServicesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[29]
+	mi := &file_berth_v1_cluster_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1913,7 +2817,7 @@ func (x *ListServicesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListServicesRequest.ProtoReflect.Descriptor instead.
 func (*ListServicesRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{29}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ListServicesRequest) GetNamespace() string {
@@ -1941,7 +2845,7 @@ type ServiceSummary struct {
 
 func (x *ServiceSummary) Reset() {
 	*x = ServiceSummary{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[30]
+	mi := &file_berth_v1_cluster_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1953,7 +2857,7 @@ func (x *ServiceSummary) String() string {
 func (*ServiceSummary) ProtoMessage() {}
 
 func (x *ServiceSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[30]
+	mi := &file_berth_v1_cluster_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1966,7 +2870,7 @@ func (x *ServiceSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServiceSummary.ProtoReflect.Descriptor instead.
 func (*ServiceSummary) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{30}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ServiceSummary) GetService() *Service {
@@ -1999,7 +2903,7 @@ type ListServicesResponse struct {
 
 func (x *ListServicesResponse) Reset() {
 	*x = ListServicesResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[31]
+	mi := &file_berth_v1_cluster_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2011,7 +2915,7 @@ func (x *ListServicesResponse) String() string {
 func (*ListServicesResponse) ProtoMessage() {}
 
 func (x *ListServicesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[31]
+	mi := &file_berth_v1_cluster_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2024,7 +2928,7 @@ func (x *ListServicesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListServicesResponse.ProtoReflect.Descriptor instead.
 func (*ListServicesResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{31}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *ListServicesResponse) GetServices() []*ServiceSummary {
@@ -2048,7 +2952,7 @@ type ListTasksRequest struct {
 
 func (x *ListTasksRequest) Reset() {
 	*x = ListTasksRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[32]
+	mi := &file_berth_v1_cluster_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2060,7 +2964,7 @@ func (x *ListTasksRequest) String() string {
 func (*ListTasksRequest) ProtoMessage() {}
 
 func (x *ListTasksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[32]
+	mi := &file_berth_v1_cluster_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2073,7 +2977,7 @@ func (x *ListTasksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTasksRequest.ProtoReflect.Descriptor instead.
 func (*ListTasksRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{32}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *ListTasksRequest) GetNamespace() string {
@@ -2120,7 +3024,7 @@ type ListTasksResponse struct {
 
 func (x *ListTasksResponse) Reset() {
 	*x = ListTasksResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[33]
+	mi := &file_berth_v1_cluster_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2132,7 +3036,7 @@ func (x *ListTasksResponse) String() string {
 func (*ListTasksResponse) ProtoMessage() {}
 
 func (x *ListTasksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[33]
+	mi := &file_berth_v1_cluster_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2145,7 +3049,7 @@ func (x *ListTasksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTasksResponse.ProtoReflect.Descriptor instead.
 func (*ListTasksResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{33}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *ListTasksResponse) GetTasks() []*Task {
@@ -2163,7 +3067,7 @@ type ListNodesRequest struct {
 
 func (x *ListNodesRequest) Reset() {
 	*x = ListNodesRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[34]
+	mi := &file_berth_v1_cluster_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2175,7 +3079,7 @@ func (x *ListNodesRequest) String() string {
 func (*ListNodesRequest) ProtoMessage() {}
 
 func (x *ListNodesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[34]
+	mi := &file_berth_v1_cluster_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2188,7 +3092,7 @@ func (x *ListNodesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNodesRequest.ProtoReflect.Descriptor instead.
 func (*ListNodesRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{34}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{47}
 }
 
 type ListNodesResponse struct {
@@ -2200,7 +3104,7 @@ type ListNodesResponse struct {
 
 func (x *ListNodesResponse) Reset() {
 	*x = ListNodesResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[35]
+	mi := &file_berth_v1_cluster_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2212,7 +3116,7 @@ func (x *ListNodesResponse) String() string {
 func (*ListNodesResponse) ProtoMessage() {}
 
 func (x *ListNodesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[35]
+	mi := &file_berth_v1_cluster_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2225,7 +3129,7 @@ func (x *ListNodesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNodesResponse.ProtoReflect.Descriptor instead.
 func (*ListNodesResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{35}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *ListNodesResponse) GetNodes() []*Node {
@@ -2259,7 +3163,7 @@ type ListEventsRequest struct {
 
 func (x *ListEventsRequest) Reset() {
 	*x = ListEventsRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[36]
+	mi := &file_berth_v1_cluster_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2271,7 +3175,7 @@ func (x *ListEventsRequest) String() string {
 func (*ListEventsRequest) ProtoMessage() {}
 
 func (x *ListEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[36]
+	mi := &file_berth_v1_cluster_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2284,7 +3188,7 @@ func (x *ListEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEventsRequest.ProtoReflect.Descriptor instead.
 func (*ListEventsRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{36}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *ListEventsRequest) GetLimit() uint32 {
@@ -2345,7 +3249,7 @@ type ListEventsResponse struct {
 
 func (x *ListEventsResponse) Reset() {
 	*x = ListEventsResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[37]
+	mi := &file_berth_v1_cluster_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2357,7 +3261,7 @@ func (x *ListEventsResponse) String() string {
 func (*ListEventsResponse) ProtoMessage() {}
 
 func (x *ListEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[37]
+	mi := &file_berth_v1_cluster_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2370,7 +3274,7 @@ func (x *ListEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEventsResponse.ProtoReflect.Descriptor instead.
 func (*ListEventsResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{37}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *ListEventsResponse) GetEvents() []*Event {
@@ -2390,7 +3294,7 @@ type WatchRequest struct {
 
 func (x *WatchRequest) Reset() {
 	*x = WatchRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[38]
+	mi := &file_berth_v1_cluster_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2402,7 +3306,7 @@ func (x *WatchRequest) String() string {
 func (*WatchRequest) ProtoMessage() {}
 
 func (x *WatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[38]
+	mi := &file_berth_v1_cluster_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2415,7 +3319,7 @@ func (x *WatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRequest.ProtoReflect.Descriptor instead.
 func (*WatchRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{38}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *WatchRequest) GetNamespace() string {
@@ -2447,7 +3351,7 @@ type WatchEvent struct {
 
 func (x *WatchEvent) Reset() {
 	*x = WatchEvent{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[39]
+	mi := &file_berth_v1_cluster_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2459,7 +3363,7 @@ func (x *WatchEvent) String() string {
 func (*WatchEvent) ProtoMessage() {}
 
 func (x *WatchEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[39]
+	mi := &file_berth_v1_cluster_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2472,7 +3376,7 @@ func (x *WatchEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchEvent.ProtoReflect.Descriptor instead.
 func (*WatchEvent) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{39}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *WatchEvent) GetAction() WatchAction {
@@ -2547,14 +3451,16 @@ type LogsRequest struct {
 	TaskId string `protobuf:"bytes,4,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
 	Follow bool   `protobuf:"varint,5,opt,name=follow,proto3" json:"follow,omitempty"`
 	// tail is the number of last lines per task; negative means all.
-	Tail          int64 `protobuf:"varint,6,opt,name=tail,proto3" json:"tail,omitempty"`
+	Tail int64 `protobuf:"varint,6,opt,name=tail,proto3" json:"tail,omitempty"`
+	// since keeps the lines written at or after this time.
+	Since         *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=since,proto3" json:"since,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *LogsRequest) Reset() {
 	*x = LogsRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[40]
+	mi := &file_berth_v1_cluster_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2566,7 +3472,7 @@ func (x *LogsRequest) String() string {
 func (*LogsRequest) ProtoMessage() {}
 
 func (x *LogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[40]
+	mi := &file_berth_v1_cluster_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2579,7 +3485,7 @@ func (x *LogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogsRequest.ProtoReflect.Descriptor instead.
 func (*LogsRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{40}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *LogsRequest) GetNamespace() string {
@@ -2624,6 +3530,13 @@ func (x *LogsRequest) GetTail() int64 {
 	return 0
 }
 
+func (x *LogsRequest) GetSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Since
+	}
+	return nil
+}
+
 type LogEntry struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	TaskId        string                 `protobuf:"bytes,1,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
@@ -2639,7 +3552,7 @@ type LogEntry struct {
 
 func (x *LogEntry) Reset() {
 	*x = LogEntry{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[41]
+	mi := &file_berth_v1_cluster_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2651,7 +3564,7 @@ func (x *LogEntry) String() string {
 func (*LogEntry) ProtoMessage() {}
 
 func (x *LogEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[41]
+	mi := &file_berth_v1_cluster_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2664,7 +3577,7 @@ func (x *LogEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogEntry.ProtoReflect.Descriptor instead.
 func (*LogEntry) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{41}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *LogEntry) GetTaskId() string {
@@ -2726,7 +3639,7 @@ type ImportImageHeader struct {
 
 func (x *ImportImageHeader) Reset() {
 	*x = ImportImageHeader{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[42]
+	mi := &file_berth_v1_cluster_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2738,7 +3651,7 @@ func (x *ImportImageHeader) String() string {
 func (*ImportImageHeader) ProtoMessage() {}
 
 func (x *ImportImageHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[42]
+	mi := &file_berth_v1_cluster_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2751,7 +3664,7 @@ func (x *ImportImageHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportImageHeader.ProtoReflect.Descriptor instead.
 func (*ImportImageHeader) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{42}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *ImportImageHeader) GetNodeIds() []string {
@@ -2774,7 +3687,7 @@ type ImportImageRequest struct {
 
 func (x *ImportImageRequest) Reset() {
 	*x = ImportImageRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[43]
+	mi := &file_berth_v1_cluster_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2786,7 +3699,7 @@ func (x *ImportImageRequest) String() string {
 func (*ImportImageRequest) ProtoMessage() {}
 
 func (x *ImportImageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[43]
+	mi := &file_berth_v1_cluster_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2799,7 +3712,7 @@ func (x *ImportImageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportImageRequest.ProtoReflect.Descriptor instead.
 func (*ImportImageRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{43}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *ImportImageRequest) GetPart() isImportImageRequest_Part {
@@ -2855,7 +3768,7 @@ type NodeImportResult struct {
 
 func (x *NodeImportResult) Reset() {
 	*x = NodeImportResult{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[44]
+	mi := &file_berth_v1_cluster_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2867,7 +3780,7 @@ func (x *NodeImportResult) String() string {
 func (*NodeImportResult) ProtoMessage() {}
 
 func (x *NodeImportResult) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[44]
+	mi := &file_berth_v1_cluster_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2880,7 +3793,7 @@ func (x *NodeImportResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeImportResult.ProtoReflect.Descriptor instead.
 func (*NodeImportResult) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{44}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *NodeImportResult) GetNodeId() string {
@@ -2920,7 +3833,7 @@ type ImportImageResponse struct {
 
 func (x *ImportImageResponse) Reset() {
 	*x = ImportImageResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[45]
+	mi := &file_berth_v1_cluster_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2932,7 +3845,7 @@ func (x *ImportImageResponse) String() string {
 func (*ImportImageResponse) ProtoMessage() {}
 
 func (x *ImportImageResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[45]
+	mi := &file_berth_v1_cluster_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2945,7 +3858,7 @@ func (x *ImportImageResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportImageResponse.ProtoReflect.Descriptor instead.
 func (*ImportImageResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{45}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *ImportImageResponse) GetResults() []*NodeImportResult {
@@ -2967,7 +3880,7 @@ type Image struct {
 
 func (x *Image) Reset() {
 	*x = Image{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[46]
+	mi := &file_berth_v1_cluster_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2979,7 +3892,7 @@ func (x *Image) String() string {
 func (*Image) ProtoMessage() {}
 
 func (x *Image) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[46]
+	mi := &file_berth_v1_cluster_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2992,7 +3905,7 @@ func (x *Image) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Image.ProtoReflect.Descriptor instead.
 func (*Image) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{46}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *Image) GetName() string {
@@ -3033,7 +3946,7 @@ type ListImagesRequest struct {
 
 func (x *ListImagesRequest) Reset() {
 	*x = ListImagesRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[47]
+	mi := &file_berth_v1_cluster_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3045,7 +3958,7 @@ func (x *ListImagesRequest) String() string {
 func (*ListImagesRequest) ProtoMessage() {}
 
 func (x *ListImagesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[47]
+	mi := &file_berth_v1_cluster_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3058,7 +3971,7 @@ func (x *ListImagesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListImagesRequest.ProtoReflect.Descriptor instead.
 func (*ListImagesRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{47}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *ListImagesRequest) GetNodeId() string {
@@ -3080,7 +3993,7 @@ type NodeImages struct {
 
 func (x *NodeImages) Reset() {
 	*x = NodeImages{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[48]
+	mi := &file_berth_v1_cluster_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3092,7 +4005,7 @@ func (x *NodeImages) String() string {
 func (*NodeImages) ProtoMessage() {}
 
 func (x *NodeImages) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[48]
+	mi := &file_berth_v1_cluster_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3105,7 +4018,7 @@ func (x *NodeImages) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeImages.ProtoReflect.Descriptor instead.
 func (*NodeImages) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{48}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *NodeImages) GetNodeId() string {
@@ -3145,7 +4058,7 @@ type ListImagesResponse struct {
 
 func (x *ListImagesResponse) Reset() {
 	*x = ListImagesResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[49]
+	mi := &file_berth_v1_cluster_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3157,7 +4070,7 @@ func (x *ListImagesResponse) String() string {
 func (*ListImagesResponse) ProtoMessage() {}
 
 func (x *ListImagesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[49]
+	mi := &file_berth_v1_cluster_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3170,7 +4083,7 @@ func (x *ListImagesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListImagesResponse.ProtoReflect.Descriptor instead.
 func (*ListImagesResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{49}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *ListImagesResponse) GetNodes() []*NodeImages {
@@ -3192,7 +4105,7 @@ type JoinTokenRequest struct {
 
 func (x *JoinTokenRequest) Reset() {
 	*x = JoinTokenRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[50]
+	mi := &file_berth_v1_cluster_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3204,7 +4117,7 @@ func (x *JoinTokenRequest) String() string {
 func (*JoinTokenRequest) ProtoMessage() {}
 
 func (x *JoinTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[50]
+	mi := &file_berth_v1_cluster_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3217,7 +4130,7 @@ func (x *JoinTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinTokenRequest.ProtoReflect.Descriptor instead.
 func (*JoinTokenRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{50}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *JoinTokenRequest) GetRotate() bool {
@@ -3244,7 +4157,7 @@ type JoinTokenResponse struct {
 
 func (x *JoinTokenResponse) Reset() {
 	*x = JoinTokenResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[51]
+	mi := &file_berth_v1_cluster_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3256,7 +4169,7 @@ func (x *JoinTokenResponse) String() string {
 func (*JoinTokenResponse) ProtoMessage() {}
 
 func (x *JoinTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[51]
+	mi := &file_berth_v1_cluster_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3269,7 +4182,7 @@ func (x *JoinTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinTokenResponse.ProtoReflect.Descriptor instead.
 func (*JoinTokenResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{51}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *JoinTokenResponse) GetToken() string {
@@ -3294,7 +4207,7 @@ type VersionRequest struct {
 
 func (x *VersionRequest) Reset() {
 	*x = VersionRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[52]
+	mi := &file_berth_v1_cluster_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3306,7 +4219,7 @@ func (x *VersionRequest) String() string {
 func (*VersionRequest) ProtoMessage() {}
 
 func (x *VersionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[52]
+	mi := &file_berth_v1_cluster_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3319,7 +4232,7 @@ func (x *VersionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VersionRequest.ProtoReflect.Descriptor instead.
 func (*VersionRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{52}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{65}
 }
 
 type VersionResponse struct {
@@ -3334,7 +4247,7 @@ type VersionResponse struct {
 
 func (x *VersionResponse) Reset() {
 	*x = VersionResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[53]
+	mi := &file_berth_v1_cluster_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3346,7 +4259,7 @@ func (x *VersionResponse) String() string {
 func (*VersionResponse) ProtoMessage() {}
 
 func (x *VersionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[53]
+	mi := &file_berth_v1_cluster_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3359,7 +4272,7 @@ func (x *VersionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VersionResponse.ProtoReflect.Descriptor instead.
 func (*VersionResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{53}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *VersionResponse) GetVersion() string {
@@ -3394,7 +4307,67 @@ var File_berth_v1_cluster_proto protoreflect.FileDescriptor
 
 const file_berth_v1_cluster_proto_rawDesc = "" +
 	"\n" +
-	"\x16berth/v1/cluster.proto\x12\bberth.v1\x1a\x16berth/v1/objects.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xba\x02\n" +
+	"\x16berth/v1/cluster.proto\x12\bberth.v1\x1a\x16berth/v1/objects.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa3\x02\n" +
+	"\tExecStart\x12\x1c\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x17\n" +
+	"\atask_id\x18\x02 \x01(\tR\x06taskId\x12\x10\n" +
+	"\x03app\x18\x03 \x01(\tR\x03app\x12\x18\n" +
+	"\aservice\x18\x04 \x01(\tR\aservice\x12\x18\n" +
+	"\acommand\x18\x05 \x03(\tR\acommand\x12\x10\n" +
+	"\x03tty\x18\x06 \x01(\bR\x03tty\x12\x14\n" +
+	"\x05stdin\x18\a \x01(\bR\x05stdin\x12\x10\n" +
+	"\x03env\x18\b \x03(\tR\x03env\x12\x12\n" +
+	"\x04user\x18\t \x01(\tR\x04user\x12\x1f\n" +
+	"\vworking_dir\x18\n" +
+	" \x01(\tR\n" +
+	"workingDir\x12*\n" +
+	"\x04size\x18\v \x01(\v2\x16.berth.v1.TerminalSizeR\x04size\"<\n" +
+	"\fTerminalSize\x12\x14\n" +
+	"\x05width\x18\x01 \x01(\rR\x05width\x12\x16\n" +
+	"\x06height\x18\x02 \x01(\rR\x06height\"\xb1\x01\n" +
+	"\vExecRequest\x12+\n" +
+	"\x05start\x18\x01 \x01(\v2\x13.berth.v1.ExecStartH\x00R\x05start\x12\x16\n" +
+	"\x05stdin\x18\x02 \x01(\fH\x00R\x05stdin\x12#\n" +
+	"\fstdin_closed\x18\x03 \x01(\bH\x00R\vstdinClosed\x120\n" +
+	"\x06resize\x18\x04 \x01(\v2\x16.berth.v1.TerminalSizeH\x00R\x06resizeB\x06\n" +
+	"\x04part\"\x84\x01\n" +
+	"\fExecResponse\x12\x18\n" +
+	"\x06stdout\x18\x01 \x01(\fH\x00R\x06stdout\x12\x18\n" +
+	"\x06stderr\x18\x02 \x01(\fH\x00R\x06stderr\x12\x1d\n" +
+	"\texit_code\x18\x03 \x01(\x05H\x00R\bexitCode\x12\x19\n" +
+	"\atask_id\x18\x04 \x01(\tH\x00R\x06taskIdB\x06\n" +
+	"\x04part\"o\n" +
+	"\n" +
+	"TopRequest\x12\x1c\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x10\n" +
+	"\x03app\x18\x02 \x01(\tR\x03app\x12\x18\n" +
+	"\aservice\x18\x03 \x01(\tR\aservice\x12\x17\n" +
+	"\anode_id\x18\x04 \x01(\tR\x06nodeId\"\x97\x02\n" +
+	"\tTaskStats\x12\x17\n" +
+	"\atask_id\x18\x01 \x01(\tR\x06taskId\x12\x17\n" +
+	"\anode_id\x18\x02 \x01(\tR\x06nodeId\x12&\n" +
+	"\x0fcpu_usage_nanos\x18\x03 \x01(\x04R\rcpuUsageNanos\x12\x1f\n" +
+	"\vcpu_percent\x18\x04 \x01(\x01R\n" +
+	"cpuPercent\x12!\n" +
+	"\fmemory_bytes\x18\x05 \x01(\x04R\vmemoryBytes\x12,\n" +
+	"\x12memory_limit_bytes\x18\x06 \x01(\x04R\x10memoryLimitBytes\x12\x12\n" +
+	"\x04pids\x18\a \x01(\rR\x04pids\x12*\n" +
+	"\x02at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\x02at\"Z\n" +
+	"\vTopResponse\x12)\n" +
+	"\x05tasks\x18\x01 \x03(\v2\x13.berth.v1.TaskStatsR\x05tasks\x12 \n" +
+	"\vunreachable\x18\x02 \x03(\tR\vunreachable\"X\n" +
+	"\x15CreateAPITokenRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12+\n" +
+	"\x03ttl\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\"Z\n" +
+	"\x16CreateAPITokenResponse\x12(\n" +
+	"\x05token\x18\x01 \x01(\v2\x12.berth.v1.APITokenR\x05token\x12\x16\n" +
+	"\x06secret\x18\x02 \x01(\tR\x06secret\"\x16\n" +
+	"\x14ListAPITokensRequest\"C\n" +
+	"\x15ListAPITokensResponse\x12*\n" +
+	"\x06tokens\x18\x01 \x03(\v2\x12.berth.v1.APITokenR\x06tokens\"-\n" +
+	"\x15RevokeAPITokenRequest\x12\x14\n" +
+	"\x05token\x18\x01 \x01(\tR\x05token\"\x18\n" +
+	"\x16RevokeAPITokenResponse\"\xba\x02\n" +
 	"\vBuildHeader\x12\x12\n" +
 	"\x04tags\x18\x01 \x03(\tR\x04tags\x12\x1e\n" +
 	"\n" +
@@ -3552,14 +4525,15 @@ const file_berth_v1_cluster_proto_rawDesc = "" +
 	"\x04node\x18\x02 \x01(\v2\x0e.berth.v1.NodeH\x00R\x04node\x12-\n" +
 	"\aservice\x18\x03 \x01(\v2\x11.berth.v1.ServiceH\x00R\aservice\x12$\n" +
 	"\x04task\x18\x04 \x01(\v2\x0e.berth.v1.TaskH\x00R\x04taskB\b\n" +
-	"\x06object\"\x9c\x01\n" +
+	"\x06object\"\xce\x01\n" +
 	"\vLogsRequest\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x10\n" +
 	"\x03app\x18\x02 \x01(\tR\x03app\x12\x18\n" +
 	"\aservice\x18\x03 \x01(\tR\aservice\x12\x17\n" +
 	"\atask_id\x18\x04 \x01(\tR\x06taskId\x12\x16\n" +
 	"\x06follow\x18\x05 \x01(\bR\x06follow\x12\x12\n" +
-	"\x04tail\x18\x06 \x01(\x03R\x04tail\"\xd7\x01\n" +
+	"\x04tail\x18\x06 \x01(\x03R\x04tail\x120\n" +
+	"\x05since\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x05since\"\xd7\x01\n" +
 	"\bLogEntry\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\tR\x06taskId\x12\x17\n" +
 	"\anode_id\x18\x02 \x01(\tR\x06nodeId\x12+\n" +
@@ -3625,7 +4599,7 @@ const file_berth_v1_cluster_proto_rawDesc = "" +
 	"\tLogStream\x12\x1a\n" +
 	"\x16LOG_STREAM_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11LOG_STREAM_STDOUT\x10\x01\x12\x15\n" +
-	"\x11LOG_STREAM_STDERR\x10\x022\xf0\r\n" +
+	"\x11LOG_STREAM_STDERR\x10\x022\x9a\x11\n" +
 	"\x0eClusterService\x128\n" +
 	"\x05Apply\x12\x16.berth.v1.ApplyRequest\x1a\x17.berth.v1.ApplyResponse\x12D\n" +
 	"\tDeleteApp\x12\x1a.berth.v1.DeleteAppRequest\x1a\x1b.berth.v1.DeleteAppResponse\x12A\n" +
@@ -3656,7 +4630,13 @@ const file_berth_v1_cluster_proto_rawDesc = "" +
 	"\tPushImage\x12\x1a.berth.v1.PushImageRequest\x1a\x17.berth.v1.ImageProgress0\x01\x128\n" +
 	"\x05Login\x12\x16.berth.v1.LoginRequest\x1a\x17.berth.v1.LoginResponse\x12;\n" +
 	"\x06Logout\x12\x17.berth.v1.LogoutRequest\x1a\x18.berth.v1.LogoutResponse\x12S\n" +
-	"\x0eListRegistries\x12\x1f.berth.v1.ListRegistriesRequest\x1a .berth.v1.ListRegistriesResponseB4Z2github.com/berthproject/berth/api/berth/v1;berthv1b\x06proto3"
+	"\x0eListRegistries\x12\x1f.berth.v1.ListRegistriesRequest\x1a .berth.v1.ListRegistriesResponse\x12=\n" +
+	"\vWatchEvents\x12\x1b.berth.v1.ListEventsRequest\x1a\x0f.berth.v1.Event0\x01\x129\n" +
+	"\x04Exec\x12\x15.berth.v1.ExecRequest\x1a\x16.berth.v1.ExecResponse(\x010\x01\x122\n" +
+	"\x03Top\x12\x14.berth.v1.TopRequest\x1a\x15.berth.v1.TopResponse\x12S\n" +
+	"\x0eCreateAPIToken\x12\x1f.berth.v1.CreateAPITokenRequest\x1a .berth.v1.CreateAPITokenResponse\x12P\n" +
+	"\rListAPITokens\x12\x1e.berth.v1.ListAPITokensRequest\x1a\x1f.berth.v1.ListAPITokensResponse\x12S\n" +
+	"\x0eRevokeAPIToken\x12\x1f.berth.v1.RevokeAPITokenRequest\x1a .berth.v1.RevokeAPITokenResponseB4Z2github.com/berthproject/berth/api/berth/v1;berthv1b\x06proto3"
 
 var (
 	file_berth_v1_cluster_proto_rawDescOnce sync.Once
@@ -3671,166 +4651,201 @@ func file_berth_v1_cluster_proto_rawDescGZIP() []byte {
 }
 
 var file_berth_v1_cluster_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_berth_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 56)
+var file_berth_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 69)
 var file_berth_v1_cluster_proto_goTypes = []any{
 	(ChangeAction)(0),              // 0: berth.v1.ChangeAction
 	(WatchAction)(0),               // 1: berth.v1.WatchAction
 	(LogStream)(0),                 // 2: berth.v1.LogStream
-	(*BuildHeader)(nil),            // 3: berth.v1.BuildHeader
-	(*BuildRequest)(nil),           // 4: berth.v1.BuildRequest
-	(*BuildResult)(nil),            // 5: berth.v1.BuildResult
-	(*BuildEvent)(nil),             // 6: berth.v1.BuildEvent
-	(*PullImageRequest)(nil),       // 7: berth.v1.PullImageRequest
-	(*PushImageRequest)(nil),       // 8: berth.v1.PushImageRequest
-	(*ImageProgress)(nil),          // 9: berth.v1.ImageProgress
-	(*LoginRequest)(nil),           // 10: berth.v1.LoginRequest
-	(*LoginResponse)(nil),          // 11: berth.v1.LoginResponse
-	(*LogoutRequest)(nil),          // 12: berth.v1.LogoutRequest
-	(*LogoutResponse)(nil),         // 13: berth.v1.LogoutResponse
-	(*ListRegistriesRequest)(nil),  // 14: berth.v1.ListRegistriesRequest
-	(*ListRegistriesResponse)(nil), // 15: berth.v1.ListRegistriesResponse
-	(*ScaleServiceRequest)(nil),    // 16: berth.v1.ScaleServiceRequest
-	(*RollbackServiceRequest)(nil), // 17: berth.v1.RollbackServiceRequest
-	(*UpdateNodeRequest)(nil),      // 18: berth.v1.UpdateNodeRequest
-	(*RebalanceRequest)(nil),       // 19: berth.v1.RebalanceRequest
-	(*RebalanceResponse)(nil),      // 20: berth.v1.RebalanceResponse
-	(*GetSettingsRequest)(nil),     // 21: berth.v1.GetSettingsRequest
-	(*UpdateSettingsRequest)(nil),  // 22: berth.v1.UpdateSettingsRequest
-	(*ApplyRequest)(nil),           // 23: berth.v1.ApplyRequest
-	(*ServiceChange)(nil),          // 24: berth.v1.ServiceChange
-	(*ApplyResponse)(nil),          // 25: berth.v1.ApplyResponse
-	(*DeleteAppRequest)(nil),       // 26: berth.v1.DeleteAppRequest
-	(*DeleteAppResponse)(nil),      // 27: berth.v1.DeleteAppResponse
-	(*ListAppsRequest)(nil),        // 28: berth.v1.ListAppsRequest
-	(*App)(nil),                    // 29: berth.v1.App
-	(*ListAppsResponse)(nil),       // 30: berth.v1.ListAppsResponse
-	(*GetServiceRequest)(nil),      // 31: berth.v1.GetServiceRequest
-	(*ListServicesRequest)(nil),    // 32: berth.v1.ListServicesRequest
-	(*ServiceSummary)(nil),         // 33: berth.v1.ServiceSummary
-	(*ListServicesResponse)(nil),   // 34: berth.v1.ListServicesResponse
-	(*ListTasksRequest)(nil),       // 35: berth.v1.ListTasksRequest
-	(*ListTasksResponse)(nil),      // 36: berth.v1.ListTasksResponse
-	(*ListNodesRequest)(nil),       // 37: berth.v1.ListNodesRequest
-	(*ListNodesResponse)(nil),      // 38: berth.v1.ListNodesResponse
-	(*ListEventsRequest)(nil),      // 39: berth.v1.ListEventsRequest
-	(*ListEventsResponse)(nil),     // 40: berth.v1.ListEventsResponse
-	(*WatchRequest)(nil),           // 41: berth.v1.WatchRequest
-	(*WatchEvent)(nil),             // 42: berth.v1.WatchEvent
-	(*LogsRequest)(nil),            // 43: berth.v1.LogsRequest
-	(*LogEntry)(nil),               // 44: berth.v1.LogEntry
-	(*ImportImageHeader)(nil),      // 45: berth.v1.ImportImageHeader
-	(*ImportImageRequest)(nil),     // 46: berth.v1.ImportImageRequest
-	(*NodeImportResult)(nil),       // 47: berth.v1.NodeImportResult
-	(*ImportImageResponse)(nil),    // 48: berth.v1.ImportImageResponse
-	(*Image)(nil),                  // 49: berth.v1.Image
-	(*ListImagesRequest)(nil),      // 50: berth.v1.ListImagesRequest
-	(*NodeImages)(nil),             // 51: berth.v1.NodeImages
-	(*ListImagesResponse)(nil),     // 52: berth.v1.ListImagesResponse
-	(*JoinTokenRequest)(nil),       // 53: berth.v1.JoinTokenRequest
-	(*JoinTokenResponse)(nil),      // 54: berth.v1.JoinTokenResponse
-	(*VersionRequest)(nil),         // 55: berth.v1.VersionRequest
-	(*VersionResponse)(nil),        // 56: berth.v1.VersionResponse
-	nil,                            // 57: berth.v1.BuildHeader.BuildArgsEntry
-	nil,                            // 58: berth.v1.UpdateNodeRequest.SetLabelsEntry
-	(*RegistryCredential)(nil),     // 59: berth.v1.RegistryCredential
-	(NodeAvailability)(0),          // 60: berth.v1.NodeAvailability
-	(*ClusterSettings)(nil),        // 61: berth.v1.ClusterSettings
-	(*Service)(nil),                // 62: berth.v1.Service
-	(*Task)(nil),                   // 63: berth.v1.Task
-	(*Node)(nil),                   // 64: berth.v1.Node
-	(*timestamppb.Timestamp)(nil),  // 65: google.protobuf.Timestamp
-	(*Event)(nil),                  // 66: berth.v1.Event
-	(*durationpb.Duration)(nil),    // 67: google.protobuf.Duration
+	(*ExecStart)(nil),              // 3: berth.v1.ExecStart
+	(*TerminalSize)(nil),           // 4: berth.v1.TerminalSize
+	(*ExecRequest)(nil),            // 5: berth.v1.ExecRequest
+	(*ExecResponse)(nil),           // 6: berth.v1.ExecResponse
+	(*TopRequest)(nil),             // 7: berth.v1.TopRequest
+	(*TaskStats)(nil),              // 8: berth.v1.TaskStats
+	(*TopResponse)(nil),            // 9: berth.v1.TopResponse
+	(*CreateAPITokenRequest)(nil),  // 10: berth.v1.CreateAPITokenRequest
+	(*CreateAPITokenResponse)(nil), // 11: berth.v1.CreateAPITokenResponse
+	(*ListAPITokensRequest)(nil),   // 12: berth.v1.ListAPITokensRequest
+	(*ListAPITokensResponse)(nil),  // 13: berth.v1.ListAPITokensResponse
+	(*RevokeAPITokenRequest)(nil),  // 14: berth.v1.RevokeAPITokenRequest
+	(*RevokeAPITokenResponse)(nil), // 15: berth.v1.RevokeAPITokenResponse
+	(*BuildHeader)(nil),            // 16: berth.v1.BuildHeader
+	(*BuildRequest)(nil),           // 17: berth.v1.BuildRequest
+	(*BuildResult)(nil),            // 18: berth.v1.BuildResult
+	(*BuildEvent)(nil),             // 19: berth.v1.BuildEvent
+	(*PullImageRequest)(nil),       // 20: berth.v1.PullImageRequest
+	(*PushImageRequest)(nil),       // 21: berth.v1.PushImageRequest
+	(*ImageProgress)(nil),          // 22: berth.v1.ImageProgress
+	(*LoginRequest)(nil),           // 23: berth.v1.LoginRequest
+	(*LoginResponse)(nil),          // 24: berth.v1.LoginResponse
+	(*LogoutRequest)(nil),          // 25: berth.v1.LogoutRequest
+	(*LogoutResponse)(nil),         // 26: berth.v1.LogoutResponse
+	(*ListRegistriesRequest)(nil),  // 27: berth.v1.ListRegistriesRequest
+	(*ListRegistriesResponse)(nil), // 28: berth.v1.ListRegistriesResponse
+	(*ScaleServiceRequest)(nil),    // 29: berth.v1.ScaleServiceRequest
+	(*RollbackServiceRequest)(nil), // 30: berth.v1.RollbackServiceRequest
+	(*UpdateNodeRequest)(nil),      // 31: berth.v1.UpdateNodeRequest
+	(*RebalanceRequest)(nil),       // 32: berth.v1.RebalanceRequest
+	(*RebalanceResponse)(nil),      // 33: berth.v1.RebalanceResponse
+	(*GetSettingsRequest)(nil),     // 34: berth.v1.GetSettingsRequest
+	(*UpdateSettingsRequest)(nil),  // 35: berth.v1.UpdateSettingsRequest
+	(*ApplyRequest)(nil),           // 36: berth.v1.ApplyRequest
+	(*ServiceChange)(nil),          // 37: berth.v1.ServiceChange
+	(*ApplyResponse)(nil),          // 38: berth.v1.ApplyResponse
+	(*DeleteAppRequest)(nil),       // 39: berth.v1.DeleteAppRequest
+	(*DeleteAppResponse)(nil),      // 40: berth.v1.DeleteAppResponse
+	(*ListAppsRequest)(nil),        // 41: berth.v1.ListAppsRequest
+	(*App)(nil),                    // 42: berth.v1.App
+	(*ListAppsResponse)(nil),       // 43: berth.v1.ListAppsResponse
+	(*GetServiceRequest)(nil),      // 44: berth.v1.GetServiceRequest
+	(*ListServicesRequest)(nil),    // 45: berth.v1.ListServicesRequest
+	(*ServiceSummary)(nil),         // 46: berth.v1.ServiceSummary
+	(*ListServicesResponse)(nil),   // 47: berth.v1.ListServicesResponse
+	(*ListTasksRequest)(nil),       // 48: berth.v1.ListTasksRequest
+	(*ListTasksResponse)(nil),      // 49: berth.v1.ListTasksResponse
+	(*ListNodesRequest)(nil),       // 50: berth.v1.ListNodesRequest
+	(*ListNodesResponse)(nil),      // 51: berth.v1.ListNodesResponse
+	(*ListEventsRequest)(nil),      // 52: berth.v1.ListEventsRequest
+	(*ListEventsResponse)(nil),     // 53: berth.v1.ListEventsResponse
+	(*WatchRequest)(nil),           // 54: berth.v1.WatchRequest
+	(*WatchEvent)(nil),             // 55: berth.v1.WatchEvent
+	(*LogsRequest)(nil),            // 56: berth.v1.LogsRequest
+	(*LogEntry)(nil),               // 57: berth.v1.LogEntry
+	(*ImportImageHeader)(nil),      // 58: berth.v1.ImportImageHeader
+	(*ImportImageRequest)(nil),     // 59: berth.v1.ImportImageRequest
+	(*NodeImportResult)(nil),       // 60: berth.v1.NodeImportResult
+	(*ImportImageResponse)(nil),    // 61: berth.v1.ImportImageResponse
+	(*Image)(nil),                  // 62: berth.v1.Image
+	(*ListImagesRequest)(nil),      // 63: berth.v1.ListImagesRequest
+	(*NodeImages)(nil),             // 64: berth.v1.NodeImages
+	(*ListImagesResponse)(nil),     // 65: berth.v1.ListImagesResponse
+	(*JoinTokenRequest)(nil),       // 66: berth.v1.JoinTokenRequest
+	(*JoinTokenResponse)(nil),      // 67: berth.v1.JoinTokenResponse
+	(*VersionRequest)(nil),         // 68: berth.v1.VersionRequest
+	(*VersionResponse)(nil),        // 69: berth.v1.VersionResponse
+	nil,                            // 70: berth.v1.BuildHeader.BuildArgsEntry
+	nil,                            // 71: berth.v1.UpdateNodeRequest.SetLabelsEntry
+	(*timestamppb.Timestamp)(nil),  // 72: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),    // 73: google.protobuf.Duration
+	(*APIToken)(nil),               // 74: berth.v1.APIToken
+	(*RegistryCredential)(nil),     // 75: berth.v1.RegistryCredential
+	(NodeAvailability)(0),          // 76: berth.v1.NodeAvailability
+	(*ClusterSettings)(nil),        // 77: berth.v1.ClusterSettings
+	(*Service)(nil),                // 78: berth.v1.Service
+	(*Task)(nil),                   // 79: berth.v1.Task
+	(*Node)(nil),                   // 80: berth.v1.Node
+	(*Event)(nil),                  // 81: berth.v1.Event
 }
 var file_berth_v1_cluster_proto_depIdxs = []int32{
-	57, // 0: berth.v1.BuildHeader.build_args:type_name -> berth.v1.BuildHeader.BuildArgsEntry
-	3,  // 1: berth.v1.BuildRequest.header:type_name -> berth.v1.BuildHeader
-	5,  // 2: berth.v1.BuildEvent.result:type_name -> berth.v1.BuildResult
-	59, // 3: berth.v1.ListRegistriesResponse.registries:type_name -> berth.v1.RegistryCredential
-	60, // 4: berth.v1.UpdateNodeRequest.availability:type_name -> berth.v1.NodeAvailability
-	58, // 5: berth.v1.UpdateNodeRequest.set_labels:type_name -> berth.v1.UpdateNodeRequest.SetLabelsEntry
-	61, // 6: berth.v1.UpdateSettingsRequest.settings:type_name -> berth.v1.ClusterSettings
-	62, // 7: berth.v1.ApplyRequest.services:type_name -> berth.v1.Service
-	0,  // 8: berth.v1.ServiceChange.action:type_name -> berth.v1.ChangeAction
-	24, // 9: berth.v1.ApplyResponse.changes:type_name -> berth.v1.ServiceChange
-	29, // 10: berth.v1.ListAppsResponse.apps:type_name -> berth.v1.App
-	62, // 11: berth.v1.ServiceSummary.service:type_name -> berth.v1.Service
-	33, // 12: berth.v1.ListServicesResponse.services:type_name -> berth.v1.ServiceSummary
-	63, // 13: berth.v1.ListTasksResponse.tasks:type_name -> berth.v1.Task
-	64, // 14: berth.v1.ListNodesResponse.nodes:type_name -> berth.v1.Node
-	65, // 15: berth.v1.ListEventsRequest.since:type_name -> google.protobuf.Timestamp
-	66, // 16: berth.v1.ListEventsResponse.events:type_name -> berth.v1.Event
-	1,  // 17: berth.v1.WatchEvent.action:type_name -> berth.v1.WatchAction
-	64, // 18: berth.v1.WatchEvent.node:type_name -> berth.v1.Node
-	62, // 19: berth.v1.WatchEvent.service:type_name -> berth.v1.Service
-	63, // 20: berth.v1.WatchEvent.task:type_name -> berth.v1.Task
-	2,  // 21: berth.v1.LogEntry.stream:type_name -> berth.v1.LogStream
-	65, // 22: berth.v1.LogEntry.at:type_name -> google.protobuf.Timestamp
-	45, // 23: berth.v1.ImportImageRequest.header:type_name -> berth.v1.ImportImageHeader
-	49, // 24: berth.v1.NodeImportResult.images:type_name -> berth.v1.Image
-	47, // 25: berth.v1.ImportImageResponse.results:type_name -> berth.v1.NodeImportResult
-	65, // 26: berth.v1.Image.created_at:type_name -> google.protobuf.Timestamp
-	49, // 27: berth.v1.NodeImages.images:type_name -> berth.v1.Image
-	51, // 28: berth.v1.ListImagesResponse.nodes:type_name -> berth.v1.NodeImages
-	67, // 29: berth.v1.JoinTokenRequest.ttl:type_name -> google.protobuf.Duration
-	65, // 30: berth.v1.JoinTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
-	23, // 31: berth.v1.ClusterService.Apply:input_type -> berth.v1.ApplyRequest
-	26, // 32: berth.v1.ClusterService.DeleteApp:input_type -> berth.v1.DeleteAppRequest
-	28, // 33: berth.v1.ClusterService.ListApps:input_type -> berth.v1.ListAppsRequest
-	31, // 34: berth.v1.ClusterService.GetService:input_type -> berth.v1.GetServiceRequest
-	32, // 35: berth.v1.ClusterService.ListServices:input_type -> berth.v1.ListServicesRequest
-	35, // 36: berth.v1.ClusterService.ListTasks:input_type -> berth.v1.ListTasksRequest
-	37, // 37: berth.v1.ClusterService.ListNodes:input_type -> berth.v1.ListNodesRequest
-	39, // 38: berth.v1.ClusterService.ListEvents:input_type -> berth.v1.ListEventsRequest
-	41, // 39: berth.v1.ClusterService.Watch:input_type -> berth.v1.WatchRequest
-	43, // 40: berth.v1.ClusterService.Logs:input_type -> berth.v1.LogsRequest
-	46, // 41: berth.v1.ClusterService.ImportImage:input_type -> berth.v1.ImportImageRequest
-	50, // 42: berth.v1.ClusterService.ListImages:input_type -> berth.v1.ListImagesRequest
-	53, // 43: berth.v1.ClusterService.JoinToken:input_type -> berth.v1.JoinTokenRequest
-	55, // 44: berth.v1.ClusterService.Version:input_type -> berth.v1.VersionRequest
-	16, // 45: berth.v1.ClusterService.ScaleService:input_type -> berth.v1.ScaleServiceRequest
-	17, // 46: berth.v1.ClusterService.RollbackService:input_type -> berth.v1.RollbackServiceRequest
-	18, // 47: berth.v1.ClusterService.UpdateNode:input_type -> berth.v1.UpdateNodeRequest
-	19, // 48: berth.v1.ClusterService.Rebalance:input_type -> berth.v1.RebalanceRequest
-	21, // 49: berth.v1.ClusterService.GetSettings:input_type -> berth.v1.GetSettingsRequest
-	22, // 50: berth.v1.ClusterService.UpdateSettings:input_type -> berth.v1.UpdateSettingsRequest
-	4,  // 51: berth.v1.ClusterService.Build:input_type -> berth.v1.BuildRequest
-	7,  // 52: berth.v1.ClusterService.PullImage:input_type -> berth.v1.PullImageRequest
-	8,  // 53: berth.v1.ClusterService.PushImage:input_type -> berth.v1.PushImageRequest
-	10, // 54: berth.v1.ClusterService.Login:input_type -> berth.v1.LoginRequest
-	12, // 55: berth.v1.ClusterService.Logout:input_type -> berth.v1.LogoutRequest
-	14, // 56: berth.v1.ClusterService.ListRegistries:input_type -> berth.v1.ListRegistriesRequest
-	25, // 57: berth.v1.ClusterService.Apply:output_type -> berth.v1.ApplyResponse
-	27, // 58: berth.v1.ClusterService.DeleteApp:output_type -> berth.v1.DeleteAppResponse
-	30, // 59: berth.v1.ClusterService.ListApps:output_type -> berth.v1.ListAppsResponse
-	62, // 60: berth.v1.ClusterService.GetService:output_type -> berth.v1.Service
-	34, // 61: berth.v1.ClusterService.ListServices:output_type -> berth.v1.ListServicesResponse
-	36, // 62: berth.v1.ClusterService.ListTasks:output_type -> berth.v1.ListTasksResponse
-	38, // 63: berth.v1.ClusterService.ListNodes:output_type -> berth.v1.ListNodesResponse
-	40, // 64: berth.v1.ClusterService.ListEvents:output_type -> berth.v1.ListEventsResponse
-	42, // 65: berth.v1.ClusterService.Watch:output_type -> berth.v1.WatchEvent
-	44, // 66: berth.v1.ClusterService.Logs:output_type -> berth.v1.LogEntry
-	48, // 67: berth.v1.ClusterService.ImportImage:output_type -> berth.v1.ImportImageResponse
-	52, // 68: berth.v1.ClusterService.ListImages:output_type -> berth.v1.ListImagesResponse
-	54, // 69: berth.v1.ClusterService.JoinToken:output_type -> berth.v1.JoinTokenResponse
-	56, // 70: berth.v1.ClusterService.Version:output_type -> berth.v1.VersionResponse
-	62, // 71: berth.v1.ClusterService.ScaleService:output_type -> berth.v1.Service
-	62, // 72: berth.v1.ClusterService.RollbackService:output_type -> berth.v1.Service
-	64, // 73: berth.v1.ClusterService.UpdateNode:output_type -> berth.v1.Node
-	20, // 74: berth.v1.ClusterService.Rebalance:output_type -> berth.v1.RebalanceResponse
-	61, // 75: berth.v1.ClusterService.GetSettings:output_type -> berth.v1.ClusterSettings
-	61, // 76: berth.v1.ClusterService.UpdateSettings:output_type -> berth.v1.ClusterSettings
-	6,  // 77: berth.v1.ClusterService.Build:output_type -> berth.v1.BuildEvent
-	9,  // 78: berth.v1.ClusterService.PullImage:output_type -> berth.v1.ImageProgress
-	9,  // 79: berth.v1.ClusterService.PushImage:output_type -> berth.v1.ImageProgress
-	11, // 80: berth.v1.ClusterService.Login:output_type -> berth.v1.LoginResponse
-	13, // 81: berth.v1.ClusterService.Logout:output_type -> berth.v1.LogoutResponse
-	15, // 82: berth.v1.ClusterService.ListRegistries:output_type -> berth.v1.ListRegistriesResponse
-	57, // [57:83] is the sub-list for method output_type
-	31, // [31:57] is the sub-list for method input_type
-	31, // [31:31] is the sub-list for extension type_name
-	31, // [31:31] is the sub-list for extension extendee
-	0,  // [0:31] is the sub-list for field type_name
+	4,  // 0: berth.v1.ExecStart.size:type_name -> berth.v1.TerminalSize
+	3,  // 1: berth.v1.ExecRequest.start:type_name -> berth.v1.ExecStart
+	4,  // 2: berth.v1.ExecRequest.resize:type_name -> berth.v1.TerminalSize
+	72, // 3: berth.v1.TaskStats.at:type_name -> google.protobuf.Timestamp
+	8,  // 4: berth.v1.TopResponse.tasks:type_name -> berth.v1.TaskStats
+	73, // 5: berth.v1.CreateAPITokenRequest.ttl:type_name -> google.protobuf.Duration
+	74, // 6: berth.v1.CreateAPITokenResponse.token:type_name -> berth.v1.APIToken
+	74, // 7: berth.v1.ListAPITokensResponse.tokens:type_name -> berth.v1.APIToken
+	70, // 8: berth.v1.BuildHeader.build_args:type_name -> berth.v1.BuildHeader.BuildArgsEntry
+	16, // 9: berth.v1.BuildRequest.header:type_name -> berth.v1.BuildHeader
+	18, // 10: berth.v1.BuildEvent.result:type_name -> berth.v1.BuildResult
+	75, // 11: berth.v1.ListRegistriesResponse.registries:type_name -> berth.v1.RegistryCredential
+	76, // 12: berth.v1.UpdateNodeRequest.availability:type_name -> berth.v1.NodeAvailability
+	71, // 13: berth.v1.UpdateNodeRequest.set_labels:type_name -> berth.v1.UpdateNodeRequest.SetLabelsEntry
+	77, // 14: berth.v1.UpdateSettingsRequest.settings:type_name -> berth.v1.ClusterSettings
+	78, // 15: berth.v1.ApplyRequest.services:type_name -> berth.v1.Service
+	0,  // 16: berth.v1.ServiceChange.action:type_name -> berth.v1.ChangeAction
+	37, // 17: berth.v1.ApplyResponse.changes:type_name -> berth.v1.ServiceChange
+	42, // 18: berth.v1.ListAppsResponse.apps:type_name -> berth.v1.App
+	78, // 19: berth.v1.ServiceSummary.service:type_name -> berth.v1.Service
+	46, // 20: berth.v1.ListServicesResponse.services:type_name -> berth.v1.ServiceSummary
+	79, // 21: berth.v1.ListTasksResponse.tasks:type_name -> berth.v1.Task
+	80, // 22: berth.v1.ListNodesResponse.nodes:type_name -> berth.v1.Node
+	72, // 23: berth.v1.ListEventsRequest.since:type_name -> google.protobuf.Timestamp
+	81, // 24: berth.v1.ListEventsResponse.events:type_name -> berth.v1.Event
+	1,  // 25: berth.v1.WatchEvent.action:type_name -> berth.v1.WatchAction
+	80, // 26: berth.v1.WatchEvent.node:type_name -> berth.v1.Node
+	78, // 27: berth.v1.WatchEvent.service:type_name -> berth.v1.Service
+	79, // 28: berth.v1.WatchEvent.task:type_name -> berth.v1.Task
+	72, // 29: berth.v1.LogsRequest.since:type_name -> google.protobuf.Timestamp
+	2,  // 30: berth.v1.LogEntry.stream:type_name -> berth.v1.LogStream
+	72, // 31: berth.v1.LogEntry.at:type_name -> google.protobuf.Timestamp
+	58, // 32: berth.v1.ImportImageRequest.header:type_name -> berth.v1.ImportImageHeader
+	62, // 33: berth.v1.NodeImportResult.images:type_name -> berth.v1.Image
+	60, // 34: berth.v1.ImportImageResponse.results:type_name -> berth.v1.NodeImportResult
+	72, // 35: berth.v1.Image.created_at:type_name -> google.protobuf.Timestamp
+	62, // 36: berth.v1.NodeImages.images:type_name -> berth.v1.Image
+	64, // 37: berth.v1.ListImagesResponse.nodes:type_name -> berth.v1.NodeImages
+	73, // 38: berth.v1.JoinTokenRequest.ttl:type_name -> google.protobuf.Duration
+	72, // 39: berth.v1.JoinTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
+	36, // 40: berth.v1.ClusterService.Apply:input_type -> berth.v1.ApplyRequest
+	39, // 41: berth.v1.ClusterService.DeleteApp:input_type -> berth.v1.DeleteAppRequest
+	41, // 42: berth.v1.ClusterService.ListApps:input_type -> berth.v1.ListAppsRequest
+	44, // 43: berth.v1.ClusterService.GetService:input_type -> berth.v1.GetServiceRequest
+	45, // 44: berth.v1.ClusterService.ListServices:input_type -> berth.v1.ListServicesRequest
+	48, // 45: berth.v1.ClusterService.ListTasks:input_type -> berth.v1.ListTasksRequest
+	50, // 46: berth.v1.ClusterService.ListNodes:input_type -> berth.v1.ListNodesRequest
+	52, // 47: berth.v1.ClusterService.ListEvents:input_type -> berth.v1.ListEventsRequest
+	54, // 48: berth.v1.ClusterService.Watch:input_type -> berth.v1.WatchRequest
+	56, // 49: berth.v1.ClusterService.Logs:input_type -> berth.v1.LogsRequest
+	59, // 50: berth.v1.ClusterService.ImportImage:input_type -> berth.v1.ImportImageRequest
+	63, // 51: berth.v1.ClusterService.ListImages:input_type -> berth.v1.ListImagesRequest
+	66, // 52: berth.v1.ClusterService.JoinToken:input_type -> berth.v1.JoinTokenRequest
+	68, // 53: berth.v1.ClusterService.Version:input_type -> berth.v1.VersionRequest
+	29, // 54: berth.v1.ClusterService.ScaleService:input_type -> berth.v1.ScaleServiceRequest
+	30, // 55: berth.v1.ClusterService.RollbackService:input_type -> berth.v1.RollbackServiceRequest
+	31, // 56: berth.v1.ClusterService.UpdateNode:input_type -> berth.v1.UpdateNodeRequest
+	32, // 57: berth.v1.ClusterService.Rebalance:input_type -> berth.v1.RebalanceRequest
+	34, // 58: berth.v1.ClusterService.GetSettings:input_type -> berth.v1.GetSettingsRequest
+	35, // 59: berth.v1.ClusterService.UpdateSettings:input_type -> berth.v1.UpdateSettingsRequest
+	17, // 60: berth.v1.ClusterService.Build:input_type -> berth.v1.BuildRequest
+	20, // 61: berth.v1.ClusterService.PullImage:input_type -> berth.v1.PullImageRequest
+	21, // 62: berth.v1.ClusterService.PushImage:input_type -> berth.v1.PushImageRequest
+	23, // 63: berth.v1.ClusterService.Login:input_type -> berth.v1.LoginRequest
+	25, // 64: berth.v1.ClusterService.Logout:input_type -> berth.v1.LogoutRequest
+	27, // 65: berth.v1.ClusterService.ListRegistries:input_type -> berth.v1.ListRegistriesRequest
+	52, // 66: berth.v1.ClusterService.WatchEvents:input_type -> berth.v1.ListEventsRequest
+	5,  // 67: berth.v1.ClusterService.Exec:input_type -> berth.v1.ExecRequest
+	7,  // 68: berth.v1.ClusterService.Top:input_type -> berth.v1.TopRequest
+	10, // 69: berth.v1.ClusterService.CreateAPIToken:input_type -> berth.v1.CreateAPITokenRequest
+	12, // 70: berth.v1.ClusterService.ListAPITokens:input_type -> berth.v1.ListAPITokensRequest
+	14, // 71: berth.v1.ClusterService.RevokeAPIToken:input_type -> berth.v1.RevokeAPITokenRequest
+	38, // 72: berth.v1.ClusterService.Apply:output_type -> berth.v1.ApplyResponse
+	40, // 73: berth.v1.ClusterService.DeleteApp:output_type -> berth.v1.DeleteAppResponse
+	43, // 74: berth.v1.ClusterService.ListApps:output_type -> berth.v1.ListAppsResponse
+	78, // 75: berth.v1.ClusterService.GetService:output_type -> berth.v1.Service
+	47, // 76: berth.v1.ClusterService.ListServices:output_type -> berth.v1.ListServicesResponse
+	49, // 77: berth.v1.ClusterService.ListTasks:output_type -> berth.v1.ListTasksResponse
+	51, // 78: berth.v1.ClusterService.ListNodes:output_type -> berth.v1.ListNodesResponse
+	53, // 79: berth.v1.ClusterService.ListEvents:output_type -> berth.v1.ListEventsResponse
+	55, // 80: berth.v1.ClusterService.Watch:output_type -> berth.v1.WatchEvent
+	57, // 81: berth.v1.ClusterService.Logs:output_type -> berth.v1.LogEntry
+	61, // 82: berth.v1.ClusterService.ImportImage:output_type -> berth.v1.ImportImageResponse
+	65, // 83: berth.v1.ClusterService.ListImages:output_type -> berth.v1.ListImagesResponse
+	67, // 84: berth.v1.ClusterService.JoinToken:output_type -> berth.v1.JoinTokenResponse
+	69, // 85: berth.v1.ClusterService.Version:output_type -> berth.v1.VersionResponse
+	78, // 86: berth.v1.ClusterService.ScaleService:output_type -> berth.v1.Service
+	78, // 87: berth.v1.ClusterService.RollbackService:output_type -> berth.v1.Service
+	80, // 88: berth.v1.ClusterService.UpdateNode:output_type -> berth.v1.Node
+	33, // 89: berth.v1.ClusterService.Rebalance:output_type -> berth.v1.RebalanceResponse
+	77, // 90: berth.v1.ClusterService.GetSettings:output_type -> berth.v1.ClusterSettings
+	77, // 91: berth.v1.ClusterService.UpdateSettings:output_type -> berth.v1.ClusterSettings
+	19, // 92: berth.v1.ClusterService.Build:output_type -> berth.v1.BuildEvent
+	22, // 93: berth.v1.ClusterService.PullImage:output_type -> berth.v1.ImageProgress
+	22, // 94: berth.v1.ClusterService.PushImage:output_type -> berth.v1.ImageProgress
+	24, // 95: berth.v1.ClusterService.Login:output_type -> berth.v1.LoginResponse
+	26, // 96: berth.v1.ClusterService.Logout:output_type -> berth.v1.LogoutResponse
+	28, // 97: berth.v1.ClusterService.ListRegistries:output_type -> berth.v1.ListRegistriesResponse
+	81, // 98: berth.v1.ClusterService.WatchEvents:output_type -> berth.v1.Event
+	6,  // 99: berth.v1.ClusterService.Exec:output_type -> berth.v1.ExecResponse
+	9,  // 100: berth.v1.ClusterService.Top:output_type -> berth.v1.TopResponse
+	11, // 101: berth.v1.ClusterService.CreateAPIToken:output_type -> berth.v1.CreateAPITokenResponse
+	13, // 102: berth.v1.ClusterService.ListAPITokens:output_type -> berth.v1.ListAPITokensResponse
+	15, // 103: berth.v1.ClusterService.RevokeAPIToken:output_type -> berth.v1.RevokeAPITokenResponse
+	72, // [72:104] is the sub-list for method output_type
+	40, // [40:72] is the sub-list for method input_type
+	40, // [40:40] is the sub-list for extension type_name
+	40, // [40:40] is the sub-list for extension extendee
+	0,  // [0:40] is the sub-list for field type_name
 }
 
 func init() { file_berth_v1_cluster_proto_init() }
@@ -3839,20 +4854,32 @@ func file_berth_v1_cluster_proto_init() {
 		return
 	}
 	file_berth_v1_objects_proto_init()
-	file_berth_v1_cluster_proto_msgTypes[1].OneofWrappers = []any{
+	file_berth_v1_cluster_proto_msgTypes[2].OneofWrappers = []any{
+		(*ExecRequest_Start)(nil),
+		(*ExecRequest_Stdin)(nil),
+		(*ExecRequest_StdinClosed)(nil),
+		(*ExecRequest_Resize)(nil),
+	}
+	file_berth_v1_cluster_proto_msgTypes[3].OneofWrappers = []any{
+		(*ExecResponse_Stdout)(nil),
+		(*ExecResponse_Stderr)(nil),
+		(*ExecResponse_ExitCode)(nil),
+		(*ExecResponse_TaskId)(nil),
+	}
+	file_berth_v1_cluster_proto_msgTypes[14].OneofWrappers = []any{
 		(*BuildRequest_Header)(nil),
 		(*BuildRequest_ContextChunk)(nil),
 	}
-	file_berth_v1_cluster_proto_msgTypes[3].OneofWrappers = []any{
+	file_berth_v1_cluster_proto_msgTypes[16].OneofWrappers = []any{
 		(*BuildEvent_Status)(nil),
 		(*BuildEvent_Result)(nil),
 	}
-	file_berth_v1_cluster_proto_msgTypes[39].OneofWrappers = []any{
+	file_berth_v1_cluster_proto_msgTypes[52].OneofWrappers = []any{
 		(*WatchEvent_Node)(nil),
 		(*WatchEvent_Service)(nil),
 		(*WatchEvent_Task)(nil),
 	}
-	file_berth_v1_cluster_proto_msgTypes[43].OneofWrappers = []any{
+	file_berth_v1_cluster_proto_msgTypes[56].OneofWrappers = []any{
 		(*ImportImageRequest_Header)(nil),
 		(*ImportImageRequest_Chunk)(nil),
 	}
@@ -3862,7 +4889,7 @@ func file_berth_v1_cluster_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_berth_v1_cluster_proto_rawDesc), len(file_berth_v1_cluster_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   56,
+			NumMessages:   69,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

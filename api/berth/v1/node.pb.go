@@ -21,6 +21,95 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type NodeStatsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// task_ids limits the answer to these tasks; empty means all.
+	TaskIds       []string `protobuf:"bytes,1,rep,name=task_ids,json=taskIds,proto3" json:"task_ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NodeStatsRequest) Reset() {
+	*x = NodeStatsRequest{}
+	mi := &file_berth_v1_node_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NodeStatsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NodeStatsRequest) ProtoMessage() {}
+
+func (x *NodeStatsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_node_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NodeStatsRequest.ProtoReflect.Descriptor instead.
+func (*NodeStatsRequest) Descriptor() ([]byte, []int) {
+	return file_berth_v1_node_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *NodeStatsRequest) GetTaskIds() []string {
+	if x != nil {
+		return x.TaskIds
+	}
+	return nil
+}
+
+type NodeStatsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Tasks         []*TaskStats           `protobuf:"bytes,1,rep,name=tasks,proto3" json:"tasks,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NodeStatsResponse) Reset() {
+	*x = NodeStatsResponse{}
+	mi := &file_berth_v1_node_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NodeStatsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NodeStatsResponse) ProtoMessage() {}
+
+func (x *NodeStatsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_node_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NodeStatsResponse.ProtoReflect.Descriptor instead.
+func (*NodeStatsResponse) Descriptor() ([]byte, []int) {
+	return file_berth_v1_node_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *NodeStatsResponse) GetTasks() []*TaskStats {
+	if x != nil {
+		return x.Tasks
+	}
+	return nil
+}
+
 type NodePullImageRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Image         string                 `protobuf:"bytes,1,opt,name=image,proto3" json:"image,omitempty"`
@@ -31,7 +120,7 @@ type NodePullImageRequest struct {
 
 func (x *NodePullImageRequest) Reset() {
 	*x = NodePullImageRequest{}
-	mi := &file_berth_v1_node_proto_msgTypes[0]
+	mi := &file_berth_v1_node_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -43,7 +132,7 @@ func (x *NodePullImageRequest) String() string {
 func (*NodePullImageRequest) ProtoMessage() {}
 
 func (x *NodePullImageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_node_proto_msgTypes[0]
+	mi := &file_berth_v1_node_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -56,7 +145,7 @@ func (x *NodePullImageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodePullImageRequest.ProtoReflect.Descriptor instead.
 func (*NodePullImageRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_node_proto_rawDescGZIP(), []int{0}
+	return file_berth_v1_node_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *NodePullImageRequest) GetImage() string {
@@ -84,7 +173,7 @@ type NodePushImageRequest struct {
 
 func (x *NodePushImageRequest) Reset() {
 	*x = NodePushImageRequest{}
-	mi := &file_berth_v1_node_proto_msgTypes[1]
+	mi := &file_berth_v1_node_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -96,7 +185,7 @@ func (x *NodePushImageRequest) String() string {
 func (*NodePushImageRequest) ProtoMessage() {}
 
 func (x *NodePushImageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_node_proto_msgTypes[1]
+	mi := &file_berth_v1_node_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -109,7 +198,7 @@ func (x *NodePushImageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodePushImageRequest.ProtoReflect.Descriptor instead.
 func (*NodePushImageRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_node_proto_rawDescGZIP(), []int{1}
+	return file_berth_v1_node_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *NodePushImageRequest) GetImage() string {
@@ -137,7 +226,7 @@ type NodeLogsRequest struct {
 
 func (x *NodeLogsRequest) Reset() {
 	*x = NodeLogsRequest{}
-	mi := &file_berth_v1_node_proto_msgTypes[2]
+	mi := &file_berth_v1_node_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -149,7 +238,7 @@ func (x *NodeLogsRequest) String() string {
 func (*NodeLogsRequest) ProtoMessage() {}
 
 func (x *NodeLogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_node_proto_msgTypes[2]
+	mi := &file_berth_v1_node_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -162,7 +251,7 @@ func (x *NodeLogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeLogsRequest.ProtoReflect.Descriptor instead.
 func (*NodeLogsRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_node_proto_rawDescGZIP(), []int{2}
+	return file_berth_v1_node_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *NodeLogsRequest) GetTaskIds() []string {
@@ -195,7 +284,7 @@ type NodeImportImageRequest struct {
 
 func (x *NodeImportImageRequest) Reset() {
 	*x = NodeImportImageRequest{}
-	mi := &file_berth_v1_node_proto_msgTypes[3]
+	mi := &file_berth_v1_node_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -207,7 +296,7 @@ func (x *NodeImportImageRequest) String() string {
 func (*NodeImportImageRequest) ProtoMessage() {}
 
 func (x *NodeImportImageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_node_proto_msgTypes[3]
+	mi := &file_berth_v1_node_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -220,7 +309,7 @@ func (x *NodeImportImageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeImportImageRequest.ProtoReflect.Descriptor instead.
 func (*NodeImportImageRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_node_proto_rawDescGZIP(), []int{3}
+	return file_berth_v1_node_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *NodeImportImageRequest) GetChunk() []byte {
@@ -234,7 +323,11 @@ var File_berth_v1_node_proto protoreflect.FileDescriptor
 
 const file_berth_v1_node_proto_rawDesc = "" +
 	"\n" +
-	"\x13berth/v1/node.proto\x12\bberth.v1\x1a\x14berth/v1/agent.proto\x1a\x16berth/v1/cluster.proto\"[\n" +
+	"\x13berth/v1/node.proto\x12\bberth.v1\x1a\x14berth/v1/agent.proto\x1a\x16berth/v1/cluster.proto\"-\n" +
+	"\x10NodeStatsRequest\x12\x19\n" +
+	"\btask_ids\x18\x01 \x03(\tR\ataskIds\">\n" +
+	"\x11NodeStatsResponse\x12)\n" +
+	"\x05tasks\x18\x01 \x03(\v2\x13.berth.v1.TaskStatsR\x05tasks\"[\n" +
 	"\x14NodePullImageRequest\x12\x14\n" +
 	"\x05image\x18\x01 \x01(\tR\x05image\x12-\n" +
 	"\x06source\x18\x02 \x01(\v2\x15.berth.v1.ImageSourceR\x06source\"[\n" +
@@ -246,7 +339,7 @@ const file_berth_v1_node_proto_rawDesc = "" +
 	"\x06follow\x18\x02 \x01(\bR\x06follow\x12\x12\n" +
 	"\x04tail\x18\x03 \x01(\x03R\x04tail\".\n" +
 	"\x16NodeImportImageRequest\x12\x14\n" +
-	"\x05chunk\x18\x01 \x01(\fR\x05chunk2\xa1\x03\n" +
+	"\x05chunk\x18\x01 \x01(\fR\x05chunk2\x9e\x04\n" +
 	"\vNodeService\x127\n" +
 	"\x04Logs\x12\x19.berth.v1.NodeLogsRequest\x1a\x12.berth.v1.LogEntry0\x01\x12M\n" +
 	"\vImportImage\x12 .berth.v1.NodeImportImageRequest\x1a\x1a.berth.v1.NodeImportResult(\x01\x12?\n" +
@@ -254,7 +347,9 @@ const file_berth_v1_node_proto_rawDesc = "" +
 	"ListImages\x12\x1b.berth.v1.ListImagesRequest\x1a\x14.berth.v1.NodeImages\x129\n" +
 	"\x05Build\x12\x16.berth.v1.BuildRequest\x1a\x14.berth.v1.BuildEvent(\x010\x01\x12F\n" +
 	"\tPullImage\x12\x1e.berth.v1.NodePullImageRequest\x1a\x17.berth.v1.ImageProgress0\x01\x12F\n" +
-	"\tPushImage\x12\x1e.berth.v1.NodePushImageRequest\x1a\x17.berth.v1.ImageProgress0\x01B4Z2github.com/berthproject/berth/api/berth/v1;berthv1b\x06proto3"
+	"\tPushImage\x12\x1e.berth.v1.NodePushImageRequest\x1a\x17.berth.v1.ImageProgress0\x01\x129\n" +
+	"\x04Exec\x12\x15.berth.v1.ExecRequest\x1a\x16.berth.v1.ExecResponse(\x010\x01\x12@\n" +
+	"\x05Stats\x12\x1a.berth.v1.NodeStatsRequest\x1a\x1b.berth.v1.NodeStatsResponseB4Z2github.com/berthproject/berth/api/berth/v1;berthv1b\x06proto3"
 
 var (
 	file_berth_v1_node_proto_rawDescOnce sync.Once
@@ -268,41 +363,51 @@ func file_berth_v1_node_proto_rawDescGZIP() []byte {
 	return file_berth_v1_node_proto_rawDescData
 }
 
-var file_berth_v1_node_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_berth_v1_node_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_berth_v1_node_proto_goTypes = []any{
-	(*NodePullImageRequest)(nil),   // 0: berth.v1.NodePullImageRequest
-	(*NodePushImageRequest)(nil),   // 1: berth.v1.NodePushImageRequest
-	(*NodeLogsRequest)(nil),        // 2: berth.v1.NodeLogsRequest
-	(*NodeImportImageRequest)(nil), // 3: berth.v1.NodeImportImageRequest
-	(*ImageSource)(nil),            // 4: berth.v1.ImageSource
-	(*ListImagesRequest)(nil),      // 5: berth.v1.ListImagesRequest
-	(*BuildRequest)(nil),           // 6: berth.v1.BuildRequest
-	(*LogEntry)(nil),               // 7: berth.v1.LogEntry
-	(*NodeImportResult)(nil),       // 8: berth.v1.NodeImportResult
-	(*NodeImages)(nil),             // 9: berth.v1.NodeImages
-	(*BuildEvent)(nil),             // 10: berth.v1.BuildEvent
-	(*ImageProgress)(nil),          // 11: berth.v1.ImageProgress
+	(*NodeStatsRequest)(nil),       // 0: berth.v1.NodeStatsRequest
+	(*NodeStatsResponse)(nil),      // 1: berth.v1.NodeStatsResponse
+	(*NodePullImageRequest)(nil),   // 2: berth.v1.NodePullImageRequest
+	(*NodePushImageRequest)(nil),   // 3: berth.v1.NodePushImageRequest
+	(*NodeLogsRequest)(nil),        // 4: berth.v1.NodeLogsRequest
+	(*NodeImportImageRequest)(nil), // 5: berth.v1.NodeImportImageRequest
+	(*TaskStats)(nil),              // 6: berth.v1.TaskStats
+	(*ImageSource)(nil),            // 7: berth.v1.ImageSource
+	(*ListImagesRequest)(nil),      // 8: berth.v1.ListImagesRequest
+	(*BuildRequest)(nil),           // 9: berth.v1.BuildRequest
+	(*ExecRequest)(nil),            // 10: berth.v1.ExecRequest
+	(*LogEntry)(nil),               // 11: berth.v1.LogEntry
+	(*NodeImportResult)(nil),       // 12: berth.v1.NodeImportResult
+	(*NodeImages)(nil),             // 13: berth.v1.NodeImages
+	(*BuildEvent)(nil),             // 14: berth.v1.BuildEvent
+	(*ImageProgress)(nil),          // 15: berth.v1.ImageProgress
+	(*ExecResponse)(nil),           // 16: berth.v1.ExecResponse
 }
 var file_berth_v1_node_proto_depIdxs = []int32{
-	4,  // 0: berth.v1.NodePullImageRequest.source:type_name -> berth.v1.ImageSource
-	4,  // 1: berth.v1.NodePushImageRequest.source:type_name -> berth.v1.ImageSource
-	2,  // 2: berth.v1.NodeService.Logs:input_type -> berth.v1.NodeLogsRequest
-	3,  // 3: berth.v1.NodeService.ImportImage:input_type -> berth.v1.NodeImportImageRequest
-	5,  // 4: berth.v1.NodeService.ListImages:input_type -> berth.v1.ListImagesRequest
-	6,  // 5: berth.v1.NodeService.Build:input_type -> berth.v1.BuildRequest
-	0,  // 6: berth.v1.NodeService.PullImage:input_type -> berth.v1.NodePullImageRequest
-	1,  // 7: berth.v1.NodeService.PushImage:input_type -> berth.v1.NodePushImageRequest
-	7,  // 8: berth.v1.NodeService.Logs:output_type -> berth.v1.LogEntry
-	8,  // 9: berth.v1.NodeService.ImportImage:output_type -> berth.v1.NodeImportResult
-	9,  // 10: berth.v1.NodeService.ListImages:output_type -> berth.v1.NodeImages
-	10, // 11: berth.v1.NodeService.Build:output_type -> berth.v1.BuildEvent
-	11, // 12: berth.v1.NodeService.PullImage:output_type -> berth.v1.ImageProgress
-	11, // 13: berth.v1.NodeService.PushImage:output_type -> berth.v1.ImageProgress
-	8,  // [8:14] is the sub-list for method output_type
-	2,  // [2:8] is the sub-list for method input_type
-	2,  // [2:2] is the sub-list for extension type_name
-	2,  // [2:2] is the sub-list for extension extendee
-	0,  // [0:2] is the sub-list for field type_name
+	6,  // 0: berth.v1.NodeStatsResponse.tasks:type_name -> berth.v1.TaskStats
+	7,  // 1: berth.v1.NodePullImageRequest.source:type_name -> berth.v1.ImageSource
+	7,  // 2: berth.v1.NodePushImageRequest.source:type_name -> berth.v1.ImageSource
+	4,  // 3: berth.v1.NodeService.Logs:input_type -> berth.v1.NodeLogsRequest
+	5,  // 4: berth.v1.NodeService.ImportImage:input_type -> berth.v1.NodeImportImageRequest
+	8,  // 5: berth.v1.NodeService.ListImages:input_type -> berth.v1.ListImagesRequest
+	9,  // 6: berth.v1.NodeService.Build:input_type -> berth.v1.BuildRequest
+	2,  // 7: berth.v1.NodeService.PullImage:input_type -> berth.v1.NodePullImageRequest
+	3,  // 8: berth.v1.NodeService.PushImage:input_type -> berth.v1.NodePushImageRequest
+	10, // 9: berth.v1.NodeService.Exec:input_type -> berth.v1.ExecRequest
+	0,  // 10: berth.v1.NodeService.Stats:input_type -> berth.v1.NodeStatsRequest
+	11, // 11: berth.v1.NodeService.Logs:output_type -> berth.v1.LogEntry
+	12, // 12: berth.v1.NodeService.ImportImage:output_type -> berth.v1.NodeImportResult
+	13, // 13: berth.v1.NodeService.ListImages:output_type -> berth.v1.NodeImages
+	14, // 14: berth.v1.NodeService.Build:output_type -> berth.v1.BuildEvent
+	15, // 15: berth.v1.NodeService.PullImage:output_type -> berth.v1.ImageProgress
+	15, // 16: berth.v1.NodeService.PushImage:output_type -> berth.v1.ImageProgress
+	16, // 17: berth.v1.NodeService.Exec:output_type -> berth.v1.ExecResponse
+	1,  // 18: berth.v1.NodeService.Stats:output_type -> berth.v1.NodeStatsResponse
+	11, // [11:19] is the sub-list for method output_type
+	3,  // [3:11] is the sub-list for method input_type
+	3,  // [3:3] is the sub-list for extension type_name
+	3,  // [3:3] is the sub-list for extension extendee
+	0,  // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_berth_v1_node_proto_init() }
@@ -318,7 +423,7 @@ func file_berth_v1_node_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_berth_v1_node_proto_rawDesc), len(file_berth_v1_node_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   4,
+			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -25,6 +25,8 @@ const (
 	NodeService_Build_FullMethodName       = "/berth.v1.NodeService/Build"
 	NodeService_PullImage_FullMethodName   = "/berth.v1.NodeService/PullImage"
 	NodeService_PushImage_FullMethodName   = "/berth.v1.NodeService/PushImage"
+	NodeService_Exec_FullMethodName        = "/berth.v1.NodeService/Exec"
+	NodeService_Stats_FullMethodName       = "/berth.v1.NodeService/Stats"
 )
 
 // NodeServiceClient is the client API for NodeService service.
@@ -48,6 +50,11 @@ type NodeServiceClient interface {
 	PullImage(ctx context.Context, in *NodePullImageRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ImageProgress], error)
 	// PushImage sends an image of the node's store to its registry.
 	PushImage(ctx context.Context, in *NodePushImageRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ImageProgress], error)
+	// Exec runs a command in one of the node's containers (ExecStart names
+	// the task by ID).
+	Exec(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ExecRequest, ExecResponse], error)
+	// Stats reports the resource use of the node's tasks.
+	Stats(ctx context.Context, in *NodeStatsRequest, opts ...grpc.CallOption) (*NodeStatsResponse, error)
 }
 
 type nodeServiceClient struct {
@@ -151,6 +158,29 @@ func (c *nodeServiceClient) PushImage(ctx context.Context, in *NodePushImageRequ
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type NodeService_PushImageClient = grpc.ServerStreamingClient[ImageProgress]
 
+func (c *nodeServiceClient) Exec(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ExecRequest, ExecResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &NodeService_ServiceDesc.Streams[5], NodeService_Exec_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ExecRequest, ExecResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type NodeService_ExecClient = grpc.BidiStreamingClient[ExecRequest, ExecResponse]
+
+func (c *nodeServiceClient) Stats(ctx context.Context, in *NodeStatsRequest, opts ...grpc.CallOption) (*NodeStatsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(NodeStatsResponse)
+	err := c.cc.Invoke(ctx, NodeService_Stats_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // NodeServiceServer is the server API for NodeService service.
 // All implementations must embed UnimplementedNodeServiceServer
 // for forward compatibility.
@@ -172,6 +202,11 @@ type NodeServiceServer interface {
 	PullImage(*NodePullImageRequest, grpc.ServerStreamingServer[ImageProgress]) error
 	// PushImage sends an image of the node's store to its registry.
 	PushImage(*NodePushImageRequest, grpc.ServerStreamingServer[ImageProgress]) error
+	// Exec runs a command in one of the node's containers (ExecStart names
+	// the task by ID).
+	Exec(grpc.BidiStreamingServer[ExecRequest, ExecResponse]) error
+	// Stats reports the resource use of the node's tasks.
+	Stats(context.Context, *NodeStatsRequest) (*NodeStatsResponse, error)
 	mustEmbedUnimplementedNodeServiceServer()
 }
 
@@ -199,6 +234,12 @@ func (UnimplementedNodeServiceServer) PullImage(*NodePullImageRequest, grpc.Serv
 }
 func (UnimplementedNodeServiceServer) PushImage(*NodePushImageRequest, grpc.ServerStreamingServer[ImageProgress]) error {
 	return status.Error(codes.Unimplemented, "method PushImage not implemented")
+}
+func (UnimplementedNodeServiceServer) Exec(grpc.BidiStreamingServer[ExecRequest, ExecResponse]) error {
+	return status.Error(codes.Unimplemented, "method Exec not implemented")
+}
+func (UnimplementedNodeServiceServer) Stats(context.Context, *NodeStatsRequest) (*NodeStatsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Stats not implemented")
 }
 func (UnimplementedNodeServiceServer) mustEmbedUnimplementedNodeServiceServer() {}
 func (UnimplementedNodeServiceServer) testEmbeddedByValue()                     {}
@@ -286,6 +327,31 @@ func _NodeService_PushImage_Handler(srv interface{}, stream grpc.ServerStream) e
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type NodeService_PushImageServer = grpc.ServerStreamingServer[ImageProgress]
 
+func _NodeService_Exec_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(NodeServiceServer).Exec(&grpc.GenericServerStream[ExecRequest, ExecResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type NodeService_ExecServer = grpc.BidiStreamingServer[ExecRequest, ExecResponse]
+
+func _NodeService_Stats_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(NodeStatsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(NodeServiceServer).Stats(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: NodeService_Stats_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(NodeServiceServer).Stats(ctx, req.(*NodeStatsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // NodeService_ServiceDesc is the grpc.ServiceDesc for NodeService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -296,6 +362,10 @@ var NodeService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListImages",
 			Handler:    _NodeService_ListImages_Handler,
+		},
+		{
+			MethodName: "Stats",
+			Handler:    _NodeService_Stats_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
@@ -324,6 +394,12 @@ var NodeService_ServiceDesc = grpc.ServiceDesc{
 			StreamName:    "PushImage",
 			Handler:       _NodeService_PushImage_Handler,
 			ServerStreams: true,
+		},
+		{
+			StreamName:    "Exec",
+			Handler:       _NodeService_Exec_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
 		},
 	},
 	Metadata: "berth/v1/node.proto",

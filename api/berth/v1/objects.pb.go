@@ -3079,6 +3079,86 @@ func (x *JoinTokenRecord) GetExpiresAt() *timestamppb.Timestamp {
 	return nil
 }
 
+// APIToken authenticates an HTTP/JSON client as an admin, like the admin
+// certificate. Stored at /berth/pki/api-tokens/<id>; the secret is kept
+// only as a hash.
+type APIToken struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Id         string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Name       string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	SecretHash []byte                 `protobuf:"bytes,3,opt,name=secret_hash,json=secretHash,proto3" json:"secret_hash,omitempty"`
+	CreatedAt  *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	// expires_at is unset for tokens that do not expire.
+	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *APIToken) Reset() {
+	*x = APIToken{}
+	mi := &file_berth_v1_objects_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *APIToken) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*APIToken) ProtoMessage() {}
+
+func (x *APIToken) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_objects_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use APIToken.ProtoReflect.Descriptor instead.
+func (*APIToken) Descriptor() ([]byte, []int) {
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *APIToken) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *APIToken) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *APIToken) GetSecretHash() []byte {
+	if x != nil {
+		return x.SecretHash
+	}
+	return nil
+}
+
+func (x *APIToken) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+func (x *APIToken) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
+}
+
 var File_berth_v1_objects_proto protoreflect.FileDescriptor
 
 const file_berth_v1_objects_proto_rawDesc = "" +
@@ -3320,7 +3400,16 @@ const file_berth_v1_objects_proto_rawDesc = "" +
 	"\n" +
 	"created_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
 	"\n" +
-	"expires_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt*\x8d\x01\n" +
+	"expires_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"\xc5\x01\n" +
+	"\bAPIToken\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1f\n" +
+	"\vsecret_hash\x18\x03 \x01(\fR\n" +
+	"secretHash\x129\n" +
+	"\n" +
+	"created_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
+	"\n" +
+	"expires_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt*\x8d\x01\n" +
 	"\x10NodeAvailability\x12!\n" +
 	"\x1dNODE_AVAILABILITY_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18NODE_AVAILABILITY_ACTIVE\x10\x01\x12\x1b\n" +
@@ -3411,7 +3500,7 @@ func file_berth_v1_objects_proto_rawDescGZIP() []byte {
 }
 
 var file_berth_v1_objects_proto_enumTypes = make([]protoimpl.EnumInfo, 13)
-var file_berth_v1_objects_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
+var file_berth_v1_objects_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
 var file_berth_v1_objects_proto_goTypes = []any{
 	(NodeAvailability)(0),         // 0: berth.v1.NodeAvailability
 	(NodeStatus)(0),               // 1: berth.v1.NodeStatus
@@ -3451,45 +3540,46 @@ var file_berth_v1_objects_proto_goTypes = []any{
 	(*Event)(nil),                 // 35: berth.v1.Event
 	(*ClusterCA)(nil),             // 36: berth.v1.ClusterCA
 	(*JoinTokenRecord)(nil),       // 37: berth.v1.JoinTokenRecord
-	nil,                           // 38: berth.v1.Node.LabelsEntry
-	nil,                           // 39: berth.v1.Node.AgentLabelsEntry
-	nil,                           // 40: berth.v1.Node.OperatorLabelsEntry
-	nil,                           // 41: berth.v1.Node.ImageDigestsEntry
-	nil,                           // 42: berth.v1.ServiceSpec.LabelsEntry
-	nil,                           // 43: berth.v1.BuildSpec.ArgsEntry
-	nil,                           // 44: berth.v1.Event.AttributesEntry
-	(*timestamppb.Timestamp)(nil), // 45: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 46: google.protobuf.Duration
+	(*APIToken)(nil),              // 38: berth.v1.APIToken
+	nil,                           // 39: berth.v1.Node.LabelsEntry
+	nil,                           // 40: berth.v1.Node.AgentLabelsEntry
+	nil,                           // 41: berth.v1.Node.OperatorLabelsEntry
+	nil,                           // 42: berth.v1.Node.ImageDigestsEntry
+	nil,                           // 43: berth.v1.ServiceSpec.LabelsEntry
+	nil,                           // 44: berth.v1.BuildSpec.ArgsEntry
+	nil,                           // 45: berth.v1.Event.AttributesEntry
+	(*timestamppb.Timestamp)(nil), // 46: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 47: google.protobuf.Duration
 }
 var file_berth_v1_objects_proto_depIdxs = []int32{
-	45, // 0: berth.v1.Meta.created_at:type_name -> google.protobuf.Timestamp
-	45, // 1: berth.v1.Meta.updated_at:type_name -> google.protobuf.Timestamp
+	46, // 0: berth.v1.Meta.created_at:type_name -> google.protobuf.Timestamp
+	46, // 1: berth.v1.Meta.updated_at:type_name -> google.protobuf.Timestamp
 	13, // 2: berth.v1.Node.meta:type_name -> berth.v1.Meta
-	38, // 3: berth.v1.Node.labels:type_name -> berth.v1.Node.LabelsEntry
+	39, // 3: berth.v1.Node.labels:type_name -> berth.v1.Node.LabelsEntry
 	14, // 4: berth.v1.Node.capacity:type_name -> berth.v1.Resources
 	0,  // 5: berth.v1.Node.availability:type_name -> berth.v1.NodeAvailability
 	1,  // 6: berth.v1.Node.status:type_name -> berth.v1.NodeStatus
-	45, // 7: berth.v1.Node.last_heartbeat:type_name -> google.protobuf.Timestamp
+	46, // 7: berth.v1.Node.last_heartbeat:type_name -> google.protobuf.Timestamp
 	15, // 8: berth.v1.Node.platform:type_name -> berth.v1.Platform
-	45, // 9: berth.v1.Node.status_since:type_name -> google.protobuf.Timestamp
-	39, // 10: berth.v1.Node.agent_labels:type_name -> berth.v1.Node.AgentLabelsEntry
-	40, // 11: berth.v1.Node.operator_labels:type_name -> berth.v1.Node.OperatorLabelsEntry
-	41, // 12: berth.v1.Node.image_digests:type_name -> berth.v1.Node.ImageDigestsEntry
+	46, // 9: berth.v1.Node.status_since:type_name -> google.protobuf.Timestamp
+	40, // 10: berth.v1.Node.agent_labels:type_name -> berth.v1.Node.AgentLabelsEntry
+	41, // 11: berth.v1.Node.operator_labels:type_name -> berth.v1.Node.OperatorLabelsEntry
+	42, // 12: berth.v1.Node.image_digests:type_name -> berth.v1.Node.ImageDigestsEntry
 	15, // 13: berth.v1.Placement.platforms:type_name -> berth.v1.Platform
-	46, // 14: berth.v1.UpdateConfig.delay:type_name -> google.protobuf.Duration
+	47, // 14: berth.v1.UpdateConfig.delay:type_name -> google.protobuf.Duration
 	4,  // 15: berth.v1.UpdateConfig.failure_action:type_name -> berth.v1.UpdateFailureAction
-	46, // 16: berth.v1.UpdateConfig.monitor:type_name -> google.protobuf.Duration
+	47, // 16: berth.v1.UpdateConfig.monitor:type_name -> google.protobuf.Duration
 	5,  // 17: berth.v1.UpdateConfig.order:type_name -> berth.v1.UpdateOrder
 	6,  // 18: berth.v1.RestartPolicy.condition:type_name -> berth.v1.RestartCondition
-	46, // 19: berth.v1.RestartPolicy.delay:type_name -> google.protobuf.Duration
-	46, // 20: berth.v1.RestartPolicy.window:type_name -> google.protobuf.Duration
-	42, // 21: berth.v1.ServiceSpec.labels:type_name -> berth.v1.ServiceSpec.LabelsEntry
+	47, // 19: berth.v1.RestartPolicy.delay:type_name -> google.protobuf.Duration
+	47, // 20: berth.v1.RestartPolicy.window:type_name -> google.protobuf.Duration
+	43, // 21: berth.v1.ServiceSpec.labels:type_name -> berth.v1.ServiceSpec.LabelsEntry
 	17, // 22: berth.v1.ServiceSpec.ports:type_name -> berth.v1.PortSpec
 	2,  // 23: berth.v1.ServiceSpec.mode:type_name -> berth.v1.ServiceMode
 	14, // 24: berth.v1.ServiceSpec.limits:type_name -> berth.v1.Resources
 	14, // 25: berth.v1.ServiceSpec.reservations:type_name -> berth.v1.Resources
 	18, // 26: berth.v1.ServiceSpec.placement:type_name -> berth.v1.Placement
-	46, // 27: berth.v1.ServiceSpec.stop_grace_period:type_name -> google.protobuf.Duration
+	47, // 27: berth.v1.ServiceSpec.stop_grace_period:type_name -> google.protobuf.Duration
 	20, // 28: berth.v1.ServiceSpec.restart_policy:type_name -> berth.v1.RestartPolicy
 	24, // 29: berth.v1.ServiceSpec.healthcheck:type_name -> berth.v1.HealthCheck
 	23, // 30: berth.v1.ServiceSpec.depends_on:type_name -> berth.v1.Dependency
@@ -3497,33 +3587,33 @@ var file_berth_v1_objects_proto_depIdxs = []int32{
 	19, // 32: berth.v1.ServiceSpec.rollback_config:type_name -> berth.v1.UpdateConfig
 	3,  // 33: berth.v1.ServiceSpec.strategy:type_name -> berth.v1.SchedulingStrategy
 	22, // 34: berth.v1.ServiceSpec.build:type_name -> berth.v1.BuildSpec
-	43, // 35: berth.v1.BuildSpec.args:type_name -> berth.v1.BuildSpec.ArgsEntry
+	44, // 35: berth.v1.BuildSpec.args:type_name -> berth.v1.BuildSpec.ArgsEntry
 	7,  // 36: berth.v1.Dependency.condition:type_name -> berth.v1.DependencyCondition
-	46, // 37: berth.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
-	46, // 38: berth.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
-	46, // 39: berth.v1.HealthCheck.start_period:type_name -> google.protobuf.Duration
-	46, // 40: berth.v1.HealthCheck.start_interval:type_name -> google.protobuf.Duration
+	47, // 37: berth.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
+	47, // 38: berth.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
+	47, // 39: berth.v1.HealthCheck.start_period:type_name -> google.protobuf.Duration
+	47, // 40: berth.v1.HealthCheck.start_interval:type_name -> google.protobuf.Duration
 	13, // 41: berth.v1.Service.meta:type_name -> berth.v1.Meta
 	21, // 42: berth.v1.Service.spec:type_name -> berth.v1.ServiceSpec
 	27, // 43: berth.v1.Service.update_status:type_name -> berth.v1.UpdateStatus
 	26, // 44: berth.v1.Service.revisions:type_name -> berth.v1.ServiceRevision
 	28, // 45: berth.v1.Service.rebalance:type_name -> berth.v1.RebalanceStatus
-	45, // 46: berth.v1.Service.spec_updated_at:type_name -> google.protobuf.Timestamp
+	46, // 46: berth.v1.Service.spec_updated_at:type_name -> google.protobuf.Timestamp
 	21, // 47: berth.v1.ServiceRevision.spec:type_name -> berth.v1.ServiceSpec
-	45, // 48: berth.v1.ServiceRevision.created_at:type_name -> google.protobuf.Timestamp
+	46, // 48: berth.v1.ServiceRevision.created_at:type_name -> google.protobuf.Timestamp
 	9,  // 49: berth.v1.UpdateStatus.state:type_name -> berth.v1.UpdateState
-	45, // 50: berth.v1.UpdateStatus.started_at:type_name -> google.protobuf.Timestamp
-	45, // 51: berth.v1.UpdateStatus.completed_at:type_name -> google.protobuf.Timestamp
+	46, // 50: berth.v1.UpdateStatus.started_at:type_name -> google.protobuf.Timestamp
+	46, // 51: berth.v1.UpdateStatus.completed_at:type_name -> google.protobuf.Timestamp
 	10, // 52: berth.v1.RebalanceStatus.state:type_name -> berth.v1.RebalanceState
-	45, // 53: berth.v1.RebalanceStatus.requested_at:type_name -> google.protobuf.Timestamp
-	45, // 54: berth.v1.RebalanceStatus.completed_at:type_name -> google.protobuf.Timestamp
+	46, // 53: berth.v1.RebalanceStatus.requested_at:type_name -> google.protobuf.Timestamp
+	46, // 54: berth.v1.RebalanceStatus.completed_at:type_name -> google.protobuf.Timestamp
 	13, // 55: berth.v1.ClusterSettings.meta:type_name -> berth.v1.Meta
 	3,  // 56: berth.v1.ClusterSettings.strategy:type_name -> berth.v1.SchedulingStrategy
 	13, // 57: berth.v1.RegistryCredential.meta:type_name -> berth.v1.Meta
 	12, // 58: berth.v1.StateTransition.state:type_name -> berth.v1.TaskState
-	45, // 59: berth.v1.StateTransition.at:type_name -> google.protobuf.Timestamp
+	46, // 59: berth.v1.StateTransition.at:type_name -> google.protobuf.Timestamp
 	12, // 60: berth.v1.TaskStatus.state:type_name -> berth.v1.TaskState
-	45, // 61: berth.v1.TaskStatus.timestamp:type_name -> google.protobuf.Timestamp
+	46, // 61: berth.v1.TaskStatus.timestamp:type_name -> google.protobuf.Timestamp
 	32, // 62: berth.v1.TaskStatus.ports:type_name -> berth.v1.PortBinding
 	8,  // 63: berth.v1.TaskStatus.health:type_name -> berth.v1.Health
 	13, // 64: berth.v1.Task.meta:type_name -> berth.v1.Meta
@@ -3533,15 +3623,17 @@ var file_berth_v1_objects_proto_depIdxs = []int32{
 	31, // 68: berth.v1.Task.history:type_name -> berth.v1.StateTransition
 	11, // 69: berth.v1.Task.replace_cause:type_name -> berth.v1.ReplaceCause
 	13, // 70: berth.v1.Event.meta:type_name -> berth.v1.Meta
-	45, // 71: berth.v1.Event.at:type_name -> google.protobuf.Timestamp
-	44, // 72: berth.v1.Event.attributes:type_name -> berth.v1.Event.AttributesEntry
-	45, // 73: berth.v1.JoinTokenRecord.created_at:type_name -> google.protobuf.Timestamp
-	45, // 74: berth.v1.JoinTokenRecord.expires_at:type_name -> google.protobuf.Timestamp
-	75, // [75:75] is the sub-list for method output_type
-	75, // [75:75] is the sub-list for method input_type
-	75, // [75:75] is the sub-list for extension type_name
-	75, // [75:75] is the sub-list for extension extendee
-	0,  // [0:75] is the sub-list for field type_name
+	46, // 71: berth.v1.Event.at:type_name -> google.protobuf.Timestamp
+	45, // 72: berth.v1.Event.attributes:type_name -> berth.v1.Event.AttributesEntry
+	46, // 73: berth.v1.JoinTokenRecord.created_at:type_name -> google.protobuf.Timestamp
+	46, // 74: berth.v1.JoinTokenRecord.expires_at:type_name -> google.protobuf.Timestamp
+	46, // 75: berth.v1.APIToken.created_at:type_name -> google.protobuf.Timestamp
+	46, // 76: berth.v1.APIToken.expires_at:type_name -> google.protobuf.Timestamp
+	77, // [77:77] is the sub-list for method output_type
+	77, // [77:77] is the sub-list for method input_type
+	77, // [77:77] is the sub-list for extension type_name
+	77, // [77:77] is the sub-list for extension extendee
+	0,  // [0:77] is the sub-list for field type_name
 }
 
 func init() { file_berth_v1_objects_proto_init() }
@@ -3555,7 +3647,7 @@ func file_berth_v1_objects_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_berth_v1_objects_proto_rawDesc), len(file_berth_v1_objects_proto_rawDesc)),
 			NumEnums:      13,
-			NumMessages:   32,
+			NumMessages:   33,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
