@@ -8,13 +8,11 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
-	"sigs.k8s.io/yaml"
 )
 
 // DefaultServerName is the name the server's certificate is issued for when
@@ -56,24 +54,12 @@ func DefaultPath() string {
 	return filepath.Join(home, ".berth", "config")
 }
 
-// Load reads the config at path and checks that it names a server and
-// holds usable credentials.
+// Load reads the config file at path and returns its current context (see
+// File): the cluster `berth server` or `berth dev` wrote there unless
+// `berth context use` chose another. It checks that the context names a
+// server and holds usable credentials.
 func Load(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("no Berth config at %s: start `berth dev` or `berth server`, or pass --config", path)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read Berth config: %w", err)
-	}
-	var c Config
-	if err := yaml.UnmarshalStrict(data, &c); err != nil {
-		return nil, fmt.Errorf("config file %s is not valid: %w", path, err)
-	}
-	if err := c.validate(); err != nil {
-		return nil, fmt.Errorf("config file %s: %w; recreate it with `berth dev` or `berth server`", path, err)
-	}
-	return &c, nil
+	return LoadContext(path, "")
 }
 
 func (c *Config) validate() error {
@@ -86,43 +72,19 @@ func (c *Config) validate() error {
 	return nil
 }
 
-// Save writes c to path atomically (a temporary file renamed over it), making
-// the directory with mode 0700 and the file with mode 0600.
+// Save writes c to path as the file's default context and makes it the
+// current one: a cluster just started is the one its owner talks to next,
+// and a command meant for the cluster of another context must not reach it
+// by surprise. The other contexts of the file are kept; a file that cannot
+// be read is replaced, as before contexts existed.
 func Save(path string, c *Config) error {
-	data, err := yaml.Marshal(c)
+	f, err := ReadFile(path)
 	if err != nil {
-		return fmt.Errorf("encode Berth config: %w", err)
+		f = &File{}
 	}
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("create config directory: %w", err)
-	}
-	f, err := os.CreateTemp(dir, filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("write Berth config: %w", err)
-	}
-	defer os.Remove(f.Name()) // no-op after a successful rename
-	// CreateTemp already makes the file 0600; Chmod keeps that true even
-	// if its behavior changes, since the file holds a private key.
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return fmt.Errorf("write Berth config: %w", err)
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return fmt.Errorf("write Berth config: %w", err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("write Berth config: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("write Berth config: %w", err)
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return fmt.Errorf("write Berth config: %w", err)
-	}
-	return nil
+	f.Config = *c
+	f.Current = ""
+	return WriteFile(path, f)
 }
 
 // Dial returns a client connection to c.Server over mutual TLS. Like
