@@ -1,0 +1,41 @@
+package metrics
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Counts is a gauge family with one label whose values are counted when
+// Prometheus scrapes: tasks by state, nodes by status. Counting at scrape
+// time from a cache the process keeps anyway costs nothing between scrapes
+// and can never drift from what the cache holds.
+type Counts struct {
+	desc   *prometheus.Desc
+	always []string
+	count  func() map[string]int
+}
+
+// NewCounts returns a gauge family name{label=...} whose values count
+// returns at each scrape. Every value in always is reported, zero when
+// count leaves it out, so a state that empties shows 0 rather than
+// vanishing.
+func NewCounts(name, help, label string, always []string, count func() map[string]int) *Counts {
+	return &Counts{
+		desc:   prometheus.NewDesc(name, help, []string{label}, nil),
+		always: always,
+		count:  count,
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (c *Counts) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+// Collect implements prometheus.Collector.
+func (c *Counts) Collect(ch chan<- prometheus.Metric) {
+	counts := c.count()
+	for _, v := range c.always {
+		if _, ok := counts[v]; !ok {
+			ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, 0, v)
+		}
+	}
+	for v, n := range counts {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(n), v)
+	}
+}

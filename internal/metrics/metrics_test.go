@@ -1,0 +1,137 @@
+package metrics
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/berthproject/berth/internal/metrics/metricstest"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/goleak"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func TestCountsReportsEveryStateAndZeros(t *testing.T) {
+	c := NewCounts("berth_things", "Things by state.", "state", []string{"a", "b"},
+		func() map[string]int { return map[string]int{"a": 2, "c": 1} })
+	got := metricstest.Values(t, c)
+	want := map[string]float64{`berth_things{state="a"}`: 2, `berth_things{state="b"}`: 0, `berth_things{state="c"}`: 1}
+	if len(got) != len(want) {
+		t.Errorf("got %d series, want %d: %v", len(got), len(want), got)
+	}
+	for k, v := range want {
+		if n, ok := got[k]; !ok || n != v {
+			t.Errorf("%s = %v (reported: %v), want %v", k, n, ok, v)
+		}
+	}
+}
+
+func TestGRPCCountsCallsByMethodAndCode(t *testing.T) {
+	g := NewGRPC()
+	unary := func(err error) func(context.Context, any) (any, error) {
+		return func(context.Context, any) (any, error) { return nil, err }
+	}
+	info := &grpc.UnaryServerInfo{FullMethod: "/berth.v1.ClusterService/Apply"}
+	calls := []error{nil, nil, status.Error(codes.PermissionDenied, "no")}
+	for _, err := range calls {
+		if _, got := g.Unary(context.Background(), nil, info, unary(err)); !errors.Is(got, err) {
+			t.Fatalf("Unary returned %v, want %v", got, err)
+		}
+	}
+	sinfo := &grpc.StreamServerInfo{FullMethod: "/berth.v1.AgentService/Session"}
+	if err := g.Stream(nil, nil, sinfo, func(any, grpc.ServerStream) error { return status.Error(codes.Canceled, "gone") }); status.Code(err) != codes.Canceled {
+		t.Fatalf("Stream returned %v", err)
+	}
+
+	got := metricstest.Values(t, g.Collectors()...)
+	want := map[string]float64{
+		`berth_grpc_requests_total{code="OK",method="/berth.v1.ClusterService/Apply"}`:               2,
+		`berth_grpc_requests_total{code="PermissionDenied",method="/berth.v1.ClusterService/Apply"}`: 1,
+		`berth_grpc_requests_total{code="Canceled",method="/berth.v1.AgentService/Session"}`:         1,
+		// Only unary calls are timed.
+		`berth_grpc_request_duration_seconds_count{method="/berth.v1.ClusterService/Apply"}`: 3,
+	}
+	for k, v := range want {
+		if n, ok := got[k]; !ok || n != v {
+			t.Errorf("%s = %v (reported: %v), want %v", k, n, ok, v)
+		}
+	}
+	if _, ok := got[`berth_grpc_request_duration_seconds_count{method="/berth.v1.AgentService/Session"}`]; ok {
+		t.Errorf("a stream was timed")
+	}
+}
+
+func TestEndpointServesTheRegistry(t *testing.T) {
+	reg := NewRegistry()
+	c := prometheus.NewCounter(prometheus.CounterOpts{Name: "berth_test_total", Help: "A test counter."})
+	if err := Register(reg, c); err != nil {
+		t.Fatal(err)
+	}
+	c.Add(3)
+	if err := Register(reg, prometheus.NewCounter(prometheus.CounterOpts{Name: "berth_test_total", Help: "Again."})); err == nil {
+		t.Fatal("registering a name twice succeeded")
+	}
+
+	e, err := Listen("127.0.0.1:0", reg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- e.Serve() }()
+	t.Cleanup(func() {
+		e.Close()
+		if err := <-served; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+
+	resp, err := http.Get("http://" + e.Addr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /metrics: %s\n%s", resp.Status, body)
+	}
+	for _, want := range []string{"berth_test_total 3\n", "go_goroutines ", "process_open_fds "} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("scrape lacks %q:\n%s", want, body)
+		}
+	}
+}
+
+func TestEndpointClosesWithoutServing(t *testing.T) {
+	e, err := Listen("127.0.0.1:0", prometheus.NewRegistry(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if _, err := Listen(e.Addr(), prometheus.NewRegistry(), nil); err != nil {
+		t.Fatalf("the address is still taken after Close: %v", err)
+	}
+}
+
+func TestListenOnATakenAddressSaysHowToFix(t *testing.T) {
+	e, err := Listen("127.0.0.1:0", prometheus.NewRegistry(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	_, err = Listen(e.Addr(), prometheus.NewRegistry(), nil)
+	if err == nil || !strings.Contains(err.Error(), "--metrics-addr") {
+		t.Fatalf("err = %v, want one naming --metrics-addr", err)
+	}
+}
