@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
+	"github.com/prometheus/client_golang/prometheus"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/protobuf/proto"
 )
@@ -32,10 +34,11 @@ const MaxTxnOps = 128
 type Store struct {
 	cli    *clientv3.Client
 	events eventRecorder
+	txns   *prometheus.HistogramVec
 }
 
 // New returns a Store on an etcd client.
-func New(cli *clientv3.Client) *Store { return &Store{cli: cli} }
+func New(cli *clientv3.Client) *Store { return &Store{cli: cli, txns: newTxnHistogram()} }
 
 // Client returns the etcd client, for leases and elections.
 func (s *Store) Client() *clientv3.Client { return s.cli }
@@ -181,12 +184,16 @@ func (s *Store) Commit(ctx context.Context, txn *Txn) (int64, error) {
 	if len(txn.ops) > MaxTxnOps || len(txn.cmps) > MaxTxnOps {
 		return 0, fmt.Errorf("transaction of %d writes is over the limit of %d", len(txn.ops), MaxTxnOps)
 	}
+	start := time.Now()
 	resp, err := s.cli.Txn(ctx).If(txn.cmps...).Then(txn.ops...).Commit()
 	if err != nil {
+		s.observeTxn(start, txnError)
 		return 0, fmt.Errorf("committing: %w", err)
 	}
 	if !resp.Succeeded {
+		s.observeTxn(start, txnConflict)
 		return 0, ErrConflict
 	}
+	s.observeTxn(start, txnCommitted)
 	return resp.Header.Revision, nil
 }
