@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"io"
+	"time"
 
 	"github.com/berthproject/berth/agent/runtime"
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
 	"github.com/berthproject/berth/api/identity"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
@@ -42,14 +44,27 @@ func serverOnlyStream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h
 	return h(srv, ss)
 }
 
+// logsSinceHeader carries the time the control plane's LogsRequest.since
+// names, RFC 3339 with nanoseconds: NodeLogsRequest has no field for it.
+// The apiserver sets the same key.
+const logsSinceHeader = "berth-logs-since"
+
 // Logs streams the output of the asked tasks' containers.
 func (s *nodeService) Logs(req *berthv1.NodeLogsRequest, stream berthv1.NodeService_LogsServer) error {
 	ctx := stream.Context()
+	opts := runtime.LogOptions{Follow: req.Follow, Tail: req.Tail}
+	if v := metadata.ValueFromIncomingContext(ctx, logsSinceHeader); len(v) > 0 {
+		t, err := time.Parse(time.RFC3339Nano, v[0])
+		if err != nil {
+			return status.Errorf(codes.InvalidArgument, "logs since %q: not an RFC 3339 time: %v", v[0], err)
+		}
+		opts.Since = t
+	}
 	errc := make(chan error, len(req.TaskIds))
 	sendMu := make(chan struct{}, 1)
 	for _, id := range req.TaskIds {
 		go func() {
-			errc <- s.a.rt.Logs(ctx, id, runtime.LogOptions{Follow: req.Follow, Tail: req.Tail}, func(l runtime.LogLine) error {
+			errc <- s.a.rt.Logs(ctx, id, opts, func(l runtime.LogLine) error {
 				entry := &berthv1.LogEntry{TaskId: id, Stream: berthv1.LogStream_LOG_STREAM_STDOUT, Line: l.Line}
 				if l.Stream == runtime.Stderr {
 					entry.Stream = berthv1.LogStream_LOG_STREAM_STDERR

@@ -30,6 +30,9 @@ type Fake struct {
 	// execs and healthchecks are set by SetExec and SetImageHealthcheck.
 	execs        map[string]FakeExecFunc
 	healthchecks map[string]*berthv1.HealthCheck
+	// sessions and stats are set by SetExecSession and SetStats.
+	sessions map[string]FakeSessionFunc
+	stats    map[string]ContainerStats
 	// pull and pushed are set by SetPull and read by Pushed.
 	pull   FakePullFunc
 	pushed []string
@@ -449,8 +452,14 @@ func (f *Fake) Logs(ctx context.Context, id string, opts LogOptions, fn func(Log
 		f.mu.Unlock()
 		return err
 	}
-	next := 0
-	if opts.Tail >= 0 && int64(len(c.logs)) > opts.Tail {
+	// Lines are in time order: the first one at or after Since is where
+	// the selection starts.
+	start := 0
+	for start < len(c.logs) && c.logs[start].At.Before(opts.Since) {
+		start++
+	}
+	next := start
+	if opts.Tail >= 0 && int64(len(c.logs)-start) > opts.Tail {
 		next = len(c.logs) - int(opts.Tail)
 	}
 	for {

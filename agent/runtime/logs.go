@@ -17,9 +17,13 @@ const logPollInterval = 100 * time.Millisecond
 
 // Logs calls fn with the lines container id has written. The shim writes
 // stdout and stderr of a container into one file without timestamps, so
-// every line comes as Stdout with a zero At. With opts.Follow it returns
-// when the container's process has exited and its output is read, or when
-// ctx ends.
+// every line comes as Stdout, and the lines written before the call with
+// a zero At; followed lines that arrive later carry the time they were
+// read, within logPollInterval of when they were written. For the same
+// reason opts.Since can only be honoured by the file's modification time:
+// a file last written before Since gives no old lines, any other gives
+// them all. With opts.Follow it returns when the container's process has
+// exited and its output is read, or when ctx ends.
 func (c *Containerd) Logs(ctx context.Context, id string, opts LogOptions, fn func(LogLine) error) error {
 	ctx = c.ctx(ctx)
 	if _, err := c.load(ctx, id); err != nil {
@@ -47,7 +51,7 @@ func (c *Containerd) Logs(ctx context.Context, id string, opts LogOptions, fn fu
 		return fmt.Errorf("runtime: logs of container %s: %w", id, err)
 	}
 	defer f.Close()
-	if err := readLog(ctx, f, opts.Tail, exited, fn); err != nil {
+	if err := readLogSince(ctx, f, opts.Tail, opts.Since, exited, fn); err != nil {
 		return fmt.Errorf("runtime: logs of container %s: %w", id, err)
 	}
 	return nil
@@ -57,6 +61,13 @@ func (c *Containerd) Logs(ctx context.Context, id string, opts LogOptions, fn fu
 // (tail < 0: from the start). With exited non-nil it keeps reading what is
 // appended until exited delivers, then reads what is left and returns.
 func readLog(ctx context.Context, f *os.File, tail int64, exited <-chan Exit, fn func(LogLine) error) error {
+	return readLogSince(ctx, f, tail, time.Time{}, exited, fn)
+}
+
+// readLogSince is readLog that skips what f held before the call when f
+// was last written before since (non-zero). Lines read after the first
+// end of file (new output, when following) carry the time they were read.
+func readLogSince(ctx context.Context, f *os.File, tail int64, since time.Time, exited <-chan Exit, fn func(LogLine) error) error {
 	info, err := f.Stat()
 	if err != nil {
 		return err
@@ -64,6 +75,9 @@ func readLog(ctx context.Context, f *os.File, tail int64, exited <-chan Exit, fn
 	start, err := tailOffset(f, info.Size(), tail)
 	if err != nil {
 		return err
+	}
+	if !since.IsZero() && info.ModTime().Before(since) {
+		start = info.Size()
 	}
 	if _, err := f.Seek(start, io.SeekStart); err != nil {
 		return err
@@ -76,6 +90,13 @@ func readLog(ctx context.Context, f *os.File, tail int64, exited <-chan Exit, fn
 	}
 	br := bufio.NewReaderSize(f, 64<<10)
 	var partial []byte
+	var live bool // past the output that was there before the call
+	stamp := func() time.Time {
+		if live {
+			return time.Now()
+		}
+		return time.Time{}
+	}
 	for {
 		chunk, err := br.ReadSlice('\n')
 		if errors.Is(err, bufio.ErrBufferFull) {
@@ -88,7 +109,7 @@ func readLog(ctx context.Context, f *os.File, tail int64, exited <-chan Exit, fn
 			// read overwrites.
 			line := append(partial, chunk[:n-1]...)
 			partial = nil
-			if err := fn(LogLine{Stream: Stdout, Line: line}); err != nil {
+			if err := fn(LogLine{Stream: Stdout, At: stamp(), Line: line}); err != nil {
 				return err
 			}
 		} else {
@@ -102,10 +123,11 @@ func readLog(ctx context.Context, f *os.File, tail int64, exited <-chan Exit, fn
 		}
 		if exited == nil {
 			if len(partial) > 0 {
-				return fn(LogLine{Stream: Stdout, Line: partial})
+				return fn(LogLine{Stream: Stdout, At: stamp(), Line: partial})
 			}
 			return nil
 		}
+		live = true
 		select {
 		case <-ctx.Done():
 			return ctx.Err()

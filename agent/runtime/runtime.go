@@ -133,6 +133,9 @@ type LogLine struct {
 type LogOptions struct {
 	Follow bool  // keep returning new lines until the container exits or ctx ends
 	Tail   int64 // only the last Tail lines; <0 for all
+	// Since keeps the lines written at or after it; zero keeps all. It
+	// applies before Tail.
+	Since time.Time
 }
 
 // Errors the runtime returns, wrapped; test with errors.Is.
@@ -171,6 +174,15 @@ type Runtime interface {
 	// user, working dir), waiting at most until ctx ends; a command still
 	// running then is killed and Exec returns ctx.Err(), wrapped.
 	Exec(ctx context.Context, id string, cmd []string) (ExecResult, error)
+	// ExecSession runs opts.Cmd in running container id with streams, on
+	// a terminal when opts.TTY, and returns its exit code once it exited
+	// and its output was copied. When ctx ends first the process is killed
+	// and the error wraps ctx.Err().
+	ExecSession(ctx context.Context, id string, opts SessionOptions) (int, error)
+	// Stats returns the resource use of the running containers among ids,
+	// or of every running container when ids is empty; the others are
+	// left out.
+	Stats(ctx context.Context, ids []string) ([]ContainerStats, error)
 	// ImageHealthcheck returns the HEALTHCHECK of image ref's config; nil
 	// when the image has none. ErrImageNotFound if the image is missing.
 	ImageHealthcheck(ctx context.Context, ref string) (*berthv1.HealthCheck, error)

@@ -20,23 +20,32 @@ const (
 // ListEvents returns the newest events that match the request's filters,
 // oldest first.
 func (s *Server) ListEvents(ctx context.Context, req *berthv1.ListEventsRequest) (*berthv1.ListEventsResponse, error) {
-	if req.Service != "" && req.App == "" {
-		return nil, status.Errorf(codes.InvalidArgument, "events of service %q: name its app too (APP/SERVICE)", req.Service)
-	}
-	limit := int(req.Limit)
-	if limit == 0 {
-		limit = defaultEventLimit
-	}
-	limit = min(limit, maxEventLimit)
-	var since time.Time
-	if req.Since != nil {
-		since = req.Since.AsTime()
+	since, limit, err := eventRange(req)
+	if err != nil {
+		return nil, err
 	}
 	events, err := s.cfg.Store.Events(ctx, since, limit, eventFilter(req))
 	if err != nil {
 		return nil, storeError(err)
 	}
 	return &berthv1.ListEventsResponse{Events: events}, nil
+}
+
+// eventRange checks req and returns the time and count that bound the
+// history it asks for.
+func eventRange(req *berthv1.ListEventsRequest) (since time.Time, limit int, err error) {
+	if req.Service != "" && req.App == "" {
+		return since, 0, status.Errorf(codes.InvalidArgument, "events of service %q: name its app too (APP/SERVICE)", req.Service)
+	}
+	limit = int(req.Limit)
+	if limit == 0 {
+		limit = defaultEventLimit
+	}
+	limit = min(limit, maxEventLimit)
+	if req.Since != nil {
+		since = req.Since.AsTime()
+	}
+	return since, limit, nil
 }
 
 // eventFilter is what an event must match to answer req: every filter set

@@ -278,6 +278,13 @@ func (s *Store) Events(ctx context.Context, since time.Time, limit int, match fu
 	if limit <= 0 {
 		return nil, nil
 	}
+	events, _, err := s.eventsAt(ctx, since, limit, match)
+	return events, err
+}
+
+// eventsAt is Events, with the revision the history was read at; limit
+// must be positive.
+func (s *Store) eventsAt(ctx context.Context, since time.Time, limit int, match func(*berthv1.Event) bool) ([]*berthv1.Event, int64, error) {
 	key := EventsPrefix
 	if !since.IsZero() {
 		key += eventTimeKey(since)
@@ -295,7 +302,7 @@ func (s *Store) Events(ctx context.Context, since time.Time, limit int, match fu
 		}
 		resp, err := s.cli.Get(ctx, key, opts...)
 		if err != nil {
-			return nil, fmt.Errorf("reading events: %w", err)
+			return nil, 0, fmt.Errorf("reading events: %w", err)
 		}
 		if rev == 0 {
 			rev = resp.Header.Revision
@@ -303,7 +310,7 @@ func (s *Store) Events(ctx context.Context, since time.Time, limit int, match fu
 		for _, kv := range resp.Kvs {
 			ev := &berthv1.Event{}
 			if err := decode(kv.Value, kv.ModRevision, ev); err != nil {
-				return nil, fmt.Errorf("%s: %w", kv.Key, err)
+				return nil, 0, fmt.Errorf("%s: %w", kv.Key, err)
 			}
 			if match != nil && !match(ev) {
 				continue
@@ -320,7 +327,7 @@ func (s *Store) Events(ctx context.Context, since time.Time, limit int, match fu
 		}
 		key = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
 	}
-	return append(ring[next:], ring[:next]...), nil
+	return append(ring[next:], ring[:next]...), rev, nil
 }
 
 // RecentEvents returns up to limit of the newest events, oldest first.
