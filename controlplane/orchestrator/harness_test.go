@@ -36,7 +36,7 @@ type harness struct {
 	sub   *store.Subscription
 }
 
-func newHarness(t *testing.T) *harness {
+func newHarness(t *testing.T, opts ...Option) *harness {
 	t.Helper()
 	s := storetest.New(t)
 	log := slog.New(slog.DiscardHandler)
@@ -48,7 +48,7 @@ func newHarness(t *testing.T) *harness {
 	errs := make(chan error, 2)
 	wg.Add(2)
 	go func() { defer wg.Done(); errs <- h.cache.Run(ctx) }()
-	go func() { defer wg.Done(); errs <- New(s, h.cache, log).Run(ctx) }()
+	go func() { defer wg.Done(); errs <- New(s, h.cache, log, opts...).Run(ctx) }()
 	t.Cleanup(func() {
 		cancel()
 		wg.Wait()

@@ -32,11 +32,17 @@ type Orchestrator struct {
 	// readyNodes remembers which nodes were ready at the last full pass,
 	// so auto-rebalance sees a node join or come back.
 	readyNodes map[string]bool
+	// metrics counts placements; nil counts nothing.
+	metrics *Metrics
 }
 
 // New returns an orchestrator writing to s and reading c.
-func New(s *store.Store, c *store.Cache, log *slog.Logger) *Orchestrator {
-	return &Orchestrator{store: s, cache: c, log: log, now: time.Now}
+func New(s *store.Store, c *store.Cache, log *slog.Logger, opts ...Option) *Orchestrator {
+	o := &Orchestrator{store: s, cache: c, log: log, now: time.Now}
+	for _, opt := range opts {
+		opt(o)
+	}
+	return o
 }
 
 // Run reconciles until ctx ends.
@@ -159,6 +165,7 @@ func (o *Orchestrator) placeAndCommit(ctx context.Context, w *writes) error {
 	if err != nil || rev == 0 {
 		return err
 	}
+	o.metrics.placed(w.placed, o.now())
 	// The next pass reads the cache: let it hold this one's writes.
 	return o.cache.WaitRevision(ctx, rev)
 }

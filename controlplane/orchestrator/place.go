@@ -49,6 +49,7 @@ func (o *Orchestrator) place(w *writes) {
 	}
 	for _, a := range plan.Assignments {
 		node := a.NodeID
+		w.placed = append(w.placed, byID[a.TaskID])
 		if t, ok := created[a.TaskID]; ok {
 			assign(t, node)
 			continue

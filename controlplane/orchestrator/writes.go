@@ -21,6 +21,8 @@ type writes struct {
 	// may change a key once, so they are applied in one change.
 	services     map[string][]func(*berthv1.Service) bool
 	serviceOrder []*berthv1.Service
+	// placed are the tasks this pass assigns to nodes, for the metrics.
+	placed []*berthv1.Task
 }
 
 // changeService adds a change to svc, applied with the pass's other
