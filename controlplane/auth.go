@@ -27,11 +27,17 @@ func authorize(ctx context.Context, method string) error {
 			return nil
 		}
 	case strings.HasPrefix(method, "/berth.v1.ClusterService/"):
-		if who.Role == identity.RoleAdmin || who.Role == identity.RoleServer {
+		if admitsClusterAPI(who) {
 			return nil
 		}
 	}
 	return status.Errorf(codes.PermissionDenied, "%s may not call %s", who, method)
+}
+
+// admitsClusterAPI reports whether a certificate's holder may call the
+// cluster API, over gRPC or HTTP/JSON.
+func admitsClusterAPI(who identity.Identity) bool {
+	return who.Role == identity.RoleAdmin || who.Role == identity.RoleServer
 }
 
 func authorizeUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {

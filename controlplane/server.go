@@ -41,6 +41,9 @@ type Config struct {
 	DataDir string
 	// Listen is where agents and clients connect (host:port).
 	Listen string
+	// HTTPListen is where the HTTP/JSON API is served over HTTPS
+	// (host:port); empty serves none.
+	HTTPListen string
 	// Advertise is the address written into the admin config and join
 	// commands; empty means the listen address.
 	Advertise string
@@ -89,6 +92,7 @@ type Server struct {
 	nodes     *apiserver.NodeClients
 	grpc      *grpc.Server
 	listener  net.Listener
+	http      *httpAPI
 	admin     *config.Config
 	gossip    *gossip.Member
 
@@ -194,6 +198,11 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	)
 	berthv1.RegisterClusterServiceServer(s.grpc, api)
 	berthv1.RegisterAgentServiceServer(s.grpc, disp)
+	if cfg.HTTPListen != "" {
+		if s.http, err = s.startHTTPAPI(tlsCfg, certPEM, keyPEM, api); err != nil {
+			return nil, err
+		}
+	}
 
 	runCtx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
@@ -209,6 +218,9 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	s.tasks.Go("dispatcher", func() error { return disp.Run(runCtx) })
 	s.tasks.Go("leader", func() error { return s.lead(runCtx) })
 	s.tasks.Go("grpc", func() error { return s.grpc.Serve(s.listener) })
+	if s.http != nil {
+		s.tasks.Go("http", s.http.serve)
+	}
 	if s.embedded != nil {
 		s.tasks.Go("etcd", func() error {
 			select {
@@ -219,7 +231,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 			}
 		})
 	}
-	s.log.Info("server ready", "listen", s.listener.Addr().String(), "etcd", strings.Join(endpoints, ","), "cluster", s.authority.ClusterID())
+	s.log.Info("server ready", "listen", s.listener.Addr().String(), "http", s.HTTPAddr(), "etcd", strings.Join(endpoints, ","), "cluster", s.authority.ClusterID())
 	return s, nil
 }
 
@@ -272,6 +284,15 @@ func (s *Server) lead(ctx context.Context) error {
 // Addr is the address the server listens on.
 func (s *Server) Addr() string { return s.listener.Addr().String() }
 
+// HTTPAddr is the address the HTTP/JSON API listens on; empty when it is
+// not served.
+func (s *Server) HTTPAddr() string {
+	if s.http == nil {
+		return ""
+	}
+	return s.http.listener.Addr().String()
+}
+
 // AdminConfig is a client config with admin credentials for this server.
 func (s *Server) AdminConfig() *config.Config { return s.admin }
 
@@ -286,6 +307,9 @@ func (s *Server) Err() <-chan error { return s.tasks.Err() }
 
 // Stop stops everything the server started.
 func (s *Server) Stop() {
+	if s.http != nil {
+		s.http.stop()
+	}
 	if s.grpc != nil {
 		stopped := make(chan struct{})
 		go func() { s.grpc.GracefulStop(); close(stopped) }()

@@ -35,14 +35,15 @@ func defaultDataDir(sub string) string {
 }
 
 type serverFlags struct {
-	dataDir, listen, advertise, etcd, containerRange, logLevel string
-	nodeDownGrace, heartbeat                                   time.Duration
-	gossip                                                     controlplane.GossipConfig
+	dataDir, listen, httpListen, advertise, etcd, containerRange, logLevel string
+	nodeDownGrace, heartbeat                                               time.Duration
+	gossip                                                                 controlplane.GossipConfig
 }
 
 func (f *serverFlags) add(cmd *cobra.Command, dataDir string) {
 	cmd.Flags().StringVar(&f.dataDir, "data-dir", dataDir, "where the server keeps its state (the embedded etcd's data)")
 	cmd.Flags().StringVar(&f.listen, "listen", "127.0.0.1:4242", "address agents and clients connect to")
+	cmd.Flags().StringVar(&f.httpListen, "http-listen", "", "address to serve the HTTP/JSON API and its OpenAPI document on, over HTTPS with the server's certificate (default: not served)")
 	cmd.Flags().StringVar(&f.advertise, "advertise", "", "address written into the admin config and join command (default: the listen address)")
 	cmd.Flags().StringVar(&f.etcd, "etcd-endpoints", "", "comma-separated endpoints of an external etcd cluster, instead of the embedded one")
 	cmd.Flags().StringVar(&f.containerRange, "container-range", "10.210.0.0/16", "address range nodes' container subnets (/24 each) come from")
@@ -63,6 +64,7 @@ func (f *serverFlags) config(cmd *cobra.Command, log *slog.Logger) controlplane.
 	return controlplane.Config{
 		DataDir:         f.dataDir,
 		Listen:          f.listen,
+		HTTPListen:      f.httpListen,
 		Advertise:       f.advertise,
 		EtcdEndpoints:   endpoints,
 		ConfigPath:      cli.ConfigPath(cmd),
@@ -114,6 +116,9 @@ start the server makes the cluster CA, writes the admin client config
 			defer srv.Stop()
 			fmt.Fprintf(cmd.OutOrStdout(), "Berth server listening on %s\nAdmin config written to %s\nJoin a node with:\n  berth agent --join %s --token %s\n",
 				srv.Addr(), cli.ConfigPath(cmd), srv.AdminConfig().Server, token)
+			if addr := srv.HTTPAddr(); addr != "" {
+				fmt.Fprintf(cmd.OutOrStdout(), "HTTP/JSON API on https://%s (OpenAPI document at /openapi.json; berth token create NAME makes a bearer token)\n", addr)
+			}
 			select {
 			case <-ctx.Done():
 				return nil
