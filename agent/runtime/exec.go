@@ -33,22 +33,10 @@ func (c *Containerd) Exec(ctx context.Context, id string, cmd []string) (ExecRes
 		return ExecResult{}, fmt.Errorf("runtime: exec in container %s: empty command", id)
 	}
 	ctx = c.ctx(ctx)
-	task, err := c.task(ctx, id)
+	task, pspec, err := c.processSpec(ctx, id)
 	if err != nil {
 		return ExecResult{}, err
 	}
-	cont, err := c.client.LoadContainer(ctx, id)
-	if err != nil {
-		return ExecResult{}, fmt.Errorf("runtime: exec in container %s: %w", id, err)
-	}
-	spec, err := cont.Spec(ctx)
-	if err != nil {
-		return ExecResult{}, fmt.Errorf("runtime: exec in container %s: read spec: %w", id, err)
-	}
-	if spec.Process == nil {
-		return ExecResult{}, fmt.Errorf("runtime: exec in container %s: its spec has no process", id)
-	}
-	pspec := *spec.Process
 	pspec.Args = cmd
 	pspec.Terminal = false
 
