@@ -1,6 +1,10 @@
 package metrics
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	berthv1 "github.com/berthproject/berth/api/berth/v1"
+	"github.com/berthproject/berth/api/taskstate"
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // Counts is a gauge family with one label whose values are counted when
 // Prometheus scrapes: tasks by state, nodes by status. Counting at scrape
@@ -38,4 +42,23 @@ func (c *Counts) Collect(ch chan<- prometheus.Metric) {
 	for v, n := range counts {
 		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(n), v)
 	}
+}
+
+// NewTaskCounts returns a gauge family name{state=...} counting the task
+// states that states returns at each scrape, every state from "new" to
+// "orphaned" reported.
+func NewTaskCounts(name, help string, states func() []berthv1.TaskState) *Counts {
+	var all []string
+	for n := range berthv1.TaskState_name {
+		if s := berthv1.TaskState(n); s != berthv1.TaskState_TASK_STATE_UNSPECIFIED {
+			all = append(all, taskstate.Name(s))
+		}
+	}
+	return NewCounts(name, help, "state", all, func() map[string]int {
+		counts := map[string]int{}
+		for _, s := range states() {
+			counts[taskstate.Name(s)]++
+		}
+		return counts
+	})
 }
