@@ -68,6 +68,7 @@ commands find the cluster through the config file that "berth dev" and
 		newRebalanceCommand(o),
 		newClusterCommand(o),
 		newJoinTokenCommand(o),
+		newTokenCommand(o),
 		newLoginCommand(o),
 		newLogoutCommand(o),
 		newRegistryCommand(o),

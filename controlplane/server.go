@@ -27,7 +27,9 @@ import (
 	"github.com/berthproject/berth/controlplane/registry"
 	"github.com/berthproject/berth/controlplane/store"
 	"github.com/berthproject/berth/internal/gossip"
+	"github.com/berthproject/berth/internal/metrics"
 	"github.com/berthproject/berth/internal/supervise"
+	"github.com/prometheus/client_golang/prometheus"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -63,7 +65,11 @@ type Config struct {
 	NodeDownGrace time.Duration
 	// Gossip configures the server's member of the cluster's gossip.
 	Gossip GossipConfig
-	Log    *slog.Logger
+	// Metrics is where the server registers its metrics (tasks, nodes,
+	// placements, etcd transactions, gRPC calls); nil registers none. The
+	// caller serves it.
+	Metrics prometheus.Registerer
+	Log     *slog.Logger
 }
 
 // GossipConfig configures gossip among servers and agents. The servers
@@ -95,6 +101,8 @@ type Server struct {
 	http      *httpAPI
 	admin     *config.Config
 	gossip    *gossip.Member
+	// placements are the orchestrators' metrics, kept across terms.
+	placements *orchestrator.Metrics
 
 	cancel context.CancelFunc
 	tasks  *supervise.Group
@@ -189,10 +197,20 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		Store: s.store, Cache: s.cache, Authority: s.authority, Nodes: s.nodes, Registries: creds,
 		Log: cfg.Log.With("component", "api"), EtcdEndpoints: strings.Join(endpoints, ","),
 	})
+	grpcMetrics := metrics.NewGRPC()
+	s.placements = orchestrator.NewMetrics()
+	if cfg.Metrics != nil {
+		cs := []prometheus.Collector{s.placements, nodehealth.Collector(s.cache)}
+		cs = append(cs, s.store.Collectors()...)
+		cs = append(cs, disp.Collectors()...)
+		if err := metrics.Register(cfg.Metrics, append(cs, grpcMetrics.Collectors()...)...); err != nil {
+			return nil, err
+		}
+	}
 	s.grpc = grpc.NewServer(
 		grpc.Creds(credentials.NewTLS(tlsCfg)),
-		grpc.UnaryInterceptor(authorizeUnary),
-		grpc.StreamInterceptor(authorizeStream),
+		grpc.ChainUnaryInterceptor(grpcMetrics.Unary, authorizeUnary),
+		grpc.ChainStreamInterceptor(grpcMetrics.Stream, authorizeStream),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 10 * time.Second, Timeout: 5 * time.Second}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 	)
@@ -271,7 +289,7 @@ func (s *Server) startGossip(advertise string) (*berthv1.GossipConfig, error) {
 // lead campaigns for leadership through etcd and runs the orchestrator
 // while this server leads.
 func (s *Server) lead(ctx context.Context) error {
-	orch := orchestrator.New(s.store, s.cache, s.log.With("component", "orchestrator"))
+	orch := orchestrator.New(s.store, s.cache, s.log.With("component", "orchestrator"), orchestrator.WithMetrics(s.placements))
 	health := nodehealth.New(s.store, s.cache, s.gossip, s.log.With("component", "nodehealth"), s.cfg.NodeDownGrace)
 	return campaign(ctx, s.etcd, s.log, func(ctx context.Context) error {
 		errc := make(chan error, 2)
