@@ -185,7 +185,7 @@ func compareBool(a, b bool) int {
 func splitAppService(s string) (app, service string, err error) {
 	app, service, _ = strings.Cut(s, "/")
 	if app == "" || strings.Contains(service, "/") || (strings.Contains(s, "/") && service == "") {
-		return "", "", fmt.Errorf("%q is not APP or APP/SERVICE", s)
+		return "", "", usageErrorf("%q is not APP or APP/SERVICE", s)
 	}
 	return app, service, nil
 }

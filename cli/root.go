@@ -7,7 +7,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
@@ -22,7 +24,10 @@ const defaultNamespace = "default"
 // rootOptions are the global flags, shared by every client command.
 type rootOptions struct {
 	configPath string
+	context    string
 	namespace  string
+	// now is the clock of the "12s ago" columns; tests fix it.
+	now func() time.Time
 }
 
 // NewRoot returns the berth command with its global flags (--config,
@@ -33,7 +38,10 @@ type rootOptions struct {
 // Errors are not printed by the command: run it with Execute, which prints
 // them once, cleanly.
 func NewRoot(extra ...*cobra.Command) *cobra.Command {
-	o := &rootOptions{}
+	return newRoot(&rootOptions{now: time.Now}, extra...)
+}
+
+func newRoot(o *rootOptions, extra ...*cobra.Command) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "berth",
 		Short: "Run and manage applications on a Berth cluster",
@@ -42,11 +50,21 @@ func NewRoot(extra ...*cobra.Command) *cobra.Command {
 Start a one-machine cluster with "berth dev", describe your application in a
 Compose file, and run it with "berth apply -f compose.yaml". The client
 commands find the cluster through the config file that "berth dev" and
-"berth server" write (~/.berth/config, or $BERTH_CONFIG).`,
+"berth server" write (~/.berth/config, or $BERTH_CONFIG); "berth context"
+adds other clusters to it and switches between them.
+
+Exit status: 0 when the command did what was asked, 1 when it failed (an
+error from the cluster, a service that did not converge), 2 for a usage
+error (an unknown command or flag, or arguments of the wrong shape).`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		// Runnable so that an unknown command is a usage error (exit 2)
+		// rather than cobra's own.
+		Args: unknownCommand,
+		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
 	root.PersistentFlags().StringVar(&o.configPath, "config", config.DefaultPath(), "path of the Berth config file (server address and credentials)")
+	root.PersistentFlags().StringVar(&o.context, "context", "", "context (cluster) of the config file to use, instead of its current one (or $"+config.EnvContext+")")
 	root.PersistentFlags().StringVarP(&o.namespace, "namespace", "n", "", `namespace to work in (default: the config's namespace, else "default")`)
 	root.AddGroup(
 		&cobra.Group{ID: groupApps, Title: "Application commands:"},
@@ -75,10 +93,15 @@ commands find the cluster through the config file that "berth dev" and
 		newPullCommand(o),
 		newPushCommand(o),
 		newVersionCommand(o),
+		newContextCommand(o),
+		newCompletionCommand(),
 	} {
 		root.AddCommand(c)
 	}
 	root.AddCommand(extra...)
+	root.CompletionOptions.DisableDefaultCmd = true
+	registerCompletions(root, o)
+	markUsageErrors(root)
 	return root
 }
 
@@ -100,14 +123,19 @@ func ConfigPath(cmd *cobra.Command) string {
 // commands such as "logs -f"), prints any error to root's error output as
 // "berth: ..." and returns the process exit code.
 func Execute(ctx context.Context, root *cobra.Command) int {
-	err := root.ExecuteContext(ctx)
+	cmd, err := root.ExecuteContextC(ctx)
 	if err == nil {
 		return 0
+	}
+	var ue *usageError
+	if errors.As(err, &ue) {
+		fmt.Fprintf(root.ErrOrStderr(), "berth: %s\nSee '%s --help'.\n", ue.err, cmd.CommandPath())
+		return exitUsage
 	}
 	if !errors.Is(err, errReported) {
 		fmt.Fprintf(root.ErrOrStderr(), "berth: %s\n", userMessage(err))
 	}
-	return 1
+	return exitFailure
 }
 
 // errReported is returned by commands that already printed why they failed
@@ -128,7 +156,7 @@ func requireSubcommand(cmd *cobra.Command) {
 				names = append(names, c.Name())
 			}
 		}
-		return fmt.Errorf("unknown command %q for %q: use one of %s", args[0], cmd.CommandPath(), strings.Join(names, ", "))
+		return usageErrorf("unknown command %q for %q: use one of %s", args[0], cmd.CommandPath(), strings.Join(names, ", "))
 	}
 }
 
@@ -143,7 +171,7 @@ type cluster struct {
 // connect loads the config and dials the server. The namespace is -n when
 // given, else the config's, else "default".
 func (o *rootOptions) connect(cmd *cobra.Command) (*cluster, error) {
-	cfg, err := config.Load(o.configPath)
+	cfg, err := config.LoadContext(o.configPath, o.contextName())
 	if err != nil {
 		return nil, err
 	}
@@ -167,6 +195,15 @@ func (o *rootOptions) connect(cmd *cobra.Command) (*cluster, error) {
 		cfg:                  cfg,
 		namespace:            ns,
 	}, nil
+}
+
+// contextName is the context commands use: --context, else
+// $BERTH_CONTEXT, else "" for the config file's current one.
+func (o *rootOptions) contextName() string {
+	if o.context != "" {
+		return o.context
+	}
+	return os.Getenv(config.EnvContext)
 }
 
 // withCluster connects to the cluster, runs fn with the command's context
