@@ -32,10 +32,11 @@ type eventRow struct {
 
 func newEventsCommand(o *rootOptions) *cobra.Command {
 	var (
-		node  string
-		since string
-		limit uint32
-		out   *outputFormat
+		node   string
+		since  string
+		limit  uint32
+		follow bool
+		out    *outputFormat
 	)
 	cmd := &cobra.Command{
 		Use:   "events [APP[/SERVICE]]",
@@ -46,7 +47,10 @@ verdicts (ready, unreachable, down), applies and removals.
 
 With APP, only the events of that app, its services and their tasks; with
 APP/SERVICE, only those of one service. --node keeps the events of a node
-and of the tasks that ran on it. The cluster keeps about an hour of events.`,
+and of the tasks that ran on it. The cluster keeps about an hour of events.
+
+With -f, the recent events are followed by each new one as it happens,
+until interrupted (Ctrl-C); -o json then prints one JSON object a line.`,
 		Example: `  # Everything recent
   berth events
 
@@ -54,7 +58,10 @@ and of the tasks that ran on it. The cluster keeps about an hour of events.`,
   berth events shop/web --since 10m
 
   # What happened on one node, as JSON
-  berth events --node node-1 -o json`,
+  berth events --node node-1 -o json
+
+  # Watch one app's events as they happen
+  berth events -f shop`,
 		GroupID: groupApps,
 		Args:    cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -76,6 +83,9 @@ and of the tasks that ran on it. The cluster keeps about an hour of events.`,
 				if req.NodeId, err = c.nodeFilter(ctx, node); err != nil {
 					return err
 				}
+				if follow {
+					return c.followEvents(ctx, req, cmd.OutOrStdout(), *out)
+				}
 				rows, err := c.eventRows(ctx, req)
 				if err != nil {
 					return err
@@ -92,6 +102,7 @@ and of the tasks that ran on it. The cluster keeps about an hour of events.`,
 	cmd.Flags().StringVar(&node, "node", "", "only events of this node (name or ID) and of the tasks on it")
 	cmd.Flags().StringVar(&since, "since", "", "only events since this long ago (10m, 1h30m) or this time (RFC 3339)")
 	cmd.Flags().Uint32Var(&limit, "limit", 100, "most recent events to show")
+	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep showing new events as they happen, until interrupted")
 	out = addOutputFlag(cmd)
 	return cmd
 }
@@ -122,22 +133,27 @@ func (c *cluster) eventRows(ctx context.Context, req *berthv1.ListEventsRequest)
 	}
 	rows := make([]eventRow, 0, len(resp.GetEvents()))
 	for _, ev := range resp.GetEvents() {
-		attrs := maps.Clone(ev.GetAttributes())
-		if attrs == nil {
-			attrs = map[string]string{}
-		}
-		rows = append(rows, eventRow{
-			Time:       rfc3339(ev.GetAt()),
-			Kind:       ev.GetKind(),
-			ObjectID:   ev.GetObjectId(),
-			Object:     eventObject(ev, c.namespace, names),
-			Action:     ev.GetAction(),
-			Message:    ev.GetMessage(),
-			Attributes: attrs,
-			at:         ev.GetAt().AsTime(),
-		})
+		rows = append(rows, newEventRow(ev, c.namespace, names))
 	}
 	return rows, nil
+}
+
+// newEventRow is ev as a row, its object named with nodeNames.
+func newEventRow(ev *berthv1.Event, namespace string, nodeNames map[string]string) eventRow {
+	attrs := maps.Clone(ev.GetAttributes())
+	if attrs == nil {
+		attrs = map[string]string{}
+	}
+	return eventRow{
+		Time:       rfc3339(ev.GetAt()),
+		Kind:       ev.GetKind(),
+		ObjectID:   ev.GetObjectId(),
+		Object:     eventObject(ev, namespace, nodeNames),
+		Action:     ev.GetAction(),
+		Message:    ev.GetMessage(),
+		Attributes: attrs,
+		at:         ev.GetAt().AsTime(),
+	}
 }
 
 // eventObject names an event's object for people: a task as

@@ -8,16 +8,20 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
 )
 
 func newLogsCommand(o *rootOptions) *cobra.Command {
 	var (
-		follow bool
-		tail   string
+		follow     bool
+		tail       string
+		since      string
+		timestamps bool
 	)
 	cmd := &cobra.Command{
 		Use:   "logs APP/SERVICE[.SLOT] | TASK-ID",
@@ -25,7 +29,15 @@ func newLogsCommand(o *rootOptions) *cobra.Command {
 		Long: `Show what the containers of a service, of one slot of it, or of one task
 wrote to stdout and stderr. When several tasks are shown, each line starts
 with the task it came from: "service.slot@node | ". Lines the container wrote
-to stderr go to stderr.`,
+to stderr go to stderr.
+
+With -f, following a service also follows the tasks that start after the
+command began, such as the replacement of a failed one: their output joins
+the stream as they start. --since keeps the lines written since a time;
+the node decides by the time it knows a line was written, and for output a
+container wrote before the command began that is the time the file holding
+it was last written. --timestamps starts each line with that time, "-" when
+it is not known.`,
 		Example: `  # Everything the web service's tasks wrote so far
   berth logs shop/web
 
@@ -33,7 +45,10 @@ to stderr go to stderr.`,
   berth logs shop/web.2 -f --tail 20
 
   # One task, by a prefix of its ID (see berth ps)
-  berth logs 3f9a2c`,
+  berth logs 3f9a2c
+
+  # The last ten minutes, with times, and what comes next
+  berth logs shop/web -f --since 10m --timestamps`,
 		GroupID: groupApps,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -41,8 +56,16 @@ to stderr go to stderr.`,
 			if err != nil {
 				return err
 			}
+			var sinceTS *timestamppb.Timestamp
+			if since != "" {
+				t, err := parseSince(since, time.Now())
+				if err != nil {
+					return err
+				}
+				sinceTS = timestamppb.New(t)
+			}
 			return o.withCluster(cmd, func(ctx context.Context, c *cluster) error {
-				req := &berthv1.LogsRequest{Namespace: c.namespace, Follow: follow, Tail: n}
+				req := &berthv1.LogsRequest{Namespace: c.namespace, Follow: follow, Tail: n, Since: sinceTS}
 				tasks, err := logTarget(cmd, c, args[0], req)
 				if err != nil {
 					return err
@@ -55,7 +78,10 @@ to stderr go to stderr.`,
 				if err != nil {
 					return fmt.Errorf("logs of %s: %w", args[0], err)
 				}
-				p := logPrinter{stdout: cmd.OutOrStdout(), stderr: cmd.ErrOrStderr(), nodeNames: names, prefixed: len(tasks) > 1}
+				// Following a service, replacements may join: prefix its
+				// lines even when one task runs now.
+				prefixed := len(tasks) > 1 || (follow && req.TaskId == "")
+				p := logPrinter{stdout: cmd.OutOrStdout(), stderr: cmd.ErrOrStderr(), nodeNames: names, prefixed: prefixed, timestamps: timestamps}
 				for {
 					e, err := stream.Recv()
 					if errors.Is(err, io.EOF) || isCanceled(ctx, err) {
@@ -71,6 +97,8 @@ to stderr go to stderr.`,
 	}
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep streaming new output until interrupted")
 	cmd.Flags().StringVar(&tail, "tail", "all", `number of lines to show from the end of each task's output, or "all"`)
+	cmd.Flags().StringVar(&since, "since", "", "only lines written since this long ago (10m, 1h30m) or this time (RFC 3339)")
+	cmd.Flags().BoolVarP(&timestamps, "timestamps", "t", false, "start each line with the time it was written (RFC 3339)")
 	return cmd
 }
 
@@ -164,6 +192,20 @@ type logPrinter struct {
 	stdout, stderr io.Writer
 	nodeNames      map[string]string
 	prefixed       bool
+	timestamps     bool
+}
+
+// logTimeLayout is RFC 3339 with a fixed number of fractional digits, so
+// that the lines' text starts in one column.
+const logTimeLayout = "2006-01-02T15:04:05.000000000Z07:00"
+
+// logTime is the time an entry was written, in UTC, or "-" padded to the
+// same width when the node does not know it.
+func logTime(e *berthv1.LogEntry) string {
+	if e.GetAt() == nil {
+		return fmt.Sprintf("%-*s", len("2006-01-02T15:04:05.000000000Z"), "-")
+	}
+	return e.GetAt().AsTime().UTC().Format(logTimeLayout)
 }
 
 func (p *logPrinter) print(e *berthv1.LogEntry) {
@@ -175,6 +217,10 @@ func (p *logPrinter) print(e *berthv1.LogEntry) {
 	var buf bytes.Buffer
 	if p.prefixed {
 		buf.WriteString(logPrefix(e, p.nodeNames))
+	}
+	if p.timestamps {
+		buf.WriteString(logTime(e))
+		buf.WriteByte(' ')
 	}
 	buf.Write(line)
 	if !bytes.HasSuffix(line, []byte("\n")) {

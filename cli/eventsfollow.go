@@ -1,0 +1,77 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"sigs.k8s.io/yaml"
+
+	berthv1 "github.com/berthproject/berth/api/berth/v1"
+)
+
+// eventColumns lays out a followed event row. Rows are printed as they
+// come, so columns cannot be sized from all of them: these widths fit
+// most rows, and a longer value pushes the rest of its row right.
+const eventColumns = "%-19s   %-7s   %-20s   %-16s   %s\n"
+
+// followEvents prints the events req selects, then each new one as the
+// server sends it, until ctx ends or the server ends the stream.
+func (c *cluster) followEvents(ctx context.Context, req *berthv1.ListEventsRequest, w io.Writer, format outputFormat) error {
+	names, err := c.nodeNames(ctx)
+	if err != nil {
+		return err
+	}
+	stream, err := c.WatchEvents(ctx, req)
+	if err != nil {
+		return fmt.Errorf("follow events: %w", err)
+	}
+	if format == formatTable {
+		fmt.Fprintf(w, eventColumns, "TIME", "KIND", "OBJECT", "ACTION", "MESSAGE")
+	}
+	for {
+		ev, err := stream.Recv()
+		if errors.Is(err, io.EOF) || isCanceled(ctx, err) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("follow events: %w", err)
+		}
+		if ev.GetKind() == "node" && names[ev.GetObjectId()] == "" {
+			// A node that joined after the names were read.
+			if fresh, err := c.nodeNames(ctx); err == nil {
+				names = fresh
+			}
+		}
+		if err := printEventRow(w, format, newEventRow(ev, c.namespace, names)); err != nil {
+			return err
+		}
+	}
+}
+
+// printEventRow writes one followed row: a table line, a JSON object on
+// one line, or a YAML document.
+func printEventRow(w io.Writer, format outputFormat, r eventRow) error {
+	switch format {
+	case formatJSON:
+		data, err := json.Marshal(r)
+		if err != nil {
+			return fmt.Errorf("encode JSON: %w", err)
+		}
+		_, err = fmt.Fprintf(w, "%s\n", data)
+		return err
+	case formatYAML:
+		data, err := yaml.Marshal(r)
+		if err != nil {
+			return fmt.Errorf("encode YAML: %w", err)
+		}
+		_, err = fmt.Fprintf(w, "---\n%s", data)
+		return err
+	default:
+		_, err := fmt.Fprintf(w, eventColumns, r.at.Local().Format(time.DateTime), r.Kind, r.Object, r.Action, r.Message)
+		return err
+	}
+}
