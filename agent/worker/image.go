@@ -55,14 +55,19 @@ func (r *runner) ensureImage(ctx context.Context, spec *berthv1.ServiceSpec) err
 	// The progress callback runs on the puller's goroutine: mu orders its
 	// status updates with this runner's, and closed stops them once the
 	// pull returned.
+	// Progress also tells a fetch from an image already here, which
+	// the pull time leaves out.
 	var (
-		mu     sync.Mutex
-		closed bool
-		last   time.Time
+		mu      sync.Mutex
+		closed  bool
+		fetched bool
+		last    time.Time
 	)
+	start := time.Now()
 	_, err := images.Ensure(pctx, spec.GetImage(), spec.GetImageDigest(), func(p image.Progress) {
 		mu.Lock()
 		defer mu.Unlock()
+		fetched = true
 		if closed || time.Since(last) < progressPeriod {
 			return
 		}
@@ -71,6 +76,9 @@ func (r *runner) ensureImage(ctx context.Context, spec *berthv1.ServiceSpec) err
 	})
 	mu.Lock()
 	closed = true
+	if err == nil && fetched {
+		r.w.metrics.pull.Observe(time.Since(start).Seconds())
+	}
 	mu.Unlock()
 	return err
 }

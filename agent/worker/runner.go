@@ -29,6 +29,9 @@ type runner struct {
 	health       chan healthReport
 	cancelHealth context.CancelFunc
 	status       *berthv1.TaskStatus
+	// preparing is when this runner moved the task to preparing, for the
+	// start time metric.
+	preparing time.Time
 }
 
 func newRunner(w *Worker, t *berthv1.Task) *runner {
@@ -161,6 +164,7 @@ func (r *runner) start(ctx context.Context, task *berthv1.Task) {
 		r.set(berthv1.TaskState_TASK_STATE_ACCEPTED, nil)
 	}
 	if r.observed < berthv1.TaskState_TASK_STATE_PREPARING {
+		r.preparing = time.Now()
 		r.set(berthv1.TaskState_TASK_STATE_PREPARING, nil)
 	}
 	if r.observed < berthv1.TaskState_TASK_STATE_STARTING {
@@ -191,6 +195,7 @@ func (r *runner) start(ctx context.Context, task *berthv1.Task) {
 		return
 	}
 	r.exits = exits
+	r.observeStart()
 	r.set(berthv1.TaskState_TASK_STATE_RUNNING, func(st *berthv1.TaskStatus) {
 		st.Pid, st.Address, st.Ports = int32(cs.Pid), cs.Address, portBindings(cs.Ports)
 	})

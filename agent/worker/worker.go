@@ -35,6 +35,7 @@ type Worker struct {
 	adopted  map[string]runtime.Status
 	statuses map[string]*berthv1.TaskStatus
 	wg       sync.WaitGroup
+	metrics  workerMetrics
 }
 
 // New returns a worker driving rt; Start must be called before Assign.
@@ -46,6 +47,7 @@ func New(rt runtime.Runtime, report Reporter, log *slog.Logger) *Worker {
 		runners:  map[string]*runner{},
 		adopted:  map[string]runtime.Status{},
 		statuses: map[string]*berthv1.TaskStatus{},
+		metrics:  newWorkerMetrics(),
 	}
 }
 

@@ -1,0 +1,60 @@
+package worker
+
+import (
+	"time"
+
+	berthv1 "github.com/berthproject/berth/api/berth/v1"
+	"github.com/berthproject/berth/internal/metrics"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// workerMetrics measure the node's task starts. They exist from New on,
+// so runners observe them whether or not anyone registered them.
+type workerMetrics struct {
+	start prometheus.Histogram
+	pull  prometheus.Histogram
+}
+
+func newWorkerMetrics() workerMetrics {
+	return workerMetrics{
+		start: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "berth_container_start_seconds",
+			Help: "Time from a task's preparing to its running on this node: image fetch, container creation and start.",
+			// From a container start on a warm node (tens of
+			// milliseconds) to a large image's pull.
+			Buckets: prometheus.ExponentialBuckets(0.01, 2, 16),
+		}),
+		pull: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "berth_image_pull_seconds",
+			Help:    "Time this node took to fetch an image it lacked (from a peer or a registry), for pulls that succeeded.",
+			Buckets: prometheus.ExponentialBuckets(0.1, 2, 14),
+		}),
+	}
+}
+
+// Collectors are the worker's metrics: container start and image pull
+// times, and the node's tasks by observed state (berth_node_tasks, apart
+// from the servers' berth_tasks so that sums over both never count a task
+// twice).
+func (w *Worker) Collectors() []prometheus.Collector {
+	tasks := metrics.NewTaskCounts("berth_node_tasks", "Tasks this node's agent knows, by the state it last reported.",
+		func() []berthv1.TaskState {
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			states := make([]berthv1.TaskState, 0, len(w.statuses))
+			for _, st := range w.statuses {
+				states = append(states, st.GetState())
+			}
+			return states
+		})
+	return []prometheus.Collector{w.metrics.start, w.metrics.pull, tasks}
+}
+
+// observeStart records a start that reached running, when the runner saw
+// it from preparing on.
+func (r *runner) observeStart() {
+	if !r.preparing.IsZero() {
+		r.w.metrics.start.Observe(time.Since(r.preparing).Seconds())
+		r.preparing = time.Time{}
+	}
+}
