@@ -101,6 +101,9 @@ type Agent struct {
 
 	// builder builds images on this node; nil with the fake runtime.
 	builder *build.Builder
+
+	// cpuSamples keeps each task's last CPU sample for Stats.
+	cpuSamples cpuSampler
 }
 
 // Start joins (when needed), connects and runs an agent. It returns once
