@@ -27,7 +27,9 @@ import (
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
 	"github.com/berthproject/berth/api/identity"
 	"github.com/berthproject/berth/api/version"
+	"github.com/berthproject/berth/internal/metrics"
 	"github.com/berthproject/berth/internal/supervise"
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 )
@@ -73,7 +75,11 @@ type Config struct {
 	// ContainerdRoot is fuller than the high mark, unused images are
 	// removed until it is below the low one; defaults 85 and 80.
 	ImageGCHighPercent, ImageGCLowPercent int
-	Log                                   *slog.Logger
+	// Metrics is where the agent registers its metrics (container start
+	// and image pull times, the node's tasks by state); nil registers
+	// none. The caller serves it.
+	Metrics prometheus.Registerer
+	Log     *slog.Logger
 }
 
 // Agent is a running node agent.
@@ -145,6 +151,11 @@ func Start(ctx context.Context, cfg Config) (_ *Agent, err error) {
 	a.session = session.New(session.Config{Server: cfg.Server, Credentials: a.creds, Handler: a, Log: cfg.Log.With("component", "session")})
 	a.worker = worker.New(a.rt, a.session.Report, cfg.Log.With("component", "worker"))
 	a.worker.SetImages(a.puller)
+	if cfg.Metrics != nil {
+		if err := metrics.Register(cfg.Metrics, a.worker.Collectors()...); err != nil {
+			return nil, err
+		}
+	}
 	if err := a.worker.Start(runCtx); err != nil {
 		return nil, fmt.Errorf("adopting this node's containers: %w", err)
 	}
