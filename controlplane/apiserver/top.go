@@ -1,0 +1,117 @@
+package apiserver
+
+import (
+	"context"
+	"sort"
+	"sync"
+	"time"
+
+	berthv1 "github.com/berthproject/berth/api/berth/v1"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// topNodeTimeout bounds the wait for one node's answer, so one slow node
+// cannot hold the others' numbers back.
+const topNodeTimeout = 5 * time.Second
+
+// Top asks the nodes of the matching running tasks for their resource
+// use, all at once, and merges the answers in the order of the tasks (app,
+// service, slot). Nodes that do not answer in time are listed as
+// unreachable, and their tasks left out.
+func (s *Server) Top(ctx context.Context, req *berthv1.TopRequest) (*berthv1.TopResponse, error) {
+	ns := namespaceOf(req.Namespace)
+	nodeID := req.NodeId
+	if nodeID != "" {
+		n, ok := s.findNode(nodeID)
+		if !ok {
+			return nil, status.Errorf(codes.NotFound, "node %q not found; `berth node ls` lists the nodes", nodeID)
+		}
+		nodeID = n.GetMeta().GetId()
+	}
+	var tasks []*berthv1.Task
+	byNode := map[string][]string{}
+	for _, t := range s.cfg.Cache.Tasks() {
+		if t.Namespace != ns || t.NodeId == "" || t.GetStatus().GetState() != berthv1.TaskState_TASK_STATE_RUNNING ||
+			(req.App != "" && t.App != req.App) || (req.Service != "" && t.Service != req.Service) ||
+			(nodeID != "" && t.NodeId != nodeID) {
+			continue
+		}
+		tasks = append(tasks, t)
+		byNode[t.NodeId] = append(byNode[t.NodeId], t.GetMeta().GetId())
+	}
+	sort.Slice(tasks, func(i, j int) bool {
+		a, b := tasks[i], tasks[j]
+		if a.App != b.App {
+			return a.App < b.App
+		}
+		if a.Service != b.Service {
+			return a.Service < b.Service
+		}
+		if a.Slot != b.Slot {
+			return a.Slot < b.Slot
+		}
+		return a.NodeId < b.NodeId
+	})
+
+	var (
+		mu          sync.Mutex
+		stats       = map[string]*berthv1.TaskStats{}
+		unreachable []string
+		wg          sync.WaitGroup
+	)
+	for id, ids := range byNode {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			got, name, err := s.nodeStats(ctx, id, ids)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				s.log.Warn("top: node did not answer", "node", name, "err", err)
+				unreachable = append(unreachable, name)
+				return
+			}
+			for _, st := range got {
+				st.NodeId = id
+				stats[st.TaskId] = st
+			}
+		}()
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, status.FromContextError(err).Err()
+	}
+	resp := &berthv1.TopResponse{Unreachable: unreachable}
+	sort.Strings(resp.Unreachable)
+	for _, t := range tasks {
+		if st := stats[t.GetMeta().GetId()]; st != nil {
+			resp.Tasks = append(resp.Tasks, st)
+		}
+	}
+	return resp, nil
+}
+
+// nodeStats asks node id for the stats of tasks ids; it returns the node's
+// name (its ID when unknown) for messages.
+func (s *Server) nodeStats(ctx context.Context, id string, ids []string) ([]*berthv1.TaskStats, string, error) {
+	n, ok := s.cfg.Cache.Node(id)
+	if !ok {
+		return nil, id, status.Errorf(codes.NotFound, "node %s is not in the cluster", id)
+	}
+	name := n.Name
+	if name == "" {
+		name = id
+	}
+	cli, err := s.cfg.Nodes.Client(n)
+	if err != nil {
+		return nil, name, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, topNodeTimeout)
+	defer cancel()
+	resp, err := cli.Stats(ctx, &berthv1.NodeStatsRequest{TaskIds: ids})
+	if err != nil {
+		return nil, name, err
+	}
+	return resp.Tasks, name, nil
+}
