@@ -23,6 +23,7 @@ func newApplyCommand(o *rootOptions) *cobra.Command {
 		project  string
 		profiles []string
 		dryRun   bool
+		diff     bool
 		wait     bool
 		timeout  time.Duration
 		progress string
@@ -41,7 +42,10 @@ is used, with its override file. The app is named by -p, else by the files'
 New services are created, changed ones are rolled out, and services of the
 app that the files no longer mention are removed. Nothing is written when
 anything is invalid: every problem is listed with its file, service and
-field. --dry-run shows what would change without changing it.
+field. --dry-run shows what would change without changing it; --diff
+prints, before applying, each spec field that changes, service by
+service: "~ deploy.replicas: 1 → 2", "+ environment.FOO: "a"",
+"- ports: {target: 80, ...}" (with --dry-run, only that).
 
 Services with build: are built first, each on a node the cluster picks
 (see "berth build"), and run the image built, pinned by its digest; the
@@ -62,6 +66,9 @@ back, or when a task failed and its restart policy gave up, and after
 
   # See what would change
   berth apply -f compose.yaml --dry-run
+
+  # See each field that would change, and change nothing
+  berth apply --diff --dry-run
 
   # Apply, then wait until the new version runs everywhere (or fails)
   berth apply -f compose.yaml --wait --timeout 5m`,
@@ -96,6 +103,11 @@ back, or when a task failed and its restart policy gave up, and after
 				}
 				if err := c.buildServices(ctx, p, stderr, mode, dryRun); err != nil {
 					return err
+				}
+				if diff {
+					if err := c.printDiff(ctx, cmd.OutOrStdout(), p.App, p.Services); err != nil {
+						return err
+					}
 				}
 				var header metadata.MD
 				resp, err := c.Apply(ctx, &berthv1.ApplyRequest{
@@ -134,6 +146,7 @@ back, or when a task failed and its restart policy gave up, and after
 	})
 	cmd.Flags().StringArrayVar(&profiles, "profile", nil, "enable services of this Compose profile; repeat for several")
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "validate and show the changes without making them")
+	cmd.Flags().BoolVar(&diff, "diff", false, "print each spec field that changes before applying")
 	cmd.Flags().BoolVar(&wait, "wait", false, "wait until every service runs its new spec, and fail if a rollout fails")
 	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Minute, "how long --wait waits")
 	cmd.Flags().StringVar(&progress, "progress", "auto", "progress display of the builds (build:): auto, tty or plain")
