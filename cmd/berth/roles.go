@@ -15,16 +15,10 @@ import (
 	"github.com/berthproject/berth/controlplane/dispatcher"
 	"github.com/berthproject/berth/controlplane/nodehealth"
 	"github.com/berthproject/berth/internal/gossip"
+	"github.com/berthproject/berth/internal/metrics"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 )
-
-func newLogger(level string) (*slog.Logger, error) {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("--log-level %q: use debug, info, warn or error", level)
-	}
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l})), nil
-}
 
 func defaultDataDir(sub string) string {
 	if os.Geteuid() == 0 {
@@ -35,9 +29,10 @@ func defaultDataDir(sub string) string {
 }
 
 type serverFlags struct {
-	dataDir, listen, httpListen, advertise, etcd, containerRange, logLevel string
-	nodeDownGrace, heartbeat                                               time.Duration
-	gossip                                                                 controlplane.GossipConfig
+	dataDir, listen, httpListen, advertise, etcd, containerRange, metricsAddr string
+	nodeDownGrace, heartbeat                                                  time.Duration
+	gossip                                                                    controlplane.GossipConfig
+	log                                                                       logFlags
 }
 
 func (f *serverFlags) add(cmd *cobra.Command, dataDir string) {
@@ -47,7 +42,8 @@ func (f *serverFlags) add(cmd *cobra.Command, dataDir string) {
 	cmd.Flags().StringVar(&f.advertise, "advertise", "", "address written into the admin config and join command (default: the listen address)")
 	cmd.Flags().StringVar(&f.etcd, "etcd-endpoints", "", "comma-separated endpoints of an external etcd cluster, instead of the embedded one")
 	cmd.Flags().StringVar(&f.containerRange, "container-range", "10.210.0.0/16", "address range nodes' container subnets (/24 each) come from")
-	cmd.Flags().StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	f.log.add(cmd)
+	cmd.Flags().StringVar(&f.metricsAddr, "metrics-addr", defaultServerMetricsAddr, "host:port to serve Prometheus metrics on, at /metrics (\"\" turns them off)")
 	cmd.Flags().DurationVar(&f.nodeDownGrace, "node-down-grace", nodehealth.DefaultGrace, "how long a node may be out of contact before it is down and its tasks run elsewhere (gossip declares a dead node down sooner)")
 	cmd.Flags().DurationVar(&f.heartbeat, "heartbeat-period", dispatcher.DefaultHeartbeatPeriod, "how often agents report in; a session silent for 3 periods is lost")
 	cmd.Flags().StringVar(&f.gossip.Addr, "gossip-addr", "", "host:port for gossip among servers and agents, UDP and TCP (default: an ephemeral port on the advertised host)")
@@ -76,23 +72,43 @@ func (f *serverFlags) config(cmd *cobra.Command, log *slog.Logger) controlplane.
 	}
 }
 
-// start runs a server as the flags say and returns it with a join token
-// and the logger it uses.
-func (f *serverFlags) start(cmd *cobra.Command) (*controlplane.Server, string, *slog.Logger, error) {
-	log, err := newLogger(f.logLevel)
+// serverRun is a server the flags started, with what runs beside it.
+type serverRun struct {
+	srv   *controlplane.Server
+	token string
+	log   *slog.Logger
+	// registry holds the process's metrics, served on --metrics-addr.
+	registry *prometheus.Registry
+	metrics  *metricsServer
+}
+
+// start runs a server as the flags say, with its metrics endpoint, and
+// returns it with a join token.
+func (f *serverFlags) start(cmd *cobra.Command) (*serverRun, error) {
+	log, err := f.log.logger(os.Stderr)
 	if err != nil {
-		return nil, "", nil, err
+		return nil, err
 	}
-	srv, err := controlplane.Start(cmd.Context(), f.config(cmd, log))
-	if err != nil {
-		return nil, "", nil, err
+	r := &serverRun{log: log, registry: metrics.NewRegistry()}
+	cfg := f.config(cmd, log)
+	cfg.Metrics = r.registry
+	if r.srv, err = controlplane.Start(cmd.Context(), cfg); err != nil {
+		return nil, err
 	}
-	token, err := srv.JoinToken(cmd.Context())
-	if err != nil {
-		srv.Stop()
-		return nil, "", nil, err
+	if r.token, err = r.srv.JoinToken(cmd.Context()); err != nil {
+		r.srv.Stop()
+		return nil, err
 	}
-	return srv, token, log, nil
+	if r.metrics, err = serveMetrics(cmd, f.metricsAddr, r.registry, log); err != nil {
+		r.srv.Stop()
+		return nil, err
+	}
+	return r, nil
+}
+
+func (r *serverRun) stop() {
+	r.metrics.Close()
+	r.srv.Stop()
 }
 
 func newServerCommand() *cobra.Command {
@@ -109,11 +125,12 @@ start the server makes the cluster CA, writes the admin client config
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			srv, token, _, err := f.start(cmd)
+			run, err := f.start(cmd)
 			if err != nil {
 				return err
 			}
-			defer srv.Stop()
+			defer run.stop()
+			srv, token := run.srv, run.token
 			fmt.Fprintf(cmd.OutOrStdout(), "Berth server listening on %s\nAdmin config written to %s\nJoin a node with:\n  berth agent --join %s --token %s\n",
 				srv.Addr(), cli.ConfigPath(cmd), srv.AdminConfig().Server, token)
 			if addr := srv.HTTPAddr(); addr != "" {
@@ -124,6 +141,8 @@ start the server makes the cluster CA, writes the admin client config
 				return nil
 			case err := <-srv.Err():
 				return err
+			case err := <-run.metrics.Err():
+				return err
 			}
 		},
 	}
@@ -132,13 +151,14 @@ start the server makes the cluster CA, writes the admin client config
 }
 
 type agentFlags struct {
-	join, token, name, dataDir, listen, gossip, runtime, logLevel, namespace string
-	buildkitAddr                                                             string
-	labels                                                                   []string
-	cpus                                                                     float64
-	memory                                                                   int64
-	contentAddr                                                              string
-	imageGCHigh, imageGCLow                                                  int
+	join, token, name, dataDir, listen, gossip, runtime, namespace string
+	buildkitAddr, metricsAddr                                      string
+	log                                                            logFlags
+	labels                                                         []string
+	cpus                                                           float64
+	memory                                                         int64
+	contentAddr                                                    string
+	imageGCHigh, imageGCLow                                        int
 }
 
 func (f *agentFlags) add(cmd *cobra.Command, withJoin bool) {
@@ -149,7 +169,8 @@ func (f *agentFlags) add(cmd *cobra.Command, withJoin bool) {
 		cmd.Flags().StringVar(&f.listen, "listen", "", "address of the node's own endpoint (default: an ephemeral port on the address that reaches the server)")
 		cmd.Flags().StringVar(&f.gossip, "gossip-addr", "", "host:port of the node's gossip member, UDP and TCP (default: the address that reaches the server, on an ephemeral port kept across restarts)")
 		cmd.Flags().StringVar(&f.contentAddr, "content-addr", "", "host:port where the node serves its images to other nodes over mTLS (default: the --listen host, on an ephemeral port kept across restarts)")
-		cmd.Flags().StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+		f.log.add(cmd)
+		cmd.Flags().StringVar(&f.metricsAddr, "metrics-addr", "", "host:port to serve the node's Prometheus metrics on, at /metrics (default: not served)")
 	}
 	cmd.Flags().StringVar(&f.name, "name", "", "node name, unique in the cluster (default: the hostname)")
 	cmd.Flags().StringArrayVar(&f.labels, "label", nil, "node label KEY=VALUE (repeatable), for placement constraints")
@@ -202,7 +223,7 @@ agent adopts them.`,
 			if f.join == "" {
 				return fmt.Errorf("--join is required: the address of a Berth server")
 			}
-			log, err := newLogger(f.logLevel)
+			log, err := f.log.logger(os.Stderr)
 			if err != nil {
 				return err
 			}
@@ -210,17 +231,26 @@ agent adopts them.`,
 			if err != nil {
 				return err
 			}
+			reg := metrics.NewRegistry()
+			cfg.Metrics = reg
 			ctx := cmd.Context()
 			a, err := agent.Start(ctx, cfg)
 			if err != nil {
 				return err
 			}
 			defer a.Stop()
+			served, err := serveMetrics(cmd, f.metricsAddr, reg, log)
+			if err != nil {
+				return err
+			}
+			defer served.Close()
 			fmt.Fprintf(cmd.OutOrStdout(), "Berth agent %s joined as node %s\n", cfg.Name, a.NodeID())
 			select {
 			case <-ctx.Done():
 				return nil
 			case err := <-a.Err():
+				return err
+			case err := <-served.Err():
 				return err
 			}
 		},
@@ -244,11 +274,12 @@ one agent, in one process. The admin config is written to --config (default
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			started := time.Now()
-			srv, token, log, err := sf.start(cmd)
+			run, err := sf.start(cmd)
 			if err != nil {
 				return err
 			}
-			defer srv.Stop()
+			defer run.stop()
+			srv, token, log := run.srv, run.token, run.log
 			if af.name == "" {
 				af.name = "dev"
 			}
@@ -259,6 +290,8 @@ one agent, in one process. The admin config is written to --config (default
 			if err != nil {
 				return err
 			}
+			// One process, one metrics endpoint: the server's.
+			cfg.Metrics = run.registry
 			a, err := agent.Start(ctx, cfg)
 			if err != nil {
 				return err
@@ -277,6 +310,8 @@ Stop with Ctrl-C; containers keep running and are adopted on the next start.
 			case err := <-srv.Err():
 				return err
 			case err := <-a.Err():
+				return err
+			case err := <-run.metrics.Err():
 				return err
 			}
 		},
