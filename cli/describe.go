@@ -132,7 +132,7 @@ func describeService(cmd *cobra.Command, o *rootOptions, ref string) error {
 			"Rebalance", rebalanceText(svc),
 			"Updated", rfc3339(svc.GetMeta().GetUpdatedAt()),
 		)
-		now := time.Now()
+		now := o.now()
 		section(w, "Tasks", len(tasks.GetTasks()), func(tw io.Writer) {
 			fmt.Fprintln(tw, "  ID\tSLOT\tNODE\tSTATE\tDESIRED\tSINCE\tERROR")
 			for _, r := range taskRows(tasks.GetTasks(), names, now) {
@@ -179,7 +179,7 @@ func describeTask(cmd *cobra.Command, o *rootOptions, ref string) error {
 			return err
 		}
 		w := cmd.OutOrStdout()
-		now := time.Now()
+		now := o.now()
 		r := taskRows([]*berthv1.Task{t}, names, now)[0]
 		st := t.GetStatus()
 		node := r.Node
@@ -251,7 +251,7 @@ func describeNode(cmd *cobra.Command, o *rootOptions, ref string) error {
 			return err
 		}
 		w := cmd.OutOrStdout()
-		now := time.Now()
+		now := o.now()
 		status := nodeStatusWord(n.GetStatus())
 		if since := n.GetStatusSince(); since != nil {
 			status += ", since " + ago(now, since)

@@ -8,7 +8,6 @@ import (
 	"maps"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -30,7 +29,10 @@ app name to list its services), or a node name or ID.`,
   berth get services shop -o yaml
 
   # Nodes of the cluster
-  berth get nodes`,
+  berth get nodes
+
+  # Services of one app, redrawn as they change (Ctrl-C stops)
+  berth get services shop -w`,
 		GroupID: groupApps,
 	}
 	cmd.AddCommand(newGetAppsCommand(o), newGetServicesCommand(o), newGetNodesCommand(o, "nodes", []string{"node", "no"}))
@@ -47,7 +49,10 @@ type appRow struct {
 }
 
 func newGetAppsCommand(o *rootOptions) *cobra.Command {
-	var out *outputFormat
+	var (
+		out   *outputFormat
+		watch *bool
+	)
 	cmd := &cobra.Command{
 		Use:     "apps [NAME]",
 		Aliases: []string{"app"},
@@ -55,35 +60,38 @@ func newGetAppsCommand(o *rootOptions) *cobra.Command {
 		Args:    cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return o.withCluster(cmd, func(ctx context.Context, c *cluster) error {
-				resp, err := c.ListApps(ctx, &berthv1.ListAppsRequest{Namespace: c.namespace})
-				if err != nil {
-					return fmt.Errorf("list apps: %w", err)
-				}
-				rows := []appRow{}
-				for _, a := range resp.GetApps() {
-					if len(args) == 1 && a.GetName() != args[0] {
-						continue
+				return c.show(ctx, cmd.OutOrStdout(), *out, *watch, "", func(ctx context.Context) (listing, error) {
+					resp, err := c.ListApps(ctx, &berthv1.ListAppsRequest{Namespace: c.namespace})
+					if err != nil {
+						return listing{}, fmt.Errorf("list apps: %w", err)
 					}
-					services := a.GetServices()
-					if services == nil {
-						services = []string{}
+					rows := []appRow{}
+					for _, a := range resp.GetApps() {
+						if len(args) == 1 && a.GetName() != args[0] {
+							continue
+						}
+						services := a.GetServices()
+						if services == nil {
+							services = []string{}
+						}
+						rows = append(rows, appRow{Name: a.GetName(), Services: services, Desired: a.GetDesiredTasks(), Running: a.GetRunningTasks()})
 					}
-					rows = append(rows, appRow{Name: a.GetName(), Services: services, Desired: a.GetDesiredTasks(), Running: a.GetRunningTasks()})
-				}
-				if len(args) == 1 && len(rows) == 0 {
-					return fmt.Errorf("no app %q in namespace %q", args[0], c.namespace)
-				}
-				slices.SortFunc(rows, func(a, b appRow) int { return cmp.Compare(a.Name, b.Name) })
-				return printList(cmd.OutOrStdout(), *out, rows, func(w io.Writer) {
-					fmt.Fprintln(w, "NAME\tSERVICES\tTASKS")
-					for _, r := range rows {
-						fmt.Fprintf(w, "%s\t%d\t%d/%d\n", r.Name, len(r.Services), r.Running, r.Desired)
+					if len(args) == 1 && len(rows) == 0 {
+						return listing{}, fmt.Errorf("no app %q in namespace %q", args[0], c.namespace)
 					}
+					slices.SortFunc(rows, func(a, b appRow) int { return cmp.Compare(a.Name, b.Name) })
+					return listing{rows: rows, key: rows, table: func(w io.Writer) {
+						fmt.Fprintln(w, "NAME\tSERVICES\tTASKS")
+						for _, r := range rows {
+							fmt.Fprintf(w, "%s\t%d\t%d/%d\n", r.Name, len(r.Services), r.Running, r.Desired)
+						}
+					}}, nil
 				})
 			})
 		},
 	}
 	out = addOutputFlag(cmd)
+	watch = addWatchFlag(cmd)
 	return cmd
 }
 
@@ -102,7 +110,10 @@ type serviceRow struct {
 }
 
 func newGetServicesCommand(o *rootOptions) *cobra.Command {
-	var out *outputFormat
+	var (
+		out   *outputFormat
+		watch *bool
+	)
 	cmd := &cobra.Command{
 		Use:     "services [APP | APP/SERVICE]",
 		Aliases: []string{"service", "svc"},
@@ -117,43 +128,46 @@ func newGetServicesCommand(o *rootOptions) *cobra.Command {
 				}
 			}
 			return o.withCluster(cmd, func(ctx context.Context, c *cluster) error {
-				resp, err := c.ListServices(ctx, &berthv1.ListServicesRequest{Namespace: c.namespace, App: app})
-				if err != nil {
-					return fmt.Errorf("list services: %w", err)
-				}
-				rows := []serviceRow{}
-				for _, s := range resp.GetServices() {
-					svc := s.GetService()
-					if name != "" && svc.GetName() != name {
-						continue
+				return c.show(ctx, cmd.OutOrStdout(), *out, *watch, app, func(ctx context.Context) (listing, error) {
+					resp, err := c.ListServices(ctx, &berthv1.ListServicesRequest{Namespace: c.namespace, App: app})
+					if err != nil {
+						return listing{}, fmt.Errorf("list services: %w", err)
 					}
-					rows = append(rows, serviceRow{
-						ID:       svc.GetMeta().GetId(),
-						App:      svc.GetApp(),
-						Name:     svc.GetName(),
-						Mode:     serviceModeWord(svc.GetSpec().GetMode()),
-						Replicas: s.GetDesiredTasks(),
-						Running:  s.GetRunningTasks(),
-						Image:    svc.GetSpec().GetImage(),
-						Ports:    specPorts(svc.GetSpec().GetPorts()),
+					rows := []serviceRow{}
+					for _, s := range resp.GetServices() {
+						svc := s.GetService()
+						if name != "" && svc.GetName() != name {
+							continue
+						}
+						rows = append(rows, serviceRow{
+							ID:       svc.GetMeta().GetId(),
+							App:      svc.GetApp(),
+							Name:     svc.GetName(),
+							Mode:     serviceModeWord(svc.GetSpec().GetMode()),
+							Replicas: s.GetDesiredTasks(),
+							Running:  s.GetRunningTasks(),
+							Image:    svc.GetSpec().GetImage(),
+							Ports:    specPorts(svc.GetSpec().GetPorts()),
+						})
+					}
+					if len(args) == 1 && len(rows) == 0 {
+						return listing{}, fmt.Errorf("no service %q in namespace %q", args[0], c.namespace)
+					}
+					slices.SortFunc(rows, func(a, b serviceRow) int {
+						return cmp.Or(cmp.Compare(a.App, b.App), cmp.Compare(a.Name, b.Name))
 					})
-				}
-				if len(args) == 1 && len(rows) == 0 {
-					return fmt.Errorf("no service %q in namespace %q", args[0], c.namespace)
-				}
-				slices.SortFunc(rows, func(a, b serviceRow) int {
-					return cmp.Or(cmp.Compare(a.App, b.App), cmp.Compare(a.Name, b.Name))
-				})
-				return printList(cmd.OutOrStdout(), *out, rows, func(w io.Writer) {
-					fmt.Fprintln(w, "NAME\tMODE\tREPLICAS\tIMAGE\tPORTS")
-					for _, r := range rows {
-						fmt.Fprintf(w, "%s/%s\t%s\t%d/%d\t%s\t%s\n", r.App, r.Name, r.Mode, r.Running, r.Replicas, r.Image, portsColumn(r.Ports))
-					}
+					return listing{rows: rows, key: rows, table: func(w io.Writer) {
+						fmt.Fprintln(w, "NAME\tMODE\tREPLICAS\tIMAGE\tPORTS")
+						for _, r := range rows {
+							fmt.Fprintf(w, "%s/%s\t%s\t%d/%d\t%s\t%s\n", r.App, r.Name, r.Mode, r.Running, r.Replicas, r.Image, portsColumn(r.Ports))
+						}
+					}}, nil
 				})
 			})
 		},
 	}
 	out = addOutputFlag(cmd)
+	watch = addWatchFlag(cmd)
 	return cmd
 }
 
@@ -176,7 +190,10 @@ type nodeRow struct {
 }
 
 func newGetNodesCommand(o *rootOptions, use string, aliases []string) *cobra.Command {
-	var out *outputFormat
+	var (
+		out   *outputFormat
+		watch *bool
+	)
 	cmd := &cobra.Command{
 		Use:     use + " [NAME]",
 		Aliases: aliases,
@@ -184,51 +201,60 @@ func newGetNodesCommand(o *rootOptions, use string, aliases []string) *cobra.Com
 		Args:    cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return o.withCluster(cmd, func(ctx context.Context, c *cluster) error {
-				resp, err := c.ListNodes(ctx, &berthv1.ListNodesRequest{})
-				if err != nil {
-					return fmt.Errorf("list nodes: %w", err)
-				}
-				now := time.Now()
-				rows := []nodeRow{}
-				for _, n := range resp.GetNodes() {
-					id := n.GetMeta().GetId()
-					if len(args) == 1 && n.GetName() != args[0] && !strings.HasPrefix(id, args[0]) {
-						continue
+				return c.show(ctx, cmd.OutOrStdout(), *out, *watch, "", func(ctx context.Context) (listing, error) {
+					resp, err := c.ListNodes(ctx, &berthv1.ListNodesRequest{})
+					if err != nil {
+						return listing{}, fmt.Errorf("list nodes: %w", err)
 					}
-					labels := n.GetLabels()
-					if labels == nil {
-						labels = map[string]string{}
+					now := o.now()
+					rows := []nodeRow{}
+					for _, n := range resp.GetNodes() {
+						id := n.GetMeta().GetId()
+						if len(args) == 1 && n.GetName() != args[0] && !strings.HasPrefix(id, args[0]) {
+							continue
+						}
+						labels := n.GetLabels()
+						if labels == nil {
+							labels = map[string]string{}
+						}
+						rows = append(rows, nodeRow{
+							ID:            id,
+							Name:          n.GetName(),
+							Status:        nodeStatusWord(n.GetStatus()),
+							Availability:  availabilityWord(n.GetAvailability()),
+							Address:       n.GetAddress(),
+							Labels:        labels,
+							CPU:           cores(n.GetCapacity().GetMilliCpus()),
+							Memory:        n.GetCapacity().GetMemoryBytes(),
+							LastHeartbeat: rfc3339(n.GetLastHeartbeat()),
+							Message:       n.GetStatusMessage(),
+							heartbeat:     ago(now, n.GetLastHeartbeat()),
+							milliCPU:      n.GetCapacity().GetMilliCpus(),
+						})
 					}
-					rows = append(rows, nodeRow{
-						ID:            id,
-						Name:          n.GetName(),
-						Status:        nodeStatusWord(n.GetStatus()),
-						Availability:  availabilityWord(n.GetAvailability()),
-						Address:       n.GetAddress(),
-						Labels:        labels,
-						CPU:           cores(n.GetCapacity().GetMilliCpus()),
-						Memory:        n.GetCapacity().GetMemoryBytes(),
-						LastHeartbeat: rfc3339(n.GetLastHeartbeat()),
-						Message:       n.GetStatusMessage(),
-						heartbeat:     ago(now, n.GetLastHeartbeat()),
-						milliCPU:      n.GetCapacity().GetMilliCpus(),
-					})
-				}
-				if len(args) == 1 && len(rows) == 0 {
-					return fmt.Errorf("no node %q; see `berth node ls`", args[0])
-				}
-				slices.SortFunc(rows, func(a, b nodeRow) int { return cmp.Or(cmp.Compare(a.Name, b.Name), cmp.Compare(a.ID, b.ID)) })
-				return printList(cmd.OutOrStdout(), *out, rows, func(w io.Writer) {
-					fmt.Fprintln(w, "ID\tNAME\tSTATUS\tAVAILABILITY\tADDRESS\tCPU\tMEMORY\tLABELS\tLAST HEARTBEAT\tMESSAGE")
-					for _, r := range rows {
-						fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", shortID(r.ID), r.Name, r.Status, r.Availability,
-							r.Address, coresColumn(r.milliCPU), bytesColumn(r.Memory), labelsColumn(r.Labels), r.heartbeat, r.Message)
+					if len(args) == 1 && len(rows) == 0 {
+						return listing{}, fmt.Errorf("no node %q; see `berth node ls`", args[0])
 					}
+					slices.SortFunc(rows, func(a, b nodeRow) int { return cmp.Or(cmp.Compare(a.Name, b.Name), cmp.Compare(a.ID, b.ID)) })
+					// Heartbeats change every few seconds: a watch redraws for
+					// the rest only.
+					key := slices.Clone(rows)
+					for i := range key {
+						key[i].LastHeartbeat = ""
+					}
+					return listing{rows: rows, key: key, table: func(w io.Writer) {
+						fmt.Fprintln(w, "ID\tNAME\tSTATUS\tAVAILABILITY\tADDRESS\tCPU\tMEMORY\tLABELS\tLAST HEARTBEAT\tMESSAGE")
+						for _, r := range rows {
+							fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", shortID(r.ID), r.Name, r.Status, r.Availability,
+								r.Address, coresColumn(r.milliCPU), bytesColumn(r.Memory), labelsColumn(r.Labels), r.heartbeat, r.Message)
+						}
+					}}, nil
 				})
 			})
 		},
 	}
 	out = addOutputFlag(cmd)
+	watch = addWatchFlag(cmd)
 	return cmd
 }
 

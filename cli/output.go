@@ -1,9 +1,12 @@
 package cli
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -40,8 +43,15 @@ func addOutputFlag(cmd *cobra.Command) *outputFormat {
 }
 
 // printList writes rows (a slice of JSON-tagged structs) as JSON or YAML,
-// or calls table to write them as aligned columns.
+// or calls table to write them as aligned columns, with states in colour
+// when w is a terminal (see colorOutput).
 func printList(w io.Writer, f outputFormat, rows any, table func(tw io.Writer)) error {
+	return writeList(w, f, rows, table, colorOutput(w))
+}
+
+// writeList is printList with the choice of colour made by the caller,
+// for output drawn into a buffer first.
+func writeList(w io.Writer, f outputFormat, rows any, table func(tw io.Writer), color bool) error {
 	switch f {
 	case formatJSON:
 		data, err := json.MarshalIndent(rows, "", "  ")
@@ -58,8 +68,50 @@ func printList(w io.Writer, f outputFormat, rows any, table func(tw io.Writer)) 
 		_, err = w.Write(data)
 		return err
 	default:
-		tw := tabwriter.NewWriter(w, 0, 8, 3, ' ', 0)
+		// The table is drawn into a buffer to tidy it: tabwriter pads
+		// empty last cells with spaces, and colour must go in after
+		// alignment, since escape sequences would count as width.
+		var buf bytes.Buffer
+		tw := tabwriter.NewWriter(&buf, 0, 8, 3, ' ', 0)
 		table(tw)
-		return tw.Flush()
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+		text := trimLines(buf.String())
+		if color {
+			text = colorStates(text)
+		}
+		_, err := io.WriteString(w, text)
+		return err
 	}
+}
+
+// trimLines drops the spaces at the ends of the lines of s.
+func trimLines(s string) string {
+	lines := strings.SplitAfter(s, "\n")
+	for i, l := range lines {
+		if body, ok := strings.CutSuffix(l, "\n"); ok {
+			lines[i] = strings.TrimRight(body, " ") + "\n"
+		} else {
+			lines[i] = strings.TrimRight(l, " ")
+		}
+	}
+	return strings.Join(lines, "")
+}
+
+// terminal reports whether w is a terminal (a character device), as
+// stdout is when nobody pipes or redirects it.
+func terminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// colorOutput reports whether output to w gets colour: only on a terminal,
+// and not when $NO_COLOR is set to anything (https://no-color.org).
+func colorOutput(w io.Writer) bool {
+	return terminal(w) && os.Getenv("NO_COLOR") == ""
 }

@@ -44,9 +44,10 @@ type taskRow struct {
 
 func newPsCommand(o *rootOptions) *cobra.Command {
 	var (
-		all  bool
-		node string
-		out  *outputFormat
+		all   bool
+		node  string
+		out   *outputFormat
+		watch *bool
 	)
 	cmd := &cobra.Command{
 		Use:   "ps [APP[/SERVICE]]",
@@ -59,7 +60,7 @@ A task that no node can take, or whose service waits for its depends_on,
 stays pending; the ERROR column (and "message" in JSON) says why, such as
 "waiting for db (healthy)" or "migrate failed (exit code 1)".
 By default only tasks that are meant to run are listed; --all adds finished
-and replaced ones.`,
+and replaced ones. With -w the list is drawn again each time it changes.`,
 		Example: `  # Tasks of every app in the namespace
   berth ps
 
@@ -67,7 +68,10 @@ and replaced ones.`,
   berth ps shop/web --all
 
   # Tasks on one node, as JSON
-  berth ps --node node-1 -o json`,
+  berth ps --node node-1 -o json
+
+  # Keep the list on screen, redrawn as tasks change (Ctrl-C stops)
+  berth ps shop -w`,
 		GroupID: groupApps,
 		Args:    cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -82,26 +86,17 @@ and replaced ones.`,
 				if req.NodeId, err = c.nodeFilter(ctx, node); err != nil {
 					return err
 				}
-				resp, err := c.ListTasks(ctx, req)
-				if err != nil {
-					return fmt.Errorf("list tasks: %w", err)
-				}
-				names, err := c.nodeNames(ctx)
-				if err != nil {
-					return err
-				}
-				rows := taskRows(resp.GetTasks(), names, time.Now())
-				return printList(cmd.OutOrStdout(), *out, rows, func(w io.Writer) {
-					fmt.Fprintln(w, "ID\tSERVICE\tSLOT\tNODE\tSTATE\tDESIRED\tSINCE\tPORTS\tERROR")
-					for _, r := range rows {
-						slot, node := "-", cmp.Or(r.Node, "-")
-						if r.Slot > 0 {
-							slot = fmt.Sprint(r.Slot)
-						}
-						fmt.Fprintf(w, "%s\t%s/%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
-							shortID(r.ID), r.App, r.Service, slot, node, r.stateColumn(), r.DesiredState,
-							r.since, portsColumn(r.Ports), r.tableError())
+				return c.show(ctx, cmd.OutOrStdout(), *out, *watch, req.App, func(ctx context.Context) (listing, error) {
+					resp, err := c.ListTasks(ctx, req)
+					if err != nil {
+						return listing{}, fmt.Errorf("list tasks: %w", err)
 					}
+					names, err := c.nodeNames(ctx)
+					if err != nil {
+						return listing{}, err
+					}
+					rows := taskRows(resp.GetTasks(), names, o.now())
+					return listing{rows: rows, key: rows, table: func(w io.Writer) { taskTable(w, rows) }}, nil
 				})
 			})
 		},
@@ -109,7 +104,22 @@ and replaced ones.`,
 	cmd.Flags().BoolVarP(&all, "all", "a", false, "include finished and replaced tasks")
 	cmd.Flags().StringVar(&node, "node", "", "only tasks on this node (name or ID)")
 	out = addOutputFlag(cmd)
+	watch = addWatchFlag(cmd)
 	return cmd
+}
+
+// taskTable writes the table of "berth ps".
+func taskTable(w io.Writer, rows []taskRow) {
+	fmt.Fprintln(w, "ID\tSERVICE\tSLOT\tNODE\tSTATE\tDESIRED\tSINCE\tPORTS\tERROR")
+	for _, r := range rows {
+		slot, node := "-", cmp.Or(r.Node, "-")
+		if r.Slot > 0 {
+			slot = fmt.Sprint(r.Slot)
+		}
+		fmt.Fprintf(w, "%s\t%s/%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
+			shortID(r.ID), r.App, r.Service, slot, node, r.stateColumn(), r.DesiredState,
+			r.since, portsColumn(r.Ports), r.tableError())
+	}
 }
 
 // tableError is the ERROR column: the error, or for a pending task the
