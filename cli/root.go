@@ -55,7 +55,8 @@ adds other clusters to it and switches between them.
 
 Exit status: 0 when the command did what was asked, 1 when it failed (an
 error from the cluster, a service that did not converge), 2 for a usage
-error (an unknown command or flag, or arguments of the wrong shape).`,
+error (an unknown command or flag, or arguments of the wrong shape);
+"berth exec" exits with the code of the command it ran.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		// Runnable so that an unknown command is a usage error (exit 2)
@@ -76,6 +77,8 @@ error (an unknown command or flag, or arguments of the wrong shape).`,
 		newPsCommand(o),
 		newGetCommand(o),
 		newLogsCommand(o),
+		newExecCommand(o),
+		newTopCommand(o),
 		newEventsCommand(o),
 		newDescribeCommand(o),
 		newDeleteCommand(o),
@@ -131,6 +134,10 @@ func Execute(ctx context.Context, root *cobra.Command) int {
 	if errors.As(err, &ue) {
 		fmt.Fprintf(root.ErrOrStderr(), "berth: %s\nSee '%s --help'.\n", ue.err, cmd.CommandPath())
 		return exitUsage
+	}
+	var ec *exitCodeError
+	if errors.As(err, &ec) {
+		return ec.code // berth exec: the command's own exit code
 	}
 	if !errors.Is(err, errReported) {
 		fmt.Fprintf(root.ErrOrStderr(), "berth: %s\n", userMessage(err))
