@@ -1,0 +1,92 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+const metricsCompose = `
+services:
+  web:
+    image: localhost/busybox:latest
+    command: ["httpd", "-f", "-p", "8080", "-h", "/www"]
+`
+
+// TestMetricsOfServerAndAgent scrapes a server's and an agent's /metrics
+// after a service started, and reads the server's JSON logs.
+func TestMetricsOfServerAndAgent(t *testing.T) {
+	serverMetrics := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	c := newCluster(t, withServerArgs("--metrics-addr", serverMetrics, "--log-format", "json"))
+	agentMetrics := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	c.startAgent("alpha", "--metrics-addr", agentMetrics)
+	c.importImage()
+	c.mustBerth("apply", "-f", c.writeFile("app/compose.yaml", metricsCompose), "-p", "metrics")
+	c.waitRunning("metrics/web", 1, 90*time.Second)
+
+	scrapes := []struct {
+		who, addr string
+		want      []string
+	}{
+		{"server", serverMetrics, []string{
+			`berth_tasks{state="running"} 1` + "\n",
+			`berth_tasks{state="failed"} 0` + "\n",
+			`berth_nodes{status="ready"} 1` + "\n",
+			"berth_agent_sessions 1\n",
+			"berth_placements_total 1\n",
+			"berth_scheduling_latency_seconds_count 1\n",
+			`berth_etcd_txn_duration_seconds_count{result="committed"} `,
+			`berth_grpc_requests_total{code="OK",method="/berth.v1.ClusterService/Apply"} 1` + "\n",
+			`berth_grpc_request_duration_seconds_count{method="/berth.v1.ClusterService/Apply"} 1` + "\n",
+			"go_goroutines ",
+			"process_resident_memory_bytes ",
+		}},
+		{"agent", agentMetrics, []string{
+			`berth_node_tasks{state="running"} 1` + "\n",
+			"berth_container_start_seconds_count 1\n",
+			"berth_image_pull_seconds_count 0\n", // the image was imported
+			"go_goroutines ",
+		}},
+	}
+	for _, s := range scrapes {
+		// The running state reaches the server's cache through the
+		// agent's batched reports: scrape until it shows.
+		eventually(t, 30*time.Second, func() (bool, string) {
+			body, err := httpGet("http://" + s.addr + "/metrics")
+			if err != nil {
+				return false, fmt.Sprintf("scraping the %s: %v", s.who, err)
+			}
+			for _, w := range s.want {
+				if !strings.Contains(body, w) {
+					return false, fmt.Sprintf("the %s's metrics lack %q:\n%s", s.who, w, berthLines(body))
+				}
+			}
+			return true, ""
+		})
+	}
+
+	var ready map[string]any
+	for _, line := range strings.Split(c.server.out.String(), "\n") {
+		if strings.Contains(line, `"server ready"`) {
+			if err := json.Unmarshal([]byte(line), &ready); err != nil {
+				t.Fatalf("--log-format json wrote %q: %v", line, err)
+			}
+		}
+	}
+	if ready["level"] != "INFO" || ready["listen"] != c.addr {
+		t.Fatalf(`"server ready" record = %v, want level INFO and listen %s`, ready, c.addr)
+	}
+}
+
+// berthLines keeps Berth's own metrics of a scrape, for failure messages.
+func berthLines(body string) string {
+	var out []string
+	for _, l := range strings.Split(body, "\n") {
+		if strings.HasPrefix(l, "berth_") && !strings.Contains(l, "_bucket{") {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
