@@ -89,3 +89,43 @@ func TestReadLogSinceByModTime(t *testing.T) {
 		}
 	}
 }
+
+func TestReadLogStampsFollowedLines(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.log")
+	if err := os.WriteFile(path, []byte("before\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	exited := make(chan Exit, 1)
+	lines := make(chan LogLine, 4)
+	done := make(chan error, 1)
+	go func() {
+		done <- readLogSince(t.Context(), f, -1, time.Time{}, exited, func(l LogLine) error {
+			lines <- l
+			return nil
+		})
+	}()
+	if l := <-lines; string(l.Line) != "before" || !l.At.IsZero() {
+		t.Fatalf("first line %q at %v, want %q with no time: it was there before", l.Line, l.At, "before")
+	}
+	appended := time.Now()
+	w, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.WriteString("after\n"); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	if l := <-lines; string(l.Line) != "after" || l.At.Before(appended) {
+		t.Fatalf("followed line %q at %v, want %q read after %v", l.Line, l.At, "after", appended)
+	}
+	exited <- Exit{}
+	if err := <-done; err != nil {
+		t.Fatalf("readLogSince: %v", err)
+	}
+}
