@@ -69,10 +69,31 @@ func (c *cluster) printDiff(ctx context.Context, w io.Writer, app string, servic
 			stored[s.GetService().GetName()] = s.GetService().GetSpec()
 		}
 	}
+	color := colorOutput(w)
 	for _, d := range diffServices(stored, services) {
+		if color {
+			d = colorDiffLine(d)
+		}
 		fmt.Fprintln(w, d)
 	}
 	return nil
+}
+
+// diffColors colour a diff line by its sign: added green, removed red,
+// changed yellow.
+var diffColors = map[byte]string{'+': colorGreen, '-': colorRed, '~': colorYellow}
+
+// colorDiffLine colours a line of diffServices, keeping its indent plain.
+func colorDiffLine(line string) string {
+	body := strings.TrimLeft(line, " ")
+	if body == "" {
+		return line
+	}
+	c, ok := diffColors[body[0]]
+	if !ok {
+		return line
+	}
+	return line[:len(line)-len(body)] + c + body + colorReset
 }
 
 // diffServices returns the lines that say how services differ from the

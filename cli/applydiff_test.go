@@ -145,3 +145,17 @@ func TestApplyDiffDryRun(t *testing.T) {
 		t.Errorf("ListServices requests %v, want the app's services", f.serviceReqs)
 	}
 }
+
+func TestColorDiffLine(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"~ service web", colorYellow + "~ service web" + colorReset},
+		{"    + image: \"a\"", "    " + colorGreen + "+ image: \"a\"" + colorReset},
+		{"- service old", colorRed + "- service old" + colorReset},
+		{"service web updated", "service web updated"},
+	}
+	for _, tt := range tests {
+		if got := colorDiffLine(tt.in); got != tt.want {
+			t.Errorf("colorDiffLine(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
