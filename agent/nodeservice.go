@@ -4,14 +4,12 @@ import (
 	"context"
 	"errors"
 	"io"
-	"time"
 
 	"github.com/berthproject/berth/agent/runtime"
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
 	"github.com/berthproject/berth/api/identity"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
@@ -44,21 +42,12 @@ func serverOnlyStream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h
 	return h(srv, ss)
 }
 
-// logsSinceHeader carries the time the control plane's LogsRequest.since
-// names, RFC 3339 with nanoseconds: NodeLogsRequest has no field for it.
-// The apiserver sets the same key.
-const logsSinceHeader = "berth-logs-since"
-
 // Logs streams the output of the asked tasks' containers.
 func (s *nodeService) Logs(req *berthv1.NodeLogsRequest, stream berthv1.NodeService_LogsServer) error {
 	ctx := stream.Context()
 	opts := runtime.LogOptions{Follow: req.Follow, Tail: req.Tail}
-	if v := metadata.ValueFromIncomingContext(ctx, logsSinceHeader); len(v) > 0 {
-		t, err := time.Parse(time.RFC3339Nano, v[0])
-		if err != nil {
-			return status.Errorf(codes.InvalidArgument, "logs since %q: not an RFC 3339 time: %v", v[0], err)
-		}
-		opts.Since = t
+	if req.Since != nil {
+		opts.Since = req.Since.AsTime()
 	}
 	errc := make(chan error, len(req.TaskIds))
 	sendMu := make(chan struct{}, 1)

@@ -13,7 +13,6 @@ import (
 	"github.com/berthproject/berth/controlplane/store"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
@@ -60,13 +59,14 @@ type fakeLogNode struct {
 	berthv1.UnimplementedNodeServiceServer
 
 	mu    sync.Mutex
-	since []string // the since header of each call
+	since []string // the since of each call, RFC 3339
 }
 
 func (f *fakeLogNode) Logs(req *berthv1.NodeLogsRequest, stream grpc.ServerStreamingServer[berthv1.LogEntry]) error {
-	md, _ := metadata.FromIncomingContext(stream.Context())
 	f.mu.Lock()
-	f.since = append(f.since, md.Get(logsSinceHeader)...)
+	if req.Since != nil {
+		f.since = append(f.since, req.Since.AsTime().Format(time.RFC3339Nano))
+	}
 	f.mu.Unlock()
 	for _, id := range req.TaskIds {
 		if err := stream.Send(&berthv1.LogEntry{TaskId: id, Line: []byte("out of " + id)}); err != nil {

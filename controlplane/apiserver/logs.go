@@ -6,19 +6,13 @@ import (
 	"io"
 	"strings"
 	"sync"
-	"time"
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
 	"github.com/berthproject/berth/controlplane/store"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
 )
-
-// logsSinceHeader carries LogsRequest.since to the node, whose
-// NodeLogsRequest has no field for it: RFC 3339 with nanoseconds. The
-// agent reads the same key.
-const logsSinceHeader = "berth-logs-since"
 
 // Logs streams the output of the matching tasks' containers, asking each
 // node that holds some of them. Following a service (or an app), it also
@@ -59,10 +53,7 @@ func (s *Server) Logs(req *berthv1.LogsRequest, stream berthv1.ClusterService_Lo
 	}
 
 	ctx := stream.Context()
-	if req.Since != nil {
-		ctx = metadata.AppendToOutgoingContext(ctx, logsSinceHeader, req.Since.AsTime().Format(time.RFC3339Nano))
-	}
-	f := &logFanIn{s: s, stream: stream, follow: req.Follow, opened: map[string]bool{}, errs: make(chan error, 1)}
+	f := &logFanIn{s: s, stream: stream, follow: req.Follow, since: req.Since, opened: map[string]bool{}, errs: make(chan error, 1)}
 	byNode := map[string][]*berthv1.Task{}
 	for _, t := range first {
 		byNode[t.NodeId] = append(byNode[t.NodeId], t)
@@ -96,6 +87,8 @@ type logFanIn struct {
 	s      *Server
 	stream berthv1.ClusterService_LogsServer
 	follow bool
+	// since, when set, keeps the lines written from then on.
+	since *timestamppb.Timestamp
 
 	sendMu sync.Mutex
 	wg     sync.WaitGroup
@@ -141,7 +134,7 @@ func (f *logFanIn) relay(ctx context.Context, n *berthv1.Node, ids []string, tai
 	if err != nil {
 		return err
 	}
-	logs, err := cli.Logs(ctx, &berthv1.NodeLogsRequest{TaskIds: ids, Follow: f.follow, Tail: tail})
+	logs, err := cli.Logs(ctx, &berthv1.NodeLogsRequest{TaskIds: ids, Follow: f.follow, Tail: tail, Since: f.since})
 	if err != nil {
 		return err
 	}

@@ -9,6 +9,7 @@ package berthv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -216,10 +217,12 @@ func (x *NodePushImageRequest) GetSource() *ImageSource {
 }
 
 type NodeLogsRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	TaskIds       []string               `protobuf:"bytes,1,rep,name=task_ids,json=taskIds,proto3" json:"task_ids,omitempty"`
-	Follow        bool                   `protobuf:"varint,2,opt,name=follow,proto3" json:"follow,omitempty"`
-	Tail          int64                  `protobuf:"varint,3,opt,name=tail,proto3" json:"tail,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	TaskIds []string               `protobuf:"bytes,1,rep,name=task_ids,json=taskIds,proto3" json:"task_ids,omitempty"`
+	Follow  bool                   `protobuf:"varint,2,opt,name=follow,proto3" json:"follow,omitempty"`
+	Tail    int64                  `protobuf:"varint,3,opt,name=tail,proto3" json:"tail,omitempty"`
+	// since keeps the lines written at or after this time.
+	Since         *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=since,proto3" json:"since,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -275,6 +278,13 @@ func (x *NodeLogsRequest) GetTail() int64 {
 	return 0
 }
 
+func (x *NodeLogsRequest) GetSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Since
+	}
+	return nil
+}
+
 type NodeImportImageRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Chunk         []byte                 `protobuf:"bytes,1,opt,name=chunk,proto3" json:"chunk,omitempty"`
@@ -323,7 +333,7 @@ var File_berth_v1_node_proto protoreflect.FileDescriptor
 
 const file_berth_v1_node_proto_rawDesc = "" +
 	"\n" +
-	"\x13berth/v1/node.proto\x12\bberth.v1\x1a\x14berth/v1/agent.proto\x1a\x16berth/v1/cluster.proto\"-\n" +
+	"\x13berth/v1/node.proto\x12\bberth.v1\x1a\x14berth/v1/agent.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16berth/v1/cluster.proto\"-\n" +
 	"\x10NodeStatsRequest\x12\x19\n" +
 	"\btask_ids\x18\x01 \x03(\tR\ataskIds\">\n" +
 	"\x11NodeStatsResponse\x12)\n" +
@@ -333,11 +343,12 @@ const file_berth_v1_node_proto_rawDesc = "" +
 	"\x06source\x18\x02 \x01(\v2\x15.berth.v1.ImageSourceR\x06source\"[\n" +
 	"\x14NodePushImageRequest\x12\x14\n" +
 	"\x05image\x18\x01 \x01(\tR\x05image\x12-\n" +
-	"\x06source\x18\x02 \x01(\v2\x15.berth.v1.ImageSourceR\x06source\"X\n" +
+	"\x06source\x18\x02 \x01(\v2\x15.berth.v1.ImageSourceR\x06source\"\x8a\x01\n" +
 	"\x0fNodeLogsRequest\x12\x19\n" +
 	"\btask_ids\x18\x01 \x03(\tR\ataskIds\x12\x16\n" +
 	"\x06follow\x18\x02 \x01(\bR\x06follow\x12\x12\n" +
-	"\x04tail\x18\x03 \x01(\x03R\x04tail\".\n" +
+	"\x04tail\x18\x03 \x01(\x03R\x04tail\x120\n" +
+	"\x05since\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\".\n" +
 	"\x16NodeImportImageRequest\x12\x14\n" +
 	"\x05chunk\x18\x01 \x01(\fR\x05chunk2\x9e\x04\n" +
 	"\vNodeService\x127\n" +
@@ -373,41 +384,43 @@ var file_berth_v1_node_proto_goTypes = []any{
 	(*NodeImportImageRequest)(nil), // 5: berth.v1.NodeImportImageRequest
 	(*TaskStats)(nil),              // 6: berth.v1.TaskStats
 	(*ImageSource)(nil),            // 7: berth.v1.ImageSource
-	(*ListImagesRequest)(nil),      // 8: berth.v1.ListImagesRequest
-	(*BuildRequest)(nil),           // 9: berth.v1.BuildRequest
-	(*ExecRequest)(nil),            // 10: berth.v1.ExecRequest
-	(*LogEntry)(nil),               // 11: berth.v1.LogEntry
-	(*NodeImportResult)(nil),       // 12: berth.v1.NodeImportResult
-	(*NodeImages)(nil),             // 13: berth.v1.NodeImages
-	(*BuildEvent)(nil),             // 14: berth.v1.BuildEvent
-	(*ImageProgress)(nil),          // 15: berth.v1.ImageProgress
-	(*ExecResponse)(nil),           // 16: berth.v1.ExecResponse
+	(*timestamppb.Timestamp)(nil),  // 8: google.protobuf.Timestamp
+	(*ListImagesRequest)(nil),      // 9: berth.v1.ListImagesRequest
+	(*BuildRequest)(nil),           // 10: berth.v1.BuildRequest
+	(*ExecRequest)(nil),            // 11: berth.v1.ExecRequest
+	(*LogEntry)(nil),               // 12: berth.v1.LogEntry
+	(*NodeImportResult)(nil),       // 13: berth.v1.NodeImportResult
+	(*NodeImages)(nil),             // 14: berth.v1.NodeImages
+	(*BuildEvent)(nil),             // 15: berth.v1.BuildEvent
+	(*ImageProgress)(nil),          // 16: berth.v1.ImageProgress
+	(*ExecResponse)(nil),           // 17: berth.v1.ExecResponse
 }
 var file_berth_v1_node_proto_depIdxs = []int32{
 	6,  // 0: berth.v1.NodeStatsResponse.tasks:type_name -> berth.v1.TaskStats
 	7,  // 1: berth.v1.NodePullImageRequest.source:type_name -> berth.v1.ImageSource
 	7,  // 2: berth.v1.NodePushImageRequest.source:type_name -> berth.v1.ImageSource
-	4,  // 3: berth.v1.NodeService.Logs:input_type -> berth.v1.NodeLogsRequest
-	5,  // 4: berth.v1.NodeService.ImportImage:input_type -> berth.v1.NodeImportImageRequest
-	8,  // 5: berth.v1.NodeService.ListImages:input_type -> berth.v1.ListImagesRequest
-	9,  // 6: berth.v1.NodeService.Build:input_type -> berth.v1.BuildRequest
-	2,  // 7: berth.v1.NodeService.PullImage:input_type -> berth.v1.NodePullImageRequest
-	3,  // 8: berth.v1.NodeService.PushImage:input_type -> berth.v1.NodePushImageRequest
-	10, // 9: berth.v1.NodeService.Exec:input_type -> berth.v1.ExecRequest
-	0,  // 10: berth.v1.NodeService.Stats:input_type -> berth.v1.NodeStatsRequest
-	11, // 11: berth.v1.NodeService.Logs:output_type -> berth.v1.LogEntry
-	12, // 12: berth.v1.NodeService.ImportImage:output_type -> berth.v1.NodeImportResult
-	13, // 13: berth.v1.NodeService.ListImages:output_type -> berth.v1.NodeImages
-	14, // 14: berth.v1.NodeService.Build:output_type -> berth.v1.BuildEvent
-	15, // 15: berth.v1.NodeService.PullImage:output_type -> berth.v1.ImageProgress
-	15, // 16: berth.v1.NodeService.PushImage:output_type -> berth.v1.ImageProgress
-	16, // 17: berth.v1.NodeService.Exec:output_type -> berth.v1.ExecResponse
-	1,  // 18: berth.v1.NodeService.Stats:output_type -> berth.v1.NodeStatsResponse
-	11, // [11:19] is the sub-list for method output_type
-	3,  // [3:11] is the sub-list for method input_type
-	3,  // [3:3] is the sub-list for extension type_name
-	3,  // [3:3] is the sub-list for extension extendee
-	0,  // [0:3] is the sub-list for field type_name
+	8,  // 3: berth.v1.NodeLogsRequest.since:type_name -> google.protobuf.Timestamp
+	4,  // 4: berth.v1.NodeService.Logs:input_type -> berth.v1.NodeLogsRequest
+	5,  // 5: berth.v1.NodeService.ImportImage:input_type -> berth.v1.NodeImportImageRequest
+	9,  // 6: berth.v1.NodeService.ListImages:input_type -> berth.v1.ListImagesRequest
+	10, // 7: berth.v1.NodeService.Build:input_type -> berth.v1.BuildRequest
+	2,  // 8: berth.v1.NodeService.PullImage:input_type -> berth.v1.NodePullImageRequest
+	3,  // 9: berth.v1.NodeService.PushImage:input_type -> berth.v1.NodePushImageRequest
+	11, // 10: berth.v1.NodeService.Exec:input_type -> berth.v1.ExecRequest
+	0,  // 11: berth.v1.NodeService.Stats:input_type -> berth.v1.NodeStatsRequest
+	12, // 12: berth.v1.NodeService.Logs:output_type -> berth.v1.LogEntry
+	13, // 13: berth.v1.NodeService.ImportImage:output_type -> berth.v1.NodeImportResult
+	14, // 14: berth.v1.NodeService.ListImages:output_type -> berth.v1.NodeImages
+	15, // 15: berth.v1.NodeService.Build:output_type -> berth.v1.BuildEvent
+	16, // 16: berth.v1.NodeService.PullImage:output_type -> berth.v1.ImageProgress
+	16, // 17: berth.v1.NodeService.PushImage:output_type -> berth.v1.ImageProgress
+	17, // 18: berth.v1.NodeService.Exec:output_type -> berth.v1.ExecResponse
+	1,  // 19: berth.v1.NodeService.Stats:output_type -> berth.v1.NodeStatsResponse
+	12, // [12:20] is the sub-list for method output_type
+	4,  // [4:12] is the sub-list for method input_type
+	4,  // [4:4] is the sub-list for extension type_name
+	4,  // [4:4] is the sub-list for extension extendee
+	0,  // [0:4] is the sub-list for field type_name
 }
 
 func init() { file_berth_v1_node_proto_init() }
