@@ -91,6 +91,10 @@ func readLogSince(ctx context.Context, f *os.File, tail int64, since time.Time, 
 	br := bufio.NewReaderSize(f, 64<<10)
 	var partial []byte
 	var live bool // past the output that was there before the call
+	// drained is set once the process exited; lastEnd is the file offset
+	// at the last end of file.
+	var drained bool
+	lastEnd := int64(-1)
 	stamp := func() time.Time {
 		if live {
 			return time.Now()
@@ -121,18 +125,29 @@ func readLogSince(ctx context.Context, f *os.File, tail int64, since time.Time, 
 		if !errors.Is(err, io.EOF) {
 			return err
 		}
-		if exited == nil {
+		pos, err := f.Seek(0, io.SeekCurrent)
+		if err != nil {
+			return err
+		}
+		// Following a process that exited: the shim copies its output to
+		// the file and may still be at it when the exit is seen, so stop
+		// only once a poll interval passed with nothing more written.
+		if ticker == nil || (drained && pos == lastEnd) {
 			if len(partial) > 0 {
 				return fn(LogLine{Stream: Stdout, At: stamp(), Line: partial})
 			}
 			return nil
 		}
+		lastEnd = pos
 		live = true
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-exited:
-			exited = nil // read what is left, then stop
+			exited = nil // received once; a nil channel blocks
+			drained = true
+			// Read what is there now; the next end of file decides.
+			lastEnd = -1
 		case <-ticker.C:
 		}
 	}
