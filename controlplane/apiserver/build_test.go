@@ -144,8 +144,9 @@ func serveGRPC(t *testing.T, gs *grpc.Server) string {
 	return lis.Addr().String()
 }
 
-// addBuilder registers a ready, active node id named name, served by f.
-func (c *buildCluster) addBuilder(id, name string, f *fakeBuilder) {
+// addNodeService registers a ready, active node id named name, served by
+// svc over the cluster's mTLS.
+func (c *buildCluster) addNodeService(id, name string, svc berthv1.NodeServiceServer) {
 	c.t.Helper()
 	keyPEM, csrPEM, err := identity.NewKeyAndCSR(id)
 	if err != nil {
@@ -160,7 +161,7 @@ func (c *buildCluster) addBuilder(id, name string, f *fakeBuilder) {
 		c.t.Fatal(err)
 	}
 	gs := grpc.NewServer(grpc.Creds(credentials.NewTLS(tlsCfg)))
-	berthv1.RegisterNodeServiceServer(gs, f)
+	berthv1.RegisterNodeServiceServer(gs, svc)
 	addNode(c.t, c.srv, &berthv1.Node{
 		Meta: &berthv1.Meta{Id: id}, Name: name, Address: serveGRPC(c.t, gs),
 		Status:       berthv1.NodeStatus_NODE_STATUS_READY,
@@ -209,8 +210,8 @@ func TestBuildRelaysToTheNode(t *testing.T) {
 		{Event: &berthv1.BuildEvent_Status{Status: status1}},
 		{Event: &berthv1.BuildEvent_Result{Result: &berthv1.BuildResult{Image: "web:1", Digest: "sha256:abc"}}},
 	}}
-	c.addBuilder("n1", "alpha", f)
-	c.addBuilder("n2", "beta", &fakeBuilder{err: status.Error(codes.Internal, "wrong node")})
+	c.addNodeService("n1", "alpha", f)
+	c.addNodeService("n2", "beta", &fakeBuilder{err: status.Error(codes.Internal, "wrong node")})
 
 	header := &berthv1.BuildHeader{
 		Tags: []string{"web:1"}, Dockerfile: "build/Dockerfile", BuildArgs: map[string]string{"V": "1"},
@@ -242,7 +243,7 @@ func TestBuildRelaysToTheNode(t *testing.T) {
 
 func TestBuildKeepsTheNodesResultAndErrors(t *testing.T) {
 	c := newBuildCluster(t)
-	c.addBuilder("n1", "alpha", &fakeBuilder{events: []*berthv1.BuildEvent{
+	c.addNodeService("n1", "alpha", &fakeBuilder{events: []*berthv1.BuildEvent{
 		{Event: &berthv1.BuildEvent_Result{Result: &berthv1.BuildResult{NodeId: "self", NodeName: "me", Digest: "sha256:1"}}},
 	}})
 	events, err := c.build(&berthv1.BuildHeader{Node: "n1"}, nil)
@@ -254,7 +255,7 @@ func TestBuildKeepsTheNodesResultAndErrors(t *testing.T) {
 	}
 
 	const msg = "failed to solve: dockerfile parse error on line 3: unknown instruction: FROMM"
-	c.addBuilder("n2", "beta", &fakeBuilder{
+	c.addNodeService("n2", "beta", &fakeBuilder{
 		events: []*berthv1.BuildEvent{{Event: &berthv1.BuildEvent_Status{Status: []byte("x")}}},
 		err:    status.Error(codes.InvalidArgument, msg),
 	})

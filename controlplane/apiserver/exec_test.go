@@ -10,11 +10,9 @@ import (
 	"time"
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
-	"github.com/berthproject/berth/api/identity"
 	"github.com/berthproject/berth/controlplane/store"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
 )
 
@@ -67,31 +65,6 @@ func (f *fakeExecNode) Stats(_ context.Context, req *berthv1.NodeStatsRequest) (
 		resp.Tasks = append(resp.Tasks, &berthv1.TaskStats{TaskId: id, MemoryBytes: 1000, CpuPercent: 12.5})
 	}
 	return resp, nil
-}
-
-// addNodeService registers a ready node id named name, served by svc over
-// the cluster's mTLS.
-func (c *buildCluster) addNodeService(id, name string, svc berthv1.NodeServiceServer) {
-	c.t.Helper()
-	keyPEM, csrPEM, err := identity.NewKeyAndCSR(id)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	certPEM, err := c.auth.SignNode(csrPEM, id)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	tlsCfg, err := identity.ServerTLS(certPEM, keyPEM, c.auth.CACertPEM())
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	gs := grpc.NewServer(grpc.Creds(credentials.NewTLS(tlsCfg)))
-	berthv1.RegisterNodeServiceServer(gs, svc)
-	addNode(c.t, c.srv, &berthv1.Node{
-		Meta: &berthv1.Meta{Id: id}, Name: name, Address: serveGRPC(c.t, gs),
-		Status:       berthv1.NodeStatus_NODE_STATUS_READY,
-		Availability: berthv1.NodeAvailability_NODE_AVAILABILITY_ACTIVE,
-	})
 }
 
 // putTasks stores tasks of app "shop" in the default namespace.

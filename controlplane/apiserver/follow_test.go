@@ -9,10 +9,8 @@ import (
 	"time"
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
-	"github.com/berthproject/berth/api/identity"
 	"github.com/berthproject/berth/controlplane/store"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
@@ -79,30 +77,6 @@ func (f *fakeLogNode) Logs(req *berthv1.NodeLogsRequest, stream grpc.ServerStrea
 	return nil
 }
 
-// addLogNode registers a ready node id served by f over the cluster's mTLS.
-func (c *buildCluster) addLogNode(id string, f berthv1.NodeServiceServer) {
-	c.t.Helper()
-	keyPEM, csrPEM, err := identity.NewKeyAndCSR(id)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	certPEM, err := c.auth.SignNode(csrPEM, id)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	tlsCfg, err := identity.ServerTLS(certPEM, keyPEM, c.auth.CACertPEM())
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	gs := grpc.NewServer(grpc.Creds(credentials.NewTLS(tlsCfg)))
-	berthv1.RegisterNodeServiceServer(gs, f)
-	addNode(c.t, c.srv, &berthv1.Node{
-		Meta: &berthv1.Meta{Id: id}, Name: id, Address: serveGRPC(c.t, gs),
-		Status:       berthv1.NodeStatus_NODE_STATUS_READY,
-		Availability: berthv1.NodeAvailability_NODE_AVAILABILITY_ACTIVE,
-	})
-}
-
 // putTask writes t, as the orchestrator and dispatcher would, and waits
 // for the cache to hold it.
 func putTask(t *testing.T, s *Server, tk *berthv1.Task) {
@@ -128,7 +102,7 @@ func logTask(id, node string, state berthv1.TaskState) *berthv1.Task {
 func TestLogsFollowsAReplacement(t *testing.T) {
 	c := newBuildCluster(t)
 	node := &fakeLogNode{}
-	c.addLogNode("n1", node)
+	c.addNodeService("n1", "n1", node)
 	apply(t, c.srv, "shop", svc("web", "web:1", 1))
 	putTask(t, c.srv, logTask("t1", "n1", berthv1.TaskState_TASK_STATE_RUNNING))
 
@@ -168,7 +142,7 @@ func TestLogsFollowsAReplacement(t *testing.T) {
 
 func TestLogsWithoutFollowEnds(t *testing.T) {
 	c := newBuildCluster(t)
-	c.addLogNode("n1", &fakeLogNode{})
+	c.addNodeService("n1", "n1", &fakeLogNode{})
 	apply(t, c.srv, "shop", svc("web", "web:1", 1))
 	putTask(t, c.srv, logTask("t1", "n1", berthv1.TaskState_TASK_STATE_RUNNING))
 	stream, err := c.client.Logs(t.Context(), &berthv1.LogsRequest{App: "shop", Service: "web", Tail: -1})
