@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
@@ -14,6 +15,7 @@ import (
 	"github.com/berthproject/berth/api/version"
 	"github.com/berthproject/berth/controlplane/apiserver"
 	"github.com/berthproject/berth/controlplane/httpapi"
+	"github.com/berthproject/berth/controlplane/web"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 )
@@ -27,7 +29,8 @@ type httpAPI struct {
 }
 
 // startHTTPAPI listens on cfg.HTTPListen with the server's TLS
-// configuration and serves the HTTP/JSON API there. The gateway calls this
+// configuration and serves the HTTP/JSON API there, and the web dashboard
+// at /ui/. The gateway calls this
 // server's own gRPC listener over loopback with the server certificate, so
 // HTTP calls take the CLI's path (interceptors, streams) once httpapi has
 // authenticated them.
@@ -53,10 +56,17 @@ func (s *Server) startHTTPAPI(tlsCfg *tls.Config, certPEM, keyPEM []byte, api *a
 		conn.Close()
 		return nil, fmt.Errorf("HTTP API: listening on %s: %w (change --http-listen)", s.cfg.HTTPListen, err)
 	}
+	// The dashboard shares the listener: its page calls the API above
+	// from the same origin.
+	mux := http.NewServeMux()
+	dashboard := web.New(web.Config{Tokens: api, Log: s.log.With("component", "web")})
+	mux.Handle(web.Prefix, dashboard)
+	mux.Handle(strings.TrimSuffix(web.Prefix, "/"), dashboard)
+	mux.Handle("/", h)
 	httpTLS := tlsCfg.Clone()
 	httpTLS.NextProtos = []string{"h2", "http/1.1"}
 	return &httpAPI{
-		server:   &http.Server{Handler: h, TLSConfig: httpTLS, ReadHeaderTimeout: 10 * time.Second},
+		server:   &http.Server{Handler: mux, TLSConfig: httpTLS, ReadHeaderTimeout: 10 * time.Second},
 		listener: ln,
 		conn:     conn,
 	}, nil

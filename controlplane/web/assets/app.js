@@ -1,0 +1,411 @@
+// The Berth dashboard: reads the cluster through the HTTP/JSON API with the
+// API token kept in sessionStorage, keeps itself current with the Watch and
+// WatchEvents streams, and acts through the same API.
+"use strict";
+
+const API = "/berth.v1.ClusterService/";
+const TOKEN_KEY = "berth-token";
+const POLL_MS = 3000;
+const RETRY_MS = 5000;
+const MAX_EVENTS = 100;
+
+const state = { services: new Map(), tasks: new Map(), nodes: new Map(), events: [] };
+let polling = null;
+let streams = null;
+let logs = null;
+let preview = null;
+
+const $ = (sel) => document.querySelector(sel);
+
+// el builds an element: el("td", {class: "x"}, "text", child, ...).
+function el(tag, attrs, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
+    else if (v !== undefined && v !== null && v !== false) e.setAttribute(k, v === true ? "" : v);
+  }
+  for (const c of children.flat()) {
+    if (c !== undefined && c !== null) e.append(c instanceof Node ? c : String(c));
+  }
+  return e;
+}
+
+class AuthError extends Error {}
+
+function token() { return sessionStorage.getItem(TOKEN_KEY) || ""; }
+
+function headers() {
+  return { "Content-Type": "application/json", "Authorization": "Bearer " + token() };
+}
+
+async function failure(resp) {
+  let msg = resp.status + " " + resp.statusText;
+  try { msg = (await resp.json()).message || msg; } catch (e) { /* not JSON */ }
+  return resp.status === 401 ? new AuthError(msg) : new Error(msg);
+}
+
+// call invokes a unary method of the cluster API.
+async function call(method, body, path) {
+  const resp = await fetch(path || API + method, { method: "POST", headers: headers(), body: JSON.stringify(body || {}) });
+  if (!resp.ok) throw await failure(resp);
+  return resp.json();
+}
+
+// stream invokes a server-streaming method and hands each message to
+// onMessage until the stream ends or signal aborts it.
+async function stream(method, body, onMessage, signal, onOpen) {
+  const resp = await fetch(API + method, { method: "POST", headers: headers(), body: JSON.stringify(body || {}), signal });
+  if (!resp.ok) throw await failure(resp);
+  if (onOpen) onOpen();
+  const reader = resp.body.getReader();
+  const decoder = new TextDecoder();
+  let buf = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buf += decoder.decode(value, { stream: true });
+    let nl;
+    while ((nl = buf.indexOf("\n")) >= 0) {
+      const line = buf.slice(0, nl).trim();
+      buf = buf.slice(nl + 1);
+      if (!line) continue;
+      const msg = JSON.parse(line);
+      if (msg.error) throw new Error(msg.error.message || JSON.stringify(msg.error));
+      if (msg.result) onMessage(msg.result);
+    }
+  }
+}
+
+// enumName shortens "TASK_STATE_RUNNING" to "running".
+function enumName(v, prefix) {
+  return String(v || "").replace(prefix, "").toLowerCase() || "unknown";
+}
+
+function num(v) { return Number(v || 0); }
+
+function ago(ts) {
+  if (!ts) return "";
+  const s = Math.max(0, Math.round((Date.now() - Date.parse(ts)) / 1000));
+  if (s < 60) return s + "s ago";
+  if (s < 3600) return Math.floor(s / 60) + "m ago";
+  if (s < 86400) return Math.floor(s / 3600) + "h ago";
+  return Math.floor(s / 86400) + "d ago";
+}
+
+function showMessage(text) { $("#message").textContent = text || ""; }
+
+// act runs an action, reports its failure and signs out on a bad token.
+async function act(fn) {
+  showMessage("");
+  try {
+    await fn();
+  } catch (e) {
+    if (e instanceof AuthError) signOut(e.message);
+    else showMessage(e.message);
+  }
+}
+
+// --- rendering -----------------------------------------------------------
+
+let renderQueued = false;
+function render() {
+  if (renderQueued) return;
+  renderQueued = true;
+  requestAnimationFrame(() => {
+    renderQueued = false;
+    renderServices();
+    renderTasks();
+    renderNodes();
+    renderEvents();
+  });
+}
+
+function isActive(t) { return t.desiredState === "TASK_STATE_RUNNING"; }
+
+function renderServices() {
+  const running = new Map();
+  const active = new Map();
+  for (const t of state.tasks.values()) {
+    if (!isActive(t)) continue;
+    active.set(t.serviceId, (active.get(t.serviceId) || 0) + 1);
+    if (t.status && t.status.state === "TASK_STATE_RUNNING") running.set(t.serviceId, (running.get(t.serviceId) || 0) + 1);
+  }
+  const services = [...state.services.values()].sort((a, b) => (a.app + "/" + a.name).localeCompare(b.app + "/" + b.name));
+  const rows = [];
+  let lastApp = null;
+  for (const s of services) {
+    const id = s.meta.id;
+    const spec = s.spec || {};
+    const global = spec.mode === "SERVICE_MODE_GLOBAL";
+    const desired = global ? (active.get(id) || 0) : num(spec.replicas);
+    const key = s.app + "/" + s.name;
+    const update = s.updateStatus && s.updateStatus.state ? enumName(s.updateStatus.state, "UPDATE_STATE_") : "";
+    const appCell = s.app === lastApp ? el("td") : el("td", {}, el("strong", {}, s.app), " ",
+      el("button", { "data-delete-app": s.app, onclick: () => deleteApp(s.namespace, s.app) }, "delete app"));
+    lastApp = s.app;
+    const scaleInput = el("input", { type: "number", min: "0", value: String(num(spec.replicas)), "data-scale": key, "aria-label": "replicas of " + key });
+    rows.push(el("tr", { "data-service": key },
+      appCell,
+      el("td", {}, s.name),
+      el("td", { class: "muted" }, spec.image || ""),
+      el("td", { "data-running": String(running.get(id) || 0) }, (running.get(id) || 0) + " / " + desired),
+      el("td", {}, s.specVersion || ""),
+      el("td", {}, update),
+      el("td", {},
+        global ? null : [scaleInput, " ", el("button", { "data-scale-button": key, onclick: () => scale(s, scaleInput.value) }, "scale"), " "],
+        el("button", { "data-rollback": key, onclick: () => rollback(s) }, "roll back"))));
+  }
+  $("#services tbody").replaceChildren(...rows);
+}
+
+function nodeName(id) {
+  const n = state.nodes.get(id);
+  return n ? n.name : (id || "").slice(0, 12);
+}
+
+function renderTasks() {
+  const tasks = [...state.tasks.values()].filter((t) => isActive(t) || (t.status && !["TASK_STATE_SHUTDOWN", "TASK_STATE_COMPLETE"].includes(t.status.state)))
+    .sort((a, b) => (a.app + a.service).localeCompare(b.app + b.service) || num(a.slot) - num(b.slot));
+  $("#tasks tbody").replaceChildren(...tasks.map((t) => {
+    const st = enumName(t.status && t.status.state, "TASK_STATE_");
+    const name = t.app + "/" + t.service + "." + (num(t.slot) || t.meta.id.slice(0, 6));
+    const err = (t.status && (t.status.err || (st !== "running" ? t.status.message : ""))) || "";
+    return el("tr", { "data-task": t.meta.id, "data-task-service": t.app + "/" + t.service, "data-task-state": st },
+      el("td", {}, name),
+      el("td", { class: "state state-" + st }, st),
+      el("td", { class: "muted" }, enumName(t.desiredState, "TASK_STATE_")),
+      el("td", {}, nodeName(t.nodeId)),
+      el("td", { class: "error" }, err),
+      el("td", { class: "muted" }, ago(t.status && t.status.timestamp)),
+      el("td", {}, el("button", { onclick: () => openLogs(t, name) }, "logs")));
+  }));
+}
+
+function renderNodes() {
+  const nodes = [...state.nodes.values()].sort((a, b) => a.name.localeCompare(b.name));
+  $("#nodes tbody").replaceChildren(...nodes.map((n) => {
+    const status = enumName(n.status, "NODE_STATUS_");
+    const avail = enumName(n.availability, "NODE_AVAILABILITY_");
+    const labels = Object.entries(n.labels || {}).sort().map(([k, v]) => el("span", { class: "label" }, k + "=" + v));
+    const next = avail === "active" ? ["NODE_AVAILABILITY_DRAIN", "drain"] : ["NODE_AVAILABILITY_ACTIVE", "activate"];
+    return el("tr", { "data-node": n.name },
+      el("td", {}, n.name),
+      el("td", { class: "status-" + status, title: n.statusMessage || "" }, status),
+      el("td", { class: "avail-" + avail }, avail),
+      el("td", { class: "muted" }, n.address || ""),
+      el("td", {}, labels),
+      el("td", {}, el("button", { "data-node-action": next[1], onclick: () => setAvailability(n, next[0], next[1]) }, next[1])));
+  }));
+}
+
+function renderEvents() {
+  $("#events").replaceChildren(...state.events.map((e) => el("li", {},
+    el("time", { datetime: e.at, title: e.at }, new Date(e.at).toLocaleTimeString()),
+    el("strong", {}, e.kind + " " + e.action), " ", e.message || "")));
+}
+
+// --- state from the API ----------------------------------------------------
+
+function put(map, obj) { map.set(obj.meta.id, obj); }
+
+function applyWatch(ev) {
+  const del = ev.action === "WATCH_ACTION_DELETE";
+  for (const [kind, map] of [["node", state.nodes], ["service", state.services], ["task", state.tasks]]) {
+    const obj = ev[kind];
+    if (!obj) continue;
+    if (del) map.delete(obj.meta.id); else put(map, obj);
+  }
+  render();
+}
+
+function addEvent(e) {
+  state.events.unshift(e);
+  if (state.events.length > MAX_EVENTS) state.events.length = MAX_EVENTS;
+  render();
+}
+
+// refresh replaces everything with a fresh listing.
+async function refresh(withEvents) {
+  const [svcs, tasks, nodes, events] = await Promise.all([
+    call("ListServices"), call("ListTasks"), call("ListNodes"),
+    withEvents ? call("ListEvents", { limit: 50 }) : null]);
+  state.services = new Map(svcs.services.map((s) => [s.service.meta.id, s.service]));
+  state.tasks = new Map(tasks.tasks.map((t) => [t.meta.id, t]));
+  state.nodes = new Map(nodes.nodes.map((n) => [n.meta.id, n]));
+  if (events) state.events = [...events.events].sort((a, b) => Date.parse(b.at) - Date.parse(a.at));
+  render();
+}
+
+// connect follows the Watch and WatchEvents streams. When one fails the
+// page polls instead and tries the streams again after a while.
+function connect() {
+  disconnect();
+  const ctl = new AbortController();
+  streams = ctl;
+  let open = 0;
+  const opened = () => {
+    if (++open === 2) $("#live").textContent = "live";
+  };
+  const failed = (e) => {
+    if (ctl.signal.aborted) return;
+    if (e instanceof AuthError) { signOut(e.message); return; }
+    ctl.abort();
+    $("#live").textContent = "polling (" + (e.message || "stream ended") + ")";
+    startPolling();
+    setTimeout(() => { if (streams === ctl && token()) connect(); }, RETRY_MS);
+  };
+  // The listing is read once Watch is open, so no change falls between.
+  stream("Watch", {}, applyWatch, ctl.signal, () => { opened(); refresh(false).catch(failed); })
+    .then(() => failed(new Error("watch ended")), failed);
+  state.events = [];
+  stream("WatchEvents", { limit: 50 }, addEvent, ctl.signal, opened)
+    .then(() => failed(new Error("event stream ended")), failed);
+}
+
+function disconnect() {
+  if (streams) streams.abort();
+  streams = null;
+  stopPolling();
+}
+
+function startPolling() {
+  if (polling) return;
+  const tick = () => refresh(true).catch((e) => { if (e instanceof AuthError) signOut(e.message); });
+  tick();
+  polling = setInterval(tick, POLL_MS);
+}
+
+function stopPolling() {
+  if (polling) clearInterval(polling);
+  polling = null;
+}
+
+// --- actions -------------------------------------------------------------
+
+function scale(s, value) {
+  const replicas = Number(value);
+  if (!Number.isInteger(replicas) || replicas < 0) { showMessage("replicas must be a whole number, 0 or more"); return; }
+  act(() => call("ScaleService", { namespace: s.namespace, app: s.app, service: s.name, replicas: String(replicas) }));
+}
+
+function rollback(s) {
+  if (!confirm("Roll " + s.app + "/" + s.name + " back to its previous spec?")) return;
+  act(() => call("RollbackService", { namespace: s.namespace, app: s.app, service: s.name }));
+}
+
+function deleteApp(namespace, app) {
+  if (!confirm("Delete app " + app + " and all its services?")) return;
+  act(() => call("DeleteApp", { namespace, app }));
+}
+
+function setAvailability(n, availability, verb) {
+  if (verb === "drain" && !confirm("Drain node " + n.name + "? Its tasks move to other nodes.")) return;
+  act(async () => applyWatch({ node: await call("UpdateNode", { node: n.name, availability }) }));
+}
+
+function openLogs(t, name) {
+  closeLogs();
+  const ctl = new AbortController();
+  logs = ctl;
+  const out = $("#logs");
+  out.replaceChildren();
+  $("#logs-title").textContent = name;
+  $("#logs-panel").hidden = false;
+  const decoder = new TextDecoder();
+  const onLine = (entry) => {
+    const bytes = Uint8Array.from(atob(entry.line || ""), (c) => c.charCodeAt(0));
+    let text = decoder.decode(bytes);
+    if (!text.endsWith("\n")) text += "\n";
+    const atBottom = out.scrollTop + out.clientHeight >= out.scrollHeight - 4;
+    out.append(el("span", { class: entry.stream === "LOG_STREAM_STDERR" ? "stderr" : null }, text));
+    if (atBottom) out.scrollTop = out.scrollHeight;
+  };
+  stream("Logs", { namespace: t.namespace, app: t.app, service: t.service, taskId: t.meta.id, follow: true, tail: "200" }, onLine, ctl.signal)
+    .then(() => out.append(el("span", { class: "muted" }, "-- end of logs --\n")),
+      (e) => { if (!ctl.signal.aborted) out.append(el("span", { class: "stderr" }, "-- " + e.message + " --\n")); });
+}
+
+function closeLogs() {
+  if (logs) logs.abort();
+  logs = null;
+  $("#logs-panel").hidden = true;
+}
+
+function renderChanges(resp, warnings, applied) {
+  const changes = (resp.changes || []).map((c) => {
+    const action = enumName(c.action, "CHANGE_ACTION_");
+    const fields = (c.fields || []).length ? " (" + c.fields.join(", ") + ")" : "";
+    return el("li", { class: "change-" + action }, action + " " + c.service + fields);
+  });
+  $("#apply-result").replaceChildren(
+    el("p", {}, applied ? "Applied:" : "Preview, nothing changed yet:"),
+    el("ul", { id: "apply-changes" }, changes),
+    (warnings || []).map((w) => el("p", { class: "warn" }, w)));
+}
+
+async function previewApply() {
+  preview = null;
+  $("#apply-run").disabled = true;
+  $("#apply-result").replaceChildren();
+  await act(async () => {
+    const project = await call(null, { app: $("#apply-app").value.trim(), compose: $("#apply-compose").value }, "compose");
+    const req = { app: project.app, services: project.services };
+    const resp = await call("Apply", { ...req, dryRun: true });
+    renderChanges(resp, project.warnings, false);
+    preview = req;
+    $("#apply-run").disabled = false;
+  });
+}
+
+async function runApply() {
+  if (!preview) return;
+  const req = preview;
+  $("#apply-run").disabled = true;
+  await act(async () => renderChanges(await call("Apply", req), [], true));
+  preview = null;
+}
+
+// --- sign-in -----------------------------------------------------------------
+
+function signIn(tok) {
+  sessionStorage.setItem(TOKEN_KEY, tok);
+  $("#login").hidden = true;
+  $("#dashboard").hidden = false;
+  $("#logout").hidden = false;
+  connect();
+}
+
+function signOut(why) {
+  disconnect();
+  closeLogs();
+  sessionStorage.removeItem(TOKEN_KEY);
+  $("#dashboard").hidden = true;
+  $("#logout").hidden = true;
+  $("#login").hidden = false;
+  $("#login-error").textContent = why || "";
+  $("#live").textContent = "not connected";
+  $("#token").focus();
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  $("#login-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const tok = $("#token").value.trim();
+    if (!tok) return;
+    sessionStorage.setItem(TOKEN_KEY, tok);
+    try {
+      await call("ListNodes");
+    } catch (e) {
+      signOut(e.message);
+      return;
+    }
+    $("#token").value = "";
+    signIn(tok);
+  });
+  $("#logout").addEventListener("click", () => signOut(""));
+  $("#logs-close").addEventListener("click", closeLogs);
+  $("#apply-preview").addEventListener("click", previewApply);
+  $("#apply-run").addEventListener("click", runApply);
+  $("#apply-compose").addEventListener("input", () => { preview = null; $("#apply-run").disabled = true; });
+  if (token()) signIn(token()); else signOut("");
+});

@@ -1,0 +1,186 @@
+// Package web serves the web dashboard at /ui/: a page of plain HTML, CSS
+// and JavaScript, embedded in the binary, that shows the cluster's apps,
+// services, tasks, nodes and events live and acts on them through the
+// HTTP/JSON API (package httpapi) with an API token the user enters.
+//
+// The page itself needs no authentication; everything it shows comes from
+// the JSON API, which does. The one endpoint of its own, Compose
+// conversion, checks the same bearer token.
+package web
+
+import (
+	"bytes"
+	"embed"
+	"encoding/json"
+	"errors"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/berthproject/berth/api/compose"
+	"github.com/berthproject/berth/controlplane/apiserver"
+	"github.com/berthproject/berth/controlplane/httpapi"
+	"google.golang.org/protobuf/encoding/protojson"
+)
+
+// Prefix is the path the dashboard is served under.
+const Prefix = "/ui/"
+
+// composePath converts a Compose file into services for Apply.
+const composePath = Prefix + "compose"
+
+// maxComposeBytes bounds a pasted Compose file.
+const maxComposeBytes = 1 << 20
+
+//go:embed assets
+var assets embed.FS
+
+// Config holds what the dashboard needs.
+type Config struct {
+	// Tokens checks the bearer token of Compose conversions.
+	Tokens httpapi.TokenChecker
+	Log    *slog.Logger
+}
+
+// Handler serves the dashboard.
+type Handler struct {
+	cfg    Config
+	assets fs.FS
+	// started is the assets' modification time, for conditional requests.
+	started time.Time
+}
+
+var _ http.Handler = (*Handler)(nil)
+
+// New returns the dashboard handler, to be mounted at Prefix and at the
+// same path without its trailing slash.
+func New(cfg Config) *Handler {
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	sub, err := fs.Sub(assets, "assets")
+	if err != nil {
+		// The directory is embedded at build time; this cannot fail.
+		panic(err)
+	}
+	return &Handler{cfg: cfg, assets: sub, started: time.Now()}
+}
+
+// ServeHTTP serves the page and its assets, and converts Compose files.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == strings.TrimSuffix(Prefix, "/") {
+		http.Redirect(w, r, Prefix, http.StatusMovedPermanently)
+		return
+	}
+	if r.URL.Path == composePath {
+		h.convertCompose(w, r)
+		return
+	}
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		http.Error(w, "the dashboard is read with GET", http.StatusMethodNotAllowed)
+		return
+	}
+	name, ok := strings.CutPrefix(r.URL.Path, Prefix)
+	if !ok {
+		http.NotFound(w, r)
+		return
+	}
+	if name == "" {
+		name = "index.html"
+	}
+	// Only files at the top of the assets are served: no directories, so
+	// no listings.
+	if strings.Contains(name, "/") || name != path.Clean(name) {
+		http.NotFound(w, r)
+		return
+	}
+	content, err := fs.ReadFile(h.assets, name)
+	if err != nil {
+		http.NotFound(w, r)
+		return
+	}
+	hdr := w.Header()
+	hdr.Set("X-Content-Type-Options", "nosniff")
+	hdr.Set("Referrer-Policy", "no-referrer")
+	hdr.Set("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
+	hdr.Set("Cache-Control", "no-cache")
+	// ServeContent sets the content type from the name's extension.
+	http.ServeContent(w, r, name, h.started, bytes.NewReader(content))
+}
+
+// composeRequest is the body of a Compose conversion.
+type composeRequest struct {
+	// App names the app; empty means the file's name:, else "app".
+	App     string `json:"app"`
+	Compose string `json:"compose"`
+}
+
+// composeResponse is what a conversion answers: the app and its services
+// as an ApplyRequest takes them.
+type composeResponse struct {
+	App      string            `json:"app"`
+	Services []json.RawMessage `json:"services"`
+	Warnings []string          `json:"warnings"`
+}
+
+// convertCompose answers a POSTed Compose file with the services it
+// describes, so that the page can preview (Apply with dry_run) and apply
+// them through the JSON API.
+func (h *Handler) convertCompose(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", "POST")
+		writeError(w, http.StatusMethodNotAllowed, composePath+" takes a POST")
+		return
+	}
+	// Loading a Compose file may read files it names (env_file, extends),
+	// so only the cluster's admins may.
+	scheme, bearer, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(bearer) == "" {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="berth"`)
+		writeError(w, http.StatusUnauthorized, "send Authorization: Bearer <token> with a token from `berth token create NAME`")
+		return
+	}
+	if _, err := h.cfg.Tokens.CheckAPIToken(r.Context(), strings.TrimSpace(bearer)); err != nil {
+		if errors.Is(err, apiserver.ErrAPITokenInvalid) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="berth"`)
+			writeError(w, http.StatusUnauthorized, err.Error())
+			return
+		}
+		h.cfg.Log.Warn("API token could not be checked", "err", err)
+		writeError(w, http.StatusServiceUnavailable, "the API token could not be checked: "+err.Error()+"; try again")
+		return
+	}
+	var req composeRequest
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxComposeBytes)).Decode(&req); err != nil {
+		writeError(w, http.StatusBadRequest, "the body is not {\"app\": ..., \"compose\": ...} of at most 1 MiB: "+err.Error())
+		return
+	}
+	p, err := compose.LoadBytes(r.Context(), []byte(req.Compose), compose.Options{Project: req.App})
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	resp := composeResponse{App: p.App, Warnings: p.Warnings, Services: []json.RawMessage{}}
+	for _, svc := range p.Services {
+		b, err := protojson.Marshal(svc)
+		if err != nil {
+			writeError(w, http.StatusInternalServerError, "encoding service "+svc.Name+": "+err.Error())
+			return
+		}
+		resp.Services = append(resp.Services, b)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(resp)
+}
+
+// writeError answers with status and {"message": msg}, the shape the JSON
+// API's errors have.
+func writeError(w http.ResponseWriter, status int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(map[string]string{"message": msg})
+}
