@@ -14,6 +14,9 @@ let polling = null;
 let streams = null;
 let logs = null;
 let preview = null;
+// scaleDrafts keeps replica counts typed but not yet sent, by app/service,
+// so that a re-render on a watch event does not wipe them.
+const scaleDrafts = new Map();
 
 const $ = (sel) => document.querySelector(sel);
 
@@ -143,7 +146,8 @@ function renderServices() {
     const appCell = s.app === lastApp ? el("td") : el("td", {}, el("strong", {}, s.app), " ",
       el("button", { "data-delete-app": s.app, onclick: () => deleteApp(s.namespace, s.app) }, "delete app"));
     lastApp = s.app;
-    const scaleInput = el("input", { type: "number", min: "0", value: String(num(spec.replicas)), "data-scale": key, "aria-label": "replicas of " + key });
+    const scaleInput = el("input", { type: "number", min: "0", value: scaleDrafts.get(key) ?? String(num(spec.replicas)),
+      "data-scale": key, "aria-label": "replicas of " + key, oninput: (ev) => scaleDrafts.set(key, ev.target.value) });
     rows.push(el("tr", { "data-service": key },
       appCell,
       el("td", {}, s.name),
@@ -155,7 +159,12 @@ function renderServices() {
         global ? null : [scaleInput, " ", el("button", { "data-scale-button": key, onclick: () => scale(s, scaleInput.value) }, "scale"), " "],
         el("button", { "data-rollback": key, onclick: () => rollback(s) }, "roll back"))));
   }
+  const focused = document.activeElement && document.activeElement.getAttribute("data-scale");
   $("#services tbody").replaceChildren(...rows);
+  if (focused) {
+    const input = document.querySelector(`input[data-scale="${CSS.escape(focused)}"]`);
+    if (input) input.focus();
+  }
 }
 
 function nodeName(id) {
@@ -285,6 +294,7 @@ function stopPolling() {
 function scale(s, value) {
   const replicas = Number(value);
   if (!Number.isInteger(replicas) || replicas < 0) { showMessage("replicas must be a whole number, 0 or more"); return; }
+  scaleDrafts.delete(s.app + "/" + s.name);
   act(() => call("ScaleService", { namespace: s.namespace, app: s.app, service: s.name, replicas: String(replicas) }));
 }
 

@@ -1,0 +1,150 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"image/png"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// chromiumBin is where Debian's chromium package, installed by
+// hack/setup-host.sh, puts the browser.
+const chromiumBin = "/usr/bin/chromium"
+
+const dashboardCompose = `
+services:
+  sleeper:
+    image: localhost/busybox:latest
+    command: ["sleep", "3600"]
+`
+
+// TestWebDashboard signs in to the dashboard at /ui/ in headless Chromium
+// with an API token, sees the service's task running, scales the service
+// from the page, and previews then applies a pasted Compose file.
+func TestWebDashboard(t *testing.T) {
+	if _, err := os.Stat(chromiumBin); err != nil {
+		t.Skipf("no browser at %s (%v); run hack/setup-host.sh to install chromium", chromiumBin, err)
+	}
+	httpAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	c := newCluster(t, withServerArgs("--http-listen", httpAddr))
+	c.startAgent("alpha")
+	c.importImage()
+	c.mustBerth("apply", "-f", c.writeFile("compose.yaml", dashboardCompose), "-p", "web")
+	c.waitRunning("web/sleeper", 1, 60*time.Second)
+	token := strings.TrimSpace(c.mustBerth("token", "create", "web-e2e", "-q"))
+
+	browser := newBrowser(t)
+	ctx, cancel := context.WithTimeout(browser, 90*time.Second)
+	defer cancel()
+	var shot []byte
+	err := chromedp.Run(ctx,
+		chromedp.Navigate("https://"+httpAddr+"/ui/"),
+		chromedp.WaitVisible("#token", chromedp.ByQuery),
+		chromedp.SendKeys("#token", token, chromedp.ByQuery),
+		chromedp.Click("#login-button", chromedp.ByQuery),
+		chromedp.WaitVisible(`tr[data-task-service="web/sleeper"][data-task-state="running"]`, chromedp.ByQuery),
+		chromedp.WaitVisible(`tr[data-node="alpha"]`, chromedp.ByQuery),
+		chromedp.CaptureScreenshot(&shot),
+	)
+	if err != nil {
+		t.Fatalf("signing in and waiting for the running task on the dashboard: %v", err)
+	}
+	checkNotBlank(t, shot)
+
+	err = chromedp.Run(ctx,
+		chromedp.SetValue(`input[data-scale="web/sleeper"]`, "", chromedp.ByQuery),
+		chromedp.SendKeys(`input[data-scale="web/sleeper"]`, "2", chromedp.ByQuery),
+		chromedp.Click(`button[data-scale-button="web/sleeper"]`, chromedp.ByQuery),
+	)
+	if err != nil {
+		t.Fatalf("scaling from the dashboard: %v", err)
+	}
+	c.waitRunning("web/sleeper", 2, 60*time.Second)
+	err = chromedp.Run(ctx, chromedp.WaitVisible(`tr[data-service="web/sleeper"] td[data-running="2"]`, chromedp.ByQuery))
+	if err != nil {
+		t.Fatalf("waiting for the dashboard to show 2 running tasks: %v", err)
+	}
+
+	// A pasted Compose file is previewed (nothing changes), then applied.
+	var changes string
+	err = chromedp.Run(ctx,
+		chromedp.SetValue("#apply-app", "pasted", chromedp.ByQuery),
+		chromedp.SetValue("#apply-compose", dashboardCompose, chromedp.ByQuery),
+		chromedp.Click("#apply-preview", chromedp.ByQuery),
+		chromedp.WaitVisible("#apply-changes li.change-create", chromedp.ByQuery),
+		chromedp.Text("#apply-changes", &changes, chromedp.ByQuery),
+	)
+	if err != nil || !strings.Contains(changes, "create sleeper") {
+		t.Fatalf("previewing a Compose file on the dashboard: %q, %v; want the change \"create sleeper\"", changes, err)
+	}
+	if out := c.mustBerth("get", "apps"); strings.Contains(out, "pasted") {
+		t.Fatalf("the preview applied the app:\n%s", out)
+	}
+	if err := chromedp.Run(ctx, chromedp.Click("#apply-run", chromedp.ByQuery)); err != nil {
+		t.Fatalf("applying a Compose file on the dashboard: %v", err)
+	}
+	c.waitRunning("pasted/sleeper", 1, 60*time.Second)
+}
+
+// newBrowser starts headless Chromium with a profile of its own, accepting
+// the cluster's self-signed certificate, and stops it when the test ends.
+func newBrowser(t *testing.T) context.Context {
+	t.Helper()
+	// Made before the browser starts, so removed after it has stopped.
+	profile := t.TempDir()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromiumBin),
+		chromedp.UserDataDir(profile),
+		// Tests run as root, where Chromium's sandbox cannot start.
+		chromedp.NoSandbox,
+		chromedp.Flag("ignore-certificate-errors", true),
+		chromedp.WindowSize(1280, 900),
+	)
+	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(alloc)
+	t.Cleanup(func() {
+		// Closing the browser gracefully and then waiting for its
+		// process lets it finish writing its profile before it is removed.
+		if err := chromedp.Cancel(ctx); err != nil {
+			t.Logf("closing the browser: %v", err)
+		}
+		cancel()
+		cancelAlloc()
+	})
+	if err := chromedp.Run(ctx); err != nil {
+		t.Fatalf("starting %s: %v", chromiumBin, err)
+	}
+	return ctx
+}
+
+// checkNotBlank fails unless the PNG screenshot shows a rendered page:
+// many distinct colours and a fair share of non-white pixels.
+func checkNotBlank(t *testing.T, shot []byte) {
+	t.Helper()
+	img, err := png.Decode(bytes.NewReader(shot))
+	if err != nil {
+		t.Fatalf("decoding the screenshot: %v", err)
+	}
+	b := img.Bounds()
+	colours := map[[4]uint32]bool{}
+	nonWhite := 0
+	for y := b.Min.Y; y < b.Max.Y; y++ {
+		for x := b.Min.X; x < b.Max.X; x++ {
+			r, g, bl, a := img.At(x, y).RGBA()
+			colours[[4]uint32{r, g, bl, a}] = true
+			if r < 0xf000 || g < 0xf000 || bl < 0xf000 {
+				nonWhite++
+			}
+		}
+	}
+	total := b.Dx() * b.Dy()
+	if len(colours) < 50 || nonWhite < total/20 {
+		t.Fatalf("the screenshot looks blank: %dx%d, %d colours, %d of %d pixels not white", b.Dx(), b.Dy(), len(colours), nonWhite, total)
+	}
+}
