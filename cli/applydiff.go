@@ -150,6 +150,8 @@ func diffSpecs(cur, next *berthv1.ServiceSpec) []diffLine {
 		// change to show here.
 		next.ImageDigest = cur.ImageDigest
 	}
+	// Restarts come from berth restart; the server keeps the stored count.
+	next.RestartGeneration = cur.RestartGeneration
 	var out []diffLine
 	diffMessage("", cur.ProtoReflect(), next.ProtoReflect(), &out)
 	return out

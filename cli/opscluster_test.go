@@ -43,6 +43,7 @@ type opsCluster struct {
 
 	scaleReqs     []*berthv1.ScaleServiceRequest
 	rollbackReqs  []*berthv1.RollbackServiceRequest
+	restartReqs   []*berthv1.RestartServiceRequest
 	nodeReqs      []*berthv1.UpdateNodeRequest
 	rebalanceReqs []*berthv1.RebalanceRequest
 	settingsReqs  []*berthv1.UpdateSettingsRequest
@@ -166,6 +167,16 @@ func (f *opsCluster) RollbackService(_ context.Context, req *berthv1.RollbackSer
 		return nil, status.Errorf(codes.FailedPrecondition, "service %s/%s has no earlier version to roll back to", req.App, req.Service)
 	}
 	return f.rollbackResp, nil
+}
+
+func (f *opsCluster) RestartService(_ context.Context, req *berthv1.RestartServiceRequest) (*berthv1.Service, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.restartReqs = append(f.restartReqs, req)
+	if req.Service != "web" {
+		return nil, status.Errorf(codes.NotFound, "service %s/%s not found", req.App, req.Service)
+	}
+	return &berthv1.Service{App: req.App, Name: req.Service, SpecVersion: 7, ChangeCause: "restart"}, nil
 }
 
 func (f *opsCluster) UpdateNode(_ context.Context, req *berthv1.UpdateNodeRequest) (*berthv1.Node, error) {

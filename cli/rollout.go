@@ -18,15 +18,15 @@ import (
 func newRolloutCommand(o *rootOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "rollout",
-		Short: "Follow, list and undo the rollouts of a service's spec",
+		Short: "Follow, list, undo and restart the rollouts of a service's spec",
 		Long: `Each apply that changes what a service runs makes a new spec version, rolled
 out task by task as the service's update_config says. "rollout status"
 tells how the current one goes, "rollout history" lists the versions kept
-(the last 10) and what changed in each, and "rollout undo" returns to an
-earlier one.`,
+(the last 10) and what changed in each, "rollout undo" returns to an
+earlier one, and "rollout restart" replaces every task with a fresh one.`,
 		GroupID: groupApps,
 	}
-	cmd.AddCommand(newRolloutStatusCommand(o), newRolloutHistoryCommand(o), newRolloutUndoCommand(o))
+	cmd.AddCommand(newRolloutStatusCommand(o), newRolloutHistoryCommand(o), newRolloutUndoCommand(o), newRolloutRestartCommand(o))
 	requireSubcommand(cmd)
 	return cmd
 }
@@ -305,4 +305,28 @@ returns to it.`,
 	}
 	cmd.Flags().Uint64Var(&toVersion, "to-version", 0, "spec version to return to (default: the one before the current)")
 	return cmd
+}
+
+func newRolloutRestartCommand(o *rootOptions) *cobra.Command {
+	return &cobra.Command{
+		Use:   "restart APP/SERVICE",
+		Short: "Replace every task of a service with a fresh one",
+		Long: `Start a new spec version that differs from the current one only by a restart
+count, so every task is replaced, as the service's update_config says
+(parallelism, order, delay, monitor). The Compose file needs no change, and
+applying it again does not undo the restart.`,
+		Example: `  berth rollout restart shop/web
+  berth rollout status shop/web -w`,
+		Args: cobra.ExactArgs(1),
+		RunE: o.serviceRunE(func(ctx context.Context, cmd *cobra.Command, c *cluster, app, name string) error {
+			full := app + "/" + name
+			svc, err := c.RestartService(ctx, &berthv1.RestartServiceRequest{Namespace: c.namespace, App: app, Service: name})
+			if err != nil {
+				return fmt.Errorf("restart %s: %w", full, err)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: restart started as spec version %d; follow it with `berth rollout status %s -w`\n",
+				full, svc.GetSpecVersion(), full)
+			return nil
+		}),
+	}
 }

@@ -200,3 +200,22 @@ func TestRolloutUndo(t *testing.T) {
 		t.Errorf("request = %v", got)
 	}
 }
+
+func TestRolloutRestart(t *testing.T) {
+	f := newOpsCluster(false)
+	cfg := serve(t, f)
+	r := mustRun(t, cfg, "rollout", "restart", "shop/web")
+	if r.stdout != "shop/web: restart started as spec version 7; follow it with `berth rollout status shop/web -w`\n" {
+		t.Errorf("stdout = %q", r.stdout)
+	}
+	if got := f.restartReqs[0]; got.App != "shop" || got.Service != "web" {
+		t.Errorf("request = %v", got)
+	}
+	r = run(t, cfg, nil, "rollout", "restart", "shop/api")
+	if r.code != 1 || !strings.Contains(r.stderr, "restart shop/api: service shop/api not found") {
+		t.Errorf("unknown service: exit %d, stderr %q", r.code, r.stderr)
+	}
+	if r := run(t, cfg, nil, "rollout", "restart", "shop"); r.code == 0 || !strings.Contains(r.stderr, "shop/SERVICE") {
+		t.Errorf("APP alone: exit %d, stderr %q; want a failure saying to name shop/SERVICE", r.code, r.stderr)
+	}
+}

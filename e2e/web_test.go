@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 )
 
@@ -17,16 +18,20 @@ import (
 // hack/setup-host.sh, puts the browser.
 const chromiumBin = "/usr/bin/chromium"
 
+// dashboardCompose's sleeper ignores SIGTERM: a short grace period keeps
+// the restart quick.
 const dashboardCompose = `
 services:
   sleeper:
     image: localhost/busybox:latest
     command: ["sleep", "3600"]
+    stop_grace_period: 200ms
 `
 
 // TestWebDashboard signs in to the dashboard at /ui/ in headless Chromium
 // with an API token, sees the service's task running, scales the service
-// from the page, and previews then applies a pasted Compose file.
+// from the page, restarts it, and previews then applies a pasted Compose
+// file.
 func TestWebDashboard(t *testing.T) {
 	if _, err := os.Stat(chromiumBin); err != nil {
 		t.Skipf("no browser at %s (%v); run hack/setup-host.sh to install chromium", chromiumBin, err)
@@ -43,8 +48,18 @@ func TestWebDashboard(t *testing.T) {
 	ctx, cancel := context.WithTimeout(browser, 90*time.Second)
 	defer cancel()
 	var shot []byte
-	err := chromedp.Run(ctx,
-		chromedp.Navigate("https://"+httpAddr+"/ui/"),
+	// Chromium drops a page load when the machine's network changes, as
+	// it does when containers start: try the load again.
+	var err error
+	for attempt := 1; attempt <= 3; attempt++ {
+		if err = chromedp.Run(ctx, chromedp.Navigate("https://"+httpAddr+"/ui/")); err == nil || !strings.Contains(err.Error(), "ERR_NETWORK_CHANGED") {
+			break
+		}
+	}
+	if err != nil {
+		t.Fatalf("loading the dashboard: %v", err)
+	}
+	err = chromedp.Run(ctx,
 		chromedp.WaitVisible("#token", chromedp.ByQuery),
 		chromedp.SendKeys("#token", token, chromedp.ByQuery),
 		chromedp.Click("#login-button", chromedp.ByQuery),
@@ -53,7 +68,7 @@ func TestWebDashboard(t *testing.T) {
 		chromedp.CaptureScreenshot(&shot),
 	)
 	if err != nil {
-		t.Fatalf("signing in and waiting for the running task on the dashboard: %v", err)
+		t.Fatalf("signing in and waiting for the running task on the dashboard: %v; page: %s", err, pageState(browser))
 	}
 	checkNotBlank(t, shot)
 
@@ -71,6 +86,28 @@ func TestWebDashboard(t *testing.T) {
 		t.Fatalf("waiting for the dashboard to show 2 running tasks: %v", err)
 	}
 
+	// Restart asks for confirmation, then replaces both tasks under a new
+	// spec version.
+	chromedp.ListenTarget(ctx, func(ev any) {
+		if _, ok := ev.(*page.EventJavascriptDialogOpening); ok {
+			go chromedp.Run(ctx, page.HandleJavaScriptDialog(true))
+		}
+	})
+	before := ids(c.waitRunning("web/sleeper", 2, 60*time.Second))
+	if err := chromedp.Run(ctx, chromedp.Click(`button[data-restart="web/sleeper"]`, chromedp.ByQuery)); err != nil {
+		t.Fatalf("restarting from the dashboard: %v", err)
+	}
+	eventually(t, 60*time.Second, func() (bool, string) {
+		tasks := c.ps("web/sleeper")
+		fresh := 0
+		for _, tk := range tasks {
+			if tk.State == "running" && tk.DesiredState == "running" && !before[tk.ID] {
+				fresh++
+			}
+		}
+		return fresh == 2, fmt.Sprintf("want 2 new running tasks after the restart, have %+v", tasks)
+	})
+
 	// A pasted Compose file is previewed (nothing changes), then applied.
 	var changes string
 	err = chromedp.Run(ctx,
@@ -81,7 +118,7 @@ func TestWebDashboard(t *testing.T) {
 		chromedp.Text("#apply-changes", &changes, chromedp.ByQuery),
 	)
 	if err != nil || !strings.Contains(changes, "create sleeper") {
-		t.Fatalf("previewing a Compose file on the dashboard: %q, %v; want the change \"create sleeper\"", changes, err)
+		t.Fatalf("previewing a Compose file on the dashboard: %q, %v; want the change \"create sleeper\"; page: %s", changes, err, pageState(browser))
 	}
 	if out := c.mustBerth("get", "apps"); strings.Contains(out, "pasted") {
 		t.Fatalf("the preview applied the app:\n%s", out)
@@ -147,4 +184,23 @@ func checkNotBlank(t *testing.T, shot []byte) {
 	if len(colours) < 50 || nonWhite < total/20 {
 		t.Fatalf("the screenshot looks blank: %dx%d, %d colours, %d of %d pixels not white", b.Dx(), b.Dy(), len(colours), nonWhite, total)
 	}
+}
+
+// pageState is what the dashboard shows in its status line and message
+// area, for failure messages.
+func pageState(ctx context.Context) string {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	var state string
+	err := chromedp.Run(ctx, chromedp.Evaluate(`JSON.stringify({
+		live: document.querySelector("#live").textContent,
+		message: document.querySelector("#message").textContent,
+		loginError: document.querySelector("#login-error").textContent,
+		signedIn: !document.querySelector("#dashboard").hidden,
+		tasks: document.querySelectorAll("tr[data-task-service]").length,
+	})`, &state))
+	if err != nil {
+		return "unreadable: " + err.Error()
+	}
+	return state
 }

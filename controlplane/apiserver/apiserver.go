@@ -18,6 +18,7 @@ import (
 	"github.com/berthproject/berth/controlplane/registry"
 	"github.com/berthproject/berth/controlplane/store"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
@@ -249,6 +250,11 @@ func (s *Server) Version(ctx context.Context, req *berthv1.VersionRequest) (*ber
 func (s *Server) Watch(req *berthv1.WatchRequest, stream berthv1.ClusterService_WatchServer) error {
 	sub := s.cfg.Cache.Subscribe()
 	defer s.cfg.Cache.Unsubscribe(sub)
+	// The headers say the watch is on: a client (the HTTP gateway, the
+	// dashboard) can read its listing now and miss no change after it.
+	if err := stream.SendHeader(metadata.MD{}); err != nil {
+		return err
+	}
 	match := func(ns, app string) bool {
 		return (req.Namespace == "" || req.Namespace == ns) && (req.App == "" || req.App == app)
 	}

@@ -2,6 +2,7 @@ package apiserver
 
 import (
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
+	"google.golang.org/grpc/metadata"
 )
 
 // WatchEvents sends the events that match the request's filters, as
@@ -10,6 +11,11 @@ import (
 func (s *Server) WatchEvents(req *berthv1.ListEventsRequest, stream berthv1.ClusterService_WatchEventsServer) error {
 	since, limit, err := eventRange(req)
 	if err != nil {
+		return err
+	}
+	// Headers at once: an HTTP client sees the stream open even when no
+	// event matches yet.
+	if err := stream.SendHeader(metadata.MD{}); err != nil {
 		return err
 	}
 	err = s.cfg.Store.FollowEvents(stream.Context(), since, limit, eventFilter(req), stream.Send)

@@ -139,6 +139,29 @@ func (s *Server) ScaleService(ctx context.Context, req *berthv1.ScaleServiceRequ
 	return svc, nil
 }
 
+// RestartService replaces every task of a service: a new spec version
+// that differs only by its restart generation, rolled out like any update
+// (update_config's parallelism, order and monitor apply).
+func (s *Server) RestartService(ctx context.Context, req *berthv1.RestartServiceRequest) (*berthv1.Service, error) {
+	ns, key, err := serviceRef(req.Namespace, req.App, req.Service)
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	svc, err := guardedUpdate(ctx, s, key, s.readService(ns, req.App, req.Service), func(svc *berthv1.Service) error {
+		spec := proto.Clone(svc.GetSpec()).(*berthv1.ServiceSpec)
+		spec.RestartGeneration++
+		revision.Change(svc, spec, "restart", berthv1.UpdateState_UPDATE_STATE_UPDATING, "restart requested", now)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.log.Info("service restarted", "namespace", ns, "app", req.App, "service", req.Service, "version", svc.GetSpecVersion())
+	s.cfg.Store.RecordEvent(serviceEvent(svc, "restart", fmt.Sprintf("restart requested: version %d replaces every task", svc.GetSpecVersion())))
+	return svc, nil
+}
+
 // RollbackService makes an earlier spec current again under a new spec
 // version. The replicas (when the mode is the same), depends_on and the
 // update and rollback configs stay as they are: they never make a spec

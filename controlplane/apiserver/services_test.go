@@ -278,3 +278,28 @@ func TestGuardedUpdateLandsOnTopOfARacingWrite(t *testing.T) {
 		t.Fatalf("after %d tries replicas are %d, want %d tries and replicas 9", calls, stored(t, s, "shop", "web").Spec.Replicas, applyAttempts+1)
 	}
 }
+
+func TestRestartServiceMakesAVersionThatApplyKeeps(t *testing.T) {
+	ctx := context.Background()
+	s := newServer(t)
+	apply(t, s, "shop", svc("web", "busybox", 2))
+	got, err := s.RestartService(ctx, &berthv1.RestartServiceRequest{App: "shop", Service: "web"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.SpecVersion != 2 || got.Spec.RestartGeneration != 1 || got.ChangeCause != "restart" ||
+		got.GetUpdateStatus().GetState() != berthv1.UpdateState_UPDATE_STATE_UPDATING {
+		t.Fatalf("after restart: version %d, generation %d, cause %q, update %v; want 2, 1, restart, updating",
+			got.SpecVersion, got.Spec.RestartGeneration, got.ChangeCause, got.GetUpdateStatus().GetState())
+	}
+	// The same file again changes nothing: the restart is not undone.
+	changes := applyOne(t, s, "shop", svc("web", "busybox", 2))
+	if a := changes["web"].GetAction(); a != berthv1.ChangeAction_CHANGE_ACTION_UNCHANGED {
+		t.Fatalf("re-apply after restart: %v, want unchanged", a)
+	}
+	if cur := stored(t, s, "shop", "web"); cur.SpecVersion != 2 || cur.Spec.RestartGeneration != 1 {
+		t.Fatalf("re-apply moved the service to version %d, generation %d", cur.SpecVersion, cur.Spec.RestartGeneration)
+	}
+	_, err = s.RestartService(ctx, &berthv1.RestartServiceRequest{App: "shop", Service: "api"})
+	wantCode(t, "missing", err, codes.NotFound, "shop/api")
+}

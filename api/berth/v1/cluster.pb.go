@@ -1957,6 +1957,66 @@ func (x *ScaleServiceRequest) GetReplicas() uint64 {
 	return 0
 }
 
+type RestartServiceRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Namespace     string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	App           string                 `protobuf:"bytes,2,opt,name=app,proto3" json:"app,omitempty"`
+	Service       string                 `protobuf:"bytes,3,opt,name=service,proto3" json:"service,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RestartServiceRequest) Reset() {
+	*x = RestartServiceRequest{}
+	mi := &file_berth_v1_cluster_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RestartServiceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RestartServiceRequest) ProtoMessage() {}
+
+func (x *RestartServiceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_cluster_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RestartServiceRequest.ProtoReflect.Descriptor instead.
+func (*RestartServiceRequest) Descriptor() ([]byte, []int) {
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *RestartServiceRequest) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *RestartServiceRequest) GetApp() string {
+	if x != nil {
+		return x.App
+	}
+	return ""
+}
+
+func (x *RestartServiceRequest) GetService() string {
+	if x != nil {
+		return x.Service
+	}
+	return ""
+}
+
 type RollbackServiceRequest struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	Namespace string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
@@ -1971,7 +2031,7 @@ type RollbackServiceRequest struct {
 
 func (x *RollbackServiceRequest) Reset() {
 	*x = RollbackServiceRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[27]
+	mi := &file_berth_v1_cluster_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1983,7 +2043,7 @@ func (x *RollbackServiceRequest) String() string {
 func (*RollbackServiceRequest) ProtoMessage() {}
 
 func (x *RollbackServiceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[27]
+	mi := &file_berth_v1_cluster_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1996,7 +2056,7 @@ func (x *RollbackServiceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RollbackServiceRequest.ProtoReflect.Descriptor instead.
 func (*RollbackServiceRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{27}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *RollbackServiceRequest) GetNamespace() string {
@@ -2043,7 +2103,7 @@ type UpdateNodeRequest struct {
 
 func (x *UpdateNodeRequest) Reset() {
 	*x = UpdateNodeRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[28]
+	mi := &file_berth_v1_cluster_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2055,7 +2115,7 @@ func (x *UpdateNodeRequest) String() string {
 func (*UpdateNodeRequest) ProtoMessage() {}
 
 func (x *UpdateNodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[28]
+	mi := &file_berth_v1_cluster_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2068,7 +2128,7 @@ func (x *UpdateNodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateNodeRequest.ProtoReflect.Descriptor instead.
 func (*UpdateNodeRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{28}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *UpdateNodeRequest) GetNode() string {
@@ -2111,7 +2171,7 @@ type RebalanceRequest struct {
 
 func (x *RebalanceRequest) Reset() {
 	*x = RebalanceRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[29]
+	mi := &file_berth_v1_cluster_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2123,7 +2183,7 @@ func (x *RebalanceRequest) String() string {
 func (*RebalanceRequest) ProtoMessage() {}
 
 func (x *RebalanceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[29]
+	mi := &file_berth_v1_cluster_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2136,7 +2196,7 @@ func (x *RebalanceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RebalanceRequest.ProtoReflect.Descriptor instead.
 func (*RebalanceRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{29}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *RebalanceRequest) GetNamespace() string {
@@ -2170,7 +2230,7 @@ type RebalanceResponse struct {
 
 func (x *RebalanceResponse) Reset() {
 	*x = RebalanceResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[30]
+	mi := &file_berth_v1_cluster_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2182,7 +2242,7 @@ func (x *RebalanceResponse) String() string {
 func (*RebalanceResponse) ProtoMessage() {}
 
 func (x *RebalanceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[30]
+	mi := &file_berth_v1_cluster_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2195,7 +2255,7 @@ func (x *RebalanceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RebalanceResponse.ProtoReflect.Descriptor instead.
 func (*RebalanceResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{30}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *RebalanceResponse) GetServices() []string {
@@ -2213,7 +2273,7 @@ type GetSettingsRequest struct {
 
 func (x *GetSettingsRequest) Reset() {
 	*x = GetSettingsRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[31]
+	mi := &file_berth_v1_cluster_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2225,7 +2285,7 @@ func (x *GetSettingsRequest) String() string {
 func (*GetSettingsRequest) ProtoMessage() {}
 
 func (x *GetSettingsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[31]
+	mi := &file_berth_v1_cluster_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2238,7 +2298,7 @@ func (x *GetSettingsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSettingsRequest.ProtoReflect.Descriptor instead.
 func (*GetSettingsRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{31}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{32}
 }
 
 type UpdateSettingsRequest struct {
@@ -2251,7 +2311,7 @@ type UpdateSettingsRequest struct {
 
 func (x *UpdateSettingsRequest) Reset() {
 	*x = UpdateSettingsRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[32]
+	mi := &file_berth_v1_cluster_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2263,7 +2323,7 @@ func (x *UpdateSettingsRequest) String() string {
 func (*UpdateSettingsRequest) ProtoMessage() {}
 
 func (x *UpdateSettingsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[32]
+	mi := &file_berth_v1_cluster_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2276,7 +2336,7 @@ func (x *UpdateSettingsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateSettingsRequest.ProtoReflect.Descriptor instead.
 func (*UpdateSettingsRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{32}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *UpdateSettingsRequest) GetSettings() *ClusterSettings {
@@ -2300,7 +2360,7 @@ type ApplyRequest struct {
 
 func (x *ApplyRequest) Reset() {
 	*x = ApplyRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[33]
+	mi := &file_berth_v1_cluster_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2312,7 +2372,7 @@ func (x *ApplyRequest) String() string {
 func (*ApplyRequest) ProtoMessage() {}
 
 func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[33]
+	mi := &file_berth_v1_cluster_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2325,7 +2385,7 @@ func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyRequest.ProtoReflect.Descriptor instead.
 func (*ApplyRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{33}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ApplyRequest) GetNamespace() string {
@@ -2368,7 +2428,7 @@ type ServiceChange struct {
 
 func (x *ServiceChange) Reset() {
 	*x = ServiceChange{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[34]
+	mi := &file_berth_v1_cluster_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2380,7 +2440,7 @@ func (x *ServiceChange) String() string {
 func (*ServiceChange) ProtoMessage() {}
 
 func (x *ServiceChange) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[34]
+	mi := &file_berth_v1_cluster_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2393,7 +2453,7 @@ func (x *ServiceChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServiceChange.ProtoReflect.Descriptor instead.
 func (*ServiceChange) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{34}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ServiceChange) GetService() string {
@@ -2426,7 +2486,7 @@ type ApplyResponse struct {
 
 func (x *ApplyResponse) Reset() {
 	*x = ApplyResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[35]
+	mi := &file_berth_v1_cluster_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2438,7 +2498,7 @@ func (x *ApplyResponse) String() string {
 func (*ApplyResponse) ProtoMessage() {}
 
 func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[35]
+	mi := &file_berth_v1_cluster_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2451,7 +2511,7 @@ func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyResponse.ProtoReflect.Descriptor instead.
 func (*ApplyResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{35}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ApplyResponse) GetChanges() []*ServiceChange {
@@ -2471,7 +2531,7 @@ type DeleteAppRequest struct {
 
 func (x *DeleteAppRequest) Reset() {
 	*x = DeleteAppRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[36]
+	mi := &file_berth_v1_cluster_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2483,7 +2543,7 @@ func (x *DeleteAppRequest) String() string {
 func (*DeleteAppRequest) ProtoMessage() {}
 
 func (x *DeleteAppRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[36]
+	mi := &file_berth_v1_cluster_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2496,7 +2556,7 @@ func (x *DeleteAppRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteAppRequest.ProtoReflect.Descriptor instead.
 func (*DeleteAppRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{36}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *DeleteAppRequest) GetNamespace() string {
@@ -2522,7 +2582,7 @@ type DeleteAppResponse struct {
 
 func (x *DeleteAppResponse) Reset() {
 	*x = DeleteAppResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[37]
+	mi := &file_berth_v1_cluster_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2534,7 +2594,7 @@ func (x *DeleteAppResponse) String() string {
 func (*DeleteAppResponse) ProtoMessage() {}
 
 func (x *DeleteAppResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[37]
+	mi := &file_berth_v1_cluster_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2547,7 +2607,7 @@ func (x *DeleteAppResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteAppResponse.ProtoReflect.Descriptor instead.
 func (*DeleteAppResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{37}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *DeleteAppResponse) GetRemovedServices() []string {
@@ -2566,7 +2626,7 @@ type ListAppsRequest struct {
 
 func (x *ListAppsRequest) Reset() {
 	*x = ListAppsRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[38]
+	mi := &file_berth_v1_cluster_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2578,7 +2638,7 @@ func (x *ListAppsRequest) String() string {
 func (*ListAppsRequest) ProtoMessage() {}
 
 func (x *ListAppsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[38]
+	mi := &file_berth_v1_cluster_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2591,7 +2651,7 @@ func (x *ListAppsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAppsRequest.ProtoReflect.Descriptor instead.
 func (*ListAppsRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{38}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ListAppsRequest) GetNamespace() string {
@@ -2614,7 +2674,7 @@ type App struct {
 
 func (x *App) Reset() {
 	*x = App{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[39]
+	mi := &file_berth_v1_cluster_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2626,7 +2686,7 @@ func (x *App) String() string {
 func (*App) ProtoMessage() {}
 
 func (x *App) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[39]
+	mi := &file_berth_v1_cluster_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2639,7 +2699,7 @@ func (x *App) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use App.ProtoReflect.Descriptor instead.
 func (*App) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{39}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *App) GetNamespace() string {
@@ -2686,7 +2746,7 @@ type ListAppsResponse struct {
 
 func (x *ListAppsResponse) Reset() {
 	*x = ListAppsResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[40]
+	mi := &file_berth_v1_cluster_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2698,7 +2758,7 @@ func (x *ListAppsResponse) String() string {
 func (*ListAppsResponse) ProtoMessage() {}
 
 func (x *ListAppsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[40]
+	mi := &file_berth_v1_cluster_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2711,7 +2771,7 @@ func (x *ListAppsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAppsResponse.ProtoReflect.Descriptor instead.
 func (*ListAppsResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{40}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ListAppsResponse) GetApps() []*App {
@@ -2732,7 +2792,7 @@ type GetServiceRequest struct {
 
 func (x *GetServiceRequest) Reset() {
 	*x = GetServiceRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[41]
+	mi := &file_berth_v1_cluster_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2744,7 +2804,7 @@ func (x *GetServiceRequest) String() string {
 func (*GetServiceRequest) ProtoMessage() {}
 
 func (x *GetServiceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[41]
+	mi := &file_berth_v1_cluster_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2757,7 +2817,7 @@ func (x *GetServiceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetServiceRequest.ProtoReflect.Descriptor instead.
 func (*GetServiceRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{41}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *GetServiceRequest) GetNamespace() string {
@@ -2792,7 +2852,7 @@ type ListServicesRequest struct {
 
 func (x *ListServicesRequest) Reset() {
 	*x = ListServicesRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[42]
+	mi := &file_berth_v1_cluster_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2804,7 +2864,7 @@ func (x *ListServicesRequest) String() string {
 func (*ListServicesRequest) ProtoMessage() {}
 
 func (x *ListServicesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[42]
+	mi := &file_berth_v1_cluster_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2817,7 +2877,7 @@ func (x *ListServicesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListServicesRequest.ProtoReflect.Descriptor instead.
 func (*ListServicesRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{42}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ListServicesRequest) GetNamespace() string {
@@ -2845,7 +2905,7 @@ type ServiceSummary struct {
 
 func (x *ServiceSummary) Reset() {
 	*x = ServiceSummary{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[43]
+	mi := &file_berth_v1_cluster_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2857,7 +2917,7 @@ func (x *ServiceSummary) String() string {
 func (*ServiceSummary) ProtoMessage() {}
 
 func (x *ServiceSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[43]
+	mi := &file_berth_v1_cluster_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2870,7 +2930,7 @@ func (x *ServiceSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServiceSummary.ProtoReflect.Descriptor instead.
 func (*ServiceSummary) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{43}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *ServiceSummary) GetService() *Service {
@@ -2903,7 +2963,7 @@ type ListServicesResponse struct {
 
 func (x *ListServicesResponse) Reset() {
 	*x = ListServicesResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[44]
+	mi := &file_berth_v1_cluster_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2915,7 +2975,7 @@ func (x *ListServicesResponse) String() string {
 func (*ListServicesResponse) ProtoMessage() {}
 
 func (x *ListServicesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[44]
+	mi := &file_berth_v1_cluster_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2928,7 +2988,7 @@ func (x *ListServicesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListServicesResponse.ProtoReflect.Descriptor instead.
 func (*ListServicesResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{44}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *ListServicesResponse) GetServices() []*ServiceSummary {
@@ -2952,7 +3012,7 @@ type ListTasksRequest struct {
 
 func (x *ListTasksRequest) Reset() {
 	*x = ListTasksRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[45]
+	mi := &file_berth_v1_cluster_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2964,7 +3024,7 @@ func (x *ListTasksRequest) String() string {
 func (*ListTasksRequest) ProtoMessage() {}
 
 func (x *ListTasksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[45]
+	mi := &file_berth_v1_cluster_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2977,7 +3037,7 @@ func (x *ListTasksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTasksRequest.ProtoReflect.Descriptor instead.
 func (*ListTasksRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{45}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *ListTasksRequest) GetNamespace() string {
@@ -3024,7 +3084,7 @@ type ListTasksResponse struct {
 
 func (x *ListTasksResponse) Reset() {
 	*x = ListTasksResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[46]
+	mi := &file_berth_v1_cluster_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3036,7 +3096,7 @@ func (x *ListTasksResponse) String() string {
 func (*ListTasksResponse) ProtoMessage() {}
 
 func (x *ListTasksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[46]
+	mi := &file_berth_v1_cluster_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3049,7 +3109,7 @@ func (x *ListTasksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTasksResponse.ProtoReflect.Descriptor instead.
 func (*ListTasksResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{46}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ListTasksResponse) GetTasks() []*Task {
@@ -3067,7 +3127,7 @@ type ListNodesRequest struct {
 
 func (x *ListNodesRequest) Reset() {
 	*x = ListNodesRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[47]
+	mi := &file_berth_v1_cluster_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3079,7 +3139,7 @@ func (x *ListNodesRequest) String() string {
 func (*ListNodesRequest) ProtoMessage() {}
 
 func (x *ListNodesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[47]
+	mi := &file_berth_v1_cluster_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3092,7 +3152,7 @@ func (x *ListNodesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNodesRequest.ProtoReflect.Descriptor instead.
 func (*ListNodesRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{47}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{48}
 }
 
 type ListNodesResponse struct {
@@ -3104,7 +3164,7 @@ type ListNodesResponse struct {
 
 func (x *ListNodesResponse) Reset() {
 	*x = ListNodesResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[48]
+	mi := &file_berth_v1_cluster_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3116,7 +3176,7 @@ func (x *ListNodesResponse) String() string {
 func (*ListNodesResponse) ProtoMessage() {}
 
 func (x *ListNodesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[48]
+	mi := &file_berth_v1_cluster_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3129,7 +3189,7 @@ func (x *ListNodesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNodesResponse.ProtoReflect.Descriptor instead.
 func (*ListNodesResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{48}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *ListNodesResponse) GetNodes() []*Node {
@@ -3163,7 +3223,7 @@ type ListEventsRequest struct {
 
 func (x *ListEventsRequest) Reset() {
 	*x = ListEventsRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[49]
+	mi := &file_berth_v1_cluster_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3175,7 +3235,7 @@ func (x *ListEventsRequest) String() string {
 func (*ListEventsRequest) ProtoMessage() {}
 
 func (x *ListEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[49]
+	mi := &file_berth_v1_cluster_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3188,7 +3248,7 @@ func (x *ListEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEventsRequest.ProtoReflect.Descriptor instead.
 func (*ListEventsRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{49}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *ListEventsRequest) GetLimit() uint32 {
@@ -3249,7 +3309,7 @@ type ListEventsResponse struct {
 
 func (x *ListEventsResponse) Reset() {
 	*x = ListEventsResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[50]
+	mi := &file_berth_v1_cluster_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3261,7 +3321,7 @@ func (x *ListEventsResponse) String() string {
 func (*ListEventsResponse) ProtoMessage() {}
 
 func (x *ListEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[50]
+	mi := &file_berth_v1_cluster_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3274,7 +3334,7 @@ func (x *ListEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEventsResponse.ProtoReflect.Descriptor instead.
 func (*ListEventsResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{50}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *ListEventsResponse) GetEvents() []*Event {
@@ -3294,7 +3354,7 @@ type WatchRequest struct {
 
 func (x *WatchRequest) Reset() {
 	*x = WatchRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[51]
+	mi := &file_berth_v1_cluster_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3306,7 +3366,7 @@ func (x *WatchRequest) String() string {
 func (*WatchRequest) ProtoMessage() {}
 
 func (x *WatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[51]
+	mi := &file_berth_v1_cluster_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3319,7 +3379,7 @@ func (x *WatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRequest.ProtoReflect.Descriptor instead.
 func (*WatchRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{51}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *WatchRequest) GetNamespace() string {
@@ -3351,7 +3411,7 @@ type WatchEvent struct {
 
 func (x *WatchEvent) Reset() {
 	*x = WatchEvent{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[52]
+	mi := &file_berth_v1_cluster_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3363,7 +3423,7 @@ func (x *WatchEvent) String() string {
 func (*WatchEvent) ProtoMessage() {}
 
 func (x *WatchEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[52]
+	mi := &file_berth_v1_cluster_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3376,7 +3436,7 @@ func (x *WatchEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchEvent.ProtoReflect.Descriptor instead.
 func (*WatchEvent) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{52}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *WatchEvent) GetAction() WatchAction {
@@ -3460,7 +3520,7 @@ type LogsRequest struct {
 
 func (x *LogsRequest) Reset() {
 	*x = LogsRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[53]
+	mi := &file_berth_v1_cluster_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3472,7 +3532,7 @@ func (x *LogsRequest) String() string {
 func (*LogsRequest) ProtoMessage() {}
 
 func (x *LogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[53]
+	mi := &file_berth_v1_cluster_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3485,7 +3545,7 @@ func (x *LogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogsRequest.ProtoReflect.Descriptor instead.
 func (*LogsRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{53}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *LogsRequest) GetNamespace() string {
@@ -3552,7 +3612,7 @@ type LogEntry struct {
 
 func (x *LogEntry) Reset() {
 	*x = LogEntry{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[54]
+	mi := &file_berth_v1_cluster_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3564,7 +3624,7 @@ func (x *LogEntry) String() string {
 func (*LogEntry) ProtoMessage() {}
 
 func (x *LogEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[54]
+	mi := &file_berth_v1_cluster_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3577,7 +3637,7 @@ func (x *LogEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogEntry.ProtoReflect.Descriptor instead.
 func (*LogEntry) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{54}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *LogEntry) GetTaskId() string {
@@ -3639,7 +3699,7 @@ type ImportImageHeader struct {
 
 func (x *ImportImageHeader) Reset() {
 	*x = ImportImageHeader{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[55]
+	mi := &file_berth_v1_cluster_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3651,7 +3711,7 @@ func (x *ImportImageHeader) String() string {
 func (*ImportImageHeader) ProtoMessage() {}
 
 func (x *ImportImageHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[55]
+	mi := &file_berth_v1_cluster_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3664,7 +3724,7 @@ func (x *ImportImageHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportImageHeader.ProtoReflect.Descriptor instead.
 func (*ImportImageHeader) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{55}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *ImportImageHeader) GetNodeIds() []string {
@@ -3687,7 +3747,7 @@ type ImportImageRequest struct {
 
 func (x *ImportImageRequest) Reset() {
 	*x = ImportImageRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[56]
+	mi := &file_berth_v1_cluster_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3699,7 +3759,7 @@ func (x *ImportImageRequest) String() string {
 func (*ImportImageRequest) ProtoMessage() {}
 
 func (x *ImportImageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[56]
+	mi := &file_berth_v1_cluster_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3712,7 +3772,7 @@ func (x *ImportImageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportImageRequest.ProtoReflect.Descriptor instead.
 func (*ImportImageRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{56}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *ImportImageRequest) GetPart() isImportImageRequest_Part {
@@ -3768,7 +3828,7 @@ type NodeImportResult struct {
 
 func (x *NodeImportResult) Reset() {
 	*x = NodeImportResult{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[57]
+	mi := &file_berth_v1_cluster_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3780,7 +3840,7 @@ func (x *NodeImportResult) String() string {
 func (*NodeImportResult) ProtoMessage() {}
 
 func (x *NodeImportResult) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[57]
+	mi := &file_berth_v1_cluster_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3793,7 +3853,7 @@ func (x *NodeImportResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeImportResult.ProtoReflect.Descriptor instead.
 func (*NodeImportResult) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{57}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *NodeImportResult) GetNodeId() string {
@@ -3833,7 +3893,7 @@ type ImportImageResponse struct {
 
 func (x *ImportImageResponse) Reset() {
 	*x = ImportImageResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[58]
+	mi := &file_berth_v1_cluster_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3845,7 +3905,7 @@ func (x *ImportImageResponse) String() string {
 func (*ImportImageResponse) ProtoMessage() {}
 
 func (x *ImportImageResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[58]
+	mi := &file_berth_v1_cluster_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3858,7 +3918,7 @@ func (x *ImportImageResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportImageResponse.ProtoReflect.Descriptor instead.
 func (*ImportImageResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{58}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *ImportImageResponse) GetResults() []*NodeImportResult {
@@ -3880,7 +3940,7 @@ type Image struct {
 
 func (x *Image) Reset() {
 	*x = Image{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[59]
+	mi := &file_berth_v1_cluster_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3892,7 +3952,7 @@ func (x *Image) String() string {
 func (*Image) ProtoMessage() {}
 
 func (x *Image) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[59]
+	mi := &file_berth_v1_cluster_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3905,7 +3965,7 @@ func (x *Image) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Image.ProtoReflect.Descriptor instead.
 func (*Image) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{59}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *Image) GetName() string {
@@ -3946,7 +4006,7 @@ type ListImagesRequest struct {
 
 func (x *ListImagesRequest) Reset() {
 	*x = ListImagesRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[60]
+	mi := &file_berth_v1_cluster_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3958,7 +4018,7 @@ func (x *ListImagesRequest) String() string {
 func (*ListImagesRequest) ProtoMessage() {}
 
 func (x *ListImagesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[60]
+	mi := &file_berth_v1_cluster_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3971,7 +4031,7 @@ func (x *ListImagesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListImagesRequest.ProtoReflect.Descriptor instead.
 func (*ListImagesRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{60}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *ListImagesRequest) GetNodeId() string {
@@ -3993,7 +4053,7 @@ type NodeImages struct {
 
 func (x *NodeImages) Reset() {
 	*x = NodeImages{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[61]
+	mi := &file_berth_v1_cluster_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4005,7 +4065,7 @@ func (x *NodeImages) String() string {
 func (*NodeImages) ProtoMessage() {}
 
 func (x *NodeImages) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[61]
+	mi := &file_berth_v1_cluster_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4018,7 +4078,7 @@ func (x *NodeImages) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeImages.ProtoReflect.Descriptor instead.
 func (*NodeImages) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{61}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *NodeImages) GetNodeId() string {
@@ -4058,7 +4118,7 @@ type ListImagesResponse struct {
 
 func (x *ListImagesResponse) Reset() {
 	*x = ListImagesResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[62]
+	mi := &file_berth_v1_cluster_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4070,7 +4130,7 @@ func (x *ListImagesResponse) String() string {
 func (*ListImagesResponse) ProtoMessage() {}
 
 func (x *ListImagesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[62]
+	mi := &file_berth_v1_cluster_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4083,7 +4143,7 @@ func (x *ListImagesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListImagesResponse.ProtoReflect.Descriptor instead.
 func (*ListImagesResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{62}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *ListImagesResponse) GetNodes() []*NodeImages {
@@ -4105,7 +4165,7 @@ type JoinTokenRequest struct {
 
 func (x *JoinTokenRequest) Reset() {
 	*x = JoinTokenRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[63]
+	mi := &file_berth_v1_cluster_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4117,7 +4177,7 @@ func (x *JoinTokenRequest) String() string {
 func (*JoinTokenRequest) ProtoMessage() {}
 
 func (x *JoinTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[63]
+	mi := &file_berth_v1_cluster_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4130,7 +4190,7 @@ func (x *JoinTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinTokenRequest.ProtoReflect.Descriptor instead.
 func (*JoinTokenRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{63}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *JoinTokenRequest) GetRotate() bool {
@@ -4157,7 +4217,7 @@ type JoinTokenResponse struct {
 
 func (x *JoinTokenResponse) Reset() {
 	*x = JoinTokenResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[64]
+	mi := &file_berth_v1_cluster_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4169,7 +4229,7 @@ func (x *JoinTokenResponse) String() string {
 func (*JoinTokenResponse) ProtoMessage() {}
 
 func (x *JoinTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[64]
+	mi := &file_berth_v1_cluster_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4182,7 +4242,7 @@ func (x *JoinTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinTokenResponse.ProtoReflect.Descriptor instead.
 func (*JoinTokenResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{64}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *JoinTokenResponse) GetToken() string {
@@ -4207,7 +4267,7 @@ type VersionRequest struct {
 
 func (x *VersionRequest) Reset() {
 	*x = VersionRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[65]
+	mi := &file_berth_v1_cluster_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4219,7 +4279,7 @@ func (x *VersionRequest) String() string {
 func (*VersionRequest) ProtoMessage() {}
 
 func (x *VersionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[65]
+	mi := &file_berth_v1_cluster_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4232,7 +4292,7 @@ func (x *VersionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VersionRequest.ProtoReflect.Descriptor instead.
 func (*VersionRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{65}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{66}
 }
 
 type VersionResponse struct {
@@ -4247,7 +4307,7 @@ type VersionResponse struct {
 
 func (x *VersionResponse) Reset() {
 	*x = VersionResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[66]
+	mi := &file_berth_v1_cluster_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4259,7 +4319,7 @@ func (x *VersionResponse) String() string {
 func (*VersionResponse) ProtoMessage() {}
 
 func (x *VersionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[66]
+	mi := &file_berth_v1_cluster_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4272,7 +4332,7 @@ func (x *VersionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VersionResponse.ProtoReflect.Descriptor instead.
 func (*VersionResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{66}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *VersionResponse) GetVersion() string {
@@ -4431,7 +4491,11 @@ const file_berth_v1_cluster_proto_rawDesc = "" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x10\n" +
 	"\x03app\x18\x02 \x01(\tR\x03app\x12\x18\n" +
 	"\aservice\x18\x03 \x01(\tR\aservice\x12\x1a\n" +
-	"\breplicas\x18\x04 \x01(\x04R\breplicas\"\x81\x01\n" +
+	"\breplicas\x18\x04 \x01(\x04R\breplicas\"a\n" +
+	"\x15RestartServiceRequest\x12\x1c\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x10\n" +
+	"\x03app\x18\x02 \x01(\tR\x03app\x12\x18\n" +
+	"\aservice\x18\x03 \x01(\tR\aservice\"\x81\x01\n" +
 	"\x16RollbackServiceRequest\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x10\n" +
 	"\x03app\x18\x02 \x01(\tR\x03app\x12\x18\n" +
@@ -4599,7 +4663,7 @@ const file_berth_v1_cluster_proto_rawDesc = "" +
 	"\tLogStream\x12\x1a\n" +
 	"\x16LOG_STREAM_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11LOG_STREAM_STDOUT\x10\x01\x12\x15\n" +
-	"\x11LOG_STREAM_STDERR\x10\x022\x9a\x11\n" +
+	"\x11LOG_STREAM_STDERR\x10\x022\xe0\x11\n" +
 	"\x0eClusterService\x128\n" +
 	"\x05Apply\x12\x16.berth.v1.ApplyRequest\x1a\x17.berth.v1.ApplyResponse\x12D\n" +
 	"\tDeleteApp\x12\x1a.berth.v1.DeleteAppRequest\x1a\x1b.berth.v1.DeleteAppResponse\x12A\n" +
@@ -4618,7 +4682,8 @@ const file_berth_v1_cluster_proto_rawDesc = "" +
 	"ListImages\x12\x1b.berth.v1.ListImagesRequest\x1a\x1c.berth.v1.ListImagesResponse\x12D\n" +
 	"\tJoinToken\x12\x1a.berth.v1.JoinTokenRequest\x1a\x1b.berth.v1.JoinTokenResponse\x12>\n" +
 	"\aVersion\x12\x18.berth.v1.VersionRequest\x1a\x19.berth.v1.VersionResponse\x12@\n" +
-	"\fScaleService\x12\x1d.berth.v1.ScaleServiceRequest\x1a\x11.berth.v1.Service\x12F\n" +
+	"\fScaleService\x12\x1d.berth.v1.ScaleServiceRequest\x1a\x11.berth.v1.Service\x12D\n" +
+	"\x0eRestartService\x12\x1f.berth.v1.RestartServiceRequest\x1a\x11.berth.v1.Service\x12F\n" +
 	"\x0fRollbackService\x12 .berth.v1.RollbackServiceRequest\x1a\x11.berth.v1.Service\x129\n" +
 	"\n" +
 	"UpdateNode\x12\x1b.berth.v1.UpdateNodeRequest\x1a\x0e.berth.v1.Node\x12D\n" +
@@ -4651,7 +4716,7 @@ func file_berth_v1_cluster_proto_rawDescGZIP() []byte {
 }
 
 var file_berth_v1_cluster_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_berth_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 69)
+var file_berth_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 70)
 var file_berth_v1_cluster_proto_goTypes = []any{
 	(ChangeAction)(0),              // 0: berth.v1.ChangeAction
 	(WatchAction)(0),               // 1: berth.v1.WatchAction
@@ -4683,166 +4748,169 @@ var file_berth_v1_cluster_proto_goTypes = []any{
 	(*ListRegistriesRequest)(nil),  // 27: berth.v1.ListRegistriesRequest
 	(*ListRegistriesResponse)(nil), // 28: berth.v1.ListRegistriesResponse
 	(*ScaleServiceRequest)(nil),    // 29: berth.v1.ScaleServiceRequest
-	(*RollbackServiceRequest)(nil), // 30: berth.v1.RollbackServiceRequest
-	(*UpdateNodeRequest)(nil),      // 31: berth.v1.UpdateNodeRequest
-	(*RebalanceRequest)(nil),       // 32: berth.v1.RebalanceRequest
-	(*RebalanceResponse)(nil),      // 33: berth.v1.RebalanceResponse
-	(*GetSettingsRequest)(nil),     // 34: berth.v1.GetSettingsRequest
-	(*UpdateSettingsRequest)(nil),  // 35: berth.v1.UpdateSettingsRequest
-	(*ApplyRequest)(nil),           // 36: berth.v1.ApplyRequest
-	(*ServiceChange)(nil),          // 37: berth.v1.ServiceChange
-	(*ApplyResponse)(nil),          // 38: berth.v1.ApplyResponse
-	(*DeleteAppRequest)(nil),       // 39: berth.v1.DeleteAppRequest
-	(*DeleteAppResponse)(nil),      // 40: berth.v1.DeleteAppResponse
-	(*ListAppsRequest)(nil),        // 41: berth.v1.ListAppsRequest
-	(*App)(nil),                    // 42: berth.v1.App
-	(*ListAppsResponse)(nil),       // 43: berth.v1.ListAppsResponse
-	(*GetServiceRequest)(nil),      // 44: berth.v1.GetServiceRequest
-	(*ListServicesRequest)(nil),    // 45: berth.v1.ListServicesRequest
-	(*ServiceSummary)(nil),         // 46: berth.v1.ServiceSummary
-	(*ListServicesResponse)(nil),   // 47: berth.v1.ListServicesResponse
-	(*ListTasksRequest)(nil),       // 48: berth.v1.ListTasksRequest
-	(*ListTasksResponse)(nil),      // 49: berth.v1.ListTasksResponse
-	(*ListNodesRequest)(nil),       // 50: berth.v1.ListNodesRequest
-	(*ListNodesResponse)(nil),      // 51: berth.v1.ListNodesResponse
-	(*ListEventsRequest)(nil),      // 52: berth.v1.ListEventsRequest
-	(*ListEventsResponse)(nil),     // 53: berth.v1.ListEventsResponse
-	(*WatchRequest)(nil),           // 54: berth.v1.WatchRequest
-	(*WatchEvent)(nil),             // 55: berth.v1.WatchEvent
-	(*LogsRequest)(nil),            // 56: berth.v1.LogsRequest
-	(*LogEntry)(nil),               // 57: berth.v1.LogEntry
-	(*ImportImageHeader)(nil),      // 58: berth.v1.ImportImageHeader
-	(*ImportImageRequest)(nil),     // 59: berth.v1.ImportImageRequest
-	(*NodeImportResult)(nil),       // 60: berth.v1.NodeImportResult
-	(*ImportImageResponse)(nil),    // 61: berth.v1.ImportImageResponse
-	(*Image)(nil),                  // 62: berth.v1.Image
-	(*ListImagesRequest)(nil),      // 63: berth.v1.ListImagesRequest
-	(*NodeImages)(nil),             // 64: berth.v1.NodeImages
-	(*ListImagesResponse)(nil),     // 65: berth.v1.ListImagesResponse
-	(*JoinTokenRequest)(nil),       // 66: berth.v1.JoinTokenRequest
-	(*JoinTokenResponse)(nil),      // 67: berth.v1.JoinTokenResponse
-	(*VersionRequest)(nil),         // 68: berth.v1.VersionRequest
-	(*VersionResponse)(nil),        // 69: berth.v1.VersionResponse
-	nil,                            // 70: berth.v1.BuildHeader.BuildArgsEntry
-	nil,                            // 71: berth.v1.UpdateNodeRequest.SetLabelsEntry
-	(*timestamppb.Timestamp)(nil),  // 72: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),    // 73: google.protobuf.Duration
-	(*APIToken)(nil),               // 74: berth.v1.APIToken
-	(*RegistryCredential)(nil),     // 75: berth.v1.RegistryCredential
-	(NodeAvailability)(0),          // 76: berth.v1.NodeAvailability
-	(*ClusterSettings)(nil),        // 77: berth.v1.ClusterSettings
-	(*Service)(nil),                // 78: berth.v1.Service
-	(*Task)(nil),                   // 79: berth.v1.Task
-	(*Node)(nil),                   // 80: berth.v1.Node
-	(*Event)(nil),                  // 81: berth.v1.Event
+	(*RestartServiceRequest)(nil),  // 30: berth.v1.RestartServiceRequest
+	(*RollbackServiceRequest)(nil), // 31: berth.v1.RollbackServiceRequest
+	(*UpdateNodeRequest)(nil),      // 32: berth.v1.UpdateNodeRequest
+	(*RebalanceRequest)(nil),       // 33: berth.v1.RebalanceRequest
+	(*RebalanceResponse)(nil),      // 34: berth.v1.RebalanceResponse
+	(*GetSettingsRequest)(nil),     // 35: berth.v1.GetSettingsRequest
+	(*UpdateSettingsRequest)(nil),  // 36: berth.v1.UpdateSettingsRequest
+	(*ApplyRequest)(nil),           // 37: berth.v1.ApplyRequest
+	(*ServiceChange)(nil),          // 38: berth.v1.ServiceChange
+	(*ApplyResponse)(nil),          // 39: berth.v1.ApplyResponse
+	(*DeleteAppRequest)(nil),       // 40: berth.v1.DeleteAppRequest
+	(*DeleteAppResponse)(nil),      // 41: berth.v1.DeleteAppResponse
+	(*ListAppsRequest)(nil),        // 42: berth.v1.ListAppsRequest
+	(*App)(nil),                    // 43: berth.v1.App
+	(*ListAppsResponse)(nil),       // 44: berth.v1.ListAppsResponse
+	(*GetServiceRequest)(nil),      // 45: berth.v1.GetServiceRequest
+	(*ListServicesRequest)(nil),    // 46: berth.v1.ListServicesRequest
+	(*ServiceSummary)(nil),         // 47: berth.v1.ServiceSummary
+	(*ListServicesResponse)(nil),   // 48: berth.v1.ListServicesResponse
+	(*ListTasksRequest)(nil),       // 49: berth.v1.ListTasksRequest
+	(*ListTasksResponse)(nil),      // 50: berth.v1.ListTasksResponse
+	(*ListNodesRequest)(nil),       // 51: berth.v1.ListNodesRequest
+	(*ListNodesResponse)(nil),      // 52: berth.v1.ListNodesResponse
+	(*ListEventsRequest)(nil),      // 53: berth.v1.ListEventsRequest
+	(*ListEventsResponse)(nil),     // 54: berth.v1.ListEventsResponse
+	(*WatchRequest)(nil),           // 55: berth.v1.WatchRequest
+	(*WatchEvent)(nil),             // 56: berth.v1.WatchEvent
+	(*LogsRequest)(nil),            // 57: berth.v1.LogsRequest
+	(*LogEntry)(nil),               // 58: berth.v1.LogEntry
+	(*ImportImageHeader)(nil),      // 59: berth.v1.ImportImageHeader
+	(*ImportImageRequest)(nil),     // 60: berth.v1.ImportImageRequest
+	(*NodeImportResult)(nil),       // 61: berth.v1.NodeImportResult
+	(*ImportImageResponse)(nil),    // 62: berth.v1.ImportImageResponse
+	(*Image)(nil),                  // 63: berth.v1.Image
+	(*ListImagesRequest)(nil),      // 64: berth.v1.ListImagesRequest
+	(*NodeImages)(nil),             // 65: berth.v1.NodeImages
+	(*ListImagesResponse)(nil),     // 66: berth.v1.ListImagesResponse
+	(*JoinTokenRequest)(nil),       // 67: berth.v1.JoinTokenRequest
+	(*JoinTokenResponse)(nil),      // 68: berth.v1.JoinTokenResponse
+	(*VersionRequest)(nil),         // 69: berth.v1.VersionRequest
+	(*VersionResponse)(nil),        // 70: berth.v1.VersionResponse
+	nil,                            // 71: berth.v1.BuildHeader.BuildArgsEntry
+	nil,                            // 72: berth.v1.UpdateNodeRequest.SetLabelsEntry
+	(*timestamppb.Timestamp)(nil),  // 73: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),    // 74: google.protobuf.Duration
+	(*APIToken)(nil),               // 75: berth.v1.APIToken
+	(*RegistryCredential)(nil),     // 76: berth.v1.RegistryCredential
+	(NodeAvailability)(0),          // 77: berth.v1.NodeAvailability
+	(*ClusterSettings)(nil),        // 78: berth.v1.ClusterSettings
+	(*Service)(nil),                // 79: berth.v1.Service
+	(*Task)(nil),                   // 80: berth.v1.Task
+	(*Node)(nil),                   // 81: berth.v1.Node
+	(*Event)(nil),                  // 82: berth.v1.Event
 }
 var file_berth_v1_cluster_proto_depIdxs = []int32{
 	4,  // 0: berth.v1.ExecStart.size:type_name -> berth.v1.TerminalSize
 	3,  // 1: berth.v1.ExecRequest.start:type_name -> berth.v1.ExecStart
 	4,  // 2: berth.v1.ExecRequest.resize:type_name -> berth.v1.TerminalSize
-	72, // 3: berth.v1.TaskStats.at:type_name -> google.protobuf.Timestamp
+	73, // 3: berth.v1.TaskStats.at:type_name -> google.protobuf.Timestamp
 	8,  // 4: berth.v1.TopResponse.tasks:type_name -> berth.v1.TaskStats
-	73, // 5: berth.v1.CreateAPITokenRequest.ttl:type_name -> google.protobuf.Duration
-	74, // 6: berth.v1.CreateAPITokenResponse.token:type_name -> berth.v1.APIToken
-	74, // 7: berth.v1.ListAPITokensResponse.tokens:type_name -> berth.v1.APIToken
-	70, // 8: berth.v1.BuildHeader.build_args:type_name -> berth.v1.BuildHeader.BuildArgsEntry
+	74, // 5: berth.v1.CreateAPITokenRequest.ttl:type_name -> google.protobuf.Duration
+	75, // 6: berth.v1.CreateAPITokenResponse.token:type_name -> berth.v1.APIToken
+	75, // 7: berth.v1.ListAPITokensResponse.tokens:type_name -> berth.v1.APIToken
+	71, // 8: berth.v1.BuildHeader.build_args:type_name -> berth.v1.BuildHeader.BuildArgsEntry
 	16, // 9: berth.v1.BuildRequest.header:type_name -> berth.v1.BuildHeader
 	18, // 10: berth.v1.BuildEvent.result:type_name -> berth.v1.BuildResult
-	75, // 11: berth.v1.ListRegistriesResponse.registries:type_name -> berth.v1.RegistryCredential
-	76, // 12: berth.v1.UpdateNodeRequest.availability:type_name -> berth.v1.NodeAvailability
-	71, // 13: berth.v1.UpdateNodeRequest.set_labels:type_name -> berth.v1.UpdateNodeRequest.SetLabelsEntry
-	77, // 14: berth.v1.UpdateSettingsRequest.settings:type_name -> berth.v1.ClusterSettings
-	78, // 15: berth.v1.ApplyRequest.services:type_name -> berth.v1.Service
+	76, // 11: berth.v1.ListRegistriesResponse.registries:type_name -> berth.v1.RegistryCredential
+	77, // 12: berth.v1.UpdateNodeRequest.availability:type_name -> berth.v1.NodeAvailability
+	72, // 13: berth.v1.UpdateNodeRequest.set_labels:type_name -> berth.v1.UpdateNodeRequest.SetLabelsEntry
+	78, // 14: berth.v1.UpdateSettingsRequest.settings:type_name -> berth.v1.ClusterSettings
+	79, // 15: berth.v1.ApplyRequest.services:type_name -> berth.v1.Service
 	0,  // 16: berth.v1.ServiceChange.action:type_name -> berth.v1.ChangeAction
-	37, // 17: berth.v1.ApplyResponse.changes:type_name -> berth.v1.ServiceChange
-	42, // 18: berth.v1.ListAppsResponse.apps:type_name -> berth.v1.App
-	78, // 19: berth.v1.ServiceSummary.service:type_name -> berth.v1.Service
-	46, // 20: berth.v1.ListServicesResponse.services:type_name -> berth.v1.ServiceSummary
-	79, // 21: berth.v1.ListTasksResponse.tasks:type_name -> berth.v1.Task
-	80, // 22: berth.v1.ListNodesResponse.nodes:type_name -> berth.v1.Node
-	72, // 23: berth.v1.ListEventsRequest.since:type_name -> google.protobuf.Timestamp
-	81, // 24: berth.v1.ListEventsResponse.events:type_name -> berth.v1.Event
+	38, // 17: berth.v1.ApplyResponse.changes:type_name -> berth.v1.ServiceChange
+	43, // 18: berth.v1.ListAppsResponse.apps:type_name -> berth.v1.App
+	79, // 19: berth.v1.ServiceSummary.service:type_name -> berth.v1.Service
+	47, // 20: berth.v1.ListServicesResponse.services:type_name -> berth.v1.ServiceSummary
+	80, // 21: berth.v1.ListTasksResponse.tasks:type_name -> berth.v1.Task
+	81, // 22: berth.v1.ListNodesResponse.nodes:type_name -> berth.v1.Node
+	73, // 23: berth.v1.ListEventsRequest.since:type_name -> google.protobuf.Timestamp
+	82, // 24: berth.v1.ListEventsResponse.events:type_name -> berth.v1.Event
 	1,  // 25: berth.v1.WatchEvent.action:type_name -> berth.v1.WatchAction
-	80, // 26: berth.v1.WatchEvent.node:type_name -> berth.v1.Node
-	78, // 27: berth.v1.WatchEvent.service:type_name -> berth.v1.Service
-	79, // 28: berth.v1.WatchEvent.task:type_name -> berth.v1.Task
-	72, // 29: berth.v1.LogsRequest.since:type_name -> google.protobuf.Timestamp
+	81, // 26: berth.v1.WatchEvent.node:type_name -> berth.v1.Node
+	79, // 27: berth.v1.WatchEvent.service:type_name -> berth.v1.Service
+	80, // 28: berth.v1.WatchEvent.task:type_name -> berth.v1.Task
+	73, // 29: berth.v1.LogsRequest.since:type_name -> google.protobuf.Timestamp
 	2,  // 30: berth.v1.LogEntry.stream:type_name -> berth.v1.LogStream
-	72, // 31: berth.v1.LogEntry.at:type_name -> google.protobuf.Timestamp
-	58, // 32: berth.v1.ImportImageRequest.header:type_name -> berth.v1.ImportImageHeader
-	62, // 33: berth.v1.NodeImportResult.images:type_name -> berth.v1.Image
-	60, // 34: berth.v1.ImportImageResponse.results:type_name -> berth.v1.NodeImportResult
-	72, // 35: berth.v1.Image.created_at:type_name -> google.protobuf.Timestamp
-	62, // 36: berth.v1.NodeImages.images:type_name -> berth.v1.Image
-	64, // 37: berth.v1.ListImagesResponse.nodes:type_name -> berth.v1.NodeImages
-	73, // 38: berth.v1.JoinTokenRequest.ttl:type_name -> google.protobuf.Duration
-	72, // 39: berth.v1.JoinTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
-	36, // 40: berth.v1.ClusterService.Apply:input_type -> berth.v1.ApplyRequest
-	39, // 41: berth.v1.ClusterService.DeleteApp:input_type -> berth.v1.DeleteAppRequest
-	41, // 42: berth.v1.ClusterService.ListApps:input_type -> berth.v1.ListAppsRequest
-	44, // 43: berth.v1.ClusterService.GetService:input_type -> berth.v1.GetServiceRequest
-	45, // 44: berth.v1.ClusterService.ListServices:input_type -> berth.v1.ListServicesRequest
-	48, // 45: berth.v1.ClusterService.ListTasks:input_type -> berth.v1.ListTasksRequest
-	50, // 46: berth.v1.ClusterService.ListNodes:input_type -> berth.v1.ListNodesRequest
-	52, // 47: berth.v1.ClusterService.ListEvents:input_type -> berth.v1.ListEventsRequest
-	54, // 48: berth.v1.ClusterService.Watch:input_type -> berth.v1.WatchRequest
-	56, // 49: berth.v1.ClusterService.Logs:input_type -> berth.v1.LogsRequest
-	59, // 50: berth.v1.ClusterService.ImportImage:input_type -> berth.v1.ImportImageRequest
-	63, // 51: berth.v1.ClusterService.ListImages:input_type -> berth.v1.ListImagesRequest
-	66, // 52: berth.v1.ClusterService.JoinToken:input_type -> berth.v1.JoinTokenRequest
-	68, // 53: berth.v1.ClusterService.Version:input_type -> berth.v1.VersionRequest
+	73, // 31: berth.v1.LogEntry.at:type_name -> google.protobuf.Timestamp
+	59, // 32: berth.v1.ImportImageRequest.header:type_name -> berth.v1.ImportImageHeader
+	63, // 33: berth.v1.NodeImportResult.images:type_name -> berth.v1.Image
+	61, // 34: berth.v1.ImportImageResponse.results:type_name -> berth.v1.NodeImportResult
+	73, // 35: berth.v1.Image.created_at:type_name -> google.protobuf.Timestamp
+	63, // 36: berth.v1.NodeImages.images:type_name -> berth.v1.Image
+	65, // 37: berth.v1.ListImagesResponse.nodes:type_name -> berth.v1.NodeImages
+	74, // 38: berth.v1.JoinTokenRequest.ttl:type_name -> google.protobuf.Duration
+	73, // 39: berth.v1.JoinTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
+	37, // 40: berth.v1.ClusterService.Apply:input_type -> berth.v1.ApplyRequest
+	40, // 41: berth.v1.ClusterService.DeleteApp:input_type -> berth.v1.DeleteAppRequest
+	42, // 42: berth.v1.ClusterService.ListApps:input_type -> berth.v1.ListAppsRequest
+	45, // 43: berth.v1.ClusterService.GetService:input_type -> berth.v1.GetServiceRequest
+	46, // 44: berth.v1.ClusterService.ListServices:input_type -> berth.v1.ListServicesRequest
+	49, // 45: berth.v1.ClusterService.ListTasks:input_type -> berth.v1.ListTasksRequest
+	51, // 46: berth.v1.ClusterService.ListNodes:input_type -> berth.v1.ListNodesRequest
+	53, // 47: berth.v1.ClusterService.ListEvents:input_type -> berth.v1.ListEventsRequest
+	55, // 48: berth.v1.ClusterService.Watch:input_type -> berth.v1.WatchRequest
+	57, // 49: berth.v1.ClusterService.Logs:input_type -> berth.v1.LogsRequest
+	60, // 50: berth.v1.ClusterService.ImportImage:input_type -> berth.v1.ImportImageRequest
+	64, // 51: berth.v1.ClusterService.ListImages:input_type -> berth.v1.ListImagesRequest
+	67, // 52: berth.v1.ClusterService.JoinToken:input_type -> berth.v1.JoinTokenRequest
+	69, // 53: berth.v1.ClusterService.Version:input_type -> berth.v1.VersionRequest
 	29, // 54: berth.v1.ClusterService.ScaleService:input_type -> berth.v1.ScaleServiceRequest
-	30, // 55: berth.v1.ClusterService.RollbackService:input_type -> berth.v1.RollbackServiceRequest
-	31, // 56: berth.v1.ClusterService.UpdateNode:input_type -> berth.v1.UpdateNodeRequest
-	32, // 57: berth.v1.ClusterService.Rebalance:input_type -> berth.v1.RebalanceRequest
-	34, // 58: berth.v1.ClusterService.GetSettings:input_type -> berth.v1.GetSettingsRequest
-	35, // 59: berth.v1.ClusterService.UpdateSettings:input_type -> berth.v1.UpdateSettingsRequest
-	17, // 60: berth.v1.ClusterService.Build:input_type -> berth.v1.BuildRequest
-	20, // 61: berth.v1.ClusterService.PullImage:input_type -> berth.v1.PullImageRequest
-	21, // 62: berth.v1.ClusterService.PushImage:input_type -> berth.v1.PushImageRequest
-	23, // 63: berth.v1.ClusterService.Login:input_type -> berth.v1.LoginRequest
-	25, // 64: berth.v1.ClusterService.Logout:input_type -> berth.v1.LogoutRequest
-	27, // 65: berth.v1.ClusterService.ListRegistries:input_type -> berth.v1.ListRegistriesRequest
-	52, // 66: berth.v1.ClusterService.WatchEvents:input_type -> berth.v1.ListEventsRequest
-	5,  // 67: berth.v1.ClusterService.Exec:input_type -> berth.v1.ExecRequest
-	7,  // 68: berth.v1.ClusterService.Top:input_type -> berth.v1.TopRequest
-	10, // 69: berth.v1.ClusterService.CreateAPIToken:input_type -> berth.v1.CreateAPITokenRequest
-	12, // 70: berth.v1.ClusterService.ListAPITokens:input_type -> berth.v1.ListAPITokensRequest
-	14, // 71: berth.v1.ClusterService.RevokeAPIToken:input_type -> berth.v1.RevokeAPITokenRequest
-	38, // 72: berth.v1.ClusterService.Apply:output_type -> berth.v1.ApplyResponse
-	40, // 73: berth.v1.ClusterService.DeleteApp:output_type -> berth.v1.DeleteAppResponse
-	43, // 74: berth.v1.ClusterService.ListApps:output_type -> berth.v1.ListAppsResponse
-	78, // 75: berth.v1.ClusterService.GetService:output_type -> berth.v1.Service
-	47, // 76: berth.v1.ClusterService.ListServices:output_type -> berth.v1.ListServicesResponse
-	49, // 77: berth.v1.ClusterService.ListTasks:output_type -> berth.v1.ListTasksResponse
-	51, // 78: berth.v1.ClusterService.ListNodes:output_type -> berth.v1.ListNodesResponse
-	53, // 79: berth.v1.ClusterService.ListEvents:output_type -> berth.v1.ListEventsResponse
-	55, // 80: berth.v1.ClusterService.Watch:output_type -> berth.v1.WatchEvent
-	57, // 81: berth.v1.ClusterService.Logs:output_type -> berth.v1.LogEntry
-	61, // 82: berth.v1.ClusterService.ImportImage:output_type -> berth.v1.ImportImageResponse
-	65, // 83: berth.v1.ClusterService.ListImages:output_type -> berth.v1.ListImagesResponse
-	67, // 84: berth.v1.ClusterService.JoinToken:output_type -> berth.v1.JoinTokenResponse
-	69, // 85: berth.v1.ClusterService.Version:output_type -> berth.v1.VersionResponse
-	78, // 86: berth.v1.ClusterService.ScaleService:output_type -> berth.v1.Service
-	78, // 87: berth.v1.ClusterService.RollbackService:output_type -> berth.v1.Service
-	80, // 88: berth.v1.ClusterService.UpdateNode:output_type -> berth.v1.Node
-	33, // 89: berth.v1.ClusterService.Rebalance:output_type -> berth.v1.RebalanceResponse
-	77, // 90: berth.v1.ClusterService.GetSettings:output_type -> berth.v1.ClusterSettings
-	77, // 91: berth.v1.ClusterService.UpdateSettings:output_type -> berth.v1.ClusterSettings
-	19, // 92: berth.v1.ClusterService.Build:output_type -> berth.v1.BuildEvent
-	22, // 93: berth.v1.ClusterService.PullImage:output_type -> berth.v1.ImageProgress
-	22, // 94: berth.v1.ClusterService.PushImage:output_type -> berth.v1.ImageProgress
-	24, // 95: berth.v1.ClusterService.Login:output_type -> berth.v1.LoginResponse
-	26, // 96: berth.v1.ClusterService.Logout:output_type -> berth.v1.LogoutResponse
-	28, // 97: berth.v1.ClusterService.ListRegistries:output_type -> berth.v1.ListRegistriesResponse
-	81, // 98: berth.v1.ClusterService.WatchEvents:output_type -> berth.v1.Event
-	6,  // 99: berth.v1.ClusterService.Exec:output_type -> berth.v1.ExecResponse
-	9,  // 100: berth.v1.ClusterService.Top:output_type -> berth.v1.TopResponse
-	11, // 101: berth.v1.ClusterService.CreateAPIToken:output_type -> berth.v1.CreateAPITokenResponse
-	13, // 102: berth.v1.ClusterService.ListAPITokens:output_type -> berth.v1.ListAPITokensResponse
-	15, // 103: berth.v1.ClusterService.RevokeAPIToken:output_type -> berth.v1.RevokeAPITokenResponse
-	72, // [72:104] is the sub-list for method output_type
-	40, // [40:72] is the sub-list for method input_type
+	30, // 55: berth.v1.ClusterService.RestartService:input_type -> berth.v1.RestartServiceRequest
+	31, // 56: berth.v1.ClusterService.RollbackService:input_type -> berth.v1.RollbackServiceRequest
+	32, // 57: berth.v1.ClusterService.UpdateNode:input_type -> berth.v1.UpdateNodeRequest
+	33, // 58: berth.v1.ClusterService.Rebalance:input_type -> berth.v1.RebalanceRequest
+	35, // 59: berth.v1.ClusterService.GetSettings:input_type -> berth.v1.GetSettingsRequest
+	36, // 60: berth.v1.ClusterService.UpdateSettings:input_type -> berth.v1.UpdateSettingsRequest
+	17, // 61: berth.v1.ClusterService.Build:input_type -> berth.v1.BuildRequest
+	20, // 62: berth.v1.ClusterService.PullImage:input_type -> berth.v1.PullImageRequest
+	21, // 63: berth.v1.ClusterService.PushImage:input_type -> berth.v1.PushImageRequest
+	23, // 64: berth.v1.ClusterService.Login:input_type -> berth.v1.LoginRequest
+	25, // 65: berth.v1.ClusterService.Logout:input_type -> berth.v1.LogoutRequest
+	27, // 66: berth.v1.ClusterService.ListRegistries:input_type -> berth.v1.ListRegistriesRequest
+	53, // 67: berth.v1.ClusterService.WatchEvents:input_type -> berth.v1.ListEventsRequest
+	5,  // 68: berth.v1.ClusterService.Exec:input_type -> berth.v1.ExecRequest
+	7,  // 69: berth.v1.ClusterService.Top:input_type -> berth.v1.TopRequest
+	10, // 70: berth.v1.ClusterService.CreateAPIToken:input_type -> berth.v1.CreateAPITokenRequest
+	12, // 71: berth.v1.ClusterService.ListAPITokens:input_type -> berth.v1.ListAPITokensRequest
+	14, // 72: berth.v1.ClusterService.RevokeAPIToken:input_type -> berth.v1.RevokeAPITokenRequest
+	39, // 73: berth.v1.ClusterService.Apply:output_type -> berth.v1.ApplyResponse
+	41, // 74: berth.v1.ClusterService.DeleteApp:output_type -> berth.v1.DeleteAppResponse
+	44, // 75: berth.v1.ClusterService.ListApps:output_type -> berth.v1.ListAppsResponse
+	79, // 76: berth.v1.ClusterService.GetService:output_type -> berth.v1.Service
+	48, // 77: berth.v1.ClusterService.ListServices:output_type -> berth.v1.ListServicesResponse
+	50, // 78: berth.v1.ClusterService.ListTasks:output_type -> berth.v1.ListTasksResponse
+	52, // 79: berth.v1.ClusterService.ListNodes:output_type -> berth.v1.ListNodesResponse
+	54, // 80: berth.v1.ClusterService.ListEvents:output_type -> berth.v1.ListEventsResponse
+	56, // 81: berth.v1.ClusterService.Watch:output_type -> berth.v1.WatchEvent
+	58, // 82: berth.v1.ClusterService.Logs:output_type -> berth.v1.LogEntry
+	62, // 83: berth.v1.ClusterService.ImportImage:output_type -> berth.v1.ImportImageResponse
+	66, // 84: berth.v1.ClusterService.ListImages:output_type -> berth.v1.ListImagesResponse
+	68, // 85: berth.v1.ClusterService.JoinToken:output_type -> berth.v1.JoinTokenResponse
+	70, // 86: berth.v1.ClusterService.Version:output_type -> berth.v1.VersionResponse
+	79, // 87: berth.v1.ClusterService.ScaleService:output_type -> berth.v1.Service
+	79, // 88: berth.v1.ClusterService.RestartService:output_type -> berth.v1.Service
+	79, // 89: berth.v1.ClusterService.RollbackService:output_type -> berth.v1.Service
+	81, // 90: berth.v1.ClusterService.UpdateNode:output_type -> berth.v1.Node
+	34, // 91: berth.v1.ClusterService.Rebalance:output_type -> berth.v1.RebalanceResponse
+	78, // 92: berth.v1.ClusterService.GetSettings:output_type -> berth.v1.ClusterSettings
+	78, // 93: berth.v1.ClusterService.UpdateSettings:output_type -> berth.v1.ClusterSettings
+	19, // 94: berth.v1.ClusterService.Build:output_type -> berth.v1.BuildEvent
+	22, // 95: berth.v1.ClusterService.PullImage:output_type -> berth.v1.ImageProgress
+	22, // 96: berth.v1.ClusterService.PushImage:output_type -> berth.v1.ImageProgress
+	24, // 97: berth.v1.ClusterService.Login:output_type -> berth.v1.LoginResponse
+	26, // 98: berth.v1.ClusterService.Logout:output_type -> berth.v1.LogoutResponse
+	28, // 99: berth.v1.ClusterService.ListRegistries:output_type -> berth.v1.ListRegistriesResponse
+	82, // 100: berth.v1.ClusterService.WatchEvents:output_type -> berth.v1.Event
+	6,  // 101: berth.v1.ClusterService.Exec:output_type -> berth.v1.ExecResponse
+	9,  // 102: berth.v1.ClusterService.Top:output_type -> berth.v1.TopResponse
+	11, // 103: berth.v1.ClusterService.CreateAPIToken:output_type -> berth.v1.CreateAPITokenResponse
+	13, // 104: berth.v1.ClusterService.ListAPITokens:output_type -> berth.v1.ListAPITokensResponse
+	15, // 105: berth.v1.ClusterService.RevokeAPIToken:output_type -> berth.v1.RevokeAPITokenResponse
+	73, // [73:106] is the sub-list for method output_type
+	40, // [40:73] is the sub-list for method input_type
 	40, // [40:40] is the sub-list for extension type_name
 	40, // [40:40] is the sub-list for extension extendee
 	0,  // [0:40] is the sub-list for field type_name
@@ -4874,12 +4942,12 @@ func file_berth_v1_cluster_proto_init() {
 		(*BuildEvent_Status)(nil),
 		(*BuildEvent_Result)(nil),
 	}
-	file_berth_v1_cluster_proto_msgTypes[52].OneofWrappers = []any{
+	file_berth_v1_cluster_proto_msgTypes[53].OneofWrappers = []any{
 		(*WatchEvent_Node)(nil),
 		(*WatchEvent_Service)(nil),
 		(*WatchEvent_Task)(nil),
 	}
-	file_berth_v1_cluster_proto_msgTypes[56].OneofWrappers = []any{
+	file_berth_v1_cluster_proto_msgTypes[57].OneofWrappers = []any{
 		(*ImportImageRequest_Header)(nil),
 		(*ImportImageRequest_Chunk)(nil),
 	}
@@ -4889,7 +4957,7 @@ func file_berth_v1_cluster_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_berth_v1_cluster_proto_rawDesc), len(file_berth_v1_cluster_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   69,
+			NumMessages:   70,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

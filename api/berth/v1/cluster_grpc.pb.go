@@ -34,6 +34,7 @@ const (
 	ClusterService_JoinToken_FullMethodName       = "/berth.v1.ClusterService/JoinToken"
 	ClusterService_Version_FullMethodName         = "/berth.v1.ClusterService/Version"
 	ClusterService_ScaleService_FullMethodName    = "/berth.v1.ClusterService/ScaleService"
+	ClusterService_RestartService_FullMethodName  = "/berth.v1.ClusterService/RestartService"
 	ClusterService_RollbackService_FullMethodName = "/berth.v1.ClusterService/RollbackService"
 	ClusterService_UpdateNode_FullMethodName      = "/berth.v1.ClusterService/UpdateNode"
 	ClusterService_Rebalance_FullMethodName       = "/berth.v1.ClusterService/Rebalance"
@@ -86,6 +87,9 @@ type ClusterServiceClient interface {
 	Version(ctx context.Context, in *VersionRequest, opts ...grpc.CallOption) (*VersionResponse, error)
 	// ScaleService sets a replicated service's replicas; no new spec version.
 	ScaleService(ctx context.Context, in *ScaleServiceRequest, opts ...grpc.CallOption) (*Service, error)
+	// RestartService replaces every task of a service with a fresh one, by
+	// its update_config, as a new spec version.
+	RestartService(ctx context.Context, in *RestartServiceRequest, opts ...grpc.CallOption) (*Service, error)
 	// RollbackService makes an earlier spec current again, rolled out by the
 	// service's rollback_config.
 	RollbackService(ctx context.Context, in *RollbackServiceRequest, opts ...grpc.CallOption) (*Service, error)
@@ -295,6 +299,16 @@ func (c *clusterServiceClient) ScaleService(ctx context.Context, in *ScaleServic
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(Service)
 	err := c.cc.Invoke(ctx, ClusterService_ScaleService_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *clusterServiceClient) RestartService(ctx context.Context, in *RestartServiceRequest, opts ...grpc.CallOption) (*Service, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Service)
+	err := c.cc.Invoke(ctx, ClusterService_RestartService_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -537,6 +551,9 @@ type ClusterServiceServer interface {
 	Version(context.Context, *VersionRequest) (*VersionResponse, error)
 	// ScaleService sets a replicated service's replicas; no new spec version.
 	ScaleService(context.Context, *ScaleServiceRequest) (*Service, error)
+	// RestartService replaces every task of a service with a fresh one, by
+	// its update_config, as a new spec version.
+	RestartService(context.Context, *RestartServiceRequest) (*Service, error)
 	// RollbackService makes an earlier spec current again, rolled out by the
 	// service's rollback_config.
 	RollbackService(context.Context, *RollbackServiceRequest) (*Service, error)
@@ -625,6 +642,9 @@ func (UnimplementedClusterServiceServer) Version(context.Context, *VersionReques
 }
 func (UnimplementedClusterServiceServer) ScaleService(context.Context, *ScaleServiceRequest) (*Service, error) {
 	return nil, status.Error(codes.Unimplemented, "method ScaleService not implemented")
+}
+func (UnimplementedClusterServiceServer) RestartService(context.Context, *RestartServiceRequest) (*Service, error) {
+	return nil, status.Error(codes.Unimplemented, "method RestartService not implemented")
 }
 func (UnimplementedClusterServiceServer) RollbackService(context.Context, *RollbackServiceRequest) (*Service, error) {
 	return nil, status.Error(codes.Unimplemented, "method RollbackService not implemented")
@@ -939,6 +959,24 @@ func _ClusterService_ScaleService_Handler(srv interface{}, ctx context.Context, 
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(ClusterServiceServer).ScaleService(ctx, req.(*ScaleServiceRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ClusterService_RestartService_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RestartServiceRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClusterServiceServer).RestartService(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ClusterService_RestartService_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClusterServiceServer).RestartService(ctx, req.(*RestartServiceRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -1260,6 +1298,10 @@ var ClusterService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ScaleService",
 			Handler:    _ClusterService_ScaleService_Handler,
+		},
+		{
+			MethodName: "RestartService",
+			Handler:    _ClusterService_RestartService_Handler,
 		},
 		{
 			MethodName: "RollbackService",

@@ -1485,9 +1485,13 @@ type ServiceSpec struct {
 	// tag).
 	ImageDigest string `protobuf:"bytes,22,opt,name=image_digest,json=imageDigest,proto3" json:"image_digest,omitempty"`
 	// build is how the image was built, when the Compose file says build:.
-	Build         *BuildSpec `protobuf:"bytes,23,opt,name=build,proto3" json:"build,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Build *BuildSpec `protobuf:"bytes,23,opt,name=build,proto3" json:"build,omitempty"`
+	// restart_generation grows by one with each `berth restart`: the spec
+	// changes, so every task is replaced by the update_config. An apply
+	// keeps the stored value: a Compose file does not say it.
+	RestartGeneration uint64 `protobuf:"varint,24,opt,name=restart_generation,json=restartGeneration,proto3" json:"restart_generation,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *ServiceSpec) Reset() {
@@ -1679,6 +1683,13 @@ func (x *ServiceSpec) GetBuild() *BuildSpec {
 		return x.Build
 	}
 	return nil
+}
+
+func (x *ServiceSpec) GetRestartGeneration() uint64 {
+	if x != nil {
+		return x.RestartGeneration
+	}
+	return 0
 }
 
 // BuildSpec records a Compose service's build: section. The context is
@@ -3232,7 +3243,7 @@ const file_berth_v1_objects_proto_rawDesc = "" +
 	"\tcondition\x18\x01 \x01(\x0e2\x1a.berth.v1.RestartConditionR\tcondition\x12/\n" +
 	"\x05delay\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x05delay\x12!\n" +
 	"\fmax_attempts\x18\x03 \x01(\x04R\vmaxAttempts\x121\n" +
-	"\x06window\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x06window\"\xc0\b\n" +
+	"\x06window\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x06window\"\xef\b\n" +
 	"\vServiceSpec\x12\x14\n" +
 	"\x05image\x18\x01 \x01(\tR\x05image\x12\x18\n" +
 	"\acommand\x18\x02 \x03(\tR\acommand\x12\x1e\n" +
@@ -3262,7 +3273,8 @@ const file_berth_v1_objects_proto_rawDesc = "" +
 	"\x0frollback_config\x18\x14 \x01(\v2\x16.berth.v1.UpdateConfigR\x0erollbackConfig\x128\n" +
 	"\bstrategy\x18\x15 \x01(\x0e2\x1c.berth.v1.SchedulingStrategyR\bstrategy\x12!\n" +
 	"\fimage_digest\x18\x16 \x01(\tR\vimageDigest\x12)\n" +
-	"\x05build\x18\x17 \x01(\v2\x13.berth.v1.BuildSpecR\x05build\x1a9\n" +
+	"\x05build\x18\x17 \x01(\v2\x13.berth.v1.BuildSpecR\x05build\x12-\n" +
+	"\x12restart_generation\x18\x18 \x01(\x04R\x11restartGeneration\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xc9\x01\n" +

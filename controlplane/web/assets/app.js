@@ -49,10 +49,34 @@ async function failure(resp) {
 
 // call invokes a unary method of the cluster API.
 async function call(method, body, path) {
-  const resp = await fetch(path || API + method, { method: "POST", headers: headers(), body: JSON.stringify(body || {}) });
+  const resp = await fetchRetrying(path || API + method, { method: "POST", headers: headers(), body: JSON.stringify(body || {}) });
   if (!resp.ok) throw await failure(resp);
   return resp.json();
 }
+
+// fetchRetrying is fetch that tries again, a few times, when the request
+// failed on the way (the browser drops requests in flight when the
+// machine's network changes, as it does each time a container starts on
+// it). An answer from the server, even an error, is not retried.
+// A request that gets no answer within CALL_TIMEOUT_MS is given up and
+// tried again too: one lost that way can hang rather than fail.
+async function fetchRetrying(url, init) {
+  for (let attempt = 1; ; attempt++) {
+    const ctl = new AbortController();
+    const timer = setTimeout(() => ctl.abort(), CALL_TIMEOUT_MS);
+    try {
+      return await fetch(url, { ...init, signal: ctl.signal });
+    } catch (e) {
+      const lost = e instanceof TypeError || e.name === "AbortError";
+      if (!lost || attempt >= 4) throw e;
+      await new Promise((ok) => setTimeout(ok, 250 * attempt));
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+const CALL_TIMEOUT_MS = 10000;
 
 // stream invokes a server-streaming method and hands each message to
 // onMessage until the stream ends or signal aborts it.
@@ -157,6 +181,7 @@ function renderServices() {
       el("td", {}, update),
       el("td", {},
         global ? null : [scaleInput, " ", el("button", { "data-scale-button": key, onclick: () => scale(s, scaleInput.value) }, "scale"), " "],
+        el("button", { "data-restart": key, onclick: () => restart(s) }, "restart"), " ",
         el("button", { "data-rollback": key, onclick: () => rollback(s) }, "roll back"))));
   }
   const focused = document.activeElement && document.activeElement.getAttribute("data-scale");
@@ -263,7 +288,9 @@ function connect() {
     startPolling();
     setTimeout(() => { if (streams === ctl && token()) connect(); }, RETRY_MS);
   };
-  // The listing is read once Watch is open, so no change falls between.
+  // The listing is read at once, and again once Watch is open, so no
+  // change falls between.
+  refresh(false).catch(failed);
   stream("Watch", {}, applyWatch, ctl.signal, () => { opened(); refresh(false).catch(failed); })
     .then(() => failed(new Error("watch ended")), failed);
   state.events = [];
@@ -296,6 +323,11 @@ function scale(s, value) {
   if (!Number.isInteger(replicas) || replicas < 0) { showMessage("replicas must be a whole number, 0 or more"); return; }
   scaleDrafts.delete(s.app + "/" + s.name);
   act(() => call("ScaleService", { namespace: s.namespace, app: s.app, service: s.name, replicas: String(replicas) }));
+}
+
+function restart(s) {
+  if (!confirm("Replace every task of " + s.app + "/" + s.name + " with a fresh one, by its update_config?")) return;
+  act(() => call("RestartService", { namespace: s.namespace, app: s.app, service: s.name }));
 }
 
 function rollback(s) {
