@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
+	"github.com/berthproject/berth/api/revision"
 	"github.com/berthproject/berth/api/validation"
 )
 
@@ -150,8 +151,7 @@ func diffSpecs(cur, next *berthv1.ServiceSpec) []diffLine {
 		// change to show here.
 		next.ImageDigest = cur.ImageDigest
 	}
-	// Restarts come from berth restart; the server keeps the stored count.
-	next.RestartGeneration = cur.RestartGeneration
+	revision.KeepRestarts(next, cur)
 	var out []diffLine
 	diffMessage("", cur.ProtoReflect(), next.ProtoReflect(), &out)
 	return out

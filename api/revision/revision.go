@@ -108,3 +108,13 @@ func Rollback(svc *berthv1.Service, rev *berthv1.ServiceRevision, why string, no
 	keepInPlaceFields(spec, svc.GetSpec())
 	Change(svc, spec, cause, berthv1.UpdateState_UPDATE_STATE_ROLLBACK_STARTED, message, now)
 }
+
+// KeepRestarts gives next, a spec asked for by an apply, the restart
+// generation of cur, the stored spec: restarts are asked with `berth
+// rollout restart`, never by a Compose file, so an apply neither undoes
+// nor repeats one.
+func KeepRestarts(next, cur *berthv1.ServiceSpec) {
+	if next != nil {
+		next.RestartGeneration = cur.GetRestartGeneration()
+	}
+}

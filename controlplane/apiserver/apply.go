@@ -86,6 +86,7 @@ func (s *Server) plan(req *berthv1.ApplyRequest, now time.Time) (*berthv1.ApplyR
 			resp.Changes = append(resp.Changes, &berthv1.ServiceChange{Service: want.Name, Action: berthv1.ChangeAction_CHANGE_ACTION_CREATE})
 			continue
 		}
+		revision.KeepRestarts(want.Spec, cur.Spec)
 		fields := revision.ChangedFields(cur.Spec, want.Spec)
 		if len(fields) == 0 {
 			resp.Changes = append(resp.Changes, &berthv1.ServiceChange{Service: want.Name, Action: berthv1.ChangeAction_CHANGE_ACTION_UNCHANGED})

@@ -36,10 +36,6 @@ func (s *Server) pinDigests(ctx context.Context, req *berthv1.ApplyRequest) []st
 	todo := map[string][]*berthv1.ServiceSpec{} // by image as written
 	for _, want := range req.Services {
 		spec := want.GetSpec()
-		if cur := existing[want.Name]; cur != nil && spec != nil {
-			// Restarts are asked with berth restart, never by a file.
-			spec.RestartGeneration = cur.GetRestartGeneration()
-		}
 		if spec == nil || spec.Image == "" || spec.ImageDigest != "" || spec.Build != nil {
 			continue
 		}
