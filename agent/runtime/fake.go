@@ -91,15 +91,24 @@ func (f *Fake) FailNext(op string, err error) {
 func (f *Fake) Exit(id string, code int32) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	c, ok := f.containers[id]
-	if !ok {
-		return fmt.Errorf("fake runtime: container %s: %w", id, ErrNotFound)
-	}
-	if c.status.State != StateRunning {
-		return fmt.Errorf("fake runtime: container %s is %s, not running", id, c.status.State)
+	c, err := f.running(id)
+	if err != nil {
+		return err
 	}
 	c.exit(code)
 	return nil
+}
+
+// running returns container id when its process runs; f.mu is held.
+func (f *Fake) running(id string) (*fakeContainer, error) {
+	c, ok := f.containers[id]
+	if !ok {
+		return nil, fmt.Errorf("fake runtime: container %s: %w", id, ErrNotFound)
+	}
+	if c.status.State != StateRunning {
+		return nil, fmt.Errorf("fake runtime: container %s is %s, not running", id, c.status.State)
+	}
+	return c, nil
 }
 
 // OOMKill ends container id's running process as the kernel does when it
@@ -108,12 +117,9 @@ func (f *Fake) Exit(id string, code int32) error {
 func (f *Fake) OOMKill(id string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	c, ok := f.containers[id]
-	if !ok {
-		return fmt.Errorf("fake runtime: container %s: %w", id, ErrNotFound)
-	}
-	if c.status.State != StateRunning {
-		return fmt.Errorf("fake runtime: container %s is %s, not running", id, c.status.State)
+	c, err := f.running(id)
+	if err != nil {
+		return err
 	}
 	c.status.OOMKilled, c.proc.oomKilled = true, true
 	c.exit(128 + int32(syscall.SIGKILL))

@@ -43,6 +43,20 @@ func (s *Server) registries() (*registry.Credentials, error) {
 	return s.cfg.Registries, nil
 }
 
+// registryOf returns the credentials and the normalized host of a
+// registry a request names.
+func (s *Server) registryOf(name string) (*registry.Credentials, string, error) {
+	regs, err := s.registries()
+	if err != nil {
+		return nil, "", err
+	}
+	host, err := registry.Normalize(name)
+	if err != nil {
+		return nil, "", status.Error(codes.InvalidArgument, err.Error())
+	}
+	return regs, host, nil
+}
+
 // Login checks a credential against its registry and stores it, sealed.
 //
 // A registry that refuses the credential fails the login
@@ -50,13 +64,9 @@ func (s *Server) registries() (*registry.Credentials, error) {
 // reachable from the nodes only) does not: the credential is stored and
 // the answer carries a warning, since the nodes are what pull.
 func (s *Server) Login(ctx context.Context, req *berthv1.LoginRequest) (*berthv1.LoginResponse, error) {
-	regs, err := s.registries()
+	regs, host, err := s.registryOf(req.Registry)
 	if err != nil {
 		return nil, err
-	}
-	host, err := registry.Normalize(req.Registry)
-	if err != nil {
-		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
 	if req.Username == "" {
 		return nil, status.Errorf(codes.InvalidArgument, "login to %s: the username is empty; give it with -u", host)
@@ -89,13 +99,9 @@ func (s *Server) Login(ctx context.Context, req *berthv1.LoginRequest) (*berthv1
 
 // Logout removes the credential of a registry.
 func (s *Server) Logout(ctx context.Context, req *berthv1.LogoutRequest) (*berthv1.LogoutResponse, error) {
-	regs, err := s.registries()
+	regs, host, err := s.registryOf(req.Registry)
 	if err != nil {
 		return nil, err
-	}
-	host, err := registry.Normalize(req.Registry)
-	if err != nil {
-		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
 	found, err := regs.Delete(ctx, host)
 	if err != nil {
