@@ -579,7 +579,10 @@ type SessionWelcome struct {
 	Subnet          string                 `protobuf:"bytes,2,opt,name=subnet,proto3" json:"subnet,omitempty"`
 	HeartbeatPeriod *durationpb.Duration   `protobuf:"bytes,3,opt,name=heartbeat_period,json=heartbeatPeriod,proto3" json:"heartbeat_period,omitempty"`
 	// gossip says how the agent joins the cluster's gossip.
-	Gossip        *GossipConfig `protobuf:"bytes,4,opt,name=gossip,proto3" json:"gossip,omitempty"`
+	Gossip *GossipConfig `protobuf:"bytes,4,opt,name=gossip,proto3" json:"gossip,omitempty"`
+	// servers are the addresses of every control plane server, so the
+	// agent can find the leader when the one it knows is gone.
+	Servers       []string `protobuf:"bytes,5,rep,name=servers,proto3" json:"servers,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -638,6 +641,13 @@ func (x *SessionWelcome) GetHeartbeatPeriod() *durationpb.Duration {
 func (x *SessionWelcome) GetGossip() *GossipConfig {
 	if x != nil {
 		return x.Gossip
+	}
+	return nil
+}
+
+func (x *SessionWelcome) GetServers() []string {
+	if x != nil {
+		return x.Servers
 	}
 	return nil
 }
@@ -1015,12 +1025,13 @@ const file_berth_v1_agent_proto_rawDesc = "" +
 	"\x05hello\x18\x01 \x01(\v2\x14.berth.v1.AgentHelloH\x00R\x05hello\x12/\n" +
 	"\x06status\x18\x02 \x01(\v2\x15.berth.v1.AgentStatusH\x00R\x06status\x128\n" +
 	"\theartbeat\x18\x03 \x01(\v2\x18.berth.v1.AgentHeartbeatH\x00R\theartbeatB\t\n" +
-	"\amessage\"\xb7\x01\n" +
+	"\amessage\"\xd1\x01\n" +
 	"\x0eSessionWelcome\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x16\n" +
 	"\x06subnet\x18\x02 \x01(\tR\x06subnet\x12D\n" +
 	"\x10heartbeat_period\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x0fheartbeatPeriod\x12.\n" +
-	"\x06gossip\x18\x04 \x01(\v2\x16.berth.v1.GossipConfigR\x06gossip\"\xdf\x01\n" +
+	"\x06gossip\x18\x04 \x01(\v2\x16.berth.v1.GossipConfigR\x06gossip\x12\x18\n" +
+	"\aservers\x18\x05 \x03(\tR\aservers\"\xdf\x01\n" +
 	"\fGossipConfig\x12\x14\n" +
 	"\x05seeds\x18\x01 \x03(\tR\x05seeds\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\fR\x03key\x12@\n" +

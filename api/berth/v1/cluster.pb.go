@@ -4295,6 +4295,86 @@ func (*VersionRequest) Descriptor() ([]byte, []int) {
 	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{66}
 }
 
+type ListServersRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListServersRequest) Reset() {
+	*x = ListServersRequest{}
+	mi := &file_berth_v1_cluster_proto_msgTypes[67]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListServersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListServersRequest) ProtoMessage() {}
+
+func (x *ListServersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_cluster_proto_msgTypes[67]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListServersRequest.ProtoReflect.Descriptor instead.
+func (*ListServersRequest) Descriptor() ([]byte, []int) {
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{67}
+}
+
+type ListServersResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Servers       []*ServerInfo          `protobuf:"bytes,1,rep,name=servers,proto3" json:"servers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListServersResponse) Reset() {
+	*x = ListServersResponse{}
+	mi := &file_berth_v1_cluster_proto_msgTypes[68]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListServersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListServersResponse) ProtoMessage() {}
+
+func (x *ListServersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_cluster_proto_msgTypes[68]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListServersResponse.ProtoReflect.Descriptor instead.
+func (*ListServersResponse) Descriptor() ([]byte, []int) {
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{68}
+}
+
+func (x *ListServersResponse) GetServers() []*ServerInfo {
+	if x != nil {
+		return x.Servers
+	}
+	return nil
+}
+
 type VersionResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Version       string                 `protobuf:"bytes,1,opt,name=version,proto3" json:"version,omitempty"`
@@ -4307,7 +4387,7 @@ type VersionResponse struct {
 
 func (x *VersionResponse) Reset() {
 	*x = VersionResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[67]
+	mi := &file_berth_v1_cluster_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4319,7 +4399,7 @@ func (x *VersionResponse) String() string {
 func (*VersionResponse) ProtoMessage() {}
 
 func (x *VersionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[67]
+	mi := &file_berth_v1_cluster_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4332,7 +4412,7 @@ func (x *VersionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VersionResponse.ProtoReflect.Descriptor instead.
 func (*VersionResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{67}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *VersionResponse) GetVersion() string {
@@ -4642,7 +4722,10 @@ const file_berth_v1_cluster_proto_rawDesc = "" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x129\n" +
 	"\n" +
 	"expires_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"\x10\n" +
-	"\x0eVersionRequest\"\x90\x01\n" +
+	"\x0eVersionRequest\"\x14\n" +
+	"\x12ListServersRequest\"E\n" +
+	"\x13ListServersResponse\x12.\n" +
+	"\aservers\x18\x01 \x03(\v2\x14.berth.v1.ServerInfoR\aservers\"\x90\x01\n" +
 	"\x0fVersionResponse\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion\x12\x1d\n" +
 	"\n" +
@@ -4663,7 +4746,7 @@ const file_berth_v1_cluster_proto_rawDesc = "" +
 	"\tLogStream\x12\x1a\n" +
 	"\x16LOG_STREAM_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11LOG_STREAM_STDOUT\x10\x01\x12\x15\n" +
-	"\x11LOG_STREAM_STDERR\x10\x022\xe0\x11\n" +
+	"\x11LOG_STREAM_STDERR\x10\x022\xac\x12\n" +
 	"\x0eClusterService\x128\n" +
 	"\x05Apply\x12\x16.berth.v1.ApplyRequest\x1a\x17.berth.v1.ApplyResponse\x12D\n" +
 	"\tDeleteApp\x12\x1a.berth.v1.DeleteAppRequest\x1a\x1b.berth.v1.DeleteAppResponse\x12A\n" +
@@ -4681,7 +4764,8 @@ const file_berth_v1_cluster_proto_rawDesc = "" +
 	"\n" +
 	"ListImages\x12\x1b.berth.v1.ListImagesRequest\x1a\x1c.berth.v1.ListImagesResponse\x12D\n" +
 	"\tJoinToken\x12\x1a.berth.v1.JoinTokenRequest\x1a\x1b.berth.v1.JoinTokenResponse\x12>\n" +
-	"\aVersion\x12\x18.berth.v1.VersionRequest\x1a\x19.berth.v1.VersionResponse\x12@\n" +
+	"\aVersion\x12\x18.berth.v1.VersionRequest\x1a\x19.berth.v1.VersionResponse\x12J\n" +
+	"\vListServers\x12\x1c.berth.v1.ListServersRequest\x1a\x1d.berth.v1.ListServersResponse\x12@\n" +
 	"\fScaleService\x12\x1d.berth.v1.ScaleServiceRequest\x1a\x11.berth.v1.Service\x12D\n" +
 	"\x0eRestartService\x12\x1f.berth.v1.RestartServiceRequest\x1a\x11.berth.v1.Service\x12F\n" +
 	"\x0fRollbackService\x12 .berth.v1.RollbackServiceRequest\x1a\x11.berth.v1.Service\x129\n" +
@@ -4716,7 +4800,7 @@ func file_berth_v1_cluster_proto_rawDescGZIP() []byte {
 }
 
 var file_berth_v1_cluster_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_berth_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 70)
+var file_berth_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 72)
 var file_berth_v1_cluster_proto_goTypes = []any{
 	(ChangeAction)(0),              // 0: berth.v1.ChangeAction
 	(WatchAction)(0),               // 1: berth.v1.WatchAction
@@ -4788,132 +4872,138 @@ var file_berth_v1_cluster_proto_goTypes = []any{
 	(*JoinTokenRequest)(nil),       // 67: berth.v1.JoinTokenRequest
 	(*JoinTokenResponse)(nil),      // 68: berth.v1.JoinTokenResponse
 	(*VersionRequest)(nil),         // 69: berth.v1.VersionRequest
-	(*VersionResponse)(nil),        // 70: berth.v1.VersionResponse
-	nil,                            // 71: berth.v1.BuildHeader.BuildArgsEntry
-	nil,                            // 72: berth.v1.UpdateNodeRequest.SetLabelsEntry
-	(*timestamppb.Timestamp)(nil),  // 73: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),    // 74: google.protobuf.Duration
-	(*APIToken)(nil),               // 75: berth.v1.APIToken
-	(*RegistryCredential)(nil),     // 76: berth.v1.RegistryCredential
-	(NodeAvailability)(0),          // 77: berth.v1.NodeAvailability
-	(*ClusterSettings)(nil),        // 78: berth.v1.ClusterSettings
-	(*Service)(nil),                // 79: berth.v1.Service
-	(*Task)(nil),                   // 80: berth.v1.Task
-	(*Node)(nil),                   // 81: berth.v1.Node
-	(*Event)(nil),                  // 82: berth.v1.Event
+	(*ListServersRequest)(nil),     // 70: berth.v1.ListServersRequest
+	(*ListServersResponse)(nil),    // 71: berth.v1.ListServersResponse
+	(*VersionResponse)(nil),        // 72: berth.v1.VersionResponse
+	nil,                            // 73: berth.v1.BuildHeader.BuildArgsEntry
+	nil,                            // 74: berth.v1.UpdateNodeRequest.SetLabelsEntry
+	(*timestamppb.Timestamp)(nil),  // 75: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),    // 76: google.protobuf.Duration
+	(*APIToken)(nil),               // 77: berth.v1.APIToken
+	(*RegistryCredential)(nil),     // 78: berth.v1.RegistryCredential
+	(NodeAvailability)(0),          // 79: berth.v1.NodeAvailability
+	(*ClusterSettings)(nil),        // 80: berth.v1.ClusterSettings
+	(*Service)(nil),                // 81: berth.v1.Service
+	(*Task)(nil),                   // 82: berth.v1.Task
+	(*Node)(nil),                   // 83: berth.v1.Node
+	(*Event)(nil),                  // 84: berth.v1.Event
+	(*ServerInfo)(nil),             // 85: berth.v1.ServerInfo
 }
 var file_berth_v1_cluster_proto_depIdxs = []int32{
 	4,  // 0: berth.v1.ExecStart.size:type_name -> berth.v1.TerminalSize
 	3,  // 1: berth.v1.ExecRequest.start:type_name -> berth.v1.ExecStart
 	4,  // 2: berth.v1.ExecRequest.resize:type_name -> berth.v1.TerminalSize
-	73, // 3: berth.v1.TaskStats.at:type_name -> google.protobuf.Timestamp
+	75, // 3: berth.v1.TaskStats.at:type_name -> google.protobuf.Timestamp
 	8,  // 4: berth.v1.TopResponse.tasks:type_name -> berth.v1.TaskStats
-	74, // 5: berth.v1.CreateAPITokenRequest.ttl:type_name -> google.protobuf.Duration
-	75, // 6: berth.v1.CreateAPITokenResponse.token:type_name -> berth.v1.APIToken
-	75, // 7: berth.v1.ListAPITokensResponse.tokens:type_name -> berth.v1.APIToken
-	71, // 8: berth.v1.BuildHeader.build_args:type_name -> berth.v1.BuildHeader.BuildArgsEntry
+	76, // 5: berth.v1.CreateAPITokenRequest.ttl:type_name -> google.protobuf.Duration
+	77, // 6: berth.v1.CreateAPITokenResponse.token:type_name -> berth.v1.APIToken
+	77, // 7: berth.v1.ListAPITokensResponse.tokens:type_name -> berth.v1.APIToken
+	73, // 8: berth.v1.BuildHeader.build_args:type_name -> berth.v1.BuildHeader.BuildArgsEntry
 	16, // 9: berth.v1.BuildRequest.header:type_name -> berth.v1.BuildHeader
 	18, // 10: berth.v1.BuildEvent.result:type_name -> berth.v1.BuildResult
-	76, // 11: berth.v1.ListRegistriesResponse.registries:type_name -> berth.v1.RegistryCredential
-	77, // 12: berth.v1.UpdateNodeRequest.availability:type_name -> berth.v1.NodeAvailability
-	72, // 13: berth.v1.UpdateNodeRequest.set_labels:type_name -> berth.v1.UpdateNodeRequest.SetLabelsEntry
-	78, // 14: berth.v1.UpdateSettingsRequest.settings:type_name -> berth.v1.ClusterSettings
-	79, // 15: berth.v1.ApplyRequest.services:type_name -> berth.v1.Service
+	78, // 11: berth.v1.ListRegistriesResponse.registries:type_name -> berth.v1.RegistryCredential
+	79, // 12: berth.v1.UpdateNodeRequest.availability:type_name -> berth.v1.NodeAvailability
+	74, // 13: berth.v1.UpdateNodeRequest.set_labels:type_name -> berth.v1.UpdateNodeRequest.SetLabelsEntry
+	80, // 14: berth.v1.UpdateSettingsRequest.settings:type_name -> berth.v1.ClusterSettings
+	81, // 15: berth.v1.ApplyRequest.services:type_name -> berth.v1.Service
 	0,  // 16: berth.v1.ServiceChange.action:type_name -> berth.v1.ChangeAction
 	38, // 17: berth.v1.ApplyResponse.changes:type_name -> berth.v1.ServiceChange
 	43, // 18: berth.v1.ListAppsResponse.apps:type_name -> berth.v1.App
-	79, // 19: berth.v1.ServiceSummary.service:type_name -> berth.v1.Service
+	81, // 19: berth.v1.ServiceSummary.service:type_name -> berth.v1.Service
 	47, // 20: berth.v1.ListServicesResponse.services:type_name -> berth.v1.ServiceSummary
-	80, // 21: berth.v1.ListTasksResponse.tasks:type_name -> berth.v1.Task
-	81, // 22: berth.v1.ListNodesResponse.nodes:type_name -> berth.v1.Node
-	73, // 23: berth.v1.ListEventsRequest.since:type_name -> google.protobuf.Timestamp
-	82, // 24: berth.v1.ListEventsResponse.events:type_name -> berth.v1.Event
+	82, // 21: berth.v1.ListTasksResponse.tasks:type_name -> berth.v1.Task
+	83, // 22: berth.v1.ListNodesResponse.nodes:type_name -> berth.v1.Node
+	75, // 23: berth.v1.ListEventsRequest.since:type_name -> google.protobuf.Timestamp
+	84, // 24: berth.v1.ListEventsResponse.events:type_name -> berth.v1.Event
 	1,  // 25: berth.v1.WatchEvent.action:type_name -> berth.v1.WatchAction
-	81, // 26: berth.v1.WatchEvent.node:type_name -> berth.v1.Node
-	79, // 27: berth.v1.WatchEvent.service:type_name -> berth.v1.Service
-	80, // 28: berth.v1.WatchEvent.task:type_name -> berth.v1.Task
-	73, // 29: berth.v1.LogsRequest.since:type_name -> google.protobuf.Timestamp
+	83, // 26: berth.v1.WatchEvent.node:type_name -> berth.v1.Node
+	81, // 27: berth.v1.WatchEvent.service:type_name -> berth.v1.Service
+	82, // 28: berth.v1.WatchEvent.task:type_name -> berth.v1.Task
+	75, // 29: berth.v1.LogsRequest.since:type_name -> google.protobuf.Timestamp
 	2,  // 30: berth.v1.LogEntry.stream:type_name -> berth.v1.LogStream
-	73, // 31: berth.v1.LogEntry.at:type_name -> google.protobuf.Timestamp
+	75, // 31: berth.v1.LogEntry.at:type_name -> google.protobuf.Timestamp
 	59, // 32: berth.v1.ImportImageRequest.header:type_name -> berth.v1.ImportImageHeader
 	63, // 33: berth.v1.NodeImportResult.images:type_name -> berth.v1.Image
 	61, // 34: berth.v1.ImportImageResponse.results:type_name -> berth.v1.NodeImportResult
-	73, // 35: berth.v1.Image.created_at:type_name -> google.protobuf.Timestamp
+	75, // 35: berth.v1.Image.created_at:type_name -> google.protobuf.Timestamp
 	63, // 36: berth.v1.NodeImages.images:type_name -> berth.v1.Image
 	65, // 37: berth.v1.ListImagesResponse.nodes:type_name -> berth.v1.NodeImages
-	74, // 38: berth.v1.JoinTokenRequest.ttl:type_name -> google.protobuf.Duration
-	73, // 39: berth.v1.JoinTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
-	37, // 40: berth.v1.ClusterService.Apply:input_type -> berth.v1.ApplyRequest
-	40, // 41: berth.v1.ClusterService.DeleteApp:input_type -> berth.v1.DeleteAppRequest
-	42, // 42: berth.v1.ClusterService.ListApps:input_type -> berth.v1.ListAppsRequest
-	45, // 43: berth.v1.ClusterService.GetService:input_type -> berth.v1.GetServiceRequest
-	46, // 44: berth.v1.ClusterService.ListServices:input_type -> berth.v1.ListServicesRequest
-	49, // 45: berth.v1.ClusterService.ListTasks:input_type -> berth.v1.ListTasksRequest
-	51, // 46: berth.v1.ClusterService.ListNodes:input_type -> berth.v1.ListNodesRequest
-	53, // 47: berth.v1.ClusterService.ListEvents:input_type -> berth.v1.ListEventsRequest
-	55, // 48: berth.v1.ClusterService.Watch:input_type -> berth.v1.WatchRequest
-	57, // 49: berth.v1.ClusterService.Logs:input_type -> berth.v1.LogsRequest
-	60, // 50: berth.v1.ClusterService.ImportImage:input_type -> berth.v1.ImportImageRequest
-	64, // 51: berth.v1.ClusterService.ListImages:input_type -> berth.v1.ListImagesRequest
-	67, // 52: berth.v1.ClusterService.JoinToken:input_type -> berth.v1.JoinTokenRequest
-	69, // 53: berth.v1.ClusterService.Version:input_type -> berth.v1.VersionRequest
-	29, // 54: berth.v1.ClusterService.ScaleService:input_type -> berth.v1.ScaleServiceRequest
-	30, // 55: berth.v1.ClusterService.RestartService:input_type -> berth.v1.RestartServiceRequest
-	31, // 56: berth.v1.ClusterService.RollbackService:input_type -> berth.v1.RollbackServiceRequest
-	32, // 57: berth.v1.ClusterService.UpdateNode:input_type -> berth.v1.UpdateNodeRequest
-	33, // 58: berth.v1.ClusterService.Rebalance:input_type -> berth.v1.RebalanceRequest
-	35, // 59: berth.v1.ClusterService.GetSettings:input_type -> berth.v1.GetSettingsRequest
-	36, // 60: berth.v1.ClusterService.UpdateSettings:input_type -> berth.v1.UpdateSettingsRequest
-	17, // 61: berth.v1.ClusterService.Build:input_type -> berth.v1.BuildRequest
-	20, // 62: berth.v1.ClusterService.PullImage:input_type -> berth.v1.PullImageRequest
-	21, // 63: berth.v1.ClusterService.PushImage:input_type -> berth.v1.PushImageRequest
-	23, // 64: berth.v1.ClusterService.Login:input_type -> berth.v1.LoginRequest
-	25, // 65: berth.v1.ClusterService.Logout:input_type -> berth.v1.LogoutRequest
-	27, // 66: berth.v1.ClusterService.ListRegistries:input_type -> berth.v1.ListRegistriesRequest
-	53, // 67: berth.v1.ClusterService.WatchEvents:input_type -> berth.v1.ListEventsRequest
-	5,  // 68: berth.v1.ClusterService.Exec:input_type -> berth.v1.ExecRequest
-	7,  // 69: berth.v1.ClusterService.Top:input_type -> berth.v1.TopRequest
-	10, // 70: berth.v1.ClusterService.CreateAPIToken:input_type -> berth.v1.CreateAPITokenRequest
-	12, // 71: berth.v1.ClusterService.ListAPITokens:input_type -> berth.v1.ListAPITokensRequest
-	14, // 72: berth.v1.ClusterService.RevokeAPIToken:input_type -> berth.v1.RevokeAPITokenRequest
-	39, // 73: berth.v1.ClusterService.Apply:output_type -> berth.v1.ApplyResponse
-	41, // 74: berth.v1.ClusterService.DeleteApp:output_type -> berth.v1.DeleteAppResponse
-	44, // 75: berth.v1.ClusterService.ListApps:output_type -> berth.v1.ListAppsResponse
-	79, // 76: berth.v1.ClusterService.GetService:output_type -> berth.v1.Service
-	48, // 77: berth.v1.ClusterService.ListServices:output_type -> berth.v1.ListServicesResponse
-	50, // 78: berth.v1.ClusterService.ListTasks:output_type -> berth.v1.ListTasksResponse
-	52, // 79: berth.v1.ClusterService.ListNodes:output_type -> berth.v1.ListNodesResponse
-	54, // 80: berth.v1.ClusterService.ListEvents:output_type -> berth.v1.ListEventsResponse
-	56, // 81: berth.v1.ClusterService.Watch:output_type -> berth.v1.WatchEvent
-	58, // 82: berth.v1.ClusterService.Logs:output_type -> berth.v1.LogEntry
-	62, // 83: berth.v1.ClusterService.ImportImage:output_type -> berth.v1.ImportImageResponse
-	66, // 84: berth.v1.ClusterService.ListImages:output_type -> berth.v1.ListImagesResponse
-	68, // 85: berth.v1.ClusterService.JoinToken:output_type -> berth.v1.JoinTokenResponse
-	70, // 86: berth.v1.ClusterService.Version:output_type -> berth.v1.VersionResponse
-	79, // 87: berth.v1.ClusterService.ScaleService:output_type -> berth.v1.Service
-	79, // 88: berth.v1.ClusterService.RestartService:output_type -> berth.v1.Service
-	79, // 89: berth.v1.ClusterService.RollbackService:output_type -> berth.v1.Service
-	81, // 90: berth.v1.ClusterService.UpdateNode:output_type -> berth.v1.Node
-	34, // 91: berth.v1.ClusterService.Rebalance:output_type -> berth.v1.RebalanceResponse
-	78, // 92: berth.v1.ClusterService.GetSettings:output_type -> berth.v1.ClusterSettings
-	78, // 93: berth.v1.ClusterService.UpdateSettings:output_type -> berth.v1.ClusterSettings
-	19, // 94: berth.v1.ClusterService.Build:output_type -> berth.v1.BuildEvent
-	22, // 95: berth.v1.ClusterService.PullImage:output_type -> berth.v1.ImageProgress
-	22, // 96: berth.v1.ClusterService.PushImage:output_type -> berth.v1.ImageProgress
-	24, // 97: berth.v1.ClusterService.Login:output_type -> berth.v1.LoginResponse
-	26, // 98: berth.v1.ClusterService.Logout:output_type -> berth.v1.LogoutResponse
-	28, // 99: berth.v1.ClusterService.ListRegistries:output_type -> berth.v1.ListRegistriesResponse
-	82, // 100: berth.v1.ClusterService.WatchEvents:output_type -> berth.v1.Event
-	6,  // 101: berth.v1.ClusterService.Exec:output_type -> berth.v1.ExecResponse
-	9,  // 102: berth.v1.ClusterService.Top:output_type -> berth.v1.TopResponse
-	11, // 103: berth.v1.ClusterService.CreateAPIToken:output_type -> berth.v1.CreateAPITokenResponse
-	13, // 104: berth.v1.ClusterService.ListAPITokens:output_type -> berth.v1.ListAPITokensResponse
-	15, // 105: berth.v1.ClusterService.RevokeAPIToken:output_type -> berth.v1.RevokeAPITokenResponse
-	73, // [73:106] is the sub-list for method output_type
-	40, // [40:73] is the sub-list for method input_type
-	40, // [40:40] is the sub-list for extension type_name
-	40, // [40:40] is the sub-list for extension extendee
-	0,  // [0:40] is the sub-list for field type_name
+	76, // 38: berth.v1.JoinTokenRequest.ttl:type_name -> google.protobuf.Duration
+	75, // 39: berth.v1.JoinTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
+	85, // 40: berth.v1.ListServersResponse.servers:type_name -> berth.v1.ServerInfo
+	37, // 41: berth.v1.ClusterService.Apply:input_type -> berth.v1.ApplyRequest
+	40, // 42: berth.v1.ClusterService.DeleteApp:input_type -> berth.v1.DeleteAppRequest
+	42, // 43: berth.v1.ClusterService.ListApps:input_type -> berth.v1.ListAppsRequest
+	45, // 44: berth.v1.ClusterService.GetService:input_type -> berth.v1.GetServiceRequest
+	46, // 45: berth.v1.ClusterService.ListServices:input_type -> berth.v1.ListServicesRequest
+	49, // 46: berth.v1.ClusterService.ListTasks:input_type -> berth.v1.ListTasksRequest
+	51, // 47: berth.v1.ClusterService.ListNodes:input_type -> berth.v1.ListNodesRequest
+	53, // 48: berth.v1.ClusterService.ListEvents:input_type -> berth.v1.ListEventsRequest
+	55, // 49: berth.v1.ClusterService.Watch:input_type -> berth.v1.WatchRequest
+	57, // 50: berth.v1.ClusterService.Logs:input_type -> berth.v1.LogsRequest
+	60, // 51: berth.v1.ClusterService.ImportImage:input_type -> berth.v1.ImportImageRequest
+	64, // 52: berth.v1.ClusterService.ListImages:input_type -> berth.v1.ListImagesRequest
+	67, // 53: berth.v1.ClusterService.JoinToken:input_type -> berth.v1.JoinTokenRequest
+	69, // 54: berth.v1.ClusterService.Version:input_type -> berth.v1.VersionRequest
+	70, // 55: berth.v1.ClusterService.ListServers:input_type -> berth.v1.ListServersRequest
+	29, // 56: berth.v1.ClusterService.ScaleService:input_type -> berth.v1.ScaleServiceRequest
+	30, // 57: berth.v1.ClusterService.RestartService:input_type -> berth.v1.RestartServiceRequest
+	31, // 58: berth.v1.ClusterService.RollbackService:input_type -> berth.v1.RollbackServiceRequest
+	32, // 59: berth.v1.ClusterService.UpdateNode:input_type -> berth.v1.UpdateNodeRequest
+	33, // 60: berth.v1.ClusterService.Rebalance:input_type -> berth.v1.RebalanceRequest
+	35, // 61: berth.v1.ClusterService.GetSettings:input_type -> berth.v1.GetSettingsRequest
+	36, // 62: berth.v1.ClusterService.UpdateSettings:input_type -> berth.v1.UpdateSettingsRequest
+	17, // 63: berth.v1.ClusterService.Build:input_type -> berth.v1.BuildRequest
+	20, // 64: berth.v1.ClusterService.PullImage:input_type -> berth.v1.PullImageRequest
+	21, // 65: berth.v1.ClusterService.PushImage:input_type -> berth.v1.PushImageRequest
+	23, // 66: berth.v1.ClusterService.Login:input_type -> berth.v1.LoginRequest
+	25, // 67: berth.v1.ClusterService.Logout:input_type -> berth.v1.LogoutRequest
+	27, // 68: berth.v1.ClusterService.ListRegistries:input_type -> berth.v1.ListRegistriesRequest
+	53, // 69: berth.v1.ClusterService.WatchEvents:input_type -> berth.v1.ListEventsRequest
+	5,  // 70: berth.v1.ClusterService.Exec:input_type -> berth.v1.ExecRequest
+	7,  // 71: berth.v1.ClusterService.Top:input_type -> berth.v1.TopRequest
+	10, // 72: berth.v1.ClusterService.CreateAPIToken:input_type -> berth.v1.CreateAPITokenRequest
+	12, // 73: berth.v1.ClusterService.ListAPITokens:input_type -> berth.v1.ListAPITokensRequest
+	14, // 74: berth.v1.ClusterService.RevokeAPIToken:input_type -> berth.v1.RevokeAPITokenRequest
+	39, // 75: berth.v1.ClusterService.Apply:output_type -> berth.v1.ApplyResponse
+	41, // 76: berth.v1.ClusterService.DeleteApp:output_type -> berth.v1.DeleteAppResponse
+	44, // 77: berth.v1.ClusterService.ListApps:output_type -> berth.v1.ListAppsResponse
+	81, // 78: berth.v1.ClusterService.GetService:output_type -> berth.v1.Service
+	48, // 79: berth.v1.ClusterService.ListServices:output_type -> berth.v1.ListServicesResponse
+	50, // 80: berth.v1.ClusterService.ListTasks:output_type -> berth.v1.ListTasksResponse
+	52, // 81: berth.v1.ClusterService.ListNodes:output_type -> berth.v1.ListNodesResponse
+	54, // 82: berth.v1.ClusterService.ListEvents:output_type -> berth.v1.ListEventsResponse
+	56, // 83: berth.v1.ClusterService.Watch:output_type -> berth.v1.WatchEvent
+	58, // 84: berth.v1.ClusterService.Logs:output_type -> berth.v1.LogEntry
+	62, // 85: berth.v1.ClusterService.ImportImage:output_type -> berth.v1.ImportImageResponse
+	66, // 86: berth.v1.ClusterService.ListImages:output_type -> berth.v1.ListImagesResponse
+	68, // 87: berth.v1.ClusterService.JoinToken:output_type -> berth.v1.JoinTokenResponse
+	72, // 88: berth.v1.ClusterService.Version:output_type -> berth.v1.VersionResponse
+	71, // 89: berth.v1.ClusterService.ListServers:output_type -> berth.v1.ListServersResponse
+	81, // 90: berth.v1.ClusterService.ScaleService:output_type -> berth.v1.Service
+	81, // 91: berth.v1.ClusterService.RestartService:output_type -> berth.v1.Service
+	81, // 92: berth.v1.ClusterService.RollbackService:output_type -> berth.v1.Service
+	83, // 93: berth.v1.ClusterService.UpdateNode:output_type -> berth.v1.Node
+	34, // 94: berth.v1.ClusterService.Rebalance:output_type -> berth.v1.RebalanceResponse
+	80, // 95: berth.v1.ClusterService.GetSettings:output_type -> berth.v1.ClusterSettings
+	80, // 96: berth.v1.ClusterService.UpdateSettings:output_type -> berth.v1.ClusterSettings
+	19, // 97: berth.v1.ClusterService.Build:output_type -> berth.v1.BuildEvent
+	22, // 98: berth.v1.ClusterService.PullImage:output_type -> berth.v1.ImageProgress
+	22, // 99: berth.v1.ClusterService.PushImage:output_type -> berth.v1.ImageProgress
+	24, // 100: berth.v1.ClusterService.Login:output_type -> berth.v1.LoginResponse
+	26, // 101: berth.v1.ClusterService.Logout:output_type -> berth.v1.LogoutResponse
+	28, // 102: berth.v1.ClusterService.ListRegistries:output_type -> berth.v1.ListRegistriesResponse
+	84, // 103: berth.v1.ClusterService.WatchEvents:output_type -> berth.v1.Event
+	6,  // 104: berth.v1.ClusterService.Exec:output_type -> berth.v1.ExecResponse
+	9,  // 105: berth.v1.ClusterService.Top:output_type -> berth.v1.TopResponse
+	11, // 106: berth.v1.ClusterService.CreateAPIToken:output_type -> berth.v1.CreateAPITokenResponse
+	13, // 107: berth.v1.ClusterService.ListAPITokens:output_type -> berth.v1.ListAPITokensResponse
+	15, // 108: berth.v1.ClusterService.RevokeAPIToken:output_type -> berth.v1.RevokeAPITokenResponse
+	75, // [75:109] is the sub-list for method output_type
+	41, // [41:75] is the sub-list for method input_type
+	41, // [41:41] is the sub-list for extension type_name
+	41, // [41:41] is the sub-list for extension extendee
+	0,  // [0:41] is the sub-list for field type_name
 }
 
 func init() { file_berth_v1_cluster_proto_init() }
@@ -4957,7 +5047,7 @@ func file_berth_v1_cluster_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_berth_v1_cluster_proto_rawDesc), len(file_berth_v1_cluster_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   70,
+			NumMessages:   72,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -33,6 +33,7 @@ const (
 	ClusterService_ListImages_FullMethodName      = "/berth.v1.ClusterService/ListImages"
 	ClusterService_JoinToken_FullMethodName       = "/berth.v1.ClusterService/JoinToken"
 	ClusterService_Version_FullMethodName         = "/berth.v1.ClusterService/Version"
+	ClusterService_ListServers_FullMethodName     = "/berth.v1.ClusterService/ListServers"
 	ClusterService_ScaleService_FullMethodName    = "/berth.v1.ClusterService/ScaleService"
 	ClusterService_RestartService_FullMethodName  = "/berth.v1.ClusterService/RestartService"
 	ClusterService_RollbackService_FullMethodName = "/berth.v1.ClusterService/RollbackService"
@@ -85,6 +86,8 @@ type ClusterServiceClient interface {
 	// no valid token or when asked to rotate.
 	JoinToken(ctx context.Context, in *JoinTokenRequest, opts ...grpc.CallOption) (*JoinTokenResponse, error)
 	Version(ctx context.Context, in *VersionRequest, opts ...grpc.CallOption) (*VersionResponse, error)
+	// ListServers lists the control plane's servers and says which leads.
+	ListServers(ctx context.Context, in *ListServersRequest, opts ...grpc.CallOption) (*ListServersResponse, error)
 	// ScaleService sets a replicated service's replicas; no new spec version.
 	ScaleService(ctx context.Context, in *ScaleServiceRequest, opts ...grpc.CallOption) (*Service, error)
 	// RestartService replaces every task of a service with a fresh one, by
@@ -289,6 +292,16 @@ func (c *clusterServiceClient) Version(ctx context.Context, in *VersionRequest, 
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(VersionResponse)
 	err := c.cc.Invoke(ctx, ClusterService_Version_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *clusterServiceClient) ListServers(ctx context.Context, in *ListServersRequest, opts ...grpc.CallOption) (*ListServersResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListServersResponse)
+	err := c.cc.Invoke(ctx, ClusterService_ListServers_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -549,6 +562,8 @@ type ClusterServiceServer interface {
 	// no valid token or when asked to rotate.
 	JoinToken(context.Context, *JoinTokenRequest) (*JoinTokenResponse, error)
 	Version(context.Context, *VersionRequest) (*VersionResponse, error)
+	// ListServers lists the control plane's servers and says which leads.
+	ListServers(context.Context, *ListServersRequest) (*ListServersResponse, error)
 	// ScaleService sets a replicated service's replicas; no new spec version.
 	ScaleService(context.Context, *ScaleServiceRequest) (*Service, error)
 	// RestartService replaces every task of a service with a fresh one, by
@@ -639,6 +654,9 @@ func (UnimplementedClusterServiceServer) JoinToken(context.Context, *JoinTokenRe
 }
 func (UnimplementedClusterServiceServer) Version(context.Context, *VersionRequest) (*VersionResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Version not implemented")
+}
+func (UnimplementedClusterServiceServer) ListServers(context.Context, *ListServersRequest) (*ListServersResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListServers not implemented")
 }
 func (UnimplementedClusterServiceServer) ScaleService(context.Context, *ScaleServiceRequest) (*Service, error) {
 	return nil, status.Error(codes.Unimplemented, "method ScaleService not implemented")
@@ -941,6 +959,24 @@ func _ClusterService_Version_Handler(srv interface{}, ctx context.Context, dec f
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(ClusterServiceServer).Version(ctx, req.(*VersionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ClusterService_ListServers_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListServersRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClusterServiceServer).ListServers(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ClusterService_ListServers_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClusterServiceServer).ListServers(ctx, req.(*ListServersRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -1294,6 +1330,10 @@ var ClusterService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Version",
 			Handler:    _ClusterService_Version_Handler,
+		},
+		{
+			MethodName: "ListServers",
+			Handler:    _ClusterService_ListServers_Handler,
 		},
 		{
 			MethodName: "ScaleService",

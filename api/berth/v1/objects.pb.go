@@ -3170,6 +3170,95 @@ func (x *APIToken) GetExpiresAt() *timestamppb.Timestamp {
 	return nil
 }
 
+// ServerInfo is one running control plane server, stored under
+// /berth/servers/ with a lease that ends with the server.
+type ServerInfo struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// address is where agents and clients reach the server (host:port).
+	Address string `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
+	// gossip_address is the server's gossip member (host:port).
+	GossipAddress string                 `protobuf:"bytes,3,opt,name=gossip_address,json=gossipAddress,proto3" json:"gossip_address,omitempty"`
+	Version       string                 `protobuf:"bytes,4,opt,name=version,proto3" json:"version,omitempty"`
+	StartedAt     *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=started_at,json=startedAt,proto3" json:"started_at,omitempty"`
+	// leader is set in ListServers answers for the elected leader.
+	Leader        bool `protobuf:"varint,6,opt,name=leader,proto3" json:"leader,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ServerInfo) Reset() {
+	*x = ServerInfo{}
+	mi := &file_berth_v1_objects_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ServerInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ServerInfo) ProtoMessage() {}
+
+func (x *ServerInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_objects_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ServerInfo.ProtoReflect.Descriptor instead.
+func (*ServerInfo) Descriptor() ([]byte, []int) {
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *ServerInfo) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ServerInfo) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+func (x *ServerInfo) GetGossipAddress() string {
+	if x != nil {
+		return x.GossipAddress
+	}
+	return ""
+}
+
+func (x *ServerInfo) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+func (x *ServerInfo) GetStartedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartedAt
+	}
+	return nil
+}
+
+func (x *ServerInfo) GetLeader() bool {
+	if x != nil {
+		return x.Leader
+	}
+	return false
+}
+
 var File_berth_v1_objects_proto protoreflect.FileDescriptor
 
 const file_berth_v1_objects_proto_rawDesc = "" +
@@ -3421,7 +3510,16 @@ const file_berth_v1_objects_proto_rawDesc = "" +
 	"\n" +
 	"created_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
 	"\n" +
-	"expires_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt*\x8d\x01\n" +
+	"expires_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"\xca\x01\n" +
+	"\n" +
+	"ServerInfo\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
+	"\aaddress\x18\x02 \x01(\tR\aaddress\x12%\n" +
+	"\x0egossip_address\x18\x03 \x01(\tR\rgossipAddress\x12\x18\n" +
+	"\aversion\x18\x04 \x01(\tR\aversion\x129\n" +
+	"\n" +
+	"started_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tstartedAt\x12\x16\n" +
+	"\x06leader\x18\x06 \x01(\bR\x06leader*\x8d\x01\n" +
 	"\x10NodeAvailability\x12!\n" +
 	"\x1dNODE_AVAILABILITY_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18NODE_AVAILABILITY_ACTIVE\x10\x01\x12\x1b\n" +
@@ -3512,7 +3610,7 @@ func file_berth_v1_objects_proto_rawDescGZIP() []byte {
 }
 
 var file_berth_v1_objects_proto_enumTypes = make([]protoimpl.EnumInfo, 13)
-var file_berth_v1_objects_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
+var file_berth_v1_objects_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
 var file_berth_v1_objects_proto_goTypes = []any{
 	(NodeAvailability)(0),         // 0: berth.v1.NodeAvailability
 	(NodeStatus)(0),               // 1: berth.v1.NodeStatus
@@ -3553,45 +3651,46 @@ var file_berth_v1_objects_proto_goTypes = []any{
 	(*ClusterCA)(nil),             // 36: berth.v1.ClusterCA
 	(*JoinTokenRecord)(nil),       // 37: berth.v1.JoinTokenRecord
 	(*APIToken)(nil),              // 38: berth.v1.APIToken
-	nil,                           // 39: berth.v1.Node.LabelsEntry
-	nil,                           // 40: berth.v1.Node.AgentLabelsEntry
-	nil,                           // 41: berth.v1.Node.OperatorLabelsEntry
-	nil,                           // 42: berth.v1.Node.ImageDigestsEntry
-	nil,                           // 43: berth.v1.ServiceSpec.LabelsEntry
-	nil,                           // 44: berth.v1.BuildSpec.ArgsEntry
-	nil,                           // 45: berth.v1.Event.AttributesEntry
-	(*timestamppb.Timestamp)(nil), // 46: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 47: google.protobuf.Duration
+	(*ServerInfo)(nil),            // 39: berth.v1.ServerInfo
+	nil,                           // 40: berth.v1.Node.LabelsEntry
+	nil,                           // 41: berth.v1.Node.AgentLabelsEntry
+	nil,                           // 42: berth.v1.Node.OperatorLabelsEntry
+	nil,                           // 43: berth.v1.Node.ImageDigestsEntry
+	nil,                           // 44: berth.v1.ServiceSpec.LabelsEntry
+	nil,                           // 45: berth.v1.BuildSpec.ArgsEntry
+	nil,                           // 46: berth.v1.Event.AttributesEntry
+	(*timestamppb.Timestamp)(nil), // 47: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 48: google.protobuf.Duration
 }
 var file_berth_v1_objects_proto_depIdxs = []int32{
-	46, // 0: berth.v1.Meta.created_at:type_name -> google.protobuf.Timestamp
-	46, // 1: berth.v1.Meta.updated_at:type_name -> google.protobuf.Timestamp
+	47, // 0: berth.v1.Meta.created_at:type_name -> google.protobuf.Timestamp
+	47, // 1: berth.v1.Meta.updated_at:type_name -> google.protobuf.Timestamp
 	13, // 2: berth.v1.Node.meta:type_name -> berth.v1.Meta
-	39, // 3: berth.v1.Node.labels:type_name -> berth.v1.Node.LabelsEntry
+	40, // 3: berth.v1.Node.labels:type_name -> berth.v1.Node.LabelsEntry
 	14, // 4: berth.v1.Node.capacity:type_name -> berth.v1.Resources
 	0,  // 5: berth.v1.Node.availability:type_name -> berth.v1.NodeAvailability
 	1,  // 6: berth.v1.Node.status:type_name -> berth.v1.NodeStatus
-	46, // 7: berth.v1.Node.last_heartbeat:type_name -> google.protobuf.Timestamp
+	47, // 7: berth.v1.Node.last_heartbeat:type_name -> google.protobuf.Timestamp
 	15, // 8: berth.v1.Node.platform:type_name -> berth.v1.Platform
-	46, // 9: berth.v1.Node.status_since:type_name -> google.protobuf.Timestamp
-	40, // 10: berth.v1.Node.agent_labels:type_name -> berth.v1.Node.AgentLabelsEntry
-	41, // 11: berth.v1.Node.operator_labels:type_name -> berth.v1.Node.OperatorLabelsEntry
-	42, // 12: berth.v1.Node.image_digests:type_name -> berth.v1.Node.ImageDigestsEntry
+	47, // 9: berth.v1.Node.status_since:type_name -> google.protobuf.Timestamp
+	41, // 10: berth.v1.Node.agent_labels:type_name -> berth.v1.Node.AgentLabelsEntry
+	42, // 11: berth.v1.Node.operator_labels:type_name -> berth.v1.Node.OperatorLabelsEntry
+	43, // 12: berth.v1.Node.image_digests:type_name -> berth.v1.Node.ImageDigestsEntry
 	15, // 13: berth.v1.Placement.platforms:type_name -> berth.v1.Platform
-	47, // 14: berth.v1.UpdateConfig.delay:type_name -> google.protobuf.Duration
+	48, // 14: berth.v1.UpdateConfig.delay:type_name -> google.protobuf.Duration
 	4,  // 15: berth.v1.UpdateConfig.failure_action:type_name -> berth.v1.UpdateFailureAction
-	47, // 16: berth.v1.UpdateConfig.monitor:type_name -> google.protobuf.Duration
+	48, // 16: berth.v1.UpdateConfig.monitor:type_name -> google.protobuf.Duration
 	5,  // 17: berth.v1.UpdateConfig.order:type_name -> berth.v1.UpdateOrder
 	6,  // 18: berth.v1.RestartPolicy.condition:type_name -> berth.v1.RestartCondition
-	47, // 19: berth.v1.RestartPolicy.delay:type_name -> google.protobuf.Duration
-	47, // 20: berth.v1.RestartPolicy.window:type_name -> google.protobuf.Duration
-	43, // 21: berth.v1.ServiceSpec.labels:type_name -> berth.v1.ServiceSpec.LabelsEntry
+	48, // 19: berth.v1.RestartPolicy.delay:type_name -> google.protobuf.Duration
+	48, // 20: berth.v1.RestartPolicy.window:type_name -> google.protobuf.Duration
+	44, // 21: berth.v1.ServiceSpec.labels:type_name -> berth.v1.ServiceSpec.LabelsEntry
 	17, // 22: berth.v1.ServiceSpec.ports:type_name -> berth.v1.PortSpec
 	2,  // 23: berth.v1.ServiceSpec.mode:type_name -> berth.v1.ServiceMode
 	14, // 24: berth.v1.ServiceSpec.limits:type_name -> berth.v1.Resources
 	14, // 25: berth.v1.ServiceSpec.reservations:type_name -> berth.v1.Resources
 	18, // 26: berth.v1.ServiceSpec.placement:type_name -> berth.v1.Placement
-	47, // 27: berth.v1.ServiceSpec.stop_grace_period:type_name -> google.protobuf.Duration
+	48, // 27: berth.v1.ServiceSpec.stop_grace_period:type_name -> google.protobuf.Duration
 	20, // 28: berth.v1.ServiceSpec.restart_policy:type_name -> berth.v1.RestartPolicy
 	24, // 29: berth.v1.ServiceSpec.healthcheck:type_name -> berth.v1.HealthCheck
 	23, // 30: berth.v1.ServiceSpec.depends_on:type_name -> berth.v1.Dependency
@@ -3599,33 +3698,33 @@ var file_berth_v1_objects_proto_depIdxs = []int32{
 	19, // 32: berth.v1.ServiceSpec.rollback_config:type_name -> berth.v1.UpdateConfig
 	3,  // 33: berth.v1.ServiceSpec.strategy:type_name -> berth.v1.SchedulingStrategy
 	22, // 34: berth.v1.ServiceSpec.build:type_name -> berth.v1.BuildSpec
-	44, // 35: berth.v1.BuildSpec.args:type_name -> berth.v1.BuildSpec.ArgsEntry
+	45, // 35: berth.v1.BuildSpec.args:type_name -> berth.v1.BuildSpec.ArgsEntry
 	7,  // 36: berth.v1.Dependency.condition:type_name -> berth.v1.DependencyCondition
-	47, // 37: berth.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
-	47, // 38: berth.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
-	47, // 39: berth.v1.HealthCheck.start_period:type_name -> google.protobuf.Duration
-	47, // 40: berth.v1.HealthCheck.start_interval:type_name -> google.protobuf.Duration
+	48, // 37: berth.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
+	48, // 38: berth.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
+	48, // 39: berth.v1.HealthCheck.start_period:type_name -> google.protobuf.Duration
+	48, // 40: berth.v1.HealthCheck.start_interval:type_name -> google.protobuf.Duration
 	13, // 41: berth.v1.Service.meta:type_name -> berth.v1.Meta
 	21, // 42: berth.v1.Service.spec:type_name -> berth.v1.ServiceSpec
 	27, // 43: berth.v1.Service.update_status:type_name -> berth.v1.UpdateStatus
 	26, // 44: berth.v1.Service.revisions:type_name -> berth.v1.ServiceRevision
 	28, // 45: berth.v1.Service.rebalance:type_name -> berth.v1.RebalanceStatus
-	46, // 46: berth.v1.Service.spec_updated_at:type_name -> google.protobuf.Timestamp
+	47, // 46: berth.v1.Service.spec_updated_at:type_name -> google.protobuf.Timestamp
 	21, // 47: berth.v1.ServiceRevision.spec:type_name -> berth.v1.ServiceSpec
-	46, // 48: berth.v1.ServiceRevision.created_at:type_name -> google.protobuf.Timestamp
+	47, // 48: berth.v1.ServiceRevision.created_at:type_name -> google.protobuf.Timestamp
 	9,  // 49: berth.v1.UpdateStatus.state:type_name -> berth.v1.UpdateState
-	46, // 50: berth.v1.UpdateStatus.started_at:type_name -> google.protobuf.Timestamp
-	46, // 51: berth.v1.UpdateStatus.completed_at:type_name -> google.protobuf.Timestamp
+	47, // 50: berth.v1.UpdateStatus.started_at:type_name -> google.protobuf.Timestamp
+	47, // 51: berth.v1.UpdateStatus.completed_at:type_name -> google.protobuf.Timestamp
 	10, // 52: berth.v1.RebalanceStatus.state:type_name -> berth.v1.RebalanceState
-	46, // 53: berth.v1.RebalanceStatus.requested_at:type_name -> google.protobuf.Timestamp
-	46, // 54: berth.v1.RebalanceStatus.completed_at:type_name -> google.protobuf.Timestamp
+	47, // 53: berth.v1.RebalanceStatus.requested_at:type_name -> google.protobuf.Timestamp
+	47, // 54: berth.v1.RebalanceStatus.completed_at:type_name -> google.protobuf.Timestamp
 	13, // 55: berth.v1.ClusterSettings.meta:type_name -> berth.v1.Meta
 	3,  // 56: berth.v1.ClusterSettings.strategy:type_name -> berth.v1.SchedulingStrategy
 	13, // 57: berth.v1.RegistryCredential.meta:type_name -> berth.v1.Meta
 	12, // 58: berth.v1.StateTransition.state:type_name -> berth.v1.TaskState
-	46, // 59: berth.v1.StateTransition.at:type_name -> google.protobuf.Timestamp
+	47, // 59: berth.v1.StateTransition.at:type_name -> google.protobuf.Timestamp
 	12, // 60: berth.v1.TaskStatus.state:type_name -> berth.v1.TaskState
-	46, // 61: berth.v1.TaskStatus.timestamp:type_name -> google.protobuf.Timestamp
+	47, // 61: berth.v1.TaskStatus.timestamp:type_name -> google.protobuf.Timestamp
 	32, // 62: berth.v1.TaskStatus.ports:type_name -> berth.v1.PortBinding
 	8,  // 63: berth.v1.TaskStatus.health:type_name -> berth.v1.Health
 	13, // 64: berth.v1.Task.meta:type_name -> berth.v1.Meta
@@ -3635,17 +3734,18 @@ var file_berth_v1_objects_proto_depIdxs = []int32{
 	31, // 68: berth.v1.Task.history:type_name -> berth.v1.StateTransition
 	11, // 69: berth.v1.Task.replace_cause:type_name -> berth.v1.ReplaceCause
 	13, // 70: berth.v1.Event.meta:type_name -> berth.v1.Meta
-	46, // 71: berth.v1.Event.at:type_name -> google.protobuf.Timestamp
-	45, // 72: berth.v1.Event.attributes:type_name -> berth.v1.Event.AttributesEntry
-	46, // 73: berth.v1.JoinTokenRecord.created_at:type_name -> google.protobuf.Timestamp
-	46, // 74: berth.v1.JoinTokenRecord.expires_at:type_name -> google.protobuf.Timestamp
-	46, // 75: berth.v1.APIToken.created_at:type_name -> google.protobuf.Timestamp
-	46, // 76: berth.v1.APIToken.expires_at:type_name -> google.protobuf.Timestamp
-	77, // [77:77] is the sub-list for method output_type
-	77, // [77:77] is the sub-list for method input_type
-	77, // [77:77] is the sub-list for extension type_name
-	77, // [77:77] is the sub-list for extension extendee
-	0,  // [0:77] is the sub-list for field type_name
+	47, // 71: berth.v1.Event.at:type_name -> google.protobuf.Timestamp
+	46, // 72: berth.v1.Event.attributes:type_name -> berth.v1.Event.AttributesEntry
+	47, // 73: berth.v1.JoinTokenRecord.created_at:type_name -> google.protobuf.Timestamp
+	47, // 74: berth.v1.JoinTokenRecord.expires_at:type_name -> google.protobuf.Timestamp
+	47, // 75: berth.v1.APIToken.created_at:type_name -> google.protobuf.Timestamp
+	47, // 76: berth.v1.APIToken.expires_at:type_name -> google.protobuf.Timestamp
+	47, // 77: berth.v1.ServerInfo.started_at:type_name -> google.protobuf.Timestamp
+	78, // [78:78] is the sub-list for method output_type
+	78, // [78:78] is the sub-list for method input_type
+	78, // [78:78] is the sub-list for extension type_name
+	78, // [78:78] is the sub-list for extension extendee
+	0,  // [0:78] is the sub-list for field type_name
 }
 
 func init() { file_berth_v1_objects_proto_init() }
@@ -3659,7 +3759,7 @@ func file_berth_v1_objects_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_berth_v1_objects_proto_rawDesc), len(file_berth_v1_objects_proto_rawDesc)),
 			NumEnums:      13,
-			NumMessages:   33,
+			NumMessages:   34,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
