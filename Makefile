@@ -4,7 +4,7 @@ BIN     := bin/berth
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/berthproject/berth/api/version.Version=$(VERSION)
 
-.PHONY: all build setup dev test unit e2e proto lint bench images clean
+.PHONY: all build setup dev test unit e2e proto lint bench bench-scale images clean
 
 all: build
 
@@ -41,6 +41,14 @@ lint:
 bench: setup build images
 	BERTH_BIN=$(abspath $(BIN)) $(GO) test -run '^$$' -bench . -benchtime 1x -count 1 ./e2e/...
 	$(GO) test -run '^$$' -bench . ./scheduler/...
+
+# bench-scale runs NODES simulated nodes (fake runtime) against a real
+# server, applies TASKS tasks and ends with the line "tasks/s: X".
+NODES ?= 1000
+TASKS ?= 100000
+bench-scale: build
+	$(GO) build -o bin/berth-scale ./e2e/scale/cmd/berth-scale
+	BERTH_BIN=$(abspath $(BIN)) bin/berth-scale -nodes $(NODES) -tasks $(TASKS)
 
 clean:
 	rm -rf bin

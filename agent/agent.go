@@ -59,7 +59,12 @@ type Config struct {
 	BuildkitAddr string
 	// Runtime is "containerd" (default) or "fake" (scale tests: no
 	// containers are run).
-	Runtime           string
+	Runtime string
+	// FakeStartLatency and FakeFailureRate simulate a loaded node with the
+	// fake runtime: each container start takes FakeStartLatency, and that
+	// share of containers crash shortly after they start.
+	FakeStartLatency  time.Duration
+	FakeFailureRate   float64
 	ContainerdAddress string
 	// ContainerdNamespace keeps the node's containers and images apart in
 	// containerd; default "berth".
@@ -207,7 +212,11 @@ func (a *Agent) startRuntime(ctx context.Context) error {
 			return err
 		}
 	case "fake":
-		a.rt, a.closeRT = runtime.NewFake(), func() error { return nil }
+		rt, err := runtime.NewFakeWith(runtime.FakeOptions{StartLatency: a.cfg.FakeStartLatency, FailureRate: a.cfg.FakeFailureRate, AnyImage: true})
+		if err != nil {
+			return fmt.Errorf("agent: %w", err)
+		}
+		a.rt, a.closeRT = rt, func() error { return nil }
 	default:
 		return fmt.Errorf("agent: unknown runtime %q: use containerd or fake", a.cfg.Runtime)
 	}

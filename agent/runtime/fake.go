@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"math/rand/v2"
 	"slices"
 	"sort"
 	"sync"
@@ -36,6 +37,9 @@ type Fake struct {
 	// pull and pushed are set by SetPull and read by Pushed.
 	pull   FakePullFunc
 	pushed []string
+	// sim and rng are set by NewFakeWith; rng is guarded by mu.
+	sim FakeOptions
+	rng *rand.Rand
 }
 
 type fakeContainer struct {
@@ -286,8 +290,12 @@ func (f *Fake) Create(ctx context.Context, spec ContainerSpec) error {
 }
 
 // Start marks container id running with a new pid; a stopped container
-// runs again.
+// runs again. With FakeOptions it takes StartLatency, and the container
+// may be one that crashes (FailureRate).
 func (f *Fake) Start(ctx context.Context, id string) (Status, error) {
+	if err := f.simulateStart(ctx); err != nil {
+		return Status{}, fmt.Errorf("fake runtime: start container %s: %w", id, err)
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.fail("Start"); err != nil {
@@ -307,6 +315,7 @@ func (f *Fake) Start(ctx context.Context, id string) (Status, error) {
 	f.nextPid++
 	c.status.State = StateRunning
 	c.status.Pid = f.nextPid
+	f.maybeCrash(c)
 	return c.snapshot(), nil
 }
 

@@ -13,7 +13,7 @@ import (
 type FakePullFunc func(ctx context.Context, ref string, opts PullOptions) (digest string, err error)
 
 // SetPull makes fn answer every Pull; without it pulls fail with
-// ErrImageNotFound.
+// ErrImageNotFound, unless FakeOptions.AnyImage is set.
 func (f *Fake) SetPull(fn FakePullFunc) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -63,6 +63,9 @@ func (f *Fake) Pull(ctx context.Context, ref string, opts PullOptions) (Image, e
 	f.mu.Unlock()
 	if err != nil {
 		return Image{}, err
+	}
+	if pull == nil && f.sim.AnyImage {
+		pull = func(_ context.Context, ref string, _ PullOptions) (string, error) { return anyImageDigest(ref), nil }
 	}
 	if pull == nil {
 		return Image{}, fmt.Errorf("fake runtime: pull %s: no registry: %w", name, ErrImageNotFound)

@@ -159,6 +159,8 @@ type agentFlags struct {
 	memory                                                         int64
 	contentAddr                                                    string
 	imageGCHigh, imageGCLow                                        int
+	fakeStartLatency                                               time.Duration
+	fakeFailureRate                                                float64
 }
 
 func (f *agentFlags) add(cmd *cobra.Command, withJoin bool) {
@@ -177,6 +179,8 @@ func (f *agentFlags) add(cmd *cobra.Command, withJoin bool) {
 	cmd.Flags().Float64Var(&f.cpus, "cpus", 0, "CPU capacity offered to tasks, in cores (default: all)")
 	cmd.Flags().Int64Var(&f.memory, "memory", 0, "memory capacity offered to tasks, in bytes (default: all)")
 	cmd.Flags().StringVar(&f.runtime, "runtime", "containerd", "container runtime: containerd, or fake for scale tests (runs nothing)")
+	cmd.Flags().DurationVar(&f.fakeStartLatency, "fake-start-latency", 0, "with --runtime fake: how long each simulated container start takes")
+	cmd.Flags().Float64Var(&f.fakeFailureRate, "fake-failure-rate", 0, "with --runtime fake: share of simulated containers (0 to 1) that crash shortly after they start")
 	cmd.Flags().StringVar(&f.namespace, "containerd-namespace", "berth", "containerd namespace for the node's containers and images")
 	cmd.Flags().StringVar(&f.buildkitAddr, "buildkit-addr", "", "address of a running buildkitd to build images with (its containerd worker must use --containerd-namespace); default: start one under --data-dir on the first build")
 	cmd.Flags().IntVar(&f.imageGCHigh, "image-gc-high-percent", image.DefaultGCHighPercent, "disk usage (percent) of containerd's filesystem above which unused images are removed, oldest first")
@@ -184,6 +188,9 @@ func (f *agentFlags) add(cmd *cobra.Command, withJoin bool) {
 }
 
 func (f *agentFlags) config(server string, log *slog.Logger) (agent.Config, error) {
+	if f.runtime != "fake" && (f.fakeStartLatency != 0 || f.fakeFailureRate != 0) {
+		return agent.Config{}, fmt.Errorf("--fake-start-latency and --fake-failure-rate simulate containers: use them with --runtime fake, not --runtime %s", f.runtime)
+	}
 	labels := map[string]string{}
 	for _, l := range f.labels {
 		k, v, ok := strings.Cut(l, "=")
@@ -205,6 +212,7 @@ func (f *agentFlags) config(server string, log *slog.Logger) (agent.Config, erro
 		Labels: labels, MilliCPUs: int64(f.cpus * 1000), MemoryBytes: f.memory,
 		Runtime: f.runtime, ContainerdNamespace: f.namespace, BuildkitAddr: f.buildkitAddr, Log: log,
 		ContentAddr: f.contentAddr, ImageGCHighPercent: f.imageGCHigh, ImageGCLowPercent: f.imageGCLow,
+		FakeStartLatency: f.fakeStartLatency, FakeFailureRate: f.fakeFailureRate,
 	}, nil
 }
 
