@@ -36,7 +36,8 @@ import (
 
 // Config says how to run an agent.
 type Config struct {
-	// Server is the control plane's address.
+	// Server is the control plane's address, or several, comma-separated:
+	// the agent follows them to the leader and learns the others.
 	Server string
 	// Token is the join token, needed the first time only.
 	Token string
@@ -129,6 +130,9 @@ func Start(ctx context.Context, cfg Config) (_ *Agent, err error) {
 	if cfg.DataDir == "" {
 		return nil, errors.New("agent: --data-dir is required")
 	}
+	if len(cfg.servers()) == 0 {
+		return nil, errors.New("agent: --join is required: the address of a Berth server (or several, comma-separated)")
+	}
 	if err := cfg.imageGCDefaults(); err != nil {
 		return nil, err
 	}
@@ -138,7 +142,7 @@ func Start(ctx context.Context, cfg Config) (_ *Agent, err error) {
 			a.Stop()
 		}
 	}()
-	a.creds, err = session.LoadOrJoin(ctx, filepath.Join(cfg.DataDir, "pki"), cfg.Server, cfg.Token, cfg.Name)
+	a.creds, err = session.LoadOrJoin(ctx, filepath.Join(cfg.DataDir, "pki"), cfg.servers(), cfg.Token, cfg.Name)
 	if err != nil {
 		return nil, err
 	}
@@ -153,7 +157,10 @@ func Start(ctx context.Context, cfg Config) (_ *Agent, err error) {
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	a.runCtx, a.cancel = runCtx, cancel
-	a.session = session.New(session.Config{Server: cfg.Server, Credentials: a.creds, Handler: a, Log: cfg.Log.With("component", "session")})
+	a.session = session.New(session.Config{
+		Servers: cfg.servers(), ServersFile: filepath.Join(cfg.DataDir, "servers"),
+		Credentials: a.creds, Handler: a, Log: cfg.Log.With("component", "session"),
+	})
 	a.worker = worker.New(a.rt, a.session.Report, cfg.Log.With("component", "worker"))
 	a.worker.SetImages(a.puller)
 	if cfg.Metrics != nil {
@@ -164,7 +171,7 @@ func Start(ctx context.Context, cfg Config) (_ *Agent, err error) {
 	if err := a.worker.Start(runCtx); err != nil {
 		return nil, fmt.Errorf("adopting this node's containers: %w", err)
 	}
-	a.gossip = newNodeGossip(cfg.GossipAddr, cfg.Server, cfg.DataDir, cfg.Log.With("component", "gossip"))
+	a.gossip = newNodeGossip(cfg.GossipAddr, cfg.servers()[0], cfg.DataDir, cfg.Log.With("component", "gossip"))
 	a.tasks.Go("gossip", func() error { return a.gossip.run(runCtx) })
 	a.tasks.Go("session", func() error { return a.session.Run(runCtx) })
 	a.tasks.Go("node endpoint", func() error { return a.grpc.Serve(a.listener) })
@@ -227,7 +234,7 @@ func (a *Agent) startRuntime(ctx context.Context) error {
 func (a *Agent) listen() error {
 	addr := a.cfg.Listen
 	if addr == "" {
-		addr = net.JoinHostPort(localAddressFor(a.cfg.Server), "0")
+		addr = net.JoinHostPort(localAddressFor(a.cfg.servers()[0]), "0")
 	}
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -410,4 +417,15 @@ func totalMemory() int64 {
 		}
 	}
 	return 0
+}
+
+// servers are the control plane addresses the agent was given.
+func (c Config) servers() []string {
+	var out []string
+	for _, a := range strings.Split(c.Server, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			out = append(out, a)
+		}
+	}
+	return out
 }

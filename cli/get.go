@@ -16,9 +16,10 @@ import (
 
 func newGetCommand(o *rootOptions) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "get apps|services|nodes [NAME]",
-		Short: "List apps, services or nodes",
-		Long: `List the apps or services of the namespace, or the nodes of the cluster.
+		Use:   "get apps|services|nodes|servers [NAME]",
+		Short: "List apps, services, nodes or servers",
+		Long: `List the apps or services of the namespace, the nodes of the cluster, or
+the control plane's servers (and which one leads).
 
 With NAME, list only that one: an app name, a service as APP/SERVICE (or an
 app name to list its services), or a node name or ID.`,
@@ -31,11 +32,14 @@ app name to list its services), or a node name or ID.`,
   # Nodes of the cluster
   berth get nodes
 
+  # Control plane servers; the leader runs the orchestrator and the agents' sessions
+  berth get servers
+
   # Services of one app, redrawn as they change (Ctrl-C stops)
   berth get services shop -w`,
 		GroupID: groupApps,
 	}
-	cmd.AddCommand(newGetAppsCommand(o), newGetServicesCommand(o), newGetNodesCommand(o, "nodes", []string{"node", "no"}))
+	cmd.AddCommand(newGetAppsCommand(o), newGetServicesCommand(o), newGetNodesCommand(o, "nodes", []string{"node", "no"}), newGetServersCommand(o))
 	requireSubcommand(cmd)
 	return cmd
 }

@@ -17,6 +17,7 @@ import (
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
 	"github.com/berthproject/berth/api/identity"
+	"github.com/berthproject/berth/api/version"
 	"github.com/berthproject/berth/cli/config"
 	"github.com/berthproject/berth/controlplane/apiserver"
 	"github.com/berthproject/berth/controlplane/ca"
@@ -35,6 +36,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 // Config says how to run a server.
@@ -65,6 +67,10 @@ type Config struct {
 	NodeDownGrace time.Duration
 	// Gossip configures the server's member of the cluster's gossip.
 	Gossip GossipConfig
+	// LeaderLease is how long a leader that died keeps its leadership
+	// before another server takes over; default DefaultLeaderLease. etcd
+	// raises it to its shortest lease (about 1.5 election timeouts).
+	LeaderLease time.Duration
 	// Metrics is where the server registers its metrics (tasks, nodes,
 	// placements, etcd transactions, gRPC calls); nil registers none. The
 	// caller serves it.
@@ -88,7 +94,10 @@ type GossipConfig struct {
 
 // Server is a running control plane.
 type Server struct {
-	cfg       Config
+	cfg Config
+	// id names this run of the server: its record under /berth/servers/
+	// and its gossip member.
+	id        string
 	log       *slog.Logger
 	embedded  *etcd.Embedded
 	etcd      *clientv3.Client
@@ -101,6 +110,9 @@ type Server struct {
 	http      *httpAPI
 	admin     *config.Config
 	gossip    *gossip.Member
+	leader    *leaderView
+	servers   *serverRegistry
+	disp      *dispatcher.Dispatcher
 	// placements are the orchestrators' metrics, kept across terms.
 	placements *orchestrator.Metrics
 
@@ -119,7 +131,10 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if cfg.Listen == "" {
 		cfg.Listen = "127.0.0.1:4242"
 	}
-	s := &Server{cfg: cfg, log: cfg.Log, tasks: supervise.New()}
+	if cfg.LeaderLease <= 0 {
+		cfg.LeaderLease = DefaultLeaderLease
+	}
+	s := &Server{cfg: cfg, id: store.NewID(), log: cfg.Log, tasks: supervise.New(), leader: &leaderView{}}
 	defer func() {
 		if err != nil {
 			s.Stop()
@@ -188,14 +203,23 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		Store: s.store, Key: s.authority.CredentialKey(), Settings: s.cache.Settings,
 		Log: cfg.Log.With("component", "registries"),
 	})
+	s.servers = &serverRegistry{
+		cli: s.etcd, leader: s.leader, lease: cfg.LeaderLease, log: cfg.Log.With("component", "servers"),
+		self: &berthv1.ServerInfo{
+			Id: s.id, Address: advertise, GossipAddress: s.gossip.Addr(),
+			Version: version.Version, StartedAt: timestamppb.Now(),
+		},
+	}
 	disp := dispatcher.New(dispatcher.Config{
 		Store: s.store, Cache: s.cache, Authority: s.authority, Log: cfg.Log.With("component", "dispatcher"),
 		HeartbeatPeriod: cfg.HeartbeatPeriod, Subnets: subnets, Gossip: gossipCfg,
-		ImageAuth: creds.ImageAuth,
+		ImageAuth: creds.ImageAuth, Leader: s.leader.Address, Servers: s.servers.list,
 	})
+	s.disp = disp
 	api := apiserver.New(apiserver.Config{
 		Store: s.store, Cache: s.cache, Authority: s.authority, Nodes: s.nodes, Registries: creds,
 		Log: cfg.Log.With("component", "api"), EtcdEndpoints: strings.Join(endpoints, ","),
+		Servers: s.servers.list,
 	})
 	grpcMetrics := metrics.NewGRPC()
 	s.placements = orchestrator.NewMetrics()
@@ -233,8 +257,9 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		return nil, ctx.Err()
 	}
 	s.tasks.Go("registries", func() error { return creds.Run(runCtx) })
-	s.tasks.Go("dispatcher", func() error { return disp.Run(runCtx) })
-	s.tasks.Go("leader", func() error { return s.lead(runCtx) })
+	s.tasks.Go("servers", func() error { return s.servers.run(runCtx) })
+	s.tasks.Go("leader view", func() error { return s.leader.run(runCtx, s.etcd, s.log) })
+	s.tasks.Go("leader", func() error { return s.lead(runCtx, advertise) })
 	s.tasks.Go("grpc", func() error { return s.grpc.Serve(s.listener) })
 	if s.http != nil {
 		s.tasks.Go("http", s.http.serve)
@@ -269,7 +294,7 @@ func (s *Server) startGossip(advertise string) (*berthv1.GossipConfig, error) {
 	m, err := gossip.Start(gossip.Config{
 		// Agents are named by node id; a server by a fresh id each start,
 		// so a restarted server never contends with its former self.
-		Name: "server-" + store.NewID(), Bind: addr, Key: key,
+		Name: "server-" + s.id, Bind: addr, Key: key,
 		ProbeInterval: g.ProbeInterval, ProbeTimeout: g.ProbeTimeout, SuspicionMult: g.SuspicionMult,
 		Log: s.log.With("component", "gossip"),
 	})
@@ -286,16 +311,30 @@ func (s *Server) startGossip(advertise string) (*berthv1.GossipConfig, error) {
 	}, nil
 }
 
-// lead campaigns for leadership through etcd and runs the orchestrator
-// while this server leads.
-func (s *Server) lead(ctx context.Context) error {
+// lead campaigns for leadership through etcd and, while this server
+// leads, runs the orchestrator, node health and the dispatcher's term.
+// Every write they make carries the term's fence.
+func (s *Server) lead(ctx context.Context, address string) error {
 	orch := orchestrator.New(s.store, s.cache, s.log.With("component", "orchestrator"), orchestrator.WithMetrics(s.placements))
-	health := nodehealth.New(s.store, s.cache, s.gossip, s.log.With("component", "nodehealth"), s.cfg.NodeDownGrace)
-	return campaign(ctx, s.etcd, s.log, func(ctx context.Context) error {
-		errc := make(chan error, 2)
-		go func() { errc <- orch.Run(ctx) }()
-		go func() { errc <- health.Run(ctx) }()
-		return errors.Join(<-errc, <-errc)
+	period := cmp.Or(s.cfg.HeartbeatPeriod, dispatcher.DefaultHeartbeatPeriod)
+	health := nodehealth.New(s.store, s.cache, s.gossip, s.log.With("component", "nodehealth"), s.cfg.NodeDownGrace).
+		WithSessions(s.disp, period+period/4)
+	return campaign(ctx, s.etcd, s.log, address, s.cfg.LeaderLease, func(ctx context.Context) error {
+		s.leader.set(address)
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		parts := []func(context.Context) error{orch.Run, health.Run, s.disp.Run}
+		errc := make(chan error, len(parts))
+		for _, run := range parts {
+			go func() { errc <- run(ctx) }()
+		}
+		// The parts lead together: when one stops, the term ends.
+		var errs []error
+		for range parts {
+			errs = append(errs, <-errc)
+			cancel()
+		}
+		return errors.Join(errs...)
 	})
 }
 

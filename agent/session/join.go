@@ -15,6 +15,7 @@ import (
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
 	"github.com/berthproject/berth/api/identity"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
 )
@@ -33,8 +34,9 @@ const (
 )
 
 // LoadOrJoin returns the node credentials kept in dir, or joins the cluster
-// at server with token and keeps the credentials it receives there.
-func LoadOrJoin(ctx context.Context, dir, server, token, name string) (*Credentials, error) {
+// through one of servers (the first that answers) with token and keeps the
+// credentials it receives there.
+func LoadOrJoin(ctx context.Context, dir string, servers []string, token, name string) (*Credentials, error) {
 	creds, err := load(dir)
 	if err == nil {
 		return creds, nil
@@ -53,27 +55,57 @@ func LoadOrJoin(ctx context.Context, dir, server, token, name string) (*Credenti
 	if err != nil {
 		return nil, err
 	}
+	var errs []error
+	for _, server := range servers {
+		resp, err := join(ctx, server, tok, &berthv1.JoinRequest{Token: token, NodeName: name, Csr: csrPEM})
+		if err != nil {
+			errs = append(errs, err)
+			if st, ok := status.FromError(errors.Unwrap(err)); ok && st.Code() != codes.Unavailable && st.Code() != codes.DeadlineExceeded {
+				// The server answered and refused: another would too.
+				break
+			}
+			continue
+		}
+		if err := tok.VerifyCA(resp.CaCertificate); err != nil {
+			return nil, err
+		}
+		creds = &Credentials{NodeID: resp.NodeId, Cert: resp.Certificate, Key: keyPEM, CA: resp.CaCertificate}
+		if err := save(dir, creds); err != nil {
+			return nil, err
+		}
+		return creds, nil
+	}
+	return nil, errors.Join(errs...)
+}
+
+// join asks server to admit the node.
+func join(ctx context.Context, server string, tok identity.Token, req *berthv1.JoinRequest) (*berthv1.JoinResponse, error) {
 	conn, err := grpc.NewClient(server, grpc.WithTransportCredentials(credentials.NewTLS(identity.BootstrapTLS(tok))))
 	if err != nil {
 		return nil, fmt.Errorf("joining %s: %w", server, err)
 	}
 	defer conn.Close()
-	resp, err := berthv1.NewAgentServiceClient(conn).Join(ctx, &berthv1.JoinRequest{Token: token, NodeName: name, Csr: csrPEM})
+	resp, err := berthv1.NewAgentServiceClient(conn).Join(ctx, req)
 	if err != nil {
-		if st, ok := status.FromError(err); ok {
-			return nil, fmt.Errorf("joining %s: %s", server, st.Message())
-		}
-		return nil, fmt.Errorf("joining %s: %w", server, err)
+		return nil, &joinError{server: server, err: err}
 	}
-	if err := tok.VerifyCA(resp.CaCertificate); err != nil {
-		return nil, err
-	}
-	creds = &Credentials{NodeID: resp.NodeId, Cert: resp.Certificate, Key: keyPEM, CA: resp.CaCertificate}
-	if err := save(dir, creds); err != nil {
-		return nil, err
-	}
-	return creds, nil
+	return resp, nil
 }
+
+// joinError is a join a server refused or did not answer.
+type joinError struct {
+	server string
+	err    error
+}
+
+func (e *joinError) Error() string {
+	if st, ok := status.FromError(e.err); ok {
+		return fmt.Sprintf("joining %s: %s", e.server, st.Message())
+	}
+	return fmt.Sprintf("joining %s: %v", e.server, e.err)
+}
+
+func (e *joinError) Unwrap() error { return e.err }
 
 func load(dir string) (*Credentials, error) {
 	var c Credentials

@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -10,6 +11,7 @@ import (
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
 	"github.com/berthproject/berth/api/identity"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
 )
@@ -26,7 +28,12 @@ type Handler interface {
 
 // Config says where and how to connect.
 type Config struct {
-	Server      string
+	// Servers are control plane servers' addresses; the session finds
+	// the leader among them and learns the others from it.
+	Servers []string
+	// ServersFile keeps the servers learnt, for the next start; "" keeps
+	// none.
+	ServersFile string
 	Credentials *Credentials
 	Handler     Handler
 	Log         *slog.Logger
@@ -34,7 +41,8 @@ type Config struct {
 
 // Session keeps the agent's stream to the control plane.
 type Session struct {
-	cfg Config
+	cfg     Config
+	servers *servers
 
 	mu        sync.Mutex
 	reports   []*berthv1.TaskStatusReport
@@ -47,7 +55,7 @@ type Session struct {
 
 // New returns a session; Run connects it.
 func New(cfg Config) *Session {
-	return &Session{cfg: cfg, ready: make(chan struct{}, 1), connected: make(chan struct{})}
+	return &Session{cfg: cfg, servers: newServers(cfg.Servers, cfg.ServersFile), ready: make(chan struct{}, 1), connected: make(chan struct{})}
 }
 
 // Connected is closed once the first session is established.
@@ -82,52 +90,99 @@ func (s *Session) signal() {
 	}
 }
 
-// Run keeps a session open until ctx ends, reconnecting with backoff.
+// Run keeps a session with the leader open until ctx ends, reconnecting
+// with backoff, and following the other servers to the leader.
 func (s *Session) Run(ctx context.Context) error {
+	if len(s.servers.addrs) == 0 {
+		return fmt.Errorf("no control plane server to connect to: pass --join")
+	}
 	c := s.cfg.Credentials
 	tlsCfg, err := identity.ClientTLS(c.Cert, c.Key, c.CA, "")
 	if err != nil {
 		return err
 	}
-	conn, err := grpc.NewClient(s.cfg.Server,
-		grpc.WithTransportCredentials(credentials.NewTLS(tlsCfg)),
-		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 10 * time.Second, Timeout: 5 * time.Second, PermitWithoutStream: true}),
-	)
-	if err != nil {
-		return fmt.Errorf("control plane at %s: %w", s.cfg.Server, err)
+	conns := map[string]*grpc.ClientConn{}
+	defer func() {
+		for _, conn := range conns {
+			conn.Close()
+		}
+	}()
+	dial := func(addr string) (berthv1.AgentServiceClient, error) {
+		conn, ok := conns[addr]
+		if !ok {
+			var err error
+			conn, err = grpc.NewClient(addr,
+				grpc.WithTransportCredentials(credentials.NewTLS(tlsCfg)),
+				grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 10 * time.Second, Timeout: 5 * time.Second, PermitWithoutStream: true}),
+				// A server coming back is tried again soon, not after
+				// gRPC's default backoff of up to two minutes.
+				grpc.WithConnectParams(grpc.ConnectParams{Backoff: backoff.Config{
+					BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 2 * time.Second,
+				}, MinConnectTimeout: 2 * time.Second}),
+			)
+			if err != nil {
+				return nil, fmt.Errorf("control plane at %s: %w", addr, err)
+			}
+			conns[addr] = conn
+		}
+		return berthv1.NewAgentServiceClient(conn), nil
 	}
-	defer conn.Close()
-	client := berthv1.NewAgentServiceClient(conn)
-	backoff := 100 * time.Millisecond
+	wait := 100 * time.Millisecond
 	var once sync.Once
 	for ctx.Err() == nil {
 		started := time.Now()
-		err := s.run(ctx, client, func() { once.Do(func() { close(s.connected) }) })
+		addr := s.servers.target()
+		client, err := dial(addr)
+		if err == nil {
+			err = s.run(ctx, addr, client, func() { once.Do(func() { close(s.connected) }) })
+		}
 		if ctx.Err() != nil {
 			return nil
 		}
 		if time.Since(started) > 10*time.Second {
-			backoff = 100 * time.Millisecond
+			wait = 100 * time.Millisecond
 		}
-		s.cfg.Log.Warn("session with the control plane ended; reconnecting", "server", s.cfg.Server, "err", err, "in", backoff)
-		t := time.NewTimer(backoff)
+		delay := retryDelay(err, wait, s.servers.several())
+		var nl *notLeaderError
+		if errors.As(err, &nl) && nl.leader != "" && nl.leader != addr {
+			s.cfg.Log.Info("following the control plane's leader", "server", addr, "leader", nl.leader)
+			s.servers.follow(nl.leader)
+		} else {
+			s.cfg.Log.Warn("session with the control plane ended; reconnecting", "server", addr, "err", err, "in", delay)
+			s.servers.failed(addr)
+			wait = min(wait*2, 5*time.Second)
+		}
+		if delay == 0 {
+			continue
+		}
+		t := time.NewTimer(delay)
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return nil
 		case <-t.C:
 		}
-		backoff = min(backoff*2, 5*time.Second)
 	}
 	return nil
 }
 
-func (s *Session) run(ctx context.Context, client berthv1.AgentServiceClient, onConnect func()) error {
+func (s *Session) run(ctx context.Context, server string, client berthv1.AgentServiceClient, onConnect func()) error {
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stream, err := client.Session(sctx)
 	if err != nil {
 		return err
+	}
+	// The leader sends its headers first; another server ends the stream
+	// at once, naming the leader, before the hello (every task's status)
+	// is sent for nothing.
+	header, err := stream.Header()
+	if err != nil {
+		return refusal(server, err, stream.Trailer())
+	}
+	if header == nil {
+		_, err := stream.Recv()
+		return refusal(server, err, stream.Trailer())
 	}
 	// The hello carries every task's latest status, so what was queued for
 	// a broken session is already in it.
@@ -139,15 +194,18 @@ func (s *Session) run(ctx context.Context, client berthv1.AgentServiceClient, on
 	}
 	msg, err := stream.Recv()
 	if err != nil {
-		return err
+		return refusal(server, err, stream.Trailer())
 	}
 	welcome := msg.GetWelcome()
 	if welcome == nil {
 		return fmt.Errorf("the control plane did not welcome this node")
 	}
+	if err := s.servers.learn(welcome.GetServers()); err != nil {
+		s.cfg.Log.Warn("keeping the control plane's server list", "err", err)
+	}
 	s.cfg.Handler.Welcome(welcome)
 	onConnect()
-	s.cfg.Log.Info("connected to the control plane", "server", s.cfg.Server, "node", welcome.NodeId)
+	s.cfg.Log.Info("connected to the control plane", "server", server, "node", welcome.NodeId)
 	period := welcome.GetHeartbeatPeriod().AsDuration()
 	if period <= 0 {
 		period = 2 * time.Second

@@ -10,9 +10,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/resolver"
+	"google.golang.org/grpc/resolver/manual"
 )
 
 // DefaultServerName is the name the server's certificate is issued for when
@@ -89,14 +92,27 @@ func Save(path string, c *Config) error {
 
 // Dial returns a client connection to c.Server over mutual TLS. Like
 // grpc.NewClient it does not connect yet: an unreachable server shows up
-// as an Unavailable error on the first call.
+// as an Unavailable error on the first call. Server may list several
+// servers, comma-separated: the connection uses the first that answers,
+// and another when it goes away (every server serves the API).
 func (c *Config) Dial(ctx context.Context, opts ...grpc.DialOption) (*grpc.ClientConn, error) {
 	tc, err := c.tlsConfig()
 	if err != nil {
 		return nil, err
 	}
 	opts = append([]grpc.DialOption{grpc.WithTransportCredentials(credentials.NewTLS(tc))}, opts...)
-	conn, err := grpc.NewClient(c.Server, opts...)
+	target := c.Server
+	if addrs := strings.Split(c.Server, ","); len(addrs) > 1 {
+		r := manual.NewBuilderWithScheme("berth")
+		var state resolver.State
+		for _, a := range addrs {
+			state.Addresses = append(state.Addresses, resolver.Address{Addr: strings.TrimSpace(a)})
+		}
+		r.InitialState(state)
+		opts = append(opts, grpc.WithResolvers(r))
+		target = r.Scheme() + ":///servers"
+	}
+	conn, err := grpc.NewClient(target, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s: %w", c.Server, err)
 	}

@@ -30,7 +30,7 @@ func defaultDataDir(sub string) string {
 
 type serverFlags struct {
 	dataDir, listen, httpListen, advertise, etcd, containerRange, metricsAddr string
-	nodeDownGrace, heartbeat                                                  time.Duration
+	nodeDownGrace, heartbeat, leaderLease                                     time.Duration
 	gossip                                                                    controlplane.GossipConfig
 	log                                                                       logFlags
 }
@@ -40,7 +40,8 @@ func (f *serverFlags) add(cmd *cobra.Command, dataDir string) {
 	cmd.Flags().StringVar(&f.listen, "listen", "127.0.0.1:4242", "address agents and clients connect to")
 	cmd.Flags().StringVar(&f.httpListen, "http-listen", "", "address to serve the HTTP/JSON API and its OpenAPI document on, over HTTPS with the server's certificate (default: not served)")
 	cmd.Flags().StringVar(&f.advertise, "advertise", "", "address written into the admin config and join command (default: the listen address)")
-	cmd.Flags().StringVar(&f.etcd, "etcd-endpoints", "", "comma-separated endpoints of an external etcd cluster, instead of the embedded one")
+	cmd.Flags().StringVar(&f.etcd, "etcd-endpoints", "", "comma-separated endpoints of an external etcd cluster, instead of the embedded one; several servers on one cluster elect a leader")
+	cmd.Flags().DurationVar(&f.leaderLease, "leader-lease", controlplane.DefaultLeaderLease, "how long a leader that died keeps its leadership before another server takes over (whole seconds; etcd grants no less than 1.5 of its election timeouts)")
 	cmd.Flags().StringVar(&f.containerRange, "container-range", "10.210.0.0/16", "address range nodes' container subnets (/24 each) come from")
 	f.log.add(cmd)
 	cmd.Flags().StringVar(&f.metricsAddr, "metrics-addr", defaultServerMetricsAddr, "host:port to serve Prometheus metrics on, at /metrics (\"\" turns them off)")
@@ -68,6 +69,7 @@ func (f *serverFlags) config(cmd *cobra.Command, log *slog.Logger) controlplane.
 		NodeDownGrace:   f.nodeDownGrace,
 		HeartbeatPeriod: f.heartbeat,
 		Gossip:          f.gossip,
+		LeaderLease:     f.leaderLease,
 		Log:             log,
 	}
 }
@@ -165,7 +167,7 @@ type agentFlags struct {
 
 func (f *agentFlags) add(cmd *cobra.Command, withJoin bool) {
 	if withJoin {
-		cmd.Flags().StringVar(&f.join, "join", "", "address of a control plane server (host:port)")
+		cmd.Flags().StringVar(&f.join, "join", "", "address of a control plane server (host:port), or of several, comma-separated: the agent finds the leader and learns the other servers")
 		cmd.Flags().StringVar(&f.token, "token", "", "join token (berth join-token prints it); needed the first time only")
 		cmd.Flags().StringVar(&f.dataDir, "data-dir", "", "where the agent keeps its credentials, logs and network state (default /var/lib/berth/agent-NAME)")
 		cmd.Flags().StringVar(&f.listen, "listen", "", "address of the node's own endpoint (default: an ephemeral port on the address that reaches the server)")

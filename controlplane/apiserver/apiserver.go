@@ -38,6 +38,8 @@ type Config struct {
 	Log        *slog.Logger
 	// EtcdEndpoints is shown by Version.
 	EtcdEndpoints string
+	// Servers lists the control plane's servers; nil lists none.
+	Servers func(context.Context) ([]*berthv1.ServerInfo, error)
 }
 
 // Server implements berthv1.ClusterServiceServer.
@@ -244,6 +246,18 @@ func (s *Server) Version(ctx context.Context, req *berthv1.VersionRequest) (*ber
 		EtcdEndpoints: s.cfg.EtcdEndpoints,
 		ClusterId:     s.cfg.Authority.ClusterID(),
 	}, nil
+}
+
+// ListServers lists the control plane's servers, the leader marked.
+func (s *Server) ListServers(ctx context.Context, _ *berthv1.ListServersRequest) (*berthv1.ListServersResponse, error) {
+	if s.cfg.Servers == nil {
+		return &berthv1.ListServersResponse{}, nil
+	}
+	list, err := s.cfg.Servers(ctx)
+	if err != nil {
+		return nil, status.Errorf(codes.Unavailable, "%v", err)
+	}
+	return &berthv1.ListServersResponse{Servers: list}, nil
 }
 
 // Watch streams changes to the nodes, services and tasks asked for.

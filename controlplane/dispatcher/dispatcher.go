@@ -18,6 +18,7 @@ import (
 	"github.com/berthproject/berth/controlplane/ca"
 	"github.com/berthproject/berth/controlplane/store"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -41,6 +42,12 @@ type Config struct {
 	// the registry of an image, or nil; it fills in the image sources
 	// sent with assignments. Nil sends none.
 	ImageAuth func(image string) *berthv1.ImageSource
+	// Leader returns the address of the server that leads, where agents
+	// that reach another server are sent; nil or "" sends them nowhere.
+	Leader func() string
+	// Servers lists every server, for the agents to fall back on and to
+	// seed their gossip with; nil tells agents of none.
+	Servers func(context.Context) ([]*berthv1.ServerInfo, error)
 }
 
 // DefaultHeartbeatPeriod is how often agents report that they are alive.
@@ -59,6 +66,10 @@ type Dispatcher struct {
 
 	mu       sync.Mutex
 	sessions map[string]*session
+	// term is the context of the leadership term Run serves, nil while
+	// this server does not lead: sessions are only taken in a term, and
+	// their writes carry its fence.
+	term context.Context
 
 	reports *reportQueue
 	beats   *heartbeats
@@ -80,15 +91,20 @@ func New(cfg Config) *Dispatcher {
 	}
 }
 
-// Run routes task changes to sessions and writes status reports until ctx
-// ends.
+// Run serves agents for one leadership term: it takes sessions, routes
+// task changes to them and writes their status reports until ctx ends,
+// then closes every session so the agents go to the next leader. ctx
+// carries the term's fence (store.WithFence).
 func (d *Dispatcher) Run(ctx context.Context) error {
 	sub := d.cfg.Cache.Subscribe()
 	defer d.cfg.Cache.Unsubscribe(sub)
+	d.startTerm(ctx)
+	defer d.endTerm()
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
 	go func() { defer wg.Done(); d.writeReports(ctx) }()
 	go func() { defer wg.Done(); d.writeHeartbeats(ctx) }()
+	go func() { defer wg.Done(); d.awaitReconnects(ctx) }()
 	defer wg.Wait()
 	for {
 		select {
@@ -223,11 +239,18 @@ func (d *Dispatcher) Join(ctx context.Context, req *berthv1.JoinRequest) (*berth
 	return &berthv1.JoinResponse{NodeId: id, Certificate: cert, CaCertificate: d.cfg.Authority.CACertPEM()}, nil
 }
 
+// connected reports whether node nodeID's agent has a session. A server
+// that does not lead holds no sessions and goes by the node's status.
 func (d *Dispatcher) connected(nodeID string) bool {
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	_, ok := d.sessions[nodeID]
-	return ok
+	leading := d.term != nil
+	d.mu.Unlock()
+	if ok || leading {
+		return ok
+	}
+	n, known := d.cfg.Cache.Node(nodeID)
+	return known && n.Status == berthv1.NodeStatus_NODE_STATUS_READY
 }
 
 // Session runs one agent's stream.
@@ -237,6 +260,16 @@ func (d *Dispatcher) Session(stream berthv1.AgentService_SessionServer) error {
 	if !ok || who.Role != identity.RoleNode {
 		return status.Error(codes.PermissionDenied, "sessions need a node certificate: join the cluster first")
 	}
+	// Only the leader takes sessions. It answers with its headers first;
+	// another server ends the stream at once, naming the leader, so the
+	// agent does not send its hello for nothing.
+	term := d.currentTerm()
+	if term == nil {
+		return d.notLeader(stream)
+	}
+	if err := stream.SendHeader(metadata.MD{}); err != nil {
+		return err
+	}
 	first, err := stream.Recv()
 	if err != nil {
 		return err
@@ -245,7 +278,10 @@ func (d *Dispatcher) Session(stream berthv1.AgentService_SessionServer) error {
 	if hello == nil {
 		return status.Error(codes.InvalidArgument, "a session must start with hello")
 	}
-	node, err := d.register(ctx, who.ID, hello.GetDescription())
+	node, err := d.register(fenced(ctx, term), who.ID, hello.GetDescription())
+	if errors.Is(err, store.ErrFenced) {
+		return d.notLeader(stream)
+	}
 	if err != nil {
 		return status.Errorf(codes.Internal, "registering node: %v", err)
 	}
@@ -253,8 +289,14 @@ func (d *Dispatcher) Session(stream berthv1.AgentService_SessionServer) error {
 
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	s := newSession(who.ID, cancel)
+	s := newSession(who.ID, term, cancel)
+	s.heard()
 	d.mu.Lock()
+	if d.term != term {
+		// The term ended while the node registered.
+		d.mu.Unlock()
+		return d.notLeader(stream)
+	}
 	if prev := d.sessions[who.ID]; prev != nil {
 		prev.cancel()
 	}
@@ -263,12 +305,13 @@ func (d *Dispatcher) Session(stream berthv1.AgentService_SessionServer) error {
 	defer d.unregister(s)
 	d.beats.seen(who.ID, nil)
 
-	if err := stream.Send(&berthv1.ServerMessage{Message: &berthv1.ServerMessage_Welcome{Welcome: &berthv1.SessionWelcome{
+	welcome := &berthv1.SessionWelcome{
 		NodeId:          who.ID,
 		Subnet:          node.Subnet,
 		HeartbeatPeriod: durationpb.New(d.cfg.HeartbeatPeriod),
-		Gossip:          d.cfg.Gossip,
-	}}}); err != nil {
+	}
+	welcome.Servers, welcome.Gossip = d.servers(ctx)
+	if err := stream.Send(&berthv1.ServerMessage{Message: &berthv1.ServerMessage_Welcome{Welcome: welcome}}); err != nil {
 		return err
 	}
 	s.queueFull(d.assigned(who.ID))
@@ -355,10 +398,12 @@ func (d *Dispatcher) unregister(s *session) {
 		delete(d.sessions, s.nodeID)
 	}
 	d.mu.Unlock()
-	if !current {
+	if !current || s.term.Err() != nil {
+		// A newer session took over, or the term ended: the next
+		// leader judges the node.
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(fenced(context.Background(), s.term), 10*time.Second)
 	defer cancel()
 	why := "agent disconnected"
 	if s.silent.Load() {

@@ -24,7 +24,7 @@ func TestSilentSessionIsClosed(t *testing.T) {
 	d := New(Config{HeartbeatPeriod: 10 * time.Millisecond, Log: slog.New(slog.DiscardHandler)})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	s := newSession("n1", cancel)
+	s := newSession("n1", context.Background(), cancel)
 	s.heard()
 	done := make(chan struct{})
 	go func() { d.watch(ctx, s, "node-1"); close(done) }()
@@ -51,7 +51,7 @@ func TestDownNodeLosesItsSession(t *testing.T) {
 			d := New(Config{Log: slog.New(slog.DiscardHandler)})
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			d.sessions["n1"] = newSession("n1", cancel)
+			d.sessions["n1"] = newSession("n1", context.Background(), cancel)
 			d.nodeChanged(tc.ev)
 			if closed := ctx.Err() != nil; closed != tc.closed {
 				t.Fatalf("session closed = %v, want %v", closed, tc.closed)

@@ -32,7 +32,7 @@ func TestCollectorsCountTasksAndSessions(t *testing.T) {
 	}
 	_, cancel := context.WithCancel(ctx)
 	defer cancel()
-	d.sessions["n1"] = newSession("n1", cancel)
+	d.sessions["n1"] = newSession("n1", context.Background(), cancel)
 
 	got := metricstest.Values(t, d.Collectors()...)
 	for _, tt := range []struct {

@@ -1,6 +1,7 @@
 package dispatcher
 
 import (
+	"context"
 	"slices"
 	"sort"
 	"strings"
@@ -199,7 +200,7 @@ func TestSessionQueueCoalesces(t *testing.T) {
 		}, true, nil, nil, 0},
 	}
 	for _, tt := range tests {
-		s := newSession("n1", func() {})
+		s := newSession("n1", context.Background(), func() {})
 		tt.ops(s)
 		a := s.take()
 		if a == nil {
@@ -222,7 +223,7 @@ func TestSessionQueueCoalesces(t *testing.T) {
 }
 
 func TestSessionSendsCopies(t *testing.T) {
-	s := newSession("n1", func() {})
+	s := newSession("n1", context.Background(), func() {})
 	orig := task("a", "n1", berthv1.TaskState_TASK_STATE_ASSIGNED, 1, berthv1.TaskState_TASK_STATE_RUNNING)
 	s.queue(orig, "")
 	a := s.take()
@@ -258,7 +259,7 @@ func TestRouteSendsWhatTheAgentMustActOn(t *testing.T) {
 		{"moved to another node", put(task("a", "n1", assigned, 1, run), task("a", "n2", assigned, 1, run)), nil, []string{"a"}, []string{"a"}},
 	}
 	for _, tt := range tests {
-		d := &Dispatcher{sessions: map[string]*session{"n1": newSession("n1", func() {}), "n2": newSession("n2", func() {})}}
+		d := &Dispatcher{sessions: map[string]*session{"n1": newSession("n1", context.Background(), func() {}), "n2": newSession("n2", context.Background(), func() {})}}
 		d.route(tt.ev)
 		for node, want := range map[string][]string{"n1": tt.n1, "n2": tt.n2} {
 			var got, removed []string

@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
 	"google.golang.org/protobuf/proto"
@@ -13,6 +14,8 @@ import (
 // blocking the router and leave as one Assignments message per send.
 type session struct {
 	nodeID string
+	// term is the leadership term the session was taken in.
+	term   context.Context
 	cancel context.CancelFunc
 
 	mu      sync.Mutex
@@ -25,11 +28,14 @@ type session struct {
 	// when the session ended because none came.
 	alive  chan struct{}
 	silent atomic.Bool
+	// lastHeard is when the agent last sent anything (unix nanoseconds).
+	lastHeard atomic.Int64
 }
 
-func newSession(nodeID string, cancel context.CancelFunc) *session {
+func newSession(nodeID string, term context.Context, cancel context.CancelFunc) *session {
 	return &session{
 		nodeID:  nodeID,
+		term:    term,
 		cancel:  cancel,
 		tasks:   map[string]*berthv1.Task{},
 		removed: map[string]bool{},
@@ -40,6 +46,7 @@ func newSession(nodeID string, cancel context.CancelFunc) *session {
 
 // heard notes a message from the agent.
 func (s *session) heard() {
+	s.lastHeard.Store(time.Now().UnixNano())
 	select {
 	case s.alive <- struct{}{}:
 	default:

@@ -33,6 +33,12 @@ type Gossip interface {
 	Changed() <-chan struct{}
 }
 
+// Sessions tells when each node's agent was last heard on its session
+// with the control plane.
+type Sessions interface {
+	Heard(nodeID string) (at time.Time, connected bool)
+}
+
 // NodeHealth turns nodes unreachable and down.
 type NodeHealth struct {
 	store  *store.Store
@@ -41,6 +47,10 @@ type NodeHealth struct {
 	log    *slog.Logger
 	grace  time.Duration
 	now    func() time.Time
+	// sessions and quiet: a node whose agent spoke on its session within
+	// quiet is alive, whatever gossip says.
+	sessions Sessions
+	quiet    time.Duration
 }
 
 // New returns the node health component; grace 0 means DefaultGrace, and
@@ -50,6 +60,16 @@ func New(s *store.Store, c *store.Cache, g Gossip, log *slog.Logger, grace time.
 		grace = DefaultGrace
 	}
 	return &NodeHealth{store: s, cache: c, gossip: g, log: log, grace: grace, now: time.Now}
+}
+
+// WithSessions makes gossip's word that a ready node died count only once
+// its agent has also been silent on its session for quiet (a heartbeat
+// period or so): a machine whose CPUs are saturated answers probes late,
+// but its heartbeats still arrive, and moving its tasks away would only
+// add to the load.
+func (h *NodeHealth) WithSessions(s Sessions, quiet time.Duration) *NodeHealth {
+	h.sessions, h.quiet = s, quiet
+	return h
 }
 
 // Run gives verdicts until ctx ends.
@@ -161,6 +181,11 @@ func (h *NodeHealth) verdict(n *berthv1.Node, now time.Time) (v verdict, due tim
 		// (a dead machine closes no connection). A death older than
 		// the session is of an earlier life of the node.
 		if failed && g.Since.After(since) {
+			if h.sessions != nil {
+				if at, ok := h.sessions.Heard(n.GetMeta().GetId()); ok && at.Add(h.quiet).After(now) {
+					return verdict{}, at.Add(h.quiet)
+				}
+			}
 			return verdict{berthv1.NodeStatus_NODE_STATUS_DOWN, "gossip: the node stopped answering probes"}, time.Time{}
 		}
 	case berthv1.NodeStatus_NODE_STATUS_UNREACHABLE:

@@ -90,6 +90,43 @@ func TestVerdicts(t *testing.T) {
 	}
 }
 
+// heardAt is a Sessions with one connected agent last heard at a time.
+type heardAt struct {
+	id string
+	at time.Time
+}
+
+func (h heardAt) Heard(id string) (time.Time, bool) { return h.at, id == h.id }
+
+// TestGossipAloneDoesNotDownATalkingNode keeps a ready node whose agent
+// still speaks on its session, though gossip saw it fail (a saturated
+// machine answers probes late), and downs it once the session is quiet.
+func TestGossipAloneDoesNotDownATalkingNode(t *testing.T) {
+	now := time.Now()
+	const quiet = 2500 * time.Millisecond
+	g := newFakeGossip()
+	g.set("n", gossip.State{Since: now})
+	n := &berthv1.Node{Meta: &berthv1.Meta{Id: "n"}, Status: berthv1.NodeStatus_NODE_STATUS_READY, StatusSince: timestamppb.New(now.Add(-time.Minute))}
+	for _, tc := range []struct {
+		name     string
+		sessions heardAt
+		want     berthv1.NodeStatus
+		due      time.Time
+	}{
+		{"heard a moment ago", heardAt{"n", now.Add(-time.Second)}, berthv1.NodeStatus_NODE_STATUS_UNSPECIFIED, now.Add(-time.Second).Add(quiet)},
+		{"quiet for longer", heardAt{"n", now.Add(-3 * time.Second)}, berthv1.NodeStatus_NODE_STATUS_DOWN, time.Time{}},
+		{"no session here", heardAt{"other", now}, berthv1.NodeStatus_NODE_STATUS_DOWN, time.Time{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := New(nil, nil, g, slog.New(slog.DiscardHandler), 10*time.Second).WithSessions(tc.sessions, quiet)
+			v, due := h.verdict(n, now)
+			if v.status != tc.want || !due.Equal(tc.due) {
+				t.Fatalf("verdict = %v due %v; want %v due %v", v.status, due, tc.want, tc.due)
+			}
+		})
+	}
+}
+
 // run starts h and stops it when the test ends.
 func run(t *testing.T, h *NodeHealth) {
 	ctx, cancel := context.WithCancel(context.Background())

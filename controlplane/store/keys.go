@@ -21,6 +21,9 @@ const (
 	TokensPrefix   = Root + "pki/tokens/"
 	SubnetsPrefix  = Root + "subnets/"
 	LeaderPrefix   = Root + "leader/"
+	// ServersPrefix holds one ServerInfo per running server, on a lease
+	// that ends with it.
+	ServersPrefix = Root + "servers/"
 	// RegistriesPrefix holds one RegistryCredential per registry.
 	RegistriesPrefix = Root + "registries/"
 	// SettingsKey holds the cluster's ClusterSettings; when it is absent

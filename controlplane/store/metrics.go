@@ -11,12 +11,14 @@ const (
 	txnCommitted = "committed"
 	txnConflict  = "conflict"
 	txnError     = "error"
+	// txnFenced is a write of a leader whose term had ended.
+	txnFenced = "fenced"
 )
 
 func newTxnHistogram() *prometheus.HistogramVec {
 	return prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name: "berth_etcd_txn_duration_seconds",
-		Help: "Time etcd took to answer the store's guarded write transactions, by result (committed, conflict, error).",
+		Help: "Time etcd took to answer the store's guarded write transactions, by result (committed, conflict, fenced, error).",
 		// From a fast disk's fsync (about a millisecond) to a struggling
 		// cluster's seconds.
 		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),

@@ -26,9 +26,11 @@ type Object interface {
 	GetMeta() *berthv1.Meta
 }
 
-// MaxTxnOps bounds the operations of one transaction: etcd's default limit,
-// which external clusters keep unless told otherwise.
-const MaxTxnOps = 128
+// MaxTxnOps bounds the operations of one transaction: etcd's default limit
+// (128), which external clusters keep unless told otherwise, less the one
+// the leader's fence takes: etcd counts a nested transaction's operations
+// against what its parent leaves.
+const MaxTxnOps = 127
 
 // Store reads and writes Berth's objects in etcd.
 type Store struct {
@@ -185,12 +187,16 @@ func (s *Store) Commit(ctx context.Context, txn *Txn) (int64, error) {
 		return 0, fmt.Errorf("transaction of %d writes is over the limit of %d", len(txn.ops), MaxTxnOps)
 	}
 	start := time.Now()
-	resp, err := s.cli.Txn(ctx).If(txn.cmps...).Then(txn.ops...).Commit()
+	resp, succeeded, err := s.commitTxn(ctx, txn.cmps, txn.ops)
+	if errors.Is(err, ErrFenced) {
+		s.observeTxn(start, txnFenced)
+		return 0, err
+	}
 	if err != nil {
 		s.observeTxn(start, txnError)
 		return 0, fmt.Errorf("committing: %w", err)
 	}
-	if !resp.Succeeded {
+	if !succeeded {
 		s.observeTxn(start, txnConflict)
 		return 0, ErrConflict
 	}
