@@ -290,8 +290,8 @@ func (f *Fake) Create(ctx context.Context, spec ContainerSpec) error {
 }
 
 // Start marks container id running with a new pid; a stopped container
-// runs again. With FakeOptions it takes StartLatency, and the container
-// may be one that crashes (FailureRate).
+// runs again. With FakeOptions it takes StartLatency, and fails or
+// crashes later as FailureRate and CrashAfter say.
 func (f *Fake) Start(ctx context.Context, id string) (Status, error) {
 	if err := f.simulateStart(ctx); err != nil {
 		return Status{}, fmt.Errorf("fake runtime: start container %s: %w", id, err)
@@ -305,17 +305,23 @@ func (f *Fake) Start(ctx context.Context, id string) (Status, error) {
 	if err != nil {
 		return Status{}, err
 	}
-	switch c.status.State {
-	case StateRunning:
+	if c.status.State == StateRunning {
 		return c.snapshot(), nil
-	case StateStopped:
+	}
+	crash := f.failStart()
+	if crash && f.sim.CrashAfter <= 0 {
+		return Status{}, fmt.Errorf("fake runtime: container %s exited with code 1 as it started (a simulated failure)", id)
+	}
+	if c.status.State == StateStopped {
 		c.status.ExitCode, c.status.ExitedAt, c.status.OOMKilled = 0, time.Time{}, false
 	}
 	c.proc = &fakeProc{exited: make(chan struct{})}
 	f.nextPid++
 	c.status.State = StateRunning
 	c.status.Pid = f.nextPid
-	f.maybeCrash(c)
+	if crash {
+		f.crashLater(c)
+	}
 	return c.snapshot(), nil
 }
 

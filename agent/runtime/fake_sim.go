@@ -10,23 +10,21 @@ import (
 	"time"
 )
 
-// DefaultFakeCrashAfter is how long a container that FakeOptions.FailureRate
-// picked runs before it crashes, when CrashAfter is not set.
-const DefaultFakeCrashAfter = 100 * time.Millisecond
-
 // FakeOptions make a Fake behave like a node under load, for the scale
 // harness (simulated nodes). The zero value is NewFake's behaviour.
 type FakeOptions struct {
 	// StartLatency is how long each Start takes, as a real runtime's
 	// create-and-start does (about 55-80 ms with containerd on 2 cores).
 	StartLatency time.Duration
-	// FailureRate is the share of starts (0 to 1) whose container crashes:
-	// it starts, runs for CrashAfter and exits with code 1, so the control
-	// plane sees it running, then failed, and replaces it by the service's
-	// restart policy, as it does a crashing container.
+	// FailureRate is the share of starts (0 to 1) that fail, drawn for
+	// each start: the container exits with code 1 as it starts, so Start
+	// returns an error, the task fails, and the control plane replaces it
+	// by the service's restart policy.
 	FailureRate float64
-	// CrashAfter is how long a crashing container runs; default
-	// DefaultFakeCrashAfter.
+	// CrashAfter, when set, makes those containers start and run for
+	// CrashAfter before they exit with code 1, as a container that
+	// crashes after a while: the control plane sees them running, then
+	// failed.
 	CrashAfter time.Duration
 	// AnyImage makes every pull succeed at once, whatever the image and
 	// with no registry, with a digest derived from the image's name, so
@@ -58,9 +56,6 @@ func NewFakeWith(opts FakeOptions) (*Fake, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
-	if opts.CrashAfter == 0 {
-		opts.CrashAfter = DefaultFakeCrashAfter
-	}
 	seed := opts.Seed
 	if seed == 0 {
 		seed = rand.Uint64()
@@ -87,13 +82,14 @@ func (f *Fake) simulateStart(ctx context.Context) error {
 	}
 }
 
-// maybeCrash draws whether container c's process, just started, crashes,
-// and if so ends it with code 1 after CrashAfter unless it ended before;
-// f.mu must be held.
-func (f *Fake) maybeCrash(c *fakeContainer) {
-	if f.sim.FailureRate <= 0 || f.rng.Float64() >= f.sim.FailureRate {
-		return
-	}
+// failStart draws whether a start fails; f.mu must be held.
+func (f *Fake) failStart() bool {
+	return f.sim.FailureRate > 0 && f.rng.Float64() < f.sim.FailureRate
+}
+
+// crashLater ends container c's process, just started, with code 1 after
+// CrashAfter, unless it ended before; f.mu must be held.
+func (f *Fake) crashLater(c *fakeContainer) {
 	proc := c.proc
 	time.AfterFunc(f.sim.CrashAfter, func() {
 		f.mu.Lock()

@@ -50,7 +50,27 @@ func startSimulated(t *testing.T, ctx context.Context, f *Fake, id string) Statu
 	return st
 }
 
-func TestFakeFailureRateCrashesStartedContainers(t *testing.T) {
+func TestFakeFailureRateFailsStarts(t *testing.T) {
+	ctx := context.Background()
+	f, err := NewFakeWith(FakeOptions{FailureRate: 1, AnyImage: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Pull(ctx, "busybox", PullOptions{}); err != nil {
+		t.Fatalf("Pull: %v", err)
+	}
+	if err := f.Create(ctx, ContainerSpec{ID: "c1", Image: "busybox"}); err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	if _, err := f.Start(ctx, "c1"); err == nil {
+		t.Fatal("Start succeeded, want the simulated failure")
+	}
+	if st, err := f.Inspect(ctx, "c1"); err != nil || st.State == StateRunning {
+		t.Errorf("Inspect after the failed start = %+v, %v; want not running", st, err)
+	}
+}
+
+func TestFakeCrashAfterCrashesStartedContainers(t *testing.T) {
 	ctx := context.Background()
 	f, err := NewFakeWith(FakeOptions{FailureRate: 1, CrashAfter: time.Millisecond, AnyImage: true})
 	if err != nil {

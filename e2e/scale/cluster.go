@@ -126,7 +126,8 @@ func (c *Cluster) waitNodesReady(ctx context.Context) error {
 	return c.poll(ctx, time.Minute, func(m metrics) (bool, string) {
 		ready, sessions := int(m.get("berth_nodes", `status="ready"`)), int(m.get("berth_agent_sessions", ""))
 		return ready == c.cfg.Nodes && sessions == c.cfg.Nodes,
-			fmt.Sprintf("%d of %d nodes ready, %d sessions", ready, c.cfg.Nodes, sessions)
+			fmt.Sprintf("%d of %d nodes ready (%.0f unreachable, %.0f down: see the verdicts in the server log), %d sessions",
+				ready, c.cfg.Nodes, m.get("berth_nodes", `status="unreachable"`), m.get("berth_nodes", `status="down"`), sessions)
 	})
 }
 

@@ -165,8 +165,9 @@ type pool struct {
 	cmd   *exec.Cmd
 	stdin io.WriteCloser
 	logf  *os.File
-	// nodes maps the pool's node names to their IDs, once ready.
 	mu    sync.Mutex
+	// nodes maps the pool's node names to their IDs, as they get ready;
+	// guarded by mu.
 	nodes map[string]string
 	ready chan struct{} // closed on "pool-ready"
 	fail  chan string   // an "error" line, or the end of output without ready

@@ -22,7 +22,7 @@ func main() {
 		bin = "bin/berth"
 	}
 	var cfg scale.Config
-	var etcd string
+	var etcd, serverFlags string
 	flag.StringVar(&cfg.Bin, "bin", bin, "the berth binary the server runs from (default $BERTH_BIN, else bin/berth)")
 	flag.IntVar(&cfg.Nodes, "nodes", 1000, "simulated nodes")
 	flag.IntVar(&cfg.Tasks, "tasks", 100000, "tasks to apply")
@@ -33,6 +33,7 @@ func main() {
 	flag.DurationVar(&cfg.StartLatency, "start-latency", 0, "how long each simulated container start takes")
 	flag.Float64Var(&cfg.FailureRate, "failure-rate", 0, "share of simulated containers (0 to 1) that crash shortly after they start")
 	flag.StringVar(&etcd, "etcd", "", "comma-separated endpoints of an external etcd cluster (default: the server's embedded one)")
+	flag.StringVar(&serverFlags, "server-flags", "", "more flags for `berth server`, space-separated (like \"--gossip-probe-interval 1s\")")
 	flag.BoolVar(&cfg.NoPrePull, "no-prepull", false, "skip pulling the image on every node before the apply")
 	flag.BoolVar(&cfg.Keep, "keep", false, "keep the run's directory (server and pool logs, data)")
 	flag.StringVar(&cfg.PoolCPUProfile, "cpuprofile-pool", "", "write a CPU profile of one (non-victim) pool to this file")
@@ -41,6 +42,7 @@ func main() {
 	if etcd != "" {
 		cfg.EtcdEndpoints = strings.Split(etcd, ",")
 	}
+	cfg.ServerArgs = strings.Fields(serverFlags)
 	cfg.Progress = os.Stderr
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
