@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"time"
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
@@ -62,9 +63,12 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 	if err := c.startPools(); err != nil {
 		return nil, err
 	}
+	jctx, cancel := context.WithTimeout(ctx, cfg.JoinTimeout)
+	defer cancel()
 	for _, p := range c.pools {
-		if err := p.waitReady(ctx); err != nil {
-			return nil, err
+		if err := p.waitReady(jctx); err != nil {
+			all, _ := c.Nodes()
+			return nil, fmt.Errorf("%d of %d nodes connected: %w", len(all), cfg.Nodes, err)
 		}
 	}
 	c.agentsReady = time.Since(started)
@@ -248,9 +252,11 @@ func (c *Cluster) Dir() string { return c.dir }
 // unless Config.Keep.
 func (c *Cluster) Close() error {
 	var errs []error
+	var wg sync.WaitGroup
 	for _, p := range c.pools {
-		p.stop(30 * time.Second)
+		wg.Go(func() { p.stop(30 * time.Second) })
 	}
+	wg.Wait()
 	if c.etcd != nil {
 		c.etcd.Close()
 	}

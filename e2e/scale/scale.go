@@ -61,6 +61,9 @@ type Config struct {
 	PoolCPUProfile string
 	// RunningTimeout bounds each wait for tasks to run; default 10 minutes.
 	RunningTimeout time.Duration
+	// JoinTimeout bounds the wait for every node to join and connect;
+	// default 5 minutes.
+	JoinTimeout time.Duration
 	// Progress receives a line per step; nil discards them.
 	Progress io.Writer
 	Log      *slog.Logger
@@ -93,6 +96,9 @@ func (c *Config) setDefaults() error {
 	c.Pools = max(1, min(c.Pools, c.Nodes-c.Victims))
 	if c.JoinConcurrency <= 0 {
 		c.JoinConcurrency = 16
+	}
+	if c.JoinTimeout <= 0 {
+		c.JoinTimeout = 5 * time.Minute
 	}
 	if c.RunningTimeout <= 0 {
 		c.RunningTimeout = 10 * time.Minute

@@ -38,6 +38,7 @@ func main() {
 	flag.BoolVar(&cfg.Keep, "keep", false, "keep the run's directory (server and pool logs, data)")
 	flag.StringVar(&cfg.PoolCPUProfile, "cpuprofile-pool", "", "write a CPU profile of one (non-victim) pool to this file")
 	flag.DurationVar(&cfg.RunningTimeout, "timeout", 0, "how long to wait for all tasks to run (default 10m)")
+	flag.DurationVar(&cfg.JoinTimeout, "join-timeout", 0, "how long to wait for every node to join and connect (default 5m)")
 	flag.Parse()
 	if etcd != "" {
 		cfg.EtcdEndpoints = strings.Split(etcd, ",")
