@@ -118,7 +118,7 @@ func (s *Session) Run(ctx context.Context) error {
 				// gRPC's default backoff of up to two minutes.
 				grpc.WithConnectParams(grpc.ConnectParams{Backoff: backoff.Config{
 					BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 2 * time.Second,
-				}, MinConnectTimeout: 2 * time.Second}),
+				}, MinConnectTimeout: 20 * time.Second}),
 			)
 			if err != nil {
 				return nil, fmt.Errorf("control plane at %s: %w", addr, err)

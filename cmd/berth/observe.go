@@ -61,6 +61,12 @@ type metricsServer struct {
 // warned about: a control plane does not refuse to run for want of its
 // metrics.
 func serveMetrics(cmd *cobra.Command, addr string, reg prometheus.Gatherer, log *slog.Logger) (*metricsServer, error) {
+	return serveMetricsAndProfiles(cmd, addr, reg, false, log)
+}
+
+// serveMetricsAndProfiles is serveMetrics, with Go's runtime profiles at
+// /debug/pprof/ when profiles is set.
+func serveMetricsAndProfiles(cmd *cobra.Command, addr string, reg prometheus.Gatherer, profiles bool, log *slog.Logger) (*metricsServer, error) {
 	if addr == "" {
 		return &metricsServer{}, nil
 	}
@@ -71,6 +77,9 @@ func serveMetrics(cmd *cobra.Command, addr string, reg prometheus.Gatherer, log 
 		}
 		log.Warn("metrics not served", "err", err)
 		return &metricsServer{}, nil
+	}
+	if profiles {
+		e.ServeProfiles()
 	}
 	m := &metricsServer{endpoint: e, errc: make(chan error, 1), done: make(chan struct{})}
 	go func() {

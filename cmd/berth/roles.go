@@ -31,6 +31,7 @@ func defaultDataDir(sub string) string {
 type serverFlags struct {
 	dataDir, listen, httpListen, advertise, etcd, containerRange, metricsAddr string
 	nodeDownGrace, heartbeat, leaderLease                                     time.Duration
+	profiles                                                                  bool
 	gossip                                                                    controlplane.GossipConfig
 	log                                                                       logFlags
 }
@@ -45,6 +46,7 @@ func (f *serverFlags) add(cmd *cobra.Command, dataDir string) {
 	cmd.Flags().StringVar(&f.containerRange, "container-range", "10.210.0.0/16", "address range nodes' container subnets (/24 each) come from")
 	f.log.add(cmd)
 	cmd.Flags().StringVar(&f.metricsAddr, "metrics-addr", defaultServerMetricsAddr, "host:port to serve Prometheus metrics on, at /metrics (\"\" turns them off)")
+	cmd.Flags().BoolVar(&f.profiles, "profiles", false, "also serve Go's runtime profiles (CPU, heap) at /debug/pprof/ on --metrics-addr")
 	cmd.Flags().DurationVar(&f.nodeDownGrace, "node-down-grace", nodehealth.DefaultGrace, "how long a node may be out of contact before it is down and its tasks run elsewhere (gossip declares a dead node down sooner)")
 	cmd.Flags().DurationVar(&f.heartbeat, "heartbeat-period", dispatcher.DefaultHeartbeatPeriod, "how often agents report in; a session silent for 3 periods is lost")
 	cmd.Flags().StringVar(&f.gossip.Addr, "gossip-addr", "", "host:port for gossip among servers and agents, UDP and TCP (default: an ephemeral port on the advertised host)")
@@ -101,7 +103,7 @@ func (f *serverFlags) start(cmd *cobra.Command) (*serverRun, error) {
 		r.srv.Stop()
 		return nil, err
 	}
-	if r.metrics, err = serveMetrics(cmd, f.metricsAddr, r.registry, log); err != nil {
+	if r.metrics, err = serveMetricsAndProfiles(cmd, f.metricsAddr, r.registry, f.profiles, log); err != nil {
 		r.srv.Stop()
 		return nil, err
 	}

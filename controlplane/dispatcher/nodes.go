@@ -25,7 +25,14 @@ type SubnetPool struct {
 	mu     sync.Mutex
 	prefix netip.Prefix
 	bits   int
+	// offered are subnets handed out lately, which their nodes may not
+	// have stored yet: nodes registering at once get different ones
+	// instead of racing for the first free one.
+	offered map[string]time.Time
 }
+
+// offerHold is how long an offered subnet is kept back for its node.
+const offerHold = time.Minute
 
 // NewSubnetPool splits cidr into subnets of size /bits.
 func NewSubnetPool(cidr string, bits int) (*SubnetPool, error) {
@@ -39,10 +46,19 @@ func NewSubnetPool(cidr string, bits int) (*SubnetPool, error) {
 	return &SubnetPool{prefix: p.Masked(), bits: bits}, nil
 }
 
-// next returns the first subnet not in used.
+// next returns the first subnet neither in used nor offered lately.
 func (p *SubnetPool) next(used map[string]bool) (string, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	now := time.Now()
+	if p.offered == nil {
+		p.offered = map[string]time.Time{}
+	}
+	for s, at := range p.offered {
+		if used[s] || now.Sub(at) > offerHold {
+			delete(p.offered, s)
+		}
+	}
 	step := uint32(1) << (32 - p.bits)
 	base := p.prefix.Addr().As4()
 	start := uint32(base[0])<<24 | uint32(base[1])<<16 | uint32(base[2])<<8 | uint32(base[3])
@@ -50,7 +66,8 @@ func (p *SubnetPool) next(used map[string]bool) (string, error) {
 	for i := uint32(0); i < count; i++ {
 		a := start + i*step
 		s := netip.PrefixFrom(netip.AddrFrom4([4]byte{byte(a >> 24), byte(a >> 16), byte(a >> 8), byte(a)}), p.bits).String()
-		if !used[s] {
+		if _, held := p.offered[s]; !used[s] && !held {
+			p.offered[s] = now
 			return s, nil
 		}
 	}

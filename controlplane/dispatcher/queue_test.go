@@ -76,6 +76,34 @@ func TestSubnetPoolNext(t *testing.T) {
 	}
 }
 
+// TestSubnetPoolOffersDiffer gives nodes registering at once different
+// subnets, before either is stored.
+func TestSubnetPoolOffersDiffer(t *testing.T) {
+	p, err := NewSubnetPool("10.88.0.0/16", 24)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := p.next(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := p.next(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first == second {
+		t.Fatalf("two registrations in flight were both offered %s", first)
+	}
+	// Once stored, the first is simply used; the pool forgets its offer.
+	third, err := p.next(map[string]bool{first: true})
+	if err != nil || third == first || third == second {
+		t.Fatalf("third offer %s (%v) repeats %s or %s", third, err, first, second)
+	}
+	if _, held := p.offered[first]; held {
+		t.Fatalf("a stored subnet is still held as an offer")
+	}
+}
+
 func report(id string, state berthv1.TaskState) *berthv1.TaskStatusReport {
 	return &berthv1.TaskStatusReport{TaskId: id, Status: &berthv1.TaskStatus{State: state}}
 }

@@ -79,6 +79,12 @@ func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 	// cache reloads when that happens.
 	ec.AutoCompactionMode = "periodic"
 	ec.AutoCompactionRetention = "5m"
+	// etcd keeps its log in memory up to a snapshot, and some entries
+	// after it for followers to catch up with. A lone member has no
+	// followers, and Berth's entries are transactions of a hundred tasks:
+	// the defaults (10,000 and 5,000) would hold hundreds of megabytes.
+	ec.SnapshotCount = 2000
+	ec.SnapshotCatchUpEntries = 200
 	e, err := embed.StartEtcd(ec)
 	if err != nil {
 		return nil, fmt.Errorf("embedded etcd: starting in %s: %w", cfg.DataDir, err)

@@ -138,17 +138,17 @@ func (w *writes) remove(t *berthv1.Task) {
 // commit writes everything and returns the revision of the last write (0
 // when there was nothing to write).
 func (w *writes) commit(ctx context.Context, s *store.Store) (int64, error) {
-	var last int64
+	var creates []*store.Txn
 	for start := 0; start < len(w.creates); start += store.MaxTxnOps {
-		var txn store.Txn
+		txn := &store.Txn{}
 		for _, t := range w.creates[start:min(start+store.MaxTxnOps, len(w.creates))] {
 			txn.Create(taskKey(t), t)
 		}
-		rev, err := s.Commit(ctx, &txn)
-		if err != nil {
-			return last, err
-		}
-		last = max(last, rev)
+		creates = append(creates, txn)
+	}
+	last, err := s.CommitAll(ctx, creates)
+	if err != nil {
+		return last, err
 	}
 	rev, err := s.Update(ctx, append(w.changes, w.serviceChanges()...))
 	if err != nil {

@@ -65,6 +65,7 @@ type Cache struct {
 	tasks     map[string]*berthv1.Task    // by id
 	byService map[string]map[string]*berthv1.Task
 	byNode    map[string]map[string]*berthv1.Task
+	specs     specTable
 	settings  *berthv1.ClusterSettings // nil when none are stored
 	subs      map[*Subscription]struct{}
 	synced    chan struct{}
@@ -90,6 +91,7 @@ func (c *Cache) reset() {
 	c.tasks = map[string]*berthv1.Task{}
 	c.byService = map[string]map[string]*berthv1.Task{}
 	c.byNode = map[string]map[string]*berthv1.Task{}
+	c.specs = specTable{}
 	c.settings = nil
 }
 
@@ -338,6 +340,7 @@ func (c *Cache) apply(ev *clientv3.Event) (Event, bool) {
 
 func (c *Cache) putTask(t *berthv1.Task) {
 	id := t.GetMeta().GetId()
+	c.specs.share(t)
 	c.tasks[id] = t
 	addIndex(c.byService, t.ServiceId, id, t)
 	if t.NodeId != "" {
@@ -347,6 +350,7 @@ func (c *Cache) putTask(t *berthv1.Task) {
 
 func (c *Cache) dropTask(t *berthv1.Task) {
 	id := t.GetMeta().GetId()
+	c.specs.release(t)
 	delete(c.tasks, id)
 	dropIndex(c.byService, t.ServiceId, id)
 	dropIndex(c.byNode, t.NodeId, id)

@@ -135,11 +135,12 @@ func (c *Cluster) waitNodesReady(ctx context.Context) error {
 	})
 }
 
-// poll scrapes the server's metrics until cond holds, every 100 ms.
+// poll scrapes the server's metrics until cond holds, every 250 ms: the
+// task counts cost the server a pass over its cache each time.
 func (c *Cluster) poll(ctx context.Context, timeout time.Duration, cond func(metrics) (bool, string)) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	tick := time.NewTicker(100 * time.Millisecond)
+	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	why := "no metrics read"
 	for {

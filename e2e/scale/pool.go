@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"runtime/pprof"
 	"strings"
 	"sync"
@@ -62,6 +63,9 @@ func MaybeRunPool() {
 // closes or a signal comes.
 func runPool(spec poolSpec, stdin io.Reader, stdout io.Writer) error {
 	raiseFileLimit()
+	// Hundreds of agents in one process allocate a lot between them; the
+	// collector runs less often, at the cost of memory the machine has.
+	debug.SetGCPercent(400)
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	slog.SetDefault(log)
 	if spec.CPUProfile != "" {

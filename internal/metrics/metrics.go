@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -45,6 +46,18 @@ func Register(reg prometheus.Registerer, cs ...prometheus.Collector) error {
 type Endpoint struct {
 	listener net.Listener
 	server   *http.Server
+	mux      *http.ServeMux
+}
+
+// ServeProfiles adds Go's runtime profiles (CPU, heap, goroutines) at
+// /debug/pprof/ to the endpoint, for finding where a server spends its
+// time and memory. Call it before Serve.
+func (e *Endpoint) ServeProfiles() {
+	e.mux.HandleFunc("/debug/pprof/", pprof.Index)
+	e.mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	e.mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	e.mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	e.mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 }
 
 // Listen opens the metrics endpoint on addr (host:port; port 0 picks a
@@ -59,6 +72,7 @@ func Listen(addr string, g prometheus.Gatherer, log *slog.Logger) (*Endpoint, er
 	return &Endpoint{
 		listener: l,
 		server:   &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second},
+		mux:      mux,
 	}, nil
 }
 
