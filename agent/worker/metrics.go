@@ -38,14 +38,14 @@ func newWorkerMetrics() workerMetrics {
 // twice).
 func (w *Worker) Collectors() []prometheus.Collector {
 	tasks := metrics.NewTaskCounts("berth_node_tasks", "Tasks this node's agent knows, by the state it last reported.",
-		func() []berthv1.TaskState {
+		func() map[berthv1.TaskState]int {
 			w.mu.Lock()
 			defer w.mu.Unlock()
-			states := make([]berthv1.TaskState, 0, len(w.statuses))
+			counts := map[berthv1.TaskState]int{}
 			for _, st := range w.statuses {
-				states = append(states, st.GetState())
+				counts[st.GetState()]++
 			}
-			return states
+			return counts
 		})
 	return []prometheus.Collector{w.metrics.start, w.metrics.pull, tasks}
 }

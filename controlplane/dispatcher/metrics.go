@@ -1,7 +1,6 @@
 package dispatcher
 
 import (
-	berthv1 "github.com/berthproject/berth/api/berth/v1"
 	"github.com/berthproject/berth/internal/metrics"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -20,13 +19,6 @@ func (d *Dispatcher) Collectors() []prometheus.Collector {
 		return float64(len(d.sessions))
 	})
 	tasks := metrics.NewTaskCounts("berth_tasks", "Tasks in the cluster by observed state, finished ones the history keeps included.",
-		func() []berthv1.TaskState {
-			ts := d.cfg.Cache.Tasks()
-			states := make([]berthv1.TaskState, len(ts))
-			for i, t := range ts {
-				states[i] = t.GetStatus().GetState()
-			}
-			return states
-		})
+		d.cfg.Cache.TaskStates)
 	return []prometheus.Collector{sessions, tasks}
 }

@@ -66,6 +66,8 @@ type Cache struct {
 	byService map[string]map[string]*berthv1.Task
 	byNode    map[string]map[string]*berthv1.Task
 	specs     specTable
+	// states counts the cached tasks by observed state.
+	states map[berthv1.TaskState]int
 	settings  *berthv1.ClusterSettings // nil when none are stored
 	subs      map[*Subscription]struct{}
 	synced    chan struct{}
@@ -92,6 +94,7 @@ func (c *Cache) reset() {
 	c.byService = map[string]map[string]*berthv1.Task{}
 	c.byNode = map[string]map[string]*berthv1.Task{}
 	c.specs = specTable{}
+	c.states = map[berthv1.TaskState]int{}
 	c.settings = nil
 }
 
@@ -341,6 +344,7 @@ func (c *Cache) apply(ev *clientv3.Event) (Event, bool) {
 func (c *Cache) putTask(t *berthv1.Task) {
 	id := t.GetMeta().GetId()
 	c.specs.share(t)
+	c.states[t.GetStatus().GetState()]++
 	c.tasks[id] = t
 	addIndex(c.byService, t.ServiceId, id, t)
 	if t.NodeId != "" {
@@ -351,6 +355,10 @@ func (c *Cache) putTask(t *berthv1.Task) {
 func (c *Cache) dropTask(t *berthv1.Task) {
 	id := t.GetMeta().GetId()
 	c.specs.release(t)
+	state := t.GetStatus().GetState()
+	if c.states[state]--; c.states[state] <= 0 {
+		delete(c.states, state)
+	}
 	delete(c.tasks, id)
 	dropIndex(c.byService, t.ServiceId, id)
 	dropIndex(c.byNode, t.NodeId, id)

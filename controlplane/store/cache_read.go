@@ -1,6 +1,7 @@
 package store
 
 import (
+	"maps"
 	"sort"
 	"strings"
 
@@ -111,4 +112,11 @@ func (c *Cache) Settings() *berthv1.ClusterSettings {
 		return &berthv1.ClusterSettings{}
 	}
 	return c.settings
+}
+
+// TaskStates counts the tasks by observed state, without a pass over them.
+func (c *Cache) TaskStates() map[berthv1.TaskState]int {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return maps.Clone(c.states)
 }

@@ -44,10 +44,10 @@ func (c *Counts) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// NewTaskCounts returns a gauge family name{state=...} counting the task
-// states that states returns at each scrape, every state from "new" to
-// "orphaned" reported.
-func NewTaskCounts(name, help string, states func() []berthv1.TaskState) *Counts {
+// NewTaskCounts returns a gauge family name{state=...} with the number of
+// tasks in each state that counts returns at each scrape, every state from
+// "new" to "orphaned" reported.
+func NewTaskCounts(name, help string, counts func() map[berthv1.TaskState]int) *Counts {
 	var all []string
 	for n := range berthv1.TaskState_name {
 		if s := berthv1.TaskState(n); s != berthv1.TaskState_TASK_STATE_UNSPECIFIED {
@@ -55,10 +55,10 @@ func NewTaskCounts(name, help string, states func() []berthv1.TaskState) *Counts
 		}
 	}
 	return NewCounts(name, help, "state", all, func() map[string]int {
-		counts := map[string]int{}
-		for _, s := range states() {
-			counts[taskstate.Name(s)]++
+		named := map[string]int{}
+		for s, n := range counts() {
+			named[taskstate.Name(s)] += n
 		}
-		return counts
+		return named
 	})
 }
