@@ -25,7 +25,7 @@ unit:
 	$(GO) test -race -count=1 ./api/... ./scheduler/... ./controlplane/... ./agent/... ./cli/... ./cmd/... ./internal/...
 
 e2e: build images
-	BERTH_BIN=$(abspath $(BIN)) $(GO) test -count=1 -timeout 15m ./e2e/...
+	BERTH_BIN=$(abspath $(BIN)) $(GO) test -p 1 -count=1 -timeout 15m ./e2e/...
 
 test: setup lint
 	$(MAKE) unit
@@ -43,12 +43,15 @@ bench: setup build images
 	$(GO) test -run '^$$' -bench . ./scheduler/...
 
 # bench-scale runs NODES simulated nodes (fake runtime) against a real
-# server, applies TASKS tasks and ends with the line "tasks/s: X".
+# server, applies TASKS tasks and ends with the line "tasks/s: X". The e2e
+# packages run one at a time: the scale test and the failover tests time
+# node verdicts and must not share two cores with each other.
+# SCALE_FLAGS passes more flags (like -server-flags "--gossip-probe-interval 2s").
 NODES ?= 1000
 TASKS ?= 100000
 bench-scale: build
 	$(GO) build -o bin/berth-scale ./e2e/scale/cmd/berth-scale
-	BERTH_BIN=$(abspath $(BIN)) bin/berth-scale -nodes $(NODES) -tasks $(TASKS)
+	BERTH_BIN=$(abspath $(BIN)) bin/berth-scale -nodes $(NODES) -tasks $(TASKS) $(SCALE_FLAGS)
 
 clean:
 	rm -rf bin

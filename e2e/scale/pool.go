@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -66,6 +67,8 @@ func runPool(spec poolSpec, stdin io.Reader, stdout io.Writer) error {
 	// Hundreds of agents in one process allocate a lot between them; the
 	// collector runs less often, at the cost of memory the machine has.
 	debug.SetGCPercent(400)
+	// A GOMEMLIMIT given to the harness is meant for the server.
+	debug.SetMemoryLimit(math.MaxInt64)
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	slog.SetDefault(log)
 	if spec.CPUProfile != "" {
