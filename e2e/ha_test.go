@@ -17,6 +17,8 @@ type haCluster struct {
 	*cluster
 	// servers are the server processes by address.
 	servers map[string]*proc
+	// started counts the servers started besides the first.
+	started int
 }
 
 // startEtcdCluster starts three etcd members on loopback and returns their
@@ -58,27 +60,45 @@ func newHACluster(t testing.TB, n int) *haCluster {
 	endpoints := startEtcdCluster(t)
 	c := newCluster(t, withEtcd(endpoints), withServerArgs("--leader-lease", "1s"))
 	h := &haCluster{cluster: c, servers: map[string]*proc{c.addr: c.server}}
-	addrs := []string{c.addr}
 	for i := 1; i < n; i++ {
-		addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-		args := append([]string{"server", "--config", filepath.Join(c.dir, fmt.Sprintf("config-%d", i)),
-			"--data-dir", filepath.Join(c.dir, fmt.Sprintf("server-%d", i)), "--listen", addr, "--log-level", "debug",
-			"--container-range", fmt.Sprintf("10.%d.0.0/16", 220+clusters%30)}, c.serverArgs...)
-		p := startProc(t, fmt.Sprintf("server %d", i), nil, berthBin, args...)
-		p.waitOutput(t, "Join a node with:", 60*time.Second)
-		h.servers[addr] = p
+		h.addServer()
+	}
+	h.knowServers()
+	return h
+}
+
+// addServer starts one more server on the cluster's etcd and returns its
+// address.
+func (h *haCluster) addServer() string {
+	h.t.Helper()
+	h.started++
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(h.t))
+	args := append([]string{"server", "--config", filepath.Join(h.dir, fmt.Sprintf("config-%d", h.started)),
+		"--data-dir", filepath.Join(h.dir, fmt.Sprintf("server-%d", h.started)), "--listen", addr, "--log-level", "debug",
+		"--metrics-addr", "", "--container-range", h.containerRange}, h.serverArgs...)
+	p := startProc(h.t, fmt.Sprintf("server %d", h.started), nil, berthBin, args...)
+	p.waitOutput(h.t, "Join a node with:", 60*time.Second)
+	h.servers[addr] = p
+	return addr
+}
+
+// knowServers points the agents started from now on, and the CLI, at every
+// running server.
+func (h *haCluster) knowServers() {
+	h.t.Helper()
+	var addrs []string
+	for addr := range h.servers {
 		addrs = append(addrs, addr)
 	}
-	c.addr = strings.Join(addrs, ",")
-	cfg, err := config.Load(c.configPath)
+	h.addr = strings.Join(addrs, ",")
+	cfg, err := config.Load(h.configPath)
 	if err != nil {
-		t.Fatal(err)
+		h.t.Fatal(err)
 	}
-	cfg.Server = c.addr
-	if err := config.Save(c.configPath, cfg); err != nil {
-		t.Fatal(err)
+	cfg.Server = h.addr
+	if err := config.Save(h.configPath, cfg); err != nil {
+		h.t.Fatal(err)
 	}
-	return h
 }
 
 // serverRow is one row of `berth get servers -o json`.

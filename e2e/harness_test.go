@@ -196,6 +196,8 @@ type cluster struct {
 	server     *proc
 	agents     map[string]*proc
 	serverArgs []string
+	// containerRange is the address range of the cluster's containers.
+	containerRange string
 	// netns, when set, is the network namespace the server and the CLI
 	// run in.
 	netns string
@@ -248,6 +250,8 @@ func newCluster(t testing.TB, opts ...clusterOption) *cluster {
 		configPath: filepath.Join(dir, "config"),
 		addr:       fmt.Sprintf("127.0.0.1:%d", freePort(t)),
 		agents:     map[string]*proc{},
+		// Bridges of two clusters on one machine must not overlap.
+		containerRange: fmt.Sprintf("10.%d.0.0/16", 220+clusters%30),
 	}
 	for _, o := range opts {
 		o(c)
@@ -261,7 +265,7 @@ func newCluster(t testing.TB, opts ...clusterOption) *cluster {
 func (c *cluster) startServer() {
 	c.t.Helper()
 	args := append([]string{"server", "--config", c.configPath, "--data-dir", filepath.Join(c.dir, "server"), "--listen", c.addr, "--log-level", "debug",
-		"--container-range", fmt.Sprintf("10.%d.0.0/16", 220+clusters%30)}, c.serverArgs...)
+		"--container-range", c.containerRange}, c.serverArgs...)
 	bin, args := command(c.netns, args...)
 	c.server = startProc(c.t, "server", nil, bin, args...)
 	c.server.waitOutput(c.t, "Join a node with:", 60*time.Second)
