@@ -67,11 +67,11 @@ type Cache struct {
 	byNode    map[string]map[string]*berthv1.Task
 	specs     specTable
 	// states counts the cached tasks by observed state.
-	states map[berthv1.TaskState]int
-	settings  *berthv1.ClusterSettings // nil when none are stored
-	subs      map[*Subscription]struct{}
-	synced    chan struct{}
-	syncOnce  sync.Once
+	states   map[berthv1.TaskState]int
+	settings *berthv1.ClusterSettings // nil when none are stored
+	subs     map[*Subscription]struct{}
+	synced   chan struct{}
+	syncOnce sync.Once
 }
 
 // NewCache returns a cache over store; Run fills and feeds it.
