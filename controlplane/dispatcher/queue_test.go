@@ -1,15 +1,18 @@
 package dispatcher
 
 import (
+	"bytes"
 	"context"
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
 	"github.com/berthproject/berth/controlplane/store"
 	"go.uber.org/goleak"
+	"google.golang.org/protobuf/proto"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -250,13 +253,34 @@ func TestSessionQueueCoalesces(t *testing.T) {
 	}
 }
 
-func TestSessionSendsCopies(t *testing.T) {
-	s := newSession("n1", context.Background(), func() {})
-	orig := task("a", "n1", berthv1.TaskState_TASK_STATE_ASSIGNED, 1, berthv1.TaskState_TASK_STATE_RUNNING)
-	s.queue(orig, "")
-	a := s.take()
-	if len(a.Tasks) != 1 || a.Tasks[0] == orig {
-		t.Fatalf("the assignment must carry its own copy of the cached task")
+// TestSessionsShareCachedTasks sends the cached task itself, not a copy:
+// sessions marshal it at once from their own goroutines, which only read
+// it (the race detector watches).
+func TestSessionsShareCachedTasks(t *testing.T) {
+	cached := task("a", "n1", berthv1.TaskState_TASK_STATE_ASSIGNED, 1, berthv1.TaskState_TASK_STATE_RUNNING)
+	cached.Spec = &berthv1.ServiceSpec{Image: "web:1", Env: []string{"A=1"}, Labels: map[string]string{"k": "v"}}
+	var out [2][]byte
+	var wg sync.WaitGroup
+	for i := range out {
+		s := newSession("n1", context.Background(), func() {})
+		s.queue(cached, "")
+		a := s.take()
+		if len(a.Tasks) != 1 || a.Tasks[0] != cached {
+			t.Fatalf("the assignment does not carry the cached task")
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			b, err := proto.Marshal(a)
+			if err != nil {
+				t.Error(err)
+			}
+			out[i] = b
+		}()
+	}
+	wg.Wait()
+	if !bytes.Equal(out[0], out[1]) {
+		t.Fatalf("two sessions marshalled one task differently")
 	}
 }
 

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
-	"google.golang.org/protobuf/proto"
 )
 
 // session is one connected agent's outgoing queue. Changes queue without
@@ -97,10 +96,10 @@ func (s *session) take() *berthv1.Assignments {
 	}
 	a := &berthv1.Assignments{Full: s.full}
 	for _, t := range s.tasks {
-		// The cache's objects are shared; marshalling reads them only,
-		// but the message must not alias memory another goroutine may
-		// hand out again, so it carries its own copies.
-		a.Tasks = append(a.Tasks, proto.Clone(t).(*berthv1.Task))
+		// The cache's objects are never modified, and marshalling only
+		// reads them (safe from many goroutines at once): the message
+		// carries them as they are, not a copy of each task and its spec.
+		a.Tasks = append(a.Tasks, t)
 	}
 	for id := range s.removed {
 		a.Removed = append(a.Removed, id)
