@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sync"
+	"time"
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
 	"github.com/berthproject/berth/api/identity"
@@ -22,12 +24,19 @@ type NodeClients struct {
 
 	mu    sync.Mutex
 	conns map[string]*nodeConn
+	// retired are connections to nodes' former addresses, closed after
+	// replacedConnGrace or by Close.
+	retired []*grpc.ClientConn
 }
 
 type nodeConn struct {
 	address string
 	conn    *grpc.ClientConn
 }
+
+// replacedConnGrace is how long the connection to a node's former
+// address stays open for the calls still using it.
+const replacedConnGrace = time.Minute
 
 // NewNodeClients returns a dialer using the server's certificate and key
 // and the cluster CA (PEM).
@@ -43,7 +52,17 @@ func (c *NodeClients) Client(n *berthv1.Node) (berthv1.NodeServiceClient, error)
 	if nc := c.conns[id]; nc != nil && nc.address == n.Address {
 		return berthv1.NewNodeServiceClient(nc.conn), nil
 	} else if nc != nil {
-		nc.conn.Close()
+		// The node moved (its agent restarted elsewhere): calls still
+		// running on the old connection end on their own before it is
+		// closed, instead of failing with a closed connection.
+		old := nc.conn
+		c.retired = append(c.retired, old)
+		time.AfterFunc(replacedConnGrace, func() {
+			c.mu.Lock()
+			c.retired = slices.DeleteFunc(c.retired, func(conn *grpc.ClientConn) bool { return conn == old })
+			c.mu.Unlock()
+			old.Close()
+		})
 		delete(c.conns, id)
 	}
 	if n.Address == "" {
@@ -69,6 +88,10 @@ func (c *NodeClients) Close() {
 		nc.conn.Close()
 		delete(c.conns, id)
 	}
+	for _, conn := range c.retired {
+		conn.Close()
+	}
+	c.retired = nil
 }
 
 // targetNodes returns the ready nodes among ids (all ready nodes if empty),
