@@ -17,6 +17,12 @@ import (
 // grants; one tuned for a shorter election timeout grants one second.
 const DefaultLeaderLease = 2 * time.Second
 
+// embeddedLeaderLease is the lease of a server on its embedded etcd: no
+// other server contends, so a short lease buys nothing, while a busy
+// etcd that renews it late would cost the server its leadership, and
+// every agent its session.
+const embeddedLeaderLease = 10 * time.Second
+
 // campaign runs lead whenever this server is the elected leader, until ctx
 // ends. Several servers sharing one etcd cluster take turns this way. The
 // election key's value is the server's address, so the others can send

@@ -68,7 +68,8 @@ type Config struct {
 	// Gossip configures the server's member of the cluster's gossip.
 	Gossip GossipConfig
 	// LeaderLease is how long a leader that died keeps its leadership
-	// before another server takes over; default DefaultLeaderLease. etcd
+	// before another server takes over; default DefaultLeaderLease on an
+	// external etcd, and embeddedLeaderLease on the embedded one. etcd
 	// raises it to its shortest lease (about 1.5 election timeouts).
 	LeaderLease time.Duration
 	// Metrics is where the server registers its metrics (tasks, nodes,
@@ -131,9 +132,6 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if cfg.Listen == "" {
 		cfg.Listen = "127.0.0.1:4242"
 	}
-	if cfg.LeaderLease <= 0 {
-		cfg.LeaderLease = DefaultLeaderLease
-	}
 	s := &Server{cfg: cfg, id: store.NewID(), log: cfg.Log, tasks: supervise.New(), leader: &leaderView{}}
 	defer func() {
 		if err != nil {
@@ -151,6 +149,13 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		}
 		endpoints = s.embedded.Endpoints()
 	}
+	if cfg.LeaderLease <= 0 {
+		cfg.LeaderLease = DefaultLeaderLease
+		if s.embedded != nil {
+			cfg.LeaderLease = embeddedLeaderLease
+		}
+	}
+	s.cfg.LeaderLease = cfg.LeaderLease
 	s.etcd, err = etcd.Connect(ctx, endpoints)
 	if err != nil {
 		return nil, err

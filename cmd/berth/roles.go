@@ -42,7 +42,7 @@ func (f *serverFlags) add(cmd *cobra.Command, dataDir string) {
 	cmd.Flags().StringVar(&f.httpListen, "http-listen", "", "address to serve the HTTP/JSON API and its OpenAPI document on, over HTTPS with the server's certificate (default: not served)")
 	cmd.Flags().StringVar(&f.advertise, "advertise", "", "address written into the admin config and join command (default: the listen address)")
 	cmd.Flags().StringVar(&f.etcd, "etcd-endpoints", "", "comma-separated endpoints of an external etcd cluster, instead of the embedded one; several servers on one cluster elect a leader")
-	cmd.Flags().DurationVar(&f.leaderLease, "leader-lease", controlplane.DefaultLeaderLease, "how long a leader that died keeps its leadership before another server takes over (whole seconds; etcd grants no less than 1.5 of its election timeouts)")
+	cmd.Flags().DurationVar(&f.leaderLease, "leader-lease", 0, "how long a leader that died keeps its leadership before another server takes over (whole seconds; etcd grants no less than 1.5 of its election timeouts); default 2s on an external etcd, 10s on the embedded one, where no other server contends")
 	cmd.Flags().StringVar(&f.containerRange, "container-range", "10.210.0.0/16", "address range nodes' container subnets (/24 each) come from")
 	f.log.add(cmd)
 	cmd.Flags().StringVar(&f.metricsAddr, "metrics-addr", defaultServerMetricsAddr, "host:port to serve Prometheus metrics on, at /metrics (\"\" turns them off)")

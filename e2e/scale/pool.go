@@ -66,7 +66,7 @@ func runPool(spec poolSpec, stdin io.Reader, stdout io.Writer) error {
 	raiseFileLimit()
 	// Hundreds of agents in one process allocate a lot between them; the
 	// collector runs less often, at the cost of memory the machine has.
-	debug.SetGCPercent(400)
+	debug.SetGCPercent(200)
 	// A GOMEMLIMIT given to the harness is meant for the server.
 	debug.SetMemoryLimit(math.MaxInt64)
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
