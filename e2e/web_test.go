@@ -61,6 +61,8 @@ func TestWebDashboard(t *testing.T) {
 	}
 	err = chromedp.Run(ctx,
 		chromedp.WaitVisible("#token", chromedp.ByQuery),
+		// The button is enabled once the page's script handles the form.
+		chromedp.WaitEnabled("#login-button", chromedp.ByQuery),
 		chromedp.SendKeys("#token", token, chromedp.ByQuery),
 		chromedp.Click("#login-button", chromedp.ByQuery),
 		chromedp.WaitVisible(`tr[data-task-service="web/sleeper"][data-task-state="running"]`, chromedp.ByQuery),

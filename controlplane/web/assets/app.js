@@ -444,6 +444,7 @@ document.addEventListener("DOMContentLoaded", () => {
     $("#token").value = "";
     signIn(tok);
   });
+  $("#login-button").disabled = false;
   $("#logout").addEventListener("click", () => signOut(""));
   $("#logs-close").addEventListener("click", closeLogs);
   $("#apply-preview").addEventListener("click", previewApply);
