@@ -29,9 +29,8 @@ const embeddedLeaderLease = 10 * time.Second
 // agents to the leader. lead's context carries the term's fence: its
 // writes fail once another server leads.
 func campaign(ctx context.Context, cli *clientv3.Client, log *slog.Logger, address string, lease time.Duration, lead func(context.Context) error) error {
-	ttl := max(int(lease.Round(time.Second)/time.Second), 1)
 	for ctx.Err() == nil {
-		session, err := concurrency.NewSession(cli, concurrency.WithTTL(ttl), concurrency.WithContext(ctx))
+		session, err := newSession(ctx, cli, lease)
 		if err != nil {
 			log.Warn("leader election: no etcd session; retrying", "err", err)
 			if !sleepCtx(ctx, time.Second) {
@@ -65,6 +64,13 @@ func campaign(ctx context.Context, cli *clientv3.Client, log *slog.Logger, addre
 		session.Close()
 	}
 	return nil
+}
+
+// newSession opens an etcd session (a kept-alive lease) whose lease is
+// lease, in whole seconds and at least one.
+func newSession(ctx context.Context, cli *clientv3.Client, lease time.Duration) (*concurrency.Session, error) {
+	ttl := max(int(lease.Round(time.Second)/time.Second), 1)
+	return concurrency.NewSession(cli, concurrency.WithTTL(ttl), concurrency.WithContext(ctx))
 }
 
 // leaderView follows who leads: the address in the oldest election key.

@@ -10,7 +10,6 @@ import (
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
 	"github.com/berthproject/berth/controlplane/store"
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.etcd.io/etcd/client/v3/concurrency"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -32,9 +31,8 @@ func (r *serverRegistry) run(ctx context.Context) error {
 		return err
 	}
 	key := store.ServersPrefix + r.self.Id
-	ttl := max(int(r.lease.Round(time.Second)/time.Second), 1)
 	for ctx.Err() == nil {
-		session, err := concurrency.NewSession(r.cli, concurrency.WithTTL(ttl), concurrency.WithContext(ctx))
+		session, err := newSession(ctx, r.cli, r.lease)
 		if err != nil {
 			r.log.Warn("server registration: no etcd session; retrying", "err", err)
 			sleepCtx(ctx, time.Second)

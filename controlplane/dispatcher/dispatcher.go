@@ -409,27 +409,31 @@ func (d *Dispatcher) unregister(s *session) {
 	if s.silent.Load() {
 		why = fmt.Sprintf("no heartbeat for %s", silentHeartbeats*d.cfg.HeartbeatPeriod)
 	}
-	if err := d.markUnreachable(ctx, s.nodeID, why); err != nil {
+	if err := d.markUnreachable(ctx, why, s.nodeID); err != nil {
 		d.log.Warn("marking node unreachable", "id", s.nodeID, "err", err)
 	}
 }
 
-// markUnreachable makes ready node id unreachable for reason why. A node
-// that is not ready stays as it is: one declared down stays down until its
-// agent is back.
-func (d *Dispatcher) markUnreachable(ctx context.Context, id, why string) error {
-	n, ok := d.cfg.Cache.Node(id)
-	if !ok {
-		return nil
-	}
-	_, err := d.cfg.Store.Update(ctx, []store.Change{{Key: store.NodeKey(id), Current: n, Apply: func(o store.Object) bool {
-		n := o.(*berthv1.Node)
-		if n.Status != berthv1.NodeStatus_NODE_STATUS_READY {
-			return false
+// markUnreachable makes the ready nodes among ids unreachable for reason why,
+// in as few transactions as etcd allows. A node that is not ready stays as
+// it is: one declared down stays down until its agent is back.
+func (d *Dispatcher) markUnreachable(ctx context.Context, why string, ids ...string) error {
+	var changes []store.Change
+	for _, id := range ids {
+		n, ok := d.cfg.Cache.Node(id)
+		if !ok {
+			continue
 		}
-		n.Status, n.StatusMessage, n.StatusSince = berthv1.NodeStatus_NODE_STATUS_UNREACHABLE, why, timestamppb.Now()
-		return true
-	}}})
+		changes = append(changes, store.Change{Key: store.NodeKey(id), Current: n, Apply: func(o store.Object) bool {
+			n := o.(*berthv1.Node)
+			if n.Status != berthv1.NodeStatus_NODE_STATUS_READY {
+				return false
+			}
+			n.Status, n.StatusMessage, n.StatusSince = berthv1.NodeStatus_NODE_STATUS_UNREACHABLE, why, timestamppb.Now()
+			return true
+		}})
+	}
+	_, err := d.cfg.Store.Update(ctx, changes)
 	return err
 }
 

@@ -110,19 +110,14 @@ func (d *Dispatcher) awaitReconnects(ctx context.Context) {
 		return
 	case <-t.C:
 	}
+	var lost []string
 	for _, n := range d.cfg.Cache.Nodes() {
-		id := n.GetMeta().GetId()
-		if n.Status != berthv1.NodeStatus_NODE_STATUS_READY {
-			continue
+		if id := n.GetMeta().GetId(); n.Status == berthv1.NodeStatus_NODE_STATUS_READY && !d.connected(id) {
+			lost = append(lost, id)
 		}
-		d.mu.Lock()
-		_, ok := d.sessions[id]
-		d.mu.Unlock()
-		if ok {
-			continue
-		}
-		if err := d.markUnreachable(ctx, id, "no session with the leader since it was elected"); err != nil && ctx.Err() == nil {
-			d.log.Warn("marking node unreachable", "id", id, "err", err)
-		}
+	}
+	// One batch: after a failover, many nodes may be missing at once.
+	if err := d.markUnreachable(ctx, "no session with the leader since it was elected", lost...); err != nil && ctx.Err() == nil {
+		d.log.Warn("marking nodes unreachable", "nodes", len(lost), "err", err)
 	}
 }
