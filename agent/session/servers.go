@@ -136,13 +136,22 @@ func refusal(server string, err error, trailer metadata.MD) error {
 	return &notLeaderError{server: server, leader: leader, err: err}
 }
 
+// leaderNamed returns the leader a server that refused the session named,
+// when it named another server; "" otherwise.
+func leaderNamed(err error) string {
+	var nl *notLeaderError
+	if errors.As(err, &nl) && nl.leader != nl.server {
+		return nl.leader
+	}
+	return ""
+}
+
 // retryDelay is how long to wait before the next attempt after err: a
 // refusal is followed at once; a leader that cannot be reached is likely
 // being replaced, so the servers are asked again shortly, with jitter so
 // a thousand agents do not ask at once.
 func retryDelay(err error, backoff time.Duration, several bool) time.Duration {
-	var nl *notLeaderError
-	if errors.As(err, &nl) && nl.leader != "" && nl.leader != nl.server {
+	if leaderNamed(err) != "" {
 		return 0
 	}
 	if several {

@@ -2,7 +2,6 @@ package session
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -143,10 +142,9 @@ func (s *Session) Run(ctx context.Context) error {
 			wait = 100 * time.Millisecond
 		}
 		delay := retryDelay(err, wait, s.servers.several())
-		var nl *notLeaderError
-		if errors.As(err, &nl) && nl.leader != "" && nl.leader != addr {
-			s.cfg.Log.Info("following the control plane's leader", "server", addr, "leader", nl.leader)
-			s.servers.follow(nl.leader)
+		if leader := leaderNamed(err); leader != "" {
+			s.cfg.Log.Info("following the control plane's leader", "server", addr, "leader", leader)
+			s.servers.follow(leader)
 		} else {
 			s.cfg.Log.Warn("session with the control plane ended; reconnecting", "server", addr, "err", err, "in", delay)
 			s.servers.failed(addr)
