@@ -146,12 +146,18 @@ func leaderNamed(err error) string {
 	return ""
 }
 
-// retryDelay is how long to wait before the next attempt after err: a
-// refusal is followed at once; a leader that cannot be reached is likely
-// being replaced, so the servers are asked again shortly, with jitter so
-// a thousand agents do not ask at once.
-func retryDelay(err error, backoff time.Duration, several bool) time.Duration {
-	if leaderNamed(err) != "" {
+// maxRedirects is how many refusals in a row are followed at once. During
+// an election two servers may each name the other for a moment; past this
+// the agent waits as after a failure instead of bouncing between them.
+const maxRedirects = 3
+
+// retryDelay is how long to wait before the next attempt after err, the
+// redirects-th refusal in a row: a refusal is followed at once; a leader
+// that cannot be reached is likely being replaced, so the servers are
+// asked again shortly, with jitter so a thousand agents do not ask at
+// once.
+func retryDelay(err error, redirects int, backoff time.Duration, several bool) time.Duration {
+	if leaderNamed(err) != "" && redirects <= maxRedirects {
 		return 0
 	}
 	if several {

@@ -74,11 +74,16 @@ func TestRefusalAndRetryDelay(t *testing.T) {
 			if tt.refused && nl.leader != tt.wantLeader {
 				t.Fatalf("leader %q, want %q", nl.leader, tt.wantLeader)
 			}
-			if got := retryDelay(err, time.Second, true) == 0; got != tt.immediate {
+			if got := retryDelay(err, 1, time.Second, true) == 0; got != tt.immediate {
 				t.Fatalf("immediate retry = %v, want %v", got, tt.immediate)
 			}
-			if d := retryDelay(err, time.Second, false); !tt.immediate && d != time.Second {
+			if d := retryDelay(err, 1, time.Second, false); !tt.immediate && d != time.Second {
 				t.Fatalf("one server: delay %s, want the backoff", d)
+			}
+			// Servers that keep naming each other are not followed
+			// without pause.
+			if d := retryDelay(err, maxRedirects+1, time.Second, true); d == 0 {
+				t.Fatalf("refusal %d in a row followed at once", maxRedirects+1)
 			}
 		})
 	}

@@ -127,6 +127,7 @@ func (s *Session) Run(ctx context.Context) error {
 		return berthv1.NewAgentServiceClient(conn), nil
 	}
 	wait := 100 * time.Millisecond
+	redirects := 0
 	var once sync.Once
 	for ctx.Err() == nil {
 		started := time.Now()
@@ -141,8 +142,14 @@ func (s *Session) Run(ctx context.Context) error {
 		if time.Since(started) > 10*time.Second {
 			wait = 100 * time.Millisecond
 		}
-		delay := retryDelay(err, wait, s.servers.several())
-		if leader := leaderNamed(err); leader != "" {
+		leader := leaderNamed(err)
+		if leader != "" {
+			redirects++
+		} else {
+			redirects = 0
+		}
+		delay := retryDelay(err, redirects, wait, s.servers.several())
+		if leader != "" {
 			s.cfg.Log.Info("following the control plane's leader", "server", addr, "leader", leader)
 			s.servers.follow(leader)
 		} else {
