@@ -63,7 +63,7 @@ type Config struct {
 	Runtime string
 	// FakeStartLatency and FakeFailureRate simulate a loaded node with the
 	// fake runtime: each container start takes FakeStartLatency, and that
-	// share of containers crash shortly after they start.
+	// share of container starts fail (the container exits with code 1).
 	FakeStartLatency  time.Duration
 	FakeFailureRate   float64
 	ContainerdAddress string

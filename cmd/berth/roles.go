@@ -184,7 +184,7 @@ func (f *agentFlags) add(cmd *cobra.Command, withJoin bool) {
 	cmd.Flags().Int64Var(&f.memory, "memory", 0, "memory capacity offered to tasks, in bytes (default: all)")
 	cmd.Flags().StringVar(&f.runtime, "runtime", "containerd", "container runtime: containerd, or fake for scale tests (runs nothing)")
 	cmd.Flags().DurationVar(&f.fakeStartLatency, "fake-start-latency", 0, "with --runtime fake: how long each simulated container start takes")
-	cmd.Flags().Float64Var(&f.fakeFailureRate, "fake-failure-rate", 0, "with --runtime fake: share of simulated containers (0 to 1) that crash shortly after they start")
+	cmd.Flags().Float64Var(&f.fakeFailureRate, "fake-failure-rate", 0, "with --runtime fake: share of simulated container starts (0 to 1) that fail, the container exiting with code 1")
 	cmd.Flags().StringVar(&f.namespace, "containerd-namespace", "berth", "containerd namespace for the node's containers and images")
 	cmd.Flags().StringVar(&f.buildkitAddr, "buildkit-addr", "", "address of a running buildkitd to build images with (its containerd worker must use --containerd-namespace); default: start one under --data-dir on the first build")
 	cmd.Flags().IntVar(&f.imageGCHigh, "image-gc-high-percent", image.DefaultGCHighPercent, "disk usage (percent) of containerd's filesystem above which unused images are removed, oldest first")

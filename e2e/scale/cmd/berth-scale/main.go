@@ -31,7 +31,7 @@ func main() {
 	flag.IntVar(&cfg.Victims, "victims", 0, "nodes killed to time failure detection (default max(10, nodes/100); -1: none)")
 	flag.IntVar(&cfg.JoinConcurrency, "join-concurrency", 16, "agents each pool starts at once")
 	flag.DurationVar(&cfg.StartLatency, "start-latency", 0, "how long each simulated container start takes")
-	flag.Float64Var(&cfg.FailureRate, "failure-rate", 0, "share of simulated containers (0 to 1) that crash shortly after they start")
+	flag.Float64Var(&cfg.FailureRate, "failure-rate", 0, "share of simulated container starts (0 to 1) that fail, the container exiting with code 1")
 	flag.StringVar(&etcd, "etcd", "", "comma-separated endpoints of an external etcd cluster (default: the server's embedded one)")
 	flag.StringVar(&serverFlags, "server-flags", "", "more flags for `berth server`, space-separated (like \"--gossip-probe-interval 1s\")")
 	flag.BoolVar(&cfg.NoPrePull, "no-prepull", false, "skip pulling the image on every node before the apply")
