@@ -3,8 +3,10 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -123,7 +125,7 @@ func (h *haCluster) leader(gone ...string) string {
 			return false, fmt.Sprintf("berth get servers -o json: %v\n%s", err, out)
 		}
 		for _, r := range rows {
-			if r.Leader && !contains(gone, r.Address) {
+			if r.Leader && !slices.Contains(gone, r.Address) {
 				addr = r.Address
 				return true, ""
 			}
@@ -131,15 +133,6 @@ func (h *haCluster) leader(gone ...string) string {
 		return false, fmt.Sprintf("no leader among %+v (gone: %v)", rows, gone)
 	})
 	return addr
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // killLeader kills the leading server as a crash would, and returns how
@@ -190,7 +183,7 @@ func TestLeaderKilledDuringApply(t *testing.T) {
 	var before map[string]task
 	eventually(t, 40*time.Second, func() (bool, string) {
 		before = h.allTasks("ha/many")
-		n := runningCount(values(before))
+		n := runningCount(slices.Collect(maps.Values(before)))
 		return n >= 20, fmt.Sprintf("%d of 200 tasks run: %s", n, stateCounts(before))
 	})
 	running := map[string]bool{}
@@ -214,7 +207,7 @@ func TestLeaderKilledDuringApply(t *testing.T) {
 	}
 	all := h.allTasks("ha/many")
 	if len(all) != 200 {
-		t.Fatalf("%d tasks exist for 200 slots: a task was lost and replaced, or placed twice: %+v", len(all), values(all))
+		t.Fatalf("%d tasks exist for 200 slots: a task was lost and replaced, or placed twice: %+v", len(all), slices.Collect(maps.Values(all)))
 	}
 	for id := range running {
 		if tk, ok := all[id]; !ok || tk.State != "running" {
@@ -275,17 +268,9 @@ func TestLeaderKilledDuringRollingUpdate(t *testing.T) {
 		}
 	}
 	if all := h.allTasks("roll/web"); len(all) != 12 {
-		t.Fatalf("%d tasks exist after updating 6: want 6 old and 6 new, no restarts or duplicates: %+v", len(all), values(all))
+		t.Fatalf("%d tasks exist after updating 6: want 6 old and 6 new, no restarts or duplicates: %+v", len(all), slices.Collect(maps.Values(all)))
 	}
 	h.mustBerth("delete", "roll")
-}
-
-func values(m map[string]task) []task {
-	out := make([]task, 0, len(m))
-	for _, tk := range m {
-		out = append(out, tk)
-	}
-	return out
 }
 
 // stateCounts sums up tasks by state and message, for failure messages.
