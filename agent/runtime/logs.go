@@ -65,8 +65,9 @@ func readLog(ctx context.Context, f *os.File, tail int64, exited <-chan Exit, fn
 }
 
 // readLogSince is readLog that skips what f held before the call when f
-// was last written before since (non-zero). Lines read after the first
-// end of file (new output, when following) carry the time they were read.
+// was last written before since (non-zero). Lines that start past what f
+// held at the call (new output, when following) carry the time they were
+// read.
 func readLogSince(ctx context.Context, f *os.File, tail int64, since time.Time, exited <-chan Exit, fn func(LogLine) error) error {
 	info, err := f.Stat()
 	if err != nil {
@@ -90,19 +91,25 @@ func readLogSince(ctx context.Context, f *os.File, tail int64, since time.Time, 
 	}
 	br := bufio.NewReaderSize(f, 64<<10)
 	var partial []byte
-	var live bool // past the output that was there before the call
+	// read is the file offset past what was read; lineStart is where the
+	// line being read starts. A line starting at or past the size f had
+	// at the call is new output.
+	read, lineStart := start, start
 	// drained is set once the process exited; lastEnd is the file offset
 	// at the last end of file.
 	var drained bool
 	lastEnd := int64(-1)
 	stamp := func() time.Time {
-		if live {
-			return time.Now()
+		at := time.Time{}
+		if lineStart >= info.Size() {
+			at = time.Now()
 		}
-		return time.Time{}
+		lineStart = read
+		return at
 	}
 	for {
 		chunk, err := br.ReadSlice('\n')
+		read += int64(len(chunk))
 		if errors.Is(err, bufio.ErrBufferFull) {
 			// A line longer than the buffer: keep collecting it.
 			partial = append(partial, chunk...)
@@ -139,7 +146,6 @@ func readLogSince(ctx context.Context, f *os.File, tail int64, since time.Time, 
 			return nil
 		}
 		lastEnd = pos
-		live = true
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
