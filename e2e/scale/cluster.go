@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -99,11 +101,13 @@ func (c *Cluster) startPools() error {
 			DataDir:      filepath.Join(c.dir, "nodes"),
 			Concurrency:  c.cfg.JoinConcurrency,
 			StartLatency: c.cfg.StartLatency, FailureRate: c.cfg.FailureRate,
+			MemoryLimit: poolMemoryLimit(len(groups)),
 		}
 		victim := c.cfg.Victims > 0 && i == 0
 		if !victim && len(c.pools) == boolInt(c.cfg.Victims > 0) {
 			// The first pool that lives to a clean stop.
 			spec.CPUProfile = c.cfg.PoolCPUProfile
+			spec.HeapProfile = c.cfg.PoolHeapProfile
 		}
 		p, err := startPool(name, spec, filepath.Join(c.dir, name+".log"))
 		if err != nil {
@@ -273,4 +277,25 @@ func (c *Cluster) Close() error {
 
 func (c *Cluster) progress(format string, args ...any) {
 	fmt.Fprintf(c.cfg.Progress, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05.000")}, args...)...)
+}
+
+// poolMemoryLimit is the soft memory limit of each of n pools: their
+// share of 60% of the machine's memory, so that the collector works
+// harder before a thousand nodes' gossip fills the machine; 0 when the
+// machine's memory is unknown.
+func poolMemoryLimit(n int) int64 {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "MemTotal:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			if err != nil {
+				return 0
+			}
+			return kb << 10 * 6 / 10 / int64(max(1, n))
+		}
+	}
+	return 0
 }

@@ -2,6 +2,7 @@ package scale
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -36,6 +37,12 @@ type poolSpec struct {
 	FailureRate  float64
 	// CPUProfile, when set, is written from start until the pool stops.
 	CPUProfile string
+	// MemoryLimit is the pool's soft memory limit (runtime/debug); 0
+	// for none.
+	MemoryLimit int64
+	// HeapProfile, when set, is written as the pool stops, before its
+	// agents do.
+	HeapProfile string
 }
 
 // MaybeRunPool runs a pool of simulated agents and exits, when this
@@ -67,8 +74,9 @@ func runPool(spec poolSpec, stdin io.Reader, stdout io.Writer) error {
 	// Hundreds of agents in one process allocate a lot between them; the
 	// collector runs less often, at the cost of memory the machine has.
 	debug.SetGCPercent(200)
-	// A GOMEMLIMIT given to the harness is meant for the server.
-	debug.SetMemoryLimit(math.MaxInt64)
+	// A GOMEMLIMIT given to the harness is meant for the server; the
+	// pools share what the machine has.
+	debug.SetMemoryLimit(cmp.Or(spec.MemoryLimit, math.MaxInt64))
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	slog.SetDefault(log)
 	if spec.CPUProfile != "" {
@@ -153,7 +161,24 @@ func runPool(spec poolSpec, stdin io.Reader, stdout io.Writer) error {
 	fmt.Fprintln(stdout, "pool-ready")
 	mu.Unlock()
 	<-ctx.Done()
+	if spec.HeapProfile != "" {
+		if err := writeHeapProfile(spec.HeapProfile); err != nil {
+			return fmt.Errorf("heap profile: %w", err)
+		}
+	}
 	return nil
+}
+
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // raiseFileLimit lifts the soft limit on open files to the hard one: a

@@ -16,6 +16,11 @@ type Report struct {
 	// PrePull is the time for every node to pull the image; 0 when
 	// skipped.
 	PrePull time.Duration
+	// Settled is the wait for the cluster to go quiet before the apply
+	// (Config.Settle), and SettledCPU the cores it used at the end of it;
+	// both 0 without the wait.
+	Settled    time.Duration
+	SettledCPU float64
 	// ApplyCall is the Apply call's own time; AllPlaced and AllRunning
 	// are from the call to every task placed and running.
 	ApplyCall, AllPlaced, AllRunning time.Duration
@@ -64,6 +69,9 @@ func (r *Report) Write(w io.Writer) error {
 	row("tasks", "%d in %d services", r.Tasks, r.Services)
 	row("agents ready", "%s", s(r.AgentsReady))
 	row("image pre-pull", "%s", s(r.PrePull))
+	if r.Settled > 0 {
+		row("settled", "%s, then %.2f cores busy", s(r.Settled), r.SettledCPU)
+	}
 	row("apply call", "%s", s(r.ApplyCall))
 	row("apply → all placed", "%s", s(r.AllPlaced))
 	row("apply → all running", "%s", s(r.AllRunning))
@@ -134,6 +142,49 @@ func (c *Cluster) snapshot(ctx context.Context) (snapshot, error) {
 	return s, nil
 }
 
+// settle waits, at most Config.Settle, until the server and the pools
+// together use less than Config.SettleCores over a few seconds: the gossip of a
+// thousand nodes joining takes minutes to die down on a small machine,
+// and an apply in the middle of it measures the join as much as the
+// apply. It returns the cores busy over the last window.
+func (c *Cluster) settle(ctx context.Context) (float64, error) {
+	const window = 3 * time.Second
+	cpu := func() time.Duration {
+		var sum time.Duration
+		if st, err := readProc(c.srv.pid()); err == nil {
+			sum += st.CPU
+		}
+		for _, p := range c.pools {
+			if st, err := readProc(p.cmd.Process.Pid); err == nil {
+				sum += st.CPU
+			}
+		}
+		return sum
+	}
+	deadline := time.Now().Add(c.cfg.Settle)
+	t := time.NewTicker(window)
+	defer t.Stop()
+	last, lastAt := cpu(), time.Now()
+	lastShown := lastAt
+	for {
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-t.C:
+		}
+		now, at := cpu(), time.Now()
+		busy := (now - last).Seconds() / at.Sub(lastAt).Seconds()
+		last, lastAt = now, at
+		if busy < c.cfg.SettleCores || at.After(deadline) {
+			return busy, nil
+		}
+		if at.Sub(lastShown) >= 15*time.Second {
+			c.progress("settling: %.2f cores busy", busy)
+			lastShown = at
+		}
+	}
+}
+
 // Measure applies the tasks, waits for them all to run, then kills the
 // victim pool (when there is one), and reports.
 func (c *Cluster) Measure(ctx context.Context) (*Report, error) {
@@ -145,6 +196,15 @@ func (c *Cluster) Measure(ctx context.Context) (*Report, error) {
 		}
 		r.PrePull = time.Since(start)
 		c.progress("every node holds %s after %s", DefaultImage, r.PrePull.Round(time.Millisecond))
+	}
+	if c.cfg.Settle > 0 {
+		start := time.Now()
+		busy, err := c.settle(ctx)
+		if err != nil {
+			return nil, err
+		}
+		r.Settled, r.SettledCPU = time.Since(start), busy
+		c.progress("settled after %s, %.2f cores busy", r.Settled.Round(time.Millisecond), busy)
 	}
 	before, err := c.snapshot(ctx)
 	if err != nil {

@@ -59,6 +59,16 @@ type Config struct {
 	// PoolCPUProfile, when set, is a file the first pool writes its CPU
 	// profile to (runtime/pprof), from start to stop.
 	PoolCPUProfile string
+	// PoolHeapProfile, when set, is a file the same pool writes its heap
+	// profile to (runtime/pprof) as it stops, its agents still running.
+	PoolHeapProfile string
+	// Settle, when set, is the longest wait after the nodes joined for
+	// the cluster to go quiet (its CPU use to drop) before the apply.
+	Settle time.Duration
+	// SettleCores is the CPU use (in cores, server and pools) below which
+	// the cluster counts as quiet; default 0.25. A thousand nodes' probes
+	// and heartbeats alone keep more than that busy.
+	SettleCores float64
 	// RunningTimeout bounds each wait for tasks to run; default 10 minutes.
 	RunningTimeout time.Duration
 	// JoinTimeout bounds the wait for every node to join and connect;
@@ -102,6 +112,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.RunningTimeout <= 0 {
 		c.RunningTimeout = 10 * time.Minute
+	}
+	if c.SettleCores <= 0 {
+		c.SettleCores = 0.25
 	}
 	if c.Progress == nil {
 		c.Progress = io.Discard
