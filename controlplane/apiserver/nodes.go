@@ -72,7 +72,10 @@ func (c *NodeClients) Client(n *berthv1.Node) (berthv1.NodeServiceClient, error)
 	if err != nil {
 		return nil, err
 	}
-	conn, err := grpc.NewClient(n.Address, grpc.WithTransportCredentials(credentials.NewTLS(tlsCfg)))
+	conn, err := grpc.NewClient(n.Address, grpc.WithTransportCredentials(credentials.NewTLS(tlsCfg)),
+		// Connections to many nodes, mostly idle, share write buffers
+		// and read straight from TLS (see the server's options).
+		grpc.WithSharedWriteBuffer(true), grpc.WithReadBufferSize(0))
 	if err != nil {
 		return nil, fmt.Errorf("node %s at %s: %w", n.Name, n.Address, err)
 	}

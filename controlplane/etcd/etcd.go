@@ -13,6 +13,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
+	"go.etcd.io/etcd/server/v3/etcdserver/api/v3client"
 	"go.uber.org/zap"
 )
 
@@ -114,6 +115,11 @@ func (e *Embedded) Err() <-chan error { return e.etcd.Err() }
 
 // Close stops the member.
 func (e *Embedded) Close() { e.etcd.Close() }
+
+// Client returns a client that calls the member in this process
+// directly, without gRPC over a socket: no marshalling, framing or copies
+// for the server's own writes and watches. Close it before Close.
+func (e *Embedded) Client() *clientv3.Client { return v3client.New(e.etcd.Server) }
 
 // Connect returns a client of the etcd cluster at endpoints, checked to be
 // reachable.
