@@ -20,30 +20,43 @@ import (
 func (o *Orchestrator) reconcile(svc *berthv1.Service, tasks []*berthv1.Task, nodes []*berthv1.Node, w *writes) time.Time {
 	now := o.now()
 	tasks = orphanOnDownNodes(tasks, nodes, w, now)
-	slots := map[string][]*berthv1.Task{}
+	// Sized up front: a pass over a service of thousands of tasks spent
+	// more time growing these maps than deciding.
+	slots := make(map[string][]*berthv1.Task, len(tasks))
 	for _, t := range tasks {
-		slots[taskstate.Slot(t)] = append(slots[taskstate.Slot(t)], t)
+		k := taskstate.Slot(t)
+		slots[k] = append(slots[k], t)
 	}
 	// wanted maps each slot the spec asks for to the node it is pinned to
-	// (global mode) or "" (replicated).
-	wanted := map[string]string{}
-	slotNumber := map[string]uint64{}
+	// (global mode) or "" (replicated); keys are its keys in the order
+	// they are looked at.
+	var wanted map[string]string
+	var keys []string
+	var slotNumber map[string]uint64
 	if svc.GetSpec().GetMode() == berthv1.ServiceMode_SERVICE_MODE_GLOBAL {
-		for _, n := range eligibleNodes(svc, nodes) {
+		eligible := eligibleNodes(svc, nodes)
+		wanted = make(map[string]string, len(eligible))
+		for _, n := range eligible {
 			wanted["node:"+n.GetMeta().GetId()] = n.GetMeta().GetId()
 		}
+		keys = sortedKeys(wanted)
 	} else {
-		for i := uint64(1); i <= svc.GetSpec().GetReplicas(); i++ {
+		n := svc.GetSpec().GetReplicas()
+		wanted = make(map[string]string, n)
+		slotNumber = make(map[string]uint64, n)
+		keys = make([]string, 0, n)
+		for i := uint64(1); i <= n; i++ {
 			k := strconv.FormatUint(i, 10)
 			wanted[k] = ""
 			slotNumber[k] = i
+			keys = append(keys, k)
 		}
 	}
 	drained := drainedNodes(nodes)
 	r := newRollout(svc, tasks, now)
 	r.slots = len(wanted)
 	var wake time.Time
-	for _, key := range sortedKeys(wanted) {
+	for _, key := range keys {
 		node := wanted[key]
 		ts := slots[key]
 		sortNewestFirst(ts)
