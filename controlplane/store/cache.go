@@ -213,21 +213,7 @@ func (c *Cache) watch(ctx context.Context, rev int64) error {
 		if err := resp.Err(); err != nil {
 			return err
 		}
-		events := make([]Event, 0, len(resp.Events))
-		c.mu.Lock()
-		for _, ev := range resp.Events {
-			if e, ok := c.apply(ev); ok {
-				events = append(events, e)
-			}
-		}
-		if n := len(resp.Events); n > 0 {
-			c.setRev(resp.Events[n-1].Kv.ModRevision)
-		}
-		subs := c.subscribers()
-		c.mu.Unlock()
-		for _, s := range subs {
-			s.push(events...)
-		}
+		c.applyAll(resp.Events)
 	}
 	if ctx.Err() != nil {
 		return ctx.Err()
@@ -235,20 +221,86 @@ func (c *Cache) watch(ctx context.Context, rev int64) error {
 	return errors.New("watch channel closed")
 }
 
-// apply folds one etcd event into the maps; c.mu is held.
-func (c *Cache) apply(ev *clientv3.Event) (Event, bool) {
+// applyChunk is about how many events the cache applies under one hold of
+// its lock. A watch that fell behind delivers tens of thousands at once;
+// applying them all in one hold kept every reader (agent sessions among
+// them) waiting for seconds.
+const applyChunk = 512
+
+// applyAll folds a watch response's events into the maps and passes them
+// on to the subscribers. Objects are decoded before the lock is taken,
+// and the lock is let go between chunks, each ending with the last event
+// of a revision: a reader never sees half of a transaction.
+func (c *Cache) applyAll(evs []*clientv3.Event) {
+	objs := make([]Object, len(evs))
+	for i, ev := range evs {
+		objs[i] = c.decodeEvent(ev)
+	}
+	for start := 0; start < len(evs); {
+		end := chunkEnd(evs, start, applyChunk)
+		events := make([]Event, 0, end-start)
+		c.mu.Lock()
+		for i := start; i < end; i++ {
+			if e, ok := c.apply(evs[i], objs[i]); ok {
+				events = append(events, e)
+			}
+		}
+		c.setRev(evs[end-1].Kv.ModRevision)
+		subs := c.subscribers()
+		c.mu.Unlock()
+		for _, s := range subs {
+			s.push(events...)
+		}
+		start = end
+	}
+}
+
+// chunkEnd is where the chunk of evs that starts at start ends: about n
+// events on, but never inside a revision.
+func chunkEnd(evs []*clientv3.Event, start, n int) int {
+	end := min(start+n, len(evs))
+	for end < len(evs) && evs[end].Kv.ModRevision == evs[end-1].Kv.ModRevision {
+		end++
+	}
+	return end
+}
+
+// decodeEvent decodes the object an event puts, by the kind its key
+// names; nil for a delete, a key the cache does not hold, or a value that
+// does not decode (logged).
+func (c *Cache) decodeEvent(ev *clientv3.Event) Object {
+	if ev.Type == mvccpb.DELETE {
+		return nil
+	}
+	key := string(ev.Kv.Key)
+	var obj Object
+	switch {
+	case key == SettingsKey:
+		obj = &berthv1.ClusterSettings{}
+	case strings.HasPrefix(key, NodesPrefix):
+		obj = &berthv1.Node{}
+	case strings.HasPrefix(key, ServicesPrefix):
+		obj = &berthv1.Service{}
+	case strings.HasPrefix(key, TasksPrefix):
+		obj = &berthv1.Task{}
+	default:
+		return nil
+	}
+	if err := decode(ev.Kv.Value, ev.Kv.ModRevision, obj); err != nil {
+		c.log.Error("skipping undecodable object", "key", key, "err", err)
+		return nil
+	}
+	return obj
+}
+
+// apply folds one etcd event into the maps, with obj the object it puts
+// as decodeEvent made it; c.mu is held.
+func (c *Cache) apply(ev *clientv3.Event, obj Object) (Event, bool) {
 	key := string(ev.Kv.Key)
 	del := ev.Type == mvccpb.DELETE
 	out := Event{Action: ActionPut, Revision: ev.Kv.ModRevision}
 	if del {
 		out.Action = ActionDelete
-	}
-	decodeInto := func(obj Object) bool {
-		if err := decode(ev.Kv.Value, ev.Kv.ModRevision, obj); err != nil {
-			c.log.Error("skipping undecodable object", "key", key, "err", err)
-			return false
-		}
-		return true
 	}
 	switch {
 	case key == SettingsKey:
@@ -265,8 +317,8 @@ func (c *Cache) apply(ev *clientv3.Event) (Event, bool) {
 			out.Object = old
 			return out, true
 		}
-		st := &berthv1.ClusterSettings{}
-		if !decodeInto(st) {
+		st, ok := obj.(*berthv1.ClusterSettings)
+		if !ok {
 			return out, false
 		}
 		c.settings = st
@@ -287,8 +339,8 @@ func (c *Cache) apply(ev *clientv3.Event) (Event, bool) {
 			out.Object = old
 			return out, true
 		}
-		n := &berthv1.Node{}
-		if !decodeInto(n) {
+		n, ok := obj.(*berthv1.Node)
+		if !ok {
 			return out, false
 		}
 		c.nodes[id] = n
@@ -308,8 +360,8 @@ func (c *Cache) apply(ev *clientv3.Event) (Event, bool) {
 			out.Object = old
 			return out, true
 		}
-		s := &berthv1.Service{}
-		if !decodeInto(s) {
+		s, ok := obj.(*berthv1.Service)
+		if !ok {
 			return out, false
 		}
 		c.services[key] = s
@@ -330,8 +382,8 @@ func (c *Cache) apply(ev *clientv3.Event) (Event, bool) {
 			out.Object = old
 			return out, true
 		}
-		t := &berthv1.Task{}
-		if !decodeInto(t) {
+		t, ok := obj.(*berthv1.Task)
+		if !ok {
 			return out, false
 		}
 		c.putTask(t)
