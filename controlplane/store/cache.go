@@ -8,6 +8,7 @@ import (
 	"path"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
 	"go.etcd.io/etcd/api/v3/mvccpb"
@@ -67,8 +68,11 @@ type Cache struct {
 	byNode    map[string]map[string]*berthv1.Task
 	specs     specTable
 	// states counts the cached tasks by observed state.
-	states   map[berthv1.TaskState]int
-	settings *berthv1.ClusterSettings // nil when none are stored
+	states map[berthv1.TaskState]int
+	// settings are read without the lock: every assignment to every node
+	// reads them, often enough to queue behind the watch's writes. Set
+	// with c.mu held; nil when none are stored.
+	settings atomic.Pointer[berthv1.ClusterSettings]
 	subs     map[*Subscription]struct{}
 	synced   chan struct{}
 	syncOnce sync.Once
@@ -95,7 +99,7 @@ func (c *Cache) reset() {
 	c.byNode = map[string]map[string]*berthv1.Task{}
 	c.specs = specTable{}
 	c.states = map[berthv1.TaskState]int{}
-	c.settings = nil
+	c.settings.Store(nil)
 }
 
 // Synced is closed once the cache holds a full copy of the store.
@@ -148,7 +152,7 @@ func (c *Cache) load(ctx context.Context) (int64, error) {
 	for _, t := range tasks {
 		c.putTask(t)
 	}
-	c.settings = settings
+	c.settings.Store(settings)
 	c.setRev(rev)
 	subs := c.subscribers()
 	c.mu.Unlock()
@@ -305,7 +309,7 @@ func (c *Cache) apply(ev *clientv3.Event, obj Object) (Event, bool) {
 	switch {
 	case key == SettingsKey:
 		out.Kind = KindSettings
-		old := c.settings
+		old := c.settings.Load()
 		if old != nil {
 			out.Old = old
 		}
@@ -313,7 +317,7 @@ func (c *Cache) apply(ev *clientv3.Event, obj Object) (Event, bool) {
 			if old == nil {
 				return out, false
 			}
-			c.settings = nil
+			c.settings.Store(nil)
 			out.Object = old
 			return out, true
 		}
@@ -321,7 +325,7 @@ func (c *Cache) apply(ev *clientv3.Event, obj Object) (Event, bool) {
 		if !ok {
 			return out, false
 		}
-		c.settings = st
+		c.settings.Store(st)
 		out.Object = st
 		return out, true
 	case strings.HasPrefix(key, NodesPrefix):

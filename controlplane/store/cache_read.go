@@ -106,12 +106,10 @@ func values(m map[string]*berthv1.Task) []*berthv1.Task {
 // It is never nil. Like every object the cache hands out, the result is
 // shared and read-only: clone it (proto.Clone) before changing anything.
 func (c *Cache) Settings() *berthv1.ClusterSettings {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	if c.settings == nil {
-		return &berthv1.ClusterSettings{}
+	if st := c.settings.Load(); st != nil {
+		return st
 	}
-	return c.settings
+	return &berthv1.ClusterSettings{}
 }
 
 // TaskStates counts the tasks by observed state, without a pass over them.
