@@ -269,26 +269,41 @@ func chunkEnd(evs []*clientv3.Event, start, n int) int {
 	return end
 }
 
+// kindOf says which kind of object key holds; false for a key the cache
+// does not hold.
+func kindOf(key string) (Kind, bool) {
+	switch {
+	case key == SettingsKey:
+		return KindSettings, true
+	case strings.HasPrefix(key, NodesPrefix):
+		return KindNode, true
+	case strings.HasPrefix(key, ServicesPrefix):
+		return KindService, true
+	case strings.HasPrefix(key, TasksPrefix):
+		return KindTask, true
+	}
+	return 0, false
+}
+
 // decodeEvent decodes the object an event puts, by the kind its key
 // names; nil for a delete, a key the cache does not hold, or a value that
 // does not decode (logged).
 func (c *Cache) decodeEvent(ev *clientv3.Event) Object {
-	if ev.Type == mvccpb.DELETE {
+	key := string(ev.Kv.Key)
+	kind, held := kindOf(key)
+	if ev.Type == mvccpb.DELETE || !held {
 		return nil
 	}
-	key := string(ev.Kv.Key)
 	var obj Object
-	switch {
-	case key == SettingsKey:
+	switch kind {
+	case KindSettings:
 		obj = &berthv1.ClusterSettings{}
-	case strings.HasPrefix(key, NodesPrefix):
+	case KindNode:
 		obj = &berthv1.Node{}
-	case strings.HasPrefix(key, ServicesPrefix):
+	case KindService:
 		obj = &berthv1.Service{}
-	case strings.HasPrefix(key, TasksPrefix):
+	case KindTask:
 		obj = &berthv1.Task{}
-	default:
-		return nil
 	}
 	if err := decode(ev.Kv.Value, ev.Kv.ModRevision, obj); err != nil {
 		c.log.Error("skipping undecodable object", "key", key, "err", err)
@@ -306,9 +321,13 @@ func (c *Cache) apply(ev *clientv3.Event, obj Object) (Event, bool) {
 	if del {
 		out.Action = ActionDelete
 	}
-	switch {
-	case key == SettingsKey:
-		out.Kind = KindSettings
+	kind, held := kindOf(key)
+	if !held {
+		return out, false
+	}
+	out.Kind = kind
+	switch kind {
+	case KindSettings:
 		old := c.settings.Load()
 		if old != nil {
 			out.Old = old
@@ -328,8 +347,7 @@ func (c *Cache) apply(ev *clientv3.Event, obj Object) (Event, bool) {
 		c.settings.Store(st)
 		out.Object = st
 		return out, true
-	case strings.HasPrefix(key, NodesPrefix):
-		out.Kind = KindNode
+	case KindNode:
 		id := path.Base(key)
 		old, had := c.nodes[id]
 		if had {
@@ -350,8 +368,7 @@ func (c *Cache) apply(ev *clientv3.Event, obj Object) (Event, bool) {
 		c.nodes[id] = n
 		out.Object = n
 		return out, true
-	case strings.HasPrefix(key, ServicesPrefix):
-		out.Kind = KindService
+	case KindService:
 		old, had := c.services[key]
 		if had {
 			out.Old = old
@@ -371,8 +388,7 @@ func (c *Cache) apply(ev *clientv3.Event, obj Object) (Event, bool) {
 		c.services[key] = s
 		out.Object = s
 		return out, true
-	case strings.HasPrefix(key, TasksPrefix):
-		out.Kind = KindTask
+	case KindTask:
 		id := path.Base(key)
 		old, had := c.tasks[id]
 		if had {
