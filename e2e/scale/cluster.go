@@ -9,8 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -288,14 +286,5 @@ func poolMemoryLimit(n int) int64 {
 	if err != nil {
 		return 0
 	}
-	for line := range strings.SplitSeq(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "MemTotal:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			if err != nil {
-				return 0
-			}
-			return kb << 10 * 6 / 10 / int64(max(1, n))
-		}
-	}
-	return 0
+	return procKiB(b, "MemTotal") << 10 * 6 / 10 / int64(max(1, n))
 }

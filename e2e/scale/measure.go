@@ -106,19 +106,32 @@ func readProc(pid int) (procStat, error) {
 	if err != nil {
 		return st, err
 	}
-	for line := range strings.SplitSeq(string(status), "\n") {
-		k, v, ok := strings.Cut(line, ":")
-		if !ok || (k != "VmHWM" && k != "VmRSS") {
-			continue
-		}
-		kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-		if k == "VmHWM" {
-			st.HWM = kb << 10
-		} else {
-			st.RSS = kb << 10
+	st.HWM = procKiB(status, "VmHWM") << 10
+	st.RSS = procKiB(status, "VmRSS") << 10
+	return st, nil
+}
+
+// procKiB is the "KEY:   N kB" value of a /proc file such as
+// /proc/PID/status or /proc/meminfo; 0 when absent.
+func procKiB(text []byte, key string) int64 {
+	for line := range strings.SplitSeq(string(text), "\n") {
+		if v, ok := strings.CutPrefix(line, key+":"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return kb
 		}
 	}
-	return st, nil
+	return 0
+}
+
+// poolsCPU is the CPU time the running pools have used so far.
+func (c *Cluster) poolsCPU() time.Duration {
+	var sum time.Duration
+	for _, p := range c.pools {
+		if ps, err := readProc(p.cmd.Process.Pid); err == nil {
+			sum += ps.CPU
+		}
+	}
+	return sum
 }
 
 // durations summarizes a set of measured durations.

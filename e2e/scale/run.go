@@ -134,11 +134,7 @@ func (c *Cluster) snapshot(ctx context.Context) (snapshot, error) {
 	if s.server, err = readProc(c.srv.pid()); err != nil {
 		return s, fmt.Errorf("server process: %w", err)
 	}
-	for _, p := range c.pools {
-		if ps, err := readProc(p.cmd.Process.Pid); err == nil {
-			s.pools += ps.CPU
-		}
-	}
+	s.pools = c.poolsCPU()
 	return s, nil
 }
 
@@ -150,14 +146,9 @@ func (c *Cluster) snapshot(ctx context.Context) (snapshot, error) {
 func (c *Cluster) settle(ctx context.Context) (float64, error) {
 	const window = 3 * time.Second
 	cpu := func() time.Duration {
-		var sum time.Duration
+		sum := c.poolsCPU()
 		if st, err := readProc(c.srv.pid()); err == nil {
 			sum += st.CPU
-		}
-		for _, p := range c.pools {
-			if st, err := readProc(p.cmd.Process.Pid); err == nil {
-				sum += st.CPU
-			}
 		}
 		return sum
 	}
