@@ -157,7 +157,10 @@ type NodeDescription struct {
 	// content_address is where peers fetch this node's images.
 	ContentAddress string `protobuf:"bytes,9,opt,name=content_address,json=contentAddress,proto3" json:"content_address,omitempty"`
 	// image_digests maps each of images to its manifest digest.
-	ImageDigests  map[string]string `protobuf:"bytes,10,rep,name=image_digests,json=imageDigests,proto3" json:"image_digests,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	ImageDigests map[string]string `protobuf:"bytes,10,rep,name=image_digests,json=imageDigests,proto3" json:"image_digests,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// overlay: the node's containers join the cluster's networks, so the
+	// node needs the network map.
+	Overlay       bool `protobuf:"varint,11,opt,name=overlay,proto3" json:"overlay,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -260,6 +263,13 @@ func (x *NodeDescription) GetImageDigests() map[string]string {
 		return x.ImageDigests
 	}
 	return nil
+}
+
+func (x *NodeDescription) GetOverlay() bool {
+	if x != nil {
+		return x.Overlay
+	}
+	return false
 }
 
 type TaskStatusReport struct {
@@ -898,6 +908,7 @@ type ServerMessage struct {
 	//
 	//	*ServerMessage_Welcome
 	//	*ServerMessage_Assignments
+	//	*ServerMessage_NetworkMap
 	Message       isServerMessage_Message `protobuf_oneof:"message"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -958,6 +969,15 @@ func (x *ServerMessage) GetAssignments() *Assignments {
 	return nil
 }
 
+func (x *ServerMessage) GetNetworkMap() *NetworkMap {
+	if x != nil {
+		if x, ok := x.Message.(*ServerMessage_NetworkMap); ok {
+			return x.NetworkMap
+		}
+	}
+	return nil
+}
+
 type isServerMessage_Message interface {
 	isServerMessage_Message()
 }
@@ -970,9 +990,382 @@ type ServerMessage_Assignments struct {
 	Assignments *Assignments `protobuf:"bytes,2,opt,name=assignments,proto3,oneof"`
 }
 
+type ServerMessage_NetworkMap struct {
+	NetworkMap *NetworkMap `protobuf:"bytes,3,opt,name=network_map,json=networkMap,proto3,oneof"`
+}
+
 func (*ServerMessage_Welcome) isServerMessage_Message() {}
 
 func (*ServerMessage_Assignments) isServerMessage_Message() {}
+
+func (*ServerMessage_NetworkMap) isServerMessage_Message() {}
+
+// NetworkMap is what an agent needs to connect its containers with the
+// rest of the cluster: the networks, the services' names and virtual IPs,
+// where every task is and whether it takes traffic, and how to reach every
+// node. The first map of a session is full; later ones carry changes.
+type NetworkMap struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// full replaces everything the agent had.
+	Full     bool              `protobuf:"varint,1,opt,name=full,proto3" json:"full,omitempty"`
+	Networks []*Network        `protobuf:"bytes,2,rep,name=networks,proto3" json:"networks,omitempty"`
+	Services []*NetworkService `protobuf:"bytes,3,rep,name=services,proto3" json:"services,omitempty"`
+	Tasks    []*NetworkTask    `protobuf:"bytes,4,rep,name=tasks,proto3" json:"tasks,omitempty"`
+	Nodes    []*NetworkNode    `protobuf:"bytes,5,rep,name=nodes,proto3" json:"nodes,omitempty"`
+	// removed_* are the ids that are gone.
+	RemovedNetworks []string `protobuf:"bytes,6,rep,name=removed_networks,json=removedNetworks,proto3" json:"removed_networks,omitempty"`
+	RemovedServices []string `protobuf:"bytes,7,rep,name=removed_services,json=removedServices,proto3" json:"removed_services,omitempty"`
+	RemovedTasks    []string `protobuf:"bytes,8,rep,name=removed_tasks,json=removedTasks,proto3" json:"removed_tasks,omitempty"`
+	RemovedNodes    []string `protobuf:"bytes,9,rep,name=removed_nodes,json=removedNodes,proto3" json:"removed_nodes,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *NetworkMap) Reset() {
+	*x = NetworkMap{}
+	mi := &file_berth_v1_agent_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NetworkMap) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NetworkMap) ProtoMessage() {}
+
+func (x *NetworkMap) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_agent_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NetworkMap.ProtoReflect.Descriptor instead.
+func (*NetworkMap) Descriptor() ([]byte, []int) {
+	return file_berth_v1_agent_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *NetworkMap) GetFull() bool {
+	if x != nil {
+		return x.Full
+	}
+	return false
+}
+
+func (x *NetworkMap) GetNetworks() []*Network {
+	if x != nil {
+		return x.Networks
+	}
+	return nil
+}
+
+func (x *NetworkMap) GetServices() []*NetworkService {
+	if x != nil {
+		return x.Services
+	}
+	return nil
+}
+
+func (x *NetworkMap) GetTasks() []*NetworkTask {
+	if x != nil {
+		return x.Tasks
+	}
+	return nil
+}
+
+func (x *NetworkMap) GetNodes() []*NetworkNode {
+	if x != nil {
+		return x.Nodes
+	}
+	return nil
+}
+
+func (x *NetworkMap) GetRemovedNetworks() []string {
+	if x != nil {
+		return x.RemovedNetworks
+	}
+	return nil
+}
+
+func (x *NetworkMap) GetRemovedServices() []string {
+	if x != nil {
+		return x.RemovedServices
+	}
+	return nil
+}
+
+func (x *NetworkMap) GetRemovedTasks() []string {
+	if x != nil {
+		return x.RemovedTasks
+	}
+	return nil
+}
+
+func (x *NetworkMap) GetRemovedNodes() []string {
+	if x != nil {
+		return x.RemovedNodes
+	}
+	return nil
+}
+
+// NetworkService is what names and load balancing need of a service.
+type NetworkService struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Id           string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Namespace    string                 `protobuf:"bytes,2,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	App          string                 `protobuf:"bytes,3,opt,name=app,proto3" json:"app,omitempty"`
+	Name         string                 `protobuf:"bytes,4,opt,name=name,proto3" json:"name,omitempty"`
+	EndpointMode EndpointMode           `protobuf:"varint,5,opt,name=endpoint_mode,json=endpointMode,proto3,enum=berth.v1.EndpointMode" json:"endpoint_mode,omitempty"`
+	// networks carry the aliases.
+	Networks      []*ServiceNetwork `protobuf:"bytes,6,rep,name=networks,proto3" json:"networks,omitempty"`
+	VirtualIps    []*VirtualIP      `protobuf:"bytes,7,rep,name=virtual_ips,json=virtualIps,proto3" json:"virtual_ips,omitempty"`
+	Ports         []*PortSpec       `protobuf:"bytes,8,rep,name=ports,proto3" json:"ports,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NetworkService) Reset() {
+	*x = NetworkService{}
+	mi := &file_berth_v1_agent_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NetworkService) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NetworkService) ProtoMessage() {}
+
+func (x *NetworkService) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_agent_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NetworkService.ProtoReflect.Descriptor instead.
+func (*NetworkService) Descriptor() ([]byte, []int) {
+	return file_berth_v1_agent_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *NetworkService) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *NetworkService) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *NetworkService) GetApp() string {
+	if x != nil {
+		return x.App
+	}
+	return ""
+}
+
+func (x *NetworkService) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *NetworkService) GetEndpointMode() EndpointMode {
+	if x != nil {
+		return x.EndpointMode
+	}
+	return EndpointMode_ENDPOINT_MODE_UNSPECIFIED
+}
+
+func (x *NetworkService) GetNetworks() []*ServiceNetwork {
+	if x != nil {
+		return x.Networks
+	}
+	return nil
+}
+
+func (x *NetworkService) GetVirtualIps() []*VirtualIP {
+	if x != nil {
+		return x.VirtualIps
+	}
+	return nil
+}
+
+func (x *NetworkService) GetPorts() []*PortSpec {
+	if x != nil {
+		return x.Ports
+	}
+	return nil
+}
+
+// NetworkTask is where one task of a service is on the networks.
+type NetworkTask struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Id        string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	ServiceId string                 `protobuf:"bytes,2,opt,name=service_id,json=serviceId,proto3" json:"service_id,omitempty"`
+	NodeId    string                 `protobuf:"bytes,3,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	Slot      uint64                 `protobuf:"varint,4,opt,name=slot,proto3" json:"slot,omitempty"`
+	Networks  []*TaskNetwork         `protobuf:"bytes,5,rep,name=networks,proto3" json:"networks,omitempty"`
+	// ready: the task runs, is wanted, and passes its health check if it
+	// has one; names and virtual IPs lead to ready tasks only.
+	Ready         bool `protobuf:"varint,6,opt,name=ready,proto3" json:"ready,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NetworkTask) Reset() {
+	*x = NetworkTask{}
+	mi := &file_berth_v1_agent_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NetworkTask) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NetworkTask) ProtoMessage() {}
+
+func (x *NetworkTask) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_agent_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NetworkTask.ProtoReflect.Descriptor instead.
+func (*NetworkTask) Descriptor() ([]byte, []int) {
+	return file_berth_v1_agent_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *NetworkTask) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *NetworkTask) GetServiceId() string {
+	if x != nil {
+		return x.ServiceId
+	}
+	return ""
+}
+
+func (x *NetworkTask) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *NetworkTask) GetSlot() uint64 {
+	if x != nil {
+		return x.Slot
+	}
+	return 0
+}
+
+func (x *NetworkTask) GetNetworks() []*TaskNetwork {
+	if x != nil {
+		return x.Networks
+	}
+	return nil
+}
+
+func (x *NetworkTask) GetReady() bool {
+	if x != nil {
+		return x.Ready
+	}
+	return false
+}
+
+// NetworkNode is how to reach the containers of one node.
+type NetworkNode struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// address is the node's IP address, where its overlay traffic goes.
+	Address string `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
+	// subnet is the node's container subnet; its first address is the
+	// node's own on the overlay.
+	Subnet        string `protobuf:"bytes,3,opt,name=subnet,proto3" json:"subnet,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NetworkNode) Reset() {
+	*x = NetworkNode{}
+	mi := &file_berth_v1_agent_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NetworkNode) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NetworkNode) ProtoMessage() {}
+
+func (x *NetworkNode) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_agent_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NetworkNode.ProtoReflect.Descriptor instead.
+func (*NetworkNode) Descriptor() ([]byte, []int) {
+	return file_berth_v1_agent_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *NetworkNode) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *NetworkNode) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+func (x *NetworkNode) GetSubnet() string {
+	if x != nil {
+		return x.Subnet
+	}
+	return ""
+}
 
 var File_berth_v1_agent_proto protoreflect.FileDescriptor
 
@@ -986,7 +1379,7 @@ const file_berth_v1_agent_proto_rawDesc = "" +
 	"\fJoinResponse\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12 \n" +
 	"\vcertificate\x18\x02 \x01(\fR\vcertificate\x12%\n" +
-	"\x0eca_certificate\x18\x03 \x01(\fR\rcaCertificate\"\xaf\x04\n" +
+	"\x0eca_certificate\x18\x03 \x01(\fR\rcaCertificate\"\xc9\x04\n" +
 	"\x0fNodeDescription\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n" +
 	"\bhostname\x18\x02 \x01(\tR\bhostname\x12\x18\n" +
@@ -998,7 +1391,8 @@ const file_berth_v1_agent_proto_rawDesc = "" +
 	"\ragent_version\x18\b \x01(\tR\fagentVersion\x12'\n" +
 	"\x0fcontent_address\x18\t \x01(\tR\x0econtentAddress\x12P\n" +
 	"\rimage_digests\x18\n" +
-	" \x03(\v2+.berth.v1.NodeDescription.ImageDigestsEntryR\fimageDigests\x1a9\n" +
+	" \x03(\v2+.berth.v1.NodeDescription.ImageDigestsEntryR\fimageDigests\x12\x18\n" +
+	"\aoverlay\x18\v \x01(\bR\aoverlay\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a?\n" +
@@ -1048,11 +1442,46 @@ const file_berth_v1_agent_proto_rawDesc = "" +
 	"\x05peers\x18\x02 \x03(\tR\x05peers\x12\x1a\n" +
 	"\busername\x18\x03 \x01(\tR\busername\x12\x16\n" +
 	"\x06secret\x18\x04 \x01(\tR\x06secret\x12\x1a\n" +
-	"\binsecure\x18\x05 \x01(\bR\binsecure\"\x8b\x01\n" +
+	"\binsecure\x18\x05 \x01(\bR\binsecure\"\xc4\x01\n" +
 	"\rServerMessage\x124\n" +
 	"\awelcome\x18\x01 \x01(\v2\x18.berth.v1.SessionWelcomeH\x00R\awelcome\x129\n" +
-	"\vassignments\x18\x02 \x01(\v2\x15.berth.v1.AssignmentsH\x00R\vassignmentsB\t\n" +
-	"\amessage2\x85\x01\n" +
+	"\vassignments\x18\x02 \x01(\v2\x15.berth.v1.AssignmentsH\x00R\vassignments\x127\n" +
+	"\vnetwork_map\x18\x03 \x01(\v2\x14.berth.v1.NetworkMapH\x00R\n" +
+	"networkMapB\t\n" +
+	"\amessage\"\xff\x02\n" +
+	"\n" +
+	"NetworkMap\x12\x12\n" +
+	"\x04full\x18\x01 \x01(\bR\x04full\x12-\n" +
+	"\bnetworks\x18\x02 \x03(\v2\x11.berth.v1.NetworkR\bnetworks\x124\n" +
+	"\bservices\x18\x03 \x03(\v2\x18.berth.v1.NetworkServiceR\bservices\x12+\n" +
+	"\x05tasks\x18\x04 \x03(\v2\x15.berth.v1.NetworkTaskR\x05tasks\x12+\n" +
+	"\x05nodes\x18\x05 \x03(\v2\x15.berth.v1.NetworkNodeR\x05nodes\x12)\n" +
+	"\x10removed_networks\x18\x06 \x03(\tR\x0fremovedNetworks\x12)\n" +
+	"\x10removed_services\x18\a \x03(\tR\x0fremovedServices\x12#\n" +
+	"\rremoved_tasks\x18\b \x03(\tR\fremovedTasks\x12#\n" +
+	"\rremoved_nodes\x18\t \x03(\tR\fremovedNodes\"\xb7\x02\n" +
+	"\x0eNetworkService\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1c\n" +
+	"\tnamespace\x18\x02 \x01(\tR\tnamespace\x12\x10\n" +
+	"\x03app\x18\x03 \x01(\tR\x03app\x12\x12\n" +
+	"\x04name\x18\x04 \x01(\tR\x04name\x12;\n" +
+	"\rendpoint_mode\x18\x05 \x01(\x0e2\x16.berth.v1.EndpointModeR\fendpointMode\x124\n" +
+	"\bnetworks\x18\x06 \x03(\v2\x18.berth.v1.ServiceNetworkR\bnetworks\x124\n" +
+	"\vvirtual_ips\x18\a \x03(\v2\x13.berth.v1.VirtualIPR\n" +
+	"virtualIps\x12(\n" +
+	"\x05ports\x18\b \x03(\v2\x12.berth.v1.PortSpecR\x05ports\"\xb2\x01\n" +
+	"\vNetworkTask\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n" +
+	"\n" +
+	"service_id\x18\x02 \x01(\tR\tserviceId\x12\x17\n" +
+	"\anode_id\x18\x03 \x01(\tR\x06nodeId\x12\x12\n" +
+	"\x04slot\x18\x04 \x01(\x04R\x04slot\x121\n" +
+	"\bnetworks\x18\x05 \x03(\v2\x15.berth.v1.TaskNetworkR\bnetworks\x12\x14\n" +
+	"\x05ready\x18\x06 \x01(\bR\x05ready\"O\n" +
+	"\vNetworkNode\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
+	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x16\n" +
+	"\x06subnet\x18\x03 \x01(\tR\x06subnet2\x85\x01\n" +
 	"\fAgentService\x125\n" +
 	"\x04Join\x12\x15.berth.v1.JoinRequest\x1a\x16.berth.v1.JoinResponse\x12>\n" +
 	"\aSession\x12\x16.berth.v1.AgentMessage\x1a\x17.berth.v1.ServerMessage(\x010\x01B4Z2github.com/berthproject/berth/api/berth/v1;berthv1b\x06proto3"
@@ -1069,7 +1498,7 @@ func file_berth_v1_agent_proto_rawDescGZIP() []byte {
 	return file_berth_v1_agent_proto_rawDescData
 }
 
-var file_berth_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_berth_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_berth_v1_agent_proto_goTypes = []any{
 	(*JoinRequest)(nil),         // 0: berth.v1.JoinRequest
 	(*JoinResponse)(nil),        // 1: berth.v1.JoinResponse
@@ -1084,45 +1513,65 @@ var file_berth_v1_agent_proto_goTypes = []any{
 	(*Assignments)(nil),         // 10: berth.v1.Assignments
 	(*ImageSource)(nil),         // 11: berth.v1.ImageSource
 	(*ServerMessage)(nil),       // 12: berth.v1.ServerMessage
-	nil,                         // 13: berth.v1.NodeDescription.LabelsEntry
-	nil,                         // 14: berth.v1.NodeDescription.ImageDigestsEntry
-	nil,                         // 15: berth.v1.AgentHeartbeat.ImageDigestsEntry
-	(*Resources)(nil),           // 16: berth.v1.Resources
-	(*Platform)(nil),            // 17: berth.v1.Platform
-	(*TaskStatus)(nil),          // 18: berth.v1.TaskStatus
-	(*durationpb.Duration)(nil), // 19: google.protobuf.Duration
-	(*Task)(nil),                // 20: berth.v1.Task
+	(*NetworkMap)(nil),          // 13: berth.v1.NetworkMap
+	(*NetworkService)(nil),      // 14: berth.v1.NetworkService
+	(*NetworkTask)(nil),         // 15: berth.v1.NetworkTask
+	(*NetworkNode)(nil),         // 16: berth.v1.NetworkNode
+	nil,                         // 17: berth.v1.NodeDescription.LabelsEntry
+	nil,                         // 18: berth.v1.NodeDescription.ImageDigestsEntry
+	nil,                         // 19: berth.v1.AgentHeartbeat.ImageDigestsEntry
+	(*Resources)(nil),           // 20: berth.v1.Resources
+	(*Platform)(nil),            // 21: berth.v1.Platform
+	(*TaskStatus)(nil),          // 22: berth.v1.TaskStatus
+	(*durationpb.Duration)(nil), // 23: google.protobuf.Duration
+	(*Task)(nil),                // 24: berth.v1.Task
+	(*Network)(nil),             // 25: berth.v1.Network
+	(EndpointMode)(0),           // 26: berth.v1.EndpointMode
+	(*ServiceNetwork)(nil),      // 27: berth.v1.ServiceNetwork
+	(*VirtualIP)(nil),           // 28: berth.v1.VirtualIP
+	(*PortSpec)(nil),            // 29: berth.v1.PortSpec
+	(*TaskNetwork)(nil),         // 30: berth.v1.TaskNetwork
 }
 var file_berth_v1_agent_proto_depIdxs = []int32{
-	13, // 0: berth.v1.NodeDescription.labels:type_name -> berth.v1.NodeDescription.LabelsEntry
-	16, // 1: berth.v1.NodeDescription.capacity:type_name -> berth.v1.Resources
-	17, // 2: berth.v1.NodeDescription.platform:type_name -> berth.v1.Platform
-	14, // 3: berth.v1.NodeDescription.image_digests:type_name -> berth.v1.NodeDescription.ImageDigestsEntry
-	18, // 4: berth.v1.TaskStatusReport.status:type_name -> berth.v1.TaskStatus
+	17, // 0: berth.v1.NodeDescription.labels:type_name -> berth.v1.NodeDescription.LabelsEntry
+	20, // 1: berth.v1.NodeDescription.capacity:type_name -> berth.v1.Resources
+	21, // 2: berth.v1.NodeDescription.platform:type_name -> berth.v1.Platform
+	18, // 3: berth.v1.NodeDescription.image_digests:type_name -> berth.v1.NodeDescription.ImageDigestsEntry
+	22, // 4: berth.v1.TaskStatusReport.status:type_name -> berth.v1.TaskStatus
 	2,  // 5: berth.v1.AgentHello.description:type_name -> berth.v1.NodeDescription
 	3,  // 6: berth.v1.AgentHello.tasks:type_name -> berth.v1.TaskStatusReport
 	3,  // 7: berth.v1.AgentStatus.tasks:type_name -> berth.v1.TaskStatusReport
-	15, // 8: berth.v1.AgentHeartbeat.image_digests:type_name -> berth.v1.AgentHeartbeat.ImageDigestsEntry
+	19, // 8: berth.v1.AgentHeartbeat.image_digests:type_name -> berth.v1.AgentHeartbeat.ImageDigestsEntry
 	4,  // 9: berth.v1.AgentMessage.hello:type_name -> berth.v1.AgentHello
 	5,  // 10: berth.v1.AgentMessage.status:type_name -> berth.v1.AgentStatus
 	6,  // 11: berth.v1.AgentMessage.heartbeat:type_name -> berth.v1.AgentHeartbeat
-	19, // 12: berth.v1.SessionWelcome.heartbeat_period:type_name -> google.protobuf.Duration
+	23, // 12: berth.v1.SessionWelcome.heartbeat_period:type_name -> google.protobuf.Duration
 	9,  // 13: berth.v1.SessionWelcome.gossip:type_name -> berth.v1.GossipConfig
-	19, // 14: berth.v1.GossipConfig.probe_interval:type_name -> google.protobuf.Duration
-	19, // 15: berth.v1.GossipConfig.probe_timeout:type_name -> google.protobuf.Duration
-	20, // 16: berth.v1.Assignments.tasks:type_name -> berth.v1.Task
+	23, // 14: berth.v1.GossipConfig.probe_interval:type_name -> google.protobuf.Duration
+	23, // 15: berth.v1.GossipConfig.probe_timeout:type_name -> google.protobuf.Duration
+	24, // 16: berth.v1.Assignments.tasks:type_name -> berth.v1.Task
 	11, // 17: berth.v1.Assignments.image_sources:type_name -> berth.v1.ImageSource
 	8,  // 18: berth.v1.ServerMessage.welcome:type_name -> berth.v1.SessionWelcome
 	10, // 19: berth.v1.ServerMessage.assignments:type_name -> berth.v1.Assignments
-	0,  // 20: berth.v1.AgentService.Join:input_type -> berth.v1.JoinRequest
-	7,  // 21: berth.v1.AgentService.Session:input_type -> berth.v1.AgentMessage
-	1,  // 22: berth.v1.AgentService.Join:output_type -> berth.v1.JoinResponse
-	12, // 23: berth.v1.AgentService.Session:output_type -> berth.v1.ServerMessage
-	22, // [22:24] is the sub-list for method output_type
-	20, // [20:22] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	13, // 20: berth.v1.ServerMessage.network_map:type_name -> berth.v1.NetworkMap
+	25, // 21: berth.v1.NetworkMap.networks:type_name -> berth.v1.Network
+	14, // 22: berth.v1.NetworkMap.services:type_name -> berth.v1.NetworkService
+	15, // 23: berth.v1.NetworkMap.tasks:type_name -> berth.v1.NetworkTask
+	16, // 24: berth.v1.NetworkMap.nodes:type_name -> berth.v1.NetworkNode
+	26, // 25: berth.v1.NetworkService.endpoint_mode:type_name -> berth.v1.EndpointMode
+	27, // 26: berth.v1.NetworkService.networks:type_name -> berth.v1.ServiceNetwork
+	28, // 27: berth.v1.NetworkService.virtual_ips:type_name -> berth.v1.VirtualIP
+	29, // 28: berth.v1.NetworkService.ports:type_name -> berth.v1.PortSpec
+	30, // 29: berth.v1.NetworkTask.networks:type_name -> berth.v1.TaskNetwork
+	0,  // 30: berth.v1.AgentService.Join:input_type -> berth.v1.JoinRequest
+	7,  // 31: berth.v1.AgentService.Session:input_type -> berth.v1.AgentMessage
+	1,  // 32: berth.v1.AgentService.Join:output_type -> berth.v1.JoinResponse
+	12, // 33: berth.v1.AgentService.Session:output_type -> berth.v1.ServerMessage
+	32, // [32:34] is the sub-list for method output_type
+	30, // [30:32] is the sub-list for method input_type
+	30, // [30:30] is the sub-list for extension type_name
+	30, // [30:30] is the sub-list for extension extendee
+	0,  // [0:30] is the sub-list for field type_name
 }
 
 func init() { file_berth_v1_agent_proto_init() }
@@ -1139,6 +1588,7 @@ func file_berth_v1_agent_proto_init() {
 	file_berth_v1_agent_proto_msgTypes[12].OneofWrappers = []any{
 		(*ServerMessage_Welcome)(nil),
 		(*ServerMessage_Assignments)(nil),
+		(*ServerMessage_NetworkMap)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1146,7 +1596,7 @@ func file_berth_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_berth_v1_agent_proto_rawDesc), len(file_berth_v1_agent_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   16,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

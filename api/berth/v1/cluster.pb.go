@@ -176,6 +176,464 @@ func (LogStream) EnumDescriptor() ([]byte, []int) {
 	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{2}
 }
 
+type CreateNetworkRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Namespace string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	Name      string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// subnet is an IPv4 CIDR; empty takes the next free one.
+	Subnet        string            `protobuf:"bytes,3,opt,name=subnet,proto3" json:"subnet,omitempty"`
+	Internal      bool              `protobuf:"varint,4,opt,name=internal,proto3" json:"internal,omitempty"`
+	Labels        map[string]string `protobuf:"bytes,5,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateNetworkRequest) Reset() {
+	*x = CreateNetworkRequest{}
+	mi := &file_berth_v1_cluster_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateNetworkRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateNetworkRequest) ProtoMessage() {}
+
+func (x *CreateNetworkRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_cluster_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateNetworkRequest.ProtoReflect.Descriptor instead.
+func (*CreateNetworkRequest) Descriptor() ([]byte, []int) {
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *CreateNetworkRequest) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *CreateNetworkRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *CreateNetworkRequest) GetSubnet() string {
+	if x != nil {
+		return x.Subnet
+	}
+	return ""
+}
+
+func (x *CreateNetworkRequest) GetInternal() bool {
+	if x != nil {
+		return x.Internal
+	}
+	return false
+}
+
+func (x *CreateNetworkRequest) GetLabels() map[string]string {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
+}
+
+type ListNetworksRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Namespace     string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListNetworksRequest) Reset() {
+	*x = ListNetworksRequest{}
+	mi := &file_berth_v1_cluster_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListNetworksRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListNetworksRequest) ProtoMessage() {}
+
+func (x *ListNetworksRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_cluster_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListNetworksRequest.ProtoReflect.Descriptor instead.
+func (*ListNetworksRequest) Descriptor() ([]byte, []int) {
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ListNetworksRequest) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+// NetworkSummary is a network with what uses it.
+type NetworkSummary struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Network *Network               `protobuf:"bytes,1,opt,name=network,proto3" json:"network,omitempty"`
+	// services are the services on the network, as "app/service".
+	Services []string `protobuf:"bytes,2,rep,name=services,proto3" json:"services,omitempty"`
+	// tasks counts the tasks that hold an address on it.
+	Tasks         uint64 `protobuf:"varint,3,opt,name=tasks,proto3" json:"tasks,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NetworkSummary) Reset() {
+	*x = NetworkSummary{}
+	mi := &file_berth_v1_cluster_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NetworkSummary) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NetworkSummary) ProtoMessage() {}
+
+func (x *NetworkSummary) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_cluster_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NetworkSummary.ProtoReflect.Descriptor instead.
+func (*NetworkSummary) Descriptor() ([]byte, []int) {
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *NetworkSummary) GetNetwork() *Network {
+	if x != nil {
+		return x.Network
+	}
+	return nil
+}
+
+func (x *NetworkSummary) GetServices() []string {
+	if x != nil {
+		return x.Services
+	}
+	return nil
+}
+
+func (x *NetworkSummary) GetTasks() uint64 {
+	if x != nil {
+		return x.Tasks
+	}
+	return 0
+}
+
+type ListNetworksResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Networks      []*NetworkSummary      `protobuf:"bytes,1,rep,name=networks,proto3" json:"networks,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListNetworksResponse) Reset() {
+	*x = ListNetworksResponse{}
+	mi := &file_berth_v1_cluster_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListNetworksResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListNetworksResponse) ProtoMessage() {}
+
+func (x *ListNetworksResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_cluster_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListNetworksResponse.ProtoReflect.Descriptor instead.
+func (*ListNetworksResponse) Descriptor() ([]byte, []int) {
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *ListNetworksResponse) GetNetworks() []*NetworkSummary {
+	if x != nil {
+		return x.Networks
+	}
+	return nil
+}
+
+type GetNetworkRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Namespace     string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetNetworkRequest) Reset() {
+	*x = GetNetworkRequest{}
+	mi := &file_berth_v1_cluster_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetNetworkRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetNetworkRequest) ProtoMessage() {}
+
+func (x *GetNetworkRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_cluster_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetNetworkRequest.ProtoReflect.Descriptor instead.
+func (*GetNetworkRequest) Descriptor() ([]byte, []int) {
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *GetNetworkRequest) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *GetNetworkRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type RemoveNetworkRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Namespace     string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveNetworkRequest) Reset() {
+	*x = RemoveNetworkRequest{}
+	mi := &file_berth_v1_cluster_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveNetworkRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveNetworkRequest) ProtoMessage() {}
+
+func (x *RemoveNetworkRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_cluster_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveNetworkRequest.ProtoReflect.Descriptor instead.
+func (*RemoveNetworkRequest) Descriptor() ([]byte, []int) {
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *RemoveNetworkRequest) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *RemoveNetworkRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type RemoveNetworkResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveNetworkResponse) Reset() {
+	*x = RemoveNetworkResponse{}
+	mi := &file_berth_v1_cluster_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveNetworkResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveNetworkResponse) ProtoMessage() {}
+
+func (x *RemoveNetworkResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_cluster_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveNetworkResponse.ProtoReflect.Descriptor instead.
+func (*RemoveNetworkResponse) Descriptor() ([]byte, []int) {
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{6}
+}
+
+// AppNetwork is a network an app's Compose file names.
+type AppNetwork struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// name is the network's full name ("<app>_<key>", or the file's name:).
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// external: the network exists already (berth network create) and the
+	// app only joins it; the other fields are not read.
+	External bool `protobuf:"varint,2,opt,name=external,proto3" json:"external,omitempty"`
+	// subnet is an IPv4 CIDR; empty takes the next free one.
+	Subnet   string            `protobuf:"bytes,3,opt,name=subnet,proto3" json:"subnet,omitempty"`
+	Internal bool              `protobuf:"varint,4,opt,name=internal,proto3" json:"internal,omitempty"`
+	Labels   map[string]string `protobuf:"bytes,5,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// key is the network's key in the Compose file, for error messages.
+	Key           string `protobuf:"bytes,6,opt,name=key,proto3" json:"key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AppNetwork) Reset() {
+	*x = AppNetwork{}
+	mi := &file_berth_v1_cluster_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AppNetwork) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AppNetwork) ProtoMessage() {}
+
+func (x *AppNetwork) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_cluster_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AppNetwork.ProtoReflect.Descriptor instead.
+func (*AppNetwork) Descriptor() ([]byte, []int) {
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *AppNetwork) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *AppNetwork) GetExternal() bool {
+	if x != nil {
+		return x.External
+	}
+	return false
+}
+
+func (x *AppNetwork) GetSubnet() string {
+	if x != nil {
+		return x.Subnet
+	}
+	return ""
+}
+
+func (x *AppNetwork) GetInternal() bool {
+	if x != nil {
+		return x.Internal
+	}
+	return false
+}
+
+func (x *AppNetwork) GetLabels() map[string]string {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
+}
+
+func (x *AppNetwork) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
 type ExecStart struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	Namespace string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
@@ -198,7 +656,7 @@ type ExecStart struct {
 
 func (x *ExecStart) Reset() {
 	*x = ExecStart{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[0]
+	mi := &file_berth_v1_cluster_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -210,7 +668,7 @@ func (x *ExecStart) String() string {
 func (*ExecStart) ProtoMessage() {}
 
 func (x *ExecStart) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[0]
+	mi := &file_berth_v1_cluster_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -223,7 +681,7 @@ func (x *ExecStart) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecStart.ProtoReflect.Descriptor instead.
 func (*ExecStart) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{0}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ExecStart) GetNamespace() string {
@@ -313,7 +771,7 @@ type TerminalSize struct {
 
 func (x *TerminalSize) Reset() {
 	*x = TerminalSize{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[1]
+	mi := &file_berth_v1_cluster_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -325,7 +783,7 @@ func (x *TerminalSize) String() string {
 func (*TerminalSize) ProtoMessage() {}
 
 func (x *TerminalSize) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[1]
+	mi := &file_berth_v1_cluster_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -338,7 +796,7 @@ func (x *TerminalSize) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TerminalSize.ProtoReflect.Descriptor instead.
 func (*TerminalSize) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{1}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *TerminalSize) GetWidth() uint32 {
@@ -370,7 +828,7 @@ type ExecRequest struct {
 
 func (x *ExecRequest) Reset() {
 	*x = ExecRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[2]
+	mi := &file_berth_v1_cluster_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -382,7 +840,7 @@ func (x *ExecRequest) String() string {
 func (*ExecRequest) ProtoMessage() {}
 
 func (x *ExecRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[2]
+	mi := &file_berth_v1_cluster_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -395,7 +853,7 @@ func (x *ExecRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecRequest.ProtoReflect.Descriptor instead.
 func (*ExecRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{2}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ExecRequest) GetPart() isExecRequest_Part {
@@ -485,7 +943,7 @@ type ExecResponse struct {
 
 func (x *ExecResponse) Reset() {
 	*x = ExecResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[3]
+	mi := &file_berth_v1_cluster_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -497,7 +955,7 @@ func (x *ExecResponse) String() string {
 func (*ExecResponse) ProtoMessage() {}
 
 func (x *ExecResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[3]
+	mi := &file_berth_v1_cluster_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -510,7 +968,7 @@ func (x *ExecResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecResponse.ProtoReflect.Descriptor instead.
 func (*ExecResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{3}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ExecResponse) GetPart() isExecResponse_Part {
@@ -599,7 +1057,7 @@ type TopRequest struct {
 
 func (x *TopRequest) Reset() {
 	*x = TopRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[4]
+	mi := &file_berth_v1_cluster_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -611,7 +1069,7 @@ func (x *TopRequest) String() string {
 func (*TopRequest) ProtoMessage() {}
 
 func (x *TopRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[4]
+	mi := &file_berth_v1_cluster_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -624,7 +1082,7 @@ func (x *TopRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopRequest.ProtoReflect.Descriptor instead.
 func (*TopRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{4}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *TopRequest) GetNamespace() string {
@@ -675,7 +1133,7 @@ type TaskStats struct {
 
 func (x *TaskStats) Reset() {
 	*x = TaskStats{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[5]
+	mi := &file_berth_v1_cluster_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -687,7 +1145,7 @@ func (x *TaskStats) String() string {
 func (*TaskStats) ProtoMessage() {}
 
 func (x *TaskStats) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[5]
+	mi := &file_berth_v1_cluster_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -700,7 +1158,7 @@ func (x *TaskStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskStats.ProtoReflect.Descriptor instead.
 func (*TaskStats) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{5}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *TaskStats) GetTaskId() string {
@@ -770,7 +1228,7 @@ type TopResponse struct {
 
 func (x *TopResponse) Reset() {
 	*x = TopResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[6]
+	mi := &file_berth_v1_cluster_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -782,7 +1240,7 @@ func (x *TopResponse) String() string {
 func (*TopResponse) ProtoMessage() {}
 
 func (x *TopResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[6]
+	mi := &file_berth_v1_cluster_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -795,7 +1253,7 @@ func (x *TopResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopResponse.ProtoReflect.Descriptor instead.
 func (*TopResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{6}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *TopResponse) GetTasks() []*TaskStats {
@@ -824,7 +1282,7 @@ type CreateAPITokenRequest struct {
 
 func (x *CreateAPITokenRequest) Reset() {
 	*x = CreateAPITokenRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[7]
+	mi := &file_berth_v1_cluster_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -836,7 +1294,7 @@ func (x *CreateAPITokenRequest) String() string {
 func (*CreateAPITokenRequest) ProtoMessage() {}
 
 func (x *CreateAPITokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[7]
+	mi := &file_berth_v1_cluster_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -849,7 +1307,7 @@ func (x *CreateAPITokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAPITokenRequest.ProtoReflect.Descriptor instead.
 func (*CreateAPITokenRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{7}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *CreateAPITokenRequest) GetName() string {
@@ -877,7 +1335,7 @@ type CreateAPITokenResponse struct {
 
 func (x *CreateAPITokenResponse) Reset() {
 	*x = CreateAPITokenResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[8]
+	mi := &file_berth_v1_cluster_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -889,7 +1347,7 @@ func (x *CreateAPITokenResponse) String() string {
 func (*CreateAPITokenResponse) ProtoMessage() {}
 
 func (x *CreateAPITokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[8]
+	mi := &file_berth_v1_cluster_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -902,7 +1360,7 @@ func (x *CreateAPITokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAPITokenResponse.ProtoReflect.Descriptor instead.
 func (*CreateAPITokenResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{8}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *CreateAPITokenResponse) GetToken() *APIToken {
@@ -927,7 +1385,7 @@ type ListAPITokensRequest struct {
 
 func (x *ListAPITokensRequest) Reset() {
 	*x = ListAPITokensRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[9]
+	mi := &file_berth_v1_cluster_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -939,7 +1397,7 @@ func (x *ListAPITokensRequest) String() string {
 func (*ListAPITokensRequest) ProtoMessage() {}
 
 func (x *ListAPITokensRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[9]
+	mi := &file_berth_v1_cluster_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -952,7 +1410,7 @@ func (x *ListAPITokensRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAPITokensRequest.ProtoReflect.Descriptor instead.
 func (*ListAPITokensRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{9}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{17}
 }
 
 type ListAPITokensResponse struct {
@@ -964,7 +1422,7 @@ type ListAPITokensResponse struct {
 
 func (x *ListAPITokensResponse) Reset() {
 	*x = ListAPITokensResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[10]
+	mi := &file_berth_v1_cluster_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -976,7 +1434,7 @@ func (x *ListAPITokensResponse) String() string {
 func (*ListAPITokensResponse) ProtoMessage() {}
 
 func (x *ListAPITokensResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[10]
+	mi := &file_berth_v1_cluster_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -989,7 +1447,7 @@ func (x *ListAPITokensResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAPITokensResponse.ProtoReflect.Descriptor instead.
 func (*ListAPITokensResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{10}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ListAPITokensResponse) GetTokens() []*APIToken {
@@ -1009,7 +1467,7 @@ type RevokeAPITokenRequest struct {
 
 func (x *RevokeAPITokenRequest) Reset() {
 	*x = RevokeAPITokenRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[11]
+	mi := &file_berth_v1_cluster_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1021,7 +1479,7 @@ func (x *RevokeAPITokenRequest) String() string {
 func (*RevokeAPITokenRequest) ProtoMessage() {}
 
 func (x *RevokeAPITokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[11]
+	mi := &file_berth_v1_cluster_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1034,7 +1492,7 @@ func (x *RevokeAPITokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeAPITokenRequest.ProtoReflect.Descriptor instead.
 func (*RevokeAPITokenRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{11}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *RevokeAPITokenRequest) GetToken() string {
@@ -1052,7 +1510,7 @@ type RevokeAPITokenResponse struct {
 
 func (x *RevokeAPITokenResponse) Reset() {
 	*x = RevokeAPITokenResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[12]
+	mi := &file_berth_v1_cluster_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1064,7 +1522,7 @@ func (x *RevokeAPITokenResponse) String() string {
 func (*RevokeAPITokenResponse) ProtoMessage() {}
 
 func (x *RevokeAPITokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[12]
+	mi := &file_berth_v1_cluster_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1077,7 +1535,7 @@ func (x *RevokeAPITokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeAPITokenResponse.ProtoReflect.Descriptor instead.
 func (*RevokeAPITokenResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{12}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{20}
 }
 
 type BuildHeader struct {
@@ -1101,7 +1559,7 @@ type BuildHeader struct {
 
 func (x *BuildHeader) Reset() {
 	*x = BuildHeader{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[13]
+	mi := &file_berth_v1_cluster_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1113,7 +1571,7 @@ func (x *BuildHeader) String() string {
 func (*BuildHeader) ProtoMessage() {}
 
 func (x *BuildHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[13]
+	mi := &file_berth_v1_cluster_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1126,7 +1584,7 @@ func (x *BuildHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BuildHeader.ProtoReflect.Descriptor instead.
 func (*BuildHeader) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{13}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *BuildHeader) GetTags() []string {
@@ -1191,7 +1649,7 @@ type BuildRequest struct {
 
 func (x *BuildRequest) Reset() {
 	*x = BuildRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[14]
+	mi := &file_berth_v1_cluster_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1203,7 +1661,7 @@ func (x *BuildRequest) String() string {
 func (*BuildRequest) ProtoMessage() {}
 
 func (x *BuildRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[14]
+	mi := &file_berth_v1_cluster_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1216,7 +1674,7 @@ func (x *BuildRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BuildRequest.ProtoReflect.Descriptor instead.
 func (*BuildRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{14}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *BuildRequest) GetPart() isBuildRequest_Part {
@@ -1274,7 +1732,7 @@ type BuildResult struct {
 
 func (x *BuildResult) Reset() {
 	*x = BuildResult{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[15]
+	mi := &file_berth_v1_cluster_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1286,7 +1744,7 @@ func (x *BuildResult) String() string {
 func (*BuildResult) ProtoMessage() {}
 
 func (x *BuildResult) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[15]
+	mi := &file_berth_v1_cluster_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1299,7 +1757,7 @@ func (x *BuildResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BuildResult.ProtoReflect.Descriptor instead.
 func (*BuildResult) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{15}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *BuildResult) GetNodeId() string {
@@ -1343,7 +1801,7 @@ type BuildEvent struct {
 
 func (x *BuildEvent) Reset() {
 	*x = BuildEvent{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[16]
+	mi := &file_berth_v1_cluster_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1355,7 +1813,7 @@ func (x *BuildEvent) String() string {
 func (*BuildEvent) ProtoMessage() {}
 
 func (x *BuildEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[16]
+	mi := &file_berth_v1_cluster_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1368,7 +1826,7 @@ func (x *BuildEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BuildEvent.ProtoReflect.Descriptor instead.
 func (*BuildEvent) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{16}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *BuildEvent) GetEvent() isBuildEvent_Event {
@@ -1425,7 +1883,7 @@ type PullImageRequest struct {
 
 func (x *PullImageRequest) Reset() {
 	*x = PullImageRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[17]
+	mi := &file_berth_v1_cluster_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1437,7 +1895,7 @@ func (x *PullImageRequest) String() string {
 func (*PullImageRequest) ProtoMessage() {}
 
 func (x *PullImageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[17]
+	mi := &file_berth_v1_cluster_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1450,7 +1908,7 @@ func (x *PullImageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PullImageRequest.ProtoReflect.Descriptor instead.
 func (*PullImageRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{17}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *PullImageRequest) GetImage() string {
@@ -1479,7 +1937,7 @@ type PushImageRequest struct {
 
 func (x *PushImageRequest) Reset() {
 	*x = PushImageRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[18]
+	mi := &file_berth_v1_cluster_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1491,7 +1949,7 @@ func (x *PushImageRequest) String() string {
 func (*PushImageRequest) ProtoMessage() {}
 
 func (x *PushImageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[18]
+	mi := &file_berth_v1_cluster_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1504,7 +1962,7 @@ func (x *PushImageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PushImageRequest.ProtoReflect.Descriptor instead.
 func (*PushImageRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{18}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *PushImageRequest) GetImage() string {
@@ -1541,7 +1999,7 @@ type ImageProgress struct {
 
 func (x *ImageProgress) Reset() {
 	*x = ImageProgress{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[19]
+	mi := &file_berth_v1_cluster_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1553,7 +2011,7 @@ func (x *ImageProgress) String() string {
 func (*ImageProgress) ProtoMessage() {}
 
 func (x *ImageProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[19]
+	mi := &file_berth_v1_cluster_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1566,7 +2024,7 @@ func (x *ImageProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImageProgress.ProtoReflect.Descriptor instead.
 func (*ImageProgress) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{19}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ImageProgress) GetNodeId() string {
@@ -1643,7 +2101,7 @@ type LoginRequest struct {
 
 func (x *LoginRequest) Reset() {
 	*x = LoginRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[20]
+	mi := &file_berth_v1_cluster_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1655,7 +2113,7 @@ func (x *LoginRequest) String() string {
 func (*LoginRequest) ProtoMessage() {}
 
 func (x *LoginRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[20]
+	mi := &file_berth_v1_cluster_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1668,7 +2126,7 @@ func (x *LoginRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoginRequest.ProtoReflect.Descriptor instead.
 func (*LoginRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{20}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *LoginRequest) GetRegistry() string {
@@ -1700,7 +2158,7 @@ type LoginResponse struct {
 
 func (x *LoginResponse) Reset() {
 	*x = LoginResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[21]
+	mi := &file_berth_v1_cluster_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1712,7 +2170,7 @@ func (x *LoginResponse) String() string {
 func (*LoginResponse) ProtoMessage() {}
 
 func (x *LoginResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[21]
+	mi := &file_berth_v1_cluster_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1725,7 +2183,7 @@ func (x *LoginResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoginResponse.ProtoReflect.Descriptor instead.
 func (*LoginResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{21}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{29}
 }
 
 type LogoutRequest struct {
@@ -1737,7 +2195,7 @@ type LogoutRequest struct {
 
 func (x *LogoutRequest) Reset() {
 	*x = LogoutRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[22]
+	mi := &file_berth_v1_cluster_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1749,7 +2207,7 @@ func (x *LogoutRequest) String() string {
 func (*LogoutRequest) ProtoMessage() {}
 
 func (x *LogoutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[22]
+	mi := &file_berth_v1_cluster_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1762,7 +2220,7 @@ func (x *LogoutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogoutRequest.ProtoReflect.Descriptor instead.
 func (*LogoutRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{22}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *LogoutRequest) GetRegistry() string {
@@ -1780,7 +2238,7 @@ type LogoutResponse struct {
 
 func (x *LogoutResponse) Reset() {
 	*x = LogoutResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[23]
+	mi := &file_berth_v1_cluster_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1792,7 +2250,7 @@ func (x *LogoutResponse) String() string {
 func (*LogoutResponse) ProtoMessage() {}
 
 func (x *LogoutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[23]
+	mi := &file_berth_v1_cluster_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1805,7 +2263,7 @@ func (x *LogoutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogoutResponse.ProtoReflect.Descriptor instead.
 func (*LogoutResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{23}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{31}
 }
 
 type ListRegistriesRequest struct {
@@ -1816,7 +2274,7 @@ type ListRegistriesRequest struct {
 
 func (x *ListRegistriesRequest) Reset() {
 	*x = ListRegistriesRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[24]
+	mi := &file_berth_v1_cluster_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1828,7 +2286,7 @@ func (x *ListRegistriesRequest) String() string {
 func (*ListRegistriesRequest) ProtoMessage() {}
 
 func (x *ListRegistriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[24]
+	mi := &file_berth_v1_cluster_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1841,7 +2299,7 @@ func (x *ListRegistriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRegistriesRequest.ProtoReflect.Descriptor instead.
 func (*ListRegistriesRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{24}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{32}
 }
 
 type ListRegistriesResponse struct {
@@ -1854,7 +2312,7 @@ type ListRegistriesResponse struct {
 
 func (x *ListRegistriesResponse) Reset() {
 	*x = ListRegistriesResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[25]
+	mi := &file_berth_v1_cluster_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1866,7 +2324,7 @@ func (x *ListRegistriesResponse) String() string {
 func (*ListRegistriesResponse) ProtoMessage() {}
 
 func (x *ListRegistriesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[25]
+	mi := &file_berth_v1_cluster_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1879,7 +2337,7 @@ func (x *ListRegistriesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRegistriesResponse.ProtoReflect.Descriptor instead.
 func (*ListRegistriesResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{25}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ListRegistriesResponse) GetRegistries() []*RegistryCredential {
@@ -1901,7 +2359,7 @@ type ScaleServiceRequest struct {
 
 func (x *ScaleServiceRequest) Reset() {
 	*x = ScaleServiceRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[26]
+	mi := &file_berth_v1_cluster_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1913,7 +2371,7 @@ func (x *ScaleServiceRequest) String() string {
 func (*ScaleServiceRequest) ProtoMessage() {}
 
 func (x *ScaleServiceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[26]
+	mi := &file_berth_v1_cluster_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1926,7 +2384,7 @@ func (x *ScaleServiceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScaleServiceRequest.ProtoReflect.Descriptor instead.
 func (*ScaleServiceRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{26}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ScaleServiceRequest) GetNamespace() string {
@@ -1968,7 +2426,7 @@ type RestartServiceRequest struct {
 
 func (x *RestartServiceRequest) Reset() {
 	*x = RestartServiceRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[27]
+	mi := &file_berth_v1_cluster_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1980,7 +2438,7 @@ func (x *RestartServiceRequest) String() string {
 func (*RestartServiceRequest) ProtoMessage() {}
 
 func (x *RestartServiceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[27]
+	mi := &file_berth_v1_cluster_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1993,7 +2451,7 @@ func (x *RestartServiceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestartServiceRequest.ProtoReflect.Descriptor instead.
 func (*RestartServiceRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{27}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *RestartServiceRequest) GetNamespace() string {
@@ -2031,7 +2489,7 @@ type RollbackServiceRequest struct {
 
 func (x *RollbackServiceRequest) Reset() {
 	*x = RollbackServiceRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[28]
+	mi := &file_berth_v1_cluster_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2043,7 +2501,7 @@ func (x *RollbackServiceRequest) String() string {
 func (*RollbackServiceRequest) ProtoMessage() {}
 
 func (x *RollbackServiceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[28]
+	mi := &file_berth_v1_cluster_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2056,7 +2514,7 @@ func (x *RollbackServiceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RollbackServiceRequest.ProtoReflect.Descriptor instead.
 func (*RollbackServiceRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{28}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *RollbackServiceRequest) GetNamespace() string {
@@ -2103,7 +2561,7 @@ type UpdateNodeRequest struct {
 
 func (x *UpdateNodeRequest) Reset() {
 	*x = UpdateNodeRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[29]
+	mi := &file_berth_v1_cluster_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2115,7 +2573,7 @@ func (x *UpdateNodeRequest) String() string {
 func (*UpdateNodeRequest) ProtoMessage() {}
 
 func (x *UpdateNodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[29]
+	mi := &file_berth_v1_cluster_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2128,7 +2586,7 @@ func (x *UpdateNodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateNodeRequest.ProtoReflect.Descriptor instead.
 func (*UpdateNodeRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{29}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *UpdateNodeRequest) GetNode() string {
@@ -2171,7 +2629,7 @@ type RebalanceRequest struct {
 
 func (x *RebalanceRequest) Reset() {
 	*x = RebalanceRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[30]
+	mi := &file_berth_v1_cluster_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2183,7 +2641,7 @@ func (x *RebalanceRequest) String() string {
 func (*RebalanceRequest) ProtoMessage() {}
 
 func (x *RebalanceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[30]
+	mi := &file_berth_v1_cluster_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2196,7 +2654,7 @@ func (x *RebalanceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RebalanceRequest.ProtoReflect.Descriptor instead.
 func (*RebalanceRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{30}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *RebalanceRequest) GetNamespace() string {
@@ -2230,7 +2688,7 @@ type RebalanceResponse struct {
 
 func (x *RebalanceResponse) Reset() {
 	*x = RebalanceResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[31]
+	mi := &file_berth_v1_cluster_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2242,7 +2700,7 @@ func (x *RebalanceResponse) String() string {
 func (*RebalanceResponse) ProtoMessage() {}
 
 func (x *RebalanceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[31]
+	mi := &file_berth_v1_cluster_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2255,7 +2713,7 @@ func (x *RebalanceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RebalanceResponse.ProtoReflect.Descriptor instead.
 func (*RebalanceResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{31}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *RebalanceResponse) GetServices() []string {
@@ -2273,7 +2731,7 @@ type GetSettingsRequest struct {
 
 func (x *GetSettingsRequest) Reset() {
 	*x = GetSettingsRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[32]
+	mi := &file_berth_v1_cluster_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2285,7 +2743,7 @@ func (x *GetSettingsRequest) String() string {
 func (*GetSettingsRequest) ProtoMessage() {}
 
 func (x *GetSettingsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[32]
+	mi := &file_berth_v1_cluster_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2298,7 +2756,7 @@ func (x *GetSettingsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSettingsRequest.ProtoReflect.Descriptor instead.
 func (*GetSettingsRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{32}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{40}
 }
 
 type UpdateSettingsRequest struct {
@@ -2311,7 +2769,7 @@ type UpdateSettingsRequest struct {
 
 func (x *UpdateSettingsRequest) Reset() {
 	*x = UpdateSettingsRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[33]
+	mi := &file_berth_v1_cluster_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2323,7 +2781,7 @@ func (x *UpdateSettingsRequest) String() string {
 func (*UpdateSettingsRequest) ProtoMessage() {}
 
 func (x *UpdateSettingsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[33]
+	mi := &file_berth_v1_cluster_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2336,7 +2794,7 @@ func (x *UpdateSettingsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateSettingsRequest.ProtoReflect.Descriptor instead.
 func (*UpdateSettingsRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{33}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *UpdateSettingsRequest) GetSettings() *ClusterSettings {
@@ -2353,14 +2811,18 @@ type ApplyRequest struct {
 	// services are the wanted services; only name and spec are read.
 	Services []*Service `protobuf:"bytes,3,rep,name=services,proto3" json:"services,omitempty"`
 	// dry_run validates and computes the plan without writing it.
-	DryRun        bool `protobuf:"varint,4,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	DryRun bool `protobuf:"varint,4,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	// networks are the app's networks; the app's own ones missing from the
+	// request are removed with it. A service with no networks joins
+	// "<app>_default", which apply makes when it is not listed.
+	Networks      []*AppNetwork `protobuf:"bytes,5,rep,name=networks,proto3" json:"networks,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ApplyRequest) Reset() {
 	*x = ApplyRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[34]
+	mi := &file_berth_v1_cluster_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2372,7 +2834,7 @@ func (x *ApplyRequest) String() string {
 func (*ApplyRequest) ProtoMessage() {}
 
 func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[34]
+	mi := &file_berth_v1_cluster_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2385,7 +2847,7 @@ func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyRequest.ProtoReflect.Descriptor instead.
 func (*ApplyRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{34}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ApplyRequest) GetNamespace() string {
@@ -2416,6 +2878,13 @@ func (x *ApplyRequest) GetDryRun() bool {
 	return false
 }
 
+func (x *ApplyRequest) GetNetworks() []*AppNetwork {
+	if x != nil {
+		return x.Networks
+	}
+	return nil
+}
+
 type ServiceChange struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	Service string                 `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`
@@ -2428,7 +2897,7 @@ type ServiceChange struct {
 
 func (x *ServiceChange) Reset() {
 	*x = ServiceChange{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[35]
+	mi := &file_berth_v1_cluster_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2440,7 +2909,7 @@ func (x *ServiceChange) String() string {
 func (*ServiceChange) ProtoMessage() {}
 
 func (x *ServiceChange) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[35]
+	mi := &file_berth_v1_cluster_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2453,7 +2922,7 @@ func (x *ServiceChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServiceChange.ProtoReflect.Descriptor instead.
 func (*ServiceChange) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{35}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ServiceChange) GetService() string {
@@ -2478,15 +2947,19 @@ func (x *ServiceChange) GetFields() []string {
 }
 
 type ApplyResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Changes       []*ServiceChange       `protobuf:"bytes,1,rep,name=changes,proto3" json:"changes,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Changes []*ServiceChange       `protobuf:"bytes,1,rep,name=changes,proto3" json:"changes,omitempty"`
+	// created_networks and removed_networks name the app's networks the
+	// apply makes and removes.
+	CreatedNetworks []string `protobuf:"bytes,2,rep,name=created_networks,json=createdNetworks,proto3" json:"created_networks,omitempty"`
+	RemovedNetworks []string `protobuf:"bytes,3,rep,name=removed_networks,json=removedNetworks,proto3" json:"removed_networks,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *ApplyResponse) Reset() {
 	*x = ApplyResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[36]
+	mi := &file_berth_v1_cluster_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2498,7 +2971,7 @@ func (x *ApplyResponse) String() string {
 func (*ApplyResponse) ProtoMessage() {}
 
 func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[36]
+	mi := &file_berth_v1_cluster_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2511,12 +2984,26 @@ func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyResponse.ProtoReflect.Descriptor instead.
 func (*ApplyResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{36}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *ApplyResponse) GetChanges() []*ServiceChange {
 	if x != nil {
 		return x.Changes
+	}
+	return nil
+}
+
+func (x *ApplyResponse) GetCreatedNetworks() []string {
+	if x != nil {
+		return x.CreatedNetworks
+	}
+	return nil
+}
+
+func (x *ApplyResponse) GetRemovedNetworks() []string {
+	if x != nil {
+		return x.RemovedNetworks
 	}
 	return nil
 }
@@ -2531,7 +3018,7 @@ type DeleteAppRequest struct {
 
 func (x *DeleteAppRequest) Reset() {
 	*x = DeleteAppRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[37]
+	mi := &file_berth_v1_cluster_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2543,7 +3030,7 @@ func (x *DeleteAppRequest) String() string {
 func (*DeleteAppRequest) ProtoMessage() {}
 
 func (x *DeleteAppRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[37]
+	mi := &file_berth_v1_cluster_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2556,7 +3043,7 @@ func (x *DeleteAppRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteAppRequest.ProtoReflect.Descriptor instead.
 func (*DeleteAppRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{37}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *DeleteAppRequest) GetNamespace() string {
@@ -2582,7 +3069,7 @@ type DeleteAppResponse struct {
 
 func (x *DeleteAppResponse) Reset() {
 	*x = DeleteAppResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[38]
+	mi := &file_berth_v1_cluster_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2594,7 +3081,7 @@ func (x *DeleteAppResponse) String() string {
 func (*DeleteAppResponse) ProtoMessage() {}
 
 func (x *DeleteAppResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[38]
+	mi := &file_berth_v1_cluster_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2607,7 +3094,7 @@ func (x *DeleteAppResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteAppResponse.ProtoReflect.Descriptor instead.
 func (*DeleteAppResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{38}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *DeleteAppResponse) GetRemovedServices() []string {
@@ -2626,7 +3113,7 @@ type ListAppsRequest struct {
 
 func (x *ListAppsRequest) Reset() {
 	*x = ListAppsRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[39]
+	mi := &file_berth_v1_cluster_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2638,7 +3125,7 @@ func (x *ListAppsRequest) String() string {
 func (*ListAppsRequest) ProtoMessage() {}
 
 func (x *ListAppsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[39]
+	mi := &file_berth_v1_cluster_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2651,7 +3138,7 @@ func (x *ListAppsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAppsRequest.ProtoReflect.Descriptor instead.
 func (*ListAppsRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{39}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ListAppsRequest) GetNamespace() string {
@@ -2674,7 +3161,7 @@ type App struct {
 
 func (x *App) Reset() {
 	*x = App{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[40]
+	mi := &file_berth_v1_cluster_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2686,7 +3173,7 @@ func (x *App) String() string {
 func (*App) ProtoMessage() {}
 
 func (x *App) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[40]
+	mi := &file_berth_v1_cluster_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2699,7 +3186,7 @@ func (x *App) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use App.ProtoReflect.Descriptor instead.
 func (*App) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{40}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *App) GetNamespace() string {
@@ -2746,7 +3233,7 @@ type ListAppsResponse struct {
 
 func (x *ListAppsResponse) Reset() {
 	*x = ListAppsResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[41]
+	mi := &file_berth_v1_cluster_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2758,7 +3245,7 @@ func (x *ListAppsResponse) String() string {
 func (*ListAppsResponse) ProtoMessage() {}
 
 func (x *ListAppsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[41]
+	mi := &file_berth_v1_cluster_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2771,7 +3258,7 @@ func (x *ListAppsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAppsResponse.ProtoReflect.Descriptor instead.
 func (*ListAppsResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{41}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *ListAppsResponse) GetApps() []*App {
@@ -2792,7 +3279,7 @@ type GetServiceRequest struct {
 
 func (x *GetServiceRequest) Reset() {
 	*x = GetServiceRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[42]
+	mi := &file_berth_v1_cluster_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2804,7 +3291,7 @@ func (x *GetServiceRequest) String() string {
 func (*GetServiceRequest) ProtoMessage() {}
 
 func (x *GetServiceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[42]
+	mi := &file_berth_v1_cluster_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2817,7 +3304,7 @@ func (x *GetServiceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetServiceRequest.ProtoReflect.Descriptor instead.
 func (*GetServiceRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{42}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *GetServiceRequest) GetNamespace() string {
@@ -2852,7 +3339,7 @@ type ListServicesRequest struct {
 
 func (x *ListServicesRequest) Reset() {
 	*x = ListServicesRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[43]
+	mi := &file_berth_v1_cluster_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2864,7 +3351,7 @@ func (x *ListServicesRequest) String() string {
 func (*ListServicesRequest) ProtoMessage() {}
 
 func (x *ListServicesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[43]
+	mi := &file_berth_v1_cluster_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2877,7 +3364,7 @@ func (x *ListServicesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListServicesRequest.ProtoReflect.Descriptor instead.
 func (*ListServicesRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{43}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *ListServicesRequest) GetNamespace() string {
@@ -2905,7 +3392,7 @@ type ServiceSummary struct {
 
 func (x *ServiceSummary) Reset() {
 	*x = ServiceSummary{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[44]
+	mi := &file_berth_v1_cluster_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2917,7 +3404,7 @@ func (x *ServiceSummary) String() string {
 func (*ServiceSummary) ProtoMessage() {}
 
 func (x *ServiceSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[44]
+	mi := &file_berth_v1_cluster_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2930,7 +3417,7 @@ func (x *ServiceSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServiceSummary.ProtoReflect.Descriptor instead.
 func (*ServiceSummary) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{44}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *ServiceSummary) GetService() *Service {
@@ -2963,7 +3450,7 @@ type ListServicesResponse struct {
 
 func (x *ListServicesResponse) Reset() {
 	*x = ListServicesResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[45]
+	mi := &file_berth_v1_cluster_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2975,7 +3462,7 @@ func (x *ListServicesResponse) String() string {
 func (*ListServicesResponse) ProtoMessage() {}
 
 func (x *ListServicesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[45]
+	mi := &file_berth_v1_cluster_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2988,7 +3475,7 @@ func (x *ListServicesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListServicesResponse.ProtoReflect.Descriptor instead.
 func (*ListServicesResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{45}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *ListServicesResponse) GetServices() []*ServiceSummary {
@@ -3012,7 +3499,7 @@ type ListTasksRequest struct {
 
 func (x *ListTasksRequest) Reset() {
 	*x = ListTasksRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[46]
+	mi := &file_berth_v1_cluster_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3024,7 +3511,7 @@ func (x *ListTasksRequest) String() string {
 func (*ListTasksRequest) ProtoMessage() {}
 
 func (x *ListTasksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[46]
+	mi := &file_berth_v1_cluster_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3037,7 +3524,7 @@ func (x *ListTasksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTasksRequest.ProtoReflect.Descriptor instead.
 func (*ListTasksRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{46}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *ListTasksRequest) GetNamespace() string {
@@ -3084,7 +3571,7 @@ type ListTasksResponse struct {
 
 func (x *ListTasksResponse) Reset() {
 	*x = ListTasksResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[47]
+	mi := &file_berth_v1_cluster_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3096,7 +3583,7 @@ func (x *ListTasksResponse) String() string {
 func (*ListTasksResponse) ProtoMessage() {}
 
 func (x *ListTasksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[47]
+	mi := &file_berth_v1_cluster_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3109,7 +3596,7 @@ func (x *ListTasksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTasksResponse.ProtoReflect.Descriptor instead.
 func (*ListTasksResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{47}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *ListTasksResponse) GetTasks() []*Task {
@@ -3127,7 +3614,7 @@ type ListNodesRequest struct {
 
 func (x *ListNodesRequest) Reset() {
 	*x = ListNodesRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[48]
+	mi := &file_berth_v1_cluster_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3139,7 +3626,7 @@ func (x *ListNodesRequest) String() string {
 func (*ListNodesRequest) ProtoMessage() {}
 
 func (x *ListNodesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[48]
+	mi := &file_berth_v1_cluster_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3152,7 +3639,7 @@ func (x *ListNodesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNodesRequest.ProtoReflect.Descriptor instead.
 func (*ListNodesRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{48}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{56}
 }
 
 type ListNodesResponse struct {
@@ -3164,7 +3651,7 @@ type ListNodesResponse struct {
 
 func (x *ListNodesResponse) Reset() {
 	*x = ListNodesResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[49]
+	mi := &file_berth_v1_cluster_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3176,7 +3663,7 @@ func (x *ListNodesResponse) String() string {
 func (*ListNodesResponse) ProtoMessage() {}
 
 func (x *ListNodesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[49]
+	mi := &file_berth_v1_cluster_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3189,7 +3676,7 @@ func (x *ListNodesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNodesResponse.ProtoReflect.Descriptor instead.
 func (*ListNodesResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{49}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *ListNodesResponse) GetNodes() []*Node {
@@ -3223,7 +3710,7 @@ type ListEventsRequest struct {
 
 func (x *ListEventsRequest) Reset() {
 	*x = ListEventsRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[50]
+	mi := &file_berth_v1_cluster_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3235,7 +3722,7 @@ func (x *ListEventsRequest) String() string {
 func (*ListEventsRequest) ProtoMessage() {}
 
 func (x *ListEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[50]
+	mi := &file_berth_v1_cluster_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3248,7 +3735,7 @@ func (x *ListEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEventsRequest.ProtoReflect.Descriptor instead.
 func (*ListEventsRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{50}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *ListEventsRequest) GetLimit() uint32 {
@@ -3309,7 +3796,7 @@ type ListEventsResponse struct {
 
 func (x *ListEventsResponse) Reset() {
 	*x = ListEventsResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[51]
+	mi := &file_berth_v1_cluster_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3321,7 +3808,7 @@ func (x *ListEventsResponse) String() string {
 func (*ListEventsResponse) ProtoMessage() {}
 
 func (x *ListEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[51]
+	mi := &file_berth_v1_cluster_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3334,7 +3821,7 @@ func (x *ListEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEventsResponse.ProtoReflect.Descriptor instead.
 func (*ListEventsResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{51}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *ListEventsResponse) GetEvents() []*Event {
@@ -3354,7 +3841,7 @@ type WatchRequest struct {
 
 func (x *WatchRequest) Reset() {
 	*x = WatchRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[52]
+	mi := &file_berth_v1_cluster_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3366,7 +3853,7 @@ func (x *WatchRequest) String() string {
 func (*WatchRequest) ProtoMessage() {}
 
 func (x *WatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[52]
+	mi := &file_berth_v1_cluster_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3379,7 +3866,7 @@ func (x *WatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRequest.ProtoReflect.Descriptor instead.
 func (*WatchRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{52}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *WatchRequest) GetNamespace() string {
@@ -3411,7 +3898,7 @@ type WatchEvent struct {
 
 func (x *WatchEvent) Reset() {
 	*x = WatchEvent{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[53]
+	mi := &file_berth_v1_cluster_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3423,7 +3910,7 @@ func (x *WatchEvent) String() string {
 func (*WatchEvent) ProtoMessage() {}
 
 func (x *WatchEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[53]
+	mi := &file_berth_v1_cluster_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3436,7 +3923,7 @@ func (x *WatchEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchEvent.ProtoReflect.Descriptor instead.
 func (*WatchEvent) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{53}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *WatchEvent) GetAction() WatchAction {
@@ -3520,7 +4007,7 @@ type LogsRequest struct {
 
 func (x *LogsRequest) Reset() {
 	*x = LogsRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[54]
+	mi := &file_berth_v1_cluster_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3532,7 +4019,7 @@ func (x *LogsRequest) String() string {
 func (*LogsRequest) ProtoMessage() {}
 
 func (x *LogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[54]
+	mi := &file_berth_v1_cluster_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3545,7 +4032,7 @@ func (x *LogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogsRequest.ProtoReflect.Descriptor instead.
 func (*LogsRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{54}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *LogsRequest) GetNamespace() string {
@@ -3612,7 +4099,7 @@ type LogEntry struct {
 
 func (x *LogEntry) Reset() {
 	*x = LogEntry{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[55]
+	mi := &file_berth_v1_cluster_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3624,7 +4111,7 @@ func (x *LogEntry) String() string {
 func (*LogEntry) ProtoMessage() {}
 
 func (x *LogEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[55]
+	mi := &file_berth_v1_cluster_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3637,7 +4124,7 @@ func (x *LogEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogEntry.ProtoReflect.Descriptor instead.
 func (*LogEntry) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{55}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *LogEntry) GetTaskId() string {
@@ -3699,7 +4186,7 @@ type ImportImageHeader struct {
 
 func (x *ImportImageHeader) Reset() {
 	*x = ImportImageHeader{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[56]
+	mi := &file_berth_v1_cluster_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3711,7 +4198,7 @@ func (x *ImportImageHeader) String() string {
 func (*ImportImageHeader) ProtoMessage() {}
 
 func (x *ImportImageHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[56]
+	mi := &file_berth_v1_cluster_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3724,7 +4211,7 @@ func (x *ImportImageHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportImageHeader.ProtoReflect.Descriptor instead.
 func (*ImportImageHeader) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{56}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *ImportImageHeader) GetNodeIds() []string {
@@ -3747,7 +4234,7 @@ type ImportImageRequest struct {
 
 func (x *ImportImageRequest) Reset() {
 	*x = ImportImageRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[57]
+	mi := &file_berth_v1_cluster_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3759,7 +4246,7 @@ func (x *ImportImageRequest) String() string {
 func (*ImportImageRequest) ProtoMessage() {}
 
 func (x *ImportImageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[57]
+	mi := &file_berth_v1_cluster_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3772,7 +4259,7 @@ func (x *ImportImageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportImageRequest.ProtoReflect.Descriptor instead.
 func (*ImportImageRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{57}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *ImportImageRequest) GetPart() isImportImageRequest_Part {
@@ -3828,7 +4315,7 @@ type NodeImportResult struct {
 
 func (x *NodeImportResult) Reset() {
 	*x = NodeImportResult{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[58]
+	mi := &file_berth_v1_cluster_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3840,7 +4327,7 @@ func (x *NodeImportResult) String() string {
 func (*NodeImportResult) ProtoMessage() {}
 
 func (x *NodeImportResult) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[58]
+	mi := &file_berth_v1_cluster_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3853,7 +4340,7 @@ func (x *NodeImportResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeImportResult.ProtoReflect.Descriptor instead.
 func (*NodeImportResult) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{58}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *NodeImportResult) GetNodeId() string {
@@ -3893,7 +4380,7 @@ type ImportImageResponse struct {
 
 func (x *ImportImageResponse) Reset() {
 	*x = ImportImageResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[59]
+	mi := &file_berth_v1_cluster_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3905,7 +4392,7 @@ func (x *ImportImageResponse) String() string {
 func (*ImportImageResponse) ProtoMessage() {}
 
 func (x *ImportImageResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[59]
+	mi := &file_berth_v1_cluster_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3918,7 +4405,7 @@ func (x *ImportImageResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportImageResponse.ProtoReflect.Descriptor instead.
 func (*ImportImageResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{59}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *ImportImageResponse) GetResults() []*NodeImportResult {
@@ -3940,7 +4427,7 @@ type Image struct {
 
 func (x *Image) Reset() {
 	*x = Image{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[60]
+	mi := &file_berth_v1_cluster_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3952,7 +4439,7 @@ func (x *Image) String() string {
 func (*Image) ProtoMessage() {}
 
 func (x *Image) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[60]
+	mi := &file_berth_v1_cluster_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3965,7 +4452,7 @@ func (x *Image) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Image.ProtoReflect.Descriptor instead.
 func (*Image) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{60}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *Image) GetName() string {
@@ -4006,7 +4493,7 @@ type ListImagesRequest struct {
 
 func (x *ListImagesRequest) Reset() {
 	*x = ListImagesRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[61]
+	mi := &file_berth_v1_cluster_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4018,7 +4505,7 @@ func (x *ListImagesRequest) String() string {
 func (*ListImagesRequest) ProtoMessage() {}
 
 func (x *ListImagesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[61]
+	mi := &file_berth_v1_cluster_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4031,7 +4518,7 @@ func (x *ListImagesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListImagesRequest.ProtoReflect.Descriptor instead.
 func (*ListImagesRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{61}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *ListImagesRequest) GetNodeId() string {
@@ -4053,7 +4540,7 @@ type NodeImages struct {
 
 func (x *NodeImages) Reset() {
 	*x = NodeImages{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[62]
+	mi := &file_berth_v1_cluster_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4065,7 +4552,7 @@ func (x *NodeImages) String() string {
 func (*NodeImages) ProtoMessage() {}
 
 func (x *NodeImages) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[62]
+	mi := &file_berth_v1_cluster_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4078,7 +4565,7 @@ func (x *NodeImages) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeImages.ProtoReflect.Descriptor instead.
 func (*NodeImages) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{62}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *NodeImages) GetNodeId() string {
@@ -4118,7 +4605,7 @@ type ListImagesResponse struct {
 
 func (x *ListImagesResponse) Reset() {
 	*x = ListImagesResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[63]
+	mi := &file_berth_v1_cluster_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4130,7 +4617,7 @@ func (x *ListImagesResponse) String() string {
 func (*ListImagesResponse) ProtoMessage() {}
 
 func (x *ListImagesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[63]
+	mi := &file_berth_v1_cluster_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4143,7 +4630,7 @@ func (x *ListImagesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListImagesResponse.ProtoReflect.Descriptor instead.
 func (*ListImagesResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{63}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *ListImagesResponse) GetNodes() []*NodeImages {
@@ -4165,7 +4652,7 @@ type JoinTokenRequest struct {
 
 func (x *JoinTokenRequest) Reset() {
 	*x = JoinTokenRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[64]
+	mi := &file_berth_v1_cluster_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4177,7 +4664,7 @@ func (x *JoinTokenRequest) String() string {
 func (*JoinTokenRequest) ProtoMessage() {}
 
 func (x *JoinTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[64]
+	mi := &file_berth_v1_cluster_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4190,7 +4677,7 @@ func (x *JoinTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinTokenRequest.ProtoReflect.Descriptor instead.
 func (*JoinTokenRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{64}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *JoinTokenRequest) GetRotate() bool {
@@ -4217,7 +4704,7 @@ type JoinTokenResponse struct {
 
 func (x *JoinTokenResponse) Reset() {
 	*x = JoinTokenResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[65]
+	mi := &file_berth_v1_cluster_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4229,7 +4716,7 @@ func (x *JoinTokenResponse) String() string {
 func (*JoinTokenResponse) ProtoMessage() {}
 
 func (x *JoinTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[65]
+	mi := &file_berth_v1_cluster_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4242,7 +4729,7 @@ func (x *JoinTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinTokenResponse.ProtoReflect.Descriptor instead.
 func (*JoinTokenResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{65}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *JoinTokenResponse) GetToken() string {
@@ -4267,7 +4754,7 @@ type VersionRequest struct {
 
 func (x *VersionRequest) Reset() {
 	*x = VersionRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[66]
+	mi := &file_berth_v1_cluster_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4279,7 +4766,7 @@ func (x *VersionRequest) String() string {
 func (*VersionRequest) ProtoMessage() {}
 
 func (x *VersionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[66]
+	mi := &file_berth_v1_cluster_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4292,7 +4779,7 @@ func (x *VersionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VersionRequest.ProtoReflect.Descriptor instead.
 func (*VersionRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{66}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{74}
 }
 
 type ListServersRequest struct {
@@ -4303,7 +4790,7 @@ type ListServersRequest struct {
 
 func (x *ListServersRequest) Reset() {
 	*x = ListServersRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[67]
+	mi := &file_berth_v1_cluster_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4315,7 +4802,7 @@ func (x *ListServersRequest) String() string {
 func (*ListServersRequest) ProtoMessage() {}
 
 func (x *ListServersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[67]
+	mi := &file_berth_v1_cluster_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4328,7 +4815,7 @@ func (x *ListServersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListServersRequest.ProtoReflect.Descriptor instead.
 func (*ListServersRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{67}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{75}
 }
 
 type ListServersResponse struct {
@@ -4340,7 +4827,7 @@ type ListServersResponse struct {
 
 func (x *ListServersResponse) Reset() {
 	*x = ListServersResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[68]
+	mi := &file_berth_v1_cluster_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4352,7 +4839,7 @@ func (x *ListServersResponse) String() string {
 func (*ListServersResponse) ProtoMessage() {}
 
 func (x *ListServersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[68]
+	mi := &file_berth_v1_cluster_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4365,7 +4852,7 @@ func (x *ListServersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListServersResponse.ProtoReflect.Descriptor instead.
 func (*ListServersResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{68}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *ListServersResponse) GetServers() []*ServerInfo {
@@ -4387,7 +4874,7 @@ type VersionResponse struct {
 
 func (x *VersionResponse) Reset() {
 	*x = VersionResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[69]
+	mi := &file_berth_v1_cluster_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4399,7 +4886,7 @@ func (x *VersionResponse) String() string {
 func (*VersionResponse) ProtoMessage() {}
 
 func (x *VersionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[69]
+	mi := &file_berth_v1_cluster_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4412,7 +4899,7 @@ func (x *VersionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VersionResponse.ProtoReflect.Descriptor instead.
 func (*VersionResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{69}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *VersionResponse) GetVersion() string {
@@ -4447,7 +4934,42 @@ var File_berth_v1_cluster_proto protoreflect.FileDescriptor
 
 const file_berth_v1_cluster_proto_rawDesc = "" +
 	"\n" +
-	"\x16berth/v1/cluster.proto\x12\bberth.v1\x1a\x16berth/v1/objects.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa3\x02\n" +
+	"\x16berth/v1/cluster.proto\x12\bberth.v1\x1a\x16berth/v1/objects.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfb\x01\n" +
+	"\x14CreateNetworkRequest\x12\x1c\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x16\n" +
+	"\x06subnet\x18\x03 \x01(\tR\x06subnet\x12\x1a\n" +
+	"\binternal\x18\x04 \x01(\bR\binternal\x12B\n" +
+	"\x06labels\x18\x05 \x03(\v2*.berth.v1.CreateNetworkRequest.LabelsEntryR\x06labels\x1a9\n" +
+	"\vLabelsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"3\n" +
+	"\x13ListNetworksRequest\x12\x1c\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\"o\n" +
+	"\x0eNetworkSummary\x12+\n" +
+	"\anetwork\x18\x01 \x01(\v2\x11.berth.v1.NetworkR\anetwork\x12\x1a\n" +
+	"\bservices\x18\x02 \x03(\tR\bservices\x12\x14\n" +
+	"\x05tasks\x18\x03 \x01(\x04R\x05tasks\"L\n" +
+	"\x14ListNetworksResponse\x124\n" +
+	"\bnetworks\x18\x01 \x03(\v2\x18.berth.v1.NetworkSummaryR\bnetworks\"E\n" +
+	"\x11GetNetworkRequest\x12\x1c\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\"H\n" +
+	"\x14RemoveNetworkRequest\x12\x1c\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\"\x17\n" +
+	"\x15RemoveNetworkResponse\"\xf7\x01\n" +
+	"\n" +
+	"AppNetwork\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n" +
+	"\bexternal\x18\x02 \x01(\bR\bexternal\x12\x16\n" +
+	"\x06subnet\x18\x03 \x01(\tR\x06subnet\x12\x1a\n" +
+	"\binternal\x18\x04 \x01(\bR\binternal\x128\n" +
+	"\x06labels\x18\x05 \x03(\v2 .berth.v1.AppNetwork.LabelsEntryR\x06labels\x12\x10\n" +
+	"\x03key\x18\x06 \x01(\tR\x03key\x1a9\n" +
+	"\vLabelsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xa3\x02\n" +
 	"\tExecStart\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x17\n" +
 	"\atask_id\x18\x02 \x01(\tR\x06taskId\x12\x10\n" +
@@ -4599,18 +5121,21 @@ const file_berth_v1_cluster_proto_rawDesc = "" +
 	"\bservices\x18\x01 \x03(\tR\bservices\"\x14\n" +
 	"\x12GetSettingsRequest\"N\n" +
 	"\x15UpdateSettingsRequest\x125\n" +
-	"\bsettings\x18\x01 \x01(\v2\x19.berth.v1.ClusterSettingsR\bsettings\"\x86\x01\n" +
+	"\bsettings\x18\x01 \x01(\v2\x19.berth.v1.ClusterSettingsR\bsettings\"\xb8\x01\n" +
 	"\fApplyRequest\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x10\n" +
 	"\x03app\x18\x02 \x01(\tR\x03app\x12-\n" +
 	"\bservices\x18\x03 \x03(\v2\x11.berth.v1.ServiceR\bservices\x12\x17\n" +
-	"\adry_run\x18\x04 \x01(\bR\x06dryRun\"q\n" +
+	"\adry_run\x18\x04 \x01(\bR\x06dryRun\x120\n" +
+	"\bnetworks\x18\x05 \x03(\v2\x14.berth.v1.AppNetworkR\bnetworks\"q\n" +
 	"\rServiceChange\x12\x18\n" +
 	"\aservice\x18\x01 \x01(\tR\aservice\x12.\n" +
 	"\x06action\x18\x02 \x01(\x0e2\x16.berth.v1.ChangeActionR\x06action\x12\x16\n" +
-	"\x06fields\x18\x03 \x03(\tR\x06fields\"B\n" +
+	"\x06fields\x18\x03 \x03(\tR\x06fields\"\x98\x01\n" +
 	"\rApplyResponse\x121\n" +
-	"\achanges\x18\x01 \x03(\v2\x17.berth.v1.ServiceChangeR\achanges\"B\n" +
+	"\achanges\x18\x01 \x03(\v2\x17.berth.v1.ServiceChangeR\achanges\x12)\n" +
+	"\x10created_networks\x18\x02 \x03(\tR\x0fcreatedNetworks\x12)\n" +
+	"\x10removed_networks\x18\x03 \x03(\tR\x0fremovedNetworks\"B\n" +
 	"\x10DeleteAppRequest\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x10\n" +
 	"\x03app\x18\x02 \x01(\tR\x03app\">\n" +
@@ -4746,7 +5271,7 @@ const file_berth_v1_cluster_proto_rawDesc = "" +
 	"\tLogStream\x12\x1a\n" +
 	"\x16LOG_STREAM_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11LOG_STREAM_STDOUT\x10\x01\x12\x15\n" +
-	"\x11LOG_STREAM_STDERR\x10\x022\xac\x12\n" +
+	"\x11LOG_STREAM_STDERR\x10\x022\xd6\x14\n" +
 	"\x0eClusterService\x128\n" +
 	"\x05Apply\x12\x16.berth.v1.ApplyRequest\x1a\x17.berth.v1.ApplyResponse\x12D\n" +
 	"\tDeleteApp\x12\x1a.berth.v1.DeleteAppRequest\x1a\x1b.berth.v1.DeleteAppResponse\x12A\n" +
@@ -4785,7 +5310,12 @@ const file_berth_v1_cluster_proto_rawDesc = "" +
 	"\x03Top\x12\x14.berth.v1.TopRequest\x1a\x15.berth.v1.TopResponse\x12S\n" +
 	"\x0eCreateAPIToken\x12\x1f.berth.v1.CreateAPITokenRequest\x1a .berth.v1.CreateAPITokenResponse\x12P\n" +
 	"\rListAPITokens\x12\x1e.berth.v1.ListAPITokensRequest\x1a\x1f.berth.v1.ListAPITokensResponse\x12S\n" +
-	"\x0eRevokeAPIToken\x12\x1f.berth.v1.RevokeAPITokenRequest\x1a .berth.v1.RevokeAPITokenResponseB4Z2github.com/berthproject/berth/api/berth/v1;berthv1b\x06proto3"
+	"\x0eRevokeAPIToken\x12\x1f.berth.v1.RevokeAPITokenRequest\x1a .berth.v1.RevokeAPITokenResponse\x12B\n" +
+	"\rCreateNetwork\x12\x1e.berth.v1.CreateNetworkRequest\x1a\x11.berth.v1.Network\x12M\n" +
+	"\fListNetworks\x12\x1d.berth.v1.ListNetworksRequest\x1a\x1e.berth.v1.ListNetworksResponse\x12C\n" +
+	"\n" +
+	"GetNetwork\x12\x1b.berth.v1.GetNetworkRequest\x1a\x18.berth.v1.NetworkSummary\x12P\n" +
+	"\rRemoveNetwork\x12\x1e.berth.v1.RemoveNetworkRequest\x1a\x1f.berth.v1.RemoveNetworkResponseB4Z2github.com/berthproject/berth/api/berth/v1;berthv1b\x06proto3"
 
 var (
 	file_berth_v1_cluster_proto_rawDescOnce sync.Once
@@ -4800,210 +5330,234 @@ func file_berth_v1_cluster_proto_rawDescGZIP() []byte {
 }
 
 var file_berth_v1_cluster_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_berth_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 72)
+var file_berth_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 82)
 var file_berth_v1_cluster_proto_goTypes = []any{
 	(ChangeAction)(0),              // 0: berth.v1.ChangeAction
 	(WatchAction)(0),               // 1: berth.v1.WatchAction
 	(LogStream)(0),                 // 2: berth.v1.LogStream
-	(*ExecStart)(nil),              // 3: berth.v1.ExecStart
-	(*TerminalSize)(nil),           // 4: berth.v1.TerminalSize
-	(*ExecRequest)(nil),            // 5: berth.v1.ExecRequest
-	(*ExecResponse)(nil),           // 6: berth.v1.ExecResponse
-	(*TopRequest)(nil),             // 7: berth.v1.TopRequest
-	(*TaskStats)(nil),              // 8: berth.v1.TaskStats
-	(*TopResponse)(nil),            // 9: berth.v1.TopResponse
-	(*CreateAPITokenRequest)(nil),  // 10: berth.v1.CreateAPITokenRequest
-	(*CreateAPITokenResponse)(nil), // 11: berth.v1.CreateAPITokenResponse
-	(*ListAPITokensRequest)(nil),   // 12: berth.v1.ListAPITokensRequest
-	(*ListAPITokensResponse)(nil),  // 13: berth.v1.ListAPITokensResponse
-	(*RevokeAPITokenRequest)(nil),  // 14: berth.v1.RevokeAPITokenRequest
-	(*RevokeAPITokenResponse)(nil), // 15: berth.v1.RevokeAPITokenResponse
-	(*BuildHeader)(nil),            // 16: berth.v1.BuildHeader
-	(*BuildRequest)(nil),           // 17: berth.v1.BuildRequest
-	(*BuildResult)(nil),            // 18: berth.v1.BuildResult
-	(*BuildEvent)(nil),             // 19: berth.v1.BuildEvent
-	(*PullImageRequest)(nil),       // 20: berth.v1.PullImageRequest
-	(*PushImageRequest)(nil),       // 21: berth.v1.PushImageRequest
-	(*ImageProgress)(nil),          // 22: berth.v1.ImageProgress
-	(*LoginRequest)(nil),           // 23: berth.v1.LoginRequest
-	(*LoginResponse)(nil),          // 24: berth.v1.LoginResponse
-	(*LogoutRequest)(nil),          // 25: berth.v1.LogoutRequest
-	(*LogoutResponse)(nil),         // 26: berth.v1.LogoutResponse
-	(*ListRegistriesRequest)(nil),  // 27: berth.v1.ListRegistriesRequest
-	(*ListRegistriesResponse)(nil), // 28: berth.v1.ListRegistriesResponse
-	(*ScaleServiceRequest)(nil),    // 29: berth.v1.ScaleServiceRequest
-	(*RestartServiceRequest)(nil),  // 30: berth.v1.RestartServiceRequest
-	(*RollbackServiceRequest)(nil), // 31: berth.v1.RollbackServiceRequest
-	(*UpdateNodeRequest)(nil),      // 32: berth.v1.UpdateNodeRequest
-	(*RebalanceRequest)(nil),       // 33: berth.v1.RebalanceRequest
-	(*RebalanceResponse)(nil),      // 34: berth.v1.RebalanceResponse
-	(*GetSettingsRequest)(nil),     // 35: berth.v1.GetSettingsRequest
-	(*UpdateSettingsRequest)(nil),  // 36: berth.v1.UpdateSettingsRequest
-	(*ApplyRequest)(nil),           // 37: berth.v1.ApplyRequest
-	(*ServiceChange)(nil),          // 38: berth.v1.ServiceChange
-	(*ApplyResponse)(nil),          // 39: berth.v1.ApplyResponse
-	(*DeleteAppRequest)(nil),       // 40: berth.v1.DeleteAppRequest
-	(*DeleteAppResponse)(nil),      // 41: berth.v1.DeleteAppResponse
-	(*ListAppsRequest)(nil),        // 42: berth.v1.ListAppsRequest
-	(*App)(nil),                    // 43: berth.v1.App
-	(*ListAppsResponse)(nil),       // 44: berth.v1.ListAppsResponse
-	(*GetServiceRequest)(nil),      // 45: berth.v1.GetServiceRequest
-	(*ListServicesRequest)(nil),    // 46: berth.v1.ListServicesRequest
-	(*ServiceSummary)(nil),         // 47: berth.v1.ServiceSummary
-	(*ListServicesResponse)(nil),   // 48: berth.v1.ListServicesResponse
-	(*ListTasksRequest)(nil),       // 49: berth.v1.ListTasksRequest
-	(*ListTasksResponse)(nil),      // 50: berth.v1.ListTasksResponse
-	(*ListNodesRequest)(nil),       // 51: berth.v1.ListNodesRequest
-	(*ListNodesResponse)(nil),      // 52: berth.v1.ListNodesResponse
-	(*ListEventsRequest)(nil),      // 53: berth.v1.ListEventsRequest
-	(*ListEventsResponse)(nil),     // 54: berth.v1.ListEventsResponse
-	(*WatchRequest)(nil),           // 55: berth.v1.WatchRequest
-	(*WatchEvent)(nil),             // 56: berth.v1.WatchEvent
-	(*LogsRequest)(nil),            // 57: berth.v1.LogsRequest
-	(*LogEntry)(nil),               // 58: berth.v1.LogEntry
-	(*ImportImageHeader)(nil),      // 59: berth.v1.ImportImageHeader
-	(*ImportImageRequest)(nil),     // 60: berth.v1.ImportImageRequest
-	(*NodeImportResult)(nil),       // 61: berth.v1.NodeImportResult
-	(*ImportImageResponse)(nil),    // 62: berth.v1.ImportImageResponse
-	(*Image)(nil),                  // 63: berth.v1.Image
-	(*ListImagesRequest)(nil),      // 64: berth.v1.ListImagesRequest
-	(*NodeImages)(nil),             // 65: berth.v1.NodeImages
-	(*ListImagesResponse)(nil),     // 66: berth.v1.ListImagesResponse
-	(*JoinTokenRequest)(nil),       // 67: berth.v1.JoinTokenRequest
-	(*JoinTokenResponse)(nil),      // 68: berth.v1.JoinTokenResponse
-	(*VersionRequest)(nil),         // 69: berth.v1.VersionRequest
-	(*ListServersRequest)(nil),     // 70: berth.v1.ListServersRequest
-	(*ListServersResponse)(nil),    // 71: berth.v1.ListServersResponse
-	(*VersionResponse)(nil),        // 72: berth.v1.VersionResponse
-	nil,                            // 73: berth.v1.BuildHeader.BuildArgsEntry
-	nil,                            // 74: berth.v1.UpdateNodeRequest.SetLabelsEntry
-	(*timestamppb.Timestamp)(nil),  // 75: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),    // 76: google.protobuf.Duration
-	(*APIToken)(nil),               // 77: berth.v1.APIToken
-	(*RegistryCredential)(nil),     // 78: berth.v1.RegistryCredential
-	(NodeAvailability)(0),          // 79: berth.v1.NodeAvailability
-	(*ClusterSettings)(nil),        // 80: berth.v1.ClusterSettings
-	(*Service)(nil),                // 81: berth.v1.Service
-	(*Task)(nil),                   // 82: berth.v1.Task
-	(*Node)(nil),                   // 83: berth.v1.Node
-	(*Event)(nil),                  // 84: berth.v1.Event
-	(*ServerInfo)(nil),             // 85: berth.v1.ServerInfo
+	(*CreateNetworkRequest)(nil),   // 3: berth.v1.CreateNetworkRequest
+	(*ListNetworksRequest)(nil),    // 4: berth.v1.ListNetworksRequest
+	(*NetworkSummary)(nil),         // 5: berth.v1.NetworkSummary
+	(*ListNetworksResponse)(nil),   // 6: berth.v1.ListNetworksResponse
+	(*GetNetworkRequest)(nil),      // 7: berth.v1.GetNetworkRequest
+	(*RemoveNetworkRequest)(nil),   // 8: berth.v1.RemoveNetworkRequest
+	(*RemoveNetworkResponse)(nil),  // 9: berth.v1.RemoveNetworkResponse
+	(*AppNetwork)(nil),             // 10: berth.v1.AppNetwork
+	(*ExecStart)(nil),              // 11: berth.v1.ExecStart
+	(*TerminalSize)(nil),           // 12: berth.v1.TerminalSize
+	(*ExecRequest)(nil),            // 13: berth.v1.ExecRequest
+	(*ExecResponse)(nil),           // 14: berth.v1.ExecResponse
+	(*TopRequest)(nil),             // 15: berth.v1.TopRequest
+	(*TaskStats)(nil),              // 16: berth.v1.TaskStats
+	(*TopResponse)(nil),            // 17: berth.v1.TopResponse
+	(*CreateAPITokenRequest)(nil),  // 18: berth.v1.CreateAPITokenRequest
+	(*CreateAPITokenResponse)(nil), // 19: berth.v1.CreateAPITokenResponse
+	(*ListAPITokensRequest)(nil),   // 20: berth.v1.ListAPITokensRequest
+	(*ListAPITokensResponse)(nil),  // 21: berth.v1.ListAPITokensResponse
+	(*RevokeAPITokenRequest)(nil),  // 22: berth.v1.RevokeAPITokenRequest
+	(*RevokeAPITokenResponse)(nil), // 23: berth.v1.RevokeAPITokenResponse
+	(*BuildHeader)(nil),            // 24: berth.v1.BuildHeader
+	(*BuildRequest)(nil),           // 25: berth.v1.BuildRequest
+	(*BuildResult)(nil),            // 26: berth.v1.BuildResult
+	(*BuildEvent)(nil),             // 27: berth.v1.BuildEvent
+	(*PullImageRequest)(nil),       // 28: berth.v1.PullImageRequest
+	(*PushImageRequest)(nil),       // 29: berth.v1.PushImageRequest
+	(*ImageProgress)(nil),          // 30: berth.v1.ImageProgress
+	(*LoginRequest)(nil),           // 31: berth.v1.LoginRequest
+	(*LoginResponse)(nil),          // 32: berth.v1.LoginResponse
+	(*LogoutRequest)(nil),          // 33: berth.v1.LogoutRequest
+	(*LogoutResponse)(nil),         // 34: berth.v1.LogoutResponse
+	(*ListRegistriesRequest)(nil),  // 35: berth.v1.ListRegistriesRequest
+	(*ListRegistriesResponse)(nil), // 36: berth.v1.ListRegistriesResponse
+	(*ScaleServiceRequest)(nil),    // 37: berth.v1.ScaleServiceRequest
+	(*RestartServiceRequest)(nil),  // 38: berth.v1.RestartServiceRequest
+	(*RollbackServiceRequest)(nil), // 39: berth.v1.RollbackServiceRequest
+	(*UpdateNodeRequest)(nil),      // 40: berth.v1.UpdateNodeRequest
+	(*RebalanceRequest)(nil),       // 41: berth.v1.RebalanceRequest
+	(*RebalanceResponse)(nil),      // 42: berth.v1.RebalanceResponse
+	(*GetSettingsRequest)(nil),     // 43: berth.v1.GetSettingsRequest
+	(*UpdateSettingsRequest)(nil),  // 44: berth.v1.UpdateSettingsRequest
+	(*ApplyRequest)(nil),           // 45: berth.v1.ApplyRequest
+	(*ServiceChange)(nil),          // 46: berth.v1.ServiceChange
+	(*ApplyResponse)(nil),          // 47: berth.v1.ApplyResponse
+	(*DeleteAppRequest)(nil),       // 48: berth.v1.DeleteAppRequest
+	(*DeleteAppResponse)(nil),      // 49: berth.v1.DeleteAppResponse
+	(*ListAppsRequest)(nil),        // 50: berth.v1.ListAppsRequest
+	(*App)(nil),                    // 51: berth.v1.App
+	(*ListAppsResponse)(nil),       // 52: berth.v1.ListAppsResponse
+	(*GetServiceRequest)(nil),      // 53: berth.v1.GetServiceRequest
+	(*ListServicesRequest)(nil),    // 54: berth.v1.ListServicesRequest
+	(*ServiceSummary)(nil),         // 55: berth.v1.ServiceSummary
+	(*ListServicesResponse)(nil),   // 56: berth.v1.ListServicesResponse
+	(*ListTasksRequest)(nil),       // 57: berth.v1.ListTasksRequest
+	(*ListTasksResponse)(nil),      // 58: berth.v1.ListTasksResponse
+	(*ListNodesRequest)(nil),       // 59: berth.v1.ListNodesRequest
+	(*ListNodesResponse)(nil),      // 60: berth.v1.ListNodesResponse
+	(*ListEventsRequest)(nil),      // 61: berth.v1.ListEventsRequest
+	(*ListEventsResponse)(nil),     // 62: berth.v1.ListEventsResponse
+	(*WatchRequest)(nil),           // 63: berth.v1.WatchRequest
+	(*WatchEvent)(nil),             // 64: berth.v1.WatchEvent
+	(*LogsRequest)(nil),            // 65: berth.v1.LogsRequest
+	(*LogEntry)(nil),               // 66: berth.v1.LogEntry
+	(*ImportImageHeader)(nil),      // 67: berth.v1.ImportImageHeader
+	(*ImportImageRequest)(nil),     // 68: berth.v1.ImportImageRequest
+	(*NodeImportResult)(nil),       // 69: berth.v1.NodeImportResult
+	(*ImportImageResponse)(nil),    // 70: berth.v1.ImportImageResponse
+	(*Image)(nil),                  // 71: berth.v1.Image
+	(*ListImagesRequest)(nil),      // 72: berth.v1.ListImagesRequest
+	(*NodeImages)(nil),             // 73: berth.v1.NodeImages
+	(*ListImagesResponse)(nil),     // 74: berth.v1.ListImagesResponse
+	(*JoinTokenRequest)(nil),       // 75: berth.v1.JoinTokenRequest
+	(*JoinTokenResponse)(nil),      // 76: berth.v1.JoinTokenResponse
+	(*VersionRequest)(nil),         // 77: berth.v1.VersionRequest
+	(*ListServersRequest)(nil),     // 78: berth.v1.ListServersRequest
+	(*ListServersResponse)(nil),    // 79: berth.v1.ListServersResponse
+	(*VersionResponse)(nil),        // 80: berth.v1.VersionResponse
+	nil,                            // 81: berth.v1.CreateNetworkRequest.LabelsEntry
+	nil,                            // 82: berth.v1.AppNetwork.LabelsEntry
+	nil,                            // 83: berth.v1.BuildHeader.BuildArgsEntry
+	nil,                            // 84: berth.v1.UpdateNodeRequest.SetLabelsEntry
+	(*Network)(nil),                // 85: berth.v1.Network
+	(*timestamppb.Timestamp)(nil),  // 86: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),    // 87: google.protobuf.Duration
+	(*APIToken)(nil),               // 88: berth.v1.APIToken
+	(*RegistryCredential)(nil),     // 89: berth.v1.RegistryCredential
+	(NodeAvailability)(0),          // 90: berth.v1.NodeAvailability
+	(*ClusterSettings)(nil),        // 91: berth.v1.ClusterSettings
+	(*Service)(nil),                // 92: berth.v1.Service
+	(*Task)(nil),                   // 93: berth.v1.Task
+	(*Node)(nil),                   // 94: berth.v1.Node
+	(*Event)(nil),                  // 95: berth.v1.Event
+	(*ServerInfo)(nil),             // 96: berth.v1.ServerInfo
 }
 var file_berth_v1_cluster_proto_depIdxs = []int32{
-	4,  // 0: berth.v1.ExecStart.size:type_name -> berth.v1.TerminalSize
-	3,  // 1: berth.v1.ExecRequest.start:type_name -> berth.v1.ExecStart
-	4,  // 2: berth.v1.ExecRequest.resize:type_name -> berth.v1.TerminalSize
-	75, // 3: berth.v1.TaskStats.at:type_name -> google.protobuf.Timestamp
-	8,  // 4: berth.v1.TopResponse.tasks:type_name -> berth.v1.TaskStats
-	76, // 5: berth.v1.CreateAPITokenRequest.ttl:type_name -> google.protobuf.Duration
-	77, // 6: berth.v1.CreateAPITokenResponse.token:type_name -> berth.v1.APIToken
-	77, // 7: berth.v1.ListAPITokensResponse.tokens:type_name -> berth.v1.APIToken
-	73, // 8: berth.v1.BuildHeader.build_args:type_name -> berth.v1.BuildHeader.BuildArgsEntry
-	16, // 9: berth.v1.BuildRequest.header:type_name -> berth.v1.BuildHeader
-	18, // 10: berth.v1.BuildEvent.result:type_name -> berth.v1.BuildResult
-	78, // 11: berth.v1.ListRegistriesResponse.registries:type_name -> berth.v1.RegistryCredential
-	79, // 12: berth.v1.UpdateNodeRequest.availability:type_name -> berth.v1.NodeAvailability
-	74, // 13: berth.v1.UpdateNodeRequest.set_labels:type_name -> berth.v1.UpdateNodeRequest.SetLabelsEntry
-	80, // 14: berth.v1.UpdateSettingsRequest.settings:type_name -> berth.v1.ClusterSettings
-	81, // 15: berth.v1.ApplyRequest.services:type_name -> berth.v1.Service
-	0,  // 16: berth.v1.ServiceChange.action:type_name -> berth.v1.ChangeAction
-	38, // 17: berth.v1.ApplyResponse.changes:type_name -> berth.v1.ServiceChange
-	43, // 18: berth.v1.ListAppsResponse.apps:type_name -> berth.v1.App
-	81, // 19: berth.v1.ServiceSummary.service:type_name -> berth.v1.Service
-	47, // 20: berth.v1.ListServicesResponse.services:type_name -> berth.v1.ServiceSummary
-	82, // 21: berth.v1.ListTasksResponse.tasks:type_name -> berth.v1.Task
-	83, // 22: berth.v1.ListNodesResponse.nodes:type_name -> berth.v1.Node
-	75, // 23: berth.v1.ListEventsRequest.since:type_name -> google.protobuf.Timestamp
-	84, // 24: berth.v1.ListEventsResponse.events:type_name -> berth.v1.Event
-	1,  // 25: berth.v1.WatchEvent.action:type_name -> berth.v1.WatchAction
-	83, // 26: berth.v1.WatchEvent.node:type_name -> berth.v1.Node
-	81, // 27: berth.v1.WatchEvent.service:type_name -> berth.v1.Service
-	82, // 28: berth.v1.WatchEvent.task:type_name -> berth.v1.Task
-	75, // 29: berth.v1.LogsRequest.since:type_name -> google.protobuf.Timestamp
-	2,  // 30: berth.v1.LogEntry.stream:type_name -> berth.v1.LogStream
-	75, // 31: berth.v1.LogEntry.at:type_name -> google.protobuf.Timestamp
-	59, // 32: berth.v1.ImportImageRequest.header:type_name -> berth.v1.ImportImageHeader
-	63, // 33: berth.v1.NodeImportResult.images:type_name -> berth.v1.Image
-	61, // 34: berth.v1.ImportImageResponse.results:type_name -> berth.v1.NodeImportResult
-	75, // 35: berth.v1.Image.created_at:type_name -> google.protobuf.Timestamp
-	63, // 36: berth.v1.NodeImages.images:type_name -> berth.v1.Image
-	65, // 37: berth.v1.ListImagesResponse.nodes:type_name -> berth.v1.NodeImages
-	76, // 38: berth.v1.JoinTokenRequest.ttl:type_name -> google.protobuf.Duration
-	75, // 39: berth.v1.JoinTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
-	85, // 40: berth.v1.ListServersResponse.servers:type_name -> berth.v1.ServerInfo
-	37, // 41: berth.v1.ClusterService.Apply:input_type -> berth.v1.ApplyRequest
-	40, // 42: berth.v1.ClusterService.DeleteApp:input_type -> berth.v1.DeleteAppRequest
-	42, // 43: berth.v1.ClusterService.ListApps:input_type -> berth.v1.ListAppsRequest
-	45, // 44: berth.v1.ClusterService.GetService:input_type -> berth.v1.GetServiceRequest
-	46, // 45: berth.v1.ClusterService.ListServices:input_type -> berth.v1.ListServicesRequest
-	49, // 46: berth.v1.ClusterService.ListTasks:input_type -> berth.v1.ListTasksRequest
-	51, // 47: berth.v1.ClusterService.ListNodes:input_type -> berth.v1.ListNodesRequest
-	53, // 48: berth.v1.ClusterService.ListEvents:input_type -> berth.v1.ListEventsRequest
-	55, // 49: berth.v1.ClusterService.Watch:input_type -> berth.v1.WatchRequest
-	57, // 50: berth.v1.ClusterService.Logs:input_type -> berth.v1.LogsRequest
-	60, // 51: berth.v1.ClusterService.ImportImage:input_type -> berth.v1.ImportImageRequest
-	64, // 52: berth.v1.ClusterService.ListImages:input_type -> berth.v1.ListImagesRequest
-	67, // 53: berth.v1.ClusterService.JoinToken:input_type -> berth.v1.JoinTokenRequest
-	69, // 54: berth.v1.ClusterService.Version:input_type -> berth.v1.VersionRequest
-	70, // 55: berth.v1.ClusterService.ListServers:input_type -> berth.v1.ListServersRequest
-	29, // 56: berth.v1.ClusterService.ScaleService:input_type -> berth.v1.ScaleServiceRequest
-	30, // 57: berth.v1.ClusterService.RestartService:input_type -> berth.v1.RestartServiceRequest
-	31, // 58: berth.v1.ClusterService.RollbackService:input_type -> berth.v1.RollbackServiceRequest
-	32, // 59: berth.v1.ClusterService.UpdateNode:input_type -> berth.v1.UpdateNodeRequest
-	33, // 60: berth.v1.ClusterService.Rebalance:input_type -> berth.v1.RebalanceRequest
-	35, // 61: berth.v1.ClusterService.GetSettings:input_type -> berth.v1.GetSettingsRequest
-	36, // 62: berth.v1.ClusterService.UpdateSettings:input_type -> berth.v1.UpdateSettingsRequest
-	17, // 63: berth.v1.ClusterService.Build:input_type -> berth.v1.BuildRequest
-	20, // 64: berth.v1.ClusterService.PullImage:input_type -> berth.v1.PullImageRequest
-	21, // 65: berth.v1.ClusterService.PushImage:input_type -> berth.v1.PushImageRequest
-	23, // 66: berth.v1.ClusterService.Login:input_type -> berth.v1.LoginRequest
-	25, // 67: berth.v1.ClusterService.Logout:input_type -> berth.v1.LogoutRequest
-	27, // 68: berth.v1.ClusterService.ListRegistries:input_type -> berth.v1.ListRegistriesRequest
-	53, // 69: berth.v1.ClusterService.WatchEvents:input_type -> berth.v1.ListEventsRequest
-	5,  // 70: berth.v1.ClusterService.Exec:input_type -> berth.v1.ExecRequest
-	7,  // 71: berth.v1.ClusterService.Top:input_type -> berth.v1.TopRequest
-	10, // 72: berth.v1.ClusterService.CreateAPIToken:input_type -> berth.v1.CreateAPITokenRequest
-	12, // 73: berth.v1.ClusterService.ListAPITokens:input_type -> berth.v1.ListAPITokensRequest
-	14, // 74: berth.v1.ClusterService.RevokeAPIToken:input_type -> berth.v1.RevokeAPITokenRequest
-	39, // 75: berth.v1.ClusterService.Apply:output_type -> berth.v1.ApplyResponse
-	41, // 76: berth.v1.ClusterService.DeleteApp:output_type -> berth.v1.DeleteAppResponse
-	44, // 77: berth.v1.ClusterService.ListApps:output_type -> berth.v1.ListAppsResponse
-	81, // 78: berth.v1.ClusterService.GetService:output_type -> berth.v1.Service
-	48, // 79: berth.v1.ClusterService.ListServices:output_type -> berth.v1.ListServicesResponse
-	50, // 80: berth.v1.ClusterService.ListTasks:output_type -> berth.v1.ListTasksResponse
-	52, // 81: berth.v1.ClusterService.ListNodes:output_type -> berth.v1.ListNodesResponse
-	54, // 82: berth.v1.ClusterService.ListEvents:output_type -> berth.v1.ListEventsResponse
-	56, // 83: berth.v1.ClusterService.Watch:output_type -> berth.v1.WatchEvent
-	58, // 84: berth.v1.ClusterService.Logs:output_type -> berth.v1.LogEntry
-	62, // 85: berth.v1.ClusterService.ImportImage:output_type -> berth.v1.ImportImageResponse
-	66, // 86: berth.v1.ClusterService.ListImages:output_type -> berth.v1.ListImagesResponse
-	68, // 87: berth.v1.ClusterService.JoinToken:output_type -> berth.v1.JoinTokenResponse
-	72, // 88: berth.v1.ClusterService.Version:output_type -> berth.v1.VersionResponse
-	71, // 89: berth.v1.ClusterService.ListServers:output_type -> berth.v1.ListServersResponse
-	81, // 90: berth.v1.ClusterService.ScaleService:output_type -> berth.v1.Service
-	81, // 91: berth.v1.ClusterService.RestartService:output_type -> berth.v1.Service
-	81, // 92: berth.v1.ClusterService.RollbackService:output_type -> berth.v1.Service
-	83, // 93: berth.v1.ClusterService.UpdateNode:output_type -> berth.v1.Node
-	34, // 94: berth.v1.ClusterService.Rebalance:output_type -> berth.v1.RebalanceResponse
-	80, // 95: berth.v1.ClusterService.GetSettings:output_type -> berth.v1.ClusterSettings
-	80, // 96: berth.v1.ClusterService.UpdateSettings:output_type -> berth.v1.ClusterSettings
-	19, // 97: berth.v1.ClusterService.Build:output_type -> berth.v1.BuildEvent
-	22, // 98: berth.v1.ClusterService.PullImage:output_type -> berth.v1.ImageProgress
-	22, // 99: berth.v1.ClusterService.PushImage:output_type -> berth.v1.ImageProgress
-	24, // 100: berth.v1.ClusterService.Login:output_type -> berth.v1.LoginResponse
-	26, // 101: berth.v1.ClusterService.Logout:output_type -> berth.v1.LogoutResponse
-	28, // 102: berth.v1.ClusterService.ListRegistries:output_type -> berth.v1.ListRegistriesResponse
-	84, // 103: berth.v1.ClusterService.WatchEvents:output_type -> berth.v1.Event
-	6,  // 104: berth.v1.ClusterService.Exec:output_type -> berth.v1.ExecResponse
-	9,  // 105: berth.v1.ClusterService.Top:output_type -> berth.v1.TopResponse
-	11, // 106: berth.v1.ClusterService.CreateAPIToken:output_type -> berth.v1.CreateAPITokenResponse
-	13, // 107: berth.v1.ClusterService.ListAPITokens:output_type -> berth.v1.ListAPITokensResponse
-	15, // 108: berth.v1.ClusterService.RevokeAPIToken:output_type -> berth.v1.RevokeAPITokenResponse
-	75, // [75:109] is the sub-list for method output_type
-	41, // [41:75] is the sub-list for method input_type
-	41, // [41:41] is the sub-list for extension type_name
-	41, // [41:41] is the sub-list for extension extendee
-	0,  // [0:41] is the sub-list for field type_name
+	81, // 0: berth.v1.CreateNetworkRequest.labels:type_name -> berth.v1.CreateNetworkRequest.LabelsEntry
+	85, // 1: berth.v1.NetworkSummary.network:type_name -> berth.v1.Network
+	5,  // 2: berth.v1.ListNetworksResponse.networks:type_name -> berth.v1.NetworkSummary
+	82, // 3: berth.v1.AppNetwork.labels:type_name -> berth.v1.AppNetwork.LabelsEntry
+	12, // 4: berth.v1.ExecStart.size:type_name -> berth.v1.TerminalSize
+	11, // 5: berth.v1.ExecRequest.start:type_name -> berth.v1.ExecStart
+	12, // 6: berth.v1.ExecRequest.resize:type_name -> berth.v1.TerminalSize
+	86, // 7: berth.v1.TaskStats.at:type_name -> google.protobuf.Timestamp
+	16, // 8: berth.v1.TopResponse.tasks:type_name -> berth.v1.TaskStats
+	87, // 9: berth.v1.CreateAPITokenRequest.ttl:type_name -> google.protobuf.Duration
+	88, // 10: berth.v1.CreateAPITokenResponse.token:type_name -> berth.v1.APIToken
+	88, // 11: berth.v1.ListAPITokensResponse.tokens:type_name -> berth.v1.APIToken
+	83, // 12: berth.v1.BuildHeader.build_args:type_name -> berth.v1.BuildHeader.BuildArgsEntry
+	24, // 13: berth.v1.BuildRequest.header:type_name -> berth.v1.BuildHeader
+	26, // 14: berth.v1.BuildEvent.result:type_name -> berth.v1.BuildResult
+	89, // 15: berth.v1.ListRegistriesResponse.registries:type_name -> berth.v1.RegistryCredential
+	90, // 16: berth.v1.UpdateNodeRequest.availability:type_name -> berth.v1.NodeAvailability
+	84, // 17: berth.v1.UpdateNodeRequest.set_labels:type_name -> berth.v1.UpdateNodeRequest.SetLabelsEntry
+	91, // 18: berth.v1.UpdateSettingsRequest.settings:type_name -> berth.v1.ClusterSettings
+	92, // 19: berth.v1.ApplyRequest.services:type_name -> berth.v1.Service
+	10, // 20: berth.v1.ApplyRequest.networks:type_name -> berth.v1.AppNetwork
+	0,  // 21: berth.v1.ServiceChange.action:type_name -> berth.v1.ChangeAction
+	46, // 22: berth.v1.ApplyResponse.changes:type_name -> berth.v1.ServiceChange
+	51, // 23: berth.v1.ListAppsResponse.apps:type_name -> berth.v1.App
+	92, // 24: berth.v1.ServiceSummary.service:type_name -> berth.v1.Service
+	55, // 25: berth.v1.ListServicesResponse.services:type_name -> berth.v1.ServiceSummary
+	93, // 26: berth.v1.ListTasksResponse.tasks:type_name -> berth.v1.Task
+	94, // 27: berth.v1.ListNodesResponse.nodes:type_name -> berth.v1.Node
+	86, // 28: berth.v1.ListEventsRequest.since:type_name -> google.protobuf.Timestamp
+	95, // 29: berth.v1.ListEventsResponse.events:type_name -> berth.v1.Event
+	1,  // 30: berth.v1.WatchEvent.action:type_name -> berth.v1.WatchAction
+	94, // 31: berth.v1.WatchEvent.node:type_name -> berth.v1.Node
+	92, // 32: berth.v1.WatchEvent.service:type_name -> berth.v1.Service
+	93, // 33: berth.v1.WatchEvent.task:type_name -> berth.v1.Task
+	86, // 34: berth.v1.LogsRequest.since:type_name -> google.protobuf.Timestamp
+	2,  // 35: berth.v1.LogEntry.stream:type_name -> berth.v1.LogStream
+	86, // 36: berth.v1.LogEntry.at:type_name -> google.protobuf.Timestamp
+	67, // 37: berth.v1.ImportImageRequest.header:type_name -> berth.v1.ImportImageHeader
+	71, // 38: berth.v1.NodeImportResult.images:type_name -> berth.v1.Image
+	69, // 39: berth.v1.ImportImageResponse.results:type_name -> berth.v1.NodeImportResult
+	86, // 40: berth.v1.Image.created_at:type_name -> google.protobuf.Timestamp
+	71, // 41: berth.v1.NodeImages.images:type_name -> berth.v1.Image
+	73, // 42: berth.v1.ListImagesResponse.nodes:type_name -> berth.v1.NodeImages
+	87, // 43: berth.v1.JoinTokenRequest.ttl:type_name -> google.protobuf.Duration
+	86, // 44: berth.v1.JoinTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
+	96, // 45: berth.v1.ListServersResponse.servers:type_name -> berth.v1.ServerInfo
+	45, // 46: berth.v1.ClusterService.Apply:input_type -> berth.v1.ApplyRequest
+	48, // 47: berth.v1.ClusterService.DeleteApp:input_type -> berth.v1.DeleteAppRequest
+	50, // 48: berth.v1.ClusterService.ListApps:input_type -> berth.v1.ListAppsRequest
+	53, // 49: berth.v1.ClusterService.GetService:input_type -> berth.v1.GetServiceRequest
+	54, // 50: berth.v1.ClusterService.ListServices:input_type -> berth.v1.ListServicesRequest
+	57, // 51: berth.v1.ClusterService.ListTasks:input_type -> berth.v1.ListTasksRequest
+	59, // 52: berth.v1.ClusterService.ListNodes:input_type -> berth.v1.ListNodesRequest
+	61, // 53: berth.v1.ClusterService.ListEvents:input_type -> berth.v1.ListEventsRequest
+	63, // 54: berth.v1.ClusterService.Watch:input_type -> berth.v1.WatchRequest
+	65, // 55: berth.v1.ClusterService.Logs:input_type -> berth.v1.LogsRequest
+	68, // 56: berth.v1.ClusterService.ImportImage:input_type -> berth.v1.ImportImageRequest
+	72, // 57: berth.v1.ClusterService.ListImages:input_type -> berth.v1.ListImagesRequest
+	75, // 58: berth.v1.ClusterService.JoinToken:input_type -> berth.v1.JoinTokenRequest
+	77, // 59: berth.v1.ClusterService.Version:input_type -> berth.v1.VersionRequest
+	78, // 60: berth.v1.ClusterService.ListServers:input_type -> berth.v1.ListServersRequest
+	37, // 61: berth.v1.ClusterService.ScaleService:input_type -> berth.v1.ScaleServiceRequest
+	38, // 62: berth.v1.ClusterService.RestartService:input_type -> berth.v1.RestartServiceRequest
+	39, // 63: berth.v1.ClusterService.RollbackService:input_type -> berth.v1.RollbackServiceRequest
+	40, // 64: berth.v1.ClusterService.UpdateNode:input_type -> berth.v1.UpdateNodeRequest
+	41, // 65: berth.v1.ClusterService.Rebalance:input_type -> berth.v1.RebalanceRequest
+	43, // 66: berth.v1.ClusterService.GetSettings:input_type -> berth.v1.GetSettingsRequest
+	44, // 67: berth.v1.ClusterService.UpdateSettings:input_type -> berth.v1.UpdateSettingsRequest
+	25, // 68: berth.v1.ClusterService.Build:input_type -> berth.v1.BuildRequest
+	28, // 69: berth.v1.ClusterService.PullImage:input_type -> berth.v1.PullImageRequest
+	29, // 70: berth.v1.ClusterService.PushImage:input_type -> berth.v1.PushImageRequest
+	31, // 71: berth.v1.ClusterService.Login:input_type -> berth.v1.LoginRequest
+	33, // 72: berth.v1.ClusterService.Logout:input_type -> berth.v1.LogoutRequest
+	35, // 73: berth.v1.ClusterService.ListRegistries:input_type -> berth.v1.ListRegistriesRequest
+	61, // 74: berth.v1.ClusterService.WatchEvents:input_type -> berth.v1.ListEventsRequest
+	13, // 75: berth.v1.ClusterService.Exec:input_type -> berth.v1.ExecRequest
+	15, // 76: berth.v1.ClusterService.Top:input_type -> berth.v1.TopRequest
+	18, // 77: berth.v1.ClusterService.CreateAPIToken:input_type -> berth.v1.CreateAPITokenRequest
+	20, // 78: berth.v1.ClusterService.ListAPITokens:input_type -> berth.v1.ListAPITokensRequest
+	22, // 79: berth.v1.ClusterService.RevokeAPIToken:input_type -> berth.v1.RevokeAPITokenRequest
+	3,  // 80: berth.v1.ClusterService.CreateNetwork:input_type -> berth.v1.CreateNetworkRequest
+	4,  // 81: berth.v1.ClusterService.ListNetworks:input_type -> berth.v1.ListNetworksRequest
+	7,  // 82: berth.v1.ClusterService.GetNetwork:input_type -> berth.v1.GetNetworkRequest
+	8,  // 83: berth.v1.ClusterService.RemoveNetwork:input_type -> berth.v1.RemoveNetworkRequest
+	47, // 84: berth.v1.ClusterService.Apply:output_type -> berth.v1.ApplyResponse
+	49, // 85: berth.v1.ClusterService.DeleteApp:output_type -> berth.v1.DeleteAppResponse
+	52, // 86: berth.v1.ClusterService.ListApps:output_type -> berth.v1.ListAppsResponse
+	92, // 87: berth.v1.ClusterService.GetService:output_type -> berth.v1.Service
+	56, // 88: berth.v1.ClusterService.ListServices:output_type -> berth.v1.ListServicesResponse
+	58, // 89: berth.v1.ClusterService.ListTasks:output_type -> berth.v1.ListTasksResponse
+	60, // 90: berth.v1.ClusterService.ListNodes:output_type -> berth.v1.ListNodesResponse
+	62, // 91: berth.v1.ClusterService.ListEvents:output_type -> berth.v1.ListEventsResponse
+	64, // 92: berth.v1.ClusterService.Watch:output_type -> berth.v1.WatchEvent
+	66, // 93: berth.v1.ClusterService.Logs:output_type -> berth.v1.LogEntry
+	70, // 94: berth.v1.ClusterService.ImportImage:output_type -> berth.v1.ImportImageResponse
+	74, // 95: berth.v1.ClusterService.ListImages:output_type -> berth.v1.ListImagesResponse
+	76, // 96: berth.v1.ClusterService.JoinToken:output_type -> berth.v1.JoinTokenResponse
+	80, // 97: berth.v1.ClusterService.Version:output_type -> berth.v1.VersionResponse
+	79, // 98: berth.v1.ClusterService.ListServers:output_type -> berth.v1.ListServersResponse
+	92, // 99: berth.v1.ClusterService.ScaleService:output_type -> berth.v1.Service
+	92, // 100: berth.v1.ClusterService.RestartService:output_type -> berth.v1.Service
+	92, // 101: berth.v1.ClusterService.RollbackService:output_type -> berth.v1.Service
+	94, // 102: berth.v1.ClusterService.UpdateNode:output_type -> berth.v1.Node
+	42, // 103: berth.v1.ClusterService.Rebalance:output_type -> berth.v1.RebalanceResponse
+	91, // 104: berth.v1.ClusterService.GetSettings:output_type -> berth.v1.ClusterSettings
+	91, // 105: berth.v1.ClusterService.UpdateSettings:output_type -> berth.v1.ClusterSettings
+	27, // 106: berth.v1.ClusterService.Build:output_type -> berth.v1.BuildEvent
+	30, // 107: berth.v1.ClusterService.PullImage:output_type -> berth.v1.ImageProgress
+	30, // 108: berth.v1.ClusterService.PushImage:output_type -> berth.v1.ImageProgress
+	32, // 109: berth.v1.ClusterService.Login:output_type -> berth.v1.LoginResponse
+	34, // 110: berth.v1.ClusterService.Logout:output_type -> berth.v1.LogoutResponse
+	36, // 111: berth.v1.ClusterService.ListRegistries:output_type -> berth.v1.ListRegistriesResponse
+	95, // 112: berth.v1.ClusterService.WatchEvents:output_type -> berth.v1.Event
+	14, // 113: berth.v1.ClusterService.Exec:output_type -> berth.v1.ExecResponse
+	17, // 114: berth.v1.ClusterService.Top:output_type -> berth.v1.TopResponse
+	19, // 115: berth.v1.ClusterService.CreateAPIToken:output_type -> berth.v1.CreateAPITokenResponse
+	21, // 116: berth.v1.ClusterService.ListAPITokens:output_type -> berth.v1.ListAPITokensResponse
+	23, // 117: berth.v1.ClusterService.RevokeAPIToken:output_type -> berth.v1.RevokeAPITokenResponse
+	85, // 118: berth.v1.ClusterService.CreateNetwork:output_type -> berth.v1.Network
+	6,  // 119: berth.v1.ClusterService.ListNetworks:output_type -> berth.v1.ListNetworksResponse
+	5,  // 120: berth.v1.ClusterService.GetNetwork:output_type -> berth.v1.NetworkSummary
+	9,  // 121: berth.v1.ClusterService.RemoveNetwork:output_type -> berth.v1.RemoveNetworkResponse
+	84, // [84:122] is the sub-list for method output_type
+	46, // [46:84] is the sub-list for method input_type
+	46, // [46:46] is the sub-list for extension type_name
+	46, // [46:46] is the sub-list for extension extendee
+	0,  // [0:46] is the sub-list for field type_name
 }
 
 func init() { file_berth_v1_cluster_proto_init() }
@@ -5012,32 +5566,32 @@ func file_berth_v1_cluster_proto_init() {
 		return
 	}
 	file_berth_v1_objects_proto_init()
-	file_berth_v1_cluster_proto_msgTypes[2].OneofWrappers = []any{
+	file_berth_v1_cluster_proto_msgTypes[10].OneofWrappers = []any{
 		(*ExecRequest_Start)(nil),
 		(*ExecRequest_Stdin)(nil),
 		(*ExecRequest_StdinClosed)(nil),
 		(*ExecRequest_Resize)(nil),
 	}
-	file_berth_v1_cluster_proto_msgTypes[3].OneofWrappers = []any{
+	file_berth_v1_cluster_proto_msgTypes[11].OneofWrappers = []any{
 		(*ExecResponse_Stdout)(nil),
 		(*ExecResponse_Stderr)(nil),
 		(*ExecResponse_ExitCode)(nil),
 		(*ExecResponse_TaskId)(nil),
 	}
-	file_berth_v1_cluster_proto_msgTypes[14].OneofWrappers = []any{
+	file_berth_v1_cluster_proto_msgTypes[22].OneofWrappers = []any{
 		(*BuildRequest_Header)(nil),
 		(*BuildRequest_ContextChunk)(nil),
 	}
-	file_berth_v1_cluster_proto_msgTypes[16].OneofWrappers = []any{
+	file_berth_v1_cluster_proto_msgTypes[24].OneofWrappers = []any{
 		(*BuildEvent_Status)(nil),
 		(*BuildEvent_Result)(nil),
 	}
-	file_berth_v1_cluster_proto_msgTypes[53].OneofWrappers = []any{
+	file_berth_v1_cluster_proto_msgTypes[61].OneofWrappers = []any{
 		(*WatchEvent_Node)(nil),
 		(*WatchEvent_Service)(nil),
 		(*WatchEvent_Task)(nil),
 	}
-	file_berth_v1_cluster_proto_msgTypes[57].OneofWrappers = []any{
+	file_berth_v1_cluster_proto_msgTypes[65].OneofWrappers = []any{
 		(*ImportImageRequest_Header)(nil),
 		(*ImportImageRequest_Chunk)(nil),
 	}
@@ -5047,7 +5601,7 @@ func file_berth_v1_cluster_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_berth_v1_cluster_proto_rawDesc), len(file_berth_v1_cluster_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   72,
+			NumMessages:   82,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -180,6 +180,116 @@ func (ServiceMode) EnumDescriptor() ([]byte, []int) {
 	return file_berth_v1_objects_proto_rawDescGZIP(), []int{2}
 }
 
+// PublishMode says where a published port answers.
+type PublishMode int32
+
+const (
+	// PUBLISH_MODE_UNSPECIFIED is read as INGRESS, Compose's default.
+	PublishMode_PUBLISH_MODE_UNSPECIFIED PublishMode = 0
+	// INGRESS: the port answers on every node and reaches a ready task of
+	// the service on any node (the routing mesh). One service of the
+	// cluster publishes a given ingress port.
+	PublishMode_PUBLISH_MODE_INGRESS PublishMode = 1
+	// HOST: the port answers only on the node that runs the task, straight
+	// to that task; two tasks on one node never share it.
+	PublishMode_PUBLISH_MODE_HOST PublishMode = 2
+)
+
+// Enum value maps for PublishMode.
+var (
+	PublishMode_name = map[int32]string{
+		0: "PUBLISH_MODE_UNSPECIFIED",
+		1: "PUBLISH_MODE_INGRESS",
+		2: "PUBLISH_MODE_HOST",
+	}
+	PublishMode_value = map[string]int32{
+		"PUBLISH_MODE_UNSPECIFIED": 0,
+		"PUBLISH_MODE_INGRESS":     1,
+		"PUBLISH_MODE_HOST":        2,
+	}
+)
+
+func (x PublishMode) Enum() *PublishMode {
+	p := new(PublishMode)
+	*p = x
+	return p
+}
+
+func (x PublishMode) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (PublishMode) Descriptor() protoreflect.EnumDescriptor {
+	return file_berth_v1_objects_proto_enumTypes[3].Descriptor()
+}
+
+func (PublishMode) Type() protoreflect.EnumType {
+	return &file_berth_v1_objects_proto_enumTypes[3]
+}
+
+func (x PublishMode) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use PublishMode.Descriptor instead.
+func (PublishMode) EnumDescriptor() ([]byte, []int) {
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{3}
+}
+
+// EndpointMode says what a service's name resolves to.
+type EndpointMode int32
+
+const (
+	// ENDPOINT_MODE_UNSPECIFIED is read as VIP.
+	EndpointMode_ENDPOINT_MODE_UNSPECIFIED EndpointMode = 0
+	// VIP: one virtual IP per network, which spreads connections over the
+	// service's ready tasks.
+	EndpointMode_ENDPOINT_MODE_VIP EndpointMode = 1
+	// DNSRR: the addresses of the service's ready tasks.
+	EndpointMode_ENDPOINT_MODE_DNSRR EndpointMode = 2
+)
+
+// Enum value maps for EndpointMode.
+var (
+	EndpointMode_name = map[int32]string{
+		0: "ENDPOINT_MODE_UNSPECIFIED",
+		1: "ENDPOINT_MODE_VIP",
+		2: "ENDPOINT_MODE_DNSRR",
+	}
+	EndpointMode_value = map[string]int32{
+		"ENDPOINT_MODE_UNSPECIFIED": 0,
+		"ENDPOINT_MODE_VIP":         1,
+		"ENDPOINT_MODE_DNSRR":       2,
+	}
+)
+
+func (x EndpointMode) Enum() *EndpointMode {
+	p := new(EndpointMode)
+	*p = x
+	return p
+}
+
+func (x EndpointMode) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (EndpointMode) Descriptor() protoreflect.EnumDescriptor {
+	return file_berth_v1_objects_proto_enumTypes[4].Descriptor()
+}
+
+func (EndpointMode) Type() protoreflect.EnumType {
+	return &file_berth_v1_objects_proto_enumTypes[4]
+}
+
+func (x EndpointMode) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use EndpointMode.Descriptor instead.
+func (EndpointMode) EnumDescriptor() ([]byte, []int) {
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{4}
+}
+
 // SchedulingStrategy ranks the nodes that can take a task.
 type SchedulingStrategy int32
 
@@ -218,11 +328,11 @@ func (x SchedulingStrategy) String() string {
 }
 
 func (SchedulingStrategy) Descriptor() protoreflect.EnumDescriptor {
-	return file_berth_v1_objects_proto_enumTypes[3].Descriptor()
+	return file_berth_v1_objects_proto_enumTypes[5].Descriptor()
 }
 
 func (SchedulingStrategy) Type() protoreflect.EnumType {
-	return &file_berth_v1_objects_proto_enumTypes[3]
+	return &file_berth_v1_objects_proto_enumTypes[5]
 }
 
 func (x SchedulingStrategy) Number() protoreflect.EnumNumber {
@@ -231,7 +341,7 @@ func (x SchedulingStrategy) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use SchedulingStrategy.Descriptor instead.
 func (SchedulingStrategy) EnumDescriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{3}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{5}
 }
 
 // UpdateFailureAction is what a rolling update does when too many of its
@@ -275,11 +385,11 @@ func (x UpdateFailureAction) String() string {
 }
 
 func (UpdateFailureAction) Descriptor() protoreflect.EnumDescriptor {
-	return file_berth_v1_objects_proto_enumTypes[4].Descriptor()
+	return file_berth_v1_objects_proto_enumTypes[6].Descriptor()
 }
 
 func (UpdateFailureAction) Type() protoreflect.EnumType {
-	return &file_berth_v1_objects_proto_enumTypes[4]
+	return &file_berth_v1_objects_proto_enumTypes[6]
 }
 
 func (x UpdateFailureAction) Number() protoreflect.EnumNumber {
@@ -288,7 +398,7 @@ func (x UpdateFailureAction) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use UpdateFailureAction.Descriptor instead.
 func (UpdateFailureAction) EnumDescriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{4}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{6}
 }
 
 // UpdateOrder says whether a slot's old task stops before or after its
@@ -327,11 +437,11 @@ func (x UpdateOrder) String() string {
 }
 
 func (UpdateOrder) Descriptor() protoreflect.EnumDescriptor {
-	return file_berth_v1_objects_proto_enumTypes[5].Descriptor()
+	return file_berth_v1_objects_proto_enumTypes[7].Descriptor()
 }
 
 func (UpdateOrder) Type() protoreflect.EnumType {
-	return &file_berth_v1_objects_proto_enumTypes[5]
+	return &file_berth_v1_objects_proto_enumTypes[7]
 }
 
 func (x UpdateOrder) Number() protoreflect.EnumNumber {
@@ -340,7 +450,7 @@ func (x UpdateOrder) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use UpdateOrder.Descriptor instead.
 func (UpdateOrder) EnumDescriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{5}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{7}
 }
 
 type RestartCondition int32
@@ -379,11 +489,11 @@ func (x RestartCondition) String() string {
 }
 
 func (RestartCondition) Descriptor() protoreflect.EnumDescriptor {
-	return file_berth_v1_objects_proto_enumTypes[6].Descriptor()
+	return file_berth_v1_objects_proto_enumTypes[8].Descriptor()
 }
 
 func (RestartCondition) Type() protoreflect.EnumType {
-	return &file_berth_v1_objects_proto_enumTypes[6]
+	return &file_berth_v1_objects_proto_enumTypes[8]
 }
 
 func (x RestartCondition) Number() protoreflect.EnumNumber {
@@ -392,7 +502,7 @@ func (x RestartCondition) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use RestartCondition.Descriptor instead.
 func (RestartCondition) EnumDescriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{6}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{8}
 }
 
 // DependencyCondition says what a dependency must reach before its
@@ -440,11 +550,11 @@ func (x DependencyCondition) String() string {
 }
 
 func (DependencyCondition) Descriptor() protoreflect.EnumDescriptor {
-	return file_berth_v1_objects_proto_enumTypes[7].Descriptor()
+	return file_berth_v1_objects_proto_enumTypes[9].Descriptor()
 }
 
 func (DependencyCondition) Type() protoreflect.EnumType {
-	return &file_berth_v1_objects_proto_enumTypes[7]
+	return &file_berth_v1_objects_proto_enumTypes[9]
 }
 
 func (x DependencyCondition) Number() protoreflect.EnumNumber {
@@ -453,7 +563,7 @@ func (x DependencyCondition) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use DependencyCondition.Descriptor instead.
 func (DependencyCondition) EnumDescriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{7}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{9}
 }
 
 type Health int32
@@ -493,11 +603,11 @@ func (x Health) String() string {
 }
 
 func (Health) Descriptor() protoreflect.EnumDescriptor {
-	return file_berth_v1_objects_proto_enumTypes[8].Descriptor()
+	return file_berth_v1_objects_proto_enumTypes[10].Descriptor()
 }
 
 func (Health) Type() protoreflect.EnumType {
-	return &file_berth_v1_objects_proto_enumTypes[8]
+	return &file_berth_v1_objects_proto_enumTypes[10]
 }
 
 func (x Health) Number() protoreflect.EnumNumber {
@@ -506,7 +616,7 @@ func (x Health) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Health.Descriptor instead.
 func (Health) EnumDescriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{8}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{10}
 }
 
 type UpdateState int32
@@ -559,11 +669,11 @@ func (x UpdateState) String() string {
 }
 
 func (UpdateState) Descriptor() protoreflect.EnumDescriptor {
-	return file_berth_v1_objects_proto_enumTypes[9].Descriptor()
+	return file_berth_v1_objects_proto_enumTypes[11].Descriptor()
 }
 
 func (UpdateState) Type() protoreflect.EnumType {
-	return &file_berth_v1_objects_proto_enumTypes[9]
+	return &file_berth_v1_objects_proto_enumTypes[11]
 }
 
 func (x UpdateState) Number() protoreflect.EnumNumber {
@@ -572,7 +682,7 @@ func (x UpdateState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use UpdateState.Descriptor instead.
 func (UpdateState) EnumDescriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{9}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{11}
 }
 
 type RebalanceState int32
@@ -612,11 +722,11 @@ func (x RebalanceState) String() string {
 }
 
 func (RebalanceState) Descriptor() protoreflect.EnumDescriptor {
-	return file_berth_v1_objects_proto_enumTypes[10].Descriptor()
+	return file_berth_v1_objects_proto_enumTypes[12].Descriptor()
 }
 
 func (RebalanceState) Type() protoreflect.EnumType {
-	return &file_berth_v1_objects_proto_enumTypes[10]
+	return &file_berth_v1_objects_proto_enumTypes[12]
 }
 
 func (x RebalanceState) Number() protoreflect.EnumNumber {
@@ -625,7 +735,7 @@ func (x RebalanceState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use RebalanceState.Descriptor instead.
 func (RebalanceState) EnumDescriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{10}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{12}
 }
 
 // ReplaceCause says why a task was started beside the one it replaces.
@@ -665,11 +775,11 @@ func (x ReplaceCause) String() string {
 }
 
 func (ReplaceCause) Descriptor() protoreflect.EnumDescriptor {
-	return file_berth_v1_objects_proto_enumTypes[11].Descriptor()
+	return file_berth_v1_objects_proto_enumTypes[13].Descriptor()
 }
 
 func (ReplaceCause) Type() protoreflect.EnumType {
-	return &file_berth_v1_objects_proto_enumTypes[11]
+	return &file_berth_v1_objects_proto_enumTypes[13]
 }
 
 func (x ReplaceCause) Number() protoreflect.EnumNumber {
@@ -678,7 +788,7 @@ func (x ReplaceCause) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ReplaceCause.Descriptor instead.
 func (ReplaceCause) EnumDescriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{11}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{13}
 }
 
 // TaskState is ordered: an observed state only ever moves forward.
@@ -745,11 +855,11 @@ func (x TaskState) String() string {
 }
 
 func (TaskState) Descriptor() protoreflect.EnumDescriptor {
-	return file_berth_v1_objects_proto_enumTypes[12].Descriptor()
+	return file_berth_v1_objects_proto_enumTypes[14].Descriptor()
 }
 
 func (TaskState) Type() protoreflect.EnumType {
-	return &file_berth_v1_objects_proto_enumTypes[12]
+	return &file_berth_v1_objects_proto_enumTypes[14]
 }
 
 func (x TaskState) Number() protoreflect.EnumNumber {
@@ -758,7 +868,7 @@ func (x TaskState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use TaskState.Descriptor instead.
 func (TaskState) EnumDescriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{12}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{14}
 }
 
 // Meta is carried by every stored object.
@@ -973,7 +1083,10 @@ type Node struct {
 	ContentAddress string `protobuf:"bytes,18,opt,name=content_address,json=contentAddress,proto3" json:"content_address,omitempty"`
 	// image_digests maps each image reference in images to its manifest
 	// digest ("sha256:...").
-	ImageDigests  map[string]string `protobuf:"bytes,19,rep,name=image_digests,json=imageDigests,proto3" json:"image_digests,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	ImageDigests map[string]string `protobuf:"bytes,19,rep,name=image_digests,json=imageDigests,proto3" json:"image_digests,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// overlay: the node's containers join the cluster's networks (false for
+	// nodes of the fake runtime, which have no container network).
+	Overlay       bool `protobuf:"varint,20,opt,name=overlay,proto3" json:"overlay,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1141,6 +1254,13 @@ func (x *Node) GetImageDigests() map[string]string {
 	return nil
 }
 
+func (x *Node) GetOverlay() bool {
+	if x != nil {
+		return x.Overlay
+	}
+	return false
+}
+
 type PortSpec struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// target is the port inside the container.
@@ -1150,7 +1270,8 @@ type PortSpec struct {
 	// protocol is "tcp" or "udp".
 	Protocol string `protobuf:"bytes,3,opt,name=protocol,proto3" json:"protocol,omitempty"`
 	// host_ip is the host address the published port binds to; empty for all.
-	HostIp        string `protobuf:"bytes,4,opt,name=host_ip,json=hostIp,proto3" json:"host_ip,omitempty"`
+	HostIp        string      `protobuf:"bytes,4,opt,name=host_ip,json=hostIp,proto3" json:"host_ip,omitempty"`
+	Mode          PublishMode `protobuf:"varint,5,opt,name=mode,proto3,enum=berth.v1.PublishMode" json:"mode,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1213,6 +1334,418 @@ func (x *PortSpec) GetHostIp() string {
 	return ""
 }
 
+func (x *PortSpec) GetMode() PublishMode {
+	if x != nil {
+		return x.Mode
+	}
+	return PublishMode_PUBLISH_MODE_UNSPECIFIED
+}
+
+// ServiceNetwork attaches a service's tasks to one network.
+type ServiceNetwork struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// network is the network's name in the service's namespace.
+	Network string `protobuf:"bytes,1,opt,name=network,proto3" json:"network,omitempty"`
+	// aliases are more names the service answers to on this network.
+	Aliases []string `protobuf:"bytes,2,rep,name=aliases,proto3" json:"aliases,omitempty"`
+	// ipv4_address fixes the address of the service's one task on this
+	// network; empty takes the next free one.
+	Ipv4Address   string `protobuf:"bytes,3,opt,name=ipv4_address,json=ipv4Address,proto3" json:"ipv4_address,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ServiceNetwork) Reset() {
+	*x = ServiceNetwork{}
+	mi := &file_berth_v1_objects_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ServiceNetwork) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ServiceNetwork) ProtoMessage() {}
+
+func (x *ServiceNetwork) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_objects_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ServiceNetwork.ProtoReflect.Descriptor instead.
+func (*ServiceNetwork) Descriptor() ([]byte, []int) {
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *ServiceNetwork) GetNetwork() string {
+	if x != nil {
+		return x.Network
+	}
+	return ""
+}
+
+func (x *ServiceNetwork) GetAliases() []string {
+	if x != nil {
+		return x.Aliases
+	}
+	return nil
+}
+
+func (x *ServiceNetwork) GetIpv4Address() string {
+	if x != nil {
+		return x.Ipv4Address
+	}
+	return ""
+}
+
+// ExtraHost is one line a service adds to its containers' /etc/hosts.
+type ExtraHost struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Hostname      string                 `protobuf:"bytes,1,opt,name=hostname,proto3" json:"hostname,omitempty"`
+	Address       string                 `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExtraHost) Reset() {
+	*x = ExtraHost{}
+	mi := &file_berth_v1_objects_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExtraHost) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExtraHost) ProtoMessage() {}
+
+func (x *ExtraHost) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_objects_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExtraHost.ProtoReflect.Descriptor instead.
+func (*ExtraHost) Descriptor() ([]byte, []int) {
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *ExtraHost) GetHostname() string {
+	if x != nil {
+		return x.Hostname
+	}
+	return ""
+}
+
+func (x *ExtraHost) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+// Network is a container network that spans every node: its tasks reach
+// each other by address and by name on any node, and tasks of other
+// networks cannot reach them. Stored at /berth/networks/<namespace>/<name>.
+type Network struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Meta      *Meta                  `protobuf:"bytes,1,opt,name=meta,proto3" json:"meta,omitempty"`
+	Namespace string                 `protobuf:"bytes,2,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	// name is unique in the namespace: "<app>_<key>" for a network an app's
+	// Compose file defines, or the name given to `berth network create`.
+	Name string `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	// app is the app that defined the network and removes it with itself;
+	// empty for a network made with `berth network create`, which apps join
+	// as external.
+	App string `protobuf:"bytes,4,opt,name=app,proto3" json:"app,omitempty"`
+	// subnet is the network's IPv4 range (CIDR); its tasks and virtual IPs
+	// get addresses from it. No two networks' subnets overlap.
+	Subnet string `protobuf:"bytes,5,opt,name=subnet,proto3" json:"subnet,omitempty"`
+	// internal networks have no way out of the cluster.
+	Internal      bool              `protobuf:"varint,6,opt,name=internal,proto3" json:"internal,omitempty"`
+	Labels        map[string]string `protobuf:"bytes,7,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Network) Reset() {
+	*x = Network{}
+	mi := &file_berth_v1_objects_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Network) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Network) ProtoMessage() {}
+
+func (x *Network) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_objects_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Network.ProtoReflect.Descriptor instead.
+func (*Network) Descriptor() ([]byte, []int) {
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *Network) GetMeta() *Meta {
+	if x != nil {
+		return x.Meta
+	}
+	return nil
+}
+
+func (x *Network) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *Network) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Network) GetApp() string {
+	if x != nil {
+		return x.App
+	}
+	return ""
+}
+
+func (x *Network) GetSubnet() string {
+	if x != nil {
+		return x.Subnet
+	}
+	return ""
+}
+
+func (x *Network) GetInternal() bool {
+	if x != nil {
+		return x.Internal
+	}
+	return false
+}
+
+func (x *Network) GetLabels() map[string]string {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
+}
+
+// VirtualIP is a service's stable address on one network.
+type VirtualIP struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	NetworkId string                 `protobuf:"bytes,1,opt,name=network_id,json=networkId,proto3" json:"network_id,omitempty"`
+	// network is the network's name.
+	Network string `protobuf:"bytes,2,opt,name=network,proto3" json:"network,omitempty"`
+	// address is the IP, without prefix length.
+	Address       string `protobuf:"bytes,3,opt,name=address,proto3" json:"address,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VirtualIP) Reset() {
+	*x = VirtualIP{}
+	mi := &file_berth_v1_objects_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VirtualIP) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VirtualIP) ProtoMessage() {}
+
+func (x *VirtualIP) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_objects_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VirtualIP.ProtoReflect.Descriptor instead.
+func (*VirtualIP) Descriptor() ([]byte, []int) {
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *VirtualIP) GetNetworkId() string {
+	if x != nil {
+		return x.NetworkId
+	}
+	return ""
+}
+
+func (x *VirtualIP) GetNetwork() string {
+	if x != nil {
+		return x.Network
+	}
+	return ""
+}
+
+func (x *VirtualIP) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+// ServiceEndpoint is where a service is reached; the orchestrator fills it
+// in.
+type ServiceEndpoint struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// virtual_ips has one address per network of a service in VIP mode, in
+	// the order of its spec's networks.
+	VirtualIps    []*VirtualIP `protobuf:"bytes,1,rep,name=virtual_ips,json=virtualIps,proto3" json:"virtual_ips,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ServiceEndpoint) Reset() {
+	*x = ServiceEndpoint{}
+	mi := &file_berth_v1_objects_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ServiceEndpoint) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ServiceEndpoint) ProtoMessage() {}
+
+func (x *ServiceEndpoint) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_objects_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ServiceEndpoint.ProtoReflect.Descriptor instead.
+func (*ServiceEndpoint) Descriptor() ([]byte, []int) {
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *ServiceEndpoint) GetVirtualIps() []*VirtualIP {
+	if x != nil {
+		return x.VirtualIps
+	}
+	return nil
+}
+
+// TaskNetwork is a task's place on one network.
+type TaskNetwork struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	NetworkId string                 `protobuf:"bytes,1,opt,name=network_id,json=networkId,proto3" json:"network_id,omitempty"`
+	// network is the network's name.
+	Network string `protobuf:"bytes,2,opt,name=network,proto3" json:"network,omitempty"`
+	// address is the task's IP with the network's prefix length
+	// ("10.128.0.5/24").
+	Address string `protobuf:"bytes,3,opt,name=address,proto3" json:"address,omitempty"`
+	// internal: the network has no way out of the cluster.
+	Internal      bool `protobuf:"varint,4,opt,name=internal,proto3" json:"internal,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TaskNetwork) Reset() {
+	*x = TaskNetwork{}
+	mi := &file_berth_v1_objects_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TaskNetwork) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TaskNetwork) ProtoMessage() {}
+
+func (x *TaskNetwork) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_objects_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TaskNetwork.ProtoReflect.Descriptor instead.
+func (*TaskNetwork) Descriptor() ([]byte, []int) {
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *TaskNetwork) GetNetworkId() string {
+	if x != nil {
+		return x.NetworkId
+	}
+	return ""
+}
+
+func (x *TaskNetwork) GetNetwork() string {
+	if x != nil {
+		return x.Network
+	}
+	return ""
+}
+
+func (x *TaskNetwork) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+func (x *TaskNetwork) GetInternal() bool {
+	if x != nil {
+		return x.Internal
+	}
+	return false
+}
+
 type Placement struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// constraints are expressions like node.labels.zone==eu, node.hostname!=a.
@@ -1230,7 +1763,7 @@ type Placement struct {
 
 func (x *Placement) Reset() {
 	*x = Placement{}
-	mi := &file_berth_v1_objects_proto_msgTypes[5]
+	mi := &file_berth_v1_objects_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1242,7 +1775,7 @@ func (x *Placement) String() string {
 func (*Placement) ProtoMessage() {}
 
 func (x *Placement) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[5]
+	mi := &file_berth_v1_objects_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1255,7 +1788,7 @@ func (x *Placement) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Placement.ProtoReflect.Descriptor instead.
 func (*Placement) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{5}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Placement) GetConstraints() []string {
@@ -1310,7 +1843,7 @@ type UpdateConfig struct {
 
 func (x *UpdateConfig) Reset() {
 	*x = UpdateConfig{}
-	mi := &file_berth_v1_objects_proto_msgTypes[6]
+	mi := &file_berth_v1_objects_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1322,7 +1855,7 @@ func (x *UpdateConfig) String() string {
 func (*UpdateConfig) ProtoMessage() {}
 
 func (x *UpdateConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[6]
+	mi := &file_berth_v1_objects_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1335,7 +1868,7 @@ func (x *UpdateConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateConfig.ProtoReflect.Descriptor instead.
 func (*UpdateConfig) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{6}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *UpdateConfig) GetParallelism() uint64 {
@@ -1393,7 +1926,7 @@ type RestartPolicy struct {
 
 func (x *RestartPolicy) Reset() {
 	*x = RestartPolicy{}
-	mi := &file_berth_v1_objects_proto_msgTypes[7]
+	mi := &file_berth_v1_objects_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1405,7 +1938,7 @@ func (x *RestartPolicy) String() string {
 func (*RestartPolicy) ProtoMessage() {}
 
 func (x *RestartPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[7]
+	mi := &file_berth_v1_objects_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1418,7 +1951,7 @@ func (x *RestartPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestartPolicy.ProtoReflect.Descriptor instead.
 func (*RestartPolicy) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{7}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *RestartPolicy) GetCondition() RestartCondition {
@@ -1490,13 +2023,28 @@ type ServiceSpec struct {
 	// changes, so every task is replaced by the update_config. An apply
 	// keeps the stored value: a Compose file does not say it.
 	RestartGeneration uint64 `protobuf:"varint,24,opt,name=restart_generation,json=restartGeneration,proto3" json:"restart_generation,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// networks are the networks the tasks join, in order; the first that is
+	// not internal gives the containers their default route. Apply puts a
+	// service without any on its app's default network.
+	Networks     []*ServiceNetwork `protobuf:"bytes,25,rep,name=networks,proto3" json:"networks,omitempty"`
+	EndpointMode EndpointMode      `protobuf:"varint,26,opt,name=endpoint_mode,json=endpointMode,proto3,enum=berth.v1.EndpointMode" json:"endpoint_mode,omitempty"`
+	// hostname is the containers' host name; empty is the task's id.
+	Hostname   string       `protobuf:"bytes,27,opt,name=hostname,proto3" json:"hostname,omitempty"`
+	ExtraHosts []*ExtraHost `protobuf:"bytes,28,rep,name=extra_hosts,json=extraHosts,proto3" json:"extra_hosts,omitempty"`
+	// dns are resolvers for the names the cluster does not know; empty
+	// uses the node's.
+	Dns []string `protobuf:"bytes,29,rep,name=dns,proto3" json:"dns,omitempty"`
+	// dns_search are more search domains after the app's.
+	DnsSearch []string `protobuf:"bytes,30,rep,name=dns_search,json=dnsSearch,proto3" json:"dns_search,omitempty"`
+	// dns_options are resolv.conf options ("ndots:2").
+	DnsOptions    []string `protobuf:"bytes,31,rep,name=dns_options,json=dnsOptions,proto3" json:"dns_options,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ServiceSpec) Reset() {
 	*x = ServiceSpec{}
-	mi := &file_berth_v1_objects_proto_msgTypes[8]
+	mi := &file_berth_v1_objects_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1508,7 +2056,7 @@ func (x *ServiceSpec) String() string {
 func (*ServiceSpec) ProtoMessage() {}
 
 func (x *ServiceSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[8]
+	mi := &file_berth_v1_objects_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1521,7 +2069,7 @@ func (x *ServiceSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServiceSpec.ProtoReflect.Descriptor instead.
 func (*ServiceSpec) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{8}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ServiceSpec) GetImage() string {
@@ -1692,6 +2240,55 @@ func (x *ServiceSpec) GetRestartGeneration() uint64 {
 	return 0
 }
 
+func (x *ServiceSpec) GetNetworks() []*ServiceNetwork {
+	if x != nil {
+		return x.Networks
+	}
+	return nil
+}
+
+func (x *ServiceSpec) GetEndpointMode() EndpointMode {
+	if x != nil {
+		return x.EndpointMode
+	}
+	return EndpointMode_ENDPOINT_MODE_UNSPECIFIED
+}
+
+func (x *ServiceSpec) GetHostname() string {
+	if x != nil {
+		return x.Hostname
+	}
+	return ""
+}
+
+func (x *ServiceSpec) GetExtraHosts() []*ExtraHost {
+	if x != nil {
+		return x.ExtraHosts
+	}
+	return nil
+}
+
+func (x *ServiceSpec) GetDns() []string {
+	if x != nil {
+		return x.Dns
+	}
+	return nil
+}
+
+func (x *ServiceSpec) GetDnsSearch() []string {
+	if x != nil {
+		return x.DnsSearch
+	}
+	return nil
+}
+
+func (x *ServiceSpec) GetDnsOptions() []string {
+	if x != nil {
+		return x.DnsOptions
+	}
+	return nil
+}
+
 // BuildSpec records a Compose service's build: section. The context is
 // uploaded by the CLI at apply; the spec keeps what was asked.
 type BuildSpec struct {
@@ -1706,7 +2303,7 @@ type BuildSpec struct {
 
 func (x *BuildSpec) Reset() {
 	*x = BuildSpec{}
-	mi := &file_berth_v1_objects_proto_msgTypes[9]
+	mi := &file_berth_v1_objects_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1718,7 +2315,7 @@ func (x *BuildSpec) String() string {
 func (*BuildSpec) ProtoMessage() {}
 
 func (x *BuildSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[9]
+	mi := &file_berth_v1_objects_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1731,7 +2328,7 @@ func (x *BuildSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BuildSpec.ProtoReflect.Descriptor instead.
 func (*BuildSpec) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{9}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *BuildSpec) GetContext() string {
@@ -1774,7 +2371,7 @@ type Dependency struct {
 
 func (x *Dependency) Reset() {
 	*x = Dependency{}
-	mi := &file_berth_v1_objects_proto_msgTypes[10]
+	mi := &file_berth_v1_objects_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1786,7 +2383,7 @@ func (x *Dependency) String() string {
 func (*Dependency) ProtoMessage() {}
 
 func (x *Dependency) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[10]
+	mi := &file_berth_v1_objects_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1799,7 +2396,7 @@ func (x *Dependency) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Dependency.ProtoReflect.Descriptor instead.
 func (*Dependency) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{10}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Dependency) GetService() string {
@@ -1841,7 +2438,7 @@ type HealthCheck struct {
 
 func (x *HealthCheck) Reset() {
 	*x = HealthCheck{}
-	mi := &file_berth_v1_objects_proto_msgTypes[11]
+	mi := &file_berth_v1_objects_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1853,7 +2450,7 @@ func (x *HealthCheck) String() string {
 func (*HealthCheck) ProtoMessage() {}
 
 func (x *HealthCheck) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[11]
+	mi := &file_berth_v1_objects_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1866,7 +2463,7 @@ func (x *HealthCheck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthCheck.ProtoReflect.Descriptor instead.
 func (*HealthCheck) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{11}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *HealthCheck) GetTest() []string {
@@ -1961,13 +2558,14 @@ type Service struct {
 	Rebalance *RebalanceStatus `protobuf:"bytes,10,opt,name=rebalance,proto3" json:"rebalance,omitempty"`
 	// spec_updated_at is when spec_version was made.
 	SpecUpdatedAt *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=spec_updated_at,json=specUpdatedAt,proto3" json:"spec_updated_at,omitempty"`
+	Endpoint      *ServiceEndpoint       `protobuf:"bytes,12,opt,name=endpoint,proto3" json:"endpoint,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Service) Reset() {
 	*x = Service{}
-	mi := &file_berth_v1_objects_proto_msgTypes[12]
+	mi := &file_berth_v1_objects_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1979,7 +2577,7 @@ func (x *Service) String() string {
 func (*Service) ProtoMessage() {}
 
 func (x *Service) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[12]
+	mi := &file_berth_v1_objects_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1992,7 +2590,7 @@ func (x *Service) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Service.ProtoReflect.Descriptor instead.
 func (*Service) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{12}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Service) GetMeta() *Meta {
@@ -2072,6 +2670,13 @@ func (x *Service) GetSpecUpdatedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Service) GetEndpoint() *ServiceEndpoint {
+	if x != nil {
+		return x.Endpoint
+	}
+	return nil
+}
+
 // ServiceRevision is one earlier spec of a service.
 type ServiceRevision struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
@@ -2086,7 +2691,7 @@ type ServiceRevision struct {
 
 func (x *ServiceRevision) Reset() {
 	*x = ServiceRevision{}
-	mi := &file_berth_v1_objects_proto_msgTypes[13]
+	mi := &file_berth_v1_objects_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2098,7 +2703,7 @@ func (x *ServiceRevision) String() string {
 func (*ServiceRevision) ProtoMessage() {}
 
 func (x *ServiceRevision) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[13]
+	mi := &file_berth_v1_objects_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2111,7 +2716,7 @@ func (x *ServiceRevision) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServiceRevision.ProtoReflect.Descriptor instead.
 func (*ServiceRevision) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{13}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ServiceRevision) GetSpecVersion() uint64 {
@@ -2159,7 +2764,7 @@ type UpdateStatus struct {
 
 func (x *UpdateStatus) Reset() {
 	*x = UpdateStatus{}
-	mi := &file_berth_v1_objects_proto_msgTypes[14]
+	mi := &file_berth_v1_objects_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2171,7 +2776,7 @@ func (x *UpdateStatus) String() string {
 func (*UpdateStatus) ProtoMessage() {}
 
 func (x *UpdateStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[14]
+	mi := &file_berth_v1_objects_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2184,7 +2789,7 @@ func (x *UpdateStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateStatus.ProtoReflect.Descriptor instead.
 func (*UpdateStatus) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{14}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *UpdateStatus) GetState() UpdateState {
@@ -2238,7 +2843,7 @@ type RebalanceStatus struct {
 
 func (x *RebalanceStatus) Reset() {
 	*x = RebalanceStatus{}
-	mi := &file_berth_v1_objects_proto_msgTypes[15]
+	mi := &file_berth_v1_objects_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2250,7 +2855,7 @@ func (x *RebalanceStatus) String() string {
 func (*RebalanceStatus) ProtoMessage() {}
 
 func (x *RebalanceStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[15]
+	mi := &file_berth_v1_objects_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2263,7 +2868,7 @@ func (x *RebalanceStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RebalanceStatus.ProtoReflect.Descriptor instead.
 func (*RebalanceStatus) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{15}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *RebalanceStatus) GetState() RebalanceState {
@@ -2319,7 +2924,7 @@ type ClusterSettings struct {
 
 func (x *ClusterSettings) Reset() {
 	*x = ClusterSettings{}
-	mi := &file_berth_v1_objects_proto_msgTypes[16]
+	mi := &file_berth_v1_objects_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2331,7 +2936,7 @@ func (x *ClusterSettings) String() string {
 func (*ClusterSettings) ProtoMessage() {}
 
 func (x *ClusterSettings) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[16]
+	mi := &file_berth_v1_objects_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2344,7 +2949,7 @@ func (x *ClusterSettings) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterSettings.ProtoReflect.Descriptor instead.
 func (*ClusterSettings) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{16}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ClusterSettings) GetMeta() *Meta {
@@ -2392,7 +2997,7 @@ type RegistryCredential struct {
 
 func (x *RegistryCredential) Reset() {
 	*x = RegistryCredential{}
-	mi := &file_berth_v1_objects_proto_msgTypes[17]
+	mi := &file_berth_v1_objects_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2404,7 +3009,7 @@ func (x *RegistryCredential) String() string {
 func (*RegistryCredential) ProtoMessage() {}
 
 func (x *RegistryCredential) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[17]
+	mi := &file_berth_v1_objects_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2417,7 +3022,7 @@ func (x *RegistryCredential) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegistryCredential.ProtoReflect.Descriptor instead.
 func (*RegistryCredential) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{17}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *RegistryCredential) GetMeta() *Meta {
@@ -2458,7 +3063,7 @@ type StateTransition struct {
 
 func (x *StateTransition) Reset() {
 	*x = StateTransition{}
-	mi := &file_berth_v1_objects_proto_msgTypes[18]
+	mi := &file_berth_v1_objects_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2470,7 +3075,7 @@ func (x *StateTransition) String() string {
 func (*StateTransition) ProtoMessage() {}
 
 func (x *StateTransition) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[18]
+	mi := &file_berth_v1_objects_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2483,7 +3088,7 @@ func (x *StateTransition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StateTransition.ProtoReflect.Descriptor instead.
 func (*StateTransition) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{18}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *StateTransition) GetState() TaskState {
@@ -2512,7 +3117,7 @@ type PortBinding struct {
 
 func (x *PortBinding) Reset() {
 	*x = PortBinding{}
-	mi := &file_berth_v1_objects_proto_msgTypes[19]
+	mi := &file_berth_v1_objects_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2524,7 +3129,7 @@ func (x *PortBinding) String() string {
 func (*PortBinding) ProtoMessage() {}
 
 func (x *PortBinding) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[19]
+	mi := &file_berth_v1_objects_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2537,7 +3142,7 @@ func (x *PortBinding) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PortBinding.ProtoReflect.Descriptor instead.
 func (*PortBinding) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{19}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *PortBinding) GetTarget() uint32 {
@@ -2579,7 +3184,7 @@ type TaskStatus struct {
 	Err         string `protobuf:"bytes,4,opt,name=err,proto3" json:"err,omitempty"`
 	ExitCode    int32  `protobuf:"varint,5,opt,name=exit_code,json=exitCode,proto3" json:"exit_code,omitempty"`
 	ContainerId string `protobuf:"bytes,6,opt,name=container_id,json=containerId,proto3" json:"container_id,omitempty"`
-	// address is the container's IP address on its node's network.
+	// address is the container's IP address on its first network.
 	Address string         `protobuf:"bytes,7,opt,name=address,proto3" json:"address,omitempty"`
 	Ports   []*PortBinding `protobuf:"bytes,8,rep,name=ports,proto3" json:"ports,omitempty"`
 	Pid     int32          `protobuf:"varint,9,opt,name=pid,proto3" json:"pid,omitempty"`
@@ -2593,7 +3198,7 @@ type TaskStatus struct {
 
 func (x *TaskStatus) Reset() {
 	*x = TaskStatus{}
-	mi := &file_berth_v1_objects_proto_msgTypes[20]
+	mi := &file_berth_v1_objects_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2605,7 +3210,7 @@ func (x *TaskStatus) String() string {
 func (*TaskStatus) ProtoMessage() {}
 
 func (x *TaskStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[20]
+	mi := &file_berth_v1_objects_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2618,7 +3223,7 @@ func (x *TaskStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskStatus.ProtoReflect.Descriptor instead.
 func (*TaskStatus) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{20}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *TaskStatus) GetState() TaskState {
@@ -2720,15 +3325,18 @@ type Task struct {
 	Restarts uint32 `protobuf:"varint,13,opt,name=restarts,proto3" json:"restarts,omitempty"`
 	// replaces is the task this one was started beside (start-first): the
 	// old one stops once this one is ready.
-	Replaces      string       `protobuf:"bytes,14,opt,name=replaces,proto3" json:"replaces,omitempty"`
-	ReplaceCause  ReplaceCause `protobuf:"varint,15,opt,name=replace_cause,json=replaceCause,proto3,enum=berth.v1.ReplaceCause" json:"replace_cause,omitempty"`
+	Replaces     string       `protobuf:"bytes,14,opt,name=replaces,proto3" json:"replaces,omitempty"`
+	ReplaceCause ReplaceCause `protobuf:"varint,15,opt,name=replace_cause,json=replaceCause,proto3,enum=berth.v1.ReplaceCause" json:"replace_cause,omitempty"`
+	// networks are the task's addresses, one per network of its spec, in
+	// the same order; they are given when the task is made.
+	Networks      []*TaskNetwork `protobuf:"bytes,16,rep,name=networks,proto3" json:"networks,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Task) Reset() {
 	*x = Task{}
-	mi := &file_berth_v1_objects_proto_msgTypes[21]
+	mi := &file_berth_v1_objects_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2740,7 +3348,7 @@ func (x *Task) String() string {
 func (*Task) ProtoMessage() {}
 
 func (x *Task) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[21]
+	mi := &file_berth_v1_objects_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2753,7 +3361,7 @@ func (x *Task) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Task.ProtoReflect.Descriptor instead.
 func (*Task) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{21}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *Task) GetMeta() *Meta {
@@ -2861,6 +3469,13 @@ func (x *Task) GetReplaceCause() ReplaceCause {
 	return ReplaceCause_REPLACE_CAUSE_UNSPECIFIED
 }
 
+func (x *Task) GetNetworks() []*TaskNetwork {
+	if x != nil {
+		return x.Networks
+	}
+	return nil
+}
+
 // Event records something that happened in the cluster.
 type Event struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2879,7 +3494,7 @@ type Event struct {
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_berth_v1_objects_proto_msgTypes[22]
+	mi := &file_berth_v1_objects_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2891,7 +3506,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[22]
+	mi := &file_berth_v1_objects_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2904,7 +3519,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{22}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *Event) GetMeta() *Meta {
@@ -2970,7 +3585,7 @@ type ClusterCA struct {
 
 func (x *ClusterCA) Reset() {
 	*x = ClusterCA{}
-	mi := &file_berth_v1_objects_proto_msgTypes[23]
+	mi := &file_berth_v1_objects_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2982,7 +3597,7 @@ func (x *ClusterCA) String() string {
 func (*ClusterCA) ProtoMessage() {}
 
 func (x *ClusterCA) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[23]
+	mi := &file_berth_v1_objects_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2995,7 +3610,7 @@ func (x *ClusterCA) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterCA.ProtoReflect.Descriptor instead.
 func (*ClusterCA) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{23}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ClusterCA) GetCertificate() []byte {
@@ -3034,7 +3649,7 @@ type JoinTokenRecord struct {
 
 func (x *JoinTokenRecord) Reset() {
 	*x = JoinTokenRecord{}
-	mi := &file_berth_v1_objects_proto_msgTypes[24]
+	mi := &file_berth_v1_objects_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3046,7 +3661,7 @@ func (x *JoinTokenRecord) String() string {
 func (*JoinTokenRecord) ProtoMessage() {}
 
 func (x *JoinTokenRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[24]
+	mi := &file_berth_v1_objects_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3059,7 +3674,7 @@ func (x *JoinTokenRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinTokenRecord.ProtoReflect.Descriptor instead.
 func (*JoinTokenRecord) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{24}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *JoinTokenRecord) GetId() string {
@@ -3107,7 +3722,7 @@ type APIToken struct {
 
 func (x *APIToken) Reset() {
 	*x = APIToken{}
-	mi := &file_berth_v1_objects_proto_msgTypes[25]
+	mi := &file_berth_v1_objects_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3119,7 +3734,7 @@ func (x *APIToken) String() string {
 func (*APIToken) ProtoMessage() {}
 
 func (x *APIToken) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[25]
+	mi := &file_berth_v1_objects_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3132,7 +3747,7 @@ func (x *APIToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use APIToken.ProtoReflect.Descriptor instead.
 func (*APIToken) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{25}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *APIToken) GetId() string {
@@ -3189,7 +3804,7 @@ type ServerInfo struct {
 
 func (x *ServerInfo) Reset() {
 	*x = ServerInfo{}
-	mi := &file_berth_v1_objects_proto_msgTypes[26]
+	mi := &file_berth_v1_objects_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3201,7 +3816,7 @@ func (x *ServerInfo) String() string {
 func (*ServerInfo) ProtoMessage() {}
 
 func (x *ServerInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[26]
+	mi := &file_berth_v1_objects_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3214,7 +3829,7 @@ func (x *ServerInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServerInfo.ProtoReflect.Descriptor instead.
 func (*ServerInfo) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{26}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ServerInfo) GetId() string {
@@ -3277,7 +3892,7 @@ const file_berth_v1_objects_proto_rawDesc = "" +
 	"\fmemory_bytes\x18\x02 \x01(\x03R\vmemoryBytes\">\n" +
 	"\bPlatform\x12\x0e\n" +
 	"\x02os\x18\x01 \x01(\tR\x02os\x12\"\n" +
-	"\farchitecture\x18\x02 \x01(\tR\farchitecture\"\xf5\b\n" +
+	"\farchitecture\x18\x02 \x01(\tR\farchitecture\"\x8f\t\n" +
 	"\x04Node\x12\"\n" +
 	"\x04meta\x18\x01 \x01(\v2\x0e.berth.v1.MetaR\x04meta\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x18\n" +
@@ -3298,7 +3913,8 @@ const file_berth_v1_objects_proto_rawDesc = "" +
 	"\fagent_labels\x18\x10 \x03(\v2\x1f.berth.v1.Node.AgentLabelsEntryR\vagentLabels\x12K\n" +
 	"\x0foperator_labels\x18\x11 \x03(\v2\".berth.v1.Node.OperatorLabelsEntryR\x0eoperatorLabels\x12'\n" +
 	"\x0fcontent_address\x18\x12 \x01(\tR\x0econtentAddress\x12E\n" +
-	"\rimage_digests\x18\x13 \x03(\v2 .berth.v1.Node.ImageDigestsEntryR\fimageDigests\x1a9\n" +
+	"\rimage_digests\x18\x13 \x03(\v2 .berth.v1.Node.ImageDigestsEntryR\fimageDigests\x12\x18\n" +
+	"\aoverlay\x18\x14 \x01(\bR\aoverlay\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a>\n" +
@@ -3310,12 +3926,45 @@ const file_berth_v1_objects_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a?\n" +
 	"\x11ImageDigestsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"u\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xa0\x01\n" +
 	"\bPortSpec\x12\x16\n" +
 	"\x06target\x18\x01 \x01(\rR\x06target\x12\x1c\n" +
 	"\tpublished\x18\x02 \x01(\rR\tpublished\x12\x1a\n" +
 	"\bprotocol\x18\x03 \x01(\tR\bprotocol\x12\x17\n" +
-	"\ahost_ip\x18\x04 \x01(\tR\x06hostIp\"\xb4\x01\n" +
+	"\ahost_ip\x18\x04 \x01(\tR\x06hostIp\x12)\n" +
+	"\x04mode\x18\x05 \x01(\x0e2\x15.berth.v1.PublishModeR\x04mode\"g\n" +
+	"\x0eServiceNetwork\x12\x18\n" +
+	"\anetwork\x18\x01 \x01(\tR\anetwork\x12\x18\n" +
+	"\aaliases\x18\x02 \x03(\tR\aaliases\x12!\n" +
+	"\fipv4_address\x18\x03 \x01(\tR\vipv4Address\"A\n" +
+	"\tExtraHost\x12\x1a\n" +
+	"\bhostname\x18\x01 \x01(\tR\bhostname\x12\x18\n" +
+	"\aaddress\x18\x02 \x01(\tR\aaddress\"\x97\x02\n" +
+	"\aNetwork\x12\"\n" +
+	"\x04meta\x18\x01 \x01(\v2\x0e.berth.v1.MetaR\x04meta\x12\x1c\n" +
+	"\tnamespace\x18\x02 \x01(\tR\tnamespace\x12\x12\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\x12\x10\n" +
+	"\x03app\x18\x04 \x01(\tR\x03app\x12\x16\n" +
+	"\x06subnet\x18\x05 \x01(\tR\x06subnet\x12\x1a\n" +
+	"\binternal\x18\x06 \x01(\bR\binternal\x125\n" +
+	"\x06labels\x18\a \x03(\v2\x1d.berth.v1.Network.LabelsEntryR\x06labels\x1a9\n" +
+	"\vLabelsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"^\n" +
+	"\tVirtualIP\x12\x1d\n" +
+	"\n" +
+	"network_id\x18\x01 \x01(\tR\tnetworkId\x12\x18\n" +
+	"\anetwork\x18\x02 \x01(\tR\anetwork\x12\x18\n" +
+	"\aaddress\x18\x03 \x01(\tR\aaddress\"G\n" +
+	"\x0fServiceEndpoint\x124\n" +
+	"\vvirtual_ips\x18\x01 \x03(\v2\x13.berth.v1.VirtualIPR\n" +
+	"virtualIps\"|\n" +
+	"\vTaskNetwork\x12\x1d\n" +
+	"\n" +
+	"network_id\x18\x01 \x01(\tR\tnetworkId\x12\x18\n" +
+	"\anetwork\x18\x02 \x01(\tR\anetwork\x12\x18\n" +
+	"\aaddress\x18\x03 \x01(\tR\aaddress\x12\x1a\n" +
+	"\binternal\x18\x04 \x01(\bR\binternal\"\xb4\x01\n" +
 	"\tPlacement\x12 \n" +
 	"\vconstraints\x18\x01 \x03(\tR\vconstraints\x12 \n" +
 	"\vpreferences\x18\x02 \x03(\tR\vpreferences\x121\n" +
@@ -3332,7 +3981,7 @@ const file_berth_v1_objects_proto_rawDesc = "" +
 	"\tcondition\x18\x01 \x01(\x0e2\x1a.berth.v1.RestartConditionR\tcondition\x12/\n" +
 	"\x05delay\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x05delay\x12!\n" +
 	"\fmax_attempts\x18\x03 \x01(\x04R\vmaxAttempts\x121\n" +
-	"\x06window\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x06window\"\xef\b\n" +
+	"\x06window\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x06window\"\x86\v\n" +
 	"\vServiceSpec\x12\x14\n" +
 	"\x05image\x18\x01 \x01(\tR\x05image\x12\x18\n" +
 	"\acommand\x18\x02 \x03(\tR\acommand\x12\x1e\n" +
@@ -3363,7 +4012,17 @@ const file_berth_v1_objects_proto_rawDesc = "" +
 	"\bstrategy\x18\x15 \x01(\x0e2\x1c.berth.v1.SchedulingStrategyR\bstrategy\x12!\n" +
 	"\fimage_digest\x18\x16 \x01(\tR\vimageDigest\x12)\n" +
 	"\x05build\x18\x17 \x01(\v2\x13.berth.v1.BuildSpecR\x05build\x12-\n" +
-	"\x12restart_generation\x18\x18 \x01(\x04R\x11restartGeneration\x1a9\n" +
+	"\x12restart_generation\x18\x18 \x01(\x04R\x11restartGeneration\x124\n" +
+	"\bnetworks\x18\x19 \x03(\v2\x18.berth.v1.ServiceNetworkR\bnetworks\x12;\n" +
+	"\rendpoint_mode\x18\x1a \x01(\x0e2\x16.berth.v1.EndpointModeR\fendpointMode\x12\x1a\n" +
+	"\bhostname\x18\x1b \x01(\tR\bhostname\x124\n" +
+	"\vextra_hosts\x18\x1c \x03(\v2\x13.berth.v1.ExtraHostR\n" +
+	"extraHosts\x12\x10\n" +
+	"\x03dns\x18\x1d \x03(\tR\x03dns\x12\x1d\n" +
+	"\n" +
+	"dns_search\x18\x1e \x03(\tR\tdnsSearch\x12\x1f\n" +
+	"\vdns_options\x18\x1f \x03(\tR\n" +
+	"dnsOptions\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xc9\x01\n" +
@@ -3392,7 +4051,7 @@ const file_berth_v1_objects_proto_rawDesc = "" +
 	"\thttp_port\x18\b \x01(\rR\bhttpPort\x12\x1b\n" +
 	"\thttp_path\x18\t \x01(\tR\bhttpPath\x12\x19\n" +
 	"\btcp_port\x18\n" +
-	" \x01(\rR\atcpPort\"\xd5\x03\n" +
+	" \x01(\rR\atcpPort\"\x8c\x04\n" +
 	"\aService\x12\"\n" +
 	"\x04meta\x18\x01 \x01(\v2\x0e.berth.v1.MetaR\x04meta\x12\x1c\n" +
 	"\tnamespace\x18\x02 \x01(\tR\tnamespace\x12\x10\n" +
@@ -3405,7 +4064,8 @@ const file_berth_v1_objects_proto_rawDesc = "" +
 	"\fchange_cause\x18\t \x01(\tR\vchangeCause\x127\n" +
 	"\trebalance\x18\n" +
 	" \x01(\v2\x19.berth.v1.RebalanceStatusR\trebalance\x12B\n" +
-	"\x0fspec_updated_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\rspecUpdatedAt\"\xbd\x01\n" +
+	"\x0fspec_updated_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\rspecUpdatedAt\x125\n" +
+	"\bendpoint\x18\f \x01(\v2\x19.berth.v1.ServiceEndpointR\bendpoint\"\xbd\x01\n" +
 	"\x0fServiceRevision\x12!\n" +
 	"\fspec_version\x18\x01 \x01(\x04R\vspecVersion\x12)\n" +
 	"\x04spec\x18\x02 \x01(\v2\x15.berth.v1.ServiceSpecR\x04spec\x129\n" +
@@ -3457,7 +4117,7 @@ const file_berth_v1_objects_proto_rawDesc = "" +
 	"\x06health\x18\n" +
 	" \x01(\x0e2\x10.berth.v1.HealthR\x06health\x12\x1d\n" +
 	"\n" +
-	"oom_killed\x18\v \x01(\bR\toomKilled\"\xa0\x04\n" +
+	"oom_killed\x18\v \x01(\bR\toomKilled\"\xd3\x04\n" +
 	"\x04Task\x12\"\n" +
 	"\x04meta\x18\x01 \x01(\v2\x0e.berth.v1.MetaR\x04meta\x12\x1c\n" +
 	"\tnamespace\x18\x02 \x01(\tR\tnamespace\x12\x10\n" +
@@ -3475,7 +4135,8 @@ const file_berth_v1_objects_proto_rawDesc = "" +
 	"\ahistory\x18\f \x03(\v2\x19.berth.v1.StateTransitionR\ahistory\x12\x1a\n" +
 	"\brestarts\x18\r \x01(\rR\brestarts\x12\x1a\n" +
 	"\breplaces\x18\x0e \x01(\tR\breplaces\x12;\n" +
-	"\rreplace_cause\x18\x0f \x01(\x0e2\x16.berth.v1.ReplaceCauseR\freplaceCause\"\xba\x02\n" +
+	"\rreplace_cause\x18\x0f \x01(\x0e2\x16.berth.v1.ReplaceCauseR\freplaceCause\x121\n" +
+	"\bnetworks\x18\x10 \x03(\v2\x15.berth.v1.TaskNetworkR\bnetworks\"\xba\x02\n" +
 	"\x05Event\x12\"\n" +
 	"\x04meta\x18\x01 \x01(\v2\x0e.berth.v1.MetaR\x04meta\x12*\n" +
 	"\x02at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x12\x12\n" +
@@ -3534,7 +4195,15 @@ const file_berth_v1_objects_proto_rawDesc = "" +
 	"\vServiceMode\x12\x1c\n" +
 	"\x18SERVICE_MODE_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17SERVICE_MODE_REPLICATED\x10\x01\x12\x17\n" +
-	"\x13SERVICE_MODE_GLOBAL\x10\x02*z\n" +
+	"\x13SERVICE_MODE_GLOBAL\x10\x02*\\\n" +
+	"\vPublishMode\x12\x1c\n" +
+	"\x18PUBLISH_MODE_UNSPECIFIED\x10\x00\x12\x18\n" +
+	"\x14PUBLISH_MODE_INGRESS\x10\x01\x12\x15\n" +
+	"\x11PUBLISH_MODE_HOST\x10\x02*]\n" +
+	"\fEndpointMode\x12\x1d\n" +
+	"\x19ENDPOINT_MODE_UNSPECIFIED\x10\x00\x12\x15\n" +
+	"\x11ENDPOINT_MODE_VIP\x10\x01\x12\x17\n" +
+	"\x13ENDPOINT_MODE_DNSRR\x10\x02*z\n" +
 	"\x12SchedulingStrategy\x12#\n" +
 	"\x1fSCHEDULING_STRATEGY_UNSPECIFIED\x10\x00\x12\x1e\n" +
 	"\x1aSCHEDULING_STRATEGY_SPREAD\x10\x01\x12\x1f\n" +
@@ -3609,143 +4278,161 @@ func file_berth_v1_objects_proto_rawDescGZIP() []byte {
 	return file_berth_v1_objects_proto_rawDescData
 }
 
-var file_berth_v1_objects_proto_enumTypes = make([]protoimpl.EnumInfo, 13)
-var file_berth_v1_objects_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
+var file_berth_v1_objects_proto_enumTypes = make([]protoimpl.EnumInfo, 15)
+var file_berth_v1_objects_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
 var file_berth_v1_objects_proto_goTypes = []any{
 	(NodeAvailability)(0),         // 0: berth.v1.NodeAvailability
 	(NodeStatus)(0),               // 1: berth.v1.NodeStatus
 	(ServiceMode)(0),              // 2: berth.v1.ServiceMode
-	(SchedulingStrategy)(0),       // 3: berth.v1.SchedulingStrategy
-	(UpdateFailureAction)(0),      // 4: berth.v1.UpdateFailureAction
-	(UpdateOrder)(0),              // 5: berth.v1.UpdateOrder
-	(RestartCondition)(0),         // 6: berth.v1.RestartCondition
-	(DependencyCondition)(0),      // 7: berth.v1.DependencyCondition
-	(Health)(0),                   // 8: berth.v1.Health
-	(UpdateState)(0),              // 9: berth.v1.UpdateState
-	(RebalanceState)(0),           // 10: berth.v1.RebalanceState
-	(ReplaceCause)(0),             // 11: berth.v1.ReplaceCause
-	(TaskState)(0),                // 12: berth.v1.TaskState
-	(*Meta)(nil),                  // 13: berth.v1.Meta
-	(*Resources)(nil),             // 14: berth.v1.Resources
-	(*Platform)(nil),              // 15: berth.v1.Platform
-	(*Node)(nil),                  // 16: berth.v1.Node
-	(*PortSpec)(nil),              // 17: berth.v1.PortSpec
-	(*Placement)(nil),             // 18: berth.v1.Placement
-	(*UpdateConfig)(nil),          // 19: berth.v1.UpdateConfig
-	(*RestartPolicy)(nil),         // 20: berth.v1.RestartPolicy
-	(*ServiceSpec)(nil),           // 21: berth.v1.ServiceSpec
-	(*BuildSpec)(nil),             // 22: berth.v1.BuildSpec
-	(*Dependency)(nil),            // 23: berth.v1.Dependency
-	(*HealthCheck)(nil),           // 24: berth.v1.HealthCheck
-	(*Service)(nil),               // 25: berth.v1.Service
-	(*ServiceRevision)(nil),       // 26: berth.v1.ServiceRevision
-	(*UpdateStatus)(nil),          // 27: berth.v1.UpdateStatus
-	(*RebalanceStatus)(nil),       // 28: berth.v1.RebalanceStatus
-	(*ClusterSettings)(nil),       // 29: berth.v1.ClusterSettings
-	(*RegistryCredential)(nil),    // 30: berth.v1.RegistryCredential
-	(*StateTransition)(nil),       // 31: berth.v1.StateTransition
-	(*PortBinding)(nil),           // 32: berth.v1.PortBinding
-	(*TaskStatus)(nil),            // 33: berth.v1.TaskStatus
-	(*Task)(nil),                  // 34: berth.v1.Task
-	(*Event)(nil),                 // 35: berth.v1.Event
-	(*ClusterCA)(nil),             // 36: berth.v1.ClusterCA
-	(*JoinTokenRecord)(nil),       // 37: berth.v1.JoinTokenRecord
-	(*APIToken)(nil),              // 38: berth.v1.APIToken
-	(*ServerInfo)(nil),            // 39: berth.v1.ServerInfo
-	nil,                           // 40: berth.v1.Node.LabelsEntry
-	nil,                           // 41: berth.v1.Node.AgentLabelsEntry
-	nil,                           // 42: berth.v1.Node.OperatorLabelsEntry
-	nil,                           // 43: berth.v1.Node.ImageDigestsEntry
-	nil,                           // 44: berth.v1.ServiceSpec.LabelsEntry
-	nil,                           // 45: berth.v1.BuildSpec.ArgsEntry
-	nil,                           // 46: berth.v1.Event.AttributesEntry
-	(*timestamppb.Timestamp)(nil), // 47: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 48: google.protobuf.Duration
+	(PublishMode)(0),              // 3: berth.v1.PublishMode
+	(EndpointMode)(0),             // 4: berth.v1.EndpointMode
+	(SchedulingStrategy)(0),       // 5: berth.v1.SchedulingStrategy
+	(UpdateFailureAction)(0),      // 6: berth.v1.UpdateFailureAction
+	(UpdateOrder)(0),              // 7: berth.v1.UpdateOrder
+	(RestartCondition)(0),         // 8: berth.v1.RestartCondition
+	(DependencyCondition)(0),      // 9: berth.v1.DependencyCondition
+	(Health)(0),                   // 10: berth.v1.Health
+	(UpdateState)(0),              // 11: berth.v1.UpdateState
+	(RebalanceState)(0),           // 12: berth.v1.RebalanceState
+	(ReplaceCause)(0),             // 13: berth.v1.ReplaceCause
+	(TaskState)(0),                // 14: berth.v1.TaskState
+	(*Meta)(nil),                  // 15: berth.v1.Meta
+	(*Resources)(nil),             // 16: berth.v1.Resources
+	(*Platform)(nil),              // 17: berth.v1.Platform
+	(*Node)(nil),                  // 18: berth.v1.Node
+	(*PortSpec)(nil),              // 19: berth.v1.PortSpec
+	(*ServiceNetwork)(nil),        // 20: berth.v1.ServiceNetwork
+	(*ExtraHost)(nil),             // 21: berth.v1.ExtraHost
+	(*Network)(nil),               // 22: berth.v1.Network
+	(*VirtualIP)(nil),             // 23: berth.v1.VirtualIP
+	(*ServiceEndpoint)(nil),       // 24: berth.v1.ServiceEndpoint
+	(*TaskNetwork)(nil),           // 25: berth.v1.TaskNetwork
+	(*Placement)(nil),             // 26: berth.v1.Placement
+	(*UpdateConfig)(nil),          // 27: berth.v1.UpdateConfig
+	(*RestartPolicy)(nil),         // 28: berth.v1.RestartPolicy
+	(*ServiceSpec)(nil),           // 29: berth.v1.ServiceSpec
+	(*BuildSpec)(nil),             // 30: berth.v1.BuildSpec
+	(*Dependency)(nil),            // 31: berth.v1.Dependency
+	(*HealthCheck)(nil),           // 32: berth.v1.HealthCheck
+	(*Service)(nil),               // 33: berth.v1.Service
+	(*ServiceRevision)(nil),       // 34: berth.v1.ServiceRevision
+	(*UpdateStatus)(nil),          // 35: berth.v1.UpdateStatus
+	(*RebalanceStatus)(nil),       // 36: berth.v1.RebalanceStatus
+	(*ClusterSettings)(nil),       // 37: berth.v1.ClusterSettings
+	(*RegistryCredential)(nil),    // 38: berth.v1.RegistryCredential
+	(*StateTransition)(nil),       // 39: berth.v1.StateTransition
+	(*PortBinding)(nil),           // 40: berth.v1.PortBinding
+	(*TaskStatus)(nil),            // 41: berth.v1.TaskStatus
+	(*Task)(nil),                  // 42: berth.v1.Task
+	(*Event)(nil),                 // 43: berth.v1.Event
+	(*ClusterCA)(nil),             // 44: berth.v1.ClusterCA
+	(*JoinTokenRecord)(nil),       // 45: berth.v1.JoinTokenRecord
+	(*APIToken)(nil),              // 46: berth.v1.APIToken
+	(*ServerInfo)(nil),            // 47: berth.v1.ServerInfo
+	nil,                           // 48: berth.v1.Node.LabelsEntry
+	nil,                           // 49: berth.v1.Node.AgentLabelsEntry
+	nil,                           // 50: berth.v1.Node.OperatorLabelsEntry
+	nil,                           // 51: berth.v1.Node.ImageDigestsEntry
+	nil,                           // 52: berth.v1.Network.LabelsEntry
+	nil,                           // 53: berth.v1.ServiceSpec.LabelsEntry
+	nil,                           // 54: berth.v1.BuildSpec.ArgsEntry
+	nil,                           // 55: berth.v1.Event.AttributesEntry
+	(*timestamppb.Timestamp)(nil), // 56: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 57: google.protobuf.Duration
 }
 var file_berth_v1_objects_proto_depIdxs = []int32{
-	47, // 0: berth.v1.Meta.created_at:type_name -> google.protobuf.Timestamp
-	47, // 1: berth.v1.Meta.updated_at:type_name -> google.protobuf.Timestamp
-	13, // 2: berth.v1.Node.meta:type_name -> berth.v1.Meta
-	40, // 3: berth.v1.Node.labels:type_name -> berth.v1.Node.LabelsEntry
-	14, // 4: berth.v1.Node.capacity:type_name -> berth.v1.Resources
+	56, // 0: berth.v1.Meta.created_at:type_name -> google.protobuf.Timestamp
+	56, // 1: berth.v1.Meta.updated_at:type_name -> google.protobuf.Timestamp
+	15, // 2: berth.v1.Node.meta:type_name -> berth.v1.Meta
+	48, // 3: berth.v1.Node.labels:type_name -> berth.v1.Node.LabelsEntry
+	16, // 4: berth.v1.Node.capacity:type_name -> berth.v1.Resources
 	0,  // 5: berth.v1.Node.availability:type_name -> berth.v1.NodeAvailability
 	1,  // 6: berth.v1.Node.status:type_name -> berth.v1.NodeStatus
-	47, // 7: berth.v1.Node.last_heartbeat:type_name -> google.protobuf.Timestamp
-	15, // 8: berth.v1.Node.platform:type_name -> berth.v1.Platform
-	47, // 9: berth.v1.Node.status_since:type_name -> google.protobuf.Timestamp
-	41, // 10: berth.v1.Node.agent_labels:type_name -> berth.v1.Node.AgentLabelsEntry
-	42, // 11: berth.v1.Node.operator_labels:type_name -> berth.v1.Node.OperatorLabelsEntry
-	43, // 12: berth.v1.Node.image_digests:type_name -> berth.v1.Node.ImageDigestsEntry
-	15, // 13: berth.v1.Placement.platforms:type_name -> berth.v1.Platform
-	48, // 14: berth.v1.UpdateConfig.delay:type_name -> google.protobuf.Duration
-	4,  // 15: berth.v1.UpdateConfig.failure_action:type_name -> berth.v1.UpdateFailureAction
-	48, // 16: berth.v1.UpdateConfig.monitor:type_name -> google.protobuf.Duration
-	5,  // 17: berth.v1.UpdateConfig.order:type_name -> berth.v1.UpdateOrder
-	6,  // 18: berth.v1.RestartPolicy.condition:type_name -> berth.v1.RestartCondition
-	48, // 19: berth.v1.RestartPolicy.delay:type_name -> google.protobuf.Duration
-	48, // 20: berth.v1.RestartPolicy.window:type_name -> google.protobuf.Duration
-	44, // 21: berth.v1.ServiceSpec.labels:type_name -> berth.v1.ServiceSpec.LabelsEntry
-	17, // 22: berth.v1.ServiceSpec.ports:type_name -> berth.v1.PortSpec
-	2,  // 23: berth.v1.ServiceSpec.mode:type_name -> berth.v1.ServiceMode
-	14, // 24: berth.v1.ServiceSpec.limits:type_name -> berth.v1.Resources
-	14, // 25: berth.v1.ServiceSpec.reservations:type_name -> berth.v1.Resources
-	18, // 26: berth.v1.ServiceSpec.placement:type_name -> berth.v1.Placement
-	48, // 27: berth.v1.ServiceSpec.stop_grace_period:type_name -> google.protobuf.Duration
-	20, // 28: berth.v1.ServiceSpec.restart_policy:type_name -> berth.v1.RestartPolicy
-	24, // 29: berth.v1.ServiceSpec.healthcheck:type_name -> berth.v1.HealthCheck
-	23, // 30: berth.v1.ServiceSpec.depends_on:type_name -> berth.v1.Dependency
-	19, // 31: berth.v1.ServiceSpec.update_config:type_name -> berth.v1.UpdateConfig
-	19, // 32: berth.v1.ServiceSpec.rollback_config:type_name -> berth.v1.UpdateConfig
-	3,  // 33: berth.v1.ServiceSpec.strategy:type_name -> berth.v1.SchedulingStrategy
-	22, // 34: berth.v1.ServiceSpec.build:type_name -> berth.v1.BuildSpec
-	45, // 35: berth.v1.BuildSpec.args:type_name -> berth.v1.BuildSpec.ArgsEntry
-	7,  // 36: berth.v1.Dependency.condition:type_name -> berth.v1.DependencyCondition
-	48, // 37: berth.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
-	48, // 38: berth.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
-	48, // 39: berth.v1.HealthCheck.start_period:type_name -> google.protobuf.Duration
-	48, // 40: berth.v1.HealthCheck.start_interval:type_name -> google.protobuf.Duration
-	13, // 41: berth.v1.Service.meta:type_name -> berth.v1.Meta
-	21, // 42: berth.v1.Service.spec:type_name -> berth.v1.ServiceSpec
-	27, // 43: berth.v1.Service.update_status:type_name -> berth.v1.UpdateStatus
-	26, // 44: berth.v1.Service.revisions:type_name -> berth.v1.ServiceRevision
-	28, // 45: berth.v1.Service.rebalance:type_name -> berth.v1.RebalanceStatus
-	47, // 46: berth.v1.Service.spec_updated_at:type_name -> google.protobuf.Timestamp
-	21, // 47: berth.v1.ServiceRevision.spec:type_name -> berth.v1.ServiceSpec
-	47, // 48: berth.v1.ServiceRevision.created_at:type_name -> google.protobuf.Timestamp
-	9,  // 49: berth.v1.UpdateStatus.state:type_name -> berth.v1.UpdateState
-	47, // 50: berth.v1.UpdateStatus.started_at:type_name -> google.protobuf.Timestamp
-	47, // 51: berth.v1.UpdateStatus.completed_at:type_name -> google.protobuf.Timestamp
-	10, // 52: berth.v1.RebalanceStatus.state:type_name -> berth.v1.RebalanceState
-	47, // 53: berth.v1.RebalanceStatus.requested_at:type_name -> google.protobuf.Timestamp
-	47, // 54: berth.v1.RebalanceStatus.completed_at:type_name -> google.protobuf.Timestamp
-	13, // 55: berth.v1.ClusterSettings.meta:type_name -> berth.v1.Meta
-	3,  // 56: berth.v1.ClusterSettings.strategy:type_name -> berth.v1.SchedulingStrategy
-	13, // 57: berth.v1.RegistryCredential.meta:type_name -> berth.v1.Meta
-	12, // 58: berth.v1.StateTransition.state:type_name -> berth.v1.TaskState
-	47, // 59: berth.v1.StateTransition.at:type_name -> google.protobuf.Timestamp
-	12, // 60: berth.v1.TaskStatus.state:type_name -> berth.v1.TaskState
-	47, // 61: berth.v1.TaskStatus.timestamp:type_name -> google.protobuf.Timestamp
-	32, // 62: berth.v1.TaskStatus.ports:type_name -> berth.v1.PortBinding
-	8,  // 63: berth.v1.TaskStatus.health:type_name -> berth.v1.Health
-	13, // 64: berth.v1.Task.meta:type_name -> berth.v1.Meta
-	21, // 65: berth.v1.Task.spec:type_name -> berth.v1.ServiceSpec
-	12, // 66: berth.v1.Task.desired_state:type_name -> berth.v1.TaskState
-	33, // 67: berth.v1.Task.status:type_name -> berth.v1.TaskStatus
-	31, // 68: berth.v1.Task.history:type_name -> berth.v1.StateTransition
-	11, // 69: berth.v1.Task.replace_cause:type_name -> berth.v1.ReplaceCause
-	13, // 70: berth.v1.Event.meta:type_name -> berth.v1.Meta
-	47, // 71: berth.v1.Event.at:type_name -> google.protobuf.Timestamp
-	46, // 72: berth.v1.Event.attributes:type_name -> berth.v1.Event.AttributesEntry
-	47, // 73: berth.v1.JoinTokenRecord.created_at:type_name -> google.protobuf.Timestamp
-	47, // 74: berth.v1.JoinTokenRecord.expires_at:type_name -> google.protobuf.Timestamp
-	47, // 75: berth.v1.APIToken.created_at:type_name -> google.protobuf.Timestamp
-	47, // 76: berth.v1.APIToken.expires_at:type_name -> google.protobuf.Timestamp
-	47, // 77: berth.v1.ServerInfo.started_at:type_name -> google.protobuf.Timestamp
-	78, // [78:78] is the sub-list for method output_type
-	78, // [78:78] is the sub-list for method input_type
-	78, // [78:78] is the sub-list for extension type_name
-	78, // [78:78] is the sub-list for extension extendee
-	0,  // [0:78] is the sub-list for field type_name
+	56, // 7: berth.v1.Node.last_heartbeat:type_name -> google.protobuf.Timestamp
+	17, // 8: berth.v1.Node.platform:type_name -> berth.v1.Platform
+	56, // 9: berth.v1.Node.status_since:type_name -> google.protobuf.Timestamp
+	49, // 10: berth.v1.Node.agent_labels:type_name -> berth.v1.Node.AgentLabelsEntry
+	50, // 11: berth.v1.Node.operator_labels:type_name -> berth.v1.Node.OperatorLabelsEntry
+	51, // 12: berth.v1.Node.image_digests:type_name -> berth.v1.Node.ImageDigestsEntry
+	3,  // 13: berth.v1.PortSpec.mode:type_name -> berth.v1.PublishMode
+	15, // 14: berth.v1.Network.meta:type_name -> berth.v1.Meta
+	52, // 15: berth.v1.Network.labels:type_name -> berth.v1.Network.LabelsEntry
+	23, // 16: berth.v1.ServiceEndpoint.virtual_ips:type_name -> berth.v1.VirtualIP
+	17, // 17: berth.v1.Placement.platforms:type_name -> berth.v1.Platform
+	57, // 18: berth.v1.UpdateConfig.delay:type_name -> google.protobuf.Duration
+	6,  // 19: berth.v1.UpdateConfig.failure_action:type_name -> berth.v1.UpdateFailureAction
+	57, // 20: berth.v1.UpdateConfig.monitor:type_name -> google.protobuf.Duration
+	7,  // 21: berth.v1.UpdateConfig.order:type_name -> berth.v1.UpdateOrder
+	8,  // 22: berth.v1.RestartPolicy.condition:type_name -> berth.v1.RestartCondition
+	57, // 23: berth.v1.RestartPolicy.delay:type_name -> google.protobuf.Duration
+	57, // 24: berth.v1.RestartPolicy.window:type_name -> google.protobuf.Duration
+	53, // 25: berth.v1.ServiceSpec.labels:type_name -> berth.v1.ServiceSpec.LabelsEntry
+	19, // 26: berth.v1.ServiceSpec.ports:type_name -> berth.v1.PortSpec
+	2,  // 27: berth.v1.ServiceSpec.mode:type_name -> berth.v1.ServiceMode
+	16, // 28: berth.v1.ServiceSpec.limits:type_name -> berth.v1.Resources
+	16, // 29: berth.v1.ServiceSpec.reservations:type_name -> berth.v1.Resources
+	26, // 30: berth.v1.ServiceSpec.placement:type_name -> berth.v1.Placement
+	57, // 31: berth.v1.ServiceSpec.stop_grace_period:type_name -> google.protobuf.Duration
+	28, // 32: berth.v1.ServiceSpec.restart_policy:type_name -> berth.v1.RestartPolicy
+	32, // 33: berth.v1.ServiceSpec.healthcheck:type_name -> berth.v1.HealthCheck
+	31, // 34: berth.v1.ServiceSpec.depends_on:type_name -> berth.v1.Dependency
+	27, // 35: berth.v1.ServiceSpec.update_config:type_name -> berth.v1.UpdateConfig
+	27, // 36: berth.v1.ServiceSpec.rollback_config:type_name -> berth.v1.UpdateConfig
+	5,  // 37: berth.v1.ServiceSpec.strategy:type_name -> berth.v1.SchedulingStrategy
+	30, // 38: berth.v1.ServiceSpec.build:type_name -> berth.v1.BuildSpec
+	20, // 39: berth.v1.ServiceSpec.networks:type_name -> berth.v1.ServiceNetwork
+	4,  // 40: berth.v1.ServiceSpec.endpoint_mode:type_name -> berth.v1.EndpointMode
+	21, // 41: berth.v1.ServiceSpec.extra_hosts:type_name -> berth.v1.ExtraHost
+	54, // 42: berth.v1.BuildSpec.args:type_name -> berth.v1.BuildSpec.ArgsEntry
+	9,  // 43: berth.v1.Dependency.condition:type_name -> berth.v1.DependencyCondition
+	57, // 44: berth.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
+	57, // 45: berth.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
+	57, // 46: berth.v1.HealthCheck.start_period:type_name -> google.protobuf.Duration
+	57, // 47: berth.v1.HealthCheck.start_interval:type_name -> google.protobuf.Duration
+	15, // 48: berth.v1.Service.meta:type_name -> berth.v1.Meta
+	29, // 49: berth.v1.Service.spec:type_name -> berth.v1.ServiceSpec
+	35, // 50: berth.v1.Service.update_status:type_name -> berth.v1.UpdateStatus
+	34, // 51: berth.v1.Service.revisions:type_name -> berth.v1.ServiceRevision
+	36, // 52: berth.v1.Service.rebalance:type_name -> berth.v1.RebalanceStatus
+	56, // 53: berth.v1.Service.spec_updated_at:type_name -> google.protobuf.Timestamp
+	24, // 54: berth.v1.Service.endpoint:type_name -> berth.v1.ServiceEndpoint
+	29, // 55: berth.v1.ServiceRevision.spec:type_name -> berth.v1.ServiceSpec
+	56, // 56: berth.v1.ServiceRevision.created_at:type_name -> google.protobuf.Timestamp
+	11, // 57: berth.v1.UpdateStatus.state:type_name -> berth.v1.UpdateState
+	56, // 58: berth.v1.UpdateStatus.started_at:type_name -> google.protobuf.Timestamp
+	56, // 59: berth.v1.UpdateStatus.completed_at:type_name -> google.protobuf.Timestamp
+	12, // 60: berth.v1.RebalanceStatus.state:type_name -> berth.v1.RebalanceState
+	56, // 61: berth.v1.RebalanceStatus.requested_at:type_name -> google.protobuf.Timestamp
+	56, // 62: berth.v1.RebalanceStatus.completed_at:type_name -> google.protobuf.Timestamp
+	15, // 63: berth.v1.ClusterSettings.meta:type_name -> berth.v1.Meta
+	5,  // 64: berth.v1.ClusterSettings.strategy:type_name -> berth.v1.SchedulingStrategy
+	15, // 65: berth.v1.RegistryCredential.meta:type_name -> berth.v1.Meta
+	14, // 66: berth.v1.StateTransition.state:type_name -> berth.v1.TaskState
+	56, // 67: berth.v1.StateTransition.at:type_name -> google.protobuf.Timestamp
+	14, // 68: berth.v1.TaskStatus.state:type_name -> berth.v1.TaskState
+	56, // 69: berth.v1.TaskStatus.timestamp:type_name -> google.protobuf.Timestamp
+	40, // 70: berth.v1.TaskStatus.ports:type_name -> berth.v1.PortBinding
+	10, // 71: berth.v1.TaskStatus.health:type_name -> berth.v1.Health
+	15, // 72: berth.v1.Task.meta:type_name -> berth.v1.Meta
+	29, // 73: berth.v1.Task.spec:type_name -> berth.v1.ServiceSpec
+	14, // 74: berth.v1.Task.desired_state:type_name -> berth.v1.TaskState
+	41, // 75: berth.v1.Task.status:type_name -> berth.v1.TaskStatus
+	39, // 76: berth.v1.Task.history:type_name -> berth.v1.StateTransition
+	13, // 77: berth.v1.Task.replace_cause:type_name -> berth.v1.ReplaceCause
+	25, // 78: berth.v1.Task.networks:type_name -> berth.v1.TaskNetwork
+	15, // 79: berth.v1.Event.meta:type_name -> berth.v1.Meta
+	56, // 80: berth.v1.Event.at:type_name -> google.protobuf.Timestamp
+	55, // 81: berth.v1.Event.attributes:type_name -> berth.v1.Event.AttributesEntry
+	56, // 82: berth.v1.JoinTokenRecord.created_at:type_name -> google.protobuf.Timestamp
+	56, // 83: berth.v1.JoinTokenRecord.expires_at:type_name -> google.protobuf.Timestamp
+	56, // 84: berth.v1.APIToken.created_at:type_name -> google.protobuf.Timestamp
+	56, // 85: berth.v1.APIToken.expires_at:type_name -> google.protobuf.Timestamp
+	56, // 86: berth.v1.ServerInfo.started_at:type_name -> google.protobuf.Timestamp
+	87, // [87:87] is the sub-list for method output_type
+	87, // [87:87] is the sub-list for method input_type
+	87, // [87:87] is the sub-list for extension type_name
+	87, // [87:87] is the sub-list for extension extendee
+	0,  // [0:87] is the sub-list for field type_name
 }
 
 func init() { file_berth_v1_objects_proto_init() }
@@ -3758,8 +4445,8 @@ func file_berth_v1_objects_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_berth_v1_objects_proto_rawDesc), len(file_berth_v1_objects_proto_rawDesc)),
-			NumEnums:      13,
-			NumMessages:   34,
+			NumEnums:      15,
+			NumMessages:   41,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
