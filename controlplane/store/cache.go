@@ -29,6 +29,7 @@ const (
 	KindService
 	KindTask
 	KindSettings
+	KindNetwork
 )
 
 // Action says what happened to an object.
@@ -63,6 +64,7 @@ type Cache struct {
 	revSignal chan struct{} // closed and replaced whenever rev moves
 	nodes     map[string]*berthv1.Node
 	services  map[string]*berthv1.Service // by key
+	networks  map[string]*berthv1.Network // by key
 	tasks     map[string]*berthv1.Task    // by id
 	byService map[string]map[string]*berthv1.Task
 	byNode    map[string]map[string]*berthv1.Task
@@ -94,6 +96,7 @@ func NewCache(s *Store, log *slog.Logger) *Cache {
 func (c *Cache) reset() {
 	c.nodes = map[string]*berthv1.Node{}
 	c.services = map[string]*berthv1.Service{}
+	c.networks = map[string]*berthv1.Network{}
 	c.tasks = map[string]*berthv1.Task{}
 	c.byService = map[string]map[string]*berthv1.Task{}
 	c.byNode = map[string]map[string]*berthv1.Task{}
@@ -137,6 +140,10 @@ func (c *Cache) load(ctx context.Context) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
+	networks, err := listAt(ctx, c.store, NetworksPrefix, rev, func() *berthv1.Network { return &berthv1.Network{} })
+	if err != nil {
+		return 0, err
+	}
 	settings, err := getAt(ctx, c.store, SettingsKey, rev, &berthv1.ClusterSettings{})
 	if err != nil {
 		return 0, err
@@ -151,6 +158,9 @@ func (c *Cache) load(ctx context.Context) (int64, error) {
 	}
 	for _, t := range tasks {
 		c.putTask(t)
+	}
+	for _, n := range networks {
+		c.networks[NetworkKey(n.Namespace, n.Name)] = n
 	}
 	c.settings.Store(settings)
 	c.setRev(rev)
@@ -281,6 +291,8 @@ func kindOf(key string) (Kind, bool) {
 		return KindService, true
 	case strings.HasPrefix(key, TasksPrefix):
 		return KindTask, true
+	case strings.HasPrefix(key, NetworksPrefix):
+		return KindNetwork, true
 	}
 	return 0, false
 }
@@ -304,6 +316,8 @@ func (c *Cache) decodeEvent(ev *clientv3.Event) Object {
 		obj = &berthv1.Service{}
 	case KindTask:
 		obj = &berthv1.Task{}
+	case KindNetwork:
+		obj = &berthv1.Network{}
 	}
 	if err := decode(ev.Kv.Value, ev.Kv.ModRevision, obj); err != nil {
 		c.log.Error("skipping undecodable object", "key", key, "err", err)
@@ -369,25 +383,9 @@ func (c *Cache) apply(ev *clientv3.Event, obj Object) (Event, bool) {
 		out.Object = n
 		return out, true
 	case KindService:
-		old, had := c.services[key]
-		if had {
-			out.Old = old
-		}
-		if del {
-			if !had {
-				return out, false
-			}
-			delete(c.services, key)
-			out.Object = old
-			return out, true
-		}
-		s, ok := obj.(*berthv1.Service)
-		if !ok {
-			return out, false
-		}
-		c.services[key] = s
-		out.Object = s
-		return out, true
+		return applyKeyed(c.services, key, del, obj, out)
+	case KindNetwork:
+		return applyKeyed(c.networks, key, del, obj, out)
 	case KindTask:
 		id := path.Base(key)
 		old, had := c.tasks[id]
@@ -411,6 +409,29 @@ func (c *Cache) apply(ev *clientv3.Event, obj Object) (Event, bool) {
 		return out, true
 	}
 	return out, false
+}
+
+// applyKeyed folds one event into m, a map of objects by key.
+func applyKeyed[T Object](m map[string]T, key string, del bool, obj Object, out Event) (Event, bool) {
+	old, had := m[key]
+	if had {
+		out.Old = old
+	}
+	if del {
+		if !had {
+			return out, false
+		}
+		delete(m, key)
+		out.Object = old
+		return out, true
+	}
+	o, ok := obj.(T)
+	if !ok {
+		return out, false
+	}
+	m[key] = o
+	out.Object = o
+	return out, true
 }
 
 func (c *Cache) putTask(t *berthv1.Task) {

@@ -45,19 +45,42 @@ func (c *Cache) Service(key string) (*berthv1.Service, bool) {
 // ServicesPrefix for all, AppServicesPrefix for one app), ordered by key.
 func (c *Cache) Services(prefix string) []*berthv1.Service {
 	c.mu.RLock()
-	keys := make([]string, 0, len(c.services))
-	for k := range c.services {
+	defer c.mu.RUnlock()
+	return underPrefix(c.services, prefix)
+}
+
+// underPrefix returns the objects of m whose key starts with prefix,
+// ordered by key; the caller holds the lock.
+func underPrefix[T any](m map[string]T, prefix string) []T {
+	keys := make([]string, 0, len(m))
+	for k := range m {
 		if strings.HasPrefix(k, prefix) {
 			keys = append(keys, k)
 		}
 	}
 	sort.Strings(keys)
-	out := make([]*berthv1.Service, len(keys))
+	out := make([]T, len(keys))
 	for i, k := range keys {
-		out[i] = c.services[k]
+		out[i] = m[k]
 	}
-	c.mu.RUnlock()
 	return out
+}
+
+// Network returns the network name of namespace.
+func (c *Cache) Network(namespace, name string) (*berthv1.Network, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	n, ok := c.networks[NetworkKey(namespace, name)]
+	return n, ok
+}
+
+// Networks returns the networks whose key starts with prefix (use
+// NetworksPrefix for all, NamespaceNetworksPrefix for one namespace),
+// ordered by key.
+func (c *Cache) Networks(prefix string) []*berthv1.Network {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return underPrefix(c.networks, prefix)
 }
 
 // Task returns the task with id.

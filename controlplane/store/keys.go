@@ -26,6 +26,11 @@ const (
 	ServersPrefix = Root + "servers/"
 	// RegistriesPrefix holds one RegistryCredential per registry.
 	RegistriesPrefix = Root + "registries/"
+	// NetworksPrefix holds one Network per network, by namespace and name.
+	NetworksPrefix = Root + "networks/"
+	// NetworkSubnetsPrefix holds one claim per network subnet, so that two
+	// applies on two servers never give two networks the same subnet.
+	NetworkSubnetsPrefix = Root + "network-subnets/"
 	// SettingsKey holds the cluster's ClusterSettings; when it is absent
 	// every setting has its default.
 	SettingsKey = Root + "settings"
@@ -52,6 +57,22 @@ func TaskKey(namespace, app, service, id string) string {
 // ServiceTasksPrefix holds every task of a service.
 func ServiceTasksPrefix(namespace, app, service string) string {
 	return TasksPrefix + namespace + "/" + app + "/" + service + "/"
+}
+
+// NetworkKey is where network name of namespace is stored.
+func NetworkKey(namespace, name string) string {
+	return NetworksPrefix + namespace + "/" + name
+}
+
+// NamespaceNetworksPrefix holds every network of a namespace.
+func NamespaceNetworksPrefix(namespace string) string {
+	return NetworksPrefix + namespace + "/"
+}
+
+// NetworkSubnetKey is the claim on a network subnet (CIDR); its value is
+// the network's key.
+func NetworkSubnetKey(cidr string) string {
+	return NetworkSubnetsPrefix + strings.ReplaceAll(cidr, "/", "_")
 }
 
 // RegistryKey is where the credential for registry (host[:port]) is stored.

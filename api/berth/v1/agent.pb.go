@@ -592,9 +592,12 @@ type SessionWelcome struct {
 	Gossip *GossipConfig `protobuf:"bytes,4,opt,name=gossip,proto3" json:"gossip,omitempty"`
 	// servers are the addresses of every control plane server, so the
 	// agent can find the leader when the one it knows is gone.
-	Servers       []string `protobuf:"bytes,5,rep,name=servers,proto3" json:"servers,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Servers []string `protobuf:"bytes,5,rep,name=servers,proto3" json:"servers,omitempty"`
+	// container_range is the range every node's subnet comes from: traffic
+	// between it and the networks stays inside the cluster.
+	ContainerRange string `protobuf:"bytes,6,opt,name=container_range,json=containerRange,proto3" json:"container_range,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *SessionWelcome) Reset() {
@@ -660,6 +663,13 @@ func (x *SessionWelcome) GetServers() []string {
 		return x.Servers
 	}
 	return nil
+}
+
+func (x *SessionWelcome) GetContainerRange() string {
+	if x != nil {
+		return x.ContainerRange
+	}
+	return ""
 }
 
 // GossipConfig is the cluster's gossip: its members probe each other so
@@ -1419,13 +1429,14 @@ const file_berth_v1_agent_proto_rawDesc = "" +
 	"\x05hello\x18\x01 \x01(\v2\x14.berth.v1.AgentHelloH\x00R\x05hello\x12/\n" +
 	"\x06status\x18\x02 \x01(\v2\x15.berth.v1.AgentStatusH\x00R\x06status\x128\n" +
 	"\theartbeat\x18\x03 \x01(\v2\x18.berth.v1.AgentHeartbeatH\x00R\theartbeatB\t\n" +
-	"\amessage\"\xd1\x01\n" +
+	"\amessage\"\xfa\x01\n" +
 	"\x0eSessionWelcome\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x16\n" +
 	"\x06subnet\x18\x02 \x01(\tR\x06subnet\x12D\n" +
 	"\x10heartbeat_period\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x0fheartbeatPeriod\x12.\n" +
 	"\x06gossip\x18\x04 \x01(\v2\x16.berth.v1.GossipConfigR\x06gossip\x12\x18\n" +
-	"\aservers\x18\x05 \x03(\tR\aservers\"\xdf\x01\n" +
+	"\aservers\x18\x05 \x03(\tR\aservers\x12'\n" +
+	"\x0fcontainer_range\x18\x06 \x01(\tR\x0econtainerRange\"\xdf\x01\n" +
 	"\fGossipConfig\x12\x14\n" +
 	"\x05seeds\x18\x01 \x03(\tR\x05seeds\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\fR\x03key\x12@\n" +
