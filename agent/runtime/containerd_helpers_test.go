@@ -179,13 +179,13 @@ type recordingNetwork struct {
 	detached []string
 }
 
-func (n *recordingNetwork) Attach(ctx context.Context, id string, ports []Port) (Attachment, error) {
+func (n *recordingNetwork) Attach(ctx context.Context, spec ContainerSpec) (Attachment, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.attached == nil {
 		n.attached = map[string][]Port{}
 	}
-	n.attached[id] = ports
+	n.attached[spec.ID] = spec.Ports
 	return Attachment{IP: "127.77.0.1"}, nil
 }
 

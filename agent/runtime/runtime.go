@@ -32,10 +32,44 @@ type ContainerSpec struct {
 	// Labels are the user's labels, set on the container; the runtime adds
 	// its own berth.* labels.
 	Labels                 map[string]string
+	// Ports are the ports published on the node that runs the container
+	// (host mode); ingress ports are the node network's business.
 	Ports                  []Port
 	MilliCPUs, MemoryBytes int64  // cgroup limits, 0 = none
 	StopSignal             string // default SIGTERM
+	// Networks are the container's places on the cluster's networks, in
+	// order; empty with no network runs it in the host's network.
+	Networks []NetworkInterface
+	// Hostname is the container's host name; empty is ID (cut to 63 bytes).
+	Hostname string
+	// DNS configures the container's resolver.
+	DNS DNSConfig
 }
+
+// NetworkInterface is a container's place on one network.
+type NetworkInterface struct {
+	NetworkID, Network string
+	// Address is the container's address with the network's prefix
+	// length ("10.128.0.5/24").
+	Address  string
+	Internal bool
+}
+
+// DNSConfig is what goes into a container's resolv.conf and hosts files.
+type DNSConfig struct {
+	// Search are the search domains (the app first).
+	Search []string
+	// Servers are resolvers for names the cluster does not know; empty
+	// uses the node's.
+	Servers []string
+	// Options are resolv.conf options.
+	Options []string
+	// ExtraHosts are hosts entries beside the container's own.
+	ExtraHosts []HostEntry
+}
+
+// HostEntry is one /etc/hosts line.
+type HostEntry struct{ Hostname, Address string }
 
 // State is where a container is in its life.
 type State int
@@ -198,16 +232,22 @@ type Runtime interface {
 	RemoveImage(ctx context.Context, ref string) error
 }
 
-// Network connects containers. The agent's CNI network implements it.
+// Network connects containers. The agent's node network implements it.
 type Network interface {
-	// Attach creates the container's network namespace, connects it,
-	// publishes ports. Idempotent per id.
-	Attach(ctx context.Context, id string, ports []Port) (Attachment, error)
+	// Attach creates the container's network namespace, connects it to
+	// spec.Networks, publishes spec.Ports and writes its resolver files.
+	// Idempotent per spec.ID.
+	Attach(ctx context.Context, spec ContainerSpec) (Attachment, error)
 	Detach(ctx context.Context, id string) error // idempotent
 }
 
 // Attachment is where a container was connected.
 type Attachment struct {
 	NetNSPath string
-	IP        string
+	// IP is the container's address on its first network.
+	IP string
+	// Files are the generated /etc files to mount into the container,
+	// by their path inside it (/etc/resolv.conf, /etc/hosts,
+	// /etc/hostname).
+	Files map[string]string
 }

@@ -23,6 +23,8 @@ type Handler interface {
 	Welcome(*berthv1.SessionWelcome)
 	// Assign hands over assignments.
 	Assign(*berthv1.Assignments)
+	// NetworkMap hands over the cluster's network map, or a change to it.
+	NetworkMap(*berthv1.NetworkMap)
 }
 
 // Config says where and how to connect.
@@ -225,6 +227,9 @@ func (s *Session) run(ctx context.Context, server string, client berthv1.AgentSe
 			}
 			if a := msg.GetAssignments(); a != nil {
 				s.cfg.Handler.Assign(a)
+			}
+			if m := msg.GetNetworkMap(); m != nil {
+				s.cfg.Handler.NetworkMap(m)
 			}
 		}
 	}()

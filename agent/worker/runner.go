@@ -174,7 +174,7 @@ func (r *runner) start(ctx context.Context, task *berthv1.Task) {
 			}
 			return
 		}
-		err := r.w.rt.Create(ctx, containerSpec(r.id, spec))
+		err := r.w.rt.Create(ctx, containerSpec(r.id, task))
 		if err != nil && !errors.Is(err, runtime.ErrExists) {
 			r.fail(berthv1.TaskState_TASK_STATE_REJECTED, err)
 			r.removeContainer(ctx)
@@ -287,7 +287,8 @@ func (r *runner) removeContainer(ctx context.Context) {
 }
 
 // containerSpec is the runtime's view of a task.
-func containerSpec(id string, spec *berthv1.ServiceSpec) runtime.ContainerSpec {
+func containerSpec(id string, task *berthv1.Task) runtime.ContainerSpec {
+	spec := task.GetSpec()
 	cs := runtime.ContainerSpec{
 		ID:          id,
 		Image:       spec.GetImage(),
@@ -300,9 +301,28 @@ func containerSpec(id string, spec *berthv1.ServiceSpec) runtime.ContainerSpec {
 		MilliCPUs:   spec.GetLimits().GetMilliCpus(),
 		MemoryBytes: spec.GetLimits().GetMemoryBytes(),
 		StopSignal:  spec.GetStopSignal(),
+		Hostname:    spec.GetHostname(),
+		DNS: runtime.DNSConfig{
+			Servers: spec.GetDns(),
+			Options: spec.GetDnsOptions(),
+		},
+	}
+	if app := task.GetApp(); app != "" {
+		cs.DNS.Search = append(cs.DNS.Search, app)
+	}
+	cs.DNS.Search = append(cs.DNS.Search, spec.GetDnsSearch()...)
+	for _, h := range spec.GetExtraHosts() {
+		cs.DNS.ExtraHosts = append(cs.DNS.ExtraHosts, runtime.HostEntry{Hostname: h.GetHostname(), Address: h.GetAddress()})
+	}
+	for _, n := range task.GetNetworks() {
+		cs.Networks = append(cs.Networks, runtime.NetworkInterface{
+			NetworkID: n.GetNetworkId(), Network: n.GetNetwork(), Address: n.GetAddress(), Internal: n.GetInternal(),
+		})
 	}
 	for _, p := range spec.GetPorts() {
-		if p.Published == 0 {
+		// Ingress ports answer on every node through the node network's
+		// rules; only host-mode ports belong to this container.
+		if p.Published == 0 || p.GetMode() != berthv1.PublishMode_PUBLISH_MODE_HOST {
 			continue
 		}
 		cs.Ports = append(cs.Ports, runtime.Port{Target: p.Target, Published: p.Published, Protocol: p.Protocol, HostIP: p.HostIp})
