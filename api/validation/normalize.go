@@ -18,7 +18,8 @@ const (
 	DefaultProtocol        = "tcp"
 )
 
-// Normalize fills in spec's defaults in place: replicated mode, tcp ports,
+// Normalize fills in spec's defaults in place: replicated mode, tcp ports
+// published in ingress mode, endpoint mode vip,
 // stop signal SIGTERM (and canonical signal names), a 10s stop grace period,
 // and a restart policy of condition any. The restart delay stays unset
 // unless given: unset means Berth's backoff (replace at once, then wait
@@ -46,6 +47,12 @@ func Normalize(spec *berthv1.ServiceSpec) {
 		if p.Protocol == "" {
 			p.Protocol = DefaultProtocol
 		}
+		if p.Mode == berthv1.PublishMode_PUBLISH_MODE_UNSPECIFIED {
+			p.Mode = berthv1.PublishMode_PUBLISH_MODE_INGRESS
+		}
+	}
+	if spec.EndpointMode == berthv1.EndpointMode_ENDPOINT_MODE_UNSPECIFIED {
+		spec.EndpointMode = berthv1.EndpointMode_ENDPOINT_MODE_VIP
 	}
 	if spec.StopSignal == "" {
 		spec.StopSignal = DefaultStopSignal

@@ -57,8 +57,9 @@ func suggestName(name string) string {
 }
 
 // ValidateApply checks a whole Apply request: the namespace and app names,
-// every service's name (present, valid, not repeated) and spec, and the
-// services' dependencies on each other.
+// every service's name (present, valid as a name and as a DNS label, not
+// repeated) and spec, the services' dependencies on each other, and the
+// app's networks and the services' use of them (ValidateNetworks).
 func ValidateApply(req *berthv1.ApplyRequest) Errors {
 	var errs Errors
 	if err := ValidateName("namespace", req.GetNamespace()); err != nil {
@@ -78,6 +79,9 @@ func ValidateApply(req *berthv1.ApplyRequest) Errors {
 			errs = append(errs, FieldError{Field: fmt.Sprintf("services[%d].name", i), Reason: err.Error()})
 			continue
 		}
+		if err := ValidateDNSLabel("service name", name); err != nil {
+			errs = append(errs, FieldError{Service: name, Reason: err.Error()})
+		}
 		if seen[name] {
 			errs = append(errs, FieldError{Service: name, Reason: "service is defined twice; give each service a distinct name"})
 			continue
@@ -89,7 +93,8 @@ func ValidateApply(req *berthv1.ApplyRequest) Errors {
 		}
 		errs = append(errs, ValidateSpec(name, svc.GetSpec())...)
 	}
-	return append(errs, ValidateDependencies(req.GetServices())...)
+	errs = append(errs, ValidateDependencies(req.GetServices())...)
+	return append(errs, ValidateNetworks(req.GetApp(), req.GetNetworks(), req.GetServices())...)
 }
 
 // ValidateSpec checks one service's spec and returns every problem, with
@@ -136,6 +141,7 @@ func ValidateSpec(service string, spec *berthv1.ServiceSpec) Errors {
 	v.restartPolicy(spec.GetRestartPolicy())
 	v.healthCheck(spec.GetHealthcheck())
 	v.dependencies(spec.GetDependsOn())
+	v.endpoint(spec)
 	return v.errs
 }
 

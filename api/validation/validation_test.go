@@ -373,10 +373,14 @@ func TestNormalize(t *testing.T) {
 	}
 	Normalize(spec)
 	want := &berthv1.ServiceSpec{
-		Image:           "busybox",
-		Env:             []string{"A=2", "M=3", "Z=1"},
-		Ports:           []*berthv1.PortSpec{{Target: 80, Protocol: "tcp"}, {Target: 53, Protocol: "udp"}},
+		Image: "busybox",
+		Env:   []string{"A=2", "M=3", "Z=1"},
+		Ports: []*berthv1.PortSpec{
+			{Target: 80, Protocol: "tcp", Mode: berthv1.PublishMode_PUBLISH_MODE_INGRESS},
+			{Target: 53, Protocol: "udp", Mode: berthv1.PublishMode_PUBLISH_MODE_INGRESS},
+		},
 		Mode:            berthv1.ServiceMode_SERVICE_MODE_REPLICATED,
+		EndpointMode:    berthv1.EndpointMode_ENDPOINT_MODE_VIP,
 		StopSignal:      "SIGINT",
 		StopGracePeriod: durationpb.New(10 * time.Second),
 		RestartPolicy: &berthv1.RestartPolicy{
