@@ -10,6 +10,7 @@ import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	durationpb "google.golang.org/protobuf/types/known/durationpb"
+	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -1236,7 +1237,11 @@ type NetworkTask struct {
 	Networks  []*TaskNetwork         `protobuf:"bytes,5,rep,name=networks,proto3" json:"networks,omitempty"`
 	// ready: the task runs, is wanted, and passes its health check if it
 	// has one; names and virtual IPs lead to ready tasks only.
-	Ready         bool `protobuf:"varint,6,opt,name=ready,proto3" json:"ready,omitempty"`
+	Ready bool `protobuf:"varint,6,opt,name=ready,proto3" json:"ready,omitempty"`
+	// changed_at is when the control plane saw the change that made this
+	// record (the state report or the new desired state): agents measure
+	// how long their rules took to follow from it.
+	ChangedAt     *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=changed_at,json=changedAt,proto3" json:"changed_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1313,6 +1318,13 @@ func (x *NetworkTask) GetReady() bool {
 	return false
 }
 
+func (x *NetworkTask) GetChangedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ChangedAt
+	}
+	return nil
+}
+
 // NetworkNode is how to reach the containers of one node.
 type NetworkNode struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1381,7 +1393,7 @@ var File_berth_v1_agent_proto protoreflect.FileDescriptor
 
 const file_berth_v1_agent_proto_rawDesc = "" +
 	"\n" +
-	"\x14berth/v1/agent.proto\x12\bberth.v1\x1a\x16berth/v1/objects.proto\x1a\x1egoogle/protobuf/duration.proto\"R\n" +
+	"\x14berth/v1/agent.proto\x12\bberth.v1\x1a\x16berth/v1/objects.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"R\n" +
 	"\vJoinRequest\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x12\x1b\n" +
 	"\tnode_name\x18\x02 \x01(\tR\bnodeName\x12\x10\n" +
@@ -1480,7 +1492,7 @@ const file_berth_v1_agent_proto_rawDesc = "" +
 	"\bnetworks\x18\x06 \x03(\v2\x18.berth.v1.ServiceNetworkR\bnetworks\x124\n" +
 	"\vvirtual_ips\x18\a \x03(\v2\x13.berth.v1.VirtualIPR\n" +
 	"virtualIps\x12(\n" +
-	"\x05ports\x18\b \x03(\v2\x12.berth.v1.PortSpecR\x05ports\"\xb2\x01\n" +
+	"\x05ports\x18\b \x03(\v2\x12.berth.v1.PortSpecR\x05ports\"\xed\x01\n" +
 	"\vNetworkTask\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n" +
 	"\n" +
@@ -1488,7 +1500,9 @@ const file_berth_v1_agent_proto_rawDesc = "" +
 	"\anode_id\x18\x03 \x01(\tR\x06nodeId\x12\x12\n" +
 	"\x04slot\x18\x04 \x01(\x04R\x04slot\x121\n" +
 	"\bnetworks\x18\x05 \x03(\v2\x15.berth.v1.TaskNetworkR\bnetworks\x12\x14\n" +
-	"\x05ready\x18\x06 \x01(\bR\x05ready\"O\n" +
+	"\x05ready\x18\x06 \x01(\bR\x05ready\x129\n" +
+	"\n" +
+	"changed_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tchangedAt\"O\n" +
 	"\vNetworkNode\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x16\n" +
@@ -1511,37 +1525,38 @@ func file_berth_v1_agent_proto_rawDescGZIP() []byte {
 
 var file_berth_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_berth_v1_agent_proto_goTypes = []any{
-	(*JoinRequest)(nil),         // 0: berth.v1.JoinRequest
-	(*JoinResponse)(nil),        // 1: berth.v1.JoinResponse
-	(*NodeDescription)(nil),     // 2: berth.v1.NodeDescription
-	(*TaskStatusReport)(nil),    // 3: berth.v1.TaskStatusReport
-	(*AgentHello)(nil),          // 4: berth.v1.AgentHello
-	(*AgentStatus)(nil),         // 5: berth.v1.AgentStatus
-	(*AgentHeartbeat)(nil),      // 6: berth.v1.AgentHeartbeat
-	(*AgentMessage)(nil),        // 7: berth.v1.AgentMessage
-	(*SessionWelcome)(nil),      // 8: berth.v1.SessionWelcome
-	(*GossipConfig)(nil),        // 9: berth.v1.GossipConfig
-	(*Assignments)(nil),         // 10: berth.v1.Assignments
-	(*ImageSource)(nil),         // 11: berth.v1.ImageSource
-	(*ServerMessage)(nil),       // 12: berth.v1.ServerMessage
-	(*NetworkMap)(nil),          // 13: berth.v1.NetworkMap
-	(*NetworkService)(nil),      // 14: berth.v1.NetworkService
-	(*NetworkTask)(nil),         // 15: berth.v1.NetworkTask
-	(*NetworkNode)(nil),         // 16: berth.v1.NetworkNode
-	nil,                         // 17: berth.v1.NodeDescription.LabelsEntry
-	nil,                         // 18: berth.v1.NodeDescription.ImageDigestsEntry
-	nil,                         // 19: berth.v1.AgentHeartbeat.ImageDigestsEntry
-	(*Resources)(nil),           // 20: berth.v1.Resources
-	(*Platform)(nil),            // 21: berth.v1.Platform
-	(*TaskStatus)(nil),          // 22: berth.v1.TaskStatus
-	(*durationpb.Duration)(nil), // 23: google.protobuf.Duration
-	(*Task)(nil),                // 24: berth.v1.Task
-	(*Network)(nil),             // 25: berth.v1.Network
-	(EndpointMode)(0),           // 26: berth.v1.EndpointMode
-	(*ServiceNetwork)(nil),      // 27: berth.v1.ServiceNetwork
-	(*VirtualIP)(nil),           // 28: berth.v1.VirtualIP
-	(*PortSpec)(nil),            // 29: berth.v1.PortSpec
-	(*TaskNetwork)(nil),         // 30: berth.v1.TaskNetwork
+	(*JoinRequest)(nil),           // 0: berth.v1.JoinRequest
+	(*JoinResponse)(nil),          // 1: berth.v1.JoinResponse
+	(*NodeDescription)(nil),       // 2: berth.v1.NodeDescription
+	(*TaskStatusReport)(nil),      // 3: berth.v1.TaskStatusReport
+	(*AgentHello)(nil),            // 4: berth.v1.AgentHello
+	(*AgentStatus)(nil),           // 5: berth.v1.AgentStatus
+	(*AgentHeartbeat)(nil),        // 6: berth.v1.AgentHeartbeat
+	(*AgentMessage)(nil),          // 7: berth.v1.AgentMessage
+	(*SessionWelcome)(nil),        // 8: berth.v1.SessionWelcome
+	(*GossipConfig)(nil),          // 9: berth.v1.GossipConfig
+	(*Assignments)(nil),           // 10: berth.v1.Assignments
+	(*ImageSource)(nil),           // 11: berth.v1.ImageSource
+	(*ServerMessage)(nil),         // 12: berth.v1.ServerMessage
+	(*NetworkMap)(nil),            // 13: berth.v1.NetworkMap
+	(*NetworkService)(nil),        // 14: berth.v1.NetworkService
+	(*NetworkTask)(nil),           // 15: berth.v1.NetworkTask
+	(*NetworkNode)(nil),           // 16: berth.v1.NetworkNode
+	nil,                           // 17: berth.v1.NodeDescription.LabelsEntry
+	nil,                           // 18: berth.v1.NodeDescription.ImageDigestsEntry
+	nil,                           // 19: berth.v1.AgentHeartbeat.ImageDigestsEntry
+	(*Resources)(nil),             // 20: berth.v1.Resources
+	(*Platform)(nil),              // 21: berth.v1.Platform
+	(*TaskStatus)(nil),            // 22: berth.v1.TaskStatus
+	(*durationpb.Duration)(nil),   // 23: google.protobuf.Duration
+	(*Task)(nil),                  // 24: berth.v1.Task
+	(*Network)(nil),               // 25: berth.v1.Network
+	(EndpointMode)(0),             // 26: berth.v1.EndpointMode
+	(*ServiceNetwork)(nil),        // 27: berth.v1.ServiceNetwork
+	(*VirtualIP)(nil),             // 28: berth.v1.VirtualIP
+	(*PortSpec)(nil),              // 29: berth.v1.PortSpec
+	(*TaskNetwork)(nil),           // 30: berth.v1.TaskNetwork
+	(*timestamppb.Timestamp)(nil), // 31: google.protobuf.Timestamp
 }
 var file_berth_v1_agent_proto_depIdxs = []int32{
 	17, // 0: berth.v1.NodeDescription.labels:type_name -> berth.v1.NodeDescription.LabelsEntry
@@ -1574,15 +1589,16 @@ var file_berth_v1_agent_proto_depIdxs = []int32{
 	28, // 27: berth.v1.NetworkService.virtual_ips:type_name -> berth.v1.VirtualIP
 	29, // 28: berth.v1.NetworkService.ports:type_name -> berth.v1.PortSpec
 	30, // 29: berth.v1.NetworkTask.networks:type_name -> berth.v1.TaskNetwork
-	0,  // 30: berth.v1.AgentService.Join:input_type -> berth.v1.JoinRequest
-	7,  // 31: berth.v1.AgentService.Session:input_type -> berth.v1.AgentMessage
-	1,  // 32: berth.v1.AgentService.Join:output_type -> berth.v1.JoinResponse
-	12, // 33: berth.v1.AgentService.Session:output_type -> berth.v1.ServerMessage
-	32, // [32:34] is the sub-list for method output_type
-	30, // [30:32] is the sub-list for method input_type
-	30, // [30:30] is the sub-list for extension type_name
-	30, // [30:30] is the sub-list for extension extendee
-	0,  // [0:30] is the sub-list for field type_name
+	31, // 30: berth.v1.NetworkTask.changed_at:type_name -> google.protobuf.Timestamp
+	0,  // 31: berth.v1.AgentService.Join:input_type -> berth.v1.JoinRequest
+	7,  // 32: berth.v1.AgentService.Session:input_type -> berth.v1.AgentMessage
+	1,  // 33: berth.v1.AgentService.Join:output_type -> berth.v1.JoinResponse
+	12, // 34: berth.v1.AgentService.Session:output_type -> berth.v1.ServerMessage
+	33, // [33:35] is the sub-list for method output_type
+	31, // [31:33] is the sub-list for method input_type
+	31, // [31:31] is the sub-list for extension type_name
+	31, // [31:31] is the sub-list for extension extendee
+	0,  // [0:31] is the sub-list for field type_name
 }
 
 func init() { file_berth_v1_agent_proto_init() }
