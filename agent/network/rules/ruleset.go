@@ -1,0 +1,337 @@
+package rules
+
+import (
+	"cmp"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strconv"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
+	"golang.org/x/sys/unix"
+)
+
+// Packet marks. The plan shares them with every Berth table of the
+// namespace, so a mark one agent's nat chain sets is read by another
+// agent's filter chain.
+const (
+	// markMasquerade asks nat postrouting to masquerade the connection:
+	// hairpin traffic (a task reaching itself through its VIP) and
+	// published ports, whose replies must come back through this node.
+	markMasquerade uint32 = 0x4000
+	// markPublished lets a published port's connection through the forward
+	// isolation: it comes from anywhere, by design.
+	markPublished uint32 = 0x8000
+)
+
+// Names of the table's sets and fixed chains, as `nft list table` shows
+// them.
+const (
+	setNetworks   = "network_subnets"
+	setInternal   = "internal_subnets"
+	setCluster    = "cluster_ranges"
+	setNodeRange  = "node_range"
+	setNoEndpoint = "no_endpoint_vips"
+	mapVIPs       = "vips"
+
+	chainServices  = "services"
+	chainPublished = "published"
+)
+
+// vethPrefix starts the name of every container's host-side veth.
+const vethPrefix = "bv"
+
+// ruleset queues the whole content of one table on a Conn: the batch
+// deletes the table and writes it anew, so the kernel swaps old for new
+// in one transaction.
+type ruleset struct {
+	c      *nftables.Conn
+	t      *nftables.Table
+	nextID uint32
+	// messages counts the netlink messages queued; the socket buffers are
+	// sized from it.
+	messages int
+}
+
+func newRuleset(c *nftables.Conn, name string) *ruleset {
+	return &ruleset{c: c, t: &nftables.Table{Name: name, Family: nftables.TableFamilyIPv4}}
+}
+
+// replace queues: make sure the table exists (so deleting it cannot
+// fail), delete it with everything in it, add it again and fill it.
+func (r *ruleset) replace(m Model) error {
+	r.c.AddTable(r.t)
+	r.c.DelTable(r.t)
+	r.c.AddTable(r.t)
+	r.messages += 3
+	return r.fill(m)
+}
+
+// remove queues the table's deletion, which does not fail when it is
+// absent.
+func (r *ruleset) remove() {
+	r.c.AddTable(r.t)
+	r.c.DelTable(r.t)
+	r.messages += 2
+}
+
+func (r *ruleset) chain(name string) *nftables.Chain {
+	r.messages++
+	return r.c.AddChain(&nftables.Chain{Name: name, Table: r.t})
+}
+
+func (r *ruleset) baseChain(name string, typ nftables.ChainType, hook *nftables.ChainHook, prio *nftables.ChainPriority) *nftables.Chain {
+	r.messages++
+	return r.c.AddChain(&nftables.Chain{Name: name, Table: r.t, Type: typ, Hooknum: hook, Priority: prio})
+}
+
+func (r *ruleset) rule(c *nftables.Chain, e ...[]expr.Any) {
+	r.messages++
+	r.c.AddRule(&nftables.Rule{Table: r.t, Chain: c, Exprs: join(e...)})
+}
+
+func (r *ruleset) set(s *nftables.Set, elems []nftables.SetElement) (*nftables.Set, error) {
+	r.nextID++
+	s.ID = r.nextID
+	s.Table = r.t
+	if s.Anonymous {
+		s.Name = "__map%d"
+	}
+	r.messages++
+	if len(elems) > 0 {
+		r.messages++
+	}
+	if err := r.c.AddSet(s, elems); err != nil {
+		return nil, fmt.Errorf("set %s: %w", s.Name, err)
+	}
+	return s, nil
+}
+
+// addrSet is a named set of addresses; interval sets hold prefixes.
+func (r *ruleset) addrSet(name string, interval bool, elems []nftables.SetElement) (*nftables.Set, error) {
+	return r.set(&nftables.Set{Name: name, KeyType: nftables.TypeIPAddr, Interval: interval}, elems)
+}
+
+// spread is `numgen random mod N vmap { 0 : goto c0, 1 : goto c1, ... }`,
+// or a plain goto for one chain.
+func (r *ruleset) spread(chains []string) ([]expr.Any, error) {
+	if len(chains) == 1 {
+		return []expr.Any{verdict(expr.VerdictGoto, chains[0])}, nil
+	}
+	elems := make([]nftables.SetElement, len(chains))
+	for i, c := range chains {
+		elems[i] = nftables.SetElement{Key: u32(uint32(i)), VerdictData: &expr.Verdict{Kind: expr.VerdictGoto, Chain: c}}
+	}
+	s, err := r.set(&nftables.Set{
+		Anonymous: true, Constant: true, IsMap: true,
+		KeyType: nftables.TypeInteger, DataType: nftables.TypeVerdict,
+	}, elems)
+	if err != nil {
+		return nil, err
+	}
+	return []expr.Any{
+		&expr.Numgen{Register: reg1, Modulus: uint32(len(chains)), Type: unix.NFT_NG_RANDOM},
+		&expr.Lookup{SourceRegister: reg1, DestRegister: 0, IsDestRegSet: true, SetName: s.Name, SetID: s.ID},
+	}, nil
+}
+
+// fill queues the chains, sets and rules of m (normalized and valid).
+func (r *ruleset) fill(m Model) error {
+	var subnets, internal []netip.Prefix
+	for _, n := range m.Networks {
+		subnets = append(subnets, n.Subnet)
+		if n.Internal {
+			internal = append(internal, n.Subnet)
+		}
+	}
+	cluster := slices.Clone(subnets)
+	var nodeRange []netip.Prefix
+	if m.NodeRange.IsValid() {
+		cluster = append(cluster, m.NodeRange)
+		nodeRange = append(nodeRange, m.NodeRange)
+	}
+
+	// Chains first: the maps and rules below name them.
+	natPre := r.baseChain("nat-prerouting", nftables.ChainTypeNAT, nftables.ChainHookPrerouting, nftables.ChainPriorityNATDest)
+	natOut := r.baseChain("nat-output", nftables.ChainTypeNAT, nftables.ChainHookOutput, nftables.ChainPriorityNATDest)
+	natPost := r.baseChain("nat-postrouting", nftables.ChainTypeNAT, nftables.ChainHookPostrouting, nftables.ChainPriorityNATSource)
+	forward := r.baseChain("filter-forward", nftables.ChainTypeFilter, nftables.ChainHookForward, nftables.ChainPriorityFilter)
+	input := r.baseChain("filter-input", nftables.ChainTypeFilter, nftables.ChainHookInput, nftables.ChainPriorityFilter)
+	output := r.baseChain("filter-output", nftables.ChainTypeFilter, nftables.ChainHookOutput, nftables.ChainPriorityFilter)
+	services := r.chain(chainServices)
+	published := r.chain(chainPublished)
+
+	sNetworks, err := r.addrSet(setNetworks, true, intervals(subnets))
+	if err != nil {
+		return err
+	}
+	sInternal, err := r.addrSet(setInternal, true, intervals(internal))
+	if err != nil {
+		return err
+	}
+	sCluster, err := r.addrSet(setCluster, true, intervals(cluster))
+	if err != nil {
+		return err
+	}
+	sNodeRange, err := r.addrSet(setNodeRange, true, intervals(nodeRange))
+	if err != nil {
+		return err
+	}
+
+	// VIPs: `ip daddr vmap @vips` leads to the VIP's chain, which picks an
+	// endpoint chain at random; that one marks hairpin traffic and dnats.
+	var noEndpoint, vipElems []nftables.SetElement
+	for _, v := range m.VIPs {
+		if len(v.Endpoints) == 0 {
+			noEndpoint = append(noEndpoint, nftables.SetElement{Key: ip4(v.Address)})
+			continue
+		}
+		vc := r.chain("vip-" + v.Address.String())
+		var eps []string
+		for _, ep := range v.Endpoints {
+			name := "vip-" + v.Address.String() + "-" + ep.String()
+			c := r.chain(name)
+			r.rule(c, ipIs(offIPSrc, ep), markAdd(markMasquerade))
+			r.rule(c, dnat(ep, 0))
+			eps = append(eps, name)
+		}
+		pick, err := r.spread(eps)
+		if err != nil {
+			return err
+		}
+		r.rule(vc, pick)
+		vipElems = append(vipElems, nftables.SetElement{
+			Key: ip4(v.Address), VerdictData: &expr.Verdict{Kind: expr.VerdictGoto, Chain: vc.Name},
+		})
+	}
+	sNoEndpoint, err := r.addrSet(setNoEndpoint, false, noEndpoint)
+	if err != nil {
+		return err
+	}
+	sVIPs, err := r.set(&nftables.Set{Name: mapVIPs, IsMap: true, KeyType: nftables.TypeIPAddr, DataType: nftables.TypeVerdict}, vipElems)
+	if err != nil {
+		return err
+	}
+
+	// dstnat, for packets that arrive (prerouting) and that the node sends
+	// (output): VIPs, then ports published on a local address.
+	r.rule(natPre, []expr.Any{verdict(expr.VerdictJump, chainServices)})
+	r.rule(natOut, []expr.Any{verdict(expr.VerdictJump, chainServices)})
+	if len(vipElems) > 0 {
+		r.rule(services, []expr.Any{
+			loadIP(offIPDst),
+			&expr.Lookup{SourceRegister: reg1, DestRegister: 0, IsDestRegSet: true, SetName: sVIPs.Name, SetID: sVIPs.ID},
+		})
+	}
+	if err := r.published(m, published); err != nil {
+		return err
+	}
+	if len(m.HostPorts) > 0 || slices.ContainsFunc(m.Ingress, func(p Published) bool { return len(p.Endpoints) > 0 }) {
+		r.rule(services, daddrLocal(), []expr.Any{verdict(expr.VerdictJump, chainPublished)})
+	}
+
+	// srcnat: connections marked above, and traffic leaving the cluster.
+	r.rule(natPost, markHas(markMasquerade), []expr.Any{&expr.Masq{}})
+	r.rule(natPost, ipInSet(offIPSrc, sNetworks.Name, sNetworks.ID, false),
+		ipInSet(offIPDst, sCluster.Name, sCluster.ID, true), []expr.Any{&expr.Masq{}})
+
+	// forward: isolation between networks and from outside.
+	accept := []expr.Any{verdict(expr.VerdictAccept, "")}
+	drop := []expr.Any{verdict(expr.VerdictDrop, "")}
+	r.rule(forward, ipInSet(offIPDst, sNoEndpoint.Name, sNoEndpoint.ID, false), []expr.Any{reject()})
+	r.rule(forward, ctState(expr.CtStateBitESTABLISHED|expr.CtStateBitRELATED), accept)
+	r.rule(forward, markHas(markPublished), accept)
+	for _, n := range m.Networks {
+		r.rule(forward, ipIn(offIPSrc, n.Subnet), ipIn(offIPDst, n.Subnet), accept)
+	}
+	r.rule(forward, ipInSet(offIPSrc, sInternal.Name, sInternal.ID, false), drop)
+	r.rule(forward, ipInSet(offIPSrc, sNetworks.Name, sNetworks.ID, false),
+		ipInSet(offIPDst, sCluster.Name, sCluster.ID, false), drop)
+	r.rule(forward, ipInSet(offIPSrc, sNodeRange.Name, sNodeRange.ID, false), accept)
+	r.rule(forward, ipInSet(offIPDst, sNetworks.Name, sNetworks.ID, false), ctState(expr.CtStateBitNEW), drop)
+
+	// input: containers answer the node but never call it.
+	r.rule(input, iifnamePrefix(vethPrefix), ctState(expr.CtStateBitESTABLISHED|expr.CtStateBitRELATED), accept)
+	r.rule(input, iifnamePrefix(vethPrefix), drop)
+
+	// output: the node reaching a VIP without endpoints is refused too.
+	r.rule(output, ipInSet(offIPDst, sNoEndpoint.Name, sNoEndpoint.ID, false), []expr.Any{reject()})
+	return nil
+}
+
+// published fills the chain that services jumps to for packets to a local
+// address: host ports bound to one address first, then ingress ports,
+// then host ports on every address.
+func (r *ruleset) published(m Model, c *nftables.Chain) error {
+	mark := markAdd(markMasquerade | markPublished)
+	for _, hp := range m.HostPorts {
+		if hp.HostIP.IsValid() {
+			r.rule(c, ipIs(offIPDst, hp.HostIP), l4Port(protoNumbers[hp.Protocol], hp.Port), mark,
+				dnat(hp.Target.Addr(), hp.Target.Port()))
+		}
+	}
+	for _, p := range m.Ingress {
+		if len(p.Endpoints) == 0 {
+			continue
+		}
+		name := "ingress-" + p.Protocol + "-" + strconv.Itoa(int(p.Port))
+		ic := r.chain(name)
+		var eps []string
+		for _, ep := range p.Endpoints {
+			epName := name + "-" + ep.String()
+			r.rule(r.chain(epName), dnat(ep.Addr(), ep.Port()))
+			eps = append(eps, epName)
+		}
+		pick, err := r.spread(eps)
+		if err != nil {
+			return err
+		}
+		r.rule(ic, mark, pick)
+		r.rule(c, l4Port(protoNumbers[p.Protocol], p.Port), []expr.Any{verdict(expr.VerdictGoto, name)})
+	}
+	for _, hp := range m.HostPorts {
+		if !hp.HostIP.IsValid() {
+			r.rule(c, l4Port(protoNumbers[hp.Protocol], hp.Port), mark, dnat(hp.Target.Addr(), hp.Target.Port()))
+		}
+	}
+	return nil
+}
+
+// intervals turns prefixes into the elements of an interval set: merged
+// ranges, each a start element and an end element one past its last
+// address. The kernel refuses overlapping intervals, so overlapping or
+// touching prefixes are merged first.
+func intervals(ps []netip.Prefix) []nftables.SetElement {
+	type span struct{ lo, hi uint64 }
+	var spans []span
+	for _, p := range ps {
+		p = p.Masked()
+		lo := uint64(be32(p.Addr()))
+		spans = append(spans, span{lo, lo + (uint64(1) << (32 - p.Bits())) - 1})
+	}
+	slices.SortFunc(spans, func(a, b span) int { return cmp.Compare(a.lo, b.lo) })
+	var merged []span
+	for _, s := range spans {
+		if n := len(merged); n > 0 && s.lo <= merged[n-1].hi+1 {
+			merged[n-1].hi = max(merged[n-1].hi, s.hi)
+			continue
+		}
+		merged = append(merged, s)
+	}
+	var elems []nftables.SetElement
+	for _, s := range merged {
+		elems = append(elems, nftables.SetElement{Key: be32bytes(uint32(s.lo))})
+		if s.hi < 0xffffffff {
+			elems = append(elems, nftables.SetElement{Key: be32bytes(uint32(s.hi + 1)), IntervalEnd: true})
+		}
+	}
+	return elems
+}
+
+func be32(a netip.Addr) uint32 {
+	b := a.As4()
+	return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+}
+
+func be32bytes(v uint32) []byte { return []byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)} }
