@@ -44,8 +44,15 @@ type Options struct {
 type Project struct {
 	// App is the project name.
 	App string
-	// Services have Name and a normalized Spec set, sorted by name.
+	// Services have Name and a normalized Spec set, sorted by name. Each
+	// spec's networks have their full names (see Networks), in Compose's
+	// order: by priority, then by key.
 	Services []*berthv1.Service
+	// Networks are the networks the file defines (and "default" when a
+	// service joins it, as every service naming none does), sorted by key:
+	// named "<app>_<key>", or the file's name:, or an external network's
+	// own name. Apply takes them as they are.
+	Networks []*berthv1.AppNetwork
 	// Dir is the project directory: the build contexts of the services'
 	// specs (Spec.Build.Context) are relative to it.
 	Dir string
@@ -117,15 +124,36 @@ func Load(ctx context.Context, opts Options) (*Project, error) {
 	if err := validation.ValidateName("app", p.App); err != nil {
 		errs = append(errs, validation.FieldError{File: srcs.main(), Field: "name", Reason: err.Error() + "; set name: in the file or pass a project name"})
 	}
+	var netErrs validation.Errors
+	p.Networks, netErrs = convertNetworks(loaded.Networks)
+	keys := networkKeys(p.Networks)
+	locate := func(fe validation.FieldError) validation.FieldError {
+		if fe.Service == "" {
+			fe.File, fe.Line = srcs.locateTopField(fe.Field)
+			return fe
+		}
+		fe.Field = fileField(fe.Field, keys)
+		fe.File, fe.Line = srcs.locateServiceField(fe.Service, fe.Field)
+		return fe
+	}
+	for _, fe := range netErrs {
+		errs = append(errs, locate(fe))
+	}
 	keep := make(map[string]bool, len(loaded.Services))
 	for _, name := range slices.Sorted(maps.Keys(loaded.Services)) {
 		keep[name] = true
-		if err := validation.ValidateName("service", name); err != nil {
+		err := validation.ValidateName("service", name)
+		if err == nil {
+			err = validation.ValidateDNSLabel("service name", name)
+		}
+		if err != nil {
 			file, line := srcs.locate("services", name)
 			errs = append(errs, validation.FieldError{File: file, Line: line, Service: name, Reason: err.Error()})
 			continue
 		}
 		c := convertService(loaded.Services[name])
+		nets, netErrs := serviceNetworks(loaded.Services[name], loaded.Networks)
+		c.spec.Networks, c.errs = nets, append(c.errs, netErrs...)
 		build, buildErrs := convertBuild(loaded.Services[name], loaded.WorkingDir)
 		if build != nil {
 			c.spec.Build, c.errs = build, append(c.errs, buildErrs...)
@@ -138,8 +166,7 @@ func Load(ctx context.Context, opts Options) (*Project, error) {
 		validation.Normalize(c.spec)
 		problems := append(c.errs, validation.ValidateSpec(name, c.spec)...)
 		for _, fe := range problems {
-			fe.File, fe.Line = srcs.locate(fieldPath(name, fe.Field)...)
-			errs = append(errs, fe)
+			errs = append(errs, locate(fe))
 		}
 		for _, key := range c.overridden {
 			file, _ := srcs.locate("services", name, key)
@@ -150,6 +177,13 @@ func Load(ctx context.Context, opts Options) (*Project, error) {
 	for _, fe := range validation.ValidateDependencies(p.Services) {
 		fe.File, fe.Line = srcs.locate(fieldPath(fe.Service, fe.Field)...)
 		errs = append(errs, fe)
+	}
+	if len(errs) == 0 {
+		// On converted networks only: a network that failed to convert
+		// would be reported again as undefined.
+		for _, fe := range validation.ValidateNetworks(p.App, p.Networks, p.Services) {
+			errs = append(errs, locate(fe))
+		}
 	}
 	if len(errs) > 0 {
 		return nil, errs

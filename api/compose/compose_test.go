@@ -50,10 +50,14 @@ func loadDir(t *testing.T, dir string, opts Options, files ...string) (*Project,
 	return Load(context.Background(), opts)
 }
 
-// defaults returns spec with Normalize's defaults, for expectations.
+// defaults returns spec with Normalize's defaults, for expectations, and
+// the default network of project "proj" when it names no network.
 func defaults(spec *berthv1.ServiceSpec) *berthv1.ServiceSpec {
 	if spec.Replicas == 0 {
 		spec.Replicas = 1
+	}
+	if spec.Networks == nil {
+		spec.Networks = []*berthv1.ServiceNetwork{{Network: "proj_default"}}
 	}
 	validation.Normalize(spec)
 	return spec
@@ -127,7 +131,7 @@ services:
 					{Target: 90, Published: 9000},
 					{Target: 91, Published: 9001},
 					{Target: 7000},
-					{Target: 443, Published: 8443, HostIp: "127.0.0.2"},
+					{Target: 443, Published: 8443, HostIp: "127.0.0.2", Mode: berthv1.PublishMode_PUBLISH_MODE_HOST},
 				},
 			}),
 		},
@@ -179,7 +183,7 @@ services:
 			name:  "zero replicas",
 			files: map[string]string{"compose.yaml": "services:\n  web:\n    image: busybox\n    deploy:\n      replicas: 0\n"},
 			want: func() *berthv1.ServiceSpec {
-				s := &berthv1.ServiceSpec{Image: "busybox"}
+				s := &berthv1.ServiceSpec{Image: "busybox", Networks: []*berthv1.ServiceNetwork{{Network: "proj_default"}}}
 				validation.Normalize(s)
 				return s
 			}(),
@@ -378,14 +382,11 @@ secrets:
 	}
 	want := []string{
 		`compose.yaml: service "web": restart is overridden by deploy.restart_policy and is ignored`,
-		`compose.yaml: networks is not supported yet and is ignored`,
 		`compose.yaml: secrets is not supported yet and is ignored`,
 		`compose.yaml: service "db": build.labels is not supported yet and is ignored`,
 		`compose.yaml: service "web": cap_add is not supported yet and is ignored`,
-		`compose.yaml: service "web": deploy.endpoint_mode is not supported yet and is ignored`,
 		`compose.yaml: service "web": deploy.labels is not supported yet and is ignored`,
 		`compose.yaml: service "web": deploy.resources.limits.pids is not supported yet and is ignored`,
-		`compose.yaml: service "web": networks is not supported yet and is ignored`,
 		`compose.yaml: service "web": ports[].app_protocol is not supported yet and is ignored`,
 		`compose.yaml: service "web": ports[].name is not supported yet and is ignored`,
 		`compose.yaml: service "web": privileged is not supported yet and is ignored`,

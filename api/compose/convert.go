@@ -50,8 +50,12 @@ func convertService(svc types.ServiceConfig) converted {
 			fail(fmt.Sprintf("ports[%d].published", i), err.Error())
 			continue
 		}
+		if port.Mode, err = publishMode(p.Mode); err != nil {
+			fail(fmt.Sprintf("ports[%d].mode", i), err.Error())
+		}
 		c.spec.Ports = append(c.spec.Ports, port)
 	}
+	c.convertEndpoint(svc)
 	if svc.Scale != nil {
 		c.setReplicas(svc.Name, "scale", *svc.Scale)
 	}

@@ -32,8 +32,6 @@ var supported = []tree.Path{
 	"services.*.user",
 	"services.*.labels", "services.*.labels.*",
 	"services.*.label_file",
-	// mode is accepted either way: a published port is bound on the node that
-	// runs the task, and "ingress" is what the loader fills in by default.
 	"services.*.ports.[].target", "services.*.ports.[].published", "services.*.ports.[].protocol",
 	"services.*.ports.[].host_ip", "services.*.ports.[].mode",
 	"services.*.scale",
@@ -70,6 +68,21 @@ var supported = []tree.Path{
 	"services.*.stop_grace_period",
 	"services.*.profiles",
 	"services.*.extends", "services.*.extends.file", "services.*.extends.service",
+	// Networks: priority, gw_priority, interface_name, mac_address,
+	// ipv6_address and link_local_ips are not honoured; the first network
+	// that is not internal gives the default route.
+	"services.*.networks", "services.*.networks.*", "services.*.networks.[]",
+	"services.*.networks.*.aliases", "services.*.networks.*.ipv4_address",
+	"services.*.deploy.endpoint_mode",
+	"services.*.hostname",
+	"services.*.extra_hosts", "services.*.extra_hosts.*",
+	"services.*.dns", "services.*.dns_search", "services.*.dns_opt",
+	// driver_opts, attachable, enable_ipv6 and the ipam keys besides the
+	// subnet are not honoured; any driver but overlay and bridge is an error.
+	"networks", "networks.*", "networks.*.name", "networks.*.driver",
+	"networks.*.external", "networks.*.internal",
+	"networks.*.labels", "networks.*.labels.*",
+	"networks.*.ipam", "networks.*.ipam.config", "networks.*.ipam.config.[].subnet",
 }
 
 // unsupportedCheck collects what the loader finds outside supported.
