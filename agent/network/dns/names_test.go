@@ -7,8 +7,8 @@ import (
 
 	miekg "github.com/miekg/dns"
 
-	berthv1 "github.com/berthproject/berth/api/berth/v1"
 	"github.com/berthproject/berth/agent/network/netmap"
+	berthv1 "github.com/berthproject/berth/api/berth/v1"
 )
 
 // The fixture: namespace "default" holds app shop (networks shop_default
