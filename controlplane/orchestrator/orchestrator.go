@@ -12,6 +12,7 @@ import (
 	"time"
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
+	"github.com/berthproject/berth/controlplane/ipam"
 	"github.com/berthproject/berth/controlplane/store"
 	"google.golang.org/protobuf/proto"
 )
@@ -34,6 +35,9 @@ type Orchestrator struct {
 	readyNodes map[string]bool
 	// metrics counts placements; nil counts nothing.
 	metrics *Metrics
+	// addrs gives tasks and services their addresses; Run rebuilds it
+	// from the cache each term and keeps it up to date.
+	addrs *ipam.Pool
 }
 
 // New returns an orchestrator writing to s and reading c.
@@ -55,6 +59,7 @@ func (o *Orchestrator) Run(ctx context.Context) error {
 		return nil
 	}
 	o.index.rebuild(o.cache.Tasks())
+	o.rebuildAddresses()
 	all := true
 	dirty := map[string]bool{}
 	timer := time.NewTimer(time.Hour)
@@ -102,6 +107,9 @@ func (o *Orchestrator) Run(ctx context.Context) error {
 		if overflowed || !o.index.apply(events) {
 			all = true
 			o.index.rebuild(o.cache.Tasks())
+			o.rebuildAddresses()
+		} else {
+			o.followAddresses(events)
 		}
 		for _, ev := range events {
 			switch ev.Kind {
@@ -109,6 +117,9 @@ func (o *Orchestrator) Run(ctx context.Context) error {
 				all = true
 			case store.KindNode:
 				all = all || nodeChangeMatters(ev)
+			case store.KindNetwork:
+				// Tasks and virtual IPs may wait for it.
+				all = true
 			case store.KindService:
 				dirty[ev.Object.GetMeta().GetId()] = true
 			case store.KindTask:
@@ -147,8 +158,10 @@ func (o *Orchestrator) reconcileServices(ids map[string]bool, w *writes) time.Ti
 		svc := byID[id]
 		if svc == nil {
 			o.removeTasks(tasks, w)
+			o.addrs.Release(ipam.VIPOwner(id))
 			continue
 		}
+		o.keepEndpoint(svc, w)
 		if next := o.reconcile(svc, tasks, nodes, w); !next.IsZero() && (wake.IsZero() || next.Before(wake)) {
 			wake = next
 		}
@@ -162,8 +175,12 @@ func (o *Orchestrator) reconcileServices(ids map[string]bool, w *writes) time.Ti
 func (o *Orchestrator) placeAndCommit(ctx context.Context, w *writes) error {
 	o.place(w)
 	rev, err := w.commit(ctx, o.store)
-	if err != nil || rev == 0 {
+	if err != nil {
+		o.recoverAddresses(ctx, rev)
 		return err
+	}
+	if rev == 0 {
+		return nil
 	}
 	o.metrics.placed(w.placed, o.now())
 	// The next pass reads the cache: let it hold this one's writes.

@@ -22,6 +22,9 @@ func (o *Orchestrator) place(w *writes) {
 	for _, t := range w.creates {
 		created[t.GetMeta().GetId()] = t
 	}
+	// Stored tasks first, oldest first, then the new ones in the order
+	// they were made: the order they get their addresses in.
+	sortOldestFirst(pending)
 	pending = append(pending, w.creates...)
 	if len(pending) == 0 {
 		return
@@ -30,14 +33,19 @@ func (o *Orchestrator) place(w *writes) {
 	for _, t := range pending {
 		byID[t.GetMeta().GetId()] = t
 	}
+	pending, unaddressed, given := o.address(pending, created)
 	pending, held := o.holdForDependencies(pending)
+	held = append(held, unaddressed...)
 	sortOldestFirst(pending)
 	plan := scheduler.Schedule(snap, pending)
 	now := o.now()
+	// A stored task's new addresses are written with its placement, or
+	// with the reason it waits.
 	assign := func(t *berthv1.Task, node string) bool {
 		if t.GetStatus().GetState() != berthv1.TaskState_TASK_STATE_PENDING {
 			return false
 		}
+		withNetworks(t, given)
 		t.NodeId = node
 		return taskstate.Set(t, berthv1.TaskState_TASK_STATE_ASSIGNED, "", now)
 	}
@@ -45,7 +53,8 @@ func (o *Orchestrator) place(w *writes) {
 		if t.GetStatus().GetState() != berthv1.TaskState_TASK_STATE_PENDING {
 			return false
 		}
-		return taskstate.Set(t, berthv1.TaskState_TASK_STATE_PENDING, reason, now)
+		addressed := withNetworks(t, given)
+		return taskstate.Set(t, berthv1.TaskState_TASK_STATE_PENDING, reason, now) || addressed
 	}
 	for _, a := range plan.Assignments {
 		node := a.NodeID
@@ -60,6 +69,7 @@ func (o *Orchestrator) place(w *writes) {
 		}})
 	}
 	o.unplacedReplacements(plan.Unplaced, byID, w)
+	o.unplacedReplacements(unaddressed, byID, w)
 	for _, u := range append(plan.Unplaced, held...) {
 		reason := u.Reason
 		if t, ok := created[u.TaskID]; ok {
@@ -67,7 +77,7 @@ func (o *Orchestrator) place(w *writes) {
 			continue
 		}
 		t := byID[u.TaskID]
-		if t.GetStatus().GetMessage() == reason || w.seen[u.TaskID] {
+		if (t.GetStatus().GetMessage() == reason && given[u.TaskID] == nil) || w.seen[u.TaskID] {
 			continue
 		}
 		w.changes = append(w.changes, store.Change{Key: taskKey(t), Current: t, Apply: func(obj store.Object) bool {
@@ -126,6 +136,8 @@ func (o *Orchestrator) unplacedReplacements(unplaced []scheduler.Unplaced, byID 
 	}
 	w.creates = slices.DeleteFunc(w.creates, func(t *berthv1.Task) bool { return dropped[t.GetMeta().GetId()] })
 	for id := range dropped {
+		// A dropped task is never written: its addresses are free.
+		o.addrs.Release(id)
 		if t, stored := o.cache.Task(id); stored {
 			w.shutdown(t, "rebalance cancelled: no node can take it now")
 		}

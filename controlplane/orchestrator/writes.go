@@ -23,6 +23,10 @@ type writes struct {
 	serviceOrder []*berthv1.Service
 	// placed are the tasks this pass assigns to nodes, for the metrics.
 	placed []*berthv1.Task
+	// endpoints is set when a service's virtual IPs change: the services
+	// are then written before the new tasks, so that no task is known
+	// before the addresses of its service.
+	endpoints bool
 }
 
 // changeService adds a change to svc, applied with the pass's other
@@ -138,6 +142,17 @@ func (w *writes) remove(t *berthv1.Task) {
 // commit writes everything and returns the revision of the last write (0
 // when there was nothing to write).
 func (w *writes) commit(ctx context.Context, s *store.Store) (int64, error) {
+	var last int64
+	changes := w.changes
+	if w.endpoints {
+		rev, err := s.Update(ctx, w.serviceChanges())
+		if err != nil {
+			return rev, err
+		}
+		last = rev
+	} else {
+		changes = append(changes, w.serviceChanges()...)
+	}
 	var creates []*store.Txn
 	for start := 0; start < len(w.creates); start += store.MaxTxnOps {
 		txn := &store.Txn{}
@@ -146,11 +161,12 @@ func (w *writes) commit(ctx context.Context, s *store.Store) (int64, error) {
 		}
 		creates = append(creates, txn)
 	}
-	last, err := s.CommitAll(ctx, creates)
+	rev, err := s.CommitAll(ctx, creates)
+	last = max(last, rev)
 	if err != nil {
 		return last, err
 	}
-	rev, err := s.Update(ctx, append(w.changes, w.serviceChanges()...))
+	rev, err = s.Update(ctx, changes)
 	if err != nil {
 		return last, err
 	}
