@@ -235,11 +235,13 @@ func newFixture(t *testing.T) *fixture {
 	l := newLab(t)
 	f := &fixture{
 		lab: l,
-		a1:  l.addContainer(t, "a1", addr("10.128.1.5"), netX, false),
-		a2:  l.addContainer(t, "a2", addr("10.128.1.6"), netX, false),
-		c:   l.addContainer(t, "c", addr("10.128.1.7"), netX, false),
-		y:   l.addContainer(t, "y", addr("10.128.2.5"), netY, false),
-		z:   l.addContainer(t, "z", addr("10.128.3.5"), netZ, true),
+		a1:  l.addContainer(t, "a1", addr("10.128.1.5"), netX, true),
+		a2:  l.addContainer(t, "a2", addr("10.128.1.6"), netX, true),
+		c:   l.addContainer(t, "c", addr("10.128.1.7"), netX, true),
+		y:   l.addContainer(t, "y", addr("10.128.2.5"), netY, true),
+		// z is on an internal network, which has no default route; it has
+		// one here so that the table, not the missing route, must stop it.
+		z: l.addContainer(t, "z", addr("10.128.3.5"), netZ, true),
 	}
 	for _, c := range []*container{f.a1, f.a2, f.c, f.y, f.z} {
 		serve(t, c.netNS, ":"+port, c.name)
@@ -338,9 +340,9 @@ func TestIsolation(t *testing.T) {
 		f.mustReach(t, f.c.netNS, hostPort(f.a1.addr, port), "a1")
 	})
 	t.Run("other network", func(t *testing.T) {
-		f.mustNotReach(t, f.c.netNS, hostPort(f.y.addr, port))
-		f.mustNotReach(t, f.y.netNS, hostPort(f.a1.addr, port))
-		f.mustNotReach(t, f.y.netNS, hostPort(vipX, port))
+		f.mustBeDropped(t, f.c.netNS, hostPort(f.y.addr, port))
+		f.mustBeDropped(t, f.y.netNS, hostPort(f.a1.addr, port))
+		f.mustBeDropped(t, f.y.netNS, hostPort(vipX, port))
 	})
 	t.Run("outside the cluster, masqueraded", func(t *testing.T) {
 		// The outside has no route to the containers: an answer proves the
@@ -348,19 +350,19 @@ func TestIsolation(t *testing.T) {
 		f.mustReach(t, f.c.netNS, hostPort(outsideAddr, port), "outside")
 	})
 	t.Run("internal network has no way out", func(t *testing.T) {
-		f.mustNotReach(t, f.z.netNS, hostPort(outsideAddr, port))
+		f.mustBeDropped(t, f.z.netNS, hostPort(outsideAddr, port))
 	})
 	t.Run("nobody outside reaches a container directly", func(t *testing.T) {
 		err := f.outside.h.RouteAdd(&netlink.Route{Dst: ipNet(netX), Gw: uplinkAddr.AsSlice()})
 		if err != nil {
 			t.Fatalf("route in outside: %v", err)
 		}
-		f.mustNotReach(t, f.outside, hostPort(f.a1.addr, port))
+		f.mustBeDropped(t, f.outside, hostPort(f.a1.addr, port))
 	})
 	t.Run("containers cannot call the node", func(t *testing.T) {
 		f.mustReach(t, f.outside, hostPort(uplinkAddr, "9999"), "node")
-		f.mustNotReach(t, f.c.netNS, hostPort(nodeAddr, "9999"))
-		f.mustNotReach(t, f.c.netNS, hostPort(gateway, "9999"))
+		f.mustBeDropped(t, f.c.netNS, hostPort(nodeAddr, "9999"))
+		f.mustBeDropped(t, f.c.netNS, hostPort(gateway, "9999"))
 	})
 }
 
@@ -389,7 +391,9 @@ func TestPublished(t *testing.T) {
 	})
 	t.Run("host port bound to one address", func(t *testing.T) {
 		f.mustReach(t, f.outside, hostPort(uplinkAddr, "8002"), "a2")
-		f.mustNotReach(t, f.node, hostPort(nodeAddr, "8002"))
+		if _, err := ask(f.node, hostPort(nodeAddr, "8002"), 1, dialOK); !isRefused(err) {
+			t.Fatalf("host port bound to %s, reached on %s: %v, want refused (nothing listens)", uplinkAddr, nodeAddr, err)
+		}
 	})
 	t.Run("ingress", func(t *testing.T) {
 		for _, from := range []*netNS{f.outside, f.node} {

@@ -156,6 +156,10 @@ func (r *ruleset) fill(m Model) error {
 	natPre := r.baseChain("nat-prerouting", nftables.ChainTypeNAT, nftables.ChainHookPrerouting, nftables.ChainPriorityNATDest)
 	natOut := r.baseChain("nat-output", nftables.ChainTypeNAT, nftables.ChainHookOutput, nftables.ChainPriorityNATDest)
 	natPost := r.baseChain("nat-postrouting", nftables.ChainTypeNAT, nftables.ChainHookPostrouting, nftables.ChainPriorityNATSource)
+	// Filter at prerouting, after dstnat: a VIP without endpoints is
+	// refused there, before the routing decision, which would otherwise
+	// answer "unreachable" on a node without a route for it.
+	prerouting := r.baseChain("filter-prerouting", nftables.ChainTypeFilter, nftables.ChainHookPrerouting, nftables.ChainPriorityRef(*nftables.ChainPriorityNATDest+10))
 	forward := r.baseChain("filter-forward", nftables.ChainTypeFilter, nftables.ChainHookForward, nftables.ChainPriorityFilter)
 	input := r.baseChain("filter-input", nftables.ChainTypeFilter, nftables.ChainHookInput, nftables.ChainPriorityFilter)
 	output := r.baseChain("filter-output", nftables.ChainTypeFilter, nftables.ChainHookOutput, nftables.ChainPriorityFilter)
@@ -239,7 +243,7 @@ func (r *ruleset) fill(m Model) error {
 	// forward: isolation between networks and from outside.
 	accept := []expr.Any{verdict(expr.VerdictAccept, "")}
 	drop := []expr.Any{verdict(expr.VerdictDrop, "")}
-	r.rule(forward, ipInSet(offIPDst, sNoEndpoint.Name, sNoEndpoint.ID, false), []expr.Any{reject()})
+	r.rule(prerouting, ipInSet(offIPDst, sNoEndpoint.Name, sNoEndpoint.ID, false), []expr.Any{reject()})
 	r.rule(forward, ctState(expr.CtStateBitESTABLISHED|expr.CtStateBitRELATED), accept)
 	r.rule(forward, markHas(markPublished), accept)
 	for _, n := range m.Networks {
