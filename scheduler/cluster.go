@@ -208,16 +208,8 @@ func newCluster(snap Snapshot, services map[string]*serviceState, skip map[strin
 		n.tasks++
 		n.cpuReserved += max(spec.GetReservations().GetMilliCpus(), 0)
 		n.memoryReserved += max(spec.GetReservations().GetMemoryBytes(), 0)
-		for _, p := range spec.GetPorts() {
-			if p.GetPublished() != 0 {
-				n.publish(newHostPort(p.GetPublished(), p.GetProtocol(), p.GetHostIp()))
-			}
-		}
-		// Ports the agent bound on its own choice hold the host port too.
-		for _, p := range t.GetStatus().GetPorts() {
-			if p.GetPublished() != 0 {
-				n.publish(newHostPort(p.GetPublished(), p.GetProtocol(), p.GetHostIp()))
-			}
+		for _, p := range taskHostPorts(t) {
+			n.publish(p)
 		}
 	}
 	for _, t := range snap.Failed {

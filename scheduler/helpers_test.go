@@ -113,9 +113,14 @@ func preferences(prefs ...string) taskOpt {
 	}
 }
 
+// publish adds a host-mode published port.
 func publish(port uint32, protocol, hostIP string) taskOpt {
+	return publishMode(port, protocol, hostIP, berthv1.PublishMode_PUBLISH_MODE_HOST)
+}
+
+func publishMode(port uint32, protocol, hostIP string, mode berthv1.PublishMode) taskOpt {
 	return func(t *berthv1.Task) {
-		t.Spec.Ports = append(t.Spec.Ports, &berthv1.PortSpec{Target: 80, Published: port, Protocol: protocol, HostIp: hostIP})
+		t.Spec.Ports = append(t.Spec.Ports, &berthv1.PortSpec{Target: 80, Published: port, Protocol: protocol, HostIp: hostIP, Mode: mode})
 	}
 }
 

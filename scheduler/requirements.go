@@ -124,12 +124,45 @@ func requirementsOf(t *berthv1.Task, normalize func(string) string) (requirement
 		req.platforms = append(req.platforms, newPlatform(p.GetOs(), p.GetArchitecture()))
 	}
 	for _, p := range spec.GetPorts() {
-		if p.GetPublished() == 0 {
-			continue
+		if holdsHostPort(p) {
+			req.ports = append(req.ports, newHostPort(p.GetPublished(), p.GetProtocol(), p.GetHostIp()))
 		}
-		req.ports = append(req.ports, newHostPort(p.GetPublished(), p.GetProtocol(), p.GetHostIp()))
 	}
 	return req, nil
+}
+
+// holdsHostPort reports whether p takes a host port on the node that runs
+// its task: only a published port in host mode does. An ingress port
+// answers on every node through the routing mesh and takes none.
+func holdsHostPort(p *berthv1.PortSpec) bool {
+	return p.GetPublished() != 0 && p.GetMode() == berthv1.PublishMode_PUBLISH_MODE_HOST
+}
+
+// taskHostPorts are the host ports t holds on its node: its host-mode
+// ports, and those its agent reported bound that are not ingress ports of
+// its spec (an agent may bind a host port of its own choice).
+func taskHostPorts(t *berthv1.Task) []hostPort {
+	var out []hostPort
+	ports := t.GetSpec().GetPorts()
+	for _, p := range ports {
+		if holdsHostPort(p) {
+			out = append(out, newHostPort(p.GetPublished(), p.GetProtocol(), p.GetHostIp()))
+		}
+	}
+	for _, b := range t.GetStatus().GetPorts() {
+		if b.GetPublished() == 0 {
+			continue
+		}
+		hp := newHostPort(b.GetPublished(), b.GetProtocol(), b.GetHostIp())
+		ingress := false
+		for _, p := range ports {
+			ingress = ingress || (!holdsHostPort(p) && p.GetPublished() == hp.port && newHostPort(0, p.GetProtocol(), "").protocol == hp.protocol)
+		}
+		if !ingress {
+			out = append(out, hp)
+		}
+	}
+	return out
 }
 
 func newHostPort(port uint32, protocol, hostIP string) hostPort {

@@ -158,6 +158,23 @@ func TestSchedule(t *testing.T) {
 			want:    Plan{Assignments: placed("a1", "n2")},
 		},
 		{
+			name:  "ingress ports take no host port",
+			nodes: []*berthv1.Node{node("n1")},
+			tasks: []*berthv1.Task{
+				task("r1", "proxy", running("n1"), publishMode(8080, "tcp", "", berthv1.PublishMode_PUBLISH_MODE_INGRESS), func(t *berthv1.Task) {
+					// An agent that reports the ingress port bound.
+					t.Status.Ports = []*berthv1.PortBinding{{Target: 80, Published: 8080, Protocol: "tcp"}}
+				}),
+				task("r2", "api", running("n1"), publishMode(9090, "", "", berthv1.PublishMode_PUBLISH_MODE_UNSPECIFIED)),
+			},
+			pending: []*berthv1.Task{
+				task("a1", "proxy", publishMode(8080, "tcp", "", berthv1.PublishMode_PUBLISH_MODE_INGRESS)),
+				task("a2", "web", publish(8080, "tcp", "")),
+				task("a3", "web2", publish(9090, "tcp", "")),
+			},
+			want: Plan{Assignments: placed("a1", "n1", "a2", "n1", "a3", "n1")},
+		},
+		{
 			name:    "host port conflicts within the batch",
 			nodes:   []*berthv1.Node{node("n1"), node("n2")},
 			pending: []*berthv1.Task{task("a1", "web", publish(8080, "tcp", "")), task("a2", "web", publish(8080, "tcp", "")), task("a3", "api", publish(8080, "tcp", ""))},

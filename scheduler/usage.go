@@ -69,7 +69,7 @@ func (u *Usage) Update(t *berthv1.Task) {
 		service: serviceKey(t),
 		cpu:     max(spec.GetReservations().GetMilliCpus(), 0),
 		memory:  max(spec.GetReservations().GetMemoryBytes(), 0),
-		ports:   publishedPorts(t),
+		ports:   taskHostPorts(t),
 	}
 	u.held[id] = h
 	n := u.nodes[h.node]
@@ -130,23 +130,6 @@ func (n *nodeUsage) add(h heldTask, delta int) {
 		}
 		n.list = table.ports
 	}
-}
-
-// publishedPorts are the host ports t holds: those its spec publishes, and
-// those its agent bound on its own choice.
-func publishedPorts(t *berthv1.Task) []hostPort {
-	var out []hostPort
-	for _, p := range t.GetSpec().GetPorts() {
-		if p.GetPublished() != 0 {
-			out = append(out, newHostPort(p.GetPublished(), p.GetProtocol(), p.GetHostIp()))
-		}
-	}
-	for _, p := range t.GetStatus().GetPorts() {
-		if p.GetPublished() != 0 {
-			out = append(out, newHostPort(p.GetPublished(), p.GetProtocol(), p.GetHostIp()))
-		}
-	}
-	return out
 }
 
 // load fills the nodes of c, and the task lists of the services with
