@@ -6,7 +6,13 @@
 //
 // A Model says what the table must hold; FromMap derives it from the
 // network map and the node's containers without touching the kernel, and
-// Table.Apply writes it in one netlink transaction.
+// Table.Apply writes it in one netlink transaction. The agent keeps one
+// Table per node and, after each change of the network map or of its
+// containers, calls
+//
+//	table.Apply(rules.FromMap(snapshot, nodeRange, containers))
+//
+// which costs nothing when the model did not change.
 package rules
 
 import (
