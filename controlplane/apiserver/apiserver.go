@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"runtime"
 	"sort"
 
@@ -40,6 +41,12 @@ type Config struct {
 	EtcdEndpoints string
 	// Servers lists the control plane's servers; nil lists none.
 	Servers func(context.Context) ([]*berthv1.ServerInfo, error)
+	// NetworkRange is where networks' subnets come from (a /24 each unless
+	// one is asked for); unset means DefaultNetworkRange.
+	NetworkRange netip.Prefix
+	// ContainerRange is where nodes' container subnets come from; no
+	// network's subnet may overlap it. Unset checks nothing.
+	ContainerRange netip.Prefix
 }
 
 // Server implements berthv1.ClusterServiceServer.
@@ -74,27 +81,47 @@ func storeError(err error) error {
 	return status.Error(codes.Unavailable, err.Error())
 }
 
-// DeleteApp removes every service of an app; the orchestrator then stops
-// and forgets their tasks.
+// DeleteApp removes every service of an app, and its networks; the
+// orchestrator then stops and forgets their tasks.
 func (s *Server) DeleteApp(ctx context.Context, req *berthv1.DeleteAppRequest) (*berthv1.DeleteAppResponse, error) {
 	ns := namespaceOf(req.Namespace)
-	services := s.cfg.Cache.Services(store.AppServicesPrefix(ns, req.App))
-	if len(services) == 0 {
-		return nil, status.Errorf(codes.NotFound, "app %q not found in namespace %q; `berth get apps` lists the apps", req.App, ns)
+	for attempt := 0; ; attempt++ {
+		services := s.cfg.Cache.Services(store.AppServicesPrefix(ns, req.App))
+		var networks []*berthv1.Network
+		for _, n := range s.cfg.Cache.Networks(store.NamespaceNetworksPrefix(ns)) {
+			if n.GetApp() == req.App {
+				networks = append(networks, n)
+			}
+		}
+		if len(services) == 0 && len(networks) == 0 {
+			return nil, status.Errorf(codes.NotFound, "app %q not found in namespace %q; `berth get apps` lists the apps", req.App, ns)
+		}
+		var txn store.Txn
+		resp := &berthv1.DeleteAppResponse{}
+		for _, svc := range services {
+			txn.Delete(store.ServiceKey(ns, req.App, svc.Name), svc.GetMeta().GetVersion())
+			resp.RemovedServices = append(resp.RemovedServices, svc.Name)
+		}
+		for _, n := range networks {
+			if users := s.networkUsers(ns, n.GetName(), req.App); len(users) > 0 {
+				return nil, status.Errorf(codes.FailedPrecondition, "network %s of app %s is used by %s; take the network out of their Compose files (or delete their apps) first", n.GetName(), req.App, joinServices(users))
+			}
+			removeNetwork(&txn, n)
+		}
+		rev, err := s.cfg.Store.Commit(ctx, &txn)
+		if errors.Is(err, store.ErrConflict) && attempt < applyAttempts {
+			if err := s.catchUp(ctx); err != nil {
+				return nil, storeError(err)
+			}
+			continue
+		}
+		if err != nil {
+			return nil, storeError(err)
+		}
+		s.log.Info("app deleted", "namespace", ns, "app", req.App, "services", len(services), "networks", len(networks))
+		s.cfg.Store.RecordEvent(appEvent(ns, req.App, "remove", fmt.Sprintf("%d services and %d networks removed", len(services), len(networks))))
+		return resp, storeError(s.cfg.Cache.WaitRevision(ctx, rev))
 	}
-	var txn store.Txn
-	resp := &berthv1.DeleteAppResponse{}
-	for _, svc := range services {
-		txn.Delete(store.ServiceKey(ns, req.App, svc.Name), svc.GetMeta().GetVersion())
-		resp.RemovedServices = append(resp.RemovedServices, svc.Name)
-	}
-	rev, err := s.cfg.Store.Commit(ctx, &txn)
-	if err != nil {
-		return nil, storeError(err)
-	}
-	s.log.Info("app deleted", "namespace", ns, "app", req.App, "services", len(services))
-	s.cfg.Store.RecordEvent(appEvent(ns, req.App, "remove", fmt.Sprintf("%d services removed", len(services))))
-	return resp, storeError(s.cfg.Cache.WaitRevision(ctx, rev))
 }
 
 // ListApps summarizes the apps of a namespace (all namespaces when empty).

@@ -19,13 +19,14 @@ import (
 // applyAttempts bounds the retries of an Apply that raced another writer.
 const applyAttempts = 5
 
-// Apply makes an app's services exactly the requested ones, in one
-// transaction, after validating everything.
+// Apply makes an app's services and networks exactly the requested ones,
+// in one transaction, after validating everything.
 func (s *Server) Apply(ctx context.Context, req *berthv1.ApplyRequest) (*berthv1.ApplyResponse, error) {
 	req.Namespace = namespaceOf(req.Namespace)
 	for _, svc := range req.Services {
 		validation.Normalize(svc.GetSpec())
 	}
+	joinDefaultNetwork(req)
 	if errs := validation.ValidateApply(req); len(errs) > 0 {
 		return nil, errs.GRPCStatus().Err()
 	}
@@ -36,7 +37,10 @@ func (s *Server) Apply(ctx context.Context, req *berthv1.ApplyRequest) (*berthv1
 		warn(ctx, warnings...)
 	}
 	for attempt := 0; ; attempt++ {
-		resp, txn := s.plan(req, time.Now())
+		resp, txn, err := s.plan(req, time.Now())
+		if err != nil {
+			return nil, err
+		}
 		if req.DryRun || txn.Len() == 0 {
 			return resp, nil
 		}
@@ -52,14 +56,17 @@ func (s *Server) Apply(ctx context.Context, req *berthv1.ApplyRequest) (*berthv1
 			return nil, storeError(err)
 		}
 		s.log.Info("app applied", "namespace", req.Namespace, "app", req.App, "changes", txn.Len())
-		s.cfg.Store.RecordEvent(appEvent(req.Namespace, req.App, "apply", summarize(resp.Changes)))
+		s.cfg.Store.RecordEvent(appEvent(req.Namespace, req.App, "apply", summarize(resp)))
 		return resp, storeError(s.cfg.Cache.WaitRevision(ctx, rev))
 	}
 }
 
-// plan compares the request with the stored services and returns the
-// changes with the transaction that makes them.
-func (s *Server) plan(req *berthv1.ApplyRequest, now time.Time) (*berthv1.ApplyResponse, *store.Txn) {
+// plan compares the request with the stored services and networks and
+// returns the changes with the transaction that makes them, or the
+// problems (an InvalidArgument status) that only the cluster's state
+// shows: a network that is missing or would change, a subnet or fixed
+// address that is taken, an ingress port another service publishes.
+func (s *Server) plan(req *berthv1.ApplyRequest, now time.Time) (*berthv1.ApplyResponse, *store.Txn, error) {
 	ns, app := req.Namespace, req.App
 	existing := map[string]*berthv1.Service{}
 	for _, svc := range s.cfg.Cache.Services(store.AppServicesPrefix(ns, app)) {
@@ -68,6 +75,14 @@ func (s *Server) plan(req *berthv1.ApplyRequest, now time.Time) (*berthv1.ApplyR
 	ts := timestamppb.New(now)
 	resp := &berthv1.ApplyResponse{}
 	txn := &store.Txn{}
+	// Networks first: a service's tasks need their networks, and the
+	// watchers see the writes of one transaction in order.
+	nets, errs := s.planNetworks(req, ts, txn, resp)
+	errs = append(errs, s.checkAddresses(req, nets)...)
+	errs = append(errs, s.checkIngressPorts(req)...)
+	if len(errs) > 0 {
+		return nil, nil, errs.GRPCStatus().Err()
+	}
 	for _, want := range req.Services {
 		key := store.ServiceKey(ns, app, want.Name)
 		cur, ok := existing[want.Name]
@@ -108,17 +123,23 @@ func (s *Server) plan(req *berthv1.ApplyRequest, now time.Time) (*berthv1.ApplyR
 		txn.Delete(store.ServiceKey(ns, app, name), existing[name].GetMeta().GetVersion())
 		resp.Changes = append(resp.Changes, &berthv1.ServiceChange{Service: name, Action: berthv1.ChangeAction_CHANGE_ACTION_REMOVE})
 	}
-	return resp, txn
+	return resp, txn, nil
 }
 
 // summarize says what an apply changed, for the event history.
-func summarize(changes []*berthv1.ServiceChange) string {
+func summarize(resp *berthv1.ApplyResponse) string {
 	var parts []string
-	for _, c := range changes {
+	for _, n := range resp.GetCreatedNetworks() {
+		parts = append(parts, "network "+n+" create")
+	}
+	for _, c := range resp.GetChanges() {
 		if c.Action != berthv1.ChangeAction_CHANGE_ACTION_UNCHANGED {
 			word := strings.ToLower(strings.TrimPrefix(c.Action.String(), "CHANGE_ACTION_"))
 			parts = append(parts, c.Service+" "+word)
 		}
+	}
+	for _, n := range resp.GetRemovedNetworks() {
+		parts = append(parts, "network "+n+" remove")
 	}
 	return strings.Join(parts, ", ")
 }
