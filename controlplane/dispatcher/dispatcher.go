@@ -66,6 +66,12 @@ type Dispatcher struct {
 
 	mu       sync.Mutex
 	sessions map[string]*session
+	// overlay are the sessions that get the network map, by node; a
+	// subset of sessions.
+	overlay map[string]*session
+	// netMu orders the network map's changes with the full maps of new
+	// sessions.
+	netMu sync.Mutex
 	// term is the context of the leadership term Run serves, nil while
 	// this server does not lead: sessions are only taken in a term, and
 	// their writes carry its fence.
@@ -115,23 +121,35 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		events, overflowed := sub.Drain()
 		if overflowed {
 			d.peerIndex.invalidate()
+			d.resyncNetworkMaps()
 			d.resyncAll()
 			continue
 		}
 		for _, ev := range events {
-			switch ev.Kind {
-			case store.KindResync:
-				d.peerIndex.invalidate()
-				d.resyncAll()
-			case store.KindTask:
-				d.route(ev)
-			case store.KindNode:
-				if peersChanged(ev) {
-					d.peerIndex.invalidate()
-				}
-				d.nodeChanged(ev)
-			}
+			d.routeEvent(ev)
 		}
+	}
+}
+
+// routeEvent sends what one cache event changes to the sessions.
+func (d *Dispatcher) routeEvent(ev store.Event) {
+	switch ev.Kind {
+	case store.KindResync:
+		d.peerIndex.invalidate()
+		d.resyncNetworkMaps()
+		d.resyncAll()
+	case store.KindTask:
+		// The map's change first: see netmap.go.
+		d.routeNetwork(ev)
+		d.route(ev)
+	case store.KindNode:
+		if peersChanged(ev) {
+			d.peerIndex.invalidate()
+		}
+		d.routeNetwork(ev)
+		d.nodeChanged(ev)
+	case store.KindService, store.KindNetwork:
+		d.routeNetwork(ev)
 	}
 }
 
@@ -290,6 +308,7 @@ func (d *Dispatcher) Session(stream berthv1.AgentService_SessionServer) error {
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	s := newSession(who.ID, term, cancel)
+	s.overlay = hello.GetDescription().GetOverlay()
 	s.heard()
 	d.mu.Lock()
 	if d.term != term {
@@ -299,8 +318,15 @@ func (d *Dispatcher) Session(stream berthv1.AgentService_SessionServer) error {
 	}
 	if prev := d.sessions[who.ID]; prev != nil {
 		prev.cancel()
+		delete(d.overlay, who.ID)
 	}
 	d.sessions[who.ID] = s
+	if s.overlay {
+		if d.overlay == nil {
+			d.overlay = map[string]*session{}
+		}
+		d.overlay[who.ID] = s
+	}
 	d.mu.Unlock()
 	defer d.unregister(s)
 	d.beats.seen(who.ID, nil)
@@ -313,6 +339,9 @@ func (d *Dispatcher) Session(stream berthv1.AgentService_SessionServer) error {
 	welcome.Servers, welcome.Gossip = d.servers(ctx)
 	if err := stream.Send(&berthv1.ServerMessage{Message: &berthv1.ServerMessage_Welcome{Welcome: welcome}}); err != nil {
 		return err
+	}
+	if s.overlay {
+		d.startNetworkMap(s)
 	}
 	s.queueFull(d.assigned(who.ID))
 	d.log.Info("agent connected", "node", node.Name, "id", who.ID, "address", node.Address)
@@ -396,6 +425,7 @@ func (d *Dispatcher) unregister(s *session) {
 	current := d.sessions[s.nodeID] == s
 	if current {
 		delete(d.sessions, s.nodeID)
+		delete(d.overlay, s.nodeID)
 	}
 	d.mu.Unlock()
 	if !current || s.term.Err() != nil {

@@ -113,6 +113,7 @@ func (d *Dispatcher) register(ctx context.Context, id string, desc *berthv1.Node
 		next.ImageDigests = desc.GetImageDigests()
 		next.ContentAddress = desc.GetContentAddress()
 		next.AgentVersion = desc.GetAgentVersion()
+		next.Overlay = desc.GetOverlay()
 		if next.Status != berthv1.NodeStatus_NODE_STATUS_READY {
 			next.StatusSince = now
 		}

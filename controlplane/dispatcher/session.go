@@ -17,10 +17,15 @@ type session struct {
 	term   context.Context
 	cancel context.CancelFunc
 
+	// overlay: the node joins the cluster's networks and gets the
+	// network map. Set before the session is registered.
+	overlay bool
+
 	mu      sync.Mutex
 	full    bool
 	tasks   map[string]*berthv1.Task
 	removed map[string]bool
+	net     netQueue
 	ready   chan struct{}
 
 	// alive is signalled on every message from the agent; silent is set
@@ -88,6 +93,29 @@ func (s *session) queueFull(tasks []*berthv1.Task) {
 	s.signal()
 }
 
+// queueNetwork adds one change of the network map.
+func (s *session) queueNetwork(c netChange) {
+	s.mu.Lock()
+	s.net.queue(c)
+	s.mu.Unlock()
+	s.signal()
+}
+
+// queueFullNetwork replaces the queued changes of the network map with the
+// whole map m, which sessions may share: it is only read.
+func (s *session) queueFullNetwork(m *berthv1.NetworkMap) {
+	s.mu.Lock()
+	s.net.queueFull(m)
+	s.mu.Unlock()
+	s.signal()
+}
+
+func (s *session) takeNetwork() *berthv1.NetworkMap {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.net.take()
+}
+
 func (s *session) take() *berthv1.Assignments {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -118,6 +146,13 @@ func (s *session) sendLoop(ctx context.Context, stream berthv1.AgentService_Sess
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-s.ready:
+		}
+		// The network map first: a task leaves the other nodes' view
+		// before its own node is told to stop it.
+		if m := s.takeNetwork(); m != nil {
+			if err := stream.Send(&berthv1.ServerMessage{Message: &berthv1.ServerMessage_NetworkMap{NetworkMap: m}}); err != nil {
+				return err
+			}
 		}
 		a := s.take()
 		if a == nil {
