@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	miekg "github.com/miekg/dns"
 
@@ -25,16 +26,17 @@ import (
 // snapshot. It is immutable: a new snapshot makes a new Index, and any
 // number of goroutines may read one at once.
 type Index struct {
-	// askers holds, per task id, what a query from that task can see.
-	askers map[string]*asker
+	// snap gives the asking task and its service, by id.
+	snap *netmap.Snapshot
 	// names holds the records of every name, per namespace. A name may
 	// have several records (the same service name in two apps, an alias
-	// that is also a service's name); lookup picks one by the rules in
-	// pick.
-	names map[nameKey][]*record
-	// ptrs holds the name of each task and virtual IP address, per
-	// network, for reverse lookups.
-	ptrs map[netip.Addr][]*ptrRecord
+	// that is also a service's name); pick chooses one.
+	names map[nameKey][]record
+	// ptrs holds what each task and virtual IP address is, on its
+	// network, for reverse lookups. They are rare, so it is built on the
+	// first.
+	ptrOnce sync.Once
+	ptrs    map[ptrKey]ptrRecord
 }
 
 type nameKey struct {
@@ -45,16 +47,23 @@ type nameKey struct {
 // asker is a task that sends queries.
 type asker struct {
 	namespace string
-	app       string
-	// networks are the task's network ids in the task's order: the order
-	// of the addresses in an answer.
-	networks []string
+	app       string // lower case
+	// task's networks, in order, are the order of the addresses in an
+	// answer.
+	task *berthv1.NetworkTask
 }
 
-func (a *asker) on(network string) bool { return slices.Contains(a.networks, network) }
+func (a *asker) on(network string) bool {
+	for _, tn := range a.task.GetNetworks() {
+		if tn.GetNetworkId() == network {
+			return true
+		}
+	}
+	return false
+}
 
 // recordKind orders the ways a name can lead to a service; records of a
-// name are sorted by it so that lookup tries them in this order.
+// name are sorted by it so that pick tries them in this order.
 type recordKind uint8
 
 const (
@@ -77,10 +86,26 @@ type record struct {
 	// addrs are the answer on each of the service's networks; a network
 	// of the service without ready tasks has an empty entry, so the name
 	// still exists there.
-	addrs map[string][]netip.Addr
+	addrs []netAddrs
 	// tasks: the addresses are tasks', to be shuffled per answer, not a
 	// virtual IP.
 	tasks bool
+}
+
+// netAddrs are a service's addresses on one network. A service is on a
+// few networks, so a slice searched in order beats a map.
+type netAddrs struct {
+	network string
+	addrs   []netip.Addr
+}
+
+func find(nas []netAddrs, network string) (addrs []netip.Addr, ok bool) {
+	for i := range nas {
+		if nas[i].network == network {
+			return nas[i].addrs, true
+		}
+	}
+	return nil, false
 }
 
 // visibleTo reports whether a can see r: whether they share a network.
@@ -88,8 +113,8 @@ func (r *record) visibleTo(a *asker) bool {
 	if r.kind == kindAlias {
 		return a.on(r.network)
 	}
-	for _, n := range a.networks {
-		if _, ok := r.addrs[n]; ok {
+	for _, tn := range a.task.GetNetworks() {
+		if _, ok := find(r.addrs, tn.GetNetworkId()); ok {
 			return true
 		}
 	}
@@ -101,12 +126,13 @@ func (r *record) visibleTo(a *asker) bool {
 // modify it.
 func (r *record) answer(a *asker) []netip.Addr {
 	if r.kind == kindAlias {
-		return clip(r.addrs[r.network])
+		addrs, _ := find(r.addrs, r.network)
+		return clip(addrs)
 	}
 	var out []netip.Addr
 	copied := false
-	for _, n := range a.networks {
-		addrs := r.addrs[n]
+	for _, tn := range a.task.GetNetworks() {
+		addrs, _ := find(r.addrs, tn.GetNetworkId())
 		switch {
 		case len(addrs) == 0:
 		case out == nil:
@@ -124,12 +150,16 @@ func (r *record) answer(a *asker) []netip.Addr {
 
 func clip(s []netip.Addr) []netip.Addr { return s[:len(s):len(s)] }
 
-// ptrRecord is what an address is on one network: a task's, or when task
-// is nil the virtual IP of svc. The name is made when asked for, which
-// keeps building the index cheap.
+type ptrKey struct {
+	addr    netip.Addr
+	network string
+}
+
+// ptrRecord is what an address is: a task's, or when task is nil the
+// virtual IP of svc. The name is made when asked for, which keeps
+// building the index cheap.
 type ptrRecord struct {
 	namespace string
-	network   string
 	svc       *berthv1.NetworkService
 	task      *berthv1.NetworkTask
 }
@@ -146,19 +176,41 @@ func (p *ptrRecord) name() string {
 // built.
 type serviceEntry struct {
 	svc *berthv1.NetworkService
-	// networks maps the names of the service's networks to their ids.
-	networks map[string]string
-	// tasks are its ready tasks.
+	app string // lower case
+	// networks are the service's networks, by name and id.
+	networks []networkRef
+	// tasks are its ready tasks, ready how many.
 	tasks []*berthv1.NetworkTask
+	ready int
+}
+
+type networkRef struct{ name, id string }
+
+// addNetwork adds a network to e unless it has one of that name.
+func (e *serviceEntry) addNetwork(name, id string) {
+	for _, n := range e.networks {
+		if n.name == name {
+			return
+		}
+	}
+	e.networks = append(e.networks, networkRef{name, id})
+}
+
+func (e *serviceEntry) networkID(name string) (string, bool) {
+	for _, n := range e.networks {
+		if n.name == name {
+			return n.id, true
+		}
+	}
+	return "", false
 }
 
 // NewIndex builds the index of snap. It takes time in proportion to the
 // size of the map, so it can run on every change.
 func NewIndex(snap *netmap.Snapshot) *Index {
 	ix := &Index{
-		askers: make(map[string]*asker, len(snap.Tasks)),
-		names:  make(map[nameKey][]*record, 4*len(snap.Services)),
-		ptrs:   make(map[netip.Addr][]*ptrRecord, len(snap.Tasks)+len(snap.Services)),
+		snap:  snap,
+		names: make(map[nameKey][]record, 4*len(snap.Services)),
 	}
 	netByName := make(map[nameKey]string, len(snap.Networks))
 	for id, n := range snap.Networks {
@@ -168,46 +220,54 @@ func NewIndex(snap *netmap.Snapshot) *Index {
 	// A service's networks are those it names, and those its virtual IPs
 	// and tasks are on, which carry both name and id (so a network the map
 	// lacks for a moment still counts).
-	services := make(map[string]*serviceEntry, len(snap.Services))
-	for id, svc := range snap.Services {
-		e := &serviceEntry{svc: svc, networks: make(map[string]string, len(svc.GetNetworks()))}
-		for _, sn := range svc.GetNetworks() {
-			if nid, ok := netByName[nameKey{svc.GetNamespace(), sn.GetNetwork()}]; ok {
-				e.networks[sn.GetNetwork()] = nid
+	entries := make([]serviceEntry, 0, len(snap.Services))
+	byID := make(map[string]*serviceEntry, len(snap.Services))
+	for _, svc := range snap.Services {
+		entries = append(entries, serviceEntry{svc: svc, app: strings.ToLower(svc.GetApp())})
+	}
+	for i := range entries {
+		e := &entries[i]
+		for _, sn := range e.svc.GetNetworks() {
+			if nid, ok := netByName[nameKey{e.svc.GetNamespace(), sn.GetNetwork()}]; ok {
+				e.addNetwork(sn.GetNetwork(), nid)
 			}
 		}
-		for _, vip := range svc.GetVirtualIps() {
-			e.networks[vip.GetNetwork()] = vip.GetNetworkId()
+		for _, vip := range e.svc.GetVirtualIps() {
+			e.addNetwork(vip.GetNetwork(), vip.GetNetworkId())
 		}
-		services[id] = e
+		byID[e.svc.GetId()] = e
 	}
 
-	for id, t := range snap.Tasks {
-		e := services[t.GetServiceId()]
+	// Two passes over the tasks: count each service's ready ones, then
+	// fill slices cut from one array. Appending would allocate a few
+	// times per service.
+	ready := 0
+	for _, t := range snap.Tasks {
+		e := byID[t.GetServiceId()]
 		if e == nil {
-			// A task whose service is not in the map yet sees no names;
-			// its queries are all forwarded.
 			continue
 		}
-		a := &asker{
-			namespace: e.svc.GetNamespace(),
-			app:       strings.ToLower(e.svc.GetApp()),
-			networks:  make([]string, 0, len(t.GetNetworks())),
-		}
 		for _, tn := range t.GetNetworks() {
-			a.networks = append(a.networks, tn.GetNetworkId())
-			if _, ok := e.networks[tn.GetNetwork()]; !ok {
-				e.networks[tn.GetNetwork()] = tn.GetNetworkId()
-			}
+			e.addNetwork(tn.GetNetwork(), tn.GetNetworkId())
 		}
-		ix.askers[id] = a
 		if t.GetReady() {
+			e.ready++
+			ready++
+		}
+	}
+	backing := make([]*berthv1.NetworkTask, ready)
+	for i := range entries {
+		e := &entries[i]
+		e.tasks, backing = backing[:0:e.ready], backing[e.ready:]
+	}
+	for _, t := range snap.Tasks {
+		if e := byID[t.GetServiceId()]; e != nil && t.GetReady() {
 			e.tasks = append(e.tasks, t)
 		}
 	}
 
-	for _, e := range services {
-		ix.addService(e)
+	for i := range entries {
+		ix.addService(&entries[i])
 	}
 	for _, recs := range ix.names {
 		if len(recs) > 1 {
@@ -217,7 +277,7 @@ func NewIndex(snap *netmap.Snapshot) *Index {
 	return ix
 }
 
-func compareRecords(a, b *record) int {
+func compareRecords(a, b record) int {
 	if a.kind != b.kind {
 		return int(a.kind) - int(b.kind)
 	}
@@ -236,7 +296,7 @@ func compareRecords(a, b *record) int {
 // addService adds the names of one service.
 func (ix *Index) addService(e *serviceEntry) {
 	svc := e.svc
-	ns, app, name := svc.GetNamespace(), strings.ToLower(svc.GetApp()), strings.ToLower(svc.GetName())
+	ns, app, name := svc.GetNamespace(), e.app, strings.ToLower(svc.GetName())
 	if name == "" {
 		return
 	}
@@ -253,36 +313,48 @@ func (ix *Index) addService(e *serviceEntry) {
 	})
 	// Every network of the service has an entry, empty or not: the name
 	// exists there even while no task is ready.
-	taskAddrs := make(map[string][]netip.Addr, len(e.networks))
-	for _, nid := range e.networks {
-		taskAddrs[nid] = nil
+	taskAddrs := make([]netAddrs, len(e.networks))
+	for i, n := range e.networks {
+		taskAddrs[i].network = n.id
 	}
 	for _, t := range e.tasks {
 		for _, tn := range t.GetNetworks() {
-			if addr, ok := parseAddr(tn.GetAddress()); ok {
-				taskAddrs[tn.GetNetworkId()] = append(taskAddrs[tn.GetNetworkId()], addr)
-				ix.addPTR(addr, &ptrRecord{namespace: ns, network: tn.GetNetworkId(), svc: svc, task: t})
+			addr, ok := parseAddr(tn.GetAddress())
+			if !ok {
+				continue
+			}
+			for i := range taskAddrs {
+				if taskAddrs[i].network == tn.GetNetworkId() {
+					if taskAddrs[i].addrs == nil {
+						taskAddrs[i].addrs = make([]netip.Addr, 0, len(e.tasks))
+					}
+					taskAddrs[i].addrs = append(taskAddrs[i].addrs, addr)
+				}
 			}
 		}
 	}
 
 	nameAddrs, nameIsTasks := taskAddrs, true
 	if svc.GetEndpointMode() != berthv1.EndpointMode_ENDPOINT_MODE_DNSRR {
-		nameAddrs, nameIsTasks = make(map[string][]netip.Addr, len(e.networks)), false
-		for _, nid := range e.networks {
-			nameAddrs[nid] = nil
-		}
-		for _, vip := range svc.GetVirtualIps() {
-			if addr, ok := parseAddr(vip.GetAddress()); ok {
-				nameAddrs[vip.GetNetworkId()] = append(nameAddrs[vip.GetNetworkId()], addr)
-				ix.addPTR(addr, &ptrRecord{namespace: ns, network: vip.GetNetworkId(), svc: svc})
+		nameAddrs, nameIsTasks = make([]netAddrs, len(e.networks)), false
+		vips := make([]netip.Addr, 0, len(svc.GetVirtualIps()))
+		for i, n := range e.networks {
+			nameAddrs[i].network = n.id
+			for _, vip := range svc.GetVirtualIps() {
+				if vip.GetNetworkId() != n.id {
+					continue
+				}
+				if addr, ok := parseAddr(vip.GetAddress()); ok {
+					vips = append(vips, addr)
+					nameAddrs[i].addrs = vips[len(vips)-1:]
+				}
 			}
 		}
 	}
 
-	add := func(kind recordKind, key, network string, addrs map[string][]netip.Addr, tasks bool) {
+	add := func(kind recordKind, key, network string, addrs []netAddrs, tasks bool) {
 		k := nameKey{ns, key}
-		ix.names[k] = append(ix.names[k], &record{
+		ix.names[k] = append(ix.names[k], record{
 			kind: kind, app: app, service: name, id: svc.GetId(),
 			network: network, addrs: addrs, tasks: tasks,
 		})
@@ -294,7 +366,7 @@ func (ix *Index) addService(e *serviceEntry) {
 		add(kindQualified, "tasks."+name+"."+app, "", taskAddrs, true)
 	}
 	for _, sn := range svc.GetNetworks() {
-		nid, ok := e.networks[sn.GetNetwork()]
+		nid, ok := e.networkID(sn.GetNetwork())
 		if !ok {
 			continue
 		}
@@ -307,10 +379,6 @@ func (ix *Index) addService(e *serviceEntry) {
 			add(kindAlias, "tasks."+alias, nid, taskAddrs, true)
 		}
 	}
-}
-
-func (ix *Index) addPTR(addr netip.Addr, p *ptrRecord) {
-	ix.ptrs[addr] = append(ix.ptrs[addr], p)
 }
 
 func fqdn(name, app string) string {
@@ -346,8 +414,8 @@ func (ix *Index) lookup(taskID, name string, qtype uint16) (addrs []netip.Addr, 
 	if ix == nil {
 		return nil, false, false
 	}
-	a := ix.askers[taskID]
-	if a == nil {
+	a, ok := ix.asker(taskID)
+	if !ok {
 		return nil, false, false
 	}
 	r := a.pick(ix.names[nameKey{a.namespace, canonical(name)}])
@@ -357,7 +425,7 @@ func (ix *Index) lookup(taskID, name string, qtype uint16) (addrs []netip.Addr, 
 	if qtype != miekg.TypeA {
 		return nil, false, true
 	}
-	return r.answer(a), r.tasks, true
+	return r.answer(&a), r.tasks, true
 }
 
 // pick chooses which of a name's records a answers with: a service of the
@@ -366,13 +434,14 @@ func (ix *Index) lookup(taskID, name string, qtype uint16) (addrs []netip.Addr, 
 // network joins apps); each only if it shares a network with the asker.
 // Within a kind, records are in app then service order, so the choice
 // does not depend on map order.
-func (a *asker) pick(recs []*record) *record {
-	for _, r := range recs {
-		if r.kind == kindPlain && r.app == a.app && r.visibleTo(a) {
+func (a *asker) pick(recs []record) *record {
+	for i := range recs {
+		if r := &recs[i]; r.kind == kindPlain && r.app == a.app && r.visibleTo(a) {
 			return r
 		}
 	}
-	for _, r := range recs {
+	for i := range recs {
+		r := &recs[i]
 		if r.kind == kindPlain && r.app == a.app {
 			continue
 		}
@@ -383,6 +452,45 @@ func (a *asker) pick(recs []*record) *record {
 	return nil
 }
 
+// asker returns the task taskID as the sender of a query. A task whose
+// service is not in the map yet sees no names; its queries are all
+// forwarded.
+func (ix *Index) asker(taskID string) (asker, bool) {
+	t := ix.snap.Tasks[taskID]
+	if t == nil {
+		return asker{}, false
+	}
+	svc := ix.snap.Services[t.GetServiceId()]
+	if svc == nil {
+		return asker{}, false
+	}
+	return asker{namespace: svc.GetNamespace(), app: strings.ToLower(svc.GetApp()), task: t}, true
+}
+
+// buildPTRs fills ptrs with every ready task's addresses and every
+// virtual IP.
+func (ix *Index) buildPTRs() {
+	ix.ptrs = make(map[ptrKey]ptrRecord, len(ix.snap.Tasks)+len(ix.snap.Services))
+	for _, svc := range ix.snap.Services {
+		for _, vip := range svc.GetVirtualIps() {
+			if addr, ok := parseAddr(vip.GetAddress()); ok {
+				ix.ptrs[ptrKey{addr, vip.GetNetworkId()}] = ptrRecord{namespace: svc.GetNamespace(), svc: svc}
+			}
+		}
+	}
+	for _, t := range ix.snap.Tasks {
+		svc := ix.snap.Services[t.GetServiceId()]
+		if svc == nil || !t.GetReady() {
+			continue
+		}
+		for _, tn := range t.GetNetworks() {
+			if addr, ok := parseAddr(tn.GetAddress()); ok {
+				ix.ptrs[ptrKey{addr, tn.GetNetworkId()}] = ptrRecord{namespace: svc.GetNamespace(), svc: svc, task: t}
+			}
+		}
+	}
+}
+
 // LookupPTR returns the name of addr, a ready task's address or a virtual
 // IP on a network the task taskID is on, as a fully qualified name:
 // "SERVICE.APP." for a virtual IP, "SERVICE.SLOT.TASKID.APP." for a task.
@@ -390,12 +498,13 @@ func (ix *Index) LookupPTR(taskID string, addr netip.Addr) (name string, ok bool
 	if ix == nil {
 		return "", false
 	}
-	a := ix.askers[taskID]
-	if a == nil {
+	a, ok := ix.asker(taskID)
+	if !ok {
 		return "", false
 	}
-	for _, p := range ix.ptrs[addr.Unmap()] {
-		if p.namespace == a.namespace && a.on(p.network) {
+	ix.ptrOnce.Do(ix.buildPTRs)
+	for _, tn := range a.task.GetNetworks() {
+		if p, ok := ix.ptrs[ptrKey{addr.Unmap(), tn.GetNetworkId()}]; ok && p.namespace == a.namespace {
 			return p.name(), true
 		}
 	}

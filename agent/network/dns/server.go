@@ -176,7 +176,9 @@ func (s *Server) start(id, netnsPath string, upstream []string) (*container, err
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.udp = &miekg.Server{PacketConn: c.pc, Handler: c, UDPSize: advertisedUDPSize}
-	c.tcp = &miekg.Server{Listener: c.ln, Handler: c}
+	// A client may keep its TCP connection for as many queries as it
+	// likes; the idle timeout closes forgotten ones.
+	c.tcp = &miekg.Server{Listener: c.ln, Handler: c, MaxTCPQueries: -1}
 	for _, srv := range []*miekg.Server{c.udp, c.tcp} {
 		if err := c.serve(srv); err != nil {
 			c.stop()
