@@ -23,8 +23,8 @@ import (
 )
 
 // Index answers the cluster's names for each task from one network map
-// snapshot. It is immutable: a new snapshot makes a new Index, and any
-// number of goroutines may read one at once.
+// snapshot. It does not change once built (a new snapshot makes a new
+// Index), and any number of goroutines may read one at once.
 type Index struct {
 	// snap gives the asking task and its service, by id.
 	snap *netmap.Snapshot

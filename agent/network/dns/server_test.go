@@ -281,6 +281,31 @@ func TestServerAnswers(t *testing.T) {
 		}
 	})
 
+	t.Run("index swapped during queries", func(t *testing.T) {
+		stop := make(chan struct{})
+		swapped := make(chan struct{})
+		go func() {
+			defer close(swapped)
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+					s.SetIndex(NewIndex(serverSnapshot()))
+				}
+			}
+		}()
+		defer func() {
+			close(stop)
+			<-swapped
+		}()
+		for range 50 {
+			if got := answerAddrs(mustQuery(t, ns, "udp", "web.", miekg.TypeA)); !slices.Equal(got, addrs("10.128.0.2")) {
+				t.Fatalf("web. = %v", got)
+			}
+		}
+	})
+
 	t.Run("close", func(t *testing.T) {
 		if err := s.Close("c1"); err != nil {
 			t.Fatal(err)
