@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -60,6 +61,10 @@ type Config struct {
 	// ContainerRange is the address range nodes' container subnets (/24
 	// each) come from.
 	ContainerRange string
+	// NetworkRange is the address range networks' subnets (/24 each,
+	// unless a Compose file or berth network create gives one) come from;
+	// it must not overlap ContainerRange. Default 10.128.0.0/12.
+	NetworkRange string
 	// HeartbeatPeriod is how often agents report in.
 	HeartbeatPeriod time.Duration
 	// NodeDownGrace is how long a node may be out of contact before it is
@@ -128,6 +133,13 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	}
 	if cfg.ContainerRange == "" {
 		cfg.ContainerRange = "10.210.0.0/16"
+	}
+	if cfg.NetworkRange == "" {
+		cfg.NetworkRange = apiserver.DefaultNetworkRange.String()
+	}
+	containerRange, networkRange, err := addressRanges(cfg.ContainerRange, cfg.NetworkRange)
+	if err != nil {
+		return nil, err
 	}
 	if cfg.Listen == "" {
 		cfg.Listen = "127.0.0.1:4242"
@@ -227,7 +239,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	api := apiserver.New(apiserver.Config{
 		Store: s.store, Cache: s.cache, Authority: s.authority, Nodes: s.nodes, Registries: creds,
 		Log: cfg.Log.With("component", "api"), EtcdEndpoints: strings.Join(endpoints, ","),
-		Servers: s.servers.list,
+		Servers: s.servers.list, NetworkRange: networkRange, ContainerRange: containerRange,
 	})
 	grpcMetrics := metrics.NewGRPC()
 	s.placements = orchestrator.NewMetrics()
@@ -430,4 +442,23 @@ func serverHosts(addrs ...string) []string {
 		}
 	}
 	return hosts
+}
+
+// addressRanges reads the container and network ranges, which must be
+// IPv4 and apart: a network's subnet inside the container range would
+// meet a node's own container subnet.
+func addressRanges(container, network string) (netip.Prefix, netip.Prefix, error) {
+	c, err := netip.ParsePrefix(container)
+	if err != nil || !c.Addr().Is4() {
+		return netip.Prefix{}, netip.Prefix{}, fmt.Errorf("container range %q is not an IPv4 range, like 10.210.0.0/16", container)
+	}
+	n, err := netip.ParsePrefix(network)
+	if err != nil || !n.Addr().Is4() || n.Bits() > 24 {
+		return netip.Prefix{}, netip.Prefix{}, fmt.Errorf("network range %q is not an IPv4 range of at least a /24, like 10.128.0.0/12", network)
+	}
+	c, n = c.Masked(), n.Masked()
+	if c.Overlaps(n) {
+		return netip.Prefix{}, netip.Prefix{}, fmt.Errorf("network range %s overlaps container range %s; give ranges apart with --network-range and --container-range", n, c)
+	}
+	return c, n, nil
 }

@@ -29,11 +29,11 @@ func defaultDataDir(sub string) string {
 }
 
 type serverFlags struct {
-	dataDir, listen, httpListen, advertise, etcd, containerRange, metricsAddr string
-	nodeDownGrace, heartbeat, leaderLease                                     time.Duration
-	profiles                                                                  bool
-	gossip                                                                    controlplane.GossipConfig
-	log                                                                       logFlags
+	dataDir, listen, httpListen, advertise, etcd, containerRange, networkRange, metricsAddr string
+	nodeDownGrace, heartbeat, leaderLease                                                   time.Duration
+	profiles                                                                                bool
+	gossip                                                                                  controlplane.GossipConfig
+	log                                                                                     logFlags
 }
 
 func (f *serverFlags) add(cmd *cobra.Command, dataDir string) {
@@ -44,6 +44,7 @@ func (f *serverFlags) add(cmd *cobra.Command, dataDir string) {
 	cmd.Flags().StringVar(&f.etcd, "etcd-endpoints", "", "comma-separated endpoints of an external etcd cluster, instead of the embedded one; several servers on one cluster elect a leader")
 	cmd.Flags().DurationVar(&f.leaderLease, "leader-lease", 0, "how long a leader that died keeps its leadership before another server takes over (whole seconds; etcd grants no less than 1.5 of its election timeouts); default 2s on an external etcd, 10s on the embedded one, where no other server contends")
 	cmd.Flags().StringVar(&f.containerRange, "container-range", "10.210.0.0/16", "address range nodes' container subnets (/24 each) come from")
+	cmd.Flags().StringVar(&f.networkRange, "network-range", "10.128.0.0/12", "address range networks' subnets (/24 each, unless one is given) come from; apart from --container-range")
 	f.log.add(cmd)
 	cmd.Flags().StringVar(&f.metricsAddr, "metrics-addr", defaultServerMetricsAddr, "host:port to serve Prometheus metrics on, at /metrics (\"\" turns them off)")
 	cmd.Flags().BoolVar(&f.profiles, "profiles", false, "also serve Go's runtime profiles (CPU, heap) at /debug/pprof/ on --metrics-addr")
@@ -68,6 +69,7 @@ func (f *serverFlags) config(cmd *cobra.Command, log *slog.Logger) controlplane.
 		EtcdEndpoints:   endpoints,
 		ConfigPath:      cli.ConfigPath(cmd),
 		ContainerRange:  f.containerRange,
+		NetworkRange:    f.networkRange,
 		NodeDownGrace:   f.nodeDownGrace,
 		HeartbeatPeriod: f.heartbeat,
 		Gossip:          f.gossip,
