@@ -26,6 +26,10 @@ import (
 // it costs no address of any network.
 var gatewayIP = netip.MustParseAddr("169.254.1.1")
 
+// containerTableBase + i is the routing table of interface eth<i> in a
+// container, looked up for packets from its address.
+const containerTableBase = 100
+
 // routeProtocol marks the routes Berth makes (rtnetlink protocol 0xb3,
 // "berth"), so that the overlay finds its own after a restart.
 const routeProtocol netlink.RouteProtocol = 0xb3
@@ -128,7 +132,7 @@ func attachLinks(netnsPath, id string, ifaces []Interface, mtu int) (links []Lin
 		if err != nil {
 			return links, fmt.Errorf("network: container %s, network %s: %w", id, ifc.NetworkID, err)
 		}
-		if err := setupContainerSide(ctr, l, hostMAC, withDefault); err != nil {
+		if err := setupContainerSide(ctr, l, containerTableBase+i, ifc.Internal, hostMAC, withDefault); err != nil {
 			return links, fmt.Errorf("network: container %s, network %s: %w", id, ifc.NetworkID, err)
 		}
 		defaultSet = defaultSet || withDefault
@@ -176,8 +180,8 @@ func setupHostSide(h *netlink.Handle, l Link) (net.HardwareAddr, error) {
 // setupContainerSide configures the container end of l through ctr: its
 // /32 address, the gateway's neighbor entry (so the container never needs
 // ARP for it), the route to the network's subnet and, withDefault, the
-// default route.
-func setupContainerSide(ctr *netlink.Handle, l Link, hostMAC net.HardwareAddr, withDefault bool) error {
+// default route; and the interface's own routing table (see below).
+func setupContainerSide(ctr *netlink.Handle, l Link, table int, internal bool, hostMAC net.HardwareAddr, withDefault bool) error {
 	link, err := ctr.LinkByName(l.Container)
 	if err != nil {
 		return fmt.Errorf("find %s in the container: %w", l.Container, err)
@@ -199,20 +203,58 @@ func setupContainerSide(ctr *netlink.Handle, l Link, hostMAC net.HardwareAddr, w
 	}); err != nil {
 		return fmt.Errorf("neighbor %s on %s: %w", gatewayIP, l.Container, err)
 	}
-	dsts := []netip.Prefix{l.Address.Masked()}
-	if withDefault {
-		dsts = append(dsts, netip.PrefixFrom(netip.IPv4Unspecified(), 0))
-	}
-	for _, dst := range dsts {
-		if err := ctr.RouteAdd(&netlink.Route{
+	subnet := l.Address.Masked()
+	anywhere := netip.PrefixFrom(netip.IPv4Unspecified(), 0)
+	via := func(dst netip.Prefix, table int) *netlink.Route {
+		return &netlink.Route{
 			LinkIndex: idx,
 			Dst:       ipNet(dst),
 			Gw:        gatewayIP.AsSlice(),
 			Src:       addr.AsSlice(),
 			Flags:     int(netlink.FLAG_ONLINK),
-		}); err != nil {
-			return fmt.Errorf("route %s via %s on %s: %w", dst, gatewayIP, l.Container, err)
+			Table:     table,
 		}
+	}
+	// The main table: the network's subnet, and the way out.
+	routes := []*netlink.Route{via(subnet, unix.RT_TABLE_MAIN)}
+	if withDefault {
+		routes = append(routes, via(anywhere, unix.RT_TABLE_MAIN))
+	}
+	// The interface's own table, for packets from its address: replies
+	// leave through the veth the request came in by, whatever the main
+	// table says. Without it, a container on several networks answers a
+	// source outside the network's subnet (the node's 169.254.1.1 after
+	// masquerading, a remote node's overlay address) through its default
+	// interface, and the node's strict rp_filter drops the reply; and a
+	// container on internal networks only could not answer the node at
+	// all.
+	routes = append(routes, via(subnet, table), &netlink.Route{
+		LinkIndex: idx,
+		Dst:       ipNet(netip.PrefixFrom(gatewayIP, 32)),
+		Src:       addr.AsSlice(),
+		Scope:     netlink.SCOPE_LINK,
+		Table:     table,
+	})
+	if !internal {
+		routes = append(routes, via(anywhere, table))
+	}
+	for _, r := range routes {
+		if err := ctr.RouteAdd(r); err != nil {
+			return fmt.Errorf("route %s in table %d on %s: %w", r.Dst, r.Table, l.Container, err)
+		}
+	}
+	rule := netlink.NewRule()
+	rule.Family = netlink.FAMILY_V4
+	rule.Table = table
+	rule.Priority = table
+	// Rules belong to the namespace, not to eth<i>: one may be left from
+	// an earlier attach to this namespace.
+	if err := ctr.RuleDel(rule); err != nil && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("delete leftover rule %d: %w", table, err)
+	}
+	rule.Src = ipNet(netip.PrefixFrom(addr, 32))
+	if err := ctr.RuleAdd(rule); err != nil {
+		return fmt.Errorf("rule from %s lookup %d: %w", addr, table, err)
 	}
 	return nil
 }

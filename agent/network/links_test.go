@@ -225,6 +225,15 @@ func TestLinksOnOneNode(t *testing.T) {
 	expectGreeting(t, c3, "10.252.8.2:8080", "c2 on backend")
 	// c3 has no route out of its internal network.
 	expectNoConnection(t, c3, "10.252.7.2:8080")
+
+	// The node (from 169.254.1.1, as masqueraded traffic comes) reaches
+	// each address, also one that is not on the default route's interface
+	// and one of a container on an internal network only: replies leave
+	// by the interface of their source address.
+	serveIn(t, c3, "10.252.8.3:8080", "c3")
+	expectGreeting(t, node, "10.252.7.3:8080", "c2 on app")
+	expectGreeting(t, node, "10.252.8.2:8080", "c2 on backend")
+	expectGreeting(t, node, "10.252.8.3:8080", "c3")
 }
 
 func TestDetachLinks(t *testing.T) {
