@@ -5,6 +5,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/netip"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -133,6 +135,7 @@ func describeService(cmd *cobra.Command, o *rootOptions, ref string) error {
 			"Updated", rfc3339(svc.GetMeta().GetUpdatedAt()),
 		)
 		now := o.now()
+		printServiceNetworks(w, svc, tasks.GetTasks())
 		section(w, "Tasks", len(tasks.GetTasks()), func(tw io.Writer) {
 			fmt.Fprintln(tw, "  ID\tSLOT\tNODE\tSTATE\tDESIRED\tSINCE\tERROR")
 			for _, r := range taskRows(tasks.GetTasks(), names, now) {
@@ -390,3 +393,55 @@ func dependsText(deps []*berthv1.Dependency) string {
 }
 
 func durationText(d *durationpb.Duration) string { return d.AsDuration().String() }
+
+// printServiceNetworks is the Networks section of a service: each network
+// with the service's virtual IP on it, and the endpoints, the addresses of
+// its tasks there that have not ended, ready when they take traffic.
+func printServiceNetworks(w io.Writer, svc *berthv1.Service, tasks []*berthv1.Task) {
+	nets := svc.GetSpec().GetNetworks()
+	section(w, "Networks", len(nets), func(tw io.Writer) {
+		fmt.Fprintln(tw, "  NETWORK\tVIRTUAL IP\tENDPOINTS")
+		for _, n := range nets {
+			vip := "-"
+			if svc.GetSpec().GetEndpointMode() == berthv1.EndpointMode_ENDPOINT_MODE_DNSRR {
+				vip = "none (dnsrr)"
+			}
+			for _, v := range svc.GetEndpoint().GetVirtualIps() {
+				if v.GetNetwork() == n.GetNetwork() {
+					vip = v.GetAddress()
+				}
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\n", n.GetNetwork(), vip, cmp.Or(strings.Join(endpoints(n.GetNetwork(), tasks), ", "), "-"))
+		}
+	})
+}
+
+// endpoints are the addresses on network of the tasks that have not
+// ended, in address order: "10.0.1.4 (ready)".
+func endpoints(network string, tasks []*berthv1.Task) []string {
+	type endpoint struct {
+		addr  netip.Addr
+		ready bool
+	}
+	var eps []endpoint
+	for _, t := range tasks {
+		if taskstate.Terminal(t.GetStatus().GetState()) {
+			continue
+		}
+		for _, tn := range t.GetNetworks() {
+			if p, err := netip.ParsePrefix(tn.GetAddress()); err == nil && tn.GetNetwork() == network {
+				eps = append(eps, endpoint{p.Addr(), taskstate.InService(t)})
+			}
+		}
+	}
+	slices.SortFunc(eps, func(a, b endpoint) int { return a.addr.Compare(b.addr) })
+	out := make([]string, len(eps))
+	for i, e := range eps {
+		word := "not ready"
+		if e.ready {
+			word = "ready"
+		}
+		out[i] = e.addr.String() + " (" + word + ")"
+	}
+	return out
+}

@@ -16,7 +16,9 @@ func testServices() []*berthv1.ServiceSummary {
 			Service: &berthv1.Service{
 				Meta: &berthv1.Meta{Id: "svc-web"}, App: "shop", Name: "web",
 				Spec: &berthv1.ServiceSpec{Image: "shop/web:1", Mode: berthv1.ServiceMode_SERVICE_MODE_REPLICATED, Replicas: 3,
-					Ports: []*berthv1.PortSpec{{Target: 80, Published: 8080, Protocol: "tcp"}}},
+					Ports:    []*berthv1.PortSpec{{Target: 80, Published: 8080, Protocol: "tcp"}},
+					Networks: []*berthv1.ServiceNetwork{{Network: "shop_default"}, {Network: "shared"}}},
+				Endpoint: &berthv1.ServiceEndpoint{VirtualIps: []*berthv1.VirtualIP{{NetworkId: "net-shop", Network: "shop_default", Address: "10.10.0.3"}}},
 			},
 			DesiredTasks: 3, RunningTasks: 2,
 		},

@@ -52,6 +52,7 @@ func TestGolden(t *testing.T) {
 	}{
 		{"ps", []string{"ps"}},
 		{"ps_all_json", []string{"ps", "--all", "-o", "json"}},
+		{"ps_wide", []string{"ps", "-o", "wide"}},
 		{"ps_shop_yaml", []string{"ps", "shop", "-o", "yaml"}},
 		{"get_apps", []string{"get", "apps"}},
 		{"get_apps_json", []string{"get", "apps", "-o", "json"}},

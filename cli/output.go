@@ -19,8 +19,11 @@ type outputFormat string
 
 const (
 	formatTable outputFormat = "table"
-	formatJSON  outputFormat = "json"
-	formatYAML  outputFormat = "yaml"
+	// formatWide is the table with more columns, where a command has
+	// them (ps: the tasks' addresses); elsewhere it is the table.
+	formatWide outputFormat = "wide"
+	formatJSON outputFormat = "json"
+	formatYAML outputFormat = "yaml"
 )
 
 func (f *outputFormat) String() string { return string(*f) }
@@ -28,17 +31,17 @@ func (f *outputFormat) Type() string   { return "format" }
 
 func (f *outputFormat) Set(s string) error {
 	switch v := outputFormat(s); v {
-	case formatTable, formatJSON, formatYAML:
+	case formatTable, formatWide, formatJSON, formatYAML:
 		*f = v
 		return nil
 	}
-	return fmt.Errorf("unknown output format %q: use table, json or yaml", s)
+	return fmt.Errorf("unknown output format %q: use table, wide, json or yaml", s)
 }
 
 // addOutputFlag adds -o/--output to cmd, defaulting to a table.
 func addOutputFlag(cmd *cobra.Command) *outputFormat {
 	f := formatTable
-	cmd.Flags().VarP(&f, "output", "o", "output format: table, json or yaml")
+	cmd.Flags().VarP(&f, "output", "o", "output format: table, wide, json or yaml")
 	return &f
 }
 

@@ -36,6 +36,9 @@ type taskRow struct {
 	// memory limit.
 	OOMKilled bool   `json:"oomKilled,omitempty"`
 	Ports     []port `json:"ports"`
+	// Addresses are the task's addresses, one per network:
+	// "NETWORK:IP".
+	Addresses []string `json:"addresses,omitempty"`
 
 	since      string // table form, "12s ago"
 	running    bool   // desired to run, for sorting current tasks first
@@ -96,7 +99,8 @@ and replaced ones. With -w the list is drawn again each time it changes.`,
 						return listing{}, err
 					}
 					rows := taskRows(resp.GetTasks(), names, o.now())
-					return listing{rows: rows, key: rows, table: func(w io.Writer) { taskTable(w, rows) }}, nil
+					wide := *out == formatWide
+					return listing{rows: rows, key: rows, table: func(w io.Writer) { taskTable(w, rows, wide) }}, nil
 				})
 			})
 		},
@@ -108,18 +112,36 @@ and replaced ones. With -w the list is drawn again each time it changes.`,
 	return cmd
 }
 
-// taskTable writes the table of "berth ps".
-func taskTable(w io.Writer, rows []taskRow) {
-	fmt.Fprintln(w, "ID\tSERVICE\tSLOT\tNODE\tSTATE\tDESIRED\tSINCE\tPORTS\tERROR")
+// taskTable writes the table of "berth ps"; wide adds the addresses.
+func taskTable(w io.Writer, rows []taskRow, wide bool) {
+	addresses := ""
+	if wide {
+		addresses = "\tADDRESSES"
+	}
+	fmt.Fprintln(w, "ID\tSERVICE\tSLOT\tNODE\tSTATE\tDESIRED\tSINCE\tPORTS"+addresses+"\tERROR")
 	for _, r := range rows {
 		slot, node := "-", cmp.Or(r.Node, "-")
 		if r.Slot > 0 {
 			slot = fmt.Sprint(r.Slot)
 		}
-		fmt.Fprintf(w, "%s\t%s/%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
+		if wide {
+			addresses = "\t" + cmp.Or(strings.Join(r.Addresses, ","), "-")
+		}
+		fmt.Fprintf(w, "%s\t%s/%s\t%s\t%s\t%s\t%s\t%s\t%s%s\t%s\n",
 			shortID(r.ID), r.App, r.Service, slot, node, r.stateColumn(), r.DesiredState,
-			r.since, portsColumn(r.Ports), r.tableError())
+			r.since, portsColumn(r.Ports), addresses, r.tableError())
 	}
+}
+
+// taskAddresses are t's addresses as "NETWORK:IP", in the order of its
+// networks.
+func taskAddresses(t *berthv1.Task) []string {
+	var out []string
+	for _, n := range t.GetNetworks() {
+		ip, _, _ := strings.Cut(n.GetAddress(), "/")
+		out = append(out, n.GetNetwork()+":"+ip)
+	}
+	return out
 }
 
 // tableError is the ERROR column: the error, or for a pending task the
@@ -161,6 +183,7 @@ func taskRows(tasks []*berthv1.Task, nodeNames map[string]string, now time.Time)
 			ExitCode:     st.GetExitCode(),
 			OOMKilled:    st.GetOomKilled(),
 			Ports:        ports,
+			Addresses:    taskAddresses(t),
 			since:        ago(now, st.GetTimestamp()),
 			running:      t.GetDesiredState() == berthv1.TaskState_TASK_STATE_RUNNING,
 			stateNanos:   st.GetTimestamp().AsTime().UnixNano(),

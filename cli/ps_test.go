@@ -42,6 +42,10 @@ func testTasks(now time.Time) []*berthv1.Task {
 				State: running, Timestamp: timestamppb.New(now.Add(-12 * time.Second)), Message: "started",
 				Ports: []*berthv1.PortBinding{{Target: 80, Published: 8080, Protocol: "tcp"}},
 			},
+			Networks: []*berthv1.TaskNetwork{
+				{NetworkId: "net-shop", Network: "shop_default", Address: "10.10.0.5/24"},
+				{NetworkId: "net-shared", Network: "shared", Address: "10.20.0.2/24"},
+			},
 		},
 		{
 			Meta: &berthv1.Meta{Id: "task-api-1-0123456789"}, App: "admin", Service: "api", Slot: 1, NodeId: "n1aaaaaaaaaaaaaaaa",

@@ -22,6 +22,16 @@ func Active(t *berthv1.Task) bool {
 	return t.DesiredState == berthv1.TaskState_TASK_STATE_RUNNING && !Terminal(t.GetStatus().GetState())
 }
 
+// InService reports whether t takes traffic: it runs, is meant to, and
+// passes its health check if it has one. Names and virtual IPs lead to
+// such tasks only.
+func InService(t *berthv1.Task) bool {
+	h := t.GetStatus().GetHealth()
+	return t.GetStatus().GetState() == berthv1.TaskState_TASK_STATE_RUNNING &&
+		t.DesiredState == berthv1.TaskState_TASK_STATE_RUNNING &&
+		(h == berthv1.Health_HEALTH_UNSPECIFIED || h == berthv1.Health_HEALTH_HEALTHY)
+}
+
 // Live reports whether t is not finished, whatever is desired of it: its
 // container may still run.
 func Live(t *berthv1.Task) bool { return !Terminal(t.GetStatus().GetState()) }

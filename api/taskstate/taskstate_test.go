@@ -60,6 +60,28 @@ func TestAdvanceRecordsHealth(t *testing.T) {
 	}
 }
 
+func TestInService(t *testing.T) {
+	run, stop := berthv1.TaskState_TASK_STATE_RUNNING, berthv1.TaskState_TASK_STATE_SHUTDOWN
+	tests := []struct {
+		state, desired berthv1.TaskState
+		health         berthv1.Health
+		want           bool
+	}{
+		{run, run, berthv1.Health_HEALTH_UNSPECIFIED, true},
+		{run, run, berthv1.Health_HEALTH_HEALTHY, true},
+		{run, run, berthv1.Health_HEALTH_STARTING, false},
+		{run, run, berthv1.Health_HEALTH_UNHEALTHY, false},
+		{run, stop, berthv1.Health_HEALTH_HEALTHY, false},
+		{berthv1.TaskState_TASK_STATE_STARTING, run, berthv1.Health_HEALTH_UNSPECIFIED, false},
+	}
+	for _, tt := range tests {
+		task := &berthv1.Task{DesiredState: tt.desired, Status: &berthv1.TaskStatus{State: tt.state, Health: tt.health}}
+		if got := InService(task); got != tt.want {
+			t.Errorf("%v desired %v health %v: in service = %v, want %v", tt.state, tt.desired, tt.health, got, tt.want)
+		}
+	}
+}
+
 func TestSlot(t *testing.T) {
 	if got := Slot(&berthv1.Task{Slot: 3, NodeId: "n1"}); got != "3" {
 		t.Errorf("replicated slot = %q, want 3", got)

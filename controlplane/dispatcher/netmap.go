@@ -29,15 +29,13 @@ func netTask(t *berthv1.Task) *berthv1.NetworkTask {
 	if t.GetNodeId() == "" || len(t.GetNetworks()) == 0 || st.GetState() < berthv1.TaskState_TASK_STATE_ASSIGNED || taskstate.Terminal(st.GetState()) {
 		return nil
 	}
-	h := st.GetHealth()
 	return &berthv1.NetworkTask{
 		Id:        t.GetMeta().GetId(),
 		ServiceId: t.GetServiceId(),
 		NodeId:    t.GetNodeId(),
 		Slot:      t.GetSlot(),
 		Networks:  t.GetNetworks(),
-		Ready: st.GetState() == berthv1.TaskState_TASK_STATE_RUNNING && t.GetDesiredState() == berthv1.TaskState_TASK_STATE_RUNNING &&
-			(h == berthv1.Health_HEALTH_UNSPECIFIED || h == berthv1.Health_HEALTH_HEALTHY),
+		Ready:     taskstate.InService(t),
 	}
 }
 
