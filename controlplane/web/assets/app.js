@@ -149,10 +149,50 @@ function render() {
 
 function isActive(t) { return t.desiredState === "TASK_STATE_RUNNING"; }
 
+// inService mirrors the control plane's rule (taskstate.InService): the
+// task runs, is meant to, and passes its health check if it has one.
+function inService(t) {
+  const st = t.status || {};
+  const h = st.health || "HEALTH_UNSPECIFIED";
+  return st.state === "TASK_STATE_RUNNING" && t.desiredState === "TASK_STATE_RUNNING" &&
+    (h === "HEALTH_UNSPECIFIED" || h === "HEALTH_HEALTHY");
+}
+
+const endedStates = new Set(["TASK_STATE_COMPLETE", "TASK_STATE_SHUTDOWN", "TASK_STATE_FAILED", "TASK_STATE_REJECTED", "TASK_STATE_ORPHANED"]);
+
+// serviceNetworks is the Networks cell of a service: each network with
+// the service's virtual IP, then its endpoints (the addresses of its tasks
+// that have not ended), ready ones in green.
+function serviceNetworks(s, tasks) {
+  const spec = s.spec || {};
+  const vips = (s.endpoint && s.endpoint.virtualIps) || [];
+  const dnsrr = spec.endpointMode === "ENDPOINT_MODE_DNSRR";
+  return (spec.networks || []).map((n) => {
+    const vip = vips.find((v) => v.network === n.network);
+    const eps = [];
+    for (const t of tasks) {
+      if (t.status && endedStates.has(t.status.state)) continue;
+      for (const tn of t.networks || []) {
+        if (tn.network !== n.network) continue;
+        const ready = inService(t);
+        eps.push(el("span", { class: "endpoint " + (ready ? "status-ready" : "warn"), "data-endpoint": tn.address.split("/")[0], "data-ready": String(ready),
+          title: ready ? "takes traffic" : "not ready" }, tn.address.split("/")[0]));
+      }
+    }
+    return el("div", { "data-network": n.network },
+      el("span", { class: "label" }, n.network), " ",
+      el("span", { "data-vip": vip ? vip.address : "" }, vip ? "VIP " + vip.address : (dnsrr ? "dnsrr" : "no VIP")),
+      eps.length ? [" → ", ...eps.flatMap((e, i) => (i ? [", ", e] : [e]))] : el("span", { class: "muted" }, " no endpoints"));
+  });
+}
+
 function renderServices() {
   const running = new Map();
   const active = new Map();
+  const byService = new Map();
   for (const t of state.tasks.values()) {
+    if (!byService.has(t.serviceId)) byService.set(t.serviceId, []);
+    byService.get(t.serviceId).push(t);
     if (!isActive(t)) continue;
     active.set(t.serviceId, (active.get(t.serviceId) || 0) + 1);
     if (t.status && t.status.state === "TASK_STATE_RUNNING") running.set(t.serviceId, (running.get(t.serviceId) || 0) + 1);
@@ -177,6 +217,7 @@ function renderServices() {
       el("td", {}, s.name),
       el("td", { class: "muted" }, spec.image || ""),
       el("td", { "data-running": String(running.get(id) || 0) }, (running.get(id) || 0) + " / " + desired),
+      el("td", { "data-networks": key }, serviceNetworks(s, byService.get(id) || [])),
       el("td", {}, s.specVersion || ""),
       el("td", {}, update),
       el("td", {},
