@@ -3,6 +3,11 @@
 // `make images`:
 //
 //	go run ./hack/mkimage -ref localhost/busybox:latest -o bin/images/busybox.tar
+//
+// -add puts more files from this machine into the image, such as the e2e
+// test program:
+//
+//	go run ./hack/mkimage -ref localhost/testapp:latest -add /bin/testapp=bin/images/testapp -o bin/images/testapp.tar
 package main
 
 import (
@@ -39,9 +44,11 @@ func run() error {
 		cmd     = flag.String("cmd", "sh", "image command, split on spaces")
 		env     listFlag
 		ports   listFlag
+		adds    listFlag
 	)
 	flag.Var(&env, "env", "image environment KEY=VALUE (repeatable; default PATH=/bin)")
 	flag.Var(&ports, "expose", "exposed port like 80/tcp (repeatable)")
+	flag.Var(&adds, "add", "IMAGE-PATH=FILE: add FILE of this machine to the image, executable, at IMAGE-PATH (repeatable)")
 	flag.Parse()
 	if *out == "" {
 		return fmt.Errorf("-o is required: the archive file to write")
@@ -53,6 +60,13 @@ func run() error {
 	files, err := testimage.BusyboxFiles(*busybox)
 	if err != nil {
 		return err
+	}
+	for _, add := range adds {
+		f, err := addedFile(add)
+		if err != nil {
+			return err
+		}
+		files = append(files, f)
 	}
 	cfg := testimage.Config{
 		Env:          env,
@@ -88,4 +102,17 @@ func run() error {
 		return err
 	}
 	return os.Rename(tmp.Name(), *out)
+}
+
+// addedFile reads the file an -add IMAGE-PATH=FILE names.
+func addedFile(add string) (testimage.File, error) {
+	dst, src, ok := strings.Cut(add, "=")
+	if !ok || !strings.HasPrefix(dst, "/") || src == "" {
+		return testimage.File{}, fmt.Errorf("-add %q: want IMAGE-PATH=FILE with an absolute IMAGE-PATH, like /bin/testapp=bin/images/testapp", add)
+	}
+	content, err := os.ReadFile(src)
+	if err != nil {
+		return testimage.File{}, fmt.Errorf("-add %s: %w", add, err)
+	}
+	return testimage.File{Path: dst, Mode: 0o755, Content: content}, nil
 }
