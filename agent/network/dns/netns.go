@@ -33,3 +33,15 @@ func inNetNS(path string, fn func() error) error {
 	}()
 	return <-done
 }
+
+// netnsID tells network namespaces apart: a namespace made anew at the
+// same path is another one.
+type netnsID struct{ dev, ino uint64 }
+
+func netnsOf(path string) (netnsID, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return netnsID{}, fmt.Errorf("netns %s: %w", path, err)
+	}
+	return netnsID{dev: st.Dev, ino: st.Ino}, nil
+}

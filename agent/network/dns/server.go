@@ -28,7 +28,7 @@ const advertisedUDPSize = 4096
 type Config struct {
 	// Resolvers are the node's name servers, "ip:port" (a bare IP means
 	// port 53), for the names the cluster does not know; nil reads
-	// NodeResolvers(DefaultResolvConf).
+	// NodeResolvers(DefaultResolvConf), empty forwards nothing (SERVFAIL).
 	Resolvers []string
 	// Log is where the server logs; nil is slog.Default().
 	Log *slog.Logger
@@ -85,7 +85,8 @@ func (s *Server) SetIndex(ix *Index) { s.index.Store(ix) }
 // be up), whose queries are answered as from task id. upstream (the
 // service's dns servers) replaces the node's resolvers for the names the
 // cluster does not know. Listening again for the same id and namespace
-// only updates upstream.
+// only updates upstream; a different namespace (even at the same path)
+// gets new sockets.
 func (s *Server) Listen(id, netnsPath string, upstream []string) error {
 	ups := upstreamAddrs(upstream)
 	if len(ups) != len(upstream) {
@@ -93,19 +94,24 @@ func (s *Server) Listen(id, netnsPath string, upstream []string) error {
 			"container", id, "dns", upstream)
 	}
 
+	ns, err := netnsOf(netnsPath)
+	if err != nil {
+		return fmt.Errorf("start the name server of container %s: %w", id, err)
+	}
+
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if c := s.containers[id]; c != nil {
-		if c.netns == netnsPath {
+		if c.netns == ns {
 			c.upstream.Store(&ups)
 			return nil
 		}
-		// The container's namespace changed: the old sockets are in the
-		// wrong one.
+		// Another namespace (a new one made at the same path): the old
+		// sockets are in the wrong one.
 		delete(s.containers, id)
 		c.stop()
 	}
-	c, err := s.start(id, netnsPath, ups)
+	c, err := s.start(id, netnsPath, ns, ups)
 	if err != nil {
 		return fmt.Errorf("start the name server of container %s at %s in %s: %w", id, ListenAddr, netnsPath, err)
 	}
@@ -139,7 +145,7 @@ func (s *Server) Shutdown() {
 type container struct {
 	s     *Server
 	id    string
-	netns string
+	netns netnsID
 	// upstream replaces the node's resolvers when not empty.
 	upstream atomic.Pointer[[]string]
 	// ctx ends with the server: forwarded queries under way give up.
@@ -157,8 +163,8 @@ var _ miekg.Handler = (*container)(nil)
 
 // start opens the sockets of container id in its namespace and serves
 // them.
-func (s *Server) start(id, netnsPath string, upstream []string) (*container, error) {
-	c := &container{s: s, id: id, netns: netnsPath}
+func (s *Server) start(id, netnsPath string, ns netnsID, upstream []string) (*container, error) {
+	c := &container{s: s, id: id, netns: ns}
 	c.upstream.Store(&upstream)
 	err := inNetNS(netnsPath, func() error {
 		var err error

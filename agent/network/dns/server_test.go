@@ -418,3 +418,23 @@ func TestListenErrors(t *testing.T) {
 		t.Errorf("web. = %v", got)
 	}
 }
+
+// Listening again for a container in another namespace moves its server
+// there.
+func TestListenNewNamespace(t *testing.T) {
+	requireRoot(t)
+	old, ns := newNetNS(t), newNetNS(t)
+	s := newTestServer(t, "127.0.0.1:9")
+	if err := s.Listen("c1", old, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Listen("c1", ns, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := answerAddrs(mustQuery(t, ns, "udp", "web.", miekg.TypeA)); !slices.Equal(got, addrs("10.128.0.2")) {
+		t.Errorf("web. in the new namespace = %v", got)
+	}
+	if resp, err := query(old, "tcp", "web.", miekg.TypeA); err == nil {
+		t.Errorf("the old namespace still answers: %v", resp)
+	}
+}
