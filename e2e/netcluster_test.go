@@ -294,7 +294,7 @@ services:
     image: localhost/testapp:latest
     command: ["testapp", "serve", "-port", "8080", "-name", "echo"]
     ports:
-      - "8080:8080"
+      - {target: 8080, published: 8080, mode: host}
     deploy:
       replicas: 3
       placement:
@@ -305,7 +305,7 @@ services:
 // each on a host of its own (gamma in another subnet, behind a router),
 // run one testapp task each. Every task answers inside its container
 // (berth exec), and every node answers on its own address, to a client on
-// the LAN, with the task it runs (the port is published on each node).
+// the LAN, with the task it runs (the port is published in host mode: each node's leads to its own task).
 func TestNodesAsSeparateHosts(t *testing.T) {
 	c := newNetCluster(t, "alpha", "beta")
 	c.addRoutedNode("gamma")
