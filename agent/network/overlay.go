@@ -103,7 +103,7 @@ type Overlay struct {
 	// Overlay knows: Sync diffs the wanted state against them and makes
 	// netlink calls for the differences only.
 	peers  map[netip.Addr]*peerState // by the peer's overlay address
-	routes map[ipv4]routeState       // by destination
+	routes map[ipv4]*routeState      // by destination
 	gen    uint64                    // Sync's generation, marks the routes it still wants
 }
 
@@ -182,7 +182,7 @@ func NewOverlay(cfg OverlayConfig) (*Overlay, error) {
 		underlay: cfg.Address,
 		h:        h,
 		peers:    map[netip.Addr]*peerState{},
-		routes:   map[ipv4]routeState{},
+		routes:   map[ipv4]*routeState{},
 	}
 	o.log = slog.Default().With("component", "overlay", "device", o.name)
 	if err := o.setup(cfg); err != nil {
@@ -337,7 +337,7 @@ func (o *Overlay) load() error {
 			o.peer(dst.Addr()).route = true
 		default:
 			gw, _ := netip.AddrFromSlice(r.Gw)
-			o.routes[toIPv4(dst.Addr())] = routeState{gw: toIPv4(gw.Unmap())}
+			o.routes[toIPv4(dst.Addr())] = &routeState{gw: toIPv4(gw.Unmap())}
 		}
 	}
 	neighs, err := o.h.NeighList(o.index, netlink.FAMILY_V4)
@@ -489,7 +489,7 @@ func (o *Overlay) syncRoutes(routes []Route, gateways map[string]ipv4) (errs []e
 		case ok && st.gen == o.gen:
 			// Listed twice: the first wins.
 		case ok && st.gw == gw:
-			o.routes[dst] = routeState{gw: gw, gen: o.gen}
+			st.gen = o.gen
 			kept++
 		case ok:
 			// The address moved to another node. On failure the old
@@ -500,7 +500,6 @@ func (o *Overlay) syncRoutes(routes []Route, gateways map[string]ipv4) (errs []e
 			} else {
 				st.gw = gw
 			}
-			o.routes[dst] = st
 			kept++
 		default:
 			added, err := o.addRoute(r.Dst, gw.addr())
@@ -508,7 +507,7 @@ func (o *Overlay) syncRoutes(routes []Route, gateways map[string]ipv4) (errs []e
 				errs = append(errs, err)
 			}
 			if added {
-				o.routes[dst] = routeState{gw: gw, gen: o.gen}
+				o.routes[dst] = &routeState{gw: gw, gen: o.gen}
 				kept++
 			}
 		}
