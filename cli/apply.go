@@ -104,26 +104,37 @@ back, or when a task failed and its restart policy gave up, and after
 				if err := c.buildServices(ctx, p, stderr, mode, dryRun); err != nil {
 					return err
 				}
+				req := &berthv1.ApplyRequest{
+					Namespace: c.namespace,
+					App:       p.App,
+					Services:  p.Services,
+					Networks:  p.Networks,
+					DryRun:    dryRun,
+				}
 				if diff {
+					if err := c.printNetworkDiff(ctx, cmd.OutOrStdout(), p.App, p.Networks); err != nil {
+						return err
+					}
 					if err := c.printDiff(ctx, cmd.OutOrStdout(), p.App, p.Services); err != nil {
 						return err
 					}
 				}
 				var header metadata.MD
-				resp, err := c.Apply(ctx, &berthv1.ApplyRequest{
-					Namespace: c.namespace,
-					App:       p.App,
-					Services:  p.Services,
-					DryRun:    dryRun,
-				}, grpc.Header(&header))
+				resp, err := c.Apply(ctx, req, grpc.Header(&header))
 				if err != nil {
 					return reportInvalid(stderr, fmt.Errorf("apply %s: %w", p.App, err))
 				}
 				// Such as a tag that could not be pinned to a digest.
 				printWarnings(stderr, header)
 				out := cmd.OutOrStdout()
+				for _, line := range networkLines(resp.GetCreatedNetworks(), "created", dryRun) {
+					fmt.Fprintln(out, line)
+				}
 				for _, ch := range resp.GetChanges() {
 					fmt.Fprintln(out, changeLine(ch, dryRun))
+				}
+				for _, line := range networkLines(resp.GetRemovedNetworks(), "removed", dryRun) {
+					fmt.Fprintln(out, line)
 				}
 				if dryRun {
 					fmt.Fprintln(stderr, "dry run: nothing was changed")

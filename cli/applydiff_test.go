@@ -53,9 +53,9 @@ func TestDiffSpecs(t *testing.T) {
 			[]string{`+ labels.team: "shop"`, `- labels.tier: "front"`}},
 		{"list item added", func(s *berthv1.ServiceSpec) {
 			s.Ports = append(s.Ports, &berthv1.PortSpec{Target: 443, Published: 8443})
-		}, []string{`+ ports: {target: 443, published: 8443, protocol: "tcp"}`}},
+		}, []string{`+ ports: {target: 443, published: 8443, protocol: "tcp", mode: ingress}`}},
 		{"list item removed", func(s *berthv1.ServiceSpec) { s.Ports = nil },
-			[]string{`- ports: {target: 80, published: 8080, protocol: "tcp"}`}},
+			[]string{`- ports: {target: 80, published: 8080, protocol: "tcp", mode: ingress}`}},
 		{"argv list shown whole", func(s *berthv1.ServiceSpec) { s.Command = []string{"sh", "-c", "serve --fast"} },
 			[]string{`~ command: ["sh", "-c", "serve"] → ["sh", "-c", "serve --fast"]`}},
 		{"nested messages", func(s *berthv1.ServiceSpec) {
@@ -123,7 +123,8 @@ func TestDiffServices(t *testing.T) {
 }
 
 func TestApplyDiffDryRun(t *testing.T) {
-	worker := stored(&berthv1.ServiceSpec{Image: "shop/worker:1", Replicas: 1})
+	// On the network apply puts a service of app shop that names none.
+	worker := stored(&berthv1.ServiceSpec{Image: "shop/worker:1", Replicas: 1, Networks: []*berthv1.ServiceNetwork{{Network: "shop_default"}}})
 	f := &fakeCluster{
 		services: []*berthv1.ServiceSummary{{Service: &berthv1.Service{App: "shop", Name: "worker", Spec: worker}}},
 		applyResp: &berthv1.ApplyResponse{Changes: []*berthv1.ServiceChange{

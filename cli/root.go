@@ -90,6 +90,7 @@ error (an unknown command or flag, or arguments of the wrong shape);
 		newClusterCommand(o),
 		newJoinTokenCommand(o),
 		newTokenCommand(o),
+		newNetworkCommand(o),
 		newLoginCommand(o),
 		newLogoutCommand(o),
 		newRegistryCommand(o),

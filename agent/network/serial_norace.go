@@ -1,6 +1,0 @@
-//go:build !race
-
-package network
-
-// serializePlugins: see serial_race.go.
-const serializePlugins = false
