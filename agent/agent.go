@@ -193,7 +193,8 @@ func Start(ctx context.Context, cfg Config) (_ *Agent, err error) {
 func (a *Agent) startRuntime(ctx context.Context) error {
 	switch a.cfg.Runtime {
 	case "", "containerd":
-		a.network = newLazyNetwork(a.cfg.Name, a.cfg.DataDir)
+		// The node's address is known once the endpoint listens.
+		a.network = newLazyNetwork(a.cfg.Name, a.cfg.DataDir, a.creds.NodeID, "")
 		rt, err := runtime.NewContainerd(ctx, runtime.ContainerdConfig{
 			Address:   a.cfg.ContainerdAddress,
 			Namespace: a.cfg.ContainerdNamespace,
@@ -241,6 +242,9 @@ func (a *Agent) listen() error {
 		return fmt.Errorf("node endpoint on %s: %w", addr, err)
 	}
 	a.listener = l
+	if a.network != nil {
+		a.network.address = l.Addr().String()
+	}
 	tlsCfg, err := identity.ServerTLS(a.creds.Cert, a.creds.Key, a.creds.CA)
 	if err != nil {
 		return err
@@ -322,7 +326,7 @@ func (a *Agent) Welcome(w *berthv1.SessionWelcome) {
 	if a.network == nil {
 		return
 	}
-	first, err := a.network.configure(w.Subnet)
+	first, err := a.network.configure(w)
 	if err != nil {
 		a.log.Error("container network", "subnet", w.Subnet, "err", err)
 		return
@@ -343,11 +347,11 @@ func (a *Agent) collectAttachments(ctx context.Context) error {
 	for _, c := range containers {
 		exists[c.ID] = true
 	}
-	cni, err := a.network.get(ctx)
+	node, err := a.network.get(ctx)
 	if err != nil {
 		return nil
 	}
-	ids, err := cni.Attachments()
+	ids, err := node.Attachments()
 	if err != nil {
 		a.log.Warn("listing network attachments", "err", err)
 		return nil
@@ -356,7 +360,7 @@ func (a *Agent) collectAttachments(ctx context.Context) error {
 		if exists[id] {
 			continue
 		}
-		if err := cni.Detach(ctx, id); err != nil && ctx.Err() == nil {
+		if err := node.Detach(ctx, id); err != nil && ctx.Err() == nil {
 			a.log.Warn("detaching a leftover network attachment", "id", id, "err", err)
 		}
 	}
@@ -371,7 +375,11 @@ func (a *Agent) Assign(as *berthv1.Assignments) {
 }
 
 // NetworkMap hands the cluster's network map to the node's network.
-func (a *Agent) NetworkMap(m *berthv1.NetworkMap) {}
+func (a *Agent) NetworkMap(m *berthv1.NetworkMap) {
+	if a.network != nil {
+		a.network.setMap(m)
+	}
+}
 
 func (a *Agent) describe(ctx context.Context) *berthv1.NodeDescription {
 	host, _ := os.Hostname()
@@ -396,6 +404,8 @@ func (a *Agent) describe(ctx context.Context) *berthv1.NodeDescription {
 		// told of this address can fetch from it at once.
 		ContentAddress: a.contentAddress(),
 		ImageDigests:   digests,
+		// Nodes of the fake runtime run no containers and need no map.
+		Overlay: a.network != nil,
 	}
 }
 

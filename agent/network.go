@@ -3,38 +3,52 @@ package agent
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net"
+	"net/netip"
 	"sync"
 
 	"github.com/berthproject/berth/agent/network"
 	"github.com/berthproject/berth/agent/runtime"
+	berthv1 "github.com/berthproject/berth/api/berth/v1"
 )
 
 // lazyNetwork is the runtime's network once the control plane has said
-// which subnet the node's containers use; until then attaching waits.
+// which subnet the node has; until then attaching waits.
 type lazyNetwork struct {
-	name, dataDir string
+	name, dataDir, nodeID string
+	// address is the node endpoint's address, whose IP carries the
+	// node's overlay traffic.
+	address string
 
 	mu    sync.Mutex
-	cni   *network.CNI
+	node  *network.Node
 	err   error // why the network could not be set up
 	ready chan struct{}
 }
 
 var _ runtime.Network = (*lazyNetwork)(nil)
 
-func newLazyNetwork(name, dataDir string) *lazyNetwork {
-	return &lazyNetwork{name: name, dataDir: dataDir, ready: make(chan struct{})}
+func newLazyNetwork(name, dataDir, nodeID, address string) *lazyNetwork {
+	return &lazyNetwork{name: name, dataDir: dataDir, nodeID: nodeID, address: address, ready: make(chan struct{})}
 }
 
-// configure sets the network up with subnet; first says it was the first
-// call.
-func (n *lazyNetwork) configure(subnet string) (first bool, err error) {
+// configure sets the network up from the session's welcome; first says it
+// was the first call.
+func (n *lazyNetwork) configure(w *berthv1.SessionWelcome) (first bool, err error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.cni != nil {
+	if n.node != nil {
 		return false, nil
 	}
-	cni, err := network.New(network.Config{Name: n.name, DataDir: n.dataDir, Subnet: subnet})
+	host, _, err := net.SplitHostPort(n.address)
+	if err != nil {
+		host = n.address
+	}
+	node, err := network.New(network.Config{
+		Name: n.name, NodeID: n.nodeID, DataDir: n.dataDir,
+		Subnet: w.GetSubnet(), ContainerRange: w.GetContainerRange(), Address: host,
+	})
 	if err != nil {
 		// Containers fail with the reason instead of waiting forever.
 		if n.err == nil {
@@ -48,11 +62,11 @@ func (n *lazyNetwork) configure(subnet string) (first bool, err error) {
 	} else {
 		close(n.ready)
 	}
-	n.cni = cni
+	n.node = node
 	return true, nil
 }
 
-func (n *lazyNetwork) get(ctx context.Context) (*network.CNI, error) {
+func (n *lazyNetwork) get(ctx context.Context) (*network.Node, error) {
 	select {
 	case <-n.ready:
 	case <-ctx.Done():
@@ -63,38 +77,66 @@ func (n *lazyNetwork) get(ctx context.Context) (*network.CNI, error) {
 	if n.err != nil {
 		return nil, n.err
 	}
-	return n.cni, nil
+	return n.node, nil
+}
+
+// setMap hands a network map message to the node's network; one that
+// arrives before the network is set up is dropped, since the session's
+// first map after the welcome is full.
+func (n *lazyNetwork) setMap(m *berthv1.NetworkMap) {
+	n.mu.Lock()
+	node := n.node
+	n.mu.Unlock()
+	if node != nil {
+		node.SetMap(m)
+	}
 }
 
 // Attach connects a container, once the network is configured.
 func (n *lazyNetwork) Attach(ctx context.Context, spec runtime.ContainerSpec) (runtime.Attachment, error) {
-	cni, err := n.get(ctx)
+	node, err := n.get(ctx)
 	if err != nil {
 		return runtime.Attachment{}, err
 	}
-	ps := make([]network.Port, len(spec.Ports))
-	for i, p := range spec.Ports {
-		ps[i] = network.Port{Target: p.Target, Published: p.Published, Protocol: p.Protocol, HostIP: p.HostIP}
+	as := network.AttachSpec{
+		ID:       spec.ID,
+		Hostname: runtime.Hostname(spec),
+		Search:   spec.DNS.Search,
+		Servers:  spec.DNS.Servers,
+		Options:  spec.DNS.Options,
 	}
-	att, err := cni.Attach(ctx, spec.ID, ps)
-	return runtime.Attachment{NetNSPath: att.NetNSPath, IP: att.IP}, err
+	for _, p := range spec.Ports {
+		as.Ports = append(as.Ports, network.Port{Target: p.Target, Published: p.Published, Protocol: p.Protocol, HostIP: p.HostIP})
+	}
+	for _, h := range spec.DNS.ExtraHosts {
+		as.ExtraHosts = append(as.ExtraHosts, &berthv1.ExtraHost{Hostname: h.Hostname, Address: h.Address})
+	}
+	for _, i := range spec.Networks {
+		addr, err := netip.ParsePrefix(i.Address)
+		if err != nil {
+			return runtime.Attachment{}, fmt.Errorf("network %s: address %q: %w", i.Network, i.Address, err)
+		}
+		as.Interfaces = append(as.Interfaces, network.Interface{NetworkID: i.NetworkID, Address: addr, Internal: i.Internal})
+	}
+	att, err := node.Attach(ctx, as)
+	return runtime.Attachment{NetNSPath: att.NetNSPath, IP: att.IP, Files: att.Files}, err
 }
 
 // Detach disconnects a container.
 func (n *lazyNetwork) Detach(ctx context.Context, id string) error {
-	cni, err := n.get(ctx)
+	node, err := n.get(ctx)
 	if err != nil {
 		return err
 	}
-	return cni.Detach(ctx, id)
+	return node.Detach(ctx, id)
 }
 
 // Close releases the network handle; attachments stay.
 func (n *lazyNetwork) Close() error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.cni == nil {
+	if n.node == nil {
 		return nil
 	}
-	return n.cni.Close()
+	return n.node.Close()
 }

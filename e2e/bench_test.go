@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"sync"
 	"testing"
 	"time"
@@ -38,7 +39,7 @@ func BenchmarkApplyToRunning(b *testing.B) {
 	file := c.writeFile("compose.yaml", fmt.Sprintf(benchCompose, benchReplicas))
 	api := benchAPI(b, c)
 
-	var berth, raw, rawCNI time.Duration
+	var berth, raw, rawNet time.Duration
 	for i := 0; i < b.N; i++ {
 		app := fmt.Sprintf("bench%d", i)
 		berth += timeApply(b, c, api, app, file)
@@ -48,13 +49,13 @@ func BenchmarkApplyToRunning(b *testing.B) {
 			return n == 0, fmt.Sprintf("%d containers left after delete", n)
 		})
 		raw += timeRawContainerd(b, benchReplicas, nil)
-		rawCNI += timeRawContainerd(b, benchReplicas, benchNetwork(b, c.dir))
+		rawNet += timeRawContainerd(b, benchReplicas, benchNetwork(b, c.dir))
 	}
 	b.ReportMetric(float64(berth.Milliseconds())/float64(b.N), "berth-ms/op")
 	b.ReportMetric(float64(raw.Milliseconds())/float64(b.N), "containerd-ms/op")
-	b.ReportMetric(float64(rawCNI.Milliseconds())/float64(b.N), "containerd+cni-ms/op")
+	b.ReportMetric(float64(rawNet.Milliseconds())/float64(b.N), "containerd+net-ms/op")
 	b.ReportMetric(float64(berth)/float64(raw), "ratio")
-	b.ReportMetric(float64(berth)/float64(rawCNI), "ratio-vs-cni")
+	b.ReportMetric(float64(berth)/float64(rawNet), "ratio-vs-net")
 }
 
 // timeApply applies file as app and returns how long until every task ran.
@@ -80,20 +81,27 @@ func timeApply(b *testing.B, c *cluster, api berthv1.ClusterServiceClient, app, 
 	return time.Since(start)
 }
 
-// benchNetwork is a CNI network like a node's, for the baseline that
-// networks its containers the way Berth does.
-func benchNetwork(b *testing.B, dir string) *network.CNI {
-	cni, err := network.New(network.Config{Name: "bench-raw", DataDir: dir + "/raw-network", Subnet: "10.249.0.0/24"})
+// benchNetwork is a node network like an agent's, for the baseline that
+// networks its containers the way Berth does (one interface on one
+// network, no published port).
+func benchNetwork(b *testing.B, dir string) *network.Node {
+	n, err := network.New(network.Config{Name: "bench-raw", NodeID: "bench-raw", DataDir: dir + "/raw-network",
+		Subnet: "10.249.0.0/24", ContainerRange: "10.249.0.0/16", Address: "127.0.0.1"})
 	if err != nil {
 		b.Fatal(err)
 	}
-	return cni
+	return n
+}
+
+// benchInterface is container i's place on the baseline's network.
+func benchInterface(i int) network.Interface {
+	return network.Interface{NetworkID: "bench", Address: netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 248, byte(i / 250), byte(1 + i%250)}), 16)}
 }
 
 // timeRawContainerd creates and starts n busybox containers at once with
-// the containerd client alone (and, with cni set, attaches each to it
+// the containerd client alone (and, with net set, attaches each to it
 // first), and removes them afterwards.
-func timeRawContainerd(b *testing.B, n int, cni *network.CNI) time.Duration {
+func timeRawContainerd(b *testing.B, n int, net *network.Node) time.Duration {
 	client, err := containerd.New("/run/containerd/containerd.sock")
 	if err != nil {
 		b.Fatal(err)
@@ -109,8 +117,11 @@ func timeRawContainerd(b *testing.B, n int, cni *network.CNI) time.Duration {
 		ids[i] = fmt.Sprintf("raw-%d-%d", time.Now().UnixNano(), i)
 	}
 	defer func() {
-		if cni != nil {
-			defer cni.Destroy(context.Background())
+		if net != nil {
+			defer func() {
+				net.Destroy(context.Background())
+				net.Close()
+			}()
 		}
 		for _, id := range ids {
 			cont, err := client.LoadContainer(ctx, id)
@@ -126,13 +137,13 @@ func timeRawContainerd(b *testing.B, n int, cni *network.CNI) time.Duration {
 	start := time.Now()
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
-	for _, id := range ids {
+	for i, id := range ids {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			opts := []oci.SpecOpts{oci.WithImageConfig(image), oci.WithProcessArgs("sleep", "3600")}
-			if cni != nil {
-				att, err := cni.Attach(ctx, id, nil)
+			if net != nil {
+				att, err := net.Attach(ctx, network.AttachSpec{ID: id, Interfaces: []network.Interface{benchInterface(i)}})
 				if err != nil {
 					errs <- err
 					return

@@ -48,7 +48,8 @@ func nodeID(t testing.TB, dataDir string) string {
 }
 
 // cleanupNode removes whatever an agent left: its containers (stopped at
-// once), their snapshots and log files, its CNI attachments and bridge.
+// once), their snapshots and log files, its network attachments, overlay
+// and rules.
 // It runs after the agent process has stopped.
 func cleanupNode(t testing.TB, name, dataDir string) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -73,14 +74,7 @@ func cleanupNode(t testing.TB, name, dataDir string) {
 			rt.Close()
 		}
 	}
-	// The subnet only shapes new attachments; removing records and the
-	// bridge works with any.
-	cni, err := network.New(network.Config{Name: name, DataDir: dataDir, Subnet: "10.211.255.0/24"})
-	if err != nil {
-		t.Errorf("cleanup of node %s network: %v", name, err)
-		return
-	}
-	if err := cni.Destroy(ctx); err != nil {
+	if err := network.Remove(name, dataDir, ""); err != nil {
 		t.Errorf("cleanup of node %s network: %v", name, err)
 	}
 }

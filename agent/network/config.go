@@ -3,54 +3,59 @@ package network
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"regexp"
 )
-
-// DefaultPluginDir is where Debian's containernetworking-plugins package
-// installs the CNI plugins.
-const DefaultPluginDir = "/usr/lib/cni"
 
 // DefaultNetNSDir is where the named network namespaces are bind-mounted.
 // It is the directory `ip netns` reads, so an operator can inspect a
 // container's network with `ip netns exec`.
 const DefaultNetNSDir = "/var/run/netns"
 
-// requiredPlugins are the CNI plugin binaries the conflist refers to.
-var requiredPlugins = []string{"bridge", "host-local", "portmap"}
-
 // Config describes the network of one node.
 type Config struct {
 	// Name is the agent's node name. Several agents may share one machine,
-	// so the bridge, the CNI network and the netns names all derive from it.
+	// so the overlay device, the rule table and the netns names all
+	// derive from it.
 	Name string
-	// DataDir is the agent's data directory. The network keeps its IPAM
-	// state and attachment records under DataDir/network.
+	// NodeID is the node's id in the cluster: the network map names
+	// nodes by id.
+	NodeID string
+	// DataDir is the agent's data directory. The network keeps its
+	// attachment records and each container's resolver files under
+	// DataDir/network.
 	DataDir string
-	// Subnet is this node's IPv4 container subnet in CIDR form, given by the
-	// control plane (for example 10.210.3.0/24). Its first address is the
-	// bridge's gateway address.
+	// Subnet is this node's container subnet in CIDR form, given by the
+	// control plane (for example 10.210.3.0/24); its first address is the
+	// node's own on the overlay.
 	Subnet string
-	// PluginDirs are searched for the CNI plugin binaries; empty means
-	// DefaultPluginDir.
-	PluginDirs []string
+	// ContainerRange is the range every node's subnet comes from.
+	ContainerRange string
+	// Address is the node's IP address, where other nodes send its
+	// overlay traffic.
+	Address string
 	// NetNSDir is where network namespaces are bind-mounted; empty means
 	// DefaultNetNSDir.
 	NetNSDir string
+	// VXLANPort is the overlay's UDP port, the same on every node; 0
+	// means 4789.
+	VXLANPort int
+	// ResolvConf is the node's resolver configuration, whose nameservers
+	// answer the names the cluster does not know; empty means
+	// /etc/resolv.conf.
+	ResolvConf string
 }
 
 // withDefaults returns a copy of c with the empty optional fields filled.
 func (c Config) withDefaults() Config {
-	if len(c.PluginDirs) == 0 {
-		c.PluginDirs = []string{DefaultPluginDir}
-	}
 	if c.NetNSDir == "" {
 		c.NetNSDir = DefaultNetNSDir
+	}
+	if c.ResolvConf == "" {
+		c.ResolvConf = "/etc/resolv.conf"
 	}
 	return c
 }
@@ -68,19 +73,26 @@ func (c Config) Validate() error {
 	if !filepath.IsAbs(c.NetNSDir) {
 		errs = append(errs, fmt.Errorf("network config: NetNSDir %q must be an absolute path", c.NetNSDir))
 	}
-	if _, err := parseSubnet(c.Subnet); err != nil {
+	subnet, err := parseSubnet(c.Subnet)
+	if err != nil {
 		errs = append(errs, err)
 	}
-	for _, plugin := range requiredPlugins {
-		if findPlugin(c.PluginDirs, plugin) == "" {
-			errs = append(errs, fmt.Errorf("network config: CNI plugin %q not found in %v; install containernetworking-plugins (hack/setup-host.sh) or set PluginDirs", plugin, c.PluginDirs))
-		}
+	if r, err := netip.ParsePrefix(c.ContainerRange); err != nil || !r.Addr().Is4() {
+		errs = append(errs, fmt.Errorf("network config: ContainerRange %q is not an IPv4 CIDR like 10.210.0.0/16 (the server's --container-range)", c.ContainerRange))
+	} else if subnet.IsValid() && !r.Masked().Contains(subnet.Addr()) {
+		errs = append(errs, fmt.Errorf("network config: Subnet %s is outside ContainerRange %s", subnet, r))
+	}
+	if a, err := netip.ParseAddr(c.Address); err != nil || !a.Is4() {
+		errs = append(errs, fmt.Errorf("network config: Address %q is not the node's IPv4 address; give the agent a --listen address with an IPv4 host", c.Address))
+	}
+	if c.VXLANPort < 0 || c.VXLANPort > 65535 {
+		errs = append(errs, fmt.Errorf("network config: VXLANPort %d is outside 0-65535", c.VXLANPort))
 	}
 	return errors.Join(errs...)
 }
 
-// parseSubnet checks that s is an IPv4 network with room for a gateway and
-// at least one container.
+// parseSubnet checks that s is an IPv4 network with room for the node's
+// own address.
 func parseSubnet(s string) (netip.Prefix, error) {
 	p, err := netip.ParsePrefix(s)
 	if err != nil {
@@ -95,82 +107,15 @@ func parseSubnet(s string) (netip.Prefix, error) {
 	return p, nil
 }
 
-func findPlugin(dirs []string, name string) string {
-	for _, dir := range dirs {
-		path := filepath.Join(dir, name)
-		if fi, err := os.Stat(path); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
-			return path
-		}
-	}
-	return ""
-}
-
-// names are the host-wide names that belong to one node. They are derived
-// from the node name so agents sharing a machine never touch each other's
-// bridge, IPAM state, iptables chains or namespaces.
-type names struct {
-	bridge      string // "berth" + 8 hex: fits the 15-byte interface name limit
-	network     string // the CNI network name, which CNI plugins hash into chain names
-	netnsPrefix string
-}
-
-func namesFor(node string) names {
+// netnsPrefix starts the names of the node's container network
+// namespaces: "berth-" and 8 hex digits of the node name, so agents
+// sharing a machine never touch each other's.
+func netnsPrefix(node string) string {
 	sum := sha256.Sum256([]byte(node))
-	h := hex.EncodeToString(sum[:4])
-	return names{
-		bridge:      "berth" + h,
-		network:     "berth-" + h,
-		netnsPrefix: "berth-" + h + "-",
-	}
+	return "berth-" + hex.EncodeToString(sum[:4]) + "-"
 }
 
-// conflist builds the CNI network configuration list of the node: a bridge
-// with host-local IPAM, and, withPortmap, portmap so published ports reach
-// the container.
-// The loopback interface is brought up without a plugin (loopbackUp).
-func conflist(n names, subnet netip.Prefix, ipamDir string, withPortmap bool) ([]byte, error) {
-	type obj = map[string]any
-	plugins := []obj{
-		{
-			"type":      "bridge",
-			"bridge":    n.bridge,
-			"isGateway": true,
-			// Outbound masquerading is one rule for the whole subnet
-			// (see CNI.ensureMasquerade), not a chain per container: the plugin's
-			// per-container chains cost several serialized iptables
-			// calls on every start and stop.
-			"ipMasq":      false,
-			"hairpinMode": true,
-			"ipam": obj{
-				"type":    "host-local",
-				"dataDir": ipamDir,
-				"ranges":  [][]obj{{{"subnet": subnet.String()}}},
-				"routes":  []obj{{"dst": "0.0.0.0/0"}},
-			},
-		},
-		{
-			"type":         "portmap",
-			"capabilities": obj{"portMappings": true},
-			// snat lets connections to 127.0.0.1:<published> reach the
-			// container: the plugin sets route_localnet on the bridge and
-			// masquerades the loopback source address.
-			"snat": true,
-		},
-	}
-	if !withPortmap {
-		// Containers that publish nothing skip the portmap plugin: one
-		// process less on every start and stop.
-		plugins = plugins[:1]
-	}
-	list := obj{"cniVersion": "1.0.0", "name": n.network, "plugins": plugins}
-	b, err := json.Marshal(list)
-	if err != nil {
-		return nil, fmt.Errorf("encode CNI conflist: %w", err)
-	}
-	return b, nil
-}
-
-// idPattern is the container ID syntax CNI accepts.
+// idPattern is the container ID syntax the network accepts.
 var idPattern = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$`)
 
 // maxIDLen keeps netns file names well under the 255-byte limit.

@@ -65,6 +65,9 @@ func hostVethName(id string, i int) string {
 	return "bv" + hex.EncodeToString(sum[:6])
 }
 
+// containerIfName names network i's interface in the container.
+func containerIfName(i int) string { return "eth" + strconv.Itoa(i) }
+
 // hostSetup makes the node route between its interfaces. It is the only
 // node-wide setting the datapath changes.
 func hostSetup() error {
@@ -109,7 +112,7 @@ func attachLinks(netnsPath, id string, ifaces []Interface, mtu int) (links []Lin
 	for i, ifc := range ifaces {
 		l := Link{
 			Host:      hostVethName(id, i),
-			Container: "eth" + strconv.Itoa(i),
+			Container: containerIfName(i),
 			Address:   ifc.Address,
 			NetworkID: ifc.NetworkID,
 		}

@@ -1,7 +1,11 @@
-// Package network connects containers to the node's network with CNI: each
-// container gets a named network namespace, a veth on the node's bridge
-// with an address from the node's subnet, and its published ports mapped
-// from the host.
+// Package network connects a node's containers with the cluster: each
+// container gets its own network namespace with one interface per network
+// it joins, routed through the node; a VXLAN overlay carries traffic to
+// the containers of other nodes; nftables rules give services their
+// virtual IPs, publish ports, keep networks apart and masquerade what
+// leaves the cluster; and each container has a DNS server of its own that
+// answers the cluster's names. What to program comes from the control
+// plane's network map (package netmap).
 package network
 
 import (
@@ -9,170 +13,246 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
+	"maps"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 
-	gocni "github.com/containerd/go-cni"
+	"github.com/berthproject/berth/agent/network/dns"
+	"github.com/berthproject/berth/agent/network/netmap"
+	"github.com/berthproject/berth/agent/network/rules"
+	berthv1 "github.com/berthproject/berth/api/berth/v1"
 )
 
 // ErrClosed is returned by calls made after Close.
 var ErrClosed = errors.New("network: closed")
+
+// AttachSpec is how one container joins the networks.
+type AttachSpec struct {
+	ID string
+	// Interfaces are the container's places on its networks, in order.
+	Interfaces []Interface
+	// Ports are published on this node only (host mode).
+	Ports    []Port
+	Hostname string
+	// Search, Servers and Options go into resolv.conf; Servers replace
+	// the node's resolvers for the names the cluster does not know.
+	Search, Servers, Options []string
+	ExtraHosts               []*berthv1.ExtraHost
+}
 
 // Attachment is a container's place on the network.
 type Attachment struct {
 	// NetNSPath is the bind-mounted network namespace to put in the
 	// container's OCI spec.
 	NetNSPath string
-	// IP is the container's address in the node's subnet.
+	// IP is the container's address on its first network; empty with
+	// none.
 	IP string
+	// Files are the generated resolver files by their path in the
+	// container.
+	Files map[string]string
 }
 
-// CNI attaches containers to the node's bridge network. It is safe for
-// concurrent use; calls for the same id are serialized.
-type CNI struct {
-	cfg     Config
-	names   names
-	ipamDir string
-	records records
-	cni     gocni.CNI // bridge and portmap
-	plain   gocni.CNI // bridge alone, for containers that publish no port
-	log     *slog.Logger
+// Node is the container network of one node. It is safe for concurrent
+// use; calls for the same container id are serialized.
+type Node struct {
+	cfg       Config
+	nodeRange netip.Prefix
+	records   records
+	files     string // DATA_DIR/network/files
+	overlay   *Overlay
+	rules     *rules.Table
+	dns       *dns.Server
+	netmap    *netmap.Map
+	log       *slog.Logger
 
 	locks idLocks
-	// plugins serializes the CNI plugin calls in race-detector builds
-	// only (see serializePlugins).
-	plugins sync.Mutex
 
-	masqMu   sync.Mutex
-	masqDone bool
+	// mu guards local; program holds it so that what it reads is one
+	// consistent view.
+	mu    sync.Mutex
+	local map[string]rules.Local
+	// progMu serializes programming the overlay and the rules.
+	progMu sync.Mutex
 
-	mu     sync.RWMutex // guards closed against calls in flight
-	closed bool
+	// kick wakes the loop that programs the latest map.
+	kick chan struct{}
+	done chan struct{}
+	stop context.CancelFunc
+
+	closeMu sync.RWMutex // guards closed against calls in flight
+	closed  bool
 }
 
-// New prepares the network of the node cfg describes. It creates nothing
-// on the host: the bridge appears with the first attachment.
-func New(cfg Config) (*CNI, error) {
+// New sets up the network of the node cfg describes: the overlay device,
+// the rule table and the DNS server. Containers attached before an agent
+// restart are adopted: their DNS servers answer again.
+func New(cfg Config) (*Node, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	subnet, _ := parseSubnet(cfg.Subnet) // checked by Validate
-	n := namesFor(cfg.Name)
-	if err := checkSubnetFree(subnet, n.bridge); err != nil {
+	subnet, _ := parseSubnet(cfg.Subnet)                  // checked by Validate
+	nodeRange, _ := netip.ParsePrefix(cfg.ContainerRange) // checked by Validate
+	addr, _ := netip.ParseAddr(cfg.Address)               // checked by Validate
+	if err := hostSetup(); err != nil {
+		return nil, fmt.Errorf("network: %w", err)
+	}
+	ov, err := NewOverlay(OverlayConfig{Node: cfg.Name, Subnet: subnet, Address: addr, Port: cfg.VXLANPort})
+	if err != nil {
 		return nil, err
 	}
 	root := filepath.Join(cfg.DataDir, "network")
-	ipamDir := filepath.Join(root, "ipam")
-	// Loopback is brought up by hand (loopbackUp), not by a plugin.
-	load := func(withPortmap bool) (gocni.CNI, error) {
-		list, err := conflist(n, subnet, ipamDir, withPortmap)
-		if err != nil {
-			return nil, err
-		}
-		lib, err := gocni.New(gocni.WithPluginDir(cfg.PluginDirs))
-		if err != nil {
-			return nil, fmt.Errorf("network: init CNI: %w", err)
-		}
-		if err := lib.Load(gocni.WithConfListBytes(list)); err != nil {
-			return nil, fmt.Errorf("network: load CNI config for node %q: %w", cfg.Name, err)
-		}
-		return lib, nil
+	ctx, stop := context.WithCancel(context.Background())
+	n := &Node{
+		cfg:       cfg,
+		nodeRange: nodeRange.Masked(),
+		records:   records{dir: filepath.Join(root, "attachments")},
+		files:     filepath.Join(root, "files"),
+		overlay:   ov,
+		rules:     rules.New(cfg.Name),
+		dns:       dns.NewServer(dns.Config{Resolvers: dns.NodeResolvers(cfg.ResolvConf), Log: slog.Default().With("component", "dns", "node", cfg.Name)}),
+		netmap:    netmap.New(),
+		log:       slog.Default().With("component", "network", "node", cfg.Name),
+		local:     map[string]rules.Local{},
+		kick:      make(chan struct{}, 1),
+		done:      make(chan struct{}),
+		stop:      stop,
 	}
-	withPorts, err := load(true)
-	if err != nil {
+	if err := n.adopt(); err != nil {
+		stop()
+		n.dns.Shutdown()
 		return nil, err
 	}
-	plain, err := load(false)
-	if err != nil {
-		return nil, err
+	if err := n.program(); err != nil {
+		n.log.Warn("programming the node's network", "err", err)
 	}
-	return &CNI{
-		cfg:     cfg,
-		names:   n,
-		ipamDir: ipamDir,
-		records: records{dir: filepath.Join(root, "attachments")},
-		cni:     withPorts,
-		plain:   plain,
-		log:     slog.Default().With("component", "network", "bridge", n.bridge),
-	}, nil
+	go n.loop(ctx)
+	return n, nil
 }
 
-// checkSubnetFree fails when an interface other than the node's own bridge
-// has an address in subnet: containers there would be unreachable, as when
-// two clusters on one machine hand out the same range.
-func checkSubnetFree(subnet netip.Prefix, bridge string) error {
-	ifaces, err := net.Interfaces()
+// adopt takes over the attachments an earlier agent made: their rules
+// come back with the next programming, their DNS servers now.
+func (n *Node) adopt() error {
+	ids, err := n.records.ids()
 	if err != nil {
-		return fmt.Errorf("network: listing interfaces: %w", err)
+		return fmt.Errorf("network: %w", err)
 	}
-	for _, ifc := range ifaces {
-		if ifc.Name == bridge {
+	for _, id := range ids {
+		rec, ok, err := n.records.get(id)
+		if err != nil || !ok || !rec.Done {
+			continue // an attach that did not finish: Detach cleans it up
+		}
+		if alive, _ := isNetNS(rec.NetNSPath); !alive {
 			continue
 		}
-		addrs, err := ifc.Addrs()
-		if err != nil {
-			continue
-		}
-		for _, a := range addrs {
-			ipn, ok := a.(*net.IPNet)
-			if !ok {
-				continue
-			}
-			ip, ok := netip.AddrFromSlice(ipn.IP)
-			if ok && subnet.Contains(ip.Unmap()) {
-				return fmt.Errorf("network: the node's container subnet %s is already used by interface %s on this machine: start the server with another --container-range", subnet, ifc.Name)
-			}
+		n.local[id] = rec.local()
+		if err := n.dns.Listen(id, rec.NetNSPath, rec.Servers); err != nil {
+			n.log.Warn("DNS server of an adopted container", "id", id, "err", err)
 		}
 	}
 	return nil
 }
 
-// Bridge returns the name of the node's bridge interface.
-func (c *CNI) Bridge() string { return c.names.bridge }
-
-// NetworkName returns the CNI network name, which also names the IPAM
-// state directory and appears in the comments of the iptables rules.
-func (c *CNI) NetworkName() string { return c.names.network }
-
-// IPAMDir returns the host-local IPAM state directory of the network:
-// one file per allocated address.
-func (c *CNI) IPAMDir() string { return filepath.Join(c.ipamDir, c.names.network) }
-
-func (c *CNI) netnsPath(id string) string {
-	return filepath.Join(c.cfg.NetNSDir, c.names.netnsPrefix+id)
+// SetMap folds a network map message in; the overlay, the rules and the
+// DNS answers follow it at once, in the background.
+func (n *Node) SetMap(m *berthv1.NetworkMap) {
+	n.netmap.Apply(m)
+	select {
+	case n.kick <- struct{}{}:
+	default:
+	}
 }
 
-// Attach creates the network namespace of container id, connects it to the
-// bridge and publishes ports. Attaching an id that is already attached with
-// the same ports returns the existing attachment; with other ports it is an
-// error, since ports cannot change under a running container.
-func (c *CNI) Attach(ctx context.Context, id string, ports []Port) (Attachment, error) {
-	if err := validateID(id); err != nil {
+// Snapshot returns the latest network map.
+func (n *Node) Snapshot() *netmap.Snapshot { return n.netmap.Current() }
+
+func (n *Node) loop(ctx context.Context) {
+	defer close(n.done)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-n.kick:
+		}
+		if err := n.program(); err != nil {
+			n.log.Warn("programming the node's network", "err", err)
+		}
+	}
+}
+
+// program makes the DNS answers, the overlay and the rules follow the
+// latest map and the attached containers.
+func (n *Node) program() error {
+	n.progMu.Lock()
+	defer n.progMu.Unlock()
+	snap := n.netmap.Current()
+	n.dns.SetIndex(dns.NewIndex(snap))
+	peers, routes := PeersAndRoutes(snap, n.cfg.NodeID)
+	errOverlay := n.overlay.Sync(peers, routes)
+	n.mu.Lock()
+	local := make([]rules.Local, 0, len(n.local))
+	for _, id := range slices.Sorted(maps.Keys(n.local)) {
+		local = append(local, n.local[id])
+	}
+	n.mu.Unlock()
+	errRules := n.rules.Apply(rules.FromMap(snap, n.nodeRange, local))
+	return errors.Join(errOverlay, errRules)
+}
+
+func (n *Node) netnsPath(id string) string {
+	return filepath.Join(n.cfg.NetNSDir, netnsPrefix(n.cfg.Name)+id)
+}
+
+// Attach creates the network namespace of container spec.ID, connects it
+// to its networks, publishes its host ports, writes its resolver files and
+// starts its DNS server. Attaching an id that is attached already returns
+// the attachment; with other ports it is an error, since ports cannot
+// change under a running container.
+func (n *Node) Attach(ctx context.Context, spec AttachSpec) (Attachment, error) {
+	if err := validateID(spec.ID); err != nil {
 		return Attachment{}, err
 	}
-	ports, err := normalizePorts(ports)
+	ports, err := normalizePorts(spec.Ports)
 	if err != nil {
 		return Attachment{}, err
 	}
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	if c.closed {
+	n.closeMu.RLock()
+	defer n.closeMu.RUnlock()
+	if n.closed {
 		return Attachment{}, ErrClosed
 	}
-	defer c.locks.lock(id)()
+	id := spec.ID
+	defer n.locks.lock(id)()
 
-	if a, ok, err := c.existing(ctx, id, ports); err != nil || ok {
-		return a, err
+	if rec, ok, err := n.records.get(id); err != nil {
+		return Attachment{}, err
+	} else if ok {
+		alive, err := isNetNS(rec.NetNSPath)
+		if err != nil {
+			return Attachment{}, err
+		}
+		if rec.Done && alive {
+			if !slices.Equal(rec.Ports, ports) {
+				return Attachment{}, fmt.Errorf("network: container %s is already attached with ports %v, not %v; detach it first", id, rec.Ports, ports)
+			}
+			return n.attachment(rec), n.dns.Listen(id, rec.NetNSPath, rec.Servers)
+		}
+		// An attach that did not finish, or whose namespace is gone
+		// (a reboot): start afresh.
+		if err := n.detach(ctx, id); err != nil {
+			return Attachment{}, err
+		}
 	}
 
-	rec := record{ID: id, NetNSPath: c.netnsPath(id), Ports: ports}
+	rec := record{ID: id, NetNSPath: n.netnsPath(id), Ports: ports, Servers: spec.Servers}
+	undo := func(err error) (Attachment, error) {
+		err = fmt.Errorf("network: attach %s: %w", id, err)
+		return Attachment{}, errors.Join(err, n.detach(context.WithoutCancel(ctx), id))
+	}
 	// A namespace without a record is left from a crash before the record
 	// was written; nothing else refers to it.
 	if err := removeNetNS(rec.NetNSPath); err != nil {
@@ -185,124 +265,118 @@ func (c *CNI) Attach(ctx context.Context, id string, ports []Port) (Attachment, 
 		err = fmt.Errorf("network: attach %s: %w", id, err)
 		return Attachment{}, errors.Join(err, removeNetNS(rec.NetNSPath))
 	}
-	// The record goes down before CNI runs, so that a crash at any later
-	// point leaves enough for Detach to undo.
-	if err := c.records.put(rec); err != nil {
+	// The record goes down before the links are made, so that a crash at
+	// any later point leaves enough for Detach to undo.
+	for i, ifc := range spec.Interfaces {
+		// The names the links will have, so that a crash while making
+		// them leaves what Detach needs to delete them.
+		rec.Links = append(rec.Links, Link{Host: hostVethName(id, i), Container: containerIfName(i), Address: ifc.Address, NetworkID: ifc.NetworkID})
+	}
+	if err := n.records.put(rec); err != nil {
 		err = fmt.Errorf("network: attach %s: %w", id, err)
 		return Attachment{}, errors.Join(err, removeNetNS(rec.NetNSPath))
 	}
-	if err := c.ensureMasquerade(ctx); err != nil {
-		err = fmt.Errorf("network: attach %s: %w", id, err)
-		return Attachment{}, errors.Join(err, c.detach(context.WithoutCancel(ctx), id))
-	}
-	c.lockPlugins()
-	res, err := c.lib(ports).Setup(ctx, id, rec.NetNSPath, gocni.WithCapabilityPortMap(portMappings(ports)))
-	c.unlockPlugins()
-	if err == nil {
-		rec.IP, err = resultIP(res)
-	}
-	if err == nil {
-		err = c.records.put(rec)
-	}
+	links, err := attachLinks(rec.NetNSPath, id, spec.Interfaces, n.overlay.MTU())
 	if err != nil {
-		err = fmt.Errorf("network: attach %s to bridge %s: %w", id, c.names.bridge, err)
-		// Undo with a fresh context: the caller's may be what failed.
-		return Attachment{}, errors.Join(err, c.detach(context.WithoutCancel(ctx), id))
+		return undo(err)
 	}
-	c.log.Debug("attached", "id", id, "ip", rec.IP, "netns", rec.NetNSPath, "ports", len(ports))
-	return Attachment{NetNSPath: rec.NetNSPath, IP: rec.IP}, nil
+	rec.Links = links
+	if err := n.writeFiles(spec, rec); err != nil {
+		return undo(err)
+	}
+	if err := n.dns.Listen(id, rec.NetNSPath, spec.Servers); err != nil {
+		return undo(err)
+	}
+	rec.Done = true
+	if err := n.records.put(rec); err != nil {
+		return undo(err)
+	}
+	n.mu.Lock()
+	n.local[id] = rec.local()
+	n.mu.Unlock()
+	if len(ports) > 0 {
+		// Published ports answer once Attach returns: program now
+		// rather than in the background.
+		if err := n.program(); err != nil {
+			return undo(err)
+		}
+	}
+	a := n.attachment(rec)
+	n.log.Debug("attached", "id", id, "ip", a.IP, "netns", rec.NetNSPath, "ports", len(ports))
+	return a, nil
 }
 
-// existing returns the finished attachment of id if there is one. A record
-// of an Attach that did not finish, or whose namespace is gone (after a
-// reboot), is cleaned up so the caller can attach afresh.
-func (c *CNI) existing(ctx context.Context, id string, ports []Port) (Attachment, bool, error) {
-	rec, ok, err := c.records.get(id)
-	if err != nil || !ok {
-		return Attachment{}, false, err
+func (n *Node) attachment(rec record) Attachment {
+	a := Attachment{NetNSPath: rec.NetNSPath, Files: n.filePaths(rec.ID)}
+	if len(rec.Links) > 0 {
+		a.IP = rec.Links[0].Address.Addr().String()
 	}
-	alive, err := isNetNS(rec.NetNSPath)
-	if err != nil {
-		return Attachment{}, false, err
-	}
-	if rec.IP == "" || !alive {
-		return Attachment{}, false, c.detach(ctx, id)
-	}
-	if !slices.Equal(rec.Ports, ports) {
-		return Attachment{}, false, fmt.Errorf("network: container %s is already attached with ports %v, not %v; detach it first", id, rec.Ports, ports)
-	}
-	return Attachment{NetNSPath: rec.NetNSPath, IP: rec.IP}, true, nil
+	return a
 }
 
-func resultIP(res *gocni.Result) (string, error) {
-	iface, ok := res.Interfaces["eth0"]
-	if !ok || len(iface.IPConfigs) == 0 {
-		return "", errors.New("CNI result has no address for eth0")
-	}
-	return iface.IPConfigs[0].IP.String(), nil
-}
-
-// Detach disconnects container id, frees its address, deletes the rules
-// of its published ports and removes its network namespace. Detaching an
-// id that is not attached, or whose namespace is already gone, succeeds.
-func (c *CNI) Detach(ctx context.Context, id string) error {
+// Detach stops the DNS server of container id, deletes its links, the
+// rules of its published ports, its files and its network namespace.
+// Detaching an id that is not attached, or whose namespace is already
+// gone, succeeds.
+func (n *Node) Detach(ctx context.Context, id string) error {
 	if err := validateID(id); err != nil {
 		return err
 	}
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	if c.closed {
+	n.closeMu.RLock()
+	defer n.closeMu.RUnlock()
+	if n.closed {
 		return ErrClosed
 	}
-	defer c.locks.lock(id)()
-	return c.detach(ctx, id)
+	defer n.locks.lock(id)()
+	return n.detach(ctx, id)
 }
 
 // detach is Detach with the id lock held.
-func (c *CNI) detach(ctx context.Context, id string) error {
-	rec, ok, err := c.records.get(id)
+func (n *Node) detach(ctx context.Context, id string) error {
+	if err := n.dns.Close(id); err != nil {
+		n.log.Warn("stopping a container's DNS server", "id", id, "err", err)
+	}
+	n.mu.Lock()
+	_, had := n.local[id]
+	delete(n.local, id)
+	n.mu.Unlock()
+	rec, ok, err := n.records.get(id)
 	if err != nil {
 		return err
 	}
-	if !ok {
-		// Only a crash between creating the namespace and writing the
-		// record leaves a namespace without a record; CNI never ran.
-		if err := removeNetNS(c.netnsPath(id)); err != nil {
-			return fmt.Errorf("network: detach %s: %w", id, err)
+	var errs []error
+	if had && ok && len(rec.Ports) > 0 {
+		errs = append(errs, n.program())
+	} else if had {
+		select {
+		case n.kick <- struct{}{}:
+		default:
 		}
-		return nil
 	}
-	alive, err := isNetNS(rec.NetNSPath)
-	if err != nil {
+	if ok {
+		errs = append(errs, detachLinks(rec.Links))
+	}
+	path := n.netnsPath(id)
+	if ok {
+		path = rec.NetNSPath
+	}
+	errs = append(errs, removeNetNS(path))
+	errs = append(errs, os.RemoveAll(filepath.Join(n.files, id)))
+	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("network: detach %s: %w", id, err)
 	}
-	path := rec.NetNSPath
-	if !alive {
-		// An empty path tells the plugins to clean up what lives outside
-		// the namespace only.
-		path = ""
-	}
-	c.lockPlugins()
-	err = c.lib(rec.Ports).Remove(ctx, id, path, gocni.WithCapabilityPortMap(portMappings(rec.Ports)))
-	c.unlockPlugins()
-	if err != nil {
-		return fmt.Errorf("network: detach %s from bridge %s: %w", id, c.names.bridge, err)
-	}
-	if err := removeNetNS(rec.NetNSPath); err != nil {
+	if err := n.records.remove(id); err != nil {
 		return fmt.Errorf("network: detach %s: %w", id, err)
 	}
-	if err := c.records.remove(id); err != nil {
-		return fmt.Errorf("network: detach %s: %w", id, err)
-	}
-	c.log.Debug("detached", "id", id, "ip", rec.IP)
+	n.log.Debug("detached", "id", id)
 	return nil
 }
 
 // Attachments lists the ids of the containers that have an attachment
-// record, finished or not; an agent compares it with its containers after a
-// restart and detaches the rest.
-func (c *CNI) Attachments() ([]string, error) {
-	ids, err := c.records.ids()
+// record, finished or not; an agent compares it with its containers after
+// a restart and detaches the rest.
+func (n *Node) Attachments() ([]string, error) {
+	ids, err := n.records.ids()
 	if err != nil {
 		return nil, fmt.Errorf("network: %w", err)
 	}
@@ -310,117 +384,69 @@ func (c *CNI) Attachments() ([]string, error) {
 	return ids, nil
 }
 
-// Destroy detaches every recorded container and deletes the node's bridge:
-// for a node leaving the cluster, and for tests. The CNI stays usable; the
-// next Attach makes the bridge again.
-func (c *CNI) Destroy(ctx context.Context) error {
-	ids, err := c.Attachments()
+// Destroy detaches every container and deletes the overlay and the rules:
+// for a node leaving the cluster, and for tests.
+func (n *Node) Destroy(ctx context.Context) error {
+	ids, err := n.Attachments()
 	if err != nil {
 		return err
 	}
 	var errs []error
 	for _, id := range ids {
-		errs = append(errs, c.Detach(ctx, id))
+		errs = append(errs, n.Detach(ctx, id))
 	}
-	errs = append(errs, deleteMasquerade(ctx, c.names.network))
-	errs = append(errs, deleteLink(ctx, c.names.bridge))
+	n.progMu.Lock()
+	errs = append(errs, n.rules.Destroy(), n.overlay.Destroy())
+	n.progMu.Unlock()
 	return errors.Join(errs...)
 }
 
-// ensureMasquerade puts the subnet's masquerading rule in place once per
-// process (a reboot clears it; a restarted agent puts it back).
-func (c *CNI) ensureMasquerade(ctx context.Context) error {
-	c.masqMu.Lock()
-	defer c.masqMu.Unlock()
-	if c.masqDone {
+// Close stops the DNS servers and the programming loop. Links, rules and
+// the overlay stay in place, since containers keep running across an agent
+// restart; later calls fail with ErrClosed.
+func (n *Node) Close() error {
+	n.closeMu.Lock()
+	if n.closed {
+		n.closeMu.Unlock()
 		return nil
 	}
-	if err := ensureRule(ctx, masqueradeRule(c.names.network, c.cfg.Subnet)); err != nil {
-		return err
-	}
-	c.masqDone = true
+	n.closed = true
+	n.closeMu.Unlock()
+	n.stop()
+	<-n.done
+	n.dns.Shutdown()
 	return nil
 }
 
-// deleteLink deletes the network interface name if it exists.
-func deleteLink(ctx context.Context, name string) error {
-	if _, err := net.InterfaceByName(name); err != nil {
-		return nil // already gone
+// Remove deletes whatever the network of node name left on this machine:
+// its containers' links, namespaces, records and files, its overlay device
+// and its rule table. It needs no running network: for a node that leaves
+// for good, and for tests cleaning up after an agent.
+func Remove(name, dataDir, netnsDir string) error {
+	if netnsDir == "" {
+		netnsDir = DefaultNetNSDir
 	}
-	out, err := exec.CommandContext(ctx, "ip", "link", "delete", "dev", name).CombinedOutput()
+	root := filepath.Join(dataDir, "network")
+	recs := records{dir: filepath.Join(root, "attachments")}
+	ids, err := recs.ids()
 	if err != nil {
-		if _, statErr := os.Stat("/sys/class/net/" + name); errors.Is(statErr, os.ErrNotExist) {
-			return nil // deleted meanwhile
+		return fmt.Errorf("network: %w", err)
+	}
+	var errs []error
+	for _, id := range ids {
+		rec, ok, err := recs.get(id)
+		if err != nil {
+			errs = append(errs, err)
+			continue
 		}
-		return fmt.Errorf("network: delete interface %s: %w: %s", name, err, strings.TrimSpace(string(out)))
-	}
-	return nil
-}
-
-// Close releases the CNI. It leaves every attachment in place, since
-// containers keep running across an agent restart; later calls fail with
-// ErrClosed.
-func (c *CNI) Close() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.closed = true
-	return nil
-}
-
-// idLocks serializes the calls for one id while calls for different ids
-// run in parallel.
-type idLocks struct {
-	mu sync.Mutex
-	m  map[string]*idLock
-}
-
-type idLock struct {
-	sync.Mutex
-	refs int
-}
-
-// lock locks id and returns its unlock function.
-func (l *idLocks) lock(id string) (unlock func()) {
-	l.mu.Lock()
-	if l.m == nil {
-		l.m = make(map[string]*idLock)
-	}
-	k, ok := l.m[id]
-	if !ok {
-		k = &idLock{}
-		l.m[id] = k
-	}
-	k.refs++
-	l.mu.Unlock()
-
-	k.Lock()
-	return func() {
-		k.Unlock()
-		l.mu.Lock()
-		k.refs--
-		if k.refs == 0 {
-			delete(l.m, id)
+		path := filepath.Join(netnsDir, netnsPrefix(name)+id)
+		if ok {
+			errs = append(errs, detachLinks(rec.Links))
+			path = rec.NetNSPath
 		}
-		l.mu.Unlock()
+		errs = append(errs, removeNetNS(path), recs.remove(id))
 	}
-}
-
-func (c *CNI) lockPlugins() {
-	if serializePlugins {
-		c.plugins.Lock()
-	}
-}
-
-func (c *CNI) unlockPlugins() {
-	if serializePlugins {
-		c.plugins.Unlock()
-	}
-}
-
-// lib is the CNI configuration for a container publishing ports.
-func (c *CNI) lib(ports []Port) gocni.CNI {
-	if len(ports) == 0 {
-		return c.plain
-	}
-	return c.cni
+	errs = append(errs, os.RemoveAll(filepath.Join(root, "files")))
+	errs = append(errs, deleteOverlay(name), rules.New(name).Destroy())
+	return errors.Join(errs...)
 }

@@ -685,6 +685,21 @@ func (o *Overlay) Close() error {
 
 // Destroy deletes the device, and with it every neighbor, forwarding entry
 // and route on it: for a node leaving the cluster, and for tests.
+// deleteOverlay deletes the overlay device of node name, if there is one.
+func deleteOverlay(name string) error {
+	link, err := netlink.LinkByName(overlayName(name))
+	if err != nil {
+		if _, ok := errors.AsType[netlink.LinkNotFoundError](err); ok {
+			return nil
+		}
+		return fmt.Errorf("overlay: find %s: %w", overlayName(name), err)
+	}
+	if err := netlink.LinkDel(link); err != nil && !errors.Is(err, unix.ENODEV) {
+		return fmt.Errorf("overlay: delete %s: %w", overlayName(name), err)
+	}
+	return nil
+}
+
 func (o *Overlay) Destroy() error {
 	o.mu.Lock()
 	defer o.mu.Unlock()

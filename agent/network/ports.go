@@ -6,8 +6,6 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
-
-	gocni "github.com/containerd/go-cni"
 )
 
 // Port publishes a container port on the host.
@@ -75,19 +73,4 @@ func comparePorts(a, b Port) int {
 		return int(a.Published) - int(b.Published)
 	}
 	return int(a.Target) - int(b.Target)
-}
-
-// portMappings converts normalized ports to the portmap plugin's
-// capability arguments.
-func portMappings(ports []Port) []gocni.PortMapping {
-	m := make([]gocni.PortMapping, 0, len(ports))
-	for _, p := range ports {
-		m = append(m, gocni.PortMapping{
-			HostPort:      int32(p.Published),
-			ContainerPort: int32(p.Target),
-			Protocol:      p.Protocol,
-			HostIP:        p.HostIP,
-		})
-	}
-	return m
 }

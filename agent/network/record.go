@@ -4,21 +4,43 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/berthproject/berth/agent/network/rules"
 )
 
 // record is what the network remembers about one attachment, on disk, so
-// that Detach after an agent restart still knows the namespace to remove
-// and the ports whose rules to delete.
+// that after an agent restart the container's links, ports and DNS server
+// are known again, and Detach knows what to remove.
 type record struct {
 	ID        string `json:"id"`
 	NetNSPath string `json:"netns"`
-	// IP is empty while the attachment is being set up: a record without
-	// an IP marks an Attach that did not finish.
-	IP    string `json:"ip,omitempty"`
+	// Done is false while the attachment is being set up: a record that
+	// is not done marks an Attach that did not finish.
+	Done  bool   `json:"done,omitempty"`
+	Links []Link `json:"links,omitempty"`
 	Ports []Port `json:"ports,omitempty"`
+	// Servers are the container's own resolvers (the service's dns:).
+	Servers []string `json:"servers,omitempty"`
+}
+
+// local is the container as the node's rules see it.
+func (r record) local() rules.Local {
+	l := rules.Local{ID: r.ID}
+	for _, link := range r.Links {
+		l.Addresses = append(l.Addresses, link.Address.Addr())
+	}
+	for _, p := range r.Ports {
+		hp := rules.Port{Protocol: p.Protocol, Published: uint16(p.Published), Target: uint16(p.Target)}
+		if p.HostIP != "" {
+			hp.HostIP, _ = netip.ParseAddr(p.HostIP) // normalized on the way in
+		}
+		l.HostPorts = append(l.HostPorts, hp)
+	}
+	return l
 }
 
 // records stores one JSON file per attachment in dir.

@@ -31,7 +31,7 @@ type ContainerSpec struct {
 	WorkingDir, User    string
 	// Labels are the user's labels, set on the container; the runtime adds
 	// its own berth.* labels.
-	Labels                 map[string]string
+	Labels map[string]string
 	// Ports are the ports published on the node that runs the container
 	// (host mode); ingress ports are the node network's business.
 	Ports                  []Port

@@ -336,6 +336,9 @@ func (d *Dispatcher) Session(stream berthv1.AgentService_SessionServer) error {
 		Subnet:          node.Subnet,
 		HeartbeatPeriod: durationpb.New(d.cfg.HeartbeatPeriod),
 	}
+	if d.cfg.Subnets != nil {
+		welcome.ContainerRange = d.cfg.Subnets.Range().String()
+	}
 	welcome.Servers, welcome.Gossip = d.servers(ctx)
 	if err := stream.Send(&berthv1.ServerMessage{Message: &berthv1.ServerMessage_Welcome{Welcome: welcome}}); err != nil {
 		return err

@@ -46,6 +46,9 @@ func NewSubnetPool(cidr string, bits int) (*SubnetPool, error) {
 	return &SubnetPool{prefix: p.Masked(), bits: bits}, nil
 }
 
+// Range is the range the pool's subnets come from.
+func (p *SubnetPool) Range() netip.Prefix { return p.prefix }
+
 // next returns the first subnet neither in used nor offered lately.
 func (p *SubnetPool) next(used map[string]bool) (string, error) {
 	p.mu.Lock()
