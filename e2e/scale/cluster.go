@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -175,13 +176,22 @@ const App = "scale"
 // services, no resource reservations, image DefaultImage.
 func (c *Cluster) Apply(ctx context.Context) error {
 	req := &berthv1.ApplyRequest{App: App}
+	next := networkRange.Addr()
 	for i := range c.cfg.Services {
+		name := fmt.Sprintf("s%03d", i)
+		n := replicas(c.cfg.Tasks, c.cfg.Services, i)
+		// A network of its own, as large as the service needs: an app's
+		// default network is a /24, 253 tasks.
+		subnet := alignedAt(next, subnetBits(n))
+		next = nextAfter(subnet)
+		req.Networks = append(req.Networks, &berthv1.AppNetwork{Name: App + "_" + name, Subnet: subnet.String()})
 		req.Services = append(req.Services, &berthv1.Service{
-			Name: fmt.Sprintf("s%03d", i),
+			Name: name,
 			Spec: &berthv1.ServiceSpec{
 				Image:    DefaultImage,
 				Mode:     berthv1.ServiceMode_SERVICE_MODE_REPLICATED,
-				Replicas: uint64(replicas(c.cfg.Tasks, c.cfg.Services, i)),
+				Replicas: uint64(n),
+				Networks: []*berthv1.ServiceNetwork{{Network: App + "_" + name}},
 			},
 		})
 	}
@@ -189,6 +199,43 @@ func (c *Cluster) Apply(ctx context.Context) error {
 		return fmt.Errorf("apply %d services of %d tasks: %w", c.cfg.Services, c.cfg.Tasks, err)
 	}
 	return nil
+}
+
+// networkRange holds the services' networks: room for a hundred thousand
+// tasks and more.
+var networkRange = netip.MustParsePrefix("10.0.0.0/8")
+
+// subnetBits is the prefix length of the smallest subnet with room for n
+// tasks, a virtual IP and the addresses no task gets (network, first host,
+// broadcast), and never smaller than a /24.
+func subnetBits(n int) int {
+	bits := 24
+	for bits > 8 && (1<<(32-bits))-4 < n {
+		bits--
+	}
+	return bits
+}
+
+// alignedAt is the first subnet of prefix length bits that starts at or
+// after a.
+func alignedAt(a netip.Addr, bits int) netip.Prefix {
+	size := uint32(1) << (32 - bits)
+	v := (toUint32(a) + size - 1) &^ (size - 1)
+	return netip.PrefixFrom(fromUint32(v), bits)
+}
+
+// nextAfter is the first address after subnet.
+func nextAfter(subnet netip.Prefix) netip.Addr {
+	return fromUint32(toUint32(subnet.Masked().Addr()) + 1<<(32-subnet.Bits()))
+}
+
+func toUint32(a netip.Addr) uint32 {
+	b := a.As4()
+	return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+}
+
+func fromUint32(v uint32) netip.Addr {
+	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
 }
 
 // PrePull has every node pull DefaultImage, through the server as `berth

@@ -54,7 +54,9 @@ func startServer(ctx context.Context, cfg *Config, dir string) (*server, error) 
 	args := []string{"server", "--config", configPath, "--data-dir", filepath.Join(dir, "server"),
 		"--listen", s.addr, "--metrics-addr", fmt.Sprintf("127.0.0.1:%d", mport),
 		// Room for a /24 per node far past the target of a thousand.
-		"--container-range", "100.64.0.0/10", "--log-level", "warn"}
+		"--container-range", "100.64.0.0/10",
+		// Each service gets a network sized for its tasks (Apply).
+		"--network-range", networkRange.String(), "--log-level", "warn"}
 	if len(cfg.EtcdEndpoints) > 0 {
 		args = append(args, "--etcd-endpoints", strings.Join(cfg.EtcdEndpoints, ","))
 	}
