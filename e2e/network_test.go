@@ -47,7 +47,6 @@ services:
 // The front end calls the cache by name (/proxy), and votes sent through
 // it reach the db by way of the worker.
 func TestServicesReachEachOtherAcrossNodes(t *testing.T) {
-	t.Skip("waits for the overlay integration")
 	c := newNetCluster(t, "alpha", "beta", "gamma")
 	c.importTestapp()
 	c.mustBerth("apply", "-f", c.writeFile("compose.yaml", votingCompose), "-p", "vote")
@@ -137,7 +136,6 @@ networks:
 // containers it shares a network with, by name or by address, on its own
 // node or another; the external network joins the two apps there only.
 func TestNetworksIsolate(t *testing.T) {
-	t.Skip("waits for the overlay integration")
 	c := newNetCluster(t, "alpha", "beta", "gamma")
 	c.importTestapp()
 	c.mustBerth("network", "create", "shared")
@@ -202,7 +200,6 @@ networks:
 // cluster (a server on the LAN) nor its own node, while api, also on the
 // app's default network, reaches the LAN server (masqueraded).
 func TestInternalNetworkHasNoWayOut(t *testing.T) {
-	t.Skip("waits for the overlay integration")
 	c := newNetCluster(t, "alpha", "beta")
 	c.importTestapp()
 	c.serveOn(lanHost, "outside", 8081)
@@ -335,7 +332,6 @@ func (l *requestLoop) answeredAfter(t testing.TB, what string, from time.Time, n
 // leaves it before it stops; an unhealthy one as soon as it is found
 // unhealthy. Every request made after that answers.
 func TestVIPSurvivesTaskLoss(t *testing.T) {
-	t.Skip("waits for the overlay integration")
 	c := newNetCluster(t, "alpha", "beta", "gamma")
 	c.importTestapp()
 	compose := c.writeFile("compose.yaml", fmt.Sprintf(vipCompose, 1, "start-first"))
@@ -418,7 +414,6 @@ services:
 // in another subnet behind a router. Requests to one node reach the tasks
 // of both others.
 func TestIngressAnswersOnEveryNode(t *testing.T) {
-	t.Skip("waits for the overlay integration")
 	c := newNetCluster(t, "alpha", "beta", "gamma")
 	c.addRoutedNode("delta")
 	c.importTestapp()
@@ -478,7 +473,6 @@ services:
 // reaches web and api by name, the tasks that were there before reach it,
 // and the ingress port answers on the new node.
 func TestNodeJoiningLaterReachesEverything(t *testing.T) {
-	t.Skip("waits for the overlay integration")
 	c := newNetCluster(t, "alpha", "beta")
 	c.importTestapp()
 	c.mustBerth("apply", "-f", c.writeFile("compose.yaml", joinLaterCompose), "-p", "late")
