@@ -1,107 +1,95 @@
 package network
 
 import (
-	"encoding/json"
-	"net/netip"
-	"os"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 )
 
-func TestNamesFollowNodeName(t *testing.T) {
-	a, b := namesFor("node-a"), namesFor("node-b")
-	if a == b {
-		t.Fatalf("names of two nodes are equal: %+v", a)
-	}
-	if a != namesFor("node-a") {
-		t.Errorf("names are not stable for one node")
-	}
-	if len(a.bridge) > 15 {
-		t.Errorf("bridge name %q is longer than the 15-byte interface name limit", a.bridge)
-	}
-	if !strings.HasPrefix(a.bridge, "berth") || !strings.HasPrefix(a.network, "berth-") {
-		t.Errorf("names %+v do not start with berth", a)
-	}
-}
-
 func TestConfigValidate(t *testing.T) {
-	plugins := t.TempDir()
-	for _, p := range requiredPlugins {
-		if err := os.WriteFile(filepath.Join(plugins, p), nil, 0o755); err != nil {
-			t.Fatal(err)
-		}
+	good := Config{
+		Name: "n1", NodeID: "id1", DataDir: "/var/lib/berth",
+		Subnet: "10.210.3.0/24", ContainerRange: "10.210.0.0/16", Address: "192.0.2.10",
 	}
-	good := Config{Name: "n1", DataDir: "/var/lib/berth", Subnet: "10.210.3.0/24", PluginDirs: []string{plugins}}
 	tests := []struct {
 		name    string
 		edit    func(*Config)
-		wantErr string // empty: valid
+		wantErr []string // empty: valid
 	}{
-		{"valid", func(*Config) {}, ""},
-		{"no name", func(c *Config) { c.Name = "" }, "Name is empty"},
-		{"relative data dir", func(c *Config) { c.DataDir = "data" }, "DataDir"},
-		{"bad subnet", func(c *Config) { c.Subnet = "10.210.3.0" }, "not a CIDR"},
-		{"ipv6 subnet", func(c *Config) { c.Subnet = "fd00::/64" }, "IPv4"},
-		{"subnet too small", func(c *Config) { c.Subnet = "10.0.0.0/31" }, "/30 or larger"},
-		{"host bits", func(c *Config) { c.Subnet = "10.210.3.7/24" }, "use 10.210.3.0/24"},
-		{"no plugins", func(c *Config) { c.PluginDirs = []string{t.TempDir()} }, `CNI plugin "bridge" not found`},
+		{"valid", func(*Config) {}, nil},
+		{"default VXLAN port and netns dir", func(c *Config) { c.VXLANPort, c.NetNSDir = 0, "" }, nil},
+		{"highest VXLAN port", func(c *Config) { c.VXLANPort = 65535 }, nil},
+		{"no name", func(c *Config) { c.Name = "" }, []string{"Name is empty"}},
+		{"no data dir", func(c *Config) { c.DataDir = "" }, []string{`DataDir ""`}},
+		{"relative data dir", func(c *Config) { c.DataDir = "data" }, []string{`DataDir "data" must be an absolute path`}},
+		{"relative netns dir", func(c *Config) { c.NetNSDir = "netns" }, []string{`NetNSDir "netns" must be an absolute path`}},
+		{"subnet not a CIDR", func(c *Config) { c.Subnet = "10.210.3.0" }, []string{`Subnet "10.210.3.0" is not a CIDR`}},
+		{"no subnet", func(c *Config) { c.Subnet = "" }, []string{`Subnet "" is not a CIDR`}},
+		{"IPv6 subnet", func(c *Config) { c.Subnet = "fd00::/64" }, []string{`Subnet "fd00::/64" must be an IPv4 network`}},
+		{"subnet too small", func(c *Config) { c.Subnet = "10.210.3.0/31" }, []string{"/30 or larger"}},
+		{"subnet with host bits", func(c *Config) { c.Subnet = "10.210.3.7/24" }, []string{"use 10.210.3.0/24"}},
+		{"container range not a CIDR", func(c *Config) { c.ContainerRange = "10.210.0.0" }, []string{`ContainerRange "10.210.0.0" is not an IPv4 CIDR`}},
+		{"IPv6 container range", func(c *Config) { c.ContainerRange = "fd00::/48" }, []string{`ContainerRange "fd00::/48" is not an IPv4 CIDR`}},
+		{"subnet outside the range", func(c *Config) { c.Subnet = "10.211.3.0/24" }, []string{"Subnet 10.211.3.0/24 is outside ContainerRange 10.210.0.0/16"}},
+		{"IPv6 address", func(c *Config) { c.Address = "2001:db8::1" }, []string{`Address "2001:db8::1" is not the node's IPv4 address`}},
+		{"host name for an address", func(c *Config) { c.Address = "node1.example" }, []string{`Address "node1.example"`}},
+		{"no address", func(c *Config) { c.Address = "" }, []string{`Address ""`}},
+		{"negative VXLAN port", func(c *Config) { c.VXLANPort = -1 }, []string{"VXLANPort -1 is outside 0-65535"}},
+		{"VXLAN port too big", func(c *Config) { c.VXLANPort = 65536 }, []string{"VXLANPort 65536 is outside 0-65535"}},
+		{
+			"every field wrong at once",
+			func(c *Config) {
+				*c = Config{DataDir: "rel", NetNSDir: "rel", Subnet: "x", ContainerRange: "y", Address: "z", VXLANPort: 70000}
+			},
+			[]string{"Name is empty", `DataDir "rel"`, `NetNSDir "rel"`, `Subnet "x"`, `ContainerRange "y"`, `Address "z"`, "VXLANPort 70000"},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := good
 			tt.edit(&cfg)
 			err := cfg.withDefaults().Validate()
-			switch {
-			case tt.wantErr == "" && err != nil:
-				t.Fatalf("Validate() = %v, want nil", err)
-			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
-				t.Fatalf("Validate() = %v, want error containing %q", err, tt.wantErr)
+			if len(tt.wantErr) == 0 {
+				if err != nil {
+					t.Fatalf("Validate() = %v, want nil", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("Validate() = nil, want an error containing %q", tt.wantErr)
+			}
+			for _, want := range tt.wantErr {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("Validate() = %v, want an error containing %q", err, want)
+				}
 			}
 		})
 	}
 }
 
-func TestConflist(t *testing.T) {
-	n := namesFor("node-a")
-	b, err := conflist(n, netip.MustParsePrefix("10.210.3.0/24"), "/data/network/ipam", true)
-	if err != nil {
-		t.Fatal(err)
+func TestConfigDefaults(t *testing.T) {
+	c := Config{}.withDefaults()
+	if c.NetNSDir != DefaultNetNSDir || c.ResolvConf != "/etc/resolv.conf" {
+		t.Errorf("withDefaults() = NetNSDir %q, ResolvConf %q; want %q and /etc/resolv.conf", c.NetNSDir, c.ResolvConf, DefaultNetNSDir)
 	}
-	var got struct {
-		Name    string `json:"name"`
-		Plugins []struct {
-			Type         string          `json:"type"`
-			Bridge       string          `json:"bridge"`
-			Capabilities map[string]bool `json:"capabilities"`
-			IPAM         struct {
-				Type    string                `json:"type"`
-				DataDir string                `json:"dataDir"`
-				Ranges  [][]map[string]string `json:"ranges"`
-			} `json:"ipam"`
-		} `json:"plugins"`
+	set := Config{NetNSDir: "/run/x", ResolvConf: "/tmp/r"}.withDefaults()
+	if set.NetNSDir != "/run/x" || set.ResolvConf != "/tmp/r" {
+		t.Errorf("withDefaults() replaced set fields: %+v", set)
 	}
-	if err := json.Unmarshal(b, &got); err != nil {
-		t.Fatalf("conflist is not JSON: %v\n%s", err, b)
+}
+
+func TestNetNSPrefixFollowsNodeName(t *testing.T) {
+	a, b := netnsPrefix("node-a"), netnsPrefix("node-b")
+	if a == b {
+		t.Fatalf("netns prefix of two nodes is %q for both", a)
 	}
-	if got.Name != n.network || len(got.Plugins) != 2 {
-		t.Fatalf("conflist = %s, want network %s with bridge and portmap", b, n.network)
+	if a != netnsPrefix("node-a") {
+		t.Error("netns prefix is not stable: a restarted agent would not find its namespaces")
 	}
-	br, pm := got.Plugins[0], got.Plugins[1]
-	if br.Type != "bridge" || br.Bridge != n.bridge || br.IPAM.Type != "host-local" ||
-		br.IPAM.DataDir != "/data/network/ipam" || br.IPAM.Ranges[0][0]["subnet"] != "10.210.3.0/24" {
-		t.Errorf("bridge plugin config = %+v", br)
-	}
-	if pm.Type != "portmap" || !pm.Capabilities["portMappings"] {
-		t.Errorf("portmap plugin config = %+v", pm)
-	}
-	plain, err := conflist(n, netip.MustParsePrefix("10.210.3.0/24"), "/data/network/ipam", false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(plain, &got); err != nil || len(got.Plugins) != 1 || got.Plugins[0].Type != "bridge" {
-		t.Fatalf("conflist without ports = %s (%v), want the bridge alone", plain, err)
+	// "berth-" and 8 hex digits and "-".
+	if len(a) != 15 || !strings.HasPrefix(a, "berth-") || !strings.HasSuffix(a, "-") ||
+		strings.Trim(a[6:14], "0123456789abcdef") != "" {
+		t.Errorf("netnsPrefix(node-a) = %q, want berth-<8 hex>-", a)
 	}
 }
 
@@ -123,6 +111,7 @@ func TestNormalizePorts(t *testing.T) {
 		{"target too big", []Port{{Target: 70000, Published: 1}}, nil, "target port 70000"},
 		{"bad protocol", []Port{{Target: 1, Published: 1, Protocol: "icmp"}}, nil, `protocol "icmp"`},
 		{"bad host ip", []Port{{Target: 1, Published: 1, HostIP: "localhost"}}, nil, `host IP "localhost"`},
+		{"IPv6 host ip", []Port{{Target: 1, Published: 1, HostIP: "::1"}}, nil, `host IP "::1"`},
 		{"duplicate", []Port{{Target: 1, Published: 2}, {Target: 1, Published: 2, Protocol: "tcp"}}, nil, "listed twice"},
 	}
 	for _, tt := range tests {
@@ -145,12 +134,12 @@ func TestNormalizePorts(t *testing.T) {
 }
 
 func TestValidateID(t *testing.T) {
-	for _, id := range []string{"abc", "task-1.2_3", strings.Repeat("a", maxIDLen)} {
+	for _, id := range []string{"abc", "task-1.2_3", "0abc", strings.Repeat("a", maxIDLen)} {
 		if err := validateID(id); err != nil {
 			t.Errorf("validateID(%q) = %v, want nil", id, err)
 		}
 	}
-	for _, id := range []string{"", "-a", "a/b", "../x", "a b", strings.Repeat("a", maxIDLen+1)} {
+	for _, id := range []string{"", "-a", ".a", "a/b", "../x", "a b", "a\x00", strings.Repeat("a", maxIDLen+1)} {
 		if err := validateID(id); err == nil {
 			t.Errorf("validateID(%q) = nil, want an error", id)
 		}

@@ -24,6 +24,7 @@ import (
 	"github.com/berthproject/berth/agent/network/netmap"
 	"github.com/berthproject/berth/agent/network/rules"
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
+	"golang.org/x/sys/unix"
 )
 
 // ErrClosed is returned by calls made after Close.
@@ -65,9 +66,14 @@ type Node struct {
 	files     string // DATA_DIR/network/files
 	overlay   *Overlay
 	rules     *rules.Table
-	dns       *dns.Server
-	netmap    *netmap.Map
-	log       *slog.Logger
+	// netns is the network namespace New ran in, open for the rules:
+	// they are written from whichever goroutine programs them (the
+	// background loop too), and must land in the node's namespace, as
+	// the overlay's netlink handle does.
+	netns  int
+	dns    *dns.Server
+	netmap *netmap.Map
+	log    *slog.Logger
 
 	locks idLocks
 
@@ -88,7 +94,10 @@ type Node struct {
 }
 
 // New sets up the network of the node cfg describes: the overlay device,
-// the rule table and the DNS server. Containers attached before an agent
+// the rule table and the DNS server, in the calling thread's network
+// namespace (the agent's own). Attach and Detach make the node's side of
+// each container's links in the calling thread's namespace too, so they
+// must be called from the same one. Containers attached before an agent
 // restart are adopted: their DNS servers answer again.
 func New(cfg Config) (*Node, error) {
 	cfg = cfg.withDefaults()
@@ -101,8 +110,13 @@ func New(cfg Config) (*Node, error) {
 	if err := hostSetup(); err != nil {
 		return nil, fmt.Errorf("network: %w", err)
 	}
+	self, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("network: open the node's network namespace: %w", err)
+	}
 	ov, err := NewOverlay(OverlayConfig{Node: cfg.Name, Subnet: subnet, Address: addr, Port: cfg.VXLANPort})
 	if err != nil {
+		unix.Close(self)
 		return nil, err
 	}
 	root := filepath.Join(cfg.DataDir, "network")
@@ -113,7 +127,8 @@ func New(cfg Config) (*Node, error) {
 		records:   records{dir: filepath.Join(root, "attachments")},
 		files:     filepath.Join(root, "files"),
 		overlay:   ov,
-		rules:     rules.New(cfg.Name),
+		rules:     rules.New(cfg.Name, rules.WithNetNS(self)),
+		netns:     self,
 		dns:       dns.NewServer(dns.Config{Resolvers: dns.NodeResolvers(cfg.ResolvConf), Log: slog.Default().With("component", "dns", "node", cfg.Name)}),
 		netmap:    netmap.New(),
 		log:       slog.Default().With("component", "network", "node", cfg.Name),
@@ -125,6 +140,8 @@ func New(cfg Config) (*Node, error) {
 	if err := n.adopt(); err != nil {
 		stop()
 		n.dns.Shutdown()
+		ov.Close()
+		unix.Close(self)
 		return nil, err
 	}
 	if err := n.program(); err != nil {
@@ -385,25 +402,35 @@ func (n *Node) Attachments() ([]string, error) {
 }
 
 // Destroy detaches every container and deletes the overlay and the rules:
-// for a node leaving the cluster, and for tests.
+// for a node leaving the cluster, and for tests. It closes n first, so
+// that no map arriving meanwhile writes the rules or the overlay again;
+// later calls fail with ErrClosed.
 func (n *Node) Destroy(ctx context.Context) error {
+	n.closeMu.Lock()
+	defer n.closeMu.Unlock()
+	if n.closed {
+		return ErrClosed
+	}
+	// With the write lock held no other call is in flight, and none
+	// starts: the containers need no id locks.
+	n.closed = true
+	n.stop()
+	<-n.done
 	ids, err := n.Attachments()
-	if err != nil {
-		return err
-	}
-	var errs []error
+	errs := []error{err}
 	for _, id := range ids {
-		errs = append(errs, n.Detach(ctx, id))
+		errs = append(errs, n.detach(ctx, id))
 	}
-	n.progMu.Lock()
 	errs = append(errs, n.rules.Destroy(), n.overlay.Destroy())
-	n.progMu.Unlock()
+	n.dns.Shutdown()
+	unix.Close(n.netns)
 	return errors.Join(errs...)
 }
 
-// Close stops the DNS servers and the programming loop. Links, rules and
-// the overlay stay in place, since containers keep running across an agent
-// restart; later calls fail with ErrClosed.
+// Close stops the DNS servers and the programming loop and releases the
+// node's netlink sockets. Links, rules and the overlay stay in place, since
+// containers keep running across an agent restart; later calls fail with
+// ErrClosed.
 func (n *Node) Close() error {
 	n.closeMu.Lock()
 	if n.closed {
@@ -415,13 +442,16 @@ func (n *Node) Close() error {
 	n.stop()
 	<-n.done
 	n.dns.Shutdown()
-	return nil
+	err := n.overlay.Close()
+	unix.Close(n.netns)
+	return err
 }
 
 // Remove deletes whatever the network of node name left on this machine:
 // its containers' links, namespaces, records and files, its overlay device
-// and its rule table. It needs no running network: for a node that leaves
-// for good, and for tests cleaning up after an agent.
+// and its rule table, in the calling thread's network namespace. It needs
+// no running network: for a node that leaves for good, and for tests
+// cleaning up after an agent.
 func Remove(name, dataDir, netnsDir string) error {
 	if netnsDir == "" {
 		netnsDir = DefaultNetNSDir

@@ -1,550 +1,869 @@
 package network
 
 import (
-	"bufio"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	mathrand "math/rand/v2"
-	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/google/nftables"
+	miekg "github.com/miekg/dns"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+
+	"github.com/berthproject/berth/agent/network/dns"
+	"github.com/berthproject/berth/agent/network/rules"
+	berthv1 "github.com/berthproject/berth/api/berth/v1"
 )
 
-// These tests build real bridges, namespaces and iptables rules, so they
-// need root and the CNI plugins. Each test has its own node name (so its
-// own bridge and chains) and a free 10.244.x.0/24 subnet; traffic goes only
-// from 127.0.0.1 into namespaces the test created.
+// The Node tests run a node's whole network inside a "node" network
+// namespace of the test's own: its overlay device, rule table and
+// containers' links are private to the test. Every call to the Node is
+// made from a thread that has entered that namespace (and is thrown away
+// afterwards), as an agent's calls come from its own namespace; the
+// containers' namespaces are bind-mounted under a temporary directory.
 
-func requireHost(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to create network namespaces and bridges")
-	}
-	for _, p := range requiredPlugins {
-		if findPlugin([]string{DefaultPluginDir}, p) == "" {
-			t.Skipf("CNI plugin %s missing in %s; run hack/setup-host.sh", p, DefaultPluginDir)
-		}
-	}
-	if _, err := exec.LookPath("iptables"); err != nil {
-		t.Skip("iptables missing; run hack/setup-host.sh")
-	}
+// nodeAddress is every test node's own address, on its loopback.
+const nodeAddress = "10.212.0.1"
+
+// subnetSeq numbers the test nodes' container subnets, 10.211.N.0/24.
+var subnetSeq atomic.Int32
+
+// testNode is a Node in a network namespace of its own.
+type testNode struct {
+	t   *testing.T
+	ns  string // the node's network namespace
+	cfg Config
+	n   *Node // nil after close
 }
 
-// testConfig returns a Config with a node name and subnet no other test or
-// agent on this machine uses.
-func testConfig(t *testing.T) Config {
+// newTestNode starts a Node in a new namespace. Whatever the test leaves,
+// the node is closed and removed when the test ends.
+func newTestNode(t *testing.T) *testNode {
 	t.Helper()
-	b := make([]byte, 4)
-	rand.Read(b)
-	return Config{
-		Name:    "test-" + hex.EncodeToString(b),
-		DataDir: t.TempDir(),
-		Subnet:  freeSubnet(t).String(),
-	}
-}
-
-func freeSubnet(t *testing.T) netip.Prefix {
-	t.Helper()
-	addrs, err := net.InterfaceAddrs()
+	requireRoot(t)
+	ns := newNetNS(t, "node")
+	h := handleIn(t, ns)
+	lo, err := h.LinkByName("lo")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for range 100 {
-		p := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 244, byte(mathrand.IntN(256)), 0}), 24)
-		used := false
-		for _, a := range addrs {
-			if ipn, ok := a.(*net.IPNet); ok {
-				if ip, ok := netip.AddrFromSlice(ipn.IP); ok && p.Contains(ip.Unmap()) {
-					used = true
-				}
-			}
-		}
-		if !used {
-			return p
-		}
-	}
-	t.Fatal("no free 10.244.x.0/24 subnet")
-	return netip.Prefix{}
-}
-
-// newTestCNI makes a CNI for the test and removes everything it leaves on
-// the host when the test ends, failed or not, then checks nothing of it is
-// left in the nat table.
-func newTestCNI(t *testing.T, cfg Config) *CNI {
-	t.Helper()
-	c, err := New(cfg)
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx := context.Background()
-		// A fresh handle: the test may have closed c.
-		if fresh, err := New(cfg); err != nil {
-			t.Errorf("cleanup: %v", err)
-		} else if err := fresh.Destroy(ctx); err != nil {
-			t.Errorf("cleanup: Destroy: %v", err)
-		}
-		if err := deleteLink(ctx, c.Bridge()); err != nil {
-			t.Errorf("cleanup: %v", err)
-		}
-		leftovers, _ := filepath.Glob(filepath.Join(c.cfg.NetNSDir, c.names.netnsPrefix+"*"))
-		for _, p := range leftovers {
-			t.Errorf("cleanup: netns %s was left behind", p)
-			removeNetNS(p)
-		}
-		if rules := natRulesMatching(t, "berth masquerade "+c.NetworkName()); len(rules) > 0 {
-			t.Errorf("cleanup: the masquerade rule of network %s was left behind:\n%s", c.NetworkName(), strings.Join(rules, "\n"))
-		}
-		if rules := natRulesMatching(t, `name: \"`+c.NetworkName()+`\"`); len(rules) > 0 {
-			t.Errorf("cleanup: nat rules of network %s left behind:\n%s", c.NetworkName(), strings.Join(rules, "\n"))
-		}
-	})
-	return c
-}
-
-// natRulesMatching returns the nat table rules that contain s.
-func natRulesMatching(t *testing.T, s string) []string {
-	t.Helper()
-	out, err := exec.Command("iptables-save", "-t", "nat").Output()
-	if err != nil {
-		t.Fatalf("iptables-save: %v", err)
-	}
-	var rules []string
-	for _, line := range strings.Split(string(out), "\n") {
-		if strings.Contains(line, s) {
-			rules = append(rules, line)
-		}
-	}
-	return rules
-}
-
-// ruleComment is the comment the CNI plugins put on the nat rules of id.
-func ruleComment(c *CNI, id string) string {
-	return fmt.Sprintf(`name: \"%s\" id: \"%s\"`, c.NetworkName(), id)
-}
-
-// freePort returns a TCP port nothing on the host listens on now.
-func freePort(t *testing.T) uint32 {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
+	if err := h.AddrAdd(lo, &netlink.Addr{IPNet: ipNet(netip.MustParsePrefix(nodeAddress + "/32"))}); err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return uint32(l.Addr().(*net.TCPAddr).Port)
-}
-
-// serveInNetNS listens on port inside the namespace at path and answers
-// every connection with greeting. It stops when the test ends.
-func serveInNetNS(t *testing.T, path string, port uint32, greeting string) {
-	t.Helper()
-	var l net.Listener
-	err := inNetNS(path, func() (err error) {
-		l, err = net.Listen("tcp", fmt.Sprintf("0.0.0.0:%d", port))
-		return err
-	})
-	if err != nil {
-		t.Fatalf("listen in netns: %v", err)
+	resolv := filepath.Join(t.TempDir(), "resolv.conf")
+	if err := os.WriteFile(resolv, []byte("nameserver 127.0.0.1\n"), 0o644); err != nil {
+		t.Fatal(err)
 	}
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		for {
-			conn, err := l.Accept()
-			if err != nil {
-				return
-			}
-			fmt.Fprintln(conn, greeting)
-			conn.Close()
-		}
-	})
+	tn := &testNode{t: t, ns: ns, cfg: Config{
+		Name:           "node-" + t.Name(),
+		NodeID:         "id-" + t.Name(),
+		DataDir:        t.TempDir(),
+		Subnet:         fmt.Sprintf("10.211.%d.0/24", subnetSeq.Add(1)),
+		ContainerRange: "10.211.0.0/16",
+		Address:        nodeAddress,
+		NetNSDir:       t.TempDir(),
+		ResolvConf:     resolv,
+	}}
+	// Registered after the directories and the namespace, so it runs
+	// before they are removed.
 	t.Cleanup(func() {
-		l.Close()
-		wg.Wait()
-	})
-}
-
-// greet connects to addr and returns the line the server sends.
-func greet(addr string) (string, error) {
-	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		return "", err
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(5 * time.Second))
-	line, err := bufio.NewReader(conn).ReadString('\n')
-	return strings.TrimSpace(line), err
-}
-
-// eth0Addrs returns the IPv4 addresses of eth0 inside the namespace.
-func eth0Addrs(t *testing.T, path string) []netip.Addr {
-	t.Helper()
-	var got []netip.Addr
-	err := inNetNS(path, func() error {
-		iface, err := net.InterfaceByName("eth0")
+		err := inNetNS(tn.ns, func() error {
+			var errs []error
+			if tn.n != nil {
+				errs = append(errs, tn.n.Close())
+			}
+			return errors.Join(append(errs, Remove(tn.cfg.Name, tn.cfg.DataDir, tn.cfg.NetNSDir))...)
+		})
 		if err != nil {
-			return err
+			t.Errorf("cleanup: %v", err)
 		}
-		addrs, err := iface.Addrs()
-		for _, a := range addrs {
-			if ipn, ok := a.(*net.IPNet); ok && ipn.IP.To4() != nil {
-				ip, _ := netip.AddrFromSlice(ipn.IP.To4())
-				got = append(got, ip)
-			}
-		}
-		return err
+		tn.expectNodeGone()
 	})
-	if err != nil {
-		t.Fatalf("read eth0 in netns: %v", err)
-	}
-	return got
+	tn.start()
+	return tn
 }
 
-func TestAttachPublishesPortsOnLoopback(t *testing.T) {
-	requireHost(t)
-	cfg := testConfig(t)
-	c := newTestCNI(t, cfg)
-	ctx := context.Background()
-	const id = "task-publish"
+// start makes the Node, as an agent does when it starts.
+func (tn *testNode) start() {
+	tn.t.Helper()
+	must(tn.t, tn.ns, func() (err error) {
+		tn.n, err = New(tn.cfg)
+		return err
+	})
+}
 
-	ports := []Port{
-		{Target: 8080, Published: freePort(t)},                      // all addresses
-		{Target: 8080, Published: freePort(t), HostIP: "127.0.0.1"}, // loopback only
-	}
-	a, err := c.Attach(ctx, id, ports)
+// stop closes the Node, as an agent does when it stops, and returns it.
+func (tn *testNode) stop() *Node {
+	tn.t.Helper()
+	n := tn.n
+	must(tn.t, tn.ns, n.Close)
+	tn.n = nil
+	return n
+}
+
+// do runs fn with the Node in the node's namespace.
+func (tn *testNode) do(fn func(n *Node) error) error {
+	n := tn.n
+	return inNetNS(tn.ns, func() error { return fn(n) })
+}
+
+func (tn *testNode) attach(spec AttachSpec) (a Attachment, err error) {
+	err = tn.do(func(n *Node) (err error) {
+		a, err = n.Attach(context.Background(), spec)
+		return err
+	})
+	return a, err
+}
+
+func (tn *testNode) mustAttach(spec AttachSpec) Attachment {
+	tn.t.Helper()
+	a, err := tn.attach(spec)
 	if err != nil {
-		t.Fatalf("Attach: %v", err)
+		tn.t.Fatalf("Attach(%s): %v", spec.ID, err)
 	}
-	subnet := netip.MustParsePrefix(cfg.Subnet)
-	ip, err := netip.ParseAddr(a.IP)
-	if err != nil || !subnet.Contains(ip) {
-		t.Fatalf("Attach IP = %q, want an address in %s", a.IP, subnet)
+	return a
+}
+
+func (tn *testNode) detach(id string) error {
+	return tn.do(func(n *Node) error { return n.Detach(context.Background(), id) })
+}
+
+func (tn *testNode) mustDetach(id string) {
+	tn.t.Helper()
+	if err := tn.detach(id); err != nil {
+		tn.t.Fatalf("Detach(%s): %v", id, err)
+	}
+}
+
+func (tn *testNode) expectAttachments(want ...string) {
+	tn.t.Helper()
+	ids, err := records{dir: tn.recordDir()}.ids()
+	slices.Sort(ids)
+	if err != nil || !slices.Equal(ids, want) {
+		tn.t.Errorf("attachment records = %v, %v; want %v", ids, err, want)
+	}
+	if tn.n == nil {
+		return
+	}
+	if ids, err := tn.n.Attachments(); err != nil || !slices.Equal(ids, want) {
+		tn.t.Errorf("Attachments() = %v, %v; want %v", ids, err, want)
+	}
+}
+
+func (tn *testNode) recordDir() string {
+	return filepath.Join(tn.cfg.DataDir, "network", "attachments")
+}
+func (tn *testNode) filesDir() string { return filepath.Join(tn.cfg.DataDir, "network", "files") }
+
+// netnsPath is where the namespace of container id is mounted.
+func (tn *testNode) netnsPath(id string) string {
+	return filepath.Join(tn.cfg.NetNSDir, netnsPrefix(tn.cfg.Name)+id)
+}
+
+// handle returns a netlink handle in the node's namespace; the caller
+// closes it.
+func (tn *testNode) handle() (*netlink.Handle, error) {
+	ns, err := netns.GetFromPath(tn.ns)
+	if err != nil {
+		return nil, err
+	}
+	defer ns.Close()
+	return netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
+}
+
+// links returns the names of the node's links that start with prefix.
+func (tn *testNode) links(prefix string) []string {
+	tn.t.Helper()
+	h, err := tn.handle()
+	if err != nil {
+		tn.t.Fatal(err)
+	}
+	defer h.Close()
+	ls, err := h.LinkList()
+	if err != nil {
+		tn.t.Fatal(err)
+	}
+	var names []string
+	for _, l := range ls {
+		if strings.HasPrefix(l.Attrs().Name, prefix) {
+			names = append(names, l.Attrs().Name)
+		}
+	}
+	return names
+}
+
+// tables returns the names of the nftables tables of the ip family in the
+// node's namespace.
+func (tn *testNode) tables() []string {
+	tn.t.Helper()
+	fd, err := unix.Open(tn.ns, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		tn.t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	c, err := nftables.New(nftables.WithNetNSFd(fd))
+	if err != nil {
+		tn.t.Fatal(err)
+	}
+	ts, err := c.ListTablesOfFamily(nftables.TableFamilyIPv4)
+	if err != nil {
+		tn.t.Fatal(err)
+	}
+	var names []string
+	for _, tb := range ts {
+		names = append(names, tb.Name)
+	}
+	return names
+}
+
+// expectNodeUp checks that the node's overlay device and rule table exist.
+func (tn *testNode) expectNodeUp() {
+	tn.t.Helper()
+	if dev := overlayName(tn.cfg.Name); !slices.Contains(tn.links("bx"), dev) {
+		tn.t.Errorf("overlay device %s is missing", dev)
+	}
+	if table := rules.New(tn.cfg.Name).Name(); !slices.Contains(tn.tables(), table) {
+		tn.t.Errorf("nftables table %s is missing", table)
+	}
+}
+
+// expectNodeGone checks that nothing of the node is left: no overlay
+// device, rule table, container or file.
+func (tn *testNode) expectNodeGone() {
+	tn.t.Helper()
+	if devs := tn.links("bx"); len(devs) > 0 {
+		tn.t.Errorf("overlay devices left: %v", devs)
+	}
+	if table := rules.New(tn.cfg.Name).Name(); slices.Contains(tn.tables(), table) {
+		tn.t.Errorf("nftables table %s left", table)
+	}
+	tn.expectNoContainers()
+}
+
+// expectNoContainers checks that no container namespace, veth, record or
+// file is left.
+func (tn *testNode) expectNoContainers() {
+	tn.t.Helper()
+	if entries, _ := os.ReadDir(tn.cfg.NetNSDir); len(entries) > 0 {
+		tn.t.Errorf("network namespaces left in %s: %v", tn.cfg.NetNSDir, entries)
+	}
+	if veths := tn.links("bv"); len(veths) > 0 {
+		tn.t.Errorf("veths left on the node: %v", veths)
+	}
+	if entries, _ := os.ReadDir(tn.recordDir()); len(entries) > 0 {
+		tn.t.Errorf("attachment records left: %v", entries)
+	}
+	if entries, _ := os.ReadDir(tn.filesDir()); len(entries) > 0 {
+		tn.t.Errorf("resolver files left: %v", entries)
+	}
+}
+
+// expectDetached checks that nothing of container id, attached as a with
+// ifaces interfaces, is left.
+func (tn *testNode) expectDetached(id string, a Attachment, ifaces int) {
+	tn.t.Helper()
+	gone := func(what, path string) {
+		tn.t.Helper()
+		if _, err := os.Lstat(path); !errors.Is(err, os.ErrNotExist) {
+			tn.t.Errorf("%s: %s %s is left (stat: %v)", id, what, path, err)
+		}
+	}
+	gone("netns", a.NetNSPath)
+	for _, f := range a.Files {
+		gone("file", f)
+	}
+	gone("file directory", filepath.Join(tn.filesDir(), id))
+	gone("record", records{dir: tn.recordDir()}.path(id))
+	veths := tn.links("bv")
+	for i := range ifaces {
+		if slices.Contains(veths, hostVethName(id, i)) {
+			tn.t.Errorf("%s: veth %s is left", id, hostVethName(id, i))
+		}
+	}
+}
+
+// spec is container id with one interface on network n1 at addr.
+func spec(id, addr string, ports ...Port) AttachSpec {
+	return AttachSpec{
+		ID:         id,
+		Interfaces: []Interface{{NetworkID: "n1", Address: netip.MustParsePrefix(addr)}},
+		Ports:      ports,
+		Hostname:   id,
+		Search:     []string{"shop"},
+	}
+}
+
+// expectGreetingNow checks that one connection from path to addr is
+// greeted with want: for state that Node calls change before they return.
+func expectGreetingNow(t *testing.T, path, addr, want string) {
+	t.Helper()
+	if got, err := greetFrom(path, addr); err != nil || got != want {
+		t.Errorf("connect to %s: got %q, err %v; want %q", addr, got, err, want)
+	}
+}
+
+// expectRefused polls until a connection from path to addr is refused.
+func expectRefused(t *testing.T, path, addr string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got, err := greetFrom(path, addr)
+		if errors.Is(err, syscall.ECONNREFUSED) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("connect to %s: got %q, err %v; want connection refused", addr, got, err)
+		}
+	}
+}
+
+func TestNodeAttachDetach(t *testing.T) {
+	tn := newTestNode(t)
+	web := spec("web-1", "10.128.0.5/24", Port{Target: 80, Published: 8080})
+	web.Options = []string{"timeout:1"}
+	web.ExtraHosts = []*berthv1.ExtraHost{{Hostname: "db", Address: "10.1.2.3"}}
+	a := tn.mustAttach(web)
+
+	if want := tn.netnsPath("web-1"); a.NetNSPath != want {
+		t.Errorf("NetNSPath = %s, want %s", a.NetNSPath, want)
 	}
 	if ok, err := isNetNS(a.NetNSPath); !ok || err != nil {
 		t.Fatalf("netns %s is not mounted (err %v)", a.NetNSPath, err)
 	}
-	if got := eth0Addrs(t, a.NetNSPath); len(got) != 1 || got[0] != ip {
-		t.Fatalf("eth0 addresses in netns = %v, want [%s]", got, ip)
+	if a.IP != "10.128.0.5" {
+		t.Errorf("IP = %q, want 10.128.0.5", a.IP)
 	}
-	var loFlags net.Flags
-	if err := inNetNS(a.NetNSPath, func() error {
-		lo, err := net.InterfaceByName("lo")
-		if err == nil {
-			loFlags = lo.Flags
+	wantFiles := map[string]string{
+		"/etc/resolv.conf": "nameserver 127.0.0.11\nsearch shop\noptions ndots:0 timeout:1\n",
+		"/etc/hosts":       "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n10.128.0.5\tweb-1\n10.1.2.3\tdb\n",
+		"/etc/hostname":    "web-1\n",
+	}
+	if len(a.Files) != len(wantFiles) {
+		t.Errorf("Files = %v, want %d files", a.Files, len(wantFiles))
+	}
+	for dst, want := range wantFiles {
+		src, ok := a.Files[dst]
+		if !ok {
+			t.Errorf("Files has no %s", dst)
+			continue
 		}
-		return err
-	}); err != nil || loFlags&net.FlagUp == 0 {
-		t.Fatalf("loopback in netns: flags %v, err %v; want it up", loFlags, err)
-	}
-
-	if rules := natRulesMatching(t, ruleComment(c, id)); len(rules) < 1 {
-		t.Errorf("nat rules of %s = %q, want its port rules", id, rules)
-	}
-	if rules := natRulesMatching(t, "berth masquerade "+c.NetworkName()); len(rules) != 1 || !strings.Contains(rules[0], cfg.Subnet) {
-		t.Errorf("masquerade rules of the network = %q, want one for %s", rules, cfg.Subnet)
-	}
-
-	serveInNetNS(t, a.NetNSPath, 8080, "hello from "+id)
-	for _, p := range ports {
-		addr := fmt.Sprintf("127.0.0.1:%d", p.Published)
-		got, err := greet(addr)
-		if err != nil || got != "hello from "+id {
-			t.Errorf("greet(%s) = %q, %v; want the container's greeting", addr, got, err)
+		if !strings.HasPrefix(src, tn.filesDir()) {
+			t.Errorf("%s is at %s, outside %s", dst, src, tn.filesDir())
+		}
+		if b, err := os.ReadFile(src); err != nil || string(b) != want {
+			t.Errorf("%s = %q, %v; want %q", dst, b, err, want)
 		}
 	}
-
-	if err := c.Detach(ctx, id); err != nil {
-		t.Fatalf("Detach: %v", err)
-	}
-	assertDetached(t, c, id, a)
-	for _, p := range ports {
-		if rules := natRulesMatching(t, fmt.Sprintf("--dport %d ", p.Published)); len(rules) > 0 {
-			t.Errorf("rules of port %d remain after Detach:\n%s", p.Published, strings.Join(rules, "\n"))
-		}
-	}
-}
-
-// assertDetached checks that nothing of attachment a of id is left.
-func assertDetached(t *testing.T, c *CNI, id string, a Attachment) {
-	t.Helper()
-	if _, err := os.Stat(filepath.Join(c.IPAMDir(), a.IP)); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("IP allocation file of %s still exists (stat err %v)", a.IP, err)
-	}
-	if _, err := os.Stat(a.NetNSPath); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("netns %s still exists (stat err %v)", a.NetNSPath, err)
-	}
-	if rules := natRulesMatching(t, ruleComment(c, id)); len(rules) > 0 {
-		t.Errorf("nat rules of %s remain:\n%s", id, strings.Join(rules, "\n"))
-	}
-	if ids, err := c.Attachments(); err != nil || len(ids) != 0 {
-		t.Errorf("Attachments() = %v, %v; want none", ids, err)
-	}
-}
-
-func TestAttachIsIdempotent(t *testing.T) {
-	requireHost(t)
-	c := newTestCNI(t, testConfig(t))
-	ctx := context.Background()
-	const id = "task-twice"
-	ports := []Port{{Target: 80, Published: freePort(t)}}
-
-	first, err := c.Attach(ctx, id, ports)
-	if err != nil {
-		t.Fatalf("first Attach: %v", err)
-	}
-	second, err := c.Attach(ctx, id, ports)
-	if err != nil {
-		t.Fatalf("second Attach: %v", err)
-	}
-	if first != second {
-		t.Errorf("second Attach = %+v, want %+v", second, first)
-	}
-	if _, err := c.Attach(ctx, id, []Port{{Target: 81, Published: freePort(t)}}); err == nil {
-		t.Errorf("Attach with other ports succeeded, want an error")
-	}
-	entries, err := os.ReadDir(c.IPAMDir())
+	hc := handleIn(t, a.NetNSPath)
+	eth0, err := hc.LinkByName("eth0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var allocated []string
-	for _, e := range entries {
-		if _, err := netip.ParseAddr(e.Name()); err == nil {
-			allocated = append(allocated, e.Name())
-		}
+	if addrs, err := hc.AddrList(eth0, netlink.FAMILY_V4); err != nil || len(addrs) != 1 || addrs[0].IPNet.String() != "10.128.0.5/32" {
+		t.Errorf("eth0 addresses = %v, %v; want 10.128.0.5/32", addrs, err)
 	}
-	if len(allocated) != 1 {
-		t.Errorf("IP allocations = %v, want exactly one", allocated)
+	if eth0.Attrs().MTU != 1450 {
+		t.Errorf("eth0 MTU = %d, want the overlay's 1450", eth0.Attrs().MTU)
 	}
-	if ids, err := c.Attachments(); err != nil || len(ids) != 1 || ids[0] != id {
-		t.Errorf("Attachments() = %v, %v; want [%s]", ids, err, id)
+	if lo, err := hc.LinkByName("lo"); err != nil || lo.Attrs().Flags&unix.IFF_UP == 0 {
+		t.Errorf("loopback in the container: %v, %v; want it up", lo, err)
 	}
-	for range 2 {
-		if err := c.Detach(ctx, id); err != nil {
-			t.Fatalf("Detach: %v", err)
-		}
-	}
-	assertDetached(t, c, id, first)
+
+	serveIn(t, a.NetNSPath, ":80", "web-1")
+	expectGreeting(t, tn.ns, "127.0.0.1:8080", "web-1")
+	expectGreeting(t, tn.ns, nodeAddress+":8080", "web-1")
+
+	b := tn.mustAttach(spec("web-2", "10.128.0.6/24"))
+	expectGreeting(t, b.NetNSPath, "10.128.0.5:80", "web-1")
+	tn.expectAttachments("web-1", "web-2")
+
+	tn.mustDetach("web-1")
+	// The published port is the node's own again.
+	serveIn(t, tn.ns, ":8080", "the node")
+	expectGreetingNow(t, tn.ns, "127.0.0.1:8080", "the node")
+	expectGreetingNow(t, tn.ns, nodeAddress+":8080", "the node")
+	tn.expectDetached("web-1", a, 1)
+	tn.expectAttachments("web-2")
+
+	tn.mustDetach("web-2")
+	tn.expectDetached("web-2", b, 1)
+	tn.expectAttachments()
+	tn.expectNoContainers()
 }
 
-func TestDetachUnknownID(t *testing.T) {
-	requireHost(t)
-	c := newTestCNI(t, testConfig(t))
-	if err := c.Detach(context.Background(), "never-attached"); err != nil {
+func TestNodeAttachIsIdempotent(t *testing.T) {
+	tn := newTestNode(t)
+	s := spec("web-1", "10.128.0.5/24", Port{Target: 80, Published: 8080})
+	first := tn.mustAttach(s)
+	// The same ports given otherwise are the same ports.
+	again := s
+	again.Ports = []Port{{Target: 80, Published: 8080, Protocol: "TCP"}}
+	second := tn.mustAttach(again)
+	if !reflect.DeepEqual(first, second) {
+		t.Errorf("second Attach = %+v, want %+v", second, first)
+	}
+
+	other := s
+	other.Ports = []Port{{Target: 80, Published: 8081}}
+	_, err := tn.attach(other)
+	if err == nil || !strings.Contains(err.Error(), "8080") || !strings.Contains(err.Error(), "8081") {
+		t.Errorf("Attach with other ports = %v, want an error naming ports 8080 and 8081", err)
+	}
+	// The attachment is untouched.
+	serveIn(t, first.NetNSPath, ":80", "web-1")
+	expectGreeting(t, tn.ns, "127.0.0.1:8080", "web-1")
+	tn.expectAttachments("web-1")
+
+	for range 2 {
+		tn.mustDetach("web-1")
+	}
+	tn.expectDetached("web-1", first, 1)
+	tn.expectNoContainers()
+}
+
+func TestNodeDetachUnknownID(t *testing.T) {
+	tn := newTestNode(t)
+	if err := tn.detach("never-attached"); err != nil {
 		t.Fatalf("Detach of an unknown id = %v, want nil", err)
 	}
+	if err := tn.detach("../x"); err == nil {
+		t.Error("Detach of an invalid id succeeded")
+	}
 }
 
-// TestDetachAfterRestart detaches with a new handle, as an agent does after
-// a restart, including a container whose namespace vanished meanwhile.
-func TestDetachAfterRestart(t *testing.T) {
-	requireHost(t)
-	cfg := testConfig(t)
-	c := newTestCNI(t, cfg)
-	ctx := context.Background()
+// TestNodeDetachAfterRestart detaches with a new Node, as an agent does
+// after a restart, including a container whose namespace vanished
+// meanwhile (a reboot).
+func TestNodeDetachAfterRestart(t *testing.T) {
+	tn := newTestNode(t)
+	kept := tn.mustAttach(spec("kept", "10.128.0.5/24", Port{Target: 80, Published: 8080}))
+	lost := tn.mustAttach(spec("lost", "10.128.0.6/24", Port{Target: 80, Published: 8081}))
+	serveIn(t, kept.NetNSPath, ":80", "kept")
+	expectGreeting(t, tn.ns, "127.0.0.1:8080", "kept")
 
-	kept, err := c.Attach(ctx, "task-kept", []Port{{Target: 80, Published: freePort(t)}})
+	old := tn.stop()
+	err := inNetNS(tn.ns, func() error {
+		if _, err := old.Attach(context.Background(), spec("late", "10.128.0.7/24")); !errors.Is(err, ErrClosed) {
+			return fmt.Errorf("Attach after Close = %v, want ErrClosed", err)
+		}
+		if err := old.Detach(context.Background(), "kept"); !errors.Is(err, ErrClosed) {
+			return fmt.Errorf("Detach after Close = %v, want ErrClosed", err)
+		}
+		return old.Close() // again: a no-op
+	})
 	if err != nil {
-		t.Fatalf("Attach: %v", err)
-	}
-	lost, err := c.Attach(ctx, "task-lost", []Port{{Target: 80, Published: freePort(t)}})
-	if err != nil {
-		t.Fatalf("Attach: %v", err)
-	}
-	if err := c.Close(); err != nil {
-		t.Fatalf("Close: %v", err)
-	}
-	if _, err := c.Attach(ctx, "task-late", nil); !errors.Is(err, ErrClosed) {
-		t.Errorf("Attach after Close = %v, want ErrClosed", err)
+		t.Error(err)
 	}
 	if err := removeNetNS(lost.NetNSPath); err != nil {
 		t.Fatal(err)
 	}
 
-	restarted, err := New(cfg)
-	if err != nil {
-		t.Fatalf("New after restart: %v", err)
+	tn.start()
+	tn.expectAttachments("kept", "lost")
+	// The new Node wrote the rules afresh when it started: the port still
+	// answering means it adopted the container.
+	expectGreetingNow(t, tn.ns, "127.0.0.1:8080", "kept")
+	if again := tn.mustAttach(spec("kept", "10.128.0.5/24", Port{Target: 80, Published: 8080})); !reflect.DeepEqual(again, kept) {
+		t.Errorf("Attach of the adopted container = %+v, want %+v", again, kept)
 	}
-	ids, err := restarted.Attachments()
-	if err != nil || len(ids) != 2 {
-		t.Fatalf("Attachments() after restart = %v, %v; want both ids", ids, err)
-	}
-	for id, a := range map[string]Attachment{"task-kept": kept, "task-lost": lost} {
-		if err := restarted.Detach(ctx, id); err != nil {
-			t.Fatalf("Detach(%s) after restart: %v", id, err)
-		}
-		assertDetachedOne(t, id, restarted, a)
-	}
-	if ids, err := restarted.Attachments(); err != nil || len(ids) != 0 {
-		t.Errorf("Attachments() = %v, %v; want none", ids, err)
-	}
+
+	tn.mustDetach("kept")
+	tn.mustDetach("lost")
+	serveIn(t, tn.ns, ":8080", "the node")
+	expectGreetingNow(t, tn.ns, "127.0.0.1:8080", "the node")
+	tn.expectDetached("kept", kept, 1)
+	tn.expectDetached("lost", lost, 1)
+	tn.expectAttachments()
+	tn.expectNoContainers()
 }
 
-// assertDetachedOne is assertDetached for one of several attachments.
-func assertDetachedOne(t *testing.T, id string, c *CNI, a Attachment) {
-	t.Helper()
-	if _, err := os.Stat(filepath.Join(c.IPAMDir(), a.IP)); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("%s: IP allocation file of %s still exists (stat err %v)", id, a.IP, err)
-	}
-	if _, err := os.Stat(a.NetNSPath); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("%s: netns %s still exists (stat err %v)", id, a.NetNSPath, err)
-	}
-	if rules := natRulesMatching(t, ruleComment(c, id)); len(rules) > 0 {
-		t.Errorf("%s: nat rules remain:\n%s", id, strings.Join(rules, "\n"))
-	}
-}
-
-// TestAttachRecoversStaleState attaches over what a crash or a reboot
-// leaves: a record of an Attach that never finished, and a record whose
-// namespace is gone.
-func TestAttachRecoversStaleState(t *testing.T) {
-	requireHost(t)
-	c := newTestCNI(t, testConfig(t))
-	ctx := context.Background()
+// TestNodeAttachRecoversStaleState attaches over what a crash or a reboot
+// leaves.
+func TestNodeAttachRecoversStaleState(t *testing.T) {
+	tn := newTestNode(t)
 	tests := []struct {
 		name  string
 		stale func(t *testing.T, id string)
 	}{
-		{"unfinished attach", func(t *testing.T, id string) {
-			if err := createNetNS(c.netnsPath(id)); err != nil {
+		{"unfinished attach, netns gone", func(t *testing.T, id string) {
+			// A crash after the record and the first veth were made;
+			// then a reboot took the namespace.
+			rec := record{ID: id, NetNSPath: tn.netnsPath(id), Links: []Link{{
+				Host: hostVethName(id, 0), Container: "eth0", Address: netip.MustParsePrefix("10.128.0.9/24"), NetworkID: "n1",
+			}}}
+			if err := (records{dir: tn.recordDir()}).put(rec); err != nil {
 				t.Fatal(err)
 			}
-			if err := c.records.put(record{ID: id, NetNSPath: c.netnsPath(id)}); err != nil {
+			h := handleIn(t, tn.ns)
+			if err := h.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: hostVethName(id, 0)}, PeerName: "stale0"}); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"unfinished attach", func(t *testing.T, id string) {
+			if err := createNetNS(tn.netnsPath(id)); err != nil {
+				t.Fatal(err)
+			}
+			if err := (records{dir: tn.recordDir()}).put(record{ID: id, NetNSPath: tn.netnsPath(id)}); err != nil {
 				t.Fatal(err)
 			}
 		}},
 		{"netns without record", func(t *testing.T, id string) {
-			if err := createNetNS(c.netnsPath(id)); err != nil {
+			if err := createNetNS(tn.netnsPath(id)); err != nil {
 				t.Fatal(err)
 			}
 		}},
 		{"netns gone", func(t *testing.T, id string) {
-			if _, err := c.Attach(ctx, id, nil); err != nil {
-				t.Fatal(err)
-			}
-			if err := removeNetNS(c.netnsPath(id)); err != nil {
+			tn.mustAttach(spec(id, "10.128.0.8/24"))
+			if err := removeNetNS(tn.netnsPath(id)); err != nil {
 				t.Fatal(err)
 			}
 		}},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			id := fmt.Sprintf("task-stale-%d", i)
+			id := fmt.Sprintf("stale-%d", i)
 			tt.stale(t, id)
-			a, err := c.Attach(ctx, id, nil)
+			a, err := tn.attach(spec(id, "10.128.0.5/24", Port{Target: 80, Published: 8080}))
 			if err != nil {
 				t.Fatalf("Attach over stale state: %v", err)
 			}
-			if got := eth0Addrs(t, a.NetNSPath); len(got) != 1 || got[0].String() != a.IP {
-				t.Errorf("eth0 addresses in netns = %v, want [%s]", got, a.IP)
+			if ok, err := isNetNS(a.NetNSPath); !ok || err != nil {
+				t.Fatalf("netns %s is not mounted (err %v)", a.NetNSPath, err)
 			}
-			if err := c.Detach(ctx, id); err != nil {
+			serveIn(t, a.NetNSPath, ":80", id)
+			expectGreeting(t, tn.ns, "127.0.0.1:8080", id)
+			if err := tn.detach(id); err != nil {
 				t.Fatalf("Detach: %v", err)
 			}
-			assertDetached(t, c, id, a)
+			tn.expectDetached(id, a, 1)
+			tn.expectNoContainers()
 		})
 	}
 }
 
-func TestAttachConcurrently(t *testing.T) {
-	requireHost(t)
-	c := newTestCNI(t, testConfig(t))
-	ctx := context.Background()
-	const n = 4
-	attachments := make([]Attachment, n)
-	errs := make([]error, n)
+func TestNodeAttachFailureLeavesNothing(t *testing.T) {
+	tn := newTestNode(t)
+	onN1 := func(addr string) Interface {
+		return Interface{NetworkID: "n1", Address: netip.MustParsePrefix(addr)}
+	}
+	tests := []struct {
+		name    string
+		ifaces  []Interface
+		ports   []Port
+		wantErr string
+	}{
+		{"IPv6 address", []Interface{onN1("fd00::5/64")}, nil, "fd00::5/64 of network n1 is not IPv4"},
+		{"no address", []Interface{{NetworkID: "n1"}}, nil, "of network n1 is not IPv4"},
+		{"bad address after a good one", []Interface{onN1("10.128.0.5/24"), {NetworkID: "n2", Address: netip.MustParsePrefix("fd00::6/64")}}, nil, "network n2 is not IPv4"},
+		// The kernel refuses the second interface's route to the same
+		// subnet, once the first interface is made and the second's veth.
+		{"second interface on the same subnet", []Interface{onN1("10.128.0.5/24"), {NetworkID: "n1b", Address: netip.MustParsePrefix("10.128.0.6/24")}}, []Port{{Target: 80, Published: 8080}}, "network n1b"},
+		{"bad port", []Interface{onN1("10.128.0.5/24")}, []Port{{Target: 80}}, "published port 0"},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			id := fmt.Sprintf("fail-%d", i)
+			s := spec(id, "10.128.0.5/24")
+			s.Interfaces, s.Ports = tt.ifaces, tt.ports
+			a, err := tn.attach(s)
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("Attach = %+v, %v; want an error containing %q", a, err, tt.wantErr)
+			}
+			tn.expectDetached(id, Attachment{NetNSPath: tn.netnsPath(id), Files: tn.n.filePaths(id)}, len(tt.ifaces))
+			tn.expectAttachments()
+			tn.expectNoContainers()
+
+			// Nothing stands in the way of the next attach.
+			a = tn.mustAttach(spec(id, "10.128.0.5/24", Port{Target: 80, Published: 8080}))
+			serveIn(t, a.NetNSPath, ":80", id)
+			expectGreeting(t, tn.ns, "127.0.0.1:8080", id)
+			tn.mustDetach(id)
+			tn.expectNoContainers()
+		})
+	}
+}
+
+func TestNodeAttachDetachConcurrently(t *testing.T) {
+	tn := newTestNode(t)
+	const n = 10
+	specOf := func(group string, i int) AttachSpec {
+		s := spec(fmt.Sprintf("%s-%d", group, i), fmt.Sprintf("10.128.%d.%d/16", len(group), 10+i))
+		if i%2 == 0 {
+			s.Ports = []Port{{Target: 80, Published: uint32(len(group)*1000 + i)}}
+		}
+		return s
+	}
+	attachAll := func(group string) []Attachment {
+		atts := make([]Attachment, n)
+		errs := make([]error, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Go(func() { atts[i], errs[i] = tn.attach(specOf(group, i)) })
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			t.Fatalf("concurrent Attach: %v", err)
+		}
+		return atts
+	}
+
+	first := attachAll("a")
+	seen := map[string]bool{}
+	for _, a := range first {
+		if seen[a.NetNSPath] || seen[a.IP] {
+			t.Errorf("attachment %+v shares its netns or IP", a)
+		}
+		seen[a.NetNSPath], seen[a.IP] = true, true
+	}
+	var ids []string
+	for i := range n {
+		ids = append(ids, specOf("a", i).ID)
+	}
+	slices.Sort(ids)
+	tn.expectAttachments(ids...)
+
+	// At once: half of the first group is detached, the other half is
+	// attached again, and a second group is attached.
 	var wg sync.WaitGroup
+	errs := make([]error, 2*n)
 	for i := range n {
 		wg.Go(func() {
-			attachments[i], errs[i] = c.Attach(ctx, fmt.Sprintf("task-par-%d", i), nil)
+			if i < n/2 {
+				errs[i] = tn.detach(specOf("a", i).ID)
+				return
+			}
+			a, err := tn.attach(specOf("a", i))
+			if err == nil && !reflect.DeepEqual(a, first[i]) {
+				err = fmt.Errorf("attach again = %+v, want %+v", a, first[i])
+			}
+			errs[i] = err
 		})
 	}
+	var second []Attachment
+	wg.Go(func() { second = attachAll("bb") })
 	wg.Wait()
-	seen := map[string]bool{}
-	for i, a := range attachments {
-		if errs[i] != nil {
-			t.Fatalf("Attach %d: %v", i, errs[i])
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	if len(tn.links("bv")) != n+n/2 {
+		t.Errorf("veths on the node = %v, want %d", tn.links("bv"), n+n/2)
+	}
+
+	for i := range n {
+		if i >= n/2 {
+			wg.Go(func() { errs[i] = tn.detach(specOf("a", i).ID) })
 		}
-		if seen[a.IP] {
-			t.Errorf("IP %s given twice", a.IP)
-		}
-		seen[a.IP] = true
+		wg.Go(func() { errs[n+i] = tn.detach(specOf("bb", i).ID) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
 	}
 	for i := range n {
-		wg.Go(func() { errs[i] = c.Detach(ctx, fmt.Sprintf("task-par-%d", i)) })
+		tn.expectDetached(specOf("a", i).ID, first[i], 1)
+		tn.expectDetached(specOf("bb", i).ID, second[i], 1)
 	}
-	wg.Wait()
-	for i, err := range errs {
+	tn.expectAttachments()
+	tn.expectNoContainers()
+}
+
+// shopMap is a full network map: app shop on network n1 with service web
+// (VIP 10.128.0.2, task web-1 on this node) and service client (tasks
+// client-1 on this node and client-2 on a remote node).
+func shopMap(tn *testNode, webReady bool) *berthv1.NetworkMap {
+	const remote = "id-remote"
+	onN1 := func(addr string) []*berthv1.TaskNetwork {
+		return []*berthv1.TaskNetwork{{NetworkId: "n1", Network: "shop_default", Address: addr}}
+	}
+	service := func(id, name, vip string) *berthv1.NetworkService {
+		return &berthv1.NetworkService{
+			Id: id, Namespace: "default", App: "shop", Name: name, EndpointMode: berthv1.EndpointMode_ENDPOINT_MODE_VIP,
+			Networks:   []*berthv1.ServiceNetwork{{Network: "shop_default"}},
+			VirtualIps: []*berthv1.VirtualIP{{NetworkId: "n1", Network: "shop_default", Address: vip}},
+		}
+	}
+	return &berthv1.NetworkMap{
+		Full:     true,
+		Networks: []*berthv1.Network{{Meta: &berthv1.Meta{Id: "n1"}, Namespace: "default", App: "shop", Name: "shop_default", Subnet: "10.128.0.0/24"}},
+		Services: []*berthv1.NetworkService{service("s-web", "web", "10.128.0.2"), service("s-client", "client", "10.128.0.3")},
+		Tasks: []*berthv1.NetworkTask{
+			{Id: "web-1", ServiceId: "s-web", NodeId: tn.cfg.NodeID, Slot: 1, Ready: webReady, Networks: onN1("10.128.0.5/24")},
+			{Id: "client-1", ServiceId: "s-client", NodeId: tn.cfg.NodeID, Slot: 1, Ready: true, Networks: onN1("10.128.0.6/24")},
+			{Id: "client-2", ServiceId: "s-client", NodeId: remote, Slot: 2, Ready: true, Networks: onN1("10.128.0.9/24")},
+		},
+		Nodes: []*berthv1.NetworkNode{
+			{Id: tn.cfg.NodeID, Address: nodeAddress, Subnet: tn.cfg.Subnet},
+			{Id: remote, Address: "10.212.0.2", Subnet: "10.211.250.0/24"},
+		},
+	}
+}
+
+// lookupIn asks the DNS server of the container at path for name's A
+// records.
+func lookupIn(path, name string) ([]string, error) {
+	var addrs []string
+	err := inNetNS(path, func() error {
+		q := new(miekg.Msg).SetQuestion(miekg.Fqdn(name), miekg.TypeA)
+		c := &miekg.Client{Timeout: 2 * time.Second}
+		r, _, err := c.Exchange(q, dns.ListenAddr)
 		if err != nil {
-			t.Errorf("Detach %d: %v", i, err)
+			return err
 		}
-	}
-	if ids, err := c.Attachments(); err != nil || len(ids) != 0 {
-		t.Errorf("Attachments() = %v, %v; want none", ids, err)
+		if r.Rcode != miekg.RcodeSuccess {
+			return fmt.Errorf("%s: %s", name, miekg.RcodeToString[r.Rcode])
+		}
+		for _, rr := range r.Answer {
+			if a, ok := rr.(*miekg.A); ok {
+				addrs = append(addrs, a.A.String())
+			}
+		}
+		return nil
+	})
+	return addrs, err
+}
+
+// expectLookup polls until the container at path resolves name to want.
+func expectLookup(t *testing.T, path, name string, want ...string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got, err := lookupIn(path, name)
+		slices.Sort(got)
+		if err == nil && slices.Equal(got, want) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s looks up %s: %v, %v; want %v", filepath.Base(path), name, got, err, want)
+		}
 	}
 }
 
-// TestAttachFailureRollsBack makes the bridge plugin fail after it has done
-// its work, and checks that Attach undoes all of it.
-func TestAttachFailureRollsBack(t *testing.T) {
-	requireHost(t)
-	plugins := t.TempDir()
-	for _, p := range requiredPlugins {
-		if err := os.Symlink(filepath.Join(DefaultPluginDir, p), filepath.Join(plugins, p)); err != nil {
-			t.Fatal(err)
+// expectOverlayRoute polls until the node routes dst through gw on its
+// overlay device.
+func expectOverlayRoute(t *testing.T, tn *testNode, dst, gw string) {
+	t.Helper()
+	h := handleIn(t, tn.ns)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		rs, err := h.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Dst: ipNet(netip.MustParsePrefix(dst + "/32"))}, netlink.RT_FILTER_DST)
+		if err == nil && len(rs) == 1 && rs[0].Gw.String() == gw {
+			if l, err := h.LinkByIndex(rs[0].LinkIndex); err == nil && l.Attrs().Name == overlayName(tn.cfg.Name) {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("routes to %s = %v, %v; want one via %s on the overlay", dst, rs, err, gw)
 		}
 	}
-	failingBridge := "#!/bin/sh\n" +
-		`if [ "$CNI_COMMAND" = ADD ]; then ` + DefaultPluginDir + "/bridge >/dev/null; exit 1; fi\n" +
-		"exec " + DefaultPluginDir + "/bridge\n"
-	bridge := filepath.Join(plugins, "bridge")
-	if err := os.Remove(bridge); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(bridge, []byte(failingBridge), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	cfg := testConfig(t)
-	cfg.PluginDirs = []string{plugins}
-	c := newTestCNI(t, cfg)
-	const id = "task-fail"
-
-	if _, err := c.Attach(context.Background(), id, []Port{{Target: 80, Published: freePort(t)}}); err == nil {
-		t.Fatalf("Attach with a failing bridge plugin succeeded")
-	}
-	entries, _ := os.ReadDir(c.IPAMDir())
-	for _, e := range entries {
-		if _, err := netip.ParseAddr(e.Name()); err == nil {
-			t.Errorf("IP %s is still allocated", e.Name())
-		}
-	}
-	assertDetached(t, c, id, Attachment{NetNSPath: c.netnsPath(id), IP: "none"})
 }
 
-func TestNewRefusesASubnetInUse(t *testing.T) {
-	requireHost(t)
-	cfg := testConfig(t)
-	c := newTestCNI(t, cfg)
-	if _, err := c.Attach(context.Background(), "task-first", nil); err != nil {
-		t.Fatalf("Attach: %v", err)
+func TestNodeSetMap(t *testing.T) {
+	tn := newTestNode(t)
+	web := tn.mustAttach(spec("web-1", "10.128.0.5/24"))
+	client := tn.mustAttach(spec("client-1", "10.128.0.6/24"))
+	serveIn(t, web.NetNSPath, "10.128.0.5:80", "web-1")
+
+	tn.n.SetMap(shopMap(tn, true))
+	// Any port of the VIP leads to the task.
+	expectGreeting(t, client.NetNSPath, "10.128.0.2:80", "web-1")
+	expectLookup(t, web.NetNSPath, "web", "10.128.0.2")
+	expectLookup(t, client.NetNSPath, "web", "10.128.0.2")
+	expectLookup(t, client.NetNSPath, "tasks.web.shop", "10.128.0.5")
+	expectOverlayRoute(t, tn, "10.128.0.9", "10.211.250.1")
+	if got := tn.n.Snapshot(); len(got.Tasks) != 3 {
+		t.Errorf("Snapshot has tasks %v, want 3", got.Tasks)
 	}
-	// Another node on the same machine given the same subnet.
-	other := cfg
-	other.Name = cfg.Name + "-other"
-	other.DataDir = t.TempDir()
-	_, err := New(other)
-	if err == nil || !strings.Contains(err.Error(), "already used by interface "+c.Bridge()) {
-		t.Fatalf("New with a subnet in use = %v, want an error naming %s", err, c.Bridge())
+
+	// The task stops taking traffic: the VIP refuses connections, and
+	// the name stays with no task behind it.
+	tn.n.SetMap(&berthv1.NetworkMap{Tasks: []*berthv1.NetworkTask{{
+		Id: "web-1", ServiceId: "s-web", NodeId: tn.cfg.NodeID, Slot: 1, Ready: false,
+		Networks: []*berthv1.TaskNetwork{{NetworkId: "n1", Network: "shop_default", Address: "10.128.0.5/24"}},
+	}}})
+	expectRefused(t, client.NetNSPath, "10.128.0.2:80")
+	expectLookup(t, client.NetNSPath, "tasks.web")
+	expectLookup(t, client.NetNSPath, "web", "10.128.0.2")
+	// The task itself is still reachable by its address.
+	expectGreetingNow(t, client.NetNSPath, "10.128.0.5:80", "web-1")
+
+	tn.mustDetach("web-1")
+	tn.mustDetach("client-1")
+	tn.expectNoContainers()
+}
+
+func TestNodeDestroy(t *testing.T) {
+	tn := newTestNode(t)
+	a := tn.mustAttach(spec("web-1", "10.128.0.5/24", Port{Target: 80, Published: 8080}))
+	b := tn.mustAttach(spec("web-2", "10.128.0.6/24"))
+	tn.expectNodeUp()
+	// Maps keep arriving while the node is destroyed, as from a session
+	// that is still open.
+	n := tn.n
+	stopMaps := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			select {
+			case <-stopMaps:
+				return
+			default:
+				n.SetMap(shopMap(tn, true))
+			}
+		}
+	})
+	err := tn.do(func(n *Node) error { return n.Destroy(context.Background()) })
+	close(stopMaps)
+	wg.Wait()
+	if err != nil {
+		t.Fatalf("Destroy: %v", err)
 	}
-	// The node itself, restarted, keeps its subnet.
-	if _, err := New(cfg); err != nil {
-		t.Fatalf("New for the same node again: %v", err)
+	tn.expectDetached("web-1", a, 1)
+	tn.expectDetached("web-2", b, 1)
+	tn.expectNodeGone()
+
+	// A destroyed node is closed: a late map programs nothing.
+	n.SetMap(shopMap(tn, true))
+	if _, err := tn.attach(spec("web-3", "10.128.0.7/24")); !errors.Is(err, ErrClosed) {
+		t.Errorf("Attach after Destroy = %v, want ErrClosed", err)
 	}
+	if err := tn.do(func(n *Node) error { return n.Destroy(context.Background()) }); !errors.Is(err, ErrClosed) {
+		t.Errorf("Destroy again = %v, want ErrClosed", err)
+	}
+	tn.stop()
+	tn.expectNodeGone()
+}
+
+// TestRemove removes what a Node left when its agent is gone.
+func TestRemove(t *testing.T) {
+	tn := newTestNode(t)
+	a := tn.mustAttach(spec("web-1", "10.128.0.5/24", Port{Target: 80, Published: 8080}))
+	b := tn.mustAttach(spec("web-2", "10.128.0.6/24"))
+	tn.stop()
+	// Close left everything in place for the next agent.
+	tn.expectNodeUp()
+	tn.expectAttachments("web-1", "web-2")
+	for _, att := range []Attachment{a, b} {
+		if ok, err := isNetNS(att.NetNSPath); !ok || err != nil {
+			t.Errorf("netns %s is gone after Close (err %v)", att.NetNSPath, err)
+		}
+	}
+
+	must(t, tn.ns, func() error { return Remove(tn.cfg.Name, tn.cfg.DataDir, tn.cfg.NetNSDir) })
+	tn.expectDetached("web-1", a, 1)
+	tn.expectDetached("web-2", b, 1)
+	tn.expectNodeGone()
+	// Nothing left to remove is not an error.
+	must(t, tn.ns, func() error { return Remove(tn.cfg.Name, tn.cfg.DataDir, tn.cfg.NetNSDir) })
 }
