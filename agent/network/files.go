@@ -29,16 +29,18 @@ func (n *Node) filePaths(id string) map[string]string {
 
 // writeFiles writes the resolver files of the container rec attaches:
 // resolv.conf pointing at its DNS server, hosts with its own name and
-// spec's extra hosts, and hostname.
+// spec's extra hosts, and hostname (spec's, else the container id cut to
+// a DNS label).
 func (n *Node) writeFiles(spec AttachSpec, rec record) error {
 	var addr netip.Addr
 	if len(rec.Links) > 0 {
 		addr = rec.Links[0].Address.Addr()
 	}
+	hostname := dns.TaskHostname(spec.Hostname, rec.ID)
 	content := map[string][]byte{
 		resolvConfPath: dns.ResolvConf(spec.Search, spec.Options),
-		hostsPath:      dns.Hosts(spec.Hostname, addr, spec.ExtraHosts),
-		hostnamePath:   dns.Hostname(spec.Hostname),
+		hostsPath:      dns.Hosts(hostname, addr, spec.ExtraHosts),
+		hostnamePath:   dns.Hostname(hostname),
 	}
 	paths := n.filePaths(rec.ID)
 	if err := os.MkdirAll(filepath.Dir(paths[hostsPath]), 0o755); err != nil {

@@ -36,7 +36,9 @@ type AttachSpec struct {
 	// Interfaces are the container's places on its networks, in order.
 	Interfaces []Interface
 	// Ports are published on this node only (host mode).
-	Ports    []Port
+	Ports []Port
+	// Hostname is the container's host name; empty means its id, cut to
+	// 63 bytes.
 	Hostname string
 	// Search, Servers and Options go into resolv.conf; Servers replace
 	// the node's resolvers for the names the cluster does not know.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -403,6 +404,45 @@ func TestNodeAttachDetach(t *testing.T) {
 	tn.expectNoContainers()
 }
 
+// TestNodeAttachWithoutNetworks attaches a container that joins no
+// network: it has its loopback, its files and its DNS server only.
+func TestNodeAttachWithoutNetworks(t *testing.T) {
+	tn := newTestNode(t)
+	id := "lonely-" + strings.Repeat("x", 70)
+	a := tn.mustAttach(AttachSpec{ID: id})
+	if a.IP != "" {
+		t.Errorf("IP = %q, want none", a.IP)
+	}
+	// The host name defaults to the id, cut to a DNS label.
+	host := id[:63]
+	for dst, want := range map[string]string{
+		"/etc/hostname": host + "\n",
+		"/etc/hosts":    "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n",
+	} {
+		if b, err := os.ReadFile(a.Files[dst]); err != nil || string(b) != want {
+			t.Errorf("%s = %q, %v; want %q", dst, b, err, want)
+		}
+	}
+	ls, err := handleIn(t, a.NetNSPath).LinkList()
+	if err != nil || len(ls) != 1 || ls[0].Attrs().Name != "lo" {
+		t.Errorf("links in the container = %v, %v; want lo alone", ls, err)
+	}
+	// Its DNS server holds the address.
+	err = inNetNS(a.NetNSPath, func() error {
+		c, err := net.ListenPacket("udp", dns.ListenAddr)
+		if err == nil {
+			c.Close()
+		}
+		return err
+	})
+	if !errors.Is(err, syscall.EADDRINUSE) {
+		t.Errorf("listen at %s in the container = %v, want the address in use by its DNS server", dns.ListenAddr, err)
+	}
+	tn.mustDetach(id)
+	tn.expectDetached(id, a, 0)
+	tn.expectNoContainers()
+}
+
 func TestNodeAttachIsIdempotent(t *testing.T) {
 	tn := newTestNode(t)
 	s := spec("web-1", "10.128.0.5/24", Port{Target: 80, Published: 8080})
@@ -472,6 +512,11 @@ func TestNodeDetachAfterRestart(t *testing.T) {
 
 	tn.start()
 	tn.expectAttachments("kept", "lost")
+	// Its DNS server answers again.
+	m := shopMap(tn, true)
+	m.Tasks[0].Id = "kept"
+	tn.n.SetMap(m)
+	expectLookup(t, kept.NetNSPath, "web", "10.128.0.2")
 	// The new Node wrote the rules afresh when it started: the port still
 	// answering means it adopted the container.
 	expectGreetingNow(t, tn.ns, "127.0.0.1:8080", "kept")
