@@ -189,8 +189,11 @@ func newTask(id string) *berthv1.Task {
 			Command: []string{"httpd", "-f"},
 			Env:     []string{"A=1"},
 			Ports: []*berthv1.PortSpec{
-				{Target: 80, Published: 8080, Protocol: "tcp"},
+				{Target: 80, Published: 8080, Protocol: "tcp", Mode: berthv1.PublishMode_PUBLISH_MODE_HOST},
 				{Target: 81, Protocol: "tcp"}, // not published: no host port
+				// Ingress: the node network's rules publish it on every
+				// node, not the container's node.
+				{Target: 82, Published: 8082, Protocol: "tcp"},
 			},
 			StopSignal:      "SIGTERM",
 			StopGracePeriod: durationpb.New(10 * time.Millisecond),
@@ -219,7 +222,7 @@ func TestAssignedTaskRuns(t *testing.T) {
 	if !ok {
 		t.Fatal("no container t1")
 	}
-	if spec.Image != "busybox" || !slices.Equal(spec.Command, []string{"httpd", "-f"}) || !slices.Equal(spec.Env, []string{"A=1"}) || len(spec.Ports) != 1 {
+	if spec.Image != "busybox" || !slices.Equal(spec.Command, []string{"httpd", "-f"}) || !slices.Equal(spec.Env, []string{"A=1"}) || len(spec.Ports) != 1 || spec.Ports[0].Published != 8080 {
 		t.Fatalf("container spec = %+v", spec)
 	}
 	if state, err := h.containerState("t1"); err != nil || state != runtime.StateRunning {
@@ -528,5 +531,37 @@ func TestHealthCheck(t *testing.T) {
 			t.Fatalf("container after the task turned unhealthy: %v %v, want stopped", state, err)
 		}
 		<-poll.C
+	}
+}
+
+func TestContainerSpecCarriesNetworksAndResolver(t *testing.T) {
+	task := newTask("t1")
+	task.App = "shop"
+	task.Spec.Hostname = "web-1"
+	task.Spec.Dns = []string{"192.0.2.53"}
+	task.Spec.DnsSearch = []string{"corp.example"}
+	task.Spec.DnsOptions = []string{"ndots:2"}
+	task.Spec.ExtraHosts = []*berthv1.ExtraHost{{Hostname: "db.example", Address: "192.0.2.10"}}
+	task.Networks = []*berthv1.TaskNetwork{
+		{NetworkId: "n1", Network: "shop_front", Address: "10.128.0.5/24"},
+		{NetworkId: "n2", Network: "shop_back", Address: "10.128.1.7/24", Internal: true},
+	}
+	cs := containerSpec("t1", task)
+	want := []runtime.NetworkInterface{
+		{NetworkID: "n1", Network: "shop_front", Address: "10.128.0.5/24"},
+		{NetworkID: "n2", Network: "shop_back", Address: "10.128.1.7/24", Internal: true},
+	}
+	if !slices.Equal(cs.Networks, want) {
+		t.Errorf("networks = %+v, want %+v", cs.Networks, want)
+	}
+	if cs.Hostname != "web-1" || !slices.Equal(cs.DNS.Servers, []string{"192.0.2.53"}) || !slices.Equal(cs.DNS.Options, []string{"ndots:2"}) {
+		t.Errorf("hostname %q, DNS %+v", cs.Hostname, cs.DNS)
+	}
+	// The app's name is the first search domain: SERVICE.APP resolves.
+	if !slices.Equal(cs.DNS.Search, []string{"shop", "corp.example"}) {
+		t.Errorf("search = %v, want the app first", cs.DNS.Search)
+	}
+	if !slices.Equal(cs.DNS.ExtraHosts, []runtime.HostEntry{{Hostname: "db.example", Address: "192.0.2.10"}}) {
+		t.Errorf("extra hosts = %+v", cs.DNS.ExtraHosts)
 	}
 }
