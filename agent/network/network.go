@@ -206,20 +206,37 @@ func (n *Node) loop(ctx context.Context) {
 // program makes the DNS answers, the overlay and the rules follow the
 // latest map and the attached containers.
 func (n *Node) program() error {
+	return errors.Join(n.sync())
+}
+
+// programPorts is program for Attach and Detach, whose containers'
+// published ports must hold when they return. The ports depend on the
+// rules alone: an overlay problem (a peer the map gives badly) is logged,
+// not made the container's failure.
+func (n *Node) programPorts() error {
+	errOverlay, errRules := n.sync()
+	if errOverlay != nil {
+		n.log.Warn("programming the node's overlay", "err", errOverlay)
+	}
+	return errRules
+}
+
+// sync is program, with the overlay's error and the rules' apart.
+func (n *Node) sync() (errOverlay, errRules error) {
 	n.progMu.Lock()
 	defer n.progMu.Unlock()
 	snap := n.netmap.Current()
 	n.dns.SetIndex(dns.NewIndex(snap))
 	peers, routes := PeersAndRoutes(snap, n.cfg.NodeID)
-	errOverlay := n.overlay.Sync(peers, routes)
+	errOverlay = n.overlay.Sync(peers, routes)
 	n.mu.Lock()
 	local := make([]rules.Local, 0, len(n.local))
 	for _, id := range slices.Sorted(maps.Keys(n.local)) {
 		local = append(local, n.local[id])
 	}
 	n.mu.Unlock()
-	errRules := n.rules.Apply(rules.FromMap(snap, n.nodeRange, local))
-	return errors.Join(errOverlay, errRules)
+	errRules = n.rules.Apply(rules.FromMap(snap, n.nodeRange, local))
+	return errOverlay, errRules
 }
 
 func (n *Node) netnsPath(id string) string {
@@ -316,7 +333,7 @@ func (n *Node) Attach(ctx context.Context, spec AttachSpec) (Attachment, error) 
 	if len(ports) > 0 {
 		// Published ports answer once Attach returns: program now
 		// rather than in the background.
-		if err := n.program(); err != nil {
+		if err := n.programPorts(); err != nil {
 			return undo(err)
 		}
 	}
@@ -365,7 +382,7 @@ func (n *Node) detach(ctx context.Context, id string) error {
 	}
 	var errs []error
 	if had && ok && len(rec.Ports) > 0 {
-		errs = append(errs, n.program())
+		errs = append(errs, n.programPorts())
 	} else if had {
 		select {
 		case n.kick <- struct{}{}:

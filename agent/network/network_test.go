@@ -96,6 +96,13 @@ func newTestNode(t *testing.T) *testNode {
 	return tn
 }
 
+// in returns tn reporting to t, a subtest's.
+func (tn *testNode) in(t *testing.T) *testNode {
+	c := *tn
+	c.t = t
+	return &c
+}
+
 // start makes the Node, as an agent does when it starts.
 func (tn *testNode) start() {
 	tn.t.Helper()
@@ -540,9 +547,9 @@ func TestNodeAttachRecoversStaleState(t *testing.T) {
 	tn := newTestNode(t)
 	tests := []struct {
 		name  string
-		stale func(t *testing.T, id string)
+		stale func(t *testing.T, tn *testNode, id string)
 	}{
-		{"unfinished attach, netns gone", func(t *testing.T, id string) {
+		{"unfinished attach, netns gone", func(t *testing.T, tn *testNode, id string) {
 			// A crash after the record and the first veth were made;
 			// then a reboot took the namespace.
 			rec := record{ID: id, NetNSPath: tn.netnsPath(id), Links: []Link{{
@@ -556,7 +563,7 @@ func TestNodeAttachRecoversStaleState(t *testing.T) {
 				t.Fatal(err)
 			}
 		}},
-		{"unfinished attach", func(t *testing.T, id string) {
+		{"unfinished attach", func(t *testing.T, tn *testNode, id string) {
 			if err := createNetNS(tn.netnsPath(id)); err != nil {
 				t.Fatal(err)
 			}
@@ -564,12 +571,12 @@ func TestNodeAttachRecoversStaleState(t *testing.T) {
 				t.Fatal(err)
 			}
 		}},
-		{"netns without record", func(t *testing.T, id string) {
+		{"netns without record", func(t *testing.T, tn *testNode, id string) {
 			if err := createNetNS(tn.netnsPath(id)); err != nil {
 				t.Fatal(err)
 			}
 		}},
-		{"netns gone", func(t *testing.T, id string) {
+		{"netns gone", func(t *testing.T, tn *testNode, id string) {
 			tn.mustAttach(spec(id, "10.128.0.8/24"))
 			if err := removeNetNS(tn.netnsPath(id)); err != nil {
 				t.Fatal(err)
@@ -578,8 +585,9 @@ func TestNodeAttachRecoversStaleState(t *testing.T) {
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			tn := tn.in(t)
 			id := fmt.Sprintf("stale-%d", i)
-			tt.stale(t, id)
+			tt.stale(t, tn, id)
 			a, err := tn.attach(spec(id, "10.128.0.5/24", Port{Target: 80, Published: 8080}))
 			if err != nil {
 				t.Fatalf("Attach over stale state: %v", err)
@@ -619,6 +627,7 @@ func TestNodeAttachFailureLeavesNothing(t *testing.T) {
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			tn := tn.in(t)
 			id := fmt.Sprintf("fail-%d", i)
 			s := spec(id, "10.128.0.5/24")
 			s.Interfaces, s.Ports = tt.ifaces, tt.ports
@@ -650,7 +659,7 @@ func TestNodeAttachDetachConcurrently(t *testing.T) {
 		}
 		return s
 	}
-	attachAll := func(group string) []Attachment {
+	attachAll := func(group string) ([]Attachment, error) {
 		atts := make([]Attachment, n)
 		errs := make([]error, n)
 		var wg sync.WaitGroup
@@ -658,13 +667,13 @@ func TestNodeAttachDetachConcurrently(t *testing.T) {
 			wg.Go(func() { atts[i], errs[i] = tn.attach(specOf(group, i)) })
 		}
 		wg.Wait()
-		if err := errors.Join(errs...); err != nil {
-			t.Fatalf("concurrent Attach: %v", err)
-		}
-		return atts
+		return atts, errors.Join(errs...)
 	}
 
-	first := attachAll("a")
+	first, err := attachAll("a")
+	if err != nil {
+		t.Fatalf("concurrent Attach: %v", err)
+	}
 	seen := map[string]bool{}
 	for _, a := range first {
 		if seen[a.NetNSPath] || seen[a.IP] {
@@ -678,6 +687,13 @@ func TestNodeAttachDetachConcurrently(t *testing.T) {
 	}
 	slices.Sort(ids)
 	tn.expectAttachments(ids...)
+	// Each Attach programmed its port before it returned, whatever the
+	// others did meanwhile.
+	port := func(group string, i int) string { return fmt.Sprintf("127.0.0.1:%d", len(group)*1000+i) }
+	for i := 0; i < n; i += 2 {
+		serveIn(t, first[i].NetNSPath, ":80", specOf("a", i).ID)
+		expectGreetingNow(t, tn.ns, port("a", i), specOf("a", i).ID)
+	}
 
 	// At once: half of the first group is detached, the other half is
 	// attached again, and a second group is attached.
@@ -697,13 +713,21 @@ func TestNodeAttachDetachConcurrently(t *testing.T) {
 		})
 	}
 	var second []Attachment
-	wg.Go(func() { second = attachAll("bb") })
+	var errSecond error
+	wg.Go(func() { second, errSecond = attachAll("bb") })
 	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	if err := errors.Join(append(errs, errSecond)...); err != nil {
 		t.Fatal(err)
 	}
 	if len(tn.links("bv")) != n+n/2 {
 		t.Errorf("veths on the node = %v, want %d", tn.links("bv"), n+n/2)
+	}
+	for i := 0; i < n; i += 2 {
+		if i < n/2 {
+			expectRefused(t, tn.ns, port("a", i))
+		} else {
+			expectGreetingNow(t, tn.ns, port("a", i), specOf("a", i).ID)
+		}
 	}
 
 	for i := range n {
@@ -845,6 +869,27 @@ func TestNodeSetMap(t *testing.T) {
 
 	tn.mustDetach("web-1")
 	tn.mustDetach("client-1")
+	tn.expectNoContainers()
+}
+
+// TestNodePortsDespiteOverlayErrors attaches and detaches a container
+// with a published port while the overlay cannot program a peer the map
+// gives badly: the port depends on the rules alone.
+func TestNodePortsDespiteOverlayErrors(t *testing.T) {
+	tn := newTestNode(t)
+	m := shopMap(tn, true)
+	m.Nodes = append(m.Nodes, &berthv1.NetworkNode{Id: "v6", Address: "2001:db8::1", Subnet: "10.211.251.0/24"})
+	tn.n.SetMap(m)
+	if err := tn.do(func(n *Node) error { return n.program() }); err == nil || !strings.Contains(err.Error(), "node v6") {
+		t.Fatalf("program = %v, want the overlay's error about node v6", err)
+	}
+	a := tn.mustAttach(spec("web-1", "10.128.0.5/24", Port{Target: 80, Published: 8080}))
+	serveIn(t, a.NetNSPath, ":80", "web-1")
+	expectGreetingNow(t, tn.ns, "127.0.0.1:8080", "web-1")
+	// The rest of the map is programmed.
+	expectOverlayRoute(t, tn, "10.128.0.9", "10.211.250.1")
+	tn.mustDetach("web-1")
+	tn.expectDetached("web-1", a, 1)
 	tn.expectNoContainers()
 }
 
