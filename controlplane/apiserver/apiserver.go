@@ -108,15 +108,12 @@ func (s *Server) DeleteApp(ctx context.Context, req *berthv1.DeleteAppRequest) (
 			}
 			removeNetwork(&txn, n)
 		}
-		rev, err := s.cfg.Store.Commit(ctx, &txn)
-		if errors.Is(err, store.ErrConflict) && attempt < applyAttempts {
-			if err := s.catchUp(ctx); err != nil {
-				return nil, storeError(err)
-			}
+		rev, retry, err := s.commit(ctx, &txn, attempt)
+		if retry {
 			continue
 		}
 		if err != nil {
-			return nil, storeError(err)
+			return nil, err
 		}
 		s.log.Info("app deleted", "namespace", ns, "app", req.App, "services", len(services), "networks", len(networks))
 		s.cfg.Store.RecordEvent(appEvent(ns, req.App, "remove", fmt.Sprintf("%d services and %d networks removed", len(services), len(networks))))

@@ -44,21 +44,34 @@ func (s *Server) Apply(ctx context.Context, req *berthv1.ApplyRequest) (*berthv1
 		if req.DryRun || txn.Len() == 0 {
 			return resp, nil
 		}
-		rev, err := s.cfg.Store.Commit(ctx, txn)
-		if errors.Is(err, store.ErrConflict) && attempt < applyAttempts {
-			// Another writer got in first: catch up and plan again.
-			if err := s.catchUp(ctx); err != nil {
-				return nil, storeError(err)
-			}
+		rev, retry, err := s.commit(ctx, txn, attempt)
+		if retry {
 			continue
 		}
 		if err != nil {
-			return nil, storeError(err)
+			return nil, err
 		}
 		s.log.Info("app applied", "namespace", req.Namespace, "app", req.App, "changes", txn.Len())
 		s.cfg.Store.RecordEvent(appEvent(req.Namespace, req.App, "apply", summarize(resp)))
 		return resp, storeError(s.cfg.Cache.WaitRevision(ctx, rev))
 	}
+}
+
+// commit writes txn. When another writer got in first and attempts are
+// left, it catches the cache up and says to retry: the caller plans again
+// from what is stored now. Errors come as gRPC statuses.
+func (s *Server) commit(ctx context.Context, txn *store.Txn, attempt int) (rev int64, retry bool, err error) {
+	rev, err = s.cfg.Store.Commit(ctx, txn)
+	if errors.Is(err, store.ErrConflict) && attempt < applyAttempts {
+		if err := s.catchUp(ctx); err != nil {
+			return 0, false, storeError(err)
+		}
+		return 0, true, nil
+	}
+	if err != nil {
+		return 0, false, storeError(err)
+	}
+	return rev, false, nil
 }
 
 // plan compares the request with the stored services and networks and

@@ -2,7 +2,6 @@ package apiserver
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 	"net/netip"
@@ -203,16 +202,12 @@ func (s *Server) CreateNetwork(ctx context.Context, req *berthv1.CreateNetworkRe
 		}
 		var txn store.Txn
 		createNetwork(&txn, n)
-		rev, err := s.cfg.Store.Commit(ctx, &txn)
-		if errors.Is(err, store.ErrConflict) && attempt < applyAttempts {
-			// The name or the subnet was taken meanwhile: read again.
-			if err := s.catchUp(ctx); err != nil {
-				return nil, storeError(err)
-			}
+		rev, retry, err := s.commit(ctx, &txn, attempt)
+		if retry {
 			continue
 		}
 		if err != nil {
-			return nil, storeError(err)
+			return nil, err
 		}
 		n.Meta.Version = rev
 		s.log.Info("network created", "namespace", ns, "network", req.Name, "subnet", n.Subnet)
@@ -268,15 +263,12 @@ func (s *Server) RemoveNetwork(ctx context.Context, req *berthv1.RemoveNetworkRe
 		}
 		var txn store.Txn
 		removeNetwork(&txn, n)
-		rev, err := s.cfg.Store.Commit(ctx, &txn)
-		if errors.Is(err, store.ErrConflict) && attempt < applyAttempts {
-			if err := s.catchUp(ctx); err != nil {
-				return nil, storeError(err)
-			}
+		rev, retry, err := s.commit(ctx, &txn, attempt)
+		if retry {
 			continue
 		}
 		if err != nil {
-			return nil, storeError(err)
+			return nil, err
 		}
 		s.log.Info("network removed", "namespace", ns, "network", req.Name)
 		s.cfg.Store.RecordEvent(networkEvent(ns, req.Name, "remove", "subnet "+n.GetSubnet()+" freed"))

@@ -56,15 +56,12 @@ func guardedUpdate[T store.Object](ctx context.Context, s *Server, key string, r
 		}
 		var txn store.Txn
 		txn.Update(key, next)
-		rev, err := s.cfg.Store.Commit(ctx, &txn)
-		if errors.Is(err, store.ErrConflict) && attempt < applyAttempts {
-			if err := s.catchUp(ctx); err != nil {
-				return none, storeError(err)
-			}
+		rev, retry, err := s.commit(ctx, &txn, attempt)
+		if retry {
 			continue
 		}
 		if err != nil {
-			return none, storeError(err)
+			return none, err
 		}
 		if m := next.GetMeta(); m != nil {
 			m.Version = rev
