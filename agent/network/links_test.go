@@ -2,6 +2,7 @@ package network
 
 import (
 	"fmt"
+	"github.com/berthproject/berth/agent/network/nspath"
 	"io"
 	"net"
 	"net/netip"
@@ -34,15 +35,15 @@ func requireRoot(t testing.TB) {
 func newNetNS(t testing.TB, name string) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), name)
-	if err := createNetNS(path); err != nil {
+	if err := nspath.Create(path); err != nil {
 		t.Fatalf("create netns %s: %v", name, err)
 	}
 	t.Cleanup(func() {
-		if err := removeNetNS(path); err != nil {
+		if err := nspath.Remove(path); err != nil {
 			t.Errorf("cleanup: %v", err)
 		}
 	})
-	if err := loopbackUp(path); err != nil {
+	if err := nspath.LoopbackUp(path); err != nil {
 		t.Fatal(err)
 	}
 	return path
@@ -51,7 +52,7 @@ func newNetNS(t testing.TB, name string) string {
 // must runs fn in the namespace at path and fails the test on error.
 func must(t testing.TB, path string, fn func() error) {
 	t.Helper()
-	if err := inNetNS(path, fn); err != nil {
+	if err := nspath.Do(path, fn); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -102,7 +103,7 @@ func serveIn(t testing.TB, path, addr, greeting string) {
 // the server says.
 func greetFrom(path, addr string) (string, error) {
 	var got string
-	err := inNetNS(path, func() error {
+	err := nspath.Do(path, func() error {
 		d := net.Dialer{Timeout: 2 * time.Second}
 		c, err := d.Dial("tcp", addr)
 		if err != nil {
@@ -180,7 +181,7 @@ func TestLinksOnOneNode(t *testing.T) {
 			return err
 		})
 		t.Cleanup(func() {
-			if err := inNetNS(node, func() error { return detachLinks(links) }); err != nil {
+			if err := nspath.Do(node, func() error { return detachLinks(links) }); err != nil {
 				t.Errorf("cleanup: %v", err)
 			}
 		})
@@ -294,7 +295,7 @@ func TestAttachLinksRollsBack(t *testing.T) {
 		{NetworkID: "a", Address: netip.MustParsePrefix("10.252.9.2/24")},
 		{NetworkID: "b", Address: netip.MustParsePrefix("10.252.10.2/24")},
 	}
-	err := inNetNS(node, func() error {
+	err := nspath.Do(node, func() error {
 		links, err := attachLinks(ctr, "ctr", ifaces, 1500)
 		if err == nil {
 			return fmt.Errorf("attach made %v, want an error", links)

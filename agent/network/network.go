@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/berthproject/berth/agent/network/nspath"
 	"log/slog"
 	"maps"
 	"net/netip"
@@ -165,7 +166,7 @@ func (n *Node) adopt() error {
 		if err != nil || !ok || !rec.Done {
 			continue // an attach that did not finish: Detach cleans it up
 		}
-		if alive, _ := isNetNS(rec.NetNSPath); !alive {
+		if alive, _ := nspath.IsNetNS(rec.NetNSPath); !alive {
 			continue
 		}
 		n.local[id] = rec.local()
@@ -267,7 +268,7 @@ func (n *Node) Attach(ctx context.Context, spec AttachSpec) (Attachment, error) 
 	if rec, ok, err := n.records.get(id); err != nil {
 		return Attachment{}, err
 	} else if ok {
-		alive, err := isNetNS(rec.NetNSPath)
+		alive, err := nspath.IsNetNS(rec.NetNSPath)
 		if err != nil {
 			return Attachment{}, err
 		}
@@ -291,15 +292,15 @@ func (n *Node) Attach(ctx context.Context, spec AttachSpec) (Attachment, error) 
 	}
 	// A namespace without a record is left from a crash before the record
 	// was written; nothing else refers to it.
-	if err := removeNetNS(rec.NetNSPath); err != nil {
+	if err := nspath.Remove(rec.NetNSPath); err != nil {
 		return Attachment{}, fmt.Errorf("network: attach %s: %w", id, err)
 	}
-	if err := createNetNS(rec.NetNSPath); err != nil {
+	if err := nspath.Create(rec.NetNSPath); err != nil {
 		return Attachment{}, fmt.Errorf("network: attach %s: %w", id, err)
 	}
-	if err := loopbackUp(rec.NetNSPath); err != nil {
+	if err := nspath.LoopbackUp(rec.NetNSPath); err != nil {
 		err = fmt.Errorf("network: attach %s: %w", id, err)
-		return Attachment{}, errors.Join(err, removeNetNS(rec.NetNSPath))
+		return Attachment{}, errors.Join(err, nspath.Remove(rec.NetNSPath))
 	}
 	// The record goes down before the links are made, so that a crash at
 	// any later point leaves enough for Detach to undo.
@@ -310,7 +311,7 @@ func (n *Node) Attach(ctx context.Context, spec AttachSpec) (Attachment, error) 
 	}
 	if err := n.records.put(rec); err != nil {
 		err = fmt.Errorf("network: attach %s: %w", id, err)
-		return Attachment{}, errors.Join(err, removeNetNS(rec.NetNSPath))
+		return Attachment{}, errors.Join(err, nspath.Remove(rec.NetNSPath))
 	}
 	links, err := attachLinks(rec.NetNSPath, id, spec.Interfaces, n.overlay.MTU())
 	if err != nil {
@@ -396,7 +397,7 @@ func (n *Node) detach(ctx context.Context, id string) error {
 	if ok {
 		path = rec.NetNSPath
 	}
-	errs = append(errs, removeNetNS(path))
+	errs = append(errs, nspath.Remove(path))
 	errs = append(errs, os.RemoveAll(filepath.Join(n.files, id)))
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("network: detach %s: %w", id, err)
@@ -493,7 +494,7 @@ func Remove(name, dataDir, netnsDir string) error {
 			errs = append(errs, detachLinks(rec.Links))
 			path = rec.NetNSPath
 		}
-		errs = append(errs, removeNetNS(path), recs.remove(id))
+		errs = append(errs, nspath.Remove(path), recs.remove(id))
 	}
 	errs = append(errs, os.RemoveAll(filepath.Join(root, "files")))
 	errs = append(errs, deleteOverlay(name), rules.New(name).Destroy())

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/berthproject/berth/agent/network/nspath"
 	"net"
 	"net/netip"
 	"os"
@@ -80,7 +81,7 @@ func newTestNode(t *testing.T) *testNode {
 	// Registered after the directories and the namespace, so it runs
 	// before they are removed.
 	t.Cleanup(func() {
-		err := inNetNS(tn.ns, func() error {
+		err := nspath.Do(tn.ns, func() error {
 			var errs []error
 			if tn.n != nil {
 				errs = append(errs, tn.n.Close())
@@ -124,7 +125,7 @@ func (tn *testNode) stop() *Node {
 // do runs fn with the Node in the node's namespace.
 func (tn *testNode) do(fn func(n *Node) error) error {
 	n := tn.n
-	return inNetNS(tn.ns, func() error { return fn(n) })
+	return nspath.Do(tn.ns, func() error { return fn(n) })
 }
 
 func (tn *testNode) attach(spec AttachSpec) (a Attachment, err error) {
@@ -347,7 +348,7 @@ func TestNodeAttachDetach(t *testing.T) {
 	if want := tn.netnsPath("web-1"); a.NetNSPath != want {
 		t.Errorf("NetNSPath = %s, want %s", a.NetNSPath, want)
 	}
-	if ok, err := isNetNS(a.NetNSPath); !ok || err != nil {
+	if ok, err := nspath.IsNetNS(a.NetNSPath); !ok || err != nil {
 		t.Fatalf("netns %s is not mounted (err %v)", a.NetNSPath, err)
 	}
 	if a.IP != "10.128.0.5" {
@@ -435,7 +436,7 @@ func TestNodeAttachWithoutNetworks(t *testing.T) {
 		t.Errorf("links in the container = %v, %v; want lo alone", ls, err)
 	}
 	// Its DNS server holds the address.
-	err = inNetNS(a.NetNSPath, func() error {
+	err = nspath.Do(a.NetNSPath, func() error {
 		c, err := net.ListenPacket("udp", dns.ListenAddr)
 		if err == nil {
 			c.Close()
@@ -501,7 +502,7 @@ func TestNodeDetachAfterRestart(t *testing.T) {
 	expectGreeting(t, tn.ns, "127.0.0.1:8080", "kept")
 
 	old := tn.stop()
-	err := inNetNS(tn.ns, func() error {
+	err := nspath.Do(tn.ns, func() error {
 		if _, err := old.Attach(context.Background(), spec("late", "10.128.0.7/24")); !errors.Is(err, ErrClosed) {
 			return fmt.Errorf("Attach after Close = %v, want ErrClosed", err)
 		}
@@ -513,7 +514,7 @@ func TestNodeDetachAfterRestart(t *testing.T) {
 	if err != nil {
 		t.Error(err)
 	}
-	if err := removeNetNS(lost.NetNSPath); err != nil {
+	if err := nspath.Remove(lost.NetNSPath); err != nil {
 		t.Fatal(err)
 	}
 
@@ -564,7 +565,7 @@ func TestNodeAttachRecoversStaleState(t *testing.T) {
 			}
 		}},
 		{"unfinished attach", func(t *testing.T, tn *testNode, id string) {
-			if err := createNetNS(tn.netnsPath(id)); err != nil {
+			if err := nspath.Create(tn.netnsPath(id)); err != nil {
 				t.Fatal(err)
 			}
 			if err := (records{dir: tn.recordDir()}).put(record{ID: id, NetNSPath: tn.netnsPath(id)}); err != nil {
@@ -572,13 +573,13 @@ func TestNodeAttachRecoversStaleState(t *testing.T) {
 			}
 		}},
 		{"netns without record", func(t *testing.T, tn *testNode, id string) {
-			if err := createNetNS(tn.netnsPath(id)); err != nil {
+			if err := nspath.Create(tn.netnsPath(id)); err != nil {
 				t.Fatal(err)
 			}
 		}},
 		{"netns gone", func(t *testing.T, tn *testNode, id string) {
 			tn.mustAttach(spec(id, "10.128.0.8/24"))
-			if err := removeNetNS(tn.netnsPath(id)); err != nil {
+			if err := nspath.Remove(tn.netnsPath(id)); err != nil {
 				t.Fatal(err)
 			}
 		}},
@@ -592,7 +593,7 @@ func TestNodeAttachRecoversStaleState(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Attach over stale state: %v", err)
 			}
-			if ok, err := isNetNS(a.NetNSPath); !ok || err != nil {
+			if ok, err := nspath.IsNetNS(a.NetNSPath); !ok || err != nil {
 				t.Fatalf("netns %s is not mounted (err %v)", a.NetNSPath, err)
 			}
 			serveIn(t, a.NetNSPath, ":80", id)
@@ -783,7 +784,7 @@ func shopMap(tn *testNode, webReady bool) *berthv1.NetworkMap {
 // records.
 func lookupIn(path, name string) ([]string, error) {
 	var addrs []string
-	err := inNetNS(path, func() error {
+	err := nspath.Do(path, func() error {
 		q := new(miekg.Msg).SetQuestion(miekg.Fqdn(name), miekg.TypeA)
 		c := &miekg.Client{Timeout: 2 * time.Second}
 		r, _, err := c.Exchange(q, dns.ListenAddr)
@@ -945,7 +946,7 @@ func TestRemove(t *testing.T) {
 	tn.expectNodeUp()
 	tn.expectAttachments("web-1", "web-2")
 	for _, att := range []Attachment{a, b} {
-		if ok, err := isNetNS(att.NetNSPath); !ok || err != nil {
+		if ok, err := nspath.IsNetNS(att.NetNSPath); !ok || err != nil {
 			t.Errorf("netns %s is gone after Close (err %v)", att.NetNSPath, err)
 		}
 	}

@@ -2,6 +2,7 @@ package dns
 
 import (
 	"fmt"
+	"github.com/berthproject/berth/agent/network/nspath"
 	"log/slog"
 	"net/netip"
 	"slices"
@@ -115,7 +116,7 @@ func BenchmarkLookupFromContainer(b *testing.B) {
 
 	dial := func(b *testing.B, network string) *miekg.Conn {
 		var co *miekg.Conn
-		err := inNetNS(ns, func() error {
+		err := nspath.Do(ns, func() error {
 			var err error
 			co, err = miekg.DialTimeout(network, ListenAddr, 5*time.Second)
 			return err

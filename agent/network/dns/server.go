@@ -3,6 +3,7 @@ package dns
 import (
 	"context"
 	"fmt"
+	"github.com/berthproject/berth/agent/network/nspath"
 	"log/slog"
 	"math/rand/v2"
 	"net"
@@ -94,7 +95,7 @@ func (s *Server) Listen(id, netnsPath string, upstream []string) error {
 			"container", id, "dns", upstream)
 	}
 
-	ns, err := netnsOf(netnsPath)
+	ns, err := nspath.IDOf(netnsPath)
 	if err != nil {
 		return fmt.Errorf("start the name server of container %s: %w", id, err)
 	}
@@ -145,7 +146,7 @@ func (s *Server) Shutdown() {
 type container struct {
 	s     *Server
 	id    string
-	netns netnsID
+	netns nspath.ID
 	// upstream replaces the node's resolvers when not empty.
 	upstream atomic.Pointer[[]string]
 	// ctx ends with the server: forwarded queries under way give up.
@@ -163,10 +164,10 @@ var _ miekg.Handler = (*container)(nil)
 
 // start opens the sockets of container id in its namespace and serves
 // them.
-func (s *Server) start(id, netnsPath string, ns netnsID, upstream []string) (*container, error) {
+func (s *Server) start(id, netnsPath string, ns nspath.ID, upstream []string) (*container, error) {
 	c := &container{s: s, id: id, netns: ns}
 	c.upstream.Store(&upstream)
-	err := inNetNS(netnsPath, func() error {
+	err := nspath.Do(netnsPath, func() error {
 		var err error
 		if c.pc, err = net.ListenPacket("udp4", ListenAddr); err != nil {
 			return err

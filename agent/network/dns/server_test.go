@@ -1,6 +1,7 @@
 package dns
 
 import (
+	"github.com/berthproject/berth/agent/network/nspath"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -151,7 +152,7 @@ func silentUpstream(t *testing.T) (addr string, heard <-chan struct{}) {
 func query(ns, network, name string, qtype uint16) (*miekg.Msg, error) {
 	m := new(miekg.Msg).SetQuestion(name, qtype)
 	var resp *miekg.Msg
-	err := inNetNS(ns, func() error {
+	err := nspath.Do(ns, func() error {
 		c := &miekg.Client{Net: network, Timeout: 10 * time.Second}
 		var err error
 		resp, _, err = c.Exchange(m, ListenAddr)

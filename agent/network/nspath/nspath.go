@@ -1,4 +1,7 @@
-package network
+// Package nspath keeps network namespaces alive at paths (bind mounts, as
+// `ip netns` does) and runs code inside them. The node network makes one
+// per container; its DNS server opens sockets in them.
+package nspath
 
 import (
 	"errors"
@@ -10,10 +13,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// createNetNS makes a new network namespace and keeps it alive by
+// Create makes a new network namespace and keeps it alive by
 // bind-mounting it at path, so it outlives every process inside it and an
 // agent restart. path must not exist.
-func createNetNS(path string) (err error) {
+func Create(path string) (err error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("create netns directory: %w", err)
 	}
@@ -48,8 +51,8 @@ func createNetNS(path string) (err error) {
 	return <-done
 }
 
-// isNetNS reports whether path is a mounted network namespace.
-func isNetNS(path string) (bool, error) {
+// IsNetNS reports whether path is a mounted network namespace.
+func IsNetNS(path string) (bool, error) {
 	var st unix.Statfs_t
 	if err := unix.Statfs(path, &st); err != nil {
 		if errors.Is(err, unix.ENOENT) {
@@ -60,10 +63,10 @@ func isNetNS(path string) (bool, error) {
 	return st.Type == unix.NSFS_MAGIC, nil
 }
 
-// removeNetNS unmounts and deletes the namespace at path. A path that is
+// Remove unmounts and deletes the namespace at path. A path that is
 // already gone, or was never mounted, is not an error. Processes still in
 // the namespace keep it alive; only the name goes.
-func removeNetNS(path string) error {
+func Remove(path string) error {
 	if err := unix.Unmount(path, unix.MNT_DETACH); err != nil &&
 		!errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
 		// EINVAL: not a mount point (a crash between create and mount).
@@ -75,10 +78,10 @@ func removeNetNS(path string) error {
 	return nil
 }
 
-// inNetNS runs fn on an OS thread that has joined the namespace at path.
+// Do runs fn on an OS thread that has joined the namespace at path.
 // Sockets fn opens belong to that namespace for their whole life, so a
 // listener made here can be served from any goroutine afterwards.
-func inNetNS(path string, fn func() error) error {
+func Do(path string, fn func() error) error {
 	target, err := os.Open(path)
 	if err != nil {
 		return fmt.Errorf("open netns %s: %w", path, err)
@@ -99,11 +102,11 @@ func inNetNS(path string, fn func() error) error {
 	return <-done
 }
 
-// loopbackUp brings up the loopback interface inside the namespace at
+// LoopbackUp brings up the loopback interface inside the namespace at
 // path: a couple of ioctls, where the CNI loopback plugin would cost a
 // process per container.
-func loopbackUp(path string) error {
-	return inNetNS(path, func() error {
+func LoopbackUp(path string) error {
+	return Do(path, func() error {
 		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 		if err != nil {
 			return fmt.Errorf("loopback: %w", err)
@@ -122,4 +125,16 @@ func loopbackUp(path string) error {
 		}
 		return nil
 	})
+}
+
+// ID tells network namespaces apart: a namespace made anew at the
+// same path is another one.
+type ID struct{ dev, ino uint64 }
+
+func IDOf(path string) (ID, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return ID{}, fmt.Errorf("netns %s: %w", path, err)
+	}
+	return ID{dev: st.Dev, ino: st.Ino}, nil
 }
