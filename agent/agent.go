@@ -164,7 +164,11 @@ func Start(ctx context.Context, cfg Config) (_ *Agent, err error) {
 	a.worker = worker.New(a.rt, a.session.Report, cfg.Log.With("component", "worker"))
 	a.worker.SetImages(a.puller)
 	if cfg.Metrics != nil {
-		if err := metrics.Register(cfg.Metrics, a.worker.Collectors()...); err != nil {
+		collectors := a.worker.Collectors()
+		if a.network != nil {
+			collectors = append(collectors, a.network.programming)
+		}
+		if err := metrics.Register(cfg.Metrics, collectors...); err != nil {
 			return nil, err
 		}
 	}

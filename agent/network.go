@@ -7,10 +7,12 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"time"
 
 	"github.com/berthproject/berth/agent/network"
 	"github.com/berthproject/berth/agent/runtime"
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // lazyNetwork is the runtime's network once the control plane has said
@@ -21,6 +23,10 @@ type lazyNetwork struct {
 	// node's overlay traffic.
 	address string
 
+	// programming measures how fast the node's network follows the
+	// control plane's changes.
+	programming prometheus.Histogram
+
 	mu    sync.Mutex
 	node  *network.Node
 	err   error // why the network could not be set up
@@ -30,7 +36,15 @@ type lazyNetwork struct {
 var _ runtime.Network = (*lazyNetwork)(nil)
 
 func newLazyNetwork(name, dataDir, nodeID, address string) *lazyNetwork {
-	return &lazyNetwork{name: name, dataDir: dataDir, nodeID: nodeID, address: address, ready: make(chan struct{})}
+	return &lazyNetwork{
+		name: name, dataDir: dataDir, nodeID: nodeID, address: address, ready: make(chan struct{}),
+		programming: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "berth_network_programming_seconds",
+			Help: "Time from the control plane seeing a task's change of place or readiness to this node's names, routes and rules following it.",
+			// From a millisecond: the goal is a p99 of 250 ms.
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
+		}),
+	}
 }
 
 // configure sets the network up from the session's welcome; first says it
@@ -48,6 +62,7 @@ func (n *lazyNetwork) configure(w *berthv1.SessionWelcome) (first bool, err erro
 	node, err := network.New(network.Config{
 		Name: n.name, NodeID: n.nodeID, DataDir: n.dataDir,
 		Subnet: w.GetSubnet(), ContainerRange: w.GetContainerRange(), Address: host,
+		Programmed: func(d time.Duration) { n.programming.Observe(d.Seconds()) },
 	})
 	if err != nil {
 		// Containers fail with the reason instead of waiting forever.

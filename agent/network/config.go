@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"path/filepath"
 	"regexp"
+	"time"
 )
 
 // DefaultNetNSDir is where the named network namespaces are bind-mounted.
@@ -43,6 +44,10 @@ type Config struct {
 	// VXLANPort is the overlay's UDP port, the same on every node; 0
 	// means 4789.
 	VXLANPort int
+	// Programmed, when set, is told for each change of a task's place
+	// or readiness how long it took from the control plane seeing it to
+	// this node's names, routes and rules following it.
+	Programmed func(time.Duration)
 	// ResolvConf is the node's resolver configuration, whose nameservers
 	// answer the names the cluster does not know; empty means
 	// /etc/resolv.conf.

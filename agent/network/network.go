@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/berthproject/berth/agent/network/dns"
 	"github.com/berthproject/berth/agent/network/netmap"
@@ -84,6 +85,10 @@ type Node struct {
 	// consistent view.
 	mu    sync.Mutex
 	local map[string]rules.Local
+	// pending are the task changes SetMap folded in since the last
+	// programming, to measure how long they take.
+	pendMu  sync.Mutex
+	pending []changed
 	// progMu serializes programming the overlay and the rules.
 	progMu sync.Mutex
 
@@ -181,6 +186,15 @@ func (n *Node) adopt() error {
 // DNS answers follow it at once, in the background.
 func (n *Node) SetMap(m *berthv1.NetworkMap) {
 	n.netmap.Apply(m)
+	// Noted after the map has them, so that sync, which takes them before
+	// it reads the map, never counts one it has not programmed.
+	n.pendMu.Lock()
+	for _, t := range m.GetTasks() {
+		if at := t.GetChangedAt(); at != nil {
+			n.pending = append(n.pending, changed{task: t.GetId(), at: at.AsTime()})
+		}
+	}
+	n.pendMu.Unlock()
 	select {
 	case n.kick <- struct{}{}:
 	default:
@@ -226,6 +240,10 @@ func (n *Node) programPorts() error {
 func (n *Node) sync() (errOverlay, errRules error) {
 	n.progMu.Lock()
 	defer n.progMu.Unlock()
+	n.pendMu.Lock()
+	changes := n.pending
+	n.pending = nil
+	n.pendMu.Unlock()
 	snap := n.netmap.Current()
 	n.dns.SetIndex(dns.NewIndex(snap))
 	peers, routes := PeersAndRoutes(snap, n.cfg.NodeID)
@@ -237,7 +255,29 @@ func (n *Node) sync() (errOverlay, errRules error) {
 	}
 	n.mu.Unlock()
 	errRules = n.rules.Apply(rules.FromMap(snap, n.nodeRange, local))
+	if errRules == nil {
+		n.programmed(changes)
+	}
 	return errOverlay, errRules
+}
+
+// changed is a task record the control plane changed at a time it gave.
+type changed struct {
+	task string
+	at   time.Time
+}
+
+// programmed reports how long the changes took, from the control plane
+// seeing them to this node's names, routes and rules following them.
+func (n *Node) programmed(changes []changed) {
+	now := time.Now()
+	for _, c := range changes {
+		d := now.Sub(c.at)
+		if n.cfg.Programmed != nil {
+			n.cfg.Programmed(d)
+		}
+		n.log.Debug("network change programmed", "task", c.task, "latency", d)
+	}
 }
 
 func (n *Node) netnsPath(id string) string {

@@ -1,6 +1,7 @@
 package dispatcher
 
 import (
+	"google.golang.org/protobuf/types/known/timestamppb"
 	"net"
 	"sort"
 
@@ -110,7 +111,13 @@ func networkChange(ev store.Event) (netChange, bool) {
 		if t, ok := ev.Object.(*berthv1.Task); ok && !del {
 			after = netTask(t)
 		}
-		return change(store.KindTask, ev.Object.GetMeta().GetId(), before, after)
+		c, ok := change(store.KindTask, ev.Object.GetMeta().GetId(), before, after)
+		if ok && !c.removed {
+			// Agents measure from here how long their rules take to
+			// follow (berth_network_programming_seconds).
+			after.ChangedAt = timestamppb.Now()
+		}
+		return c, ok
 	case store.KindService:
 		var before, after *berthv1.NetworkService
 		if old, ok := ev.Old.(*berthv1.Service); ok {
