@@ -5,7 +5,7 @@
 # quick when everything is in place.
 set -euo pipefail
 
-packages=(containerd runc containernetworking-plugins busybox-static etcd-server iproute2 iptables util-linux protobuf-compiler libprotobuf-dev docker-registry chromium)
+packages=(containerd runc containernetworking-plugins busybox-static etcd-server iproute2 iptables util-linux protobuf-compiler libprotobuf-dev docker-registry chromium nodejs)
 
 missing=()
 for p in "${packages[@]}"; do
