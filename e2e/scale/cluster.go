@@ -181,8 +181,10 @@ func (c *Cluster) Apply(ctx context.Context) error {
 		name := fmt.Sprintf("s%03d", i)
 		n := replicas(c.cfg.Tasks, c.cfg.Services, i)
 		// A network of its own, as large as the service needs: an app's
-		// default network is a /24, 253 tasks.
-		subnet := alignedAt(next, subnetBits(n))
+		// default network is a /24, 253 tasks. Twice the tasks: the tasks
+		// of a node that died keep their addresses while their
+		// replacements take new ones.
+		subnet := alignedAt(next, subnetBits(2*n))
 		next = nextAfter(subnet)
 		req.Networks = append(req.Networks, &berthv1.AppNetwork{Name: App + "_" + name, Subnet: subnet.String()})
 		req.Services = append(req.Services, &berthv1.Service{
