@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strconv"
 
+	"github.com/berthproject/berth/agent/network/rules"
+
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
@@ -24,7 +26,7 @@ import (
 // gatewayIP is the node's address on every host-side veth and the next hop
 // of every route in a container. Being link-local and the same everywhere,
 // it costs no address of any network.
-var gatewayIP = netip.MustParseAddr("169.254.1.1")
+var gatewayIP = rules.Gateway
 
 // containerTableBase + i is the routing table of interface eth<i> in a
 // container, looked up for packets from its address.
@@ -62,7 +64,7 @@ type Link struct {
 // the id so a restarted agent finds the veths of a container again.
 func hostVethName(id string, i int) string {
 	sum := sha256.Sum256([]byte(id + "/" + strconv.Itoa(i)))
-	return "bv" + hex.EncodeToString(sum[:6])
+	return rules.VethPrefix + hex.EncodeToString(sum[:6])
 }
 
 // containerIfName names network i's interface in the container.

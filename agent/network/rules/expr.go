@@ -116,6 +116,22 @@ func iifnamePrefix(prefix string) []expr.Any {
 	}
 }
 
+// oifnamePrefix: oifname "prefix*".
+func oifnamePrefix(prefix string) []expr.Any {
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyOIFNAME, Register: reg1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: []byte(prefix)},
+	}
+}
+
+// snat: snat to a.
+func snat(a netip.Addr) []expr.Any {
+	return []expr.Any{
+		&expr.Immediate{Register: reg1, Data: ip4(a)},
+		&expr.NAT{Type: expr.NATTypeSourceNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: reg1},
+	}
+}
+
 // dnat: dnat to a, or a:port when port is not 0.
 func dnat(a netip.Addr, port uint16) []expr.Any {
 	e := []expr.Any{&expr.Immediate{Register: reg1, Data: ip4(a)}}

@@ -244,6 +244,10 @@ func (l *lab) addContainer(t testing.TB, name string, addr netip.Addr, subnet ne
 			t.Fatalf("route %s in %s: %v", r.Dst, name, err)
 		}
 	}
+	// The gateway itself is on the link, as the agent's datapath says.
+	if err := c.h.RouteAdd(&netlink.Route{LinkIndex: cl.Attrs().Index, Dst: ipNet(netip.PrefixFrom(gateway, 32)), Scope: netlink.SCOPE_LINK, Src: addr.AsSlice()}); err != nil {
+		t.Fatalf("route to the gateway in %s: %v", name, err)
+	}
 	l.node.waitUp(t, host)
 	c.waitUp(t, "eth0")
 	return c

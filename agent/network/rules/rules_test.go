@@ -504,3 +504,32 @@ func BenchmarkApply(b *testing.B) {
 		}
 	}
 }
+
+// TestNATToContainerWithoutDefaultRoute: a container on an internal
+// network only has no default route. Connections the table masquerades
+// toward it (its own VIP, a host port) come from the gateway its veth
+// answers on, so its answers still find their way back.
+func TestNATToContainerWithoutDefaultRoute(t *testing.T) {
+	requireRoot(t)
+	l := newLab(t)
+	w := l.addContainer(t, "w", addr("10.128.3.5"), netZ, false)
+	serve(t, w.netNS, ":"+port, "w")
+	l.table = New(t.Name(), WithNetNS(l.node.fd))
+	t.Cleanup(func() {
+		if err := l.table.Destroy(); err != nil {
+			t.Errorf("destroy: %v", err)
+		}
+	})
+	vipZ := addr("10.128.3.2")
+	m := Model{
+		NodeRange: nodeRange,
+		Networks:  []Network{{ID: "z", Subnet: netZ, Internal: true}},
+		VIPs:      []VIP{{Address: vipZ, Endpoints: []netip.Addr{w.addr}}},
+		HostPorts: []HostPort{{Protocol: "tcp", Port: 8005, Target: netip.AddrPortFrom(w.addr, 8080)}},
+	}
+	if err := l.table.Apply(m); err != nil {
+		t.Fatal(err)
+	}
+	l.mustReach(t, w.netNS, hostPort(vipZ, port), "w")               // hairpin
+	l.mustReach(t, l.node, hostPort(addr("127.0.0.1"), "8005"), "w") // host port from the node
+}

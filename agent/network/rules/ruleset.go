@@ -39,8 +39,12 @@ const (
 	chainPublished = "published"
 )
 
-// vethPrefix starts the name of every container's host-side veth.
-const vethPrefix = "bv"
+// VethPrefix starts the name of every container's host-side veth.
+const VethPrefix = "bv"
+
+// Gateway is the node's address on every container veth (the containers'
+// next hop).
+var Gateway = netip.MustParseAddr("169.254.1.1")
 
 // ruleset queues the whole content of one table on a Conn: the batch
 // deletes the table and writes it anew, so the kernel swaps old for new
@@ -236,6 +240,11 @@ func (r *ruleset) fill(m Model) error {
 	}
 
 	// srcnat: connections marked above, and traffic leaving the cluster.
+	// Toward a container of this node, the source is the gateway its
+	// veth answers on: a container with no default route (internal
+	// networks only) still finds its way back. Masquerade would pick
+	// another address, since the gateway's scope is the link.
+	r.rule(natPost, markHas(markMasquerade), oifnamePrefix(VethPrefix), snat(Gateway))
 	r.rule(natPost, markHas(markMasquerade), []expr.Any{&expr.Masq{}})
 	r.rule(natPost, ipInSet(offIPSrc, sNetworks.Name, sNetworks.ID, false),
 		ipInSet(offIPDst, sCluster.Name, sCluster.ID, true), []expr.Any{&expr.Masq{}})
@@ -256,8 +265,8 @@ func (r *ruleset) fill(m Model) error {
 	r.rule(forward, ipInSet(offIPDst, sNetworks.Name, sNetworks.ID, false), ctState(expr.CtStateBitNEW), drop)
 
 	// input: containers answer the node but never call it.
-	r.rule(input, iifnamePrefix(vethPrefix), ctState(expr.CtStateBitESTABLISHED|expr.CtStateBitRELATED), accept)
-	r.rule(input, iifnamePrefix(vethPrefix), drop)
+	r.rule(input, iifnamePrefix(VethPrefix), ctState(expr.CtStateBitESTABLISHED|expr.CtStateBitRELATED), accept)
+	r.rule(input, iifnamePrefix(VethPrefix), drop)
 
 	// output: the node reaching a VIP without endpoints is refused too.
 	r.rule(output, ipInSet(offIPDst, sNoEndpoint.Name, sNoEndpoint.ID, false), []expr.Any{reject()})
