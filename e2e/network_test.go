@@ -214,6 +214,9 @@ func TestInternalNetworkHasNoWayOut(t *testing.T) {
 	}
 	c.reach("locked/db", "http://api:8080/", "api")
 	c.reach("locked/api", "http://db:8080/", "db")
+	// Its own name leads db back to itself through its virtual IP, though
+	// it has no default route.
+	c.reach("locked/db", "http://db:8080/", "db")
 	c.unreachable("locked/db", outside)
 	c.unreachable("locked/db", fmt.Sprintf("http://%s:8081/", c.addr("beta")))
 	c.mustBerth("delete", "locked")
