@@ -15,11 +15,9 @@ type healthReport struct {
 	detail string
 }
 
-// startHealth starts the health monitor of a running container, when the
-// service or its image has a check. The monitor only sends reports; the
-// runner acts on them.
-func (r *runner) startHealth(ctx context.Context, spec *berthv1.ServiceSpec, address string) {
-	r.stopHealth()
+// healthConfig resolves the health check of a task's container: the
+// service's, else its image's; ok is false when it has none.
+func (r *runner) healthConfig(ctx context.Context, spec *berthv1.ServiceSpec) (cfg health.Config, ok bool) {
 	var fromImage *berthv1.HealthCheck
 	if len(spec.GetHealthcheck().GetTest()) == 0 && !spec.GetHealthcheck().GetDisable() {
 		var err error
@@ -30,11 +28,15 @@ func (r *runner) startHealth(ctx context.Context, spec *berthv1.ServiceSpec, add
 	cfg, ok, err := health.Resolve(spec.GetHealthcheck(), fromImage)
 	if err != nil {
 		r.w.log.Warn("health check ignored", "task", r.id, "err", err)
-		return
+		return health.Config{}, false
 	}
-	if !ok {
-		return
-	}
+	return cfg, ok
+}
+
+// startHealth starts the health monitor of a running container with cfg.
+// The monitor only sends reports; the runner acts on them.
+func (r *runner) startHealth(ctx context.Context, cfg health.Config, address string) {
+	r.stopHealth()
 	hctx, cancel := context.WithCancel(ctx)
 	r.cancelHealth = cancel
 	target := health.Target{

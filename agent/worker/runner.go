@@ -196,10 +196,18 @@ func (r *runner) start(ctx context.Context, task *berthv1.Task) {
 	}
 	r.exits = exits
 	r.observeStart()
+	hc, checked := r.healthConfig(ctx, spec)
 	r.set(berthv1.TaskState_TASK_STATE_RUNNING, func(st *berthv1.TaskStatus) {
 		st.Pid, st.Address, st.Ports = int32(cs.Pid), cs.Address, portBindings(cs.Ports)
+		if checked {
+			// Starting from the first report: a task with a check takes
+			// no traffic (names, virtual IPs) before it passes.
+			st.Health = berthv1.Health_HEALTH_STARTING
+		}
 	})
-	r.startHealth(ctx, spec, cs.Address)
+	if checked {
+		r.startHealth(ctx, hc, cs.Address)
+	}
 }
 
 // watchExisting follows the container of a task the control plane already
@@ -221,7 +229,9 @@ func (r *runner) watchExisting(ctx context.Context) {
 	}
 	r.exits = exits
 	task, _ := r.snapshot()
-	r.startHealth(ctx, task.GetSpec(), c.Address)
+	if hc, checked := r.healthConfig(ctx, task.GetSpec()); checked {
+		r.startHealth(ctx, hc, c.Address)
+	}
 }
 
 func (r *runner) exited(ex runtime.Exit) {

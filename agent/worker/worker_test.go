@@ -506,7 +506,12 @@ func TestHealthCheck(t *testing.T) {
 		Interval: durationpb.New(5 * time.Millisecond),
 		Retries:  2,
 	}
-	h.run(tk)
+	h.w.Assign(&berthv1.Assignments{Tasks: []*berthv1.Task{tk}})
+	// Starting from the report that says running: a task with a check
+	// takes no traffic before it passes.
+	if st := h.expect("t1", accepted, preparing, starting, running); st.Health != berthv1.Health_HEALTH_STARTING {
+		t.Fatalf("health when running = %v, want starting", st.Health)
+	}
 	if st := h.expect("t1", running); st.Health != berthv1.Health_HEALTH_STARTING {
 		t.Fatalf("first health report = %v, want starting", st.Health)
 	}
