@@ -194,6 +194,11 @@ func (n *Node) SetMap(m *berthv1.NetworkMap) {
 			n.pending = append(n.pending, changed{task: t.GetId(), at: at.AsTime()})
 		}
 	}
+	if at := m.GetTasksRemovedAt(); at != nil {
+		for _, id := range m.GetRemovedTasks() {
+			n.pending = append(n.pending, changed{task: id, at: at.AsTime()})
+		}
+	}
 	n.pendMu.Unlock()
 	select {
 	case n.kick <- struct{}{}:

@@ -4,6 +4,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 	"net"
 	"sort"
+	"time"
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
 	"github.com/berthproject/berth/api/taskstate"
@@ -95,6 +96,8 @@ type netChange struct {
 	id      string
 	record  proto.Message // nil: removed
 	removed bool
+	// at is when a task's removal was seen, for the agents' measure.
+	at time.Time
 }
 
 // networkChange derives the change of the map an event makes, comparing
@@ -112,9 +115,12 @@ func networkChange(ev store.Event) (netChange, bool) {
 			after = netTask(t)
 		}
 		c, ok := change(store.KindTask, ev.Object.GetMeta().GetId(), before, after)
-		if ok && !c.removed {
-			// Agents measure from here how long their rules take to
-			// follow (berth_network_programming_seconds).
+		// Agents measure from here how long their rules take to follow
+		// (berth_network_programming_seconds).
+		switch {
+		case ok && c.removed:
+			c.at = time.Now()
+		case ok:
 			after.ChangedAt = timestamppb.Now()
 		}
 		return c, ok
@@ -229,6 +235,8 @@ type netQueue struct {
 	full     bool
 	records  map[store.Kind]map[string]proto.Message
 	removals map[store.Kind]map[string]bool
+	// tasksRemovedAt is when the earliest queued task removal was seen.
+	tasksRemovedAt time.Time
 }
 
 func (q *netQueue) queue(c netChange) {
@@ -243,6 +251,9 @@ func (q *netQueue) queue(c netChange) {
 	if c.removed {
 		delete(q.records[c.kind], c.id)
 		q.removals[c.kind][c.id] = true
+		if !c.at.IsZero() && (q.tasksRemovedAt.IsZero() || c.at.Before(q.tasksRemovedAt)) {
+			q.tasksRemovedAt = c.at
+		}
 		return
 	}
 	delete(q.removals[c.kind], c.id)
@@ -291,6 +302,9 @@ func (q *netQueue) take() *berthv1.NetworkMap {
 	m.RemovedServices = sortedIDs(q.removals[store.KindService])
 	m.RemovedTasks = sortedIDs(q.removals[store.KindTask])
 	m.RemovedNodes = sortedIDs(q.removals[store.KindNode])
+	if len(m.RemovedTasks) > 0 && !q.tasksRemovedAt.IsZero() {
+		m.TasksRemovedAt = timestamppb.New(q.tasksRemovedAt)
+	}
 	*q = netQueue{}
 	return m
 }

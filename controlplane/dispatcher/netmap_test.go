@@ -398,3 +398,30 @@ func TestFullNetworkMap(t *testing.T) {
 		t.Errorf("the session without an overlay got %v", mapSummary(m))
 	}
 }
+
+// TestNetworkMapStampsChanges: a task record that changes carries when the
+// dispatcher saw it, and a map that removes tasks says when the earliest
+// removal was seen, so that agents can measure how long they take.
+func TestNetworkMapStampsChanges(t *testing.T) {
+	d, overlay, _ := netDispatcher(nil)
+	none := berthv1.Health_HEALTH_UNSPECIFIED
+	assigned := netTaskOf("a", "n1", assignedState, runningState, none)
+	stopped := netTaskOf("a", "n1", shutdownState, shutdownState, none)
+
+	before := time.Now()
+	d.routeEvent(putEvent(nil, assigned))
+	m := overlay.takeNetwork()
+	if len(m.GetTasks()) != 1 || m.GetTasks()[0].GetChangedAt() == nil || m.GetTasks()[0].GetChangedAt().AsTime().Before(before) {
+		t.Fatalf("changed task record: %v, want it stamped with when it was seen", m.GetTasks())
+	}
+	if m.GetTasksRemovedAt() != nil {
+		t.Errorf("a map that removes no task has tasks_removed_at %v", m.GetTasksRemovedAt())
+	}
+
+	before = time.Now()
+	d.routeEvent(putEvent(assigned, stopped))
+	m = overlay.takeNetwork()
+	if !slices.Equal(m.GetRemovedTasks(), []string{"a"}) || m.GetTasksRemovedAt() == nil || m.GetTasksRemovedAt().AsTime().Before(before) {
+		t.Fatalf("removal: removed %v at %v, want task a stamped with when it was seen", m.GetRemovedTasks(), m.GetTasksRemovedAt())
+	}
+}

@@ -1028,8 +1028,12 @@ type NetworkMap struct {
 	RemovedServices []string `protobuf:"bytes,7,rep,name=removed_services,json=removedServices,proto3" json:"removed_services,omitempty"`
 	RemovedTasks    []string `protobuf:"bytes,8,rep,name=removed_tasks,json=removedTasks,proto3" json:"removed_tasks,omitempty"`
 	RemovedNodes    []string `protobuf:"bytes,9,rep,name=removed_nodes,json=removedNodes,proto3" json:"removed_nodes,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// tasks_removed_at is when the control plane saw the earliest of
+	// removed_tasks end: agents measure from it how long their rules take to
+	// drop a task.
+	TasksRemovedAt *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=tasks_removed_at,json=tasksRemovedAt,proto3" json:"tasks_removed_at,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *NetworkMap) Reset() {
@@ -1121,6 +1125,13 @@ func (x *NetworkMap) GetRemovedTasks() []string {
 func (x *NetworkMap) GetRemovedNodes() []string {
 	if x != nil {
 		return x.RemovedNodes
+	}
+	return nil
+}
+
+func (x *NetworkMap) GetTasksRemovedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.TasksRemovedAt
 	}
 	return nil
 }
@@ -1471,7 +1482,7 @@ const file_berth_v1_agent_proto_rawDesc = "" +
 	"\vassignments\x18\x02 \x01(\v2\x15.berth.v1.AssignmentsH\x00R\vassignments\x127\n" +
 	"\vnetwork_map\x18\x03 \x01(\v2\x14.berth.v1.NetworkMapH\x00R\n" +
 	"networkMapB\t\n" +
-	"\amessage\"\xff\x02\n" +
+	"\amessage\"\xc5\x03\n" +
 	"\n" +
 	"NetworkMap\x12\x12\n" +
 	"\x04full\x18\x01 \x01(\bR\x04full\x12-\n" +
@@ -1482,7 +1493,9 @@ const file_berth_v1_agent_proto_rawDesc = "" +
 	"\x10removed_networks\x18\x06 \x03(\tR\x0fremovedNetworks\x12)\n" +
 	"\x10removed_services\x18\a \x03(\tR\x0fremovedServices\x12#\n" +
 	"\rremoved_tasks\x18\b \x03(\tR\fremovedTasks\x12#\n" +
-	"\rremoved_nodes\x18\t \x03(\tR\fremovedNodes\"\xb7\x02\n" +
+	"\rremoved_nodes\x18\t \x03(\tR\fremovedNodes\x12D\n" +
+	"\x10tasks_removed_at\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\x0etasksRemovedAt\"\xb7\x02\n" +
 	"\x0eNetworkService\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1c\n" +
 	"\tnamespace\x18\x02 \x01(\tR\tnamespace\x12\x10\n" +
@@ -1551,12 +1564,12 @@ var file_berth_v1_agent_proto_goTypes = []any{
 	(*durationpb.Duration)(nil),   // 23: google.protobuf.Duration
 	(*Task)(nil),                  // 24: berth.v1.Task
 	(*Network)(nil),               // 25: berth.v1.Network
-	(EndpointMode)(0),             // 26: berth.v1.EndpointMode
-	(*ServiceNetwork)(nil),        // 27: berth.v1.ServiceNetwork
-	(*VirtualIP)(nil),             // 28: berth.v1.VirtualIP
-	(*PortSpec)(nil),              // 29: berth.v1.PortSpec
-	(*TaskNetwork)(nil),           // 30: berth.v1.TaskNetwork
-	(*timestamppb.Timestamp)(nil), // 31: google.protobuf.Timestamp
+	(*timestamppb.Timestamp)(nil), // 26: google.protobuf.Timestamp
+	(EndpointMode)(0),             // 27: berth.v1.EndpointMode
+	(*ServiceNetwork)(nil),        // 28: berth.v1.ServiceNetwork
+	(*VirtualIP)(nil),             // 29: berth.v1.VirtualIP
+	(*PortSpec)(nil),              // 30: berth.v1.PortSpec
+	(*TaskNetwork)(nil),           // 31: berth.v1.TaskNetwork
 }
 var file_berth_v1_agent_proto_depIdxs = []int32{
 	17, // 0: berth.v1.NodeDescription.labels:type_name -> berth.v1.NodeDescription.LabelsEntry
@@ -1584,21 +1597,22 @@ var file_berth_v1_agent_proto_depIdxs = []int32{
 	14, // 22: berth.v1.NetworkMap.services:type_name -> berth.v1.NetworkService
 	15, // 23: berth.v1.NetworkMap.tasks:type_name -> berth.v1.NetworkTask
 	16, // 24: berth.v1.NetworkMap.nodes:type_name -> berth.v1.NetworkNode
-	26, // 25: berth.v1.NetworkService.endpoint_mode:type_name -> berth.v1.EndpointMode
-	27, // 26: berth.v1.NetworkService.networks:type_name -> berth.v1.ServiceNetwork
-	28, // 27: berth.v1.NetworkService.virtual_ips:type_name -> berth.v1.VirtualIP
-	29, // 28: berth.v1.NetworkService.ports:type_name -> berth.v1.PortSpec
-	30, // 29: berth.v1.NetworkTask.networks:type_name -> berth.v1.TaskNetwork
-	31, // 30: berth.v1.NetworkTask.changed_at:type_name -> google.protobuf.Timestamp
-	0,  // 31: berth.v1.AgentService.Join:input_type -> berth.v1.JoinRequest
-	7,  // 32: berth.v1.AgentService.Session:input_type -> berth.v1.AgentMessage
-	1,  // 33: berth.v1.AgentService.Join:output_type -> berth.v1.JoinResponse
-	12, // 34: berth.v1.AgentService.Session:output_type -> berth.v1.ServerMessage
-	33, // [33:35] is the sub-list for method output_type
-	31, // [31:33] is the sub-list for method input_type
-	31, // [31:31] is the sub-list for extension type_name
-	31, // [31:31] is the sub-list for extension extendee
-	0,  // [0:31] is the sub-list for field type_name
+	26, // 25: berth.v1.NetworkMap.tasks_removed_at:type_name -> google.protobuf.Timestamp
+	27, // 26: berth.v1.NetworkService.endpoint_mode:type_name -> berth.v1.EndpointMode
+	28, // 27: berth.v1.NetworkService.networks:type_name -> berth.v1.ServiceNetwork
+	29, // 28: berth.v1.NetworkService.virtual_ips:type_name -> berth.v1.VirtualIP
+	30, // 29: berth.v1.NetworkService.ports:type_name -> berth.v1.PortSpec
+	31, // 30: berth.v1.NetworkTask.networks:type_name -> berth.v1.TaskNetwork
+	26, // 31: berth.v1.NetworkTask.changed_at:type_name -> google.protobuf.Timestamp
+	0,  // 32: berth.v1.AgentService.Join:input_type -> berth.v1.JoinRequest
+	7,  // 33: berth.v1.AgentService.Session:input_type -> berth.v1.AgentMessage
+	1,  // 34: berth.v1.AgentService.Join:output_type -> berth.v1.JoinResponse
+	12, // 35: berth.v1.AgentService.Session:output_type -> berth.v1.ServerMessage
+	34, // [34:36] is the sub-list for method output_type
+	32, // [32:34] is the sub-list for method input_type
+	32, // [32:32] is the sub-list for extension type_name
+	32, // [32:32] is the sub-list for extension extendee
+	0,  // [0:32] is the sub-list for field type_name
 }
 
 func init() { file_berth_v1_agent_proto_init() }
