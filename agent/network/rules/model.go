@@ -12,7 +12,8 @@
 //
 //	table.Apply(rules.FromMap(snapshot, nodeRange, containers))
 //
-// which costs nothing when the model did not change.
+// which costs nothing when the model did not change, and otherwise writes
+// only the chains and set elements that changed (see update.go).
 package rules
 
 import (

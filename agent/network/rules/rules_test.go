@@ -479,13 +479,57 @@ func exists(t *testing.T, ns *netNS, tb *Table) bool {
 	return false
 }
 
-// BenchmarkApply writes a table of 100 VIP services of 10 endpoints each;
-// every iteration changes one endpoint so no Apply is skipped.
+// BenchmarkApply writes a table of 100 VIP services of 10 endpoints each,
+// whole: the table forgets what it applied before every iteration, as
+// after an error, and one endpoint changes so no Apply is skipped.
 func BenchmarkApply(b *testing.B) {
 	requireRoot(b)
 	ns := newNetNS(b)
 	tb := New("bench", WithNetNS(ns.fd))
 	b.Cleanup(func() { tb.Destroy() })
+	m := benchModel()
+	b.ResetTimer()
+	for i := range b.N {
+		m.VIPs[0].Endpoints[0] = netip.AddrFrom4([4]byte{10, 128, 0, byte(100 + i%2)})
+		tb.mu.Lock()
+		tb.last = nil
+		tb.mu.Unlock()
+		if err := tb.Apply(m); err != nil {
+			b.Fatalf("Apply: %v", err)
+		}
+	}
+	if tb.rewrites != b.N {
+		b.Fatalf("%d whole writes in %d Applies", tb.rewrites, b.N)
+	}
+}
+
+// BenchmarkApplyOneEndpointChange changes one endpoint of one of 100 VIP
+// services of 10 endpoints each, as a task's readiness does: the table
+// is already written, and every Apply writes only the change.
+func BenchmarkApplyOneEndpointChange(b *testing.B) {
+	requireRoot(b)
+	ns := newNetNS(b)
+	tb := New("bench", WithNetNS(ns.fd))
+	b.Cleanup(func() { tb.Destroy() })
+	m := benchModel()
+	if err := tb.Apply(m); err != nil {
+		b.Fatalf("Apply: %v", err)
+	}
+	b.ResetTimer()
+	for i := range b.N {
+		s := i % len(m.VIPs)
+		m.VIPs[s].Endpoints[0] = netip.AddrFrom4([4]byte{10, byte(128 + s/256), byte(s % 256), byte(100 + (i/len(m.VIPs))%2)})
+		if err := tb.Apply(m); err != nil {
+			b.Fatalf("Apply: %v", err)
+		}
+	}
+	if tb.rewrites != 1 {
+		b.Fatalf("%d whole writes, want the first only", tb.rewrites)
+	}
+}
+
+// benchModel is 100 VIP services of 10 endpoints each, one network each.
+func benchModel() Model {
 	m := Model{NodeRange: nodeRange}
 	for s := range 100 {
 		n := prefix(fmt.Sprintf("10.%d.%d.0/24", 128+s/256, s%256))
@@ -496,13 +540,7 @@ func BenchmarkApply(b *testing.B) {
 		}
 		m.VIPs = append(m.VIPs, v)
 	}
-	b.ResetTimer()
-	for i := range b.N {
-		m.VIPs[0].Endpoints[0] = netip.AddrFrom4([4]byte{10, 128, 0, byte(100 + i%2)})
-		if err := tb.Apply(m); err != nil {
-			b.Fatalf("Apply: %v", err)
-		}
-	}
+	return m
 }
 
 // TestNATToContainerWithoutDefaultRoute: a container on an internal

@@ -5,11 +5,9 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
-	"strconv"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
-	"golang.org/x/sys/unix"
 )
 
 // Packet marks. The plan shares them with every Berth table of the
@@ -46,9 +44,10 @@ const VethPrefix = "bv"
 // next hop).
 var Gateway = netip.MustParseAddr("169.254.1.1")
 
-// ruleset queues the whole content of one table on a Conn: the batch
-// deletes the table and writes it anew, so the kernel swaps old for new
-// in one transaction.
+// ruleset queues one batch on a Conn: either the whole content of the
+// table (replace: the batch deletes the table and writes it anew) or the
+// changes from the last applied model (update, in update.go). Either
+// way the kernel swaps old for new in one transaction.
 type ruleset struct {
 	c      *nftables.Conn
 	t      *nftables.Table
@@ -90,6 +89,50 @@ func (r *ruleset) baseChain(name string, typ nftables.ChainType, hook *nftables.
 	return r.c.AddChain(&nftables.Chain{Name: name, Table: r.t, Type: typ, Hooknum: hook, Priority: prio})
 }
 
+// existing names a chain the table already holds, for rules to be
+// added to or flushed from it.
+func (r *ruleset) existing(name string) *nftables.Chain {
+	return &nftables.Chain{Name: name, Table: r.t}
+}
+
+// flush queues the deletion of every rule of c.
+func (r *ruleset) flush(c *nftables.Chain) {
+	r.messages++
+	r.c.FlushChain(c)
+}
+
+// delChain queues the deletion of a chain and its rules.
+func (r *ruleset) delChain(name string) {
+	r.messages++
+	r.c.DelChain(r.existing(name))
+}
+
+// addElements and delElements queue a change of an existing named set
+// (s names it: its ID is 0); no elements queue nothing.
+func (r *ruleset) addElements(s *nftables.Set, elems []nftables.SetElement) error {
+	if len(elems) == 0 {
+		return nil
+	}
+	s.Table = r.t
+	r.messages++
+	if err := r.c.SetAddElements(s, elems); err != nil {
+		return fmt.Errorf("set %s: %w", s.Name, err)
+	}
+	return nil
+}
+
+func (r *ruleset) delElements(s *nftables.Set, elems []nftables.SetElement) error {
+	if len(elems) == 0 {
+		return nil
+	}
+	s.Table = r.t
+	r.messages++
+	if err := r.c.SetDeleteElements(s, elems); err != nil {
+		return fmt.Errorf("set %s: %w", s.Name, err)
+	}
+	return nil
+}
+
 func (r *ruleset) rule(c *nftables.Chain, e ...[]expr.Any) {
 	r.messages++
 	r.c.AddRule(&nftables.Rule{Table: r.t, Chain: c, Exprs: join(e...)})
@@ -115,29 +158,6 @@ func (r *ruleset) set(s *nftables.Set, elems []nftables.SetElement) (*nftables.S
 // addrSet is a named set of addresses; interval sets hold prefixes.
 func (r *ruleset) addrSet(name string, interval bool, elems []nftables.SetElement) (*nftables.Set, error) {
 	return r.set(&nftables.Set{Name: name, KeyType: nftables.TypeIPAddr, Interval: interval}, elems)
-}
-
-// spread is `numgen random mod N vmap { 0 : goto c0, 1 : goto c1, ... }`,
-// or a plain goto for one chain.
-func (r *ruleset) spread(chains []string) ([]expr.Any, error) {
-	if len(chains) == 1 {
-		return []expr.Any{verdict(expr.VerdictGoto, chains[0])}, nil
-	}
-	elems := make([]nftables.SetElement, len(chains))
-	for i, c := range chains {
-		elems[i] = nftables.SetElement{Key: u32(uint32(i)), VerdictData: &expr.Verdict{Kind: expr.VerdictGoto, Chain: c}}
-	}
-	s, err := r.set(&nftables.Set{
-		Anonymous: true, Constant: true, IsMap: true,
-		KeyType: nftables.TypeInteger, DataType: nftables.TypeVerdict,
-	}, elems)
-	if err != nil {
-		return nil, err
-	}
-	return []expr.Any{
-		&expr.Numgen{Register: reg1, Modulus: uint32(len(chains)), Type: unix.NFT_NG_RANDOM},
-		&expr.Lookup{SourceRegister: reg1, DestRegister: 0, IsDestRegSet: true, SetName: s.Name, SetID: s.ID},
-	}, nil
 }
 
 // fill queues the chains, sets and rules of m (normalized and valid).
@@ -192,52 +212,47 @@ func (r *ruleset) fill(m Model) error {
 	var noEndpoint, vipElems []nftables.SetElement
 	for _, v := range m.VIPs {
 		if len(v.Endpoints) == 0 {
-			noEndpoint = append(noEndpoint, nftables.SetElement{Key: ip4(v.Address)})
+			noEndpoint = append(noEndpoint, idleElement(v))
 			continue
 		}
-		vc := r.chain("vip-" + v.Address.String())
-		var eps []string
-		for _, ep := range v.Endpoints {
-			name := "vip-" + v.Address.String() + "-" + ep.String()
-			c := r.chain(name)
-			r.rule(c, ipIs(offIPSrc, ep), markAdd(markMasquerade))
-			r.rule(c, dnat(ep, 0))
-			eps = append(eps, name)
-		}
-		pick, err := r.spread(eps)
-		if err != nil {
+		if err := r.addSpreader(vipSpreader(v)); err != nil {
 			return err
 		}
-		r.rule(vc, pick)
-		vipElems = append(vipElems, nftables.SetElement{
-			Key: ip4(v.Address), VerdictData: &expr.Verdict{Kind: expr.VerdictGoto, Chain: vc.Name},
-		})
+		vipElems = append(vipElems, vipElement(v))
 	}
 	sNoEndpoint, err := r.addrSet(setNoEndpoint, false, noEndpoint)
 	if err != nil {
 		return err
 	}
-	sVIPs, err := r.set(&nftables.Set{Name: mapVIPs, IsMap: true, KeyType: nftables.TypeIPAddr, DataType: nftables.TypeVerdict}, vipElems)
+	sVIPs, err := r.set(vipsMap(), vipElems)
 	if err != nil {
 		return err
 	}
 
+	// Ingress ports with endpoints have a chain each, which the published
+	// chain leads to.
+	for _, p := range m.Ingress {
+		if s, ok := ingressSpreader(p); ok {
+			if err := r.addSpreader(s); err != nil {
+				return err
+			}
+		}
+	}
+	for _, rule := range publishedRules(m) {
+		r.rule(published, rule)
+	}
+
 	// dstnat, for packets that arrive (prerouting) and that the node sends
-	// (output): VIPs, then ports published on a local address.
+	// (output): VIPs, then ports published on a local address. Both rules
+	// are there even when the map or the chain is empty, so that a change
+	// of services or ports never touches this chain.
 	r.rule(natPre, []expr.Any{verdict(expr.VerdictJump, chainServices)})
 	r.rule(natOut, []expr.Any{verdict(expr.VerdictJump, chainServices)})
-	if len(vipElems) > 0 {
-		r.rule(services, []expr.Any{
-			loadIP(offIPDst),
-			&expr.Lookup{SourceRegister: reg1, DestRegister: 0, IsDestRegSet: true, SetName: sVIPs.Name, SetID: sVIPs.ID},
-		})
-	}
-	if err := r.published(m, published); err != nil {
-		return err
-	}
-	if len(m.HostPorts) > 0 || slices.ContainsFunc(m.Ingress, func(p Published) bool { return len(p.Endpoints) > 0 }) {
-		r.rule(services, daddrLocal(), []expr.Any{verdict(expr.VerdictJump, chainPublished)})
-	}
+	r.rule(services, []expr.Any{
+		loadIP(offIPDst),
+		&expr.Lookup{SourceRegister: reg1, DestRegister: 0, IsDestRegSet: true, SetName: sVIPs.Name, SetID: sVIPs.ID},
+	})
+	r.rule(services, daddrLocal(), []expr.Any{verdict(expr.VerdictJump, chainPublished)})
 
 	// srcnat: connections marked above, and traffic leaving the cluster.
 	// Toward a container of this node, the source is the gateway its
@@ -270,44 +285,6 @@ func (r *ruleset) fill(m Model) error {
 
 	// output: the node reaching a VIP without endpoints is refused too.
 	r.rule(output, ipInSet(offIPDst, sNoEndpoint.Name, sNoEndpoint.ID, false), []expr.Any{reject()})
-	return nil
-}
-
-// published fills the chain that services jumps to for packets to a local
-// address: host ports bound to one address first, then ingress ports,
-// then host ports on every address.
-func (r *ruleset) published(m Model, c *nftables.Chain) error {
-	mark := markAdd(markMasquerade | markPublished)
-	for _, hp := range m.HostPorts {
-		if hp.HostIP.IsValid() {
-			r.rule(c, ipIs(offIPDst, hp.HostIP), l4Port(protoNumbers[hp.Protocol], hp.Port), mark,
-				dnat(hp.Target.Addr(), hp.Target.Port()))
-		}
-	}
-	for _, p := range m.Ingress {
-		if len(p.Endpoints) == 0 {
-			continue
-		}
-		name := "ingress-" + p.Protocol + "-" + strconv.Itoa(int(p.Port))
-		ic := r.chain(name)
-		var eps []string
-		for _, ep := range p.Endpoints {
-			epName := name + "-" + ep.String()
-			r.rule(r.chain(epName), dnat(ep.Addr(), ep.Port()))
-			eps = append(eps, epName)
-		}
-		pick, err := r.spread(eps)
-		if err != nil {
-			return err
-		}
-		r.rule(ic, mark, pick)
-		r.rule(c, l4Port(protoNumbers[p.Protocol], p.Port), []expr.Any{verdict(expr.VerdictGoto, name)})
-	}
-	for _, hp := range m.HostPorts {
-		if !hp.HostIP.IsValid() {
-			r.rule(c, l4Port(protoNumbers[hp.Protocol], hp.Port), mark, dnat(hp.Target.Addr(), hp.Target.Port()))
-		}
-	}
 	return nil
 }
 

@@ -21,7 +21,9 @@ type Table struct {
 	netns int
 
 	mu   sync.Mutex
-	last *Model // nil until an Apply succeeds, and after Destroy
+	last *Model // nil until an Apply succeeds, and after Destroy and errors
+	// rewrites counts the Applies that wrote the whole table.
+	rewrites int
 }
 
 // Option changes how New builds a Table.
@@ -48,11 +50,15 @@ func New(node string, opts ...Option) *Table {
 // Name is the table's name in the ip family.
 func (t *Table) Name() string { return t.name }
 
-// Apply makes the table hold exactly m. The old content is deleted and the
-// new one written in one netlink transaction, so every packet meets either
-// the old ruleset or the new one. A model equal to the last one applied
-// costs nothing; a failed Apply leaves the table as it was and is retried
-// in full by the next.
+// Apply makes the table hold exactly m, in one netlink transaction, so
+// every packet meets either the old ruleset or the new one. A model equal
+// to the last one applied costs nothing. Otherwise Apply writes only what
+// changed since the last Apply (see update.go), unless there is no last
+// state to trust: on the first Apply, after an error, when the networks
+// or the node range changed, or when the table is gone (deleted from
+// outside). Then, or when the change fails (the table is not what the
+// last Apply left), it replaces the whole table. A failed Apply leaves
+// the table as it was and is retried in full by the next.
 func (t *Table) Apply(m Model) error {
 	m = m.Normalize()
 	if err := m.Validate(); err != nil {
@@ -63,12 +69,31 @@ func (t *Table) Apply(m Model) error {
 	if t.last != nil && t.last.Equal(m) {
 		return nil
 	}
+	if t.last != nil && incremental(*t.last, m) && t.exists() {
+		old := *t.last
+		if err := t.write(func(r *ruleset) error { return r.update(old, m) }); err == nil {
+			t.last = &m
+			return nil
+		}
+	}
+	t.last = nil
+	t.rewrites++
 	if err := t.write(func(r *ruleset) error { return r.replace(m) }); err != nil {
-		t.last = nil
 		return fmt.Errorf("write nftables table %s: %w", t.name, err)
 	}
 	t.last = &m
 	return nil
+}
+
+// exists reports whether the table is in the kernel: one small request,
+// which spares a batch that could only fail when someone deleted it.
+func (t *Table) exists() bool {
+	c, err := nftables.New(t.connOptions(nil)...)
+	if err != nil {
+		return false
+	}
+	_, err = c.ListTableOfFamily(t.name, nftables.TableFamilyIPv4)
+	return err == nil
 }
 
 // Destroy deletes the table; a table that does not exist is not an error.
@@ -89,13 +114,7 @@ func (t *Table) write(fill func(*ruleset) error) error {
 	// hold the whole batch. Its size is known only once it is queued, so
 	// the Conn, which dials on Flush, learns it through count.
 	var count int
-	opts := []nftables.ConnOption{nftables.WithSockOptions(func(c *netlink.Conn) error {
-		return sizeBuffers(c, count)
-	})}
-	if t.netns != 0 {
-		opts = append(opts, nftables.WithNetNSFd(t.netns))
-	}
-	c, err := nftables.New(opts...)
+	c, err := nftables.New(t.connOptions(&count)...)
 	if err != nil {
 		return err
 	}
@@ -105,6 +124,22 @@ func (t *Table) write(fill func(*ruleset) error) error {
 	}
 	count = r.messages
 	return c.Flush()
+}
+
+// connOptions are the options of a Conn on the table's namespace; the
+// socket buffers are sized for *messages messages, once known, when
+// messages is not nil.
+func (t *Table) connOptions(messages *int) []nftables.ConnOption {
+	var opts []nftables.ConnOption
+	if messages != nil {
+		opts = append(opts, nftables.WithSockOptions(func(c *netlink.Conn) error {
+			return sizeBuffers(c, *messages)
+		}))
+	}
+	if t.netns != 0 {
+		opts = append(opts, nftables.WithNetNSFd(t.netns))
+	}
+	return opts
 }
 
 // Bytes of socket buffer per queued message: a rule is a few hundred
