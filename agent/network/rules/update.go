@@ -79,10 +79,10 @@ func (r *ruleset) update(old, m Model) error {
 // spreaderChange is one spreader before and after; nil is absent.
 type spreaderChange struct{ old, new *spreader }
 
+// changeSpreader queues c: the spreader goes, comes, or has its
+// endpoints rewritten when they changed.
 func (r *ruleset) changeSpreader(c spreaderChange) error {
 	switch {
-	case c.old == nil && c.new == nil:
-		return nil
 	case c.new == nil:
 		r.dropSpreader(*c.old)
 		return nil
@@ -109,7 +109,9 @@ func diffVIPs(old, vips []VIP) vipDiff {
 			return
 		}
 		os, ns := vipSpreaderOf(o), vipSpreaderOf(n)
-		d.spreaders = append(d.spreaders, spreaderChange{os, ns})
+		if os != nil || ns != nil {
+			d.spreaders = append(d.spreaders, spreaderChange{os, ns})
+		}
 		switch {
 		case os != nil && ns == nil:
 			d.unmapped = append(d.unmapped, vipElement(*o))
@@ -154,7 +156,9 @@ func diffIngress(old, ports []Published) []spreaderChange {
 		if o != nil && n != nil && slices.Equal(o.Endpoints, n.Endpoints) {
 			return
 		}
-		d = append(d, spreaderChange{of(o), of(n)})
+		if c := (spreaderChange{of(o), of(n)}); c.old != nil || c.new != nil {
+			d = append(d, c)
+		}
 	})
 	return d
 }

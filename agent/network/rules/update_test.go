@@ -302,3 +302,50 @@ func diffLines(got, want string) string {
 	}
 	return b.String()
 }
+
+// TestDiffVIPs checks which table objects each change of a VIP touches.
+func TestDiffVIPs(t *testing.T) {
+	a, b := addr("10.128.1.2"), addr("10.128.1.3")
+	e1, e2 := addr("10.128.1.5"), addr("10.128.1.6")
+	served := func(v netip.Addr, eps ...netip.Addr) VIP { return VIP{Address: v, Endpoints: eps} }
+	idle := func(v netip.Addr) VIP { return VIP{Address: v} }
+	cases := []struct {
+		name             string
+		old, new         []VIP
+		spreaders        []string // "old>new" head names, "-" for none
+		mapped, unmapped int
+		idled, unidled   int
+	}{
+		{name: "unchanged", old: []VIP{served(a, e1), idle(b)}, new: []VIP{served(a, e1), idle(b)}},
+		{name: "endpoint added", old: []VIP{served(a, e1)}, new: []VIP{served(a, e1, e2)},
+			spreaders: []string{"vip-10.128.1.2>vip-10.128.1.2"}},
+		{name: "last endpoint gone", old: []VIP{served(a, e1)}, new: []VIP{idle(a)},
+			spreaders: []string{"vip-10.128.1.2>-"}, unmapped: 1, idled: 1},
+		{name: "first endpoint", old: []VIP{idle(a)}, new: []VIP{served(a, e1)},
+			spreaders: []string{"->vip-10.128.1.2"}, mapped: 1, unidled: 1},
+		{name: "VIPs added and removed", old: []VIP{served(a, e1)}, new: []VIP{idle(b)},
+			spreaders: []string{"vip-10.128.1.2>-"}, unmapped: 1, idled: 1},
+	}
+	name := func(s *spreader) string {
+		if s == nil {
+			return "-"
+		}
+		return s.name
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			d := diffVIPs(tc.old, tc.new)
+			var got []string
+			for _, c := range d.spreaders {
+				got = append(got, name(c.old)+">"+name(c.new))
+			}
+			if !slices.Equal(got, tc.spreaders) {
+				t.Errorf("spreader changes %v, want %v", got, tc.spreaders)
+			}
+			if len(d.mapped) != tc.mapped || len(d.unmapped) != tc.unmapped || len(d.idled) != tc.idled || len(d.unidled) != tc.unidled {
+				t.Errorf("elements: vips map +%d -%d, no-endpoint set +%d -%d; want +%d -%d, +%d -%d",
+					len(d.mapped), len(d.unmapped), len(d.idled), len(d.unidled), tc.mapped, tc.unmapped, tc.idled, tc.unidled)
+			}
+		})
+	}
+}
