@@ -85,8 +85,10 @@ func (t *Table) Apply(m Model) error {
 	return nil
 }
 
-// exists reports whether the table is in the kernel: one small request,
-// which spares a batch that could only fail when someone deleted it.
+// exists reports whether the table is in the kernel: one small request
+// (about 0.2 ms), which spares a batch that could only fail when someone
+// deleted the table, and catches it even when the change needs no
+// message at all (an ingress port without endpoints).
 func (t *Table) exists() bool {
 	c, err := nftables.New(t.connOptions(nil)...)
 	if err != nil {
