@@ -64,12 +64,16 @@ func cleanupNode(t testing.TB, name, dataDir string) {
 				t.Errorf("cleanup of node %s: %v", name, err)
 			}
 			for _, c := range containers {
-				if err := rt.Stop(ctx, c.ID, "SIGKILL", 0); err != nil && !errors.Is(err, runtime.ErrNotFound) {
+				// A deadline per container: a node of a few hundred
+				// containers on a loaded machine takes minutes in all.
+				cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				if err := rt.Stop(cctx, c.ID, "SIGKILL", 0); err != nil && !errors.Is(err, runtime.ErrNotFound) {
 					t.Errorf("cleanup of node %s: stopping %s: %v", name, c.ID, err)
 				}
-				if err := rt.Remove(ctx, c.ID); err != nil {
+				if err := rt.Remove(cctx, c.ID); err != nil {
 					t.Errorf("cleanup of node %s: removing %s: %v", name, c.ID, err)
 				}
+				cancel()
 			}
 			rt.Close()
 		}

@@ -77,7 +77,7 @@ func (h *haCluster) addServer() string {
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort(h.t))
 	args := append([]string{"server", "--config", filepath.Join(h.dir, fmt.Sprintf("config-%d", h.started)),
 		"--data-dir", filepath.Join(h.dir, fmt.Sprintf("server-%d", h.started)), "--listen", addr, "--log-level", "debug",
-		"--metrics-addr", "", "--container-range", h.containerRange}, h.serverArgs...)
+		"--metrics-addr", "", "--container-range", h.containerRange, "--network-range", h.networkRange}, h.serverArgs...)
 	p := startProc(h.t, fmt.Sprintf("server %d", h.started), nil, berthBin, args...)
 	p.waitOutput(h.t, "Join a node with:", 60*time.Second)
 	h.servers[addr] = p

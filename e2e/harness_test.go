@@ -196,8 +196,9 @@ type cluster struct {
 	server     *proc
 	agents     map[string]*proc
 	serverArgs []string
-	// containerRange is the address range of the cluster's containers.
-	containerRange string
+	// containerRange and networkRange are the address ranges of the
+	// cluster's nodes and networks.
+	containerRange, networkRange string
 	// netns, when set, is the network namespace the server and the CLI
 	// run in.
 	netns string
@@ -233,8 +234,8 @@ func command(ns string, args ...string) (string, []string) {
 	return "nsenter", append([]string{"--net=" + netnsPath(ns), "--", berthBin}, args...)
 }
 
-// clusters counts the clusters made, so each gets its own container
-// address range: bridges of two clusters on one machine must not overlap.
+// clusters counts the clusters made, so each gets its own container and
+// network address ranges.
 var clusters int
 
 func newCluster(t testing.TB, opts ...clusterOption) *cluster {
@@ -250,8 +251,10 @@ func newCluster(t testing.TB, opts ...clusterOption) *cluster {
 		configPath: filepath.Join(dir, "config"),
 		addr:       fmt.Sprintf("127.0.0.1:%d", freePort(t)),
 		agents:     map[string]*proc{},
-		// Bridges of two clusters on one machine must not overlap.
+		// Two clusters on one machine (a test's and a developer's) must
+		// not route the same container addresses.
 		containerRange: fmt.Sprintf("10.%d.0.0/16", 220+clusters%30),
+		networkRange:   fmt.Sprintf("10.%d.0.0/16", 160+clusters%30),
 	}
 	for _, o := range opts {
 		o(c)
@@ -265,7 +268,7 @@ func newCluster(t testing.TB, opts ...clusterOption) *cluster {
 func (c *cluster) startServer() {
 	c.t.Helper()
 	args := append([]string{"server", "--config", c.configPath, "--data-dir", filepath.Join(c.dir, "server"), "--listen", c.addr, "--log-level", "debug",
-		"--container-range", c.containerRange}, c.serverArgs...)
+		"--container-range", c.containerRange, "--network-range", c.networkRange}, c.serverArgs...)
 	bin, args := command(c.netns, args...)
 	c.server = startProc(c.t, "server", nil, bin, args...)
 	c.server.waitOutput(c.t, "Join a node with:", 60*time.Second)
