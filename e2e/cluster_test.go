@@ -182,6 +182,10 @@ func TestBadComposeIsRejected(t *testing.T) {
 		{"unknown key", "services:\n  web:\n    image: localhost/busybox:latest\n    imagee: typo\n", []string{"compose.yaml", "web", "imagee"}},
 		{"broken yaml", "services:\n  web:\n    image: [localhost/busybox\n", []string{"compose.yaml"}},
 		{"invalid port", "services:\n  web:\n    image: localhost/busybox:latest\n    ports:\n      - \"70000:80\"\n", []string{"compose.yaml", "web", "port"}},
+		{"undefined network", "services:\n  web:\n    image: localhost/busybox:latest\n    networks: [front]\n", []string{"compose.yaml:4", "web", "networks.front", "not defined"}},
+		{"address outside its network", "services:\n  db:\n    image: localhost/busybox:latest\n    networks:\n      back:\n        ipv4_address: 10.98.0.5\nnetworks:\n  back:\n    ipam:\n      config:\n        - subnet: 10.99.0.0/24\n",
+			[]string{"compose.yaml:6", "db", "networks.back.ipv4_address", "outside", "10.99.0.0/24"}},
+		{"external network that does not exist", "services:\n  web:\n    image: localhost/busybox:latest\n    networks: [shared]\nnetworks:\n  shared:\n    external: true\n", []string{"shared", "berth network create"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
