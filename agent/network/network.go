@@ -89,8 +89,12 @@ type Node struct {
 	// programming, to measure how long they take.
 	pendMu  sync.Mutex
 	pending []changed
-	// progMu serializes programming the overlay and the rules.
+	// progMu serializes programming the overlay and the rules, and
+	// guards applied.
 	progMu sync.Mutex
+	// applied is the rules' model as last applied, nil before the first
+	// success: what endpoints left is measured against it.
+	applied *rules.Model
 
 	// kick wakes the loop that programs the latest map.
 	kick chan struct{}
@@ -259,8 +263,15 @@ func (n *Node) sync() (errOverlay, errRules error) {
 		local = append(local, n.local[id])
 	}
 	n.mu.Unlock()
-	errRules = n.rules.Apply(rules.FromMap(snap, n.nodeRange, local))
+	model := rules.FromMap(snap, n.nodeRange, local)
+	errRules = n.rules.Apply(model)
 	if errRules == nil {
+		// Only once the rules lead elsewhere: a packet between deleting
+		// and applying would make the entry again.
+		if n.applied != nil {
+			n.deleteStaleUDP(*n.applied, model)
+		}
+		n.applied = &model
 		n.programmed(changes)
 	}
 	return errOverlay, errRules
