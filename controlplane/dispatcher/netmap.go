@@ -104,17 +104,11 @@ type netChange struct {
 // what the map says of the object before and after it; ok is false when
 // the map does not change.
 func networkChange(ev store.Event) (netChange, bool) {
-	del := ev.Action == store.ActionDelete
+	id := ev.Object.GetMeta().GetId()
 	switch ev.Kind {
 	case store.KindTask:
-		var before, after *berthv1.NetworkTask
-		if old, ok := ev.Old.(*berthv1.Task); ok {
-			before = netTask(old)
-		}
-		if t, ok := ev.Object.(*berthv1.Task); ok && !del {
-			after = netTask(t)
-		}
-		c, ok := change(store.KindTask, ev.Object.GetMeta().GetId(), before, after)
+		before, after := records(ev, netTask)
+		c, ok := change(store.KindTask, id, before, after)
 		// Agents measure from here how long their rules take to follow
 		// (berth_network_programming_seconds).
 		switch {
@@ -125,34 +119,28 @@ func networkChange(ev store.Event) (netChange, bool) {
 		}
 		return c, ok
 	case store.KindService:
-		var before, after *berthv1.NetworkService
-		if old, ok := ev.Old.(*berthv1.Service); ok {
-			before = netService(old)
-		}
-		if s, ok := ev.Object.(*berthv1.Service); ok && !del {
-			after = netService(s)
-		}
-		return change(store.KindService, ev.Object.GetMeta().GetId(), before, after)
+		before, after := records(ev, netService)
+		return change(store.KindService, id, before, after)
 	case store.KindNode:
-		var before, after *berthv1.NetworkNode
-		if old, ok := ev.Old.(*berthv1.Node); ok {
-			before = netNode(old)
-		}
-		if n, ok := ev.Object.(*berthv1.Node); ok && !del {
-			after = netNode(n)
-		}
-		return change(store.KindNode, ev.Object.GetMeta().GetId(), before, after)
+		before, after := records(ev, netNode)
+		return change(store.KindNode, id, before, after)
 	case store.KindNetwork:
-		var before, after *berthv1.Network
-		if old, ok := ev.Old.(*berthv1.Network); ok {
-			before = old
-		}
-		if n, ok := ev.Object.(*berthv1.Network); ok && !del {
-			after = n
-		}
-		return change(store.KindNetwork, ev.Object.GetMeta().GetId(), before, after)
+		before, after := records(ev, func(n *berthv1.Network) *berthv1.Network { return n })
+		return change(store.KindNetwork, id, before, after)
 	}
 	return netChange{}, false
+}
+
+// records derives what the map says of an event's object before and
+// after the event (the zero R where there is none).
+func records[O any, R any](ev store.Event, record func(O) R) (before, after R) {
+	if old, ok := ev.Old.(O); ok {
+		before = record(old)
+	}
+	if o, ok := ev.Object.(O); ok && ev.Action != store.ActionDelete {
+		after = record(o)
+	}
+	return before, after
 }
 
 func change[T interface {
