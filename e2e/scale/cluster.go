@@ -175,25 +175,22 @@ const App = "scale"
 // Apply applies the app: Config.Tasks replicas over Config.Services
 // services, no resource reservations, image DefaultImage.
 func (c *Cluster) Apply(ctx context.Context) error {
-	req := &berthv1.ApplyRequest{App: App}
-	next := networkRange.Addr()
+	// One network for every task: an app's default network is a /24, 253
+	// tasks. Room for twice the tasks, since a dead node's tasks keep
+	// their addresses while their replacements run; one network keeps the
+	// apply's transaction within etcd's limit of operations.
+	network := App + "_tasks"
+	req := &berthv1.ApplyRequest{App: App, Networks: []*berthv1.AppNetwork{{
+		Name: network, Subnet: netip.PrefixFrom(networkRange.Addr(), subnetBits(2*c.cfg.Tasks)).String(),
+	}}}
 	for i := range c.cfg.Services {
-		name := fmt.Sprintf("s%03d", i)
-		n := replicas(c.cfg.Tasks, c.cfg.Services, i)
-		// A network of its own, as large as the service needs: an app's
-		// default network is a /24, 253 tasks. Twice the tasks: the tasks
-		// of a node that died keep their addresses while their
-		// replacements take new ones.
-		subnet := alignedAt(next, subnetBits(2*n))
-		next = nextAfter(subnet)
-		req.Networks = append(req.Networks, &berthv1.AppNetwork{Name: App + "_" + name, Subnet: subnet.String()})
 		req.Services = append(req.Services, &berthv1.Service{
-			Name: name,
+			Name: fmt.Sprintf("s%03d", i),
 			Spec: &berthv1.ServiceSpec{
 				Image:    DefaultImage,
 				Mode:     berthv1.ServiceMode_SERVICE_MODE_REPLICATED,
-				Replicas: uint64(n),
-				Networks: []*berthv1.ServiceNetwork{{Network: App + "_" + name}},
+				Replicas: uint64(replicas(c.cfg.Tasks, c.cfg.Services, i)),
+				Networks: []*berthv1.ServiceNetwork{{Network: network}},
 			},
 		})
 	}
@@ -203,41 +200,19 @@ func (c *Cluster) Apply(ctx context.Context) error {
 	return nil
 }
 
-// networkRange holds the services' networks: room for a hundred thousand
-// tasks and more.
+// networkRange holds the tasks' network: room for millions of tasks.
 var networkRange = netip.MustParsePrefix("10.0.0.0/8")
 
 // subnetBits is the prefix length of the smallest subnet with room for n
-// tasks, a virtual IP and the addresses no task gets (network, first host,
-// broadcast), and never smaller than a /24.
+// tasks, the virtual IPs of a few hundred services and the addresses no
+// task gets (network, first host, broadcast), and never smaller than a
+// /24.
 func subnetBits(n int) int {
 	bits := 24
-	for bits > 8 && (1<<(32-bits))-4 < n {
+	for bits > 8 && (1<<(32-bits))-1024 < n {
 		bits--
 	}
 	return bits
-}
-
-// alignedAt is the first subnet of prefix length bits that starts at or
-// after a.
-func alignedAt(a netip.Addr, bits int) netip.Prefix {
-	size := uint32(1) << (32 - bits)
-	v := (toUint32(a) + size - 1) &^ (size - 1)
-	return netip.PrefixFrom(fromUint32(v), bits)
-}
-
-// nextAfter is the first address after subnet.
-func nextAfter(subnet netip.Prefix) netip.Addr {
-	return fromUint32(toUint32(subnet.Masked().Addr()) + 1<<(32-subnet.Bits()))
-}
-
-func toUint32(a netip.Addr) uint32 {
-	b := a.As4()
-	return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
-}
-
-func fromUint32(v uint32) netip.Addr {
-	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
 }
 
 // PrePull has every node pull DefaultImage, through the server as `berth
