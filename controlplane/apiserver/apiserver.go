@@ -75,6 +75,10 @@ func storeError(err error) error {
 		return status.Error(codes.NotFound, err.Error())
 	case errors.Is(err, store.ErrConflict):
 		return status.Error(codes.Aborted, "the cluster changed while the request ran; try again")
+	case errors.Is(err, store.ErrTooLarge):
+		// An apply's services, networks and subnet claims go in one
+		// transaction.
+		return status.Errorf(codes.InvalidArgument, "the change is too large for one write (%v); split the app into smaller apps, or apply it in steps (fewer services or networks at a time)", err)
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return status.FromContextError(err).Err()
 	}

@@ -2,8 +2,10 @@ package apiserver
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -282,5 +284,24 @@ func TestListTasksViews(t *testing.T) {
 		if !slices.Equal(got, tt.want) {
 			t.Errorf("%s: got %v, want %v", tt.name, got, tt.want)
 		}
+	}
+}
+
+// TestApplyTooLargeSaysHowToFix: an app whose services, networks and
+// subnet claims do not fit in one etcd transaction is refused as bad input
+// that says what to do, and nothing is written.
+func TestApplyTooLargeSaysHowToFix(t *testing.T) {
+	ctx := context.Background()
+	s := newServer(t)
+	var services []*berthv1.Service
+	for i := range 130 {
+		services = append(services, svc(fmt.Sprintf("s%03d", i), "busybox", 1))
+	}
+	_, err := s.Apply(ctx, &berthv1.ApplyRequest{App: "big", Services: services})
+	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "split the app") {
+		t.Fatalf("apply of 130 services: %v, want InvalidArgument saying to split the app", err)
+	}
+	if got := s.cfg.Cache.Services(store.AppServicesPrefix("default", "big")); len(got) != 0 {
+		t.Fatalf("a refused apply wrote %d services", len(got))
 	}
 }

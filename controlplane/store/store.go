@@ -18,6 +18,9 @@ var (
 	// ErrConflict means a guarded write lost a race: someone wrote the key
 	// since it was read. Read again and retry.
 	ErrConflict = errors.New("conflicting write")
+	// ErrTooLarge means a transaction holds more writes than etcd takes
+	// in one (MaxTxnOps); it writes nothing.
+	ErrTooLarge = errors.New("transaction too large")
 )
 
 // Object is any stored protobuf object that carries Meta.
@@ -184,7 +187,7 @@ func (s *Store) Commit(ctx context.Context, txn *Txn) (int64, error) {
 		return 0, nil
 	}
 	if len(txn.ops) > MaxTxnOps || len(txn.cmps) > MaxTxnOps {
-		return 0, fmt.Errorf("transaction of %d writes is over the limit of %d", len(txn.ops), MaxTxnOps)
+		return 0, fmt.Errorf("%w: %d writes, over the limit of %d", ErrTooLarge, len(txn.ops), MaxTxnOps)
 	}
 	start := time.Now()
 	resp, succeeded, err := s.commitTxn(ctx, txn.cmps, txn.ops)
