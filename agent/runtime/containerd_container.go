@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/berthproject/berth/agent/network/dns"
+
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/containerd/v2/pkg/cio"
@@ -149,15 +151,10 @@ func withFiles(files map[string]string) oci.SpecOpts {
 }
 
 // Hostname is the container's host name: spec.Hostname, else its id cut
-// to the 63 bytes a host name may have.
+// to the 63 bytes a host name may have. The rule is the DNS package's, so
+// the name the container has and the one its /etc/hosts gives agree.
 func Hostname(spec ContainerSpec) string {
-	if spec.Hostname != "" {
-		return spec.Hostname
-	}
-	if len(spec.ID) > 63 {
-		return spec.ID[:63]
-	}
-	return spec.ID
+	return dns.TaskHostname(spec.Hostname, spec.ID)
 }
 
 // Start starts container id's process, writing its output to the log
