@@ -30,6 +30,9 @@ const (
 	KindTask
 	KindSettings
 	KindNetwork
+	KindVolume
+	KindSecret
+	KindConfig
 )
 
 // Action says what happened to an object.
@@ -65,6 +68,9 @@ type Cache struct {
 	nodes     map[string]*berthv1.Node
 	services  map[string]*berthv1.Service // by key
 	networks  map[string]*berthv1.Network // by key
+	volumes   map[string]*berthv1.Volume  // by key
+	secrets   map[string]*berthv1.Secret  // by key; sealed
+	configs   map[string]*berthv1.Config  // by key
 	tasks     map[string]*berthv1.Task    // by id
 	byService map[string]map[string]*berthv1.Task
 	byNode    map[string]map[string]*berthv1.Task
@@ -97,6 +103,9 @@ func (c *Cache) reset() {
 	c.nodes = map[string]*berthv1.Node{}
 	c.services = map[string]*berthv1.Service{}
 	c.networks = map[string]*berthv1.Network{}
+	c.volumes = map[string]*berthv1.Volume{}
+	c.secrets = map[string]*berthv1.Secret{}
+	c.configs = map[string]*berthv1.Config{}
 	c.tasks = map[string]*berthv1.Task{}
 	c.byService = map[string]map[string]*berthv1.Task{}
 	c.byNode = map[string]map[string]*berthv1.Task{}
@@ -144,6 +153,18 @@ func (c *Cache) load(ctx context.Context) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
+	volumes, err := listAt(ctx, c.store, VolumesPrefix, rev, func() *berthv1.Volume { return &berthv1.Volume{} })
+	if err != nil {
+		return 0, err
+	}
+	secrets, err := listAt(ctx, c.store, SecretsPrefix, rev, func() *berthv1.Secret { return &berthv1.Secret{} })
+	if err != nil {
+		return 0, err
+	}
+	configs, err := listAt(ctx, c.store, ConfigsPrefix, rev, func() *berthv1.Config { return &berthv1.Config{} })
+	if err != nil {
+		return 0, err
+	}
 	settings, err := getAt(ctx, c.store, SettingsKey, rev, &berthv1.ClusterSettings{})
 	if err != nil {
 		return 0, err
@@ -161,6 +182,15 @@ func (c *Cache) load(ctx context.Context) (int64, error) {
 	}
 	for _, n := range networks {
 		c.networks[NetworkKey(n.Namespace, n.Name)] = n
+	}
+	for _, v := range volumes {
+		c.volumes[VolumeKey(v.Namespace, v.Name)] = v
+	}
+	for _, s := range secrets {
+		c.secrets[SecretKey(s.Namespace, s.Name)] = s
+	}
+	for _, cf := range configs {
+		c.configs[ConfigKey(cf.Namespace, cf.Name)] = cf
 	}
 	c.settings.Store(settings)
 	c.setRev(rev)
@@ -293,6 +323,12 @@ func kindOf(key string) (Kind, bool) {
 		return KindTask, true
 	case strings.HasPrefix(key, NetworksPrefix):
 		return KindNetwork, true
+	case strings.HasPrefix(key, VolumesPrefix):
+		return KindVolume, true
+	case strings.HasPrefix(key, SecretsPrefix):
+		return KindSecret, true
+	case strings.HasPrefix(key, ConfigsPrefix):
+		return KindConfig, true
 	}
 	return 0, false
 }
@@ -318,6 +354,12 @@ func (c *Cache) decodeEvent(ev *clientv3.Event) Object {
 		obj = &berthv1.Task{}
 	case KindNetwork:
 		obj = &berthv1.Network{}
+	case KindVolume:
+		obj = &berthv1.Volume{}
+	case KindSecret:
+		obj = &berthv1.Secret{}
+	case KindConfig:
+		obj = &berthv1.Config{}
 	}
 	if err := decode(ev.Kv.Value, ev.Kv.ModRevision, obj); err != nil {
 		c.log.Error("skipping undecodable object", "key", key, "err", err)
@@ -386,6 +428,12 @@ func (c *Cache) apply(ev *clientv3.Event, obj Object) (Event, bool) {
 		return applyKeyed(c.services, key, del, obj, out)
 	case KindNetwork:
 		return applyKeyed(c.networks, key, del, obj, out)
+	case KindVolume:
+		return applyKeyed(c.volumes, key, del, obj, out)
+	case KindSecret:
+		return applyKeyed(c.secrets, key, del, obj, out)
+	case KindConfig:
+		return applyKeyed(c.configs, key, del, obj, out)
 	case KindTask:
 		id := path.Base(key)
 		old, had := c.tasks[id]

@@ -83,6 +83,53 @@ func (c *Cache) Networks(prefix string) []*berthv1.Network {
 	return underPrefix(c.networks, prefix)
 }
 
+// Volume returns volume name of namespace.
+func (c *Cache) Volume(namespace, name string) (*berthv1.Volume, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	v, ok := c.volumes[VolumeKey(namespace, name)]
+	return v, ok
+}
+
+// Volumes returns the volumes whose key starts with prefix (VolumesPrefix
+// for all, NamespaceVolumesPrefix for one namespace), ordered by key.
+func (c *Cache) Volumes(prefix string) []*berthv1.Volume {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return underPrefix(c.volumes, prefix)
+}
+
+// Secret returns secret name of namespace, sealed.
+func (c *Cache) Secret(namespace, name string) (*berthv1.Secret, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	s, ok := c.secrets[SecretKey(namespace, name)]
+	return s, ok
+}
+
+// Secrets returns the secrets whose key starts with prefix, ordered by
+// key; they are sealed.
+func (c *Cache) Secrets(prefix string) []*berthv1.Secret {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return underPrefix(c.secrets, prefix)
+}
+
+// Config returns config name of namespace.
+func (c *Cache) Config(namespace, name string) (*berthv1.Config, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	cf, ok := c.configs[ConfigKey(namespace, name)]
+	return cf, ok
+}
+
+// Configs returns the configs whose key starts with prefix, ordered by key.
+func (c *Cache) Configs(prefix string) []*berthv1.Config {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return underPrefix(c.configs, prefix)
+}
+
 // Task returns the task with id.
 func (c *Cache) Task(id string) (*berthv1.Task, bool) {
 	c.mu.RLock()

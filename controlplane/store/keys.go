@@ -31,6 +31,16 @@ const (
 	// NetworkSubnetsPrefix holds one claim per network subnet, so that two
 	// applies on two servers never give two networks the same subnet.
 	NetworkSubnetsPrefix = Root + "network-subnets/"
+	// VolumesPrefix holds one Volume per named volume of a slot, by
+	// namespace and name.
+	VolumesPrefix = Root + "volumes/"
+	// SecretsPrefix and ConfigsPrefix hold one Secret (sealed) and one
+	// Config per name, by namespace.
+	SecretsPrefix = Root + "secrets/"
+	ConfigsPrefix = Root + "configs/"
+	// KeyCheckKey holds the KeyCheck that tells a server whether its
+	// key-encryption key is the cluster's.
+	KeyCheckKey = Root + "pki/kek"
 	// SettingsKey holds the cluster's ClusterSettings; when it is absent
 	// every setting has its default.
 	SettingsKey = Root + "settings"
@@ -74,6 +84,24 @@ func NamespaceNetworksPrefix(namespace string) string {
 func NetworkSubnetKey(cidr string) string {
 	return NetworkSubnetsPrefix + strings.ReplaceAll(cidr, "/", "_")
 }
+
+// VolumeKey is where volume name of namespace is stored.
+func VolumeKey(namespace, name string) string { return VolumesPrefix + namespace + "/" + name }
+
+// NamespaceVolumesPrefix holds every volume of a namespace.
+func NamespaceVolumesPrefix(namespace string) string { return VolumesPrefix + namespace + "/" }
+
+// SecretKey is where secret name of namespace is stored.
+func SecretKey(namespace, name string) string { return SecretsPrefix + namespace + "/" + name }
+
+// NamespaceSecretsPrefix holds every secret of a namespace.
+func NamespaceSecretsPrefix(namespace string) string { return SecretsPrefix + namespace + "/" }
+
+// ConfigKey is where config name of namespace is stored.
+func ConfigKey(namespace, name string) string { return ConfigsPrefix + namespace + "/" + name }
+
+// NamespaceConfigsPrefix holds every config of a namespace.
+func NamespaceConfigsPrefix(namespace string) string { return ConfigsPrefix + namespace + "/" }
 
 // RegistryKey is where the credential for registry (host[:port]) is stored.
 func RegistryKey(registry string) string { return RegistriesPrefix + registry }

@@ -768,7 +768,11 @@ type Assignments struct {
 	Removed []string               `protobuf:"bytes,3,rep,name=removed,proto3" json:"removed,omitempty"`
 	// image_sources say where the images of tasks (this message's and those
 	// sent before) can be fetched: peers first, then registries.
-	ImageSources  []*ImageSource `protobuf:"bytes,4,rep,name=image_sources,json=imageSources,proto3" json:"image_sources,omitempty"`
+	ImageSources []*ImageSource `protobuf:"bytes,4,rep,name=image_sources,json=imageSources,proto3" json:"image_sources,omitempty"`
+	// files are the data of the secrets and configs the tasks (this
+	// message's) use, each version sent once per session; the agent keeps
+	// them in memory only.
+	Files         []*FilePayload `protobuf:"bytes,5,rep,name=files,proto3" json:"files,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -831,6 +835,91 @@ func (x *Assignments) GetImageSources() []*ImageSource {
 	return nil
 }
 
+func (x *Assignments) GetFiles() []*FilePayload {
+	if x != nil {
+		return x.Files
+	}
+	return nil
+}
+
+// FilePayload is the data of one version of a secret or config.
+type FilePayload struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// secret: a secret (else a config).
+	Secret        bool   `protobuf:"varint,1,opt,name=secret,proto3" json:"secret,omitempty"`
+	Namespace     string `protobuf:"bytes,2,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	Name          string `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	Version       uint64 `protobuf:"varint,4,opt,name=version,proto3" json:"version,omitempty"`
+	Data          []byte `protobuf:"bytes,5,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FilePayload) Reset() {
+	*x = FilePayload{}
+	mi := &file_berth_v1_agent_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FilePayload) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FilePayload) ProtoMessage() {}
+
+func (x *FilePayload) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_agent_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FilePayload.ProtoReflect.Descriptor instead.
+func (*FilePayload) Descriptor() ([]byte, []int) {
+	return file_berth_v1_agent_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *FilePayload) GetSecret() bool {
+	if x != nil {
+		return x.Secret
+	}
+	return false
+}
+
+func (x *FilePayload) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *FilePayload) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *FilePayload) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *FilePayload) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
 // ImageSource tells an agent where to get one image.
 type ImageSource struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -850,7 +939,7 @@ type ImageSource struct {
 
 func (x *ImageSource) Reset() {
 	*x = ImageSource{}
-	mi := &file_berth_v1_agent_proto_msgTypes[11]
+	mi := &file_berth_v1_agent_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -862,7 +951,7 @@ func (x *ImageSource) String() string {
 func (*ImageSource) ProtoMessage() {}
 
 func (x *ImageSource) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_agent_proto_msgTypes[11]
+	mi := &file_berth_v1_agent_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -875,7 +964,7 @@ func (x *ImageSource) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImageSource.ProtoReflect.Descriptor instead.
 func (*ImageSource) Descriptor() ([]byte, []int) {
-	return file_berth_v1_agent_proto_rawDescGZIP(), []int{11}
+	return file_berth_v1_agent_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ImageSource) GetImage() string {
@@ -927,7 +1016,7 @@ type ServerMessage struct {
 
 func (x *ServerMessage) Reset() {
 	*x = ServerMessage{}
-	mi := &file_berth_v1_agent_proto_msgTypes[12]
+	mi := &file_berth_v1_agent_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -939,7 +1028,7 @@ func (x *ServerMessage) String() string {
 func (*ServerMessage) ProtoMessage() {}
 
 func (x *ServerMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_agent_proto_msgTypes[12]
+	mi := &file_berth_v1_agent_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -952,7 +1041,7 @@ func (x *ServerMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServerMessage.ProtoReflect.Descriptor instead.
 func (*ServerMessage) Descriptor() ([]byte, []int) {
-	return file_berth_v1_agent_proto_rawDescGZIP(), []int{12}
+	return file_berth_v1_agent_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ServerMessage) GetMessage() isServerMessage_Message {
@@ -1038,7 +1127,7 @@ type NetworkMap struct {
 
 func (x *NetworkMap) Reset() {
 	*x = NetworkMap{}
-	mi := &file_berth_v1_agent_proto_msgTypes[13]
+	mi := &file_berth_v1_agent_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1050,7 +1139,7 @@ func (x *NetworkMap) String() string {
 func (*NetworkMap) ProtoMessage() {}
 
 func (x *NetworkMap) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_agent_proto_msgTypes[13]
+	mi := &file_berth_v1_agent_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1063,7 +1152,7 @@ func (x *NetworkMap) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NetworkMap.ProtoReflect.Descriptor instead.
 func (*NetworkMap) Descriptor() ([]byte, []int) {
-	return file_berth_v1_agent_proto_rawDescGZIP(), []int{13}
+	return file_berth_v1_agent_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *NetworkMap) GetFull() bool {
@@ -1154,7 +1243,7 @@ type NetworkService struct {
 
 func (x *NetworkService) Reset() {
 	*x = NetworkService{}
-	mi := &file_berth_v1_agent_proto_msgTypes[14]
+	mi := &file_berth_v1_agent_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1166,7 +1255,7 @@ func (x *NetworkService) String() string {
 func (*NetworkService) ProtoMessage() {}
 
 func (x *NetworkService) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_agent_proto_msgTypes[14]
+	mi := &file_berth_v1_agent_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1179,7 +1268,7 @@ func (x *NetworkService) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NetworkService.ProtoReflect.Descriptor instead.
 func (*NetworkService) Descriptor() ([]byte, []int) {
-	return file_berth_v1_agent_proto_rawDescGZIP(), []int{14}
+	return file_berth_v1_agent_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *NetworkService) GetId() string {
@@ -1259,7 +1348,7 @@ type NetworkTask struct {
 
 func (x *NetworkTask) Reset() {
 	*x = NetworkTask{}
-	mi := &file_berth_v1_agent_proto_msgTypes[15]
+	mi := &file_berth_v1_agent_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1271,7 +1360,7 @@ func (x *NetworkTask) String() string {
 func (*NetworkTask) ProtoMessage() {}
 
 func (x *NetworkTask) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_agent_proto_msgTypes[15]
+	mi := &file_berth_v1_agent_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1284,7 +1373,7 @@ func (x *NetworkTask) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NetworkTask.ProtoReflect.Descriptor instead.
 func (*NetworkTask) Descriptor() ([]byte, []int) {
-	return file_berth_v1_agent_proto_rawDescGZIP(), []int{15}
+	return file_berth_v1_agent_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *NetworkTask) GetId() string {
@@ -1351,7 +1440,7 @@ type NetworkNode struct {
 
 func (x *NetworkNode) Reset() {
 	*x = NetworkNode{}
-	mi := &file_berth_v1_agent_proto_msgTypes[16]
+	mi := &file_berth_v1_agent_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1363,7 +1452,7 @@ func (x *NetworkNode) String() string {
 func (*NetworkNode) ProtoMessage() {}
 
 func (x *NetworkNode) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_agent_proto_msgTypes[16]
+	mi := &file_berth_v1_agent_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1376,7 +1465,7 @@ func (x *NetworkNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NetworkNode.ProtoReflect.Descriptor instead.
 func (*NetworkNode) Descriptor() ([]byte, []int) {
-	return file_berth_v1_agent_proto_rawDescGZIP(), []int{16}
+	return file_berth_v1_agent_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *NetworkNode) GetId() string {
@@ -1465,12 +1554,19 @@ const file_berth_v1_agent_proto_rawDesc = "" +
 	"\x03key\x18\x02 \x01(\fR\x03key\x12@\n" +
 	"\x0eprobe_interval\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\rprobeInterval\x12>\n" +
 	"\rprobe_timeout\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\fprobeTimeout\x12%\n" +
-	"\x0esuspicion_mult\x18\x05 \x01(\rR\rsuspicionMult\"\x9d\x01\n" +
+	"\x0esuspicion_mult\x18\x05 \x01(\rR\rsuspicionMult\"\xca\x01\n" +
 	"\vAssignments\x12\x12\n" +
 	"\x04full\x18\x01 \x01(\bR\x04full\x12$\n" +
 	"\x05tasks\x18\x02 \x03(\v2\x0e.berth.v1.TaskR\x05tasks\x12\x18\n" +
 	"\aremoved\x18\x03 \x03(\tR\aremoved\x12:\n" +
-	"\rimage_sources\x18\x04 \x03(\v2\x15.berth.v1.ImageSourceR\fimageSources\"\x89\x01\n" +
+	"\rimage_sources\x18\x04 \x03(\v2\x15.berth.v1.ImageSourceR\fimageSources\x12+\n" +
+	"\x05files\x18\x05 \x03(\v2\x15.berth.v1.FilePayloadR\x05files\"\x85\x01\n" +
+	"\vFilePayload\x12\x16\n" +
+	"\x06secret\x18\x01 \x01(\bR\x06secret\x12\x1c\n" +
+	"\tnamespace\x18\x02 \x01(\tR\tnamespace\x12\x12\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\x12\x18\n" +
+	"\aversion\x18\x04 \x01(\x04R\aversion\x12\x12\n" +
+	"\x04data\x18\x05 \x01(\fR\x04data\"\x89\x01\n" +
 	"\vImageSource\x12\x14\n" +
 	"\x05image\x18\x01 \x01(\tR\x05image\x12\x14\n" +
 	"\x05peers\x18\x02 \x03(\tR\x05peers\x12\x1a\n" +
@@ -1536,7 +1632,7 @@ func file_berth_v1_agent_proto_rawDescGZIP() []byte {
 	return file_berth_v1_agent_proto_rawDescData
 }
 
-var file_berth_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_berth_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_berth_v1_agent_proto_goTypes = []any{
 	(*JoinRequest)(nil),           // 0: berth.v1.JoinRequest
 	(*JoinResponse)(nil),          // 1: berth.v1.JoinResponse
@@ -1549,70 +1645,72 @@ var file_berth_v1_agent_proto_goTypes = []any{
 	(*SessionWelcome)(nil),        // 8: berth.v1.SessionWelcome
 	(*GossipConfig)(nil),          // 9: berth.v1.GossipConfig
 	(*Assignments)(nil),           // 10: berth.v1.Assignments
-	(*ImageSource)(nil),           // 11: berth.v1.ImageSource
-	(*ServerMessage)(nil),         // 12: berth.v1.ServerMessage
-	(*NetworkMap)(nil),            // 13: berth.v1.NetworkMap
-	(*NetworkService)(nil),        // 14: berth.v1.NetworkService
-	(*NetworkTask)(nil),           // 15: berth.v1.NetworkTask
-	(*NetworkNode)(nil),           // 16: berth.v1.NetworkNode
-	nil,                           // 17: berth.v1.NodeDescription.LabelsEntry
-	nil,                           // 18: berth.v1.NodeDescription.ImageDigestsEntry
-	nil,                           // 19: berth.v1.AgentHeartbeat.ImageDigestsEntry
-	(*Resources)(nil),             // 20: berth.v1.Resources
-	(*Platform)(nil),              // 21: berth.v1.Platform
-	(*TaskStatus)(nil),            // 22: berth.v1.TaskStatus
-	(*durationpb.Duration)(nil),   // 23: google.protobuf.Duration
-	(*Task)(nil),                  // 24: berth.v1.Task
-	(*Network)(nil),               // 25: berth.v1.Network
-	(*timestamppb.Timestamp)(nil), // 26: google.protobuf.Timestamp
-	(EndpointMode)(0),             // 27: berth.v1.EndpointMode
-	(*ServiceNetwork)(nil),        // 28: berth.v1.ServiceNetwork
-	(*VirtualIP)(nil),             // 29: berth.v1.VirtualIP
-	(*PortSpec)(nil),              // 30: berth.v1.PortSpec
-	(*TaskNetwork)(nil),           // 31: berth.v1.TaskNetwork
+	(*FilePayload)(nil),           // 11: berth.v1.FilePayload
+	(*ImageSource)(nil),           // 12: berth.v1.ImageSource
+	(*ServerMessage)(nil),         // 13: berth.v1.ServerMessage
+	(*NetworkMap)(nil),            // 14: berth.v1.NetworkMap
+	(*NetworkService)(nil),        // 15: berth.v1.NetworkService
+	(*NetworkTask)(nil),           // 16: berth.v1.NetworkTask
+	(*NetworkNode)(nil),           // 17: berth.v1.NetworkNode
+	nil,                           // 18: berth.v1.NodeDescription.LabelsEntry
+	nil,                           // 19: berth.v1.NodeDescription.ImageDigestsEntry
+	nil,                           // 20: berth.v1.AgentHeartbeat.ImageDigestsEntry
+	(*Resources)(nil),             // 21: berth.v1.Resources
+	(*Platform)(nil),              // 22: berth.v1.Platform
+	(*TaskStatus)(nil),            // 23: berth.v1.TaskStatus
+	(*durationpb.Duration)(nil),   // 24: google.protobuf.Duration
+	(*Task)(nil),                  // 25: berth.v1.Task
+	(*Network)(nil),               // 26: berth.v1.Network
+	(*timestamppb.Timestamp)(nil), // 27: google.protobuf.Timestamp
+	(EndpointMode)(0),             // 28: berth.v1.EndpointMode
+	(*ServiceNetwork)(nil),        // 29: berth.v1.ServiceNetwork
+	(*VirtualIP)(nil),             // 30: berth.v1.VirtualIP
+	(*PortSpec)(nil),              // 31: berth.v1.PortSpec
+	(*TaskNetwork)(nil),           // 32: berth.v1.TaskNetwork
 }
 var file_berth_v1_agent_proto_depIdxs = []int32{
-	17, // 0: berth.v1.NodeDescription.labels:type_name -> berth.v1.NodeDescription.LabelsEntry
-	20, // 1: berth.v1.NodeDescription.capacity:type_name -> berth.v1.Resources
-	21, // 2: berth.v1.NodeDescription.platform:type_name -> berth.v1.Platform
-	18, // 3: berth.v1.NodeDescription.image_digests:type_name -> berth.v1.NodeDescription.ImageDigestsEntry
-	22, // 4: berth.v1.TaskStatusReport.status:type_name -> berth.v1.TaskStatus
+	18, // 0: berth.v1.NodeDescription.labels:type_name -> berth.v1.NodeDescription.LabelsEntry
+	21, // 1: berth.v1.NodeDescription.capacity:type_name -> berth.v1.Resources
+	22, // 2: berth.v1.NodeDescription.platform:type_name -> berth.v1.Platform
+	19, // 3: berth.v1.NodeDescription.image_digests:type_name -> berth.v1.NodeDescription.ImageDigestsEntry
+	23, // 4: berth.v1.TaskStatusReport.status:type_name -> berth.v1.TaskStatus
 	2,  // 5: berth.v1.AgentHello.description:type_name -> berth.v1.NodeDescription
 	3,  // 6: berth.v1.AgentHello.tasks:type_name -> berth.v1.TaskStatusReport
 	3,  // 7: berth.v1.AgentStatus.tasks:type_name -> berth.v1.TaskStatusReport
-	19, // 8: berth.v1.AgentHeartbeat.image_digests:type_name -> berth.v1.AgentHeartbeat.ImageDigestsEntry
+	20, // 8: berth.v1.AgentHeartbeat.image_digests:type_name -> berth.v1.AgentHeartbeat.ImageDigestsEntry
 	4,  // 9: berth.v1.AgentMessage.hello:type_name -> berth.v1.AgentHello
 	5,  // 10: berth.v1.AgentMessage.status:type_name -> berth.v1.AgentStatus
 	6,  // 11: berth.v1.AgentMessage.heartbeat:type_name -> berth.v1.AgentHeartbeat
-	23, // 12: berth.v1.SessionWelcome.heartbeat_period:type_name -> google.protobuf.Duration
+	24, // 12: berth.v1.SessionWelcome.heartbeat_period:type_name -> google.protobuf.Duration
 	9,  // 13: berth.v1.SessionWelcome.gossip:type_name -> berth.v1.GossipConfig
-	23, // 14: berth.v1.GossipConfig.probe_interval:type_name -> google.protobuf.Duration
-	23, // 15: berth.v1.GossipConfig.probe_timeout:type_name -> google.protobuf.Duration
-	24, // 16: berth.v1.Assignments.tasks:type_name -> berth.v1.Task
-	11, // 17: berth.v1.Assignments.image_sources:type_name -> berth.v1.ImageSource
-	8,  // 18: berth.v1.ServerMessage.welcome:type_name -> berth.v1.SessionWelcome
-	10, // 19: berth.v1.ServerMessage.assignments:type_name -> berth.v1.Assignments
-	13, // 20: berth.v1.ServerMessage.network_map:type_name -> berth.v1.NetworkMap
-	25, // 21: berth.v1.NetworkMap.networks:type_name -> berth.v1.Network
-	14, // 22: berth.v1.NetworkMap.services:type_name -> berth.v1.NetworkService
-	15, // 23: berth.v1.NetworkMap.tasks:type_name -> berth.v1.NetworkTask
-	16, // 24: berth.v1.NetworkMap.nodes:type_name -> berth.v1.NetworkNode
-	26, // 25: berth.v1.NetworkMap.tasks_removed_at:type_name -> google.protobuf.Timestamp
-	27, // 26: berth.v1.NetworkService.endpoint_mode:type_name -> berth.v1.EndpointMode
-	28, // 27: berth.v1.NetworkService.networks:type_name -> berth.v1.ServiceNetwork
-	29, // 28: berth.v1.NetworkService.virtual_ips:type_name -> berth.v1.VirtualIP
-	30, // 29: berth.v1.NetworkService.ports:type_name -> berth.v1.PortSpec
-	31, // 30: berth.v1.NetworkTask.networks:type_name -> berth.v1.TaskNetwork
-	26, // 31: berth.v1.NetworkTask.changed_at:type_name -> google.protobuf.Timestamp
-	0,  // 32: berth.v1.AgentService.Join:input_type -> berth.v1.JoinRequest
-	7,  // 33: berth.v1.AgentService.Session:input_type -> berth.v1.AgentMessage
-	1,  // 34: berth.v1.AgentService.Join:output_type -> berth.v1.JoinResponse
-	12, // 35: berth.v1.AgentService.Session:output_type -> berth.v1.ServerMessage
-	34, // [34:36] is the sub-list for method output_type
-	32, // [32:34] is the sub-list for method input_type
-	32, // [32:32] is the sub-list for extension type_name
-	32, // [32:32] is the sub-list for extension extendee
-	0,  // [0:32] is the sub-list for field type_name
+	24, // 14: berth.v1.GossipConfig.probe_interval:type_name -> google.protobuf.Duration
+	24, // 15: berth.v1.GossipConfig.probe_timeout:type_name -> google.protobuf.Duration
+	25, // 16: berth.v1.Assignments.tasks:type_name -> berth.v1.Task
+	12, // 17: berth.v1.Assignments.image_sources:type_name -> berth.v1.ImageSource
+	11, // 18: berth.v1.Assignments.files:type_name -> berth.v1.FilePayload
+	8,  // 19: berth.v1.ServerMessage.welcome:type_name -> berth.v1.SessionWelcome
+	10, // 20: berth.v1.ServerMessage.assignments:type_name -> berth.v1.Assignments
+	14, // 21: berth.v1.ServerMessage.network_map:type_name -> berth.v1.NetworkMap
+	26, // 22: berth.v1.NetworkMap.networks:type_name -> berth.v1.Network
+	15, // 23: berth.v1.NetworkMap.services:type_name -> berth.v1.NetworkService
+	16, // 24: berth.v1.NetworkMap.tasks:type_name -> berth.v1.NetworkTask
+	17, // 25: berth.v1.NetworkMap.nodes:type_name -> berth.v1.NetworkNode
+	27, // 26: berth.v1.NetworkMap.tasks_removed_at:type_name -> google.protobuf.Timestamp
+	28, // 27: berth.v1.NetworkService.endpoint_mode:type_name -> berth.v1.EndpointMode
+	29, // 28: berth.v1.NetworkService.networks:type_name -> berth.v1.ServiceNetwork
+	30, // 29: berth.v1.NetworkService.virtual_ips:type_name -> berth.v1.VirtualIP
+	31, // 30: berth.v1.NetworkService.ports:type_name -> berth.v1.PortSpec
+	32, // 31: berth.v1.NetworkTask.networks:type_name -> berth.v1.TaskNetwork
+	27, // 32: berth.v1.NetworkTask.changed_at:type_name -> google.protobuf.Timestamp
+	0,  // 33: berth.v1.AgentService.Join:input_type -> berth.v1.JoinRequest
+	7,  // 34: berth.v1.AgentService.Session:input_type -> berth.v1.AgentMessage
+	1,  // 35: berth.v1.AgentService.Join:output_type -> berth.v1.JoinResponse
+	13, // 36: berth.v1.AgentService.Session:output_type -> berth.v1.ServerMessage
+	35, // [35:37] is the sub-list for method output_type
+	33, // [33:35] is the sub-list for method input_type
+	33, // [33:33] is the sub-list for extension type_name
+	33, // [33:33] is the sub-list for extension extendee
+	0,  // [0:33] is the sub-list for field type_name
 }
 
 func init() { file_berth_v1_agent_proto_init() }
@@ -1626,7 +1724,7 @@ func file_berth_v1_agent_proto_init() {
 		(*AgentMessage_Status)(nil),
 		(*AgentMessage_Heartbeat)(nil),
 	}
-	file_berth_v1_agent_proto_msgTypes[12].OneofWrappers = []any{
+	file_berth_v1_agent_proto_msgTypes[13].OneofWrappers = []any{
 		(*ServerMessage_Welcome)(nil),
 		(*ServerMessage_Assignments)(nil),
 		(*ServerMessage_NetworkMap)(nil),
@@ -1637,7 +1735,7 @@ func file_berth_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_berth_v1_agent_proto_rawDesc), len(file_berth_v1_agent_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   20,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -176,6 +176,1202 @@ func (LogStream) EnumDescriptor() ([]byte, []int) {
 	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{2}
 }
 
+type ListVolumesRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Namespace string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	// app limits the answer to one app's volumes.
+	App           string `protobuf:"bytes,2,opt,name=app,proto3" json:"app,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListVolumesRequest) Reset() {
+	*x = ListVolumesRequest{}
+	mi := &file_berth_v1_cluster_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListVolumesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListVolumesRequest) ProtoMessage() {}
+
+func (x *ListVolumesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_cluster_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListVolumesRequest.ProtoReflect.Descriptor instead.
+func (*ListVolumesRequest) Descriptor() ([]byte, []int) {
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *ListVolumesRequest) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *ListVolumesRequest) GetApp() string {
+	if x != nil {
+		return x.App
+	}
+	return ""
+}
+
+// VolumeSummary is a volume with what its node says of it.
+type VolumeSummary struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Volume   *Volume                `protobuf:"bytes,1,opt,name=volume,proto3" json:"volume,omitempty"`
+	NodeName string                 `protobuf:"bytes,2,opt,name=node_name,json=nodeName,proto3" json:"node_name,omitempty"`
+	// size_bytes is the data's size on its node; size_error says why it
+	// is unknown (node down).
+	SizeBytes int64  `protobuf:"varint,3,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
+	SizeError string `protobuf:"bytes,4,opt,name=size_error,json=sizeError,proto3" json:"size_error,omitempty"`
+	// task is the running task that uses the volume; empty when none.
+	Task          string `protobuf:"bytes,5,opt,name=task,proto3" json:"task,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VolumeSummary) Reset() {
+	*x = VolumeSummary{}
+	mi := &file_berth_v1_cluster_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VolumeSummary) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VolumeSummary) ProtoMessage() {}
+
+func (x *VolumeSummary) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_cluster_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VolumeSummary.ProtoReflect.Descriptor instead.
+func (*VolumeSummary) Descriptor() ([]byte, []int) {
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *VolumeSummary) GetVolume() *Volume {
+	if x != nil {
+		return x.Volume
+	}
+	return nil
+}
+
+func (x *VolumeSummary) GetNodeName() string {
+	if x != nil {
+		return x.NodeName
+	}
+	return ""
+}
+
+func (x *VolumeSummary) GetSizeBytes() int64 {
+	if x != nil {
+		return x.SizeBytes
+	}
+	return 0
+}
+
+func (x *VolumeSummary) GetSizeError() string {
+	if x != nil {
+		return x.SizeError
+	}
+	return ""
+}
+
+func (x *VolumeSummary) GetTask() string {
+	if x != nil {
+		return x.Task
+	}
+	return ""
+}
+
+type ListVolumesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Volumes       []*VolumeSummary       `protobuf:"bytes,1,rep,name=volumes,proto3" json:"volumes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListVolumesResponse) Reset() {
+	*x = ListVolumesResponse{}
+	mi := &file_berth_v1_cluster_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListVolumesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListVolumesResponse) ProtoMessage() {}
+
+func (x *ListVolumesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_cluster_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListVolumesResponse.ProtoReflect.Descriptor instead.
+func (*ListVolumesResponse) Descriptor() ([]byte, []int) {
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ListVolumesResponse) GetVolumes() []*VolumeSummary {
+	if x != nil {
+		return x.Volumes
+	}
+	return nil
+}
+
+type GetVolumeRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Namespace     string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetVolumeRequest) Reset() {
+	*x = GetVolumeRequest{}
+	mi := &file_berth_v1_cluster_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetVolumeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetVolumeRequest) ProtoMessage() {}
+
+func (x *GetVolumeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_cluster_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetVolumeRequest.ProtoReflect.Descriptor instead.
+func (*GetVolumeRequest) Descriptor() ([]byte, []int) {
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *GetVolumeRequest) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *GetVolumeRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type RemoveVolumeRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Namespace string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	Name      string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// force removes the record of a volume whose node cannot be reached;
+	// the data stays on that node.
+	Force         bool `protobuf:"varint,3,opt,name=force,proto3" json:"force,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveVolumeRequest) Reset() {
+	*x = RemoveVolumeRequest{}
+	mi := &file_berth_v1_cluster_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveVolumeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveVolumeRequest) ProtoMessage() {}
+
+func (x *RemoveVolumeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_cluster_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveVolumeRequest.ProtoReflect.Descriptor instead.
+func (*RemoveVolumeRequest) Descriptor() ([]byte, []int) {
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *RemoveVolumeRequest) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *RemoveVolumeRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *RemoveVolumeRequest) GetForce() bool {
+	if x != nil {
+		return x.Force
+	}
+	return false
+}
+
+type RemoveVolumeResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveVolumeResponse) Reset() {
+	*x = RemoveVolumeResponse{}
+	mi := &file_berth_v1_cluster_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveVolumeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveVolumeResponse) ProtoMessage() {}
+
+func (x *RemoveVolumeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_cluster_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveVolumeResponse.ProtoReflect.Descriptor instead.
+func (*RemoveVolumeResponse) Descriptor() ([]byte, []int) {
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{5}
+}
+
+type CreateSecretRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Namespace string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	Name      string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Data      []byte                 `protobuf:"bytes,3,opt,name=data,proto3" json:"data,omitempty"`
+	Labels    map[string]string      `protobuf:"bytes,4,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// update replaces the data of an existing secret: a new version, and
+	// the services that use it roll out.
+	Update        bool `protobuf:"varint,5,opt,name=update,proto3" json:"update,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateSecretRequest) Reset() {
+	*x = CreateSecretRequest{}
+	mi := &file_berth_v1_cluster_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateSecretRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateSecretRequest) ProtoMessage() {}
+
+func (x *CreateSecretRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_cluster_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateSecretRequest.ProtoReflect.Descriptor instead.
+func (*CreateSecretRequest) Descriptor() ([]byte, []int) {
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *CreateSecretRequest) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *CreateSecretRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *CreateSecretRequest) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+func (x *CreateSecretRequest) GetLabels() map[string]string {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
+}
+
+func (x *CreateSecretRequest) GetUpdate() bool {
+	if x != nil {
+		return x.Update
+	}
+	return false
+}
+
+// SecretSummary is a secret with what uses it.
+type SecretSummary struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Secret *Secret                `protobuf:"bytes,1,opt,name=secret,proto3" json:"secret,omitempty"`
+	// services use it, as "app/service".
+	Services      []string `protobuf:"bytes,2,rep,name=services,proto3" json:"services,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SecretSummary) Reset() {
+	*x = SecretSummary{}
+	mi := &file_berth_v1_cluster_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SecretSummary) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SecretSummary) ProtoMessage() {}
+
+func (x *SecretSummary) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_cluster_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SecretSummary.ProtoReflect.Descriptor instead.
+func (*SecretSummary) Descriptor() ([]byte, []int) {
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *SecretSummary) GetSecret() *Secret {
+	if x != nil {
+		return x.Secret
+	}
+	return nil
+}
+
+func (x *SecretSummary) GetServices() []string {
+	if x != nil {
+		return x.Services
+	}
+	return nil
+}
+
+type ListSecretsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Namespace     string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSecretsRequest) Reset() {
+	*x = ListSecretsRequest{}
+	mi := &file_berth_v1_cluster_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSecretsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSecretsRequest) ProtoMessage() {}
+
+func (x *ListSecretsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_cluster_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSecretsRequest.ProtoReflect.Descriptor instead.
+func (*ListSecretsRequest) Descriptor() ([]byte, []int) {
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ListSecretsRequest) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+type ListSecretsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Secrets       []*SecretSummary       `protobuf:"bytes,1,rep,name=secrets,proto3" json:"secrets,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSecretsResponse) Reset() {
+	*x = ListSecretsResponse{}
+	mi := &file_berth_v1_cluster_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSecretsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSecretsResponse) ProtoMessage() {}
+
+func (x *ListSecretsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_cluster_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSecretsResponse.ProtoReflect.Descriptor instead.
+func (*ListSecretsResponse) Descriptor() ([]byte, []int) {
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *ListSecretsResponse) GetSecrets() []*SecretSummary {
+	if x != nil {
+		return x.Secrets
+	}
+	return nil
+}
+
+type GetSecretRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Namespace     string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetSecretRequest) Reset() {
+	*x = GetSecretRequest{}
+	mi := &file_berth_v1_cluster_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetSecretRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetSecretRequest) ProtoMessage() {}
+
+func (x *GetSecretRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_cluster_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetSecretRequest.ProtoReflect.Descriptor instead.
+func (*GetSecretRequest) Descriptor() ([]byte, []int) {
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *GetSecretRequest) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *GetSecretRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type RemoveSecretRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Namespace     string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveSecretRequest) Reset() {
+	*x = RemoveSecretRequest{}
+	mi := &file_berth_v1_cluster_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveSecretRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveSecretRequest) ProtoMessage() {}
+
+func (x *RemoveSecretRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_cluster_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveSecretRequest.ProtoReflect.Descriptor instead.
+func (*RemoveSecretRequest) Descriptor() ([]byte, []int) {
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *RemoveSecretRequest) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *RemoveSecretRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type RemoveSecretResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveSecretResponse) Reset() {
+	*x = RemoveSecretResponse{}
+	mi := &file_berth_v1_cluster_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveSecretResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveSecretResponse) ProtoMessage() {}
+
+func (x *RemoveSecretResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_cluster_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveSecretResponse.ProtoReflect.Descriptor instead.
+func (*RemoveSecretResponse) Descriptor() ([]byte, []int) {
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{12}
+}
+
+type CreateConfigRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Namespace     string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Data          []byte                 `protobuf:"bytes,3,opt,name=data,proto3" json:"data,omitempty"`
+	Labels        map[string]string      `protobuf:"bytes,4,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Update        bool                   `protobuf:"varint,5,opt,name=update,proto3" json:"update,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateConfigRequest) Reset() {
+	*x = CreateConfigRequest{}
+	mi := &file_berth_v1_cluster_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateConfigRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateConfigRequest) ProtoMessage() {}
+
+func (x *CreateConfigRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_cluster_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateConfigRequest.ProtoReflect.Descriptor instead.
+func (*CreateConfigRequest) Descriptor() ([]byte, []int) {
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *CreateConfigRequest) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *CreateConfigRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *CreateConfigRequest) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+func (x *CreateConfigRequest) GetLabels() map[string]string {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
+}
+
+func (x *CreateConfigRequest) GetUpdate() bool {
+	if x != nil {
+		return x.Update
+	}
+	return false
+}
+
+type ConfigSummary struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Config        *Config                `protobuf:"bytes,1,opt,name=config,proto3" json:"config,omitempty"`
+	Services      []string               `protobuf:"bytes,2,rep,name=services,proto3" json:"services,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConfigSummary) Reset() {
+	*x = ConfigSummary{}
+	mi := &file_berth_v1_cluster_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConfigSummary) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConfigSummary) ProtoMessage() {}
+
+func (x *ConfigSummary) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_cluster_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConfigSummary.ProtoReflect.Descriptor instead.
+func (*ConfigSummary) Descriptor() ([]byte, []int) {
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *ConfigSummary) GetConfig() *Config {
+	if x != nil {
+		return x.Config
+	}
+	return nil
+}
+
+func (x *ConfigSummary) GetServices() []string {
+	if x != nil {
+		return x.Services
+	}
+	return nil
+}
+
+type ListConfigsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Namespace     string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListConfigsRequest) Reset() {
+	*x = ListConfigsRequest{}
+	mi := &file_berth_v1_cluster_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListConfigsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListConfigsRequest) ProtoMessage() {}
+
+func (x *ListConfigsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_cluster_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListConfigsRequest.ProtoReflect.Descriptor instead.
+func (*ListConfigsRequest) Descriptor() ([]byte, []int) {
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *ListConfigsRequest) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+type ListConfigsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Configs       []*ConfigSummary       `protobuf:"bytes,1,rep,name=configs,proto3" json:"configs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListConfigsResponse) Reset() {
+	*x = ListConfigsResponse{}
+	mi := &file_berth_v1_cluster_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListConfigsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListConfigsResponse) ProtoMessage() {}
+
+func (x *ListConfigsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_cluster_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListConfigsResponse.ProtoReflect.Descriptor instead.
+func (*ListConfigsResponse) Descriptor() ([]byte, []int) {
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *ListConfigsResponse) GetConfigs() []*ConfigSummary {
+	if x != nil {
+		return x.Configs
+	}
+	return nil
+}
+
+type GetConfigRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Namespace     string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetConfigRequest) Reset() {
+	*x = GetConfigRequest{}
+	mi := &file_berth_v1_cluster_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetConfigRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetConfigRequest) ProtoMessage() {}
+
+func (x *GetConfigRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_cluster_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetConfigRequest.ProtoReflect.Descriptor instead.
+func (*GetConfigRequest) Descriptor() ([]byte, []int) {
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *GetConfigRequest) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *GetConfigRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type RemoveConfigRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Namespace     string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveConfigRequest) Reset() {
+	*x = RemoveConfigRequest{}
+	mi := &file_berth_v1_cluster_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveConfigRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveConfigRequest) ProtoMessage() {}
+
+func (x *RemoveConfigRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_cluster_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveConfigRequest.ProtoReflect.Descriptor instead.
+func (*RemoveConfigRequest) Descriptor() ([]byte, []int) {
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *RemoveConfigRequest) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *RemoveConfigRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type RemoveConfigResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveConfigResponse) Reset() {
+	*x = RemoveConfigResponse{}
+	mi := &file_berth_v1_cluster_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveConfigResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveConfigResponse) ProtoMessage() {}
+
+func (x *RemoveConfigResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_cluster_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveConfigResponse.ProtoReflect.Descriptor instead.
+func (*RemoveConfigResponse) Descriptor() ([]byte, []int) {
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{19}
+}
+
+// AppFile is a secret or config an app's Compose file defines, with the
+// data the CLI read for it.
+type AppFile struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// name is the full name ("<app>_<key>", or the file's name:).
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// external: it exists already (berth secret create) and the app only
+	// uses it; data is not sent.
+	External bool              `protobuf:"varint,2,opt,name=external,proto3" json:"external,omitempty"`
+	Data     []byte            `protobuf:"bytes,3,opt,name=data,proto3" json:"data,omitempty"`
+	Labels   map[string]string `protobuf:"bytes,4,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// key is its key in the Compose file, for error messages.
+	Key           string `protobuf:"bytes,5,opt,name=key,proto3" json:"key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AppFile) Reset() {
+	*x = AppFile{}
+	mi := &file_berth_v1_cluster_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AppFile) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AppFile) ProtoMessage() {}
+
+func (x *AppFile) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_cluster_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AppFile.ProtoReflect.Descriptor instead.
+func (*AppFile) Descriptor() ([]byte, []int) {
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *AppFile) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *AppFile) GetExternal() bool {
+	if x != nil {
+		return x.External
+	}
+	return false
+}
+
+func (x *AppFile) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+func (x *AppFile) GetLabels() map[string]string {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
+}
+
+func (x *AppFile) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+// AppVolume is a named volume an app's Compose file defines.
+type AppVolume struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// name is the full name ("<app>_<key>", or the file's name:).
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// external: the app does not own it; delete --volumes keeps it.
+	External      bool              `protobuf:"varint,2,opt,name=external,proto3" json:"external,omitempty"`
+	Labels        map[string]string `protobuf:"bytes,3,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Key           string            `protobuf:"bytes,4,opt,name=key,proto3" json:"key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AppVolume) Reset() {
+	*x = AppVolume{}
+	mi := &file_berth_v1_cluster_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AppVolume) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AppVolume) ProtoMessage() {}
+
+func (x *AppVolume) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_cluster_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AppVolume.ProtoReflect.Descriptor instead.
+func (*AppVolume) Descriptor() ([]byte, []int) {
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *AppVolume) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *AppVolume) GetExternal() bool {
+	if x != nil {
+		return x.External
+	}
+	return false
+}
+
+func (x *AppVolume) GetLabels() map[string]string {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
+}
+
+func (x *AppVolume) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
 type CreateNetworkRequest struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	Namespace string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
@@ -190,7 +1386,7 @@ type CreateNetworkRequest struct {
 
 func (x *CreateNetworkRequest) Reset() {
 	*x = CreateNetworkRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[0]
+	mi := &file_berth_v1_cluster_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -202,7 +1398,7 @@ func (x *CreateNetworkRequest) String() string {
 func (*CreateNetworkRequest) ProtoMessage() {}
 
 func (x *CreateNetworkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[0]
+	mi := &file_berth_v1_cluster_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -215,7 +1411,7 @@ func (x *CreateNetworkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateNetworkRequest.ProtoReflect.Descriptor instead.
 func (*CreateNetworkRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{0}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *CreateNetworkRequest) GetNamespace() string {
@@ -262,7 +1458,7 @@ type ListNetworksRequest struct {
 
 func (x *ListNetworksRequest) Reset() {
 	*x = ListNetworksRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[1]
+	mi := &file_berth_v1_cluster_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -274,7 +1470,7 @@ func (x *ListNetworksRequest) String() string {
 func (*ListNetworksRequest) ProtoMessage() {}
 
 func (x *ListNetworksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[1]
+	mi := &file_berth_v1_cluster_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -287,7 +1483,7 @@ func (x *ListNetworksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNetworksRequest.ProtoReflect.Descriptor instead.
 func (*ListNetworksRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{1}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ListNetworksRequest) GetNamespace() string {
@@ -311,7 +1507,7 @@ type NetworkSummary struct {
 
 func (x *NetworkSummary) Reset() {
 	*x = NetworkSummary{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[2]
+	mi := &file_berth_v1_cluster_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -323,7 +1519,7 @@ func (x *NetworkSummary) String() string {
 func (*NetworkSummary) ProtoMessage() {}
 
 func (x *NetworkSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[2]
+	mi := &file_berth_v1_cluster_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -336,7 +1532,7 @@ func (x *NetworkSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NetworkSummary.ProtoReflect.Descriptor instead.
 func (*NetworkSummary) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{2}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *NetworkSummary) GetNetwork() *Network {
@@ -369,7 +1565,7 @@ type ListNetworksResponse struct {
 
 func (x *ListNetworksResponse) Reset() {
 	*x = ListNetworksResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[3]
+	mi := &file_berth_v1_cluster_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -381,7 +1577,7 @@ func (x *ListNetworksResponse) String() string {
 func (*ListNetworksResponse) ProtoMessage() {}
 
 func (x *ListNetworksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[3]
+	mi := &file_berth_v1_cluster_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -394,7 +1590,7 @@ func (x *ListNetworksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNetworksResponse.ProtoReflect.Descriptor instead.
 func (*ListNetworksResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{3}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ListNetworksResponse) GetNetworks() []*NetworkSummary {
@@ -414,7 +1610,7 @@ type GetNetworkRequest struct {
 
 func (x *GetNetworkRequest) Reset() {
 	*x = GetNetworkRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[4]
+	mi := &file_berth_v1_cluster_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -426,7 +1622,7 @@ func (x *GetNetworkRequest) String() string {
 func (*GetNetworkRequest) ProtoMessage() {}
 
 func (x *GetNetworkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[4]
+	mi := &file_berth_v1_cluster_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -439,7 +1635,7 @@ func (x *GetNetworkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetNetworkRequest.ProtoReflect.Descriptor instead.
 func (*GetNetworkRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{4}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *GetNetworkRequest) GetNamespace() string {
@@ -466,7 +1662,7 @@ type RemoveNetworkRequest struct {
 
 func (x *RemoveNetworkRequest) Reset() {
 	*x = RemoveNetworkRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[5]
+	mi := &file_berth_v1_cluster_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -478,7 +1674,7 @@ func (x *RemoveNetworkRequest) String() string {
 func (*RemoveNetworkRequest) ProtoMessage() {}
 
 func (x *RemoveNetworkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[5]
+	mi := &file_berth_v1_cluster_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -491,7 +1687,7 @@ func (x *RemoveNetworkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveNetworkRequest.ProtoReflect.Descriptor instead.
 func (*RemoveNetworkRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{5}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *RemoveNetworkRequest) GetNamespace() string {
@@ -516,7 +1712,7 @@ type RemoveNetworkResponse struct {
 
 func (x *RemoveNetworkResponse) Reset() {
 	*x = RemoveNetworkResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[6]
+	mi := &file_berth_v1_cluster_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -528,7 +1724,7 @@ func (x *RemoveNetworkResponse) String() string {
 func (*RemoveNetworkResponse) ProtoMessage() {}
 
 func (x *RemoveNetworkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[6]
+	mi := &file_berth_v1_cluster_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -541,7 +1737,7 @@ func (x *RemoveNetworkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveNetworkResponse.ProtoReflect.Descriptor instead.
 func (*RemoveNetworkResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{6}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{28}
 }
 
 // AppNetwork is a network an app's Compose file names.
@@ -564,7 +1760,7 @@ type AppNetwork struct {
 
 func (x *AppNetwork) Reset() {
 	*x = AppNetwork{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[7]
+	mi := &file_berth_v1_cluster_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -576,7 +1772,7 @@ func (x *AppNetwork) String() string {
 func (*AppNetwork) ProtoMessage() {}
 
 func (x *AppNetwork) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[7]
+	mi := &file_berth_v1_cluster_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -589,7 +1785,7 @@ func (x *AppNetwork) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppNetwork.ProtoReflect.Descriptor instead.
 func (*AppNetwork) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{7}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *AppNetwork) GetName() string {
@@ -656,7 +1852,7 @@ type ExecStart struct {
 
 func (x *ExecStart) Reset() {
 	*x = ExecStart{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[8]
+	mi := &file_berth_v1_cluster_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -668,7 +1864,7 @@ func (x *ExecStart) String() string {
 func (*ExecStart) ProtoMessage() {}
 
 func (x *ExecStart) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[8]
+	mi := &file_berth_v1_cluster_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -681,7 +1877,7 @@ func (x *ExecStart) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecStart.ProtoReflect.Descriptor instead.
 func (*ExecStart) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{8}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ExecStart) GetNamespace() string {
@@ -771,7 +1967,7 @@ type TerminalSize struct {
 
 func (x *TerminalSize) Reset() {
 	*x = TerminalSize{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[9]
+	mi := &file_berth_v1_cluster_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -783,7 +1979,7 @@ func (x *TerminalSize) String() string {
 func (*TerminalSize) ProtoMessage() {}
 
 func (x *TerminalSize) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[9]
+	mi := &file_berth_v1_cluster_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -796,7 +1992,7 @@ func (x *TerminalSize) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TerminalSize.ProtoReflect.Descriptor instead.
 func (*TerminalSize) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{9}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *TerminalSize) GetWidth() uint32 {
@@ -828,7 +2024,7 @@ type ExecRequest struct {
 
 func (x *ExecRequest) Reset() {
 	*x = ExecRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[10]
+	mi := &file_berth_v1_cluster_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -840,7 +2036,7 @@ func (x *ExecRequest) String() string {
 func (*ExecRequest) ProtoMessage() {}
 
 func (x *ExecRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[10]
+	mi := &file_berth_v1_cluster_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -853,7 +2049,7 @@ func (x *ExecRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecRequest.ProtoReflect.Descriptor instead.
 func (*ExecRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{10}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ExecRequest) GetPart() isExecRequest_Part {
@@ -943,7 +2139,7 @@ type ExecResponse struct {
 
 func (x *ExecResponse) Reset() {
 	*x = ExecResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[11]
+	mi := &file_berth_v1_cluster_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -955,7 +2151,7 @@ func (x *ExecResponse) String() string {
 func (*ExecResponse) ProtoMessage() {}
 
 func (x *ExecResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[11]
+	mi := &file_berth_v1_cluster_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -968,7 +2164,7 @@ func (x *ExecResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecResponse.ProtoReflect.Descriptor instead.
 func (*ExecResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{11}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ExecResponse) GetPart() isExecResponse_Part {
@@ -1057,7 +2253,7 @@ type TopRequest struct {
 
 func (x *TopRequest) Reset() {
 	*x = TopRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[12]
+	mi := &file_berth_v1_cluster_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1069,7 +2265,7 @@ func (x *TopRequest) String() string {
 func (*TopRequest) ProtoMessage() {}
 
 func (x *TopRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[12]
+	mi := &file_berth_v1_cluster_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1082,7 +2278,7 @@ func (x *TopRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopRequest.ProtoReflect.Descriptor instead.
 func (*TopRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{12}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *TopRequest) GetNamespace() string {
@@ -1133,7 +2329,7 @@ type TaskStats struct {
 
 func (x *TaskStats) Reset() {
 	*x = TaskStats{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[13]
+	mi := &file_berth_v1_cluster_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1145,7 +2341,7 @@ func (x *TaskStats) String() string {
 func (*TaskStats) ProtoMessage() {}
 
 func (x *TaskStats) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[13]
+	mi := &file_berth_v1_cluster_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1158,7 +2354,7 @@ func (x *TaskStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskStats.ProtoReflect.Descriptor instead.
 func (*TaskStats) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{13}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *TaskStats) GetTaskId() string {
@@ -1228,7 +2424,7 @@ type TopResponse struct {
 
 func (x *TopResponse) Reset() {
 	*x = TopResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[14]
+	mi := &file_berth_v1_cluster_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1240,7 +2436,7 @@ func (x *TopResponse) String() string {
 func (*TopResponse) ProtoMessage() {}
 
 func (x *TopResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[14]
+	mi := &file_berth_v1_cluster_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1253,7 +2449,7 @@ func (x *TopResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopResponse.ProtoReflect.Descriptor instead.
 func (*TopResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{14}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *TopResponse) GetTasks() []*TaskStats {
@@ -1282,7 +2478,7 @@ type CreateAPITokenRequest struct {
 
 func (x *CreateAPITokenRequest) Reset() {
 	*x = CreateAPITokenRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[15]
+	mi := &file_berth_v1_cluster_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1294,7 +2490,7 @@ func (x *CreateAPITokenRequest) String() string {
 func (*CreateAPITokenRequest) ProtoMessage() {}
 
 func (x *CreateAPITokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[15]
+	mi := &file_berth_v1_cluster_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1307,7 +2503,7 @@ func (x *CreateAPITokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAPITokenRequest.ProtoReflect.Descriptor instead.
 func (*CreateAPITokenRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{15}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *CreateAPITokenRequest) GetName() string {
@@ -1335,7 +2531,7 @@ type CreateAPITokenResponse struct {
 
 func (x *CreateAPITokenResponse) Reset() {
 	*x = CreateAPITokenResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[16]
+	mi := &file_berth_v1_cluster_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1347,7 +2543,7 @@ func (x *CreateAPITokenResponse) String() string {
 func (*CreateAPITokenResponse) ProtoMessage() {}
 
 func (x *CreateAPITokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[16]
+	mi := &file_berth_v1_cluster_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1360,7 +2556,7 @@ func (x *CreateAPITokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAPITokenResponse.ProtoReflect.Descriptor instead.
 func (*CreateAPITokenResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{16}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *CreateAPITokenResponse) GetToken() *APIToken {
@@ -1385,7 +2581,7 @@ type ListAPITokensRequest struct {
 
 func (x *ListAPITokensRequest) Reset() {
 	*x = ListAPITokensRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[17]
+	mi := &file_berth_v1_cluster_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1397,7 +2593,7 @@ func (x *ListAPITokensRequest) String() string {
 func (*ListAPITokensRequest) ProtoMessage() {}
 
 func (x *ListAPITokensRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[17]
+	mi := &file_berth_v1_cluster_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1410,7 +2606,7 @@ func (x *ListAPITokensRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAPITokensRequest.ProtoReflect.Descriptor instead.
 func (*ListAPITokensRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{17}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{39}
 }
 
 type ListAPITokensResponse struct {
@@ -1422,7 +2618,7 @@ type ListAPITokensResponse struct {
 
 func (x *ListAPITokensResponse) Reset() {
 	*x = ListAPITokensResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[18]
+	mi := &file_berth_v1_cluster_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1434,7 +2630,7 @@ func (x *ListAPITokensResponse) String() string {
 func (*ListAPITokensResponse) ProtoMessage() {}
 
 func (x *ListAPITokensResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[18]
+	mi := &file_berth_v1_cluster_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1447,7 +2643,7 @@ func (x *ListAPITokensResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAPITokensResponse.ProtoReflect.Descriptor instead.
 func (*ListAPITokensResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{18}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ListAPITokensResponse) GetTokens() []*APIToken {
@@ -1467,7 +2663,7 @@ type RevokeAPITokenRequest struct {
 
 func (x *RevokeAPITokenRequest) Reset() {
 	*x = RevokeAPITokenRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[19]
+	mi := &file_berth_v1_cluster_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1479,7 +2675,7 @@ func (x *RevokeAPITokenRequest) String() string {
 func (*RevokeAPITokenRequest) ProtoMessage() {}
 
 func (x *RevokeAPITokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[19]
+	mi := &file_berth_v1_cluster_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1492,7 +2688,7 @@ func (x *RevokeAPITokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeAPITokenRequest.ProtoReflect.Descriptor instead.
 func (*RevokeAPITokenRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{19}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *RevokeAPITokenRequest) GetToken() string {
@@ -1510,7 +2706,7 @@ type RevokeAPITokenResponse struct {
 
 func (x *RevokeAPITokenResponse) Reset() {
 	*x = RevokeAPITokenResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[20]
+	mi := &file_berth_v1_cluster_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1522,7 +2718,7 @@ func (x *RevokeAPITokenResponse) String() string {
 func (*RevokeAPITokenResponse) ProtoMessage() {}
 
 func (x *RevokeAPITokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[20]
+	mi := &file_berth_v1_cluster_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1535,7 +2731,7 @@ func (x *RevokeAPITokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeAPITokenResponse.ProtoReflect.Descriptor instead.
 func (*RevokeAPITokenResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{20}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{42}
 }
 
 type BuildHeader struct {
@@ -1552,14 +2748,17 @@ type BuildHeader struct {
 	NoCache           bool              `protobuf:"varint,6,opt,name=no_cache,json=noCache,proto3" json:"no_cache,omitempty"`
 	// node is the node to build on (name or ID); empty lets the server pick
 	// a ready node. Read by ClusterService only.
-	Node          string `protobuf:"bytes,7,opt,name=node,proto3" json:"node,omitempty"`
+	Node string `protobuf:"bytes,7,opt,name=node,proto3" json:"node,omitempty"`
+	// secrets are BuildKit secret mounts (RUN --mount=type=secret,id=ID),
+	// held in memory for the build only.
+	Secrets       []*BuildSecret `protobuf:"bytes,8,rep,name=secrets,proto3" json:"secrets,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *BuildHeader) Reset() {
 	*x = BuildHeader{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[21]
+	mi := &file_berth_v1_cluster_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1571,7 +2770,7 @@ func (x *BuildHeader) String() string {
 func (*BuildHeader) ProtoMessage() {}
 
 func (x *BuildHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[21]
+	mi := &file_berth_v1_cluster_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1584,7 +2783,7 @@ func (x *BuildHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BuildHeader.ProtoReflect.Descriptor instead.
 func (*BuildHeader) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{21}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *BuildHeader) GetTags() []string {
@@ -1636,6 +2835,66 @@ func (x *BuildHeader) GetNode() string {
 	return ""
 }
 
+func (x *BuildHeader) GetSecrets() []*BuildSecret {
+	if x != nil {
+		return x.Secrets
+	}
+	return nil
+}
+
+// BuildSecret is one build secret's data.
+type BuildSecret struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Data          []byte                 `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BuildSecret) Reset() {
+	*x = BuildSecret{}
+	mi := &file_berth_v1_cluster_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BuildSecret) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BuildSecret) ProtoMessage() {}
+
+func (x *BuildSecret) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_cluster_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BuildSecret.ProtoReflect.Descriptor instead.
+func (*BuildSecret) Descriptor() ([]byte, []int) {
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *BuildSecret) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *BuildSecret) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
 type BuildRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Part:
@@ -1649,7 +2908,7 @@ type BuildRequest struct {
 
 func (x *BuildRequest) Reset() {
 	*x = BuildRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[22]
+	mi := &file_berth_v1_cluster_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1661,7 +2920,7 @@ func (x *BuildRequest) String() string {
 func (*BuildRequest) ProtoMessage() {}
 
 func (x *BuildRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[22]
+	mi := &file_berth_v1_cluster_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1674,7 +2933,7 @@ func (x *BuildRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BuildRequest.ProtoReflect.Descriptor instead.
 func (*BuildRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{22}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *BuildRequest) GetPart() isBuildRequest_Part {
@@ -1732,7 +2991,7 @@ type BuildResult struct {
 
 func (x *BuildResult) Reset() {
 	*x = BuildResult{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[23]
+	mi := &file_berth_v1_cluster_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1744,7 +3003,7 @@ func (x *BuildResult) String() string {
 func (*BuildResult) ProtoMessage() {}
 
 func (x *BuildResult) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[23]
+	mi := &file_berth_v1_cluster_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1757,7 +3016,7 @@ func (x *BuildResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BuildResult.ProtoReflect.Descriptor instead.
 func (*BuildResult) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{23}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *BuildResult) GetNodeId() string {
@@ -1801,7 +3060,7 @@ type BuildEvent struct {
 
 func (x *BuildEvent) Reset() {
 	*x = BuildEvent{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[24]
+	mi := &file_berth_v1_cluster_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1813,7 +3072,7 @@ func (x *BuildEvent) String() string {
 func (*BuildEvent) ProtoMessage() {}
 
 func (x *BuildEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[24]
+	mi := &file_berth_v1_cluster_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1826,7 +3085,7 @@ func (x *BuildEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BuildEvent.ProtoReflect.Descriptor instead.
 func (*BuildEvent) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{24}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *BuildEvent) GetEvent() isBuildEvent_Event {
@@ -1883,7 +3142,7 @@ type PullImageRequest struct {
 
 func (x *PullImageRequest) Reset() {
 	*x = PullImageRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[25]
+	mi := &file_berth_v1_cluster_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1895,7 +3154,7 @@ func (x *PullImageRequest) String() string {
 func (*PullImageRequest) ProtoMessage() {}
 
 func (x *PullImageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[25]
+	mi := &file_berth_v1_cluster_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1908,7 +3167,7 @@ func (x *PullImageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PullImageRequest.ProtoReflect.Descriptor instead.
 func (*PullImageRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{25}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *PullImageRequest) GetImage() string {
@@ -1937,7 +3196,7 @@ type PushImageRequest struct {
 
 func (x *PushImageRequest) Reset() {
 	*x = PushImageRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[26]
+	mi := &file_berth_v1_cluster_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1949,7 +3208,7 @@ func (x *PushImageRequest) String() string {
 func (*PushImageRequest) ProtoMessage() {}
 
 func (x *PushImageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[26]
+	mi := &file_berth_v1_cluster_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1962,7 +3221,7 @@ func (x *PushImageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PushImageRequest.ProtoReflect.Descriptor instead.
 func (*PushImageRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{26}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *PushImageRequest) GetImage() string {
@@ -1999,7 +3258,7 @@ type ImageProgress struct {
 
 func (x *ImageProgress) Reset() {
 	*x = ImageProgress{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[27]
+	mi := &file_berth_v1_cluster_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2011,7 +3270,7 @@ func (x *ImageProgress) String() string {
 func (*ImageProgress) ProtoMessage() {}
 
 func (x *ImageProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[27]
+	mi := &file_berth_v1_cluster_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2024,7 +3283,7 @@ func (x *ImageProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImageProgress.ProtoReflect.Descriptor instead.
 func (*ImageProgress) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{27}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *ImageProgress) GetNodeId() string {
@@ -2101,7 +3360,7 @@ type LoginRequest struct {
 
 func (x *LoginRequest) Reset() {
 	*x = LoginRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[28]
+	mi := &file_berth_v1_cluster_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2113,7 +3372,7 @@ func (x *LoginRequest) String() string {
 func (*LoginRequest) ProtoMessage() {}
 
 func (x *LoginRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[28]
+	mi := &file_berth_v1_cluster_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2126,7 +3385,7 @@ func (x *LoginRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoginRequest.ProtoReflect.Descriptor instead.
 func (*LoginRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{28}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *LoginRequest) GetRegistry() string {
@@ -2158,7 +3417,7 @@ type LoginResponse struct {
 
 func (x *LoginResponse) Reset() {
 	*x = LoginResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[29]
+	mi := &file_berth_v1_cluster_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2170,7 +3429,7 @@ func (x *LoginResponse) String() string {
 func (*LoginResponse) ProtoMessage() {}
 
 func (x *LoginResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[29]
+	mi := &file_berth_v1_cluster_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2183,7 +3442,7 @@ func (x *LoginResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoginResponse.ProtoReflect.Descriptor instead.
 func (*LoginResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{29}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{52}
 }
 
 type LogoutRequest struct {
@@ -2195,7 +3454,7 @@ type LogoutRequest struct {
 
 func (x *LogoutRequest) Reset() {
 	*x = LogoutRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[30]
+	mi := &file_berth_v1_cluster_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2207,7 +3466,7 @@ func (x *LogoutRequest) String() string {
 func (*LogoutRequest) ProtoMessage() {}
 
 func (x *LogoutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[30]
+	mi := &file_berth_v1_cluster_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2220,7 +3479,7 @@ func (x *LogoutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogoutRequest.ProtoReflect.Descriptor instead.
 func (*LogoutRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{30}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *LogoutRequest) GetRegistry() string {
@@ -2238,7 +3497,7 @@ type LogoutResponse struct {
 
 func (x *LogoutResponse) Reset() {
 	*x = LogoutResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[31]
+	mi := &file_berth_v1_cluster_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2250,7 +3509,7 @@ func (x *LogoutResponse) String() string {
 func (*LogoutResponse) ProtoMessage() {}
 
 func (x *LogoutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[31]
+	mi := &file_berth_v1_cluster_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2263,7 +3522,7 @@ func (x *LogoutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogoutResponse.ProtoReflect.Descriptor instead.
 func (*LogoutResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{31}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{54}
 }
 
 type ListRegistriesRequest struct {
@@ -2274,7 +3533,7 @@ type ListRegistriesRequest struct {
 
 func (x *ListRegistriesRequest) Reset() {
 	*x = ListRegistriesRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[32]
+	mi := &file_berth_v1_cluster_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2286,7 +3545,7 @@ func (x *ListRegistriesRequest) String() string {
 func (*ListRegistriesRequest) ProtoMessage() {}
 
 func (x *ListRegistriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[32]
+	mi := &file_berth_v1_cluster_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2299,7 +3558,7 @@ func (x *ListRegistriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRegistriesRequest.ProtoReflect.Descriptor instead.
 func (*ListRegistriesRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{32}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{55}
 }
 
 type ListRegistriesResponse struct {
@@ -2312,7 +3571,7 @@ type ListRegistriesResponse struct {
 
 func (x *ListRegistriesResponse) Reset() {
 	*x = ListRegistriesResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[33]
+	mi := &file_berth_v1_cluster_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2324,7 +3583,7 @@ func (x *ListRegistriesResponse) String() string {
 func (*ListRegistriesResponse) ProtoMessage() {}
 
 func (x *ListRegistriesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[33]
+	mi := &file_berth_v1_cluster_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2337,7 +3596,7 @@ func (x *ListRegistriesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRegistriesResponse.ProtoReflect.Descriptor instead.
 func (*ListRegistriesResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{33}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *ListRegistriesResponse) GetRegistries() []*RegistryCredential {
@@ -2359,7 +3618,7 @@ type ScaleServiceRequest struct {
 
 func (x *ScaleServiceRequest) Reset() {
 	*x = ScaleServiceRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[34]
+	mi := &file_berth_v1_cluster_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2371,7 +3630,7 @@ func (x *ScaleServiceRequest) String() string {
 func (*ScaleServiceRequest) ProtoMessage() {}
 
 func (x *ScaleServiceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[34]
+	mi := &file_berth_v1_cluster_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2384,7 +3643,7 @@ func (x *ScaleServiceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScaleServiceRequest.ProtoReflect.Descriptor instead.
 func (*ScaleServiceRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{34}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *ScaleServiceRequest) GetNamespace() string {
@@ -2426,7 +3685,7 @@ type RestartServiceRequest struct {
 
 func (x *RestartServiceRequest) Reset() {
 	*x = RestartServiceRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[35]
+	mi := &file_berth_v1_cluster_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2438,7 +3697,7 @@ func (x *RestartServiceRequest) String() string {
 func (*RestartServiceRequest) ProtoMessage() {}
 
 func (x *RestartServiceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[35]
+	mi := &file_berth_v1_cluster_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2451,7 +3710,7 @@ func (x *RestartServiceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestartServiceRequest.ProtoReflect.Descriptor instead.
 func (*RestartServiceRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{35}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *RestartServiceRequest) GetNamespace() string {
@@ -2489,7 +3748,7 @@ type RollbackServiceRequest struct {
 
 func (x *RollbackServiceRequest) Reset() {
 	*x = RollbackServiceRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[36]
+	mi := &file_berth_v1_cluster_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2501,7 +3760,7 @@ func (x *RollbackServiceRequest) String() string {
 func (*RollbackServiceRequest) ProtoMessage() {}
 
 func (x *RollbackServiceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[36]
+	mi := &file_berth_v1_cluster_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2514,7 +3773,7 @@ func (x *RollbackServiceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RollbackServiceRequest.ProtoReflect.Descriptor instead.
 func (*RollbackServiceRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{36}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *RollbackServiceRequest) GetNamespace() string {
@@ -2561,7 +3820,7 @@ type UpdateNodeRequest struct {
 
 func (x *UpdateNodeRequest) Reset() {
 	*x = UpdateNodeRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[37]
+	mi := &file_berth_v1_cluster_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2573,7 +3832,7 @@ func (x *UpdateNodeRequest) String() string {
 func (*UpdateNodeRequest) ProtoMessage() {}
 
 func (x *UpdateNodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[37]
+	mi := &file_berth_v1_cluster_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2586,7 +3845,7 @@ func (x *UpdateNodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateNodeRequest.ProtoReflect.Descriptor instead.
 func (*UpdateNodeRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{37}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *UpdateNodeRequest) GetNode() string {
@@ -2629,7 +3888,7 @@ type RebalanceRequest struct {
 
 func (x *RebalanceRequest) Reset() {
 	*x = RebalanceRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[38]
+	mi := &file_berth_v1_cluster_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2641,7 +3900,7 @@ func (x *RebalanceRequest) String() string {
 func (*RebalanceRequest) ProtoMessage() {}
 
 func (x *RebalanceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[38]
+	mi := &file_berth_v1_cluster_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2654,7 +3913,7 @@ func (x *RebalanceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RebalanceRequest.ProtoReflect.Descriptor instead.
 func (*RebalanceRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{38}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *RebalanceRequest) GetNamespace() string {
@@ -2688,7 +3947,7 @@ type RebalanceResponse struct {
 
 func (x *RebalanceResponse) Reset() {
 	*x = RebalanceResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[39]
+	mi := &file_berth_v1_cluster_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2700,7 +3959,7 @@ func (x *RebalanceResponse) String() string {
 func (*RebalanceResponse) ProtoMessage() {}
 
 func (x *RebalanceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[39]
+	mi := &file_berth_v1_cluster_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2713,7 +3972,7 @@ func (x *RebalanceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RebalanceResponse.ProtoReflect.Descriptor instead.
 func (*RebalanceResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{39}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *RebalanceResponse) GetServices() []string {
@@ -2731,7 +3990,7 @@ type GetSettingsRequest struct {
 
 func (x *GetSettingsRequest) Reset() {
 	*x = GetSettingsRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[40]
+	mi := &file_berth_v1_cluster_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2743,7 +4002,7 @@ func (x *GetSettingsRequest) String() string {
 func (*GetSettingsRequest) ProtoMessage() {}
 
 func (x *GetSettingsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[40]
+	mi := &file_berth_v1_cluster_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2756,7 +4015,7 @@ func (x *GetSettingsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSettingsRequest.ProtoReflect.Descriptor instead.
 func (*GetSettingsRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{40}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{63}
 }
 
 type UpdateSettingsRequest struct {
@@ -2769,7 +4028,7 @@ type UpdateSettingsRequest struct {
 
 func (x *UpdateSettingsRequest) Reset() {
 	*x = UpdateSettingsRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[41]
+	mi := &file_berth_v1_cluster_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2781,7 +4040,7 @@ func (x *UpdateSettingsRequest) String() string {
 func (*UpdateSettingsRequest) ProtoMessage() {}
 
 func (x *UpdateSettingsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[41]
+	mi := &file_berth_v1_cluster_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2794,7 +4053,7 @@ func (x *UpdateSettingsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateSettingsRequest.ProtoReflect.Descriptor instead.
 func (*UpdateSettingsRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{41}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *UpdateSettingsRequest) GetSettings() *ClusterSettings {
@@ -2815,14 +4074,18 @@ type ApplyRequest struct {
 	// networks are the app's networks; the app's own ones missing from the
 	// request are removed with it. A service with no networks joins
 	// "<app>_default", which apply makes when it is not listed.
-	Networks      []*AppNetwork `protobuf:"bytes,5,rep,name=networks,proto3" json:"networks,omitempty"`
+	Networks []*AppNetwork `protobuf:"bytes,5,rep,name=networks,proto3" json:"networks,omitempty"`
+	// secrets, configs and volumes are the app's top-level definitions.
+	Secrets       []*AppFile   `protobuf:"bytes,6,rep,name=secrets,proto3" json:"secrets,omitempty"`
+	Configs       []*AppFile   `protobuf:"bytes,7,rep,name=configs,proto3" json:"configs,omitempty"`
+	Volumes       []*AppVolume `protobuf:"bytes,8,rep,name=volumes,proto3" json:"volumes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ApplyRequest) Reset() {
 	*x = ApplyRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[42]
+	mi := &file_berth_v1_cluster_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2834,7 +4097,7 @@ func (x *ApplyRequest) String() string {
 func (*ApplyRequest) ProtoMessage() {}
 
 func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[42]
+	mi := &file_berth_v1_cluster_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2847,7 +4110,7 @@ func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyRequest.ProtoReflect.Descriptor instead.
 func (*ApplyRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{42}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *ApplyRequest) GetNamespace() string {
@@ -2885,6 +4148,27 @@ func (x *ApplyRequest) GetNetworks() []*AppNetwork {
 	return nil
 }
 
+func (x *ApplyRequest) GetSecrets() []*AppFile {
+	if x != nil {
+		return x.Secrets
+	}
+	return nil
+}
+
+func (x *ApplyRequest) GetConfigs() []*AppFile {
+	if x != nil {
+		return x.Configs
+	}
+	return nil
+}
+
+func (x *ApplyRequest) GetVolumes() []*AppVolume {
+	if x != nil {
+		return x.Volumes
+	}
+	return nil
+}
+
 type ServiceChange struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	Service string                 `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`
@@ -2897,7 +4181,7 @@ type ServiceChange struct {
 
 func (x *ServiceChange) Reset() {
 	*x = ServiceChange{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[43]
+	mi := &file_berth_v1_cluster_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2909,7 +4193,7 @@ func (x *ServiceChange) String() string {
 func (*ServiceChange) ProtoMessage() {}
 
 func (x *ServiceChange) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[43]
+	mi := &file_berth_v1_cluster_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2922,7 +4206,7 @@ func (x *ServiceChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServiceChange.ProtoReflect.Descriptor instead.
 func (*ServiceChange) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{43}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *ServiceChange) GetService() string {
@@ -2959,7 +4243,7 @@ type ApplyResponse struct {
 
 func (x *ApplyResponse) Reset() {
 	*x = ApplyResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[44]
+	mi := &file_berth_v1_cluster_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2971,7 +4255,7 @@ func (x *ApplyResponse) String() string {
 func (*ApplyResponse) ProtoMessage() {}
 
 func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[44]
+	mi := &file_berth_v1_cluster_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2984,7 +4268,7 @@ func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyResponse.ProtoReflect.Descriptor instead.
 func (*ApplyResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{44}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *ApplyResponse) GetChanges() []*ServiceChange {
@@ -3009,16 +4293,18 @@ func (x *ApplyResponse) GetRemovedNetworks() []string {
 }
 
 type DeleteAppRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Namespace     string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
-	App           string                 `protobuf:"bytes,2,opt,name=app,proto3" json:"app,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Namespace string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	App       string                 `protobuf:"bytes,2,opt,name=app,proto3" json:"app,omitempty"`
+	// volumes also removes the app's own volumes, with their data.
+	Volumes       bool `protobuf:"varint,3,opt,name=volumes,proto3" json:"volumes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *DeleteAppRequest) Reset() {
 	*x = DeleteAppRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[45]
+	mi := &file_berth_v1_cluster_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3030,7 +4316,7 @@ func (x *DeleteAppRequest) String() string {
 func (*DeleteAppRequest) ProtoMessage() {}
 
 func (x *DeleteAppRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[45]
+	mi := &file_berth_v1_cluster_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3043,7 +4329,7 @@ func (x *DeleteAppRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteAppRequest.ProtoReflect.Descriptor instead.
 func (*DeleteAppRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{45}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *DeleteAppRequest) GetNamespace() string {
@@ -3060,16 +4346,24 @@ func (x *DeleteAppRequest) GetApp() string {
 	return ""
 }
 
+func (x *DeleteAppRequest) GetVolumes() bool {
+	if x != nil {
+		return x.Volumes
+	}
+	return false
+}
+
 type DeleteAppResponse struct {
 	state           protoimpl.MessageState `protogen:"open.v1"`
 	RemovedServices []string               `protobuf:"bytes,1,rep,name=removed_services,json=removedServices,proto3" json:"removed_services,omitempty"`
+	RemovedVolumes  []string               `protobuf:"bytes,2,rep,name=removed_volumes,json=removedVolumes,proto3" json:"removed_volumes,omitempty"`
 	unknownFields   protoimpl.UnknownFields
 	sizeCache       protoimpl.SizeCache
 }
 
 func (x *DeleteAppResponse) Reset() {
 	*x = DeleteAppResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[46]
+	mi := &file_berth_v1_cluster_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3081,7 +4375,7 @@ func (x *DeleteAppResponse) String() string {
 func (*DeleteAppResponse) ProtoMessage() {}
 
 func (x *DeleteAppResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[46]
+	mi := &file_berth_v1_cluster_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3094,12 +4388,19 @@ func (x *DeleteAppResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteAppResponse.ProtoReflect.Descriptor instead.
 func (*DeleteAppResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{46}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *DeleteAppResponse) GetRemovedServices() []string {
 	if x != nil {
 		return x.RemovedServices
+	}
+	return nil
+}
+
+func (x *DeleteAppResponse) GetRemovedVolumes() []string {
+	if x != nil {
+		return x.RemovedVolumes
 	}
 	return nil
 }
@@ -3113,7 +4414,7 @@ type ListAppsRequest struct {
 
 func (x *ListAppsRequest) Reset() {
 	*x = ListAppsRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[47]
+	mi := &file_berth_v1_cluster_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3125,7 +4426,7 @@ func (x *ListAppsRequest) String() string {
 func (*ListAppsRequest) ProtoMessage() {}
 
 func (x *ListAppsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[47]
+	mi := &file_berth_v1_cluster_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3138,7 +4439,7 @@ func (x *ListAppsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAppsRequest.ProtoReflect.Descriptor instead.
 func (*ListAppsRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{47}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *ListAppsRequest) GetNamespace() string {
@@ -3161,7 +4462,7 @@ type App struct {
 
 func (x *App) Reset() {
 	*x = App{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[48]
+	mi := &file_berth_v1_cluster_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3173,7 +4474,7 @@ func (x *App) String() string {
 func (*App) ProtoMessage() {}
 
 func (x *App) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[48]
+	mi := &file_berth_v1_cluster_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3186,7 +4487,7 @@ func (x *App) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use App.ProtoReflect.Descriptor instead.
 func (*App) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{48}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *App) GetNamespace() string {
@@ -3233,7 +4534,7 @@ type ListAppsResponse struct {
 
 func (x *ListAppsResponse) Reset() {
 	*x = ListAppsResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[49]
+	mi := &file_berth_v1_cluster_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3245,7 +4546,7 @@ func (x *ListAppsResponse) String() string {
 func (*ListAppsResponse) ProtoMessage() {}
 
 func (x *ListAppsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[49]
+	mi := &file_berth_v1_cluster_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3258,7 +4559,7 @@ func (x *ListAppsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAppsResponse.ProtoReflect.Descriptor instead.
 func (*ListAppsResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{49}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *ListAppsResponse) GetApps() []*App {
@@ -3279,7 +4580,7 @@ type GetServiceRequest struct {
 
 func (x *GetServiceRequest) Reset() {
 	*x = GetServiceRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[50]
+	mi := &file_berth_v1_cluster_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3291,7 +4592,7 @@ func (x *GetServiceRequest) String() string {
 func (*GetServiceRequest) ProtoMessage() {}
 
 func (x *GetServiceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[50]
+	mi := &file_berth_v1_cluster_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3304,7 +4605,7 @@ func (x *GetServiceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetServiceRequest.ProtoReflect.Descriptor instead.
 func (*GetServiceRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{50}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *GetServiceRequest) GetNamespace() string {
@@ -3339,7 +4640,7 @@ type ListServicesRequest struct {
 
 func (x *ListServicesRequest) Reset() {
 	*x = ListServicesRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[51]
+	mi := &file_berth_v1_cluster_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3351,7 +4652,7 @@ func (x *ListServicesRequest) String() string {
 func (*ListServicesRequest) ProtoMessage() {}
 
 func (x *ListServicesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[51]
+	mi := &file_berth_v1_cluster_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3364,7 +4665,7 @@ func (x *ListServicesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListServicesRequest.ProtoReflect.Descriptor instead.
 func (*ListServicesRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{51}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *ListServicesRequest) GetNamespace() string {
@@ -3392,7 +4693,7 @@ type ServiceSummary struct {
 
 func (x *ServiceSummary) Reset() {
 	*x = ServiceSummary{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[52]
+	mi := &file_berth_v1_cluster_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3404,7 +4705,7 @@ func (x *ServiceSummary) String() string {
 func (*ServiceSummary) ProtoMessage() {}
 
 func (x *ServiceSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[52]
+	mi := &file_berth_v1_cluster_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3417,7 +4718,7 @@ func (x *ServiceSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServiceSummary.ProtoReflect.Descriptor instead.
 func (*ServiceSummary) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{52}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *ServiceSummary) GetService() *Service {
@@ -3450,7 +4751,7 @@ type ListServicesResponse struct {
 
 func (x *ListServicesResponse) Reset() {
 	*x = ListServicesResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[53]
+	mi := &file_berth_v1_cluster_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3462,7 +4763,7 @@ func (x *ListServicesResponse) String() string {
 func (*ListServicesResponse) ProtoMessage() {}
 
 func (x *ListServicesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[53]
+	mi := &file_berth_v1_cluster_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3475,7 +4776,7 @@ func (x *ListServicesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListServicesResponse.ProtoReflect.Descriptor instead.
 func (*ListServicesResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{53}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *ListServicesResponse) GetServices() []*ServiceSummary {
@@ -3499,7 +4800,7 @@ type ListTasksRequest struct {
 
 func (x *ListTasksRequest) Reset() {
 	*x = ListTasksRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[54]
+	mi := &file_berth_v1_cluster_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3511,7 +4812,7 @@ func (x *ListTasksRequest) String() string {
 func (*ListTasksRequest) ProtoMessage() {}
 
 func (x *ListTasksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[54]
+	mi := &file_berth_v1_cluster_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3524,7 +4825,7 @@ func (x *ListTasksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTasksRequest.ProtoReflect.Descriptor instead.
 func (*ListTasksRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{54}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *ListTasksRequest) GetNamespace() string {
@@ -3571,7 +4872,7 @@ type ListTasksResponse struct {
 
 func (x *ListTasksResponse) Reset() {
 	*x = ListTasksResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[55]
+	mi := &file_berth_v1_cluster_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3583,7 +4884,7 @@ func (x *ListTasksResponse) String() string {
 func (*ListTasksResponse) ProtoMessage() {}
 
 func (x *ListTasksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[55]
+	mi := &file_berth_v1_cluster_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3596,7 +4897,7 @@ func (x *ListTasksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTasksResponse.ProtoReflect.Descriptor instead.
 func (*ListTasksResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{55}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *ListTasksResponse) GetTasks() []*Task {
@@ -3614,7 +4915,7 @@ type ListNodesRequest struct {
 
 func (x *ListNodesRequest) Reset() {
 	*x = ListNodesRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[56]
+	mi := &file_berth_v1_cluster_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3626,7 +4927,7 @@ func (x *ListNodesRequest) String() string {
 func (*ListNodesRequest) ProtoMessage() {}
 
 func (x *ListNodesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[56]
+	mi := &file_berth_v1_cluster_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3639,7 +4940,7 @@ func (x *ListNodesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNodesRequest.ProtoReflect.Descriptor instead.
 func (*ListNodesRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{56}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{79}
 }
 
 type ListNodesResponse struct {
@@ -3651,7 +4952,7 @@ type ListNodesResponse struct {
 
 func (x *ListNodesResponse) Reset() {
 	*x = ListNodesResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[57]
+	mi := &file_berth_v1_cluster_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3663,7 +4964,7 @@ func (x *ListNodesResponse) String() string {
 func (*ListNodesResponse) ProtoMessage() {}
 
 func (x *ListNodesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[57]
+	mi := &file_berth_v1_cluster_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3676,7 +4977,7 @@ func (x *ListNodesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNodesResponse.ProtoReflect.Descriptor instead.
 func (*ListNodesResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{57}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *ListNodesResponse) GetNodes() []*Node {
@@ -3710,7 +5011,7 @@ type ListEventsRequest struct {
 
 func (x *ListEventsRequest) Reset() {
 	*x = ListEventsRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[58]
+	mi := &file_berth_v1_cluster_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3722,7 +5023,7 @@ func (x *ListEventsRequest) String() string {
 func (*ListEventsRequest) ProtoMessage() {}
 
 func (x *ListEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[58]
+	mi := &file_berth_v1_cluster_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3735,7 +5036,7 @@ func (x *ListEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEventsRequest.ProtoReflect.Descriptor instead.
 func (*ListEventsRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{58}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *ListEventsRequest) GetLimit() uint32 {
@@ -3796,7 +5097,7 @@ type ListEventsResponse struct {
 
 func (x *ListEventsResponse) Reset() {
 	*x = ListEventsResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[59]
+	mi := &file_berth_v1_cluster_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3808,7 +5109,7 @@ func (x *ListEventsResponse) String() string {
 func (*ListEventsResponse) ProtoMessage() {}
 
 func (x *ListEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[59]
+	mi := &file_berth_v1_cluster_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3821,7 +5122,7 @@ func (x *ListEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEventsResponse.ProtoReflect.Descriptor instead.
 func (*ListEventsResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{59}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *ListEventsResponse) GetEvents() []*Event {
@@ -3841,7 +5142,7 @@ type WatchRequest struct {
 
 func (x *WatchRequest) Reset() {
 	*x = WatchRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[60]
+	mi := &file_berth_v1_cluster_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3853,7 +5154,7 @@ func (x *WatchRequest) String() string {
 func (*WatchRequest) ProtoMessage() {}
 
 func (x *WatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[60]
+	mi := &file_berth_v1_cluster_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3866,7 +5167,7 @@ func (x *WatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRequest.ProtoReflect.Descriptor instead.
 func (*WatchRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{60}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{83}
 }
 
 func (x *WatchRequest) GetNamespace() string {
@@ -3898,7 +5199,7 @@ type WatchEvent struct {
 
 func (x *WatchEvent) Reset() {
 	*x = WatchEvent{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[61]
+	mi := &file_berth_v1_cluster_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3910,7 +5211,7 @@ func (x *WatchEvent) String() string {
 func (*WatchEvent) ProtoMessage() {}
 
 func (x *WatchEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[61]
+	mi := &file_berth_v1_cluster_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3923,7 +5224,7 @@ func (x *WatchEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchEvent.ProtoReflect.Descriptor instead.
 func (*WatchEvent) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{61}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{84}
 }
 
 func (x *WatchEvent) GetAction() WatchAction {
@@ -4007,7 +5308,7 @@ type LogsRequest struct {
 
 func (x *LogsRequest) Reset() {
 	*x = LogsRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[62]
+	mi := &file_berth_v1_cluster_proto_msgTypes[85]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4019,7 +5320,7 @@ func (x *LogsRequest) String() string {
 func (*LogsRequest) ProtoMessage() {}
 
 func (x *LogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[62]
+	mi := &file_berth_v1_cluster_proto_msgTypes[85]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4032,7 +5333,7 @@ func (x *LogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogsRequest.ProtoReflect.Descriptor instead.
 func (*LogsRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{62}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{85}
 }
 
 func (x *LogsRequest) GetNamespace() string {
@@ -4099,7 +5400,7 @@ type LogEntry struct {
 
 func (x *LogEntry) Reset() {
 	*x = LogEntry{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[63]
+	mi := &file_berth_v1_cluster_proto_msgTypes[86]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4111,7 +5412,7 @@ func (x *LogEntry) String() string {
 func (*LogEntry) ProtoMessage() {}
 
 func (x *LogEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[63]
+	mi := &file_berth_v1_cluster_proto_msgTypes[86]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4124,7 +5425,7 @@ func (x *LogEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogEntry.ProtoReflect.Descriptor instead.
 func (*LogEntry) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{63}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{86}
 }
 
 func (x *LogEntry) GetTaskId() string {
@@ -4186,7 +5487,7 @@ type ImportImageHeader struct {
 
 func (x *ImportImageHeader) Reset() {
 	*x = ImportImageHeader{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[64]
+	mi := &file_berth_v1_cluster_proto_msgTypes[87]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4198,7 +5499,7 @@ func (x *ImportImageHeader) String() string {
 func (*ImportImageHeader) ProtoMessage() {}
 
 func (x *ImportImageHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[64]
+	mi := &file_berth_v1_cluster_proto_msgTypes[87]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4211,7 +5512,7 @@ func (x *ImportImageHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportImageHeader.ProtoReflect.Descriptor instead.
 func (*ImportImageHeader) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{64}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{87}
 }
 
 func (x *ImportImageHeader) GetNodeIds() []string {
@@ -4234,7 +5535,7 @@ type ImportImageRequest struct {
 
 func (x *ImportImageRequest) Reset() {
 	*x = ImportImageRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[65]
+	mi := &file_berth_v1_cluster_proto_msgTypes[88]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4246,7 +5547,7 @@ func (x *ImportImageRequest) String() string {
 func (*ImportImageRequest) ProtoMessage() {}
 
 func (x *ImportImageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[65]
+	mi := &file_berth_v1_cluster_proto_msgTypes[88]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4259,7 +5560,7 @@ func (x *ImportImageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportImageRequest.ProtoReflect.Descriptor instead.
 func (*ImportImageRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{65}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{88}
 }
 
 func (x *ImportImageRequest) GetPart() isImportImageRequest_Part {
@@ -4315,7 +5616,7 @@ type NodeImportResult struct {
 
 func (x *NodeImportResult) Reset() {
 	*x = NodeImportResult{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[66]
+	mi := &file_berth_v1_cluster_proto_msgTypes[89]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4327,7 +5628,7 @@ func (x *NodeImportResult) String() string {
 func (*NodeImportResult) ProtoMessage() {}
 
 func (x *NodeImportResult) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[66]
+	mi := &file_berth_v1_cluster_proto_msgTypes[89]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4340,7 +5641,7 @@ func (x *NodeImportResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeImportResult.ProtoReflect.Descriptor instead.
 func (*NodeImportResult) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{66}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{89}
 }
 
 func (x *NodeImportResult) GetNodeId() string {
@@ -4380,7 +5681,7 @@ type ImportImageResponse struct {
 
 func (x *ImportImageResponse) Reset() {
 	*x = ImportImageResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[67]
+	mi := &file_berth_v1_cluster_proto_msgTypes[90]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4392,7 +5693,7 @@ func (x *ImportImageResponse) String() string {
 func (*ImportImageResponse) ProtoMessage() {}
 
 func (x *ImportImageResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[67]
+	mi := &file_berth_v1_cluster_proto_msgTypes[90]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4405,7 +5706,7 @@ func (x *ImportImageResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportImageResponse.ProtoReflect.Descriptor instead.
 func (*ImportImageResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{67}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{90}
 }
 
 func (x *ImportImageResponse) GetResults() []*NodeImportResult {
@@ -4427,7 +5728,7 @@ type Image struct {
 
 func (x *Image) Reset() {
 	*x = Image{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[68]
+	mi := &file_berth_v1_cluster_proto_msgTypes[91]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4439,7 +5740,7 @@ func (x *Image) String() string {
 func (*Image) ProtoMessage() {}
 
 func (x *Image) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[68]
+	mi := &file_berth_v1_cluster_proto_msgTypes[91]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4452,7 +5753,7 @@ func (x *Image) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Image.ProtoReflect.Descriptor instead.
 func (*Image) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{68}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{91}
 }
 
 func (x *Image) GetName() string {
@@ -4493,7 +5794,7 @@ type ListImagesRequest struct {
 
 func (x *ListImagesRequest) Reset() {
 	*x = ListImagesRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[69]
+	mi := &file_berth_v1_cluster_proto_msgTypes[92]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4505,7 +5806,7 @@ func (x *ListImagesRequest) String() string {
 func (*ListImagesRequest) ProtoMessage() {}
 
 func (x *ListImagesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[69]
+	mi := &file_berth_v1_cluster_proto_msgTypes[92]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4518,7 +5819,7 @@ func (x *ListImagesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListImagesRequest.ProtoReflect.Descriptor instead.
 func (*ListImagesRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{69}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{92}
 }
 
 func (x *ListImagesRequest) GetNodeId() string {
@@ -4540,7 +5841,7 @@ type NodeImages struct {
 
 func (x *NodeImages) Reset() {
 	*x = NodeImages{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[70]
+	mi := &file_berth_v1_cluster_proto_msgTypes[93]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4552,7 +5853,7 @@ func (x *NodeImages) String() string {
 func (*NodeImages) ProtoMessage() {}
 
 func (x *NodeImages) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[70]
+	mi := &file_berth_v1_cluster_proto_msgTypes[93]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4565,7 +5866,7 @@ func (x *NodeImages) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeImages.ProtoReflect.Descriptor instead.
 func (*NodeImages) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{70}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{93}
 }
 
 func (x *NodeImages) GetNodeId() string {
@@ -4605,7 +5906,7 @@ type ListImagesResponse struct {
 
 func (x *ListImagesResponse) Reset() {
 	*x = ListImagesResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[71]
+	mi := &file_berth_v1_cluster_proto_msgTypes[94]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4617,7 +5918,7 @@ func (x *ListImagesResponse) String() string {
 func (*ListImagesResponse) ProtoMessage() {}
 
 func (x *ListImagesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[71]
+	mi := &file_berth_v1_cluster_proto_msgTypes[94]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4630,7 +5931,7 @@ func (x *ListImagesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListImagesResponse.ProtoReflect.Descriptor instead.
 func (*ListImagesResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{71}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{94}
 }
 
 func (x *ListImagesResponse) GetNodes() []*NodeImages {
@@ -4652,7 +5953,7 @@ type JoinTokenRequest struct {
 
 func (x *JoinTokenRequest) Reset() {
 	*x = JoinTokenRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[72]
+	mi := &file_berth_v1_cluster_proto_msgTypes[95]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4664,7 +5965,7 @@ func (x *JoinTokenRequest) String() string {
 func (*JoinTokenRequest) ProtoMessage() {}
 
 func (x *JoinTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[72]
+	mi := &file_berth_v1_cluster_proto_msgTypes[95]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4677,7 +5978,7 @@ func (x *JoinTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinTokenRequest.ProtoReflect.Descriptor instead.
 func (*JoinTokenRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{72}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{95}
 }
 
 func (x *JoinTokenRequest) GetRotate() bool {
@@ -4704,7 +6005,7 @@ type JoinTokenResponse struct {
 
 func (x *JoinTokenResponse) Reset() {
 	*x = JoinTokenResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[73]
+	mi := &file_berth_v1_cluster_proto_msgTypes[96]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4716,7 +6017,7 @@ func (x *JoinTokenResponse) String() string {
 func (*JoinTokenResponse) ProtoMessage() {}
 
 func (x *JoinTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[73]
+	mi := &file_berth_v1_cluster_proto_msgTypes[96]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4729,7 +6030,7 @@ func (x *JoinTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinTokenResponse.ProtoReflect.Descriptor instead.
 func (*JoinTokenResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{73}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{96}
 }
 
 func (x *JoinTokenResponse) GetToken() string {
@@ -4754,7 +6055,7 @@ type VersionRequest struct {
 
 func (x *VersionRequest) Reset() {
 	*x = VersionRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[74]
+	mi := &file_berth_v1_cluster_proto_msgTypes[97]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4766,7 +6067,7 @@ func (x *VersionRequest) String() string {
 func (*VersionRequest) ProtoMessage() {}
 
 func (x *VersionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[74]
+	mi := &file_berth_v1_cluster_proto_msgTypes[97]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4779,7 +6080,7 @@ func (x *VersionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VersionRequest.ProtoReflect.Descriptor instead.
 func (*VersionRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{74}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{97}
 }
 
 type ListServersRequest struct {
@@ -4790,7 +6091,7 @@ type ListServersRequest struct {
 
 func (x *ListServersRequest) Reset() {
 	*x = ListServersRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[75]
+	mi := &file_berth_v1_cluster_proto_msgTypes[98]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4802,7 +6103,7 @@ func (x *ListServersRequest) String() string {
 func (*ListServersRequest) ProtoMessage() {}
 
 func (x *ListServersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[75]
+	mi := &file_berth_v1_cluster_proto_msgTypes[98]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4815,7 +6116,7 @@ func (x *ListServersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListServersRequest.ProtoReflect.Descriptor instead.
 func (*ListServersRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{75}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{98}
 }
 
 type ListServersResponse struct {
@@ -4827,7 +6128,7 @@ type ListServersResponse struct {
 
 func (x *ListServersResponse) Reset() {
 	*x = ListServersResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[76]
+	mi := &file_berth_v1_cluster_proto_msgTypes[99]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4839,7 +6140,7 @@ func (x *ListServersResponse) String() string {
 func (*ListServersResponse) ProtoMessage() {}
 
 func (x *ListServersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[76]
+	mi := &file_berth_v1_cluster_proto_msgTypes[99]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4852,7 +6153,7 @@ func (x *ListServersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListServersResponse.ProtoReflect.Descriptor instead.
 func (*ListServersResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{76}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{99}
 }
 
 func (x *ListServersResponse) GetServers() []*ServerInfo {
@@ -4874,7 +6175,7 @@ type VersionResponse struct {
 
 func (x *VersionResponse) Reset() {
 	*x = VersionResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[77]
+	mi := &file_berth_v1_cluster_proto_msgTypes[100]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4886,7 +6187,7 @@ func (x *VersionResponse) String() string {
 func (*VersionResponse) ProtoMessage() {}
 
 func (x *VersionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[77]
+	mi := &file_berth_v1_cluster_proto_msgTypes[100]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4899,7 +6200,7 @@ func (x *VersionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VersionResponse.ProtoReflect.Descriptor instead.
 func (*VersionResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{77}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{100}
 }
 
 func (x *VersionResponse) GetVersion() string {
@@ -4934,7 +6235,91 @@ var File_berth_v1_cluster_proto protoreflect.FileDescriptor
 
 const file_berth_v1_cluster_proto_rawDesc = "" +
 	"\n" +
-	"\x16berth/v1/cluster.proto\x12\bberth.v1\x1a\x16berth/v1/objects.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfb\x01\n" +
+	"\x16berth/v1/cluster.proto\x12\bberth.v1\x1a\x16berth/v1/objects.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"D\n" +
+	"\x12ListVolumesRequest\x12\x1c\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x10\n" +
+	"\x03app\x18\x02 \x01(\tR\x03app\"\xa8\x01\n" +
+	"\rVolumeSummary\x12(\n" +
+	"\x06volume\x18\x01 \x01(\v2\x10.berth.v1.VolumeR\x06volume\x12\x1b\n" +
+	"\tnode_name\x18\x02 \x01(\tR\bnodeName\x12\x1d\n" +
+	"\n" +
+	"size_bytes\x18\x03 \x01(\x03R\tsizeBytes\x12\x1d\n" +
+	"\n" +
+	"size_error\x18\x04 \x01(\tR\tsizeError\x12\x12\n" +
+	"\x04task\x18\x05 \x01(\tR\x04task\"H\n" +
+	"\x13ListVolumesResponse\x121\n" +
+	"\avolumes\x18\x01 \x03(\v2\x17.berth.v1.VolumeSummaryR\avolumes\"D\n" +
+	"\x10GetVolumeRequest\x12\x1c\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\"]\n" +
+	"\x13RemoveVolumeRequest\x12\x1c\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
+	"\x05force\x18\x03 \x01(\bR\x05force\"\x16\n" +
+	"\x14RemoveVolumeResponse\"\xf1\x01\n" +
+	"\x13CreateSecretRequest\x12\x1c\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
+	"\x04data\x18\x03 \x01(\fR\x04data\x12A\n" +
+	"\x06labels\x18\x04 \x03(\v2).berth.v1.CreateSecretRequest.LabelsEntryR\x06labels\x12\x16\n" +
+	"\x06update\x18\x05 \x01(\bR\x06update\x1a9\n" +
+	"\vLabelsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"U\n" +
+	"\rSecretSummary\x12(\n" +
+	"\x06secret\x18\x01 \x01(\v2\x10.berth.v1.SecretR\x06secret\x12\x1a\n" +
+	"\bservices\x18\x02 \x03(\tR\bservices\"2\n" +
+	"\x12ListSecretsRequest\x12\x1c\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\"H\n" +
+	"\x13ListSecretsResponse\x121\n" +
+	"\asecrets\x18\x01 \x03(\v2\x17.berth.v1.SecretSummaryR\asecrets\"D\n" +
+	"\x10GetSecretRequest\x12\x1c\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\"G\n" +
+	"\x13RemoveSecretRequest\x12\x1c\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\"\x16\n" +
+	"\x14RemoveSecretResponse\"\xf1\x01\n" +
+	"\x13CreateConfigRequest\x12\x1c\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
+	"\x04data\x18\x03 \x01(\fR\x04data\x12A\n" +
+	"\x06labels\x18\x04 \x03(\v2).berth.v1.CreateConfigRequest.LabelsEntryR\x06labels\x12\x16\n" +
+	"\x06update\x18\x05 \x01(\bR\x06update\x1a9\n" +
+	"\vLabelsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"U\n" +
+	"\rConfigSummary\x12(\n" +
+	"\x06config\x18\x01 \x01(\v2\x10.berth.v1.ConfigR\x06config\x12\x1a\n" +
+	"\bservices\x18\x02 \x03(\tR\bservices\"2\n" +
+	"\x12ListConfigsRequest\x12\x1c\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\"H\n" +
+	"\x13ListConfigsResponse\x121\n" +
+	"\aconfigs\x18\x01 \x03(\v2\x17.berth.v1.ConfigSummaryR\aconfigs\"D\n" +
+	"\x10GetConfigRequest\x12\x1c\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\"G\n" +
+	"\x13RemoveConfigRequest\x12\x1c\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\"\x16\n" +
+	"\x14RemoveConfigResponse\"\xd1\x01\n" +
+	"\aAppFile\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n" +
+	"\bexternal\x18\x02 \x01(\bR\bexternal\x12\x12\n" +
+	"\x04data\x18\x03 \x01(\fR\x04data\x125\n" +
+	"\x06labels\x18\x04 \x03(\v2\x1d.berth.v1.AppFile.LabelsEntryR\x06labels\x12\x10\n" +
+	"\x03key\x18\x05 \x01(\tR\x03key\x1a9\n" +
+	"\vLabelsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xc1\x01\n" +
+	"\tAppVolume\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n" +
+	"\bexternal\x18\x02 \x01(\bR\bexternal\x127\n" +
+	"\x06labels\x18\x03 \x03(\v2\x1f.berth.v1.AppVolume.LabelsEntryR\x06labels\x12\x10\n" +
+	"\x03key\x18\x04 \x01(\tR\x03key\x1a9\n" +
+	"\vLabelsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xfb\x01\n" +
 	"\x14CreateNetworkRequest\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x16\n" +
@@ -5029,7 +6414,7 @@ const file_berth_v1_cluster_proto_rawDesc = "" +
 	"\x06tokens\x18\x01 \x03(\v2\x12.berth.v1.APITokenR\x06tokens\"-\n" +
 	"\x15RevokeAPITokenRequest\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\"\x18\n" +
-	"\x16RevokeAPITokenResponse\"\xba\x02\n" +
+	"\x16RevokeAPITokenResponse\"\xeb\x02\n" +
 	"\vBuildHeader\x12\x12\n" +
 	"\x04tags\x18\x01 \x03(\tR\x04tags\x12\x1e\n" +
 	"\n" +
@@ -5040,10 +6425,14 @@ const file_berth_v1_cluster_proto_rawDesc = "" +
 	"build_args\x18\x04 \x03(\v2$.berth.v1.BuildHeader.BuildArgsEntryR\tbuildArgs\x12\x16\n" +
 	"\x06target\x18\x05 \x01(\tR\x06target\x12\x19\n" +
 	"\bno_cache\x18\x06 \x01(\bR\anoCache\x12\x12\n" +
-	"\x04node\x18\a \x01(\tR\x04node\x1a<\n" +
+	"\x04node\x18\a \x01(\tR\x04node\x12/\n" +
+	"\asecrets\x18\b \x03(\v2\x15.berth.v1.BuildSecretR\asecrets\x1a<\n" +
 	"\x0eBuildArgsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"n\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"1\n" +
+	"\vBuildSecret\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04data\x18\x02 \x01(\fR\x04data\"n\n" +
 	"\fBuildRequest\x12/\n" +
 	"\x06header\x18\x01 \x01(\v2\x15.berth.v1.BuildHeaderH\x00R\x06header\x12%\n" +
 	"\rcontext_chunk\x18\x02 \x01(\fH\x00R\fcontextChunkB\x06\n" +
@@ -5121,13 +6510,16 @@ const file_berth_v1_cluster_proto_rawDesc = "" +
 	"\bservices\x18\x01 \x03(\tR\bservices\"\x14\n" +
 	"\x12GetSettingsRequest\"N\n" +
 	"\x15UpdateSettingsRequest\x125\n" +
-	"\bsettings\x18\x01 \x01(\v2\x19.berth.v1.ClusterSettingsR\bsettings\"\xb8\x01\n" +
+	"\bsettings\x18\x01 \x01(\v2\x19.berth.v1.ClusterSettingsR\bsettings\"\xc1\x02\n" +
 	"\fApplyRequest\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x10\n" +
 	"\x03app\x18\x02 \x01(\tR\x03app\x12-\n" +
 	"\bservices\x18\x03 \x03(\v2\x11.berth.v1.ServiceR\bservices\x12\x17\n" +
 	"\adry_run\x18\x04 \x01(\bR\x06dryRun\x120\n" +
-	"\bnetworks\x18\x05 \x03(\v2\x14.berth.v1.AppNetworkR\bnetworks\"q\n" +
+	"\bnetworks\x18\x05 \x03(\v2\x14.berth.v1.AppNetworkR\bnetworks\x12+\n" +
+	"\asecrets\x18\x06 \x03(\v2\x11.berth.v1.AppFileR\asecrets\x12+\n" +
+	"\aconfigs\x18\a \x03(\v2\x11.berth.v1.AppFileR\aconfigs\x12-\n" +
+	"\avolumes\x18\b \x03(\v2\x13.berth.v1.AppVolumeR\avolumes\"q\n" +
 	"\rServiceChange\x12\x18\n" +
 	"\aservice\x18\x01 \x01(\tR\aservice\x12.\n" +
 	"\x06action\x18\x02 \x01(\x0e2\x16.berth.v1.ChangeActionR\x06action\x12\x16\n" +
@@ -5135,12 +6527,14 @@ const file_berth_v1_cluster_proto_rawDesc = "" +
 	"\rApplyResponse\x121\n" +
 	"\achanges\x18\x01 \x03(\v2\x17.berth.v1.ServiceChangeR\achanges\x12)\n" +
 	"\x10created_networks\x18\x02 \x03(\tR\x0fcreatedNetworks\x12)\n" +
-	"\x10removed_networks\x18\x03 \x03(\tR\x0fremovedNetworks\"B\n" +
+	"\x10removed_networks\x18\x03 \x03(\tR\x0fremovedNetworks\"\\\n" +
 	"\x10DeleteAppRequest\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x10\n" +
-	"\x03app\x18\x02 \x01(\tR\x03app\">\n" +
+	"\x03app\x18\x02 \x01(\tR\x03app\x12\x18\n" +
+	"\avolumes\x18\x03 \x01(\bR\avolumes\"g\n" +
 	"\x11DeleteAppResponse\x12)\n" +
-	"\x10removed_services\x18\x01 \x03(\tR\x0fremovedServices\"/\n" +
+	"\x10removed_services\x18\x01 \x03(\tR\x0fremovedServices\x12'\n" +
+	"\x0fremoved_volumes\x18\x02 \x03(\tR\x0eremovedVolumes\"/\n" +
 	"\x0fListAppsRequest\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\"\x9d\x01\n" +
 	"\x03App\x12\x1c\n" +
@@ -5271,7 +6665,7 @@ const file_berth_v1_cluster_proto_rawDesc = "" +
 	"\tLogStream\x12\x1a\n" +
 	"\x16LOG_STREAM_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11LOG_STREAM_STDOUT\x10\x01\x12\x15\n" +
-	"\x11LOG_STREAM_STDERR\x10\x022\xd6\x14\n" +
+	"\x11LOG_STREAM_STDERR\x10\x022\xef\x1a\n" +
 	"\x0eClusterService\x128\n" +
 	"\x05Apply\x12\x16.berth.v1.ApplyRequest\x1a\x17.berth.v1.ApplyResponse\x12D\n" +
 	"\tDeleteApp\x12\x1a.berth.v1.DeleteAppRequest\x1a\x1b.berth.v1.DeleteAppResponse\x12A\n" +
@@ -5315,7 +6709,18 @@ const file_berth_v1_cluster_proto_rawDesc = "" +
 	"\fListNetworks\x12\x1d.berth.v1.ListNetworksRequest\x1a\x1e.berth.v1.ListNetworksResponse\x12C\n" +
 	"\n" +
 	"GetNetwork\x12\x1b.berth.v1.GetNetworkRequest\x1a\x18.berth.v1.NetworkSummary\x12P\n" +
-	"\rRemoveNetwork\x12\x1e.berth.v1.RemoveNetworkRequest\x1a\x1f.berth.v1.RemoveNetworkResponseB4Z2github.com/berthproject/berth/api/berth/v1;berthv1b\x06proto3"
+	"\rRemoveNetwork\x12\x1e.berth.v1.RemoveNetworkRequest\x1a\x1f.berth.v1.RemoveNetworkResponse\x12J\n" +
+	"\vListVolumes\x12\x1c.berth.v1.ListVolumesRequest\x1a\x1d.berth.v1.ListVolumesResponse\x12@\n" +
+	"\tGetVolume\x12\x1a.berth.v1.GetVolumeRequest\x1a\x17.berth.v1.VolumeSummary\x12M\n" +
+	"\fRemoveVolume\x12\x1d.berth.v1.RemoveVolumeRequest\x1a\x1e.berth.v1.RemoveVolumeResponse\x12?\n" +
+	"\fCreateSecret\x12\x1d.berth.v1.CreateSecretRequest\x1a\x10.berth.v1.Secret\x12J\n" +
+	"\vListSecrets\x12\x1c.berth.v1.ListSecretsRequest\x1a\x1d.berth.v1.ListSecretsResponse\x12@\n" +
+	"\tGetSecret\x12\x1a.berth.v1.GetSecretRequest\x1a\x17.berth.v1.SecretSummary\x12M\n" +
+	"\fRemoveSecret\x12\x1d.berth.v1.RemoveSecretRequest\x1a\x1e.berth.v1.RemoveSecretResponse\x12?\n" +
+	"\fCreateConfig\x12\x1d.berth.v1.CreateConfigRequest\x1a\x10.berth.v1.Config\x12J\n" +
+	"\vListConfigs\x12\x1c.berth.v1.ListConfigsRequest\x1a\x1d.berth.v1.ListConfigsResponse\x12@\n" +
+	"\tGetConfig\x12\x1a.berth.v1.GetConfigRequest\x1a\x17.berth.v1.ConfigSummary\x12M\n" +
+	"\fRemoveConfig\x12\x1d.berth.v1.RemoveConfigRequest\x1a\x1e.berth.v1.RemoveConfigResponseB4Z2github.com/berthproject/berth/api/berth/v1;berthv1b\x06proto3"
 
 var (
 	file_berth_v1_cluster_proto_rawDescOnce sync.Once
@@ -5330,234 +6735,300 @@ func file_berth_v1_cluster_proto_rawDescGZIP() []byte {
 }
 
 var file_berth_v1_cluster_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_berth_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 82)
+var file_berth_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 109)
 var file_berth_v1_cluster_proto_goTypes = []any{
 	(ChangeAction)(0),              // 0: berth.v1.ChangeAction
 	(WatchAction)(0),               // 1: berth.v1.WatchAction
 	(LogStream)(0),                 // 2: berth.v1.LogStream
-	(*CreateNetworkRequest)(nil),   // 3: berth.v1.CreateNetworkRequest
-	(*ListNetworksRequest)(nil),    // 4: berth.v1.ListNetworksRequest
-	(*NetworkSummary)(nil),         // 5: berth.v1.NetworkSummary
-	(*ListNetworksResponse)(nil),   // 6: berth.v1.ListNetworksResponse
-	(*GetNetworkRequest)(nil),      // 7: berth.v1.GetNetworkRequest
-	(*RemoveNetworkRequest)(nil),   // 8: berth.v1.RemoveNetworkRequest
-	(*RemoveNetworkResponse)(nil),  // 9: berth.v1.RemoveNetworkResponse
-	(*AppNetwork)(nil),             // 10: berth.v1.AppNetwork
-	(*ExecStart)(nil),              // 11: berth.v1.ExecStart
-	(*TerminalSize)(nil),           // 12: berth.v1.TerminalSize
-	(*ExecRequest)(nil),            // 13: berth.v1.ExecRequest
-	(*ExecResponse)(nil),           // 14: berth.v1.ExecResponse
-	(*TopRequest)(nil),             // 15: berth.v1.TopRequest
-	(*TaskStats)(nil),              // 16: berth.v1.TaskStats
-	(*TopResponse)(nil),            // 17: berth.v1.TopResponse
-	(*CreateAPITokenRequest)(nil),  // 18: berth.v1.CreateAPITokenRequest
-	(*CreateAPITokenResponse)(nil), // 19: berth.v1.CreateAPITokenResponse
-	(*ListAPITokensRequest)(nil),   // 20: berth.v1.ListAPITokensRequest
-	(*ListAPITokensResponse)(nil),  // 21: berth.v1.ListAPITokensResponse
-	(*RevokeAPITokenRequest)(nil),  // 22: berth.v1.RevokeAPITokenRequest
-	(*RevokeAPITokenResponse)(nil), // 23: berth.v1.RevokeAPITokenResponse
-	(*BuildHeader)(nil),            // 24: berth.v1.BuildHeader
-	(*BuildRequest)(nil),           // 25: berth.v1.BuildRequest
-	(*BuildResult)(nil),            // 26: berth.v1.BuildResult
-	(*BuildEvent)(nil),             // 27: berth.v1.BuildEvent
-	(*PullImageRequest)(nil),       // 28: berth.v1.PullImageRequest
-	(*PushImageRequest)(nil),       // 29: berth.v1.PushImageRequest
-	(*ImageProgress)(nil),          // 30: berth.v1.ImageProgress
-	(*LoginRequest)(nil),           // 31: berth.v1.LoginRequest
-	(*LoginResponse)(nil),          // 32: berth.v1.LoginResponse
-	(*LogoutRequest)(nil),          // 33: berth.v1.LogoutRequest
-	(*LogoutResponse)(nil),         // 34: berth.v1.LogoutResponse
-	(*ListRegistriesRequest)(nil),  // 35: berth.v1.ListRegistriesRequest
-	(*ListRegistriesResponse)(nil), // 36: berth.v1.ListRegistriesResponse
-	(*ScaleServiceRequest)(nil),    // 37: berth.v1.ScaleServiceRequest
-	(*RestartServiceRequest)(nil),  // 38: berth.v1.RestartServiceRequest
-	(*RollbackServiceRequest)(nil), // 39: berth.v1.RollbackServiceRequest
-	(*UpdateNodeRequest)(nil),      // 40: berth.v1.UpdateNodeRequest
-	(*RebalanceRequest)(nil),       // 41: berth.v1.RebalanceRequest
-	(*RebalanceResponse)(nil),      // 42: berth.v1.RebalanceResponse
-	(*GetSettingsRequest)(nil),     // 43: berth.v1.GetSettingsRequest
-	(*UpdateSettingsRequest)(nil),  // 44: berth.v1.UpdateSettingsRequest
-	(*ApplyRequest)(nil),           // 45: berth.v1.ApplyRequest
-	(*ServiceChange)(nil),          // 46: berth.v1.ServiceChange
-	(*ApplyResponse)(nil),          // 47: berth.v1.ApplyResponse
-	(*DeleteAppRequest)(nil),       // 48: berth.v1.DeleteAppRequest
-	(*DeleteAppResponse)(nil),      // 49: berth.v1.DeleteAppResponse
-	(*ListAppsRequest)(nil),        // 50: berth.v1.ListAppsRequest
-	(*App)(nil),                    // 51: berth.v1.App
-	(*ListAppsResponse)(nil),       // 52: berth.v1.ListAppsResponse
-	(*GetServiceRequest)(nil),      // 53: berth.v1.GetServiceRequest
-	(*ListServicesRequest)(nil),    // 54: berth.v1.ListServicesRequest
-	(*ServiceSummary)(nil),         // 55: berth.v1.ServiceSummary
-	(*ListServicesResponse)(nil),   // 56: berth.v1.ListServicesResponse
-	(*ListTasksRequest)(nil),       // 57: berth.v1.ListTasksRequest
-	(*ListTasksResponse)(nil),      // 58: berth.v1.ListTasksResponse
-	(*ListNodesRequest)(nil),       // 59: berth.v1.ListNodesRequest
-	(*ListNodesResponse)(nil),      // 60: berth.v1.ListNodesResponse
-	(*ListEventsRequest)(nil),      // 61: berth.v1.ListEventsRequest
-	(*ListEventsResponse)(nil),     // 62: berth.v1.ListEventsResponse
-	(*WatchRequest)(nil),           // 63: berth.v1.WatchRequest
-	(*WatchEvent)(nil),             // 64: berth.v1.WatchEvent
-	(*LogsRequest)(nil),            // 65: berth.v1.LogsRequest
-	(*LogEntry)(nil),               // 66: berth.v1.LogEntry
-	(*ImportImageHeader)(nil),      // 67: berth.v1.ImportImageHeader
-	(*ImportImageRequest)(nil),     // 68: berth.v1.ImportImageRequest
-	(*NodeImportResult)(nil),       // 69: berth.v1.NodeImportResult
-	(*ImportImageResponse)(nil),    // 70: berth.v1.ImportImageResponse
-	(*Image)(nil),                  // 71: berth.v1.Image
-	(*ListImagesRequest)(nil),      // 72: berth.v1.ListImagesRequest
-	(*NodeImages)(nil),             // 73: berth.v1.NodeImages
-	(*ListImagesResponse)(nil),     // 74: berth.v1.ListImagesResponse
-	(*JoinTokenRequest)(nil),       // 75: berth.v1.JoinTokenRequest
-	(*JoinTokenResponse)(nil),      // 76: berth.v1.JoinTokenResponse
-	(*VersionRequest)(nil),         // 77: berth.v1.VersionRequest
-	(*ListServersRequest)(nil),     // 78: berth.v1.ListServersRequest
-	(*ListServersResponse)(nil),    // 79: berth.v1.ListServersResponse
-	(*VersionResponse)(nil),        // 80: berth.v1.VersionResponse
-	nil,                            // 81: berth.v1.CreateNetworkRequest.LabelsEntry
-	nil,                            // 82: berth.v1.AppNetwork.LabelsEntry
-	nil,                            // 83: berth.v1.BuildHeader.BuildArgsEntry
-	nil,                            // 84: berth.v1.UpdateNodeRequest.SetLabelsEntry
-	(*Network)(nil),                // 85: berth.v1.Network
-	(*timestamppb.Timestamp)(nil),  // 86: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),    // 87: google.protobuf.Duration
-	(*APIToken)(nil),               // 88: berth.v1.APIToken
-	(*RegistryCredential)(nil),     // 89: berth.v1.RegistryCredential
-	(NodeAvailability)(0),          // 90: berth.v1.NodeAvailability
-	(*ClusterSettings)(nil),        // 91: berth.v1.ClusterSettings
-	(*Service)(nil),                // 92: berth.v1.Service
-	(*Task)(nil),                   // 93: berth.v1.Task
-	(*Node)(nil),                   // 94: berth.v1.Node
-	(*Event)(nil),                  // 95: berth.v1.Event
-	(*ServerInfo)(nil),             // 96: berth.v1.ServerInfo
+	(*ListVolumesRequest)(nil),     // 3: berth.v1.ListVolumesRequest
+	(*VolumeSummary)(nil),          // 4: berth.v1.VolumeSummary
+	(*ListVolumesResponse)(nil),    // 5: berth.v1.ListVolumesResponse
+	(*GetVolumeRequest)(nil),       // 6: berth.v1.GetVolumeRequest
+	(*RemoveVolumeRequest)(nil),    // 7: berth.v1.RemoveVolumeRequest
+	(*RemoveVolumeResponse)(nil),   // 8: berth.v1.RemoveVolumeResponse
+	(*CreateSecretRequest)(nil),    // 9: berth.v1.CreateSecretRequest
+	(*SecretSummary)(nil),          // 10: berth.v1.SecretSummary
+	(*ListSecretsRequest)(nil),     // 11: berth.v1.ListSecretsRequest
+	(*ListSecretsResponse)(nil),    // 12: berth.v1.ListSecretsResponse
+	(*GetSecretRequest)(nil),       // 13: berth.v1.GetSecretRequest
+	(*RemoveSecretRequest)(nil),    // 14: berth.v1.RemoveSecretRequest
+	(*RemoveSecretResponse)(nil),   // 15: berth.v1.RemoveSecretResponse
+	(*CreateConfigRequest)(nil),    // 16: berth.v1.CreateConfigRequest
+	(*ConfigSummary)(nil),          // 17: berth.v1.ConfigSummary
+	(*ListConfigsRequest)(nil),     // 18: berth.v1.ListConfigsRequest
+	(*ListConfigsResponse)(nil),    // 19: berth.v1.ListConfigsResponse
+	(*GetConfigRequest)(nil),       // 20: berth.v1.GetConfigRequest
+	(*RemoveConfigRequest)(nil),    // 21: berth.v1.RemoveConfigRequest
+	(*RemoveConfigResponse)(nil),   // 22: berth.v1.RemoveConfigResponse
+	(*AppFile)(nil),                // 23: berth.v1.AppFile
+	(*AppVolume)(nil),              // 24: berth.v1.AppVolume
+	(*CreateNetworkRequest)(nil),   // 25: berth.v1.CreateNetworkRequest
+	(*ListNetworksRequest)(nil),    // 26: berth.v1.ListNetworksRequest
+	(*NetworkSummary)(nil),         // 27: berth.v1.NetworkSummary
+	(*ListNetworksResponse)(nil),   // 28: berth.v1.ListNetworksResponse
+	(*GetNetworkRequest)(nil),      // 29: berth.v1.GetNetworkRequest
+	(*RemoveNetworkRequest)(nil),   // 30: berth.v1.RemoveNetworkRequest
+	(*RemoveNetworkResponse)(nil),  // 31: berth.v1.RemoveNetworkResponse
+	(*AppNetwork)(nil),             // 32: berth.v1.AppNetwork
+	(*ExecStart)(nil),              // 33: berth.v1.ExecStart
+	(*TerminalSize)(nil),           // 34: berth.v1.TerminalSize
+	(*ExecRequest)(nil),            // 35: berth.v1.ExecRequest
+	(*ExecResponse)(nil),           // 36: berth.v1.ExecResponse
+	(*TopRequest)(nil),             // 37: berth.v1.TopRequest
+	(*TaskStats)(nil),              // 38: berth.v1.TaskStats
+	(*TopResponse)(nil),            // 39: berth.v1.TopResponse
+	(*CreateAPITokenRequest)(nil),  // 40: berth.v1.CreateAPITokenRequest
+	(*CreateAPITokenResponse)(nil), // 41: berth.v1.CreateAPITokenResponse
+	(*ListAPITokensRequest)(nil),   // 42: berth.v1.ListAPITokensRequest
+	(*ListAPITokensResponse)(nil),  // 43: berth.v1.ListAPITokensResponse
+	(*RevokeAPITokenRequest)(nil),  // 44: berth.v1.RevokeAPITokenRequest
+	(*RevokeAPITokenResponse)(nil), // 45: berth.v1.RevokeAPITokenResponse
+	(*BuildHeader)(nil),            // 46: berth.v1.BuildHeader
+	(*BuildSecret)(nil),            // 47: berth.v1.BuildSecret
+	(*BuildRequest)(nil),           // 48: berth.v1.BuildRequest
+	(*BuildResult)(nil),            // 49: berth.v1.BuildResult
+	(*BuildEvent)(nil),             // 50: berth.v1.BuildEvent
+	(*PullImageRequest)(nil),       // 51: berth.v1.PullImageRequest
+	(*PushImageRequest)(nil),       // 52: berth.v1.PushImageRequest
+	(*ImageProgress)(nil),          // 53: berth.v1.ImageProgress
+	(*LoginRequest)(nil),           // 54: berth.v1.LoginRequest
+	(*LoginResponse)(nil),          // 55: berth.v1.LoginResponse
+	(*LogoutRequest)(nil),          // 56: berth.v1.LogoutRequest
+	(*LogoutResponse)(nil),         // 57: berth.v1.LogoutResponse
+	(*ListRegistriesRequest)(nil),  // 58: berth.v1.ListRegistriesRequest
+	(*ListRegistriesResponse)(nil), // 59: berth.v1.ListRegistriesResponse
+	(*ScaleServiceRequest)(nil),    // 60: berth.v1.ScaleServiceRequest
+	(*RestartServiceRequest)(nil),  // 61: berth.v1.RestartServiceRequest
+	(*RollbackServiceRequest)(nil), // 62: berth.v1.RollbackServiceRequest
+	(*UpdateNodeRequest)(nil),      // 63: berth.v1.UpdateNodeRequest
+	(*RebalanceRequest)(nil),       // 64: berth.v1.RebalanceRequest
+	(*RebalanceResponse)(nil),      // 65: berth.v1.RebalanceResponse
+	(*GetSettingsRequest)(nil),     // 66: berth.v1.GetSettingsRequest
+	(*UpdateSettingsRequest)(nil),  // 67: berth.v1.UpdateSettingsRequest
+	(*ApplyRequest)(nil),           // 68: berth.v1.ApplyRequest
+	(*ServiceChange)(nil),          // 69: berth.v1.ServiceChange
+	(*ApplyResponse)(nil),          // 70: berth.v1.ApplyResponse
+	(*DeleteAppRequest)(nil),       // 71: berth.v1.DeleteAppRequest
+	(*DeleteAppResponse)(nil),      // 72: berth.v1.DeleteAppResponse
+	(*ListAppsRequest)(nil),        // 73: berth.v1.ListAppsRequest
+	(*App)(nil),                    // 74: berth.v1.App
+	(*ListAppsResponse)(nil),       // 75: berth.v1.ListAppsResponse
+	(*GetServiceRequest)(nil),      // 76: berth.v1.GetServiceRequest
+	(*ListServicesRequest)(nil),    // 77: berth.v1.ListServicesRequest
+	(*ServiceSummary)(nil),         // 78: berth.v1.ServiceSummary
+	(*ListServicesResponse)(nil),   // 79: berth.v1.ListServicesResponse
+	(*ListTasksRequest)(nil),       // 80: berth.v1.ListTasksRequest
+	(*ListTasksResponse)(nil),      // 81: berth.v1.ListTasksResponse
+	(*ListNodesRequest)(nil),       // 82: berth.v1.ListNodesRequest
+	(*ListNodesResponse)(nil),      // 83: berth.v1.ListNodesResponse
+	(*ListEventsRequest)(nil),      // 84: berth.v1.ListEventsRequest
+	(*ListEventsResponse)(nil),     // 85: berth.v1.ListEventsResponse
+	(*WatchRequest)(nil),           // 86: berth.v1.WatchRequest
+	(*WatchEvent)(nil),             // 87: berth.v1.WatchEvent
+	(*LogsRequest)(nil),            // 88: berth.v1.LogsRequest
+	(*LogEntry)(nil),               // 89: berth.v1.LogEntry
+	(*ImportImageHeader)(nil),      // 90: berth.v1.ImportImageHeader
+	(*ImportImageRequest)(nil),     // 91: berth.v1.ImportImageRequest
+	(*NodeImportResult)(nil),       // 92: berth.v1.NodeImportResult
+	(*ImportImageResponse)(nil),    // 93: berth.v1.ImportImageResponse
+	(*Image)(nil),                  // 94: berth.v1.Image
+	(*ListImagesRequest)(nil),      // 95: berth.v1.ListImagesRequest
+	(*NodeImages)(nil),             // 96: berth.v1.NodeImages
+	(*ListImagesResponse)(nil),     // 97: berth.v1.ListImagesResponse
+	(*JoinTokenRequest)(nil),       // 98: berth.v1.JoinTokenRequest
+	(*JoinTokenResponse)(nil),      // 99: berth.v1.JoinTokenResponse
+	(*VersionRequest)(nil),         // 100: berth.v1.VersionRequest
+	(*ListServersRequest)(nil),     // 101: berth.v1.ListServersRequest
+	(*ListServersResponse)(nil),    // 102: berth.v1.ListServersResponse
+	(*VersionResponse)(nil),        // 103: berth.v1.VersionResponse
+	nil,                            // 104: berth.v1.CreateSecretRequest.LabelsEntry
+	nil,                            // 105: berth.v1.CreateConfigRequest.LabelsEntry
+	nil,                            // 106: berth.v1.AppFile.LabelsEntry
+	nil,                            // 107: berth.v1.AppVolume.LabelsEntry
+	nil,                            // 108: berth.v1.CreateNetworkRequest.LabelsEntry
+	nil,                            // 109: berth.v1.AppNetwork.LabelsEntry
+	nil,                            // 110: berth.v1.BuildHeader.BuildArgsEntry
+	nil,                            // 111: berth.v1.UpdateNodeRequest.SetLabelsEntry
+	(*Volume)(nil),                 // 112: berth.v1.Volume
+	(*Secret)(nil),                 // 113: berth.v1.Secret
+	(*Config)(nil),                 // 114: berth.v1.Config
+	(*Network)(nil),                // 115: berth.v1.Network
+	(*timestamppb.Timestamp)(nil),  // 116: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),    // 117: google.protobuf.Duration
+	(*APIToken)(nil),               // 118: berth.v1.APIToken
+	(*RegistryCredential)(nil),     // 119: berth.v1.RegistryCredential
+	(NodeAvailability)(0),          // 120: berth.v1.NodeAvailability
+	(*ClusterSettings)(nil),        // 121: berth.v1.ClusterSettings
+	(*Service)(nil),                // 122: berth.v1.Service
+	(*Task)(nil),                   // 123: berth.v1.Task
+	(*Node)(nil),                   // 124: berth.v1.Node
+	(*Event)(nil),                  // 125: berth.v1.Event
+	(*ServerInfo)(nil),             // 126: berth.v1.ServerInfo
 }
 var file_berth_v1_cluster_proto_depIdxs = []int32{
-	81, // 0: berth.v1.CreateNetworkRequest.labels:type_name -> berth.v1.CreateNetworkRequest.LabelsEntry
-	85, // 1: berth.v1.NetworkSummary.network:type_name -> berth.v1.Network
-	5,  // 2: berth.v1.ListNetworksResponse.networks:type_name -> berth.v1.NetworkSummary
-	82, // 3: berth.v1.AppNetwork.labels:type_name -> berth.v1.AppNetwork.LabelsEntry
-	12, // 4: berth.v1.ExecStart.size:type_name -> berth.v1.TerminalSize
-	11, // 5: berth.v1.ExecRequest.start:type_name -> berth.v1.ExecStart
-	12, // 6: berth.v1.ExecRequest.resize:type_name -> berth.v1.TerminalSize
-	86, // 7: berth.v1.TaskStats.at:type_name -> google.protobuf.Timestamp
-	16, // 8: berth.v1.TopResponse.tasks:type_name -> berth.v1.TaskStats
-	87, // 9: berth.v1.CreateAPITokenRequest.ttl:type_name -> google.protobuf.Duration
-	88, // 10: berth.v1.CreateAPITokenResponse.token:type_name -> berth.v1.APIToken
-	88, // 11: berth.v1.ListAPITokensResponse.tokens:type_name -> berth.v1.APIToken
-	83, // 12: berth.v1.BuildHeader.build_args:type_name -> berth.v1.BuildHeader.BuildArgsEntry
-	24, // 13: berth.v1.BuildRequest.header:type_name -> berth.v1.BuildHeader
-	26, // 14: berth.v1.BuildEvent.result:type_name -> berth.v1.BuildResult
-	89, // 15: berth.v1.ListRegistriesResponse.registries:type_name -> berth.v1.RegistryCredential
-	90, // 16: berth.v1.UpdateNodeRequest.availability:type_name -> berth.v1.NodeAvailability
-	84, // 17: berth.v1.UpdateNodeRequest.set_labels:type_name -> berth.v1.UpdateNodeRequest.SetLabelsEntry
-	91, // 18: berth.v1.UpdateSettingsRequest.settings:type_name -> berth.v1.ClusterSettings
-	92, // 19: berth.v1.ApplyRequest.services:type_name -> berth.v1.Service
-	10, // 20: berth.v1.ApplyRequest.networks:type_name -> berth.v1.AppNetwork
-	0,  // 21: berth.v1.ServiceChange.action:type_name -> berth.v1.ChangeAction
-	46, // 22: berth.v1.ApplyResponse.changes:type_name -> berth.v1.ServiceChange
-	51, // 23: berth.v1.ListAppsResponse.apps:type_name -> berth.v1.App
-	92, // 24: berth.v1.ServiceSummary.service:type_name -> berth.v1.Service
-	55, // 25: berth.v1.ListServicesResponse.services:type_name -> berth.v1.ServiceSummary
-	93, // 26: berth.v1.ListTasksResponse.tasks:type_name -> berth.v1.Task
-	94, // 27: berth.v1.ListNodesResponse.nodes:type_name -> berth.v1.Node
-	86, // 28: berth.v1.ListEventsRequest.since:type_name -> google.protobuf.Timestamp
-	95, // 29: berth.v1.ListEventsResponse.events:type_name -> berth.v1.Event
-	1,  // 30: berth.v1.WatchEvent.action:type_name -> berth.v1.WatchAction
-	94, // 31: berth.v1.WatchEvent.node:type_name -> berth.v1.Node
-	92, // 32: berth.v1.WatchEvent.service:type_name -> berth.v1.Service
-	93, // 33: berth.v1.WatchEvent.task:type_name -> berth.v1.Task
-	86, // 34: berth.v1.LogsRequest.since:type_name -> google.protobuf.Timestamp
-	2,  // 35: berth.v1.LogEntry.stream:type_name -> berth.v1.LogStream
-	86, // 36: berth.v1.LogEntry.at:type_name -> google.protobuf.Timestamp
-	67, // 37: berth.v1.ImportImageRequest.header:type_name -> berth.v1.ImportImageHeader
-	71, // 38: berth.v1.NodeImportResult.images:type_name -> berth.v1.Image
-	69, // 39: berth.v1.ImportImageResponse.results:type_name -> berth.v1.NodeImportResult
-	86, // 40: berth.v1.Image.created_at:type_name -> google.protobuf.Timestamp
-	71, // 41: berth.v1.NodeImages.images:type_name -> berth.v1.Image
-	73, // 42: berth.v1.ListImagesResponse.nodes:type_name -> berth.v1.NodeImages
-	87, // 43: berth.v1.JoinTokenRequest.ttl:type_name -> google.protobuf.Duration
-	86, // 44: berth.v1.JoinTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
-	96, // 45: berth.v1.ListServersResponse.servers:type_name -> berth.v1.ServerInfo
-	45, // 46: berth.v1.ClusterService.Apply:input_type -> berth.v1.ApplyRequest
-	48, // 47: berth.v1.ClusterService.DeleteApp:input_type -> berth.v1.DeleteAppRequest
-	50, // 48: berth.v1.ClusterService.ListApps:input_type -> berth.v1.ListAppsRequest
-	53, // 49: berth.v1.ClusterService.GetService:input_type -> berth.v1.GetServiceRequest
-	54, // 50: berth.v1.ClusterService.ListServices:input_type -> berth.v1.ListServicesRequest
-	57, // 51: berth.v1.ClusterService.ListTasks:input_type -> berth.v1.ListTasksRequest
-	59, // 52: berth.v1.ClusterService.ListNodes:input_type -> berth.v1.ListNodesRequest
-	61, // 53: berth.v1.ClusterService.ListEvents:input_type -> berth.v1.ListEventsRequest
-	63, // 54: berth.v1.ClusterService.Watch:input_type -> berth.v1.WatchRequest
-	65, // 55: berth.v1.ClusterService.Logs:input_type -> berth.v1.LogsRequest
-	68, // 56: berth.v1.ClusterService.ImportImage:input_type -> berth.v1.ImportImageRequest
-	72, // 57: berth.v1.ClusterService.ListImages:input_type -> berth.v1.ListImagesRequest
-	75, // 58: berth.v1.ClusterService.JoinToken:input_type -> berth.v1.JoinTokenRequest
-	77, // 59: berth.v1.ClusterService.Version:input_type -> berth.v1.VersionRequest
-	78, // 60: berth.v1.ClusterService.ListServers:input_type -> berth.v1.ListServersRequest
-	37, // 61: berth.v1.ClusterService.ScaleService:input_type -> berth.v1.ScaleServiceRequest
-	38, // 62: berth.v1.ClusterService.RestartService:input_type -> berth.v1.RestartServiceRequest
-	39, // 63: berth.v1.ClusterService.RollbackService:input_type -> berth.v1.RollbackServiceRequest
-	40, // 64: berth.v1.ClusterService.UpdateNode:input_type -> berth.v1.UpdateNodeRequest
-	41, // 65: berth.v1.ClusterService.Rebalance:input_type -> berth.v1.RebalanceRequest
-	43, // 66: berth.v1.ClusterService.GetSettings:input_type -> berth.v1.GetSettingsRequest
-	44, // 67: berth.v1.ClusterService.UpdateSettings:input_type -> berth.v1.UpdateSettingsRequest
-	25, // 68: berth.v1.ClusterService.Build:input_type -> berth.v1.BuildRequest
-	28, // 69: berth.v1.ClusterService.PullImage:input_type -> berth.v1.PullImageRequest
-	29, // 70: berth.v1.ClusterService.PushImage:input_type -> berth.v1.PushImageRequest
-	31, // 71: berth.v1.ClusterService.Login:input_type -> berth.v1.LoginRequest
-	33, // 72: berth.v1.ClusterService.Logout:input_type -> berth.v1.LogoutRequest
-	35, // 73: berth.v1.ClusterService.ListRegistries:input_type -> berth.v1.ListRegistriesRequest
-	61, // 74: berth.v1.ClusterService.WatchEvents:input_type -> berth.v1.ListEventsRequest
-	13, // 75: berth.v1.ClusterService.Exec:input_type -> berth.v1.ExecRequest
-	15, // 76: berth.v1.ClusterService.Top:input_type -> berth.v1.TopRequest
-	18, // 77: berth.v1.ClusterService.CreateAPIToken:input_type -> berth.v1.CreateAPITokenRequest
-	20, // 78: berth.v1.ClusterService.ListAPITokens:input_type -> berth.v1.ListAPITokensRequest
-	22, // 79: berth.v1.ClusterService.RevokeAPIToken:input_type -> berth.v1.RevokeAPITokenRequest
-	3,  // 80: berth.v1.ClusterService.CreateNetwork:input_type -> berth.v1.CreateNetworkRequest
-	4,  // 81: berth.v1.ClusterService.ListNetworks:input_type -> berth.v1.ListNetworksRequest
-	7,  // 82: berth.v1.ClusterService.GetNetwork:input_type -> berth.v1.GetNetworkRequest
-	8,  // 83: berth.v1.ClusterService.RemoveNetwork:input_type -> berth.v1.RemoveNetworkRequest
-	47, // 84: berth.v1.ClusterService.Apply:output_type -> berth.v1.ApplyResponse
-	49, // 85: berth.v1.ClusterService.DeleteApp:output_type -> berth.v1.DeleteAppResponse
-	52, // 86: berth.v1.ClusterService.ListApps:output_type -> berth.v1.ListAppsResponse
-	92, // 87: berth.v1.ClusterService.GetService:output_type -> berth.v1.Service
-	56, // 88: berth.v1.ClusterService.ListServices:output_type -> berth.v1.ListServicesResponse
-	58, // 89: berth.v1.ClusterService.ListTasks:output_type -> berth.v1.ListTasksResponse
-	60, // 90: berth.v1.ClusterService.ListNodes:output_type -> berth.v1.ListNodesResponse
-	62, // 91: berth.v1.ClusterService.ListEvents:output_type -> berth.v1.ListEventsResponse
-	64, // 92: berth.v1.ClusterService.Watch:output_type -> berth.v1.WatchEvent
-	66, // 93: berth.v1.ClusterService.Logs:output_type -> berth.v1.LogEntry
-	70, // 94: berth.v1.ClusterService.ImportImage:output_type -> berth.v1.ImportImageResponse
-	74, // 95: berth.v1.ClusterService.ListImages:output_type -> berth.v1.ListImagesResponse
-	76, // 96: berth.v1.ClusterService.JoinToken:output_type -> berth.v1.JoinTokenResponse
-	80, // 97: berth.v1.ClusterService.Version:output_type -> berth.v1.VersionResponse
-	79, // 98: berth.v1.ClusterService.ListServers:output_type -> berth.v1.ListServersResponse
-	92, // 99: berth.v1.ClusterService.ScaleService:output_type -> berth.v1.Service
-	92, // 100: berth.v1.ClusterService.RestartService:output_type -> berth.v1.Service
-	92, // 101: berth.v1.ClusterService.RollbackService:output_type -> berth.v1.Service
-	94, // 102: berth.v1.ClusterService.UpdateNode:output_type -> berth.v1.Node
-	42, // 103: berth.v1.ClusterService.Rebalance:output_type -> berth.v1.RebalanceResponse
-	91, // 104: berth.v1.ClusterService.GetSettings:output_type -> berth.v1.ClusterSettings
-	91, // 105: berth.v1.ClusterService.UpdateSettings:output_type -> berth.v1.ClusterSettings
-	27, // 106: berth.v1.ClusterService.Build:output_type -> berth.v1.BuildEvent
-	30, // 107: berth.v1.ClusterService.PullImage:output_type -> berth.v1.ImageProgress
-	30, // 108: berth.v1.ClusterService.PushImage:output_type -> berth.v1.ImageProgress
-	32, // 109: berth.v1.ClusterService.Login:output_type -> berth.v1.LoginResponse
-	34, // 110: berth.v1.ClusterService.Logout:output_type -> berth.v1.LogoutResponse
-	36, // 111: berth.v1.ClusterService.ListRegistries:output_type -> berth.v1.ListRegistriesResponse
-	95, // 112: berth.v1.ClusterService.WatchEvents:output_type -> berth.v1.Event
-	14, // 113: berth.v1.ClusterService.Exec:output_type -> berth.v1.ExecResponse
-	17, // 114: berth.v1.ClusterService.Top:output_type -> berth.v1.TopResponse
-	19, // 115: berth.v1.ClusterService.CreateAPIToken:output_type -> berth.v1.CreateAPITokenResponse
-	21, // 116: berth.v1.ClusterService.ListAPITokens:output_type -> berth.v1.ListAPITokensResponse
-	23, // 117: berth.v1.ClusterService.RevokeAPIToken:output_type -> berth.v1.RevokeAPITokenResponse
-	85, // 118: berth.v1.ClusterService.CreateNetwork:output_type -> berth.v1.Network
-	6,  // 119: berth.v1.ClusterService.ListNetworks:output_type -> berth.v1.ListNetworksResponse
-	5,  // 120: berth.v1.ClusterService.GetNetwork:output_type -> berth.v1.NetworkSummary
-	9,  // 121: berth.v1.ClusterService.RemoveNetwork:output_type -> berth.v1.RemoveNetworkResponse
-	84, // [84:122] is the sub-list for method output_type
-	46, // [46:84] is the sub-list for method input_type
-	46, // [46:46] is the sub-list for extension type_name
-	46, // [46:46] is the sub-list for extension extendee
-	0,  // [0:46] is the sub-list for field type_name
+	112, // 0: berth.v1.VolumeSummary.volume:type_name -> berth.v1.Volume
+	4,   // 1: berth.v1.ListVolumesResponse.volumes:type_name -> berth.v1.VolumeSummary
+	104, // 2: berth.v1.CreateSecretRequest.labels:type_name -> berth.v1.CreateSecretRequest.LabelsEntry
+	113, // 3: berth.v1.SecretSummary.secret:type_name -> berth.v1.Secret
+	10,  // 4: berth.v1.ListSecretsResponse.secrets:type_name -> berth.v1.SecretSummary
+	105, // 5: berth.v1.CreateConfigRequest.labels:type_name -> berth.v1.CreateConfigRequest.LabelsEntry
+	114, // 6: berth.v1.ConfigSummary.config:type_name -> berth.v1.Config
+	17,  // 7: berth.v1.ListConfigsResponse.configs:type_name -> berth.v1.ConfigSummary
+	106, // 8: berth.v1.AppFile.labels:type_name -> berth.v1.AppFile.LabelsEntry
+	107, // 9: berth.v1.AppVolume.labels:type_name -> berth.v1.AppVolume.LabelsEntry
+	108, // 10: berth.v1.CreateNetworkRequest.labels:type_name -> berth.v1.CreateNetworkRequest.LabelsEntry
+	115, // 11: berth.v1.NetworkSummary.network:type_name -> berth.v1.Network
+	27,  // 12: berth.v1.ListNetworksResponse.networks:type_name -> berth.v1.NetworkSummary
+	109, // 13: berth.v1.AppNetwork.labels:type_name -> berth.v1.AppNetwork.LabelsEntry
+	34,  // 14: berth.v1.ExecStart.size:type_name -> berth.v1.TerminalSize
+	33,  // 15: berth.v1.ExecRequest.start:type_name -> berth.v1.ExecStart
+	34,  // 16: berth.v1.ExecRequest.resize:type_name -> berth.v1.TerminalSize
+	116, // 17: berth.v1.TaskStats.at:type_name -> google.protobuf.Timestamp
+	38,  // 18: berth.v1.TopResponse.tasks:type_name -> berth.v1.TaskStats
+	117, // 19: berth.v1.CreateAPITokenRequest.ttl:type_name -> google.protobuf.Duration
+	118, // 20: berth.v1.CreateAPITokenResponse.token:type_name -> berth.v1.APIToken
+	118, // 21: berth.v1.ListAPITokensResponse.tokens:type_name -> berth.v1.APIToken
+	110, // 22: berth.v1.BuildHeader.build_args:type_name -> berth.v1.BuildHeader.BuildArgsEntry
+	47,  // 23: berth.v1.BuildHeader.secrets:type_name -> berth.v1.BuildSecret
+	46,  // 24: berth.v1.BuildRequest.header:type_name -> berth.v1.BuildHeader
+	49,  // 25: berth.v1.BuildEvent.result:type_name -> berth.v1.BuildResult
+	119, // 26: berth.v1.ListRegistriesResponse.registries:type_name -> berth.v1.RegistryCredential
+	120, // 27: berth.v1.UpdateNodeRequest.availability:type_name -> berth.v1.NodeAvailability
+	111, // 28: berth.v1.UpdateNodeRequest.set_labels:type_name -> berth.v1.UpdateNodeRequest.SetLabelsEntry
+	121, // 29: berth.v1.UpdateSettingsRequest.settings:type_name -> berth.v1.ClusterSettings
+	122, // 30: berth.v1.ApplyRequest.services:type_name -> berth.v1.Service
+	32,  // 31: berth.v1.ApplyRequest.networks:type_name -> berth.v1.AppNetwork
+	23,  // 32: berth.v1.ApplyRequest.secrets:type_name -> berth.v1.AppFile
+	23,  // 33: berth.v1.ApplyRequest.configs:type_name -> berth.v1.AppFile
+	24,  // 34: berth.v1.ApplyRequest.volumes:type_name -> berth.v1.AppVolume
+	0,   // 35: berth.v1.ServiceChange.action:type_name -> berth.v1.ChangeAction
+	69,  // 36: berth.v1.ApplyResponse.changes:type_name -> berth.v1.ServiceChange
+	74,  // 37: berth.v1.ListAppsResponse.apps:type_name -> berth.v1.App
+	122, // 38: berth.v1.ServiceSummary.service:type_name -> berth.v1.Service
+	78,  // 39: berth.v1.ListServicesResponse.services:type_name -> berth.v1.ServiceSummary
+	123, // 40: berth.v1.ListTasksResponse.tasks:type_name -> berth.v1.Task
+	124, // 41: berth.v1.ListNodesResponse.nodes:type_name -> berth.v1.Node
+	116, // 42: berth.v1.ListEventsRequest.since:type_name -> google.protobuf.Timestamp
+	125, // 43: berth.v1.ListEventsResponse.events:type_name -> berth.v1.Event
+	1,   // 44: berth.v1.WatchEvent.action:type_name -> berth.v1.WatchAction
+	124, // 45: berth.v1.WatchEvent.node:type_name -> berth.v1.Node
+	122, // 46: berth.v1.WatchEvent.service:type_name -> berth.v1.Service
+	123, // 47: berth.v1.WatchEvent.task:type_name -> berth.v1.Task
+	116, // 48: berth.v1.LogsRequest.since:type_name -> google.protobuf.Timestamp
+	2,   // 49: berth.v1.LogEntry.stream:type_name -> berth.v1.LogStream
+	116, // 50: berth.v1.LogEntry.at:type_name -> google.protobuf.Timestamp
+	90,  // 51: berth.v1.ImportImageRequest.header:type_name -> berth.v1.ImportImageHeader
+	94,  // 52: berth.v1.NodeImportResult.images:type_name -> berth.v1.Image
+	92,  // 53: berth.v1.ImportImageResponse.results:type_name -> berth.v1.NodeImportResult
+	116, // 54: berth.v1.Image.created_at:type_name -> google.protobuf.Timestamp
+	94,  // 55: berth.v1.NodeImages.images:type_name -> berth.v1.Image
+	96,  // 56: berth.v1.ListImagesResponse.nodes:type_name -> berth.v1.NodeImages
+	117, // 57: berth.v1.JoinTokenRequest.ttl:type_name -> google.protobuf.Duration
+	116, // 58: berth.v1.JoinTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
+	126, // 59: berth.v1.ListServersResponse.servers:type_name -> berth.v1.ServerInfo
+	68,  // 60: berth.v1.ClusterService.Apply:input_type -> berth.v1.ApplyRequest
+	71,  // 61: berth.v1.ClusterService.DeleteApp:input_type -> berth.v1.DeleteAppRequest
+	73,  // 62: berth.v1.ClusterService.ListApps:input_type -> berth.v1.ListAppsRequest
+	76,  // 63: berth.v1.ClusterService.GetService:input_type -> berth.v1.GetServiceRequest
+	77,  // 64: berth.v1.ClusterService.ListServices:input_type -> berth.v1.ListServicesRequest
+	80,  // 65: berth.v1.ClusterService.ListTasks:input_type -> berth.v1.ListTasksRequest
+	82,  // 66: berth.v1.ClusterService.ListNodes:input_type -> berth.v1.ListNodesRequest
+	84,  // 67: berth.v1.ClusterService.ListEvents:input_type -> berth.v1.ListEventsRequest
+	86,  // 68: berth.v1.ClusterService.Watch:input_type -> berth.v1.WatchRequest
+	88,  // 69: berth.v1.ClusterService.Logs:input_type -> berth.v1.LogsRequest
+	91,  // 70: berth.v1.ClusterService.ImportImage:input_type -> berth.v1.ImportImageRequest
+	95,  // 71: berth.v1.ClusterService.ListImages:input_type -> berth.v1.ListImagesRequest
+	98,  // 72: berth.v1.ClusterService.JoinToken:input_type -> berth.v1.JoinTokenRequest
+	100, // 73: berth.v1.ClusterService.Version:input_type -> berth.v1.VersionRequest
+	101, // 74: berth.v1.ClusterService.ListServers:input_type -> berth.v1.ListServersRequest
+	60,  // 75: berth.v1.ClusterService.ScaleService:input_type -> berth.v1.ScaleServiceRequest
+	61,  // 76: berth.v1.ClusterService.RestartService:input_type -> berth.v1.RestartServiceRequest
+	62,  // 77: berth.v1.ClusterService.RollbackService:input_type -> berth.v1.RollbackServiceRequest
+	63,  // 78: berth.v1.ClusterService.UpdateNode:input_type -> berth.v1.UpdateNodeRequest
+	64,  // 79: berth.v1.ClusterService.Rebalance:input_type -> berth.v1.RebalanceRequest
+	66,  // 80: berth.v1.ClusterService.GetSettings:input_type -> berth.v1.GetSettingsRequest
+	67,  // 81: berth.v1.ClusterService.UpdateSettings:input_type -> berth.v1.UpdateSettingsRequest
+	48,  // 82: berth.v1.ClusterService.Build:input_type -> berth.v1.BuildRequest
+	51,  // 83: berth.v1.ClusterService.PullImage:input_type -> berth.v1.PullImageRequest
+	52,  // 84: berth.v1.ClusterService.PushImage:input_type -> berth.v1.PushImageRequest
+	54,  // 85: berth.v1.ClusterService.Login:input_type -> berth.v1.LoginRequest
+	56,  // 86: berth.v1.ClusterService.Logout:input_type -> berth.v1.LogoutRequest
+	58,  // 87: berth.v1.ClusterService.ListRegistries:input_type -> berth.v1.ListRegistriesRequest
+	84,  // 88: berth.v1.ClusterService.WatchEvents:input_type -> berth.v1.ListEventsRequest
+	35,  // 89: berth.v1.ClusterService.Exec:input_type -> berth.v1.ExecRequest
+	37,  // 90: berth.v1.ClusterService.Top:input_type -> berth.v1.TopRequest
+	40,  // 91: berth.v1.ClusterService.CreateAPIToken:input_type -> berth.v1.CreateAPITokenRequest
+	42,  // 92: berth.v1.ClusterService.ListAPITokens:input_type -> berth.v1.ListAPITokensRequest
+	44,  // 93: berth.v1.ClusterService.RevokeAPIToken:input_type -> berth.v1.RevokeAPITokenRequest
+	25,  // 94: berth.v1.ClusterService.CreateNetwork:input_type -> berth.v1.CreateNetworkRequest
+	26,  // 95: berth.v1.ClusterService.ListNetworks:input_type -> berth.v1.ListNetworksRequest
+	29,  // 96: berth.v1.ClusterService.GetNetwork:input_type -> berth.v1.GetNetworkRequest
+	30,  // 97: berth.v1.ClusterService.RemoveNetwork:input_type -> berth.v1.RemoveNetworkRequest
+	3,   // 98: berth.v1.ClusterService.ListVolumes:input_type -> berth.v1.ListVolumesRequest
+	6,   // 99: berth.v1.ClusterService.GetVolume:input_type -> berth.v1.GetVolumeRequest
+	7,   // 100: berth.v1.ClusterService.RemoveVolume:input_type -> berth.v1.RemoveVolumeRequest
+	9,   // 101: berth.v1.ClusterService.CreateSecret:input_type -> berth.v1.CreateSecretRequest
+	11,  // 102: berth.v1.ClusterService.ListSecrets:input_type -> berth.v1.ListSecretsRequest
+	13,  // 103: berth.v1.ClusterService.GetSecret:input_type -> berth.v1.GetSecretRequest
+	14,  // 104: berth.v1.ClusterService.RemoveSecret:input_type -> berth.v1.RemoveSecretRequest
+	16,  // 105: berth.v1.ClusterService.CreateConfig:input_type -> berth.v1.CreateConfigRequest
+	18,  // 106: berth.v1.ClusterService.ListConfigs:input_type -> berth.v1.ListConfigsRequest
+	20,  // 107: berth.v1.ClusterService.GetConfig:input_type -> berth.v1.GetConfigRequest
+	21,  // 108: berth.v1.ClusterService.RemoveConfig:input_type -> berth.v1.RemoveConfigRequest
+	70,  // 109: berth.v1.ClusterService.Apply:output_type -> berth.v1.ApplyResponse
+	72,  // 110: berth.v1.ClusterService.DeleteApp:output_type -> berth.v1.DeleteAppResponse
+	75,  // 111: berth.v1.ClusterService.ListApps:output_type -> berth.v1.ListAppsResponse
+	122, // 112: berth.v1.ClusterService.GetService:output_type -> berth.v1.Service
+	79,  // 113: berth.v1.ClusterService.ListServices:output_type -> berth.v1.ListServicesResponse
+	81,  // 114: berth.v1.ClusterService.ListTasks:output_type -> berth.v1.ListTasksResponse
+	83,  // 115: berth.v1.ClusterService.ListNodes:output_type -> berth.v1.ListNodesResponse
+	85,  // 116: berth.v1.ClusterService.ListEvents:output_type -> berth.v1.ListEventsResponse
+	87,  // 117: berth.v1.ClusterService.Watch:output_type -> berth.v1.WatchEvent
+	89,  // 118: berth.v1.ClusterService.Logs:output_type -> berth.v1.LogEntry
+	93,  // 119: berth.v1.ClusterService.ImportImage:output_type -> berth.v1.ImportImageResponse
+	97,  // 120: berth.v1.ClusterService.ListImages:output_type -> berth.v1.ListImagesResponse
+	99,  // 121: berth.v1.ClusterService.JoinToken:output_type -> berth.v1.JoinTokenResponse
+	103, // 122: berth.v1.ClusterService.Version:output_type -> berth.v1.VersionResponse
+	102, // 123: berth.v1.ClusterService.ListServers:output_type -> berth.v1.ListServersResponse
+	122, // 124: berth.v1.ClusterService.ScaleService:output_type -> berth.v1.Service
+	122, // 125: berth.v1.ClusterService.RestartService:output_type -> berth.v1.Service
+	122, // 126: berth.v1.ClusterService.RollbackService:output_type -> berth.v1.Service
+	124, // 127: berth.v1.ClusterService.UpdateNode:output_type -> berth.v1.Node
+	65,  // 128: berth.v1.ClusterService.Rebalance:output_type -> berth.v1.RebalanceResponse
+	121, // 129: berth.v1.ClusterService.GetSettings:output_type -> berth.v1.ClusterSettings
+	121, // 130: berth.v1.ClusterService.UpdateSettings:output_type -> berth.v1.ClusterSettings
+	50,  // 131: berth.v1.ClusterService.Build:output_type -> berth.v1.BuildEvent
+	53,  // 132: berth.v1.ClusterService.PullImage:output_type -> berth.v1.ImageProgress
+	53,  // 133: berth.v1.ClusterService.PushImage:output_type -> berth.v1.ImageProgress
+	55,  // 134: berth.v1.ClusterService.Login:output_type -> berth.v1.LoginResponse
+	57,  // 135: berth.v1.ClusterService.Logout:output_type -> berth.v1.LogoutResponse
+	59,  // 136: berth.v1.ClusterService.ListRegistries:output_type -> berth.v1.ListRegistriesResponse
+	125, // 137: berth.v1.ClusterService.WatchEvents:output_type -> berth.v1.Event
+	36,  // 138: berth.v1.ClusterService.Exec:output_type -> berth.v1.ExecResponse
+	39,  // 139: berth.v1.ClusterService.Top:output_type -> berth.v1.TopResponse
+	41,  // 140: berth.v1.ClusterService.CreateAPIToken:output_type -> berth.v1.CreateAPITokenResponse
+	43,  // 141: berth.v1.ClusterService.ListAPITokens:output_type -> berth.v1.ListAPITokensResponse
+	45,  // 142: berth.v1.ClusterService.RevokeAPIToken:output_type -> berth.v1.RevokeAPITokenResponse
+	115, // 143: berth.v1.ClusterService.CreateNetwork:output_type -> berth.v1.Network
+	28,  // 144: berth.v1.ClusterService.ListNetworks:output_type -> berth.v1.ListNetworksResponse
+	27,  // 145: berth.v1.ClusterService.GetNetwork:output_type -> berth.v1.NetworkSummary
+	31,  // 146: berth.v1.ClusterService.RemoveNetwork:output_type -> berth.v1.RemoveNetworkResponse
+	5,   // 147: berth.v1.ClusterService.ListVolumes:output_type -> berth.v1.ListVolumesResponse
+	4,   // 148: berth.v1.ClusterService.GetVolume:output_type -> berth.v1.VolumeSummary
+	8,   // 149: berth.v1.ClusterService.RemoveVolume:output_type -> berth.v1.RemoveVolumeResponse
+	113, // 150: berth.v1.ClusterService.CreateSecret:output_type -> berth.v1.Secret
+	12,  // 151: berth.v1.ClusterService.ListSecrets:output_type -> berth.v1.ListSecretsResponse
+	10,  // 152: berth.v1.ClusterService.GetSecret:output_type -> berth.v1.SecretSummary
+	15,  // 153: berth.v1.ClusterService.RemoveSecret:output_type -> berth.v1.RemoveSecretResponse
+	114, // 154: berth.v1.ClusterService.CreateConfig:output_type -> berth.v1.Config
+	19,  // 155: berth.v1.ClusterService.ListConfigs:output_type -> berth.v1.ListConfigsResponse
+	17,  // 156: berth.v1.ClusterService.GetConfig:output_type -> berth.v1.ConfigSummary
+	22,  // 157: berth.v1.ClusterService.RemoveConfig:output_type -> berth.v1.RemoveConfigResponse
+	109, // [109:158] is the sub-list for method output_type
+	60,  // [60:109] is the sub-list for method input_type
+	60,  // [60:60] is the sub-list for extension type_name
+	60,  // [60:60] is the sub-list for extension extendee
+	0,   // [0:60] is the sub-list for field type_name
 }
 
 func init() { file_berth_v1_cluster_proto_init() }
@@ -5566,32 +7037,32 @@ func file_berth_v1_cluster_proto_init() {
 		return
 	}
 	file_berth_v1_objects_proto_init()
-	file_berth_v1_cluster_proto_msgTypes[10].OneofWrappers = []any{
+	file_berth_v1_cluster_proto_msgTypes[32].OneofWrappers = []any{
 		(*ExecRequest_Start)(nil),
 		(*ExecRequest_Stdin)(nil),
 		(*ExecRequest_StdinClosed)(nil),
 		(*ExecRequest_Resize)(nil),
 	}
-	file_berth_v1_cluster_proto_msgTypes[11].OneofWrappers = []any{
+	file_berth_v1_cluster_proto_msgTypes[33].OneofWrappers = []any{
 		(*ExecResponse_Stdout)(nil),
 		(*ExecResponse_Stderr)(nil),
 		(*ExecResponse_ExitCode)(nil),
 		(*ExecResponse_TaskId)(nil),
 	}
-	file_berth_v1_cluster_proto_msgTypes[22].OneofWrappers = []any{
+	file_berth_v1_cluster_proto_msgTypes[45].OneofWrappers = []any{
 		(*BuildRequest_Header)(nil),
 		(*BuildRequest_ContextChunk)(nil),
 	}
-	file_berth_v1_cluster_proto_msgTypes[24].OneofWrappers = []any{
+	file_berth_v1_cluster_proto_msgTypes[47].OneofWrappers = []any{
 		(*BuildEvent_Status)(nil),
 		(*BuildEvent_Result)(nil),
 	}
-	file_berth_v1_cluster_proto_msgTypes[61].OneofWrappers = []any{
+	file_berth_v1_cluster_proto_msgTypes[84].OneofWrappers = []any{
 		(*WatchEvent_Node)(nil),
 		(*WatchEvent_Service)(nil),
 		(*WatchEvent_Task)(nil),
 	}
-	file_berth_v1_cluster_proto_msgTypes[65].OneofWrappers = []any{
+	file_berth_v1_cluster_proto_msgTypes[88].OneofWrappers = []any{
 		(*ImportImageRequest_Header)(nil),
 		(*ImportImageRequest_Chunk)(nil),
 	}
@@ -5601,7 +7072,7 @@ func file_berth_v1_cluster_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_berth_v1_cluster_proto_rawDesc), len(file_berth_v1_cluster_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   82,
+			NumMessages:   109,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

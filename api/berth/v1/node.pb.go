@@ -22,6 +22,304 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type NodeVolumeRef struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Namespace     string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NodeVolumeRef) Reset() {
+	*x = NodeVolumeRef{}
+	mi := &file_berth_v1_node_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NodeVolumeRef) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NodeVolumeRef) ProtoMessage() {}
+
+func (x *NodeVolumeRef) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_node_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NodeVolumeRef.ProtoReflect.Descriptor instead.
+func (*NodeVolumeRef) Descriptor() ([]byte, []int) {
+	return file_berth_v1_node_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *NodeVolumeRef) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *NodeVolumeRef) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type NodeVolumeUsageRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// volumes limits the answer; empty means all of the node's volumes.
+	Volumes       []*NodeVolumeRef `protobuf:"bytes,1,rep,name=volumes,proto3" json:"volumes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NodeVolumeUsageRequest) Reset() {
+	*x = NodeVolumeUsageRequest{}
+	mi := &file_berth_v1_node_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NodeVolumeUsageRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NodeVolumeUsageRequest) ProtoMessage() {}
+
+func (x *NodeVolumeUsageRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_node_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NodeVolumeUsageRequest.ProtoReflect.Descriptor instead.
+func (*NodeVolumeUsageRequest) Descriptor() ([]byte, []int) {
+	return file_berth_v1_node_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *NodeVolumeUsageRequest) GetVolumes() []*NodeVolumeRef {
+	if x != nil {
+		return x.Volumes
+	}
+	return nil
+}
+
+type NodeVolumeUsage struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Namespace string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	Name      string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	SizeBytes int64                  `protobuf:"varint,3,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
+	// exists is false for a volume the node has no data of yet.
+	Exists        bool `protobuf:"varint,4,opt,name=exists,proto3" json:"exists,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NodeVolumeUsage) Reset() {
+	*x = NodeVolumeUsage{}
+	mi := &file_berth_v1_node_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NodeVolumeUsage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NodeVolumeUsage) ProtoMessage() {}
+
+func (x *NodeVolumeUsage) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_node_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NodeVolumeUsage.ProtoReflect.Descriptor instead.
+func (*NodeVolumeUsage) Descriptor() ([]byte, []int) {
+	return file_berth_v1_node_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *NodeVolumeUsage) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *NodeVolumeUsage) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *NodeVolumeUsage) GetSizeBytes() int64 {
+	if x != nil {
+		return x.SizeBytes
+	}
+	return 0
+}
+
+func (x *NodeVolumeUsage) GetExists() bool {
+	if x != nil {
+		return x.Exists
+	}
+	return false
+}
+
+type NodeVolumeUsageResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Volumes       []*NodeVolumeUsage     `protobuf:"bytes,1,rep,name=volumes,proto3" json:"volumes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NodeVolumeUsageResponse) Reset() {
+	*x = NodeVolumeUsageResponse{}
+	mi := &file_berth_v1_node_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NodeVolumeUsageResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NodeVolumeUsageResponse) ProtoMessage() {}
+
+func (x *NodeVolumeUsageResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_node_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NodeVolumeUsageResponse.ProtoReflect.Descriptor instead.
+func (*NodeVolumeUsageResponse) Descriptor() ([]byte, []int) {
+	return file_berth_v1_node_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *NodeVolumeUsageResponse) GetVolumes() []*NodeVolumeUsage {
+	if x != nil {
+		return x.Volumes
+	}
+	return nil
+}
+
+type NodeRemoveVolumeRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Namespace     string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NodeRemoveVolumeRequest) Reset() {
+	*x = NodeRemoveVolumeRequest{}
+	mi := &file_berth_v1_node_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NodeRemoveVolumeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NodeRemoveVolumeRequest) ProtoMessage() {}
+
+func (x *NodeRemoveVolumeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_node_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NodeRemoveVolumeRequest.ProtoReflect.Descriptor instead.
+func (*NodeRemoveVolumeRequest) Descriptor() ([]byte, []int) {
+	return file_berth_v1_node_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *NodeRemoveVolumeRequest) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *NodeRemoveVolumeRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type NodeRemoveVolumeResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NodeRemoveVolumeResponse) Reset() {
+	*x = NodeRemoveVolumeResponse{}
+	mi := &file_berth_v1_node_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NodeRemoveVolumeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NodeRemoveVolumeResponse) ProtoMessage() {}
+
+func (x *NodeRemoveVolumeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_node_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NodeRemoveVolumeResponse.ProtoReflect.Descriptor instead.
+func (*NodeRemoveVolumeResponse) Descriptor() ([]byte, []int) {
+	return file_berth_v1_node_proto_rawDescGZIP(), []int{5}
+}
+
 type NodeStatsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// task_ids limits the answer to these tasks; empty means all.
@@ -32,7 +330,7 @@ type NodeStatsRequest struct {
 
 func (x *NodeStatsRequest) Reset() {
 	*x = NodeStatsRequest{}
-	mi := &file_berth_v1_node_proto_msgTypes[0]
+	mi := &file_berth_v1_node_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -44,7 +342,7 @@ func (x *NodeStatsRequest) String() string {
 func (*NodeStatsRequest) ProtoMessage() {}
 
 func (x *NodeStatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_node_proto_msgTypes[0]
+	mi := &file_berth_v1_node_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -57,7 +355,7 @@ func (x *NodeStatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeStatsRequest.ProtoReflect.Descriptor instead.
 func (*NodeStatsRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_node_proto_rawDescGZIP(), []int{0}
+	return file_berth_v1_node_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *NodeStatsRequest) GetTaskIds() []string {
@@ -76,7 +374,7 @@ type NodeStatsResponse struct {
 
 func (x *NodeStatsResponse) Reset() {
 	*x = NodeStatsResponse{}
-	mi := &file_berth_v1_node_proto_msgTypes[1]
+	mi := &file_berth_v1_node_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -88,7 +386,7 @@ func (x *NodeStatsResponse) String() string {
 func (*NodeStatsResponse) ProtoMessage() {}
 
 func (x *NodeStatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_node_proto_msgTypes[1]
+	mi := &file_berth_v1_node_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -101,7 +399,7 @@ func (x *NodeStatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeStatsResponse.ProtoReflect.Descriptor instead.
 func (*NodeStatsResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_node_proto_rawDescGZIP(), []int{1}
+	return file_berth_v1_node_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *NodeStatsResponse) GetTasks() []*TaskStats {
@@ -121,7 +419,7 @@ type NodePullImageRequest struct {
 
 func (x *NodePullImageRequest) Reset() {
 	*x = NodePullImageRequest{}
-	mi := &file_berth_v1_node_proto_msgTypes[2]
+	mi := &file_berth_v1_node_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -133,7 +431,7 @@ func (x *NodePullImageRequest) String() string {
 func (*NodePullImageRequest) ProtoMessage() {}
 
 func (x *NodePullImageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_node_proto_msgTypes[2]
+	mi := &file_berth_v1_node_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -146,7 +444,7 @@ func (x *NodePullImageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodePullImageRequest.ProtoReflect.Descriptor instead.
 func (*NodePullImageRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_node_proto_rawDescGZIP(), []int{2}
+	return file_berth_v1_node_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *NodePullImageRequest) GetImage() string {
@@ -174,7 +472,7 @@ type NodePushImageRequest struct {
 
 func (x *NodePushImageRequest) Reset() {
 	*x = NodePushImageRequest{}
-	mi := &file_berth_v1_node_proto_msgTypes[3]
+	mi := &file_berth_v1_node_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -186,7 +484,7 @@ func (x *NodePushImageRequest) String() string {
 func (*NodePushImageRequest) ProtoMessage() {}
 
 func (x *NodePushImageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_node_proto_msgTypes[3]
+	mi := &file_berth_v1_node_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -199,7 +497,7 @@ func (x *NodePushImageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodePushImageRequest.ProtoReflect.Descriptor instead.
 func (*NodePushImageRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_node_proto_rawDescGZIP(), []int{3}
+	return file_berth_v1_node_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *NodePushImageRequest) GetImage() string {
@@ -229,7 +527,7 @@ type NodeLogsRequest struct {
 
 func (x *NodeLogsRequest) Reset() {
 	*x = NodeLogsRequest{}
-	mi := &file_berth_v1_node_proto_msgTypes[4]
+	mi := &file_berth_v1_node_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -241,7 +539,7 @@ func (x *NodeLogsRequest) String() string {
 func (*NodeLogsRequest) ProtoMessage() {}
 
 func (x *NodeLogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_node_proto_msgTypes[4]
+	mi := &file_berth_v1_node_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -254,7 +552,7 @@ func (x *NodeLogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeLogsRequest.ProtoReflect.Descriptor instead.
 func (*NodeLogsRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_node_proto_rawDescGZIP(), []int{4}
+	return file_berth_v1_node_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *NodeLogsRequest) GetTaskIds() []string {
@@ -294,7 +592,7 @@ type NodeImportImageRequest struct {
 
 func (x *NodeImportImageRequest) Reset() {
 	*x = NodeImportImageRequest{}
-	mi := &file_berth_v1_node_proto_msgTypes[5]
+	mi := &file_berth_v1_node_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -306,7 +604,7 @@ func (x *NodeImportImageRequest) String() string {
 func (*NodeImportImageRequest) ProtoMessage() {}
 
 func (x *NodeImportImageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_node_proto_msgTypes[5]
+	mi := &file_berth_v1_node_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -319,7 +617,7 @@ func (x *NodeImportImageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeImportImageRequest.ProtoReflect.Descriptor instead.
 func (*NodeImportImageRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_node_proto_rawDescGZIP(), []int{5}
+	return file_berth_v1_node_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *NodeImportImageRequest) GetChunk() []byte {
@@ -333,7 +631,24 @@ var File_berth_v1_node_proto protoreflect.FileDescriptor
 
 const file_berth_v1_node_proto_rawDesc = "" +
 	"\n" +
-	"\x13berth/v1/node.proto\x12\bberth.v1\x1a\x14berth/v1/agent.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16berth/v1/cluster.proto\"-\n" +
+	"\x13berth/v1/node.proto\x12\bberth.v1\x1a\x14berth/v1/agent.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16berth/v1/cluster.proto\"A\n" +
+	"\rNodeVolumeRef\x12\x1c\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\"K\n" +
+	"\x16NodeVolumeUsageRequest\x121\n" +
+	"\avolumes\x18\x01 \x03(\v2\x17.berth.v1.NodeVolumeRefR\avolumes\"z\n" +
+	"\x0fNodeVolumeUsage\x12\x1c\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1d\n" +
+	"\n" +
+	"size_bytes\x18\x03 \x01(\x03R\tsizeBytes\x12\x16\n" +
+	"\x06exists\x18\x04 \x01(\bR\x06exists\"N\n" +
+	"\x17NodeVolumeUsageResponse\x123\n" +
+	"\avolumes\x18\x01 \x03(\v2\x19.berth.v1.NodeVolumeUsageR\avolumes\"K\n" +
+	"\x17NodeRemoveVolumeRequest\x12\x1c\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\"\x1a\n" +
+	"\x18NodeRemoveVolumeResponse\"-\n" +
 	"\x10NodeStatsRequest\x12\x19\n" +
 	"\btask_ids\x18\x01 \x03(\tR\ataskIds\">\n" +
 	"\x11NodeStatsResponse\x12)\n" +
@@ -350,7 +665,7 @@ const file_berth_v1_node_proto_rawDesc = "" +
 	"\x04tail\x18\x03 \x01(\x03R\x04tail\x120\n" +
 	"\x05since\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\".\n" +
 	"\x16NodeImportImageRequest\x12\x14\n" +
-	"\x05chunk\x18\x01 \x01(\fR\x05chunk2\x9e\x04\n" +
+	"\x05chunk\x18\x01 \x01(\fR\x05chunk2\xc9\x05\n" +
 	"\vNodeService\x127\n" +
 	"\x04Logs\x12\x19.berth.v1.NodeLogsRequest\x1a\x12.berth.v1.LogEntry0\x01\x12M\n" +
 	"\vImportImage\x12 .berth.v1.NodeImportImageRequest\x1a\x1a.berth.v1.NodeImportResult(\x01\x12?\n" +
@@ -360,7 +675,9 @@ const file_berth_v1_node_proto_rawDesc = "" +
 	"\tPullImage\x12\x1e.berth.v1.NodePullImageRequest\x1a\x17.berth.v1.ImageProgress0\x01\x12F\n" +
 	"\tPushImage\x12\x1e.berth.v1.NodePushImageRequest\x1a\x17.berth.v1.ImageProgress0\x01\x129\n" +
 	"\x04Exec\x12\x15.berth.v1.ExecRequest\x1a\x16.berth.v1.ExecResponse(\x010\x01\x12@\n" +
-	"\x05Stats\x12\x1a.berth.v1.NodeStatsRequest\x1a\x1b.berth.v1.NodeStatsResponseB4Z2github.com/berthproject/berth/api/berth/v1;berthv1b\x06proto3"
+	"\x05Stats\x12\x1a.berth.v1.NodeStatsRequest\x1a\x1b.berth.v1.NodeStatsResponse\x12R\n" +
+	"\vVolumeUsage\x12 .berth.v1.NodeVolumeUsageRequest\x1a!.berth.v1.NodeVolumeUsageResponse\x12U\n" +
+	"\fRemoveVolume\x12!.berth.v1.NodeRemoveVolumeRequest\x1a\".berth.v1.NodeRemoveVolumeResponseB4Z2github.com/berthproject/berth/api/berth/v1;berthv1b\x06proto3"
 
 var (
 	file_berth_v1_node_proto_rawDescOnce sync.Once
@@ -374,53 +691,65 @@ func file_berth_v1_node_proto_rawDescGZIP() []byte {
 	return file_berth_v1_node_proto_rawDescData
 }
 
-var file_berth_v1_node_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_berth_v1_node_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_berth_v1_node_proto_goTypes = []any{
-	(*NodeStatsRequest)(nil),       // 0: berth.v1.NodeStatsRequest
-	(*NodeStatsResponse)(nil),      // 1: berth.v1.NodeStatsResponse
-	(*NodePullImageRequest)(nil),   // 2: berth.v1.NodePullImageRequest
-	(*NodePushImageRequest)(nil),   // 3: berth.v1.NodePushImageRequest
-	(*NodeLogsRequest)(nil),        // 4: berth.v1.NodeLogsRequest
-	(*NodeImportImageRequest)(nil), // 5: berth.v1.NodeImportImageRequest
-	(*TaskStats)(nil),              // 6: berth.v1.TaskStats
-	(*ImageSource)(nil),            // 7: berth.v1.ImageSource
-	(*timestamppb.Timestamp)(nil),  // 8: google.protobuf.Timestamp
-	(*ListImagesRequest)(nil),      // 9: berth.v1.ListImagesRequest
-	(*BuildRequest)(nil),           // 10: berth.v1.BuildRequest
-	(*ExecRequest)(nil),            // 11: berth.v1.ExecRequest
-	(*LogEntry)(nil),               // 12: berth.v1.LogEntry
-	(*NodeImportResult)(nil),       // 13: berth.v1.NodeImportResult
-	(*NodeImages)(nil),             // 14: berth.v1.NodeImages
-	(*BuildEvent)(nil),             // 15: berth.v1.BuildEvent
-	(*ImageProgress)(nil),          // 16: berth.v1.ImageProgress
-	(*ExecResponse)(nil),           // 17: berth.v1.ExecResponse
+	(*NodeVolumeRef)(nil),            // 0: berth.v1.NodeVolumeRef
+	(*NodeVolumeUsageRequest)(nil),   // 1: berth.v1.NodeVolumeUsageRequest
+	(*NodeVolumeUsage)(nil),          // 2: berth.v1.NodeVolumeUsage
+	(*NodeVolumeUsageResponse)(nil),  // 3: berth.v1.NodeVolumeUsageResponse
+	(*NodeRemoveVolumeRequest)(nil),  // 4: berth.v1.NodeRemoveVolumeRequest
+	(*NodeRemoveVolumeResponse)(nil), // 5: berth.v1.NodeRemoveVolumeResponse
+	(*NodeStatsRequest)(nil),         // 6: berth.v1.NodeStatsRequest
+	(*NodeStatsResponse)(nil),        // 7: berth.v1.NodeStatsResponse
+	(*NodePullImageRequest)(nil),     // 8: berth.v1.NodePullImageRequest
+	(*NodePushImageRequest)(nil),     // 9: berth.v1.NodePushImageRequest
+	(*NodeLogsRequest)(nil),          // 10: berth.v1.NodeLogsRequest
+	(*NodeImportImageRequest)(nil),   // 11: berth.v1.NodeImportImageRequest
+	(*TaskStats)(nil),                // 12: berth.v1.TaskStats
+	(*ImageSource)(nil),              // 13: berth.v1.ImageSource
+	(*timestamppb.Timestamp)(nil),    // 14: google.protobuf.Timestamp
+	(*ListImagesRequest)(nil),        // 15: berth.v1.ListImagesRequest
+	(*BuildRequest)(nil),             // 16: berth.v1.BuildRequest
+	(*ExecRequest)(nil),              // 17: berth.v1.ExecRequest
+	(*LogEntry)(nil),                 // 18: berth.v1.LogEntry
+	(*NodeImportResult)(nil),         // 19: berth.v1.NodeImportResult
+	(*NodeImages)(nil),               // 20: berth.v1.NodeImages
+	(*BuildEvent)(nil),               // 21: berth.v1.BuildEvent
+	(*ImageProgress)(nil),            // 22: berth.v1.ImageProgress
+	(*ExecResponse)(nil),             // 23: berth.v1.ExecResponse
 }
 var file_berth_v1_node_proto_depIdxs = []int32{
-	6,  // 0: berth.v1.NodeStatsResponse.tasks:type_name -> berth.v1.TaskStats
-	7,  // 1: berth.v1.NodePullImageRequest.source:type_name -> berth.v1.ImageSource
-	7,  // 2: berth.v1.NodePushImageRequest.source:type_name -> berth.v1.ImageSource
-	8,  // 3: berth.v1.NodeLogsRequest.since:type_name -> google.protobuf.Timestamp
-	4,  // 4: berth.v1.NodeService.Logs:input_type -> berth.v1.NodeLogsRequest
-	5,  // 5: berth.v1.NodeService.ImportImage:input_type -> berth.v1.NodeImportImageRequest
-	9,  // 6: berth.v1.NodeService.ListImages:input_type -> berth.v1.ListImagesRequest
-	10, // 7: berth.v1.NodeService.Build:input_type -> berth.v1.BuildRequest
-	2,  // 8: berth.v1.NodeService.PullImage:input_type -> berth.v1.NodePullImageRequest
-	3,  // 9: berth.v1.NodeService.PushImage:input_type -> berth.v1.NodePushImageRequest
-	11, // 10: berth.v1.NodeService.Exec:input_type -> berth.v1.ExecRequest
-	0,  // 11: berth.v1.NodeService.Stats:input_type -> berth.v1.NodeStatsRequest
-	12, // 12: berth.v1.NodeService.Logs:output_type -> berth.v1.LogEntry
-	13, // 13: berth.v1.NodeService.ImportImage:output_type -> berth.v1.NodeImportResult
-	14, // 14: berth.v1.NodeService.ListImages:output_type -> berth.v1.NodeImages
-	15, // 15: berth.v1.NodeService.Build:output_type -> berth.v1.BuildEvent
-	16, // 16: berth.v1.NodeService.PullImage:output_type -> berth.v1.ImageProgress
-	16, // 17: berth.v1.NodeService.PushImage:output_type -> berth.v1.ImageProgress
-	17, // 18: berth.v1.NodeService.Exec:output_type -> berth.v1.ExecResponse
-	1,  // 19: berth.v1.NodeService.Stats:output_type -> berth.v1.NodeStatsResponse
-	12, // [12:20] is the sub-list for method output_type
-	4,  // [4:12] is the sub-list for method input_type
-	4,  // [4:4] is the sub-list for extension type_name
-	4,  // [4:4] is the sub-list for extension extendee
-	0,  // [0:4] is the sub-list for field type_name
+	0,  // 0: berth.v1.NodeVolumeUsageRequest.volumes:type_name -> berth.v1.NodeVolumeRef
+	2,  // 1: berth.v1.NodeVolumeUsageResponse.volumes:type_name -> berth.v1.NodeVolumeUsage
+	12, // 2: berth.v1.NodeStatsResponse.tasks:type_name -> berth.v1.TaskStats
+	13, // 3: berth.v1.NodePullImageRequest.source:type_name -> berth.v1.ImageSource
+	13, // 4: berth.v1.NodePushImageRequest.source:type_name -> berth.v1.ImageSource
+	14, // 5: berth.v1.NodeLogsRequest.since:type_name -> google.protobuf.Timestamp
+	10, // 6: berth.v1.NodeService.Logs:input_type -> berth.v1.NodeLogsRequest
+	11, // 7: berth.v1.NodeService.ImportImage:input_type -> berth.v1.NodeImportImageRequest
+	15, // 8: berth.v1.NodeService.ListImages:input_type -> berth.v1.ListImagesRequest
+	16, // 9: berth.v1.NodeService.Build:input_type -> berth.v1.BuildRequest
+	8,  // 10: berth.v1.NodeService.PullImage:input_type -> berth.v1.NodePullImageRequest
+	9,  // 11: berth.v1.NodeService.PushImage:input_type -> berth.v1.NodePushImageRequest
+	17, // 12: berth.v1.NodeService.Exec:input_type -> berth.v1.ExecRequest
+	6,  // 13: berth.v1.NodeService.Stats:input_type -> berth.v1.NodeStatsRequest
+	1,  // 14: berth.v1.NodeService.VolumeUsage:input_type -> berth.v1.NodeVolumeUsageRequest
+	4,  // 15: berth.v1.NodeService.RemoveVolume:input_type -> berth.v1.NodeRemoveVolumeRequest
+	18, // 16: berth.v1.NodeService.Logs:output_type -> berth.v1.LogEntry
+	19, // 17: berth.v1.NodeService.ImportImage:output_type -> berth.v1.NodeImportResult
+	20, // 18: berth.v1.NodeService.ListImages:output_type -> berth.v1.NodeImages
+	21, // 19: berth.v1.NodeService.Build:output_type -> berth.v1.BuildEvent
+	22, // 20: berth.v1.NodeService.PullImage:output_type -> berth.v1.ImageProgress
+	22, // 21: berth.v1.NodeService.PushImage:output_type -> berth.v1.ImageProgress
+	23, // 22: berth.v1.NodeService.Exec:output_type -> berth.v1.ExecResponse
+	7,  // 23: berth.v1.NodeService.Stats:output_type -> berth.v1.NodeStatsResponse
+	3,  // 24: berth.v1.NodeService.VolumeUsage:output_type -> berth.v1.NodeVolumeUsageResponse
+	5,  // 25: berth.v1.NodeService.RemoveVolume:output_type -> berth.v1.NodeRemoveVolumeResponse
+	16, // [16:26] is the sub-list for method output_type
+	6,  // [6:16] is the sub-list for method input_type
+	6,  // [6:6] is the sub-list for extension type_name
+	6,  // [6:6] is the sub-list for extension extendee
+	0,  // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_berth_v1_node_proto_init() }
@@ -436,7 +765,7 @@ func file_berth_v1_node_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_berth_v1_node_proto_rawDesc), len(file_berth_v1_node_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   6,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,14 +19,16 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	NodeService_Logs_FullMethodName        = "/berth.v1.NodeService/Logs"
-	NodeService_ImportImage_FullMethodName = "/berth.v1.NodeService/ImportImage"
-	NodeService_ListImages_FullMethodName  = "/berth.v1.NodeService/ListImages"
-	NodeService_Build_FullMethodName       = "/berth.v1.NodeService/Build"
-	NodeService_PullImage_FullMethodName   = "/berth.v1.NodeService/PullImage"
-	NodeService_PushImage_FullMethodName   = "/berth.v1.NodeService/PushImage"
-	NodeService_Exec_FullMethodName        = "/berth.v1.NodeService/Exec"
-	NodeService_Stats_FullMethodName       = "/berth.v1.NodeService/Stats"
+	NodeService_Logs_FullMethodName         = "/berth.v1.NodeService/Logs"
+	NodeService_ImportImage_FullMethodName  = "/berth.v1.NodeService/ImportImage"
+	NodeService_ListImages_FullMethodName   = "/berth.v1.NodeService/ListImages"
+	NodeService_Build_FullMethodName        = "/berth.v1.NodeService/Build"
+	NodeService_PullImage_FullMethodName    = "/berth.v1.NodeService/PullImage"
+	NodeService_PushImage_FullMethodName    = "/berth.v1.NodeService/PushImage"
+	NodeService_Exec_FullMethodName         = "/berth.v1.NodeService/Exec"
+	NodeService_Stats_FullMethodName        = "/berth.v1.NodeService/Stats"
+	NodeService_VolumeUsage_FullMethodName  = "/berth.v1.NodeService/VolumeUsage"
+	NodeService_RemoveVolume_FullMethodName = "/berth.v1.NodeService/RemoveVolume"
 )
 
 // NodeServiceClient is the client API for NodeService service.
@@ -55,6 +57,11 @@ type NodeServiceClient interface {
 	Exec(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ExecRequest, ExecResponse], error)
 	// Stats reports the resource use of the node's tasks.
 	Stats(ctx context.Context, in *NodeStatsRequest, opts ...grpc.CallOption) (*NodeStatsResponse, error)
+	// VolumeUsage reports the size of the node's volumes.
+	VolumeUsage(ctx context.Context, in *NodeVolumeUsageRequest, opts ...grpc.CallOption) (*NodeVolumeUsageResponse, error)
+	// RemoveVolume deletes a volume's data; refused while a container of
+	// the node uses it.
+	RemoveVolume(ctx context.Context, in *NodeRemoveVolumeRequest, opts ...grpc.CallOption) (*NodeRemoveVolumeResponse, error)
 }
 
 type nodeServiceClient struct {
@@ -181,6 +188,26 @@ func (c *nodeServiceClient) Stats(ctx context.Context, in *NodeStatsRequest, opt
 	return out, nil
 }
 
+func (c *nodeServiceClient) VolumeUsage(ctx context.Context, in *NodeVolumeUsageRequest, opts ...grpc.CallOption) (*NodeVolumeUsageResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(NodeVolumeUsageResponse)
+	err := c.cc.Invoke(ctx, NodeService_VolumeUsage_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *nodeServiceClient) RemoveVolume(ctx context.Context, in *NodeRemoveVolumeRequest, opts ...grpc.CallOption) (*NodeRemoveVolumeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(NodeRemoveVolumeResponse)
+	err := c.cc.Invoke(ctx, NodeService_RemoveVolume_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // NodeServiceServer is the server API for NodeService service.
 // All implementations must embed UnimplementedNodeServiceServer
 // for forward compatibility.
@@ -207,6 +234,11 @@ type NodeServiceServer interface {
 	Exec(grpc.BidiStreamingServer[ExecRequest, ExecResponse]) error
 	// Stats reports the resource use of the node's tasks.
 	Stats(context.Context, *NodeStatsRequest) (*NodeStatsResponse, error)
+	// VolumeUsage reports the size of the node's volumes.
+	VolumeUsage(context.Context, *NodeVolumeUsageRequest) (*NodeVolumeUsageResponse, error)
+	// RemoveVolume deletes a volume's data; refused while a container of
+	// the node uses it.
+	RemoveVolume(context.Context, *NodeRemoveVolumeRequest) (*NodeRemoveVolumeResponse, error)
 	mustEmbedUnimplementedNodeServiceServer()
 }
 
@@ -240,6 +272,12 @@ func (UnimplementedNodeServiceServer) Exec(grpc.BidiStreamingServer[ExecRequest,
 }
 func (UnimplementedNodeServiceServer) Stats(context.Context, *NodeStatsRequest) (*NodeStatsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Stats not implemented")
+}
+func (UnimplementedNodeServiceServer) VolumeUsage(context.Context, *NodeVolumeUsageRequest) (*NodeVolumeUsageResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VolumeUsage not implemented")
+}
+func (UnimplementedNodeServiceServer) RemoveVolume(context.Context, *NodeRemoveVolumeRequest) (*NodeRemoveVolumeResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RemoveVolume not implemented")
 }
 func (UnimplementedNodeServiceServer) mustEmbedUnimplementedNodeServiceServer() {}
 func (UnimplementedNodeServiceServer) testEmbeddedByValue()                     {}
@@ -352,6 +390,42 @@ func _NodeService_Stats_Handler(srv interface{}, ctx context.Context, dec func(i
 	return interceptor(ctx, in, info, handler)
 }
 
+func _NodeService_VolumeUsage_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(NodeVolumeUsageRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(NodeServiceServer).VolumeUsage(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: NodeService_VolumeUsage_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(NodeServiceServer).VolumeUsage(ctx, req.(*NodeVolumeUsageRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _NodeService_RemoveVolume_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(NodeRemoveVolumeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(NodeServiceServer).RemoveVolume(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: NodeService_RemoveVolume_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(NodeServiceServer).RemoveVolume(ctx, req.(*NodeRemoveVolumeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // NodeService_ServiceDesc is the grpc.ServiceDesc for NodeService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -366,6 +440,14 @@ var NodeService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Stats",
 			Handler:    _NodeService_Stats_Handler,
+		},
+		{
+			MethodName: "VolumeUsage",
+			Handler:    _NodeService_VolumeUsage_Handler,
+		},
+		{
+			MethodName: "RemoveVolume",
+			Handler:    _NodeService_RemoveVolume_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

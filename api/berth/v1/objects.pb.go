@@ -505,6 +505,65 @@ func (RestartCondition) EnumDescriptor() ([]byte, []int) {
 	return file_berth_v1_objects_proto_rawDescGZIP(), []int{8}
 }
 
+// MountType says what a mount brings into a container.
+type MountType int32
+
+const (
+	// MOUNT_TYPE_UNSPECIFIED is read as VOLUME.
+	MountType_MOUNT_TYPE_UNSPECIFIED MountType = 0
+	// VOLUME: a named volume on the task's node, one per slot, that keeps
+	// its data across the slot's tasks; with no source, a scratch volume
+	// that lives as long as the task.
+	MountType_MOUNT_TYPE_VOLUME MountType = 1
+	// BIND: a path of the node; only under a prefix the cluster allows.
+	MountType_MOUNT_TYPE_BIND MountType = 2
+	// TMPFS: memory, empty at each start.
+	MountType_MOUNT_TYPE_TMPFS MountType = 3
+)
+
+// Enum value maps for MountType.
+var (
+	MountType_name = map[int32]string{
+		0: "MOUNT_TYPE_UNSPECIFIED",
+		1: "MOUNT_TYPE_VOLUME",
+		2: "MOUNT_TYPE_BIND",
+		3: "MOUNT_TYPE_TMPFS",
+	}
+	MountType_value = map[string]int32{
+		"MOUNT_TYPE_UNSPECIFIED": 0,
+		"MOUNT_TYPE_VOLUME":      1,
+		"MOUNT_TYPE_BIND":        2,
+		"MOUNT_TYPE_TMPFS":       3,
+	}
+)
+
+func (x MountType) Enum() *MountType {
+	p := new(MountType)
+	*p = x
+	return p
+}
+
+func (x MountType) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (MountType) Descriptor() protoreflect.EnumDescriptor {
+	return file_berth_v1_objects_proto_enumTypes[9].Descriptor()
+}
+
+func (MountType) Type() protoreflect.EnumType {
+	return &file_berth_v1_objects_proto_enumTypes[9]
+}
+
+func (x MountType) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use MountType.Descriptor instead.
+func (MountType) EnumDescriptor() ([]byte, []int) {
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{9}
+}
+
 // DependencyCondition says what a dependency must reach before its
 // dependents start.
 type DependencyCondition int32
@@ -550,11 +609,11 @@ func (x DependencyCondition) String() string {
 }
 
 func (DependencyCondition) Descriptor() protoreflect.EnumDescriptor {
-	return file_berth_v1_objects_proto_enumTypes[9].Descriptor()
+	return file_berth_v1_objects_proto_enumTypes[10].Descriptor()
 }
 
 func (DependencyCondition) Type() protoreflect.EnumType {
-	return &file_berth_v1_objects_proto_enumTypes[9]
+	return &file_berth_v1_objects_proto_enumTypes[10]
 }
 
 func (x DependencyCondition) Number() protoreflect.EnumNumber {
@@ -563,7 +622,7 @@ func (x DependencyCondition) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use DependencyCondition.Descriptor instead.
 func (DependencyCondition) EnumDescriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{9}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{10}
 }
 
 type Health int32
@@ -603,11 +662,11 @@ func (x Health) String() string {
 }
 
 func (Health) Descriptor() protoreflect.EnumDescriptor {
-	return file_berth_v1_objects_proto_enumTypes[10].Descriptor()
+	return file_berth_v1_objects_proto_enumTypes[11].Descriptor()
 }
 
 func (Health) Type() protoreflect.EnumType {
-	return &file_berth_v1_objects_proto_enumTypes[10]
+	return &file_berth_v1_objects_proto_enumTypes[11]
 }
 
 func (x Health) Number() protoreflect.EnumNumber {
@@ -616,7 +675,7 @@ func (x Health) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Health.Descriptor instead.
 func (Health) EnumDescriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{10}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{11}
 }
 
 type UpdateState int32
@@ -669,11 +728,11 @@ func (x UpdateState) String() string {
 }
 
 func (UpdateState) Descriptor() protoreflect.EnumDescriptor {
-	return file_berth_v1_objects_proto_enumTypes[11].Descriptor()
+	return file_berth_v1_objects_proto_enumTypes[12].Descriptor()
 }
 
 func (UpdateState) Type() protoreflect.EnumType {
-	return &file_berth_v1_objects_proto_enumTypes[11]
+	return &file_berth_v1_objects_proto_enumTypes[12]
 }
 
 func (x UpdateState) Number() protoreflect.EnumNumber {
@@ -682,7 +741,7 @@ func (x UpdateState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use UpdateState.Descriptor instead.
 func (UpdateState) EnumDescriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{11}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{12}
 }
 
 type RebalanceState int32
@@ -722,11 +781,11 @@ func (x RebalanceState) String() string {
 }
 
 func (RebalanceState) Descriptor() protoreflect.EnumDescriptor {
-	return file_berth_v1_objects_proto_enumTypes[12].Descriptor()
+	return file_berth_v1_objects_proto_enumTypes[13].Descriptor()
 }
 
 func (RebalanceState) Type() protoreflect.EnumType {
-	return &file_berth_v1_objects_proto_enumTypes[12]
+	return &file_berth_v1_objects_proto_enumTypes[13]
 }
 
 func (x RebalanceState) Number() protoreflect.EnumNumber {
@@ -735,7 +794,7 @@ func (x RebalanceState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use RebalanceState.Descriptor instead.
 func (RebalanceState) EnumDescriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{12}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{13}
 }
 
 // ReplaceCause says why a task was started beside the one it replaces.
@@ -775,11 +834,11 @@ func (x ReplaceCause) String() string {
 }
 
 func (ReplaceCause) Descriptor() protoreflect.EnumDescriptor {
-	return file_berth_v1_objects_proto_enumTypes[13].Descriptor()
+	return file_berth_v1_objects_proto_enumTypes[14].Descriptor()
 }
 
 func (ReplaceCause) Type() protoreflect.EnumType {
-	return &file_berth_v1_objects_proto_enumTypes[13]
+	return &file_berth_v1_objects_proto_enumTypes[14]
 }
 
 func (x ReplaceCause) Number() protoreflect.EnumNumber {
@@ -788,7 +847,7 @@ func (x ReplaceCause) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ReplaceCause.Descriptor instead.
 func (ReplaceCause) EnumDescriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{13}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{14}
 }
 
 // TaskState is ordered: an observed state only ever moves forward.
@@ -855,11 +914,11 @@ func (x TaskState) String() string {
 }
 
 func (TaskState) Descriptor() protoreflect.EnumDescriptor {
-	return file_berth_v1_objects_proto_enumTypes[14].Descriptor()
+	return file_berth_v1_objects_proto_enumTypes[15].Descriptor()
 }
 
 func (TaskState) Type() protoreflect.EnumType {
-	return &file_berth_v1_objects_proto_enumTypes[14]
+	return &file_berth_v1_objects_proto_enumTypes[15]
 }
 
 func (x TaskState) Number() protoreflect.EnumNumber {
@@ -868,7 +927,7 @@ func (x TaskState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use TaskState.Descriptor instead.
 func (TaskState) EnumDescriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{14}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{15}
 }
 
 // Meta is carried by every stored object.
@@ -1086,7 +1145,10 @@ type Node struct {
 	ImageDigests map[string]string `protobuf:"bytes,19,rep,name=image_digests,json=imageDigests,proto3" json:"image_digests,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// overlay: the node's containers join the cluster's networks (false for
 	// nodes of the fake runtime, which have no container network).
-	Overlay       bool `protobuf:"varint,20,opt,name=overlay,proto3" json:"overlay,omitempty"`
+	Overlay bool `protobuf:"varint,20,opt,name=overlay,proto3" json:"overlay,omitempty"`
+	// role is "manager" for a node on a machine that also runs a Berth
+	// server, "worker" otherwise; an operator label node.role wins.
+	Role          string `protobuf:"bytes,21,opt,name=role,proto3" json:"role,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1261,6 +1323,13 @@ func (x *Node) GetOverlay() bool {
 	return false
 }
 
+func (x *Node) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
 type PortSpec struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// target is the port inside the container.
@@ -1270,8 +1339,11 @@ type PortSpec struct {
 	// protocol is "tcp" or "udp".
 	Protocol string `protobuf:"bytes,3,opt,name=protocol,proto3" json:"protocol,omitempty"`
 	// host_ip is the host address the published port binds to; empty for all.
-	HostIp        string      `protobuf:"bytes,4,opt,name=host_ip,json=hostIp,proto3" json:"host_ip,omitempty"`
-	Mode          PublishMode `protobuf:"varint,5,opt,name=mode,proto3,enum=berth.v1.PublishMode" json:"mode,omitempty"`
+	HostIp string      `protobuf:"bytes,4,opt,name=host_ip,json=hostIp,proto3" json:"host_ip,omitempty"`
+	Mode   PublishMode `protobuf:"varint,5,opt,name=mode,proto3,enum=berth.v1.PublishMode" json:"mode,omitempty"`
+	// published_end makes published..published_end a range of host ports
+	// (host mode): each task takes a free one.
+	PublishedEnd  uint32 `protobuf:"varint,6,opt,name=published_end,json=publishedEnd,proto3" json:"published_end,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1339,6 +1411,13 @@ func (x *PortSpec) GetMode() PublishMode {
 		return x.Mode
 	}
 	return PublishMode_PUBLISH_MODE_UNSPECIFIED
+}
+
+func (x *PortSpec) GetPublishedEnd() uint32 {
+	if x != nil {
+		return x.PublishedEnd
+	}
+	return 0
 }
 
 // ServiceNetwork attaches a service's tasks to one network.
@@ -2037,7 +2116,15 @@ type ServiceSpec struct {
 	// dns_search are more search domains after the app's.
 	DnsSearch []string `protobuf:"bytes,30,rep,name=dns_search,json=dnsSearch,proto3" json:"dns_search,omitempty"`
 	// dns_options are resolv.conf options ("ndots:2").
-	DnsOptions    []string `protobuf:"bytes,31,rep,name=dns_options,json=dnsOptions,proto3" json:"dns_options,omitempty"`
+	DnsOptions []string `protobuf:"bytes,31,rep,name=dns_options,json=dnsOptions,proto3" json:"dns_options,omitempty"`
+	// mounts are the service's volumes:, in the file's order.
+	Mounts []*Mount `protobuf:"bytes,32,rep,name=mounts,proto3" json:"mounts,omitempty"`
+	// secrets and configs are files the containers read; their data travels
+	// only to the nodes that run the service's tasks.
+	Secrets []*FileReference `protobuf:"bytes,33,rep,name=secrets,proto3" json:"secrets,omitempty"`
+	Configs []*FileReference `protobuf:"bytes,34,rep,name=configs,proto3" json:"configs,omitempty"`
+	// container holds the process and kernel options of the containers.
+	Container     *ContainerOptions `protobuf:"bytes,35,opt,name=container,proto3" json:"container,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2289,21 +2376,912 @@ func (x *ServiceSpec) GetDnsOptions() []string {
 	return nil
 }
 
+func (x *ServiceSpec) GetMounts() []*Mount {
+	if x != nil {
+		return x.Mounts
+	}
+	return nil
+}
+
+func (x *ServiceSpec) GetSecrets() []*FileReference {
+	if x != nil {
+		return x.Secrets
+	}
+	return nil
+}
+
+func (x *ServiceSpec) GetConfigs() []*FileReference {
+	if x != nil {
+		return x.Configs
+	}
+	return nil
+}
+
+func (x *ServiceSpec) GetContainer() *ContainerOptions {
+	if x != nil {
+		return x.Container
+	}
+	return nil
+}
+
+// Mount is one entry of a service's volumes: (or tmpfs:).
+type Mount struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Type  MountType              `protobuf:"varint,1,opt,name=type,proto3,enum=berth.v1.MountType" json:"type,omitempty"`
+	// source is the volume's name in the namespace ("<app>_<key>", or the
+	// file's name:) for VOLUME, empty for a scratch volume; the host path
+	// for BIND; unused for TMPFS.
+	Source string `protobuf:"bytes,2,opt,name=source,proto3" json:"source,omitempty"`
+	// target is the absolute path in the container.
+	Target   string `protobuf:"bytes,3,opt,name=target,proto3" json:"target,omitempty"`
+	ReadOnly bool   `protobuf:"varint,4,opt,name=read_only,json=readOnly,proto3" json:"read_only,omitempty"`
+	// no_copy: a new volume is not filled with the image's files at target.
+	NoCopy bool `protobuf:"varint,5,opt,name=no_copy,json=noCopy,proto3" json:"no_copy,omitempty"`
+	// subpath mounts this relative path of the volume instead of its root.
+	Subpath string `protobuf:"bytes,6,opt,name=subpath,proto3" json:"subpath,omitempty"`
+	// tmpfs_size is in bytes; 0 is the kernel's default.
+	TmpfsSize int64 `protobuf:"varint,7,opt,name=tmpfs_size,json=tmpfsSize,proto3" json:"tmpfs_size,omitempty"`
+	// tmpfs_mode is the tmpfs root's permission bits; 0 is 01777.
+	TmpfsMode uint32 `protobuf:"varint,8,opt,name=tmpfs_mode,json=tmpfsMode,proto3" json:"tmpfs_mode,omitempty"`
+	// external: the volume is not the app's own: `berth delete --volumes`
+	// keeps it.
+	External      bool `protobuf:"varint,9,opt,name=external,proto3" json:"external,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Mount) Reset() {
+	*x = Mount{}
+	mi := &file_berth_v1_objects_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Mount) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Mount) ProtoMessage() {}
+
+func (x *Mount) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_objects_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Mount.ProtoReflect.Descriptor instead.
+func (*Mount) Descriptor() ([]byte, []int) {
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *Mount) GetType() MountType {
+	if x != nil {
+		return x.Type
+	}
+	return MountType_MOUNT_TYPE_UNSPECIFIED
+}
+
+func (x *Mount) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *Mount) GetTarget() string {
+	if x != nil {
+		return x.Target
+	}
+	return ""
+}
+
+func (x *Mount) GetReadOnly() bool {
+	if x != nil {
+		return x.ReadOnly
+	}
+	return false
+}
+
+func (x *Mount) GetNoCopy() bool {
+	if x != nil {
+		return x.NoCopy
+	}
+	return false
+}
+
+func (x *Mount) GetSubpath() string {
+	if x != nil {
+		return x.Subpath
+	}
+	return ""
+}
+
+func (x *Mount) GetTmpfsSize() int64 {
+	if x != nil {
+		return x.TmpfsSize
+	}
+	return 0
+}
+
+func (x *Mount) GetTmpfsMode() uint32 {
+	if x != nil {
+		return x.TmpfsMode
+	}
+	return 0
+}
+
+func (x *Mount) GetExternal() bool {
+	if x != nil {
+		return x.External
+	}
+	return false
+}
+
+// FileReference is a service's use of a secret or a config.
+type FileReference struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// name is the secret's or config's name in the namespace.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// target is where the file appears: an absolute path, or a name under
+	// /run/secrets/ for a secret (default: the key the service names it
+	// by); a config's default is /<key>.
+	Target string `protobuf:"bytes,2,opt,name=target,proto3" json:"target,omitempty"`
+	Uid    uint32 `protobuf:"varint,3,opt,name=uid,proto3" json:"uid,omitempty"`
+	Gid    uint32 `protobuf:"varint,4,opt,name=gid,proto3" json:"gid,omitempty"`
+	// mode is the file's permission bits; 0 is 0444.
+	Mode uint32 `protobuf:"varint,5,opt,name=mode,proto3" json:"mode,omitempty"`
+	// version and digest are those of the data when the spec was made: a
+	// new version changes the spec, which rolls the service out.
+	Version       uint64 `protobuf:"varint,6,opt,name=version,proto3" json:"version,omitempty"`
+	Digest        string `protobuf:"bytes,7,opt,name=digest,proto3" json:"digest,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FileReference) Reset() {
+	*x = FileReference{}
+	mi := &file_berth_v1_objects_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FileReference) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FileReference) ProtoMessage() {}
+
+func (x *FileReference) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_objects_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FileReference.ProtoReflect.Descriptor instead.
+func (*FileReference) Descriptor() ([]byte, []int) {
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *FileReference) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *FileReference) GetTarget() string {
+	if x != nil {
+		return x.Target
+	}
+	return ""
+}
+
+func (x *FileReference) GetUid() uint32 {
+	if x != nil {
+		return x.Uid
+	}
+	return 0
+}
+
+func (x *FileReference) GetGid() uint32 {
+	if x != nil {
+		return x.Gid
+	}
+	return 0
+}
+
+func (x *FileReference) GetMode() uint32 {
+	if x != nil {
+		return x.Mode
+	}
+	return 0
+}
+
+func (x *FileReference) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *FileReference) GetDigest() string {
+	if x != nil {
+		return x.Digest
+	}
+	return ""
+}
+
+// Ulimit is one resource limit of the container's processes.
+type Ulimit struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// name is the limit without RLIMIT_, lower case: "nofile", "nproc".
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Soft          int64  `protobuf:"varint,2,opt,name=soft,proto3" json:"soft,omitempty"`
+	Hard          int64  `protobuf:"varint,3,opt,name=hard,proto3" json:"hard,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Ulimit) Reset() {
+	*x = Ulimit{}
+	mi := &file_berth_v1_objects_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Ulimit) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Ulimit) ProtoMessage() {}
+
+func (x *Ulimit) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_objects_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Ulimit.ProtoReflect.Descriptor instead.
+func (*Ulimit) Descriptor() ([]byte, []int) {
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *Ulimit) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Ulimit) GetSoft() int64 {
+	if x != nil {
+		return x.Soft
+	}
+	return 0
+}
+
+func (x *Ulimit) GetHard() int64 {
+	if x != nil {
+		return x.Hard
+	}
+	return 0
+}
+
+// ContainerOptions are a container's process and kernel options. Unset,
+// a container gets Docker's hardening: the default seccomp profile,
+// no_new_privileges, Docker's default capabilities without NET_RAW, and
+// the default pids limit.
+type ContainerOptions struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// init runs a small init as PID 1 that reaps zombies and forwards
+	// signals.
+	Init bool `protobuf:"varint,1,opt,name=init,proto3" json:"init,omitempty"`
+	// cap_add and cap_drop are capability names ("NET_ADMIN", or
+	// "CAP_NET_ADMIN"); "ALL" in cap_add needs allow_privileged.
+	CapAdd  []string `protobuf:"bytes,2,rep,name=cap_add,json=capAdd,proto3" json:"cap_add,omitempty"`
+	CapDrop []string `protobuf:"bytes,3,rep,name=cap_drop,json=capDrop,proto3" json:"cap_drop,omitempty"`
+	// sysctls are namespaced kernel parameters (net.*, kernel.shm*,
+	// kernel.msg*, kernel.sem, fs.mqueue.*).
+	Sysctls map[string]string `protobuf:"bytes,4,rep,name=sysctls,proto3" json:"sysctls,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Ulimits []*Ulimit         `protobuf:"bytes,5,rep,name=ulimits,proto3" json:"ulimits,omitempty"`
+	// read_only mounts the container's root file system read-only.
+	ReadOnly bool `protobuf:"varint,6,opt,name=read_only,json=readOnly,proto3" json:"read_only,omitempty"`
+	// group_add are more groups (names or ids) of the process.
+	GroupAdd []string `protobuf:"bytes,7,rep,name=group_add,json=groupAdd,proto3" json:"group_add,omitempty"`
+	// pids_limit caps the container's processes; 0 takes the default, -1
+	// is no limit.
+	PidsLimit int64 `protobuf:"varint,8,opt,name=pids_limit,json=pidsLimit,proto3" json:"pids_limit,omitempty"`
+	// shm_size is /dev/shm's size in bytes; 0 is 64 MiB.
+	ShmSize int64 `protobuf:"varint,9,opt,name=shm_size,json=shmSize,proto3" json:"shm_size,omitempty"`
+	// The options below need a cluster setting (allow_privileged or
+	// allow_host_namespaces).
+	Privileged bool `protobuf:"varint,10,opt,name=privileged,proto3" json:"privileged,omitempty"`
+	// devices are host devices ("/dev/fuse", "/dev/sda:/dev/xvda:rwm").
+	Devices []string `protobuf:"bytes,11,rep,name=devices,proto3" json:"devices,omitempty"`
+	// pid, ipc and network_mode are "" (the container's own) or "host".
+	Pid         string `protobuf:"bytes,12,opt,name=pid,proto3" json:"pid,omitempty"`
+	Ipc         string `protobuf:"bytes,13,opt,name=ipc,proto3" json:"ipc,omitempty"`
+	NetworkMode string `protobuf:"bytes,14,opt,name=network_mode,json=networkMode,proto3" json:"network_mode,omitempty"`
+	// security_opt are Docker's options: "no-new-privileges:false",
+	// "seccomp=unconfined" (both need allow_privileged).
+	SecurityOpt   []string `protobuf:"bytes,15,rep,name=security_opt,json=securityOpt,proto3" json:"security_opt,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ContainerOptions) Reset() {
+	*x = ContainerOptions{}
+	mi := &file_berth_v1_objects_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ContainerOptions) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ContainerOptions) ProtoMessage() {}
+
+func (x *ContainerOptions) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_objects_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ContainerOptions.ProtoReflect.Descriptor instead.
+func (*ContainerOptions) Descriptor() ([]byte, []int) {
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *ContainerOptions) GetInit() bool {
+	if x != nil {
+		return x.Init
+	}
+	return false
+}
+
+func (x *ContainerOptions) GetCapAdd() []string {
+	if x != nil {
+		return x.CapAdd
+	}
+	return nil
+}
+
+func (x *ContainerOptions) GetCapDrop() []string {
+	if x != nil {
+		return x.CapDrop
+	}
+	return nil
+}
+
+func (x *ContainerOptions) GetSysctls() map[string]string {
+	if x != nil {
+		return x.Sysctls
+	}
+	return nil
+}
+
+func (x *ContainerOptions) GetUlimits() []*Ulimit {
+	if x != nil {
+		return x.Ulimits
+	}
+	return nil
+}
+
+func (x *ContainerOptions) GetReadOnly() bool {
+	if x != nil {
+		return x.ReadOnly
+	}
+	return false
+}
+
+func (x *ContainerOptions) GetGroupAdd() []string {
+	if x != nil {
+		return x.GroupAdd
+	}
+	return nil
+}
+
+func (x *ContainerOptions) GetPidsLimit() int64 {
+	if x != nil {
+		return x.PidsLimit
+	}
+	return 0
+}
+
+func (x *ContainerOptions) GetShmSize() int64 {
+	if x != nil {
+		return x.ShmSize
+	}
+	return 0
+}
+
+func (x *ContainerOptions) GetPrivileged() bool {
+	if x != nil {
+		return x.Privileged
+	}
+	return false
+}
+
+func (x *ContainerOptions) GetDevices() []string {
+	if x != nil {
+		return x.Devices
+	}
+	return nil
+}
+
+func (x *ContainerOptions) GetPid() string {
+	if x != nil {
+		return x.Pid
+	}
+	return ""
+}
+
+func (x *ContainerOptions) GetIpc() string {
+	if x != nil {
+		return x.Ipc
+	}
+	return ""
+}
+
+func (x *ContainerOptions) GetNetworkMode() string {
+	if x != nil {
+		return x.NetworkMode
+	}
+	return ""
+}
+
+func (x *ContainerOptions) GetSecurityOpt() []string {
+	if x != nil {
+		return x.SecurityOpt
+	}
+	return nil
+}
+
+// Volume is a named volume of one node: a directory of the agent's data
+// dir that keeps its data across the tasks that use it. A replicated
+// service's slot has its own ("<source>.<slot>"), and the slot's tasks
+// run on the volume's node. Stored at /berth/volumes/<namespace>/<name>.
+type Volume struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Meta      *Meta                  `protobuf:"bytes,1,opt,name=meta,proto3" json:"meta,omitempty"`
+	Namespace string                 `protobuf:"bytes,2,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	// name is "<source>.<slot>", or "<source>.<node name>" for a global
+	// service.
+	Name string `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	// source is the name the services' mounts use.
+	Source string `protobuf:"bytes,4,opt,name=source,proto3" json:"source,omitempty"`
+	// app is the app whose Compose file defines the volume; empty for an
+	// external one, which `berth delete --volumes` keeps.
+	App     string `protobuf:"bytes,5,opt,name=app,proto3" json:"app,omitempty"`
+	Service string `protobuf:"bytes,6,opt,name=service,proto3" json:"service,omitempty"`
+	Slot    uint64 `protobuf:"varint,7,opt,name=slot,proto3" json:"slot,omitempty"`
+	// node_id is where the data is: set when the first task is placed.
+	NodeId string `protobuf:"bytes,8,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	// task_id is the task that last used the volume.
+	TaskId        string            `protobuf:"bytes,9,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
+	Labels        map[string]string `protobuf:"bytes,10,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Volume) Reset() {
+	*x = Volume{}
+	mi := &file_berth_v1_objects_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Volume) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Volume) ProtoMessage() {}
+
+func (x *Volume) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_objects_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Volume.ProtoReflect.Descriptor instead.
+func (*Volume) Descriptor() ([]byte, []int) {
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *Volume) GetMeta() *Meta {
+	if x != nil {
+		return x.Meta
+	}
+	return nil
+}
+
+func (x *Volume) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *Volume) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Volume) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *Volume) GetApp() string {
+	if x != nil {
+		return x.App
+	}
+	return ""
+}
+
+func (x *Volume) GetService() string {
+	if x != nil {
+		return x.Service
+	}
+	return ""
+}
+
+func (x *Volume) GetSlot() uint64 {
+	if x != nil {
+		return x.Slot
+	}
+	return 0
+}
+
+func (x *Volume) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *Volume) GetTaskId() string {
+	if x != nil {
+		return x.TaskId
+	}
+	return ""
+}
+
+func (x *Volume) GetLabels() map[string]string {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
+}
+
+// Secret is data a task reads as a file and nobody else may read: sealed
+// with the cluster's key-encryption key, which is not in etcd. Stored at
+// /berth/secrets/<namespace>/<name>.
+type Secret struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Meta      *Meta                  `protobuf:"bytes,1,opt,name=meta,proto3" json:"meta,omitempty"`
+	Namespace string                 `protobuf:"bytes,2,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	Name      string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	// app is the app whose Compose file defines it; empty for one made with
+	// `berth secret create`.
+	App string `protobuf:"bytes,4,opt,name=app,proto3" json:"app,omitempty"`
+	// version grows by one each time the data changes.
+	Version uint64 `protobuf:"varint,5,opt,name=version,proto3" json:"version,omitempty"`
+	// digest tells versions apart without revealing the data:
+	// "hmac-sha256:<hex>", keyed by the cluster's key.
+	Digest string `protobuf:"bytes,6,opt,name=digest,proto3" json:"digest,omitempty"`
+	// sealed_data is never in an API answer.
+	SealedData    []byte            `protobuf:"bytes,7,opt,name=sealed_data,json=sealedData,proto3" json:"sealed_data,omitempty"`
+	Labels        map[string]string `protobuf:"bytes,8,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Size          int64             `protobuf:"varint,9,opt,name=size,proto3" json:"size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Secret) Reset() {
+	*x = Secret{}
+	mi := &file_berth_v1_objects_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Secret) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Secret) ProtoMessage() {}
+
+func (x *Secret) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_objects_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Secret.ProtoReflect.Descriptor instead.
+func (*Secret) Descriptor() ([]byte, []int) {
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *Secret) GetMeta() *Meta {
+	if x != nil {
+		return x.Meta
+	}
+	return nil
+}
+
+func (x *Secret) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *Secret) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Secret) GetApp() string {
+	if x != nil {
+		return x.App
+	}
+	return ""
+}
+
+func (x *Secret) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *Secret) GetDigest() string {
+	if x != nil {
+		return x.Digest
+	}
+	return ""
+}
+
+func (x *Secret) GetSealedData() []byte {
+	if x != nil {
+		return x.SealedData
+	}
+	return nil
+}
+
+func (x *Secret) GetLabels() map[string]string {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
+}
+
+func (x *Secret) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+// Config is data a task reads as a read-only file; it is not secret.
+// Stored at /berth/configs/<namespace>/<name>.
+type Config struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Meta      *Meta                  `protobuf:"bytes,1,opt,name=meta,proto3" json:"meta,omitempty"`
+	Namespace string                 `protobuf:"bytes,2,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	Name      string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	App       string                 `protobuf:"bytes,4,opt,name=app,proto3" json:"app,omitempty"`
+	Version   uint64                 `protobuf:"varint,5,opt,name=version,proto3" json:"version,omitempty"`
+	// digest is "sha256:<hex>" of data.
+	Digest        string            `protobuf:"bytes,6,opt,name=digest,proto3" json:"digest,omitempty"`
+	Data          []byte            `protobuf:"bytes,7,opt,name=data,proto3" json:"data,omitempty"`
+	Labels        map[string]string `protobuf:"bytes,8,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Size          int64             `protobuf:"varint,9,opt,name=size,proto3" json:"size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Config) Reset() {
+	*x = Config{}
+	mi := &file_berth_v1_objects_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Config) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Config) ProtoMessage() {}
+
+func (x *Config) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_objects_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Config.ProtoReflect.Descriptor instead.
+func (*Config) Descriptor() ([]byte, []int) {
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *Config) GetMeta() *Meta {
+	if x != nil {
+		return x.Meta
+	}
+	return nil
+}
+
+func (x *Config) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *Config) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Config) GetApp() string {
+	if x != nil {
+		return x.App
+	}
+	return ""
+}
+
+func (x *Config) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *Config) GetDigest() string {
+	if x != nil {
+		return x.Digest
+	}
+	return ""
+}
+
+func (x *Config) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+func (x *Config) GetLabels() map[string]string {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
+}
+
+func (x *Config) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+// KeyCheck lets a server tell whether its key-encryption key is the
+// cluster's: a random probe sealed under it. Stored at /berth/pki/kek.
+type KeyCheck struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SealedProbe   []byte                 `protobuf:"bytes,1,opt,name=sealed_probe,json=sealedProbe,proto3" json:"sealed_probe,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KeyCheck) Reset() {
+	*x = KeyCheck{}
+	mi := &file_berth_v1_objects_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KeyCheck) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KeyCheck) ProtoMessage() {}
+
+func (x *KeyCheck) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_objects_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KeyCheck.ProtoReflect.Descriptor instead.
+func (*KeyCheck) Descriptor() ([]byte, []int) {
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *KeyCheck) GetSealedProbe() []byte {
+	if x != nil {
+		return x.SealedProbe
+	}
+	return nil
+}
+
 // BuildSpec records a Compose service's build: section. The context is
 // uploaded by the CLI at apply; the spec keeps what was asked.
 type BuildSpec struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Context       string                 `protobuf:"bytes,1,opt,name=context,proto3" json:"context,omitempty"`
-	Dockerfile    string                 `protobuf:"bytes,2,opt,name=dockerfile,proto3" json:"dockerfile,omitempty"`
-	Args          map[string]string      `protobuf:"bytes,3,rep,name=args,proto3" json:"args,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	Target        string                 `protobuf:"bytes,4,opt,name=target,proto3" json:"target,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Context    string                 `protobuf:"bytes,1,opt,name=context,proto3" json:"context,omitempty"`
+	Dockerfile string                 `protobuf:"bytes,2,opt,name=dockerfile,proto3" json:"dockerfile,omitempty"`
+	Args       map[string]string      `protobuf:"bytes,3,rep,name=args,proto3" json:"args,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Target     string                 `protobuf:"bytes,4,opt,name=target,proto3" json:"target,omitempty"`
+	// dockerfile_inline is the Dockerfile itself, when the file gives it.
+	DockerfileInline string `protobuf:"bytes,5,opt,name=dockerfile_inline,json=dockerfileInline,proto3" json:"dockerfile_inline,omitempty"`
+	// secrets are the ids of the build secrets (their data is never kept).
+	Secrets       []string `protobuf:"bytes,6,rep,name=secrets,proto3" json:"secrets,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *BuildSpec) Reset() {
 	*x = BuildSpec{}
-	mi := &file_berth_v1_objects_proto_msgTypes[15]
+	mi := &file_berth_v1_objects_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2315,7 +3293,7 @@ func (x *BuildSpec) String() string {
 func (*BuildSpec) ProtoMessage() {}
 
 func (x *BuildSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[15]
+	mi := &file_berth_v1_objects_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2328,7 +3306,7 @@ func (x *BuildSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BuildSpec.ProtoReflect.Descriptor instead.
 func (*BuildSpec) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{15}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *BuildSpec) GetContext() string {
@@ -2359,6 +3337,20 @@ func (x *BuildSpec) GetTarget() string {
 	return ""
 }
 
+func (x *BuildSpec) GetDockerfileInline() string {
+	if x != nil {
+		return x.DockerfileInline
+	}
+	return ""
+}
+
+func (x *BuildSpec) GetSecrets() []string {
+	if x != nil {
+		return x.Secrets
+	}
+	return nil
+}
+
 // Dependency is one entry of a service's depends_on.
 type Dependency struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2371,7 +3363,7 @@ type Dependency struct {
 
 func (x *Dependency) Reset() {
 	*x = Dependency{}
-	mi := &file_berth_v1_objects_proto_msgTypes[16]
+	mi := &file_berth_v1_objects_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2383,7 +3375,7 @@ func (x *Dependency) String() string {
 func (*Dependency) ProtoMessage() {}
 
 func (x *Dependency) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[16]
+	mi := &file_berth_v1_objects_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2396,7 +3388,7 @@ func (x *Dependency) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Dependency.ProtoReflect.Descriptor instead.
 func (*Dependency) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{16}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Dependency) GetService() string {
@@ -2438,7 +3430,7 @@ type HealthCheck struct {
 
 func (x *HealthCheck) Reset() {
 	*x = HealthCheck{}
-	mi := &file_berth_v1_objects_proto_msgTypes[17]
+	mi := &file_berth_v1_objects_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2450,7 +3442,7 @@ func (x *HealthCheck) String() string {
 func (*HealthCheck) ProtoMessage() {}
 
 func (x *HealthCheck) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[17]
+	mi := &file_berth_v1_objects_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2463,7 +3455,7 @@ func (x *HealthCheck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthCheck.ProtoReflect.Descriptor instead.
 func (*HealthCheck) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{17}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *HealthCheck) GetTest() []string {
@@ -2565,7 +3557,7 @@ type Service struct {
 
 func (x *Service) Reset() {
 	*x = Service{}
-	mi := &file_berth_v1_objects_proto_msgTypes[18]
+	mi := &file_berth_v1_objects_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2577,7 +3569,7 @@ func (x *Service) String() string {
 func (*Service) ProtoMessage() {}
 
 func (x *Service) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[18]
+	mi := &file_berth_v1_objects_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2590,7 +3582,7 @@ func (x *Service) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Service.ProtoReflect.Descriptor instead.
 func (*Service) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{18}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Service) GetMeta() *Meta {
@@ -2691,7 +3683,7 @@ type ServiceRevision struct {
 
 func (x *ServiceRevision) Reset() {
 	*x = ServiceRevision{}
-	mi := &file_berth_v1_objects_proto_msgTypes[19]
+	mi := &file_berth_v1_objects_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2703,7 +3695,7 @@ func (x *ServiceRevision) String() string {
 func (*ServiceRevision) ProtoMessage() {}
 
 func (x *ServiceRevision) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[19]
+	mi := &file_berth_v1_objects_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2716,7 +3708,7 @@ func (x *ServiceRevision) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServiceRevision.ProtoReflect.Descriptor instead.
 func (*ServiceRevision) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{19}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ServiceRevision) GetSpecVersion() uint64 {
@@ -2764,7 +3756,7 @@ type UpdateStatus struct {
 
 func (x *UpdateStatus) Reset() {
 	*x = UpdateStatus{}
-	mi := &file_berth_v1_objects_proto_msgTypes[20]
+	mi := &file_berth_v1_objects_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2776,7 +3768,7 @@ func (x *UpdateStatus) String() string {
 func (*UpdateStatus) ProtoMessage() {}
 
 func (x *UpdateStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[20]
+	mi := &file_berth_v1_objects_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2789,7 +3781,7 @@ func (x *UpdateStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateStatus.ProtoReflect.Descriptor instead.
 func (*UpdateStatus) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{20}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *UpdateStatus) GetState() UpdateState {
@@ -2843,7 +3835,7 @@ type RebalanceStatus struct {
 
 func (x *RebalanceStatus) Reset() {
 	*x = RebalanceStatus{}
-	mi := &file_berth_v1_objects_proto_msgTypes[21]
+	mi := &file_berth_v1_objects_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2855,7 +3847,7 @@ func (x *RebalanceStatus) String() string {
 func (*RebalanceStatus) ProtoMessage() {}
 
 func (x *RebalanceStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[21]
+	mi := &file_berth_v1_objects_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2868,7 +3860,7 @@ func (x *RebalanceStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RebalanceStatus.ProtoReflect.Descriptor instead.
 func (*RebalanceStatus) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{21}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *RebalanceStatus) GetState() RebalanceState {
@@ -2918,13 +3910,22 @@ type ClusterSettings struct {
 	// insecure_registries are registries (host[:port]) reached over plain
 	// HTTP; every other registry is HTTPS.
 	InsecureRegistries []string `protobuf:"bytes,4,rep,name=insecure_registries,json=insecureRegistries,proto3" json:"insecure_registries,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// allowed_bind_mounts are the host path prefixes a service may
+	// bind-mount; none by default.
+	AllowedBindMounts []string `protobuf:"bytes,5,rep,name=allowed_bind_mounts,json=allowedBindMounts,proto3" json:"allowed_bind_mounts,omitempty"`
+	// allow_privileged lets services be privileged, add every capability,
+	// use host devices, or turn off seccomp or no_new_privileges.
+	AllowPrivileged bool `protobuf:"varint,6,opt,name=allow_privileged,json=allowPrivileged,proto3" json:"allow_privileged,omitempty"`
+	// allow_host_namespaces lets services share the host's pid, ipc or
+	// network namespace.
+	AllowHostNamespaces bool `protobuf:"varint,7,opt,name=allow_host_namespaces,json=allowHostNamespaces,proto3" json:"allow_host_namespaces,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *ClusterSettings) Reset() {
 	*x = ClusterSettings{}
-	mi := &file_berth_v1_objects_proto_msgTypes[22]
+	mi := &file_berth_v1_objects_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2936,7 +3937,7 @@ func (x *ClusterSettings) String() string {
 func (*ClusterSettings) ProtoMessage() {}
 
 func (x *ClusterSettings) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[22]
+	mi := &file_berth_v1_objects_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2949,7 +3950,7 @@ func (x *ClusterSettings) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterSettings.ProtoReflect.Descriptor instead.
 func (*ClusterSettings) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{22}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ClusterSettings) GetMeta() *Meta {
@@ -2980,10 +3981,31 @@ func (x *ClusterSettings) GetInsecureRegistries() []string {
 	return nil
 }
 
+func (x *ClusterSettings) GetAllowedBindMounts() []string {
+	if x != nil {
+		return x.AllowedBindMounts
+	}
+	return nil
+}
+
+func (x *ClusterSettings) GetAllowPrivileged() bool {
+	if x != nil {
+		return x.AllowPrivileged
+	}
+	return false
+}
+
+func (x *ClusterSettings) GetAllowHostNamespaces() bool {
+	if x != nil {
+		return x.AllowHostNamespaces
+	}
+	return false
+}
+
 // RegistryCredential is what `berth login` stores for one registry, at
-// /berth/registries/<registry>. The secret is sealed with a key derived
-// from the cluster CA's key; agents receive it only with the tasks whose
-// images come from that registry.
+// /berth/registries/<registry>. The secret is sealed with the cluster's
+// key-encryption key; agents receive it only with the tasks whose images
+// come from that registry.
 type RegistryCredential struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Meta  *Meta                  `protobuf:"bytes,1,opt,name=meta,proto3" json:"meta,omitempty"`
@@ -2997,7 +4019,7 @@ type RegistryCredential struct {
 
 func (x *RegistryCredential) Reset() {
 	*x = RegistryCredential{}
-	mi := &file_berth_v1_objects_proto_msgTypes[23]
+	mi := &file_berth_v1_objects_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3009,7 +4031,7 @@ func (x *RegistryCredential) String() string {
 func (*RegistryCredential) ProtoMessage() {}
 
 func (x *RegistryCredential) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[23]
+	mi := &file_berth_v1_objects_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3022,7 +4044,7 @@ func (x *RegistryCredential) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegistryCredential.ProtoReflect.Descriptor instead.
 func (*RegistryCredential) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{23}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *RegistryCredential) GetMeta() *Meta {
@@ -3063,7 +4085,7 @@ type StateTransition struct {
 
 func (x *StateTransition) Reset() {
 	*x = StateTransition{}
-	mi := &file_berth_v1_objects_proto_msgTypes[24]
+	mi := &file_berth_v1_objects_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3075,7 +4097,7 @@ func (x *StateTransition) String() string {
 func (*StateTransition) ProtoMessage() {}
 
 func (x *StateTransition) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[24]
+	mi := &file_berth_v1_objects_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3088,7 +4110,7 @@ func (x *StateTransition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StateTransition.ProtoReflect.Descriptor instead.
 func (*StateTransition) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{24}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *StateTransition) GetState() TaskState {
@@ -3117,7 +4139,7 @@ type PortBinding struct {
 
 func (x *PortBinding) Reset() {
 	*x = PortBinding{}
-	mi := &file_berth_v1_objects_proto_msgTypes[25]
+	mi := &file_berth_v1_objects_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3129,7 +4151,7 @@ func (x *PortBinding) String() string {
 func (*PortBinding) ProtoMessage() {}
 
 func (x *PortBinding) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[25]
+	mi := &file_berth_v1_objects_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3142,7 +4164,7 @@ func (x *PortBinding) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PortBinding.ProtoReflect.Descriptor instead.
 func (*PortBinding) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{25}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *PortBinding) GetTarget() uint32 {
@@ -3198,7 +4220,7 @@ type TaskStatus struct {
 
 func (x *TaskStatus) Reset() {
 	*x = TaskStatus{}
-	mi := &file_berth_v1_objects_proto_msgTypes[26]
+	mi := &file_berth_v1_objects_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3210,7 +4232,7 @@ func (x *TaskStatus) String() string {
 func (*TaskStatus) ProtoMessage() {}
 
 func (x *TaskStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[26]
+	mi := &file_berth_v1_objects_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3223,7 +4245,7 @@ func (x *TaskStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskStatus.ProtoReflect.Descriptor instead.
 func (*TaskStatus) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{26}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *TaskStatus) GetState() TaskState {
@@ -3329,14 +4351,17 @@ type Task struct {
 	ReplaceCause ReplaceCause `protobuf:"varint,15,opt,name=replace_cause,json=replaceCause,proto3,enum=berth.v1.ReplaceCause" json:"replace_cause,omitempty"`
 	// networks are the task's addresses, one per network of its spec, in
 	// the same order; they are given when the task is made.
-	Networks      []*TaskNetwork `protobuf:"bytes,16,rep,name=networks,proto3" json:"networks,omitempty"`
+	Networks []*TaskNetwork `protobuf:"bytes,16,rep,name=networks,proto3" json:"networks,omitempty"`
+	// host_ports are the host ports a task of a service with a port range
+	// was given, in the order of its spec's ports with a range.
+	HostPorts     []*PortBinding `protobuf:"bytes,17,rep,name=host_ports,json=hostPorts,proto3" json:"host_ports,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Task) Reset() {
 	*x = Task{}
-	mi := &file_berth_v1_objects_proto_msgTypes[27]
+	mi := &file_berth_v1_objects_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3348,7 +4373,7 @@ func (x *Task) String() string {
 func (*Task) ProtoMessage() {}
 
 func (x *Task) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[27]
+	mi := &file_berth_v1_objects_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3361,7 +4386,7 @@ func (x *Task) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Task.ProtoReflect.Descriptor instead.
 func (*Task) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{27}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *Task) GetMeta() *Meta {
@@ -3476,6 +4501,13 @@ func (x *Task) GetNetworks() []*TaskNetwork {
 	return nil
 }
 
+func (x *Task) GetHostPorts() []*PortBinding {
+	if x != nil {
+		return x.HostPorts
+	}
+	return nil
+}
+
 // Event records something that happened in the cluster.
 type Event struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -3494,7 +4526,7 @@ type Event struct {
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_berth_v1_objects_proto_msgTypes[28]
+	mi := &file_berth_v1_objects_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3506,7 +4538,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[28]
+	mi := &file_berth_v1_objects_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3519,7 +4551,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{28}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *Event) GetMeta() *Meta {
@@ -3576,16 +4608,20 @@ func (x *Event) GetAttributes() map[string]string {
 type ClusterCA struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
 	Certificate []byte                 `protobuf:"bytes,1,opt,name=certificate,proto3" json:"certificate,omitempty"`
-	Key         []byte                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	// key is the CA's private key in the clear: only in records written
+	// before keys were sealed; a server seals it when it starts.
+	Key []byte `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
 	// cluster_id names the cluster; it is made with the CA.
-	ClusterId     string `protobuf:"bytes,3,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	ClusterId string `protobuf:"bytes,3,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	// sealed_key is the CA's private key sealed with the key-encryption key.
+	SealedKey     []byte `protobuf:"bytes,4,opt,name=sealed_key,json=sealedKey,proto3" json:"sealed_key,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ClusterCA) Reset() {
 	*x = ClusterCA{}
-	mi := &file_berth_v1_objects_proto_msgTypes[29]
+	mi := &file_berth_v1_objects_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3597,7 +4633,7 @@ func (x *ClusterCA) String() string {
 func (*ClusterCA) ProtoMessage() {}
 
 func (x *ClusterCA) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[29]
+	mi := &file_berth_v1_objects_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3610,7 +4646,7 @@ func (x *ClusterCA) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterCA.ProtoReflect.Descriptor instead.
 func (*ClusterCA) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{29}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ClusterCA) GetCertificate() []byte {
@@ -3634,6 +4670,13 @@ func (x *ClusterCA) GetClusterId() string {
 	return ""
 }
 
+func (x *ClusterCA) GetSealedKey() []byte {
+	if x != nil {
+		return x.SealedKey
+	}
+	return nil
+}
+
 // JoinTokenRecord is a join token's server side: the secret is kept only
 // as a hash. Stored at /berth/pki/tokens/<id>.
 type JoinTokenRecord struct {
@@ -3649,7 +4692,7 @@ type JoinTokenRecord struct {
 
 func (x *JoinTokenRecord) Reset() {
 	*x = JoinTokenRecord{}
-	mi := &file_berth_v1_objects_proto_msgTypes[30]
+	mi := &file_berth_v1_objects_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3661,7 +4704,7 @@ func (x *JoinTokenRecord) String() string {
 func (*JoinTokenRecord) ProtoMessage() {}
 
 func (x *JoinTokenRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[30]
+	mi := &file_berth_v1_objects_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3674,7 +4717,7 @@ func (x *JoinTokenRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinTokenRecord.ProtoReflect.Descriptor instead.
 func (*JoinTokenRecord) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{30}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *JoinTokenRecord) GetId() string {
@@ -3722,7 +4765,7 @@ type APIToken struct {
 
 func (x *APIToken) Reset() {
 	*x = APIToken{}
-	mi := &file_berth_v1_objects_proto_msgTypes[31]
+	mi := &file_berth_v1_objects_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3734,7 +4777,7 @@ func (x *APIToken) String() string {
 func (*APIToken) ProtoMessage() {}
 
 func (x *APIToken) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[31]
+	mi := &file_berth_v1_objects_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3747,7 +4790,7 @@ func (x *APIToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use APIToken.ProtoReflect.Descriptor instead.
 func (*APIToken) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{31}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *APIToken) GetId() string {
@@ -3804,7 +4847,7 @@ type ServerInfo struct {
 
 func (x *ServerInfo) Reset() {
 	*x = ServerInfo{}
-	mi := &file_berth_v1_objects_proto_msgTypes[32]
+	mi := &file_berth_v1_objects_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3816,7 +4859,7 @@ func (x *ServerInfo) String() string {
 func (*ServerInfo) ProtoMessage() {}
 
 func (x *ServerInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[32]
+	mi := &file_berth_v1_objects_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3829,7 +4872,7 @@ func (x *ServerInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServerInfo.ProtoReflect.Descriptor instead.
 func (*ServerInfo) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{32}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ServerInfo) GetId() string {
@@ -3892,7 +4935,7 @@ const file_berth_v1_objects_proto_rawDesc = "" +
 	"\fmemory_bytes\x18\x02 \x01(\x03R\vmemoryBytes\">\n" +
 	"\bPlatform\x12\x0e\n" +
 	"\x02os\x18\x01 \x01(\tR\x02os\x12\"\n" +
-	"\farchitecture\x18\x02 \x01(\tR\farchitecture\"\x8f\t\n" +
+	"\farchitecture\x18\x02 \x01(\tR\farchitecture\"\xa3\t\n" +
 	"\x04Node\x12\"\n" +
 	"\x04meta\x18\x01 \x01(\v2\x0e.berth.v1.MetaR\x04meta\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x18\n" +
@@ -3914,7 +4957,8 @@ const file_berth_v1_objects_proto_rawDesc = "" +
 	"\x0foperator_labels\x18\x11 \x03(\v2\".berth.v1.Node.OperatorLabelsEntryR\x0eoperatorLabels\x12'\n" +
 	"\x0fcontent_address\x18\x12 \x01(\tR\x0econtentAddress\x12E\n" +
 	"\rimage_digests\x18\x13 \x03(\v2 .berth.v1.Node.ImageDigestsEntryR\fimageDigests\x12\x18\n" +
-	"\aoverlay\x18\x14 \x01(\bR\aoverlay\x1a9\n" +
+	"\aoverlay\x18\x14 \x01(\bR\aoverlay\x12\x12\n" +
+	"\x04role\x18\x15 \x01(\tR\x04role\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a>\n" +
@@ -3926,13 +4970,14 @@ const file_berth_v1_objects_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a?\n" +
 	"\x11ImageDigestsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xa0\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xc5\x01\n" +
 	"\bPortSpec\x12\x16\n" +
 	"\x06target\x18\x01 \x01(\rR\x06target\x12\x1c\n" +
 	"\tpublished\x18\x02 \x01(\rR\tpublished\x12\x1a\n" +
 	"\bprotocol\x18\x03 \x01(\tR\bprotocol\x12\x17\n" +
 	"\ahost_ip\x18\x04 \x01(\tR\x06hostIp\x12)\n" +
-	"\x04mode\x18\x05 \x01(\x0e2\x15.berth.v1.PublishModeR\x04mode\"g\n" +
+	"\x04mode\x18\x05 \x01(\x0e2\x15.berth.v1.PublishModeR\x04mode\x12#\n" +
+	"\rpublished_end\x18\x06 \x01(\rR\fpublishedEnd\"g\n" +
 	"\x0eServiceNetwork\x12\x18\n" +
 	"\anetwork\x18\x01 \x01(\tR\anetwork\x12\x18\n" +
 	"\aaliases\x18\x02 \x03(\tR\aaliases\x12!\n" +
@@ -3981,7 +5026,7 @@ const file_berth_v1_objects_proto_rawDesc = "" +
 	"\tcondition\x18\x01 \x01(\x0e2\x1a.berth.v1.RestartConditionR\tcondition\x12/\n" +
 	"\x05delay\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x05delay\x12!\n" +
 	"\fmax_attempts\x18\x03 \x01(\x04R\vmaxAttempts\x121\n" +
-	"\x06window\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x06window\"\x86\v\n" +
+	"\x06window\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x06window\"\xcf\f\n" +
 	"\vServiceSpec\x12\x14\n" +
 	"\x05image\x18\x01 \x01(\tR\x05image\x12\x18\n" +
 	"\acommand\x18\x02 \x03(\tR\acommand\x12\x1e\n" +
@@ -4022,17 +5067,114 @@ const file_berth_v1_objects_proto_rawDesc = "" +
 	"\n" +
 	"dns_search\x18\x1e \x03(\tR\tdnsSearch\x12\x1f\n" +
 	"\vdns_options\x18\x1f \x03(\tR\n" +
-	"dnsOptions\x1a9\n" +
+	"dnsOptions\x12'\n" +
+	"\x06mounts\x18  \x03(\v2\x0f.berth.v1.MountR\x06mounts\x121\n" +
+	"\asecrets\x18! \x03(\v2\x17.berth.v1.FileReferenceR\asecrets\x121\n" +
+	"\aconfigs\x18\" \x03(\v2\x17.berth.v1.FileReferenceR\aconfigs\x128\n" +
+	"\tcontainer\x18# \x01(\v2\x1a.berth.v1.ContainerOptionsR\tcontainer\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xc9\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x8a\x02\n" +
+	"\x05Mount\x12'\n" +
+	"\x04type\x18\x01 \x01(\x0e2\x13.berth.v1.MountTypeR\x04type\x12\x16\n" +
+	"\x06source\x18\x02 \x01(\tR\x06source\x12\x16\n" +
+	"\x06target\x18\x03 \x01(\tR\x06target\x12\x1b\n" +
+	"\tread_only\x18\x04 \x01(\bR\breadOnly\x12\x17\n" +
+	"\ano_copy\x18\x05 \x01(\bR\x06noCopy\x12\x18\n" +
+	"\asubpath\x18\x06 \x01(\tR\asubpath\x12\x1d\n" +
+	"\n" +
+	"tmpfs_size\x18\a \x01(\x03R\ttmpfsSize\x12\x1d\n" +
+	"\n" +
+	"tmpfs_mode\x18\b \x01(\rR\ttmpfsMode\x12\x1a\n" +
+	"\bexternal\x18\t \x01(\bR\bexternal\"\xa5\x01\n" +
+	"\rFileReference\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
+	"\x06target\x18\x02 \x01(\tR\x06target\x12\x10\n" +
+	"\x03uid\x18\x03 \x01(\rR\x03uid\x12\x10\n" +
+	"\x03gid\x18\x04 \x01(\rR\x03gid\x12\x12\n" +
+	"\x04mode\x18\x05 \x01(\rR\x04mode\x12\x18\n" +
+	"\aversion\x18\x06 \x01(\x04R\aversion\x12\x16\n" +
+	"\x06digest\x18\a \x01(\tR\x06digest\"D\n" +
+	"\x06Ulimit\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04soft\x18\x02 \x01(\x03R\x04soft\x12\x12\n" +
+	"\x04hard\x18\x03 \x01(\x03R\x04hard\"\x9d\x04\n" +
+	"\x10ContainerOptions\x12\x12\n" +
+	"\x04init\x18\x01 \x01(\bR\x04init\x12\x17\n" +
+	"\acap_add\x18\x02 \x03(\tR\x06capAdd\x12\x19\n" +
+	"\bcap_drop\x18\x03 \x03(\tR\acapDrop\x12A\n" +
+	"\asysctls\x18\x04 \x03(\v2'.berth.v1.ContainerOptions.SysctlsEntryR\asysctls\x12*\n" +
+	"\aulimits\x18\x05 \x03(\v2\x10.berth.v1.UlimitR\aulimits\x12\x1b\n" +
+	"\tread_only\x18\x06 \x01(\bR\breadOnly\x12\x1b\n" +
+	"\tgroup_add\x18\a \x03(\tR\bgroupAdd\x12\x1d\n" +
+	"\n" +
+	"pids_limit\x18\b \x01(\x03R\tpidsLimit\x12\x19\n" +
+	"\bshm_size\x18\t \x01(\x03R\ashmSize\x12\x1e\n" +
+	"\n" +
+	"privileged\x18\n" +
+	" \x01(\bR\n" +
+	"privileged\x12\x18\n" +
+	"\adevices\x18\v \x03(\tR\adevices\x12\x10\n" +
+	"\x03pid\x18\f \x01(\tR\x03pid\x12\x10\n" +
+	"\x03ipc\x18\r \x01(\tR\x03ipc\x12!\n" +
+	"\fnetwork_mode\x18\x0e \x01(\tR\vnetworkMode\x12!\n" +
+	"\fsecurity_opt\x18\x0f \x03(\tR\vsecurityOpt\x1a:\n" +
+	"\fSysctlsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xd9\x02\n" +
+	"\x06Volume\x12\"\n" +
+	"\x04meta\x18\x01 \x01(\v2\x0e.berth.v1.MetaR\x04meta\x12\x1c\n" +
+	"\tnamespace\x18\x02 \x01(\tR\tnamespace\x12\x12\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\x12\x16\n" +
+	"\x06source\x18\x04 \x01(\tR\x06source\x12\x10\n" +
+	"\x03app\x18\x05 \x01(\tR\x03app\x12\x18\n" +
+	"\aservice\x18\x06 \x01(\tR\aservice\x12\x12\n" +
+	"\x04slot\x18\a \x01(\x04R\x04slot\x12\x17\n" +
+	"\anode_id\x18\b \x01(\tR\x06nodeId\x12\x17\n" +
+	"\atask_id\x18\t \x01(\tR\x06taskId\x124\n" +
+	"\x06labels\x18\n" +
+	" \x03(\v2\x1c.berth.v1.Volume.LabelsEntryR\x06labels\x1a9\n" +
+	"\vLabelsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xc8\x02\n" +
+	"\x06Secret\x12\"\n" +
+	"\x04meta\x18\x01 \x01(\v2\x0e.berth.v1.MetaR\x04meta\x12\x1c\n" +
+	"\tnamespace\x18\x02 \x01(\tR\tnamespace\x12\x12\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\x12\x10\n" +
+	"\x03app\x18\x04 \x01(\tR\x03app\x12\x18\n" +
+	"\aversion\x18\x05 \x01(\x04R\aversion\x12\x16\n" +
+	"\x06digest\x18\x06 \x01(\tR\x06digest\x12\x1f\n" +
+	"\vsealed_data\x18\a \x01(\fR\n" +
+	"sealedData\x124\n" +
+	"\x06labels\x18\b \x03(\v2\x1c.berth.v1.Secret.LabelsEntryR\x06labels\x12\x12\n" +
+	"\x04size\x18\t \x01(\x03R\x04size\x1a9\n" +
+	"\vLabelsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xbb\x02\n" +
+	"\x06Config\x12\"\n" +
+	"\x04meta\x18\x01 \x01(\v2\x0e.berth.v1.MetaR\x04meta\x12\x1c\n" +
+	"\tnamespace\x18\x02 \x01(\tR\tnamespace\x12\x12\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\x12\x10\n" +
+	"\x03app\x18\x04 \x01(\tR\x03app\x12\x18\n" +
+	"\aversion\x18\x05 \x01(\x04R\aversion\x12\x16\n" +
+	"\x06digest\x18\x06 \x01(\tR\x06digest\x12\x12\n" +
+	"\x04data\x18\a \x01(\fR\x04data\x124\n" +
+	"\x06labels\x18\b \x03(\v2\x1c.berth.v1.Config.LabelsEntryR\x06labels\x12\x12\n" +
+	"\x04size\x18\t \x01(\x03R\x04size\x1a9\n" +
+	"\vLabelsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"-\n" +
+	"\bKeyCheck\x12!\n" +
+	"\fsealed_probe\x18\x01 \x01(\fR\vsealedProbe\"\x90\x02\n" +
 	"\tBuildSpec\x12\x18\n" +
 	"\acontext\x18\x01 \x01(\tR\acontext\x12\x1e\n" +
 	"\n" +
 	"dockerfile\x18\x02 \x01(\tR\n" +
 	"dockerfile\x121\n" +
 	"\x04args\x18\x03 \x03(\v2\x1d.berth.v1.BuildSpec.ArgsEntryR\x04args\x12\x16\n" +
-	"\x06target\x18\x04 \x01(\tR\x06target\x1a7\n" +
+	"\x06target\x18\x04 \x01(\tR\x06target\x12+\n" +
+	"\x11dockerfile_inline\x18\x05 \x01(\tR\x10dockerfileInline\x12\x18\n" +
+	"\asecrets\x18\x06 \x03(\tR\asecrets\x1a7\n" +
 	"\tArgsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"c\n" +
@@ -4084,12 +5226,15 @@ const file_berth_v1_objects_proto_rawDesc = "" +
 	"\frequested_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\vrequestedAt\x12=\n" +
 	"\fcompleted_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\vcompletedAt\x12\x14\n" +
 	"\x05moved\x18\x04 \x01(\rR\x05moved\x12\x18\n" +
-	"\amessage\x18\x05 \x01(\tR\amessage\"\xc7\x01\n" +
+	"\amessage\x18\x05 \x01(\tR\amessage\"\xd6\x02\n" +
 	"\x0fClusterSettings\x12\"\n" +
 	"\x04meta\x18\x01 \x01(\v2\x0e.berth.v1.MetaR\x04meta\x128\n" +
 	"\bstrategy\x18\x02 \x01(\x0e2\x1c.berth.v1.SchedulingStrategyR\bstrategy\x12%\n" +
 	"\x0eauto_rebalance\x18\x03 \x01(\bR\rautoRebalance\x12/\n" +
-	"\x13insecure_registries\x18\x04 \x03(\tR\x12insecureRegistries\"\x95\x01\n" +
+	"\x13insecure_registries\x18\x04 \x03(\tR\x12insecureRegistries\x12.\n" +
+	"\x13allowed_bind_mounts\x18\x05 \x03(\tR\x11allowedBindMounts\x12)\n" +
+	"\x10allow_privileged\x18\x06 \x01(\bR\x0fallowPrivileged\x122\n" +
+	"\x15allow_host_namespaces\x18\a \x01(\bR\x13allowHostNamespaces\"\x95\x01\n" +
 	"\x12RegistryCredential\x12\"\n" +
 	"\x04meta\x18\x01 \x01(\v2\x0e.berth.v1.MetaR\x04meta\x12\x1a\n" +
 	"\bregistry\x18\x02 \x01(\tR\bregistry\x12\x1a\n" +
@@ -4117,7 +5262,7 @@ const file_berth_v1_objects_proto_rawDesc = "" +
 	"\x06health\x18\n" +
 	" \x01(\x0e2\x10.berth.v1.HealthR\x06health\x12\x1d\n" +
 	"\n" +
-	"oom_killed\x18\v \x01(\bR\toomKilled\"\xd3\x04\n" +
+	"oom_killed\x18\v \x01(\bR\toomKilled\"\x89\x05\n" +
 	"\x04Task\x12\"\n" +
 	"\x04meta\x18\x01 \x01(\v2\x0e.berth.v1.MetaR\x04meta\x12\x1c\n" +
 	"\tnamespace\x18\x02 \x01(\tR\tnamespace\x12\x10\n" +
@@ -4136,7 +5281,9 @@ const file_berth_v1_objects_proto_rawDesc = "" +
 	"\brestarts\x18\r \x01(\rR\brestarts\x12\x1a\n" +
 	"\breplaces\x18\x0e \x01(\tR\breplaces\x12;\n" +
 	"\rreplace_cause\x18\x0f \x01(\x0e2\x16.berth.v1.ReplaceCauseR\freplaceCause\x121\n" +
-	"\bnetworks\x18\x10 \x03(\v2\x15.berth.v1.TaskNetworkR\bnetworks\"\xba\x02\n" +
+	"\bnetworks\x18\x10 \x03(\v2\x15.berth.v1.TaskNetworkR\bnetworks\x124\n" +
+	"\n" +
+	"host_ports\x18\x11 \x03(\v2\x15.berth.v1.PortBindingR\thostPorts\"\xba\x02\n" +
 	"\x05Event\x12\"\n" +
 	"\x04meta\x18\x01 \x01(\v2\x0e.berth.v1.MetaR\x04meta\x12*\n" +
 	"\x02at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x12\x12\n" +
@@ -4149,12 +5296,14 @@ const file_berth_v1_objects_proto_rawDesc = "" +
 	"attributes\x1a=\n" +
 	"\x0fAttributesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"^\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"}\n" +
 	"\tClusterCA\x12 \n" +
 	"\vcertificate\x18\x01 \x01(\fR\vcertificate\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\fR\x03key\x12\x1d\n" +
 	"\n" +
-	"cluster_id\x18\x03 \x01(\tR\tclusterId\"\xb8\x01\n" +
+	"cluster_id\x18\x03 \x01(\tR\tclusterId\x12\x1d\n" +
+	"\n" +
+	"sealed_key\x18\x04 \x01(\fR\tsealedKey\"\xb8\x01\n" +
 	"\x0fJoinTokenRecord\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1f\n" +
 	"\vsecret_hash\x18\x02 \x01(\fR\n" +
@@ -4221,7 +5370,12 @@ const file_berth_v1_objects_proto_rawDesc = "" +
 	"\x1dRESTART_CONDITION_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15RESTART_CONDITION_ANY\x10\x01\x12 \n" +
 	"\x1cRESTART_CONDITION_ON_FAILURE\x10\x02\x12\x1a\n" +
-	"\x16RESTART_CONDITION_NONE\x10\x03*\xb0\x01\n" +
+	"\x16RESTART_CONDITION_NONE\x10\x03*i\n" +
+	"\tMountType\x12\x1a\n" +
+	"\x16MOUNT_TYPE_UNSPECIFIED\x10\x00\x12\x15\n" +
+	"\x11MOUNT_TYPE_VOLUME\x10\x01\x12\x13\n" +
+	"\x0fMOUNT_TYPE_BIND\x10\x02\x12\x14\n" +
+	"\x10MOUNT_TYPE_TMPFS\x10\x03*\xb0\x01\n" +
 	"\x13DependencyCondition\x12$\n" +
 	" DEPENDENCY_CONDITION_UNSPECIFIED\x10\x00\x12 \n" +
 	"\x1cDEPENDENCY_CONDITION_STARTED\x10\x01\x12 \n" +
@@ -4278,8 +5432,8 @@ func file_berth_v1_objects_proto_rawDescGZIP() []byte {
 	return file_berth_v1_objects_proto_rawDescData
 }
 
-var file_berth_v1_objects_proto_enumTypes = make([]protoimpl.EnumInfo, 15)
-var file_berth_v1_objects_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
+var file_berth_v1_objects_proto_enumTypes = make([]protoimpl.EnumInfo, 16)
+var file_berth_v1_objects_proto_msgTypes = make([]protoimpl.MessageInfo, 53)
 var file_berth_v1_objects_proto_goTypes = []any{
 	(NodeAvailability)(0),         // 0: berth.v1.NodeAvailability
 	(NodeStatus)(0),               // 1: berth.v1.NodeStatus
@@ -4290,149 +5444,176 @@ var file_berth_v1_objects_proto_goTypes = []any{
 	(UpdateFailureAction)(0),      // 6: berth.v1.UpdateFailureAction
 	(UpdateOrder)(0),              // 7: berth.v1.UpdateOrder
 	(RestartCondition)(0),         // 8: berth.v1.RestartCondition
-	(DependencyCondition)(0),      // 9: berth.v1.DependencyCondition
-	(Health)(0),                   // 10: berth.v1.Health
-	(UpdateState)(0),              // 11: berth.v1.UpdateState
-	(RebalanceState)(0),           // 12: berth.v1.RebalanceState
-	(ReplaceCause)(0),             // 13: berth.v1.ReplaceCause
-	(TaskState)(0),                // 14: berth.v1.TaskState
-	(*Meta)(nil),                  // 15: berth.v1.Meta
-	(*Resources)(nil),             // 16: berth.v1.Resources
-	(*Platform)(nil),              // 17: berth.v1.Platform
-	(*Node)(nil),                  // 18: berth.v1.Node
-	(*PortSpec)(nil),              // 19: berth.v1.PortSpec
-	(*ServiceNetwork)(nil),        // 20: berth.v1.ServiceNetwork
-	(*ExtraHost)(nil),             // 21: berth.v1.ExtraHost
-	(*Network)(nil),               // 22: berth.v1.Network
-	(*VirtualIP)(nil),             // 23: berth.v1.VirtualIP
-	(*ServiceEndpoint)(nil),       // 24: berth.v1.ServiceEndpoint
-	(*TaskNetwork)(nil),           // 25: berth.v1.TaskNetwork
-	(*Placement)(nil),             // 26: berth.v1.Placement
-	(*UpdateConfig)(nil),          // 27: berth.v1.UpdateConfig
-	(*RestartPolicy)(nil),         // 28: berth.v1.RestartPolicy
-	(*ServiceSpec)(nil),           // 29: berth.v1.ServiceSpec
-	(*BuildSpec)(nil),             // 30: berth.v1.BuildSpec
-	(*Dependency)(nil),            // 31: berth.v1.Dependency
-	(*HealthCheck)(nil),           // 32: berth.v1.HealthCheck
-	(*Service)(nil),               // 33: berth.v1.Service
-	(*ServiceRevision)(nil),       // 34: berth.v1.ServiceRevision
-	(*UpdateStatus)(nil),          // 35: berth.v1.UpdateStatus
-	(*RebalanceStatus)(nil),       // 36: berth.v1.RebalanceStatus
-	(*ClusterSettings)(nil),       // 37: berth.v1.ClusterSettings
-	(*RegistryCredential)(nil),    // 38: berth.v1.RegistryCredential
-	(*StateTransition)(nil),       // 39: berth.v1.StateTransition
-	(*PortBinding)(nil),           // 40: berth.v1.PortBinding
-	(*TaskStatus)(nil),            // 41: berth.v1.TaskStatus
-	(*Task)(nil),                  // 42: berth.v1.Task
-	(*Event)(nil),                 // 43: berth.v1.Event
-	(*ClusterCA)(nil),             // 44: berth.v1.ClusterCA
-	(*JoinTokenRecord)(nil),       // 45: berth.v1.JoinTokenRecord
-	(*APIToken)(nil),              // 46: berth.v1.APIToken
-	(*ServerInfo)(nil),            // 47: berth.v1.ServerInfo
-	nil,                           // 48: berth.v1.Node.LabelsEntry
-	nil,                           // 49: berth.v1.Node.AgentLabelsEntry
-	nil,                           // 50: berth.v1.Node.OperatorLabelsEntry
-	nil,                           // 51: berth.v1.Node.ImageDigestsEntry
-	nil,                           // 52: berth.v1.Network.LabelsEntry
-	nil,                           // 53: berth.v1.ServiceSpec.LabelsEntry
-	nil,                           // 54: berth.v1.BuildSpec.ArgsEntry
-	nil,                           // 55: berth.v1.Event.AttributesEntry
-	(*timestamppb.Timestamp)(nil), // 56: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 57: google.protobuf.Duration
+	(MountType)(0),                // 9: berth.v1.MountType
+	(DependencyCondition)(0),      // 10: berth.v1.DependencyCondition
+	(Health)(0),                   // 11: berth.v1.Health
+	(UpdateState)(0),              // 12: berth.v1.UpdateState
+	(RebalanceState)(0),           // 13: berth.v1.RebalanceState
+	(ReplaceCause)(0),             // 14: berth.v1.ReplaceCause
+	(TaskState)(0),                // 15: berth.v1.TaskState
+	(*Meta)(nil),                  // 16: berth.v1.Meta
+	(*Resources)(nil),             // 17: berth.v1.Resources
+	(*Platform)(nil),              // 18: berth.v1.Platform
+	(*Node)(nil),                  // 19: berth.v1.Node
+	(*PortSpec)(nil),              // 20: berth.v1.PortSpec
+	(*ServiceNetwork)(nil),        // 21: berth.v1.ServiceNetwork
+	(*ExtraHost)(nil),             // 22: berth.v1.ExtraHost
+	(*Network)(nil),               // 23: berth.v1.Network
+	(*VirtualIP)(nil),             // 24: berth.v1.VirtualIP
+	(*ServiceEndpoint)(nil),       // 25: berth.v1.ServiceEndpoint
+	(*TaskNetwork)(nil),           // 26: berth.v1.TaskNetwork
+	(*Placement)(nil),             // 27: berth.v1.Placement
+	(*UpdateConfig)(nil),          // 28: berth.v1.UpdateConfig
+	(*RestartPolicy)(nil),         // 29: berth.v1.RestartPolicy
+	(*ServiceSpec)(nil),           // 30: berth.v1.ServiceSpec
+	(*Mount)(nil),                 // 31: berth.v1.Mount
+	(*FileReference)(nil),         // 32: berth.v1.FileReference
+	(*Ulimit)(nil),                // 33: berth.v1.Ulimit
+	(*ContainerOptions)(nil),      // 34: berth.v1.ContainerOptions
+	(*Volume)(nil),                // 35: berth.v1.Volume
+	(*Secret)(nil),                // 36: berth.v1.Secret
+	(*Config)(nil),                // 37: berth.v1.Config
+	(*KeyCheck)(nil),              // 38: berth.v1.KeyCheck
+	(*BuildSpec)(nil),             // 39: berth.v1.BuildSpec
+	(*Dependency)(nil),            // 40: berth.v1.Dependency
+	(*HealthCheck)(nil),           // 41: berth.v1.HealthCheck
+	(*Service)(nil),               // 42: berth.v1.Service
+	(*ServiceRevision)(nil),       // 43: berth.v1.ServiceRevision
+	(*UpdateStatus)(nil),          // 44: berth.v1.UpdateStatus
+	(*RebalanceStatus)(nil),       // 45: berth.v1.RebalanceStatus
+	(*ClusterSettings)(nil),       // 46: berth.v1.ClusterSettings
+	(*RegistryCredential)(nil),    // 47: berth.v1.RegistryCredential
+	(*StateTransition)(nil),       // 48: berth.v1.StateTransition
+	(*PortBinding)(nil),           // 49: berth.v1.PortBinding
+	(*TaskStatus)(nil),            // 50: berth.v1.TaskStatus
+	(*Task)(nil),                  // 51: berth.v1.Task
+	(*Event)(nil),                 // 52: berth.v1.Event
+	(*ClusterCA)(nil),             // 53: berth.v1.ClusterCA
+	(*JoinTokenRecord)(nil),       // 54: berth.v1.JoinTokenRecord
+	(*APIToken)(nil),              // 55: berth.v1.APIToken
+	(*ServerInfo)(nil),            // 56: berth.v1.ServerInfo
+	nil,                           // 57: berth.v1.Node.LabelsEntry
+	nil,                           // 58: berth.v1.Node.AgentLabelsEntry
+	nil,                           // 59: berth.v1.Node.OperatorLabelsEntry
+	nil,                           // 60: berth.v1.Node.ImageDigestsEntry
+	nil,                           // 61: berth.v1.Network.LabelsEntry
+	nil,                           // 62: berth.v1.ServiceSpec.LabelsEntry
+	nil,                           // 63: berth.v1.ContainerOptions.SysctlsEntry
+	nil,                           // 64: berth.v1.Volume.LabelsEntry
+	nil,                           // 65: berth.v1.Secret.LabelsEntry
+	nil,                           // 66: berth.v1.Config.LabelsEntry
+	nil,                           // 67: berth.v1.BuildSpec.ArgsEntry
+	nil,                           // 68: berth.v1.Event.AttributesEntry
+	(*timestamppb.Timestamp)(nil), // 69: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 70: google.protobuf.Duration
 }
 var file_berth_v1_objects_proto_depIdxs = []int32{
-	56, // 0: berth.v1.Meta.created_at:type_name -> google.protobuf.Timestamp
-	56, // 1: berth.v1.Meta.updated_at:type_name -> google.protobuf.Timestamp
-	15, // 2: berth.v1.Node.meta:type_name -> berth.v1.Meta
-	48, // 3: berth.v1.Node.labels:type_name -> berth.v1.Node.LabelsEntry
-	16, // 4: berth.v1.Node.capacity:type_name -> berth.v1.Resources
-	0,  // 5: berth.v1.Node.availability:type_name -> berth.v1.NodeAvailability
-	1,  // 6: berth.v1.Node.status:type_name -> berth.v1.NodeStatus
-	56, // 7: berth.v1.Node.last_heartbeat:type_name -> google.protobuf.Timestamp
-	17, // 8: berth.v1.Node.platform:type_name -> berth.v1.Platform
-	56, // 9: berth.v1.Node.status_since:type_name -> google.protobuf.Timestamp
-	49, // 10: berth.v1.Node.agent_labels:type_name -> berth.v1.Node.AgentLabelsEntry
-	50, // 11: berth.v1.Node.operator_labels:type_name -> berth.v1.Node.OperatorLabelsEntry
-	51, // 12: berth.v1.Node.image_digests:type_name -> berth.v1.Node.ImageDigestsEntry
-	3,  // 13: berth.v1.PortSpec.mode:type_name -> berth.v1.PublishMode
-	15, // 14: berth.v1.Network.meta:type_name -> berth.v1.Meta
-	52, // 15: berth.v1.Network.labels:type_name -> berth.v1.Network.LabelsEntry
-	23, // 16: berth.v1.ServiceEndpoint.virtual_ips:type_name -> berth.v1.VirtualIP
-	17, // 17: berth.v1.Placement.platforms:type_name -> berth.v1.Platform
-	57, // 18: berth.v1.UpdateConfig.delay:type_name -> google.protobuf.Duration
-	6,  // 19: berth.v1.UpdateConfig.failure_action:type_name -> berth.v1.UpdateFailureAction
-	57, // 20: berth.v1.UpdateConfig.monitor:type_name -> google.protobuf.Duration
-	7,  // 21: berth.v1.UpdateConfig.order:type_name -> berth.v1.UpdateOrder
-	8,  // 22: berth.v1.RestartPolicy.condition:type_name -> berth.v1.RestartCondition
-	57, // 23: berth.v1.RestartPolicy.delay:type_name -> google.protobuf.Duration
-	57, // 24: berth.v1.RestartPolicy.window:type_name -> google.protobuf.Duration
-	53, // 25: berth.v1.ServiceSpec.labels:type_name -> berth.v1.ServiceSpec.LabelsEntry
-	19, // 26: berth.v1.ServiceSpec.ports:type_name -> berth.v1.PortSpec
-	2,  // 27: berth.v1.ServiceSpec.mode:type_name -> berth.v1.ServiceMode
-	16, // 28: berth.v1.ServiceSpec.limits:type_name -> berth.v1.Resources
-	16, // 29: berth.v1.ServiceSpec.reservations:type_name -> berth.v1.Resources
-	26, // 30: berth.v1.ServiceSpec.placement:type_name -> berth.v1.Placement
-	57, // 31: berth.v1.ServiceSpec.stop_grace_period:type_name -> google.protobuf.Duration
-	28, // 32: berth.v1.ServiceSpec.restart_policy:type_name -> berth.v1.RestartPolicy
-	32, // 33: berth.v1.ServiceSpec.healthcheck:type_name -> berth.v1.HealthCheck
-	31, // 34: berth.v1.ServiceSpec.depends_on:type_name -> berth.v1.Dependency
-	27, // 35: berth.v1.ServiceSpec.update_config:type_name -> berth.v1.UpdateConfig
-	27, // 36: berth.v1.ServiceSpec.rollback_config:type_name -> berth.v1.UpdateConfig
-	5,  // 37: berth.v1.ServiceSpec.strategy:type_name -> berth.v1.SchedulingStrategy
-	30, // 38: berth.v1.ServiceSpec.build:type_name -> berth.v1.BuildSpec
-	20, // 39: berth.v1.ServiceSpec.networks:type_name -> berth.v1.ServiceNetwork
-	4,  // 40: berth.v1.ServiceSpec.endpoint_mode:type_name -> berth.v1.EndpointMode
-	21, // 41: berth.v1.ServiceSpec.extra_hosts:type_name -> berth.v1.ExtraHost
-	54, // 42: berth.v1.BuildSpec.args:type_name -> berth.v1.BuildSpec.ArgsEntry
-	9,  // 43: berth.v1.Dependency.condition:type_name -> berth.v1.DependencyCondition
-	57, // 44: berth.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
-	57, // 45: berth.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
-	57, // 46: berth.v1.HealthCheck.start_period:type_name -> google.protobuf.Duration
-	57, // 47: berth.v1.HealthCheck.start_interval:type_name -> google.protobuf.Duration
-	15, // 48: berth.v1.Service.meta:type_name -> berth.v1.Meta
-	29, // 49: berth.v1.Service.spec:type_name -> berth.v1.ServiceSpec
-	35, // 50: berth.v1.Service.update_status:type_name -> berth.v1.UpdateStatus
-	34, // 51: berth.v1.Service.revisions:type_name -> berth.v1.ServiceRevision
-	36, // 52: berth.v1.Service.rebalance:type_name -> berth.v1.RebalanceStatus
-	56, // 53: berth.v1.Service.spec_updated_at:type_name -> google.protobuf.Timestamp
-	24, // 54: berth.v1.Service.endpoint:type_name -> berth.v1.ServiceEndpoint
-	29, // 55: berth.v1.ServiceRevision.spec:type_name -> berth.v1.ServiceSpec
-	56, // 56: berth.v1.ServiceRevision.created_at:type_name -> google.protobuf.Timestamp
-	11, // 57: berth.v1.UpdateStatus.state:type_name -> berth.v1.UpdateState
-	56, // 58: berth.v1.UpdateStatus.started_at:type_name -> google.protobuf.Timestamp
-	56, // 59: berth.v1.UpdateStatus.completed_at:type_name -> google.protobuf.Timestamp
-	12, // 60: berth.v1.RebalanceStatus.state:type_name -> berth.v1.RebalanceState
-	56, // 61: berth.v1.RebalanceStatus.requested_at:type_name -> google.protobuf.Timestamp
-	56, // 62: berth.v1.RebalanceStatus.completed_at:type_name -> google.protobuf.Timestamp
-	15, // 63: berth.v1.ClusterSettings.meta:type_name -> berth.v1.Meta
-	5,  // 64: berth.v1.ClusterSettings.strategy:type_name -> berth.v1.SchedulingStrategy
-	15, // 65: berth.v1.RegistryCredential.meta:type_name -> berth.v1.Meta
-	14, // 66: berth.v1.StateTransition.state:type_name -> berth.v1.TaskState
-	56, // 67: berth.v1.StateTransition.at:type_name -> google.protobuf.Timestamp
-	14, // 68: berth.v1.TaskStatus.state:type_name -> berth.v1.TaskState
-	56, // 69: berth.v1.TaskStatus.timestamp:type_name -> google.protobuf.Timestamp
-	40, // 70: berth.v1.TaskStatus.ports:type_name -> berth.v1.PortBinding
-	10, // 71: berth.v1.TaskStatus.health:type_name -> berth.v1.Health
-	15, // 72: berth.v1.Task.meta:type_name -> berth.v1.Meta
-	29, // 73: berth.v1.Task.spec:type_name -> berth.v1.ServiceSpec
-	14, // 74: berth.v1.Task.desired_state:type_name -> berth.v1.TaskState
-	41, // 75: berth.v1.Task.status:type_name -> berth.v1.TaskStatus
-	39, // 76: berth.v1.Task.history:type_name -> berth.v1.StateTransition
-	13, // 77: berth.v1.Task.replace_cause:type_name -> berth.v1.ReplaceCause
-	25, // 78: berth.v1.Task.networks:type_name -> berth.v1.TaskNetwork
-	15, // 79: berth.v1.Event.meta:type_name -> berth.v1.Meta
-	56, // 80: berth.v1.Event.at:type_name -> google.protobuf.Timestamp
-	55, // 81: berth.v1.Event.attributes:type_name -> berth.v1.Event.AttributesEntry
-	56, // 82: berth.v1.JoinTokenRecord.created_at:type_name -> google.protobuf.Timestamp
-	56, // 83: berth.v1.JoinTokenRecord.expires_at:type_name -> google.protobuf.Timestamp
-	56, // 84: berth.v1.APIToken.created_at:type_name -> google.protobuf.Timestamp
-	56, // 85: berth.v1.APIToken.expires_at:type_name -> google.protobuf.Timestamp
-	56, // 86: berth.v1.ServerInfo.started_at:type_name -> google.protobuf.Timestamp
-	87, // [87:87] is the sub-list for method output_type
-	87, // [87:87] is the sub-list for method input_type
-	87, // [87:87] is the sub-list for extension type_name
-	87, // [87:87] is the sub-list for extension extendee
-	0,  // [0:87] is the sub-list for field type_name
+	69,  // 0: berth.v1.Meta.created_at:type_name -> google.protobuf.Timestamp
+	69,  // 1: berth.v1.Meta.updated_at:type_name -> google.protobuf.Timestamp
+	16,  // 2: berth.v1.Node.meta:type_name -> berth.v1.Meta
+	57,  // 3: berth.v1.Node.labels:type_name -> berth.v1.Node.LabelsEntry
+	17,  // 4: berth.v1.Node.capacity:type_name -> berth.v1.Resources
+	0,   // 5: berth.v1.Node.availability:type_name -> berth.v1.NodeAvailability
+	1,   // 6: berth.v1.Node.status:type_name -> berth.v1.NodeStatus
+	69,  // 7: berth.v1.Node.last_heartbeat:type_name -> google.protobuf.Timestamp
+	18,  // 8: berth.v1.Node.platform:type_name -> berth.v1.Platform
+	69,  // 9: berth.v1.Node.status_since:type_name -> google.protobuf.Timestamp
+	58,  // 10: berth.v1.Node.agent_labels:type_name -> berth.v1.Node.AgentLabelsEntry
+	59,  // 11: berth.v1.Node.operator_labels:type_name -> berth.v1.Node.OperatorLabelsEntry
+	60,  // 12: berth.v1.Node.image_digests:type_name -> berth.v1.Node.ImageDigestsEntry
+	3,   // 13: berth.v1.PortSpec.mode:type_name -> berth.v1.PublishMode
+	16,  // 14: berth.v1.Network.meta:type_name -> berth.v1.Meta
+	61,  // 15: berth.v1.Network.labels:type_name -> berth.v1.Network.LabelsEntry
+	24,  // 16: berth.v1.ServiceEndpoint.virtual_ips:type_name -> berth.v1.VirtualIP
+	18,  // 17: berth.v1.Placement.platforms:type_name -> berth.v1.Platform
+	70,  // 18: berth.v1.UpdateConfig.delay:type_name -> google.protobuf.Duration
+	6,   // 19: berth.v1.UpdateConfig.failure_action:type_name -> berth.v1.UpdateFailureAction
+	70,  // 20: berth.v1.UpdateConfig.monitor:type_name -> google.protobuf.Duration
+	7,   // 21: berth.v1.UpdateConfig.order:type_name -> berth.v1.UpdateOrder
+	8,   // 22: berth.v1.RestartPolicy.condition:type_name -> berth.v1.RestartCondition
+	70,  // 23: berth.v1.RestartPolicy.delay:type_name -> google.protobuf.Duration
+	70,  // 24: berth.v1.RestartPolicy.window:type_name -> google.protobuf.Duration
+	62,  // 25: berth.v1.ServiceSpec.labels:type_name -> berth.v1.ServiceSpec.LabelsEntry
+	20,  // 26: berth.v1.ServiceSpec.ports:type_name -> berth.v1.PortSpec
+	2,   // 27: berth.v1.ServiceSpec.mode:type_name -> berth.v1.ServiceMode
+	17,  // 28: berth.v1.ServiceSpec.limits:type_name -> berth.v1.Resources
+	17,  // 29: berth.v1.ServiceSpec.reservations:type_name -> berth.v1.Resources
+	27,  // 30: berth.v1.ServiceSpec.placement:type_name -> berth.v1.Placement
+	70,  // 31: berth.v1.ServiceSpec.stop_grace_period:type_name -> google.protobuf.Duration
+	29,  // 32: berth.v1.ServiceSpec.restart_policy:type_name -> berth.v1.RestartPolicy
+	41,  // 33: berth.v1.ServiceSpec.healthcheck:type_name -> berth.v1.HealthCheck
+	40,  // 34: berth.v1.ServiceSpec.depends_on:type_name -> berth.v1.Dependency
+	28,  // 35: berth.v1.ServiceSpec.update_config:type_name -> berth.v1.UpdateConfig
+	28,  // 36: berth.v1.ServiceSpec.rollback_config:type_name -> berth.v1.UpdateConfig
+	5,   // 37: berth.v1.ServiceSpec.strategy:type_name -> berth.v1.SchedulingStrategy
+	39,  // 38: berth.v1.ServiceSpec.build:type_name -> berth.v1.BuildSpec
+	21,  // 39: berth.v1.ServiceSpec.networks:type_name -> berth.v1.ServiceNetwork
+	4,   // 40: berth.v1.ServiceSpec.endpoint_mode:type_name -> berth.v1.EndpointMode
+	22,  // 41: berth.v1.ServiceSpec.extra_hosts:type_name -> berth.v1.ExtraHost
+	31,  // 42: berth.v1.ServiceSpec.mounts:type_name -> berth.v1.Mount
+	32,  // 43: berth.v1.ServiceSpec.secrets:type_name -> berth.v1.FileReference
+	32,  // 44: berth.v1.ServiceSpec.configs:type_name -> berth.v1.FileReference
+	34,  // 45: berth.v1.ServiceSpec.container:type_name -> berth.v1.ContainerOptions
+	9,   // 46: berth.v1.Mount.type:type_name -> berth.v1.MountType
+	63,  // 47: berth.v1.ContainerOptions.sysctls:type_name -> berth.v1.ContainerOptions.SysctlsEntry
+	33,  // 48: berth.v1.ContainerOptions.ulimits:type_name -> berth.v1.Ulimit
+	16,  // 49: berth.v1.Volume.meta:type_name -> berth.v1.Meta
+	64,  // 50: berth.v1.Volume.labels:type_name -> berth.v1.Volume.LabelsEntry
+	16,  // 51: berth.v1.Secret.meta:type_name -> berth.v1.Meta
+	65,  // 52: berth.v1.Secret.labels:type_name -> berth.v1.Secret.LabelsEntry
+	16,  // 53: berth.v1.Config.meta:type_name -> berth.v1.Meta
+	66,  // 54: berth.v1.Config.labels:type_name -> berth.v1.Config.LabelsEntry
+	67,  // 55: berth.v1.BuildSpec.args:type_name -> berth.v1.BuildSpec.ArgsEntry
+	10,  // 56: berth.v1.Dependency.condition:type_name -> berth.v1.DependencyCondition
+	70,  // 57: berth.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
+	70,  // 58: berth.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
+	70,  // 59: berth.v1.HealthCheck.start_period:type_name -> google.protobuf.Duration
+	70,  // 60: berth.v1.HealthCheck.start_interval:type_name -> google.protobuf.Duration
+	16,  // 61: berth.v1.Service.meta:type_name -> berth.v1.Meta
+	30,  // 62: berth.v1.Service.spec:type_name -> berth.v1.ServiceSpec
+	44,  // 63: berth.v1.Service.update_status:type_name -> berth.v1.UpdateStatus
+	43,  // 64: berth.v1.Service.revisions:type_name -> berth.v1.ServiceRevision
+	45,  // 65: berth.v1.Service.rebalance:type_name -> berth.v1.RebalanceStatus
+	69,  // 66: berth.v1.Service.spec_updated_at:type_name -> google.protobuf.Timestamp
+	25,  // 67: berth.v1.Service.endpoint:type_name -> berth.v1.ServiceEndpoint
+	30,  // 68: berth.v1.ServiceRevision.spec:type_name -> berth.v1.ServiceSpec
+	69,  // 69: berth.v1.ServiceRevision.created_at:type_name -> google.protobuf.Timestamp
+	12,  // 70: berth.v1.UpdateStatus.state:type_name -> berth.v1.UpdateState
+	69,  // 71: berth.v1.UpdateStatus.started_at:type_name -> google.protobuf.Timestamp
+	69,  // 72: berth.v1.UpdateStatus.completed_at:type_name -> google.protobuf.Timestamp
+	13,  // 73: berth.v1.RebalanceStatus.state:type_name -> berth.v1.RebalanceState
+	69,  // 74: berth.v1.RebalanceStatus.requested_at:type_name -> google.protobuf.Timestamp
+	69,  // 75: berth.v1.RebalanceStatus.completed_at:type_name -> google.protobuf.Timestamp
+	16,  // 76: berth.v1.ClusterSettings.meta:type_name -> berth.v1.Meta
+	5,   // 77: berth.v1.ClusterSettings.strategy:type_name -> berth.v1.SchedulingStrategy
+	16,  // 78: berth.v1.RegistryCredential.meta:type_name -> berth.v1.Meta
+	15,  // 79: berth.v1.StateTransition.state:type_name -> berth.v1.TaskState
+	69,  // 80: berth.v1.StateTransition.at:type_name -> google.protobuf.Timestamp
+	15,  // 81: berth.v1.TaskStatus.state:type_name -> berth.v1.TaskState
+	69,  // 82: berth.v1.TaskStatus.timestamp:type_name -> google.protobuf.Timestamp
+	49,  // 83: berth.v1.TaskStatus.ports:type_name -> berth.v1.PortBinding
+	11,  // 84: berth.v1.TaskStatus.health:type_name -> berth.v1.Health
+	16,  // 85: berth.v1.Task.meta:type_name -> berth.v1.Meta
+	30,  // 86: berth.v1.Task.spec:type_name -> berth.v1.ServiceSpec
+	15,  // 87: berth.v1.Task.desired_state:type_name -> berth.v1.TaskState
+	50,  // 88: berth.v1.Task.status:type_name -> berth.v1.TaskStatus
+	48,  // 89: berth.v1.Task.history:type_name -> berth.v1.StateTransition
+	14,  // 90: berth.v1.Task.replace_cause:type_name -> berth.v1.ReplaceCause
+	26,  // 91: berth.v1.Task.networks:type_name -> berth.v1.TaskNetwork
+	49,  // 92: berth.v1.Task.host_ports:type_name -> berth.v1.PortBinding
+	16,  // 93: berth.v1.Event.meta:type_name -> berth.v1.Meta
+	69,  // 94: berth.v1.Event.at:type_name -> google.protobuf.Timestamp
+	68,  // 95: berth.v1.Event.attributes:type_name -> berth.v1.Event.AttributesEntry
+	69,  // 96: berth.v1.JoinTokenRecord.created_at:type_name -> google.protobuf.Timestamp
+	69,  // 97: berth.v1.JoinTokenRecord.expires_at:type_name -> google.protobuf.Timestamp
+	69,  // 98: berth.v1.APIToken.created_at:type_name -> google.protobuf.Timestamp
+	69,  // 99: berth.v1.APIToken.expires_at:type_name -> google.protobuf.Timestamp
+	69,  // 100: berth.v1.ServerInfo.started_at:type_name -> google.protobuf.Timestamp
+	101, // [101:101] is the sub-list for method output_type
+	101, // [101:101] is the sub-list for method input_type
+	101, // [101:101] is the sub-list for extension type_name
+	101, // [101:101] is the sub-list for extension extendee
+	0,   // [0:101] is the sub-list for field type_name
 }
 
 func init() { file_berth_v1_objects_proto_init() }
@@ -4445,8 +5626,8 @@ func file_berth_v1_objects_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_berth_v1_objects_proto_rawDesc), len(file_berth_v1_objects_proto_rawDesc)),
-			NumEnums:      15,
-			NumMessages:   41,
+			NumEnums:      16,
+			NumMessages:   53,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
