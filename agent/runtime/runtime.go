@@ -1,6 +1,8 @@
-// Package runtime runs the agent's containers. Runtime is what the worker
-// drives; Containerd implements it on a containerd daemon, Fake in memory
-// for unit and scale tests.
+// Package runtime is the seam between the agent and what runs its
+// containers: the Runtime interface the worker drives and the types it
+// speaks (ContainerSpec, Status, Exit, Image, ...). Package
+// runtime/containerd implements it on a containerd daemon, package
+// runtime/fake in memory for unit and scale tests.
 package runtime
 
 import (
