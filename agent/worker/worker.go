@@ -6,7 +6,6 @@ package worker
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -230,6 +229,3 @@ func portBindings(ports []runtime.Port) []*berthv1.PortBinding {
 	}
 	return out
 }
-
-// isGone reports whether err says the container does not exist.
-func isGone(err error) bool { return errors.Is(err, runtime.ErrNotFound) }
