@@ -29,8 +29,9 @@ const (
 // kept, 0 meaning all at once); an unset one stays nil, which means
 // DefaultUpdateConfig. Platform names are lowercased and aliases like
 // x86_64 become the names nodes report (amd64). It sorts env by key, and
-// depends_on by service, so equal specs compare equal. Applying it twice
-// changes nothing more.
+// depends_on by service, so equal specs compare equal. Mounts, secrets,
+// configs and container options get theirs (normalizeStorage,
+// normalizeContainer). Applying it twice changes nothing more.
 // Replicas are left alone: 0 is a valid, deliberate count.
 func Normalize(spec *berthv1.ServiceSpec) {
 	if spec == nil {
@@ -47,7 +48,12 @@ func Normalize(spec *berthv1.ServiceSpec) {
 		if p.Protocol == "" {
 			p.Protocol = DefaultProtocol
 		}
-		if p.Mode == berthv1.PublishMode_PUBLISH_MODE_UNSPECIFIED {
+		switch {
+		case p.Mode != berthv1.PublishMode_PUBLISH_MODE_UNSPECIFIED:
+		case p.PublishedEnd != 0:
+			// Each task takes a port of the range on its own node.
+			p.Mode = berthv1.PublishMode_PUBLISH_MODE_HOST
+		default:
 			p.Mode = berthv1.PublishMode_PUBLISH_MODE_INGRESS
 		}
 	}
@@ -74,6 +80,8 @@ func Normalize(spec *berthv1.ServiceSpec) {
 		normalizePlatform(p)
 	}
 	normalizeDependencies(spec)
+	normalizeStorage(spec)
+	normalizeContainer(spec)
 	// Stable, so entries with the same key (an error ValidateSpec reports)
 	// keep their order.
 	slices.SortStableFunc(spec.Env, func(a, b string) int {
