@@ -79,6 +79,7 @@ func Normalize(spec *berthv1.ServiceSpec) {
 	for _, p := range spec.GetPlacement().GetPlatforms() {
 		normalizePlatform(p)
 	}
+	normalizeConstraints(spec.GetPlacement())
 	normalizeDependencies(spec)
 	normalizeStorage(spec)
 	normalizeContainer(spec)

@@ -449,8 +449,16 @@ func (v *specValidator) placement(mode berthv1.ServiceMode, p *berthv1.Placement
 	}
 	v.platforms(p.GetPlatforms())
 	for i, c := range p.GetConstraints() {
-		if _, err := constraint.Parse(c); err != nil {
-			v.add(fmt.Sprintf("deploy.placement.constraints[%d]", i), err.Error())
+		field := fmt.Sprintf("deploy.placement.constraints[%d]", i)
+		parsed, err := constraint.Parse(c)
+		if err != nil {
+			v.add(field, err.Error())
+			continue
+		}
+		if pl, ok := constraintPlatform(parsed); ok {
+			if err := checkPlatform(pl); err != nil {
+				v.add(field, fmt.Sprintf("constraint %q: %v", c, err))
+			}
 		}
 	}
 	for i, pref := range p.GetPreferences() {
