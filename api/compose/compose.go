@@ -38,6 +38,11 @@ type Options struct {
 	// Nil means the process environment. Either way .env in the project
 	// directory is read too, without overriding it.
 	Environment map[string]string
+
+	// noFiles refuses the files of secrets and configs (file:): the
+	// Compose file came as text to a server, whose own files are not the
+	// user's.
+	noFiles bool
 }
 
 // Project is a loaded Compose project.
@@ -150,7 +155,7 @@ func Load(ctx context.Context, opts Options) (*Project, error) {
 		fe.File, fe.Line = srcs.locateServiceField(fe.Service, fe.Field)
 		return fe
 	}
-	st, stErrs := readStorage(loaded)
+	st, stErrs := readStorage(loaded, opts.noFiles)
 	p.Volumes = st.volumes
 	for _, fe := range append(topErrs, stErrs...) {
 		errs = append(errs, locate(fe))

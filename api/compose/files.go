@@ -45,8 +45,8 @@ var (
 // (kind says which), by key: from file: (compose-go made its path
 // absolute), from environment: (the project's environment, .env
 // included), or for a config from content: (interpolated); an external
-// one has none. Data is never in a problem's text.
-func readFiles(kind fileKind, defs map[string]types.FileObjectConfig, env types.Mapping) (map[string]*berthv1.AppFile, validation.Errors) {
+// one has none; noFiles refuses file:. Data is never in a problem's text.
+func readFiles(kind fileKind, defs map[string]types.FileObjectConfig, env types.Mapping, noFiles bool) (map[string]*berthv1.AppFile, validation.Errors) {
 	var errs validation.Errors
 	out := make(map[string]*berthv1.AppFile, len(defs))
 	for _, key := range slices.Sorted(maps.Keys(defs)) {
@@ -72,6 +72,9 @@ func readFiles(kind fileKind, defs map[string]types.FileObjectConfig, env types.
 				continue
 			}
 			f.Data = []byte(v)
+		case def.File != "" && noFiles:
+			fail(".file", fmt.Sprintf("a file cannot be read from here: apply this Compose file with the berth CLI, or make the %s with berth %s create and say external: true", kind.name, kind.name))
+			continue
 		case def.File != "":
 			data, err := readFileData(kind.name, def.File)
 			if err != nil {

@@ -22,8 +22,9 @@ type storage struct {
 }
 
 // readStorage converts the project's volumes and reads its secrets and
-// configs. Problems name the field <list>.<key>.<field>.
-func readStorage(project *types.Project) (*storage, validation.Errors) {
+// configs; noFiles refuses those read from files. Problems name the field
+// <list>.<key>.<field>.
+func readStorage(project *types.Project, noFiles bool) (*storage, validation.Errors) {
 	st := &storage{
 		volumeDefs: project.Volumes,
 		secretDefs: secretDefs(project.Secrets),
@@ -31,9 +32,9 @@ func readStorage(project *types.Project) (*storage, validation.Errors) {
 	}
 	var errs, more validation.Errors
 	st.volumes, errs = convertVolumes(project.Volumes)
-	st.secrets, more = readFiles(secretKind, st.secretDefs, project.Environment)
+	st.secrets, more = readFiles(secretKind, st.secretDefs, project.Environment, noFiles)
 	errs = append(errs, more...)
-	st.configs, more = readFiles(configKind, st.configDefs, project.Environment)
+	st.configs, more = readFiles(configKind, st.configDefs, project.Environment, noFiles)
 	return st, append(errs, more...)
 }
 
