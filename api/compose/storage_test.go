@@ -172,6 +172,54 @@ func equalMessages(a, b []proto.Message) bool {
 	return true
 }
 
+// TestLoadShortForms loads the short and list forms of the keys, which
+// compose-go turns into long ones, and checks that none is warned about.
+func TestLoadShortForms(t *testing.T) {
+	dir := writeProject(t, map[string]string{"compose.yaml": `
+services:
+  web:
+    image: busybox
+    devices: ["/dev/fuse", "/dev/sda:/dev/xvda:rwm", "/dev/sdb:/dev/xvdb:r"]
+    sysctls: ["net.core.somaxconn=1024"]
+    ulimits: {nproc: 100}
+    tmpfs: /run
+    secrets: [pw]
+    configs: [c]
+    volumes: ["data:/data:nocopy", "./x:/x:ro", "/anon"]
+    network_mode: bridge
+    ipc: shareable
+volumes:
+  data:
+secrets:
+  pw: {environment: PW}
+configs:
+  c: {content: x}
+`})
+	p, err := loadDir(t, dir, Options{Environment: map[string]string{"PW": ""}})
+	if err != nil {
+		t.Fatalf("Load() error:\n%v", err)
+	}
+	if len(p.Warnings) != 0 {
+		t.Errorf("Warnings = %q, want none", p.Warnings)
+	}
+	spec := p.Services[0].GetSpec()
+	want := &berthv1.ContainerOptions{
+		Devices: []string{"/dev/fuse", "/dev/sda:/dev/xvda", "/dev/sdb:/dev/xvdb:r"},
+		Sysctls: map[string]string{"net.core.somaxconn": "1024"},
+		Ulimits: []*berthv1.Ulimit{{Name: "nproc", Soft: 100, Hard: 100}},
+	}
+	if !proto.Equal(spec.GetContainer(), want) {
+		t.Errorf("container options = %v, want %v", spec.GetContainer(), want)
+	}
+	if n := len(spec.GetMounts()); n != 4 {
+		t.Errorf("mounts = %v, want 4", spec.GetMounts())
+	}
+	// An empty variable is set: the secret is empty.
+	if len(p.Secrets) != 1 || len(p.Secrets[0].GetData()) != 0 {
+		t.Errorf("secrets = %v, want pw, empty", p.Secrets)
+	}
+}
+
 func TestLoadStorageErrors(t *testing.T) {
 	big := strings.Repeat("x", validation.MaxFileSize+1)
 	tests := []struct {

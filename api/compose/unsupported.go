@@ -117,7 +117,7 @@ var supported = []tree.Path{
 	"services.*.pids_limit", "services.*.deploy.resources.limits.pids",
 	"services.*.shm_size",
 	"services.*.privileged",
-	"services.*.devices",
+	"services.*.devices", "services.*.devices.[].source", "services.*.devices.[].target", "services.*.devices.[].permissions",
 	"services.*.pid", "services.*.ipc", "services.*.network_mode",
 	"services.*.security_opt",
 }
