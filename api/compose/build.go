@@ -64,3 +64,25 @@ func convertBuild(svc types.ServiceConfig, projectDir string) (*berthv1.BuildSpe
 	}
 	return spec, errs
 }
+
+// addBuild converts a service's build: into its spec (c), naming its
+// image after the app when it names none, and keeps the data of its build
+// secrets in p.BuildSecrets.
+func (p *Project) addBuild(c *converted, svc types.ServiceConfig, st *storage, projectDir string) {
+	build, errs := convertBuild(svc, projectDir)
+	if build == nil {
+		return
+	}
+	c.spec.Build, c.errs = build, append(c.errs, errs...)
+	if c.spec.Image == "" {
+		c.spec.Image = defaultBuildImage(p.App, svc.Name)
+	}
+	ids, data, errs := buildSecrets(svc, st)
+	c.spec.Build.Secrets, c.errs = ids, append(c.errs, errs...)
+	if len(data) > 0 {
+		if p.BuildSecrets == nil {
+			p.BuildSecrets = map[string][]*berthv1.BuildSecret{}
+		}
+		p.BuildSecrets[svc.Name] = data
+	}
+}

@@ -161,8 +161,6 @@ func Load(ctx context.Context, opts Options) (*Project, error) {
 		errs = append(errs, locate(fe))
 	}
 	keep := make(map[string]bool, len(loaded.Services))
-	// The secrets services use and those builds use, by key.
-	runSecrets, buildSecretKeys := map[string]bool{}, map[string]bool{}
 	for _, name := range slices.Sorted(maps.Keys(loaded.Services)) {
 		keep[name] = true
 		if err := validation.ValidateServiceName(name); err != nil {
@@ -175,27 +173,7 @@ func Load(ctx context.Context, opts Options) (*Project, error) {
 		nets, netErrs := serviceNetworks(svc, loaded.Networks)
 		c.spec.Networks, c.errs = nets, append(c.errs, netErrs...)
 		c.convertStorage(svc, st)
-		build, buildErrs := convertBuild(svc, loaded.WorkingDir)
-		if build != nil {
-			c.spec.Build, c.errs = build, append(c.errs, buildErrs...)
-			if c.spec.Image == "" {
-				c.spec.Image = defaultBuildImage(p.App, name)
-			}
-			ids, data, secretErrs := buildSecrets(svc, st.secrets, st.secretDefs)
-			c.spec.Build.Secrets, c.errs = ids, append(c.errs, secretErrs...)
-			if len(data) > 0 {
-				if p.BuildSecrets == nil {
-					p.BuildSecrets = map[string][]*berthv1.BuildSecret{}
-				}
-				p.BuildSecrets[name] = data
-			}
-			for _, ref := range svc.Build.Secrets {
-				buildSecretKeys[ref.Source] = true
-			}
-		}
-		for _, ref := range svc.Secrets {
-			runSecrets[ref.Source] = true
-		}
+		p.addBuild(&c, svc, st, loaded.WorkingDir)
 		deps, depErrs := dependencies(svc, loaded)
 		c.spec.DependsOn, c.errs = deps, append(c.errs, depErrs...)
 		validation.Normalize(c.spec)
@@ -214,7 +192,7 @@ func Load(ctx context.Context, opts Options) (*Project, error) {
 		errs = append(errs, fe)
 	}
 	errs = append(errs, locateAll(validation.ValidateServiceNames(slices.Sorted(maps.Keys(keep))), locate)...)
-	p.Secrets, p.Configs = st.appFiles(func(key string) bool { return buildSecretKeys[key] && !runSecrets[key] })
+	p.Secrets, p.Configs = st.appFiles()
 	if len(errs) == 0 {
 		// On converted networks, volumes, secrets and configs only: one
 		// that failed to convert would be reported again as undefined.

@@ -182,11 +182,13 @@ func fileOwner(s string) (uint32, error) {
 // mounts them by (the target, else the key, as Compose names them) and
 // their data, from the top-level secrets read. The data goes to the build
 // only, never into a spec.
-func buildSecrets(svc types.ServiceConfig, read map[string]*berthv1.AppFile, defs map[string]types.FileObjectConfig) (ids []string, data []*berthv1.BuildSecret, errs validation.Errors) {
+func buildSecrets(svc types.ServiceConfig, st *storage) (ids []string, data []*berthv1.BuildSecret, errs validation.Errors) {
 	if svc.Build == nil {
 		return nil, nil, nil
 	}
+	read, defs := st.secrets, st.secretDefs
 	for i, ref := range svc.Build.Secrets {
+		st.buildSecrets[ref.Source] = true
 		field := fmt.Sprintf("build.secrets[%d]", i)
 		fail := func(reason string) {
 			errs = append(errs, validation.FieldError{Service: svc.Name, Field: field, Reason: reason})

@@ -19,6 +19,9 @@ type storage struct {
 	// read is missing.
 	secrets, configs       map[string]*berthv1.AppFile
 	secretDefs, configDefs map[string]types.FileObjectConfig
+	// runSecrets and buildSecrets are the keys of the secrets services
+	// use, and of those builds use.
+	runSecrets, buildSecrets map[string]bool
 }
 
 // readStorage converts the project's volumes and reads its secrets and
@@ -26,9 +29,11 @@ type storage struct {
 // <list>.<key>.<field>.
 func readStorage(project *types.Project, noFiles bool) (*storage, validation.Errors) {
 	st := &storage{
-		volumeDefs: project.Volumes,
-		secretDefs: secretDefs(project.Secrets),
-		configDefs: configDefs(project.Configs),
+		volumeDefs:   project.Volumes,
+		secretDefs:   secretDefs(project.Secrets),
+		configDefs:   configDefs(project.Configs),
+		runSecrets:   map[string]bool{},
+		buildSecrets: map[string]bool{},
 	}
 	var errs, more validation.Errors
 	st.volumes, errs = convertVolumes(project.Volumes)
@@ -39,10 +44,10 @@ func readStorage(project *types.Project, noFiles bool) (*storage, validation.Err
 }
 
 // appFiles returns the secrets and configs read, sorted by key, without
-// the secrets buildOnly says only builds use.
-func (st *storage) appFiles(buildOnly func(key string) bool) (secrets, configs []*berthv1.AppFile) {
+// the secrets only builds use: their data goes to the builds alone.
+func (st *storage) appFiles() (secrets, configs []*berthv1.AppFile) {
 	for _, key := range slices.Sorted(maps.Keys(st.secrets)) {
-		if !buildOnly(key) {
+		if !st.buildSecrets[key] || st.runSecrets[key] {
 			secrets = append(secrets, st.secrets[key])
 		}
 	}
@@ -58,6 +63,9 @@ func (c *converted) convertStorage(svc types.ServiceConfig, st *storage) {
 	var errs validation.Errors
 	c.spec.Mounts, c.mountFields, errs = serviceMounts(svc, st.volumeDefs)
 	c.errs = append(c.errs, errs...)
+	for _, ref := range svc.Secrets {
+		st.runSecrets[ref.Source] = true
+	}
 	c.spec.Secrets, errs = fileRefs(svc, secretKind, secretRefs(svc.Secrets), st.secretDefs)
 	c.errs = append(c.errs, errs...)
 	c.spec.Configs, errs = fileRefs(svc, configKind, configRefs(svc.Configs), st.configDefs)

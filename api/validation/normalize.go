@@ -19,7 +19,8 @@ const (
 )
 
 // Normalize fills in spec's defaults in place: replicated mode, tcp ports
-// published in ingress mode, endpoint mode vip,
+// published in ingress mode (host mode for a range of host ports),
+// endpoint mode vip,
 // stop signal SIGTERM (and canonical signal names), a 10s stop grace period,
 // and a restart policy of condition any. The restart delay stays unset
 // unless given: unset means Berth's backoff (replace at once, then wait
@@ -28,7 +29,8 @@ const (
 // values stated (no delay, pause, monitor 5s, stop-first; parallelism is
 // kept, 0 meaning all at once); an unset one stays nil, which means
 // DefaultUpdateConfig. Platform names are lowercased and aliases like
-// x86_64 become the names nodes report (amd64). It sorts env by key, and
+// x86_64 become the names nodes report (amd64), in platforms and in
+// constraints on node.platform. It sorts env by key, and
 // depends_on by service, so equal specs compare equal. Mounts, secrets,
 // configs and container options get theirs (normalizeStorage,
 // normalizeContainer). Applying it twice changes nothing more.
