@@ -13,6 +13,7 @@ import (
 	"embed"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
 	"log/slog"
 	"net/http"
@@ -24,6 +25,7 @@ import (
 	"github.com/berthproject/berth/controlplane/apiserver"
 	"github.com/berthproject/berth/controlplane/httpapi"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 )
 
 // Prefix is the path the dashboard is served under.
@@ -124,7 +126,27 @@ type composeRequest struct {
 type composeResponse struct {
 	App      string            `json:"app"`
 	Services []json.RawMessage `json:"services"`
+	// Networks, Volumes, Secrets and Configs are the app's definitions.
+	// The dashboard's files cannot read the server's files or
+	// environment, so secrets and configs carry inline content only.
+	Networks []json.RawMessage `json:"networks"`
+	Volumes  []json.RawMessage `json:"volumes"`
+	Secrets  []json.RawMessage `json:"secrets"`
+	Configs  []json.RawMessage `json:"configs"`
 	Warnings []string          `json:"warnings"`
+}
+
+// marshalAll encodes each message as the JSON API does.
+func marshalAll[M proto.Message](what string, msgs []M) ([]json.RawMessage, error) {
+	out := []json.RawMessage{}
+	for _, m := range msgs {
+		b, err := protojson.Marshal(m)
+		if err != nil {
+			return nil, fmt.Errorf("encoding %s: %w", what, err)
+		}
+		out = append(out, b)
+	}
+	return out, nil
 }
 
 // convertCompose answers a POSTed Compose file with the services it
@@ -164,14 +186,16 @@ func (h *Handler) convertCompose(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	resp := composeResponse{App: p.App, Warnings: p.Warnings, Services: []json.RawMessage{}}
-	for _, svc := range p.Services {
-		b, err := protojson.Marshal(svc)
-		if err != nil {
-			writeError(w, http.StatusInternalServerError, "encoding service "+svc.Name+": "+err.Error())
-			return
-		}
-		resp.Services = append(resp.Services, b)
+	resp := composeResponse{App: p.App, Warnings: p.Warnings}
+	var errs [5]error
+	resp.Services, errs[0] = marshalAll("services", p.Services)
+	resp.Networks, errs[1] = marshalAll("networks", p.Networks)
+	resp.Volumes, errs[2] = marshalAll("volumes", p.Volumes)
+	resp.Secrets, errs[3] = marshalAll("secrets", p.Secrets)
+	resp.Configs, errs[4] = marshalAll("configs", p.Configs)
+	if err := errors.Join(errs[:]...); err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
 	}
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(resp)

@@ -94,6 +94,8 @@ func TestAssets(t *testing.T) {
 func TestConvertCompose(t *testing.T) {
 	srv := serve(t)
 	const file = "name: shop\nservices:\n  web:\n    image: busybox\n    deploy:\n      replicas: 2\n"
+	const stateful = "name: shop\nservices:\n  db:\n    image: busybox\n    volumes: [data:/data]\n    configs: [conf]\n" +
+		"volumes:\n  data: {}\nconfigs:\n  conf:\n    content: hello\n"
 	body := func(app, content string) string {
 		b, err := json.Marshal(composeRequest{App: app, Compose: content})
 		if err != nil {
@@ -109,6 +111,9 @@ func TestConvertCompose(t *testing.T) {
 		{"converts", "POST", "berth_good", body("", file), http.StatusOK, `"app":"shop"`},
 		{"app from the request", "POST", "berth_good", body("blog", file), http.StatusOK, `"app":"blog"`},
 		{"replicas as Apply takes them", "POST", "berth_good", body("", file), http.StatusOK, `"replicas":"2"`},
+		{"the app's volumes", "POST", "berth_good", body("", stateful), http.StatusOK, `"volumes":[{"name":"shop_data","key":"data"}]`},
+		{"the app's configs", "POST", "berth_good", body("", stateful), http.StatusOK, `"name":"shop_conf"`},
+		{"the app's networks", "POST", "berth_good", body("", stateful), http.StatusOK, `"networks":[{"name":"shop_default"`},
 		{"no token", "POST", "", body("", file), http.StatusUnauthorized, "berth token create"},
 		{"bad token", "POST", "berth_bad", body("", file), http.StatusUnauthorized, "not valid"},
 		{"invalid file", "POST", "berth_good", body("", "services:\n  web:\n    ports: [x]\n"), http.StatusBadRequest, "compose.yaml"},

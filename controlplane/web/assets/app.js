@@ -432,7 +432,10 @@ async function previewApply() {
   $("#apply-result").replaceChildren();
   await act(async () => {
     const project = await call(null, { app: $("#apply-app").value.trim(), compose: $("#apply-compose").value }, "compose");
-    const req = { app: project.app, services: project.services };
+    const req = {
+      app: project.app, services: project.services, networks: project.networks,
+      volumes: project.volumes, secrets: project.secrets, configs: project.configs,
+    };
     const resp = await call("Apply", { ...req, dryRun: true });
     renderChanges(resp, project.warnings, false);
     preview = req;
