@@ -248,11 +248,11 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	disp := dispatcher.New(dispatcher.Config{
 		Store: s.store, Cache: s.cache, Authority: s.authority, Log: cfg.Log.With("component", "dispatcher"),
 		HeartbeatPeriod: cfg.HeartbeatPeriod, Subnets: subnets, Gossip: gossipCfg,
-		ImageAuth: creds.ImageAuth, Leader: s.leader.Address, Servers: s.servers.list,
+		ImageAuth: creds.ImageAuth, Leader: s.leader.Address, Servers: s.servers.list, KEK: kek,
 	})
 	s.disp = disp
 	api := apiserver.New(apiserver.Config{
-		Store: s.store, Cache: s.cache, Authority: s.authority, Nodes: s.nodes, Registries: creds,
+		Store: s.store, Cache: s.cache, Authority: s.authority, Nodes: s.nodes, Registries: creds, KEK: kek,
 		Log: cfg.Log.With("component", "api"), EtcdEndpoints: strings.Join(endpoints, ","),
 		Servers: s.servers.list, NetworkRange: networkRange, ContainerRange: containerRange,
 	})
