@@ -99,7 +99,11 @@ func TestFilesGoOnlyWithTheTasksThatUseThem(t *testing.T) {
 		{"a task that uses them, and one that does not", func() { put(fileTask("a", "n1", run, 1, 1), fileTask("b", "n2", run, 0, 0)) },
 			[]string{"config conf@1", "secret db@1"}, nil},
 		{"another task on the node that holds them", func() { put(fileTask("c", "n1", run, 1, 0)) }, nil, nil},
-		{"the versions move from two tasks to a new one", func() { del(fileTask("a", "n1", run, 1, 1)); del(fileTask("c", "n1", run, 1, 0)); put(fileTask("d", "n1", run, 1, 0)) },
+		{"the versions move from two tasks to a new one", func() {
+			del(fileTask("a", "n1", run, 1, 1))
+			del(fileTask("c", "n1", run, 1, 0))
+			put(fileTask("d", "n1", run, 1, 0))
+		},
 			nil, nil},
 		{"the last task that names them stops", func() { put(fileTask("d", "n1", stop, 1, 0)) }, nil, nil},
 		{"a new task needs them again", func() { put(fileTask("e", "n1", run, 1, 0)) }, []string{"secret db@1"}, nil},
