@@ -188,3 +188,22 @@ func TestConfigCommands(t *testing.T) {
 		t.Errorf("config inspect --data -o yaml:\n%s", r.stdout)
 	}
 }
+
+func TestDiffShowsNoVersionOfUnchangedFiles(t *testing.T) {
+	ref := func(name string, version uint64, digest string) *berthv1.FileReference {
+		return &berthv1.FileReference{Name: name, Target: name, Version: version, Digest: digest}
+	}
+	stored := map[string]*berthv1.ServiceSpec{"web": {Image: "web:1", Secrets: []*berthv1.FileReference{ref("db", 3, "hmac-sha256:aa")}}}
+	validation.Normalize(stored["web"])
+	local := []*berthv1.Service{{Name: "web", Spec: &berthv1.ServiceSpec{Image: "web:1", Secrets: []*berthv1.FileReference{ref("db", 0, "")}}}}
+	pinFileVersions(stored, local)
+	if lines := diffServices(stored, local); len(lines) != 0 {
+		t.Errorf("an unchanged secret shows in the diff: %v", lines)
+	}
+	local[0].Spec.Secrets = append(local[0].Spec.Secrets, ref("api_key", 0, ""))
+	pinFileVersions(stored, local)
+	lines := diffServices(stored, local)
+	if len(lines) < 2 || !strings.Contains(strings.Join(lines, "\n"), "api_key") {
+		t.Errorf("a new secret does not show in the diff: %v", lines)
+	}
+}
