@@ -84,6 +84,8 @@ func storeError(err error) error {
 		return status.Errorf(codes.InvalidArgument, "the change is too large for one write (%v); split the app into smaller apps, or apply it in steps (fewer services or networks at a time)", err)
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return status.FromContextError(err).Err()
+	case errors.Is(err, errNoKEK):
+		return status.Error(codes.FailedPrecondition, err.Error())
 	}
 	return status.Error(codes.Unavailable, err.Error())
 }

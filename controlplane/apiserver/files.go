@@ -222,7 +222,7 @@ func (s *Server) createFile(ctx context.Context, k fileKind, req fileRequest) (f
 		case exists:
 			next, changed, err := s.nextVersion(k, cur, req.data, req.labels, ts)
 			if err != nil {
-				return nil, status.Error(codes.Internal, err.Error())
+				return nil, storeError(err)
 			}
 			if next == nil {
 				return cur, nil
@@ -235,7 +235,7 @@ func (s *Server) createFile(ctx context.Context, k fileKind, req fileRequest) (f
 		default:
 			var err error
 			if obj, err = s.firstVersion(k, ns, req.name, "", req.data, req.labels, ts); err != nil {
-				return nil, status.Error(codes.Internal, err.Error())
+				return nil, storeError(err)
 			}
 			txn.Create(k.key(ns, req.name), obj)
 		}

@@ -7,13 +7,11 @@ import (
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
 	"github.com/berthproject/berth/controlplane/seal"
 	"github.com/berthproject/berth/controlplane/store"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 )
 
 // errNoKEK is what a server without a key-encryption key answers to
-// secrets.
+// secrets: FailedPrecondition (storeError).
 var errNoKEK = errors.New("this server has no key-encryption key to seal secrets with")
 
 // secretFiles is how the code shared with configs handles secrets: their
@@ -78,9 +76,6 @@ func (s *Server) secretSummary(sec *berthv1.Secret) *berthv1.SecretSummary {
 // version of an existing one, which rolls out the services that use it.
 // The answer does not carry the data.
 func (s *Server) CreateSecret(ctx context.Context, req *berthv1.CreateSecretRequest) (*berthv1.Secret, error) {
-	if s.cfg.KEK == nil {
-		return nil, status.Error(codes.FailedPrecondition, errNoKEK.Error())
-	}
 	obj, err := s.createFile(ctx, secretFiles, fileRequest{namespace: req.Namespace, name: req.Name, data: req.Data, labels: req.Labels, update: req.Update})
 	if err != nil {
 		return nil, err
