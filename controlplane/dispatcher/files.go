@@ -2,6 +2,7 @@ package dispatcher
 
 import (
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
+	"github.com/berthproject/berth/api/taskstate"
 	"github.com/berthproject/berth/controlplane/seal"
 )
 
@@ -13,12 +14,14 @@ type fileID struct {
 }
 
 // fileTracker is what one session's agent holds of the secrets and
-// configs: the versions named by the tasks of the session (sent, not
-// removed) that are desired running, each with how many such tasks name
-// it. A version's data is sent with the first task that needs it while the
-// agent holds none, so the agent may drop a version no such task names,
-// and gets it again when a task needs it later. Only the session's send
-// loop uses it.
+// configs, as the server counts it: the versions named by the session's
+// tasks (sent, not removed) that are desired running and had not ended
+// when sent, each with how many such tasks name it. A version's data is
+// sent with the first task that needs it while the count is zero. The
+// agent's side of it: keep a version's data while any task of the
+// session desired running names it (that is at least what is counted);
+// drop it after, if it likes: it comes again with the next task that
+// needs it. Only the session's send loop uses the tracker.
 type fileTracker struct {
 	tasks map[string][]fileID // task id -> the versions it names
 	held  map[fileID]int
@@ -46,10 +49,11 @@ func (ft *fileTracker) set(id string, files []fileID) {
 	}
 }
 
-// taskFiles are the versions of secrets and configs task t names, when it
-// is desired running; none otherwise.
+// taskFiles are the versions of secrets and configs task t names while
+// it is desired running and has not ended; none otherwise: a task that
+// ended never starts again, so its data is not sent.
 func taskFiles(t *berthv1.Task) []fileID {
-	if t.GetDesiredState() != berthv1.TaskState_TASK_STATE_RUNNING {
+	if t.GetDesiredState() != berthv1.TaskState_TASK_STATE_RUNNING || taskstate.Terminal(t.GetStatus().GetState()) {
 		return nil
 	}
 	var out []fileID

@@ -108,6 +108,11 @@ func TestFilesGoOnlyWithTheTasksThatUseThem(t *testing.T) {
 		{"the last task that names them stops", func() { put(fileTask("d", "n1", stop, 1, 0)) }, nil, nil},
 		{"a new task needs them again", func() { put(fileTask("e", "n1", run, 1, 0)) }, []string{"secret db@1"}, nil},
 		{"a version no longer stored", func() { put(fileTask("f", "n2", run, 2, 0)) }, nil, nil},
+		{"a task that ended", func() {
+			ended := fileTask("x", "n2", run, 1, 1)
+			ended.Status.State = berthv1.TaskState_TASK_STATE_FAILED
+			put(ended)
+		}, nil, nil},
 		{"the other node's first task that uses them", func() { put(fileTask("g", "n2", run, 1, 1)) }, nil, []string{"config conf@1", "secret db@1"}},
 	}
 	for _, st := range steps {
