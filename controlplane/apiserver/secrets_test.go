@@ -202,6 +202,15 @@ func TestSecretUpdateRollsItsServices(t *testing.T) {
 			t.Errorf("%s/db, which uses no secret, has spec version %d", app, db.SpecVersion)
 		}
 	}
+	// A rollback to the spec of version 1 keeps the stored secret: the
+	// data of its version 1 is gone.
+	back, err := s.RollbackService(ctx, &berthv1.RollbackServiceRequest{App: "blog", Service: "web"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := back.Spec.Secrets[0]; back.SpecVersion != 3 || r.Version != 2 || r.Digest != next.Digest {
+		t.Errorf("blog/web rolled back to spec version %d with reference %v; want the stored version 2", back.SpecVersion, r)
+	}
 	// The same data again is no new version and rolls nothing.
 	if _, err := s.CreateSecret(ctx, &berthv1.CreateSecretRequest{Name: "token", Data: []byte("token-value-two"), Update: true}); err != nil {
 		t.Fatal(err)
