@@ -70,6 +70,7 @@ func (c *cluster) printDiff(ctx context.Context, w io.Writer, app string, servic
 			stored[s.GetService().GetName()] = s.GetService().GetSpec()
 		}
 	}
+	pinFileVersions(stored, services)
 	color := colorOutput(w)
 	for _, d := range diffServices(stored, services) {
 		if color {

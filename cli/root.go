@@ -91,6 +91,8 @@ error (an unknown command or flag, or arguments of the wrong shape);
 		newJoinTokenCommand(o),
 		newTokenCommand(o),
 		newNetworkCommand(o),
+		newSecretCommand(o),
+		newConfigCommand(o),
 		newLoginCommand(o),
 		newLogoutCommand(o),
 		newRegistryCommand(o),

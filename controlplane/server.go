@@ -58,6 +58,14 @@ type Config struct {
 	// ConfigPath is where the admin client config is written; empty
 	// writes none.
 	ConfigPath string
+	// KEKFile is the key-encryption key's file, which seals the cluster's
+	// secrets in etcd; default <DataDir>/key-encryption-key. It is made
+	// when the cluster is new; every server of a cluster needs a copy.
+	KEKFile string
+	// UnlockKey, when set, is the key-encryption key itself (base64 of 32
+	// bytes), and no key file is read or written: the key is never on
+	// the server's disk.
+	UnlockKey string
 	// ContainerRange is the address range nodes' container subnets (/24
 	// each) come from.
 	ContainerRange string
@@ -177,7 +185,14 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	}
 	s.store = store.New(s.etcd)
 	s.cache = store.NewCache(s.store, cfg.Log.With("component", "cache"))
-	s.authority, err = ca.Open(ctx, caPersistence{s.store}, nil)
+	kek, err := openKEK(ctx, s.store, cfg.kekSource(), cfg.Log)
+	if err != nil {
+		return nil, err
+	}
+	if err := sealAtRest(ctx, s.store, kek, cfg.Log); err != nil {
+		return nil, err
+	}
+	s.authority, err = ca.Open(ctx, caPersistence{s.store}, kek, nil)
 	if err != nil {
 		return nil, fmt.Errorf("cluster CA: %w", err)
 	}
@@ -220,7 +235,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		return nil, err
 	}
 	creds := registry.New(registry.Config{
-		Store: s.store, Key: s.authority.CredentialKey(), Settings: s.cache.Settings,
+		Store: s.store, Key: kek, Settings: s.cache.Settings,
 		Log: cfg.Log.With("component", "registries"),
 	})
 	s.servers = &serverRegistry{
@@ -233,11 +248,11 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	disp := dispatcher.New(dispatcher.Config{
 		Store: s.store, Cache: s.cache, Authority: s.authority, Log: cfg.Log.With("component", "dispatcher"),
 		HeartbeatPeriod: cfg.HeartbeatPeriod, Subnets: subnets, Gossip: gossipCfg,
-		ImageAuth: creds.ImageAuth, Leader: s.leader.Address, Servers: s.servers.list,
+		ImageAuth: creds.ImageAuth, Leader: s.leader.Address, Servers: s.servers.list, KEK: kek,
 	})
 	s.disp = disp
 	api := apiserver.New(apiserver.Config{
-		Store: s.store, Cache: s.cache, Authority: s.authority, Nodes: s.nodes, Registries: creds,
+		Store: s.store, Cache: s.cache, Authority: s.authority, Nodes: s.nodes, Registries: creds, KEK: kek,
 		Log: cfg.Log.With("component", "api"), EtcdEndpoints: strings.Join(endpoints, ","),
 		Servers: s.servers.list, NetworkRange: networkRange, ContainerRange: containerRange,
 	})

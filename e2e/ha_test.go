@@ -75,8 +75,12 @@ func (h *haCluster) addServer() string {
 	h.t.Helper()
 	h.started++
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort(h.t))
+	// Servers of one cluster share its key-encryption key: the first
+	// server made it in its data dir, and the others read that file, as
+	// an operator's copy of it would.
 	args := append([]string{"server", "--config", filepath.Join(h.dir, fmt.Sprintf("config-%d", h.started)),
 		"--data-dir", filepath.Join(h.dir, fmt.Sprintf("server-%d", h.started)), "--listen", addr, "--log-level", "debug",
+		"--kek-file", filepath.Join(h.dir, "server", "key-encryption-key"),
 		"--metrics-addr", "", "--container-range", h.containerRange, "--network-range", h.networkRange}, h.serverArgs...)
 	p := startProc(h.t, fmt.Sprintf("server %d", h.started), nil, berthBin, args...)
 	p.waitOutput(h.t, "Join a node with:", 60*time.Second)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"log/slog"
 	"os"
@@ -30,6 +31,7 @@ func defaultDataDir(sub string) string {
 
 type serverFlags struct {
 	dataDir, listen, httpListen, advertise, etcd, containerRange, networkRange, metricsAddr string
+	kekFile, unlockKey                                                                      string
 	nodeDownGrace, heartbeat, leaderLease                                                   time.Duration
 	profiles                                                                                bool
 	gossip                                                                                  controlplane.GossipConfig
@@ -43,6 +45,8 @@ func (f *serverFlags) add(cmd *cobra.Command, dataDir string) {
 	cmd.Flags().StringVar(&f.advertise, "advertise", "", "address written into the admin config and join command (default: the listen address)")
 	cmd.Flags().StringVar(&f.etcd, "etcd-endpoints", "", "comma-separated endpoints of an external etcd cluster, instead of the embedded one; several servers on one cluster elect a leader")
 	cmd.Flags().DurationVar(&f.leaderLease, "leader-lease", 0, "how long a leader that died keeps its leadership before another server takes over (whole seconds; etcd grants no less than 1.5 of its election timeouts); default 2s on an external etcd, 10s on the embedded one, where no other server contends")
+	cmd.Flags().StringVar(&f.kekFile, "kek-file", "", "file of the key-encryption key that seals the cluster's secrets in etcd, made when the cluster is new; every server of the cluster needs a copy (default <data-dir>/key-encryption-key)")
+	cmd.Flags().StringVar(&f.unlockKey, "unlock-key", "", "the key-encryption key itself, base64 (berth server key prints it), instead of --kek-file: the key is then never on this machine's disk (or $"+controlplane.EnvUnlockKey+")")
 	cmd.Flags().StringVar(&f.containerRange, "container-range", "10.210.0.0/16", "address range nodes' container subnets (/24 each) come from")
 	cmd.Flags().StringVar(&f.networkRange, "network-range", "10.128.0.0/12", "address range networks' subnets (/24 each, unless one is given) come from; apart from --container-range")
 	f.log.add(cmd)
@@ -68,6 +72,8 @@ func (f *serverFlags) config(cmd *cobra.Command, log *slog.Logger) controlplane.
 		Advertise:       f.advertise,
 		EtcdEndpoints:   endpoints,
 		ConfigPath:      cli.ConfigPath(cmd),
+		KEKFile:         f.kekFile,
+		UnlockKey:       cmp.Or(f.unlockKey, os.Getenv(controlplane.EnvUnlockKey)),
 		ContainerRange:  f.containerRange,
 		NetworkRange:    f.networkRange,
 		NodeDownGrace:   f.nodeDownGrace,
@@ -153,6 +159,7 @@ start the server makes the cluster CA, writes the admin client config
 		},
 	}
 	f.add(cmd, defaultDataDir("server"))
+	cmd.AddCommand(newServerKeyCommand())
 	return cmd
 }
 

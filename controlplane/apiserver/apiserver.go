@@ -17,6 +17,7 @@ import (
 	"github.com/berthproject/berth/api/version"
 	"github.com/berthproject/berth/controlplane/ca"
 	"github.com/berthproject/berth/controlplane/registry"
+	"github.com/berthproject/berth/controlplane/seal"
 	"github.com/berthproject/berth/controlplane/store"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -33,6 +34,8 @@ type Config struct {
 	Cache     *store.Cache
 	Authority *ca.Authority
 	Nodes     *NodeClients
+	// KEK seals the data of secrets; nil refuses secrets.
+	KEK *seal.Key
 	// Registries keeps registry credentials and resolves image tags; nil
 	// serves no logins and pins images only from the nodes' digests.
 	Registries *registry.Credentials
@@ -81,6 +84,8 @@ func storeError(err error) error {
 		return status.Errorf(codes.InvalidArgument, "the change is too large for one write (%v); split the app into smaller apps, or apply it in steps (fewer services or networks at a time)", err)
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return status.FromContextError(err).Err()
+	case errors.Is(err, errNoKEK):
+		return status.Error(codes.FailedPrecondition, err.Error())
 	}
 	return status.Error(codes.Unavailable, err.Error())
 }
@@ -97,10 +102,14 @@ func (s *Server) DeleteApp(ctx context.Context, req *berthv1.DeleteAppRequest) (
 				networks = append(networks, n)
 			}
 		}
-		if len(services) == 0 && len(networks) == 0 {
+		var txn store.Txn
+		files, err := s.deleteAppFiles(&txn, ns, req.App)
+		if err != nil {
+			return nil, err
+		}
+		if len(services) == 0 && len(networks) == 0 && files == 0 {
 			return nil, status.Errorf(codes.NotFound, "app %q not found in namespace %q; `berth get apps` lists the apps", req.App, ns)
 		}
-		var txn store.Txn
 		resp := &berthv1.DeleteAppResponse{}
 		for _, svc := range services {
 			txn.Delete(store.ServiceKey(ns, req.App, svc.Name), svc.GetMeta().GetVersion())

@@ -91,6 +91,9 @@ func (s *Server) plan(req *berthv1.ApplyRequest, now time.Time) (*berthv1.ApplyR
 	// Networks first: a service's tasks need their networks, and the
 	// watchers see the writes of one transaction in order.
 	nets, errs := s.planNetworks(req, ts, txn, resp)
+	// Secrets and configs before the services are compared: their
+	// references take the versions stored.
+	errs = append(errs, s.planFiles(req, now, txn)...)
 	errs = append(errs, s.checkAddresses(req, nets)...)
 	errs = append(errs, s.checkIngressPorts(req)...)
 	if len(errs) > 0 {

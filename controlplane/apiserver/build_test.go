@@ -101,7 +101,7 @@ type buildCluster struct {
 
 func newBuildCluster(t *testing.T) *buildCluster {
 	t.Helper()
-	auth, err := ca.Open(t.Context(), &memCA{}, nil)
+	auth, err := ca.Open(t.Context(), &memCA{}, testKEK(t), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,6 @@
 package apiserver
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"testing"
@@ -21,7 +20,7 @@ func newRegistryServer(t *testing.T, insecure ...string) *Server {
 	t.Helper()
 	st := storetest.New(t)
 	cache := storetest.NewCache(t, st)
-	creds := registry.New(registry.Config{Store: st, Key: bytes.Repeat([]byte{3}, 32), Settings: cache.Settings, Log: slog.New(slog.DiscardHandler)})
+	creds := registry.New(registry.Config{Store: st, Key: testKEK(t), Settings: cache.Settings, Log: slog.New(slog.DiscardHandler)})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- creds.Run(ctx) }()

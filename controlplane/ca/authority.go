@@ -4,7 +4,9 @@
 // and to hand out and check join tokens.
 //
 // The CA key is ECDSA P-256 and the CA certificate lasts ten years. The
-// ClusterCA record holds the certificate and the PKCS #8 key as PEM.
+// ClusterCA record holds the certificate as PEM and the PKCS #8 key as PEM
+// sealed with the cluster's key-encryption key (sealed_key), so a copy of
+// etcd alone does not reveal it.
 package ca
 
 import (
@@ -27,6 +29,7 @@ import (
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
 	"github.com/berthproject/berth/api/identity"
+	"github.com/berthproject/berth/controlplane/seal"
 )
 
 // ErrExists is what Persistence.CreateCA wraps when a cluster CA is already
@@ -69,14 +72,13 @@ type Authority struct {
 	tokenKey []byte
 	// gossipKey encrypts the gossip among servers and agents.
 	gossipKey []byte
-	// credentialKey seals the registry credentials stored in etcd.
-	credentialKey []byte
 }
 
 // Open loads the cluster CA from p, or makes and stores one when there is
-// none. When several servers start at once, the one whose CreateCA wins
-// provides the CA and the others load it. clock may be nil for time.Now.
-func Open(ctx context.Context, p Persistence, clock func() time.Time) (*Authority, error) {
+// none, its key sealed with kek. When several servers start at once, the
+// one whose CreateCA wins provides the CA and the others load it. clock
+// may be nil for time.Now.
+func Open(ctx context.Context, p Persistence, kek *seal.Key, clock func() time.Time) (*Authority, error) {
 	if clock == nil {
 		clock = time.Now
 	}
@@ -85,7 +87,7 @@ func Open(ctx context.Context, p Persistence, clock func() time.Time) (*Authorit
 		return nil, fmt.Errorf("load cluster CA: %w", err)
 	}
 	if stored == nil {
-		fresh, err := newClusterCA(clock())
+		fresh, err := newClusterCA(clock(), kek)
 		if err != nil {
 			return nil, err
 		}
@@ -104,7 +106,7 @@ func Open(ctx context.Context, p Persistence, clock func() time.Time) (*Authorit
 			return nil, fmt.Errorf("store new cluster CA: %w", err)
 		}
 	}
-	a, err := fromRecord(stored)
+	a, err := fromRecord(stored, kek)
 	if err != nil {
 		return nil, err
 	}
@@ -119,19 +121,15 @@ func (a *Authority) CACertPEM() []byte { return append([]byte(nil), a.certPEM...
 // the same key from the CA key; agents receive it over their mTLS session.
 func (a *Authority) GossipKey() []byte { return append([]byte(nil), a.gossipKey...) }
 
-// CredentialKey is the AES-256 key that seals registry credentials at
-// rest. Every server derives the same key from the CA key, so a copy of
-// etcd alone does not reveal the registries' passwords.
-func (a *Authority) CredentialKey() []byte { return append([]byte(nil), a.credentialKey...) }
-
 // ClusterID names the cluster; it was made with the CA.
 func (a *Authority) ClusterID() string { return a.clusterID }
 
 // Digest is identity.CADigest of the CA certificate, as join tokens carry it.
 func (a *Authority) Digest() string { return a.digest }
 
-// newClusterCA makes a self-signed CA and a cluster id.
-func newClusterCA(now time.Time) (*berthv1.ClusterCA, error) {
+// newClusterCA makes a self-signed CA and a cluster id, its key sealed
+// with kek.
+func newClusterCA(now time.Time, kek *seal.Key) (*berthv1.ClusterCA, error) {
 	idBytes := make([]byte, 8)
 	if _, err := rand.Read(idBytes); err != nil {
 		return nil, fmt.Errorf("generate cluster id: %w", err)
@@ -167,17 +165,63 @@ func newClusterCA(now time.Time) (*berthv1.ClusterCA, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode cluster CA key: %w", err)
 	}
+	sealed, err := SealKey(kek, clusterID, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}))
+	if err != nil {
+		return nil, err
+	}
 	return &berthv1.ClusterCA{
 		Certificate: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		Key:         pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}),
+		SealedKey:   sealed,
 		ClusterId:   clusterID,
 	}, nil
 }
 
-// fromRecord parses a stored CA and checks that its key and certificate
-// belong together, so that a damaged record fails at start, not at the
-// first join.
-func fromRecord(rec *berthv1.ClusterCA) (*Authority, error) {
+// SealKey seals the CA's key (PEM) of cluster clusterID with kek, as
+// ClusterCA.sealed_key holds it.
+func SealKey(kek *seal.Key, clusterID string, keyPEM []byte) ([]byte, error) {
+	sealed, err := kek.Seal(seal.KindCAKey, clusterID, keyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("sealing the cluster CA key: %w", err)
+	}
+	return sealed, nil
+}
+
+// keyPEM returns the CA's key as PEM: unsealed with kek, or as a record
+// from before the key-encryption key holds it, in the clear.
+func keyPEM(rec *berthv1.ClusterCA, kek *seal.Key) ([]byte, error) {
+	if len(rec.GetSealedKey()) == 0 {
+		return rec.GetKey(), nil
+	}
+	if kek == nil {
+		return nil, errors.New("the cluster CA key is sealed and this server has no key-encryption key")
+	}
+	plain, err := kek.Open(seal.KindCAKey, rec.GetClusterId(), rec.GetSealedKey())
+	if err != nil {
+		return nil, fmt.Errorf("opening the cluster CA key: %w; start the server with the cluster's key-encryption key (--kek-file or --unlock-key)", err)
+	}
+	return plain, nil
+}
+
+// LegacyCredentialKey is the key that servers from before the
+// key-encryption key sealed registry credentials with, derived from the
+// CA key of rec (a record from then, with the key in the clear). Only the
+// migration to the key-encryption key uses it.
+func LegacyCredentialKey(rec *berthv1.ClusterCA) ([]byte, error) {
+	block, _ := pem.Decode(rec.GetKey())
+	if block == nil {
+		return nil, errors.New("read cluster CA key: no PEM block; the cluster CA record in the store is damaged; restore it from a backup")
+	}
+	key, err := hkdf.Key(sha256.New, block.Bytes, nil, "berth registry credential key v1", 32)
+	if err != nil {
+		return nil, fmt.Errorf("derive registry credential key: %w", err)
+	}
+	return key, nil
+}
+
+// fromRecord parses a stored CA, its key unsealed with kek, and checks
+// that its key and certificate belong together, so that a damaged record
+// fails at start, not at the first join.
+func fromRecord(rec *berthv1.ClusterCA, kek *seal.Key) (*Authority, error) {
 	const fix = "the cluster CA record in the store is damaged; restore it from a backup"
 	certBlock, _ := pem.Decode(rec.GetCertificate())
 	if certBlock == nil || certBlock.Type != "CERTIFICATE" {
@@ -187,7 +231,11 @@ func fromRecord(rec *berthv1.ClusterCA) (*Authority, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parse cluster CA certificate: %w; %s", err, fix)
 	}
-	keyBlock, _ := pem.Decode(rec.GetKey())
+	plainKey, err := keyPEM(rec, kek)
+	if err != nil {
+		return nil, err
+	}
+	keyBlock, _ := pem.Decode(plainKey)
 	if keyBlock == nil {
 		return nil, fmt.Errorf("read cluster CA key: no PEM block; %s", fix)
 	}
@@ -219,10 +267,6 @@ func fromRecord(rec *berthv1.ClusterCA) (*Authority, error) {
 	if err != nil {
 		return nil, fmt.Errorf("derive gossip key: %w", err)
 	}
-	credentialKey, err := hkdf.Key(sha256.New, keyBlock.Bytes, nil, "berth registry credential key v1", 32)
-	if err != nil {
-		return nil, fmt.Errorf("derive registry credential key: %w", err)
-	}
 	return &Authority{
 		cert:      cert,
 		certPEM:   pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw}),
@@ -231,8 +275,6 @@ func fromRecord(rec *berthv1.ClusterCA) (*Authority, error) {
 		digest:    identity.CADigest(cert.Raw),
 		tokenKey:  tokenKey,
 		gossipKey: gossipKey,
-
-		credentialKey: credentialKey,
 	}, nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
+	"github.com/berthproject/berth/controlplane/seal"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -114,9 +115,24 @@ func (c *fakeClock) Advance(d time.Duration) {
 func openCA(t *testing.T) (*Authority, *memStore) {
 	t.Helper()
 	store := newMemStore()
-	a, err := Open(context.Background(), store, nil)
+	a, err := Open(context.Background(), store, testKEK, nil)
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
 	return a, store
+}
+
+// testKEK and otherKEK are two clusters' key-encryption keys.
+var testKEK, otherKEK = mustKEK(1), mustKEK(2)
+
+func mustKEK(fill byte) *seal.Key {
+	raw := make([]byte, seal.KeySize)
+	for i := range raw {
+		raw[i] = fill
+	}
+	k, err := seal.New(raw)
+	if err != nil {
+		panic(err)
+	}
+	return k
 }

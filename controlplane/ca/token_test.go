@@ -12,7 +12,7 @@ import (
 
 func openWithClock(t *testing.T, store *memStore, clock *fakeClock) *Authority {
 	t.Helper()
-	a, err := Open(context.Background(), store, clock.Now)
+	a, err := Open(context.Background(), store, testKEK, clock.Now)
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}

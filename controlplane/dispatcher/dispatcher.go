@@ -16,6 +16,7 @@ import (
 	"github.com/berthproject/berth/api/identity"
 	"github.com/berthproject/berth/api/taskstate"
 	"github.com/berthproject/berth/controlplane/ca"
+	"github.com/berthproject/berth/controlplane/seal"
 	"github.com/berthproject/berth/controlplane/store"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -42,6 +43,8 @@ type Config struct {
 	// the registry of an image, or nil; it fills in the image sources
 	// sent with assignments. Nil sends none.
 	ImageAuth func(image string) *berthv1.ImageSource
+	// KEK opens the secrets sent with assignments; nil sends none.
+	KEK *seal.Key
 	// Leader returns the address of the server that leads, where agents
 	// that reach another server are sent; nil or "" sends them nowhere.
 	Leader func() string
@@ -353,7 +356,11 @@ func (d *Dispatcher) Session(stream berthv1.AgentService_SessionServer) error {
 	errc := make(chan error, 1)
 	go func() { errc <- d.receive(sctx, s, stream) }()
 	go d.watch(sctx, s, node.Name)
-	sendErr := s.sendLoop(sctx, stream, func(a *berthv1.Assignments) { d.withImageSources(who.ID, a) })
+	files := newFileTracker()
+	sendErr := s.sendLoop(sctx, stream, func(a *berthv1.Assignments) {
+		d.withImageSources(who.ID, a)
+		d.withFiles(files, a)
+	})
 	cancel()
 	var recvErr error
 	select {

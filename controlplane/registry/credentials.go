@@ -11,6 +11,7 @@ import (
 	"time"
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
+	"github.com/berthproject/berth/controlplane/seal"
 	"github.com/berthproject/berth/controlplane/store"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -21,8 +22,8 @@ import (
 // Config holds what Credentials needs.
 type Config struct {
 	Store *store.Store
-	// Key seals the secrets: ca.Authority.CredentialKey().
-	Key []byte
+	// Key seals the secrets: the cluster's key-encryption key.
+	Key *seal.Key
 	// Settings returns the cluster settings (for insecure_registries);
 	// store.Cache.Settings.
 	Settings func() *berthv1.ClusterSettings

@@ -3,59 +3,58 @@ package registry
 import (
 	"crypto/aes"
 	"crypto/cipher"
-	"crypto/rand"
 	"errors"
 	"fmt"
-)
 
-// sealVersion is the first byte of a sealed secret, so that a later
-// format can be told apart from this one.
-const sealVersion = 1
+	"github.com/berthproject/berth/controlplane/seal"
+)
 
 // ErrUnseal means a sealed secret could not be opened: it was sealed
 // under another cluster's key, for another registry, or damaged.
 var ErrUnseal = errors.New("cannot unseal the registry secret")
 
-// Seal encrypts secret with AES-256-GCM under key. The registry's name is
-// authenticated with it, so a sealed secret copied to another registry's
+// Seal seals a registry's secret with the key-encryption key, bound to
+// the registry's name: a sealed secret copied to another registry's
 // record does not open.
-func Seal(key []byte, registry, secret string) ([]byte, error) {
-	aead, err := newAEAD(key)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]byte, 1+aead.NonceSize(), 1+aead.NonceSize()+len(secret)+aead.Overhead())
-	out[0] = sealVersion
-	if _, err := rand.Read(out[1:]); err != nil {
-		return nil, fmt.Errorf("sealing the secret of %s: %w", registry, err)
-	}
-	return aead.Seal(out, out[1:], []byte(secret), []byte(registry)), nil
+func Seal(kek *seal.Key, registry, secret string) ([]byte, error) {
+	return kek.Seal(seal.KindRegistry, registry, []byte(secret))
 }
 
-// Unseal opens what Seal made for registry under key.
-func Unseal(key []byte, registry string, sealed []byte) (string, error) {
-	aead, err := newAEAD(key)
-	if err != nil {
-		return "", err
-	}
-	if len(sealed) < 1+aead.NonceSize()+aead.Overhead() || sealed[0] != sealVersion {
-		return "", fmt.Errorf("%w of %s: unknown format", ErrUnseal, registry)
-	}
-	nonce, box := sealed[1:1+aead.NonceSize()], sealed[1+aead.NonceSize():]
-	plain, err := aead.Open(nil, nonce, box, []byte(registry))
+// Unseal opens what Seal made for registry.
+func Unseal(kek *seal.Key, registry string, sealed []byte) (string, error) {
+	plain, err := kek.Open(seal.KindRegistry, registry, sealed)
 	if err != nil {
 		return "", fmt.Errorf("%w of %s (sealed under another cluster's key? log in again): %w", ErrUnseal, registry, err)
 	}
 	return string(plain), nil
 }
 
-func newAEAD(key []byte) (cipher.AEAD, error) {
-	if len(key) != 32 {
-		return nil, fmt.Errorf("registry credential key is %d bytes, want 32", len(key))
+// legacyFormat is the first byte of a secret sealed by servers from
+// before the key-encryption key, under a key derived from the CA's key.
+const legacyFormat = 1
+
+// Reseal opens a secret that a server from before the key-encryption key
+// sealed under legacyKey (ca.LegacyCredentialKey) and seals it with kek.
+// It is for the one-time migration of a cluster's credentials.
+func Reseal(legacyKey []byte, kek *seal.Key, registry string, sealed []byte) ([]byte, error) {
+	if len(legacyKey) != 32 {
+		return nil, fmt.Errorf("legacy registry credential key is %d bytes, want 32", len(legacyKey))
 	}
-	block, err := aes.NewCipher(key)
+	block, err := aes.NewCipher(legacyKey)
 	if err != nil {
-		return nil, fmt.Errorf("registry credential key: %w", err)
+		return nil, fmt.Errorf("legacy registry credential key: %w", err)
 	}
-	return cipher.NewGCM(block)
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		return nil, err
+	}
+	n := aead.NonceSize()
+	if len(sealed) < 1+n+aead.Overhead() || sealed[0] != legacyFormat {
+		return nil, fmt.Errorf("%w of %s: not in the format of servers before the key-encryption key", ErrUnseal, registry)
+	}
+	plain, err := aead.Open(nil, sealed[1:1+n], sealed[1+n:], []byte(registry))
+	if err != nil {
+		return nil, fmt.Errorf("%w of %s under the CA-derived key: %w", ErrUnseal, registry, err)
+	}
+	return Seal(kek, registry, string(plain))
 }

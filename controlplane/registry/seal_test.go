@@ -2,11 +2,22 @@ package registry
 
 import (
 	"bytes"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
 	"errors"
 	"testing"
+
+	"github.com/berthproject/berth/controlplane/seal"
 )
 
-func key(b byte) []byte { return bytes.Repeat([]byte{b}, 32) }
+func key(b byte) *seal.Key {
+	k, err := seal.New(bytes.Repeat([]byte{b}, seal.KeySize))
+	if err != nil {
+		panic(err)
+	}
+	return k
+}
 
 func TestSealRoundTrip(t *testing.T) {
 	sealed, err := Seal(key(1), "registry.example.com", "s3cret")
@@ -20,10 +31,6 @@ func TestSealRoundTrip(t *testing.T) {
 	if err != nil || got != "s3cret" {
 		t.Fatalf("Unseal = %q, %v", got, err)
 	}
-	again, _ := Seal(key(1), "registry.example.com", "s3cret")
-	if bytes.Equal(sealed, again) {
-		t.Errorf("two seals of one secret are equal: the nonce is not random")
-	}
 }
 
 func TestUnsealRefuses(t *testing.T) {
@@ -35,7 +42,7 @@ func TestUnsealRefuses(t *testing.T) {
 	flipped[len(flipped)-1] ^= 1
 	cases := []struct {
 		name     string
-		key      []byte
+		key      *seal.Key
 		registry string
 		sealed   []byte
 	}{
@@ -43,14 +50,55 @@ func TestUnsealRefuses(t *testing.T) {
 		{"another registry", key(1), "other.example.com", sealed},
 		{"damaged", key(1), "registry.example.com", flipped},
 		{"truncated", key(1), "registry.example.com", sealed[:10]},
-		{"unknown version", key(1), "registry.example.com", append([]byte{9}, sealed[1:]...)},
 	}
 	for _, c := range cases {
 		if got, err := Unseal(c.key, c.registry, c.sealed); !errors.Is(err, ErrUnseal) {
 			t.Errorf("%s: Unseal = %q, %v; want ErrUnseal", c.name, got, err)
 		}
 	}
-	if _, err := Seal([]byte("short"), "r", "s"); err == nil {
-		t.Errorf("Seal accepted a 5-byte key")
+}
+
+// legacySeal seals as servers from before the key-encryption key did.
+func legacySeal(t *testing.T, key []byte, registry, secret string) []byte {
+	t.Helper()
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make([]byte, 1+aead.NonceSize())
+	out[0] = 1
+	rand.Read(out[1:])
+	return aead.Seal(out, out[1:], []byte(secret), []byte(registry))
+}
+
+func TestReseal(t *testing.T) {
+	legacy := bytes.Repeat([]byte{5}, 32)
+	old := legacySeal(t, legacy, "registry.example.com", "s3cret")
+	kek := key(1)
+	sealed, err := Reseal(legacy, kek, "registry.example.com", old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := Unseal(kek, "registry.example.com", sealed); err != nil || got != "s3cret" {
+		t.Fatalf("Unseal of the resealed secret = %q, %v", got, err)
+	}
+	for _, c := range []struct {
+		name     string
+		legacy   []byte
+		registry string
+		sealed   []byte
+	}{
+		{"wrong legacy key", bytes.Repeat([]byte{6}, 32), "registry.example.com", old},
+		{"another registry", legacy, "other.example.com", old},
+		{"already resealed", legacy, "registry.example.com", sealed},
+		{"short key", []byte("short"), "registry.example.com", old},
+	} {
+		if _, err := Reseal(c.legacy, kek, c.registry, c.sealed); err == nil {
+			t.Errorf("%s: Reseal accepted", c.name)
+		}
 	}
 }
