@@ -3,17 +3,11 @@ package validation
 import (
 	"fmt"
 	"path"
-	"regexp"
 	"strings"
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
 	"github.com/berthproject/berth/api/volume"
 )
-
-// MaxFileSize is the most data a secret or a config may hold: they travel
-// in the assignments of the tasks that use them and live in memory on
-// the nodes.
-const MaxFileSize = 500 << 10
 
 // SecretsDir is where a secret's file appears when its target is a name,
 // not a path.
@@ -41,21 +35,6 @@ func ConfigTarget(target string) string {
 		return target
 	}
 	return "/" + target
-}
-
-var fileNameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$`)
-
-// ValidateFileName checks the name of a secret or a config (kind says
-// which): 1 to 128 letters, digits, '_', '.' and '-', starting with a
-// letter or digit.
-func ValidateFileName(kind, name string) error {
-	if fileNameRE.MatchString(name) {
-		return nil
-	}
-	if name == "" {
-		return fmt.Errorf("%s name is empty", kind)
-	}
-	return fmt.Errorf("%s name %q is not valid: use at most 128 letters, digits, '_', '.' and '-', starting with a letter or digit", kind, name)
 }
 
 // mountTargets tells which part of a spec put a file or mount at each

@@ -64,7 +64,7 @@ func TestValidateSpecStorage(t *testing.T) {
 			want: []string{"configs[1].target: /etc/x is also the target of configs[0].target"}},
 		{name: "bad names", mounts: []*berthv1.Mount{{Source: "no/slash", Target: "/a"}},
 			secrets: []*berthv1.FileReference{{Name: "", Target: "x"}}, configs: []*berthv1.FileReference{{Name: "-x", Target: "/x"}},
-			want: []string{`volumes[0].source: volume name "no/slash" is not valid`, "secrets[0].source: secret name is empty", `configs[0].source: config name "-x" is not valid`}},
+			want: []string{`volumes[0].source: volume name "no/slash" is not valid`, "secrets[0].source: secret name is empty", `configs[0].source: invalid config name "-x"`}},
 		{name: "empty file target", secrets: []*berthv1.FileReference{{Name: "pw"}},
 			want: []string{"secrets[0].target: the target is empty"}},
 		{name: "file target is a directory", configs: []*berthv1.FileReference{{Name: "c", Target: "/etc/"}},
@@ -175,7 +175,7 @@ func TestValidateStorage(t *testing.T) {
 			`secrets.big: secret "big" holds 512001 bytes, more than the 500 KiB a secret may hold`,
 			"secrets.ext: an external secret exists already and takes no data",
 			`secrets.twice: secret "big" is defined twice`,
-			`configs.slash.name: config name "a/b" is not valid`,
+			`configs.slash.name: invalid config name "a/b"`,
 		}},
 	}
 	for _, tt := range tests {
