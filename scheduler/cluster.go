@@ -146,6 +146,10 @@ type cluster struct {
 	// freeRanks released binpack heaps.
 	free      [][]int32
 	freeRanks [][]uint64
+	// volumes finds volume records; volumeNodes holds the node ID of each
+	// volume ("<namespace>/<name>") placed with a task in this call.
+	volumes     VolumeLookup
+	volumeNodes map[string]string
 }
 
 // newCluster counts the snapshot. services are the services whose tasks
@@ -160,6 +164,7 @@ func newCluster(snap Snapshot, services map[string]*serviceState, skip map[strin
 		images:        make(map[string][]uint64),
 		normalized:    make(map[string]string),
 		candidateSets: make(map[string]*candidateSet),
+		volumes:       snap.Volumes,
 	}
 	for _, n := range snap.Nodes {
 		c.nodes = append(c.nodes, nodeState{

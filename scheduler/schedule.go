@@ -55,6 +55,9 @@ type Snapshot struct {
 	// Strategy is the cluster's default scheduling strategy, for services
 	// that set none; unspecified means spread.
 	Strategy berthv1.SchedulingStrategy
+	// Volumes finds the records of named volumes: a replicated task whose
+	// volume has a node runs there or waits for it. Nil pins nothing.
+	Volumes VolumeLookup
 }
 
 // repeatedFailures is how many recent failures of a service on a node make
@@ -87,6 +90,12 @@ const reasonNoNodes = "no nodes in the cluster"
 // A pending task whose NodeId is already set (global mode: the orchestrator
 // picks the node) is only checked against the filters on that node: it is
 // assigned to it, or left unplaced with the reason.
+//
+// A replicated task whose named volume is on a node (snap.Volumes, or a
+// task placed earlier in the call with the same volume) is only checked
+// against that node: it is assigned to it, or left unplaced with "waiting
+// for node n2, which holds volume web_db-data.1". Such tasks are placed
+// before the others, which have a choice of node.
 //
 // A pending task that also appears in snap.Tasks (same ID) is counted once,
 // as pending, so that it does not compete with itself for resources.
@@ -137,14 +146,39 @@ func schedule(snap Snapshot, pending []*berthv1.Task, pick func(*cluster, *group
 		g.remaining++
 		taskGroups[k] = g
 	}
+	// Tasks pinned by their volumes first: they have one node to go to,
+	// which the others may not take from them.
+	pins := make([]volumePin, len(pending))
+	order := make([]int, 0, len(pending))
 	for k, t := range pending {
-		g := taskGroups[k]
+		if t.GetNodeId() == "" {
+			pins[k] = c.pinOf(t)
+		}
+		if pins[k] != (volumePin{}) {
+			order = append(order, k)
+		}
+	}
+	for k := range pending {
+		if pins[k] == (volumePin{}) {
+			order = append(order, k)
+		}
+	}
+	for _, k := range order {
+		t, g, pin := pending[k], taskGroups[k], pins[k]
+		if pin == (volumePin{}) && t.GetNodeId() == "" {
+			// A task placed earlier in this call may hold its volume now.
+			pin = c.pinOf(t)
+		}
 		id := t.GetMeta().GetId()
 		var (
 			node   int
 			reason string
 		)
 		switch {
+		case pin.conflict != "":
+			node, reason = -1, pin.conflict
+		case pin.nodeID != "":
+			node, reason = c.placePinned(g, pin)
 		case g.err != "":
 			node, reason = -1, g.err
 		case t.GetNodeId() != "":
@@ -157,6 +191,7 @@ func schedule(snap Snapshot, pending []*berthv1.Task, pick func(*cluster, *group
 			plan.Unplaced = append(plan.Unplaced, Unplaced{TaskID: id, Reason: reason})
 		} else {
 			c.assign(g, node)
+			c.recordVolumes(t, node)
 			plan.Assignments = append(plan.Assignments, Assignment{TaskID: id, NodeID: c.nodes[node].id})
 		}
 		c.done(g)
