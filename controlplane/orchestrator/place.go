@@ -59,14 +59,29 @@ func (o *Orchestrator) place(w *writes) {
 	for _, a := range plan.Assignments {
 		node := a.NodeID
 		w.placed = append(w.placed, byID[a.TaskID])
+		if w.volumeKeys == nil {
+			w.volumeKeys = map[string]bool{}
+		}
+		vols := o.volumeRecords(byID[a.TaskID], node, now, w.volumeKeys)
 		if t, ok := created[a.TaskID]; ok {
 			assign(t, node)
+			if len(vols) > 0 {
+				if w.volumes == nil {
+					w.volumes = map[string][]volumeRecord{}
+				}
+				w.volumes[a.TaskID] = vols
+			}
 			continue
 		}
 		t := byID[a.TaskID]
-		w.changes = append(w.changes, store.Change{Key: taskKey(t), Current: t, Apply: func(obj store.Object) bool {
+		change := store.Change{Key: taskKey(t), Current: t, Apply: func(obj store.Object) bool {
 			return assign(obj.(*berthv1.Task), node)
-		}})
+		}}
+		if len(vols) > 0 {
+			w.placements = append(w.placements, placement{change: change, volumes: vols})
+			continue
+		}
+		w.changes = append(w.changes, change)
 	}
 	o.unplacedReplacements(plan.Unplaced, byID, w)
 	o.unplacedReplacements(unaddressed, byID, w)
@@ -99,6 +114,7 @@ func (o *Orchestrator) snapshot() (scheduler.Snapshot, []*berthv1.Task) {
 		Usage:    o.index.usage,
 		Failed:   o.index.recentFailures(o.now().Add(-failureMemory)),
 		Strategy: o.cache.Settings().GetStrategy(),
+		Volumes:  o.cache,
 	}
 	pending := make([]*berthv1.Task, 0, len(o.index.pending))
 	for _, t := range o.index.pending {
