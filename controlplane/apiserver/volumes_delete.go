@@ -62,12 +62,19 @@ func (s *Server) deleteAppVolumes(ctx context.Context, ns, app string, wait time
 		resp.RemovedVolumes = append(resp.RemovedVolumes, v.GetName())
 	}
 	if len(left) > 0 {
-		removed := "its services were removed"
-		if len(resp.RemovedVolumes) > 0 {
-			removed += ", and volumes " + strings.Join(resp.RemovedVolumes, ", ")
+		var done []string
+		if len(resp.RemovedServices) > 0 {
+			done = append(done, "its services were removed")
 		}
-		return nil, status.Errorf(codes.FailedPrecondition, "app %s: %s, but %d of its volumes are left:\n  %s\nremove them with berth volume rm NAME once their nodes are back (--force gives up their data)",
-			app, removed, len(left), strings.Join(left, "\n  "))
+		if len(resp.RemovedVolumes) > 0 {
+			done = append(done, "volumes "+strings.Join(resp.RemovedVolumes, ", ")+" were removed")
+		}
+		what := ""
+		if len(done) > 0 {
+			what = strings.Join(done, " and ") + ", but "
+		}
+		return nil, status.Errorf(codes.FailedPrecondition, "app %s: %s%d of its volumes are left:\n  %s\nremove them with berth volume rm NAME once their nodes are back (--force gives up their data)",
+			app, what, len(left), strings.Join(left, "\n  "))
 	}
 	return resp, nil
 }
