@@ -7,9 +7,10 @@
 //
 //   - Filters rule nodes out (not ready, paused or drained, constraint not
 //     met, platform not supported, the service's per-node cap reached, not
-//     enough CPU or memory, host port taken). Each filter counts the nodes
-//     it ruled out, which gives a task that fits nowhere a reason users can
-//     act on: "no suitable node (insufficient memory on 3 nodes,
+//     enough CPU or memory, host port taken, no port of a host port range
+//     free: a task of a range is given the lowest free one). Each filter
+//     counts the nodes it ruled out, which gives a task that fits nowhere
+//     a reason users can act on: "no suitable node (insufficient memory on 3 nodes,
 //     constraint node.labels.zone==eu on 2 nodes)".
 //   - The remaining nodes are ranked, best first, by the task's strategy:
 //     its service's own, else the cluster's (Snapshot.Strategy), else
@@ -67,6 +68,9 @@ const repeatedFailures = 2
 // Assignment places one task on one node.
 type Assignment struct {
 	TaskID, NodeID string
+	// HostPorts are the host ports the task is given of its spec's port
+	// ranges, in their order; nil when it has none.
+	HostPorts []*berthv1.PortBinding
 }
 
 // Unplaced is a task that fits on no node, with the reason shown to users.
@@ -190,9 +194,9 @@ func schedule(snap Snapshot, pending []*berthv1.Task, pick func(*cluster, *group
 		if node < 0 {
 			plan.Unplaced = append(plan.Unplaced, Unplaced{TaskID: id, Reason: reason})
 		} else {
-			c.assign(g, node)
+			ports := c.assign(g, node)
 			c.recordVolumes(t, node)
-			plan.Assignments = append(plan.Assignments, Assignment{TaskID: id, NodeID: c.nodes[node].id})
+			plan.Assignments = append(plan.Assignments, Assignment{TaskID: id, NodeID: c.nodes[node].id, HostPorts: ports})
 		}
 		c.done(g)
 	}
