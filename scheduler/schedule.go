@@ -150,26 +150,15 @@ func schedule(snap Snapshot, pending []*berthv1.Task, pick func(*cluster, *group
 		g.remaining++
 		taskGroups[k] = g
 	}
-	// Tasks pinned by their volumes first: they have one node to go to,
-	// which the others may not take from them.
-	pins := make([]volumePin, len(pending))
-	order := make([]int, 0, len(pending))
-	for k, t := range pending {
-		if t.GetNodeId() == "" {
-			pins[k] = c.pinOf(t)
+	order, pins := c.pinnedFirst(pending)
+	for n := range pending {
+		k := n
+		if order != nil {
+			k = order[n]
 		}
-		if pins[k] != (volumePin{}) {
-			order = append(order, k)
-		}
-	}
-	for k := range pending {
-		if pins[k] == (volumePin{}) {
-			order = append(order, k)
-		}
-	}
-	for _, k := range order {
-		t, g, pin := pending[k], taskGroups[k], pins[k]
-		if pin == (volumePin{}) && t.GetNodeId() == "" {
+		t, g := pending[k], taskGroups[k]
+		pin, pinned := pins[k]
+		if !pinned && t.GetNodeId() == "" {
 			// A task placed earlier in this call may hold its volume now.
 			pin = c.pinOf(t)
 		}

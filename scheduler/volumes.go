@@ -96,6 +96,40 @@ func (c *cluster) pinOf(t *berthv1.Task) volumePin {
 	return pin
 }
 
+// pinnedFirst finds the pending tasks pinned by their volumes, which are
+// placed first: they have one node to go to, which the others may not take
+// from them. It returns the order to place pending in (nil: as given) and
+// the pins by index; both nil, at no cost, when no task has a volume.
+func (c *cluster) pinnedFirst(pending []*berthv1.Task) ([]int, map[int]volumePin) {
+	var pins map[int]volumePin
+	for k, t := range pending {
+		if t.GetNodeId() != "" {
+			continue
+		}
+		if pin := c.pinOf(t); pin != (volumePin{}) {
+			if pins == nil {
+				pins = make(map[int]volumePin)
+			}
+			pins[k] = pin
+		}
+	}
+	if pins == nil {
+		return nil, nil
+	}
+	order := make([]int, 0, len(pending))
+	for k := range pending {
+		if _, ok := pins[k]; ok {
+			order = append(order, k)
+		}
+	}
+	for k := range pending {
+		if _, ok := pins[k]; !ok {
+			order = append(order, k)
+		}
+	}
+	return order, pins
+}
+
 // placePinned checks the node that holds the task's volume, with every
 // filter of g. It returns the node's index, or -1 and why the task waits.
 // A node that is down, not ready, paused or drained gives the plain
