@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -30,10 +31,14 @@ type settingsView struct {
 	AutoRebalance bool   `json:"autoRebalance"`
 }
 
-// settingsOutput adds the insecure registries, left out while empty.
+// settingsOutput adds the insecure registries and the host access
+// settings, left out while empty or off.
 type settingsOutput struct {
 	settingsView
-	InsecureRegistries []string `json:"insecureRegistries,omitempty"`
+	InsecureRegistries  []string `json:"insecureRegistries,omitempty"`
+	AllowedBindMounts   []string `json:"allowedBindMounts,omitempty"`
+	AllowPrivileged     bool     `json:"allowPrivileged,omitempty"`
+	AllowHostNamespaces bool     `json:"allowHostNamespaces,omitempty"`
 }
 
 // parseStrategy reads a --strategy word.
@@ -52,11 +57,12 @@ func newClusterSettingsCommand(o *rootOptions) *cobra.Command {
 		strategy      string
 		autoRebalance bool
 		insecure      []string
+		host          hostAccessFlags
 		out           *outputFormat
 	)
 	cmd := &cobra.Command{
-		Use:   "settings [--strategy spread|binpack] [--auto-rebalance=true|false]",
-		Short: "Show or change the cluster's scheduling strategy and auto-rebalance",
+		Use:   "settings [--strategy spread|binpack] [--auto-rebalance=true|false] [--allow-bind-mount PATH]... [--allow-privileged] [--allow-host-namespaces]",
+		Short: "Show or change the cluster's scheduling, registries and what services may do to their hosts",
 		Long: `Without flags, show the cluster settings. With flags, change the ones given
 and show the result.
 
@@ -70,15 +76,31 @@ or comes back, as "berth rebalance" does on request.
 
 --insecure-registry lists the registries (host:port) the nodes reach over
 plain HTTP; repeat it for several. The list given replaces the one stored;
---insecure-registry= clears it.`,
+--insecure-registry= clears it.
+
+By default a service may not reach into its nodes. --allow-bind-mount PATH
+lets services bind-mount host paths at or under PATH (an absolute path);
+repeat it for several. Each one given is added to those stored;
+--clear-bind-mounts removes every one first (alone, it allows none again).
+--allow-privileged lets services be privileged, add every capability
+(cap_add: ALL), use host devices, or turn off seccomp or
+no_new_privileges. --allow-host-namespaces lets them share the host's pid,
+ipc or network namespace. Set either =false to forbid it again; services
+already running keep running.`,
 		Example: `  berth cluster settings
   berth cluster settings --strategy binpack
   berth cluster settings --auto-rebalance=true -o json
-  berth cluster settings --insecure-registry 127.0.0.1:5000`,
+  berth cluster settings --insecure-registry 127.0.0.1:5000
+  berth cluster settings --allow-bind-mount /srv/data --allow-bind-mount /var/log
+  berth cluster settings --clear-bind-mounts
+  berth cluster settings --allow-privileged=false`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			changeStrategy, changeRebalance := cmd.Flags().Changed("strategy"), cmd.Flags().Changed("auto-rebalance")
 			changeInsecure := cmd.Flags().Changed("insecure-registry")
+			if err := host.check(); err != nil {
+				return err
+			}
 			var want berthv1.SchedulingStrategy
 			if changeStrategy {
 				var err error
@@ -91,7 +113,7 @@ plain HTTP; repeat it for several. The list given replaces the one stored;
 				if err != nil {
 					return fmt.Errorf("get cluster settings: %w", err)
 				}
-				if changeStrategy || changeRebalance || changeInsecure {
+				if changeStrategy || changeRebalance || changeInsecure || host.changed(cmd) {
 					if changeStrategy {
 						s.Strategy = want
 					}
@@ -101,6 +123,7 @@ plain HTTP; repeat it for several. The list given replaces the one stored;
 					if changeInsecure {
 						s.InsecureRegistries = nonEmpty(insecure)
 					}
+					host.apply(cmd, s)
 					if s, err = c.UpdateSettings(ctx, &berthv1.UpdateSettingsRequest{Settings: s}); err != nil {
 						return fmt.Errorf("update cluster settings: %w", err)
 					}
@@ -110,12 +133,24 @@ plain HTTP; repeat it for several. The list given replaces the one stored;
 						Strategy:      cmp.Or(enumWord(s.GetStrategy().String(), "SCHEDULING_STRATEGY_"), "spread"),
 						AutoRebalance: s.GetAutoRebalance(),
 					},
-					InsecureRegistries: s.GetInsecureRegistries(),
+					InsecureRegistries:  s.GetInsecureRegistries(),
+					AllowedBindMounts:   s.GetAllowedBindMounts(),
+					AllowPrivileged:     s.GetAllowPrivileged(),
+					AllowHostNamespaces: s.GetAllowHostNamespaces(),
 				}
 				return printList(cmd.OutOrStdout(), *out, v, func(w io.Writer) {
 					kv := []string{"Strategy", v.Strategy, "Auto-rebalance", strconv.FormatBool(v.AutoRebalance)}
 					if len(v.InsecureRegistries) > 0 {
 						kv = append(kv, "Insecure registries", strings.Join(v.InsecureRegistries, ", "))
+					}
+					if len(v.AllowedBindMounts) > 0 {
+						kv = append(kv, "Allowed bind mounts", strings.Join(v.AllowedBindMounts, ", "))
+					}
+					if v.AllowPrivileged {
+						kv = append(kv, "Allow privileged", "true")
+					}
+					if v.AllowHostNamespaces {
+						kv = append(kv, "Allow host namespaces", "true")
 					}
 					fields(w, kv...)
 				})
@@ -125,8 +160,60 @@ plain HTTP; repeat it for several. The list given replaces the one stored;
 	cmd.Flags().StringVar(&strategy, "strategy", "", "default scheduling strategy: spread or binpack")
 	cmd.Flags().BoolVar(&autoRebalance, "auto-rebalance", false, "rebalance every service when a node joins or comes back")
 	cmd.Flags().StringArrayVar(&insecure, "insecure-registry", nil, "a registry (host:port) reached over plain HTTP; repeat for several, empty to clear")
+	host.add(cmd)
 	out = addOutputFlag(cmd)
 	return cmd
+}
+
+// hostAccessFlags are the settings flags of what services may do to their
+// nodes.
+type hostAccessFlags struct {
+	bindMounts      []string
+	clearBindMounts bool
+	privileged      bool
+	hostNamespaces  bool
+}
+
+func (h *hostAccessFlags) add(cmd *cobra.Command) {
+	cmd.Flags().StringArrayVar(&h.bindMounts, "allow-bind-mount", nil, "let services bind-mount host paths at or under this absolute path; repeat for several (added to those stored)")
+	cmd.Flags().BoolVar(&h.clearBindMounts, "clear-bind-mounts", false, "forget every allowed bind mount path first")
+	cmd.Flags().BoolVar(&h.privileged, "allow-privileged", false, "let services be privileged, add all capabilities, use host devices, or turn off seccomp or no_new_privileges")
+	cmd.Flags().BoolVar(&h.hostNamespaces, "allow-host-namespaces", false, "let services share the host's pid, ipc or network namespace")
+}
+
+// check refuses bind mount paths the server would refuse, before any
+// call.
+func (h *hostAccessFlags) check() error {
+	for _, p := range h.bindMounts {
+		if !strings.HasPrefix(p, "/") {
+			return fmt.Errorf("--allow-bind-mount %q: give an absolute host path, like /srv/data (--clear-bind-mounts forgets the stored ones)", p)
+		}
+	}
+	return nil
+}
+
+func (h *hostAccessFlags) changed(cmd *cobra.Command) bool {
+	f := cmd.Flags()
+	return f.Changed("allow-bind-mount") || f.Changed("clear-bind-mounts") || f.Changed("allow-privileged") || f.Changed("allow-host-namespaces")
+}
+
+// apply changes s by the flags given.
+func (h *hostAccessFlags) apply(cmd *cobra.Command, s *berthv1.ClusterSettings) {
+	f := cmd.Flags()
+	if h.clearBindMounts {
+		s.AllowedBindMounts = nil
+	}
+	for _, p := range h.bindMounts {
+		if !slices.Contains(s.AllowedBindMounts, p) {
+			s.AllowedBindMounts = append(s.AllowedBindMounts, p)
+		}
+	}
+	if f.Changed("allow-privileged") {
+		s.AllowPrivileged = h.privileged
+	}
+	if f.Changed("allow-host-namespaces") {
+		s.AllowHostNamespaces = h.hostNamespaces
+	}
 }
 
 // nonEmpty drops the empty values of a repeated flag ("--flag=" clears).

@@ -91,6 +91,7 @@ error (an unknown command or flag, or arguments of the wrong shape);
 		newJoinTokenCommand(o),
 		newTokenCommand(o),
 		newNetworkCommand(o),
+		newVolumeCommand(o),
 		newSecretCommand(o),
 		newConfigCommand(o),
 		newLoginCommand(o),

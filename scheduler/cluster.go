@@ -146,6 +146,10 @@ type cluster struct {
 	// freeRanks released binpack heaps.
 	free      [][]int32
 	freeRanks [][]uint64
+	// volumes finds volume records; volumeNodes holds the node ID of each
+	// volume ("<namespace>/<name>") placed with a task in this call.
+	volumes     VolumeLookup
+	volumeNodes map[string]string
 }
 
 // newCluster counts the snapshot. services are the services whose tasks
@@ -160,6 +164,7 @@ func newCluster(snap Snapshot, services map[string]*serviceState, skip map[strin
 		images:        make(map[string][]uint64),
 		normalized:    make(map[string]string),
 		candidateSets: make(map[string]*candidateSet),
+		volumes:       snap.Volumes,
 	}
 	for _, n := range snap.Nodes {
 		c.nodes = append(c.nodes, nodeState{
@@ -265,8 +270,10 @@ func (c *cluster) release(s *serviceState) {
 	s.tasks, s.failures, s.spreads = nil, nil, nil
 }
 
-// assign records a task of g on node i, so later tasks see what it holds.
-func (c *cluster) assign(g *group, i int) {
+// assign records a task of g on node i, so later tasks see what it holds,
+// and returns the host ports it is given of its port ranges (nil when it
+// has none).
+func (c *cluster) assign(g *group, i int) []*berthv1.PortBinding {
 	n := &c.nodes[i]
 	c.load.move(i, n.tasks, n.tasks+1)
 	n.tasks++
@@ -275,11 +282,20 @@ func (c *cluster) assign(g *group, i int) {
 	for _, p := range g.req.ports {
 		n.publish(p)
 	}
+	var given []*berthv1.PortBinding
+	for _, r := range g.req.ranges {
+		// The usage filters checked that a port is free.
+		if p := r.free(n); p != 0 {
+			n.publish(r.port(p))
+			given = append(given, &berthv1.PortBinding{Target: r.target, Published: p, Protocol: r.protocol, HostIp: r.hostIP})
+		}
+	}
 	g.service.tasks[i]++
 	for _, s := range g.service.spreads {
 		s.add(i, 1)
 	}
 	c.placed = append(c.placed, int32(i))
+	return given
 }
 
 // normalize returns the normalized form of an image reference, cached.

@@ -63,6 +63,10 @@ func newPipeline(req *requirements, service *serviceState) pipeline {
 	for _, hp := range req.ports {
 		add(&p.usage, portFilter{hp})
 	}
+	// Port ranges: a scan of the range at worst.
+	for _, r := range req.ranges {
+		add(&p.usage, portRangeFilter{r})
+	}
 	return p
 }
 
@@ -214,4 +218,18 @@ func (f maxPerNodeFilter) explain(nodes int) string {
 		unit = "replica"
 	}
 	return onNodes(fmt.Sprintf("max %d %s of the service per node", f.max, unit), nodes)
+}
+
+// portRangeFilter keeps nodes where some port of a published range is
+// free.
+type portRangeFilter struct {
+	r portRange
+}
+
+func (portRangeFilter) applies() bool { return true }
+
+func (f portRangeFilter) passes(n *nodeState) bool { return f.r.free(n) != 0 }
+
+func (f portRangeFilter) explain(nodes int) string {
+	return onNodes("no free host port in "+f.r.String(), nodes)
 }

@@ -33,12 +33,13 @@ type Move struct {
 // order, and each task goes to the best target by the spread ranking, so
 // equal inputs give equal moves. A service whose strategy (its own, else
 // snap.Strategy) is binpack is never rebalanced: packing is its intent.
+// Nor is one with named volumes: its tasks stay where their data is.
 func Rebalance(snap Snapshot, service []*berthv1.Task, limit int) []Move {
 	if limit <= 0 || len(service) == 0 || len(snap.Nodes) == 0 {
 		return nil
 	}
 	first := service[0]
-	if strategyOf(first, snap.Strategy) == berthv1.SchedulingStrategy_SCHEDULING_STRATEGY_BINPACK {
+	if strategyOf(first, snap.Strategy) == berthv1.SchedulingStrategy_SCHEDULING_STRATEGY_BINPACK || HasNamedVolumes(first.GetSpec()) {
 		return nil
 	}
 	state := &serviceState{}

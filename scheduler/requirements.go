@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -22,6 +23,8 @@ type requirements struct {
 	// preferences are the label names to spread over, outermost first.
 	preferences []string
 	ports       []hostPort
+	// ranges are the host port ranges the task takes one port of each.
+	ranges []portRange
 	// maxPerNode caps the service's tasks on one node; 0 is no cap.
 	maxPerNode uint64
 	// platforms the task runs on; empty is any.
@@ -34,6 +37,38 @@ type hostPort struct {
 	protocol string
 	// hostIP is "" when the port binds every host address.
 	hostIP string
+}
+
+// portRange is a published range of host ports (host mode): a task takes
+// one free port of it on its node, given to it when it is placed.
+type portRange struct {
+	from, to, target uint32
+	protocol         string
+	// hostIP is "" when the ports bind every host address.
+	hostIP string
+}
+
+func (r portRange) String() string {
+	s := fmt.Sprintf("%d-%d/%s", r.from, r.to, r.protocol)
+	if r.hostIP != "" {
+		s = r.hostIP + ":" + s
+	}
+	return s
+}
+
+// port is the host port p of the range.
+func (r portRange) port(p uint32) hostPort {
+	return hostPort{port: p, protocol: r.protocol, hostIP: r.hostIP}
+}
+
+// free returns the lowest port of the range free on n, or 0.
+func (r portRange) free(n *nodeState) uint32 {
+	for p := r.from; p <= r.to && p >= r.from; p++ {
+		if !n.portInUse(r.port(p)) {
+			return p
+		}
+	}
+	return 0
 }
 
 func (p hostPort) String() string {
@@ -78,7 +113,7 @@ func groupKey(t *berthv1.Task) string {
 		if p.GetPublished() == 0 {
 			continue
 		}
-		fmt.Fprintf(&b, "\x00h%d/%s/%s", p.GetPublished(), p.GetProtocol(), p.GetHostIp())
+		fmt.Fprintf(&b, "\x00h%d-%d/%s/%s", p.GetPublished(), p.GetPublishedEnd(), p.GetProtocol(), p.GetHostIp())
 	}
 	for _, p := range spec.GetPlacement().GetPlatforms() {
 		b.WriteString("\x00o")
@@ -124,12 +159,20 @@ func requirementsOf(t *berthv1.Task, normalize func(string) string) (requirement
 		req.platforms = append(req.platforms, newPlatform(p.GetOs(), p.GetArchitecture()))
 	}
 	for _, p := range spec.GetPorts() {
-		if holdsHostPort(p) {
+		switch {
+		case holdsHostPort(p) && isRange(p):
+			hp := newHostPort(p.GetPublished(), p.GetProtocol(), p.GetHostIp())
+			req.ranges = append(req.ranges, portRange{from: p.GetPublished(), to: p.GetPublishedEnd(), target: p.GetTarget(), protocol: hp.protocol, hostIP: hp.hostIP})
+		case holdsHostPort(p):
 			req.ports = append(req.ports, newHostPort(p.GetPublished(), p.GetProtocol(), p.GetHostIp()))
 		}
 	}
 	return req, nil
 }
+
+// isRange reports whether p publishes a range of host ports, of which
+// each task takes one.
+func isRange(p *berthv1.PortSpec) bool { return p.GetPublishedEnd() > p.GetPublished() }
 
 // holdsHostPort reports whether p takes a host port on the node that runs
 // its task: only a published port in host mode does. An ingress port
@@ -145,8 +188,14 @@ func taskHostPorts(t *berthv1.Task) []hostPort {
 	var out []hostPort
 	ports := t.GetSpec().GetPorts()
 	for _, p := range ports {
-		if holdsHostPort(p) {
+		if holdsHostPort(p) && !isRange(p) {
 			out = append(out, newHostPort(p.GetPublished(), p.GetProtocol(), p.GetHostIp()))
+		}
+	}
+	// The ports of its ranges it was given when placed.
+	for _, b := range t.GetHostPorts() {
+		if b.GetPublished() != 0 {
+			out = append(out, newHostPort(b.GetPublished(), b.GetProtocol(), b.GetHostIp()))
 		}
 	}
 	for _, b := range t.GetStatus().GetPorts() {
@@ -158,7 +207,7 @@ func taskHostPorts(t *berthv1.Task) []hostPort {
 		for _, p := range ports {
 			ingress = ingress || (!holdsHostPort(p) && p.GetPublished() == hp.port && newHostPort(0, p.GetProtocol(), "").protocol == hp.protocol)
 		}
-		if !ingress {
+		if !ingress && !slices.Contains(out, hp) {
 			out = append(out, hp)
 		}
 	}

@@ -7,9 +7,10 @@
 //
 //   - Filters rule nodes out (not ready, paused or drained, constraint not
 //     met, platform not supported, the service's per-node cap reached, not
-//     enough CPU or memory, host port taken). Each filter counts the nodes
-//     it ruled out, which gives a task that fits nowhere a reason users can
-//     act on: "no suitable node (insufficient memory on 3 nodes,
+//     enough CPU or memory, host port taken, no port of a host port range
+//     free: a task of a range is given the lowest free one). Each filter
+//     counts the nodes it ruled out, which gives a task that fits nowhere
+//     a reason users can act on: "no suitable node (insufficient memory on 3 nodes,
 //     constraint node.labels.zone==eu on 2 nodes)".
 //   - The remaining nodes are ranked, best first, by the task's strategy:
 //     its service's own, else the cluster's (Snapshot.Strategy), else
@@ -55,6 +56,9 @@ type Snapshot struct {
 	// Strategy is the cluster's default scheduling strategy, for services
 	// that set none; unspecified means spread.
 	Strategy berthv1.SchedulingStrategy
+	// Volumes finds the records of named volumes: a replicated task whose
+	// volume has a node runs there or waits for it. Nil pins nothing.
+	Volumes VolumeLookup
 }
 
 // repeatedFailures is how many recent failures of a service on a node make
@@ -64,6 +68,9 @@ const repeatedFailures = 2
 // Assignment places one task on one node.
 type Assignment struct {
 	TaskID, NodeID string
+	// HostPorts are the host ports the task is given of its spec's port
+	// ranges, in their order; nil when it has none.
+	HostPorts []*berthv1.PortBinding
 }
 
 // Unplaced is a task that fits on no node, with the reason shown to users.
@@ -87,6 +94,12 @@ const reasonNoNodes = "no nodes in the cluster"
 // A pending task whose NodeId is already set (global mode: the orchestrator
 // picks the node) is only checked against the filters on that node: it is
 // assigned to it, or left unplaced with the reason.
+//
+// A replicated task whose named volume is on a node (snap.Volumes, or a
+// task placed earlier in the call with the same volume) is only checked
+// against that node: it is assigned to it, or left unplaced with "waiting
+// for node n2, which holds volume web_db-data.1". Such tasks are placed
+// before the others, which have a choice of node.
 //
 // A pending task that also appears in snap.Tasks (same ID) is counted once,
 // as pending, so that it does not compete with itself for resources.
@@ -137,14 +150,28 @@ func schedule(snap Snapshot, pending []*berthv1.Task, pick func(*cluster, *group
 		g.remaining++
 		taskGroups[k] = g
 	}
-	for k, t := range pending {
-		g := taskGroups[k]
+	order, pins := c.pinnedFirst(pending)
+	for n := range pending {
+		k := n
+		if order != nil {
+			k = order[n]
+		}
+		t, g := pending[k], taskGroups[k]
+		pin, pinned := pins[k]
+		if !pinned && t.GetNodeId() == "" {
+			// A task placed earlier in this call may hold its volume now.
+			pin = c.pinOf(t)
+		}
 		id := t.GetMeta().GetId()
 		var (
 			node   int
 			reason string
 		)
 		switch {
+		case pin.conflict != "":
+			node, reason = -1, pin.conflict
+		case pin.nodeID != "":
+			node, reason = c.placePinned(g, pin)
 		case g.err != "":
 			node, reason = -1, g.err
 		case t.GetNodeId() != "":
@@ -156,8 +183,9 @@ func schedule(snap Snapshot, pending []*berthv1.Task, pick func(*cluster, *group
 		if node < 0 {
 			plan.Unplaced = append(plan.Unplaced, Unplaced{TaskID: id, Reason: reason})
 		} else {
-			c.assign(g, node)
-			plan.Assignments = append(plan.Assignments, Assignment{TaskID: id, NodeID: c.nodes[node].id})
+			ports := c.assign(g, node)
+			c.recordVolumes(t, node)
+			plan.Assignments = append(plan.Assignments, Assignment{TaskID: id, NodeID: c.nodes[node].id, HostPorts: ports})
 		}
 		c.done(g)
 	}

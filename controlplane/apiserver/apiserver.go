@@ -91,7 +91,8 @@ func storeError(err error) error {
 }
 
 // DeleteApp removes every service of an app, and its networks; the
-// orchestrator then stops and forgets their tasks.
+// orchestrator then stops and forgets their tasks. With volumes, it then
+// waits for the tasks to stop and removes the app's own volumes too.
 func (s *Server) DeleteApp(ctx context.Context, req *berthv1.DeleteAppRequest) (*berthv1.DeleteAppResponse, error) {
 	ns := namespaceOf(req.Namespace)
 	for attempt := 0; ; attempt++ {
@@ -108,6 +109,10 @@ func (s *Server) DeleteApp(ctx context.Context, req *berthv1.DeleteAppRequest) (
 			return nil, err
 		}
 		if len(services) == 0 && len(networks) == 0 && files == 0 {
+			if req.Volumes && len(s.appVolumes(ns, req.App)) > 0 {
+				// Deleted before without its volumes.
+				return s.deleteAppVolumes(ctx, ns, req.App, stopWait(nil), &berthv1.DeleteAppResponse{})
+			}
 			return nil, status.Errorf(codes.NotFound, "app %q not found in namespace %q; `berth get apps` lists the apps", req.App, ns)
 		}
 		resp := &berthv1.DeleteAppResponse{}
@@ -130,7 +135,10 @@ func (s *Server) DeleteApp(ctx context.Context, req *berthv1.DeleteAppRequest) (
 		}
 		s.log.Info("app deleted", "namespace", ns, "app", req.App, "services", len(services), "networks", len(networks))
 		s.cfg.Store.RecordEvent(appEvent(ns, req.App, "remove", fmt.Sprintf("%d services and %d networks removed", len(services), len(networks))))
-		return resp, storeError(s.cfg.Cache.WaitRevision(ctx, rev))
+		if err := s.cfg.Cache.WaitRevision(ctx, rev); err != nil || !req.Volumes {
+			return resp, storeError(err)
+		}
+		return s.deleteAppVolumes(ctx, ns, req.App, stopWait(services), resp)
 	}
 }
 

@@ -96,6 +96,8 @@ func (s *Server) plan(req *berthv1.ApplyRequest, now time.Time) (*berthv1.ApplyR
 	errs = append(errs, s.planFiles(req, now, txn)...)
 	errs = append(errs, s.checkAddresses(req, nets)...)
 	errs = append(errs, s.checkIngressPorts(req)...)
+	errs = append(errs, s.checkSecurity(req)...)
+	errs = append(errs, s.checkVolumeOwners(req)...)
 	if len(errs) > 0 {
 		return nil, nil, errs.GRPCStatus().Err()
 	}

@@ -38,6 +38,10 @@ func (s *Server) UpdateSettings(ctx context.Context, req *berthv1.UpdateSettings
 	if err != nil {
 		return nil, err
 	}
+	binds, err := normalizeBindPrefixes(want.AllowedBindMounts)
+	if err != nil {
+		return nil, err
+	}
 	read := func() (*berthv1.ClusterSettings, error) {
 		cur := proto.Clone(s.cfg.Cache.Settings()).(*berthv1.ClusterSettings)
 		if cur.Meta == nil {
@@ -50,10 +54,12 @@ func (s *Server) UpdateSettings(ctx context.Context, req *berthv1.UpdateSettings
 	var before *berthv1.ClusterSettings
 	got, err := guardedUpdate(ctx, s, store.SettingsKey, read, func(next *berthv1.ClusterSettings) error {
 		before = proto.Clone(next).(*berthv1.ClusterSettings)
-		if next.Strategy == want.Strategy && next.AutoRebalance == want.AutoRebalance && slices.Equal(next.InsecureRegistries, insecure) && next.GetMeta().GetVersion() != 0 {
+		if next.Strategy == want.Strategy && next.AutoRebalance == want.AutoRebalance && slices.Equal(next.InsecureRegistries, insecure) &&
+			sameHostAccess(next, want, binds) && next.GetMeta().GetVersion() != 0 {
 			return errUnchanged
 		}
 		next.Strategy, next.AutoRebalance, next.InsecureRegistries = want.Strategy, want.AutoRebalance, insecure
+		setHostAccess(next, want, binds)
 		return nil
 	})
 	if err != nil {
@@ -64,6 +70,7 @@ func (s *Server) UpdateSettings(ctx context.Context, req *berthv1.UpdateSettings
 		if len(got.InsecureRegistries) > 0 {
 			msg += ", insecure registries " + strings.Join(got.InsecureRegistries, ", ")
 		}
+		msg += hostAccessWords(got)
 		s.log.Info("settings updated", "strategy", strategyName(got.Strategy), "auto_rebalance", got.AutoRebalance, "insecure_registries", got.InsecureRegistries)
 		s.cfg.Store.RecordEvent(&berthv1.Event{Kind: store.EventKindCluster, ObjectId: "settings", Action: "update", Message: msg})
 	}

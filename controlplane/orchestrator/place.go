@@ -41,12 +41,14 @@ func (o *Orchestrator) place(w *writes) {
 	now := o.now()
 	// A stored task's new addresses are written with its placement, or
 	// with the reason it waits.
-	assign := func(t *berthv1.Task, node string) bool {
+	assign := func(t *berthv1.Task, node string, ports []*berthv1.PortBinding) bool {
 		if t.GetStatus().GetState() != berthv1.TaskState_TASK_STATE_PENDING {
 			return false
 		}
 		withNetworks(t, given)
 		t.NodeId = node
+		// The ports of its spec's port ranges, which its agent publishes.
+		t.HostPorts = ports
 		return taskstate.Set(t, berthv1.TaskState_TASK_STATE_ASSIGNED, "", now)
 	}
 	wait := func(t *berthv1.Task, reason string) bool {
@@ -57,16 +59,31 @@ func (o *Orchestrator) place(w *writes) {
 		return taskstate.Set(t, berthv1.TaskState_TASK_STATE_PENDING, reason, now) || addressed
 	}
 	for _, a := range plan.Assignments {
-		node := a.NodeID
+		node, ports := a.NodeID, a.HostPorts
 		w.placed = append(w.placed, byID[a.TaskID])
+		if w.volumeKeys == nil {
+			w.volumeKeys = map[string]bool{}
+		}
+		vols := o.volumeRecords(byID[a.TaskID], node, now, w.volumeKeys)
 		if t, ok := created[a.TaskID]; ok {
-			assign(t, node)
+			assign(t, node, ports)
+			if len(vols) > 0 {
+				if w.volumes == nil {
+					w.volumes = map[string][]volumeRecord{}
+				}
+				w.volumes[a.TaskID] = vols
+			}
 			continue
 		}
 		t := byID[a.TaskID]
-		w.changes = append(w.changes, store.Change{Key: taskKey(t), Current: t, Apply: func(obj store.Object) bool {
-			return assign(obj.(*berthv1.Task), node)
-		}})
+		change := store.Change{Key: taskKey(t), Current: t, Apply: func(obj store.Object) bool {
+			return assign(obj.(*berthv1.Task), node, ports)
+		}}
+		if len(vols) > 0 {
+			w.placements = append(w.placements, placement{change: change, volumes: vols})
+			continue
+		}
+		w.changes = append(w.changes, change)
 	}
 	o.unplacedReplacements(plan.Unplaced, byID, w)
 	o.unplacedReplacements(unaddressed, byID, w)
@@ -99,6 +116,7 @@ func (o *Orchestrator) snapshot() (scheduler.Snapshot, []*berthv1.Task) {
 		Usage:    o.index.usage,
 		Failed:   o.index.recentFailures(o.now().Add(-failureMemory)),
 		Strategy: o.cache.Settings().GetStrategy(),
+		Volumes:  o.cache,
 	}
 	pending := make([]*berthv1.Task, 0, len(o.index.pending))
 	for _, t := range o.index.pending {

@@ -31,6 +31,10 @@ func (o *Orchestrator) rebalanceStep(svc *berthv1.Service, r *rollout, tasks []*
 		o.finishRebalance(svc, w, "a global service runs one task on each node")
 		return time.Time{}
 	}
+	if scheduler.HasNamedVolumes(svc.GetSpec()) {
+		o.finishRebalance(svc, w, "its tasks stay on the nodes that hold their volumes")
+		return time.Time{}
+	}
 	if r.inFlight > 0 || len(r.outdated) > 0 {
 		return time.Time{}
 	}

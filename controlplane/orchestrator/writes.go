@@ -23,6 +23,12 @@ type writes struct {
 	serviceOrder []*berthv1.Service
 	// placed are the tasks this pass assigns to nodes, for the metrics.
 	placed []*berthv1.Task
+	// volumes are the volume records written with each new task, by
+	// task ID; placements are the stored tasks assigned with volume
+	// records; volumeKeys are the records the pass writes.
+	volumes    map[string][]volumeRecord
+	placements []placement
+	volumeKeys map[string]bool
 	// endpoints is set when a service's virtual IPs change: the services
 	// are then written before the new tasks, so that no task is known
 	// before the addresses of its service.
@@ -153,15 +159,7 @@ func (w *writes) commit(ctx context.Context, s *store.Store) (int64, error) {
 	} else {
 		changes = append(changes, w.serviceChanges()...)
 	}
-	var creates []*store.Txn
-	for start := 0; start < len(w.creates); start += store.MaxTxnOps {
-		txn := &store.Txn{}
-		for _, t := range w.creates[start:min(start+store.MaxTxnOps, len(w.creates))] {
-			txn.Create(taskKey(t), t)
-		}
-		creates = append(creates, txn)
-	}
-	rev, err := s.CommitAll(ctx, creates)
+	rev, err := s.CommitAll(ctx, w.createTxns())
 	last = max(last, rev)
 	if err != nil {
 		return last, err
