@@ -154,24 +154,33 @@ func TestApplyFileErrors(t *testing.T) {
 		{Name: "shop_big", Key: "big", Data: make([]byte, validation.MaxFileSize+1)},
 		{Name: "bad/name", Key: "bad", Data: []byte("z")},
 	}})
-	want := []string{
-		"secrets.bad.name", "secrets.big.data", "secrets.db2", "secrets.ext", "secrets.hand",
-		"web/configs[0]", "web/secrets[1]",
-	}
+	want := []string{"secrets.bad.name", "secrets.big", "secrets.db2", "web/configs[0].source", "web/secrets[1].source"}
 	if got := fieldViolations(err); !slices.Equal(got, want) {
 		t.Fatalf("field violations %v, want %v\n%v", got, want, err)
 	}
 	wantStatus(t, "bad files", err, codes.InvalidArgument,
-		`secret "nope" is not defined in the file's top-level secrets:`,
+		`secret "nope" is not defined`, `config "missing_conf" is not defined`, "more than the 500 KiB")
+	// What only the store can tell: an external secret that does not
+	// exist, and a file's secret whose name one made by hand holds.
+	_, err = s.Apply(ctx, &berthv1.ApplyRequest{App: "shop", Services: []*berthv1.Service{
+		usesSecret(svc("web", "busybox", 1), "ext", "made_by_hand"),
+	}, Secrets: []*berthv1.AppFile{
+		{Name: "ext", Key: "ext", External: true},
+		{Name: "made_by_hand", Key: "hand", Data: []byte("z")},
+	}})
+	if got, want := fieldViolations(err), []string{"secrets.ext", "secrets.hand", "web/secrets[0]"}; !slices.Equal(got, want) {
+		t.Fatalf("field violations %v, want %v\n%v", got, want, err)
+	}
+	wantStatus(t, "files the store refuses", err, codes.InvalidArgument,
 		`secret "ext" does not exist`, "berth secret create ext",
-		`secret "made_by_hand" already exists (made with berth secret create); use it with external: true`,
-		`config "missing_conf" is not defined`)
+		`secret "made_by_hand" already exists (made with berth secret create); use it with external: true`)
 	if etcdRevision(t, s) != before {
 		t.Fatal("a refused apply wrote to the store")
 	}
 
-	// A service may name a secret that exists without the file listing it.
-	if _, err := s.Apply(ctx, &berthv1.ApplyRequest{App: "shop", Services: []*berthv1.Service{usesSecret(svc("web", "busybox", 1), "made_by_hand")}}); err != nil {
+	// A service may use a secret made by hand, listed as external.
+	if _, err := s.Apply(ctx, &berthv1.ApplyRequest{App: "shop", Services: []*berthv1.Service{usesSecret(svc("web", "busybox", 1), "made_by_hand")},
+		Secrets: []*berthv1.AppFile{{Name: "made_by_hand", Key: "hand", External: true}}}); err != nil {
 		t.Fatalf("a service naming an existing secret: %v", err)
 	}
 }
