@@ -20,9 +20,11 @@ import (
 	"time"
 
 	"github.com/berthproject/berth/agent/build"
+	"github.com/berthproject/berth/agent/files"
 	"github.com/berthproject/berth/agent/image"
 	"github.com/berthproject/berth/agent/runtime"
 	"github.com/berthproject/berth/agent/session"
+	"github.com/berthproject/berth/agent/volume"
 	"github.com/berthproject/berth/agent/worker"
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
 	"github.com/berthproject/berth/api/identity"
@@ -116,6 +118,12 @@ type Agent struct {
 
 	// cpuSamples keeps each task's last CPU sample for Stats.
 	cpuSamples cpuSampler
+
+	// volumes holds the node's volumes, under DataDir/volumes.
+	volumes *volume.Store
+	// payloads keeps the data of the secrets and configs of the node's
+	// assigned tasks, in memory only.
+	payloads *files.Payloads
 }
 
 // Start joins (when needed), connects and runs an agent. It returns once
@@ -136,13 +144,17 @@ func Start(ctx context.Context, cfg Config) (_ *Agent, err error) {
 	if err := cfg.imageGCDefaults(); err != nil {
 		return nil, err
 	}
-	a := &Agent{cfg: cfg, log: cfg.Log, tasks: supervise.New()}
+	a := &Agent{cfg: cfg, log: cfg.Log, tasks: supervise.New(), payloads: files.NewPayloads()}
 	defer func() {
 		if err != nil {
 			a.Stop()
 		}
 	}()
 	a.creds, err = session.LoadOrJoin(ctx, filepath.Join(cfg.DataDir, "pki"), cfg.servers(), cfg.Token, cfg.Name)
+	if err != nil {
+		return nil, err
+	}
+	a.volumes, err = volume.New(cfg.DataDir, cfg.Log.With("component", "volumes"))
 	if err != nil {
 		return nil, err
 	}
@@ -371,10 +383,12 @@ func (a *Agent) collectAttachments(ctx context.Context) error {
 	return nil
 }
 
-// Assign hands assignments to the worker, and the sources of their images
-// to the puller first.
+// Assign hands assignments to the worker, and first the sources of their
+// images to the puller and the data of their secrets and configs to the
+// payloads.
 func (a *Agent) Assign(as *berthv1.Assignments) {
 	a.puller.SetSources(as.GetImageSources())
+	a.payloads.Apply(as)
 	a.worker.Assign(as)
 }
 

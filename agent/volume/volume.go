@@ -33,17 +33,28 @@ type Ref struct{ Namespace, Name string }
 // String writes r as "namespace/name", the form Label uses.
 func (r Ref) String() string { return r.Namespace + "/" + r.Name }
 
-// Validate says why r cannot name a volume on disk, or nil. Both parts
-// become directory names, so both follow the volume naming rule.
+// Validate says why r cannot name a volume on disk (an
+// *InvalidRefError), or nil. Both parts become directory names, so both
+// follow the volume naming rule.
 func (r Ref) Validate() error {
 	if err := apivolume.ValidateName(r.Name); err != nil {
-		return err
+		return &InvalidRefError{Ref: r, Err: err}
 	}
 	if err := apivolume.ValidateName(r.Namespace); err != nil {
-		return fmt.Errorf("namespace of volume %s: %w", r.Name, err)
+		return &InvalidRefError{Ref: r, Err: fmt.Errorf("namespace of volume %s: %w", r.Name, err)}
 	}
 	return nil
 }
+
+// InvalidRefError says a Ref cannot name a volume.
+type InvalidRefError struct {
+	Ref Ref
+	Err error
+}
+
+func (e *InvalidRefError) Error() string { return e.Err.Error() }
+
+func (e *InvalidRefError) Unwrap() error { return e.Err }
 
 // Fill puts a new volume's first contents into dir (the volume's _data
 // directory, still out of sight of other users); see CopyUp.
