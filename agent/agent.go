@@ -23,6 +23,8 @@ import (
 	"github.com/berthproject/berth/agent/files"
 	"github.com/berthproject/berth/agent/image"
 	"github.com/berthproject/berth/agent/runtime"
+	"github.com/berthproject/berth/agent/runtime/containerd"
+	"github.com/berthproject/berth/agent/runtime/fake"
 	"github.com/berthproject/berth/agent/session"
 	"github.com/berthproject/berth/agent/volume"
 	"github.com/berthproject/berth/agent/worker"
@@ -211,7 +213,7 @@ func (a *Agent) startRuntime(ctx context.Context) error {
 	case "", "containerd":
 		// The node's address is known once the endpoint listens.
 		a.network = newLazyNetwork(a.cfg.Name, a.cfg.DataDir, a.creds.NodeID, "")
-		rt, err := runtime.NewContainerd(ctx, runtime.ContainerdConfig{
+		rt, err := containerd.New(ctx, containerd.Config{
 			Address:   a.cfg.ContainerdAddress,
 			Namespace: a.cfg.ContainerdNamespace,
 			Owner:     a.creds.NodeID,
@@ -236,7 +238,7 @@ func (a *Agent) startRuntime(ctx context.Context) error {
 			return err
 		}
 	case "fake":
-		rt, err := runtime.NewFakeWith(runtime.FakeOptions{StartLatency: a.cfg.FakeStartLatency, FailureRate: a.cfg.FakeFailureRate, AnyImage: true})
+		rt, err := fake.NewWith(fake.Options{StartLatency: a.cfg.FakeStartLatency, FailureRate: a.cfg.FakeFailureRate, AnyImage: true})
 		if err != nil {
 			return fmt.Errorf("agent: %w", err)
 		}

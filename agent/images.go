@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/berthproject/berth/agent/image"
-	"github.com/berthproject/berth/agent/runtime"
+	"github.com/berthproject/berth/agent/runtime/containerd"
 )
 
 // contentPortFile keeps the content server's port across restarts, so the
@@ -28,7 +28,7 @@ func (a *Agent) startImages() error {
 	if err != nil {
 		return err
 	}
-	ctd, ok := a.rt.(*runtime.Containerd)
+	ctd, ok := a.rt.(*containerd.Runtime)
 	if ok {
 		if err := a.listenContent(ctd); err != nil {
 			return err
@@ -46,7 +46,7 @@ func (a *Agent) startImages() error {
 
 // listenContent opens the content server's listener: --content-addr, or
 // the node endpoint's host on the port it had before (else any).
-func (a *Agent) listenContent(ctd *runtime.Containerd) error {
+func (a *Agent) listenContent(ctd *containerd.Runtime) error {
 	portFile := filepath.Join(a.cfg.DataDir, contentPortFile)
 	addr := a.cfg.ContentAddr
 	if addr == "" {

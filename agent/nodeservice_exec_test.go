@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/berthproject/berth/agent/runtime"
+	"github.com/berthproject/berth/agent/runtime/fake"
 	"github.com/berthproject/berth/agent/session"
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
 	"google.golang.org/grpc"
@@ -21,10 +22,10 @@ import (
 
 // execAgent serves the NodeService of an agent on a fake runtime with one
 // running container, "t1", over loopback, and returns a client of it.
-func execAgent(t *testing.T) (*runtime.Fake, berthv1.NodeServiceClient) {
+func execAgent(t *testing.T) (*fake.Runtime, berthv1.NodeServiceClient) {
 	t.Helper()
 	ctx := context.Background()
-	rt := runtime.NewFake()
+	rt := fake.New()
 	if err := rt.AddImage("busybox"); err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/berthproject/berth/agent/network"
 	"github.com/berthproject/berth/agent/runtime"
+	ctdruntime "github.com/berthproject/berth/agent/runtime/containerd"
 	"github.com/berthproject/berth/api/identity"
 	"github.com/berthproject/berth/internal/containerdtest"
 	containerd "github.com/containerd/containerd/v2/client"
@@ -55,7 +56,7 @@ func cleanupNode(t testing.TB, name, dataDir string) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if id := nodeID(t, dataDir); id != "" {
-		rt, err := runtime.NewContainerd(ctx, runtime.ContainerdConfig{Namespace: namespace, Owner: id, StateDir: filepath.Join(dataDir, "runtime")})
+		rt, err := ctdruntime.New(ctx, ctdruntime.Config{Namespace: namespace, Owner: id, StateDir: filepath.Join(dataDir, "runtime")})
 		if err != nil {
 			t.Errorf("cleanup of node %s: %v", name, err)
 		} else {
@@ -88,7 +89,7 @@ func nodeContainers(t testing.TB, id string) []runtime.Status {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	rt, err := runtime.NewContainerd(ctx, runtime.ContainerdConfig{Namespace: namespace, Owner: id, StateDir: t.TempDir()})
+	rt, err := ctdruntime.New(ctx, ctdruntime.Config{Namespace: namespace, Owner: id, StateDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +108,7 @@ func countContainers(t testing.TB, id string) int { return len(nodeContainers(t,
 // namespace; image layers are committed snapshots and do not count.
 func activeSnapshots(t testing.TB) int {
 	t.Helper()
-	client, err := containerd.New(runtime.DefaultContainerdAddress)
+	client, err := containerd.New(ctdruntime.DefaultAddress)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/berthproject/berth/agent/build"
-	"github.com/berthproject/berth/agent/runtime"
+	ctdruntime "github.com/berthproject/berth/agent/runtime/containerd"
 	"github.com/berthproject/berth/internal/containerdtest"
 	containerd "github.com/containerd/containerd/v2/client"
 )
@@ -62,7 +62,7 @@ func run(m *testing.M) int {
 	}
 	namespace = fmt.Sprintf("berth-e2e-%d", os.Getpid())
 	code := m.Run()
-	client, err := containerd.New(runtime.DefaultContainerdAddress)
+	client, err := containerd.New(ctdruntime.DefaultAddress)
 	if err != nil {
 		fmt.Println("e2e: cleanup:", err)
 		return 1

@@ -4,7 +4,7 @@ import (
 	containerd "github.com/containerd/containerd/v2/client"
 
 	"github.com/berthproject/berth/agent/build"
-	"github.com/berthproject/berth/agent/runtime"
+	ctdruntime "github.com/berthproject/berth/agent/runtime/containerd"
 	"github.com/berthproject/berth/internal/containerdtest"
 )
 
@@ -18,7 +18,7 @@ func (c *cluster) startMachine(name string, extra ...string) *proc {
 	// Registered before the agent starts, so it runs after the agent's
 	// own cleanup.
 	c.t.Cleanup(func() {
-		client, err := containerd.New(runtime.DefaultContainerdAddress)
+		client, err := containerd.New(ctdruntime.DefaultAddress)
 		if err != nil {
 			c.t.Errorf("cleanup of machine %s: %v", name, err)
 			return

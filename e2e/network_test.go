@@ -29,7 +29,10 @@ services:
       placement: {constraints: ["node.name==beta"]}
   db:
     image: localhost/testapp:latest
-    command: ["testapp", "serve", "-port", "8080", "-name", "db"]
+    command: ["testapp", "serve", "-port", "8080", "-name", "db", "-data", "/data",
+              "-require-file", "/run/secrets/db_password"]
+    volumes: [db-data:/data]
+    secrets: [db_password]
     deploy:
       placement: {constraints: ["node.name==gamma"]}
   worker:
@@ -37,6 +40,11 @@ services:
     command: ["testapp", "worker", "-from", "http://cache:8080", "-to", "http://db:8080", "-every", "200ms"]
     deploy:
       placement: {constraints: ["node.name==gamma"]}
+volumes:
+  db-data: {}
+secrets:
+  db_password:
+    file: ./db_password.txt
 `
 
 // TestServicesReachEachOtherAcrossNodes runs the voting app's shape over
@@ -45,10 +53,12 @@ services:
 // virtual IP, tasks.NAME to its task's address; a request by name or to
 // the VIP reaches the task on another node (which sees its own address).
 // The front end calls the cache by name (/proxy), and votes sent through
-// it reach the db by way of the worker.
+// it reach the db by way of the worker. The db keeps its total in a
+// volume and needs its password secret to start.
 func TestServicesReachEachOtherAcrossNodes(t *testing.T) {
 	c := newNetCluster(t, "alpha", "beta", "gamma")
 	c.importTestapp()
+	c.writeFile("db_password.txt", "vote-db-password")
 	c.mustBerth("apply", "-f", c.writeFile("compose.yaml", votingCompose), "-p", "vote")
 	for _, svc := range []string{"front", "cache", "db", "worker"} {
 		c.waitRunning("vote/"+svc, 1, 60*time.Second)

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/berthproject/berth/agent/runtime"
+	"github.com/berthproject/berth/agent/runtime/containerd"
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
 	"github.com/berthproject/berth/cli/config"
 )
@@ -117,7 +117,7 @@ func BenchmarkRecoveryUnhealthy(b *testing.B) {
 func breakHealth(b *testing.B, c *cluster, victim task) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	rt, err := runtime.NewContainerd(ctx, runtime.ContainerdConfig{
+	rt, err := containerd.New(ctx, containerd.Config{
 		Namespace: namespace, Owner: nodeID(b, filepath.Join(c.dir, "agent-"+victim.Node)), StateDir: b.TempDir(),
 	})
 	if err != nil {

@@ -16,7 +16,7 @@ import (
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"golang.org/x/crypto/bcrypt"
 
-	"github.com/berthproject/berth/agent/runtime"
+	ctdruntime "github.com/berthproject/berth/agent/runtime/containerd"
 	"github.com/berthproject/berth/internal/testimage"
 )
 
@@ -109,7 +109,7 @@ func (c *cluster) writeBusyboxArchive(ref string) string {
 // if it had never been there.
 func removeImage(t testing.TB, machine, ref string) {
 	t.Helper()
-	client, err := containerd.New(runtime.DefaultContainerdAddress)
+	client, err := containerd.New(ctdruntime.DefaultAddress)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/berthproject/berth/agent/runtime"
+	ctdruntime "github.com/berthproject/berth/agent/runtime/containerd"
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 )
@@ -102,7 +102,7 @@ func TestMemoryLimitKillIsShown(t *testing.T) {
 // host's tree.
 func readCgroup(t *testing.T, id, controller, file string) (string, error) {
 	t.Helper()
-	client, err := containerd.New(runtime.DefaultContainerdAddress)
+	client, err := containerd.New(ctdruntime.DefaultAddress)
 	if err != nil {
 		return "", fmt.Errorf("connect to containerd: %w", err)
 	}

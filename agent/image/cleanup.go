@@ -17,11 +17,19 @@ const (
 	DefaultGCLowPercent  = 80
 )
 
+// CleanupRuntime is what Cleanup needs of the runtime: its containers,
+// whose images stay, and its images.
+type CleanupRuntime interface {
+	List(ctx context.Context) ([]runtime.Status, error)
+	ListImages(ctx context.Context) ([]runtime.Image, error)
+	RemoveImage(ctx context.Context, ref string) error
+}
+
 // Cleanup removes images no container uses when the filesystem holding
 // the image store is fuller than HighPercent, oldest first, until it is
 // below LowPercent.
 type Cleanup struct {
-	Runtime runtime.Runtime
+	Runtime CleanupRuntime
 	// Dir is a directory on the filesystem to watch (containerd's root).
 	Dir                     string
 	HighPercent, LowPercent int

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/berthproject/berth/agent/runtime"
+	"github.com/berthproject/berth/agent/runtime/fake"
 )
 
 func TestSelectUnused(t *testing.T) {
@@ -46,7 +47,7 @@ func TestSelectUnused(t *testing.T) {
 
 func TestCleanupOnce(t *testing.T) {
 	ctx := context.Background()
-	rt := runtime.NewFake()
+	rt := fake.New()
 	t0 := time.Unix(1_700_000_000, 0)
 	for i, ref := range []string{"old", "running", "newer"} {
 		if err := rt.AddImage(ref); err != nil {

@@ -42,7 +42,7 @@ type ProbeFunc func(ctx context.Context, addr, ref string) (node string, err err
 
 // PullerConfig says how a Puller fetches images.
 type PullerConfig struct {
-	Runtime runtime.Runtime
+	Runtime runtime.Images
 	// PeerTLS is the client configuration for peers' content servers
 	// (PeerTLS); nil leaves peers out.
 	PeerTLS *tls.Config

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/berthproject/berth/agent/runtime"
+	"github.com/berthproject/berth/agent/runtime/fake"
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
 )
 
@@ -133,7 +134,7 @@ func TestPullerOrder(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			rt := runtime.NewFake()
+			rt := fake.New()
 			if tt.local != "" {
 				if err := rt.AddImageDigest(webRef, tt.local); err != nil {
 					t.Fatal(err)
@@ -207,7 +208,7 @@ func (b *blockingPull) pull(ctx context.Context, _ string, opts runtime.PullOpti
 }
 
 func TestPullerSharesOnePullAndOutlivesALeavingTask(t *testing.T) {
-	rt := runtime.NewFake()
+	rt := fake.New()
 	b := &blockingPull{started: make(chan struct{}, 10), release: make(chan struct{})}
 	rt.SetPull(b.pull)
 	p := NewPuller(PullerConfig{Runtime: rt})

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/berthproject/berth/agent/runtime"
+	ctdruntime "github.com/berthproject/berth/agent/runtime/containerd"
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
 	"github.com/berthproject/berth/api/identity"
 	"github.com/berthproject/berth/internal/containerdtest"
@@ -92,16 +93,16 @@ func (ca *testCA) issue(t *testing.T, role identity.Role, id string) (certPEM, k
 // newRuntime connects a runtime to a containerd namespace of its own,
 // removed with everything in it when the test ends; it skips the test
 // when containerd is not running.
-func newRuntime(t *testing.T) *runtime.Containerd {
+func newRuntime(t *testing.T) *ctdruntime.Runtime {
 	t.Helper()
-	if _, err := os.Stat(runtime.DefaultContainerdAddress); err != nil {
-		t.Skipf("containerd is not running (no %s; `make setup` starts it): %v", runtime.DefaultContainerdAddress, err)
+	if _, err := os.Stat(ctdruntime.DefaultAddress); err != nil {
+		t.Skipf("containerd is not running (no %s; `make setup` starts it): %v", ctdruntime.DefaultAddress, err)
 	}
 	suffix := make([]byte, 6)
 	rand.Read(suffix)
 	ns := "berth-test-" + hex.EncodeToString(suffix)
 	t.Cleanup(func() {
-		client, err := containerd.New(runtime.DefaultContainerdAddress)
+		client, err := containerd.New(ctdruntime.DefaultAddress)
 		if err != nil {
 			t.Errorf("cleanup of namespace %s: %v", ns, err)
 			return
@@ -111,7 +112,7 @@ func newRuntime(t *testing.T) *runtime.Containerd {
 			t.Errorf("cleanup of namespace %s: %v", ns, err)
 		}
 	})
-	rt, err := runtime.NewContainerd(context.Background(), runtime.ContainerdConfig{Namespace: ns, Owner: "test", StateDir: t.TempDir()})
+	rt, err := ctdruntime.New(context.Background(), ctdruntime.Config{Namespace: ns, Owner: "test", StateDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +139,7 @@ func importBusybox(t *testing.T, rt runtime.Runtime, extra ...testimage.File) ru
 }
 
 // contentServer serves rt's store over TLS with a node certificate of ca.
-func contentServer(t *testing.T, ca *testCA, rt *runtime.Containerd) *httptest.Server {
+func contentServer(t *testing.T, ca *testCA, rt *ctdruntime.Runtime) *httptest.Server {
 	t.Helper()
 	cert, key := ca.issue(t, identity.RoleNode, "node-alpha")
 	tlsCfg, err := ServerTLS(cert, key, ca.pem)

@@ -1,6 +1,8 @@
-// Package runtime runs the agent's containers. Runtime is what the worker
-// drives; Containerd implements it on a containerd daemon, Fake in memory
-// for unit and scale tests.
+// Package runtime is the seam between the agent and what runs its
+// containers: the Runtime interface the worker drives and the types it
+// speaks (ContainerSpec, Status, Exit, Image, ...). Package
+// runtime/containerd implements it on a containerd daemon, package
+// runtime/fake in memory for unit and scale tests.
 package runtime
 
 import (
@@ -179,13 +181,19 @@ var (
 	ErrExists        = errors.New("container already exists")
 )
 
-// Runtime creates, runs and removes the agent's containers.
+// Runtime is everything the agent asks of what runs its containers. It
+// is made of one small interface per concern, so that each part of the
+// agent can depend on only the concern it uses.
 type Runtime interface {
-	ImageExists(ctx context.Context, ref string) (bool, error)
-	ListImages(ctx context.Context) ([]Image, error)
-	// ImportImage loads an OCI or docker-archive tar (like `docker load`)
-	// and unpacks it for the snapshotter.
-	ImportImage(ctx context.Context, r io.Reader) ([]Image, error)
+	Containers
+	Images
+	Logs
+	Exec
+	Stats
+}
+
+// Containers creates, runs and removes the agent's containers.
+type Containers interface {
 	// Create makes the container, its snapshot and its network attachment,
 	// without starting it. ErrExists if the id exists, ErrImageNotFound if
 	// the image is missing.
@@ -202,24 +210,15 @@ type Runtime interface {
 	Inspect(ctx context.Context, id string) (Status, error)
 	// List returns the containers owned by this runtime.
 	List(ctx context.Context) ([]Status, error)
-	// Logs calls fn for each selected line, in order, until fn fails.
-	Logs(ctx context.Context, id string, opts LogOptions, fn func(LogLine) error) error
-	// Exec runs cmd inside running container id (its namespaces, env,
-	// user, working dir), waiting at most until ctx ends; a command still
-	// running then is killed and Exec returns ctx.Err(), wrapped.
-	Exec(ctx context.Context, id string, cmd []string) (ExecResult, error)
-	// ExecSession runs opts.Cmd in running container id with streams, on
-	// a terminal when opts.TTY, and returns its exit code once it exited
-	// and its output was copied. When ctx ends first the process is killed
-	// and the error wraps ctx.Err().
-	ExecSession(ctx context.Context, id string, opts SessionOptions) (int, error)
-	// Stats returns the resource use of the running containers among ids,
-	// or of every running container when ids is empty; the others are
-	// left out.
-	Stats(ctx context.Context, ids []string) ([]ContainerStats, error)
-	// ImageHealthcheck returns the HEALTHCHECK of image ref's config; nil
-	// when the image has none. ErrImageNotFound if the image is missing.
-	ImageHealthcheck(ctx context.Context, ref string) (*berthv1.HealthCheck, error)
+}
+
+// Images keeps the node's image store.
+type Images interface {
+	ImageExists(ctx context.Context, ref string) (bool, error)
+	ListImages(ctx context.Context) ([]Image, error)
+	// ImportImage loads an OCI or docker-archive tar (like `docker load`)
+	// and unpacks it for the snapshotter.
+	ImportImage(ctx context.Context, r io.Reader) ([]Image, error)
 	// Pull fetches image ref (a name, or name@digest) from the registry
 	// opts names and unpacks it. With opts.Name set, the image is stored
 	// under that name (a pinned pull keeps the tag it runs as).
@@ -230,6 +229,36 @@ type Runtime interface {
 	// RemoveImage deletes the image named ref; nil if it is not there.
 	// Its content goes once no other image or container holds it.
 	RemoveImage(ctx context.Context, ref string) error
+	// ImageHealthcheck returns the HEALTHCHECK of image ref's config; nil
+	// when the image has none. ErrImageNotFound if the image is missing.
+	ImageHealthcheck(ctx context.Context, ref string) (*berthv1.HealthCheck, error)
+}
+
+// Logs reads containers' output.
+type Logs interface {
+	// Logs calls fn for each selected line, in order, until fn fails.
+	Logs(ctx context.Context, id string, opts LogOptions, fn func(LogLine) error) error
+}
+
+// Exec runs commands inside running containers.
+type Exec interface {
+	// Exec runs cmd inside running container id (its namespaces, env,
+	// user, working dir), waiting at most until ctx ends; a command still
+	// running then is killed and Exec returns ctx.Err(), wrapped.
+	Exec(ctx context.Context, id string, cmd []string) (ExecResult, error)
+	// ExecSession runs opts.Cmd in running container id with streams, on
+	// a terminal when opts.TTY, and returns its exit code once it exited
+	// and its output was copied. When ctx ends first the process is killed
+	// and the error wraps ctx.Err().
+	ExecSession(ctx context.Context, id string, opts SessionOptions) (int, error)
+}
+
+// Stats reads containers' resource use.
+type Stats interface {
+	// Stats returns the resource use of the running containers among ids,
+	// or of every running container when ids is empty; the others are
+	// left out.
+	Stats(ctx context.Context, ids []string) ([]ContainerStats, error)
 }
 
 // Network connects containers. The agent's node network implements it.

@@ -1,7 +1,6 @@
 package runtime
 
 import (
-	"context"
 	"io"
 	"time"
 )
@@ -46,28 +45,4 @@ type ContainerStats struct {
 	// MemoryLimitBytes is 0 when the container has no memory limit.
 	MemoryLimitBytes uint64
 	Pids             uint32
-}
-
-// sessionOutputDrain bounds how long output is still copied after the
-// command exited: a background process it left behind may keep the output
-// open forever.
-const sessionOutputDrain = 2 * time.Second
-
-// forEachResize calls fn with each size from sizes until sizes is closed
-// or ctx ends.
-func forEachResize(ctx context.Context, sizes <-chan TerminalSize, fn func(TerminalSize)) {
-	if sizes == nil {
-		return
-	}
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case sz, ok := <-sizes:
-			if !ok {
-				return
-			}
-			fn(sz)
-		}
-	}
 }

@@ -84,8 +84,7 @@ func (r *runner) healthChanged(ctx context.Context, task *berthv1.Task, hr healt
 		st.Health = berthv1.Health_HEALTH_UNHEALTHY
 		st.Err = fmt.Sprintf("unhealthy: %s", hr.detail)
 	})
-	grace := task.GetSpec().GetStopGracePeriod().AsDuration()
-	if err := r.w.rt.Stop(ctx, r.id, task.GetSpec().GetStopSignal(), grace); err != nil && !isGone(err) {
+	if err := r.stopContainer(ctx, task, 0); err != nil {
 		r.w.log.Warn("stopping an unhealthy container", "task", r.id, "err", err)
 	}
 }

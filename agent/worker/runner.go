@@ -3,7 +3,6 @@ package worker
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/berthproject/berth/agent/runtime"
@@ -169,29 +168,26 @@ func (r *runner) start(ctx context.Context, task *berthv1.Task) {
 	}
 	if r.observed < berthv1.TaskState_TASK_STATE_STARTING {
 		if err := r.ensureImage(ctx, spec); err != nil {
-			if ctx.Err() == nil && !r.leaving() {
-				r.fail(berthv1.TaskState_TASK_STATE_REJECTED, err)
+			if ctx.Err() != nil || r.leaving() {
+				err = cutShort(err)
 			}
+			r.handle(opImage, err, "")
 			return
 		}
-		err := r.w.rt.Create(ctx, containerSpec(r.id, task))
-		if err != nil && !errors.Is(err, runtime.ErrExists) {
-			r.fail(berthv1.TaskState_TASK_STATE_REJECTED, err)
+		if !r.handle(opCreate, r.w.rt.Create(ctx, containerSpec(r.id, task)), "") {
 			r.removeContainer(ctx)
 			return
 		}
 		r.set(berthv1.TaskState_TASK_STATE_STARTING, func(st *berthv1.TaskStatus) { st.ContainerId = r.id })
 	}
 	cs, err := r.w.rt.Start(ctx, r.id)
-	if err != nil {
-		r.fail(berthv1.TaskState_TASK_STATE_FAILED, fmt.Errorf("starting the container: %w", err))
+	if !r.handle(opStart, err, "starting the container") {
 		return
 	}
 	// Wait reports an exit that happened before it was called, so a
 	// container that dies at once is still seen.
 	exits, err := r.w.rt.Wait(ctx, r.id)
-	if err != nil {
-		r.fail(berthv1.TaskState_TASK_STATE_FAILED, fmt.Errorf("watching the container: %w", err))
+	if !r.handle(opWait, err, "watching the container") {
 		return
 	}
 	r.exits = exits
@@ -223,8 +219,7 @@ func (r *runner) watchExisting(ctx context.Context) {
 		return
 	}
 	exits, err := r.w.rt.Wait(ctx, r.id)
-	if err != nil {
-		r.fail(berthv1.TaskState_TASK_STATE_FAILED, fmt.Errorf("watching the container: %w", err))
+	if !r.handle(opWait, err, "watching the container") {
 		return
 	}
 	r.exits = exits
@@ -243,8 +238,7 @@ func (r *runner) exited(ex runtime.Exit) {
 		r.set(berthv1.TaskState_TASK_STATE_SHUTDOWN, func(st *berthv1.TaskStatus) { st.ExitCode = ex.Code })
 		return
 	}
-	if ex.Err != nil {
-		r.fail(berthv1.TaskState_TASK_STATE_FAILED, fmt.Errorf("lost track of the container: %w", ex.Err))
+	if !r.handle(opWait, ex.Err, "lost track of the container") {
 		return
 	}
 	// An OOM kill fails the task like any other non-zero exit, so the
@@ -263,9 +257,8 @@ func (r *runner) exited(ex runtime.Exit) {
 func (r *runner) stop(ctx context.Context, task *berthv1.Task) {
 	r.stopHealth()
 	if r.observed >= berthv1.TaskState_TASK_STATE_STARTING {
-		grace := task.GetSpec().GetStopGracePeriod().AsDuration()
-		if err := r.w.rt.Stop(ctx, r.id, task.GetSpec().GetStopSignal(), grace); err != nil && !isGone(err) {
-			r.fail(berthv1.TaskState_TASK_STATE_FAILED, fmt.Errorf("stopping the container: %w", err))
+		if err := r.stopContainer(ctx, task, 0); err != nil {
+			r.handle(opStop, err, "stopping the container")
 			return
 		}
 	}
@@ -280,18 +273,36 @@ func (r *runner) stop(ctx context.Context, task *berthv1.Task) {
 // cleanup stops and removes the container of a task the control plane
 // forgot.
 func (r *runner) cleanup(ctx context.Context, task *berthv1.Task) {
-	grace := task.GetSpec().GetStopGracePeriod().AsDuration()
-	if grace == 0 {
-		grace = 10 * time.Second
-	}
-	if err := r.w.rt.Stop(ctx, r.id, task.GetSpec().GetStopSignal(), grace); err != nil && !isGone(err) {
+	if err := r.stopContainer(ctx, task, removedTaskGrace); err != nil {
 		r.w.log.Warn("stopping a removed task's container", "task", r.id, "err", err)
 	}
 	r.removeContainer(ctx)
 }
 
+// removedTaskGrace is the stop grace period of a removed task whose spec
+// sets none.
+const removedTaskGrace = 10 * time.Second
+
+// stopContainer stops the task's container with the task's stop signal,
+// then SIGKILL after its stop grace period, or after defaultGrace when the
+// spec sets none. A container already gone is stopped: nil.
+func (r *runner) stopContainer(ctx context.Context, task *berthv1.Task, defaultGrace time.Duration) error {
+	spec := task.GetSpec()
+	grace := spec.GetStopGracePeriod().AsDuration()
+	if grace == 0 {
+		grace = defaultGrace
+	}
+	err := r.w.rt.Stop(ctx, r.id, spec.GetStopSignal(), grace)
+	if classify(opStop, err) == verdictDone {
+		return nil
+	}
+	return err
+}
+
+// removeContainer removes the task's container; a failure is only logged,
+// as nothing waits on it.
 func (r *runner) removeContainer(ctx context.Context) {
-	if err := r.w.rt.Remove(ctx, r.id); err != nil && !isGone(err) {
+	if err := r.w.rt.Remove(ctx, r.id); classify(opRemove, err) != verdictDone {
 		r.w.log.Warn("removing a container", "task", r.id, "err", err)
 	}
 }
@@ -347,8 +358,7 @@ func (r *runner) givenUp(ctx context.Context, task *berthv1.Task, state berthv1.
 	r.stopHealth()
 	if r.observed >= berthv1.TaskState_TASK_STATE_STARTING {
 		r.w.log.Info("stopping a task that runs elsewhere now", "task", r.id, "state", taskstate.Name(state))
-		grace := task.GetSpec().GetStopGracePeriod().AsDuration()
-		if err := r.w.rt.Stop(ctx, r.id, task.GetSpec().GetStopSignal(), grace); err != nil && !isGone(err) {
+		if err := r.stopContainer(ctx, task, 0); err != nil {
 			r.w.log.Warn("stopping a task given up", "task", r.id, "err", err)
 		}
 	}

@@ -6,7 +6,6 @@ package worker
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -22,9 +21,19 @@ import (
 // Reporter receives every status change of a task.
 type Reporter func(taskID string, status *berthv1.TaskStatus)
 
+// Runtime is what the worker needs of the node's runtime: the task
+// containers, whether a task's image is here and the health check it
+// declares, and commands run in a container for health probes.
+type Runtime interface {
+	runtime.Containers
+	ImageExists(ctx context.Context, ref string) (bool, error)
+	ImageHealthcheck(ctx context.Context, ref string) (*berthv1.HealthCheck, error)
+	Exec(ctx context.Context, id string, cmd []string) (runtime.ExecResult, error)
+}
+
 // Worker keeps one runner per assigned task.
 type Worker struct {
-	rt     runtime.Runtime
+	rt     Runtime
 	report Reporter
 	log    *slog.Logger
 
@@ -39,7 +48,7 @@ type Worker struct {
 }
 
 // New returns a worker driving rt; Start must be called before Assign.
-func New(rt runtime.Runtime, report Reporter, log *slog.Logger) *Worker {
+func New(rt Runtime, report Reporter, log *slog.Logger) *Worker {
 	return &Worker{
 		rt:       rt,
 		report:   report,
@@ -220,6 +229,3 @@ func portBindings(ports []runtime.Port) []*berthv1.PortBinding {
 	}
 	return out
 }
-
-// isGone reports whether err says the container does not exist.
-func isGone(err error) bool { return errors.Is(err, runtime.ErrNotFound) }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/berthproject/berth/agent/runtime"
+	"github.com/berthproject/berth/agent/runtime/fake"
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
 	"go.uber.org/goleak"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -26,25 +27,25 @@ const waitTimeout = 10 * time.Second
 // recordingRuntime is the fake runtime, counting creations and telling
 // the test about removals.
 type recordingRuntime struct {
-	*runtime.Fake
+	*fake.Runtime
 	mu      sync.Mutex
 	creates int
 	removed chan string
 }
 
 func newRecordingRuntime() *recordingRuntime {
-	return &recordingRuntime{Fake: runtime.NewFake(), removed: make(chan string, 100)}
+	return &recordingRuntime{Runtime: fake.New(), removed: make(chan string, 100)}
 }
 
 func (r *recordingRuntime) Create(ctx context.Context, spec runtime.ContainerSpec) error {
 	r.mu.Lock()
 	r.creates++
 	r.mu.Unlock()
-	return r.Fake.Create(ctx, spec)
+	return r.Runtime.Create(ctx, spec)
 }
 
 func (r *recordingRuntime) Remove(ctx context.Context, id string) error {
-	err := r.Fake.Remove(ctx, id)
+	err := r.Runtime.Remove(ctx, id)
 	r.removed <- id
 	return err
 }
@@ -286,7 +287,7 @@ func TestOOMKilledContainerIsAdopted(t *testing.T) {
 	ctx := context.Background()
 	oomKilled := func(id string) {
 		t.Helper()
-		if err := rt.Fake.Create(ctx, runtime.ContainerSpec{ID: id, Image: "busybox", MemoryBytes: 16 << 20}); err != nil {
+		if err := rt.Runtime.Create(ctx, runtime.ContainerSpec{ID: id, Image: "busybox", MemoryBytes: 16 << 20}); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := rt.Start(ctx, id); err != nil {
@@ -386,7 +387,7 @@ func TestFullAssignmentRemovesTheRest(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	if err := rt.Fake.Create(ctx, runtime.ContainerSpec{ID: "stale", Image: "busybox"}); err != nil {
+	if err := rt.Runtime.Create(ctx, runtime.ContainerSpec{ID: "stale", Image: "busybox"}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := rt.Start(ctx, "stale"); err != nil {
@@ -421,7 +422,7 @@ func TestRunningContainerIsAdopted(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	if err := rt.Fake.Create(ctx, runtime.ContainerSpec{ID: "t1", Image: "busybox"}); err != nil {
+	if err := rt.Runtime.Create(ctx, runtime.ContainerSpec{ID: "t1", Image: "busybox"}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := rt.Start(ctx, "t1"); err != nil {

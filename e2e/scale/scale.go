@@ -44,7 +44,7 @@ type Config struct {
 	// then the first placements favour the nodes that pulled it first.
 	NoPrePull bool
 	// StartLatency and FailureRate simulate container starts (see
-	// runtime.FakeOptions).
+	// fake.Options).
 	StartLatency time.Duration
 	FailureRate  float64
 	// EtcdEndpoints, when set, is an external etcd cluster for the server.

@@ -6,7 +6,8 @@
 //
 // Subcommands:
 //
-//	serve -port P [-name N]          HTTP server, see serve.go for its routes
+//	serve -port P [-name N] [-data DIR] [-require-file F]
+//	                                 HTTP server, see serve.go for its routes
 //	get [-X M] [-d BODY] [-timeout D] URL
 //	                                 one request; prints the body; exit 1 on
 //	                                 an error or a status other than 2xx

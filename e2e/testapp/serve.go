@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -32,6 +34,10 @@ import (
 //	ANY /proxy?url=URL  make the same request to URL and answer with its
 //	                 status and body (502 if it cannot be made): a front end
 //	                 calling another service by name
+//
+// With -data DIR the key/value store is a database: it is read from
+// DIR/kv.json at start and written back (and synced) before each change is
+// answered, so it outlives the process.
 type server struct {
 	name     string
 	hostname string
@@ -42,6 +48,52 @@ type server struct {
 
 	mu sync.Mutex
 	kv map[string]string
+	// file is where kv is kept; "" keeps it in memory only.
+	file string
+}
+
+// load reads the store from s.file, when there is one.
+func (s *server) load() error {
+	if s.file == "" {
+		return nil
+	}
+	b, err := os.ReadFile(s.file)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(b, &s.kv)
+}
+
+// save writes the store to s.file (s.mu held): a temporary file, synced,
+// then renamed over the old one, so a kill never leaves half a store.
+func (s *server) save() error {
+	if s.file == "" {
+		return nil
+	}
+	b, err := json.Marshal(s.kv)
+	if err != nil {
+		return err
+	}
+	tmp := s.file + ".tmp"
+	f, err := os.Create(tmp)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, s.file)
 }
 
 func newServer(name, hostname string) *server {
@@ -138,8 +190,11 @@ func (s *server) kvPut(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.kv[r.PathValue("key")] = string(b)
-	s.mu.Unlock()
+	if err := s.save(); err != nil {
+		http.Error(w, "saving: "+err.Error(), http.StatusInternalServerError)
+	}
 }
 
 func (s *server) kvAdd(w http.ResponseWriter, r *http.Request) {
@@ -164,17 +219,25 @@ func (s *server) kvAdd(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	s.kv[key] = strconv.Itoa(old + n)
+	if err := s.save(); err != nil {
+		http.Error(w, "saving: "+err.Error(), http.StatusInternalServerError)
+		return
+	}
 	io.WriteString(w, s.kv[key])
 }
 
 func (s *server) kvTake(w http.ResponseWriter, r *http.Request) {
 	key := r.PathValue("key")
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	v, ok := s.kv[key]
-	delete(s.kv, key)
-	s.mu.Unlock()
 	if !ok {
 		http.Error(w, "no such key", http.StatusNotFound)
+		return
+	}
+	delete(s.kv, key)
+	if err := s.save(); err != nil {
+		http.Error(w, "saving: "+err.Error(), http.StatusInternalServerError)
 		return
 	}
 	io.WriteString(w, v)
@@ -206,8 +269,18 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	port := fs.Int("port", 8080, "TCP port to listen on, on every address")
 	name := fs.String("name", "testapp", "name to answer GET / with (the service's, say)")
+	data := fs.String("data", "", "directory to keep the key/value store in (kv.json); empty keeps it in memory")
+	var need stringList
+	fs.Var(&need, "require-file", "a file that must be readable at start, like a password (repeatable); only its size is printed")
 	if err := parseFlags(fs, args, 0, ""); err != nil {
 		return err
+	}
+	for _, f := range need {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return fmt.Errorf("required file: %w", err)
+		}
+		fmt.Fprintf(stdout, "read %s (%d bytes)\n", f, len(b))
 	}
 	hostname, err := os.Hostname()
 	if err != nil {
@@ -217,7 +290,14 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: newServer(*name, hostname).handler(), ReadHeaderTimeout: 10 * time.Second}
+	s := newServer(*name, hostname)
+	if *data != "" {
+		s.file = filepath.Join(*data, "kv.json")
+		if err := s.load(); err != nil {
+			return fmt.Errorf("loading the store: %w", err)
+		}
+	}
+	srv := &http.Server{Handler: s.handler(), ReadHeaderTimeout: 10 * time.Second}
 	fmt.Fprintf(stdout, "testapp %s on %s serving on %s\n", *name, hostname, l.Addr())
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(l) }()
@@ -234,5 +314,15 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := <-done; !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
+	return nil
+}
+
+// stringList is a flag that may be given several times.
+type stringList []string
+
+func (l *stringList) String() string { return strings.Join(*l, ",") }
+
+func (l *stringList) Set(v string) error {
+	*l = append(*l, v)
 	return nil
 }

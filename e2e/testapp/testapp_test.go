@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -229,6 +230,35 @@ func TestMegabytesPerSecond(t *testing.T) {
 	for _, tt := range tests {
 		if got := megabytesPerSecond(tt.n, tt.d); got != tt.want {
 			t.Errorf("megabytesPerSecond(%d, %s) = %v, want %v", tt.n, tt.d, got, tt.want)
+		}
+	}
+}
+
+// TestStoreOutlivesTheServer: with a data file, a second server over the
+// same directory answers with what the first one stored.
+func TestStoreOutlivesTheServer(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "kv.json")
+	first := newServer("db", "host-1")
+	first.file = file
+	srv := httptest.NewServer(first.handler())
+	if code, body := call(t, srv, "PUT", "/kv/greeting", "hello"); code != http.StatusOK {
+		t.Fatalf("PUT: %d %s", code, body)
+	}
+	if code, body := call(t, srv, "POST", "/kv/count", "3"); code != http.StatusOK || body != "3" {
+		t.Fatalf("POST: %d %s", code, body)
+	}
+	srv.Close()
+
+	second := newServer("db", "host-2")
+	second.file = file
+	if err := second.load(); err != nil {
+		t.Fatal(err)
+	}
+	srv = httptest.NewServer(second.handler())
+	defer srv.Close()
+	for key, want := range map[string]string{"greeting": "hello", "count": "3"} {
+		if code, body := call(t, srv, "GET", "/kv/"+key, ""); code != http.StatusOK || body != want {
+			t.Errorf("GET /kv/%s after a restart: %d %q, want %q", key, code, body, want)
 		}
 	}
 }

@@ -1,4 +1,4 @@
-package runtime
+package containerd
 
 import (
 	"bufio"
@@ -8,6 +8,8 @@ import (
 	"io"
 	"os"
 	"time"
+
+	"github.com/berthproject/berth/agent/runtime"
 )
 
 // logPollInterval is how often a followed log file is checked for new
@@ -24,18 +26,18 @@ const logPollInterval = 100 * time.Millisecond
 // a file last written before Since gives no old lines, any other gives
 // them all. With opts.Follow it returns when the container's process has
 // exited and its output is read, or when ctx ends.
-func (c *Containerd) Logs(ctx context.Context, id string, opts LogOptions, fn func(LogLine) error) error {
+func (c *Runtime) Logs(ctx context.Context, id string, opts runtime.LogOptions, fn func(runtime.LogLine) error) error {
 	ctx = c.ctx(ctx)
 	if _, err := c.load(ctx, id); err != nil {
 		return err
 	}
-	var exited <-chan Exit
+	var exited <-chan runtime.Exit
 	if opts.Follow {
 		waitCtx, cancel := context.WithCancel(ctx)
 		defer cancel()
 		ch, err := c.Wait(waitCtx, id)
 		switch {
-		case errors.Is(err, ErrNotFound):
+		case errors.Is(err, runtime.ErrNotFound):
 			// Never started: there is nothing to follow.
 		case err != nil:
 			return err
@@ -60,7 +62,7 @@ func (c *Containerd) Logs(ctx context.Context, id string, opts LogOptions, fn fu
 // readLog calls fn for each line of f, starting tail lines before its end
 // (tail < 0: from the start). With exited non-nil it keeps reading what is
 // appended until exited delivers, then reads what is left and returns.
-func readLog(ctx context.Context, f *os.File, tail int64, exited <-chan Exit, fn func(LogLine) error) error {
+func readLog(ctx context.Context, f *os.File, tail int64, exited <-chan runtime.Exit, fn func(runtime.LogLine) error) error {
 	return readLogSince(ctx, f, tail, time.Time{}, exited, fn)
 }
 
@@ -68,7 +70,7 @@ func readLog(ctx context.Context, f *os.File, tail int64, exited <-chan Exit, fn
 // was last written before since (non-zero). Lines that start past what f
 // held at the call (new output, when following) carry the time they were
 // read.
-func readLogSince(ctx context.Context, f *os.File, tail int64, since time.Time, exited <-chan Exit, fn func(LogLine) error) error {
+func readLogSince(ctx context.Context, f *os.File, tail int64, since time.Time, exited <-chan runtime.Exit, fn func(runtime.LogLine) error) error {
 	info, err := f.Stat()
 	if err != nil {
 		return err
@@ -120,7 +122,7 @@ func readLogSince(ctx context.Context, f *os.File, tail int64, since time.Time, 
 			// read overwrites.
 			line := append(partial, chunk[:n-1]...)
 			partial = nil
-			if err := fn(LogLine{Stream: Stdout, At: stamp(), Line: line}); err != nil {
+			if err := fn(runtime.LogLine{Stream: runtime.Stdout, At: stamp(), Line: line}); err != nil {
 				return err
 			}
 		} else {
@@ -141,7 +143,7 @@ func readLogSince(ctx context.Context, f *os.File, tail int64, since time.Time, 
 		// only once a poll interval passed with nothing more written.
 		if ticker == nil || (drained && pos == lastEnd) {
 			if len(partial) > 0 {
-				return fn(LogLine{Stream: Stdout, At: stamp(), Line: partial})
+				return fn(runtime.LogLine{Stream: runtime.Stdout, At: stamp(), Line: partial})
 			}
 			return nil
 		}

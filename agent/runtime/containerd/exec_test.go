@@ -1,4 +1,4 @@
-package runtime
+package containerd
 
 import (
 	"bytes"
@@ -12,15 +12,16 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/berthproject/berth/agent/runtime"
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
 	"github.com/berthproject/berth/internal/testimage"
 )
 
 // startSleeper creates and starts a busybox container that sleeps, with env.
-func startSleeper(t *testing.T, rt Runtime, id string, env []string) {
+func startSleeper(t *testing.T, rt runtime.Runtime, id string, env []string) {
 	t.Helper()
 	ctx := context.Background()
-	if err := rt.Create(ctx, ContainerSpec{ID: id, Image: busyboxRef, Command: []string{"sleep", "3600"}, Env: env}); err != nil {
+	if err := rt.Create(ctx, runtime.ContainerSpec{ID: id, Image: busyboxRef, Command: []string{"sleep", "3600"}, Env: env}); err != nil {
 		t.Fatalf("Create(%s): %v", id, err)
 	}
 	if _, err := rt.Start(ctx, id); err != nil {
@@ -41,7 +42,7 @@ func TestContainerdExec(t *testing.T) {
 		{"exit code and output", []string{"sh", "-c", "echo hi; exit 3"}, 3, "hi\n"},
 		{"container env", []string{"sh", "-c", "echo $PROBE_VAR"}, 0, "from-spec\n"},
 		{"stderr", []string{"sh", "-c", "echo oops >&2; false"}, 1, "oops\n"},
-		{"output cut to 4 KiB", []string{"sh", "-c", "yes | head -c 10000"}, 0, strings.Repeat("y\n", MaxExecOutput/2)},
+		{"output cut to 4 KiB", []string{"sh", "-c", "yes | head -c 10000"}, 0, strings.Repeat("y\n", runtime.MaxExecOutput/2)},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -60,7 +61,7 @@ func TestContainerdExec(t *testing.T) {
 	if _, err := env.rt.Exec(context.Background(), "exec", []string{"/no/such/binary"}); err == nil {
 		t.Errorf("Exec of a missing binary succeeded, want error")
 	}
-	if _, err := env.rt.Exec(context.Background(), "missing", []string{"true"}); !errors.Is(err, ErrNotFound) {
+	if _, err := env.rt.Exec(context.Background(), "missing", []string{"true"}); !errors.Is(err, runtime.ErrNotFound) {
 		t.Errorf("Exec in a missing container: %v, want ErrNotFound", err)
 	}
 }
@@ -146,58 +147,7 @@ func TestContainerdImageHealthcheck(t *testing.T) {
 			t.Errorf("ImageHealthcheck(%s) = %v, want %v", tc.ref, got, tc.want)
 		}
 	}
-	if _, err := env.rt.ImageHealthcheck(ctx, "localhost/absent"); !errors.Is(err, ErrImageNotFound) {
-		t.Errorf("ImageHealthcheck of a missing image: %v, want ErrImageNotFound", err)
-	}
-}
-
-func TestFakeExec(t *testing.T) {
-	f := NewFake()
-	ctx := context.Background()
-	if err := f.AddImage(busyboxRef); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.Exec(ctx, "c", []string{"true"}); !errors.Is(err, ErrNotFound) {
-		t.Errorf("Exec in a missing container: %v, want ErrNotFound", err)
-	}
-	if err := f.Create(ctx, ContainerSpec{ID: "c", Image: busyboxRef}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.Exec(ctx, "c", []string{"true"}); err == nil {
-		t.Errorf("Exec in a created container succeeded, want error")
-	}
-	if _, err := f.Start(ctx, "c"); err != nil {
-		t.Fatal(err)
-	}
-	if res, err := f.Exec(ctx, "c", []string{"true"}); err != nil || res.ExitCode != 0 {
-		t.Errorf("default Exec = %+v, %v; want exit 0", res, err)
-	}
-	var got []string
-	f.SetExec("c", func(cmd []string) (ExecResult, error) {
-		got = cmd
-		return ExecResult{ExitCode: 2, Output: bytes.Repeat([]byte("x"), 2*MaxExecOutput)}, nil
-	})
-	res, err := f.Exec(ctx, "c", []string{"check", "now"})
-	if err != nil || res.ExitCode != 2 || len(res.Output) != MaxExecOutput || strings.Join(got, " ") != "check now" {
-		t.Errorf("Exec = code %d, %d bytes, %v, cmd %q; want 2, %d bytes, cmd [check now]", res.ExitCode, len(res.Output), err, got, MaxExecOutput)
-	}
-	cctx, cancel := context.WithCancel(ctx)
-	cancel()
-	if _, err := f.Exec(cctx, "c", []string{"true"}); !errors.Is(err, context.Canceled) {
-		t.Errorf("Exec with an ended context: %v, want context.Canceled", err)
-	}
-
-	if hc, err := f.ImageHealthcheck(ctx, busyboxRef); err != nil || hc != nil {
-		t.Errorf("ImageHealthcheck before Set = %v, %v; want nil, nil", hc, err)
-	}
-	want := &berthv1.HealthCheck{Test: []string{"CMD", "true"}, Retries: 2}
-	if err := f.SetImageHealthcheck("localhost/busybox", want); err != nil {
-		t.Fatal(err)
-	}
-	if hc, err := f.ImageHealthcheck(ctx, busyboxRef); err != nil || !proto.Equal(hc, want) {
-		t.Errorf("ImageHealthcheck = %v, %v; want %v", hc, err, want)
-	}
-	if _, err := f.ImageHealthcheck(ctx, "localhost/absent"); !errors.Is(err, ErrImageNotFound) {
+	if _, err := env.rt.ImageHealthcheck(ctx, "localhost/absent"); !errors.Is(err, runtime.ErrImageNotFound) {
 		t.Errorf("ImageHealthcheck of a missing image: %v, want ErrImageNotFound", err)
 	}
 }

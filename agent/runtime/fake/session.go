@@ -1,4 +1,4 @@
-package runtime
+package fake
 
 import (
 	"context"
@@ -6,19 +6,21 @@ import (
 	"io"
 	"slices"
 	"time"
+
+	"github.com/berthproject/berth/agent/runtime"
 )
 
-// FakeSessionFunc answers a Fake's ExecSession.
-type FakeSessionFunc func(ctx context.Context, opts SessionOptions) (int, error)
+// SessionFunc answers a Runtime's ExecSession.
+type SessionFunc func(ctx context.Context, opts runtime.SessionOptions) (int, error)
 
 // SetExecSession makes ExecSession in container id call fn; nil restores
 // the default, which copies Stdin to Stdout (like cat) and exits 0. The
 // container need not exist yet.
-func (f *Fake) SetExecSession(id string, fn FakeSessionFunc) {
+func (f *Runtime) SetExecSession(id string, fn SessionFunc) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.sessions == nil {
-		f.sessions = map[string]FakeSessionFunc{}
+		f.sessions = map[string]SessionFunc{}
 	}
 	if fn == nil {
 		delete(f.sessions, id)
@@ -29,18 +31,18 @@ func (f *Fake) SetExecSession(id string, fn FakeSessionFunc) {
 
 // SetStats makes Stats report s for container id while it runs (s.ID and
 // s.At are filled in); running containers without stats report zeros.
-func (f *Fake) SetStats(id string, s ContainerStats) {
+func (f *Runtime) SetStats(id string, s runtime.ContainerStats) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.stats == nil {
-		f.stats = map[string]ContainerStats{}
+		f.stats = map[string]runtime.ContainerStats{}
 	}
 	f.stats[id] = s
 }
 
 // ExecSession calls the function SetExecSession set for container id,
 // which must be running, outside the fake's lock.
-func (f *Fake) ExecSession(ctx context.Context, id string, opts SessionOptions) (int, error) {
+func (f *Runtime) ExecSession(ctx context.Context, id string, opts runtime.SessionOptions) (int, error) {
 	f.mu.Lock()
 	if err := f.fail("ExecSession"); err != nil {
 		f.mu.Unlock()
@@ -51,7 +53,7 @@ func (f *Fake) ExecSession(ctx context.Context, id string, opts SessionOptions) 
 		f.mu.Unlock()
 		return -1, err
 	}
-	if c.status.State != StateRunning {
+	if c.status.State != runtime.StateRunning {
 		f.mu.Unlock()
 		return -1, fmt.Errorf("fake runtime: exec in container %s: it is %s, not running", id, c.status.State)
 	}
@@ -75,7 +77,7 @@ func (f *Fake) ExecSession(ctx context.Context, id string, opts SessionOptions) 
 
 // Stats returns what SetStats set for the running containers among ids
 // (all running ones when ids is empty), sorted by id.
-func (f *Fake) Stats(ctx context.Context, ids []string) ([]ContainerStats, error) {
+func (f *Runtime) Stats(ctx context.Context, ids []string) ([]runtime.ContainerStats, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.fail("Stats"); err != nil {
@@ -90,10 +92,10 @@ func (f *Fake) Stats(ctx context.Context, ids []string) ([]ContainerStats, error
 	slices.Sort(ids)
 	ids = slices.Compact(ids)
 	now := time.Now()
-	var out []ContainerStats
+	var out []runtime.ContainerStats
 	for _, id := range ids {
 		c, ok := f.containers[id]
-		if !ok || c.status.State != StateRunning {
+		if !ok || c.status.State != runtime.StateRunning {
 			continue
 		}
 		s := f.stats[id]
@@ -101,4 +103,12 @@ func (f *Fake) Stats(ctx context.Context, ids []string) ([]ContainerStats, error
 		out = append(out, s)
 	}
 	return out, nil
+}
+
+// orDiscard returns w, or io.Discard when w is nil.
+func orDiscard(w io.Writer) io.Writer {
+	if w == nil {
+		return io.Discard
+	}
+	return w
 }

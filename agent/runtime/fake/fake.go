@@ -1,4 +1,7 @@
-package runtime
+// Package fake implements runtime.Runtime in memory, for unit tests and
+// the scale harness: nothing runs, and tests drive exits, logs, exec
+// answers and failures.
+package fake
 
 import (
 	"archive/tar"
@@ -15,39 +18,40 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/berthproject/berth/agent/runtime"
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
 )
 
-// Fake is a Runtime in memory, for unit tests and scale tests: operations
-// are quick and nothing runs. Containers run until Exit or Stop ends them.
+// Runtime is a runtime.Runtime in memory, for unit tests and scale tests:
+// operations are quick and nothing runs. Containers run until Exit or Stop ends them.
 // It is safe for concurrent use.
-type Fake struct {
+type Runtime struct {
 	mu         sync.Mutex
-	images     map[string]Image
+	images     map[string]runtime.Image
 	containers map[string]*fakeContainer
 	failNext   map[string]error
 	nextPid    uint32
 	nextIP     uint32
 	// execs and healthchecks are set by SetExec and SetImageHealthcheck.
-	execs        map[string]FakeExecFunc
+	execs        map[string]ExecFunc
 	healthchecks map[string]*berthv1.HealthCheck
 	// sessions and stats are set by SetExecSession and SetStats.
-	sessions map[string]FakeSessionFunc
-	stats    map[string]ContainerStats
+	sessions map[string]SessionFunc
+	stats    map[string]runtime.ContainerStats
 	// pull and pushed are set by SetPull and read by Pushed.
-	pull   FakePullFunc
+	pull   PullFunc
 	pushed []string
-	// sim and rng are set by NewFakeWith; rng is guarded by mu.
-	sim FakeOptions
+	// sim and rng are set by NewWith; rng is guarded by mu.
+	sim Options
 	rng *rand.Rand
 }
 
 type fakeContainer struct {
-	spec      ContainerSpec
-	status    Status
+	spec      runtime.ContainerSpec
+	status    runtime.Status
 	proc      *fakeProc // the current or last process
 	ignoreSig bool      // the process ignores its stop signal
-	logs      []LogLine
+	logs      []runtime.LogLine
 	logged    chan struct{} // closed and replaced when a line is appended
 }
 
@@ -59,12 +63,12 @@ type fakeProc struct {
 	oomKilled bool
 }
 
-var _ Runtime = (*Fake)(nil)
+var _ runtime.Runtime = (*Runtime)(nil)
 
-// NewFake returns an empty fake runtime.
-func NewFake() *Fake {
-	return &Fake{
-		images:     map[string]Image{},
+// New returns an empty fake runtime.
+func New() *Runtime {
+	return &Runtime{
+		images:     map[string]runtime.Image{},
 		containers: map[string]*fakeContainer{},
 		failNext:   map[string]error{},
 		nextPid:    1000,
@@ -72,27 +76,27 @@ func NewFake() *Fake {
 }
 
 // AddImage puts image ref (normalized) into the fake's store.
-func (f *Fake) AddImage(ref string) error {
-	name, err := NormalizeImageRef(ref)
+func (f *Runtime) AddImage(ref string) error {
+	name, err := runtime.NormalizeImageRef(ref)
 	if err != nil {
 		return err
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.images[name] = Image{Name: name, Digest: "sha256:fake-" + name, Size: 1 << 20, CreatedAt: time.Now()}
+	f.images[name] = runtime.Image{Name: name, Digest: "sha256:fake-" + name, Size: 1 << 20, CreatedAt: time.Now()}
 	return nil
 }
 
-// FailNext makes the next call of the Runtime method named op (like
+// FailNext makes the next call of the runtime.Runtime method named op (like
 // "Create" or "Start") return err instead of doing anything.
-func (f *Fake) FailNext(op string, err error) {
+func (f *Runtime) FailNext(op string, err error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.failNext[op] = err
 }
 
 // Exit ends container id's running process with code, as if it exited.
-func (f *Fake) Exit(id string, code int32) error {
+func (f *Runtime) Exit(id string, code int32) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	c, err := f.running(id)
@@ -104,12 +108,12 @@ func (f *Fake) Exit(id string, code int32) error {
 }
 
 // running returns container id when its process runs; f.mu is held.
-func (f *Fake) running(id string) (*fakeContainer, error) {
+func (f *Runtime) running(id string) (*fakeContainer, error) {
 	c, ok := f.containers[id]
 	if !ok {
-		return nil, fmt.Errorf("fake runtime: container %s: %w", id, ErrNotFound)
+		return nil, fmt.Errorf("fake runtime: container %s: %w", id, runtime.ErrNotFound)
 	}
-	if c.status.State != StateRunning {
+	if c.status.State != runtime.StateRunning {
 		return nil, fmt.Errorf("fake runtime: container %s is %s, not running", id, c.status.State)
 	}
 	return c, nil
@@ -118,7 +122,7 @@ func (f *Fake) running(id string) (*fakeContainer, error) {
 // OOMKill ends container id's running process as the kernel does when it
 // goes over its memory limit: SIGKILL (exit code 137), with the exit and
 // the status saying OOMKilled.
-func (f *Fake) OOMKill(id string) error {
+func (f *Runtime) OOMKill(id string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	c, err := f.running(id)
@@ -132,45 +136,45 @@ func (f *Fake) OOMKill(id string) error {
 
 // IgnoreStopSignal makes container id's process ignore the stop signal,
 // so Stop has to wait out its grace period and kill it.
-func (f *Fake) IgnoreStopSignal(id string) error {
+func (f *Runtime) IgnoreStopSignal(id string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	c, ok := f.containers[id]
 	if !ok {
-		return fmt.Errorf("fake runtime: container %s: %w", id, ErrNotFound)
+		return fmt.Errorf("fake runtime: container %s: %w", id, runtime.ErrNotFound)
 	}
 	c.ignoreSig = true
 	return nil
 }
 
 // WriteLog appends a line to container id's output.
-func (f *Fake) WriteLog(id string, stream LogStream, line string) error {
+func (f *Runtime) WriteLog(id string, stream runtime.LogStream, line string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	c, ok := f.containers[id]
 	if !ok {
-		return fmt.Errorf("fake runtime: container %s: %w", id, ErrNotFound)
+		return fmt.Errorf("fake runtime: container %s: %w", id, runtime.ErrNotFound)
 	}
-	c.logs = append(c.logs, LogLine{Stream: stream, At: time.Now(), Line: []byte(line)})
+	c.logs = append(c.logs, runtime.LogLine{Stream: stream, At: time.Now(), Line: []byte(line)})
 	close(c.logged)
 	c.logged = make(chan struct{})
 	return nil
 }
 
 // Spec returns the spec container id was created with.
-func (f *Fake) Spec(id string) (ContainerSpec, bool) {
+func (f *Runtime) Spec(id string) (runtime.ContainerSpec, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	c, ok := f.containers[id]
 	if !ok {
-		return ContainerSpec{}, false
+		return runtime.ContainerSpec{}, false
 	}
 	return c.spec, true
 }
 
 // exit records the process's end; f.mu must be held.
 func (c *fakeContainer) exit(code int32) {
-	c.status.State = StateStopped
+	c.status.State = runtime.StateStopped
 	c.status.ExitCode = code
 	c.status.ExitedAt = time.Now()
 	c.status.Pid = 0
@@ -179,7 +183,7 @@ func (c *fakeContainer) exit(code int32) {
 }
 
 // fail returns the error set by FailNext for op, once; f.mu must be held.
-func (f *Fake) fail(op string) error {
+func (f *Runtime) fail(op string) error {
 	err, ok := f.failNext[op]
 	if !ok {
 		return nil
@@ -189,17 +193,17 @@ func (f *Fake) fail(op string) error {
 }
 
 // get returns container id; f.mu must be held.
-func (f *Fake) get(id string) (*fakeContainer, error) {
+func (f *Runtime) get(id string) (*fakeContainer, error) {
 	c, ok := f.containers[id]
 	if !ok {
-		return nil, fmt.Errorf("fake runtime: container %s: %w", id, ErrNotFound)
+		return nil, fmt.Errorf("fake runtime: container %s: %w", id, runtime.ErrNotFound)
 	}
 	return c, nil
 }
 
 // ImageExists reports whether AddImage or ImportImage added ref.
-func (f *Fake) ImageExists(ctx context.Context, ref string) (bool, error) {
-	name, err := NormalizeImageRef(ref)
+func (f *Runtime) ImageExists(ctx context.Context, ref string) (bool, error) {
+	name, err := runtime.NormalizeImageRef(ref)
 	if err != nil {
 		return false, err
 	}
@@ -213,7 +217,7 @@ func (f *Fake) ImageExists(ctx context.Context, ref string) (bool, error) {
 }
 
 // ListImages returns the fake's images sorted by name.
-func (f *Fake) ListImages(ctx context.Context) ([]Image, error) {
+func (f *Runtime) ListImages(ctx context.Context) ([]runtime.Image, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.fail("ListImages"); err != nil {
@@ -227,7 +231,7 @@ func (f *Fake) ListImages(ctx context.Context) ([]Image, error) {
 // ImportImage reads a tar and adds one image per name in its index.json
 // (io.containerd.image.name annotations) or manifest.json (RepoTags),
 // without checking the content.
-func (f *Fake) ImportImage(ctx context.Context, r io.Reader) ([]Image, error) {
+func (f *Runtime) ImportImage(ctx context.Context, r io.Reader) ([]runtime.Image, error) {
 	f.mu.Lock()
 	err := f.fail("ImportImage")
 	f.mu.Unlock()
@@ -238,12 +242,12 @@ func (f *Fake) ImportImage(ctx context.Context, r io.Reader) ([]Image, error) {
 	if err != nil {
 		return nil, fmt.Errorf("fake runtime: import image: %w", err)
 	}
-	var out []Image
+	var out []runtime.Image
 	for _, n := range names {
 		if err := f.AddImage(n); err != nil {
 			return nil, err
 		}
-		name, _ := NormalizeImageRef(n)
+		name, _ := runtime.NormalizeImageRef(n)
 		f.mu.Lock()
 		out = append(out, f.images[name])
 		f.mu.Unlock()
@@ -252,16 +256,16 @@ func (f *Fake) ImportImage(ctx context.Context, r io.Reader) ([]Image, error) {
 }
 
 // Create records container spec.ID, not running.
-func (f *Fake) Create(ctx context.Context, spec ContainerSpec) error {
+func (f *Runtime) Create(ctx context.Context, spec runtime.ContainerSpec) error {
 	if spec.ID == "" {
 		return errors.New("fake runtime: create container: empty id")
 	}
-	name, err := NormalizeImageRef(spec.Image)
+	name, err := runtime.NormalizeImageRef(spec.Image)
 	if err != nil {
 		return err
 	}
 	if spec.StopSignal != "" {
-		if _, err := ParseSignal(spec.StopSignal); err != nil {
+		if _, err := runtime.ParseSignal(spec.StopSignal); err != nil {
 			return err
 		}
 	}
@@ -271,15 +275,15 @@ func (f *Fake) Create(ctx context.Context, spec ContainerSpec) error {
 		return err
 	}
 	if _, ok := f.containers[spec.ID]; ok {
-		return fmt.Errorf("fake runtime: create container %s: %w", spec.ID, ErrExists)
+		return fmt.Errorf("fake runtime: create container %s: %w", spec.ID, runtime.ErrExists)
 	}
 	if _, ok := f.images[name]; !ok {
-		return fmt.Errorf("fake runtime: image %s is not on this node; load it with `berth image import`: %w", name, ErrImageNotFound)
+		return fmt.Errorf("fake runtime: image %s is not on this node; load it with `berth image import`: %w", name, runtime.ErrImageNotFound)
 	}
 	f.nextIP++
-	st := Status{
+	st := runtime.Status{
 		ID:      spec.ID,
-		State:   StateCreated,
+		State:   runtime.StateCreated,
 		Image:   name,
 		Address: fmt.Sprintf("127.88.%d.%d", f.nextIP/250%250, f.nextIP%250+1),
 		Ports:   slices.Clone(spec.Ports),
@@ -290,34 +294,34 @@ func (f *Fake) Create(ctx context.Context, spec ContainerSpec) error {
 }
 
 // Start marks container id running with a new pid; a stopped container
-// runs again. With FakeOptions it takes StartLatency, and fails or
+// runs again. With Options it takes StartLatency, and fails or
 // crashes later as FailureRate and CrashAfter say.
-func (f *Fake) Start(ctx context.Context, id string) (Status, error) {
+func (f *Runtime) Start(ctx context.Context, id string) (runtime.Status, error) {
 	if err := f.simulateStart(ctx); err != nil {
-		return Status{}, fmt.Errorf("fake runtime: start container %s: %w", id, err)
+		return runtime.Status{}, fmt.Errorf("fake runtime: start container %s: %w", id, err)
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.fail("Start"); err != nil {
-		return Status{}, err
+		return runtime.Status{}, err
 	}
 	c, err := f.get(id)
 	if err != nil {
-		return Status{}, err
+		return runtime.Status{}, err
 	}
-	if c.status.State == StateRunning {
+	if c.status.State == runtime.StateRunning {
 		return c.snapshot(), nil
 	}
 	crash := f.failStart()
 	if crash && f.sim.CrashAfter <= 0 {
-		return Status{}, fmt.Errorf("fake runtime: container %s exited with code 1 as it started (a simulated failure)", id)
+		return runtime.Status{}, fmt.Errorf("fake runtime: container %s exited with code 1 as it started (a simulated failure)", id)
 	}
-	if c.status.State == StateStopped {
+	if c.status.State == runtime.StateStopped {
 		c.status.ExitCode, c.status.ExitedAt, c.status.OOMKilled = 0, time.Time{}, false
 	}
 	c.proc = &fakeProc{exited: make(chan struct{})}
 	f.nextPid++
-	c.status.State = StateRunning
+	c.status.State = runtime.StateRunning
 	c.status.Pid = f.nextPid
 	if crash {
 		f.crashLater(c)
@@ -327,7 +331,7 @@ func (f *Fake) Start(ctx context.Context, id string) (Status, error) {
 
 // snapshot returns a copy of the status that callers may keep; f.mu must
 // be held.
-func (c *fakeContainer) snapshot() Status {
+func (c *fakeContainer) snapshot() runtime.Status {
 	st := c.status
 	st.Ports = slices.Clone(st.Ports)
 	st.Labels = maps.Clone(st.Labels)
@@ -335,7 +339,7 @@ func (c *fakeContainer) snapshot() Status {
 }
 
 // Wait returns a channel that receives the exit of container id's process.
-func (f *Fake) Wait(ctx context.Context, id string) (<-chan Exit, error) {
+func (f *Runtime) Wait(ctx context.Context, id string) (<-chan runtime.Exit, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.fail("Wait"); err != nil {
@@ -345,17 +349,17 @@ func (f *Fake) Wait(ctx context.Context, id string) (<-chan Exit, error) {
 	if err != nil {
 		return nil, err
 	}
-	if c.status.State == StateCreated {
-		return nil, fmt.Errorf("fake runtime: container %s has not been started: %w", id, ErrNotFound)
+	if c.status.State == runtime.StateCreated {
+		return nil, fmt.Errorf("fake runtime: container %s has not been started: %w", id, runtime.ErrNotFound)
 	}
-	out := make(chan Exit, 1)
+	out := make(chan runtime.Exit, 1)
 	proc := c.proc
 	go func() {
 		select {
 		case <-proc.exited:
-			out <- Exit{Code: proc.code, At: proc.at, OOMKilled: proc.oomKilled}
+			out <- runtime.Exit{Code: proc.code, At: proc.at, OOMKilled: proc.oomKilled}
 		case <-ctx.Done():
-			out <- Exit{Code: -1, Err: ctx.Err()}
+			out <- runtime.Exit{Code: -1, Err: ctx.Err()}
 		}
 	}()
 	return out, nil
@@ -363,7 +367,7 @@ func (f *Fake) Wait(ctx context.Context, id string) (<-chan Exit, error) {
 
 // Stop ends container id's process as a real one would: at once with code
 // 128+signal, or with 137 after grace when it ignores the signal.
-func (f *Fake) Stop(ctx context.Context, id string, signal string, grace time.Duration) error {
+func (f *Runtime) Stop(ctx context.Context, id string, signal string, grace time.Duration) error {
 	f.mu.Lock()
 	if err := f.fail("Stop"); err != nil {
 		f.mu.Unlock()
@@ -379,12 +383,12 @@ func (f *Fake) Stop(ctx context.Context, id string, signal string, grace time.Du
 	}
 	sig := syscall.SIGTERM
 	if signal != "" {
-		if sig, err = ParseSignal(signal); err != nil {
+		if sig, err = runtime.ParseSignal(signal); err != nil {
 			f.mu.Unlock()
 			return err
 		}
 	}
-	if c.status.State != StateRunning {
+	if c.status.State != runtime.StateRunning {
 		f.mu.Unlock()
 		return nil
 	}
@@ -407,14 +411,14 @@ func (f *Fake) Stop(ctx context.Context, id string, signal string, grace time.Du
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if c.status.State == StateRunning && c.proc == proc {
+	if c.status.State == runtime.StateRunning && c.proc == proc {
 		c.exit(128 + int32(syscall.SIGKILL))
 	}
 	return nil
 }
 
 // Remove forgets container id; nil if it does not exist.
-func (f *Fake) Remove(ctx context.Context, id string) error {
+func (f *Runtime) Remove(ctx context.Context, id string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.fail("Remove"); err != nil {
@@ -424,7 +428,7 @@ func (f *Fake) Remove(ctx context.Context, id string) error {
 	if !ok {
 		return nil
 	}
-	if c.status.State == StateRunning {
+	if c.status.State == runtime.StateRunning {
 		c.exit(128 + int32(syscall.SIGKILL))
 	}
 	delete(f.containers, id)
@@ -432,27 +436,27 @@ func (f *Fake) Remove(ctx context.Context, id string) error {
 }
 
 // Inspect returns container id's status.
-func (f *Fake) Inspect(ctx context.Context, id string) (Status, error) {
+func (f *Runtime) Inspect(ctx context.Context, id string) (runtime.Status, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.fail("Inspect"); err != nil {
-		return Status{}, err
+		return runtime.Status{}, err
 	}
 	c, err := f.get(id)
 	if err != nil {
-		return Status{}, err
+		return runtime.Status{}, err
 	}
 	return c.snapshot(), nil
 }
 
 // List returns every container's status, sorted by id.
-func (f *Fake) List(ctx context.Context) ([]Status, error) {
+func (f *Runtime) List(ctx context.Context) ([]runtime.Status, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.fail("List"); err != nil {
 		return nil, err
 	}
-	out := make([]Status, 0, len(f.containers))
+	out := make([]runtime.Status, 0, len(f.containers))
 	for _, c := range f.containers {
 		out = append(out, c.snapshot())
 	}
@@ -462,7 +466,7 @@ func (f *Fake) List(ctx context.Context) ([]Status, error) {
 
 // Logs calls fn with the lines WriteLog added to container id; with
 // opts.Follow it waits for more until the container exits or ctx ends.
-func (f *Fake) Logs(ctx context.Context, id string, opts LogOptions, fn func(LogLine) error) error {
+func (f *Runtime) Logs(ctx context.Context, id string, opts runtime.LogOptions, fn func(runtime.LogLine) error) error {
 	f.mu.Lock()
 	if err := f.fail("Logs"); err != nil {
 		f.mu.Unlock()
@@ -486,7 +490,7 @@ func (f *Fake) Logs(ctx context.Context, id string, opts LogOptions, fn func(Log
 	for {
 		lines := slices.Clone(c.logs[next:])
 		next = len(c.logs)
-		logged, proc, running := c.logged, c.proc, c.status.State == StateRunning
+		logged, proc, running := c.logged, c.proc, c.status.State == runtime.StateRunning
 		f.mu.Unlock()
 
 		for _, l := range lines {
@@ -534,7 +538,7 @@ func archiveImageNames(tr *tar.Reader) ([]string, error) {
 			for _, m := range index.Manifests {
 				if n := m.Annotations["io.containerd.image.name"]; n != "" {
 					names = append(names, n)
-				} else if n := fullRefOnly(m.Annotations["org.opencontainers.image.ref.name"]); n != "" {
+				} else if n := runtime.ImportedImageName(m.Annotations["org.opencontainers.image.ref.name"]); n != "" {
 					names = append(names, n)
 				}
 			}

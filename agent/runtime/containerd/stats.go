@@ -1,4 +1,4 @@
-package runtime
+package containerd
 
 import (
 	"context"
@@ -12,6 +12,8 @@ import (
 	"github.com/containerd/containerd/api/types"
 	"github.com/containerd/errdefs/pkg/errgrpc"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/berthproject/berth/agent/runtime"
 )
 
 // noMemoryLimit is where cgroup limits start to mean "none": cgroup v1
@@ -20,7 +22,7 @@ const noMemoryLimit = 1 << 62
 
 // Stats reads the cgroup statistics of the running containers among ids
 // that this runtime owns, with one metrics call to containerd's shims.
-func (c *Containerd) Stats(ctx context.Context, ids []string) ([]ContainerStats, error) {
+func (c *Runtime) Stats(ctx context.Context, ids []string) ([]runtime.ContainerStats, error) {
 	ctx = c.ctx(ctx)
 	all, err := c.List(ctx)
 	if err != nil {
@@ -32,7 +34,7 @@ func (c *Containerd) Stats(ctx context.Context, ids []string) ([]ContainerStats,
 	}
 	var filters []string
 	for _, st := range all {
-		if st.State == StateRunning && (len(ids) == 0 || want[st.ID]) {
+		if st.State == runtime.StateRunning && (len(ids) == 0 || want[st.ID]) {
 			filters = append(filters, "id=="+strconv.Quote(st.ID)) // OR'ed
 		}
 	}
@@ -43,7 +45,7 @@ func (c *Containerd) Stats(ctx context.Context, ids []string) ([]ContainerStats,
 	if err != nil {
 		return nil, fmt.Errorf("runtime: read container metrics: %w", errgrpc.ToNative(err))
 	}
-	out := make([]ContainerStats, 0, len(resp.Metrics))
+	out := make([]runtime.ContainerStats, 0, len(resp.Metrics))
 	for _, m := range resp.Metrics {
 		s, ok := statsOf(m)
 		if ok {
@@ -55,8 +57,8 @@ func (c *Containerd) Stats(ctx context.Context, ids []string) ([]ContainerStats,
 
 // statsOf decodes one task's cgroup metrics (v1 or v2); false when they
 // are of a kind it does not know.
-func statsOf(m *types.Metric) (ContainerStats, bool) {
-	s := ContainerStats{ID: m.ID, At: time.Now()}
+func statsOf(m *types.Metric) (runtime.ContainerStats, bool) {
+	s := runtime.ContainerStats{ID: m.ID, At: time.Now()}
 	if m.Timestamp != nil {
 		s.At = m.Timestamp.AsTime()
 	}

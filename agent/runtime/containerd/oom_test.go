@@ -1,10 +1,12 @@
-package runtime
+package containerd
 
 import (
 	"context"
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/berthproject/berth/agent/runtime"
 )
 
 // TestContainerdOOMKill runs containers to their end under a memory limit
@@ -31,7 +33,7 @@ func TestContainerdOOMKill(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			id := fmt.Sprintf("oom-%d", i)
-			if err := env.rt.Create(ctx, ContainerSpec{ID: id, Image: busyboxRef, MemoryBytes: limit, Command: tc.command}); err != nil {
+			if err := env.rt.Create(ctx, runtime.ContainerSpec{ID: id, Image: busyboxRef, MemoryBytes: limit, Command: tc.command}); err != nil {
 				t.Fatalf("Create: %v", err)
 			}
 			if _, err := env.rt.Start(ctx, id); err != nil {
@@ -52,7 +54,7 @@ func TestContainerdOOMKill(t *testing.T) {
 			}
 
 			st, err := env.rt.Inspect(ctx, id)
-			if err != nil || st.State != StateStopped || st.OOMKilled != tc.wantOOM {
+			if err != nil || st.State != runtime.StateStopped || st.OOMKilled != tc.wantOOM {
 				t.Errorf("Inspect = %+v, %v; want stopped, OOM killed %v", st, err, tc.wantOOM)
 			}
 			list, err := env.rt.List(ctx)

@@ -1,53 +1,14 @@
-package runtime
+package containerd
 
 import (
-	"context"
 	"os"
 	"path/filepath"
 	"slices"
 	"testing"
 	"time"
-)
 
-func TestFakeLogsSince(t *testing.T) {
-	ctx := context.Background()
-	f := newFakeWithImage(t)
-	if err := f.Create(ctx, ContainerSpec{ID: "c", Image: "busybox"}); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.WriteLog("c", Stdout, "old"); err != nil {
-		t.Fatal(err)
-	}
-	cut := time.Now()
-	for _, l := range []string{"new1", "new2", "new3"} {
-		if err := f.WriteLog("c", Stdout, l); err != nil {
-			t.Fatal(err)
-		}
-	}
-	tests := []struct {
-		name string
-		opts LogOptions
-		want []string
-	}{
-		{"since", LogOptions{Tail: -1, Since: cut}, []string{"new1", "new2", "new3"}},
-		{"since, then tail", LogOptions{Tail: 2, Since: cut}, []string{"new2", "new3"}},
-		{"tail larger than what is since", LogOptions{Tail: 10, Since: cut}, []string{"new1", "new2", "new3"}},
-		{"no since", LogOptions{Tail: -1}, []string{"old", "new1", "new2", "new3"}},
-	}
-	for _, tt := range tests {
-		var got []string
-		err := f.Logs(ctx, "c", tt.opts, func(l LogLine) error {
-			got = append(got, string(l.Line))
-			return nil
-		})
-		if err != nil {
-			t.Fatalf("%s: Logs: %v", tt.name, err)
-		}
-		if !slices.Equal(got, tt.want) {
-			t.Errorf("%s: Logs = %q, want %q", tt.name, got, tt.want)
-		}
-	}
-}
+	"github.com/berthproject/berth/agent/runtime"
+)
 
 func TestReadLogSinceByModTime(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "c.log")
@@ -73,7 +34,7 @@ func TestReadLogSinceByModTime(t *testing.T) {
 			t.Fatal(err)
 		}
 		var got []string
-		err = readLogSince(t.Context(), f, -1, tt.since, nil, func(l LogLine) error {
+		err = readLogSince(t.Context(), f, -1, tt.since, nil, func(l runtime.LogLine) error {
 			if !l.At.IsZero() {
 				t.Errorf("%s: line %q read from the past has time %v, want none", tt.name, l.Line, l.At)
 			}
@@ -100,11 +61,11 @@ func TestReadLogStampsFollowedLines(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	exited := make(chan Exit, 1)
-	lines := make(chan LogLine, 4)
+	exited := make(chan runtime.Exit, 1)
+	lines := make(chan runtime.LogLine, 4)
 	done := make(chan error, 1)
 	go func() {
-		done <- readLogSince(t.Context(), f, -1, time.Time{}, exited, func(l LogLine) error {
+		done <- readLogSince(t.Context(), f, -1, time.Time{}, exited, func(l runtime.LogLine) error {
 			lines <- l
 			return nil
 		})
@@ -124,7 +85,7 @@ func TestReadLogStampsFollowedLines(t *testing.T) {
 	if l := <-lines; string(l.Line) != "after" || l.At.Before(appended) {
 		t.Fatalf("followed line %q at %v, want %q read after %v", l.Line, l.At, "after", appended)
 	}
-	exited <- Exit{}
+	exited <- runtime.Exit{}
 	if err := <-done; err != nil {
 		t.Fatalf("readLogSince: %v", err)
 	}

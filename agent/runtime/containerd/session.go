@@ -1,4 +1,4 @@
-package runtime
+package containerd
 
 import (
 	"bufio"
@@ -13,17 +13,19 @@ import (
 	"syscall"
 	"time"
 
-	containerd "github.com/containerd/containerd/v2/client"
+	ctd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/errdefs"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/berthproject/berth/agent/runtime"
 )
 
 // ExecSession runs opts.Cmd in running container id with the container's
 // process settings, changed by opts, and its streams connected to opts'.
 // It returns the exit code once the command exited and its output was
 // copied (for at most sessionOutputDrain after the exit).
-func (c *Containerd) ExecSession(ctx context.Context, id string, opts SessionOptions) (int, error) {
+func (c *Runtime) ExecSession(ctx context.Context, id string, opts runtime.SessionOptions) (int, error) {
 	if len(opts.Cmd) == 0 {
 		return -1, fmt.Errorf("runtime: exec in container %s: empty command", id)
 	}
@@ -73,7 +75,7 @@ func (c *Containerd) ExecSession(ctx context.Context, id string, opts SessionOpt
 	// left behind in the container, and closes the streams' copies.
 	cleanupCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), execCleanupTimeout)
 	defer cancel()
-	defer func() { _, _ = proc.Delete(cleanupCtx, containerd.WithProcessKill) }()
+	defer func() { _, _ = proc.Delete(cleanupCtx, ctd.WithProcessKill) }()
 
 	exited, err := proc.Wait(cleanupCtx) // before Start: a quick exit is not missed
 	if err != nil {
@@ -93,7 +95,7 @@ func (c *Containerd) ExecSession(ctx context.Context, id string, opts SessionOpt
 	resized := make(chan struct{})
 	go func() {
 		defer close(resized)
-		forEachResize(resizeCtx, opts.Resize, func(sz TerminalSize) {
+		forEachResize(resizeCtx, opts.Resize, func(sz runtime.TerminalSize) {
 			_ = proc.Resize(resizeCtx, sz.Width, sz.Height) // best effort: the process may be exiting
 		})
 	}()
@@ -102,7 +104,7 @@ func (c *Containerd) ExecSession(ctx context.Context, id string, opts SessionOpt
 		<-resized
 	}()
 
-	var st containerd.ExitStatus
+	var st ctd.ExitStatus
 	select {
 	case st = <-exited:
 	case <-ctx.Done():
@@ -141,12 +143,12 @@ type sessionInput struct {
 	r     io.Reader
 	once  sync.Once
 	ready chan struct{} // closed by release
-	proc  containerd.Process
+	proc  ctd.Process
 }
 
 // release lets the end of input reach proc (nil: the process did not
 // start, and there is nothing to close).
-func (in *sessionInput) release(proc containerd.Process) {
+func (in *sessionInput) release(proc ctd.Process) {
 	in.once.Do(func() {
 		in.proc = proc
 		close(in.ready)
@@ -160,7 +162,7 @@ func (in *sessionInput) Read(p []byte) (int, error) {
 		if in.proc != nil {
 			ctx, cancel := context.WithTimeout(in.ctx, execCleanupTimeout)
 			defer cancel()
-			_ = in.proc.CloseIO(ctx, containerd.WithStdinCloser) // gone already when the process exited
+			_ = in.proc.CloseIO(ctx, ctd.WithStdinCloser) // gone already when the process exited
 		}
 	}
 	return n, err
@@ -168,7 +170,7 @@ func (in *sessionInput) Read(p []byte) (int, error) {
 
 // processSpec returns container id's task and a copy of its process spec,
 // the base of a process exec'd in it.
-func (c *Containerd) processSpec(ctx context.Context, id string) (containerd.Task, specs.Process, error) {
+func (c *Runtime) processSpec(ctx context.Context, id string) (ctd.Task, specs.Process, error) {
 	task, err := c.task(ctx, id)
 	if err != nil {
 		return nil, specs.Process{}, err
@@ -295,4 +297,28 @@ func readIDFile(path string) ([][]string, error) {
 		out = append(out, strings.Split(line, ":"))
 	}
 	return out, sc.Err()
+}
+
+// sessionOutputDrain bounds how long output is still copied after the
+// command exited: a background process it left behind may keep the output
+// open forever.
+const sessionOutputDrain = 2 * time.Second
+
+// forEachResize calls fn with each size from sizes until sizes is closed
+// or ctx ends.
+func forEachResize(ctx context.Context, sizes <-chan runtime.TerminalSize, fn func(runtime.TerminalSize)) {
+	if sizes == nil {
+		return
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case sz, ok := <-sizes:
+			if !ok {
+				return
+			}
+			fn(sz)
+		}
+	}
 }

@@ -1,4 +1,6 @@
-package runtime
+// Package containerd implements runtime.Runtime on a containerd daemon:
+// containers, their logs, exec sessions, stats and the node's images.
+package containerd
 
 import (
 	"context"
@@ -7,19 +9,20 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 
 	tasksapi "github.com/containerd/containerd/api/services/tasks/v1"
 	tasktypes "github.com/containerd/containerd/api/types/task"
-	containerd "github.com/containerd/containerd/v2/client"
+	ctd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/errdefs"
 	"github.com/containerd/errdefs/pkg/errgrpc"
+
+	"github.com/berthproject/berth/agent/runtime"
 )
 
-// ContainerdConfig configures a Containerd runtime.
-type ContainerdConfig struct {
+// Config configures a containerd Runtime.
+type Config struct {
 	// Address of containerd's socket; default /run/containerd/containerd.sock.
 	Address string
 	// Namespace in containerd for Berth's containers and images; default "berth".
@@ -33,26 +36,26 @@ type ContainerdConfig struct {
 	StateDir string
 	// Network connects containers; nil runs them in the host's network
 	// namespace.
-	Network Network
+	Network runtime.Network
 	// Snapshotter unpacks images and makes container root filesystems;
 	// default overlayfs.
 	Snapshotter string
 }
 
-// The ContainerdConfig defaults.
+// The Config defaults.
 const (
-	DefaultContainerdAddress = "/run/containerd/containerd.sock"
-	DefaultNamespace         = "berth"
-	DefaultStateDir          = "/var/lib/berth/runtime"
-	DefaultSnapshotter       = "overlayfs"
+	DefaultAddress     = "/run/containerd/containerd.sock"
+	DefaultNamespace   = "berth"
+	DefaultStateDir    = "/var/lib/berth/runtime"
+	DefaultSnapshotter = "overlayfs"
 )
 
-func (c *ContainerdConfig) setDefaults() error {
+func (c *Config) setDefaults() error {
 	if c.Owner == "" {
-		return errors.New("runtime: ContainerdConfig.Owner is required: it keeps agents sharing one containerd apart")
+		return errors.New("runtime: containerd.Config.Owner is required: it keeps agents sharing one containerd apart")
 	}
 	if c.Address == "" {
-		c.Address = DefaultContainerdAddress
+		c.Address = DefaultAddress
 	}
 	if c.Namespace == "" {
 		c.Namespace = DefaultNamespace
@@ -72,25 +75,25 @@ func (c *ContainerdConfig) setDefaults() error {
 	return nil
 }
 
-// Containerd runs containers with a containerd daemon. Containers keep
+// Runtime runs containers with a containerd daemon. Containers keep
 // running when the agent exits (the shim owns them and writes their logs),
-// and a new Containerd with the same Owner adopts them.
-type Containerd struct {
-	cfg    ContainerdConfig
-	client *containerd.Client
+// and a new Runtime with the same Owner adopts them.
+type Runtime struct {
+	cfg    Config
+	client *ctd.Client
 }
 
-var _ Runtime = (*Containerd)(nil)
+var _ runtime.Runtime = (*Runtime)(nil)
 
-// NewContainerd connects to containerd and checks that it answers.
-func NewContainerd(ctx context.Context, cfg ContainerdConfig) (*Containerd, error) {
+// New connects to containerd and checks that it answers.
+func New(ctx context.Context, cfg Config) (*Runtime, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
 	if err := os.MkdirAll(filepath.Join(cfg.StateDir, "logs"), 0o700); err != nil {
 		return nil, fmt.Errorf("runtime: create log dir: %w", err)
 	}
-	client, err := containerd.New(cfg.Address, containerd.WithDefaultNamespace(cfg.Namespace))
+	client, err := ctd.New(cfg.Address, ctd.WithDefaultNamespace(cfg.Namespace))
 	if err != nil {
 		return nil, fmt.Errorf("runtime: connect to containerd at %s: %w", cfg.Address, err)
 	}
@@ -98,33 +101,33 @@ func NewContainerd(ctx context.Context, cfg ContainerdConfig) (*Containerd, erro
 		client.Close()
 		return nil, fmt.Errorf("runtime: containerd at %s does not answer (is it running? `make setup` starts it): %w", cfg.Address, err)
 	}
-	return &Containerd{cfg: cfg, client: client}, nil
+	return &Runtime{cfg: cfg, client: client}, nil
 }
 
 // Close closes the connection to containerd; containers keep running.
-func (c *Containerd) Close() error {
+func (c *Runtime) Close() error {
 	return c.client.Close()
 }
 
 // Client returns the containerd client, for callers that need more than
-// Runtime (image distribution, tests).
-func (c *Containerd) Client() *containerd.Client {
+// runtime.Runtime (image distribution, tests).
+func (c *Runtime) Client() *ctd.Client {
 	return c.client
 }
 
 // ctx puts the runtime's namespace on ctx, which containerd's client reads
 // locally too (for cgroup paths, leases), not only on the wire.
-func (c *Containerd) ctx(ctx context.Context) context.Context {
+func (c *Runtime) ctx(ctx context.Context) context.Context {
 	return namespaces.WithNamespace(ctx, c.cfg.Namespace)
 }
 
-func (c *Containerd) logPath(id string) string {
+func (c *Runtime) logPath(id string) string {
 	return filepath.Join(c.cfg.StateDir, "logs", id+".log")
 }
 
 // ImageExists reports whether the image named ref is in the store.
-func (c *Containerd) ImageExists(ctx context.Context, ref string) (bool, error) {
-	name, err := NormalizeImageRef(ref)
+func (c *Runtime) ImageExists(ctx context.Context, ref string) (bool, error) {
+	name, err := runtime.NormalizeImageRef(ref)
 	if err != nil {
 		return false, err
 	}
@@ -140,26 +143,26 @@ func (c *Containerd) ImageExists(ctx context.Context, ref string) (bool, error) 
 }
 
 // ListImages returns every image in the namespace.
-func (c *Containerd) ListImages(ctx context.Context) ([]Image, error) {
+func (c *Runtime) ListImages(ctx context.Context) ([]runtime.Image, error) {
 	ctx = c.ctx(ctx)
 	imgs, err := c.client.ImageService().List(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("runtime: list images: %w", err)
 	}
-	out := make([]Image, 0, len(imgs))
+	out := make([]runtime.Image, 0, len(imgs))
 	for _, img := range imgs {
-		size, err := containerd.NewImage(c.client, img).Size(ctx)
+		size, err := ctd.NewImage(c.client, img).Size(ctx)
 		if err != nil && !errdefs.IsNotFound(err) {
 			return nil, fmt.Errorf("runtime: size of image %s: %w", img.Name, err)
 		}
-		out = append(out, Image{Name: img.Name, Digest: img.Target.Digest.String(), Size: size, CreatedAt: img.CreatedAt})
+		out = append(out, runtime.Image{Name: img.Name, Digest: img.Target.Digest.String(), Size: size, CreatedAt: img.CreatedAt})
 	}
 	return out, nil
 }
 
 // ImportImage loads an OCI image layout or docker-archive tar and unpacks
 // its images for the snapshotter, so they can run without a registry.
-func (c *Containerd) ImportImage(ctx context.Context, r io.Reader) ([]Image, error) {
+func (c *Runtime) ImportImage(ctx context.Context, r io.Reader) ([]runtime.Image, error) {
 	ctx = c.ctx(ctx)
 	// One lease over import and unpack, so garbage collection cannot take
 	// the content between the two.
@@ -169,16 +172,16 @@ func (c *Containerd) ImportImage(ctx context.Context, r io.Reader) ([]Image, err
 	}
 	defer done(context.WithoutCancel(ctx))
 
-	imgs, err := c.client.Import(ctx, r, containerd.WithImageRefTranslator(fullRefOnly))
+	imgs, err := c.client.Import(ctx, r, ctd.WithImageRefTranslator(runtime.ImportedImageName))
 	if err != nil {
 		return nil, fmt.Errorf("runtime: import image archive (want an OCI layout or docker-archive tar): %w", err)
 	}
 	if len(imgs) == 0 {
 		return nil, errors.New("runtime: import image archive: it names no image (OCI layouts need an io.containerd.image.name or org.opencontainers.image.ref.name annotation)")
 	}
-	out := make([]Image, 0, len(imgs))
+	out := make([]runtime.Image, 0, len(imgs))
 	for _, img := range imgs {
-		image := containerd.NewImage(c.client, img)
+		image := ctd.NewImage(c.client, img)
 		if err := image.Unpack(ctx, c.cfg.Snapshotter); err != nil {
 			return nil, fmt.Errorf("runtime: unpack image %s: %w", img.Name, err)
 		}
@@ -186,57 +189,43 @@ func (c *Containerd) ImportImage(ctx context.Context, r io.Reader) ([]Image, err
 		if err != nil {
 			return nil, fmt.Errorf("runtime: size of image %s: %w", img.Name, err)
 		}
-		out = append(out, Image{Name: img.Name, Digest: img.Target.Digest.String(), Size: size, CreatedAt: img.CreatedAt})
+		out = append(out, runtime.Image{Name: img.Name, Digest: img.Target.Digest.String(), Size: size, CreatedAt: img.CreatedAt})
 	}
 	return out, nil
 }
 
-// fullRefOnly names an imported image after its ref.name annotation only
-// when that is a reference with a repository; a bare tag like "latest"
-// (what many OCI layouts hold there) names nothing.
-func fullRefOnly(ref string) string {
-	if !strings.ContainsAny(ref, ":/@") {
-		return ""
-	}
-	name, err := NormalizeImageRef(ref)
-	if err != nil {
-		return ""
-	}
-	return name
-}
-
 // load returns the container id if this runtime owns it, else ErrNotFound.
-func (c *Containerd) load(ctx context.Context, id string) (containers.Container, error) {
+func (c *Runtime) load(ctx context.Context, id string) (containers.Container, error) {
 	info, err := c.client.ContainerService().Get(ctx, id)
 	if errdefs.IsNotFound(err) {
-		return containers.Container{}, fmt.Errorf("runtime: container %s: %w", id, ErrNotFound)
+		return containers.Container{}, fmt.Errorf("runtime: container %s: %w", id, runtime.ErrNotFound)
 	}
 	if err != nil {
 		return containers.Container{}, fmt.Errorf("runtime: load container %s: %w", id, err)
 	}
 	if info.Labels[LabelOwner] != c.cfg.Owner {
 		// Another agent's container: as far as this one knows, not there.
-		return containers.Container{}, fmt.Errorf("runtime: container %s: %w", id, ErrNotFound)
+		return containers.Container{}, fmt.Errorf("runtime: container %s: %w", id, runtime.ErrNotFound)
 	}
 	return info, nil
 }
 
 // Inspect returns the status of container id.
-func (c *Containerd) Inspect(ctx context.Context, id string) (Status, error) {
+func (c *Runtime) Inspect(ctx context.Context, id string) (runtime.Status, error) {
 	ctx = c.ctx(ctx)
 	info, err := c.load(ctx, id)
 	if err != nil {
-		return Status{}, err
+		return runtime.Status{}, err
 	}
 	resp, err := c.client.TaskService().Get(ctx, &tasksapi.GetRequest{ContainerID: id})
 	if err != nil {
 		if err = errgrpc.ToNative(err); !errdefs.IsNotFound(err) {
-			return Status{}, fmt.Errorf("runtime: task of container %s: %w", id, err)
+			return runtime.Status{}, fmt.Errorf("runtime: task of container %s: %w", id, err)
 		}
 		return statusOf(info, nil), nil
 	}
 	st := statusOf(info, resp.Process)
-	if st.State == StateStopped && st.ExitCode != 0 {
+	if st.State == runtime.StateStopped && st.ExitCode != 0 {
 		st.OOMKilled = c.oomKilled(ctx, id)[id]
 	}
 	return st, nil
@@ -245,7 +234,7 @@ func (c *Containerd) Inspect(ctx context.Context, id string) (Status, error) {
 // List returns the status of every container this runtime owns, with two
 // calls to containerd however many there are, and a third when some have
 // failed (to tell which were killed for memory).
-func (c *Containerd) List(ctx context.Context) ([]Status, error) {
+func (c *Runtime) List(ctx context.Context) ([]runtime.Status, error) {
 	ctx = c.ctx(ctx)
 	infos, err := c.client.ContainerService().List(ctx, fmt.Sprintf("labels.%q==%q", LabelOwner, c.cfg.Owner))
 	if err != nil {
@@ -259,14 +248,14 @@ func (c *Containerd) List(ctx context.Context) ([]Status, error) {
 	for _, p := range resp.Tasks {
 		procs[p.ID] = p
 	}
-	out := make([]Status, 0, len(infos))
+	out := make([]runtime.Status, 0, len(infos))
 	var failed []string
 	for _, info := range infos {
 		if info.Labels[LabelOwner] != c.cfg.Owner {
 			continue
 		}
 		st := statusOf(info, procs[info.ID])
-		if st.State == StateStopped && st.ExitCode != 0 {
+		if st.State == runtime.StateStopped && st.ExitCode != 0 {
 			failed = append(failed, st.ID)
 		}
 		out = append(out, st)
@@ -281,8 +270,8 @@ func (c *Containerd) List(ctx context.Context) ([]Status, error) {
 
 // statusOf builds a Status from the container record and its task's
 // process (nil when no task exists, so the container was never started).
-func statusOf(info containers.Container, p *tasktypes.Process) Status {
-	st := Status{ID: info.ID, State: StateCreated, Image: info.Image}
+func statusOf(info containers.Container, p *tasktypes.Process) runtime.Status {
+	st := runtime.Status{ID: info.ID, State: runtime.StateCreated, Image: info.Image}
 	statusFromLabels(&st, info.Labels)
 	if p == nil {
 		return st
@@ -290,18 +279,18 @@ func statusOf(info containers.Container, p *tasktypes.Process) Status {
 	st.Pid = p.Pid
 	switch p.Status {
 	case tasktypes.Status_CREATED:
-		st.State = StateCreated
+		st.State = runtime.StateCreated
 	case tasktypes.Status_RUNNING, tasktypes.Status_PAUSED, tasktypes.Status_PAUSING:
-		st.State = StateRunning
+		st.State = runtime.StateRunning
 	case tasktypes.Status_STOPPED:
-		st.State = StateStopped
+		st.State = runtime.StateStopped
 		st.ExitCode = int32(p.ExitStatus)
 		if p.ExitedAt != nil {
 			st.ExitedAt = p.ExitedAt.AsTime()
 		}
 	default: // unknown: the shim is gone, and with it the exit status
-		st.State = StateStopped
-		st.ExitCode = containerd.UnknownExitStatus
+		st.State = runtime.StateStopped
+		st.ExitCode = ctd.UnknownExitStatus
 	}
 	return st
 }

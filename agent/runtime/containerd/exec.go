@@ -1,4 +1,4 @@
-package runtime
+package containerd
 
 import (
 	"context"
@@ -11,12 +11,13 @@ import (
 	"syscall"
 	"time"
 
-	containerd "github.com/containerd/containerd/v2/client"
+	ctd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/content"
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/errdefs"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/berthproject/berth/agent/runtime"
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
 )
 
@@ -28,62 +29,62 @@ const execCleanupTimeout = 10 * time.Second
 // settings (env, user, working dir, capabilities) and returns its exit code
 // and output. When ctx ends first the process is killed and deleted, and
 // the error wraps ctx.Err().
-func (c *Containerd) Exec(ctx context.Context, id string, cmd []string) (ExecResult, error) {
+func (c *Runtime) Exec(ctx context.Context, id string, cmd []string) (runtime.ExecResult, error) {
 	if len(cmd) == 0 {
-		return ExecResult{}, fmt.Errorf("runtime: exec in container %s: empty command", id)
+		return runtime.ExecResult{}, fmt.Errorf("runtime: exec in container %s: empty command", id)
 	}
 	ctx = c.ctx(ctx)
 	task, pspec, err := c.processSpec(ctx, id)
 	if err != nil {
-		return ExecResult{}, err
+		return runtime.ExecResult{}, err
 	}
 	pspec.Args = cmd
 	pspec.Terminal = false
 
 	execID, err := newExecID()
 	if err != nil {
-		return ExecResult{}, fmt.Errorf("runtime: exec in container %s: %w", id, err)
+		return runtime.ExecResult{}, fmt.Errorf("runtime: exec in container %s: %w", id, err)
 	}
-	out := &limitedBuffer{max: MaxExecOutput}
+	out := &limitedBuffer{max: runtime.MaxExecOutput}
 	proc, err := task.Exec(ctx, execID, &pspec, cio.NewCreator(cio.WithStreams(nil, out, out)))
 	if err != nil {
-		return ExecResult{}, fmt.Errorf("runtime: exec in container %s: %w", id, err)
+		return runtime.ExecResult{}, fmt.Errorf("runtime: exec in container %s: %w", id, err)
 	}
 	// Cleanup must run even when ctx has ended: it is what makes sure no
 	// process is left behind in the container.
 	cleanupCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), execCleanupTimeout)
 	defer cancel()
-	defer func() { _, _ = proc.Delete(cleanupCtx, containerd.WithProcessKill) }()
+	defer func() { _, _ = proc.Delete(cleanupCtx, ctd.WithProcessKill) }()
 
 	// Wait before Start, so a quick exit cannot be missed.
 	exited, err := proc.Wait(cleanupCtx)
 	if err != nil {
-		return ExecResult{}, fmt.Errorf("runtime: exec in container %s: %w", id, err)
+		return runtime.ExecResult{}, fmt.Errorf("runtime: exec in container %s: %w", id, err)
 	}
 	if err := proc.Start(ctx); err != nil {
-		return ExecResult{}, fmt.Errorf("runtime: exec %q in container %s: %w", cmd[0], id, err)
+		return runtime.ExecResult{}, fmt.Errorf("runtime: exec %q in container %s: %w", cmd[0], id, err)
 	}
-	var st containerd.ExitStatus
+	var st ctd.ExitStatus
 	select {
 	case st = <-exited:
 	case <-ctx.Done():
 		if err := proc.Kill(cleanupCtx, syscall.SIGKILL); err != nil && !errdefs.IsNotFound(err) {
-			return ExecResult{}, fmt.Errorf("runtime: exec in container %s: kill after %w: %w", id, ctx.Err(), err)
+			return runtime.ExecResult{}, fmt.Errorf("runtime: exec in container %s: kill after %w: %w", id, ctx.Err(), err)
 		}
 		select {
 		case <-exited:
 		case <-cleanupCtx.Done():
 		}
-		return ExecResult{}, fmt.Errorf("runtime: exec %q in container %s: %w", cmd[0], id, ctx.Err())
+		return runtime.ExecResult{}, fmt.Errorf("runtime: exec %q in container %s: %w", cmd[0], id, ctx.Err())
 	}
 	code, _, err := st.Result()
 	if err != nil {
-		return ExecResult{}, fmt.Errorf("runtime: exec in container %s: %w", id, err)
+		return runtime.ExecResult{}, fmt.Errorf("runtime: exec in container %s: %w", id, err)
 	}
 	// The output is copied by goroutines of ours; they end at EOF, after
 	// the process exits.
 	proc.IO().Wait()
-	return ExecResult{ExitCode: int(code), Output: out.Bytes()}, nil
+	return runtime.ExecResult{ExitCode: int(code), Output: out.Bytes()}, nil
 }
 
 // newExecID returns a process id that is unique within a container.
@@ -132,15 +133,15 @@ type dockerHealthConfig struct {
 
 // ImageHealthcheck reads the HEALTHCHECK from image ref's config blob; nil
 // when it has none.
-func (c *Containerd) ImageHealthcheck(ctx context.Context, ref string) (*berthv1.HealthCheck, error) {
-	name, err := NormalizeImageRef(ref)
+func (c *Runtime) ImageHealthcheck(ctx context.Context, ref string) (*berthv1.HealthCheck, error) {
+	name, err := runtime.NormalizeImageRef(ref)
 	if err != nil {
 		return nil, err
 	}
 	ctx = c.ctx(ctx)
 	image, err := c.client.GetImage(ctx, name)
 	if errdefs.IsNotFound(err) {
-		return nil, fmt.Errorf("runtime: image %s is not on this node; load it with `berth image import`: %w", name, ErrImageNotFound)
+		return nil, fmt.Errorf("runtime: image %s is not on this node; load it with `berth image import`: %w", name, runtime.ErrImageNotFound)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("runtime: health check of image %s: %w", name, err)

@@ -1,4 +1,4 @@
-package runtime
+package fake
 
 import (
 	"bytes"
@@ -12,6 +12,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/berthproject/berth/agent/runtime"
 	"github.com/berthproject/berth/internal/testimage"
 )
 
@@ -19,9 +20,9 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-func newFakeWithImage(t *testing.T) *Fake {
+func newFakeWithImage(t *testing.T) *Runtime {
 	t.Helper()
-	f := NewFake()
+	f := New()
 	if err := f.AddImage("busybox"); err != nil {
 		t.Fatal(err)
 	}
@@ -31,16 +32,16 @@ func newFakeWithImage(t *testing.T) *Fake {
 func TestFakeLifecycle(t *testing.T) {
 	ctx := context.Background()
 	f := newFakeWithImage(t)
-	spec := ContainerSpec{ID: "c1", Image: "docker.io/library/busybox", Labels: map[string]string{"a": "b"},
-		Ports: []Port{{Target: 80, Published: 8080, Protocol: "tcp"}}}
+	spec := runtime.ContainerSpec{ID: "c1", Image: "docker.io/library/busybox", Labels: map[string]string{"a": "b"},
+		Ports: []runtime.Port{{Target: 80, Published: 8080, Protocol: "tcp"}}}
 	if err := f.Create(ctx, spec); err != nil {
 		t.Fatalf("Create: %v", err)
 	}
-	if st, err := f.Inspect(ctx, "c1"); err != nil || st.State != StateCreated || st.Address == "" || len(st.Ports) != 1 {
+	if st, err := f.Inspect(ctx, "c1"); err != nil || st.State != runtime.StateCreated || st.Address == "" || len(st.Ports) != 1 {
 		t.Fatalf("Inspect after Create = %+v, %v; want created with an address and the port", st, err)
 	}
 	st, err := f.Start(ctx, "c1")
-	if err != nil || st.State != StateRunning || st.Pid == 0 {
+	if err != nil || st.State != runtime.StateRunning || st.Pid == 0 {
 		t.Fatalf("Start = %+v, %v; want running with a pid", st, err)
 	}
 	ch, err := f.Wait(ctx, "c1")
@@ -62,13 +63,13 @@ func TestFakeLifecycle(t *testing.T) {
 		t.Errorf("Wait after exit = %+v, want code 42", exit)
 	}
 	list, err := f.List(ctx)
-	if err != nil || len(list) != 1 || list[0].State != StateStopped || list[0].ExitCode != 42 || list[0].Labels["a"] != "b" {
+	if err != nil || len(list) != 1 || list[0].State != runtime.StateStopped || list[0].ExitCode != 42 || list[0].Labels["a"] != "b" {
 		t.Errorf("List = %+v, %v; want c1 stopped with 42 and its labels", list, err)
 	}
 	if err := f.Remove(ctx, "c1"); err != nil {
 		t.Fatalf("Remove: %v", err)
 	}
-	if _, err := f.Inspect(ctx, "c1"); !errors.Is(err, ErrNotFound) {
+	if _, err := f.Inspect(ctx, "c1"); !errors.Is(err, runtime.ErrNotFound) {
 		t.Errorf("Inspect after Remove: %v, want ErrNotFound", err)
 	}
 	if err := f.Remove(ctx, "c1"); err != nil {
@@ -79,7 +80,7 @@ func TestFakeLifecycle(t *testing.T) {
 func TestFakeErrors(t *testing.T) {
 	ctx := context.Background()
 	f := newFakeWithImage(t)
-	if err := f.Create(ctx, ContainerSpec{ID: "dup", Image: "busybox"}); err != nil {
+	if err := f.Create(ctx, runtime.ContainerSpec{ID: "dup", Image: "busybox"}); err != nil {
 		t.Fatal(err)
 	}
 	injected := errors.New("injected")
@@ -88,11 +89,11 @@ func TestFakeErrors(t *testing.T) {
 		call func() error
 		want error
 	}{
-		{"missing image", func() error { return f.Create(ctx, ContainerSpec{ID: "x", Image: "absent"}) }, ErrImageNotFound},
-		{"duplicate", func() error { return f.Create(ctx, ContainerSpec{ID: "dup", Image: "busybox"}) }, ErrExists},
-		{"start unknown", func() error { _, err := f.Start(ctx, "ghost"); return err }, ErrNotFound},
-		{"wait not started", func() error { _, err := f.Wait(ctx, "dup"); return err }, ErrNotFound},
-		{"stop unknown", func() error { return f.Stop(ctx, "ghost", "", time.Second) }, ErrNotFound},
+		{"missing image", func() error { return f.Create(ctx, runtime.ContainerSpec{ID: "x", Image: "absent"}) }, runtime.ErrImageNotFound},
+		{"duplicate", func() error { return f.Create(ctx, runtime.ContainerSpec{ID: "dup", Image: "busybox"}) }, runtime.ErrExists},
+		{"start unknown", func() error { _, err := f.Start(ctx, "ghost"); return err }, runtime.ErrNotFound},
+		{"wait not started", func() error { _, err := f.Wait(ctx, "dup"); return err }, runtime.ErrNotFound},
+		{"stop unknown", func() error { return f.Stop(ctx, "ghost", "", time.Second) }, runtime.ErrNotFound},
 		{"fail next", func() error {
 			f.FailNext("Start", injected)
 			_, err := f.Start(ctx, "dup")
@@ -127,7 +128,7 @@ func TestFakeStop(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
 			f := newFakeWithImage(t)
-			if err := f.Create(ctx, ContainerSpec{ID: "c", Image: "busybox"}); err != nil {
+			if err := f.Create(ctx, runtime.ContainerSpec{ID: "c", Image: "busybox"}); err != nil {
 				t.Fatal(err)
 			}
 			if _, err := f.Start(ctx, "c"); err != nil {
@@ -141,7 +142,7 @@ func TestFakeStop(t *testing.T) {
 			if err := f.Stop(ctx, "c", tc.signal, 10*time.Millisecond); err != nil {
 				t.Fatalf("Stop: %v", err)
 			}
-			if st, _ := f.Inspect(ctx, "c"); st.State != StateStopped || st.ExitCode != tc.wantCode {
+			if st, _ := f.Inspect(ctx, "c"); st.State != runtime.StateStopped || st.ExitCode != tc.wantCode {
 				t.Errorf("after Stop: %s code %d, want stopped with %d", st.State, st.ExitCode, tc.wantCode)
 			}
 			if err := f.Stop(ctx, "c", "", time.Second); err != nil {
@@ -154,14 +155,14 @@ func TestFakeStop(t *testing.T) {
 func TestFakeLogs(t *testing.T) {
 	ctx := context.Background()
 	f := newFakeWithImage(t)
-	if err := f.Create(ctx, ContainerSpec{ID: "c", Image: "busybox"}); err != nil {
+	if err := f.Create(ctx, runtime.ContainerSpec{ID: "c", Image: "busybox"}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := f.Start(ctx, "c"); err != nil {
 		t.Fatal(err)
 	}
 	for i := 1; i <= 3; i++ {
-		if err := f.WriteLog("c", Stdout, fmt.Sprint("line", i)); err != nil {
+		if err := f.WriteLog("c", runtime.Stdout, fmt.Sprint("line", i)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -174,12 +175,12 @@ func TestFakeLogs(t *testing.T) {
 	seen := make(chan string, 10)
 	done := make(chan error, 1)
 	go func() {
-		done <- f.Logs(ctx, "c", LogOptions{Follow: true, Tail: -1}, func(l LogLine) error {
+		done <- f.Logs(ctx, "c", runtime.LogOptions{Follow: true, Tail: -1}, func(l runtime.LogLine) error {
 			seen <- string(l.Line)
 			return nil
 		})
 	}()
-	if err := f.WriteLog("c", Stderr, "late"); err != nil {
+	if err := f.WriteLog("c", runtime.Stderr, "late"); err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"line1", "line2", "line3", "late"} {
@@ -201,7 +202,7 @@ func TestFakeImportImage(t *testing.T) {
 	if err := testimage.WriteOCIArchive(&buf, "localhost/tiny:1", files, testimage.Config{}); err != nil {
 		t.Fatal(err)
 	}
-	f := NewFake()
+	f := New()
 	imgs, err := f.ImportImage(context.Background(), &buf)
 	if err != nil {
 		t.Fatalf("ImportImage: %v", err)
@@ -228,7 +229,7 @@ func TestFakeConcurrent(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			id := fmt.Sprint("c", i)
-			if err := f.Create(ctx, ContainerSpec{ID: id, Image: "busybox"}); err != nil {
+			if err := f.Create(ctx, runtime.ContainerSpec{ID: id, Image: "busybox"}); err != nil {
 				errs <- err
 				return
 			}
@@ -268,7 +269,7 @@ func TestFakeConcurrent(t *testing.T) {
 func TestFakeWaitCancel(t *testing.T) {
 	f := newFakeWithImage(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	if err := f.Create(ctx, ContainerSpec{ID: "c", Image: "busybox"}); err != nil {
+	if err := f.Create(ctx, runtime.ContainerSpec{ID: "c", Image: "busybox"}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := f.Start(ctx, "c"); err != nil {
@@ -287,7 +288,7 @@ func TestFakeWaitCancel(t *testing.T) {
 func TestFakeOOMKill(t *testing.T) {
 	ctx := context.Background()
 	f := newFakeWithImage(t)
-	if err := f.Create(ctx, ContainerSpec{ID: "c", Image: "busybox", MemoryBytes: 16 << 20}); err != nil {
+	if err := f.Create(ctx, runtime.ContainerSpec{ID: "c", Image: "busybox", MemoryBytes: 16 << 20}); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.OOMKill("c"); err == nil {
@@ -306,7 +307,7 @@ func TestFakeOOMKill(t *testing.T) {
 	if exit := <-ch; exit.Code != 137 || !exit.OOMKilled || exit.Err != nil {
 		t.Errorf("Wait = %+v, want code 137, OOM killed", exit)
 	}
-	if st, err := f.Inspect(ctx, "c"); err != nil || st.State != StateStopped || !st.OOMKilled {
+	if st, err := f.Inspect(ctx, "c"); err != nil || st.State != runtime.StateStopped || !st.OOMKilled {
 		t.Errorf("Inspect = %+v, %v; want stopped, OOM killed", st, err)
 	}
 	// A new run starts with a clean slate.
@@ -319,4 +320,18 @@ func TestFakeOOMKill(t *testing.T) {
 	if st, err := f.Inspect(ctx, "c"); err != nil || st.OOMKilled {
 		t.Errorf("Inspect after a plain exit = %+v, %v; want not OOM killed", st, err)
 	}
+}
+
+// logText returns container id's output lines (all when tail < 0).
+func logText(tb testing.TB, rt runtime.Runtime, id string, tail int64) []string {
+	tb.Helper()
+	var lines []string
+	err := rt.Logs(context.Background(), id, runtime.LogOptions{Tail: tail}, func(l runtime.LogLine) error {
+		lines = append(lines, string(l.Line))
+		return nil
+	})
+	if err != nil {
+		tb.Fatalf("Logs(%s): %v", id, err)
+	}
+	return lines
 }

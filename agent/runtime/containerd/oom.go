@@ -1,4 +1,4 @@
-package runtime
+package containerd
 
 import (
 	"context"
@@ -44,7 +44,7 @@ const (
 // stopped container), so it must be read before. The lookup is best
 // effort: when it fails, no container is reported killed and the exit
 // still says its code.
-func (c *Containerd) oomKilled(ctx context.Context, ids ...string) map[string]bool {
+func (c *Runtime) oomKilled(ctx context.Context, ids ...string) map[string]bool {
 	if len(ids) == 0 {
 		return nil // no filter would ask for every task in the namespace
 	}

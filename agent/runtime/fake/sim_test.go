@@ -1,4 +1,4 @@
-package runtime
+package fake
 
 import (
 	"context"
@@ -6,28 +6,30 @@ import (
 	"math"
 	"testing"
 	"time"
+
+	"github.com/berthproject/berth/agent/runtime"
 )
 
-func TestFakeOptionsValidate(t *testing.T) {
+func TestOptionsValidate(t *testing.T) {
 	tests := []struct {
 		name    string
-		opts    FakeOptions
+		opts    Options
 		wantErr bool
 	}{
-		{"zero", FakeOptions{}, false},
-		{"simulated node", FakeOptions{StartLatency: 60 * time.Millisecond, FailureRate: 0.01, AnyImage: true}, false},
-		{"every start fails", FakeOptions{FailureRate: 1}, false},
-		{"negative latency", FakeOptions{StartLatency: -time.Millisecond}, true},
-		{"rate above one", FakeOptions{FailureRate: 1.5}, true},
-		{"negative rate", FakeOptions{FailureRate: -0.1}, true},
-		{"rate NaN", FakeOptions{FailureRate: math.NaN()}, true},
-		{"negative crash delay", FakeOptions{CrashAfter: -time.Second}, true},
+		{"zero", Options{}, false},
+		{"simulated node", Options{StartLatency: 60 * time.Millisecond, FailureRate: 0.01, AnyImage: true}, false},
+		{"every start fails", Options{FailureRate: 1}, false},
+		{"negative latency", Options{StartLatency: -time.Millisecond}, true},
+		{"rate above one", Options{FailureRate: 1.5}, true},
+		{"negative rate", Options{FailureRate: -0.1}, true},
+		{"rate NaN", Options{FailureRate: math.NaN()}, true},
+		{"negative crash delay", Options{CrashAfter: -time.Second}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := NewFakeWith(tt.opts)
+			_, err := NewWith(tt.opts)
 			if (err != nil) != tt.wantErr {
-				t.Errorf("NewFakeWith(%+v) = %v, want error %v", tt.opts, err, tt.wantErr)
+				t.Errorf("NewWith(%+v) = %v, want error %v", tt.opts, err, tt.wantErr)
 			}
 		})
 	}
@@ -35,12 +37,12 @@ func TestFakeOptionsValidate(t *testing.T) {
 
 // startSimulated creates and starts container id on f from an image that
 // an AnyImage pull brought.
-func startSimulated(t *testing.T, ctx context.Context, f *Fake, id string) Status {
+func startSimulated(t *testing.T, ctx context.Context, f *Runtime, id string) runtime.Status {
 	t.Helper()
-	if _, err := f.Pull(ctx, "localhost/busybox:latest", PullOptions{}); err != nil {
+	if _, err := f.Pull(ctx, "localhost/busybox:latest", runtime.PullOptions{}); err != nil {
 		t.Fatalf("Pull: %v", err)
 	}
-	if err := f.Create(ctx, ContainerSpec{ID: id, Image: "localhost/busybox:latest"}); err != nil {
+	if err := f.Create(ctx, runtime.ContainerSpec{ID: id, Image: "localhost/busybox:latest"}); err != nil {
 		t.Fatalf("Create: %v", err)
 	}
 	st, err := f.Start(ctx, id)
@@ -52,31 +54,31 @@ func startSimulated(t *testing.T, ctx context.Context, f *Fake, id string) Statu
 
 func TestFakeFailureRateFailsStarts(t *testing.T) {
 	ctx := context.Background()
-	f, err := NewFakeWith(FakeOptions{FailureRate: 1, AnyImage: true})
+	f, err := NewWith(Options{FailureRate: 1, AnyImage: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.Pull(ctx, "busybox", PullOptions{}); err != nil {
+	if _, err := f.Pull(ctx, "busybox", runtime.PullOptions{}); err != nil {
 		t.Fatalf("Pull: %v", err)
 	}
-	if err := f.Create(ctx, ContainerSpec{ID: "c1", Image: "busybox"}); err != nil {
+	if err := f.Create(ctx, runtime.ContainerSpec{ID: "c1", Image: "busybox"}); err != nil {
 		t.Fatalf("Create: %v", err)
 	}
 	if _, err := f.Start(ctx, "c1"); err == nil {
 		t.Fatal("Start succeeded, want the simulated failure")
 	}
-	if st, err := f.Inspect(ctx, "c1"); err != nil || st.State == StateRunning {
+	if st, err := f.Inspect(ctx, "c1"); err != nil || st.State == runtime.StateRunning {
 		t.Errorf("Inspect after the failed start = %+v, %v; want not running", st, err)
 	}
 }
 
 func TestFakeCrashAfterCrashesStartedContainers(t *testing.T) {
 	ctx := context.Background()
-	f, err := NewFakeWith(FakeOptions{FailureRate: 1, CrashAfter: time.Millisecond, AnyImage: true})
+	f, err := NewWith(Options{FailureRate: 1, CrashAfter: time.Millisecond, AnyImage: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st := startSimulated(t, ctx, f, "c1"); st.State != StateRunning {
+	if st := startSimulated(t, ctx, f, "c1"); st.State != runtime.StateRunning {
 		t.Fatalf("Start = %+v, want running before the crash", st)
 	}
 	ch, err := f.Wait(ctx, "c1")
@@ -86,28 +88,28 @@ func TestFakeCrashAfterCrashesStartedContainers(t *testing.T) {
 	if exit := <-ch; exit.Code != 1 || exit.Err != nil {
 		t.Errorf("Wait = %+v, want exit code 1", exit)
 	}
-	if st, err := f.Inspect(ctx, "c1"); err != nil || st.State != StateStopped || st.ExitCode != 1 {
+	if st, err := f.Inspect(ctx, "c1"); err != nil || st.State != runtime.StateStopped || st.ExitCode != 1 {
 		t.Errorf("Inspect after the crash = %+v, %v; want stopped with code 1", st, err)
 	}
 }
 
 func TestFakeStartLatencyHonoursTheContext(t *testing.T) {
-	f, err := NewFakeWith(FakeOptions{StartLatency: time.Hour, AnyImage: true})
+	f, err := NewWith(Options{StartLatency: time.Hour, AnyImage: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	if _, err := f.Pull(ctx, "busybox", PullOptions{}); err != nil {
+	if _, err := f.Pull(ctx, "busybox", runtime.PullOptions{}); err != nil {
 		t.Fatalf("Pull: %v", err)
 	}
-	if err := f.Create(ctx, ContainerSpec{ID: "c1", Image: "busybox"}); err != nil {
+	if err := f.Create(ctx, runtime.ContainerSpec{ID: "c1", Image: "busybox"}); err != nil {
 		t.Fatalf("Create: %v", err)
 	}
 	cancel()
 	if _, err := f.Start(ctx, "c1"); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Start with a cancelled context = %v, want context.Canceled", err)
 	}
-	if st, err := f.Inspect(context.Background(), "c1"); err != nil || st.State != StateCreated {
+	if st, err := f.Inspect(context.Background(), "c1"); err != nil || st.State != runtime.StateCreated {
 		t.Errorf("Inspect = %+v, %v; want still created", st, err)
 	}
 }
@@ -128,11 +130,11 @@ func TestFakeAnyImagePulls(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			var digests []string
 			for range 2 { // two nodes agree on the digest
-				f, err := NewFakeWith(FakeOptions{AnyImage: true})
+				f, err := NewWith(Options{AnyImage: true})
 				if err != nil {
 					t.Fatal(err)
 				}
-				im, err := f.Pull(ctx, tt.ref, PullOptions{Name: tt.as})
+				im, err := f.Pull(ctx, tt.ref, runtime.PullOptions{Name: tt.as})
 				if err != nil {
 					t.Fatalf("Pull(%s): %v", tt.ref, err)
 				}
@@ -158,11 +160,11 @@ func TestFakeAnyImagePulls(t *testing.T) {
 }
 
 func TestFakeWithoutAnyImageNeedsARegistry(t *testing.T) {
-	f, err := NewFakeWith(FakeOptions{})
+	f, err := NewWith(Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.Pull(context.Background(), "busybox", PullOptions{}); !errors.Is(err, ErrImageNotFound) {
+	if _, err := f.Pull(context.Background(), "busybox", runtime.PullOptions{}); !errors.Is(err, runtime.ErrImageNotFound) {
 		t.Errorf("Pull = %v, want ErrImageNotFound", err)
 	}
 }

@@ -1,4 +1,4 @@
-package runtime
+package containerd
 
 import (
 	"bytes"
@@ -11,9 +11,16 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
+	"github.com/berthproject/berth/agent/runtime"
 	"github.com/berthproject/berth/internal/containerdtest"
 	"github.com/berthproject/berth/internal/testimage"
 )
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
 
 const (
 	testBusybox   = "/usr/bin/busybox"
@@ -54,16 +61,16 @@ var testImages = sync.OnceValues(func() (map[string][]byte, error) {
 type testEnv struct {
 	ns       string
 	stateDir string
-	rt       *Containerd
+	rt       *Runtime
 }
 
 // newTestEnv connects a runtime to a namespace of its own, with the test
 // images imported, and removes everything in the namespace when the test
 // ends. It skips the test when containerd is not running.
-func newTestEnv(tb testing.TB, network Network) *testEnv {
+func newTestEnv(tb testing.TB, network runtime.Network) *testEnv {
 	tb.Helper()
-	if _, err := os.Stat(DefaultContainerdAddress); err != nil {
-		tb.Skipf("containerd is not running (no %s; `make setup` starts it): %v", DefaultContainerdAddress, err)
+	if _, err := os.Stat(DefaultAddress); err != nil {
+		tb.Skipf("containerd is not running (no %s; `make setup` starts it): %v", DefaultAddress, err)
 	}
 	if _, err := os.Stat(testBusybox); err != nil {
 		tb.Skipf("no %s to build the test image (apt-get install busybox-static): %v", testBusybox, err)
@@ -94,16 +101,16 @@ func newTestEnv(tb testing.TB, network Network) *testEnv {
 }
 
 // open returns another runtime handle on the test's namespace and state.
-func (e *testEnv) open(tb testing.TB, owner string, network Network) *Containerd {
+func (e *testEnv) open(tb testing.TB, owner string, network runtime.Network) *Runtime {
 	tb.Helper()
-	rt, err := NewContainerd(context.Background(), ContainerdConfig{
+	rt, err := New(context.Background(), Config{
 		Namespace: e.ns,
 		Owner:     owner,
 		StateDir:  e.stateDir,
 		Network:   network,
 	})
 	if err != nil {
-		tb.Fatalf("NewContainerd: %v", err)
+		tb.Fatalf("New: %v", err)
 	}
 	tb.Cleanup(func() { rt.Close() })
 	return rt
@@ -126,10 +133,10 @@ func eventually(tb testing.TB, timeout time.Duration, what string, cond func() (
 }
 
 // logText returns container id's output lines (all when tail < 0).
-func logText(tb testing.TB, rt Runtime, id string, tail int64) []string {
+func logText(tb testing.TB, rt runtime.Runtime, id string, tail int64) []string {
 	tb.Helper()
 	var lines []string
-	err := rt.Logs(context.Background(), id, LogOptions{Tail: tail}, func(l LogLine) error {
+	err := rt.Logs(context.Background(), id, runtime.LogOptions{Tail: tail}, func(l runtime.LogLine) error {
 		lines = append(lines, string(l.Line))
 		return nil
 	})
@@ -140,7 +147,7 @@ func logText(tb testing.TB, rt Runtime, id string, tail int64) []string {
 }
 
 // waitLogs polls until container id's whole output is want.
-func waitLogs(tb testing.TB, rt Runtime, id string, want []string) {
+func waitLogs(tb testing.TB, rt runtime.Runtime, id string, want []string) {
 	tb.Helper()
 	eventually(tb, 10*time.Second, "logs of "+id+" = "+strings.Join(want, "|"), func() (bool, string) {
 		got := logText(tb, rt, id, -1)
@@ -150,7 +157,7 @@ func waitLogs(tb testing.TB, rt Runtime, id string, want []string) {
 
 // runToExit creates and starts spec, waits for its exit and returns the
 // exit code.
-func runToExit(tb testing.TB, rt Runtime, spec ContainerSpec) int32 {
+func runToExit(tb testing.TB, rt runtime.Runtime, spec runtime.ContainerSpec) int32 {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -175,18 +182,18 @@ func runToExit(tb testing.TB, rt Runtime, spec ContainerSpec) int32 {
 // the host namespace) but hands out addresses and records calls.
 type recordingNetwork struct {
 	mu       sync.Mutex
-	attached map[string][]Port
+	attached map[string][]runtime.Port
 	detached []string
 }
 
-func (n *recordingNetwork) Attach(ctx context.Context, spec ContainerSpec) (Attachment, error) {
+func (n *recordingNetwork) Attach(ctx context.Context, spec runtime.ContainerSpec) (runtime.Attachment, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.attached == nil {
-		n.attached = map[string][]Port{}
+		n.attached = map[string][]runtime.Port{}
 	}
 	n.attached[spec.ID] = spec.Ports
-	return Attachment{IP: "127.77.0.1"}, nil
+	return runtime.Attachment{IP: "127.77.0.1"}, nil
 }
 
 func (n *recordingNetwork) Detach(ctx context.Context, id string) error {

@@ -1,4 +1,4 @@
-package runtime
+package containerd
 
 import (
 	"context"
@@ -7,13 +7,15 @@ import (
 	"sync"
 	"time"
 
-	containerd "github.com/containerd/containerd/v2/client"
+	ctd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/content"
 	"github.com/containerd/containerd/v2/core/images"
 	"github.com/containerd/containerd/v2/core/remotes"
 	"github.com/containerd/containerd/v2/core/remotes/docker"
 	"github.com/containerd/errdefs"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/berthproject/berth/agent/runtime"
 )
 
 // progressPeriod is how often a transfer's progress is sampled.
@@ -21,44 +23,44 @@ const progressPeriod = 200 * time.Millisecond
 
 // Pull fetches ref through the resolver opts describe, unpacks it for the
 // snapshotter and, with opts.Name, stores it under that name.
-func (c *Containerd) Pull(ctx context.Context, ref string, opts PullOptions) (Image, error) {
+func (c *Runtime) Pull(ctx context.Context, ref string, opts runtime.PullOptions) (runtime.Image, error) {
 	ctx = c.ctx(ctx)
-	name, err := NormalizeImageRef(ref)
+	name, err := runtime.NormalizeImageRef(ref)
 	if err != nil {
-		return Image{}, err
+		return runtime.Image{}, err
 	}
 	tracker := newTransferTracker(c.client.ContentStore())
 	stop := tracker.sample(ctx, opts.Progress)
 	res, closeIdle := resolver(opts.Registry)
 	defer closeIdle()
 	img, err := c.client.Pull(ctx, name,
-		containerd.WithResolver(res),
-		containerd.WithPullUnpack,
-		containerd.WithPullSnapshotter(c.cfg.Snapshotter),
-		containerd.WithImageHandler(images.HandlerFunc(tracker.seen)),
+		ctd.WithResolver(res),
+		ctd.WithPullUnpack,
+		ctd.WithPullSnapshotter(c.cfg.Snapshotter),
+		ctd.WithImageHandler(images.HandlerFunc(tracker.seen)),
 	)
 	stop()
 	if err != nil {
-		return Image{}, fmt.Errorf("runtime: pull %s: %w", name, err)
+		return runtime.Image{}, fmt.Errorf("runtime: pull %s: %w", name, err)
 	}
 	record := img.Metadata()
 	if opts.Name != "" {
 		if record, err = c.tag(ctx, opts.Name, record); err != nil {
-			return Image{}, err
+			return runtime.Image{}, err
 		}
 	}
-	size, err := containerd.NewImage(c.client, record).Size(ctx)
+	size, err := ctd.NewImage(c.client, record).Size(ctx)
 	if err != nil {
-		return Image{}, fmt.Errorf("runtime: size of image %s: %w", record.Name, err)
+		return runtime.Image{}, fmt.Errorf("runtime: size of image %s: %w", record.Name, err)
 	}
-	return Image{Name: record.Name, Digest: record.Target.Digest.String(), Size: size, CreatedAt: record.CreatedAt}, nil
+	return runtime.Image{Name: record.Name, Digest: record.Target.Digest.String(), Size: size, CreatedAt: record.CreatedAt}, nil
 }
 
 // tag makes ref name the image pulled as from, and drops from's own record
 // when it is a different name (a pinned "name@digest" record is of no use
 // once the tag points at the same manifest).
-func (c *Containerd) tag(ctx context.Context, ref string, from images.Image) (images.Image, error) {
-	name, err := NormalizeImageRef(ref)
+func (c *Runtime) tag(ctx context.Context, ref string, from images.Image) (images.Image, error) {
+	name, err := runtime.NormalizeImageRef(ref)
 	if err != nil {
 		return images.Image{}, err
 	}
@@ -81,15 +83,15 @@ func (c *Containerd) tag(ctx context.Context, ref string, from images.Image) (im
 
 // Push sends image ref and every blob it names to the registry opts
 // describe.
-func (c *Containerd) Push(ctx context.Context, ref string, opts PushOptions) error {
+func (c *Runtime) Push(ctx context.Context, ref string, opts runtime.PushOptions) error {
 	ctx = c.ctx(ctx)
-	name, err := NormalizeImageRef(ref)
+	name, err := runtime.NormalizeImageRef(ref)
 	if err != nil {
 		return err
 	}
 	img, err := c.client.ImageService().Get(ctx, name)
 	if errdefs.IsNotFound(err) {
-		return fmt.Errorf("runtime: image %s is not on this node: %w", name, ErrImageNotFound)
+		return fmt.Errorf("runtime: image %s is not on this node: %w", name, runtime.ErrImageNotFound)
 	}
 	if err != nil {
 		return fmt.Errorf("runtime: look up image %s: %w", name, err)
@@ -107,7 +109,7 @@ func (c *Containerd) Push(ctx context.Context, ref string, opts PushOptions) err
 		} else {
 			total += desc.Size
 		}
-		opts.Progress(Progress{Done: done, Total: total})
+		opts.Progress(runtime.Progress{Done: done, Total: total})
 	}
 	wrapper := func(h images.Handler) images.Handler {
 		return images.HandlerFunc(func(ctx context.Context, desc ocispec.Descriptor) ([]ocispec.Descriptor, error) {
@@ -122,8 +124,8 @@ func (c *Containerd) Push(ctx context.Context, ref string, opts PushOptions) err
 	res, closeIdle := resolver(opts.Registry)
 	defer closeIdle()
 	err = c.client.Push(ctx, name, img.Target,
-		containerd.WithResolver(res),
-		containerd.WithImageHandlerWrapper(wrapper),
+		ctd.WithResolver(res),
+		ctd.WithImageHandlerWrapper(wrapper),
 	)
 	if err != nil {
 		return fmt.Errorf("runtime: push %s: %w", name, err)
@@ -133,8 +135,8 @@ func (c *Containerd) Push(ctx context.Context, ref string, opts PushOptions) err
 
 // RemoveImage deletes the image record ref; containerd's garbage
 // collector frees the content and snapshots nothing else holds.
-func (c *Containerd) RemoveImage(ctx context.Context, ref string) error {
-	name, err := NormalizeImageRef(ref)
+func (c *Runtime) RemoveImage(ctx context.Context, ref string) error {
+	name, err := runtime.NormalizeImageRef(ref)
 	if err != nil {
 		return err
 	}
@@ -149,7 +151,7 @@ func (c *Containerd) RemoveImage(ctx context.Context, ref string) error {
 
 // resolver reaches the registry reg describes; closeIdle drops the
 // connections it kept open, once the transfer is over.
-func resolver(reg Registry) (res remotes.Resolver, closeIdle func()) {
+func resolver(reg runtime.Registry) (res remotes.Resolver, closeIdle func()) {
 	var auth docker.Authorizer
 	if reg.Username != "" || reg.Secret != "" {
 		user, secret := reg.Username, reg.Secret
@@ -205,7 +207,7 @@ func (t *transferTracker) seen(_ context.Context, desc ocispec.Descriptor) ([]oc
 
 // sample calls fn with the progress every progressPeriod until the
 // returned function is called, which reports once more and waits.
-func (t *transferTracker) sample(ctx context.Context, fn func(Progress)) (stop func()) {
+func (t *transferTracker) sample(ctx context.Context, fn func(runtime.Progress)) (stop func()) {
 	if fn == nil {
 		return func() {}
 	}
@@ -232,7 +234,7 @@ func (t *transferTracker) sample(ctx context.Context, fn func(Progress)) (stop f
 	}
 }
 
-func (t *transferTracker) progress(ctx context.Context) Progress {
+func (t *transferTracker) progress(ctx context.Context) runtime.Progress {
 	t.mu.Lock()
 	descs := make([]ocispec.Descriptor, 0, len(t.descs))
 	for _, d := range t.descs {
@@ -245,7 +247,7 @@ func (t *transferTracker) progress(ctx context.Context) Progress {
 			active[st.Expected.String()] = st.Offset
 		}
 	}
-	var p Progress
+	var p runtime.Progress
 	for _, d := range descs {
 		p.Total += d.Size
 		if off, ok := active[d.Digest.String()]; ok {
@@ -261,4 +263,4 @@ func (t *transferTracker) progress(ctx context.Context) Progress {
 
 // Namespace is the containerd namespace of the runtime's containers and
 // images.
-func (c *Containerd) Namespace() string { return c.cfg.Namespace }
+func (c *Runtime) Namespace() string { return c.cfg.Namespace }

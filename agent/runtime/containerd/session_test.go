@@ -1,4 +1,4 @@
-package runtime
+package containerd
 
 import (
 	"context"
@@ -11,6 +11,8 @@ import (
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/berthproject/berth/agent/runtime"
 )
 
 // syncBuffer is a bytes buffer that output copies may write while the
@@ -38,30 +40,30 @@ func TestContainerdExecSession(t *testing.T) {
 
 	tests := []struct {
 		name               string
-		opts               SessionOptions
+		opts               runtime.SessionOptions
 		wantCode           int
 		wantOut, wantErr   string
 		wantOutContains    string
 		wantOutNotContains string
 	}{
 		{name: "exit code and streams",
-			opts:     SessionOptions{Cmd: []string{"sh", "-c", "echo hi; echo oops >&2; exit 3"}},
+			opts:     runtime.SessionOptions{Cmd: []string{"sh", "-c", "echo hi; echo oops >&2; exit 3"}},
 			wantCode: 3, wantOut: "hi\n", wantErr: "oops\n"},
 		{name: "stdin to end of input",
-			opts:    SessionOptions{Cmd: []string{"cat"}, Stdin: strings.NewReader("line one\nline two\n")},
+			opts:    runtime.SessionOptions{Cmd: []string{"cat"}, Stdin: strings.NewReader("line one\nline two\n")},
 			wantOut: "line one\nline two\n"},
 		{name: "env, user and working dir",
-			opts: SessionOptions{Cmd: []string{"sh", "-c", `echo "$FROM_SPEC $OVER $(id -u):$(id -g) $(pwd)"`},
+			opts: runtime.SessionOptions{Cmd: []string{"sh", "-c", `echo "$FROM_SPEC $OVER $(id -u):$(id -g) $(pwd)"`},
 				Env: []string{"OVER=exec"}, User: "1000:1001", WorkingDir: "/bin"},
 			wantOut: "spec exec 1000:1001 /bin\n"},
 		{name: "terminal",
-			opts:            SessionOptions{Cmd: []string{"tty"}, TTY: true},
+			opts:            runtime.SessionOptions{Cmd: []string{"tty"}, TTY: true},
 			wantOutContains: "/dev/pts/"},
 		{name: "terminal size",
-			opts:            SessionOptions{Cmd: []string{"stty", "size"}, TTY: true, Size: TerminalSize{Width: 101, Height: 33}},
+			opts:            runtime.SessionOptions{Cmd: []string{"stty", "size"}, TTY: true, Size: runtime.TerminalSize{Width: 101, Height: 33}},
 			wantOutContains: "33 101"},
 		{name: "no terminal",
-			opts:     SessionOptions{Cmd: []string{"tty"}},
+			opts:     runtime.SessionOptions{Cmd: []string{"tty"}},
 			wantCode: 1, wantOut: "not a tty\n"},
 	}
 	for _, tc := range tests {
@@ -94,19 +96,19 @@ func TestContainerdExecSession(t *testing.T) {
 		defer cancel()
 		stdinR, stdinW := io.Pipe()
 		defer stdinW.Close()
-		resize := make(chan TerminalSize)
+		resize := make(chan runtime.TerminalSize)
 		var stdout syncBuffer
 		done := make(chan error, 1)
 		var code int
 		go func() {
 			var err error
-			code, err = env.rt.ExecSession(ctx, "sess", SessionOptions{
+			code, err = env.rt.ExecSession(ctx, "sess", runtime.SessionOptions{
 				Cmd: []string{"sh", "-c", "while read line; do stty size; done"}, TTY: true,
-				Size: TerminalSize{Width: 80, Height: 24}, Resize: resize, Stdin: stdinR, Stdout: &stdout,
+				Size: runtime.TerminalSize{Width: 80, Height: 24}, Resize: resize, Stdin: stdinR, Stdout: &stdout,
 			})
 			done <- err
 		}()
-		resize <- TerminalSize{Width: 120, Height: 40}
+		resize <- runtime.TerminalSize{Width: 120, Height: 40}
 		// The resize goes to the shim on its own; ask for the size until
 		// the new one shows.
 		eventually(t, 20*time.Second, "stty size reports the new size", func() (bool, string) {
@@ -128,7 +130,7 @@ func TestContainerdStats(t *testing.T) {
 	env := newTestEnv(t, nil)
 	ctx := context.Background()
 	const limit = 64 << 20
-	if err := env.rt.Create(ctx, ContainerSpec{ID: "busy", Image: busyboxRef, MemoryBytes: limit,
+	if err := env.rt.Create(ctx, runtime.ContainerSpec{ID: "busy", Image: busyboxRef, MemoryBytes: limit,
 		Command: []string{"sh", "-c", "while :; do :; done"}}); err != nil {
 		t.Fatal(err)
 	}
@@ -136,11 +138,11 @@ func TestContainerdStats(t *testing.T) {
 		t.Fatal(err)
 	}
 	startSleeper(t, env.rt, "idle", nil)
-	if err := env.rt.Create(ctx, ContainerSpec{ID: "created", Image: busyboxRef}); err != nil {
+	if err := env.rt.Create(ctx, runtime.ContainerSpec{ID: "created", Image: busyboxRef}); err != nil {
 		t.Fatal(err)
 	}
 
-	var busy ContainerStats
+	var busy runtime.ContainerStats
 	eventually(t, 20*time.Second, "the busy container uses CPU", func() (bool, string) {
 		got, err := env.rt.Stats(ctx, []string{"busy", "created", "missing"})
 		if err != nil {
@@ -160,7 +162,7 @@ func TestContainerdStats(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	byID := map[string]ContainerStats{}
+	byID := map[string]runtime.ContainerStats{}
 	for _, s := range all {
 		byID[s.ID] = s
 	}

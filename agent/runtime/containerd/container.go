@@ -1,4 +1,4 @@
-package runtime
+package containerd
 
 import (
 	"context"
@@ -10,41 +10,41 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/berthproject/berth/agent/network/dns"
-
-	containerd "github.com/containerd/containerd/v2/client"
+	ctd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/containerd/v2/pkg/oci"
 	"github.com/containerd/errdefs"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/berthproject/berth/agent/runtime"
 )
 
 // Create makes container spec.ID from its image, with a fresh snapshot and
 // a network attachment, without starting it.
-func (c *Containerd) Create(ctx context.Context, spec ContainerSpec) (retErr error) {
+func (c *Runtime) Create(ctx context.Context, spec runtime.ContainerSpec) (retErr error) {
 	if spec.ID == "" {
 		return errors.New("runtime: create container: empty id")
 	}
 	ctx = c.ctx(ctx)
-	name, err := NormalizeImageRef(spec.Image)
+	name, err := runtime.NormalizeImageRef(spec.Image)
 	if err != nil {
 		return fmt.Errorf("runtime: create container %s: %w", spec.ID, err)
 	}
 	if _, err := c.client.ContainerService().Get(ctx, spec.ID); err == nil {
-		return fmt.Errorf("runtime: create container %s: %w", spec.ID, ErrExists)
+		return fmt.Errorf("runtime: create container %s: %w", spec.ID, runtime.ErrExists)
 	} else if !errdefs.IsNotFound(err) {
 		return fmt.Errorf("runtime: create container %s: %w", spec.ID, err)
 	}
 	if spec.StopSignal != "" {
-		if _, err := ParseSignal(spec.StopSignal); err != nil {
+		if _, err := runtime.ParseSignal(spec.StopSignal); err != nil {
 			return fmt.Errorf("runtime: create container %s: stop signal: %w", spec.ID, err)
 		}
 	}
 
 	image, err := c.client.GetImage(ctx, name)
 	if errdefs.IsNotFound(err) {
-		return fmt.Errorf("runtime: image %s is not on this node; load it with `berth image import`: %w", name, ErrImageNotFound)
+		return fmt.Errorf("runtime: image %s is not on this node; load it with `berth image import`: %w", name, runtime.ErrImageNotFound)
 	}
 	if err != nil {
 		return fmt.Errorf("runtime: create container %s: image %s: %w", spec.ID, name, err)
@@ -63,7 +63,7 @@ func (c *Containerd) Create(ctx context.Context, spec ContainerSpec) (retErr err
 		return fmt.Errorf("runtime: create container %s: config of image %s: %w", spec.ID, name, err)
 	}
 
-	var att Attachment
+	var att runtime.Attachment
 	if c.cfg.Network != nil {
 		if att, err = c.cfg.Network.Attach(ctx, spec); err != nil {
 			return fmt.Errorf("runtime: create container %s: attach network: %w", spec.ID, err)
@@ -82,14 +82,14 @@ func (c *Containerd) Create(ctx context.Context, spec ContainerSpec) (retErr err
 	}
 
 	_, err = c.client.NewContainer(ctx, spec.ID,
-		containerd.WithImage(image),
-		containerd.WithSnapshotter(c.cfg.Snapshotter),
-		containerd.WithNewSnapshot(spec.ID, image),
-		containerd.WithContainerLabels(labels),
-		containerd.WithNewSpec(specOpts(image, imageSpec.Config.Entrypoint, imageSpec.Config.Cmd, spec, att)...),
+		ctd.WithImage(image),
+		ctd.WithSnapshotter(c.cfg.Snapshotter),
+		ctd.WithNewSnapshot(spec.ID, image),
+		ctd.WithContainerLabels(labels),
+		ctd.WithNewSpec(specOpts(image, imageSpec.Config.Entrypoint, imageSpec.Config.Cmd, spec, att)...),
 	)
 	if errdefs.IsAlreadyExists(err) {
-		return fmt.Errorf("runtime: create container %s: %w", spec.ID, ErrExists)
+		return fmt.Errorf("runtime: create container %s: %w", spec.ID, runtime.ErrExists)
 	}
 	if err != nil {
 		// The snapshot may have been made before the spec failed.
@@ -101,11 +101,11 @@ func (c *Containerd) Create(ctx context.Context, spec ContainerSpec) (retErr err
 
 // specOpts turns a ContainerSpec into OCI spec options over the image's
 // configuration.
-func specOpts(image containerd.Image, imageEntrypoint, imageCmd []string, spec ContainerSpec, att Attachment) []oci.SpecOpts {
+func specOpts(image ctd.Image, imageEntrypoint, imageCmd []string, spec runtime.ContainerSpec, att runtime.Attachment) []oci.SpecOpts {
 	opts := []oci.SpecOpts{
 		oci.WithImageConfig(image),
 		oci.WithProcessArgs(processArgs(imageEntrypoint, imageCmd, spec)...),
-		oci.WithHostname(Hostname(spec)),
+		oci.WithHostname(runtime.Hostname(spec)),
 	}
 	if len(spec.Env) > 0 {
 		opts = append(opts, oci.WithEnv(spec.Env))
@@ -150,24 +150,17 @@ func withFiles(files map[string]string) oci.SpecOpts {
 	}
 }
 
-// Hostname is the container's host name: spec.Hostname, else its id cut
-// to the 63 bytes a host name may have. The rule is the DNS package's, so
-// the name the container has and the one its /etc/hosts gives agree.
-func Hostname(spec ContainerSpec) string {
-	return dns.TaskHostname(spec.Hostname, spec.ID)
-}
-
 // Start starts container id's process, writing its output to the log
 // file. Starting a running container returns its status; starting a
 // stopped one runs its process again.
-func (c *Containerd) Start(ctx context.Context, id string) (Status, error) {
+func (c *Runtime) Start(ctx context.Context, id string) (runtime.Status, error) {
 	ctx = c.ctx(ctx)
 	if _, err := c.load(ctx, id); err != nil {
-		return Status{}, err
+		return runtime.Status{}, err
 	}
 	cont, err := c.client.LoadContainer(ctx, id)
 	if err != nil {
-		return Status{}, fmt.Errorf("runtime: start container %s: %w", id, err)
+		return runtime.Status{}, fmt.Errorf("runtime: start container %s: %w", id, err)
 	}
 	task, err := cont.Task(ctx, nil)
 	switch {
@@ -176,38 +169,38 @@ func (c *Containerd) Start(ctx context.Context, id string) (Status, error) {
 		// the agent exits or restarts.
 		task, err = cont.NewTask(ctx, cio.LogFile(c.logPath(id)))
 		if err != nil {
-			return Status{}, fmt.Errorf("runtime: start container %s: create task: %w", id, err)
+			return runtime.Status{}, fmt.Errorf("runtime: start container %s: create task: %w", id, err)
 		}
 	case err != nil:
-		return Status{}, fmt.Errorf("runtime: start container %s: %w", id, err)
+		return runtime.Status{}, fmt.Errorf("runtime: start container %s: %w", id, err)
 	default:
 		st, err := task.Status(ctx)
 		if err != nil {
-			return Status{}, fmt.Errorf("runtime: start container %s: %w", id, err)
+			return runtime.Status{}, fmt.Errorf("runtime: start container %s: %w", id, err)
 		}
 		switch st.Status {
-		case containerd.Created:
-		case containerd.Stopped, containerd.Unknown:
+		case ctd.Created:
+		case ctd.Stopped, ctd.Unknown:
 			if _, err := task.Delete(ctx); err != nil && !errdefs.IsNotFound(err) {
-				return Status{}, fmt.Errorf("runtime: restart container %s: delete old task: %w", id, err)
+				return runtime.Status{}, fmt.Errorf("runtime: restart container %s: delete old task: %w", id, err)
 			}
 			if task, err = cont.NewTask(ctx, cio.LogFile(c.logPath(id))); err != nil {
-				return Status{}, fmt.Errorf("runtime: restart container %s: create task: %w", id, err)
+				return runtime.Status{}, fmt.Errorf("runtime: restart container %s: create task: %w", id, err)
 			}
 		default:
 			return c.Inspect(ctx, id)
 		}
 	}
 	if err := task.Start(ctx); err != nil {
-		_, _ = task.Delete(context.WithoutCancel(ctx), containerd.WithProcessKill)
-		return Status{}, fmt.Errorf("runtime: start container %s: %w", id, err)
+		_, _ = task.Delete(context.WithoutCancel(ctx), ctd.WithProcessKill)
+		return runtime.Status{}, fmt.Errorf("runtime: start container %s: %w", id, err)
 	}
 	return c.Inspect(ctx, id)
 }
 
 // task returns container id's task, or ErrNotFound wrapped when the
 // container does not exist, is not ours, or was never started.
-func (c *Containerd) task(ctx context.Context, id string) (containerd.Task, error) {
+func (c *Runtime) task(ctx context.Context, id string) (ctd.Task, error) {
 	if _, err := c.load(ctx, id); err != nil {
 		return nil, err
 	}
@@ -217,7 +210,7 @@ func (c *Containerd) task(ctx context.Context, id string) (containerd.Task, erro
 	}
 	task, err := cont.Task(ctx, nil)
 	if errdefs.IsNotFound(err) {
-		return nil, fmt.Errorf("runtime: container %s has not been started: %w", id, ErrNotFound)
+		return nil, fmt.Errorf("runtime: container %s has not been started: %w", id, runtime.ErrNotFound)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("runtime: task of container %s: %w", id, err)
@@ -228,7 +221,7 @@ func (c *Containerd) task(ctx context.Context, id string) (containerd.Task, erro
 // Wait returns a channel that receives the exit of container id's process
 // (at once if it has exited already), or the reason waiting failed. The
 // channel is buffered, so nobody has to read it.
-func (c *Containerd) Wait(ctx context.Context, id string) (<-chan Exit, error) {
+func (c *Runtime) Wait(ctx context.Context, id string) (<-chan runtime.Exit, error) {
 	ctx = c.ctx(ctx)
 	task, err := c.task(ctx, id)
 	if err != nil {
@@ -238,7 +231,7 @@ func (c *Containerd) Wait(ctx context.Context, id string) (<-chan Exit, error) {
 	if err != nil {
 		return nil, fmt.Errorf("runtime: wait for container %s: %w", id, err)
 	}
-	out := make(chan Exit, 1)
+	out := make(chan runtime.Exit, 1)
 	go func() {
 		// task.Wait's goroutine ends when ctx does, and always sends once.
 		st := <-statusC
@@ -247,10 +240,10 @@ func (c *Containerd) Wait(ctx context.Context, id string) (<-chan Exit, error) {
 			if ctx.Err() != nil {
 				err = ctx.Err()
 			}
-			out <- Exit{Code: -1, Err: fmt.Errorf("runtime: wait for container %s: %w", id, err)}
+			out <- runtime.Exit{Code: -1, Err: fmt.Errorf("runtime: wait for container %s: %w", id, err)}
 			return
 		}
-		ex := Exit{Code: int32(code), At: at}
+		ex := runtime.Exit{Code: int32(code), At: at}
 		if code != 0 {
 			// Read now, while the task and its cgroup still exist: the
 			// caller deletes them once it has this exit.
@@ -263,7 +256,7 @@ func (c *Containerd) Wait(ctx context.Context, id string) (<-chan Exit, error) {
 
 // Stop sends signal (or the container's stop signal, or SIGTERM) to
 // container id's process and SIGKILL if it has not exited after grace.
-func (c *Containerd) Stop(ctx context.Context, id string, signal string, grace time.Duration) error {
+func (c *Runtime) Stop(ctx context.Context, id string, signal string, grace time.Duration) error {
 	ctx = c.ctx(ctx)
 	info, err := c.load(ctx, id)
 	if err != nil {
@@ -274,12 +267,12 @@ func (c *Containerd) Stop(ctx context.Context, id string, signal string, grace t
 	}
 	sig := syscall.SIGTERM
 	if signal != "" {
-		if sig, err = ParseSignal(signal); err != nil {
+		if sig, err = runtime.ParseSignal(signal); err != nil {
 			return fmt.Errorf("runtime: stop container %s: %w", id, err)
 		}
 	}
 	task, err := c.task(ctx, id)
-	if errors.Is(err, ErrNotFound) {
+	if errors.Is(err, runtime.ErrNotFound) {
 		return nil // never started
 	}
 	if err != nil {
@@ -292,7 +285,7 @@ func (c *Containerd) Stop(ctx context.Context, id string, signal string, grace t
 	if err != nil {
 		return fmt.Errorf("runtime: stop container %s: %w", id, err)
 	}
-	if st.Status == containerd.Stopped || st.Status == containerd.Unknown {
+	if st.Status == ctd.Stopped || st.Status == ctd.Unknown {
 		return nil
 	}
 
@@ -318,7 +311,7 @@ func (c *Containerd) Stop(ctx context.Context, id string, signal string, grace t
 		return fmt.Errorf("runtime: stop container %s: %w", id, ctx.Err())
 	case <-timer.C:
 	}
-	if err := task.Kill(ctx, syscall.SIGKILL, containerd.WithKillAll); err != nil && !errdefs.IsNotFound(err) {
+	if err := task.Kill(ctx, syscall.SIGKILL, ctd.WithKillAll); err != nil && !errdefs.IsNotFound(err) {
 		return fmt.Errorf("runtime: stop container %s: kill: %w", id, err)
 	}
 	select {
@@ -332,7 +325,7 @@ func (c *Containerd) Stop(ctx context.Context, id string, signal string, grace t
 // Remove kills container id's process if it runs and deletes the task, the
 // container, its snapshot, its network attachment and its log file.
 // Removing a container that does not exist is not an error.
-func (c *Containerd) Remove(ctx context.Context, id string) error {
+func (c *Runtime) Remove(ctx context.Context, id string) error {
 	ctx = c.ctx(ctx)
 	info, err := c.client.ContainerService().Get(ctx, id)
 	switch {
@@ -353,13 +346,13 @@ func (c *Containerd) Remove(ctx context.Context, id string) error {
 		return fmt.Errorf("runtime: remove container %s: %w", id, err)
 	}
 	if task, err := cont.Task(ctx, nil); err == nil {
-		if _, err := task.Delete(ctx, containerd.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
+		if _, err := task.Delete(ctx, ctd.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
 			return fmt.Errorf("runtime: remove container %s: delete task: %w", id, err)
 		}
 	} else if !errdefs.IsNotFound(err) {
 		return fmt.Errorf("runtime: remove container %s: %w", id, err)
 	}
-	if err := cont.Delete(ctx, containerd.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
+	if err := cont.Delete(ctx, ctd.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
 		return fmt.Errorf("runtime: remove container %s: %w", id, err)
 	}
 	return c.removeLeftovers(ctx, id)
@@ -367,7 +360,7 @@ func (c *Containerd) Remove(ctx context.Context, id string) error {
 
 // removeLeftovers detaches container id from the network and deletes its
 // log file, both idempotent.
-func (c *Containerd) removeLeftovers(ctx context.Context, id string) error {
+func (c *Runtime) removeLeftovers(ctx context.Context, id string) error {
 	if c.cfg.Network != nil {
 		if err := c.cfg.Network.Detach(ctx, id); err != nil {
 			return fmt.Errorf("runtime: remove container %s: detach network: %w", id, err)

@@ -1,4 +1,4 @@
-package runtime
+package containerd
 
 import (
 	"bytes"
@@ -12,6 +12,7 @@ import (
 
 	"github.com/containerd/errdefs"
 
+	"github.com/berthproject/berth/agent/runtime"
 	"github.com/berthproject/berth/internal/testimage"
 )
 
@@ -62,7 +63,7 @@ func TestContainerdExitCode(t *testing.T) {
 	env := newTestEnv(t, nil)
 	ctx := context.Background()
 	// The process exits before Wait is called; Wait must still report it.
-	code := runToExit(t, env.rt, ContainerSpec{ID: "exit3", Image: "localhost/busybox", Command: []string{"sh", "-c", "exit 3"}})
+	code := runToExit(t, env.rt, runtime.ContainerSpec{ID: "exit3", Image: "localhost/busybox", Command: []string{"sh", "-c", "exit 3"}})
 	if code != 3 {
 		t.Errorf("exit code = %d, want 3", code)
 	}
@@ -70,7 +71,7 @@ func TestContainerdExitCode(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Inspect: %v", err)
 	}
-	if st.State != StateStopped || st.ExitCode != 3 || st.ExitedAt.IsZero() {
+	if st.State != runtime.StateStopped || st.ExitCode != 3 || st.ExitedAt.IsZero() {
 		t.Errorf("Inspect = %+v, want stopped with exit code 3 and an exit time", st)
 	}
 	ch, err := env.rt.Wait(ctx, "exit3")
@@ -86,16 +87,16 @@ func TestContainerdCommandSemantics(t *testing.T) {
 	env := newTestEnv(t, nil)
 	tests := []struct {
 		name string
-		spec ContainerSpec
+		spec runtime.ContainerSpec
 		want []string
 	}{
-		{"image defaults", ContainerSpec{}, []string{"image-entrypoint image-cmd"}},
-		{"command replaces cmd", ContainerSpec{Command: []string{"a", "b"}}, []string{"image-entrypoint a b"}},
-		{"entrypoint clears cmd", ContainerSpec{Entrypoint: []string{"echo", "ep"}}, []string{"ep"}},
-		{"entrypoint and command", ContainerSpec{Entrypoint: []string{"echo", "ep"}, Command: []string{"c"}}, []string{"ep c"}},
+		{"image defaults", runtime.ContainerSpec{}, []string{"image-entrypoint image-cmd"}},
+		{"command replaces cmd", runtime.ContainerSpec{Command: []string{"a", "b"}}, []string{"image-entrypoint a b"}},
+		{"entrypoint clears cmd", runtime.ContainerSpec{Entrypoint: []string{"echo", "ep"}}, []string{"ep"}},
+		{"entrypoint and command", runtime.ContainerSpec{Entrypoint: []string{"echo", "ep"}, Command: []string{"c"}}, []string{"ep c"}},
 		{
 			"env over image env, image workdir",
-			ContainerSpec{
+			runtime.ContainerSpec{
 				Entrypoint: []string{"sh", "-c", `echo "$FROM_IMAGE $OVERRIDE $NEW"; pwd; id -u`},
 				Env:        []string{"OVERRIDE=spec", "NEW=1"},
 			},
@@ -103,14 +104,14 @@ func TestContainerdCommandSemantics(t *testing.T) {
 		},
 		{
 			"workdir and user",
-			ContainerSpec{
+			runtime.ContainerSpec{
 				Entrypoint: []string{"sh", "-c", "pwd; id -u; id -g"},
 				WorkingDir: "/tmp",
 				User:       "nobody",
 			},
 			[]string{"/tmp", "65534", "65534"},
 		},
-		{"numeric user", ContainerSpec{Entrypoint: []string{"id", "-u"}, User: "1234"}, []string{"1234"}},
+		{"numeric user", runtime.ContainerSpec{Entrypoint: []string{"id", "-u"}, User: "1234"}, []string{"1234"}},
 	}
 	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -143,7 +144,7 @@ func TestContainerdStop(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
 			id := fmt.Sprintf("stop-%d", i)
-			spec := ContainerSpec{ID: id, Image: busyboxRef, Command: []string{"sh", "-c", tc.script}}
+			spec := runtime.ContainerSpec{ID: id, Image: busyboxRef, Command: []string{"sh", "-c", tc.script}}
 			if err := env.rt.Create(ctx, spec); err != nil {
 				t.Fatalf("Create: %v", err)
 			}
@@ -158,7 +159,7 @@ func TestContainerdStop(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Inspect: %v", err)
 			}
-			if st.State != StateStopped || st.ExitCode != tc.wantCode {
+			if st.State != runtime.StateStopped || st.ExitCode != tc.wantCode {
 				t.Errorf("after Stop: %s with code %d, want stopped with %d", st.State, st.ExitCode, tc.wantCode)
 			}
 			if err := env.rt.Stop(ctx, id, "", time.Second); err != nil {
@@ -171,7 +172,7 @@ func TestContainerdStop(t *testing.T) {
 func TestContainerdStopSignalFromSpec(t *testing.T) {
 	env := newTestEnv(t, nil)
 	ctx := context.Background()
-	spec := ContainerSpec{ID: "stopsig", Image: busyboxRef, StopSignal: "USR2",
+	spec := runtime.ContainerSpec{ID: "stopsig", Image: busyboxRef, StopSignal: "USR2",
 		Command: []string{"sh", "-c", `trap "exit 12" USR2; echo ready; while :; do sleep 0.1; done`}}
 	if err := env.rt.Create(ctx, spec); err != nil {
 		t.Fatalf("Create: %v", err)
@@ -195,7 +196,7 @@ func TestContainerdLogs(t *testing.T) {
 	env := newTestEnv(t, nil)
 	ctx := context.Background()
 	id := "logs"
-	code := runToExit(t, env.rt, ContainerSpec{ID: id, Image: busyboxRef,
+	code := runToExit(t, env.rt, runtime.ContainerSpec{ID: id, Image: busyboxRef,
 		Command: []string{"sh", "-c", "for i in 1 2 3 4 5; do echo line$i; done; printf partial"}})
 	if code != 0 {
 		t.Fatalf("exit code %d", code)
@@ -220,7 +221,7 @@ func TestContainerdLogs(t *testing.T) {
 
 	// Follow returns once the process has exited and its output is read.
 	follow := "follow"
-	spec := ContainerSpec{ID: follow, Image: busyboxRef, Command: []string{"sh", "-c", "echo a; sleep 0.3; echo b >&2"}}
+	spec := runtime.ContainerSpec{ID: follow, Image: busyboxRef, Command: []string{"sh", "-c", "echo a; sleep 0.3; echo b >&2"}}
 	if err := env.rt.Create(ctx, spec); err != nil {
 		t.Fatalf("Create: %v", err)
 	}
@@ -230,7 +231,7 @@ func TestContainerdLogs(t *testing.T) {
 	fctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	var got []string
-	err := env.rt.Logs(fctx, follow, LogOptions{Follow: true, Tail: -1}, func(l LogLine) error {
+	err := env.rt.Logs(fctx, follow, runtime.LogOptions{Follow: true, Tail: -1}, func(l runtime.LogLine) error {
 		got = append(got, string(l.Line))
 		return nil
 	})
@@ -247,7 +248,7 @@ func TestContainerdResourceLimits(t *testing.T) {
 	ctx := context.Background()
 	const memory = 64 << 20
 	id := "limits"
-	if err := env.rt.Create(ctx, ContainerSpec{ID: id, Image: busyboxRef, MemoryBytes: memory, MilliCPUs: 500,
+	if err := env.rt.Create(ctx, runtime.ContainerSpec{ID: id, Image: busyboxRef, MemoryBytes: memory, MilliCPUs: 500,
 		Command: []string{"sleep", "60"}}); err != nil {
 		t.Fatalf("Create: %v", err)
 	}
@@ -293,8 +294,8 @@ func TestContainerdAdoptionAndOwnership(t *testing.T) {
 	network := &recordingNetwork{}
 	env := newTestEnv(t, network)
 	ctx := context.Background()
-	ports := []Port{{Target: 80, Published: 8080, Protocol: "tcp", HostIP: "127.0.0.1"}}
-	spec := ContainerSpec{ID: "adopt", Image: busyboxRef, Command: []string{"sleep", "60"},
+	ports := []runtime.Port{{Target: 80, Published: 8080, Protocol: "tcp", HostIP: "127.0.0.1"}}
+	spec := runtime.ContainerSpec{ID: "adopt", Image: busyboxRef, Command: []string{"sleep", "60"},
 		Labels: map[string]string{"berth.service": "web", "team": "a"}, Ports: ports}
 	if err := env.rt.Create(ctx, spec); err != nil {
 		t.Fatalf("Create: %v", err)
@@ -303,7 +304,7 @@ func TestContainerdAdoptionAndOwnership(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Start: %v", err)
 	}
-	if started.State != StateRunning || started.Pid == 0 {
+	if started.State != runtime.StateRunning || started.Pid == 0 {
 		t.Errorf("Start = %+v, want running with a pid", started)
 	}
 	if err := env.rt.Close(); err != nil {
@@ -320,7 +321,7 @@ func TestContainerdAdoptionAndOwnership(t *testing.T) {
 		t.Fatalf("List = %+v, want the one container", list)
 	}
 	st := list[0]
-	if st.ID != spec.ID || st.State != StateRunning || st.Pid != started.Pid || st.Address != "127.77.0.1" {
+	if st.ID != spec.ID || st.State != runtime.StateRunning || st.Pid != started.Pid || st.Address != "127.77.0.1" {
 		t.Errorf("List[0] = %+v, want %s running with pid %d at 127.77.0.1", st, spec.ID, started.Pid)
 	}
 	if len(st.Ports) != 1 || st.Ports[0] != ports[0] {
@@ -335,16 +336,16 @@ func TestContainerdAdoptionAndOwnership(t *testing.T) {
 	if list, err := other.List(ctx); err != nil || len(list) != 0 {
 		t.Errorf("other owner List = %+v, %v; want empty", list, err)
 	}
-	if _, err := other.Inspect(ctx, spec.ID); !errors.Is(err, ErrNotFound) {
+	if _, err := other.Inspect(ctx, spec.ID); !errors.Is(err, runtime.ErrNotFound) {
 		t.Errorf("other owner Inspect error = %v, want ErrNotFound", err)
 	}
-	if err := other.Stop(ctx, spec.ID, "KILL", 0); !errors.Is(err, ErrNotFound) {
+	if err := other.Stop(ctx, spec.ID, "KILL", 0); !errors.Is(err, runtime.ErrNotFound) {
 		t.Errorf("other owner Stop error = %v, want ErrNotFound", err)
 	}
 	if err := other.Remove(ctx, spec.ID); err != nil {
 		t.Errorf("other owner Remove: %v", err)
 	}
-	if st, err := again.Inspect(ctx, spec.ID); err != nil || st.State != StateRunning {
+	if st, err := again.Inspect(ctx, spec.ID); err != nil || st.State != runtime.StateRunning {
 		t.Errorf("after the other owner's calls: %+v, %v; want still running", st, err)
 	}
 	if !network.isAttached(spec.ID) {
@@ -357,7 +358,7 @@ func TestContainerdRemove(t *testing.T) {
 	env := newTestEnv(t, network)
 	ctx := context.Background()
 	id := "remove"
-	if err := env.rt.Create(ctx, ContainerSpec{ID: id, Image: busyboxRef, Command: []string{"sh", "-c", "echo hi; sleep 60"}}); err != nil {
+	if err := env.rt.Create(ctx, runtime.ContainerSpec{ID: id, Image: busyboxRef, Command: []string{"sh", "-c", "echo hi; sleep 60"}}); err != nil {
 		t.Fatalf("Create: %v", err)
 	}
 	if _, err := env.rt.Start(ctx, id); err != nil {
@@ -367,7 +368,7 @@ func TestContainerdRemove(t *testing.T) {
 	if err := env.rt.Remove(ctx, id); err != nil {
 		t.Fatalf("Remove: %v", err)
 	}
-	if _, err := env.rt.Inspect(ctx, id); !errors.Is(err, ErrNotFound) {
+	if _, err := env.rt.Inspect(ctx, id); !errors.Is(err, runtime.ErrNotFound) {
 		t.Errorf("Inspect after Remove: %v, want ErrNotFound", err)
 	}
 	if _, err := env.rt.Client().SnapshotService(DefaultSnapshotter).Stat(env.rt.ctx(ctx), id); !errdefs.IsNotFound(err) {
@@ -387,7 +388,7 @@ func TestContainerdRemove(t *testing.T) {
 func TestContainerdErrors(t *testing.T) {
 	env := newTestEnv(t, nil)
 	ctx := context.Background()
-	if err := env.rt.Create(ctx, ContainerSpec{ID: "dup", Image: busyboxRef}); err != nil {
+	if err := env.rt.Create(ctx, runtime.ContainerSpec{ID: "dup", Image: busyboxRef}); err != nil {
 		t.Fatalf("Create: %v", err)
 	}
 	tests := []struct {
@@ -397,18 +398,18 @@ func TestContainerdErrors(t *testing.T) {
 		message string
 	}{
 		{"missing image", func() error {
-			return env.rt.Create(ctx, ContainerSpec{ID: "noimage", Image: "localhost/absent:1"})
-		}, ErrImageNotFound, "berth image import"},
-		{"duplicate id", func() error { return env.rt.Create(ctx, ContainerSpec{ID: "dup", Image: busyboxRef}) }, ErrExists, "dup"},
+			return env.rt.Create(ctx, runtime.ContainerSpec{ID: "noimage", Image: "localhost/absent:1"})
+		}, runtime.ErrImageNotFound, "berth image import"},
+		{"duplicate id", func() error { return env.rt.Create(ctx, runtime.ContainerSpec{ID: "dup", Image: busyboxRef}) }, runtime.ErrExists, "dup"},
 		{"bad stop signal", func() error {
-			return env.rt.Create(ctx, ContainerSpec{ID: "badsig", Image: busyboxRef, StopSignal: "SIGNOPE"})
+			return env.rt.Create(ctx, runtime.ContainerSpec{ID: "badsig", Image: busyboxRef, StopSignal: "SIGNOPE"})
 		}, nil, "SIGNOPE"},
-		{"start unknown", func() error { _, err := env.rt.Start(ctx, "ghost"); return err }, ErrNotFound, "ghost"},
-		{"inspect unknown", func() error { _, err := env.rt.Inspect(ctx, "ghost"); return err }, ErrNotFound, "ghost"},
-		{"wait not started", func() error { _, err := env.rt.Wait(ctx, "dup"); return err }, ErrNotFound, "not been started"},
+		{"start unknown", func() error { _, err := env.rt.Start(ctx, "ghost"); return err }, runtime.ErrNotFound, "ghost"},
+		{"inspect unknown", func() error { _, err := env.rt.Inspect(ctx, "ghost"); return err }, runtime.ErrNotFound, "ghost"},
+		{"wait not started", func() error { _, err := env.rt.Wait(ctx, "dup"); return err }, runtime.ErrNotFound, "not been started"},
 		{"logs unknown", func() error {
-			return env.rt.Logs(ctx, "ghost", LogOptions{}, func(LogLine) error { return nil })
-		}, ErrNotFound, "ghost"},
+			return env.rt.Logs(ctx, "ghost", runtime.LogOptions{}, func(runtime.LogLine) error { return nil })
+		}, runtime.ErrNotFound, "ghost"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -436,7 +437,7 @@ func BenchmarkCreateStart(b *testing.B) {
 	for b.Loop() {
 		id := fmt.Sprintf("bench-%d", i)
 		i++
-		if err := env.rt.Create(ctx, ContainerSpec{ID: id, Image: busyboxRef, Command: []string{"sleep", "60"}}); err != nil {
+		if err := env.rt.Create(ctx, runtime.ContainerSpec{ID: id, Image: busyboxRef, Command: []string{"sleep", "60"}}); err != nil {
 			b.Fatalf("Create: %v", err)
 		}
 		if _, err := env.rt.Start(ctx, id); err != nil {
@@ -473,7 +474,7 @@ func TestContainerdImportDockerArchive(t *testing.T) {
 	if len(imgs) != 1 || imgs[0].Name != "localhost/saved:v1" {
 		t.Fatalf("imported %+v, want localhost/saved:v1", imgs)
 	}
-	if code := runToExit(t, env.rt, ContainerSpec{ID: "saved", Image: "localhost/saved:v1", Command: []string{"sh", "-c", "exit 7"}}); code != 7 {
+	if code := runToExit(t, env.rt, runtime.ContainerSpec{ID: "saved", Image: "localhost/saved:v1", Command: []string{"sh", "-c", "exit 7"}}); code != 7 {
 		t.Fatalf("container from the docker archive exited %d, want 7", code)
 	}
 }

@@ -1,4 +1,4 @@
-package runtime
+package fake
 
 import (
 	"context"
@@ -8,11 +8,13 @@ import (
 	"math/rand/v2"
 	"strings"
 	"time"
+
+	"github.com/berthproject/berth/agent/runtime"
 )
 
-// FakeOptions make a Fake behave like a node under load, for the scale
-// harness (simulated nodes). The zero value is NewFake's behaviour.
-type FakeOptions struct {
+// Options make a Runtime behave like a node under load, for the scale
+// harness (simulated nodes). The zero value is New's behaviour.
+type Options struct {
 	// StartLatency is how long each Start takes, as a real runtime's
 	// create-and-start does (about 55-80 ms with containerd on 2 cores).
 	StartLatency time.Duration
@@ -37,7 +39,7 @@ type FakeOptions struct {
 }
 
 // Validate says what is wrong with the options, naming the field.
-func (o FakeOptions) Validate() error {
+func (o Options) Validate() error {
 	if o.StartLatency < 0 {
 		return fmt.Errorf("fake runtime: start latency %s is negative", o.StartLatency)
 	}
@@ -50,9 +52,9 @@ func (o FakeOptions) Validate() error {
 	return nil
 }
 
-// NewFakeWith returns an empty fake runtime that simulates a node as opts
+// NewWith returns an empty fake runtime that simulates a node as opts
 // say.
-func NewFakeWith(opts FakeOptions) (*Fake, error) {
+func NewWith(opts Options) (*Runtime, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
@@ -60,7 +62,7 @@ func NewFakeWith(opts FakeOptions) (*Fake, error) {
 	if seed == 0 {
 		seed = rand.Uint64()
 	}
-	f := NewFake()
+	f := New()
 	f.sim = opts
 	f.rng = rand.New(rand.NewPCG(seed, seed>>1|1))
 	return f, nil
@@ -68,7 +70,7 @@ func NewFakeWith(opts FakeOptions) (*Fake, error) {
 
 // simulateStart waits out the start latency, without holding f.mu so
 // that starts on one node overlap as they do on a real runtime.
-func (f *Fake) simulateStart(ctx context.Context) error {
+func (f *Runtime) simulateStart(ctx context.Context) error {
 	if f.sim.StartLatency <= 0 {
 		return nil
 	}
@@ -83,18 +85,18 @@ func (f *Fake) simulateStart(ctx context.Context) error {
 }
 
 // failStart draws whether a start fails; f.mu must be held.
-func (f *Fake) failStart() bool {
+func (f *Runtime) failStart() bool {
 	return f.sim.FailureRate > 0 && f.rng.Float64() < f.sim.FailureRate
 }
 
 // crashLater ends container c's process, just started, with code 1 after
 // CrashAfter, unless it ended before; f.mu must be held.
-func (f *Fake) crashLater(c *fakeContainer) {
+func (f *Runtime) crashLater(c *fakeContainer) {
 	proc := c.proc
 	time.AfterFunc(f.sim.CrashAfter, func() {
 		f.mu.Lock()
 		defer f.mu.Unlock()
-		if c.proc == proc && c.status.State == StateRunning {
+		if c.proc == proc && c.status.State == runtime.StateRunning {
 			c.exit(1)
 		}
 	})
