@@ -257,7 +257,6 @@ func withHostShm(_ context.Context, _ oci.Client, _ *containers.Container, s *oc
 	return nil
 }
 
-
 // isHostNetwork reads network_mode: "" is the container's own namespace
 // on its networks, "host" the node's.
 func isHostNetwork(mode string) (bool, error) {
