@@ -177,6 +177,8 @@ func Start(ctx context.Context, cfg Config) (_ *Agent, err error) {
 	})
 	a.worker = worker.New(a.rt, a.session.Report, cfg.Log.With("component", "worker"))
 	a.worker.SetImages(a.puller)
+	a.worker.SetFiles(a.payloads)
+	a.worker.SetNodeName(cfg.Name)
 	if cfg.Metrics != nil {
 		collectors := a.worker.Collectors()
 		if a.network != nil {
@@ -213,12 +215,20 @@ func (a *Agent) startRuntime(ctx context.Context) error {
 	case "", "containerd":
 		// The node's address is known once the endpoint listens.
 		a.network = newLazyNetwork(a.cfg.Name, a.cfg.DataDir, a.creds.NodeID, "")
+		// Secrets and configs go to a tmpfs out of the data dir, which is
+		// on disk.
+		dirs, err := files.NewDirs(files.DefaultRoot, a.creds.NodeID)
+		if err != nil {
+			return fmt.Errorf("agent: %w", err)
+		}
 		rt, err := containerd.New(ctx, containerd.Config{
 			Address:   a.cfg.ContainerdAddress,
 			Namespace: a.cfg.ContainerdNamespace,
 			Owner:     a.creds.NodeID,
 			StateDir:  filepath.Join(a.cfg.DataDir, "runtime"),
 			Network:   a.network,
+			Volumes:   a.volumes,
+			Files:     dirs,
 		})
 		if err != nil {
 			return err
