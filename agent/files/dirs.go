@@ -28,7 +28,7 @@ type Dirs struct {
 
 // NewDirs returns the tmpfs set of the agent named owner (the node id)
 // under root (DefaultRoot when empty). Agents sharing a machine get a
-// directory each.
+// directory each, made with the first Write.
 func NewDirs(root, owner string) (*Dirs, error) {
 	if owner == "" {
 		return nil, errors.New("files: an owner is required: it keeps agents sharing a machine apart")
@@ -37,14 +37,7 @@ func NewDirs(root, owner string) (*Dirs, error) {
 		root = DefaultRoot
 	}
 	sum := sha256.Sum256([]byte(owner))
-	dir := filepath.Join(root, hex.EncodeToString(sum[:8]))
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("files: create %s: %w", dir, err)
-	}
-	if err := os.Chmod(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("files: %w", err)
-	}
-	return &Dirs{dir: dir}, nil
+	return &Dirs{dir: filepath.Join(root, hex.EncodeToString(sum[:8]))}, nil
 }
 
 // Dir returns the directory of container id's tmpfs.
@@ -60,6 +53,12 @@ func (d *Dirs) Write(id string, files []File) (paths []string, err error) {
 	}
 	if err := d.Remove(id); err != nil {
 		return nil, err
+	}
+	if err := os.MkdirAll(d.dir, 0o700); err != nil {
+		return nil, fmt.Errorf("files: create %s: %w", d.dir, err)
+	}
+	if err := os.Chmod(d.dir, 0o700); err != nil {
+		return nil, fmt.Errorf("files: %w", err)
 	}
 	dir := d.Dir(id)
 	if err := os.Mkdir(dir, 0o700); err != nil {
@@ -149,6 +148,9 @@ func (d *Dirs) Remove(id string) error {
 // those of containers that are gone.
 func (d *Dirs) List() ([]string, error) {
 	entries, err := os.ReadDir(d.dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
 	if err != nil {
 		return nil, fmt.Errorf("files: %w", err)
 	}
