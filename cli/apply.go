@@ -47,6 +47,12 @@ prints, before applying, each spec field that changes, service by
 service: "~ deploy.replicas: 1 → 2", "+ environment.FOO: "a"",
 "- ports: {target: 80, ...}" (with --dry-run, only that).
 
+The volumes, secrets and configs the files define are sent with the app:
+a secret's or config's data is read from its file:, environment: (or, for a
+config, content:) when you apply, and no other output shows it; external
+ones must exist already ("berth secret create"). Build secrets
+(build.secrets) go to their build only.
+
 Services with build: are built first, each on a node the cluster picks
 (see "berth build"), and run the image built, pinned by its digest; the
 image is named by the service's image:, else <app>-<service>:latest. A
@@ -109,6 +115,9 @@ back, or when a task failed and its restart policy gave up, and after
 					App:       p.App,
 					Services:  p.Services,
 					Networks:  p.Networks,
+					Secrets:   p.Secrets,
+					Configs:   p.Configs,
+					Volumes:   p.Volumes,
 					DryRun:    dryRun,
 				}
 				if diff {

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"google.golang.org/protobuf/proto"
+
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
 	"github.com/berthproject/berth/api/validation"
 )
@@ -26,7 +28,7 @@ services:
   web:
     image: shop/web:1
     ports: ["8080:80"]
-    privileged: true
+    cpu_shares: 512
   worker:
     image: shop/worker:1
     deploy:
@@ -61,8 +63,8 @@ func TestApplyPrintsChangesAndWarnings(t *testing.T) {
 			if r.stdout != tt.want {
 				t.Errorf("stdout = %q, want %q", r.stdout, tt.want)
 			}
-			if !strings.Contains(r.stderr, "warning: ") || !strings.Contains(r.stderr, "privileged") {
-				t.Errorf("stderr = %q, want a warning about privileged", r.stderr)
+			if !strings.Contains(r.stderr, "warning: ") || !strings.Contains(r.stderr, "cpu_shares") {
+				t.Errorf("stderr = %q, want a warning about cpu_shares", r.stderr)
 			}
 			if len(f.applyReqs) != 1 {
 				t.Fatalf("Apply called %d times, want 1", len(f.applyReqs))
@@ -147,5 +149,72 @@ services:
 	}
 	if last := lines[len(lines)-1]; !strings.HasPrefix(last, "berth: 2 problems found; nothing was changed") {
 		t.Errorf("last line = %q", last)
+	}
+}
+
+const storageCompose = `
+name: shop
+services:
+  db:
+    image: postgres:16
+    volumes: ["data:/var/lib/postgresql/data"]
+    secrets: [pw, shared]
+    configs: [conf]
+volumes:
+  data: {}
+secrets:
+  pw: {file: ./pw.txt}
+  shared: {external: true}
+configs:
+  conf: {content: "max_connections=${MAX}"}
+`
+
+// TestApplySendsStorage checks that the app's volumes, secrets (with
+// their data) and configs go with the request, and that no output shows
+// a secret's data, --diff included.
+func TestApplySendsStorage(t *testing.T) {
+	file := writeCompose(t, storageCompose)
+	if err := os.WriteFile(filepath.Join(filepath.Dir(file), "pw.txt"), []byte("s3cr3t-data"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("MAX", "50")
+	f := &fakeCluster{applyResp: &berthv1.ApplyResponse{}}
+	cfg := serve(t, f)
+	r := mustRun(t, cfg, "apply", "-f", file, "--diff")
+	if len(f.applyReqs) != 1 {
+		t.Fatalf("%d applies, want 1", len(f.applyReqs))
+	}
+	req := f.applyReqs[0]
+	want := &berthv1.ApplyRequest{
+		Volumes: []*berthv1.AppVolume{{Name: "shop_data", Key: "data"}},
+		Secrets: []*berthv1.AppFile{{Name: "shop_pw", Key: "pw", Data: []byte("s3cr3t-data")}, {Name: "shared", Key: "shared", External: true}},
+		Configs: []*berthv1.AppFile{{Name: "shop_conf", Key: "conf", Data: []byte("max_connections=50")}},
+	}
+	got := &berthv1.ApplyRequest{Volumes: req.Volumes, Secrets: req.Secrets, Configs: req.Configs}
+	if !proto.Equal(got, want) {
+		t.Errorf("Apply request's storage =\n%v\nwant\n%v", got, want)
+	}
+	db := req.Services[0].GetSpec()
+	if len(db.GetMounts()) != 1 || db.GetMounts()[0].GetSource() != "shop_data" || len(db.GetSecrets()) != 2 || len(db.GetConfigs()) != 1 {
+		t.Errorf("db spec = %v, want its volume, two secrets and a config", db)
+	}
+	if out := r.stdout + r.stderr; strings.Contains(out, "s3cr3t-data") {
+		t.Errorf("the output shows the secret's data:\n%s", out)
+	}
+	if !strings.Contains(r.stdout, `    + secrets: {name: "shop_pw"}`) {
+		t.Errorf("--diff does not show the secret by name:\n%s", r.stdout)
+	}
+}
+
+func TestApplyStorageErrorsChangeNothing(t *testing.T) {
+	f := &fakeCluster{applyResp: &berthv1.ApplyResponse{}}
+	cfg := serve(t, f)
+	r := run(t, cfg, nil, "apply", "-f", writeCompose(t, storageCompose))
+	if r.code == 0 || len(f.applyReqs) != 0 {
+		t.Fatalf("exit %d with %d applies, want a failure and none", r.code, len(f.applyReqs))
+	}
+	// pw.txt was never written.
+	if want := `compose.yaml:12: secrets.pw.file: secret "pw": cannot read file `; !strings.Contains(r.stderr, want) {
+		t.Errorf("stderr lacks %q:\n%s", want, r.stderr)
 	}
 }

@@ -13,14 +13,20 @@ import (
 )
 
 // composeBuild is the build of a service whose Compose file says build:,
-// tagged with the service's image.
-func composeBuild(projectDir string, spec *berthv1.ServiceSpec) buildRequest {
+// tagged with the service's image, with its build secrets (their data,
+// which the spec does not hold). An inline Dockerfile is sent as the
+// Dockerfile's content.
+func composeBuild(projectDir string, spec *berthv1.ServiceSpec, secrets []*berthv1.BuildSecret) buildRequest {
 	b := spec.GetBuild()
 	dir := filepath.FromSlash(b.GetContext())
 	if !filepath.IsAbs(dir) {
 		dir = filepath.Join(projectDir, dir)
 	}
-	r := buildRequest{contextDir: dir, tags: []string{spec.GetImage()}, args: b.GetArgs(), target: b.GetTarget()}
+	r := buildRequest{contextDir: dir, tags: []string{spec.GetImage()}, args: b.GetArgs(), target: b.GetTarget(), secrets: secrets}
+	if inline := b.GetDockerfileInline(); inline != "" {
+		r.dockerfileContent = []byte(inline)
+		return r
+	}
 	if df := b.GetDockerfile(); df != "" {
 		// Compose reads the Dockerfile's path from the context.
 		r.dockerfile = filepath.FromSlash(df)
@@ -42,7 +48,7 @@ func (c *cluster) buildServices(ctx context.Context, p *compose.Project, w io.Wr
 		if spec.GetBuild() == nil {
 			continue
 		}
-		r := composeBuild(p.Dir, spec)
+		r := composeBuild(p.Dir, spec, p.BuildSecrets[svc.Name])
 		if dryRun {
 			fmt.Fprintf(w, "dry run: service %s would be built from %s as %s\n", svc.Name, r.contextDir, spec.Image)
 			continue

@@ -3,11 +3,13 @@ package cli
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
 )
@@ -137,5 +139,57 @@ func TestApplyBuildContextGone(t *testing.T) {
 	defer f.mu.Unlock()
 	if len(f.applyReqs) != 0 {
 		t.Errorf("applied %v", f.applyReqs)
+	}
+}
+
+func TestApplyBuildInlineDockerfileAndSecrets(t *testing.T) {
+	dir := writeTree(t, map[string]string{
+		"compose.yaml": `
+name: shop
+services:
+  web:
+    build:
+      context: .
+      dockerfile_inline: |
+        FROM scratch
+        RUN --mount=type=secret,id=npm true
+      secrets:
+        - source: npm_token
+          target: npm
+        - token
+secrets:
+  npm_token: {environment: NPM_TOKEN}
+  token: {file: ./token.txt}
+`,
+		"token.txt":  "file-token",
+		"index.html": "hi",
+	})
+	t.Setenv("NPM_TOKEN", "env-token")
+	f := &buildFake{fakeCluster: &fakeCluster{applyResp: &berthv1.ApplyResponse{}}}
+	cfg := serve(t, f)
+	r := mustRun(t, cfg, "apply", "-f", filepath.Join(dir, "compose.yaml"), "--progress", "plain", "--diff")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.headers) != 1 || len(f.applyReqs) != 1 {
+		t.Fatalf("%d builds and %d applies, want one each", len(f.headers), len(f.applyReqs))
+	}
+	h := f.headers[0]
+	if string(h.DockerfileContent) != "FROM scratch\nRUN --mount=type=secret,id=npm true\n" || h.Dockerfile != "" {
+		t.Errorf("header Dockerfile %q, content %q; want the inline one as content", h.Dockerfile, h.DockerfileContent)
+	}
+	want := []*berthv1.BuildSecret{{Id: "npm", Data: []byte("env-token")}, {Id: "token", Data: []byte("file-token")}}
+	if len(h.Secrets) != len(want) || !proto.Equal(h.Secrets[0], want[0]) || !proto.Equal(h.Secrets[1], want[1]) {
+		t.Errorf("header secrets = %v, want %v", h.Secrets, want)
+	}
+	req := f.applyReqs[0]
+	if len(req.Secrets) != 0 {
+		t.Errorf("Apply sends secrets %v that only the build uses", req.Secrets)
+	}
+	b := req.Services[0].GetSpec().GetBuild()
+	if !slices.Equal(b.GetSecrets(), []string{"npm", "token"}) {
+		t.Errorf("build spec secrets = %v, want their ids", b.GetSecrets())
+	}
+	if text := req.String() + r.stdout + r.stderr; strings.Contains(text, "env-token") || strings.Contains(text, "file-token") {
+		t.Errorf("a build secret's data is in the apply request or the output:\n%s", text)
 	}
 }

@@ -152,9 +152,38 @@ func diffSpecs(cur, next *berthv1.ServiceSpec) []diffLine {
 		next.ImageDigest = cur.ImageDigest
 	}
 	revision.KeepRestarts(next, cur)
+	keepFileVersions(next.Secrets, cur.Secrets)
+	keepFileVersions(next.Configs, cur.Configs)
 	var out []diffLine
 	diffMessage("", cur.ProtoReflect(), next.ProtoReflect(), &out)
 	return out
+}
+
+// keepFileVersions gives the secrets or configs of a spec converted from
+// Compose the version and digest of the stored spec's references of the
+// same name: the server fills them when it applies, from the data it
+// holds, and the CLI cannot tell a change of data from here.
+func keepFileVersions(next, cur []*berthv1.FileReference) {
+	for _, r := range next {
+		if r.GetVersion() != 0 || r.GetDigest() != "" {
+			continue
+		}
+		for _, c := range cur {
+			if c.GetName() == r.GetName() {
+				r.Version, r.Digest = c.GetVersion(), c.GetDigest()
+				break
+			}
+		}
+	}
+}
+
+// fileReference is the message a secret's or config's use is.
+var fileReference = (&berthv1.FileReference{}).ProtoReflect().Descriptor()
+
+// octalFields are numbers that are file modes, shown in octal.
+var octalFields = map[protoreflect.FullName]bool{
+	fileReference.Fields().ByName("mode").FullName():                                        true,
+	(&berthv1.Mount{}).ProtoReflect().Descriptor().Fields().ByName("tmpfs_mode").FullName(): true,
 }
 
 // diffMessage appends the differences between a and b, messages of one
@@ -175,6 +204,8 @@ func diffMessage(prefix string, a, b protoreflect.Message, out *[]diffLine) {
 			diffMap(path, f, a.Get(f).Map(), b.Get(f).Map(), out)
 		case f.IsList() && prefix == "" && name == "env":
 			diffEnv(path, a.Get(f).List(), b.Get(f).List(), out)
+		case f.IsList() && f.Message() == fileReference:
+			diffFileRefs(path, f, a.Get(f).List(), b.Get(f).List(), out)
 		case f.IsList():
 			diffList(path, f, a.Get(f).List(), b.Get(f).List(), argvFields[name], out)
 		case f.Message() != nil && !isScalarMessage(f.Message()):
@@ -259,6 +290,61 @@ func diffEnv(path string, a, b protoreflect.List, out *[]diffLine) {
 			*out = append(*out, diffLine{op: '~', path: p, old: strconv.Quote(va), new: strconv.Quote(vb)})
 		}
 	}
+}
+
+// diffFileRefs compares uses of secrets or configs by name (by name and
+// target when a name is used twice): one used in both shows each field
+// that changes, "~ secrets.shop_pw.mode: 0444 → 0400"; one added or
+// removed shows as its name, version and digest.
+func diffFileRefs(path string, f protoreflect.FieldDescriptor, a, b protoreflect.List, out *[]diffLine) {
+	twice := map[string]bool{}
+	for _, l := range []protoreflect.List{a, b} {
+		seen := map[string]bool{}
+		for i := range l.Len() {
+			name := fileRefName(l.Get(i))
+			twice[name] = twice[name] || seen[name]
+			seen[name] = true
+		}
+	}
+	ka, kb := fileRefKeys(a, twice), fileRefKeys(b, twice)
+	for i := range a.Len() {
+		if _, ok := kb.index[ka.keys[i]]; !ok {
+			*out = append(*out, diffLine{op: '-', path: path, old: formatValue(f, a.Get(i))})
+		}
+	}
+	for i := range b.Len() {
+		j, ok := ka.index[kb.keys[i]]
+		if !ok {
+			*out = append(*out, diffLine{op: '+', path: path, new: formatValue(f, b.Get(i))})
+			continue
+		}
+		diffMessage(path+"."+kb.keys[i]+".", a.Get(j).Message(), b.Get(i).Message(), out)
+	}
+}
+
+// fileRefKeyed are the keys that tell a list's references apart.
+type fileRefKeyed struct {
+	keys  []string
+	index map[string]int
+}
+
+// fileRefKeys keys a list's references by name, and by name and target
+// for the names twice says are used twice.
+func fileRefKeys(l protoreflect.List, twice map[string]bool) fileRefKeyed {
+	k := fileRefKeyed{index: map[string]int{}}
+	for i := range l.Len() {
+		key := fileRefName(l.Get(i))
+		if twice[key] {
+			key += "[" + l.Get(i).Message().Interface().(*berthv1.FileReference).GetTarget() + "]"
+		}
+		k.keys = append(k.keys, key)
+		k.index[key] = i
+	}
+	return k
+}
+
+func fileRefName(v protoreflect.Value) string {
+	return v.Message().Interface().(*berthv1.FileReference).GetName()
 }
 
 // diffList shows the items removed from a and added to b; a list whose
@@ -365,7 +451,7 @@ func formatValue(f protoreflect.FieldDescriptor, v protoreflect.Value) string {
 		fields := m.Descriptor().Fields()
 		for i := range fields.Len() {
 			sf := fields.Get(i)
-			if !m.Has(sf) {
+			if !m.Has(sf) || (f.Message() == fileReference && !fileRefSummary[sf.Name()]) {
 				continue
 			}
 			var s string
@@ -381,8 +467,15 @@ func formatValue(f protoreflect.FieldDescriptor, v protoreflect.Value) string {
 		}
 		return "{" + strings.Join(parts, ", ") + "}"
 	}
+	if octalFields[f.FullName()] {
+		return fmt.Sprintf("0%o", v.Uint())
+	}
 	return v.String()
 }
+
+// fileRefSummary are the fields a secret's or config's use shows as a
+// whole: what it is, never more.
+var fileRefSummary = map[protoreflect.Name]bool{"name": true, "version": true, "digest": true}
 
 // enumName is an enum value's name without its type's prefix, in lower
 // case: SERVICE_MODE_GLOBAL is "global".

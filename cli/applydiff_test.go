@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -78,6 +79,66 @@ func TestDiffSpecs(t *testing.T) {
 			tt.change(next)
 			var got []string
 			for _, l := range diffSpecs(stored(diffBase()), next) {
+				got = append(got, l.String())
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("diff:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tt.want, "\n"))
+			}
+		})
+	}
+}
+
+func TestDiffFileReferences(t *testing.T) {
+	base := func() *berthv1.ServiceSpec {
+		s := diffBase()
+		s.Secrets = []*berthv1.FileReference{{Name: "shop_pw", Target: "/run/secrets/pw"}, {Name: "shop_key", Target: "/run/secrets/key"}}
+		s.Configs = []*berthv1.FileReference{{Name: "shop_cfg", Target: "/cfg"}}
+		return s
+	}
+	// The server gave the stored references a version and a digest.
+	cur := stored(base())
+	for i, r := range append(cur.Secrets, cur.Configs...) {
+		r.Version, r.Digest = uint64(i+1), fmt.Sprintf("hmac-sha256:%02d", i+1)
+	}
+	tests := []struct {
+		name   string
+		change func(*berthv1.ServiceSpec)
+		want   []string
+	}{
+		{"unchanged: the stored versions are kept", func(*berthv1.ServiceSpec) {}, nil},
+		{"mode and target change by name", func(s *berthv1.ServiceSpec) {
+			s.Secrets[0].Mode = 0o400
+			s.Configs[0].Target = "/etc/cfg"
+		}, []string{
+			"~ secrets.shop_pw.mode: 0444 → 0400",
+			`~ configs.shop_cfg.target: "/cfg" → "/etc/cfg"`,
+		}},
+		{"added and removed show name, version and digest only", func(s *berthv1.ServiceSpec) {
+			s.Secrets = []*berthv1.FileReference{{Name: "shop_pw", Target: "/run/secrets/pw"}, {Name: "shop_new", Target: "/run/secrets/new", Uid: 7}}
+		}, []string{
+			`- secrets: {name: "shop_key", version: 2, digest: "hmac-sha256:02"}`,
+			`+ secrets: {name: "shop_new"}`,
+		}},
+		{"one secret at two targets", func(s *berthv1.ServiceSpec) {
+			s.Secrets = append(s.Secrets, &berthv1.FileReference{Name: "shop_pw", Target: "/etc/pw"})
+		}, []string{
+			// The server gives it the version it holds.
+			`+ secrets: {name: "shop_pw", version: 1, digest: "hmac-sha256:01"}`,
+		}},
+		{"one secret at two targets, one changed", func(s *berthv1.ServiceSpec) {
+			s.Secrets = append(s.Secrets, &berthv1.FileReference{Name: "shop_pw", Target: "/etc/pw"})
+			s.Secrets[0].Uid = 5
+		}, []string{
+			"+ secrets.shop_pw[/run/secrets/pw].uid: 5",
+			`+ secrets: {name: "shop_pw", version: 1, digest: "hmac-sha256:01"}`,
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			next := base()
+			tt.change(next)
+			var got []string
+			for _, l := range diffSpecs(cur, next) {
 				got = append(got, l.String())
 			}
 			if !slices.Equal(got, tt.want) {

@@ -38,6 +38,8 @@ type buildRequest struct {
 	// node is the node to build on (name or ID); empty lets the server
 	// pick.
 	node string
+	// secrets are BuildKit's secret mounts, with their data.
+	secrets []*berthv1.BuildSecret
 }
 
 // header checks the request against the files and returns the header to
@@ -62,6 +64,7 @@ func (r buildRequest) header() (header *berthv1.BuildHeader, keep string, err er
 		Target:    r.target,
 		NoCache:   r.noCache,
 		Node:      r.node,
+		Secrets:   r.secrets,
 	}
 	if r.dockerfileContent != nil {
 		header.DockerfileContent = r.dockerfileContent

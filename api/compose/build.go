@@ -22,7 +22,9 @@ func defaultBuildImage(app, service string) string {
 // convertBuild maps a service's build: onto a BuildSpec. The context is
 // kept relative to the project directory (the loader made it absolute), so
 // the spec does not change with where the project is checked out; the
-// Dockerfile stays relative to the context, as Compose reads it.
+// Dockerfile stays relative to the context, as Compose reads it; an
+// inline one (dockerfile_inline) is kept as it is. Build secrets are set
+// by the caller, which reads their data.
 func convertBuild(svc types.ServiceConfig, projectDir string) (*berthv1.BuildSpec, validation.Errors) {
 	b := svc.Build
 	if b == nil {
@@ -44,10 +46,10 @@ func convertBuild(svc types.ServiceConfig, projectDir string) (*berthv1.BuildSpe
 			ctx = filepath.ToSlash(rel)
 		}
 	}
-	if b.Dockerfile == "" && b.DockerfileInline != "" {
-		fail("build.dockerfile_inline", "an inline Dockerfile is not supported yet; write it to a file and name it with build.dockerfile")
+	spec := &berthv1.BuildSpec{Context: ctx, Dockerfile: b.Dockerfile, Target: b.Target, DockerfileInline: b.DockerfileInline}
+	if spec.DockerfileInline != "" && spec.Dockerfile != "" {
+		fail("build.dockerfile_inline", "the Dockerfile is given twice; set only one of dockerfile and dockerfile_inline")
 	}
-	spec := &berthv1.BuildSpec{Context: ctx, Dockerfile: b.Dockerfile, Target: b.Target}
 	for k, v := range b.Args {
 		// An argument without a value takes it from the environment when
 		// the file is loaded; one still unset is left out, so the
@@ -61,4 +63,26 @@ func convertBuild(svc types.ServiceConfig, projectDir string) (*berthv1.BuildSpe
 		spec.Args[k] = *v
 	}
 	return spec, errs
+}
+
+// addBuild converts a service's build: into its spec (c), naming its
+// image after the app when it names none, and keeps the data of its build
+// secrets in p.BuildSecrets.
+func (p *Project) addBuild(c *converted, svc types.ServiceConfig, st *storage, projectDir string) {
+	build, errs := convertBuild(svc, projectDir)
+	if build == nil {
+		return
+	}
+	c.spec.Build, c.errs = build, append(c.errs, errs...)
+	if c.spec.Image == "" {
+		c.spec.Image = defaultBuildImage(p.App, svc.Name)
+	}
+	ids, data, errs := buildSecrets(svc, st)
+	c.spec.Build.Secrets, c.errs = ids, append(c.errs, errs...)
+	if len(data) > 0 {
+		if p.BuildSecrets == nil {
+			p.BuildSecrets = map[string][]*berthv1.BuildSecret{}
+		}
+		p.BuildSecrets[svc.Name] = data
+	}
 }

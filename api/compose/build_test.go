@@ -96,7 +96,7 @@ func TestLoadBuildErrors(t *testing.T) {
 	}{
 		{"missing context", "services:\n  web:\n    build: ./nope\n", `compose.yaml:3: service "web": build.context: `},
 		{"remote context", "services:\n  web:\n    build: https://example.invalid/repo.git\n", "is not a local directory"},
-		{"inline Dockerfile", "services:\n  web:\n    build:\n      context: .\n      dockerfile_inline: FROM scratch\n", "build.dockerfile_inline: an inline Dockerfile is not supported yet"},
+		{"Dockerfile given twice", "services:\n  web:\n    build:\n      context: .\n      dockerfile: Dockerfile\n      dockerfile_inline: FROM scratch\n", "build.dockerfile_inline: the Dockerfile is given twice; set only one of dockerfile and dockerfile_inline"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -20,7 +20,8 @@ const BytesFile = "compose.yaml"
 // dashboard). opts.Files is ignored; a nil opts.Environment means an empty
 // one, so that a server never interpolates its own environment. Without a
 // project name in opts or the file, the app is named "app". The project has
-// no directory: build contexts are not usable.
+// no directory: build contexts are not usable, and secrets and configs
+// cannot come from files (file:), which would be the caller's own.
 func LoadBytes(ctx context.Context, content []byte, opts Options) (*Project, error) {
 	tmp, err := os.MkdirTemp("", "berth-compose-")
 	if err != nil {
@@ -37,6 +38,7 @@ func LoadBytes(ctx context.Context, content []byte, opts Options) (*Project, err
 		return nil, fmt.Errorf("compose: writing the file to %s: %w", dir, err)
 	}
 	opts.Files = []string{path}
+	opts.noFiles = true
 	if opts.Environment == nil {
 		opts.Environment = map[string]string{}
 	}

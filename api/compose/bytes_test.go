@@ -22,6 +22,11 @@ func TestLoadBytes(t *testing.T) {
 		{name: "project option", content: "services:\n  web:\n    image: busybox\n", opts: Options{Project: "blog"}, wantApp: "blog"},
 		{name: "server environment unused", content: "services:\n  web:\n    image: ${HOME:-busybox}\n", wantApp: "app"},
 		{name: "invalid", content: "services:\n  web:\n    ports: [\"x\"]\n", wantErr: BytesFile},
+		{name: "external secret", content: "services:\n  web:\n    image: busybox\n    secrets: [pw]\nsecrets:\n  pw: {external: true}\n", wantApp: "app"},
+		{name: "no secret from a file of the server", content: "services:\n  web:\n    image: busybox\nsecrets:\n  pw: {file: /etc/hostname}\n",
+			wantErr: `compose.yaml:5: secrets.pw.file: secret "pw": a file cannot be read from here`},
+		{name: "no config from a file of the server", content: "services:\n  web:\n    image: busybox\nconfigs:\n  c: {file: /etc/hostname}\n",
+			wantErr: `configs.c.file: config "c": a file cannot be read from here`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

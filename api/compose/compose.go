@@ -38,6 +38,11 @@ type Options struct {
 	// Nil means the process environment. Either way .env in the project
 	// directory is read too, without overriding it.
 	Environment map[string]string
+
+	// noFiles refuses the files of secrets and configs (file:): the
+	// Compose file came as text to a server, whose own files are not the
+	// user's.
+	noFiles bool
 }
 
 // Project is a loaded Compose project.
@@ -53,6 +58,19 @@ type Project struct {
 	// named "<app>_<key>", or the file's name:, or an external network's
 	// own name. Apply takes them as they are.
 	Networks []*berthv1.AppNetwork
+	// Volumes, Secrets and Configs are the volumes, secrets and configs
+	// the file defines, sorted by key and named as networks are. A
+	// secret's or config's Data is what its file:, environment: or (for
+	// a config) content: holds; an external one has none. A secret that
+	// only builds use (build.secrets) is left out: its data goes to the
+	// builds alone. Apply takes them as they are.
+	Volumes []*berthv1.AppVolume
+	Secrets []*berthv1.AppFile
+	Configs []*berthv1.AppFile
+	// BuildSecrets are the build secrets of each service that builds, by
+	// service name, with their data: the ids are in Spec.Build.Secrets,
+	// the data only here.
+	BuildSecrets map[string][]*berthv1.BuildSecret
 	// Dir is the project directory: the build contexts of the services'
 	// specs (Spec.Build.Context) are relative to it.
 	Dir string
@@ -92,9 +110,10 @@ func Load(ctx context.Context, opts Options) (*Project, error) {
 		cli.WithDotEnv,
 		cli.WithDefaultProfiles(opts.Profiles...),
 		cli.WithLoadOptions(check.option()),
-		// The consistency check stops at the first problem, and nearly all
-		// it checks (networks, volumes, build) Berth ignores with a warning;
-		// ValidateSpec and ValidateDependencies report the rest, all at once.
+		// The consistency check stops at the first problem; the conversion,
+		// ValidateSpec and ValidateDependencies report what it checks
+		// (undefined networks, volumes, secrets and configs, and more), all
+		// at once.
 		cli.WithConsistency(false),
 	)
 	if err != nil {
@@ -124,8 +143,8 @@ func Load(ctx context.Context, opts Options) (*Project, error) {
 	if err := validation.ValidateName("app", p.App); err != nil {
 		errs = append(errs, validation.FieldError{File: srcs.main(), Field: "name", Reason: err.Error() + "; set name: in the file or pass a project name"})
 	}
-	var netErrs validation.Errors
-	p.Networks, netErrs = convertNetworks(loaded.Networks)
+	var topErrs validation.Errors
+	p.Networks, topErrs = convertNetworks(loaded.Networks)
 	keys := networkKeys(p.Networks)
 	locate := func(fe validation.FieldError) validation.FieldError {
 		if fe.Service == "" {
@@ -136,37 +155,31 @@ func Load(ctx context.Context, opts Options) (*Project, error) {
 		fe.File, fe.Line = srcs.locateServiceField(fe.Service, fe.Field)
 		return fe
 	}
-	for _, fe := range netErrs {
+	st, stErrs := readStorage(loaded, opts.noFiles)
+	p.Volumes = st.volumes
+	for _, fe := range append(topErrs, stErrs...) {
 		errs = append(errs, locate(fe))
 	}
 	keep := make(map[string]bool, len(loaded.Services))
 	for _, name := range slices.Sorted(maps.Keys(loaded.Services)) {
 		keep[name] = true
-		err := validation.ValidateName("service", name)
-		if err == nil {
-			err = validation.ValidateDNSLabel("service name", name)
-		}
-		if err != nil {
+		if err := validation.ValidateServiceName(name); err != nil {
 			file, line := srcs.locate("services", name)
 			errs = append(errs, validation.FieldError{File: file, Line: line, Service: name, Reason: err.Error()})
 			continue
 		}
-		c := convertService(loaded.Services[name])
-		nets, netErrs := serviceNetworks(loaded.Services[name], loaded.Networks)
+		svc := loaded.Services[name]
+		c := convertService(svc)
+		nets, netErrs := serviceNetworks(svc, loaded.Networks)
 		c.spec.Networks, c.errs = nets, append(c.errs, netErrs...)
-		build, buildErrs := convertBuild(loaded.Services[name], loaded.WorkingDir)
-		if build != nil {
-			c.spec.Build, c.errs = build, append(c.errs, buildErrs...)
-			if c.spec.Image == "" {
-				c.spec.Image = defaultBuildImage(p.App, name)
-			}
-		}
-		deps, depErrs := dependencies(loaded.Services[name], loaded)
+		c.convertStorage(svc, st)
+		p.addBuild(&c, svc, st, loaded.WorkingDir)
+		deps, depErrs := dependencies(svc, loaded)
 		c.spec.DependsOn, c.errs = deps, append(c.errs, depErrs...)
 		validation.Normalize(c.spec)
 		problems := append(c.errs, validation.ValidateSpec(name, c.spec)...)
 		for _, fe := range problems {
-			errs = append(errs, locate(fe))
+			errs = append(errs, locate(mountProblem(fe, c.mountFields)))
 		}
 		for _, key := range c.overridden {
 			file, _ := srcs.locate("services", name, key)
@@ -178,12 +191,14 @@ func Load(ctx context.Context, opts Options) (*Project, error) {
 		fe.File, fe.Line = srcs.locate(fieldPath(fe.Service, fe.Field)...)
 		errs = append(errs, fe)
 	}
+	errs = append(errs, locateAll(validation.ValidateServiceNames(slices.Sorted(maps.Keys(keep))), locate)...)
+	p.Secrets, p.Configs = st.appFiles()
 	if len(errs) == 0 {
-		// On converted networks only: a network that failed to convert
-		// would be reported again as undefined.
-		for _, fe := range validation.ValidateNetworks(p.App, p.Networks, p.Services) {
-			errs = append(errs, locate(fe))
-		}
+		// On converted networks, volumes, secrets and configs only: one
+		// that failed to convert would be reported again as undefined.
+		errs = append(errs, locateAll(validation.ValidateNetworks(p.App, p.Networks, p.Services), locate)...)
+		req := &berthv1.ApplyRequest{Services: p.Services, Volumes: p.Volumes, Secrets: p.Secrets, Configs: p.Configs}
+		errs = append(errs, locateAll(validation.ValidateStorage(req), locate)...)
 	}
 	if len(errs) > 0 {
 		return nil, errs

@@ -293,7 +293,7 @@ services:
   debug:
     image: busybox
     profiles: [debug]
-    privileged: true
+    cpu_shares: 512
   api:
     image: busybox
 `}
@@ -345,11 +345,18 @@ services:
   web:
     image: busybox
     restart: always
-    volumes: ["data:/data"]
+    volumes:
+      - "data:/data"
+      - type: bind
+        source: ./site
+        target: /site
+        bind: {create_host_path: false}
+    secrets: [token]
     networks: [back]
     depends_on: [db]
     cap_add: [NET_ADMIN]
     privileged: true
+    cpu_shares: 512
     x-custom: ignored
     deploy:
       labels: {a: b}
@@ -372,8 +379,8 @@ networks:
 volumes:
   data: {}
 secrets:
-  token: {file: ./token}
-`})
+  token: {file: ./token, template_driver: golang}
+`, "token": "t0k3n"})
 	t.Chdir(dir)
 	t.Setenv("COMPOSE_FILE", "")
 	p, err := Load(context.Background(), Options{Environment: map[string]string{}})
@@ -382,16 +389,13 @@ secrets:
 	}
 	want := []string{
 		`compose.yaml: service "web": restart is overridden by deploy.restart_policy and is ignored`,
-		`compose.yaml: secrets is not supported yet and is ignored`,
+		`compose.yaml: secrets.token.template_driver is not supported yet and is ignored`,
 		`compose.yaml: service "db": build.labels is not supported yet and is ignored`,
-		`compose.yaml: service "web": cap_add is not supported yet and is ignored`,
+		`compose.yaml: service "web": cpu_shares is not supported yet and is ignored`,
 		`compose.yaml: service "web": deploy.labels is not supported yet and is ignored`,
-		`compose.yaml: service "web": deploy.resources.limits.pids is not supported yet and is ignored`,
 		`compose.yaml: service "web": ports[].app_protocol is not supported yet and is ignored`,
 		`compose.yaml: service "web": ports[].name is not supported yet and is ignored`,
-		`compose.yaml: service "web": privileged is not supported yet and is ignored`,
-		`compose.yaml: service "web": volumes is not supported yet and is ignored`,
-		`compose.yaml: volumes is not supported yet and is ignored`,
+		`compose.yaml: service "web": volumes[].bind is not supported yet and is ignored`,
 	}
 	if !slices.Equal(p.Warnings, want) {
 		t.Errorf("Warnings =\n%s\nwant\n%s", strings.Join(p.Warnings, "\n"), strings.Join(want, "\n"))
@@ -438,9 +442,9 @@ func TestLoadErrors(t *testing.T) {
 			want:  []string{`compose.yaml:6: service "web": ports[0].published: 70000 is out of range 1-65535`},
 		},
 		{
-			name:  "published range for one port",
-			files: map[string]string{"compose.yaml": "services:\n  web:\n    image: busybox\n    ports: [\"8000-8010:80\"]\n"},
-			want:  []string{`service "web": ports[0].published: the range 8000-8010 for container port 80 is not supported`},
+			name:  "range of host ports smaller than the replicas",
+			files: map[string]string{"compose.yaml": "services:\n  web:\n    image: busybox\n    ports: [\"8000-8001:80\"]\n    deploy: {replicas: 3}\n"},
+			want:  []string{`compose.yaml:4: service "web": ports[0].published: the range 8000-8001 has 2 ports for 3 replicas`},
 		},
 		{
 			name:  "duplicate published port",
@@ -465,9 +469,9 @@ func TestLoadErrors(t *testing.T) {
 		},
 		{
 			name:  "several problems at once",
-			files: map[string]string{"compose.yaml": "services:\n  web:\n    image: busybox\n    restart: sometimes\n    stop_signal: SIGNOPE\n  Api:\n    image: busybox\n"},
+			files: map[string]string{"compose.yaml": "services:\n  web:\n    image: busybox\n    restart: sometimes\n    stop_signal: SIGNOPE\n  my_api:\n    image: busybox\n"},
 			want: []string{
-				`compose.yaml:6: service "Api": invalid service name "Api"`,
+				`compose.yaml:6: service "my_api": service name "my_api" is not a valid DNS name`,
 				`compose.yaml:4: service "web": restart: unknown restart policy "sometimes"`,
 				`compose.yaml:5: service "web": stop_signal: unknown signal "SIGNOPE"`,
 			},

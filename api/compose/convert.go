@@ -22,6 +22,8 @@ type converted struct {
 	errs validation.Errors
 	// overridden names keys set but superseded by another key.
 	overridden []string
+	// mountFields are the Compose fields of spec.Mounts, by index.
+	mountFields []string
 }
 
 // convertService maps the supported keys of a loaded Compose service onto
@@ -53,9 +55,14 @@ func convertService(svc types.ServiceConfig) converted {
 		if port.Mode, err = publishMode(p.Mode); err != nil {
 			fail(fmt.Sprintf("ports[%d].mode", i), err.Error())
 		}
+		if port.PublishedEnd != 0 {
+			// compose-go says ingress when the file says nothing.
+			port.Mode = berthv1.PublishMode_PUBLISH_MODE_HOST
+		}
 		c.spec.Ports = append(c.spec.Ports, port)
 	}
 	c.convertEndpoint(svc)
+	c.convertContainer(svc)
 	if svc.Scale != nil {
 		c.setReplicas(svc.Name, "scale", *svc.Scale)
 	}
@@ -204,23 +211,26 @@ func milliCPUs(n types.NanoCPUs) int64 {
 }
 
 // convertPort maps one (already expanded) port. The loader keeps the
-// published side as text: a single port, or a range for a single container
-// port, from which Compose picks any free port; Berth needs one port.
+// published side as text: a single port, or a range of host ports for a
+// single container port ("6005-6015:80"), as Swarm stack files give
+// replicas in host mode: each task takes a free port of the range on its
+// node. A range is published in host mode whatever the file says.
 func convertPort(p types.ServicePortConfig) (*berthv1.PortSpec, error) {
 	port := &berthv1.PortSpec{Target: p.Target, Protocol: strings.ToLower(p.Protocol), HostIp: p.HostIP}
-	published := p.Published
-	if lo, hi, isRange := strings.Cut(published, "-"); isRange {
-		if lo != hi {
-			return nil, fmt.Errorf("the range %s for container port %d is not supported; publish one port (like %s:%d), or map a range onto a range of the same size (like 8000-8001:80-81)", published, p.Target, lo, p.Target)
-		}
-		published = lo
-	}
+	published, end, isRange := strings.Cut(p.Published, "-")
 	if published != "" {
 		n, err := strconv.ParseUint(published, 10, 32)
 		if err != nil {
 			return nil, fmt.Errorf("%q is not a port number", p.Published)
 		}
 		port.Published = uint32(n)
+	}
+	if isRange && end != published {
+		n, err := strconv.ParseUint(end, 10, 32)
+		if err != nil || published == "" {
+			return nil, fmt.Errorf("%q is not a range of ports, like 6005-6015", p.Published)
+		}
+		port.PublishedEnd = uint32(n)
 	}
 	return port, nil
 }

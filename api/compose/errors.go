@@ -71,6 +71,9 @@ func decodeErrors(msg string, srcs sources) validation.Errors {
 	var errs validation.Errors
 	for _, m := range decodeErrorRE.FindAllStringSubmatch(msg, -1) {
 		fe := validation.FieldError{Service: m[1], Field: m[2], Reason: "invalid value: " + m[3]}
+		if strings.HasSuffix(fe.Field, ".mode") {
+			fe.Reason += "; give permission bits in octal, like 0440"
+		}
 		fe.File, fe.Line = srcs.locate(fieldPath(fe.Service, fe.Field)...)
 		errs = append(errs, fe)
 	}

@@ -153,7 +153,6 @@ networks:
 		"networks.back.enable_ipv6 is not supported yet and is ignored",
 		"networks.back.ipam.config[].gateway is not supported yet and is ignored",
 		"networks.back.ipam.driver is not supported yet and is ignored",
-		`service "web": network_mode is not supported yet and is ignored`,
 	}
 	if len(p.Warnings) != len(want) {
 		t.Fatalf("Warnings =\n%s\nwant\n%s", strings.Join(p.Warnings, "\n"), strings.Join(want, "\n"))
@@ -163,10 +162,12 @@ networks:
 			t.Errorf("Warnings[%d] = %q, want %q", i, p.Warnings[i], w)
 		}
 	}
-	// network_mode leaves the service without networks: apply puts it on
-	// the app's default network.
+	// network_mode leaves the service without networks.
 	if nets := p.Services[0].GetSpec().GetNetworks(); len(nets) != 0 {
 		t.Errorf("networks of web = %v, want none", nets)
+	}
+	if mode := p.Services[0].GetSpec().GetContainer().GetNetworkMode(); mode != "host" {
+		t.Errorf("network mode of web = %q, want host", mode)
 	}
 }
 

@@ -21,9 +21,12 @@ var supported = []tree.Path{
 	"include", "include.[].path", "include.[].env_file", "include.[].project_directory",
 	"services.*.image",
 	// build: is built by the CLI at apply; the other build keys are not
-	// passed to the builder yet.
+	// passed to the builder yet. A build secret's uid, gid and mode mean
+	// nothing to BuildKit's secret mounts.
 	"services.*.build", "services.*.build.context", "services.*.build.dockerfile",
 	"services.*.build.args", "services.*.build.args.*", "services.*.build.target",
+	"services.*.build.dockerfile_inline",
+	"services.*.build.secrets", "services.*.build.secrets.[].source", "services.*.build.secrets.[].target",
 	"services.*.command",
 	"services.*.entrypoint",
 	"services.*.environment", "services.*.environment.*",
@@ -83,6 +86,58 @@ var supported = []tree.Path{
 	"networks.*.external", "networks.*.internal",
 	"networks.*.labels", "networks.*.labels.*",
 	"networks.*.ipam", "networks.*.ipam.config", "networks.*.ipam.config.[].subnet",
+	// Volumes: only the local driver; driver_opts are refused. A bind
+	// mount's options (create_host_path, propagation, selinux) and
+	// consistency are not honoured.
+	"volumes", "volumes.*", "volumes.*.name", "volumes.*.driver", "volumes.*.driver_opts", "volumes.*.driver_opts.*",
+	"volumes.*.external", "volumes.*.labels", "volumes.*.labels.*",
+	"services.*.volumes", "services.*.volumes.[].type", "services.*.volumes.[].source",
+	"services.*.volumes.[].target", "services.*.volumes.[].read_only", "services.*.volumes.[].bind",
+	"services.*.volumes.[].volume", "services.*.volumes.[].volume.nocopy", "services.*.volumes.[].volume.subpath",
+	"services.*.volumes.[].tmpfs", "services.*.volumes.[].tmpfs.size", "services.*.volumes.[].tmpfs.mode",
+	"services.*.tmpfs",
+	// Secrets and configs: driver and template_driver are not honoured.
+	"secrets", "secrets.*", "secrets.*.name", "secrets.*.file", "secrets.*.environment", "secrets.*.external",
+	"secrets.*.labels", "secrets.*.labels.*",
+	"configs", "configs.*", "configs.*.name", "configs.*.file", "configs.*.environment", "configs.*.content",
+	"configs.*.external", "configs.*.labels", "configs.*.labels.*",
+	"services.*.secrets", "services.*.secrets.[].source", "services.*.secrets.[].target",
+	"services.*.secrets.[].uid", "services.*.secrets.[].gid", "services.*.secrets.[].mode",
+	"services.*.configs", "services.*.configs.[].source", "services.*.configs.[].target",
+	"services.*.configs.[].uid", "services.*.configs.[].gid", "services.*.configs.[].mode",
+	// Container options. pid, ipc and network_mode take host (or their
+	// default); security_opt takes no-new-privileges and seccomp's
+	// unconfined and default.
+	"services.*.init",
+	"services.*.cap_add", "services.*.cap_drop",
+	"services.*.sysctls", "services.*.sysctls.*",
+	"services.*.ulimits", "services.*.ulimits.*", "services.*.ulimits.*.soft", "services.*.ulimits.*.hard",
+	"services.*.read_only",
+	"services.*.group_add",
+	"services.*.pids_limit", "services.*.deploy.resources.limits.pids",
+	"services.*.shm_size",
+	"services.*.privileged",
+	"services.*.devices", "services.*.devices.[].source", "services.*.devices.[].target", "services.*.devices.[].permissions",
+	"services.*.pid", "services.*.ipc", "services.*.network_mode",
+	"services.*.security_opt",
+}
+
+// unsupportedValues are attributes supported lists that Berth honours
+// only with some values: Detect says when one is not honoured.
+var unsupportedValues = []loader.UnsupportedAttributePattern{
+	// The short syntax of a bind mount ("./site:/site") sets
+	// create_host_path: true, which is no more than the default; any other
+	// bind option is not honoured.
+	{Path: "services.*.volumes.[].bind", Detect: func(v any) bool {
+		m, _ := v.(map[string]any)
+		for k, opt := range m {
+			// The short syntax's default is a types.OptOut, a file's a bool.
+			if k != "create_host_path" || fmt.Sprint(opt) != "true" {
+				return true
+			}
+		}
+		return false
+	}},
 }
 
 // unsupportedCheck collects what the loader finds outside supported.
@@ -92,9 +147,15 @@ type unsupportedCheck struct {
 
 // option registers the check with the loader.
 func (c *unsupportedCheck) option() func(*loader.Options) {
-	return loader.WithSupportedAttributes(supported, func(found []loader.UnsupportedAttribute) {
+	report := func(found []loader.UnsupportedAttribute) {
 		c.findings = append(c.findings, found...)
-	})
+	}
+	values := loader.WithUnsupportedAttributesCheck(unsupportedValues, report)
+	keys := loader.WithSupportedAttributes(supported, report)
+	return func(o *loader.Options) {
+		values(o)
+		keys(o)
+	}
 }
 
 // attribute is where an unsupported key sits: in a service, or at the top

@@ -48,7 +48,7 @@ func (v *specValidator) dependencies(deps []*berthv1.Dependency) {
 		}
 		name := d.GetService()
 		field := "depends_on." + name
-		if err := ValidateName("service", name); err != nil {
+		if err := ValidateServiceName(name); err != nil {
 			v.add(fmt.Sprintf("depends_on[%d]", i), err.Error())
 			continue
 		}

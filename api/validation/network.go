@@ -308,7 +308,8 @@ func ValidateNetworks(app string, networks []*berthv1.AppNetwork, services []*be
 			}
 			for j, a := range sn.GetAliases() {
 				afield := fmt.Sprintf("%s.aliases[%d]", field, j)
-				if a != svc.GetName() && slices.Contains(members[name], a) {
+				isMember := func(m string) bool { return ServiceNameKey(m) == ServiceNameKey(a) }
+				if !isMember(svc.GetName()) && slices.ContainsFunc(members[name], isMember) {
 					errs = append(errs, FieldError{Service: svc.GetName(), Field: afield, Reason: fmt.Sprintf("alias %q is the name of another service on network %s; choose another alias", a, name)})
 					continue
 				}

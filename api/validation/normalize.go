@@ -19,7 +19,8 @@ const (
 )
 
 // Normalize fills in spec's defaults in place: replicated mode, tcp ports
-// published in ingress mode, endpoint mode vip,
+// published in ingress mode (host mode for a range of host ports),
+// endpoint mode vip,
 // stop signal SIGTERM (and canonical signal names), a 10s stop grace period,
 // and a restart policy of condition any. The restart delay stays unset
 // unless given: unset means Berth's backoff (replace at once, then wait
@@ -28,9 +29,11 @@ const (
 // values stated (no delay, pause, monitor 5s, stop-first; parallelism is
 // kept, 0 meaning all at once); an unset one stays nil, which means
 // DefaultUpdateConfig. Platform names are lowercased and aliases like
-// x86_64 become the names nodes report (amd64). It sorts env by key, and
-// depends_on by service, so equal specs compare equal. Applying it twice
-// changes nothing more.
+// x86_64 become the names nodes report (amd64), in platforms and in
+// constraints on node.platform. It sorts env by key, and
+// depends_on by service, so equal specs compare equal. Mounts, secrets,
+// configs and container options get theirs (normalizeStorage,
+// normalizeContainer). Applying it twice changes nothing more.
 // Replicas are left alone: 0 is a valid, deliberate count.
 func Normalize(spec *berthv1.ServiceSpec) {
 	if spec == nil {
@@ -47,7 +50,12 @@ func Normalize(spec *berthv1.ServiceSpec) {
 		if p.Protocol == "" {
 			p.Protocol = DefaultProtocol
 		}
-		if p.Mode == berthv1.PublishMode_PUBLISH_MODE_UNSPECIFIED {
+		switch {
+		case p.Mode != berthv1.PublishMode_PUBLISH_MODE_UNSPECIFIED:
+		case p.PublishedEnd != 0:
+			// Each task takes a port of the range on its own node.
+			p.Mode = berthv1.PublishMode_PUBLISH_MODE_HOST
+		default:
 			p.Mode = berthv1.PublishMode_PUBLISH_MODE_INGRESS
 		}
 	}
@@ -73,7 +81,10 @@ func Normalize(spec *berthv1.ServiceSpec) {
 	for _, p := range spec.GetPlacement().GetPlatforms() {
 		normalizePlatform(p)
 	}
+	normalizeConstraints(spec.GetPlacement())
 	normalizeDependencies(spec)
+	normalizeStorage(spec)
+	normalizeContainer(spec)
 	// Stable, so entries with the same key (an error ValidateSpec reports)
 	// keep their order.
 	slices.SortStableFunc(spec.Env, func(a, b string) int {

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
+	"github.com/berthproject/berth/api/constraint"
 )
 
 // Nodes report their platform as Go names it (GOOS and GOARCH), so these
@@ -115,6 +116,40 @@ func (v *specValidator) platforms(ps []*berthv1.Platform) {
 		}
 		if err := checkPlatform(p); err != nil {
 			v.add(field, err.Error())
+		}
+	}
+}
+
+// constraintPlatform returns the platform a constraint on
+// node.platform.os or node.platform.arch names, normalized; ok is false
+// for a constraint on anything else.
+func constraintPlatform(c constraint.Constraint) (p *berthv1.Platform, ok bool) {
+	switch c.Key {
+	case constraint.KeyOS:
+		p = &berthv1.Platform{Os: c.Value}
+	case constraint.KeyArch:
+		p = &berthv1.Platform{Architecture: c.Value}
+	default:
+		return nil, false
+	}
+	normalizePlatform(p)
+	return p, true
+}
+
+// normalizeConstraints writes the values of constraints on a node's
+// platform as nodes report them: lower case, x86_64 as amd64.
+func normalizeConstraints(p *berthv1.Placement) {
+	for i, expr := range p.GetConstraints() {
+		c, err := constraint.Parse(expr)
+		if err != nil {
+			continue
+		}
+		pl, ok := constraintPlatform(c)
+		if !ok {
+			continue
+		}
+		if c.Value = pl.Os + pl.Architecture; c.Value != "" {
+			p.Constraints[i] = c.String()
 		}
 	}
 }

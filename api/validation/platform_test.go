@@ -1,6 +1,7 @@
 package validation
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -51,5 +52,24 @@ func TestNormalizePlatforms(t *testing.T) {
 		if !proto.Equal(p, want[i]) {
 			t.Errorf("platform %d = %v, want %v", i, p, want[i])
 		}
+	}
+}
+
+func TestPlatformConstraints(t *testing.T) {
+	spec := &berthv1.ServiceSpec{Image: "busybox", Placement: &berthv1.Placement{Constraints: []string{
+		"node.platform.arch == x86_64", "node.platform.os!=Linux", "node.role==manager", "node.labels.arch==x86_64",
+		"node.platform.os==linx", "node.platform.arch==amd46",
+	}}}
+	checkProblems(t, ValidateSpec("web", spec), []string{
+		`deploy.placement.constraints[4]: constraint "node.platform.os==linx": unknown operating system "linx"`,
+		`deploy.placement.constraints[5]: constraint "node.platform.arch==amd46": unknown architecture "amd46"`,
+	})
+	Normalize(spec)
+	want := []string{
+		"node.platform.arch==amd64", "node.platform.os!=linux", "node.role==manager", "node.labels.arch==x86_64",
+		"node.platform.os==linx", "node.platform.arch==amd46",
+	}
+	if got := spec.GetPlacement().GetConstraints(); !slices.Equal(got, want) {
+		t.Errorf("constraints after Normalize = %q, want %q", got, want)
 	}
 }

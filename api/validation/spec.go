@@ -56,10 +56,78 @@ func suggestName(name string) string {
 	return s
 }
 
+// serviceNameRE is a service name: like other names, but Compose allows
+// upper-case letters in it.
+var serviceNameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_-]*$`)
+
+// ValidateServiceName checks a service's name: 1 to 63 letters (of
+// either case, as Compose allows), digits and '-', starting and ending
+// with a letter or digit, so that other services can look it up by DNS,
+// where case does not count (ServiceNameKey).
+func ValidateServiceName(name string) error {
+	if err := validateServiceChars(name); err != nil {
+		return err
+	}
+	return validateServiceDNS(name)
+}
+
+// validateServiceChars is ValidateName for a service: the characters any
+// name may hold, and upper-case letters.
+func validateServiceChars(name string) error {
+	if name == "" {
+		return fmt.Errorf("service name is empty; give a name of letters, digits and '-'")
+	}
+	if len(name) <= maxNameLength && serviceNameRE.MatchString(name) {
+		return nil
+	}
+	msg := fmt.Sprintf("invalid service name %q: use at most %d letters, digits, '-' and '_', starting with a letter or digit", name, maxNameLength)
+	if s := suggestName(name); s != "" {
+		msg += fmt.Sprintf(", for example %q", s)
+	}
+	return fmt.Errorf("%s", msg)
+}
+
+// validateServiceDNS checks that a service can be looked up by its name.
+func validateServiceDNS(name string) error {
+	if isDNSLabel(ServiceNameKey(name)) {
+		return nil
+	}
+	msg := fmt.Sprintf("service name %q is not a valid DNS name, which other services look it up by: use at most 63 letters, digits and '-', starting and ending with a letter or digit", name)
+	if s := suggestDNSLabel(name); s != "" && s != ServiceNameKey(name) {
+		msg += fmt.Sprintf(", for example %q", s)
+	}
+	return fmt.Errorf("%s", msg)
+}
+
+// ServiceNameKey is what tells service names apart: DNS names do not
+// tell case apart, so neither may two services of an app.
+func ServiceNameKey(name string) string { return strings.ToLower(name) }
+
+// ValidateServiceNames reports names that differ only in case, which
+// would be one DNS name. names are in the order problems are reported;
+// a name given twice exactly is left to the caller.
+func ValidateServiceNames(names []string) Errors {
+	var errs Errors
+	first := make(map[string]string, len(names))
+	for _, name := range names {
+		key := ServiceNameKey(name)
+		other, seen := first[key]
+		switch {
+		case !seen:
+			first[key] = name
+		case other != name:
+			errs = append(errs, FieldError{Service: name, Reason: fmt.Sprintf("the name differs from service %q only in case, and DNS names do not tell case apart; rename one of them", other)})
+		}
+	}
+	return errs
+}
+
 // ValidateApply checks a whole Apply request: the namespace and app names,
 // every service's name (present, valid as a name and as a DNS label, not
-// repeated) and spec, the services' dependencies on each other, and the
-// app's networks and the services' use of them (ValidateNetworks).
+// repeated, in any case) and spec, the services' dependencies on each
+// other, the app's networks and the services' use of them
+// (ValidateNetworks), and its volumes, secrets and configs and the
+// services' use of them (ValidateStorage).
 func ValidateApply(req *berthv1.ApplyRequest) Errors {
 	var errs Errors
 	if err := ValidateName("namespace", req.GetNamespace()); err != nil {
@@ -69,17 +137,18 @@ func ValidateApply(req *berthv1.ApplyRequest) Errors {
 		errs = append(errs, FieldError{Field: "app", Reason: err.Error()})
 	}
 	seen := make(map[string]bool, len(req.GetServices()))
+	var names []string
 	for i, svc := range req.GetServices() {
 		if svc == nil {
 			errs = append(errs, FieldError{Field: fmt.Sprintf("services[%d]", i), Reason: "service is missing"})
 			continue
 		}
 		name := svc.GetName()
-		if err := ValidateName("service", name); err != nil {
+		if err := validateServiceChars(name); err != nil {
 			errs = append(errs, FieldError{Field: fmt.Sprintf("services[%d].name", i), Reason: err.Error()})
 			continue
 		}
-		if err := ValidateDNSLabel("service name", name); err != nil {
+		if err := validateServiceDNS(name); err != nil {
 			errs = append(errs, FieldError{Service: name, Reason: err.Error()})
 		}
 		if seen[name] {
@@ -87,14 +156,17 @@ func ValidateApply(req *berthv1.ApplyRequest) Errors {
 			continue
 		}
 		seen[name] = true
+		names = append(names, name)
 		if svc.GetSpec() == nil {
 			errs = append(errs, FieldError{Service: name, Field: "spec", Reason: "spec is missing"})
 			continue
 		}
 		errs = append(errs, ValidateSpec(name, svc.GetSpec())...)
 	}
+	errs = append(errs, ValidateServiceNames(names)...)
 	errs = append(errs, ValidateDependencies(req.GetServices())...)
-	return append(errs, ValidateNetworks(req.GetApp(), req.GetNetworks(), req.GetServices())...)
+	errs = append(errs, ValidateNetworks(req.GetApp(), req.GetNetworks(), req.GetServices())...)
+	return append(errs, ValidateStorage(req)...)
 }
 
 // ValidateSpec checks one service's spec and returns every problem, with
@@ -116,7 +188,7 @@ func ValidateSpec(service string, spec *berthv1.ServiceSpec) Errors {
 			v.add("labels", "a label has an empty key")
 		}
 	}
-	v.ports(spec.GetPorts())
+	v.ports(spec)
 	switch spec.GetMode() {
 	case berthv1.ServiceMode_SERVICE_MODE_UNSPECIFIED, berthv1.ServiceMode_SERVICE_MODE_REPLICATED,
 		berthv1.ServiceMode_SERVICE_MODE_GLOBAL:
@@ -142,6 +214,8 @@ func ValidateSpec(service string, spec *berthv1.ServiceSpec) Errors {
 	v.healthCheck(spec.GetHealthcheck())
 	v.dependencies(spec.GetDependsOn())
 	v.endpoint(spec)
+	v.storage(spec)
+	v.container(spec.GetContainer())
 	return v.errs
 }
 
@@ -215,9 +289,10 @@ func (v *specValidator) env(env []string) {
 
 // binding is what a published port occupies on a node.
 type binding struct {
-	index    int
-	port     uint32
-	protocol string
+	index int
+	// port..end are the host ports, end == port for one port.
+	port, end uint32
+	protocol  string
 	// hostIP is "" for every address.
 	hostIP string
 }
@@ -225,13 +300,22 @@ type binding struct {
 // overlaps reports whether two bindings cannot both be made: a port bound
 // on every address takes it on each single address too.
 func (b binding) overlaps(o binding) bool {
-	return b.port == o.port && b.protocol == o.protocol &&
+	return b.port <= o.end && o.port <= b.end && b.protocol == o.protocol &&
 		(b.hostIP == o.hostIP || b.hostIP == "" || o.hostIP == "")
 }
 
-func (v *specValidator) ports(ports []*berthv1.PortSpec) {
+// portsText names a binding's ports with their verb: "port 8080 is",
+// "ports 6005-6015 are".
+func (b binding) portsText() string {
+	if b.end == b.port {
+		return fmt.Sprintf("port %d is", b.port)
+	}
+	return fmt.Sprintf("ports %d-%d are", b.port, b.end)
+}
+
+func (v *specValidator) ports(spec *berthv1.ServiceSpec) {
 	var bound []binding
-	for i, p := range ports {
+	for i, p := range spec.GetPorts() {
 		field := fmt.Sprintf("ports[%d]", i)
 		if p == nil {
 			v.add(field, "port is missing")
@@ -242,6 +326,10 @@ func (v *specValidator) ports(ports []*berthv1.PortSpec) {
 		}
 		if p.GetPublished() > 65535 {
 			v.add(field+".published", fmt.Sprintf("%d is out of range 1-65535 (or 0 to leave it unpublished)", p.GetPublished()))
+		}
+		end, ok := v.portRange(field, spec, p)
+		if !ok {
+			continue
 		}
 		proto := strings.ToLower(p.GetProtocol())
 		if proto == "" {
@@ -265,13 +353,46 @@ func (v *specValidator) ports(ports []*berthv1.PortSpec) {
 		if p.GetPublished() == 0 {
 			continue
 		}
-		b := binding{index: i, port: p.GetPublished(), protocol: proto, hostIP: hostIP}
+		b := binding{index: i, port: p.GetPublished(), end: end, protocol: proto, hostIP: hostIP}
 		if j := slices.IndexFunc(bound, b.overlaps); j >= 0 {
-			v.add(field+".published", fmt.Sprintf("%s port %d is already published by ports[%d]; publish each host port once", proto, b.port, bound[j].index))
+			v.add(field+".published", fmt.Sprintf("%s %s already published by ports[%d]; publish each host port once", proto, b.portsText(), bound[j].index))
 			continue
 		}
 		bound = append(bound, b)
 	}
+}
+
+// portRange checks a port's range of host ports (published_end), and
+// returns the last host port it takes: published itself when it has no
+// range. A range is for host mode, where each task takes a free port of
+// it, so it needs a port for each replica. ok is false when the port is
+// too wrong to check further.
+func (v *specValidator) portRange(field string, spec *berthv1.ServiceSpec, p *berthv1.PortSpec) (end uint32, ok bool) {
+	end = p.GetPublishedEnd()
+	if end == 0 {
+		return p.GetPublished(), true
+	}
+	lo := p.GetPublished()
+	switch {
+	case lo == 0:
+		v.add(field+".published", fmt.Sprintf("a range ending at %d needs its first port; write it as FIRST-LAST, like 6005-6015", end))
+		return 0, false
+	case end > 65535:
+		v.add(field+".published", fmt.Sprintf("the range %d-%d ends out of range 1-65535", lo, end))
+		return 0, false
+	case end < lo:
+		v.add(field+".published", fmt.Sprintf("the range %d-%d ends before it starts; write the lower port first", lo, end))
+		return 0, false
+	}
+	// Normalize makes an unset mode host for a range.
+	if m := p.GetMode(); m != berthv1.PublishMode_PUBLISH_MODE_HOST && m != berthv1.PublishMode_PUBLISH_MODE_UNSPECIFIED {
+		v.add(field+".mode", fmt.Sprintf("the range %d-%d publishes a port of each task on its node, which needs mode: host", lo, end))
+	}
+	size := uint64(end-lo) + 1
+	if spec.GetMode() != berthv1.ServiceMode_SERVICE_MODE_GLOBAL && spec.GetReplicas() > size {
+		v.add(field+".published", fmt.Sprintf("the range %d-%d has %d ports for %d replicas, and each replica takes its own port; widen the range or lower deploy.replicas", lo, end, size, spec.GetReplicas()))
+	}
+	return end, true
 }
 
 // MinMemoryLimit is the smallest memory limit a container starts with:
@@ -328,8 +449,16 @@ func (v *specValidator) placement(mode berthv1.ServiceMode, p *berthv1.Placement
 	}
 	v.platforms(p.GetPlatforms())
 	for i, c := range p.GetConstraints() {
-		if _, err := constraint.Parse(c); err != nil {
-			v.add(fmt.Sprintf("deploy.placement.constraints[%d]", i), err.Error())
+		field := fmt.Sprintf("deploy.placement.constraints[%d]", i)
+		parsed, err := constraint.Parse(c)
+		if err != nil {
+			v.add(field, err.Error())
+			continue
+		}
+		if pl, ok := constraintPlatform(parsed); ok {
+			if err := checkPlatform(pl); err != nil {
+				v.add(field, fmt.Sprintf("constraint %q: %v", c, err))
+			}
 		}
 	}
 	for i, pref := range p.GetPreferences() {

@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
+	"strings"
 	"sync"
 	"time"
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
+	"github.com/berthproject/berth/api/constraint"
 	"github.com/berthproject/berth/api/nodelabels"
 	"github.com/berthproject/berth/controlplane/store"
 	"google.golang.org/protobuf/proto"
@@ -79,8 +82,11 @@ func (p *SubnetPool) next(used map[string]bool) (string, error) {
 
 // register creates or refreshes the node of a connecting agent and makes
 // sure it has a subnet. What the agent describes replaces what was stored;
-// what an operator chose (availability, operator labels) is kept.
+// what an operator chose (availability, operator labels) is kept. Its
+// role is found anew each time (nodeRole); when the servers cannot be
+// listed, a known node keeps the role it had.
 func (d *Dispatcher) register(ctx context.Context, id string, desc *berthv1.NodeDescription) (*berthv1.Node, error) {
+	role, roleKnown := d.nodeRole(ctx, desc.GetAddress())
 	for attempt := 0; attempt < 5; attempt++ {
 		now := timestamppb.Now()
 		cur, exists := d.cfg.Cache.Node(id)
@@ -117,6 +123,9 @@ func (d *Dispatcher) register(ctx context.Context, id string, desc *berthv1.Node
 		next.ContentAddress = desc.GetContentAddress()
 		next.AgentVersion = desc.GetAgentVersion()
 		next.Overlay = desc.GetOverlay()
+		if roleKnown || next.Role == "" {
+			next.Role = role
+		}
 		if next.Status != berthv1.NodeStatus_NODE_STATUS_READY {
 			next.StatusSince = now
 		}
@@ -157,6 +166,49 @@ func (d *Dispatcher) register(ctx context.Context, id string, desc *berthv1.Node
 		return next, d.cfg.Cache.WaitRevision(ctx, rev)
 	}
 	return nil, fmt.Errorf("node %s: %w", id, store.ErrConflict)
+}
+
+// nodeRole is the role of a node whose agent listens at address:
+// manager when its host is the host of a running server's address (the
+// machine runs a Berth server too), worker otherwise. known is false when
+// the servers could not be listed; role is worker then.
+func (d *Dispatcher) nodeRole(ctx context.Context, address string) (role string, known bool) {
+	if d.cfg.Servers == nil {
+		return constraint.RoleWorker, true
+	}
+	servers, err := d.cfg.Servers(ctx)
+	if err != nil {
+		d.log.Warn("listing servers for a node's role", "address", address, "err", err)
+		return constraint.RoleWorker, false
+	}
+	host, ok := addressHost(address)
+	if !ok {
+		return constraint.RoleWorker, true
+	}
+	for _, s := range servers {
+		if h, ok := addressHost(s.GetAddress()); ok && h == host {
+			return constraint.RoleManager, true
+		}
+	}
+	return constraint.RoleWorker, true
+}
+
+// addressHost is the host of a host:port address, an IP address written
+// one way; ok is false when there is none, or it stands for every
+// address (0.0.0.0), which names no machine.
+func addressHost(address string) (string, bool) {
+	host, _, err := net.SplitHostPort(address)
+	if err != nil {
+		host = address
+	}
+	if host == "" {
+		return "", false
+	}
+	if ip, err := netip.ParseAddr(host); err == nil {
+		ip = ip.Unmap()
+		return ip.String(), !ip.IsUnspecified()
+	}
+	return strings.ToLower(host), true
 }
 
 // writeHeartbeats records heartbeat times and image lists every period,

@@ -2,6 +2,8 @@ package dispatcher
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"maps"
 	"testing"
@@ -73,5 +75,54 @@ func TestRegisterKeepsWhatTheOperatorChose(t *testing.T) {
 	}
 	if cached, _ := c.Node("n1"); !maps.Equal(cached.Labels, again.Labels) {
 		t.Errorf("the cache holds labels %v, want %v", cached.Labels, again.Labels)
+	}
+}
+
+func TestRegisterSetsRole(t *testing.T) {
+	ctx := context.Background()
+	servers := []*berthv1.ServerInfo{{Id: "s1", Address: "10.0.0.1:7400"}, {Id: "s2", Address: "[::ffff:10.0.0.2]:7400"}}
+	var listErr error
+	tests := []struct {
+		name    string
+		address string
+		failed  bool
+		want    string
+	}{
+		{"agent beside a server", "10.0.0.1:7001", false, "manager"},
+		{"IPv4 written as IPv6", "10.0.0.2:7001", false, "manager"},
+		{"agent on another machine", "10.0.0.3:7001", false, "worker"},
+		{"agent listening everywhere", "0.0.0.0:7001", false, "worker"},
+		{"servers unknown: the role stays", "10.0.0.3:7001", true, "manager"},
+	}
+	s, c := newStoreAndCache(t)
+	pool, err := NewSubnetPool("10.40.0.0/16", 24)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := New(Config{Store: s, Cache: c, Subnets: pool, Log: slog.New(slog.DiscardHandler),
+		Servers: func(context.Context) ([]*berthv1.ServerInfo, error) { return servers, listErr }})
+	for i, tt := range tests {
+		listErr = nil
+		if tt.failed {
+			listErr = errors.New("etcd is away")
+		}
+		// The last case registers the first case's node again.
+		id := fmt.Sprintf("n%d", i)
+		if tt.failed {
+			id = "n0"
+		}
+		n, err := d.register(ctx, id, &berthv1.NodeDescription{Name: id, Address: tt.address})
+		if err != nil {
+			t.Fatalf("%s: register: %v", tt.name, err)
+		}
+		if n.Role != tt.want {
+			t.Errorf("%s: role = %q, want %q", tt.name, n.Role, tt.want)
+		}
+	}
+
+	// Without a way to list servers, every node is a worker.
+	d = New(Config{Store: s, Cache: c, Subnets: pool, Log: slog.New(slog.DiscardHandler)})
+	if n, err := d.register(ctx, "n9", &berthv1.NodeDescription{Name: "n9", Address: "10.0.0.1:7001"}); err != nil || n.Role != "worker" {
+		t.Errorf("register without servers = role %q, %v; want worker", n.GetRole(), err)
 	}
 }

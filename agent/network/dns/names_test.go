@@ -237,6 +237,37 @@ func TestLookupAmbiguousIsStable(t *testing.T) {
 	}
 }
 
+// Compose allows capital letters in service names; DNS names do not tell
+// case apart, so a service named serviceA answers to any case of it.
+func TestLookupServiceNameCase(t *testing.T) {
+	snap := fixture()
+	snap.Services["default/shop/serviceA"] = &berthv1.NetworkService{
+		Id: "default/shop/serviceA", Namespace: "default", App: "shop", Name: "serviceA",
+		Networks:   []*berthv1.ServiceNetwork{{Network: "shop_default"}},
+		VirtualIps: []*berthv1.VirtualIP{{NetworkId: "n-shop", Network: "shop_default", Address: "10.128.1.7"}},
+	}
+	snap.Tasks["a1"] = &berthv1.NetworkTask{Id: "a1", ServiceId: "default/shop/serviceA", Slot: 1, Ready: true,
+		Networks: []*berthv1.TaskNetwork{{NetworkId: "n-shop", Network: "shop_default", Address: "10.128.1.70/24"}}}
+	ix := NewIndex(snap)
+	for _, name := range []string{"serviceA", "servicea", "SERVICEA.", "serviceA.shop", "ServiceA.Shop."} {
+		if got, _ := ix.Lookup("api1", name, miekg.TypeA); !slices.Equal(got, addrs("10.128.1.7")) {
+			t.Errorf("Lookup(%q) = %v, want 10.128.1.7", name, got)
+		}
+	}
+	if got, _ := ix.Lookup("api1", "tasks.SERVICEa", miekg.TypeA); !slices.Equal(got, addrs("10.128.1.70")) {
+		t.Errorf("Lookup(tasks.SERVICEa) = %v, want 10.128.1.70", got)
+	}
+	// The asker's own name works in any case too.
+	if got, _ := ix.Lookup("a1", "WEB", miekg.TypeA); !slices.Equal(got, addrs("10.128.1.2")) {
+		t.Errorf("Lookup from serviceA (WEB) = %v, want 10.128.1.2", got)
+	}
+	for addr, want := range map[string]string{"10.128.1.7": "servicea.shop.", "10.128.1.70": "servicea.1.a1.shop."} {
+		if got, ok := ix.LookupPTR("api1", netip.MustParseAddr(addr)); !ok || got != want {
+			t.Errorf("LookupPTR(%s) = %q, %v; want %q", addr, got, ok, want)
+		}
+	}
+}
+
 func TestLookupPTR(t *testing.T) {
 	ix := NewIndex(fixture())
 	tests := []struct {
