@@ -13,6 +13,8 @@ import (
 	"os"
 	"path"
 	"strconv"
+
+	"github.com/berthproject/berth/api/validation"
 )
 
 // ErrNotDelivered is returned, wrapped, when a task names a version of a
@@ -51,30 +53,21 @@ func (f File) GoString() string { return f.String() }
 // LogValue is String, for slog.
 func (f File) LogValue() slog.Value { return slog.StringValue(f.String()) }
 
-// The defaults of a FileReference.
-const (
-	// SecretDir is where a secret's file goes when its target is not an
-	// absolute path.
-	SecretDir = "/run/secrets"
-	// DefaultMode is a file's mode when its reference gives none.
-	DefaultMode os.FileMode = 0o444
-)
+// DefaultMode is a file's mode when its reference gives none.
+const DefaultMode os.FileMode = validation.DefaultFileMode
 
 // Target is where a file of a secret (secret) or config named name goes in
-// a container whose reference asks for target: an absolute target as it
-// is, else a secret under SecretDir and a config under /; an empty target
-// is the name.
+// a container whose reference asks for target, by the rule the control
+// plane validates with (a secret's relative target is under
+// /run/secrets, a config's under /); an empty target is the name.
 func Target(secret bool, name, target string) string {
 	if target == "" {
 		target = name
 	}
-	if path.IsAbs(target) {
-		return path.Clean(target)
-	}
 	if secret {
-		return path.Join(SecretDir, target)
+		return path.Clean(validation.SecretTarget(target))
 	}
-	return path.Join("/", target)
+	return path.Clean(validation.ConfigTarget(target))
 }
 
 // kind is "secret" or "config", as messages name them.

@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"strings"
 
 	"github.com/berthproject/berth/agent/runtime"
+	"github.com/berthproject/berth/api/validation"
 	"github.com/containerd/containerd/v2/contrib/seccomp"
 	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/containerd/v2/pkg/cap"
@@ -88,7 +90,7 @@ func securityOpts(o runtime.ContainerOptions) ([]oci.SpecOpts, error) {
 	}
 	switch o.PID {
 	case "":
-	case "host":
+	case validation.HostNamespace:
 		opts = append(opts, oci.WithHostNamespace(specs.PIDNamespace))
 	default:
 		return nil, fmt.Errorf("pid %q: use \"\" or \"host\"", o.PID)
@@ -98,7 +100,7 @@ func securityOpts(o runtime.ContainerOptions) ([]oci.SpecOpts, error) {
 		if o.ShmSize > 0 {
 			opts = append(opts, oci.WithDevShmSize(o.ShmSize/1024))
 		}
-	case "host":
+	case validation.HostNamespace:
 		opts = append(opts, oci.WithHostNamespace(specs.IPCNamespace), withHostShm)
 	default:
 		return nil, fmt.Errorf("ipc %q: use \"\" or \"host\"", o.IPC)
@@ -128,8 +130,10 @@ func parseSecurityOpt(list []string) (securityOptions, error) {
 			out.newPrivileges = true
 		case key == "seccomp" && value == "unconfined":
 			out.seccompUnconfined = true
+		case key == "seccomp" && value == "default":
+			out.seccompUnconfined = false
 		default:
-			return securityOptions{}, fmt.Errorf("security_opt %q is not supported: use no-new-privileges:true|false or seccomp=unconfined", opt)
+			return securityOptions{}, fmt.Errorf("security_opt %q is not supported: use no-new-privileges[:true|false] or seccomp=unconfined|default", opt)
 		}
 	}
 	return out, nil
@@ -143,14 +147,12 @@ func capabilities(add, drop []string) ([]string, error) {
 		out := make([]string, 0, len(list))
 		known := cap.Known()
 		for _, c := range list {
-			c = strings.ToUpper(strings.TrimSpace(c))
-			if c == "ALL" {
+			c = validation.CanonicalCapability(c)
+			if c == validation.AllCapabilities {
 				out = append(out, c)
 				continue
 			}
-			if !strings.HasPrefix(c, "CAP_") {
-				c = "CAP_" + c
-			}
+			c = "CAP_" + c
 			if !slices.Contains(known, c) {
 				return nil, fmt.Errorf("capability %s is not known to this kernel", c)
 			}
@@ -167,11 +169,11 @@ func capabilities(add, drop []string) ([]string, error) {
 		return nil, fmt.Errorf("cap_drop: %w", err)
 	}
 	caps := slices.Clone(defaultCaps)
-	if slices.Contains(drop, "ALL") {
+	if slices.Contains(drop, validation.AllCapabilities) {
 		caps = nil
 	}
 	caps = slices.DeleteFunc(caps, func(c string) bool { return slices.Contains(drop, c) })
-	if slices.Contains(add, "ALL") {
+	if slices.Contains(add, validation.AllCapabilities) {
 		current, err := cap.Current()
 		if err != nil {
 			return nil, fmt.Errorf("cap_add ALL: %w", err)
@@ -220,14 +222,21 @@ func rlimit(u runtime.Ulimit) (*specs.POSIXRlimit, error) {
 	if !slices.Contains(rlimitNames, name) {
 		return nil, fmt.Errorf("ulimit %q is not known: use one of %s", u.Name, strings.ToLower(strings.ReplaceAll(strings.Join(rlimitNames, ", "), "RLIMIT_", "")))
 	}
+	// -1 is no limit, which is the largest one.
+	limit := func(n int64) uint64 {
+		if n == -1 {
+			return math.MaxUint64
+		}
+		return uint64(n)
+	}
 	soft, hard := u.Soft, u.Hard
 	if hard == 0 && soft != 0 {
 		hard = soft
 	}
-	if soft < 0 || hard < 0 || soft > hard {
-		return nil, fmt.Errorf("ulimit %s: soft %d and hard %d: want 0 <= soft <= hard", u.Name, soft, hard)
+	if soft < -1 || hard < -1 || limit(soft) > limit(hard) {
+		return nil, fmt.Errorf("ulimit %s: soft %d and hard %d: want soft at most hard, -1 for no limit", u.Name, soft, hard)
 	}
-	return &specs.POSIXRlimit{Type: name, Soft: uint64(soft), Hard: uint64(hard)}, nil
+	return &specs.POSIXRlimit{Type: name, Soft: limit(soft), Hard: limit(hard)}, nil
 }
 
 var rlimitNames = []string{
@@ -263,7 +272,7 @@ func isHostNetwork(mode string) (bool, error) {
 	switch mode {
 	case "":
 		return false, nil
-	case "host":
+	case validation.HostNamespace:
 		return true, nil
 	default:
 		return false, fmt.Errorf("network_mode %q: use \"\" or \"host\" (services join networks with networks:)", mode)

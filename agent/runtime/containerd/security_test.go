@@ -1,6 +1,7 @@
 package containerd
 
 import (
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -80,6 +81,7 @@ func TestParseSecurityOpt(t *testing.T) {
 		{[]string{"no-new-privileges:true"}, securityOptions{}, false},
 		{[]string{"no-new-privileges=false"}, securityOptions{newPrivileges: true}, false},
 		{[]string{"seccomp:unconfined"}, securityOptions{seccompUnconfined: true}, false},
+		{[]string{"seccomp=default"}, securityOptions{}, false},
 		{[]string{"seccomp=/etc/profile.json"}, securityOptions{}, true},
 		{[]string{"label=disable"}, securityOptions{}, true},
 	}
@@ -101,6 +103,9 @@ func TestRlimit(t *testing.T) {
 		{runtime.Ulimit{Name: "nofile", Soft: 1024, Hard: 2048}, "RLIMIT_NOFILE", 1024, 2048, false},
 		{runtime.Ulimit{Name: "NPROC", Soft: 100}, "RLIMIT_NPROC", 100, 100, false},
 		{runtime.Ulimit{Name: "nofile", Soft: 10, Hard: 5}, "", 0, 0, true},
+		{runtime.Ulimit{Name: "memlock", Soft: -1, Hard: -1}, "RLIMIT_MEMLOCK", math.MaxUint64, math.MaxUint64, false},
+		{runtime.Ulimit{Name: "core", Soft: 0, Hard: -1}, "RLIMIT_CORE", 0, math.MaxUint64, false},
+		{runtime.Ulimit{Name: "core", Soft: -1, Hard: 5}, "", 0, 0, true},
 		{runtime.Ulimit{Name: "wings", Soft: 1}, "", 0, 0, true},
 	}
 	for _, tc := range tests {
