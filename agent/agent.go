@@ -20,11 +20,13 @@ import (
 	"time"
 
 	"github.com/berthproject/berth/agent/build"
+	"github.com/berthproject/berth/agent/files"
 	"github.com/berthproject/berth/agent/image"
 	"github.com/berthproject/berth/agent/runtime"
 	"github.com/berthproject/berth/agent/runtime/containerd"
 	"github.com/berthproject/berth/agent/runtime/fake"
 	"github.com/berthproject/berth/agent/session"
+	"github.com/berthproject/berth/agent/volume"
 	"github.com/berthproject/berth/agent/worker"
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
 	"github.com/berthproject/berth/api/identity"
@@ -118,6 +120,12 @@ type Agent struct {
 
 	// cpuSamples keeps each task's last CPU sample for Stats.
 	cpuSamples cpuSampler
+
+	// volumes holds the node's volumes, under DataDir/volumes.
+	volumes *volume.Store
+	// payloads keeps the data of the secrets and configs of the node's
+	// assigned tasks, in memory only.
+	payloads *files.Payloads
 }
 
 // Start joins (when needed), connects and runs an agent. It returns once
@@ -138,13 +146,17 @@ func Start(ctx context.Context, cfg Config) (_ *Agent, err error) {
 	if err := cfg.imageGCDefaults(); err != nil {
 		return nil, err
 	}
-	a := &Agent{cfg: cfg, log: cfg.Log, tasks: supervise.New()}
+	a := &Agent{cfg: cfg, log: cfg.Log, tasks: supervise.New(), payloads: files.NewPayloads()}
 	defer func() {
 		if err != nil {
 			a.Stop()
 		}
 	}()
 	a.creds, err = session.LoadOrJoin(ctx, filepath.Join(cfg.DataDir, "pki"), cfg.servers(), cfg.Token, cfg.Name)
+	if err != nil {
+		return nil, err
+	}
+	a.volumes, err = volume.New(cfg.DataDir, cfg.Log.With("component", "volumes"))
 	if err != nil {
 		return nil, err
 	}
@@ -165,6 +177,8 @@ func Start(ctx context.Context, cfg Config) (_ *Agent, err error) {
 	})
 	a.worker = worker.New(a.rt, a.session.Report, cfg.Log.With("component", "worker"))
 	a.worker.SetImages(a.puller)
+	a.worker.SetFiles(a.payloads)
+	a.worker.SetNodeName(cfg.Name)
 	if cfg.Metrics != nil {
 		collectors := a.worker.Collectors()
 		if a.network != nil {
@@ -201,12 +215,20 @@ func (a *Agent) startRuntime(ctx context.Context) error {
 	case "", "containerd":
 		// The node's address is known once the endpoint listens.
 		a.network = newLazyNetwork(a.cfg.Name, a.cfg.DataDir, a.creds.NodeID, "")
+		// Secrets and configs go to a tmpfs out of the data dir, which is
+		// on disk.
+		dirs, err := files.NewDirs(files.DefaultRoot, a.creds.NodeID)
+		if err != nil {
+			return fmt.Errorf("agent: %w", err)
+		}
 		rt, err := containerd.New(ctx, containerd.Config{
 			Address:   a.cfg.ContainerdAddress,
 			Namespace: a.cfg.ContainerdNamespace,
 			Owner:     a.creds.NodeID,
 			StateDir:  filepath.Join(a.cfg.DataDir, "runtime"),
 			Network:   a.network,
+			Volumes:   a.volumes,
+			Files:     dirs,
 		})
 		if err != nil {
 			return err
@@ -373,10 +395,12 @@ func (a *Agent) collectAttachments(ctx context.Context) error {
 	return nil
 }
 
-// Assign hands assignments to the worker, and the sources of their images
-// to the puller first.
+// Assign hands assignments to the worker, and first the sources of their
+// images to the puller and the data of their secrets and configs to the
+// payloads.
 func (a *Agent) Assign(as *berthv1.Assignments) {
 	a.puller.SetSources(as.GetImageSources())
+	a.payloads.Apply(as)
 	a.worker.Assign(as)
 }
 

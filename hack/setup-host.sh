@@ -5,7 +5,9 @@
 # quick when everything is in place.
 set -euo pipefail
 
-packages=(containerd runc containernetworking-plugins busybox-static etcd-server iproute2 iptables util-linux protobuf-compiler libprotobuf-dev docker-registry chromium nodejs)
+# tini gives /usr/bin/tini-static, which the agent mounts into containers
+# with init: true as their PID 1.
+packages=(containerd runc containernetworking-plugins busybox-static etcd-server iproute2 iptables util-linux protobuf-compiler libprotobuf-dev docker-registry chromium nodejs tini)
 
 missing=()
 for p in "${packages[@]}"; do

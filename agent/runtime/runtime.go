@@ -11,6 +11,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/berthproject/berth/agent/files"
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
 )
 
@@ -46,6 +47,16 @@ type ContainerSpec struct {
 	Hostname string
 	// DNS configures the container's resolver.
 	DNS DNSConfig
+	// Namespace is the task's namespace, where Mounts' named volumes are.
+	Namespace string
+	// Mounts are the container's volumes, node paths and tmpfs, in the
+	// order of the service's file.
+	Mounts []Mount
+	// Files are the container's secret and config files, mounted
+	// read-only at their targets; their data never touches the disk.
+	Files []files.File
+	// Options are the container's process and kernel options.
+	Options ContainerOptions
 }
 
 // NetworkInterface is a container's place on one network.

@@ -174,7 +174,11 @@ func (r *runner) start(ctx context.Context, task *berthv1.Task) {
 			r.handle(opImage, err, "")
 			return
 		}
-		if !r.handle(opCreate, r.w.rt.Create(ctx, containerSpec(r.id, task)), "") {
+		cs, err := r.w.containerSpec(r.id, task)
+		if err == nil {
+			err = r.w.rt.Create(ctx, cs)
+		}
+		if !r.handle(opCreate, err, "") {
 			r.removeContainer(ctx)
 			return
 		}
@@ -340,13 +344,22 @@ func containerSpec(id string, task *berthv1.Task) runtime.ContainerSpec {
 			NetworkID: n.GetNetworkId(), Network: n.GetNetwork(), Address: n.GetAddress(), Internal: n.GetInternal(),
 		})
 	}
+	ranged := task.GetHostPorts()
 	for _, p := range spec.GetPorts() {
-		// Ingress ports answer on every node through the node network's
-		// rules; only host-mode ports belong to this container.
-		if p.Published == 0 || p.GetMode() != berthv1.PublishMode_PUBLISH_MODE_HOST {
+		published := p.Published
+		if p.GetPublishedEnd() > 0 {
+			// A range of host ports: the task was given one of it.
+			if len(ranged) == 0 {
+				continue
+			}
+			published, ranged = ranged[0].GetPublished(), ranged[1:]
+		} else if p.Published == 0 || p.GetMode() != berthv1.PublishMode_PUBLISH_MODE_HOST {
+			// Ingress ports answer on every node through the node
+			// network's rules; only host-mode ports belong to this
+			// container.
 			continue
 		}
-		cs.Ports = append(cs.Ports, runtime.Port{Target: p.Target, Published: p.Published, Protocol: p.Protocol, HostIP: p.HostIp})
+		cs.Ports = append(cs.Ports, runtime.Port{Target: p.Target, Published: published, Protocol: p.Protocol, HostIP: p.HostIp})
 	}
 	return cs
 }

@@ -45,6 +45,10 @@ type Worker struct {
 	statuses map[string]*berthv1.TaskStatus
 	wg       sync.WaitGroup
 	metrics  workerMetrics
+	// files gives the data of the tasks' secrets and configs; nodeName
+	// names the volumes of global services (see storage.go).
+	files    FileSource
+	nodeName string
 }
 
 // New returns a worker driving rt; Start must be called before Assign.

@@ -18,6 +18,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/berthproject/berth/agent/runtime"
+	"github.com/berthproject/berth/agent/volume"
 )
 
 // Create makes container spec.ID from its image, with a fresh snapshot and
@@ -41,6 +42,17 @@ func (c *Runtime) Create(ctx context.Context, spec runtime.ContainerSpec) (retEr
 			return fmt.Errorf("runtime: create container %s: stop signal: %w", spec.ID, err)
 		}
 	}
+	if err := c.checkStorage(spec); err != nil {
+		return fmt.Errorf("runtime: create container %s: %w", spec.ID, err)
+	}
+	security, err := securityOpts(spec.Options)
+	if err != nil {
+		return fmt.Errorf("runtime: create container %s: %w", spec.ID, err)
+	}
+	hostNetwork, err := isHostNetwork(spec.Options.NetworkMode)
+	if err != nil {
+		return fmt.Errorf("runtime: create container %s: %w", spec.ID, err)
+	}
 
 	image, err := c.client.GetImage(ctx, name)
 	if errdefs.IsNotFound(err) {
@@ -63,8 +75,20 @@ func (c *Runtime) Create(ctx context.Context, spec runtime.ContainerSpec) (retEr
 		return fmt.Errorf("runtime: create container %s: config of image %s: %w", spec.ID, name, err)
 	}
 
+	// Marked used before they are made, so that no Remove of the volume
+	// can come in between.
+	volumes := volumeRefs(spec)
+	c.cfg.Volumes.Acquire(spec.ID, volumes...)
+	defer func() {
+		if retErr != nil {
+			// The caller gets retErr; what is left here, a later Remove
+			// or the next runtime's start removes.
+			_ = c.releaseStorage(spec.ID)
+		}
+	}()
+
 	var att runtime.Attachment
-	if c.cfg.Network != nil {
+	if c.cfg.Network != nil && !hostNetwork {
 		if att, err = c.cfg.Network.Attach(ctx, spec); err != nil {
 			return fmt.Errorf("runtime: create container %s: attach network: %w", spec.ID, err)
 		}
@@ -80,13 +104,19 @@ func (c *Runtime) Create(ctx context.Context, spec runtime.ContainerSpec) (retEr
 	if err != nil {
 		return fmt.Errorf("runtime: create container %s: %w", spec.ID, err)
 	}
+	if len(volumes) > 0 {
+		labels[volume.Label] = volume.FormatLabel(volumes)
+	}
+	opts := specOpts(image, imageSpec.Config.Entrypoint, imageSpec.Config.Cmd, spec, att)
+	opts = append(opts, c.withStorage(spec))
+	opts = append(opts, security...)
 
 	_, err = c.client.NewContainer(ctx, spec.ID,
 		ctd.WithImage(image),
 		ctd.WithSnapshotter(c.cfg.Snapshotter),
 		ctd.WithNewSnapshot(spec.ID, image),
 		ctd.WithContainerLabels(labels),
-		ctd.WithNewSpec(specOpts(image, imageSpec.Config.Entrypoint, imageSpec.Config.Cmd, spec, att)...),
+		ctd.WithNewSpec(opts...),
 	)
 	if errdefs.IsAlreadyExists(err) {
 		return fmt.Errorf("runtime: create container %s: %w", spec.ID, runtime.ErrExists)
@@ -358,8 +388,9 @@ func (c *Runtime) Remove(ctx context.Context, id string) error {
 	return c.removeLeftovers(ctx, id)
 }
 
-// removeLeftovers detaches container id from the network and deletes its
-// log file, both idempotent.
+// removeLeftovers detaches container id from the network, deletes its
+// log file, its files' tmpfs and its scratch volumes, and drops its marks
+// on named volumes, all idempotent.
 func (c *Runtime) removeLeftovers(ctx context.Context, id string) error {
 	if c.cfg.Network != nil {
 		if err := c.cfg.Network.Detach(ctx, id); err != nil {
@@ -368,6 +399,9 @@ func (c *Runtime) removeLeftovers(ctx context.Context, id string) error {
 	}
 	if err := os.Remove(c.logPath(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("runtime: remove container %s: log file: %w", id, err)
+	}
+	if err := c.releaseStorage(id); err != nil {
+		return fmt.Errorf("runtime: remove container %s: %w", id, err)
 	}
 	return nil
 }

@@ -18,7 +18,9 @@ import (
 	"github.com/containerd/errdefs"
 	"github.com/containerd/errdefs/pkg/errgrpc"
 
+	"github.com/berthproject/berth/agent/files"
 	"github.com/berthproject/berth/agent/runtime"
+	"github.com/berthproject/berth/agent/volume"
 )
 
 // Config configures a containerd Runtime.
@@ -40,6 +42,15 @@ type Config struct {
 	// Snapshotter unpacks images and makes container root filesystems;
 	// default overlayfs.
 	Snapshotter string
+	// Volumes holds the node's named and scratch volumes; default a
+	// store in StateDir.
+	Volumes *volume.Store
+	// Files holds the containers' secret and config files, in memory;
+	// default a tmpfs per container under files.DefaultRoot.
+	Files *files.Dirs
+	// InitPath is the init of containers with Options.Init, a static
+	// binary mounted into them; default DefaultInitPath.
+	InitPath string
 }
 
 // The Config defaults.
@@ -48,6 +59,8 @@ const (
 	DefaultNamespace   = "berth"
 	DefaultStateDir    = "/var/lib/berth/runtime"
 	DefaultSnapshotter = "overlayfs"
+	// DefaultInitPath is tini's static build, from Debian's tini package.
+	DefaultInitPath = "/usr/bin/tini-static"
 )
 
 func (c *Config) setDefaults() error {
@@ -65,6 +78,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.Snapshotter == "" {
 		c.Snapshotter = DefaultSnapshotter
+	}
+	if c.InitPath == "" {
+		c.InitPath = DefaultInitPath
 	}
 	// The shim opens log files itself, from its own working directory.
 	dir, err := filepath.Abs(c.StateDir)
@@ -101,7 +117,12 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 		client.Close()
 		return nil, fmt.Errorf("runtime: containerd at %s does not answer (is it running? `make setup` starts it): %w", cfg.Address, err)
 	}
-	return &Runtime{cfg: cfg, client: client}, nil
+	c := &Runtime{cfg: cfg, client: client}
+	if err := c.openStorage(ctx); err != nil {
+		client.Close()
+		return nil, err
+	}
+	return c, nil
 }
 
 // Close closes the connection to containerd; containers keep running.

@@ -62,6 +62,11 @@ func (c *Runtime) Exec(ctx context.Context, id string, cmd []string) (runtime.Ex
 		return runtime.ExecResult{}, fmt.Errorf("runtime: exec in container %s: %w", id, err)
 	}
 	if err := proc.Start(ctx); err != nil {
+		if ctx.Err() != nil {
+			// The deadline passed while the process started (a loaded
+			// node): say so, as once it runs.
+			err = fmt.Errorf("%w: %w", ctx.Err(), err)
+		}
 		return runtime.ExecResult{}, fmt.Errorf("runtime: exec %q in container %s: %w", cmd[0], id, err)
 	}
 	var st ctd.ExitStatus

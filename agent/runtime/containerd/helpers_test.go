@@ -13,6 +13,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/berthproject/berth/agent/files"
 	"github.com/berthproject/berth/agent/runtime"
 	"github.com/berthproject/berth/internal/containerdtest"
 	"github.com/berthproject/berth/internal/testimage"
@@ -61,7 +62,10 @@ var testImages = sync.OnceValues(func() (map[string][]byte, error) {
 type testEnv struct {
 	ns       string
 	stateDir string
-	rt       *Runtime
+	// filesRoot holds the tmpfs of the containers' files, instead of
+	// files.DefaultRoot, which the node's agents use.
+	filesRoot string
+	rt        *Runtime
 }
 
 // newTestEnv connects a runtime to a namespace of its own, with the test
@@ -83,12 +87,23 @@ func newTestEnv(tb testing.TB, network runtime.Network) *testEnv {
 	if _, err := rand.Read(suffix); err != nil {
 		tb.Fatal(err)
 	}
-	env := &testEnv{ns: "berth-test-" + hex.EncodeToString(suffix), stateDir: tb.TempDir()}
+	env := &testEnv{ns: "berth-test-" + hex.EncodeToString(suffix), stateDir: tb.TempDir(), filesRoot: tb.TempDir()}
 	// Cleanup gets a handle of its own: tests may close theirs.
 	admin := env.open(tb, testOwner, nil)
 	tb.Cleanup(func() {
 		if err := containerdtest.CleanupNamespace(admin.Client(), env.ns); err != nil {
 			tb.Error(err)
+		}
+		// The containers went without Remove: their files' tmpfs are
+		// still mounted.
+		ids, err := admin.cfg.Files.List()
+		if err != nil {
+			tb.Error(err)
+		}
+		for _, id := range ids {
+			if err := admin.cfg.Files.Remove(id); err != nil {
+				tb.Error(err)
+			}
 		}
 	})
 	env.rt = env.open(tb, testOwner, network)
@@ -103,11 +118,16 @@ func newTestEnv(tb testing.TB, network runtime.Network) *testEnv {
 // open returns another runtime handle on the test's namespace and state.
 func (e *testEnv) open(tb testing.TB, owner string, network runtime.Network) *Runtime {
 	tb.Helper()
+	dirs, err := files.NewDirs(e.filesRoot, owner)
+	if err != nil {
+		tb.Fatal(err)
+	}
 	rt, err := New(context.Background(), Config{
 		Namespace: e.ns,
 		Owner:     owner,
 		StateDir:  e.stateDir,
 		Network:   network,
+		Files:     dirs,
 	})
 	if err != nil {
 		tb.Fatalf("New: %v", err)
