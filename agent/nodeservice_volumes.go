@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 
+	"github.com/berthproject/berth/agent/runtime"
 	"github.com/berthproject/berth/agent/volume"
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
 	"google.golang.org/grpc/codes"
@@ -34,9 +35,17 @@ func (s *nodeService) VolumeUsage(_ context.Context, req *berthv1.NodeVolumeUsag
 }
 
 // RemoveVolume deletes a volume's data; refused while a container of this
-// node uses it.
-func (s *nodeService) RemoveVolume(_ context.Context, req *berthv1.NodeRemoveVolumeRequest) (*berthv1.NodeRemoveVolumeResponse, error) {
+// node that has not stopped uses it. The containers of ended tasks, which
+// the node keeps for their logs until the tasks are forgotten, never run
+// again: their marks are dropped first.
+func (s *nodeService) RemoveVolume(ctx context.Context, req *berthv1.NodeRemoveVolumeRequest) (*berthv1.NodeRemoveVolumeResponse, error) {
 	ref := volume.Ref{Namespace: req.GetNamespace(), Name: req.GetName()}
+	for _, id := range s.a.volumes.Users(ref) {
+		st, err := s.a.rt.Inspect(ctx, id)
+		if errors.Is(err, runtime.ErrNotFound) || (err == nil && st.State == runtime.StateStopped) {
+			s.a.volumes.Release(id)
+		}
+	}
 	if err := s.a.volumes.Remove(ref); err != nil {
 		return nil, volumeStatus(err)
 	}

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/berthproject/berth/agent/runtime"
+	"github.com/berthproject/berth/agent/runtime/fake"
 	"github.com/berthproject/berth/agent/volume"
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
 	"google.golang.org/grpc/codes"
@@ -19,7 +21,24 @@ func TestNodeServiceVolumes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &nodeService{a: &Agent{volumes: store}}
+	// c1 runs; c2 ran and stopped: the container of an ended task, which
+	// no longer holds its volume.
+	rt := fake.New()
+	if err := rt.AddImage("busybox"); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"c1", "c2"} {
+		if err := rt.Create(ctx, runtime.ContainerSpec{ID: id, Image: "busybox"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := rt.Start(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := rt.Exit("c2", 0); err != nil {
+		t.Fatal(err)
+	}
+	s := &nodeService{a: &Agent{volumes: store, rt: rt}}
 	data := volume.Ref{Namespace: "team", Name: "db.1"}
 	path, _, err := store.Ensure(data, nil)
 	if err != nil {
@@ -29,9 +48,15 @@ func TestNodeServiceVolumes(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	old := volume.Ref{Namespace: "team", Name: "old.1"}
+	if _, _, err := store.Ensure(old, nil); err != nil {
+		t.Fatal(err)
+	}
+	store.Acquire("c2", old)
+
 	all, err := s.VolumeUsage(ctx, &berthv1.NodeVolumeUsageRequest{})
-	if err != nil || len(all.Volumes) != 1 {
-		t.Fatalf("VolumeUsage(all) = %v, %v; want one volume", all, err)
+	if err != nil || len(all.Volumes) != 2 {
+		t.Fatalf("VolumeUsage(all) = %v, %v; want two volumes", all, err)
 	}
 	if v := all.Volumes[0]; v.Namespace != "team" || v.Name != "db.1" || v.SizeBytes != 1000 || !v.Exists {
 		t.Errorf("VolumeUsage(all) = %v, want team/db.1 with 1000 bytes", v)
@@ -48,6 +73,7 @@ func TestNodeServiceVolumes(t *testing.T) {
 		want codes.Code
 	}{
 		{"in use", data, true, codes.FailedPrecondition},
+		{"used by a stopped container", volume.Ref{Namespace: "team", Name: "old.1"}, false, codes.OK},
 		{"bad name", volume.Ref{Namespace: "team", Name: "../x"}, false, codes.InvalidArgument},
 		{"removed", data, false, codes.OK},
 		{"again", data, false, codes.OK},

@@ -225,7 +225,7 @@ func TestStatefulServiceKeepsItsData(t *testing.T) {
 	// No secret in the clear: not in any API answer, log line or file of
 	// the cluster's data dirs (etcd's database and log among them).
 	answers := []string{
-		c.mustBerth("get", "dbapp", "-o", "yaml"),
+		c.mustBerth("get", "services", "-o", "yaml"),
 		c.mustBerth("describe", "dbapp/db"),
 		c.mustBerth("ps", "-a", "-o", "json"),
 		c.mustBerth("events"),

@@ -157,10 +157,21 @@ func (s *Server) removeVolumeData(ctx context.Context, v *berthv1.Volume) (strin
 		return name, status.FromContextError(ctx.Err()).Err()
 	case code == codes.Unavailable, code == codes.DeadlineExceeded, code == codes.Unimplemented:
 		return name, &nodeUnreachableError{errors.New(status.Convert(err).Message())}
+	case code == codes.FailedPrecondition:
+		return name, &volumeBusyError{status.Errorf(code, "volume %s: node %s did not remove its data: %s", v.GetName(), name, status.Convert(err).Message())}
 	default:
 		return name, status.Errorf(code, "volume %s: node %s did not remove its data: %s", v.GetName(), name, status.Convert(err).Message())
 	}
 }
+
+// volumeBusyError is a node's refusal to remove a volume that one of its
+// containers still uses (a container whose task is stopping, say).
+type volumeBusyError struct{ err error }
+
+func (e *volumeBusyError) Error() string { return e.err.Error() }
+
+// GRPCStatus lets the refusal reach the client with its code.
+func (e *volumeBusyError) GRPCStatus() *status.Status { return status.Convert(e.err) }
 
 // volumeNode returns the node with id when it is ready to be asked, and
 // its name (the ID when unknown) for messages.

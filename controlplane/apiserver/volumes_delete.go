@@ -2,6 +2,7 @@ package apiserver
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"time"
 
@@ -47,12 +48,13 @@ func stopWait(services []*berthv1.Service) time.Duration {
 // app's own volumes, data and record, listing them in resp. An error
 // names the volumes left and why.
 func (s *Server) deleteAppVolumes(ctx context.Context, ns, app string, wait time.Duration, resp *berthv1.DeleteAppResponse) (*berthv1.DeleteAppResponse, error) {
+	deadline := time.Now().Add(wait)
 	if err := s.waitAppStopped(ctx, ns, app, wait); err != nil {
 		return nil, err
 	}
 	var left []string
 	for _, v := range s.appVolumes(ns, app) {
-		if err := s.removeVolume(ctx, v, false); err != nil {
+		if err := s.removeVolumeWhenFree(ctx, v, deadline); err != nil {
 			if ctx.Err() != nil {
 				return nil, status.FromContextError(ctx.Err()).Err()
 			}
@@ -77,6 +79,30 @@ func (s *Server) deleteAppVolumes(ctx context.Context, ns, app string, wait time
 			app, what, len(left), strings.Join(left, "\n  "))
 	}
 	return resp, nil
+}
+
+// busyRetry is how often a volume whose node still runs a container on it
+// is asked for again while an app's tasks stop.
+const busyRetry = 200 * time.Millisecond
+
+// removeVolumeWhenFree removes volume v, asking its node again while a
+// container still uses it (the task records of a deleted app go before
+// their containers have stopped), until deadline.
+func (s *Server) removeVolumeWhenFree(ctx context.Context, v *berthv1.Volume, deadline time.Time) error {
+	for {
+		err := s.removeVolume(ctx, v, false)
+		var busy *volumeBusyError
+		if !errors.As(err, &busy) || time.Now().After(deadline) {
+			return err
+		}
+		t := time.NewTimer(busyRetry)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return status.FromContextError(ctx.Err()).Err()
+		case <-t.C:
+		}
+	}
 }
 
 // waitAppStopped waits until no task of app runs or is placed on a node
