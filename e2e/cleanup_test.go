@@ -5,12 +5,14 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/berthproject/berth/agent/files"
 	"github.com/berthproject/berth/agent/network"
 	"github.com/berthproject/berth/agent/runtime"
 	ctdruntime "github.com/berthproject/berth/agent/runtime/containerd"
@@ -49,14 +51,19 @@ func nodeID(t testing.TB, dataDir string) string {
 }
 
 // cleanupNode removes whatever an agent left: its containers (stopped at
-// once), their snapshots and log files, its network attachments, overlay
-// and rules.
+// once), their snapshots, log files and secret tmpfs mounts, its network
+// attachments, overlay and rules. Its volumes go with the test's
+// directory.
 // It runs after the agent process has stopped.
 func cleanupNode(t testing.TB, name, dataDir string) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if id := nodeID(t, dataDir); id != "" {
-		rt, err := ctdruntime.New(ctx, ctdruntime.Config{Namespace: namespace, Owner: id, StateDir: filepath.Join(dataDir, "runtime")})
+		dirs, err := files.NewDirs(files.DefaultRoot, id)
+		if err != nil {
+			t.Fatalf("cleanup of node %s: %v", name, err)
+		}
+		rt, err := ctdruntime.New(ctx, ctdruntime.Config{Namespace: namespace, Owner: id, StateDir: filepath.Join(dataDir, "runtime"), Files: dirs})
 		if err != nil {
 			t.Errorf("cleanup of node %s: %v", name, err)
 		} else {
@@ -77,6 +84,20 @@ func cleanupNode(t testing.TB, name, dataDir string) {
 				cancel()
 			}
 			rt.Close()
+		}
+		// Mounts of containers that went before the agent could unmount
+		// them (a killed agent).
+		left, err := dirs.List()
+		if err != nil {
+			t.Errorf("cleanup of node %s: %v", name, err)
+		}
+		for _, c := range left {
+			if err := dirs.Remove(c); err != nil {
+				t.Errorf("cleanup of node %s: secret files of %s: %v", name, c, err)
+			}
+		}
+		if err := os.Remove(filepath.Dir(dirs.Dir("x"))); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("cleanup of node %s: %v", name, err)
 		}
 	}
 	if err := network.Remove(name, dataDir, ""); err != nil {

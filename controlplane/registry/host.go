@@ -1,5 +1,5 @@
 // Package registry keeps the cluster's registry credentials: sealed at
-// rest under a key derived from the cluster CA, cached in memory from an
+// rest with the cluster's key-encryption key, cached in memory from an
 // etcd watch, and handed to agents as an ImageSource for the images of
 // the registry they belong to. It also speaks to registries for the
 // control plane: checking a login and resolving a tag to its digest.

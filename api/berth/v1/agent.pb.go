@@ -769,9 +769,10 @@ type Assignments struct {
 	// image_sources say where the images of tasks (this message's and those
 	// sent before) can be fetched: peers first, then registries.
 	ImageSources []*ImageSource `protobuf:"bytes,4,rep,name=image_sources,json=imageSources,proto3" json:"image_sources,omitempty"`
-	// files are the data of the secrets and configs the tasks (this
-	// message's) use, each version sent once per session; the agent keeps
-	// them in memory only.
+	// files are the data of the secrets and configs this message's tasks
+	// use: a version is sent when the node holds no other task that names
+	// it, so an agent may drop a version once no task it holds names it.
+	// The agent keeps them in memory only.
 	Files         []*FilePayload `protobuf:"bytes,5,rep,name=files,proto3" json:"files,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
