@@ -293,18 +293,3 @@ func (s *Server) removeFile(ctx context.Context, k fileKind, namespace, name str
 func fileNotFound(k fileKind, ns, name string) error {
 	return status.Errorf(codes.NotFound, "%s %q not found in namespace %q; berth %s ls lists them", k.word, name, ns, k.word)
 }
-
-// pinStoredFiles points the references of spec, a service's of namespace
-// ns, at the stored versions of the secrets and configs they name. An
-// earlier spec that a rollback makes current again may name versions no
-// longer stored (only the newest data of each is kept): its tasks would
-// get no data and be rejected, so they take the stored data instead.
-func (s *Server) pinStoredFiles(ns string, spec *berthv1.ServiceSpec) {
-	for _, k := range []fileKind{secretFiles, configFiles} {
-		for _, r := range k.refs(spec) {
-			if f, ok := k.get(s, ns, r.GetName()); ok {
-				r.Version, r.Digest = f.GetVersion(), f.GetDigest()
-			}
-		}
-	}
-}

@@ -176,7 +176,7 @@ func (s *Server) RollbackService(ctx context.Context, req *berthv1.RollbackServi
 		}
 		target, from = rev.SpecVersion, svc.SpecVersion
 		revision.Rollback(svc, rev, "", time.Now())
-		s.pinStoredFiles(ns, svc.Spec)
+		s.cfg.Cache.PinFiles(ns, svc.Spec)
 		return nil
 	})
 	if err != nil {

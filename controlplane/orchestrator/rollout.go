@@ -304,6 +304,7 @@ func (o *Orchestrator) rollBack(r *rollout, w *writes, why string) bool {
 			return false
 		}
 		revision.Rollback(s, rev, fmt.Sprintf("update to version %d failed: %s", version, why), now)
+		o.cache.PinFiles(s.Namespace, s.Spec)
 		return true
 	})
 	w.events = append(w.events, serviceEvent(r.svc, "rollback",

@@ -115,6 +115,23 @@ func (c *Cache) Secrets(prefix string) []*berthv1.Secret {
 	return underPrefix(c.secrets, prefix)
 }
 
+// PinFiles points the secret and config references of spec, a service's
+// of namespace, at the versions stored now. Only the current version of
+// each is kept, so a spec that returns to an older one (a rollback) must
+// run the current data rather than name data no node can get.
+func (c *Cache) PinFiles(namespace string, spec *berthv1.ServiceSpec) {
+	for _, r := range spec.GetSecrets() {
+		if s, ok := c.Secret(namespace, r.GetName()); ok {
+			r.Version, r.Digest = s.GetVersion(), s.GetDigest()
+		}
+	}
+	for _, r := range spec.GetConfigs() {
+		if cf, ok := c.Config(namespace, r.GetName()); ok {
+			r.Version, r.Digest = cf.GetVersion(), cf.GetDigest()
+		}
+	}
+}
+
 // Config returns config name of namespace.
 func (c *Cache) Config(namespace, name string) (*berthv1.Config, bool) {
 	c.mu.RLock()

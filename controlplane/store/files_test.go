@@ -1,0 +1,53 @@
+package store_test
+
+import (
+	"context"
+	"testing"
+
+	berthv1 "github.com/berthproject/berth/api/berth/v1"
+	"github.com/berthproject/berth/controlplane/store"
+	"github.com/berthproject/berth/controlplane/store/storetest"
+)
+
+// TestCachePinFiles: a spec naming older versions of a secret and a config
+// (a rollback's) is pointed at the stored ones; a reference to one that is
+// not stored is left as it was.
+func TestCachePinFiles(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	var txn store.Txn
+	txn.Create(store.SecretKey("team", "pw"), &berthv1.Secret{Meta: &berthv1.Meta{}, Namespace: "team", Name: "pw", Version: 3, Digest: "hmac-sha256:3"})
+	txn.Create(store.ConfigKey("team", "conf"), &berthv1.Config{Meta: &berthv1.Meta{}, Namespace: "team", Name: "conf", Version: 2, Digest: "sha256:2"})
+	rev, err := s.Commit(ctx, &txn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := storetest.NewCache(t, s)
+	if err := c.WaitRevision(ctx, rev); err != nil {
+		t.Fatal(err)
+	}
+	spec := &berthv1.ServiceSpec{
+		Secrets: []*berthv1.FileReference{{Name: "pw", Version: 1, Digest: "hmac-sha256:1"}, {Name: "gone", Version: 4, Digest: "hmac-sha256:4"}},
+		Configs: []*berthv1.FileReference{{Name: "conf", Version: 1, Digest: "sha256:1"}},
+	}
+	c.PinFiles("team", spec)
+	for _, tc := range []struct {
+		ref     *berthv1.FileReference
+		version uint64
+		digest  string
+	}{
+		{spec.Secrets[0], 3, "hmac-sha256:3"},
+		{spec.Secrets[1], 4, "hmac-sha256:4"},
+		{spec.Configs[0], 2, "sha256:2"},
+	} {
+		if tc.ref.Version != tc.version || tc.ref.Digest != tc.digest {
+			t.Errorf("%s after PinFiles: version %d digest %s, want %d %s", tc.ref.Name, tc.ref.Version, tc.ref.Digest, tc.version, tc.digest)
+		}
+	}
+	// Another namespace's secret of the same name is not taken.
+	other := &berthv1.ServiceSpec{Secrets: []*berthv1.FileReference{{Name: "pw", Version: 1}}}
+	c.PinFiles("default", other)
+	if other.Secrets[0].Version != 1 {
+		t.Errorf("a secret of namespace team pinned a reference of namespace default: version %d", other.Secrets[0].Version)
+	}
+}
