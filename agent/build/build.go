@@ -26,6 +26,7 @@ import (
 	controlapi "github.com/moby/buildkit/api/services/control"
 	"github.com/moby/buildkit/client"
 	"github.com/moby/buildkit/exporter/containerimage/exptypes"
+	"github.com/moby/buildkit/session/secrets/secretsprovider"
 	"github.com/moby/buildkit/solver/errdefs"
 	"github.com/moby/buildkit/util/grpcerrors"
 	"github.com/tonistiigi/fsutil"
@@ -220,6 +221,11 @@ func (b *Builder) Build(ctx context.Context, h *berthv1.BuildHeader, contextTar 
 			},
 		}},
 	}
+	if len(h.GetSecrets()) > 0 {
+		// RUN --mount=type=secret reads them from memory, over the
+		// build's session; they are never written on the node.
+		opt.Session = append(opt.Session, secretsprovider.FromMap(buildSecrets(h)))
+	}
 	resp, err := b.solve(ctx, c, opt, progress)
 	if err != nil {
 		return Result{}, err
@@ -229,6 +235,15 @@ func (b *Builder) Build(ctx context.Context, h *berthv1.BuildHeader, contextTar 
 		return Result{}, fmt.Errorf("%w: the builder reported no image digest", ErrFailed)
 	}
 	return Result{Image: names[0], Digest: digest}, nil
+}
+
+// buildSecrets maps each build secret's id to its data.
+func buildSecrets(h *berthv1.BuildHeader) map[string][]byte {
+	m := make(map[string][]byte, len(h.GetSecrets()))
+	for _, s := range h.GetSecrets() {
+		m[s.GetId()] = s.GetData()
+	}
+	return m
 }
 
 // solve runs the build, forwarding progress until the build ends.

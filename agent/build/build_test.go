@@ -200,6 +200,22 @@ func TestBuild(t *testing.T) {
 		t.Errorf("cmd %q, want [cat /greeting]", config.Config.Cmd)
 	}
 
+	// A build secret reaches RUN --mount=type=secret, and only there.
+	secretFile := "FROM localhost/busybox:latest\nRUN --mount=type=secret,id=token test \"$(cat /run/secrets/token)\" = s3cret-token && touch /checked\n"
+	for _, tc := range []struct {
+		data string
+		ok   bool
+	}{{"s3cret-token", true}, {"wrong", false}} {
+		_, err := b.Build(t.Context(), &berthv1.BuildHeader{
+			Tags:              []string{"localhost/secret:test"},
+			DockerfileContent: []byte(secretFile),
+			Secrets:           []*berthv1.BuildSecret{{Id: "token", Data: []byte(tc.data)}},
+		}, contextTar(t, nil), nil)
+		if (err == nil) != tc.ok {
+			t.Errorf("build with secret %q: %v, want success %v", tc.data, err, tc.ok)
+		}
+	}
+
 	// A buildkitd that dies is restarted, and the next build waits for it.
 	pid := b.daemon.currentPID()
 	if pid == 0 {

@@ -12,7 +12,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/berthproject/berth/agent/network/nspath"
 	"log/slog"
 	"maps"
 	"net/netip"
@@ -21,6 +20,9 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/berthproject/berth/agent/network/nspath"
+	"github.com/berthproject/berth/internal/keylock"
 
 	"github.com/berthproject/berth/agent/network/dns"
 	"github.com/berthproject/berth/agent/network/netmap"
@@ -79,7 +81,7 @@ type Node struct {
 	netmap *netmap.Map
 	log    *slog.Logger
 
-	locks idLocks
+	locks keylock.Locks
 
 	// mu guards local; program holds it so that what it reads is one
 	// consistent view.
@@ -319,7 +321,7 @@ func (n *Node) Attach(ctx context.Context, spec AttachSpec) (Attachment, error) 
 		return Attachment{}, ErrClosed
 	}
 	id := spec.ID
-	defer n.locks.lock(id)()
+	defer n.locks.Lock(id)()
 
 	if rec, ok, err := n.records.get(id); err != nil {
 		return Attachment{}, err
@@ -420,7 +422,7 @@ func (n *Node) Detach(ctx context.Context, id string) error {
 	if n.closed {
 		return ErrClosed
 	}
-	defer n.locks.lock(id)()
+	defer n.locks.Lock(id)()
 	return n.detach(ctx, id)
 }
 

@@ -21,6 +21,7 @@ import (
 	"sync"
 
 	apivolume "github.com/berthproject/berth/api/volume"
+	"github.com/berthproject/berth/internal/keylock"
 )
 
 // ErrInUse is returned, wrapped, when a volume a container uses is asked
@@ -65,7 +66,7 @@ type Store struct {
 	root        string // <data dir>/volumes
 	scratchRoot string // <data dir>/containers
 	log         *slog.Logger
-	locks       keyLocks
+	locks       keylock.Locks
 
 	mu    sync.Mutex
 	users map[Ref]map[string]bool // container ids
@@ -137,7 +138,7 @@ func (s *Store) Ensure(ref Ref, fill Fill) (path string, created bool, err error
 	if err != nil {
 		return "", false, err
 	}
-	unlock := s.locks.lock(ref.String())
+	unlock := s.locks.Lock(ref.String())
 	defer unlock()
 	if _, err := os.Stat(path); err == nil {
 		return path, false, nil
@@ -215,7 +216,7 @@ func (s *Store) Remove(ref Ref) error {
 	if err := ref.Validate(); err != nil {
 		return err
 	}
-	unlock := s.locks.lock(ref.String())
+	unlock := s.locks.Lock(ref.String())
 	defer unlock()
 	if users := s.Users(ref); len(users) > 0 {
 		return fmt.Errorf("volume %s is used by container %s on this node; remove its task first: %w", ref, strings.Join(users, ", "), ErrInUse)
@@ -317,7 +318,7 @@ func (s *Store) Scratch(id string, index int, fill Fill) (string, error) {
 	parent := filepath.Join(s.scratchRoot, id, "scratch")
 	name := strconv.Itoa(index)
 	path := filepath.Join(parent, name, "_data")
-	unlock := s.locks.lock("scratch/" + id)
+	unlock := s.locks.Lock("scratch/" + id)
 	defer unlock()
 	if _, err := os.Stat(path); err == nil {
 		return path, nil
@@ -336,7 +337,7 @@ func (s *Store) RemoveScratch(id string) error {
 	if err := validateContainerID(id); err != nil {
 		return err
 	}
-	unlock := s.locks.lock("scratch/" + id)
+	unlock := s.locks.Lock("scratch/" + id)
 	defer unlock()
 	if err := os.RemoveAll(filepath.Join(s.scratchRoot, id)); err != nil {
 		return fmt.Errorf("scratch volumes of container %s: %w", id, err)
@@ -365,38 +366,4 @@ func validateContainerID(id string) error {
 		return fmt.Errorf("container id %q cannot name a directory", id)
 	}
 	return nil
-}
-
-// keyLocks is a mutex per key, kept while someone holds or waits for it.
-type keyLocks struct {
-	mu sync.Mutex
-	m  map[string]*keyLock
-}
-
-type keyLock struct {
-	sync.Mutex
-	n int
-}
-
-func (k *keyLocks) lock(key string) (unlock func()) {
-	k.mu.Lock()
-	if k.m == nil {
-		k.m = map[string]*keyLock{}
-	}
-	l := k.m[key]
-	if l == nil {
-		l = &keyLock{}
-		k.m[key] = l
-	}
-	l.n++
-	k.mu.Unlock()
-	l.Lock()
-	return func() {
-		l.Unlock()
-		k.mu.Lock()
-		if l.n--; l.n == 0 {
-			delete(k.m, key)
-		}
-		k.mu.Unlock()
-	}
 }
