@@ -7,6 +7,7 @@ import (
 	"maps"
 	"os"
 	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -376,7 +377,7 @@ func (c *Runtime) Remove(ctx context.Context, id string) error {
 		return fmt.Errorf("runtime: remove container %s: %w", id, err)
 	}
 	if task, err := cont.Task(ctx, nil); err == nil {
-		if _, err := task.Delete(ctx, ctd.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
+		if err := deleteTask(ctx, task); err != nil {
 			return fmt.Errorf("runtime: remove container %s: delete task: %w", id, err)
 		}
 	} else if !errdefs.IsNotFound(err) {
@@ -386,6 +387,37 @@ func (c *Runtime) Remove(ctx context.Context, id string) error {
 		return fmt.Errorf("runtime: remove container %s: %w", id, err)
 	}
 	return c.removeLeftovers(ctx, id)
+}
+
+// deleteTask kills task's processes and deletes it. The shim can still
+// count a process as running just after the kill (one of the container's
+// exec'd processes, say, not yet reaped): then every process is killed
+// again and the delete tried once more, after the task's exit.
+func deleteTask(ctx context.Context, task ctd.Task) error {
+	_, err := task.Delete(ctx, ctd.WithProcessKill)
+	if err == nil || errdefs.IsNotFound(err) {
+		return nil
+	}
+	// The shim says so in words only (code unknown).
+	if !strings.Contains(err.Error(), "cannot delete a running process") {
+		return err
+	}
+	exited, werr := task.Wait(ctx)
+	if werr != nil {
+		return errors.Join(err, werr)
+	}
+	if kerr := task.Kill(ctx, syscall.SIGKILL, ctd.WithKillAll); kerr != nil && !errdefs.IsNotFound(kerr) {
+		return errors.Join(err, kerr)
+	}
+	select {
+	case <-exited:
+	case <-ctx.Done():
+		return errors.Join(err, ctx.Err())
+	}
+	if _, err := task.Delete(ctx, ctd.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
+		return err
+	}
+	return nil
 }
 
 // removeLeftovers detaches container id from the network, deletes its
