@@ -210,6 +210,8 @@ func TestBuild(t *testing.T) {
 			Tags:              []string{"localhost/secret:test"},
 			DockerfileContent: []byte(secretFile),
 			Secrets:           []*berthv1.BuildSecret{{Id: "token", Data: []byte(tc.data)}},
+			// A secret is not part of a step's cache key.
+			NoCache: true,
 		}, contextTar(t, nil), nil)
 		if (err == nil) != tc.ok {
 			t.Errorf("build with secret %q: %v, want success %v", tc.data, err, tc.ok)
