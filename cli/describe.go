@@ -136,6 +136,7 @@ func describeService(cmd *cobra.Command, o *rootOptions, ref string) error {
 		)
 		now := o.now()
 		printServiceNetworks(w, svc, tasks.GetTasks())
+		printServiceStorage(w, spec)
 		section(w, "Tasks", len(tasks.GetTasks()), func(tw io.Writer) {
 			fmt.Fprintln(tw, "  ID\tSLOT\tNODE\tSTATE\tDESIRED\tSINCE\tERROR")
 			for _, r := range taskRows(tasks.GetTasks(), names, now) {
