@@ -7,6 +7,7 @@ import (
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
 	"github.com/berthproject/berth/api/revision"
 	"github.com/berthproject/berth/controlplane/store"
+	"github.com/berthproject/berth/scheduler"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
@@ -107,6 +108,12 @@ func newRollout(svc *berthv1.Service, tasks []*berthv1.Task, now time.Time) *rol
 		r.cfg = effectiveConfig(svc.GetSpec().GetRollbackConfig())
 	} else {
 		r.cfg = effectiveConfig(svc.GetSpec().GetUpdateConfig())
+	}
+	if scheduler.HasNamedVolumes(svc.GetSpec()) {
+		// A slot's volume is on one node: start-first would run the old
+		// and the new task on the same data at once (two databases on
+		// one set of files).
+		r.cfg.startFirst = false
 	}
 	started := st.GetStartedAt().AsTime()
 	if st == nil {

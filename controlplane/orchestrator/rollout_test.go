@@ -140,6 +140,30 @@ func TestStartFirstKeepsTheOldTaskUntilTheNewOneRuns(t *testing.T) {
 	})
 }
 
+// TestStartFirstWithAVolumeStopsFirst: a slot's volume holds one copy of
+// its data, so its old task stops before the new one starts, whatever the
+// order asks.
+func TestStartFirstWithAVolumeStopsFirst(t *testing.T) {
+	h := newHarness(t)
+	h.putNode(readyNode("n1", nil))
+	svc := withUpdate(newService("db", 1), &berthv1.UpdateConfig{
+		Parallelism: 1, Order: berthv1.UpdateOrder_UPDATE_ORDER_START_FIRST, Monitor: durationpb.New(time.Millisecond),
+	})
+	svc.Spec.Mounts = []*berthv1.Mount{{Type: berthv1.MountType_MOUNT_TYPE_VOLUME, Source: "shop_data", Target: "/data"}}
+	svc = runningService(h, svc)
+	svc = h.apply(svc, "db:2")
+	h.waitFor("the old task told to stop", func() bool {
+		return countOf(h.tasks(svc), and(image("busybox"), wantStop)) == 1
+	})
+	if n := countOf(h.tasks(svc), image("db:2")); n != 0 {
+		t.Fatalf("a new task was made beside the old one, on the same volume:\n%s", h.dump())
+	}
+	h.report(berthv1.TaskState_TASK_STATE_SHUTDOWN, h.tasks(svc)...)
+	h.waitFor("the new task assigned", func() bool {
+		return countOf(h.tasks(svc), and(image("db:2"), assigned)) == 1
+	})
+}
+
 func TestFailedUpdateRollsBackOrPauses(t *testing.T) {
 	for _, tc := range []struct {
 		action    berthv1.UpdateFailureAction
