@@ -46,8 +46,10 @@ func (s *Server) planFileKind(k fileKind, req *berthv1.ApplyRequest, files []*be
 	fail := func(f *berthv1.AppFile, reason string) {
 		errs = append(errs, validation.FieldError{Field: fileField(k, f), Reason: reason})
 	}
-	// defined are the versions the request's services may name, by name.
+	// defined are the versions the request's services may name, by name;
+	// written are those this transaction writes (and so guards).
 	defined := map[string]fileObject{}
+	written := map[string]bool{}
 	for _, f := range files {
 		name := f.GetName()
 		if _, twice := defined[name]; twice {
@@ -89,7 +91,7 @@ func (s *Server) planFileKind(k fileKind, req *berthv1.ApplyRequest, files []*be
 				continue
 			}
 			txn.Update(k.key(ns, name), next)
-			defined[name] = next
+			defined[name], written[name] = next, true
 			if changed {
 				// The app's own services follow through the spec
 				// comparison; other apps' services are rolled here.
@@ -102,7 +104,7 @@ func (s *Server) planFileKind(k fileKind, req *berthv1.ApplyRequest, files []*be
 				continue
 			}
 			txn.Create(k.key(ns, name), obj)
-			defined[name] = obj
+			defined[name], written[name] = obj, true
 		}
 	}
 	named := map[string]bool{}
@@ -120,6 +122,11 @@ func (s *Server) planFileKind(k fileKind, req *berthv1.ApplyRequest, files []*be
 				continue
 			}
 			r.Version, r.Digest = f.GetVersion(), f.GetDigest()
+			if !written[r.GetName()] && !named[r.GetName()] {
+				// The spec pins this version: an update or a removal of
+				// the secret meanwhile makes the apply read it again.
+				txn.Guard(k.key(ns, r.GetName()), f.GetMeta().GetVersion())
+			}
 			named[r.GetName()] = true
 		}
 	}

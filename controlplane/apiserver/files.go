@@ -265,6 +265,9 @@ func (s *Server) createFile(ctx context.Context, k fileKind, req fileRequest) (f
 func (s *Server) removeFile(ctx context.Context, k fileKind, namespace, name string) error {
 	ns := namespaceOf(namespace)
 	for attempt := 0; ; attempt++ {
+		// Read before the users: the removal commits only if no service
+		// of the namespace changed since (one may have started using it).
+		seen := s.cfg.Cache.Revision()
 		cur, ok := k.get(s, ns, name)
 		if !ok {
 			return fileNotFound(k, ns, name)
@@ -277,6 +280,7 @@ func (s *Server) removeFile(ctx context.Context, k fileKind, namespace, name str
 		}
 		var txn store.Txn
 		txn.Delete(k.key(ns, name), cur.GetMeta().GetVersion())
+		txn.GuardPrefix(store.ServicesPrefix+ns+"/", seen)
 		rev, retry, err := s.commit(ctx, &txn, attempt)
 		if retry {
 			continue

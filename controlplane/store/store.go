@@ -174,6 +174,21 @@ func (t *Txn) Delete(key string, version int64) {
 	t.ops = append(t.ops, clientv3.OpDelete(key))
 }
 
+// Guard makes the transaction depend on key without writing it: it fails
+// when key is no longer at version (0: when key exists). A write that
+// refers to an object (a spec that names a secret's version) guards it, so
+// a change to the object in between makes the writer read it again.
+func (t *Txn) Guard(key string, version int64) {
+	t.cmps = append(t.cmps, clientv3.Compare(clientv3.ModRevision(key), "=", version))
+}
+
+// GuardPrefix makes the transaction fail when any key under prefix was
+// written after revision rev: a decision read from the cache at rev (no
+// service uses this secret) still holds when the write commits.
+func (t *Txn) GuardPrefix(prefix string, rev int64) {
+	t.cmps = append(t.cmps, clientv3.Compare(clientv3.ModRevision(prefix), "<", rev+1).WithPrefix())
+}
+
 // Len is the number of writes collected.
 func (t *Txn) Len() int { return len(t.ops) }
 
