@@ -205,34 +205,50 @@ func (s *Server) checkIngressPorts(req *berthv1.ApplyRequest) validation.Errors 
 			who += " of namespace " + svc.GetNamespace()
 		}
 		for _, p := range svc.GetSpec().GetPorts() {
-			if p.GetPublished() != 0 {
-				users[portOf(p)] = append(users[portOf(p)], user{who, isIngress(p)})
+			for _, key := range portsOf(p) {
+				users[key] = append(users[key], user{who, isIngress(p)})
 			}
 		}
 	}
 	var errs validation.Errors
 	for _, svc := range req.Services {
 		for i, p := range svc.GetSpec().GetPorts() {
-			if p.GetPublished() == 0 {
-				continue
-			}
-			key, self := portOf(p), req.App+"/"+svc.GetName()
-			for _, u := range users[key] {
-				if u.who == self || (!u.ingress && !isIngress(p)) {
-					continue // host ports on nodes are the scheduler's to place
+			self := req.App + "/" + svc.GetName()
+		keys:
+			for _, key := range portsOf(p) {
+				for _, u := range users[key] {
+					if u.who == self || (!u.ingress && !isIngress(p)) {
+						continue // host ports on nodes are the scheduler's to place
+					}
+					mode := "in host mode"
+					if u.ingress {
+						mode = "in ingress mode, on every node,"
+					}
+					errs = append(errs, validation.FieldError{Service: svc.GetName(), Field: fmt.Sprintf("ports[%d].published", i),
+						Reason: fmt.Sprintf("%s port %d is already published %s by service %s; publish another port, or remove it there first", key.protocol, key.port, mode, u.who)})
+					break keys
 				}
-				mode := "in host mode"
-				if u.ingress {
-					mode = "in ingress mode, on every node,"
-				}
-				errs = append(errs, validation.FieldError{Service: svc.GetName(), Field: fmt.Sprintf("ports[%d].published", i),
-					Reason: fmt.Sprintf("%s port %d is already published %s by service %s; publish another port, or remove it there first", key.protocol, key.port, mode, u.who)})
-				break
 			}
-			users[key] = append(users[key], user{self, isIngress(p)})
+			for _, key := range portsOf(p) {
+				users[key] = append(users[key], user{self, isIngress(p)})
+			}
 		}
 	}
 	return errs
+}
+
+// portsOf lists the host ports p publishes: none, one, or each port of a
+// range (published..published_end), which its tasks take on their nodes.
+func portsOf(p *berthv1.PortSpec) []publishedPort {
+	if p.GetPublished() == 0 {
+		return nil
+	}
+	first := portOf(p)
+	out := []publishedPort{first}
+	for port := p.GetPublished() + 1; port <= p.GetPublishedEnd(); port++ {
+		out = append(out, publishedPort{port, first.protocol})
+	}
+	return out
 }
 
 func portOf(p *berthv1.PortSpec) publishedPort {

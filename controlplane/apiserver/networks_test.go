@@ -272,6 +272,11 @@ func TestApplyIngressPorts(t *testing.T) {
 		{name: "two services of one app", services: []*berthv1.Service{published("a", 7070, ingress), published("b", 7070, ingress)},
 			want: `service "b": ports[0].published: tcp port 7070 is already published in ingress mode, on every node, by service two/a`},
 		{name: "host ports may meet", services: []*berthv1.Service{published("site", 9090, host)}},
+		{name: "a host range over an ingress port", services: []*berthv1.Service{func() *berthv1.Service {
+			sv := published("site", 8070, host)
+			sv.Spec.Ports[0].PublishedEnd = 8090
+			return sv
+		}()}, want: `service "site": ports[0].published: tcp port 8080 is already published in ingress mode, on every node, by service one/web`},
 		{name: "udp is another port", services: []*berthv1.Service{func() *berthv1.Service {
 			sv := published("site", 8080, ingress)
 			sv.Spec.Ports[0].Protocol = "udp"
