@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"syscall"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
@@ -99,6 +100,9 @@ func (c *treeCopy) entry(dst, src string, root bool) error {
 		if err := setOwnerMode(dst, &st, perm); err != nil {
 			return err
 		}
+		if err := copyXattrs(dst, src); err != nil {
+			return err
+		}
 		c.dirs = append(c.dirs, dirTimes{dst, &st})
 		return nil
 	case unix.S_IFLNK:
@@ -122,6 +126,10 @@ func (c *treeCopy) entry(dst, src string, root bool) error {
 			c.links[key] = dst
 		}
 		if err := copyFile(dst, src, &st, perm); err != nil {
+			return err
+		}
+		// After the owner: chown drops security.capability.
+		if err := copyXattrs(dst, src); err != nil {
 			return err
 		}
 		return setTimes(dst, &st)
@@ -162,6 +170,37 @@ func copyFile(dst, src string, st *unix.Stat_t, perm uint32) error {
 		return &fs.PathError{Op: "chmod", Path: dst, Err: err}
 	}
 	return out.Close()
+}
+
+// copyXattrs gives dst the extended attributes of src: file capabilities
+// (security.capability) and the like, which programs in images rely on.
+// A file system that keeps none, on either side, is not an error.
+func copyXattrs(dst, src string) error {
+	size, err := unix.Llistxattr(src, nil)
+	if errors.Is(err, unix.ENOTSUP) || size == 0 {
+		return nil
+	}
+	if err != nil {
+		return &fs.PathError{Op: "listxattr", Path: src, Err: err}
+	}
+	buf := make([]byte, size)
+	if size, err = unix.Llistxattr(src, buf); err != nil {
+		return &fs.PathError{Op: "listxattr", Path: src, Err: err}
+	}
+	for _, name := range strings.Split(strings.TrimRight(string(buf[:size]), "\x00"), "\x00") {
+		n, err := unix.Lgetxattr(src, name, nil)
+		if err != nil {
+			return &fs.PathError{Op: "getxattr " + name, Path: src, Err: err}
+		}
+		val := make([]byte, n)
+		if n, err = unix.Lgetxattr(src, name, val); err != nil {
+			return &fs.PathError{Op: "getxattr " + name, Path: src, Err: err}
+		}
+		if err := unix.Lsetxattr(dst, name, val[:n], 0); err != nil && !errors.Is(err, unix.ENOTSUP) {
+			return &fs.PathError{Op: "setxattr " + name, Path: dst, Err: err}
+		}
+	}
+	return nil
 }
 
 func setOwnerMode(path string, st *unix.Stat_t, perm uint32) error {

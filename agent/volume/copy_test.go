@@ -91,6 +91,36 @@ func TestCopyUp(t *testing.T) {
 	}
 }
 
+// TestCopyUpKeepsXattrs: extended attributes (file capabilities are one)
+// come along, set after the owner, which would clear some of them.
+func TestCopyUpKeepsXattrs(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for trusted.* attributes")
+	}
+	rootfs := makeImage(t)
+	tool := filepath.Join(rootfs, "data", "sub", "tool")
+	if err := unix.Lsetxattr(tool, "trusted.berth-test", []byte("kept"), 0); err != nil {
+		t.Skipf("the test's file system keeps no extended attributes: %v", err)
+	}
+	if err := unix.Lsetxattr(filepath.Join(rootfs, "data", "sub"), "trusted.berth-dir", []byte("dir"), 0); err != nil {
+		t.Fatal(err)
+	}
+	dst := t.TempDir()
+	if err := CopyUp(dst, rootfs, "/data"); err != nil {
+		t.Fatalf("CopyUp: %v", err)
+	}
+	for _, x := range []struct{ path, name, want string }{
+		{"sub/tool", "trusted.berth-test", "kept"},
+		{"sub", "trusted.berth-dir", "dir"},
+	} {
+		buf := make([]byte, 64)
+		n, err := unix.Lgetxattr(filepath.Join(dst, x.path), x.name, buf)
+		if err != nil || string(buf[:n]) != x.want {
+			t.Errorf("%s %s = %q, %v; want %q", x.path, x.name, buf[:max(n, 0)], err, x.want)
+		}
+	}
+}
+
 func TestCopyUpResolvesInsideImage(t *testing.T) {
 	rootfs := makeImage(t)
 	tests := []struct {
