@@ -20,7 +20,7 @@ func printServiceStorage(w io.Writer, spec *berthv1.ServiceSpec) {
 	section(w, "Mounts", rows, func(tw io.Writer) {
 		fmt.Fprintln(tw, "  TARGET\tKIND\tSOURCE\tOPTIONS")
 		for _, m := range spec.GetMounts() {
-			kind, source := mountKind(m)
+			kind, source := mountKind(m, spec.GetMode())
 			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", m.GetTarget(), kind, source, mountOptions(m))
 		}
 		for _, f := range spec.GetSecrets() {
@@ -32,8 +32,9 @@ func printServiceStorage(w io.Writer, spec *berthv1.ServiceSpec) {
 	})
 }
 
-// mountKind names what a mount brings and from where.
-func mountKind(m *berthv1.Mount) (kind, source string) {
+// mountKind names what a mount brings and from where: a named volume is
+// one per slot, or one per node for a global service.
+func mountKind(m *berthv1.Mount, mode berthv1.ServiceMode) (kind, source string) {
 	switch m.GetType() {
 	case berthv1.MountType_MOUNT_TYPE_BIND:
 		return "bind", m.GetSource()
@@ -42,6 +43,9 @@ func mountKind(m *berthv1.Mount) (kind, source string) {
 	}
 	if m.GetSource() == "" {
 		return "scratch volume", "-"
+	}
+	if mode == berthv1.ServiceMode_SERVICE_MODE_GLOBAL {
+		return "volume", m.GetSource() + ".NODE"
 	}
 	return "volume", m.GetSource() + ".SLOT"
 }

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
@@ -32,5 +33,15 @@ func TestPrintServiceStorage(t *testing.T) {
 `
 	if got := b.String(); got != want {
 		t.Errorf("storage section:\n%s\nwant:\n%s", got, want)
+	}
+
+	// A global service has a volume per node.
+	b.Reset()
+	printServiceStorage(&b, &berthv1.ServiceSpec{
+		Mode:   berthv1.ServiceMode_SERVICE_MODE_GLOBAL,
+		Mounts: []*berthv1.Mount{{Source: "shop_logs", Target: "/logs"}},
+	})
+	if got := b.String(); !strings.Contains(got, "/logs    volume   shop_logs.NODE") {
+		t.Errorf("global service's volume:\n%s", got)
 	}
 }
