@@ -5,6 +5,7 @@ import (
 	"slices"
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
+	"github.com/berthproject/berth/api/volume"
 )
 
 // Move restarts one task on another node: the orchestrator starts a
@@ -39,7 +40,7 @@ func Rebalance(snap Snapshot, service []*berthv1.Task, limit int) []Move {
 		return nil
 	}
 	first := service[0]
-	if strategyOf(first, snap.Strategy) == berthv1.SchedulingStrategy_SCHEDULING_STRATEGY_BINPACK || HasNamedVolumes(first.GetSpec()) {
+	if strategyOf(first, snap.Strategy) == berthv1.SchedulingStrategy_SCHEDULING_STRATEGY_BINPACK || volume.HasNamed(first.GetSpec()) {
 		return nil
 	}
 	state := &serviceState{}

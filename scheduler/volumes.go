@@ -30,20 +30,13 @@ type TaskVolume struct {
 	External bool
 }
 
-// IsNamedVolume reports whether m mounts a named volume: a volume with a
-// source (one without is scratch space that lives as long as its task).
-func IsNamedVolume(m *berthv1.Mount) bool {
-	t := m.GetType()
-	return (t == berthv1.MountType_MOUNT_TYPE_VOLUME || t == berthv1.MountType_MOUNT_TYPE_UNSPECIFIED) && m.GetSource() != ""
-}
-
 // TaskVolumes lists the named volumes a task of spec in slot uses on the
 // node named nodeName (read only for a global service's slot 0), each
 // source once, in the order of the spec's mounts.
 func TaskVolumes(spec *berthv1.ServiceSpec, slot uint64, nodeName string) []TaskVolume {
 	var out []TaskVolume
 	for _, m := range spec.GetMounts() {
-		if !IsNamedVolume(m) {
+		if !volume.IsNamed(m) {
 			continue
 		}
 		dup := false
@@ -174,15 +167,4 @@ func (c *cluster) nodeName(id string) string {
 		return c.nodes[i].node.GetName()
 	}
 	return id
-}
-
-// HasNamedVolumes reports whether a task of spec keeps data in a named
-// volume: its replicated tasks then stay on their volumes' nodes.
-func HasNamedVolumes(spec *berthv1.ServiceSpec) bool {
-	for _, m := range spec.GetMounts() {
-		if IsNamedVolume(m) {
-			return true
-		}
-	}
-	return false
 }

@@ -180,9 +180,6 @@ func TestTaskVolumes(t *testing.T) {
 	if got := TaskVolumes(spec, 0, "n1"); got[0].Name != "shop_data.n1" {
 		t.Errorf("global: %+v, want names by node", got)
 	}
-	if !HasNamedVolumes(spec) || HasNamedVolumes(&berthv1.ServiceSpec{}) {
-		t.Error("HasNamedVolumes is wrong")
-	}
 }
 
 func TestRebalanceKeepsTasksWithVolumes(t *testing.T) {

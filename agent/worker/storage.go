@@ -74,7 +74,7 @@ func mounts(ms []*berthv1.Mount, slot uint64, nodeName string) []runtime.Mount {
 			rm.Type, rm.Source = runtime.MountTmpfs, ""
 		default:
 			rm.Type = runtime.MountVolume
-			if rm.Source != "" {
+			if apivolume.IsNamed(m) {
 				rm.Source = apivolume.Name(rm.Source, slot, nodeName)
 			}
 		}

@@ -203,7 +203,7 @@ func ValidateStorage(req *berthv1.ApplyRequest) Errors {
 	for _, svc := range req.GetServices() {
 		for i, m := range svc.GetSpec().GetMounts() {
 			src := m.GetSource()
-			if t := m.GetType(); src == "" || (t != berthv1.MountType_MOUNT_TYPE_VOLUME && t != berthv1.MountType_MOUNT_TYPE_UNSPECIFIED) || volumes[src] {
+			if !volume.IsNamed(m) || volumes[src] {
 				continue
 			}
 			errs = append(errs, FieldError{Service: svc.GetName(), Field: fmt.Sprintf("volumes[%d].source", i),

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"regexp"
 	"strconv"
+
+	berthv1 "github.com/berthproject/berth/api/berth/v1"
 )
 
 // Name is the name of the volume that a task of a service uses for a
@@ -28,4 +30,22 @@ func ValidateName(name string) error {
 		return fmt.Errorf("volume name %q is not valid: use letters, digits, '_', '.' and '-', starting with a letter or digit, at most 128 characters", name)
 	}
 	return nil
+}
+
+// IsNamed reports whether m mounts a named volume: a volume with a source
+// (one without is scratch space that lives as long as its task).
+func IsNamed(m *berthv1.Mount) bool {
+	t := m.GetType()
+	return (t == berthv1.MountType_MOUNT_TYPE_VOLUME || t == berthv1.MountType_MOUNT_TYPE_UNSPECIFIED) && m.GetSource() != ""
+}
+
+// HasNamed reports whether a task of spec keeps data in a named volume:
+// its replicated tasks then stay on their volumes' nodes.
+func HasNamed(spec *berthv1.ServiceSpec) bool {
+	for _, m := range spec.GetMounts() {
+		if IsNamed(m) {
+			return true
+		}
+	}
+	return false
 }

@@ -9,6 +9,7 @@ import (
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
 	"github.com/berthproject/berth/api/taskstate"
+	"github.com/berthproject/berth/api/volume"
 	"github.com/berthproject/berth/controlplane/store"
 	"github.com/berthproject/berth/scheduler"
 	"google.golang.org/grpc/codes"
@@ -204,7 +205,7 @@ func (s *Server) volumeUsers(namespace string) map[string]*berthv1.Task {
 	names := map[string]string{}
 	for _, t := range s.cfg.Cache.Tasks() {
 		if t.GetNamespace() != namespace || !taskstate.Active(t) || t.GetNodeId() == "" ||
-			t.GetStatus().GetState() < berthv1.TaskState_TASK_STATE_ASSIGNED || !scheduler.HasNamedVolumes(t.GetSpec()) {
+			t.GetStatus().GetState() < berthv1.TaskState_TASK_STATE_ASSIGNED || !volume.HasNamed(t.GetSpec()) {
 			continue
 		}
 		nodeName, ok := names[t.GetNodeId()]

@@ -6,6 +6,7 @@ import (
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
 	"github.com/berthproject/berth/api/taskstate"
+	"github.com/berthproject/berth/api/volume"
 	"github.com/berthproject/berth/controlplane/store"
 	"github.com/berthproject/berth/scheduler"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -31,7 +32,7 @@ func (o *Orchestrator) rebalanceStep(svc *berthv1.Service, r *rollout, tasks []*
 		o.finishRebalance(svc, w, "a global service runs one task on each node")
 		return time.Time{}
 	}
-	if scheduler.HasNamedVolumes(svc.GetSpec()) {
+	if volume.HasNamed(svc.GetSpec()) {
 		o.finishRebalance(svc, w, "its tasks stay on the nodes that hold their volumes")
 		return time.Time{}
 	}

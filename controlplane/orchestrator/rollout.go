@@ -6,8 +6,8 @@ import (
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
 	"github.com/berthproject/berth/api/revision"
+	"github.com/berthproject/berth/api/volume"
 	"github.com/berthproject/berth/controlplane/store"
-	"github.com/berthproject/berth/scheduler"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
@@ -109,7 +109,7 @@ func newRollout(svc *berthv1.Service, tasks []*berthv1.Task, now time.Time) *rol
 	} else {
 		r.cfg = effectiveConfig(svc.GetSpec().GetUpdateConfig())
 	}
-	if scheduler.HasNamedVolumes(svc.GetSpec()) {
+	if volume.HasNamed(svc.GetSpec()) {
 		// A slot's volume is on one node: start-first would run the old
 		// and the new task on the same data at once (two databases on
 		// one set of files).

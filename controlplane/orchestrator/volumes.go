@@ -4,6 +4,7 @@ import (
 	"time"
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
+	"github.com/berthproject/berth/api/volume"
 	"github.com/berthproject/berth/controlplane/store"
 	"github.com/berthproject/berth/scheduler"
 	"google.golang.org/protobuf/proto"
@@ -37,7 +38,7 @@ func (v volumeRecord) add(txn *store.Txn) {
 // unset) of one that has. written holds the keys this pass writes
 // already: a pass writes a key once.
 func (o *Orchestrator) volumeRecords(t *berthv1.Task, nodeID string, now time.Time, written map[string]bool) []volumeRecord {
-	if !scheduler.HasNamedVolumes(t.GetSpec()) {
+	if !volume.HasNamed(t.GetSpec()) {
 		return nil
 	}
 	var nodeName string
