@@ -30,8 +30,14 @@ const (
 	RoleServer Role = "server"
 	// RoleNode is an agent, named by its node id.
 	RoleNode Role = "node"
-	// RoleAdmin is an operator using the CLI or the API directly.
+	// RoleAdmin is an operator using the CLI or the API directly: the
+	// certificate `berth server` writes, or a user's made by `berth user
+	// create --role admin`.
 	RoleAdmin Role = "admin"
+	// RoleDeployer is a user who may change what runs in its namespaces.
+	RoleDeployer Role = "deployer"
+	// RoleViewer is a user who may read what is in its namespaces.
+	RoleViewer Role = "viewer"
 )
 
 // organizationPrefix turns a role into the certificate Organization that
@@ -45,7 +51,7 @@ func (r Role) Organization() string { return organizationPrefix + string(r) }
 // Valid reports whether r is one of the known roles.
 func (r Role) Valid() bool {
 	switch r {
-	case RoleServer, RoleNode, RoleAdmin:
+	case RoleServer, RoleNode, RoleAdmin, RoleDeployer, RoleViewer:
 		return true
 	}
 	return false

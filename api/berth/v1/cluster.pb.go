@@ -176,18 +176,1067 @@ func (LogStream) EnumDescriptor() ([]byte, []int) {
 	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{2}
 }
 
+type WhoAmIRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WhoAmIRequest) Reset() {
+	*x = WhoAmIRequest{}
+	mi := &file_berth_v1_cluster_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WhoAmIRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WhoAmIRequest) ProtoMessage() {}
+
+func (x *WhoAmIRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_cluster_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WhoAmIRequest.ProtoReflect.Descriptor instead.
+func (*WhoAmIRequest) Descriptor() ([]byte, []int) {
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{0}
+}
+
+type WhoAmIResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// principal is as audit records name it ("user/alice", "token/ci").
+	Principal string `protobuf:"bytes,1,opt,name=principal,proto3" json:"principal,omitempty"`
+	Role      string `protobuf:"bytes,2,opt,name=role,proto3" json:"role,omitempty"`
+	// namespaces the caller may act in; empty means every namespace.
+	Namespaces []string `protobuf:"bytes,3,rep,name=namespaces,proto3" json:"namespaces,omitempty"`
+	// methods lists the cluster API methods the caller may call (short
+	// names), for clients that hide what they cannot do.
+	Methods       []string `protobuf:"bytes,4,rep,name=methods,proto3" json:"methods,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WhoAmIResponse) Reset() {
+	*x = WhoAmIResponse{}
+	mi := &file_berth_v1_cluster_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WhoAmIResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WhoAmIResponse) ProtoMessage() {}
+
+func (x *WhoAmIResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_cluster_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WhoAmIResponse.ProtoReflect.Descriptor instead.
+func (*WhoAmIResponse) Descriptor() ([]byte, []int) {
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *WhoAmIResponse) GetPrincipal() string {
+	if x != nil {
+		return x.Principal
+	}
+	return ""
+}
+
+func (x *WhoAmIResponse) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+func (x *WhoAmIResponse) GetNamespaces() []string {
+	if x != nil {
+		return x.Namespaces
+	}
+	return nil
+}
+
+func (x *WhoAmIResponse) GetMethods() []string {
+	if x != nil {
+		return x.Methods
+	}
+	return nil
+}
+
+type CreateUserRequest struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Name       string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Role       string                 `protobuf:"bytes,2,opt,name=role,proto3" json:"role,omitempty"`
+	Namespaces []string               `protobuf:"bytes,3,rep,name=namespaces,proto3" json:"namespaces,omitempty"`
+	// csr is a PEM certificate signing request for the user's key.
+	Csr []byte `protobuf:"bytes,4,opt,name=csr,proto3" json:"csr,omitempty"`
+	// ttl is the certificate's lifetime; unset means a year.
+	Ttl           *durationpb.Duration `protobuf:"bytes,5,opt,name=ttl,proto3" json:"ttl,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateUserRequest) Reset() {
+	*x = CreateUserRequest{}
+	mi := &file_berth_v1_cluster_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateUserRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateUserRequest) ProtoMessage() {}
+
+func (x *CreateUserRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_cluster_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateUserRequest.ProtoReflect.Descriptor instead.
+func (*CreateUserRequest) Descriptor() ([]byte, []int) {
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *CreateUserRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *CreateUserRequest) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+func (x *CreateUserRequest) GetNamespaces() []string {
+	if x != nil {
+		return x.Namespaces
+	}
+	return nil
+}
+
+func (x *CreateUserRequest) GetCsr() []byte {
+	if x != nil {
+		return x.Csr
+	}
+	return nil
+}
+
+func (x *CreateUserRequest) GetTtl() *durationpb.Duration {
+	if x != nil {
+		return x.Ttl
+	}
+	return nil
+}
+
+type CreateUserResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	User  *User                  `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	// certificate and ca_certificate are PEM, for the user's config file.
+	Certificate   []byte `protobuf:"bytes,2,opt,name=certificate,proto3" json:"certificate,omitempty"`
+	CaCertificate []byte `protobuf:"bytes,3,opt,name=ca_certificate,json=caCertificate,proto3" json:"ca_certificate,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateUserResponse) Reset() {
+	*x = CreateUserResponse{}
+	mi := &file_berth_v1_cluster_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateUserResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateUserResponse) ProtoMessage() {}
+
+func (x *CreateUserResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_cluster_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateUserResponse.ProtoReflect.Descriptor instead.
+func (*CreateUserResponse) Descriptor() ([]byte, []int) {
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *CreateUserResponse) GetUser() *User {
+	if x != nil {
+		return x.User
+	}
+	return nil
+}
+
+func (x *CreateUserResponse) GetCertificate() []byte {
+	if x != nil {
+		return x.Certificate
+	}
+	return nil
+}
+
+func (x *CreateUserResponse) GetCaCertificate() []byte {
+	if x != nil {
+		return x.CaCertificate
+	}
+	return nil
+}
+
+type ListUsersRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListUsersRequest) Reset() {
+	*x = ListUsersRequest{}
+	mi := &file_berth_v1_cluster_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListUsersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListUsersRequest) ProtoMessage() {}
+
+func (x *ListUsersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_cluster_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListUsersRequest.ProtoReflect.Descriptor instead.
+func (*ListUsersRequest) Descriptor() ([]byte, []int) {
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{4}
+}
+
+type ListUsersResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Users         []*User                `protobuf:"bytes,1,rep,name=users,proto3" json:"users,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListUsersResponse) Reset() {
+	*x = ListUsersResponse{}
+	mi := &file_berth_v1_cluster_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListUsersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListUsersResponse) ProtoMessage() {}
+
+func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_cluster_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListUsersResponse.ProtoReflect.Descriptor instead.
+func (*ListUsersResponse) Descriptor() ([]byte, []int) {
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *ListUsersResponse) GetUsers() []*User {
+	if x != nil {
+		return x.Users
+	}
+	return nil
+}
+
+type RemoveUserRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveUserRequest) Reset() {
+	*x = RemoveUserRequest{}
+	mi := &file_berth_v1_cluster_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveUserRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveUserRequest) ProtoMessage() {}
+
+func (x *RemoveUserRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_cluster_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveUserRequest.ProtoReflect.Descriptor instead.
+func (*RemoveUserRequest) Descriptor() ([]byte, []int) {
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *RemoveUserRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type RemoveUserResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveUserResponse) Reset() {
+	*x = RemoveUserResponse{}
+	mi := &file_berth_v1_cluster_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveUserResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveUserResponse) ProtoMessage() {}
+
+func (x *RemoveUserResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_cluster_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveUserResponse.ProtoReflect.Descriptor instead.
+func (*RemoveUserResponse) Descriptor() ([]byte, []int) {
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{7}
+}
+
+type CreateNamespaceRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Quota         *NamespaceQuota        `protobuf:"bytes,2,opt,name=quota,proto3" json:"quota,omitempty"`
+	Labels        map[string]string      `protobuf:"bytes,3,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateNamespaceRequest) Reset() {
+	*x = CreateNamespaceRequest{}
+	mi := &file_berth_v1_cluster_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateNamespaceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateNamespaceRequest) ProtoMessage() {}
+
+func (x *CreateNamespaceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_cluster_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateNamespaceRequest.ProtoReflect.Descriptor instead.
+func (*CreateNamespaceRequest) Descriptor() ([]byte, []int) {
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *CreateNamespaceRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *CreateNamespaceRequest) GetQuota() *NamespaceQuota {
+	if x != nil {
+		return x.Quota
+	}
+	return nil
+}
+
+func (x *CreateNamespaceRequest) GetLabels() map[string]string {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
+}
+
+type UpdateNamespaceRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// quota replaces the namespace's quota.
+	Quota         *NamespaceQuota `protobuf:"bytes,2,opt,name=quota,proto3" json:"quota,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateNamespaceRequest) Reset() {
+	*x = UpdateNamespaceRequest{}
+	mi := &file_berth_v1_cluster_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateNamespaceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateNamespaceRequest) ProtoMessage() {}
+
+func (x *UpdateNamespaceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_cluster_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateNamespaceRequest.ProtoReflect.Descriptor instead.
+func (*UpdateNamespaceRequest) Descriptor() ([]byte, []int) {
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *UpdateNamespaceRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *UpdateNamespaceRequest) GetQuota() *NamespaceQuota {
+	if x != nil {
+		return x.Quota
+	}
+	return nil
+}
+
+type ListNamespacesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListNamespacesRequest) Reset() {
+	*x = ListNamespacesRequest{}
+	mi := &file_berth_v1_cluster_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListNamespacesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListNamespacesRequest) ProtoMessage() {}
+
+func (x *ListNamespacesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_cluster_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListNamespacesRequest.ProtoReflect.Descriptor instead.
+func (*ListNamespacesRequest) Descriptor() ([]byte, []int) {
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{10}
+}
+
+type NamespaceSummary struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Namespace     *Namespace             `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	Usage         *NamespaceUsage        `protobuf:"bytes,2,opt,name=usage,proto3" json:"usage,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NamespaceSummary) Reset() {
+	*x = NamespaceSummary{}
+	mi := &file_berth_v1_cluster_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NamespaceSummary) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NamespaceSummary) ProtoMessage() {}
+
+func (x *NamespaceSummary) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_cluster_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NamespaceSummary.ProtoReflect.Descriptor instead.
+func (*NamespaceSummary) Descriptor() ([]byte, []int) {
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *NamespaceSummary) GetNamespace() *Namespace {
+	if x != nil {
+		return x.Namespace
+	}
+	return nil
+}
+
+func (x *NamespaceSummary) GetUsage() *NamespaceUsage {
+	if x != nil {
+		return x.Usage
+	}
+	return nil
+}
+
+type ListNamespacesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Namespaces    []*NamespaceSummary    `protobuf:"bytes,1,rep,name=namespaces,proto3" json:"namespaces,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListNamespacesResponse) Reset() {
+	*x = ListNamespacesResponse{}
+	mi := &file_berth_v1_cluster_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListNamespacesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListNamespacesResponse) ProtoMessage() {}
+
+func (x *ListNamespacesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_cluster_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListNamespacesResponse.ProtoReflect.Descriptor instead.
+func (*ListNamespacesResponse) Descriptor() ([]byte, []int) {
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *ListNamespacesResponse) GetNamespaces() []*NamespaceSummary {
+	if x != nil {
+		return x.Namespaces
+	}
+	return nil
+}
+
+type GetNamespaceRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Namespace     string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetNamespaceRequest) Reset() {
+	*x = GetNamespaceRequest{}
+	mi := &file_berth_v1_cluster_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetNamespaceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetNamespaceRequest) ProtoMessage() {}
+
+func (x *GetNamespaceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_cluster_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetNamespaceRequest.ProtoReflect.Descriptor instead.
+func (*GetNamespaceRequest) Descriptor() ([]byte, []int) {
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *GetNamespaceRequest) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+type RemoveNamespaceRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveNamespaceRequest) Reset() {
+	*x = RemoveNamespaceRequest{}
+	mi := &file_berth_v1_cluster_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveNamespaceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveNamespaceRequest) ProtoMessage() {}
+
+func (x *RemoveNamespaceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_cluster_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveNamespaceRequest.ProtoReflect.Descriptor instead.
+func (*RemoveNamespaceRequest) Descriptor() ([]byte, []int) {
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *RemoveNamespaceRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type RemoveNamespaceResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveNamespaceResponse) Reset() {
+	*x = RemoveNamespaceResponse{}
+	mi := &file_berth_v1_cluster_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveNamespaceResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveNamespaceResponse) ProtoMessage() {}
+
+func (x *RemoveNamespaceResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_cluster_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveNamespaceResponse.ProtoReflect.Descriptor instead.
+func (*RemoveNamespaceResponse) Descriptor() ([]byte, []int) {
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{15}
+}
+
+type AuditRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// since keeps records at or after this time; unset means the last day.
+	Since *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=since,proto3" json:"since,omitempty"`
+	// principal keeps one caller's records ("user/alice", or a bare name
+	// that matches any kind).
+	Principal string `protobuf:"bytes,2,opt,name=principal,proto3" json:"principal,omitempty"`
+	// namespace keeps one namespace's records; empty means all the caller
+	// may see.
+	Namespace string `protobuf:"bytes,3,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	Follow    bool   `protobuf:"varint,4,opt,name=follow,proto3" json:"follow,omitempty"`
+	// limit is the most recent records to send first; 0 means 1,000.
+	Limit         uint32 `protobuf:"varint,5,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuditRequest) Reset() {
+	*x = AuditRequest{}
+	mi := &file_berth_v1_cluster_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditRequest) ProtoMessage() {}
+
+func (x *AuditRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_cluster_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditRequest.ProtoReflect.Descriptor instead.
+func (*AuditRequest) Descriptor() ([]byte, []int) {
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *AuditRequest) GetSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Since
+	}
+	return nil
+}
+
+func (x *AuditRequest) GetPrincipal() string {
+	if x != nil {
+		return x.Principal
+	}
+	return ""
+}
+
+func (x *AuditRequest) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *AuditRequest) GetFollow() bool {
+	if x != nil {
+		return x.Follow
+	}
+	return false
+}
+
+func (x *AuditRequest) GetLimit() uint32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+type RemoveNodeRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// node is the node's name or ID.
+	Node string `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	// force removes a node that is connected (its session ends).
+	Force         bool `protobuf:"varint,2,opt,name=force,proto3" json:"force,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveNodeRequest) Reset() {
+	*x = RemoveNodeRequest{}
+	mi := &file_berth_v1_cluster_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveNodeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveNodeRequest) ProtoMessage() {}
+
+func (x *RemoveNodeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_cluster_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveNodeRequest.ProtoReflect.Descriptor instead.
+func (*RemoveNodeRequest) Descriptor() ([]byte, []int) {
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *RemoveNodeRequest) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *RemoveNodeRequest) GetForce() bool {
+	if x != nil {
+		return x.Force
+	}
+	return false
+}
+
+type RemoveNodeResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Node          *Node                  `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveNodeResponse) Reset() {
+	*x = RemoveNodeResponse{}
+	mi := &file_berth_v1_cluster_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveNodeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveNodeResponse) ProtoMessage() {}
+
+func (x *RemoveNodeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_cluster_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveNodeResponse.ProtoReflect.Descriptor instead.
+func (*RemoveNodeResponse) Descriptor() ([]byte, []int) {
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *RemoveNodeResponse) GetNode() *Node {
+	if x != nil {
+		return x.Node
+	}
+	return nil
+}
+
+type RotateCARequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RotateCARequest) Reset() {
+	*x = RotateCARequest{}
+	mi := &file_berth_v1_cluster_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateCARequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateCARequest) ProtoMessage() {}
+
+func (x *RotateCARequest) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_cluster_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateCARequest.ProtoReflect.Descriptor instead.
+func (*RotateCARequest) Descriptor() ([]byte, []int) {
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{19}
+}
+
+type RotateCAResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// ca_certificate is the new CA's certificate (PEM); trust_bundle is
+	// every CA certificate trusted during the rollover.
+	CaCertificate []byte `protobuf:"bytes,1,opt,name=ca_certificate,json=caCertificate,proto3" json:"ca_certificate,omitempty"`
+	TrustBundle   []byte `protobuf:"bytes,2,opt,name=trust_bundle,json=trustBundle,proto3" json:"trust_bundle,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RotateCAResponse) Reset() {
+	*x = RotateCAResponse{}
+	mi := &file_berth_v1_cluster_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateCAResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateCAResponse) ProtoMessage() {}
+
+func (x *RotateCAResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_cluster_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateCAResponse.ProtoReflect.Descriptor instead.
+func (*RotateCAResponse) Descriptor() ([]byte, []int) {
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *RotateCAResponse) GetCaCertificate() []byte {
+	if x != nil {
+		return x.CaCertificate
+	}
+	return nil
+}
+
+func (x *RotateCAResponse) GetTrustBundle() []byte {
+	if x != nil {
+		return x.TrustBundle
+	}
+	return nil
+}
+
 type ListVolumesRequest struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	Namespace string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
 	// app limits the answer to one app's volumes.
-	App           string `protobuf:"bytes,2,opt,name=app,proto3" json:"app,omitempty"`
+	App string `protobuf:"bytes,2,opt,name=app,proto3" json:"app,omitempty"`
+	// all_namespaces answers for every namespace the caller may see
+	// (namespace is then ignored).
+	AllNamespaces bool `protobuf:"varint,3,opt,name=all_namespaces,json=allNamespaces,proto3" json:"all_namespaces,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListVolumesRequest) Reset() {
 	*x = ListVolumesRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[0]
+	mi := &file_berth_v1_cluster_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -199,7 +1248,7 @@ func (x *ListVolumesRequest) String() string {
 func (*ListVolumesRequest) ProtoMessage() {}
 
 func (x *ListVolumesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[0]
+	mi := &file_berth_v1_cluster_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -212,7 +1261,7 @@ func (x *ListVolumesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListVolumesRequest.ProtoReflect.Descriptor instead.
 func (*ListVolumesRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{0}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ListVolumesRequest) GetNamespace() string {
@@ -227,6 +1276,13 @@ func (x *ListVolumesRequest) GetApp() string {
 		return x.App
 	}
 	return ""
+}
+
+func (x *ListVolumesRequest) GetAllNamespaces() bool {
+	if x != nil {
+		return x.AllNamespaces
+	}
+	return false
 }
 
 // VolumeSummary is a volume with what its node says of it.
@@ -246,7 +1302,7 @@ type VolumeSummary struct {
 
 func (x *VolumeSummary) Reset() {
 	*x = VolumeSummary{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[1]
+	mi := &file_berth_v1_cluster_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -258,7 +1314,7 @@ func (x *VolumeSummary) String() string {
 func (*VolumeSummary) ProtoMessage() {}
 
 func (x *VolumeSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[1]
+	mi := &file_berth_v1_cluster_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -271,7 +1327,7 @@ func (x *VolumeSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VolumeSummary.ProtoReflect.Descriptor instead.
 func (*VolumeSummary) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{1}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *VolumeSummary) GetVolume() *Volume {
@@ -318,7 +1374,7 @@ type ListVolumesResponse struct {
 
 func (x *ListVolumesResponse) Reset() {
 	*x = ListVolumesResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[2]
+	mi := &file_berth_v1_cluster_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -330,7 +1386,7 @@ func (x *ListVolumesResponse) String() string {
 func (*ListVolumesResponse) ProtoMessage() {}
 
 func (x *ListVolumesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[2]
+	mi := &file_berth_v1_cluster_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -343,7 +1399,7 @@ func (x *ListVolumesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListVolumesResponse.ProtoReflect.Descriptor instead.
 func (*ListVolumesResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{2}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ListVolumesResponse) GetVolumes() []*VolumeSummary {
@@ -363,7 +1419,7 @@ type GetVolumeRequest struct {
 
 func (x *GetVolumeRequest) Reset() {
 	*x = GetVolumeRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[3]
+	mi := &file_berth_v1_cluster_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -375,7 +1431,7 @@ func (x *GetVolumeRequest) String() string {
 func (*GetVolumeRequest) ProtoMessage() {}
 
 func (x *GetVolumeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[3]
+	mi := &file_berth_v1_cluster_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -388,7 +1444,7 @@ func (x *GetVolumeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetVolumeRequest.ProtoReflect.Descriptor instead.
 func (*GetVolumeRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{3}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *GetVolumeRequest) GetNamespace() string {
@@ -418,7 +1474,7 @@ type RemoveVolumeRequest struct {
 
 func (x *RemoveVolumeRequest) Reset() {
 	*x = RemoveVolumeRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[4]
+	mi := &file_berth_v1_cluster_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -430,7 +1486,7 @@ func (x *RemoveVolumeRequest) String() string {
 func (*RemoveVolumeRequest) ProtoMessage() {}
 
 func (x *RemoveVolumeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[4]
+	mi := &file_berth_v1_cluster_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -443,7 +1499,7 @@ func (x *RemoveVolumeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveVolumeRequest.ProtoReflect.Descriptor instead.
 func (*RemoveVolumeRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{4}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *RemoveVolumeRequest) GetNamespace() string {
@@ -475,7 +1531,7 @@ type RemoveVolumeResponse struct {
 
 func (x *RemoveVolumeResponse) Reset() {
 	*x = RemoveVolumeResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[5]
+	mi := &file_berth_v1_cluster_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -487,7 +1543,7 @@ func (x *RemoveVolumeResponse) String() string {
 func (*RemoveVolumeResponse) ProtoMessage() {}
 
 func (x *RemoveVolumeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[5]
+	mi := &file_berth_v1_cluster_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -500,7 +1556,7 @@ func (x *RemoveVolumeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveVolumeResponse.ProtoReflect.Descriptor instead.
 func (*RemoveVolumeResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{5}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{26}
 }
 
 type CreateSecretRequest struct {
@@ -518,7 +1574,7 @@ type CreateSecretRequest struct {
 
 func (x *CreateSecretRequest) Reset() {
 	*x = CreateSecretRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[6]
+	mi := &file_berth_v1_cluster_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -530,7 +1586,7 @@ func (x *CreateSecretRequest) String() string {
 func (*CreateSecretRequest) ProtoMessage() {}
 
 func (x *CreateSecretRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[6]
+	mi := &file_berth_v1_cluster_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -543,7 +1599,7 @@ func (x *CreateSecretRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSecretRequest.ProtoReflect.Descriptor instead.
 func (*CreateSecretRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{6}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *CreateSecretRequest) GetNamespace() string {
@@ -593,7 +1649,7 @@ type SecretSummary struct {
 
 func (x *SecretSummary) Reset() {
 	*x = SecretSummary{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[7]
+	mi := &file_berth_v1_cluster_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -605,7 +1661,7 @@ func (x *SecretSummary) String() string {
 func (*SecretSummary) ProtoMessage() {}
 
 func (x *SecretSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[7]
+	mi := &file_berth_v1_cluster_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -618,7 +1674,7 @@ func (x *SecretSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SecretSummary.ProtoReflect.Descriptor instead.
 func (*SecretSummary) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{7}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *SecretSummary) GetSecret() *Secret {
@@ -636,15 +1692,18 @@ func (x *SecretSummary) GetServices() []string {
 }
 
 type ListSecretsRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Namespace     string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Namespace string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	// all_namespaces answers for every namespace the caller may see
+	// (namespace is then ignored).
+	AllNamespaces bool `protobuf:"varint,2,opt,name=all_namespaces,json=allNamespaces,proto3" json:"all_namespaces,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListSecretsRequest) Reset() {
 	*x = ListSecretsRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[8]
+	mi := &file_berth_v1_cluster_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -656,7 +1715,7 @@ func (x *ListSecretsRequest) String() string {
 func (*ListSecretsRequest) ProtoMessage() {}
 
 func (x *ListSecretsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[8]
+	mi := &file_berth_v1_cluster_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -669,7 +1728,7 @@ func (x *ListSecretsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSecretsRequest.ProtoReflect.Descriptor instead.
 func (*ListSecretsRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{8}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ListSecretsRequest) GetNamespace() string {
@@ -677,6 +1736,13 @@ func (x *ListSecretsRequest) GetNamespace() string {
 		return x.Namespace
 	}
 	return ""
+}
+
+func (x *ListSecretsRequest) GetAllNamespaces() bool {
+	if x != nil {
+		return x.AllNamespaces
+	}
+	return false
 }
 
 type ListSecretsResponse struct {
@@ -688,7 +1754,7 @@ type ListSecretsResponse struct {
 
 func (x *ListSecretsResponse) Reset() {
 	*x = ListSecretsResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[9]
+	mi := &file_berth_v1_cluster_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -700,7 +1766,7 @@ func (x *ListSecretsResponse) String() string {
 func (*ListSecretsResponse) ProtoMessage() {}
 
 func (x *ListSecretsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[9]
+	mi := &file_berth_v1_cluster_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -713,7 +1779,7 @@ func (x *ListSecretsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSecretsResponse.ProtoReflect.Descriptor instead.
 func (*ListSecretsResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{9}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ListSecretsResponse) GetSecrets() []*SecretSummary {
@@ -733,7 +1799,7 @@ type GetSecretRequest struct {
 
 func (x *GetSecretRequest) Reset() {
 	*x = GetSecretRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[10]
+	mi := &file_berth_v1_cluster_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -745,7 +1811,7 @@ func (x *GetSecretRequest) String() string {
 func (*GetSecretRequest) ProtoMessage() {}
 
 func (x *GetSecretRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[10]
+	mi := &file_berth_v1_cluster_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -758,7 +1824,7 @@ func (x *GetSecretRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSecretRequest.ProtoReflect.Descriptor instead.
 func (*GetSecretRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{10}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *GetSecretRequest) GetNamespace() string {
@@ -785,7 +1851,7 @@ type RemoveSecretRequest struct {
 
 func (x *RemoveSecretRequest) Reset() {
 	*x = RemoveSecretRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[11]
+	mi := &file_berth_v1_cluster_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -797,7 +1863,7 @@ func (x *RemoveSecretRequest) String() string {
 func (*RemoveSecretRequest) ProtoMessage() {}
 
 func (x *RemoveSecretRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[11]
+	mi := &file_berth_v1_cluster_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -810,7 +1876,7 @@ func (x *RemoveSecretRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveSecretRequest.ProtoReflect.Descriptor instead.
 func (*RemoveSecretRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{11}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *RemoveSecretRequest) GetNamespace() string {
@@ -835,7 +1901,7 @@ type RemoveSecretResponse struct {
 
 func (x *RemoveSecretResponse) Reset() {
 	*x = RemoveSecretResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[12]
+	mi := &file_berth_v1_cluster_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -847,7 +1913,7 @@ func (x *RemoveSecretResponse) String() string {
 func (*RemoveSecretResponse) ProtoMessage() {}
 
 func (x *RemoveSecretResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[12]
+	mi := &file_berth_v1_cluster_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -860,7 +1926,7 @@ func (x *RemoveSecretResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveSecretResponse.ProtoReflect.Descriptor instead.
 func (*RemoveSecretResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{12}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{33}
 }
 
 type CreateConfigRequest struct {
@@ -876,7 +1942,7 @@ type CreateConfigRequest struct {
 
 func (x *CreateConfigRequest) Reset() {
 	*x = CreateConfigRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[13]
+	mi := &file_berth_v1_cluster_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -888,7 +1954,7 @@ func (x *CreateConfigRequest) String() string {
 func (*CreateConfigRequest) ProtoMessage() {}
 
 func (x *CreateConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[13]
+	mi := &file_berth_v1_cluster_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -901,7 +1967,7 @@ func (x *CreateConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateConfigRequest.ProtoReflect.Descriptor instead.
 func (*CreateConfigRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{13}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *CreateConfigRequest) GetNamespace() string {
@@ -949,7 +2015,7 @@ type ConfigSummary struct {
 
 func (x *ConfigSummary) Reset() {
 	*x = ConfigSummary{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[14]
+	mi := &file_berth_v1_cluster_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -961,7 +2027,7 @@ func (x *ConfigSummary) String() string {
 func (*ConfigSummary) ProtoMessage() {}
 
 func (x *ConfigSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[14]
+	mi := &file_berth_v1_cluster_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -974,7 +2040,7 @@ func (x *ConfigSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigSummary.ProtoReflect.Descriptor instead.
 func (*ConfigSummary) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{14}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ConfigSummary) GetConfig() *Config {
@@ -992,15 +2058,18 @@ func (x *ConfigSummary) GetServices() []string {
 }
 
 type ListConfigsRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Namespace     string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Namespace string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	// all_namespaces answers for every namespace the caller may see
+	// (namespace is then ignored).
+	AllNamespaces bool `protobuf:"varint,2,opt,name=all_namespaces,json=allNamespaces,proto3" json:"all_namespaces,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListConfigsRequest) Reset() {
 	*x = ListConfigsRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[15]
+	mi := &file_berth_v1_cluster_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1012,7 +2081,7 @@ func (x *ListConfigsRequest) String() string {
 func (*ListConfigsRequest) ProtoMessage() {}
 
 func (x *ListConfigsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[15]
+	mi := &file_berth_v1_cluster_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1025,7 +2094,7 @@ func (x *ListConfigsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConfigsRequest.ProtoReflect.Descriptor instead.
 func (*ListConfigsRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{15}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ListConfigsRequest) GetNamespace() string {
@@ -1033,6 +2102,13 @@ func (x *ListConfigsRequest) GetNamespace() string {
 		return x.Namespace
 	}
 	return ""
+}
+
+func (x *ListConfigsRequest) GetAllNamespaces() bool {
+	if x != nil {
+		return x.AllNamespaces
+	}
+	return false
 }
 
 type ListConfigsResponse struct {
@@ -1044,7 +2120,7 @@ type ListConfigsResponse struct {
 
 func (x *ListConfigsResponse) Reset() {
 	*x = ListConfigsResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[16]
+	mi := &file_berth_v1_cluster_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1056,7 +2132,7 @@ func (x *ListConfigsResponse) String() string {
 func (*ListConfigsResponse) ProtoMessage() {}
 
 func (x *ListConfigsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[16]
+	mi := &file_berth_v1_cluster_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1069,7 +2145,7 @@ func (x *ListConfigsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConfigsResponse.ProtoReflect.Descriptor instead.
 func (*ListConfigsResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{16}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ListConfigsResponse) GetConfigs() []*ConfigSummary {
@@ -1089,7 +2165,7 @@ type GetConfigRequest struct {
 
 func (x *GetConfigRequest) Reset() {
 	*x = GetConfigRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[17]
+	mi := &file_berth_v1_cluster_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1101,7 +2177,7 @@ func (x *GetConfigRequest) String() string {
 func (*GetConfigRequest) ProtoMessage() {}
 
 func (x *GetConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[17]
+	mi := &file_berth_v1_cluster_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1114,7 +2190,7 @@ func (x *GetConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConfigRequest.ProtoReflect.Descriptor instead.
 func (*GetConfigRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{17}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *GetConfigRequest) GetNamespace() string {
@@ -1141,7 +2217,7 @@ type RemoveConfigRequest struct {
 
 func (x *RemoveConfigRequest) Reset() {
 	*x = RemoveConfigRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[18]
+	mi := &file_berth_v1_cluster_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1153,7 +2229,7 @@ func (x *RemoveConfigRequest) String() string {
 func (*RemoveConfigRequest) ProtoMessage() {}
 
 func (x *RemoveConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[18]
+	mi := &file_berth_v1_cluster_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1166,7 +2242,7 @@ func (x *RemoveConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveConfigRequest.ProtoReflect.Descriptor instead.
 func (*RemoveConfigRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{18}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *RemoveConfigRequest) GetNamespace() string {
@@ -1191,7 +2267,7 @@ type RemoveConfigResponse struct {
 
 func (x *RemoveConfigResponse) Reset() {
 	*x = RemoveConfigResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[19]
+	mi := &file_berth_v1_cluster_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1203,7 +2279,7 @@ func (x *RemoveConfigResponse) String() string {
 func (*RemoveConfigResponse) ProtoMessage() {}
 
 func (x *RemoveConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[19]
+	mi := &file_berth_v1_cluster_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1216,7 +2292,7 @@ func (x *RemoveConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveConfigResponse.ProtoReflect.Descriptor instead.
 func (*RemoveConfigResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{19}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{40}
 }
 
 // AppFile is a secret or config an app's Compose file defines, with the
@@ -1238,7 +2314,7 @@ type AppFile struct {
 
 func (x *AppFile) Reset() {
 	*x = AppFile{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[20]
+	mi := &file_berth_v1_cluster_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1250,7 +2326,7 @@ func (x *AppFile) String() string {
 func (*AppFile) ProtoMessage() {}
 
 func (x *AppFile) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[20]
+	mi := &file_berth_v1_cluster_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1263,7 +2339,7 @@ func (x *AppFile) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppFile.ProtoReflect.Descriptor instead.
 func (*AppFile) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{20}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *AppFile) GetName() string {
@@ -1316,7 +2392,7 @@ type AppVolume struct {
 
 func (x *AppVolume) Reset() {
 	*x = AppVolume{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[21]
+	mi := &file_berth_v1_cluster_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1328,7 +2404,7 @@ func (x *AppVolume) String() string {
 func (*AppVolume) ProtoMessage() {}
 
 func (x *AppVolume) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[21]
+	mi := &file_berth_v1_cluster_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1341,7 +2417,7 @@ func (x *AppVolume) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppVolume.ProtoReflect.Descriptor instead.
 func (*AppVolume) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{21}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *AppVolume) GetName() string {
@@ -1386,7 +2462,7 @@ type CreateNetworkRequest struct {
 
 func (x *CreateNetworkRequest) Reset() {
 	*x = CreateNetworkRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[22]
+	mi := &file_berth_v1_cluster_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1398,7 +2474,7 @@ func (x *CreateNetworkRequest) String() string {
 func (*CreateNetworkRequest) ProtoMessage() {}
 
 func (x *CreateNetworkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[22]
+	mi := &file_berth_v1_cluster_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1411,7 +2487,7 @@ func (x *CreateNetworkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateNetworkRequest.ProtoReflect.Descriptor instead.
 func (*CreateNetworkRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{22}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *CreateNetworkRequest) GetNamespace() string {
@@ -1450,15 +2526,18 @@ func (x *CreateNetworkRequest) GetLabels() map[string]string {
 }
 
 type ListNetworksRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Namespace     string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Namespace string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	// all_namespaces answers for every namespace the caller may see
+	// (namespace is then ignored).
+	AllNamespaces bool `protobuf:"varint,2,opt,name=all_namespaces,json=allNamespaces,proto3" json:"all_namespaces,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListNetworksRequest) Reset() {
 	*x = ListNetworksRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[23]
+	mi := &file_berth_v1_cluster_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1470,7 +2549,7 @@ func (x *ListNetworksRequest) String() string {
 func (*ListNetworksRequest) ProtoMessage() {}
 
 func (x *ListNetworksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[23]
+	mi := &file_berth_v1_cluster_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1483,7 +2562,7 @@ func (x *ListNetworksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNetworksRequest.ProtoReflect.Descriptor instead.
 func (*ListNetworksRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{23}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *ListNetworksRequest) GetNamespace() string {
@@ -1491,6 +2570,13 @@ func (x *ListNetworksRequest) GetNamespace() string {
 		return x.Namespace
 	}
 	return ""
+}
+
+func (x *ListNetworksRequest) GetAllNamespaces() bool {
+	if x != nil {
+		return x.AllNamespaces
+	}
+	return false
 }
 
 // NetworkSummary is a network with what uses it.
@@ -1507,7 +2593,7 @@ type NetworkSummary struct {
 
 func (x *NetworkSummary) Reset() {
 	*x = NetworkSummary{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[24]
+	mi := &file_berth_v1_cluster_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1519,7 +2605,7 @@ func (x *NetworkSummary) String() string {
 func (*NetworkSummary) ProtoMessage() {}
 
 func (x *NetworkSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[24]
+	mi := &file_berth_v1_cluster_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1532,7 +2618,7 @@ func (x *NetworkSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NetworkSummary.ProtoReflect.Descriptor instead.
 func (*NetworkSummary) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{24}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *NetworkSummary) GetNetwork() *Network {
@@ -1565,7 +2651,7 @@ type ListNetworksResponse struct {
 
 func (x *ListNetworksResponse) Reset() {
 	*x = ListNetworksResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[25]
+	mi := &file_berth_v1_cluster_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1577,7 +2663,7 @@ func (x *ListNetworksResponse) String() string {
 func (*ListNetworksResponse) ProtoMessage() {}
 
 func (x *ListNetworksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[25]
+	mi := &file_berth_v1_cluster_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1590,7 +2676,7 @@ func (x *ListNetworksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNetworksResponse.ProtoReflect.Descriptor instead.
 func (*ListNetworksResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{25}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *ListNetworksResponse) GetNetworks() []*NetworkSummary {
@@ -1610,7 +2696,7 @@ type GetNetworkRequest struct {
 
 func (x *GetNetworkRequest) Reset() {
 	*x = GetNetworkRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[26]
+	mi := &file_berth_v1_cluster_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1622,7 +2708,7 @@ func (x *GetNetworkRequest) String() string {
 func (*GetNetworkRequest) ProtoMessage() {}
 
 func (x *GetNetworkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[26]
+	mi := &file_berth_v1_cluster_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1635,7 +2721,7 @@ func (x *GetNetworkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetNetworkRequest.ProtoReflect.Descriptor instead.
 func (*GetNetworkRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{26}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *GetNetworkRequest) GetNamespace() string {
@@ -1662,7 +2748,7 @@ type RemoveNetworkRequest struct {
 
 func (x *RemoveNetworkRequest) Reset() {
 	*x = RemoveNetworkRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[27]
+	mi := &file_berth_v1_cluster_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1674,7 +2760,7 @@ func (x *RemoveNetworkRequest) String() string {
 func (*RemoveNetworkRequest) ProtoMessage() {}
 
 func (x *RemoveNetworkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[27]
+	mi := &file_berth_v1_cluster_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1687,7 +2773,7 @@ func (x *RemoveNetworkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveNetworkRequest.ProtoReflect.Descriptor instead.
 func (*RemoveNetworkRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{27}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *RemoveNetworkRequest) GetNamespace() string {
@@ -1712,7 +2798,7 @@ type RemoveNetworkResponse struct {
 
 func (x *RemoveNetworkResponse) Reset() {
 	*x = RemoveNetworkResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[28]
+	mi := &file_berth_v1_cluster_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1724,7 +2810,7 @@ func (x *RemoveNetworkResponse) String() string {
 func (*RemoveNetworkResponse) ProtoMessage() {}
 
 func (x *RemoveNetworkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[28]
+	mi := &file_berth_v1_cluster_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1737,7 +2823,7 @@ func (x *RemoveNetworkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveNetworkResponse.ProtoReflect.Descriptor instead.
 func (*RemoveNetworkResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{28}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{49}
 }
 
 // AppNetwork is a network an app's Compose file names.
@@ -1760,7 +2846,7 @@ type AppNetwork struct {
 
 func (x *AppNetwork) Reset() {
 	*x = AppNetwork{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[29]
+	mi := &file_berth_v1_cluster_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1772,7 +2858,7 @@ func (x *AppNetwork) String() string {
 func (*AppNetwork) ProtoMessage() {}
 
 func (x *AppNetwork) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[29]
+	mi := &file_berth_v1_cluster_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1785,7 +2871,7 @@ func (x *AppNetwork) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppNetwork.ProtoReflect.Descriptor instead.
 func (*AppNetwork) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{29}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *AppNetwork) GetName() string {
@@ -1852,7 +2938,7 @@ type ExecStart struct {
 
 func (x *ExecStart) Reset() {
 	*x = ExecStart{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[30]
+	mi := &file_berth_v1_cluster_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1864,7 +2950,7 @@ func (x *ExecStart) String() string {
 func (*ExecStart) ProtoMessage() {}
 
 func (x *ExecStart) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[30]
+	mi := &file_berth_v1_cluster_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1877,7 +2963,7 @@ func (x *ExecStart) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecStart.ProtoReflect.Descriptor instead.
 func (*ExecStart) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{30}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *ExecStart) GetNamespace() string {
@@ -1967,7 +3053,7 @@ type TerminalSize struct {
 
 func (x *TerminalSize) Reset() {
 	*x = TerminalSize{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[31]
+	mi := &file_berth_v1_cluster_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1979,7 +3065,7 @@ func (x *TerminalSize) String() string {
 func (*TerminalSize) ProtoMessage() {}
 
 func (x *TerminalSize) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[31]
+	mi := &file_berth_v1_cluster_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1992,7 +3078,7 @@ func (x *TerminalSize) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TerminalSize.ProtoReflect.Descriptor instead.
 func (*TerminalSize) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{31}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *TerminalSize) GetWidth() uint32 {
@@ -2024,7 +3110,7 @@ type ExecRequest struct {
 
 func (x *ExecRequest) Reset() {
 	*x = ExecRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[32]
+	mi := &file_berth_v1_cluster_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2036,7 +3122,7 @@ func (x *ExecRequest) String() string {
 func (*ExecRequest) ProtoMessage() {}
 
 func (x *ExecRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[32]
+	mi := &file_berth_v1_cluster_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2049,7 +3135,7 @@ func (x *ExecRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecRequest.ProtoReflect.Descriptor instead.
 func (*ExecRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{32}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *ExecRequest) GetPart() isExecRequest_Part {
@@ -2139,7 +3225,7 @@ type ExecResponse struct {
 
 func (x *ExecResponse) Reset() {
 	*x = ExecResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[33]
+	mi := &file_berth_v1_cluster_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2151,7 +3237,7 @@ func (x *ExecResponse) String() string {
 func (*ExecResponse) ProtoMessage() {}
 
 func (x *ExecResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[33]
+	mi := &file_berth_v1_cluster_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2164,7 +3250,7 @@ func (x *ExecResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecResponse.ProtoReflect.Descriptor instead.
 func (*ExecResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{33}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *ExecResponse) GetPart() isExecResponse_Part {
@@ -2244,16 +3330,19 @@ type TopRequest struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	Namespace string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
 	// app and service narrow to one app or service; node_id to one node.
-	App           string `protobuf:"bytes,2,opt,name=app,proto3" json:"app,omitempty"`
-	Service       string `protobuf:"bytes,3,opt,name=service,proto3" json:"service,omitempty"`
-	NodeId        string `protobuf:"bytes,4,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	App     string `protobuf:"bytes,2,opt,name=app,proto3" json:"app,omitempty"`
+	Service string `protobuf:"bytes,3,opt,name=service,proto3" json:"service,omitempty"`
+	NodeId  string `protobuf:"bytes,4,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	// all_namespaces answers for every namespace the caller may see
+	// (namespace is then ignored).
+	AllNamespaces bool `protobuf:"varint,5,opt,name=all_namespaces,json=allNamespaces,proto3" json:"all_namespaces,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *TopRequest) Reset() {
 	*x = TopRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[34]
+	mi := &file_berth_v1_cluster_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2265,7 +3354,7 @@ func (x *TopRequest) String() string {
 func (*TopRequest) ProtoMessage() {}
 
 func (x *TopRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[34]
+	mi := &file_berth_v1_cluster_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2278,7 +3367,7 @@ func (x *TopRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopRequest.ProtoReflect.Descriptor instead.
 func (*TopRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{34}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *TopRequest) GetNamespace() string {
@@ -2309,6 +3398,13 @@ func (x *TopRequest) GetNodeId() string {
 	return ""
 }
 
+func (x *TopRequest) GetAllNamespaces() bool {
+	if x != nil {
+		return x.AllNamespaces
+	}
+	return false
+}
+
 // TaskStats is a task's resource use at one moment.
 type TaskStats struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
@@ -2329,7 +3425,7 @@ type TaskStats struct {
 
 func (x *TaskStats) Reset() {
 	*x = TaskStats{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[35]
+	mi := &file_berth_v1_cluster_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2341,7 +3437,7 @@ func (x *TaskStats) String() string {
 func (*TaskStats) ProtoMessage() {}
 
 func (x *TaskStats) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[35]
+	mi := &file_berth_v1_cluster_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2354,7 +3450,7 @@ func (x *TaskStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskStats.ProtoReflect.Descriptor instead.
 func (*TaskStats) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{35}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *TaskStats) GetTaskId() string {
@@ -2424,7 +3520,7 @@ type TopResponse struct {
 
 func (x *TopResponse) Reset() {
 	*x = TopResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[36]
+	mi := &file_berth_v1_cluster_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2436,7 +3532,7 @@ func (x *TopResponse) String() string {
 func (*TopResponse) ProtoMessage() {}
 
 func (x *TopResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[36]
+	mi := &file_berth_v1_cluster_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2449,7 +3545,7 @@ func (x *TopResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopResponse.ProtoReflect.Descriptor instead.
 func (*TopResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{36}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *TopResponse) GetTasks() []*TaskStats {
@@ -2471,14 +3567,18 @@ type CreateAPITokenRequest struct {
 	// name says what the token is for.
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	// ttl is how long the token is valid; unset means it does not expire.
-	Ttl           *durationpb.Duration `protobuf:"bytes,2,opt,name=ttl,proto3" json:"ttl,omitempty"`
+	Ttl *durationpb.Duration `protobuf:"bytes,2,opt,name=ttl,proto3" json:"ttl,omitempty"`
+	// role is "viewer", "deployer" or "admin"; empty means the caller's own.
+	Role string `protobuf:"bytes,3,opt,name=role,proto3" json:"role,omitempty"`
+	// namespaces the token may act in; empty means the caller's own.
+	Namespaces    []string `protobuf:"bytes,4,rep,name=namespaces,proto3" json:"namespaces,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CreateAPITokenRequest) Reset() {
 	*x = CreateAPITokenRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[37]
+	mi := &file_berth_v1_cluster_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2490,7 +3590,7 @@ func (x *CreateAPITokenRequest) String() string {
 func (*CreateAPITokenRequest) ProtoMessage() {}
 
 func (x *CreateAPITokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[37]
+	mi := &file_berth_v1_cluster_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2503,7 +3603,7 @@ func (x *CreateAPITokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAPITokenRequest.ProtoReflect.Descriptor instead.
 func (*CreateAPITokenRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{37}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *CreateAPITokenRequest) GetName() string {
@@ -2520,6 +3620,20 @@ func (x *CreateAPITokenRequest) GetTtl() *durationpb.Duration {
 	return nil
 }
 
+func (x *CreateAPITokenRequest) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+func (x *CreateAPITokenRequest) GetNamespaces() []string {
+	if x != nil {
+		return x.Namespaces
+	}
+	return nil
+}
+
 type CreateAPITokenResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Token *APIToken              `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
@@ -2531,7 +3645,7 @@ type CreateAPITokenResponse struct {
 
 func (x *CreateAPITokenResponse) Reset() {
 	*x = CreateAPITokenResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[38]
+	mi := &file_berth_v1_cluster_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2543,7 +3657,7 @@ func (x *CreateAPITokenResponse) String() string {
 func (*CreateAPITokenResponse) ProtoMessage() {}
 
 func (x *CreateAPITokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[38]
+	mi := &file_berth_v1_cluster_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2556,7 +3670,7 @@ func (x *CreateAPITokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAPITokenResponse.ProtoReflect.Descriptor instead.
 func (*CreateAPITokenResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{38}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *CreateAPITokenResponse) GetToken() *APIToken {
@@ -2581,7 +3695,7 @@ type ListAPITokensRequest struct {
 
 func (x *ListAPITokensRequest) Reset() {
 	*x = ListAPITokensRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[39]
+	mi := &file_berth_v1_cluster_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2593,7 +3707,7 @@ func (x *ListAPITokensRequest) String() string {
 func (*ListAPITokensRequest) ProtoMessage() {}
 
 func (x *ListAPITokensRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[39]
+	mi := &file_berth_v1_cluster_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2606,7 +3720,7 @@ func (x *ListAPITokensRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAPITokensRequest.ProtoReflect.Descriptor instead.
 func (*ListAPITokensRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{39}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{60}
 }
 
 type ListAPITokensResponse struct {
@@ -2618,7 +3732,7 @@ type ListAPITokensResponse struct {
 
 func (x *ListAPITokensResponse) Reset() {
 	*x = ListAPITokensResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[40]
+	mi := &file_berth_v1_cluster_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2630,7 +3744,7 @@ func (x *ListAPITokensResponse) String() string {
 func (*ListAPITokensResponse) ProtoMessage() {}
 
 func (x *ListAPITokensResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[40]
+	mi := &file_berth_v1_cluster_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2643,7 +3757,7 @@ func (x *ListAPITokensResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAPITokensResponse.ProtoReflect.Descriptor instead.
 func (*ListAPITokensResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{40}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *ListAPITokensResponse) GetTokens() []*APIToken {
@@ -2663,7 +3777,7 @@ type RevokeAPITokenRequest struct {
 
 func (x *RevokeAPITokenRequest) Reset() {
 	*x = RevokeAPITokenRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[41]
+	mi := &file_berth_v1_cluster_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2675,7 +3789,7 @@ func (x *RevokeAPITokenRequest) String() string {
 func (*RevokeAPITokenRequest) ProtoMessage() {}
 
 func (x *RevokeAPITokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[41]
+	mi := &file_berth_v1_cluster_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2688,7 +3802,7 @@ func (x *RevokeAPITokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeAPITokenRequest.ProtoReflect.Descriptor instead.
 func (*RevokeAPITokenRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{41}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *RevokeAPITokenRequest) GetToken() string {
@@ -2706,7 +3820,7 @@ type RevokeAPITokenResponse struct {
 
 func (x *RevokeAPITokenResponse) Reset() {
 	*x = RevokeAPITokenResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[42]
+	mi := &file_berth_v1_cluster_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2718,7 +3832,7 @@ func (x *RevokeAPITokenResponse) String() string {
 func (*RevokeAPITokenResponse) ProtoMessage() {}
 
 func (x *RevokeAPITokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[42]
+	mi := &file_berth_v1_cluster_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2731,7 +3845,7 @@ func (x *RevokeAPITokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeAPITokenResponse.ProtoReflect.Descriptor instead.
 func (*RevokeAPITokenResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{42}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{63}
 }
 
 type BuildHeader struct {
@@ -2758,7 +3872,7 @@ type BuildHeader struct {
 
 func (x *BuildHeader) Reset() {
 	*x = BuildHeader{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[43]
+	mi := &file_berth_v1_cluster_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2770,7 +3884,7 @@ func (x *BuildHeader) String() string {
 func (*BuildHeader) ProtoMessage() {}
 
 func (x *BuildHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[43]
+	mi := &file_berth_v1_cluster_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2783,7 +3897,7 @@ func (x *BuildHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BuildHeader.ProtoReflect.Descriptor instead.
 func (*BuildHeader) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{43}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *BuildHeader) GetTags() []string {
@@ -2853,7 +3967,7 @@ type BuildSecret struct {
 
 func (x *BuildSecret) Reset() {
 	*x = BuildSecret{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[44]
+	mi := &file_berth_v1_cluster_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2865,7 +3979,7 @@ func (x *BuildSecret) String() string {
 func (*BuildSecret) ProtoMessage() {}
 
 func (x *BuildSecret) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[44]
+	mi := &file_berth_v1_cluster_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2878,7 +3992,7 @@ func (x *BuildSecret) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BuildSecret.ProtoReflect.Descriptor instead.
 func (*BuildSecret) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{44}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *BuildSecret) GetId() string {
@@ -2908,7 +4022,7 @@ type BuildRequest struct {
 
 func (x *BuildRequest) Reset() {
 	*x = BuildRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[45]
+	mi := &file_berth_v1_cluster_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2920,7 +4034,7 @@ func (x *BuildRequest) String() string {
 func (*BuildRequest) ProtoMessage() {}
 
 func (x *BuildRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[45]
+	mi := &file_berth_v1_cluster_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2933,7 +4047,7 @@ func (x *BuildRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BuildRequest.ProtoReflect.Descriptor instead.
 func (*BuildRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{45}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *BuildRequest) GetPart() isBuildRequest_Part {
@@ -2991,7 +4105,7 @@ type BuildResult struct {
 
 func (x *BuildResult) Reset() {
 	*x = BuildResult{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[46]
+	mi := &file_berth_v1_cluster_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3003,7 +4117,7 @@ func (x *BuildResult) String() string {
 func (*BuildResult) ProtoMessage() {}
 
 func (x *BuildResult) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[46]
+	mi := &file_berth_v1_cluster_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3016,7 +4130,7 @@ func (x *BuildResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BuildResult.ProtoReflect.Descriptor instead.
 func (*BuildResult) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{46}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *BuildResult) GetNodeId() string {
@@ -3060,7 +4174,7 @@ type BuildEvent struct {
 
 func (x *BuildEvent) Reset() {
 	*x = BuildEvent{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[47]
+	mi := &file_berth_v1_cluster_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3072,7 +4186,7 @@ func (x *BuildEvent) String() string {
 func (*BuildEvent) ProtoMessage() {}
 
 func (x *BuildEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[47]
+	mi := &file_berth_v1_cluster_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3085,7 +4199,7 @@ func (x *BuildEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BuildEvent.ProtoReflect.Descriptor instead.
 func (*BuildEvent) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{47}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *BuildEvent) GetEvent() isBuildEvent_Event {
@@ -3142,7 +4256,7 @@ type PullImageRequest struct {
 
 func (x *PullImageRequest) Reset() {
 	*x = PullImageRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[48]
+	mi := &file_berth_v1_cluster_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3154,7 +4268,7 @@ func (x *PullImageRequest) String() string {
 func (*PullImageRequest) ProtoMessage() {}
 
 func (x *PullImageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[48]
+	mi := &file_berth_v1_cluster_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3167,7 +4281,7 @@ func (x *PullImageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PullImageRequest.ProtoReflect.Descriptor instead.
 func (*PullImageRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{48}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *PullImageRequest) GetImage() string {
@@ -3196,7 +4310,7 @@ type PushImageRequest struct {
 
 func (x *PushImageRequest) Reset() {
 	*x = PushImageRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[49]
+	mi := &file_berth_v1_cluster_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3208,7 +4322,7 @@ func (x *PushImageRequest) String() string {
 func (*PushImageRequest) ProtoMessage() {}
 
 func (x *PushImageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[49]
+	mi := &file_berth_v1_cluster_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3221,7 +4335,7 @@ func (x *PushImageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PushImageRequest.ProtoReflect.Descriptor instead.
 func (*PushImageRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{49}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *PushImageRequest) GetImage() string {
@@ -3258,7 +4372,7 @@ type ImageProgress struct {
 
 func (x *ImageProgress) Reset() {
 	*x = ImageProgress{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[50]
+	mi := &file_berth_v1_cluster_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3270,7 +4384,7 @@ func (x *ImageProgress) String() string {
 func (*ImageProgress) ProtoMessage() {}
 
 func (x *ImageProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[50]
+	mi := &file_berth_v1_cluster_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3283,7 +4397,7 @@ func (x *ImageProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImageProgress.ProtoReflect.Descriptor instead.
 func (*ImageProgress) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{50}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *ImageProgress) GetNodeId() string {
@@ -3360,7 +4474,7 @@ type LoginRequest struct {
 
 func (x *LoginRequest) Reset() {
 	*x = LoginRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[51]
+	mi := &file_berth_v1_cluster_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3372,7 +4486,7 @@ func (x *LoginRequest) String() string {
 func (*LoginRequest) ProtoMessage() {}
 
 func (x *LoginRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[51]
+	mi := &file_berth_v1_cluster_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3385,7 +4499,7 @@ func (x *LoginRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoginRequest.ProtoReflect.Descriptor instead.
 func (*LoginRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{51}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *LoginRequest) GetRegistry() string {
@@ -3417,7 +4531,7 @@ type LoginResponse struct {
 
 func (x *LoginResponse) Reset() {
 	*x = LoginResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[52]
+	mi := &file_berth_v1_cluster_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3429,7 +4543,7 @@ func (x *LoginResponse) String() string {
 func (*LoginResponse) ProtoMessage() {}
 
 func (x *LoginResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[52]
+	mi := &file_berth_v1_cluster_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3442,7 +4556,7 @@ func (x *LoginResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoginResponse.ProtoReflect.Descriptor instead.
 func (*LoginResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{52}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{73}
 }
 
 type LogoutRequest struct {
@@ -3454,7 +4568,7 @@ type LogoutRequest struct {
 
 func (x *LogoutRequest) Reset() {
 	*x = LogoutRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[53]
+	mi := &file_berth_v1_cluster_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3466,7 +4580,7 @@ func (x *LogoutRequest) String() string {
 func (*LogoutRequest) ProtoMessage() {}
 
 func (x *LogoutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[53]
+	mi := &file_berth_v1_cluster_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3479,7 +4593,7 @@ func (x *LogoutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogoutRequest.ProtoReflect.Descriptor instead.
 func (*LogoutRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{53}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *LogoutRequest) GetRegistry() string {
@@ -3497,7 +4611,7 @@ type LogoutResponse struct {
 
 func (x *LogoutResponse) Reset() {
 	*x = LogoutResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[54]
+	mi := &file_berth_v1_cluster_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3509,7 +4623,7 @@ func (x *LogoutResponse) String() string {
 func (*LogoutResponse) ProtoMessage() {}
 
 func (x *LogoutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[54]
+	mi := &file_berth_v1_cluster_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3522,7 +4636,7 @@ func (x *LogoutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogoutResponse.ProtoReflect.Descriptor instead.
 func (*LogoutResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{54}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{75}
 }
 
 type ListRegistriesRequest struct {
@@ -3533,7 +4647,7 @@ type ListRegistriesRequest struct {
 
 func (x *ListRegistriesRequest) Reset() {
 	*x = ListRegistriesRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[55]
+	mi := &file_berth_v1_cluster_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3545,7 +4659,7 @@ func (x *ListRegistriesRequest) String() string {
 func (*ListRegistriesRequest) ProtoMessage() {}
 
 func (x *ListRegistriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[55]
+	mi := &file_berth_v1_cluster_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3558,7 +4672,7 @@ func (x *ListRegistriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRegistriesRequest.ProtoReflect.Descriptor instead.
 func (*ListRegistriesRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{55}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{76}
 }
 
 type ListRegistriesResponse struct {
@@ -3571,7 +4685,7 @@ type ListRegistriesResponse struct {
 
 func (x *ListRegistriesResponse) Reset() {
 	*x = ListRegistriesResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[56]
+	mi := &file_berth_v1_cluster_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3583,7 +4697,7 @@ func (x *ListRegistriesResponse) String() string {
 func (*ListRegistriesResponse) ProtoMessage() {}
 
 func (x *ListRegistriesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[56]
+	mi := &file_berth_v1_cluster_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3596,7 +4710,7 @@ func (x *ListRegistriesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRegistriesResponse.ProtoReflect.Descriptor instead.
 func (*ListRegistriesResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{56}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *ListRegistriesResponse) GetRegistries() []*RegistryCredential {
@@ -3618,7 +4732,7 @@ type ScaleServiceRequest struct {
 
 func (x *ScaleServiceRequest) Reset() {
 	*x = ScaleServiceRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[57]
+	mi := &file_berth_v1_cluster_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3630,7 +4744,7 @@ func (x *ScaleServiceRequest) String() string {
 func (*ScaleServiceRequest) ProtoMessage() {}
 
 func (x *ScaleServiceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[57]
+	mi := &file_berth_v1_cluster_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3643,7 +4757,7 @@ func (x *ScaleServiceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScaleServiceRequest.ProtoReflect.Descriptor instead.
 func (*ScaleServiceRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{57}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *ScaleServiceRequest) GetNamespace() string {
@@ -3685,7 +4799,7 @@ type RestartServiceRequest struct {
 
 func (x *RestartServiceRequest) Reset() {
 	*x = RestartServiceRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[58]
+	mi := &file_berth_v1_cluster_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3697,7 +4811,7 @@ func (x *RestartServiceRequest) String() string {
 func (*RestartServiceRequest) ProtoMessage() {}
 
 func (x *RestartServiceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[58]
+	mi := &file_berth_v1_cluster_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3710,7 +4824,7 @@ func (x *RestartServiceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestartServiceRequest.ProtoReflect.Descriptor instead.
 func (*RestartServiceRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{58}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *RestartServiceRequest) GetNamespace() string {
@@ -3748,7 +4862,7 @@ type RollbackServiceRequest struct {
 
 func (x *RollbackServiceRequest) Reset() {
 	*x = RollbackServiceRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[59]
+	mi := &file_berth_v1_cluster_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3760,7 +4874,7 @@ func (x *RollbackServiceRequest) String() string {
 func (*RollbackServiceRequest) ProtoMessage() {}
 
 func (x *RollbackServiceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[59]
+	mi := &file_berth_v1_cluster_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3773,7 +4887,7 @@ func (x *RollbackServiceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RollbackServiceRequest.ProtoReflect.Descriptor instead.
 func (*RollbackServiceRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{59}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *RollbackServiceRequest) GetNamespace() string {
@@ -3820,7 +4934,7 @@ type UpdateNodeRequest struct {
 
 func (x *UpdateNodeRequest) Reset() {
 	*x = UpdateNodeRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[60]
+	mi := &file_berth_v1_cluster_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3832,7 +4946,7 @@ func (x *UpdateNodeRequest) String() string {
 func (*UpdateNodeRequest) ProtoMessage() {}
 
 func (x *UpdateNodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[60]
+	mi := &file_berth_v1_cluster_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3845,7 +4959,7 @@ func (x *UpdateNodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateNodeRequest.ProtoReflect.Descriptor instead.
 func (*UpdateNodeRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{60}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *UpdateNodeRequest) GetNode() string {
@@ -3888,7 +5002,7 @@ type RebalanceRequest struct {
 
 func (x *RebalanceRequest) Reset() {
 	*x = RebalanceRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[61]
+	mi := &file_berth_v1_cluster_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3900,7 +5014,7 @@ func (x *RebalanceRequest) String() string {
 func (*RebalanceRequest) ProtoMessage() {}
 
 func (x *RebalanceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[61]
+	mi := &file_berth_v1_cluster_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3913,7 +5027,7 @@ func (x *RebalanceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RebalanceRequest.ProtoReflect.Descriptor instead.
 func (*RebalanceRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{61}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *RebalanceRequest) GetNamespace() string {
@@ -3947,7 +5061,7 @@ type RebalanceResponse struct {
 
 func (x *RebalanceResponse) Reset() {
 	*x = RebalanceResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[62]
+	mi := &file_berth_v1_cluster_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3959,7 +5073,7 @@ func (x *RebalanceResponse) String() string {
 func (*RebalanceResponse) ProtoMessage() {}
 
 func (x *RebalanceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[62]
+	mi := &file_berth_v1_cluster_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3972,7 +5086,7 @@ func (x *RebalanceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RebalanceResponse.ProtoReflect.Descriptor instead.
 func (*RebalanceResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{62}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{83}
 }
 
 func (x *RebalanceResponse) GetServices() []string {
@@ -3990,7 +5104,7 @@ type GetSettingsRequest struct {
 
 func (x *GetSettingsRequest) Reset() {
 	*x = GetSettingsRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[63]
+	mi := &file_berth_v1_cluster_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4002,7 +5116,7 @@ func (x *GetSettingsRequest) String() string {
 func (*GetSettingsRequest) ProtoMessage() {}
 
 func (x *GetSettingsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[63]
+	mi := &file_berth_v1_cluster_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4015,7 +5129,7 @@ func (x *GetSettingsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSettingsRequest.ProtoReflect.Descriptor instead.
 func (*GetSettingsRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{63}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{84}
 }
 
 type UpdateSettingsRequest struct {
@@ -4028,7 +5142,7 @@ type UpdateSettingsRequest struct {
 
 func (x *UpdateSettingsRequest) Reset() {
 	*x = UpdateSettingsRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[64]
+	mi := &file_berth_v1_cluster_proto_msgTypes[85]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4040,7 +5154,7 @@ func (x *UpdateSettingsRequest) String() string {
 func (*UpdateSettingsRequest) ProtoMessage() {}
 
 func (x *UpdateSettingsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[64]
+	mi := &file_berth_v1_cluster_proto_msgTypes[85]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4053,7 +5167,7 @@ func (x *UpdateSettingsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateSettingsRequest.ProtoReflect.Descriptor instead.
 func (*UpdateSettingsRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{64}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{85}
 }
 
 func (x *UpdateSettingsRequest) GetSettings() *ClusterSettings {
@@ -4085,7 +5199,7 @@ type ApplyRequest struct {
 
 func (x *ApplyRequest) Reset() {
 	*x = ApplyRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[65]
+	mi := &file_berth_v1_cluster_proto_msgTypes[86]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4097,7 +5211,7 @@ func (x *ApplyRequest) String() string {
 func (*ApplyRequest) ProtoMessage() {}
 
 func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[65]
+	mi := &file_berth_v1_cluster_proto_msgTypes[86]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4110,7 +5224,7 @@ func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyRequest.ProtoReflect.Descriptor instead.
 func (*ApplyRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{65}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{86}
 }
 
 func (x *ApplyRequest) GetNamespace() string {
@@ -4181,7 +5295,7 @@ type ServiceChange struct {
 
 func (x *ServiceChange) Reset() {
 	*x = ServiceChange{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[66]
+	mi := &file_berth_v1_cluster_proto_msgTypes[87]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4193,7 +5307,7 @@ func (x *ServiceChange) String() string {
 func (*ServiceChange) ProtoMessage() {}
 
 func (x *ServiceChange) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[66]
+	mi := &file_berth_v1_cluster_proto_msgTypes[87]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4206,7 +5320,7 @@ func (x *ServiceChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServiceChange.ProtoReflect.Descriptor instead.
 func (*ServiceChange) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{66}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{87}
 }
 
 func (x *ServiceChange) GetService() string {
@@ -4243,7 +5357,7 @@ type ApplyResponse struct {
 
 func (x *ApplyResponse) Reset() {
 	*x = ApplyResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[67]
+	mi := &file_berth_v1_cluster_proto_msgTypes[88]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4255,7 +5369,7 @@ func (x *ApplyResponse) String() string {
 func (*ApplyResponse) ProtoMessage() {}
 
 func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[67]
+	mi := &file_berth_v1_cluster_proto_msgTypes[88]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4268,7 +5382,7 @@ func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyResponse.ProtoReflect.Descriptor instead.
 func (*ApplyResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{67}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{88}
 }
 
 func (x *ApplyResponse) GetChanges() []*ServiceChange {
@@ -4304,7 +5418,7 @@ type DeleteAppRequest struct {
 
 func (x *DeleteAppRequest) Reset() {
 	*x = DeleteAppRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[68]
+	mi := &file_berth_v1_cluster_proto_msgTypes[89]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4316,7 +5430,7 @@ func (x *DeleteAppRequest) String() string {
 func (*DeleteAppRequest) ProtoMessage() {}
 
 func (x *DeleteAppRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[68]
+	mi := &file_berth_v1_cluster_proto_msgTypes[89]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4329,7 +5443,7 @@ func (x *DeleteAppRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteAppRequest.ProtoReflect.Descriptor instead.
 func (*DeleteAppRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{68}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{89}
 }
 
 func (x *DeleteAppRequest) GetNamespace() string {
@@ -4363,7 +5477,7 @@ type DeleteAppResponse struct {
 
 func (x *DeleteAppResponse) Reset() {
 	*x = DeleteAppResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[69]
+	mi := &file_berth_v1_cluster_proto_msgTypes[90]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4375,7 +5489,7 @@ func (x *DeleteAppResponse) String() string {
 func (*DeleteAppResponse) ProtoMessage() {}
 
 func (x *DeleteAppResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[69]
+	mi := &file_berth_v1_cluster_proto_msgTypes[90]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4388,7 +5502,7 @@ func (x *DeleteAppResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteAppResponse.ProtoReflect.Descriptor instead.
 func (*DeleteAppResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{69}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{90}
 }
 
 func (x *DeleteAppResponse) GetRemovedServices() []string {
@@ -4406,15 +5520,18 @@ func (x *DeleteAppResponse) GetRemovedVolumes() []string {
 }
 
 type ListAppsRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Namespace     string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Namespace string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	// all_namespaces answers for every namespace the caller may see
+	// (namespace is then ignored).
+	AllNamespaces bool `protobuf:"varint,2,opt,name=all_namespaces,json=allNamespaces,proto3" json:"all_namespaces,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListAppsRequest) Reset() {
 	*x = ListAppsRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[70]
+	mi := &file_berth_v1_cluster_proto_msgTypes[91]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4426,7 +5543,7 @@ func (x *ListAppsRequest) String() string {
 func (*ListAppsRequest) ProtoMessage() {}
 
 func (x *ListAppsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[70]
+	mi := &file_berth_v1_cluster_proto_msgTypes[91]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4439,7 +5556,7 @@ func (x *ListAppsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAppsRequest.ProtoReflect.Descriptor instead.
 func (*ListAppsRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{70}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{91}
 }
 
 func (x *ListAppsRequest) GetNamespace() string {
@@ -4447,6 +5564,13 @@ func (x *ListAppsRequest) GetNamespace() string {
 		return x.Namespace
 	}
 	return ""
+}
+
+func (x *ListAppsRequest) GetAllNamespaces() bool {
+	if x != nil {
+		return x.AllNamespaces
+	}
+	return false
 }
 
 type App struct {
@@ -4462,7 +5586,7 @@ type App struct {
 
 func (x *App) Reset() {
 	*x = App{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[71]
+	mi := &file_berth_v1_cluster_proto_msgTypes[92]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4474,7 +5598,7 @@ func (x *App) String() string {
 func (*App) ProtoMessage() {}
 
 func (x *App) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[71]
+	mi := &file_berth_v1_cluster_proto_msgTypes[92]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4487,7 +5611,7 @@ func (x *App) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use App.ProtoReflect.Descriptor instead.
 func (*App) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{71}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{92}
 }
 
 func (x *App) GetNamespace() string {
@@ -4534,7 +5658,7 @@ type ListAppsResponse struct {
 
 func (x *ListAppsResponse) Reset() {
 	*x = ListAppsResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[72]
+	mi := &file_berth_v1_cluster_proto_msgTypes[93]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4546,7 +5670,7 @@ func (x *ListAppsResponse) String() string {
 func (*ListAppsResponse) ProtoMessage() {}
 
 func (x *ListAppsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[72]
+	mi := &file_berth_v1_cluster_proto_msgTypes[93]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4559,7 +5683,7 @@ func (x *ListAppsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAppsResponse.ProtoReflect.Descriptor instead.
 func (*ListAppsResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{72}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{93}
 }
 
 func (x *ListAppsResponse) GetApps() []*App {
@@ -4580,7 +5704,7 @@ type GetServiceRequest struct {
 
 func (x *GetServiceRequest) Reset() {
 	*x = GetServiceRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[73]
+	mi := &file_berth_v1_cluster_proto_msgTypes[94]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4592,7 +5716,7 @@ func (x *GetServiceRequest) String() string {
 func (*GetServiceRequest) ProtoMessage() {}
 
 func (x *GetServiceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[73]
+	mi := &file_berth_v1_cluster_proto_msgTypes[94]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4605,7 +5729,7 @@ func (x *GetServiceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetServiceRequest.ProtoReflect.Descriptor instead.
 func (*GetServiceRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{73}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{94}
 }
 
 func (x *GetServiceRequest) GetNamespace() string {
@@ -4633,14 +5757,17 @@ type ListServicesRequest struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	Namespace string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
 	// app filters by app when set.
-	App           string `protobuf:"bytes,2,opt,name=app,proto3" json:"app,omitempty"`
+	App string `protobuf:"bytes,2,opt,name=app,proto3" json:"app,omitempty"`
+	// all_namespaces answers for every namespace the caller may see
+	// (namespace is then ignored).
+	AllNamespaces bool `protobuf:"varint,3,opt,name=all_namespaces,json=allNamespaces,proto3" json:"all_namespaces,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListServicesRequest) Reset() {
 	*x = ListServicesRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[74]
+	mi := &file_berth_v1_cluster_proto_msgTypes[95]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4652,7 +5779,7 @@ func (x *ListServicesRequest) String() string {
 func (*ListServicesRequest) ProtoMessage() {}
 
 func (x *ListServicesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[74]
+	mi := &file_berth_v1_cluster_proto_msgTypes[95]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4665,7 +5792,7 @@ func (x *ListServicesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListServicesRequest.ProtoReflect.Descriptor instead.
 func (*ListServicesRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{74}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{95}
 }
 
 func (x *ListServicesRequest) GetNamespace() string {
@@ -4682,6 +5809,13 @@ func (x *ListServicesRequest) GetApp() string {
 	return ""
 }
 
+func (x *ListServicesRequest) GetAllNamespaces() bool {
+	if x != nil {
+		return x.AllNamespaces
+	}
+	return false
+}
+
 type ServiceSummary struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Service       *Service               `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`
@@ -4693,7 +5827,7 @@ type ServiceSummary struct {
 
 func (x *ServiceSummary) Reset() {
 	*x = ServiceSummary{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[75]
+	mi := &file_berth_v1_cluster_proto_msgTypes[96]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4705,7 +5839,7 @@ func (x *ServiceSummary) String() string {
 func (*ServiceSummary) ProtoMessage() {}
 
 func (x *ServiceSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[75]
+	mi := &file_berth_v1_cluster_proto_msgTypes[96]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4718,7 +5852,7 @@ func (x *ServiceSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServiceSummary.ProtoReflect.Descriptor instead.
 func (*ServiceSummary) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{75}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{96}
 }
 
 func (x *ServiceSummary) GetService() *Service {
@@ -4751,7 +5885,7 @@ type ListServicesResponse struct {
 
 func (x *ListServicesResponse) Reset() {
 	*x = ListServicesResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[76]
+	mi := &file_berth_v1_cluster_proto_msgTypes[97]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4763,7 +5897,7 @@ func (x *ListServicesResponse) String() string {
 func (*ListServicesResponse) ProtoMessage() {}
 
 func (x *ListServicesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[76]
+	mi := &file_berth_v1_cluster_proto_msgTypes[97]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4776,7 +5910,7 @@ func (x *ListServicesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListServicesResponse.ProtoReflect.Descriptor instead.
 func (*ListServicesResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{76}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{97}
 }
 
 func (x *ListServicesResponse) GetServices() []*ServiceSummary {
@@ -4793,14 +5927,17 @@ type ListTasksRequest struct {
 	Service   string                 `protobuf:"bytes,3,opt,name=service,proto3" json:"service,omitempty"`
 	NodeId    string                 `protobuf:"bytes,4,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
 	// all includes tasks that are finished and not desired to run.
-	All           bool `protobuf:"varint,5,opt,name=all,proto3" json:"all,omitempty"`
+	All bool `protobuf:"varint,5,opt,name=all,proto3" json:"all,omitempty"`
+	// all_namespaces answers for every namespace the caller may see
+	// (namespace is then ignored).
+	AllNamespaces bool `protobuf:"varint,6,opt,name=all_namespaces,json=allNamespaces,proto3" json:"all_namespaces,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListTasksRequest) Reset() {
 	*x = ListTasksRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[77]
+	mi := &file_berth_v1_cluster_proto_msgTypes[98]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4812,7 +5949,7 @@ func (x *ListTasksRequest) String() string {
 func (*ListTasksRequest) ProtoMessage() {}
 
 func (x *ListTasksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[77]
+	mi := &file_berth_v1_cluster_proto_msgTypes[98]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4825,7 +5962,7 @@ func (x *ListTasksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTasksRequest.ProtoReflect.Descriptor instead.
 func (*ListTasksRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{77}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{98}
 }
 
 func (x *ListTasksRequest) GetNamespace() string {
@@ -4863,6 +6000,13 @@ func (x *ListTasksRequest) GetAll() bool {
 	return false
 }
 
+func (x *ListTasksRequest) GetAllNamespaces() bool {
+	if x != nil {
+		return x.AllNamespaces
+	}
+	return false
+}
+
 type ListTasksResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Tasks         []*Task                `protobuf:"bytes,1,rep,name=tasks,proto3" json:"tasks,omitempty"`
@@ -4872,7 +6016,7 @@ type ListTasksResponse struct {
 
 func (x *ListTasksResponse) Reset() {
 	*x = ListTasksResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[78]
+	mi := &file_berth_v1_cluster_proto_msgTypes[99]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4884,7 +6028,7 @@ func (x *ListTasksResponse) String() string {
 func (*ListTasksResponse) ProtoMessage() {}
 
 func (x *ListTasksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[78]
+	mi := &file_berth_v1_cluster_proto_msgTypes[99]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4897,7 +6041,7 @@ func (x *ListTasksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTasksResponse.ProtoReflect.Descriptor instead.
 func (*ListTasksResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{78}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{99}
 }
 
 func (x *ListTasksResponse) GetTasks() []*Task {
@@ -4915,7 +6059,7 @@ type ListNodesRequest struct {
 
 func (x *ListNodesRequest) Reset() {
 	*x = ListNodesRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[79]
+	mi := &file_berth_v1_cluster_proto_msgTypes[100]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4927,7 +6071,7 @@ func (x *ListNodesRequest) String() string {
 func (*ListNodesRequest) ProtoMessage() {}
 
 func (x *ListNodesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[79]
+	mi := &file_berth_v1_cluster_proto_msgTypes[100]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4940,7 +6084,7 @@ func (x *ListNodesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNodesRequest.ProtoReflect.Descriptor instead.
 func (*ListNodesRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{79}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{100}
 }
 
 type ListNodesResponse struct {
@@ -4952,7 +6096,7 @@ type ListNodesResponse struct {
 
 func (x *ListNodesResponse) Reset() {
 	*x = ListNodesResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[80]
+	mi := &file_berth_v1_cluster_proto_msgTypes[101]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4964,7 +6108,7 @@ func (x *ListNodesResponse) String() string {
 func (*ListNodesResponse) ProtoMessage() {}
 
 func (x *ListNodesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[80]
+	mi := &file_berth_v1_cluster_proto_msgTypes[101]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4977,7 +6121,7 @@ func (x *ListNodesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNodesResponse.ProtoReflect.Descriptor instead.
 func (*ListNodesResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{80}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{101}
 }
 
 func (x *ListNodesResponse) GetNodes() []*Node {
@@ -5004,14 +6148,17 @@ type ListEventsRequest struct {
 	// node_id keeps the events of one node and of the tasks on it.
 	NodeId string `protobuf:"bytes,6,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
 	// since keeps the events at or after this time.
-	Since         *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=since,proto3" json:"since,omitempty"`
+	Since *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=since,proto3" json:"since,omitempty"`
+	// all_namespaces answers for every namespace the caller may see
+	// (namespace is then ignored).
+	AllNamespaces bool `protobuf:"varint,8,opt,name=all_namespaces,json=allNamespaces,proto3" json:"all_namespaces,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListEventsRequest) Reset() {
 	*x = ListEventsRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[81]
+	mi := &file_berth_v1_cluster_proto_msgTypes[102]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5023,7 +6170,7 @@ func (x *ListEventsRequest) String() string {
 func (*ListEventsRequest) ProtoMessage() {}
 
 func (x *ListEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[81]
+	mi := &file_berth_v1_cluster_proto_msgTypes[102]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5036,7 +6183,7 @@ func (x *ListEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEventsRequest.ProtoReflect.Descriptor instead.
 func (*ListEventsRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{81}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{102}
 }
 
 func (x *ListEventsRequest) GetLimit() uint32 {
@@ -5088,6 +6235,13 @@ func (x *ListEventsRequest) GetSince() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *ListEventsRequest) GetAllNamespaces() bool {
+	if x != nil {
+		return x.AllNamespaces
+	}
+	return false
+}
+
 type ListEventsResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Events        []*Event               `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
@@ -5097,7 +6251,7 @@ type ListEventsResponse struct {
 
 func (x *ListEventsResponse) Reset() {
 	*x = ListEventsResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[82]
+	mi := &file_berth_v1_cluster_proto_msgTypes[103]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5109,7 +6263,7 @@ func (x *ListEventsResponse) String() string {
 func (*ListEventsResponse) ProtoMessage() {}
 
 func (x *ListEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[82]
+	mi := &file_berth_v1_cluster_proto_msgTypes[103]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5122,7 +6276,7 @@ func (x *ListEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEventsResponse.ProtoReflect.Descriptor instead.
 func (*ListEventsResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{82}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{103}
 }
 
 func (x *ListEventsResponse) GetEvents() []*Event {
@@ -5133,16 +6287,19 @@ func (x *ListEventsResponse) GetEvents() []*Event {
 }
 
 type WatchRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Namespace     string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
-	App           string                 `protobuf:"bytes,2,opt,name=app,proto3" json:"app,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Namespace string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	App       string                 `protobuf:"bytes,2,opt,name=app,proto3" json:"app,omitempty"`
+	// all_namespaces answers for every namespace the caller may see
+	// (namespace is then ignored).
+	AllNamespaces bool `protobuf:"varint,3,opt,name=all_namespaces,json=allNamespaces,proto3" json:"all_namespaces,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *WatchRequest) Reset() {
 	*x = WatchRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[83]
+	mi := &file_berth_v1_cluster_proto_msgTypes[104]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5154,7 +6311,7 @@ func (x *WatchRequest) String() string {
 func (*WatchRequest) ProtoMessage() {}
 
 func (x *WatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[83]
+	mi := &file_berth_v1_cluster_proto_msgTypes[104]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5167,7 +6324,7 @@ func (x *WatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRequest.ProtoReflect.Descriptor instead.
 func (*WatchRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{83}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{104}
 }
 
 func (x *WatchRequest) GetNamespace() string {
@@ -5182,6 +6339,13 @@ func (x *WatchRequest) GetApp() string {
 		return x.App
 	}
 	return ""
+}
+
+func (x *WatchRequest) GetAllNamespaces() bool {
+	if x != nil {
+		return x.AllNamespaces
+	}
+	return false
 }
 
 type WatchEvent struct {
@@ -5199,7 +6363,7 @@ type WatchEvent struct {
 
 func (x *WatchEvent) Reset() {
 	*x = WatchEvent{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[84]
+	mi := &file_berth_v1_cluster_proto_msgTypes[105]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5211,7 +6375,7 @@ func (x *WatchEvent) String() string {
 func (*WatchEvent) ProtoMessage() {}
 
 func (x *WatchEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[84]
+	mi := &file_berth_v1_cluster_proto_msgTypes[105]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5224,7 +6388,7 @@ func (x *WatchEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchEvent.ProtoReflect.Descriptor instead.
 func (*WatchEvent) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{84}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{105}
 }
 
 func (x *WatchEvent) GetAction() WatchAction {
@@ -5308,7 +6472,7 @@ type LogsRequest struct {
 
 func (x *LogsRequest) Reset() {
 	*x = LogsRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[85]
+	mi := &file_berth_v1_cluster_proto_msgTypes[106]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5320,7 +6484,7 @@ func (x *LogsRequest) String() string {
 func (*LogsRequest) ProtoMessage() {}
 
 func (x *LogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[85]
+	mi := &file_berth_v1_cluster_proto_msgTypes[106]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5333,7 +6497,7 @@ func (x *LogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogsRequest.ProtoReflect.Descriptor instead.
 func (*LogsRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{85}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{106}
 }
 
 func (x *LogsRequest) GetNamespace() string {
@@ -5400,7 +6564,7 @@ type LogEntry struct {
 
 func (x *LogEntry) Reset() {
 	*x = LogEntry{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[86]
+	mi := &file_berth_v1_cluster_proto_msgTypes[107]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5412,7 +6576,7 @@ func (x *LogEntry) String() string {
 func (*LogEntry) ProtoMessage() {}
 
 func (x *LogEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[86]
+	mi := &file_berth_v1_cluster_proto_msgTypes[107]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5425,7 +6589,7 @@ func (x *LogEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogEntry.ProtoReflect.Descriptor instead.
 func (*LogEntry) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{86}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{107}
 }
 
 func (x *LogEntry) GetTaskId() string {
@@ -5487,7 +6651,7 @@ type ImportImageHeader struct {
 
 func (x *ImportImageHeader) Reset() {
 	*x = ImportImageHeader{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[87]
+	mi := &file_berth_v1_cluster_proto_msgTypes[108]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5499,7 +6663,7 @@ func (x *ImportImageHeader) String() string {
 func (*ImportImageHeader) ProtoMessage() {}
 
 func (x *ImportImageHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[87]
+	mi := &file_berth_v1_cluster_proto_msgTypes[108]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5512,7 +6676,7 @@ func (x *ImportImageHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportImageHeader.ProtoReflect.Descriptor instead.
 func (*ImportImageHeader) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{87}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{108}
 }
 
 func (x *ImportImageHeader) GetNodeIds() []string {
@@ -5535,7 +6699,7 @@ type ImportImageRequest struct {
 
 func (x *ImportImageRequest) Reset() {
 	*x = ImportImageRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[88]
+	mi := &file_berth_v1_cluster_proto_msgTypes[109]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5547,7 +6711,7 @@ func (x *ImportImageRequest) String() string {
 func (*ImportImageRequest) ProtoMessage() {}
 
 func (x *ImportImageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[88]
+	mi := &file_berth_v1_cluster_proto_msgTypes[109]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5560,7 +6724,7 @@ func (x *ImportImageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportImageRequest.ProtoReflect.Descriptor instead.
 func (*ImportImageRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{88}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{109}
 }
 
 func (x *ImportImageRequest) GetPart() isImportImageRequest_Part {
@@ -5616,7 +6780,7 @@ type NodeImportResult struct {
 
 func (x *NodeImportResult) Reset() {
 	*x = NodeImportResult{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[89]
+	mi := &file_berth_v1_cluster_proto_msgTypes[110]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5628,7 +6792,7 @@ func (x *NodeImportResult) String() string {
 func (*NodeImportResult) ProtoMessage() {}
 
 func (x *NodeImportResult) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[89]
+	mi := &file_berth_v1_cluster_proto_msgTypes[110]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5641,7 +6805,7 @@ func (x *NodeImportResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeImportResult.ProtoReflect.Descriptor instead.
 func (*NodeImportResult) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{89}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{110}
 }
 
 func (x *NodeImportResult) GetNodeId() string {
@@ -5681,7 +6845,7 @@ type ImportImageResponse struct {
 
 func (x *ImportImageResponse) Reset() {
 	*x = ImportImageResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[90]
+	mi := &file_berth_v1_cluster_proto_msgTypes[111]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5693,7 +6857,7 @@ func (x *ImportImageResponse) String() string {
 func (*ImportImageResponse) ProtoMessage() {}
 
 func (x *ImportImageResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[90]
+	mi := &file_berth_v1_cluster_proto_msgTypes[111]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5706,7 +6870,7 @@ func (x *ImportImageResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportImageResponse.ProtoReflect.Descriptor instead.
 func (*ImportImageResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{90}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{111}
 }
 
 func (x *ImportImageResponse) GetResults() []*NodeImportResult {
@@ -5728,7 +6892,7 @@ type Image struct {
 
 func (x *Image) Reset() {
 	*x = Image{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[91]
+	mi := &file_berth_v1_cluster_proto_msgTypes[112]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5740,7 +6904,7 @@ func (x *Image) String() string {
 func (*Image) ProtoMessage() {}
 
 func (x *Image) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[91]
+	mi := &file_berth_v1_cluster_proto_msgTypes[112]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5753,7 +6917,7 @@ func (x *Image) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Image.ProtoReflect.Descriptor instead.
 func (*Image) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{91}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{112}
 }
 
 func (x *Image) GetName() string {
@@ -5794,7 +6958,7 @@ type ListImagesRequest struct {
 
 func (x *ListImagesRequest) Reset() {
 	*x = ListImagesRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[92]
+	mi := &file_berth_v1_cluster_proto_msgTypes[113]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5806,7 +6970,7 @@ func (x *ListImagesRequest) String() string {
 func (*ListImagesRequest) ProtoMessage() {}
 
 func (x *ListImagesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[92]
+	mi := &file_berth_v1_cluster_proto_msgTypes[113]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5819,7 +6983,7 @@ func (x *ListImagesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListImagesRequest.ProtoReflect.Descriptor instead.
 func (*ListImagesRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{92}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{113}
 }
 
 func (x *ListImagesRequest) GetNodeId() string {
@@ -5841,7 +7005,7 @@ type NodeImages struct {
 
 func (x *NodeImages) Reset() {
 	*x = NodeImages{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[93]
+	mi := &file_berth_v1_cluster_proto_msgTypes[114]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5853,7 +7017,7 @@ func (x *NodeImages) String() string {
 func (*NodeImages) ProtoMessage() {}
 
 func (x *NodeImages) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[93]
+	mi := &file_berth_v1_cluster_proto_msgTypes[114]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5866,7 +7030,7 @@ func (x *NodeImages) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeImages.ProtoReflect.Descriptor instead.
 func (*NodeImages) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{93}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{114}
 }
 
 func (x *NodeImages) GetNodeId() string {
@@ -5906,7 +7070,7 @@ type ListImagesResponse struct {
 
 func (x *ListImagesResponse) Reset() {
 	*x = ListImagesResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[94]
+	mi := &file_berth_v1_cluster_proto_msgTypes[115]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5918,7 +7082,7 @@ func (x *ListImagesResponse) String() string {
 func (*ListImagesResponse) ProtoMessage() {}
 
 func (x *ListImagesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[94]
+	mi := &file_berth_v1_cluster_proto_msgTypes[115]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5931,7 +7095,7 @@ func (x *ListImagesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListImagesResponse.ProtoReflect.Descriptor instead.
 func (*ListImagesResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{94}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{115}
 }
 
 func (x *ListImagesResponse) GetNodes() []*NodeImages {
@@ -5946,14 +7110,16 @@ type JoinTokenRequest struct {
 	// rotate makes a new token and revokes the old ones.
 	Rotate bool `protobuf:"varint,1,opt,name=rotate,proto3" json:"rotate,omitempty"`
 	// ttl is the new token's lifetime; zero keeps the default.
-	Ttl           *durationpb.Duration `protobuf:"bytes,2,opt,name=ttl,proto3" json:"ttl,omitempty"`
+	Ttl *durationpb.Duration `protobuf:"bytes,2,opt,name=ttl,proto3" json:"ttl,omitempty"`
+	// uses limits how many nodes may join with a new token; 0 is no limit.
+	Uses          uint32 `protobuf:"varint,3,opt,name=uses,proto3" json:"uses,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *JoinTokenRequest) Reset() {
 	*x = JoinTokenRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[95]
+	mi := &file_berth_v1_cluster_proto_msgTypes[116]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5965,7 +7131,7 @@ func (x *JoinTokenRequest) String() string {
 func (*JoinTokenRequest) ProtoMessage() {}
 
 func (x *JoinTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[95]
+	mi := &file_berth_v1_cluster_proto_msgTypes[116]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5978,7 +7144,7 @@ func (x *JoinTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinTokenRequest.ProtoReflect.Descriptor instead.
 func (*JoinTokenRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{95}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{116}
 }
 
 func (x *JoinTokenRequest) GetRotate() bool {
@@ -5995,6 +7161,13 @@ func (x *JoinTokenRequest) GetTtl() *durationpb.Duration {
 	return nil
 }
 
+func (x *JoinTokenRequest) GetUses() uint32 {
+	if x != nil {
+		return x.Uses
+	}
+	return 0
+}
+
 type JoinTokenResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Token         string                 `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
@@ -6005,7 +7178,7 @@ type JoinTokenResponse struct {
 
 func (x *JoinTokenResponse) Reset() {
 	*x = JoinTokenResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[96]
+	mi := &file_berth_v1_cluster_proto_msgTypes[117]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6017,7 +7190,7 @@ func (x *JoinTokenResponse) String() string {
 func (*JoinTokenResponse) ProtoMessage() {}
 
 func (x *JoinTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[96]
+	mi := &file_berth_v1_cluster_proto_msgTypes[117]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6030,7 +7203,7 @@ func (x *JoinTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinTokenResponse.ProtoReflect.Descriptor instead.
 func (*JoinTokenResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{96}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{117}
 }
 
 func (x *JoinTokenResponse) GetToken() string {
@@ -6055,7 +7228,7 @@ type VersionRequest struct {
 
 func (x *VersionRequest) Reset() {
 	*x = VersionRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[97]
+	mi := &file_berth_v1_cluster_proto_msgTypes[118]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6067,7 +7240,7 @@ func (x *VersionRequest) String() string {
 func (*VersionRequest) ProtoMessage() {}
 
 func (x *VersionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[97]
+	mi := &file_berth_v1_cluster_proto_msgTypes[118]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6080,7 +7253,7 @@ func (x *VersionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VersionRequest.ProtoReflect.Descriptor instead.
 func (*VersionRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{97}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{118}
 }
 
 type ListServersRequest struct {
@@ -6091,7 +7264,7 @@ type ListServersRequest struct {
 
 func (x *ListServersRequest) Reset() {
 	*x = ListServersRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[98]
+	mi := &file_berth_v1_cluster_proto_msgTypes[119]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6103,7 +7276,7 @@ func (x *ListServersRequest) String() string {
 func (*ListServersRequest) ProtoMessage() {}
 
 func (x *ListServersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[98]
+	mi := &file_berth_v1_cluster_proto_msgTypes[119]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6116,7 +7289,7 @@ func (x *ListServersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListServersRequest.ProtoReflect.Descriptor instead.
 func (*ListServersRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{98}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{119}
 }
 
 type ListServersResponse struct {
@@ -6128,7 +7301,7 @@ type ListServersResponse struct {
 
 func (x *ListServersResponse) Reset() {
 	*x = ListServersResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[99]
+	mi := &file_berth_v1_cluster_proto_msgTypes[120]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6140,7 +7313,7 @@ func (x *ListServersResponse) String() string {
 func (*ListServersResponse) ProtoMessage() {}
 
 func (x *ListServersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[99]
+	mi := &file_berth_v1_cluster_proto_msgTypes[120]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6153,7 +7326,7 @@ func (x *ListServersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListServersResponse.ProtoReflect.Descriptor instead.
 func (*ListServersResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{99}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{120}
 }
 
 func (x *ListServersResponse) GetServers() []*ServerInfo {
@@ -6164,18 +7337,22 @@ func (x *ListServersResponse) GetServers() []*ServerInfo {
 }
 
 type VersionResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Version       string                 `protobuf:"bytes,1,opt,name=version,proto3" json:"version,omitempty"`
-	GoVersion     string                 `protobuf:"bytes,2,opt,name=go_version,json=goVersion,proto3" json:"go_version,omitempty"`
-	EtcdEndpoints string                 `protobuf:"bytes,3,opt,name=etcd_endpoints,json=etcdEndpoints,proto3" json:"etcd_endpoints,omitempty"`
-	ClusterId     string                 `protobuf:"bytes,4,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Version   string                 `protobuf:"bytes,1,opt,name=version,proto3" json:"version,omitempty"`
+	GoVersion string                 `protobuf:"bytes,2,opt,name=go_version,json=goVersion,proto3" json:"go_version,omitempty"`
+	// etcd_endpoints is no longer sent (it told clients where the
+	// cluster's store listens).
+	//
+	// Deprecated: Marked as deprecated in berth/v1/cluster.proto.
+	EtcdEndpoints string `protobuf:"bytes,3,opt,name=etcd_endpoints,json=etcdEndpoints,proto3" json:"etcd_endpoints,omitempty"`
+	ClusterId     string `protobuf:"bytes,4,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *VersionResponse) Reset() {
 	*x = VersionResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[100]
+	mi := &file_berth_v1_cluster_proto_msgTypes[121]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6187,7 +7364,7 @@ func (x *VersionResponse) String() string {
 func (*VersionResponse) ProtoMessage() {}
 
 func (x *VersionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[100]
+	mi := &file_berth_v1_cluster_proto_msgTypes[121]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6200,7 +7377,7 @@ func (x *VersionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VersionResponse.ProtoReflect.Descriptor instead.
 func (*VersionResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{100}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{121}
 }
 
 func (x *VersionResponse) GetVersion() string {
@@ -6217,6 +7394,7 @@ func (x *VersionResponse) GetGoVersion() string {
 	return ""
 }
 
+// Deprecated: Marked as deprecated in berth/v1/cluster.proto.
 func (x *VersionResponse) GetEtcdEndpoints() string {
 	if x != nil {
 		return x.EtcdEndpoints
@@ -6235,10 +7413,75 @@ var File_berth_v1_cluster_proto protoreflect.FileDescriptor
 
 const file_berth_v1_cluster_proto_rawDesc = "" +
 	"\n" +
-	"\x16berth/v1/cluster.proto\x12\bberth.v1\x1a\x16berth/v1/objects.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"D\n" +
+	"\x16berth/v1/cluster.proto\x12\bberth.v1\x1a\x16berth/v1/objects.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x0f\n" +
+	"\rWhoAmIRequest\"|\n" +
+	"\x0eWhoAmIResponse\x12\x1c\n" +
+	"\tprincipal\x18\x01 \x01(\tR\tprincipal\x12\x12\n" +
+	"\x04role\x18\x02 \x01(\tR\x04role\x12\x1e\n" +
+	"\n" +
+	"namespaces\x18\x03 \x03(\tR\n" +
+	"namespaces\x12\x18\n" +
+	"\amethods\x18\x04 \x03(\tR\amethods\"\x9a\x01\n" +
+	"\x11CreateUserRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04role\x18\x02 \x01(\tR\x04role\x12\x1e\n" +
+	"\n" +
+	"namespaces\x18\x03 \x03(\tR\n" +
+	"namespaces\x12\x10\n" +
+	"\x03csr\x18\x04 \x01(\fR\x03csr\x12+\n" +
+	"\x03ttl\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\"\x81\x01\n" +
+	"\x12CreateUserResponse\x12\"\n" +
+	"\x04user\x18\x01 \x01(\v2\x0e.berth.v1.UserR\x04user\x12 \n" +
+	"\vcertificate\x18\x02 \x01(\fR\vcertificate\x12%\n" +
+	"\x0eca_certificate\x18\x03 \x01(\fR\rcaCertificate\"\x12\n" +
+	"\x10ListUsersRequest\"9\n" +
+	"\x11ListUsersResponse\x12$\n" +
+	"\x05users\x18\x01 \x03(\v2\x0e.berth.v1.UserR\x05users\"'\n" +
+	"\x11RemoveUserRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"\x14\n" +
+	"\x12RemoveUserResponse\"\xdd\x01\n" +
+	"\x16CreateNamespaceRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12.\n" +
+	"\x05quota\x18\x02 \x01(\v2\x18.berth.v1.NamespaceQuotaR\x05quota\x12D\n" +
+	"\x06labels\x18\x03 \x03(\v2,.berth.v1.CreateNamespaceRequest.LabelsEntryR\x06labels\x1a9\n" +
+	"\vLabelsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\\\n" +
+	"\x16UpdateNamespaceRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12.\n" +
+	"\x05quota\x18\x02 \x01(\v2\x18.berth.v1.NamespaceQuotaR\x05quota\"\x17\n" +
+	"\x15ListNamespacesRequest\"u\n" +
+	"\x10NamespaceSummary\x121\n" +
+	"\tnamespace\x18\x01 \x01(\v2\x13.berth.v1.NamespaceR\tnamespace\x12.\n" +
+	"\x05usage\x18\x02 \x01(\v2\x18.berth.v1.NamespaceUsageR\x05usage\"T\n" +
+	"\x16ListNamespacesResponse\x12:\n" +
+	"\n" +
+	"namespaces\x18\x01 \x03(\v2\x1a.berth.v1.NamespaceSummaryR\n" +
+	"namespaces\"3\n" +
+	"\x13GetNamespaceRequest\x12\x1c\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\",\n" +
+	"\x16RemoveNamespaceRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"\x19\n" +
+	"\x17RemoveNamespaceResponse\"\xaa\x01\n" +
+	"\fAuditRequest\x120\n" +
+	"\x05since\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x12\x1c\n" +
+	"\tprincipal\x18\x02 \x01(\tR\tprincipal\x12\x1c\n" +
+	"\tnamespace\x18\x03 \x01(\tR\tnamespace\x12\x16\n" +
+	"\x06follow\x18\x04 \x01(\bR\x06follow\x12\x14\n" +
+	"\x05limit\x18\x05 \x01(\rR\x05limit\"=\n" +
+	"\x11RemoveNodeRequest\x12\x12\n" +
+	"\x04node\x18\x01 \x01(\tR\x04node\x12\x14\n" +
+	"\x05force\x18\x02 \x01(\bR\x05force\"8\n" +
+	"\x12RemoveNodeResponse\x12\"\n" +
+	"\x04node\x18\x01 \x01(\v2\x0e.berth.v1.NodeR\x04node\"\x11\n" +
+	"\x0fRotateCARequest\"\\\n" +
+	"\x10RotateCAResponse\x12%\n" +
+	"\x0eca_certificate\x18\x01 \x01(\fR\rcaCertificate\x12!\n" +
+	"\ftrust_bundle\x18\x02 \x01(\fR\vtrustBundle\"k\n" +
 	"\x12ListVolumesRequest\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x10\n" +
-	"\x03app\x18\x02 \x01(\tR\x03app\"\xa8\x01\n" +
+	"\x03app\x18\x02 \x01(\tR\x03app\x12%\n" +
+	"\x0eall_namespaces\x18\x03 \x01(\bR\rallNamespaces\"\xa8\x01\n" +
 	"\rVolumeSummary\x12(\n" +
 	"\x06volume\x18\x01 \x01(\v2\x10.berth.v1.VolumeR\x06volume\x12\x1b\n" +
 	"\tnode_name\x18\x02 \x01(\tR\bnodeName\x12\x1d\n" +
@@ -6268,9 +7511,10 @@ const file_berth_v1_cluster_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"U\n" +
 	"\rSecretSummary\x12(\n" +
 	"\x06secret\x18\x01 \x01(\v2\x10.berth.v1.SecretR\x06secret\x12\x1a\n" +
-	"\bservices\x18\x02 \x03(\tR\bservices\"2\n" +
+	"\bservices\x18\x02 \x03(\tR\bservices\"Y\n" +
 	"\x12ListSecretsRequest\x12\x1c\n" +
-	"\tnamespace\x18\x01 \x01(\tR\tnamespace\"H\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12%\n" +
+	"\x0eall_namespaces\x18\x02 \x01(\bR\rallNamespaces\"H\n" +
 	"\x13ListSecretsResponse\x121\n" +
 	"\asecrets\x18\x01 \x03(\v2\x17.berth.v1.SecretSummaryR\asecrets\"D\n" +
 	"\x10GetSecretRequest\x12\x1c\n" +
@@ -6291,9 +7535,10 @@ const file_berth_v1_cluster_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"U\n" +
 	"\rConfigSummary\x12(\n" +
 	"\x06config\x18\x01 \x01(\v2\x10.berth.v1.ConfigR\x06config\x12\x1a\n" +
-	"\bservices\x18\x02 \x03(\tR\bservices\"2\n" +
+	"\bservices\x18\x02 \x03(\tR\bservices\"Y\n" +
 	"\x12ListConfigsRequest\x12\x1c\n" +
-	"\tnamespace\x18\x01 \x01(\tR\tnamespace\"H\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12%\n" +
+	"\x0eall_namespaces\x18\x02 \x01(\bR\rallNamespaces\"H\n" +
 	"\x13ListConfigsResponse\x121\n" +
 	"\aconfigs\x18\x01 \x03(\v2\x17.berth.v1.ConfigSummaryR\aconfigs\"D\n" +
 	"\x10GetConfigRequest\x12\x1c\n" +
@@ -6328,9 +7573,10 @@ const file_berth_v1_cluster_proto_rawDesc = "" +
 	"\x06labels\x18\x05 \x03(\v2*.berth.v1.CreateNetworkRequest.LabelsEntryR\x06labels\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"3\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"Z\n" +
 	"\x13ListNetworksRequest\x12\x1c\n" +
-	"\tnamespace\x18\x01 \x01(\tR\tnamespace\"o\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12%\n" +
+	"\x0eall_namespaces\x18\x02 \x01(\bR\rallNamespaces\"o\n" +
 	"\x0eNetworkSummary\x12+\n" +
 	"\anetwork\x18\x01 \x01(\v2\x11.berth.v1.NetworkR\anetwork\x12\x1a\n" +
 	"\bservices\x18\x02 \x03(\tR\bservices\x12\x14\n" +
@@ -6383,13 +7629,14 @@ const file_berth_v1_cluster_proto_rawDesc = "" +
 	"\x06stderr\x18\x02 \x01(\fH\x00R\x06stderr\x12\x1d\n" +
 	"\texit_code\x18\x03 \x01(\x05H\x00R\bexitCode\x12\x19\n" +
 	"\atask_id\x18\x04 \x01(\tH\x00R\x06taskIdB\x06\n" +
-	"\x04part\"o\n" +
+	"\x04part\"\x96\x01\n" +
 	"\n" +
 	"TopRequest\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x10\n" +
 	"\x03app\x18\x02 \x01(\tR\x03app\x12\x18\n" +
 	"\aservice\x18\x03 \x01(\tR\aservice\x12\x17\n" +
-	"\anode_id\x18\x04 \x01(\tR\x06nodeId\"\x97\x02\n" +
+	"\anode_id\x18\x04 \x01(\tR\x06nodeId\x12%\n" +
+	"\x0eall_namespaces\x18\x05 \x01(\bR\rallNamespaces\"\x97\x02\n" +
 	"\tTaskStats\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\tR\x06taskId\x12\x17\n" +
 	"\anode_id\x18\x02 \x01(\tR\x06nodeId\x12&\n" +
@@ -6402,10 +7649,14 @@ const file_berth_v1_cluster_proto_rawDesc = "" +
 	"\x02at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\x02at\"Z\n" +
 	"\vTopResponse\x12)\n" +
 	"\x05tasks\x18\x01 \x03(\v2\x13.berth.v1.TaskStatsR\x05tasks\x12 \n" +
-	"\vunreachable\x18\x02 \x03(\tR\vunreachable\"X\n" +
+	"\vunreachable\x18\x02 \x03(\tR\vunreachable\"\x8c\x01\n" +
 	"\x15CreateAPITokenRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12+\n" +
-	"\x03ttl\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\"Z\n" +
+	"\x03ttl\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\x12\x12\n" +
+	"\x04role\x18\x03 \x01(\tR\x04role\x12\x1e\n" +
+	"\n" +
+	"namespaces\x18\x04 \x03(\tR\n" +
+	"namespaces\"Z\n" +
 	"\x16CreateAPITokenResponse\x12(\n" +
 	"\x05token\x18\x01 \x01(\v2\x12.berth.v1.APITokenR\x05token\x12\x16\n" +
 	"\x06secret\x18\x02 \x01(\tR\x06secret\"\x16\n" +
@@ -6534,9 +7785,10 @@ const file_berth_v1_cluster_proto_rawDesc = "" +
 	"\avolumes\x18\x03 \x01(\bR\avolumes\"g\n" +
 	"\x11DeleteAppResponse\x12)\n" +
 	"\x10removed_services\x18\x01 \x03(\tR\x0fremovedServices\x12'\n" +
-	"\x0fremoved_volumes\x18\x02 \x03(\tR\x0eremovedVolumes\"/\n" +
+	"\x0fremoved_volumes\x18\x02 \x03(\tR\x0eremovedVolumes\"V\n" +
 	"\x0fListAppsRequest\x12\x1c\n" +
-	"\tnamespace\x18\x01 \x01(\tR\tnamespace\"\x9d\x01\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12%\n" +
+	"\x0eall_namespaces\x18\x02 \x01(\bR\rallNamespaces\"\x9d\x01\n" +
 	"\x03App\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1a\n" +
@@ -6548,27 +7800,29 @@ const file_berth_v1_cluster_proto_rawDesc = "" +
 	"\x11GetServiceRequest\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x10\n" +
 	"\x03app\x18\x02 \x01(\tR\x03app\x12\x12\n" +
-	"\x04name\x18\x03 \x01(\tR\x04name\"E\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\"l\n" +
 	"\x13ListServicesRequest\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x10\n" +
-	"\x03app\x18\x02 \x01(\tR\x03app\"\x87\x01\n" +
+	"\x03app\x18\x02 \x01(\tR\x03app\x12%\n" +
+	"\x0eall_namespaces\x18\x03 \x01(\bR\rallNamespaces\"\x87\x01\n" +
 	"\x0eServiceSummary\x12+\n" +
 	"\aservice\x18\x01 \x01(\v2\x11.berth.v1.ServiceR\aservice\x12#\n" +
 	"\rdesired_tasks\x18\x02 \x01(\x04R\fdesiredTasks\x12#\n" +
 	"\rrunning_tasks\x18\x03 \x01(\x04R\frunningTasks\"L\n" +
 	"\x14ListServicesResponse\x124\n" +
-	"\bservices\x18\x01 \x03(\v2\x18.berth.v1.ServiceSummaryR\bservices\"\x87\x01\n" +
+	"\bservices\x18\x01 \x03(\v2\x18.berth.v1.ServiceSummaryR\bservices\"\xae\x01\n" +
 	"\x10ListTasksRequest\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x10\n" +
 	"\x03app\x18\x02 \x01(\tR\x03app\x12\x18\n" +
 	"\aservice\x18\x03 \x01(\tR\aservice\x12\x17\n" +
 	"\anode_id\x18\x04 \x01(\tR\x06nodeId\x12\x10\n" +
-	"\x03all\x18\x05 \x01(\bR\x03all\"9\n" +
+	"\x03all\x18\x05 \x01(\bR\x03all\x12%\n" +
+	"\x0eall_namespaces\x18\x06 \x01(\bR\rallNamespaces\"9\n" +
 	"\x11ListTasksResponse\x12$\n" +
 	"\x05tasks\x18\x01 \x03(\v2\x0e.berth.v1.TaskR\x05tasks\"\x12\n" +
 	"\x10ListNodesRequest\"9\n" +
 	"\x11ListNodesResponse\x12$\n" +
-	"\x05nodes\x18\x01 \x03(\v2\x0e.berth.v1.NodeR\x05nodes\"\xd7\x01\n" +
+	"\x05nodes\x18\x01 \x03(\v2\x0e.berth.v1.NodeR\x05nodes\"\xfe\x01\n" +
 	"\x11ListEventsRequest\x12\x14\n" +
 	"\x05limit\x18\x01 \x01(\rR\x05limit\x12\x1c\n" +
 	"\tnamespace\x18\x02 \x01(\tR\tnamespace\x12\x10\n" +
@@ -6576,12 +7830,14 @@ const file_berth_v1_cluster_proto_rawDesc = "" +
 	"\aservice\x18\x04 \x01(\tR\aservice\x12\x17\n" +
 	"\atask_id\x18\x05 \x01(\tR\x06taskId\x12\x17\n" +
 	"\anode_id\x18\x06 \x01(\tR\x06nodeId\x120\n" +
-	"\x05since\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x05since\"=\n" +
+	"\x05since\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x12%\n" +
+	"\x0eall_namespaces\x18\b \x01(\bR\rallNamespaces\"=\n" +
 	"\x12ListEventsResponse\x12'\n" +
-	"\x06events\x18\x01 \x03(\v2\x0f.berth.v1.EventR\x06events\">\n" +
+	"\x06events\x18\x01 \x03(\v2\x0f.berth.v1.EventR\x06events\"e\n" +
 	"\fWatchRequest\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x10\n" +
-	"\x03app\x18\x02 \x01(\tR\x03app\"\xc0\x01\n" +
+	"\x03app\x18\x02 \x01(\tR\x03app\x12%\n" +
+	"\x0eall_namespaces\x18\x03 \x01(\bR\rallNamespaces\"\xc0\x01\n" +
 	"\n" +
 	"WatchEvent\x12-\n" +
 	"\x06action\x18\x01 \x01(\x0e2\x15.berth.v1.WatchActionR\x06action\x12$\n" +
@@ -6633,10 +7889,11 @@ const file_berth_v1_cluster_proto_rawDesc = "" +
 	"\x06images\x18\x03 \x03(\v2\x0f.berth.v1.ImageR\x06images\x12\x14\n" +
 	"\x05error\x18\x04 \x01(\tR\x05error\"@\n" +
 	"\x12ListImagesResponse\x12*\n" +
-	"\x05nodes\x18\x01 \x03(\v2\x14.berth.v1.NodeImagesR\x05nodes\"W\n" +
+	"\x05nodes\x18\x01 \x03(\v2\x14.berth.v1.NodeImagesR\x05nodes\"k\n" +
 	"\x10JoinTokenRequest\x12\x16\n" +
 	"\x06rotate\x18\x01 \x01(\bR\x06rotate\x12+\n" +
-	"\x03ttl\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\"d\n" +
+	"\x03ttl\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\x12\x12\n" +
+	"\x04uses\x18\x03 \x01(\rR\x04uses\"d\n" +
 	"\x11JoinTokenResponse\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x129\n" +
 	"\n" +
@@ -6644,12 +7901,12 @@ const file_berth_v1_cluster_proto_rawDesc = "" +
 	"\x0eVersionRequest\"\x14\n" +
 	"\x12ListServersRequest\"E\n" +
 	"\x13ListServersResponse\x12.\n" +
-	"\aservers\x18\x01 \x03(\v2\x14.berth.v1.ServerInfoR\aservers\"\x90\x01\n" +
+	"\aservers\x18\x01 \x03(\v2\x14.berth.v1.ServerInfoR\aservers\"\x94\x01\n" +
 	"\x0fVersionResponse\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion\x12\x1d\n" +
 	"\n" +
-	"go_version\x18\x02 \x01(\tR\tgoVersion\x12%\n" +
-	"\x0eetcd_endpoints\x18\x03 \x01(\tR\retcdEndpoints\x12\x1d\n" +
+	"go_version\x18\x02 \x01(\tR\tgoVersion\x12)\n" +
+	"\x0eetcd_endpoints\x18\x03 \x01(\tB\x02\x18\x01R\retcdEndpoints\x12\x1d\n" +
 	"\n" +
 	"cluster_id\x18\x04 \x01(\tR\tclusterId*\x98\x01\n" +
 	"\fChangeAction\x12\x1d\n" +
@@ -6665,7 +7922,7 @@ const file_berth_v1_cluster_proto_rawDesc = "" +
 	"\tLogStream\x12\x1a\n" +
 	"\x16LOG_STREAM_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11LOG_STREAM_STDOUT\x10\x01\x12\x15\n" +
-	"\x11LOG_STREAM_STDERR\x10\x022\xef\x1a\n" +
+	"\x11LOG_STREAM_STDERR\x10\x022\xd6!\n" +
 	"\x0eClusterService\x128\n" +
 	"\x05Apply\x12\x16.berth.v1.ApplyRequest\x1a\x17.berth.v1.ApplyResponse\x12D\n" +
 	"\tDeleteApp\x12\x1a.berth.v1.DeleteAppRequest\x1a\x1b.berth.v1.DeleteAppResponse\x12A\n" +
@@ -6720,7 +7977,22 @@ const file_berth_v1_cluster_proto_rawDesc = "" +
 	"\fCreateConfig\x12\x1d.berth.v1.CreateConfigRequest\x1a\x10.berth.v1.Config\x12J\n" +
 	"\vListConfigs\x12\x1c.berth.v1.ListConfigsRequest\x1a\x1d.berth.v1.ListConfigsResponse\x12@\n" +
 	"\tGetConfig\x12\x1a.berth.v1.GetConfigRequest\x1a\x17.berth.v1.ConfigSummary\x12M\n" +
-	"\fRemoveConfig\x12\x1d.berth.v1.RemoveConfigRequest\x1a\x1e.berth.v1.RemoveConfigResponseB4Z2github.com/berthproject/berth/api/berth/v1;berthv1b\x06proto3"
+	"\fRemoveConfig\x12\x1d.berth.v1.RemoveConfigRequest\x1a\x1e.berth.v1.RemoveConfigResponse\x12;\n" +
+	"\x06WhoAmI\x12\x17.berth.v1.WhoAmIRequest\x1a\x18.berth.v1.WhoAmIResponse\x12G\n" +
+	"\n" +
+	"CreateUser\x12\x1b.berth.v1.CreateUserRequest\x1a\x1c.berth.v1.CreateUserResponse\x12D\n" +
+	"\tListUsers\x12\x1a.berth.v1.ListUsersRequest\x1a\x1b.berth.v1.ListUsersResponse\x12G\n" +
+	"\n" +
+	"RemoveUser\x12\x1b.berth.v1.RemoveUserRequest\x1a\x1c.berth.v1.RemoveUserResponse\x12H\n" +
+	"\x0fCreateNamespace\x12 .berth.v1.CreateNamespaceRequest\x1a\x13.berth.v1.Namespace\x12H\n" +
+	"\x0fUpdateNamespace\x12 .berth.v1.UpdateNamespaceRequest\x1a\x13.berth.v1.Namespace\x12S\n" +
+	"\x0eListNamespaces\x12\x1f.berth.v1.ListNamespacesRequest\x1a .berth.v1.ListNamespacesResponse\x12I\n" +
+	"\fGetNamespace\x12\x1d.berth.v1.GetNamespaceRequest\x1a\x1a.berth.v1.NamespaceSummary\x12V\n" +
+	"\x0fRemoveNamespace\x12 .berth.v1.RemoveNamespaceRequest\x1a!.berth.v1.RemoveNamespaceResponse\x128\n" +
+	"\x05Audit\x12\x16.berth.v1.AuditRequest\x1a\x15.berth.v1.AuditRecord0\x01\x12G\n" +
+	"\n" +
+	"RemoveNode\x12\x1b.berth.v1.RemoveNodeRequest\x1a\x1c.berth.v1.RemoveNodeResponse\x12A\n" +
+	"\bRotateCA\x12\x19.berth.v1.RotateCARequest\x1a\x1a.berth.v1.RotateCAResponseB4Z2github.com/berthproject/berth/api/berth/v1;berthv1b\x06proto3"
 
 var (
 	file_berth_v1_cluster_proto_rawDescOnce sync.Once
@@ -6735,300 +8007,362 @@ func file_berth_v1_cluster_proto_rawDescGZIP() []byte {
 }
 
 var file_berth_v1_cluster_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_berth_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 109)
+var file_berth_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 131)
 var file_berth_v1_cluster_proto_goTypes = []any{
-	(ChangeAction)(0),              // 0: berth.v1.ChangeAction
-	(WatchAction)(0),               // 1: berth.v1.WatchAction
-	(LogStream)(0),                 // 2: berth.v1.LogStream
-	(*ListVolumesRequest)(nil),     // 3: berth.v1.ListVolumesRequest
-	(*VolumeSummary)(nil),          // 4: berth.v1.VolumeSummary
-	(*ListVolumesResponse)(nil),    // 5: berth.v1.ListVolumesResponse
-	(*GetVolumeRequest)(nil),       // 6: berth.v1.GetVolumeRequest
-	(*RemoveVolumeRequest)(nil),    // 7: berth.v1.RemoveVolumeRequest
-	(*RemoveVolumeResponse)(nil),   // 8: berth.v1.RemoveVolumeResponse
-	(*CreateSecretRequest)(nil),    // 9: berth.v1.CreateSecretRequest
-	(*SecretSummary)(nil),          // 10: berth.v1.SecretSummary
-	(*ListSecretsRequest)(nil),     // 11: berth.v1.ListSecretsRequest
-	(*ListSecretsResponse)(nil),    // 12: berth.v1.ListSecretsResponse
-	(*GetSecretRequest)(nil),       // 13: berth.v1.GetSecretRequest
-	(*RemoveSecretRequest)(nil),    // 14: berth.v1.RemoveSecretRequest
-	(*RemoveSecretResponse)(nil),   // 15: berth.v1.RemoveSecretResponse
-	(*CreateConfigRequest)(nil),    // 16: berth.v1.CreateConfigRequest
-	(*ConfigSummary)(nil),          // 17: berth.v1.ConfigSummary
-	(*ListConfigsRequest)(nil),     // 18: berth.v1.ListConfigsRequest
-	(*ListConfigsResponse)(nil),    // 19: berth.v1.ListConfigsResponse
-	(*GetConfigRequest)(nil),       // 20: berth.v1.GetConfigRequest
-	(*RemoveConfigRequest)(nil),    // 21: berth.v1.RemoveConfigRequest
-	(*RemoveConfigResponse)(nil),   // 22: berth.v1.RemoveConfigResponse
-	(*AppFile)(nil),                // 23: berth.v1.AppFile
-	(*AppVolume)(nil),              // 24: berth.v1.AppVolume
-	(*CreateNetworkRequest)(nil),   // 25: berth.v1.CreateNetworkRequest
-	(*ListNetworksRequest)(nil),    // 26: berth.v1.ListNetworksRequest
-	(*NetworkSummary)(nil),         // 27: berth.v1.NetworkSummary
-	(*ListNetworksResponse)(nil),   // 28: berth.v1.ListNetworksResponse
-	(*GetNetworkRequest)(nil),      // 29: berth.v1.GetNetworkRequest
-	(*RemoveNetworkRequest)(nil),   // 30: berth.v1.RemoveNetworkRequest
-	(*RemoveNetworkResponse)(nil),  // 31: berth.v1.RemoveNetworkResponse
-	(*AppNetwork)(nil),             // 32: berth.v1.AppNetwork
-	(*ExecStart)(nil),              // 33: berth.v1.ExecStart
-	(*TerminalSize)(nil),           // 34: berth.v1.TerminalSize
-	(*ExecRequest)(nil),            // 35: berth.v1.ExecRequest
-	(*ExecResponse)(nil),           // 36: berth.v1.ExecResponse
-	(*TopRequest)(nil),             // 37: berth.v1.TopRequest
-	(*TaskStats)(nil),              // 38: berth.v1.TaskStats
-	(*TopResponse)(nil),            // 39: berth.v1.TopResponse
-	(*CreateAPITokenRequest)(nil),  // 40: berth.v1.CreateAPITokenRequest
-	(*CreateAPITokenResponse)(nil), // 41: berth.v1.CreateAPITokenResponse
-	(*ListAPITokensRequest)(nil),   // 42: berth.v1.ListAPITokensRequest
-	(*ListAPITokensResponse)(nil),  // 43: berth.v1.ListAPITokensResponse
-	(*RevokeAPITokenRequest)(nil),  // 44: berth.v1.RevokeAPITokenRequest
-	(*RevokeAPITokenResponse)(nil), // 45: berth.v1.RevokeAPITokenResponse
-	(*BuildHeader)(nil),            // 46: berth.v1.BuildHeader
-	(*BuildSecret)(nil),            // 47: berth.v1.BuildSecret
-	(*BuildRequest)(nil),           // 48: berth.v1.BuildRequest
-	(*BuildResult)(nil),            // 49: berth.v1.BuildResult
-	(*BuildEvent)(nil),             // 50: berth.v1.BuildEvent
-	(*PullImageRequest)(nil),       // 51: berth.v1.PullImageRequest
-	(*PushImageRequest)(nil),       // 52: berth.v1.PushImageRequest
-	(*ImageProgress)(nil),          // 53: berth.v1.ImageProgress
-	(*LoginRequest)(nil),           // 54: berth.v1.LoginRequest
-	(*LoginResponse)(nil),          // 55: berth.v1.LoginResponse
-	(*LogoutRequest)(nil),          // 56: berth.v1.LogoutRequest
-	(*LogoutResponse)(nil),         // 57: berth.v1.LogoutResponse
-	(*ListRegistriesRequest)(nil),  // 58: berth.v1.ListRegistriesRequest
-	(*ListRegistriesResponse)(nil), // 59: berth.v1.ListRegistriesResponse
-	(*ScaleServiceRequest)(nil),    // 60: berth.v1.ScaleServiceRequest
-	(*RestartServiceRequest)(nil),  // 61: berth.v1.RestartServiceRequest
-	(*RollbackServiceRequest)(nil), // 62: berth.v1.RollbackServiceRequest
-	(*UpdateNodeRequest)(nil),      // 63: berth.v1.UpdateNodeRequest
-	(*RebalanceRequest)(nil),       // 64: berth.v1.RebalanceRequest
-	(*RebalanceResponse)(nil),      // 65: berth.v1.RebalanceResponse
-	(*GetSettingsRequest)(nil),     // 66: berth.v1.GetSettingsRequest
-	(*UpdateSettingsRequest)(nil),  // 67: berth.v1.UpdateSettingsRequest
-	(*ApplyRequest)(nil),           // 68: berth.v1.ApplyRequest
-	(*ServiceChange)(nil),          // 69: berth.v1.ServiceChange
-	(*ApplyResponse)(nil),          // 70: berth.v1.ApplyResponse
-	(*DeleteAppRequest)(nil),       // 71: berth.v1.DeleteAppRequest
-	(*DeleteAppResponse)(nil),      // 72: berth.v1.DeleteAppResponse
-	(*ListAppsRequest)(nil),        // 73: berth.v1.ListAppsRequest
-	(*App)(nil),                    // 74: berth.v1.App
-	(*ListAppsResponse)(nil),       // 75: berth.v1.ListAppsResponse
-	(*GetServiceRequest)(nil),      // 76: berth.v1.GetServiceRequest
-	(*ListServicesRequest)(nil),    // 77: berth.v1.ListServicesRequest
-	(*ServiceSummary)(nil),         // 78: berth.v1.ServiceSummary
-	(*ListServicesResponse)(nil),   // 79: berth.v1.ListServicesResponse
-	(*ListTasksRequest)(nil),       // 80: berth.v1.ListTasksRequest
-	(*ListTasksResponse)(nil),      // 81: berth.v1.ListTasksResponse
-	(*ListNodesRequest)(nil),       // 82: berth.v1.ListNodesRequest
-	(*ListNodesResponse)(nil),      // 83: berth.v1.ListNodesResponse
-	(*ListEventsRequest)(nil),      // 84: berth.v1.ListEventsRequest
-	(*ListEventsResponse)(nil),     // 85: berth.v1.ListEventsResponse
-	(*WatchRequest)(nil),           // 86: berth.v1.WatchRequest
-	(*WatchEvent)(nil),             // 87: berth.v1.WatchEvent
-	(*LogsRequest)(nil),            // 88: berth.v1.LogsRequest
-	(*LogEntry)(nil),               // 89: berth.v1.LogEntry
-	(*ImportImageHeader)(nil),      // 90: berth.v1.ImportImageHeader
-	(*ImportImageRequest)(nil),     // 91: berth.v1.ImportImageRequest
-	(*NodeImportResult)(nil),       // 92: berth.v1.NodeImportResult
-	(*ImportImageResponse)(nil),    // 93: berth.v1.ImportImageResponse
-	(*Image)(nil),                  // 94: berth.v1.Image
-	(*ListImagesRequest)(nil),      // 95: berth.v1.ListImagesRequest
-	(*NodeImages)(nil),             // 96: berth.v1.NodeImages
-	(*ListImagesResponse)(nil),     // 97: berth.v1.ListImagesResponse
-	(*JoinTokenRequest)(nil),       // 98: berth.v1.JoinTokenRequest
-	(*JoinTokenResponse)(nil),      // 99: berth.v1.JoinTokenResponse
-	(*VersionRequest)(nil),         // 100: berth.v1.VersionRequest
-	(*ListServersRequest)(nil),     // 101: berth.v1.ListServersRequest
-	(*ListServersResponse)(nil),    // 102: berth.v1.ListServersResponse
-	(*VersionResponse)(nil),        // 103: berth.v1.VersionResponse
-	nil,                            // 104: berth.v1.CreateSecretRequest.LabelsEntry
-	nil,                            // 105: berth.v1.CreateConfigRequest.LabelsEntry
-	nil,                            // 106: berth.v1.AppFile.LabelsEntry
-	nil,                            // 107: berth.v1.AppVolume.LabelsEntry
-	nil,                            // 108: berth.v1.CreateNetworkRequest.LabelsEntry
-	nil,                            // 109: berth.v1.AppNetwork.LabelsEntry
-	nil,                            // 110: berth.v1.BuildHeader.BuildArgsEntry
-	nil,                            // 111: berth.v1.UpdateNodeRequest.SetLabelsEntry
-	(*Volume)(nil),                 // 112: berth.v1.Volume
-	(*Secret)(nil),                 // 113: berth.v1.Secret
-	(*Config)(nil),                 // 114: berth.v1.Config
-	(*Network)(nil),                // 115: berth.v1.Network
-	(*timestamppb.Timestamp)(nil),  // 116: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),    // 117: google.protobuf.Duration
-	(*APIToken)(nil),               // 118: berth.v1.APIToken
-	(*RegistryCredential)(nil),     // 119: berth.v1.RegistryCredential
-	(NodeAvailability)(0),          // 120: berth.v1.NodeAvailability
-	(*ClusterSettings)(nil),        // 121: berth.v1.ClusterSettings
-	(*Service)(nil),                // 122: berth.v1.Service
-	(*Task)(nil),                   // 123: berth.v1.Task
-	(*Node)(nil),                   // 124: berth.v1.Node
-	(*Event)(nil),                  // 125: berth.v1.Event
-	(*ServerInfo)(nil),             // 126: berth.v1.ServerInfo
+	(ChangeAction)(0),               // 0: berth.v1.ChangeAction
+	(WatchAction)(0),                // 1: berth.v1.WatchAction
+	(LogStream)(0),                  // 2: berth.v1.LogStream
+	(*WhoAmIRequest)(nil),           // 3: berth.v1.WhoAmIRequest
+	(*WhoAmIResponse)(nil),          // 4: berth.v1.WhoAmIResponse
+	(*CreateUserRequest)(nil),       // 5: berth.v1.CreateUserRequest
+	(*CreateUserResponse)(nil),      // 6: berth.v1.CreateUserResponse
+	(*ListUsersRequest)(nil),        // 7: berth.v1.ListUsersRequest
+	(*ListUsersResponse)(nil),       // 8: berth.v1.ListUsersResponse
+	(*RemoveUserRequest)(nil),       // 9: berth.v1.RemoveUserRequest
+	(*RemoveUserResponse)(nil),      // 10: berth.v1.RemoveUserResponse
+	(*CreateNamespaceRequest)(nil),  // 11: berth.v1.CreateNamespaceRequest
+	(*UpdateNamespaceRequest)(nil),  // 12: berth.v1.UpdateNamespaceRequest
+	(*ListNamespacesRequest)(nil),   // 13: berth.v1.ListNamespacesRequest
+	(*NamespaceSummary)(nil),        // 14: berth.v1.NamespaceSummary
+	(*ListNamespacesResponse)(nil),  // 15: berth.v1.ListNamespacesResponse
+	(*GetNamespaceRequest)(nil),     // 16: berth.v1.GetNamespaceRequest
+	(*RemoveNamespaceRequest)(nil),  // 17: berth.v1.RemoveNamespaceRequest
+	(*RemoveNamespaceResponse)(nil), // 18: berth.v1.RemoveNamespaceResponse
+	(*AuditRequest)(nil),            // 19: berth.v1.AuditRequest
+	(*RemoveNodeRequest)(nil),       // 20: berth.v1.RemoveNodeRequest
+	(*RemoveNodeResponse)(nil),      // 21: berth.v1.RemoveNodeResponse
+	(*RotateCARequest)(nil),         // 22: berth.v1.RotateCARequest
+	(*RotateCAResponse)(nil),        // 23: berth.v1.RotateCAResponse
+	(*ListVolumesRequest)(nil),      // 24: berth.v1.ListVolumesRequest
+	(*VolumeSummary)(nil),           // 25: berth.v1.VolumeSummary
+	(*ListVolumesResponse)(nil),     // 26: berth.v1.ListVolumesResponse
+	(*GetVolumeRequest)(nil),        // 27: berth.v1.GetVolumeRequest
+	(*RemoveVolumeRequest)(nil),     // 28: berth.v1.RemoveVolumeRequest
+	(*RemoveVolumeResponse)(nil),    // 29: berth.v1.RemoveVolumeResponse
+	(*CreateSecretRequest)(nil),     // 30: berth.v1.CreateSecretRequest
+	(*SecretSummary)(nil),           // 31: berth.v1.SecretSummary
+	(*ListSecretsRequest)(nil),      // 32: berth.v1.ListSecretsRequest
+	(*ListSecretsResponse)(nil),     // 33: berth.v1.ListSecretsResponse
+	(*GetSecretRequest)(nil),        // 34: berth.v1.GetSecretRequest
+	(*RemoveSecretRequest)(nil),     // 35: berth.v1.RemoveSecretRequest
+	(*RemoveSecretResponse)(nil),    // 36: berth.v1.RemoveSecretResponse
+	(*CreateConfigRequest)(nil),     // 37: berth.v1.CreateConfigRequest
+	(*ConfigSummary)(nil),           // 38: berth.v1.ConfigSummary
+	(*ListConfigsRequest)(nil),      // 39: berth.v1.ListConfigsRequest
+	(*ListConfigsResponse)(nil),     // 40: berth.v1.ListConfigsResponse
+	(*GetConfigRequest)(nil),        // 41: berth.v1.GetConfigRequest
+	(*RemoveConfigRequest)(nil),     // 42: berth.v1.RemoveConfigRequest
+	(*RemoveConfigResponse)(nil),    // 43: berth.v1.RemoveConfigResponse
+	(*AppFile)(nil),                 // 44: berth.v1.AppFile
+	(*AppVolume)(nil),               // 45: berth.v1.AppVolume
+	(*CreateNetworkRequest)(nil),    // 46: berth.v1.CreateNetworkRequest
+	(*ListNetworksRequest)(nil),     // 47: berth.v1.ListNetworksRequest
+	(*NetworkSummary)(nil),          // 48: berth.v1.NetworkSummary
+	(*ListNetworksResponse)(nil),    // 49: berth.v1.ListNetworksResponse
+	(*GetNetworkRequest)(nil),       // 50: berth.v1.GetNetworkRequest
+	(*RemoveNetworkRequest)(nil),    // 51: berth.v1.RemoveNetworkRequest
+	(*RemoveNetworkResponse)(nil),   // 52: berth.v1.RemoveNetworkResponse
+	(*AppNetwork)(nil),              // 53: berth.v1.AppNetwork
+	(*ExecStart)(nil),               // 54: berth.v1.ExecStart
+	(*TerminalSize)(nil),            // 55: berth.v1.TerminalSize
+	(*ExecRequest)(nil),             // 56: berth.v1.ExecRequest
+	(*ExecResponse)(nil),            // 57: berth.v1.ExecResponse
+	(*TopRequest)(nil),              // 58: berth.v1.TopRequest
+	(*TaskStats)(nil),               // 59: berth.v1.TaskStats
+	(*TopResponse)(nil),             // 60: berth.v1.TopResponse
+	(*CreateAPITokenRequest)(nil),   // 61: berth.v1.CreateAPITokenRequest
+	(*CreateAPITokenResponse)(nil),  // 62: berth.v1.CreateAPITokenResponse
+	(*ListAPITokensRequest)(nil),    // 63: berth.v1.ListAPITokensRequest
+	(*ListAPITokensResponse)(nil),   // 64: berth.v1.ListAPITokensResponse
+	(*RevokeAPITokenRequest)(nil),   // 65: berth.v1.RevokeAPITokenRequest
+	(*RevokeAPITokenResponse)(nil),  // 66: berth.v1.RevokeAPITokenResponse
+	(*BuildHeader)(nil),             // 67: berth.v1.BuildHeader
+	(*BuildSecret)(nil),             // 68: berth.v1.BuildSecret
+	(*BuildRequest)(nil),            // 69: berth.v1.BuildRequest
+	(*BuildResult)(nil),             // 70: berth.v1.BuildResult
+	(*BuildEvent)(nil),              // 71: berth.v1.BuildEvent
+	(*PullImageRequest)(nil),        // 72: berth.v1.PullImageRequest
+	(*PushImageRequest)(nil),        // 73: berth.v1.PushImageRequest
+	(*ImageProgress)(nil),           // 74: berth.v1.ImageProgress
+	(*LoginRequest)(nil),            // 75: berth.v1.LoginRequest
+	(*LoginResponse)(nil),           // 76: berth.v1.LoginResponse
+	(*LogoutRequest)(nil),           // 77: berth.v1.LogoutRequest
+	(*LogoutResponse)(nil),          // 78: berth.v1.LogoutResponse
+	(*ListRegistriesRequest)(nil),   // 79: berth.v1.ListRegistriesRequest
+	(*ListRegistriesResponse)(nil),  // 80: berth.v1.ListRegistriesResponse
+	(*ScaleServiceRequest)(nil),     // 81: berth.v1.ScaleServiceRequest
+	(*RestartServiceRequest)(nil),   // 82: berth.v1.RestartServiceRequest
+	(*RollbackServiceRequest)(nil),  // 83: berth.v1.RollbackServiceRequest
+	(*UpdateNodeRequest)(nil),       // 84: berth.v1.UpdateNodeRequest
+	(*RebalanceRequest)(nil),        // 85: berth.v1.RebalanceRequest
+	(*RebalanceResponse)(nil),       // 86: berth.v1.RebalanceResponse
+	(*GetSettingsRequest)(nil),      // 87: berth.v1.GetSettingsRequest
+	(*UpdateSettingsRequest)(nil),   // 88: berth.v1.UpdateSettingsRequest
+	(*ApplyRequest)(nil),            // 89: berth.v1.ApplyRequest
+	(*ServiceChange)(nil),           // 90: berth.v1.ServiceChange
+	(*ApplyResponse)(nil),           // 91: berth.v1.ApplyResponse
+	(*DeleteAppRequest)(nil),        // 92: berth.v1.DeleteAppRequest
+	(*DeleteAppResponse)(nil),       // 93: berth.v1.DeleteAppResponse
+	(*ListAppsRequest)(nil),         // 94: berth.v1.ListAppsRequest
+	(*App)(nil),                     // 95: berth.v1.App
+	(*ListAppsResponse)(nil),        // 96: berth.v1.ListAppsResponse
+	(*GetServiceRequest)(nil),       // 97: berth.v1.GetServiceRequest
+	(*ListServicesRequest)(nil),     // 98: berth.v1.ListServicesRequest
+	(*ServiceSummary)(nil),          // 99: berth.v1.ServiceSummary
+	(*ListServicesResponse)(nil),    // 100: berth.v1.ListServicesResponse
+	(*ListTasksRequest)(nil),        // 101: berth.v1.ListTasksRequest
+	(*ListTasksResponse)(nil),       // 102: berth.v1.ListTasksResponse
+	(*ListNodesRequest)(nil),        // 103: berth.v1.ListNodesRequest
+	(*ListNodesResponse)(nil),       // 104: berth.v1.ListNodesResponse
+	(*ListEventsRequest)(nil),       // 105: berth.v1.ListEventsRequest
+	(*ListEventsResponse)(nil),      // 106: berth.v1.ListEventsResponse
+	(*WatchRequest)(nil),            // 107: berth.v1.WatchRequest
+	(*WatchEvent)(nil),              // 108: berth.v1.WatchEvent
+	(*LogsRequest)(nil),             // 109: berth.v1.LogsRequest
+	(*LogEntry)(nil),                // 110: berth.v1.LogEntry
+	(*ImportImageHeader)(nil),       // 111: berth.v1.ImportImageHeader
+	(*ImportImageRequest)(nil),      // 112: berth.v1.ImportImageRequest
+	(*NodeImportResult)(nil),        // 113: berth.v1.NodeImportResult
+	(*ImportImageResponse)(nil),     // 114: berth.v1.ImportImageResponse
+	(*Image)(nil),                   // 115: berth.v1.Image
+	(*ListImagesRequest)(nil),       // 116: berth.v1.ListImagesRequest
+	(*NodeImages)(nil),              // 117: berth.v1.NodeImages
+	(*ListImagesResponse)(nil),      // 118: berth.v1.ListImagesResponse
+	(*JoinTokenRequest)(nil),        // 119: berth.v1.JoinTokenRequest
+	(*JoinTokenResponse)(nil),       // 120: berth.v1.JoinTokenResponse
+	(*VersionRequest)(nil),          // 121: berth.v1.VersionRequest
+	(*ListServersRequest)(nil),      // 122: berth.v1.ListServersRequest
+	(*ListServersResponse)(nil),     // 123: berth.v1.ListServersResponse
+	(*VersionResponse)(nil),         // 124: berth.v1.VersionResponse
+	nil,                             // 125: berth.v1.CreateNamespaceRequest.LabelsEntry
+	nil,                             // 126: berth.v1.CreateSecretRequest.LabelsEntry
+	nil,                             // 127: berth.v1.CreateConfigRequest.LabelsEntry
+	nil,                             // 128: berth.v1.AppFile.LabelsEntry
+	nil,                             // 129: berth.v1.AppVolume.LabelsEntry
+	nil,                             // 130: berth.v1.CreateNetworkRequest.LabelsEntry
+	nil,                             // 131: berth.v1.AppNetwork.LabelsEntry
+	nil,                             // 132: berth.v1.BuildHeader.BuildArgsEntry
+	nil,                             // 133: berth.v1.UpdateNodeRequest.SetLabelsEntry
+	(*durationpb.Duration)(nil),     // 134: google.protobuf.Duration
+	(*User)(nil),                    // 135: berth.v1.User
+	(*NamespaceQuota)(nil),          // 136: berth.v1.NamespaceQuota
+	(*Namespace)(nil),               // 137: berth.v1.Namespace
+	(*NamespaceUsage)(nil),          // 138: berth.v1.NamespaceUsage
+	(*timestamppb.Timestamp)(nil),   // 139: google.protobuf.Timestamp
+	(*Node)(nil),                    // 140: berth.v1.Node
+	(*Volume)(nil),                  // 141: berth.v1.Volume
+	(*Secret)(nil),                  // 142: berth.v1.Secret
+	(*Config)(nil),                  // 143: berth.v1.Config
+	(*Network)(nil),                 // 144: berth.v1.Network
+	(*APIToken)(nil),                // 145: berth.v1.APIToken
+	(*RegistryCredential)(nil),      // 146: berth.v1.RegistryCredential
+	(NodeAvailability)(0),           // 147: berth.v1.NodeAvailability
+	(*ClusterSettings)(nil),         // 148: berth.v1.ClusterSettings
+	(*Service)(nil),                 // 149: berth.v1.Service
+	(*Task)(nil),                    // 150: berth.v1.Task
+	(*Event)(nil),                   // 151: berth.v1.Event
+	(*ServerInfo)(nil),              // 152: berth.v1.ServerInfo
+	(*AuditRecord)(nil),             // 153: berth.v1.AuditRecord
 }
 var file_berth_v1_cluster_proto_depIdxs = []int32{
-	112, // 0: berth.v1.VolumeSummary.volume:type_name -> berth.v1.Volume
-	4,   // 1: berth.v1.ListVolumesResponse.volumes:type_name -> berth.v1.VolumeSummary
-	104, // 2: berth.v1.CreateSecretRequest.labels:type_name -> berth.v1.CreateSecretRequest.LabelsEntry
-	113, // 3: berth.v1.SecretSummary.secret:type_name -> berth.v1.Secret
-	10,  // 4: berth.v1.ListSecretsResponse.secrets:type_name -> berth.v1.SecretSummary
-	105, // 5: berth.v1.CreateConfigRequest.labels:type_name -> berth.v1.CreateConfigRequest.LabelsEntry
-	114, // 6: berth.v1.ConfigSummary.config:type_name -> berth.v1.Config
-	17,  // 7: berth.v1.ListConfigsResponse.configs:type_name -> berth.v1.ConfigSummary
-	106, // 8: berth.v1.AppFile.labels:type_name -> berth.v1.AppFile.LabelsEntry
-	107, // 9: berth.v1.AppVolume.labels:type_name -> berth.v1.AppVolume.LabelsEntry
-	108, // 10: berth.v1.CreateNetworkRequest.labels:type_name -> berth.v1.CreateNetworkRequest.LabelsEntry
-	115, // 11: berth.v1.NetworkSummary.network:type_name -> berth.v1.Network
-	27,  // 12: berth.v1.ListNetworksResponse.networks:type_name -> berth.v1.NetworkSummary
-	109, // 13: berth.v1.AppNetwork.labels:type_name -> berth.v1.AppNetwork.LabelsEntry
-	34,  // 14: berth.v1.ExecStart.size:type_name -> berth.v1.TerminalSize
-	33,  // 15: berth.v1.ExecRequest.start:type_name -> berth.v1.ExecStart
-	34,  // 16: berth.v1.ExecRequest.resize:type_name -> berth.v1.TerminalSize
-	116, // 17: berth.v1.TaskStats.at:type_name -> google.protobuf.Timestamp
-	38,  // 18: berth.v1.TopResponse.tasks:type_name -> berth.v1.TaskStats
-	117, // 19: berth.v1.CreateAPITokenRequest.ttl:type_name -> google.protobuf.Duration
-	118, // 20: berth.v1.CreateAPITokenResponse.token:type_name -> berth.v1.APIToken
-	118, // 21: berth.v1.ListAPITokensResponse.tokens:type_name -> berth.v1.APIToken
-	110, // 22: berth.v1.BuildHeader.build_args:type_name -> berth.v1.BuildHeader.BuildArgsEntry
-	47,  // 23: berth.v1.BuildHeader.secrets:type_name -> berth.v1.BuildSecret
-	46,  // 24: berth.v1.BuildRequest.header:type_name -> berth.v1.BuildHeader
-	49,  // 25: berth.v1.BuildEvent.result:type_name -> berth.v1.BuildResult
-	119, // 26: berth.v1.ListRegistriesResponse.registries:type_name -> berth.v1.RegistryCredential
-	120, // 27: berth.v1.UpdateNodeRequest.availability:type_name -> berth.v1.NodeAvailability
-	111, // 28: berth.v1.UpdateNodeRequest.set_labels:type_name -> berth.v1.UpdateNodeRequest.SetLabelsEntry
-	121, // 29: berth.v1.UpdateSettingsRequest.settings:type_name -> berth.v1.ClusterSettings
-	122, // 30: berth.v1.ApplyRequest.services:type_name -> berth.v1.Service
-	32,  // 31: berth.v1.ApplyRequest.networks:type_name -> berth.v1.AppNetwork
-	23,  // 32: berth.v1.ApplyRequest.secrets:type_name -> berth.v1.AppFile
-	23,  // 33: berth.v1.ApplyRequest.configs:type_name -> berth.v1.AppFile
-	24,  // 34: berth.v1.ApplyRequest.volumes:type_name -> berth.v1.AppVolume
-	0,   // 35: berth.v1.ServiceChange.action:type_name -> berth.v1.ChangeAction
-	69,  // 36: berth.v1.ApplyResponse.changes:type_name -> berth.v1.ServiceChange
-	74,  // 37: berth.v1.ListAppsResponse.apps:type_name -> berth.v1.App
-	122, // 38: berth.v1.ServiceSummary.service:type_name -> berth.v1.Service
-	78,  // 39: berth.v1.ListServicesResponse.services:type_name -> berth.v1.ServiceSummary
-	123, // 40: berth.v1.ListTasksResponse.tasks:type_name -> berth.v1.Task
-	124, // 41: berth.v1.ListNodesResponse.nodes:type_name -> berth.v1.Node
-	116, // 42: berth.v1.ListEventsRequest.since:type_name -> google.protobuf.Timestamp
-	125, // 43: berth.v1.ListEventsResponse.events:type_name -> berth.v1.Event
-	1,   // 44: berth.v1.WatchEvent.action:type_name -> berth.v1.WatchAction
-	124, // 45: berth.v1.WatchEvent.node:type_name -> berth.v1.Node
-	122, // 46: berth.v1.WatchEvent.service:type_name -> berth.v1.Service
-	123, // 47: berth.v1.WatchEvent.task:type_name -> berth.v1.Task
-	116, // 48: berth.v1.LogsRequest.since:type_name -> google.protobuf.Timestamp
-	2,   // 49: berth.v1.LogEntry.stream:type_name -> berth.v1.LogStream
-	116, // 50: berth.v1.LogEntry.at:type_name -> google.protobuf.Timestamp
-	90,  // 51: berth.v1.ImportImageRequest.header:type_name -> berth.v1.ImportImageHeader
-	94,  // 52: berth.v1.NodeImportResult.images:type_name -> berth.v1.Image
-	92,  // 53: berth.v1.ImportImageResponse.results:type_name -> berth.v1.NodeImportResult
-	116, // 54: berth.v1.Image.created_at:type_name -> google.protobuf.Timestamp
-	94,  // 55: berth.v1.NodeImages.images:type_name -> berth.v1.Image
-	96,  // 56: berth.v1.ListImagesResponse.nodes:type_name -> berth.v1.NodeImages
-	117, // 57: berth.v1.JoinTokenRequest.ttl:type_name -> google.protobuf.Duration
-	116, // 58: berth.v1.JoinTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
-	126, // 59: berth.v1.ListServersResponse.servers:type_name -> berth.v1.ServerInfo
-	68,  // 60: berth.v1.ClusterService.Apply:input_type -> berth.v1.ApplyRequest
-	71,  // 61: berth.v1.ClusterService.DeleteApp:input_type -> berth.v1.DeleteAppRequest
-	73,  // 62: berth.v1.ClusterService.ListApps:input_type -> berth.v1.ListAppsRequest
-	76,  // 63: berth.v1.ClusterService.GetService:input_type -> berth.v1.GetServiceRequest
-	77,  // 64: berth.v1.ClusterService.ListServices:input_type -> berth.v1.ListServicesRequest
-	80,  // 65: berth.v1.ClusterService.ListTasks:input_type -> berth.v1.ListTasksRequest
-	82,  // 66: berth.v1.ClusterService.ListNodes:input_type -> berth.v1.ListNodesRequest
-	84,  // 67: berth.v1.ClusterService.ListEvents:input_type -> berth.v1.ListEventsRequest
-	86,  // 68: berth.v1.ClusterService.Watch:input_type -> berth.v1.WatchRequest
-	88,  // 69: berth.v1.ClusterService.Logs:input_type -> berth.v1.LogsRequest
-	91,  // 70: berth.v1.ClusterService.ImportImage:input_type -> berth.v1.ImportImageRequest
-	95,  // 71: berth.v1.ClusterService.ListImages:input_type -> berth.v1.ListImagesRequest
-	98,  // 72: berth.v1.ClusterService.JoinToken:input_type -> berth.v1.JoinTokenRequest
-	100, // 73: berth.v1.ClusterService.Version:input_type -> berth.v1.VersionRequest
-	101, // 74: berth.v1.ClusterService.ListServers:input_type -> berth.v1.ListServersRequest
-	60,  // 75: berth.v1.ClusterService.ScaleService:input_type -> berth.v1.ScaleServiceRequest
-	61,  // 76: berth.v1.ClusterService.RestartService:input_type -> berth.v1.RestartServiceRequest
-	62,  // 77: berth.v1.ClusterService.RollbackService:input_type -> berth.v1.RollbackServiceRequest
-	63,  // 78: berth.v1.ClusterService.UpdateNode:input_type -> berth.v1.UpdateNodeRequest
-	64,  // 79: berth.v1.ClusterService.Rebalance:input_type -> berth.v1.RebalanceRequest
-	66,  // 80: berth.v1.ClusterService.GetSettings:input_type -> berth.v1.GetSettingsRequest
-	67,  // 81: berth.v1.ClusterService.UpdateSettings:input_type -> berth.v1.UpdateSettingsRequest
-	48,  // 82: berth.v1.ClusterService.Build:input_type -> berth.v1.BuildRequest
-	51,  // 83: berth.v1.ClusterService.PullImage:input_type -> berth.v1.PullImageRequest
-	52,  // 84: berth.v1.ClusterService.PushImage:input_type -> berth.v1.PushImageRequest
-	54,  // 85: berth.v1.ClusterService.Login:input_type -> berth.v1.LoginRequest
-	56,  // 86: berth.v1.ClusterService.Logout:input_type -> berth.v1.LogoutRequest
-	58,  // 87: berth.v1.ClusterService.ListRegistries:input_type -> berth.v1.ListRegistriesRequest
-	84,  // 88: berth.v1.ClusterService.WatchEvents:input_type -> berth.v1.ListEventsRequest
-	35,  // 89: berth.v1.ClusterService.Exec:input_type -> berth.v1.ExecRequest
-	37,  // 90: berth.v1.ClusterService.Top:input_type -> berth.v1.TopRequest
-	40,  // 91: berth.v1.ClusterService.CreateAPIToken:input_type -> berth.v1.CreateAPITokenRequest
-	42,  // 92: berth.v1.ClusterService.ListAPITokens:input_type -> berth.v1.ListAPITokensRequest
-	44,  // 93: berth.v1.ClusterService.RevokeAPIToken:input_type -> berth.v1.RevokeAPITokenRequest
-	25,  // 94: berth.v1.ClusterService.CreateNetwork:input_type -> berth.v1.CreateNetworkRequest
-	26,  // 95: berth.v1.ClusterService.ListNetworks:input_type -> berth.v1.ListNetworksRequest
-	29,  // 96: berth.v1.ClusterService.GetNetwork:input_type -> berth.v1.GetNetworkRequest
-	30,  // 97: berth.v1.ClusterService.RemoveNetwork:input_type -> berth.v1.RemoveNetworkRequest
-	3,   // 98: berth.v1.ClusterService.ListVolumes:input_type -> berth.v1.ListVolumesRequest
-	6,   // 99: berth.v1.ClusterService.GetVolume:input_type -> berth.v1.GetVolumeRequest
-	7,   // 100: berth.v1.ClusterService.RemoveVolume:input_type -> berth.v1.RemoveVolumeRequest
-	9,   // 101: berth.v1.ClusterService.CreateSecret:input_type -> berth.v1.CreateSecretRequest
-	11,  // 102: berth.v1.ClusterService.ListSecrets:input_type -> berth.v1.ListSecretsRequest
-	13,  // 103: berth.v1.ClusterService.GetSecret:input_type -> berth.v1.GetSecretRequest
-	14,  // 104: berth.v1.ClusterService.RemoveSecret:input_type -> berth.v1.RemoveSecretRequest
-	16,  // 105: berth.v1.ClusterService.CreateConfig:input_type -> berth.v1.CreateConfigRequest
-	18,  // 106: berth.v1.ClusterService.ListConfigs:input_type -> berth.v1.ListConfigsRequest
-	20,  // 107: berth.v1.ClusterService.GetConfig:input_type -> berth.v1.GetConfigRequest
-	21,  // 108: berth.v1.ClusterService.RemoveConfig:input_type -> berth.v1.RemoveConfigRequest
-	70,  // 109: berth.v1.ClusterService.Apply:output_type -> berth.v1.ApplyResponse
-	72,  // 110: berth.v1.ClusterService.DeleteApp:output_type -> berth.v1.DeleteAppResponse
-	75,  // 111: berth.v1.ClusterService.ListApps:output_type -> berth.v1.ListAppsResponse
-	122, // 112: berth.v1.ClusterService.GetService:output_type -> berth.v1.Service
-	79,  // 113: berth.v1.ClusterService.ListServices:output_type -> berth.v1.ListServicesResponse
-	81,  // 114: berth.v1.ClusterService.ListTasks:output_type -> berth.v1.ListTasksResponse
-	83,  // 115: berth.v1.ClusterService.ListNodes:output_type -> berth.v1.ListNodesResponse
-	85,  // 116: berth.v1.ClusterService.ListEvents:output_type -> berth.v1.ListEventsResponse
-	87,  // 117: berth.v1.ClusterService.Watch:output_type -> berth.v1.WatchEvent
-	89,  // 118: berth.v1.ClusterService.Logs:output_type -> berth.v1.LogEntry
-	93,  // 119: berth.v1.ClusterService.ImportImage:output_type -> berth.v1.ImportImageResponse
-	97,  // 120: berth.v1.ClusterService.ListImages:output_type -> berth.v1.ListImagesResponse
-	99,  // 121: berth.v1.ClusterService.JoinToken:output_type -> berth.v1.JoinTokenResponse
-	103, // 122: berth.v1.ClusterService.Version:output_type -> berth.v1.VersionResponse
-	102, // 123: berth.v1.ClusterService.ListServers:output_type -> berth.v1.ListServersResponse
-	122, // 124: berth.v1.ClusterService.ScaleService:output_type -> berth.v1.Service
-	122, // 125: berth.v1.ClusterService.RestartService:output_type -> berth.v1.Service
-	122, // 126: berth.v1.ClusterService.RollbackService:output_type -> berth.v1.Service
-	124, // 127: berth.v1.ClusterService.UpdateNode:output_type -> berth.v1.Node
-	65,  // 128: berth.v1.ClusterService.Rebalance:output_type -> berth.v1.RebalanceResponse
-	121, // 129: berth.v1.ClusterService.GetSettings:output_type -> berth.v1.ClusterSettings
-	121, // 130: berth.v1.ClusterService.UpdateSettings:output_type -> berth.v1.ClusterSettings
-	50,  // 131: berth.v1.ClusterService.Build:output_type -> berth.v1.BuildEvent
-	53,  // 132: berth.v1.ClusterService.PullImage:output_type -> berth.v1.ImageProgress
-	53,  // 133: berth.v1.ClusterService.PushImage:output_type -> berth.v1.ImageProgress
-	55,  // 134: berth.v1.ClusterService.Login:output_type -> berth.v1.LoginResponse
-	57,  // 135: berth.v1.ClusterService.Logout:output_type -> berth.v1.LogoutResponse
-	59,  // 136: berth.v1.ClusterService.ListRegistries:output_type -> berth.v1.ListRegistriesResponse
-	125, // 137: berth.v1.ClusterService.WatchEvents:output_type -> berth.v1.Event
-	36,  // 138: berth.v1.ClusterService.Exec:output_type -> berth.v1.ExecResponse
-	39,  // 139: berth.v1.ClusterService.Top:output_type -> berth.v1.TopResponse
-	41,  // 140: berth.v1.ClusterService.CreateAPIToken:output_type -> berth.v1.CreateAPITokenResponse
-	43,  // 141: berth.v1.ClusterService.ListAPITokens:output_type -> berth.v1.ListAPITokensResponse
-	45,  // 142: berth.v1.ClusterService.RevokeAPIToken:output_type -> berth.v1.RevokeAPITokenResponse
-	115, // 143: berth.v1.ClusterService.CreateNetwork:output_type -> berth.v1.Network
-	28,  // 144: berth.v1.ClusterService.ListNetworks:output_type -> berth.v1.ListNetworksResponse
-	27,  // 145: berth.v1.ClusterService.GetNetwork:output_type -> berth.v1.NetworkSummary
-	31,  // 146: berth.v1.ClusterService.RemoveNetwork:output_type -> berth.v1.RemoveNetworkResponse
-	5,   // 147: berth.v1.ClusterService.ListVolumes:output_type -> berth.v1.ListVolumesResponse
-	4,   // 148: berth.v1.ClusterService.GetVolume:output_type -> berth.v1.VolumeSummary
-	8,   // 149: berth.v1.ClusterService.RemoveVolume:output_type -> berth.v1.RemoveVolumeResponse
-	113, // 150: berth.v1.ClusterService.CreateSecret:output_type -> berth.v1.Secret
-	12,  // 151: berth.v1.ClusterService.ListSecrets:output_type -> berth.v1.ListSecretsResponse
-	10,  // 152: berth.v1.ClusterService.GetSecret:output_type -> berth.v1.SecretSummary
-	15,  // 153: berth.v1.ClusterService.RemoveSecret:output_type -> berth.v1.RemoveSecretResponse
-	114, // 154: berth.v1.ClusterService.CreateConfig:output_type -> berth.v1.Config
-	19,  // 155: berth.v1.ClusterService.ListConfigs:output_type -> berth.v1.ListConfigsResponse
-	17,  // 156: berth.v1.ClusterService.GetConfig:output_type -> berth.v1.ConfigSummary
-	22,  // 157: berth.v1.ClusterService.RemoveConfig:output_type -> berth.v1.RemoveConfigResponse
-	109, // [109:158] is the sub-list for method output_type
-	60,  // [60:109] is the sub-list for method input_type
-	60,  // [60:60] is the sub-list for extension type_name
-	60,  // [60:60] is the sub-list for extension extendee
-	0,   // [0:60] is the sub-list for field type_name
+	134, // 0: berth.v1.CreateUserRequest.ttl:type_name -> google.protobuf.Duration
+	135, // 1: berth.v1.CreateUserResponse.user:type_name -> berth.v1.User
+	135, // 2: berth.v1.ListUsersResponse.users:type_name -> berth.v1.User
+	136, // 3: berth.v1.CreateNamespaceRequest.quota:type_name -> berth.v1.NamespaceQuota
+	125, // 4: berth.v1.CreateNamespaceRequest.labels:type_name -> berth.v1.CreateNamespaceRequest.LabelsEntry
+	136, // 5: berth.v1.UpdateNamespaceRequest.quota:type_name -> berth.v1.NamespaceQuota
+	137, // 6: berth.v1.NamespaceSummary.namespace:type_name -> berth.v1.Namespace
+	138, // 7: berth.v1.NamespaceSummary.usage:type_name -> berth.v1.NamespaceUsage
+	14,  // 8: berth.v1.ListNamespacesResponse.namespaces:type_name -> berth.v1.NamespaceSummary
+	139, // 9: berth.v1.AuditRequest.since:type_name -> google.protobuf.Timestamp
+	140, // 10: berth.v1.RemoveNodeResponse.node:type_name -> berth.v1.Node
+	141, // 11: berth.v1.VolumeSummary.volume:type_name -> berth.v1.Volume
+	25,  // 12: berth.v1.ListVolumesResponse.volumes:type_name -> berth.v1.VolumeSummary
+	126, // 13: berth.v1.CreateSecretRequest.labels:type_name -> berth.v1.CreateSecretRequest.LabelsEntry
+	142, // 14: berth.v1.SecretSummary.secret:type_name -> berth.v1.Secret
+	31,  // 15: berth.v1.ListSecretsResponse.secrets:type_name -> berth.v1.SecretSummary
+	127, // 16: berth.v1.CreateConfigRequest.labels:type_name -> berth.v1.CreateConfigRequest.LabelsEntry
+	143, // 17: berth.v1.ConfigSummary.config:type_name -> berth.v1.Config
+	38,  // 18: berth.v1.ListConfigsResponse.configs:type_name -> berth.v1.ConfigSummary
+	128, // 19: berth.v1.AppFile.labels:type_name -> berth.v1.AppFile.LabelsEntry
+	129, // 20: berth.v1.AppVolume.labels:type_name -> berth.v1.AppVolume.LabelsEntry
+	130, // 21: berth.v1.CreateNetworkRequest.labels:type_name -> berth.v1.CreateNetworkRequest.LabelsEntry
+	144, // 22: berth.v1.NetworkSummary.network:type_name -> berth.v1.Network
+	48,  // 23: berth.v1.ListNetworksResponse.networks:type_name -> berth.v1.NetworkSummary
+	131, // 24: berth.v1.AppNetwork.labels:type_name -> berth.v1.AppNetwork.LabelsEntry
+	55,  // 25: berth.v1.ExecStart.size:type_name -> berth.v1.TerminalSize
+	54,  // 26: berth.v1.ExecRequest.start:type_name -> berth.v1.ExecStart
+	55,  // 27: berth.v1.ExecRequest.resize:type_name -> berth.v1.TerminalSize
+	139, // 28: berth.v1.TaskStats.at:type_name -> google.protobuf.Timestamp
+	59,  // 29: berth.v1.TopResponse.tasks:type_name -> berth.v1.TaskStats
+	134, // 30: berth.v1.CreateAPITokenRequest.ttl:type_name -> google.protobuf.Duration
+	145, // 31: berth.v1.CreateAPITokenResponse.token:type_name -> berth.v1.APIToken
+	145, // 32: berth.v1.ListAPITokensResponse.tokens:type_name -> berth.v1.APIToken
+	132, // 33: berth.v1.BuildHeader.build_args:type_name -> berth.v1.BuildHeader.BuildArgsEntry
+	68,  // 34: berth.v1.BuildHeader.secrets:type_name -> berth.v1.BuildSecret
+	67,  // 35: berth.v1.BuildRequest.header:type_name -> berth.v1.BuildHeader
+	70,  // 36: berth.v1.BuildEvent.result:type_name -> berth.v1.BuildResult
+	146, // 37: berth.v1.ListRegistriesResponse.registries:type_name -> berth.v1.RegistryCredential
+	147, // 38: berth.v1.UpdateNodeRequest.availability:type_name -> berth.v1.NodeAvailability
+	133, // 39: berth.v1.UpdateNodeRequest.set_labels:type_name -> berth.v1.UpdateNodeRequest.SetLabelsEntry
+	148, // 40: berth.v1.UpdateSettingsRequest.settings:type_name -> berth.v1.ClusterSettings
+	149, // 41: berth.v1.ApplyRequest.services:type_name -> berth.v1.Service
+	53,  // 42: berth.v1.ApplyRequest.networks:type_name -> berth.v1.AppNetwork
+	44,  // 43: berth.v1.ApplyRequest.secrets:type_name -> berth.v1.AppFile
+	44,  // 44: berth.v1.ApplyRequest.configs:type_name -> berth.v1.AppFile
+	45,  // 45: berth.v1.ApplyRequest.volumes:type_name -> berth.v1.AppVolume
+	0,   // 46: berth.v1.ServiceChange.action:type_name -> berth.v1.ChangeAction
+	90,  // 47: berth.v1.ApplyResponse.changes:type_name -> berth.v1.ServiceChange
+	95,  // 48: berth.v1.ListAppsResponse.apps:type_name -> berth.v1.App
+	149, // 49: berth.v1.ServiceSummary.service:type_name -> berth.v1.Service
+	99,  // 50: berth.v1.ListServicesResponse.services:type_name -> berth.v1.ServiceSummary
+	150, // 51: berth.v1.ListTasksResponse.tasks:type_name -> berth.v1.Task
+	140, // 52: berth.v1.ListNodesResponse.nodes:type_name -> berth.v1.Node
+	139, // 53: berth.v1.ListEventsRequest.since:type_name -> google.protobuf.Timestamp
+	151, // 54: berth.v1.ListEventsResponse.events:type_name -> berth.v1.Event
+	1,   // 55: berth.v1.WatchEvent.action:type_name -> berth.v1.WatchAction
+	140, // 56: berth.v1.WatchEvent.node:type_name -> berth.v1.Node
+	149, // 57: berth.v1.WatchEvent.service:type_name -> berth.v1.Service
+	150, // 58: berth.v1.WatchEvent.task:type_name -> berth.v1.Task
+	139, // 59: berth.v1.LogsRequest.since:type_name -> google.protobuf.Timestamp
+	2,   // 60: berth.v1.LogEntry.stream:type_name -> berth.v1.LogStream
+	139, // 61: berth.v1.LogEntry.at:type_name -> google.protobuf.Timestamp
+	111, // 62: berth.v1.ImportImageRequest.header:type_name -> berth.v1.ImportImageHeader
+	115, // 63: berth.v1.NodeImportResult.images:type_name -> berth.v1.Image
+	113, // 64: berth.v1.ImportImageResponse.results:type_name -> berth.v1.NodeImportResult
+	139, // 65: berth.v1.Image.created_at:type_name -> google.protobuf.Timestamp
+	115, // 66: berth.v1.NodeImages.images:type_name -> berth.v1.Image
+	117, // 67: berth.v1.ListImagesResponse.nodes:type_name -> berth.v1.NodeImages
+	134, // 68: berth.v1.JoinTokenRequest.ttl:type_name -> google.protobuf.Duration
+	139, // 69: berth.v1.JoinTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
+	152, // 70: berth.v1.ListServersResponse.servers:type_name -> berth.v1.ServerInfo
+	89,  // 71: berth.v1.ClusterService.Apply:input_type -> berth.v1.ApplyRequest
+	92,  // 72: berth.v1.ClusterService.DeleteApp:input_type -> berth.v1.DeleteAppRequest
+	94,  // 73: berth.v1.ClusterService.ListApps:input_type -> berth.v1.ListAppsRequest
+	97,  // 74: berth.v1.ClusterService.GetService:input_type -> berth.v1.GetServiceRequest
+	98,  // 75: berth.v1.ClusterService.ListServices:input_type -> berth.v1.ListServicesRequest
+	101, // 76: berth.v1.ClusterService.ListTasks:input_type -> berth.v1.ListTasksRequest
+	103, // 77: berth.v1.ClusterService.ListNodes:input_type -> berth.v1.ListNodesRequest
+	105, // 78: berth.v1.ClusterService.ListEvents:input_type -> berth.v1.ListEventsRequest
+	107, // 79: berth.v1.ClusterService.Watch:input_type -> berth.v1.WatchRequest
+	109, // 80: berth.v1.ClusterService.Logs:input_type -> berth.v1.LogsRequest
+	112, // 81: berth.v1.ClusterService.ImportImage:input_type -> berth.v1.ImportImageRequest
+	116, // 82: berth.v1.ClusterService.ListImages:input_type -> berth.v1.ListImagesRequest
+	119, // 83: berth.v1.ClusterService.JoinToken:input_type -> berth.v1.JoinTokenRequest
+	121, // 84: berth.v1.ClusterService.Version:input_type -> berth.v1.VersionRequest
+	122, // 85: berth.v1.ClusterService.ListServers:input_type -> berth.v1.ListServersRequest
+	81,  // 86: berth.v1.ClusterService.ScaleService:input_type -> berth.v1.ScaleServiceRequest
+	82,  // 87: berth.v1.ClusterService.RestartService:input_type -> berth.v1.RestartServiceRequest
+	83,  // 88: berth.v1.ClusterService.RollbackService:input_type -> berth.v1.RollbackServiceRequest
+	84,  // 89: berth.v1.ClusterService.UpdateNode:input_type -> berth.v1.UpdateNodeRequest
+	85,  // 90: berth.v1.ClusterService.Rebalance:input_type -> berth.v1.RebalanceRequest
+	87,  // 91: berth.v1.ClusterService.GetSettings:input_type -> berth.v1.GetSettingsRequest
+	88,  // 92: berth.v1.ClusterService.UpdateSettings:input_type -> berth.v1.UpdateSettingsRequest
+	69,  // 93: berth.v1.ClusterService.Build:input_type -> berth.v1.BuildRequest
+	72,  // 94: berth.v1.ClusterService.PullImage:input_type -> berth.v1.PullImageRequest
+	73,  // 95: berth.v1.ClusterService.PushImage:input_type -> berth.v1.PushImageRequest
+	75,  // 96: berth.v1.ClusterService.Login:input_type -> berth.v1.LoginRequest
+	77,  // 97: berth.v1.ClusterService.Logout:input_type -> berth.v1.LogoutRequest
+	79,  // 98: berth.v1.ClusterService.ListRegistries:input_type -> berth.v1.ListRegistriesRequest
+	105, // 99: berth.v1.ClusterService.WatchEvents:input_type -> berth.v1.ListEventsRequest
+	56,  // 100: berth.v1.ClusterService.Exec:input_type -> berth.v1.ExecRequest
+	58,  // 101: berth.v1.ClusterService.Top:input_type -> berth.v1.TopRequest
+	61,  // 102: berth.v1.ClusterService.CreateAPIToken:input_type -> berth.v1.CreateAPITokenRequest
+	63,  // 103: berth.v1.ClusterService.ListAPITokens:input_type -> berth.v1.ListAPITokensRequest
+	65,  // 104: berth.v1.ClusterService.RevokeAPIToken:input_type -> berth.v1.RevokeAPITokenRequest
+	46,  // 105: berth.v1.ClusterService.CreateNetwork:input_type -> berth.v1.CreateNetworkRequest
+	47,  // 106: berth.v1.ClusterService.ListNetworks:input_type -> berth.v1.ListNetworksRequest
+	50,  // 107: berth.v1.ClusterService.GetNetwork:input_type -> berth.v1.GetNetworkRequest
+	51,  // 108: berth.v1.ClusterService.RemoveNetwork:input_type -> berth.v1.RemoveNetworkRequest
+	24,  // 109: berth.v1.ClusterService.ListVolumes:input_type -> berth.v1.ListVolumesRequest
+	27,  // 110: berth.v1.ClusterService.GetVolume:input_type -> berth.v1.GetVolumeRequest
+	28,  // 111: berth.v1.ClusterService.RemoveVolume:input_type -> berth.v1.RemoveVolumeRequest
+	30,  // 112: berth.v1.ClusterService.CreateSecret:input_type -> berth.v1.CreateSecretRequest
+	32,  // 113: berth.v1.ClusterService.ListSecrets:input_type -> berth.v1.ListSecretsRequest
+	34,  // 114: berth.v1.ClusterService.GetSecret:input_type -> berth.v1.GetSecretRequest
+	35,  // 115: berth.v1.ClusterService.RemoveSecret:input_type -> berth.v1.RemoveSecretRequest
+	37,  // 116: berth.v1.ClusterService.CreateConfig:input_type -> berth.v1.CreateConfigRequest
+	39,  // 117: berth.v1.ClusterService.ListConfigs:input_type -> berth.v1.ListConfigsRequest
+	41,  // 118: berth.v1.ClusterService.GetConfig:input_type -> berth.v1.GetConfigRequest
+	42,  // 119: berth.v1.ClusterService.RemoveConfig:input_type -> berth.v1.RemoveConfigRequest
+	3,   // 120: berth.v1.ClusterService.WhoAmI:input_type -> berth.v1.WhoAmIRequest
+	5,   // 121: berth.v1.ClusterService.CreateUser:input_type -> berth.v1.CreateUserRequest
+	7,   // 122: berth.v1.ClusterService.ListUsers:input_type -> berth.v1.ListUsersRequest
+	9,   // 123: berth.v1.ClusterService.RemoveUser:input_type -> berth.v1.RemoveUserRequest
+	11,  // 124: berth.v1.ClusterService.CreateNamespace:input_type -> berth.v1.CreateNamespaceRequest
+	12,  // 125: berth.v1.ClusterService.UpdateNamespace:input_type -> berth.v1.UpdateNamespaceRequest
+	13,  // 126: berth.v1.ClusterService.ListNamespaces:input_type -> berth.v1.ListNamespacesRequest
+	16,  // 127: berth.v1.ClusterService.GetNamespace:input_type -> berth.v1.GetNamespaceRequest
+	17,  // 128: berth.v1.ClusterService.RemoveNamespace:input_type -> berth.v1.RemoveNamespaceRequest
+	19,  // 129: berth.v1.ClusterService.Audit:input_type -> berth.v1.AuditRequest
+	20,  // 130: berth.v1.ClusterService.RemoveNode:input_type -> berth.v1.RemoveNodeRequest
+	22,  // 131: berth.v1.ClusterService.RotateCA:input_type -> berth.v1.RotateCARequest
+	91,  // 132: berth.v1.ClusterService.Apply:output_type -> berth.v1.ApplyResponse
+	93,  // 133: berth.v1.ClusterService.DeleteApp:output_type -> berth.v1.DeleteAppResponse
+	96,  // 134: berth.v1.ClusterService.ListApps:output_type -> berth.v1.ListAppsResponse
+	149, // 135: berth.v1.ClusterService.GetService:output_type -> berth.v1.Service
+	100, // 136: berth.v1.ClusterService.ListServices:output_type -> berth.v1.ListServicesResponse
+	102, // 137: berth.v1.ClusterService.ListTasks:output_type -> berth.v1.ListTasksResponse
+	104, // 138: berth.v1.ClusterService.ListNodes:output_type -> berth.v1.ListNodesResponse
+	106, // 139: berth.v1.ClusterService.ListEvents:output_type -> berth.v1.ListEventsResponse
+	108, // 140: berth.v1.ClusterService.Watch:output_type -> berth.v1.WatchEvent
+	110, // 141: berth.v1.ClusterService.Logs:output_type -> berth.v1.LogEntry
+	114, // 142: berth.v1.ClusterService.ImportImage:output_type -> berth.v1.ImportImageResponse
+	118, // 143: berth.v1.ClusterService.ListImages:output_type -> berth.v1.ListImagesResponse
+	120, // 144: berth.v1.ClusterService.JoinToken:output_type -> berth.v1.JoinTokenResponse
+	124, // 145: berth.v1.ClusterService.Version:output_type -> berth.v1.VersionResponse
+	123, // 146: berth.v1.ClusterService.ListServers:output_type -> berth.v1.ListServersResponse
+	149, // 147: berth.v1.ClusterService.ScaleService:output_type -> berth.v1.Service
+	149, // 148: berth.v1.ClusterService.RestartService:output_type -> berth.v1.Service
+	149, // 149: berth.v1.ClusterService.RollbackService:output_type -> berth.v1.Service
+	140, // 150: berth.v1.ClusterService.UpdateNode:output_type -> berth.v1.Node
+	86,  // 151: berth.v1.ClusterService.Rebalance:output_type -> berth.v1.RebalanceResponse
+	148, // 152: berth.v1.ClusterService.GetSettings:output_type -> berth.v1.ClusterSettings
+	148, // 153: berth.v1.ClusterService.UpdateSettings:output_type -> berth.v1.ClusterSettings
+	71,  // 154: berth.v1.ClusterService.Build:output_type -> berth.v1.BuildEvent
+	74,  // 155: berth.v1.ClusterService.PullImage:output_type -> berth.v1.ImageProgress
+	74,  // 156: berth.v1.ClusterService.PushImage:output_type -> berth.v1.ImageProgress
+	76,  // 157: berth.v1.ClusterService.Login:output_type -> berth.v1.LoginResponse
+	78,  // 158: berth.v1.ClusterService.Logout:output_type -> berth.v1.LogoutResponse
+	80,  // 159: berth.v1.ClusterService.ListRegistries:output_type -> berth.v1.ListRegistriesResponse
+	151, // 160: berth.v1.ClusterService.WatchEvents:output_type -> berth.v1.Event
+	57,  // 161: berth.v1.ClusterService.Exec:output_type -> berth.v1.ExecResponse
+	60,  // 162: berth.v1.ClusterService.Top:output_type -> berth.v1.TopResponse
+	62,  // 163: berth.v1.ClusterService.CreateAPIToken:output_type -> berth.v1.CreateAPITokenResponse
+	64,  // 164: berth.v1.ClusterService.ListAPITokens:output_type -> berth.v1.ListAPITokensResponse
+	66,  // 165: berth.v1.ClusterService.RevokeAPIToken:output_type -> berth.v1.RevokeAPITokenResponse
+	144, // 166: berth.v1.ClusterService.CreateNetwork:output_type -> berth.v1.Network
+	49,  // 167: berth.v1.ClusterService.ListNetworks:output_type -> berth.v1.ListNetworksResponse
+	48,  // 168: berth.v1.ClusterService.GetNetwork:output_type -> berth.v1.NetworkSummary
+	52,  // 169: berth.v1.ClusterService.RemoveNetwork:output_type -> berth.v1.RemoveNetworkResponse
+	26,  // 170: berth.v1.ClusterService.ListVolumes:output_type -> berth.v1.ListVolumesResponse
+	25,  // 171: berth.v1.ClusterService.GetVolume:output_type -> berth.v1.VolumeSummary
+	29,  // 172: berth.v1.ClusterService.RemoveVolume:output_type -> berth.v1.RemoveVolumeResponse
+	142, // 173: berth.v1.ClusterService.CreateSecret:output_type -> berth.v1.Secret
+	33,  // 174: berth.v1.ClusterService.ListSecrets:output_type -> berth.v1.ListSecretsResponse
+	31,  // 175: berth.v1.ClusterService.GetSecret:output_type -> berth.v1.SecretSummary
+	36,  // 176: berth.v1.ClusterService.RemoveSecret:output_type -> berth.v1.RemoveSecretResponse
+	143, // 177: berth.v1.ClusterService.CreateConfig:output_type -> berth.v1.Config
+	40,  // 178: berth.v1.ClusterService.ListConfigs:output_type -> berth.v1.ListConfigsResponse
+	38,  // 179: berth.v1.ClusterService.GetConfig:output_type -> berth.v1.ConfigSummary
+	43,  // 180: berth.v1.ClusterService.RemoveConfig:output_type -> berth.v1.RemoveConfigResponse
+	4,   // 181: berth.v1.ClusterService.WhoAmI:output_type -> berth.v1.WhoAmIResponse
+	6,   // 182: berth.v1.ClusterService.CreateUser:output_type -> berth.v1.CreateUserResponse
+	8,   // 183: berth.v1.ClusterService.ListUsers:output_type -> berth.v1.ListUsersResponse
+	10,  // 184: berth.v1.ClusterService.RemoveUser:output_type -> berth.v1.RemoveUserResponse
+	137, // 185: berth.v1.ClusterService.CreateNamespace:output_type -> berth.v1.Namespace
+	137, // 186: berth.v1.ClusterService.UpdateNamespace:output_type -> berth.v1.Namespace
+	15,  // 187: berth.v1.ClusterService.ListNamespaces:output_type -> berth.v1.ListNamespacesResponse
+	14,  // 188: berth.v1.ClusterService.GetNamespace:output_type -> berth.v1.NamespaceSummary
+	18,  // 189: berth.v1.ClusterService.RemoveNamespace:output_type -> berth.v1.RemoveNamespaceResponse
+	153, // 190: berth.v1.ClusterService.Audit:output_type -> berth.v1.AuditRecord
+	21,  // 191: berth.v1.ClusterService.RemoveNode:output_type -> berth.v1.RemoveNodeResponse
+	23,  // 192: berth.v1.ClusterService.RotateCA:output_type -> berth.v1.RotateCAResponse
+	132, // [132:193] is the sub-list for method output_type
+	71,  // [71:132] is the sub-list for method input_type
+	71,  // [71:71] is the sub-list for extension type_name
+	71,  // [71:71] is the sub-list for extension extendee
+	0,   // [0:71] is the sub-list for field type_name
 }
 
 func init() { file_berth_v1_cluster_proto_init() }
@@ -7037,32 +8371,32 @@ func file_berth_v1_cluster_proto_init() {
 		return
 	}
 	file_berth_v1_objects_proto_init()
-	file_berth_v1_cluster_proto_msgTypes[32].OneofWrappers = []any{
+	file_berth_v1_cluster_proto_msgTypes[53].OneofWrappers = []any{
 		(*ExecRequest_Start)(nil),
 		(*ExecRequest_Stdin)(nil),
 		(*ExecRequest_StdinClosed)(nil),
 		(*ExecRequest_Resize)(nil),
 	}
-	file_berth_v1_cluster_proto_msgTypes[33].OneofWrappers = []any{
+	file_berth_v1_cluster_proto_msgTypes[54].OneofWrappers = []any{
 		(*ExecResponse_Stdout)(nil),
 		(*ExecResponse_Stderr)(nil),
 		(*ExecResponse_ExitCode)(nil),
 		(*ExecResponse_TaskId)(nil),
 	}
-	file_berth_v1_cluster_proto_msgTypes[45].OneofWrappers = []any{
+	file_berth_v1_cluster_proto_msgTypes[66].OneofWrappers = []any{
 		(*BuildRequest_Header)(nil),
 		(*BuildRequest_ContextChunk)(nil),
 	}
-	file_berth_v1_cluster_proto_msgTypes[47].OneofWrappers = []any{
+	file_berth_v1_cluster_proto_msgTypes[68].OneofWrappers = []any{
 		(*BuildEvent_Status)(nil),
 		(*BuildEvent_Result)(nil),
 	}
-	file_berth_v1_cluster_proto_msgTypes[84].OneofWrappers = []any{
+	file_berth_v1_cluster_proto_msgTypes[105].OneofWrappers = []any{
 		(*WatchEvent_Node)(nil),
 		(*WatchEvent_Service)(nil),
 		(*WatchEvent_Task)(nil),
 	}
-	file_berth_v1_cluster_proto_msgTypes[88].OneofWrappers = []any{
+	file_berth_v1_cluster_proto_msgTypes[109].OneofWrappers = []any{
 		(*ImportImageRequest_Header)(nil),
 		(*ImportImageRequest_Chunk)(nil),
 	}
@@ -7072,7 +8406,7 @@ func file_berth_v1_cluster_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_berth_v1_cluster_proto_rawDesc), len(file_berth_v1_cluster_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   109,
+			NumMessages:   131,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -1148,9 +1148,15 @@ type Node struct {
 	Overlay bool `protobuf:"varint,20,opt,name=overlay,proto3" json:"overlay,omitempty"`
 	// role is "manager" for a node on a machine that also runs a Berth
 	// server, "worker" otherwise; an operator label node.role wins.
-	Role          string `protobuf:"bytes,21,opt,name=role,proto3" json:"role,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Role string `protobuf:"bytes,21,opt,name=role,proto3" json:"role,omitempty"`
+	// certificate_serial is the serial (hex) of the certificate the node
+	// joined with or last renewed; its name stays bound to it until
+	// `berth node rm`.
+	CertificateSerial string `protobuf:"bytes,22,opt,name=certificate_serial,json=certificateSerial,proto3" json:"certificate_serial,omitempty"`
+	// certificate_expires_at is when that certificate expires.
+	CertificateExpiresAt *timestamppb.Timestamp `protobuf:"bytes,23,opt,name=certificate_expires_at,json=certificateExpiresAt,proto3" json:"certificate_expires_at,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
 }
 
 func (x *Node) Reset() {
@@ -1328,6 +1334,20 @@ func (x *Node) GetRole() string {
 		return x.Role
 	}
 	return ""
+}
+
+func (x *Node) GetCertificateSerial() string {
+	if x != nil {
+		return x.CertificateSerial
+	}
+	return ""
+}
+
+func (x *Node) GetCertificateExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CertificateExpiresAt
+	}
+	return nil
 }
 
 type PortSpec struct {
@@ -3919,8 +3939,10 @@ type ClusterSettings struct {
 	// allow_host_namespaces lets services share the host's pid, ipc or
 	// network namespace.
 	AllowHostNamespaces bool `protobuf:"varint,7,opt,name=allow_host_namespaces,json=allowHostNamespaces,proto3" json:"allow_host_namespaces,omitempty"`
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	// max_replicas bounds the replicas of one service; 0 means 10,000.
+	MaxReplicas   uint64 `protobuf:"varint,8,opt,name=max_replicas,json=maxReplicas,proto3" json:"max_replicas,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ClusterSettings) Reset() {
@@ -4000,6 +4022,13 @@ func (x *ClusterSettings) GetAllowHostNamespaces() bool {
 		return x.AllowHostNamespaces
 	}
 	return false
+}
+
+func (x *ClusterSettings) GetMaxReplicas() uint64 {
+	if x != nil {
+		return x.MaxReplicas
+	}
+	return 0
 }
 
 // RegistryCredential is what `berth login` stores for one registry, at
@@ -4685,7 +4714,11 @@ type JoinTokenRecord struct {
 	SecretHash []byte                 `protobuf:"bytes,2,opt,name=secret_hash,json=secretHash,proto3" json:"secret_hash,omitempty"`
 	CreatedAt  *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
 	// expires_at is unset for tokens that do not expire.
-	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	ExpiresAt *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	// uses_left is how many more joins the token admits when limited
+	// (max_uses > 0).
+	UsesLeft      uint32 `protobuf:"varint,5,opt,name=uses_left,json=usesLeft,proto3" json:"uses_left,omitempty"`
+	MaxUses       uint32 `protobuf:"varint,6,opt,name=max_uses,json=maxUses,proto3" json:"max_uses,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4748,9 +4781,23 @@ func (x *JoinTokenRecord) GetExpiresAt() *timestamppb.Timestamp {
 	return nil
 }
 
-// APIToken authenticates an HTTP/JSON client as an admin, like the admin
-// certificate. Stored at /berth/pki/api-tokens/<id>; the secret is kept
-// only as a hash.
+func (x *JoinTokenRecord) GetUsesLeft() uint32 {
+	if x != nil {
+		return x.UsesLeft
+	}
+	return 0
+}
+
+func (x *JoinTokenRecord) GetMaxUses() uint32 {
+	if x != nil {
+		return x.MaxUses
+	}
+	return 0
+}
+
+// APIToken authenticates a client (HTTP/JSON or gRPC, as "Authorization:
+// Bearer <secret>") with a role in some namespaces. Stored at
+// /berth/pki/api-tokens/<id>; the secret is kept only as a hash.
 type APIToken struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
 	Id         string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -4758,7 +4805,15 @@ type APIToken struct {
 	SecretHash []byte                 `protobuf:"bytes,3,opt,name=secret_hash,json=secretHash,proto3" json:"secret_hash,omitempty"`
 	CreatedAt  *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
 	// expires_at is unset for tokens that do not expire.
-	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	ExpiresAt *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	// role is "viewer", "deployer" or "admin"; empty (tokens made before
+	// roles) means admin.
+	Role string `protobuf:"bytes,6,opt,name=role,proto3" json:"role,omitempty"`
+	// namespaces the token may act in; empty means every namespace.
+	Namespaces []string `protobuf:"bytes,7,rep,name=namespaces,proto3" json:"namespaces,omitempty"`
+	// created_by is who made the token (a principal, as audit records name
+	// it).
+	CreatedBy     string `protobuf:"bytes,8,opt,name=created_by,json=createdBy,proto3" json:"created_by,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4828,6 +4883,563 @@ func (x *APIToken) GetExpiresAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *APIToken) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+func (x *APIToken) GetNamespaces() []string {
+	if x != nil {
+		return x.Namespaces
+	}
+	return nil
+}
+
+func (x *APIToken) GetCreatedBy() string {
+	if x != nil {
+		return x.CreatedBy
+	}
+	return ""
+}
+
+// User is a person with a client certificate of their own, made by
+// `berth user create`. Stored at /berth/pki/users/<name>.
+type User struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// role is "viewer", "deployer" or "admin".
+	Role string `protobuf:"bytes,2,opt,name=role,proto3" json:"role,omitempty"`
+	// namespaces the user may act in; empty means every namespace.
+	Namespaces []string `protobuf:"bytes,3,rep,name=namespaces,proto3" json:"namespaces,omitempty"`
+	// serial is the certificate's serial number (hex).
+	Serial        string                 `protobuf:"bytes,4,opt,name=serial,proto3" json:"serial,omitempty"`
+	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	CreatedBy     string                 `protobuf:"bytes,7,opt,name=created_by,json=createdBy,proto3" json:"created_by,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *User) Reset() {
+	*x = User{}
+	mi := &file_berth_v1_objects_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *User) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*User) ProtoMessage() {}
+
+func (x *User) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_objects_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use User.ProtoReflect.Descriptor instead.
+func (*User) Descriptor() ([]byte, []int) {
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *User) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *User) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+func (x *User) GetNamespaces() []string {
+	if x != nil {
+		return x.Namespaces
+	}
+	return nil
+}
+
+func (x *User) GetSerial() string {
+	if x != nil {
+		return x.Serial
+	}
+	return ""
+}
+
+func (x *User) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+func (x *User) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
+}
+
+func (x *User) GetCreatedBy() string {
+	if x != nil {
+		return x.CreatedBy
+	}
+	return ""
+}
+
+// RevokedCertificate is one entry of the deny-list every TLS handshake
+// checks: certificates of removed nodes and users. Stored at
+// /berth/pki/revoked/<serial>, kept until the certificate expires.
+type RevokedCertificate struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// serial is the certificate's serial number (hex).
+	Serial string `protobuf:"bytes,1,opt,name=serial,proto3" json:"serial,omitempty"`
+	// subject says whose it was ("node/<id>", "user/<name>").
+	Subject   string                 `protobuf:"bytes,2,opt,name=subject,proto3" json:"subject,omitempty"`
+	RevokedAt *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=revoked_at,json=revokedAt,proto3" json:"revoked_at,omitempty"`
+	// expires_at is the certificate's own expiry, after which the entry can
+	// go.
+	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokedCertificate) Reset() {
+	*x = RevokedCertificate{}
+	mi := &file_berth_v1_objects_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokedCertificate) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokedCertificate) ProtoMessage() {}
+
+func (x *RevokedCertificate) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_objects_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokedCertificate.ProtoReflect.Descriptor instead.
+func (*RevokedCertificate) Descriptor() ([]byte, []int) {
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *RevokedCertificate) GetSerial() string {
+	if x != nil {
+		return x.Serial
+	}
+	return ""
+}
+
+func (x *RevokedCertificate) GetSubject() string {
+	if x != nil {
+		return x.Subject
+	}
+	return ""
+}
+
+func (x *RevokedCertificate) GetRevokedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RevokedAt
+	}
+	return nil
+}
+
+func (x *RevokedCertificate) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
+}
+
+// NamespaceQuota bounds what one namespace may reserve; zero means no
+// limit.
+type NamespaceQuota struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// cpu_millis bounds the sum of the CPU reservations of its tasks.
+	CpuMillis int64 `protobuf:"varint,1,opt,name=cpu_millis,json=cpuMillis,proto3" json:"cpu_millis,omitempty"`
+	// memory_bytes bounds the sum of the memory reservations of its tasks.
+	MemoryBytes int64 `protobuf:"varint,2,opt,name=memory_bytes,json=memoryBytes,proto3" json:"memory_bytes,omitempty"`
+	// tasks bounds the tasks desired running.
+	Tasks int64 `protobuf:"varint,3,opt,name=tasks,proto3" json:"tasks,omitempty"`
+	// volumes bounds the named volumes.
+	Volumes       int64 `protobuf:"varint,4,opt,name=volumes,proto3" json:"volumes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NamespaceQuota) Reset() {
+	*x = NamespaceQuota{}
+	mi := &file_berth_v1_objects_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NamespaceQuota) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NamespaceQuota) ProtoMessage() {}
+
+func (x *NamespaceQuota) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_objects_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NamespaceQuota.ProtoReflect.Descriptor instead.
+func (*NamespaceQuota) Descriptor() ([]byte, []int) {
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *NamespaceQuota) GetCpuMillis() int64 {
+	if x != nil {
+		return x.CpuMillis
+	}
+	return 0
+}
+
+func (x *NamespaceQuota) GetMemoryBytes() int64 {
+	if x != nil {
+		return x.MemoryBytes
+	}
+	return 0
+}
+
+func (x *NamespaceQuota) GetTasks() int64 {
+	if x != nil {
+		return x.Tasks
+	}
+	return 0
+}
+
+func (x *NamespaceQuota) GetVolumes() int64 {
+	if x != nil {
+		return x.Volumes
+	}
+	return 0
+}
+
+// Namespace is a tenant: apps, networks, volumes, secrets and configs live
+// in one, and roles are granted per namespace. Stored at
+// /berth/namespaces/<name>. "default" exists without a record.
+type Namespace struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Meta          *Meta                  `protobuf:"bytes,1,opt,name=meta,proto3" json:"meta,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Quota         *NamespaceQuota        `protobuf:"bytes,3,opt,name=quota,proto3" json:"quota,omitempty"`
+	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	Labels        map[string]string      `protobuf:"bytes,5,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Namespace) Reset() {
+	*x = Namespace{}
+	mi := &file_berth_v1_objects_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Namespace) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Namespace) ProtoMessage() {}
+
+func (x *Namespace) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_objects_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Namespace.ProtoReflect.Descriptor instead.
+func (*Namespace) Descriptor() ([]byte, []int) {
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *Namespace) GetMeta() *Meta {
+	if x != nil {
+		return x.Meta
+	}
+	return nil
+}
+
+func (x *Namespace) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Namespace) GetQuota() *NamespaceQuota {
+	if x != nil {
+		return x.Quota
+	}
+	return nil
+}
+
+func (x *Namespace) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+func (x *Namespace) GetLabels() map[string]string {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
+}
+
+// NamespaceUsage is what a namespace holds against its quota.
+type NamespaceUsage struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	CpuMillis     int64                  `protobuf:"varint,1,opt,name=cpu_millis,json=cpuMillis,proto3" json:"cpu_millis,omitempty"`
+	MemoryBytes   int64                  `protobuf:"varint,2,opt,name=memory_bytes,json=memoryBytes,proto3" json:"memory_bytes,omitempty"`
+	Tasks         int64                  `protobuf:"varint,3,opt,name=tasks,proto3" json:"tasks,omitempty"`
+	Volumes       int64                  `protobuf:"varint,4,opt,name=volumes,proto3" json:"volumes,omitempty"`
+	Apps          int64                  `protobuf:"varint,5,opt,name=apps,proto3" json:"apps,omitempty"`
+	Services      int64                  `protobuf:"varint,6,opt,name=services,proto3" json:"services,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NamespaceUsage) Reset() {
+	*x = NamespaceUsage{}
+	mi := &file_berth_v1_objects_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NamespaceUsage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NamespaceUsage) ProtoMessage() {}
+
+func (x *NamespaceUsage) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_objects_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NamespaceUsage.ProtoReflect.Descriptor instead.
+func (*NamespaceUsage) Descriptor() ([]byte, []int) {
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *NamespaceUsage) GetCpuMillis() int64 {
+	if x != nil {
+		return x.CpuMillis
+	}
+	return 0
+}
+
+func (x *NamespaceUsage) GetMemoryBytes() int64 {
+	if x != nil {
+		return x.MemoryBytes
+	}
+	return 0
+}
+
+func (x *NamespaceUsage) GetTasks() int64 {
+	if x != nil {
+		return x.Tasks
+	}
+	return 0
+}
+
+func (x *NamespaceUsage) GetVolumes() int64 {
+	if x != nil {
+		return x.Volumes
+	}
+	return 0
+}
+
+func (x *NamespaceUsage) GetApps() int64 {
+	if x != nil {
+		return x.Apps
+	}
+	return 0
+}
+
+func (x *NamespaceUsage) GetServices() int64 {
+	if x != nil {
+		return x.Services
+	}
+	return 0
+}
+
+// AuditRecord is one call that changed (or tried to change) something.
+// Stored at /berth/audit/<id>, ids sorting by time, kept 30 days or more.
+type AuditRecord struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Time  *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=time,proto3" json:"time,omitempty"`
+	// principal is who called: "user/alice", "token/ci", "admin/<cn>",
+	// "node/<id>".
+	Principal string `protobuf:"bytes,3,opt,name=principal,proto3" json:"principal,omitempty"`
+	Role      string `protobuf:"bytes,4,opt,name=role,proto3" json:"role,omitempty"`
+	// method is the gRPC method's short name ("Apply", "ScaleService").
+	Method    string `protobuf:"bytes,5,opt,name=method,proto3" json:"method,omitempty"`
+	Namespace string `protobuf:"bytes,6,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	// target is what the call acted on ("app web", "service web/api",
+	// "node beta").
+	Target string `protobuf:"bytes,7,opt,name=target,proto3" json:"target,omitempty"`
+	// code is the result's gRPC code ("OK", "PermissionDenied").
+	Code string `protobuf:"bytes,8,opt,name=code,proto3" json:"code,omitempty"`
+	// message is the error's text when the call failed.
+	Message string `protobuf:"bytes,9,opt,name=message,proto3" json:"message,omitempty"`
+	// peer is the caller's address.
+	Peer          string `protobuf:"bytes,10,opt,name=peer,proto3" json:"peer,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuditRecord) Reset() {
+	*x = AuditRecord{}
+	mi := &file_berth_v1_objects_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditRecord) ProtoMessage() {}
+
+func (x *AuditRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_objects_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditRecord.ProtoReflect.Descriptor instead.
+func (*AuditRecord) Descriptor() ([]byte, []int) {
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *AuditRecord) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *AuditRecord) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+func (x *AuditRecord) GetPrincipal() string {
+	if x != nil {
+		return x.Principal
+	}
+	return ""
+}
+
+func (x *AuditRecord) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+func (x *AuditRecord) GetMethod() string {
+	if x != nil {
+		return x.Method
+	}
+	return ""
+}
+
+func (x *AuditRecord) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *AuditRecord) GetTarget() string {
+	if x != nil {
+		return x.Target
+	}
+	return ""
+}
+
+func (x *AuditRecord) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+func (x *AuditRecord) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *AuditRecord) GetPeer() string {
+	if x != nil {
+		return x.Peer
+	}
+	return ""
+}
+
 // ServerInfo is one running control plane server, stored under
 // /berth/servers/ with a lease that ends with the server.
 type ServerInfo struct {
@@ -4847,7 +5459,7 @@ type ServerInfo struct {
 
 func (x *ServerInfo) Reset() {
 	*x = ServerInfo{}
-	mi := &file_berth_v1_objects_proto_msgTypes[40]
+	mi := &file_berth_v1_objects_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4859,7 +5471,7 @@ func (x *ServerInfo) String() string {
 func (*ServerInfo) ProtoMessage() {}
 
 func (x *ServerInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[40]
+	mi := &file_berth_v1_objects_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4872,7 +5484,7 @@ func (x *ServerInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServerInfo.ProtoReflect.Descriptor instead.
 func (*ServerInfo) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{40}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *ServerInfo) GetId() string {
@@ -4935,7 +5547,8 @@ const file_berth_v1_objects_proto_rawDesc = "" +
 	"\fmemory_bytes\x18\x02 \x01(\x03R\vmemoryBytes\">\n" +
 	"\bPlatform\x12\x0e\n" +
 	"\x02os\x18\x01 \x01(\tR\x02os\x12\"\n" +
-	"\farchitecture\x18\x02 \x01(\tR\farchitecture\"\xa3\t\n" +
+	"\farchitecture\x18\x02 \x01(\tR\farchitecture\"\xa4\n" +
+	"\n" +
 	"\x04Node\x12\"\n" +
 	"\x04meta\x18\x01 \x01(\v2\x0e.berth.v1.MetaR\x04meta\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x18\n" +
@@ -4958,7 +5571,9 @@ const file_berth_v1_objects_proto_rawDesc = "" +
 	"\x0fcontent_address\x18\x12 \x01(\tR\x0econtentAddress\x12E\n" +
 	"\rimage_digests\x18\x13 \x03(\v2 .berth.v1.Node.ImageDigestsEntryR\fimageDigests\x12\x18\n" +
 	"\aoverlay\x18\x14 \x01(\bR\aoverlay\x12\x12\n" +
-	"\x04role\x18\x15 \x01(\tR\x04role\x1a9\n" +
+	"\x04role\x18\x15 \x01(\tR\x04role\x12-\n" +
+	"\x12certificate_serial\x18\x16 \x01(\tR\x11certificateSerial\x12P\n" +
+	"\x16certificate_expires_at\x18\x17 \x01(\v2\x1a.google.protobuf.TimestampR\x14certificateExpiresAt\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a>\n" +
@@ -5226,7 +5841,7 @@ const file_berth_v1_objects_proto_rawDesc = "" +
 	"\frequested_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\vrequestedAt\x12=\n" +
 	"\fcompleted_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\vcompletedAt\x12\x14\n" +
 	"\x05moved\x18\x04 \x01(\rR\x05moved\x12\x18\n" +
-	"\amessage\x18\x05 \x01(\tR\amessage\"\xd6\x02\n" +
+	"\amessage\x18\x05 \x01(\tR\amessage\"\xf9\x02\n" +
 	"\x0fClusterSettings\x12\"\n" +
 	"\x04meta\x18\x01 \x01(\v2\x0e.berth.v1.MetaR\x04meta\x128\n" +
 	"\bstrategy\x18\x02 \x01(\x0e2\x1c.berth.v1.SchedulingStrategyR\bstrategy\x12%\n" +
@@ -5234,7 +5849,8 @@ const file_berth_v1_objects_proto_rawDesc = "" +
 	"\x13insecure_registries\x18\x04 \x03(\tR\x12insecureRegistries\x12.\n" +
 	"\x13allowed_bind_mounts\x18\x05 \x03(\tR\x11allowedBindMounts\x12)\n" +
 	"\x10allow_privileged\x18\x06 \x01(\bR\x0fallowPrivileged\x122\n" +
-	"\x15allow_host_namespaces\x18\a \x01(\bR\x13allowHostNamespaces\"\x95\x01\n" +
+	"\x15allow_host_namespaces\x18\a \x01(\bR\x13allowHostNamespaces\x12!\n" +
+	"\fmax_replicas\x18\b \x01(\x04R\vmaxReplicas\"\x95\x01\n" +
 	"\x12RegistryCredential\x12\"\n" +
 	"\x04meta\x18\x01 \x01(\v2\x0e.berth.v1.MetaR\x04meta\x12\x1a\n" +
 	"\bregistry\x18\x02 \x01(\tR\bregistry\x12\x1a\n" +
@@ -5303,7 +5919,7 @@ const file_berth_v1_objects_proto_rawDesc = "" +
 	"\n" +
 	"cluster_id\x18\x03 \x01(\tR\tclusterId\x12\x1d\n" +
 	"\n" +
-	"sealed_key\x18\x04 \x01(\fR\tsealedKey\"\xb8\x01\n" +
+	"sealed_key\x18\x04 \x01(\fR\tsealedKey\"\xf0\x01\n" +
 	"\x0fJoinTokenRecord\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1f\n" +
 	"\vsecret_hash\x18\x02 \x01(\fR\n" +
@@ -5311,7 +5927,9 @@ const file_berth_v1_objects_proto_rawDesc = "" +
 	"\n" +
 	"created_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
 	"\n" +
-	"expires_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"\xc5\x01\n" +
+	"expires_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12\x1b\n" +
+	"\tuses_left\x18\x05 \x01(\rR\busesLeft\x12\x19\n" +
+	"\bmax_uses\x18\x06 \x01(\rR\amaxUses\"\x98\x02\n" +
 	"\bAPIToken\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1f\n" +
@@ -5320,7 +5938,69 @@ const file_berth_v1_objects_proto_rawDesc = "" +
 	"\n" +
 	"created_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
 	"\n" +
-	"expires_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"\xca\x01\n" +
+	"expires_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12\x12\n" +
+	"\x04role\x18\x06 \x01(\tR\x04role\x12\x1e\n" +
+	"\n" +
+	"namespaces\x18\a \x03(\tR\n" +
+	"namespaces\x12\x1d\n" +
+	"\n" +
+	"created_by\x18\b \x01(\tR\tcreatedBy\"\xfb\x01\n" +
+	"\x04User\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04role\x18\x02 \x01(\tR\x04role\x12\x1e\n" +
+	"\n" +
+	"namespaces\x18\x03 \x03(\tR\n" +
+	"namespaces\x12\x16\n" +
+	"\x06serial\x18\x04 \x01(\tR\x06serial\x129\n" +
+	"\n" +
+	"created_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
+	"\n" +
+	"expires_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12\x1d\n" +
+	"\n" +
+	"created_by\x18\a \x01(\tR\tcreatedBy\"\xbc\x01\n" +
+	"\x12RevokedCertificate\x12\x16\n" +
+	"\x06serial\x18\x01 \x01(\tR\x06serial\x12\x18\n" +
+	"\asubject\x18\x02 \x01(\tR\asubject\x129\n" +
+	"\n" +
+	"revoked_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\trevokedAt\x129\n" +
+	"\n" +
+	"expires_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"\x82\x01\n" +
+	"\x0eNamespaceQuota\x12\x1d\n" +
+	"\n" +
+	"cpu_millis\x18\x01 \x01(\x03R\tcpuMillis\x12!\n" +
+	"\fmemory_bytes\x18\x02 \x01(\x03R\vmemoryBytes\x12\x14\n" +
+	"\x05tasks\x18\x03 \x01(\x03R\x05tasks\x12\x18\n" +
+	"\avolumes\x18\x04 \x01(\x03R\avolumes\"\xa2\x02\n" +
+	"\tNamespace\x12\"\n" +
+	"\x04meta\x18\x01 \x01(\v2\x0e.berth.v1.MetaR\x04meta\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12.\n" +
+	"\x05quota\x18\x03 \x01(\v2\x18.berth.v1.NamespaceQuotaR\x05quota\x129\n" +
+	"\n" +
+	"created_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x127\n" +
+	"\x06labels\x18\x05 \x03(\v2\x1f.berth.v1.Namespace.LabelsEntryR\x06labels\x1a9\n" +
+	"\vLabelsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xb2\x01\n" +
+	"\x0eNamespaceUsage\x12\x1d\n" +
+	"\n" +
+	"cpu_millis\x18\x01 \x01(\x03R\tcpuMillis\x12!\n" +
+	"\fmemory_bytes\x18\x02 \x01(\x03R\vmemoryBytes\x12\x14\n" +
+	"\x05tasks\x18\x03 \x01(\x03R\x05tasks\x12\x18\n" +
+	"\avolumes\x18\x04 \x01(\x03R\avolumes\x12\x12\n" +
+	"\x04apps\x18\x05 \x01(\x03R\x04apps\x12\x1a\n" +
+	"\bservices\x18\x06 \x01(\x03R\bservices\"\x8f\x02\n" +
+	"\vAuditRecord\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12.\n" +
+	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x1c\n" +
+	"\tprincipal\x18\x03 \x01(\tR\tprincipal\x12\x12\n" +
+	"\x04role\x18\x04 \x01(\tR\x04role\x12\x16\n" +
+	"\x06method\x18\x05 \x01(\tR\x06method\x12\x1c\n" +
+	"\tnamespace\x18\x06 \x01(\tR\tnamespace\x12\x16\n" +
+	"\x06target\x18\a \x01(\tR\x06target\x12\x12\n" +
+	"\x04code\x18\b \x01(\tR\x04code\x12\x18\n" +
+	"\amessage\x18\t \x01(\tR\amessage\x12\x12\n" +
+	"\x04peer\x18\n" +
+	" \x01(\tR\x04peer\"\xca\x01\n" +
 	"\n" +
 	"ServerInfo\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
@@ -5433,7 +6113,7 @@ func file_berth_v1_objects_proto_rawDescGZIP() []byte {
 }
 
 var file_berth_v1_objects_proto_enumTypes = make([]protoimpl.EnumInfo, 16)
-var file_berth_v1_objects_proto_msgTypes = make([]protoimpl.MessageInfo, 53)
+var file_berth_v1_objects_proto_msgTypes = make([]protoimpl.MessageInfo, 60)
 var file_berth_v1_objects_proto_goTypes = []any{
 	(NodeAvailability)(0),         // 0: berth.v1.NodeAvailability
 	(NodeStatus)(0),               // 1: berth.v1.NodeStatus
@@ -5491,129 +6171,146 @@ var file_berth_v1_objects_proto_goTypes = []any{
 	(*ClusterCA)(nil),             // 53: berth.v1.ClusterCA
 	(*JoinTokenRecord)(nil),       // 54: berth.v1.JoinTokenRecord
 	(*APIToken)(nil),              // 55: berth.v1.APIToken
-	(*ServerInfo)(nil),            // 56: berth.v1.ServerInfo
-	nil,                           // 57: berth.v1.Node.LabelsEntry
-	nil,                           // 58: berth.v1.Node.AgentLabelsEntry
-	nil,                           // 59: berth.v1.Node.OperatorLabelsEntry
-	nil,                           // 60: berth.v1.Node.ImageDigestsEntry
-	nil,                           // 61: berth.v1.Network.LabelsEntry
-	nil,                           // 62: berth.v1.ServiceSpec.LabelsEntry
-	nil,                           // 63: berth.v1.ContainerOptions.SysctlsEntry
-	nil,                           // 64: berth.v1.Volume.LabelsEntry
-	nil,                           // 65: berth.v1.Secret.LabelsEntry
-	nil,                           // 66: berth.v1.Config.LabelsEntry
-	nil,                           // 67: berth.v1.BuildSpec.ArgsEntry
-	nil,                           // 68: berth.v1.Event.AttributesEntry
-	(*timestamppb.Timestamp)(nil), // 69: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 70: google.protobuf.Duration
+	(*User)(nil),                  // 56: berth.v1.User
+	(*RevokedCertificate)(nil),    // 57: berth.v1.RevokedCertificate
+	(*NamespaceQuota)(nil),        // 58: berth.v1.NamespaceQuota
+	(*Namespace)(nil),             // 59: berth.v1.Namespace
+	(*NamespaceUsage)(nil),        // 60: berth.v1.NamespaceUsage
+	(*AuditRecord)(nil),           // 61: berth.v1.AuditRecord
+	(*ServerInfo)(nil),            // 62: berth.v1.ServerInfo
+	nil,                           // 63: berth.v1.Node.LabelsEntry
+	nil,                           // 64: berth.v1.Node.AgentLabelsEntry
+	nil,                           // 65: berth.v1.Node.OperatorLabelsEntry
+	nil,                           // 66: berth.v1.Node.ImageDigestsEntry
+	nil,                           // 67: berth.v1.Network.LabelsEntry
+	nil,                           // 68: berth.v1.ServiceSpec.LabelsEntry
+	nil,                           // 69: berth.v1.ContainerOptions.SysctlsEntry
+	nil,                           // 70: berth.v1.Volume.LabelsEntry
+	nil,                           // 71: berth.v1.Secret.LabelsEntry
+	nil,                           // 72: berth.v1.Config.LabelsEntry
+	nil,                           // 73: berth.v1.BuildSpec.ArgsEntry
+	nil,                           // 74: berth.v1.Event.AttributesEntry
+	nil,                           // 75: berth.v1.Namespace.LabelsEntry
+	(*timestamppb.Timestamp)(nil), // 76: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 77: google.protobuf.Duration
 }
 var file_berth_v1_objects_proto_depIdxs = []int32{
-	69,  // 0: berth.v1.Meta.created_at:type_name -> google.protobuf.Timestamp
-	69,  // 1: berth.v1.Meta.updated_at:type_name -> google.protobuf.Timestamp
+	76,  // 0: berth.v1.Meta.created_at:type_name -> google.protobuf.Timestamp
+	76,  // 1: berth.v1.Meta.updated_at:type_name -> google.protobuf.Timestamp
 	16,  // 2: berth.v1.Node.meta:type_name -> berth.v1.Meta
-	57,  // 3: berth.v1.Node.labels:type_name -> berth.v1.Node.LabelsEntry
+	63,  // 3: berth.v1.Node.labels:type_name -> berth.v1.Node.LabelsEntry
 	17,  // 4: berth.v1.Node.capacity:type_name -> berth.v1.Resources
 	0,   // 5: berth.v1.Node.availability:type_name -> berth.v1.NodeAvailability
 	1,   // 6: berth.v1.Node.status:type_name -> berth.v1.NodeStatus
-	69,  // 7: berth.v1.Node.last_heartbeat:type_name -> google.protobuf.Timestamp
+	76,  // 7: berth.v1.Node.last_heartbeat:type_name -> google.protobuf.Timestamp
 	18,  // 8: berth.v1.Node.platform:type_name -> berth.v1.Platform
-	69,  // 9: berth.v1.Node.status_since:type_name -> google.protobuf.Timestamp
-	58,  // 10: berth.v1.Node.agent_labels:type_name -> berth.v1.Node.AgentLabelsEntry
-	59,  // 11: berth.v1.Node.operator_labels:type_name -> berth.v1.Node.OperatorLabelsEntry
-	60,  // 12: berth.v1.Node.image_digests:type_name -> berth.v1.Node.ImageDigestsEntry
-	3,   // 13: berth.v1.PortSpec.mode:type_name -> berth.v1.PublishMode
-	16,  // 14: berth.v1.Network.meta:type_name -> berth.v1.Meta
-	61,  // 15: berth.v1.Network.labels:type_name -> berth.v1.Network.LabelsEntry
-	24,  // 16: berth.v1.ServiceEndpoint.virtual_ips:type_name -> berth.v1.VirtualIP
-	18,  // 17: berth.v1.Placement.platforms:type_name -> berth.v1.Platform
-	70,  // 18: berth.v1.UpdateConfig.delay:type_name -> google.protobuf.Duration
-	6,   // 19: berth.v1.UpdateConfig.failure_action:type_name -> berth.v1.UpdateFailureAction
-	70,  // 20: berth.v1.UpdateConfig.monitor:type_name -> google.protobuf.Duration
-	7,   // 21: berth.v1.UpdateConfig.order:type_name -> berth.v1.UpdateOrder
-	8,   // 22: berth.v1.RestartPolicy.condition:type_name -> berth.v1.RestartCondition
-	70,  // 23: berth.v1.RestartPolicy.delay:type_name -> google.protobuf.Duration
-	70,  // 24: berth.v1.RestartPolicy.window:type_name -> google.protobuf.Duration
-	62,  // 25: berth.v1.ServiceSpec.labels:type_name -> berth.v1.ServiceSpec.LabelsEntry
-	20,  // 26: berth.v1.ServiceSpec.ports:type_name -> berth.v1.PortSpec
-	2,   // 27: berth.v1.ServiceSpec.mode:type_name -> berth.v1.ServiceMode
-	17,  // 28: berth.v1.ServiceSpec.limits:type_name -> berth.v1.Resources
-	17,  // 29: berth.v1.ServiceSpec.reservations:type_name -> berth.v1.Resources
-	27,  // 30: berth.v1.ServiceSpec.placement:type_name -> berth.v1.Placement
-	70,  // 31: berth.v1.ServiceSpec.stop_grace_period:type_name -> google.protobuf.Duration
-	29,  // 32: berth.v1.ServiceSpec.restart_policy:type_name -> berth.v1.RestartPolicy
-	41,  // 33: berth.v1.ServiceSpec.healthcheck:type_name -> berth.v1.HealthCheck
-	40,  // 34: berth.v1.ServiceSpec.depends_on:type_name -> berth.v1.Dependency
-	28,  // 35: berth.v1.ServiceSpec.update_config:type_name -> berth.v1.UpdateConfig
-	28,  // 36: berth.v1.ServiceSpec.rollback_config:type_name -> berth.v1.UpdateConfig
-	5,   // 37: berth.v1.ServiceSpec.strategy:type_name -> berth.v1.SchedulingStrategy
-	39,  // 38: berth.v1.ServiceSpec.build:type_name -> berth.v1.BuildSpec
-	21,  // 39: berth.v1.ServiceSpec.networks:type_name -> berth.v1.ServiceNetwork
-	4,   // 40: berth.v1.ServiceSpec.endpoint_mode:type_name -> berth.v1.EndpointMode
-	22,  // 41: berth.v1.ServiceSpec.extra_hosts:type_name -> berth.v1.ExtraHost
-	31,  // 42: berth.v1.ServiceSpec.mounts:type_name -> berth.v1.Mount
-	32,  // 43: berth.v1.ServiceSpec.secrets:type_name -> berth.v1.FileReference
-	32,  // 44: berth.v1.ServiceSpec.configs:type_name -> berth.v1.FileReference
-	34,  // 45: berth.v1.ServiceSpec.container:type_name -> berth.v1.ContainerOptions
-	9,   // 46: berth.v1.Mount.type:type_name -> berth.v1.MountType
-	63,  // 47: berth.v1.ContainerOptions.sysctls:type_name -> berth.v1.ContainerOptions.SysctlsEntry
-	33,  // 48: berth.v1.ContainerOptions.ulimits:type_name -> berth.v1.Ulimit
-	16,  // 49: berth.v1.Volume.meta:type_name -> berth.v1.Meta
-	64,  // 50: berth.v1.Volume.labels:type_name -> berth.v1.Volume.LabelsEntry
-	16,  // 51: berth.v1.Secret.meta:type_name -> berth.v1.Meta
-	65,  // 52: berth.v1.Secret.labels:type_name -> berth.v1.Secret.LabelsEntry
-	16,  // 53: berth.v1.Config.meta:type_name -> berth.v1.Meta
-	66,  // 54: berth.v1.Config.labels:type_name -> berth.v1.Config.LabelsEntry
-	67,  // 55: berth.v1.BuildSpec.args:type_name -> berth.v1.BuildSpec.ArgsEntry
-	10,  // 56: berth.v1.Dependency.condition:type_name -> berth.v1.DependencyCondition
-	70,  // 57: berth.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
-	70,  // 58: berth.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
-	70,  // 59: berth.v1.HealthCheck.start_period:type_name -> google.protobuf.Duration
-	70,  // 60: berth.v1.HealthCheck.start_interval:type_name -> google.protobuf.Duration
-	16,  // 61: berth.v1.Service.meta:type_name -> berth.v1.Meta
-	30,  // 62: berth.v1.Service.spec:type_name -> berth.v1.ServiceSpec
-	44,  // 63: berth.v1.Service.update_status:type_name -> berth.v1.UpdateStatus
-	43,  // 64: berth.v1.Service.revisions:type_name -> berth.v1.ServiceRevision
-	45,  // 65: berth.v1.Service.rebalance:type_name -> berth.v1.RebalanceStatus
-	69,  // 66: berth.v1.Service.spec_updated_at:type_name -> google.protobuf.Timestamp
-	25,  // 67: berth.v1.Service.endpoint:type_name -> berth.v1.ServiceEndpoint
-	30,  // 68: berth.v1.ServiceRevision.spec:type_name -> berth.v1.ServiceSpec
-	69,  // 69: berth.v1.ServiceRevision.created_at:type_name -> google.protobuf.Timestamp
-	12,  // 70: berth.v1.UpdateStatus.state:type_name -> berth.v1.UpdateState
-	69,  // 71: berth.v1.UpdateStatus.started_at:type_name -> google.protobuf.Timestamp
-	69,  // 72: berth.v1.UpdateStatus.completed_at:type_name -> google.protobuf.Timestamp
-	13,  // 73: berth.v1.RebalanceStatus.state:type_name -> berth.v1.RebalanceState
-	69,  // 74: berth.v1.RebalanceStatus.requested_at:type_name -> google.protobuf.Timestamp
-	69,  // 75: berth.v1.RebalanceStatus.completed_at:type_name -> google.protobuf.Timestamp
-	16,  // 76: berth.v1.ClusterSettings.meta:type_name -> berth.v1.Meta
-	5,   // 77: berth.v1.ClusterSettings.strategy:type_name -> berth.v1.SchedulingStrategy
-	16,  // 78: berth.v1.RegistryCredential.meta:type_name -> berth.v1.Meta
-	15,  // 79: berth.v1.StateTransition.state:type_name -> berth.v1.TaskState
-	69,  // 80: berth.v1.StateTransition.at:type_name -> google.protobuf.Timestamp
-	15,  // 81: berth.v1.TaskStatus.state:type_name -> berth.v1.TaskState
-	69,  // 82: berth.v1.TaskStatus.timestamp:type_name -> google.protobuf.Timestamp
-	49,  // 83: berth.v1.TaskStatus.ports:type_name -> berth.v1.PortBinding
-	11,  // 84: berth.v1.TaskStatus.health:type_name -> berth.v1.Health
-	16,  // 85: berth.v1.Task.meta:type_name -> berth.v1.Meta
-	30,  // 86: berth.v1.Task.spec:type_name -> berth.v1.ServiceSpec
-	15,  // 87: berth.v1.Task.desired_state:type_name -> berth.v1.TaskState
-	50,  // 88: berth.v1.Task.status:type_name -> berth.v1.TaskStatus
-	48,  // 89: berth.v1.Task.history:type_name -> berth.v1.StateTransition
-	14,  // 90: berth.v1.Task.replace_cause:type_name -> berth.v1.ReplaceCause
-	26,  // 91: berth.v1.Task.networks:type_name -> berth.v1.TaskNetwork
-	49,  // 92: berth.v1.Task.host_ports:type_name -> berth.v1.PortBinding
-	16,  // 93: berth.v1.Event.meta:type_name -> berth.v1.Meta
-	69,  // 94: berth.v1.Event.at:type_name -> google.protobuf.Timestamp
-	68,  // 95: berth.v1.Event.attributes:type_name -> berth.v1.Event.AttributesEntry
-	69,  // 96: berth.v1.JoinTokenRecord.created_at:type_name -> google.protobuf.Timestamp
-	69,  // 97: berth.v1.JoinTokenRecord.expires_at:type_name -> google.protobuf.Timestamp
-	69,  // 98: berth.v1.APIToken.created_at:type_name -> google.protobuf.Timestamp
-	69,  // 99: berth.v1.APIToken.expires_at:type_name -> google.protobuf.Timestamp
-	69,  // 100: berth.v1.ServerInfo.started_at:type_name -> google.protobuf.Timestamp
-	101, // [101:101] is the sub-list for method output_type
-	101, // [101:101] is the sub-list for method input_type
-	101, // [101:101] is the sub-list for extension type_name
-	101, // [101:101] is the sub-list for extension extendee
-	0,   // [0:101] is the sub-list for field type_name
+	76,  // 9: berth.v1.Node.status_since:type_name -> google.protobuf.Timestamp
+	64,  // 10: berth.v1.Node.agent_labels:type_name -> berth.v1.Node.AgentLabelsEntry
+	65,  // 11: berth.v1.Node.operator_labels:type_name -> berth.v1.Node.OperatorLabelsEntry
+	66,  // 12: berth.v1.Node.image_digests:type_name -> berth.v1.Node.ImageDigestsEntry
+	76,  // 13: berth.v1.Node.certificate_expires_at:type_name -> google.protobuf.Timestamp
+	3,   // 14: berth.v1.PortSpec.mode:type_name -> berth.v1.PublishMode
+	16,  // 15: berth.v1.Network.meta:type_name -> berth.v1.Meta
+	67,  // 16: berth.v1.Network.labels:type_name -> berth.v1.Network.LabelsEntry
+	24,  // 17: berth.v1.ServiceEndpoint.virtual_ips:type_name -> berth.v1.VirtualIP
+	18,  // 18: berth.v1.Placement.platforms:type_name -> berth.v1.Platform
+	77,  // 19: berth.v1.UpdateConfig.delay:type_name -> google.protobuf.Duration
+	6,   // 20: berth.v1.UpdateConfig.failure_action:type_name -> berth.v1.UpdateFailureAction
+	77,  // 21: berth.v1.UpdateConfig.monitor:type_name -> google.protobuf.Duration
+	7,   // 22: berth.v1.UpdateConfig.order:type_name -> berth.v1.UpdateOrder
+	8,   // 23: berth.v1.RestartPolicy.condition:type_name -> berth.v1.RestartCondition
+	77,  // 24: berth.v1.RestartPolicy.delay:type_name -> google.protobuf.Duration
+	77,  // 25: berth.v1.RestartPolicy.window:type_name -> google.protobuf.Duration
+	68,  // 26: berth.v1.ServiceSpec.labels:type_name -> berth.v1.ServiceSpec.LabelsEntry
+	20,  // 27: berth.v1.ServiceSpec.ports:type_name -> berth.v1.PortSpec
+	2,   // 28: berth.v1.ServiceSpec.mode:type_name -> berth.v1.ServiceMode
+	17,  // 29: berth.v1.ServiceSpec.limits:type_name -> berth.v1.Resources
+	17,  // 30: berth.v1.ServiceSpec.reservations:type_name -> berth.v1.Resources
+	27,  // 31: berth.v1.ServiceSpec.placement:type_name -> berth.v1.Placement
+	77,  // 32: berth.v1.ServiceSpec.stop_grace_period:type_name -> google.protobuf.Duration
+	29,  // 33: berth.v1.ServiceSpec.restart_policy:type_name -> berth.v1.RestartPolicy
+	41,  // 34: berth.v1.ServiceSpec.healthcheck:type_name -> berth.v1.HealthCheck
+	40,  // 35: berth.v1.ServiceSpec.depends_on:type_name -> berth.v1.Dependency
+	28,  // 36: berth.v1.ServiceSpec.update_config:type_name -> berth.v1.UpdateConfig
+	28,  // 37: berth.v1.ServiceSpec.rollback_config:type_name -> berth.v1.UpdateConfig
+	5,   // 38: berth.v1.ServiceSpec.strategy:type_name -> berth.v1.SchedulingStrategy
+	39,  // 39: berth.v1.ServiceSpec.build:type_name -> berth.v1.BuildSpec
+	21,  // 40: berth.v1.ServiceSpec.networks:type_name -> berth.v1.ServiceNetwork
+	4,   // 41: berth.v1.ServiceSpec.endpoint_mode:type_name -> berth.v1.EndpointMode
+	22,  // 42: berth.v1.ServiceSpec.extra_hosts:type_name -> berth.v1.ExtraHost
+	31,  // 43: berth.v1.ServiceSpec.mounts:type_name -> berth.v1.Mount
+	32,  // 44: berth.v1.ServiceSpec.secrets:type_name -> berth.v1.FileReference
+	32,  // 45: berth.v1.ServiceSpec.configs:type_name -> berth.v1.FileReference
+	34,  // 46: berth.v1.ServiceSpec.container:type_name -> berth.v1.ContainerOptions
+	9,   // 47: berth.v1.Mount.type:type_name -> berth.v1.MountType
+	69,  // 48: berth.v1.ContainerOptions.sysctls:type_name -> berth.v1.ContainerOptions.SysctlsEntry
+	33,  // 49: berth.v1.ContainerOptions.ulimits:type_name -> berth.v1.Ulimit
+	16,  // 50: berth.v1.Volume.meta:type_name -> berth.v1.Meta
+	70,  // 51: berth.v1.Volume.labels:type_name -> berth.v1.Volume.LabelsEntry
+	16,  // 52: berth.v1.Secret.meta:type_name -> berth.v1.Meta
+	71,  // 53: berth.v1.Secret.labels:type_name -> berth.v1.Secret.LabelsEntry
+	16,  // 54: berth.v1.Config.meta:type_name -> berth.v1.Meta
+	72,  // 55: berth.v1.Config.labels:type_name -> berth.v1.Config.LabelsEntry
+	73,  // 56: berth.v1.BuildSpec.args:type_name -> berth.v1.BuildSpec.ArgsEntry
+	10,  // 57: berth.v1.Dependency.condition:type_name -> berth.v1.DependencyCondition
+	77,  // 58: berth.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
+	77,  // 59: berth.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
+	77,  // 60: berth.v1.HealthCheck.start_period:type_name -> google.protobuf.Duration
+	77,  // 61: berth.v1.HealthCheck.start_interval:type_name -> google.protobuf.Duration
+	16,  // 62: berth.v1.Service.meta:type_name -> berth.v1.Meta
+	30,  // 63: berth.v1.Service.spec:type_name -> berth.v1.ServiceSpec
+	44,  // 64: berth.v1.Service.update_status:type_name -> berth.v1.UpdateStatus
+	43,  // 65: berth.v1.Service.revisions:type_name -> berth.v1.ServiceRevision
+	45,  // 66: berth.v1.Service.rebalance:type_name -> berth.v1.RebalanceStatus
+	76,  // 67: berth.v1.Service.spec_updated_at:type_name -> google.protobuf.Timestamp
+	25,  // 68: berth.v1.Service.endpoint:type_name -> berth.v1.ServiceEndpoint
+	30,  // 69: berth.v1.ServiceRevision.spec:type_name -> berth.v1.ServiceSpec
+	76,  // 70: berth.v1.ServiceRevision.created_at:type_name -> google.protobuf.Timestamp
+	12,  // 71: berth.v1.UpdateStatus.state:type_name -> berth.v1.UpdateState
+	76,  // 72: berth.v1.UpdateStatus.started_at:type_name -> google.protobuf.Timestamp
+	76,  // 73: berth.v1.UpdateStatus.completed_at:type_name -> google.protobuf.Timestamp
+	13,  // 74: berth.v1.RebalanceStatus.state:type_name -> berth.v1.RebalanceState
+	76,  // 75: berth.v1.RebalanceStatus.requested_at:type_name -> google.protobuf.Timestamp
+	76,  // 76: berth.v1.RebalanceStatus.completed_at:type_name -> google.protobuf.Timestamp
+	16,  // 77: berth.v1.ClusterSettings.meta:type_name -> berth.v1.Meta
+	5,   // 78: berth.v1.ClusterSettings.strategy:type_name -> berth.v1.SchedulingStrategy
+	16,  // 79: berth.v1.RegistryCredential.meta:type_name -> berth.v1.Meta
+	15,  // 80: berth.v1.StateTransition.state:type_name -> berth.v1.TaskState
+	76,  // 81: berth.v1.StateTransition.at:type_name -> google.protobuf.Timestamp
+	15,  // 82: berth.v1.TaskStatus.state:type_name -> berth.v1.TaskState
+	76,  // 83: berth.v1.TaskStatus.timestamp:type_name -> google.protobuf.Timestamp
+	49,  // 84: berth.v1.TaskStatus.ports:type_name -> berth.v1.PortBinding
+	11,  // 85: berth.v1.TaskStatus.health:type_name -> berth.v1.Health
+	16,  // 86: berth.v1.Task.meta:type_name -> berth.v1.Meta
+	30,  // 87: berth.v1.Task.spec:type_name -> berth.v1.ServiceSpec
+	15,  // 88: berth.v1.Task.desired_state:type_name -> berth.v1.TaskState
+	50,  // 89: berth.v1.Task.status:type_name -> berth.v1.TaskStatus
+	48,  // 90: berth.v1.Task.history:type_name -> berth.v1.StateTransition
+	14,  // 91: berth.v1.Task.replace_cause:type_name -> berth.v1.ReplaceCause
+	26,  // 92: berth.v1.Task.networks:type_name -> berth.v1.TaskNetwork
+	49,  // 93: berth.v1.Task.host_ports:type_name -> berth.v1.PortBinding
+	16,  // 94: berth.v1.Event.meta:type_name -> berth.v1.Meta
+	76,  // 95: berth.v1.Event.at:type_name -> google.protobuf.Timestamp
+	74,  // 96: berth.v1.Event.attributes:type_name -> berth.v1.Event.AttributesEntry
+	76,  // 97: berth.v1.JoinTokenRecord.created_at:type_name -> google.protobuf.Timestamp
+	76,  // 98: berth.v1.JoinTokenRecord.expires_at:type_name -> google.protobuf.Timestamp
+	76,  // 99: berth.v1.APIToken.created_at:type_name -> google.protobuf.Timestamp
+	76,  // 100: berth.v1.APIToken.expires_at:type_name -> google.protobuf.Timestamp
+	76,  // 101: berth.v1.User.created_at:type_name -> google.protobuf.Timestamp
+	76,  // 102: berth.v1.User.expires_at:type_name -> google.protobuf.Timestamp
+	76,  // 103: berth.v1.RevokedCertificate.revoked_at:type_name -> google.protobuf.Timestamp
+	76,  // 104: berth.v1.RevokedCertificate.expires_at:type_name -> google.protobuf.Timestamp
+	16,  // 105: berth.v1.Namespace.meta:type_name -> berth.v1.Meta
+	58,  // 106: berth.v1.Namespace.quota:type_name -> berth.v1.NamespaceQuota
+	76,  // 107: berth.v1.Namespace.created_at:type_name -> google.protobuf.Timestamp
+	75,  // 108: berth.v1.Namespace.labels:type_name -> berth.v1.Namespace.LabelsEntry
+	76,  // 109: berth.v1.AuditRecord.time:type_name -> google.protobuf.Timestamp
+	76,  // 110: berth.v1.ServerInfo.started_at:type_name -> google.protobuf.Timestamp
+	111, // [111:111] is the sub-list for method output_type
+	111, // [111:111] is the sub-list for method input_type
+	111, // [111:111] is the sub-list for extension type_name
+	111, // [111:111] is the sub-list for extension extendee
+	0,   // [0:111] is the sub-list for field type_name
 }
 
 func init() { file_berth_v1_objects_proto_init() }
@@ -5627,7 +6324,7 @@ func file_berth_v1_objects_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_berth_v1_objects_proto_rawDesc), len(file_berth_v1_objects_proto_rawDesc)),
 			NumEnums:      16,
-			NumMessages:   53,
+			NumMessages:   60,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
