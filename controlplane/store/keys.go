@@ -44,7 +44,27 @@ const (
 	// SettingsKey holds the cluster's ClusterSettings; when it is absent
 	// every setting has its default.
 	SettingsKey = Root + "settings"
+	// NamespacesPrefix holds one Namespace (with its quota) per namespace
+	// made by `berth namespace create`; "default" needs none.
+	NamespacesPrefix = Root + "namespaces/"
+	// UsersPrefix holds one User per person with a certificate of their
+	// own; RevokedPrefix one RevokedCertificate per certificate that every
+	// handshake refuses.
+	UsersPrefix   = Root + "pki/users/"
+	RevokedPrefix = Root + "pki/revoked/"
+	// AuditPrefix holds one AuditRecord per call that changed something,
+	// keyed so that keys sort by time.
+	AuditPrefix = Root + "audit/"
 )
+
+// NamespaceKey is where namespace name's record lives.
+func NamespaceKey(name string) string { return NamespacesPrefix + name }
+
+// UserKey is where user name's record lives.
+func UserKey(name string) string { return UsersPrefix + name }
+
+// RevokedKey is where the deny-list entry of a certificate serial lives.
+func RevokedKey(serial string) string { return RevokedPrefix + serial }
 
 // NodeKey is where node id is stored.
 func NodeKey(id string) string { return NodesPrefix + id }
