@@ -5,6 +5,10 @@
 
 const API = "/berth.v1.ClusterService/";
 const TOKEN_KEY = "berth-token";
+const NAMESPACE_KEY = "berth-namespace";
+// ALL is the namespace picker's value for every namespace the caller may
+// see.
+const ALL = "*";
 const POLL_MS = 3000;
 const RETRY_MS = 5000;
 const MAX_EVENTS = 100;
@@ -14,6 +18,9 @@ let polling = null;
 let streams = null;
 let logs = null;
 let preview = null;
+// me is who the token belongs to (WhoAmI): principal, role, namespaces and
+// the methods it may call.
+let me = null;
 // scaleDrafts keeps replica counts typed but not yet sent, by app/service,
 // so that a re-render on a watch event does not wipe them.
 const scaleDrafts = new Map();
@@ -34,6 +41,8 @@ function el(tag, attrs, ...children) {
 }
 
 class AuthError extends Error {}
+// PermissionError is a call the caller's role or namespaces do not allow.
+class PermissionError extends Error {}
 
 function token() { return sessionStorage.getItem(TOKEN_KEY) || ""; }
 
@@ -44,7 +53,9 @@ function headers() {
 async function failure(resp) {
   let msg = resp.status + " " + resp.statusText;
   try { msg = (await resp.json()).message || msg; } catch (e) { /* not JSON */ }
-  return resp.status === 401 ? new AuthError(msg) : new Error(msg);
+  if (resp.status === 401) return new AuthError(msg);
+  if (resp.status === 403) return new PermissionError(msg);
+  return new Error(msg);
 }
 
 // call invokes a unary method of the cluster API.
@@ -128,8 +139,83 @@ async function act(fn) {
     await fn();
   } catch (e) {
     if (e instanceof AuthError) signOut(e.message);
+    else if (e instanceof PermissionError) showMessage("Refused: " + e.message + ". " + roleHint());
     else showMessage(e.message);
   }
+}
+
+// --- who may do what ---------------------------------------------------------
+
+// can reports whether the signed-in caller may call method; the server
+// decides in the end, this only keeps the page from offering what it
+// would refuse.
+function can(method) { return !me || (me.methods || []).includes(method); }
+
+// neededRole names the least role that may call method, for the hints
+// next to what the page does not offer.
+function neededRole(method) {
+  return ["UpdateNode", "RemoveNode", "UpdateSettings", "JoinToken"].includes(method) ? "admin" : "deployer";
+}
+
+function roleHint() {
+  if (!me) return "";
+  const where = (me.namespaces || []).length ? " in " + me.namespaces.join(", ") : "";
+  return "You are " + me.principal + ", a " + me.role + where + "; ask an admin for a token with more rights.";
+}
+
+// guarded is an action button that is disabled, with the reason as its
+// tooltip, when the caller may not call method.
+function guarded(method, attrs, label) {
+  const allowed = can(method);
+  return el("button", { ...attrs, disabled: !allowed,
+    title: allowed ? attrs.title : "needs the " + neededRole(method) + " role; you are a " + (me ? me.role : "?") }, label);
+}
+
+function currentNamespace() { return sessionStorage.getItem(NAMESPACE_KEY) || defaultNamespace(); }
+
+function defaultNamespace() {
+  const own = (me && me.namespaces) || [];
+  return own.length ? own[0] : "default";
+}
+
+// scope is what listing calls send: the picked namespace, or every one the
+// caller may see.
+function scope() {
+  const ns = currentNamespace();
+  return ns === ALL ? { allNamespaces: true } : { namespace: ns };
+}
+
+// qualified prefixes a name with its namespace when the page shows more
+// than one.
+function qualified(ns, name) { return currentNamespace() === ALL ? (ns || "default") + "/" + name : name; }
+
+async function loadNamespaces() {
+  let names = (me && me.namespaces) || [];
+  if (!names.length) {
+    try {
+      names = ((await call("ListNamespaces")).namespaces || []).map((n) => n.namespace.name);
+    } catch (e) {
+      names = [];
+    }
+    if (!names.includes("default")) names.unshift("default");
+  }
+  const pick = $("#namespace");
+  const options = names.map((n) => el("option", { value: n }, n));
+  if (names.length > 1) options.push(el("option", { value: ALL }, "all namespaces"));
+  pick.replaceChildren(...options);
+  const cur = currentNamespace();
+  pick.value = cur === ALL || names.includes(cur) ? cur : names[0];
+  sessionStorage.setItem(NAMESPACE_KEY, pick.value);
+  $("#namespace-picker").hidden = false;
+}
+
+function showIdentity() {
+  const where = (me.namespaces || []).length ? " in " + me.namespaces.join(", ") : "";
+  $("#whoami").textContent = me.principal + " (" + me.role + where + ")";
+  const readOnly = !can("Apply");
+  $("#apply-readonly").hidden = !readOnly;
+  $("#apply-readonly").textContent = readOnly ? "Read-only: applying needs the deployer role; you are a " + me.role + "." : "";
+  for (const id of ["#apply-app", "#apply-compose", "#apply-preview"]) $(id).disabled = readOnly;
 }
 
 // --- rendering -----------------------------------------------------------
@@ -197,7 +283,8 @@ function renderServices() {
     active.set(t.serviceId, (active.get(t.serviceId) || 0) + 1);
     if (t.status && t.status.state === "TASK_STATE_RUNNING") running.set(t.serviceId, (running.get(t.serviceId) || 0) + 1);
   }
-  const services = [...state.services.values()].sort((a, b) => (a.app + "/" + a.name).localeCompare(b.app + "/" + b.name));
+  const services = [...state.services.values()].sort((a, b) =>
+    (a.namespace + "/" + a.app + "/" + a.name).localeCompare(b.namespace + "/" + b.app + "/" + b.name));
   const rows = [];
   let lastApp = null;
   for (const s of services) {
@@ -207,11 +294,12 @@ function renderServices() {
     const desired = global ? (active.get(id) || 0) : num(spec.replicas);
     const key = s.app + "/" + s.name;
     const update = s.updateStatus && s.updateStatus.state ? enumName(s.updateStatus.state, "UPDATE_STATE_") : "";
-    const appCell = s.app === lastApp ? el("td") : el("td", {}, el("strong", {}, s.app), " ",
-      el("button", { "data-delete-app": s.app, onclick: () => deleteApp(s.namespace, s.app) }, "delete app"));
-    lastApp = s.app;
+    const appKey = s.namespace + "/" + s.app;
+    const appCell = appKey === lastApp ? el("td") : el("td", {}, el("strong", {}, qualified(s.namespace, s.app)), " ",
+      guarded("DeleteApp", { "data-delete-app": s.app, onclick: () => deleteApp(s.namespace, s.app) }, "delete app"));
+    lastApp = appKey;
     const scaleInput = el("input", { type: "number", min: "0", value: scaleDrafts.get(key) ?? String(num(spec.replicas)),
-      "data-scale": key, "aria-label": "replicas of " + key, oninput: (ev) => scaleDrafts.set(key, ev.target.value) });
+      "data-scale": key, "aria-label": "replicas of " + key, disabled: !can("ScaleService"), oninput: (ev) => scaleDrafts.set(key, ev.target.value) });
     rows.push(el("tr", { "data-service": key },
       appCell,
       el("td", {}, s.name),
@@ -221,9 +309,9 @@ function renderServices() {
       el("td", {}, s.specVersion || ""),
       el("td", {}, update),
       el("td", {},
-        global ? null : [scaleInput, " ", el("button", { "data-scale-button": key, onclick: () => scale(s, scaleInput.value) }, "scale"), " "],
-        el("button", { "data-restart": key, onclick: () => restart(s) }, "restart"), " ",
-        el("button", { "data-rollback": key, onclick: () => rollback(s) }, "roll back"))));
+        global ? null : [scaleInput, " ", guarded("ScaleService", { "data-scale-button": key, onclick: () => scale(s, scaleInput.value) }, "scale"), " "],
+        guarded("RestartService", { "data-restart": key, onclick: () => restart(s) }, "restart"), " ",
+        guarded("RollbackService", { "data-rollback": key, onclick: () => rollback(s) }, "roll back"))));
   }
   const focused = document.activeElement && document.activeElement.getAttribute("data-scale");
   $("#services tbody").replaceChildren(...rows);
@@ -243,7 +331,7 @@ function renderTasks() {
     .sort((a, b) => (a.app + a.service).localeCompare(b.app + b.service) || num(a.slot) - num(b.slot));
   $("#tasks tbody").replaceChildren(...tasks.map((t) => {
     const st = enumName(t.status && t.status.state, "TASK_STATE_");
-    const name = t.app + "/" + t.service + "." + (num(t.slot) || t.meta.id.slice(0, 6));
+    const name = qualified(t.namespace, t.app + "/" + t.service + "." + (num(t.slot) || t.meta.id.slice(0, 6)));
     const err = (t.status && (t.status.err || (st !== "running" ? t.status.message : ""))) || "";
     return el("tr", { "data-task": t.meta.id, "data-task-service": t.app + "/" + t.service, "data-task-state": st },
       el("td", {}, name),
@@ -269,7 +357,7 @@ function renderNodes() {
       el("td", { class: "avail-" + avail }, avail),
       el("td", { class: "muted" }, n.address || ""),
       el("td", {}, labels),
-      el("td", {}, el("button", { "data-node-action": next[1], onclick: () => setAvailability(n, next[0], next[1]) }, next[1])));
+      el("td", {}, guarded("UpdateNode", { "data-node-action": next[1], onclick: () => setAvailability(n, next[0], next[1]) }, next[1])));
   }));
 }
 
@@ -302,8 +390,8 @@ function addEvent(e) {
 // refresh replaces everything with a fresh listing.
 async function refresh(withEvents) {
   const [svcs, tasks, nodes, events] = await Promise.all([
-    call("ListServices"), call("ListTasks"), call("ListNodes"),
-    withEvents ? call("ListEvents", { limit: 50 }) : null]);
+    call("ListServices", scope()), call("ListTasks", scope()), call("ListNodes"),
+    withEvents ? call("ListEvents", { limit: 50, ...scope() }) : null]);
   state.services = new Map(svcs.services.map((s) => [s.service.meta.id, s.service]));
   state.tasks = new Map(tasks.tasks.map((t) => [t.meta.id, t]));
   state.nodes = new Map(nodes.nodes.map((n) => [n.meta.id, n]));
@@ -324,6 +412,7 @@ function connect() {
   const failed = (e) => {
     if (ctl.signal.aborted) return;
     if (e instanceof AuthError) { signOut(e.message); return; }
+    if (e instanceof PermissionError) { ctl.abort(); showMessage("Refused: " + e.message + ". " + roleHint()); return; }
     ctl.abort();
     $("#live").textContent = "polling (" + (e.message || "stream ended") + ")";
     startPolling();
@@ -332,10 +421,10 @@ function connect() {
   // The listing is read at once, and again once Watch is open, so no
   // change falls between.
   refresh(false).catch(failed);
-  stream("Watch", {}, applyWatch, ctl.signal, () => { opened(); refresh(false).catch(failed); })
+  stream("Watch", scope(), applyWatch, ctl.signal, () => { opened(); refresh(false).catch(failed); })
     .then(() => failed(new Error("watch ended")), failed);
   state.events = [];
-  stream("WatchEvents", { limit: 50 }, addEvent, ctl.signal, opened)
+  stream("WatchEvents", { limit: 50, ...scope() }, addEvent, ctl.signal, opened)
     .then(() => failed(new Error("event stream ended")), failed);
 }
 
@@ -432,8 +521,10 @@ async function previewApply() {
   $("#apply-result").replaceChildren();
   await act(async () => {
     const project = await call(null, { app: $("#apply-app").value.trim(), compose: $("#apply-compose").value }, "compose");
+    const ns = currentNamespace();
+    if (ns === ALL) throw new Error("pick the namespace to apply to first (the picker at the top)");
     const req = {
-      app: project.app, services: project.services, networks: project.networks,
+      namespace: ns, app: project.app, services: project.services, networks: project.networks,
       volumes: project.volumes, secrets: project.secrets, configs: project.configs,
     };
     const resp = await call("Apply", { ...req, dryRun: true });
@@ -453,11 +544,32 @@ async function runApply() {
 
 // --- sign-in -----------------------------------------------------------------
 
-function signIn(tok) {
+async function signIn(tok) {
   sessionStorage.setItem(TOKEN_KEY, tok);
+  try {
+    me = await call("WhoAmI");
+  } catch (e) {
+    signOut(e.message);
+    return;
+  }
+  await loadNamespaces();
+  showIdentity();
   $("#login").hidden = true;
   $("#dashboard").hidden = false;
   $("#logout").hidden = false;
+  connect();
+}
+
+// switchNamespace shows another namespace: everything is listed and
+// watched again.
+function switchNamespace(ns) {
+  sessionStorage.setItem(NAMESPACE_KEY, ns);
+  state.services = new Map();
+  state.tasks = new Map();
+  state.events = [];
+  scaleDrafts.clear();
+  closeLogs();
+  render();
   connect();
 }
 
@@ -465,6 +577,10 @@ function signOut(why) {
   disconnect();
   closeLogs();
   sessionStorage.removeItem(TOKEN_KEY);
+  sessionStorage.removeItem(NAMESPACE_KEY);
+  me = null;
+  $("#whoami").textContent = "";
+  $("#namespace-picker").hidden = true;
   $("#dashboard").hidden = true;
   $("#logout").hidden = true;
   $("#login").hidden = false;
@@ -478,18 +594,12 @@ document.addEventListener("DOMContentLoaded", () => {
     ev.preventDefault();
     const tok = $("#token").value.trim();
     if (!tok) return;
-    sessionStorage.setItem(TOKEN_KEY, tok);
-    try {
-      await call("ListNodes");
-    } catch (e) {
-      signOut(e.message);
-      return;
-    }
     $("#token").value = "";
     signIn(tok);
   });
   $("#login-button").disabled = false;
   $("#logout").addEventListener("click", () => signOut(""));
+  $("#namespace").addEventListener("change", (ev) => switchNamespace(ev.target.value));
   $("#logs-close").addEventListener("click", closeLogs);
   $("#apply-preview").addEventListener("click", previewApply);
   $("#apply-run").addEventListener("click", runApply);
