@@ -139,7 +139,7 @@ func (c *cluster) audit(ctx context.Context, req *berthv1.AuditRequest, w io.Wri
 	return printList(w, format, rows, func(tw io.Writer) {
 		fmt.Fprintln(tw, "TIME\tWHO\tROLE\tACTION\tNAMESPACE\tTARGET\tRESULT")
 		for _, r := range rows {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.at.Local().Format(time.DateTime), r.Principal, r.Role, r.Method, orDash(r.Namespace), orDash(r.Target), r.result())
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.at.Local().Format(time.DateTime), r.Principal, orDash(r.Role), r.Method, orDash(r.Namespace), orDash(r.Target), r.result())
 		}
 	})
 }
@@ -171,7 +171,7 @@ func printAuditRow(w io.Writer, format outputFormat, r auditRow) error {
 		_, err = fmt.Fprintf(w, "---\n%s", data)
 		return err
 	default:
-		_, err := fmt.Fprintf(w, auditColumns, r.at.Local().Format(time.DateTime), r.Principal, r.Role, r.Method, orDash(r.Namespace), orDash(r.Target), r.result())
+		_, err := fmt.Fprintf(w, auditColumns, r.at.Local().Format(time.DateTime), r.Principal, orDash(r.Role), r.Method, orDash(r.Namespace), orDash(r.Target), r.result())
 		return err
 	}
 }
