@@ -80,6 +80,7 @@ error (an unknown command or flag, or arguments of the wrong shape);
 		newExecCommand(o),
 		newTopCommand(o),
 		newEventsCommand(o),
+		newAuditCommand(o),
 		newDescribeCommand(o),
 		newDeleteCommand(o),
 		newScaleCommand(o),

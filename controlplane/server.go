@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -21,6 +22,7 @@ import (
 	"github.com/berthproject/berth/api/version"
 	"github.com/berthproject/berth/cli/config"
 	"github.com/berthproject/berth/controlplane/apiserver"
+	"github.com/berthproject/berth/controlplane/audit"
 	"github.com/berthproject/berth/controlplane/ca"
 	"github.com/berthproject/berth/controlplane/dispatcher"
 	"github.com/berthproject/berth/controlplane/etcd"
@@ -85,6 +87,13 @@ type Config struct {
 	// external etcd, and embeddedLeaderLease on the embedded one. etcd
 	// raises it to its shortest lease (about 1.5 election timeouts).
 	LeaderLease time.Duration
+	// AuditLog, when set, is a file every call that changes something is
+	// also written to, as one JSON object a line (appended, mode 0600);
+	// "-" is standard error. Each server writes the calls it served.
+	AuditLog string
+	// AuditRetention is how long audit records are kept; zero is
+	// audit.DefaultRetention, and less than audit.MinRetention is refused.
+	AuditRetention time.Duration
 	// Metrics is where the server registers its metrics (tasks, nodes,
 	// placements, etcd transactions, gRPC calls); nil registers none. The
 	// caller serves it.
@@ -127,6 +136,10 @@ type Server struct {
 	leader    *leaderView
 	servers   *serverRegistry
 	disp      *dispatcher.Dispatcher
+	// audit records the calls that change something; auditExport is the
+	// file it also writes them to, if any.
+	audit       *audit.Recorder
+	auditExport io.Closer
 	// placements are the orchestrators' metrics, kept across terms.
 	placements *orchestrator.Metrics
 
@@ -151,6 +164,12 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	}
 	if cfg.Listen == "" {
 		cfg.Listen = "127.0.0.1:4242"
+	}
+	if cfg.AuditRetention == 0 {
+		cfg.AuditRetention = audit.DefaultRetention
+	}
+	if err := audit.CheckRetention(cfg.AuditRetention); err != nil {
+		return nil, err
 	}
 	s := &Server{cfg: cfg, id: store.NewID(), log: cfg.Log, tasks: supervise.New(), leader: &leaderView{}}
 	defer func() {
@@ -256,6 +275,15 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		Log: cfg.Log.With("component", "api"), EtcdEndpoints: strings.Join(endpoints, ","),
 		Servers: s.servers.list, NetworkRange: networkRange, ContainerRange: containerRange,
 	})
+	auditCfg := audit.Config{Store: s.store, Log: cfg.Log.With("component", "audit")}
+	if cfg.AuditLog != "" {
+		export, err := audit.OpenExport(cfg.AuditLog)
+		if err != nil {
+			return nil, err
+		}
+		s.auditExport, auditCfg.Export = export, export
+	}
+	s.audit = audit.New(auditCfg)
 	grpcMetrics := metrics.NewGRPC()
 	s.placements = orchestrator.NewMetrics()
 	if cfg.Metrics != nil {
@@ -268,8 +296,10 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	}
 	s.grpc = grpc.NewServer(
 		grpc.Creds(credentials.NewTLS(tlsCfg)),
-		grpc.ChainUnaryInterceptor(grpcMetrics.Unary, authorizeUnary),
-		grpc.ChainStreamInterceptor(grpcMetrics.Stream, authorizeStream),
+		// The audit runs between authentication, which names the caller,
+		// and authorisation, so refused calls are recorded too.
+		grpc.ChainUnaryInterceptor(grpcMetrics.Unary, authorizeUnary, s.audit.Unary),
+		grpc.ChainStreamInterceptor(grpcMetrics.Stream, authorizeStream, s.audit.Stream),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 10 * time.Second, Timeout: 5 * time.Second}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 		// A connection per node, mostly idle: each one holding 32 KiB
@@ -364,7 +394,8 @@ func (s *Server) lead(ctx context.Context, address string) error {
 		s.leader.set(address)
 		ctx, cancel := context.WithCancel(ctx)
 		defer cancel()
-		parts := []func(context.Context) error{orch.Run, health.Run, s.disp.Run}
+		sweep := &audit.Sweep{Store: s.store, Keep: s.cfg.AuditRetention, Log: s.log.With("component", "audit")}
+		parts := []func(context.Context) error{orch.Run, health.Run, s.disp.Run, sweep.Run}
 		errc := make(chan error, len(parts))
 		for _, run := range parts {
 			go func() { errc <- run(ctx) }()
@@ -428,6 +459,11 @@ func (s *Server) Stop() {
 	}
 	if s.nodes != nil {
 		s.nodes.Close()
+	}
+	if s.auditExport != nil {
+		if err := s.auditExport.Close(); err != nil {
+			s.log.Warn("closing the audit log", "err", err)
+		}
 	}
 	if s.store != nil {
 		// Events queued by the last writes still reach etcd.

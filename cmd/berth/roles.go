@@ -13,6 +13,7 @@ import (
 	"github.com/berthproject/berth/agent/image"
 	"github.com/berthproject/berth/cli"
 	"github.com/berthproject/berth/controlplane"
+	"github.com/berthproject/berth/controlplane/audit"
 	"github.com/berthproject/berth/controlplane/dispatcher"
 	"github.com/berthproject/berth/controlplane/nodehealth"
 	"github.com/berthproject/berth/internal/gossip"
@@ -31,7 +32,8 @@ func defaultDataDir(sub string) string {
 
 type serverFlags struct {
 	dataDir, listen, httpListen, advertise, etcd, containerRange, networkRange, metricsAddr string
-	kekFile, unlockKey                                                                      string
+	kekFile, unlockKey, auditLog                                                            string
+	auditRetention                                                                          time.Duration
 	nodeDownGrace, heartbeat, leaderLease                                                   time.Duration
 	profiles                                                                                bool
 	gossip                                                                                  controlplane.GossipConfig
@@ -49,6 +51,8 @@ func (f *serverFlags) add(cmd *cobra.Command, dataDir string) {
 	cmd.Flags().StringVar(&f.unlockKey, "unlock-key", "", "the key-encryption key itself, base64 (berth server key prints it), instead of --kek-file: the key is then never on this machine's disk (or $"+controlplane.EnvUnlockKey+")")
 	cmd.Flags().StringVar(&f.containerRange, "container-range", "10.210.0.0/16", "address range nodes' container subnets (/24 each) come from")
 	cmd.Flags().StringVar(&f.networkRange, "network-range", "10.128.0.0/12", "address range networks' subnets (/24 each, unless one is given) come from; apart from --container-range")
+	cmd.Flags().StringVar(&f.auditLog, "audit-log", "", "also write every call that changes something to this file, one JSON object a line (appended, mode 0600); \"-\" is standard error (default: the audit log is kept in the cluster only; berth audit reads it)")
+	cmd.Flags().DurationVar(&f.auditRetention, "audit-retention", audit.DefaultRetention, "how long the cluster keeps audit records (at least 1h); the leader removes older ones every hour")
 	f.log.add(cmd)
 	cmd.Flags().StringVar(&f.metricsAddr, "metrics-addr", defaultServerMetricsAddr, "host:port to serve Prometheus metrics on, at /metrics (\"\" turns them off)")
 	cmd.Flags().BoolVar(&f.profiles, "profiles", false, "also serve Go's runtime profiles (CPU, heap) at /debug/pprof/ on --metrics-addr")
@@ -80,6 +84,8 @@ func (f *serverFlags) config(cmd *cobra.Command, log *slog.Logger) controlplane.
 		HeartbeatPeriod: f.heartbeat,
 		Gossip:          f.gossip,
 		LeaderLease:     f.leaderLease,
+		AuditLog:        f.auditLog,
+		AuditRetention:  f.auditRetention,
 		Log:             log,
 	}
 }
