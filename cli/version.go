@@ -40,9 +40,6 @@ func newVersionCommand(o *rootOptions) *cobra.Command {
 				return nil
 			}
 			fmt.Fprintf(w, "Server: %s\n Version:     %s\n Go version:  %s\n Cluster ID:  %s\n", c.cfg.Server, v.GetVersion(), v.GetGoVersion(), v.GetClusterId())
-			if v.GetEtcdEndpoints() != "" {
-				fmt.Fprintf(w, " etcd:        %s\n", v.GetEtcdEndpoints())
-			}
 			return nil
 		},
 	}

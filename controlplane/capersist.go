@@ -11,7 +11,6 @@ import (
 	"github.com/berthproject/berth/controlplane/registry"
 	"github.com/berthproject/berth/controlplane/seal"
 	"github.com/berthproject/berth/controlplane/store"
-	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -48,19 +47,11 @@ func (p caPersistence) PutToken(ctx context.Context, rec *berthv1.JoinTokenRecor
 }
 
 func (p caPersistence) ListTokens(ctx context.Context) ([]*berthv1.JoinTokenRecord, error) {
-	resp, err := p.s.Client().Get(ctx, store.TokensPrefix, clientv3.WithPrefix())
+	toks, _, err := store.ListMessages(ctx, p.s, store.TokensPrefix, func() *berthv1.JoinTokenRecord { return &berthv1.JoinTokenRecord{} })
 	if err != nil {
 		return nil, fmt.Errorf("listing join tokens: %w", err)
 	}
-	out := make([]*berthv1.JoinTokenRecord, 0, len(resp.Kvs))
-	for _, kv := range resp.Kvs {
-		rec := &berthv1.JoinTokenRecord{}
-		if err := proto.Unmarshal(kv.Value, rec); err != nil {
-			return nil, fmt.Errorf("join token %s: %w", kv.Key, err)
-		}
-		out = append(out, rec)
-	}
-	return out, nil
+	return toks, nil
 }
 
 func (p caPersistence) DeleteToken(ctx context.Context, id string) error {
@@ -82,32 +73,26 @@ const migrateAttempts = 5
 // half migrated and two servers starting together migrate it once.
 // Afterwards it compacts etcd's history, which still holds the old values.
 func sealAtRest(ctx context.Context, st *store.Store, kek *seal.Key, log *slog.Logger) error {
-	cli := st.Client()
 	for attempt := 0; ; attempt++ {
-		resp, err := cli.Get(ctx, store.CAKey)
-		if err != nil {
-			return fmt.Errorf("reading the cluster CA: %w", err)
-		}
-		if len(resp.Kvs) == 0 {
+		rec := &berthv1.ClusterCA{}
+		caVersion, err := st.GetMessageVersion(ctx, store.CAKey, rec)
+		if errors.Is(err, store.ErrNotFound) {
 			return nil // a new cluster: the CA is made sealed
 		}
-		rec := &berthv1.ClusterCA{}
-		if err := proto.Unmarshal(resp.Kvs[0].Value, rec); err != nil {
-			return fmt.Errorf("decoding the cluster CA: %w", err)
+		if err != nil {
+			return fmt.Errorf("reading the cluster CA: %w", err)
 		}
 		if len(rec.GetKey()) == 0 {
 			return nil // sealed already
 		}
-		cmps := []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(store.CAKey), "=", resp.Kvs[0].ModRevision)}
 		next := proto.Clone(rec).(*berthv1.ClusterCA)
 		if next.SealedKey, err = ca.SealKey(kek, rec.GetClusterId(), rec.GetKey()); err != nil {
 			return err
 		}
 		next.Key = nil
-		ops, err := putOp(store.CAKey, next)
-		if err != nil {
-			return err
-		}
+		var txn store.Txn
+		txn.Guard(store.CAKey, caVersion)
+		txn.Put(store.CAKey, next)
 		legacy, err := ca.LegacyCredentialKey(rec)
 		if err != nil {
 			return err
@@ -125,41 +110,26 @@ func sealAtRest(ctx context.Context, st *store.Store, kek *seal.Key, log *slog.L
 				log.Warn("a registry credential could not be sealed again; log in to the registry again", "registry", cr.GetRegistry(), "err", err)
 				continue
 			}
-			key := store.RegistryKey(cr.GetRegistry())
-			cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(key), "=", cr.GetMeta().GetVersion()))
 			out := proto.Clone(cr).(*berthv1.RegistryCredential)
 			out.SealedSecret = sealed
-			op, err := putOp(key, out)
-			if err != nil {
-				return err
-			}
-			ops = append(ops, op...)
+			txn.Update(store.RegistryKey(cr.GetRegistry()), out)
 			resealed++
 		}
-		txn, err := cli.Txn(ctx).If(cmps...).Then(ops...).Commit()
-		if err != nil {
-			return fmt.Errorf("sealing the cluster CA key and %d registry credentials: %w", resealed, err)
-		}
-		if !txn.Succeeded {
+		rev, err := st.Commit(ctx, &txn)
+		if errors.Is(err, store.ErrConflict) {
 			if attempt < migrateAttempts {
 				continue // another server got in first: read again
 			}
 			return errors.New("sealing the cluster CA key: the records kept changing; start the server again")
 		}
+		if err != nil {
+			return fmt.Errorf("sealing the cluster CA key and %d registry credentials: %w", resealed, err)
+		}
 		log.Info("sealed the cluster CA key and the registry credentials with the key-encryption key", "credentials", resealed)
 		// The history still holds the key in the clear until compacted.
-		if _, err := cli.Compact(ctx, txn.Header.Revision); err != nil {
-			log.Warn("compacting etcd after sealing the CA key; its history keeps the old key until the next compaction", "err", err)
+		if err := st.Compact(ctx, rev); err != nil {
+			log.Warn("the store's history keeps the old CA key until the next compaction", "err", err)
 		}
 		return nil
 	}
-}
-
-// putOp is the write of msg at key.
-func putOp(key string, msg proto.Message) ([]clientv3.Op, error) {
-	b, err := proto.Marshal(msg)
-	if err != nil {
-		return nil, fmt.Errorf("encoding %s: %w", key, err)
-	}
-	return []clientv3.Op{clientv3.OpPut(key, string(b))}, nil
 }

@@ -57,6 +57,10 @@ type Config struct {
 	// EtcdEndpoints selects an external etcd cluster instead of the
 	// embedded member.
 	EtcdEndpoints []string
+	// EtcdTLS is how the server and the external etcd authenticate each
+	// other; https:// endpoints need it unless the system trusts etcd's
+	// certificates and etcd checks no client certificate.
+	EtcdTLS etcd.ClientTLS
 	// ConfigPath is where the admin client config is written; empty
 	// writes none.
 	ConfigPath string
@@ -180,15 +184,24 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
-	endpoints := cfg.EtcdEndpoints
-	if len(endpoints) == 0 {
+	// Checked before the embedded member starts, so a mistyped external
+	// etcd does not quietly start a new cluster in the data dir.
+	if len(cfg.EtcdEndpoints) > 0 {
+		if _, err := etcd.CheckEndpoints(cfg.EtcdEndpoints, cfg.EtcdTLS); err != nil {
+			return nil, err
+		}
+	} else if !cfg.EtcdTLS.IsZero() {
+		return nil, errors.New("--etcd-cacert, --etcd-cert and --etcd-key apply to an external etcd: give its endpoints with --etcd-endpoints, or drop them to use the embedded etcd")
+	}
+	etcdAt := strings.Join(cfg.EtcdEndpoints, ",")
+	if len(cfg.EtcdEndpoints) == 0 {
 		s.embedded, err = etcd.StartEmbedded(etcd.EmbeddedConfig{DataDir: filepath.Join(cfg.DataDir, "etcd")})
 		if err != nil {
 			return nil, err
 		}
-		// Listed for operators and tools; the server itself calls the
-		// member in process.
-		endpoints = s.embedded.Endpoints()
+		// For the log only: operators' tools (etcdctl, backups) reach
+		// the member there; the server calls it in process.
+		etcdAt = s.embedded.Endpoint()
 	}
 	if cfg.LeaderLease <= 0 {
 		cfg.LeaderLease = DefaultLeaderLease
@@ -199,7 +212,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	s.cfg.LeaderLease = cfg.LeaderLease
 	if s.embedded != nil {
 		s.etcd = s.embedded.Client()
-	} else if s.etcd, err = etcd.Connect(ctx, endpoints); err != nil {
+	} else if s.etcd, err = etcd.Connect(ctx, cfg.EtcdEndpoints, cfg.EtcdTLS); err != nil {
 		return nil, err
 	}
 	s.store = store.New(s.etcd)
@@ -272,7 +285,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	s.disp = disp
 	api := apiserver.New(apiserver.Config{
 		Store: s.store, Cache: s.cache, Authority: s.authority, Nodes: s.nodes, Registries: creds, KEK: kek,
-		Log: cfg.Log.With("component", "api"), EtcdEndpoints: strings.Join(endpoints, ","),
+		Log:     cfg.Log.With("component", "api"),
 		Servers: s.servers.list, NetworkRange: networkRange, ContainerRange: containerRange,
 	})
 	auditCfg := audit.Config{Store: s.store, Log: cfg.Log.With("component", "audit")}
@@ -345,7 +358,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 			}
 		})
 	}
-	s.log.Info("server ready", "listen", s.listener.Addr().String(), "http", s.HTTPAddr(), "etcd", strings.Join(endpoints, ","), "cluster", s.authority.ClusterID())
+	s.log.Info("server ready", "listen", s.listener.Addr().String(), "http", s.HTTPAddr(), "etcd", etcdAt, "cluster", s.authority.ClusterID())
 	return s, nil
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/berthproject/berth/controlplane"
 	"github.com/berthproject/berth/controlplane/audit"
 	"github.com/berthproject/berth/controlplane/dispatcher"
+	"github.com/berthproject/berth/controlplane/etcd"
 	"github.com/berthproject/berth/controlplane/nodehealth"
 	"github.com/berthproject/berth/internal/gossip"
 	"github.com/berthproject/berth/internal/metrics"
@@ -34,6 +35,7 @@ type serverFlags struct {
 	dataDir, listen, httpListen, advertise, etcd, containerRange, networkRange, metricsAddr string
 	kekFile, unlockKey, auditLog                                                            string
 	auditRetention                                                                          time.Duration
+	etcdTLS                                                                                 etcd.ClientTLS
 	nodeDownGrace, heartbeat, leaderLease                                                   time.Duration
 	profiles                                                                                bool
 	gossip                                                                                  controlplane.GossipConfig
@@ -45,7 +47,10 @@ func (f *serverFlags) add(cmd *cobra.Command, dataDir string) {
 	cmd.Flags().StringVar(&f.listen, "listen", "127.0.0.1:4242", "address agents and clients connect to")
 	cmd.Flags().StringVar(&f.httpListen, "http-listen", "", "address to serve the HTTP/JSON API and its OpenAPI document on, over HTTPS with the server's certificate (default: not served)")
 	cmd.Flags().StringVar(&f.advertise, "advertise", "", "address written into the admin config and join command (default: the listen address)")
-	cmd.Flags().StringVar(&f.etcd, "etcd-endpoints", "", "comma-separated endpoints of an external etcd cluster, instead of the embedded one; several servers on one cluster elect a leader")
+	cmd.Flags().StringVar(&f.etcd, "etcd-endpoints", "", "comma-separated endpoints of an external etcd cluster, instead of the embedded one: https://HOST:PORT (plain http:// only on loopback); several servers on one cluster elect a leader")
+	cmd.Flags().StringVar(&f.etcdTLS.CAFile, "etcd-cacert", "", "PEM file of the CA that signs the external etcd's serving certificates (default: the system's roots); with https:// --etcd-endpoints")
+	cmd.Flags().StringVar(&f.etcdTLS.CertFile, "etcd-cert", "", "PEM file of the client certificate the server shows the external etcd (for etcd's --client-cert-auth); with --etcd-key")
+	cmd.Flags().StringVar(&f.etcdTLS.KeyFile, "etcd-key", "", "PEM file of the key of --etcd-cert")
 	cmd.Flags().DurationVar(&f.leaderLease, "leader-lease", 0, "how long a leader that died keeps its leadership before another server takes over (whole seconds; etcd grants no less than 1.5 of its election timeouts); default 2s on an external etcd, 10s on the embedded one, where no other server contends")
 	cmd.Flags().StringVar(&f.kekFile, "kek-file", "", "file of the key-encryption key that seals the cluster's secrets in etcd, made when the cluster is new; every server of the cluster needs a copy (default <data-dir>/key-encryption-key)")
 	cmd.Flags().StringVar(&f.unlockKey, "unlock-key", "", "the key-encryption key itself, base64 (berth server key prints it), instead of --kek-file: the key is then never on this machine's disk (or $"+controlplane.EnvUnlockKey+")")
@@ -75,6 +80,7 @@ func (f *serverFlags) config(cmd *cobra.Command, log *slog.Logger) controlplane.
 		HTTPListen:      f.httpListen,
 		Advertise:       f.advertise,
 		EtcdEndpoints:   endpoints,
+		EtcdTLS:         f.etcdTLS,
 		ConfigPath:      cli.ConfigPath(cmd),
 		KEKFile:         f.kekFile,
 		UnlockKey:       cmp.Or(f.unlockKey, os.Getenv(controlplane.EnvUnlockKey)),
@@ -139,7 +145,8 @@ func newServerCommand() *cobra.Command {
 start the server makes the cluster CA, writes the admin client config
 (--config, default ~/.berth/config) and prints the command agents join with.`,
 		Example: `  berth server --listen 10.0.0.1:4242
-  berth server --etcd-endpoints http://10.0.0.5:2379,http://10.0.0.6:2379`,
+  berth server --etcd-endpoints https://10.0.0.5:2379,https://10.0.0.6:2379 \
+    --etcd-cacert etcd-ca.pem --etcd-cert berth.pem --etcd-key berth-key.pem`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()

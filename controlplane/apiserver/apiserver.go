@@ -40,8 +40,6 @@ type Config struct {
 	// serves no logins and pins images only from the nodes' digests.
 	Registries *registry.Credentials
 	Log        *slog.Logger
-	// EtcdEndpoints is shown by Version.
-	EtcdEndpoints string
 	// Servers lists the control plane's servers; nil lists none.
 	Servers func(context.Context) ([]*berthv1.ServerInfo, error)
 	// NetworkRange is where networks' subnets come from (a /24 each unless
@@ -286,10 +284,9 @@ func (s *Server) JoinToken(ctx context.Context, req *berthv1.JoinTokenRequest) (
 // Version tells what the server runs.
 func (s *Server) Version(ctx context.Context, req *berthv1.VersionRequest) (*berthv1.VersionResponse, error) {
 	return &berthv1.VersionResponse{
-		Version:       version.String(),
-		GoVersion:     runtime.Version(),
-		EtcdEndpoints: s.cfg.EtcdEndpoints,
-		ClusterId:     s.cfg.Authority.ClusterID(),
+		Version:   version.String(),
+		GoVersion: runtime.Version(),
+		ClusterId: s.cfg.Authority.ClusterID(),
 	}, nil
 }
 

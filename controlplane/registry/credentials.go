@@ -2,19 +2,15 @@ package registry
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
 	"github.com/berthproject/berth/controlplane/seal"
 	"github.com/berthproject/berth/controlplane/store"
-	"go.etcd.io/etcd/api/v3/mvccpb"
-	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
@@ -30,20 +26,14 @@ type Config struct {
 	Log      *slog.Logger
 }
 
-// Credentials is the cluster's registry credentials, read from an etcd
-// watch on store.RegistriesPrefix so that lookups (one per image of each
-// assignment batch) never read etcd. Run keeps it current; every server
-// runs one, since every server dispatches.
+// Credentials is the cluster's registry credentials, followed by a
+// store.Mirror of store.RegistriesPrefix so that lookups (one per image of
+// each assignment batch) never read etcd. Run keeps it current; every
+// server runs one, since every server dispatches.
 type Credentials struct {
-	cfg Config
-	log *slog.Logger
-
-	mu      sync.RWMutex
-	creds   map[string]*berthv1.RegistryCredential
-	rev     int64
-	advance chan struct{} // closed and replaced when rev moves
-	synced  chan struct{}
-	once    sync.Once
+	cfg    Config
+	log    *slog.Logger
+	mirror *store.Mirror[*berthv1.RegistryCredential]
 }
 
 // New returns an empty set; Run fills it.
@@ -54,119 +44,21 @@ func New(cfg Config) *Credentials {
 	if cfg.Settings == nil {
 		cfg.Settings = func() *berthv1.ClusterSettings { return &berthv1.ClusterSettings{} }
 	}
-	return &Credentials{
-		cfg:     cfg,
-		log:     cfg.Log,
-		creds:   map[string]*berthv1.RegistryCredential{},
-		advance: make(chan struct{}),
-		synced:  make(chan struct{}),
-	}
+	// Names in the mirror are the keys past the prefix: the registries.
+	m := store.NewMirror(cfg.Store, store.RegistriesPrefix, func() *berthv1.RegistryCredential { return &berthv1.RegistryCredential{} }, nil, cfg.Log)
+	return &Credentials{cfg: cfg, log: cfg.Log, mirror: m}
 }
 
 // Synced is closed once the credentials were first read.
-func (c *Credentials) Synced() <-chan struct{} { return c.synced }
-
-// retryDelay is how long Run waits before it reads again after the watch
-// failed (etcd unreachable, revision compacted).
-const retryDelay = time.Second
+func (c *Credentials) Synced() <-chan struct{} { return c.mirror.Synced() }
 
 // Run reads the credentials and follows their changes until ctx ends.
 func (c *Credentials) Run(ctx context.Context) error {
-	for {
-		rev, err := c.load(ctx)
-		if err == nil {
-			err = c.watch(ctx, rev)
-		}
-		if ctx.Err() != nil {
-			return nil
-		}
-		c.log.Warn("registry credentials: reading again after a failed watch", "err", err)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(retryDelay):
-		}
-	}
-}
-
-func (c *Credentials) load(ctx context.Context) (int64, error) {
-	list, rev, err := store.List(ctx, c.cfg.Store, store.RegistriesPrefix, func() *berthv1.RegistryCredential { return &berthv1.RegistryCredential{} })
-	if err != nil {
-		return 0, err
-	}
-	creds := make(map[string]*berthv1.RegistryCredential, len(list))
-	for _, cr := range list {
-		creds[cr.Registry] = cr
-	}
-	c.mu.Lock()
-	c.creds = creds
-	c.setRev(rev)
-	c.mu.Unlock()
-	c.once.Do(func() { close(c.synced) })
-	return rev, nil
-}
-
-func (c *Credentials) watch(ctx context.Context, rev int64) error {
-	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
-	defer cancel()
-	wch := c.cfg.Store.Client().Watch(wctx, store.RegistriesPrefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1))
-	for resp := range wch {
-		if err := resp.Err(); err != nil {
-			return err
-		}
-		c.mu.Lock()
-		for _, ev := range resp.Events {
-			registry := strings.TrimPrefix(string(ev.Kv.Key), store.RegistriesPrefix)
-			if ev.Type == mvccpb.DELETE {
-				delete(c.creds, registry)
-				continue
-			}
-			cr := &berthv1.RegistryCredential{}
-			if err := proto.Unmarshal(ev.Kv.Value, cr); err != nil {
-				c.log.Error("skipping an undecodable registry credential", "key", string(ev.Kv.Key), "err", err)
-				continue
-			}
-			if cr.Meta != nil {
-				cr.Meta.Version = ev.Kv.ModRevision
-			}
-			c.creds[registry] = cr
-		}
-		if n := len(resp.Events); n > 0 {
-			c.setRev(resp.Events[n-1].Kv.ModRevision)
-		}
-		c.mu.Unlock()
-	}
+	err := c.mirror.Run(ctx)
 	if ctx.Err() != nil {
-		return ctx.Err()
+		return nil
 	}
-	return errors.New("watch channel closed")
-}
-
-// setRev records that every change up to rev is read; c.mu is held.
-func (c *Credentials) setRev(rev int64) {
-	if rev > c.rev {
-		c.rev = rev
-		close(c.advance)
-		c.advance = make(chan struct{})
-	}
-}
-
-// waitRevision returns once the watch has read rev, so that a Login is
-// seen by the lookups that follow it on this server.
-func (c *Credentials) waitRevision(ctx context.Context, rev int64) error {
-	for {
-		c.mu.RLock()
-		cur, advance := c.rev, c.advance
-		c.mu.RUnlock()
-		if cur >= rev {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-advance:
-		}
-	}
+	return err
 }
 
 // Put stores (or replaces) the credential of registry, which must be
@@ -193,28 +85,28 @@ func (c *Credentials) Put(ctx context.Context, registry, username, password stri
 	if err != nil {
 		return fmt.Errorf("storing the credential of %s: %w", registry, err)
 	}
-	return c.waitRevision(ctx, rev)
+	// Seen by the lookups that follow the login on this server.
+	return c.mirror.WaitRevision(ctx, rev)
 }
 
 // Delete removes the credential of registry (normalized), reporting
 // whether there was one.
 func (c *Credentials) Delete(ctx context.Context, registry string) (bool, error) {
-	resp, err := c.cfg.Store.Client().Delete(ctx, store.RegistryKey(registry))
+	deleted, rev, err := c.cfg.Store.Delete(ctx, store.RegistryKey(registry))
 	if err != nil {
 		return false, fmt.Errorf("removing the credential of %s: %w", registry, err)
 	}
-	if resp.Deleted == 0 {
+	if !deleted {
 		return false, nil
 	}
-	return true, c.waitRevision(ctx, resp.Header.Revision)
+	return true, c.mirror.WaitRevision(ctx, rev)
 }
 
 // List returns the stored credentials by registry, secrets left out.
 func (c *Credentials) List() []*berthv1.RegistryCredential {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	out := make([]*berthv1.RegistryCredential, 0, len(c.creds))
-	for _, cr := range c.creds {
+	creds := c.mirror.List()
+	out := make([]*berthv1.RegistryCredential, 0, len(creds))
+	for _, cr := range creds {
 		cp := proto.Clone(cr).(*berthv1.RegistryCredential)
 		cp.SealedSecret = nil
 		out = append(out, cp)
@@ -224,10 +116,7 @@ func (c *Credentials) List() []*berthv1.RegistryCredential {
 }
 
 func (c *Credentials) get(registry string) (*berthv1.RegistryCredential, bool) {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	cr, ok := c.creds[registry]
-	return cr, ok
+	return c.mirror.Get(registry)
 }
 
 // Lookup returns the username and the unsealed password stored for
@@ -270,7 +159,7 @@ func (c *Credentials) ImageAuth(image string) *berthv1.ImageSource {
 		return nil
 	}
 	select {
-	case <-c.synced:
+	case <-c.Synced():
 	case <-time.After(syncWait):
 		c.log.Warn("registry credentials not read yet; sending the image without them", "image", image)
 	}

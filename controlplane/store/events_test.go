@@ -23,7 +23,7 @@ func newEventStore(t *testing.T) *Store {
 		t.Fatal(err)
 	}
 	t.Cleanup(e.Close)
-	cli, err := etcd.Connect(context.Background(), e.Endpoints())
+	cli, err := etcd.Connect(context.Background(), []string{e.Endpoint()}, etcd.ClientTLS{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -103,6 +103,23 @@ const listPage = 5000
 // List reads every object under prefix at one revision, returned with it.
 func List[T Object](ctx context.Context, s *Store, prefix string, newT func() T) ([]T, int64, error) {
 	var out []T
+	rev, err := s.scan(ctx, prefix, func(key, value []byte, modRev int64) error {
+		obj := newT()
+		if err := decode(value, modRev, obj); err != nil {
+			return fmt.Errorf("%s: %w", key, err)
+		}
+		out = append(out, obj)
+		return nil
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	return out, rev, nil
+}
+
+// scan calls each with every key under prefix, in pages read at one
+// revision, which it returns.
+func (s *Store) scan(ctx context.Context, prefix string, each func(key, value []byte, modRev int64) error) (int64, error) {
 	var rev int64
 	key, end := prefix, clientv3.GetPrefixRangeEnd(prefix)
 	for {
@@ -112,20 +129,18 @@ func List[T Object](ctx context.Context, s *Store, prefix string, newT func() T)
 		}
 		resp, err := s.cli.Get(ctx, key, opts...)
 		if err != nil {
-			return nil, 0, fmt.Errorf("listing %s: %w", prefix, err)
+			return 0, fmt.Errorf("listing %s: %w", prefix, err)
 		}
 		if rev == 0 {
 			rev = resp.Header.Revision
 		}
 		for _, kv := range resp.Kvs {
-			obj := newT()
-			if err := decode(kv.Value, kv.ModRevision, obj); err != nil {
-				return nil, 0, fmt.Errorf("%s: %w", kv.Key, err)
+			if err := each(kv.Key, kv.Value, kv.ModRevision); err != nil {
+				return 0, err
 			}
-			out = append(out, obj)
 		}
 		if !resp.More || len(resp.Kvs) == 0 {
-			return out, rev, nil
+			return rev, nil
 		}
 		key = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
 	}

@@ -94,15 +94,20 @@ func startServer(ctx context.Context, cfg *Config, dir string) (*server, error) 
 		return nil, err
 	}
 	s.api = berthv1.NewClusterServiceClient(s.conn)
-	v, err := s.api.Version(ctx, &berthv1.VersionRequest{})
-	if err != nil {
+	if _, err := s.api.Version(ctx, &berthv1.VersionRequest{}); err != nil {
 		s.stop()
 		return nil, fmt.Errorf("server version: %w", err)
 	}
-	for e := range strings.SplitSeq(v.GetEtcdEndpoints(), ",") {
-		if e = strings.TrimSpace(e); e != "" {
-			s.etcdClients = append(s.etcdClients, e)
+	s.etcdClients = cfg.EtcdEndpoints
+	if len(s.etcdClients) == 0 {
+		// The embedded etcd serves only its unix socket in the data dir,
+		// which the harness, as the server's user, may open.
+		abs, err := filepath.Abs(filepath.Join(dir, "server", "etcd", "etcd.sock"))
+		if err != nil {
+			s.stop()
+			return nil, err
 		}
+		s.etcdClients = []string{"unix://" + abs}
 	}
 	return s, nil
 }

@@ -20,7 +20,7 @@ func New(t testing.TB) *store.Store {
 		t.Fatal(err)
 	}
 	t.Cleanup(e.Close)
-	cli, err := etcd.Connect(context.Background(), e.Endpoints())
+	cli, err := etcd.Connect(context.Background(), []string{e.Endpoint()}, etcd.ClientTLS{})
 	if err != nil {
 		t.Fatal(err)
 	}
