@@ -92,25 +92,38 @@ func (l *Live) NotAfter() time.Time { return l.Leaf().NotAfter }
 // ServerTLS is ServerTLS's configuration, reading the certificate and the
 // trust bundle at each handshake. nextProtos are the ALPN protocols served
 // ("h2" for gRPC). revoked, when not nil, is the deny-list: a client
-// certificate whose serial (SerialHex) it reports is refused.
+// certificate whose serial (SerialHex) it reports is refused. Callers that
+// must refuse anonymous peers set ClientAuth on the result before using
+// it.
 func (l *Live) ServerTLS(nextProtos []string, revoked func(serial string) bool) *tls.Config {
 	deny := denyRevoked(revoked)
-	return &tls.Config{
+	cfg := &tls.Config{
 		MinVersion: tls.VersionTLS13,
 		NextProtos: nextProtos,
-		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
-			st := l.st.Load()
-			return &tls.Config{
-				MinVersion:       tls.VersionTLS13,
-				NextProtos:       nextProtos,
-				Certificates:     []tls.Certificate{st.cert},
-				ClientCAs:        st.pool,
-				ClientAuth:       tls.VerifyClientCertIfGiven,
-				VerifyConnection: deny,
-			}, nil
-		},
+		ClientAuth: tls.VerifyClientCertIfGiven,
 	}
+	// Servers clone their configuration (gRPC, net/http); the clones
+	// share this function, which reads the original.
+	cfg.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) {
+		st := l.st.Load()
+		return &tls.Config{
+			MinVersion:       tls.VersionTLS13,
+			NextProtos:       nextProtos,
+			Certificates:     []tls.Certificate{st.cert},
+			ClientCAs:        st.pool,
+			ClientAuth:       cfg.ClientAuth,
+			VerifyConnection: deny,
+		}, nil
+	}
+	return cfg
 }
+
+// Certificate is the certificate in use, as a client presents it.
+func (l *Live) Certificate() *tls.Certificate { return &l.st.Load().cert }
+
+// Roots is the trust bundle in use as a pool, for callers that verify
+// peers by hand.
+func (l *Live) Roots() *x509.CertPool { return l.st.Load().pool }
 
 // denyRevoked is the VerifyConnection check of the deny-list.
 func denyRevoked(revoked func(string) bool) func(tls.ConnectionState) error {
@@ -138,8 +151,7 @@ func (l *Live) ClientTLS(serverName string) *tls.Config {
 		MinVersion: tls.VersionTLS13,
 		ServerName: serverName,
 		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
-			st := l.st.Load()
-			return &st.cert, nil
+			return l.Certificate(), nil
 		},
 		// The roots change with the trust bundle, which a tls.Config
 		// cannot follow: VerifyConnection verifies the chain instead.

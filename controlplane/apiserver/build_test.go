@@ -110,7 +110,11 @@ func newBuildCluster(t *testing.T) *buildCluster {
 		t.Fatal(err)
 	}
 	st := storetest.New(t)
-	nodes := NewNodeClients(cert, key, auth.CACertPEM())
+	creds, err := identity.NewLive(cert, key, auth.CACertPEM())
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodes := NewNodeClients(creds)
 	t.Cleanup(nodes.Close)
 	srv := New(Config{Store: st, Cache: storetest.NewCache(t, st), Nodes: nodes, Log: slog.New(slog.DiscardHandler)})
 
