@@ -94,9 +94,9 @@ type Config struct {
 
 // Agent is a running node agent.
 type Agent struct {
-	cfg      Config
-	log      *slog.Logger
-	creds    *session.Credentials
+	cfg   Config
+	log   *slog.Logger
+	creds *session.Credentials
 	// live is the node certificate and trust bundle in use: the session
 	// renews them, the listeners and clients read them.
 	live     *identity.Live
