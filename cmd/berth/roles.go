@@ -13,6 +13,7 @@ import (
 	"github.com/berthproject/berth/agent/image"
 	"github.com/berthproject/berth/cli"
 	"github.com/berthproject/berth/controlplane"
+	"github.com/berthproject/berth/controlplane/ca"
 	"github.com/berthproject/berth/controlplane/dispatcher"
 	"github.com/berthproject/berth/controlplane/nodehealth"
 	"github.com/berthproject/berth/internal/gossip"
@@ -32,7 +33,7 @@ func defaultDataDir(sub string) string {
 type serverFlags struct {
 	dataDir, listen, httpListen, advertise, etcd, containerRange, networkRange, metricsAddr string
 	kekFile, unlockKey                                                                      string
-	nodeDownGrace, heartbeat, leaderLease                                                   time.Duration
+	nodeDownGrace, heartbeat, leaderLease, certLifetime                                     time.Duration
 	profiles                                                                                bool
 	gossip                                                                                  controlplane.GossipConfig
 	log                                                                                     logFlags
@@ -58,6 +59,9 @@ func (f *serverFlags) add(cmd *cobra.Command, dataDir string) {
 	cmd.Flags().DurationVar(&f.gossip.ProbeInterval, "gossip-probe-interval", gossip.DefaultProbeInterval, "how often each gossip member probes another")
 	cmd.Flags().DurationVar(&f.gossip.ProbeTimeout, "gossip-probe-timeout", gossip.DefaultProbeTimeout, "how long a gossip probe waits for its answer before asking other members to try")
 	cmd.Flags().IntVar(&f.gossip.SuspicionMult, "gossip-suspicion-mult", gossip.DefaultSuspicionMult, "how many probe intervals a suspected member has to answer before it is declared dead")
+	// Hidden: a short lifetime lets tests watch renewals happen.
+	cmd.Flags().DurationVar(&f.certLifetime, "cert-lifetime", ca.DefaultLeafLifetime, "how long the certificates the cluster CA issues last; holders renew at two thirds")
+	_ = cmd.Flags().MarkHidden("cert-lifetime")
 }
 
 func (f *serverFlags) config(cmd *cobra.Command, log *slog.Logger) controlplane.Config {
@@ -80,6 +84,7 @@ func (f *serverFlags) config(cmd *cobra.Command, log *slog.Logger) controlplane.
 		HeartbeatPeriod: f.heartbeat,
 		Gossip:          f.gossip,
 		LeaderLease:     f.leaderLease,
+		CertLifetime:    f.certLifetime,
 		Log:             log,
 	}
 }

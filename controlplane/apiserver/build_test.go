@@ -45,6 +45,16 @@ func (m *memCA) CreateCA(_ context.Context, rec *berthv1.ClusterCA) error {
 	return nil
 }
 
+func (m *memCA) SwapCA(_ context.Context, old, next *berthv1.ClusterCA) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !proto.Equal(m.ca, old) {
+		return ca.ErrChanged
+	}
+	m.ca = next
+	return nil
+}
+
 func (m *memCA) PutToken(context.Context, *berthv1.JoinTokenRecord) error       { return nil }
 func (m *memCA) ListTokens(context.Context) ([]*berthv1.JoinTokenRecord, error) { return nil, nil }
 func (m *memCA) DeleteToken(context.Context, string) error                      { return nil }
