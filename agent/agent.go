@@ -94,9 +94,12 @@ type Config struct {
 
 // Agent is a running node agent.
 type Agent struct {
-	cfg      Config
-	log      *slog.Logger
-	creds    *session.Credentials
+	cfg   Config
+	log   *slog.Logger
+	creds *session.Credentials
+	// live is the node certificate and trust bundle in use: the session
+	// renews them, the listeners and clients read them.
+	live     *identity.Live
 	rt       runtime.Runtime
 	closeRT  func() error
 	network  *lazyNetwork
@@ -152,9 +155,13 @@ func Start(ctx context.Context, cfg Config) (_ *Agent, err error) {
 			a.Stop()
 		}
 	}()
-	a.creds, err = session.LoadOrJoin(ctx, filepath.Join(cfg.DataDir, "pki"), cfg.servers(), cfg.Token, cfg.Name)
+	pkiDir := filepath.Join(cfg.DataDir, "pki")
+	a.creds, err = session.LoadOrJoin(ctx, pkiDir, cfg.servers(), cfg.Token, cfg.Name)
 	if err != nil {
 		return nil, err
+	}
+	if a.live, err = identity.NewLive(a.creds.Cert, a.creds.Key, a.creds.CA); err != nil {
+		return nil, fmt.Errorf("the node credentials in %s: %w; remove %s to join again", pkiDir, err, pkiDir)
 	}
 	a.volumes, err = volume.New(cfg.DataDir, cfg.Log.With("component", "volumes"))
 	if err != nil {
@@ -173,14 +180,14 @@ func Start(ctx context.Context, cfg Config) (_ *Agent, err error) {
 	a.runCtx, a.cancel = runCtx, cancel
 	a.session = session.New(session.Config{
 		Servers: cfg.servers(), ServersFile: filepath.Join(cfg.DataDir, "servers"),
-		Credentials: a.creds, Handler: a, Log: cfg.Log.With("component", "session"),
+		Credentials: a.creds, Live: a.live, PKIDir: pkiDir, Handler: a, Log: cfg.Log.With("component", "session"),
 	})
 	a.worker = worker.New(a.rt, a.session.Report, cfg.Log.With("component", "worker"))
 	a.worker.SetImages(a.puller)
 	a.worker.SetFiles(a.payloads)
 	a.worker.SetNodeName(cfg.Name)
 	if cfg.Metrics != nil {
-		collectors := a.worker.Collectors()
+		collectors := append(a.worker.Collectors(), metrics.CertExpiry("node", a.creds.NodeID, a.live.NotAfter))
 		if a.network != nil {
 			collectors = append(collectors, a.network.programming)
 		}
@@ -273,10 +280,9 @@ func (a *Agent) listen() error {
 	if a.network != nil {
 		a.network.address = l.Addr().String()
 	}
-	tlsCfg, err := identity.ServerTLS(a.creds.Cert, a.creds.Key, a.creds.CA)
-	if err != nil {
-		return err
-	}
+	// The certificate in use at each handshake: a renewal needs no
+	// restart.
+	tlsCfg := a.live.ServerTLS([]string{"h2"}, nil)
 	a.grpc = grpc.NewServer(grpc.Creds(credentials.NewTLS(tlsCfg)), grpc.UnaryInterceptor(serverOnlyUnary), grpc.StreamInterceptor(serverOnlyStream))
 	berthv1.RegisterNodeServiceServer(a.grpc, &nodeService{a: a})
 	return nil

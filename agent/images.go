@@ -24,10 +24,7 @@ const contentPortFile = "content-port"
 // startImages sets up the puller and, on containerd, the content server
 // that lets peers fetch this node's images.
 func (a *Agent) startImages() error {
-	peerTLS, err := image.PeerTLS(a.creds.Cert, a.creds.Key, a.creds.CA)
-	if err != nil {
-		return err
-	}
+	peerTLS := image.PeerTLS(a.live)
 	ctd, ok := a.rt.(*containerd.Runtime)
 	if ok {
 		if err := a.listenContent(ctd); err != nil {
@@ -76,10 +73,7 @@ func (a *Agent) listenContent(ctd *containerd.Runtime) error {
 		}
 		a.contentListener = l
 	}
-	tlsCfg, err := image.ServerTLS(a.creds.Cert, a.creds.Key, a.creds.CA)
-	if err != nil {
-		return err
-	}
+	tlsCfg := image.ServerTLS(a.live)
 	a.content = &http.Server{
 		Handler: image.NewContentServer(image.ContentServerConfig{
 			Content:   ctd.Client().ContentStore(),

@@ -90,6 +90,7 @@ error (an unknown command or flag, or arguments of the wrong shape);
 		newRebalanceCommand(o),
 		newClusterCommand(o),
 		newJoinTokenCommand(o),
+		newCACommand(o),
 		newTokenCommand(o),
 		newNetworkCommand(o),
 		newVolumeCommand(o),

@@ -39,6 +39,14 @@ func (p caPersistence) CreateCA(ctx context.Context, rec *berthv1.ClusterCA) err
 	return err
 }
 
+func (p caPersistence) SwapCA(ctx context.Context, old, next *berthv1.ClusterCA) error {
+	err := p.s.SwapMessage(ctx, store.CAKey, old, next)
+	if errors.Is(err, store.ErrConflict) {
+		return fmt.Errorf("%w: run the command again", ca.ErrChanged)
+	}
+	return err
+}
+
 func (p caPersistence) PutToken(ctx context.Context, rec *berthv1.JoinTokenRecord) error {
 	var txn store.Txn
 	txn.Put(store.TokenKey(rec.Id), rec)

@@ -2,7 +2,6 @@ package controlplane
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -11,7 +10,6 @@ import (
 	"time"
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
-	"github.com/berthproject/berth/api/identity"
 	"github.com/berthproject/berth/api/version"
 	"github.com/berthproject/berth/controlplane/apiserver"
 	"github.com/berthproject/berth/controlplane/httpapi"
@@ -34,11 +32,8 @@ type httpAPI struct {
 // server's own gRPC listener over loopback with the server certificate, so
 // HTTP calls take the CLI's path (interceptors, streams) once httpapi has
 // authenticated them.
-func (s *Server) startHTTPAPI(tlsCfg *tls.Config, certPEM, keyPEM []byte, api *apiserver.Server) (*httpAPI, error) {
-	clientTLS, err := identity.ClientTLS(certPEM, keyPEM, s.authority.CACertPEM(), "")
-	if err != nil {
-		return nil, err
-	}
+func (s *Server) startHTTPAPI(api *apiserver.Server) (*httpAPI, error) {
+	clientTLS := s.certs.creds.ClientTLS("")
 	conn, err := grpc.NewClient(s.listener.Addr().String(), grpc.WithTransportCredentials(credentials.NewTLS(clientTLS)))
 	if err != nil {
 		return nil, fmt.Errorf("HTTP API: connecting its gateway to %s: %w", s.listener.Addr(), err)
@@ -63,8 +58,7 @@ func (s *Server) startHTTPAPI(tlsCfg *tls.Config, certPEM, keyPEM []byte, api *a
 	mux.Handle(web.Prefix, dashboard)
 	mux.Handle(strings.TrimSuffix(web.Prefix, "/"), dashboard)
 	mux.Handle("/", h)
-	httpTLS := tlsCfg.Clone()
-	httpTLS.NextProtos = []string{"h2", "http/1.1"}
+	httpTLS := s.certs.creds.ServerTLS([]string{"h2", "http/1.1"}, s.certs.isRevoked)
 	return &httpAPI{
 		server:   &http.Server{Handler: mux, TLSConfig: httpTLS, ReadHeaderTimeout: 10 * time.Second},
 		listener: ln,

@@ -15,10 +15,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
-	"github.com/berthproject/berth/api/identity"
 	"github.com/berthproject/berth/api/version"
 	"github.com/berthproject/berth/cli/config"
 	"github.com/berthproject/berth/controlplane/apiserver"
@@ -98,6 +98,9 @@ type Config struct {
 	// AuditRetention is how long audit records are kept; zero is
 	// audit.DefaultRetention, and less than audit.MinRetention is refused.
 	AuditRetention time.Duration
+	// CertLifetime is how long the certificates the CA issues last;
+	// default ca.DefaultLeafLifetime. Tests shorten it to see renewals.
+	CertLifetime time.Duration
 	// Metrics is where the server registers its metrics (tasks, nodes,
 	// placements, etcd transactions, gRPC calls); nil registers none. The
 	// caller serves it.
@@ -135,7 +138,8 @@ type Server struct {
 	grpc      *grpc.Server
 	listener  net.Listener
 	http      *httpAPI
-	admin     *config.Config
+	admin     atomic.Pointer[config.Config]
+	certs     *serverCerts
 	gossip    *gossip.Member
 	leader    *leaderView
 	servers   *serverRegistry
@@ -224,7 +228,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err := sealAtRest(ctx, s.store, kek, cfg.Log); err != nil {
 		return nil, err
 	}
-	s.authority, err = ca.Open(ctx, caPersistence{s.store}, kek, nil)
+	s.authority, err = ca.Open(ctx, caPersistence{s.store}, kek, nil, ca.WithLeafLifetime(cfg.CertLifetime))
 	if err != nil {
 		return nil, fmt.Errorf("cluster CA: %w", err)
 	}
@@ -237,25 +241,17 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if advertise == "" {
 		advertise = s.listener.Addr().String()
 	}
-	certPEM, keyPEM, err := s.authority.IssueServer(serverHosts(s.listener.Addr().String(), advertise))
+	s.certs, err = newServerCerts(s.store, s.authority, serverHosts(s.listener.Addr().String(), advertise), cfg.Log.With("component", "certificates"))
 	if err != nil {
 		return nil, err
 	}
-	tlsCfg, err := identity.ServerTLS(certPEM, keyPEM, s.authority.CACertPEM())
-	if err != nil {
+	// Every handshake reads the certificate in use and checks the
+	// deny-list.
+	tlsCfg := s.certs.creds.ServerTLS([]string{"h2"}, s.certs.isRevoked)
+	s.nodes = apiserver.NewNodeClients(s.certs.creds)
+	s.certs.admin = func() error { return s.writeAdminConfig(advertise) }
+	if err := s.writeAdminConfig(advertise); err != nil {
 		return nil, err
-	}
-	s.nodes = apiserver.NewNodeClients(certPEM, keyPEM, s.authority.CACertPEM())
-
-	adminCert, adminKey, err := s.authority.IssueAdmin()
-	if err != nil {
-		return nil, err
-	}
-	s.admin = &config.Config{Server: advertise, CA: string(s.authority.CACertPEM()), Certificate: string(adminCert), Key: string(adminKey)}
-	if cfg.ConfigPath != "" {
-		if err := config.Save(cfg.ConfigPath, s.admin); err != nil {
-			return nil, fmt.Errorf("writing the admin config: %w", err)
-		}
 	}
 
 	gossipCfg, err := s.startGossip(advertise)
@@ -283,6 +279,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		ImageAuth: creds.ImageAuth, Leader: s.leader.Address, Servers: s.servers.list, KEK: kek,
 	})
 	s.disp = disp
+	s.certs.trustChanged = disp.TrustChanged
 	api := apiserver.New(apiserver.Config{
 		Store: s.store, Cache: s.cache, Authority: s.authority, Nodes: s.nodes, Registries: creds, KEK: kek,
 		Log:     cfg.Log.With("component", "api"),
@@ -300,7 +297,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	grpcMetrics := metrics.NewGRPC()
 	s.placements = orchestrator.NewMetrics()
 	if cfg.Metrics != nil {
-		cs := []prometheus.Collector{s.placements, nodehealth.Collector(s.cache)}
+		cs := []prometheus.Collector{s.placements, nodehealth.Collector(s.cache), metrics.CertExpiry("server", s.id, s.certs.creds.NotAfter)}
 		cs = append(cs, s.store.Collectors()...)
 		cs = append(cs, disp.Collectors()...)
 		if err := metrics.Register(cfg.Metrics, append(cs, grpcMetrics.Collectors()...)...); err != nil {
@@ -325,7 +322,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	berthv1.RegisterClusterServiceServer(s.grpc, api)
 	berthv1.RegisterAgentServiceServer(s.grpc, disp)
 	if cfg.HTTPListen != "" {
-		if s.http, err = s.startHTTPAPI(tlsCfg, certPEM, keyPEM, api); err != nil {
+		if s.http, err = s.startHTTPAPI(api); err != nil {
 			return nil, err
 		}
 	}
@@ -333,12 +330,15 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	runCtx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	s.tasks.Go("cache", func() error { return s.cache.Run(runCtx) })
-	select {
-	case <-s.cache.Synced():
-	case err := <-s.tasks.Err():
-		return nil, err
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	s.tasks.Go("certificates", func() error { return s.certs.run(runCtx) })
+	for _, synced := range []<-chan struct{}{s.cache.Synced(), s.certs.synced()} {
+		select {
+		case <-synced:
+		case err := <-s.tasks.Err():
+			return nil, err
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
 	}
 	s.tasks.Go("registries", func() error { return creds.Run(runCtx) })
 	s.tasks.Go("servers", func() error { return s.servers.run(runCtx) })
@@ -408,7 +408,7 @@ func (s *Server) lead(ctx context.Context, address string) error {
 		ctx, cancel := context.WithCancel(ctx)
 		defer cancel()
 		sweep := &audit.Sweep{Store: s.store, Keep: s.cfg.AuditRetention, Log: s.log.With("component", "audit")}
-		parts := []func(context.Context) error{orch.Run, health.Run, s.disp.Run, sweep.Run}
+		parts := []func(context.Context) error{orch.Run, health.Run, s.disp.Run, sweep.Run, s.certs.pruneLoop(s.store)}
 		errc := make(chan error, len(parts))
 		for _, run := range parts {
 			go func() { errc <- run(ctx) }()
@@ -435,8 +435,25 @@ func (s *Server) HTTPAddr() string {
 	return s.http.listener.Addr().String()
 }
 
-// AdminConfig is a client config with admin credentials for this server.
-func (s *Server) AdminConfig() *config.Config { return s.admin }
+// AdminConfig is a client config with admin credentials for this server,
+// of the CA in use: a CA rotation replaces it.
+func (s *Server) AdminConfig() *config.Config { return s.admin.Load() }
+
+// writeAdminConfig makes the admin config for the CA in use, and writes
+// it to ConfigPath when one is set.
+func (s *Server) writeAdminConfig(advertise string) error {
+	cfg, err := adminConfig(s.authority, advertise)
+	if err != nil {
+		return err
+	}
+	s.admin.Store(cfg)
+	if s.cfg.ConfigPath != "" {
+		if err := config.Save(s.cfg.ConfigPath, cfg); err != nil {
+			return fmt.Errorf("writing the admin config: %w", err)
+		}
+	}
+	return nil
+}
 
 // JoinToken returns a valid join token.
 func (s *Server) JoinToken(ctx context.Context) (string, error) {

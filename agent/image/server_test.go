@@ -142,10 +142,11 @@ func importBusybox(t *testing.T, rt runtime.Runtime, extra ...testimage.File) ru
 func contentServer(t *testing.T, ca *testCA, rt *ctdruntime.Runtime) *httptest.Server {
 	t.Helper()
 	cert, key := ca.issue(t, identity.RoleNode, "node-alpha")
-	tlsCfg, err := ServerTLS(cert, key, ca.pem)
+	creds, err := identity.NewLive(cert, key, ca.pem)
 	if err != nil {
 		t.Fatal(err)
 	}
+	tlsCfg := ServerTLS(creds)
 	srv := httptest.NewUnstartedServer(NewContentServer(ContentServerConfig{
 		Content: rt.Client().ContentStore(), Images: rt.Client().ImageService(), Namespace: rt.Namespace(), NodeName: "alpha",
 	}))
@@ -158,10 +159,11 @@ func contentServer(t *testing.T, ca *testCA, rt *ctdruntime.Runtime) *httptest.S
 func peerClient(t *testing.T, ca *testCA) *http.Client {
 	t.Helper()
 	cert, key := ca.issue(t, identity.RoleNode, "node-beta")
-	tlsCfg, err := PeerTLS(cert, key, ca.pem)
+	creds, err := identity.NewLive(cert, key, ca.pem)
 	if err != nil {
 		t.Fatal(err)
 	}
+	tlsCfg := PeerTLS(creds)
 	tr := &http.Transport{TLSClientConfig: tlsCfg}
 	t.Cleanup(tr.CloseIdleConnections)
 	return &http.Client{Transport: tr}
@@ -298,10 +300,11 @@ func TestPullFromPeer(t *testing.T) {
 	img := importBusybox(t, alpha)
 	srv := contentServer(t, ca, alpha)
 	cert, key := ca.issue(t, identity.RoleNode, "node-beta")
-	peerTLS, err := PeerTLS(cert, key, ca.pem)
+	creds, err := identity.NewLive(cert, key, ca.pem)
 	if err != nil {
 		t.Fatal(err)
 	}
+	peerTLS := PeerTLS(creds)
 	var progress []Progress
 	p := NewPuller(PullerConfig{Runtime: beta, PeerTLS: peerTLS})
 	src := strings.TrimPrefix(srv.URL, "https://")

@@ -11,40 +11,32 @@ import (
 
 // ServerTLS is the TLS configuration of a node's content server: the node
 // certificate, and a client certificate signed by the cluster CA required
-// of every caller.
-func ServerTLS(certPEM, keyPEM, caPEM []byte) (*tls.Config, error) {
-	cfg, err := identity.ServerTLS(certPEM, keyPEM, caPEM)
-	if err != nil {
-		return nil, fmt.Errorf("content server: %w", err)
-	}
+// of every caller. It follows creds through renewals and CA rotations.
+func ServerTLS(creds *identity.Live) *tls.Config {
+	cfg := creds.ServerTLS(nil, nil)
 	cfg.ClientAuth = tls.RequireAndVerifyClientCert
-	return cfg, nil
+	return cfg
 }
 
 // PeerTLS is the TLS configuration for fetching from other nodes' content
 // servers with this node's certificate. A puller knows a peer by its
 // content address only, not its node id (the name its certificate
 // carries), so the chain is checked against the cluster CA and the
-// certificate must be a node's, whatever its name.
-func PeerTLS(certPEM, keyPEM, caPEM []byte) (*tls.Config, error) {
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(caPEM) {
-		return nil, errors.New("peer TLS: the cluster CA certificate is not valid PEM")
-	}
-	cert, err := tls.X509KeyPair(certPEM, keyPEM)
-	if err != nil {
-		return nil, fmt.Errorf("peer TLS: node certificate: %w", err)
-	}
+// certificate must be a node's, whatever its name. It follows creds
+// through renewals and CA rotations.
+func PeerTLS(creds *identity.Live) *tls.Config {
 	return &tls.Config{
-		MinVersion:   tls.VersionTLS13,
-		Certificates: []tls.Certificate{cert},
+		MinVersion: tls.VersionTLS13,
+		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			return creds.Certificate(), nil
+		},
 		// Verification is done by VerifyConnection below, which checks
 		// the chain but not the host name.
 		InsecureSkipVerify: true,
 		VerifyConnection: func(cs tls.ConnectionState) error {
-			return verifyPeer(cs, pool)
+			return verifyPeer(cs, creds.Roots())
 		},
-	}, nil
+	}
 }
 
 func verifyPeer(cs tls.ConnectionState, roots *x509.CertPool) error {

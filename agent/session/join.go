@@ -116,6 +116,9 @@ func load(dir string) (*Credentials, error) {
 		}
 		*dst = b
 	}
+	if err := finishRenewal(dir, &c); err != nil {
+		return nil, fmt.Errorf("finishing a certificate renewal cut short in %s: %w", dir, err)
+	}
 	block, _ := pem.Decode(c.Cert)
 	if block == nil {
 		return nil, fmt.Errorf("%s holds no certificate; remove %s to join again", filepath.Join(dir, certFile), dir)

@@ -36,14 +36,21 @@ type Config struct {
 	// none.
 	ServersFile string
 	Credentials *Credentials
-	Handler     Handler
-	Log         *slog.Logger
+	// Live holds the certificate and trust bundle in use (made from
+	// Credentials); the session renews them and the agent's listeners
+	// read them.
+	Live *identity.Live
+	// PKIDir is where Credentials are kept; renewals replace them there.
+	PKIDir  string
+	Handler Handler
+	Log     *slog.Logger
 }
 
 // Session keeps the agent's stream to the control plane.
 type Session struct {
 	cfg     Config
 	servers *servers
+	certs   *certs
 
 	mu        sync.Mutex
 	reports   []*berthv1.TaskStatusReport
@@ -56,7 +63,11 @@ type Session struct {
 
 // New returns a session; Run connects it.
 func New(cfg Config) *Session {
-	return &Session{cfg: cfg, servers: newServers(cfg.Servers, cfg.ServersFile), ready: make(chan struct{}, 1), connected: make(chan struct{})}
+	return &Session{
+		cfg: cfg, servers: newServers(cfg.Servers, cfg.ServersFile),
+		certs: &certs{live: cfg.Live, dir: cfg.PKIDir, nodeID: cfg.Credentials.NodeID, log: cfg.Log},
+		ready: make(chan struct{}, 1), connected: make(chan struct{}),
+	}
 }
 
 // Connected is closed once the first session is established.
@@ -97,11 +108,9 @@ func (s *Session) Run(ctx context.Context) error {
 	if len(s.servers.addrs) == 0 {
 		return fmt.Errorf("no control plane server to connect to: pass --join")
 	}
-	c := s.cfg.Credentials
-	tlsCfg, err := identity.ClientTLS(c.Cert, c.Key, c.CA, "")
-	if err != nil {
-		return err
-	}
+	// The configuration reads the certificate and trust bundle in use at
+	// each handshake: renewals reach new connections.
+	tlsCfg := s.cfg.Live.ClientTLS("")
 	conns := map[string]*grpc.ClientConn{}
 	defer func() {
 		for _, conn := range conns {
@@ -210,6 +219,11 @@ func (s *Session) run(ctx context.Context, server string, client berthv1.AgentSe
 	if err := s.servers.learn(welcome.GetServers()); err != nil {
 		s.cfg.Log.Warn("keeping the control plane's server list", "err", err)
 	}
+	defer s.certs.lost()
+	renewNow, err := s.certs.trust(welcome.GetTrust())
+	if err != nil {
+		s.cfg.Log.Warn("keeping the CA trust bundle", "err", err)
+	}
 	s.cfg.Handler.Welcome(welcome)
 	onConnect()
 	s.cfg.Log.Info("connected to the control plane", "server", server, "node", welcome.NodeId)
@@ -218,6 +232,8 @@ func (s *Session) run(ctx context.Context, server string, client berthv1.AgentSe
 		period = 2 * time.Second
 	}
 	errc := make(chan error, 1)
+	// Certificate messages go to this loop, which owns the renewal.
+	certMsgs := make(chan *berthv1.ServerMessage, 1)
 	go func() {
 		for {
 			msg, err := stream.Recv()
@@ -231,16 +247,51 @@ func (s *Session) run(ctx context.Context, server string, client berthv1.AgentSe
 			if m := msg.GetNetworkMap(); m != nil {
 				s.cfg.Handler.NetworkMap(m)
 			}
+			if msg.GetCertificate() != nil || msg.GetTrust() != nil {
+				select {
+				case certMsgs <- msg:
+				case <-sctx.Done():
+					return
+				}
+			}
 		}
 	}()
 	tick := time.NewTicker(period)
 	defer tick.Stop()
+	renewal := time.NewTimer(s.certs.due(time.Now()))
+	defer renewal.Stop()
+	if renewNow {
+		renewal.Reset(0)
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case err := <-errc:
 			return err
+		case <-renewal.C:
+			if err := s.requestRenewal(stream); err != nil {
+				return err
+			}
+		case msg := <-certMsgs:
+			renewNow := false
+			if c := msg.GetCertificate(); c != nil {
+				if err := s.certs.renewed(c, time.Now()); err != nil {
+					s.cfg.Log.Warn("renewing the node certificate", "err", err, "retry in", s.certs.due(time.Now()))
+				}
+			}
+			if t := msg.GetTrust(); t != nil {
+				var err error
+				if renewNow, err = s.certs.trust(t); err != nil {
+					s.cfg.Log.Warn("keeping the CA trust bundle", "err", err)
+				}
+			}
+			renewal.Stop()
+			if renewNow {
+				renewal.Reset(0)
+			} else {
+				renewal.Reset(max(0, s.certs.due(time.Now())))
+			}
 		case <-tick.C:
 			if err := stream.Send(s.heartbeat()); err != nil {
 				return err
@@ -258,6 +309,20 @@ func (s *Session) run(ctx context.Context, server string, client berthv1.AgentSe
 			}
 		}
 	}
+}
+
+// requestRenewal sends a certificate renewal request, unless one is in
+// flight; its answer resets the timer.
+func (s *Session) requestRenewal(stream berthv1.AgentService_SessionClient) error {
+	msg, err := s.certs.request()
+	if err != nil {
+		s.cfg.Log.Warn("making a key to renew the node certificate", "err", err)
+		return nil
+	}
+	if msg == nil {
+		return nil
+	}
+	return stream.Send(msg)
 }
 
 func (s *Session) imagesPending() bool {

@@ -7,6 +7,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // ServerName is a DNS name that every server certificate carries besides the
@@ -103,18 +104,31 @@ func BootstrapTLS(t Token) *tls.Config {
 	}
 }
 
-// VerifyCA checks that caPEM, the CA certificate a server returned from
-// Join, is the one the token names, before the agent stores it as the only
-// CA it trusts.
+// VerifyCA checks that caPEM, the CA trust bundle a server returned from
+// Join, holds the CA the token names, before the agent stores it as what
+// it trusts. During a CA rollover the bundle holds the new CA and the
+// previous one; a token made before the rotation names the previous one.
 func (t Token) VerifyCA(caPEM []byte) error {
-	block, _ := pem.Decode(caPEM)
-	if block == nil || block.Type != "CERTIFICATE" {
+	var got []string
+	for rest := caPEM; ; {
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			break
+		}
+		if block.Type != "CERTIFICATE" {
+			continue
+		}
+		d := CADigest(block.Bytes)
+		if d == t.CADigest {
+			return nil
+		}
+		got = append(got, d)
+	}
+	if len(got) == 0 {
 		return fmt.Errorf("%w: the server returned no PEM CA certificate", ErrCAMismatch)
 	}
-	if got := CADigest(block.Bytes); got != t.CADigest {
-		return fmt.Errorf("%w: the token expects CA digest %s, the server returned %s", ErrCAMismatch, t.CADigest, got)
-	}
-	return nil
+	return fmt.Errorf("%w: the token expects CA digest %s, the server returned %s", ErrCAMismatch, t.CADigest, strings.Join(got, ", "))
 }
 
 func verifyPinnedChain(chain []*x509.Certificate, caDigest string) error {

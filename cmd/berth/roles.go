@@ -14,6 +14,7 @@ import (
 	"github.com/berthproject/berth/cli"
 	"github.com/berthproject/berth/controlplane"
 	"github.com/berthproject/berth/controlplane/audit"
+	"github.com/berthproject/berth/controlplane/ca"
 	"github.com/berthproject/berth/controlplane/dispatcher"
 	"github.com/berthproject/berth/controlplane/etcd"
 	"github.com/berthproject/berth/controlplane/nodehealth"
@@ -36,7 +37,7 @@ type serverFlags struct {
 	kekFile, unlockKey, auditLog                                                            string
 	auditRetention                                                                          time.Duration
 	etcdTLS                                                                                 etcd.ClientTLS
-	nodeDownGrace, heartbeat, leaderLease                                                   time.Duration
+	nodeDownGrace, heartbeat, leaderLease, certLifetime                                     time.Duration
 	profiles                                                                                bool
 	gossip                                                                                  controlplane.GossipConfig
 	log                                                                                     logFlags
@@ -67,6 +68,9 @@ func (f *serverFlags) add(cmd *cobra.Command, dataDir string) {
 	cmd.Flags().DurationVar(&f.gossip.ProbeInterval, "gossip-probe-interval", gossip.DefaultProbeInterval, "how often each gossip member probes another")
 	cmd.Flags().DurationVar(&f.gossip.ProbeTimeout, "gossip-probe-timeout", gossip.DefaultProbeTimeout, "how long a gossip probe waits for its answer before asking other members to try")
 	cmd.Flags().IntVar(&f.gossip.SuspicionMult, "gossip-suspicion-mult", gossip.DefaultSuspicionMult, "how many probe intervals a suspected member has to answer before it is declared dead")
+	// Hidden: a short lifetime lets tests watch renewals happen.
+	cmd.Flags().DurationVar(&f.certLifetime, "cert-lifetime", ca.DefaultLeafLifetime, "how long the certificates the cluster CA issues last; holders renew at two thirds")
+	_ = cmd.Flags().MarkHidden("cert-lifetime")
 }
 
 func (f *serverFlags) config(cmd *cobra.Command, log *slog.Logger) controlplane.Config {
@@ -92,6 +96,7 @@ func (f *serverFlags) config(cmd *cobra.Command, log *slog.Logger) controlplane.
 		LeaderLease:     f.leaderLease,
 		AuditLog:        f.auditLog,
 		AuditRetention:  f.auditRetention,
+		CertLifetime:    f.certLifetime,
 		Log:             log,
 	}
 }

@@ -45,6 +45,16 @@ func (m *memCA) CreateCA(_ context.Context, rec *berthv1.ClusterCA) error {
 	return nil
 }
 
+func (m *memCA) SwapCA(_ context.Context, old, next *berthv1.ClusterCA) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !proto.Equal(m.ca, old) {
+		return ca.ErrChanged
+	}
+	m.ca = next
+	return nil
+}
+
 func (m *memCA) PutToken(context.Context, *berthv1.JoinTokenRecord) error       { return nil }
 func (m *memCA) ListTokens(context.Context) ([]*berthv1.JoinTokenRecord, error) { return nil, nil }
 func (m *memCA) DeleteToken(context.Context, string) error                      { return nil }
@@ -110,7 +120,11 @@ func newBuildCluster(t *testing.T) *buildCluster {
 		t.Fatal(err)
 	}
 	st := storetest.New(t)
-	nodes := NewNodeClients(cert, key, auth.CACertPEM())
+	creds, err := identity.NewLive(cert, key, auth.CACertPEM())
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodes := NewNodeClients(creds)
 	t.Cleanup(nodes.Close)
 	srv := New(Config{Store: st, Cache: storetest.NewCache(t, st), Nodes: nodes, Log: slog.New(slog.DiscardHandler)})
 

@@ -20,7 +20,7 @@ import (
 // NodeClients dials agents' NodeService with the server's certificate,
 // keeping one connection per node.
 type NodeClients struct {
-	cert, key, ca []byte
+	creds *identity.Live
 
 	mu    sync.Mutex
 	conns map[string]*nodeConn
@@ -38,10 +38,11 @@ type nodeConn struct {
 // address stays open for the calls still using it.
 const replacedConnGrace = time.Minute
 
-// NewNodeClients returns a dialer using the server's certificate and key
-// and the cluster CA (PEM).
-func NewNodeClients(cert, key, ca []byte) *NodeClients {
-	return &NodeClients{cert: cert, key: key, ca: ca, conns: map[string]*nodeConn{}}
+// NewNodeClients returns a dialer using the server's credentials: the
+// certificate and trust bundle they hold at each handshake, so renewals
+// and CA rotations reach new connections.
+func NewNodeClients(creds *identity.Live) *NodeClients {
+	return &NodeClients{creds: creds, conns: map[string]*nodeConn{}}
 }
 
 // Client returns a NodeService client for n.
@@ -68,10 +69,7 @@ func (c *NodeClients) Client(n *berthv1.Node) (berthv1.NodeServiceClient, error)
 	if n.Address == "" {
 		return nil, fmt.Errorf("node %s has no address", n.Name)
 	}
-	tlsCfg, err := identity.ClientTLS(c.cert, c.key, c.ca, id)
-	if err != nil {
-		return nil, err
-	}
+	tlsCfg := c.creds.ClientTLS(id)
 	conn, err := grpc.NewClient(n.Address, grpc.WithTransportCredentials(credentials.NewTLS(tlsCfg)),
 		// Connections to many nodes, mostly idle, share write buffers
 		// and read straight from TLS (see the server's options).

@@ -199,7 +199,7 @@ func TestOpenLegacyRecord(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Equal(a.GossipKey(), b.GossipKey()) || !bytes.Equal(a.tokenKey, b.tokenKey) {
+	if !bytes.Equal(a.GossipKey(), b.GossipKey()) || !bytes.Equal(a.state().tokenKey, b.state().tokenKey) {
 		t.Error("the keys derived from the CA key changed when it was sealed")
 	}
 	if _, err := LegacyCredentialKey(sealedRec); err == nil {

@@ -58,6 +58,16 @@ func (m *memStore) CreateCA(_ context.Context, ca *berthv1.ClusterCA) error {
 	return nil
 }
 
+func (m *memStore) SwapCA(_ context.Context, old, next *berthv1.ClusterCA) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !proto.Equal(m.ca, old) {
+		return fmt.Errorf("swap /berth/pki/ca: %w", ErrChanged)
+	}
+	m.ca = proto.Clone(next).(*berthv1.ClusterCA)
+	return nil
+}
+
 func (m *memStore) PutToken(_ context.Context, rec *berthv1.JoinTokenRecord) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()

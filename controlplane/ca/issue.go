@@ -27,7 +27,7 @@ type leaf struct {
 }
 
 // IssueServer makes a key and a certificate for a control plane server,
-// valid for one year. The certificate names identity.ServerName and every
+// valid for the authority's leaf lifetime (a year by default). The certificate names identity.ServerName and every
 // host given (IP addresses and DNS names), so clients can verify it under
 // the fixed name or the address they dial; its common name is the first
 // host, or identity.ServerName when none is given. It serves the API and
@@ -58,7 +58,7 @@ func (a *Authority) IssueServer(hosts []string) (certPEM, keyPEM []byte, err err
 }
 
 // IssueAdmin makes a key and a client certificate for an operator (the
-// CLI), valid for one year.
+// CLI), valid for the authority's leaf lifetime (a year by default).
 func (a *Authority) IssueAdmin() (certPEM, keyPEM []byte, err error) {
 	return a.issueWithKey(leaf{
 		role:   identity.RoleAdmin,
@@ -67,7 +67,7 @@ func (a *Authority) IssueAdmin() (certPEM, keyPEM []byte, err error) {
 	})
 }
 
-// SignNode signs an agent's certificate request, valid for one year. The
+// SignNode signs an agent's certificate request, valid for the authority's leaf lifetime (a year by default). The
 // CA decides the subject: the common name and the only DNS name are nodeID,
 // whatever the request asked for, and the role is node. The certificate
 // authenticates the agent to servers and serves the agent's own endpoint
@@ -90,16 +90,12 @@ func (a *Authority) SignNode(csrPEM []byte, nodeID string) (certPEM []byte, err 
 	if err := checkPublicKey(csr.PublicKey); err != nil {
 		return nil, err
 	}
-	der, err := a.sign(leaf{
+	return a.sign(leaf{
 		role:     identity.RoleNode,
 		id:       nodeID,
 		dnsNames: []string{nodeID},
 		usages:   []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 	}, csr.PublicKey)
-	if err != nil {
-		return nil, err
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), nil
 }
 
 func (a *Authority) issueWithKey(l leaf) (certPEM, keyPEM []byte, err error) {
@@ -107,7 +103,7 @@ func (a *Authority) issueWithKey(l leaf) (certPEM, keyPEM []byte, err error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("generate %s key: %w", l.role, err)
 	}
-	der, err := a.sign(l, &key.PublicKey)
+	certPEM, err = a.sign(l, &key.PublicKey)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -115,40 +111,46 @@ func (a *Authority) issueWithKey(l leaf) (certPEM, keyPEM []byte, err error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("encode %s key: %w", l.role, err)
 	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), nil
+	return certPEM, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), nil
 }
 
+// sign issues l for pub. The PEM holds the certificate and, during a
+// rollover, the cross-signed CA certificate after it, so that peers that
+// trust only the previous CA verify it.
 func (a *Authority) sign(l leaf, pub crypto.PublicKey) ([]byte, error) {
 	serial, err := newSerial()
 	if err != nil {
 		return nil, err
 	}
+	st := a.state()
 	now := a.clock()
-	notAfter := now.Add(leafLifetime)
+	notAfter := now.Add(a.lifetime)
 	// A leaf never outlives its CA: verifiers would reject the tail anyway.
-	if notAfter.After(a.cert.NotAfter) {
-		notAfter = a.cert.NotAfter
+	if notAfter.After(st.cert.NotAfter) {
+		notAfter = st.cert.NotAfter
 	}
+	// Short lifetimes (tests) get a backdate in proportion, or the
+	// holder would find two thirds of it gone at once.
+	back := min(backdate, a.lifetime/10)
 	tmpl := &x509.Certificate{
 		SerialNumber: serial,
 		Subject: pkix.Name{
 			Organization:       []string{l.role.Organization()},
-			OrganizationalUnit: []string{a.clusterID},
+			OrganizationalUnit: []string{st.clusterID},
 			CommonName:         l.id,
 		},
-		NotBefore:   now.Add(-backdate),
+		NotBefore:   now.Add(-back),
 		NotAfter:    notAfter,
 		KeyUsage:    x509.KeyUsageDigitalSignature,
 		ExtKeyUsage: l.usages,
 		DNSNames:    l.dnsNames,
 		IPAddresses: l.ips,
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, a.cert, pub, a.key)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, st.cert, pub, st.key)
 	if err != nil {
 		return nil, fmt.Errorf("sign %s certificate for %q: %w", l.role, l.id, err)
 	}
-	return der, nil
+	return append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), st.crossPEM...), nil
 }
 
 // checkNodeID accepts ids that are valid DNS labels, since the id is the

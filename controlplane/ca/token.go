@@ -94,7 +94,7 @@ func (a *Authority) ValidateToken(ctx context.Context, token string) error {
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrTokenInvalid, err)
 	}
-	if t.CADigest != a.digest {
+	if st := a.state(); t.CADigest != st.digest && !slices.Contains(st.previousDigests, t.CADigest) {
 		return fmt.Errorf("%w: it was made by another cluster's CA; run `berth join-token` on a server of this cluster", ErrTokenInvalid)
 	}
 	recs, err := a.p.ListTokens(ctx)
@@ -123,7 +123,7 @@ func (a *Authority) ValidateToken(ctx context.Context, token string) error {
 func (a *Authority) newTokenRecord(now time.Time, ttl time.Duration) (*berthv1.JoinTokenRecord, error) {
 	// GenerateToken draws the random id; the secret is then replaced by the
 	// derived one so that it can be printed again.
-	t, err := identity.GenerateToken(a.digest)
+	t, err := identity.GenerateToken(a.state().digest)
 	if err != nil {
 		return nil, err
 	}
@@ -142,10 +142,11 @@ func (a *Authority) newTokenRecord(now time.Time, ttl time.Duration) (*berthv1.J
 
 // tokenFor derives the full token whose id is id.
 func (a *Authority) tokenFor(id string) identity.Token {
-	mac := hmac.New(sha256.New, a.tokenKey)
+	st := a.state()
+	mac := hmac.New(sha256.New, st.tokenKey)
 	mac.Write([]byte(id))
 	secret := mac.Sum(nil)[:identity.TokenSecretBytes]
-	return identity.Token{CADigest: a.digest, ID: id, Secret: identity.TokenSecret(secret)}
+	return identity.Token{CADigest: st.digest, ID: id, Secret: identity.TokenSecret(secret)}
 }
 
 func expired(r *berthv1.JoinTokenRecord, now time.Time) bool {

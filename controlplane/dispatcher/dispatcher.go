@@ -307,10 +307,13 @@ func (d *Dispatcher) Session(stream berthv1.AgentService_SessionServer) error {
 		return status.Errorf(codes.Internal, "registering node: %v", err)
 	}
 	d.reports.add(who.ID, hello.GetTasks())
+	leaf := peerLeaf(ctx)
+	d.noteSessionCertificate(fenced(ctx, term), who.ID, leaf)
 
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	s := newSession(who.ID, term, cancel)
+	s.setCertificate(leaf)
 	s.overlay = hello.GetDescription().GetOverlay()
 	s.heard()
 	d.mu.Lock()
@@ -338,6 +341,7 @@ func (d *Dispatcher) Session(stream berthv1.AgentService_SessionServer) error {
 		NodeId:          who.ID,
 		Subnet:          node.Subnet,
 		HeartbeatPeriod: durationpb.New(d.cfg.HeartbeatPeriod),
+		Trust:           d.trustFor(leaf),
 	}
 	if d.cfg.Subnets != nil {
 		welcome.ContainerRange = d.cfg.Subnets.Range().String()
@@ -397,6 +401,8 @@ func (d *Dispatcher) receive(ctx context.Context, s *session, stream berthv1.Age
 				images = &nodeImages{names: append([]string{}, hb.GetImages()...), digests: hb.GetImageDigests()}
 			}
 			d.beats.seen(nodeID, images)
+		case *berthv1.AgentMessage_RenewCertificate:
+			d.renew(ctx, s, m.RenewCertificate)
 		}
 	}
 }

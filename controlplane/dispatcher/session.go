@@ -2,6 +2,7 @@ package dispatcher
 
 import (
 	"context"
+	"crypto/x509"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -34,6 +35,38 @@ type session struct {
 	silent atomic.Bool
 	// lastHeard is when the agent last sent anything (unix nanoseconds).
 	lastHeard atomic.Int64
+
+	// control are messages about the node's certificate and trust, sent
+	// before anything else; under mu.
+	control []*berthv1.ServerMessage
+	// cert is the node's certificate: the one it connected with, or the
+	// one it last renewed to.
+	cert atomic.Pointer[x509.Certificate]
+}
+
+// certificate is the node's certificate now.
+func (s *session) certificate() *x509.Certificate { return s.cert.Load() }
+
+func (s *session) setCertificate(c *x509.Certificate) {
+	if c != nil {
+		s.cert.Store(c)
+	}
+}
+
+// queueControl queues a certificate or trust message.
+func (s *session) queueControl(m *berthv1.ServerMessage) {
+	s.mu.Lock()
+	s.control = append(s.control, m)
+	s.mu.Unlock()
+	s.signal()
+}
+
+func (s *session) takeControl() []*berthv1.ServerMessage {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.control
+	s.control = nil
+	return c
 }
 
 func newSession(nodeID string, term context.Context, cancel context.CancelFunc) *session {
@@ -146,6 +179,11 @@ func (s *session) sendLoop(ctx context.Context, stream berthv1.AgentService_Sess
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-s.ready:
+		}
+		for _, m := range s.takeControl() {
+			if err := stream.Send(m); err != nil {
+				return err
+			}
 		}
 		// The network map first: a task leaves the other nodes' view
 		// before its own node is told to stop it.

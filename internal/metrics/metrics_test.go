@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/berthproject/berth/internal/metrics/metricstest"
 	"github.com/prometheus/client_golang/prometheus"
@@ -133,5 +134,26 @@ func TestListenOnATakenAddressSaysHowToFix(t *testing.T) {
 	_, err = Listen(e.Addr(), prometheus.NewRegistry(), nil)
 	if err == nil || !strings.Contains(err.Error(), "--metrics-addr") {
 		t.Fatalf("err = %v, want one naming --metrics-addr", err)
+	}
+}
+
+func TestCertExpiry(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	end := time.Now().Add(time.Hour)
+	if err := Register(reg, CertExpiry("server", "s1", func() time.Time { return end }), CertExpiry("node", "n1", func() time.Time { return end.Add(time.Hour) })); err != nil {
+		t.Fatalf("Register: %v", err)
+	}
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatalf("Gather: %v", err)
+	}
+	if len(families) != 1 || families[0].GetName() != "berth_cert_expiry_seconds" || len(families[0].GetMetric()) != 2 {
+		t.Fatalf("gathered %v, want berth_cert_expiry_seconds for two holders", families)
+	}
+	for _, m := range families[0].GetMetric() {
+		v := m.GetGauge().GetValue()
+		if v <= 0 || v > 2*3600 {
+			t.Errorf("expiry %v s, want within two hours", v)
+		}
 	}
 }

@@ -486,6 +486,53 @@ func (x *AgentHeartbeat) GetImageDigests() map[string]string {
 	return nil
 }
 
+// CertificateRenewalRequest asks for a new node certificate for a new
+// key; the node keeps its id.
+type CertificateRenewalRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// csr is a PEM certificate signing request for the node's new key.
+	Csr           []byte `protobuf:"bytes,1,opt,name=csr,proto3" json:"csr,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CertificateRenewalRequest) Reset() {
+	*x = CertificateRenewalRequest{}
+	mi := &file_berth_v1_agent_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CertificateRenewalRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CertificateRenewalRequest) ProtoMessage() {}
+
+func (x *CertificateRenewalRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_agent_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CertificateRenewalRequest.ProtoReflect.Descriptor instead.
+func (*CertificateRenewalRequest) Descriptor() ([]byte, []int) {
+	return file_berth_v1_agent_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *CertificateRenewalRequest) GetCsr() []byte {
+	if x != nil {
+		return x.Csr
+	}
+	return nil
+}
+
 type AgentMessage struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Message:
@@ -493,6 +540,7 @@ type AgentMessage struct {
 	//	*AgentMessage_Hello
 	//	*AgentMessage_Status
 	//	*AgentMessage_Heartbeat
+	//	*AgentMessage_RenewCertificate
 	Message       isAgentMessage_Message `protobuf_oneof:"message"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -500,7 +548,7 @@ type AgentMessage struct {
 
 func (x *AgentMessage) Reset() {
 	*x = AgentMessage{}
-	mi := &file_berth_v1_agent_proto_msgTypes[7]
+	mi := &file_berth_v1_agent_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -512,7 +560,7 @@ func (x *AgentMessage) String() string {
 func (*AgentMessage) ProtoMessage() {}
 
 func (x *AgentMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_agent_proto_msgTypes[7]
+	mi := &file_berth_v1_agent_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -525,7 +573,7 @@ func (x *AgentMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentMessage.ProtoReflect.Descriptor instead.
 func (*AgentMessage) Descriptor() ([]byte, []int) {
-	return file_berth_v1_agent_proto_rawDescGZIP(), []int{7}
+	return file_berth_v1_agent_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *AgentMessage) GetMessage() isAgentMessage_Message {
@@ -562,6 +610,15 @@ func (x *AgentMessage) GetHeartbeat() *AgentHeartbeat {
 	return nil
 }
 
+func (x *AgentMessage) GetRenewCertificate() *CertificateRenewalRequest {
+	if x != nil {
+		if x, ok := x.Message.(*AgentMessage_RenewCertificate); ok {
+			return x.RenewCertificate
+		}
+	}
+	return nil
+}
+
 type isAgentMessage_Message interface {
 	isAgentMessage_Message()
 }
@@ -578,11 +635,17 @@ type AgentMessage_Heartbeat struct {
 	Heartbeat *AgentHeartbeat `protobuf:"bytes,3,opt,name=heartbeat,proto3,oneof"`
 }
 
+type AgentMessage_RenewCertificate struct {
+	RenewCertificate *CertificateRenewalRequest `protobuf:"bytes,4,opt,name=renew_certificate,json=renewCertificate,proto3,oneof"`
+}
+
 func (*AgentMessage_Hello) isAgentMessage_Message() {}
 
 func (*AgentMessage_Status) isAgentMessage_Message() {}
 
 func (*AgentMessage_Heartbeat) isAgentMessage_Message() {}
+
+func (*AgentMessage_RenewCertificate) isAgentMessage_Message() {}
 
 type SessionWelcome struct {
 	state           protoimpl.MessageState `protogen:"open.v1"`
@@ -597,13 +660,16 @@ type SessionWelcome struct {
 	// container_range is the range every node's subnet comes from: traffic
 	// between it and the networks stays inside the cluster.
 	ContainerRange string `protobuf:"bytes,6,opt,name=container_range,json=containerRange,proto3" json:"container_range,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// trust is the cluster's CA trust bundle now, and whether the node
+	// should renew its certificate at once.
+	Trust         *TrustUpdate `protobuf:"bytes,7,opt,name=trust,proto3" json:"trust,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SessionWelcome) Reset() {
 	*x = SessionWelcome{}
-	mi := &file_berth_v1_agent_proto_msgTypes[8]
+	mi := &file_berth_v1_agent_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -615,7 +681,7 @@ func (x *SessionWelcome) String() string {
 func (*SessionWelcome) ProtoMessage() {}
 
 func (x *SessionWelcome) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_agent_proto_msgTypes[8]
+	mi := &file_berth_v1_agent_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -628,7 +694,7 @@ func (x *SessionWelcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionWelcome.ProtoReflect.Descriptor instead.
 func (*SessionWelcome) Descriptor() ([]byte, []int) {
-	return file_berth_v1_agent_proto_rawDescGZIP(), []int{8}
+	return file_berth_v1_agent_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *SessionWelcome) GetNodeId() string {
@@ -673,6 +739,133 @@ func (x *SessionWelcome) GetContainerRange() string {
 	return ""
 }
 
+func (x *SessionWelcome) GetTrust() *TrustUpdate {
+	if x != nil {
+		return x.Trust
+	}
+	return nil
+}
+
+// TrustUpdate carries the CA certificates (PEM) the node must trust: the
+// current CA first, then, during a rollover, the previous one. renew asks
+// the node to renew its certificate now, because the CA that signed it is
+// being retired.
+type TrustUpdate struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TrustBundle   []byte                 `protobuf:"bytes,1,opt,name=trust_bundle,json=trustBundle,proto3" json:"trust_bundle,omitempty"`
+	Renew         bool                   `protobuf:"varint,2,opt,name=renew,proto3" json:"renew,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TrustUpdate) Reset() {
+	*x = TrustUpdate{}
+	mi := &file_berth_v1_agent_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TrustUpdate) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TrustUpdate) ProtoMessage() {}
+
+func (x *TrustUpdate) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_agent_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TrustUpdate.ProtoReflect.Descriptor instead.
+func (*TrustUpdate) Descriptor() ([]byte, []int) {
+	return file_berth_v1_agent_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *TrustUpdate) GetTrustBundle() []byte {
+	if x != nil {
+		return x.TrustBundle
+	}
+	return nil
+}
+
+func (x *TrustUpdate) GetRenew() bool {
+	if x != nil {
+		return x.Renew
+	}
+	return false
+}
+
+// CertificateRenewal answers a CertificateRenewalRequest.
+type CertificateRenewal struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// certificate is the node's new certificate (PEM), followed by the
+	// intermediate that chains it to the previous CA during a rollover.
+	Certificate []byte `protobuf:"bytes,1,opt,name=certificate,proto3" json:"certificate,omitempty"`
+	TrustBundle []byte `protobuf:"bytes,2,opt,name=trust_bundle,json=trustBundle,proto3" json:"trust_bundle,omitempty"`
+	// error says why the request was refused; the node tries again later.
+	Error         string `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CertificateRenewal) Reset() {
+	*x = CertificateRenewal{}
+	mi := &file_berth_v1_agent_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CertificateRenewal) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CertificateRenewal) ProtoMessage() {}
+
+func (x *CertificateRenewal) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_agent_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CertificateRenewal.ProtoReflect.Descriptor instead.
+func (*CertificateRenewal) Descriptor() ([]byte, []int) {
+	return file_berth_v1_agent_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *CertificateRenewal) GetCertificate() []byte {
+	if x != nil {
+		return x.Certificate
+	}
+	return nil
+}
+
+func (x *CertificateRenewal) GetTrustBundle() []byte {
+	if x != nil {
+		return x.TrustBundle
+	}
+	return nil
+}
+
+func (x *CertificateRenewal) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
 // GossipConfig is the cluster's gossip: its members probe each other so
 // that a dead node is known within about a second, and a node the control
 // plane lost but the others still reach is told apart from a dead one.
@@ -695,7 +888,7 @@ type GossipConfig struct {
 
 func (x *GossipConfig) Reset() {
 	*x = GossipConfig{}
-	mi := &file_berth_v1_agent_proto_msgTypes[9]
+	mi := &file_berth_v1_agent_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -707,7 +900,7 @@ func (x *GossipConfig) String() string {
 func (*GossipConfig) ProtoMessage() {}
 
 func (x *GossipConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_agent_proto_msgTypes[9]
+	mi := &file_berth_v1_agent_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -720,7 +913,7 @@ func (x *GossipConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GossipConfig.ProtoReflect.Descriptor instead.
 func (*GossipConfig) Descriptor() ([]byte, []int) {
-	return file_berth_v1_agent_proto_rawDescGZIP(), []int{9}
+	return file_berth_v1_agent_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GossipConfig) GetSeeds() []string {
@@ -780,7 +973,7 @@ type Assignments struct {
 
 func (x *Assignments) Reset() {
 	*x = Assignments{}
-	mi := &file_berth_v1_agent_proto_msgTypes[10]
+	mi := &file_berth_v1_agent_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -792,7 +985,7 @@ func (x *Assignments) String() string {
 func (*Assignments) ProtoMessage() {}
 
 func (x *Assignments) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_agent_proto_msgTypes[10]
+	mi := &file_berth_v1_agent_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -805,7 +998,7 @@ func (x *Assignments) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Assignments.ProtoReflect.Descriptor instead.
 func (*Assignments) Descriptor() ([]byte, []int) {
-	return file_berth_v1_agent_proto_rawDescGZIP(), []int{10}
+	return file_berth_v1_agent_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Assignments) GetFull() bool {
@@ -858,7 +1051,7 @@ type FilePayload struct {
 
 func (x *FilePayload) Reset() {
 	*x = FilePayload{}
-	mi := &file_berth_v1_agent_proto_msgTypes[11]
+	mi := &file_berth_v1_agent_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -870,7 +1063,7 @@ func (x *FilePayload) String() string {
 func (*FilePayload) ProtoMessage() {}
 
 func (x *FilePayload) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_agent_proto_msgTypes[11]
+	mi := &file_berth_v1_agent_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -883,7 +1076,7 @@ func (x *FilePayload) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FilePayload.ProtoReflect.Descriptor instead.
 func (*FilePayload) Descriptor() ([]byte, []int) {
-	return file_berth_v1_agent_proto_rawDescGZIP(), []int{11}
+	return file_berth_v1_agent_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *FilePayload) GetSecret() bool {
@@ -940,7 +1133,7 @@ type ImageSource struct {
 
 func (x *ImageSource) Reset() {
 	*x = ImageSource{}
-	mi := &file_berth_v1_agent_proto_msgTypes[12]
+	mi := &file_berth_v1_agent_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -952,7 +1145,7 @@ func (x *ImageSource) String() string {
 func (*ImageSource) ProtoMessage() {}
 
 func (x *ImageSource) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_agent_proto_msgTypes[12]
+	mi := &file_berth_v1_agent_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -965,7 +1158,7 @@ func (x *ImageSource) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImageSource.ProtoReflect.Descriptor instead.
 func (*ImageSource) Descriptor() ([]byte, []int) {
-	return file_berth_v1_agent_proto_rawDescGZIP(), []int{12}
+	return file_berth_v1_agent_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ImageSource) GetImage() string {
@@ -1010,6 +1203,8 @@ type ServerMessage struct {
 	//	*ServerMessage_Welcome
 	//	*ServerMessage_Assignments
 	//	*ServerMessage_NetworkMap
+	//	*ServerMessage_Certificate
+	//	*ServerMessage_Trust
 	Message       isServerMessage_Message `protobuf_oneof:"message"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1017,7 +1212,7 @@ type ServerMessage struct {
 
 func (x *ServerMessage) Reset() {
 	*x = ServerMessage{}
-	mi := &file_berth_v1_agent_proto_msgTypes[13]
+	mi := &file_berth_v1_agent_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1029,7 +1224,7 @@ func (x *ServerMessage) String() string {
 func (*ServerMessage) ProtoMessage() {}
 
 func (x *ServerMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_agent_proto_msgTypes[13]
+	mi := &file_berth_v1_agent_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1042,7 +1237,7 @@ func (x *ServerMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServerMessage.ProtoReflect.Descriptor instead.
 func (*ServerMessage) Descriptor() ([]byte, []int) {
-	return file_berth_v1_agent_proto_rawDescGZIP(), []int{13}
+	return file_berth_v1_agent_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ServerMessage) GetMessage() isServerMessage_Message {
@@ -1079,6 +1274,24 @@ func (x *ServerMessage) GetNetworkMap() *NetworkMap {
 	return nil
 }
 
+func (x *ServerMessage) GetCertificate() *CertificateRenewal {
+	if x != nil {
+		if x, ok := x.Message.(*ServerMessage_Certificate); ok {
+			return x.Certificate
+		}
+	}
+	return nil
+}
+
+func (x *ServerMessage) GetTrust() *TrustUpdate {
+	if x != nil {
+		if x, ok := x.Message.(*ServerMessage_Trust); ok {
+			return x.Trust
+		}
+	}
+	return nil
+}
+
 type isServerMessage_Message interface {
 	isServerMessage_Message()
 }
@@ -1095,11 +1308,23 @@ type ServerMessage_NetworkMap struct {
 	NetworkMap *NetworkMap `protobuf:"bytes,3,opt,name=network_map,json=networkMap,proto3,oneof"`
 }
 
+type ServerMessage_Certificate struct {
+	Certificate *CertificateRenewal `protobuf:"bytes,4,opt,name=certificate,proto3,oneof"`
+}
+
+type ServerMessage_Trust struct {
+	Trust *TrustUpdate `protobuf:"bytes,5,opt,name=trust,proto3,oneof"`
+}
+
 func (*ServerMessage_Welcome) isServerMessage_Message() {}
 
 func (*ServerMessage_Assignments) isServerMessage_Message() {}
 
 func (*ServerMessage_NetworkMap) isServerMessage_Message() {}
+
+func (*ServerMessage_Certificate) isServerMessage_Message() {}
+
+func (*ServerMessage_Trust) isServerMessage_Message() {}
 
 // NetworkMap is what an agent needs to connect its containers with the
 // rest of the cluster: the networks, the services' names and virtual IPs,
@@ -1128,7 +1353,7 @@ type NetworkMap struct {
 
 func (x *NetworkMap) Reset() {
 	*x = NetworkMap{}
-	mi := &file_berth_v1_agent_proto_msgTypes[14]
+	mi := &file_berth_v1_agent_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1140,7 +1365,7 @@ func (x *NetworkMap) String() string {
 func (*NetworkMap) ProtoMessage() {}
 
 func (x *NetworkMap) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_agent_proto_msgTypes[14]
+	mi := &file_berth_v1_agent_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1153,7 +1378,7 @@ func (x *NetworkMap) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NetworkMap.ProtoReflect.Descriptor instead.
 func (*NetworkMap) Descriptor() ([]byte, []int) {
-	return file_berth_v1_agent_proto_rawDescGZIP(), []int{14}
+	return file_berth_v1_agent_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *NetworkMap) GetFull() bool {
@@ -1244,7 +1469,7 @@ type NetworkService struct {
 
 func (x *NetworkService) Reset() {
 	*x = NetworkService{}
-	mi := &file_berth_v1_agent_proto_msgTypes[15]
+	mi := &file_berth_v1_agent_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1256,7 +1481,7 @@ func (x *NetworkService) String() string {
 func (*NetworkService) ProtoMessage() {}
 
 func (x *NetworkService) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_agent_proto_msgTypes[15]
+	mi := &file_berth_v1_agent_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1269,7 +1494,7 @@ func (x *NetworkService) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NetworkService.ProtoReflect.Descriptor instead.
 func (*NetworkService) Descriptor() ([]byte, []int) {
-	return file_berth_v1_agent_proto_rawDescGZIP(), []int{15}
+	return file_berth_v1_agent_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *NetworkService) GetId() string {
@@ -1349,7 +1574,7 @@ type NetworkTask struct {
 
 func (x *NetworkTask) Reset() {
 	*x = NetworkTask{}
-	mi := &file_berth_v1_agent_proto_msgTypes[16]
+	mi := &file_berth_v1_agent_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1361,7 +1586,7 @@ func (x *NetworkTask) String() string {
 func (*NetworkTask) ProtoMessage() {}
 
 func (x *NetworkTask) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_agent_proto_msgTypes[16]
+	mi := &file_berth_v1_agent_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1374,7 +1599,7 @@ func (x *NetworkTask) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NetworkTask.ProtoReflect.Descriptor instead.
 func (*NetworkTask) Descriptor() ([]byte, []int) {
-	return file_berth_v1_agent_proto_rawDescGZIP(), []int{16}
+	return file_berth_v1_agent_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *NetworkTask) GetId() string {
@@ -1441,7 +1666,7 @@ type NetworkNode struct {
 
 func (x *NetworkNode) Reset() {
 	*x = NetworkNode{}
-	mi := &file_berth_v1_agent_proto_msgTypes[17]
+	mi := &file_berth_v1_agent_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1453,7 +1678,7 @@ func (x *NetworkNode) String() string {
 func (*NetworkNode) ProtoMessage() {}
 
 func (x *NetworkNode) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_agent_proto_msgTypes[17]
+	mi := &file_berth_v1_agent_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1466,7 +1691,7 @@ func (x *NetworkNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NetworkNode.ProtoReflect.Descriptor instead.
 func (*NetworkNode) Descriptor() ([]byte, []int) {
-	return file_berth_v1_agent_proto_rawDescGZIP(), []int{17}
+	return file_berth_v1_agent_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *NetworkNode) GetId() string {
@@ -1537,19 +1762,30 @@ const file_berth_v1_agent_proto_rawDesc = "" +
 	"\rimage_digests\x18\x03 \x03(\v2*.berth.v1.AgentHeartbeat.ImageDigestsEntryR\fimageDigests\x1a?\n" +
 	"\x11ImageDigestsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xb2\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"-\n" +
+	"\x19CertificateRenewalRequest\x12\x10\n" +
+	"\x03csr\x18\x01 \x01(\fR\x03csr\"\x86\x02\n" +
 	"\fAgentMessage\x12,\n" +
 	"\x05hello\x18\x01 \x01(\v2\x14.berth.v1.AgentHelloH\x00R\x05hello\x12/\n" +
 	"\x06status\x18\x02 \x01(\v2\x15.berth.v1.AgentStatusH\x00R\x06status\x128\n" +
-	"\theartbeat\x18\x03 \x01(\v2\x18.berth.v1.AgentHeartbeatH\x00R\theartbeatB\t\n" +
-	"\amessage\"\xfa\x01\n" +
+	"\theartbeat\x18\x03 \x01(\v2\x18.berth.v1.AgentHeartbeatH\x00R\theartbeat\x12R\n" +
+	"\x11renew_certificate\x18\x04 \x01(\v2#.berth.v1.CertificateRenewalRequestH\x00R\x10renewCertificateB\t\n" +
+	"\amessage\"\xa7\x02\n" +
 	"\x0eSessionWelcome\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x16\n" +
 	"\x06subnet\x18\x02 \x01(\tR\x06subnet\x12D\n" +
 	"\x10heartbeat_period\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x0fheartbeatPeriod\x12.\n" +
 	"\x06gossip\x18\x04 \x01(\v2\x16.berth.v1.GossipConfigR\x06gossip\x12\x18\n" +
 	"\aservers\x18\x05 \x03(\tR\aservers\x12'\n" +
-	"\x0fcontainer_range\x18\x06 \x01(\tR\x0econtainerRange\"\xdf\x01\n" +
+	"\x0fcontainer_range\x18\x06 \x01(\tR\x0econtainerRange\x12+\n" +
+	"\x05trust\x18\a \x01(\v2\x15.berth.v1.TrustUpdateR\x05trust\"F\n" +
+	"\vTrustUpdate\x12!\n" +
+	"\ftrust_bundle\x18\x01 \x01(\fR\vtrustBundle\x12\x14\n" +
+	"\x05renew\x18\x02 \x01(\bR\x05renew\"o\n" +
+	"\x12CertificateRenewal\x12 \n" +
+	"\vcertificate\x18\x01 \x01(\fR\vcertificate\x12!\n" +
+	"\ftrust_bundle\x18\x02 \x01(\fR\vtrustBundle\x12\x14\n" +
+	"\x05error\x18\x03 \x01(\tR\x05error\"\xdf\x01\n" +
 	"\fGossipConfig\x12\x14\n" +
 	"\x05seeds\x18\x01 \x03(\tR\x05seeds\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\fR\x03key\x12@\n" +
@@ -1573,12 +1809,14 @@ const file_berth_v1_agent_proto_rawDesc = "" +
 	"\x05peers\x18\x02 \x03(\tR\x05peers\x12\x1a\n" +
 	"\busername\x18\x03 \x01(\tR\busername\x12\x16\n" +
 	"\x06secret\x18\x04 \x01(\tR\x06secret\x12\x1a\n" +
-	"\binsecure\x18\x05 \x01(\bR\binsecure\"\xc4\x01\n" +
+	"\binsecure\x18\x05 \x01(\bR\binsecure\"\xb5\x02\n" +
 	"\rServerMessage\x124\n" +
 	"\awelcome\x18\x01 \x01(\v2\x18.berth.v1.SessionWelcomeH\x00R\awelcome\x129\n" +
 	"\vassignments\x18\x02 \x01(\v2\x15.berth.v1.AssignmentsH\x00R\vassignments\x127\n" +
 	"\vnetwork_map\x18\x03 \x01(\v2\x14.berth.v1.NetworkMapH\x00R\n" +
-	"networkMapB\t\n" +
+	"networkMap\x12@\n" +
+	"\vcertificate\x18\x04 \x01(\v2\x1c.berth.v1.CertificateRenewalH\x00R\vcertificate\x12-\n" +
+	"\x05trust\x18\x05 \x01(\v2\x15.berth.v1.TrustUpdateH\x00R\x05trustB\t\n" +
 	"\amessage\"\xc5\x03\n" +
 	"\n" +
 	"NetworkMap\x12\x12\n" +
@@ -1633,85 +1871,92 @@ func file_berth_v1_agent_proto_rawDescGZIP() []byte {
 	return file_berth_v1_agent_proto_rawDescData
 }
 
-var file_berth_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
+var file_berth_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_berth_v1_agent_proto_goTypes = []any{
-	(*JoinRequest)(nil),           // 0: berth.v1.JoinRequest
-	(*JoinResponse)(nil),          // 1: berth.v1.JoinResponse
-	(*NodeDescription)(nil),       // 2: berth.v1.NodeDescription
-	(*TaskStatusReport)(nil),      // 3: berth.v1.TaskStatusReport
-	(*AgentHello)(nil),            // 4: berth.v1.AgentHello
-	(*AgentStatus)(nil),           // 5: berth.v1.AgentStatus
-	(*AgentHeartbeat)(nil),        // 6: berth.v1.AgentHeartbeat
-	(*AgentMessage)(nil),          // 7: berth.v1.AgentMessage
-	(*SessionWelcome)(nil),        // 8: berth.v1.SessionWelcome
-	(*GossipConfig)(nil),          // 9: berth.v1.GossipConfig
-	(*Assignments)(nil),           // 10: berth.v1.Assignments
-	(*FilePayload)(nil),           // 11: berth.v1.FilePayload
-	(*ImageSource)(nil),           // 12: berth.v1.ImageSource
-	(*ServerMessage)(nil),         // 13: berth.v1.ServerMessage
-	(*NetworkMap)(nil),            // 14: berth.v1.NetworkMap
-	(*NetworkService)(nil),        // 15: berth.v1.NetworkService
-	(*NetworkTask)(nil),           // 16: berth.v1.NetworkTask
-	(*NetworkNode)(nil),           // 17: berth.v1.NetworkNode
-	nil,                           // 18: berth.v1.NodeDescription.LabelsEntry
-	nil,                           // 19: berth.v1.NodeDescription.ImageDigestsEntry
-	nil,                           // 20: berth.v1.AgentHeartbeat.ImageDigestsEntry
-	(*Resources)(nil),             // 21: berth.v1.Resources
-	(*Platform)(nil),              // 22: berth.v1.Platform
-	(*TaskStatus)(nil),            // 23: berth.v1.TaskStatus
-	(*durationpb.Duration)(nil),   // 24: google.protobuf.Duration
-	(*Task)(nil),                  // 25: berth.v1.Task
-	(*Network)(nil),               // 26: berth.v1.Network
-	(*timestamppb.Timestamp)(nil), // 27: google.protobuf.Timestamp
-	(EndpointMode)(0),             // 28: berth.v1.EndpointMode
-	(*ServiceNetwork)(nil),        // 29: berth.v1.ServiceNetwork
-	(*VirtualIP)(nil),             // 30: berth.v1.VirtualIP
-	(*PortSpec)(nil),              // 31: berth.v1.PortSpec
-	(*TaskNetwork)(nil),           // 32: berth.v1.TaskNetwork
+	(*JoinRequest)(nil),               // 0: berth.v1.JoinRequest
+	(*JoinResponse)(nil),              // 1: berth.v1.JoinResponse
+	(*NodeDescription)(nil),           // 2: berth.v1.NodeDescription
+	(*TaskStatusReport)(nil),          // 3: berth.v1.TaskStatusReport
+	(*AgentHello)(nil),                // 4: berth.v1.AgentHello
+	(*AgentStatus)(nil),               // 5: berth.v1.AgentStatus
+	(*AgentHeartbeat)(nil),            // 6: berth.v1.AgentHeartbeat
+	(*CertificateRenewalRequest)(nil), // 7: berth.v1.CertificateRenewalRequest
+	(*AgentMessage)(nil),              // 8: berth.v1.AgentMessage
+	(*SessionWelcome)(nil),            // 9: berth.v1.SessionWelcome
+	(*TrustUpdate)(nil),               // 10: berth.v1.TrustUpdate
+	(*CertificateRenewal)(nil),        // 11: berth.v1.CertificateRenewal
+	(*GossipConfig)(nil),              // 12: berth.v1.GossipConfig
+	(*Assignments)(nil),               // 13: berth.v1.Assignments
+	(*FilePayload)(nil),               // 14: berth.v1.FilePayload
+	(*ImageSource)(nil),               // 15: berth.v1.ImageSource
+	(*ServerMessage)(nil),             // 16: berth.v1.ServerMessage
+	(*NetworkMap)(nil),                // 17: berth.v1.NetworkMap
+	(*NetworkService)(nil),            // 18: berth.v1.NetworkService
+	(*NetworkTask)(nil),               // 19: berth.v1.NetworkTask
+	(*NetworkNode)(nil),               // 20: berth.v1.NetworkNode
+	nil,                               // 21: berth.v1.NodeDescription.LabelsEntry
+	nil,                               // 22: berth.v1.NodeDescription.ImageDigestsEntry
+	nil,                               // 23: berth.v1.AgentHeartbeat.ImageDigestsEntry
+	(*Resources)(nil),                 // 24: berth.v1.Resources
+	(*Platform)(nil),                  // 25: berth.v1.Platform
+	(*TaskStatus)(nil),                // 26: berth.v1.TaskStatus
+	(*durationpb.Duration)(nil),       // 27: google.protobuf.Duration
+	(*Task)(nil),                      // 28: berth.v1.Task
+	(*Network)(nil),                   // 29: berth.v1.Network
+	(*timestamppb.Timestamp)(nil),     // 30: google.protobuf.Timestamp
+	(EndpointMode)(0),                 // 31: berth.v1.EndpointMode
+	(*ServiceNetwork)(nil),            // 32: berth.v1.ServiceNetwork
+	(*VirtualIP)(nil),                 // 33: berth.v1.VirtualIP
+	(*PortSpec)(nil),                  // 34: berth.v1.PortSpec
+	(*TaskNetwork)(nil),               // 35: berth.v1.TaskNetwork
 }
 var file_berth_v1_agent_proto_depIdxs = []int32{
-	18, // 0: berth.v1.NodeDescription.labels:type_name -> berth.v1.NodeDescription.LabelsEntry
-	21, // 1: berth.v1.NodeDescription.capacity:type_name -> berth.v1.Resources
-	22, // 2: berth.v1.NodeDescription.platform:type_name -> berth.v1.Platform
-	19, // 3: berth.v1.NodeDescription.image_digests:type_name -> berth.v1.NodeDescription.ImageDigestsEntry
-	23, // 4: berth.v1.TaskStatusReport.status:type_name -> berth.v1.TaskStatus
+	21, // 0: berth.v1.NodeDescription.labels:type_name -> berth.v1.NodeDescription.LabelsEntry
+	24, // 1: berth.v1.NodeDescription.capacity:type_name -> berth.v1.Resources
+	25, // 2: berth.v1.NodeDescription.platform:type_name -> berth.v1.Platform
+	22, // 3: berth.v1.NodeDescription.image_digests:type_name -> berth.v1.NodeDescription.ImageDigestsEntry
+	26, // 4: berth.v1.TaskStatusReport.status:type_name -> berth.v1.TaskStatus
 	2,  // 5: berth.v1.AgentHello.description:type_name -> berth.v1.NodeDescription
 	3,  // 6: berth.v1.AgentHello.tasks:type_name -> berth.v1.TaskStatusReport
 	3,  // 7: berth.v1.AgentStatus.tasks:type_name -> berth.v1.TaskStatusReport
-	20, // 8: berth.v1.AgentHeartbeat.image_digests:type_name -> berth.v1.AgentHeartbeat.ImageDigestsEntry
+	23, // 8: berth.v1.AgentHeartbeat.image_digests:type_name -> berth.v1.AgentHeartbeat.ImageDigestsEntry
 	4,  // 9: berth.v1.AgentMessage.hello:type_name -> berth.v1.AgentHello
 	5,  // 10: berth.v1.AgentMessage.status:type_name -> berth.v1.AgentStatus
 	6,  // 11: berth.v1.AgentMessage.heartbeat:type_name -> berth.v1.AgentHeartbeat
-	24, // 12: berth.v1.SessionWelcome.heartbeat_period:type_name -> google.protobuf.Duration
-	9,  // 13: berth.v1.SessionWelcome.gossip:type_name -> berth.v1.GossipConfig
-	24, // 14: berth.v1.GossipConfig.probe_interval:type_name -> google.protobuf.Duration
-	24, // 15: berth.v1.GossipConfig.probe_timeout:type_name -> google.protobuf.Duration
-	25, // 16: berth.v1.Assignments.tasks:type_name -> berth.v1.Task
-	12, // 17: berth.v1.Assignments.image_sources:type_name -> berth.v1.ImageSource
-	11, // 18: berth.v1.Assignments.files:type_name -> berth.v1.FilePayload
-	8,  // 19: berth.v1.ServerMessage.welcome:type_name -> berth.v1.SessionWelcome
-	10, // 20: berth.v1.ServerMessage.assignments:type_name -> berth.v1.Assignments
-	14, // 21: berth.v1.ServerMessage.network_map:type_name -> berth.v1.NetworkMap
-	26, // 22: berth.v1.NetworkMap.networks:type_name -> berth.v1.Network
-	15, // 23: berth.v1.NetworkMap.services:type_name -> berth.v1.NetworkService
-	16, // 24: berth.v1.NetworkMap.tasks:type_name -> berth.v1.NetworkTask
-	17, // 25: berth.v1.NetworkMap.nodes:type_name -> berth.v1.NetworkNode
-	27, // 26: berth.v1.NetworkMap.tasks_removed_at:type_name -> google.protobuf.Timestamp
-	28, // 27: berth.v1.NetworkService.endpoint_mode:type_name -> berth.v1.EndpointMode
-	29, // 28: berth.v1.NetworkService.networks:type_name -> berth.v1.ServiceNetwork
-	30, // 29: berth.v1.NetworkService.virtual_ips:type_name -> berth.v1.VirtualIP
-	31, // 30: berth.v1.NetworkService.ports:type_name -> berth.v1.PortSpec
-	32, // 31: berth.v1.NetworkTask.networks:type_name -> berth.v1.TaskNetwork
-	27, // 32: berth.v1.NetworkTask.changed_at:type_name -> google.protobuf.Timestamp
-	0,  // 33: berth.v1.AgentService.Join:input_type -> berth.v1.JoinRequest
-	7,  // 34: berth.v1.AgentService.Session:input_type -> berth.v1.AgentMessage
-	1,  // 35: berth.v1.AgentService.Join:output_type -> berth.v1.JoinResponse
-	13, // 36: berth.v1.AgentService.Session:output_type -> berth.v1.ServerMessage
-	35, // [35:37] is the sub-list for method output_type
-	33, // [33:35] is the sub-list for method input_type
-	33, // [33:33] is the sub-list for extension type_name
-	33, // [33:33] is the sub-list for extension extendee
-	0,  // [0:33] is the sub-list for field type_name
+	7,  // 12: berth.v1.AgentMessage.renew_certificate:type_name -> berth.v1.CertificateRenewalRequest
+	27, // 13: berth.v1.SessionWelcome.heartbeat_period:type_name -> google.protobuf.Duration
+	12, // 14: berth.v1.SessionWelcome.gossip:type_name -> berth.v1.GossipConfig
+	10, // 15: berth.v1.SessionWelcome.trust:type_name -> berth.v1.TrustUpdate
+	27, // 16: berth.v1.GossipConfig.probe_interval:type_name -> google.protobuf.Duration
+	27, // 17: berth.v1.GossipConfig.probe_timeout:type_name -> google.protobuf.Duration
+	28, // 18: berth.v1.Assignments.tasks:type_name -> berth.v1.Task
+	15, // 19: berth.v1.Assignments.image_sources:type_name -> berth.v1.ImageSource
+	14, // 20: berth.v1.Assignments.files:type_name -> berth.v1.FilePayload
+	9,  // 21: berth.v1.ServerMessage.welcome:type_name -> berth.v1.SessionWelcome
+	13, // 22: berth.v1.ServerMessage.assignments:type_name -> berth.v1.Assignments
+	17, // 23: berth.v1.ServerMessage.network_map:type_name -> berth.v1.NetworkMap
+	11, // 24: berth.v1.ServerMessage.certificate:type_name -> berth.v1.CertificateRenewal
+	10, // 25: berth.v1.ServerMessage.trust:type_name -> berth.v1.TrustUpdate
+	29, // 26: berth.v1.NetworkMap.networks:type_name -> berth.v1.Network
+	18, // 27: berth.v1.NetworkMap.services:type_name -> berth.v1.NetworkService
+	19, // 28: berth.v1.NetworkMap.tasks:type_name -> berth.v1.NetworkTask
+	20, // 29: berth.v1.NetworkMap.nodes:type_name -> berth.v1.NetworkNode
+	30, // 30: berth.v1.NetworkMap.tasks_removed_at:type_name -> google.protobuf.Timestamp
+	31, // 31: berth.v1.NetworkService.endpoint_mode:type_name -> berth.v1.EndpointMode
+	32, // 32: berth.v1.NetworkService.networks:type_name -> berth.v1.ServiceNetwork
+	33, // 33: berth.v1.NetworkService.virtual_ips:type_name -> berth.v1.VirtualIP
+	34, // 34: berth.v1.NetworkService.ports:type_name -> berth.v1.PortSpec
+	35, // 35: berth.v1.NetworkTask.networks:type_name -> berth.v1.TaskNetwork
+	30, // 36: berth.v1.NetworkTask.changed_at:type_name -> google.protobuf.Timestamp
+	0,  // 37: berth.v1.AgentService.Join:input_type -> berth.v1.JoinRequest
+	8,  // 38: berth.v1.AgentService.Session:input_type -> berth.v1.AgentMessage
+	1,  // 39: berth.v1.AgentService.Join:output_type -> berth.v1.JoinResponse
+	16, // 40: berth.v1.AgentService.Session:output_type -> berth.v1.ServerMessage
+	39, // [39:41] is the sub-list for method output_type
+	37, // [37:39] is the sub-list for method input_type
+	37, // [37:37] is the sub-list for extension type_name
+	37, // [37:37] is the sub-list for extension extendee
+	0,  // [0:37] is the sub-list for field type_name
 }
 
 func init() { file_berth_v1_agent_proto_init() }
@@ -1720,15 +1965,18 @@ func file_berth_v1_agent_proto_init() {
 		return
 	}
 	file_berth_v1_objects_proto_init()
-	file_berth_v1_agent_proto_msgTypes[7].OneofWrappers = []any{
+	file_berth_v1_agent_proto_msgTypes[8].OneofWrappers = []any{
 		(*AgentMessage_Hello)(nil),
 		(*AgentMessage_Status)(nil),
 		(*AgentMessage_Heartbeat)(nil),
+		(*AgentMessage_RenewCertificate)(nil),
 	}
-	file_berth_v1_agent_proto_msgTypes[13].OneofWrappers = []any{
+	file_berth_v1_agent_proto_msgTypes[16].OneofWrappers = []any{
 		(*ServerMessage_Welcome)(nil),
 		(*ServerMessage_Assignments)(nil),
 		(*ServerMessage_NetworkMap)(nil),
+		(*ServerMessage_Certificate)(nil),
+		(*ServerMessage_Trust)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1736,7 +1984,7 @@ func file_berth_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_berth_v1_agent_proto_rawDesc), len(file_berth_v1_agent_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   21,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -1133,7 +1133,11 @@ func (x *RemoveNodeResponse) GetNode() *Node {
 }
 
 type RotateCARequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// finish ends a rollover: the previous CA is no longer trusted. Refused
+	// while a node's certificate is still the previous CA's, unless force.
+	Finish        bool `protobuf:"varint,1,opt,name=finish,proto3" json:"finish,omitempty"`
+	Force         bool `protobuf:"varint,2,opt,name=force,proto3" json:"force,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1168,12 +1172,28 @@ func (*RotateCARequest) Descriptor() ([]byte, []int) {
 	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{19}
 }
 
+func (x *RotateCARequest) GetFinish() bool {
+	if x != nil {
+		return x.Finish
+	}
+	return false
+}
+
+func (x *RotateCARequest) GetForce() bool {
+	if x != nil {
+		return x.Force
+	}
+	return false
+}
+
 type RotateCAResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// ca_certificate is the new CA's certificate (PEM); trust_bundle is
 	// every CA certificate trusted during the rollover.
 	CaCertificate []byte `protobuf:"bytes,1,opt,name=ca_certificate,json=caCertificate,proto3" json:"ca_certificate,omitempty"`
 	TrustBundle   []byte `protobuf:"bytes,2,opt,name=trust_bundle,json=trustBundle,proto3" json:"trust_bundle,omitempty"`
+	// pending_nodes are the nodes whose certificate the previous CA signed.
+	PendingNodes  []string `protobuf:"bytes,3,rep,name=pending_nodes,json=pendingNodes,proto3" json:"pending_nodes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1218,6 +1238,13 @@ func (x *RotateCAResponse) GetCaCertificate() []byte {
 func (x *RotateCAResponse) GetTrustBundle() []byte {
 	if x != nil {
 		return x.TrustBundle
+	}
+	return nil
+}
+
+func (x *RotateCAResponse) GetPendingNodes() []string {
+	if x != nil {
+		return x.PendingNodes
 	}
 	return nil
 }
@@ -7473,11 +7500,14 @@ const file_berth_v1_cluster_proto_rawDesc = "" +
 	"\x04node\x18\x01 \x01(\tR\x04node\x12\x14\n" +
 	"\x05force\x18\x02 \x01(\bR\x05force\"8\n" +
 	"\x12RemoveNodeResponse\x12\"\n" +
-	"\x04node\x18\x01 \x01(\v2\x0e.berth.v1.NodeR\x04node\"\x11\n" +
-	"\x0fRotateCARequest\"\\\n" +
+	"\x04node\x18\x01 \x01(\v2\x0e.berth.v1.NodeR\x04node\"?\n" +
+	"\x0fRotateCARequest\x12\x16\n" +
+	"\x06finish\x18\x01 \x01(\bR\x06finish\x12\x14\n" +
+	"\x05force\x18\x02 \x01(\bR\x05force\"\x81\x01\n" +
 	"\x10RotateCAResponse\x12%\n" +
 	"\x0eca_certificate\x18\x01 \x01(\fR\rcaCertificate\x12!\n" +
-	"\ftrust_bundle\x18\x02 \x01(\fR\vtrustBundle\"k\n" +
+	"\ftrust_bundle\x18\x02 \x01(\fR\vtrustBundle\x12#\n" +
+	"\rpending_nodes\x18\x03 \x03(\tR\fpendingNodes\"k\n" +
 	"\x12ListVolumesRequest\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x10\n" +
 	"\x03app\x18\x02 \x01(\tR\x03app\x12%\n" +

@@ -1155,8 +1155,12 @@ type Node struct {
 	CertificateSerial string `protobuf:"bytes,22,opt,name=certificate_serial,json=certificateSerial,proto3" json:"certificate_serial,omitempty"`
 	// certificate_expires_at is when that certificate expires.
 	CertificateExpiresAt *timestamppb.Timestamp `protobuf:"bytes,23,opt,name=certificate_expires_at,json=certificateExpiresAt,proto3" json:"certificate_expires_at,omitempty"`
-	unknownFields        protoimpl.UnknownFields
-	sizeCache            protoimpl.SizeCache
+	// certificate_ca is the identity.CADigest of the CA that signed that
+	// certificate: `berth ca rotate --finish` waits until every node's is
+	// the current CA's.
+	CertificateCa string `protobuf:"bytes,24,opt,name=certificate_ca,json=certificateCa,proto3" json:"certificate_ca,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Node) Reset() {
@@ -1348,6 +1352,13 @@ func (x *Node) GetCertificateExpiresAt() *timestamppb.Timestamp {
 		return x.CertificateExpiresAt
 	}
 	return nil
+}
+
+func (x *Node) GetCertificateCa() string {
+	if x != nil {
+		return x.CertificateCa
+	}
+	return ""
 }
 
 type PortSpec struct {
@@ -4643,7 +4654,21 @@ type ClusterCA struct {
 	// cluster_id names the cluster; it is made with the CA.
 	ClusterId string `protobuf:"bytes,3,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
 	// sealed_key is the CA's private key sealed with the key-encryption key.
-	SealedKey     []byte `protobuf:"bytes,4,opt,name=sealed_key,json=sealedKey,proto3" json:"sealed_key,omitempty"`
+	SealedKey []byte `protobuf:"bytes,4,opt,name=sealed_key,json=sealedKey,proto3" json:"sealed_key,omitempty"`
+	// cross_signed is, during a rollover, certificate's key certified by
+	// the previous CA (PEM): an intermediate that leaves of the new CA carry
+	// in their chain, so peers that trust only the previous CA verify them.
+	CrossSigned []byte `protobuf:"bytes,5,opt,name=cross_signed,json=crossSigned,proto3" json:"cross_signed,omitempty"`
+	// previous_certificates are the CA certificates still trusted during a
+	// rollover (PEM), until `berth ca rotate --finish`.
+	PreviousCertificates []byte `protobuf:"bytes,6,opt,name=previous_certificates,json=previousCertificates,proto3" json:"previous_certificates,omitempty"`
+	// sealed_cluster_keys are the join token and gossip keys (32 bytes
+	// each), sealed with the key-encryption key. They were derived from the
+	// first CA's key and are kept here from its first rotation on, so join
+	// tokens and gossip survive a CA rotation. Empty: derive them from key.
+	SealedClusterKeys []byte `protobuf:"bytes,7,opt,name=sealed_cluster_keys,json=sealedClusterKeys,proto3" json:"sealed_cluster_keys,omitempty"`
+	// rotated_at is when the last rotation began.
+	RotatedAt     *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=rotated_at,json=rotatedAt,proto3" json:"rotated_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4702,6 +4727,34 @@ func (x *ClusterCA) GetClusterId() string {
 func (x *ClusterCA) GetSealedKey() []byte {
 	if x != nil {
 		return x.SealedKey
+	}
+	return nil
+}
+
+func (x *ClusterCA) GetCrossSigned() []byte {
+	if x != nil {
+		return x.CrossSigned
+	}
+	return nil
+}
+
+func (x *ClusterCA) GetPreviousCertificates() []byte {
+	if x != nil {
+		return x.PreviousCertificates
+	}
+	return nil
+}
+
+func (x *ClusterCA) GetSealedClusterKeys() []byte {
+	if x != nil {
+		return x.SealedClusterKeys
+	}
+	return nil
+}
+
+func (x *ClusterCA) GetRotatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RotatedAt
 	}
 	return nil
 }
@@ -5547,7 +5600,7 @@ const file_berth_v1_objects_proto_rawDesc = "" +
 	"\fmemory_bytes\x18\x02 \x01(\x03R\vmemoryBytes\">\n" +
 	"\bPlatform\x12\x0e\n" +
 	"\x02os\x18\x01 \x01(\tR\x02os\x12\"\n" +
-	"\farchitecture\x18\x02 \x01(\tR\farchitecture\"\xa4\n" +
+	"\farchitecture\x18\x02 \x01(\tR\farchitecture\"\xcb\n" +
 	"\n" +
 	"\x04Node\x12\"\n" +
 	"\x04meta\x18\x01 \x01(\v2\x0e.berth.v1.MetaR\x04meta\x12\x12\n" +
@@ -5573,7 +5626,8 @@ const file_berth_v1_objects_proto_rawDesc = "" +
 	"\aoverlay\x18\x14 \x01(\bR\aoverlay\x12\x12\n" +
 	"\x04role\x18\x15 \x01(\tR\x04role\x12-\n" +
 	"\x12certificate_serial\x18\x16 \x01(\tR\x11certificateSerial\x12P\n" +
-	"\x16certificate_expires_at\x18\x17 \x01(\v2\x1a.google.protobuf.TimestampR\x14certificateExpiresAt\x1a9\n" +
+	"\x16certificate_expires_at\x18\x17 \x01(\v2\x1a.google.protobuf.TimestampR\x14certificateExpiresAt\x12%\n" +
+	"\x0ecertificate_ca\x18\x18 \x01(\tR\rcertificateCa\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a>\n" +
@@ -5912,14 +5966,19 @@ const file_berth_v1_objects_proto_rawDesc = "" +
 	"attributes\x1a=\n" +
 	"\x0fAttributesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"}\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xc0\x02\n" +
 	"\tClusterCA\x12 \n" +
 	"\vcertificate\x18\x01 \x01(\fR\vcertificate\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\fR\x03key\x12\x1d\n" +
 	"\n" +
 	"cluster_id\x18\x03 \x01(\tR\tclusterId\x12\x1d\n" +
 	"\n" +
-	"sealed_key\x18\x04 \x01(\fR\tsealedKey\"\xf0\x01\n" +
+	"sealed_key\x18\x04 \x01(\fR\tsealedKey\x12!\n" +
+	"\fcross_signed\x18\x05 \x01(\fR\vcrossSigned\x123\n" +
+	"\x15previous_certificates\x18\x06 \x01(\fR\x14previousCertificates\x12.\n" +
+	"\x13sealed_cluster_keys\x18\a \x01(\fR\x11sealedClusterKeys\x129\n" +
+	"\n" +
+	"rotated_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\trotatedAt\"\xf0\x01\n" +
 	"\x0fJoinTokenRecord\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1f\n" +
 	"\vsecret_hash\x18\x02 \x01(\fR\n" +
@@ -6292,25 +6351,26 @@ var file_berth_v1_objects_proto_depIdxs = []int32{
 	16,  // 94: berth.v1.Event.meta:type_name -> berth.v1.Meta
 	76,  // 95: berth.v1.Event.at:type_name -> google.protobuf.Timestamp
 	74,  // 96: berth.v1.Event.attributes:type_name -> berth.v1.Event.AttributesEntry
-	76,  // 97: berth.v1.JoinTokenRecord.created_at:type_name -> google.protobuf.Timestamp
-	76,  // 98: berth.v1.JoinTokenRecord.expires_at:type_name -> google.protobuf.Timestamp
-	76,  // 99: berth.v1.APIToken.created_at:type_name -> google.protobuf.Timestamp
-	76,  // 100: berth.v1.APIToken.expires_at:type_name -> google.protobuf.Timestamp
-	76,  // 101: berth.v1.User.created_at:type_name -> google.protobuf.Timestamp
-	76,  // 102: berth.v1.User.expires_at:type_name -> google.protobuf.Timestamp
-	76,  // 103: berth.v1.RevokedCertificate.revoked_at:type_name -> google.protobuf.Timestamp
-	76,  // 104: berth.v1.RevokedCertificate.expires_at:type_name -> google.protobuf.Timestamp
-	16,  // 105: berth.v1.Namespace.meta:type_name -> berth.v1.Meta
-	58,  // 106: berth.v1.Namespace.quota:type_name -> berth.v1.NamespaceQuota
-	76,  // 107: berth.v1.Namespace.created_at:type_name -> google.protobuf.Timestamp
-	75,  // 108: berth.v1.Namespace.labels:type_name -> berth.v1.Namespace.LabelsEntry
-	76,  // 109: berth.v1.AuditRecord.time:type_name -> google.protobuf.Timestamp
-	76,  // 110: berth.v1.ServerInfo.started_at:type_name -> google.protobuf.Timestamp
-	111, // [111:111] is the sub-list for method output_type
-	111, // [111:111] is the sub-list for method input_type
-	111, // [111:111] is the sub-list for extension type_name
-	111, // [111:111] is the sub-list for extension extendee
-	0,   // [0:111] is the sub-list for field type_name
+	76,  // 97: berth.v1.ClusterCA.rotated_at:type_name -> google.protobuf.Timestamp
+	76,  // 98: berth.v1.JoinTokenRecord.created_at:type_name -> google.protobuf.Timestamp
+	76,  // 99: berth.v1.JoinTokenRecord.expires_at:type_name -> google.protobuf.Timestamp
+	76,  // 100: berth.v1.APIToken.created_at:type_name -> google.protobuf.Timestamp
+	76,  // 101: berth.v1.APIToken.expires_at:type_name -> google.protobuf.Timestamp
+	76,  // 102: berth.v1.User.created_at:type_name -> google.protobuf.Timestamp
+	76,  // 103: berth.v1.User.expires_at:type_name -> google.protobuf.Timestamp
+	76,  // 104: berth.v1.RevokedCertificate.revoked_at:type_name -> google.protobuf.Timestamp
+	76,  // 105: berth.v1.RevokedCertificate.expires_at:type_name -> google.protobuf.Timestamp
+	16,  // 106: berth.v1.Namespace.meta:type_name -> berth.v1.Meta
+	58,  // 107: berth.v1.Namespace.quota:type_name -> berth.v1.NamespaceQuota
+	76,  // 108: berth.v1.Namespace.created_at:type_name -> google.protobuf.Timestamp
+	75,  // 109: berth.v1.Namespace.labels:type_name -> berth.v1.Namespace.LabelsEntry
+	76,  // 110: berth.v1.AuditRecord.time:type_name -> google.protobuf.Timestamp
+	76,  // 111: berth.v1.ServerInfo.started_at:type_name -> google.protobuf.Timestamp
+	112, // [112:112] is the sub-list for method output_type
+	112, // [112:112] is the sub-list for method input_type
+	112, // [112:112] is the sub-list for extension type_name
+	112, // [112:112] is the sub-list for extension extendee
+	0,   // [0:112] is the sub-list for field type_name
 }
 
 func init() { file_berth_v1_objects_proto_init() }
