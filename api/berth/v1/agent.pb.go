@@ -28,7 +28,11 @@ type JoinRequest struct {
 	Token    string                 `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
 	NodeName string                 `protobuf:"bytes,2,opt,name=node_name,json=nodeName,proto3" json:"node_name,omitempty"`
 	// csr is a PEM certificate signing request for the node's key.
-	Csr           []byte `protobuf:"bytes,3,opt,name=csr,proto3" json:"csr,omitempty"`
+	Csr []byte `protobuf:"bytes,3,opt,name=csr,proto3" json:"csr,omitempty"`
+	// hostname and labels (the agent's --label flags) are fixed at join,
+	// with node_name: what later session hellos say of them is ignored.
+	Hostname      string            `protobuf:"bytes,4,opt,name=hostname,proto3" json:"hostname,omitempty"`
+	Labels        map[string]string `protobuf:"bytes,5,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -80,6 +84,20 @@ func (x *JoinRequest) GetNodeName() string {
 func (x *JoinRequest) GetCsr() []byte {
 	if x != nil {
 		return x.Csr
+	}
+	return nil
+}
+
+func (x *JoinRequest) GetHostname() string {
+	if x != nil {
+		return x.Hostname
+	}
+	return ""
+}
+
+func (x *JoinRequest) GetLabels() map[string]string {
+	if x != nil {
+		return x.Labels
 	}
 	return nil
 }
@@ -1494,11 +1512,16 @@ var File_berth_v1_agent_proto protoreflect.FileDescriptor
 
 const file_berth_v1_agent_proto_rawDesc = "" +
 	"\n" +
-	"\x14berth/v1/agent.proto\x12\bberth.v1\x1a\x16berth/v1/objects.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"R\n" +
+	"\x14berth/v1/agent.proto\x12\bberth.v1\x1a\x16berth/v1/objects.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe4\x01\n" +
 	"\vJoinRequest\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x12\x1b\n" +
 	"\tnode_name\x18\x02 \x01(\tR\bnodeName\x12\x10\n" +
-	"\x03csr\x18\x03 \x01(\fR\x03csr\"p\n" +
+	"\x03csr\x18\x03 \x01(\fR\x03csr\x12\x1a\n" +
+	"\bhostname\x18\x04 \x01(\tR\bhostname\x129\n" +
+	"\x06labels\x18\x05 \x03(\v2!.berth.v1.JoinRequest.LabelsEntryR\x06labels\x1a9\n" +
+	"\vLabelsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"p\n" +
 	"\fJoinResponse\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12 \n" +
 	"\vcertificate\x18\x02 \x01(\fR\vcertificate\x12%\n" +
@@ -1633,7 +1656,7 @@ func file_berth_v1_agent_proto_rawDescGZIP() []byte {
 	return file_berth_v1_agent_proto_rawDescData
 }
 
-var file_berth_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
+var file_berth_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_berth_v1_agent_proto_goTypes = []any{
 	(*JoinRequest)(nil),           // 0: berth.v1.JoinRequest
 	(*JoinResponse)(nil),          // 1: berth.v1.JoinResponse
@@ -1653,65 +1676,67 @@ var file_berth_v1_agent_proto_goTypes = []any{
 	(*NetworkService)(nil),        // 15: berth.v1.NetworkService
 	(*NetworkTask)(nil),           // 16: berth.v1.NetworkTask
 	(*NetworkNode)(nil),           // 17: berth.v1.NetworkNode
-	nil,                           // 18: berth.v1.NodeDescription.LabelsEntry
-	nil,                           // 19: berth.v1.NodeDescription.ImageDigestsEntry
-	nil,                           // 20: berth.v1.AgentHeartbeat.ImageDigestsEntry
-	(*Resources)(nil),             // 21: berth.v1.Resources
-	(*Platform)(nil),              // 22: berth.v1.Platform
-	(*TaskStatus)(nil),            // 23: berth.v1.TaskStatus
-	(*durationpb.Duration)(nil),   // 24: google.protobuf.Duration
-	(*Task)(nil),                  // 25: berth.v1.Task
-	(*Network)(nil),               // 26: berth.v1.Network
-	(*timestamppb.Timestamp)(nil), // 27: google.protobuf.Timestamp
-	(EndpointMode)(0),             // 28: berth.v1.EndpointMode
-	(*ServiceNetwork)(nil),        // 29: berth.v1.ServiceNetwork
-	(*VirtualIP)(nil),             // 30: berth.v1.VirtualIP
-	(*PortSpec)(nil),              // 31: berth.v1.PortSpec
-	(*TaskNetwork)(nil),           // 32: berth.v1.TaskNetwork
+	nil,                           // 18: berth.v1.JoinRequest.LabelsEntry
+	nil,                           // 19: berth.v1.NodeDescription.LabelsEntry
+	nil,                           // 20: berth.v1.NodeDescription.ImageDigestsEntry
+	nil,                           // 21: berth.v1.AgentHeartbeat.ImageDigestsEntry
+	(*Resources)(nil),             // 22: berth.v1.Resources
+	(*Platform)(nil),              // 23: berth.v1.Platform
+	(*TaskStatus)(nil),            // 24: berth.v1.TaskStatus
+	(*durationpb.Duration)(nil),   // 25: google.protobuf.Duration
+	(*Task)(nil),                  // 26: berth.v1.Task
+	(*Network)(nil),               // 27: berth.v1.Network
+	(*timestamppb.Timestamp)(nil), // 28: google.protobuf.Timestamp
+	(EndpointMode)(0),             // 29: berth.v1.EndpointMode
+	(*ServiceNetwork)(nil),        // 30: berth.v1.ServiceNetwork
+	(*VirtualIP)(nil),             // 31: berth.v1.VirtualIP
+	(*PortSpec)(nil),              // 32: berth.v1.PortSpec
+	(*TaskNetwork)(nil),           // 33: berth.v1.TaskNetwork
 }
 var file_berth_v1_agent_proto_depIdxs = []int32{
-	18, // 0: berth.v1.NodeDescription.labels:type_name -> berth.v1.NodeDescription.LabelsEntry
-	21, // 1: berth.v1.NodeDescription.capacity:type_name -> berth.v1.Resources
-	22, // 2: berth.v1.NodeDescription.platform:type_name -> berth.v1.Platform
-	19, // 3: berth.v1.NodeDescription.image_digests:type_name -> berth.v1.NodeDescription.ImageDigestsEntry
-	23, // 4: berth.v1.TaskStatusReport.status:type_name -> berth.v1.TaskStatus
-	2,  // 5: berth.v1.AgentHello.description:type_name -> berth.v1.NodeDescription
-	3,  // 6: berth.v1.AgentHello.tasks:type_name -> berth.v1.TaskStatusReport
-	3,  // 7: berth.v1.AgentStatus.tasks:type_name -> berth.v1.TaskStatusReport
-	20, // 8: berth.v1.AgentHeartbeat.image_digests:type_name -> berth.v1.AgentHeartbeat.ImageDigestsEntry
-	4,  // 9: berth.v1.AgentMessage.hello:type_name -> berth.v1.AgentHello
-	5,  // 10: berth.v1.AgentMessage.status:type_name -> berth.v1.AgentStatus
-	6,  // 11: berth.v1.AgentMessage.heartbeat:type_name -> berth.v1.AgentHeartbeat
-	24, // 12: berth.v1.SessionWelcome.heartbeat_period:type_name -> google.protobuf.Duration
-	9,  // 13: berth.v1.SessionWelcome.gossip:type_name -> berth.v1.GossipConfig
-	24, // 14: berth.v1.GossipConfig.probe_interval:type_name -> google.protobuf.Duration
-	24, // 15: berth.v1.GossipConfig.probe_timeout:type_name -> google.protobuf.Duration
-	25, // 16: berth.v1.Assignments.tasks:type_name -> berth.v1.Task
-	12, // 17: berth.v1.Assignments.image_sources:type_name -> berth.v1.ImageSource
-	11, // 18: berth.v1.Assignments.files:type_name -> berth.v1.FilePayload
-	8,  // 19: berth.v1.ServerMessage.welcome:type_name -> berth.v1.SessionWelcome
-	10, // 20: berth.v1.ServerMessage.assignments:type_name -> berth.v1.Assignments
-	14, // 21: berth.v1.ServerMessage.network_map:type_name -> berth.v1.NetworkMap
-	26, // 22: berth.v1.NetworkMap.networks:type_name -> berth.v1.Network
-	15, // 23: berth.v1.NetworkMap.services:type_name -> berth.v1.NetworkService
-	16, // 24: berth.v1.NetworkMap.tasks:type_name -> berth.v1.NetworkTask
-	17, // 25: berth.v1.NetworkMap.nodes:type_name -> berth.v1.NetworkNode
-	27, // 26: berth.v1.NetworkMap.tasks_removed_at:type_name -> google.protobuf.Timestamp
-	28, // 27: berth.v1.NetworkService.endpoint_mode:type_name -> berth.v1.EndpointMode
-	29, // 28: berth.v1.NetworkService.networks:type_name -> berth.v1.ServiceNetwork
-	30, // 29: berth.v1.NetworkService.virtual_ips:type_name -> berth.v1.VirtualIP
-	31, // 30: berth.v1.NetworkService.ports:type_name -> berth.v1.PortSpec
-	32, // 31: berth.v1.NetworkTask.networks:type_name -> berth.v1.TaskNetwork
-	27, // 32: berth.v1.NetworkTask.changed_at:type_name -> google.protobuf.Timestamp
-	0,  // 33: berth.v1.AgentService.Join:input_type -> berth.v1.JoinRequest
-	7,  // 34: berth.v1.AgentService.Session:input_type -> berth.v1.AgentMessage
-	1,  // 35: berth.v1.AgentService.Join:output_type -> berth.v1.JoinResponse
-	13, // 36: berth.v1.AgentService.Session:output_type -> berth.v1.ServerMessage
-	35, // [35:37] is the sub-list for method output_type
-	33, // [33:35] is the sub-list for method input_type
-	33, // [33:33] is the sub-list for extension type_name
-	33, // [33:33] is the sub-list for extension extendee
-	0,  // [0:33] is the sub-list for field type_name
+	18, // 0: berth.v1.JoinRequest.labels:type_name -> berth.v1.JoinRequest.LabelsEntry
+	19, // 1: berth.v1.NodeDescription.labels:type_name -> berth.v1.NodeDescription.LabelsEntry
+	22, // 2: berth.v1.NodeDescription.capacity:type_name -> berth.v1.Resources
+	23, // 3: berth.v1.NodeDescription.platform:type_name -> berth.v1.Platform
+	20, // 4: berth.v1.NodeDescription.image_digests:type_name -> berth.v1.NodeDescription.ImageDigestsEntry
+	24, // 5: berth.v1.TaskStatusReport.status:type_name -> berth.v1.TaskStatus
+	2,  // 6: berth.v1.AgentHello.description:type_name -> berth.v1.NodeDescription
+	3,  // 7: berth.v1.AgentHello.tasks:type_name -> berth.v1.TaskStatusReport
+	3,  // 8: berth.v1.AgentStatus.tasks:type_name -> berth.v1.TaskStatusReport
+	21, // 9: berth.v1.AgentHeartbeat.image_digests:type_name -> berth.v1.AgentHeartbeat.ImageDigestsEntry
+	4,  // 10: berth.v1.AgentMessage.hello:type_name -> berth.v1.AgentHello
+	5,  // 11: berth.v1.AgentMessage.status:type_name -> berth.v1.AgentStatus
+	6,  // 12: berth.v1.AgentMessage.heartbeat:type_name -> berth.v1.AgentHeartbeat
+	25, // 13: berth.v1.SessionWelcome.heartbeat_period:type_name -> google.protobuf.Duration
+	9,  // 14: berth.v1.SessionWelcome.gossip:type_name -> berth.v1.GossipConfig
+	25, // 15: berth.v1.GossipConfig.probe_interval:type_name -> google.protobuf.Duration
+	25, // 16: berth.v1.GossipConfig.probe_timeout:type_name -> google.protobuf.Duration
+	26, // 17: berth.v1.Assignments.tasks:type_name -> berth.v1.Task
+	12, // 18: berth.v1.Assignments.image_sources:type_name -> berth.v1.ImageSource
+	11, // 19: berth.v1.Assignments.files:type_name -> berth.v1.FilePayload
+	8,  // 20: berth.v1.ServerMessage.welcome:type_name -> berth.v1.SessionWelcome
+	10, // 21: berth.v1.ServerMessage.assignments:type_name -> berth.v1.Assignments
+	14, // 22: berth.v1.ServerMessage.network_map:type_name -> berth.v1.NetworkMap
+	27, // 23: berth.v1.NetworkMap.networks:type_name -> berth.v1.Network
+	15, // 24: berth.v1.NetworkMap.services:type_name -> berth.v1.NetworkService
+	16, // 25: berth.v1.NetworkMap.tasks:type_name -> berth.v1.NetworkTask
+	17, // 26: berth.v1.NetworkMap.nodes:type_name -> berth.v1.NetworkNode
+	28, // 27: berth.v1.NetworkMap.tasks_removed_at:type_name -> google.protobuf.Timestamp
+	29, // 28: berth.v1.NetworkService.endpoint_mode:type_name -> berth.v1.EndpointMode
+	30, // 29: berth.v1.NetworkService.networks:type_name -> berth.v1.ServiceNetwork
+	31, // 30: berth.v1.NetworkService.virtual_ips:type_name -> berth.v1.VirtualIP
+	32, // 31: berth.v1.NetworkService.ports:type_name -> berth.v1.PortSpec
+	33, // 32: berth.v1.NetworkTask.networks:type_name -> berth.v1.TaskNetwork
+	28, // 33: berth.v1.NetworkTask.changed_at:type_name -> google.protobuf.Timestamp
+	0,  // 34: berth.v1.AgentService.Join:input_type -> berth.v1.JoinRequest
+	7,  // 35: berth.v1.AgentService.Session:input_type -> berth.v1.AgentMessage
+	1,  // 36: berth.v1.AgentService.Join:output_type -> berth.v1.JoinResponse
+	13, // 37: berth.v1.AgentService.Session:output_type -> berth.v1.ServerMessage
+	36, // [36:38] is the sub-list for method output_type
+	34, // [34:36] is the sub-list for method input_type
+	34, // [34:34] is the sub-list for extension type_name
+	34, // [34:34] is the sub-list for extension extendee
+	0,  // [0:34] is the sub-list for field type_name
 }
 
 func init() { file_berth_v1_agent_proto_init() }
@@ -1736,7 +1761,7 @@ func file_berth_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_berth_v1_agent_proto_rawDesc), len(file_berth_v1_agent_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   21,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
