@@ -396,7 +396,7 @@ func (s *Server) AdminConfig() *config.Config { return s.admin }
 
 // JoinToken returns a valid join token.
 func (s *Server) JoinToken(ctx context.Context) (string, error) {
-	tok, _, err := s.authority.JoinToken(ctx, false, 0)
+	tok, _, err := s.authority.JoinToken(ctx, false, 0, 0)
 	return tok, err
 }
 

@@ -2,10 +2,12 @@ package dispatcher
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
+	"strings"
 	"testing"
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
@@ -25,7 +27,8 @@ func TestRegisterKeepsWhatTheOperatorChose(t *testing.T) {
 		return &berthv1.NodeDescription{Name: "alpha", Address: "127.0.0.1:7001", Labels: labels}
 	}
 
-	first, err := d.register(ctx, "n1", desc(map[string]string{"zone": "us", "rack": "r1"}))
+	cert := joined(t, s, c, "n1", "alpha", map[string]string{"zone": "us", "rack": "r1"})
+	first, _, err := d.register(ctx, "n1", cert, desc(map[string]string{"zone": "us", "rack": "r1"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,18 +52,22 @@ func TestRegisterKeepsWhatTheOperatorChose(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// The agent comes back with other labels.
-	again, err := d.register(ctx, "n1", desc(map[string]string{"zone": "us", "disk": "ssd"}))
+	// The agent comes back with other labels: they are ignored (fixed at
+	// join), and said so.
+	again, claims, err := d.register(ctx, "n1", cert, desc(map[string]string{"zone": "us", "disk": "ssd"}))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if len(claims) != 1 || !strings.Contains(claims[0], "fixed at join") {
+		t.Errorf("claims = %q, want one about the labels", claims)
 	}
 	tests := []struct {
 		name      string
 		got, want map[string]string
 	}{
-		{"agent labels", again.AgentLabels, map[string]string{"zone": "us", "disk": "ssd"}},
+		{"agent labels", again.AgentLabels, map[string]string{"zone": "us", "rack": "r1"}},
 		{"operator labels", again.OperatorLabels, map[string]string{"zone": "eu", "tier": "gold"}},
-		{"labels", again.Labels, map[string]string{"zone": "eu", "disk": "ssd", "tier": "gold"}},
+		{"labels", again.Labels, map[string]string{"zone": "eu", "rack": "r1", "tier": "gold"}},
 	}
 	for _, tt := range tests {
 		if !maps.Equal(tt.got, tt.want) {
@@ -101,6 +108,7 @@ func TestRegisterSetsRole(t *testing.T) {
 	}
 	d := New(Config{Store: s, Cache: c, Subnets: pool, Log: slog.New(slog.DiscardHandler),
 		Servers: func(context.Context) ([]*berthv1.ServerInfo, error) { return servers, listErr }})
+	certs := map[string]*x509.Certificate{}
 	for i, tt := range tests {
 		listErr = nil
 		if tt.failed {
@@ -111,7 +119,12 @@ func TestRegisterSetsRole(t *testing.T) {
 		if tt.failed {
 			id = "n0"
 		}
-		n, err := d.register(ctx, id, &berthv1.NodeDescription{Name: id, Address: tt.address})
+		cert := certs[id]
+		if cert == nil {
+			cert = joined(t, s, c, id, id, nil)
+			certs[id] = cert
+		}
+		n, _, err := d.register(ctx, id, cert, &berthv1.NodeDescription{Name: id, Address: tt.address})
 		if err != nil {
 			t.Fatalf("%s: register: %v", tt.name, err)
 		}
@@ -122,7 +135,7 @@ func TestRegisterSetsRole(t *testing.T) {
 
 	// Without a way to list servers, every node is a worker.
 	d = New(Config{Store: s, Cache: c, Subnets: pool, Log: slog.New(slog.DiscardHandler)})
-	if n, err := d.register(ctx, "n9", &berthv1.NodeDescription{Name: "n9", Address: "10.0.0.1:7001"}); err != nil || n.Role != "worker" {
+	if n, _, err := d.register(ctx, "n9", joined(t, s, c, "n9", "n9", nil), &berthv1.NodeDescription{Name: "n9", Address: "10.0.0.1:7001"}); err != nil || n.Role != "worker" {
 		t.Errorf("register without servers = role %q, %v; want worker", n.GetRole(), err)
 	}
 }
