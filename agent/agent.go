@@ -152,7 +152,9 @@ func Start(ctx context.Context, cfg Config) (_ *Agent, err error) {
 			a.Stop()
 		}
 	}()
-	a.creds, err = session.LoadOrJoin(ctx, filepath.Join(cfg.DataDir, "pki"), cfg.servers(), cfg.Token, cfg.Name)
+	host, _ := os.Hostname()
+	a.creds, err = session.LoadOrJoin(ctx, filepath.Join(cfg.DataDir, "pki"), cfg.servers(), cfg.Token,
+		session.Node{Name: cfg.Name, Hostname: host, Labels: cfg.Labels})
 	if err != nil {
 		return nil, err
 	}
