@@ -19,6 +19,7 @@ import (
 	"github.com/berthproject/berth/api/identity"
 	"github.com/berthproject/berth/api/nodelabels"
 	"github.com/berthproject/berth/controlplane/store"
+	grpcpeer "google.golang.org/grpc/peer"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
@@ -221,8 +222,12 @@ func labelWords(l map[string]string) string {
 
 // nodeRole is the role of a node whose agent listens at address:
 // manager when its host is the host of a running server's address (the
-// machine runs a Berth server too), worker otherwise. known is false when
-// the servers could not be listed; role is worker then.
+// machine runs a Berth server too), worker otherwise. The address is the
+// agent's own word, so the session must also come from that machine: from
+// a server's host, or over loopback. Otherwise any node could name a
+// server's address to be taken for a manager and attract the tasks
+// constrained to managers. known is false when the servers could not be
+// listed; role is worker then.
 func (d *Dispatcher) nodeRole(ctx context.Context, address string) (role string, known bool) {
 	if d.cfg.Servers == nil {
 		return constraint.RoleWorker, true
@@ -236,12 +241,35 @@ func (d *Dispatcher) nodeRole(ctx context.Context, address string) (role string,
 	if !ok {
 		return constraint.RoleWorker, true
 	}
+	from, fromKnown := peerHost(ctx)
+	onServer, fromServer := false, !fromKnown || isLoopback(from)
 	for _, s := range servers {
-		if h, ok := addressHost(s.GetAddress()); ok && h == host {
-			return constraint.RoleManager, true
+		if h, ok := addressHost(s.GetAddress()); ok {
+			onServer = onServer || h == host
+			fromServer = fromServer || h == from
 		}
 	}
+	if onServer && !fromServer {
+		d.log.Warn("an agent names a server's address but connects from elsewhere; it is a worker", "address", address, "from", from)
+	}
+	if onServer && fromServer {
+		return constraint.RoleManager, true
+	}
 	return constraint.RoleWorker, true
+}
+
+// peerHost is the host the caller of ctx's gRPC call connects from.
+func peerHost(ctx context.Context) (string, bool) {
+	p, ok := grpcpeer.FromContext(ctx)
+	if !ok || p.Addr == nil {
+		return "", false
+	}
+	return addressHost(p.Addr.String())
+}
+
+func isLoopback(host string) bool {
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }
 
 // addressHost is the host of a host:port address, an IP address written

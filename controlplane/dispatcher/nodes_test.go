@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"net"
 	"strings"
 	"testing"
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
 	"github.com/berthproject/berth/controlplane/store"
+	grpcpeer "google.golang.org/grpc/peer"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -131,6 +133,19 @@ func TestRegisterSetsRole(t *testing.T) {
 		if n.Role != tt.want {
 			t.Errorf("%s: role = %q, want %q", tt.name, n.Role, tt.want)
 		}
+	}
+
+	// A node that names a server's address but connects from another
+	// machine is a worker.
+	listErr = nil
+	from := grpcpeer.NewContext(ctx, &grpcpeer.Peer{Addr: &net.TCPAddr{IP: net.ParseIP("10.0.0.7"), Port: 4000}})
+	n8 := joined(t, s, c, "n8", "n8", nil)
+	if n, _, err := d.register(from, "n8", n8, &berthv1.NodeDescription{Name: "n8", Address: "10.0.0.1:7001"}); err != nil || n.Role != "worker" {
+		t.Errorf("register naming a server's address from 10.0.0.7 = role %q, %v; want worker", n.GetRole(), err)
+	}
+	local := grpcpeer.NewContext(ctx, &grpcpeer.Peer{Addr: &net.TCPAddr{IP: net.ParseIP("127.0.0.1"), Port: 4000}})
+	if n, _, err := d.register(local, "n8", n8, &berthv1.NodeDescription{Name: "n8", Address: "10.0.0.1:7001"}); err != nil || n.Role != "manager" {
+		t.Errorf("register naming a server's address over loopback = role %q, %v; want manager", n.GetRole(), err)
 	}
 
 	// Without a way to list servers, every node is a worker.
