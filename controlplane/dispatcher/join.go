@@ -93,8 +93,9 @@ func (d *Dispatcher) Join(ctx context.Context, req *berthv1.JoinRequest) (*berth
 	return &berthv1.JoinResponse{NodeId: id, Certificate: certPEM, CaCertificate: d.cfg.Authority.CACertPEM()}, nil
 }
 
-// joinedNode is the record of a node that joined: not ready until its
-// agent connects.
+// joinedNode is the record of a node that joined: of no status until its
+// agent connects (node health judges only nodes that were ready, so a slow
+// first start is not reported as a node going down).
 func joinedNode(id string, req *berthv1.JoinRequest, cert *x509.Certificate, now time.Time) *berthv1.Node {
 	ts := timestamppb.New(now)
 	n := &berthv1.Node{
@@ -103,7 +104,6 @@ func joinedNode(id string, req *berthv1.JoinRequest, cert *x509.Certificate, now
 		Hostname:             req.Hostname,
 		AgentLabels:          maps.Clone(req.Labels),
 		Availability:         berthv1.NodeAvailability_NODE_AVAILABILITY_ACTIVE,
-		Status:               berthv1.NodeStatus_NODE_STATUS_UNREACHABLE,
 		StatusMessage:        "joined; its agent has not connected yet",
 		StatusSince:          ts,
 		CertificateSerial:    identity.SerialHex(cert),
