@@ -156,7 +156,9 @@ func Start(ctx context.Context, cfg Config) (_ *Agent, err error) {
 		}
 	}()
 	pkiDir := filepath.Join(cfg.DataDir, "pki")
-	a.creds, err = session.LoadOrJoin(ctx, pkiDir, cfg.servers(), cfg.Token, cfg.Name)
+	host, _ := os.Hostname()
+	a.creds, err = session.LoadOrJoin(ctx, pkiDir, cfg.servers(), cfg.Token,
+		session.Node{Name: cfg.Name, Hostname: host, Labels: cfg.Labels})
 	if err != nil {
 		return nil, err
 	}

@@ -15,6 +15,7 @@ func newJoinTokenCommand(o *rootOptions) *cobra.Command {
 	var (
 		rotate bool
 		ttl    time.Duration
+		uses   uint32
 		quiet  bool
 	)
 	cmd := &cobra.Command{
@@ -22,9 +23,12 @@ func newJoinTokenCommand(o *rootOptions) *cobra.Command {
 		Short: "Show the token that lets a machine join the cluster as a node",
 		Long: `Show the join token, and the command that makes another machine a node of
 this cluster. A token is made when there is no valid one. --rotate makes a
-new token and revokes the old ones (nodes that already joined keep working).`,
+new token and revokes the old ones (nodes that already joined keep working).
+--uses N makes a new token that admits N nodes and is then used up; add
+--rotate to revoke the others too.`,
 		Example: `  berth join-token
   berth join-token --rotate --ttl 1h
+  berth join-token --rotate --uses 1   # for one machine
   TOKEN=$(berth join-token -q)`,
 		GroupID: groupCluster,
 		Args:    cobra.NoArgs,
@@ -33,7 +37,7 @@ new token and revokes the old ones (nodes that already joined keep working).`,
 				return fmt.Errorf("--ttl %s is negative", ttl)
 			}
 			return o.withCluster(cmd, func(ctx context.Context, c *cluster) error {
-				req := &berthv1.JoinTokenRequest{Rotate: rotate}
+				req := &berthv1.JoinTokenRequest{Rotate: rotate, Uses: uses}
 				if ttl > 0 {
 					req.Ttl = durationpb.New(ttl)
 				}
@@ -50,12 +54,16 @@ new token and revokes the old ones (nodes that already joined keep working).`,
 				if exp := resp.GetExpiresAt(); exp != nil {
 					fmt.Fprintf(w, "The token expires at %s.\n", exp.AsTime().Local().Format(time.RFC1123))
 				}
+				if uses > 0 {
+					fmt.Fprintf(w, "It admits %s, then it is used up.\n", plural(int(uses), "node"))
+				}
 				return nil
 			})
 		},
 	}
 	cmd.Flags().BoolVar(&rotate, "rotate", false, "make a new token and revoke the old ones")
 	cmd.Flags().DurationVar(&ttl, "ttl", 0, "lifetime of a new token, e.g. 1h (default: the server's)")
+	cmd.Flags().Uint32Var(&uses, "uses", 0, "make a new token that admits this many nodes (default: no limit)")
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print only the token")
 	return cmd
 }

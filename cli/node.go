@@ -38,6 +38,7 @@ them. "berth node activate" takes them back.`),
 			`Make nodes active again: new tasks can be placed on them. The tasks that
 moved away stay where they are; "berth rebalance" spreads them again.`),
 		newNodeLabelCommand(o),
+		newNodeRemoveCommand(o),
 	)
 	requireSubcommand(cmd)
 	return cmd

@@ -457,7 +457,7 @@ func (s *Server) writeAdminConfig(advertise string) error {
 
 // JoinToken returns a valid join token.
 func (s *Server) JoinToken(ctx context.Context) (string, error) {
-	tok, _, err := s.authority.JoinToken(ctx, false, 0)
+	tok, _, err := s.authority.JoinToken(ctx, false, 0, 0)
 	return tok, err
 }
 

@@ -33,10 +33,19 @@ const (
 	caFile   = "ca.crt"
 )
 
+// Node is what a node is known by, fixed when it joins: the control plane
+// ignores what later sessions say of it, so that a node cannot change its
+// name or labels to attract tasks.
+type Node struct {
+	Name, Hostname string
+	// Labels are the agent's --label flags.
+	Labels map[string]string
+}
+
 // LoadOrJoin returns the node credentials kept in dir, or joins the cluster
-// through one of servers (the first that answers) with token and keeps the
-// credentials it receives there.
-func LoadOrJoin(ctx context.Context, dir string, servers []string, token, name string) (*Credentials, error) {
+// through one of servers (the first that answers) with token as node, and
+// keeps the credentials it receives there.
+func LoadOrJoin(ctx context.Context, dir string, servers []string, token string, node Node) (*Credentials, error) {
 	creds, err := load(dir)
 	if err == nil {
 		return creds, nil
@@ -51,13 +60,14 @@ func LoadOrJoin(ctx context.Context, dir string, servers []string, token, name s
 	if err != nil {
 		return nil, err
 	}
-	keyPEM, csrPEM, err := identity.NewKeyAndCSR(name)
+	keyPEM, csrPEM, err := identity.NewKeyAndCSR(node.Name)
 	if err != nil {
 		return nil, err
 	}
 	var errs []error
 	for _, server := range servers {
-		resp, err := join(ctx, server, tok, &berthv1.JoinRequest{Token: token, NodeName: name, Csr: csrPEM})
+		resp, err := join(ctx, server, tok, &berthv1.JoinRequest{Token: token, NodeName: node.Name, Csr: csrPEM,
+			Hostname: node.Hostname, Labels: node.Labels})
 		if err != nil {
 			errs = append(errs, err)
 			if st, ok := status.FromError(errors.Unwrap(err)); ok && st.Code() != codes.Unavailable && st.Code() != codes.DeadlineExceeded {

@@ -270,7 +270,7 @@ func (s *Server) ListNodes(ctx context.Context, req *berthv1.ListNodesRequest) (
 
 // JoinToken returns the token agents join with.
 func (s *Server) JoinToken(ctx context.Context, req *berthv1.JoinTokenRequest) (*berthv1.JoinTokenResponse, error) {
-	token, expires, err := s.cfg.Authority.JoinToken(ctx, req.Rotate, req.GetTtl().AsDuration())
+	token, expires, err := s.cfg.Authority.JoinToken(ctx, req.Rotate, req.GetTtl().AsDuration(), req.GetUses())
 	if err != nil {
 		return nil, storeError(err)
 	}

@@ -102,7 +102,7 @@ func changeNode(n *berthv1.Node, req *berthv1.UpdateNodeRequest) ([]string, erro
 			continue
 		}
 		if _, ok := n.AgentLabels[k]; ok {
-			return nil, status.Errorf(codes.FailedPrecondition, "label %q of node %s comes from its agent (--label): remove it from the agent's flags and restart the agent, or override its value instead", k, n.Name)
+			return nil, status.Errorf(codes.FailedPrecondition, "label %q of node %s comes from its agent (--label), fixed when the node joined: override its value instead (berth node label %s %s=VALUE)", k, n.Name, n.Name, k)
 		}
 	}
 	if len(set) > 0 {

@@ -347,7 +347,7 @@ func TestRecorderAnswersWhenTheRecordCannotBeWritten(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(e.Close)
-	cli, err := etcd.Connect(t.Context(), e.Endpoints())
+	cli, err := etcd.Connect(t.Context(), []string{e.Endpoint()}, etcd.ClientTLS{})
 	if err != nil {
 		t.Fatal(err)
 	}

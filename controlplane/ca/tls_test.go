@@ -103,7 +103,7 @@ func nodeCredentials(t *testing.T, a *Authority, nodeID string) (certPEM, keyPEM
 
 func tokenFor(t *testing.T, a *Authority) identity.Token {
 	t.Helper()
-	s, _, err := a.JoinToken(context.Background(), false, 0)
+	s, _, err := a.JoinToken(context.Background(), false, 0, 0)
 	if err != nil {
 		t.Fatalf("JoinToken: %v", err)
 	}

@@ -25,7 +25,7 @@ func TestJoinTokenReprintAndValidate(t *testing.T) {
 	store := newMemStore()
 	a := openWithClock(t, store, clock)
 
-	tok, expires, err := a.JoinToken(ctx, false, 0)
+	tok, expires, err := a.JoinToken(ctx, false, 0, 0)
 	if err != nil {
 		t.Fatalf("JoinToken: %v", err)
 	}
@@ -39,21 +39,21 @@ func TestJoinTokenReprintAndValidate(t *testing.T) {
 	if parsed.CADigest != a.Digest() {
 		t.Errorf("token carries digest %s, CA has %s", parsed.CADigest, a.Digest())
 	}
-	if err := a.ValidateToken(ctx, tok); err != nil {
+	if _, err := a.ValidateToken(ctx, tok); err != nil {
 		t.Errorf("ValidateToken(new token): %v", err)
 	}
 
 	// Another server of the cluster prints the same token again.
 	clock.Advance(time.Hour)
 	other := openWithClock(t, store, clock)
-	again, againExpires, err := other.JoinToken(ctx, false, time.Minute)
+	again, againExpires, err := other.JoinToken(ctx, false, time.Minute, 0)
 	if err != nil {
 		t.Fatalf("JoinToken again: %v", err)
 	}
 	if again != tok || !againExpires.Equal(expires) {
 		t.Errorf("JoinToken again = %s (expires %v), want the existing %s (expires %v)", again, againExpires, tok, expires)
 	}
-	if err := other.ValidateToken(ctx, tok); err != nil {
+	if _, err := other.ValidateToken(ctx, tok); err != nil {
 		t.Errorf("other server: ValidateToken: %v", err)
 	}
 	if n := store.tokenCount(); n != 1 {
@@ -67,12 +67,12 @@ func TestJoinTokenExpiry(t *testing.T) {
 	store := newMemStore()
 	a := openWithClock(t, store, clock)
 
-	tok, expires, err := a.JoinToken(ctx, false, 2*time.Hour)
+	tok, expires, err := a.JoinToken(ctx, false, 2*time.Hour, 0)
 	if err != nil {
 		t.Fatalf("JoinToken: %v", err)
 	}
 	clock.Advance(2 * time.Hour)
-	err = a.ValidateToken(ctx, tok)
+	_, err = a.ValidateToken(ctx, tok)
 	if !errors.Is(err, ErrTokenExpired) {
 		t.Fatalf("ValidateToken after expiry = %v, want ErrTokenExpired", err)
 	}
@@ -83,14 +83,14 @@ func TestJoinTokenExpiry(t *testing.T) {
 	}
 
 	// Asking again replaces the expired token and drops its record.
-	fresh, _, err := a.JoinToken(ctx, false, 0)
+	fresh, _, err := a.JoinToken(ctx, false, 0, 0)
 	if err != nil {
 		t.Fatalf("JoinToken after expiry: %v", err)
 	}
 	if fresh == tok {
 		t.Errorf("JoinToken returned the expired token")
 	}
-	if err := a.ValidateToken(ctx, fresh); err != nil {
+	if _, err := a.ValidateToken(ctx, fresh); err != nil {
 		t.Errorf("ValidateToken(fresh): %v", err)
 	}
 	if n := store.tokenCount(); n != 1 {
@@ -102,7 +102,7 @@ func TestJoinTokenNeverExpires(t *testing.T) {
 	ctx := context.Background()
 	clock := newFakeClock()
 	a := openWithClock(t, newMemStore(), clock)
-	tok, expires, err := a.JoinToken(ctx, false, -1)
+	tok, expires, err := a.JoinToken(ctx, false, -1, 0)
 	if err != nil {
 		t.Fatalf("JoinToken: %v", err)
 	}
@@ -110,7 +110,7 @@ func TestJoinTokenNeverExpires(t *testing.T) {
 		t.Errorf("token without expiry reports expiry %v", expires)
 	}
 	clock.Advance(20 * 365 * 24 * time.Hour)
-	if err := a.ValidateToken(ctx, tok); err != nil {
+	if _, err := a.ValidateToken(ctx, tok); err != nil {
 		t.Errorf("ValidateToken much later: %v", err)
 	}
 }
@@ -121,25 +121,25 @@ func TestJoinTokenRotate(t *testing.T) {
 	store := newMemStore()
 	a := openWithClock(t, store, clock)
 
-	old, _, err := a.JoinToken(ctx, false, 0)
+	old, _, err := a.JoinToken(ctx, false, 0, 0)
 	if err != nil {
 		t.Fatalf("JoinToken: %v", err)
 	}
 	clock.Advance(time.Second)
-	rotated, _, err := a.JoinToken(ctx, true, 0)
+	rotated, _, err := a.JoinToken(ctx, true, 0, 0)
 	if err != nil {
 		t.Fatalf("JoinToken(rotate): %v", err)
 	}
 	if rotated == old {
 		t.Fatalf("rotation returned the old token")
 	}
-	if err := a.ValidateToken(ctx, old); !errors.Is(err, ErrTokenInvalid) {
+	if _, err := a.ValidateToken(ctx, old); !errors.Is(err, ErrTokenInvalid) {
 		t.Errorf("ValidateToken(old) after rotation = %v, want ErrTokenInvalid", err)
 	}
-	if err := a.ValidateToken(ctx, rotated); err != nil {
+	if _, err := a.ValidateToken(ctx, rotated); err != nil {
 		t.Errorf("ValidateToken(rotated): %v", err)
 	}
-	again, _, err := a.JoinToken(ctx, false, 0)
+	again, _, err := a.JoinToken(ctx, false, 0, 0)
 	if err != nil {
 		t.Fatalf("JoinToken after rotation: %v", err)
 	}
@@ -155,11 +155,11 @@ func TestValidateTokenInvalid(t *testing.T) {
 	ctx := context.Background()
 	a, _ := openCA(t)
 	other, _ := openCA(t)
-	good, _, err := a.JoinToken(ctx, false, 0)
+	good, _, err := a.JoinToken(ctx, false, 0, 0)
 	if err != nil {
 		t.Fatalf("JoinToken: %v", err)
 	}
-	foreign, _, err := other.JoinToken(ctx, false, 0)
+	foreign, _, err := other.JoinToken(ctx, false, 0, 0)
 	if err != nil {
 		t.Fatalf("JoinToken on the other cluster: %v", err)
 	}
@@ -186,7 +186,7 @@ func TestValidateTokenInvalid(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := a.ValidateToken(ctx, tt.token)
+			_, err := a.ValidateToken(ctx, tt.token)
 			if !errors.Is(err, ErrTokenInvalid) {
 				t.Fatalf("ValidateToken = %v, want ErrTokenInvalid", err)
 			}
@@ -194,5 +194,54 @@ func TestValidateTokenInvalid(t *testing.T) {
 				t.Errorf("error %q does not mention %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestLimitedToken: --uses N makes a new token that admits N joins; each
+// join stores what TakeUse returns; the N+1th is refused with the numbers
+// and how to get another, and a used-up token is never printed again.
+func TestLimitedToken(t *testing.T) {
+	ctx := context.Background()
+	store := newMemStore()
+	a := openWithClock(t, store, newFakeClock())
+	unlimited, _, err := a.JoinToken(ctx, false, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, _, err := a.JoinToken(ctx, false, 0, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok == unlimited {
+		t.Fatalf("JoinToken(uses 2) returned the unlimited token")
+	}
+	for i := range 2 {
+		rec, err := a.ValidateToken(ctx, tok)
+		if err != nil {
+			t.Fatalf("join %d: ValidateToken: %v", i+1, err)
+		}
+		next, err := TakeUse(rec)
+		if err != nil || next == nil || next.GetUsesLeft() != rec.GetUsesLeft()-1 {
+			t.Fatalf("join %d: TakeUse = %v, %v; want one use fewer", i+1, next, err)
+		}
+		if err := store.PutToken(ctx, next); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err = a.ValidateToken(ctx, tok)
+	if !errors.Is(err, ErrTokenUsedUp) || !strings.Contains(err.Error(), "2 of 2 uses") || !strings.Contains(err.Error(), "--rotate --uses 2") {
+		t.Fatalf("third join: ValidateToken = %v, want ErrTokenUsedUp naming 2 of 2 uses and --rotate --uses 2", err)
+	}
+	again, _, err := a.JoinToken(ctx, false, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again == tok {
+		t.Fatalf("JoinToken printed the used-up token again")
+	}
+	if rec, err := a.ValidateToken(ctx, unlimited); err != nil {
+		t.Fatalf("the unlimited token: %v", err)
+	} else if next, err := TakeUse(rec); next != nil || err != nil {
+		t.Fatalf("TakeUse(unlimited) = %v, %v; want nothing to write", next, err)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -79,6 +80,10 @@ type Dispatcher struct {
 	// this server does not lead: sessions are only taken in a term, and
 	// their writes carry its fence.
 	term context.Context
+
+	// claims are what each node's agent last said of it that differs
+	// from what it joined with (reportClaims), by node id.
+	claims map[string]string
 
 	reports *reportQueue
 	beats   *heartbeats
@@ -183,21 +188,57 @@ func (d *Dispatcher) route(ev store.Event) {
 }
 
 // nodeChanged ends the session of a node declared down: its tasks are
-// being replaced, and the agent must connect again to be ready.
+// being replaced, and the agent must connect again to be ready. It also
+// ends the session of a node removed (`berth node rm --force`), whose
+// agent cannot connect again.
 func (d *Dispatcher) nodeChanged(ev store.Event) {
 	n, ok := ev.Object.(*berthv1.Node)
-	if !ok || ev.Action == store.ActionDelete || n.Status != berthv1.NodeStatus_NODE_STATUS_DOWN {
+	if !ok {
 		return
 	}
-	if old, ok := ev.Old.(*berthv1.Node); ok && old.Status == berthv1.NodeStatus_NODE_STATUS_DOWN {
+	why := "closing the session of a node declared down"
+	if ev.Action == store.ActionDelete {
+		why = "closing the session of a node removed from the cluster"
+		d.mu.Lock()
+		delete(d.claims, n.GetMeta().GetId())
+		d.mu.Unlock()
+	} else if n.Status != berthv1.NodeStatus_NODE_STATUS_DOWN {
+		return
+	} else if old, ok := ev.Old.(*berthv1.Node); ok && old.Status == berthv1.NodeStatus_NODE_STATUS_DOWN {
 		return
 	}
 	d.mu.Lock()
 	s := d.sessions[n.GetMeta().GetId()]
 	d.mu.Unlock()
 	if s != nil {
-		d.log.Warn("closing the session of a node declared down", "node", n.Name, "why", n.StatusMessage)
+		d.log.Warn(why, "node", n.Name, "why", n.StatusMessage)
 		s.cancel()
+	}
+}
+
+// reportClaims warns of, and records as events, what an agent's hello
+// says of its node that differs from what the node fixed at join, once
+// per node and set of claims: an agent that keeps saying it is another
+// node would otherwise record an event at every reconnect. Only the last
+// set is remembered per node, so an agent varying its claims costs no
+// memory.
+func (d *Dispatcher) reportClaims(id, name string, claims []string) {
+	said := strings.Join(claims, "\n")
+	d.mu.Lock()
+	fresh := d.claims[id] != said
+	if fresh {
+		if d.claims == nil {
+			d.claims = map[string]string{}
+		}
+		d.claims[id] = said
+	}
+	d.mu.Unlock()
+	if !fresh {
+		return
+	}
+	for _, c := range claims {
+		d.log.Warn("an agent's hello differs from what its node joined with; ignored", "node", name, "id", id, "claim", c)
+		d.cfg.Store.Record(context.Background(), d.log, store.EventKindNode, id, "identity-claim", c)
 	}
 }
 
@@ -229,37 +270,6 @@ func (d *Dispatcher) assigned(nodeID string) []*berthv1.Task {
 	return out
 }
 
-// Join admits a new node: it checks the join token and signs the node's
-// certificate request.
-func (d *Dispatcher) Join(ctx context.Context, req *berthv1.JoinRequest) (*berthv1.JoinResponse, error) {
-	if err := d.cfg.Authority.ValidateToken(ctx, req.Token); err != nil {
-		d.log.Warn("refused a join", "node", req.NodeName, "err", err)
-		return nil, status.Error(codes.PermissionDenied, err.Error())
-	}
-	if req.NodeName == "" {
-		return nil, status.Error(codes.InvalidArgument, "node name is empty: start the agent with --name")
-	}
-	id := store.NewID()
-	for _, n := range d.cfg.Cache.Nodes() {
-		if n.Name != req.NodeName {
-			continue
-		}
-		if d.connected(n.GetMeta().GetId()) {
-			return nil, status.Errorf(codes.AlreadyExists, "node name %q is used by a connected node (%s): give this agent another --name", req.NodeName, n.GetMeta().GetId())
-		}
-		// The same machine joining again (its data dir was wiped) keeps
-		// its node id, so its history and placement carry over.
-		id = n.GetMeta().GetId()
-	}
-	cert, err := d.cfg.Authority.SignNode(req.Csr, id)
-	if err != nil {
-		return nil, status.Errorf(codes.InvalidArgument, "signing the node certificate: %v", err)
-	}
-	d.log.Info("node joined", "node", req.NodeName, "id", id)
-	d.cfg.Store.Record(ctx, d.log, "node", id, "join", "node "+req.NodeName+" joined")
-	return &berthv1.JoinResponse{NodeId: id, Certificate: cert, CaCertificate: d.cfg.Authority.CACertPEM()}, nil
-}
-
 // connected reports whether node nodeID's agent has a session. A server
 // that does not lead holds no sessions and goes by the node's status.
 func (d *Dispatcher) connected(nodeID string) bool {
@@ -288,6 +298,13 @@ func (d *Dispatcher) Session(stream berthv1.AgentService_SessionServer) error {
 	if term == nil {
 		return d.notLeader(stream)
 	}
+	cert, ok := identity.PeerCertificate(ctx)
+	if !ok {
+		return status.Error(codes.PermissionDenied, "sessions need a node certificate: join the cluster first")
+	}
+	if err := d.refuseRevoked(ctx, cert); err != nil {
+		return err
+	}
 	if err := stream.SendHeader(metadata.MD{}); err != nil {
 		return err
 	}
@@ -299,13 +316,17 @@ func (d *Dispatcher) Session(stream berthv1.AgentService_SessionServer) error {
 	if hello == nil {
 		return status.Error(codes.InvalidArgument, "a session must start with hello")
 	}
-	node, err := d.register(fenced(ctx, term), who.ID, hello.GetDescription())
-	if errors.Is(err, store.ErrFenced) {
+	node, claims, err := d.register(fenced(ctx, term), who.ID, cert, hello.GetDescription())
+	switch {
+	case errors.Is(err, store.ErrFenced):
 		return d.notLeader(stream)
-	}
-	if err != nil {
+	case errors.Is(err, errNotMember), errors.Is(err, errOtherCertificate):
+		d.log.Warn("refused a session", "id", who.ID, "serial", identity.SerialHex(cert), "err", err)
+		return status.Errorf(codes.PermissionDenied, "%v: this agent's certificate no longer names a node of the cluster; delete its data directory's pki folder and join again with a token", err)
+	case err != nil:
 		return status.Errorf(codes.Internal, "registering node: %v", err)
 	}
+	d.reportClaims(who.ID, node.Name, claims)
 	d.reports.add(who.ID, hello.GetTasks())
 	leaf := peerLeaf(ctx)
 	d.noteSessionCertificate(fenced(ctx, term), who.ID, leaf)

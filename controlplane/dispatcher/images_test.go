@@ -119,7 +119,7 @@ func TestRegisterStoresContentAddressAndDigests(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := New(Config{Store: s, Cache: c, Subnets: pool, Log: slog.New(slog.DiscardHandler)})
-	n, err := d.register(context.Background(), "n1", &berthv1.NodeDescription{
+	n, _, err := d.register(context.Background(), "n1", joined(t, s, c, "n1", "alpha", nil), &berthv1.NodeDescription{
 		Name: "alpha", ContentAddress: "127.0.0.1:5001",
 		Images: []string{"docker.io/library/busybox:latest"}, ImageDigests: map[string]string{"docker.io/library/busybox:latest": "sha256:b"},
 	})

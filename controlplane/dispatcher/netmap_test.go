@@ -366,7 +366,7 @@ func TestFullNetworkMap(t *testing.T) {
 	d.cfg.Subnets = pool
 	// The agents register: the overlay flag is stored on their nodes.
 	for id, overlay := range map[string]bool{"n1": true, "n2": false} {
-		if _, err := d.register(ctx, id, &berthv1.NodeDescription{Name: id, Address: "127.0.0.1:4243", Overlay: overlay}); err != nil {
+		if _, _, err := d.register(ctx, id, joined(t, s, c, id, id, nil), &berthv1.NodeDescription{Name: id, Address: "127.0.0.1:4243", Overlay: overlay}); err != nil {
 			t.Fatal(err)
 		}
 		if n, _ := c.Node(id); n.GetOverlay() != overlay {

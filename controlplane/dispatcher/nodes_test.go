@@ -2,14 +2,18 @@ package dispatcher
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
+	"net"
+	"strings"
 	"testing"
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
 	"github.com/berthproject/berth/controlplane/store"
+	grpcpeer "google.golang.org/grpc/peer"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -25,7 +29,8 @@ func TestRegisterKeepsWhatTheOperatorChose(t *testing.T) {
 		return &berthv1.NodeDescription{Name: "alpha", Address: "127.0.0.1:7001", Labels: labels}
 	}
 
-	first, err := d.register(ctx, "n1", desc(map[string]string{"zone": "us", "rack": "r1"}))
+	cert := joined(t, s, c, "n1", "alpha", map[string]string{"zone": "us", "rack": "r1"})
+	first, _, err := d.register(ctx, "n1", cert, desc(map[string]string{"zone": "us", "rack": "r1"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,18 +54,22 @@ func TestRegisterKeepsWhatTheOperatorChose(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// The agent comes back with other labels.
-	again, err := d.register(ctx, "n1", desc(map[string]string{"zone": "us", "disk": "ssd"}))
+	// The agent comes back with other labels: they are ignored (fixed at
+	// join), and said so.
+	again, claims, err := d.register(ctx, "n1", cert, desc(map[string]string{"zone": "us", "disk": "ssd"}))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if len(claims) != 1 || !strings.Contains(claims[0], "fixed at join") {
+		t.Errorf("claims = %q, want one about the labels", claims)
 	}
 	tests := []struct {
 		name      string
 		got, want map[string]string
 	}{
-		{"agent labels", again.AgentLabels, map[string]string{"zone": "us", "disk": "ssd"}},
+		{"agent labels", again.AgentLabels, map[string]string{"zone": "us", "rack": "r1"}},
 		{"operator labels", again.OperatorLabels, map[string]string{"zone": "eu", "tier": "gold"}},
-		{"labels", again.Labels, map[string]string{"zone": "eu", "disk": "ssd", "tier": "gold"}},
+		{"labels", again.Labels, map[string]string{"zone": "eu", "rack": "r1", "tier": "gold"}},
 	}
 	for _, tt := range tests {
 		if !maps.Equal(tt.got, tt.want) {
@@ -101,6 +110,7 @@ func TestRegisterSetsRole(t *testing.T) {
 	}
 	d := New(Config{Store: s, Cache: c, Subnets: pool, Log: slog.New(slog.DiscardHandler),
 		Servers: func(context.Context) ([]*berthv1.ServerInfo, error) { return servers, listErr }})
+	certs := map[string]*x509.Certificate{}
 	for i, tt := range tests {
 		listErr = nil
 		if tt.failed {
@@ -111,7 +121,12 @@ func TestRegisterSetsRole(t *testing.T) {
 		if tt.failed {
 			id = "n0"
 		}
-		n, err := d.register(ctx, id, &berthv1.NodeDescription{Name: id, Address: tt.address})
+		cert := certs[id]
+		if cert == nil {
+			cert = joined(t, s, c, id, id, nil)
+			certs[id] = cert
+		}
+		n, _, err := d.register(ctx, id, cert, &berthv1.NodeDescription{Name: id, Address: tt.address})
 		if err != nil {
 			t.Fatalf("%s: register: %v", tt.name, err)
 		}
@@ -120,9 +135,22 @@ func TestRegisterSetsRole(t *testing.T) {
 		}
 	}
 
+	// A node that names a server's address but connects from another
+	// machine is a worker.
+	listErr = nil
+	from := grpcpeer.NewContext(ctx, &grpcpeer.Peer{Addr: &net.TCPAddr{IP: net.ParseIP("10.0.0.7"), Port: 4000}})
+	n8 := joined(t, s, c, "n8", "n8", nil)
+	if n, _, err := d.register(from, "n8", n8, &berthv1.NodeDescription{Name: "n8", Address: "10.0.0.1:7001"}); err != nil || n.Role != "worker" {
+		t.Errorf("register naming a server's address from 10.0.0.7 = role %q, %v; want worker", n.GetRole(), err)
+	}
+	local := grpcpeer.NewContext(ctx, &grpcpeer.Peer{Addr: &net.TCPAddr{IP: net.ParseIP("127.0.0.1"), Port: 4000}})
+	if n, _, err := d.register(local, "n8", n8, &berthv1.NodeDescription{Name: "n8", Address: "10.0.0.1:7001"}); err != nil || n.Role != "manager" {
+		t.Errorf("register naming a server's address over loopback = role %q, %v; want manager", n.GetRole(), err)
+	}
+
 	// Without a way to list servers, every node is a worker.
 	d = New(Config{Store: s, Cache: c, Subnets: pool, Log: slog.New(slog.DiscardHandler)})
-	if n, err := d.register(ctx, "n9", &berthv1.NodeDescription{Name: "n9", Address: "10.0.0.1:7001"}); err != nil || n.Role != "worker" {
+	if n, _, err := d.register(ctx, "n9", joined(t, s, c, "n9", "n9", nil), &berthv1.NodeDescription{Name: "n9", Address: "10.0.0.1:7001"}); err != nil || n.Role != "worker" {
 		t.Errorf("register without servers = role %q, %v; want worker", n.GetRole(), err)
 	}
 }

@@ -498,3 +498,39 @@ func TestDownNodeTasksAreOrphanedAndReplaced(t *testing.T) {
 		return orphaned && replaced
 	})
 }
+
+// TestRemovedNodeTasksAreOrphanedAndReplaced removes a node (`berth node
+// rm`): its task is orphaned and its slot filled on the other node, as for
+// a node that is down.
+func TestRemovedNodeTasksAreOrphanedAndReplaced(t *testing.T) {
+	h := newHarness(t)
+	h.putNode(readyNode("n1", nil))
+	svc := h.putService(newService("web", 1))
+	var lost *berthv1.Task
+	h.waitFor("task assigned to n1", func() bool {
+		ts := h.tasks(svc)
+		if len(ts) == 1 && assigned(ts[0]) {
+			lost = ts[0]
+			return true
+		}
+		return false
+	})
+	h.report(berthv1.TaskState_TASK_STATE_RUNNING, lost)
+	h.putNode(readyNode("n2", nil))
+	var txn store.Txn
+	txn.Delete(store.NodeKey("n1"), 0)
+	h.commit(&txn)
+	h.waitFor("task orphaned and replaced on n2", func() bool {
+		var orphaned, replaced bool
+		for _, tk := range h.tasks(svc) {
+			switch {
+			case tk.GetMeta().GetId() == lost.GetMeta().GetId():
+				orphaned = tk.GetStatus().GetState() == berthv1.TaskState_TASK_STATE_ORPHANED &&
+					strings.Contains(tk.GetStatus().GetMessage(), "removed")
+			case tk.NodeId == "n2" && assigned(tk):
+				replaced = true
+			}
+		}
+		return orphaned && replaced
+	})
+}

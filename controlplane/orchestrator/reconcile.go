@@ -2,6 +2,7 @@ package orchestrator
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"time"
@@ -205,31 +206,41 @@ func earliest(a, b time.Time) time.Time {
 	return a
 }
 
-// orphanOnDownNodes gives up the live tasks of down nodes: they become
-// orphaned (in w, and in the returned view of tasks) so that their slots
-// are filled elsewhere. The node's agent stops them if it comes back.
+// orphanOnDownNodes gives up the live tasks of down nodes, and of nodes
+// removed from the cluster (`berth node rm`): they become orphaned (in w,
+// and in the returned view of tasks) so that their slots are filled
+// elsewhere. The agent of a down node stops them if it comes back; that of
+// a removed node is refused by the control plane.
 func orphanOnDownNodes(tasks []*berthv1.Task, nodes []*berthv1.Node, w *writes, now time.Time) []*berthv1.Task {
+	known := make(map[string]bool, len(nodes))
 	down := map[string]string{}
 	for _, n := range nodes {
+		known[n.GetMeta().GetId()] = true
 		if n.Status == berthv1.NodeStatus_NODE_STATUS_DOWN {
 			down[n.GetMeta().GetId()] = n.Name
 		}
 	}
-	if len(down) == 0 {
-		return tasks
-	}
-	out := make([]*berthv1.Task, len(tasks))
+	var out []*berthv1.Task
 	for i, t := range tasks {
-		out[i] = t
 		name, isDown := down[t.NodeId]
-		if !isDown || !taskstate.Live(t) || t.GetStatus().GetState() < berthv1.TaskState_TASK_STATE_ASSIGNED {
+		removed := t.NodeId != "" && !known[t.NodeId]
+		if (!isDown && !removed) || !taskstate.Live(t) || t.GetStatus().GetState() < berthv1.TaskState_TASK_STATE_ASSIGNED {
 			continue
 		}
+		if out == nil {
+			out = slices.Clone(tasks)
+		}
 		why := "node " + name + " is down"
+		if removed {
+			why = "node " + t.NodeId + " was removed from the cluster"
+		}
 		orphaned := proto.Clone(t).(*berthv1.Task)
 		taskstate.Set(orphaned, berthv1.TaskState_TASK_STATE_ORPHANED, why, now)
 		out[i] = orphaned
 		w.orphan(t, why, now)
+	}
+	if out == nil {
+		return tasks
 	}
 	return out
 }

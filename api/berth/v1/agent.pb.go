@@ -28,7 +28,11 @@ type JoinRequest struct {
 	Token    string                 `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
 	NodeName string                 `protobuf:"bytes,2,opt,name=node_name,json=nodeName,proto3" json:"node_name,omitempty"`
 	// csr is a PEM certificate signing request for the node's key.
-	Csr           []byte `protobuf:"bytes,3,opt,name=csr,proto3" json:"csr,omitempty"`
+	Csr []byte `protobuf:"bytes,3,opt,name=csr,proto3" json:"csr,omitempty"`
+	// hostname and labels (the agent's --label flags) are fixed at join,
+	// with node_name: what later session hellos say of them is ignored.
+	Hostname      string            `protobuf:"bytes,4,opt,name=hostname,proto3" json:"hostname,omitempty"`
+	Labels        map[string]string `protobuf:"bytes,5,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -80,6 +84,20 @@ func (x *JoinRequest) GetNodeName() string {
 func (x *JoinRequest) GetCsr() []byte {
 	if x != nil {
 		return x.Csr
+	}
+	return nil
+}
+
+func (x *JoinRequest) GetHostname() string {
+	if x != nil {
+		return x.Hostname
+	}
+	return ""
+}
+
+func (x *JoinRequest) GetLabels() map[string]string {
+	if x != nil {
+		return x.Labels
 	}
 	return nil
 }
@@ -1719,11 +1737,16 @@ var File_berth_v1_agent_proto protoreflect.FileDescriptor
 
 const file_berth_v1_agent_proto_rawDesc = "" +
 	"\n" +
-	"\x14berth/v1/agent.proto\x12\bberth.v1\x1a\x16berth/v1/objects.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"R\n" +
+	"\x14berth/v1/agent.proto\x12\bberth.v1\x1a\x16berth/v1/objects.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe4\x01\n" +
 	"\vJoinRequest\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x12\x1b\n" +
 	"\tnode_name\x18\x02 \x01(\tR\bnodeName\x12\x10\n" +
-	"\x03csr\x18\x03 \x01(\fR\x03csr\"p\n" +
+	"\x03csr\x18\x03 \x01(\fR\x03csr\x12\x1a\n" +
+	"\bhostname\x18\x04 \x01(\tR\bhostname\x129\n" +
+	"\x06labels\x18\x05 \x03(\v2!.berth.v1.JoinRequest.LabelsEntryR\x06labels\x1a9\n" +
+	"\vLabelsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"p\n" +
 	"\fJoinResponse\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12 \n" +
 	"\vcertificate\x18\x02 \x01(\fR\vcertificate\x12%\n" +
@@ -1871,7 +1894,7 @@ func file_berth_v1_agent_proto_rawDescGZIP() []byte {
 	return file_berth_v1_agent_proto_rawDescData
 }
 
-var file_berth_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
+var file_berth_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_berth_v1_agent_proto_goTypes = []any{
 	(*JoinRequest)(nil),               // 0: berth.v1.JoinRequest
 	(*JoinResponse)(nil),              // 1: berth.v1.JoinResponse
@@ -1894,69 +1917,71 @@ var file_berth_v1_agent_proto_goTypes = []any{
 	(*NetworkService)(nil),            // 18: berth.v1.NetworkService
 	(*NetworkTask)(nil),               // 19: berth.v1.NetworkTask
 	(*NetworkNode)(nil),               // 20: berth.v1.NetworkNode
-	nil,                               // 21: berth.v1.NodeDescription.LabelsEntry
-	nil,                               // 22: berth.v1.NodeDescription.ImageDigestsEntry
-	nil,                               // 23: berth.v1.AgentHeartbeat.ImageDigestsEntry
-	(*Resources)(nil),                 // 24: berth.v1.Resources
-	(*Platform)(nil),                  // 25: berth.v1.Platform
-	(*TaskStatus)(nil),                // 26: berth.v1.TaskStatus
-	(*durationpb.Duration)(nil),       // 27: google.protobuf.Duration
-	(*Task)(nil),                      // 28: berth.v1.Task
-	(*Network)(nil),                   // 29: berth.v1.Network
-	(*timestamppb.Timestamp)(nil),     // 30: google.protobuf.Timestamp
-	(EndpointMode)(0),                 // 31: berth.v1.EndpointMode
-	(*ServiceNetwork)(nil),            // 32: berth.v1.ServiceNetwork
-	(*VirtualIP)(nil),                 // 33: berth.v1.VirtualIP
-	(*PortSpec)(nil),                  // 34: berth.v1.PortSpec
-	(*TaskNetwork)(nil),               // 35: berth.v1.TaskNetwork
+	nil,                               // 21: berth.v1.JoinRequest.LabelsEntry
+	nil,                               // 22: berth.v1.NodeDescription.LabelsEntry
+	nil,                               // 23: berth.v1.NodeDescription.ImageDigestsEntry
+	nil,                               // 24: berth.v1.AgentHeartbeat.ImageDigestsEntry
+	(*Resources)(nil),                 // 25: berth.v1.Resources
+	(*Platform)(nil),                  // 26: berth.v1.Platform
+	(*TaskStatus)(nil),                // 27: berth.v1.TaskStatus
+	(*durationpb.Duration)(nil),       // 28: google.protobuf.Duration
+	(*Task)(nil),                      // 29: berth.v1.Task
+	(*Network)(nil),                   // 30: berth.v1.Network
+	(*timestamppb.Timestamp)(nil),     // 31: google.protobuf.Timestamp
+	(EndpointMode)(0),                 // 32: berth.v1.EndpointMode
+	(*ServiceNetwork)(nil),            // 33: berth.v1.ServiceNetwork
+	(*VirtualIP)(nil),                 // 34: berth.v1.VirtualIP
+	(*PortSpec)(nil),                  // 35: berth.v1.PortSpec
+	(*TaskNetwork)(nil),               // 36: berth.v1.TaskNetwork
 }
 var file_berth_v1_agent_proto_depIdxs = []int32{
-	21, // 0: berth.v1.NodeDescription.labels:type_name -> berth.v1.NodeDescription.LabelsEntry
-	24, // 1: berth.v1.NodeDescription.capacity:type_name -> berth.v1.Resources
-	25, // 2: berth.v1.NodeDescription.platform:type_name -> berth.v1.Platform
-	22, // 3: berth.v1.NodeDescription.image_digests:type_name -> berth.v1.NodeDescription.ImageDigestsEntry
-	26, // 4: berth.v1.TaskStatusReport.status:type_name -> berth.v1.TaskStatus
-	2,  // 5: berth.v1.AgentHello.description:type_name -> berth.v1.NodeDescription
-	3,  // 6: berth.v1.AgentHello.tasks:type_name -> berth.v1.TaskStatusReport
-	3,  // 7: berth.v1.AgentStatus.tasks:type_name -> berth.v1.TaskStatusReport
-	23, // 8: berth.v1.AgentHeartbeat.image_digests:type_name -> berth.v1.AgentHeartbeat.ImageDigestsEntry
-	4,  // 9: berth.v1.AgentMessage.hello:type_name -> berth.v1.AgentHello
-	5,  // 10: berth.v1.AgentMessage.status:type_name -> berth.v1.AgentStatus
-	6,  // 11: berth.v1.AgentMessage.heartbeat:type_name -> berth.v1.AgentHeartbeat
-	7,  // 12: berth.v1.AgentMessage.renew_certificate:type_name -> berth.v1.CertificateRenewalRequest
-	27, // 13: berth.v1.SessionWelcome.heartbeat_period:type_name -> google.protobuf.Duration
-	12, // 14: berth.v1.SessionWelcome.gossip:type_name -> berth.v1.GossipConfig
-	10, // 15: berth.v1.SessionWelcome.trust:type_name -> berth.v1.TrustUpdate
-	27, // 16: berth.v1.GossipConfig.probe_interval:type_name -> google.protobuf.Duration
-	27, // 17: berth.v1.GossipConfig.probe_timeout:type_name -> google.protobuf.Duration
-	28, // 18: berth.v1.Assignments.tasks:type_name -> berth.v1.Task
-	15, // 19: berth.v1.Assignments.image_sources:type_name -> berth.v1.ImageSource
-	14, // 20: berth.v1.Assignments.files:type_name -> berth.v1.FilePayload
-	9,  // 21: berth.v1.ServerMessage.welcome:type_name -> berth.v1.SessionWelcome
-	13, // 22: berth.v1.ServerMessage.assignments:type_name -> berth.v1.Assignments
-	17, // 23: berth.v1.ServerMessage.network_map:type_name -> berth.v1.NetworkMap
-	11, // 24: berth.v1.ServerMessage.certificate:type_name -> berth.v1.CertificateRenewal
-	10, // 25: berth.v1.ServerMessage.trust:type_name -> berth.v1.TrustUpdate
-	29, // 26: berth.v1.NetworkMap.networks:type_name -> berth.v1.Network
-	18, // 27: berth.v1.NetworkMap.services:type_name -> berth.v1.NetworkService
-	19, // 28: berth.v1.NetworkMap.tasks:type_name -> berth.v1.NetworkTask
-	20, // 29: berth.v1.NetworkMap.nodes:type_name -> berth.v1.NetworkNode
-	30, // 30: berth.v1.NetworkMap.tasks_removed_at:type_name -> google.protobuf.Timestamp
-	31, // 31: berth.v1.NetworkService.endpoint_mode:type_name -> berth.v1.EndpointMode
-	32, // 32: berth.v1.NetworkService.networks:type_name -> berth.v1.ServiceNetwork
-	33, // 33: berth.v1.NetworkService.virtual_ips:type_name -> berth.v1.VirtualIP
-	34, // 34: berth.v1.NetworkService.ports:type_name -> berth.v1.PortSpec
-	35, // 35: berth.v1.NetworkTask.networks:type_name -> berth.v1.TaskNetwork
-	30, // 36: berth.v1.NetworkTask.changed_at:type_name -> google.protobuf.Timestamp
-	0,  // 37: berth.v1.AgentService.Join:input_type -> berth.v1.JoinRequest
-	8,  // 38: berth.v1.AgentService.Session:input_type -> berth.v1.AgentMessage
-	1,  // 39: berth.v1.AgentService.Join:output_type -> berth.v1.JoinResponse
-	16, // 40: berth.v1.AgentService.Session:output_type -> berth.v1.ServerMessage
-	39, // [39:41] is the sub-list for method output_type
-	37, // [37:39] is the sub-list for method input_type
-	37, // [37:37] is the sub-list for extension type_name
-	37, // [37:37] is the sub-list for extension extendee
-	0,  // [0:37] is the sub-list for field type_name
+	21, // 0: berth.v1.JoinRequest.labels:type_name -> berth.v1.JoinRequest.LabelsEntry
+	22, // 1: berth.v1.NodeDescription.labels:type_name -> berth.v1.NodeDescription.LabelsEntry
+	25, // 2: berth.v1.NodeDescription.capacity:type_name -> berth.v1.Resources
+	26, // 3: berth.v1.NodeDescription.platform:type_name -> berth.v1.Platform
+	23, // 4: berth.v1.NodeDescription.image_digests:type_name -> berth.v1.NodeDescription.ImageDigestsEntry
+	27, // 5: berth.v1.TaskStatusReport.status:type_name -> berth.v1.TaskStatus
+	2,  // 6: berth.v1.AgentHello.description:type_name -> berth.v1.NodeDescription
+	3,  // 7: berth.v1.AgentHello.tasks:type_name -> berth.v1.TaskStatusReport
+	3,  // 8: berth.v1.AgentStatus.tasks:type_name -> berth.v1.TaskStatusReport
+	24, // 9: berth.v1.AgentHeartbeat.image_digests:type_name -> berth.v1.AgentHeartbeat.ImageDigestsEntry
+	4,  // 10: berth.v1.AgentMessage.hello:type_name -> berth.v1.AgentHello
+	5,  // 11: berth.v1.AgentMessage.status:type_name -> berth.v1.AgentStatus
+	6,  // 12: berth.v1.AgentMessage.heartbeat:type_name -> berth.v1.AgentHeartbeat
+	7,  // 13: berth.v1.AgentMessage.renew_certificate:type_name -> berth.v1.CertificateRenewalRequest
+	28, // 14: berth.v1.SessionWelcome.heartbeat_period:type_name -> google.protobuf.Duration
+	12, // 15: berth.v1.SessionWelcome.gossip:type_name -> berth.v1.GossipConfig
+	10, // 16: berth.v1.SessionWelcome.trust:type_name -> berth.v1.TrustUpdate
+	28, // 17: berth.v1.GossipConfig.probe_interval:type_name -> google.protobuf.Duration
+	28, // 18: berth.v1.GossipConfig.probe_timeout:type_name -> google.protobuf.Duration
+	29, // 19: berth.v1.Assignments.tasks:type_name -> berth.v1.Task
+	15, // 20: berth.v1.Assignments.image_sources:type_name -> berth.v1.ImageSource
+	14, // 21: berth.v1.Assignments.files:type_name -> berth.v1.FilePayload
+	9,  // 22: berth.v1.ServerMessage.welcome:type_name -> berth.v1.SessionWelcome
+	13, // 23: berth.v1.ServerMessage.assignments:type_name -> berth.v1.Assignments
+	17, // 24: berth.v1.ServerMessage.network_map:type_name -> berth.v1.NetworkMap
+	11, // 25: berth.v1.ServerMessage.certificate:type_name -> berth.v1.CertificateRenewal
+	10, // 26: berth.v1.ServerMessage.trust:type_name -> berth.v1.TrustUpdate
+	30, // 27: berth.v1.NetworkMap.networks:type_name -> berth.v1.Network
+	18, // 28: berth.v1.NetworkMap.services:type_name -> berth.v1.NetworkService
+	19, // 29: berth.v1.NetworkMap.tasks:type_name -> berth.v1.NetworkTask
+	20, // 30: berth.v1.NetworkMap.nodes:type_name -> berth.v1.NetworkNode
+	31, // 31: berth.v1.NetworkMap.tasks_removed_at:type_name -> google.protobuf.Timestamp
+	32, // 32: berth.v1.NetworkService.endpoint_mode:type_name -> berth.v1.EndpointMode
+	33, // 33: berth.v1.NetworkService.networks:type_name -> berth.v1.ServiceNetwork
+	34, // 34: berth.v1.NetworkService.virtual_ips:type_name -> berth.v1.VirtualIP
+	35, // 35: berth.v1.NetworkService.ports:type_name -> berth.v1.PortSpec
+	36, // 36: berth.v1.NetworkTask.networks:type_name -> berth.v1.TaskNetwork
+	31, // 37: berth.v1.NetworkTask.changed_at:type_name -> google.protobuf.Timestamp
+	0,  // 38: berth.v1.AgentService.Join:input_type -> berth.v1.JoinRequest
+	8,  // 39: berth.v1.AgentService.Session:input_type -> berth.v1.AgentMessage
+	1,  // 40: berth.v1.AgentService.Join:output_type -> berth.v1.JoinResponse
+	16, // 41: berth.v1.AgentService.Session:output_type -> berth.v1.ServerMessage
+	40, // [40:42] is the sub-list for method output_type
+	38, // [38:40] is the sub-list for method input_type
+	38, // [38:38] is the sub-list for extension type_name
+	38, // [38:38] is the sub-list for extension extendee
+	0,  // [0:38] is the sub-list for field type_name
 }
 
 func init() { file_berth_v1_agent_proto_init() }
@@ -1984,7 +2009,7 @@ func file_berth_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_berth_v1_agent_proto_rawDesc), len(file_berth_v1_agent_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   24,
+			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

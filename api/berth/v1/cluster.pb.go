@@ -1089,8 +1089,14 @@ func (x *RemoveNodeRequest) GetForce() bool {
 }
 
 type RemoveNodeResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Node          *Node                  `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Node  *Node                  `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	// tasks is how many live tasks the node held: they are replaced on
+	// other nodes.
+	Tasks uint32 `protobuf:"varint,2,opt,name=tasks,proto3" json:"tasks,omitempty"`
+	// pinned_volumes are the volumes ("namespace/name") whose data is on
+	// the node: they stay, and the tasks that mount them wait for it.
+	PinnedVolumes []string `protobuf:"bytes,3,rep,name=pinned_volumes,json=pinnedVolumes,proto3" json:"pinned_volumes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1128,6 +1134,20 @@ func (*RemoveNodeResponse) Descriptor() ([]byte, []int) {
 func (x *RemoveNodeResponse) GetNode() *Node {
 	if x != nil {
 		return x.Node
+	}
+	return nil
+}
+
+func (x *RemoveNodeResponse) GetTasks() uint32 {
+	if x != nil {
+		return x.Tasks
+	}
+	return 0
+}
+
+func (x *RemoveNodeResponse) GetPinnedVolumes() []string {
+	if x != nil {
+		return x.PinnedVolumes
 	}
 	return nil
 }
@@ -7498,9 +7518,11 @@ const file_berth_v1_cluster_proto_rawDesc = "" +
 	"\x05limit\x18\x05 \x01(\rR\x05limit\"=\n" +
 	"\x11RemoveNodeRequest\x12\x12\n" +
 	"\x04node\x18\x01 \x01(\tR\x04node\x12\x14\n" +
-	"\x05force\x18\x02 \x01(\bR\x05force\"8\n" +
+	"\x05force\x18\x02 \x01(\bR\x05force\"u\n" +
 	"\x12RemoveNodeResponse\x12\"\n" +
-	"\x04node\x18\x01 \x01(\v2\x0e.berth.v1.NodeR\x04node\"?\n" +
+	"\x04node\x18\x01 \x01(\v2\x0e.berth.v1.NodeR\x04node\x12\x14\n" +
+	"\x05tasks\x18\x02 \x01(\rR\x05tasks\x12%\n" +
+	"\x0epinned_volumes\x18\x03 \x03(\tR\rpinnedVolumes\"?\n" +
 	"\x0fRotateCARequest\x12\x16\n" +
 	"\x06finish\x18\x01 \x01(\bR\x06finish\x12\x14\n" +
 	"\x05force\x18\x02 \x01(\bR\x05force\"\x81\x01\n" +
