@@ -15,6 +15,7 @@ import (
 	"github.com/berthproject/berth/controlplane"
 	"github.com/berthproject/berth/controlplane/dispatcher"
 	"github.com/berthproject/berth/controlplane/nodehealth"
+	"github.com/berthproject/berth/controlplane/ratelimit"
 	"github.com/berthproject/berth/internal/gossip"
 	"github.com/berthproject/berth/internal/metrics"
 	"github.com/prometheus/client_golang/prometheus"
@@ -35,6 +36,7 @@ type serverFlags struct {
 	nodeDownGrace, heartbeat, leaderLease                                                   time.Duration
 	profiles                                                                                bool
 	gossip                                                                                  controlplane.GossipConfig
+	limits                                                                                  ratelimit.Config
 	log                                                                                     logFlags
 }
 
@@ -58,6 +60,13 @@ func (f *serverFlags) add(cmd *cobra.Command, dataDir string) {
 	cmd.Flags().DurationVar(&f.gossip.ProbeInterval, "gossip-probe-interval", gossip.DefaultProbeInterval, "how often each gossip member probes another")
 	cmd.Flags().DurationVar(&f.gossip.ProbeTimeout, "gossip-probe-timeout", gossip.DefaultProbeTimeout, "how long a gossip probe waits for its answer before asking other members to try")
 	cmd.Flags().IntVar(&f.gossip.SuspicionMult, "gossip-suspicion-mult", gossip.DefaultSuspicionMult, "how many probe intervals a suspected member has to answer before it is declared dead")
+	cmd.Flags().Float64Var(&f.limits.JoinRate, "join-rate", ratelimit.DefaultJoinRate, "joins a second allowed from one address (negative: no limit)")
+	cmd.Flags().IntVar(&f.limits.JoinBurst, "join-burst", ratelimit.DefaultJoinBurst, "joins allowed at once from one address")
+	cmd.Flags().Float64Var(&f.limits.CallRate, "call-rate", ratelimit.DefaultCallRate, "API calls a second allowed from one user or token; nodes and servers are not limited (negative: no limit)")
+	cmd.Flags().IntVar(&f.limits.CallBurst, "call-burst", ratelimit.DefaultCallBurst, "API calls allowed at once from one user or token")
+	for _, name := range []string{"join-rate", "join-burst", "call-rate", "call-burst"} {
+		cmd.Flags().MarkHidden(name)
+	}
 }
 
 func (f *serverFlags) config(cmd *cobra.Command, log *slog.Logger) controlplane.Config {
@@ -80,6 +89,7 @@ func (f *serverFlags) config(cmd *cobra.Command, log *slog.Logger) controlplane.
 		HeartbeatPeriod: f.heartbeat,
 		Gossip:          f.gossip,
 		LeaderLease:     f.leaderLease,
+		RateLimits:      f.limits,
 		Log:             log,
 	}
 }
