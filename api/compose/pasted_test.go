@@ -92,3 +92,18 @@ func projectString(p *Project) string {
 	b.WriteString(strings.Join(p.Warnings, "\n"))
 	return b.String()
 }
+
+// TestLoadAliasCycle loads an anchor that holds its own alias: refused
+// with its line, where the loader would loop for ever (found by
+// FuzzLoadBytes).
+func TestLoadAliasCycle(t *testing.T) {
+	for _, content := range []string{
+		"x-: &a\n    <<: *a\n    image: i",
+		"services:\n  web: &w\n    image: busybox\n    labels:\n      x: *w\n",
+	} {
+		_, err := LoadBytes(context.Background(), []byte(content), Options{})
+		if err == nil || !strings.Contains(err.Error(), "is inside the anchor &") {
+			t.Fatalf("LoadBytes(%q) = %v; want the alias cycle refused", content, err)
+		}
+	}
+}
