@@ -4,7 +4,7 @@ BIN     := bin/berth
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/berthproject/berth/api/version.Version=$(VERSION)
 
-.PHONY: all build setup dev test unit e2e proto lint bench bench-scale images clean
+.PHONY: all build setup dev test unit fuzz fuzz-short e2e proto lint bench bench-scale images clean
 
 all: build
 
@@ -29,7 +29,28 @@ e2e: build images
 
 test: setup lint
 	$(MAKE) unit
+	$(MAKE) fuzz-short
 	$(MAKE) e2e
+
+# fuzz runs every Go fuzz test (func FuzzXxx in a _test.go file) of the
+# repository for FUZZTIME each, one after another (go test fuzzes one
+# target at a time); fuzzers added later are found the same way. A crash
+# is written to the package's testdata/fuzz/ and fails the run: fix it and
+# commit the input, which then runs with the unit tests.
+FUZZTIME ?= 60s
+fuzz:
+	@set -e; \
+	pkgs=$$(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -r -n1 dirname | sort -u); \
+	for pkg in $$pkgs; do \
+		for fz in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+			echo "== $$pkg $$fz ($(FUZZTIME))"; \
+			$(GO) test -run '^$$' -fuzz "^$$fz\$$" -fuzztime $(FUZZTIME) $$pkg; \
+		done; \
+	done
+
+# fuzz-short is the short fuzzing make test runs: 5s a fuzzer.
+fuzz-short:
+	$(MAKE) fuzz FUZZTIME=5s
 
 proto:
 	bash hack/proto.sh

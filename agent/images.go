@@ -84,6 +84,9 @@ func (a *Agent) listenContent(ctd *containerd.Runtime) error {
 		}),
 		TLSConfig:         tlsCfg,
 		ReadHeaderTimeout: 10 * time.Second,
+		// Requests have no body; no write timeout, which would cut the
+		// transfer of a large layer to a slow peer.
+		IdleTimeout: 2 * time.Minute,
 	}
 	return nil
 }

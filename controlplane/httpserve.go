@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -60,10 +61,69 @@ func (s *Server) startHTTPAPI(api *apiserver.Server) (*httpAPI, error) {
 	mux.Handle("/", h)
 	httpTLS := s.certs.creds.ServerTLS([]string{"h2", "http/1.1"}, s.certs.isRevoked)
 	return &httpAPI{
-		server:   &http.Server{Handler: mux, TLSConfig: httpTLS, ReadHeaderTimeout: 10 * time.Second},
+		// No ReadTimeout or WriteTimeout: both would cut the streams
+		// (watch, logs -f) short; the body alone has a deadline.
+		server: &http.Server{
+			Handler: withBodyDeadline(mux, bodyReadTimeout), TLSConfig: httpTLS,
+			ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		},
 		listener: ln,
 		conn:     conn,
 	}, nil
+}
+
+// bodyReadTimeout bounds how long a client may take to send a request's
+// body (a Compose file, an Apply of JSON): a client that trickles it in
+// would otherwise hold a handler and its memory for ever.
+const bodyReadTimeout = time.Minute
+
+// withBodyDeadline gives reading a request's body a deadline d away, and
+// lifts it once the body is read, so that a response streamed for hours
+// (watch, logs -f) is not cut. http.Server's ReadTimeout cannot do this:
+// its deadline also ends the connection's reads after the body, which
+// cancels a streaming handler's context.
+func withBodyDeadline(next http.Handler, d time.Duration) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
+			next.ServeHTTP(w, r)
+			return
+		}
+		rc := http.NewResponseController(w)
+		if err := rc.SetReadDeadline(time.Now().Add(d)); err != nil {
+			next.ServeHTTP(w, r)
+			return
+		}
+		r.Body = &deadlineBody{ReadCloser: r.Body, lift: func() { rc.SetReadDeadline(time.Time{}) }}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// deadlineBody lifts the read deadline once the body has been read to
+// its end or closed.
+type deadlineBody struct {
+	io.ReadCloser
+	lift   func()
+	lifted bool
+}
+
+func (b *deadlineBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF {
+		b.done()
+	}
+	return n, err
+}
+
+func (b *deadlineBody) Close() error {
+	b.done()
+	return b.ReadCloser.Close()
+}
+
+func (b *deadlineBody) done() {
+	if !b.lifted {
+		b.lifted = true
+		b.lift()
+	}
 }
 
 // serve serves until stop.

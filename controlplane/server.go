@@ -28,6 +28,7 @@ import (
 	"github.com/berthproject/berth/controlplane/etcd"
 	"github.com/berthproject/berth/controlplane/nodehealth"
 	"github.com/berthproject/berth/controlplane/orchestrator"
+	"github.com/berthproject/berth/controlplane/ratelimit"
 	"github.com/berthproject/berth/controlplane/registry"
 	"github.com/berthproject/berth/controlplane/store"
 	"github.com/berthproject/berth/internal/gossip"
@@ -105,7 +106,10 @@ type Config struct {
 	// placements, etcd transactions, gRPC calls); nil registers none. The
 	// caller serves it.
 	Metrics prometheus.Registerer
-	Log     *slog.Logger
+	// RateLimits limits joins per source address and calls per user or
+	// token; zero values are the defaults.
+	RateLimits ratelimit.Config
+	Log        *slog.Logger
 }
 
 // GossipConfig configures gossip among servers and agents. The servers
@@ -304,12 +308,15 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 			return nil, err
 		}
 	}
+	limits := ratelimit.New(cfg.RateLimits)
+	cfg.Log.Debug("rate limits", "limits", limits.String())
 	s.grpc = grpc.NewServer(
 		grpc.Creds(credentials.NewTLS(tlsCfg)),
 		// The audit runs between authentication, which names the caller,
-		// and authorisation, so refused calls are recorded too.
-		grpc.ChainUnaryInterceptor(grpcMetrics.Unary, authorizeUnary, s.audit.Unary),
-		grpc.ChainStreamInterceptor(grpcMetrics.Stream, authorizeStream, s.audit.Stream),
+		// and authorisation, so refused calls are recorded too; limits
+		// after authorisation, which names the caller.
+		grpc.ChainUnaryInterceptor(grpcMetrics.Unary, authorizeUnary, s.audit.Unary, limits.Unary, deadlineUnary),
+		grpc.ChainStreamInterceptor(grpcMetrics.Stream, authorizeStream, s.audit.Stream, limits.Stream),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 10 * time.Second, Timeout: 5 * time.Second}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 		// A connection per node, mostly idle: each one holding 32 KiB

@@ -24,8 +24,9 @@ func defaultBuildImage(app, service string) string {
 // the spec does not change with where the project is checked out; the
 // Dockerfile stays relative to the context, as Compose reads it; an
 // inline one (dockerfile_inline) is kept as it is. Build secrets are set
-// by the caller, which reads their data.
-func convertBuild(svc types.ServiceConfig, projectDir string) (*berthv1.BuildSpec, validation.Errors) {
+// by the caller, which reads their data. A pasted file's context is not
+// looked at: it would be a directory of the server (see pastedServiceFiles).
+func convertBuild(svc types.ServiceConfig, projectDir string, pasted bool) (*berthv1.BuildSpec, validation.Errors) {
 	b := svc.Build
 	if b == nil {
 		return nil, nil
@@ -38,6 +39,7 @@ func convertBuild(svc types.ServiceConfig, projectDir string) (*berthv1.BuildSpe
 	switch {
 	case strings.Contains(ctx, "://") || strings.HasPrefix(ctx, "git@"):
 		fail("build.context", fmt.Sprintf("%q is not a local directory; Berth builds from a directory next to the Compose file: clone it there and name its path", ctx))
+	case pasted:
 	default:
 		if fi, err := os.Stat(ctx); err != nil || !fi.IsDir() {
 			fail("build.context", fmt.Sprintf("%s is not a directory; build.context names the directory holding the Dockerfile and the files it copies, relative to the Compose file", ctx))
@@ -68,8 +70,8 @@ func convertBuild(svc types.ServiceConfig, projectDir string) (*berthv1.BuildSpe
 // addBuild converts a service's build: into its spec (c), naming its
 // image after the app when it names none, and keeps the data of its build
 // secrets in p.BuildSecrets.
-func (p *Project) addBuild(c *converted, svc types.ServiceConfig, st *storage, projectDir string) {
-	build, errs := convertBuild(svc, projectDir)
+func (p *Project) addBuild(c *converted, svc types.ServiceConfig, st *storage, projectDir string, pasted bool) {
+	build, errs := convertBuild(svc, projectDir, pasted)
 	if build == nil {
 		return
 	}

@@ -115,6 +115,7 @@ func Load(ctx context.Context, opts Options) (*Project, error) {
 		// (undefined networks, volumes, secrets and configs, and more), all
 		// at once.
 		cli.WithConsistency(false),
+		withPasted(opts.noFiles),
 	)
 	if err != nil {
 		return nil, validation.Errors{{Reason: fmt.Sprintf("reading the project settings: %v", err)}}
@@ -126,6 +127,9 @@ func Load(ctx context.Context, opts Options) (*Project, error) {
 	srcs, errs := readSources(po.ConfigPaths, cwd)
 	if len(errs) == 0 {
 		errs = srcs.checkShortPorts()
+	}
+	if opts.noFiles {
+		errs = append(errs, srcs.pastedFileReferences()...)
 	}
 	if len(errs) > 0 {
 		return nil, errs
@@ -173,7 +177,10 @@ func Load(ctx context.Context, opts Options) (*Project, error) {
 		nets, netErrs := serviceNetworks(svc, loaded.Networks)
 		c.spec.Networks, c.errs = nets, append(c.errs, netErrs...)
 		c.convertStorage(svc, st)
-		p.addBuild(&c, svc, st, loaded.WorkingDir)
+		p.addBuild(&c, svc, st, loaded.WorkingDir, opts.noFiles)
+		if opts.noFiles {
+			c.errs = append(c.errs, pastedServiceFiles(svc)...)
+		}
 		deps, depErrs := dependencies(svc, loaded)
 		c.spec.DependsOn, c.errs = deps, append(c.errs, depErrs...)
 		validation.Normalize(c.spec)

@@ -62,10 +62,34 @@ func readSources(paths []string, cwd string) (sources, validation.Errors) {
 				errs = append(errs, yamlError(src.name, err))
 				break
 			}
+			if fe, ok := aliasCycle(src.name, &doc, map[*yaml.Node]bool{}); ok {
+				errs = append(errs, fe)
+				break
+			}
 			src.docs = append(src.docs, &doc)
 		}
 	}
 	return srcs, errs
+}
+
+// aliasCycle finds an alias inside the node its anchor names (like
+// "x: &a {<<: *a}"), which has no finite expansion: the loader would never
+// return. inside holds the nodes n lies in.
+func aliasCycle(file string, n *yaml.Node, inside map[*yaml.Node]bool) (validation.FieldError, bool) {
+	if n.Kind == yaml.AliasNode {
+		if inside[n.Alias] {
+			return validation.FieldError{File: file, Line: n.Line, Reason: fmt.Sprintf("alias *%s is inside the anchor &%s it refers to, so it never ends; refer to another anchor, or copy what you meant", n.Value, n.Value)}, true
+		}
+		return validation.FieldError{}, false
+	}
+	inside[n] = true
+	defer delete(inside, n)
+	for _, c := range n.Content {
+		if fe, ok := aliasCycle(file, c, inside); ok {
+			return fe, true
+		}
+	}
+	return validation.FieldError{}, false
 }
 
 // yamlError turns a parser error into a FieldError at the line the parser

@@ -89,6 +89,11 @@ func ParseToken(s string) (Token, error) {
 		return Token{}, malformed("it does not start with BERTH-")
 	}
 	if len(parts) > 1 && parts[1] != tokenVersion {
+		// A token pasted without its dashes is all version: only a
+		// short one is shown, lest the error repeat the secret.
+		if len(parts[1]) > 3 {
+			return Token{}, malformed(fmt.Sprintf("the part after BERTH- must be the version, %s, followed by a dash", tokenVersion))
+		}
 		return Token{}, malformed(fmt.Sprintf("version %q is not supported by this Berth (it reads version %s)", parts[1], tokenVersion))
 	}
 	if len(parts) != 5 {

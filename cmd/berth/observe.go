@@ -79,7 +79,10 @@ func serveMetricsAndProfiles(cmd *cobra.Command, addr string, reg prometheus.Gat
 		return &metricsServer{}, nil
 	}
 	if profiles {
-		e.ServeProfiles()
+		if err := e.ServeProfiles(); err != nil {
+			e.Close()
+			return nil, err
+		}
 	}
 	m := &metricsServer{endpoint: e, errc: make(chan error, 1), done: make(chan struct{})}
 	go func() {

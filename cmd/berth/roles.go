@@ -18,6 +18,7 @@ import (
 	"github.com/berthproject/berth/controlplane/dispatcher"
 	"github.com/berthproject/berth/controlplane/etcd"
 	"github.com/berthproject/berth/controlplane/nodehealth"
+	"github.com/berthproject/berth/controlplane/ratelimit"
 	"github.com/berthproject/berth/internal/gossip"
 	"github.com/berthproject/berth/internal/metrics"
 	"github.com/prometheus/client_golang/prometheus"
@@ -40,6 +41,7 @@ type serverFlags struct {
 	nodeDownGrace, heartbeat, leaderLease, certLifetime                                     time.Duration
 	profiles                                                                                bool
 	gossip                                                                                  controlplane.GossipConfig
+	limits                                                                                  ratelimit.Config
 	log                                                                                     logFlags
 }
 
@@ -61,7 +63,7 @@ func (f *serverFlags) add(cmd *cobra.Command, dataDir string) {
 	cmd.Flags().DurationVar(&f.auditRetention, "audit-retention", audit.DefaultRetention, "how long the cluster keeps audit records (at least 1h); the leader removes older ones every hour")
 	f.log.add(cmd)
 	cmd.Flags().StringVar(&f.metricsAddr, "metrics-addr", defaultServerMetricsAddr, "host:port to serve Prometheus metrics on, at /metrics (\"\" turns them off)")
-	cmd.Flags().BoolVar(&f.profiles, "profiles", false, "also serve Go's runtime profiles (CPU, heap) at /debug/pprof/ on --metrics-addr")
+	cmd.Flags().BoolVar(&f.profiles, "profiles", false, "also serve Go's runtime profiles (CPU, heap) at /debug/pprof/ on --metrics-addr, which must be a loopback address")
 	cmd.Flags().DurationVar(&f.nodeDownGrace, "node-down-grace", nodehealth.DefaultGrace, "how long a node may be out of contact before it is down and its tasks run elsewhere (gossip declares a dead node down sooner)")
 	cmd.Flags().DurationVar(&f.heartbeat, "heartbeat-period", dispatcher.DefaultHeartbeatPeriod, "how often agents report in; a session silent for 3 periods is lost")
 	cmd.Flags().StringVar(&f.gossip.Addr, "gossip-addr", "", "host:port for gossip among servers and agents, UDP and TCP (default: an ephemeral port on the advertised host)")
@@ -71,6 +73,13 @@ func (f *serverFlags) add(cmd *cobra.Command, dataDir string) {
 	// Hidden: a short lifetime lets tests watch renewals happen.
 	cmd.Flags().DurationVar(&f.certLifetime, "cert-lifetime", ca.DefaultLeafLifetime, "how long the certificates the cluster CA issues last; holders renew at two thirds")
 	_ = cmd.Flags().MarkHidden("cert-lifetime")
+	cmd.Flags().Float64Var(&f.limits.JoinRate, "join-rate", ratelimit.DefaultJoinRate, "joins a second allowed from one address (negative: no limit)")
+	cmd.Flags().IntVar(&f.limits.JoinBurst, "join-burst", ratelimit.DefaultJoinBurst, "joins allowed at once from one address")
+	cmd.Flags().Float64Var(&f.limits.CallRate, "call-rate", ratelimit.DefaultCallRate, "API calls a second allowed from one user or token; nodes and servers are not limited (negative: no limit)")
+	cmd.Flags().IntVar(&f.limits.CallBurst, "call-burst", ratelimit.DefaultCallBurst, "API calls allowed at once from one user or token")
+	for _, name := range []string{"join-rate", "join-burst", "call-rate", "call-burst"} {
+		cmd.Flags().MarkHidden(name)
+	}
 }
 
 func (f *serverFlags) config(cmd *cobra.Command, log *slog.Logger) controlplane.Config {
@@ -97,6 +106,7 @@ func (f *serverFlags) config(cmd *cobra.Command, log *slog.Logger) controlplane.
 		AuditLog:        f.auditLog,
 		AuditRetention:  f.auditRetention,
 		CertLifetime:    f.certLifetime,
+		RateLimits:      f.limits,
 		Log:             log,
 	}
 }

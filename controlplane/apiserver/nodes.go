@@ -38,6 +38,9 @@ type nodeConn struct {
 // address stays open for the calls still using it.
 const replacedConnGrace = time.Minute
 
+// listImagesNodeTimeout bounds the wait for one node's image list.
+const listImagesNodeTimeout = 10 * time.Second
+
 // NewNodeClients returns a dialer using the server's credentials: the
 // certificate and trust bundle they hold at each handshake, so renewals
 // and CA rotations reach new connections.
@@ -249,7 +252,11 @@ func (s *Server) ListImages(ctx context.Context, req *berthv1.ListImagesRequest)
 			cli, err := s.cfg.Nodes.Client(n)
 			if err == nil {
 				var got *berthv1.NodeImages
-				got, err = cli.ListImages(ctx, &berthv1.ListImagesRequest{})
+				// One node that does not answer must not hold the
+				// listing of all.
+				nctx, cancel := context.WithTimeout(ctx, listImagesNodeTimeout)
+				got, err = cli.ListImages(nctx, &berthv1.ListImagesRequest{})
+				cancel()
 				if err == nil {
 					out.Images = got.Images
 				}

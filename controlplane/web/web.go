@@ -128,7 +128,8 @@ type composeResponse struct {
 	Services []json.RawMessage `json:"services"`
 	// Networks, Volumes, Secrets and Configs are the app's definitions.
 	// The dashboard's files cannot read the server's files or
-	// environment, so secrets and configs carry inline content only.
+	// environment (compose.LoadBytes refuses file: and the like), so
+	// secrets and configs carry inline content only.
 	Networks []json.RawMessage `json:"networks"`
 	Volumes  []json.RawMessage `json:"volumes"`
 	Secrets  []json.RawMessage `json:"secrets"`
@@ -158,8 +159,9 @@ func (h *Handler) convertCompose(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusMethodNotAllowed, composePath+" takes a POST")
 		return
 	}
-	// Loading a Compose file may read files it names (env_file, extends),
-	// so only the cluster's admins may.
+	// LoadBytes refuses every key that would read the server's files or
+	// environment; the token still gates the endpoint, which costs the
+	// server work.
 	scheme, bearer, _ := strings.Cut(r.Header.Get("Authorization"), " ")
 	if !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(bearer) == "" {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="berth"`)

@@ -117,6 +117,8 @@ func TestConvertCompose(t *testing.T) {
 		{"no token", "POST", "", body("", file), http.StatusUnauthorized, "berth token create"},
 		{"bad token", "POST", "berth_bad", body("", file), http.StatusUnauthorized, "not valid"},
 		{"invalid file", "POST", "berth_good", body("", "services:\n  web:\n    ports: [x]\n"), http.StatusBadRequest, "compose.yaml"},
+		{"no file of the server", "POST", "berth_good", body("", "services:\n  web:\n    image: busybox\n    env_file: /etc/passwd\n"), http.StatusBadRequest, `compose.yaml:4: service \"web\": env_file: a Compose file pasted into the dashboard cannot read files of the server`},
+		{"no environment of the server", "POST", "berth_good", body("", "services:\n  web:\n    image: busybox\n    environment: [\"H=${HOME}\"]\n"), http.StatusOK, `"env":["H="]`},
 		{"not JSON", "POST", "berth_good", "services:", http.StatusBadRequest, "the body is not"},
 		{"GET", "GET", "berth_good", "", http.StatusMethodNotAllowed, "POST"},
 	}

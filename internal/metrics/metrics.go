@@ -51,13 +51,37 @@ type Endpoint struct {
 
 // ServeProfiles adds Go's runtime profiles (CPU, heap, goroutines) at
 // /debug/pprof/ to the endpoint, for finding where a server spends its
-// time and memory. Call it before Serve.
-func (e *Endpoint) ServeProfiles() {
+// time and memory. Call it before Serve. Profiles show the process's
+// memory (secrets included) and cost it CPU, so they are served only on a
+// loopback address: on another one this is an error and nothing is added.
+func (e *Endpoint) ServeProfiles() error {
+	if err := LoopbackOnly(e.listener.Addr()); err != nil {
+		return err
+	}
 	e.mux.HandleFunc("/debug/pprof/", pprof.Index)
 	e.mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	e.mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	e.mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	e.mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return nil
+}
+
+// LoopbackOnly says why profiles may not be served on addr, or nil when
+// it is a loopback address.
+func LoopbackOnly(addr net.Addr) error {
+	var ip net.IP
+	switch a := addr.(type) {
+	case *net.TCPAddr:
+		ip = a.IP
+	default:
+		if host, _, err := net.SplitHostPort(addr.String()); err == nil {
+			ip = net.ParseIP(host)
+		}
+	}
+	if ip == nil || !ip.IsLoopback() {
+		return fmt.Errorf("runtime profiles (--profiles) are served only on a loopback --metrics-addr, like 127.0.0.1:9484, and %s is not one: they show the process's memory; serve metrics on loopback, or drop --profiles", addr)
+	}
+	return nil
 }
 
 // Listen opens the metrics endpoint on addr (host:port; port 0 picks a
@@ -71,8 +95,10 @@ func Listen(addr string, g prometheus.Gatherer, log *slog.Logger) (*Endpoint, er
 	mux.Handle("/metrics", Handler(g, log))
 	return &Endpoint{
 		listener: l,
-		server:   &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second},
-		mux:      mux,
+		// Requests have no body: after the header there is nothing to
+		// wait for. No write timeout: a CPU profile takes its seconds.
+		server: &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute},
+		mux:    mux,
 	}, nil
 }
 

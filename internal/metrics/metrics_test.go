@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -155,5 +156,31 @@ func TestCertExpiry(t *testing.T) {
 		if v <= 0 || v > 2*3600 {
 			t.Errorf("expiry %v s, want within two hours", v)
 		}
+	}
+}
+
+func TestProfilesOnlyOnLoopback(t *testing.T) {
+	for _, tt := range []struct {
+		addr net.Addr
+		ok   bool
+	}{
+		{&net.TCPAddr{IP: net.ParseIP("127.0.0.1"), Port: 9484}, true},
+		{&net.TCPAddr{IP: net.ParseIP("::1"), Port: 9484}, true},
+		{&net.TCPAddr{IP: net.IPv4zero, Port: 9484}, false},
+		{&net.TCPAddr{IP: net.IPv6unspecified, Port: 9484}, false},
+		{&net.TCPAddr{IP: net.ParseIP("192.0.2.1"), Port: 9484}, false},
+	} {
+		err := LoopbackOnly(tt.addr)
+		if (err == nil) != tt.ok || (err != nil && !strings.Contains(err.Error(), "loopback --metrics-addr")) {
+			t.Errorf("LoopbackOnly(%s) = %v; want allowed %v, or an error that says to use loopback", tt.addr, err, tt.ok)
+		}
+	}
+	e, err := Listen("127.0.0.1:0", prometheus.NewRegistry(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	if err := e.ServeProfiles(); err != nil {
+		t.Fatalf("ServeProfiles on loopback: %v", err)
 	}
 }
