@@ -6,7 +6,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/distribution/reference"
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
 	"github.com/berthproject/berth/api/constraint"
@@ -241,16 +240,3 @@ func parsePreference(pref string) (string, error) {
 	return label, nil
 }
 
-// normalizeImage returns the reference in its full form, so that "redis",
-// "redis:latest" and "docker.io/library/redis:latest" compare equal. A
-// reference that does not parse is compared as written.
-func normalizeImage(ref string) string {
-	if ref == "" {
-		return ""
-	}
-	named, err := reference.ParseNormalizedNamed(ref)
-	if err != nil {
-		return ref
-	}
-	return reference.TagNameOnly(named).String()
-}

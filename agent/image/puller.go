@@ -11,6 +11,7 @@ import (
 
 	"github.com/berthproject/berth/agent/runtime"
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
+	"github.com/berthproject/berth/api/imageref"
 	"github.com/distribution/reference"
 )
 
@@ -108,7 +109,7 @@ func (p *Puller) SetSources(sources []*berthv1.ImageSource) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, s := range sources {
-		name, err := runtime.NormalizeImageRef(s.GetImage())
+		name, err := imageref.Normalize(s.GetImage())
 		if err != nil {
 			continue
 		}
@@ -118,7 +119,7 @@ func (p *Puller) SetSources(sources []*berthv1.ImageSource) {
 
 // Source returns the last source SetSources gave for image, or nil.
 func (p *Puller) Source(image string) *berthv1.ImageSource {
-	name, err := runtime.NormalizeImageRef(image)
+	name, err := imageref.Normalize(image)
 	if err != nil {
 		return nil
 	}
@@ -139,7 +140,7 @@ func (p *Puller) Ensure(ctx context.Context, image, dgst string, progress func(P
 // then from the image's registry with src's credential. The error names
 // every place tried and what each said.
 func (p *Puller) Pull(ctx context.Context, image, dgst string, src *berthv1.ImageSource, progress func(Progress)) (runtime.Image, error) {
-	name, err := runtime.NormalizeImageRef(image)
+	name, err := imageref.Normalize(image)
 	if err != nil {
 		return runtime.Image{}, err
 	}

@@ -7,7 +7,7 @@ import (
 	"sync"
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
-	"github.com/berthproject/berth/controlplane/registry"
+	"github.com/berthproject/berth/api/imageref"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -19,7 +19,7 @@ func normalizedImage(image string) (string, error) {
 	if image == "" {
 		return "", status.Error(codes.InvalidArgument, "the image is missing; name one, e.g. registry.example.com/app:1")
 	}
-	full, err := registry.NormalizeImage(image)
+	full, err := imageref.Normalize(image)
 	if err != nil {
 		return "", status.Errorf(codes.InvalidArgument, "%v; write it as [registry/]name[:tag]", err)
 	}
@@ -29,7 +29,7 @@ func normalizedImage(image string) (string, error) {
 // holds reports whether n's image store has image (in its full form).
 func holds(n *berthv1.Node, full string) bool {
 	for _, img := range n.Images {
-		if got, err := registry.NormalizeImage(img); err == nil && got == full {
+		if got, err := imageref.Normalize(img); err == nil && got == full {
 			return true
 		}
 	}

@@ -7,8 +7,8 @@ import (
 	"sync"
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
+	"github.com/berthproject/berth/api/imageref"
 	"github.com/berthproject/berth/controlplane/store"
-	"github.com/distribution/reference"
 )
 
 // maxImagePeers is how many peers an image source names: enough to get
@@ -36,7 +36,7 @@ func buildPeerIndex(nodes []*berthv1.Node) *peerIndex {
 		}
 		p := peer{nodeID: n.GetMeta().GetId(), address: n.ContentAddress}
 		for _, name := range n.Images {
-			if norm, ok := normalizeImage(name); ok {
+			if norm, err := imageref.Normalize(name); err == nil {
 				idx.byName[norm] = append(idx.byName[norm], p)
 			}
 		}
@@ -58,7 +58,7 @@ func (idx *peerIndex) peers(self, image, dgst string) []string {
 	var candidates []peer
 	if dgst != "" {
 		candidates = idx.byDigest[dgst]
-	} else if norm, ok := normalizeImage(image); ok {
+	} else if norm, err := imageref.Normalize(image); err == nil {
 		candidates = idx.byName[norm]
 	}
 	var out []string
@@ -99,16 +99,6 @@ func imageSources(idx *peerIndex, self string, tasks []*berthv1.Task, auth func(
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Image < out[j].Image })
 	return out
-}
-
-// normalizeImage is the full name of an image reference, as nodes name
-// the images they hold ("busybox" is "docker.io/library/busybox:latest").
-func normalizeImage(ref string) (string, bool) {
-	named, err := reference.ParseNormalizedNamed(ref)
-	if err != nil {
-		return "", false
-	}
-	return reference.TagNameOnly(named).String(), true
 }
 
 // peerIndexCache rebuilds the peer index only after nodes changed.
