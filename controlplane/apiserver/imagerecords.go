@@ -13,8 +13,8 @@ import (
 // pins these tags to it (see resolveDigest). A failure to record is
 // logged, not returned: the image is built, and the apply that uses it
 // says that the tag is not pinned.
-func (s *Server) recordBuild(ctx context.Context, tags []string, res *berthv1.BuildResult) {
-	if res.GetDigest() == "" {
+func (s *Server) recordBuild(ctx context.Context, nodeID string, tags []string, res *berthv1.BuildResult) {
+	if imageref.ValidDigest(res.GetDigest()) != nil {
 		return
 	}
 	var recs []*berthv1.ImageRecord
@@ -23,7 +23,7 @@ func (s *Server) recordBuild(ctx context.Context, tags []string, res *berthv1.Bu
 		if err != nil {
 			continue
 		}
-		recs = append(recs, &berthv1.ImageRecord{Image: full, Digest: res.Digest, Origin: berthv1.ImageOrigin_IMAGE_ORIGIN_BUILD, NodeId: res.NodeId, RecordedAt: timestamppb.Now()})
+		recs = append(recs, &berthv1.ImageRecord{Image: full, Digest: res.Digest, Origin: berthv1.ImageOrigin_IMAGE_ORIGIN_BUILD, NodeId: nodeID, RecordedAt: timestamppb.Now()})
 	}
 	s.putImageRecords(ctx, dedupRecords(recs))
 }
