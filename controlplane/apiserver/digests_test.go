@@ -160,3 +160,24 @@ func TestApplyNeverPinsNodeDigests(t *testing.T) {
 		t.Errorf("warnings %q, want one that says busybox:1 is unknown and how to fix it", warnings)
 	}
 }
+
+// TestImportAndBuildRecordDigests: an import pins the names its nodes agree
+// on; a build pins its tags.
+func TestImportAndBuildRecordDigests(t *testing.T) {
+	s := newServer(t)
+	ctx := context.Background()
+	img := func(name, d string) *berthv1.Image { return &berthv1.Image{Name: name, Digest: d} }
+	s.recordImport(ctx, []*berthv1.NodeImportResult{
+		{NodeId: "n1", Images: []*berthv1.Image{img("localhost/app:1", digestA), img("localhost/split:1", digestA)}},
+		{NodeId: "n2", Images: []*berthv1.Image{img("localhost/app:1", digestA), img("localhost/split:1", digestB)}},
+		{NodeId: "n3", Error: "disk full", Images: []*berthv1.Image{img("localhost/app:1", digestB)}},
+	})
+	s.recordBuild(ctx, "n1", []string{"web:dev", "web:latest"}, &berthv1.BuildResult{Image: "web:dev", Digest: digestB})
+	want := map[string]string{"localhost/app:1": digestA, "localhost/split:1": "", "web:dev": digestB, "web": digestB}
+	for image, d := range want {
+		got, err := s.resolveDigest(ctx, image)
+		if got != d || (d == "") != (err != nil) {
+			t.Errorf("resolveDigest(%q) = %q, %v; want %q", image, got, err, d)
+		}
+	}
+}
