@@ -15,6 +15,7 @@ import (
 
 	"github.com/berthproject/berth/agent/image"
 	"github.com/berthproject/berth/agent/runtime/containerd"
+	"github.com/berthproject/berth/api/identity"
 )
 
 // contentPortFile keeps the content server's port across restarts, so the
@@ -80,10 +81,14 @@ func (a *Agent) listenContent(ctd *containerd.Runtime) error {
 	if err != nil {
 		return err
 	}
+	grants, err := identity.NewPullGrantVerifier(a.creds.CA)
+	if err != nil {
+		return err
+	}
 	a.content = &http.Server{
 		Handler: image.NewContentServer(image.ContentServerConfig{
 			Content:   ctd.Client().ContentStore(),
-			Images:    ctd.Client().ImageService(),
+			Grants:    grants,
 			Namespace: ctd.Namespace(),
 			NodeName:  a.cfg.Name,
 			Log:       a.log.With("component", "content"),

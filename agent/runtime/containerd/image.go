@@ -180,6 +180,7 @@ func resolver(reg runtime.Registry) (res remotes.Resolver, closeIdle func()) {
 		Scheme:       scheme,
 		Path:         "/v2",
 		Capabilities: docker.HostCapabilityPull | docker.HostCapabilityResolve | docker.HostCapabilityPush,
+		Header:       reg.Header,
 	}
 	return docker.NewResolver(docker.ResolverOptions{Hosts: func(string) ([]docker.RegistryHost, error) {
 		return []docker.RegistryHost{host}, nil
