@@ -6,7 +6,6 @@ import (
 	"strconv"
 	"strings"
 
-
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
 	"github.com/berthproject/berth/api/constraint"
 )
@@ -239,4 +238,3 @@ func parsePreference(pref string) (string, error) {
 	}
 	return label, nil
 }
-

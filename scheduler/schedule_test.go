@@ -392,7 +392,6 @@ func TestScheduleDoesNotMutateInputs(t *testing.T) {
 	}
 }
 
-
 func TestScheduleAvoidsNodesWhereTheServiceKeepsFailing(t *testing.T) {
 	failedOn := func(id, svc, node string) *berthv1.Task {
 		tk := task(id, svc, running(node))

@@ -28,4 +28,3 @@ func TestParseSignal(t *testing.T) {
 		}
 	}
 }
-
