@@ -15,6 +15,7 @@ import (
 
 	"github.com/berthproject/berth/agent/image"
 	"github.com/berthproject/berth/agent/runtime/containerd"
+	"github.com/berthproject/berth/api/identity"
 )
 
 // contentPortFile keeps the content server's port across restarts, so the
@@ -74,10 +75,13 @@ func (a *Agent) listenContent(ctd *containerd.Runtime) error {
 		a.contentListener = l
 	}
 	tlsCfg := image.ServerTLS(a.live)
+	// Grants are checked against the trust bundle of the moment, so a
+	// CA rotation reaches them.
+	grants := identity.NewLivePullGrantVerifier(func() []byte { _, _, ca := a.live.PEM(); return ca })
 	a.content = &http.Server{
 		Handler: image.NewContentServer(image.ContentServerConfig{
 			Content:   ctd.Client().ContentStore(),
-			Images:    ctd.Client().ImageService(),
+			Grants:    grants,
 			Namespace: ctd.Namespace(),
 			NodeName:  a.cfg.Name,
 			Log:       a.log.With("component", "content"),

@@ -8,6 +8,7 @@ import (
 	"github.com/berthproject/berth/agent/image"
 	"github.com/berthproject/berth/agent/runtime"
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
+	"github.com/berthproject/berth/api/imageref"
 )
 
 // progressSendPeriod is how often a pull or push streams its progress.
@@ -74,7 +75,7 @@ func (s *nodeService) PullImage(req *berthv1.NodePullImageRequest, stream berthv
 // localDigest returns the manifest digest and size of the node's image
 // ref, or nothing when it cannot tell.
 func (s *nodeService) localDigest(ctx context.Context, ref string) (string, int64) {
-	name, err := runtime.NormalizeImageRef(ref)
+	name, err := imageref.Normalize(ref)
 	if err != nil {
 		return "", 0
 	}

@@ -11,11 +11,11 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/distribution/reference"
 	"github.com/moby/buildkit/util/progress/progressui"
 	"github.com/spf13/cobra"
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
+	"github.com/berthproject/berth/api/imageref"
 )
 
 // buildChunkSize is how much of the context tar each BuildRequest carries.
@@ -54,7 +54,7 @@ func (r buildRequest) header() (header *berthv1.BuildHeader, keep string, err er
 		return nil, "", fmt.Errorf("build context %s is not a directory: give the directory holding the files the Dockerfile copies", r.contextDir)
 	}
 	for _, tag := range r.tags {
-		if _, err := reference.ParseNormalizedNamed(tag); err != nil {
+		if _, err := imageref.Parse(tag); err != nil {
 			return nil, "", fmt.Errorf("tag %q is not a valid image name: %v; use NAME[:TAG], like web:1", tag, err)
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
+	"github.com/berthproject/berth/api/imageref"
 )
 
 // nodeState is one node and what the tasks on it hold. It is counted once
@@ -303,7 +304,8 @@ func (c *cluster) normalize(ref string) string {
 	if n, ok := c.normalized[ref]; ok {
 		return n
 	}
-	n := normalizeImage(ref)
+	// A reference that does not parse is compared as written.
+	n := imageref.NormalizeOr(ref)
 	c.normalized[ref] = n
 	return n
 }

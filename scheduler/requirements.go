@@ -6,8 +6,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/distribution/reference"
-
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
 	"github.com/berthproject/berth/api/constraint"
 )
@@ -239,18 +237,4 @@ func parsePreference(pref string) (string, error) {
 		return "", fmt.Errorf("placement preference %q: expected spread=node.labels.<label>", pref)
 	}
 	return label, nil
-}
-
-// normalizeImage returns the reference in its full form, so that "redis",
-// "redis:latest" and "docker.io/library/redis:latest" compare equal. A
-// reference that does not parse is compared as written.
-func normalizeImage(ref string) string {
-	if ref == "" {
-		return ""
-	}
-	named, err := reference.ParseNormalizedNamed(ref)
-	if err != nil {
-		return ref
-	}
-	return reference.TagNameOnly(named).String()
 }

@@ -392,22 +392,6 @@ func TestScheduleDoesNotMutateInputs(t *testing.T) {
 	}
 }
 
-func TestNormalizeImage(t *testing.T) {
-	tests := []struct{ in, want string }{
-		{"redis", "docker.io/library/redis:latest"},
-		{"redis:7", "docker.io/library/redis:7"},
-		{"docker.io/library/redis:latest", "docker.io/library/redis:latest"},
-		{"registry.local:5000/team/app", "registry.local:5000/team/app:latest"},
-		{"Not A Ref", "Not A Ref"},
-		{"", ""},
-	}
-	for _, tt := range tests {
-		if got := normalizeImage(tt.in); got != tt.want {
-			t.Errorf("normalizeImage(%q) = %q, want %q", tt.in, got, tt.want)
-		}
-	}
-}
-
 func TestScheduleAvoidsNodesWhereTheServiceKeepsFailing(t *testing.T) {
 	failedOn := func(id, svc, node string) *berthv1.Task {
 		tk := task(id, svc, running(node))

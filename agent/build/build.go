@@ -22,7 +22,7 @@ import (
 	"time"
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
-	"github.com/distribution/reference"
+	"github.com/berthproject/berth/api/imageref"
 	controlapi "github.com/moby/buildkit/api/services/control"
 	"github.com/moby/buildkit/client"
 	"github.com/moby/buildkit/exporter/containerimage/exptypes"
@@ -405,14 +405,14 @@ func imageNames(tags []string) ([]string, error) {
 	}
 	names := make([]string, 0, len(tags))
 	for _, t := range tags {
-		named, err := reference.ParseNormalizedNamed(t)
+		named, err := imageref.Parse(t)
 		if err != nil {
 			return nil, fmt.Errorf("%w: tag %q: %v", ErrInvalid, t, err)
 		}
-		if _, digested := named.(reference.Digested); digested {
+		if named.Pinned() {
 			return nil, fmt.Errorf("%w: tag %q: a built image is named by a tag, not a digest", ErrInvalid, t)
 		}
-		names = append(names, reference.TagNameOnly(named).String())
+		names = append(names, named.String())
 	}
 	return names, nil
 }

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/distribution/reference"
+	"github.com/berthproject/berth/api/imageref"
 )
 
 // probeTimeout bounds the check of one peer, so a dead peer delays a pull
@@ -27,7 +27,7 @@ var manifestTypes = strings.Join([]string{
 // httpProbe asks a peer's content server for ref's manifest with HEAD.
 func httpProbe(tlsCfg *tls.Config) ProbeFunc {
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: tlsCfg, DisableKeepAlives: true}, Timeout: probeTimeout}
-	return func(ctx context.Context, addr, ref string) (string, error) {
+	return func(ctx context.Context, addr, ref, grant string) (string, error) {
 		u, err := manifestURL(addr, ref)
 		if err != nil {
 			return "", err
@@ -37,6 +37,7 @@ func httpProbe(tlsCfg *tls.Config) ProbeFunc {
 			return "", err
 		}
 		req.Header.Set("Accept", manifestTypes)
+		req.Header.Set(HeaderPullGrant, grant)
 		resp, err := client.Do(req)
 		if err != nil {
 			return "", fmt.Errorf("unreachable: %w", err)
@@ -54,27 +55,22 @@ func httpProbe(tlsCfg *tls.Config) ProbeFunc {
 	}
 }
 
-// manifestURL is where the content server at addr serves ref's manifest:
-// the path of the repository, with its registry host as the ns parameter.
+// manifestURL is where the content server at addr serves the manifest of
+// ref, which must name a digest (peers serve nothing by tag): the path of
+// the repository, with its registry host as the ns parameter.
 func manifestURL(addr, ref string) (string, error) {
-	named, err := reference.ParseNormalizedNamed(ref)
+	r, err := imageref.Parse(ref)
 	if err != nil {
-		return "", fmt.Errorf("image %q: %w", ref, err)
+		return "", err
 	}
-	var tag string
-	switch r := named.(type) {
-	case reference.Digested:
-		tag = r.Digest().String()
-	case reference.Tagged:
-		tag = r.Tag()
-	default:
-		tag = "latest"
+	if !r.Pinned() {
+		return "", fmt.Errorf("image %s: peers are asked only for a digest", r)
 	}
 	u := url.URL{
 		Scheme:   "https",
 		Host:     addr,
-		Path:     "/v2/" + reference.Path(named) + "/manifests/" + tag,
-		RawQuery: url.Values{"ns": {reference.Domain(named)}}.Encode(),
+		Path:     "/v2/" + r.Path() + "/manifests/" + r.Digest(),
+		RawQuery: url.Values{"ns": {r.Host()}}.Encode(),
 	}
 	return u.String(), nil
 }

@@ -3,15 +3,18 @@ package image
 import (
 	"context"
 	"crypto/tls"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"strings"
 	"sync"
 
 	"github.com/berthproject/berth/agent/runtime"
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
-	"github.com/distribution/reference"
+	"github.com/berthproject/berth/api/imageref"
+	"google.golang.org/protobuf/proto"
 )
 
 // Progress is how far the pull of an image is, and where from.
@@ -36,9 +39,10 @@ func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
 // answers but does not hold the image.
 var ErrPeerLacksImage = errors.New("the peer does not hold the image")
 
-// ProbeFunc asks the content server at addr whether it holds ref, and
-// returns the name of the node that answered ("" when unknown).
-type ProbeFunc func(ctx context.Context, addr, ref string) (node string, err error)
+// ProbeFunc asks the content server at addr whether it holds ref (pinned
+// to a digest), showing it grant (the HeaderPullGrant value), and returns
+// the name of the node that answered ("" when unknown).
+type ProbeFunc func(ctx context.Context, addr, ref, grant string) (node string, err error)
 
 // PullerConfig says how a Puller fetches images.
 type PullerConfig struct {
@@ -59,7 +63,11 @@ type PullerConfig struct {
 
 // Puller makes sure the image of a task is on the node: already there
 // (with the pinned digest when there is one), else from a peer node that
-// holds it, else from its registry. It remembers the image sources that
+// holds it, else from its registry. Peers are asked only for a digest the
+// control plane pinned and granted this node (ImageSource.pull_grants),
+// never for a tag, and what they send is checked against that digest as
+// it is stored (containerd's content store refuses content whose digest
+// differs), so a peer can serve only the bits the control plane chose. It remembers the image sources that
 // assignments carry, and pulls each image once however many tasks wait
 // for it.
 type Puller struct {
@@ -108,7 +116,7 @@ func (p *Puller) SetSources(sources []*berthv1.ImageSource) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, s := range sources {
-		name, err := runtime.NormalizeImageRef(s.GetImage())
+		name, err := imageref.Normalize(s.GetImage())
 		if err != nil {
 			continue
 		}
@@ -118,7 +126,7 @@ func (p *Puller) SetSources(sources []*berthv1.ImageSource) {
 
 // Source returns the last source SetSources gave for image, or nil.
 func (p *Puller) Source(image string) *berthv1.ImageSource {
-	name, err := runtime.NormalizeImageRef(image)
+	name, err := imageref.Normalize(image)
 	if err != nil {
 		return nil
 	}
@@ -139,7 +147,7 @@ func (p *Puller) Ensure(ctx context.Context, image, dgst string, progress func(P
 // then from the image's registry with src's credential. The error names
 // every place tried and what each said.
 func (p *Puller) Pull(ctx context.Context, image, dgst string, src *berthv1.ImageSource, progress func(Progress)) (runtime.Image, error) {
-	name, err := runtime.NormalizeImageRef(image)
+	name, err := imageref.Normalize(image)
 	if err != nil {
 		return runtime.Image{}, err
 	}
@@ -212,24 +220,32 @@ func (p *Puller) local(ctx context.Context, name, dgst string) (runtime.Image, b
 
 // fetch tries the peers, then the registry.
 func (p *Puller) fetch(ctx context.Context, name, dgst string, src *berthv1.ImageSource, progress func(Progress)) (runtime.Image, error) {
-	named, err := reference.ParseNormalizedNamed(name)
+	r, err := imageref.Parse(name)
 	if err != nil {
-		return runtime.Image{}, fmt.Errorf("image %q: %w", name, err)
+		return runtime.Image{}, err
 	}
 	ref := name
 	opts := runtime.PullOptions{}
 	if dgst != "" {
 		// Pull the pinned bits, and keep the name the task runs.
-		ref = reference.TrimNamed(named).String() + "@" + dgst
+		pinned, err := r.WithDigest(dgst)
+		if err != nil {
+			return runtime.Image{}, err
+		}
+		ref = pinned.String()
 		opts.Name = name
 	}
 	var lacking, failed []string
-	if p.cfg.PeerTLS != nil {
+	grant := grantFor(src, dgst)
+	peers := 0
+	if p.cfg.PeerTLS != nil && dgst != "" && grant != "" {
+		peers = len(src.GetPeers())
+		header := http.Header{HeaderPullGrant: {grant}}
 		for _, peer := range src.GetPeers() {
 			if peer == "" || peer == p.cfg.Self {
 				continue
 			}
-			node, err := p.cfg.Probe(ctx, peer, ref)
+			node, err := p.cfg.Probe(ctx, peer, ref, grant)
 			who := peer
 			if node != "" {
 				who = node
@@ -243,7 +259,7 @@ func (p *Puller) fetch(ctx context.Context, name, dgst string, src *berthv1.Imag
 				continue
 			}
 			o := opts
-			o.Registry = runtime.Registry{Host: peer, TLS: p.cfg.PeerTLS}
+			o.Registry = runtime.Registry{Host: peer, TLS: p.cfg.PeerTLS, Header: header}
 			o.Progress = reporter("peer "+who, progress)
 			im, err := p.cfg.Runtime.Pull(ctx, ref, o)
 			if err == nil {
@@ -254,7 +270,7 @@ func (p *Puller) fetch(ctx context.Context, name, dgst string, src *berthv1.Imag
 			failed = append(failed, fmt.Sprintf("peer %s: %v", who, err))
 		}
 	}
-	registry := reference.Domain(named)
+	registry := r.Host()
 	o := opts
 	o.Registry = runtime.Registry{Username: src.GetUsername(), Secret: src.GetSecret(), PlainHTTP: src.GetInsecure()}
 	o.Progress = reporter(registry, progress)
@@ -263,7 +279,26 @@ func (p *Puller) fetch(ctx context.Context, name, dgst string, src *berthv1.Imag
 		p.cfg.Log.Info("pulled an image from its registry", "image", name, "digest", im.Digest, "registry", registry)
 		return im, nil
 	}
-	return runtime.Image{}, pullError(name, registry, len(src.GetPeers()), lacking, failed, err)
+	return runtime.Image{}, pullError(name, registry, peers, lacking, failed, err)
+}
+
+// grantFor returns the pull grant of src for manifest digest dgst, as the
+// HeaderPullGrant value, or "" when src has none.
+func grantFor(src *berthv1.ImageSource, dgst string) string {
+	if dgst == "" {
+		return ""
+	}
+	for _, raw := range src.GetPullGrants() {
+		var signed berthv1.SignedPullGrant
+		var g berthv1.PullGrant
+		if proto.Unmarshal(raw, &signed) != nil || proto.Unmarshal(signed.GetGrant(), &g) != nil {
+			continue
+		}
+		if g.GetDigest() == dgst {
+			return base64.StdEncoding.EncodeToString(raw)
+		}
+	}
+	return ""
 }
 
 // pullError says what was tried for image name and how to fix it.
@@ -274,7 +309,7 @@ func pullError(name, registry string, peers int, lacking, failed []string, regEr
 	case len(lacking) > 0:
 		fmt.Fprintf(&b, "not on peers %s; ", strings.Join(lacking, ", "))
 	case peers == 0:
-		b.WriteString("no other node holds it; ")
+		b.WriteString("no other node serves it to this one; ")
 	}
 	for _, f := range failed {
 		b.WriteString(f + "; ")

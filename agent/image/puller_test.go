@@ -14,6 +14,7 @@ import (
 	"github.com/berthproject/berth/agent/runtime"
 	"github.com/berthproject/berth/agent/runtime/fake"
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
+	"google.golang.org/protobuf/proto"
 )
 
 const (
@@ -33,9 +34,12 @@ type world struct {
 	tried    []string
 }
 
-func (w *world) probe(_ context.Context, addr, _ string) (string, error) {
+func (w *world) probe(_ context.Context, addr, ref, grant string) (string, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if grant == "" || !strings.Contains(ref, "@sha256:") {
+		return "", fmt.Errorf("probe of %s for %s without a grant or a digest", addr, ref)
+	}
 	if _, ok := w.names[addr]; !ok {
 		return "", errors.New("connection refused")
 	}
@@ -57,6 +61,8 @@ func (w *world) pull(_ context.Context, ref string, opts runtime.PullOptions) (s
 	}
 	w.tried = append(w.tried, from+" "+ref)
 	switch {
+	case opts.Host != "" && (opts.Header.Get(HeaderPullGrant) == "" || !strings.Contains(ref, "@sha256:")):
+		return "", fmt.Errorf("peer pull of %s without a grant or a digest", ref)
 	case opts.Host != "" && w.broken[opts.Host]:
 		return "", errors.New("connection reset")
 	case opts.Host != "":
@@ -74,8 +80,16 @@ func (w *world) pulls() []string {
 	return slices.Clone(w.tried)
 }
 
+// granted is a source with peers and a pull grant for webDigest (its
+// signature is the content server's business, not the puller's).
+func granted(peers ...string) *berthv1.ImageSource {
+	g, _ := proto.Marshal(&berthv1.PullGrant{NodeId: "n9", Digest: webDigest})
+	signed, _ := proto.Marshal(&berthv1.SignedPullGrant{Grant: g, Signature: []byte("sig")})
+	return &berthv1.ImageSource{Peers: peers, PullGrants: [][]byte{signed}}
+}
+
 func TestPullerOrder(t *testing.T) {
-	names := map[string]string{"10.0.0.2:1": "beta", "10.0.0.3:1": "gamma", "10.0.0.4:1": "delta"}
+	names := map[string]string{"10.0.0.2:1": "beta", "10.0.0.3:1": "gamma", "10.0.0.4:1": "delta", "10.0.0.5:1": "epsilon"}
 	pinned := "registry.local/web@" + webDigest
 	tests := []struct {
 		name      string
@@ -89,47 +103,61 @@ func TestPullerOrder(t *testing.T) {
 		wantErr   []string // substrings of the error; nil for success
 	}{
 		{
-			name: "present locally", local: "sha256:old", src: &berthv1.ImageSource{Peers: []string{"10.0.0.2:1"}},
+			name: "present locally", local: "sha256:old", src: granted("10.0.0.2:1"),
 		},
 		{
 			name: "present with the pinned digest", local: webDigest, digest: webDigest,
 		},
 		{
 			name: "present with another digest is pulled pinned", local: "sha256:old", digest: webDigest,
-			src: &berthv1.ImageSource{Peers: []string{"10.0.0.2:1"}}, holders: []string{"10.0.0.2:1"},
+			src: granted("10.0.0.2:1"), holders: []string{"10.0.0.2:1"},
 			wantPulls: []string{"peer 10.0.0.2:1 " + pinned},
 		},
 		{
-			name: "first peer that holds it", src: &berthv1.ImageSource{Peers: []string{"10.0.0.2:1", "10.0.0.3:1"}},
-			holders: []string{"10.0.0.3:1"}, wantPulls: []string{"peer 10.0.0.3:1 " + webRef},
+			name: "first peer that holds it", digest: webDigest, src: granted("10.0.0.2:1", "10.0.0.3:1"),
+			holders: []string{"10.0.0.3:1"}, wantPulls: []string{"peer 10.0.0.3:1 " + pinned},
 		},
 		{
-			name: "the agent's own address is skipped", src: &berthv1.ImageSource{Peers: []string{"10.0.0.9:1", "10.0.0.2:1"}},
-			holders: []string{"10.0.0.2:1"}, wantPulls: []string{"peer 10.0.0.2:1 " + webRef},
+			name: "a tag is never fetched from peers", src: granted("10.0.0.2:1"),
+			holders: []string{"10.0.0.2:1"}, wantPulls: []string{"registry " + webRef},
 		},
 		{
-			name: "a failing peer falls through to the next", src: &berthv1.ImageSource{Peers: []string{"10.0.0.2:1", "10.0.0.3:1"}},
+			name: "a pinned digest without a grant for it is not fetched from peers", digest: webDigest,
+			src: &berthv1.ImageSource{Peers: []string{"10.0.0.2:1"}}, holders: []string{"10.0.0.2:1"},
+			wantPulls: []string{"registry " + pinned},
+		},
+		{
+			name: "the agent's own address is skipped", digest: webDigest, src: granted("10.0.0.9:1", "10.0.0.2:1"),
+			holders: []string{"10.0.0.2:1"}, wantPulls: []string{"peer 10.0.0.2:1 " + pinned},
+		},
+		{
+			name: "a failing peer falls through to the next", digest: webDigest, src: granted("10.0.0.2:1", "10.0.0.3:1"),
 			holders: []string{"10.0.0.2:1", "10.0.0.3:1"}, broken: []string{"10.0.0.2:1"},
-			wantPulls: []string{"peer 10.0.0.2:1 " + webRef, "peer 10.0.0.3:1 " + webRef},
+			wantPulls: []string{"peer 10.0.0.2:1 " + pinned, "peer 10.0.0.3:1 " + pinned},
 		},
 		{
-			name:      "registry with the credential when no peer has it",
-			src:       &berthv1.ImageSource{Peers: []string{"10.0.0.2:1"}, Username: "ci", Secret: "s3cret"},
-			wantPulls: []string{"registry as ci " + webRef},
+			name:   "registry with the credential when no peer has it",
+			digest: webDigest,
+			src: func() *berthv1.ImageSource {
+				s := granted("10.0.0.2:1")
+				s.Username, s.Secret = "ci", "s3cret"
+				return s
+			}(),
+			wantPulls: []string{"registry as ci " + pinned},
 		},
 		{
 			name: "no source at all goes to the registry", wantPulls: []string{"registry " + webRef},
 		},
 		{
-			name: "everything fails", src: &berthv1.ImageSource{Peers: []string{"10.0.0.2:1", "10.0.0.3:1", "10.0.0.5:1"}},
+			name: "everything fails", digest: webDigest, src: granted("10.0.0.2:1", "10.0.0.3:1", "10.0.0.6:1"),
 			registry:  errors.New("401 Unauthorized"),
-			wantPulls: []string{"registry " + webRef},
-			wantErr:   []string{"image registry.local/web:1: not on peers beta, gamma;", "peer 10.0.0.5:1: connection refused", "registry registry.local: 401 Unauthorized — run `berth login registry.local`"},
+			wantPulls: []string{"registry " + pinned},
+			wantErr:   []string{"image registry.local/web:1: not on peers beta, gamma;", "peer 10.0.0.6:1: connection refused", "registry registry.local: 401 Unauthorized — run `berth login registry.local`"},
 		},
 		{
 			name: "a registry without the image", registry: fmt.Errorf("registry.local/web:1: %w", runtime.ErrImageNotFound),
 			wantPulls: []string{"registry " + webRef},
-			wantErr:   []string{"image registry.local/web:1: no other node holds it; registry registry.local: registry.local/web:1: image not found — push it", "berth image import"},
+			wantErr:   []string{"image registry.local/web:1: no other node serves it to this one; registry registry.local: registry.local/web:1: image not found — push it", "berth image import"},
 		},
 	}
 	for _, tt := range tests {

@@ -1,6 +1,7 @@
 package image
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"crypto/ecdsa"
@@ -9,6 +10,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
@@ -17,6 +19,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -138,8 +141,43 @@ func importBusybox(t *testing.T, rt runtime.Runtime, extra ...testimage.File) ru
 	return images[0]
 }
 
-// contentServer serves rt's store over TLS with a node certificate of ca.
+// contentServer serves rt's store over TLS with a node certificate of ca,
+// to nodes with a pull grant of ca.
 func contentServer(t *testing.T, ca *testCA, rt *ctdruntime.Runtime) *httptest.Server {
+	t.Helper()
+	return serveContent(t, ca, NewContentServer(contentConfig(t, ca, rt)))
+}
+
+func contentConfig(t *testing.T, ca *testCA, rt *ctdruntime.Runtime) ContentServerConfig {
+	t.Helper()
+	grants, err := identity.NewPullGrantVerifier(ca.pem)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ContentServerConfig{Content: rt.Client().ContentStore(), Grants: grants, Namespace: rt.Namespace(), NodeName: "alpha"}
+}
+
+// grant is ca's pull grant of dgst for node, as HeaderPullGrant carries it.
+func (ca *testCA) grant(t *testing.T, node, dgst string) string {
+	t.Helper()
+	g, err := identity.SignPullGrant(ca.key, node, dgst, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return base64.StdEncoding.EncodeToString(g)
+}
+
+// grantedSource is a source of one peer with ca's grant of dgst for node.
+func (ca *testCA) grantedSource(t *testing.T, peer, node, dgst string) *berthv1.ImageSource {
+	t.Helper()
+	g, err := identity.SignPullGrant(ca.key, node, dgst, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &berthv1.ImageSource{Image: testRef, Peers: []string{peer}, PullGrants: [][]byte{g}}
+}
+
+func serveContent(t *testing.T, ca *testCA, h http.Handler) *httptest.Server {
 	t.Helper()
 	cert, key := ca.issue(t, identity.RoleNode, "node-alpha")
 	creds, err := identity.NewLive(cert, key, ca.pem)
@@ -147,9 +185,7 @@ func contentServer(t *testing.T, ca *testCA, rt *ctdruntime.Runtime) *httptest.S
 		t.Fatal(err)
 	}
 	tlsCfg := ServerTLS(creds)
-	srv := httptest.NewUnstartedServer(NewContentServer(ContentServerConfig{
-		Content: rt.Client().ContentStore(), Images: rt.Client().ImageService(), Namespace: rt.Namespace(), NodeName: "alpha",
-	}))
+	srv := httptest.NewUnstartedServer(h)
 	srv.TLS = tlsCfg
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
@@ -206,30 +242,51 @@ func TestContentServer(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// Another image on the node, not granted to the client.
+	var other bytes.Buffer
+	files, _ := testimage.BusyboxFiles("/usr/bin/busybox")
+	if err := testimage.WriteOCIArchive(&other, "localhost/other:1", append(files, testimage.File{Path: "/other", Content: []byte("x")}), testimage.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	otherImgs, err := rt.ImportImage(context.Background(), &other)
+	if err != nil || len(otherImgs) != 1 {
+		t.Fatalf("import the other image: %v %v", otherImgs, err)
+	}
+	unknown := "sha256:" + strings.Repeat("0", 64)
+	own := ca.grant(t, "node-beta", img.Digest)
+	otherCA := newTestCA(t)
 	tests := []struct {
 		name, method, path string
+		grant              string
 		status             int
 		digest, mediaType  string
 		length             int64
 	}{
-		{"base", "GET", "/v2/", 200, "", "application/json", 2},
-		{"manifest by tag", "GET", "/v2/busybox/manifests/latest?ns=localhost", 200, img.Digest, mediaType, int64(len(manifestBytes))},
-		{"manifest by full name", "HEAD", "/v2/localhost/busybox/manifests/latest", 200, img.Digest, mediaType, int64(len(manifestBytes))},
-		{"manifest by digest", "GET", "/v2/busybox/manifests/" + img.Digest + "?ns=localhost", 200, img.Digest, mediaType, int64(len(manifestBytes))},
-		{"blob", "GET", "/v2/busybox/blobs/" + layer.String(), 200, layer.String(), "application/octet-stream", info.Size},
-		{"blob head", "HEAD", "/v2/busybox/blobs/" + layer.String(), 200, layer.String(), "application/octet-stream", info.Size},
-		{"unknown tag", "GET", "/v2/busybox/manifests/nope?ns=localhost", 404, "", "application/json", -1},
-		{"unknown manifest digest", "GET", "/v2/busybox/manifests/sha256:" + strings.Repeat("0", 64), 404, "", "application/json", -1},
-		{"unknown blob", "GET", "/v2/busybox/blobs/sha256:" + strings.Repeat("1", 64), 404, "", "application/json", -1},
-		{"bad digest", "GET", "/v2/busybox/blobs/sha256:zz", 400, "", "application/json", -1},
-		{"not the API", "GET", "/other", 404, "", "application/json", -1},
-		{"write", "PUT", "/v2/busybox/manifests/latest", 405, "", "application/json", -1},
+		{"base", "GET", "/v2/", "", 200, "", "application/json", 2},
+		{"manifest by digest", "GET", "/v2/busybox/manifests/" + img.Digest + "?ns=localhost", own, 200, img.Digest, mediaType, int64(len(manifestBytes))},
+		{"manifest by digest, head", "HEAD", "/v2/localhost/busybox/manifests/" + img.Digest, own, 200, img.Digest, mediaType, int64(len(manifestBytes))},
+		{"blob", "GET", "/v2/busybox/blobs/" + layer.String(), own, 200, layer.String(), "application/octet-stream", info.Size},
+		{"blob head", "HEAD", "/v2/busybox/blobs/" + layer.String(), own, 200, layer.String(), "application/octet-stream", info.Size},
+		{"manifest by tag is refused", "GET", "/v2/busybox/manifests/latest?ns=localhost", own, 403, "", "application/json", -1},
+		{"manifest by digest without a grant", "GET", "/v2/busybox/manifests/" + img.Digest, "", 403, "", "application/json", -1},
+		{"blob without a grant", "GET", "/v2/busybox/blobs/" + layer.String(), "", 403, "", "application/json", -1},
+		{"a grant for another node", "GET", "/v2/busybox/manifests/" + img.Digest, ca.grant(t, "node-gamma", img.Digest), 403, "", "application/json", -1},
+		{"a grant of another cluster", "GET", "/v2/busybox/manifests/" + img.Digest, otherCA.grant(t, "node-beta", img.Digest), 403, "", "application/json", -1},
+		{"a digest on the node but not granted", "GET", "/v2/other/manifests/" + otherImgs[0].Digest, own, 403, "", "application/json", -1},
+		{"a granted digest the node lacks", "GET", "/v2/busybox/manifests/" + unknown, ca.grant(t, "node-beta", unknown), 404, "", "application/json", -1},
+		{"a blob outside the granted image", "GET", "/v2/busybox/blobs/sha256:" + strings.Repeat("1", 64), own, 403, "", "application/json", -1},
+		{"bad digest", "GET", "/v2/busybox/blobs/sha256:zz", own, 400, "", "application/json", -1},
+		{"not the API", "GET", "/other", own, 404, "", "application/json", -1},
+		{"write", "PUT", "/v2/busybox/manifests/" + img.Digest, own, 405, "", "application/json", -1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			req, err := http.NewRequest(tt.method, srv.URL+tt.path, nil)
 			if err != nil {
 				t.Fatal(err)
+			}
+			if tt.grant != "" {
+				req.Header.Set(HeaderPullGrant, tt.grant)
 			}
 			resp, err := client.Do(req)
 			if err != nil {
@@ -308,7 +365,7 @@ func TestPullFromPeer(t *testing.T) {
 	var progress []Progress
 	p := NewPuller(PullerConfig{Runtime: beta, PeerTLS: peerTLS})
 	src := strings.TrimPrefix(srv.URL, "https://")
-	got, err := p.Pull(context.Background(), testRef, img.Digest, &berthv1.ImageSource{Image: testRef, Peers: []string{src}}, func(pr Progress) {
+	got, err := p.Pull(context.Background(), testRef, img.Digest, ca.grantedSource(t, src, "node-beta", img.Digest), func(pr Progress) {
 		progress = append(progress, pr)
 	})
 	if err != nil {
@@ -336,4 +393,85 @@ func TestPullFromPeer(t *testing.T) {
 		t.Fatalf("create from the pulled image: %v", err)
 	}
 	t.Cleanup(func() { beta.Remove(context.Background(), "pulled") })
+}
+
+// TestPullRefusesCorruptPeer: a peer that answers the granted manifest but
+// sends a layer whose bytes do not match its digest gets nothing stored:
+// the pull fails over to the registry (absent here) and the node holds no
+// image. The image exists only in the peer (an OCI layout held in memory,
+// with a random file so no namespace of the shared containerd has its
+// blobs), so every byte goes through the transfer.
+func TestPullRefusesCorruptPeer(t *testing.T) {
+	ca := newTestCA(t)
+	beta := newRuntime(t)
+	files, err := testimage.BusyboxFiles("/usr/bin/busybox")
+	if err != nil {
+		t.Skipf("no busybox to build the test image: %v", err)
+	}
+	noise := make([]byte, 32)
+	rand.Read(noise)
+	var buf bytes.Buffer
+	if err := testimage.WriteOCIArchive(&buf, testRef, append(files, testimage.File{Path: "/noise", Content: noise}), testimage.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	blobs := map[string][]byte{}
+	var index ocispec.Index
+	tr := tar.NewReader(&buf)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(tr)
+		if h.Name == "index.json" {
+			json.Unmarshal(b, &index)
+		} else if hex, ok := strings.CutPrefix(h.Name, "blobs/sha256/"); ok {
+			blobs["sha256:"+hex] = b
+		}
+	}
+	root := index.Manifests[0].Digest.String()
+	srv := serveContent(t, ca, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set(HeaderNode, "alpha")
+		d := r.URL.Path[strings.LastIndex(r.URL.Path, "/")+1:]
+		b, ok := blobs[d]
+		if !ok {
+			writeError(w, http.StatusNotFound, "BLOB_UNKNOWN", "no")
+			return
+		}
+		mt := "application/octet-stream"
+		if strings.Contains(r.URL.Path, "/manifests/") {
+			mt = index.Manifests[0].MediaType
+		} else if d != root && len(b) > 1024 { // the layer, not the config
+			b = bytes.Clone(b)
+			b[len(b)/2] ^= 0xff // same size, other bytes
+		}
+		w.Header().Set("Content-Type", mt)
+		w.Header().Set("Docker-Content-Digest", d)
+		w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+		if r.Method == http.MethodGet {
+			w.Write(b)
+		}
+	}))
+	cert, key := ca.issue(t, identity.RoleNode, "node-beta")
+	creds, err := identity.NewLive(cert, key, ca.pem)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := NewPuller(PullerConfig{Runtime: beta, PeerTLS: PeerTLS(creds)})
+	peer := strings.TrimPrefix(srv.URL, "https://")
+	_, err = p.Pull(context.Background(), testRef, root, ca.grantedSource(t, peer, "node-beta", root), nil)
+	if err == nil || !strings.Contains(err.Error(), "peer alpha") {
+		t.Fatalf("pull from a corrupting peer = %v, want an error naming peer alpha", err)
+	}
+	t.Logf("refused: %v", err)
+	images, err := beta.ListImages(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(images) != 0 {
+		t.Fatalf("the pulling node holds %+v after a corrupt transfer, want nothing", images)
+	}
 }

@@ -1,6 +1,9 @@
 package runtime
 
-import "crypto/tls"
+import (
+	"crypto/tls"
+	"net/http"
+)
 
 // Registry says how to reach the registry an image is pulled from or
 // pushed to. The zero value reaches the registry the image's name names,
@@ -18,6 +21,9 @@ type Registry struct {
 	Username, Secret string
 	// PlainHTTP reaches the registry without TLS (an insecure registry).
 	PlainHTTP bool
+	// Header is sent with every request to the registry: a peer's pull
+	// grant.
+	Header http.Header
 }
 
 // Progress is how far an image transfer is, in bytes. Total grows as the

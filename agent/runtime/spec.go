@@ -6,21 +6,11 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/distribution/reference"
 	"golang.org/x/sys/unix"
 
 	"github.com/berthproject/berth/agent/network/dns"
+	"github.com/berthproject/berth/api/imageref"
 )
-
-// NormalizeImageRef returns the full name of an image reference as the
-// user wrote it: "busybox" is docker.io/library/busybox:latest.
-func NormalizeImageRef(ref string) (string, error) {
-	named, err := reference.ParseNormalizedNamed(ref)
-	if err != nil {
-		return "", fmt.Errorf("image reference %q: %w", ref, err)
-	}
-	return reference.TagNameOnly(named).String(), nil
-}
 
 // ParseSignal reads a signal as users write it: "SIGTERM", "TERM", "term"
 // or a number like "15".
@@ -58,7 +48,7 @@ func ImportedImageName(ref string) string {
 	if !strings.ContainsAny(ref, ":/@") {
 		return ""
 	}
-	name, err := NormalizeImageRef(ref)
+	name, err := imageref.Normalize(ref)
 	if err != nil {
 		return ""
 	}

@@ -28,20 +28,3 @@ func TestParseSignal(t *testing.T) {
 		}
 	}
 }
-
-func TestNormalizeImageRef(t *testing.T) {
-	tests := []struct{ in, want string }{
-		{"busybox", "docker.io/library/busybox:latest"},
-		{"busybox:1.36", "docker.io/library/busybox:1.36"},
-		{"localhost/busybox", "localhost/busybox:latest"},
-		{"registry.test:5000/team/app:v1", "registry.test:5000/team/app:v1"},
-	}
-	for _, tc := range tests {
-		if got, err := NormalizeImageRef(tc.in); err != nil || got != tc.want {
-			t.Errorf("NormalizeImageRef(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
-		}
-	}
-	if _, err := NormalizeImageRef("Bad Ref"); err == nil {
-		t.Errorf("NormalizeImageRef(\"Bad Ref\") succeeded, want error")
-	}
-}

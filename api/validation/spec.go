@@ -1,6 +1,7 @@
 package validation
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"path"
@@ -8,11 +9,11 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/distribution/reference"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
 	"github.com/berthproject/berth/api/constraint"
+	"github.com/berthproject/berth/api/imageref"
 )
 
 // maxNameLength keeps names usable as DNS labels.
@@ -265,8 +266,8 @@ func (v *specValidator) image(image string) {
 		v.add("image", "image is required; name the image to run, like image: busybox:latest")
 		return
 	}
-	if _, err := reference.ParseNormalizedNamed(image); err != nil {
-		v.add("image", fmt.Sprintf("%q is not a valid image reference: %v", image, err))
+	if _, err := imageref.Parse(image); err != nil {
+		v.add("image", fmt.Sprintf("%q is not a valid image reference: %v", image, errors.Unwrap(err)))
 	}
 }
 

@@ -79,6 +79,7 @@ func (s *Server) Build(stream berthv1.ClusterService_BuildServer) error {
 		if res := ev.GetResult(); res != nil {
 			res.NodeId = cmp.Or(res.NodeId, node.GetMeta().GetId())
 			res.NodeName = cmp.Or(res.NodeName, node.Name)
+			s.recordBuild(ctx, node.GetMeta().GetId(), header.Tags, res)
 		}
 		if err := stream.Send(ev); err != nil {
 			downErr = err

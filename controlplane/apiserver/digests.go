@@ -8,9 +8,8 @@ import (
 	"sync"
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
-	"github.com/berthproject/berth/controlplane/registry"
+	"github.com/berthproject/berth/api/imageref"
 	"github.com/berthproject/berth/controlplane/store"
-	"github.com/distribution/reference"
 )
 
 // pinDigests fills image_digest in each requested service spec that has
@@ -26,8 +25,10 @@ import (
 // back. To take a moved tag, change the image reference. Services built from
 // source (build:) are not pinned: their image is made after the apply.
 //
-// The digest comes first from the nodes' images (Node.image_digests), when
-// every node that holds the tag agrees on it, else from the registry.
+// The digest comes from the record of an image the control plane itself
+// built or imported (store.ImageRecord), else from the image's registry.
+// It never comes from the digests nodes report they hold: one node could
+// otherwise make every other run its bits under a tag it does not own.
 func (s *Server) pinDigests(ctx context.Context, req *berthv1.ApplyRequest) []string {
 	existing := map[string]*berthv1.ServiceSpec{}
 	for _, svc := range s.cfg.Cache.Services(store.AppServicesPrefix(req.Namespace, req.App)) {
@@ -51,7 +52,6 @@ func (s *Server) pinDigests(ctx context.Context, req *berthv1.ApplyRequest) []st
 	if len(todo) == 0 {
 		return nil
 	}
-	onNodes := s.nodeDigests()
 	var (
 		mu       sync.Mutex
 		warnings []string
@@ -59,11 +59,11 @@ func (s *Server) pinDigests(ctx context.Context, req *berthv1.ApplyRequest) []st
 	)
 	for image, specs := range todo {
 		wg.Go(func() {
-			digest, err := s.resolveDigest(ctx, image, onNodes)
+			digest, err := s.resolveDigest(ctx, image)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
-				warnings = append(warnings, fmt.Sprintf("image %s is not pinned to a digest: %v; the nodes will pull the tag", image, err))
+				warnings = append(warnings, fmt.Sprintf("image %s is not pinned to a digest: %v; the nodes will use the tag they hold, else pull it from its registry", image, err))
 				return
 			}
 			for _, spec := range specs {
@@ -76,55 +76,33 @@ func (s *Server) pinDigests(ctx context.Context, req *berthv1.ApplyRequest) []st
 	return warnings
 }
 
-// nodeDigests maps each image (full form) on the nodes to the digests the
-// nodes hold it at.
-func (s *Server) nodeDigests() map[string]map[string]bool {
-	out := map[string]map[string]bool{}
-	for _, n := range s.cfg.Cache.Nodes() {
-		for img, digest := range n.ImageDigests {
-			full, err := registry.NormalizeImage(img)
-			if err != nil || digest == "" {
-				continue
-			}
-			if out[full] == nil {
-				out[full] = map[string]bool{}
-			}
-			out[full][digest] = true
-		}
-	}
-	return out
-}
-
-// resolveDigest returns the digest image's tag stands for: the one the
-// image names, else the one every node holding it agrees on, else the
-// registry's answer.
-func (s *Server) resolveDigest(ctx context.Context, image string, onNodes map[string]map[string]bool) (string, error) {
-	named, err := reference.ParseNormalizedNamed(image)
+// resolveDigest returns the digest image stands for: the one it names,
+// else the one the control plane recorded when it built or imported the
+// image, else its registry's answer.
+func (s *Server) resolveDigest(ctx context.Context, image string) (string, error) {
+	ref, err := imageref.Parse(image)
 	if err != nil {
 		return "", err
 	}
-	if d, ok := named.(reference.Digested); ok {
-		return d.Digest().String(), nil
+	if ref.Pinned() {
+		return ref.Digest(), nil
 	}
-	full := reference.TagNameOnly(named).String()
-	digests := onNodes[full]
-	if len(digests) == 1 {
-		for d := range digests {
-			return d, nil
+	if s.cfg.Store != nil {
+		rec, err := s.cfg.Store.ImageRecord(ctx, ref.String())
+		if err != nil {
+			return "", fmt.Errorf("reading the cluster's record of it: %w", err)
+		}
+		if rec != nil && rec.Digest != "" {
+			return rec.Digest, nil
 		}
 	}
+	fix := "build it with `berth build -t " + ref.Familiar() + "`, load it with `berth image import`, or push it to " + ref.Host()
 	if s.cfg.Registries == nil {
-		if len(digests) > 1 {
-			return "", fmt.Errorf("the nodes hold different images under this tag")
-		}
-		return "", fmt.Errorf("no node holds it and no registry is asked")
+		return "", fmt.Errorf("the cluster neither built nor imported it, and no registry is asked; %s", fix)
 	}
 	d, err := s.cfg.Registries.Resolve(ctx, image)
 	if err != nil {
-		if len(digests) > 1 {
-			return "", fmt.Errorf("the nodes hold different images under this tag, and %w", err)
-		}
-		return "", fmt.Errorf("no node holds it, and %w", err)
+		return "", fmt.Errorf("the cluster neither built nor imported it, and its registry did not resolve it (%w); %s", err, fix)
 	}
 	return d, nil
 }

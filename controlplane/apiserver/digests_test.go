@@ -2,9 +2,11 @@ package apiserver
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
+	"github.com/berthproject/berth/api/imageref"
 	"github.com/berthproject/berth/controlplane/registry/registrytest"
 	"github.com/berthproject/berth/controlplane/store"
 )
@@ -58,9 +60,11 @@ func TestApplyPinsDigests(t *testing.T) {
 	reg := registrytest.New(t, registrytest.NoAuth, "", "")
 	reg.SetManifest("app", "1", digestA)
 	s := newRegistryServer(t, reg.Host)
-	// Nodes agree on web:1; they disagree on split:1.
-	putNode(t, s, "n1", map[string]string{"localhost/web:1": digestA, "localhost/split:1": digestA})
-	putNode(t, s, "n2", map[string]string{"localhost/web:1": digestA, "localhost/split:1": digestB})
+	// web:1 was built by the cluster; split:1 only sits on nodes, which
+	// all report one digest for it, and a node reports another for web:1.
+	putImageRecord(t, s, "localhost/web:1", digestA)
+	putNode(t, s, "n1", map[string]string{"localhost/web:1": digestB, "localhost/split:1": digestA})
+	putNode(t, s, "n2", map[string]string{"localhost/split:1": digestA})
 
 	regImage := reg.Host + "/app:1"
 	changes := applyOne(t, s, "shop",
@@ -123,14 +127,57 @@ func TestApplyPinsDigests(t *testing.T) {
 	}
 }
 
-func TestApplyWithoutRegistriesPinsFromNodes(t *testing.T) {
-	s := newServer(t)
-	putNode(t, s, "n1", map[string]string{"docker.io/library/busybox:1": digestA})
-	applyOne(t, s, "shop", svc("a", "busybox:1", 1), svc("b", "busybox:2", 1))
-	if got := storedDigest(t, s, "shop", "a"); got != digestA {
-		t.Errorf("a: %q", got)
+// putImageRecord stores the record of an image the cluster built.
+func putImageRecord(t *testing.T, s *Server, image, digest string) {
+	t.Helper()
+	full, err := imageref.Normalize(image)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if got := storedDigest(t, s, "shop", "b"); got != "" {
-		t.Errorf("b: %q", got)
+	rec := &berthv1.ImageRecord{Image: full, Digest: digest, Origin: berthv1.ImageOrigin_IMAGE_ORIGIN_BUILD, NodeId: "n1"}
+	if err := s.cfg.Store.PutImageRecords(context.Background(), []*berthv1.ImageRecord{rec}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestApplyNeverPinsNodeDigests: what a node says it holds under a tag is
+// not what the cluster runs under that tag; only the cluster's own record
+// (or a registry) is.
+func TestApplyNeverPinsNodeDigests(t *testing.T) {
+	s := newServer(t)
+	putNode(t, s, "n1", map[string]string{"docker.io/library/busybox:1": digestA, "docker.io/library/busybox:2": digestA})
+	putNode(t, s, "n2", map[string]string{"docker.io/library/busybox:1": digestA})
+	putImageRecord(t, s, "busybox:2", digestB)
+	req := &berthv1.ApplyRequest{App: "shop", Services: []*berthv1.Service{svc("a", "busybox:1", 1), svc("b", "busybox:2", 1)}}
+	warnings := s.pinDigests(context.Background(), req)
+	if got := req.Services[0].Spec.ImageDigest; got != "" {
+		t.Errorf("a: pinned to %q, the digest nodes reported", got)
+	}
+	if got := req.Services[1].Spec.ImageDigest; got != digestB {
+		t.Errorf("b: pinned to %q, want the cluster's record %q", got, digestB)
+	}
+	if len(warnings) != 1 || !strings.Contains(warnings[0], "neither built nor imported") || !strings.Contains(warnings[0], "berth image import") {
+		t.Errorf("warnings %q, want one that says busybox:1 is unknown and how to fix it", warnings)
+	}
+}
+
+// TestImportAndBuildRecordDigests: an import pins the names its nodes agree
+// on; a build pins its tags.
+func TestImportAndBuildRecordDigests(t *testing.T) {
+	s := newServer(t)
+	ctx := context.Background()
+	img := func(name, d string) *berthv1.Image { return &berthv1.Image{Name: name, Digest: d} }
+	s.recordImport(ctx, []*berthv1.NodeImportResult{
+		{NodeId: "n1", Images: []*berthv1.Image{img("localhost/app:1", digestA), img("localhost/split:1", digestA)}},
+		{NodeId: "n2", Images: []*berthv1.Image{img("localhost/app:1", digestA), img("localhost/split:1", digestB)}},
+		{NodeId: "n3", Error: "disk full", Images: []*berthv1.Image{img("localhost/app:1", digestB)}},
+	})
+	s.recordBuild(ctx, "n1", []string{"web:dev", "web:latest"}, &berthv1.BuildResult{Image: "web:dev", Digest: digestB})
+	want := map[string]string{"localhost/app:1": digestA, "localhost/split:1": "", "web:dev": digestB, "web": digestB}
+	for image, d := range want {
+		got, err := s.resolveDigest(ctx, image)
+		if got != d || (d == "") != (err != nil) {
+			t.Errorf("resolveDigest(%q) = %q, %v; want %q", image, got, err, d)
+		}
 	}
 }

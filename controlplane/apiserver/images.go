@@ -7,7 +7,7 @@ import (
 	"sync"
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
-	"github.com/berthproject/berth/controlplane/registry"
+	"github.com/berthproject/berth/api/imageref"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -19,7 +19,7 @@ func normalizedImage(image string) (string, error) {
 	if image == "" {
 		return "", status.Error(codes.InvalidArgument, "the image is missing; name one, e.g. registry.example.com/app:1")
 	}
-	full, err := registry.NormalizeImage(image)
+	full, err := imageref.Normalize(image)
 	if err != nil {
 		return "", status.Errorf(codes.InvalidArgument, "%v; write it as [registry/]name[:tag]", err)
 	}
@@ -29,27 +29,51 @@ func normalizedImage(image string) (string, error) {
 // holds reports whether n's image store has image (in its full form).
 func holds(n *berthv1.Node, full string) bool {
 	for _, img := range n.Images {
-		if got, err := registry.NormalizeImage(img); err == nil && got == full {
+		if got, err := imageref.Normalize(img); err == nil && got == full {
 			return true
 		}
 	}
 	return false
 }
 
-// imageSource is where node self gets image (full form full): the
-// registry's credential and insecure setting, and the ready peers that
-// hold the image, which the agent tries first.
-func (s *Server) imageSource(image, full, self string) *berthv1.ImageSource {
+// holdsDigest reports whether n says it holds manifest digest dgst.
+func holdsDigest(n *berthv1.Node, dgst string) bool {
+	for _, d := range n.ImageDigests {
+		if d == dgst {
+			return true
+		}
+	}
+	return false
+}
+
+// imageSource is where node self gets image: the registry's credential
+// and insecure setting and, when the image is pinned to digest dgst, the
+// ready peers that hold that digest with a pull grant for self, which the
+// agent tries first. A tag alone gets no peers: what a node holds under a
+// tag is its own claim.
+func (s *Server) imageSource(image, dgst, self string) *berthv1.ImageSource {
 	src := &berthv1.ImageSource{Image: image}
 	if s.cfg.Registries != nil {
 		if auth := s.cfg.Registries.ImageAuth(image); auth != nil {
 			src = proto.Clone(auth).(*berthv1.ImageSource)
 		}
 	}
+	if dgst == "" || s.cfg.Authority == nil {
+		return src
+	}
 	for _, n := range s.cfg.Cache.Nodes() {
-		if n.GetMeta().GetId() != self && n.Status == berthv1.NodeStatus_NODE_STATUS_READY && n.ContentAddress != "" && holds(n, full) {
+		if n.GetMeta().GetId() != self && n.Status == berthv1.NodeStatus_NODE_STATUS_READY && n.ContentAddress != "" && holdsDigest(n, dgst) {
 			src.Peers = append(src.Peers, n.ContentAddress)
 		}
+	}
+	if len(src.Peers) > 0 {
+		g, err := s.cfg.Authority.PullGrant(self, dgst)
+		if err != nil {
+			s.log.Warn("signing a pull grant; the node pulls from the registry", "image", image, "err", err)
+			src.Peers = nil
+			return src
+		}
+		src.PullGrants = [][]byte{g}
 	}
 	return src
 }
@@ -116,8 +140,7 @@ func relay(p *progressSender, n *berthv1.Node, image string, open func() (progre
 // Every node's stream ends with a done message; the call fails when any
 // node's pull did.
 func (s *Server) PullImage(req *berthv1.PullImageRequest, stream berthv1.ClusterService_PullImageServer) error {
-	full, err := normalizedImage(req.Image)
-	if err != nil {
+	if _, err := normalizedImage(req.Image); err != nil {
 		return err
 	}
 	nodes, err := s.targetNodes(req.NodeIds)
@@ -125,6 +148,13 @@ func (s *Server) PullImage(req *berthv1.PullImageRequest, stream berthv1.Cluster
 		return err
 	}
 	ctx := stream.Context()
+	// Pinned, the pull may come from peers; else each node pulls the tag
+	// from its registry.
+	dgst, err := s.resolveDigest(ctx, req.Image)
+	if err != nil {
+		s.log.Info("image pull: not pinned; the nodes pull the tag from its registry", "image", req.Image, "err", err)
+		dgst = ""
+	}
 	out := &progressSender{stream: stream}
 	errs := make([]error, len(nodes))
 	var wg sync.WaitGroup
@@ -137,8 +167,8 @@ func (s *Server) PullImage(req *berthv1.PullImageRequest, stream berthv1.Cluster
 				if err != nil {
 					return nil, err
 				}
-				src := s.imageSource(req.Image, full, n.GetMeta().GetId())
-				return client.PullImage(ctx, &berthv1.NodePullImageRequest{Image: req.Image, Source: src})
+				src := s.imageSource(req.Image, dgst, n.GetMeta().GetId())
+				return client.PullImage(ctx, &berthv1.NodePullImageRequest{Image: req.Image, Source: src, Digest: dgst})
 			})
 		}()
 	}

@@ -179,6 +179,7 @@ func (s *Server) ImportImage(stream berthv1.ClusterService_ImportImageServer) er
 		}()
 	}
 	wg.Wait()
+	s.recordImport(stream.Context(), results)
 	return stream.SendAndClose(&berthv1.ImportImageResponse{Results: results})
 }
 

@@ -8,7 +8,6 @@ import (
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
 	"github.com/berthproject/berth/controlplane/store"
-	"github.com/distribution/reference"
 )
 
 // maxImagePeers is how many peers an image source names: enough to get
@@ -20,26 +19,23 @@ type peer struct {
 	nodeID, address string
 }
 
-// peerIndex says which ready nodes hold each image, by normalized name
-// and by manifest digest, in node-name order.
+// peerIndex says which ready nodes hold each manifest digest, in
+// node-name order. Nodes are indexed by digest only: a peer is asked for
+// the digest the control plane pinned, never for a tag (what a node says
+// a tag stands for is its own claim).
 type peerIndex struct {
-	byName, byDigest map[string][]peer
+	byDigest map[string][]peer
 }
 
 // buildPeerIndex indexes nodes (in the order given) that are ready and
 // serve their content.
 func buildPeerIndex(nodes []*berthv1.Node) *peerIndex {
-	idx := &peerIndex{byName: map[string][]peer{}, byDigest: map[string][]peer{}}
+	idx := &peerIndex{byDigest: map[string][]peer{}}
 	for _, n := range nodes {
 		if n.Status != berthv1.NodeStatus_NODE_STATUS_READY || n.ContentAddress == "" {
 			continue
 		}
 		p := peer{nodeID: n.GetMeta().GetId(), address: n.ContentAddress}
-		for _, name := range n.Images {
-			if norm, ok := normalizeImage(name); ok {
-				idx.byName[norm] = append(idx.byName[norm], p)
-			}
-		}
 		seen := map[string]bool{}
 		for _, d := range n.ImageDigests {
 			if d != "" && !seen[d] {
@@ -52,17 +48,11 @@ func buildPeerIndex(nodes []*berthv1.Node) *peerIndex {
 }
 
 // peers returns up to maxImagePeers content addresses of nodes other than
-// self holding image: with manifest digest dgst when set (any name will
-// do, peers serve manifests by digest), else by name.
-func (idx *peerIndex) peers(self, image, dgst string) []string {
-	var candidates []peer
-	if dgst != "" {
-		candidates = idx.byDigest[dgst]
-	} else if norm, ok := normalizeImage(image); ok {
-		candidates = idx.byName[norm]
-	}
+// self that hold manifest digest dgst (under any name: peers serve
+// manifests by digest); none when dgst is empty.
+func (idx *peerIndex) peers(self, dgst string) []string {
 	var out []string
-	for _, p := range candidates {
+	for _, p := range idx.byDigest[dgst] {
 		if p.nodeID == self {
 			continue
 		}
@@ -74,24 +64,52 @@ func (idx *peerIndex) peers(self, image, dgst string) []string {
 	return out
 }
 
+// GrantFunc signs a pull grant: node may fetch digest from its peers.
+type GrantFunc func(node, digest string) ([]byte, error)
+
 // imageSources returns one source per distinct image of tasks, for node
-// self: the peers that hold it and, through auth (may be nil), the
-// credential of its registry.
-func imageSources(idx *peerIndex, self string, tasks []*berthv1.Task, auth func(string) *berthv1.ImageSource) []*berthv1.ImageSource {
+// self: through auth (may be nil), the credential of its registry; and
+// for each digest the tasks pin, a pull grant from grant and the peers
+// that hold it. Without grant (nil) or a pinned digest, a source names no
+// peers: peers serve only granted digests.
+func imageSources(idx *peerIndex, self string, tasks []*berthv1.Task, auth func(string) *berthv1.ImageSource, grant GrantFunc) []*berthv1.ImageSource {
 	byImage := map[string]*berthv1.ImageSource{}
+	granted := map[string]bool{} // image + "@" + digest
 	for _, t := range tasks {
 		spec := t.GetSpec()
 		image := spec.GetImage()
-		if image == "" || byImage[image] != nil {
+		if image == "" {
 			continue
 		}
-		src := &berthv1.ImageSource{Image: image, Peers: idx.peers(self, image, spec.GetImageDigest())}
-		if auth != nil {
-			if cred := auth(image); cred != nil {
-				src.Username, src.Secret, src.Insecure = cred.Username, cred.Secret, cred.Insecure
+		src := byImage[image]
+		if src == nil {
+			src = &berthv1.ImageSource{Image: image}
+			if auth != nil {
+				if cred := auth(image); cred != nil {
+					src.Username, src.Secret, src.Insecure = cred.Username, cred.Secret, cred.Insecure
+				}
+			}
+			byImage[image] = src
+		}
+		dgst := spec.GetImageDigest()
+		if dgst == "" || grant == nil || granted[image+"@"+dgst] {
+			continue
+		}
+		granted[image+"@"+dgst] = true
+		peers := idx.peers(self, dgst)
+		if len(peers) == 0 {
+			continue
+		}
+		g, err := grant(self, dgst)
+		if err != nil {
+			continue
+		}
+		src.PullGrants = append(src.PullGrants, g)
+		for _, p := range peers {
+			if len(src.Peers) < maxImagePeers && !slices.Contains(src.Peers, p) {
+				src.Peers = append(src.Peers, p)
 			}
 		}
-		byImage[image] = src
 	}
 	out := make([]*berthv1.ImageSource, 0, len(byImage))
 	for _, s := range byImage {
@@ -99,16 +117,6 @@ func imageSources(idx *peerIndex, self string, tasks []*berthv1.Task, auth func(
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Image < out[j].Image })
 	return out
-}
-
-// normalizeImage is the full name of an image reference, as nodes name
-// the images they hold ("busybox" is "docker.io/library/busybox:latest").
-func normalizeImage(ref string) (string, bool) {
-	named, err := reference.ParseNormalizedNamed(ref)
-	if err != nil {
-		return "", false
-	}
-	return reference.TagNameOnly(named).String(), true
 }
 
 // peerIndexCache rebuilds the peer index only after nodes changed.
@@ -144,7 +152,7 @@ func peersChanged(ev store.Event) bool {
 		return true
 	}
 	return n.Status != old.Status || n.ContentAddress != old.ContentAddress ||
-		!slices.Equal(n.Images, old.Images) || !maps.Equal(n.ImageDigests, old.ImageDigests)
+		!maps.Equal(n.ImageDigests, old.ImageDigests)
 }
 
 // withImageSources adds to a the sources of its tasks' images.
@@ -153,5 +161,9 @@ func (d *Dispatcher) withImageSources(nodeID string, a *berthv1.Assignments) {
 		return
 	}
 	idx := d.peerIndex.get(d.cfg.Cache.Nodes)
-	a.ImageSources = imageSources(idx, nodeID, a.Tasks, d.cfg.ImageAuth)
+	var grant GrantFunc
+	if d.cfg.Authority != nil {
+		grant = d.cfg.Authority.PullGrant
+	}
+	a.ImageSources = imageSources(idx, nodeID, a.Tasks, d.cfg.ImageAuth, grant)
 }

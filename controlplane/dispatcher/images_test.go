@@ -19,13 +19,13 @@ func TestImageSources(t *testing.T) {
 		return &berthv1.Node{Meta: &berthv1.Meta{Id: id}, Name: name, ContentAddress: addr, Status: status, Images: images, ImageDigests: digests}
 	}
 	nodes := []*berthv1.Node{ // in name order, as the cache lists them
-		node("n1", "alpha", "10.0.0.1:1", ready, []string{"docker.io/library/busybox:latest", "registry.local/web:1"}, map[string]string{"registry.local/web:1": "sha256:old"}),
-		node("n2", "beta", "10.0.0.2:1", ready, []string{"docker.io/library/busybox:latest"}, nil),
-		node("n3", "delta", "10.0.0.3:1", berthv1.NodeStatus_NODE_STATUS_DOWN, []string{"docker.io/library/busybox:latest"}, nil),
-		node("n4", "epsilon", "", ready, []string{"docker.io/library/busybox:latest"}, nil),
-		node("n5", "gamma", "10.0.0.5:1", ready, []string{"docker.io/library/busybox:latest", "registry.local/web:2"}, map[string]string{"registry.local/web:2": digest}),
-		node("n6", "kappa", "10.0.0.6:1", ready, []string{"docker.io/library/busybox:latest"}, nil),
-		node("n7", "zeta", "10.0.0.7:1", ready, []string{"docker.io/library/busybox:latest"}, nil),
+		node("n1", "alpha", "10.0.0.1:1", ready, []string{"docker.io/library/busybox:latest", "registry.local/web:1"}, map[string]string{"docker.io/library/busybox:latest": "sha256:bb", "registry.local/web:1": "sha256:old"}),
+		node("n2", "beta", "10.0.0.2:1", ready, []string{"docker.io/library/busybox:latest"}, map[string]string{"docker.io/library/busybox:latest": "sha256:bb"}),
+		node("n3", "delta", "10.0.0.3:1", berthv1.NodeStatus_NODE_STATUS_DOWN, []string{"docker.io/library/busybox:latest"}, map[string]string{"docker.io/library/busybox:latest": "sha256:bb"}),
+		node("n4", "epsilon", "", ready, []string{"docker.io/library/busybox:latest"}, map[string]string{"docker.io/library/busybox:latest": "sha256:bb"}),
+		node("n5", "gamma", "10.0.0.5:1", ready, []string{"docker.io/library/busybox:latest", "registry.local/web:2"}, map[string]string{"docker.io/library/busybox:latest": "sha256:bb", "registry.local/web:2": digest}),
+		node("n6", "kappa", "10.0.0.6:1", ready, []string{"docker.io/library/busybox:latest"}, map[string]string{"docker.io/library/busybox:latest": "sha256:bb"}),
+		node("n7", "zeta", "10.0.0.7:1", ready, []string{"docker.io/library/busybox:latest"}, map[string]string{"docker.io/library/busybox:latest": "sha256:bb"}),
 	}
 	idx := buildPeerIndex(nodes)
 	task := func(image, dgst string) *berthv1.Task {
@@ -37,29 +37,41 @@ func TestImageSources(t *testing.T) {
 		}
 		return nil
 	}
+	grant := func(node, dgst string) ([]byte, error) { return []byte(node + "@" + dgst), nil }
 	tests := []struct {
-		name  string
-		self  string
-		tasks []*berthv1.Task
-		auth  func(string) *berthv1.ImageSource
-		want  []*berthv1.ImageSource
+		name   string
+		self   string
+		tasks  []*berthv1.Task
+		auth   func(string) *berthv1.ImageSource
+		grant  GrantFunc
+		want   []*berthv1.ImageSource
+		grants []string
 	}{
 		{
-			name: "short names match, ready nodes with an address only, at most three, self left out",
-			self: "n2", tasks: []*berthv1.Task{task("busybox", ""), task("busybox:latest", "")},
-			want: []*berthv1.ImageSource{
-				{Image: "busybox", Peers: []string{"10.0.0.1:1", "10.0.0.5:1", "10.0.0.6:1"}},
-				{Image: "busybox:latest", Peers: []string{"10.0.0.1:1", "10.0.0.5:1", "10.0.0.6:1"}},
-			},
+			name: "a tag alone has no peers, whatever nodes hold under it",
+			self: "n2", tasks: []*berthv1.Task{task("busybox", ""), task("busybox:latest", "")}, grant: grant,
+			want: []*berthv1.ImageSource{{Image: "busybox"}, {Image: "busybox:latest"}},
 		},
 		{
-			name: "a pinned digest matches by digest whatever the name",
+			name: "a pinned digest matches by digest whatever the name, with a grant for the node",
+			self: "n9", tasks: []*berthv1.Task{task("registry.local/web:3", digest)}, grant: grant,
+			want:   []*berthv1.ImageSource{{Image: "registry.local/web:3", Peers: []string{"10.0.0.5:1"}}},
+			grants: []string{"n9@" + digest},
+		},
+		{
+			name: "ready nodes with an address only, at most three, self left out",
+			self: "n2", tasks: []*berthv1.Task{task("busybox", "sha256:bb")}, grant: grant,
+			want:   []*berthv1.ImageSource{{Image: "busybox", Peers: []string{"10.0.0.1:1", "10.0.0.5:1", "10.0.0.6:1"}}},
+			grants: []string{"n2@sha256:bb"},
+		},
+		{
+			name: "without a grant signer no peers",
 			self: "n9", tasks: []*berthv1.Task{task("registry.local/web:3", digest)},
-			want: []*berthv1.ImageSource{{Image: "registry.local/web:3", Peers: []string{"10.0.0.5:1"}}},
+			want: []*berthv1.ImageSource{{Image: "registry.local/web:3"}},
 		},
 		{
 			name: "a pinned digest no node holds has no peers, even where the name is",
-			self: "n9", tasks: []*berthv1.Task{task("registry.local/web:1", "sha256:new")}, auth: auth,
+			self: "n9", tasks: []*berthv1.Task{task("registry.local/web:1", "sha256:new")}, auth: auth, grant: grant,
 			want: []*berthv1.ImageSource{{Image: "registry.local/web:1", Username: "ci", Secret: "s3cret", Insecure: true}},
 		},
 		{
@@ -73,15 +85,22 @@ func TestImageSources(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := imageSources(idx, tt.self, tt.tasks, tt.auth)
+			got := imageSources(idx, tt.self, tt.tasks, tt.auth, tt.grant)
 			if len(got) != len(tt.want) {
 				t.Fatalf("got %d sources %v, want %v", len(got), got, tt.want)
 			}
+			var grants []string
 			for i := range got {
 				g, w := got[i], tt.want[i]
 				if g.Image != w.Image || !slices.Equal(g.Peers, w.Peers) || g.Username != w.Username || g.Secret != w.Secret || g.Insecure != w.Insecure {
 					t.Errorf("source %d: got %v, want %v", i, g, w)
 				}
+				for _, pg := range g.PullGrants {
+					grants = append(grants, string(pg))
+				}
+			}
+			if !slices.Equal(grants, tt.grants) {
+				t.Errorf("grants %q, want %q", grants, tt.grants)
 			}
 		})
 	}
@@ -149,7 +168,7 @@ func TestPeersChanged(t *testing.T) {
 		{"heartbeat only", with(func(n *berthv1.Node) { n.LastHeartbeat = timestamppb.Now() }), false},
 		{"status", with(func(n *berthv1.Node) { n.Status = berthv1.NodeStatus_NODE_STATUS_DOWN }), true},
 		{"content address", with(func(n *berthv1.Node) { n.ContentAddress = "a:2" }), true},
-		{"images", with(func(n *berthv1.Node) { n.Images = append(n.Images, "y") }), true},
+		{"names alone (peers are found by digest)", with(func(n *berthv1.Node) { n.Images = append(n.Images, "y") }), false},
 		{"digests", with(func(n *berthv1.Node) { n.ImageDigests["x"] = "e" }), true},
 	}
 	for _, tt := range tests {

@@ -12,7 +12,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/distribution/reference"
+	"github.com/berthproject/berth/api/imageref"
 )
 
 // DockerHub is how Berth names Docker Hub, whatever alias a user typed.
@@ -86,21 +86,9 @@ func validHost(h string) bool {
 // HostOf returns the registry an image reference belongs to, normalized
 // ("busybox" is on docker.io, "127.0.0.1:5000/app:1" on 127.0.0.1:5000).
 func HostOf(image string) (string, error) {
-	named, err := reference.ParseNormalizedNamed(image)
+	ref, err := imageref.Parse(image)
 	if err != nil {
-		return "", fmt.Errorf("image %q: %w", image, err)
+		return "", err
 	}
-	return Normalize(reference.Domain(named))
-}
-
-// NormalizeImage returns the full form of an image reference, with the
-// registry and the default tag: "busybox" is
-// "docker.io/library/busybox:latest". Two spellings of one image compare
-// equal in this form.
-func NormalizeImage(image string) (string, error) {
-	named, err := reference.ParseNormalizedNamed(image)
-	if err != nil {
-		return "", fmt.Errorf("image %q: %w", image, err)
-	}
-	return reference.TagNameOnly(named).String(), nil
+	return Normalize(ref.Host())
 }

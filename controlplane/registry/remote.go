@@ -10,7 +10,8 @@ import (
 
 	"github.com/containerd/containerd/v2/core/remotes/docker"
 	remoteerrors "github.com/containerd/containerd/v2/core/remotes/errors"
-	"github.com/distribution/reference"
+
+	"github.com/berthproject/berth/api/imageref"
 )
 
 // Errors Check returns, wrapped.
@@ -112,14 +113,14 @@ func drain(resp *http.Response) {
 // (a HEAD of the manifest), with the stored credential and the insecure
 // setting. An image that names a digest resolves to it without asking.
 func (c *Credentials) Resolve(ctx context.Context, image string) (string, error) {
-	named, err := reference.ParseNormalizedNamed(image)
+	ref, err := imageref.Parse(image)
 	if err != nil {
-		return "", fmt.Errorf("image %q: %w", image, err)
+		return "", err
 	}
-	if d, ok := named.(reference.Digested); ok {
-		return d.Digest().String(), nil
+	if ref.Pinned() {
+		return ref.Digest(), nil
 	}
-	host, err := Normalize(reference.Domain(named))
+	host, err := Normalize(ref.Host())
 	if err != nil {
 		return "", err
 	}
@@ -139,7 +140,7 @@ func (c *Credentials) Resolve(ctx context.Context, image string) (string, error)
 			docker.WithPlainHTTP(func(string) (bool, error) { return c.Insecure(host), nil }),
 		),
 	})
-	_, desc, err := resolver.Resolve(ctx, reference.TagNameOnly(named).String())
+	_, desc, err := resolver.Resolve(ctx, ref.String())
 	if err != nil {
 		return "", fmt.Errorf("resolving %s at %s: %w", image, host, err)
 	}

@@ -7,17 +7,16 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/distribution/reference"
+	"github.com/berthproject/berth/api/imageref"
 )
 
 // WriteDockerArchive writes files as a one-layer image in the
 // docker-archive format (what `docker save` writes), tagged ref.
 func WriteDockerArchive(w io.Writer, ref string, files []File, cfg Config) error {
-	named, err := reference.ParseNormalizedNamed(ref)
+	named, err := imageref.Parse(ref)
 	if err != nil {
-		return fmt.Errorf("testimage: image reference %q: %w", ref, err)
+		return fmt.Errorf("testimage: %w", err)
 	}
-	named = reference.TagNameOnly(named)
 	gzLayer, diffID, err := buildLayer(files)
 	if err != nil {
 		return err
@@ -38,7 +37,7 @@ func WriteDockerArchive(w io.Writer, ref string, files []File, cfg Config) error
 	layerName := diffID.Encoded() + "/layer.tar"
 	manifest, err := json.Marshal([]map[string]any{{
 		"Config":   configName,
-		"RepoTags": []string{reference.FamiliarString(named)},
+		"RepoTags": []string{named.Familiar()},
 		"Layers":   []string{layerName},
 	}})
 	if err != nil {

@@ -10,6 +10,7 @@ package testimage
 import (
 	"archive/tar"
 	"bytes"
+	"cmp"
 	"compress/gzip"
 	_ "crypto/sha256" // registers sha256 for go-digest
 	"encoding/json"
@@ -22,10 +23,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/distribution/reference"
 	"github.com/opencontainers/go-digest"
 	specs "github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/berthproject/berth/api/imageref"
 )
 
 // annotationImageName is the index annotation the import side reads for the
@@ -78,15 +80,11 @@ type HealthConfig struct {
 // (normalized: "busybox" becomes docker.io/library/busybox:latest) holding
 // files in one layer and cfg as its configuration.
 func WriteOCIArchive(w io.Writer, ref string, files []File, cfg Config) error {
-	named, err := reference.ParseNormalizedNamed(ref)
+	named, err := imageref.Parse(ref)
 	if err != nil {
-		return fmt.Errorf("testimage: image reference %q: %w", ref, err)
+		return fmt.Errorf("testimage: %w", err)
 	}
-	named = reference.TagNameOnly(named)
-	tag := "latest"
-	if tagged, ok := named.(reference.Tagged); ok {
-		tag = tagged.Tag()
-	}
+	tag := cmp.Or(named.Tag(), imageref.DefaultTag)
 
 	layer, diffID, err := buildLayer(files)
 	if err != nil {

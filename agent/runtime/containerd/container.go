@@ -20,6 +20,7 @@ import (
 
 	"github.com/berthproject/berth/agent/runtime"
 	"github.com/berthproject/berth/agent/volume"
+	"github.com/berthproject/berth/api/imageref"
 )
 
 // Create makes container spec.ID from its image, with a fresh snapshot and
@@ -29,7 +30,7 @@ func (c *Runtime) Create(ctx context.Context, spec runtime.ContainerSpec) (retEr
 		return errors.New("runtime: create container: empty id")
 	}
 	ctx = c.ctx(ctx)
-	name, err := runtime.NormalizeImageRef(spec.Image)
+	name, err := imageref.Normalize(spec.Image)
 	if err != nil {
 		return fmt.Errorf("runtime: create container %s: %w", spec.ID, err)
 	}

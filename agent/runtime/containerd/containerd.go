@@ -21,6 +21,7 @@ import (
 	"github.com/berthproject/berth/agent/files"
 	"github.com/berthproject/berth/agent/runtime"
 	"github.com/berthproject/berth/agent/volume"
+	"github.com/berthproject/berth/api/imageref"
 )
 
 // Config configures a containerd Runtime.
@@ -148,7 +149,7 @@ func (c *Runtime) logPath(id string) string {
 
 // ImageExists reports whether the image named ref is in the store.
 func (c *Runtime) ImageExists(ctx context.Context, ref string) (bool, error) {
-	name, err := runtime.NormalizeImageRef(ref)
+	name, err := imageref.Normalize(ref)
 	if err != nil {
 		return false, err
 	}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/berthproject/berth/agent/runtime"
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
+	"github.com/berthproject/berth/api/imageref"
 )
 
 // execCleanupTimeout bounds killing and deleting an exec'd process after
@@ -139,7 +140,7 @@ type dockerHealthConfig struct {
 // ImageHealthcheck reads the HEALTHCHECK from image ref's config blob; nil
 // when it has none.
 func (c *Runtime) ImageHealthcheck(ctx context.Context, ref string) (*berthv1.HealthCheck, error) {
-	name, err := runtime.NormalizeImageRef(ref)
+	name, err := imageref.Normalize(ref)
 	if err != nil {
 		return nil, err
 	}

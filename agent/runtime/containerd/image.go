@@ -16,6 +16,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/berthproject/berth/agent/runtime"
+	"github.com/berthproject/berth/api/imageref"
 )
 
 // progressPeriod is how often a transfer's progress is sampled.
@@ -25,7 +26,7 @@ const progressPeriod = 200 * time.Millisecond
 // snapshotter and, with opts.Name, stores it under that name.
 func (c *Runtime) Pull(ctx context.Context, ref string, opts runtime.PullOptions) (runtime.Image, error) {
 	ctx = c.ctx(ctx)
-	name, err := runtime.NormalizeImageRef(ref)
+	name, err := imageref.Normalize(ref)
 	if err != nil {
 		return runtime.Image{}, err
 	}
@@ -60,7 +61,7 @@ func (c *Runtime) Pull(ctx context.Context, ref string, opts runtime.PullOptions
 // when it is a different name (a pinned "name@digest" record is of no use
 // once the tag points at the same manifest).
 func (c *Runtime) tag(ctx context.Context, ref string, from images.Image) (images.Image, error) {
-	name, err := runtime.NormalizeImageRef(ref)
+	name, err := imageref.Normalize(ref)
 	if err != nil {
 		return images.Image{}, err
 	}
@@ -85,7 +86,7 @@ func (c *Runtime) tag(ctx context.Context, ref string, from images.Image) (image
 // describe.
 func (c *Runtime) Push(ctx context.Context, ref string, opts runtime.PushOptions) error {
 	ctx = c.ctx(ctx)
-	name, err := runtime.NormalizeImageRef(ref)
+	name, err := imageref.Normalize(ref)
 	if err != nil {
 		return err
 	}
@@ -136,7 +137,7 @@ func (c *Runtime) Push(ctx context.Context, ref string, opts runtime.PushOptions
 // RemoveImage deletes the image record ref; containerd's garbage
 // collector frees the content and snapshots nothing else holds.
 func (c *Runtime) RemoveImage(ctx context.Context, ref string) error {
-	name, err := runtime.NormalizeImageRef(ref)
+	name, err := imageref.Normalize(ref)
 	if err != nil {
 		return err
 	}
@@ -179,6 +180,7 @@ func resolver(reg runtime.Registry) (res remotes.Resolver, closeIdle func()) {
 		Scheme:       scheme,
 		Path:         "/v2",
 		Capabilities: docker.HostCapabilityPull | docker.HostCapabilityResolve | docker.HostCapabilityPush,
+		Header:       reg.Header,
 	}
 	return docker.NewResolver(docker.ResolverOptions{Hosts: func(string) ([]docker.RegistryHost, error) {
 		return []docker.RegistryHost{host}, nil

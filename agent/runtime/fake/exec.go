@@ -9,6 +9,7 @@ import (
 
 	"github.com/berthproject/berth/agent/runtime"
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
+	"github.com/berthproject/berth/api/imageref"
 )
 
 // ExecFunc answers a Runtime's Exec of cmd.
@@ -32,7 +33,7 @@ func (f *Runtime) SetExec(id string, fn ExecFunc) {
 
 // SetImageHealthcheck makes ImageHealthcheck of ref return hc (nil: none).
 func (f *Runtime) SetImageHealthcheck(ref string, hc *berthv1.HealthCheck) error {
-	name, err := runtime.NormalizeImageRef(ref)
+	name, err := imageref.Normalize(ref)
 	if err != nil {
 		return err
 	}
@@ -85,7 +86,7 @@ func (f *Runtime) Exec(ctx context.Context, id string, cmd []string) (runtime.Ex
 // ImageHealthcheck returns what SetImageHealthcheck set for ref; the image
 // must have been added.
 func (f *Runtime) ImageHealthcheck(ctx context.Context, ref string) (*berthv1.HealthCheck, error) {
-	name, err := runtime.NormalizeImageRef(ref)
+	name, err := imageref.Normalize(ref)
 	if err != nil {
 		return nil, err
 	}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/berthproject/berth/agent/runtime"
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
+	"github.com/berthproject/berth/api/imageref"
 )
 
 // Runtime is a runtime.Runtime in memory, for unit tests and scale tests:
@@ -77,7 +78,7 @@ func New() *Runtime {
 
 // AddImage puts image ref (normalized) into the fake's store.
 func (f *Runtime) AddImage(ref string) error {
-	name, err := runtime.NormalizeImageRef(ref)
+	name, err := imageref.Normalize(ref)
 	if err != nil {
 		return err
 	}
@@ -203,7 +204,7 @@ func (f *Runtime) get(id string) (*fakeContainer, error) {
 
 // ImageExists reports whether AddImage or ImportImage added ref.
 func (f *Runtime) ImageExists(ctx context.Context, ref string) (bool, error) {
-	name, err := runtime.NormalizeImageRef(ref)
+	name, err := imageref.Normalize(ref)
 	if err != nil {
 		return false, err
 	}
@@ -247,7 +248,7 @@ func (f *Runtime) ImportImage(ctx context.Context, r io.Reader) ([]runtime.Image
 		if err := f.AddImage(n); err != nil {
 			return nil, err
 		}
-		name, _ := runtime.NormalizeImageRef(n)
+		name, _ := imageref.Normalize(n)
 		f.mu.Lock()
 		out = append(out, f.images[name])
 		f.mu.Unlock()
@@ -260,7 +261,7 @@ func (f *Runtime) Create(ctx context.Context, spec runtime.ContainerSpec) error 
 	if spec.ID == "" {
 		return errors.New("fake runtime: create container: empty id")
 	}
-	name, err := runtime.NormalizeImageRef(spec.Image)
+	name, err := imageref.Normalize(spec.Image)
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/berthproject/berth/agent/runtime"
+	"github.com/berthproject/berth/api/imageref"
 )
 
 // PullFunc decides what a Runtime pull finds: it returns the manifest
@@ -25,7 +26,7 @@ func (f *Runtime) SetPull(fn PullFunc) {
 // AddImageDigest puts image ref (normalized) into the fake's store with
 // manifest digest digest.
 func (f *Runtime) AddImageDigest(ref, digest string) error {
-	name, err := runtime.NormalizeImageRef(ref)
+	name, err := imageref.Normalize(ref)
 	if err != nil {
 		return err
 	}
@@ -37,7 +38,7 @@ func (f *Runtime) AddImageDigest(ref, digest string) error {
 
 // SetImageCreated backdates image ref, for tests of image cleanup.
 func (f *Runtime) SetImageCreated(ref string, at time.Time) error {
-	name, err := runtime.NormalizeImageRef(ref)
+	name, err := imageref.Normalize(ref)
 	if err != nil {
 		return err
 	}
@@ -55,7 +56,7 @@ func (f *Runtime) SetImageCreated(ref string, at time.Time) error {
 // Pull asks the SetPull function for ref and stores what it finds, under
 // opts.Name when set. Progress is reported once, complete.
 func (f *Runtime) Pull(ctx context.Context, ref string, opts runtime.PullOptions) (runtime.Image, error) {
-	name, err := runtime.NormalizeImageRef(ref)
+	name, err := imageref.Normalize(ref)
 	if err != nil {
 		return runtime.Image{}, err
 	}
@@ -79,7 +80,7 @@ func (f *Runtime) Pull(ctx context.Context, ref string, opts runtime.PullOptions
 		return runtime.Image{}, fmt.Errorf("fake runtime: pull %s: %w", name, err)
 	}
 	if opts.Name != "" {
-		if name, err = runtime.NormalizeImageRef(opts.Name); err != nil {
+		if name, err = imageref.Normalize(opts.Name); err != nil {
 			return runtime.Image{}, err
 		}
 	} else if i := strings.LastIndex(name, "@"); i >= 0 {
@@ -97,7 +98,7 @@ func (f *Runtime) Pull(ctx context.Context, ref string, opts runtime.PullOptions
 
 // Push records that ref was pushed; ErrImageNotFound if it is missing.
 func (f *Runtime) Push(ctx context.Context, ref string, opts runtime.PushOptions) error {
-	name, err := runtime.NormalizeImageRef(ref)
+	name, err := imageref.Normalize(ref)
 	if err != nil {
 		return err
 	}
@@ -126,7 +127,7 @@ func (f *Runtime) Pushed() []string {
 
 // RemoveImage forgets image ref.
 func (f *Runtime) RemoveImage(ctx context.Context, ref string) error {
-	name, err := runtime.NormalizeImageRef(ref)
+	name, err := imageref.Normalize(ref)
 	if err != nil {
 		return err
 	}

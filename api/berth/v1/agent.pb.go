@@ -1144,7 +1144,12 @@ type ImageSource struct {
 	Username string `protobuf:"bytes,3,opt,name=username,proto3" json:"username,omitempty"`
 	Secret   string `protobuf:"bytes,4,opt,name=secret,proto3" json:"secret,omitempty"`
 	// insecure: the registry is reached over plain HTTP.
-	Insecure      bool `protobuf:"varint,5,opt,name=insecure,proto3" json:"insecure,omitempty"`
+	Insecure bool `protobuf:"varint,5,opt,name=insecure,proto3" json:"insecure,omitempty"`
+	// pull_grants let this node fetch the image's pinned digests from its
+	// peers: one SignedPullGrant (marshalled) per digest. Peers serve a node
+	// only the digests its grants name; without a pinned digest there is no
+	// grant and no peer, and the image comes from its registry.
+	PullGrants    [][]byte `protobuf:"bytes,6,rep,name=pull_grants,json=pullGrants,proto3" json:"pull_grants,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1214,6 +1219,130 @@ func (x *ImageSource) GetInsecure() bool {
 	return false
 }
 
+func (x *ImageSource) GetPullGrants() [][]byte {
+	if x != nil {
+		return x.PullGrants
+	}
+	return nil
+}
+
+// PullGrant says that the control plane assigned node node_id a task that
+// runs the image at manifest digest; a peer serves that node the digest
+// and the content it references, nothing else.
+type PullGrant struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	NodeId        string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	Digest        string                 `protobuf:"bytes,2,opt,name=digest,proto3" json:"digest,omitempty"`
+	IssuedAt      *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=issued_at,json=issuedAt,proto3" json:"issued_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PullGrant) Reset() {
+	*x = PullGrant{}
+	mi := &file_berth_v1_agent_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PullGrant) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PullGrant) ProtoMessage() {}
+
+func (x *PullGrant) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_agent_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PullGrant.ProtoReflect.Descriptor instead.
+func (*PullGrant) Descriptor() ([]byte, []int) {
+	return file_berth_v1_agent_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *PullGrant) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *PullGrant) GetDigest() string {
+	if x != nil {
+		return x.Digest
+	}
+	return ""
+}
+
+func (x *PullGrant) GetIssuedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.IssuedAt
+	}
+	return nil
+}
+
+// SignedPullGrant is a marshalled PullGrant and the cluster CA's
+// signature of it (see api/identity.SignPullGrant).
+type SignedPullGrant struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Grant         []byte                 `protobuf:"bytes,1,opt,name=grant,proto3" json:"grant,omitempty"`
+	Signature     []byte                 `protobuf:"bytes,2,opt,name=signature,proto3" json:"signature,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SignedPullGrant) Reset() {
+	*x = SignedPullGrant{}
+	mi := &file_berth_v1_agent_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SignedPullGrant) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SignedPullGrant) ProtoMessage() {}
+
+func (x *SignedPullGrant) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_agent_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SignedPullGrant.ProtoReflect.Descriptor instead.
+func (*SignedPullGrant) Descriptor() ([]byte, []int) {
+	return file_berth_v1_agent_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *SignedPullGrant) GetGrant() []byte {
+	if x != nil {
+		return x.Grant
+	}
+	return nil
+}
+
+func (x *SignedPullGrant) GetSignature() []byte {
+	if x != nil {
+		return x.Signature
+	}
+	return nil
+}
+
 type ServerMessage struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Message:
@@ -1230,7 +1359,7 @@ type ServerMessage struct {
 
 func (x *ServerMessage) Reset() {
 	*x = ServerMessage{}
-	mi := &file_berth_v1_agent_proto_msgTypes[16]
+	mi := &file_berth_v1_agent_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1242,7 +1371,7 @@ func (x *ServerMessage) String() string {
 func (*ServerMessage) ProtoMessage() {}
 
 func (x *ServerMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_agent_proto_msgTypes[16]
+	mi := &file_berth_v1_agent_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1255,7 +1384,7 @@ func (x *ServerMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServerMessage.ProtoReflect.Descriptor instead.
 func (*ServerMessage) Descriptor() ([]byte, []int) {
-	return file_berth_v1_agent_proto_rawDescGZIP(), []int{16}
+	return file_berth_v1_agent_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ServerMessage) GetMessage() isServerMessage_Message {
@@ -1371,7 +1500,7 @@ type NetworkMap struct {
 
 func (x *NetworkMap) Reset() {
 	*x = NetworkMap{}
-	mi := &file_berth_v1_agent_proto_msgTypes[17]
+	mi := &file_berth_v1_agent_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1383,7 +1512,7 @@ func (x *NetworkMap) String() string {
 func (*NetworkMap) ProtoMessage() {}
 
 func (x *NetworkMap) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_agent_proto_msgTypes[17]
+	mi := &file_berth_v1_agent_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1396,7 +1525,7 @@ func (x *NetworkMap) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NetworkMap.ProtoReflect.Descriptor instead.
 func (*NetworkMap) Descriptor() ([]byte, []int) {
-	return file_berth_v1_agent_proto_rawDescGZIP(), []int{17}
+	return file_berth_v1_agent_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *NetworkMap) GetFull() bool {
@@ -1487,7 +1616,7 @@ type NetworkService struct {
 
 func (x *NetworkService) Reset() {
 	*x = NetworkService{}
-	mi := &file_berth_v1_agent_proto_msgTypes[18]
+	mi := &file_berth_v1_agent_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1499,7 +1628,7 @@ func (x *NetworkService) String() string {
 func (*NetworkService) ProtoMessage() {}
 
 func (x *NetworkService) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_agent_proto_msgTypes[18]
+	mi := &file_berth_v1_agent_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1512,7 +1641,7 @@ func (x *NetworkService) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NetworkService.ProtoReflect.Descriptor instead.
 func (*NetworkService) Descriptor() ([]byte, []int) {
-	return file_berth_v1_agent_proto_rawDescGZIP(), []int{18}
+	return file_berth_v1_agent_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *NetworkService) GetId() string {
@@ -1592,7 +1721,7 @@ type NetworkTask struct {
 
 func (x *NetworkTask) Reset() {
 	*x = NetworkTask{}
-	mi := &file_berth_v1_agent_proto_msgTypes[19]
+	mi := &file_berth_v1_agent_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1604,7 +1733,7 @@ func (x *NetworkTask) String() string {
 func (*NetworkTask) ProtoMessage() {}
 
 func (x *NetworkTask) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_agent_proto_msgTypes[19]
+	mi := &file_berth_v1_agent_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1617,7 +1746,7 @@ func (x *NetworkTask) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NetworkTask.ProtoReflect.Descriptor instead.
 func (*NetworkTask) Descriptor() ([]byte, []int) {
-	return file_berth_v1_agent_proto_rawDescGZIP(), []int{19}
+	return file_berth_v1_agent_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *NetworkTask) GetId() string {
@@ -1684,7 +1813,7 @@ type NetworkNode struct {
 
 func (x *NetworkNode) Reset() {
 	*x = NetworkNode{}
-	mi := &file_berth_v1_agent_proto_msgTypes[20]
+	mi := &file_berth_v1_agent_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1696,7 +1825,7 @@ func (x *NetworkNode) String() string {
 func (*NetworkNode) ProtoMessage() {}
 
 func (x *NetworkNode) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_agent_proto_msgTypes[20]
+	mi := &file_berth_v1_agent_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1709,7 +1838,7 @@ func (x *NetworkNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NetworkNode.ProtoReflect.Descriptor instead.
 func (*NetworkNode) Descriptor() ([]byte, []int) {
-	return file_berth_v1_agent_proto_rawDescGZIP(), []int{20}
+	return file_berth_v1_agent_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *NetworkNode) GetId() string {
@@ -1826,13 +1955,22 @@ const file_berth_v1_agent_proto_rawDesc = "" +
 	"\tnamespace\x18\x02 \x01(\tR\tnamespace\x12\x12\n" +
 	"\x04name\x18\x03 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x04 \x01(\x04R\aversion\x12\x12\n" +
-	"\x04data\x18\x05 \x01(\fR\x04data\"\x89\x01\n" +
+	"\x04data\x18\x05 \x01(\fR\x04data\"\xaa\x01\n" +
 	"\vImageSource\x12\x14\n" +
 	"\x05image\x18\x01 \x01(\tR\x05image\x12\x14\n" +
 	"\x05peers\x18\x02 \x03(\tR\x05peers\x12\x1a\n" +
 	"\busername\x18\x03 \x01(\tR\busername\x12\x16\n" +
 	"\x06secret\x18\x04 \x01(\tR\x06secret\x12\x1a\n" +
-	"\binsecure\x18\x05 \x01(\bR\binsecure\"\xb5\x02\n" +
+	"\binsecure\x18\x05 \x01(\bR\binsecure\x12\x1f\n" +
+	"\vpull_grants\x18\x06 \x03(\fR\n" +
+	"pullGrants\"u\n" +
+	"\tPullGrant\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x16\n" +
+	"\x06digest\x18\x02 \x01(\tR\x06digest\x127\n" +
+	"\tissued_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\bissuedAt\"E\n" +
+	"\x0fSignedPullGrant\x12\x14\n" +
+	"\x05grant\x18\x01 \x01(\fR\x05grant\x12\x1c\n" +
+	"\tsignature\x18\x02 \x01(\fR\tsignature\"\xb5\x02\n" +
 	"\rServerMessage\x124\n" +
 	"\awelcome\x18\x01 \x01(\v2\x18.berth.v1.SessionWelcomeH\x00R\awelcome\x129\n" +
 	"\vassignments\x18\x02 \x01(\v2\x15.berth.v1.AssignmentsH\x00R\vassignments\x127\n" +
@@ -1894,7 +2032,7 @@ func file_berth_v1_agent_proto_rawDescGZIP() []byte {
 	return file_berth_v1_agent_proto_rawDescData
 }
 
-var file_berth_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_berth_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_berth_v1_agent_proto_goTypes = []any{
 	(*JoinRequest)(nil),               // 0: berth.v1.JoinRequest
 	(*JoinResponse)(nil),              // 1: berth.v1.JoinResponse
@@ -1912,76 +2050,79 @@ var file_berth_v1_agent_proto_goTypes = []any{
 	(*Assignments)(nil),               // 13: berth.v1.Assignments
 	(*FilePayload)(nil),               // 14: berth.v1.FilePayload
 	(*ImageSource)(nil),               // 15: berth.v1.ImageSource
-	(*ServerMessage)(nil),             // 16: berth.v1.ServerMessage
-	(*NetworkMap)(nil),                // 17: berth.v1.NetworkMap
-	(*NetworkService)(nil),            // 18: berth.v1.NetworkService
-	(*NetworkTask)(nil),               // 19: berth.v1.NetworkTask
-	(*NetworkNode)(nil),               // 20: berth.v1.NetworkNode
-	nil,                               // 21: berth.v1.JoinRequest.LabelsEntry
-	nil,                               // 22: berth.v1.NodeDescription.LabelsEntry
-	nil,                               // 23: berth.v1.NodeDescription.ImageDigestsEntry
-	nil,                               // 24: berth.v1.AgentHeartbeat.ImageDigestsEntry
-	(*Resources)(nil),                 // 25: berth.v1.Resources
-	(*Platform)(nil),                  // 26: berth.v1.Platform
-	(*TaskStatus)(nil),                // 27: berth.v1.TaskStatus
-	(*durationpb.Duration)(nil),       // 28: google.protobuf.Duration
-	(*Task)(nil),                      // 29: berth.v1.Task
-	(*Network)(nil),                   // 30: berth.v1.Network
-	(*timestamppb.Timestamp)(nil),     // 31: google.protobuf.Timestamp
-	(EndpointMode)(0),                 // 32: berth.v1.EndpointMode
-	(*ServiceNetwork)(nil),            // 33: berth.v1.ServiceNetwork
-	(*VirtualIP)(nil),                 // 34: berth.v1.VirtualIP
-	(*PortSpec)(nil),                  // 35: berth.v1.PortSpec
-	(*TaskNetwork)(nil),               // 36: berth.v1.TaskNetwork
+	(*PullGrant)(nil),                 // 16: berth.v1.PullGrant
+	(*SignedPullGrant)(nil),           // 17: berth.v1.SignedPullGrant
+	(*ServerMessage)(nil),             // 18: berth.v1.ServerMessage
+	(*NetworkMap)(nil),                // 19: berth.v1.NetworkMap
+	(*NetworkService)(nil),            // 20: berth.v1.NetworkService
+	(*NetworkTask)(nil),               // 21: berth.v1.NetworkTask
+	(*NetworkNode)(nil),               // 22: berth.v1.NetworkNode
+	nil,                               // 23: berth.v1.JoinRequest.LabelsEntry
+	nil,                               // 24: berth.v1.NodeDescription.LabelsEntry
+	nil,                               // 25: berth.v1.NodeDescription.ImageDigestsEntry
+	nil,                               // 26: berth.v1.AgentHeartbeat.ImageDigestsEntry
+	(*Resources)(nil),                 // 27: berth.v1.Resources
+	(*Platform)(nil),                  // 28: berth.v1.Platform
+	(*TaskStatus)(nil),                // 29: berth.v1.TaskStatus
+	(*durationpb.Duration)(nil),       // 30: google.protobuf.Duration
+	(*Task)(nil),                      // 31: berth.v1.Task
+	(*timestamppb.Timestamp)(nil),     // 32: google.protobuf.Timestamp
+	(*Network)(nil),                   // 33: berth.v1.Network
+	(EndpointMode)(0),                 // 34: berth.v1.EndpointMode
+	(*ServiceNetwork)(nil),            // 35: berth.v1.ServiceNetwork
+	(*VirtualIP)(nil),                 // 36: berth.v1.VirtualIP
+	(*PortSpec)(nil),                  // 37: berth.v1.PortSpec
+	(*TaskNetwork)(nil),               // 38: berth.v1.TaskNetwork
 }
 var file_berth_v1_agent_proto_depIdxs = []int32{
-	21, // 0: berth.v1.JoinRequest.labels:type_name -> berth.v1.JoinRequest.LabelsEntry
-	22, // 1: berth.v1.NodeDescription.labels:type_name -> berth.v1.NodeDescription.LabelsEntry
-	25, // 2: berth.v1.NodeDescription.capacity:type_name -> berth.v1.Resources
-	26, // 3: berth.v1.NodeDescription.platform:type_name -> berth.v1.Platform
-	23, // 4: berth.v1.NodeDescription.image_digests:type_name -> berth.v1.NodeDescription.ImageDigestsEntry
-	27, // 5: berth.v1.TaskStatusReport.status:type_name -> berth.v1.TaskStatus
+	23, // 0: berth.v1.JoinRequest.labels:type_name -> berth.v1.JoinRequest.LabelsEntry
+	24, // 1: berth.v1.NodeDescription.labels:type_name -> berth.v1.NodeDescription.LabelsEntry
+	27, // 2: berth.v1.NodeDescription.capacity:type_name -> berth.v1.Resources
+	28, // 3: berth.v1.NodeDescription.platform:type_name -> berth.v1.Platform
+	25, // 4: berth.v1.NodeDescription.image_digests:type_name -> berth.v1.NodeDescription.ImageDigestsEntry
+	29, // 5: berth.v1.TaskStatusReport.status:type_name -> berth.v1.TaskStatus
 	2,  // 6: berth.v1.AgentHello.description:type_name -> berth.v1.NodeDescription
 	3,  // 7: berth.v1.AgentHello.tasks:type_name -> berth.v1.TaskStatusReport
 	3,  // 8: berth.v1.AgentStatus.tasks:type_name -> berth.v1.TaskStatusReport
-	24, // 9: berth.v1.AgentHeartbeat.image_digests:type_name -> berth.v1.AgentHeartbeat.ImageDigestsEntry
+	26, // 9: berth.v1.AgentHeartbeat.image_digests:type_name -> berth.v1.AgentHeartbeat.ImageDigestsEntry
 	4,  // 10: berth.v1.AgentMessage.hello:type_name -> berth.v1.AgentHello
 	5,  // 11: berth.v1.AgentMessage.status:type_name -> berth.v1.AgentStatus
 	6,  // 12: berth.v1.AgentMessage.heartbeat:type_name -> berth.v1.AgentHeartbeat
 	7,  // 13: berth.v1.AgentMessage.renew_certificate:type_name -> berth.v1.CertificateRenewalRequest
-	28, // 14: berth.v1.SessionWelcome.heartbeat_period:type_name -> google.protobuf.Duration
+	30, // 14: berth.v1.SessionWelcome.heartbeat_period:type_name -> google.protobuf.Duration
 	12, // 15: berth.v1.SessionWelcome.gossip:type_name -> berth.v1.GossipConfig
 	10, // 16: berth.v1.SessionWelcome.trust:type_name -> berth.v1.TrustUpdate
-	28, // 17: berth.v1.GossipConfig.probe_interval:type_name -> google.protobuf.Duration
-	28, // 18: berth.v1.GossipConfig.probe_timeout:type_name -> google.protobuf.Duration
-	29, // 19: berth.v1.Assignments.tasks:type_name -> berth.v1.Task
+	30, // 17: berth.v1.GossipConfig.probe_interval:type_name -> google.protobuf.Duration
+	30, // 18: berth.v1.GossipConfig.probe_timeout:type_name -> google.protobuf.Duration
+	31, // 19: berth.v1.Assignments.tasks:type_name -> berth.v1.Task
 	15, // 20: berth.v1.Assignments.image_sources:type_name -> berth.v1.ImageSource
 	14, // 21: berth.v1.Assignments.files:type_name -> berth.v1.FilePayload
-	9,  // 22: berth.v1.ServerMessage.welcome:type_name -> berth.v1.SessionWelcome
-	13, // 23: berth.v1.ServerMessage.assignments:type_name -> berth.v1.Assignments
-	17, // 24: berth.v1.ServerMessage.network_map:type_name -> berth.v1.NetworkMap
-	11, // 25: berth.v1.ServerMessage.certificate:type_name -> berth.v1.CertificateRenewal
-	10, // 26: berth.v1.ServerMessage.trust:type_name -> berth.v1.TrustUpdate
-	30, // 27: berth.v1.NetworkMap.networks:type_name -> berth.v1.Network
-	18, // 28: berth.v1.NetworkMap.services:type_name -> berth.v1.NetworkService
-	19, // 29: berth.v1.NetworkMap.tasks:type_name -> berth.v1.NetworkTask
-	20, // 30: berth.v1.NetworkMap.nodes:type_name -> berth.v1.NetworkNode
-	31, // 31: berth.v1.NetworkMap.tasks_removed_at:type_name -> google.protobuf.Timestamp
-	32, // 32: berth.v1.NetworkService.endpoint_mode:type_name -> berth.v1.EndpointMode
-	33, // 33: berth.v1.NetworkService.networks:type_name -> berth.v1.ServiceNetwork
-	34, // 34: berth.v1.NetworkService.virtual_ips:type_name -> berth.v1.VirtualIP
-	35, // 35: berth.v1.NetworkService.ports:type_name -> berth.v1.PortSpec
-	36, // 36: berth.v1.NetworkTask.networks:type_name -> berth.v1.TaskNetwork
-	31, // 37: berth.v1.NetworkTask.changed_at:type_name -> google.protobuf.Timestamp
-	0,  // 38: berth.v1.AgentService.Join:input_type -> berth.v1.JoinRequest
-	8,  // 39: berth.v1.AgentService.Session:input_type -> berth.v1.AgentMessage
-	1,  // 40: berth.v1.AgentService.Join:output_type -> berth.v1.JoinResponse
-	16, // 41: berth.v1.AgentService.Session:output_type -> berth.v1.ServerMessage
-	40, // [40:42] is the sub-list for method output_type
-	38, // [38:40] is the sub-list for method input_type
-	38, // [38:38] is the sub-list for extension type_name
-	38, // [38:38] is the sub-list for extension extendee
-	0,  // [0:38] is the sub-list for field type_name
+	32, // 22: berth.v1.PullGrant.issued_at:type_name -> google.protobuf.Timestamp
+	9,  // 23: berth.v1.ServerMessage.welcome:type_name -> berth.v1.SessionWelcome
+	13, // 24: berth.v1.ServerMessage.assignments:type_name -> berth.v1.Assignments
+	19, // 25: berth.v1.ServerMessage.network_map:type_name -> berth.v1.NetworkMap
+	11, // 26: berth.v1.ServerMessage.certificate:type_name -> berth.v1.CertificateRenewal
+	10, // 27: berth.v1.ServerMessage.trust:type_name -> berth.v1.TrustUpdate
+	33, // 28: berth.v1.NetworkMap.networks:type_name -> berth.v1.Network
+	20, // 29: berth.v1.NetworkMap.services:type_name -> berth.v1.NetworkService
+	21, // 30: berth.v1.NetworkMap.tasks:type_name -> berth.v1.NetworkTask
+	22, // 31: berth.v1.NetworkMap.nodes:type_name -> berth.v1.NetworkNode
+	32, // 32: berth.v1.NetworkMap.tasks_removed_at:type_name -> google.protobuf.Timestamp
+	34, // 33: berth.v1.NetworkService.endpoint_mode:type_name -> berth.v1.EndpointMode
+	35, // 34: berth.v1.NetworkService.networks:type_name -> berth.v1.ServiceNetwork
+	36, // 35: berth.v1.NetworkService.virtual_ips:type_name -> berth.v1.VirtualIP
+	37, // 36: berth.v1.NetworkService.ports:type_name -> berth.v1.PortSpec
+	38, // 37: berth.v1.NetworkTask.networks:type_name -> berth.v1.TaskNetwork
+	32, // 38: berth.v1.NetworkTask.changed_at:type_name -> google.protobuf.Timestamp
+	0,  // 39: berth.v1.AgentService.Join:input_type -> berth.v1.JoinRequest
+	8,  // 40: berth.v1.AgentService.Session:input_type -> berth.v1.AgentMessage
+	1,  // 41: berth.v1.AgentService.Join:output_type -> berth.v1.JoinResponse
+	18, // 42: berth.v1.AgentService.Session:output_type -> berth.v1.ServerMessage
+	41, // [41:43] is the sub-list for method output_type
+	39, // [39:41] is the sub-list for method input_type
+	39, // [39:39] is the sub-list for extension type_name
+	39, // [39:39] is the sub-list for extension extendee
+	0,  // [0:39] is the sub-list for field type_name
 }
 
 func init() { file_berth_v1_agent_proto_init() }
@@ -1996,7 +2137,7 @@ func file_berth_v1_agent_proto_init() {
 		(*AgentMessage_Heartbeat)(nil),
 		(*AgentMessage_RenewCertificate)(nil),
 	}
-	file_berth_v1_agent_proto_msgTypes[16].OneofWrappers = []any{
+	file_berth_v1_agent_proto_msgTypes[18].OneofWrappers = []any{
 		(*ServerMessage_Welcome)(nil),
 		(*ServerMessage_Assignments)(nil),
 		(*ServerMessage_NetworkMap)(nil),
@@ -2009,7 +2150,7 @@ func file_berth_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_berth_v1_agent_proto_rawDesc), len(file_berth_v1_agent_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   25,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

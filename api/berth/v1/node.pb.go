@@ -410,9 +410,13 @@ func (x *NodeStatsResponse) GetTasks() []*TaskStats {
 }
 
 type NodePullImageRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Image         string                 `protobuf:"bytes,1,opt,name=image,proto3" json:"image,omitempty"`
-	Source        *ImageSource           `protobuf:"bytes,2,opt,name=source,proto3" json:"source,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Image  string                 `protobuf:"bytes,1,opt,name=image,proto3" json:"image,omitempty"`
+	Source *ImageSource           `protobuf:"bytes,2,opt,name=source,proto3" json:"source,omitempty"`
+	// digest is the manifest digest the control plane pinned the image to
+	// (an image it built or imported, or its registry's answer); only a
+	// pinned pull may use the source's peers.
+	Digest        string `protobuf:"bytes,3,opt,name=digest,proto3" json:"digest,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -459,6 +463,13 @@ func (x *NodePullImageRequest) GetSource() *ImageSource {
 		return x.Source
 	}
 	return nil
+}
+
+func (x *NodePullImageRequest) GetDigest() string {
+	if x != nil {
+		return x.Digest
+	}
+	return ""
 }
 
 type NodePushImageRequest struct {
@@ -652,10 +663,11 @@ const file_berth_v1_node_proto_rawDesc = "" +
 	"\x10NodeStatsRequest\x12\x19\n" +
 	"\btask_ids\x18\x01 \x03(\tR\ataskIds\">\n" +
 	"\x11NodeStatsResponse\x12)\n" +
-	"\x05tasks\x18\x01 \x03(\v2\x13.berth.v1.TaskStatsR\x05tasks\"[\n" +
+	"\x05tasks\x18\x01 \x03(\v2\x13.berth.v1.TaskStatsR\x05tasks\"s\n" +
 	"\x14NodePullImageRequest\x12\x14\n" +
 	"\x05image\x18\x01 \x01(\tR\x05image\x12-\n" +
-	"\x06source\x18\x02 \x01(\v2\x15.berth.v1.ImageSourceR\x06source\"[\n" +
+	"\x06source\x18\x02 \x01(\v2\x15.berth.v1.ImageSourceR\x06source\x12\x16\n" +
+	"\x06digest\x18\x03 \x01(\tR\x06digest\"[\n" +
 	"\x14NodePushImageRequest\x12\x14\n" +
 	"\x05image\x18\x01 \x01(\tR\x05image\x12-\n" +
 	"\x06source\x18\x02 \x01(\v2\x15.berth.v1.ImageSourceR\x06source\"\x8a\x01\n" +

@@ -930,6 +930,56 @@ func (TaskState) EnumDescriptor() ([]byte, []int) {
 	return file_berth_v1_objects_proto_rawDescGZIP(), []int{15}
 }
 
+// ImageOrigin is how an image came into the cluster.
+type ImageOrigin int32
+
+const (
+	ImageOrigin_IMAGE_ORIGIN_UNSPECIFIED ImageOrigin = 0
+	ImageOrigin_IMAGE_ORIGIN_BUILD       ImageOrigin = 1
+	ImageOrigin_IMAGE_ORIGIN_IMPORT      ImageOrigin = 2
+)
+
+// Enum value maps for ImageOrigin.
+var (
+	ImageOrigin_name = map[int32]string{
+		0: "IMAGE_ORIGIN_UNSPECIFIED",
+		1: "IMAGE_ORIGIN_BUILD",
+		2: "IMAGE_ORIGIN_IMPORT",
+	}
+	ImageOrigin_value = map[string]int32{
+		"IMAGE_ORIGIN_UNSPECIFIED": 0,
+		"IMAGE_ORIGIN_BUILD":       1,
+		"IMAGE_ORIGIN_IMPORT":      2,
+	}
+)
+
+func (x ImageOrigin) Enum() *ImageOrigin {
+	p := new(ImageOrigin)
+	*p = x
+	return p
+}
+
+func (x ImageOrigin) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ImageOrigin) Descriptor() protoreflect.EnumDescriptor {
+	return file_berth_v1_objects_proto_enumTypes[16].Descriptor()
+}
+
+func (ImageOrigin) Type() protoreflect.EnumType {
+	return &file_berth_v1_objects_proto_enumTypes[16]
+}
+
+func (x ImageOrigin) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ImageOrigin.Descriptor instead.
+func (ImageOrigin) EnumDescriptor() ([]byte, []int) {
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{16}
+}
+
 // Meta is carried by every stored object.
 type Meta struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -5582,6 +5632,88 @@ func (x *ServerInfo) GetLeader() bool {
 	return false
 }
 
+// ImageRecord is an image the control plane itself built or imported: the
+// manifest digest its name stood for then. Apply pins a tag to the digest
+// of this record or to the registry's answer, never to what nodes report
+// they hold. Stored at /berth/images/<full image name>.
+type ImageRecord struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// image is the full name: "docker.io/library/web:dev".
+	Image  string      `protobuf:"bytes,1,opt,name=image,proto3" json:"image,omitempty"`
+	Digest string      `protobuf:"bytes,2,opt,name=digest,proto3" json:"digest,omitempty"`
+	Origin ImageOrigin `protobuf:"varint,3,opt,name=origin,proto3,enum=berth.v1.ImageOrigin" json:"origin,omitempty"`
+	// node_id is the node that built or imported it.
+	NodeId        string                 `protobuf:"bytes,4,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	RecordedAt    *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=recorded_at,json=recordedAt,proto3" json:"recorded_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImageRecord) Reset() {
+	*x = ImageRecord{}
+	mi := &file_berth_v1_objects_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImageRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImageRecord) ProtoMessage() {}
+
+func (x *ImageRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_objects_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImageRecord.ProtoReflect.Descriptor instead.
+func (*ImageRecord) Descriptor() ([]byte, []int) {
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *ImageRecord) GetImage() string {
+	if x != nil {
+		return x.Image
+	}
+	return ""
+}
+
+func (x *ImageRecord) GetDigest() string {
+	if x != nil {
+		return x.Digest
+	}
+	return ""
+}
+
+func (x *ImageRecord) GetOrigin() ImageOrigin {
+	if x != nil {
+		return x.Origin
+	}
+	return ImageOrigin_IMAGE_ORIGIN_UNSPECIFIED
+}
+
+func (x *ImageRecord) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *ImageRecord) GetRecordedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RecordedAt
+	}
+	return nil
+}
+
 var File_berth_v1_objects_proto protoreflect.FileDescriptor
 
 const file_berth_v1_objects_proto_rawDesc = "" +
@@ -6068,7 +6200,14 @@ const file_berth_v1_objects_proto_rawDesc = "" +
 	"\aversion\x18\x04 \x01(\tR\aversion\x129\n" +
 	"\n" +
 	"started_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tstartedAt\x12\x16\n" +
-	"\x06leader\x18\x06 \x01(\bR\x06leader*\x8d\x01\n" +
+	"\x06leader\x18\x06 \x01(\bR\x06leader\"\xc0\x01\n" +
+	"\vImageRecord\x12\x14\n" +
+	"\x05image\x18\x01 \x01(\tR\x05image\x12\x16\n" +
+	"\x06digest\x18\x02 \x01(\tR\x06digest\x12-\n" +
+	"\x06origin\x18\x03 \x01(\x0e2\x15.berth.v1.ImageOriginR\x06origin\x12\x17\n" +
+	"\anode_id\x18\x04 \x01(\tR\x06nodeId\x12;\n" +
+	"\vrecorded_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"recordedAt*\x8d\x01\n" +
 	"\x10NodeAvailability\x12!\n" +
 	"\x1dNODE_AVAILABILITY_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18NODE_AVAILABILITY_ACTIVE\x10\x01\x12\x1b\n" +
@@ -6157,7 +6296,11 @@ const file_berth_v1_objects_proto_rawDesc = "" +
 	"\x11TASK_STATE_FAILED\x10\n" +
 	"\x12\x17\n" +
 	"\x13TASK_STATE_REJECTED\x10\v\x12\x17\n" +
-	"\x13TASK_STATE_ORPHANED\x10\fB4Z2github.com/berthproject/berth/api/berth/v1;berthv1b\x06proto3"
+	"\x13TASK_STATE_ORPHANED\x10\f*\\\n" +
+	"\vImageOrigin\x12\x1c\n" +
+	"\x18IMAGE_ORIGIN_UNSPECIFIED\x10\x00\x12\x16\n" +
+	"\x12IMAGE_ORIGIN_BUILD\x10\x01\x12\x17\n" +
+	"\x13IMAGE_ORIGIN_IMPORT\x10\x02B4Z2github.com/berthproject/berth/api/berth/v1;berthv1b\x06proto3"
 
 var (
 	file_berth_v1_objects_proto_rawDescOnce sync.Once
@@ -6171,8 +6314,8 @@ func file_berth_v1_objects_proto_rawDescGZIP() []byte {
 	return file_berth_v1_objects_proto_rawDescData
 }
 
-var file_berth_v1_objects_proto_enumTypes = make([]protoimpl.EnumInfo, 16)
-var file_berth_v1_objects_proto_msgTypes = make([]protoimpl.MessageInfo, 60)
+var file_berth_v1_objects_proto_enumTypes = make([]protoimpl.EnumInfo, 17)
+var file_berth_v1_objects_proto_msgTypes = make([]protoimpl.MessageInfo, 61)
 var file_berth_v1_objects_proto_goTypes = []any{
 	(NodeAvailability)(0),         // 0: berth.v1.NodeAvailability
 	(NodeStatus)(0),               // 1: berth.v1.NodeStatus
@@ -6190,187 +6333,191 @@ var file_berth_v1_objects_proto_goTypes = []any{
 	(RebalanceState)(0),           // 13: berth.v1.RebalanceState
 	(ReplaceCause)(0),             // 14: berth.v1.ReplaceCause
 	(TaskState)(0),                // 15: berth.v1.TaskState
-	(*Meta)(nil),                  // 16: berth.v1.Meta
-	(*Resources)(nil),             // 17: berth.v1.Resources
-	(*Platform)(nil),              // 18: berth.v1.Platform
-	(*Node)(nil),                  // 19: berth.v1.Node
-	(*PortSpec)(nil),              // 20: berth.v1.PortSpec
-	(*ServiceNetwork)(nil),        // 21: berth.v1.ServiceNetwork
-	(*ExtraHost)(nil),             // 22: berth.v1.ExtraHost
-	(*Network)(nil),               // 23: berth.v1.Network
-	(*VirtualIP)(nil),             // 24: berth.v1.VirtualIP
-	(*ServiceEndpoint)(nil),       // 25: berth.v1.ServiceEndpoint
-	(*TaskNetwork)(nil),           // 26: berth.v1.TaskNetwork
-	(*Placement)(nil),             // 27: berth.v1.Placement
-	(*UpdateConfig)(nil),          // 28: berth.v1.UpdateConfig
-	(*RestartPolicy)(nil),         // 29: berth.v1.RestartPolicy
-	(*ServiceSpec)(nil),           // 30: berth.v1.ServiceSpec
-	(*Mount)(nil),                 // 31: berth.v1.Mount
-	(*FileReference)(nil),         // 32: berth.v1.FileReference
-	(*Ulimit)(nil),                // 33: berth.v1.Ulimit
-	(*ContainerOptions)(nil),      // 34: berth.v1.ContainerOptions
-	(*Volume)(nil),                // 35: berth.v1.Volume
-	(*Secret)(nil),                // 36: berth.v1.Secret
-	(*Config)(nil),                // 37: berth.v1.Config
-	(*KeyCheck)(nil),              // 38: berth.v1.KeyCheck
-	(*BuildSpec)(nil),             // 39: berth.v1.BuildSpec
-	(*Dependency)(nil),            // 40: berth.v1.Dependency
-	(*HealthCheck)(nil),           // 41: berth.v1.HealthCheck
-	(*Service)(nil),               // 42: berth.v1.Service
-	(*ServiceRevision)(nil),       // 43: berth.v1.ServiceRevision
-	(*UpdateStatus)(nil),          // 44: berth.v1.UpdateStatus
-	(*RebalanceStatus)(nil),       // 45: berth.v1.RebalanceStatus
-	(*ClusterSettings)(nil),       // 46: berth.v1.ClusterSettings
-	(*RegistryCredential)(nil),    // 47: berth.v1.RegistryCredential
-	(*StateTransition)(nil),       // 48: berth.v1.StateTransition
-	(*PortBinding)(nil),           // 49: berth.v1.PortBinding
-	(*TaskStatus)(nil),            // 50: berth.v1.TaskStatus
-	(*Task)(nil),                  // 51: berth.v1.Task
-	(*Event)(nil),                 // 52: berth.v1.Event
-	(*ClusterCA)(nil),             // 53: berth.v1.ClusterCA
-	(*JoinTokenRecord)(nil),       // 54: berth.v1.JoinTokenRecord
-	(*APIToken)(nil),              // 55: berth.v1.APIToken
-	(*User)(nil),                  // 56: berth.v1.User
-	(*RevokedCertificate)(nil),    // 57: berth.v1.RevokedCertificate
-	(*NamespaceQuota)(nil),        // 58: berth.v1.NamespaceQuota
-	(*Namespace)(nil),             // 59: berth.v1.Namespace
-	(*NamespaceUsage)(nil),        // 60: berth.v1.NamespaceUsage
-	(*AuditRecord)(nil),           // 61: berth.v1.AuditRecord
-	(*ServerInfo)(nil),            // 62: berth.v1.ServerInfo
-	nil,                           // 63: berth.v1.Node.LabelsEntry
-	nil,                           // 64: berth.v1.Node.AgentLabelsEntry
-	nil,                           // 65: berth.v1.Node.OperatorLabelsEntry
-	nil,                           // 66: berth.v1.Node.ImageDigestsEntry
-	nil,                           // 67: berth.v1.Network.LabelsEntry
-	nil,                           // 68: berth.v1.ServiceSpec.LabelsEntry
-	nil,                           // 69: berth.v1.ContainerOptions.SysctlsEntry
-	nil,                           // 70: berth.v1.Volume.LabelsEntry
-	nil,                           // 71: berth.v1.Secret.LabelsEntry
-	nil,                           // 72: berth.v1.Config.LabelsEntry
-	nil,                           // 73: berth.v1.BuildSpec.ArgsEntry
-	nil,                           // 74: berth.v1.Event.AttributesEntry
-	nil,                           // 75: berth.v1.Namespace.LabelsEntry
-	(*timestamppb.Timestamp)(nil), // 76: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 77: google.protobuf.Duration
+	(ImageOrigin)(0),              // 16: berth.v1.ImageOrigin
+	(*Meta)(nil),                  // 17: berth.v1.Meta
+	(*Resources)(nil),             // 18: berth.v1.Resources
+	(*Platform)(nil),              // 19: berth.v1.Platform
+	(*Node)(nil),                  // 20: berth.v1.Node
+	(*PortSpec)(nil),              // 21: berth.v1.PortSpec
+	(*ServiceNetwork)(nil),        // 22: berth.v1.ServiceNetwork
+	(*ExtraHost)(nil),             // 23: berth.v1.ExtraHost
+	(*Network)(nil),               // 24: berth.v1.Network
+	(*VirtualIP)(nil),             // 25: berth.v1.VirtualIP
+	(*ServiceEndpoint)(nil),       // 26: berth.v1.ServiceEndpoint
+	(*TaskNetwork)(nil),           // 27: berth.v1.TaskNetwork
+	(*Placement)(nil),             // 28: berth.v1.Placement
+	(*UpdateConfig)(nil),          // 29: berth.v1.UpdateConfig
+	(*RestartPolicy)(nil),         // 30: berth.v1.RestartPolicy
+	(*ServiceSpec)(nil),           // 31: berth.v1.ServiceSpec
+	(*Mount)(nil),                 // 32: berth.v1.Mount
+	(*FileReference)(nil),         // 33: berth.v1.FileReference
+	(*Ulimit)(nil),                // 34: berth.v1.Ulimit
+	(*ContainerOptions)(nil),      // 35: berth.v1.ContainerOptions
+	(*Volume)(nil),                // 36: berth.v1.Volume
+	(*Secret)(nil),                // 37: berth.v1.Secret
+	(*Config)(nil),                // 38: berth.v1.Config
+	(*KeyCheck)(nil),              // 39: berth.v1.KeyCheck
+	(*BuildSpec)(nil),             // 40: berth.v1.BuildSpec
+	(*Dependency)(nil),            // 41: berth.v1.Dependency
+	(*HealthCheck)(nil),           // 42: berth.v1.HealthCheck
+	(*Service)(nil),               // 43: berth.v1.Service
+	(*ServiceRevision)(nil),       // 44: berth.v1.ServiceRevision
+	(*UpdateStatus)(nil),          // 45: berth.v1.UpdateStatus
+	(*RebalanceStatus)(nil),       // 46: berth.v1.RebalanceStatus
+	(*ClusterSettings)(nil),       // 47: berth.v1.ClusterSettings
+	(*RegistryCredential)(nil),    // 48: berth.v1.RegistryCredential
+	(*StateTransition)(nil),       // 49: berth.v1.StateTransition
+	(*PortBinding)(nil),           // 50: berth.v1.PortBinding
+	(*TaskStatus)(nil),            // 51: berth.v1.TaskStatus
+	(*Task)(nil),                  // 52: berth.v1.Task
+	(*Event)(nil),                 // 53: berth.v1.Event
+	(*ClusterCA)(nil),             // 54: berth.v1.ClusterCA
+	(*JoinTokenRecord)(nil),       // 55: berth.v1.JoinTokenRecord
+	(*APIToken)(nil),              // 56: berth.v1.APIToken
+	(*User)(nil),                  // 57: berth.v1.User
+	(*RevokedCertificate)(nil),    // 58: berth.v1.RevokedCertificate
+	(*NamespaceQuota)(nil),        // 59: berth.v1.NamespaceQuota
+	(*Namespace)(nil),             // 60: berth.v1.Namespace
+	(*NamespaceUsage)(nil),        // 61: berth.v1.NamespaceUsage
+	(*AuditRecord)(nil),           // 62: berth.v1.AuditRecord
+	(*ServerInfo)(nil),            // 63: berth.v1.ServerInfo
+	(*ImageRecord)(nil),           // 64: berth.v1.ImageRecord
+	nil,                           // 65: berth.v1.Node.LabelsEntry
+	nil,                           // 66: berth.v1.Node.AgentLabelsEntry
+	nil,                           // 67: berth.v1.Node.OperatorLabelsEntry
+	nil,                           // 68: berth.v1.Node.ImageDigestsEntry
+	nil,                           // 69: berth.v1.Network.LabelsEntry
+	nil,                           // 70: berth.v1.ServiceSpec.LabelsEntry
+	nil,                           // 71: berth.v1.ContainerOptions.SysctlsEntry
+	nil,                           // 72: berth.v1.Volume.LabelsEntry
+	nil,                           // 73: berth.v1.Secret.LabelsEntry
+	nil,                           // 74: berth.v1.Config.LabelsEntry
+	nil,                           // 75: berth.v1.BuildSpec.ArgsEntry
+	nil,                           // 76: berth.v1.Event.AttributesEntry
+	nil,                           // 77: berth.v1.Namespace.LabelsEntry
+	(*timestamppb.Timestamp)(nil), // 78: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 79: google.protobuf.Duration
 }
 var file_berth_v1_objects_proto_depIdxs = []int32{
-	76,  // 0: berth.v1.Meta.created_at:type_name -> google.protobuf.Timestamp
-	76,  // 1: berth.v1.Meta.updated_at:type_name -> google.protobuf.Timestamp
-	16,  // 2: berth.v1.Node.meta:type_name -> berth.v1.Meta
-	63,  // 3: berth.v1.Node.labels:type_name -> berth.v1.Node.LabelsEntry
-	17,  // 4: berth.v1.Node.capacity:type_name -> berth.v1.Resources
+	78,  // 0: berth.v1.Meta.created_at:type_name -> google.protobuf.Timestamp
+	78,  // 1: berth.v1.Meta.updated_at:type_name -> google.protobuf.Timestamp
+	17,  // 2: berth.v1.Node.meta:type_name -> berth.v1.Meta
+	65,  // 3: berth.v1.Node.labels:type_name -> berth.v1.Node.LabelsEntry
+	18,  // 4: berth.v1.Node.capacity:type_name -> berth.v1.Resources
 	0,   // 5: berth.v1.Node.availability:type_name -> berth.v1.NodeAvailability
 	1,   // 6: berth.v1.Node.status:type_name -> berth.v1.NodeStatus
-	76,  // 7: berth.v1.Node.last_heartbeat:type_name -> google.protobuf.Timestamp
-	18,  // 8: berth.v1.Node.platform:type_name -> berth.v1.Platform
-	76,  // 9: berth.v1.Node.status_since:type_name -> google.protobuf.Timestamp
-	64,  // 10: berth.v1.Node.agent_labels:type_name -> berth.v1.Node.AgentLabelsEntry
-	65,  // 11: berth.v1.Node.operator_labels:type_name -> berth.v1.Node.OperatorLabelsEntry
-	66,  // 12: berth.v1.Node.image_digests:type_name -> berth.v1.Node.ImageDigestsEntry
-	76,  // 13: berth.v1.Node.certificate_expires_at:type_name -> google.protobuf.Timestamp
+	78,  // 7: berth.v1.Node.last_heartbeat:type_name -> google.protobuf.Timestamp
+	19,  // 8: berth.v1.Node.platform:type_name -> berth.v1.Platform
+	78,  // 9: berth.v1.Node.status_since:type_name -> google.protobuf.Timestamp
+	66,  // 10: berth.v1.Node.agent_labels:type_name -> berth.v1.Node.AgentLabelsEntry
+	67,  // 11: berth.v1.Node.operator_labels:type_name -> berth.v1.Node.OperatorLabelsEntry
+	68,  // 12: berth.v1.Node.image_digests:type_name -> berth.v1.Node.ImageDigestsEntry
+	78,  // 13: berth.v1.Node.certificate_expires_at:type_name -> google.protobuf.Timestamp
 	3,   // 14: berth.v1.PortSpec.mode:type_name -> berth.v1.PublishMode
-	16,  // 15: berth.v1.Network.meta:type_name -> berth.v1.Meta
-	67,  // 16: berth.v1.Network.labels:type_name -> berth.v1.Network.LabelsEntry
-	24,  // 17: berth.v1.ServiceEndpoint.virtual_ips:type_name -> berth.v1.VirtualIP
-	18,  // 18: berth.v1.Placement.platforms:type_name -> berth.v1.Platform
-	77,  // 19: berth.v1.UpdateConfig.delay:type_name -> google.protobuf.Duration
+	17,  // 15: berth.v1.Network.meta:type_name -> berth.v1.Meta
+	69,  // 16: berth.v1.Network.labels:type_name -> berth.v1.Network.LabelsEntry
+	25,  // 17: berth.v1.ServiceEndpoint.virtual_ips:type_name -> berth.v1.VirtualIP
+	19,  // 18: berth.v1.Placement.platforms:type_name -> berth.v1.Platform
+	79,  // 19: berth.v1.UpdateConfig.delay:type_name -> google.protobuf.Duration
 	6,   // 20: berth.v1.UpdateConfig.failure_action:type_name -> berth.v1.UpdateFailureAction
-	77,  // 21: berth.v1.UpdateConfig.monitor:type_name -> google.protobuf.Duration
+	79,  // 21: berth.v1.UpdateConfig.monitor:type_name -> google.protobuf.Duration
 	7,   // 22: berth.v1.UpdateConfig.order:type_name -> berth.v1.UpdateOrder
 	8,   // 23: berth.v1.RestartPolicy.condition:type_name -> berth.v1.RestartCondition
-	77,  // 24: berth.v1.RestartPolicy.delay:type_name -> google.protobuf.Duration
-	77,  // 25: berth.v1.RestartPolicy.window:type_name -> google.protobuf.Duration
-	68,  // 26: berth.v1.ServiceSpec.labels:type_name -> berth.v1.ServiceSpec.LabelsEntry
-	20,  // 27: berth.v1.ServiceSpec.ports:type_name -> berth.v1.PortSpec
+	79,  // 24: berth.v1.RestartPolicy.delay:type_name -> google.protobuf.Duration
+	79,  // 25: berth.v1.RestartPolicy.window:type_name -> google.protobuf.Duration
+	70,  // 26: berth.v1.ServiceSpec.labels:type_name -> berth.v1.ServiceSpec.LabelsEntry
+	21,  // 27: berth.v1.ServiceSpec.ports:type_name -> berth.v1.PortSpec
 	2,   // 28: berth.v1.ServiceSpec.mode:type_name -> berth.v1.ServiceMode
-	17,  // 29: berth.v1.ServiceSpec.limits:type_name -> berth.v1.Resources
-	17,  // 30: berth.v1.ServiceSpec.reservations:type_name -> berth.v1.Resources
-	27,  // 31: berth.v1.ServiceSpec.placement:type_name -> berth.v1.Placement
-	77,  // 32: berth.v1.ServiceSpec.stop_grace_period:type_name -> google.protobuf.Duration
-	29,  // 33: berth.v1.ServiceSpec.restart_policy:type_name -> berth.v1.RestartPolicy
-	41,  // 34: berth.v1.ServiceSpec.healthcheck:type_name -> berth.v1.HealthCheck
-	40,  // 35: berth.v1.ServiceSpec.depends_on:type_name -> berth.v1.Dependency
-	28,  // 36: berth.v1.ServiceSpec.update_config:type_name -> berth.v1.UpdateConfig
-	28,  // 37: berth.v1.ServiceSpec.rollback_config:type_name -> berth.v1.UpdateConfig
+	18,  // 29: berth.v1.ServiceSpec.limits:type_name -> berth.v1.Resources
+	18,  // 30: berth.v1.ServiceSpec.reservations:type_name -> berth.v1.Resources
+	28,  // 31: berth.v1.ServiceSpec.placement:type_name -> berth.v1.Placement
+	79,  // 32: berth.v1.ServiceSpec.stop_grace_period:type_name -> google.protobuf.Duration
+	30,  // 33: berth.v1.ServiceSpec.restart_policy:type_name -> berth.v1.RestartPolicy
+	42,  // 34: berth.v1.ServiceSpec.healthcheck:type_name -> berth.v1.HealthCheck
+	41,  // 35: berth.v1.ServiceSpec.depends_on:type_name -> berth.v1.Dependency
+	29,  // 36: berth.v1.ServiceSpec.update_config:type_name -> berth.v1.UpdateConfig
+	29,  // 37: berth.v1.ServiceSpec.rollback_config:type_name -> berth.v1.UpdateConfig
 	5,   // 38: berth.v1.ServiceSpec.strategy:type_name -> berth.v1.SchedulingStrategy
-	39,  // 39: berth.v1.ServiceSpec.build:type_name -> berth.v1.BuildSpec
-	21,  // 40: berth.v1.ServiceSpec.networks:type_name -> berth.v1.ServiceNetwork
+	40,  // 39: berth.v1.ServiceSpec.build:type_name -> berth.v1.BuildSpec
+	22,  // 40: berth.v1.ServiceSpec.networks:type_name -> berth.v1.ServiceNetwork
 	4,   // 41: berth.v1.ServiceSpec.endpoint_mode:type_name -> berth.v1.EndpointMode
-	22,  // 42: berth.v1.ServiceSpec.extra_hosts:type_name -> berth.v1.ExtraHost
-	31,  // 43: berth.v1.ServiceSpec.mounts:type_name -> berth.v1.Mount
-	32,  // 44: berth.v1.ServiceSpec.secrets:type_name -> berth.v1.FileReference
-	32,  // 45: berth.v1.ServiceSpec.configs:type_name -> berth.v1.FileReference
-	34,  // 46: berth.v1.ServiceSpec.container:type_name -> berth.v1.ContainerOptions
+	23,  // 42: berth.v1.ServiceSpec.extra_hosts:type_name -> berth.v1.ExtraHost
+	32,  // 43: berth.v1.ServiceSpec.mounts:type_name -> berth.v1.Mount
+	33,  // 44: berth.v1.ServiceSpec.secrets:type_name -> berth.v1.FileReference
+	33,  // 45: berth.v1.ServiceSpec.configs:type_name -> berth.v1.FileReference
+	35,  // 46: berth.v1.ServiceSpec.container:type_name -> berth.v1.ContainerOptions
 	9,   // 47: berth.v1.Mount.type:type_name -> berth.v1.MountType
-	69,  // 48: berth.v1.ContainerOptions.sysctls:type_name -> berth.v1.ContainerOptions.SysctlsEntry
-	33,  // 49: berth.v1.ContainerOptions.ulimits:type_name -> berth.v1.Ulimit
-	16,  // 50: berth.v1.Volume.meta:type_name -> berth.v1.Meta
-	70,  // 51: berth.v1.Volume.labels:type_name -> berth.v1.Volume.LabelsEntry
-	16,  // 52: berth.v1.Secret.meta:type_name -> berth.v1.Meta
-	71,  // 53: berth.v1.Secret.labels:type_name -> berth.v1.Secret.LabelsEntry
-	16,  // 54: berth.v1.Config.meta:type_name -> berth.v1.Meta
-	72,  // 55: berth.v1.Config.labels:type_name -> berth.v1.Config.LabelsEntry
-	73,  // 56: berth.v1.BuildSpec.args:type_name -> berth.v1.BuildSpec.ArgsEntry
+	71,  // 48: berth.v1.ContainerOptions.sysctls:type_name -> berth.v1.ContainerOptions.SysctlsEntry
+	34,  // 49: berth.v1.ContainerOptions.ulimits:type_name -> berth.v1.Ulimit
+	17,  // 50: berth.v1.Volume.meta:type_name -> berth.v1.Meta
+	72,  // 51: berth.v1.Volume.labels:type_name -> berth.v1.Volume.LabelsEntry
+	17,  // 52: berth.v1.Secret.meta:type_name -> berth.v1.Meta
+	73,  // 53: berth.v1.Secret.labels:type_name -> berth.v1.Secret.LabelsEntry
+	17,  // 54: berth.v1.Config.meta:type_name -> berth.v1.Meta
+	74,  // 55: berth.v1.Config.labels:type_name -> berth.v1.Config.LabelsEntry
+	75,  // 56: berth.v1.BuildSpec.args:type_name -> berth.v1.BuildSpec.ArgsEntry
 	10,  // 57: berth.v1.Dependency.condition:type_name -> berth.v1.DependencyCondition
-	77,  // 58: berth.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
-	77,  // 59: berth.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
-	77,  // 60: berth.v1.HealthCheck.start_period:type_name -> google.protobuf.Duration
-	77,  // 61: berth.v1.HealthCheck.start_interval:type_name -> google.protobuf.Duration
-	16,  // 62: berth.v1.Service.meta:type_name -> berth.v1.Meta
-	30,  // 63: berth.v1.Service.spec:type_name -> berth.v1.ServiceSpec
-	44,  // 64: berth.v1.Service.update_status:type_name -> berth.v1.UpdateStatus
-	43,  // 65: berth.v1.Service.revisions:type_name -> berth.v1.ServiceRevision
-	45,  // 66: berth.v1.Service.rebalance:type_name -> berth.v1.RebalanceStatus
-	76,  // 67: berth.v1.Service.spec_updated_at:type_name -> google.protobuf.Timestamp
-	25,  // 68: berth.v1.Service.endpoint:type_name -> berth.v1.ServiceEndpoint
-	30,  // 69: berth.v1.ServiceRevision.spec:type_name -> berth.v1.ServiceSpec
-	76,  // 70: berth.v1.ServiceRevision.created_at:type_name -> google.protobuf.Timestamp
+	79,  // 58: berth.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
+	79,  // 59: berth.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
+	79,  // 60: berth.v1.HealthCheck.start_period:type_name -> google.protobuf.Duration
+	79,  // 61: berth.v1.HealthCheck.start_interval:type_name -> google.protobuf.Duration
+	17,  // 62: berth.v1.Service.meta:type_name -> berth.v1.Meta
+	31,  // 63: berth.v1.Service.spec:type_name -> berth.v1.ServiceSpec
+	45,  // 64: berth.v1.Service.update_status:type_name -> berth.v1.UpdateStatus
+	44,  // 65: berth.v1.Service.revisions:type_name -> berth.v1.ServiceRevision
+	46,  // 66: berth.v1.Service.rebalance:type_name -> berth.v1.RebalanceStatus
+	78,  // 67: berth.v1.Service.spec_updated_at:type_name -> google.protobuf.Timestamp
+	26,  // 68: berth.v1.Service.endpoint:type_name -> berth.v1.ServiceEndpoint
+	31,  // 69: berth.v1.ServiceRevision.spec:type_name -> berth.v1.ServiceSpec
+	78,  // 70: berth.v1.ServiceRevision.created_at:type_name -> google.protobuf.Timestamp
 	12,  // 71: berth.v1.UpdateStatus.state:type_name -> berth.v1.UpdateState
-	76,  // 72: berth.v1.UpdateStatus.started_at:type_name -> google.protobuf.Timestamp
-	76,  // 73: berth.v1.UpdateStatus.completed_at:type_name -> google.protobuf.Timestamp
+	78,  // 72: berth.v1.UpdateStatus.started_at:type_name -> google.protobuf.Timestamp
+	78,  // 73: berth.v1.UpdateStatus.completed_at:type_name -> google.protobuf.Timestamp
 	13,  // 74: berth.v1.RebalanceStatus.state:type_name -> berth.v1.RebalanceState
-	76,  // 75: berth.v1.RebalanceStatus.requested_at:type_name -> google.protobuf.Timestamp
-	76,  // 76: berth.v1.RebalanceStatus.completed_at:type_name -> google.protobuf.Timestamp
-	16,  // 77: berth.v1.ClusterSettings.meta:type_name -> berth.v1.Meta
+	78,  // 75: berth.v1.RebalanceStatus.requested_at:type_name -> google.protobuf.Timestamp
+	78,  // 76: berth.v1.RebalanceStatus.completed_at:type_name -> google.protobuf.Timestamp
+	17,  // 77: berth.v1.ClusterSettings.meta:type_name -> berth.v1.Meta
 	5,   // 78: berth.v1.ClusterSettings.strategy:type_name -> berth.v1.SchedulingStrategy
-	16,  // 79: berth.v1.RegistryCredential.meta:type_name -> berth.v1.Meta
+	17,  // 79: berth.v1.RegistryCredential.meta:type_name -> berth.v1.Meta
 	15,  // 80: berth.v1.StateTransition.state:type_name -> berth.v1.TaskState
-	76,  // 81: berth.v1.StateTransition.at:type_name -> google.protobuf.Timestamp
+	78,  // 81: berth.v1.StateTransition.at:type_name -> google.protobuf.Timestamp
 	15,  // 82: berth.v1.TaskStatus.state:type_name -> berth.v1.TaskState
-	76,  // 83: berth.v1.TaskStatus.timestamp:type_name -> google.protobuf.Timestamp
-	49,  // 84: berth.v1.TaskStatus.ports:type_name -> berth.v1.PortBinding
+	78,  // 83: berth.v1.TaskStatus.timestamp:type_name -> google.protobuf.Timestamp
+	50,  // 84: berth.v1.TaskStatus.ports:type_name -> berth.v1.PortBinding
 	11,  // 85: berth.v1.TaskStatus.health:type_name -> berth.v1.Health
-	16,  // 86: berth.v1.Task.meta:type_name -> berth.v1.Meta
-	30,  // 87: berth.v1.Task.spec:type_name -> berth.v1.ServiceSpec
+	17,  // 86: berth.v1.Task.meta:type_name -> berth.v1.Meta
+	31,  // 87: berth.v1.Task.spec:type_name -> berth.v1.ServiceSpec
 	15,  // 88: berth.v1.Task.desired_state:type_name -> berth.v1.TaskState
-	50,  // 89: berth.v1.Task.status:type_name -> berth.v1.TaskStatus
-	48,  // 90: berth.v1.Task.history:type_name -> berth.v1.StateTransition
+	51,  // 89: berth.v1.Task.status:type_name -> berth.v1.TaskStatus
+	49,  // 90: berth.v1.Task.history:type_name -> berth.v1.StateTransition
 	14,  // 91: berth.v1.Task.replace_cause:type_name -> berth.v1.ReplaceCause
-	26,  // 92: berth.v1.Task.networks:type_name -> berth.v1.TaskNetwork
-	49,  // 93: berth.v1.Task.host_ports:type_name -> berth.v1.PortBinding
-	16,  // 94: berth.v1.Event.meta:type_name -> berth.v1.Meta
-	76,  // 95: berth.v1.Event.at:type_name -> google.protobuf.Timestamp
-	74,  // 96: berth.v1.Event.attributes:type_name -> berth.v1.Event.AttributesEntry
-	76,  // 97: berth.v1.ClusterCA.rotated_at:type_name -> google.protobuf.Timestamp
-	76,  // 98: berth.v1.JoinTokenRecord.created_at:type_name -> google.protobuf.Timestamp
-	76,  // 99: berth.v1.JoinTokenRecord.expires_at:type_name -> google.protobuf.Timestamp
-	76,  // 100: berth.v1.APIToken.created_at:type_name -> google.protobuf.Timestamp
-	76,  // 101: berth.v1.APIToken.expires_at:type_name -> google.protobuf.Timestamp
-	76,  // 102: berth.v1.User.created_at:type_name -> google.protobuf.Timestamp
-	76,  // 103: berth.v1.User.expires_at:type_name -> google.protobuf.Timestamp
-	76,  // 104: berth.v1.RevokedCertificate.revoked_at:type_name -> google.protobuf.Timestamp
-	76,  // 105: berth.v1.RevokedCertificate.expires_at:type_name -> google.protobuf.Timestamp
-	16,  // 106: berth.v1.Namespace.meta:type_name -> berth.v1.Meta
-	58,  // 107: berth.v1.Namespace.quota:type_name -> berth.v1.NamespaceQuota
-	76,  // 108: berth.v1.Namespace.created_at:type_name -> google.protobuf.Timestamp
-	75,  // 109: berth.v1.Namespace.labels:type_name -> berth.v1.Namespace.LabelsEntry
-	76,  // 110: berth.v1.AuditRecord.time:type_name -> google.protobuf.Timestamp
-	76,  // 111: berth.v1.ServerInfo.started_at:type_name -> google.protobuf.Timestamp
-	112, // [112:112] is the sub-list for method output_type
-	112, // [112:112] is the sub-list for method input_type
-	112, // [112:112] is the sub-list for extension type_name
-	112, // [112:112] is the sub-list for extension extendee
-	0,   // [0:112] is the sub-list for field type_name
+	27,  // 92: berth.v1.Task.networks:type_name -> berth.v1.TaskNetwork
+	50,  // 93: berth.v1.Task.host_ports:type_name -> berth.v1.PortBinding
+	17,  // 94: berth.v1.Event.meta:type_name -> berth.v1.Meta
+	78,  // 95: berth.v1.Event.at:type_name -> google.protobuf.Timestamp
+	76,  // 96: berth.v1.Event.attributes:type_name -> berth.v1.Event.AttributesEntry
+	78,  // 97: berth.v1.ClusterCA.rotated_at:type_name -> google.protobuf.Timestamp
+	78,  // 98: berth.v1.JoinTokenRecord.created_at:type_name -> google.protobuf.Timestamp
+	78,  // 99: berth.v1.JoinTokenRecord.expires_at:type_name -> google.protobuf.Timestamp
+	78,  // 100: berth.v1.APIToken.created_at:type_name -> google.protobuf.Timestamp
+	78,  // 101: berth.v1.APIToken.expires_at:type_name -> google.protobuf.Timestamp
+	78,  // 102: berth.v1.User.created_at:type_name -> google.protobuf.Timestamp
+	78,  // 103: berth.v1.User.expires_at:type_name -> google.protobuf.Timestamp
+	78,  // 104: berth.v1.RevokedCertificate.revoked_at:type_name -> google.protobuf.Timestamp
+	78,  // 105: berth.v1.RevokedCertificate.expires_at:type_name -> google.protobuf.Timestamp
+	17,  // 106: berth.v1.Namespace.meta:type_name -> berth.v1.Meta
+	59,  // 107: berth.v1.Namespace.quota:type_name -> berth.v1.NamespaceQuota
+	78,  // 108: berth.v1.Namespace.created_at:type_name -> google.protobuf.Timestamp
+	77,  // 109: berth.v1.Namespace.labels:type_name -> berth.v1.Namespace.LabelsEntry
+	78,  // 110: berth.v1.AuditRecord.time:type_name -> google.protobuf.Timestamp
+	78,  // 111: berth.v1.ServerInfo.started_at:type_name -> google.protobuf.Timestamp
+	16,  // 112: berth.v1.ImageRecord.origin:type_name -> berth.v1.ImageOrigin
+	78,  // 113: berth.v1.ImageRecord.recorded_at:type_name -> google.protobuf.Timestamp
+	114, // [114:114] is the sub-list for method output_type
+	114, // [114:114] is the sub-list for method input_type
+	114, // [114:114] is the sub-list for extension type_name
+	114, // [114:114] is the sub-list for extension extendee
+	0,   // [0:114] is the sub-list for field type_name
 }
 
 func init() { file_berth_v1_objects_proto_init() }
@@ -6383,8 +6530,8 @@ func file_berth_v1_objects_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_berth_v1_objects_proto_rawDesc), len(file_berth_v1_objects_proto_rawDesc)),
-			NumEnums:      16,
-			NumMessages:   60,
+			NumEnums:      17,
+			NumMessages:   61,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
