@@ -7,7 +7,7 @@ import (
 	"time"
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
-		"github.com/berthproject/berth/api/taskstate"
+	"github.com/berthproject/berth/api/taskstate"
 	"github.com/berthproject/berth/controlplane/store"
 	"github.com/berthproject/berth/scheduler"
 	"google.golang.org/protobuf/proto"
