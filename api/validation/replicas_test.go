@@ -31,3 +31,14 @@ func TestValidateReplicas(t *testing.T) {
 		t.Fatalf("ValidateReplicas = %v", errs)
 	}
 }
+
+func TestValidateNamespaceName(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		ok   bool
+	}{{"team-a", true}, {"a", true}, {"default", true}, {"Team-A", false}, {"team_a", false}, {"-a", false}, {"a-", false}, {"", false}, {strings.Repeat("a", 64), false}} {
+		if err := ValidateNamespaceName(tc.name); (err == nil) != tc.ok {
+			t.Errorf("ValidateNamespaceName(%q) = %v", tc.name, err)
+		}
+	}
+}
