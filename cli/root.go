@@ -88,6 +88,7 @@ error (an unknown command or flag, or arguments of the wrong shape);
 		newNodeCommand(o),
 		newRebalanceCommand(o),
 		newClusterCommand(o),
+		newNamespaceCommand(o),
 		newJoinTokenCommand(o),
 		newTokenCommand(o),
 		newNetworkCommand(o),
