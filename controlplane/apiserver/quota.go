@@ -39,6 +39,9 @@ type quotaRequest struct {
 	wholeApp bool
 	// specs are the services' specs after the request, by name.
 	specs map[string]*berthv1.ServiceSpec
+	// writes says the request's transaction writes something; an apply
+	// that changes nothing must not write the namespace's record.
+	writes bool
 }
 
 // namespaceUse is the use of namespace ns now, by the cache, with its
@@ -56,23 +59,33 @@ func (s *Server) namespaceUse(ns string, nodes []*berthv1.Node) (services []quot
 
 // checkQuota refuses r (ResourceExhausted, with the quota, the use and the
 // need) when it would take its namespace over quota, and makes txn depend
-// on what it read: the namespace's record (a quota set or changed in
-// between), and, under a quota, every service of the namespace (another
-// request that passed on the same use). The loser of such a race plans
-// again and is checked against the winner's use.
+// on the namespace's record: a quota set or changed in between fails the
+// write. Under a quota the write also rewrites the record unchanged, which
+// moves its version: of two requests checked against the same use, the
+// second to commit fails, plans again and is checked against the first's
+// use. (Guarding the namespace's services instead would also fail on
+// every status the orchestrator writes to them during a rollout.)
 func (s *Server) checkQuota(ctx context.Context, txn *store.Txn, r quotaRequest) error {
-	// The revision is read before the services: a guard older than what
-	// was read can only fail spuriously, never let a change through.
-	rev := s.cfg.Cache.Revision()
 	rec, err := s.namespaceRecord(ctx, r.ns)
 	if err != nil {
 		return storeError(err)
 	}
-	txn.Guard(store.NamespaceKey(r.ns), rec.GetMeta().GetVersion())
+	key := store.NamespaceKey(r.ns)
 	if !hasLimits(rec.GetQuota()) {
+		txn.Guard(key, rec.GetMeta().GetVersion())
 		return nil
 	}
-	txn.GuardPrefix(store.ServicesPrefix+r.ns+"/", rev)
+	if r.writes {
+		txn.Update(key, rec)
+	} else {
+		txn.Guard(key, rec.GetMeta().GetVersion())
+	}
+	// The record came from etcd, the services come from the cache: the
+	// cache must hold the services written with the record's last
+	// version, or a request could pass on a use that is out of date.
+	if err := s.cfg.Cache.WaitRevision(ctx, rec.GetMeta().GetVersion()); err != nil {
+		return storeError(err)
+	}
 	nodes := s.cfg.Cache.Nodes()
 	before, stored, volumes := s.namespaceUse(r.ns, nodes)
 	var after, changed []quota.Service
@@ -106,12 +119,12 @@ func (s *Server) applyQuota(ctx context.Context, txn *store.Txn, req *berthv1.Ap
 	for _, svc := range req.Services {
 		specs[svc.Name] = svc.Spec
 	}
-	return s.checkQuota(ctx, txn, quotaRequest{verb: "apply", ns: req.Namespace, app: req.App, wholeApp: true, specs: specs})
+	return s.checkQuota(ctx, txn, quotaRequest{verb: "apply", ns: req.Namespace, app: req.App, wholeApp: true, specs: specs, writes: txn.Len() > 0})
 }
 
 // serviceQuota checks that svc, as a request would leave it, keeps its
 // namespace within quota (see checkQuota).
 func (s *Server) serviceQuota(ctx context.Context, txn *store.Txn, verb string, svc *berthv1.Service) error {
 	return s.checkQuota(ctx, txn, quotaRequest{verb: verb, ns: svc.Namespace, app: svc.App,
-		specs: map[string]*berthv1.ServiceSpec{svc.Name: svc.GetSpec()}})
+		specs: map[string]*berthv1.ServiceSpec{svc.Name: svc.GetSpec()}, writes: true})
 }
