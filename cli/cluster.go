@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
+	"github.com/berthproject/berth/api/validation"
 )
 
 func newClusterCommand(o *rootOptions) *cobra.Command {
@@ -29,6 +30,8 @@ func newClusterCommand(o *rootOptions) *cobra.Command {
 type settingsView struct {
 	Strategy      string `json:"strategy"`
 	AutoRebalance bool   `json:"autoRebalance"`
+	// MaxReplicas is the cap in force (the default when none is set).
+	MaxReplicas uint64 `json:"maxReplicas"`
 }
 
 // settingsOutput adds the insecure registries and the host access
@@ -56,12 +59,13 @@ func newClusterSettingsCommand(o *rootOptions) *cobra.Command {
 	var (
 		strategy      string
 		autoRebalance bool
+		maxReplicas   uint64
 		insecure      []string
 		host          hostAccessFlags
 		out           *outputFormat
 	)
 	cmd := &cobra.Command{
-		Use:   "settings [--strategy spread|binpack] [--auto-rebalance=true|false] [--allow-bind-mount PATH]... [--allow-privileged] [--allow-host-namespaces]",
+		Use:   "settings [--strategy spread|binpack] [--auto-rebalance=true|false] [--allow-bind-mount PATH]... [--allow-privileged] [--allow-host-namespaces] [--max-replicas N]",
 		Short: "Show or change the cluster's scheduling, registries and what services may do to their hosts",
 		Long: `Without flags, show the cluster settings. With flags, change the ones given
 and show the result.
@@ -73,6 +77,10 @@ A service can choose its own with x-berth.strategy in its Compose file.
 
 --auto-rebalance moves tasks toward an even spread whenever a node joins
 or comes back, as "berth rebalance" does on request.
+
+--max-replicas caps the replicas of one service (apply and scale ask for
+no more); 0 means the default of 10,000, and the cap can be at most
+1,000,000.
 
 --insecure-registry lists the registries (host:port) the nodes reach over
 plain HTTP; repeat it for several. The list given replaces the one stored;
@@ -93,11 +101,16 @@ already running keep running.`,
   berth cluster settings --insecure-registry 127.0.0.1:5000
   berth cluster settings --allow-bind-mount /srv/data --allow-bind-mount /var/log
   berth cluster settings --clear-bind-mounts
-  berth cluster settings --allow-privileged=false`,
+  berth cluster settings --allow-privileged=false
+  berth cluster settings --max-replicas 500`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			changeStrategy, changeRebalance := cmd.Flags().Changed("strategy"), cmd.Flags().Changed("auto-rebalance")
 			changeInsecure := cmd.Flags().Changed("insecure-registry")
+			changeMax := cmd.Flags().Changed("max-replicas")
+			if changeMax && maxReplicas > validation.MaxReplicasLimit {
+				return usageErrorf("--max-replicas %d is over the highest cap of %d", maxReplicas, validation.MaxReplicasLimit)
+			}
 			if err := host.check(); err != nil {
 				return err
 			}
@@ -113,7 +126,7 @@ already running keep running.`,
 				if err != nil {
 					return fmt.Errorf("get cluster settings: %w", err)
 				}
-				if changeStrategy || changeRebalance || changeInsecure || host.changed(cmd) {
+				if changeStrategy || changeRebalance || changeInsecure || changeMax || host.changed(cmd) {
 					if changeStrategy {
 						s.Strategy = want
 					}
@@ -122,6 +135,9 @@ already running keep running.`,
 					}
 					if changeInsecure {
 						s.InsecureRegistries = nonEmpty(insecure)
+					}
+					if changeMax {
+						s.MaxReplicas = maxReplicas
 					}
 					host.apply(cmd, s)
 					if s, err = c.UpdateSettings(ctx, &berthv1.UpdateSettingsRequest{Settings: s}); err != nil {
@@ -132,6 +148,7 @@ already running keep running.`,
 					settingsView: settingsView{
 						Strategy:      cmp.Or(enumWord(s.GetStrategy().String(), "SCHEDULING_STRATEGY_"), "spread"),
 						AutoRebalance: s.GetAutoRebalance(),
+						MaxReplicas:   validation.MaxReplicas(s),
 					},
 					InsecureRegistries:  s.GetInsecureRegistries(),
 					AllowedBindMounts:   s.GetAllowedBindMounts(),
@@ -139,7 +156,8 @@ already running keep running.`,
 					AllowHostNamespaces: s.GetAllowHostNamespaces(),
 				}
 				return printList(cmd.OutOrStdout(), *out, v, func(w io.Writer) {
-					kv := []string{"Strategy", v.Strategy, "Auto-rebalance", strconv.FormatBool(v.AutoRebalance)}
+					kv := []string{"Strategy", v.Strategy, "Auto-rebalance", strconv.FormatBool(v.AutoRebalance),
+						"Max replicas", strconv.FormatUint(v.MaxReplicas, 10)}
 					if len(v.InsecureRegistries) > 0 {
 						kv = append(kv, "Insecure registries", strings.Join(v.InsecureRegistries, ", "))
 					}
@@ -159,6 +177,7 @@ already running keep running.`,
 	}
 	cmd.Flags().StringVar(&strategy, "strategy", "", "default scheduling strategy: spread or binpack")
 	cmd.Flags().BoolVar(&autoRebalance, "auto-rebalance", false, "rebalance every service when a node joins or comes back")
+	cmd.Flags().Uint64Var(&maxReplicas, "max-replicas", 0, "cap on one service's replicas; 0 means the default (10,000)")
 	cmd.Flags().StringArrayVar(&insecure, "insecure-registry", nil, "a registry (host:port) reached over plain HTTP; repeat for several, empty to clear")
 	host.add(cmd)
 	out = addOutputFlag(cmd)

@@ -14,7 +14,7 @@ func TestClusterSettings(t *testing.T) {
 	cfg := serve(t, f)
 
 	r := mustRun(t, cfg, "cluster", "settings")
-	if r.stdout != "Strategy:        spread\nAuto-rebalance:  true\n" {
+	if r.stdout != "Strategy:        spread\nAuto-rebalance:  true\nMax replicas:    10000\n" {
 		t.Errorf("stdout = %q", r.stdout)
 	}
 	if len(f.settingsReqs) != 0 {
@@ -26,7 +26,7 @@ func TestClusterSettings(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.stdout), &got); err != nil {
 		t.Fatalf("decode JSON: %v\n%s", err, r.stdout)
 	}
-	if got != (settingsView{Strategy: "binpack", AutoRebalance: true}) {
+	if got != (settingsView{Strategy: "binpack", AutoRebalance: true, MaxReplicas: 10000}) {
 		t.Errorf("settings = %+v", got)
 	}
 	// Only the flag given changes; the rest is sent back as read.
@@ -36,7 +36,7 @@ func TestClusterSettings(t *testing.T) {
 	}
 
 	r = mustRun(t, cfg, "cluster", "settings", "--auto-rebalance=false", "-o", "yaml")
-	if r.stdout != "autoRebalance: false\nstrategy: binpack\n" {
+	if r.stdout != "autoRebalance: false\nmaxReplicas: 10000\nstrategy: binpack\n" {
 		t.Errorf("yaml = %q", r.stdout)
 	}
 }
@@ -49,6 +49,26 @@ func TestClusterSettingsBadStrategy(t *testing.T) {
 		t.Errorf("exit %d, stderr %q", r.code, r.stderr)
 	}
 	if len(f.settingsReqs) != 0 {
+		t.Errorf("settings changed despite a bad flag")
+	}
+}
+
+func TestClusterSettingsMaxReplicas(t *testing.T) {
+	f := newOpsCluster(false)
+	f.settings = &berthv1.ClusterSettings{Strategy: berthv1.SchedulingStrategy_SCHEDULING_STRATEGY_BINPACK}
+	cfg := serve(t, f)
+	mustRun(t, cfg, "cluster", "settings", "--max-replicas", "500")
+	if len(f.settingsReqs) != 1 {
+		t.Fatalf("%d updates", len(f.settingsReqs))
+	}
+	if req := f.settingsReqs[0].Settings; req.MaxReplicas != 500 || req.Strategy != berthv1.SchedulingStrategy_SCHEDULING_STRATEGY_BINPACK {
+		t.Errorf("UpdateSettings request = %v", req)
+	}
+	r := run(t, cfg, nil, "cluster", "settings", "--max-replicas", "100000000000")
+	if r.code != 2 || !strings.Contains(r.stderr, "over the highest cap of 1000000") {
+		t.Errorf("exit %d, stderr %q", r.code, r.stderr)
+	}
+	if len(f.settingsReqs) != 1 {
 		t.Errorf("settings changed despite a bad flag")
 	}
 }

@@ -89,6 +89,7 @@ error (an unknown command or flag, or arguments of the wrong shape);
 		newNodeCommand(o),
 		newRebalanceCommand(o),
 		newClusterCommand(o),
+		newNamespaceCommand(o),
 		newJoinTokenCommand(o),
 		newCACommand(o),
 		newTokenCommand(o),

@@ -166,7 +166,7 @@ func TestClusterSettingsHostAccess(t *testing.T) {
 	cfg := serve(t, f)
 
 	r := mustRun(t, cfg, "cluster", "settings")
-	if r.stdout != "Strategy:             spread\nAuto-rebalance:       false\nAllowed bind mounts:  /srv/data\n" {
+	if r.stdout != "Strategy:             spread\nAuto-rebalance:       false\nMax replicas:         10000\nAllowed bind mounts:  /srv/data\n" {
 		t.Errorf("settings: %q", r.stdout)
 	}
 	mustRun(t, cfg, "cluster", "settings", "--allow-bind-mount", "/var/log", "--allow-bind-mount", "/srv/data", "--allow-privileged")

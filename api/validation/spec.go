@@ -197,6 +197,9 @@ func ValidateSpec(service string, spec *berthv1.ServiceSpec) Errors {
 	default:
 		v.add("deploy.mode", fmt.Sprintf("unknown mode %d; use replicated or global", spec.GetMode()))
 	}
+	if r := ReplicasReason(spec.GetMode(), spec.GetReplicas(), MaxReplicasLimit); r != "" {
+		v.add("deploy.replicas", r)
+	}
 	v.resources("deploy.resources.limits", spec.GetLimits())
 	v.resources("deploy.resources.reservations", spec.GetReservations())
 	v.memoryLimit(spec.GetLimits().GetMemoryBytes())

@@ -92,6 +92,12 @@ func TestValidateSpec(t *testing.T) {
 		{name: "global ignores replicas", modify: func(s *berthv1.ServiceSpec) {
 			s.Mode, s.Replicas, s.Placement.MaxReplicasPerNode = berthv1.ServiceMode_SERVICE_MODE_GLOBAL, 5, 0
 		}},
+		{name: "replicas at the limit", modify: func(s *berthv1.ServiceSpec) { s.Replicas = MaxReplicasLimit }},
+		{name: "replicas over the limit", modify: func(s *berthv1.ServiceSpec) { s.Replicas = 100000000000 },
+			want: []string{"deploy.replicas: 100000000000 replicas is over the cluster's cap of 1000000"}},
+		{name: "global ignores huge replicas", modify: func(s *berthv1.ServiceSpec) {
+			s.Mode, s.Replicas, s.Placement.MaxReplicasPerNode = berthv1.ServiceMode_SERVICE_MODE_GLOBAL, 100000000000, 0
+		}},
 		{name: "defaults unset", modify: func(s *berthv1.ServiceSpec) {
 			*s = berthv1.ServiceSpec{Image: "busybox", Ports: []*berthv1.PortSpec{{Target: 80}}}
 		}},

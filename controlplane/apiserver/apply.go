@@ -27,7 +27,9 @@ func (s *Server) Apply(ctx context.Context, req *berthv1.ApplyRequest) (*berthv1
 		validation.Normalize(svc.GetSpec())
 	}
 	joinDefaultNetwork(req)
-	if errs := validation.ValidateApply(req); len(errs) > 0 {
+	errs := validation.ValidateApply(req)
+	errs = append(errs, validation.ValidateReplicas(req, validation.MaxReplicas(s.cfg.Cache.Settings()))...)
+	if len(errs) > 0 {
 		return nil, errs.GRPCStatus().Err()
 	}
 	// Tags become digests before planning, so the plan compares pinned
@@ -39,6 +41,9 @@ func (s *Server) Apply(ctx context.Context, req *berthv1.ApplyRequest) (*berthv1
 	for attempt := 0; ; attempt++ {
 		resp, txn, err := s.plan(req, time.Now())
 		if err != nil {
+			return nil, err
+		}
+		if err := s.applyQuota(ctx, txn, req); err != nil {
 			return nil, err
 		}
 		if req.DryRun || txn.Len() == 0 {

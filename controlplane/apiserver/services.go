@@ -8,6 +8,7 @@ import (
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
 	"github.com/berthproject/berth/api/revision"
+	"github.com/berthproject/berth/api/validation"
 	"github.com/berthproject/berth/controlplane/store"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -39,6 +40,12 @@ var errUnchanged = errors.New("unchanged")
 // (a gRPC status) that ends the request. It returns the object as written,
 // or as it is when unchanged.
 func guardedUpdate[T store.Object](ctx context.Context, s *Server, key string, read func() (T, error), change func(T) error) (T, error) {
+	return guardedUpdateTxn(ctx, s, key, read, func(next T, _ *store.Txn) error { return change(next) })
+}
+
+// guardedUpdateTxn is guardedUpdate whose change may also add guards to
+// the write's transaction: those of what it read to decide (a quota).
+func guardedUpdateTxn[T store.Object](ctx context.Context, s *Server, key string, read func() (T, error), change func(T, *store.Txn) error) (T, error) {
 	var none T
 	for attempt := 0; ; attempt++ {
 		cur, err := read()
@@ -46,7 +53,8 @@ func guardedUpdate[T store.Object](ctx context.Context, s *Server, key string, r
 			return none, err
 		}
 		next := proto.Clone(cur).(T)
-		if err := change(next); errors.Is(err, errUnchanged) {
+		var txn store.Txn
+		if err := change(next, &txn); errors.Is(err, errUnchanged) {
 			return cur, nil
 		} else if err != nil {
 			return none, err
@@ -54,7 +62,6 @@ func guardedUpdate[T store.Object](ctx context.Context, s *Server, key string, r
 		if m := next.GetMeta(); m != nil {
 			m.UpdatedAt = timestamppb.Now()
 		}
-		var txn store.Txn
 		txn.Update(key, next)
 		rev, retry, err := s.commit(ctx, &txn, attempt)
 		if retry {
@@ -115,7 +122,7 @@ func (s *Server) ScaleService(ctx context.Context, req *berthv1.ScaleServiceRequ
 		return nil, err
 	}
 	var from uint64
-	svc, err := guardedUpdate(ctx, s, key, s.readService(ns, req.App, req.Service), func(svc *berthv1.Service) error {
+	svc, err := guardedUpdateTxn(ctx, s, key, s.readService(ns, req.App, req.Service), func(svc *berthv1.Service, txn *store.Txn) error {
 		if svc.GetSpec().GetMode() == berthv1.ServiceMode_SERVICE_MODE_GLOBAL {
 			return status.Errorf(codes.FailedPrecondition, "service %s/%s is global: it runs one task on every eligible node and cannot be scaled; set deploy.mode: replicated and apply to choose a count", req.App, req.Service)
 		}
@@ -123,8 +130,11 @@ func (s *Server) ScaleService(ctx context.Context, req *berthv1.ScaleServiceRequ
 		if from == req.Replicas {
 			return errUnchanged
 		}
+		if r := validation.ReplicasReason(svc.GetSpec().GetMode(), req.Replicas, validation.MaxReplicas(s.cfg.Cache.Settings())); r != "" {
+			return status.Errorf(codes.InvalidArgument, "scaling service %s/%s: %s", req.App, req.Service, r)
+		}
 		svc.Spec.Replicas = req.Replicas
-		return nil
+		return s.serviceQuota(ctx, txn, "scale", svc)
 	})
 	if err != nil {
 		return nil, err
@@ -145,11 +155,11 @@ func (s *Server) RestartService(ctx context.Context, req *berthv1.RestartService
 		return nil, err
 	}
 	now := time.Now()
-	svc, err := guardedUpdate(ctx, s, key, s.readService(ns, req.App, req.Service), func(svc *berthv1.Service) error {
+	svc, err := guardedUpdateTxn(ctx, s, key, s.readService(ns, req.App, req.Service), func(svc *berthv1.Service, txn *store.Txn) error {
 		spec := proto.Clone(svc.GetSpec()).(*berthv1.ServiceSpec)
 		spec.RestartGeneration++
 		revision.Change(svc, spec, "restart", berthv1.UpdateState_UPDATE_STATE_UPDATING, "restart requested", now)
-		return nil
+		return s.serviceQuota(ctx, txn, "restart", svc)
 	})
 	if err != nil {
 		return nil, err
@@ -169,7 +179,7 @@ func (s *Server) RollbackService(ctx context.Context, req *berthv1.RollbackServi
 		return nil, err
 	}
 	var target, from uint64
-	svc, err := guardedUpdate(ctx, s, key, s.readService(ns, req.App, req.Service), func(svc *berthv1.Service) error {
+	svc, err := guardedUpdateTxn(ctx, s, key, s.readService(ns, req.App, req.Service), func(svc *berthv1.Service, txn *store.Txn) error {
 		rev, err := revision.Find(svc, req.ToVersion)
 		if err != nil {
 			return revisionError(err)
@@ -177,7 +187,7 @@ func (s *Server) RollbackService(ctx context.Context, req *berthv1.RollbackServi
 		target, from = rev.SpecVersion, svc.SpecVersion
 		revision.Rollback(svc, rev, "", time.Now())
 		s.cfg.Cache.PinFiles(ns, svc.Spec)
-		return nil
+		return s.serviceQuota(ctx, txn, "rollback", svc)
 	})
 	if err != nil {
 		return nil, err

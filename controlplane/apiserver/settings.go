@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
+	"github.com/berthproject/berth/api/validation"
 	"github.com/berthproject/berth/controlplane/registry"
 	"github.com/berthproject/berth/controlplane/store"
 	"google.golang.org/grpc/codes"
@@ -34,6 +35,9 @@ func (s *Server) UpdateSettings(ctx context.Context, req *berthv1.UpdateSettings
 	default:
 		return nil, status.Errorf(codes.InvalidArgument, "unknown scheduling strategy %d; use spread or binpack", want.Strategy)
 	}
+	if want.MaxReplicas > validation.MaxReplicasLimit {
+		return nil, status.Errorf(codes.InvalidArgument, "max_replicas %d is over the highest cap of %d; choose a lower one (0 means %d)", want.MaxReplicas, validation.MaxReplicasLimit, validation.DefaultMaxReplicas)
+	}
 	insecure, err := normalizeRegistries(want.InsecureRegistries)
 	if err != nil {
 		return nil, err
@@ -54,11 +58,12 @@ func (s *Server) UpdateSettings(ctx context.Context, req *berthv1.UpdateSettings
 	var before *berthv1.ClusterSettings
 	got, err := guardedUpdate(ctx, s, store.SettingsKey, read, func(next *berthv1.ClusterSettings) error {
 		before = proto.Clone(next).(*berthv1.ClusterSettings)
-		if next.Strategy == want.Strategy && next.AutoRebalance == want.AutoRebalance && slices.Equal(next.InsecureRegistries, insecure) &&
+		if next.Strategy == want.Strategy && next.AutoRebalance == want.AutoRebalance && slices.Equal(next.InsecureRegistries, insecure) && next.MaxReplicas == want.MaxReplicas &&
 			sameHostAccess(next, want, binds) && next.GetMeta().GetVersion() != 0 {
 			return errUnchanged
 		}
 		next.Strategy, next.AutoRebalance, next.InsecureRegistries = want.Strategy, want.AutoRebalance, insecure
+		next.MaxReplicas = want.MaxReplicas
 		setHostAccess(next, want, binds)
 		return nil
 	})
@@ -71,6 +76,7 @@ func (s *Server) UpdateSettings(ctx context.Context, req *berthv1.UpdateSettings
 			msg += ", insecure registries " + strings.Join(got.InsecureRegistries, ", ")
 		}
 		msg += hostAccessWords(got)
+		msg += fmt.Sprintf(", max replicas %d", validation.MaxReplicas(got))
 		s.log.Info("settings updated", "strategy", strategyName(got.Strategy), "auto_rebalance", got.AutoRebalance, "insecure_registries", got.InsecureRegistries)
 		s.cfg.Store.RecordEvent(&berthv1.Event{Kind: store.EventKindCluster, ObjectId: "settings", Action: "update", Message: msg})
 	}

@@ -38,6 +38,12 @@ type Orchestrator struct {
 	// addrs gives tasks and services their addresses; Run rebuilds it
 	// from the cache each term and keeps it up to date.
 	addrs *ipam.Pool
+	// failures are the services whose reconcile failed, set aside for a
+	// backoff (see reconcileSafely).
+	failures map[string]*serviceFailure
+	// beforeReconcile, when set, is called before each service's
+	// reconcile: tests make it panic.
+	beforeReconcile func(*berthv1.Service)
 }
 
 // New returns an orchestrator writing to s and reading c.
@@ -152,19 +158,23 @@ func (o *Orchestrator) reconcileServices(ids map[string]bool, w *writes) time.Ti
 		}
 	}
 	nodes := o.cache.Nodes()
+	now := o.now()
 	var wake time.Time
 	for id := range ids {
 		tasks := o.cache.ServiceTasks(id)
 		svc := byID[id]
 		if svc == nil {
+			delete(o.failures, id)
 			o.removeTasks(tasks, w)
 			o.addrs.Release(ipam.VIPOwner(id))
 			continue
 		}
-		o.keepEndpoint(svc, w)
-		if next := o.reconcile(svc, tasks, nodes, w); !next.IsZero() && (wake.IsZero() || next.Before(wake)) {
-			wake = next
+		if until, aside := o.setAside(svc, now); aside {
+			wake = earliest(wake, until)
+			continue
 		}
+		o.keepEndpoint(svc, w)
+		wake = earliest(wake, o.reconcileSafely(svc, tasks, nodes, w))
 	}
 	return wake
 }

@@ -8,9 +8,9 @@ import (
 	"time"
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
-	"github.com/berthproject/berth/api/constraint"
 	"github.com/berthproject/berth/api/taskstate"
 	"github.com/berthproject/berth/controlplane/store"
+	"github.com/berthproject/berth/scheduler"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
@@ -35,7 +35,7 @@ func (o *Orchestrator) reconcile(svc *berthv1.Service, tasks []*berthv1.Task, no
 	var keys []string
 	var slotNumber map[string]uint64
 	if svc.GetSpec().GetMode() == berthv1.ServiceMode_SERVICE_MODE_GLOBAL {
-		eligible := eligibleNodes(svc, nodes)
+		eligible := scheduler.GlobalNodes(svc.GetSpec(), nodes)
 		wanted = make(map[string]string, len(eligible))
 		for _, n := range eligible {
 			wanted["node:"+n.GetMeta().GetId()] = n.GetMeta().GetId()
@@ -298,31 +298,6 @@ func (o *Orchestrator) removeTasks(ts []*berthv1.Task, w *writes) {
 			w.shutdown(t, "its service was removed")
 		}
 	}
-}
-
-// eligibleNodes are the nodes a global service runs on.
-func eligibleNodes(svc *berthv1.Service, nodes []*berthv1.Node) []*berthv1.Node {
-	cs, err := constraint.ParseAll(svc.GetSpec().GetPlacement().GetConstraints())
-	if err != nil {
-		return nil
-	}
-	var out []*berthv1.Node
-	for _, n := range nodes {
-		if n.Status == berthv1.NodeStatus_NODE_STATUS_DOWN {
-			continue
-		}
-		if a := n.Availability; a == berthv1.NodeAvailability_NODE_AVAILABILITY_DRAIN {
-			continue
-		}
-		ok := true
-		for _, c := range cs {
-			ok = ok && c.Match(n)
-		}
-		if ok {
-			out = append(out, n)
-		}
-	}
-	return out
 }
 
 func newTask(svc *berthv1.Service, slot uint64, node string, now time.Time) *berthv1.Task {
