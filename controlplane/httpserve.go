@@ -33,7 +33,10 @@ type httpAPI struct {
 // at /ui/. The gateway calls this
 // server's own gRPC listener over loopback with the server certificate, so
 // HTTP calls take the CLI's path (interceptors, streams) once httpapi has
-// authenticated them.
+// authenticated them. It forwards each HTTP caller's bearer token, or its
+// client certificate's principal, as call metadata: authenticate believes
+// a forwarded principal only from a server certificate, and the access
+// table then decides for the HTTP caller as for a gRPC one.
 func (s *Server) startHTTPAPI(tlsCfg *tls.Config, certPEM, keyPEM []byte, api *apiserver.Server) (*httpAPI, error) {
 	clientTLS, err := identity.ClientTLS(certPEM, keyPEM, s.authority.CACertPEM(), "")
 	if err != nil {
@@ -44,7 +47,7 @@ func (s *Server) startHTTPAPI(tlsCfg *tls.Config, certPEM, keyPEM []byte, api *a
 		return nil, fmt.Errorf("HTTP API: connecting its gateway to %s: %w", s.listener.Addr(), err)
 	}
 	h, err := httpapi.New(httpapi.Config{
-		Client: berthv1.NewClusterServiceClient(conn), Tokens: api, Admits: admitsClusterAPI,
+		Client: berthv1.NewClusterServiceClient(conn), Tokens: api,
 		Version: version.String(), Log: s.log.With("component", "http"),
 	})
 	if err != nil {

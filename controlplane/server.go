@@ -251,11 +251,20 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		ImageAuth: creds.ImageAuth, Leader: s.leader.Address, Servers: s.servers.list, KEK: kek,
 	})
 	s.disp = disp
+	// Open streams end when their token or certificate is revoked: the
+	// mirrors tell the registry.
+	streams := newOpenStreams()
+	apiTokens := apiserver.NewAPITokenMirror(s.store, streams.tokenChanged, cfg.Log.With("component", "api-tokens"))
+	users := apiserver.NewUserMirror(s.store, cfg.Log.With("component", "users"))
+	revoked := store.NewMirror(s.store, store.RevokedPrefix, func() *berthv1.RevokedCertificate { return &berthv1.RevokedCertificate{} },
+		streams.certificateRevoked, cfg.Log.With("component", "revoked-certificates"))
 	api := apiserver.New(apiserver.Config{
 		Store: s.store, Cache: s.cache, Authority: s.authority, Nodes: s.nodes, Registries: creds, KEK: kek,
 		Log: cfg.Log.With("component", "api"), EtcdEndpoints: strings.Join(endpoints, ","),
 		Servers: s.servers.list, NetworkRange: networkRange, ContainerRange: containerRange,
+		APITokens: apiTokens, Users: users,
 	})
+	auth := &authenticator{tokens: api, streams: streams}
 	grpcMetrics := metrics.NewGRPC()
 	s.placements = orchestrator.NewMetrics()
 	if cfg.Metrics != nil {
@@ -268,8 +277,10 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	}
 	s.grpc = grpc.NewServer(
 		grpc.Creds(credentials.NewTLS(tlsCfg)),
-		grpc.ChainUnaryInterceptor(grpcMetrics.Unary, authorizeUnary),
-		grpc.ChainStreamInterceptor(grpcMetrics.Stream, authorizeStream),
+		// authenticate finds the caller, authorize asks the access table;
+		// auditing and rate limits go between the two.
+		grpc.ChainUnaryInterceptor(grpcMetrics.Unary, auth.authenticateUnary, authorizeUnary),
+		grpc.ChainStreamInterceptor(grpcMetrics.Stream, auth.authenticateStream, authorizeStream),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 10 * time.Second, Timeout: 5 * time.Second}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 		// A connection per node, mostly idle: each one holding 32 KiB
@@ -297,6 +308,9 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
+	s.tasks.Go("api tokens", func() error { return ignoreCanceled(apiTokens.Run(runCtx)) })
+	s.tasks.Go("users", func() error { return ignoreCanceled(users.Run(runCtx)) })
+	s.tasks.Go("revoked certificates", func() error { return ignoreCanceled(revoked.Run(runCtx)) })
 	s.tasks.Go("registries", func() error { return creds.Run(runCtx) })
 	s.tasks.Go("servers", func() error { return s.servers.run(runCtx) })
 	s.tasks.Go("leader view", func() error { return s.leader.run(runCtx, s.etcd, s.log) })
@@ -317,6 +331,14 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	}
 	s.log.Info("server ready", "listen", s.listener.Addr().String(), "http", s.HTTPAddr(), "etcd", strings.Join(endpoints, ","), "cluster", s.authority.ClusterID())
 	return s, nil
+}
+
+// ignoreCanceled is err, except the end of a run that was asked to stop.
+func ignoreCanceled(err error) error {
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
 }
 
 // startGossip joins the server to the cluster's gossip and returns what

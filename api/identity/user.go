@@ -36,4 +36,9 @@ func Namespaces(c *x509.Certificate) []string {
 
 // Serial is a certificate's serial number in lower-case hex: how revoked
 // certificates, users and nodes name it.
-func Serial(c *x509.Certificate) string { return fmt.Sprintf("%x", c.SerialNumber) }
+func Serial(c *x509.Certificate) string {
+	if c.SerialNumber == nil {
+		return ""
+	}
+	return fmt.Sprintf("%x", c.SerialNumber)
+}

@@ -73,7 +73,11 @@ func (s *Server) createAPIToken(ctx context.Context, req *berthv1.CreateAPIToken
 	}
 	// Names are unique among valid tokens, so revoking by name is
 	// unambiguous.
-	if slices.ContainsFunc(s.listAPITokens(), func(t *berthv1.APIToken) bool { return t.GetName() == name && !apiTokenExpired(t, now) }) {
+	existing, err := s.listAPITokens(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if slices.ContainsFunc(existing, func(t *berthv1.APIToken) bool { return t.GetName() == name && !apiTokenExpired(t, now) }) {
 		return nil, status.Errorf(codes.AlreadyExists, "an API token named %q exists; revoke it first (berth token revoke %s) or pick another name", name, name)
 	}
 	secret := make([]byte, apiTokenSecretBytes)
@@ -161,9 +165,13 @@ func mayManage(p access.Principal, t *berthv1.APIToken) bool {
 // ListAPITokens lists the tokens, expired ones included, without their
 // secret hashes: every token to an admin, to others the tokens they made.
 func (s *Server) ListAPITokens(ctx context.Context, _ *berthv1.ListAPITokensRequest) (*berthv1.ListAPITokensResponse, error) {
+	toks, err := s.listAPITokens(ctx)
+	if err != nil {
+		return nil, err
+	}
 	p := caller(ctx)
 	resp := &berthv1.ListAPITokensResponse{}
-	for _, t := range s.listAPITokens() {
+	for _, t := range toks {
 		if !mayManage(p, t) {
 			continue
 		}
@@ -183,9 +191,13 @@ func (s *Server) RevokeAPIToken(ctx context.Context, req *berthv1.RevokeAPIToken
 	if ref == "" {
 		return nil, status.Error(codes.InvalidArgument, "name the token to revoke by its name or id; berth token ls lists them")
 	}
+	toks, err := s.listAPITokens(ctx)
+	if err != nil {
+		return nil, err
+	}
 	p := caller(ctx)
 	var txn store.Txn
-	for _, t := range s.listAPITokens() {
+	for _, t := range toks {
 		if (t.GetId() == ref || t.GetName() == ref) && mayManage(p, t) {
 			txn.Delete(apiTokenKey(t.GetId()), 0)
 		}
@@ -238,7 +250,12 @@ func (s *Server) checkAPIToken(ctx context.Context, bearer string, now time.Time
 	return redacted(tok), nil
 }
 
-func (s *Server) listAPITokens() []*berthv1.APIToken { return s.cfg.APITokens.List() }
+func (s *Server) listAPITokens(ctx context.Context) ([]*berthv1.APIToken, error) {
+	if err := s.cfg.APITokens.WaitSynced(ctx); err != nil {
+		return nil, storeError(err)
+	}
+	return s.cfg.APITokens.List(), nil
+}
 
 // NewAPITokenMirror follows the stored API tokens for CheckAPIToken and
 // the token listings; onChange, when not nil, sees each change (the

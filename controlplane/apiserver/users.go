@@ -69,6 +69,9 @@ func (s *Server) CreateUser(ctx context.Context, req *berthv1.CreateUserRequest)
 			return nil, status.Errorf(codes.InvalidArgument, "user %q: ttl %s is not positive; leave it out for a year", name, ttl)
 		}
 	}
+	if err := s.cfg.Users.WaitSynced(ctx); err != nil {
+		return nil, storeError(err)
+	}
 	if _, ok := s.cfg.Users.Get(name); ok {
 		return nil, userExists(name)
 	}
@@ -114,6 +117,9 @@ func parseCertificate(certPEM []byte) (*x509.Certificate, error) {
 
 // ListUsers lists the users by name.
 func (s *Server) ListUsers(ctx context.Context, _ *berthv1.ListUsersRequest) (*berthv1.ListUsersResponse, error) {
+	if err := s.cfg.Users.WaitSynced(ctx); err != nil {
+		return nil, storeError(err)
+	}
 	users := s.cfg.Users.List()
 	slices.SortFunc(users, func(a, b *berthv1.User) int { return strings.Compare(a.GetName(), b.GetName()) })
 	return &berthv1.ListUsersResponse{Users: users}, nil
@@ -124,6 +130,9 @@ func (s *Server) ListUsers(ctx context.Context, _ *berthv1.ListUsersRequest) (*b
 // end.
 func (s *Server) RemoveUser(ctx context.Context, req *berthv1.RemoveUserRequest) (*berthv1.RemoveUserResponse, error) {
 	name := strings.TrimSpace(req.GetName())
+	if err := s.cfg.Users.WaitSynced(ctx); err != nil {
+		return nil, storeError(err)
+	}
 	u, ok := s.cfg.Users.Get(name)
 	if !ok {
 		return nil, status.Errorf(codes.NotFound, "no user %q; berth user ls lists them", name)

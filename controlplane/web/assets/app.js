@@ -299,11 +299,14 @@ function addEvent(e) {
   render();
 }
 
+// ALL asks a listing for every namespace the token may see.
+const ALL = { allNamespaces: true };
+
 // refresh replaces everything with a fresh listing.
 async function refresh(withEvents) {
   const [svcs, tasks, nodes, events] = await Promise.all([
-    call("ListServices"), call("ListTasks"), call("ListNodes"),
-    withEvents ? call("ListEvents", { limit: 50 }) : null]);
+    call("ListServices", ALL), call("ListTasks", ALL), call("ListNodes"),
+    withEvents ? call("ListEvents", { ...ALL, limit: 50 }) : null]);
   state.services = new Map(svcs.services.map((s) => [s.service.meta.id, s.service]));
   state.tasks = new Map(tasks.tasks.map((t) => [t.meta.id, t]));
   state.nodes = new Map(nodes.nodes.map((n) => [n.meta.id, n]));
@@ -332,10 +335,10 @@ function connect() {
   // The listing is read at once, and again once Watch is open, so no
   // change falls between.
   refresh(false).catch(failed);
-  stream("Watch", {}, applyWatch, ctl.signal, () => { opened(); refresh(false).catch(failed); })
+  stream("Watch", ALL, applyWatch, ctl.signal, () => { opened(); refresh(false).catch(failed); })
     .then(() => failed(new Error("watch ended")), failed);
   state.events = [];
-  stream("WatchEvents", { limit: 50 }, addEvent, ctl.signal, opened)
+  stream("WatchEvents", { ...ALL, limit: 50 }, addEvent, ctl.signal, opened)
     .then(() => failed(new Error("event stream ended")), failed);
 }
 
