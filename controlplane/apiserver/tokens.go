@@ -226,10 +226,9 @@ func (s *Server) CheckAPIToken(ctx context.Context, bearer string) (*berthv1.API
 }
 
 func (s *Server) checkAPIToken(ctx context.Context, bearer string, now time.Time) (*berthv1.APIToken, error) {
-	rest, ok := strings.CutPrefix(bearer, apiTokenPrefix)
-	id, plain, found := strings.Cut(rest, ".")
-	if !ok || !found || id == "" || plain == "" || strings.Contains(id, "/") {
-		return nil, fmt.Errorf("%w: it does not look like one (berth_<id>.<secret>); berth token create makes one", ErrAPITokenInvalid)
+	id, plain, err := parseAPIToken(bearer)
+	if err != nil {
+		return nil, err
 	}
 	if err := s.cfg.APITokens.WaitSynced(ctx); err != nil {
 		return nil, fmt.Errorf("reading API tokens: %w", err)
@@ -248,6 +247,17 @@ func (s *Server) checkAPIToken(ctx context.Context, bearer string, now time.Time
 			tok.GetExpiresAt().AsTime().UTC().Format(time.RFC3339))
 	}
 	return redacted(tok), nil
+}
+
+// parseAPIToken splits a bearer token, berth_<id>.<secret>, into its id
+// and secret. The id names a store key, so it holds no '/'.
+func parseAPIToken(bearer string) (id, secret string, err error) {
+	rest, ok := strings.CutPrefix(bearer, apiTokenPrefix)
+	id, secret, found := strings.Cut(rest, ".")
+	if !ok || !found || id == "" || secret == "" || strings.Contains(id, "/") {
+		return "", "", fmt.Errorf("%w: it does not look like one (berth_<id>.<secret>); berth token create makes one", ErrAPITokenInvalid)
+	}
+	return id, secret, nil
 }
 
 func (s *Server) listAPITokens(ctx context.Context) ([]*berthv1.APIToken, error) {
