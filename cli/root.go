@@ -185,6 +185,9 @@ type cluster struct {
 	conn      *grpc.ClientConn
 	cfg       *config.Config
 	namespace string
+	// allNamespaces is -A: listings answer every namespace the caller
+	// may see, with a NAMESPACE column.
+	allNamespaces bool
 }
 
 // connect loads the config and dials the server. The namespace is -n when
@@ -213,7 +216,29 @@ func (o *rootOptions) connect(cmd *cobra.Command) (*cluster, error) {
 		conn:                 conn,
 		cfg:                  cfg,
 		namespace:            ns,
+		allNamespaces:        o.allNamespaces,
 	}, nil
+}
+
+// addAllNamespacesFlag adds -A/--all-namespaces to a listing command.
+func addAllNamespacesFlag(cmd *cobra.Command, o *rootOptions) {
+	cmd.Flags().BoolVarP(&o.allNamespaces, "all-namespaces", "A", false, "list every namespace you may see (with a NAMESPACE column) instead of one")
+}
+
+// nsHeader is the NAMESPACE column's header with -A, else nothing.
+func (c *cluster) nsHeader() string {
+	if c.allNamespaces {
+		return "NAMESPACE\t"
+	}
+	return ""
+}
+
+// nsCell is a row's NAMESPACE cell with -A, else nothing.
+func (c *cluster) nsCell(ns string) string {
+	if c.allNamespaces {
+		return ns + "\t"
+	}
+	return ""
 }
 
 // EnvToken is the environment variable that gives an API token, as

@@ -101,9 +101,9 @@ type tokenRow struct {
 	Role       string   `json:"role"`
 	Namespaces []string `json:"namespaces"`
 	CreatedBy  string   `json:"createdBy,omitempty"`
-	Created string `json:"created"`
-	Expires string `json:"expires,omitempty"`
-	Expired bool   `json:"expired"`
+	Created    string   `json:"created"`
+	Expires    string   `json:"expires,omitempty"`
+	Expired    bool     `json:"expired"`
 }
 
 func newTokenListCommand(o *rootOptions) *cobra.Command {
