@@ -7,8 +7,8 @@ import (
 	"sync"
 	"time"
 
-	berthv1 "github.com/berthproject/berth/api/berth/v1"
 	"github.com/berthproject/berth/api/access"
+	berthv1 "github.com/berthproject/berth/api/berth/v1"
 )
 
 // errCredentialEnded is the cause of a stream context ended because its

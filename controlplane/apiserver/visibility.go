@@ -63,4 +63,3 @@ func (sc scope) hasEvent(ev *berthv1.Event) bool {
 	}
 	return ns == "" || sc.has(ns)
 }
-
