@@ -36,7 +36,7 @@ var configAPI = fileAPI{
 		return configRow(&berthv1.ConfigSummary{Config: cf}, false), nil
 	},
 	list: func(ctx context.Context, c *cluster) ([]fileRow, error) {
-		resp, err := c.ListConfigs(ctx, &berthv1.ListConfigsRequest{Namespace: c.namespace})
+		resp, err := c.ListConfigs(ctx, &berthv1.ListConfigsRequest{Namespace: c.namespace, AllNamespaces: c.allNamespaces})
 		if err != nil {
 			return nil, err
 		}

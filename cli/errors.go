@@ -29,8 +29,11 @@ func (e *serverError) Error() string {
 		return fmt.Sprintf("cannot reach the server at %s: %s (is `berth server` or `berth dev` running?)", e.addr, dialReason(msg))
 	case codes.DeadlineExceeded:
 		return fmt.Sprintf("the server at %s did not answer in time: %s", e.addr, msg)
-	case codes.Unauthenticated, codes.PermissionDenied:
-		return fmt.Sprintf("the server at %s refused our credentials: %s (is --config the config of this cluster?)", e.addr, msg)
+	case codes.Unauthenticated:
+		return fmt.Sprintf("the server at %s refused our credentials: %s (is --config the config of this cluster, and --token or $BERTH_TOKEN a valid token?)", e.addr, msg)
+	case codes.PermissionDenied:
+		// The server says who we are and what the call needs.
+		return "permission denied: " + msg
 	case codes.Unimplemented:
 		return fmt.Sprintf("the server at %s does not support this: %s (is it an older version? see `berth version`)", e.addr, msg)
 	default:

@@ -17,9 +17,12 @@ import (
 
 // eventRow is one event as "berth events" shows it.
 type eventRow struct {
-	Time     string `json:"time"`
-	Kind     string `json:"kind"`
-	ObjectID string `json:"objectId"`
+	Time string `json:"time"`
+	// Namespace is the namespace of the event's object; empty for nodes
+	// and the cluster.
+	Namespace string `json:"namespace,omitempty"`
+	Kind      string `json:"kind"`
+	ObjectID  string `json:"objectId"`
 	// Object names the object for people: "shop/web.2" for a task, a
 	// node's name, "shop" for an app.
 	Object     string            `json:"object"`
@@ -78,7 +81,7 @@ until interrupted (Ctrl-C); -o json then prints one JSON object a line.`,
 				req.Since = timestamppb.New(t)
 			}
 			return o.withCluster(cmd, func(ctx context.Context, c *cluster) error {
-				req.Namespace = c.namespace
+				req.Namespace, req.AllNamespaces = c.namespace, c.allNamespaces
 				var err error
 				if req.NodeId, err = c.nodeFilter(ctx, node); err != nil {
 					return err
@@ -91,9 +94,9 @@ until interrupted (Ctrl-C); -o json then prints one JSON object a line.`,
 					return err
 				}
 				return printList(cmd.OutOrStdout(), *out, rows, func(w io.Writer) {
-					fmt.Fprintln(w, "TIME\tKIND\tOBJECT\tACTION\tMESSAGE")
+					fmt.Fprintln(w, c.nsHeader()+"TIME\tKIND\tOBJECT\tACTION\tMESSAGE")
 					for _, r := range rows {
-						fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", r.at.Local().Format(time.DateTime), r.Kind, r.Object, r.Action, r.Message)
+						fmt.Fprintf(w, "%s%s\t%s\t%s\t%s\t%s\n", c.nsCell(orDash(r.Namespace)), r.at.Local().Format(time.DateTime), r.Kind, r.Object, r.Action, r.Message)
 					}
 				})
 			})
@@ -104,7 +107,20 @@ until interrupted (Ctrl-C); -o json then prints one JSON object a line.`,
 	cmd.Flags().Uint32Var(&limit, "limit", 100, "most recent events to show")
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep showing new events as they happen, until interrupted")
 	out = addOutputFlag(cmd)
+	addAllNamespacesFlag(cmd, o)
 	return cmd
+}
+
+// eventNamespace is the namespace of an event's object, "" for none.
+func eventNamespace(ev *berthv1.Event) string {
+	if ns := ev.GetAttributes()["namespace"]; ns != "" {
+		return ns
+	}
+	if k := ev.GetKind(); k == "app" || k == "service" {
+		ns, _, _ := strings.Cut(ev.GetObjectId(), "/")
+		return ns
+	}
+	return ""
 }
 
 // parseSince reads --since: a duration before now, or an RFC 3339 time.
@@ -146,6 +162,7 @@ func newEventRow(ev *berthv1.Event, namespace string, nodeNames map[string]strin
 	}
 	return eventRow{
 		Time:       rfc3339(ev.GetAt()),
+		Namespace:  eventNamespace(ev),
 		Kind:       ev.GetKind(),
 		ObjectID:   ev.GetObjectId(),
 		Object:     eventObject(ev, namespace, nodeNames),

@@ -30,7 +30,7 @@ func (c *cluster) followEvents(ctx context.Context, req *berthv1.ListEventsReque
 		return fmt.Errorf("follow events: %w", err)
 	}
 	if format == formatTable {
-		fmt.Fprintf(w, eventColumns, "TIME", "KIND", "OBJECT", "ACTION", "MESSAGE")
+		fmt.Fprintf(w, c.followNamespace("NAMESPACE")+eventColumns, "TIME", "KIND", "OBJECT", "ACTION", "MESSAGE")
 	}
 	for {
 		ev, err := stream.Recv()
@@ -46,10 +46,23 @@ func (c *cluster) followEvents(ctx context.Context, req *berthv1.ListEventsReque
 				names = fresh
 			}
 		}
-		if err := printEventRow(w, format, newEventRow(ev, c.namespace, names)); err != nil {
+		row := newEventRow(ev, c.namespace, names)
+		if format == formatTable {
+			fmt.Fprint(w, c.followNamespace(orDash(row.Namespace)))
+		}
+		if err := printEventRow(w, format, row); err != nil {
 			return err
 		}
 	}
+}
+
+// followNamespace is a followed row's NAMESPACE cell with -A, else
+// nothing.
+func (c *cluster) followNamespace(ns string) string {
+	if !c.allNamespaces {
+		return ""
+	}
+	return fmt.Sprintf("%-16s   ", ns)
 }
 
 // printEventRow writes one followed row: a table line, a JSON object on

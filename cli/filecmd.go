@@ -167,19 +167,20 @@ func newFileListCommand(o *rootOptions, api fileAPI) *cobra.Command {
 				}
 				now := o.now()
 				return printList(cmd.OutOrStdout(), *out, rows, func(w io.Writer) {
-					fmt.Fprintln(w, "NAME\tVERSION\tSIZE\tOWNER\tSERVICES\tUPDATED")
+					fmt.Fprintln(w, c.nsHeader()+"NAME\tVERSION\tSIZE\tOWNER\tSERVICES\tUPDATED")
 					for _, r := range rows {
 						services := strings.Join(r.Services, ",")
 						if services == "" {
 							services = "-"
 						}
-						fmt.Fprintf(w, "%s\t%d\t%d\t%s\t%s\t%s\n", r.Name, r.Version, r.Size, r.owner(), services, ago(now, r.updated))
+						fmt.Fprintf(w, "%s%s\t%d\t%d\t%s\t%s\t%s\n", c.nsCell(r.Namespace), r.Name, r.Version, r.Size, r.owner(), services, ago(now, r.updated))
 					}
 				})
 			})
 		},
 	}
 	out = addOutputFlag(cmd)
+	addAllNamespacesFlag(cmd, o)
 	return cmd
 }
 

@@ -46,10 +46,11 @@ app name to list its services), or a node name or ID.`,
 
 // appRow is one app as "berth get apps" shows it.
 type appRow struct {
-	Name     string   `json:"name"`
-	Services []string `json:"services"`
-	Desired  uint64   `json:"desired"`
-	Running  uint64   `json:"running"`
+	Namespace string   `json:"namespace"`
+	Name      string   `json:"name"`
+	Services  []string `json:"services"`
+	Desired   uint64   `json:"desired"`
+	Running   uint64   `json:"running"`
 }
 
 func newGetAppsCommand(o *rootOptions) *cobra.Command {
@@ -65,7 +66,7 @@ func newGetAppsCommand(o *rootOptions) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return o.withCluster(cmd, func(ctx context.Context, c *cluster) error {
 				return c.show(ctx, cmd.OutOrStdout(), *out, *watch, "", func(ctx context.Context) (listing, error) {
-					resp, err := c.ListApps(ctx, &berthv1.ListAppsRequest{Namespace: c.namespace})
+					resp, err := c.ListApps(ctx, &berthv1.ListAppsRequest{Namespace: c.namespace, AllNamespaces: c.allNamespaces})
 					if err != nil {
 						return listing{}, fmt.Errorf("list apps: %w", err)
 					}
@@ -78,16 +79,18 @@ func newGetAppsCommand(o *rootOptions) *cobra.Command {
 						if services == nil {
 							services = []string{}
 						}
-						rows = append(rows, appRow{Name: a.GetName(), Services: services, Desired: a.GetDesiredTasks(), Running: a.GetRunningTasks()})
+						rows = append(rows, appRow{Namespace: a.GetNamespace(), Name: a.GetName(), Services: services, Desired: a.GetDesiredTasks(), Running: a.GetRunningTasks()})
 					}
 					if len(args) == 1 && len(rows) == 0 {
 						return listing{}, fmt.Errorf("no app %q in namespace %q", args[0], c.namespace)
 					}
-					slices.SortFunc(rows, func(a, b appRow) int { return cmp.Compare(a.Name, b.Name) })
+					slices.SortFunc(rows, func(a, b appRow) int {
+						return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
+					})
 					return listing{rows: rows, key: rows, table: func(w io.Writer) {
-						fmt.Fprintln(w, "NAME\tSERVICES\tTASKS")
+						fmt.Fprintln(w, c.nsHeader()+"NAME\tSERVICES\tTASKS")
 						for _, r := range rows {
-							fmt.Fprintf(w, "%s\t%d\t%d/%d\n", r.Name, len(r.Services), r.Running, r.Desired)
+							fmt.Fprintf(w, "%s%s\t%d\t%d/%d\n", c.nsCell(r.Namespace), r.Name, len(r.Services), r.Running, r.Desired)
 						}
 					}}, nil
 				})
@@ -96,15 +99,17 @@ func newGetAppsCommand(o *rootOptions) *cobra.Command {
 	}
 	out = addOutputFlag(cmd)
 	watch = addWatchFlag(cmd)
+	addAllNamespacesFlag(cmd, o)
 	return cmd
 }
 
 // serviceRow is one service as "berth get services" shows it.
 type serviceRow struct {
-	ID   string `json:"id"`
-	App  string `json:"app"`
-	Name string `json:"name"`
-	Mode string `json:"mode"`
+	ID        string `json:"id"`
+	Namespace string `json:"namespace"`
+	App       string `json:"app"`
+	Name      string `json:"name"`
+	Mode      string `json:"mode"`
 	// Replicas is the number of tasks wanted (for global services, one per
 	// eligible node); Running how many of them run.
 	Replicas uint64 `json:"replicas"`
@@ -133,7 +138,7 @@ func newGetServicesCommand(o *rootOptions) *cobra.Command {
 			}
 			return o.withCluster(cmd, func(ctx context.Context, c *cluster) error {
 				return c.show(ctx, cmd.OutOrStdout(), *out, *watch, app, func(ctx context.Context) (listing, error) {
-					resp, err := c.ListServices(ctx, &berthv1.ListServicesRequest{Namespace: c.namespace, App: app})
+					resp, err := c.ListServices(ctx, &berthv1.ListServicesRequest{Namespace: c.namespace, App: app, AllNamespaces: c.allNamespaces})
 					if err != nil {
 						return listing{}, fmt.Errorf("list services: %w", err)
 					}
@@ -144,26 +149,27 @@ func newGetServicesCommand(o *rootOptions) *cobra.Command {
 							continue
 						}
 						rows = append(rows, serviceRow{
-							ID:       svc.GetMeta().GetId(),
-							App:      svc.GetApp(),
-							Name:     svc.GetName(),
-							Mode:     serviceModeWord(svc.GetSpec().GetMode()),
-							Replicas: s.GetDesiredTasks(),
-							Running:  s.GetRunningTasks(),
-							Image:    svc.GetSpec().GetImage(),
-							Ports:    specPorts(svc.GetSpec().GetPorts()),
+							ID:        svc.GetMeta().GetId(),
+							Namespace: svc.GetNamespace(),
+							App:       svc.GetApp(),
+							Name:      svc.GetName(),
+							Mode:      serviceModeWord(svc.GetSpec().GetMode()),
+							Replicas:  s.GetDesiredTasks(),
+							Running:   s.GetRunningTasks(),
+							Image:     svc.GetSpec().GetImage(),
+							Ports:     specPorts(svc.GetSpec().GetPorts()),
 						})
 					}
 					if len(args) == 1 && len(rows) == 0 {
 						return listing{}, fmt.Errorf("no service %q in namespace %q", args[0], c.namespace)
 					}
 					slices.SortFunc(rows, func(a, b serviceRow) int {
-						return cmp.Or(cmp.Compare(a.App, b.App), cmp.Compare(a.Name, b.Name))
+						return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.App, b.App), cmp.Compare(a.Name, b.Name))
 					})
 					return listing{rows: rows, key: rows, table: func(w io.Writer) {
-						fmt.Fprintln(w, "NAME\tMODE\tREPLICAS\tIMAGE\tPORTS")
+						fmt.Fprintln(w, c.nsHeader()+"NAME\tMODE\tREPLICAS\tIMAGE\tPORTS")
 						for _, r := range rows {
-							fmt.Fprintf(w, "%s/%s\t%s\t%d/%d\t%s\t%s\n", r.App, r.Name, r.Mode, r.Running, r.Replicas, r.Image, portsColumn(r.Ports))
+							fmt.Fprintf(w, "%s%s/%s\t%s\t%d/%d\t%s\t%s\n", c.nsCell(r.Namespace), r.App, r.Name, r.Mode, r.Running, r.Replicas, r.Image, portsColumn(r.Ports))
 						}
 					}}, nil
 				})
@@ -172,6 +178,7 @@ func newGetServicesCommand(o *rootOptions) *cobra.Command {
 	}
 	out = addOutputFlag(cmd)
 	watch = addWatchFlag(cmd)
+	addAllNamespacesFlag(cmd, o)
 	return cmd
 }
 

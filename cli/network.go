@@ -135,7 +135,7 @@ func newNetworkListCommand(o *rootOptions) *cobra.Command {
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return o.withCluster(cmd, func(ctx context.Context, c *cluster) error {
-				resp, err := c.ListNetworks(ctx, &berthv1.ListNetworksRequest{Namespace: c.namespace})
+				resp, err := c.ListNetworks(ctx, &berthv1.ListNetworksRequest{Namespace: c.namespace, AllNamespaces: c.allNamespaces})
 				if err != nil {
 					return fmt.Errorf("list networks: %w", err)
 				}
@@ -144,19 +144,20 @@ func newNetworkListCommand(o *rootOptions) *cobra.Command {
 					rows = append(rows, toNetworkRow(s))
 				}
 				return printList(cmd.OutOrStdout(), *out, rows, func(w io.Writer) {
-					fmt.Fprintln(w, "NAME\tSUBNET\tINTERNAL\tOWNER\tSERVICES\tTASKS")
+					fmt.Fprintln(w, c.nsHeader()+"NAME\tSUBNET\tINTERNAL\tOWNER\tSERVICES\tTASKS")
 					for _, r := range rows {
 						services := strings.Join(r.Services, ",")
 						if services == "" {
 							services = "-"
 						}
-						fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\n", r.Name, r.Subnet, yesNo(r.Internal), r.owner(), services, r.Tasks)
+						fmt.Fprintf(w, "%s%s\t%s\t%s\t%s\t%s\t%d\n", c.nsCell(r.Namespace), r.Name, r.Subnet, yesNo(r.Internal), r.owner(), services, r.Tasks)
 					}
 				})
 			})
 		},
 	}
 	out = addOutputFlag(cmd)
+	addAllNamespacesFlag(cmd, o)
 	return cmd
 }
 

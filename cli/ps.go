@@ -16,13 +16,14 @@ import (
 
 // taskRow is one task as "berth ps" shows it.
 type taskRow struct {
-	ID      string `json:"id"`
-	App     string `json:"app"`
-	Service string `json:"service"`
-	Slot    uint64 `json:"slot"`
-	Node    string `json:"node"`
-	NodeID  string `json:"nodeId"`
-	State   string `json:"state"`
+	ID        string `json:"id"`
+	Namespace string `json:"namespace"`
+	App       string `json:"app"`
+	Service   string `json:"service"`
+	Slot      uint64 `json:"slot"`
+	Node      string `json:"node"`
+	NodeID    string `json:"nodeId"`
+	State     string `json:"state"`
 	// Health is starting, healthy or unhealthy for tasks with a health
 	// check, empty otherwise.
 	Health       string `json:"health,omitempty"`
@@ -84,7 +85,7 @@ and replaced ones. With -w the list is drawn again each time it changes.`,
 				return err
 			}
 			return o.withCluster(cmd, func(ctx context.Context, c *cluster) error {
-				req.Namespace = c.namespace
+				req.Namespace, req.AllNamespaces = c.namespace, c.allNamespaces
 				var err error
 				if req.NodeId, err = c.nodeFilter(ctx, node); err != nil {
 					return err
@@ -100,7 +101,7 @@ and replaced ones. With -w the list is drawn again each time it changes.`,
 					}
 					rows := taskRows(resp.GetTasks(), names, o.now())
 					wide := *out == formatWide
-					return listing{rows: rows, key: rows, table: func(w io.Writer) { taskTable(w, rows, wide) }}, nil
+					return listing{rows: rows, key: rows, table: func(w io.Writer) { c.taskTable(w, rows, wide) }}, nil
 				})
 			})
 		},
@@ -109,16 +110,17 @@ and replaced ones. With -w the list is drawn again each time it changes.`,
 	cmd.Flags().StringVar(&node, "node", "", "only tasks on this node (name or ID)")
 	out = addOutputFlag(cmd)
 	watch = addWatchFlag(cmd)
+	addAllNamespacesFlag(cmd, o)
 	return cmd
 }
 
 // taskTable writes the table of "berth ps"; wide adds the addresses.
-func taskTable(w io.Writer, rows []taskRow, wide bool) {
+func (c *cluster) taskTable(w io.Writer, rows []taskRow, wide bool) {
 	addresses := ""
 	if wide {
 		addresses = "\tADDRESSES"
 	}
-	fmt.Fprintln(w, "ID\tSERVICE\tSLOT\tNODE\tSTATE\tDESIRED\tSINCE\tPORTS"+addresses+"\tERROR")
+	fmt.Fprintln(w, c.nsHeader()+"ID\tSERVICE\tSLOT\tNODE\tSTATE\tDESIRED\tSINCE\tPORTS"+addresses+"\tERROR")
 	for _, r := range rows {
 		slot, node := "-", cmp.Or(r.Node, "-")
 		if r.Slot > 0 {
@@ -127,8 +129,8 @@ func taskTable(w io.Writer, rows []taskRow, wide bool) {
 		if wide {
 			addresses = "\t" + cmp.Or(strings.Join(r.Addresses, ","), "-")
 		}
-		fmt.Fprintf(w, "%s\t%s/%s\t%s\t%s\t%s\t%s\t%s\t%s%s\t%s\n",
-			shortID(r.ID), r.App, r.Service, slot, node, r.stateColumn(), r.DesiredState,
+		fmt.Fprintf(w, "%s%s\t%s/%s\t%s\t%s\t%s\t%s\t%s\t%s%s\t%s\n",
+			c.nsCell(r.Namespace), shortID(r.ID), r.App, r.Service, slot, node, r.stateColumn(), r.DesiredState,
 			r.since, portsColumn(r.Ports), addresses, r.tableError())
 	}
 }
@@ -169,6 +171,7 @@ func taskRows(tasks []*berthv1.Task, nodeNames map[string]string, now time.Time)
 		}
 		rows = append(rows, taskRow{
 			ID:           t.GetMeta().GetId(),
+			Namespace:    t.GetNamespace(),
 			App:          t.GetApp(),
 			Service:      t.GetService(),
 			Slot:         t.GetSlot(),

@@ -26,6 +26,11 @@ type rootOptions struct {
 	configPath string
 	context    string
 	namespace  string
+	// token is an API token to authenticate with instead of the config's
+	// client certificate (--token, else $BERTH_TOKEN).
+	token string
+	// allNamespaces is -A of the listing commands.
+	allNamespaces bool
 	// now is the clock of the "12s ago" columns; tests fix it.
 	now func() time.Time
 }
@@ -67,6 +72,7 @@ error (an unknown command or flag, or arguments of the wrong shape);
 	root.PersistentFlags().StringVar(&o.configPath, "config", config.DefaultPath(), "path of the Berth config file (server address and credentials)")
 	root.PersistentFlags().StringVar(&o.context, "context", "", "context (cluster) of the config file to use, instead of its current one (or $"+config.EnvContext+")")
 	root.PersistentFlags().StringVarP(&o.namespace, "namespace", "n", "", `namespace to work in (default: the config's namespace, else "default")`)
+	root.PersistentFlags().StringVar(&o.token, "token", "", "API token to authenticate with instead of the config's client certificate (or $"+EnvToken+"); the config still gives the server and its CA")
 	root.AddGroup(
 		&cobra.Group{ID: groupApps, Title: "Application commands:"},
 		&cobra.Group{ID: groupCluster, Title: "Cluster commands:"},
@@ -93,6 +99,8 @@ error (an unknown command or flag, or arguments of the wrong shape);
 		newJoinTokenCommand(o),
 		newCACommand(o),
 		newTokenCommand(o),
+		newUserCommand(o),
+		newWhoAmICommand(o),
 		newNetworkCommand(o),
 		newVolumeCommand(o),
 		newSecretCommand(o),
@@ -180,12 +188,15 @@ type cluster struct {
 	conn      *grpc.ClientConn
 	cfg       *config.Config
 	namespace string
+	// allNamespaces is -A: listings answer every namespace the caller
+	// may see, with a NAMESPACE column.
+	allNamespaces bool
 }
 
 // connect loads the config and dials the server. The namespace is -n when
 // given, else the config's, else "default".
 func (o *rootOptions) connect(cmd *cobra.Command) (*cluster, error) {
-	cfg, err := config.LoadContext(o.configPath, o.contextName())
+	cfg, err := o.loadConfig()
 	if err != nil {
 		return nil, err
 	}
@@ -208,7 +219,51 @@ func (o *rootOptions) connect(cmd *cobra.Command) (*cluster, error) {
 		conn:                 conn,
 		cfg:                  cfg,
 		namespace:            ns,
+		allNamespaces:        o.allNamespaces,
 	}, nil
+}
+
+// addAllNamespacesFlag adds -A/--all-namespaces to a listing command.
+func addAllNamespacesFlag(cmd *cobra.Command, o *rootOptions) {
+	cmd.Flags().BoolVarP(&o.allNamespaces, "all-namespaces", "A", false, "list every namespace you may see (with a NAMESPACE column) instead of one")
+}
+
+// nsHeader is the NAMESPACE column's header with -A, else nothing.
+func (c *cluster) nsHeader() string {
+	if c.allNamespaces {
+		return "NAMESPACE\t"
+	}
+	return ""
+}
+
+// nsCell is a row's NAMESPACE cell with -A, else nothing.
+func (c *cluster) nsCell(ns string) string {
+	if c.allNamespaces {
+		return ns + "\t"
+	}
+	return ""
+}
+
+// EnvToken is the environment variable that gives an API token, as
+// --token does.
+const EnvToken = "BERTH_TOKEN"
+
+// loadConfig loads the context commands use, with the token of --token or
+// $BERTH_TOKEN in place of its credentials when one is given: a token
+// decides alone.
+func (o *rootOptions) loadConfig() (*config.Config, error) {
+	cfg, err := config.LoadContext(o.configPath, o.contextName())
+	if err != nil {
+		return nil, err
+	}
+	token := o.token
+	if token == "" {
+		token = os.Getenv(EnvToken)
+	}
+	if token != "" {
+		cfg.Token, cfg.Certificate, cfg.Key = strings.TrimSpace(token), "", ""
+	}
+	return cfg, nil
 }
 
 // contextName is the context commands use: --context, else

@@ -43,7 +43,7 @@ var secretAPI = fileAPI{
 		return secretRow(&berthv1.SecretSummary{Secret: sec}), nil
 	},
 	list: func(ctx context.Context, c *cluster) ([]fileRow, error) {
-		resp, err := c.ListSecrets(ctx, &berthv1.ListSecretsRequest{Namespace: c.namespace})
+		resp, err := c.ListSecrets(ctx, &berthv1.ListSecretsRequest{Namespace: c.namespace, AllNamespaces: c.allNamespaces})
 		if err != nil {
 			return nil, err
 		}

@@ -14,6 +14,7 @@ import (
 // topRow is one task's resource use, as `berth top` shows it.
 type topRow struct {
 	Task             string  `json:"task"`
+	Namespace        string  `json:"namespace"`
 	App              string  `json:"app"`
 	Service          string  `json:"service"`
 	Slot             uint64  `json:"slot,omitempty"`
@@ -48,13 +49,14 @@ named on standard error; their tasks are left out.`,
 	}
 	format := addOutputFlag(cmd)
 	cmd.Flags().StringVar(&node, "node", "", "only tasks on this node (name or ID)")
+	addAllNamespacesFlag(cmd, o)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		app, service, err := optionalAppService(args)
 		if err != nil {
 			return err
 		}
 		return o.withCluster(cmd, func(ctx context.Context, c *cluster) error {
-			resp, err := c.Top(ctx, &berthv1.TopRequest{Namespace: c.namespace, App: app, Service: service, NodeId: node})
+			resp, err := c.Top(ctx, &berthv1.TopRequest{Namespace: c.namespace, App: app, Service: service, NodeId: node, AllNamespaces: c.allNamespaces})
 			if err != nil {
 				return fmt.Errorf("top: %w", err)
 			}
@@ -66,13 +68,13 @@ named on standard error; their tasks are left out.`,
 				fmt.Fprintf(cmd.ErrOrStderr(), "berth: node %s did not answer; its tasks are not shown\n", n)
 			}
 			return printList(cmd.OutOrStdout(), *format, rows, func(tw io.Writer) {
-				fmt.Fprintln(tw, "TASK\tSERVICE.SLOT\tNODE\tCPU %\tMEM\tMEM LIMIT\tPIDS")
+				fmt.Fprintln(tw, c.nsHeader()+"TASK\tSERVICE.SLOT\tNODE\tCPU %\tMEM\tMEM LIMIT\tPIDS")
 				for _, r := range rows {
 					name := r.App + "/" + r.Service
 					if r.Slot > 0 {
 						name += "." + strconv.FormatUint(r.Slot, 10)
 					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%.1f\t%s\t%s\t%d\n", shortID(r.Task), name, r.Node,
+					fmt.Fprintf(tw, "%s%s\t%s\t%s\t%.1f\t%s\t%s\t%d\n", c.nsCell(r.Namespace), shortID(r.Task), name, r.Node,
 						r.CPUPercent, orDash(bytesColumn(int64(r.MemoryBytes))), orDash(bytesColumn(int64(r.MemoryLimitBytes))), r.Pids)
 				}
 			})
@@ -87,7 +89,7 @@ func topRows(ctx context.Context, c *cluster, resp *berthv1.TopResponse) ([]topR
 	if len(resp.GetTasks()) == 0 {
 		return rows, nil
 	}
-	tasks, err := c.ListTasks(ctx, &berthv1.ListTasksRequest{Namespace: c.namespace})
+	tasks, err := c.ListTasks(ctx, &berthv1.ListTasksRequest{Namespace: c.namespace, AllNamespaces: c.allNamespaces})
 	if err != nil {
 		return nil, fmt.Errorf("list tasks: %w", err)
 	}
@@ -108,7 +110,7 @@ func topRows(ctx context.Context, c *cluster, resp *berthv1.TopResponse) ([]topR
 			r.Node = shortID(st.GetNodeId())
 		}
 		if t := byID[st.GetTaskId()]; t != nil {
-			r.App, r.Service, r.Slot = t.GetApp(), t.GetService(), t.GetSlot()
+			r.Namespace, r.App, r.Service, r.Slot = t.GetNamespace(), t.GetApp(), t.GetService(), t.GetSlot()
 		}
 		rows = append(rows, r)
 	}

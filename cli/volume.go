@@ -121,7 +121,7 @@ asked; -o wide or -o json say why.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return o.withCluster(cmd, func(ctx context.Context, c *cluster) error {
-				resp, err := c.ListVolumes(ctx, &berthv1.ListVolumesRequest{Namespace: c.namespace, App: app})
+				resp, err := c.ListVolumes(ctx, &berthv1.ListVolumesRequest{Namespace: c.namespace, App: app, AllNamespaces: c.allNamespaces})
 				if err != nil {
 					return fmt.Errorf("list volumes: %w", err)
 				}
@@ -132,9 +132,9 @@ asked; -o wide or -o json say why.`,
 				wide := *out == formatWide
 				return printList(cmd.OutOrStdout(), *out, rows, func(w io.Writer) {
 					if wide {
-						fmt.Fprintln(w, "NAME\tNODE\tSIZE\tTASK/SERVICE\tSOURCE\tOWNER\tNOTE")
+						fmt.Fprintln(w, c.nsHeader()+"NAME\tNODE\tSIZE\tTASK/SERVICE\tSOURCE\tOWNER\tNOTE")
 					} else {
-						fmt.Fprintln(w, "NAME\tNODE\tSIZE\tTASK/SERVICE")
+						fmt.Fprintln(w, c.nsHeader()+"NAME\tNODE\tSIZE\tTASK/SERVICE")
 					}
 					for _, r := range rows {
 						node := r.Node
@@ -146,10 +146,10 @@ asked; -o wide or -o json say why.`,
 							if owner == "" {
 								owner = "external"
 							}
-							fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, node, r.size(), r.user(), r.Source, owner, r.SizeError)
+							fmt.Fprintf(w, "%s%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.nsCell(r.Namespace), r.Name, node, r.size(), r.user(), r.Source, owner, r.SizeError)
 							continue
 						}
-						fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", r.Name, node, r.size(), r.user())
+						fmt.Fprintf(w, "%s%s\t%s\t%s\t%s\n", c.nsCell(r.Namespace), r.Name, node, r.size(), r.user())
 					}
 				})
 			})
@@ -157,6 +157,7 @@ asked; -o wide or -o json say why.`,
 	}
 	cmd.Flags().StringVar(&app, "app", "", "only the volumes of this app (and the external ones its tasks use)")
 	out = addOutputFlag(cmd)
+	addAllNamespacesFlag(cmd, o)
 	return cmd
 }
 

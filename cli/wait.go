@@ -86,7 +86,7 @@ func (c *cluster) follow(ctx context.Context, app string, step func(context.Cont
 // stands for any number of changes) each time a service or task of app
 // changes, until the stream ends.
 func (c *cluster) watchChanges(ctx context.Context, app string, changed chan<- struct{}) {
-	stream, err := c.Watch(ctx, &berthv1.WatchRequest{Namespace: c.namespace, App: app})
+	stream, err := c.Watch(ctx, &berthv1.WatchRequest{Namespace: c.namespace, App: app, AllNamespaces: c.allNamespaces})
 	if err != nil {
 		return
 	}

@@ -40,7 +40,9 @@ type serverCerts struct {
 	retryAt time.Time
 }
 
-func newServerCerts(st *store.Store, a *ca.Authority, hosts []string, log *slog.Logger) (*serverCerts, error) {
+// newServerCerts issues the server's certificate; onRevoked, when not nil,
+// hears of each certificate put on the deny-list (to end its streams).
+func newServerCerts(st *store.Store, a *ca.Authority, hosts []string, onRevoked func(string, *berthv1.RevokedCertificate, bool), log *slog.Logger) (*serverCerts, error) {
 	c := &serverCerts{authority: a, hosts: hosts, log: log, caChanged: make(chan struct{}, 1)}
 	certPEM, keyPEM, err := a.IssueServer(hosts)
 	if err != nil {
@@ -49,7 +51,7 @@ func newServerCerts(st *store.Store, a *ca.Authority, hosts []string, log *slog.
 	if c.creds, err = identity.NewLive(certPEM, keyPEM, a.TrustBundle()); err != nil {
 		return nil, err
 	}
-	c.revoked = store.NewMirror(st, store.RevokedPrefix, func() *berthv1.RevokedCertificate { return &berthv1.RevokedCertificate{} }, nil, log)
+	c.revoked = store.NewMirror(st, store.RevokedPrefix, func() *berthv1.RevokedCertificate { return &berthv1.RevokedCertificate{} }, onRevoked, log)
 	c.stored = store.NewMirror(st, store.CAKey, func() *berthv1.ClusterCA { return &berthv1.ClusterCA{} },
 		func(string, *berthv1.ClusterCA, bool) {
 			select {

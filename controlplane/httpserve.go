@@ -32,7 +32,10 @@ type httpAPI struct {
 // at /ui/. The gateway calls this
 // server's own gRPC listener over loopback with the server certificate, so
 // HTTP calls take the CLI's path (interceptors, streams) once httpapi has
-// authenticated them.
+// authenticated them. It forwards each HTTP caller's bearer token, or its
+// client certificate's principal, as call metadata: authenticate believes
+// a forwarded principal only from a server certificate, and the access
+// table then decides for the HTTP caller as for a gRPC one.
 func (s *Server) startHTTPAPI(api *apiserver.Server) (*httpAPI, error) {
 	clientTLS := s.certs.creds.ClientTLS("")
 	conn, err := grpc.NewClient(s.listener.Addr().String(), grpc.WithTransportCredentials(credentials.NewTLS(clientTLS)))
@@ -40,7 +43,7 @@ func (s *Server) startHTTPAPI(api *apiserver.Server) (*httpAPI, error) {
 		return nil, fmt.Errorf("HTTP API: connecting its gateway to %s: %w", s.listener.Addr(), err)
 	}
 	h, err := httpapi.New(httpapi.Config{
-		Client: berthv1.NewClusterServiceClient(conn), Tokens: api, Admits: admitsClusterAPI,
+		Client: berthv1.NewClusterServiceClient(conn), Tokens: api,
 		Version: version.String(), Log: s.log.With("component", "http"),
 	})
 	if err != nil {

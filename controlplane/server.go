@@ -245,7 +245,10 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if advertise == "" {
 		advertise = s.listener.Addr().String()
 	}
-	s.certs, err = newServerCerts(s.store, s.authority, serverHosts(s.listener.Addr().String(), advertise), cfg.Log.With("component", "certificates"))
+	// Open streams end when their token or certificate is revoked: the
+	// mirrors of tokens and of the deny-list tell the registry.
+	streams := newOpenStreams()
+	s.certs, err = newServerCerts(s.store, s.authority, serverHosts(s.listener.Addr().String(), advertise), streams.certificateRevoked, cfg.Log.With("component", "certificates"))
 	if err != nil {
 		return nil, err
 	}
@@ -284,10 +287,13 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	})
 	s.disp = disp
 	s.certs.trustChanged = disp.TrustChanged
+	apiTokens := apiserver.NewAPITokenMirror(s.store, streams.tokenChanged, cfg.Log.With("component", "api-tokens"))
+	users := apiserver.NewUserMirror(s.store, cfg.Log.With("component", "users"))
 	api := apiserver.New(apiserver.Config{
 		Store: s.store, Cache: s.cache, Authority: s.authority, Nodes: s.nodes, Registries: creds, KEK: kek,
 		Log:     cfg.Log.With("component", "api"),
 		Servers: s.servers.list, NetworkRange: networkRange, ContainerRange: containerRange,
+		APITokens: apiTokens, Users: users,
 	})
 	auditCfg := audit.Config{Store: s.store, Log: cfg.Log.With("component", "audit")}
 	if cfg.AuditLog != "" {
@@ -298,6 +304,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		s.auditExport, auditCfg.Export = export, export
 	}
 	s.audit = audit.New(auditCfg)
+	auth := &authenticator{tokens: api, streams: streams}
 	grpcMetrics := metrics.NewGRPC()
 	s.placements = orchestrator.NewMetrics()
 	if cfg.Metrics != nil {
@@ -312,11 +319,11 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	cfg.Log.Debug("rate limits", "limits", limits.String())
 	s.grpc = grpc.NewServer(
 		grpc.Creds(credentials.NewTLS(tlsCfg)),
-		// The audit runs between authentication, which names the caller,
-		// and authorisation, so refused calls are recorded too; limits
-		// after authorisation, which names the caller.
-		grpc.ChainUnaryInterceptor(grpcMetrics.Unary, authorizeUnary, s.audit.Unary, limits.Unary, deadlineUnary),
-		grpc.ChainStreamInterceptor(grpcMetrics.Stream, authorizeStream, s.audit.Stream, limits.Stream),
+		// authenticate finds the caller; the audit records the call,
+		// refused ones too; limits apply per caller; authorize asks the
+		// access table.
+		grpc.ChainUnaryInterceptor(grpcMetrics.Unary, auth.authenticateUnary, s.audit.Unary, limits.Unary, authorizeUnary, deadlineUnary),
+		grpc.ChainStreamInterceptor(grpcMetrics.Stream, auth.authenticateStream, s.audit.Stream, limits.Stream, authorizeStream),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 10 * time.Second, Timeout: 5 * time.Second}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 		// A connection per node, mostly idle: each one holding 32 KiB
@@ -347,6 +354,8 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 			return nil, ctx.Err()
 		}
 	}
+	s.tasks.Go("api tokens", func() error { return ignoreCanceled(apiTokens.Run(runCtx)) })
+	s.tasks.Go("users", func() error { return ignoreCanceled(users.Run(runCtx)) })
 	s.tasks.Go("registries", func() error { return creds.Run(runCtx) })
 	s.tasks.Go("servers", func() error { return s.servers.run(runCtx) })
 	s.tasks.Go("leader view", func() error { return s.leader.run(runCtx, s.etcd, s.log) })
@@ -367,6 +376,14 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	}
 	s.log.Info("server ready", "listen", s.listener.Addr().String(), "http", s.HTTPAddr(), "etcd", etcdAt, "cluster", s.authority.ClusterID())
 	return s, nil
+}
+
+// ignoreCanceled is err, except the end of a run that was asked to stop.
+func ignoreCanceled(err error) error {
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
 }
 
 // startGossip joins the server to the cluster's gossip and returns what

@@ -37,8 +37,12 @@ type Config struct {
 	// CA is the cluster CA certificate (PEM) that signed the server's certificate.
 	CA string `json:"ca"`
 	// Certificate and Key are the client certificate and key (PEM).
-	Certificate string `json:"certificate"`
-	Key         string `json:"key"`
+	Certificate string `json:"certificate,omitempty"`
+	Key         string `json:"key,omitempty"`
+	// Token is an API token (berth token create) to authenticate with
+	// instead of a client certificate: it is sent with every call, over
+	// TLS that verifies the server with CA.
+	Token string `json:"token,omitempty"`
 	// Namespace is the namespace commands use when -n is not given.
 	Namespace string `json:"namespace,omitempty"`
 }
@@ -95,12 +99,19 @@ func Save(path string, c *Config) error {
 // as an Unavailable error on the first call. Server may list several
 // servers, comma-separated: the connection uses the first that answers,
 // and another when it goes away (every server serves the API).
+//
+// With a Token, the connection presents no client certificate and sends
+// the token with every call ("authorization: Bearer <token>"), which the
+// server then trusts alone.
 func (c *Config) Dial(ctx context.Context, opts ...grpc.DialOption) (*grpc.ClientConn, error) {
 	tc, err := c.tlsConfig()
 	if err != nil {
 		return nil, err
 	}
 	opts = append([]grpc.DialOption{grpc.WithTransportCredentials(credentials.NewTLS(tc))}, opts...)
+	if c.Token != "" {
+		opts = append(opts, grpc.WithPerRPCCredentials(BearerToken(c.Token)))
+	}
 	target := c.Server
 	if addrs := strings.Split(c.Server, ","); len(addrs) > 1 {
 		r := manual.NewBuilderWithScheme("berth")
@@ -119,10 +130,29 @@ func (c *Config) Dial(ctx context.Context, opts ...grpc.DialOption) (*grpc.Clien
 	return conn, nil
 }
 
+// BearerToken sends an API token with every call. It is only sent over
+// TLS.
+type BearerToken string
+
+// GetRequestMetadata implements credentials.PerRPCCredentials.
+func (b BearerToken) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{"authorization": "Bearer " + string(b)}, nil
+}
+
+// RequireTransportSecurity implements credentials.PerRPCCredentials.
+func (BearerToken) RequireTransportSecurity() bool { return true }
+
 func (c *Config) tlsConfig() (*tls.Config, error) {
-	cert, err := tls.X509KeyPair([]byte(c.Certificate), []byte(c.Key))
-	if err != nil {
-		return nil, fmt.Errorf("client certificate and key: %w", err)
+	var certs []tls.Certificate
+	if c.Token == "" || c.Certificate != "" {
+		cert, err := tls.X509KeyPair([]byte(c.Certificate), []byte(c.Key))
+		if err != nil {
+			if c.Certificate == "" && c.Key == "" {
+				return nil, errors.New("it holds neither a client certificate nor an API token; use the config `berth server` or `berth user create` wrote, or give a token with --token or BERTH_TOKEN")
+			}
+			return nil, fmt.Errorf("client certificate and key: %w", err)
+		}
+		certs = []tls.Certificate{cert}
 	}
 	roots := x509.NewCertPool()
 	if !roots.AppendCertsFromPEM([]byte(c.CA)) {
@@ -133,7 +163,7 @@ func (c *Config) tlsConfig() (*tls.Config, error) {
 		name = DefaultServerName
 	}
 	return &tls.Config{
-		Certificates: []tls.Certificate{cert},
+		Certificates: certs,
 		RootCAs:      roots,
 		ServerName:   name,
 		MinVersion:   tls.VersionTLS12,

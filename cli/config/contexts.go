@@ -50,6 +50,7 @@ type fileYAML struct {
 	CA          string             `json:"ca,omitempty"`
 	Certificate string             `json:"certificate,omitempty"`
 	Key         string             `json:"key,omitempty"`
+	Token       string             `json:"token,omitempty"`
 	Namespace   string             `json:"namespace,omitempty"`
 	Current     string             `json:"current,omitempty"`
 	Contexts    map[string]*Config `json:"contexts,omitempty"`
@@ -76,7 +77,7 @@ func ReadFile(path string) (*File, error) {
 	return &File{
 		Config: Config{
 			Server: y.Server, ServerName: y.ServerName, CA: y.CA,
-			Certificate: y.Certificate, Key: y.Key, Namespace: y.Namespace,
+			Certificate: y.Certificate, Key: y.Key, Token: y.Token, Namespace: y.Namespace,
 		},
 		Current:  y.Current,
 		Contexts: y.Contexts,
@@ -218,7 +219,7 @@ func CheckContextName(name string) error {
 func WriteFile(path string, f *File) error {
 	data, err := yaml.Marshal(fileYAML{
 		Server: f.Server, ServerName: f.ServerName, CA: f.CA,
-		Certificate: f.Certificate, Key: f.Key, Namespace: f.Namespace,
+		Certificate: f.Certificate, Key: f.Key, Token: f.Token, Namespace: f.Namespace,
 		Current: f.Current, Contexts: f.Contexts,
 	})
 	if err != nil {

@@ -48,6 +48,12 @@ type Config struct {
 	// ContainerRange is where nodes' container subnets come from; no
 	// network's subnet may overlap it. Unset checks nothing.
 	ContainerRange netip.Prefix
+	// APITokens follows the stored API tokens (NewAPITokenMirror); it must
+	// run while the server serves.
+	APITokens *store.Mirror[*berthv1.APIToken]
+	// Users follows the stored users (NewUserMirror); it must run while
+	// the server serves.
+	Users *store.Mirror[*berthv1.User]
 }
 
 // Server implements berthv1.ClusterServiceServer.
@@ -140,15 +146,16 @@ func (s *Server) DeleteApp(ctx context.Context, req *berthv1.DeleteAppRequest) (
 	}
 }
 
-// ListApps summarizes the apps of a namespace (all namespaces when empty).
+// ListApps summarizes the apps of a namespace (with all_namespaces, of
+// every namespace the caller may see).
 func (s *Server) ListApps(ctx context.Context, req *berthv1.ListAppsRequest) (*berthv1.ListAppsResponse, error) {
-	prefix := store.ServicesPrefix
-	if req.Namespace != "" {
-		prefix += req.Namespace + "/"
-	}
+	sc := listScope(ctx, req.Namespace, req.AllNamespaces)
 	apps := map[string]*berthv1.App{}
 	var order []string
-	for _, svc := range s.cfg.Cache.Services(prefix) {
+	for _, svc := range s.cfg.Cache.Services(sc.prefix(store.ServicesPrefix)) {
+		if !sc.has(svc.Namespace) {
+			continue
+		}
 		key := svc.Namespace + "/" + svc.App
 		a := apps[key]
 		if a == nil {
@@ -200,16 +207,14 @@ func (s *Server) GetService(ctx context.Context, req *berthv1.GetServiceRequest)
 
 // ListServices lists services with their task counts.
 func (s *Server) ListServices(ctx context.Context, req *berthv1.ListServicesRequest) (*berthv1.ListServicesResponse, error) {
-	prefix := store.ServicesPrefix
-	if req.Namespace != "" {
-		prefix += req.Namespace + "/"
-		if req.App != "" {
-			prefix = store.AppServicesPrefix(req.Namespace, req.App)
-		}
+	sc := listScope(ctx, req.Namespace, req.AllNamespaces)
+	prefix := sc.prefix(store.ServicesPrefix)
+	if !sc.all && req.App != "" {
+		prefix = store.AppServicesPrefix(sc.one, req.App)
 	}
 	resp := &berthv1.ListServicesResponse{}
 	for _, svc := range s.cfg.Cache.Services(prefix) {
-		if req.App != "" && svc.App != req.App {
+		if !sc.has(svc.Namespace) || (req.App != "" && svc.App != req.App) {
 			continue
 		}
 		desired, running := s.counts(svc)
@@ -227,10 +232,11 @@ func (s *Server) ListTasks(ctx context.Context, req *berthv1.ListTasksRequest) (
 	} else {
 		tasks = s.cfg.Cache.Tasks()
 	}
+	sc := listScope(ctx, req.Namespace, req.AllNamespaces)
 	resp := &berthv1.ListTasksResponse{}
 	newest := map[string]*berthv1.Task{}
 	for _, t := range tasks {
-		if (req.Namespace != "" && t.Namespace != req.Namespace) || (req.App != "" && t.App != req.App) || (req.Service != "" && t.Service != req.Service) {
+		if !sc.has(t.Namespace) || (req.App != "" && t.App != req.App) || (req.Service != "" && t.Service != req.Service) {
 			continue
 		}
 		if req.All || taskstate.Live(t) {
@@ -302,7 +308,9 @@ func (s *Server) ListServers(ctx context.Context, _ *berthv1.ListServersRequest)
 	return &berthv1.ListServersResponse{Servers: list}, nil
 }
 
-// Watch streams changes to the nodes, services and tasks asked for.
+// Watch streams changes to the nodes, services and tasks asked for:
+// every node, and the services and tasks of the namespace asked for (with
+// all_namespaces, of every namespace the caller may see).
 func (s *Server) Watch(req *berthv1.WatchRequest, stream berthv1.ClusterService_WatchServer) error {
 	sub := s.cfg.Cache.Subscribe()
 	defer s.cfg.Cache.Unsubscribe(sub)
@@ -311,10 +319,11 @@ func (s *Server) Watch(req *berthv1.WatchRequest, stream berthv1.ClusterService_
 	if err := stream.SendHeader(metadata.MD{}); err != nil {
 		return err
 	}
-	match := func(ns, app string) bool {
-		return (req.Namespace == "" || req.Namespace == ns) && (req.App == "" || req.App == app)
-	}
 	ctx := stream.Context()
+	sc := listScope(ctx, req.Namespace, req.AllNamespaces)
+	match := func(ns, app string) bool {
+		return sc.has(ns) && (req.App == "" || req.App == app)
+	}
 	for {
 		select {
 		case <-ctx.Done():

@@ -61,16 +61,17 @@ func (s *Server) CreateConfig(ctx context.Context, req *berthv1.CreateConfigRequ
 	return obj.(*berthv1.Config), nil
 }
 
-// ListConfigs lists the configs of a namespace (all namespaces when
-// empty) with the services that use each; their data is left out, as
+// ListConfigs lists the configs of a namespace (every namespace the
+// caller may see with all_namespaces) with the services that use each; their data is left out, as
 // GetConfig gives it.
 func (s *Server) ListConfigs(ctx context.Context, req *berthv1.ListConfigsRequest) (*berthv1.ListConfigsResponse, error) {
-	prefix := store.ConfigsPrefix
-	if req.Namespace != "" {
-		prefix = store.NamespaceConfigsPrefix(req.Namespace)
-	}
+	sc := listScope(ctx, req.Namespace, req.AllNamespaces)
+	prefix := sc.prefix(store.ConfigsPrefix)
 	resp := &berthv1.ListConfigsResponse{}
 	for _, cf := range s.cfg.Cache.Configs(prefix) {
+		if !sc.has(cf.GetNamespace()) {
+			continue
+		}
 		resp.Configs = append(resp.Configs, s.configSummary(cf, false))
 	}
 	return resp, nil

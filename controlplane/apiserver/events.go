@@ -24,7 +24,7 @@ func (s *Server) ListEvents(ctx context.Context, req *berthv1.ListEventsRequest)
 	if err != nil {
 		return nil, err
 	}
-	events, err := s.cfg.Store.Events(ctx, since, limit, eventFilter(req))
+	events, err := s.cfg.Store.Events(ctx, since, limit, eventFilter(ctx, req))
 	if err != nil {
 		return nil, storeError(err)
 	}
@@ -48,15 +48,18 @@ func eventRange(req *berthv1.ListEventsRequest) (since time.Time, limit int, err
 	return since, limit, nil
 }
 
-// eventFilter is what an event must match to answer req: every filter set
-// holds, matched on the event's object or on its attributes (a task's
-// events name its app, service and node). nil matches everything.
-func eventFilter(req *berthv1.ListEventsRequest) func(*berthv1.Event) bool {
-	if req.App == "" && req.TaskId == "" && req.NodeId == "" {
-		return nil
-	}
+// eventFilter is what an event must match to answer req: it is of the
+// namespace asked for (with all_namespaces, of one the caller may see) or
+// of none (nodes, the cluster), and every filter set holds, matched on the
+// event's object or on its attributes (a task's events name its app,
+// service and node).
+func eventFilter(ctx context.Context, req *berthv1.ListEventsRequest) func(*berthv1.Event) bool {
+	sc := listScope(ctx, req.Namespace, req.AllNamespaces)
 	ns := namespaceOf(req.Namespace)
 	return func(ev *berthv1.Event) bool {
+		if !sc.hasEvent(ev) {
+			return false
+		}
 		attrs := ev.GetAttributes()
 		if req.App != "" {
 			own := ev.Kind == store.EventKindApp && ev.ObjectId == ns+"/"+req.App

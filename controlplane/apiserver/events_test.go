@@ -41,15 +41,16 @@ func TestListEventsFilters(t *testing.T) {
 		req  *berthv1.ListEventsRequest
 		want []string
 	}{
-		{"everything", &berthv1.ListEventsRequest{}, []string{"1", "2", "3", "4", "5", "6"}},
-		{"limit keeps the newest", &berthv1.ListEventsRequest{Limit: 2}, []string{"5", "6"}},
+		{"everything", &berthv1.ListEventsRequest{AllNamespaces: true}, []string{"1", "2", "3", "4", "5", "6"}},
+		{"one namespace and the nodes", &berthv1.ListEventsRequest{}, []string{"1", "2", "3", "4", "6"}},
+		{"limit keeps the newest", &berthv1.ListEventsRequest{Limit: 2, AllNamespaces: true}, []string{"5", "6"}},
 		{"app in the default namespace", &berthv1.ListEventsRequest{App: "shop"}, []string{"1", "2", "3", "6"}},
 		{"app in another namespace", &berthv1.ListEventsRequest{Namespace: "team", App: "shop"}, []string{"5"}},
 		{"service", &berthv1.ListEventsRequest{App: "shop", Service: "web"}, []string{"2", "6"}},
 		{"task", &berthv1.ListEventsRequest{TaskId: "t-db"}, []string{"3"}},
-		{"node, and the tasks on it", &berthv1.ListEventsRequest{NodeId: "n1"}, []string{"2", "4", "5", "6"}},
+		{"node, and the tasks on it", &berthv1.ListEventsRequest{NodeId: "n1", AllNamespaces: true}, []string{"2", "4", "5", "6"}},
 		{"node and app", &berthv1.ListEventsRequest{NodeId: "n1", App: "shop"}, []string{"2", "6"}},
-		{"since", &berthv1.ListEventsRequest{Since: at(4)}, []string{"4", "5", "6"}},
+		{"since", &berthv1.ListEventsRequest{Since: at(4), AllNamespaces: true}, []string{"4", "5", "6"}},
 	}
 	for _, tt := range tests {
 		resp, err := s.ListEvents(ctx, tt.req)

@@ -18,7 +18,7 @@ func (s *Server) WatchEvents(req *berthv1.ListEventsRequest, stream berthv1.Clus
 	if err := stream.SendHeader(metadata.MD{}); err != nil {
 		return err
 	}
-	err = s.cfg.Store.FollowEvents(stream.Context(), since, limit, eventFilter(req), stream.Send)
+	err = s.cfg.Store.FollowEvents(stream.Context(), since, limit, eventFilter(stream.Context(), req), stream.Send)
 	if err != nil && stream.Context().Err() == nil {
 		return storeError(err)
 	}

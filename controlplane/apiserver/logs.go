@@ -26,7 +26,8 @@ func (s *Server) Logs(req *berthv1.LogsRequest, stream berthv1.ClusterService_Lo
 			return false
 		}
 		if req.TaskId != "" {
-			return strings.HasPrefix(t.GetMeta().GetId(), req.TaskId)
+			// Only in the namespace the caller was let into.
+			return t.Namespace == ns && strings.HasPrefix(t.GetMeta().GetId(), req.TaskId)
 		}
 		return t.Namespace == ns && t.App == req.App && (req.Service == "" || t.Service == req.Service)
 	}

@@ -222,15 +222,16 @@ func (s *Server) CreateNetwork(ctx context.Context, req *berthv1.CreateNetworkRe
 	}
 }
 
-// ListNetworks lists the networks of a namespace (all namespaces when
-// empty), with what uses each.
+// ListNetworks lists the networks of a namespace (every namespace the
+// caller may see with all_namespaces), with what uses each.
 func (s *Server) ListNetworks(ctx context.Context, req *berthv1.ListNetworksRequest) (*berthv1.ListNetworksResponse, error) {
-	prefix := store.NetworksPrefix
-	if req.Namespace != "" {
-		prefix = store.NamespaceNetworksPrefix(req.Namespace)
-	}
+	sc := listScope(ctx, req.Namespace, req.AllNamespaces)
+	prefix := sc.prefix(store.NetworksPrefix)
 	resp := &berthv1.ListNetworksResponse{}
 	for _, n := range s.cfg.Cache.Networks(prefix) {
+		if !sc.has(n.GetNamespace()) {
+			continue
+		}
 		resp.Networks = append(resp.Networks, s.summarizeNetwork(n))
 	}
 	return resp, nil

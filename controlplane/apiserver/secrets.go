@@ -83,15 +83,16 @@ func (s *Server) CreateSecret(ctx context.Context, req *berthv1.CreateSecretRequ
 	return redactSecret(obj.(*berthv1.Secret)), nil
 }
 
-// ListSecrets lists the secrets of a namespace (all namespaces when
-// empty) with the services that use each, without their data.
+// ListSecrets lists the secrets of a namespace (every namespace the
+// caller may see with all_namespaces) with the services that use each, without their data.
 func (s *Server) ListSecrets(ctx context.Context, req *berthv1.ListSecretsRequest) (*berthv1.ListSecretsResponse, error) {
-	prefix := store.SecretsPrefix
-	if req.Namespace != "" {
-		prefix = store.NamespaceSecretsPrefix(req.Namespace)
-	}
+	sc := listScope(ctx, req.Namespace, req.AllNamespaces)
+	prefix := sc.prefix(store.SecretsPrefix)
 	resp := &berthv1.ListSecretsResponse{}
 	for _, sec := range s.cfg.Cache.Secrets(prefix) {
+		if !sc.has(sec.GetNamespace()) {
+			continue
+		}
 		resp.Secrets = append(resp.Secrets, s.secretSummary(sec))
 	}
 	return resp, nil

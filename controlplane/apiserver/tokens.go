@@ -9,13 +9,16 @@ import (
 	"encoding/base32"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/berthproject/berth/api/access"
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
+	"github.com/berthproject/berth/api/identity"
+	"github.com/berthproject/berth/api/validation"
 	"github.com/berthproject/berth/controlplane/store"
-	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -42,9 +45,10 @@ var secretEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").With
 
 func apiTokenKey(id string) string { return APITokensPrefix + id }
 
-// CreateAPIToken makes a token named req.Name that authenticates HTTP/JSON
-// clients as an admin. The secret is returned once: only its hash is
-// stored.
+// CreateAPIToken makes a token named req.Name with req.Role in
+// req.Namespaces (both default to the caller's own). A token is never more
+// powerful than the caller who makes it. The secret is returned once: only
+// its hash is stored.
 func (s *Server) CreateAPIToken(ctx context.Context, req *berthv1.CreateAPITokenRequest) (*berthv1.CreateAPITokenResponse, error) {
 	return s.createAPIToken(ctx, req, time.Now())
 }
@@ -57,12 +61,22 @@ func (s *Server) createAPIToken(ctx context.Context, req *berthv1.CreateAPIToken
 	if req.GetTtl() != nil && req.GetTtl().AsDuration() <= 0 {
 		return nil, status.Errorf(codes.InvalidArgument, "token %q: ttl %s is not positive; leave it out for a token that does not expire", name, req.GetTtl().AsDuration())
 	}
+	maker := caller(ctx)
+	grant, err := grantOf(maker, req.GetRole(), req.GetNamespaces())
+	if err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "token %q: %v", name, err)
+	}
+	grant.Kind, grant.Name = "token", name
+	if !maker.Covers(grant) {
+		return nil, status.Errorf(codes.PermissionDenied, "token %q would be a %s in %s, more than its maker %s (a %s in %s) may do; ask for at most your own role and namespaces",
+			name, grant.Role, namespacesText(grant.Namespaces), maker, maker.Role, namespacesText(maker.Namespaces))
+	}
+	// Names are unique among valid tokens, so revoking by name is
+	// unambiguous.
 	existing, err := s.listAPITokens(ctx)
 	if err != nil {
 		return nil, err
 	}
-	// Names are unique among valid tokens, so revoking by name is
-	// unambiguous.
 	if slices.ContainsFunc(existing, func(t *berthv1.APIToken) bool { return t.GetName() == name && !apiTokenExpired(t, now) }) {
 		return nil, status.Errorf(codes.AlreadyExists, "an API token named %q exists; revoke it first (berth token revoke %s) or pick another name", name, name)
 	}
@@ -72,28 +86,95 @@ func (s *Server) createAPIToken(ctx context.Context, req *berthv1.CreateAPIToken
 	}
 	plain := secretEncoding.EncodeToString(secret)
 	sum := sha256.Sum256([]byte(plain))
-	tok := &berthv1.APIToken{Id: store.NewID(), Name: name, SecretHash: sum[:], CreatedAt: timestamppb.New(now)}
+	tok := &berthv1.APIToken{
+		Id: store.NewID(), Name: name, SecretHash: sum[:], CreatedAt: timestamppb.New(now),
+		Role: string(grant.Role), Namespaces: grant.Namespaces, CreatedBy: maker.String(),
+	}
 	if ttl := req.GetTtl(); ttl != nil {
 		tok.ExpiresAt = timestamppb.New(now.Add(ttl.AsDuration()))
 	}
 	var txn store.Txn
 	txn.Create(apiTokenKey(tok.Id), tok)
-	if _, err := s.cfg.Store.Commit(ctx, &txn); err != nil {
+	rev, err := s.cfg.Store.Commit(ctx, &txn)
+	if err != nil {
 		return nil, storeError(fmt.Errorf("storing API token %q: %w", name, err))
 	}
-	s.log.Info("API token created", "id", tok.Id, "name", name)
+	// The token works as soon as its maker has it.
+	if err := s.cfg.APITokens.WaitRevision(ctx, rev); err != nil {
+		return nil, storeError(err)
+	}
+	s.log.Info("API token created", "id", tok.Id, "name", name, "role", tok.Role, "namespaces", tok.Namespaces, "by", tok.CreatedBy)
 	return &berthv1.CreateAPITokenResponse{Token: redacted(tok), Secret: apiTokenPrefix + tok.Id + "." + plain}, nil
 }
 
+// grantOf is what a token or user asks for: role and namespaces, each
+// the maker's own when not given.
+func grantOf(maker access.Principal, role string, namespaces []string) (access.Principal, error) {
+	g := access.Principal{Role: identity.Role(role), Namespaces: namespaces}
+	if role == "" {
+		g.Role = maker.Role
+	}
+	if access.LevelOf(g.Role) == access.None {
+		return g, fmt.Errorf("role %q is not one of viewer, deployer, admin", g.Role)
+	}
+	if len(namespaces) == 0 {
+		g.Namespaces = maker.Namespaces
+	}
+	for _, ns := range g.Namespaces {
+		if err := validation.ValidateName("namespace", ns); err != nil {
+			return g, err
+		}
+	}
+	g.Namespaces = slices.Compact(slices.Sorted(slices.Values(g.Namespaces)))
+	return g, nil
+}
+
+func namespacesText(ns []string) string {
+	if len(ns) == 0 {
+		return "every namespace"
+	}
+	return "namespaces " + strings.Join(ns, ", ")
+}
+
+// TokenPrincipal is the principal an API token authenticates: its role
+// (admin for tokens made before roles) in its namespaces.
+func TokenPrincipal(t *berthv1.APIToken) access.Principal {
+	role := identity.Role(t.GetRole())
+	if role == "" {
+		role = identity.RoleAdmin
+	}
+	return access.Principal{Kind: "token", Name: t.GetName(), Role: role, Namespaces: t.GetNamespaces(), TokenID: t.GetId()}
+}
+
+// caller is who calls: the principal the authentication interceptor
+// found. A call without one (the server's own tests call handlers
+// directly) acts as an admin of every namespace.
+func caller(ctx context.Context) access.Principal {
+	if p, ok := access.FromContext(ctx); ok {
+		return p
+	}
+	return access.Principal{Kind: "internal", Name: "apiserver", Role: identity.RoleAdmin}
+}
+
+// mayManage reports whether p may see and revoke token t: admins every
+// token, others those they made.
+func mayManage(p access.Principal, t *berthv1.APIToken) bool {
+	return p.Role == identity.RoleAdmin || t.GetCreatedBy() == p.String()
+}
+
 // ListAPITokens lists the tokens, expired ones included, without their
-// secret hashes.
+// secret hashes: every token to an admin, to others the tokens they made.
 func (s *Server) ListAPITokens(ctx context.Context, _ *berthv1.ListAPITokensRequest) (*berthv1.ListAPITokensResponse, error) {
 	toks, err := s.listAPITokens(ctx)
 	if err != nil {
 		return nil, err
 	}
+	p := caller(ctx)
 	resp := &berthv1.ListAPITokensResponse{}
 	for _, t := range toks {
+		if !mayManage(p, t) {
+			continue
+		}
 		resp.Tokens = append(resp.Tokens, redacted(t))
 	}
 	slices.SortFunc(resp.Tokens, func(a, b *berthv1.APIToken) int {
@@ -102,8 +183,9 @@ func (s *Server) ListAPITokens(ctx context.Context, _ *berthv1.ListAPITokensRequ
 	return resp, nil
 }
 
-// RevokeAPIToken deletes the tokens whose id or name is req.Token; requests
-// carrying them fail from then on.
+// RevokeAPIToken deletes the tokens whose id or name is req.Token (among
+// those the caller may manage); requests carrying them fail from then on,
+// and their open streams end.
 func (s *Server) RevokeAPIToken(ctx context.Context, req *berthv1.RevokeAPITokenRequest) (*berthv1.RevokeAPITokenResponse, error) {
 	ref := strings.TrimSpace(req.GetToken())
 	if ref == "" {
@@ -113,17 +195,23 @@ func (s *Server) RevokeAPIToken(ctx context.Context, req *berthv1.RevokeAPIToken
 	if err != nil {
 		return nil, err
 	}
+	p := caller(ctx)
 	var txn store.Txn
 	for _, t := range toks {
-		if t.GetId() == ref || t.GetName() == ref {
+		if (t.GetId() == ref || t.GetName() == ref) && mayManage(p, t) {
 			txn.Delete(apiTokenKey(t.GetId()), 0)
 		}
 	}
 	if txn.Len() == 0 {
-		return nil, status.Errorf(codes.NotFound, "no API token has the name or id %q; berth token ls lists them", ref)
+		return nil, status.Errorf(codes.NotFound, "no API token you may revoke has the name or id %q; berth token ls lists them", ref)
 	}
-	if _, err := s.cfg.Store.Commit(ctx, &txn); err != nil {
+	rev, err := s.cfg.Store.Commit(ctx, &txn)
+	if err != nil {
 		return nil, storeError(fmt.Errorf("revoking API token %q: %w", ref, err))
+	}
+	// Once this returns, the token no longer works here.
+	if err := s.cfg.APITokens.WaitRevision(ctx, rev); err != nil {
+		return nil, storeError(err)
 	}
 	s.log.Info("API token revoked", "token", ref, "count", txn.Len())
 	return &berthv1.RevokeAPITokenResponse{}, nil
@@ -138,19 +226,17 @@ func (s *Server) CheckAPIToken(ctx context.Context, bearer string) (*berthv1.API
 }
 
 func (s *Server) checkAPIToken(ctx context.Context, bearer string, now time.Time) (*berthv1.APIToken, error) {
-	rest, ok := strings.CutPrefix(bearer, apiTokenPrefix)
-	id, plain, found := strings.Cut(rest, ".")
-	if !ok || !found || id == "" || plain == "" || strings.Contains(id, "/") {
-		return nil, fmt.Errorf("%w: it does not look like one (berth_<id>.<secret>); berth token create makes one", ErrAPITokenInvalid)
+	id, plain, err := parseAPIToken(bearer)
+	if err != nil {
+		return nil, err
 	}
-	tok := &berthv1.APIToken{}
-	err := s.cfg.Store.GetMessage(ctx, apiTokenKey(id), tok)
+	if err := s.cfg.APITokens.WaitSynced(ctx); err != nil {
+		return nil, fmt.Errorf("reading API tokens: %w", err)
+	}
+	tok, ok := s.cfg.APITokens.Get(id)
 	invalid := fmt.Errorf("%w: it was revoked or never issued; berth token create makes one", ErrAPITokenInvalid)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
+	if !ok {
 		return nil, invalid
-	case err != nil:
-		return nil, fmt.Errorf("reading API token %s: %w", id, err)
 	}
 	sum := sha256.Sum256([]byte(plain))
 	if subtle.ConstantTimeCompare(sum[:], tok.GetSecretHash()) != 1 {
@@ -163,20 +249,30 @@ func (s *Server) checkAPIToken(ctx context.Context, bearer string, now time.Time
 	return redacted(tok), nil
 }
 
+// parseAPIToken splits a bearer token, berth_<id>.<secret>, into its id
+// and secret. The id names a store key, so it holds no '/'.
+func parseAPIToken(bearer string) (id, secret string, err error) {
+	rest, ok := strings.CutPrefix(bearer, apiTokenPrefix)
+	id, secret, found := strings.Cut(rest, ".")
+	if !ok || !found || id == "" || secret == "" || strings.Contains(id, "/") {
+		return "", "", fmt.Errorf("%w: it does not look like one (berth_<id>.<secret>); berth token create makes one", ErrAPITokenInvalid)
+	}
+	return id, secret, nil
+}
+
 func (s *Server) listAPITokens(ctx context.Context) ([]*berthv1.APIToken, error) {
-	resp, err := s.cfg.Store.Client().Get(ctx, APITokensPrefix, clientv3.WithPrefix())
-	if err != nil {
-		return nil, storeError(fmt.Errorf("listing API tokens: %w", err))
+	if err := s.cfg.APITokens.WaitSynced(ctx); err != nil {
+		return nil, storeError(err)
 	}
-	out := make([]*berthv1.APIToken, 0, len(resp.Kvs))
-	for _, kv := range resp.Kvs {
-		t := &berthv1.APIToken{}
-		if err := proto.Unmarshal(kv.Value, t); err != nil {
-			return nil, status.Errorf(codes.Internal, "API token %s: %v", kv.Key, err)
-		}
-		out = append(out, t)
-	}
-	return out, nil
+	return s.cfg.APITokens.List(), nil
+}
+
+// NewAPITokenMirror follows the stored API tokens for CheckAPIToken and
+// the token listings; onChange, when not nil, sees each change (the
+// server ends the streams of revoked tokens with it). Run it before
+// serving.
+func NewAPITokenMirror(st *store.Store, onChange func(id string, t *berthv1.APIToken, deleted bool), log *slog.Logger) *store.Mirror[*berthv1.APIToken] {
+	return store.NewMirror(st, APITokensPrefix, func() *berthv1.APIToken { return &berthv1.APIToken{} }, onChange, log)
 }
 
 // redacted is t without its secret hash: the hash never leaves the server.

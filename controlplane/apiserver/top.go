@@ -20,7 +20,7 @@ const topNodeTimeout = 5 * time.Second
 // service, slot). Nodes that do not answer in time are listed as
 // unreachable, and their tasks left out.
 func (s *Server) Top(ctx context.Context, req *berthv1.TopRequest) (*berthv1.TopResponse, error) {
-	ns := namespaceOf(req.Namespace)
+	sc := listScope(ctx, req.Namespace, req.AllNamespaces)
 	nodeID := req.NodeId
 	if nodeID != "" {
 		n, ok := s.findNode(nodeID)
@@ -32,7 +32,7 @@ func (s *Server) Top(ctx context.Context, req *berthv1.TopRequest) (*berthv1.Top
 	var tasks []*berthv1.Task
 	byNode := map[string][]string{}
 	for _, t := range s.cfg.Cache.Tasks() {
-		if t.Namespace != ns || t.NodeId == "" || t.GetStatus().GetState() != berthv1.TaskState_TASK_STATE_RUNNING ||
+		if !sc.has(t.Namespace) || t.NodeId == "" || t.GetStatus().GetState() != berthv1.TaskState_TASK_STATE_RUNNING ||
 			(req.App != "" && t.App != req.App) || (req.Service != "" && t.Service != req.Service) ||
 			(nodeID != "" && t.NodeId != nodeID) {
 			continue

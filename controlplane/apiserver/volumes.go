@@ -23,15 +23,16 @@ const volumeNodeTimeout = 5 * time.Second
 // eventKindVolume is the kind of events about volumes.
 const eventKindVolume = "volume"
 
-// ListVolumes lists the named volumes of a namespace (all namespaces when
-// empty), or of one app, with their nodes' word on their size.
+// ListVolumes lists the named volumes of a namespace (every namespace the
+// caller may see with all_namespaces), or of one app, with their nodes' word on their size.
 func (s *Server) ListVolumes(ctx context.Context, req *berthv1.ListVolumesRequest) (*berthv1.ListVolumesResponse, error) {
-	prefix := store.VolumesPrefix
-	if req.Namespace != "" {
-		prefix = store.NamespaceVolumesPrefix(req.Namespace)
-	}
+	sc := listScope(ctx, req.Namespace, req.AllNamespaces)
+	prefix := sc.prefix(store.VolumesPrefix)
 	var vols []*berthv1.Volume
 	for _, v := range s.cfg.Cache.Volumes(prefix) {
+		if !sc.has(v.GetNamespace()) {
+			continue
+		}
 		if req.App == "" || v.GetApp() == req.App || (v.GetApp() == "" && s.volumeUsedByApp(v, req.App)) {
 			vols = append(vols, v)
 		}

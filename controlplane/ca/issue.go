@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"net"
 	"slices"
+	"time"
 
 	"github.com/berthproject/berth/api/identity"
 )
@@ -24,6 +25,12 @@ type leaf struct {
 	dnsNames []string
 	ips      []net.IP
 	usages   []x509.ExtKeyUsage
+	// units are OrganizationalUnit entries after the cluster id (a
+	// user's namespaces).
+	units []string
+	// lifetime is how long the certificate is valid; zero is the
+	// authority's leaf lifetime (a year by default).
+	lifetime time.Duration
 }
 
 // IssueServer makes a key and a certificate for a control plane server,
@@ -76,6 +83,47 @@ func (a *Authority) SignNode(csrPEM []byte, nodeID string) (certPEM []byte, err 
 	if err := checkNodeID(nodeID); err != nil {
 		return nil, err
 	}
+	pub, err := requestKey(csrPEM)
+	if err != nil {
+		return nil, err
+	}
+	return a.sign(leaf{
+		role:     identity.RoleNode,
+		id:       nodeID,
+		dnsNames: []string{nodeID},
+		usages:   []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+	}, pub)
+}
+
+// SignUser signs the certificate request of a person, made by `berth user
+// create`: CN name, Organization berth-<role>, one OrganizationalUnit
+// "namespace=<ns>" per namespace (none: every namespace), client
+// authentication only, valid for ttl (zero: a year; never past the CA's
+// own expiry). The CA decides the subject whatever the request asked for.
+func (a *Authority) SignUser(csrPEM []byte, name string, role identity.Role, namespaces []string, ttl time.Duration) (certPEM []byte, err error) {
+	switch role {
+	case identity.RoleViewer, identity.RoleDeployer, identity.RoleAdmin:
+	default:
+		return nil, fmt.Errorf("role %q is not a user role: use viewer, deployer or admin", role)
+	}
+	if name == "" {
+		return nil, errors.New("a user certificate needs a name")
+	}
+	pub, err := requestKey(csrPEM)
+	if err != nil {
+		return nil, err
+	}
+	return a.sign(leaf{
+		role:     role,
+		id:       name,
+		usages:   []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+		units:    identity.NamespaceUnits(namespaces),
+		lifetime: ttl,
+	}, pub)
+}
+
+// requestKey checks a PEM certificate request and returns its public key.
+func requestKey(csrPEM []byte) (crypto.PublicKey, error) {
 	block, _ := pem.Decode(csrPEM)
 	if block == nil || block.Type != "CERTIFICATE REQUEST" {
 		return nil, errors.New("certificate request is not a PEM CERTIFICATE REQUEST block; make it with identity.NewKeyAndCSR")
@@ -90,12 +138,7 @@ func (a *Authority) SignNode(csrPEM []byte, nodeID string) (certPEM []byte, err 
 	if err := checkPublicKey(csr.PublicKey); err != nil {
 		return nil, err
 	}
-	return a.sign(leaf{
-		role:     identity.RoleNode,
-		id:       nodeID,
-		dnsNames: []string{nodeID},
-		usages:   []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-	}, csr.PublicKey)
+	return csr.PublicKey, nil
 }
 
 func (a *Authority) issueWithKey(l leaf) (certPEM, keyPEM []byte, err error) {
@@ -124,7 +167,11 @@ func (a *Authority) sign(l leaf, pub crypto.PublicKey) ([]byte, error) {
 	}
 	st := a.state()
 	now := a.clock()
-	notAfter := now.Add(a.lifetime)
+	lifetime := l.lifetime
+	if lifetime <= 0 {
+		lifetime = a.lifetime
+	}
+	notAfter := now.Add(lifetime)
 	// A leaf never outlives its CA: verifiers would reject the tail anyway.
 	if notAfter.After(st.cert.NotAfter) {
 		notAfter = st.cert.NotAfter
@@ -136,7 +183,7 @@ func (a *Authority) sign(l leaf, pub crypto.PublicKey) ([]byte, error) {
 		SerialNumber: serial,
 		Subject: pkix.Name{
 			Organization:       []string{l.role.Organization()},
-			OrganizationalUnit: []string{st.clusterID},
+			OrganizationalUnit: append([]string{st.clusterID}, l.units...),
 			CommonName:         l.id,
 		},
 		NotBefore:   now.Add(-back),

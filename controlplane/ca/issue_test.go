@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/berthproject/berth/api/identity"
 )
@@ -187,5 +188,40 @@ func TestIssueAdmin(t *testing.T) {
 	}
 	if err := verify(t, a, c, x509.ExtKeyUsageServerAuth, ""); err == nil {
 		t.Errorf("admin certificate can serve")
+	}
+}
+
+func TestSignUser(t *testing.T) {
+	a, _ := openCA(t)
+	_, csrPEM, err := identity.NewKeyAndCSR("admin") // asks for another name
+	if err != nil {
+		t.Fatalf("NewKeyAndCSR: %v", err)
+	}
+	certPEM, err := a.SignUser(csrPEM, "alice", identity.RoleDeployer, []string{"team-a", "team-b"}, 48*time.Hour)
+	if err != nil {
+		t.Fatalf("SignUser: %v", err)
+	}
+	c := parseCert(t, certPEM)
+	id, err := identity.FromCertificate(c)
+	if err != nil {
+		t.Fatalf("FromCertificate: %v", err)
+	}
+	if want := (identity.Identity{Role: identity.RoleDeployer, ID: "alice"}); id != want {
+		t.Errorf("user certificate names %v, want %v", id, want)
+	}
+	if got := identity.Namespaces(c); !slices.Equal(got, []string{"team-a", "team-b"}) {
+		t.Errorf("namespaces = %v, want [team-a team-b]", got)
+	}
+	if err := verify(t, a, c, x509.ExtKeyUsageClientAuth, ""); err != nil {
+		t.Errorf("not a valid client certificate: %v", err)
+	}
+	if err := verify(t, a, c, x509.ExtKeyUsageServerAuth, ""); err == nil {
+		t.Error("a user certificate must not serve")
+	}
+	if life := c.NotAfter.Sub(c.NotBefore); life > 48*time.Hour+backdate+time.Minute {
+		t.Errorf("lifetime %s, want 48h", life)
+	}
+	if _, err := a.SignUser(csrPEM, "bob", identity.RoleNode, nil, 0); err == nil {
+		t.Error("SignUser signed a node certificate")
 	}
 }

@@ -4,15 +4,21 @@
 // JSON (server streams as newline-delimited JSON, one {"result": ...} a
 // line). The OpenAPI document is served at /openapi.json.
 //
-// A request is let through when it carries the admin client certificate,
-// as the CLI does, or "Authorization: Bearer <API token>" with a token made
-// by `berth token create`. The gateway then forwards the call over a gRPC
-// connection of its own (Config.Conn), so every call takes the same path
-// through the cluster API as the CLI's.
+// A request is let through when it carries a client certificate of the
+// cluster, as the CLI does, or "Authorization: Bearer <API token>" with a
+// token made by `berth token create`. The gateway then forwards the call
+// over a gRPC connection of its own (Config.Client), so every call takes
+// the same path through the cluster API as the CLI's, and is authorised
+// there, by the same table, as its HTTP caller: the bearer token goes on
+// as the call's "authorization" metadata; a client certificate's
+// principal goes on as PrincipalMetadata, which the gRPC server believes
+// only over a connection whose own certificate is a server's (the
+// gateway's), and which this handler never forwards from a client.
 package httpapi
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,12 +26,13 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/berthproject/berth/api/access"
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
-	"github.com/berthproject/berth/api/identity"
 	"github.com/berthproject/berth/api/openapi"
 	"github.com/berthproject/berth/controlplane/apiserver"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 )
 
 // OpenAPIPath is where the OpenAPI document is served, without
@@ -45,9 +52,6 @@ type Config struct {
 	Client berthv1.ClusterServiceClient
 	// Tokens checks bearer tokens.
 	Tokens TokenChecker
-	// Admits reports whether a client certificate's holder may call the
-	// cluster API: the same rule the gRPC server applies.
-	Admits func(identity.Identity) bool
 	// Version is shown as the OpenAPI document's version.
 	Version string
 	Log     *slog.Logger
@@ -71,7 +75,13 @@ func New(cfg Config) (*Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	mux := runtime.NewServeMux()
+	mux := runtime.NewServeMux(
+		runtime.WithIncomingHeaderMatcher(headerMatcher),
+		runtime.WithMetadata(func(ctx context.Context, _ *http.Request) metadata.MD {
+			md, _ := ctx.Value(forwardKey{}).(metadata.MD)
+			return md
+		}),
+	)
 	// The context is only kept by handlers registered from an endpoint,
 	// which this one is not: the client's connection is the caller's.
 	if err := berthv1.RegisterClusterServiceHandlerClient(context.Background(), mux, cfg.Client); err != nil {
@@ -93,51 +103,102 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Write(h.openapi)
 		return
 	}
-	if status, code, msg := h.authenticate(r); status != http.StatusOK {
+	fwd, status, code, msg := h.authenticate(r)
+	if status != http.StatusOK {
 		if status == http.StatusUnauthorized {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="berth"`)
 		}
 		writeError(w, status, code, msg)
 		return
 	}
-	// The token has done its work; it goes no further than this handler.
+	// The caller goes on only as the metadata authenticate made.
 	r.Header.Del("Authorization")
-	h.gateway.ServeHTTP(w, r)
+	h.gateway.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), forwardKey{}, fwd)))
+}
+
+// forwardKey keys, in a request's context, the metadata that tells the
+// gRPC server who the HTTP caller is.
+type forwardKey struct{}
+
+// PrincipalMetadata is the gRPC metadata key that carries the principal
+// of an HTTP caller who authenticated with a client certificate.
+const PrincipalMetadata = "berth-forwarded-principal"
+
+// headerMatcher forwards HTTP headers as gRPC metadata as the gateway
+// does by default, except those that name the caller: only authenticate
+// sets them.
+func headerMatcher(key string) (string, bool) {
+	switch strings.ToLower(strings.TrimPrefix(key, runtime.MetadataHeaderPrefix)) {
+	case PrincipalMetadata, "authorization":
+		return "", false
+	}
+	return runtime.DefaultHeaderMatcher(key)
+}
+
+// EncodePrincipal is p as a PrincipalMetadata value.
+func EncodePrincipal(p access.Principal) (string, error) {
+	b, err := json.Marshal(p)
+	if err != nil {
+		return "", err
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+// DecodePrincipal reads a PrincipalMetadata value.
+func DecodePrincipal(v string) (access.Principal, error) {
+	var p access.Principal
+	b, err := base64.RawURLEncoding.DecodeString(v)
+	if err != nil {
+		return p, err
+	}
+	if err := json.Unmarshal(b, &p); err != nil {
+		return p, err
+	}
+	if p.Kind == "" || p.Name == "" || p.Role == "" {
+		return p, errors.New("it names no kind, name or role")
+	}
+	return p, nil
 }
 
 // howToAuthenticate ends every authentication failure's message.
-const howToAuthenticate = "send Authorization: Bearer <token> with a token from `berth token create NAME`, or present the admin client certificate from the config `berth server` wrote"
+const howToAuthenticate = "send Authorization: Bearer <token> with a token from `berth token create NAME`, or present a client certificate of the cluster (from the config `berth server` or `berth user create` wrote)"
 
-// authenticate returns http.StatusOK when the request may call the API, or
-// the status, gRPC code and message to refuse it with. A bearer token, when
-// sent, decides alone: a bad token is refused even over a connection with
-// a good certificate, so that a client learns its token is wrong.
-func (h *Handler) authenticate(r *http.Request) (int, codes.Code, string) {
+// authenticate returns http.StatusOK and the metadata that carries the
+// caller to the gRPC server when the request may go on, or the status,
+// gRPC code and message to refuse it with. A bearer token, when sent,
+// decides alone: a bad token is refused even over a connection with a good
+// certificate, so that a client learns its token is wrong. What the caller
+// may do is decided by the gRPC server, from the access table.
+func (h *Handler) authenticate(r *http.Request) (metadata.MD, int, codes.Code, string) {
 	if auth := r.Header.Get("Authorization"); auth != "" {
 		scheme, bearer, ok := strings.Cut(auth, " ")
 		if !ok || !strings.EqualFold(scheme, "Bearer") {
-			return http.StatusUnauthorized, codes.Unauthenticated, "the Authorization header is not \"Bearer <token>\"; " + howToAuthenticate
+			return nil, http.StatusUnauthorized, codes.Unauthenticated, "the Authorization header is not \"Bearer <token>\"; " + howToAuthenticate
 		}
-		_, err := h.cfg.Tokens.CheckAPIToken(r.Context(), strings.TrimSpace(bearer))
+		bearer = strings.TrimSpace(bearer)
+		_, err := h.cfg.Tokens.CheckAPIToken(r.Context(), bearer)
 		switch {
 		case err == nil:
-			return http.StatusOK, codes.OK, ""
+			return metadata.Pairs("authorization", "Bearer "+bearer), http.StatusOK, codes.OK, ""
 		case errors.Is(err, apiserver.ErrAPITokenInvalid):
-			return http.StatusUnauthorized, codes.Unauthenticated, err.Error()
+			return nil, http.StatusUnauthorized, codes.Unauthenticated, err.Error()
 		default:
 			h.cfg.Log.Warn("API token could not be checked", "err", err)
-			return http.StatusServiceUnavailable, codes.Unavailable, fmt.Sprintf("the API token could not be checked: %v; try again", err)
+			return nil, http.StatusServiceUnavailable, codes.Unavailable, fmt.Sprintf("the API token could not be checked: %v; try again", err)
 		}
 	}
-	if r.TLS != nil {
-		if who, ok := identity.FromConnectionState(*r.TLS); ok {
-			if h.cfg.Admits != nil && h.cfg.Admits(who) {
-				return http.StatusOK, codes.OK, ""
-			}
-			return http.StatusForbidden, codes.PermissionDenied, fmt.Sprintf("%s may not call the cluster API; %s", who, howToAuthenticate)
+	if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 && len(r.TLS.VerifiedChains[0]) > 0 {
+		p, err := access.FromCertificate(r.TLS.VerifiedChains[0][0])
+		if err != nil {
+			return nil, http.StatusUnauthorized, codes.Unauthenticated, fmt.Sprintf("the client certificate names no Berth identity: %v; %s", err, howToAuthenticate)
 		}
+		v, err := EncodePrincipal(p)
+		if err != nil {
+			return nil, http.StatusInternalServerError, codes.Internal, err.Error()
+		}
+		return metadata.Pairs(PrincipalMetadata, v), http.StatusOK, codes.OK, ""
 	}
-	return http.StatusUnauthorized, codes.Unauthenticated, "authentication required: " + howToAuthenticate
+	return nil, http.StatusUnauthorized, codes.Unauthenticated, "authentication required: " + howToAuthenticate
 }
 
 // apiError is the body of an error, in the shape the gateway gives its own
@@ -169,7 +230,7 @@ func openAPIDocument(version string) ([]byte, error) {
 	doc["info"] = map[string]any{
 		"title":       "Berth cluster API",
 		"version":     version,
-		"description": "Every method is POST /berth.v1.ClusterService/<Method> with a JSON body. Authenticate with the admin client certificate or Authorization: Bearer <token> (berth token create NAME).",
+		"description": "Every method is POST /berth.v1.ClusterService/<Method> with a JSON body. Authenticate with a client certificate of the cluster or Authorization: Bearer <token> (berth token create NAME); what each caller may call is decided by its role and namespaces.",
 	}
 	doc["schemes"] = []string{"https"}
 	doc["securityDefinitions"] = map[string]any{

@@ -24,17 +24,16 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// fakeCluster answers ListNodes with one node and remembers whether the
-// call carried an authorization header onward.
+// fakeCluster answers ListNodes with one node and remembers the caller
+// metadata the call carried onward.
 type fakeCluster struct {
 	berthv1.ClusterServiceClient
-	sawAuthorization bool
+	authorization, principal []string
 }
 
 func (f *fakeCluster) ListNodes(ctx context.Context, _ *berthv1.ListNodesRequest, _ ...grpc.CallOption) (*berthv1.ListNodesResponse, error) {
-	if md, ok := metadata.FromOutgoingContext(ctx); ok && len(md.Get("authorization")) > 0 {
-		f.sawAuthorization = true
-	}
+	md, _ := metadata.FromOutgoingContext(ctx)
+	f.authorization, f.principal = md.Get("authorization"), md.Get(PrincipalMetadata)
 	return &berthv1.ListNodesResponse{Nodes: []*berthv1.Node{{Name: "alpha"}}}, nil
 }
 
@@ -50,8 +49,6 @@ func (fakeTokens) CheckAPIToken(_ context.Context, bearer string) (*berthv1.APIT
 	}
 	return nil, fmt.Errorf("%w: it was revoked or never issued", apiserver.ErrAPITokenInvalid)
 }
-
-func admitsAdmin(who identity.Identity) bool { return who.Role == identity.RoleAdmin }
 
 // peerCert is a verified TLS connection whose client holds role.
 func peerCert(role identity.Role) *tls.ConnectionState {
@@ -73,12 +70,13 @@ func TestAuthentication(t *testing.T) {
 		{"bearer token", "POST", listNodes, "Bearer good", nil, 200, `"alpha"`},
 		{"bearer scheme in any case", "POST", listNodes, "bearer good", nil, 200, `"alpha"`},
 		{"admin certificate", "POST", listNodes, "", peerCert(identity.RoleAdmin), 200, `"alpha"`},
+		// The gRPC server refuses it, by the access table.
+		{"node certificate", "POST", listNodes, "", peerCert(identity.RoleNode), 200, `"alpha"`},
 		{"nothing", "POST", listNodes, "", nil, 401, "berth token create"},
 		{"TLS without a certificate", "POST", listNodes, "", &tls.ConnectionState{}, 401, "berth token create"},
 		{"revoked token", "POST", listNodes, "Bearer revoked", nil, 401, "revoked"},
 		{"bad token beside a good certificate", "POST", listNodes, "Bearer revoked", peerCert(identity.RoleAdmin), 401, "revoked"},
 		{"basic auth", "POST", listNodes, "Basic dXNlcjpwdw==", nil, 401, "Bearer <token>"},
-		{"node certificate", "POST", listNodes, "", peerCert(identity.RoleNode), 403, "may not call"},
 		{"token store down", "POST", listNodes, "Bearer broken", nil, 503, "try again"},
 		{"OpenAPI without auth", "GET", OpenAPIPath, "", nil, 200, "/berth.v1.ClusterService/ListNodes"},
 		{"OpenAPI by POST", "POST", OpenAPIPath, "", nil, 405, "GET"},
@@ -87,7 +85,7 @@ func TestAuthentication(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			cluster := &fakeCluster{}
-			h, err := New(Config{Client: cluster, Tokens: fakeTokens{}, Admits: admitsAdmin, Version: "v1.2.3", Log: slog.New(slog.DiscardHandler)})
+			h, err := New(Config{Client: cluster, Tokens: fakeTokens{}, Version: "v1.2.3", Log: slog.New(slog.DiscardHandler)})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -96,6 +94,8 @@ func TestAuthentication(t *testing.T) {
 			if c.auth != "" {
 				req.Header.Set("Authorization", c.auth)
 			}
+			// A forged caller never goes on.
+			req.Header.Set("Grpc-Metadata-"+PrincipalMetadata, "forged")
 			req.TLS = c.tls
 			rec := httptest.NewRecorder()
 			h.ServeHTTP(rec, req)
@@ -115,8 +115,23 @@ func TestAuthentication(t *testing.T) {
 					t.Errorf("error body %s is not {code, message}: %v", body, err)
 				}
 			}
-			if cluster.sawAuthorization {
-				t.Errorf("the bearer token was forwarded to the cluster API")
+			if rec.Code != http.StatusOK || c.path != listNodes {
+				return
+			}
+			// The caller goes on as exactly one credential: the token, or
+			// the certificate's principal.
+			if c.auth != "" {
+				if len(cluster.authorization) != 1 || !strings.HasSuffix(cluster.authorization[0], " good") || len(cluster.principal) != 0 {
+					t.Errorf("forwarded authorization %q and principal %q, want the token only", cluster.authorization, cluster.principal)
+				}
+				return
+			}
+			if len(cluster.principal) != 1 || len(cluster.authorization) != 0 {
+				t.Fatalf("forwarded authorization %q and principal %q, want the principal only", cluster.authorization, cluster.principal)
+			}
+			p, err := DecodePrincipal(cluster.principal[0])
+			if err != nil || p.Name != "someone" || p.Role.Organization() != c.tls.VerifiedChains[0][0].Subject.Organization[0] {
+				t.Errorf("forwarded principal %+v (%v), want someone with the certificate's role", p, err)
 			}
 		})
 	}

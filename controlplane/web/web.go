@@ -21,6 +21,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/berthproject/berth/api/access"
 	"github.com/berthproject/berth/api/compose"
 	"github.com/berthproject/berth/controlplane/apiserver"
 	"github.com/berthproject/berth/controlplane/httpapi"
@@ -160,15 +161,16 @@ func (h *Handler) convertCompose(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// LoadBytes refuses every key that would read the server's files or
-	// environment; the token still gates the endpoint, which costs the
-	// server work.
+	// environment. Converting still needs a credential of at least a
+	// viewer: it reads nothing of the cluster, but costs the server work.
 	scheme, bearer, _ := strings.Cut(r.Header.Get("Authorization"), " ")
 	if !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(bearer) == "" {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="berth"`)
 		writeError(w, http.StatusUnauthorized, "send Authorization: Bearer <token> with a token from `berth token create NAME`")
 		return
 	}
-	if _, err := h.cfg.Tokens.CheckAPIToken(r.Context(), strings.TrimSpace(bearer)); err != nil {
+	tok, err := h.cfg.Tokens.CheckAPIToken(r.Context(), strings.TrimSpace(bearer))
+	if err != nil {
 		if errors.Is(err, apiserver.ErrAPITokenInvalid) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="berth"`)
 			writeError(w, http.StatusUnauthorized, err.Error())
@@ -176,6 +178,10 @@ func (h *Handler) convertCompose(w http.ResponseWriter, r *http.Request) {
 		}
 		h.cfg.Log.Warn("API token could not be checked", "err", err)
 		writeError(w, http.StatusServiceUnavailable, "the API token could not be checked: "+err.Error()+"; try again")
+		return
+	}
+	if p := apiserver.TokenPrincipal(tok); access.LevelOf(p.Role) < access.Viewer {
+		writeError(w, http.StatusForbidden, fmt.Sprintf("%s is a %s; converting a Compose file needs at least the viewer role", p, p.Role))
 		return
 	}
 	var req composeRequest
