@@ -16,9 +16,6 @@ var etcdImporters = []string{
 	// The server: it holds the client it hands the store, and runs the
 	// leader election and the servers' registry on etcd's sessions.
 	"github.com/berthproject/berth/controlplane",
-	// TODO(issue 15): tokens.go reads API tokens on the raw client; it
-	// moves onto the store's typed helpers, and this entry goes.
-	"github.com/berthproject/berth/controlplane/apiserver",
 	// The scale harness reads etcd's own status (database size,
 	// revision) to report what a run cost; it is no part of the product.
 	"github.com/berthproject/berth/e2e/scale",

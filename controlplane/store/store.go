@@ -45,7 +45,9 @@ type Store struct {
 // New returns a Store on an etcd client.
 func New(cli *clientv3.Client) *Store { return &Store{cli: cli, txns: newTxnHistogram()} }
 
-// Client returns the etcd client, for leases and elections.
+// Client returns the etcd client, for tests that look at etcd itself (its
+// history, raw keys). Product code goes through the store's typed helpers;
+// TestOnlyTheStoreImportsEtcd keeps it so.
 func (s *Store) Client() *clientv3.Client { return s.cli }
 
 // Revision returns etcd's current revision. A writer whose guarded write
