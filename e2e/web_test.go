@@ -214,3 +214,86 @@ func pageState(ctx context.Context) string {
 	}
 	return state
 }
+
+// TestWebDashboardHonoursTheRole signs in with a viewer's token of one
+// namespace: the page shows that namespace only, offers no action the role
+// may not take, and explains a refused one.
+func TestWebDashboardHonoursTheRole(t *testing.T) {
+	if _, err := os.Stat(chromiumBin); err != nil {
+		t.Skipf("no browser at %s (%v); run hack/setup-host.sh to install chromium", chromiumBin, err)
+	}
+	httpAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	c := newCluster(t, withServerArgs("--http-listen", httpAddr))
+	c.startAgent("alpha")
+	c.importImage()
+	file := c.writeFile("compose.yaml", dashboardCompose)
+	c.mustBerth("apply", "-f", file, "-p", "web", "-n", "team-a")
+	c.mustBerth("apply", "-f", file, "-p", "hidden", "-n", "team-b")
+	runningInTeamA := func() (bool, string) {
+		tasks := c.ps("-n", "team-a", "web/sleeper")
+		return len(tasks) == 1 && tasks[0].State == "running", fmt.Sprintf("want one running task of team-a's web/sleeper, have %+v", tasks)
+	}
+	eventually(t, 60*time.Second, runningInTeamA)
+	token := strings.TrimSpace(c.mustBerth("token", "create", "watcher", "--role", "viewer", "--namespace", "team-a", "-q"))
+
+	browser := newBrowser(t)
+	ctx, cancel := context.WithTimeout(browser, 90*time.Second)
+	defer cancel()
+	var err error
+	for attempt := 1; attempt <= 3; attempt++ {
+		if err = chromedp.Run(ctx, chromedp.Navigate("https://"+httpAddr+"/ui/")); err == nil || !strings.Contains(err.Error(), "ERR_NETWORK_CHANGED") {
+			break
+		}
+	}
+	if err != nil {
+		t.Fatalf("loading the dashboard: %v", err)
+	}
+	var who, namespaces string
+	var scaleDisabled, applyReadOnly, hiddenShown bool
+	err = chromedp.Run(ctx,
+		chromedp.WaitVisible("#token", chromedp.ByQuery),
+		chromedp.WaitEnabled("#login-button", chromedp.ByQuery),
+		chromedp.SendKeys("#token", token, chromedp.ByQuery),
+		chromedp.Click("#login-button", chromedp.ByQuery),
+		chromedp.WaitVisible(`tr[data-task-service="web/sleeper"][data-task-state="running"]`, chromedp.ByQuery),
+		chromedp.Text("#whoami", &who, chromedp.ByQuery),
+		chromedp.Evaluate(`[...document.querySelectorAll("#namespace option")].map((o) => o.value).join(",")`, &namespaces),
+		chromedp.Evaluate(`document.querySelector('button[data-scale-button="web/sleeper"]').disabled`, &scaleDisabled),
+		chromedp.Evaluate(`!document.querySelector("#apply-readonly").hidden && document.querySelector("#apply-preview").disabled`, &applyReadOnly),
+		chromedp.Evaluate(`document.querySelectorAll('tr[data-task-service="hidden/sleeper"]').length > 0`, &hiddenShown),
+	)
+	if err != nil {
+		t.Fatalf("signing in as a viewer: %v; page: %s", err, pageState(browser))
+	}
+	if !strings.Contains(who, "token/watcher") || !strings.Contains(who, "viewer") || !strings.Contains(who, "team-a") {
+		t.Errorf("the page names its user %q; want token/watcher, a viewer in team-a", who)
+	}
+	if namespaces != "team-a" {
+		t.Errorf("the namespace picker offers %q; want team-a alone", namespaces)
+	}
+	if !scaleDisabled || !applyReadOnly {
+		t.Errorf("a viewer is offered changes: scale disabled %v, apply read-only %v", scaleDisabled, applyReadOnly)
+	}
+	if hiddenShown {
+		t.Error("the page shows team-b's tasks to a viewer of team-a")
+	}
+
+	// The server decides in the end: a scale sent anyway is refused, and
+	// the page says why.
+	var message string
+	err = chromedp.Run(ctx,
+		chromedp.Evaluate(`act(() => call("ScaleService", { namespace: "team-a", app: "web", service: "sleeper", replicas: "2" }))`, nil),
+		chromedp.WaitVisible(`#message`, chromedp.ByQuery),
+		chromedp.Poll(`document.querySelector("#message").textContent.startsWith("Refused")`, nil, chromedp.WithPollingTimeout(30*time.Second)),
+		chromedp.Text("#message", &message, chromedp.ByQuery),
+	)
+	if err != nil {
+		t.Fatalf("sending a scale as a viewer: %v; page: %s", err, pageState(browser))
+	}
+	if !strings.Contains(message, "viewer") || !strings.Contains(message, "deployer") {
+		t.Errorf("the refusal reads %q; want it to name the viewer role and the deployer role needed", message)
+	}
+	if ok, why := runningInTeamA(); !ok {
+		t.Errorf("the refused scale changed the service: %s", why)
+	}
+}
