@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -10,7 +9,6 @@ import (
 
 	"github.com/spf13/cobra"
 	"google.golang.org/protobuf/types/known/timestamppb"
-	"sigs.k8s.io/yaml"
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
 )
@@ -152,26 +150,10 @@ func (r auditRow) result() string {
 	return r.Code + ": " + r.Message
 }
 
-// printAuditRow writes one followed row: a table line, a JSON object on
-// one line, or a YAML document.
+// printAuditRow writes one followed audit row.
 func printAuditRow(w io.Writer, format outputFormat, r auditRow) error {
-	switch format {
-	case formatJSON:
-		data, err := json.Marshal(r)
-		if err != nil {
-			return fmt.Errorf("encode JSON: %w", err)
-		}
-		_, err = fmt.Fprintf(w, "%s\n", data)
-		return err
-	case formatYAML:
-		data, err := yaml.Marshal(r)
-		if err != nil {
-			return fmt.Errorf("encode YAML: %w", err)
-		}
-		_, err = fmt.Fprintf(w, "---\n%s", data)
-		return err
-	default:
+	return printFollowedRow(w, format, r, func() error {
 		_, err := fmt.Fprintf(w, auditColumns, r.at.Local().Format(time.DateTime), r.Principal, orDash(r.Role), r.Method, orDash(r.Namespace), orDash(r.Target), r.result())
 		return err
-	}
+	})
 }

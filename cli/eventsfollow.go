@@ -65,9 +65,18 @@ func (c *cluster) followNamespace(ns string) string {
 	return fmt.Sprintf("%-16s   ", ns)
 }
 
-// printEventRow writes one followed row: a table line, a JSON object on
-// one line, or a YAML document.
+// printEventRow writes one followed event row.
 func printEventRow(w io.Writer, format outputFormat, r eventRow) error {
+	return printFollowedRow(w, format, r, func() error {
+		_, err := fmt.Fprintf(w, eventColumns, r.at.Local().Format(time.DateTime), r.Kind, r.Object, r.Action, r.Message)
+		return err
+	})
+}
+
+// printFollowedRow writes one row of a followed listing (events -f,
+// audit -f): a JSON object on one line, a YAML document, or, for tables,
+// what table writes.
+func printFollowedRow(w io.Writer, format outputFormat, r any, table func() error) error {
 	switch format {
 	case formatJSON:
 		data, err := json.Marshal(r)
@@ -84,7 +93,6 @@ func printEventRow(w io.Writer, format outputFormat, r eventRow) error {
 		_, err = fmt.Fprintf(w, "---\n%s", data)
 		return err
 	default:
-		_, err := fmt.Fprintf(w, eventColumns, r.at.Local().Format(time.DateTime), r.Kind, r.Object, r.Action, r.Message)
-		return err
+		return table()
 	}
 }

@@ -2,7 +2,6 @@ package controlplane
 
 import (
 	"context"
-	"crypto/x509"
 	"errors"
 	"strings"
 	"time"
@@ -14,7 +13,6 @@ import (
 	"github.com/berthproject/berth/controlplane/httpapi"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
@@ -59,7 +57,7 @@ func (a *authenticator) resolve(ctx context.Context, method string) (caller, err
 	if vals := md.Get("authorization"); len(vals) > 0 {
 		return a.fromToken(ctx, vals[0])
 	}
-	cert := peerCertificate(ctx)
+	cert, _ := identity.PeerCertificate(ctx)
 	if cert != nil {
 		p, err := access.FromCertificate(cert)
 		if err != nil {
@@ -103,19 +101,6 @@ func (a *authenticator) fromToken(ctx context.Context, auth string) (caller, err
 		c.expires = exp.AsTime()
 	}
 	return c, nil
-}
-
-// peerCertificate is the caller's verified client certificate, or nil.
-func peerCertificate(ctx context.Context) *x509.Certificate {
-	p, ok := peer.FromContext(ctx)
-	if !ok {
-		return nil
-	}
-	info, ok := p.AuthInfo.(credentials.TLSInfo)
-	if !ok || len(info.State.VerifiedChains) == 0 || len(info.State.VerifiedChains[0]) == 0 {
-		return nil
-	}
-	return info.State.VerifiedChains[0][0]
 }
 
 func peerAddr(ctx context.Context) string {

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net"
 	"testing"
-	"time"
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
 	"github.com/berthproject/berth/api/identity"
@@ -17,7 +16,6 @@ import (
 	"github.com/berthproject/berth/controlplane/store/storetest"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
-	"google.golang.org/protobuf/proto"
 )
 
 // rbacCluster is a cluster API behind the real interceptors, over TLS,
@@ -46,9 +44,9 @@ func newRBACCluster(t *testing.T) *rbacCluster {
 		t.Fatal(err)
 	}
 	streams := newOpenStreams()
-	tokens := runMirror(t, apiserver.NewAPITokenMirror(st, streams.tokenChanged, log))
-	users := runMirror(t, apiserver.NewUserMirror(st, log))
-	runMirror(t, store.NewMirror(st, store.RevokedPrefix, func() *berthv1.RevokedCertificate { return &berthv1.RevokedCertificate{} },
+	tokens := storetest.RunMirror(t, apiserver.NewAPITokenMirror(st, streams.tokenChanged, log))
+	users := storetest.RunMirror(t, apiserver.NewUserMirror(st, log))
+	storetest.RunMirror(t, store.NewMirror(st, store.RevokedPrefix, func() *berthv1.RevokedCertificate { return &berthv1.RevokedCertificate{} },
 		streams.certificateRevoked, log))
 	api := apiserver.New(apiserver.Config{Store: st, Cache: cache, Authority: authority, Log: log, APITokens: tokens, Users: users})
 	certPEM, keyPEM, err := authority.IssueServer([]string{"127.0.0.1"})
@@ -145,19 +143,4 @@ func (c *rbacCluster) user(t *testing.T, maker berthv1.ClusterServiceClient, nam
 		t.Fatalf("user %s: %v", name, err)
 	}
 	return resp.GetCertificate(), key
-}
-
-// runMirror runs m until the test ends and returns it once loaded.
-func runMirror[T proto.Message](t *testing.T, m *store.Mirror[T]) *store.Mirror[T] {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); m.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	wctx, wcancel := context.WithTimeout(ctx, 20*time.Second)
-	defer wcancel()
-	if err := m.WaitSynced(wctx); err != nil {
-		t.Fatalf("mirror did not load: %v", err)
-	}
-	return m
 }

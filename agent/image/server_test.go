@@ -29,6 +29,7 @@ import (
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
 	"github.com/berthproject/berth/api/identity"
 	"github.com/berthproject/berth/internal/containerdtest"
+	"github.com/berthproject/berth/internal/testca"
 	"github.com/berthproject/berth/internal/testimage"
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/content"
@@ -42,30 +43,9 @@ const testRef = "localhost/busybox:latest"
 // testCA is a cluster CA for tests, issuing node and admin certificates
 // the way the control plane's CA does (role in the Organization, id in
 // the CommonName and as DNS name).
-type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pem  []byte
-}
+type testCA struct{ *testca.CA }
 
-func newTestCA(t *testing.T) *testCA {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	return &testCA{cert: cert, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
-}
+func newTestCA(t *testing.T) *testCA { return &testCA{testca.New(t)} }
 
 // issue returns the PEM certificate and key of id with role.
 func (ca *testCA) issue(t *testing.T, role identity.Role, id string) (certPEM, keyPEM []byte) {
@@ -82,7 +62,7 @@ func (ca *testCA) issue(t *testing.T, role identity.Role, id string) (certPEM, k
 		KeyUsage:    x509.KeyUsageDigitalSignature,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &key.PublicKey, ca.Key)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +130,7 @@ func contentServer(t *testing.T, ca *testCA, rt *ctdruntime.Runtime) *httptest.S
 
 func contentConfig(t *testing.T, ca *testCA, rt *ctdruntime.Runtime) ContentServerConfig {
 	t.Helper()
-	grants, err := identity.NewPullGrantVerifier(ca.pem)
+	grants, err := identity.NewPullGrantVerifier(ca.PEM)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,7 +140,7 @@ func contentConfig(t *testing.T, ca *testCA, rt *ctdruntime.Runtime) ContentServ
 // grant is ca's pull grant of dgst for node, as HeaderPullGrant carries it.
 func (ca *testCA) grant(t *testing.T, node, dgst string) string {
 	t.Helper()
-	g, err := identity.SignPullGrant(ca.key, node, dgst, time.Now())
+	g, err := identity.SignPullGrant(ca.Key, node, dgst, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,7 +150,7 @@ func (ca *testCA) grant(t *testing.T, node, dgst string) string {
 // grantedSource is a source of one peer with ca's grant of dgst for node.
 func (ca *testCA) grantedSource(t *testing.T, peer, node, dgst string) *berthv1.ImageSource {
 	t.Helper()
-	g, err := identity.SignPullGrant(ca.key, node, dgst, time.Now())
+	g, err := identity.SignPullGrant(ca.Key, node, dgst, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,7 +160,7 @@ func (ca *testCA) grantedSource(t *testing.T, peer, node, dgst string) *berthv1.
 func serveContent(t *testing.T, ca *testCA, h http.Handler) *httptest.Server {
 	t.Helper()
 	cert, key := ca.issue(t, identity.RoleNode, "node-alpha")
-	creds, err := identity.NewLive(cert, key, ca.pem)
+	creds, err := identity.NewLive(cert, key, ca.PEM)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,7 +175,7 @@ func serveContent(t *testing.T, ca *testCA, h http.Handler) *httptest.Server {
 func peerClient(t *testing.T, ca *testCA) *http.Client {
 	t.Helper()
 	cert, key := ca.issue(t, identity.RoleNode, "node-beta")
-	creds, err := identity.NewLive(cert, key, ca.pem)
+	creds, err := identity.NewLive(cert, key, ca.PEM)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -327,7 +307,7 @@ func TestContentServerRefusesStrangers(t *testing.T) {
 		t.Fatal(err)
 	}
 	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(ca.pem)
+	pool.AppendCertsFromPEM(ca.PEM)
 	tests := []struct {
 		name string
 		cfg  *tls.Config
@@ -357,7 +337,7 @@ func TestPullFromPeer(t *testing.T) {
 	img := importBusybox(t, alpha)
 	srv := contentServer(t, ca, alpha)
 	cert, key := ca.issue(t, identity.RoleNode, "node-beta")
-	creds, err := identity.NewLive(cert, key, ca.pem)
+	creds, err := identity.NewLive(cert, key, ca.PEM)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -456,7 +436,7 @@ func TestPullRefusesCorruptPeer(t *testing.T) {
 		}
 	}))
 	cert, key := ca.issue(t, identity.RoleNode, "node-beta")
-	creds, err := identity.NewLive(cert, key, ca.pem)
+	creds, err := identity.NewLive(cert, key, ca.PEM)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,8 +1,6 @@
 package session
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -17,33 +15,13 @@ import (
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
 	"github.com/berthproject/berth/api/identity"
+	"github.com/berthproject/berth/internal/testca"
 )
 
 // testCA issues node certificates like the cluster CA does.
-type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pem  []byte
-}
+type testCA struct{ *testca.CA }
 
-func newTestCA(t *testing.T) *testCA {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	return &testCA{cert: cert, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
-}
+func newTestCA(t *testing.T) *testCA { return &testCA{testca.New(t)} }
 
 // sign signs csrPEM for node id.
 func (ca *testCA) sign(t *testing.T, csrPEM []byte, id string, serial int64) []byte {
@@ -59,7 +37,7 @@ func (ca *testCA) sign(t *testing.T, csrPEM []byte, id string, serial int64) []b
 		NotBefore:    time.Now().Add(-time.Minute), NotAfter: time.Now().Add(time.Hour),
 		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth, x509.ExtKeyUsageServerAuth},
 		DNSNames: []string{id},
-	}, ca.cert, csr.PublicKey, ca.key)
+	}, ca.Cert, csr.PublicKey, ca.Key)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +51,7 @@ func joined(t *testing.T, ca *testCA, id string) (string, *Credentials) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &Credentials{NodeID: id, Cert: ca.sign(t, csrPEM, id, 2), Key: keyPEM, CA: ca.pem}
+	c := &Credentials{NodeID: id, Cert: ca.sign(t, csrPEM, id, 2), Key: keyPEM, CA: ca.PEM}
 	dir := t.TempDir()
 	if err := save(dir, c); err != nil {
 		t.Fatal(err)
@@ -100,7 +78,7 @@ func TestRenewalInstalls(t *testing.T) {
 	}
 	csr := msg.GetRenewCertificate().GetCsr()
 	renewed := ca.sign(t, csr, "node-1", 3)
-	if err := c.renewed(&berthv1.CertificateRenewal{Certificate: renewed, TrustBundle: ca.pem}, now); err != nil {
+	if err := c.renewed(&berthv1.CertificateRenewal{Certificate: renewed, TrustBundle: ca.PEM}, now); err != nil {
 		t.Fatalf("renewed: %v", err)
 	}
 	if got := identity.SerialHex(live.Leaf()); got != "3" {
@@ -114,7 +92,7 @@ func TestRenewalInstalls(t *testing.T) {
 	// A certificate for another node is refused, and the old one stays.
 	msg, _ = c.request()
 	other := ca.sign(t, msg.GetRenewCertificate().GetCsr(), "node-2", 4)
-	if err := c.renewed(&berthv1.CertificateRenewal{Certificate: other, TrustBundle: ca.pem}, now); err == nil || !strings.Contains(err.Error(), "node-2") {
+	if err := c.renewed(&berthv1.CertificateRenewal{Certificate: other, TrustBundle: ca.PEM}, now); err == nil || !strings.Contains(err.Error(), "node-2") {
 		t.Errorf("a certificate of node-2: %v, want refused", err)
 	}
 	if got := identity.SerialHex(live.Leaf()); got != "3" {

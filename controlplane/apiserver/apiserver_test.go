@@ -16,7 +16,6 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
@@ -29,22 +28,7 @@ func newServer(t *testing.T) *Server {
 	s := storetest.New(t)
 	log := slog.New(slog.DiscardHandler)
 	return New(Config{Store: s, Cache: storetest.NewCache(t, s), Log: log,
-		APITokens: runMirror(t, NewAPITokenMirror(s, nil, log)), Users: runMirror(t, NewUserMirror(s, log))})
-}
-
-// runMirror runs m until the test ends and returns it once it is loaded.
-func runMirror[T proto.Message](t *testing.T, m *store.Mirror[T]) *store.Mirror[T] {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); m.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	wctx, wcancel := context.WithTimeout(ctx, 20*time.Second)
-	defer wcancel()
-	if err := m.WaitSynced(wctx); err != nil {
-		t.Fatalf("mirror did not load: %v", err)
-	}
-	return m
+		APITokens: storetest.RunMirror(t, NewAPITokenMirror(s, nil, log)), Users: storetest.RunMirror(t, NewUserMirror(s, log))})
 }
 
 // etcdRevision is etcd's current revision: it moves with every write. Events

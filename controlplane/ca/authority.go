@@ -221,33 +221,9 @@ func newClusterCA(now time.Time, kek *seal.Key) (*berthv1.ClusterCA, error) {
 		return nil, fmt.Errorf("generate cluster id: %w", err)
 	}
 	clusterID := hex.EncodeToString(idBytes)
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, fmt.Errorf("generate cluster CA key: %w", err)
-	}
-	serial, err := newSerial()
+	key, der, err := newCAKeyAndCert("berth cluster CA "+clusterID, now)
 	if err != nil {
 		return nil, err
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: serial,
-		Subject: pkix.Name{
-			Organization: []string{"berth"},
-			CommonName:   "berth cluster CA " + clusterID,
-		},
-		NotBefore:             now.Add(-backdate),
-		NotAfter:              now.Add(caLifetime),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		// One intermediate may hang below: the next CA, cross-signed by
-		// this one during a rotation (see Rotate). No one else holds a
-		// CA key, so no other intermediate exists.
-		MaxPathLen: 1,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return nil, fmt.Errorf("create cluster CA certificate: %w", err)
 	}
 	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
@@ -438,4 +414,35 @@ func newSerial() (*big.Int, error) {
 		return nil, fmt.Errorf("generate certificate serial: %w", err)
 	}
 	return serial, nil
+}
+
+// newCAKeyAndCert makes a CA key and its self-signed certificate (DER)
+// named cn, valid for caLifetime from now.
+func newCAKeyAndCert(cn string, now time.Time) (*ecdsa.PrivateKey, []byte, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, fmt.Errorf("generate cluster CA key: %w", err)
+	}
+	serial, err := newSerial()
+	if err != nil {
+		return nil, nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               pkix.Name{Organization: []string{"berth"}, CommonName: cn},
+		NotBefore:             now.Add(-backdate),
+		NotAfter:              now.Add(caLifetime),
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		// One intermediate may hang below: the next CA, cross-signed by
+		// this one during a rotation (see Rotate). No one else holds a
+		// CA key, so no other intermediate exists.
+		MaxPathLen: 1,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, nil, fmt.Errorf("create cluster CA certificate: %w", err)
+	}
+	return key, der, nil
 }

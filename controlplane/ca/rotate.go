@@ -2,11 +2,8 @@ package ca
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -44,31 +41,10 @@ func (a *Authority) Rotate(ctx context.Context) error {
 		return fmt.Errorf("%w: finish it first with `berth ca rotate --finish`", ErrRolling)
 	}
 	now := a.clock()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return fmt.Errorf("generate cluster CA key: %w", err)
-	}
-	serial, err := newSerial()
+	// A name of its own: chains are built by name and key id.
+	key, der, err := newCAKeyAndCert(fmt.Sprintf("berth cluster CA %s %s", cur.clusterID, now.UTC().Format("20060102T150405Z")), now)
 	if err != nil {
 		return err
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: serial,
-		Subject: pkix.Name{
-			Organization: []string{"berth"},
-			// A name of its own: chains are built by name and key id.
-			CommonName: fmt.Sprintf("berth cluster CA %s %s", cur.clusterID, now.UTC().Format("20060102T150405Z")),
-		},
-		NotBefore:             now.Add(-backdate),
-		NotAfter:              now.Add(caLifetime),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		MaxPathLen:            1,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return fmt.Errorf("create cluster CA certificate: %w", err)
 	}
 	fresh, err := x509.ParseCertificate(der)
 	if err != nil {
@@ -76,13 +52,15 @@ func (a *Authority) Rotate(ctx context.Context) error {
 	}
 	// The intermediate: the new CA's name and key, certified by the
 	// previous CA, valid no longer than it. Only leaves hang below it.
-	cross := *tmpl
+	cross := x509.Certificate{
+		RawSubject: fresh.RawSubject, SubjectKeyId: fresh.SubjectKeyId,
+		NotBefore: fresh.NotBefore, NotAfter: fresh.NotAfter, KeyUsage: fresh.KeyUsage,
+		BasicConstraintsValid: true, IsCA: true, MaxPathLen: 0, MaxPathLenZero: true,
+	}
 	cross.SerialNumber, err = newSerial()
 	if err != nil {
 		return err
 	}
-	cross.SubjectKeyId = fresh.SubjectKeyId
-	cross.MaxPathLen, cross.MaxPathLenZero = 0, true
 	if cross.NotAfter.After(cur.cert.NotAfter) {
 		cross.NotAfter = cur.cert.NotAfter
 	}

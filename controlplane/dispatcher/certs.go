@@ -10,23 +10,8 @@ import (
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
 	"github.com/berthproject/berth/api/identity"
 	"github.com/berthproject/berth/controlplane/store"
-	"google.golang.org/grpc/credentials"
-	grpcpeer "google.golang.org/grpc/peer"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
-
-// peerLeaf is the verified certificate the caller of a stream presented.
-func peerLeaf(ctx context.Context) *x509.Certificate {
-	p, ok := grpcpeer.FromContext(ctx)
-	if !ok {
-		return nil
-	}
-	info, ok := p.AuthInfo.(credentials.TLSInfo)
-	if !ok || len(info.State.VerifiedChains) == 0 || len(info.State.VerifiedChains[0]) == 0 {
-		return nil
-	}
-	return info.State.VerifiedChains[0][0]
-}
 
 // trustFor is what a node holding leaf must trust, and whether it must
 // renew at once: when the current CA did not sign leaf, a rollover is

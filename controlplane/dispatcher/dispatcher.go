@@ -328,7 +328,7 @@ func (d *Dispatcher) Session(stream berthv1.AgentService_SessionServer) error {
 	}
 	d.reportClaims(who.ID, node.Name, claims)
 	d.reports.add(who.ID, hello.GetTasks())
-	leaf := peerLeaf(ctx)
+	leaf, _ := identity.PeerCertificate(ctx)
 	d.noteSessionCertificate(fenced(ctx, term), who.ID, leaf)
 
 	sctx, cancel := context.WithCancel(ctx)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/berthproject/berth/controlplane/etcd"
 	"github.com/berthproject/berth/controlplane/store"
+	"google.golang.org/protobuf/proto"
 )
 
 // New starts an embedded etcd and returns a store on it.
@@ -57,4 +58,19 @@ func NewCache(t testing.TB, s *store.Store) *store.Cache {
 		t.Fatal("the cache did not load")
 	}
 	return c
+}
+
+// RunMirror runs m until the test ends and returns it once it is loaded.
+func RunMirror[T proto.Message](t testing.TB, m *store.Mirror[T]) *store.Mirror[T] {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); m.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	wctx, wcancel := context.WithTimeout(ctx, 20*time.Second)
+	defer wcancel()
+	if err := m.WaitSynced(wctx); err != nil {
+		t.Fatalf("mirror did not load: %v", err)
+	}
+	return m
 }
