@@ -285,7 +285,7 @@ func (a *Agent) listen() error {
 	// The certificate in use at each handshake: a renewal needs no
 	// restart.
 	tlsCfg := a.live.ServerTLS([]string{"h2"}, nil)
-	a.grpc = grpc.NewServer(grpc.Creds(credentials.NewTLS(tlsCfg)), grpc.UnaryInterceptor(serverOnlyUnary), grpc.StreamInterceptor(serverOnlyStream))
+	a.grpc = grpc.NewServer(grpc.Creds(credentials.NewTLS(tlsCfg)), grpc.UnaryInterceptor(authorizeUnary), grpc.StreamInterceptor(authorizeStream))
 	berthv1.RegisterNodeServiceServer(a.grpc, &nodeService{a: a})
 	return nil
 }

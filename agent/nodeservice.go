@@ -6,6 +6,7 @@ import (
 	"io"
 
 	"github.com/berthproject/berth/agent/runtime"
+	"github.com/berthproject/berth/api/access"
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
 	"github.com/berthproject/berth/api/identity"
 	"google.golang.org/grpc"
@@ -20,23 +21,33 @@ type nodeService struct {
 	a *Agent
 }
 
-func serverOnly(ctx context.Context) error {
-	who, ok := identity.FromContext(ctx)
-	if !ok || who.Role != identity.RoleServer {
-		return status.Error(codes.PermissionDenied, "only the control plane may call a node")
+// authorize asks the access table (api/access), as the control plane
+// does, whether the caller may call method: the node's methods admit the
+// control plane's servers only.
+func authorize(ctx context.Context, method string) error {
+	cert, ok := identity.PeerCertificate(ctx)
+	if !ok {
+		return status.Error(codes.Unauthenticated, "only the control plane may call a node, with its server certificate")
+	}
+	p, err := access.FromCertificate(cert)
+	if err != nil {
+		return status.Errorf(codes.Unauthenticated, "the client certificate names no Berth identity: %v", err)
+	}
+	if err := access.Check(p, method, ""); err != nil {
+		return status.Error(codes.PermissionDenied, err.Error())
 	}
 	return nil
 }
 
-func serverOnlyUnary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-	if err := serverOnly(ctx); err != nil {
+func authorizeUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	if err := authorize(ctx, info.FullMethod); err != nil {
 		return nil, err
 	}
 	return h(ctx, req)
 }
 
-func serverOnlyStream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
-	if err := serverOnly(ss.Context()); err != nil {
+func authorizeStream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+	if err := authorize(ss.Context(), info.FullMethod); err != nil {
 		return err
 	}
 	return h(srv, ss)
