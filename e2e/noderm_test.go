@@ -81,7 +81,7 @@ func TestNodeNameStaysBoundUntilRemoved(t *testing.T) {
 	old := startProc(t, "agent beta (removed)", nil, berthBin, "agent", "--join", c.addr, "--name", "beta",
 		"--data-dir", filepath.Join(c.dir, "agent-beta"), "--listen", "127.0.0.1:0", "--containerd-namespace", namespace, "--log-level", "debug")
 	eventually(t, 60*time.Second, func() (bool, string) {
-		return strings.Contains(old.out.String(), "revoked"), "the removed node's agent was not told its certificate is revoked"
+		return strings.Contains(old.out.String(), "refused this node's certificate: it was revoked"), "the removed node's agent does not say its certificate was refused as revoked"
 	})
 	old.stop()
 	if st, ok := c.nodeNames(t)["beta"]; ok {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -163,6 +164,11 @@ func (s *Session) Run(ctx context.Context) error {
 		if leader != "" {
 			s.cfg.Log.Info("following the control plane's leader", "server", addr, "leader", leader)
 			s.servers.follow(leader)
+		} else if certificateRefused(err) {
+			s.cfg.Log.Error("the control plane refused this node's certificate: it was revoked (berth node rm) or no CA of the cluster signed it; "+
+				"if the node was removed, join it again with a fresh --data-dir; reconnecting", "server", addr, "err", err, "in", delay)
+			s.servers.failed(addr)
+			wait = min(wait*2, 5*time.Second)
 		} else {
 			s.cfg.Log.Warn("session with the control plane ended; reconnecting", "server", addr, "err", err, "in", delay)
 			s.servers.failed(addr)
@@ -352,4 +358,11 @@ func (s *Session) flush(stream berthv1.AgentService_SessionClient) error {
 		return nil
 	}
 	return stream.Send(&berthv1.AgentMessage{Message: &berthv1.AgentMessage_Status{Status: &berthv1.AgentStatus{Tasks: reports}}})
+}
+
+// certificateRefused reports whether a server's TLS handshake refused the
+// node's certificate. Servers refuse revoked certificates at the
+// handshake, where TLS can only say "bad certificate".
+func certificateRefused(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "tls: bad certificate")
 }

@@ -56,7 +56,10 @@ func startServer(ctx context.Context, cfg *Config, dir string) (*server, error) 
 		// Room for a /24 per node far past the target of a thousand.
 		"--container-range", "100.64.0.0/10",
 		// Each service gets a network sized for its tasks (Apply).
-		"--network-range", networkRange.String(), "--log-level", "warn"}
+		"--network-range", networkRange.String(), "--log-level", "warn",
+		// Every simulated node joins from 127.0.0.1, which the per-address
+		// join limit would hold to 5 a second.
+		"--join-rate", "-1"}
 	if len(cfg.EtcdEndpoints) > 0 {
 		args = append(args, "--etcd-endpoints", strings.Join(cfg.EtcdEndpoints, ","))
 	}
