@@ -110,8 +110,39 @@ func peerAddr(ctx context.Context) string {
 	return "unknown"
 }
 
+// forwardedAddr is the address of an HTTP caller, as the gateway saw it.
+type forwardedAddr string
+
+func (a forwardedAddr) Network() string { return "tcp" }
+func (a forwardedAddr) String() string  { return string(a) }
+
+// withForwardedPeer makes the HTTP caller's address, which the server's
+// gateway forwards, the call's peer (the audit log records it). Only a
+// server's gateway may send it; from anyone else it is a forgery.
+func withForwardedPeer(ctx context.Context) (context.Context, error) {
+	md, _ := metadata.FromIncomingContext(ctx)
+	vals := md.Get(httpapi.ForwardedForMetadata)
+	if len(vals) == 0 {
+		return ctx, nil
+	}
+	cert, _ := identity.PeerCertificate(ctx)
+	if who, err := identity.FromCertificate(cert); err != nil || who.Role != identity.RoleServer {
+		return nil, status.Errorf(codes.PermissionDenied, "%s may be sent only by a server's HTTP/JSON gateway", httpapi.ForwardedForMetadata)
+	}
+	p, _ := peer.FromContext(ctx)
+	fwd := &peer.Peer{Addr: forwardedAddr(vals[0])}
+	if p != nil {
+		fwd.AuthInfo, fwd.LocalAddr = p.AuthInfo, p.LocalAddr
+	}
+	return peer.NewContext(ctx, fwd), nil
+}
+
 // authenticateUnary is the unary authenticate interceptor.
 func (a *authenticator) authenticateUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	ctx, err := withForwardedPeer(ctx)
+	if err != nil {
+		return nil, err
+	}
 	c, err := a.resolve(ctx, info.FullMethod)
 	if err != nil {
 		return nil, err
@@ -123,11 +154,15 @@ func (a *authenticator) authenticateUnary(ctx context.Context, req any, info *gr
 // context ends when its credential is revoked or expires; the caller is
 // then told why.
 func (a *authenticator) authenticateStream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-	c, err := a.resolve(ss.Context(), info.FullMethod)
+	base, err := withForwardedPeer(ss.Context())
 	if err != nil {
 		return err
 	}
-	ctx, done := a.streams.open(access.NewContext(ss.Context(), c.Principal), c.Principal, c.expires)
+	c, err := a.resolve(base, info.FullMethod)
+	if err != nil {
+		return err
+	}
+	ctx, done := a.streams.open(access.NewContext(base, c.Principal), c.Principal, c.expires)
 	defer done()
 	err = handler(srv, &contextStream{ServerStream: ss, ctx: ctx})
 	if cause := context.Cause(ctx); errors.Is(cause, errCredentialEnded) {

@@ -151,7 +151,7 @@ func TestEveryRoleAgainstEveryMethod(t *testing.T) {
 		t.Fatal(err)
 	}
 	gateway := certCaller("gateway for a deployer of team-a", identity.RoleDeployer, serverCert, serverKey, "team-a")
-	gateway.md = metadata.Pairs(httpapi.PrincipalMetadata, forwarded)
+	gateway.md = metadata.Pairs(httpapi.PrincipalMetadata, forwarded, httpapi.ForwardedForMetadata, "192.0.2.7:40000")
 	callers := []caller{
 		certCaller("admin certificate", identity.RoleAdmin, adminCert, adminKey),
 		userCaller("vera", identity.RoleViewer, "team-a"),
@@ -238,6 +238,18 @@ func TestForgedForwardedPrincipal(t *testing.T) {
 	_, err = cl.ListUsers(ctx, &berthv1.ListUsersRequest{})
 	if status.Code(err) != codes.PermissionDenied {
 		t.Fatalf("a viewer speaking for an admin: got %v, want PermissionDenied", err)
+	}
+}
+
+// TestForgedForwardedAddress checks that only a server may name the
+// address of an HTTP caller, which the audit log records as the peer.
+func TestForgedForwardedAddress(t *testing.T) {
+	c := newRBACCluster(t)
+	cert, key := c.user(t, c.admin(t), "mallory", "viewer", "team-a")
+	cl := berthv1.NewClusterServiceClient(c.dial(t, c.addr, cert, key, ""))
+	ctx := metadata.NewOutgoingContext(context.Background(), metadata.Pairs(httpapi.ForwardedForMetadata, "192.0.2.7:40000"))
+	if _, err := cl.WhoAmI(ctx, &berthv1.WhoAmIRequest{}); status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("a viewer naming another address: got %v, want PermissionDenied", err)
 	}
 }
 

@@ -111,8 +111,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, status, code, msg)
 		return
 	}
-	// The caller goes on only as the metadata authenticate made.
+	// The caller goes on only as the metadata authenticate made, with
+	// its address for the audit log.
 	r.Header.Del("Authorization")
+	fwd.Set(ForwardedForMetadata, r.RemoteAddr)
 	h.gateway.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), forwardKey{}, fwd)))
 }
 
@@ -124,12 +126,16 @@ type forwardKey struct{}
 // of an HTTP caller who authenticated with a client certificate.
 const PrincipalMetadata = "berth-forwarded-principal"
 
+// ForwardedForMetadata is the gRPC metadata key that carries the address
+// of the HTTP caller, which the gRPC server takes for the call's peer.
+const ForwardedForMetadata = "berth-forwarded-for"
+
 // headerMatcher forwards HTTP headers as gRPC metadata as the gateway
 // does by default, except those that name the caller: only authenticate
 // sets them.
 func headerMatcher(key string) (string, bool) {
 	switch strings.ToLower(strings.TrimPrefix(key, runtime.MetadataHeaderPrefix)) {
-	case PrincipalMetadata, "authorization":
+	case PrincipalMetadata, ForwardedForMetadata, "authorization":
 		return "", false
 	}
 	return runtime.DefaultHeaderMatcher(key)
