@@ -68,7 +68,7 @@ func (s *Server) createAPIToken(ctx context.Context, req *berthv1.CreateAPIToken
 	}
 	grant.Kind, grant.Name = "token", name
 	if !maker.Covers(grant) {
-		return nil, status.Errorf(codes.PermissionDenied, "token %q would be a %s in %s, more than its maker %s (a %s in %s) may do; ask for at most your own role and namespaces",
+		return nil, status.Errorf(codes.PermissionDenied, "token %q would have the %s role in %s, more than its maker %s (%s in %s) may do; ask for at most your own role and namespaces",
 			name, grant.Role, namespacesText(grant.Namespaces), maker, maker.Role, namespacesText(maker.Namespaces))
 	}
 	// Names are unique among valid tokens, so revoking by name is

@@ -57,7 +57,7 @@ func (s *Server) CreateUser(ctx context.Context, req *berthv1.CreateUserRequest)
 	}
 	grant.Kind, grant.Name = "user", name
 	if !maker.Covers(grant) {
-		return nil, status.Errorf(codes.PermissionDenied, "user %q would be a %s in %s, more than its maker %s (a %s in %s) may grant",
+		return nil, status.Errorf(codes.PermissionDenied, "user %q would have the %s role in %s, more than its maker %s (%s in %s) may grant",
 			name, grant.Role, namespacesText(grant.Namespaces), maker, maker.Role, namespacesText(maker.Namespaces))
 	}
 	if len(req.GetCsr()) == 0 {
