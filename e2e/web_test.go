@@ -48,23 +48,8 @@ func TestWebDashboard(t *testing.T) {
 	ctx, cancel := context.WithTimeout(browser, 90*time.Second)
 	defer cancel()
 	var shot []byte
-	// Chromium drops a page load when the machine's network changes, as
-	// it does when containers start: try the load again.
-	var err error
-	for attempt := 1; attempt <= 3; attempt++ {
-		if err = chromedp.Run(ctx, chromedp.Navigate("https://"+httpAddr+"/ui/")); err == nil || !strings.Contains(err.Error(), "ERR_NETWORK_CHANGED") {
-			break
-		}
-	}
-	if err != nil {
-		t.Fatalf("loading the dashboard: %v", err)
-	}
-	err = chromedp.Run(ctx,
-		chromedp.WaitVisible("#token", chromedp.ByQuery),
-		// The button is enabled once the page's script handles the form.
-		chromedp.WaitEnabled("#login-button", chromedp.ByQuery),
-		chromedp.SendKeys("#token", token, chromedp.ByQuery),
-		chromedp.Click("#login-button", chromedp.ByQuery),
+	signIn(t, ctx, httpAddr, token)
+	err := chromedp.Run(ctx,
 		chromedp.WaitVisible(`tr[data-task-service="web/sleeper"][data-task-state="running"]`, chromedp.ByQuery),
 		chromedp.WaitVisible(`tr[data-node="alpha"]`, chromedp.ByQuery),
 		chromedp.CaptureScreenshot(&shot),
@@ -137,6 +122,32 @@ func TestWebDashboard(t *testing.T) {
 		t.Fatalf("applying a Compose file on the dashboard: %v", err)
 	}
 	c.waitRunning("pasted/sleeper", 1, 60*time.Second)
+}
+
+// signIn loads the dashboard at httpAddr and signs in with token.
+func signIn(t *testing.T, ctx context.Context, httpAddr, token string) {
+	t.Helper()
+	// Chromium drops a page load when the machine's network changes, as
+	// it does when containers start: try the load again.
+	var err error
+	for attempt := 1; attempt <= 3; attempt++ {
+		if err = chromedp.Run(ctx, chromedp.Navigate("https://"+httpAddr+"/ui/")); err == nil || !strings.Contains(err.Error(), "ERR_NETWORK_CHANGED") {
+			break
+		}
+	}
+	if err != nil {
+		t.Fatalf("loading the dashboard: %v", err)
+	}
+	err = chromedp.Run(ctx,
+		chromedp.WaitVisible("#token", chromedp.ByQuery),
+		// The button is enabled once the page's script handles the form.
+		chromedp.WaitEnabled("#login-button", chromedp.ByQuery),
+		chromedp.SendKeys("#token", token, chromedp.ByQuery),
+		chromedp.Click("#login-button", chromedp.ByQuery),
+	)
+	if err != nil {
+		t.Fatalf("signing in to the dashboard: %v; page: %s", err, pageState(ctx))
+	}
 }
 
 // newBrowser starts headless Chromium with a profile of its own, accepting
@@ -239,22 +250,10 @@ func TestWebDashboardHonoursTheRole(t *testing.T) {
 	browser := newBrowser(t)
 	ctx, cancel := context.WithTimeout(browser, 90*time.Second)
 	defer cancel()
-	var err error
-	for attempt := 1; attempt <= 3; attempt++ {
-		if err = chromedp.Run(ctx, chromedp.Navigate("https://"+httpAddr+"/ui/")); err == nil || !strings.Contains(err.Error(), "ERR_NETWORK_CHANGED") {
-			break
-		}
-	}
-	if err != nil {
-		t.Fatalf("loading the dashboard: %v", err)
-	}
 	var who, namespaces string
 	var scaleDisabled, applyReadOnly, hiddenShown bool
-	err = chromedp.Run(ctx,
-		chromedp.WaitVisible("#token", chromedp.ByQuery),
-		chromedp.WaitEnabled("#login-button", chromedp.ByQuery),
-		chromedp.SendKeys("#token", token, chromedp.ByQuery),
-		chromedp.Click("#login-button", chromedp.ByQuery),
+	signIn(t, ctx, httpAddr, token)
+	err := chromedp.Run(ctx,
 		chromedp.WaitVisible(`tr[data-task-service="web/sleeper"][data-task-state="running"]`, chromedp.ByQuery),
 		chromedp.Text("#whoami", &who, chromedp.ByQuery),
 		chromedp.Evaluate(`[...document.querySelectorAll("#namespace option")].map((o) => o.value).join(",")`, &namespaces),
