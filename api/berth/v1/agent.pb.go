@@ -179,7 +179,9 @@ type NodeDescription struct {
 	ImageDigests map[string]string `protobuf:"bytes,10,rep,name=image_digests,json=imageDigests,proto3" json:"image_digests,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// overlay: the node's containers join the cluster's networks, so the
 	// node needs the network map.
-	Overlay       bool `protobuf:"varint,11,opt,name=overlay,proto3" json:"overlay,omitempty"`
+	Overlay bool `protobuf:"varint,11,opt,name=overlay,proto3" json:"overlay,omitempty"`
+	// conditions are the node's checks as the agent starts.
+	Conditions    []*NodeCondition `protobuf:"bytes,12,rep,name=conditions,proto3" json:"conditions,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -289,6 +291,13 @@ func (x *NodeDescription) GetOverlay() bool {
 		return x.Overlay
 	}
 	return false
+}
+
+func (x *NodeDescription) GetConditions() []*NodeCondition {
+	if x != nil {
+		return x.Conditions
+	}
+	return nil
 }
 
 type TaskStatusReport struct {
@@ -448,9 +457,13 @@ type AgentHeartbeat struct {
 	ImagesChanged bool     `protobuf:"varint,2,opt,name=images_changed,json=imagesChanged,proto3" json:"images_changed,omitempty"`
 	// image_digests maps each of images to its manifest digest; sent with
 	// images when they changed.
-	ImageDigests  map[string]string `protobuf:"bytes,3,rep,name=image_digests,json=imageDigests,proto3" json:"image_digests,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	ImageDigests map[string]string `protobuf:"bytes,3,rep,name=image_digests,json=imageDigests,proto3" json:"image_digests,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// conditions is set when one of the node's checks changed since the
+	// last report (all of them, not only the changed one).
+	Conditions        []*NodeCondition `protobuf:"bytes,4,rep,name=conditions,proto3" json:"conditions,omitempty"`
+	ConditionsChanged bool             `protobuf:"varint,5,opt,name=conditions_changed,json=conditionsChanged,proto3" json:"conditions_changed,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *AgentHeartbeat) Reset() {
@@ -502,6 +515,20 @@ func (x *AgentHeartbeat) GetImageDigests() map[string]string {
 		return x.ImageDigests
 	}
 	return nil
+}
+
+func (x *AgentHeartbeat) GetConditions() []*NodeCondition {
+	if x != nil {
+		return x.Conditions
+	}
+	return nil
+}
+
+func (x *AgentHeartbeat) GetConditionsChanged() bool {
+	if x != nil {
+		return x.ConditionsChanged
+	}
+	return false
 }
 
 // CertificateRenewalRequest asks for a new node certificate for a new
@@ -1879,7 +1906,7 @@ const file_berth_v1_agent_proto_rawDesc = "" +
 	"\fJoinResponse\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12 \n" +
 	"\vcertificate\x18\x02 \x01(\fR\vcertificate\x12%\n" +
-	"\x0eca_certificate\x18\x03 \x01(\fR\rcaCertificate\"\xc9\x04\n" +
+	"\x0eca_certificate\x18\x03 \x01(\fR\rcaCertificate\"\x82\x05\n" +
 	"\x0fNodeDescription\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n" +
 	"\bhostname\x18\x02 \x01(\tR\bhostname\x12\x18\n" +
@@ -1892,7 +1919,10 @@ const file_berth_v1_agent_proto_rawDesc = "" +
 	"\x0fcontent_address\x18\t \x01(\tR\x0econtentAddress\x12P\n" +
 	"\rimage_digests\x18\n" +
 	" \x03(\v2+.berth.v1.NodeDescription.ImageDigestsEntryR\fimageDigests\x12\x18\n" +
-	"\aoverlay\x18\v \x01(\bR\aoverlay\x1a9\n" +
+	"\aoverlay\x18\v \x01(\bR\aoverlay\x127\n" +
+	"\n" +
+	"conditions\x18\f \x03(\v2\x17.berth.v1.NodeConditionR\n" +
+	"conditions\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a?\n" +
@@ -1907,11 +1937,15 @@ const file_berth_v1_agent_proto_rawDesc = "" +
 	"\vdescription\x18\x01 \x01(\v2\x19.berth.v1.NodeDescriptionR\vdescription\x120\n" +
 	"\x05tasks\x18\x02 \x03(\v2\x1a.berth.v1.TaskStatusReportR\x05tasks\"?\n" +
 	"\vAgentStatus\x120\n" +
-	"\x05tasks\x18\x01 \x03(\v2\x1a.berth.v1.TaskStatusReportR\x05tasks\"\xe1\x01\n" +
+	"\x05tasks\x18\x01 \x03(\v2\x1a.berth.v1.TaskStatusReportR\x05tasks\"\xc9\x02\n" +
 	"\x0eAgentHeartbeat\x12\x16\n" +
 	"\x06images\x18\x01 \x03(\tR\x06images\x12%\n" +
 	"\x0eimages_changed\x18\x02 \x01(\bR\rimagesChanged\x12O\n" +
-	"\rimage_digests\x18\x03 \x03(\v2*.berth.v1.AgentHeartbeat.ImageDigestsEntryR\fimageDigests\x1a?\n" +
+	"\rimage_digests\x18\x03 \x03(\v2*.berth.v1.AgentHeartbeat.ImageDigestsEntryR\fimageDigests\x127\n" +
+	"\n" +
+	"conditions\x18\x04 \x03(\v2\x17.berth.v1.NodeConditionR\n" +
+	"conditions\x12-\n" +
+	"\x12conditions_changed\x18\x05 \x01(\bR\x11conditionsChanged\x1a?\n" +
 	"\x11ImageDigestsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"-\n" +
@@ -2063,16 +2097,17 @@ var file_berth_v1_agent_proto_goTypes = []any{
 	nil,                               // 26: berth.v1.AgentHeartbeat.ImageDigestsEntry
 	(*Resources)(nil),                 // 27: berth.v1.Resources
 	(*Platform)(nil),                  // 28: berth.v1.Platform
-	(*TaskStatus)(nil),                // 29: berth.v1.TaskStatus
-	(*durationpb.Duration)(nil),       // 30: google.protobuf.Duration
-	(*Task)(nil),                      // 31: berth.v1.Task
-	(*timestamppb.Timestamp)(nil),     // 32: google.protobuf.Timestamp
-	(*Network)(nil),                   // 33: berth.v1.Network
-	(EndpointMode)(0),                 // 34: berth.v1.EndpointMode
-	(*ServiceNetwork)(nil),            // 35: berth.v1.ServiceNetwork
-	(*VirtualIP)(nil),                 // 36: berth.v1.VirtualIP
-	(*PortSpec)(nil),                  // 37: berth.v1.PortSpec
-	(*TaskNetwork)(nil),               // 38: berth.v1.TaskNetwork
+	(*NodeCondition)(nil),             // 29: berth.v1.NodeCondition
+	(*TaskStatus)(nil),                // 30: berth.v1.TaskStatus
+	(*durationpb.Duration)(nil),       // 31: google.protobuf.Duration
+	(*Task)(nil),                      // 32: berth.v1.Task
+	(*timestamppb.Timestamp)(nil),     // 33: google.protobuf.Timestamp
+	(*Network)(nil),                   // 34: berth.v1.Network
+	(EndpointMode)(0),                 // 35: berth.v1.EndpointMode
+	(*ServiceNetwork)(nil),            // 36: berth.v1.ServiceNetwork
+	(*VirtualIP)(nil),                 // 37: berth.v1.VirtualIP
+	(*PortSpec)(nil),                  // 38: berth.v1.PortSpec
+	(*TaskNetwork)(nil),               // 39: berth.v1.TaskNetwork
 }
 var file_berth_v1_agent_proto_depIdxs = []int32{
 	23, // 0: berth.v1.JoinRequest.labels:type_name -> berth.v1.JoinRequest.LabelsEntry
@@ -2080,49 +2115,51 @@ var file_berth_v1_agent_proto_depIdxs = []int32{
 	27, // 2: berth.v1.NodeDescription.capacity:type_name -> berth.v1.Resources
 	28, // 3: berth.v1.NodeDescription.platform:type_name -> berth.v1.Platform
 	25, // 4: berth.v1.NodeDescription.image_digests:type_name -> berth.v1.NodeDescription.ImageDigestsEntry
-	29, // 5: berth.v1.TaskStatusReport.status:type_name -> berth.v1.TaskStatus
-	2,  // 6: berth.v1.AgentHello.description:type_name -> berth.v1.NodeDescription
-	3,  // 7: berth.v1.AgentHello.tasks:type_name -> berth.v1.TaskStatusReport
-	3,  // 8: berth.v1.AgentStatus.tasks:type_name -> berth.v1.TaskStatusReport
-	26, // 9: berth.v1.AgentHeartbeat.image_digests:type_name -> berth.v1.AgentHeartbeat.ImageDigestsEntry
-	4,  // 10: berth.v1.AgentMessage.hello:type_name -> berth.v1.AgentHello
-	5,  // 11: berth.v1.AgentMessage.status:type_name -> berth.v1.AgentStatus
-	6,  // 12: berth.v1.AgentMessage.heartbeat:type_name -> berth.v1.AgentHeartbeat
-	7,  // 13: berth.v1.AgentMessage.renew_certificate:type_name -> berth.v1.CertificateRenewalRequest
-	30, // 14: berth.v1.SessionWelcome.heartbeat_period:type_name -> google.protobuf.Duration
-	12, // 15: berth.v1.SessionWelcome.gossip:type_name -> berth.v1.GossipConfig
-	10, // 16: berth.v1.SessionWelcome.trust:type_name -> berth.v1.TrustUpdate
-	30, // 17: berth.v1.GossipConfig.probe_interval:type_name -> google.protobuf.Duration
-	30, // 18: berth.v1.GossipConfig.probe_timeout:type_name -> google.protobuf.Duration
-	31, // 19: berth.v1.Assignments.tasks:type_name -> berth.v1.Task
-	15, // 20: berth.v1.Assignments.image_sources:type_name -> berth.v1.ImageSource
-	14, // 21: berth.v1.Assignments.files:type_name -> berth.v1.FilePayload
-	32, // 22: berth.v1.PullGrant.issued_at:type_name -> google.protobuf.Timestamp
-	9,  // 23: berth.v1.ServerMessage.welcome:type_name -> berth.v1.SessionWelcome
-	13, // 24: berth.v1.ServerMessage.assignments:type_name -> berth.v1.Assignments
-	19, // 25: berth.v1.ServerMessage.network_map:type_name -> berth.v1.NetworkMap
-	11, // 26: berth.v1.ServerMessage.certificate:type_name -> berth.v1.CertificateRenewal
-	10, // 27: berth.v1.ServerMessage.trust:type_name -> berth.v1.TrustUpdate
-	33, // 28: berth.v1.NetworkMap.networks:type_name -> berth.v1.Network
-	20, // 29: berth.v1.NetworkMap.services:type_name -> berth.v1.NetworkService
-	21, // 30: berth.v1.NetworkMap.tasks:type_name -> berth.v1.NetworkTask
-	22, // 31: berth.v1.NetworkMap.nodes:type_name -> berth.v1.NetworkNode
-	32, // 32: berth.v1.NetworkMap.tasks_removed_at:type_name -> google.protobuf.Timestamp
-	34, // 33: berth.v1.NetworkService.endpoint_mode:type_name -> berth.v1.EndpointMode
-	35, // 34: berth.v1.NetworkService.networks:type_name -> berth.v1.ServiceNetwork
-	36, // 35: berth.v1.NetworkService.virtual_ips:type_name -> berth.v1.VirtualIP
-	37, // 36: berth.v1.NetworkService.ports:type_name -> berth.v1.PortSpec
-	38, // 37: berth.v1.NetworkTask.networks:type_name -> berth.v1.TaskNetwork
-	32, // 38: berth.v1.NetworkTask.changed_at:type_name -> google.protobuf.Timestamp
-	0,  // 39: berth.v1.AgentService.Join:input_type -> berth.v1.JoinRequest
-	8,  // 40: berth.v1.AgentService.Session:input_type -> berth.v1.AgentMessage
-	1,  // 41: berth.v1.AgentService.Join:output_type -> berth.v1.JoinResponse
-	18, // 42: berth.v1.AgentService.Session:output_type -> berth.v1.ServerMessage
-	41, // [41:43] is the sub-list for method output_type
-	39, // [39:41] is the sub-list for method input_type
-	39, // [39:39] is the sub-list for extension type_name
-	39, // [39:39] is the sub-list for extension extendee
-	0,  // [0:39] is the sub-list for field type_name
+	29, // 5: berth.v1.NodeDescription.conditions:type_name -> berth.v1.NodeCondition
+	30, // 6: berth.v1.TaskStatusReport.status:type_name -> berth.v1.TaskStatus
+	2,  // 7: berth.v1.AgentHello.description:type_name -> berth.v1.NodeDescription
+	3,  // 8: berth.v1.AgentHello.tasks:type_name -> berth.v1.TaskStatusReport
+	3,  // 9: berth.v1.AgentStatus.tasks:type_name -> berth.v1.TaskStatusReport
+	26, // 10: berth.v1.AgentHeartbeat.image_digests:type_name -> berth.v1.AgentHeartbeat.ImageDigestsEntry
+	29, // 11: berth.v1.AgentHeartbeat.conditions:type_name -> berth.v1.NodeCondition
+	4,  // 12: berth.v1.AgentMessage.hello:type_name -> berth.v1.AgentHello
+	5,  // 13: berth.v1.AgentMessage.status:type_name -> berth.v1.AgentStatus
+	6,  // 14: berth.v1.AgentMessage.heartbeat:type_name -> berth.v1.AgentHeartbeat
+	7,  // 15: berth.v1.AgentMessage.renew_certificate:type_name -> berth.v1.CertificateRenewalRequest
+	31, // 16: berth.v1.SessionWelcome.heartbeat_period:type_name -> google.protobuf.Duration
+	12, // 17: berth.v1.SessionWelcome.gossip:type_name -> berth.v1.GossipConfig
+	10, // 18: berth.v1.SessionWelcome.trust:type_name -> berth.v1.TrustUpdate
+	31, // 19: berth.v1.GossipConfig.probe_interval:type_name -> google.protobuf.Duration
+	31, // 20: berth.v1.GossipConfig.probe_timeout:type_name -> google.protobuf.Duration
+	32, // 21: berth.v1.Assignments.tasks:type_name -> berth.v1.Task
+	15, // 22: berth.v1.Assignments.image_sources:type_name -> berth.v1.ImageSource
+	14, // 23: berth.v1.Assignments.files:type_name -> berth.v1.FilePayload
+	33, // 24: berth.v1.PullGrant.issued_at:type_name -> google.protobuf.Timestamp
+	9,  // 25: berth.v1.ServerMessage.welcome:type_name -> berth.v1.SessionWelcome
+	13, // 26: berth.v1.ServerMessage.assignments:type_name -> berth.v1.Assignments
+	19, // 27: berth.v1.ServerMessage.network_map:type_name -> berth.v1.NetworkMap
+	11, // 28: berth.v1.ServerMessage.certificate:type_name -> berth.v1.CertificateRenewal
+	10, // 29: berth.v1.ServerMessage.trust:type_name -> berth.v1.TrustUpdate
+	34, // 30: berth.v1.NetworkMap.networks:type_name -> berth.v1.Network
+	20, // 31: berth.v1.NetworkMap.services:type_name -> berth.v1.NetworkService
+	21, // 32: berth.v1.NetworkMap.tasks:type_name -> berth.v1.NetworkTask
+	22, // 33: berth.v1.NetworkMap.nodes:type_name -> berth.v1.NetworkNode
+	33, // 34: berth.v1.NetworkMap.tasks_removed_at:type_name -> google.protobuf.Timestamp
+	35, // 35: berth.v1.NetworkService.endpoint_mode:type_name -> berth.v1.EndpointMode
+	36, // 36: berth.v1.NetworkService.networks:type_name -> berth.v1.ServiceNetwork
+	37, // 37: berth.v1.NetworkService.virtual_ips:type_name -> berth.v1.VirtualIP
+	38, // 38: berth.v1.NetworkService.ports:type_name -> berth.v1.PortSpec
+	39, // 39: berth.v1.NetworkTask.networks:type_name -> berth.v1.TaskNetwork
+	33, // 40: berth.v1.NetworkTask.changed_at:type_name -> google.protobuf.Timestamp
+	0,  // 41: berth.v1.AgentService.Join:input_type -> berth.v1.JoinRequest
+	8,  // 42: berth.v1.AgentService.Session:input_type -> berth.v1.AgentMessage
+	1,  // 43: berth.v1.AgentService.Join:output_type -> berth.v1.JoinResponse
+	18, // 44: berth.v1.AgentService.Session:output_type -> berth.v1.ServerMessage
+	43, // [43:45] is the sub-list for method output_type
+	41, // [41:43] is the sub-list for method input_type
+	41, // [41:41] is the sub-list for extension type_name
+	41, // [41:41] is the sub-list for extension extendee
+	0,  // [0:41] is the sub-list for field type_name
 }
 
 func init() { file_berth_v1_agent_proto_init() }

@@ -1209,6 +1209,11 @@ type Node struct {
 	// certificate: `berth ca rotate --finish` waits until every node's is
 	// the current CA's.
 	CertificateCa string `protobuf:"bytes,24,opt,name=certificate_ca,json=certificateCa,proto3" json:"certificate_ca,omitempty"`
+	// conditions are what the node needs to run containers, as its agent
+	// last checked them (api/nodestate names the types). A node with a
+	// failing condition is not ready: it gets no new tasks, and its tasks
+	// move elsewhere if it stays so.
+	Conditions    []*NodeCondition `protobuf:"bytes,25,rep,name=conditions,proto3" json:"conditions,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1411,6 +1416,88 @@ func (x *Node) GetCertificateCa() string {
 	return ""
 }
 
+func (x *Node) GetConditions() []*NodeCondition {
+	if x != nil {
+		return x.Conditions
+	}
+	return nil
+}
+
+// NodeCondition is one thing a node needs to run containers, as its agent
+// last checked it.
+type NodeCondition struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// type names what was checked: see api/nodestate (runtime, network, cni,
+	// disk).
+	Type string `protobuf:"bytes,1,opt,name=type,proto3" json:"type,omitempty"`
+	// ok: the check passed.
+	Ok bool `protobuf:"varint,2,opt,name=ok,proto3" json:"ok,omitempty"`
+	// message says, when not ok, what is wrong and how to fix it.
+	Message string `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
+	// since is when ok last changed.
+	Since         *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=since,proto3" json:"since,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NodeCondition) Reset() {
+	*x = NodeCondition{}
+	mi := &file_berth_v1_objects_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NodeCondition) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NodeCondition) ProtoMessage() {}
+
+func (x *NodeCondition) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_objects_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NodeCondition.ProtoReflect.Descriptor instead.
+func (*NodeCondition) Descriptor() ([]byte, []int) {
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *NodeCondition) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *NodeCondition) GetOk() bool {
+	if x != nil {
+		return x.Ok
+	}
+	return false
+}
+
+func (x *NodeCondition) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *NodeCondition) GetSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Since
+	}
+	return nil
+}
+
 type PortSpec struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// target is the port inside the container.
@@ -1431,7 +1518,7 @@ type PortSpec struct {
 
 func (x *PortSpec) Reset() {
 	*x = PortSpec{}
-	mi := &file_berth_v1_objects_proto_msgTypes[4]
+	mi := &file_berth_v1_objects_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1443,7 +1530,7 @@ func (x *PortSpec) String() string {
 func (*PortSpec) ProtoMessage() {}
 
 func (x *PortSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[4]
+	mi := &file_berth_v1_objects_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1456,7 +1543,7 @@ func (x *PortSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PortSpec.ProtoReflect.Descriptor instead.
 func (*PortSpec) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{4}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *PortSpec) GetTarget() uint32 {
@@ -1517,7 +1604,7 @@ type ServiceNetwork struct {
 
 func (x *ServiceNetwork) Reset() {
 	*x = ServiceNetwork{}
-	mi := &file_berth_v1_objects_proto_msgTypes[5]
+	mi := &file_berth_v1_objects_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1529,7 +1616,7 @@ func (x *ServiceNetwork) String() string {
 func (*ServiceNetwork) ProtoMessage() {}
 
 func (x *ServiceNetwork) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[5]
+	mi := &file_berth_v1_objects_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1542,7 +1629,7 @@ func (x *ServiceNetwork) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServiceNetwork.ProtoReflect.Descriptor instead.
 func (*ServiceNetwork) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{5}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ServiceNetwork) GetNetwork() string {
@@ -1577,7 +1664,7 @@ type ExtraHost struct {
 
 func (x *ExtraHost) Reset() {
 	*x = ExtraHost{}
-	mi := &file_berth_v1_objects_proto_msgTypes[6]
+	mi := &file_berth_v1_objects_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1589,7 +1676,7 @@ func (x *ExtraHost) String() string {
 func (*ExtraHost) ProtoMessage() {}
 
 func (x *ExtraHost) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[6]
+	mi := &file_berth_v1_objects_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1602,7 +1689,7 @@ func (x *ExtraHost) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExtraHost.ProtoReflect.Descriptor instead.
 func (*ExtraHost) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{6}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ExtraHost) GetHostname() string {
@@ -1645,7 +1732,7 @@ type Network struct {
 
 func (x *Network) Reset() {
 	*x = Network{}
-	mi := &file_berth_v1_objects_proto_msgTypes[7]
+	mi := &file_berth_v1_objects_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1657,7 +1744,7 @@ func (x *Network) String() string {
 func (*Network) ProtoMessage() {}
 
 func (x *Network) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[7]
+	mi := &file_berth_v1_objects_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1670,7 +1757,7 @@ func (x *Network) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Network.ProtoReflect.Descriptor instead.
 func (*Network) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{7}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Network) GetMeta() *Meta {
@@ -1736,7 +1823,7 @@ type VirtualIP struct {
 
 func (x *VirtualIP) Reset() {
 	*x = VirtualIP{}
-	mi := &file_berth_v1_objects_proto_msgTypes[8]
+	mi := &file_berth_v1_objects_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1748,7 +1835,7 @@ func (x *VirtualIP) String() string {
 func (*VirtualIP) ProtoMessage() {}
 
 func (x *VirtualIP) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[8]
+	mi := &file_berth_v1_objects_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1761,7 +1848,7 @@ func (x *VirtualIP) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VirtualIP.ProtoReflect.Descriptor instead.
 func (*VirtualIP) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{8}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *VirtualIP) GetNetworkId() string {
@@ -1798,7 +1885,7 @@ type ServiceEndpoint struct {
 
 func (x *ServiceEndpoint) Reset() {
 	*x = ServiceEndpoint{}
-	mi := &file_berth_v1_objects_proto_msgTypes[9]
+	mi := &file_berth_v1_objects_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1810,7 +1897,7 @@ func (x *ServiceEndpoint) String() string {
 func (*ServiceEndpoint) ProtoMessage() {}
 
 func (x *ServiceEndpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[9]
+	mi := &file_berth_v1_objects_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1823,7 +1910,7 @@ func (x *ServiceEndpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServiceEndpoint.ProtoReflect.Descriptor instead.
 func (*ServiceEndpoint) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{9}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ServiceEndpoint) GetVirtualIps() []*VirtualIP {
@@ -1850,7 +1937,7 @@ type TaskNetwork struct {
 
 func (x *TaskNetwork) Reset() {
 	*x = TaskNetwork{}
-	mi := &file_berth_v1_objects_proto_msgTypes[10]
+	mi := &file_berth_v1_objects_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1862,7 +1949,7 @@ func (x *TaskNetwork) String() string {
 func (*TaskNetwork) ProtoMessage() {}
 
 func (x *TaskNetwork) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[10]
+	mi := &file_berth_v1_objects_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1875,7 +1962,7 @@ func (x *TaskNetwork) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskNetwork.ProtoReflect.Descriptor instead.
 func (*TaskNetwork) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{10}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *TaskNetwork) GetNetworkId() string {
@@ -1923,7 +2010,7 @@ type Placement struct {
 
 func (x *Placement) Reset() {
 	*x = Placement{}
-	mi := &file_berth_v1_objects_proto_msgTypes[11]
+	mi := &file_berth_v1_objects_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1935,7 +2022,7 @@ func (x *Placement) String() string {
 func (*Placement) ProtoMessage() {}
 
 func (x *Placement) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[11]
+	mi := &file_berth_v1_objects_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1948,7 +2035,7 @@ func (x *Placement) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Placement.ProtoReflect.Descriptor instead.
 func (*Placement) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{11}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Placement) GetConstraints() []string {
@@ -2003,7 +2090,7 @@ type UpdateConfig struct {
 
 func (x *UpdateConfig) Reset() {
 	*x = UpdateConfig{}
-	mi := &file_berth_v1_objects_proto_msgTypes[12]
+	mi := &file_berth_v1_objects_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2015,7 +2102,7 @@ func (x *UpdateConfig) String() string {
 func (*UpdateConfig) ProtoMessage() {}
 
 func (x *UpdateConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[12]
+	mi := &file_berth_v1_objects_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2028,7 +2115,7 @@ func (x *UpdateConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateConfig.ProtoReflect.Descriptor instead.
 func (*UpdateConfig) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{12}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *UpdateConfig) GetParallelism() uint64 {
@@ -2086,7 +2173,7 @@ type RestartPolicy struct {
 
 func (x *RestartPolicy) Reset() {
 	*x = RestartPolicy{}
-	mi := &file_berth_v1_objects_proto_msgTypes[13]
+	mi := &file_berth_v1_objects_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2098,7 +2185,7 @@ func (x *RestartPolicy) String() string {
 func (*RestartPolicy) ProtoMessage() {}
 
 func (x *RestartPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[13]
+	mi := &file_berth_v1_objects_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2111,7 +2198,7 @@ func (x *RestartPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestartPolicy.ProtoReflect.Descriptor instead.
 func (*RestartPolicy) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{13}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *RestartPolicy) GetCondition() RestartCondition {
@@ -2212,7 +2299,7 @@ type ServiceSpec struct {
 
 func (x *ServiceSpec) Reset() {
 	*x = ServiceSpec{}
-	mi := &file_berth_v1_objects_proto_msgTypes[14]
+	mi := &file_berth_v1_objects_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2224,7 +2311,7 @@ func (x *ServiceSpec) String() string {
 func (*ServiceSpec) ProtoMessage() {}
 
 func (x *ServiceSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[14]
+	mi := &file_berth_v1_objects_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2237,7 +2324,7 @@ func (x *ServiceSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServiceSpec.ProtoReflect.Descriptor instead.
 func (*ServiceSpec) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{14}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ServiceSpec) GetImage() string {
@@ -2513,7 +2600,7 @@ type Mount struct {
 
 func (x *Mount) Reset() {
 	*x = Mount{}
-	mi := &file_berth_v1_objects_proto_msgTypes[15]
+	mi := &file_berth_v1_objects_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2525,7 +2612,7 @@ func (x *Mount) String() string {
 func (*Mount) ProtoMessage() {}
 
 func (x *Mount) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[15]
+	mi := &file_berth_v1_objects_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2538,7 +2625,7 @@ func (x *Mount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Mount.ProtoReflect.Descriptor instead.
 func (*Mount) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{15}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Mount) GetType() MountType {
@@ -2627,7 +2714,7 @@ type FileReference struct {
 
 func (x *FileReference) Reset() {
 	*x = FileReference{}
-	mi := &file_berth_v1_objects_proto_msgTypes[16]
+	mi := &file_berth_v1_objects_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2639,7 +2726,7 @@ func (x *FileReference) String() string {
 func (*FileReference) ProtoMessage() {}
 
 func (x *FileReference) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[16]
+	mi := &file_berth_v1_objects_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2652,7 +2739,7 @@ func (x *FileReference) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FileReference.ProtoReflect.Descriptor instead.
 func (*FileReference) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{16}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *FileReference) GetName() string {
@@ -2717,7 +2804,7 @@ type Ulimit struct {
 
 func (x *Ulimit) Reset() {
 	*x = Ulimit{}
-	mi := &file_berth_v1_objects_proto_msgTypes[17]
+	mi := &file_berth_v1_objects_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2729,7 +2816,7 @@ func (x *Ulimit) String() string {
 func (*Ulimit) ProtoMessage() {}
 
 func (x *Ulimit) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[17]
+	mi := &file_berth_v1_objects_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2742,7 +2829,7 @@ func (x *Ulimit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ulimit.ProtoReflect.Descriptor instead.
 func (*Ulimit) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{17}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Ulimit) GetName() string {
@@ -2810,7 +2897,7 @@ type ContainerOptions struct {
 
 func (x *ContainerOptions) Reset() {
 	*x = ContainerOptions{}
-	mi := &file_berth_v1_objects_proto_msgTypes[18]
+	mi := &file_berth_v1_objects_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2822,7 +2909,7 @@ func (x *ContainerOptions) String() string {
 func (*ContainerOptions) ProtoMessage() {}
 
 func (x *ContainerOptions) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[18]
+	mi := &file_berth_v1_objects_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2835,7 +2922,7 @@ func (x *ContainerOptions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContainerOptions.ProtoReflect.Descriptor instead.
 func (*ContainerOptions) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{18}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ContainerOptions) GetInit() bool {
@@ -2972,7 +3059,7 @@ type Volume struct {
 
 func (x *Volume) Reset() {
 	*x = Volume{}
-	mi := &file_berth_v1_objects_proto_msgTypes[19]
+	mi := &file_berth_v1_objects_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2984,7 +3071,7 @@ func (x *Volume) String() string {
 func (*Volume) ProtoMessage() {}
 
 func (x *Volume) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[19]
+	mi := &file_berth_v1_objects_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2997,7 +3084,7 @@ func (x *Volume) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Volume.ProtoReflect.Descriptor instead.
 func (*Volume) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{19}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Volume) GetMeta() *Meta {
@@ -3096,7 +3183,7 @@ type Secret struct {
 
 func (x *Secret) Reset() {
 	*x = Secret{}
-	mi := &file_berth_v1_objects_proto_msgTypes[20]
+	mi := &file_berth_v1_objects_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3108,7 +3195,7 @@ func (x *Secret) String() string {
 func (*Secret) ProtoMessage() {}
 
 func (x *Secret) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[20]
+	mi := &file_berth_v1_objects_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3121,7 +3208,7 @@ func (x *Secret) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Secret.ProtoReflect.Descriptor instead.
 func (*Secret) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{20}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Secret) GetMeta() *Meta {
@@ -3207,7 +3294,7 @@ type Config struct {
 
 func (x *Config) Reset() {
 	*x = Config{}
-	mi := &file_berth_v1_objects_proto_msgTypes[21]
+	mi := &file_berth_v1_objects_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3219,7 +3306,7 @@ func (x *Config) String() string {
 func (*Config) ProtoMessage() {}
 
 func (x *Config) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[21]
+	mi := &file_berth_v1_objects_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3232,7 +3319,7 @@ func (x *Config) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Config.ProtoReflect.Descriptor instead.
 func (*Config) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{21}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Config) GetMeta() *Meta {
@@ -3309,7 +3396,7 @@ type KeyCheck struct {
 
 func (x *KeyCheck) Reset() {
 	*x = KeyCheck{}
-	mi := &file_berth_v1_objects_proto_msgTypes[22]
+	mi := &file_berth_v1_objects_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3321,7 +3408,7 @@ func (x *KeyCheck) String() string {
 func (*KeyCheck) ProtoMessage() {}
 
 func (x *KeyCheck) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[22]
+	mi := &file_berth_v1_objects_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3334,7 +3421,7 @@ func (x *KeyCheck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyCheck.ProtoReflect.Descriptor instead.
 func (*KeyCheck) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{22}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *KeyCheck) GetSealedProbe() []byte {
@@ -3362,7 +3449,7 @@ type BuildSpec struct {
 
 func (x *BuildSpec) Reset() {
 	*x = BuildSpec{}
-	mi := &file_berth_v1_objects_proto_msgTypes[23]
+	mi := &file_berth_v1_objects_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3374,7 +3461,7 @@ func (x *BuildSpec) String() string {
 func (*BuildSpec) ProtoMessage() {}
 
 func (x *BuildSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[23]
+	mi := &file_berth_v1_objects_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3387,7 +3474,7 @@ func (x *BuildSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BuildSpec.ProtoReflect.Descriptor instead.
 func (*BuildSpec) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{23}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *BuildSpec) GetContext() string {
@@ -3444,7 +3531,7 @@ type Dependency struct {
 
 func (x *Dependency) Reset() {
 	*x = Dependency{}
-	mi := &file_berth_v1_objects_proto_msgTypes[24]
+	mi := &file_berth_v1_objects_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3456,7 +3543,7 @@ func (x *Dependency) String() string {
 func (*Dependency) ProtoMessage() {}
 
 func (x *Dependency) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[24]
+	mi := &file_berth_v1_objects_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3469,7 +3556,7 @@ func (x *Dependency) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Dependency.ProtoReflect.Descriptor instead.
 func (*Dependency) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{24}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *Dependency) GetService() string {
@@ -3511,7 +3598,7 @@ type HealthCheck struct {
 
 func (x *HealthCheck) Reset() {
 	*x = HealthCheck{}
-	mi := &file_berth_v1_objects_proto_msgTypes[25]
+	mi := &file_berth_v1_objects_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3523,7 +3610,7 @@ func (x *HealthCheck) String() string {
 func (*HealthCheck) ProtoMessage() {}
 
 func (x *HealthCheck) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[25]
+	mi := &file_berth_v1_objects_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3536,7 +3623,7 @@ func (x *HealthCheck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthCheck.ProtoReflect.Descriptor instead.
 func (*HealthCheck) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{25}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *HealthCheck) GetTest() []string {
@@ -3638,7 +3725,7 @@ type Service struct {
 
 func (x *Service) Reset() {
 	*x = Service{}
-	mi := &file_berth_v1_objects_proto_msgTypes[26]
+	mi := &file_berth_v1_objects_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3650,7 +3737,7 @@ func (x *Service) String() string {
 func (*Service) ProtoMessage() {}
 
 func (x *Service) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[26]
+	mi := &file_berth_v1_objects_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3663,7 +3750,7 @@ func (x *Service) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Service.ProtoReflect.Descriptor instead.
 func (*Service) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{26}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *Service) GetMeta() *Meta {
@@ -3764,7 +3851,7 @@ type ServiceRevision struct {
 
 func (x *ServiceRevision) Reset() {
 	*x = ServiceRevision{}
-	mi := &file_berth_v1_objects_proto_msgTypes[27]
+	mi := &file_berth_v1_objects_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3776,7 +3863,7 @@ func (x *ServiceRevision) String() string {
 func (*ServiceRevision) ProtoMessage() {}
 
 func (x *ServiceRevision) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[27]
+	mi := &file_berth_v1_objects_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3789,7 +3876,7 @@ func (x *ServiceRevision) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServiceRevision.ProtoReflect.Descriptor instead.
 func (*ServiceRevision) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{27}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ServiceRevision) GetSpecVersion() uint64 {
@@ -3837,7 +3924,7 @@ type UpdateStatus struct {
 
 func (x *UpdateStatus) Reset() {
 	*x = UpdateStatus{}
-	mi := &file_berth_v1_objects_proto_msgTypes[28]
+	mi := &file_berth_v1_objects_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3849,7 +3936,7 @@ func (x *UpdateStatus) String() string {
 func (*UpdateStatus) ProtoMessage() {}
 
 func (x *UpdateStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[28]
+	mi := &file_berth_v1_objects_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3862,7 +3949,7 @@ func (x *UpdateStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateStatus.ProtoReflect.Descriptor instead.
 func (*UpdateStatus) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{28}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *UpdateStatus) GetState() UpdateState {
@@ -3916,7 +4003,7 @@ type RebalanceStatus struct {
 
 func (x *RebalanceStatus) Reset() {
 	*x = RebalanceStatus{}
-	mi := &file_berth_v1_objects_proto_msgTypes[29]
+	mi := &file_berth_v1_objects_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3928,7 +4015,7 @@ func (x *RebalanceStatus) String() string {
 func (*RebalanceStatus) ProtoMessage() {}
 
 func (x *RebalanceStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[29]
+	mi := &file_berth_v1_objects_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3941,7 +4028,7 @@ func (x *RebalanceStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RebalanceStatus.ProtoReflect.Descriptor instead.
 func (*RebalanceStatus) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{29}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *RebalanceStatus) GetState() RebalanceState {
@@ -4008,7 +4095,7 @@ type ClusterSettings struct {
 
 func (x *ClusterSettings) Reset() {
 	*x = ClusterSettings{}
-	mi := &file_berth_v1_objects_proto_msgTypes[30]
+	mi := &file_berth_v1_objects_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4020,7 +4107,7 @@ func (x *ClusterSettings) String() string {
 func (*ClusterSettings) ProtoMessage() {}
 
 func (x *ClusterSettings) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[30]
+	mi := &file_berth_v1_objects_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4033,7 +4120,7 @@ func (x *ClusterSettings) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterSettings.ProtoReflect.Descriptor instead.
 func (*ClusterSettings) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{30}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ClusterSettings) GetMeta() *Meta {
@@ -4109,7 +4196,7 @@ type RegistryCredential struct {
 
 func (x *RegistryCredential) Reset() {
 	*x = RegistryCredential{}
-	mi := &file_berth_v1_objects_proto_msgTypes[31]
+	mi := &file_berth_v1_objects_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4121,7 +4208,7 @@ func (x *RegistryCredential) String() string {
 func (*RegistryCredential) ProtoMessage() {}
 
 func (x *RegistryCredential) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[31]
+	mi := &file_berth_v1_objects_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4134,7 +4221,7 @@ func (x *RegistryCredential) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegistryCredential.ProtoReflect.Descriptor instead.
 func (*RegistryCredential) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{31}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *RegistryCredential) GetMeta() *Meta {
@@ -4175,7 +4262,7 @@ type StateTransition struct {
 
 func (x *StateTransition) Reset() {
 	*x = StateTransition{}
-	mi := &file_berth_v1_objects_proto_msgTypes[32]
+	mi := &file_berth_v1_objects_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4187,7 +4274,7 @@ func (x *StateTransition) String() string {
 func (*StateTransition) ProtoMessage() {}
 
 func (x *StateTransition) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[32]
+	mi := &file_berth_v1_objects_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4200,7 +4287,7 @@ func (x *StateTransition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StateTransition.ProtoReflect.Descriptor instead.
 func (*StateTransition) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{32}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *StateTransition) GetState() TaskState {
@@ -4229,7 +4316,7 @@ type PortBinding struct {
 
 func (x *PortBinding) Reset() {
 	*x = PortBinding{}
-	mi := &file_berth_v1_objects_proto_msgTypes[33]
+	mi := &file_berth_v1_objects_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4241,7 +4328,7 @@ func (x *PortBinding) String() string {
 func (*PortBinding) ProtoMessage() {}
 
 func (x *PortBinding) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[33]
+	mi := &file_berth_v1_objects_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4254,7 +4341,7 @@ func (x *PortBinding) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PortBinding.ProtoReflect.Descriptor instead.
 func (*PortBinding) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{33}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *PortBinding) GetTarget() uint32 {
@@ -4310,7 +4397,7 @@ type TaskStatus struct {
 
 func (x *TaskStatus) Reset() {
 	*x = TaskStatus{}
-	mi := &file_berth_v1_objects_proto_msgTypes[34]
+	mi := &file_berth_v1_objects_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4322,7 +4409,7 @@ func (x *TaskStatus) String() string {
 func (*TaskStatus) ProtoMessage() {}
 
 func (x *TaskStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[34]
+	mi := &file_berth_v1_objects_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4335,7 +4422,7 @@ func (x *TaskStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskStatus.ProtoReflect.Descriptor instead.
 func (*TaskStatus) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{34}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *TaskStatus) GetState() TaskState {
@@ -4451,7 +4538,7 @@ type Task struct {
 
 func (x *Task) Reset() {
 	*x = Task{}
-	mi := &file_berth_v1_objects_proto_msgTypes[35]
+	mi := &file_berth_v1_objects_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4463,7 +4550,7 @@ func (x *Task) String() string {
 func (*Task) ProtoMessage() {}
 
 func (x *Task) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[35]
+	mi := &file_berth_v1_objects_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4476,7 +4563,7 @@ func (x *Task) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Task.ProtoReflect.Descriptor instead.
 func (*Task) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{35}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *Task) GetMeta() *Meta {
@@ -4616,7 +4703,7 @@ type Event struct {
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_berth_v1_objects_proto_msgTypes[36]
+	mi := &file_berth_v1_objects_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4628,7 +4715,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[36]
+	mi := &file_berth_v1_objects_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4641,7 +4728,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{36}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *Event) GetMeta() *Meta {
@@ -4725,7 +4812,7 @@ type ClusterCA struct {
 
 func (x *ClusterCA) Reset() {
 	*x = ClusterCA{}
-	mi := &file_berth_v1_objects_proto_msgTypes[37]
+	mi := &file_berth_v1_objects_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4737,7 +4824,7 @@ func (x *ClusterCA) String() string {
 func (*ClusterCA) ProtoMessage() {}
 
 func (x *ClusterCA) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[37]
+	mi := &file_berth_v1_objects_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4750,7 +4837,7 @@ func (x *ClusterCA) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterCA.ProtoReflect.Descriptor instead.
 func (*ClusterCA) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{37}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ClusterCA) GetCertificate() []byte {
@@ -4828,7 +4915,7 @@ type JoinTokenRecord struct {
 
 func (x *JoinTokenRecord) Reset() {
 	*x = JoinTokenRecord{}
-	mi := &file_berth_v1_objects_proto_msgTypes[38]
+	mi := &file_berth_v1_objects_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4840,7 +4927,7 @@ func (x *JoinTokenRecord) String() string {
 func (*JoinTokenRecord) ProtoMessage() {}
 
 func (x *JoinTokenRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[38]
+	mi := &file_berth_v1_objects_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4853,7 +4940,7 @@ func (x *JoinTokenRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinTokenRecord.ProtoReflect.Descriptor instead.
 func (*JoinTokenRecord) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{38}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *JoinTokenRecord) GetId() string {
@@ -4923,7 +5010,7 @@ type APIToken struct {
 
 func (x *APIToken) Reset() {
 	*x = APIToken{}
-	mi := &file_berth_v1_objects_proto_msgTypes[39]
+	mi := &file_berth_v1_objects_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4935,7 +5022,7 @@ func (x *APIToken) String() string {
 func (*APIToken) ProtoMessage() {}
 
 func (x *APIToken) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[39]
+	mi := &file_berth_v1_objects_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4948,7 +5035,7 @@ func (x *APIToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use APIToken.ProtoReflect.Descriptor instead.
 func (*APIToken) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{39}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *APIToken) GetId() string {
@@ -5027,7 +5114,7 @@ type User struct {
 
 func (x *User) Reset() {
 	*x = User{}
-	mi := &file_berth_v1_objects_proto_msgTypes[40]
+	mi := &file_berth_v1_objects_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5039,7 +5126,7 @@ func (x *User) String() string {
 func (*User) ProtoMessage() {}
 
 func (x *User) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[40]
+	mi := &file_berth_v1_objects_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5052,7 +5139,7 @@ func (x *User) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use User.ProtoReflect.Descriptor instead.
 func (*User) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{40}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *User) GetName() string {
@@ -5123,7 +5210,7 @@ type RevokedCertificate struct {
 
 func (x *RevokedCertificate) Reset() {
 	*x = RevokedCertificate{}
-	mi := &file_berth_v1_objects_proto_msgTypes[41]
+	mi := &file_berth_v1_objects_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5135,7 +5222,7 @@ func (x *RevokedCertificate) String() string {
 func (*RevokedCertificate) ProtoMessage() {}
 
 func (x *RevokedCertificate) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[41]
+	mi := &file_berth_v1_objects_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5148,7 +5235,7 @@ func (x *RevokedCertificate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokedCertificate.ProtoReflect.Descriptor instead.
 func (*RevokedCertificate) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{41}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *RevokedCertificate) GetSerial() string {
@@ -5197,7 +5284,7 @@ type NamespaceQuota struct {
 
 func (x *NamespaceQuota) Reset() {
 	*x = NamespaceQuota{}
-	mi := &file_berth_v1_objects_proto_msgTypes[42]
+	mi := &file_berth_v1_objects_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5209,7 +5296,7 @@ func (x *NamespaceQuota) String() string {
 func (*NamespaceQuota) ProtoMessage() {}
 
 func (x *NamespaceQuota) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[42]
+	mi := &file_berth_v1_objects_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5222,7 +5309,7 @@ func (x *NamespaceQuota) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NamespaceQuota.ProtoReflect.Descriptor instead.
 func (*NamespaceQuota) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{42}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *NamespaceQuota) GetCpuMillis() int64 {
@@ -5269,7 +5356,7 @@ type Namespace struct {
 
 func (x *Namespace) Reset() {
 	*x = Namespace{}
-	mi := &file_berth_v1_objects_proto_msgTypes[43]
+	mi := &file_berth_v1_objects_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5281,7 +5368,7 @@ func (x *Namespace) String() string {
 func (*Namespace) ProtoMessage() {}
 
 func (x *Namespace) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[43]
+	mi := &file_berth_v1_objects_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5294,7 +5381,7 @@ func (x *Namespace) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Namespace.ProtoReflect.Descriptor instead.
 func (*Namespace) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{43}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *Namespace) GetMeta() *Meta {
@@ -5347,7 +5434,7 @@ type NamespaceUsage struct {
 
 func (x *NamespaceUsage) Reset() {
 	*x = NamespaceUsage{}
-	mi := &file_berth_v1_objects_proto_msgTypes[44]
+	mi := &file_berth_v1_objects_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5359,7 +5446,7 @@ func (x *NamespaceUsage) String() string {
 func (*NamespaceUsage) ProtoMessage() {}
 
 func (x *NamespaceUsage) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[44]
+	mi := &file_berth_v1_objects_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5372,7 +5459,7 @@ func (x *NamespaceUsage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NamespaceUsage.ProtoReflect.Descriptor instead.
 func (*NamespaceUsage) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{44}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *NamespaceUsage) GetCpuMillis() int64 {
@@ -5445,7 +5532,7 @@ type AuditRecord struct {
 
 func (x *AuditRecord) Reset() {
 	*x = AuditRecord{}
-	mi := &file_berth_v1_objects_proto_msgTypes[45]
+	mi := &file_berth_v1_objects_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5457,7 +5544,7 @@ func (x *AuditRecord) String() string {
 func (*AuditRecord) ProtoMessage() {}
 
 func (x *AuditRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[45]
+	mi := &file_berth_v1_objects_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5470,7 +5557,7 @@ func (x *AuditRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditRecord.ProtoReflect.Descriptor instead.
 func (*AuditRecord) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{45}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *AuditRecord) GetId() string {
@@ -5562,7 +5649,7 @@ type ServerInfo struct {
 
 func (x *ServerInfo) Reset() {
 	*x = ServerInfo{}
-	mi := &file_berth_v1_objects_proto_msgTypes[46]
+	mi := &file_berth_v1_objects_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5574,7 +5661,7 @@ func (x *ServerInfo) String() string {
 func (*ServerInfo) ProtoMessage() {}
 
 func (x *ServerInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[46]
+	mi := &file_berth_v1_objects_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5587,7 +5674,7 @@ func (x *ServerInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServerInfo.ProtoReflect.Descriptor instead.
 func (*ServerInfo) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{46}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ServerInfo) GetId() string {
@@ -5651,7 +5738,7 @@ type ImageRecord struct {
 
 func (x *ImageRecord) Reset() {
 	*x = ImageRecord{}
-	mi := &file_berth_v1_objects_proto_msgTypes[47]
+	mi := &file_berth_v1_objects_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5663,7 +5750,7 @@ func (x *ImageRecord) String() string {
 func (*ImageRecord) ProtoMessage() {}
 
 func (x *ImageRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_objects_proto_msgTypes[47]
+	mi := &file_berth_v1_objects_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5676,7 +5763,7 @@ func (x *ImageRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImageRecord.ProtoReflect.Descriptor instead.
 func (*ImageRecord) Descriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{47}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *ImageRecord) GetImage() string {
@@ -5732,8 +5819,7 @@ const file_berth_v1_objects_proto_rawDesc = "" +
 	"\fmemory_bytes\x18\x02 \x01(\x03R\vmemoryBytes\">\n" +
 	"\bPlatform\x12\x0e\n" +
 	"\x02os\x18\x01 \x01(\tR\x02os\x12\"\n" +
-	"\farchitecture\x18\x02 \x01(\tR\farchitecture\"\xcb\n" +
-	"\n" +
+	"\farchitecture\x18\x02 \x01(\tR\farchitecture\"\x84\v\n" +
 	"\x04Node\x12\"\n" +
 	"\x04meta\x18\x01 \x01(\v2\x0e.berth.v1.MetaR\x04meta\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x18\n" +
@@ -5759,7 +5845,10 @@ const file_berth_v1_objects_proto_rawDesc = "" +
 	"\x04role\x18\x15 \x01(\tR\x04role\x12-\n" +
 	"\x12certificate_serial\x18\x16 \x01(\tR\x11certificateSerial\x12P\n" +
 	"\x16certificate_expires_at\x18\x17 \x01(\v2\x1a.google.protobuf.TimestampR\x14certificateExpiresAt\x12%\n" +
-	"\x0ecertificate_ca\x18\x18 \x01(\tR\rcertificateCa\x1a9\n" +
+	"\x0ecertificate_ca\x18\x18 \x01(\tR\rcertificateCa\x127\n" +
+	"\n" +
+	"conditions\x18\x19 \x03(\v2\x17.berth.v1.NodeConditionR\n" +
+	"conditions\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a>\n" +
@@ -5771,7 +5860,12 @@ const file_berth_v1_objects_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a?\n" +
 	"\x11ImageDigestsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xc5\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x7f\n" +
+	"\rNodeCondition\x12\x12\n" +
+	"\x04type\x18\x01 \x01(\tR\x04type\x12\x0e\n" +
+	"\x02ok\x18\x02 \x01(\bR\x02ok\x12\x18\n" +
+	"\amessage\x18\x03 \x01(\tR\amessage\x120\n" +
+	"\x05since\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\"\xc5\x01\n" +
 	"\bPortSpec\x12\x16\n" +
 	"\x06target\x18\x01 \x01(\rR\x06target\x12\x1c\n" +
 	"\tpublished\x18\x02 \x01(\rR\tpublished\x12\x1a\n" +
@@ -6315,7 +6409,7 @@ func file_berth_v1_objects_proto_rawDescGZIP() []byte {
 }
 
 var file_berth_v1_objects_proto_enumTypes = make([]protoimpl.EnumInfo, 17)
-var file_berth_v1_objects_proto_msgTypes = make([]protoimpl.MessageInfo, 61)
+var file_berth_v1_objects_proto_msgTypes = make([]protoimpl.MessageInfo, 62)
 var file_berth_v1_objects_proto_goTypes = []any{
 	(NodeAvailability)(0),         // 0: berth.v1.NodeAvailability
 	(NodeStatus)(0),               // 1: berth.v1.NodeStatus
@@ -6338,186 +6432,189 @@ var file_berth_v1_objects_proto_goTypes = []any{
 	(*Resources)(nil),             // 18: berth.v1.Resources
 	(*Platform)(nil),              // 19: berth.v1.Platform
 	(*Node)(nil),                  // 20: berth.v1.Node
-	(*PortSpec)(nil),              // 21: berth.v1.PortSpec
-	(*ServiceNetwork)(nil),        // 22: berth.v1.ServiceNetwork
-	(*ExtraHost)(nil),             // 23: berth.v1.ExtraHost
-	(*Network)(nil),               // 24: berth.v1.Network
-	(*VirtualIP)(nil),             // 25: berth.v1.VirtualIP
-	(*ServiceEndpoint)(nil),       // 26: berth.v1.ServiceEndpoint
-	(*TaskNetwork)(nil),           // 27: berth.v1.TaskNetwork
-	(*Placement)(nil),             // 28: berth.v1.Placement
-	(*UpdateConfig)(nil),          // 29: berth.v1.UpdateConfig
-	(*RestartPolicy)(nil),         // 30: berth.v1.RestartPolicy
-	(*ServiceSpec)(nil),           // 31: berth.v1.ServiceSpec
-	(*Mount)(nil),                 // 32: berth.v1.Mount
-	(*FileReference)(nil),         // 33: berth.v1.FileReference
-	(*Ulimit)(nil),                // 34: berth.v1.Ulimit
-	(*ContainerOptions)(nil),      // 35: berth.v1.ContainerOptions
-	(*Volume)(nil),                // 36: berth.v1.Volume
-	(*Secret)(nil),                // 37: berth.v1.Secret
-	(*Config)(nil),                // 38: berth.v1.Config
-	(*KeyCheck)(nil),              // 39: berth.v1.KeyCheck
-	(*BuildSpec)(nil),             // 40: berth.v1.BuildSpec
-	(*Dependency)(nil),            // 41: berth.v1.Dependency
-	(*HealthCheck)(nil),           // 42: berth.v1.HealthCheck
-	(*Service)(nil),               // 43: berth.v1.Service
-	(*ServiceRevision)(nil),       // 44: berth.v1.ServiceRevision
-	(*UpdateStatus)(nil),          // 45: berth.v1.UpdateStatus
-	(*RebalanceStatus)(nil),       // 46: berth.v1.RebalanceStatus
-	(*ClusterSettings)(nil),       // 47: berth.v1.ClusterSettings
-	(*RegistryCredential)(nil),    // 48: berth.v1.RegistryCredential
-	(*StateTransition)(nil),       // 49: berth.v1.StateTransition
-	(*PortBinding)(nil),           // 50: berth.v1.PortBinding
-	(*TaskStatus)(nil),            // 51: berth.v1.TaskStatus
-	(*Task)(nil),                  // 52: berth.v1.Task
-	(*Event)(nil),                 // 53: berth.v1.Event
-	(*ClusterCA)(nil),             // 54: berth.v1.ClusterCA
-	(*JoinTokenRecord)(nil),       // 55: berth.v1.JoinTokenRecord
-	(*APIToken)(nil),              // 56: berth.v1.APIToken
-	(*User)(nil),                  // 57: berth.v1.User
-	(*RevokedCertificate)(nil),    // 58: berth.v1.RevokedCertificate
-	(*NamespaceQuota)(nil),        // 59: berth.v1.NamespaceQuota
-	(*Namespace)(nil),             // 60: berth.v1.Namespace
-	(*NamespaceUsage)(nil),        // 61: berth.v1.NamespaceUsage
-	(*AuditRecord)(nil),           // 62: berth.v1.AuditRecord
-	(*ServerInfo)(nil),            // 63: berth.v1.ServerInfo
-	(*ImageRecord)(nil),           // 64: berth.v1.ImageRecord
-	nil,                           // 65: berth.v1.Node.LabelsEntry
-	nil,                           // 66: berth.v1.Node.AgentLabelsEntry
-	nil,                           // 67: berth.v1.Node.OperatorLabelsEntry
-	nil,                           // 68: berth.v1.Node.ImageDigestsEntry
-	nil,                           // 69: berth.v1.Network.LabelsEntry
-	nil,                           // 70: berth.v1.ServiceSpec.LabelsEntry
-	nil,                           // 71: berth.v1.ContainerOptions.SysctlsEntry
-	nil,                           // 72: berth.v1.Volume.LabelsEntry
-	nil,                           // 73: berth.v1.Secret.LabelsEntry
-	nil,                           // 74: berth.v1.Config.LabelsEntry
-	nil,                           // 75: berth.v1.BuildSpec.ArgsEntry
-	nil,                           // 76: berth.v1.Event.AttributesEntry
-	nil,                           // 77: berth.v1.Namespace.LabelsEntry
-	(*timestamppb.Timestamp)(nil), // 78: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 79: google.protobuf.Duration
+	(*NodeCondition)(nil),         // 21: berth.v1.NodeCondition
+	(*PortSpec)(nil),              // 22: berth.v1.PortSpec
+	(*ServiceNetwork)(nil),        // 23: berth.v1.ServiceNetwork
+	(*ExtraHost)(nil),             // 24: berth.v1.ExtraHost
+	(*Network)(nil),               // 25: berth.v1.Network
+	(*VirtualIP)(nil),             // 26: berth.v1.VirtualIP
+	(*ServiceEndpoint)(nil),       // 27: berth.v1.ServiceEndpoint
+	(*TaskNetwork)(nil),           // 28: berth.v1.TaskNetwork
+	(*Placement)(nil),             // 29: berth.v1.Placement
+	(*UpdateConfig)(nil),          // 30: berth.v1.UpdateConfig
+	(*RestartPolicy)(nil),         // 31: berth.v1.RestartPolicy
+	(*ServiceSpec)(nil),           // 32: berth.v1.ServiceSpec
+	(*Mount)(nil),                 // 33: berth.v1.Mount
+	(*FileReference)(nil),         // 34: berth.v1.FileReference
+	(*Ulimit)(nil),                // 35: berth.v1.Ulimit
+	(*ContainerOptions)(nil),      // 36: berth.v1.ContainerOptions
+	(*Volume)(nil),                // 37: berth.v1.Volume
+	(*Secret)(nil),                // 38: berth.v1.Secret
+	(*Config)(nil),                // 39: berth.v1.Config
+	(*KeyCheck)(nil),              // 40: berth.v1.KeyCheck
+	(*BuildSpec)(nil),             // 41: berth.v1.BuildSpec
+	(*Dependency)(nil),            // 42: berth.v1.Dependency
+	(*HealthCheck)(nil),           // 43: berth.v1.HealthCheck
+	(*Service)(nil),               // 44: berth.v1.Service
+	(*ServiceRevision)(nil),       // 45: berth.v1.ServiceRevision
+	(*UpdateStatus)(nil),          // 46: berth.v1.UpdateStatus
+	(*RebalanceStatus)(nil),       // 47: berth.v1.RebalanceStatus
+	(*ClusterSettings)(nil),       // 48: berth.v1.ClusterSettings
+	(*RegistryCredential)(nil),    // 49: berth.v1.RegistryCredential
+	(*StateTransition)(nil),       // 50: berth.v1.StateTransition
+	(*PortBinding)(nil),           // 51: berth.v1.PortBinding
+	(*TaskStatus)(nil),            // 52: berth.v1.TaskStatus
+	(*Task)(nil),                  // 53: berth.v1.Task
+	(*Event)(nil),                 // 54: berth.v1.Event
+	(*ClusterCA)(nil),             // 55: berth.v1.ClusterCA
+	(*JoinTokenRecord)(nil),       // 56: berth.v1.JoinTokenRecord
+	(*APIToken)(nil),              // 57: berth.v1.APIToken
+	(*User)(nil),                  // 58: berth.v1.User
+	(*RevokedCertificate)(nil),    // 59: berth.v1.RevokedCertificate
+	(*NamespaceQuota)(nil),        // 60: berth.v1.NamespaceQuota
+	(*Namespace)(nil),             // 61: berth.v1.Namespace
+	(*NamespaceUsage)(nil),        // 62: berth.v1.NamespaceUsage
+	(*AuditRecord)(nil),           // 63: berth.v1.AuditRecord
+	(*ServerInfo)(nil),            // 64: berth.v1.ServerInfo
+	(*ImageRecord)(nil),           // 65: berth.v1.ImageRecord
+	nil,                           // 66: berth.v1.Node.LabelsEntry
+	nil,                           // 67: berth.v1.Node.AgentLabelsEntry
+	nil,                           // 68: berth.v1.Node.OperatorLabelsEntry
+	nil,                           // 69: berth.v1.Node.ImageDigestsEntry
+	nil,                           // 70: berth.v1.Network.LabelsEntry
+	nil,                           // 71: berth.v1.ServiceSpec.LabelsEntry
+	nil,                           // 72: berth.v1.ContainerOptions.SysctlsEntry
+	nil,                           // 73: berth.v1.Volume.LabelsEntry
+	nil,                           // 74: berth.v1.Secret.LabelsEntry
+	nil,                           // 75: berth.v1.Config.LabelsEntry
+	nil,                           // 76: berth.v1.BuildSpec.ArgsEntry
+	nil,                           // 77: berth.v1.Event.AttributesEntry
+	nil,                           // 78: berth.v1.Namespace.LabelsEntry
+	(*timestamppb.Timestamp)(nil), // 79: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 80: google.protobuf.Duration
 }
 var file_berth_v1_objects_proto_depIdxs = []int32{
-	78,  // 0: berth.v1.Meta.created_at:type_name -> google.protobuf.Timestamp
-	78,  // 1: berth.v1.Meta.updated_at:type_name -> google.protobuf.Timestamp
+	79,  // 0: berth.v1.Meta.created_at:type_name -> google.protobuf.Timestamp
+	79,  // 1: berth.v1.Meta.updated_at:type_name -> google.protobuf.Timestamp
 	17,  // 2: berth.v1.Node.meta:type_name -> berth.v1.Meta
-	65,  // 3: berth.v1.Node.labels:type_name -> berth.v1.Node.LabelsEntry
+	66,  // 3: berth.v1.Node.labels:type_name -> berth.v1.Node.LabelsEntry
 	18,  // 4: berth.v1.Node.capacity:type_name -> berth.v1.Resources
 	0,   // 5: berth.v1.Node.availability:type_name -> berth.v1.NodeAvailability
 	1,   // 6: berth.v1.Node.status:type_name -> berth.v1.NodeStatus
-	78,  // 7: berth.v1.Node.last_heartbeat:type_name -> google.protobuf.Timestamp
+	79,  // 7: berth.v1.Node.last_heartbeat:type_name -> google.protobuf.Timestamp
 	19,  // 8: berth.v1.Node.platform:type_name -> berth.v1.Platform
-	78,  // 9: berth.v1.Node.status_since:type_name -> google.protobuf.Timestamp
-	66,  // 10: berth.v1.Node.agent_labels:type_name -> berth.v1.Node.AgentLabelsEntry
-	67,  // 11: berth.v1.Node.operator_labels:type_name -> berth.v1.Node.OperatorLabelsEntry
-	68,  // 12: berth.v1.Node.image_digests:type_name -> berth.v1.Node.ImageDigestsEntry
-	78,  // 13: berth.v1.Node.certificate_expires_at:type_name -> google.protobuf.Timestamp
-	3,   // 14: berth.v1.PortSpec.mode:type_name -> berth.v1.PublishMode
-	17,  // 15: berth.v1.Network.meta:type_name -> berth.v1.Meta
-	69,  // 16: berth.v1.Network.labels:type_name -> berth.v1.Network.LabelsEntry
-	25,  // 17: berth.v1.ServiceEndpoint.virtual_ips:type_name -> berth.v1.VirtualIP
-	19,  // 18: berth.v1.Placement.platforms:type_name -> berth.v1.Platform
-	79,  // 19: berth.v1.UpdateConfig.delay:type_name -> google.protobuf.Duration
-	6,   // 20: berth.v1.UpdateConfig.failure_action:type_name -> berth.v1.UpdateFailureAction
-	79,  // 21: berth.v1.UpdateConfig.monitor:type_name -> google.protobuf.Duration
-	7,   // 22: berth.v1.UpdateConfig.order:type_name -> berth.v1.UpdateOrder
-	8,   // 23: berth.v1.RestartPolicy.condition:type_name -> berth.v1.RestartCondition
-	79,  // 24: berth.v1.RestartPolicy.delay:type_name -> google.protobuf.Duration
-	79,  // 25: berth.v1.RestartPolicy.window:type_name -> google.protobuf.Duration
-	70,  // 26: berth.v1.ServiceSpec.labels:type_name -> berth.v1.ServiceSpec.LabelsEntry
-	21,  // 27: berth.v1.ServiceSpec.ports:type_name -> berth.v1.PortSpec
-	2,   // 28: berth.v1.ServiceSpec.mode:type_name -> berth.v1.ServiceMode
-	18,  // 29: berth.v1.ServiceSpec.limits:type_name -> berth.v1.Resources
-	18,  // 30: berth.v1.ServiceSpec.reservations:type_name -> berth.v1.Resources
-	28,  // 31: berth.v1.ServiceSpec.placement:type_name -> berth.v1.Placement
-	79,  // 32: berth.v1.ServiceSpec.stop_grace_period:type_name -> google.protobuf.Duration
-	30,  // 33: berth.v1.ServiceSpec.restart_policy:type_name -> berth.v1.RestartPolicy
-	42,  // 34: berth.v1.ServiceSpec.healthcheck:type_name -> berth.v1.HealthCheck
-	41,  // 35: berth.v1.ServiceSpec.depends_on:type_name -> berth.v1.Dependency
-	29,  // 36: berth.v1.ServiceSpec.update_config:type_name -> berth.v1.UpdateConfig
-	29,  // 37: berth.v1.ServiceSpec.rollback_config:type_name -> berth.v1.UpdateConfig
-	5,   // 38: berth.v1.ServiceSpec.strategy:type_name -> berth.v1.SchedulingStrategy
-	40,  // 39: berth.v1.ServiceSpec.build:type_name -> berth.v1.BuildSpec
-	22,  // 40: berth.v1.ServiceSpec.networks:type_name -> berth.v1.ServiceNetwork
-	4,   // 41: berth.v1.ServiceSpec.endpoint_mode:type_name -> berth.v1.EndpointMode
-	23,  // 42: berth.v1.ServiceSpec.extra_hosts:type_name -> berth.v1.ExtraHost
-	32,  // 43: berth.v1.ServiceSpec.mounts:type_name -> berth.v1.Mount
-	33,  // 44: berth.v1.ServiceSpec.secrets:type_name -> berth.v1.FileReference
-	33,  // 45: berth.v1.ServiceSpec.configs:type_name -> berth.v1.FileReference
-	35,  // 46: berth.v1.ServiceSpec.container:type_name -> berth.v1.ContainerOptions
-	9,   // 47: berth.v1.Mount.type:type_name -> berth.v1.MountType
-	71,  // 48: berth.v1.ContainerOptions.sysctls:type_name -> berth.v1.ContainerOptions.SysctlsEntry
-	34,  // 49: berth.v1.ContainerOptions.ulimits:type_name -> berth.v1.Ulimit
-	17,  // 50: berth.v1.Volume.meta:type_name -> berth.v1.Meta
-	72,  // 51: berth.v1.Volume.labels:type_name -> berth.v1.Volume.LabelsEntry
-	17,  // 52: berth.v1.Secret.meta:type_name -> berth.v1.Meta
-	73,  // 53: berth.v1.Secret.labels:type_name -> berth.v1.Secret.LabelsEntry
-	17,  // 54: berth.v1.Config.meta:type_name -> berth.v1.Meta
-	74,  // 55: berth.v1.Config.labels:type_name -> berth.v1.Config.LabelsEntry
-	75,  // 56: berth.v1.BuildSpec.args:type_name -> berth.v1.BuildSpec.ArgsEntry
-	10,  // 57: berth.v1.Dependency.condition:type_name -> berth.v1.DependencyCondition
-	79,  // 58: berth.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
-	79,  // 59: berth.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
-	79,  // 60: berth.v1.HealthCheck.start_period:type_name -> google.protobuf.Duration
-	79,  // 61: berth.v1.HealthCheck.start_interval:type_name -> google.protobuf.Duration
-	17,  // 62: berth.v1.Service.meta:type_name -> berth.v1.Meta
-	31,  // 63: berth.v1.Service.spec:type_name -> berth.v1.ServiceSpec
-	45,  // 64: berth.v1.Service.update_status:type_name -> berth.v1.UpdateStatus
-	44,  // 65: berth.v1.Service.revisions:type_name -> berth.v1.ServiceRevision
-	46,  // 66: berth.v1.Service.rebalance:type_name -> berth.v1.RebalanceStatus
-	78,  // 67: berth.v1.Service.spec_updated_at:type_name -> google.protobuf.Timestamp
-	26,  // 68: berth.v1.Service.endpoint:type_name -> berth.v1.ServiceEndpoint
-	31,  // 69: berth.v1.ServiceRevision.spec:type_name -> berth.v1.ServiceSpec
-	78,  // 70: berth.v1.ServiceRevision.created_at:type_name -> google.protobuf.Timestamp
-	12,  // 71: berth.v1.UpdateStatus.state:type_name -> berth.v1.UpdateState
-	78,  // 72: berth.v1.UpdateStatus.started_at:type_name -> google.protobuf.Timestamp
-	78,  // 73: berth.v1.UpdateStatus.completed_at:type_name -> google.protobuf.Timestamp
-	13,  // 74: berth.v1.RebalanceStatus.state:type_name -> berth.v1.RebalanceState
-	78,  // 75: berth.v1.RebalanceStatus.requested_at:type_name -> google.protobuf.Timestamp
-	78,  // 76: berth.v1.RebalanceStatus.completed_at:type_name -> google.protobuf.Timestamp
-	17,  // 77: berth.v1.ClusterSettings.meta:type_name -> berth.v1.Meta
-	5,   // 78: berth.v1.ClusterSettings.strategy:type_name -> berth.v1.SchedulingStrategy
-	17,  // 79: berth.v1.RegistryCredential.meta:type_name -> berth.v1.Meta
-	15,  // 80: berth.v1.StateTransition.state:type_name -> berth.v1.TaskState
-	78,  // 81: berth.v1.StateTransition.at:type_name -> google.protobuf.Timestamp
-	15,  // 82: berth.v1.TaskStatus.state:type_name -> berth.v1.TaskState
-	78,  // 83: berth.v1.TaskStatus.timestamp:type_name -> google.protobuf.Timestamp
-	50,  // 84: berth.v1.TaskStatus.ports:type_name -> berth.v1.PortBinding
-	11,  // 85: berth.v1.TaskStatus.health:type_name -> berth.v1.Health
-	17,  // 86: berth.v1.Task.meta:type_name -> berth.v1.Meta
-	31,  // 87: berth.v1.Task.spec:type_name -> berth.v1.ServiceSpec
-	15,  // 88: berth.v1.Task.desired_state:type_name -> berth.v1.TaskState
-	51,  // 89: berth.v1.Task.status:type_name -> berth.v1.TaskStatus
-	49,  // 90: berth.v1.Task.history:type_name -> berth.v1.StateTransition
-	14,  // 91: berth.v1.Task.replace_cause:type_name -> berth.v1.ReplaceCause
-	27,  // 92: berth.v1.Task.networks:type_name -> berth.v1.TaskNetwork
-	50,  // 93: berth.v1.Task.host_ports:type_name -> berth.v1.PortBinding
-	17,  // 94: berth.v1.Event.meta:type_name -> berth.v1.Meta
-	78,  // 95: berth.v1.Event.at:type_name -> google.protobuf.Timestamp
-	76,  // 96: berth.v1.Event.attributes:type_name -> berth.v1.Event.AttributesEntry
-	78,  // 97: berth.v1.ClusterCA.rotated_at:type_name -> google.protobuf.Timestamp
-	78,  // 98: berth.v1.JoinTokenRecord.created_at:type_name -> google.protobuf.Timestamp
-	78,  // 99: berth.v1.JoinTokenRecord.expires_at:type_name -> google.protobuf.Timestamp
-	78,  // 100: berth.v1.APIToken.created_at:type_name -> google.protobuf.Timestamp
-	78,  // 101: berth.v1.APIToken.expires_at:type_name -> google.protobuf.Timestamp
-	78,  // 102: berth.v1.User.created_at:type_name -> google.protobuf.Timestamp
-	78,  // 103: berth.v1.User.expires_at:type_name -> google.protobuf.Timestamp
-	78,  // 104: berth.v1.RevokedCertificate.revoked_at:type_name -> google.protobuf.Timestamp
-	78,  // 105: berth.v1.RevokedCertificate.expires_at:type_name -> google.protobuf.Timestamp
-	17,  // 106: berth.v1.Namespace.meta:type_name -> berth.v1.Meta
-	59,  // 107: berth.v1.Namespace.quota:type_name -> berth.v1.NamespaceQuota
-	78,  // 108: berth.v1.Namespace.created_at:type_name -> google.protobuf.Timestamp
-	77,  // 109: berth.v1.Namespace.labels:type_name -> berth.v1.Namespace.LabelsEntry
-	78,  // 110: berth.v1.AuditRecord.time:type_name -> google.protobuf.Timestamp
-	78,  // 111: berth.v1.ServerInfo.started_at:type_name -> google.protobuf.Timestamp
-	16,  // 112: berth.v1.ImageRecord.origin:type_name -> berth.v1.ImageOrigin
-	78,  // 113: berth.v1.ImageRecord.recorded_at:type_name -> google.protobuf.Timestamp
-	114, // [114:114] is the sub-list for method output_type
-	114, // [114:114] is the sub-list for method input_type
-	114, // [114:114] is the sub-list for extension type_name
-	114, // [114:114] is the sub-list for extension extendee
-	0,   // [0:114] is the sub-list for field type_name
+	79,  // 9: berth.v1.Node.status_since:type_name -> google.protobuf.Timestamp
+	67,  // 10: berth.v1.Node.agent_labels:type_name -> berth.v1.Node.AgentLabelsEntry
+	68,  // 11: berth.v1.Node.operator_labels:type_name -> berth.v1.Node.OperatorLabelsEntry
+	69,  // 12: berth.v1.Node.image_digests:type_name -> berth.v1.Node.ImageDigestsEntry
+	79,  // 13: berth.v1.Node.certificate_expires_at:type_name -> google.protobuf.Timestamp
+	21,  // 14: berth.v1.Node.conditions:type_name -> berth.v1.NodeCondition
+	79,  // 15: berth.v1.NodeCondition.since:type_name -> google.protobuf.Timestamp
+	3,   // 16: berth.v1.PortSpec.mode:type_name -> berth.v1.PublishMode
+	17,  // 17: berth.v1.Network.meta:type_name -> berth.v1.Meta
+	70,  // 18: berth.v1.Network.labels:type_name -> berth.v1.Network.LabelsEntry
+	26,  // 19: berth.v1.ServiceEndpoint.virtual_ips:type_name -> berth.v1.VirtualIP
+	19,  // 20: berth.v1.Placement.platforms:type_name -> berth.v1.Platform
+	80,  // 21: berth.v1.UpdateConfig.delay:type_name -> google.protobuf.Duration
+	6,   // 22: berth.v1.UpdateConfig.failure_action:type_name -> berth.v1.UpdateFailureAction
+	80,  // 23: berth.v1.UpdateConfig.monitor:type_name -> google.protobuf.Duration
+	7,   // 24: berth.v1.UpdateConfig.order:type_name -> berth.v1.UpdateOrder
+	8,   // 25: berth.v1.RestartPolicy.condition:type_name -> berth.v1.RestartCondition
+	80,  // 26: berth.v1.RestartPolicy.delay:type_name -> google.protobuf.Duration
+	80,  // 27: berth.v1.RestartPolicy.window:type_name -> google.protobuf.Duration
+	71,  // 28: berth.v1.ServiceSpec.labels:type_name -> berth.v1.ServiceSpec.LabelsEntry
+	22,  // 29: berth.v1.ServiceSpec.ports:type_name -> berth.v1.PortSpec
+	2,   // 30: berth.v1.ServiceSpec.mode:type_name -> berth.v1.ServiceMode
+	18,  // 31: berth.v1.ServiceSpec.limits:type_name -> berth.v1.Resources
+	18,  // 32: berth.v1.ServiceSpec.reservations:type_name -> berth.v1.Resources
+	29,  // 33: berth.v1.ServiceSpec.placement:type_name -> berth.v1.Placement
+	80,  // 34: berth.v1.ServiceSpec.stop_grace_period:type_name -> google.protobuf.Duration
+	31,  // 35: berth.v1.ServiceSpec.restart_policy:type_name -> berth.v1.RestartPolicy
+	43,  // 36: berth.v1.ServiceSpec.healthcheck:type_name -> berth.v1.HealthCheck
+	42,  // 37: berth.v1.ServiceSpec.depends_on:type_name -> berth.v1.Dependency
+	30,  // 38: berth.v1.ServiceSpec.update_config:type_name -> berth.v1.UpdateConfig
+	30,  // 39: berth.v1.ServiceSpec.rollback_config:type_name -> berth.v1.UpdateConfig
+	5,   // 40: berth.v1.ServiceSpec.strategy:type_name -> berth.v1.SchedulingStrategy
+	41,  // 41: berth.v1.ServiceSpec.build:type_name -> berth.v1.BuildSpec
+	23,  // 42: berth.v1.ServiceSpec.networks:type_name -> berth.v1.ServiceNetwork
+	4,   // 43: berth.v1.ServiceSpec.endpoint_mode:type_name -> berth.v1.EndpointMode
+	24,  // 44: berth.v1.ServiceSpec.extra_hosts:type_name -> berth.v1.ExtraHost
+	33,  // 45: berth.v1.ServiceSpec.mounts:type_name -> berth.v1.Mount
+	34,  // 46: berth.v1.ServiceSpec.secrets:type_name -> berth.v1.FileReference
+	34,  // 47: berth.v1.ServiceSpec.configs:type_name -> berth.v1.FileReference
+	36,  // 48: berth.v1.ServiceSpec.container:type_name -> berth.v1.ContainerOptions
+	9,   // 49: berth.v1.Mount.type:type_name -> berth.v1.MountType
+	72,  // 50: berth.v1.ContainerOptions.sysctls:type_name -> berth.v1.ContainerOptions.SysctlsEntry
+	35,  // 51: berth.v1.ContainerOptions.ulimits:type_name -> berth.v1.Ulimit
+	17,  // 52: berth.v1.Volume.meta:type_name -> berth.v1.Meta
+	73,  // 53: berth.v1.Volume.labels:type_name -> berth.v1.Volume.LabelsEntry
+	17,  // 54: berth.v1.Secret.meta:type_name -> berth.v1.Meta
+	74,  // 55: berth.v1.Secret.labels:type_name -> berth.v1.Secret.LabelsEntry
+	17,  // 56: berth.v1.Config.meta:type_name -> berth.v1.Meta
+	75,  // 57: berth.v1.Config.labels:type_name -> berth.v1.Config.LabelsEntry
+	76,  // 58: berth.v1.BuildSpec.args:type_name -> berth.v1.BuildSpec.ArgsEntry
+	10,  // 59: berth.v1.Dependency.condition:type_name -> berth.v1.DependencyCondition
+	80,  // 60: berth.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
+	80,  // 61: berth.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
+	80,  // 62: berth.v1.HealthCheck.start_period:type_name -> google.protobuf.Duration
+	80,  // 63: berth.v1.HealthCheck.start_interval:type_name -> google.protobuf.Duration
+	17,  // 64: berth.v1.Service.meta:type_name -> berth.v1.Meta
+	32,  // 65: berth.v1.Service.spec:type_name -> berth.v1.ServiceSpec
+	46,  // 66: berth.v1.Service.update_status:type_name -> berth.v1.UpdateStatus
+	45,  // 67: berth.v1.Service.revisions:type_name -> berth.v1.ServiceRevision
+	47,  // 68: berth.v1.Service.rebalance:type_name -> berth.v1.RebalanceStatus
+	79,  // 69: berth.v1.Service.spec_updated_at:type_name -> google.protobuf.Timestamp
+	27,  // 70: berth.v1.Service.endpoint:type_name -> berth.v1.ServiceEndpoint
+	32,  // 71: berth.v1.ServiceRevision.spec:type_name -> berth.v1.ServiceSpec
+	79,  // 72: berth.v1.ServiceRevision.created_at:type_name -> google.protobuf.Timestamp
+	12,  // 73: berth.v1.UpdateStatus.state:type_name -> berth.v1.UpdateState
+	79,  // 74: berth.v1.UpdateStatus.started_at:type_name -> google.protobuf.Timestamp
+	79,  // 75: berth.v1.UpdateStatus.completed_at:type_name -> google.protobuf.Timestamp
+	13,  // 76: berth.v1.RebalanceStatus.state:type_name -> berth.v1.RebalanceState
+	79,  // 77: berth.v1.RebalanceStatus.requested_at:type_name -> google.protobuf.Timestamp
+	79,  // 78: berth.v1.RebalanceStatus.completed_at:type_name -> google.protobuf.Timestamp
+	17,  // 79: berth.v1.ClusterSettings.meta:type_name -> berth.v1.Meta
+	5,   // 80: berth.v1.ClusterSettings.strategy:type_name -> berth.v1.SchedulingStrategy
+	17,  // 81: berth.v1.RegistryCredential.meta:type_name -> berth.v1.Meta
+	15,  // 82: berth.v1.StateTransition.state:type_name -> berth.v1.TaskState
+	79,  // 83: berth.v1.StateTransition.at:type_name -> google.protobuf.Timestamp
+	15,  // 84: berth.v1.TaskStatus.state:type_name -> berth.v1.TaskState
+	79,  // 85: berth.v1.TaskStatus.timestamp:type_name -> google.protobuf.Timestamp
+	51,  // 86: berth.v1.TaskStatus.ports:type_name -> berth.v1.PortBinding
+	11,  // 87: berth.v1.TaskStatus.health:type_name -> berth.v1.Health
+	17,  // 88: berth.v1.Task.meta:type_name -> berth.v1.Meta
+	32,  // 89: berth.v1.Task.spec:type_name -> berth.v1.ServiceSpec
+	15,  // 90: berth.v1.Task.desired_state:type_name -> berth.v1.TaskState
+	52,  // 91: berth.v1.Task.status:type_name -> berth.v1.TaskStatus
+	50,  // 92: berth.v1.Task.history:type_name -> berth.v1.StateTransition
+	14,  // 93: berth.v1.Task.replace_cause:type_name -> berth.v1.ReplaceCause
+	28,  // 94: berth.v1.Task.networks:type_name -> berth.v1.TaskNetwork
+	51,  // 95: berth.v1.Task.host_ports:type_name -> berth.v1.PortBinding
+	17,  // 96: berth.v1.Event.meta:type_name -> berth.v1.Meta
+	79,  // 97: berth.v1.Event.at:type_name -> google.protobuf.Timestamp
+	77,  // 98: berth.v1.Event.attributes:type_name -> berth.v1.Event.AttributesEntry
+	79,  // 99: berth.v1.ClusterCA.rotated_at:type_name -> google.protobuf.Timestamp
+	79,  // 100: berth.v1.JoinTokenRecord.created_at:type_name -> google.protobuf.Timestamp
+	79,  // 101: berth.v1.JoinTokenRecord.expires_at:type_name -> google.protobuf.Timestamp
+	79,  // 102: berth.v1.APIToken.created_at:type_name -> google.protobuf.Timestamp
+	79,  // 103: berth.v1.APIToken.expires_at:type_name -> google.protobuf.Timestamp
+	79,  // 104: berth.v1.User.created_at:type_name -> google.protobuf.Timestamp
+	79,  // 105: berth.v1.User.expires_at:type_name -> google.protobuf.Timestamp
+	79,  // 106: berth.v1.RevokedCertificate.revoked_at:type_name -> google.protobuf.Timestamp
+	79,  // 107: berth.v1.RevokedCertificate.expires_at:type_name -> google.protobuf.Timestamp
+	17,  // 108: berth.v1.Namespace.meta:type_name -> berth.v1.Meta
+	60,  // 109: berth.v1.Namespace.quota:type_name -> berth.v1.NamespaceQuota
+	79,  // 110: berth.v1.Namespace.created_at:type_name -> google.protobuf.Timestamp
+	78,  // 111: berth.v1.Namespace.labels:type_name -> berth.v1.Namespace.LabelsEntry
+	79,  // 112: berth.v1.AuditRecord.time:type_name -> google.protobuf.Timestamp
+	79,  // 113: berth.v1.ServerInfo.started_at:type_name -> google.protobuf.Timestamp
+	16,  // 114: berth.v1.ImageRecord.origin:type_name -> berth.v1.ImageOrigin
+	79,  // 115: berth.v1.ImageRecord.recorded_at:type_name -> google.protobuf.Timestamp
+	116, // [116:116] is the sub-list for method output_type
+	116, // [116:116] is the sub-list for method input_type
+	116, // [116:116] is the sub-list for extension type_name
+	116, // [116:116] is the sub-list for extension extendee
+	0,   // [0:116] is the sub-list for field type_name
 }
 
 func init() { file_berth_v1_objects_proto_init() }
@@ -6531,7 +6628,7 @@ func file_berth_v1_objects_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_berth_v1_objects_proto_rawDesc), len(file_berth_v1_objects_proto_rawDesc)),
 			NumEnums:      17,
-			NumMessages:   61,
+			NumMessages:   62,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
