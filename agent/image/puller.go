@@ -195,6 +195,17 @@ func (p *Puller) Pull(ctx context.Context, image, dgst string, src *berthv1.Imag
 	}
 }
 
+// Present reports whether image, pinned to dgst when set, is in the node's
+// store, so that Ensure would fetch nothing.
+func (p *Puller) Present(ctx context.Context, image, dgst string) (bool, error) {
+	name, err := imageref.Normalize(image)
+	if err != nil {
+		return false, err
+	}
+	_, ok, err := p.local(ctx, name, dgst)
+	return ok, err
+}
+
 // local finds image name in the store, with digest dgst when set.
 func (p *Puller) local(ctx context.Context, name, dgst string) (runtime.Image, bool, error) {
 	if dgst == "" {

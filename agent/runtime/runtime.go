@@ -218,6 +218,12 @@ type Containers interface {
 	// Remove deletes the task, container, snapshot, network attachment and
 	// log files; nil if not found.
 	Remove(ctx context.Context, id string) error
+	// Release frees what container id holds only while it runs: its
+	// network attachment (namespace, links, published ports, DNS
+	// server). The container, its exit code and its logs stay until
+	// Remove. For a container whose process has ended; idempotent, and
+	// nil if the container is not there.
+	Release(ctx context.Context, id string) error
 	Inspect(ctx context.Context, id string) (Status, error)
 	// List returns the containers owned by this runtime.
 	List(ctx context.Context) ([]Status, error)

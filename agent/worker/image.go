@@ -20,6 +20,9 @@ type Images interface {
 	// Ensure makes sure image, pinned to manifest digest dgst when set, is
 	// on the node, calling progress as it arrives.
 	Ensure(ctx context.Context, image, dgst string, progress func(image.Progress)) (runtime.Image, error)
+	// Present reports whether image, pinned to dgst when set, is on the
+	// node already, so that Ensure would fetch nothing.
+	Present(ctx context.Context, image, dgst string) (bool, error)
 }
 
 // SetImages makes the worker fetch missing images with images; without it
@@ -46,6 +49,17 @@ func (r *runner) ensureImage(ctx context.Context, spec *berthv1.ServiceSpec) err
 			return fmt.Errorf("image %s is not on this node: load it with `berth image import`", spec.GetImage())
 		}
 		return nil
+	}
+	// Only a fetch takes a pull slot: starting from an image already here
+	// is the common case and costs a lookup.
+	if ok, err := images.Present(ctx, spec.GetImage(), spec.GetImageDigest()); err != nil {
+		return fmt.Errorf("checking image %s: %w", spec.GetImage(), err)
+	} else if !ok {
+		release, ok := r.takeSlot(ctx, r.w.pulls, "pull")
+		if !ok {
+			return fmt.Errorf("waiting to pull image %s: %w", spec.GetImage(), context.Canceled)
+		}
+		defer release()
 	}
 	pctx, cancel := context.WithCancel(ctx)
 	defer cancel()

@@ -19,6 +19,10 @@ type fakeImages struct {
 	started chan struct{}
 }
 
+func (f *fakeImages) Present(ctx context.Context, img, dgst string) (bool, error) {
+	return false, nil
+}
+
 func (f *fakeImages) Ensure(ctx context.Context, img, dgst string, progress func(image.Progress)) (runtime.Image, error) {
 	if f.started != nil {
 		close(f.started)

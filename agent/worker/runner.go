@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/berthproject/berth/agent/runtime"
@@ -31,6 +32,8 @@ type runner struct {
 	// preparing is when this runner moved the task to preparing, for the
 	// start time metric.
 	preparing time.Time
+	// released says the ended container's network was released.
+	released bool
 }
 
 func newRunner(w *Worker, t *berthv1.Task) *runner {
@@ -120,6 +123,7 @@ func (r *runner) run(ctx context.Context) {
 			return
 		}
 		r.step(ctx, task)
+		r.releaseEnded(ctx)
 		select {
 		case <-ctx.Done():
 			return
@@ -174,18 +178,9 @@ func (r *runner) start(ctx context.Context, task *berthv1.Task) {
 			r.handle(opImage, err, "")
 			return
 		}
-		cs, err := r.w.containerSpec(r.id, task)
-		if err == nil {
-			err = r.w.rt.Create(ctx, cs)
-		}
-		if !r.handle(opCreate, err, "") {
-			r.removeContainer(ctx)
-			return
-		}
-		r.set(berthv1.TaskState_TASK_STATE_STARTING, func(st *berthv1.TaskStatus) { st.ContainerId = r.id })
 	}
-	cs, err := r.w.rt.Start(ctx, r.id)
-	if !r.handle(opStart, err, "starting the container") {
+	cs, ok := r.createAndStart(ctx, task)
+	if !ok {
 		return
 	}
 	// Wait reports an exit that happened before it was called, so a
@@ -208,6 +203,50 @@ func (r *runner) start(ctx context.Context, task *berthv1.Task) {
 	if checked {
 		r.startHealth(ctx, hc, cs.Address)
 	}
+}
+
+// createAndStart creates the task's container (unless that was done) and
+// starts it, holding one of the node's start slots; ok is false when the
+// task failed, or is leaving or the worker stops while it waited.
+func (r *runner) createAndStart(ctx context.Context, task *berthv1.Task) (runtime.Status, bool) {
+	release, ok := r.takeSlot(ctx, r.w.starts, "start")
+	if !ok {
+		return runtime.Status{}, false
+	}
+	defer release()
+	defer r.w.markBusy(r.id)()
+	if r.observed < berthv1.TaskState_TASK_STATE_STARTING {
+		cs, err := r.w.containerSpec(r.id, task)
+		if err == nil {
+			err = r.w.rt.Create(ctx, cs)
+		}
+		if !r.handle(opCreate, err, "") {
+			r.removeContainer(ctx)
+			return runtime.Status{}, false
+		}
+		r.set(berthv1.TaskState_TASK_STATE_STARTING, func(st *berthv1.TaskStatus) { st.ContainerId = r.id })
+	}
+	cs, err := r.w.rt.Start(ctx, r.id)
+	if !r.handle(opStart, err, "starting the container") {
+		return runtime.Status{}, false
+	}
+	return cs, true
+}
+
+// takeSlot waits for one of s's slots, the wait shown in the task's status
+// message; ok is false when the wait ended because the task is leaving or
+// the worker stops. The caller must call release once done.
+func (r *runner) takeSlot(ctx context.Context, s *slots, what string) (release func(), ok bool) {
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := r.cancelWhenLeaving(sctx, cancel)
+	release, err := s.acquire(sctx, func(ahead int) {
+		r.set(r.observed, func(st *berthv1.TaskStatus) {
+			st.Message = fmt.Sprintf("waiting for a %s slot (%d ahead)", what, ahead)
+		})
+	})
+	stop()
+	return release, err == nil
 }
 
 // watchExisting follows the container of a task the control plane already
@@ -272,6 +311,20 @@ func (r *runner) stop(ctx context.Context, task *berthv1.Task) {
 	}
 	r.exits = nil
 	r.set(berthv1.TaskState_TASK_STATE_SHUTDOWN, func(st *berthv1.TaskStatus) { st.ExitCode = code })
+}
+
+// releaseEnded frees the network of a task that reached its end, when its
+// container has stopped: an exited container keeps its record (ps -a,
+// logs) but no namespace or links. Done once per runner; a failure is only
+// logged, since the node's sweep and the task's removal try again.
+func (r *runner) releaseEnded(ctx context.Context) {
+	if r.released || !taskstate.Terminal(r.observed) {
+		return
+	}
+	r.released = true
+	if err := r.w.rt.Release(ctx, r.id); err != nil && ctx.Err() == nil {
+		r.w.log.Warn("releasing an ended container's network", "task", r.id, "err", err)
+	}
 }
 
 // cleanup stops and removes the container of a task the control plane

@@ -49,6 +49,13 @@ type Worker struct {
 	// names the volumes of global services (see storage.go).
 	files    FileSource
 	nodeName string
+	// starts and pulls bound the containers being created and started
+	// and the images being fetched at once; nil is no bound.
+	starts, pulls *slots
+	// busy are the tasks whose runner is creating or starting a
+	// container, or removing one, right now: the sweep leaves their
+	// containers and network alone (see Inventory).
+	busy map[string]int
 }
 
 // New returns a worker driving rt; Start must be called before Assign.
@@ -61,6 +68,35 @@ func New(rt Runtime, report Reporter, log *slog.Logger) *Worker {
 		adopted:  map[string]runtime.Status{},
 		statuses: map[string]*berthv1.TaskStatus{},
 		metrics:  newWorkerMetrics(),
+		busy:     map[string]int{},
+	}
+}
+
+// SetLimits bounds the container creates and starts (starts) and the image
+// pulls (pulls) the worker runs at once; 0 or less is no bound. A task
+// waiting for a slot stays in its state with a message saying how many
+// are ahead. Call it before Start.
+func (w *Worker) SetLimits(starts, pulls int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.starts, w.pulls = newSlots(starts), newSlots(pulls)
+}
+
+// markBusy notes that the runner of task id is in a step the sweep must
+// not race; the returned function ends it.
+func (w *Worker) markBusy(id string) (done func()) {
+	w.mu.Lock()
+	w.busy[id]++
+	w.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			if w.busy[id]--; w.busy[id] <= 0 {
+				delete(w.busy, id)
+			}
+		})
 	}
 }
 

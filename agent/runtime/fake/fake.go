@@ -54,6 +54,7 @@ type fakeContainer struct {
 	ignoreSig bool      // the process ignores its stop signal
 	logs      []runtime.LogLine
 	logged    chan struct{} // closed and replaced when a line is appended
+	released  bool          // Release was called since the last start
 }
 
 // fakeProc is one run of a container's process.
@@ -321,6 +322,7 @@ func (f *Runtime) Start(ctx context.Context, id string) (runtime.Status, error) 
 		c.status.ExitCode, c.status.ExitedAt, c.status.OOMKilled = 0, time.Time{}, false
 	}
 	c.proc = &fakeProc{exited: make(chan struct{})}
+	c.released = false
 	f.nextPid++
 	c.status.State = runtime.StateRunning
 	c.status.Pid = f.nextPid
@@ -434,6 +436,28 @@ func (f *Runtime) Remove(ctx context.Context, id string) error {
 	}
 	delete(f.containers, id)
 	return nil
+}
+
+// Release notes that container id's network was released (see
+// Released); nil if it does not exist.
+func (f *Runtime) Release(ctx context.Context, id string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.fail("Release"); err != nil {
+		return err
+	}
+	if c, ok := f.containers[id]; ok {
+		c.released = true
+	}
+	return nil
+}
+
+// Released reports whether container id exists and was released.
+func (f *Runtime) Released(id string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c, ok := f.containers[id]
+	return ok && c.released
 }
 
 // Inspect returns container id's status.
