@@ -75,7 +75,7 @@ func New(rt Runtime, report Reporter, log *slog.Logger) *Worker {
 // SetLimits bounds the container creates and starts (starts) and the image
 // pulls (pulls) the worker runs at once; 0 or less is no bound. A task
 // waiting for a slot stays in its state with a message saying how many
-// are ahead. Call it before Start.
+// are ahead. Call it before the first Assign.
 func (w *Worker) SetLimits(starts, pulls int) {
 	w.mu.Lock()
 	defer w.mu.Unlock()

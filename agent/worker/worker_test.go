@@ -94,11 +94,18 @@ type harness struct {
 // newHarness starts a worker on rt, whose containers it adopts.
 func newHarness(t *testing.T, rt *recordingRuntime) *harness {
 	t.Helper()
+	return newHarnessOn(t, rt, rt)
+}
+
+// newHarnessOn is newHarness with the worker driving wrapped, a runtime
+// over rt.
+func newHarnessOn(t *testing.T, rt *recordingRuntime, wrapped Runtime) *harness {
+	t.Helper()
 	if err := rt.AddImage("busybox"); err != nil {
 		t.Fatal(err)
 	}
 	h := &harness{t: t, rt: rt, reports: make(chan report, 1000), backlog: map[string][]*berthv1.TaskStatus{}}
-	h.w = New(rt, func(id string, st *berthv1.TaskStatus) { h.reports <- report{id, st} }, slog.New(slog.DiscardHandler))
+	h.w = New(wrapped, func(id string, st *berthv1.TaskStatus) { h.reports <- report{id, st} }, slog.New(slog.DiscardHandler))
 	ctx, cancel := context.WithCancel(context.Background())
 	h.cancel = cancel
 	if err := h.w.Start(ctx); err != nil {
