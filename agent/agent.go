@@ -26,6 +26,7 @@ import (
 	"github.com/berthproject/berth/agent/runtime/containerd"
 	"github.com/berthproject/berth/agent/runtime/fake"
 	"github.com/berthproject/berth/agent/session"
+	"github.com/berthproject/berth/agent/sweep"
 	"github.com/berthproject/berth/agent/volume"
 	"github.com/berthproject/berth/agent/worker"
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
@@ -85,6 +86,11 @@ type Config struct {
 	// ContainerdRoot is fuller than the high mark, unused images are
 	// removed until it is below the low one; defaults 85 and 80.
 	ImageGCHighPercent, ImageGCLowPercent int
+	// MaxConcurrentStarts and MaxConcurrentPulls bound the container
+	// creates and starts, and the image pulls, the node runs at once;
+	// more wait their turn. 0 picks the default (with the fake runtime:
+	// no bound), less than 0 is no bound.
+	MaxConcurrentStarts, MaxConcurrentPulls int
 	// Metrics is where the agent registers its metrics (container start
 	// and image pull times, the node's tasks by state); nil registers
 	// none. The caller serves it.
@@ -129,6 +135,9 @@ type Agent struct {
 	// payloads keeps the data of the secrets and configs of the node's
 	// assigned tasks, in memory only.
 	payloads *files.Payloads
+	// sweeper removes containers and network left by tasks the worker
+	// no longer knows.
+	sweeper *sweep.Sweeper
 }
 
 // Start joins (when needed), connects and runs an agent. It returns once
@@ -188,8 +197,10 @@ func Start(ctx context.Context, cfg Config) (_ *Agent, err error) {
 	a.worker.SetImages(a.puller)
 	a.worker.SetFiles(a.payloads)
 	a.worker.SetNodeName(cfg.Name)
+	a.worker.SetLimits(cfg.workLimits())
+	a.sweeper = a.newSweeper()
 	if cfg.Metrics != nil {
-		collectors := append(a.worker.Collectors(), metrics.CertExpiry("node", a.creds.NodeID, a.live.NotAfter))
+		collectors := append(a.worker.Collectors(), metrics.CertExpiry("node", a.creds.NodeID, a.live.NotAfter), a.sweeper.Collector())
 		if a.network != nil {
 			collectors = append(collectors, a.network.programming)
 		}
@@ -200,6 +211,9 @@ func Start(ctx context.Context, cfg Config) (_ *Agent, err error) {
 	if err := a.worker.Start(runCtx); err != nil {
 		return nil, fmt.Errorf("adopting this node's containers: %w", err)
 	}
+	// The first sweep comes after the worker adopted the node's
+	// containers, so that none of them is taken for garbage.
+	a.tasks.Go("sweep", func() error { return a.sweeper.Run(runCtx) })
 	a.gossip = newNodeGossip(cfg.GossipAddr, cfg.servers()[0], cfg.DataDir, cfg.Log.With("component", "gossip"))
 	a.tasks.Go("gossip", func() error { return a.gossip.run(runCtx) })
 	a.tasks.Go("session", func() error { return a.session.Run(runCtx) })
@@ -368,39 +382,47 @@ func (a *Agent) Welcome(w *berthv1.SessionWelcome) {
 		return
 	}
 	if first {
-		a.tasks.Go("network cleanup", func() error { return a.collectAttachments(a.runCtx) })
+		// Namespaces and links left while the network was not set up
+		// can be listed now.
+		a.sweeper.Kick()
 	}
 }
 
-// collectAttachments detaches network attachments whose container is gone:
-// a removal cut short (the agent stopped in between) leaves them behind.
-func (a *Agent) collectAttachments(ctx context.Context) error {
-	containers, err := a.rt.List(ctx)
-	if err != nil {
-		return nil
+// newSweeper returns the node's sweep over the worker's tasks, the
+// runtime's containers and, with containerd, the node network.
+func (a *Agent) newSweeper() *sweep.Sweeper {
+	cfg := sweep.Config{Tasks: workerTasks{a.worker}, Containers: a.rt, Log: a.log.With("component", "sweep")}
+	if a.network != nil {
+		cfg.Network = a.network
 	}
-	exists := map[string]bool{}
-	for _, c := range containers {
-		exists[c.ID] = true
-	}
-	node, err := a.network.get(ctx)
-	if err != nil {
-		return nil
-	}
-	ids, err := node.Attachments()
-	if err != nil {
-		a.log.Warn("listing network attachments", "err", err)
-		return nil
-	}
-	for _, id := range ids {
-		if exists[id] {
-			continue
+	return sweep.New(cfg)
+}
+
+// workerTasks is the worker seen by the sweep.
+type workerTasks struct{ w *worker.Worker }
+
+func (t workerTasks) Known() sweep.Known {
+	tasks, inFlight := t.w.Inventory()
+	return sweep.Known{Tasks: tasks, InFlight: inFlight}
+}
+
+// workLimits are the worker's bounds on starts and pulls, from c's.
+func (c Config) workLimits() (starts, pulls int) {
+	pick := func(n, def int) int {
+		switch {
+		case n < 0:
+			return 0
+		case n > 0:
+			return n
+		case c.Runtime == "fake":
+			// Simulated starts cost nothing: the scale harness
+			// measures the control plane, not this bound.
+			return 0
+		default:
+			return def
 		}
-		if err := node.Detach(ctx, id); err != nil && ctx.Err() == nil {
-			a.log.Warn("detaching a leftover network attachment", "id", id, "err", err)
-		}
 	}
-	return nil
+	return pick(c.MaxConcurrentStarts, worker.DefaultMaxConcurrentStarts()), pick(c.MaxConcurrentPulls, worker.DefaultMaxConcurrentPulls)
 }
 
 // Assign hands assignments to the worker, and first the sources of their

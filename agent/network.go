@@ -146,6 +146,18 @@ func (n *lazyNetwork) Detach(ctx context.Context, id string) error {
 	return node.Detach(ctx, id)
 }
 
+// Attached lists the ids that hold anything of the node's network; none
+// while the network is not set up (the sweep must not wait for it).
+func (n *lazyNetwork) Attached() ([]string, error) {
+	n.mu.Lock()
+	node := n.node
+	n.mu.Unlock()
+	if node == nil {
+		return nil, nil
+	}
+	return node.Attached()
+}
+
 // Close releases the network handle; attachments stay.
 func (n *lazyNetwork) Close() error {
 	n.mu.Lock()

@@ -330,6 +330,7 @@ func (r *runner) releaseEnded(ctx context.Context) {
 // cleanup stops and removes the container of a task the control plane
 // forgot.
 func (r *runner) cleanup(ctx context.Context, task *berthv1.Task) {
+	defer r.w.markBusy(r.id)()
 	if err := r.stopContainer(ctx, task, removedTaskGrace); err != nil {
 		r.w.log.Warn("stopping a removed task's container", "task", r.id, "err", err)
 	}

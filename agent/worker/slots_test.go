@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"sync"
 	"testing"
 	"time"
@@ -325,5 +326,35 @@ func TestEndedContainerIsReleased(t *testing.T) {
 	}
 	if st := h.w.Statuses(); len(st) != 1 || st[0].Status.State != failed {
 		t.Fatalf("Statuses() = %v, want t1 failed", st)
+	}
+}
+
+// The sweep is told which tasks may still run, which ended, and which are
+// being started right now.
+func TestInventory(t *testing.T) {
+	rt := &gatedRuntime{recordingRuntime: newRecordingRuntime(), gate: make(chan struct{})}
+	h := newHarnessOn(t, rt.recordingRuntime, rt)
+	h.w.Assign(&berthv1.Assignments{Tasks: []*berthv1.Task{newTask("ends")}})
+	close(rt.gate)
+	h.expect("ends", accepted, preparing, starting, running)
+	if err := rt.Exit("ends", 0); err != nil {
+		t.Fatal(err)
+	}
+	h.expect("ends", complete)
+
+	rt.gate = make(chan struct{})
+	h.w.Assign(&berthv1.Assignments{Tasks: []*berthv1.Task{newTask("starting")}})
+	waitFor(t, "the start", func() bool { return rt.starts.inside() == 1 })
+	tasks, inFlight := h.w.Inventory()
+	if want := map[string]bool{"ends": false, "starting": true}; !maps.Equal(tasks, want) {
+		t.Fatalf("Inventory tasks = %v, want %v", tasks, want)
+	}
+	if want := map[string]bool{"starting": true}; !maps.Equal(inFlight, want) {
+		t.Fatalf("Inventory in flight = %v, want %v", inFlight, want)
+	}
+	close(rt.gate)
+	h.expect("starting", accepted, preparing, starting, running)
+	if _, inFlight := h.w.Inventory(); len(inFlight) != 0 {
+		t.Fatalf("in flight after the start: %v", inFlight)
 	}
 }

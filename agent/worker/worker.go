@@ -14,6 +14,7 @@ import (
 
 	"github.com/berthproject/berth/agent/runtime"
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
+	"github.com/berthproject/berth/api/taskstate"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
@@ -214,6 +215,34 @@ func (w *Worker) startRunner(t *berthv1.Task) *runner {
 		}
 	}()
 	return r
+}
+
+// Inventory tells the node's sweep what the worker knows: tasks maps each
+// task it has a runner, a status or an adopted container for to whether
+// that container may still run (its task has not ended); inFlight are the
+// tasks whose containers are being created, started or removed right now.
+func (w *Worker) Inventory() (tasks, inFlight map[string]bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	tasks = make(map[string]bool, len(w.statuses)+len(w.runners)+len(w.adopted))
+	for id, st := range w.statuses {
+		tasks[id] = !taskstate.Terminal(st.GetState())
+	}
+	for id := range w.runners {
+		if _, ok := tasks[id]; !ok {
+			tasks[id] = true
+		}
+	}
+	for id, c := range w.adopted {
+		if _, ok := tasks[id]; !ok {
+			tasks[id] = c.State != runtime.StateStopped
+		}
+	}
+	inFlight = make(map[string]bool, len(w.busy))
+	for id := range w.busy {
+		inFlight[id] = true
+	}
+	return tasks, inFlight
 }
 
 // Wait blocks until every runner has returned (after the Start context

@@ -11,6 +11,7 @@ import (
 
 	"github.com/berthproject/berth/agent"
 	"github.com/berthproject/berth/agent/image"
+	"github.com/berthproject/berth/agent/worker"
 	"github.com/berthproject/berth/cli"
 	"github.com/berthproject/berth/controlplane"
 	"github.com/berthproject/berth/controlplane/audit"
@@ -202,6 +203,7 @@ type agentFlags struct {
 	imageGCHigh, imageGCLow                                        int
 	fakeStartLatency                                               time.Duration
 	fakeFailureRate                                                float64
+	maxStarts, maxPulls                                            int
 }
 
 func (f *agentFlags) add(cmd *cobra.Command, withJoin bool) {
@@ -224,6 +226,8 @@ func (f *agentFlags) add(cmd *cobra.Command, withJoin bool) {
 	cmd.Flags().Float64Var(&f.fakeFailureRate, "fake-failure-rate", 0, "with --runtime fake: share of simulated container starts (0 to 1) that fail, the container exiting with code 1")
 	cmd.Flags().StringVar(&f.namespace, "containerd-namespace", "berth", "containerd namespace for the node's containers and images")
 	cmd.Flags().StringVar(&f.buildkitAddr, "buildkit-addr", "", "address of a running buildkitd to build images with (its containerd worker must use --containerd-namespace); default: start one under --data-dir on the first build")
+	cmd.Flags().IntVar(&f.maxStarts, "max-concurrent-starts", worker.DefaultMaxConcurrentStarts(), "container creates and starts at once (default: 2 per CPU, at most 16); more wait their turn, in preparing; 0 for no bound")
+	cmd.Flags().IntVar(&f.maxPulls, "max-concurrent-pulls", worker.DefaultMaxConcurrentPulls, "image pulls at once; more wait their turn, in preparing; 0 for no bound")
 	cmd.Flags().IntVar(&f.imageGCHigh, "image-gc-high-percent", image.DefaultGCHighPercent, "disk usage (percent) of containerd's filesystem above which unused images are removed, oldest first")
 	cmd.Flags().IntVar(&f.imageGCLow, "image-gc-low-percent", image.DefaultGCLowPercent, "disk usage (percent) that image cleanup brings the filesystem back under")
 }
@@ -254,7 +258,17 @@ func (f *agentFlags) config(server string, log *slog.Logger) (agent.Config, erro
 		Runtime: f.runtime, ContainerdNamespace: f.namespace, BuildkitAddr: f.buildkitAddr, Log: log,
 		ContentAddr: f.contentAddr, ImageGCHighPercent: f.imageGCHigh, ImageGCLowPercent: f.imageGCLow,
 		FakeStartLatency: f.fakeStartLatency, FakeFailureRate: f.fakeFailureRate,
+		MaxConcurrentStarts: noBound(f.maxStarts), MaxConcurrentPulls: noBound(f.maxPulls),
 	}, nil
+}
+
+// noBound turns a limit flag's 0 (no bound) into agent.Config's, where 0
+// picks the default.
+func noBound(n int) int {
+	if n <= 0 {
+		return -1
+	}
+	return n
 }
 
 func newAgentCommand() *cobra.Command {
