@@ -313,18 +313,25 @@ func (r *runner) stop(ctx context.Context, task *berthv1.Task) {
 	r.set(berthv1.TaskState_TASK_STATE_SHUTDOWN, func(st *berthv1.TaskStatus) { st.ExitCode = code })
 }
 
-// releaseEnded frees the network of a task that reached its end, when its
-// container has stopped: an exited container keeps its record (ps -a,
-// logs) but no namespace or links. Done once per runner; a failure is only
-// logged, since the node's sweep and the task's removal try again.
+// releaseEnded frees the network of a task that reached its end: an
+// exited container keeps its record (ps -a, logs) but no namespace or
+// links. Done once per runner, in the background, since the network may
+// not be set up yet (an agent that just restarted) and the runner must
+// stay free to act on the task's removal; Release and Remove are both
+// idempotent. A failure is only logged: the node's sweep and the task's
+// removal try again.
 func (r *runner) releaseEnded(ctx context.Context) {
 	if r.released || !taskstate.Terminal(r.observed) {
 		return
 	}
 	r.released = true
-	if err := r.w.rt.Release(ctx, r.id); err != nil && ctx.Err() == nil {
-		r.w.log.Warn("releasing an ended container's network", "task", r.id, "err", err)
-	}
+	r.w.wg.Add(1)
+	go func() {
+		defer r.w.wg.Done()
+		if err := r.w.rt.Release(ctx, r.id); err != nil && ctx.Err() == nil {
+			r.w.log.Warn("releasing an ended container's network", "task", r.id, "err", err)
+		}
+	}()
 }
 
 // cleanup stops and removes the container of a task the control plane

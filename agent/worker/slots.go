@@ -27,9 +27,7 @@ func DefaultMaxConcurrentStarts() int {
 	return min(2*runtime.NumCPU(), maxDefaultStarts)
 }
 
-// slotReportPeriod is how often a waiting task's place in line reaches its
-// status, at most: each report is a write to the control plane, and
-// hundreds of tasks may wait at once.
+// slotReportPeriod is how often a waiter's place in line is looked at.
 const slotReportPeriod = time.Second
 
 // slots bounds how many runners do one kind of heavy work at once. Waiters
@@ -59,7 +57,9 @@ func newSlots(limit int) *slots {
 
 // acquire takes a slot, waiting in line while none is free. waiting, when
 // set, is called on the caller's goroutine with the number of waiters
-// ahead, when the wait begins and each time that number changes. release
+// ahead when the wait begins, then each time that number has halved since
+// the last call: each call becomes a status report to the control plane,
+// so a wait costs a few (log2 of the line) however long the line. release
 // gives the slot back (to the next waiter); calling it more than once does
 // nothing. When ctx ends first, the wait ends with ctx's error and no slot
 // is held.
@@ -99,12 +99,19 @@ func (s *slots) acquire(ctx context.Context, waiting func(ahead int)) (release f
 			}
 			return nil, ctx.Err()
 		case <-ticker.C:
-			if now := s.position(w); now != ahead && now >= 0 && waiting != nil {
+			if now := s.position(w); waiting != nil && worthReporting(ahead, now) {
 				ahead = now
 				waiting(ahead)
 			}
 		}
 	}
+}
+
+// worthReporting says whether a waiter's place, now waiters ahead, is
+// worth a report after one at last: once it halved, so that a wait costs
+// a handful of reports however long the line (-1: it left the line).
+func worthReporting(last, now int) bool {
+	return now >= 0 && now < last && now <= last/2
 }
 
 // position is the number of waiters ahead of w, or -1 once it left the

@@ -358,3 +358,25 @@ func TestInventory(t *testing.T) {
 		t.Fatalf("in flight after the start: %v", inFlight)
 	}
 }
+
+func TestWorthReporting(t *testing.T) {
+	tests := []struct {
+		last, now int
+		want      bool
+	}{
+		{100, 99, false},
+		{100, 51, false},
+		{100, 50, true},
+		{100, 0, true},
+		{1, 0, true},
+		{0, 0, false},
+		{3, 1, true},
+		{3, 2, false},
+		{10, -1, false}, // left the line
+	}
+	for _, tt := range tests {
+		if got := worthReporting(tt.last, tt.now); got != tt.want {
+			t.Errorf("worthReporting(%d, %d) = %v, want %v", tt.last, tt.now, got, tt.want)
+		}
+	}
+}
