@@ -51,16 +51,17 @@ func (r *runner) ensureImage(ctx context.Context, spec *berthv1.ServiceSpec) err
 		return nil
 	}
 	// Only a fetch takes a pull slot: starting from an image already here
-	// is the common case and costs a lookup.
+	// is the common case and costs one lookup.
 	if ok, err := images.Present(ctx, spec.GetImage(), spec.GetImageDigest()); err != nil {
 		return fmt.Errorf("checking image %s: %w", spec.GetImage(), err)
-	} else if !ok {
-		release, ok := r.takeSlot(ctx, r.w.pulls, "pull")
-		if !ok {
-			return fmt.Errorf("waiting to pull image %s: %w", spec.GetImage(), context.Canceled)
-		}
-		defer release()
+	} else if ok {
+		return nil
 	}
+	release, ok := r.takeSlot(ctx, r.w.pulls, "pull")
+	if !ok {
+		return fmt.Errorf("waiting to pull image %s: %w", spec.GetImage(), context.Canceled)
+	}
+	defer release()
 	pctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stop := r.cancelWhenLeaving(pctx, cancel)
