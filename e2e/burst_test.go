@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -71,7 +72,7 @@ func TestBurstOfStartsConverges(t *testing.T) {
 	go func() {
 		defer watchWG.Done()
 		for ctx.Err() == nil {
-			out, _, err := c.berth("node", "ls")
+			out, _, err := c.berth("node", "ls", "-o", "json")
 			if err == nil {
 				mu.Lock()
 				verdicts[nodeVerdict(out, node)]++
@@ -170,20 +171,17 @@ services:
 	})
 }
 
-// nodeVerdict is node's status in the table of berth node ls: "ready",
-// "not ready", "unreachable", "down", or "missing".
-func nodeVerdict(table, node string) string {
-	for _, line := range strings.Split(table, "\n") {
-		fields := strings.Fields(line)
-		if len(fields) == 0 || fields[0] != node {
-			continue
+// nodeVerdict is node's status in berth node ls -o json ("ready",
+// "unreachable", "down", ...), or why it could not be read.
+func nodeVerdict(out, node string) string {
+	var rows []struct{ Name, Status string }
+	if err := json.Unmarshal([]byte(out), &rows); err != nil {
+		return "unreadable: " + err.Error()
+	}
+	for _, r := range rows {
+		if r.Name == node {
+			return r.Status
 		}
-		for _, v := range []string{"not ready", "unreachable", "down", "ready"} {
-			if strings.Contains(line, " "+v) {
-				return v
-			}
-		}
-		return "unknown: " + line
 	}
 	return "missing"
 }
