@@ -47,7 +47,19 @@ func (w *Worker) Collectors() []prometheus.Collector {
 			}
 			return counts
 		})
-	return []prometheus.Collector{w.metrics.start, w.metrics.pull, tasks}
+	waiting := func(name, help string, s func() *slots) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 {
+			w.mu.Lock()
+			sl := s()
+			w.mu.Unlock()
+			_, n := sl.load()
+			return float64(n)
+		})
+	}
+	return []prometheus.Collector{w.metrics.start, w.metrics.pull, tasks,
+		waiting("berth_node_start_waiting", "Tasks waiting for one of this node's container start slots (--max-concurrent-starts).", func() *slots { return w.starts }),
+		waiting("berth_node_pull_waiting", "Tasks waiting for one of this node's image pull slots (--max-concurrent-pulls).", func() *slots { return w.pulls }),
+	}
 }
 
 // observeStart records a start that reached running, when the runner saw

@@ -12,6 +12,7 @@ import (
 	"github.com/berthproject/berth/agent/image"
 	"github.com/berthproject/berth/agent/runtime"
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
+	"github.com/berthproject/berth/internal/metrics/metricstest"
 )
 
 // concurrency counts the calls in progress and remembers the most seen at
@@ -141,6 +142,10 @@ func TestWaitingForAStartSlot(t *testing.T) {
 	h.expect("c", accepted, preparing)
 	if st := h.next("c"); st.Message != "waiting for a start slot (1 ahead)" {
 		t.Fatalf("c reported %q, want waiting for a start slot (1 ahead)", st.Message)
+	}
+	got := metricstest.Values(t, h.w.Collectors()...)
+	if v := got["berth_node_start_waiting"]; v != 2 {
+		t.Errorf("berth_node_start_waiting = %v, want 2", v)
 	}
 
 	h.w.Assign(&berthv1.Assignments{Removed: []string{"b"}})
