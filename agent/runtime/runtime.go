@@ -220,9 +220,10 @@ type Containers interface {
 	Remove(ctx context.Context, id string) error
 	// Release frees what container id holds only while it runs: its
 	// network attachment (namespace, links, published ports, DNS
-	// server). The container, its exit code and its logs stay until
-	// Remove. For a container whose process has ended; idempotent, and
-	// nil if the container is not there.
+	// server) and, once its process has ended, the runtime's process
+	// that watched it. The container, its exit code and its logs stay
+	// until Remove. For a container whose process has ended; idempotent,
+	// and nil if the container is not there.
 	Release(ctx context.Context, id string) error
 	Inspect(ctx context.Context, id string) (Status, error)
 	// List returns the containers owned by this runtime.

@@ -390,25 +390,6 @@ func (c *Runtime) Remove(ctx context.Context, id string) error {
 	return c.removeLeftovers(ctx, id)
 }
 
-// Release detaches container id from the network once its process has
-// ended, so that an exited container holds no namespace, links or rules
-// for as long as its record is kept. Remove detaches it again, harmlessly.
-func (c *Runtime) Release(ctx context.Context, id string) error {
-	ctx = c.ctx(ctx)
-	if _, err := c.load(ctx, id); errors.Is(err, runtime.ErrNotFound) {
-		return nil
-	} else if err != nil {
-		return err
-	}
-	if c.cfg.Network == nil {
-		return nil
-	}
-	if err := c.cfg.Network.Detach(ctx, id); err != nil {
-		return fmt.Errorf("runtime: release container %s: detach network: %w", id, err)
-	}
-	return nil
-}
-
 // deleteTask kills task's processes and deletes it. The shim can still
 // count a process as running just after the kill (one of the container's
 // exec'd processes, say, not yet reaped): then every process is killed

@@ -248,7 +248,7 @@ func (c *Runtime) Inspect(ctx context.Context, id string) (runtime.Status, error
 	}
 	st := statusOf(info, resp.Process)
 	if st.State == runtime.StateStopped && st.ExitCode != 0 {
-		st.OOMKilled = c.oomKilled(ctx, id)[id]
+		st.OOMKilled = st.OOMKilled || c.oomKilled(ctx, id)[id]
 	}
 	return st, nil
 }
@@ -277,14 +277,14 @@ func (c *Runtime) List(ctx context.Context) ([]runtime.Status, error) {
 			continue
 		}
 		st := statusOf(info, procs[info.ID])
-		if st.State == runtime.StateStopped && st.ExitCode != 0 {
+		if st.State == runtime.StateStopped && st.ExitCode != 0 && !st.OOMKilled {
 			failed = append(failed, st.ID)
 		}
 		out = append(out, st)
 	}
 	if oom := c.oomKilled(ctx, failed...); len(oom) > 0 {
 		for i := range out {
-			out[i].OOMKilled = oom[out[i].ID]
+			out[i].OOMKilled = out[i].OOMKilled || oom[out[i].ID]
 		}
 	}
 	return out, nil
@@ -296,6 +296,8 @@ func statusOf(info containers.Container, p *tasktypes.Process) runtime.Status {
 	st := runtime.Status{ID: info.ID, State: runtime.StateCreated, Image: info.Image}
 	statusFromLabels(&st, info.Labels)
 	if p == nil {
+		// No task: never started, or ended and released.
+		endedStatus(&st, info.Labels)
 		return st
 	}
 	st.Pid = p.Pid

@@ -82,6 +82,14 @@ func TestContainerdOOMKill(t *testing.T) {
 				t.Errorf("Wait from a new handle = %+v, want code %d, OOM killed %v", ex, tc.wantCode, tc.wantOOM)
 			}
 
+			// Released, its task is gone and its labels tell how it ended.
+			if err := env.rt.Release(ctx, id); err != nil {
+				t.Fatalf("Release: %v", err)
+			}
+			if st, err := env.rt.Inspect(ctx, id); err != nil || st.State != runtime.StateStopped || st.ExitCode != tc.wantCode || st.OOMKilled != tc.wantOOM {
+				t.Errorf("Inspect after Release = %+v, %v; want stopped with code %d, OOM killed %v", st, err, tc.wantCode, tc.wantOOM)
+			}
+
 			if err := env.rt.Remove(ctx, id); err != nil {
 				t.Fatalf("Remove: %v", err)
 			}
