@@ -11,6 +11,7 @@ import (
 
 	"github.com/berthproject/berth/agent"
 	"github.com/berthproject/berth/agent/image"
+	"github.com/berthproject/berth/agent/nodecheck"
 	"github.com/berthproject/berth/cli"
 	"github.com/berthproject/berth/controlplane"
 	"github.com/berthproject/berth/controlplane/audit"
@@ -200,6 +201,7 @@ type agentFlags struct {
 	memory                                                         int64
 	contentAddr                                                    string
 	imageGCHigh, imageGCLow                                        int
+	diskFloor, inodeFloor                                          string
 	fakeStartLatency                                               time.Duration
 	fakeFailureRate                                                float64
 }
@@ -226,6 +228,8 @@ func (f *agentFlags) add(cmd *cobra.Command, withJoin bool) {
 	cmd.Flags().StringVar(&f.buildkitAddr, "buildkit-addr", "", "address of a running buildkitd to build images with (its containerd worker must use --containerd-namespace); default: start one under --data-dir on the first build")
 	cmd.Flags().IntVar(&f.imageGCHigh, "image-gc-high-percent", image.DefaultGCHighPercent, "disk usage (percent) of containerd's filesystem above which unused images are removed, oldest first")
 	cmd.Flags().IntVar(&f.imageGCLow, "image-gc-low-percent", image.DefaultGCLowPercent, "disk usage (percent) that image cleanup brings the filesystem back under")
+	cmd.Flags().StringVar(&f.diskFloor, "disk-floor", nodecheck.DefaultDiskFloor, "free space the data directory's filesystem needs for the node to be ready: a size (500MiB, 2G) or a percentage (5%); below it the node is not ready (disk) and takes no new tasks")
+	cmd.Flags().StringVar(&f.inodeFloor, "inode-floor", nodecheck.DefaultInodeFloor, "free inodes the data directory's filesystem needs for the node to be ready: a number or a percentage")
 }
 
 func (f *agentFlags) config(server string, log *slog.Logger) (agent.Config, error) {
@@ -254,6 +258,7 @@ func (f *agentFlags) config(server string, log *slog.Logger) (agent.Config, erro
 		Runtime: f.runtime, ContainerdNamespace: f.namespace, BuildkitAddr: f.buildkitAddr, Log: log,
 		ContentAddr: f.contentAddr, ImageGCHighPercent: f.imageGCHigh, ImageGCLowPercent: f.imageGCLow,
 		FakeStartLatency: f.fakeStartLatency, FakeFailureRate: f.fakeFailureRate,
+		DiskFloor: f.diskFloor, InodeFloor: f.inodeFloor,
 	}, nil
 }
 
