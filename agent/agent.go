@@ -383,7 +383,9 @@ func (a *Agent) Welcome(w *berthv1.SessionWelcome) {
 		return
 	}
 	// The network check has a subnet to judge from here on.
-	defer a.checker.Kick()
+	if a.checker != nil {
+		defer a.checker.Kick()
+	}
 	first, err := a.network.configure(w)
 	if err != nil {
 		a.log.Error("container network", "subnet", w.Subnet, "err", err)
@@ -451,6 +453,10 @@ func (a *Agent) describe(ctx context.Context) *berthv1.NodeDescription {
 		mem = totalMemory()
 	}
 	images, digests := a.images(ctx)
+	var conditions []*berthv1.NodeCondition
+	if a.checker != nil {
+		conditions = a.checker.Conditions()
+	}
 	return &berthv1.NodeDescription{
 		Name:         a.cfg.Name,
 		Hostname:     host,
@@ -466,7 +472,7 @@ func (a *Agent) describe(ctx context.Context) *berthv1.NodeDescription {
 		ImageDigests:   digests,
 		// Nodes of the fake runtime run no containers and need no map.
 		Overlay:    a.network != nil,
-		Conditions: a.checker.Conditions(),
+		Conditions: conditions,
 	}
 }
 
