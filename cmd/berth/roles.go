@@ -19,6 +19,7 @@ import (
 	"github.com/berthproject/berth/controlplane/dispatcher"
 	"github.com/berthproject/berth/controlplane/etcd"
 	"github.com/berthproject/berth/controlplane/nodehealth"
+	"github.com/berthproject/berth/controlplane/orchestrator"
 	"github.com/berthproject/berth/controlplane/ratelimit"
 	"github.com/berthproject/berth/internal/gossip"
 	"github.com/berthproject/berth/internal/metrics"
@@ -39,7 +40,7 @@ type serverFlags struct {
 	kekFile, unlockKey, auditLog                                                            string
 	auditRetention                                                                          time.Duration
 	etcdTLS                                                                                 etcd.ClientTLS
-	nodeDownGrace, heartbeat, leaderLease, certLifetime                                     time.Duration
+	nodeDownGrace, heartbeat, leaderLease, certLifetime, notReadyGrace                      time.Duration
 	profiles                                                                                bool
 	gossip                                                                                  controlplane.GossipConfig
 	limits                                                                                  ratelimit.Config
@@ -67,6 +68,7 @@ func (f *serverFlags) add(cmd *cobra.Command, dataDir string) {
 	cmd.Flags().BoolVar(&f.profiles, "profiles", false, "also serve Go's runtime profiles (CPU, heap) at /debug/pprof/ on --metrics-addr, which must be a loopback address")
 	cmd.Flags().DurationVar(&f.nodeDownGrace, "node-down-grace", nodehealth.DefaultGrace, "how long a node may be out of contact before it is down and its tasks run elsewhere (gossip declares a dead node down sooner)")
 	cmd.Flags().DurationVar(&f.heartbeat, "heartbeat-period", dispatcher.DefaultHeartbeatPeriod, "how often agents report in; a session silent for 3 periods is lost")
+	cmd.Flags().DurationVar(&f.notReadyGrace, "not-ready-grace", orchestrator.DefaultNotReadyGrace, "how long a node may stay not ready (its agent reports a failing condition: runtime, network, disk) before its replicated tasks move to other nodes")
 	cmd.Flags().StringVar(&f.gossip.Addr, "gossip-addr", "", "host:port for gossip among servers and agents, UDP and TCP (default: an ephemeral port on the advertised host)")
 	cmd.Flags().DurationVar(&f.gossip.ProbeInterval, "gossip-probe-interval", gossip.DefaultProbeInterval, "how often each gossip member probes another")
 	cmd.Flags().DurationVar(&f.gossip.ProbeTimeout, "gossip-probe-timeout", gossip.DefaultProbeTimeout, "how long a gossip probe waits for its answer before asking other members to try")
@@ -102,6 +104,7 @@ func (f *serverFlags) config(cmd *cobra.Command, log *slog.Logger) controlplane.
 		NetworkRange:    f.networkRange,
 		NodeDownGrace:   f.nodeDownGrace,
 		HeartbeatPeriod: f.heartbeat,
+		NotReadyGrace:   f.notReadyGrace,
 		Gossip:          f.gossip,
 		LeaderLease:     f.leaderLease,
 		AuditLog:        f.auditLog,
