@@ -47,7 +47,9 @@ func failing(typ string) nodeOpt {
 }
 
 func passing(typ string) nodeOpt {
-	return func(n *berthv1.Node) { n.Conditions = append(n.Conditions, &berthv1.NodeCondition{Type: typ, Ok: true}) }
+	return func(n *berthv1.Node) {
+		n.Conditions = append(n.Conditions, &berthv1.NodeCondition{Type: typ, Ok: true})
+	}
 }
 
 func availability(a berthv1.NodeAvailability) nodeOpt {

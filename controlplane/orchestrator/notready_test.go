@@ -34,9 +34,9 @@ func TestNotReadyNodes(t *testing.T) {
 		wake   time.Time
 	}{
 		{"all ready", []*berthv1.Node{readyNode("a", nil)}, nil, time.Time{}},
-		{"within the grace: wake at its end", []*berthv1.Node{notReady("a", now.Add(-10 * time.Second)), notReady("b", now.Add(-20 * time.Second))},
+		{"within the grace: wake at its end", []*berthv1.Node{notReady("a", now.Add(-10*time.Second)), notReady("b", now.Add(-20*time.Second))},
 			nil, now.Add(10 * time.Second)},
-		{"past the grace: moving", []*berthv1.Node{notReady("a", now.Add(-31 * time.Second)), notReady("b", now.Add(-5 * time.Second))},
+		{"past the grace: moving", []*berthv1.Node{notReady("a", now.Add(-31*time.Second)), notReady("b", now.Add(-5*time.Second))},
 			[]string{"a"}, now.Add(25 * time.Second)},
 		{"at the grace's end", []*berthv1.Node{notReady("a", now.Add(-grace))}, []string{"a"}, time.Time{}},
 		{"a down node is the node health's, not this", []*berthv1.Node{down}, nil, time.Time{}},
