@@ -18,9 +18,10 @@ import (
 //
 // What marks a thing as this node's own is its name, which derives from
 // the node's name: the overlay device (DeviceName) and the network
-// namespaces (netnsPrefix). A container's host-side veths go with its
-// namespace once nothing runs in it, so removing a stale namespace
-// removes its links too. Anything but the node's device holding an
+// namespaces (netnsPrefix). The namespaces' directory is the machine's,
+// shared by agents in other network namespaces that may have the same
+// name, so a namespace is this node's only when its host-side veth (named
+// after the container) is in this node's namespace. Anything but the node's device holding an
 // address in the node's container subnet is foreign: the agent reports it
 // (the network condition) and leaves it be.
 
@@ -76,10 +77,11 @@ func InterfaceAddresses() ([]InterfaceAddress, error) {
 }
 
 // sweepStale removes the network namespaces of this node's prefix that no
-// record accounts for: an attach that crashed before writing its record,
-// or records lost with the data directory. Their veths would go with them
-// once the kernel gets to it; they are deleted at once. New calls it
-// before any Attach, so nothing it removes is being set up.
+// record accounts for and whose veths are in this node's namespace: an
+// attach that crashed before writing its record, or records lost with the
+// data directory. Their veths would go with them once the kernel gets to
+// it; they are deleted at once. New calls it before any Attach, so
+// nothing it removes is being set up.
 func (n *Node) sweepStale() error {
 	ids, err := n.records.ids()
 	if err != nil {
@@ -106,28 +108,42 @@ func (n *Node) sweepStale() error {
 		if !ours || known[id] {
 			continue
 		}
-		n.log.Info("removing a network namespace an earlier run of this node left", "netns", e.Name())
-		errs = append(errs, deleteStaleVeths(id), nspath.Remove(n.netnsPath(id)))
+		// The directory is the machine's: an agent of the same name in
+		// another network namespace (another cluster's, a test's) keeps
+		// its containers' namespaces there too. Only one whose veth is in
+		// this namespace is this node's.
+		found, err := deleteStaleVeths(id)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if !found {
+			continue
+		}
+		n.log.Info("removed a network namespace an earlier run of this node left", "netns", e.Name())
+		errs = append(errs, nspath.Remove(n.netnsPath(id)))
 	}
 	return errors.Join(errs...)
 }
 
 // deleteStaleVeths deletes the host-side veths of container id, whose
-// record is lost: the names derive from the id and the interface's
+// record is lost, from the calling thread's network namespace; found says
+// whether there was any. The names derive from the id and the interface's
 // index, made in order, so the first missing one ends the search.
-func deleteStaleVeths(id string) error {
+func deleteStaleVeths(id string) (found bool, err error) {
 	h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
 	if err != nil {
-		return fmt.Errorf("network: netlink: %w", err)
+		return false, fmt.Errorf("network: netlink: %w", err)
 	}
 	defer h.Close()
 	for i := 0; ; i++ {
 		name := hostVethName(id, i)
 		if _, err := h.LinkByName(name); err != nil {
-			return nil
+			return found, nil
 		}
+		found = true
 		if err := deleteVeths(h, []Link{{Host: name}}); err != nil {
-			return fmt.Errorf("network: %w", err)
+			return found, fmt.Errorf("network: %w", err)
 		}
 	}
 }

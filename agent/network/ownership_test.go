@@ -25,11 +25,16 @@ func TestNodeRestartCleansItsOwnLeftovers(t *testing.T) {
 	if err := os.Remove(filepath.Join(tn.recordDir(), "lost"+recordExt)); err != nil {
 		t.Fatal(err)
 	}
+	// Namespaces of another node, and of a node of the same name
+	// elsewhere (its veth is not here), stay.
 	other := filepath.Join(tn.cfg.NetNSDir, netnsPrefix("another-node")+"x")
-	if err := nspath.Create(other); err != nil {
-		t.Fatal(err)
+	sameName := tn.netnsPath("elsewhere")
+	for _, p := range []string{other, sameName} {
+		if err := nspath.Create(p); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { nspath.Remove(p) })
 	}
-	t.Cleanup(func() { nspath.Remove(other) })
 
 	tn.start()
 	if ok, _ := nspath.IsNetNS(lost.NetNSPath); ok {
@@ -38,13 +43,20 @@ func TestNodeRestartCleansItsOwnLeftovers(t *testing.T) {
 	if ok, err := nspath.IsNetNS(kept.NetNSPath); !ok || err != nil {
 		t.Errorf("the attached container's namespace %s is gone (%v)", kept.NetNSPath, err)
 	}
-	if ok, err := nspath.IsNetNS(other); !ok || err != nil {
-		t.Errorf("another node's namespace %s was removed (%v)", other, err)
+	for _, p := range []string{other, sameName} {
+		if ok, err := nspath.IsNetNS(p); !ok || err != nil {
+			t.Errorf("namespace %s, not this node's, was removed (%v)", p, err)
+		}
 	}
 	if veths := tn.links("bv"); len(veths) != 1 || veths[0] != hostVethName("kept", 0) {
 		t.Errorf("veths after the restart = %v, want only %s", veths, hostVethName("kept", 0))
 	}
 	tn.mustDetach("kept")
+	for _, p := range []string{other, sameName} {
+		if err := nspath.Remove(p); err != nil {
+			t.Error(err)
+		}
+	}
 }
 
 // TestInterfaceAddresses lists the node's device with its address, and a
