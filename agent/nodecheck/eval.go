@@ -41,7 +41,7 @@ func EvalRuntime(address string, err error) Result {
 	if err == nil {
 		return pass(nodestate.Runtime)
 	}
-	return fail(nodestate.Runtime, "containerd at %s does not answer (%v): start containerd, or point the agent at it with --containerd-address", address, err)
+	return fail(nodestate.Runtime, "containerd at %s does not answer (%v): start containerd there (`make setup` starts it on a development machine)", address, err)
 }
 
 // Holder is an IPv4 address an interface of the node's network namespace
