@@ -22,6 +22,7 @@ import (
 	"github.com/berthproject/berth/agent/build"
 	"github.com/berthproject/berth/agent/files"
 	"github.com/berthproject/berth/agent/image"
+	"github.com/berthproject/berth/agent/nodecheck"
 	"github.com/berthproject/berth/agent/runtime"
 	"github.com/berthproject/berth/agent/runtime/containerd"
 	"github.com/berthproject/berth/agent/runtime/fake"
@@ -91,6 +92,14 @@ type Config struct {
 	// more wait their turn. 0 picks the default (with the fake runtime:
 	// no bound), less than 0 is no bound.
 	MaxConcurrentStarts, MaxConcurrentPulls int
+	// DiskFloor and InodeFloor are the free space and inodes the data
+	// directory's file system needs for the node to be ready: a size
+	// ("500MiB") or number, or a percentage ("5%"); defaults
+	// nodecheck.DefaultDiskFloor and nodecheck.DefaultInodeFloor.
+	DiskFloor, InodeFloor string
+	// CheckPeriod is how often the node's conditions are checked; 0
+	// means nodecheck.DefaultPeriod.
+	CheckPeriod time.Duration
 	// Metrics is where the agent registers its metrics (container start
 	// and image pull times, the node's tasks by state); nil registers
 	// none. The caller serves it.
@@ -123,6 +132,10 @@ type Agent struct {
 	runCtx context.Context
 	cancel context.CancelFunc
 	tasks  *supervise.Group
+
+	// checker checks what the node needs to run containers; its
+	// conditions go in the hello and, when they change, a heartbeat.
+	checker *nodecheck.Checker
 
 	// builder builds images on this node; nil with the fake runtime.
 	builder *build.Builder
@@ -158,6 +171,7 @@ func Start(ctx context.Context, cfg Config) (_ *Agent, err error) {
 	if err := cfg.imageGCDefaults(); err != nil {
 		return nil, err
 	}
+	cfg.checkDefaults()
 	a := &Agent{cfg: cfg, log: cfg.Log, tasks: supervise.New(), payloads: files.NewPayloads()}
 	defer func() {
 		if err != nil {
@@ -181,6 +195,11 @@ func Start(ctx context.Context, cfg Config) (_ *Agent, err error) {
 	if err := a.startRuntime(ctx); err != nil {
 		return nil, err
 	}
+	if a.checker, err = a.newChecker(); err != nil {
+		return nil, err
+	}
+	// Checked before the first hello, which carries the conditions.
+	a.checker.Check(ctx)
 	if err := a.listen(); err != nil {
 		return nil, err
 	}
@@ -193,7 +212,7 @@ func Start(ctx context.Context, cfg Config) (_ *Agent, err error) {
 		Servers: cfg.servers(), ServersFile: filepath.Join(cfg.DataDir, "servers"),
 		Credentials: a.creds, Live: a.live, PKIDir: pkiDir, Handler: a, Log: cfg.Log.With("component", "session"),
 	})
-	a.worker = worker.New(a.rt, a.session.Report, cfg.Log.With("component", "worker"))
+	a.worker = worker.New(a.rt, a.reportStatus, cfg.Log.With("component", "worker"))
 	a.worker.SetImages(a.puller)
 	a.worker.SetFiles(a.payloads)
 	a.worker.SetNodeName(cfg.Name)
@@ -217,6 +236,7 @@ func Start(ctx context.Context, cfg Config) (_ *Agent, err error) {
 	a.gossip = newNodeGossip(cfg.GossipAddr, cfg.servers()[0], cfg.DataDir, cfg.Log.With("component", "gossip"))
 	a.tasks.Go("gossip", func() error { return a.gossip.run(runCtx) })
 	a.tasks.Go("session", func() error { return a.session.Run(runCtx) })
+	a.tasks.Go("node checks", func() error { return a.checker.Run(runCtx) })
 	a.tasks.Go("node endpoint", func() error { return a.grpc.Serve(a.listener) })
 	if a.content != nil {
 		a.tasks.Go("content server", a.serveContent)
@@ -376,6 +396,10 @@ func (a *Agent) Welcome(w *berthv1.SessionWelcome) {
 	if a.network == nil {
 		return
 	}
+	// The network check has a subnet to judge from here on.
+	if a.checker != nil {
+		defer a.checker.Kick()
+	}
 	first, err := a.network.configure(w)
 	if err != nil {
 		a.log.Error("container network", "subnet", w.Subnet, "err", err)
@@ -451,6 +475,10 @@ func (a *Agent) describe(ctx context.Context) *berthv1.NodeDescription {
 		mem = totalMemory()
 	}
 	images, digests := a.images(ctx)
+	var conditions []*berthv1.NodeCondition
+	if a.checker != nil {
+		conditions = a.checker.Conditions()
+	}
 	return &berthv1.NodeDescription{
 		Name:         a.cfg.Name,
 		Hostname:     host,
@@ -465,7 +493,8 @@ func (a *Agent) describe(ctx context.Context) *berthv1.NodeDescription {
 		ContentAddress: a.contentAddress(),
 		ImageDigests:   digests,
 		// Nodes of the fake runtime run no containers and need no map.
-		Overlay: a.network != nil,
+		Overlay:    a.network != nil,
+		Conditions: conditions,
 	}
 }
 

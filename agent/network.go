@@ -27,10 +27,13 @@ type lazyNetwork struct {
 	// control plane's changes.
 	programming prometheus.Histogram
 
-	mu    sync.Mutex
-	node  *network.Node
-	err   error // why the network could not be set up
-	ready chan struct{}
+	mu sync.Mutex
+	// subnet is the node's container subnet, from the first welcome;
+	// the network check judges it.
+	subnet netip.Prefix
+	node   *network.Node
+	err    error // why the network could not be set up
+	ready  chan struct{}
 }
 
 var _ runtime.Network = (*lazyNetwork)(nil)
@@ -55,6 +58,7 @@ func (n *lazyNetwork) configure(w *berthv1.SessionWelcome) (first bool, err erro
 	if n.node != nil {
 		return false, nil
 	}
+	n.subnet = subnetOf(w)
 	host, _, err := net.SplitHostPort(n.address)
 	if err != nil {
 		host = n.address

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
+	"github.com/berthproject/berth/api/nodestate"
 	"github.com/berthproject/berth/api/taskstate"
 )
 
@@ -256,8 +257,10 @@ func describeNode(cmd *cobra.Command, o *rootOptions, ref string) error {
 		}
 		w := cmd.OutOrStdout()
 		now := o.now()
-		status := nodeStatusWord(n.GetStatus())
-		if since := n.GetStatusSince(); since != nil {
+		status := cmp.Or(nodestate.Words(n), nodeStatusWord(n.GetStatus()))
+		if since, notReady := nodestate.NotReadySince(n); notReady {
+			status += ", since " + ago(now, timestamppb.New(since))
+		} else if since := n.GetStatusSince(); since != nil {
 			status += ", since " + ago(now, since)
 		}
 		platform := strings.Trim(n.GetPlatform().GetOs()+"/"+n.GetPlatform().GetArchitecture(), "/")
@@ -278,6 +281,16 @@ func describeNode(cmd *cobra.Command, o *rootOptions, ref string) error {
 			"Last heartbeat", ago(now, n.GetLastHeartbeat()),
 			"Images", fmt.Sprint(len(n.GetImages())),
 		)
+		section(w, "Conditions", len(n.GetConditions()), func(tw io.Writer) {
+			fmt.Fprintln(tw, "  TYPE\tOK\tSINCE\tMESSAGE")
+			for _, c := range n.GetConditions() {
+				ok := "yes"
+				if !c.GetOk() {
+					ok = "NO"
+				}
+				fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", c.GetType(), ok, ago(now, c.GetSince()), cmp.Or(c.GetMessage(), "-"))
+			}
+		})
 		section(w, "Tasks", len(tasks.GetTasks()), func(tw io.Writer) {
 			fmt.Fprintln(tw, "  ID\tSERVICE\tSLOT\tSTATE\tDESIRED\tSINCE\tERROR")
 			for _, r := range taskRows(tasks.GetTasks(), names, now) {

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
+	"github.com/berthproject/berth/api/nodestate"
 )
 
 func newGetCommand(o *rootOptions) *cobra.Command {
@@ -231,7 +232,7 @@ func newGetNodesCommand(o *rootOptions, use string, aliases []string) *cobra.Com
 						rows = append(rows, nodeRow{
 							ID:            id,
 							Name:          n.GetName(),
-							Status:        nodeStatusWord(n.GetStatus()),
+							Status:        cmp.Or(nodestate.Words(n), nodeStatusWord(n.GetStatus())),
 							Availability:  availabilityWord(n.GetAvailability()),
 							Address:       n.GetAddress(),
 							Labels:        labels,

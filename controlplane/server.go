@@ -82,6 +82,9 @@ type Config struct {
 	NetworkRange string
 	// HeartbeatPeriod is how often agents report in.
 	HeartbeatPeriod time.Duration
+	// NotReadyGrace is how long a node may fail a condition before its
+	// tasks move elsewhere; 0 means orchestrator.DefaultNotReadyGrace.
+	NotReadyGrace time.Duration
 	// NodeDownGrace is how long a node may be out of contact before it is
 	// declared down and its tasks are replaced elsewhere.
 	NodeDownGrace time.Duration
@@ -423,7 +426,8 @@ func (s *Server) startGossip(advertise string) (*berthv1.GossipConfig, error) {
 // leads, runs the orchestrator, node health and the dispatcher's term.
 // Every write they make carries the term's fence.
 func (s *Server) lead(ctx context.Context, address string) error {
-	orch := orchestrator.New(s.store, s.cache, s.log.With("component", "orchestrator"), orchestrator.WithMetrics(s.placements))
+	orch := orchestrator.New(s.store, s.cache, s.log.With("component", "orchestrator"), orchestrator.WithMetrics(s.placements),
+		orchestrator.WithNotReadyGrace(s.cfg.NotReadyGrace))
 	period := cmp.Or(s.cfg.HeartbeatPeriod, dispatcher.DefaultHeartbeatPeriod)
 	health := nodehealth.New(s.store, s.cache, s.gossip, s.log.With("component", "nodehealth"), s.cfg.NodeDownGrace).
 		WithSessions(s.disp, period+period/4)

@@ -2,10 +2,12 @@ package scheduler
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
 	"github.com/berthproject/berth/api/constraint"
+	"github.com/berthproject/berth/api/nodestate"
 )
 
 // filter rules out nodes that cannot run a task. A filter value carries
@@ -44,6 +46,12 @@ func newPipeline(req *requirements, service *serviceState) pipeline {
 	// Status and availability first: two field reads, and in a degraded
 	// cluster they rule out the nodes no other check should bother with.
 	add(&p.node, readyFilter{})
+	// Then the node's own checks, one filter per condition type so the
+	// reason names what is wrong: "node not ready (disk) on 2 nodes".
+	for _, typ := range conditionTypes {
+		add(&p.node, conditionFilter{typ})
+	}
+	add(&p.node, conditionFilter{})
 	add(&p.node, availabilityFilter{berthv1.NodeAvailability_NODE_AVAILABILITY_PAUSE, "node paused"})
 	add(&p.node, availabilityFilter{berthv1.NodeAvailability_NODE_AVAILABILITY_DRAIN, "node drained"})
 	// Constraints next: a string compare or a label lookup each. One filter
@@ -88,6 +96,38 @@ func (readyFilter) passes(n *nodeState) bool {
 }
 
 func (readyFilter) explain(nodes int) string { return onNodes("node not ready", nodes) }
+
+// conditionTypes are the condition types with a filter of their own, in
+// the order their failures are checked.
+var conditionTypes = []string{nodestate.Runtime, nodestate.Network, nodestate.CNI, nodestate.Disk}
+
+// conditionFilter rules out nodes whose agent reports a failing condition
+// of its type (api/nodestate); with no type, of any type not in
+// conditionTypes.
+type conditionFilter struct {
+	typ string
+}
+
+func (conditionFilter) applies() bool { return true }
+
+func (f conditionFilter) passes(n *nodeState) bool {
+	for _, c := range n.node.GetConditions() {
+		if c.GetOk() {
+			continue
+		}
+		if f.typ == c.GetType() || (f.typ == "" && !slices.Contains(conditionTypes, c.GetType())) {
+			return false
+		}
+	}
+	return true
+}
+
+func (f conditionFilter) explain(nodes int) string {
+	if f.typ == "" {
+		return onNodes("node not ready (other condition)", nodes)
+	}
+	return onNodes("node not ready ("+f.typ+")", nodes)
+}
 
 // availabilityFilter rules out nodes the operator set to one availability
 // (paused: keep running tasks, take no new ones; drained: take nothing).

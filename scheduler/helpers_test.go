@@ -39,6 +39,19 @@ func status(s berthv1.NodeStatus) nodeOpt {
 	return func(n *berthv1.Node) { n.Status = s }
 }
 
+// failing adds a failing condition of type typ; passing a passing one.
+func failing(typ string) nodeOpt {
+	return func(n *berthv1.Node) {
+		n.Conditions = append(n.Conditions, &berthv1.NodeCondition{Type: typ, Message: typ + " is broken"})
+	}
+}
+
+func passing(typ string) nodeOpt {
+	return func(n *berthv1.Node) {
+		n.Conditions = append(n.Conditions, &berthv1.NodeCondition{Type: typ, Ok: true})
+	}
+}
+
 func availability(a berthv1.NodeAvailability) nodeOpt {
 	return func(n *berthv1.Node) { n.Availability = a }
 }

@@ -8,6 +8,7 @@ import (
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
 	"github.com/berthproject/berth/api/constraint"
+	"github.com/berthproject/berth/api/nodestate"
 )
 
 // usage is an independent tally of what tasks hold on each node, to check
@@ -46,7 +47,7 @@ func (u *usage) add(t *berthv1.Task, nodeID string) {
 func (u *usage) violation(t *berthv1.Task, nodeID string) string {
 	n := u.nodes[nodeID]
 	spec := t.GetSpec()
-	if n.GetStatus() != berthv1.NodeStatus_NODE_STATUS_READY {
+	if !nodestate.Ready(n) {
 		return "node not ready"
 	}
 	if a := n.GetAvailability(); a == berthv1.NodeAvailability_NODE_AVAILABILITY_PAUSE || a == berthv1.NodeAvailability_NODE_AVAILABILITY_DRAIN {

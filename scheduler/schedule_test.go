@@ -228,6 +228,37 @@ func TestSchedule(t *testing.T) {
 			want:    Plan{Unplaced: []Unplaced{{TaskID: "a1", Reason: "no suitable node (node not ready on 2 nodes, node paused on 1 node, node drained on 1 node)"}}},
 		},
 		{
+			name: "nodes with a failing condition are not ready, by the condition",
+			nodes: []*berthv1.Node{
+				node("n1", failing("disk")), node("n2", failing("network")), node("n3", failing("disk")),
+				node("n4", failing("something-new")), node("n5", status(down)),
+			},
+			pending: []*berthv1.Task{task("a1", "web")},
+			want: Plan{Unplaced: []Unplaced{{TaskID: "a1", Reason: "no suitable node " +
+				"(node not ready (disk) on 2 nodes, node not ready on 1 node, node not ready (network) on 1 node, node not ready (other condition) on 1 node)"}}},
+		},
+		{
+			name:    "a spread service skips the node that cannot run containers",
+			nodes:   []*berthv1.Node{node("n1"), node("n2", failing("network"), passing("disk"))},
+			pending: []*berthv1.Task{task("a1", "web"), task("a2", "web"), task("a3", "web")},
+			want:    Plan{Assignments: placed("a1", "n1", "a2", "n1", "a3", "n1")},
+		},
+		{
+			name:    "passing conditions do not count",
+			nodes:   []*berthv1.Node{node("n1", passing("disk")), node("n2", passing("runtime"), passing("network"))},
+			pending: []*berthv1.Task{task("a1", "web"), task("a2", "web")},
+			want:    Plan{Assignments: placed("a1", "n1", "a2", "n2")},
+		},
+		{
+			name:    "a global task on a node that is not ready waits with the reason",
+			nodes:   []*berthv1.Node{node("n1"), node("n2", failing("runtime"))},
+			pending: []*berthv1.Task{task("g1", "agent", on("n1")), task("g2", "agent", on("n2"))},
+			want: Plan{
+				Assignments: placed("g1", "n1"),
+				Unplaced:    []Unplaced{{TaskID: "g2", Reason: "node n2 is not suitable (node not ready (runtime) on 1 node)"}},
+			},
+		},
+		{
 			name:    "no nodes at all",
 			pending: []*berthv1.Task{task("a1", "web")},
 			want:    Plan{Unplaced: []Unplaced{{TaskID: "a1", Reason: "no nodes in the cluster"}}},

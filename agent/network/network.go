@@ -158,6 +158,11 @@ func New(cfg Config) (*Node, error) {
 		unix.Close(self)
 		return nil, err
 	}
+	// What an earlier run of this node left outside its records is
+	// cleaned, not left to pile up or to be mistaken for another's.
+	if err := n.sweepStale(); err != nil {
+		n.log.Warn("cleaning what an earlier run of this node left", "err", err)
+	}
 	if err := n.program(); err != nil {
 		n.log.Warn("programming the node's network", "err", err)
 	}

@@ -58,8 +58,12 @@ type Session struct {
 	images    []string
 	digests   map[string]string
 	imagesSet bool
-	ready     chan struct{}
-	connected chan struct{}
+	// conditions are the node's checks, queued for the next heartbeat
+	// while conditionsSet.
+	conditions    []*berthv1.NodeCondition
+	conditionsSet bool
+	ready         chan struct{}
+	connected     chan struct{}
 }
 
 // New returns a session; Run connects it.
@@ -92,6 +96,16 @@ func (s *Session) ImagesChanged(images []string) {
 func (s *Session) ImagesChangedWithDigests(images []string, digests map[string]string) {
 	s.mu.Lock()
 	s.images, s.digests, s.imagesSet = images, digests, true
+	s.mu.Unlock()
+	s.signal()
+}
+
+// ConditionsChanged queues the node's conditions (all of them) for a
+// heartbeat sent at once: a node that cannot run containers should stop
+// getting tasks without waiting for the next tick.
+func (s *Session) ConditionsChanged(conds []*berthv1.NodeCondition) {
+	s.mu.Lock()
+	s.conditions, s.conditionsSet = conds, true
 	s.mu.Unlock()
 	s.signal()
 }
@@ -307,8 +321,9 @@ func (s *Session) run(ctx context.Context, server string, client berthv1.AgentSe
 				return err
 			}
 			// New images go out at once, not at the next tick: peers
-			// waiting for an image learn sooner where it is.
-			if s.imagesPending() {
+			// waiting for an image learn sooner where it is. So do
+			// changed conditions.
+			if s.heartbeatPending() {
 				if err := stream.Send(s.heartbeat()); err != nil {
 					return err
 				}
@@ -331,10 +346,10 @@ func (s *Session) requestRenewal(stream berthv1.AgentService_SessionClient) erro
 	return stream.Send(msg)
 }
 
-func (s *Session) imagesPending() bool {
+func (s *Session) heartbeatPending() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.imagesSet
+	return s.imagesSet || s.conditionsSet
 }
 
 func (s *Session) heartbeat() *berthv1.AgentMessage {
@@ -344,6 +359,10 @@ func (s *Session) heartbeat() *berthv1.AgentMessage {
 	if s.imagesSet {
 		hb.Images, hb.ImageDigests, hb.ImagesChanged = s.images, s.digests, true
 		s.imagesSet = false
+	}
+	if s.conditionsSet {
+		hb.Conditions, hb.ConditionsChanged = s.conditions, true
+		s.conditionsSet = false
 	}
 	return &berthv1.AgentMessage{Message: &berthv1.AgentMessage_Heartbeat{Heartbeat: hb}}
 }

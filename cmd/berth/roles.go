@@ -12,6 +12,7 @@ import (
 	"github.com/berthproject/berth/agent"
 	"github.com/berthproject/berth/agent/image"
 	"github.com/berthproject/berth/agent/worker"
+	"github.com/berthproject/berth/agent/nodecheck"
 	"github.com/berthproject/berth/cli"
 	"github.com/berthproject/berth/controlplane"
 	"github.com/berthproject/berth/controlplane/audit"
@@ -19,6 +20,7 @@ import (
 	"github.com/berthproject/berth/controlplane/dispatcher"
 	"github.com/berthproject/berth/controlplane/etcd"
 	"github.com/berthproject/berth/controlplane/nodehealth"
+	"github.com/berthproject/berth/controlplane/orchestrator"
 	"github.com/berthproject/berth/controlplane/ratelimit"
 	"github.com/berthproject/berth/internal/gossip"
 	"github.com/berthproject/berth/internal/metrics"
@@ -39,7 +41,7 @@ type serverFlags struct {
 	kekFile, unlockKey, auditLog                                                            string
 	auditRetention                                                                          time.Duration
 	etcdTLS                                                                                 etcd.ClientTLS
-	nodeDownGrace, heartbeat, leaderLease, certLifetime                                     time.Duration
+	nodeDownGrace, heartbeat, leaderLease, certLifetime, notReadyGrace                      time.Duration
 	profiles                                                                                bool
 	gossip                                                                                  controlplane.GossipConfig
 	limits                                                                                  ratelimit.Config
@@ -67,6 +69,7 @@ func (f *serverFlags) add(cmd *cobra.Command, dataDir string) {
 	cmd.Flags().BoolVar(&f.profiles, "profiles", false, "also serve Go's runtime profiles (CPU, heap) at /debug/pprof/ on --metrics-addr, which must be a loopback address")
 	cmd.Flags().DurationVar(&f.nodeDownGrace, "node-down-grace", nodehealth.DefaultGrace, "how long a node may be out of contact before it is down and its tasks run elsewhere (gossip declares a dead node down sooner)")
 	cmd.Flags().DurationVar(&f.heartbeat, "heartbeat-period", dispatcher.DefaultHeartbeatPeriod, "how often agents report in; a session silent for 3 periods is lost")
+	cmd.Flags().DurationVar(&f.notReadyGrace, "not-ready-grace", orchestrator.DefaultNotReadyGrace, "how long a node may stay not ready (its agent reports a failing condition: runtime, network, disk) before its replicated tasks move to other nodes")
 	cmd.Flags().StringVar(&f.gossip.Addr, "gossip-addr", "", "host:port for gossip among servers and agents, UDP and TCP (default: an ephemeral port on the advertised host)")
 	cmd.Flags().DurationVar(&f.gossip.ProbeInterval, "gossip-probe-interval", gossip.DefaultProbeInterval, "how often each gossip member probes another")
 	cmd.Flags().DurationVar(&f.gossip.ProbeTimeout, "gossip-probe-timeout", gossip.DefaultProbeTimeout, "how long a gossip probe waits for its answer before asking other members to try")
@@ -102,6 +105,7 @@ func (f *serverFlags) config(cmd *cobra.Command, log *slog.Logger) controlplane.
 		NetworkRange:    f.networkRange,
 		NodeDownGrace:   f.nodeDownGrace,
 		HeartbeatPeriod: f.heartbeat,
+		NotReadyGrace:   f.notReadyGrace,
 		Gossip:          f.gossip,
 		LeaderLease:     f.leaderLease,
 		AuditLog:        f.auditLog,
@@ -201,6 +205,7 @@ type agentFlags struct {
 	memory                                                         int64
 	contentAddr                                                    string
 	imageGCHigh, imageGCLow                                        int
+	diskFloor, inodeFloor                                          string
 	fakeStartLatency                                               time.Duration
 	fakeFailureRate                                                float64
 	maxStarts, maxPulls                                            int
@@ -230,6 +235,8 @@ func (f *agentFlags) add(cmd *cobra.Command, withJoin bool) {
 	cmd.Flags().IntVar(&f.maxPulls, "max-concurrent-pulls", worker.DefaultMaxConcurrentPulls, "image pulls at once; more wait their turn, in preparing; 0 for no bound")
 	cmd.Flags().IntVar(&f.imageGCHigh, "image-gc-high-percent", image.DefaultGCHighPercent, "disk usage (percent) of containerd's filesystem above which unused images are removed, oldest first")
 	cmd.Flags().IntVar(&f.imageGCLow, "image-gc-low-percent", image.DefaultGCLowPercent, "disk usage (percent) that image cleanup brings the filesystem back under")
+	cmd.Flags().StringVar(&f.diskFloor, "disk-floor", nodecheck.DefaultDiskFloor, "free space the data directory's filesystem needs for the node to be ready: a size (500MiB, 2G) or a percentage (5%); below it the node is not ready (disk) and takes no new tasks")
+	cmd.Flags().StringVar(&f.inodeFloor, "inode-floor", nodecheck.DefaultInodeFloor, "free inodes the data directory's filesystem needs for the node to be ready: a number or a percentage")
 }
 
 func (f *agentFlags) config(server string, log *slog.Logger) (agent.Config, error) {
@@ -259,6 +266,7 @@ func (f *agentFlags) config(server string, log *slog.Logger) (agent.Config, erro
 		ContentAddr: f.contentAddr, ImageGCHighPercent: f.imageGCHigh, ImageGCLowPercent: f.imageGCLow,
 		FakeStartLatency: f.fakeStartLatency, FakeFailureRate: f.fakeFailureRate,
 		MaxConcurrentStarts: noBound(f.maxStarts), MaxConcurrentPulls: noBound(f.maxPulls),
+		DiskFloor: f.diskFloor, InodeFloor: f.inodeFloor,
 	}, nil
 }
 

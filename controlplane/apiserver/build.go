@@ -9,6 +9,7 @@ import (
 	"slices"
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
+	"github.com/berthproject/berth/api/nodestate"
 	"github.com/berthproject/berth/scheduler"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -141,6 +142,9 @@ func (s *Server) buildNode(ref string) (*berthv1.Node, error) {
 		if n.Status != berthv1.NodeStatus_NODE_STATUS_READY {
 			return nil, status.Errorf(codes.FailedPrecondition, "node %s is %s, not ready: build on another node (--node), or without --node to let the cluster pick", n.Name, nodeStatusWord(n.Status))
 		}
+		if !nodestate.Ready(n) {
+			return nil, status.Errorf(codes.FailedPrecondition, "node %s is %s: build on another node (--node), or without --node to let the cluster pick", n.Name, nodestate.Words(n))
+		}
 		return n, nil
 	}
 	var best *berthv1.Node
@@ -148,7 +152,7 @@ func (s *Server) buildNode(ref string) (*berthv1.Node, error) {
 	nodes := s.cfg.Cache.Nodes()
 	slices.SortFunc(nodes, func(a, b *berthv1.Node) int { return cmp.Compare(a.Name, b.Name) })
 	for _, n := range nodes {
-		if n.Status != berthv1.NodeStatus_NODE_STATUS_READY || n.Availability != berthv1.NodeAvailability_NODE_AVAILABILITY_ACTIVE {
+		if !nodestate.Ready(n) || n.Availability != berthv1.NodeAvailability_NODE_AVAILABILITY_ACTIVE {
 			continue
 		}
 		free := n.GetCapacity().GetMemoryBytes()

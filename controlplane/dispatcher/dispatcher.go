@@ -422,6 +422,9 @@ func (d *Dispatcher) receive(ctx context.Context, s *session, stream berthv1.Age
 				images = &nodeImages{names: append([]string{}, hb.GetImages()...), digests: hb.GetImageDigests()}
 			}
 			d.beats.seen(nodeID, images)
+			if m.Heartbeat.GetConditionsChanged() {
+				d.beats.conditionsSeen(nodeID, m.Heartbeat.GetConditions())
+			}
 		case *berthv1.AgentMessage_RenewCertificate:
 			d.renew(ctx, s, m.RenewCertificate)
 		}

@@ -145,6 +145,7 @@ func (d *Dispatcher) register(ctx context.Context, id string, cert *x509.Certifi
 		next.ContentAddress = desc.GetContentAddress()
 		next.AgentVersion = desc.GetAgentVersion()
 		next.Overlay = desc.GetOverlay()
+		next.Conditions = mergeConditions(cur.GetConditions(), desc.GetConditions())
 		if roleKnown || next.Role == "" {
 			next.Role = role
 		}
@@ -182,6 +183,9 @@ func (d *Dispatcher) register(ctx context.Context, id string, cert *x509.Certifi
 		}
 		if err != nil {
 			return nil, nil, err
+		}
+		if ev := conditionEvent(cur, next); ev != nil {
+			d.cfg.Store.RecordEvent(ev)
 		}
 		return next, claims, d.cfg.Cache.WaitRevision(ctx, rev)
 	}
@@ -303,6 +307,7 @@ func (d *Dispatcher) writeHeartbeats(ctx context.Context) {
 		case <-d.beats.imagesChanged:
 		}
 		last, images := d.beats.take()
+		d.writeConditions(ctx, d.beats.takeConditions())
 		var changes []store.Change
 		for id, at := range last {
 			n, ok := d.cfg.Cache.Node(id)

@@ -91,7 +91,11 @@ type heartbeats struct {
 	images map[string]nodeImages
 	// imagesChanged is signalled when a node's images changed: they are
 	// written at once, since peers may wait to fetch an image from it.
+	// Changed conditions signal it too (conditions.go).
 	imagesChanged chan struct{}
+	// conditions are the nodes' conditions that heartbeats reported as
+	// changed since the last write.
+	conditions map[string][]*berthv1.NodeCondition
 }
 
 // nodeImages is a node's image list and the manifest digest of each

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
+	"github.com/berthproject/berth/api/nodestate"
 	"github.com/berthproject/berth/controlplane/ipam"
 	"github.com/berthproject/berth/controlplane/store"
 	"google.golang.org/protobuf/proto"
@@ -41,6 +42,9 @@ type Orchestrator struct {
 	// failures are the services whose reconcile failed, set aside for a
 	// backoff (see reconcileSafely).
 	failures map[string]*serviceFailure
+	// notReadyGrace is how long a node may stay not ready before its
+	// tasks move (WithNotReadyGrace).
+	notReadyGrace time.Duration
 	// beforeReconcile, when set, is called before each service's
 	// reconcile: tests make it panic.
 	beforeReconcile func(*berthv1.Service)
@@ -48,7 +52,7 @@ type Orchestrator struct {
 
 // New returns an orchestrator writing to s and reading c.
 func New(s *store.Store, c *store.Cache, log *slog.Logger, opts ...Option) *Orchestrator {
-	o := &Orchestrator{store: s, cache: c, log: log, now: time.Now}
+	o := &Orchestrator{store: s, cache: c, log: log, now: time.Now, notReadyGrace: DefaultNotReadyGrace}
 	for _, opt := range opts {
 		opt(o)
 	}
@@ -208,6 +212,7 @@ func nodeChangeMatters(ev store.Event) bool {
 		return true
 	}
 	return n.Status != old.Status || n.Availability != old.Availability ||
+		nodestate.Reason(n) != nodestate.Reason(old) ||
 		!maps.Equal(n.Labels, old.Labels) ||
 		!proto.Equal(n.GetCapacity(), old.GetCapacity()) || !proto.Equal(n.GetPlatform(), old.GetPlatform())
 }

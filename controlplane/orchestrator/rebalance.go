@@ -5,6 +5,7 @@ import (
 	"time"
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
+	"github.com/berthproject/berth/api/nodestate"
 	"github.com/berthproject/berth/api/taskstate"
 	"github.com/berthproject/berth/api/volume"
 	"github.com/berthproject/berth/controlplane/store"
@@ -122,7 +123,7 @@ func (o *Orchestrator) autoRebalance(w *writes) {
 	arrived := ""
 	for _, n := range nodes {
 		id := n.GetMeta().GetId()
-		ready[id] = n.Status == berthv1.NodeStatus_NODE_STATUS_READY
+		ready[id] = nodestate.Ready(n)
 		if o.readyNodes != nil && ready[id] && !o.readyNodes[id] {
 			arrived = n.Name
 		}

@@ -54,9 +54,10 @@ func (o *Orchestrator) reconcile(svc *berthv1.Service, tasks []*berthv1.Task, no
 		}
 	}
 	drained := drainedNodes(nodes)
+	moving, movingWake := notReadyNodes(nodes, now, o.notReadyGrace)
 	r := newRollout(svc, tasks, now)
 	r.slots = len(wanted)
-	var wake time.Time
+	wake := movingWake
 	for _, key := range keys {
 		node := wanted[key]
 		ts := slots[key]
@@ -85,6 +86,14 @@ func (o *Orchestrator) reconcile(svc *berthv1.Service, tasks []*berthv1.Task, no
 					w.create(replacement(svc, t, berthv1.ReplaceCause_REPLACE_CAUSE_DRAIN, now))
 				} else {
 					w.shutdown(t, "its node is drained")
+				}
+				r.inFlight++
+			case node == "" && moving[t.NodeId] != "":
+				// As from a drained node: the replacement first.
+				if t.GetStatus().GetState() == berthv1.TaskState_TASK_STATE_RUNNING {
+					w.create(replacement(svc, t, berthv1.ReplaceCause_REPLACE_CAUSE_NODE_NOT_READY, now))
+				} else {
+					w.shutdown(t, moving[t.NodeId])
 				}
 				r.inFlight++
 			case !r.current(t):
@@ -169,6 +178,8 @@ func replaceWords(c berthv1.ReplaceCause) string {
 		return "node drained"
 	case berthv1.ReplaceCause_REPLACE_CAUSE_REBALANCE:
 		return "rebalance"
+	case berthv1.ReplaceCause_REPLACE_CAUSE_NODE_NOT_READY:
+		return "node not ready"
 	}
 	return "update"
 }

@@ -318,3 +318,9 @@ func statusOf(info containers.Container, p *tasktypes.Process) runtime.Status {
 	}
 	return st
 }
+
+// Ping reports whether containerd answers: the node's runtime condition.
+func (c *Runtime) Ping(ctx context.Context) error {
+	_, err := c.client.Version(c.ctx(ctx))
+	return err
+}

@@ -805,6 +805,9 @@ const (
 	ReplaceCause_REPLACE_CAUSE_UPDATE      ReplaceCause = 1
 	ReplaceCause_REPLACE_CAUSE_DRAIN       ReplaceCause = 2
 	ReplaceCause_REPLACE_CAUSE_REBALANCE   ReplaceCause = 3
+	// NODE_NOT_READY: the node failed a condition for longer than the
+	// orchestrator's grace (see api/nodestate).
+	ReplaceCause_REPLACE_CAUSE_NODE_NOT_READY ReplaceCause = 4
 )
 
 // Enum value maps for ReplaceCause.
@@ -814,12 +817,14 @@ var (
 		1: "REPLACE_CAUSE_UPDATE",
 		2: "REPLACE_CAUSE_DRAIN",
 		3: "REPLACE_CAUSE_REBALANCE",
+		4: "REPLACE_CAUSE_NODE_NOT_READY",
 	}
 	ReplaceCause_value = map[string]int32{
-		"REPLACE_CAUSE_UNSPECIFIED": 0,
-		"REPLACE_CAUSE_UPDATE":      1,
-		"REPLACE_CAUSE_DRAIN":       2,
-		"REPLACE_CAUSE_REBALANCE":   3,
+		"REPLACE_CAUSE_UNSPECIFIED":    0,
+		"REPLACE_CAUSE_UPDATE":         1,
+		"REPLACE_CAUSE_DRAIN":          2,
+		"REPLACE_CAUSE_REBALANCE":      3,
+		"REPLACE_CAUSE_NODE_NOT_READY": 4,
 	}
 )
 
@@ -6370,12 +6375,13 @@ const file_berth_v1_objects_proto_rawDesc = "" +
 	"\x1bREBALANCE_STATE_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19REBALANCE_STATE_REQUESTED\x10\x01\x12\x1a\n" +
 	"\x16REBALANCE_STATE_MOVING\x10\x02\x12\x1d\n" +
-	"\x19REBALANCE_STATE_COMPLETED\x10\x03*}\n" +
+	"\x19REBALANCE_STATE_COMPLETED\x10\x03*\x9f\x01\n" +
 	"\fReplaceCause\x12\x1d\n" +
 	"\x19REPLACE_CAUSE_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14REPLACE_CAUSE_UPDATE\x10\x01\x12\x17\n" +
 	"\x13REPLACE_CAUSE_DRAIN\x10\x02\x12\x1b\n" +
-	"\x17REPLACE_CAUSE_REBALANCE\x10\x03*\xcb\x02\n" +
+	"\x17REPLACE_CAUSE_REBALANCE\x10\x03\x12 \n" +
+	"\x1cREPLACE_CAUSE_NODE_NOT_READY\x10\x04*\xcb\x02\n" +
 	"\tTaskState\x12\x1a\n" +
 	"\x16TASK_STATE_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eTASK_STATE_NEW\x10\x01\x12\x16\n" +

@@ -344,16 +344,27 @@ function renderTasks() {
   }));
 }
 
+// nodeWords is api/nodestate's Words: "ready", "not ready (TYPE: MESSAGE)"
+// (connected, but its agent reports a failing condition), "unreachable"
+// or "down".
+function nodeWords(n) {
+  const status = enumName(n.status, "NODE_STATUS_");
+  const failing = status === "ready" && (n.conditions || []).find((c) => !c.ok);
+  if (!failing) return status;
+  return "not ready (" + failing.type + (failing.message ? ": " + failing.message : "") + ")";
+}
+
 function renderNodes() {
   const nodes = [...state.nodes.values()].sort((a, b) => a.name.localeCompare(b.name));
   $("#nodes tbody").replaceChildren(...nodes.map((n) => {
     const status = enumName(n.status, "NODE_STATUS_");
+    const words = nodeWords(n);
     const avail = enumName(n.availability, "NODE_AVAILABILITY_");
     const labels = Object.entries(n.labels || {}).sort().map(([k, v]) => el("span", { class: "label" }, k + "=" + v));
     const next = avail === "active" ? ["NODE_AVAILABILITY_DRAIN", "drain"] : ["NODE_AVAILABILITY_ACTIVE", "activate"];
     return el("tr", { "data-node": n.name },
       el("td", {}, n.name),
-      el("td", { class: "status-" + status, title: n.statusMessage || "" }, status),
+      el("td", { class: "status-" + (words === status ? status : "not-ready"), title: n.statusMessage || "" }, words),
       el("td", { class: "avail-" + avail }, avail),
       el("td", { class: "muted" }, n.address || ""),
       el("td", {}, labels),
