@@ -11,8 +11,8 @@ import (
 
 	"github.com/berthproject/berth/agent"
 	"github.com/berthproject/berth/agent/image"
-	"github.com/berthproject/berth/agent/worker"
 	"github.com/berthproject/berth/agent/nodecheck"
+	"github.com/berthproject/berth/agent/worker"
 	"github.com/berthproject/berth/cli"
 	"github.com/berthproject/berth/controlplane"
 	"github.com/berthproject/berth/controlplane/audit"
