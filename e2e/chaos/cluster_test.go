@@ -92,6 +92,7 @@ func newCluster(t *testing.T, class string, spec clusterSpec) *cluster {
 		os.RemoveAll(dir)
 	})
 	newNetNS(t, c.hub)
+	t.Cleanup(func() { deleteNetNS(t, c.hub) })
 	must(t, "ip", "-n", c.hub, "addr", "add", hubAddr+"/32", "dev", "lo")
 	must(t, "ip", "netns", "exec", c.hub, "sysctl", "-qw", "net.ipv4.ip_forward=1")
 	// After every process has stopped (their cleanups come later).
@@ -184,6 +185,7 @@ func (c *cluster) addAgent(short string, extra ...string) *agent {
 	if err := os.MkdirAll(a.dir, 0o700); err != nil {
 		c.t.Fatal(err)
 	}
+	c.agents[short] = a // teardown deletes its namespace from now on
 	newNetNS(c.t, a.netns)
 	addr := fmt.Sprintf("10.254.%d.2", i)
 	must(c.t, "ip", "-n", c.hub, "link", "add", a.hubEnd, "type", "veth", "peer", "name", "uplink", "netns", a.netns)
@@ -192,7 +194,6 @@ func (c *cluster) addAgent(short string, extra ...string) *agent {
 	must(c.t, "ip", "-n", c.hub, "link", "set", a.hubEnd, "up")
 	must(c.t, "ip", "-n", a.netns, "link", "set", "uplink", "up")
 	must(c.t, "ip", "-n", a.netns, "route", "add", "default", "via", fmt.Sprintf("10.254.%d.1", i))
-	c.agents[short] = a
 	return a.join(c, extra, addr)
 }
 

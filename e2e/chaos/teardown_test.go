@@ -26,23 +26,25 @@ const defaultContainerd = "/run/containerd/containerd.sock"
 
 func netnsPath(ns string) string { return filepath.Join(network.DefaultNetNSDir, ns) }
 
-// newNetNS makes network namespace ns with its loopback up; it is deleted
-// when the test ends, after the processes in it stopped.
+// newNetNS makes network namespace ns with its loopback up. The caller
+// deletes it (deleteNetNS) after the processes in it stopped.
 func newNetNS(t *testing.T, ns string) {
 	t.Helper()
 	must(t, "ip", "netns", "add", ns)
-	t.Cleanup(func() {
-		if err := nspath.Remove(netnsPath(ns)); err != nil {
-			t.Errorf("deleting netns %s: %v", ns, err)
-		}
-	})
 	must(t, "ip", "-n", ns, "link", "set", "lo", "up")
 }
 
+// deleteNetNS deletes network namespace ns, and with it every interface,
+// route and rule in it.
+func deleteNetNS(t *testing.T, ns string) {
+	if err := nspath.Remove(netnsPath(ns)); err != nil {
+		t.Errorf("deleting netns %s: %v", ns, err)
+	}
+}
+
 // teardown runs after every process of the cluster stopped: it removes
-// the containers, their network namespaces and tmpfs files. The agents'
-// own namespaces, with their bridges, veths, overlays and rules, go with
-// the netns cleanups that follow.
+// the containers, their network namespaces and tmpfs files, then the
+// agents' own namespaces with their bridges, veths, overlays and rules.
 func (c *cluster) teardown() {
 	for addr := range c.containerds {
 		if err := cleanContainerd(addr, c.ctdNS); err != nil {
@@ -50,6 +52,7 @@ func (c *cluster) teardown() {
 		}
 	}
 	for _, a := range c.agents {
+		defer deleteNetNS(c.t, a.netns)
 		err := nspath.Do(netnsPath(a.netns), func() error { return network.Remove(a.name, a.dir, "") })
 		if err != nil {
 			c.t.Errorf("cleanup of node %s network: %v", a.name, err)
