@@ -78,7 +78,7 @@ func testDiskFull(t *testing.T) {
 	filler := filepath.Join(dir, "filler")
 	fill(t, filler)
 	tally.add(c.class, counts{faults: 1})
-	line, ok := c.notReady(full, "disk", 90*time.Second)
+	line, ok := c.notReady(full, "disk", time.Minute)
 	if !ok {
 		os.Remove(filler)
 		t.Fatalf("with its data dir full, node %s is still %q in berth node ls; want \"not ready (disk: ...)\": %s", full.name, line, conditionsMissing)
@@ -157,6 +157,9 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 	// After the agent stopped (its cleanup comes later) and before the
 	// process stops (its cleanup came first).
 	c.t.Cleanup(func() {
+		if p.running() {
+			p.cmd.Process.Signal(syscall.SIGCONT) // a test that failed may have left it frozen
+		}
 		if err := cleanContainerd(sock, c.ctdNS); err != nil {
 			c.t.Errorf("cleanup: %v", err)
 		}

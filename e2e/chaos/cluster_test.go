@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -298,7 +299,7 @@ func sleepers(n int) string {
 func (c *cluster) nodeLine(a *agent) string {
 	c.t.Helper()
 	for _, l := range strings.Split(c.must("node", "ls"), "\n") {
-		if f := strings.Fields(l); len(f) > 0 && (f[0] == a.name || f[0] == a.id) {
+		if slices.Contains(strings.Fields(l), a.name) {
 			return l
 		}
 	}
