@@ -57,6 +57,7 @@ type etcdMember struct {
 type agent struct {
 	*proc
 	name   string // node name, unique on the machine
+	index  int    // its link is 10.254.index.0/30
 	netns  string
 	dir    string // data dir
 	id     string // node id, from its first start
@@ -179,6 +180,7 @@ func (c *cluster) addAgent(short string, extra ...string) *agent {
 	i := len(c.agents) + 1
 	a := &agent{
 		name:   fmt.Sprintf("%s-%d-%s", runID, clusters, short),
+		index:  i,
 		netns:  fmt.Sprintf("%s-%d-%s", runID, clusters, short),
 		dir:    filepath.Join(c.dir, "agent-"+short),
 		hubEnd: fmt.Sprintf("n%d", i),
@@ -196,6 +198,21 @@ func (c *cluster) addAgent(short string, extra ...string) *agent {
 	must(c.t, "ip", "-n", a.netns, "link", "set", "uplink", "up")
 	must(c.t, "ip", "-n", a.netns, "route", "add", "default", "via", fmt.Sprintf("10.254.%d.1", i))
 	return a.join(c, extra, addr)
+}
+
+// peerLink links two agents' namespaces directly, so that they reach
+// each other (gossip, overlay) without the hub: a node cut off from the
+// hub stays alive to gossip through its peer.
+func (c *cluster) peerLink(a, b *agent) {
+	c.t.Helper()
+	net := fmt.Sprintf("10.254.%d", 100+a.index*10+b.index)
+	must(c.t, "ip", "-n", a.netns, "link", "add", "peer", "type", "veth", "peer", "name", "peer", "netns", b.netns)
+	must(c.t, "ip", "-n", a.netns, "addr", "add", net+".1/30", "dev", "peer")
+	must(c.t, "ip", "-n", b.netns, "addr", "add", net+".2/30", "dev", "peer")
+	must(c.t, "ip", "-n", a.netns, "link", "set", "peer", "up")
+	must(c.t, "ip", "-n", b.netns, "link", "set", "peer", "up")
+	must(c.t, "ip", "-n", a.netns, "route", "add", fmt.Sprintf("10.254.%d.2", b.index), "via", net+".2")
+	must(c.t, "ip", "-n", b.netns, "route", "add", fmt.Sprintf("10.254.%d.2", a.index), "via", net+".1")
 }
 
 var joinedRe = regexp.MustCompile(`joined as node (\S+)`)

@@ -6,10 +6,12 @@ import (
 	"time"
 )
 
-// testNodeCut takes a node's link to the rest of the cluster down for a
-// while, then brings it back: none of its tasks is replaced before the
-// node is confirmed down, and 10 s after healing no slot runs twice (the
-// returning agent stopped the tasks that were replaced).
+// testNodeCut takes a node's link to the control plane down for a while,
+// then brings it back. The node keeps a direct link to the other node, so
+// gossip still sees it alive: it is unreachable first, down only when the
+// grace ends. None of its tasks is replaced before it is down, and 10 s
+// after healing no slot runs twice (the returning agent stopped the tasks
+// that were replaced).
 func testNodeCut(t *testing.T) {
 	cut := reps(15*time.Second, 60*time.Second)
 	// The short form scales the verdict times down, so that the node goes
@@ -17,7 +19,7 @@ func testNodeCut(t *testing.T) {
 	args := reps([]string{"--node-down-grace", "5s", "--heartbeat-period", "500ms"}, nil)
 	c := newCluster(t, "node-cut", clusterSpec{serverArgs: args})
 	victim := c.addAgent("a1")
-	c.addAgent("a2")
+	c.peerLink(victim, c.addAgent("a2"))
 	c.importImage()
 	c.apply("main", sleepers(4))
 	c.settle(time.Minute)
@@ -42,7 +44,10 @@ func testNodeCut(t *testing.T) {
 		// The status is read after the tasks: a replacement the tasks
 		// show while the node is not yet down was made before it was.
 		status := c.nodeStatus(victim)
-		down = down || status == "down"
+		if status == "down" && !down {
+			t.Logf("%s is down %s after the cut", victim.name, time.Since(started).Round(100*time.Millisecond))
+			down = true
+		}
 		for id, tk := range tasks {
 			if _, ok := first[id]; !ok && tk.DesiredState == "running" && !down {
 				early++

@@ -133,7 +133,7 @@ func (c *cluster) settle(timeout time.Duration) {
 		for _, t := range tasks {
 			if t.live() {
 				live[t.App+"/"+t.Service]++
-			} else if t.DesiredState == "running" {
+			} else if t.coming() {
 				pending++
 			}
 		}

@@ -2,6 +2,8 @@ package chaos
 
 import (
 	"fmt"
+	berthv1 "github.com/berthproject/berth/api/berth/v1"
+	"github.com/berthproject/berth/api/taskstate"
 	"slices"
 	"sort"
 	"strings"
@@ -27,6 +29,23 @@ type taskRow struct {
 func (r taskRow) slot() string { return fmt.Sprintf("%s/%s.%d", r.App, r.Service, r.Slot) }
 
 func (r taskRow) live() bool { return r.State == "running" && r.DesiredState == "running" }
+
+// coming reports whether the task is meant to run and is on its way.
+func (r taskRow) coming() bool {
+	return r.DesiredState == "running" && r.State != "running" && !terminalStates[r.State]
+}
+
+// terminalStates are the words `berth ps` shows for states a task never
+// leaves, from api/taskstate.
+var terminalStates = func() map[string]bool {
+	out := map[string]bool{}
+	for v := range berthv1.TaskState_name {
+		if s := berthv1.TaskState(v); taskstate.Terminal(s) {
+			out[taskstate.Name(s)] = true
+		}
+	}
+	return out
+}()
 
 // write is one change the suite asked for: the value a key should have
 // afterwards ("" for gone), and whether the cluster acknowledged it.

@@ -79,3 +79,21 @@ func TestOrphans(t *testing.T) {
 		})
 	}
 }
+
+func TestComing(t *testing.T) {
+	for _, tc := range []struct {
+		state, desired string
+		want           bool
+	}{
+		{"pending", "running", true},
+		{"starting", "running", true},
+		{"running", "running", false},
+		{"orphaned", "running", false},
+		{"failed", "running", false},
+		{"pending", "shutdown", false},
+	} {
+		if got := (taskRow{State: tc.state, DesiredState: tc.desired}).coming(); got != tc.want {
+			t.Errorf("a task %s, desired %s: coming() = %v, want %v", tc.state, tc.desired, got, tc.want)
+		}
+	}
+}
