@@ -117,7 +117,7 @@ func newCluster(t *testing.T, class string, spec clusterSpec) *cluster {
 			c.startServer(i, c.serverArgs)
 		}
 	}
-	cfg, err := config.Load(c.configPath)
+	cfg, err := config.Load(filepath.Join(dir, "config-0"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,13 +136,11 @@ func (c *cluster) serverAddrs() []string {
 	return out
 }
 
-// startServer starts server i; the first writes the admin config.
+// startServer starts server i. Each writes an admin config of its own
+// (a restart rewrites it), naming only itself; the CLI's names them all.
 func (c *cluster) startServer(i int, extra []string) {
 	c.t.Helper()
-	cfg := c.configPath
-	if i > 0 {
-		cfg = filepath.Join(c.dir, fmt.Sprintf("config-%d", i))
-	}
+	cfg := filepath.Join(c.dir, fmt.Sprintf("config-%d", i))
 	argv := append([]string{berthBin, "server", "--config", cfg, "--data-dir", filepath.Join(c.dir, fmt.Sprintf("server-%d", i)),
 		"--listen", fmt.Sprintf("%s:%d", hubAddr, 4242+i)}, extra...)
 	p := spawn(c.t, fmt.Sprintf("server %d", i), c.hub, argv...)

@@ -118,23 +118,24 @@ func (c *cluster) containerNetns() []string {
 }
 
 // settle waits until every service runs its replicas, each task in its
-// own container, and nothing runs or holds a namespace without a task;
-// then it counts duplicates (by the cluster and by containerd) and
-// orphans into the ledger, and reports each.
+// own container (within timeout), and then until nothing runs or holds a
+// namespace without a task (within a shorter budget: an agent releases
+// them when a container ends, or its sweep does). It counts duplicates (by
+// the cluster and by containerd) and orphans into the ledger, and reports
+// each.
 func (c *cluster) settle(timeout time.Duration) {
 	c.t.Helper()
 	var tasks map[string]taskRow
 	var cs map[string]ctr
-	var orphaned []string
 	why, ok := poll(timeout, func() (bool, string) {
 		tasks, cs = c.tasks(), c.containers()
 		live := map[string]int{}
-		pending := 0
+		coming := 0
 		for _, t := range tasks {
 			if t.live() {
 				live[t.App+"/"+t.Service]++
 			} else if t.coming() {
-				pending++
+				coming++
 			}
 		}
 		for svc, replicas := range c.services() {
@@ -142,19 +143,21 @@ func (c *cluster) settle(timeout time.Duration) {
 				return false, fmt.Sprintf("%s runs %d of %s replicas", svc, live[svc], replicas)
 			}
 		}
-		if pending > 0 {
-			return false, fmt.Sprintf("%d tasks are meant to run and do not yet", pending)
-		}
+		return coming == 0, fmt.Sprintf("%d tasks are meant to run and do not yet", coming)
+	})
+	if !ok {
+		c.t.Errorf("the cluster did not converge: %s", why)
+	}
+	var orphaned []string
+	poll(reps(30*time.Second, 2*time.Minute), func() (bool, string) {
+		tasks, cs = c.tasks(), c.containers()
 		running := map[string]bool{}
 		for id, cn := range cs {
 			running[id] = cn.running
 		}
 		orphaned = orphans(tasks, running, c.containerNetns())
-		return len(orphaned) == 0, fmt.Sprintf("without owner: %s", strings.Join(orphaned, "; "))
+		return len(orphaned) == 0, ""
 	})
-	if !ok {
-		c.t.Errorf("the cluster did not converge: %s", why)
-	}
 	var live []string
 	for id, t := range tasks {
 		if t.live() {
