@@ -3,6 +3,8 @@ package chaos
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"math/rand/v2"
 	"strconv"
 	"strings"
@@ -153,6 +155,13 @@ func testServerKill(t *testing.T) {
 		tally.add(c.class, counts{faults: 1})
 		leader := c.leaderAmong(30 * time.Second)
 		t.Logf("kill %d: server %d killed; %s leads", k+1, victim, leader)
+		// Mid-churn, no slot may run twice either.
+		tasks := c.tasks()
+		dups := duplicateSlots(slices.Collect(maps.Keys(liveTasks(tasks))), tasks)
+		for _, d := range dups {
+			t.Errorf("after kill %d: duplicate: %s", k+1, d)
+		}
+		tally.add(c.class, counts{duplicates: len(dups)})
 		c.servers[victim].start()
 		c.servers[victim].waitOutput("Join a node with:", 90*time.Second)
 	}
