@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -52,7 +54,7 @@ func (ch *churn) step(i int) {
 		app := fmt.Sprintf("app%d", i)
 		ch.apps = append(ch.apps, app)
 		key, value = app+"/web", "1"
-		_, err = c.berth("apply", "-p", app, "-f", c.writeFile(app+".yaml", sleepers(1)))
+		err = ch.apply(app, sleepers(1))
 	case i%3 == 1 && len(ch.apps) > 0:
 		app := ch.apps[ch.rng.IntN(len(ch.apps))]
 		n := 1 + ch.rng.IntN(3)
@@ -63,12 +65,23 @@ func (ch *churn) step(i int) {
 		// replaced one by one.
 		key, value = "main/web", "3"
 		compose := strings.Replace(sleepers(3), `"3600"`, strconv.Quote(strconv.Itoa(3600+i)), 1)
-		_, err = c.berth("apply", "-p", "main", "-f", c.writeFile("main.yaml", compose))
+		err = ch.apply("main", compose)
 	}
 	ch.mu.Lock()
 	ch.log = append(ch.log, write{Key: key, Value: value, Acked: err == nil})
 	ch.ops++
 	ch.mu.Unlock()
+}
+
+// apply applies compose as app. It runs beside the test's goroutine, so
+// it reports errors rather than failing the test.
+func (ch *churn) apply(app, compose string) error {
+	path := filepath.Join(ch.c.dir, app+".yaml")
+	if err := os.WriteFile(path, []byte(compose), 0o644); err != nil {
+		return err
+	}
+	_, err := ch.c.berth("apply", "-p", app, "-f", path)
+	return err
 }
 
 func (ch *churn) count() int {

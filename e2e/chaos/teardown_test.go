@@ -143,7 +143,7 @@ func (c *cluster) countLeaks() int {
 	var leaks []string
 	for pid, args := range processes() {
 		line := strings.Join(args, " ")
-		if strings.Contains(line, c.dir) || strings.Contains(line, c.ctdNS) {
+		if strings.Contains(line, c.dir) || slices.Contains(args, c.ctdNS) {
 			leaks = append(leaks, fmt.Sprintf("process %d: %s", pid, line))
 			syscall.Kill(pid, syscall.SIGKILL)
 		}
