@@ -46,7 +46,6 @@ func (c *cluster) services() map[string]string {
 type ctr struct {
 	running bool
 	pid     uint32
-	created time.Time
 }
 
 // containers reads the cluster's containers from every containerd its
@@ -75,11 +74,7 @@ func listContainers(addr, ns string, into map[string]ctr) error {
 		return fmt.Errorf("containerd %s: %w", addr, err)
 	}
 	for _, cn := range cs {
-		info, err := cn.Info(ctx, containerd.WithoutRefreshedMetadata)
-		if err != nil {
-			continue // removed meanwhile
-		}
-		entry := ctr{created: info.CreatedAt}
+		var entry ctr
 		if task, err := cn.Task(ctx, nil); err == nil {
 			if st, err := task.Status(ctx); err == nil && st.Status == containerd.Running {
 				entry.running, entry.pid = true, task.Pid()
