@@ -33,8 +33,14 @@ func testAgentKill(t *testing.T) {
 			return s == "ready", fmt.Sprintf("after restart %d the node is %q", k+1, s)
 		})
 		unchanged(t, fmt.Sprintf("restart %d", k+1), before, c.containers())
-		if diff := sameKeys(tasks, liveTasks(c.tasks())); diff != "" {
+		all := c.tasks()
+		if diff := sameKeys(tasks, liveTasks(all)); diff != "" {
 			t.Errorf("restart %d: the running tasks changed: %s", k+1, diff)
+			for id := range tasks {
+				t.Logf("task %s is now %+v", id, all[id])
+			}
+			tasks = liveTasks(all) // report each loss once
+			before = c.containers()
 		}
 	}
 	c.settle(time.Minute)
