@@ -32,7 +32,7 @@ func testAgentKill(t *testing.T) {
 			s := c.nodeStatus(a)
 			return s == "ready", fmt.Sprintf("after restart %d the node is %q", k+1, s)
 		})
-		unchanged(t, fmt.Sprintf("restart %d", k+1), before, c.containers())
+		unchanged(t, c.class, fmt.Sprintf("restart %d", k+1), before, c.containers())
 		all := c.tasks()
 		if diff := sameKeys(tasks, liveTasks(all)); diff != "" {
 			t.Errorf("restart %d: the running tasks changed: %s", k+1, diff)
@@ -46,18 +46,22 @@ func testAgentKill(t *testing.T) {
 	c.settle(time.Minute)
 	// Once more after the last restart settled: a restart the adopting
 	// agent made late shows here.
-	unchanged(t, "in the end", before, c.containers())
+	unchanged(t, c.class, "in the end", before, c.containers())
 }
 
 // unchanged fails the test for each container that ran before and now
-// does not, or runs another process (it was restarted).
-func unchanged(t *testing.T, when string, before, after map[string]ctr) {
+// does not, or runs another process (it was restarted), and counts them
+// for class.
+func unchanged(t *testing.T, class, when string, before, after map[string]ctr) {
 	t.Helper()
+	n := 0
 	for id, cn := range before {
 		if now := after[id]; cn.running && (!now.running || now.pid != cn.pid) {
 			t.Errorf("%s: container %s restarted: pid %d, now %+v", when, id, cn.pid, now)
+			n++
 		}
 	}
+	tally.add(class, counts{restarted: n})
 }
 
 // notReady waits until the node is "not ready (TYPE: ...)" in `berth
@@ -225,7 +229,7 @@ func testContainerdUnavailable(t *testing.T) {
 		if diff := sameKeys(tasks, liveTasks(c.tasks())); diff != "" {
 			t.Errorf("containerd stop %d: the running tasks changed: %s", k+1, diff)
 		}
-		unchanged(t, fmt.Sprintf("containerd stop %d", k+1), before, c.containers())
+		unchanged(t, c.class, fmt.Sprintf("containerd stop %d", k+1), before, c.containers())
 	}
 	c.settle(time.Minute)
 }

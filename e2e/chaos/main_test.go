@@ -116,9 +116,11 @@ func needRoot(t *testing.T) {
 	}
 }
 
-// counts is what one fault class cost.
+// counts is what one fault class cost. restarted counts containers that
+// should have kept running through a fault and did not (agent kills,
+// containerd freezes); it shows in the class's line, and fails the run.
 type counts struct {
-	faults, lost, duplicates, orphans, leaked int
+	faults, lost, duplicates, orphans, leaked, restarted int
 }
 
 func (c *counts) add(o counts) {
@@ -127,6 +129,7 @@ func (c *counts) add(o counts) {
 	c.duplicates += o.duplicates
 	c.orphans += o.orphans
 	c.leaked += o.leaked
+	c.restarted += o.restarted
 }
 
 func (c counts) String() string {
@@ -165,7 +168,7 @@ func (l *ledger) total() counts {
 // bad reports whether any fault lost, duplicated, orphaned or leaked.
 func (l *ledger) bad() bool {
 	t := l.total()
-	return t.lost+t.duplicates+t.orphans+t.leaked > 0
+	return t.lost+t.duplicates+t.orphans+t.leaked+t.restarted > 0
 }
 
 // report is one line per fault class, then the summary line.
@@ -183,7 +186,12 @@ func (l *ledger) report() string {
 	}
 	fmt.Fprintf(&b, "chaos (%s form, %s):\n", form, time.Now().UTC().Format(time.RFC3339))
 	for _, n := range names {
-		fmt.Fprintf(&b, "  %-16s %s\n", n, *l.classes[n])
+		c := *l.classes[n]
+		fmt.Fprintf(&b, "  %-16s %s", n, c)
+		if c.restarted > 0 {
+			fmt.Fprintf(&b, ", restarted %d", c.restarted)
+		}
+		b.WriteString("\n")
 	}
 	l.mu.Unlock()
 	fmt.Fprintf(&b, "chaos: %s", l.total())
