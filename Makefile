@@ -34,7 +34,7 @@ e2e: build images
 # frozen for 30 s; it ends with the line
 # "chaos: N faults, lost 0, duplicates 0, orphans 0, leaked 0".
 chaos: setup build images
-	CHAOS=long BERTH_BIN=$(abspath $(BIN)) $(GO) test -p 1 -count=1 -timeout 90m ./e2e/chaos/
+	CHAOS=long BERTH_BIN=$(abspath $(BIN)) $(GO) test -p 1 -count=1 -timeout 90m -v ./e2e/chaos/
 
 test: setup lint
 	$(MAKE) unit
