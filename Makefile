@@ -4,7 +4,7 @@ BIN     := bin/berth
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/berthproject/berth/api/version.Version=$(VERSION)
 
-.PHONY: all build setup dev test unit fuzz fuzz-short e2e proto lint bench bench-scale images clean
+.PHONY: all build setup dev test unit fuzz fuzz-short e2e chaos proto lint bench bench-scale images clean
 
 all: build
 
@@ -24,8 +24,17 @@ dev: setup build images
 unit:
 	$(GO) test -race -count=1 ./api/... ./scheduler/... ./controlplane/... ./agent/... ./cli/... ./cmd/... ./internal/...
 
+# e2e runs every e2e package, the chaos suite's short form (e2e/chaos)
+# among them.
 e2e: build images
 	BERTH_BIN=$(abspath $(BIN)) $(GO) test -p 1 -count=1 -timeout 25m ./e2e/...
+
+# chaos runs the chaos suite's long form: 20 server kills during churn, 20
+# agent kills, a 60 s cut, an etcd member killed, a full disk, containerd
+# frozen for 30 s; it ends with the line
+# "chaos: N faults, lost 0, duplicates 0, orphans 0, leaked 0".
+chaos: setup build images
+	CHAOS=long BERTH_BIN=$(abspath $(BIN)) $(GO) test -p 1 -count=1 -timeout 90m -v ./e2e/chaos/
 
 test: setup lint
 	$(MAKE) unit

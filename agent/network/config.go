@@ -120,6 +120,11 @@ func netnsPrefix(node string) string {
 	return "berth-" + hex.EncodeToString(sum[:4]) + "-"
 }
 
+// NetNSPrefix is how the names of node's container network namespaces
+// (files in DefaultNetNSDir) begin; the rest is the container id. Tests
+// that count namespaces a node left behind read it.
+func NetNSPrefix(node string) string { return netnsPrefix(node) }
+
 // idPattern is the container ID syntax the network accepts.
 var idPattern = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$`)
 

@@ -198,7 +198,7 @@ start the server makes the cluster CA, writes the admin client config
 
 type agentFlags struct {
 	join, token, name, dataDir, listen, gossip, runtime, namespace string
-	buildkitAddr, metricsAddr                                      string
+	buildkitAddr, metricsAddr, containerdAddr                      string
 	log                                                            logFlags
 	labels                                                         []string
 	cpus                                                           float64
@@ -229,6 +229,7 @@ func (f *agentFlags) add(cmd *cobra.Command, withJoin bool) {
 	cmd.Flags().StringVar(&f.runtime, "runtime", "containerd", "container runtime: containerd, or fake for scale tests (runs nothing)")
 	cmd.Flags().DurationVar(&f.fakeStartLatency, "fake-start-latency", 0, "with --runtime fake: how long each simulated container start takes")
 	cmd.Flags().Float64Var(&f.fakeFailureRate, "fake-failure-rate", 0, "with --runtime fake: share of simulated container starts (0 to 1) that fail, the container exiting with code 1")
+	cmd.Flags().StringVar(&f.containerdAddr, "containerd-address", "", "unix socket of the containerd that runs the node's containers (default /run/containerd/containerd.sock)")
 	cmd.Flags().StringVar(&f.namespace, "containerd-namespace", "berth", "containerd namespace for the node's containers and images")
 	cmd.Flags().StringVar(&f.buildkitAddr, "buildkit-addr", "", "address of a running buildkitd to build images with (its containerd worker must use --containerd-namespace); default: start one under --data-dir on the first build")
 	cmd.Flags().IntVar(&f.maxStarts, "max-concurrent-starts", worker.DefaultMaxConcurrentStarts(), "container creates and starts at once (default: 2 per CPU, at most 16); more wait their turn, in preparing; 0 for no bound")
@@ -262,7 +263,7 @@ func (f *agentFlags) config(server string, log *slog.Logger) (agent.Config, erro
 	return agent.Config{
 		Server: server, Token: f.token, Name: name, DataDir: dataDir, Listen: f.listen, GossipAddr: f.gossip,
 		Labels: labels, MilliCPUs: int64(f.cpus * 1000), MemoryBytes: f.memory,
-		Runtime: f.runtime, ContainerdNamespace: f.namespace, BuildkitAddr: f.buildkitAddr, Log: log,
+		Runtime: f.runtime, ContainerdAddress: f.containerdAddr, ContainerdNamespace: f.namespace, BuildkitAddr: f.buildkitAddr, Log: log,
 		ContentAddr: f.contentAddr, ImageGCHighPercent: f.imageGCHigh, ImageGCLowPercent: f.imageGCLow,
 		FakeStartLatency: f.fakeStartLatency, FakeFailureRate: f.fakeFailureRate,
 		MaxConcurrentStarts: noBound(f.maxStarts), MaxConcurrentPulls: noBound(f.maxPulls),
