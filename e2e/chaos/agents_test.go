@@ -89,11 +89,16 @@ func testDiskFull(t *testing.T) {
 	}
 	must(t, "mount", "-t", "tmpfs", "-o", "size=32m,mode=0700", "tmpfs", dir)
 	c.mounts = append(c.mounts, dir)
-	full := c.addAgent("full")
+	// The floor fits the 32 MiB file system: ready until it fills.
+	full := c.addAgent("full", "--disk-floor", "8MiB")
 	c.addAgent("spare")
 	c.importImage()
 	c.apply("main", sleepers(2))
 	c.settle(time.Minute)
+	eventually(t, time.Minute, func() (bool, string) {
+		line := c.nodeLine(full)
+		return c.nodeStatus(full) == "ready" && !strings.Contains(line, "not ready"), fmt.Sprintf("before its disk fills, node %s is %q", full.name, line)
+	})
 
 	filler := filepath.Join(dir, "filler")
 	fill(t, filler)

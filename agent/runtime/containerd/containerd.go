@@ -14,6 +14,7 @@ import (
 	tasktypes "github.com/containerd/containerd/api/types/task"
 	ctd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/containers"
+	"github.com/containerd/containerd/v2/core/images"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/errdefs"
 	"github.com/containerd/errdefs/pkg/errgrpc"
@@ -194,7 +195,7 @@ func (c *Runtime) ImportImage(ctx context.Context, r io.Reader) ([]runtime.Image
 	}
 	defer done(context.WithoutCancel(ctx))
 
-	imgs, err := c.client.Import(ctx, r, ctd.WithImageRefTranslator(runtime.ImportedImageName))
+	imgs, err := c.importRetrying(ctx, r)
 	if err != nil {
 		return nil, fmt.Errorf("runtime: import image archive (want an OCI layout or docker-archive tar): %w", err)
 	}
@@ -214,6 +215,32 @@ func (c *Runtime) ImportImage(ctx context.Context, r io.Reader) ([]runtime.Image
 		out = append(out, runtime.Image{Name: img.Name, Digest: img.Target.Digest.String(), Size: size, CreatedAt: img.CreatedAt})
 	}
 	return out, nil
+}
+
+// importRetrying imports the archive r, spooled to a temporary file so
+// that it can be read twice: two agents sharing a containerd namespace
+// (several nodes on one machine) that import the same image at once race
+// to create its record, and the loser's second try updates it.
+func (c *Runtime) importRetrying(ctx context.Context, r io.Reader) ([]images.Image, error) {
+	f, err := os.CreateTemp("", "berth-import-*.tar")
+	if err != nil {
+		return nil, err
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	if _, err := io.Copy(f, r); err != nil {
+		return nil, fmt.Errorf("reading the archive: %w", err)
+	}
+	for attempt := 0; ; attempt++ {
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return nil, err
+		}
+		imgs, err := c.client.Import(ctx, f, ctd.WithImageRefTranslator(runtime.ImportedImageName))
+		if errdefs.IsAlreadyExists(err) && attempt == 0 {
+			continue
+		}
+		return imgs, err
+	}
 }
 
 // load returns the container id if this runtime owns it, else ErrNotFound.
