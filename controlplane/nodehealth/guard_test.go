@@ -1,0 +1,134 @@
+package nodehealth
+
+import (
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	berthv1 "github.com/berthproject/berth/api/berth/v1"
+	"github.com/berthproject/berth/internal/gossip"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+func TestGuardHolds(t *testing.T) {
+	now := time.Now()
+	g := Guard{Share: 0.5, MinNodes: 3, Window: 10 * time.Second}
+	alive := Contact{Counted: true}
+	lostNow := Contact{Counted: true, Lost: true, Since: now.Add(-time.Second)}
+	lostLongAgo := Contact{Counted: true, Lost: true, Since: now.Add(-time.Minute)}
+	gone := Contact{}
+	nodes := func(parts ...any) []Contact {
+		var out []Contact
+		for i := 0; i < len(parts); i += 2 {
+			for range parts[i].(int) {
+				out = append(out, parts[i+1].(Contact))
+			}
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name  string
+		guard Guard
+		nodes []Contact
+		held  bool
+		want  bool
+	}{
+		{"none lost", g, nodes(10, alive), false, false},
+		{"one of ten lost", g, nodes(9, alive, 1, lostNow), false, false},
+		{"exactly half is not more than half", g, nodes(5, alive, 5, lostNow), false, false},
+		{"six of ten at once", g, nodes(4, alive, 6, lostNow), false, true},
+		{"every node at once", g, nodes(200, lostNow), false, true},
+		{"six of ten, but one by one over minutes", g, nodes(4, alive, 3, lostLongAgo, 3, lostNow), false, false},
+		{"held: still six of ten out of contact, long ago", g, nodes(4, alive, 6, lostLongAgo), true, true},
+		{"held: contact returned to enough", g, nodes(6, alive, 4, lostLongAgo), true, false},
+		{"two nodes: below the minimum", g, nodes(2, lostNow), false, false},
+		{"three nodes, two lost", g, nodes(1, alive, 2, lostNow), false, true},
+		{"nodes not counted do not dilute the share", g, nodes(20, gone, 2, alive, 3, lostNow), false, true},
+		{"turned off", Guard{Share: 0, MinNodes: 3, Window: 10 * time.Second}, nodes(10, lostNow), false, false},
+		{"a stricter share", Guard{Share: 0.8, MinNodes: 3, Window: 10 * time.Second}, nodes(3, alive, 7, lostNow), false, false},
+		{"empty cluster", g, nil, false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tc.guard.Holds(tc.nodes, now, tc.held); got != tc.want {
+				t.Errorf("Holds = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestVerdictsWhileGuardHolds: while the guard holds, nodes out of
+// contact become or stay unreachable, never down; a node an operator
+// confirmed down stays down; after the lift, the grace starts again.
+func TestVerdictsWhileGuardHolds(t *testing.T) {
+	now := time.Now()
+	const grace = 10 * time.Second
+	failed := gossip.State{Since: now}
+	alive := gossip.State{Alive: true, Since: now.Add(-time.Hour)}
+	for _, tc := range []struct {
+		name     string
+		held     bool
+		liftedAt time.Time
+		status   berthv1.NodeStatus
+		since    time.Time
+		gossip   gossip.State
+		want     berthv1.NodeStatus
+		message  string
+	}{
+		{"ready, gossip saw it fail: unreachable, not down", true, time.Time{}, berthv1.NodeStatus_NODE_STATUS_READY, now.Add(-time.Minute), failed, berthv1.NodeStatus_NODE_STATUS_UNREACHABLE, "berth node down"},
+		{"unreachable and failed: stays unreachable", true, time.Time{}, berthv1.NodeStatus_NODE_STATUS_UNREACHABLE, now.Add(-time.Second), failed, berthv1.NodeStatus_NODE_STATUS_UNREACHABLE, "control plane's network"},
+		{"unreachable past the grace: stays unreachable", true, time.Time{}, berthv1.NodeStatus_NODE_STATUS_UNREACHABLE, now.Add(-time.Hour), alive, berthv1.NodeStatus_NODE_STATUS_UNREACHABLE, "not down"},
+		{"operator confirmed down: stays down", true, time.Time{}, berthv1.NodeStatus_NODE_STATUS_DOWN, now.Add(-time.Second), failed, berthv1.NodeStatus_NODE_STATUS_UNSPECIFIED, ""},
+		{"lifted a moment ago: a new grace", false, now.Add(-time.Second), berthv1.NodeStatus_NODE_STATUS_UNREACHABLE, now.Add(-time.Hour), alive, berthv1.NodeStatus_NODE_STATUS_UNREACHABLE, "gossip still sees"},
+		{"lifted a moment ago, gossip failed: a new grace", false, now.Add(-time.Second), berthv1.NodeStatus_NODE_STATUS_UNREACHABLE, now.Add(-time.Hour), failed, berthv1.NodeStatus_NODE_STATUS_UNREACHABLE, "gossip"},
+		{"lifted past the grace: down", false, now.Add(-grace), berthv1.NodeStatus_NODE_STATUS_UNREACHABLE, now.Add(-time.Hour), alive, berthv1.NodeStatus_NODE_STATUS_DOWN, "no contact for 1h0m0s"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := newFakeGossip()
+			g.set("n", tc.gossip)
+			h := New(nil, nil, g, slog.New(slog.DiscardHandler), grace)
+			h.held, h.liftedAt = tc.held, tc.liftedAt
+			n := &berthv1.Node{Meta: &berthv1.Meta{Id: "n"}, Status: tc.status, StatusMessage: "agent disconnected", StatusSince: timestamppb.New(tc.since)}
+			v, _ := h.verdict(n, now)
+			if v.status != tc.want || !strings.Contains(v.message, tc.message) {
+				t.Fatalf("verdict = %v %q; want %v with %q", v.status, v.message, tc.want, tc.message)
+			}
+		})
+	}
+}
+
+// TestContact: what the guard counts of each node.
+func TestContact(t *testing.T) {
+	now := time.Now()
+	const grace, quiet = 10 * time.Second, 2500 * time.Millisecond
+	for _, tc := range []struct {
+		name   string
+		status berthv1.NodeStatus
+		since  time.Time
+		gossip *gossip.State
+		heard  heardAt
+		want   Contact
+	}{
+		{"ready and talking", berthv1.NodeStatus_NODE_STATUS_READY, now.Add(-time.Hour), nil, heardAt{"n", now}, Contact{Counted: true}},
+		{"ready, session silent", berthv1.NodeStatus_NODE_STATUS_READY, now.Add(-time.Hour), nil, heardAt{"n", now.Add(-3 * time.Second)}, Contact{Counted: true, Lost: true, Since: now.Add(-3 * time.Second)}},
+		{"ready, no session here yet (a new leader)", berthv1.NodeStatus_NODE_STATUS_READY, now.Add(-time.Hour), nil, heardAt{"other", now}, Contact{Counted: true}},
+		{"ready, gossip saw it die", berthv1.NodeStatus_NODE_STATUS_READY, now.Add(-time.Hour), &gossip.State{Since: now.Add(-time.Second)}, heardAt{"n", now}, Contact{Counted: true, Lost: true, Since: now.Add(-time.Second)}},
+		{"unreachable", berthv1.NodeStatus_NODE_STATUS_UNREACHABLE, now.Add(-time.Minute), nil, heardAt{}, Contact{Counted: true, Lost: true, Since: now.Add(-time.Minute)}},
+		{"down a moment ago", berthv1.NodeStatus_NODE_STATUS_DOWN, now.Add(-time.Second), nil, heardAt{}, Contact{Counted: true, Lost: true, Since: now.Add(-time.Second)}},
+		{"down long ago", berthv1.NodeStatus_NODE_STATUS_DOWN, now.Add(-time.Hour), nil, heardAt{}, Contact{Since: now.Add(-time.Hour)}},
+		{"never connected", berthv1.NodeStatus_NODE_STATUS_UNSPECIFIED, now, nil, heardAt{}, Contact{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := newFakeGossip()
+			if tc.gossip != nil {
+				g.set("n", *tc.gossip)
+			}
+			h := New(nil, nil, g, slog.New(slog.DiscardHandler), grace).WithSessions(tc.heard, quiet)
+			n := &berthv1.Node{Meta: &berthv1.Meta{Id: "n"}, Status: tc.status, StatusSince: timestamppb.New(tc.since)}
+			got := h.contact(n, now)
+			if got.Counted != tc.want.Counted || got.Lost != tc.want.Lost || (got.Lost && !got.Since.Equal(tc.want.Since)) {
+				t.Errorf("contact = %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
