@@ -449,7 +449,12 @@ func (s *Server) lead(ctx context.Context, address string) error {
 	orch := orchestrator.New(s.store, s.cache, s.log.With("component", "orchestrator"), orchestrator.WithMetrics(s.placements))
 	period := cmp.Or(s.cfg.HeartbeatPeriod, dispatcher.DefaultHeartbeatPeriod)
 	health := nodehealth.New(s.store, s.cache, s.gossip, s.log.With("component", "nodehealth"), s.cfg.NodeDownGrace).
-		WithSessions(s.disp, period+period/4).
+		// Two periods: under load a heartbeat arrives a period late
+		// without the node being dead, and a false down verdict
+		// moves its tasks and adds to the load (at 200 simulated nodes
+		// on two cores, a quarter of a period of slack let gossip's
+		// false deaths through and the cluster never settled).
+		WithSessions(s.disp, 2*period).
 		WithGuard(cmp.Or(s.cfg.MassLoss.Share, nodehealth.DefaultGuardShare), cmp.Or(s.cfg.MassLoss.MinNodes, nodehealth.DefaultGuardMinNodes))
 	return campaign(ctx, s.etcd, s.log, address, s.cfg.LeaderLease, func(ctx context.Context) error {
 		s.leader.set(address)
