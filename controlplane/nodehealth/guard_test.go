@@ -1,13 +1,17 @@
 package nodehealth
 
 import (
+	"context"
 	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
+	"github.com/berthproject/berth/controlplane/store"
+	"github.com/berthproject/berth/controlplane/store/storetest"
 	"github.com/berthproject/berth/internal/gossip"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
@@ -130,5 +134,92 @@ func TestContact(t *testing.T) {
 				t.Errorf("contact = %+v, want %+v", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestMassLossMarksNoneDown: three of four nodes die at once by gossip's
+// word: they become unreachable, none down, and one event says why. When
+// contact returns to two of them, the guard lifts, and the last one gets
+// a new grace instead of going down at once.
+func TestMassLossMarksNoneDown(t *testing.T) {
+	s := storetest.New(t)
+	c := storetest.NewCache(t, s)
+	hourAgo := timestamppb.New(time.Now().Add(-time.Hour))
+	ids := []string{"a", "b", "c", "d"}
+	var nodes []*berthv1.Node
+	for _, id := range ids {
+		nodes = append(nodes, &berthv1.Node{Meta: &berthv1.Meta{Id: id}, Name: "node-" + id, Status: berthv1.NodeStatus_NODE_STATUS_READY, StatusSince: hourAgo})
+	}
+	createNodes(t, s, c, nodes...)
+	g := newFakeGossip()
+	for _, id := range ids {
+		g.set(id, gossip.State{Alive: true, Since: hourAgo.AsTime()})
+	}
+	run(t, New(s, c, g, slog.New(slog.DiscardHandler), time.Hour))
+
+	for _, id := range ids[:3] {
+		g.set(id, gossip.State{Since: time.Now()})
+	}
+	for _, id := range ids[:3] {
+		n := waitStatus(t, c, id, berthv1.NodeStatus_NODE_STATUS_UNREACHABLE)
+		if !strings.Contains(n.StatusMessage, "berth node down") {
+			t.Errorf("node %s: message %q does not say how to confirm it down", id, n.StatusMessage)
+		}
+	}
+	if n, _ := c.Node("d"); n.Status != berthv1.NodeStatus_NODE_STATUS_READY {
+		t.Errorf("the node still in contact is %v", n.Status)
+	}
+	waitEvent(t, s, "mass-loss", "3 of 4 nodes lost contact at once")
+
+	// Contact returns to a and b: their agents register again.
+	var txn store.Txn
+	for _, id := range ids[:2] {
+		n, _ := c.Node(id)
+		n = proto.Clone(n).(*berthv1.Node)
+		n.Status, n.StatusSince, n.StatusMessage = berthv1.NodeStatus_NODE_STATUS_READY, timestamppb.Now(), ""
+		txn.Update(store.NodeKey(id), n)
+		g.set(id, gossip.State{Alive: true, Since: time.Now()})
+	}
+	rev, err := s.Commit(context.Background(), &txn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.WaitRevision(context.Background(), rev); err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, s, "mass-loss-lifted", "contact returned")
+	n := waitNode(t, c, "c", "unreachable without the guard's words", func(n *berthv1.Node) bool {
+		return !strings.Contains(n.StatusMessage, "berth node down")
+	})
+	if n.Status != berthv1.NodeStatus_NODE_STATUS_UNREACHABLE {
+		t.Errorf("after the lift, node c is %v (%q), want unreachable for a new grace", n.Status, n.StatusMessage)
+	}
+}
+
+// waitEvent waits for an event of action whose message holds says.
+func waitEvent(t *testing.T, s *store.Store, action, says string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if err := s.FlushEvents(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		evs, err := s.Events(context.Background(), time.Time{}, 100, func(ev *berthv1.Event) bool { return ev.Action == action })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(evs) > 1 {
+			t.Fatalf("%d %s events, want one", len(evs), action)
+		}
+		if len(evs) == 1 {
+			if !strings.Contains(evs[0].Message, says) {
+				t.Fatalf("%s event says %q, want %q", action, evs[0].Message, says)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s event", action)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
