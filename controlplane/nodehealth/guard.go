@@ -47,8 +47,10 @@ type Contact struct {
 // Holds decides whether the guard holds at now, given each node's contact
 // and whether it held before. It engages when more than Share of the
 // counted nodes lost contact within the last Window; once engaged it holds
-// while more than Share are still out of contact, however long ago they
-// lost it, and lifts when contact returns to enough of them.
+// while more than half that share are still out of contact, however long
+// ago they lost it, and lifts when contact returned to most of them. The
+// gap keeps a cluster near the threshold (nodes starved of CPU, coming
+// and going) from engaging and lifting on every judgement.
 func (g Guard) Holds(nodes []Contact, now time.Time, held bool) bool {
 	counted, lost, recent := g.count(nodes, now)
 	if g.Share <= 0 || counted < g.MinNodes || counted == 0 {
@@ -56,7 +58,7 @@ func (g Guard) Holds(nodes []Contact, now time.Time, held bool) bool {
 	}
 	limit := g.Share * float64(counted)
 	if held {
-		return float64(lost) > limit
+		return float64(lost) > limit/2
 	}
 	return float64(recent) > limit
 }

@@ -11,7 +11,6 @@ import (
 	"github.com/berthproject/berth/controlplane/store"
 	"github.com/berthproject/berth/controlplane/store/storetest"
 	"github.com/berthproject/berth/internal/gossip"
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
@@ -45,7 +44,8 @@ func TestGuardHolds(t *testing.T) {
 		{"every node at once", g, nodes(200, lostNow), false, true},
 		{"six of ten, but one by one over minutes", g, nodes(4, alive, 3, lostLongAgo, 3, lostNow), false, false},
 		{"held: still six of ten out of contact, long ago", g, nodes(4, alive, 6, lostLongAgo), true, true},
-		{"held: contact returned to enough", g, nodes(6, alive, 4, lostLongAgo), true, false},
+		{"held: four of ten still out of contact", g, nodes(6, alive, 4, lostLongAgo), true, true},
+		{"held: contact returned to most", g, nodes(8, alive, 2, lostLongAgo), true, false},
 		{"two nodes: below the minimum", g, nodes(2, lostNow), false, false},
 		{"three nodes, two lost", g, nodes(1, alive, 2, lostNow), false, true},
 		{"nodes not counted do not dilute the share", g, nodes(20, gone, 2, alive, 3, lostNow), false, true},
@@ -172,15 +172,17 @@ func TestMassLossMarksNoneDown(t *testing.T) {
 	waitEvent(t, s, "mass-loss", "3 of 4 nodes lost contact at once")
 
 	// Contact returns to a and b: their agents register again.
-	var txn store.Txn
+	var changes []store.Change
 	for _, id := range ids[:2] {
 		n, _ := c.Node(id)
-		n = proto.Clone(n).(*berthv1.Node)
-		n.Status, n.StatusSince, n.StatusMessage = berthv1.NodeStatus_NODE_STATUS_READY, timestamppb.Now(), ""
-		txn.Update(store.NodeKey(id), n)
+		changes = append(changes, store.Change{Key: store.NodeKey(id), Current: n, Apply: func(o store.Object) bool {
+			n := o.(*berthv1.Node)
+			n.Status, n.StatusSince, n.StatusMessage = berthv1.NodeStatus_NODE_STATUS_READY, timestamppb.Now(), ""
+			return true
+		}})
 		g.set(id, gossip.State{Alive: true, Since: time.Now()})
 	}
-	rev, err := s.Commit(context.Background(), &txn)
+	rev, err := s.Update(context.Background(), changes)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -221,5 +223,31 @@ func waitEvent(t *testing.T, s *store.Store, action, says string) {
 			t.Fatalf("no %s event", action)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestUnreachableNodeTalkingAgainIsReady: a node marked unreachable while
+// its session lived on (gossip's word, a silent spell) is ready once its
+// agent is heard again on that session; one whose session ended is not.
+func TestUnreachableNodeTalkingAgainIsReady(t *testing.T) {
+	now := time.Now()
+	const quiet = 4 * time.Second
+	since := now.Add(-10 * time.Second)
+	for _, tc := range []struct {
+		name  string
+		heard heardAt
+		want  berthv1.NodeStatus
+	}{
+		{"heard since, a moment ago", heardAt{"n", now.Add(-time.Second)}, berthv1.NodeStatus_NODE_STATUS_READY},
+		{"last heard before it was marked", heardAt{"n", since.Add(-time.Second)}, berthv1.NodeStatus_NODE_STATUS_UNREACHABLE},
+		{"no session", heardAt{"other", now}, berthv1.NodeStatus_NODE_STATUS_UNREACHABLE},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := New(nil, nil, nil, slog.New(slog.DiscardHandler), time.Hour).WithSessions(tc.heard, quiet)
+			n := &berthv1.Node{Meta: &berthv1.Meta{Id: "n"}, Status: berthv1.NodeStatus_NODE_STATUS_UNREACHABLE, StatusMessage: "agent disconnected", StatusSince: timestamppb.New(since)}
+			if v, _ := h.verdict(n, now); v.status != tc.want {
+				t.Errorf("verdict = %v %q, want %v", v.status, v.message, tc.want)
+			}
+		})
 	}
 }

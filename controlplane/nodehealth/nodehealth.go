@@ -221,6 +221,13 @@ func (h *NodeHealth) verdict(n *berthv1.Node, now time.Time) (v verdict, due tim
 			return verdict{berthv1.NodeStatus_NODE_STATUS_DOWN, "gossip: the node stopped answering probes"}, time.Time{}
 		}
 	case berthv1.NodeStatus_NODE_STATUS_UNREACHABLE:
+		// Marked for gossip's word or a silent session, while its
+		// session lived on: it talks again, so it is ready.
+		if h.sessions != nil {
+			if at, ok := h.sessions.Heard(n.GetMeta().GetId()); ok && at.After(since) && now.Sub(at) <= h.quiet {
+				return verdict{berthv1.NodeStatus_NODE_STATUS_READY, ""}, time.Time{}
+			}
+		}
 		msg := n.StatusMessage
 		switch {
 		case known && g.Alive:
