@@ -116,7 +116,8 @@ func TestContact(t *testing.T) {
 		{"ready and talking", berthv1.NodeStatus_NODE_STATUS_READY, now.Add(-time.Hour), nil, heardAt{"n", now}, Contact{Counted: true}},
 		{"ready, session silent", berthv1.NodeStatus_NODE_STATUS_READY, now.Add(-time.Hour), nil, heardAt{"n", now.Add(-3 * time.Second)}, Contact{Counted: true, Lost: true, Since: now.Add(-3 * time.Second)}},
 		{"ready, no session here yet (a new leader)", berthv1.NodeStatus_NODE_STATUS_READY, now.Add(-time.Hour), nil, heardAt{"other", now}, Contact{Counted: true}},
-		{"ready, gossip saw it die", berthv1.NodeStatus_NODE_STATUS_READY, now.Add(-time.Hour), &gossip.State{Since: now.Add(-time.Second)}, heardAt{"n", now}, Contact{Counted: true, Lost: true, Since: now.Add(-time.Second)}},
+		{"ready, gossip saw it die, but its session talks", berthv1.NodeStatus_NODE_STATUS_READY, now.Add(-time.Hour), &gossip.State{Since: now.Add(-time.Second)}, heardAt{"n", now}, Contact{Counted: true}},
+		{"ready, no session here, gossip saw it die", berthv1.NodeStatus_NODE_STATUS_READY, now.Add(-time.Hour), &gossip.State{Since: now.Add(-time.Second)}, heardAt{"other", now}, Contact{Counted: true, Lost: true, Since: now.Add(-time.Second)}},
 		{"unreachable", berthv1.NodeStatus_NODE_STATUS_UNREACHABLE, now.Add(-time.Minute), nil, heardAt{}, Contact{Counted: true, Lost: true, Since: now.Add(-time.Minute)}},
 		{"down a moment ago", berthv1.NodeStatus_NODE_STATUS_DOWN, now.Add(-time.Second), nil, heardAt{}, Contact{Counted: true, Lost: true, Since: now.Add(-time.Second)}},
 		{"down long ago", berthv1.NodeStatus_NODE_STATUS_DOWN, now.Add(-time.Hour), nil, heardAt{}, Contact{Since: now.Add(-time.Hour)}},
@@ -249,5 +250,20 @@ func TestUnreachableNodeTalkingAgainIsReady(t *testing.T) {
 				t.Errorf("verdict = %v %q, want %v", v.status, v.message, tc.want)
 			}
 		})
+	}
+}
+
+// TestHeldGuardLeavesOpenSessionsToTheDispatcher: while the guard holds,
+// a ready node gossip saw die whose session is open but silent is left
+// as it is (its session's end marks it unreachable), not rewritten.
+func TestHeldGuardLeavesOpenSessionsToTheDispatcher(t *testing.T) {
+	now := time.Now()
+	g := newFakeGossip()
+	g.set("n", gossip.State{Since: now})
+	h := New(nil, nil, g, slog.New(slog.DiscardHandler), time.Hour).WithSessions(heardAt{"n", now.Add(-time.Minute)}, 4*time.Second)
+	h.held = true
+	n := &berthv1.Node{Meta: &berthv1.Meta{Id: "n"}, Status: berthv1.NodeStatus_NODE_STATUS_READY, StatusSince: timestamppb.New(now.Add(-time.Hour))}
+	if v, _ := h.verdict(n, now); v.status != berthv1.NodeStatus_NODE_STATUS_UNSPECIFIED {
+		t.Errorf("verdict = %v %q, want none", v.status, v.message)
 	}
 }

@@ -210,12 +210,21 @@ func (h *NodeHealth) verdict(n *berthv1.Node, now time.Time) (v verdict, due tim
 		// (a dead machine closes no connection). A death older than
 		// the session is of an earlier life of the node.
 		if failed && g.Since.After(since) {
+			session := false
 			if h.sessions != nil {
-				if at, ok := h.sessions.Heard(n.GetMeta().GetId()); ok && at.Add(h.quiet).After(now) {
+				var at time.Time
+				if at, session = h.sessions.Heard(n.GetMeta().GetId()); session && at.Add(h.quiet).After(now) {
 					return verdict{}, at.Add(h.quiet)
 				}
 			}
-			if h.held {
+			switch {
+			case h.held && session:
+				// Its session is silent but open: the dispatcher
+				// marks it unreachable if it stays so. Marking it
+				// here too would only add writes while the guard
+				// holds, and flip it back when it talks again.
+				return verdict{}, time.Time{}
+			case h.held:
 				return verdict{berthv1.NodeStatus_NODE_STATUS_UNREACHABLE, "gossip: the node stopped answering probes; " + heldMessage}, time.Time{}
 			}
 			return verdict{berthv1.NodeStatus_NODE_STATUS_DOWN, "gossip: the node stopped answering probes"}, time.Time{}
@@ -285,11 +294,14 @@ func (h *NodeHealth) judgeGuard(nodes []*berthv1.Node, now time.Time) *berthv1.E
 }
 
 // contact is n's contact with the control plane as the guard counts it:
-// unreachable nodes lost it when they became so; ready ones when gossip
-// says they died or their session went silent for longer than quiet. A
-// node without a session on this server is not counted lost while it is
-// still ready: after a leader change the dispatcher gives agents a while
-// to reconnect, then marks the missing ones unreachable.
+// unreachable nodes lost it when they became so. A ready node with a
+// session here lost it when its session went silent for longer than
+// quiet: an agent heard within quiet is in contact, whatever gossip says
+// (on a saturated machine gossip declares live members dead by the
+// dozen). A ready node without a session here lost it when gossip says it
+// died; without that word it is not counted lost: after a leader change
+// the dispatcher gives agents a while to reconnect, then marks the
+// missing ones unreachable.
 func (h *NodeHealth) contact(n *berthv1.Node, now time.Time) Contact {
 	since := n.GetStatusSince().AsTime()
 	switch n.Status {
@@ -302,14 +314,14 @@ func (h *NodeHealth) contact(n *berthv1.Node, now time.Time) Contact {
 		return Contact{Counted: recent, Lost: recent, Since: since}
 	case berthv1.NodeStatus_NODE_STATUS_READY:
 		id := n.GetMeta().GetId()
+		if h.sessions != nil {
+			if at, ok := h.sessions.Heard(id); ok {
+				return Contact{Counted: true, Lost: now.Sub(at) > h.quiet, Since: at}
+			}
+		}
 		if h.gossip != nil {
 			if g, ok := h.gossip.State(id); ok && !g.Alive && !g.Left && g.Since.After(since) {
 				return Contact{Counted: true, Lost: true, Since: g.Since}
-			}
-		}
-		if h.sessions != nil && h.quiet > 0 {
-			if at, ok := h.sessions.Heard(id); ok && now.Sub(at) > h.quiet {
-				return Contact{Counted: true, Lost: true, Since: at}
 			}
 		}
 		return Contact{Counted: true}
