@@ -267,3 +267,33 @@ func TestHeldGuardLeavesOpenSessionsToTheDispatcher(t *testing.T) {
 		t.Errorf("verdict = %v %q, want none", v.status, v.message)
 	}
 }
+
+// TestJustRegisteredNodeIsNotDownedByGossip: a node that registered a
+// moment ago, whose session the dispatcher does not list yet, is not
+// downed by a gossip death newer than its registration until the quiet
+// has passed.
+func TestJustRegisteredNodeIsNotDownedByGossip(t *testing.T) {
+	now := time.Now()
+	const quiet = 4 * time.Second
+	for _, tc := range []struct {
+		name       string
+		registered time.Time
+		want       berthv1.NodeStatus
+	}{
+		{"a moment ago", now.Add(-time.Second), berthv1.NodeStatus_NODE_STATUS_UNSPECIFIED},
+		{"longer ago than the quiet", now.Add(-5 * time.Second), berthv1.NodeStatus_NODE_STATUS_DOWN},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := newFakeGossip()
+			g.set("n", gossip.State{Since: now})
+			h := New(nil, nil, g, slog.New(slog.DiscardHandler), time.Hour).WithSessions(heardAt{"other", now}, quiet)
+			n := &berthv1.Node{Meta: &berthv1.Meta{Id: "n"}, Status: berthv1.NodeStatus_NODE_STATUS_READY, StatusSince: timestamppb.New(tc.registered)}
+			if v, _ := h.verdict(n, now); v.status != tc.want {
+				t.Errorf("verdict = %v %q, want %v", v.status, v.message, tc.want)
+			}
+			if c := h.contact(n, now); c.Lost != (tc.want == berthv1.NodeStatus_NODE_STATUS_DOWN) {
+				t.Errorf("contact = %+v", c)
+			}
+		})
+	}
+}

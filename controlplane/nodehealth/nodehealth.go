@@ -216,6 +216,14 @@ func (h *NodeHealth) verdict(n *berthv1.Node, now time.Time) (v verdict, due tim
 				if at, session = h.sessions.Heard(n.GetMeta().GetId()); session && at.Add(h.quiet).After(now) {
 					return verdict{}, at.Add(h.quiet)
 				}
+				// Registering is contact too, and the record is written
+				// before the dispatcher lists the new session: without
+				// this, a node gossip flaps on would be downed the moment
+				// it registers again, over and over (seen at 200
+				// simulated nodes on two busy cores).
+				if since.Add(h.quiet).After(now) {
+					return verdict{}, since.Add(h.quiet)
+				}
 			}
 			switch {
 			case h.held && session:
@@ -316,7 +324,12 @@ func (h *NodeHealth) contact(n *berthv1.Node, now time.Time) Contact {
 		id := n.GetMeta().GetId()
 		if h.sessions != nil {
 			if at, ok := h.sessions.Heard(id); ok {
+				at = maxTime(at, since)
 				return Contact{Counted: true, Lost: now.Sub(at) > h.quiet, Since: at}
+			}
+			if now.Sub(since) <= h.quiet {
+				// Registered a moment ago; its session is being listed.
+				return Contact{Counted: true}
 			}
 		}
 		if h.gossip != nil {
