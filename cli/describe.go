@@ -278,7 +278,7 @@ func describeNode(cmd *cobra.Command, o *rootOptions, ref string) error {
 			"Memory", bytesColumn(n.GetCapacity().GetMemoryBytes()),
 			"Subnet", n.GetSubnet(),
 			"Agent version", n.GetAgentVersion(),
-			"Last heartbeat", ago(now, n.GetLastHeartbeat()),
+			"Last heartbeat", heartbeatWords(now, n),
 			"Images", fmt.Sprint(len(n.GetImages())),
 		)
 		section(w, "Conditions", len(n.GetConditions()), func(tw io.Writer) {

@@ -240,7 +240,7 @@ func newGetNodesCommand(o *rootOptions, use string, aliases []string) *cobra.Com
 							Memory:        n.GetCapacity().GetMemoryBytes(),
 							LastHeartbeat: rfc3339(n.GetLastHeartbeat()),
 							Message:       n.GetStatusMessage(),
-							heartbeat:     ago(now, n.GetLastHeartbeat()),
+							heartbeat:     heartbeatWords(now, n),
 							milliCPU:      n.GetCapacity().GetMilliCpus(),
 						})
 					}

@@ -39,6 +39,7 @@ them. "berth node activate" takes them back.`),
 moved away stay where they are; "berth rebalance" spreads them again.`),
 		newNodeLabelCommand(o),
 		newNodeRemoveCommand(o),
+		newNodeDownCommand(o),
 	)
 	requireSubcommand(cmd)
 	return cmd

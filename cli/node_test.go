@@ -106,3 +106,17 @@ func TestNodeLsStillWorks(t *testing.T) {
 		t.Errorf("node ls = %q", r.stdout)
 	}
 }
+
+func TestDownNodesLine(t *testing.T) {
+	for _, tc := range []struct {
+		resp *berthv1.MarkNodesDownResponse
+		want string
+	}{
+		{&berthv1.MarkNodesDownResponse{Nodes: []*berthv1.Node{{Name: "node-3"}}}, "node-3 down"},
+		{&berthv1.MarkNodesDownResponse{Nodes: []*berthv1.Node{{Name: "node-3"}, {Name: "node-4"}}, Tasks: 5}, "node-3, node-4 down: 5 tasks moving to other nodes"},
+	} {
+		if got := downNodesLine(tc.resp); got != tc.want {
+			t.Errorf("downNodesLine = %q, want %q", got, tc.want)
+		}
+	}
+}

@@ -50,6 +50,17 @@ func shortDigest(d string) string {
 
 // ago says how long before now t was, coarsely ("12s ago", "3m ago",
 // "5h ago", "2d ago"); "" when t is unset.
+// heartbeatWords is when n's agent was last heard, as `berth node ls`
+// shows it: "connected" while the node is ready (its agent holds a
+// session, heard within three heartbeat periods; heartbeats are not
+// written to the record), otherwise how long ago it was last heard.
+func heartbeatWords(now time.Time, n *berthv1.Node) string {
+	if n.GetStatus() == berthv1.NodeStatus_NODE_STATUS_READY {
+		return "connected"
+	}
+	return ago(now, n.GetLastHeartbeat())
+}
+
 func ago(now time.Time, t *timestamppb.Timestamp) string {
 	if t == nil {
 		return ""

@@ -88,6 +88,9 @@ type Config struct {
 	// NodeDownGrace is how long a node may be out of contact before it is
 	// declared down and its tasks are replaced elsewhere.
 	NodeDownGrace time.Duration
+	// MassLoss is the guard against mass eviction; zero values are the
+	// defaults.
+	MassLoss MassLossGuard
 	// Gossip configures the server's member of the cluster's gossip.
 	Gossip GossipConfig
 	// LeaderLease is how long a leader that died keeps its leadership
@@ -422,6 +425,26 @@ func (s *Server) startGossip(advertise string) (*berthv1.GossipConfig, error) {
 	}, nil
 }
 
+// MassLossGuard says when so many nodes losing contact at once is taken
+// for a failure of the control plane's own network (see nodehealth.Guard).
+type MassLossGuard struct {
+	// Share of the nodes; 0 is nodehealth.DefaultGuardShare, negative
+	// turns the guard off.
+	Share float64
+	// MinNodes is the fewest nodes it applies to; 0 is
+	// nodehealth.DefaultGuardMinNodes.
+	MinNodes int
+}
+
+// Flagged is g as command-line flags give it, where a share of 0 turns
+// the guard off.
+func (g MassLossGuard) Flagged() MassLossGuard {
+	if g.Share == 0 {
+		g.Share = -1
+	}
+	return g
+}
+
 // lead campaigns for leadership through etcd and, while this server
 // leads, runs the orchestrator, node health and the dispatcher's term.
 // Every write they make carries the term's fence.
@@ -430,7 +453,13 @@ func (s *Server) lead(ctx context.Context, address string) error {
 		orchestrator.WithNotReadyGrace(s.cfg.NotReadyGrace))
 	period := cmp.Or(s.cfg.HeartbeatPeriod, dispatcher.DefaultHeartbeatPeriod)
 	health := nodehealth.New(s.store, s.cache, s.gossip, s.log.With("component", "nodehealth"), s.cfg.NodeDownGrace).
-		WithSessions(s.disp, period+period/4)
+		// Two periods: under load a heartbeat arrives a period late
+		// without the node being dead, and a false down verdict
+		// moves its tasks and adds to the load (at 200 simulated nodes
+		// on two cores, a quarter of a period of slack let gossip's
+		// false deaths through and the cluster never settled).
+		WithSessions(s.disp, 2*period).
+		WithGuard(cmp.Or(s.cfg.MassLoss.Share, nodehealth.DefaultGuardShare), cmp.Or(s.cfg.MassLoss.MinNodes, nodehealth.DefaultGuardMinNodes))
 	return campaign(ctx, s.etcd, s.log, address, s.cfg.LeaderLease, func(ctx context.Context) error {
 		s.leader.set(address)
 		ctx, cancel := context.WithCancel(ctx)

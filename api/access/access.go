@@ -148,6 +148,7 @@ var Methods = map[string]Rule{
 	cluster + "ListServers":    admin(false),
 	cluster + "UpdateNode":     admin(true),
 	cluster + "RemoveNode":     admin(true),
+	cluster + "MarkNodesDown":  admin(true),
 	cluster + "UpdateSettings": admin(true),
 	cluster + "JoinToken":      admin(true),
 	cluster + "RotateCA":       admin(true),

@@ -43,6 +43,7 @@ type serverFlags struct {
 	etcdTLS                                                                                 etcd.ClientTLS
 	nodeDownGrace, heartbeat, leaderLease, certLifetime, notReadyGrace                      time.Duration
 	profiles                                                                                bool
+	massLoss                                                                                controlplane.MassLossGuard
 	gossip                                                                                  controlplane.GossipConfig
 	limits                                                                                  ratelimit.Config
 	log                                                                                     logFlags
@@ -68,6 +69,8 @@ func (f *serverFlags) add(cmd *cobra.Command, dataDir string) {
 	cmd.Flags().StringVar(&f.metricsAddr, "metrics-addr", defaultServerMetricsAddr, "host:port to serve Prometheus metrics on, at /metrics (\"\" turns them off)")
 	cmd.Flags().BoolVar(&f.profiles, "profiles", false, "also serve Go's runtime profiles (CPU, heap) at /debug/pprof/ on --metrics-addr, which must be a loopback address")
 	cmd.Flags().DurationVar(&f.nodeDownGrace, "node-down-grace", nodehealth.DefaultGrace, "how long a node may be out of contact before it is down and its tasks run elsewhere (gossip declares a dead node down sooner)")
+	cmd.Flags().Float64Var(&f.massLoss.Share, "mass-loss-share", nodehealth.DefaultGuardShare, "when more than this share of the nodes lose contact at once, the control plane assumes its own network failed: they stay unreachable, none goes down and no task is replaced until contact returns or `berth node down` (0 turns the guard off)")
+	cmd.Flags().IntVar(&f.massLoss.MinNodes, "mass-loss-min-nodes", nodehealth.DefaultGuardMinNodes, "the fewest nodes a cluster has for --mass-loss-share to apply")
 	cmd.Flags().DurationVar(&f.heartbeat, "heartbeat-period", dispatcher.DefaultHeartbeatPeriod, "how often agents report in; a session silent for 3 periods is lost")
 	cmd.Flags().DurationVar(&f.notReadyGrace, "not-ready-grace", orchestrator.DefaultNotReadyGrace, "how long a node may stay not ready (its agent reports a failing condition: runtime, network, disk) before its replicated tasks move to other nodes")
 	cmd.Flags().StringVar(&f.gossip.Addr, "gossip-addr", "", "host:port for gossip among servers and agents, UDP and TCP (default: an ephemeral port on the advertised host)")
@@ -104,6 +107,7 @@ func (f *serverFlags) config(cmd *cobra.Command, log *slog.Logger) controlplane.
 		ContainerRange:  f.containerRange,
 		NetworkRange:    f.networkRange,
 		NodeDownGrace:   f.nodeDownGrace,
+		MassLoss:        f.massLoss.Flagged(),
 		HeartbeatPeriod: f.heartbeat,
 		NotReadyGrace:   f.notReadyGrace,
 		Gossip:          f.gossip,

@@ -1,11 +1,8 @@
 package dispatcher
 
 import (
-	"context"
-
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
 	"github.com/berthproject/berth/api/nodestate"
-	"github.com/berthproject/berth/controlplane/store"
 )
 
 // This file keeps the node record's conditions (what its agent checked of
@@ -60,63 +57,4 @@ func conditionEvent(old, n *berthv1.Node) *berthv1.Event {
 	ev.Action, ev.Message = "not-ready", "node "+n.GetName()+" is not ready: "+is
 	ev.Attributes["reason"] = is
 	return ev
-}
-
-// conditionsSeen notes the conditions a heartbeat of node nodeID
-// reported as changed, for the next write, and asks for that write now.
-func (h *heartbeats) conditionsSeen(nodeID string, conds []*berthv1.NodeCondition) {
-	h.mu.Lock()
-	if h.conditions == nil {
-		h.conditions = map[string][]*berthv1.NodeCondition{}
-	}
-	h.conditions[nodeID] = conds
-	h.mu.Unlock()
-	select {
-	case h.imagesChanged <- struct{}{}:
-	default:
-	}
-}
-
-// takeConditions returns the conditions noted since the last call.
-func (h *heartbeats) takeConditions() map[string][]*berthv1.NodeCondition {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	c := h.conditions
-	h.conditions = nil
-	return c
-}
-
-// writeConditions stores the nodes' changed conditions and records the
-// events of nodes that became not ready or ready again.
-func (d *Dispatcher) writeConditions(ctx context.Context, conds map[string][]*berthv1.NodeCondition) {
-	if len(conds) == 0 {
-		return
-	}
-	events := map[string]*berthv1.Event{}
-	var changes []store.Change
-	for id, cs := range conds {
-		n, ok := d.cfg.Cache.Node(id)
-		if !ok {
-			continue
-		}
-		changes = append(changes, store.Change{Key: store.NodeKey(id), Current: n, Apply: func(o store.Object) bool {
-			n := o.(*berthv1.Node)
-			old := &berthv1.Node{Meta: n.GetMeta(), Name: n.GetName(), Conditions: n.GetConditions()}
-			n.Conditions = mergeConditions(n.GetConditions(), cs)
-			// Called again on a conflict, with the record read anew.
-			events[id] = conditionEvent(old, n)
-			return true
-		}})
-	}
-	if _, err := d.cfg.Store.Update(ctx, changes); err != nil {
-		if ctx.Err() == nil {
-			d.log.Warn("writing node conditions", "nodes", len(changes), "err", err)
-		}
-		return
-	}
-	for _, ev := range events {
-		if ev != nil {
-			d.cfg.Store.RecordEvent(ev)
-		}
-	}
 }

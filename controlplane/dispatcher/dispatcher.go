@@ -356,7 +356,6 @@ func (d *Dispatcher) Session(stream berthv1.AgentService_SessionServer) error {
 	}
 	d.mu.Unlock()
 	defer d.unregister(s)
-	d.beats.seen(who.ID, nil)
 
 	welcome := &berthv1.SessionWelcome{
 		NodeId:          who.ID,
@@ -417,14 +416,7 @@ func (d *Dispatcher) receive(ctx context.Context, s *session, stream berthv1.Age
 		case *berthv1.AgentMessage_Status:
 			d.reports.add(nodeID, m.Status.GetTasks())
 		case *berthv1.AgentMessage_Heartbeat:
-			var images *nodeImages
-			if hb := m.Heartbeat; hb.GetImagesChanged() {
-				images = &nodeImages{names: append([]string{}, hb.GetImages()...), digests: hb.GetImageDigests()}
-			}
-			d.beats.seen(nodeID, images)
-			if m.Heartbeat.GetConditionsChanged() {
-				d.beats.conditionsSeen(nodeID, m.Heartbeat.GetConditions())
-			}
+			d.beats.heartbeat(nodeID, m.Heartbeat)
 		case *berthv1.AgentMessage_RenewCertificate:
 			d.renew(ctx, s, m.RenewCertificate)
 		}
@@ -479,17 +471,19 @@ func (d *Dispatcher) unregister(s *session) {
 	if s.silent.Load() {
 		why = fmt.Sprintf("no heartbeat for %s", silentHeartbeats*d.cfg.HeartbeatPeriod)
 	}
-	if err := d.markUnreachable(ctx, why, s.nodeID); err != nil {
+	if err := d.markUnreachable(ctx, why, map[string]time.Time{s.nodeID: time.Unix(0, s.lastHeard.Load())}); err != nil {
 		d.log.Warn("marking node unreachable", "id", s.nodeID, "err", err)
 	}
 }
 
-// markUnreachable makes the ready nodes among ids unreachable for reason why,
-// in as few transactions as etcd allows. A node that is not ready stays as
-// it is: one declared down stays down until its agent is back.
-func (d *Dispatcher) markUnreachable(ctx context.Context, why string, ids ...string) error {
+// markUnreachable makes the ready nodes among heard's keys unreachable for
+// reason why, in as few transactions as etcd allows, recording as their
+// last heartbeat when their agent was last heard (a zero time leaves it).
+// A node that is not ready stays as it is: one declared down stays down
+// until its agent is back.
+func (d *Dispatcher) markUnreachable(ctx context.Context, why string, heard map[string]time.Time) error {
 	var changes []store.Change
-	for _, id := range ids {
+	for id, at := range heard {
 		n, ok := d.cfg.Cache.Node(id)
 		if !ok {
 			continue
@@ -500,6 +494,9 @@ func (d *Dispatcher) markUnreachable(ctx context.Context, why string, ids ...str
 				return false
 			}
 			n.Status, n.StatusMessage, n.StatusSince = berthv1.NodeStatus_NODE_STATUS_UNREACHABLE, why, timestamppb.Now()
+			if !at.IsZero() {
+				n.LastHeartbeat = timestamppb.New(at)
+			}
 			return true
 		}})
 	}

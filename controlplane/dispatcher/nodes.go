@@ -24,11 +24,6 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
-// heartbeatWritePeriod is how often heartbeat times and image lists reach
-// the store: often enough for `berth node ls`, rarely enough that a
-// thousand nodes cost one transaction every few seconds.
-const heartbeatWritePeriod = 5 * time.Second
-
 // SubnetPool hands out one container subnet per node from a cluster range.
 type SubnetPool struct {
 	mu     sync.Mutex
@@ -292,58 +287,4 @@ func addressHost(address string) (string, bool) {
 		return ip.String(), !ip.IsUnspecified()
 	}
 	return strings.ToLower(host), true
-}
-
-// writeHeartbeats records heartbeat times and image lists every period,
-// and at once when a node's images changed.
-func (d *Dispatcher) writeHeartbeats(ctx context.Context) {
-	tick := time.NewTicker(heartbeatWritePeriod)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		case <-d.beats.imagesChanged:
-		}
-		last, images := d.beats.take()
-		d.writeConditions(ctx, d.beats.takeConditions())
-		var changes []store.Change
-		for id, at := range last {
-			n, ok := d.cfg.Cache.Node(id)
-			if !ok {
-				continue
-			}
-			imgs, imagesChanged := images[id]
-			at := at
-			changes = append(changes, store.Change{Key: store.NodeKey(id), Current: n, Apply: func(o store.Object) bool {
-				n := o.(*berthv1.Node)
-				n.LastHeartbeat = timestamppb.New(at)
-				if imagesChanged {
-					n.Images = imgs.names
-					n.ImageDigests = imageDigests(imgs, n.ImageDigests)
-				}
-				return true
-			}})
-		}
-		if _, err := d.cfg.Store.Update(ctx, changes); err != nil && ctx.Err() == nil {
-			d.log.Warn("writing heartbeats", "nodes", len(changes), "err", err)
-		}
-	}
-}
-
-// imageDigests is the digest map to store with a node's new image list:
-// the one the agent sent, or, from an agent that sends none, the stored
-// one without the images the node no longer has.
-func imageDigests(imgs nodeImages, stored map[string]string) map[string]string {
-	if imgs.digests != nil {
-		return imgs.digests
-	}
-	keep := map[string]string{}
-	for _, name := range imgs.names {
-		if d, ok := stored[name]; ok {
-			keep[name] = d
-		}
-	}
-	return keep
 }

@@ -6,7 +6,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
 	"github.com/berthproject/berth/controlplane/store"
@@ -81,57 +80,6 @@ func (q *reportQueue) take() map[string]*pendingReports {
 	out := q.pending
 	q.pending = map[string]*pendingReports{}
 	return out
-}
-
-// heartbeats remembers when each node was last heard from, and its image
-// list when it changed, until the next write.
-type heartbeats struct {
-	mu     sync.Mutex
-	last   map[string]time.Time
-	images map[string]nodeImages
-	// imagesChanged is signalled when a node's images changed: they are
-	// written at once, since peers may wait to fetch an image from it.
-	// Changed conditions signal it too (conditions.go).
-	imagesChanged chan struct{}
-	// conditions are the nodes' conditions that heartbeats reported as
-	// changed since the last write.
-	conditions map[string][]*berthv1.NodeCondition
-}
-
-// nodeImages is a node's image list and the manifest digest of each
-// image (nil from agents that do not send digests).
-type nodeImages struct {
-	names   []string
-	digests map[string]string
-}
-
-func newHeartbeats() *heartbeats {
-	return &heartbeats{last: map[string]time.Time{}, images: map[string]nodeImages{}, imagesChanged: make(chan struct{}, 1)}
-}
-
-// seen notes a heartbeat of node nodeID; images is nil when they did not
-// change.
-func (h *heartbeats) seen(nodeID string, images *nodeImages) {
-	h.mu.Lock()
-	h.last[nodeID] = time.Now()
-	if images != nil {
-		h.images[nodeID] = *images
-	}
-	h.mu.Unlock()
-	if images != nil {
-		select {
-		case h.imagesChanged <- struct{}{}:
-		default:
-		}
-	}
-}
-
-func (h *heartbeats) take() (map[string]time.Time, map[string]nodeImages) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	last, images := h.last, h.images
-	h.last, h.images = map[string]time.Time{}, map[string]nodeImages{}
-	return last, images
 }
 
 // noteStatusChanges remembers the batch's tasks as they are before its

@@ -110,14 +110,16 @@ func (d *Dispatcher) awaitReconnects(ctx context.Context) {
 		return
 	case <-t.C:
 	}
-	var lost []string
+	// This server never heard the lost nodes: their last heartbeat stays
+	// what the last record write said.
+	lost := map[string]time.Time{}
 	for _, n := range d.cfg.Cache.Nodes() {
 		if id := n.GetMeta().GetId(); n.Status == berthv1.NodeStatus_NODE_STATUS_READY && !d.connected(id) {
-			lost = append(lost, id)
+			lost[id] = time.Time{}
 		}
 	}
 	// One batch: after a failover, many nodes may be missing at once.
-	if err := d.markUnreachable(ctx, "no session with the leader since it was elected", lost...); err != nil && ctx.Err() == nil {
+	if err := d.markUnreachable(ctx, "no session with the leader since it was elected", lost); err != nil && ctx.Err() == nil {
 		d.log.Warn("marking nodes unreachable", "nodes", len(lost), "err", err)
 	}
 }

@@ -15,6 +15,7 @@ package nodehealth
 import (
 	"context"
 	"log/slog"
+	"strings"
 	"time"
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
@@ -51,6 +52,12 @@ type NodeHealth struct {
 	// quiet is alive, whatever gossip says.
 	sessions Sessions
 	quiet    time.Duration
+	guard    Guard
+	// held is whether the guard held at the last judgement; liftedAt is
+	// when it last lifted: the nodes it kept unreachable get their grace
+	// again from then. Only Run's goroutine uses them.
+	held     bool
+	liftedAt time.Time
 }
 
 // New returns the node health component; grace 0 means DefaultGrace, and
@@ -59,7 +66,17 @@ func New(s *store.Store, c *store.Cache, g Gossip, log *slog.Logger, grace time.
 	if grace <= 0 {
 		grace = DefaultGrace
 	}
-	return &NodeHealth{store: s, cache: c, gossip: g, log: log, grace: grace, now: time.Now}
+	return &NodeHealth{store: s, cache: c, gossip: g, log: log, grace: grace, now: time.Now,
+		guard: Guard{Share: DefaultGuardShare, MinNodes: DefaultGuardMinNodes, Window: grace}}
+}
+
+// WithGuard sets the share of nodes that must lose contact at once, and
+// the fewest nodes, for the guard against mass eviction to hold (see
+// Guard); share 0 or less turns it off. The window is the grace: losses
+// closer together than that are one event.
+func (h *NodeHealth) WithGuard(share float64, minNodes int) *NodeHealth {
+	h.guard.Share, h.guard.MinNodes = share, minNodes
+	return h
 }
 
 // WithSessions makes gossip's word that a ready node died count only once
@@ -123,10 +140,14 @@ type verdict struct {
 // ends.
 func (h *NodeHealth) judge(ctx context.Context) (time.Time, error) {
 	now := h.now()
+	nodes := h.cache.Nodes()
 	var next time.Time
 	var changes []store.Change
 	var events []*berthv1.Event
-	for _, n := range h.cache.Nodes() {
+	if ev := h.judgeGuard(nodes, now); ev != nil {
+		events = append(events, ev)
+	}
+	for _, n := range nodes {
 		v, due := h.verdict(n, now)
 		if !due.IsZero() && (next.IsZero() || due.Before(next)) {
 			next = due
@@ -156,6 +177,14 @@ func (h *NodeHealth) judge(ctx context.Context) (time.Time, error) {
 			return true
 		}})
 	}
+	if h.held {
+		// Sessions that come back before the dispatcher gave up on them
+		// write nothing: look again while the guard holds.
+		again := now.Add(max(h.quiet, time.Second))
+		if next.IsZero() || again.Before(next) {
+			next = again
+		}
+	}
 	if _, err := h.store.Update(ctx, changes); err != nil {
 		return next, err
 	}
@@ -181,20 +210,40 @@ func (h *NodeHealth) verdict(n *berthv1.Node, now time.Time) (v verdict, due tim
 		// (a dead machine closes no connection). A death older than
 		// the session is of an earlier life of the node.
 		if failed && g.Since.After(since) {
+			session := false
 			if h.sessions != nil {
-				if at, ok := h.sessions.Heard(n.GetMeta().GetId()); ok && at.Add(h.quiet).After(now) {
+				var at time.Time
+				if at, session = h.sessions.Heard(n.GetMeta().GetId()); session && at.Add(h.quiet).After(now) {
 					return verdict{}, at.Add(h.quiet)
 				}
+				// Registering is contact too, and the record is written
+				// before the dispatcher lists the new session: without
+				// this, a node gossip flaps on would be downed the moment
+				// it registers again, over and over (seen at 200
+				// simulated nodes on two busy cores).
+				if since.Add(h.quiet).After(now) {
+					return verdict{}, since.Add(h.quiet)
+				}
+			}
+			switch {
+			case h.held && session:
+				// Its session is silent but open: the dispatcher
+				// marks it unreachable if it stays so. Marking it
+				// here too would only add writes while the guard
+				// holds, and flip it back when it talks again.
+				return verdict{}, time.Time{}
+			case h.held:
+				return verdict{berthv1.NodeStatus_NODE_STATUS_UNREACHABLE, "gossip: the node stopped answering probes; " + heldMessage}, time.Time{}
 			}
 			return verdict{berthv1.NodeStatus_NODE_STATUS_DOWN, "gossip: the node stopped answering probes"}, time.Time{}
 		}
 	case berthv1.NodeStatus_NODE_STATUS_UNREACHABLE:
-		if failed {
-			return verdict{berthv1.NodeStatus_NODE_STATUS_DOWN, "session lost, and gossip: the node stopped answering probes"}, time.Time{}
-		}
-		due = since.Add(h.grace)
-		if !due.After(now) {
-			return verdict{berthv1.NodeStatus_NODE_STATUS_DOWN, "no contact for " + h.grace.String()}, time.Time{}
+		// Marked for gossip's word or a silent session, while its
+		// session lived on: it talks again, so it is ready.
+		if h.sessions != nil {
+			if at, ok := h.sessions.Heard(n.GetMeta().GetId()); ok && at.After(since) && now.Sub(at) <= h.quiet {
+				return verdict{berthv1.NodeStatus_NODE_STATUS_READY, ""}, time.Time{}
+			}
 		}
 		msg := n.StatusMessage
 		switch {
@@ -202,10 +251,102 @@ func (h *NodeHealth) verdict(n *berthv1.Node, now time.Time) (v verdict, due tim
 			msg = "session lost; gossip still sees the node alive"
 		case known && g.Left:
 			msg = "session lost; the agent stopped"
+		case failed:
+			msg = "session lost, and gossip: the node stopped answering probes"
+		}
+		if h.held {
+			// No timer: the guard lifts on a change (a session back,
+			// gossip), which wakes Run.
+			return verdict{berthv1.NodeStatus_NODE_STATUS_UNREACHABLE, strings.TrimSuffix(msg, "; "+heldMessage) + "; " + heldMessage}, time.Time{}
+		}
+		msg = strings.TrimSuffix(msg, "; "+heldMessage)
+		// A node the guard kept unreachable gets its grace again from
+		// the lift: contact may be coming back to it too, and gossip
+		// needs a while to see it alive again.
+		recentLift := !h.liftedAt.IsZero() && now.Before(h.liftedAt.Add(h.grace))
+		if failed && !recentLift {
+			return verdict{berthv1.NodeStatus_NODE_STATUS_DOWN, msg}, time.Time{}
+		}
+		due = maxTime(since, h.liftedAt).Add(h.grace)
+		if !due.After(now) {
+			return verdict{berthv1.NodeStatus_NODE_STATUS_DOWN, "no contact for " + now.Sub(since).Round(time.Second).String()}, time.Time{}
 		}
 		return verdict{berthv1.NodeStatus_NODE_STATUS_UNREACHABLE, msg}, due
 	}
 	return verdict{}, time.Time{}
+}
+
+// judgeGuard decides whether the guard holds over nodes at now, logs when
+// it engages or lifts, and returns the event to record then (nil
+// otherwise).
+func (h *NodeHealth) judgeGuard(nodes []*berthv1.Node, now time.Time) *berthv1.Event {
+	contacts := make([]Contact, 0, len(nodes))
+	for _, n := range nodes {
+		contacts = append(contacts, h.contact(n, now))
+	}
+	held := h.guard.Holds(contacts, now, h.held)
+	if held == h.held {
+		return nil
+	}
+	h.held = held
+	counted, lost, _ := h.guard.count(contacts, now)
+	if held {
+		msg := engagedWords(lost, counted)
+		h.log.Error(msg, "lost", lost, "nodes", counted)
+		return &berthv1.Event{Kind: store.EventKindNode, Action: "mass-loss", Message: msg}
+	}
+	h.liftedAt = now
+	msg := liftedWords(lost, counted)
+	h.log.Warn(msg, "lost", lost, "nodes", counted)
+	return &berthv1.Event{Kind: store.EventKindNode, Action: "mass-loss-lifted", Message: msg}
+}
+
+// contact is n's contact with the control plane as the guard counts it:
+// unreachable nodes lost it when they became so. A ready node with a
+// session here lost it when its session went silent for longer than
+// quiet: an agent heard within quiet is in contact, whatever gossip says
+// (on a saturated machine gossip declares live members dead by the
+// dozen). A ready node without a session here lost it when gossip says it
+// died; without that word it is not counted lost: after a leader change
+// the dispatcher gives agents a while to reconnect, then marks the
+// missing ones unreachable.
+func (h *NodeHealth) contact(n *berthv1.Node, now time.Time) Contact {
+	since := n.GetStatusSince().AsTime()
+	switch n.Status {
+	case berthv1.NodeStatus_NODE_STATUS_UNREACHABLE:
+		return Contact{Counted: true, Lost: true, Since: since}
+	case berthv1.NodeStatus_NODE_STATUS_DOWN:
+		// Down within the window: lost with the others, and counted so
+		// the share is of the nodes there were.
+		recent := now.Sub(since) <= h.guard.Window
+		return Contact{Counted: recent, Lost: recent, Since: since}
+	case berthv1.NodeStatus_NODE_STATUS_READY:
+		id := n.GetMeta().GetId()
+		if h.sessions != nil {
+			if at, ok := h.sessions.Heard(id); ok {
+				at = maxTime(at, since)
+				return Contact{Counted: true, Lost: now.Sub(at) > h.quiet, Since: at}
+			}
+			if now.Sub(since) <= h.quiet {
+				// Registered a moment ago; its session is being listed.
+				return Contact{Counted: true}
+			}
+		}
+		if h.gossip != nil {
+			if g, ok := h.gossip.State(id); ok && !g.Alive && !g.Left && g.Since.After(since) {
+				return Contact{Counted: true, Lost: true, Since: g.Since}
+			}
+		}
+		return Contact{Counted: true}
+	}
+	return Contact{}
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 func statusName(s berthv1.NodeStatus) string {

@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/http"
+	"os"
+	"strings"
 	"text/tabwriter"
 	"time"
 )
@@ -52,6 +55,15 @@ func (r *Report) TasksPerSecond() float64 {
 	return float64(r.Tasks) / r.AllRunning.Seconds()
 }
 
+// ServerCPUPer1kTasks is the server's CPU seconds over apply → all
+// running, per 1,000 tasks.
+func (r *Report) ServerCPUPer1kTasks() float64 {
+	if r.Tasks <= 0 {
+		return 0
+	}
+	return r.ServerCPUApply.Seconds() * 1000 / float64(r.Tasks)
+}
+
 // PlacementsPerSecond is placements over apply → all placed.
 func (r *Report) PlacementsPerSecond() float64 {
 	if r.AllPlaced <= 0 {
@@ -84,7 +96,7 @@ func (r *Report) Write(w io.Writer) error {
 		row("etcd per task", "%.2f revisions, %.0f bytes of db growth", float64(r.EtcdRevisions)/float64(r.Tasks), float64(r.DBAfter-r.DBBefore)/float64(r.Tasks))
 	}
 	row("server memory", "peak %s, %s at the end", mib(r.ServerPeak), mib(r.ServerRSS))
-	row("CPU during apply", "server %s, pools %s", s(r.ServerCPUApply), s(r.PoolsCPUApply))
+	row("CPU during apply", "server %s (%.3f s per 1,000 tasks), pools %s", s(r.ServerCPUApply), r.ServerCPUPer1kTasks(), s(r.PoolsCPUApply))
 	row("CPU whole run", "server %s, pools %s", s(r.ServerCPU), s(r.PoolsCPU))
 	if d := r.Detection; d != nil {
 		row("killed nodes", "%d", d.Nodes)
@@ -110,6 +122,44 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return r, fmt.Errorf("%w (logs in %s; -keep leaves them)", err, c.Dir())
 	}
 	return r, nil
+}
+
+// profileServer writes the server's CPU profile over the next
+// Config.ServerProfileSeconds to Config.ServerCPUProfile, when set; the
+// channel gives the outcome once it is written.
+func (c *Cluster) profileServer(ctx context.Context) <-chan error {
+	done := make(chan error, 1)
+	if c.cfg.ServerCPUProfile == "" {
+		done <- nil
+		return done
+	}
+	url := strings.TrimSuffix(c.srv.metricsURL, "/metrics") + fmt.Sprintf("/debug/pprof/profile?seconds=%d", c.cfg.ServerProfileSeconds)
+	go func() {
+		done <- func() error {
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+			if err != nil {
+				return err
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				return err
+			}
+			defer resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				return fmt.Errorf("%s: %s", url, resp.Status)
+			}
+			f, err := os.Create(c.cfg.ServerCPUProfile)
+			if err != nil {
+				return err
+			}
+			if _, err := io.Copy(f, resp.Body); err != nil {
+				f.Close()
+				return err
+			}
+			return f.Close()
+		}()
+	}()
+	return done
 }
 
 // snapshot is the cost counters at one moment.
@@ -202,6 +252,12 @@ func (c *Cluster) Measure(ctx context.Context) (*Report, error) {
 		return nil, err
 	}
 	placed0 := before.m.get("berth_placements_total", "")
+	profiled := c.profileServer(ctx)
+	defer func() {
+		if err := <-profiled; err != nil {
+			c.progress("server CPU profile: %v", err)
+		}
+	}()
 	start := time.Now()
 	if err := c.Apply(ctx); err != nil {
 		return nil, err

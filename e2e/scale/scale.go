@@ -62,6 +62,11 @@ type Config struct {
 	// PoolHeapProfile, when set, is a file the same pool writes its heap
 	// profile to (runtime/pprof) as it stops, its agents still running.
 	PoolHeapProfile string
+	// ServerCPUProfile, when set, is a file the server's CPU profile is
+	// written to: ServerProfileSeconds (default 30) from the apply on,
+	// read from the server's /debug/pprof/ (it runs with --profiles).
+	ServerCPUProfile     string
+	ServerProfileSeconds int
 	// Settle, when set, is the longest wait after the nodes joined for
 	// the cluster to go quiet (its CPU use to drop) before the apply.
 	Settle time.Duration
@@ -112,6 +117,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.RunningTimeout <= 0 {
 		c.RunningTimeout = 10 * time.Minute
+	}
+	if c.ServerProfileSeconds <= 0 {
+		c.ServerProfileSeconds = 30
 	}
 	if c.SettleCores <= 0 {
 		c.SettleCores = 0.25

@@ -63,6 +63,9 @@ func startServer(ctx context.Context, cfg *Config, dir string) (*server, error) 
 	if len(cfg.EtcdEndpoints) > 0 {
 		args = append(args, "--etcd-endpoints", strings.Join(cfg.EtcdEndpoints, ","))
 	}
+	if cfg.ServerCPUProfile != "" {
+		args = append(args, "--profiles")
+	}
 	args = append(args, cfg.ServerArgs...)
 	logf, err := os.Create(s.logPath)
 	if err != nil {

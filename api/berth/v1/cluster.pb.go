@@ -1088,6 +1088,106 @@ func (x *RemoveNodeRequest) GetForce() bool {
 	return false
 }
 
+type MarkNodesDownRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// nodes are the nodes' names or IDs.
+	Nodes         []string `protobuf:"bytes,1,rep,name=nodes,proto3" json:"nodes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MarkNodesDownRequest) Reset() {
+	*x = MarkNodesDownRequest{}
+	mi := &file_berth_v1_cluster_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MarkNodesDownRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MarkNodesDownRequest) ProtoMessage() {}
+
+func (x *MarkNodesDownRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_cluster_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MarkNodesDownRequest.ProtoReflect.Descriptor instead.
+func (*MarkNodesDownRequest) Descriptor() ([]byte, []int) {
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *MarkNodesDownRequest) GetNodes() []string {
+	if x != nil {
+		return x.Nodes
+	}
+	return nil
+}
+
+type MarkNodesDownResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// nodes are the nodes as marked.
+	Nodes []*Node `protobuf:"bytes,1,rep,name=nodes,proto3" json:"nodes,omitempty"`
+	// tasks is how many live tasks they held: they are replaced on other
+	// nodes.
+	Tasks         uint32 `protobuf:"varint,2,opt,name=tasks,proto3" json:"tasks,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MarkNodesDownResponse) Reset() {
+	*x = MarkNodesDownResponse{}
+	mi := &file_berth_v1_cluster_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MarkNodesDownResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MarkNodesDownResponse) ProtoMessage() {}
+
+func (x *MarkNodesDownResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_cluster_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MarkNodesDownResponse.ProtoReflect.Descriptor instead.
+func (*MarkNodesDownResponse) Descriptor() ([]byte, []int) {
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *MarkNodesDownResponse) GetNodes() []*Node {
+	if x != nil {
+		return x.Nodes
+	}
+	return nil
+}
+
+func (x *MarkNodesDownResponse) GetTasks() uint32 {
+	if x != nil {
+		return x.Tasks
+	}
+	return 0
+}
+
 type RemoveNodeResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Node  *Node                  `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
@@ -1103,7 +1203,7 @@ type RemoveNodeResponse struct {
 
 func (x *RemoveNodeResponse) Reset() {
 	*x = RemoveNodeResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[18]
+	mi := &file_berth_v1_cluster_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1115,7 +1215,7 @@ func (x *RemoveNodeResponse) String() string {
 func (*RemoveNodeResponse) ProtoMessage() {}
 
 func (x *RemoveNodeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[18]
+	mi := &file_berth_v1_cluster_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1128,7 +1228,7 @@ func (x *RemoveNodeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveNodeResponse.ProtoReflect.Descriptor instead.
 func (*RemoveNodeResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{18}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *RemoveNodeResponse) GetNode() *Node {
@@ -1164,7 +1264,7 @@ type RotateCARequest struct {
 
 func (x *RotateCARequest) Reset() {
 	*x = RotateCARequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[19]
+	mi := &file_berth_v1_cluster_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1176,7 +1276,7 @@ func (x *RotateCARequest) String() string {
 func (*RotateCARequest) ProtoMessage() {}
 
 func (x *RotateCARequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[19]
+	mi := &file_berth_v1_cluster_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1189,7 +1289,7 @@ func (x *RotateCARequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateCARequest.ProtoReflect.Descriptor instead.
 func (*RotateCARequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{19}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *RotateCARequest) GetFinish() bool {
@@ -1220,7 +1320,7 @@ type RotateCAResponse struct {
 
 func (x *RotateCAResponse) Reset() {
 	*x = RotateCAResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[20]
+	mi := &file_berth_v1_cluster_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1232,7 +1332,7 @@ func (x *RotateCAResponse) String() string {
 func (*RotateCAResponse) ProtoMessage() {}
 
 func (x *RotateCAResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[20]
+	mi := &file_berth_v1_cluster_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1245,7 +1345,7 @@ func (x *RotateCAResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateCAResponse.ProtoReflect.Descriptor instead.
 func (*RotateCAResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{20}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *RotateCAResponse) GetCaCertificate() []byte {
@@ -1283,7 +1383,7 @@ type ListVolumesRequest struct {
 
 func (x *ListVolumesRequest) Reset() {
 	*x = ListVolumesRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[21]
+	mi := &file_berth_v1_cluster_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1295,7 +1395,7 @@ func (x *ListVolumesRequest) String() string {
 func (*ListVolumesRequest) ProtoMessage() {}
 
 func (x *ListVolumesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[21]
+	mi := &file_berth_v1_cluster_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1308,7 +1408,7 @@ func (x *ListVolumesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListVolumesRequest.ProtoReflect.Descriptor instead.
 func (*ListVolumesRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{21}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ListVolumesRequest) GetNamespace() string {
@@ -1349,7 +1449,7 @@ type VolumeSummary struct {
 
 func (x *VolumeSummary) Reset() {
 	*x = VolumeSummary{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[22]
+	mi := &file_berth_v1_cluster_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1361,7 +1461,7 @@ func (x *VolumeSummary) String() string {
 func (*VolumeSummary) ProtoMessage() {}
 
 func (x *VolumeSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[22]
+	mi := &file_berth_v1_cluster_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1374,7 +1474,7 @@ func (x *VolumeSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VolumeSummary.ProtoReflect.Descriptor instead.
 func (*VolumeSummary) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{22}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *VolumeSummary) GetVolume() *Volume {
@@ -1421,7 +1521,7 @@ type ListVolumesResponse struct {
 
 func (x *ListVolumesResponse) Reset() {
 	*x = ListVolumesResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[23]
+	mi := &file_berth_v1_cluster_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1433,7 +1533,7 @@ func (x *ListVolumesResponse) String() string {
 func (*ListVolumesResponse) ProtoMessage() {}
 
 func (x *ListVolumesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[23]
+	mi := &file_berth_v1_cluster_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1446,7 +1546,7 @@ func (x *ListVolumesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListVolumesResponse.ProtoReflect.Descriptor instead.
 func (*ListVolumesResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{23}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ListVolumesResponse) GetVolumes() []*VolumeSummary {
@@ -1466,7 +1566,7 @@ type GetVolumeRequest struct {
 
 func (x *GetVolumeRequest) Reset() {
 	*x = GetVolumeRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[24]
+	mi := &file_berth_v1_cluster_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1478,7 +1578,7 @@ func (x *GetVolumeRequest) String() string {
 func (*GetVolumeRequest) ProtoMessage() {}
 
 func (x *GetVolumeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[24]
+	mi := &file_berth_v1_cluster_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1491,7 +1591,7 @@ func (x *GetVolumeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetVolumeRequest.ProtoReflect.Descriptor instead.
 func (*GetVolumeRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{24}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *GetVolumeRequest) GetNamespace() string {
@@ -1521,7 +1621,7 @@ type RemoveVolumeRequest struct {
 
 func (x *RemoveVolumeRequest) Reset() {
 	*x = RemoveVolumeRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[25]
+	mi := &file_berth_v1_cluster_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1533,7 +1633,7 @@ func (x *RemoveVolumeRequest) String() string {
 func (*RemoveVolumeRequest) ProtoMessage() {}
 
 func (x *RemoveVolumeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[25]
+	mi := &file_berth_v1_cluster_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1546,7 +1646,7 @@ func (x *RemoveVolumeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveVolumeRequest.ProtoReflect.Descriptor instead.
 func (*RemoveVolumeRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{25}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *RemoveVolumeRequest) GetNamespace() string {
@@ -1578,7 +1678,7 @@ type RemoveVolumeResponse struct {
 
 func (x *RemoveVolumeResponse) Reset() {
 	*x = RemoveVolumeResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[26]
+	mi := &file_berth_v1_cluster_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1590,7 +1690,7 @@ func (x *RemoveVolumeResponse) String() string {
 func (*RemoveVolumeResponse) ProtoMessage() {}
 
 func (x *RemoveVolumeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[26]
+	mi := &file_berth_v1_cluster_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1603,7 +1703,7 @@ func (x *RemoveVolumeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveVolumeResponse.ProtoReflect.Descriptor instead.
 func (*RemoveVolumeResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{26}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{28}
 }
 
 type CreateSecretRequest struct {
@@ -1621,7 +1721,7 @@ type CreateSecretRequest struct {
 
 func (x *CreateSecretRequest) Reset() {
 	*x = CreateSecretRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[27]
+	mi := &file_berth_v1_cluster_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1633,7 +1733,7 @@ func (x *CreateSecretRequest) String() string {
 func (*CreateSecretRequest) ProtoMessage() {}
 
 func (x *CreateSecretRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[27]
+	mi := &file_berth_v1_cluster_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1646,7 +1746,7 @@ func (x *CreateSecretRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSecretRequest.ProtoReflect.Descriptor instead.
 func (*CreateSecretRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{27}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *CreateSecretRequest) GetNamespace() string {
@@ -1696,7 +1796,7 @@ type SecretSummary struct {
 
 func (x *SecretSummary) Reset() {
 	*x = SecretSummary{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[28]
+	mi := &file_berth_v1_cluster_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1708,7 +1808,7 @@ func (x *SecretSummary) String() string {
 func (*SecretSummary) ProtoMessage() {}
 
 func (x *SecretSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[28]
+	mi := &file_berth_v1_cluster_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1721,7 +1821,7 @@ func (x *SecretSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SecretSummary.ProtoReflect.Descriptor instead.
 func (*SecretSummary) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{28}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *SecretSummary) GetSecret() *Secret {
@@ -1750,7 +1850,7 @@ type ListSecretsRequest struct {
 
 func (x *ListSecretsRequest) Reset() {
 	*x = ListSecretsRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[29]
+	mi := &file_berth_v1_cluster_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1762,7 +1862,7 @@ func (x *ListSecretsRequest) String() string {
 func (*ListSecretsRequest) ProtoMessage() {}
 
 func (x *ListSecretsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[29]
+	mi := &file_berth_v1_cluster_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1775,7 +1875,7 @@ func (x *ListSecretsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSecretsRequest.ProtoReflect.Descriptor instead.
 func (*ListSecretsRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{29}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ListSecretsRequest) GetNamespace() string {
@@ -1801,7 +1901,7 @@ type ListSecretsResponse struct {
 
 func (x *ListSecretsResponse) Reset() {
 	*x = ListSecretsResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[30]
+	mi := &file_berth_v1_cluster_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1813,7 +1913,7 @@ func (x *ListSecretsResponse) String() string {
 func (*ListSecretsResponse) ProtoMessage() {}
 
 func (x *ListSecretsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[30]
+	mi := &file_berth_v1_cluster_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1826,7 +1926,7 @@ func (x *ListSecretsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSecretsResponse.ProtoReflect.Descriptor instead.
 func (*ListSecretsResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{30}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ListSecretsResponse) GetSecrets() []*SecretSummary {
@@ -1846,7 +1946,7 @@ type GetSecretRequest struct {
 
 func (x *GetSecretRequest) Reset() {
 	*x = GetSecretRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[31]
+	mi := &file_berth_v1_cluster_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1858,7 +1958,7 @@ func (x *GetSecretRequest) String() string {
 func (*GetSecretRequest) ProtoMessage() {}
 
 func (x *GetSecretRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[31]
+	mi := &file_berth_v1_cluster_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1871,7 +1971,7 @@ func (x *GetSecretRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSecretRequest.ProtoReflect.Descriptor instead.
 func (*GetSecretRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{31}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *GetSecretRequest) GetNamespace() string {
@@ -1898,7 +1998,7 @@ type RemoveSecretRequest struct {
 
 func (x *RemoveSecretRequest) Reset() {
 	*x = RemoveSecretRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[32]
+	mi := &file_berth_v1_cluster_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1910,7 +2010,7 @@ func (x *RemoveSecretRequest) String() string {
 func (*RemoveSecretRequest) ProtoMessage() {}
 
 func (x *RemoveSecretRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[32]
+	mi := &file_berth_v1_cluster_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1923,7 +2023,7 @@ func (x *RemoveSecretRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveSecretRequest.ProtoReflect.Descriptor instead.
 func (*RemoveSecretRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{32}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *RemoveSecretRequest) GetNamespace() string {
@@ -1948,7 +2048,7 @@ type RemoveSecretResponse struct {
 
 func (x *RemoveSecretResponse) Reset() {
 	*x = RemoveSecretResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[33]
+	mi := &file_berth_v1_cluster_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1960,7 +2060,7 @@ func (x *RemoveSecretResponse) String() string {
 func (*RemoveSecretResponse) ProtoMessage() {}
 
 func (x *RemoveSecretResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[33]
+	mi := &file_berth_v1_cluster_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1973,7 +2073,7 @@ func (x *RemoveSecretResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveSecretResponse.ProtoReflect.Descriptor instead.
 func (*RemoveSecretResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{33}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{35}
 }
 
 type CreateConfigRequest struct {
@@ -1989,7 +2089,7 @@ type CreateConfigRequest struct {
 
 func (x *CreateConfigRequest) Reset() {
 	*x = CreateConfigRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[34]
+	mi := &file_berth_v1_cluster_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2001,7 +2101,7 @@ func (x *CreateConfigRequest) String() string {
 func (*CreateConfigRequest) ProtoMessage() {}
 
 func (x *CreateConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[34]
+	mi := &file_berth_v1_cluster_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2014,7 +2114,7 @@ func (x *CreateConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateConfigRequest.ProtoReflect.Descriptor instead.
 func (*CreateConfigRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{34}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *CreateConfigRequest) GetNamespace() string {
@@ -2062,7 +2162,7 @@ type ConfigSummary struct {
 
 func (x *ConfigSummary) Reset() {
 	*x = ConfigSummary{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[35]
+	mi := &file_berth_v1_cluster_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2074,7 +2174,7 @@ func (x *ConfigSummary) String() string {
 func (*ConfigSummary) ProtoMessage() {}
 
 func (x *ConfigSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[35]
+	mi := &file_berth_v1_cluster_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2087,7 +2187,7 @@ func (x *ConfigSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigSummary.ProtoReflect.Descriptor instead.
 func (*ConfigSummary) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{35}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ConfigSummary) GetConfig() *Config {
@@ -2116,7 +2216,7 @@ type ListConfigsRequest struct {
 
 func (x *ListConfigsRequest) Reset() {
 	*x = ListConfigsRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[36]
+	mi := &file_berth_v1_cluster_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2128,7 +2228,7 @@ func (x *ListConfigsRequest) String() string {
 func (*ListConfigsRequest) ProtoMessage() {}
 
 func (x *ListConfigsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[36]
+	mi := &file_berth_v1_cluster_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2141,7 +2241,7 @@ func (x *ListConfigsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConfigsRequest.ProtoReflect.Descriptor instead.
 func (*ListConfigsRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{36}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ListConfigsRequest) GetNamespace() string {
@@ -2167,7 +2267,7 @@ type ListConfigsResponse struct {
 
 func (x *ListConfigsResponse) Reset() {
 	*x = ListConfigsResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[37]
+	mi := &file_berth_v1_cluster_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2179,7 +2279,7 @@ func (x *ListConfigsResponse) String() string {
 func (*ListConfigsResponse) ProtoMessage() {}
 
 func (x *ListConfigsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[37]
+	mi := &file_berth_v1_cluster_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2192,7 +2292,7 @@ func (x *ListConfigsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConfigsResponse.ProtoReflect.Descriptor instead.
 func (*ListConfigsResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{37}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ListConfigsResponse) GetConfigs() []*ConfigSummary {
@@ -2212,7 +2312,7 @@ type GetConfigRequest struct {
 
 func (x *GetConfigRequest) Reset() {
 	*x = GetConfigRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[38]
+	mi := &file_berth_v1_cluster_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2224,7 +2324,7 @@ func (x *GetConfigRequest) String() string {
 func (*GetConfigRequest) ProtoMessage() {}
 
 func (x *GetConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[38]
+	mi := &file_berth_v1_cluster_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2237,7 +2337,7 @@ func (x *GetConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConfigRequest.ProtoReflect.Descriptor instead.
 func (*GetConfigRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{38}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *GetConfigRequest) GetNamespace() string {
@@ -2264,7 +2364,7 @@ type RemoveConfigRequest struct {
 
 func (x *RemoveConfigRequest) Reset() {
 	*x = RemoveConfigRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[39]
+	mi := &file_berth_v1_cluster_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2276,7 +2376,7 @@ func (x *RemoveConfigRequest) String() string {
 func (*RemoveConfigRequest) ProtoMessage() {}
 
 func (x *RemoveConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[39]
+	mi := &file_berth_v1_cluster_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2289,7 +2389,7 @@ func (x *RemoveConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveConfigRequest.ProtoReflect.Descriptor instead.
 func (*RemoveConfigRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{39}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *RemoveConfigRequest) GetNamespace() string {
@@ -2314,7 +2414,7 @@ type RemoveConfigResponse struct {
 
 func (x *RemoveConfigResponse) Reset() {
 	*x = RemoveConfigResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[40]
+	mi := &file_berth_v1_cluster_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2326,7 +2426,7 @@ func (x *RemoveConfigResponse) String() string {
 func (*RemoveConfigResponse) ProtoMessage() {}
 
 func (x *RemoveConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[40]
+	mi := &file_berth_v1_cluster_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2339,7 +2439,7 @@ func (x *RemoveConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveConfigResponse.ProtoReflect.Descriptor instead.
 func (*RemoveConfigResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{40}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{42}
 }
 
 // AppFile is a secret or config an app's Compose file defines, with the
@@ -2361,7 +2461,7 @@ type AppFile struct {
 
 func (x *AppFile) Reset() {
 	*x = AppFile{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[41]
+	mi := &file_berth_v1_cluster_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2373,7 +2473,7 @@ func (x *AppFile) String() string {
 func (*AppFile) ProtoMessage() {}
 
 func (x *AppFile) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[41]
+	mi := &file_berth_v1_cluster_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2386,7 +2486,7 @@ func (x *AppFile) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppFile.ProtoReflect.Descriptor instead.
 func (*AppFile) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{41}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *AppFile) GetName() string {
@@ -2439,7 +2539,7 @@ type AppVolume struct {
 
 func (x *AppVolume) Reset() {
 	*x = AppVolume{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[42]
+	mi := &file_berth_v1_cluster_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2451,7 +2551,7 @@ func (x *AppVolume) String() string {
 func (*AppVolume) ProtoMessage() {}
 
 func (x *AppVolume) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[42]
+	mi := &file_berth_v1_cluster_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2464,7 +2564,7 @@ func (x *AppVolume) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppVolume.ProtoReflect.Descriptor instead.
 func (*AppVolume) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{42}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *AppVolume) GetName() string {
@@ -2509,7 +2609,7 @@ type CreateNetworkRequest struct {
 
 func (x *CreateNetworkRequest) Reset() {
 	*x = CreateNetworkRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[43]
+	mi := &file_berth_v1_cluster_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2521,7 +2621,7 @@ func (x *CreateNetworkRequest) String() string {
 func (*CreateNetworkRequest) ProtoMessage() {}
 
 func (x *CreateNetworkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[43]
+	mi := &file_berth_v1_cluster_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2534,7 +2634,7 @@ func (x *CreateNetworkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateNetworkRequest.ProtoReflect.Descriptor instead.
 func (*CreateNetworkRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{43}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *CreateNetworkRequest) GetNamespace() string {
@@ -2584,7 +2684,7 @@ type ListNetworksRequest struct {
 
 func (x *ListNetworksRequest) Reset() {
 	*x = ListNetworksRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[44]
+	mi := &file_berth_v1_cluster_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2596,7 +2696,7 @@ func (x *ListNetworksRequest) String() string {
 func (*ListNetworksRequest) ProtoMessage() {}
 
 func (x *ListNetworksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[44]
+	mi := &file_berth_v1_cluster_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2609,7 +2709,7 @@ func (x *ListNetworksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNetworksRequest.ProtoReflect.Descriptor instead.
 func (*ListNetworksRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{44}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *ListNetworksRequest) GetNamespace() string {
@@ -2640,7 +2740,7 @@ type NetworkSummary struct {
 
 func (x *NetworkSummary) Reset() {
 	*x = NetworkSummary{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[45]
+	mi := &file_berth_v1_cluster_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2652,7 +2752,7 @@ func (x *NetworkSummary) String() string {
 func (*NetworkSummary) ProtoMessage() {}
 
 func (x *NetworkSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[45]
+	mi := &file_berth_v1_cluster_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2665,7 +2765,7 @@ func (x *NetworkSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NetworkSummary.ProtoReflect.Descriptor instead.
 func (*NetworkSummary) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{45}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *NetworkSummary) GetNetwork() *Network {
@@ -2698,7 +2798,7 @@ type ListNetworksResponse struct {
 
 func (x *ListNetworksResponse) Reset() {
 	*x = ListNetworksResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[46]
+	mi := &file_berth_v1_cluster_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2710,7 +2810,7 @@ func (x *ListNetworksResponse) String() string {
 func (*ListNetworksResponse) ProtoMessage() {}
 
 func (x *ListNetworksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[46]
+	mi := &file_berth_v1_cluster_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2723,7 +2823,7 @@ func (x *ListNetworksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNetworksResponse.ProtoReflect.Descriptor instead.
 func (*ListNetworksResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{46}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *ListNetworksResponse) GetNetworks() []*NetworkSummary {
@@ -2743,7 +2843,7 @@ type GetNetworkRequest struct {
 
 func (x *GetNetworkRequest) Reset() {
 	*x = GetNetworkRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[47]
+	mi := &file_berth_v1_cluster_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2755,7 +2855,7 @@ func (x *GetNetworkRequest) String() string {
 func (*GetNetworkRequest) ProtoMessage() {}
 
 func (x *GetNetworkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[47]
+	mi := &file_berth_v1_cluster_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2768,7 +2868,7 @@ func (x *GetNetworkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetNetworkRequest.ProtoReflect.Descriptor instead.
 func (*GetNetworkRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{47}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *GetNetworkRequest) GetNamespace() string {
@@ -2795,7 +2895,7 @@ type RemoveNetworkRequest struct {
 
 func (x *RemoveNetworkRequest) Reset() {
 	*x = RemoveNetworkRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[48]
+	mi := &file_berth_v1_cluster_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2807,7 +2907,7 @@ func (x *RemoveNetworkRequest) String() string {
 func (*RemoveNetworkRequest) ProtoMessage() {}
 
 func (x *RemoveNetworkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[48]
+	mi := &file_berth_v1_cluster_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2820,7 +2920,7 @@ func (x *RemoveNetworkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveNetworkRequest.ProtoReflect.Descriptor instead.
 func (*RemoveNetworkRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{48}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *RemoveNetworkRequest) GetNamespace() string {
@@ -2845,7 +2945,7 @@ type RemoveNetworkResponse struct {
 
 func (x *RemoveNetworkResponse) Reset() {
 	*x = RemoveNetworkResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[49]
+	mi := &file_berth_v1_cluster_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2857,7 +2957,7 @@ func (x *RemoveNetworkResponse) String() string {
 func (*RemoveNetworkResponse) ProtoMessage() {}
 
 func (x *RemoveNetworkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[49]
+	mi := &file_berth_v1_cluster_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2870,7 +2970,7 @@ func (x *RemoveNetworkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveNetworkResponse.ProtoReflect.Descriptor instead.
 func (*RemoveNetworkResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{49}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{51}
 }
 
 // AppNetwork is a network an app's Compose file names.
@@ -2893,7 +2993,7 @@ type AppNetwork struct {
 
 func (x *AppNetwork) Reset() {
 	*x = AppNetwork{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[50]
+	mi := &file_berth_v1_cluster_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2905,7 +3005,7 @@ func (x *AppNetwork) String() string {
 func (*AppNetwork) ProtoMessage() {}
 
 func (x *AppNetwork) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[50]
+	mi := &file_berth_v1_cluster_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2918,7 +3018,7 @@ func (x *AppNetwork) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppNetwork.ProtoReflect.Descriptor instead.
 func (*AppNetwork) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{50}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *AppNetwork) GetName() string {
@@ -2985,7 +3085,7 @@ type ExecStart struct {
 
 func (x *ExecStart) Reset() {
 	*x = ExecStart{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[51]
+	mi := &file_berth_v1_cluster_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2997,7 +3097,7 @@ func (x *ExecStart) String() string {
 func (*ExecStart) ProtoMessage() {}
 
 func (x *ExecStart) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[51]
+	mi := &file_berth_v1_cluster_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3010,7 +3110,7 @@ func (x *ExecStart) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecStart.ProtoReflect.Descriptor instead.
 func (*ExecStart) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{51}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *ExecStart) GetNamespace() string {
@@ -3100,7 +3200,7 @@ type TerminalSize struct {
 
 func (x *TerminalSize) Reset() {
 	*x = TerminalSize{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[52]
+	mi := &file_berth_v1_cluster_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3112,7 +3212,7 @@ func (x *TerminalSize) String() string {
 func (*TerminalSize) ProtoMessage() {}
 
 func (x *TerminalSize) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[52]
+	mi := &file_berth_v1_cluster_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3125,7 +3225,7 @@ func (x *TerminalSize) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TerminalSize.ProtoReflect.Descriptor instead.
 func (*TerminalSize) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{52}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *TerminalSize) GetWidth() uint32 {
@@ -3157,7 +3257,7 @@ type ExecRequest struct {
 
 func (x *ExecRequest) Reset() {
 	*x = ExecRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[53]
+	mi := &file_berth_v1_cluster_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3169,7 +3269,7 @@ func (x *ExecRequest) String() string {
 func (*ExecRequest) ProtoMessage() {}
 
 func (x *ExecRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[53]
+	mi := &file_berth_v1_cluster_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3182,7 +3282,7 @@ func (x *ExecRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecRequest.ProtoReflect.Descriptor instead.
 func (*ExecRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{53}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *ExecRequest) GetPart() isExecRequest_Part {
@@ -3272,7 +3372,7 @@ type ExecResponse struct {
 
 func (x *ExecResponse) Reset() {
 	*x = ExecResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[54]
+	mi := &file_berth_v1_cluster_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3284,7 +3384,7 @@ func (x *ExecResponse) String() string {
 func (*ExecResponse) ProtoMessage() {}
 
 func (x *ExecResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[54]
+	mi := &file_berth_v1_cluster_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3297,7 +3397,7 @@ func (x *ExecResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecResponse.ProtoReflect.Descriptor instead.
 func (*ExecResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{54}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *ExecResponse) GetPart() isExecResponse_Part {
@@ -3389,7 +3489,7 @@ type TopRequest struct {
 
 func (x *TopRequest) Reset() {
 	*x = TopRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[55]
+	mi := &file_berth_v1_cluster_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3401,7 +3501,7 @@ func (x *TopRequest) String() string {
 func (*TopRequest) ProtoMessage() {}
 
 func (x *TopRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[55]
+	mi := &file_berth_v1_cluster_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3414,7 +3514,7 @@ func (x *TopRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopRequest.ProtoReflect.Descriptor instead.
 func (*TopRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{55}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *TopRequest) GetNamespace() string {
@@ -3472,7 +3572,7 @@ type TaskStats struct {
 
 func (x *TaskStats) Reset() {
 	*x = TaskStats{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[56]
+	mi := &file_berth_v1_cluster_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3484,7 +3584,7 @@ func (x *TaskStats) String() string {
 func (*TaskStats) ProtoMessage() {}
 
 func (x *TaskStats) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[56]
+	mi := &file_berth_v1_cluster_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3497,7 +3597,7 @@ func (x *TaskStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskStats.ProtoReflect.Descriptor instead.
 func (*TaskStats) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{56}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *TaskStats) GetTaskId() string {
@@ -3567,7 +3667,7 @@ type TopResponse struct {
 
 func (x *TopResponse) Reset() {
 	*x = TopResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[57]
+	mi := &file_berth_v1_cluster_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3579,7 +3679,7 @@ func (x *TopResponse) String() string {
 func (*TopResponse) ProtoMessage() {}
 
 func (x *TopResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[57]
+	mi := &file_berth_v1_cluster_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3592,7 +3692,7 @@ func (x *TopResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopResponse.ProtoReflect.Descriptor instead.
 func (*TopResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{57}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *TopResponse) GetTasks() []*TaskStats {
@@ -3625,7 +3725,7 @@ type CreateAPITokenRequest struct {
 
 func (x *CreateAPITokenRequest) Reset() {
 	*x = CreateAPITokenRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[58]
+	mi := &file_berth_v1_cluster_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3637,7 +3737,7 @@ func (x *CreateAPITokenRequest) String() string {
 func (*CreateAPITokenRequest) ProtoMessage() {}
 
 func (x *CreateAPITokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[58]
+	mi := &file_berth_v1_cluster_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3650,7 +3750,7 @@ func (x *CreateAPITokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAPITokenRequest.ProtoReflect.Descriptor instead.
 func (*CreateAPITokenRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{58}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *CreateAPITokenRequest) GetName() string {
@@ -3692,7 +3792,7 @@ type CreateAPITokenResponse struct {
 
 func (x *CreateAPITokenResponse) Reset() {
 	*x = CreateAPITokenResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[59]
+	mi := &file_berth_v1_cluster_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3704,7 +3804,7 @@ func (x *CreateAPITokenResponse) String() string {
 func (*CreateAPITokenResponse) ProtoMessage() {}
 
 func (x *CreateAPITokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[59]
+	mi := &file_berth_v1_cluster_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3717,7 +3817,7 @@ func (x *CreateAPITokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAPITokenResponse.ProtoReflect.Descriptor instead.
 func (*CreateAPITokenResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{59}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *CreateAPITokenResponse) GetToken() *APIToken {
@@ -3742,7 +3842,7 @@ type ListAPITokensRequest struct {
 
 func (x *ListAPITokensRequest) Reset() {
 	*x = ListAPITokensRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[60]
+	mi := &file_berth_v1_cluster_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3754,7 +3854,7 @@ func (x *ListAPITokensRequest) String() string {
 func (*ListAPITokensRequest) ProtoMessage() {}
 
 func (x *ListAPITokensRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[60]
+	mi := &file_berth_v1_cluster_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3767,7 +3867,7 @@ func (x *ListAPITokensRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAPITokensRequest.ProtoReflect.Descriptor instead.
 func (*ListAPITokensRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{60}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{62}
 }
 
 type ListAPITokensResponse struct {
@@ -3779,7 +3879,7 @@ type ListAPITokensResponse struct {
 
 func (x *ListAPITokensResponse) Reset() {
 	*x = ListAPITokensResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[61]
+	mi := &file_berth_v1_cluster_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3791,7 +3891,7 @@ func (x *ListAPITokensResponse) String() string {
 func (*ListAPITokensResponse) ProtoMessage() {}
 
 func (x *ListAPITokensResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[61]
+	mi := &file_berth_v1_cluster_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3804,7 +3904,7 @@ func (x *ListAPITokensResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAPITokensResponse.ProtoReflect.Descriptor instead.
 func (*ListAPITokensResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{61}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *ListAPITokensResponse) GetTokens() []*APIToken {
@@ -3824,7 +3924,7 @@ type RevokeAPITokenRequest struct {
 
 func (x *RevokeAPITokenRequest) Reset() {
 	*x = RevokeAPITokenRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[62]
+	mi := &file_berth_v1_cluster_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3836,7 +3936,7 @@ func (x *RevokeAPITokenRequest) String() string {
 func (*RevokeAPITokenRequest) ProtoMessage() {}
 
 func (x *RevokeAPITokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[62]
+	mi := &file_berth_v1_cluster_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3849,7 +3949,7 @@ func (x *RevokeAPITokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeAPITokenRequest.ProtoReflect.Descriptor instead.
 func (*RevokeAPITokenRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{62}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *RevokeAPITokenRequest) GetToken() string {
@@ -3867,7 +3967,7 @@ type RevokeAPITokenResponse struct {
 
 func (x *RevokeAPITokenResponse) Reset() {
 	*x = RevokeAPITokenResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[63]
+	mi := &file_berth_v1_cluster_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3879,7 +3979,7 @@ func (x *RevokeAPITokenResponse) String() string {
 func (*RevokeAPITokenResponse) ProtoMessage() {}
 
 func (x *RevokeAPITokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[63]
+	mi := &file_berth_v1_cluster_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3892,7 +3992,7 @@ func (x *RevokeAPITokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeAPITokenResponse.ProtoReflect.Descriptor instead.
 func (*RevokeAPITokenResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{63}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{65}
 }
 
 type BuildHeader struct {
@@ -3919,7 +4019,7 @@ type BuildHeader struct {
 
 func (x *BuildHeader) Reset() {
 	*x = BuildHeader{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[64]
+	mi := &file_berth_v1_cluster_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3931,7 +4031,7 @@ func (x *BuildHeader) String() string {
 func (*BuildHeader) ProtoMessage() {}
 
 func (x *BuildHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[64]
+	mi := &file_berth_v1_cluster_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3944,7 +4044,7 @@ func (x *BuildHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BuildHeader.ProtoReflect.Descriptor instead.
 func (*BuildHeader) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{64}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *BuildHeader) GetTags() []string {
@@ -4014,7 +4114,7 @@ type BuildSecret struct {
 
 func (x *BuildSecret) Reset() {
 	*x = BuildSecret{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[65]
+	mi := &file_berth_v1_cluster_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4026,7 +4126,7 @@ func (x *BuildSecret) String() string {
 func (*BuildSecret) ProtoMessage() {}
 
 func (x *BuildSecret) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[65]
+	mi := &file_berth_v1_cluster_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4039,7 +4139,7 @@ func (x *BuildSecret) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BuildSecret.ProtoReflect.Descriptor instead.
 func (*BuildSecret) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{65}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *BuildSecret) GetId() string {
@@ -4069,7 +4169,7 @@ type BuildRequest struct {
 
 func (x *BuildRequest) Reset() {
 	*x = BuildRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[66]
+	mi := &file_berth_v1_cluster_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4081,7 +4181,7 @@ func (x *BuildRequest) String() string {
 func (*BuildRequest) ProtoMessage() {}
 
 func (x *BuildRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[66]
+	mi := &file_berth_v1_cluster_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4094,7 +4194,7 @@ func (x *BuildRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BuildRequest.ProtoReflect.Descriptor instead.
 func (*BuildRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{66}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *BuildRequest) GetPart() isBuildRequest_Part {
@@ -4152,7 +4252,7 @@ type BuildResult struct {
 
 func (x *BuildResult) Reset() {
 	*x = BuildResult{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[67]
+	mi := &file_berth_v1_cluster_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4164,7 +4264,7 @@ func (x *BuildResult) String() string {
 func (*BuildResult) ProtoMessage() {}
 
 func (x *BuildResult) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[67]
+	mi := &file_berth_v1_cluster_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4177,7 +4277,7 @@ func (x *BuildResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BuildResult.ProtoReflect.Descriptor instead.
 func (*BuildResult) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{67}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *BuildResult) GetNodeId() string {
@@ -4221,7 +4321,7 @@ type BuildEvent struct {
 
 func (x *BuildEvent) Reset() {
 	*x = BuildEvent{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[68]
+	mi := &file_berth_v1_cluster_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4233,7 +4333,7 @@ func (x *BuildEvent) String() string {
 func (*BuildEvent) ProtoMessage() {}
 
 func (x *BuildEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[68]
+	mi := &file_berth_v1_cluster_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4246,7 +4346,7 @@ func (x *BuildEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BuildEvent.ProtoReflect.Descriptor instead.
 func (*BuildEvent) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{68}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *BuildEvent) GetEvent() isBuildEvent_Event {
@@ -4303,7 +4403,7 @@ type PullImageRequest struct {
 
 func (x *PullImageRequest) Reset() {
 	*x = PullImageRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[69]
+	mi := &file_berth_v1_cluster_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4315,7 +4415,7 @@ func (x *PullImageRequest) String() string {
 func (*PullImageRequest) ProtoMessage() {}
 
 func (x *PullImageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[69]
+	mi := &file_berth_v1_cluster_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4328,7 +4428,7 @@ func (x *PullImageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PullImageRequest.ProtoReflect.Descriptor instead.
 func (*PullImageRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{69}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *PullImageRequest) GetImage() string {
@@ -4357,7 +4457,7 @@ type PushImageRequest struct {
 
 func (x *PushImageRequest) Reset() {
 	*x = PushImageRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[70]
+	mi := &file_berth_v1_cluster_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4369,7 +4469,7 @@ func (x *PushImageRequest) String() string {
 func (*PushImageRequest) ProtoMessage() {}
 
 func (x *PushImageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[70]
+	mi := &file_berth_v1_cluster_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4382,7 +4482,7 @@ func (x *PushImageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PushImageRequest.ProtoReflect.Descriptor instead.
 func (*PushImageRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{70}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *PushImageRequest) GetImage() string {
@@ -4419,7 +4519,7 @@ type ImageProgress struct {
 
 func (x *ImageProgress) Reset() {
 	*x = ImageProgress{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[71]
+	mi := &file_berth_v1_cluster_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4431,7 +4531,7 @@ func (x *ImageProgress) String() string {
 func (*ImageProgress) ProtoMessage() {}
 
 func (x *ImageProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[71]
+	mi := &file_berth_v1_cluster_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4444,7 +4544,7 @@ func (x *ImageProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImageProgress.ProtoReflect.Descriptor instead.
 func (*ImageProgress) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{71}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *ImageProgress) GetNodeId() string {
@@ -4521,7 +4621,7 @@ type LoginRequest struct {
 
 func (x *LoginRequest) Reset() {
 	*x = LoginRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[72]
+	mi := &file_berth_v1_cluster_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4533,7 +4633,7 @@ func (x *LoginRequest) String() string {
 func (*LoginRequest) ProtoMessage() {}
 
 func (x *LoginRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[72]
+	mi := &file_berth_v1_cluster_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4546,7 +4646,7 @@ func (x *LoginRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoginRequest.ProtoReflect.Descriptor instead.
 func (*LoginRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{72}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *LoginRequest) GetRegistry() string {
@@ -4578,7 +4678,7 @@ type LoginResponse struct {
 
 func (x *LoginResponse) Reset() {
 	*x = LoginResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[73]
+	mi := &file_berth_v1_cluster_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4590,7 +4690,7 @@ func (x *LoginResponse) String() string {
 func (*LoginResponse) ProtoMessage() {}
 
 func (x *LoginResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[73]
+	mi := &file_berth_v1_cluster_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4603,7 +4703,7 @@ func (x *LoginResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoginResponse.ProtoReflect.Descriptor instead.
 func (*LoginResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{73}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{75}
 }
 
 type LogoutRequest struct {
@@ -4615,7 +4715,7 @@ type LogoutRequest struct {
 
 func (x *LogoutRequest) Reset() {
 	*x = LogoutRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[74]
+	mi := &file_berth_v1_cluster_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4627,7 +4727,7 @@ func (x *LogoutRequest) String() string {
 func (*LogoutRequest) ProtoMessage() {}
 
 func (x *LogoutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[74]
+	mi := &file_berth_v1_cluster_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4640,7 +4740,7 @@ func (x *LogoutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogoutRequest.ProtoReflect.Descriptor instead.
 func (*LogoutRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{74}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *LogoutRequest) GetRegistry() string {
@@ -4658,7 +4758,7 @@ type LogoutResponse struct {
 
 func (x *LogoutResponse) Reset() {
 	*x = LogoutResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[75]
+	mi := &file_berth_v1_cluster_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4670,7 +4770,7 @@ func (x *LogoutResponse) String() string {
 func (*LogoutResponse) ProtoMessage() {}
 
 func (x *LogoutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[75]
+	mi := &file_berth_v1_cluster_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4683,7 +4783,7 @@ func (x *LogoutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogoutResponse.ProtoReflect.Descriptor instead.
 func (*LogoutResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{75}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{77}
 }
 
 type ListRegistriesRequest struct {
@@ -4694,7 +4794,7 @@ type ListRegistriesRequest struct {
 
 func (x *ListRegistriesRequest) Reset() {
 	*x = ListRegistriesRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[76]
+	mi := &file_berth_v1_cluster_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4706,7 +4806,7 @@ func (x *ListRegistriesRequest) String() string {
 func (*ListRegistriesRequest) ProtoMessage() {}
 
 func (x *ListRegistriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[76]
+	mi := &file_berth_v1_cluster_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4719,7 +4819,7 @@ func (x *ListRegistriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRegistriesRequest.ProtoReflect.Descriptor instead.
 func (*ListRegistriesRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{76}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{78}
 }
 
 type ListRegistriesResponse struct {
@@ -4732,7 +4832,7 @@ type ListRegistriesResponse struct {
 
 func (x *ListRegistriesResponse) Reset() {
 	*x = ListRegistriesResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[77]
+	mi := &file_berth_v1_cluster_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4744,7 +4844,7 @@ func (x *ListRegistriesResponse) String() string {
 func (*ListRegistriesResponse) ProtoMessage() {}
 
 func (x *ListRegistriesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[77]
+	mi := &file_berth_v1_cluster_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4757,7 +4857,7 @@ func (x *ListRegistriesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRegistriesResponse.ProtoReflect.Descriptor instead.
 func (*ListRegistriesResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{77}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *ListRegistriesResponse) GetRegistries() []*RegistryCredential {
@@ -4779,7 +4879,7 @@ type ScaleServiceRequest struct {
 
 func (x *ScaleServiceRequest) Reset() {
 	*x = ScaleServiceRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[78]
+	mi := &file_berth_v1_cluster_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4791,7 +4891,7 @@ func (x *ScaleServiceRequest) String() string {
 func (*ScaleServiceRequest) ProtoMessage() {}
 
 func (x *ScaleServiceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[78]
+	mi := &file_berth_v1_cluster_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4804,7 +4904,7 @@ func (x *ScaleServiceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScaleServiceRequest.ProtoReflect.Descriptor instead.
 func (*ScaleServiceRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{78}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *ScaleServiceRequest) GetNamespace() string {
@@ -4846,7 +4946,7 @@ type RestartServiceRequest struct {
 
 func (x *RestartServiceRequest) Reset() {
 	*x = RestartServiceRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[79]
+	mi := &file_berth_v1_cluster_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4858,7 +4958,7 @@ func (x *RestartServiceRequest) String() string {
 func (*RestartServiceRequest) ProtoMessage() {}
 
 func (x *RestartServiceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[79]
+	mi := &file_berth_v1_cluster_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4871,7 +4971,7 @@ func (x *RestartServiceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestartServiceRequest.ProtoReflect.Descriptor instead.
 func (*RestartServiceRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{79}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *RestartServiceRequest) GetNamespace() string {
@@ -4909,7 +5009,7 @@ type RollbackServiceRequest struct {
 
 func (x *RollbackServiceRequest) Reset() {
 	*x = RollbackServiceRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[80]
+	mi := &file_berth_v1_cluster_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4921,7 +5021,7 @@ func (x *RollbackServiceRequest) String() string {
 func (*RollbackServiceRequest) ProtoMessage() {}
 
 func (x *RollbackServiceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[80]
+	mi := &file_berth_v1_cluster_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4934,7 +5034,7 @@ func (x *RollbackServiceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RollbackServiceRequest.ProtoReflect.Descriptor instead.
 func (*RollbackServiceRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{80}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *RollbackServiceRequest) GetNamespace() string {
@@ -4981,7 +5081,7 @@ type UpdateNodeRequest struct {
 
 func (x *UpdateNodeRequest) Reset() {
 	*x = UpdateNodeRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[81]
+	mi := &file_berth_v1_cluster_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4993,7 +5093,7 @@ func (x *UpdateNodeRequest) String() string {
 func (*UpdateNodeRequest) ProtoMessage() {}
 
 func (x *UpdateNodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[81]
+	mi := &file_berth_v1_cluster_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5006,7 +5106,7 @@ func (x *UpdateNodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateNodeRequest.ProtoReflect.Descriptor instead.
 func (*UpdateNodeRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{81}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{83}
 }
 
 func (x *UpdateNodeRequest) GetNode() string {
@@ -5049,7 +5149,7 @@ type RebalanceRequest struct {
 
 func (x *RebalanceRequest) Reset() {
 	*x = RebalanceRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[82]
+	mi := &file_berth_v1_cluster_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5061,7 +5161,7 @@ func (x *RebalanceRequest) String() string {
 func (*RebalanceRequest) ProtoMessage() {}
 
 func (x *RebalanceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[82]
+	mi := &file_berth_v1_cluster_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5074,7 +5174,7 @@ func (x *RebalanceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RebalanceRequest.ProtoReflect.Descriptor instead.
 func (*RebalanceRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{82}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{84}
 }
 
 func (x *RebalanceRequest) GetNamespace() string {
@@ -5108,7 +5208,7 @@ type RebalanceResponse struct {
 
 func (x *RebalanceResponse) Reset() {
 	*x = RebalanceResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[83]
+	mi := &file_berth_v1_cluster_proto_msgTypes[85]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5120,7 +5220,7 @@ func (x *RebalanceResponse) String() string {
 func (*RebalanceResponse) ProtoMessage() {}
 
 func (x *RebalanceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[83]
+	mi := &file_berth_v1_cluster_proto_msgTypes[85]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5133,7 +5233,7 @@ func (x *RebalanceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RebalanceResponse.ProtoReflect.Descriptor instead.
 func (*RebalanceResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{83}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{85}
 }
 
 func (x *RebalanceResponse) GetServices() []string {
@@ -5151,7 +5251,7 @@ type GetSettingsRequest struct {
 
 func (x *GetSettingsRequest) Reset() {
 	*x = GetSettingsRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[84]
+	mi := &file_berth_v1_cluster_proto_msgTypes[86]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5163,7 +5263,7 @@ func (x *GetSettingsRequest) String() string {
 func (*GetSettingsRequest) ProtoMessage() {}
 
 func (x *GetSettingsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[84]
+	mi := &file_berth_v1_cluster_proto_msgTypes[86]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5176,7 +5276,7 @@ func (x *GetSettingsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSettingsRequest.ProtoReflect.Descriptor instead.
 func (*GetSettingsRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{84}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{86}
 }
 
 type UpdateSettingsRequest struct {
@@ -5189,7 +5289,7 @@ type UpdateSettingsRequest struct {
 
 func (x *UpdateSettingsRequest) Reset() {
 	*x = UpdateSettingsRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[85]
+	mi := &file_berth_v1_cluster_proto_msgTypes[87]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5201,7 +5301,7 @@ func (x *UpdateSettingsRequest) String() string {
 func (*UpdateSettingsRequest) ProtoMessage() {}
 
 func (x *UpdateSettingsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[85]
+	mi := &file_berth_v1_cluster_proto_msgTypes[87]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5214,7 +5314,7 @@ func (x *UpdateSettingsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateSettingsRequest.ProtoReflect.Descriptor instead.
 func (*UpdateSettingsRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{85}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{87}
 }
 
 func (x *UpdateSettingsRequest) GetSettings() *ClusterSettings {
@@ -5246,7 +5346,7 @@ type ApplyRequest struct {
 
 func (x *ApplyRequest) Reset() {
 	*x = ApplyRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[86]
+	mi := &file_berth_v1_cluster_proto_msgTypes[88]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5258,7 +5358,7 @@ func (x *ApplyRequest) String() string {
 func (*ApplyRequest) ProtoMessage() {}
 
 func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[86]
+	mi := &file_berth_v1_cluster_proto_msgTypes[88]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5271,7 +5371,7 @@ func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyRequest.ProtoReflect.Descriptor instead.
 func (*ApplyRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{86}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{88}
 }
 
 func (x *ApplyRequest) GetNamespace() string {
@@ -5342,7 +5442,7 @@ type ServiceChange struct {
 
 func (x *ServiceChange) Reset() {
 	*x = ServiceChange{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[87]
+	mi := &file_berth_v1_cluster_proto_msgTypes[89]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5354,7 +5454,7 @@ func (x *ServiceChange) String() string {
 func (*ServiceChange) ProtoMessage() {}
 
 func (x *ServiceChange) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[87]
+	mi := &file_berth_v1_cluster_proto_msgTypes[89]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5367,7 +5467,7 @@ func (x *ServiceChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServiceChange.ProtoReflect.Descriptor instead.
 func (*ServiceChange) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{87}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{89}
 }
 
 func (x *ServiceChange) GetService() string {
@@ -5404,7 +5504,7 @@ type ApplyResponse struct {
 
 func (x *ApplyResponse) Reset() {
 	*x = ApplyResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[88]
+	mi := &file_berth_v1_cluster_proto_msgTypes[90]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5416,7 +5516,7 @@ func (x *ApplyResponse) String() string {
 func (*ApplyResponse) ProtoMessage() {}
 
 func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[88]
+	mi := &file_berth_v1_cluster_proto_msgTypes[90]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5429,7 +5529,7 @@ func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyResponse.ProtoReflect.Descriptor instead.
 func (*ApplyResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{88}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{90}
 }
 
 func (x *ApplyResponse) GetChanges() []*ServiceChange {
@@ -5465,7 +5565,7 @@ type DeleteAppRequest struct {
 
 func (x *DeleteAppRequest) Reset() {
 	*x = DeleteAppRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[89]
+	mi := &file_berth_v1_cluster_proto_msgTypes[91]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5477,7 +5577,7 @@ func (x *DeleteAppRequest) String() string {
 func (*DeleteAppRequest) ProtoMessage() {}
 
 func (x *DeleteAppRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[89]
+	mi := &file_berth_v1_cluster_proto_msgTypes[91]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5490,7 +5590,7 @@ func (x *DeleteAppRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteAppRequest.ProtoReflect.Descriptor instead.
 func (*DeleteAppRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{89}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{91}
 }
 
 func (x *DeleteAppRequest) GetNamespace() string {
@@ -5524,7 +5624,7 @@ type DeleteAppResponse struct {
 
 func (x *DeleteAppResponse) Reset() {
 	*x = DeleteAppResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[90]
+	mi := &file_berth_v1_cluster_proto_msgTypes[92]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5536,7 +5636,7 @@ func (x *DeleteAppResponse) String() string {
 func (*DeleteAppResponse) ProtoMessage() {}
 
 func (x *DeleteAppResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[90]
+	mi := &file_berth_v1_cluster_proto_msgTypes[92]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5549,7 +5649,7 @@ func (x *DeleteAppResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteAppResponse.ProtoReflect.Descriptor instead.
 func (*DeleteAppResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{90}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{92}
 }
 
 func (x *DeleteAppResponse) GetRemovedServices() []string {
@@ -5578,7 +5678,7 @@ type ListAppsRequest struct {
 
 func (x *ListAppsRequest) Reset() {
 	*x = ListAppsRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[91]
+	mi := &file_berth_v1_cluster_proto_msgTypes[93]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5590,7 +5690,7 @@ func (x *ListAppsRequest) String() string {
 func (*ListAppsRequest) ProtoMessage() {}
 
 func (x *ListAppsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[91]
+	mi := &file_berth_v1_cluster_proto_msgTypes[93]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5603,7 +5703,7 @@ func (x *ListAppsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAppsRequest.ProtoReflect.Descriptor instead.
 func (*ListAppsRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{91}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{93}
 }
 
 func (x *ListAppsRequest) GetNamespace() string {
@@ -5633,7 +5733,7 @@ type App struct {
 
 func (x *App) Reset() {
 	*x = App{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[92]
+	mi := &file_berth_v1_cluster_proto_msgTypes[94]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5645,7 +5745,7 @@ func (x *App) String() string {
 func (*App) ProtoMessage() {}
 
 func (x *App) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[92]
+	mi := &file_berth_v1_cluster_proto_msgTypes[94]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5658,7 +5758,7 @@ func (x *App) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use App.ProtoReflect.Descriptor instead.
 func (*App) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{92}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{94}
 }
 
 func (x *App) GetNamespace() string {
@@ -5705,7 +5805,7 @@ type ListAppsResponse struct {
 
 func (x *ListAppsResponse) Reset() {
 	*x = ListAppsResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[93]
+	mi := &file_berth_v1_cluster_proto_msgTypes[95]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5717,7 +5817,7 @@ func (x *ListAppsResponse) String() string {
 func (*ListAppsResponse) ProtoMessage() {}
 
 func (x *ListAppsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[93]
+	mi := &file_berth_v1_cluster_proto_msgTypes[95]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5730,7 +5830,7 @@ func (x *ListAppsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAppsResponse.ProtoReflect.Descriptor instead.
 func (*ListAppsResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{93}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{95}
 }
 
 func (x *ListAppsResponse) GetApps() []*App {
@@ -5751,7 +5851,7 @@ type GetServiceRequest struct {
 
 func (x *GetServiceRequest) Reset() {
 	*x = GetServiceRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[94]
+	mi := &file_berth_v1_cluster_proto_msgTypes[96]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5763,7 +5863,7 @@ func (x *GetServiceRequest) String() string {
 func (*GetServiceRequest) ProtoMessage() {}
 
 func (x *GetServiceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[94]
+	mi := &file_berth_v1_cluster_proto_msgTypes[96]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5776,7 +5876,7 @@ func (x *GetServiceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetServiceRequest.ProtoReflect.Descriptor instead.
 func (*GetServiceRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{94}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{96}
 }
 
 func (x *GetServiceRequest) GetNamespace() string {
@@ -5814,7 +5914,7 @@ type ListServicesRequest struct {
 
 func (x *ListServicesRequest) Reset() {
 	*x = ListServicesRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[95]
+	mi := &file_berth_v1_cluster_proto_msgTypes[97]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5826,7 +5926,7 @@ func (x *ListServicesRequest) String() string {
 func (*ListServicesRequest) ProtoMessage() {}
 
 func (x *ListServicesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[95]
+	mi := &file_berth_v1_cluster_proto_msgTypes[97]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5839,7 +5939,7 @@ func (x *ListServicesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListServicesRequest.ProtoReflect.Descriptor instead.
 func (*ListServicesRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{95}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{97}
 }
 
 func (x *ListServicesRequest) GetNamespace() string {
@@ -5874,7 +5974,7 @@ type ServiceSummary struct {
 
 func (x *ServiceSummary) Reset() {
 	*x = ServiceSummary{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[96]
+	mi := &file_berth_v1_cluster_proto_msgTypes[98]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5886,7 +5986,7 @@ func (x *ServiceSummary) String() string {
 func (*ServiceSummary) ProtoMessage() {}
 
 func (x *ServiceSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[96]
+	mi := &file_berth_v1_cluster_proto_msgTypes[98]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5899,7 +5999,7 @@ func (x *ServiceSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServiceSummary.ProtoReflect.Descriptor instead.
 func (*ServiceSummary) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{96}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{98}
 }
 
 func (x *ServiceSummary) GetService() *Service {
@@ -5932,7 +6032,7 @@ type ListServicesResponse struct {
 
 func (x *ListServicesResponse) Reset() {
 	*x = ListServicesResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[97]
+	mi := &file_berth_v1_cluster_proto_msgTypes[99]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5944,7 +6044,7 @@ func (x *ListServicesResponse) String() string {
 func (*ListServicesResponse) ProtoMessage() {}
 
 func (x *ListServicesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[97]
+	mi := &file_berth_v1_cluster_proto_msgTypes[99]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5957,7 +6057,7 @@ func (x *ListServicesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListServicesResponse.ProtoReflect.Descriptor instead.
 func (*ListServicesResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{97}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{99}
 }
 
 func (x *ListServicesResponse) GetServices() []*ServiceSummary {
@@ -5984,7 +6084,7 @@ type ListTasksRequest struct {
 
 func (x *ListTasksRequest) Reset() {
 	*x = ListTasksRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[98]
+	mi := &file_berth_v1_cluster_proto_msgTypes[100]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5996,7 +6096,7 @@ func (x *ListTasksRequest) String() string {
 func (*ListTasksRequest) ProtoMessage() {}
 
 func (x *ListTasksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[98]
+	mi := &file_berth_v1_cluster_proto_msgTypes[100]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6009,7 +6109,7 @@ func (x *ListTasksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTasksRequest.ProtoReflect.Descriptor instead.
 func (*ListTasksRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{98}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{100}
 }
 
 func (x *ListTasksRequest) GetNamespace() string {
@@ -6063,7 +6163,7 @@ type ListTasksResponse struct {
 
 func (x *ListTasksResponse) Reset() {
 	*x = ListTasksResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[99]
+	mi := &file_berth_v1_cluster_proto_msgTypes[101]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6075,7 +6175,7 @@ func (x *ListTasksResponse) String() string {
 func (*ListTasksResponse) ProtoMessage() {}
 
 func (x *ListTasksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[99]
+	mi := &file_berth_v1_cluster_proto_msgTypes[101]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6088,7 +6188,7 @@ func (x *ListTasksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTasksResponse.ProtoReflect.Descriptor instead.
 func (*ListTasksResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{99}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{101}
 }
 
 func (x *ListTasksResponse) GetTasks() []*Task {
@@ -6106,7 +6206,7 @@ type ListNodesRequest struct {
 
 func (x *ListNodesRequest) Reset() {
 	*x = ListNodesRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[100]
+	mi := &file_berth_v1_cluster_proto_msgTypes[102]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6118,7 +6218,7 @@ func (x *ListNodesRequest) String() string {
 func (*ListNodesRequest) ProtoMessage() {}
 
 func (x *ListNodesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[100]
+	mi := &file_berth_v1_cluster_proto_msgTypes[102]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6131,7 +6231,7 @@ func (x *ListNodesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNodesRequest.ProtoReflect.Descriptor instead.
 func (*ListNodesRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{100}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{102}
 }
 
 type ListNodesResponse struct {
@@ -6143,7 +6243,7 @@ type ListNodesResponse struct {
 
 func (x *ListNodesResponse) Reset() {
 	*x = ListNodesResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[101]
+	mi := &file_berth_v1_cluster_proto_msgTypes[103]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6155,7 +6255,7 @@ func (x *ListNodesResponse) String() string {
 func (*ListNodesResponse) ProtoMessage() {}
 
 func (x *ListNodesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[101]
+	mi := &file_berth_v1_cluster_proto_msgTypes[103]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6168,7 +6268,7 @@ func (x *ListNodesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNodesResponse.ProtoReflect.Descriptor instead.
 func (*ListNodesResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{101}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{103}
 }
 
 func (x *ListNodesResponse) GetNodes() []*Node {
@@ -6205,7 +6305,7 @@ type ListEventsRequest struct {
 
 func (x *ListEventsRequest) Reset() {
 	*x = ListEventsRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[102]
+	mi := &file_berth_v1_cluster_proto_msgTypes[104]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6217,7 +6317,7 @@ func (x *ListEventsRequest) String() string {
 func (*ListEventsRequest) ProtoMessage() {}
 
 func (x *ListEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[102]
+	mi := &file_berth_v1_cluster_proto_msgTypes[104]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6230,7 +6330,7 @@ func (x *ListEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEventsRequest.ProtoReflect.Descriptor instead.
 func (*ListEventsRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{102}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{104}
 }
 
 func (x *ListEventsRequest) GetLimit() uint32 {
@@ -6298,7 +6398,7 @@ type ListEventsResponse struct {
 
 func (x *ListEventsResponse) Reset() {
 	*x = ListEventsResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[103]
+	mi := &file_berth_v1_cluster_proto_msgTypes[105]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6310,7 +6410,7 @@ func (x *ListEventsResponse) String() string {
 func (*ListEventsResponse) ProtoMessage() {}
 
 func (x *ListEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[103]
+	mi := &file_berth_v1_cluster_proto_msgTypes[105]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6323,7 +6423,7 @@ func (x *ListEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEventsResponse.ProtoReflect.Descriptor instead.
 func (*ListEventsResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{103}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{105}
 }
 
 func (x *ListEventsResponse) GetEvents() []*Event {
@@ -6346,7 +6446,7 @@ type WatchRequest struct {
 
 func (x *WatchRequest) Reset() {
 	*x = WatchRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[104]
+	mi := &file_berth_v1_cluster_proto_msgTypes[106]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6358,7 +6458,7 @@ func (x *WatchRequest) String() string {
 func (*WatchRequest) ProtoMessage() {}
 
 func (x *WatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[104]
+	mi := &file_berth_v1_cluster_proto_msgTypes[106]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6371,7 +6471,7 @@ func (x *WatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRequest.ProtoReflect.Descriptor instead.
 func (*WatchRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{104}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{106}
 }
 
 func (x *WatchRequest) GetNamespace() string {
@@ -6410,7 +6510,7 @@ type WatchEvent struct {
 
 func (x *WatchEvent) Reset() {
 	*x = WatchEvent{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[105]
+	mi := &file_berth_v1_cluster_proto_msgTypes[107]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6422,7 +6522,7 @@ func (x *WatchEvent) String() string {
 func (*WatchEvent) ProtoMessage() {}
 
 func (x *WatchEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[105]
+	mi := &file_berth_v1_cluster_proto_msgTypes[107]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6435,7 +6535,7 @@ func (x *WatchEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchEvent.ProtoReflect.Descriptor instead.
 func (*WatchEvent) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{105}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{107}
 }
 
 func (x *WatchEvent) GetAction() WatchAction {
@@ -6519,7 +6619,7 @@ type LogsRequest struct {
 
 func (x *LogsRequest) Reset() {
 	*x = LogsRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[106]
+	mi := &file_berth_v1_cluster_proto_msgTypes[108]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6531,7 +6631,7 @@ func (x *LogsRequest) String() string {
 func (*LogsRequest) ProtoMessage() {}
 
 func (x *LogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[106]
+	mi := &file_berth_v1_cluster_proto_msgTypes[108]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6544,7 +6644,7 @@ func (x *LogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogsRequest.ProtoReflect.Descriptor instead.
 func (*LogsRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{106}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{108}
 }
 
 func (x *LogsRequest) GetNamespace() string {
@@ -6611,7 +6711,7 @@ type LogEntry struct {
 
 func (x *LogEntry) Reset() {
 	*x = LogEntry{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[107]
+	mi := &file_berth_v1_cluster_proto_msgTypes[109]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6623,7 +6723,7 @@ func (x *LogEntry) String() string {
 func (*LogEntry) ProtoMessage() {}
 
 func (x *LogEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[107]
+	mi := &file_berth_v1_cluster_proto_msgTypes[109]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6636,7 +6736,7 @@ func (x *LogEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogEntry.ProtoReflect.Descriptor instead.
 func (*LogEntry) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{107}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{109}
 }
 
 func (x *LogEntry) GetTaskId() string {
@@ -6698,7 +6798,7 @@ type ImportImageHeader struct {
 
 func (x *ImportImageHeader) Reset() {
 	*x = ImportImageHeader{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[108]
+	mi := &file_berth_v1_cluster_proto_msgTypes[110]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6710,7 +6810,7 @@ func (x *ImportImageHeader) String() string {
 func (*ImportImageHeader) ProtoMessage() {}
 
 func (x *ImportImageHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[108]
+	mi := &file_berth_v1_cluster_proto_msgTypes[110]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6723,7 +6823,7 @@ func (x *ImportImageHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportImageHeader.ProtoReflect.Descriptor instead.
 func (*ImportImageHeader) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{108}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{110}
 }
 
 func (x *ImportImageHeader) GetNodeIds() []string {
@@ -6746,7 +6846,7 @@ type ImportImageRequest struct {
 
 func (x *ImportImageRequest) Reset() {
 	*x = ImportImageRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[109]
+	mi := &file_berth_v1_cluster_proto_msgTypes[111]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6758,7 +6858,7 @@ func (x *ImportImageRequest) String() string {
 func (*ImportImageRequest) ProtoMessage() {}
 
 func (x *ImportImageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[109]
+	mi := &file_berth_v1_cluster_proto_msgTypes[111]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6771,7 +6871,7 @@ func (x *ImportImageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportImageRequest.ProtoReflect.Descriptor instead.
 func (*ImportImageRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{109}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{111}
 }
 
 func (x *ImportImageRequest) GetPart() isImportImageRequest_Part {
@@ -6827,7 +6927,7 @@ type NodeImportResult struct {
 
 func (x *NodeImportResult) Reset() {
 	*x = NodeImportResult{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[110]
+	mi := &file_berth_v1_cluster_proto_msgTypes[112]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6839,7 +6939,7 @@ func (x *NodeImportResult) String() string {
 func (*NodeImportResult) ProtoMessage() {}
 
 func (x *NodeImportResult) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[110]
+	mi := &file_berth_v1_cluster_proto_msgTypes[112]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6852,7 +6952,7 @@ func (x *NodeImportResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeImportResult.ProtoReflect.Descriptor instead.
 func (*NodeImportResult) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{110}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{112}
 }
 
 func (x *NodeImportResult) GetNodeId() string {
@@ -6892,7 +6992,7 @@ type ImportImageResponse struct {
 
 func (x *ImportImageResponse) Reset() {
 	*x = ImportImageResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[111]
+	mi := &file_berth_v1_cluster_proto_msgTypes[113]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6904,7 +7004,7 @@ func (x *ImportImageResponse) String() string {
 func (*ImportImageResponse) ProtoMessage() {}
 
 func (x *ImportImageResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[111]
+	mi := &file_berth_v1_cluster_proto_msgTypes[113]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6917,7 +7017,7 @@ func (x *ImportImageResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportImageResponse.ProtoReflect.Descriptor instead.
 func (*ImportImageResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{111}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{113}
 }
 
 func (x *ImportImageResponse) GetResults() []*NodeImportResult {
@@ -6939,7 +7039,7 @@ type Image struct {
 
 func (x *Image) Reset() {
 	*x = Image{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[112]
+	mi := &file_berth_v1_cluster_proto_msgTypes[114]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6951,7 +7051,7 @@ func (x *Image) String() string {
 func (*Image) ProtoMessage() {}
 
 func (x *Image) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[112]
+	mi := &file_berth_v1_cluster_proto_msgTypes[114]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6964,7 +7064,7 @@ func (x *Image) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Image.ProtoReflect.Descriptor instead.
 func (*Image) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{112}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{114}
 }
 
 func (x *Image) GetName() string {
@@ -7005,7 +7105,7 @@ type ListImagesRequest struct {
 
 func (x *ListImagesRequest) Reset() {
 	*x = ListImagesRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[113]
+	mi := &file_berth_v1_cluster_proto_msgTypes[115]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7017,7 +7117,7 @@ func (x *ListImagesRequest) String() string {
 func (*ListImagesRequest) ProtoMessage() {}
 
 func (x *ListImagesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[113]
+	mi := &file_berth_v1_cluster_proto_msgTypes[115]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7030,7 +7130,7 @@ func (x *ListImagesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListImagesRequest.ProtoReflect.Descriptor instead.
 func (*ListImagesRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{113}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{115}
 }
 
 func (x *ListImagesRequest) GetNodeId() string {
@@ -7052,7 +7152,7 @@ type NodeImages struct {
 
 func (x *NodeImages) Reset() {
 	*x = NodeImages{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[114]
+	mi := &file_berth_v1_cluster_proto_msgTypes[116]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7064,7 +7164,7 @@ func (x *NodeImages) String() string {
 func (*NodeImages) ProtoMessage() {}
 
 func (x *NodeImages) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[114]
+	mi := &file_berth_v1_cluster_proto_msgTypes[116]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7077,7 +7177,7 @@ func (x *NodeImages) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeImages.ProtoReflect.Descriptor instead.
 func (*NodeImages) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{114}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{116}
 }
 
 func (x *NodeImages) GetNodeId() string {
@@ -7117,7 +7217,7 @@ type ListImagesResponse struct {
 
 func (x *ListImagesResponse) Reset() {
 	*x = ListImagesResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[115]
+	mi := &file_berth_v1_cluster_proto_msgTypes[117]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7129,7 +7229,7 @@ func (x *ListImagesResponse) String() string {
 func (*ListImagesResponse) ProtoMessage() {}
 
 func (x *ListImagesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[115]
+	mi := &file_berth_v1_cluster_proto_msgTypes[117]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7142,7 +7242,7 @@ func (x *ListImagesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListImagesResponse.ProtoReflect.Descriptor instead.
 func (*ListImagesResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{115}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{117}
 }
 
 func (x *ListImagesResponse) GetNodes() []*NodeImages {
@@ -7166,7 +7266,7 @@ type JoinTokenRequest struct {
 
 func (x *JoinTokenRequest) Reset() {
 	*x = JoinTokenRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[116]
+	mi := &file_berth_v1_cluster_proto_msgTypes[118]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7178,7 +7278,7 @@ func (x *JoinTokenRequest) String() string {
 func (*JoinTokenRequest) ProtoMessage() {}
 
 func (x *JoinTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[116]
+	mi := &file_berth_v1_cluster_proto_msgTypes[118]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7191,7 +7291,7 @@ func (x *JoinTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinTokenRequest.ProtoReflect.Descriptor instead.
 func (*JoinTokenRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{116}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{118}
 }
 
 func (x *JoinTokenRequest) GetRotate() bool {
@@ -7225,7 +7325,7 @@ type JoinTokenResponse struct {
 
 func (x *JoinTokenResponse) Reset() {
 	*x = JoinTokenResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[117]
+	mi := &file_berth_v1_cluster_proto_msgTypes[119]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7237,7 +7337,7 @@ func (x *JoinTokenResponse) String() string {
 func (*JoinTokenResponse) ProtoMessage() {}
 
 func (x *JoinTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[117]
+	mi := &file_berth_v1_cluster_proto_msgTypes[119]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7250,7 +7350,7 @@ func (x *JoinTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinTokenResponse.ProtoReflect.Descriptor instead.
 func (*JoinTokenResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{117}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{119}
 }
 
 func (x *JoinTokenResponse) GetToken() string {
@@ -7275,7 +7375,7 @@ type VersionRequest struct {
 
 func (x *VersionRequest) Reset() {
 	*x = VersionRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[118]
+	mi := &file_berth_v1_cluster_proto_msgTypes[120]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7287,7 +7387,7 @@ func (x *VersionRequest) String() string {
 func (*VersionRequest) ProtoMessage() {}
 
 func (x *VersionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[118]
+	mi := &file_berth_v1_cluster_proto_msgTypes[120]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7300,7 +7400,7 @@ func (x *VersionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VersionRequest.ProtoReflect.Descriptor instead.
 func (*VersionRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{118}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{120}
 }
 
 type ListServersRequest struct {
@@ -7311,7 +7411,7 @@ type ListServersRequest struct {
 
 func (x *ListServersRequest) Reset() {
 	*x = ListServersRequest{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[119]
+	mi := &file_berth_v1_cluster_proto_msgTypes[121]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7323,7 +7423,7 @@ func (x *ListServersRequest) String() string {
 func (*ListServersRequest) ProtoMessage() {}
 
 func (x *ListServersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[119]
+	mi := &file_berth_v1_cluster_proto_msgTypes[121]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7336,7 +7436,7 @@ func (x *ListServersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListServersRequest.ProtoReflect.Descriptor instead.
 func (*ListServersRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{119}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{121}
 }
 
 type ListServersResponse struct {
@@ -7348,7 +7448,7 @@ type ListServersResponse struct {
 
 func (x *ListServersResponse) Reset() {
 	*x = ListServersResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[120]
+	mi := &file_berth_v1_cluster_proto_msgTypes[122]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7360,7 +7460,7 @@ func (x *ListServersResponse) String() string {
 func (*ListServersResponse) ProtoMessage() {}
 
 func (x *ListServersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[120]
+	mi := &file_berth_v1_cluster_proto_msgTypes[122]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7373,7 +7473,7 @@ func (x *ListServersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListServersResponse.ProtoReflect.Descriptor instead.
 func (*ListServersResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{120}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{122}
 }
 
 func (x *ListServersResponse) GetServers() []*ServerInfo {
@@ -7399,7 +7499,7 @@ type VersionResponse struct {
 
 func (x *VersionResponse) Reset() {
 	*x = VersionResponse{}
-	mi := &file_berth_v1_cluster_proto_msgTypes[121]
+	mi := &file_berth_v1_cluster_proto_msgTypes[123]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7411,7 +7511,7 @@ func (x *VersionResponse) String() string {
 func (*VersionResponse) ProtoMessage() {}
 
 func (x *VersionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_cluster_proto_msgTypes[121]
+	mi := &file_berth_v1_cluster_proto_msgTypes[123]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7424,7 +7524,7 @@ func (x *VersionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VersionResponse.ProtoReflect.Descriptor instead.
 func (*VersionResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{121}
+	return file_berth_v1_cluster_proto_rawDescGZIP(), []int{123}
 }
 
 func (x *VersionResponse) GetVersion() string {
@@ -7518,7 +7618,12 @@ const file_berth_v1_cluster_proto_rawDesc = "" +
 	"\x05limit\x18\x05 \x01(\rR\x05limit\"=\n" +
 	"\x11RemoveNodeRequest\x12\x12\n" +
 	"\x04node\x18\x01 \x01(\tR\x04node\x12\x14\n" +
-	"\x05force\x18\x02 \x01(\bR\x05force\"u\n" +
+	"\x05force\x18\x02 \x01(\bR\x05force\",\n" +
+	"\x14MarkNodesDownRequest\x12\x14\n" +
+	"\x05nodes\x18\x01 \x03(\tR\x05nodes\"S\n" +
+	"\x15MarkNodesDownResponse\x12$\n" +
+	"\x05nodes\x18\x01 \x03(\v2\x0e.berth.v1.NodeR\x05nodes\x12\x14\n" +
+	"\x05tasks\x18\x02 \x01(\rR\x05tasks\"u\n" +
 	"\x12RemoveNodeResponse\x12\"\n" +
 	"\x04node\x18\x01 \x01(\v2\x0e.berth.v1.NodeR\x04node\x12\x14\n" +
 	"\x05tasks\x18\x02 \x01(\rR\x05tasks\x12%\n" +
@@ -7974,7 +8079,7 @@ const file_berth_v1_cluster_proto_rawDesc = "" +
 	"\tLogStream\x12\x1a\n" +
 	"\x16LOG_STREAM_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11LOG_STREAM_STDOUT\x10\x01\x12\x15\n" +
-	"\x11LOG_STREAM_STDERR\x10\x022\xd6!\n" +
+	"\x11LOG_STREAM_STDERR\x10\x022\xa8\"\n" +
 	"\x0eClusterService\x128\n" +
 	"\x05Apply\x12\x16.berth.v1.ApplyRequest\x1a\x17.berth.v1.ApplyResponse\x12D\n" +
 	"\tDeleteApp\x12\x1a.berth.v1.DeleteAppRequest\x1a\x1b.berth.v1.DeleteAppResponse\x12A\n" +
@@ -8043,7 +8148,8 @@ const file_berth_v1_cluster_proto_rawDesc = "" +
 	"\x0fRemoveNamespace\x12 .berth.v1.RemoveNamespaceRequest\x1a!.berth.v1.RemoveNamespaceResponse\x128\n" +
 	"\x05Audit\x12\x16.berth.v1.AuditRequest\x1a\x15.berth.v1.AuditRecord0\x01\x12G\n" +
 	"\n" +
-	"RemoveNode\x12\x1b.berth.v1.RemoveNodeRequest\x1a\x1c.berth.v1.RemoveNodeResponse\x12A\n" +
+	"RemoveNode\x12\x1b.berth.v1.RemoveNodeRequest\x1a\x1c.berth.v1.RemoveNodeResponse\x12P\n" +
+	"\rMarkNodesDown\x12\x1e.berth.v1.MarkNodesDownRequest\x1a\x1f.berth.v1.MarkNodesDownResponse\x12A\n" +
 	"\bRotateCA\x12\x19.berth.v1.RotateCARequest\x1a\x1a.berth.v1.RotateCAResponseB4Z2github.com/berthproject/berth/api/berth/v1;berthv1b\x06proto3"
 
 var (
@@ -8059,7 +8165,7 @@ func file_berth_v1_cluster_proto_rawDescGZIP() []byte {
 }
 
 var file_berth_v1_cluster_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_berth_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 131)
+var file_berth_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 133)
 var file_berth_v1_cluster_proto_goTypes = []any{
 	(ChangeAction)(0),               // 0: berth.v1.ChangeAction
 	(WatchAction)(0),                // 1: berth.v1.WatchAction
@@ -8082,339 +8188,344 @@ var file_berth_v1_cluster_proto_goTypes = []any{
 	(*RemoveNamespaceResponse)(nil), // 18: berth.v1.RemoveNamespaceResponse
 	(*AuditRequest)(nil),            // 19: berth.v1.AuditRequest
 	(*RemoveNodeRequest)(nil),       // 20: berth.v1.RemoveNodeRequest
-	(*RemoveNodeResponse)(nil),      // 21: berth.v1.RemoveNodeResponse
-	(*RotateCARequest)(nil),         // 22: berth.v1.RotateCARequest
-	(*RotateCAResponse)(nil),        // 23: berth.v1.RotateCAResponse
-	(*ListVolumesRequest)(nil),      // 24: berth.v1.ListVolumesRequest
-	(*VolumeSummary)(nil),           // 25: berth.v1.VolumeSummary
-	(*ListVolumesResponse)(nil),     // 26: berth.v1.ListVolumesResponse
-	(*GetVolumeRequest)(nil),        // 27: berth.v1.GetVolumeRequest
-	(*RemoveVolumeRequest)(nil),     // 28: berth.v1.RemoveVolumeRequest
-	(*RemoveVolumeResponse)(nil),    // 29: berth.v1.RemoveVolumeResponse
-	(*CreateSecretRequest)(nil),     // 30: berth.v1.CreateSecretRequest
-	(*SecretSummary)(nil),           // 31: berth.v1.SecretSummary
-	(*ListSecretsRequest)(nil),      // 32: berth.v1.ListSecretsRequest
-	(*ListSecretsResponse)(nil),     // 33: berth.v1.ListSecretsResponse
-	(*GetSecretRequest)(nil),        // 34: berth.v1.GetSecretRequest
-	(*RemoveSecretRequest)(nil),     // 35: berth.v1.RemoveSecretRequest
-	(*RemoveSecretResponse)(nil),    // 36: berth.v1.RemoveSecretResponse
-	(*CreateConfigRequest)(nil),     // 37: berth.v1.CreateConfigRequest
-	(*ConfigSummary)(nil),           // 38: berth.v1.ConfigSummary
-	(*ListConfigsRequest)(nil),      // 39: berth.v1.ListConfigsRequest
-	(*ListConfigsResponse)(nil),     // 40: berth.v1.ListConfigsResponse
-	(*GetConfigRequest)(nil),        // 41: berth.v1.GetConfigRequest
-	(*RemoveConfigRequest)(nil),     // 42: berth.v1.RemoveConfigRequest
-	(*RemoveConfigResponse)(nil),    // 43: berth.v1.RemoveConfigResponse
-	(*AppFile)(nil),                 // 44: berth.v1.AppFile
-	(*AppVolume)(nil),               // 45: berth.v1.AppVolume
-	(*CreateNetworkRequest)(nil),    // 46: berth.v1.CreateNetworkRequest
-	(*ListNetworksRequest)(nil),     // 47: berth.v1.ListNetworksRequest
-	(*NetworkSummary)(nil),          // 48: berth.v1.NetworkSummary
-	(*ListNetworksResponse)(nil),    // 49: berth.v1.ListNetworksResponse
-	(*GetNetworkRequest)(nil),       // 50: berth.v1.GetNetworkRequest
-	(*RemoveNetworkRequest)(nil),    // 51: berth.v1.RemoveNetworkRequest
-	(*RemoveNetworkResponse)(nil),   // 52: berth.v1.RemoveNetworkResponse
-	(*AppNetwork)(nil),              // 53: berth.v1.AppNetwork
-	(*ExecStart)(nil),               // 54: berth.v1.ExecStart
-	(*TerminalSize)(nil),            // 55: berth.v1.TerminalSize
-	(*ExecRequest)(nil),             // 56: berth.v1.ExecRequest
-	(*ExecResponse)(nil),            // 57: berth.v1.ExecResponse
-	(*TopRequest)(nil),              // 58: berth.v1.TopRequest
-	(*TaskStats)(nil),               // 59: berth.v1.TaskStats
-	(*TopResponse)(nil),             // 60: berth.v1.TopResponse
-	(*CreateAPITokenRequest)(nil),   // 61: berth.v1.CreateAPITokenRequest
-	(*CreateAPITokenResponse)(nil),  // 62: berth.v1.CreateAPITokenResponse
-	(*ListAPITokensRequest)(nil),    // 63: berth.v1.ListAPITokensRequest
-	(*ListAPITokensResponse)(nil),   // 64: berth.v1.ListAPITokensResponse
-	(*RevokeAPITokenRequest)(nil),   // 65: berth.v1.RevokeAPITokenRequest
-	(*RevokeAPITokenResponse)(nil),  // 66: berth.v1.RevokeAPITokenResponse
-	(*BuildHeader)(nil),             // 67: berth.v1.BuildHeader
-	(*BuildSecret)(nil),             // 68: berth.v1.BuildSecret
-	(*BuildRequest)(nil),            // 69: berth.v1.BuildRequest
-	(*BuildResult)(nil),             // 70: berth.v1.BuildResult
-	(*BuildEvent)(nil),              // 71: berth.v1.BuildEvent
-	(*PullImageRequest)(nil),        // 72: berth.v1.PullImageRequest
-	(*PushImageRequest)(nil),        // 73: berth.v1.PushImageRequest
-	(*ImageProgress)(nil),           // 74: berth.v1.ImageProgress
-	(*LoginRequest)(nil),            // 75: berth.v1.LoginRequest
-	(*LoginResponse)(nil),           // 76: berth.v1.LoginResponse
-	(*LogoutRequest)(nil),           // 77: berth.v1.LogoutRequest
-	(*LogoutResponse)(nil),          // 78: berth.v1.LogoutResponse
-	(*ListRegistriesRequest)(nil),   // 79: berth.v1.ListRegistriesRequest
-	(*ListRegistriesResponse)(nil),  // 80: berth.v1.ListRegistriesResponse
-	(*ScaleServiceRequest)(nil),     // 81: berth.v1.ScaleServiceRequest
-	(*RestartServiceRequest)(nil),   // 82: berth.v1.RestartServiceRequest
-	(*RollbackServiceRequest)(nil),  // 83: berth.v1.RollbackServiceRequest
-	(*UpdateNodeRequest)(nil),       // 84: berth.v1.UpdateNodeRequest
-	(*RebalanceRequest)(nil),        // 85: berth.v1.RebalanceRequest
-	(*RebalanceResponse)(nil),       // 86: berth.v1.RebalanceResponse
-	(*GetSettingsRequest)(nil),      // 87: berth.v1.GetSettingsRequest
-	(*UpdateSettingsRequest)(nil),   // 88: berth.v1.UpdateSettingsRequest
-	(*ApplyRequest)(nil),            // 89: berth.v1.ApplyRequest
-	(*ServiceChange)(nil),           // 90: berth.v1.ServiceChange
-	(*ApplyResponse)(nil),           // 91: berth.v1.ApplyResponse
-	(*DeleteAppRequest)(nil),        // 92: berth.v1.DeleteAppRequest
-	(*DeleteAppResponse)(nil),       // 93: berth.v1.DeleteAppResponse
-	(*ListAppsRequest)(nil),         // 94: berth.v1.ListAppsRequest
-	(*App)(nil),                     // 95: berth.v1.App
-	(*ListAppsResponse)(nil),        // 96: berth.v1.ListAppsResponse
-	(*GetServiceRequest)(nil),       // 97: berth.v1.GetServiceRequest
-	(*ListServicesRequest)(nil),     // 98: berth.v1.ListServicesRequest
-	(*ServiceSummary)(nil),          // 99: berth.v1.ServiceSummary
-	(*ListServicesResponse)(nil),    // 100: berth.v1.ListServicesResponse
-	(*ListTasksRequest)(nil),        // 101: berth.v1.ListTasksRequest
-	(*ListTasksResponse)(nil),       // 102: berth.v1.ListTasksResponse
-	(*ListNodesRequest)(nil),        // 103: berth.v1.ListNodesRequest
-	(*ListNodesResponse)(nil),       // 104: berth.v1.ListNodesResponse
-	(*ListEventsRequest)(nil),       // 105: berth.v1.ListEventsRequest
-	(*ListEventsResponse)(nil),      // 106: berth.v1.ListEventsResponse
-	(*WatchRequest)(nil),            // 107: berth.v1.WatchRequest
-	(*WatchEvent)(nil),              // 108: berth.v1.WatchEvent
-	(*LogsRequest)(nil),             // 109: berth.v1.LogsRequest
-	(*LogEntry)(nil),                // 110: berth.v1.LogEntry
-	(*ImportImageHeader)(nil),       // 111: berth.v1.ImportImageHeader
-	(*ImportImageRequest)(nil),      // 112: berth.v1.ImportImageRequest
-	(*NodeImportResult)(nil),        // 113: berth.v1.NodeImportResult
-	(*ImportImageResponse)(nil),     // 114: berth.v1.ImportImageResponse
-	(*Image)(nil),                   // 115: berth.v1.Image
-	(*ListImagesRequest)(nil),       // 116: berth.v1.ListImagesRequest
-	(*NodeImages)(nil),              // 117: berth.v1.NodeImages
-	(*ListImagesResponse)(nil),      // 118: berth.v1.ListImagesResponse
-	(*JoinTokenRequest)(nil),        // 119: berth.v1.JoinTokenRequest
-	(*JoinTokenResponse)(nil),       // 120: berth.v1.JoinTokenResponse
-	(*VersionRequest)(nil),          // 121: berth.v1.VersionRequest
-	(*ListServersRequest)(nil),      // 122: berth.v1.ListServersRequest
-	(*ListServersResponse)(nil),     // 123: berth.v1.ListServersResponse
-	(*VersionResponse)(nil),         // 124: berth.v1.VersionResponse
-	nil,                             // 125: berth.v1.CreateNamespaceRequest.LabelsEntry
-	nil,                             // 126: berth.v1.CreateSecretRequest.LabelsEntry
-	nil,                             // 127: berth.v1.CreateConfigRequest.LabelsEntry
-	nil,                             // 128: berth.v1.AppFile.LabelsEntry
-	nil,                             // 129: berth.v1.AppVolume.LabelsEntry
-	nil,                             // 130: berth.v1.CreateNetworkRequest.LabelsEntry
-	nil,                             // 131: berth.v1.AppNetwork.LabelsEntry
-	nil,                             // 132: berth.v1.BuildHeader.BuildArgsEntry
-	nil,                             // 133: berth.v1.UpdateNodeRequest.SetLabelsEntry
-	(*durationpb.Duration)(nil),     // 134: google.protobuf.Duration
-	(*User)(nil),                    // 135: berth.v1.User
-	(*NamespaceQuota)(nil),          // 136: berth.v1.NamespaceQuota
-	(*Namespace)(nil),               // 137: berth.v1.Namespace
-	(*NamespaceUsage)(nil),          // 138: berth.v1.NamespaceUsage
-	(*timestamppb.Timestamp)(nil),   // 139: google.protobuf.Timestamp
-	(*Node)(nil),                    // 140: berth.v1.Node
-	(*Volume)(nil),                  // 141: berth.v1.Volume
-	(*Secret)(nil),                  // 142: berth.v1.Secret
-	(*Config)(nil),                  // 143: berth.v1.Config
-	(*Network)(nil),                 // 144: berth.v1.Network
-	(*APIToken)(nil),                // 145: berth.v1.APIToken
-	(*RegistryCredential)(nil),      // 146: berth.v1.RegistryCredential
-	(NodeAvailability)(0),           // 147: berth.v1.NodeAvailability
-	(*ClusterSettings)(nil),         // 148: berth.v1.ClusterSettings
-	(*Service)(nil),                 // 149: berth.v1.Service
-	(*Task)(nil),                    // 150: berth.v1.Task
-	(*Event)(nil),                   // 151: berth.v1.Event
-	(*ServerInfo)(nil),              // 152: berth.v1.ServerInfo
-	(*AuditRecord)(nil),             // 153: berth.v1.AuditRecord
+	(*MarkNodesDownRequest)(nil),    // 21: berth.v1.MarkNodesDownRequest
+	(*MarkNodesDownResponse)(nil),   // 22: berth.v1.MarkNodesDownResponse
+	(*RemoveNodeResponse)(nil),      // 23: berth.v1.RemoveNodeResponse
+	(*RotateCARequest)(nil),         // 24: berth.v1.RotateCARequest
+	(*RotateCAResponse)(nil),        // 25: berth.v1.RotateCAResponse
+	(*ListVolumesRequest)(nil),      // 26: berth.v1.ListVolumesRequest
+	(*VolumeSummary)(nil),           // 27: berth.v1.VolumeSummary
+	(*ListVolumesResponse)(nil),     // 28: berth.v1.ListVolumesResponse
+	(*GetVolumeRequest)(nil),        // 29: berth.v1.GetVolumeRequest
+	(*RemoveVolumeRequest)(nil),     // 30: berth.v1.RemoveVolumeRequest
+	(*RemoveVolumeResponse)(nil),    // 31: berth.v1.RemoveVolumeResponse
+	(*CreateSecretRequest)(nil),     // 32: berth.v1.CreateSecretRequest
+	(*SecretSummary)(nil),           // 33: berth.v1.SecretSummary
+	(*ListSecretsRequest)(nil),      // 34: berth.v1.ListSecretsRequest
+	(*ListSecretsResponse)(nil),     // 35: berth.v1.ListSecretsResponse
+	(*GetSecretRequest)(nil),        // 36: berth.v1.GetSecretRequest
+	(*RemoveSecretRequest)(nil),     // 37: berth.v1.RemoveSecretRequest
+	(*RemoveSecretResponse)(nil),    // 38: berth.v1.RemoveSecretResponse
+	(*CreateConfigRequest)(nil),     // 39: berth.v1.CreateConfigRequest
+	(*ConfigSummary)(nil),           // 40: berth.v1.ConfigSummary
+	(*ListConfigsRequest)(nil),      // 41: berth.v1.ListConfigsRequest
+	(*ListConfigsResponse)(nil),     // 42: berth.v1.ListConfigsResponse
+	(*GetConfigRequest)(nil),        // 43: berth.v1.GetConfigRequest
+	(*RemoveConfigRequest)(nil),     // 44: berth.v1.RemoveConfigRequest
+	(*RemoveConfigResponse)(nil),    // 45: berth.v1.RemoveConfigResponse
+	(*AppFile)(nil),                 // 46: berth.v1.AppFile
+	(*AppVolume)(nil),               // 47: berth.v1.AppVolume
+	(*CreateNetworkRequest)(nil),    // 48: berth.v1.CreateNetworkRequest
+	(*ListNetworksRequest)(nil),     // 49: berth.v1.ListNetworksRequest
+	(*NetworkSummary)(nil),          // 50: berth.v1.NetworkSummary
+	(*ListNetworksResponse)(nil),    // 51: berth.v1.ListNetworksResponse
+	(*GetNetworkRequest)(nil),       // 52: berth.v1.GetNetworkRequest
+	(*RemoveNetworkRequest)(nil),    // 53: berth.v1.RemoveNetworkRequest
+	(*RemoveNetworkResponse)(nil),   // 54: berth.v1.RemoveNetworkResponse
+	(*AppNetwork)(nil),              // 55: berth.v1.AppNetwork
+	(*ExecStart)(nil),               // 56: berth.v1.ExecStart
+	(*TerminalSize)(nil),            // 57: berth.v1.TerminalSize
+	(*ExecRequest)(nil),             // 58: berth.v1.ExecRequest
+	(*ExecResponse)(nil),            // 59: berth.v1.ExecResponse
+	(*TopRequest)(nil),              // 60: berth.v1.TopRequest
+	(*TaskStats)(nil),               // 61: berth.v1.TaskStats
+	(*TopResponse)(nil),             // 62: berth.v1.TopResponse
+	(*CreateAPITokenRequest)(nil),   // 63: berth.v1.CreateAPITokenRequest
+	(*CreateAPITokenResponse)(nil),  // 64: berth.v1.CreateAPITokenResponse
+	(*ListAPITokensRequest)(nil),    // 65: berth.v1.ListAPITokensRequest
+	(*ListAPITokensResponse)(nil),   // 66: berth.v1.ListAPITokensResponse
+	(*RevokeAPITokenRequest)(nil),   // 67: berth.v1.RevokeAPITokenRequest
+	(*RevokeAPITokenResponse)(nil),  // 68: berth.v1.RevokeAPITokenResponse
+	(*BuildHeader)(nil),             // 69: berth.v1.BuildHeader
+	(*BuildSecret)(nil),             // 70: berth.v1.BuildSecret
+	(*BuildRequest)(nil),            // 71: berth.v1.BuildRequest
+	(*BuildResult)(nil),             // 72: berth.v1.BuildResult
+	(*BuildEvent)(nil),              // 73: berth.v1.BuildEvent
+	(*PullImageRequest)(nil),        // 74: berth.v1.PullImageRequest
+	(*PushImageRequest)(nil),        // 75: berth.v1.PushImageRequest
+	(*ImageProgress)(nil),           // 76: berth.v1.ImageProgress
+	(*LoginRequest)(nil),            // 77: berth.v1.LoginRequest
+	(*LoginResponse)(nil),           // 78: berth.v1.LoginResponse
+	(*LogoutRequest)(nil),           // 79: berth.v1.LogoutRequest
+	(*LogoutResponse)(nil),          // 80: berth.v1.LogoutResponse
+	(*ListRegistriesRequest)(nil),   // 81: berth.v1.ListRegistriesRequest
+	(*ListRegistriesResponse)(nil),  // 82: berth.v1.ListRegistriesResponse
+	(*ScaleServiceRequest)(nil),     // 83: berth.v1.ScaleServiceRequest
+	(*RestartServiceRequest)(nil),   // 84: berth.v1.RestartServiceRequest
+	(*RollbackServiceRequest)(nil),  // 85: berth.v1.RollbackServiceRequest
+	(*UpdateNodeRequest)(nil),       // 86: berth.v1.UpdateNodeRequest
+	(*RebalanceRequest)(nil),        // 87: berth.v1.RebalanceRequest
+	(*RebalanceResponse)(nil),       // 88: berth.v1.RebalanceResponse
+	(*GetSettingsRequest)(nil),      // 89: berth.v1.GetSettingsRequest
+	(*UpdateSettingsRequest)(nil),   // 90: berth.v1.UpdateSettingsRequest
+	(*ApplyRequest)(nil),            // 91: berth.v1.ApplyRequest
+	(*ServiceChange)(nil),           // 92: berth.v1.ServiceChange
+	(*ApplyResponse)(nil),           // 93: berth.v1.ApplyResponse
+	(*DeleteAppRequest)(nil),        // 94: berth.v1.DeleteAppRequest
+	(*DeleteAppResponse)(nil),       // 95: berth.v1.DeleteAppResponse
+	(*ListAppsRequest)(nil),         // 96: berth.v1.ListAppsRequest
+	(*App)(nil),                     // 97: berth.v1.App
+	(*ListAppsResponse)(nil),        // 98: berth.v1.ListAppsResponse
+	(*GetServiceRequest)(nil),       // 99: berth.v1.GetServiceRequest
+	(*ListServicesRequest)(nil),     // 100: berth.v1.ListServicesRequest
+	(*ServiceSummary)(nil),          // 101: berth.v1.ServiceSummary
+	(*ListServicesResponse)(nil),    // 102: berth.v1.ListServicesResponse
+	(*ListTasksRequest)(nil),        // 103: berth.v1.ListTasksRequest
+	(*ListTasksResponse)(nil),       // 104: berth.v1.ListTasksResponse
+	(*ListNodesRequest)(nil),        // 105: berth.v1.ListNodesRequest
+	(*ListNodesResponse)(nil),       // 106: berth.v1.ListNodesResponse
+	(*ListEventsRequest)(nil),       // 107: berth.v1.ListEventsRequest
+	(*ListEventsResponse)(nil),      // 108: berth.v1.ListEventsResponse
+	(*WatchRequest)(nil),            // 109: berth.v1.WatchRequest
+	(*WatchEvent)(nil),              // 110: berth.v1.WatchEvent
+	(*LogsRequest)(nil),             // 111: berth.v1.LogsRequest
+	(*LogEntry)(nil),                // 112: berth.v1.LogEntry
+	(*ImportImageHeader)(nil),       // 113: berth.v1.ImportImageHeader
+	(*ImportImageRequest)(nil),      // 114: berth.v1.ImportImageRequest
+	(*NodeImportResult)(nil),        // 115: berth.v1.NodeImportResult
+	(*ImportImageResponse)(nil),     // 116: berth.v1.ImportImageResponse
+	(*Image)(nil),                   // 117: berth.v1.Image
+	(*ListImagesRequest)(nil),       // 118: berth.v1.ListImagesRequest
+	(*NodeImages)(nil),              // 119: berth.v1.NodeImages
+	(*ListImagesResponse)(nil),      // 120: berth.v1.ListImagesResponse
+	(*JoinTokenRequest)(nil),        // 121: berth.v1.JoinTokenRequest
+	(*JoinTokenResponse)(nil),       // 122: berth.v1.JoinTokenResponse
+	(*VersionRequest)(nil),          // 123: berth.v1.VersionRequest
+	(*ListServersRequest)(nil),      // 124: berth.v1.ListServersRequest
+	(*ListServersResponse)(nil),     // 125: berth.v1.ListServersResponse
+	(*VersionResponse)(nil),         // 126: berth.v1.VersionResponse
+	nil,                             // 127: berth.v1.CreateNamespaceRequest.LabelsEntry
+	nil,                             // 128: berth.v1.CreateSecretRequest.LabelsEntry
+	nil,                             // 129: berth.v1.CreateConfigRequest.LabelsEntry
+	nil,                             // 130: berth.v1.AppFile.LabelsEntry
+	nil,                             // 131: berth.v1.AppVolume.LabelsEntry
+	nil,                             // 132: berth.v1.CreateNetworkRequest.LabelsEntry
+	nil,                             // 133: berth.v1.AppNetwork.LabelsEntry
+	nil,                             // 134: berth.v1.BuildHeader.BuildArgsEntry
+	nil,                             // 135: berth.v1.UpdateNodeRequest.SetLabelsEntry
+	(*durationpb.Duration)(nil),     // 136: google.protobuf.Duration
+	(*User)(nil),                    // 137: berth.v1.User
+	(*NamespaceQuota)(nil),          // 138: berth.v1.NamespaceQuota
+	(*Namespace)(nil),               // 139: berth.v1.Namespace
+	(*NamespaceUsage)(nil),          // 140: berth.v1.NamespaceUsage
+	(*timestamppb.Timestamp)(nil),   // 141: google.protobuf.Timestamp
+	(*Node)(nil),                    // 142: berth.v1.Node
+	(*Volume)(nil),                  // 143: berth.v1.Volume
+	(*Secret)(nil),                  // 144: berth.v1.Secret
+	(*Config)(nil),                  // 145: berth.v1.Config
+	(*Network)(nil),                 // 146: berth.v1.Network
+	(*APIToken)(nil),                // 147: berth.v1.APIToken
+	(*RegistryCredential)(nil),      // 148: berth.v1.RegistryCredential
+	(NodeAvailability)(0),           // 149: berth.v1.NodeAvailability
+	(*ClusterSettings)(nil),         // 150: berth.v1.ClusterSettings
+	(*Service)(nil),                 // 151: berth.v1.Service
+	(*Task)(nil),                    // 152: berth.v1.Task
+	(*Event)(nil),                   // 153: berth.v1.Event
+	(*ServerInfo)(nil),              // 154: berth.v1.ServerInfo
+	(*AuditRecord)(nil),             // 155: berth.v1.AuditRecord
 }
 var file_berth_v1_cluster_proto_depIdxs = []int32{
-	134, // 0: berth.v1.CreateUserRequest.ttl:type_name -> google.protobuf.Duration
-	135, // 1: berth.v1.CreateUserResponse.user:type_name -> berth.v1.User
-	135, // 2: berth.v1.ListUsersResponse.users:type_name -> berth.v1.User
-	136, // 3: berth.v1.CreateNamespaceRequest.quota:type_name -> berth.v1.NamespaceQuota
-	125, // 4: berth.v1.CreateNamespaceRequest.labels:type_name -> berth.v1.CreateNamespaceRequest.LabelsEntry
-	136, // 5: berth.v1.UpdateNamespaceRequest.quota:type_name -> berth.v1.NamespaceQuota
-	137, // 6: berth.v1.NamespaceSummary.namespace:type_name -> berth.v1.Namespace
-	138, // 7: berth.v1.NamespaceSummary.usage:type_name -> berth.v1.NamespaceUsage
+	136, // 0: berth.v1.CreateUserRequest.ttl:type_name -> google.protobuf.Duration
+	137, // 1: berth.v1.CreateUserResponse.user:type_name -> berth.v1.User
+	137, // 2: berth.v1.ListUsersResponse.users:type_name -> berth.v1.User
+	138, // 3: berth.v1.CreateNamespaceRequest.quota:type_name -> berth.v1.NamespaceQuota
+	127, // 4: berth.v1.CreateNamespaceRequest.labels:type_name -> berth.v1.CreateNamespaceRequest.LabelsEntry
+	138, // 5: berth.v1.UpdateNamespaceRequest.quota:type_name -> berth.v1.NamespaceQuota
+	139, // 6: berth.v1.NamespaceSummary.namespace:type_name -> berth.v1.Namespace
+	140, // 7: berth.v1.NamespaceSummary.usage:type_name -> berth.v1.NamespaceUsage
 	14,  // 8: berth.v1.ListNamespacesResponse.namespaces:type_name -> berth.v1.NamespaceSummary
-	139, // 9: berth.v1.AuditRequest.since:type_name -> google.protobuf.Timestamp
-	140, // 10: berth.v1.RemoveNodeResponse.node:type_name -> berth.v1.Node
-	141, // 11: berth.v1.VolumeSummary.volume:type_name -> berth.v1.Volume
-	25,  // 12: berth.v1.ListVolumesResponse.volumes:type_name -> berth.v1.VolumeSummary
-	126, // 13: berth.v1.CreateSecretRequest.labels:type_name -> berth.v1.CreateSecretRequest.LabelsEntry
-	142, // 14: berth.v1.SecretSummary.secret:type_name -> berth.v1.Secret
-	31,  // 15: berth.v1.ListSecretsResponse.secrets:type_name -> berth.v1.SecretSummary
-	127, // 16: berth.v1.CreateConfigRequest.labels:type_name -> berth.v1.CreateConfigRequest.LabelsEntry
-	143, // 17: berth.v1.ConfigSummary.config:type_name -> berth.v1.Config
-	38,  // 18: berth.v1.ListConfigsResponse.configs:type_name -> berth.v1.ConfigSummary
-	128, // 19: berth.v1.AppFile.labels:type_name -> berth.v1.AppFile.LabelsEntry
-	129, // 20: berth.v1.AppVolume.labels:type_name -> berth.v1.AppVolume.LabelsEntry
-	130, // 21: berth.v1.CreateNetworkRequest.labels:type_name -> berth.v1.CreateNetworkRequest.LabelsEntry
-	144, // 22: berth.v1.NetworkSummary.network:type_name -> berth.v1.Network
-	48,  // 23: berth.v1.ListNetworksResponse.networks:type_name -> berth.v1.NetworkSummary
-	131, // 24: berth.v1.AppNetwork.labels:type_name -> berth.v1.AppNetwork.LabelsEntry
-	55,  // 25: berth.v1.ExecStart.size:type_name -> berth.v1.TerminalSize
-	54,  // 26: berth.v1.ExecRequest.start:type_name -> berth.v1.ExecStart
-	55,  // 27: berth.v1.ExecRequest.resize:type_name -> berth.v1.TerminalSize
-	139, // 28: berth.v1.TaskStats.at:type_name -> google.protobuf.Timestamp
-	59,  // 29: berth.v1.TopResponse.tasks:type_name -> berth.v1.TaskStats
-	134, // 30: berth.v1.CreateAPITokenRequest.ttl:type_name -> google.protobuf.Duration
-	145, // 31: berth.v1.CreateAPITokenResponse.token:type_name -> berth.v1.APIToken
-	145, // 32: berth.v1.ListAPITokensResponse.tokens:type_name -> berth.v1.APIToken
-	132, // 33: berth.v1.BuildHeader.build_args:type_name -> berth.v1.BuildHeader.BuildArgsEntry
-	68,  // 34: berth.v1.BuildHeader.secrets:type_name -> berth.v1.BuildSecret
-	67,  // 35: berth.v1.BuildRequest.header:type_name -> berth.v1.BuildHeader
-	70,  // 36: berth.v1.BuildEvent.result:type_name -> berth.v1.BuildResult
-	146, // 37: berth.v1.ListRegistriesResponse.registries:type_name -> berth.v1.RegistryCredential
-	147, // 38: berth.v1.UpdateNodeRequest.availability:type_name -> berth.v1.NodeAvailability
-	133, // 39: berth.v1.UpdateNodeRequest.set_labels:type_name -> berth.v1.UpdateNodeRequest.SetLabelsEntry
-	148, // 40: berth.v1.UpdateSettingsRequest.settings:type_name -> berth.v1.ClusterSettings
-	149, // 41: berth.v1.ApplyRequest.services:type_name -> berth.v1.Service
-	53,  // 42: berth.v1.ApplyRequest.networks:type_name -> berth.v1.AppNetwork
-	44,  // 43: berth.v1.ApplyRequest.secrets:type_name -> berth.v1.AppFile
-	44,  // 44: berth.v1.ApplyRequest.configs:type_name -> berth.v1.AppFile
-	45,  // 45: berth.v1.ApplyRequest.volumes:type_name -> berth.v1.AppVolume
-	0,   // 46: berth.v1.ServiceChange.action:type_name -> berth.v1.ChangeAction
-	90,  // 47: berth.v1.ApplyResponse.changes:type_name -> berth.v1.ServiceChange
-	95,  // 48: berth.v1.ListAppsResponse.apps:type_name -> berth.v1.App
-	149, // 49: berth.v1.ServiceSummary.service:type_name -> berth.v1.Service
-	99,  // 50: berth.v1.ListServicesResponse.services:type_name -> berth.v1.ServiceSummary
-	150, // 51: berth.v1.ListTasksResponse.tasks:type_name -> berth.v1.Task
-	140, // 52: berth.v1.ListNodesResponse.nodes:type_name -> berth.v1.Node
-	139, // 53: berth.v1.ListEventsRequest.since:type_name -> google.protobuf.Timestamp
-	151, // 54: berth.v1.ListEventsResponse.events:type_name -> berth.v1.Event
-	1,   // 55: berth.v1.WatchEvent.action:type_name -> berth.v1.WatchAction
-	140, // 56: berth.v1.WatchEvent.node:type_name -> berth.v1.Node
-	149, // 57: berth.v1.WatchEvent.service:type_name -> berth.v1.Service
-	150, // 58: berth.v1.WatchEvent.task:type_name -> berth.v1.Task
-	139, // 59: berth.v1.LogsRequest.since:type_name -> google.protobuf.Timestamp
-	2,   // 60: berth.v1.LogEntry.stream:type_name -> berth.v1.LogStream
-	139, // 61: berth.v1.LogEntry.at:type_name -> google.protobuf.Timestamp
-	111, // 62: berth.v1.ImportImageRequest.header:type_name -> berth.v1.ImportImageHeader
-	115, // 63: berth.v1.NodeImportResult.images:type_name -> berth.v1.Image
-	113, // 64: berth.v1.ImportImageResponse.results:type_name -> berth.v1.NodeImportResult
-	139, // 65: berth.v1.Image.created_at:type_name -> google.protobuf.Timestamp
-	115, // 66: berth.v1.NodeImages.images:type_name -> berth.v1.Image
-	117, // 67: berth.v1.ListImagesResponse.nodes:type_name -> berth.v1.NodeImages
-	134, // 68: berth.v1.JoinTokenRequest.ttl:type_name -> google.protobuf.Duration
-	139, // 69: berth.v1.JoinTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
-	152, // 70: berth.v1.ListServersResponse.servers:type_name -> berth.v1.ServerInfo
-	89,  // 71: berth.v1.ClusterService.Apply:input_type -> berth.v1.ApplyRequest
-	92,  // 72: berth.v1.ClusterService.DeleteApp:input_type -> berth.v1.DeleteAppRequest
-	94,  // 73: berth.v1.ClusterService.ListApps:input_type -> berth.v1.ListAppsRequest
-	97,  // 74: berth.v1.ClusterService.GetService:input_type -> berth.v1.GetServiceRequest
-	98,  // 75: berth.v1.ClusterService.ListServices:input_type -> berth.v1.ListServicesRequest
-	101, // 76: berth.v1.ClusterService.ListTasks:input_type -> berth.v1.ListTasksRequest
-	103, // 77: berth.v1.ClusterService.ListNodes:input_type -> berth.v1.ListNodesRequest
-	105, // 78: berth.v1.ClusterService.ListEvents:input_type -> berth.v1.ListEventsRequest
-	107, // 79: berth.v1.ClusterService.Watch:input_type -> berth.v1.WatchRequest
-	109, // 80: berth.v1.ClusterService.Logs:input_type -> berth.v1.LogsRequest
-	112, // 81: berth.v1.ClusterService.ImportImage:input_type -> berth.v1.ImportImageRequest
-	116, // 82: berth.v1.ClusterService.ListImages:input_type -> berth.v1.ListImagesRequest
-	119, // 83: berth.v1.ClusterService.JoinToken:input_type -> berth.v1.JoinTokenRequest
-	121, // 84: berth.v1.ClusterService.Version:input_type -> berth.v1.VersionRequest
-	122, // 85: berth.v1.ClusterService.ListServers:input_type -> berth.v1.ListServersRequest
-	81,  // 86: berth.v1.ClusterService.ScaleService:input_type -> berth.v1.ScaleServiceRequest
-	82,  // 87: berth.v1.ClusterService.RestartService:input_type -> berth.v1.RestartServiceRequest
-	83,  // 88: berth.v1.ClusterService.RollbackService:input_type -> berth.v1.RollbackServiceRequest
-	84,  // 89: berth.v1.ClusterService.UpdateNode:input_type -> berth.v1.UpdateNodeRequest
-	85,  // 90: berth.v1.ClusterService.Rebalance:input_type -> berth.v1.RebalanceRequest
-	87,  // 91: berth.v1.ClusterService.GetSettings:input_type -> berth.v1.GetSettingsRequest
-	88,  // 92: berth.v1.ClusterService.UpdateSettings:input_type -> berth.v1.UpdateSettingsRequest
-	69,  // 93: berth.v1.ClusterService.Build:input_type -> berth.v1.BuildRequest
-	72,  // 94: berth.v1.ClusterService.PullImage:input_type -> berth.v1.PullImageRequest
-	73,  // 95: berth.v1.ClusterService.PushImage:input_type -> berth.v1.PushImageRequest
-	75,  // 96: berth.v1.ClusterService.Login:input_type -> berth.v1.LoginRequest
-	77,  // 97: berth.v1.ClusterService.Logout:input_type -> berth.v1.LogoutRequest
-	79,  // 98: berth.v1.ClusterService.ListRegistries:input_type -> berth.v1.ListRegistriesRequest
-	105, // 99: berth.v1.ClusterService.WatchEvents:input_type -> berth.v1.ListEventsRequest
-	56,  // 100: berth.v1.ClusterService.Exec:input_type -> berth.v1.ExecRequest
-	58,  // 101: berth.v1.ClusterService.Top:input_type -> berth.v1.TopRequest
-	61,  // 102: berth.v1.ClusterService.CreateAPIToken:input_type -> berth.v1.CreateAPITokenRequest
-	63,  // 103: berth.v1.ClusterService.ListAPITokens:input_type -> berth.v1.ListAPITokensRequest
-	65,  // 104: berth.v1.ClusterService.RevokeAPIToken:input_type -> berth.v1.RevokeAPITokenRequest
-	46,  // 105: berth.v1.ClusterService.CreateNetwork:input_type -> berth.v1.CreateNetworkRequest
-	47,  // 106: berth.v1.ClusterService.ListNetworks:input_type -> berth.v1.ListNetworksRequest
-	50,  // 107: berth.v1.ClusterService.GetNetwork:input_type -> berth.v1.GetNetworkRequest
-	51,  // 108: berth.v1.ClusterService.RemoveNetwork:input_type -> berth.v1.RemoveNetworkRequest
-	24,  // 109: berth.v1.ClusterService.ListVolumes:input_type -> berth.v1.ListVolumesRequest
-	27,  // 110: berth.v1.ClusterService.GetVolume:input_type -> berth.v1.GetVolumeRequest
-	28,  // 111: berth.v1.ClusterService.RemoveVolume:input_type -> berth.v1.RemoveVolumeRequest
-	30,  // 112: berth.v1.ClusterService.CreateSecret:input_type -> berth.v1.CreateSecretRequest
-	32,  // 113: berth.v1.ClusterService.ListSecrets:input_type -> berth.v1.ListSecretsRequest
-	34,  // 114: berth.v1.ClusterService.GetSecret:input_type -> berth.v1.GetSecretRequest
-	35,  // 115: berth.v1.ClusterService.RemoveSecret:input_type -> berth.v1.RemoveSecretRequest
-	37,  // 116: berth.v1.ClusterService.CreateConfig:input_type -> berth.v1.CreateConfigRequest
-	39,  // 117: berth.v1.ClusterService.ListConfigs:input_type -> berth.v1.ListConfigsRequest
-	41,  // 118: berth.v1.ClusterService.GetConfig:input_type -> berth.v1.GetConfigRequest
-	42,  // 119: berth.v1.ClusterService.RemoveConfig:input_type -> berth.v1.RemoveConfigRequest
-	3,   // 120: berth.v1.ClusterService.WhoAmI:input_type -> berth.v1.WhoAmIRequest
-	5,   // 121: berth.v1.ClusterService.CreateUser:input_type -> berth.v1.CreateUserRequest
-	7,   // 122: berth.v1.ClusterService.ListUsers:input_type -> berth.v1.ListUsersRequest
-	9,   // 123: berth.v1.ClusterService.RemoveUser:input_type -> berth.v1.RemoveUserRequest
-	11,  // 124: berth.v1.ClusterService.CreateNamespace:input_type -> berth.v1.CreateNamespaceRequest
-	12,  // 125: berth.v1.ClusterService.UpdateNamespace:input_type -> berth.v1.UpdateNamespaceRequest
-	13,  // 126: berth.v1.ClusterService.ListNamespaces:input_type -> berth.v1.ListNamespacesRequest
-	16,  // 127: berth.v1.ClusterService.GetNamespace:input_type -> berth.v1.GetNamespaceRequest
-	17,  // 128: berth.v1.ClusterService.RemoveNamespace:input_type -> berth.v1.RemoveNamespaceRequest
-	19,  // 129: berth.v1.ClusterService.Audit:input_type -> berth.v1.AuditRequest
-	20,  // 130: berth.v1.ClusterService.RemoveNode:input_type -> berth.v1.RemoveNodeRequest
-	22,  // 131: berth.v1.ClusterService.RotateCA:input_type -> berth.v1.RotateCARequest
-	91,  // 132: berth.v1.ClusterService.Apply:output_type -> berth.v1.ApplyResponse
-	93,  // 133: berth.v1.ClusterService.DeleteApp:output_type -> berth.v1.DeleteAppResponse
-	96,  // 134: berth.v1.ClusterService.ListApps:output_type -> berth.v1.ListAppsResponse
-	149, // 135: berth.v1.ClusterService.GetService:output_type -> berth.v1.Service
-	100, // 136: berth.v1.ClusterService.ListServices:output_type -> berth.v1.ListServicesResponse
-	102, // 137: berth.v1.ClusterService.ListTasks:output_type -> berth.v1.ListTasksResponse
-	104, // 138: berth.v1.ClusterService.ListNodes:output_type -> berth.v1.ListNodesResponse
-	106, // 139: berth.v1.ClusterService.ListEvents:output_type -> berth.v1.ListEventsResponse
-	108, // 140: berth.v1.ClusterService.Watch:output_type -> berth.v1.WatchEvent
-	110, // 141: berth.v1.ClusterService.Logs:output_type -> berth.v1.LogEntry
-	114, // 142: berth.v1.ClusterService.ImportImage:output_type -> berth.v1.ImportImageResponse
-	118, // 143: berth.v1.ClusterService.ListImages:output_type -> berth.v1.ListImagesResponse
-	120, // 144: berth.v1.ClusterService.JoinToken:output_type -> berth.v1.JoinTokenResponse
-	124, // 145: berth.v1.ClusterService.Version:output_type -> berth.v1.VersionResponse
-	123, // 146: berth.v1.ClusterService.ListServers:output_type -> berth.v1.ListServersResponse
-	149, // 147: berth.v1.ClusterService.ScaleService:output_type -> berth.v1.Service
-	149, // 148: berth.v1.ClusterService.RestartService:output_type -> berth.v1.Service
-	149, // 149: berth.v1.ClusterService.RollbackService:output_type -> berth.v1.Service
-	140, // 150: berth.v1.ClusterService.UpdateNode:output_type -> berth.v1.Node
-	86,  // 151: berth.v1.ClusterService.Rebalance:output_type -> berth.v1.RebalanceResponse
-	148, // 152: berth.v1.ClusterService.GetSettings:output_type -> berth.v1.ClusterSettings
-	148, // 153: berth.v1.ClusterService.UpdateSettings:output_type -> berth.v1.ClusterSettings
-	71,  // 154: berth.v1.ClusterService.Build:output_type -> berth.v1.BuildEvent
-	74,  // 155: berth.v1.ClusterService.PullImage:output_type -> berth.v1.ImageProgress
-	74,  // 156: berth.v1.ClusterService.PushImage:output_type -> berth.v1.ImageProgress
-	76,  // 157: berth.v1.ClusterService.Login:output_type -> berth.v1.LoginResponse
-	78,  // 158: berth.v1.ClusterService.Logout:output_type -> berth.v1.LogoutResponse
-	80,  // 159: berth.v1.ClusterService.ListRegistries:output_type -> berth.v1.ListRegistriesResponse
-	151, // 160: berth.v1.ClusterService.WatchEvents:output_type -> berth.v1.Event
-	57,  // 161: berth.v1.ClusterService.Exec:output_type -> berth.v1.ExecResponse
-	60,  // 162: berth.v1.ClusterService.Top:output_type -> berth.v1.TopResponse
-	62,  // 163: berth.v1.ClusterService.CreateAPIToken:output_type -> berth.v1.CreateAPITokenResponse
-	64,  // 164: berth.v1.ClusterService.ListAPITokens:output_type -> berth.v1.ListAPITokensResponse
-	66,  // 165: berth.v1.ClusterService.RevokeAPIToken:output_type -> berth.v1.RevokeAPITokenResponse
-	144, // 166: berth.v1.ClusterService.CreateNetwork:output_type -> berth.v1.Network
-	49,  // 167: berth.v1.ClusterService.ListNetworks:output_type -> berth.v1.ListNetworksResponse
-	48,  // 168: berth.v1.ClusterService.GetNetwork:output_type -> berth.v1.NetworkSummary
-	52,  // 169: berth.v1.ClusterService.RemoveNetwork:output_type -> berth.v1.RemoveNetworkResponse
-	26,  // 170: berth.v1.ClusterService.ListVolumes:output_type -> berth.v1.ListVolumesResponse
-	25,  // 171: berth.v1.ClusterService.GetVolume:output_type -> berth.v1.VolumeSummary
-	29,  // 172: berth.v1.ClusterService.RemoveVolume:output_type -> berth.v1.RemoveVolumeResponse
-	142, // 173: berth.v1.ClusterService.CreateSecret:output_type -> berth.v1.Secret
-	33,  // 174: berth.v1.ClusterService.ListSecrets:output_type -> berth.v1.ListSecretsResponse
-	31,  // 175: berth.v1.ClusterService.GetSecret:output_type -> berth.v1.SecretSummary
-	36,  // 176: berth.v1.ClusterService.RemoveSecret:output_type -> berth.v1.RemoveSecretResponse
-	143, // 177: berth.v1.ClusterService.CreateConfig:output_type -> berth.v1.Config
-	40,  // 178: berth.v1.ClusterService.ListConfigs:output_type -> berth.v1.ListConfigsResponse
-	38,  // 179: berth.v1.ClusterService.GetConfig:output_type -> berth.v1.ConfigSummary
-	43,  // 180: berth.v1.ClusterService.RemoveConfig:output_type -> berth.v1.RemoveConfigResponse
-	4,   // 181: berth.v1.ClusterService.WhoAmI:output_type -> berth.v1.WhoAmIResponse
-	6,   // 182: berth.v1.ClusterService.CreateUser:output_type -> berth.v1.CreateUserResponse
-	8,   // 183: berth.v1.ClusterService.ListUsers:output_type -> berth.v1.ListUsersResponse
-	10,  // 184: berth.v1.ClusterService.RemoveUser:output_type -> berth.v1.RemoveUserResponse
-	137, // 185: berth.v1.ClusterService.CreateNamespace:output_type -> berth.v1.Namespace
-	137, // 186: berth.v1.ClusterService.UpdateNamespace:output_type -> berth.v1.Namespace
-	15,  // 187: berth.v1.ClusterService.ListNamespaces:output_type -> berth.v1.ListNamespacesResponse
-	14,  // 188: berth.v1.ClusterService.GetNamespace:output_type -> berth.v1.NamespaceSummary
-	18,  // 189: berth.v1.ClusterService.RemoveNamespace:output_type -> berth.v1.RemoveNamespaceResponse
-	153, // 190: berth.v1.ClusterService.Audit:output_type -> berth.v1.AuditRecord
-	21,  // 191: berth.v1.ClusterService.RemoveNode:output_type -> berth.v1.RemoveNodeResponse
-	23,  // 192: berth.v1.ClusterService.RotateCA:output_type -> berth.v1.RotateCAResponse
-	132, // [132:193] is the sub-list for method output_type
-	71,  // [71:132] is the sub-list for method input_type
-	71,  // [71:71] is the sub-list for extension type_name
-	71,  // [71:71] is the sub-list for extension extendee
-	0,   // [0:71] is the sub-list for field type_name
+	141, // 9: berth.v1.AuditRequest.since:type_name -> google.protobuf.Timestamp
+	142, // 10: berth.v1.MarkNodesDownResponse.nodes:type_name -> berth.v1.Node
+	142, // 11: berth.v1.RemoveNodeResponse.node:type_name -> berth.v1.Node
+	143, // 12: berth.v1.VolumeSummary.volume:type_name -> berth.v1.Volume
+	27,  // 13: berth.v1.ListVolumesResponse.volumes:type_name -> berth.v1.VolumeSummary
+	128, // 14: berth.v1.CreateSecretRequest.labels:type_name -> berth.v1.CreateSecretRequest.LabelsEntry
+	144, // 15: berth.v1.SecretSummary.secret:type_name -> berth.v1.Secret
+	33,  // 16: berth.v1.ListSecretsResponse.secrets:type_name -> berth.v1.SecretSummary
+	129, // 17: berth.v1.CreateConfigRequest.labels:type_name -> berth.v1.CreateConfigRequest.LabelsEntry
+	145, // 18: berth.v1.ConfigSummary.config:type_name -> berth.v1.Config
+	40,  // 19: berth.v1.ListConfigsResponse.configs:type_name -> berth.v1.ConfigSummary
+	130, // 20: berth.v1.AppFile.labels:type_name -> berth.v1.AppFile.LabelsEntry
+	131, // 21: berth.v1.AppVolume.labels:type_name -> berth.v1.AppVolume.LabelsEntry
+	132, // 22: berth.v1.CreateNetworkRequest.labels:type_name -> berth.v1.CreateNetworkRequest.LabelsEntry
+	146, // 23: berth.v1.NetworkSummary.network:type_name -> berth.v1.Network
+	50,  // 24: berth.v1.ListNetworksResponse.networks:type_name -> berth.v1.NetworkSummary
+	133, // 25: berth.v1.AppNetwork.labels:type_name -> berth.v1.AppNetwork.LabelsEntry
+	57,  // 26: berth.v1.ExecStart.size:type_name -> berth.v1.TerminalSize
+	56,  // 27: berth.v1.ExecRequest.start:type_name -> berth.v1.ExecStart
+	57,  // 28: berth.v1.ExecRequest.resize:type_name -> berth.v1.TerminalSize
+	141, // 29: berth.v1.TaskStats.at:type_name -> google.protobuf.Timestamp
+	61,  // 30: berth.v1.TopResponse.tasks:type_name -> berth.v1.TaskStats
+	136, // 31: berth.v1.CreateAPITokenRequest.ttl:type_name -> google.protobuf.Duration
+	147, // 32: berth.v1.CreateAPITokenResponse.token:type_name -> berth.v1.APIToken
+	147, // 33: berth.v1.ListAPITokensResponse.tokens:type_name -> berth.v1.APIToken
+	134, // 34: berth.v1.BuildHeader.build_args:type_name -> berth.v1.BuildHeader.BuildArgsEntry
+	70,  // 35: berth.v1.BuildHeader.secrets:type_name -> berth.v1.BuildSecret
+	69,  // 36: berth.v1.BuildRequest.header:type_name -> berth.v1.BuildHeader
+	72,  // 37: berth.v1.BuildEvent.result:type_name -> berth.v1.BuildResult
+	148, // 38: berth.v1.ListRegistriesResponse.registries:type_name -> berth.v1.RegistryCredential
+	149, // 39: berth.v1.UpdateNodeRequest.availability:type_name -> berth.v1.NodeAvailability
+	135, // 40: berth.v1.UpdateNodeRequest.set_labels:type_name -> berth.v1.UpdateNodeRequest.SetLabelsEntry
+	150, // 41: berth.v1.UpdateSettingsRequest.settings:type_name -> berth.v1.ClusterSettings
+	151, // 42: berth.v1.ApplyRequest.services:type_name -> berth.v1.Service
+	55,  // 43: berth.v1.ApplyRequest.networks:type_name -> berth.v1.AppNetwork
+	46,  // 44: berth.v1.ApplyRequest.secrets:type_name -> berth.v1.AppFile
+	46,  // 45: berth.v1.ApplyRequest.configs:type_name -> berth.v1.AppFile
+	47,  // 46: berth.v1.ApplyRequest.volumes:type_name -> berth.v1.AppVolume
+	0,   // 47: berth.v1.ServiceChange.action:type_name -> berth.v1.ChangeAction
+	92,  // 48: berth.v1.ApplyResponse.changes:type_name -> berth.v1.ServiceChange
+	97,  // 49: berth.v1.ListAppsResponse.apps:type_name -> berth.v1.App
+	151, // 50: berth.v1.ServiceSummary.service:type_name -> berth.v1.Service
+	101, // 51: berth.v1.ListServicesResponse.services:type_name -> berth.v1.ServiceSummary
+	152, // 52: berth.v1.ListTasksResponse.tasks:type_name -> berth.v1.Task
+	142, // 53: berth.v1.ListNodesResponse.nodes:type_name -> berth.v1.Node
+	141, // 54: berth.v1.ListEventsRequest.since:type_name -> google.protobuf.Timestamp
+	153, // 55: berth.v1.ListEventsResponse.events:type_name -> berth.v1.Event
+	1,   // 56: berth.v1.WatchEvent.action:type_name -> berth.v1.WatchAction
+	142, // 57: berth.v1.WatchEvent.node:type_name -> berth.v1.Node
+	151, // 58: berth.v1.WatchEvent.service:type_name -> berth.v1.Service
+	152, // 59: berth.v1.WatchEvent.task:type_name -> berth.v1.Task
+	141, // 60: berth.v1.LogsRequest.since:type_name -> google.protobuf.Timestamp
+	2,   // 61: berth.v1.LogEntry.stream:type_name -> berth.v1.LogStream
+	141, // 62: berth.v1.LogEntry.at:type_name -> google.protobuf.Timestamp
+	113, // 63: berth.v1.ImportImageRequest.header:type_name -> berth.v1.ImportImageHeader
+	117, // 64: berth.v1.NodeImportResult.images:type_name -> berth.v1.Image
+	115, // 65: berth.v1.ImportImageResponse.results:type_name -> berth.v1.NodeImportResult
+	141, // 66: berth.v1.Image.created_at:type_name -> google.protobuf.Timestamp
+	117, // 67: berth.v1.NodeImages.images:type_name -> berth.v1.Image
+	119, // 68: berth.v1.ListImagesResponse.nodes:type_name -> berth.v1.NodeImages
+	136, // 69: berth.v1.JoinTokenRequest.ttl:type_name -> google.protobuf.Duration
+	141, // 70: berth.v1.JoinTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
+	154, // 71: berth.v1.ListServersResponse.servers:type_name -> berth.v1.ServerInfo
+	91,  // 72: berth.v1.ClusterService.Apply:input_type -> berth.v1.ApplyRequest
+	94,  // 73: berth.v1.ClusterService.DeleteApp:input_type -> berth.v1.DeleteAppRequest
+	96,  // 74: berth.v1.ClusterService.ListApps:input_type -> berth.v1.ListAppsRequest
+	99,  // 75: berth.v1.ClusterService.GetService:input_type -> berth.v1.GetServiceRequest
+	100, // 76: berth.v1.ClusterService.ListServices:input_type -> berth.v1.ListServicesRequest
+	103, // 77: berth.v1.ClusterService.ListTasks:input_type -> berth.v1.ListTasksRequest
+	105, // 78: berth.v1.ClusterService.ListNodes:input_type -> berth.v1.ListNodesRequest
+	107, // 79: berth.v1.ClusterService.ListEvents:input_type -> berth.v1.ListEventsRequest
+	109, // 80: berth.v1.ClusterService.Watch:input_type -> berth.v1.WatchRequest
+	111, // 81: berth.v1.ClusterService.Logs:input_type -> berth.v1.LogsRequest
+	114, // 82: berth.v1.ClusterService.ImportImage:input_type -> berth.v1.ImportImageRequest
+	118, // 83: berth.v1.ClusterService.ListImages:input_type -> berth.v1.ListImagesRequest
+	121, // 84: berth.v1.ClusterService.JoinToken:input_type -> berth.v1.JoinTokenRequest
+	123, // 85: berth.v1.ClusterService.Version:input_type -> berth.v1.VersionRequest
+	124, // 86: berth.v1.ClusterService.ListServers:input_type -> berth.v1.ListServersRequest
+	83,  // 87: berth.v1.ClusterService.ScaleService:input_type -> berth.v1.ScaleServiceRequest
+	84,  // 88: berth.v1.ClusterService.RestartService:input_type -> berth.v1.RestartServiceRequest
+	85,  // 89: berth.v1.ClusterService.RollbackService:input_type -> berth.v1.RollbackServiceRequest
+	86,  // 90: berth.v1.ClusterService.UpdateNode:input_type -> berth.v1.UpdateNodeRequest
+	87,  // 91: berth.v1.ClusterService.Rebalance:input_type -> berth.v1.RebalanceRequest
+	89,  // 92: berth.v1.ClusterService.GetSettings:input_type -> berth.v1.GetSettingsRequest
+	90,  // 93: berth.v1.ClusterService.UpdateSettings:input_type -> berth.v1.UpdateSettingsRequest
+	71,  // 94: berth.v1.ClusterService.Build:input_type -> berth.v1.BuildRequest
+	74,  // 95: berth.v1.ClusterService.PullImage:input_type -> berth.v1.PullImageRequest
+	75,  // 96: berth.v1.ClusterService.PushImage:input_type -> berth.v1.PushImageRequest
+	77,  // 97: berth.v1.ClusterService.Login:input_type -> berth.v1.LoginRequest
+	79,  // 98: berth.v1.ClusterService.Logout:input_type -> berth.v1.LogoutRequest
+	81,  // 99: berth.v1.ClusterService.ListRegistries:input_type -> berth.v1.ListRegistriesRequest
+	107, // 100: berth.v1.ClusterService.WatchEvents:input_type -> berth.v1.ListEventsRequest
+	58,  // 101: berth.v1.ClusterService.Exec:input_type -> berth.v1.ExecRequest
+	60,  // 102: berth.v1.ClusterService.Top:input_type -> berth.v1.TopRequest
+	63,  // 103: berth.v1.ClusterService.CreateAPIToken:input_type -> berth.v1.CreateAPITokenRequest
+	65,  // 104: berth.v1.ClusterService.ListAPITokens:input_type -> berth.v1.ListAPITokensRequest
+	67,  // 105: berth.v1.ClusterService.RevokeAPIToken:input_type -> berth.v1.RevokeAPITokenRequest
+	48,  // 106: berth.v1.ClusterService.CreateNetwork:input_type -> berth.v1.CreateNetworkRequest
+	49,  // 107: berth.v1.ClusterService.ListNetworks:input_type -> berth.v1.ListNetworksRequest
+	52,  // 108: berth.v1.ClusterService.GetNetwork:input_type -> berth.v1.GetNetworkRequest
+	53,  // 109: berth.v1.ClusterService.RemoveNetwork:input_type -> berth.v1.RemoveNetworkRequest
+	26,  // 110: berth.v1.ClusterService.ListVolumes:input_type -> berth.v1.ListVolumesRequest
+	29,  // 111: berth.v1.ClusterService.GetVolume:input_type -> berth.v1.GetVolumeRequest
+	30,  // 112: berth.v1.ClusterService.RemoveVolume:input_type -> berth.v1.RemoveVolumeRequest
+	32,  // 113: berth.v1.ClusterService.CreateSecret:input_type -> berth.v1.CreateSecretRequest
+	34,  // 114: berth.v1.ClusterService.ListSecrets:input_type -> berth.v1.ListSecretsRequest
+	36,  // 115: berth.v1.ClusterService.GetSecret:input_type -> berth.v1.GetSecretRequest
+	37,  // 116: berth.v1.ClusterService.RemoveSecret:input_type -> berth.v1.RemoveSecretRequest
+	39,  // 117: berth.v1.ClusterService.CreateConfig:input_type -> berth.v1.CreateConfigRequest
+	41,  // 118: berth.v1.ClusterService.ListConfigs:input_type -> berth.v1.ListConfigsRequest
+	43,  // 119: berth.v1.ClusterService.GetConfig:input_type -> berth.v1.GetConfigRequest
+	44,  // 120: berth.v1.ClusterService.RemoveConfig:input_type -> berth.v1.RemoveConfigRequest
+	3,   // 121: berth.v1.ClusterService.WhoAmI:input_type -> berth.v1.WhoAmIRequest
+	5,   // 122: berth.v1.ClusterService.CreateUser:input_type -> berth.v1.CreateUserRequest
+	7,   // 123: berth.v1.ClusterService.ListUsers:input_type -> berth.v1.ListUsersRequest
+	9,   // 124: berth.v1.ClusterService.RemoveUser:input_type -> berth.v1.RemoveUserRequest
+	11,  // 125: berth.v1.ClusterService.CreateNamespace:input_type -> berth.v1.CreateNamespaceRequest
+	12,  // 126: berth.v1.ClusterService.UpdateNamespace:input_type -> berth.v1.UpdateNamespaceRequest
+	13,  // 127: berth.v1.ClusterService.ListNamespaces:input_type -> berth.v1.ListNamespacesRequest
+	16,  // 128: berth.v1.ClusterService.GetNamespace:input_type -> berth.v1.GetNamespaceRequest
+	17,  // 129: berth.v1.ClusterService.RemoveNamespace:input_type -> berth.v1.RemoveNamespaceRequest
+	19,  // 130: berth.v1.ClusterService.Audit:input_type -> berth.v1.AuditRequest
+	20,  // 131: berth.v1.ClusterService.RemoveNode:input_type -> berth.v1.RemoveNodeRequest
+	21,  // 132: berth.v1.ClusterService.MarkNodesDown:input_type -> berth.v1.MarkNodesDownRequest
+	24,  // 133: berth.v1.ClusterService.RotateCA:input_type -> berth.v1.RotateCARequest
+	93,  // 134: berth.v1.ClusterService.Apply:output_type -> berth.v1.ApplyResponse
+	95,  // 135: berth.v1.ClusterService.DeleteApp:output_type -> berth.v1.DeleteAppResponse
+	98,  // 136: berth.v1.ClusterService.ListApps:output_type -> berth.v1.ListAppsResponse
+	151, // 137: berth.v1.ClusterService.GetService:output_type -> berth.v1.Service
+	102, // 138: berth.v1.ClusterService.ListServices:output_type -> berth.v1.ListServicesResponse
+	104, // 139: berth.v1.ClusterService.ListTasks:output_type -> berth.v1.ListTasksResponse
+	106, // 140: berth.v1.ClusterService.ListNodes:output_type -> berth.v1.ListNodesResponse
+	108, // 141: berth.v1.ClusterService.ListEvents:output_type -> berth.v1.ListEventsResponse
+	110, // 142: berth.v1.ClusterService.Watch:output_type -> berth.v1.WatchEvent
+	112, // 143: berth.v1.ClusterService.Logs:output_type -> berth.v1.LogEntry
+	116, // 144: berth.v1.ClusterService.ImportImage:output_type -> berth.v1.ImportImageResponse
+	120, // 145: berth.v1.ClusterService.ListImages:output_type -> berth.v1.ListImagesResponse
+	122, // 146: berth.v1.ClusterService.JoinToken:output_type -> berth.v1.JoinTokenResponse
+	126, // 147: berth.v1.ClusterService.Version:output_type -> berth.v1.VersionResponse
+	125, // 148: berth.v1.ClusterService.ListServers:output_type -> berth.v1.ListServersResponse
+	151, // 149: berth.v1.ClusterService.ScaleService:output_type -> berth.v1.Service
+	151, // 150: berth.v1.ClusterService.RestartService:output_type -> berth.v1.Service
+	151, // 151: berth.v1.ClusterService.RollbackService:output_type -> berth.v1.Service
+	142, // 152: berth.v1.ClusterService.UpdateNode:output_type -> berth.v1.Node
+	88,  // 153: berth.v1.ClusterService.Rebalance:output_type -> berth.v1.RebalanceResponse
+	150, // 154: berth.v1.ClusterService.GetSettings:output_type -> berth.v1.ClusterSettings
+	150, // 155: berth.v1.ClusterService.UpdateSettings:output_type -> berth.v1.ClusterSettings
+	73,  // 156: berth.v1.ClusterService.Build:output_type -> berth.v1.BuildEvent
+	76,  // 157: berth.v1.ClusterService.PullImage:output_type -> berth.v1.ImageProgress
+	76,  // 158: berth.v1.ClusterService.PushImage:output_type -> berth.v1.ImageProgress
+	78,  // 159: berth.v1.ClusterService.Login:output_type -> berth.v1.LoginResponse
+	80,  // 160: berth.v1.ClusterService.Logout:output_type -> berth.v1.LogoutResponse
+	82,  // 161: berth.v1.ClusterService.ListRegistries:output_type -> berth.v1.ListRegistriesResponse
+	153, // 162: berth.v1.ClusterService.WatchEvents:output_type -> berth.v1.Event
+	59,  // 163: berth.v1.ClusterService.Exec:output_type -> berth.v1.ExecResponse
+	62,  // 164: berth.v1.ClusterService.Top:output_type -> berth.v1.TopResponse
+	64,  // 165: berth.v1.ClusterService.CreateAPIToken:output_type -> berth.v1.CreateAPITokenResponse
+	66,  // 166: berth.v1.ClusterService.ListAPITokens:output_type -> berth.v1.ListAPITokensResponse
+	68,  // 167: berth.v1.ClusterService.RevokeAPIToken:output_type -> berth.v1.RevokeAPITokenResponse
+	146, // 168: berth.v1.ClusterService.CreateNetwork:output_type -> berth.v1.Network
+	51,  // 169: berth.v1.ClusterService.ListNetworks:output_type -> berth.v1.ListNetworksResponse
+	50,  // 170: berth.v1.ClusterService.GetNetwork:output_type -> berth.v1.NetworkSummary
+	54,  // 171: berth.v1.ClusterService.RemoveNetwork:output_type -> berth.v1.RemoveNetworkResponse
+	28,  // 172: berth.v1.ClusterService.ListVolumes:output_type -> berth.v1.ListVolumesResponse
+	27,  // 173: berth.v1.ClusterService.GetVolume:output_type -> berth.v1.VolumeSummary
+	31,  // 174: berth.v1.ClusterService.RemoveVolume:output_type -> berth.v1.RemoveVolumeResponse
+	144, // 175: berth.v1.ClusterService.CreateSecret:output_type -> berth.v1.Secret
+	35,  // 176: berth.v1.ClusterService.ListSecrets:output_type -> berth.v1.ListSecretsResponse
+	33,  // 177: berth.v1.ClusterService.GetSecret:output_type -> berth.v1.SecretSummary
+	38,  // 178: berth.v1.ClusterService.RemoveSecret:output_type -> berth.v1.RemoveSecretResponse
+	145, // 179: berth.v1.ClusterService.CreateConfig:output_type -> berth.v1.Config
+	42,  // 180: berth.v1.ClusterService.ListConfigs:output_type -> berth.v1.ListConfigsResponse
+	40,  // 181: berth.v1.ClusterService.GetConfig:output_type -> berth.v1.ConfigSummary
+	45,  // 182: berth.v1.ClusterService.RemoveConfig:output_type -> berth.v1.RemoveConfigResponse
+	4,   // 183: berth.v1.ClusterService.WhoAmI:output_type -> berth.v1.WhoAmIResponse
+	6,   // 184: berth.v1.ClusterService.CreateUser:output_type -> berth.v1.CreateUserResponse
+	8,   // 185: berth.v1.ClusterService.ListUsers:output_type -> berth.v1.ListUsersResponse
+	10,  // 186: berth.v1.ClusterService.RemoveUser:output_type -> berth.v1.RemoveUserResponse
+	139, // 187: berth.v1.ClusterService.CreateNamespace:output_type -> berth.v1.Namespace
+	139, // 188: berth.v1.ClusterService.UpdateNamespace:output_type -> berth.v1.Namespace
+	15,  // 189: berth.v1.ClusterService.ListNamespaces:output_type -> berth.v1.ListNamespacesResponse
+	14,  // 190: berth.v1.ClusterService.GetNamespace:output_type -> berth.v1.NamespaceSummary
+	18,  // 191: berth.v1.ClusterService.RemoveNamespace:output_type -> berth.v1.RemoveNamespaceResponse
+	155, // 192: berth.v1.ClusterService.Audit:output_type -> berth.v1.AuditRecord
+	23,  // 193: berth.v1.ClusterService.RemoveNode:output_type -> berth.v1.RemoveNodeResponse
+	22,  // 194: berth.v1.ClusterService.MarkNodesDown:output_type -> berth.v1.MarkNodesDownResponse
+	25,  // 195: berth.v1.ClusterService.RotateCA:output_type -> berth.v1.RotateCAResponse
+	134, // [134:196] is the sub-list for method output_type
+	72,  // [72:134] is the sub-list for method input_type
+	72,  // [72:72] is the sub-list for extension type_name
+	72,  // [72:72] is the sub-list for extension extendee
+	0,   // [0:72] is the sub-list for field type_name
 }
 
 func init() { file_berth_v1_cluster_proto_init() }
@@ -8423,32 +8534,32 @@ func file_berth_v1_cluster_proto_init() {
 		return
 	}
 	file_berth_v1_objects_proto_init()
-	file_berth_v1_cluster_proto_msgTypes[53].OneofWrappers = []any{
+	file_berth_v1_cluster_proto_msgTypes[55].OneofWrappers = []any{
 		(*ExecRequest_Start)(nil),
 		(*ExecRequest_Stdin)(nil),
 		(*ExecRequest_StdinClosed)(nil),
 		(*ExecRequest_Resize)(nil),
 	}
-	file_berth_v1_cluster_proto_msgTypes[54].OneofWrappers = []any{
+	file_berth_v1_cluster_proto_msgTypes[56].OneofWrappers = []any{
 		(*ExecResponse_Stdout)(nil),
 		(*ExecResponse_Stderr)(nil),
 		(*ExecResponse_ExitCode)(nil),
 		(*ExecResponse_TaskId)(nil),
 	}
-	file_berth_v1_cluster_proto_msgTypes[66].OneofWrappers = []any{
+	file_berth_v1_cluster_proto_msgTypes[68].OneofWrappers = []any{
 		(*BuildRequest_Header)(nil),
 		(*BuildRequest_ContextChunk)(nil),
 	}
-	file_berth_v1_cluster_proto_msgTypes[68].OneofWrappers = []any{
+	file_berth_v1_cluster_proto_msgTypes[70].OneofWrappers = []any{
 		(*BuildEvent_Status)(nil),
 		(*BuildEvent_Result)(nil),
 	}
-	file_berth_v1_cluster_proto_msgTypes[105].OneofWrappers = []any{
+	file_berth_v1_cluster_proto_msgTypes[107].OneofWrappers = []any{
 		(*WatchEvent_Node)(nil),
 		(*WatchEvent_Service)(nil),
 		(*WatchEvent_Task)(nil),
 	}
-	file_berth_v1_cluster_proto_msgTypes[109].OneofWrappers = []any{
+	file_berth_v1_cluster_proto_msgTypes[111].OneofWrappers = []any{
 		(*ImportImageRequest_Header)(nil),
 		(*ImportImageRequest_Chunk)(nil),
 	}
@@ -8458,7 +8569,7 @@ func file_berth_v1_cluster_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_berth_v1_cluster_proto_rawDesc), len(file_berth_v1_cluster_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   131,
+			NumMessages:   133,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -79,6 +79,7 @@ const (
 	ClusterService_RemoveNamespace_FullMethodName = "/berth.v1.ClusterService/RemoveNamespace"
 	ClusterService_Audit_FullMethodName           = "/berth.v1.ClusterService/Audit"
 	ClusterService_RemoveNode_FullMethodName      = "/berth.v1.ClusterService/RemoveNode"
+	ClusterService_MarkNodesDown_FullMethodName   = "/berth.v1.ClusterService/MarkNodesDown"
 	ClusterService_RotateCA_FullMethodName        = "/berth.v1.ClusterService/RotateCA"
 )
 
@@ -200,6 +201,11 @@ type ClusterServiceClient interface {
 	// RemoveNode forgets a node that is not connected: its record goes, its
 	// name is free again, and its certificate is revoked.
 	RemoveNode(ctx context.Context, in *RemoveNodeRequest, opts ...grpc.CallOption) (*RemoveNodeResponse, error)
+	// MarkNodesDown confirms nodes that are out of contact down, also while
+	// the control plane holds back because most nodes lost contact at once
+	// (the guard against mass eviction): their tasks are replaced on other
+	// nodes. A connected node is refused.
+	MarkNodesDown(ctx context.Context, in *MarkNodesDownRequest, opts ...grpc.CallOption) (*MarkNodesDownResponse, error)
 	// RotateCA makes a new cluster CA, cross-signed by the old one so that
 	// certificates of both are trusted while nodes and servers renew.
 	RotateCA(ctx context.Context, in *RotateCARequest, opts ...grpc.CallOption) (*RotateCAResponse, error)
@@ -876,6 +882,16 @@ func (c *clusterServiceClient) RemoveNode(ctx context.Context, in *RemoveNodeReq
 	return out, nil
 }
 
+func (c *clusterServiceClient) MarkNodesDown(ctx context.Context, in *MarkNodesDownRequest, opts ...grpc.CallOption) (*MarkNodesDownResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(MarkNodesDownResponse)
+	err := c.cc.Invoke(ctx, ClusterService_MarkNodesDown_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *clusterServiceClient) RotateCA(ctx context.Context, in *RotateCARequest, opts ...grpc.CallOption) (*RotateCAResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(RotateCAResponse)
@@ -1004,6 +1020,11 @@ type ClusterServiceServer interface {
 	// RemoveNode forgets a node that is not connected: its record goes, its
 	// name is free again, and its certificate is revoked.
 	RemoveNode(context.Context, *RemoveNodeRequest) (*RemoveNodeResponse, error)
+	// MarkNodesDown confirms nodes that are out of contact down, also while
+	// the control plane holds back because most nodes lost contact at once
+	// (the guard against mass eviction): their tasks are replaced on other
+	// nodes. A connected node is refused.
+	MarkNodesDown(context.Context, *MarkNodesDownRequest) (*MarkNodesDownResponse, error)
 	// RotateCA makes a new cluster CA, cross-signed by the old one so that
 	// certificates of both are trusted while nodes and servers renew.
 	RotateCA(context.Context, *RotateCARequest) (*RotateCAResponse, error)
@@ -1196,6 +1217,9 @@ func (UnimplementedClusterServiceServer) Audit(*AuditRequest, grpc.ServerStreami
 }
 func (UnimplementedClusterServiceServer) RemoveNode(context.Context, *RemoveNodeRequest) (*RemoveNodeResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RemoveNode not implemented")
+}
+func (UnimplementedClusterServiceServer) MarkNodesDown(context.Context, *MarkNodesDownRequest) (*MarkNodesDownResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method MarkNodesDown not implemented")
 }
 func (UnimplementedClusterServiceServer) RotateCA(context.Context, *RotateCARequest) (*RotateCAResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RotateCA not implemented")
@@ -2226,6 +2250,24 @@ func _ClusterService_RemoveNode_Handler(srv interface{}, ctx context.Context, de
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ClusterService_MarkNodesDown_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(MarkNodesDownRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClusterServiceServer).MarkNodesDown(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ClusterService_MarkNodesDown_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClusterServiceServer).MarkNodesDown(ctx, req.(*MarkNodesDownRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _ClusterService_RotateCA_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(RotateCARequest)
 	if err := dec(in); err != nil {
@@ -2454,6 +2496,10 @@ var ClusterService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RemoveNode",
 			Handler:    _ClusterService_RemoveNode_Handler,
+		},
+		{
+			MethodName: "MarkNodesDown",
+			Handler:    _ClusterService_MarkNodesDown_Handler,
 		},
 		{
 			MethodName: "RotateCA",

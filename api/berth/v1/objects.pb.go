@@ -1169,12 +1169,17 @@ type Node struct {
 	Meta  *Meta                  `protobuf:"bytes,1,opt,name=meta,proto3" json:"meta,omitempty"`
 	Name  string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
 	// address is where the agent's NodeService listens (host:port).
-	Address       string                 `protobuf:"bytes,3,opt,name=address,proto3" json:"address,omitempty"`
-	Labels        map[string]string      `protobuf:"bytes,4,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	Capacity      *Resources             `protobuf:"bytes,5,opt,name=capacity,proto3" json:"capacity,omitempty"`
-	Availability  NodeAvailability       `protobuf:"varint,6,opt,name=availability,proto3,enum=berth.v1.NodeAvailability" json:"availability,omitempty"`
-	Status        NodeStatus             `protobuf:"varint,7,opt,name=status,proto3,enum=berth.v1.NodeStatus" json:"status,omitempty"`
-	StatusMessage string                 `protobuf:"bytes,8,opt,name=status_message,json=statusMessage,proto3" json:"status_message,omitempty"`
+	Address       string            `protobuf:"bytes,3,opt,name=address,proto3" json:"address,omitempty"`
+	Labels        map[string]string `protobuf:"bytes,4,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Capacity      *Resources        `protobuf:"bytes,5,opt,name=capacity,proto3" json:"capacity,omitempty"`
+	Availability  NodeAvailability  `protobuf:"varint,6,opt,name=availability,proto3,enum=berth.v1.NodeAvailability" json:"availability,omitempty"`
+	Status        NodeStatus        `protobuf:"varint,7,opt,name=status,proto3,enum=berth.v1.NodeStatus" json:"status,omitempty"`
+	StatusMessage string            `protobuf:"bytes,8,opt,name=status_message,json=statusMessage,proto3" json:"status_message,omitempty"`
+	// last_heartbeat is when the agent was last heard as of the last write
+	// of the record: at registration, when a heartbeat changed something
+	// (images), and when its session ended. Heartbeats alone are not
+	// written: a ready node's agent is connected and heard within three
+	// heartbeat periods.
 	LastHeartbeat *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=last_heartbeat,json=lastHeartbeat,proto3" json:"last_heartbeat,omitempty"`
 	// images are the image references present in the node's store.
 	Images   []string  `protobuf:"bytes,10,rep,name=images,proto3" json:"images,omitempty"`

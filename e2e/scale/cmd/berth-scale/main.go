@@ -1,6 +1,6 @@
 // Command berth-scale measures a berth server with many simulated nodes
-// (see package scale) and prints a table that ends with the line
-// "tasks/s: X". `make bench-scale NODES=N TASKS=M` runs it.
+// (see package scale) and prints a table that ends with the lines
+// "server-cpu-s/1k-tasks: X" and "tasks/s: X". `make bench-scale NODES=N TASKS=M` runs it.
 package main
 
 import (
@@ -38,6 +38,8 @@ func main() {
 	flag.BoolVar(&cfg.Keep, "keep", false, "keep the run's directory (server and pool logs, data)")
 	flag.StringVar(&cfg.PoolCPUProfile, "cpuprofile-pool", "", "write a CPU profile of one (non-victim) pool to this file")
 	flag.StringVar(&cfg.PoolHeapProfile, "memprofile-pool", "", "write a heap profile of the same pool to this file as it stops")
+	flag.StringVar(&cfg.ServerCPUProfile, "cpuprofile-server", "", "write the server's CPU profile over -profile-seconds from the apply on to this file")
+	flag.IntVar(&cfg.ServerProfileSeconds, "profile-seconds", 30, "with -cpuprofile-server: how many seconds of the apply to profile")
 	flag.DurationVar(&cfg.Settle, "settle", 0, "wait at most this long after the nodes joined for the cluster's CPU use to drop before the apply (0: apply at once)")
 	flag.Float64Var(&cfg.SettleCores, "settle-cores", 0, "with -settle: the CPU use (cores, server and pools) under which the cluster counts as quiet (default 0.25)")
 	flag.DurationVar(&cfg.RunningTimeout, "timeout", 0, "how long to wait for all tasks to run (default 10m)")
@@ -57,8 +59,10 @@ func main() {
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "berth-scale:", err)
+		fmt.Println("server-cpu-s/1k-tasks: 0")
 		fmt.Println("tasks/s: 0")
 		os.Exit(1)
 	}
+	fmt.Printf("server-cpu-s/1k-tasks: %.3f\n", r.ServerCPUPer1kTasks())
 	fmt.Printf("tasks/s: %.0f\n", r.TasksPerSecond())
 }
