@@ -467,21 +467,24 @@ func (d *Dispatcher) unregister(s *session) {
 	}
 	ctx, cancel := context.WithTimeout(fenced(context.Background(), s.term), 10*time.Second)
 	defer cancel()
-	why := "agent disconnected"
+	// A closed connection means the node's machine answered: its agent
+	// ended, and most likely restarts. Silence means the machine or the
+	// network to it is gone.
+	why, loss := "the agent closed its session", berthv1.ContactLoss_CONTACT_LOSS_CLOSED
 	if s.silent.Load() {
-		why = fmt.Sprintf("no heartbeat for %s", silentHeartbeats*d.cfg.HeartbeatPeriod)
+		why, loss = fmt.Sprintf("no heartbeat for %s", silentHeartbeats*d.cfg.HeartbeatPeriod), berthv1.ContactLoss_CONTACT_LOSS_SILENT
 	}
-	if err := d.markUnreachable(ctx, why, map[string]time.Time{s.nodeID: time.Unix(0, s.lastHeard.Load())}); err != nil {
+	if err := d.markUnreachable(ctx, why, loss, map[string]time.Time{s.nodeID: time.Unix(0, s.lastHeard.Load())}); err != nil {
 		d.log.Warn("marking node unreachable", "id", s.nodeID, "err", err)
 	}
 }
 
 // markUnreachable makes the ready nodes among heard's keys unreachable for
-// reason why, in as few transactions as etcd allows, recording as their
+// reason why (lost how), in as few transactions as etcd allows, recording as their
 // last heartbeat when their agent was last heard (a zero time leaves it).
 // A node that is not ready stays as it is: one declared down stays down
 // until its agent is back.
-func (d *Dispatcher) markUnreachable(ctx context.Context, why string, heard map[string]time.Time) error {
+func (d *Dispatcher) markUnreachable(ctx context.Context, why string, loss berthv1.ContactLoss, heard map[string]time.Time) error {
 	var changes []store.Change
 	for id, at := range heard {
 		n, ok := d.cfg.Cache.Node(id)
@@ -494,6 +497,7 @@ func (d *Dispatcher) markUnreachable(ctx context.Context, why string, heard map[
 				return false
 			}
 			n.Status, n.StatusMessage, n.StatusSince = berthv1.NodeStatus_NODE_STATUS_UNREACHABLE, why, timestamppb.Now()
+			n.ContactLoss = loss
 			if !at.IsZero() {
 				n.LastHeartbeat = timestamppb.New(at)
 			}

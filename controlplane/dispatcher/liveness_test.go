@@ -76,7 +76,7 @@ func TestOnlyReadyNodesBecomeUnreachable(t *testing.T) {
 	}
 	d := New(Config{Store: s, Cache: c, Log: slog.New(slog.DiscardHandler)})
 	for _, id := range []string{"ready", "down"} {
-		if err := d.markUnreachable(ctx, "agent disconnected", map[string]time.Time{id: {}}); err != nil {
+		if err := d.markUnreachable(ctx, "the agent closed its session", berthv1.ContactLoss_CONTACT_LOSS_CLOSED, map[string]time.Time{id: {}}); err != nil {
 			t.Fatal(err)
 		}
 	}

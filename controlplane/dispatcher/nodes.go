@@ -149,6 +149,7 @@ func (d *Dispatcher) register(ctx context.Context, id string, cert *x509.Certifi
 		}
 		next.Status = berthv1.NodeStatus_NODE_STATUS_READY
 		next.StatusMessage = ""
+		next.ContactLoss = berthv1.ContactLoss_CONTACT_LOSS_UNSPECIFIED
 		next.LastHeartbeat = now
 
 		var txn store.Txn

@@ -119,7 +119,7 @@ func (d *Dispatcher) awaitReconnects(ctx context.Context) {
 		}
 	}
 	// One batch: after a failover, many nodes may be missing at once.
-	if err := d.markUnreachable(ctx, "no session with the leader since it was elected", lost); err != nil && ctx.Err() == nil {
+	if err := d.markUnreachable(ctx, "no session with the leader since it was elected", berthv1.ContactLoss_CONTACT_LOSS_UNSPECIFIED, lost); err != nil && ctx.Err() == nil {
 		d.log.Warn("marking nodes unreachable", "nodes", len(lost), "err", err)
 	}
 }

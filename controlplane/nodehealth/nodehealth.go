@@ -174,6 +174,9 @@ func (h *NodeHealth) judge(ctx context.Context) (time.Time, error) {
 				n.StatusSince = timestamppb.New(now)
 			}
 			n.Status, n.StatusMessage = v.status, v.message
+			if v.status == berthv1.NodeStatus_NODE_STATUS_READY {
+				n.ContactLoss = berthv1.ContactLoss_CONTACT_LOSS_UNSPECIFIED
+			}
 			return true
 		}})
 	}
@@ -245,8 +248,15 @@ func (h *NodeHealth) verdict(n *berthv1.Node, now time.Time) (v verdict, due tim
 				return verdict{berthv1.NodeStatus_NODE_STATUS_READY, ""}, time.Time{}
 			}
 		}
+		// An agent that closed its session left its machine up and its
+		// containers running: it is most likely restarting, and gossip
+		// (which lives in the agent) only says the process is gone. It
+		// gets the grace to come back, so an agent restart moves nothing.
+		closed := n.GetContactLoss() == berthv1.ContactLoss_CONTACT_LOSS_CLOSED
 		msg := n.StatusMessage
 		switch {
+		case closed && failed:
+			msg = "the agent closed its session (its machine answered) and is gone from gossip; waiting for it to come back"
 		case known && g.Alive:
 			msg = "session lost; gossip still sees the node alive"
 		case known && g.Left:
@@ -264,7 +274,7 @@ func (h *NodeHealth) verdict(n *berthv1.Node, now time.Time) (v verdict, due tim
 		// the lift: contact may be coming back to it too, and gossip
 		// needs a while to see it alive again.
 		recentLift := !h.liftedAt.IsZero() && now.Before(h.liftedAt.Add(h.grace))
-		if failed && !recentLift {
+		if failed && !recentLift && !closed {
 			return verdict{berthv1.NodeStatus_NODE_STATUS_DOWN, msg}, time.Time{}
 		}
 		due = maxTime(since, h.liftedAt).Add(h.grace)

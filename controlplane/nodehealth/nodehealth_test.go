@@ -63,17 +63,24 @@ func TestVerdicts(t *testing.T) {
 		want    berthv1.NodeStatus
 		message string
 		due     time.Time
+		loss    berthv1.ContactLoss
 	}{
-		{"ready and alive", berthv1.NodeStatus_NODE_STATUS_READY, now.Add(-time.Minute), &alive, berthv1.NodeStatus_NODE_STATUS_UNSPECIFIED, "", time.Time{}},
-		{"ready, unknown to gossip", berthv1.NodeStatus_NODE_STATUS_READY, now.Add(-time.Minute), nil, berthv1.NodeStatus_NODE_STATUS_UNSPECIFIED, "", time.Time{}},
-		{"ready but gossip saw it fail", berthv1.NodeStatus_NODE_STATUS_READY, now.Add(-time.Minute), &failedNow, berthv1.NodeStatus_NODE_STATUS_DOWN, "gossip", time.Time{}},
-		{"ready again after an old failure", berthv1.NodeStatus_NODE_STATUS_READY, now.Add(-time.Minute), &failedLongAgo, berthv1.NodeStatus_NODE_STATUS_UNSPECIFIED, "", time.Time{}},
-		{"unreachable and failed", berthv1.NodeStatus_NODE_STATUS_UNREACHABLE, now, &failedNow, berthv1.NodeStatus_NODE_STATUS_DOWN, "gossip", time.Time{}},
-		{"unreachable but alive", berthv1.NodeStatus_NODE_STATUS_UNREACHABLE, now, &alive, berthv1.NodeStatus_NODE_STATUS_UNREACHABLE, "still sees the node alive", now.Add(grace)},
-		{"unreachable, agent left", berthv1.NodeStatus_NODE_STATUS_UNREACHABLE, now, &left, berthv1.NodeStatus_NODE_STATUS_UNREACHABLE, "agent stopped", now.Add(grace)},
-		{"unreachable, unknown to gossip", berthv1.NodeStatus_NODE_STATUS_UNREACHABLE, now, nil, berthv1.NodeStatus_NODE_STATUS_UNREACHABLE, "agent disconnected", now.Add(grace)},
-		{"alive but out of contact past the grace", berthv1.NodeStatus_NODE_STATUS_UNREACHABLE, now.Add(-grace), &alive, berthv1.NodeStatus_NODE_STATUS_DOWN, "no contact for 10s", time.Time{}},
-		{"down stays down", berthv1.NodeStatus_NODE_STATUS_DOWN, now.Add(-time.Hour), &failedLongAgo, berthv1.NodeStatus_NODE_STATUS_UNSPECIFIED, "", time.Time{}},
+		{"ready and alive", berthv1.NodeStatus_NODE_STATUS_READY, now.Add(-time.Minute), &alive, berthv1.NodeStatus_NODE_STATUS_UNSPECIFIED, "", time.Time{}, 0},
+		{"ready, unknown to gossip", berthv1.NodeStatus_NODE_STATUS_READY, now.Add(-time.Minute), nil, berthv1.NodeStatus_NODE_STATUS_UNSPECIFIED, "", time.Time{}, 0},
+		{"ready but gossip saw it fail", berthv1.NodeStatus_NODE_STATUS_READY, now.Add(-time.Minute), &failedNow, berthv1.NodeStatus_NODE_STATUS_DOWN, "gossip", time.Time{}, 0},
+		{"ready again after an old failure", berthv1.NodeStatus_NODE_STATUS_READY, now.Add(-time.Minute), &failedLongAgo, berthv1.NodeStatus_NODE_STATUS_UNSPECIFIED, "", time.Time{}, 0},
+		{"unreachable and failed", berthv1.NodeStatus_NODE_STATUS_UNREACHABLE, now, &failedNow, berthv1.NodeStatus_NODE_STATUS_DOWN, "gossip", time.Time{}, 0},
+		{"unreachable but alive", berthv1.NodeStatus_NODE_STATUS_UNREACHABLE, now, &alive, berthv1.NodeStatus_NODE_STATUS_UNREACHABLE, "still sees the node alive", now.Add(grace), 0},
+		{"unreachable, agent left", berthv1.NodeStatus_NODE_STATUS_UNREACHABLE, now, &left, berthv1.NodeStatus_NODE_STATUS_UNREACHABLE, "agent stopped", now.Add(grace), 0},
+		{"unreachable, unknown to gossip", berthv1.NodeStatus_NODE_STATUS_UNREACHABLE, now, nil, berthv1.NodeStatus_NODE_STATUS_UNREACHABLE, "agent disconnected", now.Add(grace), 0},
+		{"alive but out of contact past the grace", berthv1.NodeStatus_NODE_STATUS_UNREACHABLE, now.Add(-grace), &alive, berthv1.NodeStatus_NODE_STATUS_DOWN, "no contact for 10s", time.Time{}, 0},
+		{"down stays down", berthv1.NodeStatus_NODE_STATUS_DOWN, now.Add(-time.Hour), &failedLongAgo, berthv1.NodeStatus_NODE_STATUS_UNSPECIFIED, "", time.Time{}, 0},
+		// An agent that closed its session (SIGKILL, a crash: its
+		// machine answered) is gone from gossip too, but most likely
+		// restarts with its containers running: it gets the grace.
+		{"agent closed its session, gone from gossip", berthv1.NodeStatus_NODE_STATUS_UNREACHABLE, now, &failedNow, berthv1.NodeStatus_NODE_STATUS_UNREACHABLE, "waiting for it to come back", now.Add(grace), berthv1.ContactLoss_CONTACT_LOSS_CLOSED},
+		{"agent closed its session, not back after the grace", berthv1.NodeStatus_NODE_STATUS_UNREACHABLE, now.Add(-grace), &failedNow, berthv1.NodeStatus_NODE_STATUS_DOWN, "no contact for 10s", time.Time{}, berthv1.ContactLoss_CONTACT_LOSS_CLOSED},
+		{"silent and gone from gossip", berthv1.NodeStatus_NODE_STATUS_UNREACHABLE, now, &failedNow, berthv1.NodeStatus_NODE_STATUS_DOWN, "gossip", time.Time{}, berthv1.ContactLoss_CONTACT_LOSS_SILENT},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			g := newFakeGossip()
@@ -81,7 +88,7 @@ func TestVerdicts(t *testing.T) {
 				g.set("n", *tc.gossip)
 			}
 			h := New(nil, nil, g, slog.New(slog.DiscardHandler), grace)
-			n := &berthv1.Node{Meta: &berthv1.Meta{Id: "n"}, Status: tc.status, StatusMessage: "agent disconnected", StatusSince: timestamppb.New(tc.since)}
+			n := &berthv1.Node{Meta: &berthv1.Meta{Id: "n"}, Status: tc.status, StatusMessage: "agent disconnected", StatusSince: timestamppb.New(tc.since), ContactLoss: tc.loss}
 			v, due := h.verdict(n, now)
 			if v.status != tc.want || !strings.Contains(v.message, tc.message) || !due.Equal(tc.due) {
 				t.Fatalf("verdict = %v %q due %v; want %v with %q due %v", v.status, v.message, due, tc.want, tc.message, tc.due)

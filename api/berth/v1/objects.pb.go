@@ -129,6 +129,62 @@ func (NodeStatus) EnumDescriptor() ([]byte, []int) {
 	return file_berth_v1_objects_proto_rawDescGZIP(), []int{1}
 }
 
+// ContactLoss is how the control plane lost a node's session.
+type ContactLoss int32
+
+const (
+	// UNSPECIFIED: not known (a new leader found no session of the node).
+	ContactLoss_CONTACT_LOSS_UNSPECIFIED ContactLoss = 0
+	// CLOSED: the node's end closed the connection: its machine is up and
+	// its agent ended, most likely to restart. Its containers still run, so
+	// gossip's word that the node died waits for the node-down grace.
+	ContactLoss_CONTACT_LOSS_CLOSED ContactLoss = 1
+	// SILENT: the agent stopped answering: its machine, or the network to
+	// it, is gone.
+	ContactLoss_CONTACT_LOSS_SILENT ContactLoss = 2
+)
+
+// Enum value maps for ContactLoss.
+var (
+	ContactLoss_name = map[int32]string{
+		0: "CONTACT_LOSS_UNSPECIFIED",
+		1: "CONTACT_LOSS_CLOSED",
+		2: "CONTACT_LOSS_SILENT",
+	}
+	ContactLoss_value = map[string]int32{
+		"CONTACT_LOSS_UNSPECIFIED": 0,
+		"CONTACT_LOSS_CLOSED":      1,
+		"CONTACT_LOSS_SILENT":      2,
+	}
+)
+
+func (x ContactLoss) Enum() *ContactLoss {
+	p := new(ContactLoss)
+	*p = x
+	return p
+}
+
+func (x ContactLoss) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ContactLoss) Descriptor() protoreflect.EnumDescriptor {
+	return file_berth_v1_objects_proto_enumTypes[2].Descriptor()
+}
+
+func (ContactLoss) Type() protoreflect.EnumType {
+	return &file_berth_v1_objects_proto_enumTypes[2]
+}
+
+func (x ContactLoss) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ContactLoss.Descriptor instead.
+func (ContactLoss) EnumDescriptor() ([]byte, []int) {
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{2}
+}
+
 type ServiceMode int32
 
 const (
@@ -164,11 +220,11 @@ func (x ServiceMode) String() string {
 }
 
 func (ServiceMode) Descriptor() protoreflect.EnumDescriptor {
-	return file_berth_v1_objects_proto_enumTypes[2].Descriptor()
+	return file_berth_v1_objects_proto_enumTypes[3].Descriptor()
 }
 
 func (ServiceMode) Type() protoreflect.EnumType {
-	return &file_berth_v1_objects_proto_enumTypes[2]
+	return &file_berth_v1_objects_proto_enumTypes[3]
 }
 
 func (x ServiceMode) Number() protoreflect.EnumNumber {
@@ -177,7 +233,7 @@ func (x ServiceMode) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ServiceMode.Descriptor instead.
 func (ServiceMode) EnumDescriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{2}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{3}
 }
 
 // PublishMode says where a published port answers.
@@ -220,11 +276,11 @@ func (x PublishMode) String() string {
 }
 
 func (PublishMode) Descriptor() protoreflect.EnumDescriptor {
-	return file_berth_v1_objects_proto_enumTypes[3].Descriptor()
+	return file_berth_v1_objects_proto_enumTypes[4].Descriptor()
 }
 
 func (PublishMode) Type() protoreflect.EnumType {
-	return &file_berth_v1_objects_proto_enumTypes[3]
+	return &file_berth_v1_objects_proto_enumTypes[4]
 }
 
 func (x PublishMode) Number() protoreflect.EnumNumber {
@@ -233,7 +289,7 @@ func (x PublishMode) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use PublishMode.Descriptor instead.
 func (PublishMode) EnumDescriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{3}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{4}
 }
 
 // EndpointMode says what a service's name resolves to.
@@ -274,11 +330,11 @@ func (x EndpointMode) String() string {
 }
 
 func (EndpointMode) Descriptor() protoreflect.EnumDescriptor {
-	return file_berth_v1_objects_proto_enumTypes[4].Descriptor()
+	return file_berth_v1_objects_proto_enumTypes[5].Descriptor()
 }
 
 func (EndpointMode) Type() protoreflect.EnumType {
-	return &file_berth_v1_objects_proto_enumTypes[4]
+	return &file_berth_v1_objects_proto_enumTypes[5]
 }
 
 func (x EndpointMode) Number() protoreflect.EnumNumber {
@@ -287,7 +343,7 @@ func (x EndpointMode) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use EndpointMode.Descriptor instead.
 func (EndpointMode) EnumDescriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{4}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{5}
 }
 
 // SchedulingStrategy ranks the nodes that can take a task.
@@ -328,11 +384,11 @@ func (x SchedulingStrategy) String() string {
 }
 
 func (SchedulingStrategy) Descriptor() protoreflect.EnumDescriptor {
-	return file_berth_v1_objects_proto_enumTypes[5].Descriptor()
+	return file_berth_v1_objects_proto_enumTypes[6].Descriptor()
 }
 
 func (SchedulingStrategy) Type() protoreflect.EnumType {
-	return &file_berth_v1_objects_proto_enumTypes[5]
+	return &file_berth_v1_objects_proto_enumTypes[6]
 }
 
 func (x SchedulingStrategy) Number() protoreflect.EnumNumber {
@@ -341,7 +397,7 @@ func (x SchedulingStrategy) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use SchedulingStrategy.Descriptor instead.
 func (SchedulingStrategy) EnumDescriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{5}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{6}
 }
 
 // UpdateFailureAction is what a rolling update does when too many of its
@@ -385,11 +441,11 @@ func (x UpdateFailureAction) String() string {
 }
 
 func (UpdateFailureAction) Descriptor() protoreflect.EnumDescriptor {
-	return file_berth_v1_objects_proto_enumTypes[6].Descriptor()
+	return file_berth_v1_objects_proto_enumTypes[7].Descriptor()
 }
 
 func (UpdateFailureAction) Type() protoreflect.EnumType {
-	return &file_berth_v1_objects_proto_enumTypes[6]
+	return &file_berth_v1_objects_proto_enumTypes[7]
 }
 
 func (x UpdateFailureAction) Number() protoreflect.EnumNumber {
@@ -398,7 +454,7 @@ func (x UpdateFailureAction) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use UpdateFailureAction.Descriptor instead.
 func (UpdateFailureAction) EnumDescriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{6}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{7}
 }
 
 // UpdateOrder says whether a slot's old task stops before or after its
@@ -437,11 +493,11 @@ func (x UpdateOrder) String() string {
 }
 
 func (UpdateOrder) Descriptor() protoreflect.EnumDescriptor {
-	return file_berth_v1_objects_proto_enumTypes[7].Descriptor()
+	return file_berth_v1_objects_proto_enumTypes[8].Descriptor()
 }
 
 func (UpdateOrder) Type() protoreflect.EnumType {
-	return &file_berth_v1_objects_proto_enumTypes[7]
+	return &file_berth_v1_objects_proto_enumTypes[8]
 }
 
 func (x UpdateOrder) Number() protoreflect.EnumNumber {
@@ -450,7 +506,7 @@ func (x UpdateOrder) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use UpdateOrder.Descriptor instead.
 func (UpdateOrder) EnumDescriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{7}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{8}
 }
 
 type RestartCondition int32
@@ -489,11 +545,11 @@ func (x RestartCondition) String() string {
 }
 
 func (RestartCondition) Descriptor() protoreflect.EnumDescriptor {
-	return file_berth_v1_objects_proto_enumTypes[8].Descriptor()
+	return file_berth_v1_objects_proto_enumTypes[9].Descriptor()
 }
 
 func (RestartCondition) Type() protoreflect.EnumType {
-	return &file_berth_v1_objects_proto_enumTypes[8]
+	return &file_berth_v1_objects_proto_enumTypes[9]
 }
 
 func (x RestartCondition) Number() protoreflect.EnumNumber {
@@ -502,7 +558,7 @@ func (x RestartCondition) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use RestartCondition.Descriptor instead.
 func (RestartCondition) EnumDescriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{8}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{9}
 }
 
 // MountType says what a mount brings into a container.
@@ -548,11 +604,11 @@ func (x MountType) String() string {
 }
 
 func (MountType) Descriptor() protoreflect.EnumDescriptor {
-	return file_berth_v1_objects_proto_enumTypes[9].Descriptor()
+	return file_berth_v1_objects_proto_enumTypes[10].Descriptor()
 }
 
 func (MountType) Type() protoreflect.EnumType {
-	return &file_berth_v1_objects_proto_enumTypes[9]
+	return &file_berth_v1_objects_proto_enumTypes[10]
 }
 
 func (x MountType) Number() protoreflect.EnumNumber {
@@ -561,7 +617,7 @@ func (x MountType) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use MountType.Descriptor instead.
 func (MountType) EnumDescriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{9}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{10}
 }
 
 // DependencyCondition says what a dependency must reach before its
@@ -609,11 +665,11 @@ func (x DependencyCondition) String() string {
 }
 
 func (DependencyCondition) Descriptor() protoreflect.EnumDescriptor {
-	return file_berth_v1_objects_proto_enumTypes[10].Descriptor()
+	return file_berth_v1_objects_proto_enumTypes[11].Descriptor()
 }
 
 func (DependencyCondition) Type() protoreflect.EnumType {
-	return &file_berth_v1_objects_proto_enumTypes[10]
+	return &file_berth_v1_objects_proto_enumTypes[11]
 }
 
 func (x DependencyCondition) Number() protoreflect.EnumNumber {
@@ -622,7 +678,7 @@ func (x DependencyCondition) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use DependencyCondition.Descriptor instead.
 func (DependencyCondition) EnumDescriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{10}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{11}
 }
 
 type Health int32
@@ -662,11 +718,11 @@ func (x Health) String() string {
 }
 
 func (Health) Descriptor() protoreflect.EnumDescriptor {
-	return file_berth_v1_objects_proto_enumTypes[11].Descriptor()
+	return file_berth_v1_objects_proto_enumTypes[12].Descriptor()
 }
 
 func (Health) Type() protoreflect.EnumType {
-	return &file_berth_v1_objects_proto_enumTypes[11]
+	return &file_berth_v1_objects_proto_enumTypes[12]
 }
 
 func (x Health) Number() protoreflect.EnumNumber {
@@ -675,7 +731,7 @@ func (x Health) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Health.Descriptor instead.
 func (Health) EnumDescriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{11}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{12}
 }
 
 type UpdateState int32
@@ -728,11 +784,11 @@ func (x UpdateState) String() string {
 }
 
 func (UpdateState) Descriptor() protoreflect.EnumDescriptor {
-	return file_berth_v1_objects_proto_enumTypes[12].Descriptor()
+	return file_berth_v1_objects_proto_enumTypes[13].Descriptor()
 }
 
 func (UpdateState) Type() protoreflect.EnumType {
-	return &file_berth_v1_objects_proto_enumTypes[12]
+	return &file_berth_v1_objects_proto_enumTypes[13]
 }
 
 func (x UpdateState) Number() protoreflect.EnumNumber {
@@ -741,7 +797,7 @@ func (x UpdateState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use UpdateState.Descriptor instead.
 func (UpdateState) EnumDescriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{12}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{13}
 }
 
 type RebalanceState int32
@@ -781,11 +837,11 @@ func (x RebalanceState) String() string {
 }
 
 func (RebalanceState) Descriptor() protoreflect.EnumDescriptor {
-	return file_berth_v1_objects_proto_enumTypes[13].Descriptor()
+	return file_berth_v1_objects_proto_enumTypes[14].Descriptor()
 }
 
 func (RebalanceState) Type() protoreflect.EnumType {
-	return &file_berth_v1_objects_proto_enumTypes[13]
+	return &file_berth_v1_objects_proto_enumTypes[14]
 }
 
 func (x RebalanceState) Number() protoreflect.EnumNumber {
@@ -794,7 +850,7 @@ func (x RebalanceState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use RebalanceState.Descriptor instead.
 func (RebalanceState) EnumDescriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{13}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{14}
 }
 
 // ReplaceCause says why a task was started beside the one it replaces.
@@ -839,11 +895,11 @@ func (x ReplaceCause) String() string {
 }
 
 func (ReplaceCause) Descriptor() protoreflect.EnumDescriptor {
-	return file_berth_v1_objects_proto_enumTypes[14].Descriptor()
+	return file_berth_v1_objects_proto_enumTypes[15].Descriptor()
 }
 
 func (ReplaceCause) Type() protoreflect.EnumType {
-	return &file_berth_v1_objects_proto_enumTypes[14]
+	return &file_berth_v1_objects_proto_enumTypes[15]
 }
 
 func (x ReplaceCause) Number() protoreflect.EnumNumber {
@@ -852,7 +908,7 @@ func (x ReplaceCause) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ReplaceCause.Descriptor instead.
 func (ReplaceCause) EnumDescriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{14}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{15}
 }
 
 // TaskState is ordered: an observed state only ever moves forward.
@@ -919,11 +975,11 @@ func (x TaskState) String() string {
 }
 
 func (TaskState) Descriptor() protoreflect.EnumDescriptor {
-	return file_berth_v1_objects_proto_enumTypes[15].Descriptor()
+	return file_berth_v1_objects_proto_enumTypes[16].Descriptor()
 }
 
 func (TaskState) Type() protoreflect.EnumType {
-	return &file_berth_v1_objects_proto_enumTypes[15]
+	return &file_berth_v1_objects_proto_enumTypes[16]
 }
 
 func (x TaskState) Number() protoreflect.EnumNumber {
@@ -932,7 +988,7 @@ func (x TaskState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use TaskState.Descriptor instead.
 func (TaskState) EnumDescriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{15}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{16}
 }
 
 // ImageOrigin is how an image came into the cluster.
@@ -969,11 +1025,11 @@ func (x ImageOrigin) String() string {
 }
 
 func (ImageOrigin) Descriptor() protoreflect.EnumDescriptor {
-	return file_berth_v1_objects_proto_enumTypes[16].Descriptor()
+	return file_berth_v1_objects_proto_enumTypes[17].Descriptor()
 }
 
 func (ImageOrigin) Type() protoreflect.EnumType {
-	return &file_berth_v1_objects_proto_enumTypes[16]
+	return &file_berth_v1_objects_proto_enumTypes[17]
 }
 
 func (x ImageOrigin) Number() protoreflect.EnumNumber {
@@ -982,7 +1038,7 @@ func (x ImageOrigin) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ImageOrigin.Descriptor instead.
 func (ImageOrigin) EnumDescriptor() ([]byte, []int) {
-	return file_berth_v1_objects_proto_rawDescGZIP(), []int{16}
+	return file_berth_v1_objects_proto_rawDescGZIP(), []int{17}
 }
 
 // Meta is carried by every stored object.
@@ -1223,7 +1279,10 @@ type Node struct {
 	// last checked them (api/nodestate names the types). A node with a
 	// failing condition is not ready: it gets no new tasks, and its tasks
 	// move elsewhere if it stays so.
-	Conditions    []*NodeCondition `protobuf:"bytes,25,rep,name=conditions,proto3" json:"conditions,omitempty"`
+	Conditions []*NodeCondition `protobuf:"bytes,25,rep,name=conditions,proto3" json:"conditions,omitempty"`
+	// contact_loss is how the control plane lost the node's session, while
+	// the node is unreachable (unspecified otherwise).
+	ContactLoss   ContactLoss `protobuf:"varint,26,opt,name=contact_loss,json=contactLoss,proto3,enum=berth.v1.ContactLoss" json:"contact_loss,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1431,6 +1490,13 @@ func (x *Node) GetConditions() []*NodeCondition {
 		return x.Conditions
 	}
 	return nil
+}
+
+func (x *Node) GetContactLoss() ContactLoss {
+	if x != nil {
+		return x.ContactLoss
+	}
+	return ContactLoss_CONTACT_LOSS_UNSPECIFIED
 }
 
 // NodeCondition is one thing a node needs to run containers, as its agent
@@ -5829,7 +5895,7 @@ const file_berth_v1_objects_proto_rawDesc = "" +
 	"\fmemory_bytes\x18\x02 \x01(\x03R\vmemoryBytes\">\n" +
 	"\bPlatform\x12\x0e\n" +
 	"\x02os\x18\x01 \x01(\tR\x02os\x12\"\n" +
-	"\farchitecture\x18\x02 \x01(\tR\farchitecture\"\x84\v\n" +
+	"\farchitecture\x18\x02 \x01(\tR\farchitecture\"\xbe\v\n" +
 	"\x04Node\x12\"\n" +
 	"\x04meta\x18\x01 \x01(\v2\x0e.berth.v1.MetaR\x04meta\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x18\n" +
@@ -5858,7 +5924,8 @@ const file_berth_v1_objects_proto_rawDesc = "" +
 	"\x0ecertificate_ca\x18\x18 \x01(\tR\rcertificateCa\x127\n" +
 	"\n" +
 	"conditions\x18\x19 \x03(\v2\x17.berth.v1.NodeConditionR\n" +
-	"conditions\x1a9\n" +
+	"conditions\x128\n" +
+	"\fcontact_loss\x18\x1a \x01(\x0e2\x15.berth.v1.ContactLossR\vcontactLoss\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a>\n" +
@@ -6322,7 +6389,11 @@ const file_berth_v1_objects_proto_rawDesc = "" +
 	"\x17NODE_STATUS_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11NODE_STATUS_READY\x10\x01\x12\x1b\n" +
 	"\x17NODE_STATUS_UNREACHABLE\x10\x02\x12\x14\n" +
-	"\x10NODE_STATUS_DOWN\x10\x03*a\n" +
+	"\x10NODE_STATUS_DOWN\x10\x03*]\n" +
+	"\vContactLoss\x12\x1c\n" +
+	"\x18CONTACT_LOSS_UNSPECIFIED\x10\x00\x12\x17\n" +
+	"\x13CONTACT_LOSS_CLOSED\x10\x01\x12\x17\n" +
+	"\x13CONTACT_LOSS_SILENT\x10\x02*a\n" +
 	"\vServiceMode\x12\x1c\n" +
 	"\x18SERVICE_MODE_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17SERVICE_MODE_REPLICATED\x10\x01\x12\x17\n" +
@@ -6419,213 +6490,215 @@ func file_berth_v1_objects_proto_rawDescGZIP() []byte {
 	return file_berth_v1_objects_proto_rawDescData
 }
 
-var file_berth_v1_objects_proto_enumTypes = make([]protoimpl.EnumInfo, 17)
+var file_berth_v1_objects_proto_enumTypes = make([]protoimpl.EnumInfo, 18)
 var file_berth_v1_objects_proto_msgTypes = make([]protoimpl.MessageInfo, 62)
 var file_berth_v1_objects_proto_goTypes = []any{
 	(NodeAvailability)(0),         // 0: berth.v1.NodeAvailability
 	(NodeStatus)(0),               // 1: berth.v1.NodeStatus
-	(ServiceMode)(0),              // 2: berth.v1.ServiceMode
-	(PublishMode)(0),              // 3: berth.v1.PublishMode
-	(EndpointMode)(0),             // 4: berth.v1.EndpointMode
-	(SchedulingStrategy)(0),       // 5: berth.v1.SchedulingStrategy
-	(UpdateFailureAction)(0),      // 6: berth.v1.UpdateFailureAction
-	(UpdateOrder)(0),              // 7: berth.v1.UpdateOrder
-	(RestartCondition)(0),         // 8: berth.v1.RestartCondition
-	(MountType)(0),                // 9: berth.v1.MountType
-	(DependencyCondition)(0),      // 10: berth.v1.DependencyCondition
-	(Health)(0),                   // 11: berth.v1.Health
-	(UpdateState)(0),              // 12: berth.v1.UpdateState
-	(RebalanceState)(0),           // 13: berth.v1.RebalanceState
-	(ReplaceCause)(0),             // 14: berth.v1.ReplaceCause
-	(TaskState)(0),                // 15: berth.v1.TaskState
-	(ImageOrigin)(0),              // 16: berth.v1.ImageOrigin
-	(*Meta)(nil),                  // 17: berth.v1.Meta
-	(*Resources)(nil),             // 18: berth.v1.Resources
-	(*Platform)(nil),              // 19: berth.v1.Platform
-	(*Node)(nil),                  // 20: berth.v1.Node
-	(*NodeCondition)(nil),         // 21: berth.v1.NodeCondition
-	(*PortSpec)(nil),              // 22: berth.v1.PortSpec
-	(*ServiceNetwork)(nil),        // 23: berth.v1.ServiceNetwork
-	(*ExtraHost)(nil),             // 24: berth.v1.ExtraHost
-	(*Network)(nil),               // 25: berth.v1.Network
-	(*VirtualIP)(nil),             // 26: berth.v1.VirtualIP
-	(*ServiceEndpoint)(nil),       // 27: berth.v1.ServiceEndpoint
-	(*TaskNetwork)(nil),           // 28: berth.v1.TaskNetwork
-	(*Placement)(nil),             // 29: berth.v1.Placement
-	(*UpdateConfig)(nil),          // 30: berth.v1.UpdateConfig
-	(*RestartPolicy)(nil),         // 31: berth.v1.RestartPolicy
-	(*ServiceSpec)(nil),           // 32: berth.v1.ServiceSpec
-	(*Mount)(nil),                 // 33: berth.v1.Mount
-	(*FileReference)(nil),         // 34: berth.v1.FileReference
-	(*Ulimit)(nil),                // 35: berth.v1.Ulimit
-	(*ContainerOptions)(nil),      // 36: berth.v1.ContainerOptions
-	(*Volume)(nil),                // 37: berth.v1.Volume
-	(*Secret)(nil),                // 38: berth.v1.Secret
-	(*Config)(nil),                // 39: berth.v1.Config
-	(*KeyCheck)(nil),              // 40: berth.v1.KeyCheck
-	(*BuildSpec)(nil),             // 41: berth.v1.BuildSpec
-	(*Dependency)(nil),            // 42: berth.v1.Dependency
-	(*HealthCheck)(nil),           // 43: berth.v1.HealthCheck
-	(*Service)(nil),               // 44: berth.v1.Service
-	(*ServiceRevision)(nil),       // 45: berth.v1.ServiceRevision
-	(*UpdateStatus)(nil),          // 46: berth.v1.UpdateStatus
-	(*RebalanceStatus)(nil),       // 47: berth.v1.RebalanceStatus
-	(*ClusterSettings)(nil),       // 48: berth.v1.ClusterSettings
-	(*RegistryCredential)(nil),    // 49: berth.v1.RegistryCredential
-	(*StateTransition)(nil),       // 50: berth.v1.StateTransition
-	(*PortBinding)(nil),           // 51: berth.v1.PortBinding
-	(*TaskStatus)(nil),            // 52: berth.v1.TaskStatus
-	(*Task)(nil),                  // 53: berth.v1.Task
-	(*Event)(nil),                 // 54: berth.v1.Event
-	(*ClusterCA)(nil),             // 55: berth.v1.ClusterCA
-	(*JoinTokenRecord)(nil),       // 56: berth.v1.JoinTokenRecord
-	(*APIToken)(nil),              // 57: berth.v1.APIToken
-	(*User)(nil),                  // 58: berth.v1.User
-	(*RevokedCertificate)(nil),    // 59: berth.v1.RevokedCertificate
-	(*NamespaceQuota)(nil),        // 60: berth.v1.NamespaceQuota
-	(*Namespace)(nil),             // 61: berth.v1.Namespace
-	(*NamespaceUsage)(nil),        // 62: berth.v1.NamespaceUsage
-	(*AuditRecord)(nil),           // 63: berth.v1.AuditRecord
-	(*ServerInfo)(nil),            // 64: berth.v1.ServerInfo
-	(*ImageRecord)(nil),           // 65: berth.v1.ImageRecord
-	nil,                           // 66: berth.v1.Node.LabelsEntry
-	nil,                           // 67: berth.v1.Node.AgentLabelsEntry
-	nil,                           // 68: berth.v1.Node.OperatorLabelsEntry
-	nil,                           // 69: berth.v1.Node.ImageDigestsEntry
-	nil,                           // 70: berth.v1.Network.LabelsEntry
-	nil,                           // 71: berth.v1.ServiceSpec.LabelsEntry
-	nil,                           // 72: berth.v1.ContainerOptions.SysctlsEntry
-	nil,                           // 73: berth.v1.Volume.LabelsEntry
-	nil,                           // 74: berth.v1.Secret.LabelsEntry
-	nil,                           // 75: berth.v1.Config.LabelsEntry
-	nil,                           // 76: berth.v1.BuildSpec.ArgsEntry
-	nil,                           // 77: berth.v1.Event.AttributesEntry
-	nil,                           // 78: berth.v1.Namespace.LabelsEntry
-	(*timestamppb.Timestamp)(nil), // 79: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 80: google.protobuf.Duration
+	(ContactLoss)(0),              // 2: berth.v1.ContactLoss
+	(ServiceMode)(0),              // 3: berth.v1.ServiceMode
+	(PublishMode)(0),              // 4: berth.v1.PublishMode
+	(EndpointMode)(0),             // 5: berth.v1.EndpointMode
+	(SchedulingStrategy)(0),       // 6: berth.v1.SchedulingStrategy
+	(UpdateFailureAction)(0),      // 7: berth.v1.UpdateFailureAction
+	(UpdateOrder)(0),              // 8: berth.v1.UpdateOrder
+	(RestartCondition)(0),         // 9: berth.v1.RestartCondition
+	(MountType)(0),                // 10: berth.v1.MountType
+	(DependencyCondition)(0),      // 11: berth.v1.DependencyCondition
+	(Health)(0),                   // 12: berth.v1.Health
+	(UpdateState)(0),              // 13: berth.v1.UpdateState
+	(RebalanceState)(0),           // 14: berth.v1.RebalanceState
+	(ReplaceCause)(0),             // 15: berth.v1.ReplaceCause
+	(TaskState)(0),                // 16: berth.v1.TaskState
+	(ImageOrigin)(0),              // 17: berth.v1.ImageOrigin
+	(*Meta)(nil),                  // 18: berth.v1.Meta
+	(*Resources)(nil),             // 19: berth.v1.Resources
+	(*Platform)(nil),              // 20: berth.v1.Platform
+	(*Node)(nil),                  // 21: berth.v1.Node
+	(*NodeCondition)(nil),         // 22: berth.v1.NodeCondition
+	(*PortSpec)(nil),              // 23: berth.v1.PortSpec
+	(*ServiceNetwork)(nil),        // 24: berth.v1.ServiceNetwork
+	(*ExtraHost)(nil),             // 25: berth.v1.ExtraHost
+	(*Network)(nil),               // 26: berth.v1.Network
+	(*VirtualIP)(nil),             // 27: berth.v1.VirtualIP
+	(*ServiceEndpoint)(nil),       // 28: berth.v1.ServiceEndpoint
+	(*TaskNetwork)(nil),           // 29: berth.v1.TaskNetwork
+	(*Placement)(nil),             // 30: berth.v1.Placement
+	(*UpdateConfig)(nil),          // 31: berth.v1.UpdateConfig
+	(*RestartPolicy)(nil),         // 32: berth.v1.RestartPolicy
+	(*ServiceSpec)(nil),           // 33: berth.v1.ServiceSpec
+	(*Mount)(nil),                 // 34: berth.v1.Mount
+	(*FileReference)(nil),         // 35: berth.v1.FileReference
+	(*Ulimit)(nil),                // 36: berth.v1.Ulimit
+	(*ContainerOptions)(nil),      // 37: berth.v1.ContainerOptions
+	(*Volume)(nil),                // 38: berth.v1.Volume
+	(*Secret)(nil),                // 39: berth.v1.Secret
+	(*Config)(nil),                // 40: berth.v1.Config
+	(*KeyCheck)(nil),              // 41: berth.v1.KeyCheck
+	(*BuildSpec)(nil),             // 42: berth.v1.BuildSpec
+	(*Dependency)(nil),            // 43: berth.v1.Dependency
+	(*HealthCheck)(nil),           // 44: berth.v1.HealthCheck
+	(*Service)(nil),               // 45: berth.v1.Service
+	(*ServiceRevision)(nil),       // 46: berth.v1.ServiceRevision
+	(*UpdateStatus)(nil),          // 47: berth.v1.UpdateStatus
+	(*RebalanceStatus)(nil),       // 48: berth.v1.RebalanceStatus
+	(*ClusterSettings)(nil),       // 49: berth.v1.ClusterSettings
+	(*RegistryCredential)(nil),    // 50: berth.v1.RegistryCredential
+	(*StateTransition)(nil),       // 51: berth.v1.StateTransition
+	(*PortBinding)(nil),           // 52: berth.v1.PortBinding
+	(*TaskStatus)(nil),            // 53: berth.v1.TaskStatus
+	(*Task)(nil),                  // 54: berth.v1.Task
+	(*Event)(nil),                 // 55: berth.v1.Event
+	(*ClusterCA)(nil),             // 56: berth.v1.ClusterCA
+	(*JoinTokenRecord)(nil),       // 57: berth.v1.JoinTokenRecord
+	(*APIToken)(nil),              // 58: berth.v1.APIToken
+	(*User)(nil),                  // 59: berth.v1.User
+	(*RevokedCertificate)(nil),    // 60: berth.v1.RevokedCertificate
+	(*NamespaceQuota)(nil),        // 61: berth.v1.NamespaceQuota
+	(*Namespace)(nil),             // 62: berth.v1.Namespace
+	(*NamespaceUsage)(nil),        // 63: berth.v1.NamespaceUsage
+	(*AuditRecord)(nil),           // 64: berth.v1.AuditRecord
+	(*ServerInfo)(nil),            // 65: berth.v1.ServerInfo
+	(*ImageRecord)(nil),           // 66: berth.v1.ImageRecord
+	nil,                           // 67: berth.v1.Node.LabelsEntry
+	nil,                           // 68: berth.v1.Node.AgentLabelsEntry
+	nil,                           // 69: berth.v1.Node.OperatorLabelsEntry
+	nil,                           // 70: berth.v1.Node.ImageDigestsEntry
+	nil,                           // 71: berth.v1.Network.LabelsEntry
+	nil,                           // 72: berth.v1.ServiceSpec.LabelsEntry
+	nil,                           // 73: berth.v1.ContainerOptions.SysctlsEntry
+	nil,                           // 74: berth.v1.Volume.LabelsEntry
+	nil,                           // 75: berth.v1.Secret.LabelsEntry
+	nil,                           // 76: berth.v1.Config.LabelsEntry
+	nil,                           // 77: berth.v1.BuildSpec.ArgsEntry
+	nil,                           // 78: berth.v1.Event.AttributesEntry
+	nil,                           // 79: berth.v1.Namespace.LabelsEntry
+	(*timestamppb.Timestamp)(nil), // 80: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 81: google.protobuf.Duration
 }
 var file_berth_v1_objects_proto_depIdxs = []int32{
-	79,  // 0: berth.v1.Meta.created_at:type_name -> google.protobuf.Timestamp
-	79,  // 1: berth.v1.Meta.updated_at:type_name -> google.protobuf.Timestamp
-	17,  // 2: berth.v1.Node.meta:type_name -> berth.v1.Meta
-	66,  // 3: berth.v1.Node.labels:type_name -> berth.v1.Node.LabelsEntry
-	18,  // 4: berth.v1.Node.capacity:type_name -> berth.v1.Resources
+	80,  // 0: berth.v1.Meta.created_at:type_name -> google.protobuf.Timestamp
+	80,  // 1: berth.v1.Meta.updated_at:type_name -> google.protobuf.Timestamp
+	18,  // 2: berth.v1.Node.meta:type_name -> berth.v1.Meta
+	67,  // 3: berth.v1.Node.labels:type_name -> berth.v1.Node.LabelsEntry
+	19,  // 4: berth.v1.Node.capacity:type_name -> berth.v1.Resources
 	0,   // 5: berth.v1.Node.availability:type_name -> berth.v1.NodeAvailability
 	1,   // 6: berth.v1.Node.status:type_name -> berth.v1.NodeStatus
-	79,  // 7: berth.v1.Node.last_heartbeat:type_name -> google.protobuf.Timestamp
-	19,  // 8: berth.v1.Node.platform:type_name -> berth.v1.Platform
-	79,  // 9: berth.v1.Node.status_since:type_name -> google.protobuf.Timestamp
-	67,  // 10: berth.v1.Node.agent_labels:type_name -> berth.v1.Node.AgentLabelsEntry
-	68,  // 11: berth.v1.Node.operator_labels:type_name -> berth.v1.Node.OperatorLabelsEntry
-	69,  // 12: berth.v1.Node.image_digests:type_name -> berth.v1.Node.ImageDigestsEntry
-	79,  // 13: berth.v1.Node.certificate_expires_at:type_name -> google.protobuf.Timestamp
-	21,  // 14: berth.v1.Node.conditions:type_name -> berth.v1.NodeCondition
-	79,  // 15: berth.v1.NodeCondition.since:type_name -> google.protobuf.Timestamp
-	3,   // 16: berth.v1.PortSpec.mode:type_name -> berth.v1.PublishMode
-	17,  // 17: berth.v1.Network.meta:type_name -> berth.v1.Meta
-	70,  // 18: berth.v1.Network.labels:type_name -> berth.v1.Network.LabelsEntry
-	26,  // 19: berth.v1.ServiceEndpoint.virtual_ips:type_name -> berth.v1.VirtualIP
-	19,  // 20: berth.v1.Placement.platforms:type_name -> berth.v1.Platform
-	80,  // 21: berth.v1.UpdateConfig.delay:type_name -> google.protobuf.Duration
-	6,   // 22: berth.v1.UpdateConfig.failure_action:type_name -> berth.v1.UpdateFailureAction
-	80,  // 23: berth.v1.UpdateConfig.monitor:type_name -> google.protobuf.Duration
-	7,   // 24: berth.v1.UpdateConfig.order:type_name -> berth.v1.UpdateOrder
-	8,   // 25: berth.v1.RestartPolicy.condition:type_name -> berth.v1.RestartCondition
-	80,  // 26: berth.v1.RestartPolicy.delay:type_name -> google.protobuf.Duration
-	80,  // 27: berth.v1.RestartPolicy.window:type_name -> google.protobuf.Duration
-	71,  // 28: berth.v1.ServiceSpec.labels:type_name -> berth.v1.ServiceSpec.LabelsEntry
-	22,  // 29: berth.v1.ServiceSpec.ports:type_name -> berth.v1.PortSpec
-	2,   // 30: berth.v1.ServiceSpec.mode:type_name -> berth.v1.ServiceMode
-	18,  // 31: berth.v1.ServiceSpec.limits:type_name -> berth.v1.Resources
-	18,  // 32: berth.v1.ServiceSpec.reservations:type_name -> berth.v1.Resources
-	29,  // 33: berth.v1.ServiceSpec.placement:type_name -> berth.v1.Placement
-	80,  // 34: berth.v1.ServiceSpec.stop_grace_period:type_name -> google.protobuf.Duration
-	31,  // 35: berth.v1.ServiceSpec.restart_policy:type_name -> berth.v1.RestartPolicy
-	43,  // 36: berth.v1.ServiceSpec.healthcheck:type_name -> berth.v1.HealthCheck
-	42,  // 37: berth.v1.ServiceSpec.depends_on:type_name -> berth.v1.Dependency
-	30,  // 38: berth.v1.ServiceSpec.update_config:type_name -> berth.v1.UpdateConfig
-	30,  // 39: berth.v1.ServiceSpec.rollback_config:type_name -> berth.v1.UpdateConfig
-	5,   // 40: berth.v1.ServiceSpec.strategy:type_name -> berth.v1.SchedulingStrategy
-	41,  // 41: berth.v1.ServiceSpec.build:type_name -> berth.v1.BuildSpec
-	23,  // 42: berth.v1.ServiceSpec.networks:type_name -> berth.v1.ServiceNetwork
-	4,   // 43: berth.v1.ServiceSpec.endpoint_mode:type_name -> berth.v1.EndpointMode
-	24,  // 44: berth.v1.ServiceSpec.extra_hosts:type_name -> berth.v1.ExtraHost
-	33,  // 45: berth.v1.ServiceSpec.mounts:type_name -> berth.v1.Mount
-	34,  // 46: berth.v1.ServiceSpec.secrets:type_name -> berth.v1.FileReference
-	34,  // 47: berth.v1.ServiceSpec.configs:type_name -> berth.v1.FileReference
-	36,  // 48: berth.v1.ServiceSpec.container:type_name -> berth.v1.ContainerOptions
-	9,   // 49: berth.v1.Mount.type:type_name -> berth.v1.MountType
-	72,  // 50: berth.v1.ContainerOptions.sysctls:type_name -> berth.v1.ContainerOptions.SysctlsEntry
-	35,  // 51: berth.v1.ContainerOptions.ulimits:type_name -> berth.v1.Ulimit
-	17,  // 52: berth.v1.Volume.meta:type_name -> berth.v1.Meta
-	73,  // 53: berth.v1.Volume.labels:type_name -> berth.v1.Volume.LabelsEntry
-	17,  // 54: berth.v1.Secret.meta:type_name -> berth.v1.Meta
-	74,  // 55: berth.v1.Secret.labels:type_name -> berth.v1.Secret.LabelsEntry
-	17,  // 56: berth.v1.Config.meta:type_name -> berth.v1.Meta
-	75,  // 57: berth.v1.Config.labels:type_name -> berth.v1.Config.LabelsEntry
-	76,  // 58: berth.v1.BuildSpec.args:type_name -> berth.v1.BuildSpec.ArgsEntry
-	10,  // 59: berth.v1.Dependency.condition:type_name -> berth.v1.DependencyCondition
-	80,  // 60: berth.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
-	80,  // 61: berth.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
-	80,  // 62: berth.v1.HealthCheck.start_period:type_name -> google.protobuf.Duration
-	80,  // 63: berth.v1.HealthCheck.start_interval:type_name -> google.protobuf.Duration
-	17,  // 64: berth.v1.Service.meta:type_name -> berth.v1.Meta
-	32,  // 65: berth.v1.Service.spec:type_name -> berth.v1.ServiceSpec
-	46,  // 66: berth.v1.Service.update_status:type_name -> berth.v1.UpdateStatus
-	45,  // 67: berth.v1.Service.revisions:type_name -> berth.v1.ServiceRevision
-	47,  // 68: berth.v1.Service.rebalance:type_name -> berth.v1.RebalanceStatus
-	79,  // 69: berth.v1.Service.spec_updated_at:type_name -> google.protobuf.Timestamp
-	27,  // 70: berth.v1.Service.endpoint:type_name -> berth.v1.ServiceEndpoint
-	32,  // 71: berth.v1.ServiceRevision.spec:type_name -> berth.v1.ServiceSpec
-	79,  // 72: berth.v1.ServiceRevision.created_at:type_name -> google.protobuf.Timestamp
-	12,  // 73: berth.v1.UpdateStatus.state:type_name -> berth.v1.UpdateState
-	79,  // 74: berth.v1.UpdateStatus.started_at:type_name -> google.protobuf.Timestamp
-	79,  // 75: berth.v1.UpdateStatus.completed_at:type_name -> google.protobuf.Timestamp
-	13,  // 76: berth.v1.RebalanceStatus.state:type_name -> berth.v1.RebalanceState
-	79,  // 77: berth.v1.RebalanceStatus.requested_at:type_name -> google.protobuf.Timestamp
-	79,  // 78: berth.v1.RebalanceStatus.completed_at:type_name -> google.protobuf.Timestamp
-	17,  // 79: berth.v1.ClusterSettings.meta:type_name -> berth.v1.Meta
-	5,   // 80: berth.v1.ClusterSettings.strategy:type_name -> berth.v1.SchedulingStrategy
-	17,  // 81: berth.v1.RegistryCredential.meta:type_name -> berth.v1.Meta
-	15,  // 82: berth.v1.StateTransition.state:type_name -> berth.v1.TaskState
-	79,  // 83: berth.v1.StateTransition.at:type_name -> google.protobuf.Timestamp
-	15,  // 84: berth.v1.TaskStatus.state:type_name -> berth.v1.TaskState
-	79,  // 85: berth.v1.TaskStatus.timestamp:type_name -> google.protobuf.Timestamp
-	51,  // 86: berth.v1.TaskStatus.ports:type_name -> berth.v1.PortBinding
-	11,  // 87: berth.v1.TaskStatus.health:type_name -> berth.v1.Health
-	17,  // 88: berth.v1.Task.meta:type_name -> berth.v1.Meta
-	32,  // 89: berth.v1.Task.spec:type_name -> berth.v1.ServiceSpec
-	15,  // 90: berth.v1.Task.desired_state:type_name -> berth.v1.TaskState
-	52,  // 91: berth.v1.Task.status:type_name -> berth.v1.TaskStatus
-	50,  // 92: berth.v1.Task.history:type_name -> berth.v1.StateTransition
-	14,  // 93: berth.v1.Task.replace_cause:type_name -> berth.v1.ReplaceCause
-	28,  // 94: berth.v1.Task.networks:type_name -> berth.v1.TaskNetwork
-	51,  // 95: berth.v1.Task.host_ports:type_name -> berth.v1.PortBinding
-	17,  // 96: berth.v1.Event.meta:type_name -> berth.v1.Meta
-	79,  // 97: berth.v1.Event.at:type_name -> google.protobuf.Timestamp
-	77,  // 98: berth.v1.Event.attributes:type_name -> berth.v1.Event.AttributesEntry
-	79,  // 99: berth.v1.ClusterCA.rotated_at:type_name -> google.protobuf.Timestamp
-	79,  // 100: berth.v1.JoinTokenRecord.created_at:type_name -> google.protobuf.Timestamp
-	79,  // 101: berth.v1.JoinTokenRecord.expires_at:type_name -> google.protobuf.Timestamp
-	79,  // 102: berth.v1.APIToken.created_at:type_name -> google.protobuf.Timestamp
-	79,  // 103: berth.v1.APIToken.expires_at:type_name -> google.protobuf.Timestamp
-	79,  // 104: berth.v1.User.created_at:type_name -> google.protobuf.Timestamp
-	79,  // 105: berth.v1.User.expires_at:type_name -> google.protobuf.Timestamp
-	79,  // 106: berth.v1.RevokedCertificate.revoked_at:type_name -> google.protobuf.Timestamp
-	79,  // 107: berth.v1.RevokedCertificate.expires_at:type_name -> google.protobuf.Timestamp
-	17,  // 108: berth.v1.Namespace.meta:type_name -> berth.v1.Meta
-	60,  // 109: berth.v1.Namespace.quota:type_name -> berth.v1.NamespaceQuota
-	79,  // 110: berth.v1.Namespace.created_at:type_name -> google.protobuf.Timestamp
-	78,  // 111: berth.v1.Namespace.labels:type_name -> berth.v1.Namespace.LabelsEntry
-	79,  // 112: berth.v1.AuditRecord.time:type_name -> google.protobuf.Timestamp
-	79,  // 113: berth.v1.ServerInfo.started_at:type_name -> google.protobuf.Timestamp
-	16,  // 114: berth.v1.ImageRecord.origin:type_name -> berth.v1.ImageOrigin
-	79,  // 115: berth.v1.ImageRecord.recorded_at:type_name -> google.protobuf.Timestamp
-	116, // [116:116] is the sub-list for method output_type
-	116, // [116:116] is the sub-list for method input_type
-	116, // [116:116] is the sub-list for extension type_name
-	116, // [116:116] is the sub-list for extension extendee
-	0,   // [0:116] is the sub-list for field type_name
+	80,  // 7: berth.v1.Node.last_heartbeat:type_name -> google.protobuf.Timestamp
+	20,  // 8: berth.v1.Node.platform:type_name -> berth.v1.Platform
+	80,  // 9: berth.v1.Node.status_since:type_name -> google.protobuf.Timestamp
+	68,  // 10: berth.v1.Node.agent_labels:type_name -> berth.v1.Node.AgentLabelsEntry
+	69,  // 11: berth.v1.Node.operator_labels:type_name -> berth.v1.Node.OperatorLabelsEntry
+	70,  // 12: berth.v1.Node.image_digests:type_name -> berth.v1.Node.ImageDigestsEntry
+	80,  // 13: berth.v1.Node.certificate_expires_at:type_name -> google.protobuf.Timestamp
+	22,  // 14: berth.v1.Node.conditions:type_name -> berth.v1.NodeCondition
+	2,   // 15: berth.v1.Node.contact_loss:type_name -> berth.v1.ContactLoss
+	80,  // 16: berth.v1.NodeCondition.since:type_name -> google.protobuf.Timestamp
+	4,   // 17: berth.v1.PortSpec.mode:type_name -> berth.v1.PublishMode
+	18,  // 18: berth.v1.Network.meta:type_name -> berth.v1.Meta
+	71,  // 19: berth.v1.Network.labels:type_name -> berth.v1.Network.LabelsEntry
+	27,  // 20: berth.v1.ServiceEndpoint.virtual_ips:type_name -> berth.v1.VirtualIP
+	20,  // 21: berth.v1.Placement.platforms:type_name -> berth.v1.Platform
+	81,  // 22: berth.v1.UpdateConfig.delay:type_name -> google.protobuf.Duration
+	7,   // 23: berth.v1.UpdateConfig.failure_action:type_name -> berth.v1.UpdateFailureAction
+	81,  // 24: berth.v1.UpdateConfig.monitor:type_name -> google.protobuf.Duration
+	8,   // 25: berth.v1.UpdateConfig.order:type_name -> berth.v1.UpdateOrder
+	9,   // 26: berth.v1.RestartPolicy.condition:type_name -> berth.v1.RestartCondition
+	81,  // 27: berth.v1.RestartPolicy.delay:type_name -> google.protobuf.Duration
+	81,  // 28: berth.v1.RestartPolicy.window:type_name -> google.protobuf.Duration
+	72,  // 29: berth.v1.ServiceSpec.labels:type_name -> berth.v1.ServiceSpec.LabelsEntry
+	23,  // 30: berth.v1.ServiceSpec.ports:type_name -> berth.v1.PortSpec
+	3,   // 31: berth.v1.ServiceSpec.mode:type_name -> berth.v1.ServiceMode
+	19,  // 32: berth.v1.ServiceSpec.limits:type_name -> berth.v1.Resources
+	19,  // 33: berth.v1.ServiceSpec.reservations:type_name -> berth.v1.Resources
+	30,  // 34: berth.v1.ServiceSpec.placement:type_name -> berth.v1.Placement
+	81,  // 35: berth.v1.ServiceSpec.stop_grace_period:type_name -> google.protobuf.Duration
+	32,  // 36: berth.v1.ServiceSpec.restart_policy:type_name -> berth.v1.RestartPolicy
+	44,  // 37: berth.v1.ServiceSpec.healthcheck:type_name -> berth.v1.HealthCheck
+	43,  // 38: berth.v1.ServiceSpec.depends_on:type_name -> berth.v1.Dependency
+	31,  // 39: berth.v1.ServiceSpec.update_config:type_name -> berth.v1.UpdateConfig
+	31,  // 40: berth.v1.ServiceSpec.rollback_config:type_name -> berth.v1.UpdateConfig
+	6,   // 41: berth.v1.ServiceSpec.strategy:type_name -> berth.v1.SchedulingStrategy
+	42,  // 42: berth.v1.ServiceSpec.build:type_name -> berth.v1.BuildSpec
+	24,  // 43: berth.v1.ServiceSpec.networks:type_name -> berth.v1.ServiceNetwork
+	5,   // 44: berth.v1.ServiceSpec.endpoint_mode:type_name -> berth.v1.EndpointMode
+	25,  // 45: berth.v1.ServiceSpec.extra_hosts:type_name -> berth.v1.ExtraHost
+	34,  // 46: berth.v1.ServiceSpec.mounts:type_name -> berth.v1.Mount
+	35,  // 47: berth.v1.ServiceSpec.secrets:type_name -> berth.v1.FileReference
+	35,  // 48: berth.v1.ServiceSpec.configs:type_name -> berth.v1.FileReference
+	37,  // 49: berth.v1.ServiceSpec.container:type_name -> berth.v1.ContainerOptions
+	10,  // 50: berth.v1.Mount.type:type_name -> berth.v1.MountType
+	73,  // 51: berth.v1.ContainerOptions.sysctls:type_name -> berth.v1.ContainerOptions.SysctlsEntry
+	36,  // 52: berth.v1.ContainerOptions.ulimits:type_name -> berth.v1.Ulimit
+	18,  // 53: berth.v1.Volume.meta:type_name -> berth.v1.Meta
+	74,  // 54: berth.v1.Volume.labels:type_name -> berth.v1.Volume.LabelsEntry
+	18,  // 55: berth.v1.Secret.meta:type_name -> berth.v1.Meta
+	75,  // 56: berth.v1.Secret.labels:type_name -> berth.v1.Secret.LabelsEntry
+	18,  // 57: berth.v1.Config.meta:type_name -> berth.v1.Meta
+	76,  // 58: berth.v1.Config.labels:type_name -> berth.v1.Config.LabelsEntry
+	77,  // 59: berth.v1.BuildSpec.args:type_name -> berth.v1.BuildSpec.ArgsEntry
+	11,  // 60: berth.v1.Dependency.condition:type_name -> berth.v1.DependencyCondition
+	81,  // 61: berth.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
+	81,  // 62: berth.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
+	81,  // 63: berth.v1.HealthCheck.start_period:type_name -> google.protobuf.Duration
+	81,  // 64: berth.v1.HealthCheck.start_interval:type_name -> google.protobuf.Duration
+	18,  // 65: berth.v1.Service.meta:type_name -> berth.v1.Meta
+	33,  // 66: berth.v1.Service.spec:type_name -> berth.v1.ServiceSpec
+	47,  // 67: berth.v1.Service.update_status:type_name -> berth.v1.UpdateStatus
+	46,  // 68: berth.v1.Service.revisions:type_name -> berth.v1.ServiceRevision
+	48,  // 69: berth.v1.Service.rebalance:type_name -> berth.v1.RebalanceStatus
+	80,  // 70: berth.v1.Service.spec_updated_at:type_name -> google.protobuf.Timestamp
+	28,  // 71: berth.v1.Service.endpoint:type_name -> berth.v1.ServiceEndpoint
+	33,  // 72: berth.v1.ServiceRevision.spec:type_name -> berth.v1.ServiceSpec
+	80,  // 73: berth.v1.ServiceRevision.created_at:type_name -> google.protobuf.Timestamp
+	13,  // 74: berth.v1.UpdateStatus.state:type_name -> berth.v1.UpdateState
+	80,  // 75: berth.v1.UpdateStatus.started_at:type_name -> google.protobuf.Timestamp
+	80,  // 76: berth.v1.UpdateStatus.completed_at:type_name -> google.protobuf.Timestamp
+	14,  // 77: berth.v1.RebalanceStatus.state:type_name -> berth.v1.RebalanceState
+	80,  // 78: berth.v1.RebalanceStatus.requested_at:type_name -> google.protobuf.Timestamp
+	80,  // 79: berth.v1.RebalanceStatus.completed_at:type_name -> google.protobuf.Timestamp
+	18,  // 80: berth.v1.ClusterSettings.meta:type_name -> berth.v1.Meta
+	6,   // 81: berth.v1.ClusterSettings.strategy:type_name -> berth.v1.SchedulingStrategy
+	18,  // 82: berth.v1.RegistryCredential.meta:type_name -> berth.v1.Meta
+	16,  // 83: berth.v1.StateTransition.state:type_name -> berth.v1.TaskState
+	80,  // 84: berth.v1.StateTransition.at:type_name -> google.protobuf.Timestamp
+	16,  // 85: berth.v1.TaskStatus.state:type_name -> berth.v1.TaskState
+	80,  // 86: berth.v1.TaskStatus.timestamp:type_name -> google.protobuf.Timestamp
+	52,  // 87: berth.v1.TaskStatus.ports:type_name -> berth.v1.PortBinding
+	12,  // 88: berth.v1.TaskStatus.health:type_name -> berth.v1.Health
+	18,  // 89: berth.v1.Task.meta:type_name -> berth.v1.Meta
+	33,  // 90: berth.v1.Task.spec:type_name -> berth.v1.ServiceSpec
+	16,  // 91: berth.v1.Task.desired_state:type_name -> berth.v1.TaskState
+	53,  // 92: berth.v1.Task.status:type_name -> berth.v1.TaskStatus
+	51,  // 93: berth.v1.Task.history:type_name -> berth.v1.StateTransition
+	15,  // 94: berth.v1.Task.replace_cause:type_name -> berth.v1.ReplaceCause
+	29,  // 95: berth.v1.Task.networks:type_name -> berth.v1.TaskNetwork
+	52,  // 96: berth.v1.Task.host_ports:type_name -> berth.v1.PortBinding
+	18,  // 97: berth.v1.Event.meta:type_name -> berth.v1.Meta
+	80,  // 98: berth.v1.Event.at:type_name -> google.protobuf.Timestamp
+	78,  // 99: berth.v1.Event.attributes:type_name -> berth.v1.Event.AttributesEntry
+	80,  // 100: berth.v1.ClusterCA.rotated_at:type_name -> google.protobuf.Timestamp
+	80,  // 101: berth.v1.JoinTokenRecord.created_at:type_name -> google.protobuf.Timestamp
+	80,  // 102: berth.v1.JoinTokenRecord.expires_at:type_name -> google.protobuf.Timestamp
+	80,  // 103: berth.v1.APIToken.created_at:type_name -> google.protobuf.Timestamp
+	80,  // 104: berth.v1.APIToken.expires_at:type_name -> google.protobuf.Timestamp
+	80,  // 105: berth.v1.User.created_at:type_name -> google.protobuf.Timestamp
+	80,  // 106: berth.v1.User.expires_at:type_name -> google.protobuf.Timestamp
+	80,  // 107: berth.v1.RevokedCertificate.revoked_at:type_name -> google.protobuf.Timestamp
+	80,  // 108: berth.v1.RevokedCertificate.expires_at:type_name -> google.protobuf.Timestamp
+	18,  // 109: berth.v1.Namespace.meta:type_name -> berth.v1.Meta
+	61,  // 110: berth.v1.Namespace.quota:type_name -> berth.v1.NamespaceQuota
+	80,  // 111: berth.v1.Namespace.created_at:type_name -> google.protobuf.Timestamp
+	79,  // 112: berth.v1.Namespace.labels:type_name -> berth.v1.Namespace.LabelsEntry
+	80,  // 113: berth.v1.AuditRecord.time:type_name -> google.protobuf.Timestamp
+	80,  // 114: berth.v1.ServerInfo.started_at:type_name -> google.protobuf.Timestamp
+	17,  // 115: berth.v1.ImageRecord.origin:type_name -> berth.v1.ImageOrigin
+	80,  // 116: berth.v1.ImageRecord.recorded_at:type_name -> google.protobuf.Timestamp
+	117, // [117:117] is the sub-list for method output_type
+	117, // [117:117] is the sub-list for method input_type
+	117, // [117:117] is the sub-list for extension type_name
+	117, // [117:117] is the sub-list for extension extendee
+	0,   // [0:117] is the sub-list for field type_name
 }
 
 func init() { file_berth_v1_objects_proto_init() }
@@ -6638,7 +6711,7 @@ func file_berth_v1_objects_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_berth_v1_objects_proto_rawDesc), len(file_berth_v1_objects_proto_rawDesc)),
-			NumEnums:      17,
+			NumEnums:      18,
 			NumMessages:   62,
 			NumExtensions: 0,
 			NumServices:   0,
