@@ -6,6 +6,7 @@ import (
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
 	"github.com/berthproject/berth/api/revision"
+	"github.com/berthproject/berth/api/taskstate"
 	"github.com/berthproject/berth/api/volume"
 	"github.com/berthproject/berth/controlplane/store"
 	"google.golang.org/protobuf/proto"
@@ -198,7 +199,7 @@ func (r *rollout) inProgress() bool {
 // another look (a delay, the monitor period, a restart backoff).
 func (o *Orchestrator) step(r *rollout, w *writes) time.Time {
 	if r.inProgress() && r.tooManyFailures() {
-		why := fmt.Sprintf("%s failed: %s", describeFailed(r.failed[len(r.failed)-1]), store.TaskEndReason(r.failed[len(r.failed)-1].GetStatus()))
+		why := fmt.Sprintf("%s failed: %s", describeFailed(r.failed[len(r.failed)-1]), taskstate.EndReason(r.failed[len(r.failed)-1].GetStatus()))
 		switch {
 		case r.cfg.action == berthv1.UpdateFailureAction_UPDATE_FAILURE_ACTION_ROLLBACK && !r.rollingBack:
 			if o.rollBack(r, w, why) {
