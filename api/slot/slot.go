@@ -124,3 +124,22 @@ func (s Slot) Other(version uint64) *berthv1.Task {
 	}
 	return nil
 }
+
+// Of is the slot with key when svc wants it, as Wanted would list it, with
+// its tasks from groups; nodes are as for Wanted, but must be given for a
+// global service. It costs the same whatever the service's size: a pass
+// over the slots that changed uses it.
+func Of(svc *berthv1.Service, groups map[string][]*berthv1.Task, key string, nodes []string) (Slot, bool) {
+	if svc.GetSpec().GetMode() == berthv1.ServiceMode_SERVICE_MODE_GLOBAL {
+		id, ok := strings.CutPrefix(key, "node:")
+		if !ok || !slices.Contains(nodes, id) {
+			return Slot{}, false
+		}
+		return Slot{Key: key, Node: id, Tasks: groups[key]}, true
+	}
+	n, err := strconv.ParseUint(key, 10, 64)
+	if err != nil || n < 1 || n > svc.GetSpec().GetReplicas() || strconv.FormatUint(n, 10) != key {
+		return Slot{}, false
+	}
+	return Slot{Key: key, Number: n, Tasks: groups[key]}, true
+}

@@ -193,3 +193,38 @@ func TestJudge(t *testing.T) {
 		})
 	}
 }
+
+func TestOfAgreesWithWanted(t *testing.T) {
+	replicated, global := service(3, false, 0), service(0, true, 0)
+	groups := Group(tasks(tk{id: "a", slot: 2}, tk{id: "b", node: "n1"}))
+	tests := []struct {
+		name  string
+		svc   *berthv1.Service
+		key   string
+		nodes []string
+		want  bool
+	}{
+		{"replicated, wanted", replicated, "2", nil, true},
+		{"replicated, past replicas", replicated, "4", nil, false},
+		{"replicated, zero", replicated, "0", nil, false},
+		{"replicated, not a number", replicated, "node:n1", nil, false},
+		{"replicated, leading zero", replicated, "02", nil, false},
+		{"global, eligible", global, "node:n1", []string{"n1", "n2"}, true},
+		{"global, not eligible", global, "node:n3", []string{"n1", "n2"}, false},
+		{"global, a number", global, "1", []string{"n1"}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, ok := Of(tt.svc, groups, tt.key, tt.nodes)
+			if ok != tt.want {
+				t.Fatalf("Of(%q) wanted = %v, want %v", tt.key, ok, tt.want)
+			}
+			listed := slices.ContainsFunc(Wanted(tt.svc, groups, tt.nodes), func(w Slot) bool {
+				return w.Key == s.Key && w.Number == s.Number && w.Node == s.Node && len(w.Tasks) == len(s.Tasks)
+			})
+			if ok != listed {
+				t.Errorf("Of(%q) = %+v, %v; Wanted lists it: %v", tt.key, s, ok, listed)
+			}
+		})
+	}
+}

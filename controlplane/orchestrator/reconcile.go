@@ -21,18 +21,33 @@ func (o *Orchestrator) reconcile(svc *berthv1.Service, tasks []*berthv1.Task, no
 	now := o.now()
 	tasks = orphanOnDownNodes(tasks, nodes, w, now)
 	groups := slot.Group(tasks)
-	// A global service wants a slot on each eligible node.
-	var eligible []string
-	if svc.GetSpec().GetMode() == berthv1.ServiceMode_SERVICE_MODE_GLOBAL {
-		eligible = []string{}
-		for _, n := range scheduler.GlobalNodes(svc.GetSpec(), nodes) {
-			eligible = append(eligible, n.GetMeta().GetId())
-		}
-	}
-	wanted := slot.Wanted(svc, groups, eligible)
-	drained := drainedNodes(nodes)
+	wanted := slot.Wanted(svc, groups, globalNodeIDs(svc, nodes))
 	r := newRollout(svc, tasks, now)
 	r.slots = len(wanted)
+	wake := o.reconcileWanted(svc, r, wanted, groups, drainedNodes(nodes), w)
+	o.noteSteady(svc, r)
+	wake = earliest(wake, o.step(r, w))
+	return earliest(wake, o.rebalanceStep(svc, r, tasks, w))
+}
+
+// globalNodeIDs are the nodes among nodes where a global service wants a
+// task; nil for a replicated service.
+func globalNodeIDs(svc *berthv1.Service, nodes []*berthv1.Node) []string {
+	if svc.GetSpec().GetMode() != berthv1.ServiceMode_SERVICE_MODE_GLOBAL {
+		return nil
+	}
+	out := []string{}
+	for _, n := range scheduler.GlobalNodes(svc.GetSpec(), nodes) {
+		out = append(out, n.GetMeta().GetId())
+	}
+	return out
+}
+
+// reconcileWanted brings the slots wanted of svc in line, and stops and
+// forgets the tasks of the slots in groups that are not wanted, gathering
+// for r what the rollout needs to know.
+func (o *Orchestrator) reconcileWanted(svc *berthv1.Service, r *rollout, wanted []slot.Slot, groups map[string][]*berthv1.Task, drained map[string]bool, w *writes) time.Time {
+	now := r.now
 	var wake time.Time
 	for _, sl := range wanted {
 		key, node, ts := sl.Key, sl.Node, sl.Tasks
@@ -111,8 +126,7 @@ func (o *Orchestrator) reconcile(svc *berthv1.Service, tasks []*berthv1.Task, no
 		}
 		o.removeTasks(ts, w)
 	}
-	wake = earliest(wake, o.step(r, w))
-	return earliest(wake, o.rebalanceStep(svc, r, tasks, w))
+	return wake
 }
 
 // settleReplacement handles a slot with more than one task meant to run,
