@@ -122,7 +122,7 @@ func Judge(svc *berthv1.Service, s Slot, cond Condition, gaveUp func(*berthv1.Ta
 func converged(svc *berthv1.Service, t *berthv1.Task, gaveUp func(*berthv1.Task) bool) Verdict {
 	st := t.GetStatus()
 	if st.GetState() == berthv1.TaskState_TASK_STATE_RUNNING && t.GetDesiredState() == berthv1.TaskState_TASK_STATE_RUNNING {
-		if NeedsHealth(svc.GetSpec(), st) && st.GetHealth() != berthv1.Health_HEALTH_HEALTHY {
+		if !Ready(svc.GetSpec(), t) {
 			return Verdict{Wait: NotHealthy, Task: t}
 		}
 		return Verdict{Phase: Met, Task: t}
@@ -163,6 +163,15 @@ func waitingFor(svc *berthv1.Service, t *berthv1.Task, gaveUp func(*berthv1.Task
 // succeeded reports whether a finished task completed with exit code 0.
 func succeeded(st *berthv1.TaskStatus) bool {
 	return st.GetState() == berthv1.TaskState_TASK_STATE_COMPLETE && st.GetExitCode() == 0
+}
+
+// Ready reports whether t, a task of a service with spec, runs and passes
+// its health check when it has one: what a slot settles on, for a rollout
+// as for `apply --wait`.
+func Ready(spec *berthv1.ServiceSpec, t *berthv1.Task) bool {
+	st := t.GetStatus()
+	return st.GetState() == berthv1.TaskState_TASK_STATE_RUNNING &&
+		(!NeedsHealth(spec, st) || st.GetHealth() == berthv1.Health_HEALTH_HEALTHY)
 }
 
 // NeedsHealth reports whether a running task must pass a health check to

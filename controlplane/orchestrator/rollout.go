@@ -6,6 +6,7 @@ import (
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
 	"github.com/berthproject/berth/api/revision"
+	"github.com/berthproject/berth/api/slot"
 	"github.com/berthproject/berth/api/taskstate"
 	"github.com/berthproject/berth/api/volume"
 	"github.com/berthproject/berth/controlplane/store"
@@ -157,13 +158,9 @@ func (r *rollout) current(t *berthv1.Task) bool {
 	return t.SpecVersion == r.svc.SpecVersion || proto.Equal(t.GetSpec(), r.svc.GetSpec())
 }
 
-// ready reports whether t runs and, when it has a health check, passes it.
-func ready(t *berthv1.Task) bool {
-	st := t.GetStatus()
-	h := st.GetHealth()
-	return st.GetState() == berthv1.TaskState_TASK_STATE_RUNNING &&
-		h != berthv1.Health_HEALTH_STARTING && h != berthv1.Health_HEALTH_UNHEALTHY
-}
+// ready reports whether t runs and, when it has a health check, passes it:
+// the slot model's Ready, by the spec the task runs.
+func ready(t *berthv1.Task) bool { return slot.Ready(t.GetSpec(), t) }
 
 // runningSince is when t last reached running; zero when it never did.
 func runningSince(t *berthv1.Task) time.Time {
