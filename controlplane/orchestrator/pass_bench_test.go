@@ -58,6 +58,7 @@ func oneFailedFixture(b testing.TB, n int) (*Orchestrator, *berthv1.Task) {
 	}
 	created := time.Now().Add(-time.Hour)
 	var victim *berthv1.Task
+	var rev int64
 	for start := 0; start < n; start += 100 {
 		var txn store.Txn
 		for i := start; i < min(start+100, n); i++ {
@@ -69,12 +70,13 @@ func oneFailedFixture(b testing.TB, n int) (*Orchestrator, *berthv1.Task) {
 			}
 			txn.Put(taskKey(t), t)
 		}
-		if _, err := s.Commit(ctx, &txn); err != nil {
+		var err error
+		if rev, err = s.Commit(ctx, &txn); err != nil {
 			b.Fatal(err)
 		}
 	}
 	c := storetest.NewCache(b, s)
-	if err := c.WaitRevision(ctx, mustRevision(b, s)); err != nil {
+	if err := c.WaitRevision(ctx, rev); err != nil {
 		b.Fatal(err)
 	}
 	o := New(s, c, slog.New(slog.DiscardHandler))
@@ -85,18 +87,6 @@ func oneFailedFixture(b testing.TB, n int) (*Orchestrator, *berthv1.Task) {
 	o.reconcileAll(&first)
 	victim, _ = c.Task(victim.GetMeta().GetId())
 	return o, victim
-}
-
-// mustRevision is the store's revision now.
-func mustRevision(b testing.TB, s *store.Store) int64 {
-	b.Helper()
-	var txn store.Txn
-	txn.Put(store.NodeKey("rev-probe"), readyNode("rev-probe", nil))
-	rev, err := s.Commit(context.Background(), &txn)
-	if err != nil {
-		b.Fatal(err)
-	}
-	return rev
 }
 
 // passAfter is the pass Run makes after an event about t alone.
