@@ -60,10 +60,10 @@ func (d dirtySet) get(id string) *dirtyService {
 	return ds
 }
 
-// steadyVersion remembers, by service ID, the version (store revision) of
-// a service whose last whole pass found it steady: no rollout in progress,
-// no outdated slot and no rebalance under way. Until the service changes,
-// a task event needs a look at its slot only.
+// noteSteady remembers, by service ID, the version (store revision) of a
+// service whose whole pass r found it steady: no rollout in progress, no
+// outdated slot and no rebalance under way. Until the service changes, a
+// task event needs a look at its slot only.
 func (o *Orchestrator) noteSteady(svc *berthv1.Service, r *rollout) {
 	id := svc.GetMeta().GetId()
 	st := svc.GetRebalance().GetState()
