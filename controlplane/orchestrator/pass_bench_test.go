@@ -8,6 +8,7 @@ import (
 	"time"
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
+	"github.com/berthproject/berth/api/taskstate"
 	"github.com/berthproject/berth/controlplane/store"
 	"github.com/berthproject/berth/controlplane/store/storetest"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -94,4 +95,55 @@ func (o *Orchestrator) passAfter(t *berthv1.Task, w *writes) {
 	dirty := dirtySet{}
 	dirty.task(t)
 	o.reconcileServices(dirty, w)
+}
+
+// BenchmarkReplacementAfterFailure times the control plane's share of a
+// crash recovery, on a real embedded etcd: from the write of a task's
+// failure (as the dispatcher writes an agent's report) to its replacement
+// stored, placed on a node, in the cache the dispatcher sends from. The
+// rest of a recovery is the agent's: creating and starting the container.
+func BenchmarkReplacementAfterFailure(b *testing.B) {
+	h := newHarness(b)
+	h.putNode(readyNode("n1", nil))
+	h.putNode(readyNode("n2", nil))
+	svc := newService("web", 10)
+	svc.Spec.RestartPolicy.Delay = nil
+	svc = runningService(h, svc)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		slot := uint64(i%10) + 1
+		var victim *berthv1.Task
+		for _, t := range h.tasks(svc) {
+			if t.Slot == slot && wantRun(t) && running(t) {
+				victim = t
+			}
+		}
+		if victim == nil {
+			b.Fatalf("no running task in slot %d:\n%s", slot, h.dump())
+		}
+		h.report(berthv1.TaskState_TASK_STATE_FAILED, victim)
+		h.waitFor("the replacement placed", func() bool {
+			return countOf(h.tasks(svc), func(t *berthv1.Task) bool { return t.Slot == slot && assigned(t) }) == 1
+		})
+		b.StopTimer()
+		var changes []store.Change
+		for _, t := range h.tasks(svc) {
+			if assigned(t) {
+				// Running for a minute already: its failure next round is
+				// restarted at once, without the backoff of a crash loop.
+				changes = append(changes, store.Change{Key: taskKey(t), Current: t, Apply: func(o store.Object) bool {
+					st := &berthv1.TaskStatus{State: berthv1.TaskState_TASK_STATE_RUNNING, Timestamp: timestamppb.New(time.Now().Add(-time.Minute))}
+					return taskstate.Advance(o.(*berthv1.Task), st, time.Now())
+				}})
+			}
+		}
+		if _, err := h.store.Update(context.Background(), changes); err != nil {
+			b.Fatal(err)
+		}
+		h.waitFor("every slot running", func() bool {
+			return countOf(h.tasks(svc), and(running, wantRun)) == 10
+		})
+		b.StartTimer()
+	}
 }
