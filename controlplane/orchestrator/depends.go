@@ -116,6 +116,9 @@ func judgeDependency(dep *berthv1.Dependency, svc *berthv1.Service, tasks []*ber
 		}
 		return waiting
 	}
+	// A failed slot is named even when another still waits: waiting
+	// longer will not help.
+	verdict := dependencyVerdict{met: true}
 	for _, s := range slots {
 		gaveUp := func(*berthv1.Task) bool {
 			ended := slices.DeleteFunc(slices.Clone(s.Tasks), taskstate.Live)
@@ -124,12 +127,12 @@ func judgeDependency(dep *berthv1.Dependency, svc *berthv1.Service, tasks []*ber
 		v := slot.Judge(svc, s, slotCondition(cond), gaveUp)
 		switch v.Phase {
 		case slot.Waiting:
-			return waiting
+			verdict = waiting
 		case slot.Failed:
 			return dependencyVerdict{failed: name + " " + taskstate.Ended(v.Task.GetStatus())}
 		}
 	}
-	return dependencyVerdict{met: true}
+	return verdict
 }
 
 // slotCondition is the slot model's condition for a depends_on condition.
