@@ -71,6 +71,7 @@ lint:
 bench: setup build images
 	BERTH_BIN=$(abspath $(BIN)) $(GO) test -run '^$$' -bench . -benchtime 1x -count 1 ./e2e/...
 	$(GO) test -run '^$$' -bench . ./scheduler/...
+	$(GO) test -run '^$$' -bench PassOneTaskFailed ./controlplane/orchestrator/
 	$(GO) test -run '^$$' -bench ContainerStartWithStorage -benchtime 1x ./agent/runtime/containerd/
 
 # bench-scale runs NODES simulated nodes (fake runtime) against a real

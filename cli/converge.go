@@ -3,11 +3,10 @@ package cli
 import (
 	"cmp"
 	"fmt"
-	"slices"
-	"strconv"
 	"strings"
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
+	"github.com/berthproject/berth/api/slot"
 	"github.com/berthproject/berth/api/taskstate"
 )
 
@@ -102,7 +101,7 @@ func judgeRollout(in rolloutInput) rolloutVerdict {
 			}
 		}
 	}
-	slots := wantedSlots(svc, in.Tasks)
+	slots := slot.Wanted(svc, slot.Group(in.Tasks), nil)
 	v.Wanted = len(slots)
 	var waiting, failed []string
 	for _, s := range slots {
@@ -170,155 +169,52 @@ func requestedRollback(svc *berthv1.Service) bool {
 	return strings.HasPrefix(cause, "rollback to version ") && !strings.Contains(cause, ": ")
 }
 
-// slot is one place a service wants a task in: a replica number, or a
-// node for a global service.
-type slot struct {
-	key  string
-	name string // "web.2", "agent@node-1"
-	// current are the slot's tasks of the current spec version, newest
-	// first; other says which version runs there instead, if any.
-	current []*berthv1.Task
-	other   *berthv1.Task
-}
-
-// wantedSlots lists the slots svc wants, in order, with their tasks.
-func wantedSlots(svc *berthv1.Service, tasks []*berthv1.Task) []*slot {
-	global := svc.GetSpec().GetMode() == berthv1.ServiceMode_SERVICE_MODE_GLOBAL
-	byKey := map[string]*slot{}
-	var order []*slot
-	add := func(key, name string) {
-		if byKey[key] == nil {
-			byKey[key] = &slot{key: key, name: name}
-			order = append(order, byKey[key])
-		}
+// judgeSlot words where one slot stands (the slot model's verdict) for a
+// rollout's reason.
+func judgeSlot(svc *berthv1.Service, s slot.Slot, in rolloutInput) slotVerdict {
+	name := fmt.Sprintf("%s.%d", svc.GetName(), s.Number)
+	if s.Node != "" {
+		name = svc.GetName() + "@" + cmp.Or(in.NodeNames[s.Node], shortID(s.Node))
 	}
-	if global {
-		nodes := []string{}
-		for _, t := range tasks {
-			if t.GetDesiredState() == berthv1.TaskState_TASK_STATE_RUNNING && t.GetNodeId() != "" && !slices.Contains(nodes, t.GetNodeId()) {
-				nodes = append(nodes, t.GetNodeId())
-			}
-		}
-		slices.Sort(nodes)
-		for _, n := range nodes {
-			add("node:"+n, "")
-		}
-	} else {
-		for i := uint64(1); i <= svc.GetSpec().GetReplicas(); i++ {
-			add(strconv.FormatUint(i, 10), fmt.Sprintf("%s.%d", svc.GetName(), i))
-		}
-	}
-	for _, t := range tasks {
-		s := byKey[taskstate.Slot(t)]
-		if s == nil {
-			continue
-		}
-		if t.GetSpecVersion() == svc.GetSpecVersion() {
-			s.current = append(s.current, t)
-		} else if t.GetDesiredState() == berthv1.TaskState_TASK_STATE_RUNNING {
-			s.other = t
-		}
-	}
-	for _, s := range order {
-		slices.SortFunc(s.current, func(a, b *berthv1.Task) int {
-			return cmp.Or(b.GetMeta().GetCreatedAt().AsTime().Compare(a.GetMeta().GetCreatedAt().AsTime()),
-				cmp.Compare(b.GetMeta().GetId(), a.GetMeta().GetId()))
-		})
-	}
-	return order
-}
-
-// slotVerdict is where one slot stands.
-type slotVerdict struct {
-	settled, failed bool
-	reason          string
-}
-
-// judgeSlot decides whether one slot runs the current spec.
-func judgeSlot(svc *berthv1.Service, s *slot, in rolloutInput) slotVerdict {
-	name := s.name
-	if name == "" {
-		node := strings.TrimPrefix(s.key, "node:")
-		name = svc.GetName() + "@" + cmp.Or(in.NodeNames[node], shortID(node))
-	}
-	if len(s.current) == 0 {
-		if s.other != nil {
-			return slotVerdict{reason: fmt.Sprintf("%s runs version %d, not yet %d", name, s.other.GetSpecVersion(), svc.GetSpecVersion())}
-		}
-		return slotVerdict{reason: name + " has no task yet"}
-	}
-	t := s.current[0]
+	v := slot.Judge(svc, s, slot.Converged, func(t *berthv1.Task) bool { return in.GivenUp[t.GetMeta().GetId()] })
+	t := v.Task
 	st := t.GetStatus()
-	state := st.GetState()
-	word := taskStateWord(state)
-	desired := t.GetDesiredState() == berthv1.TaskState_TASK_STATE_RUNNING
 	switch {
-	case !desired && !taskstate.Terminal(state):
-		return slotVerdict{reason: name + " is stopping"}
-	case state == berthv1.TaskState_TASK_STATE_RUNNING:
-		if needsHealth(svc.GetSpec(), st) && st.GetHealth() != berthv1.Health_HEALTH_HEALTHY {
-			return slotVerdict{reason: fmt.Sprintf("%s running, %s", name, cmp.Or(enumWord(st.GetHealth().String(), "HEALTH_"), "no health result yet"))}
-		}
+	case v.Phase == slot.Met:
 		return slotVerdict{settled: true}
-	case !taskstate.Terminal(state):
-		reason := name + " " + cmp.Or(word, "new")
+	case v.Phase == slot.Failed && in.GivenUp[t.GetMeta().GetId()]:
+		return slotVerdict{failed: true, reason: name + " " + taskstate.Ended(st) + "; its restart attempts are used up (restart-given-up)"}
+	case v.Phase == slot.Failed:
+		return slotVerdict{failed: true, reason: name + " " + taskstate.Ended(st) + " and the restart policy is none"}
+	}
+	switch v.Wait {
+	case slot.OtherVersion:
+		return slotVerdict{reason: fmt.Sprintf("%s runs version %d, not yet %d", name, t.GetSpecVersion(), svc.GetSpecVersion())}
+	case slot.Stopping:
+		return slotVerdict{reason: name + " is stopping"}
+	case slot.NotHealthy:
+		return slotVerdict{reason: fmt.Sprintf("%s running, %s", name, cmp.Or(enumWord(st.GetHealth().String(), "HEALTH_"), "no health result yet"))}
+	case slot.Starting:
+		state := st.GetState()
+		reason := name + " " + cmp.Or(taskStateWord(state), "new")
 		// Why it waits for a node, or how the pull of its image goes.
 		if msg := st.GetMessage(); msg != "" && (state <= berthv1.TaskState_TASK_STATE_PENDING || state == berthv1.TaskState_TASK_STATE_PREPARING) {
 			reason += ": " + msg
 		}
 		return slotVerdict{reason: reason}
-	case !desired:
+	case slot.Replacing:
 		// Stopped on purpose (update, drain, rebalance): a new task comes.
 		return slotVerdict{reason: name + " is being replaced"}
+	case slot.Restarting:
+		return slotVerdict{reason: name + " " + taskstate.Ended(st) + ", restarting"}
 	}
-	// The slot's newest task ended while meant to run.
-	ended := name + " " + endedText(st)
-	policy := svc.GetSpec().GetRestartPolicy().GetCondition()
-	okExit := state == berthv1.TaskState_TASK_STATE_COMPLETE && st.GetExitCode() == 0
-	switch {
-	case okExit && policy != berthv1.RestartCondition_RESTART_CONDITION_ANY && policy != berthv1.RestartCondition_RESTART_CONDITION_UNSPECIFIED:
-		// A one-shot task that did its job.
-		return slotVerdict{settled: true}
-	case in.GivenUp[t.GetMeta().GetId()]:
-		return slotVerdict{failed: true, reason: ended + "; its restart attempts are used up (restart-given-up)"}
-	case policy == berthv1.RestartCondition_RESTART_CONDITION_NONE:
-		return slotVerdict{failed: true, reason: ended + " and the restart policy is none"}
-	}
-	return slotVerdict{reason: ended + ", restarting"}
+	return slotVerdict{reason: name + " has no task yet"}
 }
 
-// needsHealth reports whether a running task must pass a health check to
-// count: its spec has a check, or it reports health (the image's own
-// HEALTHCHECK).
-func needsHealth(spec *berthv1.ServiceSpec, st *berthv1.TaskStatus) bool {
-	if st.GetHealth() != berthv1.Health_HEALTH_UNSPECIFIED {
-		return true
-	}
-	h := spec.GetHealthcheck()
-	if h == nil || h.GetDisable() {
-		return false
-	}
-	if len(h.GetTest()) > 0 {
-		return h.GetTest()[0] != "NONE"
-	}
-	return h.GetHttpPort() != 0 || h.GetTcpPort() != 0
-}
-
-// endedText says how a task ended: "failed (exit code 1)", "failed (oom)",
-// "rejected (no such image)", "complete".
-func endedText(st *berthv1.TaskStatus) string {
-	word := taskStateWord(st.GetState())
-	switch {
-	case st.GetOomKilled():
-		return word + " (oom)"
-	case st.GetErr() != "" && st.GetExitCode() != 0 && !strings.Contains(st.GetErr(), strconv.Itoa(int(st.GetExitCode()))):
-		return fmt.Sprintf("%s (%s, exit code %d)", word, st.GetErr(), st.GetExitCode())
-	case st.GetErr() != "":
-		return word + " (" + st.GetErr() + ")"
-	case st.GetExitCode() != 0:
-		return fmt.Sprintf("%s (exit code %d)", word, st.GetExitCode())
-	}
-	return word
+// slotVerdict is where one slot stands, in words.
+type slotVerdict struct {
+	settled, failed bool
+	reason          string
 }
 
 // withDetail is what with the server's detail, unless the detail already

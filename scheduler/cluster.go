@@ -98,9 +98,12 @@ func (n *nodeState) reservedShare() float64 {
 // tasks.
 type serviceState struct {
 	// on lists the node of each of the service's tasks in the snapshot,
-	// and failedOn the node of each recent failure; the dense counts below
+	// onCounts how many tasks a Usage counts on a node (one entry per
+	// node, not per task: a service of 10,000 tasks costs its nodes), and
+	// failedOn the node of each recent failure; the dense counts below
 	// are made from them when the service's first task is placed.
 	on, failedOn []int32
+	onCounts     []nodeCount
 	// tasks counts the service's tasks per node (indexed like nodes); nil
 	// until first use, and released when the service has no task left to
 	// place, so that a batch of many small services does not hold one
@@ -115,6 +118,9 @@ type serviceState struct {
 	// every one of them.
 	spreads []*spreadCounts
 }
+
+// nodeCount is a number of tasks on the node of index node.
+type nodeCount struct{ node, count int32 }
 
 // cluster is the working state of one Schedule call.
 type cluster struct {
@@ -251,6 +257,9 @@ func (c *cluster) activate(s *serviceState) {
 	for _, i := range s.on {
 		s.tasks[i]++
 	}
+	for _, nc := range s.onCounts {
+		s.tasks[nc.node] += nc.count
+	}
 	if len(s.failedOn) > 0 {
 		s.failures = c.counts()
 		for _, i := range s.failedOn {
@@ -343,30 +352,37 @@ func hasBit(set []uint64, i int) bool { return set[i/64]&(1<<(i%64)) != 0 }
 
 // loadLevels groups nodes by their total task count, one bitset per count,
 // so that "the least loaded nodes, in ID order" is a scan of a few words
-// rather than of every node.
+// rather than of every node. Levels count from base, the lowest count at
+// the start (counts only grow while placing): nodes that each hold
+// thousands of tasks need as many levels as their counts differ by, not
+// thousands.
 type loadLevels struct {
 	words int
-	// sets[t] holds the nodes with t tasks; nil for counts never seen.
+	base  int
+	// sets[t] holds the nodes with base+t tasks; nil for counts never
+	// seen.
 	sets [][]uint64
 	// sizes[t] is the number of nodes in sets[t].
 	sizes []int
-	// low is at most the lowest count any node has.
+	// low is at most the lowest level any node is at.
 	low int
 }
 
 func newLoadLevels(nodes []nodeState, words int) loadLevels {
-	l := loadLevels{words: words, low: -1}
+	l := loadLevels{words: words}
 	for i := range nodes {
-		l.add(i, nodes[i].tasks)
-		if l.low < 0 || nodes[i].tasks < l.low {
-			l.low = nodes[i].tasks
+		if i == 0 || nodes[i].tasks < l.base {
+			l.base = nodes[i].tasks
 		}
 	}
-	l.low = max(l.low, 0)
+	for i := range nodes {
+		l.add(i, nodes[i].tasks)
+	}
 	return l
 }
 
 func (l *loadLevels) add(i, tasks int) {
+	tasks -= l.base
 	for len(l.sets) <= tasks {
 		l.sets = append(l.sets, nil)
 		l.sizes = append(l.sizes, 0)
@@ -380,8 +396,8 @@ func (l *loadLevels) add(i, tasks int) {
 
 // move records that node i went from one task count to another.
 func (l *loadLevels) move(i, from, to int) {
-	clearBit(l.sets[from], i)
-	l.sizes[from]--
+	clearBit(l.sets[from-l.base], i)
+	l.sizes[from-l.base]--
 	l.add(i, to)
 	for l.low < len(l.sizes)-1 && l.sizes[l.low] == 0 {
 		l.low++

@@ -185,8 +185,8 @@ func (u *Usage) load(c *cluster, services map[string]*serviceState, skip map[str
 					k--
 				}
 			}
-			for range k {
-				s.on = append(s.on, int32(i))
+			if k > 0 {
+				s.onCounts = append(s.onCounts, nodeCount{int32(i), int32(k)})
 			}
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
+	"github.com/berthproject/berth/api/taskstate"
 	"github.com/berthproject/berth/controlplane/store"
 )
 
@@ -134,9 +135,9 @@ func statusEvents(old, t *berthv1.Task, nodeName string) []*berthv1.Event {
 	var ev *berthv1.Event
 	switch st.GetState() {
 	case berthv1.TaskState_TASK_STATE_FAILED:
-		ev = store.TaskEvent(t, "fail", fmt.Sprintf("task %s failed on node %s: %s", name, where, store.TaskEndReason(st)), nodeName)
+		ev = store.TaskEvent(t, "fail", fmt.Sprintf("task %s failed on node %s: %s", name, where, taskstate.EndReason(st)), nodeName)
 	case berthv1.TaskState_TASK_STATE_REJECTED:
-		ev = store.TaskEvent(t, "reject", fmt.Sprintf("task %s was rejected by node %s: %s", name, where, store.TaskEndReason(st)), nodeName)
+		ev = store.TaskEvent(t, "reject", fmt.Sprintf("task %s was rejected by node %s: %s", name, where, taskstate.EndReason(st)), nodeName)
 	default:
 		return out
 	}

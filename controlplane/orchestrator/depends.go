@@ -1,10 +1,12 @@
 package orchestrator
 
 import (
-	"fmt"
+	"slices"
 	"strings"
+	"time"
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
+	"github.com/berthproject/berth/api/slot"
 	"github.com/berthproject/berth/api/taskstate"
 	"github.com/berthproject/berth/controlplane/store"
 	"github.com/berthproject/berth/scheduler"
@@ -18,6 +20,7 @@ import (
 func (o *Orchestrator) holdForDependencies(pending []*berthv1.Task) (free []*berthv1.Task, held []scheduler.Unplaced) {
 	// Tasks of one service share their dependencies: judge each once.
 	judged := map[string]dependencyVerdict{}
+	now := o.now()
 	for _, t := range pending {
 		deps := t.GetSpec().GetDependsOn()
 		if len(deps) == 0 {
@@ -35,7 +38,7 @@ func (o *Orchestrator) holdForDependencies(pending []*berthv1.Task) (free []*ber
 				if svc != nil {
 					tasks = o.cache.ServiceTasks(svc.GetMeta().GetId())
 				}
-				v = judgeDependency(d, svc, tasks)
+				v = judgeDependency(d, svc, tasks, now)
 				judged[memo] = v
 			}
 			verdicts = append(verdicts, v)
@@ -93,119 +96,52 @@ func conditionWords(c berthv1.DependencyCondition) string {
 }
 
 // judgeDependency decides whether dep is met by the tasks of svc (nil when
-// no such service exists). Only tasks of the service's current version
-// count: dependents wait for what the user last applied. Every wanted slot
-// must meet the condition, as Compose waits for every container of a
-// dependency:
-//   - started: a task of the slot runs, or ran and completed;
-//   - healthy: a task of the slot runs and its health check passes;
-//   - completed successfully: the newest finished task of the slot exited
-//     with code 0. When it failed and no new attempt is under way (the
-//     restart policy gave up), the dependency has failed.
-func judgeDependency(dep *berthv1.Dependency, svc *berthv1.Service, tasks []*berthv1.Task) dependencyVerdict {
+// no such service exists), by the slot model (api/slot): every slot the
+// service wants must meet the condition, as Compose waits for every
+// container of a dependency. Only tasks of the service's current version
+// count: dependents wait for what the user last applied. A slot whose task
+// ended and that the restart policy gives up on has failed.
+func judgeDependency(dep *berthv1.Dependency, svc *berthv1.Service, tasks []*berthv1.Task, now time.Time) dependencyVerdict {
 	name, cond := dep.GetService(), dep.GetCondition()
 	waiting := dependencyVerdict{waiting: name + " (" + conditionWords(cond) + ")"}
 	if svc == nil {
 		waiting.waiting = name + " (not deployed)"
 		return waiting
 	}
-	slots, wanted := currentSlots(svc, tasks)
-	if wanted == 0 {
+	slots := slot.Wanted(svc, slot.Group(tasks), nil)
+	if len(slots) == 0 {
 		// Nothing is meant to run (scaled to zero): nothing to wait for.
 		if svc.GetSpec().GetMode() != berthv1.ServiceMode_SERVICE_MODE_GLOBAL {
 			return dependencyVerdict{met: true}
 		}
 		return waiting
 	}
-	if len(slots) < wanted {
-		return waiting
-	}
-	for _, ts := range slots {
-		v := judgeSlot(name, cond, ts)
-		if !v.met {
-			if v.failed == "" {
-				return waiting
-			}
-			return v
+	// A failed slot is named even when another still waits: waiting
+	// longer will not help.
+	verdict := dependencyVerdict{met: true}
+	for _, s := range slots {
+		gaveUp := func(*berthv1.Task) bool {
+			ended := slices.DeleteFunc(slices.Clone(s.Tasks), taskstate.Live)
+			return len(ended) > 0 && !decideRestart(svc.GetSpec().GetRestartPolicy(), ended, now).restart
+		}
+		v := slot.Judge(svc, s, slotCondition(cond), gaveUp)
+		switch v.Phase {
+		case slot.Waiting:
+			verdict = waiting
+		case slot.Failed:
+			return dependencyVerdict{failed: name + " " + taskstate.Ended(v.Task.GetStatus())}
 		}
 	}
-	return dependencyVerdict{met: true}
+	return verdict
 }
 
-// currentSlots groups the tasks of svc's current version by slot, keeping
-// the slots the service wants (1 to replicas; for a global service, those
-// whose tasks are meant to run), newest task first. It returns how many
-// slots are wanted too.
-func currentSlots(svc *berthv1.Service, tasks []*berthv1.Task) (map[string][]*berthv1.Task, int) {
-	global := svc.GetSpec().GetMode() == berthv1.ServiceMode_SERVICE_MODE_GLOBAL
-	slots := map[string][]*berthv1.Task{}
-	for _, t := range tasks {
-		if t.SpecVersion != svc.SpecVersion {
-			continue
-		}
-		if global && t.DesiredState != berthv1.TaskState_TASK_STATE_RUNNING {
-			continue
-		}
-		if !global && (t.Slot < 1 || t.Slot > svc.GetSpec().GetReplicas()) {
-			continue
-		}
-		slots[taskstate.Slot(t)] = append(slots[taskstate.Slot(t)], t)
-	}
-	for _, ts := range slots {
-		sortNewestFirst(ts)
-	}
-	if global {
-		return slots, len(slots)
-	}
-	return slots, int(svc.GetSpec().GetReplicas())
-}
-
-// judgeSlot decides whether the tasks of one slot (newest first) meet cond.
-func judgeSlot(name string, cond berthv1.DependencyCondition, ts []*berthv1.Task) dependencyVerdict {
-	switch cond {
+// slotCondition is the slot model's condition for a depends_on condition.
+func slotCondition(c berthv1.DependencyCondition) slot.Condition {
+	switch c {
 	case berthv1.DependencyCondition_DEPENDENCY_CONDITION_HEALTHY:
-		for _, t := range ts {
-			st := t.GetStatus()
-			if st.GetState() == berthv1.TaskState_TASK_STATE_RUNNING && st.GetHealth() == berthv1.Health_HEALTH_HEALTHY {
-				return dependencyVerdict{met: true}
-			}
-		}
+		return slot.Healthy
 	case berthv1.DependencyCondition_DEPENDENCY_CONDITION_COMPLETED_SUCCESSFULLY:
-		retrying := false
-		for _, t := range ts {
-			st := t.GetStatus()
-			if !taskstate.Terminal(st.GetState()) {
-				retrying = retrying || t.DesiredState == berthv1.TaskState_TASK_STATE_RUNNING
-				continue
-			}
-			if st.GetState() == berthv1.TaskState_TASK_STATE_COMPLETE && st.GetExitCode() == 0 {
-				return dependencyVerdict{met: true}
-			}
-			if retrying {
-				break
-			}
-			return dependencyVerdict{failed: endedWords(name, st)}
-		}
-	default:
-		for _, t := range ts {
-			switch t.GetStatus().GetState() {
-			case berthv1.TaskState_TASK_STATE_RUNNING, berthv1.TaskState_TASK_STATE_COMPLETE:
-				return dependencyVerdict{met: true}
-			}
-		}
+		return slot.CompletedSuccessfully
 	}
-	return dependencyVerdict{}
-}
-
-// endedWords says how a dependency's task ended without success:
-// "migrate failed (exit code 1)", "migrate rejected (no such image)".
-func endedWords(name string, st *berthv1.TaskStatus) string {
-	state := taskstate.Name(st.GetState())
-	switch {
-	case st.GetState() == berthv1.TaskState_TASK_STATE_FAILED && st.GetExitCode() != 0:
-		return fmt.Sprintf("%s %s (exit code %d)", name, state, st.GetExitCode())
-	case st.GetErr() != "":
-		return fmt.Sprintf("%s %s (%s)", name, state, st.GetErr())
-	}
-	return name + " " + state
+	return slot.Started
 }

@@ -25,7 +25,9 @@ type depTask struct {
 	health  berthv1.Health
 	exit    int32
 	stop    bool // desired shutdown
-	age     time.Duration
+	// restarts is how many restarts in a row led to the task.
+	restarts uint32
+	age      time.Duration
 }
 
 func (d depTask) task(now time.Time) *berthv1.Task {
@@ -43,6 +45,7 @@ func (d depTask) task(now time.Time) *berthv1.Task {
 		SpecVersion:  version,
 		DesiredState: desired,
 		Status:       &berthv1.TaskStatus{State: d.state, Health: d.health, ExitCode: d.exit},
+		Restarts:     d.restarts,
 	}
 }
 
@@ -60,8 +63,12 @@ func TestJudgeDependency(t *testing.T) {
 		cond     berthv1.DependencyCondition
 		replicas uint64
 		missing  bool // no such service
-		tasks    []depTask
-		want     dependencyVerdict
+		// noRestart sets the restart policy to none; maxAttempts caps
+		// the restarts.
+		noRestart   bool
+		maxAttempts uint64
+		tasks       []depTask
+		want        dependencyVerdict
 	}{
 		{name: "not deployed", cond: condStarted, replicas: 1, missing: true,
 			want: dependencyVerdict{waiting: "db (not deployed)"}},
@@ -108,19 +115,31 @@ func TestJudgeDependency(t *testing.T) {
 		{name: "completed: exit 0, then restarted by its policy", cond: condCompleted, replicas: 1,
 			tasks: []depTask{{slot: 1, state: completeState, age: time.Minute}, {slot: 1, state: runningState}},
 			want:  dependencyVerdict{met: true}},
-		{name: "completed: failed, no retry", cond: condCompleted, replicas: 1,
+		{name: "completed: failed, no retry", cond: condCompleted, replicas: 1, noRestart: true,
 			tasks: []depTask{{slot: 1, state: failedState, exit: 1}},
 			want:  dependencyVerdict{failed: "db failed (exit code 1)"}},
 		{name: "completed: failed, retry under way", cond: condCompleted, replicas: 1,
 			tasks: []depTask{{slot: 1, state: failedState, exit: 1, age: time.Minute}, {slot: 1, state: pendingState}},
 			want:  dependencyVerdict{waiting: "db (completed successfully)"}},
-		{name: "completed: failed after an earlier success", cond: condCompleted, replicas: 1,
+		{name: "completed: failed, its restart is due", cond: condCompleted, replicas: 1,
+			tasks: []depTask{{slot: 1, state: failedState, exit: 1}},
+			want:  dependencyVerdict{waiting: "db (completed successfully)"}},
+		{name: "completed: failed, the restart policy gave up", cond: condCompleted, replicas: 1, maxAttempts: 1,
+			tasks: []depTask{{slot: 1, state: failedState, exit: 1, age: time.Minute}, {slot: 1, state: failedState, exit: 1, restarts: 1}},
+			want:  dependencyVerdict{failed: "db failed (exit code 1)"}},
+		{name: "started: failed for good", cond: condStarted, replicas: 1, noRestart: true,
+			tasks: []depTask{{slot: 1, state: failedState, exit: 1}},
+			want:  dependencyVerdict{failed: "db failed (exit code 1)"}},
+		{name: "completed: failed after an earlier success", cond: condCompleted, replicas: 1, noRestart: true,
 			tasks: []depTask{{slot: 1, state: completeState, age: time.Minute}, {slot: 1, state: failedState, exit: 2}},
 			want:  dependencyVerdict{failed: "db failed (exit code 2)"}},
-		{name: "completed: rejected", cond: condCompleted, replicas: 1,
+		{name: "completed: rejected", cond: condCompleted, replicas: 1, noRestart: true,
 			tasks: []depTask{{slot: 1, state: rejectedState}},
 			want:  dependencyVerdict{failed: "db rejected"}},
-		{name: "completed: one slot done, one failed", cond: condCompleted, replicas: 2,
+		{name: "completed: one slot waits, one failed", cond: condCompleted, replicas: 2, noRestart: true,
+			tasks: []depTask{{slot: 1, state: pendingState}, {slot: 2, state: failedState, exit: 3}},
+			want:  dependencyVerdict{failed: "db failed (exit code 3)"}},
+		{name: "completed: one slot done, one failed", cond: condCompleted, replicas: 2, noRestart: true,
 			tasks: []depTask{{slot: 1, state: completeState}, {slot: 2, state: failedState, exit: 3}},
 			want:  dependencyVerdict{failed: "db failed (exit code 3)"}},
 	}
@@ -131,6 +150,10 @@ func TestJudgeDependency(t *testing.T) {
 			if !tt.missing {
 				svc = newService("db", tt.replicas)
 				svc.SpecVersion = 1
+				if tt.noRestart {
+					svc.Spec.RestartPolicy.Condition = berthv1.RestartCondition_RESTART_CONDITION_NONE
+				}
+				svc.Spec.RestartPolicy.MaxAttempts = tt.maxAttempts
 				for _, d := range tt.tasks {
 					svc.SpecVersion = max(svc.SpecVersion, d.version)
 				}
@@ -139,7 +162,7 @@ func TestJudgeDependency(t *testing.T) {
 			for _, d := range tt.tasks {
 				tasks = append(tasks, d.task(now))
 			}
-			got := judgeDependency(&berthv1.Dependency{Service: "db", Condition: tt.cond}, svc, tasks)
+			got := judgeDependency(&berthv1.Dependency{Service: "db", Condition: tt.cond}, svc, tasks, now)
 			if got != tt.want {
 				t.Errorf("judgeDependency() = %+v, want %+v", got, tt.want)
 			}
@@ -165,7 +188,7 @@ func TestJudgeGlobalDependency(t *testing.T) {
 		{"every node", []*berthv1.Task{running}, dependencyVerdict{met: true}},
 	}
 	for _, tt := range tests {
-		if got := judgeDependency(dep, svc, tt.tasks); got != tt.want {
+		if got := judgeDependency(dep, svc, tt.tasks, time.Now()); got != tt.want {
 			t.Errorf("%s: judgeDependency() = %+v, want %+v", tt.name, got, tt.want)
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
+	"github.com/berthproject/berth/api/taskstate"
 	"github.com/berthproject/berth/controlplane/store"
 )
 
@@ -77,13 +78,13 @@ func endedHow(t *berthv1.Task, nodeName string) string {
 	st := t.GetStatus()
 	switch st.GetState() {
 	case berthv1.TaskState_TASK_STATE_ORPHANED:
-		return store.TaskEndReason(st) + " (task orphaned)"
+		return taskstate.EndReason(st) + " (task orphaned)"
 	case berthv1.TaskState_TASK_STATE_REJECTED:
-		return fmt.Sprintf("rejected by node %s: %s", node, store.TaskEndReason(st))
+		return fmt.Sprintf("rejected by node %s: %s", node, taskstate.EndReason(st))
 	case berthv1.TaskState_TASK_STATE_COMPLETE:
 		return fmt.Sprintf("it completed on node %s", node)
 	}
-	return fmt.Sprintf("it failed on node %s: %s", node, store.TaskEndReason(st))
+	return fmt.Sprintf("it failed on node %s: %s", node, taskstate.EndReason(st))
 }
 
 // recordEvents hands the pass's events to the store's history, once the

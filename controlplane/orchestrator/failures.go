@@ -52,11 +52,11 @@ func (o *Orchestrator) setAside(svc *berthv1.Service, now time.Time) (time.Time,
 	return f.until, true
 }
 
-// reconcileSafely is reconcile for one service, into w only when it
+// reconcileSafely runs pass, one service's reconcile, into w only when it
 // completes: a panic writes nothing of that service's pass but an event,
 // and sets the service aside for a backoff. It returns when the service
 // needs another look.
-func (o *Orchestrator) reconcileSafely(svc *berthv1.Service, tasks []*berthv1.Task, nodes []*berthv1.Node, w *writes) (wake time.Time) {
+func (o *Orchestrator) reconcileSafely(svc *berthv1.Service, w *writes, pass func(*writes) time.Time) (wake time.Time) {
 	id := svc.GetMeta().GetId()
 	name := svc.Namespace + "/" + svc.App + "/" + svc.Name
 	now := o.now()
@@ -70,6 +70,7 @@ func (o *Orchestrator) reconcileSafely(svc *berthv1.Service, tasks []*berthv1.Ta
 	defer func() {
 		if p := recover(); p != nil {
 			o.log.Error("reconcile of a service panicked", "service", name, "panic", p, "stack", string(debug.Stack()))
+			delete(o.steady, id)
 			wake = o.failed(svc, w, now, fmt.Sprint(p))
 			return
 		}
@@ -79,7 +80,7 @@ func (o *Orchestrator) reconcileSafely(svc *berthv1.Service, tasks []*berthv1.Ta
 	if o.beforeReconcile != nil {
 		o.beforeReconcile(svc)
 	}
-	return o.reconcile(svc, tasks, nodes, &own)
+	return pass(&own)
 }
 
 // failed sets svc aside after a failed reconcile, with an event that says

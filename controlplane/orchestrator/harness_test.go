@@ -30,13 +30,13 @@ const waitTimeout = 20 * time.Second
 // reads. Tests write nodes, services and task statuses straight into the
 // store, as the API server and the dispatcher would.
 type harness struct {
-	t     *testing.T
+	t     testing.TB
 	store *store.Store
 	cache *store.Cache
 	sub   *store.Subscription
 }
 
-func newHarness(t *testing.T, opts ...Option) *harness {
+func newHarness(t testing.TB, opts ...Option) *harness {
 	t.Helper()
 	s := storetest.New(t)
 	log := slog.New(slog.DiscardHandler)

@@ -45,6 +45,9 @@ type Orchestrator struct {
 	// notReadyGrace is how long a node may stay not ready before its
 	// tasks move (WithNotReadyGrace).
 	notReadyGrace time.Duration
+	// steady are the services a task event needs a look at its slot only
+	// (see dirty.go).
+	steady map[string]int64
 	// beforeReconcile, when set, is called before each service's
 	// reconcile: tests make it panic.
 	beforeReconcile func(*berthv1.Service)
@@ -71,7 +74,7 @@ func (o *Orchestrator) Run(ctx context.Context) error {
 	o.index.rebuild(o.cache.Tasks())
 	o.rebuildAddresses()
 	all := true
-	dirty := map[string]bool{}
+	dirty := dirtySet{}
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	// due is when the timer fires. A pass over some services only knows
@@ -99,7 +102,7 @@ func (o *Orchestrator) Run(ctx context.Context) error {
 		} else {
 			all = false
 		}
-		dirty = map[string]bool{}
+		dirty = dirtySet{}
 		if !wake.IsZero() && (due.IsZero() || wake.Before(due)) {
 			due = wake
 			timer.Reset(max(wake.Sub(o.now()), time.Millisecond))
@@ -131,9 +134,11 @@ func (o *Orchestrator) Run(ctx context.Context) error {
 				// Tasks and virtual IPs may wait for it.
 				all = true
 			case store.KindService:
-				dirty[ev.Object.GetMeta().GetId()] = true
+				svc := ev.Object.(*berthv1.Service)
+				dirty.service(svc.GetMeta().GetId(), store.ServiceKey(svc.Namespace, svc.App, svc.Name))
 			case store.KindTask:
-				dirty[ev.Object.(*berthv1.Task).ServiceId] = true
+				// Only its slot: see dirty.go.
+				dirty.task(ev.Object.(*berthv1.Task))
 			}
 		}
 	}
@@ -143,33 +148,38 @@ func (o *Orchestrator) Run(ctx context.Context) error {
 // gone, returning when the next restart is due (zero for none).
 func (o *Orchestrator) reconcileAll(w *writes) time.Time {
 	o.autoRebalance(w)
-	ids := map[string]bool{}
+	dirty := dirtySet{}
 	for _, s := range o.cache.Services(store.ServicesPrefix) {
-		ids[s.GetMeta().GetId()] = true
+		dirty.service(s.GetMeta().GetId(), store.ServiceKey(s.Namespace, s.App, s.Name))
 	}
 	for _, t := range o.cache.Tasks() {
-		ids[t.ServiceId] = true
-	}
-	return o.reconcileServices(ids, w)
-}
-
-// reconcileServices adds to w what the services with the given ids need.
-func (o *Orchestrator) reconcileServices(ids map[string]bool, w *writes) time.Time {
-	byID := map[string]*berthv1.Service{}
-	for _, s := range o.cache.Services(store.ServicesPrefix) {
-		if ids[s.GetMeta().GetId()] {
-			byID[s.GetMeta().GetId()] = s
+		if dirty[t.ServiceId] == nil {
+			dirty.service(t.ServiceId, store.ServiceKey(t.Namespace, t.App, t.Service))
 		}
 	}
-	nodes := o.cache.Nodes()
+	return o.reconcileServices(dirty, w)
+}
+
+// reconcileServices adds to w what the dirty services need: a whole pass
+// over each, or over its dirty slots only when it is steady.
+func (o *Orchestrator) reconcileServices(dirty dirtySet, w *writes) time.Time {
+	// Every node is read only when a whole pass needs them.
+	var nodes []*berthv1.Node
+	allNodes := func() []*berthv1.Node {
+		if nodes == nil {
+			nodes = o.cache.Nodes()
+		}
+		return nodes
+	}
 	now := o.now()
 	var wake time.Time
-	for id := range ids {
-		tasks := o.cache.ServiceTasks(id)
-		svc := byID[id]
-		if svc == nil {
+	for id, ds := range dirty {
+		svc, ok := o.cache.Service(ds.key)
+		if !ok || svc.GetMeta().GetId() != id {
+			// Deleted, or deleted and made again under a new ID.
 			delete(o.failures, id)
-			o.removeTasks(tasks, w)
+			delete(o.steady, id)
+			o.removeTasks(o.cache.ServiceTasks(id), w)
 			o.addrs.Release(ipam.VIPOwner(id))
 			continue
 		}
@@ -178,7 +188,14 @@ func (o *Orchestrator) reconcileServices(ids map[string]bool, w *writes) time.Ti
 			continue
 		}
 		o.keepEndpoint(svc, w)
-		wake = earliest(wake, o.reconcileSafely(svc, tasks, nodes, w))
+		wake = earliest(wake, o.reconcileSafely(svc, w, func(own *writes) time.Time {
+			if !ds.whole && o.isSteady(svc) {
+				if at, ok := o.reconcileChanged(svc, ds.slots, own); ok {
+					return at
+				}
+			}
+			return o.reconcile(svc, o.cache.ServiceTasks(id), allNodes(), own)
+		}))
 	}
 	return wake
 }

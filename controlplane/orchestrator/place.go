@@ -5,6 +5,7 @@ import (
 	"time"
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
+	"github.com/berthproject/berth/api/slot"
 	"github.com/berthproject/berth/api/taskstate"
 	"github.com/berthproject/berth/controlplane/store"
 	"github.com/berthproject/berth/scheduler"
@@ -163,7 +164,7 @@ func (o *Orchestrator) unplacedReplacements(unplaced []scheduler.Unplaced, byID 
 }
 
 func sortOldestFirst(ts []*berthv1.Task) {
-	sortNewestFirst(ts)
+	slot.SortNewestFirst(ts)
 	for i, j := 0, len(ts)-1; i < j; i, j = i+1, j-1 {
 		ts[i], ts[j] = ts[j], ts[i]
 	}

@@ -3,11 +3,10 @@ package orchestrator
 import (
 	"fmt"
 	"slices"
-	"sort"
-	"strconv"
 	"time"
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
+	"github.com/berthproject/berth/api/slot"
 	"github.com/berthproject/berth/api/taskstate"
 	"github.com/berthproject/berth/controlplane/store"
 	"github.com/berthproject/berth/scheduler"
@@ -21,47 +20,40 @@ import (
 func (o *Orchestrator) reconcile(svc *berthv1.Service, tasks []*berthv1.Task, nodes []*berthv1.Node, w *writes) time.Time {
 	now := o.now()
 	tasks = orphanOnDownNodes(tasks, nodes, w, now)
-	// Sized up front: a pass over a service of thousands of tasks spent
-	// more time growing these maps than deciding.
-	slots := make(map[string][]*berthv1.Task, len(tasks))
-	for _, t := range tasks {
-		k := taskstate.Slot(t)
-		slots[k] = append(slots[k], t)
-	}
-	// wanted maps each slot the spec asks for to the node it is pinned to
-	// (global mode) or "" (replicated); keys are its keys in the order
-	// they are looked at.
-	var wanted map[string]string
-	var keys []string
-	var slotNumber map[string]uint64
-	if svc.GetSpec().GetMode() == berthv1.ServiceMode_SERVICE_MODE_GLOBAL {
-		eligible := scheduler.GlobalNodes(svc.GetSpec(), nodes)
-		wanted = make(map[string]string, len(eligible))
-		for _, n := range eligible {
-			wanted["node:"+n.GetMeta().GetId()] = n.GetMeta().GetId()
-		}
-		keys = sortedKeys(wanted)
-	} else {
-		n := svc.GetSpec().GetReplicas()
-		wanted = make(map[string]string, n)
-		slotNumber = make(map[string]uint64, n)
-		keys = make([]string, 0, n)
-		for i := uint64(1); i <= n; i++ {
-			k := strconv.FormatUint(i, 10)
-			wanted[k] = ""
-			slotNumber[k] = i
-			keys = append(keys, k)
-		}
-	}
-	drained := drainedNodes(nodes)
-	moving, movingWake := notReadyNodes(nodes, now, o.notReadyGrace)
+	groups := slot.Group(tasks)
+	wanted := slot.Wanted(svc, groups, globalNodeIDs(svc, nodes))
 	r := newRollout(svc, tasks, now)
 	r.slots = len(wanted)
-	wake := movingWake
-	for _, key := range keys {
-		node := wanted[key]
-		ts := slots[key]
-		sortNewestFirst(ts)
+	moving, movingWake := notReadyNodes(nodes, now, o.notReadyGrace)
+	wake := earliest(movingWake, o.reconcileWanted(svc, r, wanted, groups, drainedNodes(nodes), moving, w))
+	o.noteSteady(svc, r)
+	wake = earliest(wake, o.step(r, w))
+	return earliest(wake, o.rebalanceStep(svc, r, tasks, w))
+}
+
+// globalNodeIDs are the nodes among nodes where a global service wants a
+// task; nil for a replicated service.
+func globalNodeIDs(svc *berthv1.Service, nodes []*berthv1.Node) []string {
+	if svc.GetSpec().GetMode() != berthv1.ServiceMode_SERVICE_MODE_GLOBAL {
+		return nil
+	}
+	out := []string{}
+	for _, n := range scheduler.GlobalNodes(svc.GetSpec(), nodes) {
+		out = append(out, n.GetMeta().GetId())
+	}
+	return out
+}
+
+// reconcileWanted brings the slots wanted of svc in line, and stops and
+// forgets the tasks of the slots in groups that are not wanted, gathering
+// for r what the rollout needs to know. Tasks on drained nodes, and on
+// nodes moving (not ready past the grace: node id to why), are replaced
+// elsewhere.
+func (o *Orchestrator) reconcileWanted(svc *berthv1.Service, r *rollout, wanted []slot.Slot, groups map[string][]*berthv1.Task, drained map[string]bool, moving map[string]string, w *writes) time.Time {
+	now := r.now
+	var wake time.Time
+	for _, sl := range wanted {
+		key, node, ts := sl.Key, sl.Node, sl.Tasks
 		var active []*berthv1.Task
 		var ended []*berthv1.Task
 		for _, t := range ts {
@@ -108,12 +100,12 @@ func (o *Orchestrator) reconcile(svc *berthv1.Service, tasks []*berthv1.Task, no
 			r.inFlight++
 			switch {
 			case len(ended) == 0:
-				w.create(newTask(svc, slotNumber[key], node, now))
+				w.create(newTask(svc, sl.Number, node, now))
 			default:
 				d := decideRestart(svc.GetSpec().GetRestartPolicy(), ended, now)
 				o.noteRestart(w, svc.GetSpec().GetRestartPolicy(), ended[0], d, now)
 				if d.restart && !d.at.After(now) {
-					t := newTask(svc, slotNumber[key], node, now)
+					t := newTask(svc, sl.Number, node, now)
 					t.Restarts = d.restarts
 					w.create(t)
 				} else if d.restart && (wake.IsZero() || d.at.Before(wake)) {
@@ -129,8 +121,12 @@ func (o *Orchestrator) reconcile(svc *berthv1.Service, tasks []*berthv1.Task, no
 		}
 		pruneHistory(ts, w)
 	}
-	for key, ts := range slots {
-		if _, ok := wanted[key]; ok {
+	wantedKeys := make(map[string]bool, len(wanted))
+	for _, sl := range wanted {
+		wantedKeys[sl.Key] = true
+	}
+	for key, ts := range groups {
+		if wantedKeys[key] {
 			continue
 		}
 		// A slot no longer wanted: scaled down, or its node left.
@@ -141,8 +137,7 @@ func (o *Orchestrator) reconcile(svc *berthv1.Service, tasks []*berthv1.Task, no
 		}
 		o.removeTasks(ts, w)
 	}
-	wake = earliest(wake, o.step(r, w))
-	return earliest(wake, o.rebalanceStep(svc, r, tasks, w))
+	return wake
 }
 
 // settleReplacement handles a slot with more than one task meant to run,
@@ -193,20 +188,6 @@ func drainedNodes(nodes []*berthv1.Node) map[string]bool {
 		}
 	}
 	return out
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Slice(keys, func(i, j int) bool {
-		if len(keys[i]) != len(keys[j]) {
-			return len(keys[i]) < len(keys[j])
-		}
-		return keys[i] < keys[j]
-	})
-	return keys
 }
 
 // earliest is the sooner of two wake times, zero meaning none.
@@ -266,16 +247,6 @@ func hasStopping(ts []*berthv1.Task) bool {
 		}
 	}
 	return false
-}
-
-func sortNewestFirst(ts []*berthv1.Task) {
-	sort.Slice(ts, func(i, j int) bool {
-		a, b := ts[i].GetMeta().GetCreatedAt().AsTime(), ts[j].GetMeta().GetCreatedAt().AsTime()
-		if !a.Equal(b) {
-			return a.After(b)
-		}
-		return ts[i].GetMeta().GetId() > ts[j].GetMeta().GetId()
-	})
 }
 
 // pruneHistory forgets the oldest finished tasks of a slot past the limit.

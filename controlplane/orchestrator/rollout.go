@@ -6,6 +6,8 @@ import (
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
 	"github.com/berthproject/berth/api/revision"
+	"github.com/berthproject/berth/api/slot"
+	"github.com/berthproject/berth/api/taskstate"
 	"github.com/berthproject/berth/api/volume"
 	"github.com/berthproject/berth/controlplane/store"
 	"google.golang.org/protobuf/proto"
@@ -156,13 +158,9 @@ func (r *rollout) current(t *berthv1.Task) bool {
 	return t.SpecVersion == r.svc.SpecVersion || proto.Equal(t.GetSpec(), r.svc.GetSpec())
 }
 
-// ready reports whether t runs and, when it has a health check, passes it.
-func ready(t *berthv1.Task) bool {
-	st := t.GetStatus()
-	h := st.GetHealth()
-	return st.GetState() == berthv1.TaskState_TASK_STATE_RUNNING &&
-		h != berthv1.Health_HEALTH_STARTING && h != berthv1.Health_HEALTH_UNHEALTHY
-}
+// ready reports whether t runs and, when it has a health check, passes it:
+// the slot model's Ready, by the spec the task runs.
+func ready(t *berthv1.Task) bool { return slot.Ready(t.GetSpec(), t) }
 
 // runningSince is when t last reached running; zero when it never did.
 func runningSince(t *berthv1.Task) time.Time {
@@ -198,7 +196,7 @@ func (r *rollout) inProgress() bool {
 // another look (a delay, the monitor period, a restart backoff).
 func (o *Orchestrator) step(r *rollout, w *writes) time.Time {
 	if r.inProgress() && r.tooManyFailures() {
-		why := fmt.Sprintf("%s failed: %s", describeFailed(r.failed[len(r.failed)-1]), store.TaskEndReason(r.failed[len(r.failed)-1].GetStatus()))
+		why := fmt.Sprintf("%s failed: %s", describeFailed(r.failed[len(r.failed)-1]), taskstate.EndReason(r.failed[len(r.failed)-1].GetStatus()))
 		switch {
 		case r.cfg.action == berthv1.UpdateFailureAction_UPDATE_FAILURE_ACTION_ROLLBACK && !r.rollingBack:
 			if o.rollBack(r, w, why) {

@@ -49,6 +49,13 @@ func TestTaskIndexFollowsEvents(t *testing.T) {
 		if x.usage.Len() != 1 || len(x.pending) != 0 {
 			t.Fatalf("index counts %d placed and %d pending tasks, want 1 (a) and 0", x.usage.Len(), len(x.pending))
 		}
+		id := svc.GetMeta().GetId()
+		for key, want := range map[string]*berthv1.Task{"1": aRunning, "2": bFailed, "3": nil} {
+			got := x.slotTasks(id, key)
+			if (want == nil && len(got) != 0) || (want != nil && (len(got) != 1 || got[0] != want)) {
+				t.Fatalf("slot %s holds %v, want %v", key, got, want)
+			}
+		}
 		failed := x.recentFailures(now.Add(-time.Minute))
 		if len(failed) != 1 || failed[0].GetMeta().GetId() != b.GetMeta().GetId() {
 			t.Fatalf("recent failures = %v, want b", failed)

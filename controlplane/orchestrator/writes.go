@@ -2,6 +2,9 @@ package orchestrator
 
 import (
 	"context"
+	"errors"
+	"slices"
+	"sync"
 	"time"
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
@@ -159,26 +162,37 @@ func (w *writes) commit(ctx context.Context, s *store.Store) (int64, error) {
 	} else {
 		changes = append(changes, w.serviceChanges()...)
 	}
-	rev, err := s.CommitAll(ctx, w.createTxns())
-	last = max(last, rev)
-	if err != nil {
-		return last, err
-	}
-	rev, err = s.Update(ctx, changes)
-	if err != nil {
-		return last, err
-	}
-	last = max(last, rev)
+	var removals []*store.Txn
 	for start := 0; start < len(w.removes); start += store.MaxTxnOps {
-		var txn store.Txn
+		txn := &store.Txn{}
 		for _, t := range w.removes[start:min(start+store.MaxTxnOps, len(w.removes))] {
 			txn.Delete(taskKey(t), 0)
 		}
-		rev, err := s.Commit(ctx, &txn)
-		if err != nil {
-			return last, err
-		}
-		last = max(last, rev)
+		removals = append(removals, txn)
+	}
+	// The new tasks, the changes and the deletions do not wait for one
+	// another: sent together, etcd syncs them to disk together, and a
+	// replacement (created beside the orphaning of the task it replaces)
+	// reaches its node a disk sync or two sooner.
+	parts := []func() (int64, error){
+		func() (int64, error) { return s.CommitAll(ctx, w.createTxns()) },
+		func() (int64, error) { return s.Update(ctx, changes) },
+		func() (int64, error) { return s.CommitAll(ctx, removals) },
+	}
+	revs := make([]int64, len(parts))
+	errs := make([]error, len(parts))
+	var wg sync.WaitGroup
+	for i, commit := range parts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			revs[i], errs[i] = commit()
+		}()
+	}
+	wg.Wait()
+	last = max(last, slices.Max(revs))
+	if err := errors.Join(errs...); err != nil {
+		return last, err
 	}
 	w.recordEvents(s)
 	return last, nil

@@ -1,13 +1,11 @@
 package store
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"hash/fnv"
 	"log/slog"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -364,23 +362,4 @@ func TaskName(t *berthv1.Task) string {
 		return t.GetService() + "." + strconv.FormatUint(t.GetSlot(), 10)
 	}
 	return t.GetService()
-}
-
-// TaskEndReason says why a finished task ended, for event messages: "exit
-// code 137", "unhealthy: ...", or the error its agent reported.
-func TaskEndReason(st *berthv1.TaskStatus) string {
-	code, err := st.GetExitCode(), st.GetErr()
-	exit := "exit code " + strconv.Itoa(int(code))
-	switch {
-	case err == "" && code != 0:
-		return exit
-	case err == "":
-		return cmp.Or(st.GetMessage(), "no reason given")
-	case code != 0 && strings.HasPrefix(err, "task: non-zero exit"):
-		// The agent's own words for an exit code add nothing to it.
-		return exit
-	case code != 0 && !strings.Contains(err, strconv.Itoa(int(code))):
-		return err + " (" + exit + ")"
-	}
-	return err
 }
