@@ -442,10 +442,11 @@ func TestUnhealthyContainerIsReplaced(t *testing.T) {
 	c.mustBerth("delete", "fragile")
 }
 
-// TestDeadNodeTasksRunElsewhere kills an agent: gossip declares its node
-// down (the grace is far longer than the test), its task runs on the other
-// node; when the agent comes back, it stops the container that was
-// replaced, so nothing runs twice.
+// TestDeadNodeTasksRunElsewhere freezes an agent, as a dead or hung
+// machine would be (its connections open, nothing answering): gossip
+// declares its node down (the grace is far longer than the test), its task
+// runs on the other node; when the agent comes back, it stops the
+// container that was replaced, so nothing runs twice.
 func TestDeadNodeTasksRunElsewhere(t *testing.T) {
 	c := newCluster(t, withServerArgs("--node-down-grace", "10m"))
 	c.startAgent("alpha")
@@ -454,7 +455,7 @@ func TestDeadNodeTasksRunElsewhere(t *testing.T) {
 	c.mustBerth("apply", "-f", c.writeFile("compose.yaml", sleepCompose), "-p", "survive")
 	c.taskOn(c.waitRunning("survive/sleeper", 2, 60*time.Second), "beta")
 	betaDir := filepath.Join(c.dir, "agent-beta")
-	beta.kill()
+	beta.freeze()
 	c.waitRunningOn("survive/sleeper", "alpha", 2, 30*time.Second)
 	if out := c.mustBerth("node", "ls"); !strings.Contains(out, "down") || !strings.Contains(out, "gossip") {
 		t.Fatalf("beta is not shown down by gossip:\n%s", out)
@@ -462,6 +463,7 @@ func TestDeadNodeTasksRunElsewhere(t *testing.T) {
 	if n := len(runningPids(t, nodeID(t, betaDir))); n != 1 {
 		t.Fatalf("beta's container should still run while its agent is away; %d run", n)
 	}
+	beta.kill()
 
 	c.startAgent("beta")
 	eventually(t, 30*time.Second, func() (bool, string) {

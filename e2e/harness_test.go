@@ -136,6 +136,9 @@ type proc struct {
 	out  *syncBuffer
 	done chan struct{}
 	err  error
+	// frozen: stopped with SIGSTOP (freeze), so it takes no signal but
+	// SIGKILL.
+	frozen bool
 }
 
 type syncBuffer struct {
@@ -181,6 +184,10 @@ func (p *proc) stop() {
 		return
 	default:
 	}
+	if p.frozen {
+		p.kill()
+		return
+	}
 	p.cmd.Process.Signal(os.Interrupt)
 	select {
 	case <-p.done:
@@ -188,6 +195,14 @@ func (p *proc) stop() {
 		p.cmd.Process.Kill()
 		<-p.done
 	}
+}
+
+// freeze stops the process with SIGSTOP: its connections stay open but
+// nothing answers, as when its machine dies or hangs (a killed process's
+// kernel would close them at once). Only kill ends it afterwards.
+func (p *proc) freeze() {
+	p.frozen = true
+	p.cmd.Process.Signal(syscall.SIGSTOP)
 }
 
 // kill ends the process with SIGKILL, as a crash would.

@@ -130,7 +130,8 @@ func breakHealth(b *testing.B, c *cluster, victim task) {
 }
 
 // BenchmarkRecoveryNode kills a node holding half of a 10-replica service
-// (its agent with SIGKILL, then its containers), 10 rounds, alternating
+// (its agent frozen with SIGSTOP, so that its connections go silent as a
+// dead machine's do, then its containers), 10 rounds, alternating
 // nodes, and reports how long until every slot it held runs on the other
 // node: p50 and p99. The grace is ten minutes, so only gossip can declare
 // the node down.
@@ -159,7 +160,9 @@ func BenchmarkRecoveryNode(b *testing.B) {
 }
 
 // killNodeAndTime kills node's agent and containers, and returns how long
-// until each slot of app that ran there runs on another node.
+// until each slot of app that ran there runs on another node. The agent is
+// frozen first: a killed agent's kernel would close its session at once,
+// which tells the control plane the machine is up and the agent restarts.
 func killNodeAndTime(b *testing.B, c *cluster, api berthv1.ClusterServiceClient, app string, agent *proc, node string, tasks []task) time.Duration {
 	id := nodeID(b, filepath.Join(c.dir, "agent-"+node))
 	lost := map[uint64]bool{}
@@ -179,7 +182,8 @@ func killNodeAndTime(b *testing.B, c *cluster, api berthv1.ClusterServiceClient,
 	}
 	pids := runningPids(b, id)
 	start := time.Now()
-	agent.kill()
+	agent.freeze()
+	defer agent.kill()
 	for _, pid := range pids {
 		syscall.Kill(int(pid), syscall.SIGKILL)
 	}

@@ -107,7 +107,8 @@ func (c *Cluster) watchNodes(ctx context.Context, v *nodeVerdicts, started chan<
 	}
 }
 
-// KillVictims kills the victim pool with SIGKILL and waits until the
+// KillVictims kills the victim pool (frozen with SIGSTOP, as a machine
+// dies, then killed once judged) and waits until the
 // server has declared each of its nodes down and every task runs again,
 // on the live nodes.
 func (c *Cluster) KillVictims(ctx context.Context, timeout time.Duration) (*Detection, error) {
@@ -134,7 +135,8 @@ func (c *Cluster) KillVictims(ctx context.Context, timeout time.Duration) (*Dete
 	}
 
 	killed := time.Now()
-	c.victim.kill()
+	c.victim.freeze()
+	defer c.victim.kill()
 	c.progress("killed %s (%d nodes)", c.victim.name, len(victims))
 	for !v.allDown() {
 		select {

@@ -298,7 +298,15 @@ func (p *pool) nodeIDs() map[string]string {
 	return out
 }
 
-// kill ends the pool with SIGKILL, as a machine dies, and waits for it.
+// freeze stops the pool with SIGSTOP, as a machine dies: its sessions
+// stay open but go silent (a killed process's kernel would close them,
+// which tells the control plane the machine is up and its agents
+// restart). Only kill ends it afterwards.
+func (p *pool) freeze() {
+	p.cmd.Process.Signal(syscall.SIGSTOP)
+}
+
+// kill ends the pool with SIGKILL and waits for it.
 func (p *pool) kill() {
 	p.cmd.Process.Kill()
 	<-p.done
