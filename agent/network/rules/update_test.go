@@ -113,7 +113,7 @@ func TestIncremental(t *testing.T) {
 				refused(f.outside, outside("8002"))(t)
 				refused(f.y.netNS, vipOnY)(t)
 			}},
-		{"VIP without endpoints removed", model(extra{}, f.a1, f.a2), false, answeredBy(f.c.netNS, vip, 5, "a1", "a2")},
+		{"VIP without endpoints removed", model(extra{}, f.a1, f.a2), false, answeredBy(f.c.netNS, vip, 40, "a1", "a2")},
 		{"VIP with endpoints removed, its network kept", Model{NodeRange: nodeRange, Networks: f.model().Networks}, false, nil},
 		{"VIP and endpoints in one step", model(extra{vipY: []*container{f.y}}, f.a2), false, answeredBy(f.c.netNS, vip, 5, "a2")},
 		{"network added: whole table", model(extra{vipY: []*container{f.y}, network: true}, f.a2), true, answeredBy(f.c.netNS, vip, 5, "a2")},
