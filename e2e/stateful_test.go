@@ -186,9 +186,10 @@ func TestStatefulServiceKeepsItsData(t *testing.T) {
 		t.Fatalf("after delete and apply: task %s on %s, want %s with the data", fourth.ID, fourth.Node, home)
 	}
 
-	// The volume's node dies: the slot waits for it, saying why, and
-	// nothing starts on the other node with an empty volume.
-	agents[home].kill()
+	// The volume's node dies (its agent frozen: silent, as a dead
+	// machine is): the slot waits for it, saying why, and nothing starts
+	// on the other node with an empty volume.
+	agents[home].freeze()
 	want := fmt.Sprintf("waiting for node %s, which holds volume dbapp_db-data.1", home)
 	eventually(t, 60*time.Second, func() (bool, string) {
 		tasks := c.ps("dbapp/db")
@@ -204,6 +205,7 @@ func TestStatefulServiceKeepsItsData(t *testing.T) {
 			t.Fatalf("task %s runs on %s while the volume's node is down", tk.ID, tk.Node)
 		}
 	}
+	agents[home].kill()
 	agents[home] = c.startAgent(home)
 	fifth := c.slotTask("dbapp/db", first.ID, second.ID, third.ID)
 	if fifth.Node != home || c.kv(fifth.ID, "greeting", "") != "kept" {
