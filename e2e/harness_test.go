@@ -23,6 +23,7 @@ import (
 	"github.com/berthproject/berth/agent/build"
 	ctdruntime "github.com/berthproject/berth/agent/runtime/containerd"
 	"github.com/berthproject/berth/internal/containerdtest"
+	"github.com/berthproject/berth/internal/testbin"
 	containerd "github.com/containerd/containerd/v2/client"
 )
 
@@ -46,21 +47,8 @@ func run(m *testing.M) int {
 		fmt.Println("e2e:", err)
 		return 1
 	}
-	berthBin = os.Getenv("BERTH_BIN")
-	if berthBin == "" {
-		berthBin = filepath.Join(root, "bin", "berth")
-		build := exec.Command("go", "build", "-o", berthBin, "./cmd/berth")
-		build.Dir = root
-		if out, err := build.CombinedOutput(); err != nil {
-			fmt.Printf("e2e: building berth: %v\n%s", err, out)
-			return 1
-		}
-	}
-	busyboxImage = filepath.Join(root, "bin", "images", "busybox.tar")
-	cmd := exec.Command("bash", "hack/images.sh", filepath.Dir(busyboxImage))
-	cmd.Dir = root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		fmt.Printf("e2e: building test images: %v\n%s", err, out)
+	if berthBin, busyboxImage, err = testbin.Prepare(root); err != nil {
+		fmt.Println("e2e:", err)
 		return 1
 	}
 	namespace = fmt.Sprintf("berth-e2e-%d", os.Getpid())

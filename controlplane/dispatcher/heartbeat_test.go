@@ -9,18 +9,26 @@ import (
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
 	"github.com/berthproject/berth/api/nodestate"
+	"github.com/berthproject/berth/controlplane/store"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
-// TestHeartbeatWritesOnlyChanges: heartbeats that change nothing write
-// nothing; one that says the images changed writes the node once.
-func TestHeartbeatWritesOnlyChanges(t *testing.T) {
+// newHeartbeatDispatcher is a dispatcher over a fresh store, for the
+// heartbeat tests.
+func newHeartbeatDispatcher(t *testing.T) (*store.Store, *store.Cache, *Dispatcher) {
+	t.Helper()
 	s, c := newStoreAndCache(t)
 	pool, err := NewSubnetPool("10.42.0.0/16", 24)
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := New(Config{Store: s, Cache: c, Subnets: pool, Log: slog.New(slog.DiscardHandler)})
+	return s, c, New(Config{Store: s, Cache: c, Subnets: pool, Log: slog.New(slog.DiscardHandler)})
+}
+
+// TestHeartbeatWritesOnlyChanges: heartbeats that change nothing write
+// nothing; one that says the images changed writes the node once.
+func TestHeartbeatWritesOnlyChanges(t *testing.T) {
+	s, c, d := newHeartbeatDispatcher(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	if _, _, err := d.register(ctx, "n1", joined(t, s, c, "n1", "alpha", nil), &berthv1.NodeDescription{Name: "alpha"}); err != nil {
@@ -78,12 +86,7 @@ func TestHeartbeatWritesOnlyChanges(t *testing.T) {
 // verdict did not change, and records that the node is not ready, then
 // ready again.
 func TestHeartbeatWritesChangedConditions(t *testing.T) {
-	s, c := newStoreAndCache(t)
-	pool, err := NewSubnetPool("10.42.0.0/16", 24)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := New(Config{Store: s, Cache: c, Subnets: pool, Log: slog.New(slog.DiscardHandler)})
+	s, c, d := newHeartbeatDispatcher(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	start := timestamppb.New(time.Now().Add(-time.Hour))

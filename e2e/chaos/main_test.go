@@ -18,13 +18,14 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/berthproject/berth/internal/testbin"
 )
 
 var longForm = flag.Bool("chaos.long", false, "run the long form: issue 16's repetitions and durations (also CHAOS=long)")
@@ -85,21 +86,8 @@ func prepare() int {
 		fmt.Println("chaos:", err)
 		return 1
 	}
-	berthBin = os.Getenv("BERTH_BIN")
-	if berthBin == "" {
-		berthBin = filepath.Join(root, "bin", "berth")
-		build := exec.Command("go", "build", "-o", berthBin, "./cmd/berth")
-		build.Dir = root
-		if out, err := build.CombinedOutput(); err != nil {
-			fmt.Printf("chaos: building berth: %v\n%s", err, out)
-			return 1
-		}
-	}
-	busyboxImage = filepath.Join(root, "bin", "images", "busybox.tar")
-	images := exec.Command("bash", "hack/images.sh", filepath.Dir(busyboxImage))
-	images.Dir = root
-	if out, err := images.CombinedOutput(); err != nil {
-		fmt.Printf("chaos: building test images: %v\n%s", err, out)
+	if berthBin, busyboxImage, err = testbin.Prepare(root); err != nil {
+		fmt.Println("chaos:", err)
 		return 1
 	}
 	if runRoot, err = os.MkdirTemp("", "berth-chaos-"); err != nil {
