@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
 	"github.com/berthproject/berth/api/compose"
+	"github.com/berthproject/berth/api/gitcontext"
 )
 
 // composeBuild is the build of a service whose Compose file says build:,
@@ -18,6 +20,10 @@ import (
 // Dockerfile's content.
 func composeBuild(projectDir string, spec *berthv1.ServiceSpec, secrets []*berthv1.BuildSecret) buildRequest {
 	b := spec.GetBuild()
+	if gitcontext.Is(b.GetContext()) {
+		// The Dockerfile's path is in the repository, as Compose reads it.
+		return buildRequest{gitContext: b.GetContext(), dockerfile: b.GetDockerfile(), tags: []string{spec.GetImage()}, args: b.GetArgs(), target: b.GetTarget(), secrets: secrets}
+	}
 	dir := filepath.FromSlash(b.GetContext())
 	if !filepath.IsAbs(dir) {
 		dir = filepath.Join(projectDir, dir)
@@ -50,10 +56,10 @@ func (c *cluster) buildServices(ctx context.Context, p *compose.Project, w io.Wr
 		}
 		r := composeBuild(p.Dir, spec, p.BuildSecrets[svc.Name])
 		if dryRun {
-			fmt.Fprintf(w, "dry run: service %s would be built from %s as %s\n", svc.Name, r.contextDir, spec.Image)
+			fmt.Fprintf(w, "dry run: service %s would be built from %s as %s\n", svc.Name, cmp.Or(r.contextDir, r.gitContext), spec.Image)
 			continue
 		}
-		fmt.Fprintf(w, "building service %s from %s as %s\n", svc.Name, r.contextDir, spec.Image)
+		fmt.Fprintf(w, "building service %s from %s as %s\n", svc.Name, cmp.Or(r.contextDir, r.gitContext), spec.Image)
 		res, err := c.build(ctx, r, w, mode)
 		if err != nil {
 			return fmt.Errorf("build service %s (%s): %w; nothing was changed", svc.Name, spec.Image, err)

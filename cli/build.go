@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
+	"github.com/berthproject/berth/api/gitcontext"
 	"github.com/berthproject/berth/api/imageref"
 )
 
@@ -26,6 +27,9 @@ const buildChunkSize = 64 << 10
 type buildRequest struct {
 	// contextDir is the directory sent as the build context.
 	contextDir string
+	// gitContext, when set instead, is a git URL the node's BuildKit
+	// fetches itself (gitcontext.Is); nothing is sent then.
+	gitContext string
 	// dockerfile is the Dockerfile's path as the user gave it (relative to
 	// the working directory); empty means contextDir/Dockerfile. It is
 	// ignored when dockerfileContent is set.
@@ -46,6 +50,9 @@ type buildRequest struct {
 // send, with keep, the Dockerfile's path in the context ("" when it is
 // sent as content).
 func (r buildRequest) header() (header *berthv1.BuildHeader, keep string, err error) {
+	if r.gitContext != "" {
+		return r.gitHeader()
+	}
 	fi, err := os.Stat(r.contextDir)
 	if err != nil {
 		return nil, "", fmt.Errorf("build context: %w", err)
@@ -53,10 +60,8 @@ func (r buildRequest) header() (header *berthv1.BuildHeader, keep string, err er
 	if !fi.IsDir() {
 		return nil, "", fmt.Errorf("build context %s is not a directory: give the directory holding the files the Dockerfile copies", r.contextDir)
 	}
-	for _, tag := range r.tags {
-		if _, err := imageref.Parse(tag); err != nil {
-			return nil, "", fmt.Errorf("tag %q is not a valid image name: %v; use NAME[:TAG], like web:1", tag, err)
-		}
+	if err := r.checkTags(); err != nil {
+		return nil, "", err
 	}
 	header = &berthv1.BuildHeader{
 		Tags:      r.tags,
@@ -95,6 +100,37 @@ func (r buildRequest) header() (header *berthv1.BuildHeader, keep string, err er
 	return header, "", nil
 }
 
+// gitHeader is the header of a build from a git URL: the Dockerfile is a
+// path in the repository (the context's directory), never sent.
+func (r buildRequest) gitHeader() (*berthv1.BuildHeader, string, error) {
+	if err := gitcontext.Check(r.gitContext); err != nil {
+		return nil, "", err
+	}
+	if r.dockerfileContent != nil {
+		return nil, "", fmt.Errorf("-f -: a git build context reads its Dockerfile from the repository; name its path there with -f, relative to the context's directory")
+	}
+	if err := r.checkTags(); err != nil {
+		return nil, "", err
+	}
+	if r.dockerfile != "" && !filepath.IsLocal(filepath.FromSlash(r.dockerfile)) {
+		return nil, "", fmt.Errorf("-f %s: with a git build context, -f is the Dockerfile's path in the repository's context directory, like docker/Dockerfile", r.dockerfile)
+	}
+	return &berthv1.BuildHeader{
+		Tags: r.tags, BuildArgs: r.args, Target: r.target, NoCache: r.noCache, Node: r.node,
+		Secrets: r.secrets, Dockerfile: filepath.ToSlash(r.dockerfile), GitContext: r.gitContext,
+	}, "", nil
+}
+
+// checkTags checks that every tag is an image name.
+func (r buildRequest) checkTags() error {
+	for _, tag := range r.tags {
+		if _, err := imageref.Parse(tag); err != nil {
+			return fmt.Errorf("tag %q is not a valid image name: %v; use NAME[:TAG], like web:1", tag, err)
+		}
+	}
+	return nil
+}
+
 // build builds r on the cluster, drawing BuildKit's progress on progress
 // in mode, and returns the result. The context is sent as a tar written
 // while it is sent, never whole in memory.
@@ -123,6 +159,11 @@ func (c *cluster) build(ctx context.Context, r buildRequest, progress io.Writer,
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
+		if r.gitContext != "" {
+			// The node fetches the repository: the context is empty.
+			pw.Close()
+			return
+		}
 		pw.CloseWithError(writeContext(pw, r.contextDir, keep))
 	}()
 	go func() {
@@ -244,7 +285,7 @@ func newBuildCommand(o *rootOptions) *cobra.Command {
 		progress  string
 	)
 	cmd := &cobra.Command{
-		Use:   "build [-t NAME[:TAG]]... [-f Dockerfile] [--build-arg K=V]... [--target T] [--no-cache] [--node NODE] [--progress auto|tty|plain] CONTEXT",
+		Use:   "build [-t NAME[:TAG]]... [-f Dockerfile] [--build-arg K=V]... [--target T] [--no-cache] [--node NODE] [--progress auto|tty|plain] CONTEXT|GIT-URL",
 		Short: "Build an image from a Dockerfile on a node of the cluster",
 		Long: `Send the directory CONTEXT to a node, which builds the Dockerfile with its
 BuildKit, into its image store. Services can then run the image on any
@@ -255,6 +296,13 @@ paths back); the Dockerfile is always sent. -f names the Dockerfile,
 relative to the working directory (default: CONTEXT/Dockerfile); one
 outside the context, or - for standard input, is sent on its own.
 
+CONTEXT can also be a git repository's URL, as docker build takes it:
+https://host/repo.git#REF:SUBDIR (http URLs end in .git), git://host/repo,
+ssh://user@host/repo.git or git@host:repo.git. The node's BuildKit
+fetches it with git itself (REF is a branch, tag or commit; SUBDIR the
+context's directory in the repository); -f is then the Dockerfile's path
+in that directory.
+
 The node is --node (name or ID), else the ready node with the most memory
 not reserved by tasks. BuildKit's progress is drawn on standard error
 (--progress tty redraws in place, plain prints line by line; auto picks tty
@@ -264,6 +312,9 @@ on a terminal). On success, the image and its digest are printed.`,
 
   # Another Dockerfile, a build argument, a stage, on node-2
   berth build -t web:dev -f docker/Dockerfile.dev --build-arg VERSION=1.2 --target dev --node node-2 .
+
+  # The main branch's web/ directory of a git repository
+  berth build -t web:main 'https://git.example.com/team/site.git#main:web'
 
   # The Dockerfile from standard input
   berth build -t tools:1 -f - . < Dockerfile.tools`,
@@ -278,6 +329,9 @@ on a terminal). On success, the image and its digest are printed.`,
 				return err
 			}
 			r.contextDir = args[0]
+			if gitcontext.Is(args[0]) {
+				r.contextDir, r.gitContext = "", args[0]
+			}
 			if r.contextDir == "-" {
 				return errors.New("a build context from standard input is not supported: give a directory (the Dockerfile can come from standard input with -f -)")
 			}
@@ -295,7 +349,7 @@ on a terminal). On success, the image and its digest are printed.`,
 			return o.withCluster(cmd, func(ctx context.Context, c *cluster) error {
 				res, err := c.build(ctx, r, cmd.ErrOrStderr(), mode)
 				if err != nil {
-					return fmt.Errorf("build %s: %w", cmp.Or(strings.Join(r.tags, ", "), r.contextDir), err)
+					return fmt.Errorf("build %s: %w", cmp.Or(strings.Join(r.tags, ", "), r.contextDir, r.gitContext), err)
 				}
 				fmt.Fprintln(cmd.OutOrStdout(), builtLine(res))
 				return nil

@@ -388,3 +388,40 @@ func TestBuildCommandErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestBuildCommandGitContext(t *testing.T) {
+	f := &buildFake{fakeCluster: &fakeCluster{}}
+	cfg := serve(t, f)
+	const url = "git://127.0.0.1:9418/web#main:app"
+	mustRun(t, cfg, "build", "-t", "web:1", "-f", "docker/Dockerfile", "--progress", "plain", url)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	want := &berthv1.BuildHeader{Tags: []string{"web:1"}, Dockerfile: "docker/Dockerfile", GitContext: url}
+	if len(f.headers) != 1 || !proto.Equal(f.headers[0], want) {
+		t.Fatalf("headers = %v, want %v", f.headers, want)
+	}
+	if names, _ := tarEntries(t, f.contexts[0]); len(names) != 0 {
+		t.Errorf("a git context sent files: %v", names)
+	}
+}
+
+func TestBuildCommandGitContextErrors(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		args  []string
+		stdin string
+		want  string
+	}{
+		{name: "Dockerfile from stdin", args: []string{"build", "-f", "-", "https://h.example/web.git"}, stdin: "FROM scratch\n", want: "reads its Dockerfile from the repository"},
+		{name: "Dockerfile outside", args: []string{"build", "-f", "../Dockerfile", "https://h.example/web.git"}, want: "is the Dockerfile's path in the repository"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := &buildFake{fakeCluster: &fakeCluster{}}
+			cfg := serve(t, f)
+			r := run(t, cfg, strings.NewReader(tt.stdin), tt.args...)
+			if r.code == 0 || !strings.Contains(r.stderr, tt.want) {
+				t.Errorf("exit %d, stderr:\n%s\nwant it to fail with %q", r.code, r.stderr, tt.want)
+			}
+		})
+	}
+}

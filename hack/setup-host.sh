@@ -6,8 +6,10 @@
 set -euo pipefail
 
 # tini gives /usr/bin/tini-static, which the agent mounts into containers
-# with init: true as their PID 1.
-packages=(containerd runc containernetworking-plugins busybox-static etcd-server iproute2 iptables util-linux protobuf-compiler libprotobuf-dev docker-registry chromium nodejs tini)
+# with init: true as their PID 1. git is what BuildKit fetches git build
+# contexts with (berth build URL, build triggers); the trigger tests also
+# serve a repository with its `git daemon`.
+packages=(containerd runc containernetworking-plugins busybox-static etcd-server iproute2 iptables util-linux protobuf-compiler libprotobuf-dev docker-registry chromium nodejs tini git)
 
 missing=()
 for p in "${packages[@]}"; do

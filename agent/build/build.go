@@ -173,10 +173,18 @@ func (b *Builder) Build(ctx context.Context, h *berthv1.BuildHeader, contextTar 
 			return Result{}, fmt.Errorf("%w: build argument %q: give it as NAME=VALUE with a NAME of letters, digits and underscores", ErrInvalid, k)
 		}
 	}
+	if h.GetGitContext() != "" {
+		if err := checkGitContext(h); err != nil {
+			return Result{}, err
+		}
+	}
 	// Started before the context is read, so a missing buildkitd fails
 	// the build before the upload, and a new one starts meanwhile.
 	if err := b.startDaemon(); err != nil {
 		return Result{}, err
+	}
+	if h.GetGitContext() != "" {
+		return b.buildGit(ctx, h, names, progress)
 	}
 	dir, err := b.contextDir()
 	if err != nil {
@@ -207,10 +215,17 @@ func (b *Builder) Build(ctx context.Context, h *berthv1.BuildHeader, contextTar 
 	if err != nil {
 		return Result{}, fmt.Errorf("build context: %w", err)
 	}
+	opt := solveOpt(h, names, frontendAttrs(h, dockerfileName))
+	opt.LocalMounts = map[string]fsutil.FS{"context": contextFS, "dockerfile": dockerfileFS}
+	return b.solveImage(ctx, c, opt, names, progress)
+}
+
+// solveOpt is the build of h's Dockerfile frontend with attrs, exported
+// as an image named names into the node's store.
+func solveOpt(h *berthv1.BuildHeader, names []string, attrs map[string]string) client.SolveOpt {
 	opt := client.SolveOpt{
 		Frontend:      "dockerfile.v0",
-		FrontendAttrs: frontendAttrs(h, dockerfileName),
-		LocalMounts:   map[string]fsutil.FS{"context": contextFS, "dockerfile": dockerfileFS},
+		FrontendAttrs: attrs,
 		Exports: []client.ExportEntry{{
 			Type: client.ExporterImage,
 			Attrs: map[string]string{
@@ -226,6 +241,11 @@ func (b *Builder) Build(ctx context.Context, h *berthv1.BuildHeader, contextTar 
 		// build's session; they are never written on the node.
 		opt.Session = append(opt.Session, secretsprovider.FromMap(buildSecrets(h)))
 	}
+	return opt
+}
+
+// solveImage runs opt and returns the image it exported.
+func (b *Builder) solveImage(ctx context.Context, c *client.Client, opt client.SolveOpt, names []string, progress func(*controlapi.StatusResponse) error) (Result, error) {
 	resp, err := b.solve(ctx, c, opt, progress)
 	if err != nil {
 		return Result{}, err

@@ -9,6 +9,7 @@ import (
 	"github.com/compose-spec/compose-go/v2/types"
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
+	"github.com/berthproject/berth/api/gitcontext"
 	"github.com/berthproject/berth/api/validation"
 )
 
@@ -37,8 +38,13 @@ func convertBuild(svc types.ServiceConfig, projectDir string, pasted bool) (*ber
 	}
 	ctx := b.Context
 	switch {
+	case gitcontext.Is(ctx):
+		// The node's BuildKit fetches the repository itself.
+		if b.DockerfileInline != "" {
+			fail("build.dockerfile_inline", "a git build context reads its Dockerfile from the repository: name its path there with build.dockerfile")
+		}
 	case strings.Contains(ctx, "://") || strings.HasPrefix(ctx, "git@"):
-		fail("build.context", fmt.Sprintf("%q is not a local directory; Berth builds from a directory next to the Compose file: clone it there and name its path", ctx))
+		fail("build.context", fmt.Sprintf("%q is neither a local directory nor a git URL: %v", ctx, gitcontext.Check(ctx)))
 	case pasted:
 	default:
 		if fi, err := os.Stat(ctx); err != nil || !fi.IsDir() {

@@ -27,6 +27,12 @@ func TestLoadConvertsBuild(t *testing.T) {
 			wantBuild: &berthv1.BuildSpec{Context: "web", Dockerfile: "Dockerfile"},
 		},
 		{
+			name:      "a git URL context is kept for the node's BuildKit",
+			compose:   "name: shop\nservices:\n  web:\n    build:\n      context: https://git.example.com/shop.git#main:web\n      dockerfile: docker/Dockerfile\n",
+			wantImage: "shop-web:latest",
+			wantBuild: &berthv1.BuildSpec{Context: "https://git.example.com/shop.git#main:web", Dockerfile: "docker/Dockerfile"},
+		},
+		{
 			name: "every key, image given",
 			compose: `name: shop
 services:
@@ -95,7 +101,8 @@ func TestLoadBuildErrors(t *testing.T) {
 		want    string
 	}{
 		{"missing context", "services:\n  web:\n    build: ./nope\n", `compose.yaml:3: service "web": build.context: `},
-		{"remote context", "services:\n  web:\n    build: https://example.invalid/repo.git\n", "is not a local directory"},
+		{"web page context", "services:\n  web:\n    build: https://example.invalid/repo\n", "is neither a local directory nor a git URL"},
+		{"git context with an inline Dockerfile", "services:\n  web:\n    build:\n      context: https://example.invalid/repo.git#main\n      dockerfile_inline: FROM scratch\n", "build.dockerfile_inline: a git build context reads its Dockerfile from the repository"},
 		{"Dockerfile given twice", "services:\n  web:\n    build:\n      context: .\n      dockerfile: Dockerfile\n      dockerfile_inline: FROM scratch\n", "build.dockerfile_inline: the Dockerfile is given twice; set only one of dockerfile and dockerfile_inline"},
 	}
 	for _, tt := range tests {

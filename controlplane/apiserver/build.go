@@ -52,6 +52,7 @@ func (s *Server) Build(stream berthv1.ClusterService_BuildServer) error {
 		BuildArgs:         header.BuildArgs,
 		Target:            header.Target,
 		NoCache:           header.NoCache,
+		GitContext:        header.GitContext,
 	}
 	s.log.Info("build", "node", node.Name, "tags", header.Tags)
 

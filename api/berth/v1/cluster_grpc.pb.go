@@ -19,68 +19,73 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	ClusterService_Apply_FullMethodName           = "/berth.v1.ClusterService/Apply"
-	ClusterService_DeleteApp_FullMethodName       = "/berth.v1.ClusterService/DeleteApp"
-	ClusterService_ListApps_FullMethodName        = "/berth.v1.ClusterService/ListApps"
-	ClusterService_GetService_FullMethodName      = "/berth.v1.ClusterService/GetService"
-	ClusterService_ListServices_FullMethodName    = "/berth.v1.ClusterService/ListServices"
-	ClusterService_ListTasks_FullMethodName       = "/berth.v1.ClusterService/ListTasks"
-	ClusterService_ListNodes_FullMethodName       = "/berth.v1.ClusterService/ListNodes"
-	ClusterService_ListEvents_FullMethodName      = "/berth.v1.ClusterService/ListEvents"
-	ClusterService_Watch_FullMethodName           = "/berth.v1.ClusterService/Watch"
-	ClusterService_Logs_FullMethodName            = "/berth.v1.ClusterService/Logs"
-	ClusterService_ImportImage_FullMethodName     = "/berth.v1.ClusterService/ImportImage"
-	ClusterService_ListImages_FullMethodName      = "/berth.v1.ClusterService/ListImages"
-	ClusterService_JoinToken_FullMethodName       = "/berth.v1.ClusterService/JoinToken"
-	ClusterService_Version_FullMethodName         = "/berth.v1.ClusterService/Version"
-	ClusterService_ListServers_FullMethodName     = "/berth.v1.ClusterService/ListServers"
-	ClusterService_ScaleService_FullMethodName    = "/berth.v1.ClusterService/ScaleService"
-	ClusterService_RestartService_FullMethodName  = "/berth.v1.ClusterService/RestartService"
-	ClusterService_RollbackService_FullMethodName = "/berth.v1.ClusterService/RollbackService"
-	ClusterService_UpdateNode_FullMethodName      = "/berth.v1.ClusterService/UpdateNode"
-	ClusterService_Rebalance_FullMethodName       = "/berth.v1.ClusterService/Rebalance"
-	ClusterService_GetSettings_FullMethodName     = "/berth.v1.ClusterService/GetSettings"
-	ClusterService_UpdateSettings_FullMethodName  = "/berth.v1.ClusterService/UpdateSettings"
-	ClusterService_Build_FullMethodName           = "/berth.v1.ClusterService/Build"
-	ClusterService_PullImage_FullMethodName       = "/berth.v1.ClusterService/PullImage"
-	ClusterService_PushImage_FullMethodName       = "/berth.v1.ClusterService/PushImage"
-	ClusterService_Login_FullMethodName           = "/berth.v1.ClusterService/Login"
-	ClusterService_Logout_FullMethodName          = "/berth.v1.ClusterService/Logout"
-	ClusterService_ListRegistries_FullMethodName  = "/berth.v1.ClusterService/ListRegistries"
-	ClusterService_WatchEvents_FullMethodName     = "/berth.v1.ClusterService/WatchEvents"
-	ClusterService_Exec_FullMethodName            = "/berth.v1.ClusterService/Exec"
-	ClusterService_Top_FullMethodName             = "/berth.v1.ClusterService/Top"
-	ClusterService_CreateAPIToken_FullMethodName  = "/berth.v1.ClusterService/CreateAPIToken"
-	ClusterService_ListAPITokens_FullMethodName   = "/berth.v1.ClusterService/ListAPITokens"
-	ClusterService_RevokeAPIToken_FullMethodName  = "/berth.v1.ClusterService/RevokeAPIToken"
-	ClusterService_CreateNetwork_FullMethodName   = "/berth.v1.ClusterService/CreateNetwork"
-	ClusterService_ListNetworks_FullMethodName    = "/berth.v1.ClusterService/ListNetworks"
-	ClusterService_GetNetwork_FullMethodName      = "/berth.v1.ClusterService/GetNetwork"
-	ClusterService_RemoveNetwork_FullMethodName   = "/berth.v1.ClusterService/RemoveNetwork"
-	ClusterService_ListVolumes_FullMethodName     = "/berth.v1.ClusterService/ListVolumes"
-	ClusterService_GetVolume_FullMethodName       = "/berth.v1.ClusterService/GetVolume"
-	ClusterService_RemoveVolume_FullMethodName    = "/berth.v1.ClusterService/RemoveVolume"
-	ClusterService_CreateSecret_FullMethodName    = "/berth.v1.ClusterService/CreateSecret"
-	ClusterService_ListSecrets_FullMethodName     = "/berth.v1.ClusterService/ListSecrets"
-	ClusterService_GetSecret_FullMethodName       = "/berth.v1.ClusterService/GetSecret"
-	ClusterService_RemoveSecret_FullMethodName    = "/berth.v1.ClusterService/RemoveSecret"
-	ClusterService_CreateConfig_FullMethodName    = "/berth.v1.ClusterService/CreateConfig"
-	ClusterService_ListConfigs_FullMethodName     = "/berth.v1.ClusterService/ListConfigs"
-	ClusterService_GetConfig_FullMethodName       = "/berth.v1.ClusterService/GetConfig"
-	ClusterService_RemoveConfig_FullMethodName    = "/berth.v1.ClusterService/RemoveConfig"
-	ClusterService_WhoAmI_FullMethodName          = "/berth.v1.ClusterService/WhoAmI"
-	ClusterService_CreateUser_FullMethodName      = "/berth.v1.ClusterService/CreateUser"
-	ClusterService_ListUsers_FullMethodName       = "/berth.v1.ClusterService/ListUsers"
-	ClusterService_RemoveUser_FullMethodName      = "/berth.v1.ClusterService/RemoveUser"
-	ClusterService_CreateNamespace_FullMethodName = "/berth.v1.ClusterService/CreateNamespace"
-	ClusterService_UpdateNamespace_FullMethodName = "/berth.v1.ClusterService/UpdateNamespace"
-	ClusterService_ListNamespaces_FullMethodName  = "/berth.v1.ClusterService/ListNamespaces"
-	ClusterService_GetNamespace_FullMethodName    = "/berth.v1.ClusterService/GetNamespace"
-	ClusterService_RemoveNamespace_FullMethodName = "/berth.v1.ClusterService/RemoveNamespace"
-	ClusterService_Audit_FullMethodName           = "/berth.v1.ClusterService/Audit"
-	ClusterService_RemoveNode_FullMethodName      = "/berth.v1.ClusterService/RemoveNode"
-	ClusterService_MarkNodesDown_FullMethodName   = "/berth.v1.ClusterService/MarkNodesDown"
-	ClusterService_RotateCA_FullMethodName        = "/berth.v1.ClusterService/RotateCA"
+	ClusterService_Apply_FullMethodName            = "/berth.v1.ClusterService/Apply"
+	ClusterService_DeleteApp_FullMethodName        = "/berth.v1.ClusterService/DeleteApp"
+	ClusterService_ListApps_FullMethodName         = "/berth.v1.ClusterService/ListApps"
+	ClusterService_GetService_FullMethodName       = "/berth.v1.ClusterService/GetService"
+	ClusterService_ListServices_FullMethodName     = "/berth.v1.ClusterService/ListServices"
+	ClusterService_ListTasks_FullMethodName        = "/berth.v1.ClusterService/ListTasks"
+	ClusterService_ListNodes_FullMethodName        = "/berth.v1.ClusterService/ListNodes"
+	ClusterService_ListEvents_FullMethodName       = "/berth.v1.ClusterService/ListEvents"
+	ClusterService_Watch_FullMethodName            = "/berth.v1.ClusterService/Watch"
+	ClusterService_Logs_FullMethodName             = "/berth.v1.ClusterService/Logs"
+	ClusterService_ImportImage_FullMethodName      = "/berth.v1.ClusterService/ImportImage"
+	ClusterService_ListImages_FullMethodName       = "/berth.v1.ClusterService/ListImages"
+	ClusterService_JoinToken_FullMethodName        = "/berth.v1.ClusterService/JoinToken"
+	ClusterService_Version_FullMethodName          = "/berth.v1.ClusterService/Version"
+	ClusterService_ListServers_FullMethodName      = "/berth.v1.ClusterService/ListServers"
+	ClusterService_ScaleService_FullMethodName     = "/berth.v1.ClusterService/ScaleService"
+	ClusterService_RestartService_FullMethodName   = "/berth.v1.ClusterService/RestartService"
+	ClusterService_RollbackService_FullMethodName  = "/berth.v1.ClusterService/RollbackService"
+	ClusterService_UpdateNode_FullMethodName       = "/berth.v1.ClusterService/UpdateNode"
+	ClusterService_Rebalance_FullMethodName        = "/berth.v1.ClusterService/Rebalance"
+	ClusterService_GetSettings_FullMethodName      = "/berth.v1.ClusterService/GetSettings"
+	ClusterService_UpdateSettings_FullMethodName   = "/berth.v1.ClusterService/UpdateSettings"
+	ClusterService_Build_FullMethodName            = "/berth.v1.ClusterService/Build"
+	ClusterService_PullImage_FullMethodName        = "/berth.v1.ClusterService/PullImage"
+	ClusterService_PushImage_FullMethodName        = "/berth.v1.ClusterService/PushImage"
+	ClusterService_Login_FullMethodName            = "/berth.v1.ClusterService/Login"
+	ClusterService_Logout_FullMethodName           = "/berth.v1.ClusterService/Logout"
+	ClusterService_ListRegistries_FullMethodName   = "/berth.v1.ClusterService/ListRegistries"
+	ClusterService_WatchEvents_FullMethodName      = "/berth.v1.ClusterService/WatchEvents"
+	ClusterService_Exec_FullMethodName             = "/berth.v1.ClusterService/Exec"
+	ClusterService_Top_FullMethodName              = "/berth.v1.ClusterService/Top"
+	ClusterService_CreateAPIToken_FullMethodName   = "/berth.v1.ClusterService/CreateAPIToken"
+	ClusterService_ListAPITokens_FullMethodName    = "/berth.v1.ClusterService/ListAPITokens"
+	ClusterService_RevokeAPIToken_FullMethodName   = "/berth.v1.ClusterService/RevokeAPIToken"
+	ClusterService_CreateNetwork_FullMethodName    = "/berth.v1.ClusterService/CreateNetwork"
+	ClusterService_ListNetworks_FullMethodName     = "/berth.v1.ClusterService/ListNetworks"
+	ClusterService_GetNetwork_FullMethodName       = "/berth.v1.ClusterService/GetNetwork"
+	ClusterService_RemoveNetwork_FullMethodName    = "/berth.v1.ClusterService/RemoveNetwork"
+	ClusterService_ListVolumes_FullMethodName      = "/berth.v1.ClusterService/ListVolumes"
+	ClusterService_GetVolume_FullMethodName        = "/berth.v1.ClusterService/GetVolume"
+	ClusterService_RemoveVolume_FullMethodName     = "/berth.v1.ClusterService/RemoveVolume"
+	ClusterService_CreateSecret_FullMethodName     = "/berth.v1.ClusterService/CreateSecret"
+	ClusterService_ListSecrets_FullMethodName      = "/berth.v1.ClusterService/ListSecrets"
+	ClusterService_GetSecret_FullMethodName        = "/berth.v1.ClusterService/GetSecret"
+	ClusterService_RemoveSecret_FullMethodName     = "/berth.v1.ClusterService/RemoveSecret"
+	ClusterService_CreateConfig_FullMethodName     = "/berth.v1.ClusterService/CreateConfig"
+	ClusterService_ListConfigs_FullMethodName      = "/berth.v1.ClusterService/ListConfigs"
+	ClusterService_GetConfig_FullMethodName        = "/berth.v1.ClusterService/GetConfig"
+	ClusterService_RemoveConfig_FullMethodName     = "/berth.v1.ClusterService/RemoveConfig"
+	ClusterService_WhoAmI_FullMethodName           = "/berth.v1.ClusterService/WhoAmI"
+	ClusterService_CreateUser_FullMethodName       = "/berth.v1.ClusterService/CreateUser"
+	ClusterService_ListUsers_FullMethodName        = "/berth.v1.ClusterService/ListUsers"
+	ClusterService_RemoveUser_FullMethodName       = "/berth.v1.ClusterService/RemoveUser"
+	ClusterService_CreateNamespace_FullMethodName  = "/berth.v1.ClusterService/CreateNamespace"
+	ClusterService_UpdateNamespace_FullMethodName  = "/berth.v1.ClusterService/UpdateNamespace"
+	ClusterService_ListNamespaces_FullMethodName   = "/berth.v1.ClusterService/ListNamespaces"
+	ClusterService_GetNamespace_FullMethodName     = "/berth.v1.ClusterService/GetNamespace"
+	ClusterService_RemoveNamespace_FullMethodName  = "/berth.v1.ClusterService/RemoveNamespace"
+	ClusterService_Audit_FullMethodName            = "/berth.v1.ClusterService/Audit"
+	ClusterService_RemoveNode_FullMethodName       = "/berth.v1.ClusterService/RemoveNode"
+	ClusterService_MarkNodesDown_FullMethodName    = "/berth.v1.ClusterService/MarkNodesDown"
+	ClusterService_RotateCA_FullMethodName         = "/berth.v1.ClusterService/RotateCA"
+	ClusterService_CreateTrigger_FullMethodName    = "/berth.v1.ClusterService/CreateTrigger"
+	ClusterService_ListTriggers_FullMethodName     = "/berth.v1.ClusterService/ListTriggers"
+	ClusterService_ListTriggerRuns_FullMethodName  = "/berth.v1.ClusterService/ListTriggerRuns"
+	ClusterService_GetTriggerRunLog_FullMethodName = "/berth.v1.ClusterService/GetTriggerRunLog"
+	ClusterService_RemoveTrigger_FullMethodName    = "/berth.v1.ClusterService/RemoveTrigger"
 )
 
 // ClusterServiceClient is the client API for ClusterService service.
@@ -209,6 +214,17 @@ type ClusterServiceClient interface {
 	// RotateCA makes a new cluster CA, cross-signed by the old one so that
 	// certificates of both are trusted while nodes and servers renew.
 	RotateCA(ctx context.Context, in *RotateCARequest, opts ...grpc.CallOption) (*RotateCAResponse, error)
+	// --- Automated builds: triggers (trigger.proto) ---
+	// CreateTrigger stores a build trigger; its webhook secret is made by
+	// the cluster, answered this once, and kept sealed.
+	CreateTrigger(ctx context.Context, in *CreateTriggerRequest, opts ...grpc.CallOption) (*CreateTriggerResponse, error)
+	ListTriggers(ctx context.Context, in *ListTriggersRequest, opts ...grpc.CallOption) (*ListTriggersResponse, error)
+	// ListTriggerRuns lists a trigger's recorded runs, newest first.
+	ListTriggerRuns(ctx context.Context, in *ListTriggerRunsRequest, opts ...grpc.CallOption) (*ListTriggerRunsResponse, error)
+	GetTriggerRunLog(ctx context.Context, in *GetTriggerRunLogRequest, opts ...grpc.CallOption) (*GetTriggerRunLogResponse, error)
+	// RemoveTrigger removes a trigger and its runs; a run under way is
+	// stopped.
+	RemoveTrigger(ctx context.Context, in *RemoveTriggerRequest, opts ...grpc.CallOption) (*RemoveTriggerResponse, error)
 }
 
 type clusterServiceClient struct {
@@ -902,6 +918,56 @@ func (c *clusterServiceClient) RotateCA(ctx context.Context, in *RotateCARequest
 	return out, nil
 }
 
+func (c *clusterServiceClient) CreateTrigger(ctx context.Context, in *CreateTriggerRequest, opts ...grpc.CallOption) (*CreateTriggerResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateTriggerResponse)
+	err := c.cc.Invoke(ctx, ClusterService_CreateTrigger_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *clusterServiceClient) ListTriggers(ctx context.Context, in *ListTriggersRequest, opts ...grpc.CallOption) (*ListTriggersResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListTriggersResponse)
+	err := c.cc.Invoke(ctx, ClusterService_ListTriggers_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *clusterServiceClient) ListTriggerRuns(ctx context.Context, in *ListTriggerRunsRequest, opts ...grpc.CallOption) (*ListTriggerRunsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListTriggerRunsResponse)
+	err := c.cc.Invoke(ctx, ClusterService_ListTriggerRuns_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *clusterServiceClient) GetTriggerRunLog(ctx context.Context, in *GetTriggerRunLogRequest, opts ...grpc.CallOption) (*GetTriggerRunLogResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetTriggerRunLogResponse)
+	err := c.cc.Invoke(ctx, ClusterService_GetTriggerRunLog_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *clusterServiceClient) RemoveTrigger(ctx context.Context, in *RemoveTriggerRequest, opts ...grpc.CallOption) (*RemoveTriggerResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RemoveTriggerResponse)
+	err := c.cc.Invoke(ctx, ClusterService_RemoveTrigger_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ClusterServiceServer is the server API for ClusterService service.
 // All implementations must embed UnimplementedClusterServiceServer
 // for forward compatibility.
@@ -1028,6 +1094,17 @@ type ClusterServiceServer interface {
 	// RotateCA makes a new cluster CA, cross-signed by the old one so that
 	// certificates of both are trusted while nodes and servers renew.
 	RotateCA(context.Context, *RotateCARequest) (*RotateCAResponse, error)
+	// --- Automated builds: triggers (trigger.proto) ---
+	// CreateTrigger stores a build trigger; its webhook secret is made by
+	// the cluster, answered this once, and kept sealed.
+	CreateTrigger(context.Context, *CreateTriggerRequest) (*CreateTriggerResponse, error)
+	ListTriggers(context.Context, *ListTriggersRequest) (*ListTriggersResponse, error)
+	// ListTriggerRuns lists a trigger's recorded runs, newest first.
+	ListTriggerRuns(context.Context, *ListTriggerRunsRequest) (*ListTriggerRunsResponse, error)
+	GetTriggerRunLog(context.Context, *GetTriggerRunLogRequest) (*GetTriggerRunLogResponse, error)
+	// RemoveTrigger removes a trigger and its runs; a run under way is
+	// stopped.
+	RemoveTrigger(context.Context, *RemoveTriggerRequest) (*RemoveTriggerResponse, error)
 	mustEmbedUnimplementedClusterServiceServer()
 }
 
@@ -1223,6 +1300,21 @@ func (UnimplementedClusterServiceServer) MarkNodesDown(context.Context, *MarkNod
 }
 func (UnimplementedClusterServiceServer) RotateCA(context.Context, *RotateCARequest) (*RotateCAResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RotateCA not implemented")
+}
+func (UnimplementedClusterServiceServer) CreateTrigger(context.Context, *CreateTriggerRequest) (*CreateTriggerResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateTrigger not implemented")
+}
+func (UnimplementedClusterServiceServer) ListTriggers(context.Context, *ListTriggersRequest) (*ListTriggersResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListTriggers not implemented")
+}
+func (UnimplementedClusterServiceServer) ListTriggerRuns(context.Context, *ListTriggerRunsRequest) (*ListTriggerRunsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListTriggerRuns not implemented")
+}
+func (UnimplementedClusterServiceServer) GetTriggerRunLog(context.Context, *GetTriggerRunLogRequest) (*GetTriggerRunLogResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetTriggerRunLog not implemented")
+}
+func (UnimplementedClusterServiceServer) RemoveTrigger(context.Context, *RemoveTriggerRequest) (*RemoveTriggerResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RemoveTrigger not implemented")
 }
 func (UnimplementedClusterServiceServer) mustEmbedUnimplementedClusterServiceServer() {}
 func (UnimplementedClusterServiceServer) testEmbeddedByValue()                        {}
@@ -2286,6 +2378,96 @@ func _ClusterService_RotateCA_Handler(srv interface{}, ctx context.Context, dec 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ClusterService_CreateTrigger_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateTriggerRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClusterServiceServer).CreateTrigger(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ClusterService_CreateTrigger_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClusterServiceServer).CreateTrigger(ctx, req.(*CreateTriggerRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ClusterService_ListTriggers_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListTriggersRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClusterServiceServer).ListTriggers(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ClusterService_ListTriggers_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClusterServiceServer).ListTriggers(ctx, req.(*ListTriggersRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ClusterService_ListTriggerRuns_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListTriggerRunsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClusterServiceServer).ListTriggerRuns(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ClusterService_ListTriggerRuns_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClusterServiceServer).ListTriggerRuns(ctx, req.(*ListTriggerRunsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ClusterService_GetTriggerRunLog_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetTriggerRunLogRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClusterServiceServer).GetTriggerRunLog(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ClusterService_GetTriggerRunLog_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClusterServiceServer).GetTriggerRunLog(ctx, req.(*GetTriggerRunLogRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ClusterService_RemoveTrigger_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RemoveTriggerRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClusterServiceServer).RemoveTrigger(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ClusterService_RemoveTrigger_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClusterServiceServer).RemoveTrigger(ctx, req.(*RemoveTriggerRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ClusterService_ServiceDesc is the grpc.ServiceDesc for ClusterService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -2504,6 +2686,26 @@ var ClusterService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RotateCA",
 			Handler:    _ClusterService_RotateCA_Handler,
+		},
+		{
+			MethodName: "CreateTrigger",
+			Handler:    _ClusterService_CreateTrigger_Handler,
+		},
+		{
+			MethodName: "ListTriggers",
+			Handler:    _ClusterService_ListTriggers_Handler,
+		},
+		{
+			MethodName: "ListTriggerRuns",
+			Handler:    _ClusterService_ListTriggerRuns_Handler,
+		},
+		{
+			MethodName: "GetTriggerRunLog",
+			Handler:    _ClusterService_GetTriggerRunLog_Handler,
+		},
+		{
+			MethodName: "RemoveTrigger",
+			Handler:    _ClusterService_RemoveTrigger_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
