@@ -14,6 +14,7 @@ import (
 	"github.com/berthproject/berth/api/version"
 	"github.com/berthproject/berth/controlplane/apiserver"
 	"github.com/berthproject/berth/controlplane/httpapi"
+	"github.com/berthproject/berth/controlplane/trigger"
 	"github.com/berthproject/berth/controlplane/web"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -61,6 +62,9 @@ func (s *Server) startHTTPAPI(api *apiserver.Server) (*httpAPI, error) {
 	dashboard := web.New(web.Config{Tokens: api, Log: s.log.With("component", "web")})
 	mux.Handle(web.Prefix, dashboard)
 	mux.Handle(strings.TrimSuffix(web.Prefix, "/"), dashboard)
+	// Webhooks carry no certificate or token: their HMAC signature is
+	// their authorisation (trigger.Hooks), not the access table.
+	mux.Handle(trigger.HooksPrefix, s.hooks)
 	mux.Handle("/", h)
 	httpTLS := s.certs.creds.ServerTLS([]string{"h2", "http/1.1"}, s.certs.isRevoked)
 	return &httpAPI{

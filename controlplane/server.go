@@ -31,6 +31,7 @@ import (
 	"github.com/berthproject/berth/controlplane/ratelimit"
 	"github.com/berthproject/berth/controlplane/registry"
 	"github.com/berthproject/berth/controlplane/store"
+	"github.com/berthproject/berth/controlplane/trigger"
 	"github.com/berthproject/berth/internal/gossip"
 	"github.com/berthproject/berth/internal/metrics"
 	"github.com/berthproject/berth/internal/supervise"
@@ -105,6 +106,11 @@ type Config struct {
 	// AuditRetention is how long audit records are kept; zero is
 	// audit.DefaultRetention, and less than audit.MinRetention is refused.
 	AuditRetention time.Duration
+	// TriggerScanner and TriggerSigner scan and sign what build triggers
+	// build; nil skips the scan ("scan: not configured") and fails the
+	// runs of triggers that sign.
+	TriggerScanner trigger.Scanner
+	TriggerSigner  trigger.Signer
 	// CertLifetime is how long the certificates the CA issues last;
 	// default ca.DefaultLeafLifetime. Tests shorten it to see renewals.
 	CertLifetime time.Duration
@@ -160,6 +166,11 @@ type Server struct {
 	auditExport io.Closer
 	// placements are the orchestrators' metrics, kept across terms.
 	placements *orchestrator.Metrics
+	// triggers are the build triggers and their runs; triggerRunner runs
+	// them while this server leads; hooks takes their webhooks.
+	triggers      *trigger.Records
+	triggerRunner *trigger.Runner
+	hooks         *trigger.Hooks
 
 	cancel context.CancelFunc
 	tasks  *supervise.Group
@@ -295,12 +306,24 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	s.certs.trustChanged = disp.TrustChanged
 	apiTokens := apiserver.NewAPITokenMirror(s.store, streams.tokenChanged, cfg.Log.With("component", "api-tokens"))
 	users := apiserver.NewUserMirror(s.store, cfg.Log.With("component", "users"))
+	s.triggers = trigger.NewRecords(s.store, func() {
+		if r := s.triggerRunner; r != nil {
+			r.Wake()
+		}
+	}, cfg.Log.With("component", "triggers"))
 	api := apiserver.New(apiserver.Config{
 		Store: s.store, Cache: s.cache, Authority: s.authority, Nodes: s.nodes, Registries: creds, KEK: kek,
 		Log:     cfg.Log.With("component", "api"),
 		Servers: s.servers.list, NetworkRange: networkRange, ContainerRange: containerRange,
-		APITokens: apiTokens, Users: users,
+		APITokens: apiTokens, Users: users, Triggers: s.triggers,
 	})
+	// Scanning and signing are not wired yet: the runner records "scan:
+	// not configured" and fails the runs of triggers that sign.
+	s.triggerRunner = trigger.NewRunner(trigger.RunnerConfig{
+		Records: s.triggers, Store: s.store, Cluster: api.TriggerCluster(),
+		Scanner: cfg.TriggerScanner, Signer: cfg.TriggerSigner, Log: cfg.Log.With("component", "trigger-runner"),
+	})
+	s.hooks = &trigger.Hooks{Records: s.triggers, Store: s.store, KEK: kek, Log: cfg.Log.With("component", "webhooks")}
 	auditCfg := audit.Config{Store: s.store, Log: cfg.Log.With("component", "audit")}
 	if cfg.AuditLog != "" {
 		export, err := audit.OpenExport(cfg.AuditLog)
@@ -362,6 +385,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	}
 	s.tasks.Go("api tokens", func() error { return ignoreCanceled(apiTokens.Run(runCtx)) })
 	s.tasks.Go("users", func() error { return ignoreCanceled(users.Run(runCtx)) })
+	s.tasks.Go("triggers", func() error { return ignoreCanceled(s.triggers.Run(runCtx)) })
 	s.tasks.Go("registries", func() error { return creds.Run(runCtx) })
 	s.tasks.Go("servers", func() error { return s.servers.run(runCtx) })
 	s.tasks.Go("leader view", func() error { return s.leader.run(runCtx, s.etcd, s.log) })
@@ -465,7 +489,7 @@ func (s *Server) lead(ctx context.Context, address string) error {
 		ctx, cancel := context.WithCancel(ctx)
 		defer cancel()
 		sweep := &audit.Sweep{Store: s.store, Keep: s.cfg.AuditRetention, Log: s.log.With("component", "audit")}
-		parts := []func(context.Context) error{orch.Run, health.Run, s.disp.Run, sweep.Run, s.certs.pruneLoop(s.store)}
+		parts := []func(context.Context) error{orch.Run, health.Run, s.disp.Run, sweep.Run, s.certs.pruneLoop(s.store), s.triggerRunner.Run}
 		errc := make(chan error, len(parts))
 		for _, run := range parts {
 			go func() { errc <- run(ctx) }()

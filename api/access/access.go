@@ -117,10 +117,19 @@ var Methods = map[string]Rule{
 	cluster + "ListSecrets":   view(Namespaced),
 	cluster + "GetSecret":     view(Namespaced),
 	cluster + "RemoveSecret":  deploy(Namespaced),
-	cluster + "CreateConfig":  deploy(Namespaced),
-	cluster + "ListConfigs":   view(Namespaced),
-	cluster + "GetConfig":     view(Namespaced),
-	cluster + "RemoveConfig":  deploy(Namespaced),
+	// Build triggers of a namespace: a deployer may already build, push
+	// and roll out there. Their webhook (POST /hooks/NAME on the HTTP
+	// API) is not a gRPC method and not in this table: it is authorised
+	// by its HMAC signature alone (controlplane/trigger.Hooks).
+	cluster + "CreateTrigger":    deploy(Namespaced),
+	cluster + "ListTriggers":     view(Namespaced),
+	cluster + "ListTriggerRuns":  view(Namespaced),
+	cluster + "GetTriggerRunLog": view(Namespaced),
+	cluster + "RemoveTrigger":    deploy(Namespaced),
+	cluster + "CreateConfig":     deploy(Namespaced),
+	cluster + "ListConfigs":      view(Namespaced),
+	cluster + "GetConfig":        view(Namespaced),
+	cluster + "RemoveConfig":     deploy(Namespaced),
 	// Images are the cluster's: deployers build, import, pull and push
 	// them; everyone sees them.
 	cluster + "Build":       deploy(Cluster),

@@ -19,6 +19,7 @@ import (
 	"github.com/berthproject/berth/controlplane/registry"
 	"github.com/berthproject/berth/controlplane/seal"
 	"github.com/berthproject/berth/controlplane/store"
+	"github.com/berthproject/berth/controlplane/trigger"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -54,6 +55,9 @@ type Config struct {
 	// Users follows the stored users (NewUserMirror); it must run while
 	// the server serves.
 	Users *store.Mirror[*berthv1.User]
+	// Triggers follows the stored build triggers and their runs; it must
+	// run while the server serves. nil serves no triggers.
+	Triggers *trigger.Records
 }
 
 // Server implements berthv1.ClusterServiceServer.

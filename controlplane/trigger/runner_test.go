@@ -129,7 +129,7 @@ func newRunnerHarness(t *testing.T) *runnerHarness {
 // start runs the records and a Runner over cfg's fakes until the test ends.
 func (h *runnerHarness) start(cfg RunnerConfig) *Runner {
 	var runner *Runner
-	h.records = NewRecords(h.st, func(string, *berthv1.TriggerRun, bool) { runner.Wake() }, slog.New(slog.DiscardHandler))
+	h.records = NewRecords(h.st, func() { runner.Wake() }, slog.New(slog.DiscardHandler))
 	cfg.Records, cfg.Store, cfg.Log = h.records, h.st, slog.New(slog.DiscardHandler)
 	runner = NewRunner(cfg)
 	storetest.RunMirror(h.t, h.records.Triggers)

@@ -12,6 +12,7 @@ package trigger
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -95,15 +96,28 @@ type Records struct {
 	Runs     *store.Mirror[*berthv1.TriggerRun]
 }
 
-// NewRecords returns the records of st; onRun, when not nil, is called
-// after each change of a run (see store.NewMirror). Run must run while
-// the server serves.
-func NewRecords(st *store.Store, onRun func(name string, run *berthv1.TriggerRun, deleted bool), log *slog.Logger) *Records {
-	return &Records{
-		st:       st,
-		Triggers: store.NewMirror(st, TriggersPrefix, func() *berthv1.Trigger { return &berthv1.Trigger{} }, nil, log),
-		Runs:     store.NewMirror(st, RunsPrefix, func() *berthv1.TriggerRun { return &berthv1.TriggerRun{} }, onRun, log),
+// NewRecords returns the records of st; changed, when not nil, is called
+// after each change of a trigger or a run (the leader's Runner.Wake).
+// Both mirrors must run while the server serves (Run).
+func NewRecords(st *store.Store, changed func(), log *slog.Logger) *Records {
+	if changed == nil {
+		changed = func() {}
 	}
+	return &Records{
+		st: st,
+		Triggers: store.NewMirror(st, TriggersPrefix, func() *berthv1.Trigger { return &berthv1.Trigger{} },
+			func(string, *berthv1.Trigger, bool) { changed() }, log),
+		Runs: store.NewMirror(st, RunsPrefix, func() *berthv1.TriggerRun { return &berthv1.TriggerRun{} },
+			func(string, *berthv1.TriggerRun, bool) { changed() }, log),
+	}
+}
+
+// Run keeps the records current until ctx ends.
+func (r *Records) Run(ctx context.Context) error {
+	errc := make(chan error, 1)
+	go func() { errc <- r.Triggers.Run(ctx) }()
+	err := r.Runs.Run(ctx)
+	return errors.Join(err, <-errc)
 }
 
 // Trigger returns trigger name of namespace ns.
