@@ -80,6 +80,7 @@ error (an unknown command or flag, or arguments of the wrong shape);
 	for _, c := range []*cobra.Command{
 		newApplyCommand(o),
 		newBuildCommand(o),
+		newTriggerCommand(o),
 		newPsCommand(o),
 		newGetCommand(o),
 		newLogsCommand(o),
