@@ -13,7 +13,13 @@ const POLL_MS = 3000;
 const RETRY_MS = 5000;
 const MAX_EVENTS = 100;
 
-const state = { services: new Map(), tasks: new Map(), nodes: new Map(), events: [] };
+const state = { services: new Map(), tasks: new Map(), nodes: new Map(), events: [], triggers: [] };
+// TRIGGER_MS is how often build triggers and their runs are listed: no
+// stream tells of runs.
+const TRIGGER_MS = 5000;
+// RUNS_SHOWN is how many runs of each trigger the table shows.
+const RUNS_SHOWN = 10;
+let triggerTimer = null;
 let polling = null;
 let streams = null;
 let logs = null;
@@ -230,6 +236,7 @@ function render() {
     renderTasks();
     renderNodes();
     renderEvents();
+    renderTriggers();
   });
 }
 
@@ -372,6 +379,69 @@ function renderNodes() {
   }));
 }
 
+// renderTriggers lists each trigger's newest runs with their state and a
+// button that shows the run's log.
+function renderTriggers() {
+  const rows = [];
+  for (const { trigger, runs } of state.triggers) {
+    const name = qualified(trigger.namespace, trigger.name);
+    if (!runs.length) {
+      rows.push(el("tr", { "data-trigger": trigger.name }, el("td", {}, name), el("td", { class: "muted", colspan: "6" },
+        "no run yet: pushes to " + trigger.branch + " post to " + (trigger.hookPath || "/hooks/" + trigger.name))));
+    }
+    for (const r of runs) {
+      const st = enumName(r.state, "TRIGGER_RUN_STATE_").replace(/_/g, "-");
+      const cls = st === "succeeded" ? "running" : st === "failed" ? "failed" : "pending";
+      rows.push(el("tr", { "data-run": r.id },
+        el("td", {}, name),
+        el("td", {}, r.id),
+        el("td", { class: "endpoint", title: r.commit }, (r.commit || "").slice(0, 12)),
+        el("td", { class: "state state-" + cls }, st),
+        el("td", {}, r.message || ""),
+        el("td", { class: "muted" }, ago(r.createdAt)),
+        el("td", {}, guarded("GetTriggerRunLog", { "data-run-log": r.id, onclick: () => openRunLog(r) }, "log"))));
+    }
+  }
+  $("#trigger-runs tbody").replaceChildren(...rows);
+}
+
+// refreshTriggers lists the triggers of the namespace shown, with their
+// newest runs.
+async function refreshTriggers() {
+  if (!can("ListTriggers")) { $("#triggers-section").hidden = true; return; }
+  const list = (await call("ListTriggers", scope())).triggers || [];
+  state.triggers = await Promise.all(list.map(async (t) => {
+    const trigger = { ...t.trigger, hookPath: t.hookPath };
+    const runs = ((await call("ListTriggerRuns", { namespace: trigger.namespace, name: trigger.name })).runs || []).slice(0, RUNS_SHOWN);
+    return { trigger, runs };
+  }));
+  render();
+}
+
+function startTriggers() {
+  stopTriggers();
+  const tick = () => refreshTriggers().catch((e) => { if (e instanceof AuthError) signOut(e.message); });
+  tick();
+  triggerTimer = setInterval(tick, TRIGGER_MS);
+}
+
+function stopTriggers() {
+  if (triggerTimer) clearInterval(triggerTimer);
+  triggerTimer = null;
+}
+
+// openRunLog shows a run's log in the logs panel.
+function openRunLog(r) {
+  closeLogs();
+  $("#logs-title").textContent = "run " + r.id + " of trigger " + r.trigger;
+  $("#logs-panel").hidden = false;
+  const out = $("#logs");
+  out.replaceChildren();
+  call("GetTriggerRunLog", { namespace: r.namespace, run: r.id }).then(
+    (resp) => out.append(el("span", {}, (resp.log && resp.log.text) || "(empty log)\n")),
+    (e) => out.append(el("span", { class: "stderr" }, "-- " + e.message + " --\n")));
+}
+
 function renderEvents() {
   $("#events").replaceChildren(...state.events.map((e) => el("li", {},
     el("time", { datetime: e.at, title: e.at }, new Date(e.at).toLocaleTimeString()),
@@ -437,12 +507,14 @@ function connect() {
   state.events = [];
   stream("WatchEvents", { limit: 50, ...scope() }, addEvent, ctl.signal, opened)
     .then(() => failed(new Error("event stream ended")), failed);
+  startTriggers();
 }
 
 function disconnect() {
   if (streams) streams.abort();
   streams = null;
   stopPolling();
+  stopTriggers();
 }
 
 function startPolling() {
@@ -578,6 +650,7 @@ function switchNamespace(ns) {
   state.services = new Map();
   state.tasks = new Map();
   state.events = [];
+  state.triggers = [];
   scaleDrafts.clear();
   closeLogs();
   render();
