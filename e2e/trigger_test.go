@@ -91,7 +91,8 @@ const triggerCompose = `
 services:
   web:
     image: localhost/busybox:latest
-    command: ["sleep", "3600"]
+    # Ends at once on SIGTERM, so a rollout waits out no grace period.
+    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1 & wait; done"]
     deploy:
       replicas: 2
       placement:

@@ -189,6 +189,8 @@ type execution struct {
 	log  runLog
 	// lastFlush is when the log was last written during a build.
 	lastFlush time.Time
+	// since is when the current step began, for the time it took.
+	since time.Time
 }
 
 // execute takes run through its steps, recording each. A step that fails
@@ -319,10 +321,15 @@ func (e *execution) fail(step string, err error) error {
 	return errors.New(msg)
 }
 
-// step records a step's outcome in the run and its log.
+// step records a step's outcome in the run, and in its log with the time
+// the step took.
 func (e *execution) step(s string) {
 	e.run.Steps = append(e.run.Steps, s)
-	e.line("==> " + s)
+	if e.since.IsZero() {
+		e.line("==> " + s)
+		return
+	}
+	e.line(fmt.Sprintf("==> %s (%s)", s, time.Since(e.since).Round(time.Millisecond)))
 }
 
 // line adds a line to the run's log.
@@ -346,6 +353,7 @@ func (e *execution) progress(ctx context.Context) func(string) {
 // enter moves the run to state st, with message.
 func (e *execution) enter(ctx context.Context, st berthv1.TriggerRunState, message string) error {
 	e.run.State, e.run.Message = st, message
+	e.since = time.Now()
 	e.line("==> " + message)
 	e.writeLog(ctx)
 	if err := e.r.put(ctx, e.run); err != nil {
