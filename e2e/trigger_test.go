@@ -93,6 +93,8 @@ services:
     image: localhost/busybox:latest
     # Ends at once on SIGTERM, so a rollout waits out no grace period.
     command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1 & wait; done"]
+    # No overlay: it serves nothing, and the machines share one host.
+    network_mode: host
     deploy:
       replicas: 2
       placement:
@@ -130,7 +132,7 @@ func newTriggerFixture(t testing.TB) *triggerFixture {
 	c.startMachine("alpha")
 	c.startMachine("beta")
 	c.importImage()
-	c.mustBerth("cluster", "settings", "--insecure-registry", reg.host)
+	c.mustBerth("cluster", "settings", "--insecure-registry", reg.host, "--allow-host-namespaces")
 	c.mustBerth("apply", "-f", c.writeFile("tr/compose.yaml", triggerCompose), "-p", "tr")
 	c.waitRunning("tr/web", 2, 2*time.Minute)
 
@@ -299,6 +301,18 @@ func (f *triggerFixture) waitDigestOnBothNodes(t testing.TB, digest string, time
 func TestTrigger(t *testing.T) {
 	f := newTriggerFixture(t)
 	c := f.c
+	// The webhook secret is sealed at rest and never logged: neither the
+	// store's files nor the server's output hold it.
+	if where := filesHolding(t, filepath.Join(c.dir, "server"), f.secret); len(where) > 0 {
+		t.Errorf("the webhook secret is stored in the clear in %v", where)
+	}
+	// The search does see what the trigger stored in the clear.
+	if where := filesHolding(t, filepath.Join(c.dir, "server"), f.repo.url); len(where) == 0 {
+		t.Errorf("the store's files do not hold the trigger's URL %s: the search for the secret proves nothing", f.repo.url)
+	}
+	if strings.Contains(c.server.out.String(), f.secret) {
+		t.Error("the server logged the webhook secret")
+	}
 	v1 := f.repo.commit(map[string]string{"site/Dockerfile": siteDockerfile("v1"), "README": "site\n"}, "v1")
 
 	// Refused: no signature, a wrong one, one of another body.
@@ -434,9 +448,47 @@ func TestBuildFromGit(t *testing.T) {
 	if !strings.Contains(errOut, "RUN echo from-git > /version") {
 		t.Errorf("the progress does not show the repository's Dockerfile:\n%s", errOut)
 	}
+	// A Compose service builds from the same URL.
+	compose := c.writeFile("git/compose.yaml", fmt.Sprintf(`name: fromgit
+services:
+  web:
+    image: localhost/fromgit-compose:1
+    build: %q
+    command: ["sh", "-c", "cat /version; trap 'exit 0' TERM; while true; do sleep 1 & wait; done"]
+`, url))
+	c.mustBerth("apply", "-f", compose, "--progress", "plain")
+	c.waitRunning("fromgit/web", 1, 2*time.Minute)
+	eventually(t, 30*time.Second, func() (bool, string) {
+		logs, _, err := c.berth("logs", "fromgit/web")
+		return err == nil && strings.Contains(logs, "from-git"), "logs of fromgit/web: " + logs
+	})
+	c.mustBerth("delete", "fromgit")
 	// A ref the repository does not have fails, naming it.
 	_, errOut, err = c.berth("build", "-t", "localhost/fromgit:2", "--progress", "plain", repo.url+"#no-such-branch")
 	if err == nil || !strings.Contains(errOut, "no-such-branch") {
 		t.Fatalf("build of a missing ref: %v\n%s", err, errOut)
 	}
+}
+
+// filesHolding lists the files under dir whose bytes contain s.
+func filesHolding(t testing.TB, dir, s string) []string {
+	t.Helper()
+	var found []string
+	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return err
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		if bytes.Contains(data, []byte(s)) {
+			found = append(found, path)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return found
 }
