@@ -20,7 +20,7 @@ func newTriggerCommand(o *rootOptions) *cobra.Command {
 		GroupID: groupApps,
 		Short:   "Build, push and roll out a service on each push to a git branch",
 		Long: `Manage build triggers. A trigger takes webhooks from a git host (GitHub,
-Gitea, Forgejo, GitLab) at /hooks/NAME on the server's HTTP API
+Gitea, Forgejo) at /hooks/NAME on the server's HTTP API
 (/hooks/NAMESPACE/NAME outside the default namespace). A push to its branch
 builds that commit on a ready node (whose BuildKit fetches the repository),
 tags the image with the commit id and the branch, pushes it to its

@@ -62,8 +62,8 @@ func NewSecret() (string, error) {
 	return hex.EncodeToString(b[:]), nil
 }
 
-// Push is what a push event says that a trigger needs: GitHub's, Gitea's
-// and GitLab's push payloads all carry these fields.
+// Push is what a push event says that a trigger needs: GitHub's and
+// Gitea's (and Forgejo's, Gogs') push payloads carry these fields.
 type Push struct {
 	// Ref is the pushed ref ("refs/heads/main").
 	Ref string `json:"ref"`

@@ -24,8 +24,10 @@ import (
 )
 
 // Scanner scans an image a trigger built. ScanImage scans REG/REPO@digest
-// (image is REG/REPO) held by node, stores the findings, and returns an
-// error naming them when namespace's gate refuses the image.
+// (image is REG/REPO), which the node whose ID is node holds (it built
+// it; the image is also in its registry by then), stores the findings,
+// and returns an error naming them when namespace's gate refuses the
+// image.
 type Scanner interface {
 	ScanImage(ctx context.Context, namespace, image, digest, node string) error
 }
