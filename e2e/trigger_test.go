@@ -390,6 +390,19 @@ func TestTrigger(t *testing.T) {
 	}
 	f.waitDigestOnBothNodes(t, digest, 30*time.Second)
 
+	// A commit that builds but cannot run: the rollout pauses (the
+	// default failure action), and the run fails saying so.
+	noShell := f.repo.commit(map[string]string{"site/Dockerfile": "FROM localhost/busybox:latest\nRUN rm /bin/sh\n"}, "no shell")
+	body = pushEvent("main", noShell)
+	code, answer = f.postHook(t, body, sign(f.secret, body))
+	if code != http.StatusAccepted || json.Unmarshal([]byte(answer), &queued) != nil {
+		t.Fatalf("signed push of the commit without a shell: %d %s", code, answer)
+	}
+	paused := f.waitRun(t, queued.Run, 4*time.Minute)
+	if paused.State != "failed" || !strings.Contains(paused.Message, "rollout failed") || !strings.Contains(paused.Message, "paused") {
+		t.Fatalf("run of a commit that cannot run: %+v, want failed in its rollout", paused)
+	}
+
 	c.mustBerth("trigger", "rm", "web")
 	if code, answer := f.postHook(t, body, sign(f.secret, body)); code != http.StatusNotFound {
 		t.Errorf("webhook of a removed trigger: %d %s, want 404", code, answer)
