@@ -136,35 +136,48 @@ func newTriggerFixture(t testing.TB) *triggerFixture {
 	c.mustBerth("apply", "-f", c.writeFile("tr/compose.yaml", triggerCompose), "-p", "tr")
 	c.waitRunning("tr/web", 2, 2*time.Minute)
 
-	cfg, err := config.Load(c.configPath)
+	f := &triggerFixture{c: c, reg: reg, repo: repo, base: "https://" + httpAddr, image: reg.host + "/team/web"}
+	f.http, f.withCert = httpClients(t, c.configPath)
+	f.createTrigger(t, "tr/web")
+	return f
+}
+
+// httpClients are clients of the cluster's HTTP API: without a
+// certificate of the cluster (as a git host calls it), and with the
+// admin's.
+func httpClients(t testing.TB, configPath string) (noCert, withCert *http.Client) {
+	t.Helper()
+	cfg, err := config.Load(configPath)
 	if err != nil {
 		t.Fatal(err)
 	}
 	roots := x509.NewCertPool()
 	if !roots.AppendCertsFromPEM([]byte(cfg.CA)) {
-		t.Fatalf("no CA certificate in %s", c.configPath)
+		t.Fatalf("no CA certificate in %s", configPath)
 	}
 	adminCert, err := tls.X509KeyPair([]byte(cfg.Certificate), []byte(cfg.Key))
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &triggerFixture{c: c, reg: reg, repo: repo, base: "https://" + httpAddr, image: reg.host + "/team/web",
-		// A git host has no certificate of the cluster.
-		http: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}},
-		withCert: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
-			TLSClientConfig: &tls.Config{RootCAs: roots, Certificates: []tls.Certificate{adminCert}}}},
-	}
-	t.Cleanup(f.http.CloseIdleConnections)
-	t.Cleanup(f.withCert.CloseIdleConnections)
+	noCert = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
+	withCert = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: roots, Certificates: []tls.Certificate{adminCert}}}}
+	t.Cleanup(noCert.CloseIdleConnections)
+	t.Cleanup(withCert.CloseIdleConnections)
+	return noCert, withCert
+}
 
-	out := c.mustBerth("trigger", "create", "web", "--git", repo.url, "--branch", "main", "--path", "site",
-		"--image", f.image, "--service", "tr/web")
+// createTrigger makes trigger web on the repository's main branch (its
+// site/ directory), rolling out service, and keeps its secret.
+func (f *triggerFixture) createTrigger(t testing.TB, service string) {
+	t.Helper()
+	out := f.c.mustBerth("trigger", "create", "web", "--git", f.repo.url, "--branch", "main", "--path", "site",
+		"--image", f.image, "--service", service)
 	m := regexp.MustCompile(`(?m)^webhook secret: ([0-9a-f]{64})$`).FindStringSubmatch(out)
 	if m == nil || !strings.Contains(out, "webhook path:   /hooks/web") {
 		t.Fatalf("trigger create printed no webhook path and secret:\n%s", out)
 	}
 	f.secret = m[1]
-	return f
 }
 
 // pushEvent is GitHub's push event body for commit on branch.
@@ -504,4 +517,48 @@ func filesHolding(t testing.TB, dir, s string) []string {
 		t.Fatal(err)
 	}
 	return found
+}
+
+// TestTriggerRunInterruptedByFailover kills the leading server while it
+// runs a trigger's build: the next leader marks the run failed, saying it
+// was interrupted, rather than leaving it under way for ever.
+func TestTriggerRunInterruptedByFailover(t *testing.T) {
+	repo := startGitRepo(t)
+	endpoints := startEtcdCluster(t)
+	httpAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	// The first server serves the HTTP API; the second does not (a port
+	// is one server's).
+	c := newCluster(t, withEtcd(endpoints), withServerArgs("--leader-lease", "1s", "--http-listen", httpAddr))
+	h := &haCluster{cluster: c, servers: map[string]*proc{c.addr: c.server}}
+	h.serverArgs = []string{"--etcd-endpoints", endpoints, "--leader-lease", "1s"}
+	h.addServer()
+	h.knowServers()
+	h.startMachine("alpha")
+	h.importImage()
+	h.mustBerth("apply", "-f", h.writeFile("tr/compose.yaml", "services:\n  web:\n    image: localhost/busybox:latest\n    command: [\"sleep\", \"3600\"]\n"), "-p", "tr")
+	// The build never gets to a push: no registry is needed.
+	f := &triggerFixture{c: c, repo: repo, base: "https://" + httpAddr, image: "127.0.0.1:1/team/web"}
+	f.http, f.withCert = httpClients(t, c.configPath)
+	f.createTrigger(t, "tr/web")
+
+	slow := repo.commit(map[string]string{"site/Dockerfile": "FROM localhost/busybox:latest\nRUN sleep 60\n"}, "slow")
+	body := pushEvent("main", slow)
+	code, answer := f.postHook(t, body, sign(f.secret, body))
+	var queued struct{ Run string }
+	if code != http.StatusAccepted || json.Unmarshal([]byte(answer), &queued) != nil {
+		t.Fatalf("signed push: %d %s", code, answer)
+	}
+	eventually(t, time.Minute, func() (bool, string) {
+		for _, r := range f.runs(t) {
+			if r.ID == queued.Run {
+				return r.State == "building", fmt.Sprintf("run %s is %s", r.ID, r.State)
+			}
+		}
+		return false, "no run " + queued.Run
+	})
+	h.killLeader()
+	run := f.waitRun(t, queued.Run, time.Minute)
+	if run.State != "failed" || !strings.Contains(run.Message, "interrupted while building") {
+		t.Fatalf("run under way when its leader died: %+v, want failed as interrupted", run)
+	}
 }
