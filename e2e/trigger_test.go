@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/tls"
@@ -18,6 +19,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/chromedp/chromedp"
 
 	"github.com/berthproject/berth/cli/config"
 )
@@ -402,6 +405,7 @@ func TestTrigger(t *testing.T) {
 		t.Errorf("trigger runs does not show the failure:\n%s", out)
 	}
 	f.waitDigestOnBothNodes(t, digest, 30*time.Second)
+	f.checkDashboard(t, run.ID, failed.ID)
 
 	// A commit that builds but cannot run: the rollout pauses (the
 	// default failure action), and the run fails saying so.
@@ -560,5 +564,40 @@ func TestTriggerRunInterruptedByFailover(t *testing.T) {
 	run := f.waitRun(t, queued.Run, time.Minute)
 	if run.State != "failed" || !strings.Contains(run.Message, "interrupted while building") {
 		t.Fatalf("run under way when its leader died: %+v, want failed as interrupted", run)
+	}
+}
+
+// checkDashboard signs in to the dashboard with a viewer's token and
+// finds the runs listed with their states, and the failed run's log.
+func (f *triggerFixture) checkDashboard(t *testing.T, okRun, failedRun string) {
+	t.Helper()
+	if _, err := os.Stat(chromiumBin); err != nil {
+		t.Logf("no browser at %s (%v): the dashboard is not checked", chromiumBin, err)
+		return
+	}
+	token := strings.TrimSpace(f.c.mustBerth("token", "create", "trigger-viewer", "--role", "viewer", "-q"))
+	browser := newBrowser(t)
+	ctx, cancel := context.WithTimeout(browser, 90*time.Second)
+	defer cancel()
+	signIn(t, ctx, strings.TrimPrefix(f.base, "https://"), token)
+	var okState, failedState, log string
+	err := chromedp.Run(ctx,
+		chromedp.WaitVisible(`tr[data-run="`+okRun+`"]`, chromedp.ByQuery),
+		chromedp.WaitVisible(`tr[data-run="`+failedRun+`"]`, chromedp.ByQuery),
+		chromedp.Text(`tr[data-run="`+okRun+`"] td.state`, &okState, chromedp.ByQuery),
+		chromedp.Text(`tr[data-run="`+failedRun+`"] td.state`, &failedState, chromedp.ByQuery),
+		chromedp.Click(`button[data-run-log="`+failedRun+`"]`, chromedp.ByQuery),
+		chromedp.WaitVisible(`#logs-panel`, chromedp.ByQuery),
+		chromedp.Poll(`document.querySelector("#logs").textContent.includes("build failed")`, nil, chromedp.WithPollingTimeout(30*time.Second)),
+		chromedp.Text(`#logs`, &log, chromedp.ByQuery),
+	)
+	if err != nil {
+		t.Fatalf("the dashboard's trigger runs: %v; page: %s", err, pageState(browser))
+	}
+	if okState != "succeeded" || failedState != "failed" {
+		t.Errorf("the dashboard shows runs %s %q and %s %q, want succeeded and failed", okRun, okState, failedRun, failedState)
+	}
+	if !strings.Contains(log, "RUN exit 3") {
+		t.Errorf("the dashboard's log of run %s lacks the failing step:\n%s", failedRun, log)
 	}
 }
