@@ -289,6 +289,18 @@ func TestBuildRefused(t *testing.T) {
 			wantMsg: "NAME=VALUE",
 		},
 		{
+			name:    "git context that is no git URL",
+			header:  &berthv1.BuildHeader{Tags: []string{"x:1"}, GitContext: "https://example.com/page"},
+			want:    ErrInvalid,
+			wantMsg: "not a git URL",
+		},
+		{
+			name:    "git context with a Dockerfile sent",
+			header:  &berthv1.BuildHeader{Tags: []string{"x:1"}, GitContext: "git://127.0.0.1:1/repo", DockerfileContent: []byte("FROM scratch\n")},
+			want:    ErrInvalid,
+			wantMsg: "reads its Dockerfile from the repository",
+		},
+		{
 			name:    "no buildkitd binary",
 			cfg:     Config{Binary: "/nonexistent/buildkitd"},
 			header:  &berthv1.BuildHeader{Tags: []string{"x:1"}},
