@@ -470,7 +470,8 @@ func (g MassLossGuard) Flagged() MassLossGuard {
 }
 
 // lead campaigns for leadership through etcd and, while this server
-// leads, runs the orchestrator, node health and the dispatcher's term.
+// leads, runs the orchestrator, node health, the dispatcher's term and
+// the build triggers' runs.
 // Every write they make carries the term's fence.
 func (s *Server) lead(ctx context.Context, address string) error {
 	orch := orchestrator.New(s.store, s.cache, s.log.With("component", "orchestrator"), orchestrator.WithMetrics(s.placements),
