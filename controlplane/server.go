@@ -31,6 +31,7 @@ import (
 	"github.com/berthproject/berth/controlplane/ratelimit"
 	"github.com/berthproject/berth/controlplane/registry"
 	"github.com/berthproject/berth/controlplane/store"
+	"github.com/berthproject/berth/controlplane/trust"
 	"github.com/berthproject/berth/internal/gossip"
 	"github.com/berthproject/berth/internal/metrics"
 	"github.com/berthproject/berth/internal/supervise"
@@ -154,6 +155,8 @@ type Server struct {
 	leader    *leaderView
 	servers   *serverRegistry
 	disp      *dispatcher.Dispatcher
+	// trust keeps signing keys and trust policies; Trust exposes it.
+	trust *trust.Trust
 	// audit records the calls that change something; auditExport is the
 	// file it also writes them to, if any.
 	audit       *audit.Recorder
@@ -279,6 +282,10 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		Store: s.store, Key: kek, Settings: s.cache.Settings,
 		Log: cfg.Log.With("component", "registries"),
 	})
+	trusted := trust.New(trust.Config{
+		Store: s.store, KEK: kek, Registries: creds, Log: cfg.Log.With("component", "trust"),
+	})
+	s.trust = trusted
 	s.servers = &serverRegistry{
 		cli: s.etcd, leader: s.leader, lease: cfg.LeaderLease, log: cfg.Log.With("component", "servers"),
 		self: &berthv1.ServerInfo{
@@ -289,7 +296,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	disp := dispatcher.New(dispatcher.Config{
 		Store: s.store, Cache: s.cache, Authority: s.authority, Log: cfg.Log.With("component", "dispatcher"),
 		HeartbeatPeriod: cfg.HeartbeatPeriod, Subnets: subnets, Gossip: gossipCfg,
-		ImageAuth: creds.ImageAuth, Leader: s.leader.Address, Servers: s.servers.list, KEK: kek,
+		ImageAuth: creds.ImageAuth, ImageTrust: trusted.ImageTrust, Leader: s.leader.Address, Servers: s.servers.list, KEK: kek,
 	})
 	s.disp = disp
 	s.certs.trustChanged = disp.TrustChanged
@@ -299,7 +306,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		Store: s.store, Cache: s.cache, Authority: s.authority, Nodes: s.nodes, Registries: creds, KEK: kek,
 		Log:     cfg.Log.With("component", "api"),
 		Servers: s.servers.list, NetworkRange: networkRange, ContainerRange: containerRange,
-		APITokens: apiTokens, Users: users,
+		APITokens: apiTokens, Users: users, Trust: trusted,
 	})
 	auditCfg := audit.Config{Store: s.store, Log: cfg.Log.With("component", "audit")}
 	if cfg.AuditLog != "" {
@@ -363,6 +370,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	s.tasks.Go("api tokens", func() error { return ignoreCanceled(apiTokens.Run(runCtx)) })
 	s.tasks.Go("users", func() error { return ignoreCanceled(users.Run(runCtx)) })
 	s.tasks.Go("registries", func() error { return creds.Run(runCtx) })
+	s.tasks.Go("trust", func() error { return trusted.Run(runCtx) })
 	s.tasks.Go("servers", func() error { return s.servers.run(runCtx) })
 	s.tasks.Go("leader view", func() error { return s.leader.run(runCtx, s.etcd, s.log) })
 	s.tasks.Go("leader", func() error { return s.lead(runCtx, advertise) })
@@ -600,3 +608,7 @@ func addressRanges(container, network string) (netip.Prefix, netip.Prefix, error
 	}
 	return c, n, nil
 }
+
+// Trust is the server's signing keys and trust policies: automated builds
+// sign what they push with its SignImage.
+func (s *Server) Trust() *trust.Trust { return s.trust }

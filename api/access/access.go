@@ -159,6 +159,19 @@ var Methods = map[string]Rule{
 	cluster + "ListUsers":      admin(false),
 	cluster + "RemoveUser":     admin(true),
 	cluster + "Audit":          admin(false),
+	// Trusted images: keys and trust policies are a namespace's trust
+	// roots, so only admins change them (a deployer who could would lift
+	// the policy that guards its own deploys); deployers sign with the
+	// namespace's keys; everyone reads keys (public halves), policies and
+	// a registry's tags.
+	cluster + "GenerateKey":       {Level: Admin, Scope: Namespaced, Mutates: true},
+	cluster + "RemoveKey":         {Level: Admin, Scope: Namespaced, Mutates: true},
+	cluster + "ListKeys":          view(Namespaced),
+	cluster + "SignImage":         deploy(Namespaced),
+	cluster + "SetTrustPolicy":    {Level: Admin, Scope: Namespaced, Mutates: true},
+	cluster + "RemoveTrustPolicy": {Level: Admin, Scope: Namespaced, Mutates: true},
+	cluster + "ListTrustPolicies": view(Namespaced),
+	cluster + "ListImageTags":     view(Cluster),
 
 	// Agents: Join is open (its token is the credential); a session needs
 	// the node's certificate.

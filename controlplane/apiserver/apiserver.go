@@ -19,6 +19,7 @@ import (
 	"github.com/berthproject/berth/controlplane/registry"
 	"github.com/berthproject/berth/controlplane/seal"
 	"github.com/berthproject/berth/controlplane/store"
+	"github.com/berthproject/berth/controlplane/trust"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -54,6 +55,9 @@ type Config struct {
 	// Users follows the stored users (NewUserMirror); it must run while
 	// the server serves.
 	Users *store.Mirror[*berthv1.User]
+	// Trust keeps signing keys and trust policies and checks images
+	// against them; nil serves neither and checks nothing.
+	Trust *trust.Trust
 }
 
 // Server implements berthv1.ClusterServiceServer.
