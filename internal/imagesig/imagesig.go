@@ -84,7 +84,7 @@ func (r Registry) options(ctx context.Context) []remote.Option {
 }
 
 func (r Registry) nameOptions() []name.Option {
-	opts := []name.Option{name.StrictValidation}
+	var opts []name.Option
 	if r.Insecure {
 		opts = append(opts, name.Insecure)
 	}

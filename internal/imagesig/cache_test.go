@@ -1,0 +1,70 @@
+package imagesig
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+)
+
+func TestCache(t *testing.T) {
+	ctx := context.Background()
+	now := time.Unix(1000, 0)
+	calls := 0
+	fail := false
+	verify := func(_ context.Context, repo, digest string, keys []Key, _ Registry) (string, error) {
+		calls++
+		if fail {
+			return "", ErrUnsigned
+		}
+		return keys[0].Name, nil
+	}
+	c := NewCache(WithVerify(verify), WithClock(func() time.Time { return now }), WithTTL(time.Minute), WithSize(3))
+	k1 := []Key{{Name: "a", PEM: "A"}}
+	k2 := []Key{{Name: "b", PEM: "B"}}
+
+	steps := []struct {
+		name       string
+		repo, dig  string
+		keys       []Key
+		advance    time.Duration
+		fail       bool
+		wantCalls  int
+		wantCached bool
+		wantErr    bool
+	}{
+		{"first verification asks", "r", "d1", k1, 0, false, 1, false, false},
+		{"same again is cached", "r", "d1", k1, 0, false, 1, true, false},
+		{"another key set asks", "r", "d1", k2, 0, false, 2, false, false},
+		{"another repository asks", "r2", "d1", k1, 0, false, 3, false, false},
+		{"within the TTL still cached", "r", "d1", k1, 59 * time.Second, false, 3, true, false},
+		{"after the TTL asks again", "r", "d1", k1, 2 * time.Second, false, 4, false, false},
+		{"a failure is not kept", "r", "d9", k1, 0, true, 5, false, true},
+		{"so a later signature counts at once", "r", "d9", k1, 0, false, 6, false, false},
+	}
+	for _, s := range steps {
+		now = now.Add(s.advance)
+		fail = s.fail
+		_, cached, err := c.Verify(ctx, s.repo, s.dig, s.keys, Registry{})
+		if calls != s.wantCalls || cached != s.wantCached || (err != nil) != s.wantErr {
+			t.Fatalf("%s: calls %d cached %v err %v; want calls %d cached %v err %v", s.name, calls, cached, err, s.wantCalls, s.wantCached, s.wantErr)
+		}
+		if err != nil && !errors.Is(err, ErrUnsigned) {
+			t.Fatalf("%s: error %v lost its kind", s.name, err)
+		}
+	}
+	if n := c.Len(); n > 3 {
+		t.Fatalf("cache holds %d entries, bound is 3", n)
+	}
+}
+
+func TestCacheKeyIgnoresKeyOrder(t *testing.T) {
+	a := []Key{{Name: "a", PEM: "A"}, {Name: "b", PEM: "B"}}
+	b := []Key{{Name: "b", PEM: "B"}, {Name: "a", PEM: "A"}}
+	if cacheKey("r", "d", a) != cacheKey("r", "d", b) {
+		t.Fatal("the same key set in another order is another cache entry")
+	}
+	if cacheKey("r", "d", a) == cacheKey("r", "d", a[:1]) {
+		t.Fatal("a smaller key set shares the entry")
+	}
+}
