@@ -206,6 +206,14 @@ func TestTrust(t *testing.T) {
 	c.waitRunning("signed/web", 1, 2*time.Minute)
 	c.waitRunning("cosigned/web", 1, 2*time.Minute)
 
+	// Each version's digest and who signed it.
+	if out := c.mustBerth("rollout", "history", "signed/web", "-o", "json"); !strings.Contains(out, signedDigest) || !strings.Contains(out, `"signature": "signed by release"`) {
+		t.Fatalf("rollout history of signed/web:\n%s", out)
+	}
+	if out := c.mustBerth("rollout", "history", "cosigned/web", "-o", "json"); !strings.Contains(out, `"signature": "signed by cosign.pub"`) {
+		t.Fatalf("rollout history of cosigned/web:\n%s", out)
+	}
+
 	// Unsigned: refused, naming the service, the image, its digest and
 	// the policy; nothing is written.
 	c.refused("unsigned image", []string{`service "web"`, unsignedImage, unsignedDigest, reg.host + "/team/*", "no signature"},

@@ -172,6 +172,7 @@ var Methods = map[string]Rule{
 	cluster + "RemoveTrustPolicy": {Level: Admin, Scope: Namespaced, Mutates: true},
 	cluster + "ListTrustPolicies": view(Namespaced),
 	cluster + "ListImageTags":     view(Cluster),
+	cluster + "VerifyImages":      view(Namespaced),
 
 	// Agents: Join is open (its token is the credential); a session needs
 	// the node's certificate.

@@ -220,3 +220,25 @@ func (s *Server) checkServiceTrust(ctx context.Context, svc *berthv1.Service, sp
 	}
 	return nil
 }
+
+// maxVerifyImages bounds one VerifyImages request: each image may cost a
+// registry round trip.
+const maxVerifyImages = 64
+
+// VerifyImages says, for each image digest, whether it is signed and by
+// which key.
+func (s *Server) VerifyImages(ctx context.Context, req *berthv1.VerifyImagesRequest) (*berthv1.VerifyImagesResponse, error) {
+	t, err := s.trust()
+	if err != nil {
+		return nil, err
+	}
+	if len(req.Images) > maxVerifyImages {
+		return nil, status.Errorf(codes.InvalidArgument, "verify images: %d images in one request; ask for at most %d", len(req.Images), maxVerifyImages)
+	}
+	ns := namespaceOf(req.Namespace)
+	resp := &berthv1.VerifyImagesResponse{}
+	for _, im := range req.Images {
+		resp.Verdicts = append(resp.Verdicts, t.SignatureOf(ctx, ns, im.GetImage(), im.GetDigest()))
+	}
+	return resp, nil
+}

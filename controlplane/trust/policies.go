@@ -193,3 +193,42 @@ func MatchingServices(pattern, namespace string, services []*berthv1.Service) []
 	slices.Sort(out)
 	return out
 }
+
+// SignatureOf says whether digest of image is signed: by the keys of the
+// policy that covers image in namespace, else by the namespace's cluster
+// keys; not checked when there are neither, or the digest is unknown.
+func (t *Trust) SignatureOf(ctx context.Context, namespace, image, digest string) *berthv1.ImageVerdict {
+	out := &berthv1.ImageVerdict{Image: image, Digest: digest, State: berthv1.SignatureState_SIGNATURE_STATE_NOT_CHECKED}
+	var keys []imagesig.Key
+	if p := t.PolicyFor(namespace, image); p != nil {
+		out.Policy = p.Pattern
+		keys = TrustKeys(p.Keys)
+	} else {
+		for _, k := range t.Keys(namespace) {
+			keys = append(keys, imagesig.Key{Name: k.Name, PEM: k.PublicKeyPem})
+		}
+	}
+	if len(keys) == 0 || digest == "" {
+		return out
+	}
+	ref, err := imageref.Parse(image)
+	if err != nil {
+		out.State, out.Error = berthv1.SignatureState_SIGNATURE_STATE_UNKNOWN, err.Error()
+		return out
+	}
+	reg, err := t.registryOf(image)
+	if err != nil {
+		out.State, out.Error = berthv1.SignatureState_SIGNATURE_STATE_UNKNOWN, err.Error()
+		return out
+	}
+	signer, _, err := t.cache.Verify(ctx, ref.Repository(), digest, keys, reg)
+	switch {
+	case err == nil:
+		out.State, out.Signer = berthv1.SignatureState_SIGNATURE_STATE_SIGNED, signer
+	case errors.Is(err, imagesig.ErrUnsigned), errors.Is(err, imagesig.ErrNoValidSignature):
+		out.State, out.Error = berthv1.SignatureState_SIGNATURE_STATE_UNSIGNED, err.Error()
+	default:
+		out.State, out.Error = berthv1.SignatureState_SIGNATURE_STATE_UNKNOWN, err.Error()
+	}
+	return out
+}

@@ -8079,7 +8079,7 @@ const file_berth_v1_cluster_proto_rawDesc = "" +
 	"\tLogStream\x12\x1a\n" +
 	"\x16LOG_STREAM_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11LOG_STREAM_STDOUT\x10\x01\x12\x15\n" +
-	"\x11LOG_STREAM_STDERR\x10\x022\xa6'\n" +
+	"\x11LOG_STREAM_STDERR\x10\x022\xf5'\n" +
 	"\x0eClusterService\x128\n" +
 	"\x05Apply\x12\x16.berth.v1.ApplyRequest\x1a\x17.berth.v1.ApplyResponse\x12D\n" +
 	"\tDeleteApp\x12\x1a.berth.v1.DeleteAppRequest\x1a\x1b.berth.v1.DeleteAppResponse\x12A\n" +
@@ -8158,7 +8158,8 @@ const file_berth_v1_cluster_proto_rawDesc = "" +
 	"\x0eSetTrustPolicy\x12\x1f.berth.v1.SetTrustPolicyRequest\x1a .berth.v1.SetTrustPolicyResponse\x12\\\n" +
 	"\x11ListTrustPolicies\x12\".berth.v1.ListTrustPoliciesRequest\x1a#.berth.v1.ListTrustPoliciesResponse\x12\\\n" +
 	"\x11RemoveTrustPolicy\x12\".berth.v1.RemoveTrustPolicyRequest\x1a#.berth.v1.RemoveTrustPolicyResponse\x12P\n" +
-	"\rListImageTags\x12\x1e.berth.v1.ListImageTagsRequest\x1a\x1f.berth.v1.ListImageTagsResponseB4Z2github.com/berthproject/berth/api/berth/v1;berthv1b\x06proto3"
+	"\rListImageTags\x12\x1e.berth.v1.ListImageTagsRequest\x1a\x1f.berth.v1.ListImageTagsResponse\x12M\n" +
+	"\fVerifyImages\x12\x1d.berth.v1.VerifyImagesRequest\x1a\x1e.berth.v1.VerifyImagesResponseB4Z2github.com/berthproject/berth/api/berth/v1;berthv1b\x06proto3"
 
 var (
 	file_berth_v1_cluster_proto_rawDescOnce sync.Once
@@ -8338,15 +8339,17 @@ var file_berth_v1_cluster_proto_goTypes = []any{
 	(*ListTrustPoliciesRequest)(nil),  // 160: berth.v1.ListTrustPoliciesRequest
 	(*RemoveTrustPolicyRequest)(nil),  // 161: berth.v1.RemoveTrustPolicyRequest
 	(*ListImageTagsRequest)(nil),      // 162: berth.v1.ListImageTagsRequest
-	(*AuditRecord)(nil),               // 163: berth.v1.AuditRecord
-	(*GenerateKeyResponse)(nil),       // 164: berth.v1.GenerateKeyResponse
-	(*ListKeysResponse)(nil),          // 165: berth.v1.ListKeysResponse
-	(*RemoveKeyResponse)(nil),         // 166: berth.v1.RemoveKeyResponse
-	(*SignImageResponse)(nil),         // 167: berth.v1.SignImageResponse
-	(*SetTrustPolicyResponse)(nil),    // 168: berth.v1.SetTrustPolicyResponse
-	(*ListTrustPoliciesResponse)(nil), // 169: berth.v1.ListTrustPoliciesResponse
-	(*RemoveTrustPolicyResponse)(nil), // 170: berth.v1.RemoveTrustPolicyResponse
-	(*ListImageTagsResponse)(nil),     // 171: berth.v1.ListImageTagsResponse
+	(*VerifyImagesRequest)(nil),       // 163: berth.v1.VerifyImagesRequest
+	(*AuditRecord)(nil),               // 164: berth.v1.AuditRecord
+	(*GenerateKeyResponse)(nil),       // 165: berth.v1.GenerateKeyResponse
+	(*ListKeysResponse)(nil),          // 166: berth.v1.ListKeysResponse
+	(*RemoveKeyResponse)(nil),         // 167: berth.v1.RemoveKeyResponse
+	(*SignImageResponse)(nil),         // 168: berth.v1.SignImageResponse
+	(*SetTrustPolicyResponse)(nil),    // 169: berth.v1.SetTrustPolicyResponse
+	(*ListTrustPoliciesResponse)(nil), // 170: berth.v1.ListTrustPoliciesResponse
+	(*RemoveTrustPolicyResponse)(nil), // 171: berth.v1.RemoveTrustPolicyResponse
+	(*ListImageTagsResponse)(nil),     // 172: berth.v1.ListImageTagsResponse
+	(*VerifyImagesResponse)(nil),      // 173: berth.v1.VerifyImagesResponse
 }
 var file_berth_v1_cluster_proto_depIdxs = []int32{
 	136, // 0: berth.v1.CreateUserRequest.ttl:type_name -> google.protobuf.Duration
@@ -8491,78 +8494,80 @@ var file_berth_v1_cluster_proto_depIdxs = []int32{
 	160, // 139: berth.v1.ClusterService.ListTrustPolicies:input_type -> berth.v1.ListTrustPoliciesRequest
 	161, // 140: berth.v1.ClusterService.RemoveTrustPolicy:input_type -> berth.v1.RemoveTrustPolicyRequest
 	162, // 141: berth.v1.ClusterService.ListImageTags:input_type -> berth.v1.ListImageTagsRequest
-	93,  // 142: berth.v1.ClusterService.Apply:output_type -> berth.v1.ApplyResponse
-	95,  // 143: berth.v1.ClusterService.DeleteApp:output_type -> berth.v1.DeleteAppResponse
-	98,  // 144: berth.v1.ClusterService.ListApps:output_type -> berth.v1.ListAppsResponse
-	151, // 145: berth.v1.ClusterService.GetService:output_type -> berth.v1.Service
-	102, // 146: berth.v1.ClusterService.ListServices:output_type -> berth.v1.ListServicesResponse
-	104, // 147: berth.v1.ClusterService.ListTasks:output_type -> berth.v1.ListTasksResponse
-	106, // 148: berth.v1.ClusterService.ListNodes:output_type -> berth.v1.ListNodesResponse
-	108, // 149: berth.v1.ClusterService.ListEvents:output_type -> berth.v1.ListEventsResponse
-	110, // 150: berth.v1.ClusterService.Watch:output_type -> berth.v1.WatchEvent
-	112, // 151: berth.v1.ClusterService.Logs:output_type -> berth.v1.LogEntry
-	116, // 152: berth.v1.ClusterService.ImportImage:output_type -> berth.v1.ImportImageResponse
-	120, // 153: berth.v1.ClusterService.ListImages:output_type -> berth.v1.ListImagesResponse
-	122, // 154: berth.v1.ClusterService.JoinToken:output_type -> berth.v1.JoinTokenResponse
-	126, // 155: berth.v1.ClusterService.Version:output_type -> berth.v1.VersionResponse
-	125, // 156: berth.v1.ClusterService.ListServers:output_type -> berth.v1.ListServersResponse
-	151, // 157: berth.v1.ClusterService.ScaleService:output_type -> berth.v1.Service
-	151, // 158: berth.v1.ClusterService.RestartService:output_type -> berth.v1.Service
-	151, // 159: berth.v1.ClusterService.RollbackService:output_type -> berth.v1.Service
-	142, // 160: berth.v1.ClusterService.UpdateNode:output_type -> berth.v1.Node
-	88,  // 161: berth.v1.ClusterService.Rebalance:output_type -> berth.v1.RebalanceResponse
-	150, // 162: berth.v1.ClusterService.GetSettings:output_type -> berth.v1.ClusterSettings
-	150, // 163: berth.v1.ClusterService.UpdateSettings:output_type -> berth.v1.ClusterSettings
-	73,  // 164: berth.v1.ClusterService.Build:output_type -> berth.v1.BuildEvent
-	76,  // 165: berth.v1.ClusterService.PullImage:output_type -> berth.v1.ImageProgress
-	76,  // 166: berth.v1.ClusterService.PushImage:output_type -> berth.v1.ImageProgress
-	78,  // 167: berth.v1.ClusterService.Login:output_type -> berth.v1.LoginResponse
-	80,  // 168: berth.v1.ClusterService.Logout:output_type -> berth.v1.LogoutResponse
-	82,  // 169: berth.v1.ClusterService.ListRegistries:output_type -> berth.v1.ListRegistriesResponse
-	153, // 170: berth.v1.ClusterService.WatchEvents:output_type -> berth.v1.Event
-	59,  // 171: berth.v1.ClusterService.Exec:output_type -> berth.v1.ExecResponse
-	62,  // 172: berth.v1.ClusterService.Top:output_type -> berth.v1.TopResponse
-	64,  // 173: berth.v1.ClusterService.CreateAPIToken:output_type -> berth.v1.CreateAPITokenResponse
-	66,  // 174: berth.v1.ClusterService.ListAPITokens:output_type -> berth.v1.ListAPITokensResponse
-	68,  // 175: berth.v1.ClusterService.RevokeAPIToken:output_type -> berth.v1.RevokeAPITokenResponse
-	146, // 176: berth.v1.ClusterService.CreateNetwork:output_type -> berth.v1.Network
-	51,  // 177: berth.v1.ClusterService.ListNetworks:output_type -> berth.v1.ListNetworksResponse
-	50,  // 178: berth.v1.ClusterService.GetNetwork:output_type -> berth.v1.NetworkSummary
-	54,  // 179: berth.v1.ClusterService.RemoveNetwork:output_type -> berth.v1.RemoveNetworkResponse
-	28,  // 180: berth.v1.ClusterService.ListVolumes:output_type -> berth.v1.ListVolumesResponse
-	27,  // 181: berth.v1.ClusterService.GetVolume:output_type -> berth.v1.VolumeSummary
-	31,  // 182: berth.v1.ClusterService.RemoveVolume:output_type -> berth.v1.RemoveVolumeResponse
-	144, // 183: berth.v1.ClusterService.CreateSecret:output_type -> berth.v1.Secret
-	35,  // 184: berth.v1.ClusterService.ListSecrets:output_type -> berth.v1.ListSecretsResponse
-	33,  // 185: berth.v1.ClusterService.GetSecret:output_type -> berth.v1.SecretSummary
-	38,  // 186: berth.v1.ClusterService.RemoveSecret:output_type -> berth.v1.RemoveSecretResponse
-	145, // 187: berth.v1.ClusterService.CreateConfig:output_type -> berth.v1.Config
-	42,  // 188: berth.v1.ClusterService.ListConfigs:output_type -> berth.v1.ListConfigsResponse
-	40,  // 189: berth.v1.ClusterService.GetConfig:output_type -> berth.v1.ConfigSummary
-	45,  // 190: berth.v1.ClusterService.RemoveConfig:output_type -> berth.v1.RemoveConfigResponse
-	4,   // 191: berth.v1.ClusterService.WhoAmI:output_type -> berth.v1.WhoAmIResponse
-	6,   // 192: berth.v1.ClusterService.CreateUser:output_type -> berth.v1.CreateUserResponse
-	8,   // 193: berth.v1.ClusterService.ListUsers:output_type -> berth.v1.ListUsersResponse
-	10,  // 194: berth.v1.ClusterService.RemoveUser:output_type -> berth.v1.RemoveUserResponse
-	139, // 195: berth.v1.ClusterService.CreateNamespace:output_type -> berth.v1.Namespace
-	139, // 196: berth.v1.ClusterService.UpdateNamespace:output_type -> berth.v1.Namespace
-	15,  // 197: berth.v1.ClusterService.ListNamespaces:output_type -> berth.v1.ListNamespacesResponse
-	14,  // 198: berth.v1.ClusterService.GetNamespace:output_type -> berth.v1.NamespaceSummary
-	18,  // 199: berth.v1.ClusterService.RemoveNamespace:output_type -> berth.v1.RemoveNamespaceResponse
-	163, // 200: berth.v1.ClusterService.Audit:output_type -> berth.v1.AuditRecord
-	23,  // 201: berth.v1.ClusterService.RemoveNode:output_type -> berth.v1.RemoveNodeResponse
-	22,  // 202: berth.v1.ClusterService.MarkNodesDown:output_type -> berth.v1.MarkNodesDownResponse
-	25,  // 203: berth.v1.ClusterService.RotateCA:output_type -> berth.v1.RotateCAResponse
-	164, // 204: berth.v1.ClusterService.GenerateKey:output_type -> berth.v1.GenerateKeyResponse
-	165, // 205: berth.v1.ClusterService.ListKeys:output_type -> berth.v1.ListKeysResponse
-	166, // 206: berth.v1.ClusterService.RemoveKey:output_type -> berth.v1.RemoveKeyResponse
-	167, // 207: berth.v1.ClusterService.SignImage:output_type -> berth.v1.SignImageResponse
-	168, // 208: berth.v1.ClusterService.SetTrustPolicy:output_type -> berth.v1.SetTrustPolicyResponse
-	169, // 209: berth.v1.ClusterService.ListTrustPolicies:output_type -> berth.v1.ListTrustPoliciesResponse
-	170, // 210: berth.v1.ClusterService.RemoveTrustPolicy:output_type -> berth.v1.RemoveTrustPolicyResponse
-	171, // 211: berth.v1.ClusterService.ListImageTags:output_type -> berth.v1.ListImageTagsResponse
-	142, // [142:212] is the sub-list for method output_type
-	72,  // [72:142] is the sub-list for method input_type
+	163, // 142: berth.v1.ClusterService.VerifyImages:input_type -> berth.v1.VerifyImagesRequest
+	93,  // 143: berth.v1.ClusterService.Apply:output_type -> berth.v1.ApplyResponse
+	95,  // 144: berth.v1.ClusterService.DeleteApp:output_type -> berth.v1.DeleteAppResponse
+	98,  // 145: berth.v1.ClusterService.ListApps:output_type -> berth.v1.ListAppsResponse
+	151, // 146: berth.v1.ClusterService.GetService:output_type -> berth.v1.Service
+	102, // 147: berth.v1.ClusterService.ListServices:output_type -> berth.v1.ListServicesResponse
+	104, // 148: berth.v1.ClusterService.ListTasks:output_type -> berth.v1.ListTasksResponse
+	106, // 149: berth.v1.ClusterService.ListNodes:output_type -> berth.v1.ListNodesResponse
+	108, // 150: berth.v1.ClusterService.ListEvents:output_type -> berth.v1.ListEventsResponse
+	110, // 151: berth.v1.ClusterService.Watch:output_type -> berth.v1.WatchEvent
+	112, // 152: berth.v1.ClusterService.Logs:output_type -> berth.v1.LogEntry
+	116, // 153: berth.v1.ClusterService.ImportImage:output_type -> berth.v1.ImportImageResponse
+	120, // 154: berth.v1.ClusterService.ListImages:output_type -> berth.v1.ListImagesResponse
+	122, // 155: berth.v1.ClusterService.JoinToken:output_type -> berth.v1.JoinTokenResponse
+	126, // 156: berth.v1.ClusterService.Version:output_type -> berth.v1.VersionResponse
+	125, // 157: berth.v1.ClusterService.ListServers:output_type -> berth.v1.ListServersResponse
+	151, // 158: berth.v1.ClusterService.ScaleService:output_type -> berth.v1.Service
+	151, // 159: berth.v1.ClusterService.RestartService:output_type -> berth.v1.Service
+	151, // 160: berth.v1.ClusterService.RollbackService:output_type -> berth.v1.Service
+	142, // 161: berth.v1.ClusterService.UpdateNode:output_type -> berth.v1.Node
+	88,  // 162: berth.v1.ClusterService.Rebalance:output_type -> berth.v1.RebalanceResponse
+	150, // 163: berth.v1.ClusterService.GetSettings:output_type -> berth.v1.ClusterSettings
+	150, // 164: berth.v1.ClusterService.UpdateSettings:output_type -> berth.v1.ClusterSettings
+	73,  // 165: berth.v1.ClusterService.Build:output_type -> berth.v1.BuildEvent
+	76,  // 166: berth.v1.ClusterService.PullImage:output_type -> berth.v1.ImageProgress
+	76,  // 167: berth.v1.ClusterService.PushImage:output_type -> berth.v1.ImageProgress
+	78,  // 168: berth.v1.ClusterService.Login:output_type -> berth.v1.LoginResponse
+	80,  // 169: berth.v1.ClusterService.Logout:output_type -> berth.v1.LogoutResponse
+	82,  // 170: berth.v1.ClusterService.ListRegistries:output_type -> berth.v1.ListRegistriesResponse
+	153, // 171: berth.v1.ClusterService.WatchEvents:output_type -> berth.v1.Event
+	59,  // 172: berth.v1.ClusterService.Exec:output_type -> berth.v1.ExecResponse
+	62,  // 173: berth.v1.ClusterService.Top:output_type -> berth.v1.TopResponse
+	64,  // 174: berth.v1.ClusterService.CreateAPIToken:output_type -> berth.v1.CreateAPITokenResponse
+	66,  // 175: berth.v1.ClusterService.ListAPITokens:output_type -> berth.v1.ListAPITokensResponse
+	68,  // 176: berth.v1.ClusterService.RevokeAPIToken:output_type -> berth.v1.RevokeAPITokenResponse
+	146, // 177: berth.v1.ClusterService.CreateNetwork:output_type -> berth.v1.Network
+	51,  // 178: berth.v1.ClusterService.ListNetworks:output_type -> berth.v1.ListNetworksResponse
+	50,  // 179: berth.v1.ClusterService.GetNetwork:output_type -> berth.v1.NetworkSummary
+	54,  // 180: berth.v1.ClusterService.RemoveNetwork:output_type -> berth.v1.RemoveNetworkResponse
+	28,  // 181: berth.v1.ClusterService.ListVolumes:output_type -> berth.v1.ListVolumesResponse
+	27,  // 182: berth.v1.ClusterService.GetVolume:output_type -> berth.v1.VolumeSummary
+	31,  // 183: berth.v1.ClusterService.RemoveVolume:output_type -> berth.v1.RemoveVolumeResponse
+	144, // 184: berth.v1.ClusterService.CreateSecret:output_type -> berth.v1.Secret
+	35,  // 185: berth.v1.ClusterService.ListSecrets:output_type -> berth.v1.ListSecretsResponse
+	33,  // 186: berth.v1.ClusterService.GetSecret:output_type -> berth.v1.SecretSummary
+	38,  // 187: berth.v1.ClusterService.RemoveSecret:output_type -> berth.v1.RemoveSecretResponse
+	145, // 188: berth.v1.ClusterService.CreateConfig:output_type -> berth.v1.Config
+	42,  // 189: berth.v1.ClusterService.ListConfigs:output_type -> berth.v1.ListConfigsResponse
+	40,  // 190: berth.v1.ClusterService.GetConfig:output_type -> berth.v1.ConfigSummary
+	45,  // 191: berth.v1.ClusterService.RemoveConfig:output_type -> berth.v1.RemoveConfigResponse
+	4,   // 192: berth.v1.ClusterService.WhoAmI:output_type -> berth.v1.WhoAmIResponse
+	6,   // 193: berth.v1.ClusterService.CreateUser:output_type -> berth.v1.CreateUserResponse
+	8,   // 194: berth.v1.ClusterService.ListUsers:output_type -> berth.v1.ListUsersResponse
+	10,  // 195: berth.v1.ClusterService.RemoveUser:output_type -> berth.v1.RemoveUserResponse
+	139, // 196: berth.v1.ClusterService.CreateNamespace:output_type -> berth.v1.Namespace
+	139, // 197: berth.v1.ClusterService.UpdateNamespace:output_type -> berth.v1.Namespace
+	15,  // 198: berth.v1.ClusterService.ListNamespaces:output_type -> berth.v1.ListNamespacesResponse
+	14,  // 199: berth.v1.ClusterService.GetNamespace:output_type -> berth.v1.NamespaceSummary
+	18,  // 200: berth.v1.ClusterService.RemoveNamespace:output_type -> berth.v1.RemoveNamespaceResponse
+	164, // 201: berth.v1.ClusterService.Audit:output_type -> berth.v1.AuditRecord
+	23,  // 202: berth.v1.ClusterService.RemoveNode:output_type -> berth.v1.RemoveNodeResponse
+	22,  // 203: berth.v1.ClusterService.MarkNodesDown:output_type -> berth.v1.MarkNodesDownResponse
+	25,  // 204: berth.v1.ClusterService.RotateCA:output_type -> berth.v1.RotateCAResponse
+	165, // 205: berth.v1.ClusterService.GenerateKey:output_type -> berth.v1.GenerateKeyResponse
+	166, // 206: berth.v1.ClusterService.ListKeys:output_type -> berth.v1.ListKeysResponse
+	167, // 207: berth.v1.ClusterService.RemoveKey:output_type -> berth.v1.RemoveKeyResponse
+	168, // 208: berth.v1.ClusterService.SignImage:output_type -> berth.v1.SignImageResponse
+	169, // 209: berth.v1.ClusterService.SetTrustPolicy:output_type -> berth.v1.SetTrustPolicyResponse
+	170, // 210: berth.v1.ClusterService.ListTrustPolicies:output_type -> berth.v1.ListTrustPoliciesResponse
+	171, // 211: berth.v1.ClusterService.RemoveTrustPolicy:output_type -> berth.v1.RemoveTrustPolicyResponse
+	172, // 212: berth.v1.ClusterService.ListImageTags:output_type -> berth.v1.ListImageTagsResponse
+	173, // 213: berth.v1.ClusterService.VerifyImages:output_type -> berth.v1.VerifyImagesResponse
+	143, // [143:214] is the sub-list for method output_type
+	72,  // [72:143] is the sub-list for method input_type
 	72,  // [72:72] is the sub-list for extension type_name
 	72,  // [72:72] is the sub-list for extension extendee
 	0,   // [0:72] is the sub-list for field type_name

@@ -89,6 +89,7 @@ const (
 	ClusterService_ListTrustPolicies_FullMethodName = "/berth.v1.ClusterService/ListTrustPolicies"
 	ClusterService_RemoveTrustPolicy_FullMethodName = "/berth.v1.ClusterService/RemoveTrustPolicy"
 	ClusterService_ListImageTags_FullMethodName     = "/berth.v1.ClusterService/ListImageTags"
+	ClusterService_VerifyImages_FullMethodName      = "/berth.v1.ClusterService/VerifyImages"
 )
 
 // ClusterServiceClient is the client API for ClusterService service.
@@ -232,6 +233,9 @@ type ClusterServiceClient interface {
 	// ListImageTags lists a repository's tags and their digests from its
 	// registry.
 	ListImageTags(ctx context.Context, in *ListImageTagsRequest, opts ...grpc.CallOption) (*ListImageTagsResponse, error)
+	// VerifyImages says whether image digests are signed, by which key,
+	// under which policy (rollout history shows it).
+	VerifyImages(ctx context.Context, in *VerifyImagesRequest, opts ...grpc.CallOption) (*VerifyImagesResponse, error)
 }
 
 type clusterServiceClient struct {
@@ -1005,6 +1009,16 @@ func (c *clusterServiceClient) ListImageTags(ctx context.Context, in *ListImageT
 	return out, nil
 }
 
+func (c *clusterServiceClient) VerifyImages(ctx context.Context, in *VerifyImagesRequest, opts ...grpc.CallOption) (*VerifyImagesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VerifyImagesResponse)
+	err := c.cc.Invoke(ctx, ClusterService_VerifyImages_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ClusterServiceServer is the server API for ClusterService service.
 // All implementations must embed UnimplementedClusterServiceServer
 // for forward compatibility.
@@ -1146,6 +1160,9 @@ type ClusterServiceServer interface {
 	// ListImageTags lists a repository's tags and their digests from its
 	// registry.
 	ListImageTags(context.Context, *ListImageTagsRequest) (*ListImageTagsResponse, error)
+	// VerifyImages says whether image digests are signed, by which key,
+	// under which policy (rollout history shows it).
+	VerifyImages(context.Context, *VerifyImagesRequest) (*VerifyImagesResponse, error)
 	mustEmbedUnimplementedClusterServiceServer()
 }
 
@@ -1365,6 +1382,9 @@ func (UnimplementedClusterServiceServer) RemoveTrustPolicy(context.Context, *Rem
 }
 func (UnimplementedClusterServiceServer) ListImageTags(context.Context, *ListImageTagsRequest) (*ListImageTagsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListImageTags not implemented")
+}
+func (UnimplementedClusterServiceServer) VerifyImages(context.Context, *VerifyImagesRequest) (*VerifyImagesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VerifyImages not implemented")
 }
 func (UnimplementedClusterServiceServer) mustEmbedUnimplementedClusterServiceServer() {}
 func (UnimplementedClusterServiceServer) testEmbeddedByValue()                        {}
@@ -2572,6 +2592,24 @@ func _ClusterService_ListImageTags_Handler(srv interface{}, ctx context.Context,
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ClusterService_VerifyImages_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(VerifyImagesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClusterServiceServer).VerifyImages(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ClusterService_VerifyImages_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClusterServiceServer).VerifyImages(ctx, req.(*VerifyImagesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ClusterService_ServiceDesc is the grpc.ServiceDesc for ClusterService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -2822,6 +2860,10 @@ var ClusterService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListImageTags",
 			Handler:    _ClusterService_ListImageTags_Handler,
+		},
+		{
+			MethodName: "VerifyImages",
+			Handler:    _ClusterService_VerifyImages_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -21,6 +21,67 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// SignatureState is what a signature check found for one image digest.
+type SignatureState int32
+
+const (
+	SignatureState_SIGNATURE_STATE_UNSPECIFIED SignatureState = 0
+	// NOT_CHECKED: no trust policy covers the image and the namespace has
+	// no key to check it with, or its digest is unknown.
+	SignatureState_SIGNATURE_STATE_NOT_CHECKED SignatureState = 1
+	// SIGNED: a valid signature by one of the keys (signer names it).
+	SignatureState_SIGNATURE_STATE_SIGNED SignatureState = 2
+	// UNSIGNED: no valid signature by any of the keys.
+	SignatureState_SIGNATURE_STATE_UNSIGNED SignatureState = 3
+	// UNKNOWN: the registry could not be asked (error says why).
+	SignatureState_SIGNATURE_STATE_UNKNOWN SignatureState = 4
+)
+
+// Enum value maps for SignatureState.
+var (
+	SignatureState_name = map[int32]string{
+		0: "SIGNATURE_STATE_UNSPECIFIED",
+		1: "SIGNATURE_STATE_NOT_CHECKED",
+		2: "SIGNATURE_STATE_SIGNED",
+		3: "SIGNATURE_STATE_UNSIGNED",
+		4: "SIGNATURE_STATE_UNKNOWN",
+	}
+	SignatureState_value = map[string]int32{
+		"SIGNATURE_STATE_UNSPECIFIED": 0,
+		"SIGNATURE_STATE_NOT_CHECKED": 1,
+		"SIGNATURE_STATE_SIGNED":      2,
+		"SIGNATURE_STATE_UNSIGNED":    3,
+		"SIGNATURE_STATE_UNKNOWN":     4,
+	}
+)
+
+func (x SignatureState) Enum() *SignatureState {
+	p := new(SignatureState)
+	*p = x
+	return p
+}
+
+func (x SignatureState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (SignatureState) Descriptor() protoreflect.EnumDescriptor {
+	return file_berth_v1_trust_proto_enumTypes[0].Descriptor()
+}
+
+func (SignatureState) Type() protoreflect.EnumType {
+	return &file_berth_v1_trust_proto_enumTypes[0]
+}
+
+func (x SignatureState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use SignatureState.Descriptor instead.
+func (SignatureState) EnumDescriptor() ([]byte, []int) {
+	return file_berth_v1_trust_proto_rawDescGZIP(), []int{0}
+}
+
 // SigningKey is an ECDSA P-256 key pair the cluster keeps in a namespace.
 // Its private key is sealed with the key-encryption key and never leaves
 // the control plane: answers carry the public key only.
@@ -1165,6 +1226,243 @@ func (x *ListImageTagsResponse) GetTags() []*ImageTag {
 	return nil
 }
 
+type ImageDigest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Image         string                 `protobuf:"bytes,1,opt,name=image,proto3" json:"image,omitempty"`
+	Digest        string                 `protobuf:"bytes,2,opt,name=digest,proto3" json:"digest,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImageDigest) Reset() {
+	*x = ImageDigest{}
+	mi := &file_berth_v1_trust_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImageDigest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImageDigest) ProtoMessage() {}
+
+func (x *ImageDigest) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_trust_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImageDigest.ProtoReflect.Descriptor instead.
+func (*ImageDigest) Descriptor() ([]byte, []int) {
+	return file_berth_v1_trust_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *ImageDigest) GetImage() string {
+	if x != nil {
+		return x.Image
+	}
+	return ""
+}
+
+func (x *ImageDigest) GetDigest() string {
+	if x != nil {
+		return x.Digest
+	}
+	return ""
+}
+
+// VerifyImagesRequest asks for the signature state of images (by digest)
+// in a namespace: checked against the keys of the trust policy that covers
+// each image, else against the namespace's cluster keys.
+type VerifyImagesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Namespace     string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	Images        []*ImageDigest         `protobuf:"bytes,2,rep,name=images,proto3" json:"images,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VerifyImagesRequest) Reset() {
+	*x = VerifyImagesRequest{}
+	mi := &file_berth_v1_trust_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VerifyImagesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VerifyImagesRequest) ProtoMessage() {}
+
+func (x *VerifyImagesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_trust_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VerifyImagesRequest.ProtoReflect.Descriptor instead.
+func (*VerifyImagesRequest) Descriptor() ([]byte, []int) {
+	return file_berth_v1_trust_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *VerifyImagesRequest) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *VerifyImagesRequest) GetImages() []*ImageDigest {
+	if x != nil {
+		return x.Images
+	}
+	return nil
+}
+
+type ImageVerdict struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Image  string                 `protobuf:"bytes,1,opt,name=image,proto3" json:"image,omitempty"`
+	Digest string                 `protobuf:"bytes,2,opt,name=digest,proto3" json:"digest,omitempty"`
+	State  SignatureState         `protobuf:"varint,3,opt,name=state,proto3,enum=berth.v1.SignatureState" json:"state,omitempty"`
+	// signer is the key whose signature is valid, when signed.
+	Signer string `protobuf:"bytes,4,opt,name=signer,proto3" json:"signer,omitempty"`
+	// policy is the pattern of the policy that covers the image, if any.
+	Policy        string `protobuf:"bytes,5,opt,name=policy,proto3" json:"policy,omitempty"`
+	Error         string `protobuf:"bytes,6,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImageVerdict) Reset() {
+	*x = ImageVerdict{}
+	mi := &file_berth_v1_trust_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImageVerdict) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImageVerdict) ProtoMessage() {}
+
+func (x *ImageVerdict) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_trust_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImageVerdict.ProtoReflect.Descriptor instead.
+func (*ImageVerdict) Descriptor() ([]byte, []int) {
+	return file_berth_v1_trust_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *ImageVerdict) GetImage() string {
+	if x != nil {
+		return x.Image
+	}
+	return ""
+}
+
+func (x *ImageVerdict) GetDigest() string {
+	if x != nil {
+		return x.Digest
+	}
+	return ""
+}
+
+func (x *ImageVerdict) GetState() SignatureState {
+	if x != nil {
+		return x.State
+	}
+	return SignatureState_SIGNATURE_STATE_UNSPECIFIED
+}
+
+func (x *ImageVerdict) GetSigner() string {
+	if x != nil {
+		return x.Signer
+	}
+	return ""
+}
+
+func (x *ImageVerdict) GetPolicy() string {
+	if x != nil {
+		return x.Policy
+	}
+	return ""
+}
+
+func (x *ImageVerdict) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+type VerifyImagesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Verdicts      []*ImageVerdict        `protobuf:"bytes,1,rep,name=verdicts,proto3" json:"verdicts,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VerifyImagesResponse) Reset() {
+	*x = VerifyImagesResponse{}
+	mi := &file_berth_v1_trust_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VerifyImagesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VerifyImagesResponse) ProtoMessage() {}
+
+func (x *VerifyImagesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_trust_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VerifyImagesResponse.ProtoReflect.Descriptor instead.
+func (*VerifyImagesResponse) Descriptor() ([]byte, []int) {
+	return file_berth_v1_trust_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *VerifyImagesResponse) GetVerdicts() []*ImageVerdict {
+	if x != nil {
+		return x.Verdicts
+	}
+	return nil
+}
+
 var File_berth_v1_trust_proto protoreflect.FileDescriptor
 
 const file_berth_v1_trust_proto_rawDesc = "" +
@@ -1241,7 +1539,28 @@ const file_berth_v1_trust_proto_rawDesc = "" +
 	"\n" +
 	"repository\x18\x01 \x01(\tR\n" +
 	"repository\x12&\n" +
-	"\x04tags\x18\x02 \x03(\v2\x12.berth.v1.ImageTagR\x04tagsB4Z2github.com/berthproject/berth/api/berth/v1;berthv1b\x06proto3"
+	"\x04tags\x18\x02 \x03(\v2\x12.berth.v1.ImageTagR\x04tags\";\n" +
+	"\vImageDigest\x12\x14\n" +
+	"\x05image\x18\x01 \x01(\tR\x05image\x12\x16\n" +
+	"\x06digest\x18\x02 \x01(\tR\x06digest\"b\n" +
+	"\x13VerifyImagesRequest\x12\x1c\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12-\n" +
+	"\x06images\x18\x02 \x03(\v2\x15.berth.v1.ImageDigestR\x06images\"\xb2\x01\n" +
+	"\fImageVerdict\x12\x14\n" +
+	"\x05image\x18\x01 \x01(\tR\x05image\x12\x16\n" +
+	"\x06digest\x18\x02 \x01(\tR\x06digest\x12.\n" +
+	"\x05state\x18\x03 \x01(\x0e2\x18.berth.v1.SignatureStateR\x05state\x12\x16\n" +
+	"\x06signer\x18\x04 \x01(\tR\x06signer\x12\x16\n" +
+	"\x06policy\x18\x05 \x01(\tR\x06policy\x12\x14\n" +
+	"\x05error\x18\x06 \x01(\tR\x05error\"J\n" +
+	"\x14VerifyImagesResponse\x122\n" +
+	"\bverdicts\x18\x01 \x03(\v2\x16.berth.v1.ImageVerdictR\bverdicts*\xa9\x01\n" +
+	"\x0eSignatureState\x12\x1f\n" +
+	"\x1bSIGNATURE_STATE_UNSPECIFIED\x10\x00\x12\x1f\n" +
+	"\x1bSIGNATURE_STATE_NOT_CHECKED\x10\x01\x12\x1a\n" +
+	"\x16SIGNATURE_STATE_SIGNED\x10\x02\x12\x1c\n" +
+	"\x18SIGNATURE_STATE_UNSIGNED\x10\x03\x12\x1b\n" +
+	"\x17SIGNATURE_STATE_UNKNOWN\x10\x04B4Z2github.com/berthproject/berth/api/berth/v1;berthv1b\x06proto3"
 
 var (
 	file_berth_v1_trust_proto_rawDescOnce sync.Once
@@ -1255,47 +1574,56 @@ func file_berth_v1_trust_proto_rawDescGZIP() []byte {
 	return file_berth_v1_trust_proto_rawDescData
 }
 
-var file_berth_v1_trust_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
+var file_berth_v1_trust_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_berth_v1_trust_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_berth_v1_trust_proto_goTypes = []any{
-	(*SigningKey)(nil),                // 0: berth.v1.SigningKey
-	(*GenerateKeyRequest)(nil),        // 1: berth.v1.GenerateKeyRequest
-	(*GenerateKeyResponse)(nil),       // 2: berth.v1.GenerateKeyResponse
-	(*ListKeysRequest)(nil),           // 3: berth.v1.ListKeysRequest
-	(*ListKeysResponse)(nil),          // 4: berth.v1.ListKeysResponse
-	(*RemoveKeyRequest)(nil),          // 5: berth.v1.RemoveKeyRequest
-	(*RemoveKeyResponse)(nil),         // 6: berth.v1.RemoveKeyResponse
-	(*SignImageRequest)(nil),          // 7: berth.v1.SignImageRequest
-	(*SignImageResponse)(nil),         // 8: berth.v1.SignImageResponse
-	(*TrustKey)(nil),                  // 9: berth.v1.TrustKey
-	(*TrustPolicy)(nil),               // 10: berth.v1.TrustPolicy
-	(*SetTrustPolicyRequest)(nil),     // 11: berth.v1.SetTrustPolicyRequest
-	(*SetTrustPolicyResponse)(nil),    // 12: berth.v1.SetTrustPolicyResponse
-	(*ListTrustPoliciesRequest)(nil),  // 13: berth.v1.ListTrustPoliciesRequest
-	(*ListTrustPoliciesResponse)(nil), // 14: berth.v1.ListTrustPoliciesResponse
-	(*RemoveTrustPolicyRequest)(nil),  // 15: berth.v1.RemoveTrustPolicyRequest
-	(*RemoveTrustPolicyResponse)(nil), // 16: berth.v1.RemoveTrustPolicyResponse
-	(*ImageTrust)(nil),                // 17: berth.v1.ImageTrust
-	(*ListImageTagsRequest)(nil),      // 18: berth.v1.ListImageTagsRequest
-	(*ImageTag)(nil),                  // 19: berth.v1.ImageTag
-	(*ListImageTagsResponse)(nil),     // 20: berth.v1.ListImageTagsResponse
-	(*Meta)(nil),                      // 21: berth.v1.Meta
+	(SignatureState)(0),               // 0: berth.v1.SignatureState
+	(*SigningKey)(nil),                // 1: berth.v1.SigningKey
+	(*GenerateKeyRequest)(nil),        // 2: berth.v1.GenerateKeyRequest
+	(*GenerateKeyResponse)(nil),       // 3: berth.v1.GenerateKeyResponse
+	(*ListKeysRequest)(nil),           // 4: berth.v1.ListKeysRequest
+	(*ListKeysResponse)(nil),          // 5: berth.v1.ListKeysResponse
+	(*RemoveKeyRequest)(nil),          // 6: berth.v1.RemoveKeyRequest
+	(*RemoveKeyResponse)(nil),         // 7: berth.v1.RemoveKeyResponse
+	(*SignImageRequest)(nil),          // 8: berth.v1.SignImageRequest
+	(*SignImageResponse)(nil),         // 9: berth.v1.SignImageResponse
+	(*TrustKey)(nil),                  // 10: berth.v1.TrustKey
+	(*TrustPolicy)(nil),               // 11: berth.v1.TrustPolicy
+	(*SetTrustPolicyRequest)(nil),     // 12: berth.v1.SetTrustPolicyRequest
+	(*SetTrustPolicyResponse)(nil),    // 13: berth.v1.SetTrustPolicyResponse
+	(*ListTrustPoliciesRequest)(nil),  // 14: berth.v1.ListTrustPoliciesRequest
+	(*ListTrustPoliciesResponse)(nil), // 15: berth.v1.ListTrustPoliciesResponse
+	(*RemoveTrustPolicyRequest)(nil),  // 16: berth.v1.RemoveTrustPolicyRequest
+	(*RemoveTrustPolicyResponse)(nil), // 17: berth.v1.RemoveTrustPolicyResponse
+	(*ImageTrust)(nil),                // 18: berth.v1.ImageTrust
+	(*ListImageTagsRequest)(nil),      // 19: berth.v1.ListImageTagsRequest
+	(*ImageTag)(nil),                  // 20: berth.v1.ImageTag
+	(*ListImageTagsResponse)(nil),     // 21: berth.v1.ListImageTagsResponse
+	(*ImageDigest)(nil),               // 22: berth.v1.ImageDigest
+	(*VerifyImagesRequest)(nil),       // 23: berth.v1.VerifyImagesRequest
+	(*ImageVerdict)(nil),              // 24: berth.v1.ImageVerdict
+	(*VerifyImagesResponse)(nil),      // 25: berth.v1.VerifyImagesResponse
+	(*Meta)(nil),                      // 26: berth.v1.Meta
 }
 var file_berth_v1_trust_proto_depIdxs = []int32{
-	21, // 0: berth.v1.SigningKey.meta:type_name -> berth.v1.Meta
-	0,  // 1: berth.v1.GenerateKeyResponse.key:type_name -> berth.v1.SigningKey
-	0,  // 2: berth.v1.ListKeysResponse.keys:type_name -> berth.v1.SigningKey
-	21, // 3: berth.v1.TrustPolicy.meta:type_name -> berth.v1.Meta
-	9,  // 4: berth.v1.TrustPolicy.keys:type_name -> berth.v1.TrustKey
-	9,  // 5: berth.v1.SetTrustPolicyRequest.keys:type_name -> berth.v1.TrustKey
-	10, // 6: berth.v1.SetTrustPolicyResponse.policy:type_name -> berth.v1.TrustPolicy
-	10, // 7: berth.v1.ListTrustPoliciesResponse.policies:type_name -> berth.v1.TrustPolicy
-	9,  // 8: berth.v1.ImageTrust.keys:type_name -> berth.v1.TrustKey
-	19, // 9: berth.v1.ListImageTagsResponse.tags:type_name -> berth.v1.ImageTag
-	10, // [10:10] is the sub-list for method output_type
-	10, // [10:10] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	26, // 0: berth.v1.SigningKey.meta:type_name -> berth.v1.Meta
+	1,  // 1: berth.v1.GenerateKeyResponse.key:type_name -> berth.v1.SigningKey
+	1,  // 2: berth.v1.ListKeysResponse.keys:type_name -> berth.v1.SigningKey
+	26, // 3: berth.v1.TrustPolicy.meta:type_name -> berth.v1.Meta
+	10, // 4: berth.v1.TrustPolicy.keys:type_name -> berth.v1.TrustKey
+	10, // 5: berth.v1.SetTrustPolicyRequest.keys:type_name -> berth.v1.TrustKey
+	11, // 6: berth.v1.SetTrustPolicyResponse.policy:type_name -> berth.v1.TrustPolicy
+	11, // 7: berth.v1.ListTrustPoliciesResponse.policies:type_name -> berth.v1.TrustPolicy
+	10, // 8: berth.v1.ImageTrust.keys:type_name -> berth.v1.TrustKey
+	20, // 9: berth.v1.ListImageTagsResponse.tags:type_name -> berth.v1.ImageTag
+	22, // 10: berth.v1.VerifyImagesRequest.images:type_name -> berth.v1.ImageDigest
+	0,  // 11: berth.v1.ImageVerdict.state:type_name -> berth.v1.SignatureState
+	24, // 12: berth.v1.VerifyImagesResponse.verdicts:type_name -> berth.v1.ImageVerdict
+	13, // [13:13] is the sub-list for method output_type
+	13, // [13:13] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_berth_v1_trust_proto_init() }
@@ -1309,13 +1637,14 @@ func file_berth_v1_trust_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_berth_v1_trust_proto_rawDesc), len(file_berth_v1_trust_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   21,
+			NumEnums:      1,
+			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
 		GoTypes:           file_berth_v1_trust_proto_goTypes,
 		DependencyIndexes: file_berth_v1_trust_proto_depIdxs,
+		EnumInfos:         file_berth_v1_trust_proto_enumTypes,
 		MessageInfos:      file_berth_v1_trust_proto_msgTypes,
 	}.Build()
 	File_berth_v1_trust_proto = out.File
