@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/sigstore/sigstore/pkg/cryptoutils"
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
@@ -27,11 +28,12 @@ the kind cosign makes. The cluster keeps its private half sealed with the
 key-encryption key: it signs on the control plane and never leaves it. Its
 public half is written to NAME.pub, the file ` + "`cosign verify --key`" + ` reads.`,
 		Example: `  berth key generate release        # writes release.pub
+  COSIGN_PASSWORD=... berth key import ci cosign.key
   berth key ls
   berth key rm release`,
 		GroupID: groupCluster,
 	}
-	cmd.AddCommand(newKeyGenerateCommand(o), newKeyListCommand(o), newKeyRemoveCommand(o))
+	cmd.AddCommand(newKeyGenerateCommand(o), newKeyImportCommand(o), newKeyListCommand(o), newKeyRemoveCommand(o))
 	requireSubcommand(cmd)
 	return cmd
 }
@@ -63,6 +65,56 @@ func newKeyGenerateCommand(o *rootOptions) *cobra.Command {
 			})
 		},
 	}
+}
+
+// cosignPasswordEnv holds the password of a cosign key file, as cosign
+// itself reads it.
+const cosignPasswordEnv = "COSIGN_PASSWORD"
+
+func newKeyImportCommand(o *rootOptions) *cobra.Command {
+	return &cobra.Command{
+		Use:   "import NAME FILE",
+		Short: "Keep a cosign key pair (cosign.key) as a cluster key",
+		Long: `Read FILE, a private key as ` + "`cosign generate-key-pair`" + ` writes it (encrypted with
+the password in $COSIGN_PASSWORD, empty for none, as cosign reads it), and
+keep it in the cluster as key NAME: sealed like a generated key, usable with
+` + "`berth sign --key NAME`" + ` and in trust policies. The key is decrypted here and
+sent over the cluster's TLS connection; it is never stored unsealed.`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name, file := args[0], args[1]
+			der, err := readCosignKey(file)
+			if err != nil {
+				return fmt.Errorf("key import %s: %w", name, err)
+			}
+			defer clear(der)
+			return o.withCluster(cmd, func(ctx context.Context, c *cluster) error {
+				resp, err := c.ImportKey(ctx, &berthv1.ImportKeyRequest{Namespace: c.namespace, Name: name, PrivateKey: der})
+				if err != nil {
+					return fmt.Errorf("key import %s: %w", name, err)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "key %s imported in namespace %s from %s\n", name, resp.GetKey().GetNamespace(), file)
+				return nil
+			})
+		},
+	}
+}
+
+// readCosignKey decrypts a cosign private key file into PKCS#8 DER.
+func readCosignKey(file string) ([]byte, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	password, ok := os.LookupEnv(cosignPasswordEnv)
+	if !ok {
+		return nil, fmt.Errorf("set $%s to the password of %s (empty for a key without one), as cosign reads it", cosignPasswordEnv, file)
+	}
+	priv, err := cryptoutils.UnmarshalPEMToPrivateKey(data, cryptoutils.StaticPasswordFunc([]byte(password)))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w (is it a cosign.key, and $%s its password?)", file, err, cosignPasswordEnv)
+	}
+	return cryptoutils.MarshalPrivateKeyToDER(priv)
 }
 
 type keyRow struct {
@@ -139,7 +191,7 @@ trust policies accept it. The private key never leaves the control plane.`,
 				return usageErrorf("%s", "sign: --key is required: the name of a cluster key (`berth key ls`)")
 			}
 			if looksLikeKeyFile(key) {
-				return fmt.Errorf("sign: --key %s is a file; Berth signs with keys the cluster keeps (`berth key generate NAME`); to sign with a cosign key file use `cosign sign --key %s --tlog-upload=false IMAGE`", key, key)
+				return fmt.Errorf("sign: --key %s is a file; Berth signs with keys the cluster keeps: keep a cosign key file as one with `berth key import NAME %s`, or make one with `berth key generate NAME`", key, key)
 			}
 			return o.withCluster(cmd, func(ctx context.Context, c *cluster) error {
 				resp, err := c.SignImage(ctx, &berthv1.SignImageRequest{Namespace: c.namespace, Image: args[0], Key: key})

@@ -66,13 +66,15 @@ func cosign(t testing.TB, dir string, args ...string) (string, error) {
 	return out.String(), err
 }
 
-// berthIn runs the CLI in dir (berth key generate writes its file there).
+// berthIn runs the CLI in dir (berth key generate writes its file there),
+// with the empty password of the test's cosign key file.
 func (c *cluster) berthIn(dir string, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	bin, args := command(c.netns, append([]string{"--config", c.configPath}, args...)...)
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "COSIGN_PASSWORD=")
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err := cmd.Run()
@@ -191,6 +193,18 @@ func TestTrust(t *testing.T) {
 	if out, err := cosign(t, dir, "sign", "--key", "cosign.key", "--tlog-upload=false", "--allow-insecure-registry", "--yes", reg.host+"/team/cosigned@"+cosignedDigest); err != nil {
 		t.Fatalf("cosign sign: %v\n%s", err, out)
 	}
+
+	// A cosign key pair kept by the cluster signs as cosign would.
+	importedImage := reg.host + "/team/imported:1"
+	c.pushTestImage(importedImage, "alpha")
+	if out, err := c.berthIn(dir, "key", "import", "ci", "cosign.key"); err != nil {
+		t.Fatalf("key import: %v\n%s", err, out)
+	}
+	c.mustBerth("sign", importedImage, "--key", "ci")
+	if out, err := cosign(t, dir, "verify", "--key", "cosign.pub", "--insecure-ignore-tlog=true", "--allow-insecure-registry", importedImage); err != nil {
+		t.Fatalf("cosign verify of a signature by the imported key: %v\n%s", err, out)
+	}
+	c.mustBerth("key", "rm", "ci")
 
 	// A policy that covers nothing running is stored, with a warning.
 	_, errOut, err := c.berth("trust", "set", reg.host+"/team/*", "--key", "release", "--key", filepath.Join(dir, "cosign.pub"))

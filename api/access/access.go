@@ -165,6 +165,7 @@ var Methods = map[string]Rule{
 	// namespace's keys; everyone reads keys (public halves), policies and
 	// a registry's tags.
 	cluster + "GenerateKey":       {Level: Admin, Scope: Namespaced, Mutates: true},
+	cluster + "ImportKey":         {Level: Admin, Scope: Namespaced, Mutates: true},
 	cluster + "RemoveKey":         {Level: Admin, Scope: Namespaced, Mutates: true},
 	cluster + "ListKeys":          view(Namespaced),
 	cluster + "SignImage":         deploy(Namespaced),

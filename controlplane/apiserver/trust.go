@@ -58,6 +58,23 @@ func (s *Server) GenerateKey(ctx context.Context, req *berthv1.GenerateKeyReques
 	return &berthv1.GenerateKeyResponse{Key: k}, nil
 }
 
+// ImportKey keeps a key pair made elsewhere; the answer has its public key.
+func (s *Server) ImportKey(ctx context.Context, req *berthv1.ImportKeyRequest) (*berthv1.ImportKeyResponse, error) {
+	t, err := s.trust()
+	if err != nil {
+		return nil, err
+	}
+	ns := namespaceOf(req.Namespace)
+	k, err := t.ImportKey(ctx, ns, req.Name, req.PrivateKey)
+	clear(req.PrivateKey)
+	if err != nil {
+		return nil, trustError(err)
+	}
+	s.cfg.Store.RecordEvent(&berthv1.Event{Kind: store.EventKindCluster, ObjectId: req.Name, Action: "key-import",
+		Message: fmt.Sprintf("signing key %s imported in namespace %s", req.Name, ns), Attributes: map[string]string{store.AttrNamespace: ns}})
+	return &berthv1.ImportKeyResponse{Key: k}, nil
+}
+
 // ListKeys lists signing keys, public halves only.
 func (s *Server) ListKeys(ctx context.Context, req *berthv1.ListKeysRequest) (*berthv1.ListKeysResponse, error) {
 	t, err := s.trust()

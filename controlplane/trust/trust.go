@@ -22,6 +22,7 @@ import (
 	"github.com/berthproject/berth/controlplane/seal"
 	"github.com/berthproject/berth/controlplane/store"
 	"github.com/berthproject/berth/internal/imagesig"
+	"github.com/sigstore/sigstore/pkg/cryptoutils"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
@@ -105,21 +106,50 @@ func (t *Trust) WaitSynced(ctx context.Context) error {
 // GenerateKey makes an ECDSA P-256 key pair named name in namespace and
 // stores it, the private key sealed. The answer has no private key.
 func (t *Trust) GenerateKey(ctx context.Context, namespace, name string) (*berthv1.SigningKey, error) {
-	if err := validation.ValidateName("key", name); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
-	}
-	if t.cfg.KEK == nil {
-		return nil, ErrNoKEK
-	}
-	if _, ok := t.key(namespace, name); ok {
-		return nil, fmt.Errorf("key %s of namespace %s %w; remove it first with `berth key rm %s` (signatures it made then no longer verify)", name, namespace, ErrExists, name)
+	if err := t.checkNewKey(namespace, name); err != nil {
+		return nil, err
 	}
 	der, pub, err := imagesig.GenerateKey()
 	if err != nil {
 		return nil, err
 	}
+	defer clear(der)
+	return t.storeKey(ctx, namespace, name, der, pub)
+}
+
+// ImportKey stores an ECDSA private key made elsewhere (PKCS#8 DER, as
+// the CLI decrypts it from a cosign key file) as key name of namespace.
+func (t *Trust) ImportKey(ctx context.Context, namespace, name string, der []byte) (*berthv1.SigningKey, error) {
+	if err := t.checkNewKey(namespace, name); err != nil {
+		return nil, err
+	}
+	priv, err := imagesig.ParsePrivateKey(der)
+	if err != nil {
+		return nil, fmt.Errorf("%w: key %s: not an ECDSA private key in PKCS#8 (%v); import the cosign.key that `cosign generate-key-pair` wrote", ErrInvalid, name, err)
+	}
+	pub, err := cryptoutils.MarshalPublicKeyToPEM(priv.Public())
+	if err != nil {
+		return nil, err
+	}
+	return t.storeKey(ctx, namespace, name, der, string(pub))
+}
+
+func (t *Trust) checkNewKey(namespace, name string) error {
+	if err := validation.ValidateName("key", name); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	if t.cfg.KEK == nil {
+		return ErrNoKEK
+	}
+	if _, ok := t.key(namespace, name); ok {
+		return fmt.Errorf("key %s of namespace %s %w; remove it first with `berth key rm %s` (signatures it made then no longer verify)", name, namespace, ErrExists, name)
+	}
+	return nil
+}
+
+// storeKey seals der and stores it with its public key pub.
+func (t *Trust) storeKey(ctx context.Context, namespace, name string, der []byte, pub string) (*berthv1.SigningKey, error) {
 	sealed, err := t.cfg.KEK.Seal(seal.KindSigningKey, seal.SecretName(namespace, name), der)
-	clear(der)
 	if err != nil {
 		return nil, err
 	}
@@ -143,7 +173,7 @@ func (t *Trust) GenerateKey(ctx context.Context, namespace, name string) (*berth
 	if err := t.keys.WaitRevision(ctx, rev); err != nil {
 		return nil, err
 	}
-	t.log.Info("signing key generated", "namespace", namespace, "key", name)
+	t.log.Info("signing key stored", "namespace", namespace, "key", name)
 	return redactKey(k), nil
 }
 

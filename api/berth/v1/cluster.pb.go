@@ -8079,7 +8079,7 @@ const file_berth_v1_cluster_proto_rawDesc = "" +
 	"\tLogStream\x12\x1a\n" +
 	"\x16LOG_STREAM_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11LOG_STREAM_STDOUT\x10\x01\x12\x15\n" +
-	"\x11LOG_STREAM_STDERR\x10\x022\xf5'\n" +
+	"\x11LOG_STREAM_STDERR\x10\x022\xbb(\n" +
 	"\x0eClusterService\x128\n" +
 	"\x05Apply\x12\x16.berth.v1.ApplyRequest\x1a\x17.berth.v1.ApplyResponse\x12D\n" +
 	"\tDeleteApp\x12\x1a.berth.v1.DeleteAppRequest\x1a\x1b.berth.v1.DeleteAppResponse\x12A\n" +
@@ -8151,7 +8151,8 @@ const file_berth_v1_cluster_proto_rawDesc = "" +
 	"RemoveNode\x12\x1b.berth.v1.RemoveNodeRequest\x1a\x1c.berth.v1.RemoveNodeResponse\x12P\n" +
 	"\rMarkNodesDown\x12\x1e.berth.v1.MarkNodesDownRequest\x1a\x1f.berth.v1.MarkNodesDownResponse\x12A\n" +
 	"\bRotateCA\x12\x19.berth.v1.RotateCARequest\x1a\x1a.berth.v1.RotateCAResponse\x12J\n" +
-	"\vGenerateKey\x12\x1c.berth.v1.GenerateKeyRequest\x1a\x1d.berth.v1.GenerateKeyResponse\x12A\n" +
+	"\vGenerateKey\x12\x1c.berth.v1.GenerateKeyRequest\x1a\x1d.berth.v1.GenerateKeyResponse\x12D\n" +
+	"\tImportKey\x12\x1a.berth.v1.ImportKeyRequest\x1a\x1b.berth.v1.ImportKeyResponse\x12A\n" +
 	"\bListKeys\x12\x19.berth.v1.ListKeysRequest\x1a\x1a.berth.v1.ListKeysResponse\x12D\n" +
 	"\tRemoveKey\x12\x1a.berth.v1.RemoveKeyRequest\x1a\x1b.berth.v1.RemoveKeyResponse\x12D\n" +
 	"\tSignImage\x12\x1a.berth.v1.SignImageRequest\x1a\x1b.berth.v1.SignImageResponse\x12S\n" +
@@ -8332,24 +8333,26 @@ var file_berth_v1_cluster_proto_goTypes = []any{
 	(*Event)(nil),                     // 153: berth.v1.Event
 	(*ServerInfo)(nil),                // 154: berth.v1.ServerInfo
 	(*GenerateKeyRequest)(nil),        // 155: berth.v1.GenerateKeyRequest
-	(*ListKeysRequest)(nil),           // 156: berth.v1.ListKeysRequest
-	(*RemoveKeyRequest)(nil),          // 157: berth.v1.RemoveKeyRequest
-	(*SignImageRequest)(nil),          // 158: berth.v1.SignImageRequest
-	(*SetTrustPolicyRequest)(nil),     // 159: berth.v1.SetTrustPolicyRequest
-	(*ListTrustPoliciesRequest)(nil),  // 160: berth.v1.ListTrustPoliciesRequest
-	(*RemoveTrustPolicyRequest)(nil),  // 161: berth.v1.RemoveTrustPolicyRequest
-	(*ListImageTagsRequest)(nil),      // 162: berth.v1.ListImageTagsRequest
-	(*VerifyImagesRequest)(nil),       // 163: berth.v1.VerifyImagesRequest
-	(*AuditRecord)(nil),               // 164: berth.v1.AuditRecord
-	(*GenerateKeyResponse)(nil),       // 165: berth.v1.GenerateKeyResponse
-	(*ListKeysResponse)(nil),          // 166: berth.v1.ListKeysResponse
-	(*RemoveKeyResponse)(nil),         // 167: berth.v1.RemoveKeyResponse
-	(*SignImageResponse)(nil),         // 168: berth.v1.SignImageResponse
-	(*SetTrustPolicyResponse)(nil),    // 169: berth.v1.SetTrustPolicyResponse
-	(*ListTrustPoliciesResponse)(nil), // 170: berth.v1.ListTrustPoliciesResponse
-	(*RemoveTrustPolicyResponse)(nil), // 171: berth.v1.RemoveTrustPolicyResponse
-	(*ListImageTagsResponse)(nil),     // 172: berth.v1.ListImageTagsResponse
-	(*VerifyImagesResponse)(nil),      // 173: berth.v1.VerifyImagesResponse
+	(*ImportKeyRequest)(nil),          // 156: berth.v1.ImportKeyRequest
+	(*ListKeysRequest)(nil),           // 157: berth.v1.ListKeysRequest
+	(*RemoveKeyRequest)(nil),          // 158: berth.v1.RemoveKeyRequest
+	(*SignImageRequest)(nil),          // 159: berth.v1.SignImageRequest
+	(*SetTrustPolicyRequest)(nil),     // 160: berth.v1.SetTrustPolicyRequest
+	(*ListTrustPoliciesRequest)(nil),  // 161: berth.v1.ListTrustPoliciesRequest
+	(*RemoveTrustPolicyRequest)(nil),  // 162: berth.v1.RemoveTrustPolicyRequest
+	(*ListImageTagsRequest)(nil),      // 163: berth.v1.ListImageTagsRequest
+	(*VerifyImagesRequest)(nil),       // 164: berth.v1.VerifyImagesRequest
+	(*AuditRecord)(nil),               // 165: berth.v1.AuditRecord
+	(*GenerateKeyResponse)(nil),       // 166: berth.v1.GenerateKeyResponse
+	(*ImportKeyResponse)(nil),         // 167: berth.v1.ImportKeyResponse
+	(*ListKeysResponse)(nil),          // 168: berth.v1.ListKeysResponse
+	(*RemoveKeyResponse)(nil),         // 169: berth.v1.RemoveKeyResponse
+	(*SignImageResponse)(nil),         // 170: berth.v1.SignImageResponse
+	(*SetTrustPolicyResponse)(nil),    // 171: berth.v1.SetTrustPolicyResponse
+	(*ListTrustPoliciesResponse)(nil), // 172: berth.v1.ListTrustPoliciesResponse
+	(*RemoveTrustPolicyResponse)(nil), // 173: berth.v1.RemoveTrustPolicyResponse
+	(*ListImageTagsResponse)(nil),     // 174: berth.v1.ListImageTagsResponse
+	(*VerifyImagesResponse)(nil),      // 175: berth.v1.VerifyImagesResponse
 }
 var file_berth_v1_cluster_proto_depIdxs = []int32{
 	136, // 0: berth.v1.CreateUserRequest.ttl:type_name -> google.protobuf.Duration
@@ -8487,87 +8490,89 @@ var file_berth_v1_cluster_proto_depIdxs = []int32{
 	21,  // 132: berth.v1.ClusterService.MarkNodesDown:input_type -> berth.v1.MarkNodesDownRequest
 	24,  // 133: berth.v1.ClusterService.RotateCA:input_type -> berth.v1.RotateCARequest
 	155, // 134: berth.v1.ClusterService.GenerateKey:input_type -> berth.v1.GenerateKeyRequest
-	156, // 135: berth.v1.ClusterService.ListKeys:input_type -> berth.v1.ListKeysRequest
-	157, // 136: berth.v1.ClusterService.RemoveKey:input_type -> berth.v1.RemoveKeyRequest
-	158, // 137: berth.v1.ClusterService.SignImage:input_type -> berth.v1.SignImageRequest
-	159, // 138: berth.v1.ClusterService.SetTrustPolicy:input_type -> berth.v1.SetTrustPolicyRequest
-	160, // 139: berth.v1.ClusterService.ListTrustPolicies:input_type -> berth.v1.ListTrustPoliciesRequest
-	161, // 140: berth.v1.ClusterService.RemoveTrustPolicy:input_type -> berth.v1.RemoveTrustPolicyRequest
-	162, // 141: berth.v1.ClusterService.ListImageTags:input_type -> berth.v1.ListImageTagsRequest
-	163, // 142: berth.v1.ClusterService.VerifyImages:input_type -> berth.v1.VerifyImagesRequest
-	93,  // 143: berth.v1.ClusterService.Apply:output_type -> berth.v1.ApplyResponse
-	95,  // 144: berth.v1.ClusterService.DeleteApp:output_type -> berth.v1.DeleteAppResponse
-	98,  // 145: berth.v1.ClusterService.ListApps:output_type -> berth.v1.ListAppsResponse
-	151, // 146: berth.v1.ClusterService.GetService:output_type -> berth.v1.Service
-	102, // 147: berth.v1.ClusterService.ListServices:output_type -> berth.v1.ListServicesResponse
-	104, // 148: berth.v1.ClusterService.ListTasks:output_type -> berth.v1.ListTasksResponse
-	106, // 149: berth.v1.ClusterService.ListNodes:output_type -> berth.v1.ListNodesResponse
-	108, // 150: berth.v1.ClusterService.ListEvents:output_type -> berth.v1.ListEventsResponse
-	110, // 151: berth.v1.ClusterService.Watch:output_type -> berth.v1.WatchEvent
-	112, // 152: berth.v1.ClusterService.Logs:output_type -> berth.v1.LogEntry
-	116, // 153: berth.v1.ClusterService.ImportImage:output_type -> berth.v1.ImportImageResponse
-	120, // 154: berth.v1.ClusterService.ListImages:output_type -> berth.v1.ListImagesResponse
-	122, // 155: berth.v1.ClusterService.JoinToken:output_type -> berth.v1.JoinTokenResponse
-	126, // 156: berth.v1.ClusterService.Version:output_type -> berth.v1.VersionResponse
-	125, // 157: berth.v1.ClusterService.ListServers:output_type -> berth.v1.ListServersResponse
-	151, // 158: berth.v1.ClusterService.ScaleService:output_type -> berth.v1.Service
-	151, // 159: berth.v1.ClusterService.RestartService:output_type -> berth.v1.Service
-	151, // 160: berth.v1.ClusterService.RollbackService:output_type -> berth.v1.Service
-	142, // 161: berth.v1.ClusterService.UpdateNode:output_type -> berth.v1.Node
-	88,  // 162: berth.v1.ClusterService.Rebalance:output_type -> berth.v1.RebalanceResponse
-	150, // 163: berth.v1.ClusterService.GetSettings:output_type -> berth.v1.ClusterSettings
-	150, // 164: berth.v1.ClusterService.UpdateSettings:output_type -> berth.v1.ClusterSettings
-	73,  // 165: berth.v1.ClusterService.Build:output_type -> berth.v1.BuildEvent
-	76,  // 166: berth.v1.ClusterService.PullImage:output_type -> berth.v1.ImageProgress
-	76,  // 167: berth.v1.ClusterService.PushImage:output_type -> berth.v1.ImageProgress
-	78,  // 168: berth.v1.ClusterService.Login:output_type -> berth.v1.LoginResponse
-	80,  // 169: berth.v1.ClusterService.Logout:output_type -> berth.v1.LogoutResponse
-	82,  // 170: berth.v1.ClusterService.ListRegistries:output_type -> berth.v1.ListRegistriesResponse
-	153, // 171: berth.v1.ClusterService.WatchEvents:output_type -> berth.v1.Event
-	59,  // 172: berth.v1.ClusterService.Exec:output_type -> berth.v1.ExecResponse
-	62,  // 173: berth.v1.ClusterService.Top:output_type -> berth.v1.TopResponse
-	64,  // 174: berth.v1.ClusterService.CreateAPIToken:output_type -> berth.v1.CreateAPITokenResponse
-	66,  // 175: berth.v1.ClusterService.ListAPITokens:output_type -> berth.v1.ListAPITokensResponse
-	68,  // 176: berth.v1.ClusterService.RevokeAPIToken:output_type -> berth.v1.RevokeAPITokenResponse
-	146, // 177: berth.v1.ClusterService.CreateNetwork:output_type -> berth.v1.Network
-	51,  // 178: berth.v1.ClusterService.ListNetworks:output_type -> berth.v1.ListNetworksResponse
-	50,  // 179: berth.v1.ClusterService.GetNetwork:output_type -> berth.v1.NetworkSummary
-	54,  // 180: berth.v1.ClusterService.RemoveNetwork:output_type -> berth.v1.RemoveNetworkResponse
-	28,  // 181: berth.v1.ClusterService.ListVolumes:output_type -> berth.v1.ListVolumesResponse
-	27,  // 182: berth.v1.ClusterService.GetVolume:output_type -> berth.v1.VolumeSummary
-	31,  // 183: berth.v1.ClusterService.RemoveVolume:output_type -> berth.v1.RemoveVolumeResponse
-	144, // 184: berth.v1.ClusterService.CreateSecret:output_type -> berth.v1.Secret
-	35,  // 185: berth.v1.ClusterService.ListSecrets:output_type -> berth.v1.ListSecretsResponse
-	33,  // 186: berth.v1.ClusterService.GetSecret:output_type -> berth.v1.SecretSummary
-	38,  // 187: berth.v1.ClusterService.RemoveSecret:output_type -> berth.v1.RemoveSecretResponse
-	145, // 188: berth.v1.ClusterService.CreateConfig:output_type -> berth.v1.Config
-	42,  // 189: berth.v1.ClusterService.ListConfigs:output_type -> berth.v1.ListConfigsResponse
-	40,  // 190: berth.v1.ClusterService.GetConfig:output_type -> berth.v1.ConfigSummary
-	45,  // 191: berth.v1.ClusterService.RemoveConfig:output_type -> berth.v1.RemoveConfigResponse
-	4,   // 192: berth.v1.ClusterService.WhoAmI:output_type -> berth.v1.WhoAmIResponse
-	6,   // 193: berth.v1.ClusterService.CreateUser:output_type -> berth.v1.CreateUserResponse
-	8,   // 194: berth.v1.ClusterService.ListUsers:output_type -> berth.v1.ListUsersResponse
-	10,  // 195: berth.v1.ClusterService.RemoveUser:output_type -> berth.v1.RemoveUserResponse
-	139, // 196: berth.v1.ClusterService.CreateNamespace:output_type -> berth.v1.Namespace
-	139, // 197: berth.v1.ClusterService.UpdateNamespace:output_type -> berth.v1.Namespace
-	15,  // 198: berth.v1.ClusterService.ListNamespaces:output_type -> berth.v1.ListNamespacesResponse
-	14,  // 199: berth.v1.ClusterService.GetNamespace:output_type -> berth.v1.NamespaceSummary
-	18,  // 200: berth.v1.ClusterService.RemoveNamespace:output_type -> berth.v1.RemoveNamespaceResponse
-	164, // 201: berth.v1.ClusterService.Audit:output_type -> berth.v1.AuditRecord
-	23,  // 202: berth.v1.ClusterService.RemoveNode:output_type -> berth.v1.RemoveNodeResponse
-	22,  // 203: berth.v1.ClusterService.MarkNodesDown:output_type -> berth.v1.MarkNodesDownResponse
-	25,  // 204: berth.v1.ClusterService.RotateCA:output_type -> berth.v1.RotateCAResponse
-	165, // 205: berth.v1.ClusterService.GenerateKey:output_type -> berth.v1.GenerateKeyResponse
-	166, // 206: berth.v1.ClusterService.ListKeys:output_type -> berth.v1.ListKeysResponse
-	167, // 207: berth.v1.ClusterService.RemoveKey:output_type -> berth.v1.RemoveKeyResponse
-	168, // 208: berth.v1.ClusterService.SignImage:output_type -> berth.v1.SignImageResponse
-	169, // 209: berth.v1.ClusterService.SetTrustPolicy:output_type -> berth.v1.SetTrustPolicyResponse
-	170, // 210: berth.v1.ClusterService.ListTrustPolicies:output_type -> berth.v1.ListTrustPoliciesResponse
-	171, // 211: berth.v1.ClusterService.RemoveTrustPolicy:output_type -> berth.v1.RemoveTrustPolicyResponse
-	172, // 212: berth.v1.ClusterService.ListImageTags:output_type -> berth.v1.ListImageTagsResponse
-	173, // 213: berth.v1.ClusterService.VerifyImages:output_type -> berth.v1.VerifyImagesResponse
-	143, // [143:214] is the sub-list for method output_type
-	72,  // [72:143] is the sub-list for method input_type
+	156, // 135: berth.v1.ClusterService.ImportKey:input_type -> berth.v1.ImportKeyRequest
+	157, // 136: berth.v1.ClusterService.ListKeys:input_type -> berth.v1.ListKeysRequest
+	158, // 137: berth.v1.ClusterService.RemoveKey:input_type -> berth.v1.RemoveKeyRequest
+	159, // 138: berth.v1.ClusterService.SignImage:input_type -> berth.v1.SignImageRequest
+	160, // 139: berth.v1.ClusterService.SetTrustPolicy:input_type -> berth.v1.SetTrustPolicyRequest
+	161, // 140: berth.v1.ClusterService.ListTrustPolicies:input_type -> berth.v1.ListTrustPoliciesRequest
+	162, // 141: berth.v1.ClusterService.RemoveTrustPolicy:input_type -> berth.v1.RemoveTrustPolicyRequest
+	163, // 142: berth.v1.ClusterService.ListImageTags:input_type -> berth.v1.ListImageTagsRequest
+	164, // 143: berth.v1.ClusterService.VerifyImages:input_type -> berth.v1.VerifyImagesRequest
+	93,  // 144: berth.v1.ClusterService.Apply:output_type -> berth.v1.ApplyResponse
+	95,  // 145: berth.v1.ClusterService.DeleteApp:output_type -> berth.v1.DeleteAppResponse
+	98,  // 146: berth.v1.ClusterService.ListApps:output_type -> berth.v1.ListAppsResponse
+	151, // 147: berth.v1.ClusterService.GetService:output_type -> berth.v1.Service
+	102, // 148: berth.v1.ClusterService.ListServices:output_type -> berth.v1.ListServicesResponse
+	104, // 149: berth.v1.ClusterService.ListTasks:output_type -> berth.v1.ListTasksResponse
+	106, // 150: berth.v1.ClusterService.ListNodes:output_type -> berth.v1.ListNodesResponse
+	108, // 151: berth.v1.ClusterService.ListEvents:output_type -> berth.v1.ListEventsResponse
+	110, // 152: berth.v1.ClusterService.Watch:output_type -> berth.v1.WatchEvent
+	112, // 153: berth.v1.ClusterService.Logs:output_type -> berth.v1.LogEntry
+	116, // 154: berth.v1.ClusterService.ImportImage:output_type -> berth.v1.ImportImageResponse
+	120, // 155: berth.v1.ClusterService.ListImages:output_type -> berth.v1.ListImagesResponse
+	122, // 156: berth.v1.ClusterService.JoinToken:output_type -> berth.v1.JoinTokenResponse
+	126, // 157: berth.v1.ClusterService.Version:output_type -> berth.v1.VersionResponse
+	125, // 158: berth.v1.ClusterService.ListServers:output_type -> berth.v1.ListServersResponse
+	151, // 159: berth.v1.ClusterService.ScaleService:output_type -> berth.v1.Service
+	151, // 160: berth.v1.ClusterService.RestartService:output_type -> berth.v1.Service
+	151, // 161: berth.v1.ClusterService.RollbackService:output_type -> berth.v1.Service
+	142, // 162: berth.v1.ClusterService.UpdateNode:output_type -> berth.v1.Node
+	88,  // 163: berth.v1.ClusterService.Rebalance:output_type -> berth.v1.RebalanceResponse
+	150, // 164: berth.v1.ClusterService.GetSettings:output_type -> berth.v1.ClusterSettings
+	150, // 165: berth.v1.ClusterService.UpdateSettings:output_type -> berth.v1.ClusterSettings
+	73,  // 166: berth.v1.ClusterService.Build:output_type -> berth.v1.BuildEvent
+	76,  // 167: berth.v1.ClusterService.PullImage:output_type -> berth.v1.ImageProgress
+	76,  // 168: berth.v1.ClusterService.PushImage:output_type -> berth.v1.ImageProgress
+	78,  // 169: berth.v1.ClusterService.Login:output_type -> berth.v1.LoginResponse
+	80,  // 170: berth.v1.ClusterService.Logout:output_type -> berth.v1.LogoutResponse
+	82,  // 171: berth.v1.ClusterService.ListRegistries:output_type -> berth.v1.ListRegistriesResponse
+	153, // 172: berth.v1.ClusterService.WatchEvents:output_type -> berth.v1.Event
+	59,  // 173: berth.v1.ClusterService.Exec:output_type -> berth.v1.ExecResponse
+	62,  // 174: berth.v1.ClusterService.Top:output_type -> berth.v1.TopResponse
+	64,  // 175: berth.v1.ClusterService.CreateAPIToken:output_type -> berth.v1.CreateAPITokenResponse
+	66,  // 176: berth.v1.ClusterService.ListAPITokens:output_type -> berth.v1.ListAPITokensResponse
+	68,  // 177: berth.v1.ClusterService.RevokeAPIToken:output_type -> berth.v1.RevokeAPITokenResponse
+	146, // 178: berth.v1.ClusterService.CreateNetwork:output_type -> berth.v1.Network
+	51,  // 179: berth.v1.ClusterService.ListNetworks:output_type -> berth.v1.ListNetworksResponse
+	50,  // 180: berth.v1.ClusterService.GetNetwork:output_type -> berth.v1.NetworkSummary
+	54,  // 181: berth.v1.ClusterService.RemoveNetwork:output_type -> berth.v1.RemoveNetworkResponse
+	28,  // 182: berth.v1.ClusterService.ListVolumes:output_type -> berth.v1.ListVolumesResponse
+	27,  // 183: berth.v1.ClusterService.GetVolume:output_type -> berth.v1.VolumeSummary
+	31,  // 184: berth.v1.ClusterService.RemoveVolume:output_type -> berth.v1.RemoveVolumeResponse
+	144, // 185: berth.v1.ClusterService.CreateSecret:output_type -> berth.v1.Secret
+	35,  // 186: berth.v1.ClusterService.ListSecrets:output_type -> berth.v1.ListSecretsResponse
+	33,  // 187: berth.v1.ClusterService.GetSecret:output_type -> berth.v1.SecretSummary
+	38,  // 188: berth.v1.ClusterService.RemoveSecret:output_type -> berth.v1.RemoveSecretResponse
+	145, // 189: berth.v1.ClusterService.CreateConfig:output_type -> berth.v1.Config
+	42,  // 190: berth.v1.ClusterService.ListConfigs:output_type -> berth.v1.ListConfigsResponse
+	40,  // 191: berth.v1.ClusterService.GetConfig:output_type -> berth.v1.ConfigSummary
+	45,  // 192: berth.v1.ClusterService.RemoveConfig:output_type -> berth.v1.RemoveConfigResponse
+	4,   // 193: berth.v1.ClusterService.WhoAmI:output_type -> berth.v1.WhoAmIResponse
+	6,   // 194: berth.v1.ClusterService.CreateUser:output_type -> berth.v1.CreateUserResponse
+	8,   // 195: berth.v1.ClusterService.ListUsers:output_type -> berth.v1.ListUsersResponse
+	10,  // 196: berth.v1.ClusterService.RemoveUser:output_type -> berth.v1.RemoveUserResponse
+	139, // 197: berth.v1.ClusterService.CreateNamespace:output_type -> berth.v1.Namespace
+	139, // 198: berth.v1.ClusterService.UpdateNamespace:output_type -> berth.v1.Namespace
+	15,  // 199: berth.v1.ClusterService.ListNamespaces:output_type -> berth.v1.ListNamespacesResponse
+	14,  // 200: berth.v1.ClusterService.GetNamespace:output_type -> berth.v1.NamespaceSummary
+	18,  // 201: berth.v1.ClusterService.RemoveNamespace:output_type -> berth.v1.RemoveNamespaceResponse
+	165, // 202: berth.v1.ClusterService.Audit:output_type -> berth.v1.AuditRecord
+	23,  // 203: berth.v1.ClusterService.RemoveNode:output_type -> berth.v1.RemoveNodeResponse
+	22,  // 204: berth.v1.ClusterService.MarkNodesDown:output_type -> berth.v1.MarkNodesDownResponse
+	25,  // 205: berth.v1.ClusterService.RotateCA:output_type -> berth.v1.RotateCAResponse
+	166, // 206: berth.v1.ClusterService.GenerateKey:output_type -> berth.v1.GenerateKeyResponse
+	167, // 207: berth.v1.ClusterService.ImportKey:output_type -> berth.v1.ImportKeyResponse
+	168, // 208: berth.v1.ClusterService.ListKeys:output_type -> berth.v1.ListKeysResponse
+	169, // 209: berth.v1.ClusterService.RemoveKey:output_type -> berth.v1.RemoveKeyResponse
+	170, // 210: berth.v1.ClusterService.SignImage:output_type -> berth.v1.SignImageResponse
+	171, // 211: berth.v1.ClusterService.SetTrustPolicy:output_type -> berth.v1.SetTrustPolicyResponse
+	172, // 212: berth.v1.ClusterService.ListTrustPolicies:output_type -> berth.v1.ListTrustPoliciesResponse
+	173, // 213: berth.v1.ClusterService.RemoveTrustPolicy:output_type -> berth.v1.RemoveTrustPolicyResponse
+	174, // 214: berth.v1.ClusterService.ListImageTags:output_type -> berth.v1.ListImageTagsResponse
+	175, // 215: berth.v1.ClusterService.VerifyImages:output_type -> berth.v1.VerifyImagesResponse
+	144, // [144:216] is the sub-list for method output_type
+	72,  // [72:144] is the sub-list for method input_type
 	72,  // [72:72] is the sub-list for extension type_name
 	72,  // [72:72] is the sub-list for extension extendee
 	0,   // [0:72] is the sub-list for field type_name

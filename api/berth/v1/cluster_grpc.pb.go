@@ -82,6 +82,7 @@ const (
 	ClusterService_MarkNodesDown_FullMethodName     = "/berth.v1.ClusterService/MarkNodesDown"
 	ClusterService_RotateCA_FullMethodName          = "/berth.v1.ClusterService/RotateCA"
 	ClusterService_GenerateKey_FullMethodName       = "/berth.v1.ClusterService/GenerateKey"
+	ClusterService_ImportKey_FullMethodName         = "/berth.v1.ClusterService/ImportKey"
 	ClusterService_ListKeys_FullMethodName          = "/berth.v1.ClusterService/ListKeys"
 	ClusterService_RemoveKey_FullMethodName         = "/berth.v1.ClusterService/RemoveKey"
 	ClusterService_SignImage_FullMethodName         = "/berth.v1.ClusterService/SignImage"
@@ -222,6 +223,8 @@ type ClusterServiceClient interface {
 	// GenerateKey makes a key pair whose private key the cluster keeps
 	// sealed; the answer carries the public key only.
 	GenerateKey(ctx context.Context, in *GenerateKeyRequest, opts ...grpc.CallOption) (*GenerateKeyResponse, error)
+	// ImportKey keeps a key pair made elsewhere (cosign's) the same way.
+	ImportKey(ctx context.Context, in *ImportKeyRequest, opts ...grpc.CallOption) (*ImportKeyResponse, error)
 	ListKeys(ctx context.Context, in *ListKeysRequest, opts ...grpc.CallOption) (*ListKeysResponse, error)
 	RemoveKey(ctx context.Context, in *RemoveKeyRequest, opts ...grpc.CallOption) (*RemoveKeyResponse, error)
 	// SignImage signs an image's digest with a cluster key and stores the
@@ -939,6 +942,16 @@ func (c *clusterServiceClient) GenerateKey(ctx context.Context, in *GenerateKeyR
 	return out, nil
 }
 
+func (c *clusterServiceClient) ImportKey(ctx context.Context, in *ImportKeyRequest, opts ...grpc.CallOption) (*ImportKeyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ImportKeyResponse)
+	err := c.cc.Invoke(ctx, ClusterService_ImportKey_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *clusterServiceClient) ListKeys(ctx context.Context, in *ListKeysRequest, opts ...grpc.CallOption) (*ListKeysResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ListKeysResponse)
@@ -1149,6 +1162,8 @@ type ClusterServiceServer interface {
 	// GenerateKey makes a key pair whose private key the cluster keeps
 	// sealed; the answer carries the public key only.
 	GenerateKey(context.Context, *GenerateKeyRequest) (*GenerateKeyResponse, error)
+	// ImportKey keeps a key pair made elsewhere (cosign's) the same way.
+	ImportKey(context.Context, *ImportKeyRequest) (*ImportKeyResponse, error)
 	ListKeys(context.Context, *ListKeysRequest) (*ListKeysResponse, error)
 	RemoveKey(context.Context, *RemoveKeyRequest) (*RemoveKeyResponse, error)
 	// SignImage signs an image's digest with a cluster key and stores the
@@ -1361,6 +1376,9 @@ func (UnimplementedClusterServiceServer) RotateCA(context.Context, *RotateCARequ
 }
 func (UnimplementedClusterServiceServer) GenerateKey(context.Context, *GenerateKeyRequest) (*GenerateKeyResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GenerateKey not implemented")
+}
+func (UnimplementedClusterServiceServer) ImportKey(context.Context, *ImportKeyRequest) (*ImportKeyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ImportKey not implemented")
 }
 func (UnimplementedClusterServiceServer) ListKeys(context.Context, *ListKeysRequest) (*ListKeysResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListKeys not implemented")
@@ -2466,6 +2484,24 @@ func _ClusterService_GenerateKey_Handler(srv interface{}, ctx context.Context, d
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ClusterService_ImportKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ImportKeyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClusterServiceServer).ImportKey(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ClusterService_ImportKey_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClusterServiceServer).ImportKey(ctx, req.(*ImportKeyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _ClusterService_ListKeys_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ListKeysRequest)
 	if err := dec(in); err != nil {
@@ -2832,6 +2868,10 @@ var ClusterService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GenerateKey",
 			Handler:    _ClusterService_GenerateKey_Handler,
+		},
+		{
+			MethodName: "ImportKey",
+			Handler:    _ClusterService_ImportKey_Handler,
 		},
 		{
 			MethodName: "ListKeys",

@@ -260,6 +260,113 @@ func (x *GenerateKeyResponse) GetKey() *SigningKey {
 	return nil
 }
 
+// ImportKeyRequest stores a key pair the user made elsewhere (a cosign
+// key, decrypted by the CLI) as a cluster key: sealed like a generated one.
+type ImportKeyRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Namespace string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	Name      string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// private_key is the PKCS#8 DER of an ECDSA private key.
+	PrivateKey    []byte `protobuf:"bytes,3,opt,name=private_key,json=privateKey,proto3" json:"private_key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImportKeyRequest) Reset() {
+	*x = ImportKeyRequest{}
+	mi := &file_berth_v1_trust_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImportKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImportKeyRequest) ProtoMessage() {}
+
+func (x *ImportKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_trust_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImportKeyRequest.ProtoReflect.Descriptor instead.
+func (*ImportKeyRequest) Descriptor() ([]byte, []int) {
+	return file_berth_v1_trust_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *ImportKeyRequest) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *ImportKeyRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ImportKeyRequest) GetPrivateKey() []byte {
+	if x != nil {
+		return x.PrivateKey
+	}
+	return nil
+}
+
+type ImportKeyResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Key           *SigningKey            `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImportKeyResponse) Reset() {
+	*x = ImportKeyResponse{}
+	mi := &file_berth_v1_trust_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImportKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImportKeyResponse) ProtoMessage() {}
+
+func (x *ImportKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_berth_v1_trust_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImportKeyResponse.ProtoReflect.Descriptor instead.
+func (*ImportKeyResponse) Descriptor() ([]byte, []int) {
+	return file_berth_v1_trust_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ImportKeyResponse) GetKey() *SigningKey {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
 type ListKeysRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Namespace     string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
@@ -270,7 +377,7 @@ type ListKeysRequest struct {
 
 func (x *ListKeysRequest) Reset() {
 	*x = ListKeysRequest{}
-	mi := &file_berth_v1_trust_proto_msgTypes[3]
+	mi := &file_berth_v1_trust_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -282,7 +389,7 @@ func (x *ListKeysRequest) String() string {
 func (*ListKeysRequest) ProtoMessage() {}
 
 func (x *ListKeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_trust_proto_msgTypes[3]
+	mi := &file_berth_v1_trust_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -295,7 +402,7 @@ func (x *ListKeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListKeysRequest.ProtoReflect.Descriptor instead.
 func (*ListKeysRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_trust_proto_rawDescGZIP(), []int{3}
+	return file_berth_v1_trust_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ListKeysRequest) GetNamespace() string {
@@ -321,7 +428,7 @@ type ListKeysResponse struct {
 
 func (x *ListKeysResponse) Reset() {
 	*x = ListKeysResponse{}
-	mi := &file_berth_v1_trust_proto_msgTypes[4]
+	mi := &file_berth_v1_trust_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -333,7 +440,7 @@ func (x *ListKeysResponse) String() string {
 func (*ListKeysResponse) ProtoMessage() {}
 
 func (x *ListKeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_trust_proto_msgTypes[4]
+	mi := &file_berth_v1_trust_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -346,7 +453,7 @@ func (x *ListKeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListKeysResponse.ProtoReflect.Descriptor instead.
 func (*ListKeysResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_trust_proto_rawDescGZIP(), []int{4}
+	return file_berth_v1_trust_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ListKeysResponse) GetKeys() []*SigningKey {
@@ -366,7 +473,7 @@ type RemoveKeyRequest struct {
 
 func (x *RemoveKeyRequest) Reset() {
 	*x = RemoveKeyRequest{}
-	mi := &file_berth_v1_trust_proto_msgTypes[5]
+	mi := &file_berth_v1_trust_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -378,7 +485,7 @@ func (x *RemoveKeyRequest) String() string {
 func (*RemoveKeyRequest) ProtoMessage() {}
 
 func (x *RemoveKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_trust_proto_msgTypes[5]
+	mi := &file_berth_v1_trust_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -391,7 +498,7 @@ func (x *RemoveKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveKeyRequest.ProtoReflect.Descriptor instead.
 func (*RemoveKeyRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_trust_proto_rawDescGZIP(), []int{5}
+	return file_berth_v1_trust_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *RemoveKeyRequest) GetNamespace() string {
@@ -416,7 +523,7 @@ type RemoveKeyResponse struct {
 
 func (x *RemoveKeyResponse) Reset() {
 	*x = RemoveKeyResponse{}
-	mi := &file_berth_v1_trust_proto_msgTypes[6]
+	mi := &file_berth_v1_trust_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -428,7 +535,7 @@ func (x *RemoveKeyResponse) String() string {
 func (*RemoveKeyResponse) ProtoMessage() {}
 
 func (x *RemoveKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_trust_proto_msgTypes[6]
+	mi := &file_berth_v1_trust_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -441,7 +548,7 @@ func (x *RemoveKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveKeyResponse.ProtoReflect.Descriptor instead.
 func (*RemoveKeyResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_trust_proto_rawDescGZIP(), []int{6}
+	return file_berth_v1_trust_proto_rawDescGZIP(), []int{8}
 }
 
 // SignImageRequest signs the digest image resolves to in its registry
@@ -460,7 +567,7 @@ type SignImageRequest struct {
 
 func (x *SignImageRequest) Reset() {
 	*x = SignImageRequest{}
-	mi := &file_berth_v1_trust_proto_msgTypes[7]
+	mi := &file_berth_v1_trust_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -472,7 +579,7 @@ func (x *SignImageRequest) String() string {
 func (*SignImageRequest) ProtoMessage() {}
 
 func (x *SignImageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_trust_proto_msgTypes[7]
+	mi := &file_berth_v1_trust_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -485,7 +592,7 @@ func (x *SignImageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignImageRequest.ProtoReflect.Descriptor instead.
 func (*SignImageRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_trust_proto_rawDescGZIP(), []int{7}
+	return file_berth_v1_trust_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *SignImageRequest) GetNamespace() string {
@@ -522,7 +629,7 @@ type SignImageResponse struct {
 
 func (x *SignImageResponse) Reset() {
 	*x = SignImageResponse{}
-	mi := &file_berth_v1_trust_proto_msgTypes[8]
+	mi := &file_berth_v1_trust_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -534,7 +641,7 @@ func (x *SignImageResponse) String() string {
 func (*SignImageResponse) ProtoMessage() {}
 
 func (x *SignImageResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_trust_proto_msgTypes[8]
+	mi := &file_berth_v1_trust_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -547,7 +654,7 @@ func (x *SignImageResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignImageResponse.ProtoReflect.Descriptor instead.
 func (*SignImageResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_trust_proto_rawDescGZIP(), []int{8}
+	return file_berth_v1_trust_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *SignImageResponse) GetImage() string {
@@ -585,7 +692,7 @@ type TrustKey struct {
 
 func (x *TrustKey) Reset() {
 	*x = TrustKey{}
-	mi := &file_berth_v1_trust_proto_msgTypes[9]
+	mi := &file_berth_v1_trust_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -597,7 +704,7 @@ func (x *TrustKey) String() string {
 func (*TrustKey) ProtoMessage() {}
 
 func (x *TrustKey) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_trust_proto_msgTypes[9]
+	mi := &file_berth_v1_trust_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -610,7 +717,7 @@ func (x *TrustKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrustKey.ProtoReflect.Descriptor instead.
 func (*TrustKey) Descriptor() ([]byte, []int) {
-	return file_berth_v1_trust_proto_rawDescGZIP(), []int{9}
+	return file_berth_v1_trust_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *TrustKey) GetName() string {
@@ -649,7 +756,7 @@ type TrustPolicy struct {
 
 func (x *TrustPolicy) Reset() {
 	*x = TrustPolicy{}
-	mi := &file_berth_v1_trust_proto_msgTypes[10]
+	mi := &file_berth_v1_trust_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -661,7 +768,7 @@ func (x *TrustPolicy) String() string {
 func (*TrustPolicy) ProtoMessage() {}
 
 func (x *TrustPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_trust_proto_msgTypes[10]
+	mi := &file_berth_v1_trust_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -674,7 +781,7 @@ func (x *TrustPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrustPolicy.ProtoReflect.Descriptor instead.
 func (*TrustPolicy) Descriptor() ([]byte, []int) {
-	return file_berth_v1_trust_proto_rawDescGZIP(), []int{10}
+	return file_berth_v1_trust_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *TrustPolicy) GetMeta() *Meta {
@@ -718,7 +825,7 @@ type SetTrustPolicyRequest struct {
 
 func (x *SetTrustPolicyRequest) Reset() {
 	*x = SetTrustPolicyRequest{}
-	mi := &file_berth_v1_trust_proto_msgTypes[11]
+	mi := &file_berth_v1_trust_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -730,7 +837,7 @@ func (x *SetTrustPolicyRequest) String() string {
 func (*SetTrustPolicyRequest) ProtoMessage() {}
 
 func (x *SetTrustPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_trust_proto_msgTypes[11]
+	mi := &file_berth_v1_trust_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -743,7 +850,7 @@ func (x *SetTrustPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetTrustPolicyRequest.ProtoReflect.Descriptor instead.
 func (*SetTrustPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_trust_proto_rawDescGZIP(), []int{11}
+	return file_berth_v1_trust_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *SetTrustPolicyRequest) GetNamespace() string {
@@ -779,7 +886,7 @@ type SetTrustPolicyResponse struct {
 
 func (x *SetTrustPolicyResponse) Reset() {
 	*x = SetTrustPolicyResponse{}
-	mi := &file_berth_v1_trust_proto_msgTypes[12]
+	mi := &file_berth_v1_trust_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -791,7 +898,7 @@ func (x *SetTrustPolicyResponse) String() string {
 func (*SetTrustPolicyResponse) ProtoMessage() {}
 
 func (x *SetTrustPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_trust_proto_msgTypes[12]
+	mi := &file_berth_v1_trust_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -804,7 +911,7 @@ func (x *SetTrustPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetTrustPolicyResponse.ProtoReflect.Descriptor instead.
 func (*SetTrustPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_trust_proto_rawDescGZIP(), []int{12}
+	return file_berth_v1_trust_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *SetTrustPolicyResponse) GetPolicy() *TrustPolicy {
@@ -831,7 +938,7 @@ type ListTrustPoliciesRequest struct {
 
 func (x *ListTrustPoliciesRequest) Reset() {
 	*x = ListTrustPoliciesRequest{}
-	mi := &file_berth_v1_trust_proto_msgTypes[13]
+	mi := &file_berth_v1_trust_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -843,7 +950,7 @@ func (x *ListTrustPoliciesRequest) String() string {
 func (*ListTrustPoliciesRequest) ProtoMessage() {}
 
 func (x *ListTrustPoliciesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_trust_proto_msgTypes[13]
+	mi := &file_berth_v1_trust_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -856,7 +963,7 @@ func (x *ListTrustPoliciesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTrustPoliciesRequest.ProtoReflect.Descriptor instead.
 func (*ListTrustPoliciesRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_trust_proto_rawDescGZIP(), []int{13}
+	return file_berth_v1_trust_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ListTrustPoliciesRequest) GetNamespace() string {
@@ -882,7 +989,7 @@ type ListTrustPoliciesResponse struct {
 
 func (x *ListTrustPoliciesResponse) Reset() {
 	*x = ListTrustPoliciesResponse{}
-	mi := &file_berth_v1_trust_proto_msgTypes[14]
+	mi := &file_berth_v1_trust_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -894,7 +1001,7 @@ func (x *ListTrustPoliciesResponse) String() string {
 func (*ListTrustPoliciesResponse) ProtoMessage() {}
 
 func (x *ListTrustPoliciesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_trust_proto_msgTypes[14]
+	mi := &file_berth_v1_trust_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -907,7 +1014,7 @@ func (x *ListTrustPoliciesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTrustPoliciesResponse.ProtoReflect.Descriptor instead.
 func (*ListTrustPoliciesResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_trust_proto_rawDescGZIP(), []int{14}
+	return file_berth_v1_trust_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ListTrustPoliciesResponse) GetPolicies() []*TrustPolicy {
@@ -927,7 +1034,7 @@ type RemoveTrustPolicyRequest struct {
 
 func (x *RemoveTrustPolicyRequest) Reset() {
 	*x = RemoveTrustPolicyRequest{}
-	mi := &file_berth_v1_trust_proto_msgTypes[15]
+	mi := &file_berth_v1_trust_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -939,7 +1046,7 @@ func (x *RemoveTrustPolicyRequest) String() string {
 func (*RemoveTrustPolicyRequest) ProtoMessage() {}
 
 func (x *RemoveTrustPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_trust_proto_msgTypes[15]
+	mi := &file_berth_v1_trust_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -952,7 +1059,7 @@ func (x *RemoveTrustPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveTrustPolicyRequest.ProtoReflect.Descriptor instead.
 func (*RemoveTrustPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_trust_proto_rawDescGZIP(), []int{15}
+	return file_berth_v1_trust_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *RemoveTrustPolicyRequest) GetNamespace() string {
@@ -977,7 +1084,7 @@ type RemoveTrustPolicyResponse struct {
 
 func (x *RemoveTrustPolicyResponse) Reset() {
 	*x = RemoveTrustPolicyResponse{}
-	mi := &file_berth_v1_trust_proto_msgTypes[16]
+	mi := &file_berth_v1_trust_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -989,7 +1096,7 @@ func (x *RemoveTrustPolicyResponse) String() string {
 func (*RemoveTrustPolicyResponse) ProtoMessage() {}
 
 func (x *RemoveTrustPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_trust_proto_msgTypes[16]
+	mi := &file_berth_v1_trust_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1002,7 +1109,7 @@ func (x *RemoveTrustPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveTrustPolicyResponse.ProtoReflect.Descriptor instead.
 func (*RemoveTrustPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_trust_proto_rawDescGZIP(), []int{16}
+	return file_berth_v1_trust_proto_rawDescGZIP(), []int{18}
 }
 
 // ImageTrust is what an agent needs to verify an image before it runs a
@@ -1021,7 +1128,7 @@ type ImageTrust struct {
 
 func (x *ImageTrust) Reset() {
 	*x = ImageTrust{}
-	mi := &file_berth_v1_trust_proto_msgTypes[17]
+	mi := &file_berth_v1_trust_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1033,7 +1140,7 @@ func (x *ImageTrust) String() string {
 func (*ImageTrust) ProtoMessage() {}
 
 func (x *ImageTrust) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_trust_proto_msgTypes[17]
+	mi := &file_berth_v1_trust_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1046,7 +1153,7 @@ func (x *ImageTrust) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImageTrust.ProtoReflect.Descriptor instead.
 func (*ImageTrust) Descriptor() ([]byte, []int) {
-	return file_berth_v1_trust_proto_rawDescGZIP(), []int{17}
+	return file_berth_v1_trust_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ImageTrust) GetNamespace() string {
@@ -1087,7 +1194,7 @@ type ListImageTagsRequest struct {
 
 func (x *ListImageTagsRequest) Reset() {
 	*x = ListImageTagsRequest{}
-	mi := &file_berth_v1_trust_proto_msgTypes[18]
+	mi := &file_berth_v1_trust_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1099,7 +1206,7 @@ func (x *ListImageTagsRequest) String() string {
 func (*ListImageTagsRequest) ProtoMessage() {}
 
 func (x *ListImageTagsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_trust_proto_msgTypes[18]
+	mi := &file_berth_v1_trust_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1112,7 +1219,7 @@ func (x *ListImageTagsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListImageTagsRequest.ProtoReflect.Descriptor instead.
 func (*ListImageTagsRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_trust_proto_rawDescGZIP(), []int{18}
+	return file_berth_v1_trust_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ListImageTagsRequest) GetRepository() string {
@@ -1132,7 +1239,7 @@ type ImageTag struct {
 
 func (x *ImageTag) Reset() {
 	*x = ImageTag{}
-	mi := &file_berth_v1_trust_proto_msgTypes[19]
+	mi := &file_berth_v1_trust_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1144,7 +1251,7 @@ func (x *ImageTag) String() string {
 func (*ImageTag) ProtoMessage() {}
 
 func (x *ImageTag) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_trust_proto_msgTypes[19]
+	mi := &file_berth_v1_trust_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1157,7 +1264,7 @@ func (x *ImageTag) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImageTag.ProtoReflect.Descriptor instead.
 func (*ImageTag) Descriptor() ([]byte, []int) {
-	return file_berth_v1_trust_proto_rawDescGZIP(), []int{19}
+	return file_berth_v1_trust_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ImageTag) GetTag() string {
@@ -1184,7 +1291,7 @@ type ListImageTagsResponse struct {
 
 func (x *ListImageTagsResponse) Reset() {
 	*x = ListImageTagsResponse{}
-	mi := &file_berth_v1_trust_proto_msgTypes[20]
+	mi := &file_berth_v1_trust_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1196,7 +1303,7 @@ func (x *ListImageTagsResponse) String() string {
 func (*ListImageTagsResponse) ProtoMessage() {}
 
 func (x *ListImageTagsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_trust_proto_msgTypes[20]
+	mi := &file_berth_v1_trust_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1209,7 +1316,7 @@ func (x *ListImageTagsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListImageTagsResponse.ProtoReflect.Descriptor instead.
 func (*ListImageTagsResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_trust_proto_rawDescGZIP(), []int{20}
+	return file_berth_v1_trust_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ListImageTagsResponse) GetRepository() string {
@@ -1236,7 +1343,7 @@ type ImageDigest struct {
 
 func (x *ImageDigest) Reset() {
 	*x = ImageDigest{}
-	mi := &file_berth_v1_trust_proto_msgTypes[21]
+	mi := &file_berth_v1_trust_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1248,7 +1355,7 @@ func (x *ImageDigest) String() string {
 func (*ImageDigest) ProtoMessage() {}
 
 func (x *ImageDigest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_trust_proto_msgTypes[21]
+	mi := &file_berth_v1_trust_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1261,7 +1368,7 @@ func (x *ImageDigest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImageDigest.ProtoReflect.Descriptor instead.
 func (*ImageDigest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_trust_proto_rawDescGZIP(), []int{21}
+	return file_berth_v1_trust_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ImageDigest) GetImage() string {
@@ -1291,7 +1398,7 @@ type VerifyImagesRequest struct {
 
 func (x *VerifyImagesRequest) Reset() {
 	*x = VerifyImagesRequest{}
-	mi := &file_berth_v1_trust_proto_msgTypes[22]
+	mi := &file_berth_v1_trust_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1303,7 +1410,7 @@ func (x *VerifyImagesRequest) String() string {
 func (*VerifyImagesRequest) ProtoMessage() {}
 
 func (x *VerifyImagesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_trust_proto_msgTypes[22]
+	mi := &file_berth_v1_trust_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1316,7 +1423,7 @@ func (x *VerifyImagesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyImagesRequest.ProtoReflect.Descriptor instead.
 func (*VerifyImagesRequest) Descriptor() ([]byte, []int) {
-	return file_berth_v1_trust_proto_rawDescGZIP(), []int{22}
+	return file_berth_v1_trust_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *VerifyImagesRequest) GetNamespace() string {
@@ -1349,7 +1456,7 @@ type ImageVerdict struct {
 
 func (x *ImageVerdict) Reset() {
 	*x = ImageVerdict{}
-	mi := &file_berth_v1_trust_proto_msgTypes[23]
+	mi := &file_berth_v1_trust_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1361,7 +1468,7 @@ func (x *ImageVerdict) String() string {
 func (*ImageVerdict) ProtoMessage() {}
 
 func (x *ImageVerdict) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_trust_proto_msgTypes[23]
+	mi := &file_berth_v1_trust_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1374,7 +1481,7 @@ func (x *ImageVerdict) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImageVerdict.ProtoReflect.Descriptor instead.
 func (*ImageVerdict) Descriptor() ([]byte, []int) {
-	return file_berth_v1_trust_proto_rawDescGZIP(), []int{23}
+	return file_berth_v1_trust_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ImageVerdict) GetImage() string {
@@ -1428,7 +1535,7 @@ type VerifyImagesResponse struct {
 
 func (x *VerifyImagesResponse) Reset() {
 	*x = VerifyImagesResponse{}
-	mi := &file_berth_v1_trust_proto_msgTypes[24]
+	mi := &file_berth_v1_trust_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1440,7 +1547,7 @@ func (x *VerifyImagesResponse) String() string {
 func (*VerifyImagesResponse) ProtoMessage() {}
 
 func (x *VerifyImagesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_berth_v1_trust_proto_msgTypes[24]
+	mi := &file_berth_v1_trust_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1453,7 +1560,7 @@ func (x *VerifyImagesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyImagesResponse.ProtoReflect.Descriptor instead.
 func (*VerifyImagesResponse) Descriptor() ([]byte, []int) {
-	return file_berth_v1_trust_proto_rawDescGZIP(), []int{24}
+	return file_berth_v1_trust_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *VerifyImagesResponse) GetVerdicts() []*ImageVerdict {
@@ -1479,6 +1586,13 @@ const file_berth_v1_trust_proto_rawDesc = "" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\"=\n" +
 	"\x13GenerateKeyResponse\x12&\n" +
+	"\x03key\x18\x01 \x01(\v2\x14.berth.v1.SigningKeyR\x03key\"e\n" +
+	"\x10ImportKeyRequest\x12\x1c\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1f\n" +
+	"\vprivate_key\x18\x03 \x01(\fR\n" +
+	"privateKey\";\n" +
+	"\x11ImportKeyResponse\x12&\n" +
 	"\x03key\x18\x01 \x01(\v2\x14.berth.v1.SigningKeyR\x03key\"V\n" +
 	"\x0fListKeysRequest\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12%\n" +
@@ -1575,55 +1689,58 @@ func file_berth_v1_trust_proto_rawDescGZIP() []byte {
 }
 
 var file_berth_v1_trust_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_berth_v1_trust_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_berth_v1_trust_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_berth_v1_trust_proto_goTypes = []any{
 	(SignatureState)(0),               // 0: berth.v1.SignatureState
 	(*SigningKey)(nil),                // 1: berth.v1.SigningKey
 	(*GenerateKeyRequest)(nil),        // 2: berth.v1.GenerateKeyRequest
 	(*GenerateKeyResponse)(nil),       // 3: berth.v1.GenerateKeyResponse
-	(*ListKeysRequest)(nil),           // 4: berth.v1.ListKeysRequest
-	(*ListKeysResponse)(nil),          // 5: berth.v1.ListKeysResponse
-	(*RemoveKeyRequest)(nil),          // 6: berth.v1.RemoveKeyRequest
-	(*RemoveKeyResponse)(nil),         // 7: berth.v1.RemoveKeyResponse
-	(*SignImageRequest)(nil),          // 8: berth.v1.SignImageRequest
-	(*SignImageResponse)(nil),         // 9: berth.v1.SignImageResponse
-	(*TrustKey)(nil),                  // 10: berth.v1.TrustKey
-	(*TrustPolicy)(nil),               // 11: berth.v1.TrustPolicy
-	(*SetTrustPolicyRequest)(nil),     // 12: berth.v1.SetTrustPolicyRequest
-	(*SetTrustPolicyResponse)(nil),    // 13: berth.v1.SetTrustPolicyResponse
-	(*ListTrustPoliciesRequest)(nil),  // 14: berth.v1.ListTrustPoliciesRequest
-	(*ListTrustPoliciesResponse)(nil), // 15: berth.v1.ListTrustPoliciesResponse
-	(*RemoveTrustPolicyRequest)(nil),  // 16: berth.v1.RemoveTrustPolicyRequest
-	(*RemoveTrustPolicyResponse)(nil), // 17: berth.v1.RemoveTrustPolicyResponse
-	(*ImageTrust)(nil),                // 18: berth.v1.ImageTrust
-	(*ListImageTagsRequest)(nil),      // 19: berth.v1.ListImageTagsRequest
-	(*ImageTag)(nil),                  // 20: berth.v1.ImageTag
-	(*ListImageTagsResponse)(nil),     // 21: berth.v1.ListImageTagsResponse
-	(*ImageDigest)(nil),               // 22: berth.v1.ImageDigest
-	(*VerifyImagesRequest)(nil),       // 23: berth.v1.VerifyImagesRequest
-	(*ImageVerdict)(nil),              // 24: berth.v1.ImageVerdict
-	(*VerifyImagesResponse)(nil),      // 25: berth.v1.VerifyImagesResponse
-	(*Meta)(nil),                      // 26: berth.v1.Meta
+	(*ImportKeyRequest)(nil),          // 4: berth.v1.ImportKeyRequest
+	(*ImportKeyResponse)(nil),         // 5: berth.v1.ImportKeyResponse
+	(*ListKeysRequest)(nil),           // 6: berth.v1.ListKeysRequest
+	(*ListKeysResponse)(nil),          // 7: berth.v1.ListKeysResponse
+	(*RemoveKeyRequest)(nil),          // 8: berth.v1.RemoveKeyRequest
+	(*RemoveKeyResponse)(nil),         // 9: berth.v1.RemoveKeyResponse
+	(*SignImageRequest)(nil),          // 10: berth.v1.SignImageRequest
+	(*SignImageResponse)(nil),         // 11: berth.v1.SignImageResponse
+	(*TrustKey)(nil),                  // 12: berth.v1.TrustKey
+	(*TrustPolicy)(nil),               // 13: berth.v1.TrustPolicy
+	(*SetTrustPolicyRequest)(nil),     // 14: berth.v1.SetTrustPolicyRequest
+	(*SetTrustPolicyResponse)(nil),    // 15: berth.v1.SetTrustPolicyResponse
+	(*ListTrustPoliciesRequest)(nil),  // 16: berth.v1.ListTrustPoliciesRequest
+	(*ListTrustPoliciesResponse)(nil), // 17: berth.v1.ListTrustPoliciesResponse
+	(*RemoveTrustPolicyRequest)(nil),  // 18: berth.v1.RemoveTrustPolicyRequest
+	(*RemoveTrustPolicyResponse)(nil), // 19: berth.v1.RemoveTrustPolicyResponse
+	(*ImageTrust)(nil),                // 20: berth.v1.ImageTrust
+	(*ListImageTagsRequest)(nil),      // 21: berth.v1.ListImageTagsRequest
+	(*ImageTag)(nil),                  // 22: berth.v1.ImageTag
+	(*ListImageTagsResponse)(nil),     // 23: berth.v1.ListImageTagsResponse
+	(*ImageDigest)(nil),               // 24: berth.v1.ImageDigest
+	(*VerifyImagesRequest)(nil),       // 25: berth.v1.VerifyImagesRequest
+	(*ImageVerdict)(nil),              // 26: berth.v1.ImageVerdict
+	(*VerifyImagesResponse)(nil),      // 27: berth.v1.VerifyImagesResponse
+	(*Meta)(nil),                      // 28: berth.v1.Meta
 }
 var file_berth_v1_trust_proto_depIdxs = []int32{
-	26, // 0: berth.v1.SigningKey.meta:type_name -> berth.v1.Meta
+	28, // 0: berth.v1.SigningKey.meta:type_name -> berth.v1.Meta
 	1,  // 1: berth.v1.GenerateKeyResponse.key:type_name -> berth.v1.SigningKey
-	1,  // 2: berth.v1.ListKeysResponse.keys:type_name -> berth.v1.SigningKey
-	26, // 3: berth.v1.TrustPolicy.meta:type_name -> berth.v1.Meta
-	10, // 4: berth.v1.TrustPolicy.keys:type_name -> berth.v1.TrustKey
-	10, // 5: berth.v1.SetTrustPolicyRequest.keys:type_name -> berth.v1.TrustKey
-	11, // 6: berth.v1.SetTrustPolicyResponse.policy:type_name -> berth.v1.TrustPolicy
-	11, // 7: berth.v1.ListTrustPoliciesResponse.policies:type_name -> berth.v1.TrustPolicy
-	10, // 8: berth.v1.ImageTrust.keys:type_name -> berth.v1.TrustKey
-	20, // 9: berth.v1.ListImageTagsResponse.tags:type_name -> berth.v1.ImageTag
-	22, // 10: berth.v1.VerifyImagesRequest.images:type_name -> berth.v1.ImageDigest
-	0,  // 11: berth.v1.ImageVerdict.state:type_name -> berth.v1.SignatureState
-	24, // 12: berth.v1.VerifyImagesResponse.verdicts:type_name -> berth.v1.ImageVerdict
-	13, // [13:13] is the sub-list for method output_type
-	13, // [13:13] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	1,  // 2: berth.v1.ImportKeyResponse.key:type_name -> berth.v1.SigningKey
+	1,  // 3: berth.v1.ListKeysResponse.keys:type_name -> berth.v1.SigningKey
+	28, // 4: berth.v1.TrustPolicy.meta:type_name -> berth.v1.Meta
+	12, // 5: berth.v1.TrustPolicy.keys:type_name -> berth.v1.TrustKey
+	12, // 6: berth.v1.SetTrustPolicyRequest.keys:type_name -> berth.v1.TrustKey
+	13, // 7: berth.v1.SetTrustPolicyResponse.policy:type_name -> berth.v1.TrustPolicy
+	13, // 8: berth.v1.ListTrustPoliciesResponse.policies:type_name -> berth.v1.TrustPolicy
+	12, // 9: berth.v1.ImageTrust.keys:type_name -> berth.v1.TrustKey
+	22, // 10: berth.v1.ListImageTagsResponse.tags:type_name -> berth.v1.ImageTag
+	24, // 11: berth.v1.VerifyImagesRequest.images:type_name -> berth.v1.ImageDigest
+	0,  // 12: berth.v1.ImageVerdict.state:type_name -> berth.v1.SignatureState
+	26, // 13: berth.v1.VerifyImagesResponse.verdicts:type_name -> berth.v1.ImageVerdict
+	14, // [14:14] is the sub-list for method output_type
+	14, // [14:14] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_berth_v1_trust_proto_init() }
@@ -1638,7 +1755,7 @@ func file_berth_v1_trust_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_berth_v1_trust_proto_rawDesc), len(file_berth_v1_trust_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   25,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
