@@ -178,3 +178,21 @@ func TestLooksLikeKeyFile(t *testing.T) {
 		}
 	}
 }
+
+func TestSignableTags(t *testing.T) {
+	for _, tc := range []struct {
+		tags []string
+		ok   bool
+	}{
+		{[]string{"127.0.0.1:5000/team/app:1"}, true},
+		{[]string{"registry.example.com/app:1", "localhost/app:2"}, true},
+		{nil, false},
+		{[]string{"app:1"}, false},
+		{[]string{"team/app:1"}, false},
+		{[]string{"127.0.0.1:5000/team/app:1", "app:dev"}, false},
+	} {
+		if err := signableTags(tc.tags); (err == nil) != tc.ok {
+			t.Errorf("signableTags(%v) = %v, want ok=%v", tc.tags, err, tc.ok)
+		}
+	}
+}

@@ -186,6 +186,16 @@ func TestTrust(t *testing.T) {
 		t.Fatalf("cosign verify accepted an unsigned image:\n%s", out)
 	}
 
+	// push --sign signs the digest the registry took.
+	pushedImage := reg.host + "/team/pushed:1"
+	c.mustBerth("image", "import", c.writeBusyboxArchive(pushedImage), "--node", "alpha")
+	if out := c.mustBerth("push", pushedImage, "--node", "alpha", "--sign", "release"); !strings.Contains(out, "signed "+reg.host+"/team/pushed@sha256:") {
+		t.Fatalf("push --sign output:\n%s", out)
+	}
+	if out, err := cosign(t, dir, "verify", "--key", "release.pub", "--insecure-ignore-tlog=true", "--allow-insecure-registry", pushedImage); err != nil {
+		t.Fatalf("cosign verify of what push --sign signed: %v\n%s", err, out)
+	}
+
 	// cosign signs; Berth verifies.
 	if out, err := cosign(t, dir, "generate-key-pair"); err != nil {
 		t.Fatalf("cosign generate-key-pair: %v\n%s", err, out)

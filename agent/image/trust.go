@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
 	"github.com/berthproject/berth/api/imageref"
@@ -30,6 +31,10 @@ type Trust struct {
 }
 
 type trustKey struct{ namespace, image string }
+
+// verifyTimeout bounds one verification: a registry that does not answer
+// rejects the task (to be placed again) rather than holding it.
+const verifyTimeout = 30 * time.Second
 
 // NewTrust returns a Trust that finds registry credentials with source
 // and keeps verifications in cache (nil: a new one).
@@ -91,6 +96,8 @@ func (t *Trust) Verify(ctx context.Context, task *berthv1.Task) error {
 	for i, k := range it.GetKeys() {
 		keys[i] = imagesig.Key{Name: k.GetName(), PEM: k.GetPublicKeyPem()}
 	}
+	ctx, cancel := context.WithTimeout(ctx, verifyTimeout)
+	defer cancel()
 	if _, _, err := t.cache.Verify(ctx, ref.Repository(), spec.GetImageDigest(), keys, reg); err != nil {
 		return refuse(err)
 	}

@@ -9,6 +9,7 @@ import (
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
 	"github.com/berthproject/berth/api/imageref"
+	"github.com/berthproject/berth/controlplane/registry"
 	"github.com/berthproject/berth/controlplane/store"
 	"github.com/berthproject/berth/internal/imagesig"
 	"google.golang.org/protobuf/proto"
@@ -161,6 +162,8 @@ func (t *Trust) Check(ctx context.Context, namespace, image, digest string) Verd
 		v.Err = err
 		return v
 	}
+	ctx, cancel := context.WithTimeout(ctx, registry.RemoteTimeout)
+	defer cancel()
 	v.Signer, _, v.Err = t.cache.Verify(ctx, ref.Repository(), digest, TrustKeys(p.Keys), reg)
 	return v
 }
@@ -221,6 +224,8 @@ func (t *Trust) SignatureOf(ctx context.Context, namespace, image, digest string
 		out.State, out.Error = berthv1.SignatureState_SIGNATURE_STATE_UNKNOWN, err.Error()
 		return out
 	}
+	ctx, cancel := context.WithTimeout(ctx, registry.RemoteTimeout)
+	defer cancel()
 	signer, _, err := t.cache.Verify(ctx, ref.Repository(), digest, keys, reg)
 	switch {
 	case err == nil:

@@ -279,6 +279,8 @@ func (t *Trust) Resolve(ctx context.Context, image string) (repository, digest s
 	if err != nil {
 		return "", "", err
 	}
+	ctx, cancel := context.WithTimeout(ctx, registry.RemoteTimeout)
+	defer cancel()
 	digest, err = imagesig.Resolve(ctx, ref.String(), reg)
 	if err != nil {
 		return "", "", fmt.Errorf("%w: %v", ErrRegistry, err)
@@ -338,6 +340,8 @@ func (t *Trust) sign(ctx context.Context, namespace, repository, digest, key str
 	if err != nil {
 		return "", err
 	}
+	ctx, cancel := context.WithTimeout(ctx, registry.RemoteTimeout)
+	defer cancel()
 	tag, err := imagesig.Sign(ctx, repository, digest, priv, reg)
 	if err != nil {
 		return "", fmt.Errorf("%w: %v", ErrRegistry, err)
@@ -352,6 +356,8 @@ func (t *Trust) Tags(ctx context.Context, repository string) ([]imagesig.Tag, er
 	if err != nil {
 		return nil, err
 	}
+	ctx, cancel := context.WithTimeout(ctx, 3*registry.RemoteTimeout)
+	defer cancel()
 	tags, err := imagesig.Tags(ctx, repository, reg)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrRegistry, err)
