@@ -4,9 +4,12 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"slices"
 	"sync"
 	"time"
+
+	"golang.org/x/sync/singleflight"
 )
 
 // DefaultCacheTTL is how long a successful verification is trusted
@@ -33,6 +36,9 @@ type Cache struct {
 
 	mu      sync.Mutex
 	entries map[string]cacheEntry
+	// flight joins verifications of one key that run at once (the
+	// replicas of a new service starting together) into one.
+	flight singleflight.Group
 }
 
 type cacheEntry struct {
@@ -82,8 +88,10 @@ func cacheKey(repository, digest string, keys []Key) string {
 }
 
 // Verify is Verify, answered from the cache when a verification of the
-// same repository, digest and keys succeeded within the TTL. cached says
-// whether it was.
+// same repository, digest and keys succeeded within the TTL, or joined to
+// one of them that is running. cached says whether the answer came from
+// another call. A joined call shares the first one's context: when that
+// one is cancelled, the others see its error and may try again.
 func (c *Cache) Verify(ctx context.Context, repository, digest string, keys []Key, reg Registry) (signer string, cached bool, err error) {
 	k := cacheKey(repository, digest, keys)
 	now := c.now()
@@ -98,17 +106,36 @@ func (c *Cache) Verify(ctx context.Context, repository, digest string, keys []Ke
 	}
 	c.mu.Unlock()
 
-	signer, err = c.verify(ctx, repository, digest, keys, reg)
+	for {
+		signer, shared, err := c.join(ctx, k, now, repository, digest, keys, reg)
+		// The call this one joined was cut short by its own caller; this
+		// caller still wants an answer.
+		if err != nil && shared && ctx.Err() == nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+			continue
+		}
+		return signer, shared, err
+	}
+}
+
+// join runs the verification of key k, or joins the one running.
+func (c *Cache) join(ctx context.Context, k string, now time.Time, repository, digest string, keys []Key, reg Registry) (string, bool, error) {
+	v, err, shared := c.flight.Do(k, func() (any, error) {
+		signer, err := c.verify(ctx, repository, digest, keys, reg)
+		if err != nil {
+			return "", err
+		}
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if len(c.entries) >= c.size {
+			c.evict(now)
+		}
+		c.entries[k] = cacheEntry{key: signer, expires: now.Add(c.ttl)}
+		return signer, nil
+	})
 	if err != nil {
-		return "", false, err
+		return "", shared, err
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.entries) >= c.size {
-		c.evict(now)
-	}
-	c.entries[k] = cacheEntry{key: signer, expires: now.Add(c.ttl)}
-	return signer, false, nil
+	return v.(string), shared, nil
 }
 
 // evict drops expired entries, and the one that expires first when none

@@ -3,6 +3,7 @@ package imagesig
 import (
 	"context"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 )
@@ -66,5 +67,48 @@ func TestCacheKeyIgnoresKeyOrder(t *testing.T) {
 	}
 	if cacheKey("r", "d", a) == cacheKey("r", "d", a[:1]) {
 		t.Fatal("a smaller key set shares the entry")
+	}
+}
+
+// TestCacheJoinsConcurrentVerifications: the replicas of a new service
+// starting at once ask the registry once.
+func TestCacheJoinsConcurrentVerifications(t *testing.T) {
+	release, started := make(chan struct{}), make(chan struct{}, 1)
+	var mu sync.Mutex
+	calls := 0
+	verify := func(context.Context, string, string, []Key, Registry) (string, error) {
+		mu.Lock()
+		calls++
+		mu.Unlock()
+		select {
+		case started <- struct{}{}:
+		default:
+		}
+		<-release
+		return "k", nil
+	}
+	c := NewCache(WithVerify(verify))
+	const n = 8
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for range n {
+		wg.Go(func() {
+			if _, _, err := c.Verify(context.Background(), "r", "d", []Key{{Name: "k", PEM: "P"}}, Registry{}); err != nil {
+				errs <- err
+			}
+		})
+	}
+	// Every caller is either waiting on the one verification or will find
+	// its result cached; let the verification finish once the first
+	// started.
+	<-started
+	close(release)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if calls != 1 {
+		t.Fatalf("%d verifications for %d concurrent starts, want 1", calls, n)
 	}
 }
