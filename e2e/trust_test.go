@@ -279,3 +279,34 @@ func TestTrust(t *testing.T) {
 		t.Fatalf("key ls after rm:\n%s", out)
 	}
 }
+
+// TestTrustBuildSign builds with BuildKit, pushes and signs in one
+// `berth build --sign`, and checks the signature with cosign and with a
+// trust policy that then admits the image.
+func TestTrustBuildSign(t *testing.T) {
+	reg := startRegistry(t, "", "")
+	c := newCluster(t)
+	c.startMachine("alpha")
+	c.importImage()
+	c.mustBerth("cluster", "settings", "--insecure-registry", reg.host)
+	if out, err := c.berthIn(c.dir, "key", "generate", "release"); err != nil {
+		t.Fatalf("key generate: %v\n%s", err, out)
+	}
+	ctxDir := filepath.Dir(c.writeFile("app/Dockerfile", "FROM localhost/busybox:latest\nCMD [\"sleep\", \"3600\"]\n"))
+	image := reg.host + "/team/built:1"
+
+	c.refused("--sign of a tag without a registry", []string{"names no registry"}, "build", "-t", "built:1", "--sign", "release", ctxDir)
+	out, errOut, err := c.berth("build", "-t", image, "--sign", "release", "--node", "alpha", "--progress", "plain", ctxDir)
+	if err != nil {
+		t.Fatalf("berth build --sign: %v\nstdout: %s\nstderr: %s", err, out, errOut)
+	}
+	if !strings.Contains(out, "signed "+reg.host+"/team/built@sha256:") {
+		t.Fatalf("berth build --sign printed:\n%s", out)
+	}
+	if out, err := cosign(t, c.dir, "verify", "--key", "release.pub", "--insecure-ignore-tlog=true", "--allow-insecure-registry", image); err != nil {
+		t.Fatalf("cosign verify of the built image: %v\n%s", err, out)
+	}
+	c.mustBerth("trust", "set", reg.host+"/team/*", "--key", "release")
+	c.mustBerth("apply", "-f", c.writeFile("built/compose.yaml", fmt.Sprintf(trustCompose, image)), "-p", "built")
+	c.waitRunning("built/web", 1, 2*time.Minute)
+}
