@@ -162,8 +162,9 @@ var Methods = map[string]Rule{
 	// Trusted images: keys and trust policies are a namespace's trust
 	// roots, so only admins change them (a deployer who could would lift
 	// the policy that guards its own deploys); deployers sign with the
-	// namespace's keys; everyone reads keys (public halves), policies and
-	// a registry's tags.
+	// namespace's keys and list a registry's tags (with the cluster's
+	// registry credentials, as they pull and push); everyone reads keys
+	// (public halves), policies and signature states.
 	cluster + "GenerateKey":       {Level: Admin, Scope: Namespaced, Mutates: true},
 	cluster + "ImportKey":         {Level: Admin, Scope: Namespaced, Mutates: true},
 	cluster + "RemoveKey":         {Level: Admin, Scope: Namespaced, Mutates: true},
@@ -172,7 +173,7 @@ var Methods = map[string]Rule{
 	cluster + "SetTrustPolicy":    {Level: Admin, Scope: Namespaced, Mutates: true},
 	cluster + "RemoveTrustPolicy": {Level: Admin, Scope: Namespaced, Mutates: true},
 	cluster + "ListTrustPolicies": view(Namespaced),
-	cluster + "ListImageTags":     view(Cluster),
+	cluster + "ListImageTags":     {Level: Deployer, Scope: Cluster},
 	cluster + "VerifyImages":      view(Namespaced),
 
 	// Agents: Join is open (its token is the credential); a session needs
