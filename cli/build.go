@@ -293,13 +293,15 @@ on a terminal). On success, the image and its digest are printed.`,
 			if _, _, err := r.header(); err != nil {
 				return err
 			}
+			var sk signingKey
 			if sign != "" {
-				if looksLikeKeyFile(sign) {
-					return fmt.Errorf("build: --sign %s is a file; name a cluster key (`berth key ls`)", sign)
-				}
 				if err := signableTags(r.tags); err != nil {
 					return err
 				}
+				if sk, err = readSigningKey(sign); err != nil {
+					return fmt.Errorf("build: %w", err)
+				}
+				defer sk.forget()
 			}
 			return o.withCluster(cmd, func(ctx context.Context, c *cluster) error {
 				res, err := c.build(ctx, r, cmd.ErrOrStderr(), mode)
@@ -314,7 +316,7 @@ on a terminal). On success, the image and its digest are printed.`,
 				// node that built it, then signs the digest each push
 				// reported.
 				for _, tag := range r.tags {
-					if err := c.pushAndSign(ctx, cmd, tag, res.GetNodeId(), sign); err != nil {
+					if err := c.pushAndSign(ctx, cmd, tag, res.GetNodeId(), sign, sk); err != nil {
 						return err
 					}
 				}
@@ -330,7 +332,7 @@ on a terminal). On success, the image and its digest are printed.`,
 	f.BoolVar(&r.noCache, "no-cache", false, "build every step again, without the build cache")
 	f.StringVar(&r.node, "node", "", "build on this node (name or ID; default: the ready node with the most free memory)")
 	f.StringVar(&progress, "progress", "auto", "progress display: auto, tty or plain")
-	f.StringVar(&sign, "sign", "", "push each -t tag to its registry and sign the pushed digest with this cluster key, in cosign's format")
+	f.StringVar(&sign, "sign", "", "push each -t tag to its registry and sign the pushed digest in cosign's format, with this cluster key or cosign key file")
 	return cmd
 }
 

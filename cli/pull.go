@@ -63,22 +63,28 @@ holds it, to the registry its name says, with the credential stored by
 		Args:    cobra.ExactArgs(1),
 		GroupID: groupApps,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if looksLikeKeyFile(sign) {
-				return fmt.Errorf("push: --sign %s is a file; name a cluster key (`berth key ls`)", sign)
+			var sk signingKey
+			if sign != "" {
+				var err error
+				if sk, err = readSigningKey(sign); err != nil {
+					return fmt.Errorf("push %s: %w", args[0], err)
+				}
+				defer sk.forget()
 			}
 			return o.withCluster(cmd, func(ctx context.Context, c *cluster) error {
-				return c.pushAndSign(ctx, cmd, args[0], node, sign)
+				return c.pushAndSign(ctx, cmd, args[0], node, sign, sk)
 			})
 		},
 	}
 	cmd.Flags().StringVar(&node, "node", "", "push from this node (name or ID)")
-	cmd.Flags().StringVar(&sign, "sign", "", "sign the pushed digest with this cluster key, in cosign's format (`berth key ls`)")
+	cmd.Flags().StringVar(&sign, "sign", "", "sign the pushed digest in cosign's format with this cluster key (`berth key ls`) or cosign key file")
 	return cmd
 }
 
 // pushAndSign pushes image from node (any that holds it when empty) and,
-// with key, signs the digest the registry took with that cluster key.
-func (c *cluster) pushAndSign(ctx context.Context, cmd *cobra.Command, image, node, key string) error {
+// with key (named so in messages, read into sk), signs the digest the
+// registry took.
+func (c *cluster) pushAndSign(ctx context.Context, cmd *cobra.Command, image, node, key string, sk signingKey) error {
 	stream, err := c.PushImage(ctx, &berthv1.PushImageRequest{Image: image, Node: node})
 	digest, err := showImageProgress(cmd, "push", image, stream, err)
 	if err != nil || key == "" {
@@ -91,7 +97,7 @@ func (c *cluster) pushAndSign(ctx context.Context, cmd *cobra.Command, image, no
 	if err != nil {
 		return err
 	}
-	resp, err := c.SignImage(ctx, &berthv1.SignImageRequest{Namespace: c.namespace, Image: ref.Repository() + "@" + digest, Key: key})
+	resp, err := c.SignImage(ctx, sk.request(c.namespace, ref.Repository()+"@"+digest))
 	if err != nil {
 		return fmt.Errorf("pushed %s@%s, but signing it: %w", ref.Repository(), digest, err)
 	}

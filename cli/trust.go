@@ -177,24 +177,31 @@ func newSignCommand(o *rootOptions) *cobra.Command {
 	var key string
 	cmd := &cobra.Command{
 		Use:   "sign IMAGE --key NAME",
-		Short: "Sign an image in its registry with a cluster key, in cosign's format",
+		Short: "Sign an image in its registry with a cluster key or a cosign key file, in cosign's format",
 		Long: `Resolve IMAGE to its manifest digest in its registry (with the credential the
 cluster holds for it), sign the digest with the cluster key NAME, and store
 the signature beside the image in cosign's format (the sha256-<hex>.sig
 tag), so that ` + "`cosign verify --key NAME.pub --insecure-ignore-tlog IMAGE`" + ` and Berth's
-trust policies accept it. The private key never leaves the control plane.`,
-		Example: `  berth sign 127.0.0.1:5000/team/app:1.0 --key release`,
+trust policies accept it. The private key never leaves the control plane.
+
+--key FILE signs with a cosign key file instead (cosign.key, decrypted here
+with the password in $COSIGN_PASSWORD): the key is sent for this signature
+over the cluster's TLS connection and not kept.`,
+		Example: `  berth sign 127.0.0.1:5000/team/app:1.0 --key release
+  COSIGN_PASSWORD=... berth sign 127.0.0.1:5000/team/app:1.0 --key ./cosign.key`,
 		GroupID: groupApps,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if key == "" {
-				return usageErrorf("%s", "sign: --key is required: the name of a cluster key (`berth key ls`)")
+				return usageErrorf("%s", "sign: --key is required: the name of a cluster key (`berth key ls`) or a cosign key file")
 			}
-			if looksLikeKeyFile(key) {
-				return fmt.Errorf("sign: --key %s is a file; Berth signs with keys the cluster keeps: keep a cosign key file as one with `berth key import NAME %s`, or make one with `berth key generate NAME`", key, key)
+			sk, err := readSigningKey(key)
+			if err != nil {
+				return fmt.Errorf("sign %s: %w", args[0], err)
 			}
+			defer sk.forget()
 			return o.withCluster(cmd, func(ctx context.Context, c *cluster) error {
-				resp, err := c.SignImage(ctx, &berthv1.SignImageRequest{Namespace: c.namespace, Image: args[0], Key: key})
+				resp, err := c.SignImage(ctx, sk.request(c.namespace, args[0]))
 				if err != nil {
 					return fmt.Errorf("sign %s: %w", args[0], err)
 				}
@@ -203,9 +210,36 @@ trust policies accept it. The private key never leaves the control plane.`,
 			})
 		},
 	}
-	cmd.Flags().StringVar(&key, "key", "", "name of the cluster key to sign with")
+	cmd.Flags().StringVar(&key, "key", "", "the cluster key to sign with (a name), or a cosign key file")
 	return cmd
 }
+
+// signingKey is what a --key or --sign value names: a cluster key, or a
+// private key read from a cosign key file.
+type signingKey struct {
+	name string
+	der  []byte
+}
+
+// readSigningKey reads v: a cluster key name as it is, a key file
+// decrypted with $COSIGN_PASSWORD.
+func readSigningKey(v string) (signingKey, error) {
+	if !looksLikeKeyFile(v) {
+		return signingKey{name: v}, nil
+	}
+	der, err := readCosignKey(v)
+	if err != nil {
+		return signingKey{}, fmt.Errorf("--key %s: %w", v, err)
+	}
+	return signingKey{der: der}, nil
+}
+
+func (k signingKey) request(namespace, image string) *berthv1.SignImageRequest {
+	return &berthv1.SignImageRequest{Namespace: namespace, Image: image, Key: k.name, PrivateKey: k.der}
+}
+
+// forget wipes the private key read from a file.
+func (k signingKey) forget() { clear(k.der) }
 
 // looksLikeKeyFile tells a key file from a key name: an existing file, or
 // a path (a slash, or a .pub, .pem or .key name). Key names are plain

@@ -112,16 +112,24 @@ func (s *Server) SignImage(ctx context.Context, req *berthv1.SignImageRequest) (
 	if err != nil {
 		return nil, err
 	}
-	if req.Key == "" {
-		return nil, status.Error(codes.InvalidArgument, "sign: no key; name a key of the namespace with --key (`berth key ls`)")
+	if (req.Key == "") == (len(req.PrivateKey) == 0) {
+		return nil, status.Error(codes.InvalidArgument, "sign: give one key: a key of the namespace with --key NAME (`berth key ls`), or a cosign key file with --key FILE")
 	}
 	ns := namespaceOf(req.Namespace)
-	repo, digest, tag, err := t.Sign(ctx, ns, req.Image, req.Key)
+	var repo, digest, tag string
+	signer := req.Key
+	if len(req.PrivateKey) > 0 {
+		signer = "a key file"
+		repo, digest, tag, err = t.SignWith(ctx, ns, req.Image, req.PrivateKey)
+		clear(req.PrivateKey)
+	} else {
+		repo, digest, tag, err = t.Sign(ctx, ns, req.Image, req.Key)
+	}
 	if err != nil {
 		return nil, trustError(err)
 	}
 	s.cfg.Store.RecordEvent(&berthv1.Event{Kind: store.EventKindCluster, ObjectId: repo + "@" + digest, Action: "sign",
-		Message: fmt.Sprintf("%s@%s signed with key %s", repo, digest, req.Key), Attributes: map[string]string{store.AttrNamespace: ns}})
+		Message: fmt.Sprintf("%s@%s signed with %s", repo, digest, signer), Attributes: map[string]string{store.AttrNamespace: ns}})
 	return &berthv1.SignImageResponse{Image: repo, Digest: digest, Signature: tag}, nil
 }
 

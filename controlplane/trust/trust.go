@@ -9,6 +9,7 @@ package trust
 
 import (
 	"context"
+	"crypto/ecdsa"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -319,6 +320,21 @@ func (t *Trust) SignImage(ctx context.Context, namespace, image, digest, key str
 	return err
 }
 
+// SignWith resolves image and signs its digest with der, a private key
+// the cluster does not keep (PKCS#8 DER), which it then forgets.
+func (t *Trust) SignWith(ctx context.Context, namespace, image string, der []byte) (repository, digest, sigTag string, err error) {
+	priv, err := imagesig.ParsePrivateKey(der)
+	if err != nil {
+		return "", "", "", fmt.Errorf("%w: the private key is not an ECDSA key in PKCS#8 (%v); give a cosign.key and its password in $COSIGN_PASSWORD", ErrInvalid, err)
+	}
+	repository, digest, err = t.Resolve(ctx, image)
+	if err != nil {
+		return "", "", "", err
+	}
+	sigTag, err = t.signWith(ctx, namespace, repository, digest, "a key file", priv)
+	return repository, digest, sigTag, err
+}
+
 func (t *Trust) sign(ctx context.Context, namespace, repository, digest, key string) (string, error) {
 	k, ok := t.key(namespace, key)
 	if !ok {
@@ -336,6 +352,10 @@ func (t *Trust) sign(ctx context.Context, namespace, repository, digest, key str
 	if err != nil {
 		return "", fmt.Errorf("key %s: %w", key, err)
 	}
+	return t.signWith(ctx, namespace, repository, digest, key, priv)
+}
+
+func (t *Trust) signWith(ctx context.Context, namespace, repository, digest, key string, priv *ecdsa.PrivateKey) (string, error) {
 	reg, err := t.registryOf(repository)
 	if err != nil {
 		return "", err

@@ -560,7 +560,11 @@ type SignImageRequest struct {
 	// image is a reference with a tag or a digest.
 	Image string `protobuf:"bytes,2,opt,name=image,proto3" json:"image,omitempty"`
 	// key is the name of a cluster key of the namespace.
-	Key           string `protobuf:"bytes,3,opt,name=key,proto3" json:"key,omitempty"`
+	Key string `protobuf:"bytes,3,opt,name=key,proto3" json:"key,omitempty"`
+	// private_key, instead of key, is a key the cluster does not keep: the
+	// PKCS#8 DER of an ECDSA private key (the CLI decrypts a cosign.key),
+	// used for this signature and forgotten.
+	PrivateKey    []byte `protobuf:"bytes,4,opt,name=private_key,json=privateKey,proto3" json:"private_key,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -614,6 +618,13 @@ func (x *SignImageRequest) GetKey() string {
 		return x.Key
 	}
 	return ""
+}
+
+func (x *SignImageRequest) GetPrivateKey() []byte {
+	if x != nil {
+		return x.PrivateKey
+	}
+	return nil
 }
 
 type SignImageResponse struct {
@@ -1602,11 +1613,13 @@ const file_berth_v1_trust_proto_rawDesc = "" +
 	"\x10RemoveKeyRequest\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\"\x13\n" +
-	"\x11RemoveKeyResponse\"X\n" +
+	"\x11RemoveKeyResponse\"y\n" +
 	"\x10SignImageRequest\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x14\n" +
 	"\x05image\x18\x02 \x01(\tR\x05image\x12\x10\n" +
-	"\x03key\x18\x03 \x01(\tR\x03key\"_\n" +
+	"\x03key\x18\x03 \x01(\tR\x03key\x12\x1f\n" +
+	"\vprivate_key\x18\x04 \x01(\fR\n" +
+	"privateKey\"_\n" +
 	"\x11SignImageResponse\x12\x14\n" +
 	"\x05image\x18\x01 \x01(\tR\x05image\x12\x16\n" +
 	"\x06digest\x18\x02 \x01(\tR\x06digest\x12\x1c\n" +
