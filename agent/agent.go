@@ -223,7 +223,7 @@ func Start(ctx context.Context, cfg Config) (_ *Agent, err error) {
 	a.worker.SetLimits(cfg.workLimits())
 	a.sweeper = a.newSweeper()
 	if cfg.Metrics != nil {
-		collectors := append(a.worker.Collectors(), metrics.CertExpiry("node", a.creds.NodeID, a.live.NotAfter), a.sweeper.Collector())
+		collectors := append(a.worker.Collectors(), metrics.CertExpiry("node", a.creds.NodeID, a.live.NotAfter), a.sweeper.Collector(), a.trust.Collector())
 		if a.network != nil {
 			collectors = append(collectors, a.network.programming)
 		}

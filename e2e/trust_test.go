@@ -133,8 +133,10 @@ const trustCompose = `services:
 // apply. Bad keys and patterns are refused and change nothing.
 func TestTrust(t *testing.T) {
 	reg := startRegistry(t, "", "")
-	c := newCluster(t)
-	c.startMachine("alpha")
+	serverMetrics := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	c := newCluster(t, withServerArgs("--metrics-addr", serverMetrics))
+	agentMetrics := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	c.startMachine("alpha", "--metrics-addr", agentMetrics)
 	c.mustBerth("cluster", "settings", "--insecure-registry", reg.host)
 	dir := c.dir
 
@@ -244,6 +246,18 @@ func TestTrust(t *testing.T) {
 		"apply", "-f", c.writeFile("unsigned/compose.yaml", fmt.Sprintf(trustCompose, unsignedImage)), "-p", "unsigned")
 	if out, _, _ := c.berth("get", "apps"); strings.Contains(out, "unsigned") {
 		t.Fatalf("the refused app was stored:\n%s", out)
+	}
+
+	// Both the server (at apply) and the node (before create) verified.
+	for _, m := range []struct{ who, addr, want string }{
+		{"server", serverMetrics, `berth_image_verifications_total{cached="false",result="signed"} `},
+		{"server", serverMetrics, `berth_image_verifications_total{cached="false",result="unsigned"} `},
+		{"node", agentMetrics, `berth_image_verifications_total{cached="false",result="signed"} `},
+	} {
+		body, err := httpGet("http://" + m.addr + "/metrics")
+		if err != nil || !strings.Contains(body, m.want) {
+			t.Fatalf("the %s's metrics lack %q (%v):\n%s", m.who, m.want, err, berthLines(body))
+		}
 	}
 
 	// A policy set after the apply: scaling is refused by the server,

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
 	"github.com/berthproject/berth/api/imageref"
 	"github.com/berthproject/berth/internal/imagesig"
@@ -44,6 +46,9 @@ func NewTrust(cache *imagesig.Cache, source func(image string) *berthv1.ImageSou
 	}
 	return &Trust{cache: cache, source: source, policies: map[trustKey]*berthv1.ImageTrust{}}
 }
+
+// Collector counts the node's verifications (berth_image_verifications_total).
+func (t *Trust) Collector() prometheus.Collector { return t.cache.Collector() }
 
 // Set records the policies of an assignment: for each (namespace, image)
 // of its tasks, the one it carries, or none.

@@ -23,6 +23,7 @@ import (
 	"github.com/berthproject/berth/controlplane/seal"
 	"github.com/berthproject/berth/controlplane/store"
 	"github.com/berthproject/berth/internal/imagesig"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -95,6 +96,10 @@ func (t *Trust) Run(ctx context.Context) error {
 	}
 	return err
 }
+
+// Collector counts the server's verifications
+// (berth_image_verifications_total).
+func (t *Trust) Collector() prometheus.Collector { return t.cache.Collector() }
 
 // WaitSynced waits until keys and policies were first read.
 func (t *Trust) WaitSynced(ctx context.Context) error {

@@ -6,9 +6,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/singleflight"
 )
 
@@ -39,6 +41,9 @@ type Cache struct {
 	// flight joins verifications of one key that run at once (the
 	// replicas of a new service starting together) into one.
 	flight singleflight.Group
+	// results counts verifications by result and by whether the registry
+	// was asked for this one.
+	results *prometheus.CounterVec
 }
 
 type cacheEntry struct {
@@ -63,7 +68,12 @@ func WithSize(n int) CacheOption { return func(c *Cache) { c.size = n } }
 
 // NewCache returns an empty cache.
 func NewCache(opts ...CacheOption) *Cache {
-	c := &Cache{ttl: DefaultCacheTTL, size: defaultCacheSize, verify: Verify, now: time.Now, entries: map[string]cacheEntry{}}
+	c := &Cache{ttl: DefaultCacheTTL, size: defaultCacheSize, verify: Verify, now: time.Now, entries: map[string]cacheEntry{},
+		results: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "berth_image_verifications_total",
+			Help: "Image signature checks against trust policies: result signed, unsigned (no valid signature by a trusted key) or error (the registry could not tell); cached when no registry was asked for this one.",
+		}, []string{"result", "cached"}),
+	}
 	for _, o := range opts {
 		o(c)
 	}
@@ -99,6 +109,7 @@ func (c *Cache) Verify(ctx context.Context, repository, digest string, keys []Ke
 	e, ok := c.entries[k]
 	if ok && now.Before(e.expires) {
 		c.mu.Unlock()
+		c.count(nil, true)
 		return e.key, true, nil
 	}
 	if ok {
@@ -113,9 +124,25 @@ func (c *Cache) Verify(ctx context.Context, repository, digest string, keys []Ke
 		if err != nil && shared && ctx.Err() == nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
 			continue
 		}
+		c.count(err, shared)
 		return signer, shared, err
 	}
 }
+
+// count records one verification's result.
+func (c *Cache) count(err error, cached bool) {
+	result := "signed"
+	switch {
+	case errors.Is(err, ErrUnsigned), errors.Is(err, ErrNoValidSignature):
+		result = "unsigned"
+	case err != nil:
+		result = "error"
+	}
+	c.results.WithLabelValues(result, strconv.FormatBool(cached)).Inc()
+}
+
+// Collector is the cache's verification counter, for a metrics registry.
+func (c *Cache) Collector() prometheus.Collector { return c.results }
 
 // join runs the verification of key k, or joins the one running.
 func (c *Cache) join(ctx context.Context, k string, now time.Time, repository, digest string, keys []Key, reg Registry) (string, bool, error) {

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 func TestCache(t *testing.T) {
@@ -56,6 +58,14 @@ func TestCache(t *testing.T) {
 	}
 	if n := c.Len(); n > 3 {
 		t.Fatalf("cache holds %d entries, bound is 3", n)
+	}
+	for _, m := range []struct {
+		result, cached string
+		want           float64
+	}{{"signed", "false", 5}, {"signed", "true", 2}, {"unsigned", "false", 1}, {"error", "false", 0}} {
+		if got := testutil.ToFloat64(c.results.WithLabelValues(m.result, m.cached)); got != m.want {
+			t.Errorf("berth_image_verifications_total{result=%q,cached=%q} = %v, want %v", m.result, m.cached, got, m.want)
+		}
 	}
 }
 
