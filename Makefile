@@ -92,6 +92,7 @@ bench: setup build images
 	$(GO) test -run '^$$' -bench . ./scheduler/...
 	$(GO) test -run '^$$' -bench PassOneTaskFailed ./controlplane/orchestrator/
 	$(GO) test -run '^$$' -bench ContainerStartWithStorage -benchtime 1x ./agent/runtime/containerd/
+	$(GO) test -run '^$$' -bench CacheVerifyHit ./internal/imagesig/
 
 # bench-scale runs NODES simulated nodes (fake runtime) against a real
 # server, applies TASKS tasks and ends with the line "tasks/s: X". The e2e

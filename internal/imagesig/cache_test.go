@@ -122,3 +122,20 @@ func TestCacheJoinsConcurrentVerifications(t *testing.T) {
 		t.Fatalf("%d verifications for %d concurrent starts, want 1", calls, n)
 	}
 }
+
+// BenchmarkCacheVerifyHit is what a task start under a trust policy pays
+// on the server and on the node once its image's verification is cached.
+func BenchmarkCacheVerifyHit(b *testing.B) {
+	c := NewCache(WithVerify(func(context.Context, string, string, []Key, Registry) (string, error) { return "k", nil }))
+	keys := []Key{{Name: "release", PEM: "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE\n-----END PUBLIC KEY-----\n"}}
+	ctx := context.Background()
+	if _, _, err := c.Verify(ctx, "127.0.0.1:5000/team/app", "sha256:1", keys, Registry{}); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, cached, err := c.Verify(ctx, "127.0.0.1:5000/team/app", "sha256:1", keys, Registry{}); err != nil || !cached {
+			b.Fatalf("cached %v, err %v", cached, err)
+		}
+	}
+}
