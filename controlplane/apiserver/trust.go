@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
 	"github.com/berthproject/berth/api/imageref"
@@ -215,20 +216,42 @@ func (s *Server) checkTrust(ctx context.Context, ns string, services []*berthv1.
 		return nil
 	}
 	type check struct{ image, digest string }
-	verdicts := map[check]trust.Verdict{}
+	checkable := func(spec *berthv1.ServiceSpec) bool { return spec.GetImage() != "" && spec.GetBuild() == nil }
+	// Distinct images are checked at once, as pinDigests resolves them:
+	// an apply of many images waits for the slowest registry, not the sum.
+	var todo []check
+	seen := map[check]bool{}
+	for _, svc := range services {
+		if spec := svc.GetSpec(); checkable(spec) {
+			c := check{spec.GetImage(), spec.GetImageDigest()}
+			if !seen[c] {
+				seen[c] = true
+				todo = append(todo, c)
+			}
+		}
+	}
+	verdicts := make(map[check]trust.Verdict, len(todo))
+	var (
+		mu sync.Mutex
+		wg sync.WaitGroup
+	)
+	for _, c := range todo {
+		wg.Go(func() {
+			v := s.cfg.Trust.Check(ctx, ns, c.image, c.digest)
+			mu.Lock()
+			verdicts[c] = v
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
 	var errs validation.Errors
 	for _, svc := range services {
 		spec := svc.GetSpec()
-		if spec.GetImage() == "" || spec.GetBuild() != nil {
+		if !checkable(spec) {
 			continue
 		}
 		c := check{spec.GetImage(), spec.GetImageDigest()}
-		v, ok := verdicts[c]
-		if !ok {
-			v = s.cfg.Trust.Check(ctx, ns, c.image, c.digest)
-			verdicts[c] = v
-		}
-		if v.Err != nil {
+		if v := verdicts[c]; v.Err != nil {
 			errs = append(errs, validation.FieldError{Service: svc.GetName(), Field: "image", Reason: imagesig.Refusal(c.image, c.digest, v.Policy, v.Err)})
 		}
 	}
