@@ -128,6 +128,8 @@ type Agent struct {
 	content         *http.Server
 	contentListener net.Listener
 	puller          *image.Puller
+	// trust verifies tasks' images against their trust policies.
+	trust *image.Trust
 
 	runCtx context.Context
 	cancel context.CancelFunc
@@ -214,12 +216,14 @@ func Start(ctx context.Context, cfg Config) (_ *Agent, err error) {
 	})
 	a.worker = worker.New(a.rt, a.reportStatus, cfg.Log.With("component", "worker"))
 	a.worker.SetImages(a.puller)
+	a.trust = image.NewTrust(nil, a.puller.Source)
+	a.worker.SetVerifier(a.trust)
 	a.worker.SetFiles(a.payloads)
 	a.worker.SetNodeName(cfg.Name)
 	a.worker.SetLimits(cfg.workLimits())
 	a.sweeper = a.newSweeper()
 	if cfg.Metrics != nil {
-		collectors := append(a.worker.Collectors(), metrics.CertExpiry("node", a.creds.NodeID, a.live.NotAfter), a.sweeper.Collector())
+		collectors := append(a.worker.Collectors(), metrics.CertExpiry("node", a.creds.NodeID, a.live.NotAfter), a.sweeper.Collector(), a.trust.Collector())
 		if a.network != nil {
 			collectors = append(collectors, a.network.programming)
 		}
@@ -454,6 +458,7 @@ func (c Config) workLimits() (starts, pulls int) {
 // payloads.
 func (a *Agent) Assign(as *berthv1.Assignments) {
 	a.puller.SetSources(as.GetImageSources())
+	a.trust.Set(as)
 	a.payloads.Apply(as)
 	a.worker.Assign(as)
 }

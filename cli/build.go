@@ -283,6 +283,7 @@ func newBuildCommand(o *rootOptions) *cobra.Command {
 		r         buildRequest
 		buildArgs []string
 		progress  string
+		sign      string
 	)
 	cmd := &cobra.Command{
 		Use:   "build [-t NAME[:TAG]]... [-f Dockerfile] [--build-arg K=V]... [--target T] [--no-cache] [--node NODE] [--progress auto|tty|plain] CONTEXT|GIT-URL",
@@ -346,12 +347,33 @@ on a terminal). On success, the image and its digest are printed.`,
 			if _, _, err := r.header(); err != nil {
 				return err
 			}
+			var sk signingKey
+			if sign != "" {
+				if err := signableTags(r.tags); err != nil {
+					return err
+				}
+				if sk, err = readSigningKey(sign); err != nil {
+					return fmt.Errorf("build: %w", err)
+				}
+				defer sk.forget()
+			}
 			return o.withCluster(cmd, func(ctx context.Context, c *cluster) error {
 				res, err := c.build(ctx, r, cmd.ErrOrStderr(), mode)
 				if err != nil {
 					return fmt.Errorf("build %s: %w", cmp.Or(strings.Join(r.tags, ", "), r.contextDir, r.gitContext), err)
 				}
 				fmt.Fprintln(cmd.OutOrStdout(), builtLine(res))
+				if sign == "" {
+					return nil
+				}
+				// --sign pushes every tag that names a registry from the
+				// node that built it, then signs the digest each push
+				// reported.
+				for _, tag := range r.tags {
+					if err := c.pushAndSign(ctx, cmd, tag, res.GetNodeId(), sign, sk); err != nil {
+						return err
+					}
+				}
 				return nil
 			})
 		},
@@ -364,5 +386,24 @@ on a terminal). On success, the image and its digest are printed.`,
 	f.BoolVar(&r.noCache, "no-cache", false, "build every step again, without the build cache")
 	f.StringVar(&r.node, "node", "", "build on this node (name or ID; default: the ready node with the most free memory)")
 	f.StringVar(&progress, "progress", "auto", "progress display: auto, tty or plain")
+	f.StringVar(&sign, "sign", "", "push each -t tag to its registry and sign the pushed digest in cosign's format, with this cluster key or cosign key file")
 	return cmd
+}
+
+// signableTags checks that a build with --sign has tags, each naming a
+// registry to push to: a signature lives beside the image in its registry.
+func signableTags(tags []string) error {
+	if len(tags) == 0 {
+		return errors.New("build --sign: name the image with -t REGISTRY/REPOSITORY:TAG; the signature is stored in that registry")
+	}
+	for _, t := range tags {
+		ref, err := imageref.Parse(t)
+		if err != nil {
+			return fmt.Errorf("build --sign: -t %s: %w", t, err)
+		}
+		if !strings.Contains(t, "/") || !strings.ContainsAny(strings.Split(t, "/")[0], ".:") && strings.Split(t, "/")[0] != "localhost" {
+			return fmt.Errorf("build --sign: -t %s names no registry (it would go to %s); name one, as in 127.0.0.1:5000/%s", t, ref.Host(), ref.Familiar())
+		}
+	}
+	return nil
 }

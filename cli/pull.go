@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc"
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
+	"github.com/berthproject/berth/api/imageref"
 )
 
 func newPullCommand(o *rootOptions) *cobra.Command {
@@ -40,7 +41,8 @@ One progress line is shown per node.`,
 					req.NodeIds = append(req.NodeIds, id)
 				}
 				stream, err := c.PullImage(ctx, req)
-				return showImageProgress(cmd, "pull", args[0], stream, err)
+				_, err = showImageProgress(cmd, "pull", args[0], stream, err)
+				return err
 			})
 		},
 	}
@@ -49,9 +51,9 @@ One progress line is shown per node.`,
 }
 
 func newPushCommand(o *rootOptions) *cobra.Command {
-	var node string
+	var node, sign string
 	cmd := &cobra.Command{
-		Use:   "push IMAGE [--node NODE]",
+		Use:   "push IMAGE [--node NODE] [--sign KEY]",
 		Short: "Push an image from a node to its registry",
 		Long: `Push an image from the node named with --node, or from a ready node that
 holds it, to the registry its name says, with the credential stored by
@@ -61,22 +63,55 @@ holds it, to the registry its name says, with the credential stored by
 		Args:    cobra.ExactArgs(1),
 		GroupID: groupApps,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			var sk signingKey
+			if sign != "" {
+				var err error
+				if sk, err = readSigningKey(sign); err != nil {
+					return fmt.Errorf("push %s: %w", args[0], err)
+				}
+				defer sk.forget()
+			}
 			return o.withCluster(cmd, func(ctx context.Context, c *cluster) error {
-				stream, err := c.PushImage(ctx, &berthv1.PushImageRequest{Image: args[0], Node: node})
-				return showImageProgress(cmd, "push", args[0], stream, err)
+				return c.pushAndSign(ctx, cmd, args[0], node, sign, sk)
 			})
 		},
 	}
 	cmd.Flags().StringVar(&node, "node", "", "push from this node (name or ID)")
+	cmd.Flags().StringVar(&sign, "sign", "", "sign the pushed digest in cosign's format with this cluster key (`berth key ls`) or cosign key file")
 	return cmd
 }
 
-// showImageProgress prints a pull's or push's progress until the stream
-// ends, and returns its error.
-func showImageProgress(cmd *cobra.Command, verb, image string, stream grpc.ServerStreamingClient[berthv1.ImageProgress], err error) error {
-	if err != nil {
-		return fmt.Errorf("%s %s: %w", verb, image, err)
+// pushAndSign pushes image from node (any that holds it when empty) and,
+// with key (named so in messages, read into sk), signs the digest the
+// registry took.
+func (c *cluster) pushAndSign(ctx context.Context, cmd *cobra.Command, image, node, key string, sk signingKey) error {
+	stream, err := c.PushImage(ctx, &berthv1.PushImageRequest{Image: image, Node: node})
+	digest, err := showImageProgress(cmd, "push", image, stream, err)
+	if err != nil || key == "" {
+		return err
 	}
+	if digest == "" {
+		return fmt.Errorf("push %s: the node reported no digest, so nothing was signed; sign it with `berth sign %s --key %s`", image, image, key)
+	}
+	ref, err := imageref.Parse(image)
+	if err != nil {
+		return err
+	}
+	resp, err := c.SignImage(ctx, sk.request(c.namespace, ref.Repository()+"@"+digest))
+	if err != nil {
+		return fmt.Errorf("pushed %s@%s, but signing it: %w", ref.Repository(), digest, err)
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "signed %s@%s with key %s; signature stored at %s\n", resp.GetImage(), resp.GetDigest(), key, resp.GetSignature())
+	return nil
+}
+
+// showImageProgress prints a pull's or push's progress until the stream
+// ends, and returns the digest the nodes reported with its error.
+func showImageProgress(cmd *cobra.Command, verb, image string, stream grpc.ServerStreamingClient[berthv1.ImageProgress], err error) (string, error) {
+	if err != nil {
+		return "", fmt.Errorf("%s %s: %w", verb, image, err)
+	}
+	digest := ""
 	board := newProgressBoard(cmd.OutOrStdout())
 	failed := 0
 	for {
@@ -85,20 +120,23 @@ func showImageProgress(cmd *cobra.Command, verb, image string, stream grpc.Serve
 			break
 		}
 		if err != nil {
-			return fmt.Errorf("%s %s: %w", verb, image, err)
+			return "", fmt.Errorf("%s %s: %w", verb, image, err)
 		}
 		if p.GetDone() && p.GetError() != "" {
 			failed++
 		}
+		if p.GetDone() && p.GetError() == "" && p.GetDigest() != "" {
+			digest = p.GetDigest()
+		}
 		board.update(p)
 	}
 	if board.count() == 0 {
-		return fmt.Errorf("%s %s: no node reported anything: are any nodes ready? see `berth node ls`", verb, image)
+		return "", fmt.Errorf("%s %s: no node reported anything: are any nodes ready? see `berth node ls`", verb, image)
 	}
 	if failed > 0 {
-		return fmt.Errorf("%s %s failed on %d of %d nodes", verb, image, failed, board.count())
+		return "", fmt.Errorf("%s %s failed on %d of %d nodes", verb, image, failed, board.count())
 	}
-	return nil
+	return digest, nil
 }
 
 // progressBoard shows one line per node. On a terminal the lines are

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
 	"github.com/berthproject/berth/api/revision"
@@ -205,8 +207,60 @@ type historyRow struct {
 	// Changes names the spec fields that differ from the version before;
 	// empty for the oldest version kept.
 	Changes []string `json:"changes"`
+	Image   string   `json:"image"`
+	Digest  string   `json:"digest,omitempty"`
+	// Signature is "signed by KEY", "unsigned", "not checked" or
+	// "unknown: why", from the cluster's check of the digest.
+	Signature string `json:"signature"`
 
 	ago string
+}
+
+// withSignatures fills in the rows' signature state, asking the cluster
+// once for every image digest. A cluster that cannot tell leaves them
+// "not checked" and says why on warn.
+func (c *cluster) withSignatures(ctx context.Context, rows []historyRow, warn io.Writer) {
+	req := &berthv1.VerifyImagesRequest{Namespace: c.namespace}
+	seen := map[[2]string]bool{}
+	for i := range rows {
+		rows[i].Signature = "not checked"
+		k := [2]string{rows[i].Image, rows[i].Digest}
+		if rows[i].Digest == "" || seen[k] {
+			continue
+		}
+		seen[k] = true
+		req.Images = append(req.Images, &berthv1.ImageDigest{Image: k[0], Digest: k[1]})
+	}
+	if len(req.Images) == 0 {
+		return
+	}
+	resp, err := c.VerifyImages(ctx, req)
+	if err != nil {
+		if status.Code(err) != codes.Unimplemented {
+			fmt.Fprintf(warn, "warning: signatures not checked: %v\n", err)
+		}
+		return
+	}
+	state := map[[2]string]string{}
+	for _, v := range resp.GetVerdicts() {
+		var s string
+		switch v.GetState() {
+		case berthv1.SignatureState_SIGNATURE_STATE_SIGNED:
+			s = "signed by " + v.GetSigner()
+		case berthv1.SignatureState_SIGNATURE_STATE_UNSIGNED:
+			s = "unsigned"
+		case berthv1.SignatureState_SIGNATURE_STATE_UNKNOWN:
+			s = "unknown: " + v.GetError()
+		default:
+			s = "not checked"
+		}
+		state[[2]string{v.GetImage(), v.GetDigest()}] = s
+	}
+	for i := range rows {
+		if s, ok := state[[2]string{rows[i].Image, rows[i].Digest}]; ok {
+			rows[i].Signature = s
+		}
+	}
 }
 
 func newRolloutHistoryCommand(o *rootOptions) *cobra.Command {
@@ -216,7 +270,11 @@ func newRolloutHistoryCommand(o *rootOptions) *cobra.Command {
 		Short: "List a service's spec versions: when, why, and what changed",
 		Long: `List the spec versions a service keeps (the last 10 and the current one),
 oldest first: when each was made, what made it (an apply, a rollback), and
-which spec fields differ from the version before it.`,
+which spec fields differ from the version before it; the image and digest
+each version runs, and whether that digest is signed: "signed by KEY"
+(checked against the keys of the trust policy that covers the image, else
+the namespace's keys), "unsigned", or "not checked" (no key to check with,
+or no digest).`,
 		Example: `  berth rollout history shop/web
   berth rollout history shop/web -o json`,
 		Args: cobra.ExactArgs(1),
@@ -226,8 +284,9 @@ which spec fields differ from the version before it.`,
 				return fmt.Errorf("get service %s/%s: %w", app, name, err)
 			}
 			rows := historyRows(svc, time.Now())
+			c.withSignatures(ctx, rows, cmd.ErrOrStderr())
 			return printList(cmd.OutOrStdout(), *out, rows, func(w io.Writer) {
-				fmt.Fprintln(w, "VERSION\tCREATED\tCAUSE\tCHANGES")
+				fmt.Fprintln(w, "VERSION\tCREATED\tCAUSE\tIMAGE\tDIGEST\tSIGNATURE\tCHANGES")
 				for _, r := range rows {
 					version := fmt.Sprint(r.Version)
 					if r.Current {
@@ -237,7 +296,7 @@ which spec fields differ from the version before it.`,
 					if r.Version == 1 {
 						changes = "(first version)"
 					}
-					fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", version, cmp.Or(r.ago, "-"), cmp.Or(r.Cause, "-"), cmp.Or(changes, "-"))
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", version, cmp.Or(r.ago, "-"), cmp.Or(r.Cause, "-"), cmp.Or(r.Image, "-"), cmp.Or(shortDigest(r.Digest), "-"), r.Signature, cmp.Or(changes, "-"))
 				}
 			})
 		}),
@@ -260,7 +319,8 @@ func historyRows(svc *berthv1.Service, now time.Time) []historyRow {
 		if prev != nil {
 			changes = append(changes, revision.ChangedFields(prev, spec)...)
 		}
-		rows = append(rows, historyRow{Version: version, Current: current, Created: created, Cause: cause, Changes: changes, ago: at})
+		rows = append(rows, historyRow{Version: version, Current: current, Created: created, Cause: cause, Changes: changes,
+			Image: spec.GetImage(), Digest: spec.GetImageDigest(), ago: at})
 		prev = spec
 	}
 	for _, r := range revs {

@@ -156,7 +156,7 @@ func TestRolloutHistory(t *testing.T) {
 	if len(lines) != 5 {
 		t.Fatalf("want a header and 4 versions:\n%s", r.stdout)
 	}
-	if got := strings.Join(strings.Fields(lines[0]), " "); got != "VERSION CREATED CAUSE CHANGES" {
+	if got := strings.Join(strings.Fields(lines[0]), " "); got != "VERSION CREATED CAUSE IMAGE DIGEST SIGNATURE CHANGES" {
 		t.Errorf("header = %q", lines[0])
 	}
 	wants := [][]string{

@@ -32,6 +32,7 @@ import (
 	"github.com/berthproject/berth/controlplane/registry"
 	"github.com/berthproject/berth/controlplane/store"
 	"github.com/berthproject/berth/controlplane/trigger"
+	"github.com/berthproject/berth/controlplane/trust"
 	"github.com/berthproject/berth/internal/gossip"
 	"github.com/berthproject/berth/internal/metrics"
 	"github.com/berthproject/berth/internal/supervise"
@@ -106,11 +107,6 @@ type Config struct {
 	// AuditRetention is how long audit records are kept; zero is
 	// audit.DefaultRetention, and less than audit.MinRetention is refused.
 	AuditRetention time.Duration
-	// TriggerScanner and TriggerSigner scan and sign what build triggers
-	// build; nil skips the scan ("scan: not configured") and fails the
-	// runs of triggers that sign.
-	TriggerScanner trigger.Scanner
-	TriggerSigner  trigger.Signer
 	// CertLifetime is how long the certificates the CA issues last;
 	// default ca.DefaultLeafLifetime. Tests shorten it to see renewals.
 	CertLifetime time.Duration
@@ -160,6 +156,8 @@ type Server struct {
 	leader    *leaderView
 	servers   *serverRegistry
 	disp      *dispatcher.Dispatcher
+	// trust keeps signing keys and trust policies; Trust exposes it.
+	trust *trust.Trust
 	// audit records the calls that change something; auditExport is the
 	// file it also writes them to, if any.
 	audit       *audit.Recorder
@@ -290,6 +288,10 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		Store: s.store, Key: kek, Settings: s.cache.Settings,
 		Log: cfg.Log.With("component", "registries"),
 	})
+	trusted := trust.New(trust.Config{
+		Store: s.store, KEK: kek, Registries: creds, Log: cfg.Log.With("component", "trust"),
+	})
+	s.trust = trusted
 	s.servers = &serverRegistry{
 		cli: s.etcd, leader: s.leader, lease: cfg.LeaderLease, log: cfg.Log.With("component", "servers"),
 		self: &berthv1.ServerInfo{
@@ -300,7 +302,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	disp := dispatcher.New(dispatcher.Config{
 		Store: s.store, Cache: s.cache, Authority: s.authority, Log: cfg.Log.With("component", "dispatcher"),
 		HeartbeatPeriod: cfg.HeartbeatPeriod, Subnets: subnets, Gossip: gossipCfg,
-		ImageAuth: creds.ImageAuth, Leader: s.leader.Address, Servers: s.servers.list, KEK: kek,
+		ImageAuth: creds.ImageAuth, ImageTrust: trusted.ImageTrust, Leader: s.leader.Address, Servers: s.servers.list, KEK: kek,
 	})
 	s.disp = disp
 	s.certs.trustChanged = disp.TrustChanged
@@ -315,13 +317,13 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		Store: s.store, Cache: s.cache, Authority: s.authority, Nodes: s.nodes, Registries: creds, KEK: kek,
 		Log:     cfg.Log.With("component", "api"),
 		Servers: s.servers.list, NetworkRange: networkRange, ContainerRange: containerRange,
-		APITokens: apiTokens, Users: users, Triggers: s.triggers,
+		APITokens: apiTokens, Users: users, Triggers: s.triggers, Trust: trusted,
 	})
-	// Scanning and signing are not wired yet: the runner records "scan:
-	// not configured" and fails the runs of triggers that sign.
+	// A trigger's run scans what it built with the API's scanner and
+	// signs it with the cluster's keys.
 	s.triggerRunner = trigger.NewRunner(trigger.RunnerConfig{
 		Records: s.triggers, Store: s.store, Cluster: api.TriggerCluster(),
-		Scanner: cfg.TriggerScanner, Signer: cfg.TriggerSigner, Log: cfg.Log.With("component", "trigger-runner"),
+		Scanner: nil, Signer: trusted, Log: cfg.Log.With("component", "trigger-runner"),
 	})
 	s.hooks = &trigger.Hooks{Records: s.triggers, Store: s.store, KEK: kek, Log: cfg.Log.With("component", "webhooks")}
 	auditCfg := audit.Config{Store: s.store, Log: cfg.Log.With("component", "audit")}
@@ -337,7 +339,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	grpcMetrics := metrics.NewGRPC()
 	s.placements = orchestrator.NewMetrics()
 	if cfg.Metrics != nil {
-		cs := []prometheus.Collector{s.placements, nodehealth.Collector(s.cache), metrics.CertExpiry("server", s.id, s.certs.creds.NotAfter)}
+		cs := []prometheus.Collector{s.placements, nodehealth.Collector(s.cache), metrics.CertExpiry("server", s.id, s.certs.creds.NotAfter), trusted.Collector()}
 		cs = append(cs, s.store.Collectors()...)
 		cs = append(cs, disp.Collectors()...)
 		if err := metrics.Register(cfg.Metrics, append(cs, grpcMetrics.Collectors()...)...); err != nil {
@@ -387,6 +389,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	s.tasks.Go("users", func() error { return ignoreCanceled(users.Run(runCtx)) })
 	s.tasks.Go("triggers", func() error { return ignoreCanceled(s.triggers.Run(runCtx)) })
 	s.tasks.Go("registries", func() error { return creds.Run(runCtx) })
+	s.tasks.Go("trust", func() error { return trusted.Run(runCtx) })
 	s.tasks.Go("servers", func() error { return s.servers.run(runCtx) })
 	s.tasks.Go("leader view", func() error { return s.leader.run(runCtx, s.etcd, s.log) })
 	s.tasks.Go("leader", func() error { return s.lead(runCtx, advertise) })
@@ -625,3 +628,7 @@ func addressRanges(container, network string) (netip.Prefix, netip.Prefix, error
 	}
 	return c, n, nil
 }
+
+// Trust is the server's signing keys and trust policies: automated builds
+// sign what they push with its SignImage.
+func (s *Server) Trust() *trust.Trust { return s.trust }

@@ -29,6 +29,11 @@ func (c *cluster) startMachine(name string, extra ...string) *proc {
 			if err := containerdtest.CleanupNamespace(client, n); err != nil {
 				c.t.Errorf("cleanup of machine %s: %v", name, err)
 			}
+			// containerd 1.6 may leave the shims of removed containers
+			// running, as TestMain finds for the run's own namespace.
+			if _, err := killShims(n); err != nil {
+				c.t.Errorf("cleanup of machine %s: %v", name, err)
+			}
 		}
 	})
 	return c.startAgent(name, append([]string{"--containerd-namespace", ns}, extra...)...)

@@ -33,6 +33,33 @@ func (w *Worker) SetImages(images Images) {
 	w.images = images
 }
 
+// Verifier checks a task's image against its trust policy before the
+// task's container is made. image.Trust implements it.
+type Verifier interface {
+	Verify(ctx context.Context, task *berthv1.Task) error
+}
+
+// SetVerifier makes the worker verify each task's image with v before it
+// creates the container; a task whose image fails is rejected. Call it
+// before Start.
+func (w *Worker) SetVerifier(v Verifier) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.verifier = v
+}
+
+// verifyImage checks the task's image against its trust policy, when the
+// worker has a verifier.
+func (r *runner) verifyImage(ctx context.Context, task *berthv1.Task) error {
+	r.w.mu.Lock()
+	v := r.w.verifier
+	r.w.mu.Unlock()
+	if v == nil {
+		return nil
+	}
+	return v.Verify(ctx, task)
+}
+
 // ensureImage makes sure the task's image is on the node, reporting the
 // pull's progress in the status message while the task is preparing. A
 // pull is cut short when the task stops being wanted.

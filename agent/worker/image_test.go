@@ -90,3 +90,26 @@ func TestRemovingATaskCutsItsPullShort(t *testing.T) {
 	// The runner leaves its pull and cleans up instead of waiting on it.
 	rt.waitRemoved(t, "t1")
 }
+
+// fakeVerifier refuses the tasks it is told to.
+type fakeVerifier struct{ refuse map[string]error }
+
+func (v fakeVerifier) Verify(_ context.Context, task *berthv1.Task) error {
+	return v.refuse[task.GetMeta().GetId()]
+}
+
+func TestUntrustedImageRejectsTheTask(t *testing.T) {
+	rt := newRecordingRuntime()
+	h := newHarness(t, rt)
+	why := `service web: image busybox (digest sha256:abc) is refused by trust policy "docker.io/**": no signature`
+	h.w.SetVerifier(fakeVerifier{refuse: map[string]error{"t1": errors.New(why)}})
+	h.w.Assign(&berthv1.Assignments{Tasks: []*berthv1.Task{newTask("t1"), newTask("t2")}})
+	st := h.expect("t1", accepted, preparing, rejected)
+	if st.Err != why {
+		t.Fatalf("rejection %q, want %q", st.Err, why)
+	}
+	h.expect("t2", accepted, preparing, starting, running)
+	if n := rt.createCount(); n != 1 {
+		t.Fatalf("%d containers created, want only the trusted task's", n)
+	}
+}

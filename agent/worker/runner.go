@@ -178,6 +178,15 @@ func (r *runner) start(ctx context.Context, task *berthv1.Task) {
 			r.handle(opImage, err, "")
 			return
 		}
+		// Verified after the pull: the signature is of the digest the
+		// task pins, which the pull fetched.
+		if err := r.verifyImage(ctx, task); err != nil {
+			if ctx.Err() != nil || r.leaving() {
+				err = cutShort(err)
+			}
+			r.handle(opImage, err, "")
+			return
+		}
 	}
 	cs, ok := r.createAndStart(ctx, task)
 	if !ok {

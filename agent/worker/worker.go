@@ -40,6 +40,7 @@ type Worker struct {
 
 	mu       sync.Mutex
 	images   Images
+	verifier Verifier
 	ctx      context.Context
 	runners  map[string]*runner
 	adopted  map[string]runtime.Status

@@ -168,6 +168,22 @@ var Methods = map[string]Rule{
 	cluster + "ListUsers":      admin(false),
 	cluster + "RemoveUser":     admin(true),
 	cluster + "Audit":          admin(false),
+	// Trusted images: keys and trust policies are a namespace's trust
+	// roots, so only admins change them (a deployer who could would lift
+	// the policy that guards its own deploys); deployers sign with the
+	// namespace's keys and list a registry's tags (with the cluster's
+	// registry credentials, as they pull and push); everyone reads keys
+	// (public halves), policies and signature states.
+	cluster + "GenerateKey":       {Level: Admin, Scope: Namespaced, Mutates: true},
+	cluster + "ImportKey":         {Level: Admin, Scope: Namespaced, Mutates: true},
+	cluster + "RemoveKey":         {Level: Admin, Scope: Namespaced, Mutates: true},
+	cluster + "ListKeys":          view(Namespaced),
+	cluster + "SignImage":         deploy(Namespaced),
+	cluster + "SetTrustPolicy":    {Level: Admin, Scope: Namespaced, Mutates: true},
+	cluster + "RemoveTrustPolicy": {Level: Admin, Scope: Namespaced, Mutates: true},
+	cluster + "ListTrustPolicies": view(Namespaced),
+	cluster + "ListImageTags":     {Level: Deployer, Scope: Cluster},
+	cluster + "VerifyImages":      view(Namespaced),
 
 	// Agents: Join is open (its token is the credential); a session needs
 	// the node's certificate.

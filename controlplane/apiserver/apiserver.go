@@ -20,6 +20,7 @@ import (
 	"github.com/berthproject/berth/controlplane/seal"
 	"github.com/berthproject/berth/controlplane/store"
 	"github.com/berthproject/berth/controlplane/trigger"
+	"github.com/berthproject/berth/controlplane/trust"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -58,6 +59,9 @@ type Config struct {
 	// Triggers follows the stored build triggers and their runs; it must
 	// run while the server serves. nil serves no triggers.
 	Triggers *trigger.Records
+	// Trust keeps signing keys and trust policies and checks images
+	// against them; nil serves neither and checks nothing.
+	Trust *trust.Trust
 }
 
 // Server implements berthv1.ClusterServiceServer.

@@ -38,6 +38,10 @@ func (s *Server) Apply(ctx context.Context, req *berthv1.ApplyRequest) (*berthv1
 		s.log.Warn("apply: images not pinned", "namespace", req.Namespace, "app", req.App, "warnings", warningsSummary(warnings))
 		warn(ctx, warnings...)
 	}
+	// Trust after pinning: a policy checks the digest the tasks will run.
+	if errs := s.checkTrust(ctx, req.Namespace, req.Services); len(errs) > 0 {
+		return nil, errs.GRPCStatus().Err()
+	}
 	for attempt := 0; ; attempt++ {
 		resp, txn, err := s.plan(req, time.Now())
 		if err != nil {

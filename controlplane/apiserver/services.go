@@ -133,6 +133,11 @@ func (s *Server) ScaleService(ctx context.Context, req *berthv1.ScaleServiceRequ
 		if r := validation.ReplicasReason(svc.GetSpec().GetMode(), req.Replicas, validation.MaxReplicas(s.cfg.Cache.Settings())); r != "" {
 			return status.Errorf(codes.InvalidArgument, "scaling service %s/%s: %s", req.App, req.Service, r)
 		}
+		if req.Replicas > from {
+			if err := s.checkServiceTrust(ctx, svc, svc.GetSpec()); err != nil {
+				return err
+			}
+		}
 		svc.Spec.Replicas = req.Replicas
 		return s.serviceQuota(ctx, txn, "scale", svc)
 	})
@@ -158,6 +163,9 @@ func (s *Server) RestartService(ctx context.Context, req *berthv1.RestartService
 	svc, err := guardedUpdateTxn(ctx, s, key, s.readService(ns, req.App, req.Service), func(svc *berthv1.Service, txn *store.Txn) error {
 		spec := proto.Clone(svc.GetSpec()).(*berthv1.ServiceSpec)
 		spec.RestartGeneration++
+		if err := s.checkServiceTrust(ctx, svc, spec); err != nil {
+			return err
+		}
 		revision.Change(svc, spec, "restart", berthv1.UpdateState_UPDATE_STATE_UPDATING, "restart requested", now)
 		return s.serviceQuota(ctx, txn, "restart", svc)
 	})
@@ -186,6 +194,9 @@ func (s *Server) RollbackService(ctx context.Context, req *berthv1.RollbackServi
 		}
 		target, from = rev.SpecVersion, svc.SpecVersion
 		revision.Rollback(svc, rev, "", time.Now())
+		if err := s.checkServiceTrust(ctx, svc, svc.GetSpec()); err != nil {
+			return err
+		}
 		s.cfg.Cache.PinFiles(ns, svc.Spec)
 		return s.serviceQuota(ctx, txn, "rollback", svc)
 	})

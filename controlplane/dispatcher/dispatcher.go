@@ -44,6 +44,10 @@ type Config struct {
 	// the registry of an image, or nil; it fills in the image sources
 	// sent with assignments. Nil sends none.
 	ImageAuth func(image string) *berthv1.ImageSource
+	// ImageTrust returns the trust policy that covers an image in a
+	// namespace, with its keys, or nil; it fills in the image trust sent
+	// with assignments. Nil sends none.
+	ImageTrust func(namespace, image string) *berthv1.ImageTrust
 	// KEK opens the secrets sent with assignments; nil sends none.
 	KEK *seal.Key
 	// Leader returns the address of the server that leads, where agents

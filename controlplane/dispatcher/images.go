@@ -166,4 +166,28 @@ func (d *Dispatcher) withImageSources(nodeID string, a *berthv1.Assignments) {
 		grant = d.cfg.Authority.PullGrant
 	}
 	a.ImageSources = imageSources(idx, nodeID, a.Tasks, d.cfg.ImageAuth, grant)
+	a.ImageTrust = imageTrust(a.Tasks, d.cfg.ImageTrust)
+}
+
+// imageTrust is the trust policy of each (namespace, image) of tasks that
+// one covers, by trustOf, so the agent verifies the image before it runs
+// the task with the policy in force when the task was sent.
+func imageTrust(tasks []*berthv1.Task, trustOf func(namespace, image string) *berthv1.ImageTrust) []*berthv1.ImageTrust {
+	if trustOf == nil {
+		return nil
+	}
+	type pair struct{ ns, image string }
+	seen := map[pair]bool{}
+	var out []*berthv1.ImageTrust
+	for _, t := range tasks {
+		p := pair{t.GetNamespace(), t.GetSpec().GetImage()}
+		if p.image == "" || seen[p] {
+			continue
+		}
+		seen[p] = true
+		if it := trustOf(p.ns, p.image); it != nil {
+			out = append(out, it)
+		}
+	}
+	return out
 }

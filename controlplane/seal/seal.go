@@ -37,6 +37,9 @@ const (
 	KindRegistry = "registry"
 	// KindSecret is a secret's data; its name is SecretName.
 	KindSecret = "secret"
+	// KindSigningKey is the private half of an image signing key; its name
+	// is SecretName(namespace, key name).
+	KindSigningKey = "signing-key"
 )
 
 // SecretName is the name a secret's data is sealed under.

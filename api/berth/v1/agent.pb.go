@@ -1011,7 +1011,11 @@ type Assignments struct {
 	// use: a version is sent when the node holds no other task that names
 	// it, so an agent may drop a version once no task it holds names it.
 	// The agent keeps them in memory only.
-	Files         []*FilePayload `protobuf:"bytes,5,rep,name=files,proto3" json:"files,omitempty"`
+	Files []*FilePayload `protobuf:"bytes,5,rep,name=files,proto3" json:"files,omitempty"`
+	// image_trust is the trust policy of each (namespace, image) of this
+	// message's tasks that one covers; a task of this message whose pair
+	// has none runs unverified.
+	ImageTrust    []*ImageTrust `protobuf:"bytes,6,rep,name=image_trust,json=imageTrust,proto3" json:"image_trust,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1077,6 +1081,13 @@ func (x *Assignments) GetImageSources() []*ImageSource {
 func (x *Assignments) GetFiles() []*FilePayload {
 	if x != nil {
 		return x.Files
+	}
+	return nil
+}
+
+func (x *Assignments) GetImageTrust() []*ImageTrust {
+	if x != nil {
+		return x.ImageTrust
 	}
 	return nil
 }
@@ -1893,7 +1904,7 @@ var File_berth_v1_agent_proto protoreflect.FileDescriptor
 
 const file_berth_v1_agent_proto_rawDesc = "" +
 	"\n" +
-	"\x14berth/v1/agent.proto\x12\bberth.v1\x1a\x16berth/v1/objects.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe4\x01\n" +
+	"\x14berth/v1/agent.proto\x12\bberth.v1\x1a\x16berth/v1/objects.proto\x1a\x14berth/v1/trust.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe4\x01\n" +
 	"\vJoinRequest\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x12\x1b\n" +
 	"\tnode_name\x18\x02 \x01(\tR\bnodeName\x12\x10\n" +
@@ -1977,13 +1988,15 @@ const file_berth_v1_agent_proto_rawDesc = "" +
 	"\x03key\x18\x02 \x01(\fR\x03key\x12@\n" +
 	"\x0eprobe_interval\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\rprobeInterval\x12>\n" +
 	"\rprobe_timeout\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\fprobeTimeout\x12%\n" +
-	"\x0esuspicion_mult\x18\x05 \x01(\rR\rsuspicionMult\"\xca\x01\n" +
+	"\x0esuspicion_mult\x18\x05 \x01(\rR\rsuspicionMult\"\x81\x02\n" +
 	"\vAssignments\x12\x12\n" +
 	"\x04full\x18\x01 \x01(\bR\x04full\x12$\n" +
 	"\x05tasks\x18\x02 \x03(\v2\x0e.berth.v1.TaskR\x05tasks\x12\x18\n" +
 	"\aremoved\x18\x03 \x03(\tR\aremoved\x12:\n" +
 	"\rimage_sources\x18\x04 \x03(\v2\x15.berth.v1.ImageSourceR\fimageSources\x12+\n" +
-	"\x05files\x18\x05 \x03(\v2\x15.berth.v1.FilePayloadR\x05files\"\x85\x01\n" +
+	"\x05files\x18\x05 \x03(\v2\x15.berth.v1.FilePayloadR\x05files\x125\n" +
+	"\vimage_trust\x18\x06 \x03(\v2\x14.berth.v1.ImageTrustR\n" +
+	"imageTrust\"\x85\x01\n" +
 	"\vFilePayload\x12\x16\n" +
 	"\x06secret\x18\x01 \x01(\bR\x06secret\x12\x1c\n" +
 	"\tnamespace\x18\x02 \x01(\tR\tnamespace\x12\x12\n" +
@@ -2101,13 +2114,14 @@ var file_berth_v1_agent_proto_goTypes = []any{
 	(*TaskStatus)(nil),                // 30: berth.v1.TaskStatus
 	(*durationpb.Duration)(nil),       // 31: google.protobuf.Duration
 	(*Task)(nil),                      // 32: berth.v1.Task
-	(*timestamppb.Timestamp)(nil),     // 33: google.protobuf.Timestamp
-	(*Network)(nil),                   // 34: berth.v1.Network
-	(EndpointMode)(0),                 // 35: berth.v1.EndpointMode
-	(*ServiceNetwork)(nil),            // 36: berth.v1.ServiceNetwork
-	(*VirtualIP)(nil),                 // 37: berth.v1.VirtualIP
-	(*PortSpec)(nil),                  // 38: berth.v1.PortSpec
-	(*TaskNetwork)(nil),               // 39: berth.v1.TaskNetwork
+	(*ImageTrust)(nil),                // 33: berth.v1.ImageTrust
+	(*timestamppb.Timestamp)(nil),     // 34: google.protobuf.Timestamp
+	(*Network)(nil),                   // 35: berth.v1.Network
+	(EndpointMode)(0),                 // 36: berth.v1.EndpointMode
+	(*ServiceNetwork)(nil),            // 37: berth.v1.ServiceNetwork
+	(*VirtualIP)(nil),                 // 38: berth.v1.VirtualIP
+	(*PortSpec)(nil),                  // 39: berth.v1.PortSpec
+	(*TaskNetwork)(nil),               // 40: berth.v1.TaskNetwork
 }
 var file_berth_v1_agent_proto_depIdxs = []int32{
 	23, // 0: berth.v1.JoinRequest.labels:type_name -> berth.v1.JoinRequest.LabelsEntry
@@ -2134,32 +2148,33 @@ var file_berth_v1_agent_proto_depIdxs = []int32{
 	32, // 21: berth.v1.Assignments.tasks:type_name -> berth.v1.Task
 	15, // 22: berth.v1.Assignments.image_sources:type_name -> berth.v1.ImageSource
 	14, // 23: berth.v1.Assignments.files:type_name -> berth.v1.FilePayload
-	33, // 24: berth.v1.PullGrant.issued_at:type_name -> google.protobuf.Timestamp
-	9,  // 25: berth.v1.ServerMessage.welcome:type_name -> berth.v1.SessionWelcome
-	13, // 26: berth.v1.ServerMessage.assignments:type_name -> berth.v1.Assignments
-	19, // 27: berth.v1.ServerMessage.network_map:type_name -> berth.v1.NetworkMap
-	11, // 28: berth.v1.ServerMessage.certificate:type_name -> berth.v1.CertificateRenewal
-	10, // 29: berth.v1.ServerMessage.trust:type_name -> berth.v1.TrustUpdate
-	34, // 30: berth.v1.NetworkMap.networks:type_name -> berth.v1.Network
-	20, // 31: berth.v1.NetworkMap.services:type_name -> berth.v1.NetworkService
-	21, // 32: berth.v1.NetworkMap.tasks:type_name -> berth.v1.NetworkTask
-	22, // 33: berth.v1.NetworkMap.nodes:type_name -> berth.v1.NetworkNode
-	33, // 34: berth.v1.NetworkMap.tasks_removed_at:type_name -> google.protobuf.Timestamp
-	35, // 35: berth.v1.NetworkService.endpoint_mode:type_name -> berth.v1.EndpointMode
-	36, // 36: berth.v1.NetworkService.networks:type_name -> berth.v1.ServiceNetwork
-	37, // 37: berth.v1.NetworkService.virtual_ips:type_name -> berth.v1.VirtualIP
-	38, // 38: berth.v1.NetworkService.ports:type_name -> berth.v1.PortSpec
-	39, // 39: berth.v1.NetworkTask.networks:type_name -> berth.v1.TaskNetwork
-	33, // 40: berth.v1.NetworkTask.changed_at:type_name -> google.protobuf.Timestamp
-	0,  // 41: berth.v1.AgentService.Join:input_type -> berth.v1.JoinRequest
-	8,  // 42: berth.v1.AgentService.Session:input_type -> berth.v1.AgentMessage
-	1,  // 43: berth.v1.AgentService.Join:output_type -> berth.v1.JoinResponse
-	18, // 44: berth.v1.AgentService.Session:output_type -> berth.v1.ServerMessage
-	43, // [43:45] is the sub-list for method output_type
-	41, // [41:43] is the sub-list for method input_type
-	41, // [41:41] is the sub-list for extension type_name
-	41, // [41:41] is the sub-list for extension extendee
-	0,  // [0:41] is the sub-list for field type_name
+	33, // 24: berth.v1.Assignments.image_trust:type_name -> berth.v1.ImageTrust
+	34, // 25: berth.v1.PullGrant.issued_at:type_name -> google.protobuf.Timestamp
+	9,  // 26: berth.v1.ServerMessage.welcome:type_name -> berth.v1.SessionWelcome
+	13, // 27: berth.v1.ServerMessage.assignments:type_name -> berth.v1.Assignments
+	19, // 28: berth.v1.ServerMessage.network_map:type_name -> berth.v1.NetworkMap
+	11, // 29: berth.v1.ServerMessage.certificate:type_name -> berth.v1.CertificateRenewal
+	10, // 30: berth.v1.ServerMessage.trust:type_name -> berth.v1.TrustUpdate
+	35, // 31: berth.v1.NetworkMap.networks:type_name -> berth.v1.Network
+	20, // 32: berth.v1.NetworkMap.services:type_name -> berth.v1.NetworkService
+	21, // 33: berth.v1.NetworkMap.tasks:type_name -> berth.v1.NetworkTask
+	22, // 34: berth.v1.NetworkMap.nodes:type_name -> berth.v1.NetworkNode
+	34, // 35: berth.v1.NetworkMap.tasks_removed_at:type_name -> google.protobuf.Timestamp
+	36, // 36: berth.v1.NetworkService.endpoint_mode:type_name -> berth.v1.EndpointMode
+	37, // 37: berth.v1.NetworkService.networks:type_name -> berth.v1.ServiceNetwork
+	38, // 38: berth.v1.NetworkService.virtual_ips:type_name -> berth.v1.VirtualIP
+	39, // 39: berth.v1.NetworkService.ports:type_name -> berth.v1.PortSpec
+	40, // 40: berth.v1.NetworkTask.networks:type_name -> berth.v1.TaskNetwork
+	34, // 41: berth.v1.NetworkTask.changed_at:type_name -> google.protobuf.Timestamp
+	0,  // 42: berth.v1.AgentService.Join:input_type -> berth.v1.JoinRequest
+	8,  // 43: berth.v1.AgentService.Session:input_type -> berth.v1.AgentMessage
+	1,  // 44: berth.v1.AgentService.Join:output_type -> berth.v1.JoinResponse
+	18, // 45: berth.v1.AgentService.Session:output_type -> berth.v1.ServerMessage
+	44, // [44:46] is the sub-list for method output_type
+	42, // [42:44] is the sub-list for method input_type
+	42, // [42:42] is the sub-list for extension type_name
+	42, // [42:42] is the sub-list for extension extendee
+	0,  // [0:42] is the sub-list for field type_name
 }
 
 func init() { file_berth_v1_agent_proto_init() }
@@ -2168,6 +2183,7 @@ func file_berth_v1_agent_proto_init() {
 		return
 	}
 	file_berth_v1_objects_proto_init()
+	file_berth_v1_trust_proto_init()
 	file_berth_v1_agent_proto_msgTypes[8].OneofWrappers = []any{
 		(*AgentMessage_Hello)(nil),
 		(*AgentMessage_Status)(nil),

@@ -7572,7 +7572,7 @@ var File_berth_v1_cluster_proto protoreflect.FileDescriptor
 
 const file_berth_v1_cluster_proto_rawDesc = "" +
 	"\n" +
-	"\x16berth/v1/cluster.proto\x12\bberth.v1\x1a\x16berth/v1/objects.proto\x1a\x16berth/v1/trigger.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x0f\n" +
+	"\x16berth/v1/cluster.proto\x12\bberth.v1\x1a\x16berth/v1/objects.proto\x1a\x16berth/v1/trigger.proto\x1a\x14berth/v1/trust.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x0f\n" +
 	"\rWhoAmIRequest\"|\n" +
 	"\x0eWhoAmIResponse\x12\x1c\n" +
 	"\tprincipal\x18\x01 \x01(\tR\tprincipal\x12\x12\n" +
@@ -8093,7 +8093,7 @@ const file_berth_v1_cluster_proto_rawDesc = "" +
 	"\tLogStream\x12\x1a\n" +
 	"\x16LOG_STREAM_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11LOG_STREAM_STDOUT\x10\x01\x12\x15\n" +
-	"\x11LOG_STREAM_STDERR\x10\x022\xce%\n" +
+	"\x11LOG_STREAM_STDERR\x10\x022\xe1+\n" +
 	"\x0eClusterService\x128\n" +
 	"\x05Apply\x12\x16.berth.v1.ApplyRequest\x1a\x17.berth.v1.ApplyResponse\x12D\n" +
 	"\tDeleteApp\x12\x1a.berth.v1.DeleteAppRequest\x1a\x1b.berth.v1.DeleteAppResponse\x12A\n" +
@@ -8169,7 +8169,17 @@ const file_berth_v1_cluster_proto_rawDesc = "" +
 	"\fListTriggers\x12\x1d.berth.v1.ListTriggersRequest\x1a\x1e.berth.v1.ListTriggersResponse\x12V\n" +
 	"\x0fListTriggerRuns\x12 .berth.v1.ListTriggerRunsRequest\x1a!.berth.v1.ListTriggerRunsResponse\x12Y\n" +
 	"\x10GetTriggerRunLog\x12!.berth.v1.GetTriggerRunLogRequest\x1a\".berth.v1.GetTriggerRunLogResponse\x12P\n" +
-	"\rRemoveTrigger\x12\x1e.berth.v1.RemoveTriggerRequest\x1a\x1f.berth.v1.RemoveTriggerResponseB4Z2github.com/berthproject/berth/api/berth/v1;berthv1b\x06proto3"
+	"\rRemoveTrigger\x12\x1e.berth.v1.RemoveTriggerRequest\x1a\x1f.berth.v1.RemoveTriggerResponse\x12J\n" +
+	"\vGenerateKey\x12\x1c.berth.v1.GenerateKeyRequest\x1a\x1d.berth.v1.GenerateKeyResponse\x12D\n" +
+	"\tImportKey\x12\x1a.berth.v1.ImportKeyRequest\x1a\x1b.berth.v1.ImportKeyResponse\x12A\n" +
+	"\bListKeys\x12\x19.berth.v1.ListKeysRequest\x1a\x1a.berth.v1.ListKeysResponse\x12D\n" +
+	"\tRemoveKey\x12\x1a.berth.v1.RemoveKeyRequest\x1a\x1b.berth.v1.RemoveKeyResponse\x12D\n" +
+	"\tSignImage\x12\x1a.berth.v1.SignImageRequest\x1a\x1b.berth.v1.SignImageResponse\x12S\n" +
+	"\x0eSetTrustPolicy\x12\x1f.berth.v1.SetTrustPolicyRequest\x1a .berth.v1.SetTrustPolicyResponse\x12\\\n" +
+	"\x11ListTrustPolicies\x12\".berth.v1.ListTrustPoliciesRequest\x1a#.berth.v1.ListTrustPoliciesResponse\x12\\\n" +
+	"\x11RemoveTrustPolicy\x12\".berth.v1.RemoveTrustPolicyRequest\x1a#.berth.v1.RemoveTrustPolicyResponse\x12P\n" +
+	"\rListImageTags\x12\x1e.berth.v1.ListImageTagsRequest\x1a\x1f.berth.v1.ListImageTagsResponse\x12M\n" +
+	"\fVerifyImages\x12\x1d.berth.v1.VerifyImagesRequest\x1a\x1e.berth.v1.VerifyImagesResponseB4Z2github.com/berthproject/berth/api/berth/v1;berthv1b\x06proto3"
 
 var (
 	file_berth_v1_cluster_proto_rawDescOnce sync.Once
@@ -8186,172 +8196,192 @@ func file_berth_v1_cluster_proto_rawDescGZIP() []byte {
 var file_berth_v1_cluster_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
 var file_berth_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 133)
 var file_berth_v1_cluster_proto_goTypes = []any{
-	(ChangeAction)(0),                // 0: berth.v1.ChangeAction
-	(WatchAction)(0),                 // 1: berth.v1.WatchAction
-	(LogStream)(0),                   // 2: berth.v1.LogStream
-	(*WhoAmIRequest)(nil),            // 3: berth.v1.WhoAmIRequest
-	(*WhoAmIResponse)(nil),           // 4: berth.v1.WhoAmIResponse
-	(*CreateUserRequest)(nil),        // 5: berth.v1.CreateUserRequest
-	(*CreateUserResponse)(nil),       // 6: berth.v1.CreateUserResponse
-	(*ListUsersRequest)(nil),         // 7: berth.v1.ListUsersRequest
-	(*ListUsersResponse)(nil),        // 8: berth.v1.ListUsersResponse
-	(*RemoveUserRequest)(nil),        // 9: berth.v1.RemoveUserRequest
-	(*RemoveUserResponse)(nil),       // 10: berth.v1.RemoveUserResponse
-	(*CreateNamespaceRequest)(nil),   // 11: berth.v1.CreateNamespaceRequest
-	(*UpdateNamespaceRequest)(nil),   // 12: berth.v1.UpdateNamespaceRequest
-	(*ListNamespacesRequest)(nil),    // 13: berth.v1.ListNamespacesRequest
-	(*NamespaceSummary)(nil),         // 14: berth.v1.NamespaceSummary
-	(*ListNamespacesResponse)(nil),   // 15: berth.v1.ListNamespacesResponse
-	(*GetNamespaceRequest)(nil),      // 16: berth.v1.GetNamespaceRequest
-	(*RemoveNamespaceRequest)(nil),   // 17: berth.v1.RemoveNamespaceRequest
-	(*RemoveNamespaceResponse)(nil),  // 18: berth.v1.RemoveNamespaceResponse
-	(*AuditRequest)(nil),             // 19: berth.v1.AuditRequest
-	(*RemoveNodeRequest)(nil),        // 20: berth.v1.RemoveNodeRequest
-	(*MarkNodesDownRequest)(nil),     // 21: berth.v1.MarkNodesDownRequest
-	(*MarkNodesDownResponse)(nil),    // 22: berth.v1.MarkNodesDownResponse
-	(*RemoveNodeResponse)(nil),       // 23: berth.v1.RemoveNodeResponse
-	(*RotateCARequest)(nil),          // 24: berth.v1.RotateCARequest
-	(*RotateCAResponse)(nil),         // 25: berth.v1.RotateCAResponse
-	(*ListVolumesRequest)(nil),       // 26: berth.v1.ListVolumesRequest
-	(*VolumeSummary)(nil),            // 27: berth.v1.VolumeSummary
-	(*ListVolumesResponse)(nil),      // 28: berth.v1.ListVolumesResponse
-	(*GetVolumeRequest)(nil),         // 29: berth.v1.GetVolumeRequest
-	(*RemoveVolumeRequest)(nil),      // 30: berth.v1.RemoveVolumeRequest
-	(*RemoveVolumeResponse)(nil),     // 31: berth.v1.RemoveVolumeResponse
-	(*CreateSecretRequest)(nil),      // 32: berth.v1.CreateSecretRequest
-	(*SecretSummary)(nil),            // 33: berth.v1.SecretSummary
-	(*ListSecretsRequest)(nil),       // 34: berth.v1.ListSecretsRequest
-	(*ListSecretsResponse)(nil),      // 35: berth.v1.ListSecretsResponse
-	(*GetSecretRequest)(nil),         // 36: berth.v1.GetSecretRequest
-	(*RemoveSecretRequest)(nil),      // 37: berth.v1.RemoveSecretRequest
-	(*RemoveSecretResponse)(nil),     // 38: berth.v1.RemoveSecretResponse
-	(*CreateConfigRequest)(nil),      // 39: berth.v1.CreateConfigRequest
-	(*ConfigSummary)(nil),            // 40: berth.v1.ConfigSummary
-	(*ListConfigsRequest)(nil),       // 41: berth.v1.ListConfigsRequest
-	(*ListConfigsResponse)(nil),      // 42: berth.v1.ListConfigsResponse
-	(*GetConfigRequest)(nil),         // 43: berth.v1.GetConfigRequest
-	(*RemoveConfigRequest)(nil),      // 44: berth.v1.RemoveConfigRequest
-	(*RemoveConfigResponse)(nil),     // 45: berth.v1.RemoveConfigResponse
-	(*AppFile)(nil),                  // 46: berth.v1.AppFile
-	(*AppVolume)(nil),                // 47: berth.v1.AppVolume
-	(*CreateNetworkRequest)(nil),     // 48: berth.v1.CreateNetworkRequest
-	(*ListNetworksRequest)(nil),      // 49: berth.v1.ListNetworksRequest
-	(*NetworkSummary)(nil),           // 50: berth.v1.NetworkSummary
-	(*ListNetworksResponse)(nil),     // 51: berth.v1.ListNetworksResponse
-	(*GetNetworkRequest)(nil),        // 52: berth.v1.GetNetworkRequest
-	(*RemoveNetworkRequest)(nil),     // 53: berth.v1.RemoveNetworkRequest
-	(*RemoveNetworkResponse)(nil),    // 54: berth.v1.RemoveNetworkResponse
-	(*AppNetwork)(nil),               // 55: berth.v1.AppNetwork
-	(*ExecStart)(nil),                // 56: berth.v1.ExecStart
-	(*TerminalSize)(nil),             // 57: berth.v1.TerminalSize
-	(*ExecRequest)(nil),              // 58: berth.v1.ExecRequest
-	(*ExecResponse)(nil),             // 59: berth.v1.ExecResponse
-	(*TopRequest)(nil),               // 60: berth.v1.TopRequest
-	(*TaskStats)(nil),                // 61: berth.v1.TaskStats
-	(*TopResponse)(nil),              // 62: berth.v1.TopResponse
-	(*CreateAPITokenRequest)(nil),    // 63: berth.v1.CreateAPITokenRequest
-	(*CreateAPITokenResponse)(nil),   // 64: berth.v1.CreateAPITokenResponse
-	(*ListAPITokensRequest)(nil),     // 65: berth.v1.ListAPITokensRequest
-	(*ListAPITokensResponse)(nil),    // 66: berth.v1.ListAPITokensResponse
-	(*RevokeAPITokenRequest)(nil),    // 67: berth.v1.RevokeAPITokenRequest
-	(*RevokeAPITokenResponse)(nil),   // 68: berth.v1.RevokeAPITokenResponse
-	(*BuildHeader)(nil),              // 69: berth.v1.BuildHeader
-	(*BuildSecret)(nil),              // 70: berth.v1.BuildSecret
-	(*BuildRequest)(nil),             // 71: berth.v1.BuildRequest
-	(*BuildResult)(nil),              // 72: berth.v1.BuildResult
-	(*BuildEvent)(nil),               // 73: berth.v1.BuildEvent
-	(*PullImageRequest)(nil),         // 74: berth.v1.PullImageRequest
-	(*PushImageRequest)(nil),         // 75: berth.v1.PushImageRequest
-	(*ImageProgress)(nil),            // 76: berth.v1.ImageProgress
-	(*LoginRequest)(nil),             // 77: berth.v1.LoginRequest
-	(*LoginResponse)(nil),            // 78: berth.v1.LoginResponse
-	(*LogoutRequest)(nil),            // 79: berth.v1.LogoutRequest
-	(*LogoutResponse)(nil),           // 80: berth.v1.LogoutResponse
-	(*ListRegistriesRequest)(nil),    // 81: berth.v1.ListRegistriesRequest
-	(*ListRegistriesResponse)(nil),   // 82: berth.v1.ListRegistriesResponse
-	(*ScaleServiceRequest)(nil),      // 83: berth.v1.ScaleServiceRequest
-	(*RestartServiceRequest)(nil),    // 84: berth.v1.RestartServiceRequest
-	(*RollbackServiceRequest)(nil),   // 85: berth.v1.RollbackServiceRequest
-	(*UpdateNodeRequest)(nil),        // 86: berth.v1.UpdateNodeRequest
-	(*RebalanceRequest)(nil),         // 87: berth.v1.RebalanceRequest
-	(*RebalanceResponse)(nil),        // 88: berth.v1.RebalanceResponse
-	(*GetSettingsRequest)(nil),       // 89: berth.v1.GetSettingsRequest
-	(*UpdateSettingsRequest)(nil),    // 90: berth.v1.UpdateSettingsRequest
-	(*ApplyRequest)(nil),             // 91: berth.v1.ApplyRequest
-	(*ServiceChange)(nil),            // 92: berth.v1.ServiceChange
-	(*ApplyResponse)(nil),            // 93: berth.v1.ApplyResponse
-	(*DeleteAppRequest)(nil),         // 94: berth.v1.DeleteAppRequest
-	(*DeleteAppResponse)(nil),        // 95: berth.v1.DeleteAppResponse
-	(*ListAppsRequest)(nil),          // 96: berth.v1.ListAppsRequest
-	(*App)(nil),                      // 97: berth.v1.App
-	(*ListAppsResponse)(nil),         // 98: berth.v1.ListAppsResponse
-	(*GetServiceRequest)(nil),        // 99: berth.v1.GetServiceRequest
-	(*ListServicesRequest)(nil),      // 100: berth.v1.ListServicesRequest
-	(*ServiceSummary)(nil),           // 101: berth.v1.ServiceSummary
-	(*ListServicesResponse)(nil),     // 102: berth.v1.ListServicesResponse
-	(*ListTasksRequest)(nil),         // 103: berth.v1.ListTasksRequest
-	(*ListTasksResponse)(nil),        // 104: berth.v1.ListTasksResponse
-	(*ListNodesRequest)(nil),         // 105: berth.v1.ListNodesRequest
-	(*ListNodesResponse)(nil),        // 106: berth.v1.ListNodesResponse
-	(*ListEventsRequest)(nil),        // 107: berth.v1.ListEventsRequest
-	(*ListEventsResponse)(nil),       // 108: berth.v1.ListEventsResponse
-	(*WatchRequest)(nil),             // 109: berth.v1.WatchRequest
-	(*WatchEvent)(nil),               // 110: berth.v1.WatchEvent
-	(*LogsRequest)(nil),              // 111: berth.v1.LogsRequest
-	(*LogEntry)(nil),                 // 112: berth.v1.LogEntry
-	(*ImportImageHeader)(nil),        // 113: berth.v1.ImportImageHeader
-	(*ImportImageRequest)(nil),       // 114: berth.v1.ImportImageRequest
-	(*NodeImportResult)(nil),         // 115: berth.v1.NodeImportResult
-	(*ImportImageResponse)(nil),      // 116: berth.v1.ImportImageResponse
-	(*Image)(nil),                    // 117: berth.v1.Image
-	(*ListImagesRequest)(nil),        // 118: berth.v1.ListImagesRequest
-	(*NodeImages)(nil),               // 119: berth.v1.NodeImages
-	(*ListImagesResponse)(nil),       // 120: berth.v1.ListImagesResponse
-	(*JoinTokenRequest)(nil),         // 121: berth.v1.JoinTokenRequest
-	(*JoinTokenResponse)(nil),        // 122: berth.v1.JoinTokenResponse
-	(*VersionRequest)(nil),           // 123: berth.v1.VersionRequest
-	(*ListServersRequest)(nil),       // 124: berth.v1.ListServersRequest
-	(*ListServersResponse)(nil),      // 125: berth.v1.ListServersResponse
-	(*VersionResponse)(nil),          // 126: berth.v1.VersionResponse
-	nil,                              // 127: berth.v1.CreateNamespaceRequest.LabelsEntry
-	nil,                              // 128: berth.v1.CreateSecretRequest.LabelsEntry
-	nil,                              // 129: berth.v1.CreateConfigRequest.LabelsEntry
-	nil,                              // 130: berth.v1.AppFile.LabelsEntry
-	nil,                              // 131: berth.v1.AppVolume.LabelsEntry
-	nil,                              // 132: berth.v1.CreateNetworkRequest.LabelsEntry
-	nil,                              // 133: berth.v1.AppNetwork.LabelsEntry
-	nil,                              // 134: berth.v1.BuildHeader.BuildArgsEntry
-	nil,                              // 135: berth.v1.UpdateNodeRequest.SetLabelsEntry
-	(*durationpb.Duration)(nil),      // 136: google.protobuf.Duration
-	(*User)(nil),                     // 137: berth.v1.User
-	(*NamespaceQuota)(nil),           // 138: berth.v1.NamespaceQuota
-	(*Namespace)(nil),                // 139: berth.v1.Namespace
-	(*NamespaceUsage)(nil),           // 140: berth.v1.NamespaceUsage
-	(*timestamppb.Timestamp)(nil),    // 141: google.protobuf.Timestamp
-	(*Node)(nil),                     // 142: berth.v1.Node
-	(*Volume)(nil),                   // 143: berth.v1.Volume
-	(*Secret)(nil),                   // 144: berth.v1.Secret
-	(*Config)(nil),                   // 145: berth.v1.Config
-	(*Network)(nil),                  // 146: berth.v1.Network
-	(*APIToken)(nil),                 // 147: berth.v1.APIToken
-	(*RegistryCredential)(nil),       // 148: berth.v1.RegistryCredential
-	(NodeAvailability)(0),            // 149: berth.v1.NodeAvailability
-	(*ClusterSettings)(nil),          // 150: berth.v1.ClusterSettings
-	(*Service)(nil),                  // 151: berth.v1.Service
-	(*Task)(nil),                     // 152: berth.v1.Task
-	(*Event)(nil),                    // 153: berth.v1.Event
-	(*ServerInfo)(nil),               // 154: berth.v1.ServerInfo
-	(*CreateTriggerRequest)(nil),     // 155: berth.v1.CreateTriggerRequest
-	(*ListTriggersRequest)(nil),      // 156: berth.v1.ListTriggersRequest
-	(*ListTriggerRunsRequest)(nil),   // 157: berth.v1.ListTriggerRunsRequest
-	(*GetTriggerRunLogRequest)(nil),  // 158: berth.v1.GetTriggerRunLogRequest
-	(*RemoveTriggerRequest)(nil),     // 159: berth.v1.RemoveTriggerRequest
-	(*AuditRecord)(nil),              // 160: berth.v1.AuditRecord
-	(*CreateTriggerResponse)(nil),    // 161: berth.v1.CreateTriggerResponse
-	(*ListTriggersResponse)(nil),     // 162: berth.v1.ListTriggersResponse
-	(*ListTriggerRunsResponse)(nil),  // 163: berth.v1.ListTriggerRunsResponse
-	(*GetTriggerRunLogResponse)(nil), // 164: berth.v1.GetTriggerRunLogResponse
-	(*RemoveTriggerResponse)(nil),    // 165: berth.v1.RemoveTriggerResponse
+	(ChangeAction)(0),                 // 0: berth.v1.ChangeAction
+	(WatchAction)(0),                  // 1: berth.v1.WatchAction
+	(LogStream)(0),                    // 2: berth.v1.LogStream
+	(*WhoAmIRequest)(nil),             // 3: berth.v1.WhoAmIRequest
+	(*WhoAmIResponse)(nil),            // 4: berth.v1.WhoAmIResponse
+	(*CreateUserRequest)(nil),         // 5: berth.v1.CreateUserRequest
+	(*CreateUserResponse)(nil),        // 6: berth.v1.CreateUserResponse
+	(*ListUsersRequest)(nil),          // 7: berth.v1.ListUsersRequest
+	(*ListUsersResponse)(nil),         // 8: berth.v1.ListUsersResponse
+	(*RemoveUserRequest)(nil),         // 9: berth.v1.RemoveUserRequest
+	(*RemoveUserResponse)(nil),        // 10: berth.v1.RemoveUserResponse
+	(*CreateNamespaceRequest)(nil),    // 11: berth.v1.CreateNamespaceRequest
+	(*UpdateNamespaceRequest)(nil),    // 12: berth.v1.UpdateNamespaceRequest
+	(*ListNamespacesRequest)(nil),     // 13: berth.v1.ListNamespacesRequest
+	(*NamespaceSummary)(nil),          // 14: berth.v1.NamespaceSummary
+	(*ListNamespacesResponse)(nil),    // 15: berth.v1.ListNamespacesResponse
+	(*GetNamespaceRequest)(nil),       // 16: berth.v1.GetNamespaceRequest
+	(*RemoveNamespaceRequest)(nil),    // 17: berth.v1.RemoveNamespaceRequest
+	(*RemoveNamespaceResponse)(nil),   // 18: berth.v1.RemoveNamespaceResponse
+	(*AuditRequest)(nil),              // 19: berth.v1.AuditRequest
+	(*RemoveNodeRequest)(nil),         // 20: berth.v1.RemoveNodeRequest
+	(*MarkNodesDownRequest)(nil),      // 21: berth.v1.MarkNodesDownRequest
+	(*MarkNodesDownResponse)(nil),     // 22: berth.v1.MarkNodesDownResponse
+	(*RemoveNodeResponse)(nil),        // 23: berth.v1.RemoveNodeResponse
+	(*RotateCARequest)(nil),           // 24: berth.v1.RotateCARequest
+	(*RotateCAResponse)(nil),          // 25: berth.v1.RotateCAResponse
+	(*ListVolumesRequest)(nil),        // 26: berth.v1.ListVolumesRequest
+	(*VolumeSummary)(nil),             // 27: berth.v1.VolumeSummary
+	(*ListVolumesResponse)(nil),       // 28: berth.v1.ListVolumesResponse
+	(*GetVolumeRequest)(nil),          // 29: berth.v1.GetVolumeRequest
+	(*RemoveVolumeRequest)(nil),       // 30: berth.v1.RemoveVolumeRequest
+	(*RemoveVolumeResponse)(nil),      // 31: berth.v1.RemoveVolumeResponse
+	(*CreateSecretRequest)(nil),       // 32: berth.v1.CreateSecretRequest
+	(*SecretSummary)(nil),             // 33: berth.v1.SecretSummary
+	(*ListSecretsRequest)(nil),        // 34: berth.v1.ListSecretsRequest
+	(*ListSecretsResponse)(nil),       // 35: berth.v1.ListSecretsResponse
+	(*GetSecretRequest)(nil),          // 36: berth.v1.GetSecretRequest
+	(*RemoveSecretRequest)(nil),       // 37: berth.v1.RemoveSecretRequest
+	(*RemoveSecretResponse)(nil),      // 38: berth.v1.RemoveSecretResponse
+	(*CreateConfigRequest)(nil),       // 39: berth.v1.CreateConfigRequest
+	(*ConfigSummary)(nil),             // 40: berth.v1.ConfigSummary
+	(*ListConfigsRequest)(nil),        // 41: berth.v1.ListConfigsRequest
+	(*ListConfigsResponse)(nil),       // 42: berth.v1.ListConfigsResponse
+	(*GetConfigRequest)(nil),          // 43: berth.v1.GetConfigRequest
+	(*RemoveConfigRequest)(nil),       // 44: berth.v1.RemoveConfigRequest
+	(*RemoveConfigResponse)(nil),      // 45: berth.v1.RemoveConfigResponse
+	(*AppFile)(nil),                   // 46: berth.v1.AppFile
+	(*AppVolume)(nil),                 // 47: berth.v1.AppVolume
+	(*CreateNetworkRequest)(nil),      // 48: berth.v1.CreateNetworkRequest
+	(*ListNetworksRequest)(nil),       // 49: berth.v1.ListNetworksRequest
+	(*NetworkSummary)(nil),            // 50: berth.v1.NetworkSummary
+	(*ListNetworksResponse)(nil),      // 51: berth.v1.ListNetworksResponse
+	(*GetNetworkRequest)(nil),         // 52: berth.v1.GetNetworkRequest
+	(*RemoveNetworkRequest)(nil),      // 53: berth.v1.RemoveNetworkRequest
+	(*RemoveNetworkResponse)(nil),     // 54: berth.v1.RemoveNetworkResponse
+	(*AppNetwork)(nil),                // 55: berth.v1.AppNetwork
+	(*ExecStart)(nil),                 // 56: berth.v1.ExecStart
+	(*TerminalSize)(nil),              // 57: berth.v1.TerminalSize
+	(*ExecRequest)(nil),               // 58: berth.v1.ExecRequest
+	(*ExecResponse)(nil),              // 59: berth.v1.ExecResponse
+	(*TopRequest)(nil),                // 60: berth.v1.TopRequest
+	(*TaskStats)(nil),                 // 61: berth.v1.TaskStats
+	(*TopResponse)(nil),               // 62: berth.v1.TopResponse
+	(*CreateAPITokenRequest)(nil),     // 63: berth.v1.CreateAPITokenRequest
+	(*CreateAPITokenResponse)(nil),    // 64: berth.v1.CreateAPITokenResponse
+	(*ListAPITokensRequest)(nil),      // 65: berth.v1.ListAPITokensRequest
+	(*ListAPITokensResponse)(nil),     // 66: berth.v1.ListAPITokensResponse
+	(*RevokeAPITokenRequest)(nil),     // 67: berth.v1.RevokeAPITokenRequest
+	(*RevokeAPITokenResponse)(nil),    // 68: berth.v1.RevokeAPITokenResponse
+	(*BuildHeader)(nil),               // 69: berth.v1.BuildHeader
+	(*BuildSecret)(nil),               // 70: berth.v1.BuildSecret
+	(*BuildRequest)(nil),              // 71: berth.v1.BuildRequest
+	(*BuildResult)(nil),               // 72: berth.v1.BuildResult
+	(*BuildEvent)(nil),                // 73: berth.v1.BuildEvent
+	(*PullImageRequest)(nil),          // 74: berth.v1.PullImageRequest
+	(*PushImageRequest)(nil),          // 75: berth.v1.PushImageRequest
+	(*ImageProgress)(nil),             // 76: berth.v1.ImageProgress
+	(*LoginRequest)(nil),              // 77: berth.v1.LoginRequest
+	(*LoginResponse)(nil),             // 78: berth.v1.LoginResponse
+	(*LogoutRequest)(nil),             // 79: berth.v1.LogoutRequest
+	(*LogoutResponse)(nil),            // 80: berth.v1.LogoutResponse
+	(*ListRegistriesRequest)(nil),     // 81: berth.v1.ListRegistriesRequest
+	(*ListRegistriesResponse)(nil),    // 82: berth.v1.ListRegistriesResponse
+	(*ScaleServiceRequest)(nil),       // 83: berth.v1.ScaleServiceRequest
+	(*RestartServiceRequest)(nil),     // 84: berth.v1.RestartServiceRequest
+	(*RollbackServiceRequest)(nil),    // 85: berth.v1.RollbackServiceRequest
+	(*UpdateNodeRequest)(nil),         // 86: berth.v1.UpdateNodeRequest
+	(*RebalanceRequest)(nil),          // 87: berth.v1.RebalanceRequest
+	(*RebalanceResponse)(nil),         // 88: berth.v1.RebalanceResponse
+	(*GetSettingsRequest)(nil),        // 89: berth.v1.GetSettingsRequest
+	(*UpdateSettingsRequest)(nil),     // 90: berth.v1.UpdateSettingsRequest
+	(*ApplyRequest)(nil),              // 91: berth.v1.ApplyRequest
+	(*ServiceChange)(nil),             // 92: berth.v1.ServiceChange
+	(*ApplyResponse)(nil),             // 93: berth.v1.ApplyResponse
+	(*DeleteAppRequest)(nil),          // 94: berth.v1.DeleteAppRequest
+	(*DeleteAppResponse)(nil),         // 95: berth.v1.DeleteAppResponse
+	(*ListAppsRequest)(nil),           // 96: berth.v1.ListAppsRequest
+	(*App)(nil),                       // 97: berth.v1.App
+	(*ListAppsResponse)(nil),          // 98: berth.v1.ListAppsResponse
+	(*GetServiceRequest)(nil),         // 99: berth.v1.GetServiceRequest
+	(*ListServicesRequest)(nil),       // 100: berth.v1.ListServicesRequest
+	(*ServiceSummary)(nil),            // 101: berth.v1.ServiceSummary
+	(*ListServicesResponse)(nil),      // 102: berth.v1.ListServicesResponse
+	(*ListTasksRequest)(nil),          // 103: berth.v1.ListTasksRequest
+	(*ListTasksResponse)(nil),         // 104: berth.v1.ListTasksResponse
+	(*ListNodesRequest)(nil),          // 105: berth.v1.ListNodesRequest
+	(*ListNodesResponse)(nil),         // 106: berth.v1.ListNodesResponse
+	(*ListEventsRequest)(nil),         // 107: berth.v1.ListEventsRequest
+	(*ListEventsResponse)(nil),        // 108: berth.v1.ListEventsResponse
+	(*WatchRequest)(nil),              // 109: berth.v1.WatchRequest
+	(*WatchEvent)(nil),                // 110: berth.v1.WatchEvent
+	(*LogsRequest)(nil),               // 111: berth.v1.LogsRequest
+	(*LogEntry)(nil),                  // 112: berth.v1.LogEntry
+	(*ImportImageHeader)(nil),         // 113: berth.v1.ImportImageHeader
+	(*ImportImageRequest)(nil),        // 114: berth.v1.ImportImageRequest
+	(*NodeImportResult)(nil),          // 115: berth.v1.NodeImportResult
+	(*ImportImageResponse)(nil),       // 116: berth.v1.ImportImageResponse
+	(*Image)(nil),                     // 117: berth.v1.Image
+	(*ListImagesRequest)(nil),         // 118: berth.v1.ListImagesRequest
+	(*NodeImages)(nil),                // 119: berth.v1.NodeImages
+	(*ListImagesResponse)(nil),        // 120: berth.v1.ListImagesResponse
+	(*JoinTokenRequest)(nil),          // 121: berth.v1.JoinTokenRequest
+	(*JoinTokenResponse)(nil),         // 122: berth.v1.JoinTokenResponse
+	(*VersionRequest)(nil),            // 123: berth.v1.VersionRequest
+	(*ListServersRequest)(nil),        // 124: berth.v1.ListServersRequest
+	(*ListServersResponse)(nil),       // 125: berth.v1.ListServersResponse
+	(*VersionResponse)(nil),           // 126: berth.v1.VersionResponse
+	nil,                               // 127: berth.v1.CreateNamespaceRequest.LabelsEntry
+	nil,                               // 128: berth.v1.CreateSecretRequest.LabelsEntry
+	nil,                               // 129: berth.v1.CreateConfigRequest.LabelsEntry
+	nil,                               // 130: berth.v1.AppFile.LabelsEntry
+	nil,                               // 131: berth.v1.AppVolume.LabelsEntry
+	nil,                               // 132: berth.v1.CreateNetworkRequest.LabelsEntry
+	nil,                               // 133: berth.v1.AppNetwork.LabelsEntry
+	nil,                               // 134: berth.v1.BuildHeader.BuildArgsEntry
+	nil,                               // 135: berth.v1.UpdateNodeRequest.SetLabelsEntry
+	(*durationpb.Duration)(nil),       // 136: google.protobuf.Duration
+	(*User)(nil),                      // 137: berth.v1.User
+	(*NamespaceQuota)(nil),            // 138: berth.v1.NamespaceQuota
+	(*Namespace)(nil),                 // 139: berth.v1.Namespace
+	(*NamespaceUsage)(nil),            // 140: berth.v1.NamespaceUsage
+	(*timestamppb.Timestamp)(nil),     // 141: google.protobuf.Timestamp
+	(*Node)(nil),                      // 142: berth.v1.Node
+	(*Volume)(nil),                    // 143: berth.v1.Volume
+	(*Secret)(nil),                    // 144: berth.v1.Secret
+	(*Config)(nil),                    // 145: berth.v1.Config
+	(*Network)(nil),                   // 146: berth.v1.Network
+	(*APIToken)(nil),                  // 147: berth.v1.APIToken
+	(*RegistryCredential)(nil),        // 148: berth.v1.RegistryCredential
+	(NodeAvailability)(0),             // 149: berth.v1.NodeAvailability
+	(*ClusterSettings)(nil),           // 150: berth.v1.ClusterSettings
+	(*Service)(nil),                   // 151: berth.v1.Service
+	(*Task)(nil),                      // 152: berth.v1.Task
+	(*Event)(nil),                     // 153: berth.v1.Event
+	(*ServerInfo)(nil),                // 154: berth.v1.ServerInfo
+	(*CreateTriggerRequest)(nil),      // 155: berth.v1.CreateTriggerRequest
+	(*ListTriggersRequest)(nil),       // 156: berth.v1.ListTriggersRequest
+	(*ListTriggerRunsRequest)(nil),    // 157: berth.v1.ListTriggerRunsRequest
+	(*GetTriggerRunLogRequest)(nil),   // 158: berth.v1.GetTriggerRunLogRequest
+	(*RemoveTriggerRequest)(nil),      // 159: berth.v1.RemoveTriggerRequest
+	(*GenerateKeyRequest)(nil),        // 160: berth.v1.GenerateKeyRequest
+	(*ImportKeyRequest)(nil),          // 161: berth.v1.ImportKeyRequest
+	(*ListKeysRequest)(nil),           // 162: berth.v1.ListKeysRequest
+	(*RemoveKeyRequest)(nil),          // 163: berth.v1.RemoveKeyRequest
+	(*SignImageRequest)(nil),          // 164: berth.v1.SignImageRequest
+	(*SetTrustPolicyRequest)(nil),     // 165: berth.v1.SetTrustPolicyRequest
+	(*ListTrustPoliciesRequest)(nil),  // 166: berth.v1.ListTrustPoliciesRequest
+	(*RemoveTrustPolicyRequest)(nil),  // 167: berth.v1.RemoveTrustPolicyRequest
+	(*ListImageTagsRequest)(nil),      // 168: berth.v1.ListImageTagsRequest
+	(*VerifyImagesRequest)(nil),       // 169: berth.v1.VerifyImagesRequest
+	(*AuditRecord)(nil),               // 170: berth.v1.AuditRecord
+	(*CreateTriggerResponse)(nil),     // 171: berth.v1.CreateTriggerResponse
+	(*ListTriggersResponse)(nil),      // 172: berth.v1.ListTriggersResponse
+	(*ListTriggerRunsResponse)(nil),   // 173: berth.v1.ListTriggerRunsResponse
+	(*GetTriggerRunLogResponse)(nil),  // 174: berth.v1.GetTriggerRunLogResponse
+	(*RemoveTriggerResponse)(nil),     // 175: berth.v1.RemoveTriggerResponse
+	(*GenerateKeyResponse)(nil),       // 176: berth.v1.GenerateKeyResponse
+	(*ImportKeyResponse)(nil),         // 177: berth.v1.ImportKeyResponse
+	(*ListKeysResponse)(nil),          // 178: berth.v1.ListKeysResponse
+	(*RemoveKeyResponse)(nil),         // 179: berth.v1.RemoveKeyResponse
+	(*SignImageResponse)(nil),         // 180: berth.v1.SignImageResponse
+	(*SetTrustPolicyResponse)(nil),    // 181: berth.v1.SetTrustPolicyResponse
+	(*ListTrustPoliciesResponse)(nil), // 182: berth.v1.ListTrustPoliciesResponse
+	(*RemoveTrustPolicyResponse)(nil), // 183: berth.v1.RemoveTrustPolicyResponse
+	(*ListImageTagsResponse)(nil),     // 184: berth.v1.ListImageTagsResponse
+	(*VerifyImagesResponse)(nil),      // 185: berth.v1.VerifyImagesResponse
 }
 var file_berth_v1_cluster_proto_depIdxs = []int32{
 	136, // 0: berth.v1.CreateUserRequest.ttl:type_name -> google.protobuf.Duration
@@ -8493,75 +8523,95 @@ var file_berth_v1_cluster_proto_depIdxs = []int32{
 	157, // 136: berth.v1.ClusterService.ListTriggerRuns:input_type -> berth.v1.ListTriggerRunsRequest
 	158, // 137: berth.v1.ClusterService.GetTriggerRunLog:input_type -> berth.v1.GetTriggerRunLogRequest
 	159, // 138: berth.v1.ClusterService.RemoveTrigger:input_type -> berth.v1.RemoveTriggerRequest
-	93,  // 139: berth.v1.ClusterService.Apply:output_type -> berth.v1.ApplyResponse
-	95,  // 140: berth.v1.ClusterService.DeleteApp:output_type -> berth.v1.DeleteAppResponse
-	98,  // 141: berth.v1.ClusterService.ListApps:output_type -> berth.v1.ListAppsResponse
-	151, // 142: berth.v1.ClusterService.GetService:output_type -> berth.v1.Service
-	102, // 143: berth.v1.ClusterService.ListServices:output_type -> berth.v1.ListServicesResponse
-	104, // 144: berth.v1.ClusterService.ListTasks:output_type -> berth.v1.ListTasksResponse
-	106, // 145: berth.v1.ClusterService.ListNodes:output_type -> berth.v1.ListNodesResponse
-	108, // 146: berth.v1.ClusterService.ListEvents:output_type -> berth.v1.ListEventsResponse
-	110, // 147: berth.v1.ClusterService.Watch:output_type -> berth.v1.WatchEvent
-	112, // 148: berth.v1.ClusterService.Logs:output_type -> berth.v1.LogEntry
-	116, // 149: berth.v1.ClusterService.ImportImage:output_type -> berth.v1.ImportImageResponse
-	120, // 150: berth.v1.ClusterService.ListImages:output_type -> berth.v1.ListImagesResponse
-	122, // 151: berth.v1.ClusterService.JoinToken:output_type -> berth.v1.JoinTokenResponse
-	126, // 152: berth.v1.ClusterService.Version:output_type -> berth.v1.VersionResponse
-	125, // 153: berth.v1.ClusterService.ListServers:output_type -> berth.v1.ListServersResponse
-	151, // 154: berth.v1.ClusterService.ScaleService:output_type -> berth.v1.Service
-	151, // 155: berth.v1.ClusterService.RestartService:output_type -> berth.v1.Service
-	151, // 156: berth.v1.ClusterService.RollbackService:output_type -> berth.v1.Service
-	142, // 157: berth.v1.ClusterService.UpdateNode:output_type -> berth.v1.Node
-	88,  // 158: berth.v1.ClusterService.Rebalance:output_type -> berth.v1.RebalanceResponse
-	150, // 159: berth.v1.ClusterService.GetSettings:output_type -> berth.v1.ClusterSettings
-	150, // 160: berth.v1.ClusterService.UpdateSettings:output_type -> berth.v1.ClusterSettings
-	73,  // 161: berth.v1.ClusterService.Build:output_type -> berth.v1.BuildEvent
-	76,  // 162: berth.v1.ClusterService.PullImage:output_type -> berth.v1.ImageProgress
-	76,  // 163: berth.v1.ClusterService.PushImage:output_type -> berth.v1.ImageProgress
-	78,  // 164: berth.v1.ClusterService.Login:output_type -> berth.v1.LoginResponse
-	80,  // 165: berth.v1.ClusterService.Logout:output_type -> berth.v1.LogoutResponse
-	82,  // 166: berth.v1.ClusterService.ListRegistries:output_type -> berth.v1.ListRegistriesResponse
-	153, // 167: berth.v1.ClusterService.WatchEvents:output_type -> berth.v1.Event
-	59,  // 168: berth.v1.ClusterService.Exec:output_type -> berth.v1.ExecResponse
-	62,  // 169: berth.v1.ClusterService.Top:output_type -> berth.v1.TopResponse
-	64,  // 170: berth.v1.ClusterService.CreateAPIToken:output_type -> berth.v1.CreateAPITokenResponse
-	66,  // 171: berth.v1.ClusterService.ListAPITokens:output_type -> berth.v1.ListAPITokensResponse
-	68,  // 172: berth.v1.ClusterService.RevokeAPIToken:output_type -> berth.v1.RevokeAPITokenResponse
-	146, // 173: berth.v1.ClusterService.CreateNetwork:output_type -> berth.v1.Network
-	51,  // 174: berth.v1.ClusterService.ListNetworks:output_type -> berth.v1.ListNetworksResponse
-	50,  // 175: berth.v1.ClusterService.GetNetwork:output_type -> berth.v1.NetworkSummary
-	54,  // 176: berth.v1.ClusterService.RemoveNetwork:output_type -> berth.v1.RemoveNetworkResponse
-	28,  // 177: berth.v1.ClusterService.ListVolumes:output_type -> berth.v1.ListVolumesResponse
-	27,  // 178: berth.v1.ClusterService.GetVolume:output_type -> berth.v1.VolumeSummary
-	31,  // 179: berth.v1.ClusterService.RemoveVolume:output_type -> berth.v1.RemoveVolumeResponse
-	144, // 180: berth.v1.ClusterService.CreateSecret:output_type -> berth.v1.Secret
-	35,  // 181: berth.v1.ClusterService.ListSecrets:output_type -> berth.v1.ListSecretsResponse
-	33,  // 182: berth.v1.ClusterService.GetSecret:output_type -> berth.v1.SecretSummary
-	38,  // 183: berth.v1.ClusterService.RemoveSecret:output_type -> berth.v1.RemoveSecretResponse
-	145, // 184: berth.v1.ClusterService.CreateConfig:output_type -> berth.v1.Config
-	42,  // 185: berth.v1.ClusterService.ListConfigs:output_type -> berth.v1.ListConfigsResponse
-	40,  // 186: berth.v1.ClusterService.GetConfig:output_type -> berth.v1.ConfigSummary
-	45,  // 187: berth.v1.ClusterService.RemoveConfig:output_type -> berth.v1.RemoveConfigResponse
-	4,   // 188: berth.v1.ClusterService.WhoAmI:output_type -> berth.v1.WhoAmIResponse
-	6,   // 189: berth.v1.ClusterService.CreateUser:output_type -> berth.v1.CreateUserResponse
-	8,   // 190: berth.v1.ClusterService.ListUsers:output_type -> berth.v1.ListUsersResponse
-	10,  // 191: berth.v1.ClusterService.RemoveUser:output_type -> berth.v1.RemoveUserResponse
-	139, // 192: berth.v1.ClusterService.CreateNamespace:output_type -> berth.v1.Namespace
-	139, // 193: berth.v1.ClusterService.UpdateNamespace:output_type -> berth.v1.Namespace
-	15,  // 194: berth.v1.ClusterService.ListNamespaces:output_type -> berth.v1.ListNamespacesResponse
-	14,  // 195: berth.v1.ClusterService.GetNamespace:output_type -> berth.v1.NamespaceSummary
-	18,  // 196: berth.v1.ClusterService.RemoveNamespace:output_type -> berth.v1.RemoveNamespaceResponse
-	160, // 197: berth.v1.ClusterService.Audit:output_type -> berth.v1.AuditRecord
-	23,  // 198: berth.v1.ClusterService.RemoveNode:output_type -> berth.v1.RemoveNodeResponse
-	22,  // 199: berth.v1.ClusterService.MarkNodesDown:output_type -> berth.v1.MarkNodesDownResponse
-	25,  // 200: berth.v1.ClusterService.RotateCA:output_type -> berth.v1.RotateCAResponse
-	161, // 201: berth.v1.ClusterService.CreateTrigger:output_type -> berth.v1.CreateTriggerResponse
-	162, // 202: berth.v1.ClusterService.ListTriggers:output_type -> berth.v1.ListTriggersResponse
-	163, // 203: berth.v1.ClusterService.ListTriggerRuns:output_type -> berth.v1.ListTriggerRunsResponse
-	164, // 204: berth.v1.ClusterService.GetTriggerRunLog:output_type -> berth.v1.GetTriggerRunLogResponse
-	165, // 205: berth.v1.ClusterService.RemoveTrigger:output_type -> berth.v1.RemoveTriggerResponse
-	139, // [139:206] is the sub-list for method output_type
-	72,  // [72:139] is the sub-list for method input_type
+	160, // 139: berth.v1.ClusterService.GenerateKey:input_type -> berth.v1.GenerateKeyRequest
+	161, // 140: berth.v1.ClusterService.ImportKey:input_type -> berth.v1.ImportKeyRequest
+	162, // 141: berth.v1.ClusterService.ListKeys:input_type -> berth.v1.ListKeysRequest
+	163, // 142: berth.v1.ClusterService.RemoveKey:input_type -> berth.v1.RemoveKeyRequest
+	164, // 143: berth.v1.ClusterService.SignImage:input_type -> berth.v1.SignImageRequest
+	165, // 144: berth.v1.ClusterService.SetTrustPolicy:input_type -> berth.v1.SetTrustPolicyRequest
+	166, // 145: berth.v1.ClusterService.ListTrustPolicies:input_type -> berth.v1.ListTrustPoliciesRequest
+	167, // 146: berth.v1.ClusterService.RemoveTrustPolicy:input_type -> berth.v1.RemoveTrustPolicyRequest
+	168, // 147: berth.v1.ClusterService.ListImageTags:input_type -> berth.v1.ListImageTagsRequest
+	169, // 148: berth.v1.ClusterService.VerifyImages:input_type -> berth.v1.VerifyImagesRequest
+	93,  // 149: berth.v1.ClusterService.Apply:output_type -> berth.v1.ApplyResponse
+	95,  // 150: berth.v1.ClusterService.DeleteApp:output_type -> berth.v1.DeleteAppResponse
+	98,  // 151: berth.v1.ClusterService.ListApps:output_type -> berth.v1.ListAppsResponse
+	151, // 152: berth.v1.ClusterService.GetService:output_type -> berth.v1.Service
+	102, // 153: berth.v1.ClusterService.ListServices:output_type -> berth.v1.ListServicesResponse
+	104, // 154: berth.v1.ClusterService.ListTasks:output_type -> berth.v1.ListTasksResponse
+	106, // 155: berth.v1.ClusterService.ListNodes:output_type -> berth.v1.ListNodesResponse
+	108, // 156: berth.v1.ClusterService.ListEvents:output_type -> berth.v1.ListEventsResponse
+	110, // 157: berth.v1.ClusterService.Watch:output_type -> berth.v1.WatchEvent
+	112, // 158: berth.v1.ClusterService.Logs:output_type -> berth.v1.LogEntry
+	116, // 159: berth.v1.ClusterService.ImportImage:output_type -> berth.v1.ImportImageResponse
+	120, // 160: berth.v1.ClusterService.ListImages:output_type -> berth.v1.ListImagesResponse
+	122, // 161: berth.v1.ClusterService.JoinToken:output_type -> berth.v1.JoinTokenResponse
+	126, // 162: berth.v1.ClusterService.Version:output_type -> berth.v1.VersionResponse
+	125, // 163: berth.v1.ClusterService.ListServers:output_type -> berth.v1.ListServersResponse
+	151, // 164: berth.v1.ClusterService.ScaleService:output_type -> berth.v1.Service
+	151, // 165: berth.v1.ClusterService.RestartService:output_type -> berth.v1.Service
+	151, // 166: berth.v1.ClusterService.RollbackService:output_type -> berth.v1.Service
+	142, // 167: berth.v1.ClusterService.UpdateNode:output_type -> berth.v1.Node
+	88,  // 168: berth.v1.ClusterService.Rebalance:output_type -> berth.v1.RebalanceResponse
+	150, // 169: berth.v1.ClusterService.GetSettings:output_type -> berth.v1.ClusterSettings
+	150, // 170: berth.v1.ClusterService.UpdateSettings:output_type -> berth.v1.ClusterSettings
+	73,  // 171: berth.v1.ClusterService.Build:output_type -> berth.v1.BuildEvent
+	76,  // 172: berth.v1.ClusterService.PullImage:output_type -> berth.v1.ImageProgress
+	76,  // 173: berth.v1.ClusterService.PushImage:output_type -> berth.v1.ImageProgress
+	78,  // 174: berth.v1.ClusterService.Login:output_type -> berth.v1.LoginResponse
+	80,  // 175: berth.v1.ClusterService.Logout:output_type -> berth.v1.LogoutResponse
+	82,  // 176: berth.v1.ClusterService.ListRegistries:output_type -> berth.v1.ListRegistriesResponse
+	153, // 177: berth.v1.ClusterService.WatchEvents:output_type -> berth.v1.Event
+	59,  // 178: berth.v1.ClusterService.Exec:output_type -> berth.v1.ExecResponse
+	62,  // 179: berth.v1.ClusterService.Top:output_type -> berth.v1.TopResponse
+	64,  // 180: berth.v1.ClusterService.CreateAPIToken:output_type -> berth.v1.CreateAPITokenResponse
+	66,  // 181: berth.v1.ClusterService.ListAPITokens:output_type -> berth.v1.ListAPITokensResponse
+	68,  // 182: berth.v1.ClusterService.RevokeAPIToken:output_type -> berth.v1.RevokeAPITokenResponse
+	146, // 183: berth.v1.ClusterService.CreateNetwork:output_type -> berth.v1.Network
+	51,  // 184: berth.v1.ClusterService.ListNetworks:output_type -> berth.v1.ListNetworksResponse
+	50,  // 185: berth.v1.ClusterService.GetNetwork:output_type -> berth.v1.NetworkSummary
+	54,  // 186: berth.v1.ClusterService.RemoveNetwork:output_type -> berth.v1.RemoveNetworkResponse
+	28,  // 187: berth.v1.ClusterService.ListVolumes:output_type -> berth.v1.ListVolumesResponse
+	27,  // 188: berth.v1.ClusterService.GetVolume:output_type -> berth.v1.VolumeSummary
+	31,  // 189: berth.v1.ClusterService.RemoveVolume:output_type -> berth.v1.RemoveVolumeResponse
+	144, // 190: berth.v1.ClusterService.CreateSecret:output_type -> berth.v1.Secret
+	35,  // 191: berth.v1.ClusterService.ListSecrets:output_type -> berth.v1.ListSecretsResponse
+	33,  // 192: berth.v1.ClusterService.GetSecret:output_type -> berth.v1.SecretSummary
+	38,  // 193: berth.v1.ClusterService.RemoveSecret:output_type -> berth.v1.RemoveSecretResponse
+	145, // 194: berth.v1.ClusterService.CreateConfig:output_type -> berth.v1.Config
+	42,  // 195: berth.v1.ClusterService.ListConfigs:output_type -> berth.v1.ListConfigsResponse
+	40,  // 196: berth.v1.ClusterService.GetConfig:output_type -> berth.v1.ConfigSummary
+	45,  // 197: berth.v1.ClusterService.RemoveConfig:output_type -> berth.v1.RemoveConfigResponse
+	4,   // 198: berth.v1.ClusterService.WhoAmI:output_type -> berth.v1.WhoAmIResponse
+	6,   // 199: berth.v1.ClusterService.CreateUser:output_type -> berth.v1.CreateUserResponse
+	8,   // 200: berth.v1.ClusterService.ListUsers:output_type -> berth.v1.ListUsersResponse
+	10,  // 201: berth.v1.ClusterService.RemoveUser:output_type -> berth.v1.RemoveUserResponse
+	139, // 202: berth.v1.ClusterService.CreateNamespace:output_type -> berth.v1.Namespace
+	139, // 203: berth.v1.ClusterService.UpdateNamespace:output_type -> berth.v1.Namespace
+	15,  // 204: berth.v1.ClusterService.ListNamespaces:output_type -> berth.v1.ListNamespacesResponse
+	14,  // 205: berth.v1.ClusterService.GetNamespace:output_type -> berth.v1.NamespaceSummary
+	18,  // 206: berth.v1.ClusterService.RemoveNamespace:output_type -> berth.v1.RemoveNamespaceResponse
+	170, // 207: berth.v1.ClusterService.Audit:output_type -> berth.v1.AuditRecord
+	23,  // 208: berth.v1.ClusterService.RemoveNode:output_type -> berth.v1.RemoveNodeResponse
+	22,  // 209: berth.v1.ClusterService.MarkNodesDown:output_type -> berth.v1.MarkNodesDownResponse
+	25,  // 210: berth.v1.ClusterService.RotateCA:output_type -> berth.v1.RotateCAResponse
+	171, // 211: berth.v1.ClusterService.CreateTrigger:output_type -> berth.v1.CreateTriggerResponse
+	172, // 212: berth.v1.ClusterService.ListTriggers:output_type -> berth.v1.ListTriggersResponse
+	173, // 213: berth.v1.ClusterService.ListTriggerRuns:output_type -> berth.v1.ListTriggerRunsResponse
+	174, // 214: berth.v1.ClusterService.GetTriggerRunLog:output_type -> berth.v1.GetTriggerRunLogResponse
+	175, // 215: berth.v1.ClusterService.RemoveTrigger:output_type -> berth.v1.RemoveTriggerResponse
+	176, // 216: berth.v1.ClusterService.GenerateKey:output_type -> berth.v1.GenerateKeyResponse
+	177, // 217: berth.v1.ClusterService.ImportKey:output_type -> berth.v1.ImportKeyResponse
+	178, // 218: berth.v1.ClusterService.ListKeys:output_type -> berth.v1.ListKeysResponse
+	179, // 219: berth.v1.ClusterService.RemoveKey:output_type -> berth.v1.RemoveKeyResponse
+	180, // 220: berth.v1.ClusterService.SignImage:output_type -> berth.v1.SignImageResponse
+	181, // 221: berth.v1.ClusterService.SetTrustPolicy:output_type -> berth.v1.SetTrustPolicyResponse
+	182, // 222: berth.v1.ClusterService.ListTrustPolicies:output_type -> berth.v1.ListTrustPoliciesResponse
+	183, // 223: berth.v1.ClusterService.RemoveTrustPolicy:output_type -> berth.v1.RemoveTrustPolicyResponse
+	184, // 224: berth.v1.ClusterService.ListImageTags:output_type -> berth.v1.ListImageTagsResponse
+	185, // 225: berth.v1.ClusterService.VerifyImages:output_type -> berth.v1.VerifyImagesResponse
+	149, // [149:226] is the sub-list for method output_type
+	72,  // [72:149] is the sub-list for method input_type
 	72,  // [72:72] is the sub-list for extension type_name
 	72,  // [72:72] is the sub-list for extension extendee
 	0,   // [0:72] is the sub-list for field type_name
@@ -8574,6 +8624,7 @@ func file_berth_v1_cluster_proto_init() {
 	}
 	file_berth_v1_objects_proto_init()
 	file_berth_v1_trigger_proto_init()
+	file_berth_v1_trust_proto_init()
 	file_berth_v1_cluster_proto_msgTypes[55].OneofWrappers = []any{
 		(*ExecRequest_Start)(nil),
 		(*ExecRequest_Stdin)(nil),

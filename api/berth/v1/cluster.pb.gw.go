@@ -1866,6 +1866,276 @@ func local_request_ClusterService_RemoveTrigger_0(ctx context.Context, marshaler
 	return msg, metadata, err
 }
 
+func request_ClusterService_GenerateKey_0(ctx context.Context, marshaler runtime.Marshaler, client ClusterServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq GenerateKeyRequest
+		metadata runtime.ServerMetadata
+	)
+	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+	}
+	msg, err := client.GenerateKey(ctx, &protoReq, grpc.Header(&metadata.HeaderMD), grpc.Trailer(&metadata.TrailerMD))
+	return msg, metadata, err
+}
+
+func local_request_ClusterService_GenerateKey_0(ctx context.Context, marshaler runtime.Marshaler, server ClusterServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq GenerateKeyRequest
+		metadata runtime.ServerMetadata
+	)
+	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	msg, err := server.GenerateKey(ctx, &protoReq)
+	return msg, metadata, err
+}
+
+func request_ClusterService_ImportKey_0(ctx context.Context, marshaler runtime.Marshaler, client ClusterServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq ImportKeyRequest
+		metadata runtime.ServerMetadata
+	)
+	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+	}
+	msg, err := client.ImportKey(ctx, &protoReq, grpc.Header(&metadata.HeaderMD), grpc.Trailer(&metadata.TrailerMD))
+	return msg, metadata, err
+}
+
+func local_request_ClusterService_ImportKey_0(ctx context.Context, marshaler runtime.Marshaler, server ClusterServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq ImportKeyRequest
+		metadata runtime.ServerMetadata
+	)
+	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	msg, err := server.ImportKey(ctx, &protoReq)
+	return msg, metadata, err
+}
+
+func request_ClusterService_ListKeys_0(ctx context.Context, marshaler runtime.Marshaler, client ClusterServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq ListKeysRequest
+		metadata runtime.ServerMetadata
+	)
+	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+	}
+	msg, err := client.ListKeys(ctx, &protoReq, grpc.Header(&metadata.HeaderMD), grpc.Trailer(&metadata.TrailerMD))
+	return msg, metadata, err
+}
+
+func local_request_ClusterService_ListKeys_0(ctx context.Context, marshaler runtime.Marshaler, server ClusterServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq ListKeysRequest
+		metadata runtime.ServerMetadata
+	)
+	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	msg, err := server.ListKeys(ctx, &protoReq)
+	return msg, metadata, err
+}
+
+func request_ClusterService_RemoveKey_0(ctx context.Context, marshaler runtime.Marshaler, client ClusterServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq RemoveKeyRequest
+		metadata runtime.ServerMetadata
+	)
+	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+	}
+	msg, err := client.RemoveKey(ctx, &protoReq, grpc.Header(&metadata.HeaderMD), grpc.Trailer(&metadata.TrailerMD))
+	return msg, metadata, err
+}
+
+func local_request_ClusterService_RemoveKey_0(ctx context.Context, marshaler runtime.Marshaler, server ClusterServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq RemoveKeyRequest
+		metadata runtime.ServerMetadata
+	)
+	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	msg, err := server.RemoveKey(ctx, &protoReq)
+	return msg, metadata, err
+}
+
+func request_ClusterService_SignImage_0(ctx context.Context, marshaler runtime.Marshaler, client ClusterServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq SignImageRequest
+		metadata runtime.ServerMetadata
+	)
+	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+	}
+	msg, err := client.SignImage(ctx, &protoReq, grpc.Header(&metadata.HeaderMD), grpc.Trailer(&metadata.TrailerMD))
+	return msg, metadata, err
+}
+
+func local_request_ClusterService_SignImage_0(ctx context.Context, marshaler runtime.Marshaler, server ClusterServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq SignImageRequest
+		metadata runtime.ServerMetadata
+	)
+	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	msg, err := server.SignImage(ctx, &protoReq)
+	return msg, metadata, err
+}
+
+func request_ClusterService_SetTrustPolicy_0(ctx context.Context, marshaler runtime.Marshaler, client ClusterServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq SetTrustPolicyRequest
+		metadata runtime.ServerMetadata
+	)
+	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+	}
+	msg, err := client.SetTrustPolicy(ctx, &protoReq, grpc.Header(&metadata.HeaderMD), grpc.Trailer(&metadata.TrailerMD))
+	return msg, metadata, err
+}
+
+func local_request_ClusterService_SetTrustPolicy_0(ctx context.Context, marshaler runtime.Marshaler, server ClusterServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq SetTrustPolicyRequest
+		metadata runtime.ServerMetadata
+	)
+	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	msg, err := server.SetTrustPolicy(ctx, &protoReq)
+	return msg, metadata, err
+}
+
+func request_ClusterService_ListTrustPolicies_0(ctx context.Context, marshaler runtime.Marshaler, client ClusterServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq ListTrustPoliciesRequest
+		metadata runtime.ServerMetadata
+	)
+	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+	}
+	msg, err := client.ListTrustPolicies(ctx, &protoReq, grpc.Header(&metadata.HeaderMD), grpc.Trailer(&metadata.TrailerMD))
+	return msg, metadata, err
+}
+
+func local_request_ClusterService_ListTrustPolicies_0(ctx context.Context, marshaler runtime.Marshaler, server ClusterServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq ListTrustPoliciesRequest
+		metadata runtime.ServerMetadata
+	)
+	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	msg, err := server.ListTrustPolicies(ctx, &protoReq)
+	return msg, metadata, err
+}
+
+func request_ClusterService_RemoveTrustPolicy_0(ctx context.Context, marshaler runtime.Marshaler, client ClusterServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq RemoveTrustPolicyRequest
+		metadata runtime.ServerMetadata
+	)
+	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+	}
+	msg, err := client.RemoveTrustPolicy(ctx, &protoReq, grpc.Header(&metadata.HeaderMD), grpc.Trailer(&metadata.TrailerMD))
+	return msg, metadata, err
+}
+
+func local_request_ClusterService_RemoveTrustPolicy_0(ctx context.Context, marshaler runtime.Marshaler, server ClusterServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq RemoveTrustPolicyRequest
+		metadata runtime.ServerMetadata
+	)
+	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	msg, err := server.RemoveTrustPolicy(ctx, &protoReq)
+	return msg, metadata, err
+}
+
+func request_ClusterService_ListImageTags_0(ctx context.Context, marshaler runtime.Marshaler, client ClusterServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq ListImageTagsRequest
+		metadata runtime.ServerMetadata
+	)
+	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+	}
+	msg, err := client.ListImageTags(ctx, &protoReq, grpc.Header(&metadata.HeaderMD), grpc.Trailer(&metadata.TrailerMD))
+	return msg, metadata, err
+}
+
+func local_request_ClusterService_ListImageTags_0(ctx context.Context, marshaler runtime.Marshaler, server ClusterServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq ListImageTagsRequest
+		metadata runtime.ServerMetadata
+	)
+	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	msg, err := server.ListImageTags(ctx, &protoReq)
+	return msg, metadata, err
+}
+
+func request_ClusterService_VerifyImages_0(ctx context.Context, marshaler runtime.Marshaler, client ClusterServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq VerifyImagesRequest
+		metadata runtime.ServerMetadata
+	)
+	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+	}
+	msg, err := client.VerifyImages(ctx, &protoReq, grpc.Header(&metadata.HeaderMD), grpc.Trailer(&metadata.TrailerMD))
+	return msg, metadata, err
+}
+
+func local_request_ClusterService_VerifyImages_0(ctx context.Context, marshaler runtime.Marshaler, server ClusterServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq VerifyImagesRequest
+		metadata runtime.ServerMetadata
+	)
+	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	msg, err := server.VerifyImages(ctx, &protoReq)
+	return msg, metadata, err
+}
+
 // RegisterClusterServiceHandlerServer registers the http handlers for service ClusterService to "mux".
 // UnaryRPC     :call ClusterServiceServer directly.
 // StreamingRPC :currently unsupported pending https://github.com/grpc/grpc-go/issues/906.
@@ -3095,6 +3365,206 @@ func RegisterClusterServiceHandlerServer(ctx context.Context, mux *runtime.Serve
 		}
 		forward_ClusterService_RemoveTrigger_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
+	mux.Handle(http.MethodPost, pattern_ClusterService_GenerateKey_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		var stream runtime.ServerTransportStream
+		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/berth.v1.ClusterService/GenerateKey", runtime.WithHTTPPathPattern("/berth.v1.ClusterService/GenerateKey"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := local_request_ClusterService_GenerateKey_0(annotatedContext, inboundMarshaler, server, req, pathParams)
+		md.HeaderMD, md.TrailerMD = metadata.Join(md.HeaderMD, stream.Header()), metadata.Join(md.TrailerMD, stream.Trailer())
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_ClusterService_GenerateKey_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
+	mux.Handle(http.MethodPost, pattern_ClusterService_ImportKey_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		var stream runtime.ServerTransportStream
+		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/berth.v1.ClusterService/ImportKey", runtime.WithHTTPPathPattern("/berth.v1.ClusterService/ImportKey"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := local_request_ClusterService_ImportKey_0(annotatedContext, inboundMarshaler, server, req, pathParams)
+		md.HeaderMD, md.TrailerMD = metadata.Join(md.HeaderMD, stream.Header()), metadata.Join(md.TrailerMD, stream.Trailer())
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_ClusterService_ImportKey_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
+	mux.Handle(http.MethodPost, pattern_ClusterService_ListKeys_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		var stream runtime.ServerTransportStream
+		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/berth.v1.ClusterService/ListKeys", runtime.WithHTTPPathPattern("/berth.v1.ClusterService/ListKeys"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := local_request_ClusterService_ListKeys_0(annotatedContext, inboundMarshaler, server, req, pathParams)
+		md.HeaderMD, md.TrailerMD = metadata.Join(md.HeaderMD, stream.Header()), metadata.Join(md.TrailerMD, stream.Trailer())
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_ClusterService_ListKeys_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
+	mux.Handle(http.MethodPost, pattern_ClusterService_RemoveKey_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		var stream runtime.ServerTransportStream
+		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/berth.v1.ClusterService/RemoveKey", runtime.WithHTTPPathPattern("/berth.v1.ClusterService/RemoveKey"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := local_request_ClusterService_RemoveKey_0(annotatedContext, inboundMarshaler, server, req, pathParams)
+		md.HeaderMD, md.TrailerMD = metadata.Join(md.HeaderMD, stream.Header()), metadata.Join(md.TrailerMD, stream.Trailer())
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_ClusterService_RemoveKey_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
+	mux.Handle(http.MethodPost, pattern_ClusterService_SignImage_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		var stream runtime.ServerTransportStream
+		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/berth.v1.ClusterService/SignImage", runtime.WithHTTPPathPattern("/berth.v1.ClusterService/SignImage"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := local_request_ClusterService_SignImage_0(annotatedContext, inboundMarshaler, server, req, pathParams)
+		md.HeaderMD, md.TrailerMD = metadata.Join(md.HeaderMD, stream.Header()), metadata.Join(md.TrailerMD, stream.Trailer())
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_ClusterService_SignImage_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
+	mux.Handle(http.MethodPost, pattern_ClusterService_SetTrustPolicy_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		var stream runtime.ServerTransportStream
+		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/berth.v1.ClusterService/SetTrustPolicy", runtime.WithHTTPPathPattern("/berth.v1.ClusterService/SetTrustPolicy"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := local_request_ClusterService_SetTrustPolicy_0(annotatedContext, inboundMarshaler, server, req, pathParams)
+		md.HeaderMD, md.TrailerMD = metadata.Join(md.HeaderMD, stream.Header()), metadata.Join(md.TrailerMD, stream.Trailer())
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_ClusterService_SetTrustPolicy_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
+	mux.Handle(http.MethodPost, pattern_ClusterService_ListTrustPolicies_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		var stream runtime.ServerTransportStream
+		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/berth.v1.ClusterService/ListTrustPolicies", runtime.WithHTTPPathPattern("/berth.v1.ClusterService/ListTrustPolicies"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := local_request_ClusterService_ListTrustPolicies_0(annotatedContext, inboundMarshaler, server, req, pathParams)
+		md.HeaderMD, md.TrailerMD = metadata.Join(md.HeaderMD, stream.Header()), metadata.Join(md.TrailerMD, stream.Trailer())
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_ClusterService_ListTrustPolicies_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
+	mux.Handle(http.MethodPost, pattern_ClusterService_RemoveTrustPolicy_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		var stream runtime.ServerTransportStream
+		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/berth.v1.ClusterService/RemoveTrustPolicy", runtime.WithHTTPPathPattern("/berth.v1.ClusterService/RemoveTrustPolicy"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := local_request_ClusterService_RemoveTrustPolicy_0(annotatedContext, inboundMarshaler, server, req, pathParams)
+		md.HeaderMD, md.TrailerMD = metadata.Join(md.HeaderMD, stream.Header()), metadata.Join(md.TrailerMD, stream.Trailer())
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_ClusterService_RemoveTrustPolicy_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
+	mux.Handle(http.MethodPost, pattern_ClusterService_ListImageTags_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		var stream runtime.ServerTransportStream
+		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/berth.v1.ClusterService/ListImageTags", runtime.WithHTTPPathPattern("/berth.v1.ClusterService/ListImageTags"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := local_request_ClusterService_ListImageTags_0(annotatedContext, inboundMarshaler, server, req, pathParams)
+		md.HeaderMD, md.TrailerMD = metadata.Join(md.HeaderMD, stream.Header()), metadata.Join(md.TrailerMD, stream.Trailer())
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_ClusterService_ListImageTags_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
+	mux.Handle(http.MethodPost, pattern_ClusterService_VerifyImages_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		var stream runtime.ServerTransportStream
+		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/berth.v1.ClusterService/VerifyImages", runtime.WithHTTPPathPattern("/berth.v1.ClusterService/VerifyImages"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := local_request_ClusterService_VerifyImages_0(annotatedContext, inboundMarshaler, server, req, pathParams)
+		md.HeaderMD, md.TrailerMD = metadata.Join(md.HeaderMD, stream.Header()), metadata.Join(md.TrailerMD, stream.Trailer())
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_ClusterService_VerifyImages_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
 
 	return nil
 }
@@ -4274,145 +4744,335 @@ func RegisterClusterServiceHandlerClient(ctx context.Context, mux *runtime.Serve
 		}
 		forward_ClusterService_RemoveTrigger_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
+	mux.Handle(http.MethodPost, pattern_ClusterService_GenerateKey_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/berth.v1.ClusterService/GenerateKey", runtime.WithHTTPPathPattern("/berth.v1.ClusterService/GenerateKey"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := request_ClusterService_GenerateKey_0(annotatedContext, inboundMarshaler, client, req, pathParams)
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_ClusterService_GenerateKey_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
+	mux.Handle(http.MethodPost, pattern_ClusterService_ImportKey_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/berth.v1.ClusterService/ImportKey", runtime.WithHTTPPathPattern("/berth.v1.ClusterService/ImportKey"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := request_ClusterService_ImportKey_0(annotatedContext, inboundMarshaler, client, req, pathParams)
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_ClusterService_ImportKey_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
+	mux.Handle(http.MethodPost, pattern_ClusterService_ListKeys_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/berth.v1.ClusterService/ListKeys", runtime.WithHTTPPathPattern("/berth.v1.ClusterService/ListKeys"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := request_ClusterService_ListKeys_0(annotatedContext, inboundMarshaler, client, req, pathParams)
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_ClusterService_ListKeys_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
+	mux.Handle(http.MethodPost, pattern_ClusterService_RemoveKey_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/berth.v1.ClusterService/RemoveKey", runtime.WithHTTPPathPattern("/berth.v1.ClusterService/RemoveKey"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := request_ClusterService_RemoveKey_0(annotatedContext, inboundMarshaler, client, req, pathParams)
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_ClusterService_RemoveKey_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
+	mux.Handle(http.MethodPost, pattern_ClusterService_SignImage_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/berth.v1.ClusterService/SignImage", runtime.WithHTTPPathPattern("/berth.v1.ClusterService/SignImage"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := request_ClusterService_SignImage_0(annotatedContext, inboundMarshaler, client, req, pathParams)
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_ClusterService_SignImage_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
+	mux.Handle(http.MethodPost, pattern_ClusterService_SetTrustPolicy_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/berth.v1.ClusterService/SetTrustPolicy", runtime.WithHTTPPathPattern("/berth.v1.ClusterService/SetTrustPolicy"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := request_ClusterService_SetTrustPolicy_0(annotatedContext, inboundMarshaler, client, req, pathParams)
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_ClusterService_SetTrustPolicy_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
+	mux.Handle(http.MethodPost, pattern_ClusterService_ListTrustPolicies_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/berth.v1.ClusterService/ListTrustPolicies", runtime.WithHTTPPathPattern("/berth.v1.ClusterService/ListTrustPolicies"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := request_ClusterService_ListTrustPolicies_0(annotatedContext, inboundMarshaler, client, req, pathParams)
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_ClusterService_ListTrustPolicies_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
+	mux.Handle(http.MethodPost, pattern_ClusterService_RemoveTrustPolicy_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/berth.v1.ClusterService/RemoveTrustPolicy", runtime.WithHTTPPathPattern("/berth.v1.ClusterService/RemoveTrustPolicy"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := request_ClusterService_RemoveTrustPolicy_0(annotatedContext, inboundMarshaler, client, req, pathParams)
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_ClusterService_RemoveTrustPolicy_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
+	mux.Handle(http.MethodPost, pattern_ClusterService_ListImageTags_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/berth.v1.ClusterService/ListImageTags", runtime.WithHTTPPathPattern("/berth.v1.ClusterService/ListImageTags"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := request_ClusterService_ListImageTags_0(annotatedContext, inboundMarshaler, client, req, pathParams)
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_ClusterService_ListImageTags_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
+	mux.Handle(http.MethodPost, pattern_ClusterService_VerifyImages_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/berth.v1.ClusterService/VerifyImages", runtime.WithHTTPPathPattern("/berth.v1.ClusterService/VerifyImages"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := request_ClusterService_VerifyImages_0(annotatedContext, inboundMarshaler, client, req, pathParams)
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_ClusterService_VerifyImages_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
 	return nil
 }
 
 var (
-	pattern_ClusterService_Apply_0            = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "Apply"}, ""))
-	pattern_ClusterService_DeleteApp_0        = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "DeleteApp"}, ""))
-	pattern_ClusterService_ListApps_0         = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "ListApps"}, ""))
-	pattern_ClusterService_GetService_0       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "GetService"}, ""))
-	pattern_ClusterService_ListServices_0     = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "ListServices"}, ""))
-	pattern_ClusterService_ListTasks_0        = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "ListTasks"}, ""))
-	pattern_ClusterService_ListNodes_0        = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "ListNodes"}, ""))
-	pattern_ClusterService_ListEvents_0       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "ListEvents"}, ""))
-	pattern_ClusterService_Watch_0            = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "Watch"}, ""))
-	pattern_ClusterService_Logs_0             = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "Logs"}, ""))
-	pattern_ClusterService_ImportImage_0      = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "ImportImage"}, ""))
-	pattern_ClusterService_ListImages_0       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "ListImages"}, ""))
-	pattern_ClusterService_JoinToken_0        = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "JoinToken"}, ""))
-	pattern_ClusterService_Version_0          = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "Version"}, ""))
-	pattern_ClusterService_ListServers_0      = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "ListServers"}, ""))
-	pattern_ClusterService_ScaleService_0     = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "ScaleService"}, ""))
-	pattern_ClusterService_RestartService_0   = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "RestartService"}, ""))
-	pattern_ClusterService_RollbackService_0  = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "RollbackService"}, ""))
-	pattern_ClusterService_UpdateNode_0       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "UpdateNode"}, ""))
-	pattern_ClusterService_Rebalance_0        = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "Rebalance"}, ""))
-	pattern_ClusterService_GetSettings_0      = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "GetSettings"}, ""))
-	pattern_ClusterService_UpdateSettings_0   = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "UpdateSettings"}, ""))
-	pattern_ClusterService_Build_0            = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "Build"}, ""))
-	pattern_ClusterService_PullImage_0        = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "PullImage"}, ""))
-	pattern_ClusterService_PushImage_0        = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "PushImage"}, ""))
-	pattern_ClusterService_Login_0            = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "Login"}, ""))
-	pattern_ClusterService_Logout_0           = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "Logout"}, ""))
-	pattern_ClusterService_ListRegistries_0   = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "ListRegistries"}, ""))
-	pattern_ClusterService_WatchEvents_0      = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "WatchEvents"}, ""))
-	pattern_ClusterService_Exec_0             = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "Exec"}, ""))
-	pattern_ClusterService_Top_0              = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "Top"}, ""))
-	pattern_ClusterService_CreateAPIToken_0   = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "CreateAPIToken"}, ""))
-	pattern_ClusterService_ListAPITokens_0    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "ListAPITokens"}, ""))
-	pattern_ClusterService_RevokeAPIToken_0   = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "RevokeAPIToken"}, ""))
-	pattern_ClusterService_CreateNetwork_0    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "CreateNetwork"}, ""))
-	pattern_ClusterService_ListNetworks_0     = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "ListNetworks"}, ""))
-	pattern_ClusterService_GetNetwork_0       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "GetNetwork"}, ""))
-	pattern_ClusterService_RemoveNetwork_0    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "RemoveNetwork"}, ""))
-	pattern_ClusterService_ListVolumes_0      = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "ListVolumes"}, ""))
-	pattern_ClusterService_GetVolume_0        = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "GetVolume"}, ""))
-	pattern_ClusterService_RemoveVolume_0     = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "RemoveVolume"}, ""))
-	pattern_ClusterService_CreateSecret_0     = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "CreateSecret"}, ""))
-	pattern_ClusterService_ListSecrets_0      = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "ListSecrets"}, ""))
-	pattern_ClusterService_GetSecret_0        = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "GetSecret"}, ""))
-	pattern_ClusterService_RemoveSecret_0     = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "RemoveSecret"}, ""))
-	pattern_ClusterService_CreateConfig_0     = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "CreateConfig"}, ""))
-	pattern_ClusterService_ListConfigs_0      = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "ListConfigs"}, ""))
-	pattern_ClusterService_GetConfig_0        = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "GetConfig"}, ""))
-	pattern_ClusterService_RemoveConfig_0     = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "RemoveConfig"}, ""))
-	pattern_ClusterService_WhoAmI_0           = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "WhoAmI"}, ""))
-	pattern_ClusterService_CreateUser_0       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "CreateUser"}, ""))
-	pattern_ClusterService_ListUsers_0        = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "ListUsers"}, ""))
-	pattern_ClusterService_RemoveUser_0       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "RemoveUser"}, ""))
-	pattern_ClusterService_CreateNamespace_0  = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "CreateNamespace"}, ""))
-	pattern_ClusterService_UpdateNamespace_0  = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "UpdateNamespace"}, ""))
-	pattern_ClusterService_ListNamespaces_0   = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "ListNamespaces"}, ""))
-	pattern_ClusterService_GetNamespace_0     = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "GetNamespace"}, ""))
-	pattern_ClusterService_RemoveNamespace_0  = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "RemoveNamespace"}, ""))
-	pattern_ClusterService_Audit_0            = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "Audit"}, ""))
-	pattern_ClusterService_RemoveNode_0       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "RemoveNode"}, ""))
-	pattern_ClusterService_MarkNodesDown_0    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "MarkNodesDown"}, ""))
-	pattern_ClusterService_RotateCA_0         = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "RotateCA"}, ""))
-	pattern_ClusterService_CreateTrigger_0    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "CreateTrigger"}, ""))
-	pattern_ClusterService_ListTriggers_0     = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "ListTriggers"}, ""))
-	pattern_ClusterService_ListTriggerRuns_0  = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "ListTriggerRuns"}, ""))
-	pattern_ClusterService_GetTriggerRunLog_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "GetTriggerRunLog"}, ""))
-	pattern_ClusterService_RemoveTrigger_0    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "RemoveTrigger"}, ""))
+	pattern_ClusterService_Apply_0             = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "Apply"}, ""))
+	pattern_ClusterService_DeleteApp_0         = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "DeleteApp"}, ""))
+	pattern_ClusterService_ListApps_0          = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "ListApps"}, ""))
+	pattern_ClusterService_GetService_0        = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "GetService"}, ""))
+	pattern_ClusterService_ListServices_0      = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "ListServices"}, ""))
+	pattern_ClusterService_ListTasks_0         = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "ListTasks"}, ""))
+	pattern_ClusterService_ListNodes_0         = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "ListNodes"}, ""))
+	pattern_ClusterService_ListEvents_0        = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "ListEvents"}, ""))
+	pattern_ClusterService_Watch_0             = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "Watch"}, ""))
+	pattern_ClusterService_Logs_0              = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "Logs"}, ""))
+	pattern_ClusterService_ImportImage_0       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "ImportImage"}, ""))
+	pattern_ClusterService_ListImages_0        = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "ListImages"}, ""))
+	pattern_ClusterService_JoinToken_0         = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "JoinToken"}, ""))
+	pattern_ClusterService_Version_0           = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "Version"}, ""))
+	pattern_ClusterService_ListServers_0       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "ListServers"}, ""))
+	pattern_ClusterService_ScaleService_0      = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "ScaleService"}, ""))
+	pattern_ClusterService_RestartService_0    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "RestartService"}, ""))
+	pattern_ClusterService_RollbackService_0   = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "RollbackService"}, ""))
+	pattern_ClusterService_UpdateNode_0        = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "UpdateNode"}, ""))
+	pattern_ClusterService_Rebalance_0         = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "Rebalance"}, ""))
+	pattern_ClusterService_GetSettings_0       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "GetSettings"}, ""))
+	pattern_ClusterService_UpdateSettings_0    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "UpdateSettings"}, ""))
+	pattern_ClusterService_Build_0             = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "Build"}, ""))
+	pattern_ClusterService_PullImage_0         = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "PullImage"}, ""))
+	pattern_ClusterService_PushImage_0         = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "PushImage"}, ""))
+	pattern_ClusterService_Login_0             = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "Login"}, ""))
+	pattern_ClusterService_Logout_0            = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "Logout"}, ""))
+	pattern_ClusterService_ListRegistries_0    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "ListRegistries"}, ""))
+	pattern_ClusterService_WatchEvents_0       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "WatchEvents"}, ""))
+	pattern_ClusterService_Exec_0              = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "Exec"}, ""))
+	pattern_ClusterService_Top_0               = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "Top"}, ""))
+	pattern_ClusterService_CreateAPIToken_0    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "CreateAPIToken"}, ""))
+	pattern_ClusterService_ListAPITokens_0     = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "ListAPITokens"}, ""))
+	pattern_ClusterService_RevokeAPIToken_0    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "RevokeAPIToken"}, ""))
+	pattern_ClusterService_CreateNetwork_0     = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "CreateNetwork"}, ""))
+	pattern_ClusterService_ListNetworks_0      = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "ListNetworks"}, ""))
+	pattern_ClusterService_GetNetwork_0        = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "GetNetwork"}, ""))
+	pattern_ClusterService_RemoveNetwork_0     = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "RemoveNetwork"}, ""))
+	pattern_ClusterService_ListVolumes_0       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "ListVolumes"}, ""))
+	pattern_ClusterService_GetVolume_0         = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "GetVolume"}, ""))
+	pattern_ClusterService_RemoveVolume_0      = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "RemoveVolume"}, ""))
+	pattern_ClusterService_CreateSecret_0      = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "CreateSecret"}, ""))
+	pattern_ClusterService_ListSecrets_0       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "ListSecrets"}, ""))
+	pattern_ClusterService_GetSecret_0         = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "GetSecret"}, ""))
+	pattern_ClusterService_RemoveSecret_0      = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "RemoveSecret"}, ""))
+	pattern_ClusterService_CreateConfig_0      = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "CreateConfig"}, ""))
+	pattern_ClusterService_ListConfigs_0       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "ListConfigs"}, ""))
+	pattern_ClusterService_GetConfig_0         = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "GetConfig"}, ""))
+	pattern_ClusterService_RemoveConfig_0      = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "RemoveConfig"}, ""))
+	pattern_ClusterService_WhoAmI_0            = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "WhoAmI"}, ""))
+	pattern_ClusterService_CreateUser_0        = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "CreateUser"}, ""))
+	pattern_ClusterService_ListUsers_0         = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "ListUsers"}, ""))
+	pattern_ClusterService_RemoveUser_0        = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "RemoveUser"}, ""))
+	pattern_ClusterService_CreateNamespace_0   = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "CreateNamespace"}, ""))
+	pattern_ClusterService_UpdateNamespace_0   = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "UpdateNamespace"}, ""))
+	pattern_ClusterService_ListNamespaces_0    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "ListNamespaces"}, ""))
+	pattern_ClusterService_GetNamespace_0      = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "GetNamespace"}, ""))
+	pattern_ClusterService_RemoveNamespace_0   = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "RemoveNamespace"}, ""))
+	pattern_ClusterService_Audit_0             = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "Audit"}, ""))
+	pattern_ClusterService_RemoveNode_0        = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "RemoveNode"}, ""))
+	pattern_ClusterService_MarkNodesDown_0     = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "MarkNodesDown"}, ""))
+	pattern_ClusterService_RotateCA_0          = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "RotateCA"}, ""))
+	pattern_ClusterService_CreateTrigger_0     = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "CreateTrigger"}, ""))
+	pattern_ClusterService_ListTriggers_0      = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "ListTriggers"}, ""))
+	pattern_ClusterService_ListTriggerRuns_0   = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "ListTriggerRuns"}, ""))
+	pattern_ClusterService_GetTriggerRunLog_0  = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "GetTriggerRunLog"}, ""))
+	pattern_ClusterService_RemoveTrigger_0     = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "RemoveTrigger"}, ""))
+	pattern_ClusterService_GenerateKey_0       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "GenerateKey"}, ""))
+	pattern_ClusterService_ImportKey_0         = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "ImportKey"}, ""))
+	pattern_ClusterService_ListKeys_0          = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "ListKeys"}, ""))
+	pattern_ClusterService_RemoveKey_0         = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "RemoveKey"}, ""))
+	pattern_ClusterService_SignImage_0         = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "SignImage"}, ""))
+	pattern_ClusterService_SetTrustPolicy_0    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "SetTrustPolicy"}, ""))
+	pattern_ClusterService_ListTrustPolicies_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "ListTrustPolicies"}, ""))
+	pattern_ClusterService_RemoveTrustPolicy_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "RemoveTrustPolicy"}, ""))
+	pattern_ClusterService_ListImageTags_0     = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "ListImageTags"}, ""))
+	pattern_ClusterService_VerifyImages_0      = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"berth.v1.ClusterService", "VerifyImages"}, ""))
 )
 
 var (
-	forward_ClusterService_Apply_0            = runtime.ForwardResponseMessage
-	forward_ClusterService_DeleteApp_0        = runtime.ForwardResponseMessage
-	forward_ClusterService_ListApps_0         = runtime.ForwardResponseMessage
-	forward_ClusterService_GetService_0       = runtime.ForwardResponseMessage
-	forward_ClusterService_ListServices_0     = runtime.ForwardResponseMessage
-	forward_ClusterService_ListTasks_0        = runtime.ForwardResponseMessage
-	forward_ClusterService_ListNodes_0        = runtime.ForwardResponseMessage
-	forward_ClusterService_ListEvents_0       = runtime.ForwardResponseMessage
-	forward_ClusterService_Watch_0            = runtime.ForwardResponseStream
-	forward_ClusterService_Logs_0             = runtime.ForwardResponseStream
-	forward_ClusterService_ImportImage_0      = runtime.ForwardResponseMessage
-	forward_ClusterService_ListImages_0       = runtime.ForwardResponseMessage
-	forward_ClusterService_JoinToken_0        = runtime.ForwardResponseMessage
-	forward_ClusterService_Version_0          = runtime.ForwardResponseMessage
-	forward_ClusterService_ListServers_0      = runtime.ForwardResponseMessage
-	forward_ClusterService_ScaleService_0     = runtime.ForwardResponseMessage
-	forward_ClusterService_RestartService_0   = runtime.ForwardResponseMessage
-	forward_ClusterService_RollbackService_0  = runtime.ForwardResponseMessage
-	forward_ClusterService_UpdateNode_0       = runtime.ForwardResponseMessage
-	forward_ClusterService_Rebalance_0        = runtime.ForwardResponseMessage
-	forward_ClusterService_GetSettings_0      = runtime.ForwardResponseMessage
-	forward_ClusterService_UpdateSettings_0   = runtime.ForwardResponseMessage
-	forward_ClusterService_Build_0            = runtime.ForwardResponseStream
-	forward_ClusterService_PullImage_0        = runtime.ForwardResponseStream
-	forward_ClusterService_PushImage_0        = runtime.ForwardResponseStream
-	forward_ClusterService_Login_0            = runtime.ForwardResponseMessage
-	forward_ClusterService_Logout_0           = runtime.ForwardResponseMessage
-	forward_ClusterService_ListRegistries_0   = runtime.ForwardResponseMessage
-	forward_ClusterService_WatchEvents_0      = runtime.ForwardResponseStream
-	forward_ClusterService_Exec_0             = runtime.ForwardResponseStream
-	forward_ClusterService_Top_0              = runtime.ForwardResponseMessage
-	forward_ClusterService_CreateAPIToken_0   = runtime.ForwardResponseMessage
-	forward_ClusterService_ListAPITokens_0    = runtime.ForwardResponseMessage
-	forward_ClusterService_RevokeAPIToken_0   = runtime.ForwardResponseMessage
-	forward_ClusterService_CreateNetwork_0    = runtime.ForwardResponseMessage
-	forward_ClusterService_ListNetworks_0     = runtime.ForwardResponseMessage
-	forward_ClusterService_GetNetwork_0       = runtime.ForwardResponseMessage
-	forward_ClusterService_RemoveNetwork_0    = runtime.ForwardResponseMessage
-	forward_ClusterService_ListVolumes_0      = runtime.ForwardResponseMessage
-	forward_ClusterService_GetVolume_0        = runtime.ForwardResponseMessage
-	forward_ClusterService_RemoveVolume_0     = runtime.ForwardResponseMessage
-	forward_ClusterService_CreateSecret_0     = runtime.ForwardResponseMessage
-	forward_ClusterService_ListSecrets_0      = runtime.ForwardResponseMessage
-	forward_ClusterService_GetSecret_0        = runtime.ForwardResponseMessage
-	forward_ClusterService_RemoveSecret_0     = runtime.ForwardResponseMessage
-	forward_ClusterService_CreateConfig_0     = runtime.ForwardResponseMessage
-	forward_ClusterService_ListConfigs_0      = runtime.ForwardResponseMessage
-	forward_ClusterService_GetConfig_0        = runtime.ForwardResponseMessage
-	forward_ClusterService_RemoveConfig_0     = runtime.ForwardResponseMessage
-	forward_ClusterService_WhoAmI_0           = runtime.ForwardResponseMessage
-	forward_ClusterService_CreateUser_0       = runtime.ForwardResponseMessage
-	forward_ClusterService_ListUsers_0        = runtime.ForwardResponseMessage
-	forward_ClusterService_RemoveUser_0       = runtime.ForwardResponseMessage
-	forward_ClusterService_CreateNamespace_0  = runtime.ForwardResponseMessage
-	forward_ClusterService_UpdateNamespace_0  = runtime.ForwardResponseMessage
-	forward_ClusterService_ListNamespaces_0   = runtime.ForwardResponseMessage
-	forward_ClusterService_GetNamespace_0     = runtime.ForwardResponseMessage
-	forward_ClusterService_RemoveNamespace_0  = runtime.ForwardResponseMessage
-	forward_ClusterService_Audit_0            = runtime.ForwardResponseStream
-	forward_ClusterService_RemoveNode_0       = runtime.ForwardResponseMessage
-	forward_ClusterService_MarkNodesDown_0    = runtime.ForwardResponseMessage
-	forward_ClusterService_RotateCA_0         = runtime.ForwardResponseMessage
-	forward_ClusterService_CreateTrigger_0    = runtime.ForwardResponseMessage
-	forward_ClusterService_ListTriggers_0     = runtime.ForwardResponseMessage
-	forward_ClusterService_ListTriggerRuns_0  = runtime.ForwardResponseMessage
-	forward_ClusterService_GetTriggerRunLog_0 = runtime.ForwardResponseMessage
-	forward_ClusterService_RemoveTrigger_0    = runtime.ForwardResponseMessage
+	forward_ClusterService_Apply_0             = runtime.ForwardResponseMessage
+	forward_ClusterService_DeleteApp_0         = runtime.ForwardResponseMessage
+	forward_ClusterService_ListApps_0          = runtime.ForwardResponseMessage
+	forward_ClusterService_GetService_0        = runtime.ForwardResponseMessage
+	forward_ClusterService_ListServices_0      = runtime.ForwardResponseMessage
+	forward_ClusterService_ListTasks_0         = runtime.ForwardResponseMessage
+	forward_ClusterService_ListNodes_0         = runtime.ForwardResponseMessage
+	forward_ClusterService_ListEvents_0        = runtime.ForwardResponseMessage
+	forward_ClusterService_Watch_0             = runtime.ForwardResponseStream
+	forward_ClusterService_Logs_0              = runtime.ForwardResponseStream
+	forward_ClusterService_ImportImage_0       = runtime.ForwardResponseMessage
+	forward_ClusterService_ListImages_0        = runtime.ForwardResponseMessage
+	forward_ClusterService_JoinToken_0         = runtime.ForwardResponseMessage
+	forward_ClusterService_Version_0           = runtime.ForwardResponseMessage
+	forward_ClusterService_ListServers_0       = runtime.ForwardResponseMessage
+	forward_ClusterService_ScaleService_0      = runtime.ForwardResponseMessage
+	forward_ClusterService_RestartService_0    = runtime.ForwardResponseMessage
+	forward_ClusterService_RollbackService_0   = runtime.ForwardResponseMessage
+	forward_ClusterService_UpdateNode_0        = runtime.ForwardResponseMessage
+	forward_ClusterService_Rebalance_0         = runtime.ForwardResponseMessage
+	forward_ClusterService_GetSettings_0       = runtime.ForwardResponseMessage
+	forward_ClusterService_UpdateSettings_0    = runtime.ForwardResponseMessage
+	forward_ClusterService_Build_0             = runtime.ForwardResponseStream
+	forward_ClusterService_PullImage_0         = runtime.ForwardResponseStream
+	forward_ClusterService_PushImage_0         = runtime.ForwardResponseStream
+	forward_ClusterService_Login_0             = runtime.ForwardResponseMessage
+	forward_ClusterService_Logout_0            = runtime.ForwardResponseMessage
+	forward_ClusterService_ListRegistries_0    = runtime.ForwardResponseMessage
+	forward_ClusterService_WatchEvents_0       = runtime.ForwardResponseStream
+	forward_ClusterService_Exec_0              = runtime.ForwardResponseStream
+	forward_ClusterService_Top_0               = runtime.ForwardResponseMessage
+	forward_ClusterService_CreateAPIToken_0    = runtime.ForwardResponseMessage
+	forward_ClusterService_ListAPITokens_0     = runtime.ForwardResponseMessage
+	forward_ClusterService_RevokeAPIToken_0    = runtime.ForwardResponseMessage
+	forward_ClusterService_CreateNetwork_0     = runtime.ForwardResponseMessage
+	forward_ClusterService_ListNetworks_0      = runtime.ForwardResponseMessage
+	forward_ClusterService_GetNetwork_0        = runtime.ForwardResponseMessage
+	forward_ClusterService_RemoveNetwork_0     = runtime.ForwardResponseMessage
+	forward_ClusterService_ListVolumes_0       = runtime.ForwardResponseMessage
+	forward_ClusterService_GetVolume_0         = runtime.ForwardResponseMessage
+	forward_ClusterService_RemoveVolume_0      = runtime.ForwardResponseMessage
+	forward_ClusterService_CreateSecret_0      = runtime.ForwardResponseMessage
+	forward_ClusterService_ListSecrets_0       = runtime.ForwardResponseMessage
+	forward_ClusterService_GetSecret_0         = runtime.ForwardResponseMessage
+	forward_ClusterService_RemoveSecret_0      = runtime.ForwardResponseMessage
+	forward_ClusterService_CreateConfig_0      = runtime.ForwardResponseMessage
+	forward_ClusterService_ListConfigs_0       = runtime.ForwardResponseMessage
+	forward_ClusterService_GetConfig_0         = runtime.ForwardResponseMessage
+	forward_ClusterService_RemoveConfig_0      = runtime.ForwardResponseMessage
+	forward_ClusterService_WhoAmI_0            = runtime.ForwardResponseMessage
+	forward_ClusterService_CreateUser_0        = runtime.ForwardResponseMessage
+	forward_ClusterService_ListUsers_0         = runtime.ForwardResponseMessage
+	forward_ClusterService_RemoveUser_0        = runtime.ForwardResponseMessage
+	forward_ClusterService_CreateNamespace_0   = runtime.ForwardResponseMessage
+	forward_ClusterService_UpdateNamespace_0   = runtime.ForwardResponseMessage
+	forward_ClusterService_ListNamespaces_0    = runtime.ForwardResponseMessage
+	forward_ClusterService_GetNamespace_0      = runtime.ForwardResponseMessage
+	forward_ClusterService_RemoveNamespace_0   = runtime.ForwardResponseMessage
+	forward_ClusterService_Audit_0             = runtime.ForwardResponseStream
+	forward_ClusterService_RemoveNode_0        = runtime.ForwardResponseMessage
+	forward_ClusterService_MarkNodesDown_0     = runtime.ForwardResponseMessage
+	forward_ClusterService_RotateCA_0          = runtime.ForwardResponseMessage
+	forward_ClusterService_CreateTrigger_0     = runtime.ForwardResponseMessage
+	forward_ClusterService_ListTriggers_0      = runtime.ForwardResponseMessage
+	forward_ClusterService_ListTriggerRuns_0   = runtime.ForwardResponseMessage
+	forward_ClusterService_GetTriggerRunLog_0  = runtime.ForwardResponseMessage
+	forward_ClusterService_RemoveTrigger_0     = runtime.ForwardResponseMessage
+	forward_ClusterService_GenerateKey_0       = runtime.ForwardResponseMessage
+	forward_ClusterService_ImportKey_0         = runtime.ForwardResponseMessage
+	forward_ClusterService_ListKeys_0          = runtime.ForwardResponseMessage
+	forward_ClusterService_RemoveKey_0         = runtime.ForwardResponseMessage
+	forward_ClusterService_SignImage_0         = runtime.ForwardResponseMessage
+	forward_ClusterService_SetTrustPolicy_0    = runtime.ForwardResponseMessage
+	forward_ClusterService_ListTrustPolicies_0 = runtime.ForwardResponseMessage
+	forward_ClusterService_RemoveTrustPolicy_0 = runtime.ForwardResponseMessage
+	forward_ClusterService_ListImageTags_0     = runtime.ForwardResponseMessage
+	forward_ClusterService_VerifyImages_0      = runtime.ForwardResponseMessage
 )

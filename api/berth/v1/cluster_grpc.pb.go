@@ -19,73 +19,83 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	ClusterService_Apply_FullMethodName            = "/berth.v1.ClusterService/Apply"
-	ClusterService_DeleteApp_FullMethodName        = "/berth.v1.ClusterService/DeleteApp"
-	ClusterService_ListApps_FullMethodName         = "/berth.v1.ClusterService/ListApps"
-	ClusterService_GetService_FullMethodName       = "/berth.v1.ClusterService/GetService"
-	ClusterService_ListServices_FullMethodName     = "/berth.v1.ClusterService/ListServices"
-	ClusterService_ListTasks_FullMethodName        = "/berth.v1.ClusterService/ListTasks"
-	ClusterService_ListNodes_FullMethodName        = "/berth.v1.ClusterService/ListNodes"
-	ClusterService_ListEvents_FullMethodName       = "/berth.v1.ClusterService/ListEvents"
-	ClusterService_Watch_FullMethodName            = "/berth.v1.ClusterService/Watch"
-	ClusterService_Logs_FullMethodName             = "/berth.v1.ClusterService/Logs"
-	ClusterService_ImportImage_FullMethodName      = "/berth.v1.ClusterService/ImportImage"
-	ClusterService_ListImages_FullMethodName       = "/berth.v1.ClusterService/ListImages"
-	ClusterService_JoinToken_FullMethodName        = "/berth.v1.ClusterService/JoinToken"
-	ClusterService_Version_FullMethodName          = "/berth.v1.ClusterService/Version"
-	ClusterService_ListServers_FullMethodName      = "/berth.v1.ClusterService/ListServers"
-	ClusterService_ScaleService_FullMethodName     = "/berth.v1.ClusterService/ScaleService"
-	ClusterService_RestartService_FullMethodName   = "/berth.v1.ClusterService/RestartService"
-	ClusterService_RollbackService_FullMethodName  = "/berth.v1.ClusterService/RollbackService"
-	ClusterService_UpdateNode_FullMethodName       = "/berth.v1.ClusterService/UpdateNode"
-	ClusterService_Rebalance_FullMethodName        = "/berth.v1.ClusterService/Rebalance"
-	ClusterService_GetSettings_FullMethodName      = "/berth.v1.ClusterService/GetSettings"
-	ClusterService_UpdateSettings_FullMethodName   = "/berth.v1.ClusterService/UpdateSettings"
-	ClusterService_Build_FullMethodName            = "/berth.v1.ClusterService/Build"
-	ClusterService_PullImage_FullMethodName        = "/berth.v1.ClusterService/PullImage"
-	ClusterService_PushImage_FullMethodName        = "/berth.v1.ClusterService/PushImage"
-	ClusterService_Login_FullMethodName            = "/berth.v1.ClusterService/Login"
-	ClusterService_Logout_FullMethodName           = "/berth.v1.ClusterService/Logout"
-	ClusterService_ListRegistries_FullMethodName   = "/berth.v1.ClusterService/ListRegistries"
-	ClusterService_WatchEvents_FullMethodName      = "/berth.v1.ClusterService/WatchEvents"
-	ClusterService_Exec_FullMethodName             = "/berth.v1.ClusterService/Exec"
-	ClusterService_Top_FullMethodName              = "/berth.v1.ClusterService/Top"
-	ClusterService_CreateAPIToken_FullMethodName   = "/berth.v1.ClusterService/CreateAPIToken"
-	ClusterService_ListAPITokens_FullMethodName    = "/berth.v1.ClusterService/ListAPITokens"
-	ClusterService_RevokeAPIToken_FullMethodName   = "/berth.v1.ClusterService/RevokeAPIToken"
-	ClusterService_CreateNetwork_FullMethodName    = "/berth.v1.ClusterService/CreateNetwork"
-	ClusterService_ListNetworks_FullMethodName     = "/berth.v1.ClusterService/ListNetworks"
-	ClusterService_GetNetwork_FullMethodName       = "/berth.v1.ClusterService/GetNetwork"
-	ClusterService_RemoveNetwork_FullMethodName    = "/berth.v1.ClusterService/RemoveNetwork"
-	ClusterService_ListVolumes_FullMethodName      = "/berth.v1.ClusterService/ListVolumes"
-	ClusterService_GetVolume_FullMethodName        = "/berth.v1.ClusterService/GetVolume"
-	ClusterService_RemoveVolume_FullMethodName     = "/berth.v1.ClusterService/RemoveVolume"
-	ClusterService_CreateSecret_FullMethodName     = "/berth.v1.ClusterService/CreateSecret"
-	ClusterService_ListSecrets_FullMethodName      = "/berth.v1.ClusterService/ListSecrets"
-	ClusterService_GetSecret_FullMethodName        = "/berth.v1.ClusterService/GetSecret"
-	ClusterService_RemoveSecret_FullMethodName     = "/berth.v1.ClusterService/RemoveSecret"
-	ClusterService_CreateConfig_FullMethodName     = "/berth.v1.ClusterService/CreateConfig"
-	ClusterService_ListConfigs_FullMethodName      = "/berth.v1.ClusterService/ListConfigs"
-	ClusterService_GetConfig_FullMethodName        = "/berth.v1.ClusterService/GetConfig"
-	ClusterService_RemoveConfig_FullMethodName     = "/berth.v1.ClusterService/RemoveConfig"
-	ClusterService_WhoAmI_FullMethodName           = "/berth.v1.ClusterService/WhoAmI"
-	ClusterService_CreateUser_FullMethodName       = "/berth.v1.ClusterService/CreateUser"
-	ClusterService_ListUsers_FullMethodName        = "/berth.v1.ClusterService/ListUsers"
-	ClusterService_RemoveUser_FullMethodName       = "/berth.v1.ClusterService/RemoveUser"
-	ClusterService_CreateNamespace_FullMethodName  = "/berth.v1.ClusterService/CreateNamespace"
-	ClusterService_UpdateNamespace_FullMethodName  = "/berth.v1.ClusterService/UpdateNamespace"
-	ClusterService_ListNamespaces_FullMethodName   = "/berth.v1.ClusterService/ListNamespaces"
-	ClusterService_GetNamespace_FullMethodName     = "/berth.v1.ClusterService/GetNamespace"
-	ClusterService_RemoveNamespace_FullMethodName  = "/berth.v1.ClusterService/RemoveNamespace"
-	ClusterService_Audit_FullMethodName            = "/berth.v1.ClusterService/Audit"
-	ClusterService_RemoveNode_FullMethodName       = "/berth.v1.ClusterService/RemoveNode"
-	ClusterService_MarkNodesDown_FullMethodName    = "/berth.v1.ClusterService/MarkNodesDown"
-	ClusterService_RotateCA_FullMethodName         = "/berth.v1.ClusterService/RotateCA"
-	ClusterService_CreateTrigger_FullMethodName    = "/berth.v1.ClusterService/CreateTrigger"
-	ClusterService_ListTriggers_FullMethodName     = "/berth.v1.ClusterService/ListTriggers"
-	ClusterService_ListTriggerRuns_FullMethodName  = "/berth.v1.ClusterService/ListTriggerRuns"
-	ClusterService_GetTriggerRunLog_FullMethodName = "/berth.v1.ClusterService/GetTriggerRunLog"
-	ClusterService_RemoveTrigger_FullMethodName    = "/berth.v1.ClusterService/RemoveTrigger"
+	ClusterService_Apply_FullMethodName             = "/berth.v1.ClusterService/Apply"
+	ClusterService_DeleteApp_FullMethodName         = "/berth.v1.ClusterService/DeleteApp"
+	ClusterService_ListApps_FullMethodName          = "/berth.v1.ClusterService/ListApps"
+	ClusterService_GetService_FullMethodName        = "/berth.v1.ClusterService/GetService"
+	ClusterService_ListServices_FullMethodName      = "/berth.v1.ClusterService/ListServices"
+	ClusterService_ListTasks_FullMethodName         = "/berth.v1.ClusterService/ListTasks"
+	ClusterService_ListNodes_FullMethodName         = "/berth.v1.ClusterService/ListNodes"
+	ClusterService_ListEvents_FullMethodName        = "/berth.v1.ClusterService/ListEvents"
+	ClusterService_Watch_FullMethodName             = "/berth.v1.ClusterService/Watch"
+	ClusterService_Logs_FullMethodName              = "/berth.v1.ClusterService/Logs"
+	ClusterService_ImportImage_FullMethodName       = "/berth.v1.ClusterService/ImportImage"
+	ClusterService_ListImages_FullMethodName        = "/berth.v1.ClusterService/ListImages"
+	ClusterService_JoinToken_FullMethodName         = "/berth.v1.ClusterService/JoinToken"
+	ClusterService_Version_FullMethodName           = "/berth.v1.ClusterService/Version"
+	ClusterService_ListServers_FullMethodName       = "/berth.v1.ClusterService/ListServers"
+	ClusterService_ScaleService_FullMethodName      = "/berth.v1.ClusterService/ScaleService"
+	ClusterService_RestartService_FullMethodName    = "/berth.v1.ClusterService/RestartService"
+	ClusterService_RollbackService_FullMethodName   = "/berth.v1.ClusterService/RollbackService"
+	ClusterService_UpdateNode_FullMethodName        = "/berth.v1.ClusterService/UpdateNode"
+	ClusterService_Rebalance_FullMethodName         = "/berth.v1.ClusterService/Rebalance"
+	ClusterService_GetSettings_FullMethodName       = "/berth.v1.ClusterService/GetSettings"
+	ClusterService_UpdateSettings_FullMethodName    = "/berth.v1.ClusterService/UpdateSettings"
+	ClusterService_Build_FullMethodName             = "/berth.v1.ClusterService/Build"
+	ClusterService_PullImage_FullMethodName         = "/berth.v1.ClusterService/PullImage"
+	ClusterService_PushImage_FullMethodName         = "/berth.v1.ClusterService/PushImage"
+	ClusterService_Login_FullMethodName             = "/berth.v1.ClusterService/Login"
+	ClusterService_Logout_FullMethodName            = "/berth.v1.ClusterService/Logout"
+	ClusterService_ListRegistries_FullMethodName    = "/berth.v1.ClusterService/ListRegistries"
+	ClusterService_WatchEvents_FullMethodName       = "/berth.v1.ClusterService/WatchEvents"
+	ClusterService_Exec_FullMethodName              = "/berth.v1.ClusterService/Exec"
+	ClusterService_Top_FullMethodName               = "/berth.v1.ClusterService/Top"
+	ClusterService_CreateAPIToken_FullMethodName    = "/berth.v1.ClusterService/CreateAPIToken"
+	ClusterService_ListAPITokens_FullMethodName     = "/berth.v1.ClusterService/ListAPITokens"
+	ClusterService_RevokeAPIToken_FullMethodName    = "/berth.v1.ClusterService/RevokeAPIToken"
+	ClusterService_CreateNetwork_FullMethodName     = "/berth.v1.ClusterService/CreateNetwork"
+	ClusterService_ListNetworks_FullMethodName      = "/berth.v1.ClusterService/ListNetworks"
+	ClusterService_GetNetwork_FullMethodName        = "/berth.v1.ClusterService/GetNetwork"
+	ClusterService_RemoveNetwork_FullMethodName     = "/berth.v1.ClusterService/RemoveNetwork"
+	ClusterService_ListVolumes_FullMethodName       = "/berth.v1.ClusterService/ListVolumes"
+	ClusterService_GetVolume_FullMethodName         = "/berth.v1.ClusterService/GetVolume"
+	ClusterService_RemoveVolume_FullMethodName      = "/berth.v1.ClusterService/RemoveVolume"
+	ClusterService_CreateSecret_FullMethodName      = "/berth.v1.ClusterService/CreateSecret"
+	ClusterService_ListSecrets_FullMethodName       = "/berth.v1.ClusterService/ListSecrets"
+	ClusterService_GetSecret_FullMethodName         = "/berth.v1.ClusterService/GetSecret"
+	ClusterService_RemoveSecret_FullMethodName      = "/berth.v1.ClusterService/RemoveSecret"
+	ClusterService_CreateConfig_FullMethodName      = "/berth.v1.ClusterService/CreateConfig"
+	ClusterService_ListConfigs_FullMethodName       = "/berth.v1.ClusterService/ListConfigs"
+	ClusterService_GetConfig_FullMethodName         = "/berth.v1.ClusterService/GetConfig"
+	ClusterService_RemoveConfig_FullMethodName      = "/berth.v1.ClusterService/RemoveConfig"
+	ClusterService_WhoAmI_FullMethodName            = "/berth.v1.ClusterService/WhoAmI"
+	ClusterService_CreateUser_FullMethodName        = "/berth.v1.ClusterService/CreateUser"
+	ClusterService_ListUsers_FullMethodName         = "/berth.v1.ClusterService/ListUsers"
+	ClusterService_RemoveUser_FullMethodName        = "/berth.v1.ClusterService/RemoveUser"
+	ClusterService_CreateNamespace_FullMethodName   = "/berth.v1.ClusterService/CreateNamespace"
+	ClusterService_UpdateNamespace_FullMethodName   = "/berth.v1.ClusterService/UpdateNamespace"
+	ClusterService_ListNamespaces_FullMethodName    = "/berth.v1.ClusterService/ListNamespaces"
+	ClusterService_GetNamespace_FullMethodName      = "/berth.v1.ClusterService/GetNamespace"
+	ClusterService_RemoveNamespace_FullMethodName   = "/berth.v1.ClusterService/RemoveNamespace"
+	ClusterService_Audit_FullMethodName             = "/berth.v1.ClusterService/Audit"
+	ClusterService_RemoveNode_FullMethodName        = "/berth.v1.ClusterService/RemoveNode"
+	ClusterService_MarkNodesDown_FullMethodName     = "/berth.v1.ClusterService/MarkNodesDown"
+	ClusterService_RotateCA_FullMethodName          = "/berth.v1.ClusterService/RotateCA"
+	ClusterService_CreateTrigger_FullMethodName     = "/berth.v1.ClusterService/CreateTrigger"
+	ClusterService_ListTriggers_FullMethodName      = "/berth.v1.ClusterService/ListTriggers"
+	ClusterService_ListTriggerRuns_FullMethodName   = "/berth.v1.ClusterService/ListTriggerRuns"
+	ClusterService_GetTriggerRunLog_FullMethodName  = "/berth.v1.ClusterService/GetTriggerRunLog"
+	ClusterService_RemoveTrigger_FullMethodName     = "/berth.v1.ClusterService/RemoveTrigger"
+	ClusterService_GenerateKey_FullMethodName       = "/berth.v1.ClusterService/GenerateKey"
+	ClusterService_ImportKey_FullMethodName         = "/berth.v1.ClusterService/ImportKey"
+	ClusterService_ListKeys_FullMethodName          = "/berth.v1.ClusterService/ListKeys"
+	ClusterService_RemoveKey_FullMethodName         = "/berth.v1.ClusterService/RemoveKey"
+	ClusterService_SignImage_FullMethodName         = "/berth.v1.ClusterService/SignImage"
+	ClusterService_SetTrustPolicy_FullMethodName    = "/berth.v1.ClusterService/SetTrustPolicy"
+	ClusterService_ListTrustPolicies_FullMethodName = "/berth.v1.ClusterService/ListTrustPolicies"
+	ClusterService_RemoveTrustPolicy_FullMethodName = "/berth.v1.ClusterService/RemoveTrustPolicy"
+	ClusterService_ListImageTags_FullMethodName     = "/berth.v1.ClusterService/ListImageTags"
+	ClusterService_VerifyImages_FullMethodName      = "/berth.v1.ClusterService/VerifyImages"
 )
 
 // ClusterServiceClient is the client API for ClusterService service.
@@ -225,6 +235,26 @@ type ClusterServiceClient interface {
 	// RemoveTrigger removes a trigger and its runs; a run under way is
 	// stopped.
 	RemoveTrigger(ctx context.Context, in *RemoveTriggerRequest, opts ...grpc.CallOption) (*RemoveTriggerResponse, error)
+	// Trusted images: signing keys, signatures, trust policies (trust.proto).
+	// GenerateKey makes a key pair whose private key the cluster keeps
+	// sealed; the answer carries the public key only.
+	GenerateKey(ctx context.Context, in *GenerateKeyRequest, opts ...grpc.CallOption) (*GenerateKeyResponse, error)
+	// ImportKey keeps a key pair made elsewhere (cosign's) the same way.
+	ImportKey(ctx context.Context, in *ImportKeyRequest, opts ...grpc.CallOption) (*ImportKeyResponse, error)
+	ListKeys(ctx context.Context, in *ListKeysRequest, opts ...grpc.CallOption) (*ListKeysResponse, error)
+	RemoveKey(ctx context.Context, in *RemoveKeyRequest, opts ...grpc.CallOption) (*RemoveKeyResponse, error)
+	// SignImage signs an image's digest with a cluster key and stores the
+	// signature in its registry in cosign's format.
+	SignImage(ctx context.Context, in *SignImageRequest, opts ...grpc.CallOption) (*SignImageResponse, error)
+	SetTrustPolicy(ctx context.Context, in *SetTrustPolicyRequest, opts ...grpc.CallOption) (*SetTrustPolicyResponse, error)
+	ListTrustPolicies(ctx context.Context, in *ListTrustPoliciesRequest, opts ...grpc.CallOption) (*ListTrustPoliciesResponse, error)
+	RemoveTrustPolicy(ctx context.Context, in *RemoveTrustPolicyRequest, opts ...grpc.CallOption) (*RemoveTrustPolicyResponse, error)
+	// ListImageTags lists a repository's tags and their digests from its
+	// registry.
+	ListImageTags(ctx context.Context, in *ListImageTagsRequest, opts ...grpc.CallOption) (*ListImageTagsResponse, error)
+	// VerifyImages says whether image digests are signed, by which key,
+	// under which policy (rollout history shows it).
+	VerifyImages(ctx context.Context, in *VerifyImagesRequest, opts ...grpc.CallOption) (*VerifyImagesResponse, error)
 }
 
 type clusterServiceClient struct {
@@ -968,6 +998,106 @@ func (c *clusterServiceClient) RemoveTrigger(ctx context.Context, in *RemoveTrig
 	return out, nil
 }
 
+func (c *clusterServiceClient) GenerateKey(ctx context.Context, in *GenerateKeyRequest, opts ...grpc.CallOption) (*GenerateKeyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GenerateKeyResponse)
+	err := c.cc.Invoke(ctx, ClusterService_GenerateKey_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *clusterServiceClient) ImportKey(ctx context.Context, in *ImportKeyRequest, opts ...grpc.CallOption) (*ImportKeyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ImportKeyResponse)
+	err := c.cc.Invoke(ctx, ClusterService_ImportKey_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *clusterServiceClient) ListKeys(ctx context.Context, in *ListKeysRequest, opts ...grpc.CallOption) (*ListKeysResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListKeysResponse)
+	err := c.cc.Invoke(ctx, ClusterService_ListKeys_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *clusterServiceClient) RemoveKey(ctx context.Context, in *RemoveKeyRequest, opts ...grpc.CallOption) (*RemoveKeyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RemoveKeyResponse)
+	err := c.cc.Invoke(ctx, ClusterService_RemoveKey_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *clusterServiceClient) SignImage(ctx context.Context, in *SignImageRequest, opts ...grpc.CallOption) (*SignImageResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SignImageResponse)
+	err := c.cc.Invoke(ctx, ClusterService_SignImage_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *clusterServiceClient) SetTrustPolicy(ctx context.Context, in *SetTrustPolicyRequest, opts ...grpc.CallOption) (*SetTrustPolicyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetTrustPolicyResponse)
+	err := c.cc.Invoke(ctx, ClusterService_SetTrustPolicy_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *clusterServiceClient) ListTrustPolicies(ctx context.Context, in *ListTrustPoliciesRequest, opts ...grpc.CallOption) (*ListTrustPoliciesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListTrustPoliciesResponse)
+	err := c.cc.Invoke(ctx, ClusterService_ListTrustPolicies_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *clusterServiceClient) RemoveTrustPolicy(ctx context.Context, in *RemoveTrustPolicyRequest, opts ...grpc.CallOption) (*RemoveTrustPolicyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RemoveTrustPolicyResponse)
+	err := c.cc.Invoke(ctx, ClusterService_RemoveTrustPolicy_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *clusterServiceClient) ListImageTags(ctx context.Context, in *ListImageTagsRequest, opts ...grpc.CallOption) (*ListImageTagsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListImageTagsResponse)
+	err := c.cc.Invoke(ctx, ClusterService_ListImageTags_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *clusterServiceClient) VerifyImages(ctx context.Context, in *VerifyImagesRequest, opts ...grpc.CallOption) (*VerifyImagesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VerifyImagesResponse)
+	err := c.cc.Invoke(ctx, ClusterService_VerifyImages_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ClusterServiceServer is the server API for ClusterService service.
 // All implementations must embed UnimplementedClusterServiceServer
 // for forward compatibility.
@@ -1105,6 +1235,26 @@ type ClusterServiceServer interface {
 	// RemoveTrigger removes a trigger and its runs; a run under way is
 	// stopped.
 	RemoveTrigger(context.Context, *RemoveTriggerRequest) (*RemoveTriggerResponse, error)
+	// Trusted images: signing keys, signatures, trust policies (trust.proto).
+	// GenerateKey makes a key pair whose private key the cluster keeps
+	// sealed; the answer carries the public key only.
+	GenerateKey(context.Context, *GenerateKeyRequest) (*GenerateKeyResponse, error)
+	// ImportKey keeps a key pair made elsewhere (cosign's) the same way.
+	ImportKey(context.Context, *ImportKeyRequest) (*ImportKeyResponse, error)
+	ListKeys(context.Context, *ListKeysRequest) (*ListKeysResponse, error)
+	RemoveKey(context.Context, *RemoveKeyRequest) (*RemoveKeyResponse, error)
+	// SignImage signs an image's digest with a cluster key and stores the
+	// signature in its registry in cosign's format.
+	SignImage(context.Context, *SignImageRequest) (*SignImageResponse, error)
+	SetTrustPolicy(context.Context, *SetTrustPolicyRequest) (*SetTrustPolicyResponse, error)
+	ListTrustPolicies(context.Context, *ListTrustPoliciesRequest) (*ListTrustPoliciesResponse, error)
+	RemoveTrustPolicy(context.Context, *RemoveTrustPolicyRequest) (*RemoveTrustPolicyResponse, error)
+	// ListImageTags lists a repository's tags and their digests from its
+	// registry.
+	ListImageTags(context.Context, *ListImageTagsRequest) (*ListImageTagsResponse, error)
+	// VerifyImages says whether image digests are signed, by which key,
+	// under which policy (rollout history shows it).
+	VerifyImages(context.Context, *VerifyImagesRequest) (*VerifyImagesResponse, error)
 	mustEmbedUnimplementedClusterServiceServer()
 }
 
@@ -1315,6 +1465,36 @@ func (UnimplementedClusterServiceServer) GetTriggerRunLog(context.Context, *GetT
 }
 func (UnimplementedClusterServiceServer) RemoveTrigger(context.Context, *RemoveTriggerRequest) (*RemoveTriggerResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RemoveTrigger not implemented")
+}
+func (UnimplementedClusterServiceServer) GenerateKey(context.Context, *GenerateKeyRequest) (*GenerateKeyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GenerateKey not implemented")
+}
+func (UnimplementedClusterServiceServer) ImportKey(context.Context, *ImportKeyRequest) (*ImportKeyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ImportKey not implemented")
+}
+func (UnimplementedClusterServiceServer) ListKeys(context.Context, *ListKeysRequest) (*ListKeysResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListKeys not implemented")
+}
+func (UnimplementedClusterServiceServer) RemoveKey(context.Context, *RemoveKeyRequest) (*RemoveKeyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RemoveKey not implemented")
+}
+func (UnimplementedClusterServiceServer) SignImage(context.Context, *SignImageRequest) (*SignImageResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SignImage not implemented")
+}
+func (UnimplementedClusterServiceServer) SetTrustPolicy(context.Context, *SetTrustPolicyRequest) (*SetTrustPolicyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetTrustPolicy not implemented")
+}
+func (UnimplementedClusterServiceServer) ListTrustPolicies(context.Context, *ListTrustPoliciesRequest) (*ListTrustPoliciesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListTrustPolicies not implemented")
+}
+func (UnimplementedClusterServiceServer) RemoveTrustPolicy(context.Context, *RemoveTrustPolicyRequest) (*RemoveTrustPolicyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RemoveTrustPolicy not implemented")
+}
+func (UnimplementedClusterServiceServer) ListImageTags(context.Context, *ListImageTagsRequest) (*ListImageTagsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListImageTags not implemented")
+}
+func (UnimplementedClusterServiceServer) VerifyImages(context.Context, *VerifyImagesRequest) (*VerifyImagesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VerifyImages not implemented")
 }
 func (UnimplementedClusterServiceServer) mustEmbedUnimplementedClusterServiceServer() {}
 func (UnimplementedClusterServiceServer) testEmbeddedByValue()                        {}
@@ -2468,6 +2648,186 @@ func _ClusterService_RemoveTrigger_Handler(srv interface{}, ctx context.Context,
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ClusterService_GenerateKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GenerateKeyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClusterServiceServer).GenerateKey(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ClusterService_GenerateKey_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClusterServiceServer).GenerateKey(ctx, req.(*GenerateKeyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ClusterService_ImportKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ImportKeyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClusterServiceServer).ImportKey(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ClusterService_ImportKey_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClusterServiceServer).ImportKey(ctx, req.(*ImportKeyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ClusterService_ListKeys_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListKeysRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClusterServiceServer).ListKeys(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ClusterService_ListKeys_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClusterServiceServer).ListKeys(ctx, req.(*ListKeysRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ClusterService_RemoveKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RemoveKeyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClusterServiceServer).RemoveKey(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ClusterService_RemoveKey_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClusterServiceServer).RemoveKey(ctx, req.(*RemoveKeyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ClusterService_SignImage_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SignImageRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClusterServiceServer).SignImage(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ClusterService_SignImage_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClusterServiceServer).SignImage(ctx, req.(*SignImageRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ClusterService_SetTrustPolicy_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetTrustPolicyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClusterServiceServer).SetTrustPolicy(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ClusterService_SetTrustPolicy_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClusterServiceServer).SetTrustPolicy(ctx, req.(*SetTrustPolicyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ClusterService_ListTrustPolicies_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListTrustPoliciesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClusterServiceServer).ListTrustPolicies(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ClusterService_ListTrustPolicies_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClusterServiceServer).ListTrustPolicies(ctx, req.(*ListTrustPoliciesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ClusterService_RemoveTrustPolicy_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RemoveTrustPolicyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClusterServiceServer).RemoveTrustPolicy(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ClusterService_RemoveTrustPolicy_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClusterServiceServer).RemoveTrustPolicy(ctx, req.(*RemoveTrustPolicyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ClusterService_ListImageTags_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListImageTagsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClusterServiceServer).ListImageTags(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ClusterService_ListImageTags_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClusterServiceServer).ListImageTags(ctx, req.(*ListImageTagsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ClusterService_VerifyImages_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(VerifyImagesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClusterServiceServer).VerifyImages(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ClusterService_VerifyImages_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClusterServiceServer).VerifyImages(ctx, req.(*VerifyImagesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ClusterService_ServiceDesc is the grpc.ServiceDesc for ClusterService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -2706,6 +3066,46 @@ var ClusterService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RemoveTrigger",
 			Handler:    _ClusterService_RemoveTrigger_Handler,
+		},
+		{
+			MethodName: "GenerateKey",
+			Handler:    _ClusterService_GenerateKey_Handler,
+		},
+		{
+			MethodName: "ImportKey",
+			Handler:    _ClusterService_ImportKey_Handler,
+		},
+		{
+			MethodName: "ListKeys",
+			Handler:    _ClusterService_ListKeys_Handler,
+		},
+		{
+			MethodName: "RemoveKey",
+			Handler:    _ClusterService_RemoveKey_Handler,
+		},
+		{
+			MethodName: "SignImage",
+			Handler:    _ClusterService_SignImage_Handler,
+		},
+		{
+			MethodName: "SetTrustPolicy",
+			Handler:    _ClusterService_SetTrustPolicy_Handler,
+		},
+		{
+			MethodName: "ListTrustPolicies",
+			Handler:    _ClusterService_ListTrustPolicies_Handler,
+		},
+		{
+			MethodName: "RemoveTrustPolicy",
+			Handler:    _ClusterService_RemoveTrustPolicy_Handler,
+		},
+		{
+			MethodName: "ListImageTags",
+			Handler:    _ClusterService_ListImageTags_Handler,
+		},
+		{
+			MethodName: "VerifyImages",
+			Handler:    _ClusterService_VerifyImages_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
