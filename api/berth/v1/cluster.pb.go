@@ -647,7 +647,10 @@ type UpdateNamespaceRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	// quota replaces the namespace's quota.
-	Quota         *NamespaceQuota `protobuf:"bytes,2,opt,name=quota,proto3" json:"quota,omitempty"`
+	Quota *NamespaceQuota `protobuf:"bytes,2,opt,name=quota,proto3" json:"quota,omitempty"`
+	// block_severity, when set, replaces the namespace's scan gate ("" for
+	// the cluster's).
+	BlockSeverity *string `protobuf:"bytes,20,opt,name=block_severity,json=blockSeverity,proto3,oneof" json:"block_severity,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -694,6 +697,13 @@ func (x *UpdateNamespaceRequest) GetQuota() *NamespaceQuota {
 		return x.Quota
 	}
 	return nil
+}
+
+func (x *UpdateNamespaceRequest) GetBlockSeverity() string {
+	if x != nil && x.BlockSeverity != nil {
+		return *x.BlockSeverity
+	}
+	return ""
 }
 
 type ListNamespacesRequest struct {
@@ -7560,7 +7570,7 @@ var File_berth_v1_cluster_proto protoreflect.FileDescriptor
 
 const file_berth_v1_cluster_proto_rawDesc = "" +
 	"\n" +
-	"\x16berth/v1/cluster.proto\x12\bberth.v1\x1a\x16berth/v1/objects.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x0f\n" +
+	"\x16berth/v1/cluster.proto\x12\bberth.v1\x1a\x16berth/v1/objects.proto\x1a\x13berth/v1/scan.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x0f\n" +
 	"\rWhoAmIRequest\"|\n" +
 	"\x0eWhoAmIResponse\x12\x1c\n" +
 	"\tprincipal\x18\x01 \x01(\tR\tprincipal\x12\x12\n" +
@@ -7593,10 +7603,12 @@ const file_berth_v1_cluster_proto_rawDesc = "" +
 	"\x06labels\x18\x03 \x03(\v2,.berth.v1.CreateNamespaceRequest.LabelsEntryR\x06labels\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\\\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x9b\x01\n" +
 	"\x16UpdateNamespaceRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12.\n" +
-	"\x05quota\x18\x02 \x01(\v2\x18.berth.v1.NamespaceQuotaR\x05quota\"\x17\n" +
+	"\x05quota\x18\x02 \x01(\v2\x18.berth.v1.NamespaceQuotaR\x05quota\x12*\n" +
+	"\x0eblock_severity\x18\x14 \x01(\tH\x00R\rblockSeverity\x88\x01\x01B\x11\n" +
+	"\x0f_block_severity\"\x17\n" +
 	"\x15ListNamespacesRequest\"u\n" +
 	"\x10NamespaceSummary\x121\n" +
 	"\tnamespace\x18\x01 \x01(\v2\x13.berth.v1.NamespaceR\tnamespace\x12.\n" +
@@ -8079,7 +8091,7 @@ const file_berth_v1_cluster_proto_rawDesc = "" +
 	"\tLogStream\x12\x1a\n" +
 	"\x16LOG_STREAM_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11LOG_STREAM_STDOUT\x10\x01\x12\x15\n" +
-	"\x11LOG_STREAM_STDERR\x10\x022\xa8\"\n" +
+	"\x11LOG_STREAM_STDERR\x10\x022\x94%\n" +
 	"\x0eClusterService\x128\n" +
 	"\x05Apply\x12\x16.berth.v1.ApplyRequest\x1a\x17.berth.v1.ApplyResponse\x12D\n" +
 	"\tDeleteApp\x12\x1a.berth.v1.DeleteAppRequest\x1a\x1b.berth.v1.DeleteAppResponse\x12A\n" +
@@ -8150,7 +8162,12 @@ const file_berth_v1_cluster_proto_rawDesc = "" +
 	"\n" +
 	"RemoveNode\x12\x1b.berth.v1.RemoveNodeRequest\x1a\x1c.berth.v1.RemoveNodeResponse\x12P\n" +
 	"\rMarkNodesDown\x12\x1e.berth.v1.MarkNodesDownRequest\x1a\x1f.berth.v1.MarkNodesDownResponse\x12A\n" +
-	"\bRotateCA\x12\x19.berth.v1.RotateCARequest\x1a\x1a.berth.v1.RotateCAResponseB4Z2github.com/berthproject/berth/api/berth/v1;berthv1b\x06proto3"
+	"\bRotateCA\x12\x19.berth.v1.RotateCARequest\x1a\x1a.berth.v1.RotateCAResponse\x12G\n" +
+	"\fImportVulnDB\x12\x1d.berth.v1.ImportVulnDBRequest\x1a\x16.berth.v1.VulnDBStatus(\x01\x12K\n" +
+	"\x0fGetVulnDBStatus\x12 .berth.v1.GetVulnDBStatusRequest\x1a\x16.berth.v1.VulnDBStatus\x125\n" +
+	"\x04Scan\x12\x15.berth.v1.ScanRequest\x1a\x16.berth.v1.ScanResponse\x12E\n" +
+	"\rGetScanResult\x12\x1e.berth.v1.GetScanResultRequest\x1a\x14.berth.v1.ScanResult\x12V\n" +
+	"\x0fListScanResults\x12 .berth.v1.ListScanResultsRequest\x1a!.berth.v1.ListScanResultsResponseB4Z2github.com/berthproject/berth/api/berth/v1;berthv1b\x06proto3"
 
 var (
 	file_berth_v1_cluster_proto_rawDescOnce sync.Once
@@ -8322,7 +8339,16 @@ var file_berth_v1_cluster_proto_goTypes = []any{
 	(*Task)(nil),                    // 152: berth.v1.Task
 	(*Event)(nil),                   // 153: berth.v1.Event
 	(*ServerInfo)(nil),              // 154: berth.v1.ServerInfo
-	(*AuditRecord)(nil),             // 155: berth.v1.AuditRecord
+	(*ImportVulnDBRequest)(nil),     // 155: berth.v1.ImportVulnDBRequest
+	(*GetVulnDBStatusRequest)(nil),  // 156: berth.v1.GetVulnDBStatusRequest
+	(*ScanRequest)(nil),             // 157: berth.v1.ScanRequest
+	(*GetScanResultRequest)(nil),    // 158: berth.v1.GetScanResultRequest
+	(*ListScanResultsRequest)(nil),  // 159: berth.v1.ListScanResultsRequest
+	(*AuditRecord)(nil),             // 160: berth.v1.AuditRecord
+	(*VulnDBStatus)(nil),            // 161: berth.v1.VulnDBStatus
+	(*ScanResponse)(nil),            // 162: berth.v1.ScanResponse
+	(*ScanResult)(nil),              // 163: berth.v1.ScanResult
+	(*ListScanResultsResponse)(nil), // 164: berth.v1.ListScanResultsResponse
 }
 var file_berth_v1_cluster_proto_depIdxs = []int32{
 	136, // 0: berth.v1.CreateUserRequest.ttl:type_name -> google.protobuf.Duration
@@ -8459,70 +8485,80 @@ var file_berth_v1_cluster_proto_depIdxs = []int32{
 	20,  // 131: berth.v1.ClusterService.RemoveNode:input_type -> berth.v1.RemoveNodeRequest
 	21,  // 132: berth.v1.ClusterService.MarkNodesDown:input_type -> berth.v1.MarkNodesDownRequest
 	24,  // 133: berth.v1.ClusterService.RotateCA:input_type -> berth.v1.RotateCARequest
-	93,  // 134: berth.v1.ClusterService.Apply:output_type -> berth.v1.ApplyResponse
-	95,  // 135: berth.v1.ClusterService.DeleteApp:output_type -> berth.v1.DeleteAppResponse
-	98,  // 136: berth.v1.ClusterService.ListApps:output_type -> berth.v1.ListAppsResponse
-	151, // 137: berth.v1.ClusterService.GetService:output_type -> berth.v1.Service
-	102, // 138: berth.v1.ClusterService.ListServices:output_type -> berth.v1.ListServicesResponse
-	104, // 139: berth.v1.ClusterService.ListTasks:output_type -> berth.v1.ListTasksResponse
-	106, // 140: berth.v1.ClusterService.ListNodes:output_type -> berth.v1.ListNodesResponse
-	108, // 141: berth.v1.ClusterService.ListEvents:output_type -> berth.v1.ListEventsResponse
-	110, // 142: berth.v1.ClusterService.Watch:output_type -> berth.v1.WatchEvent
-	112, // 143: berth.v1.ClusterService.Logs:output_type -> berth.v1.LogEntry
-	116, // 144: berth.v1.ClusterService.ImportImage:output_type -> berth.v1.ImportImageResponse
-	120, // 145: berth.v1.ClusterService.ListImages:output_type -> berth.v1.ListImagesResponse
-	122, // 146: berth.v1.ClusterService.JoinToken:output_type -> berth.v1.JoinTokenResponse
-	126, // 147: berth.v1.ClusterService.Version:output_type -> berth.v1.VersionResponse
-	125, // 148: berth.v1.ClusterService.ListServers:output_type -> berth.v1.ListServersResponse
-	151, // 149: berth.v1.ClusterService.ScaleService:output_type -> berth.v1.Service
-	151, // 150: berth.v1.ClusterService.RestartService:output_type -> berth.v1.Service
-	151, // 151: berth.v1.ClusterService.RollbackService:output_type -> berth.v1.Service
-	142, // 152: berth.v1.ClusterService.UpdateNode:output_type -> berth.v1.Node
-	88,  // 153: berth.v1.ClusterService.Rebalance:output_type -> berth.v1.RebalanceResponse
-	150, // 154: berth.v1.ClusterService.GetSettings:output_type -> berth.v1.ClusterSettings
-	150, // 155: berth.v1.ClusterService.UpdateSettings:output_type -> berth.v1.ClusterSettings
-	73,  // 156: berth.v1.ClusterService.Build:output_type -> berth.v1.BuildEvent
-	76,  // 157: berth.v1.ClusterService.PullImage:output_type -> berth.v1.ImageProgress
-	76,  // 158: berth.v1.ClusterService.PushImage:output_type -> berth.v1.ImageProgress
-	78,  // 159: berth.v1.ClusterService.Login:output_type -> berth.v1.LoginResponse
-	80,  // 160: berth.v1.ClusterService.Logout:output_type -> berth.v1.LogoutResponse
-	82,  // 161: berth.v1.ClusterService.ListRegistries:output_type -> berth.v1.ListRegistriesResponse
-	153, // 162: berth.v1.ClusterService.WatchEvents:output_type -> berth.v1.Event
-	59,  // 163: berth.v1.ClusterService.Exec:output_type -> berth.v1.ExecResponse
-	62,  // 164: berth.v1.ClusterService.Top:output_type -> berth.v1.TopResponse
-	64,  // 165: berth.v1.ClusterService.CreateAPIToken:output_type -> berth.v1.CreateAPITokenResponse
-	66,  // 166: berth.v1.ClusterService.ListAPITokens:output_type -> berth.v1.ListAPITokensResponse
-	68,  // 167: berth.v1.ClusterService.RevokeAPIToken:output_type -> berth.v1.RevokeAPITokenResponse
-	146, // 168: berth.v1.ClusterService.CreateNetwork:output_type -> berth.v1.Network
-	51,  // 169: berth.v1.ClusterService.ListNetworks:output_type -> berth.v1.ListNetworksResponse
-	50,  // 170: berth.v1.ClusterService.GetNetwork:output_type -> berth.v1.NetworkSummary
-	54,  // 171: berth.v1.ClusterService.RemoveNetwork:output_type -> berth.v1.RemoveNetworkResponse
-	28,  // 172: berth.v1.ClusterService.ListVolumes:output_type -> berth.v1.ListVolumesResponse
-	27,  // 173: berth.v1.ClusterService.GetVolume:output_type -> berth.v1.VolumeSummary
-	31,  // 174: berth.v1.ClusterService.RemoveVolume:output_type -> berth.v1.RemoveVolumeResponse
-	144, // 175: berth.v1.ClusterService.CreateSecret:output_type -> berth.v1.Secret
-	35,  // 176: berth.v1.ClusterService.ListSecrets:output_type -> berth.v1.ListSecretsResponse
-	33,  // 177: berth.v1.ClusterService.GetSecret:output_type -> berth.v1.SecretSummary
-	38,  // 178: berth.v1.ClusterService.RemoveSecret:output_type -> berth.v1.RemoveSecretResponse
-	145, // 179: berth.v1.ClusterService.CreateConfig:output_type -> berth.v1.Config
-	42,  // 180: berth.v1.ClusterService.ListConfigs:output_type -> berth.v1.ListConfigsResponse
-	40,  // 181: berth.v1.ClusterService.GetConfig:output_type -> berth.v1.ConfigSummary
-	45,  // 182: berth.v1.ClusterService.RemoveConfig:output_type -> berth.v1.RemoveConfigResponse
-	4,   // 183: berth.v1.ClusterService.WhoAmI:output_type -> berth.v1.WhoAmIResponse
-	6,   // 184: berth.v1.ClusterService.CreateUser:output_type -> berth.v1.CreateUserResponse
-	8,   // 185: berth.v1.ClusterService.ListUsers:output_type -> berth.v1.ListUsersResponse
-	10,  // 186: berth.v1.ClusterService.RemoveUser:output_type -> berth.v1.RemoveUserResponse
-	139, // 187: berth.v1.ClusterService.CreateNamespace:output_type -> berth.v1.Namespace
-	139, // 188: berth.v1.ClusterService.UpdateNamespace:output_type -> berth.v1.Namespace
-	15,  // 189: berth.v1.ClusterService.ListNamespaces:output_type -> berth.v1.ListNamespacesResponse
-	14,  // 190: berth.v1.ClusterService.GetNamespace:output_type -> berth.v1.NamespaceSummary
-	18,  // 191: berth.v1.ClusterService.RemoveNamespace:output_type -> berth.v1.RemoveNamespaceResponse
-	155, // 192: berth.v1.ClusterService.Audit:output_type -> berth.v1.AuditRecord
-	23,  // 193: berth.v1.ClusterService.RemoveNode:output_type -> berth.v1.RemoveNodeResponse
-	22,  // 194: berth.v1.ClusterService.MarkNodesDown:output_type -> berth.v1.MarkNodesDownResponse
-	25,  // 195: berth.v1.ClusterService.RotateCA:output_type -> berth.v1.RotateCAResponse
-	134, // [134:196] is the sub-list for method output_type
-	72,  // [72:134] is the sub-list for method input_type
+	155, // 134: berth.v1.ClusterService.ImportVulnDB:input_type -> berth.v1.ImportVulnDBRequest
+	156, // 135: berth.v1.ClusterService.GetVulnDBStatus:input_type -> berth.v1.GetVulnDBStatusRequest
+	157, // 136: berth.v1.ClusterService.Scan:input_type -> berth.v1.ScanRequest
+	158, // 137: berth.v1.ClusterService.GetScanResult:input_type -> berth.v1.GetScanResultRequest
+	159, // 138: berth.v1.ClusterService.ListScanResults:input_type -> berth.v1.ListScanResultsRequest
+	93,  // 139: berth.v1.ClusterService.Apply:output_type -> berth.v1.ApplyResponse
+	95,  // 140: berth.v1.ClusterService.DeleteApp:output_type -> berth.v1.DeleteAppResponse
+	98,  // 141: berth.v1.ClusterService.ListApps:output_type -> berth.v1.ListAppsResponse
+	151, // 142: berth.v1.ClusterService.GetService:output_type -> berth.v1.Service
+	102, // 143: berth.v1.ClusterService.ListServices:output_type -> berth.v1.ListServicesResponse
+	104, // 144: berth.v1.ClusterService.ListTasks:output_type -> berth.v1.ListTasksResponse
+	106, // 145: berth.v1.ClusterService.ListNodes:output_type -> berth.v1.ListNodesResponse
+	108, // 146: berth.v1.ClusterService.ListEvents:output_type -> berth.v1.ListEventsResponse
+	110, // 147: berth.v1.ClusterService.Watch:output_type -> berth.v1.WatchEvent
+	112, // 148: berth.v1.ClusterService.Logs:output_type -> berth.v1.LogEntry
+	116, // 149: berth.v1.ClusterService.ImportImage:output_type -> berth.v1.ImportImageResponse
+	120, // 150: berth.v1.ClusterService.ListImages:output_type -> berth.v1.ListImagesResponse
+	122, // 151: berth.v1.ClusterService.JoinToken:output_type -> berth.v1.JoinTokenResponse
+	126, // 152: berth.v1.ClusterService.Version:output_type -> berth.v1.VersionResponse
+	125, // 153: berth.v1.ClusterService.ListServers:output_type -> berth.v1.ListServersResponse
+	151, // 154: berth.v1.ClusterService.ScaleService:output_type -> berth.v1.Service
+	151, // 155: berth.v1.ClusterService.RestartService:output_type -> berth.v1.Service
+	151, // 156: berth.v1.ClusterService.RollbackService:output_type -> berth.v1.Service
+	142, // 157: berth.v1.ClusterService.UpdateNode:output_type -> berth.v1.Node
+	88,  // 158: berth.v1.ClusterService.Rebalance:output_type -> berth.v1.RebalanceResponse
+	150, // 159: berth.v1.ClusterService.GetSettings:output_type -> berth.v1.ClusterSettings
+	150, // 160: berth.v1.ClusterService.UpdateSettings:output_type -> berth.v1.ClusterSettings
+	73,  // 161: berth.v1.ClusterService.Build:output_type -> berth.v1.BuildEvent
+	76,  // 162: berth.v1.ClusterService.PullImage:output_type -> berth.v1.ImageProgress
+	76,  // 163: berth.v1.ClusterService.PushImage:output_type -> berth.v1.ImageProgress
+	78,  // 164: berth.v1.ClusterService.Login:output_type -> berth.v1.LoginResponse
+	80,  // 165: berth.v1.ClusterService.Logout:output_type -> berth.v1.LogoutResponse
+	82,  // 166: berth.v1.ClusterService.ListRegistries:output_type -> berth.v1.ListRegistriesResponse
+	153, // 167: berth.v1.ClusterService.WatchEvents:output_type -> berth.v1.Event
+	59,  // 168: berth.v1.ClusterService.Exec:output_type -> berth.v1.ExecResponse
+	62,  // 169: berth.v1.ClusterService.Top:output_type -> berth.v1.TopResponse
+	64,  // 170: berth.v1.ClusterService.CreateAPIToken:output_type -> berth.v1.CreateAPITokenResponse
+	66,  // 171: berth.v1.ClusterService.ListAPITokens:output_type -> berth.v1.ListAPITokensResponse
+	68,  // 172: berth.v1.ClusterService.RevokeAPIToken:output_type -> berth.v1.RevokeAPITokenResponse
+	146, // 173: berth.v1.ClusterService.CreateNetwork:output_type -> berth.v1.Network
+	51,  // 174: berth.v1.ClusterService.ListNetworks:output_type -> berth.v1.ListNetworksResponse
+	50,  // 175: berth.v1.ClusterService.GetNetwork:output_type -> berth.v1.NetworkSummary
+	54,  // 176: berth.v1.ClusterService.RemoveNetwork:output_type -> berth.v1.RemoveNetworkResponse
+	28,  // 177: berth.v1.ClusterService.ListVolumes:output_type -> berth.v1.ListVolumesResponse
+	27,  // 178: berth.v1.ClusterService.GetVolume:output_type -> berth.v1.VolumeSummary
+	31,  // 179: berth.v1.ClusterService.RemoveVolume:output_type -> berth.v1.RemoveVolumeResponse
+	144, // 180: berth.v1.ClusterService.CreateSecret:output_type -> berth.v1.Secret
+	35,  // 181: berth.v1.ClusterService.ListSecrets:output_type -> berth.v1.ListSecretsResponse
+	33,  // 182: berth.v1.ClusterService.GetSecret:output_type -> berth.v1.SecretSummary
+	38,  // 183: berth.v1.ClusterService.RemoveSecret:output_type -> berth.v1.RemoveSecretResponse
+	145, // 184: berth.v1.ClusterService.CreateConfig:output_type -> berth.v1.Config
+	42,  // 185: berth.v1.ClusterService.ListConfigs:output_type -> berth.v1.ListConfigsResponse
+	40,  // 186: berth.v1.ClusterService.GetConfig:output_type -> berth.v1.ConfigSummary
+	45,  // 187: berth.v1.ClusterService.RemoveConfig:output_type -> berth.v1.RemoveConfigResponse
+	4,   // 188: berth.v1.ClusterService.WhoAmI:output_type -> berth.v1.WhoAmIResponse
+	6,   // 189: berth.v1.ClusterService.CreateUser:output_type -> berth.v1.CreateUserResponse
+	8,   // 190: berth.v1.ClusterService.ListUsers:output_type -> berth.v1.ListUsersResponse
+	10,  // 191: berth.v1.ClusterService.RemoveUser:output_type -> berth.v1.RemoveUserResponse
+	139, // 192: berth.v1.ClusterService.CreateNamespace:output_type -> berth.v1.Namespace
+	139, // 193: berth.v1.ClusterService.UpdateNamespace:output_type -> berth.v1.Namespace
+	15,  // 194: berth.v1.ClusterService.ListNamespaces:output_type -> berth.v1.ListNamespacesResponse
+	14,  // 195: berth.v1.ClusterService.GetNamespace:output_type -> berth.v1.NamespaceSummary
+	18,  // 196: berth.v1.ClusterService.RemoveNamespace:output_type -> berth.v1.RemoveNamespaceResponse
+	160, // 197: berth.v1.ClusterService.Audit:output_type -> berth.v1.AuditRecord
+	23,  // 198: berth.v1.ClusterService.RemoveNode:output_type -> berth.v1.RemoveNodeResponse
+	22,  // 199: berth.v1.ClusterService.MarkNodesDown:output_type -> berth.v1.MarkNodesDownResponse
+	25,  // 200: berth.v1.ClusterService.RotateCA:output_type -> berth.v1.RotateCAResponse
+	161, // 201: berth.v1.ClusterService.ImportVulnDB:output_type -> berth.v1.VulnDBStatus
+	161, // 202: berth.v1.ClusterService.GetVulnDBStatus:output_type -> berth.v1.VulnDBStatus
+	162, // 203: berth.v1.ClusterService.Scan:output_type -> berth.v1.ScanResponse
+	163, // 204: berth.v1.ClusterService.GetScanResult:output_type -> berth.v1.ScanResult
+	164, // 205: berth.v1.ClusterService.ListScanResults:output_type -> berth.v1.ListScanResultsResponse
+	139, // [139:206] is the sub-list for method output_type
+	72,  // [72:139] is the sub-list for method input_type
 	72,  // [72:72] is the sub-list for extension type_name
 	72,  // [72:72] is the sub-list for extension extendee
 	0,   // [0:72] is the sub-list for field type_name
@@ -8534,6 +8570,8 @@ func file_berth_v1_cluster_proto_init() {
 		return
 	}
 	file_berth_v1_objects_proto_init()
+	file_berth_v1_scan_proto_init()
+	file_berth_v1_cluster_proto_msgTypes[9].OneofWrappers = []any{}
 	file_berth_v1_cluster_proto_msgTypes[55].OneofWrappers = []any{
 		(*ExecRequest_Start)(nil),
 		(*ExecRequest_Stdin)(nil),
