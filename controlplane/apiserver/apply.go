@@ -38,6 +38,14 @@ func (s *Server) Apply(ctx context.Context, req *berthv1.ApplyRequest) (*berthv1
 		s.log.Warn("apply: images not pinned", "namespace", req.Namespace, "app", req.App, "warnings", warningsSummary(warnings))
 		warn(ctx, warnings...)
 	}
+	// The scan gate reads the pinned digests: what is scanned is what
+	// runs.
+	if errs, err := s.checkScanGate(ctx, req); err != nil || len(errs) > 0 {
+		if err != nil {
+			return nil, err
+		}
+		return nil, errs.GRPCStatus().Err()
+	}
 	for attempt := 0; ; attempt++ {
 		resp, txn, err := s.plan(req, time.Now())
 		if err != nil {

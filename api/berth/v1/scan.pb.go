@@ -606,7 +606,9 @@ type VulnDBStatus struct {
 	// newest_modified is the latest "modified" time among the records.
 	NewestModified *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=newest_modified,json=newestModified,proto3" json:"newest_modified,omitempty"`
 	// rescanned is how many stored scan results the import rematched.
-	Rescanned     int64 `protobuf:"varint,10,opt,name=rescanned,proto3" json:"rescanned,omitempty"`
+	Rescanned int64 `protobuf:"varint,10,opt,name=rescanned,proto3" json:"rescanned,omitempty"`
+	// import_id names the import whose chunks hold the records.
+	ImportId      string `protobuf:"bytes,11,opt,name=import_id,json=importId,proto3" json:"import_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -709,6 +711,13 @@ func (x *VulnDBStatus) GetRescanned() int64 {
 		return x.Rescanned
 	}
 	return 0
+}
+
+func (x *VulnDBStatus) GetImportId() string {
+	if x != nil {
+		return x.ImportId
+	}
+	return ""
 }
 
 // VulnDBChunk holds records of one generation: gzip of the records'
@@ -1391,7 +1400,7 @@ const file_berth_v1_scan_proto_rawDesc = "" +
 	"matched_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tmatchedAt\x1a9\n" +
 	"\vCountsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"\xe6\x03\n" +
+	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"\x83\x04\n" +
 	"\fVulnDBStatus\x12\"\n" +
 	"\x04meta\x18\x01 \x01(\v2\x0e.berth.v1.MetaR\x04meta\x12\x1e\n" +
 	"\n" +
@@ -1408,7 +1417,8 @@ const file_berth_v1_scan_proto_rawDesc = "" +
 	"\fstored_bytes\x18\b \x01(\x03R\vstoredBytes\x12C\n" +
 	"\x0fnewest_modified\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\x0enewestModified\x12\x1c\n" +
 	"\trescanned\x18\n" +
-	" \x01(\x03R\trescanned\x1a=\n" +
+	" \x01(\x03R\trescanned\x12\x1b\n" +
+	"\timport_id\x18\v \x01(\tR\bimportId\x1a=\n" +
 	"\x0fEcosystemsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"f\n" +
