@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/protobuf/encoding/protojson"
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
 )
@@ -70,7 +71,10 @@ The command fails (exit status 1) when the namespace's scan gate
 				r := resp.GetResult()
 				switch out {
 				case "json":
-					err = printList(w, formatJSON, r, nil)
+					var b []byte
+					if b, err = (protojson.MarshalOptions{Multiline: true, Indent: "  "}).Marshal(r); err == nil {
+						_, err = fmt.Fprintln(w, string(b))
+					}
 				case "cyclonedx":
 					err = writeCycloneDX(w, r)
 				case "spdx":
@@ -82,7 +86,7 @@ The command fails (exit status 1) when the namespace's scan gate
 					return err
 				}
 				if len(resp.Blocked) > 0 {
-					return fmt.Errorf("scan %s: %d findings at or above %s, which the scan gate of namespace %s refuses; an apply of this image is refused unless the service accepts them (x-berth: {allow-vulnerabilities: [...]})", args[0], len(resp.Blocked), resp.Gate, c.namespace)
+					return fmt.Errorf("scan %s: %s at or above %s, which the scan gate of namespace %s refuses; an apply of this image is refused unless the service accepts them (x-berth: {allow-vulnerabilities: [...]})", args[0], plural(len(resp.Blocked), "finding"), resp.Gate, c.namespace)
 				}
 				return nil
 			})
