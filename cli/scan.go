@@ -139,3 +139,19 @@ func findingCounts(fs []*berthv1.ScanFinding) string {
 	}
 	return fmt.Sprintf("%d %s (%s)", len(fs), noun, strings.Join(parts, ", "))
 }
+
+// summaryCounts says "2 findings (1 critical, 1 high)" of a summary.
+func summaryCounts(sum *berthv1.ScanSummary) string {
+	total := int64(0)
+	var parts []string
+	for _, name := range []string{"critical", "high", "medium", "low", "unknown"} {
+		if n := sum.GetCounts()[name]; n > 0 {
+			total += n
+			parts = append(parts, fmt.Sprintf("%d %s", n, name))
+		}
+	}
+	if total == 0 {
+		return "no findings"
+	}
+	return plural(int(total), "finding") + " (" + strings.Join(parts, ", ") + ")"
+}

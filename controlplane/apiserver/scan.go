@@ -309,3 +309,20 @@ func (s *Server) checkScanGate(ctx context.Context, req *berthv1.ApplyRequest) (
 	}
 	return errs, nil
 }
+
+// scanBuilt scans what a build made, on the node that built it, and puts
+// the counts (or why there are none) in the result the client sees. A
+// failed scan does not fail the build: the gate applies when the image is
+// applied.
+func (s *Server) scanBuilt(ctx context.Context, node *berthv1.Node, res *berthv1.BuildResult) {
+	if res.GetImage() == "" || res.GetDigest() == "" {
+		return
+	}
+	r, err := s.scan(ctx, res.Image, res.Digest, node.GetMeta().GetId(), true)
+	if err != nil {
+		res.ScanError = status.Convert(err).Message()
+		s.log.Warn("scan of a built image", "image", res.Image, "err", err)
+		return
+	}
+	res.Scan = ScanSummary(r)
+}

@@ -4254,8 +4254,12 @@ type BuildResult struct {
 	NodeId   string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
 	NodeName string                 `protobuf:"bytes,2,opt,name=node_name,json=nodeName,proto3" json:"node_name,omitempty"`
 	// image is the first tag; digest the manifest digest.
-	Image         string `protobuf:"bytes,3,opt,name=image,proto3" json:"image,omitempty"`
-	Digest        string `protobuf:"bytes,4,opt,name=digest,proto3" json:"digest,omitempty"`
+	Image  string `protobuf:"bytes,3,opt,name=image,proto3" json:"image,omitempty"`
+	Digest string `protobuf:"bytes,4,opt,name=digest,proto3" json:"digest,omitempty"`
+	// scan sums up the vulnerability scan of the built image; scan_error
+	// says why there is none.
+	Scan          *ScanSummary `protobuf:"bytes,20,opt,name=scan,proto3" json:"scan,omitempty"`
+	ScanError     string       `protobuf:"bytes,21,opt,name=scan_error,json=scanError,proto3" json:"scan_error,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4314,6 +4318,20 @@ func (x *BuildResult) GetImage() string {
 func (x *BuildResult) GetDigest() string {
 	if x != nil {
 		return x.Digest
+	}
+	return ""
+}
+
+func (x *BuildResult) GetScan() *ScanSummary {
+	if x != nil {
+		return x.Scan
+	}
+	return nil
+}
+
+func (x *BuildResult) GetScanError() string {
+	if x != nil {
+		return x.ScanError
 	}
 	return ""
 }
@@ -7856,12 +7874,15 @@ const file_berth_v1_cluster_proto_rawDesc = "" +
 	"\fBuildRequest\x12/\n" +
 	"\x06header\x18\x01 \x01(\v2\x15.berth.v1.BuildHeaderH\x00R\x06header\x12%\n" +
 	"\rcontext_chunk\x18\x02 \x01(\fH\x00R\fcontextChunkB\x06\n" +
-	"\x04part\"q\n" +
+	"\x04part\"\xbb\x01\n" +
 	"\vBuildResult\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x1b\n" +
 	"\tnode_name\x18\x02 \x01(\tR\bnodeName\x12\x14\n" +
 	"\x05image\x18\x03 \x01(\tR\x05image\x12\x16\n" +
-	"\x06digest\x18\x04 \x01(\tR\x06digest\"`\n" +
+	"\x06digest\x18\x04 \x01(\tR\x06digest\x12)\n" +
+	"\x04scan\x18\x14 \x01(\v2\x15.berth.v1.ScanSummaryR\x04scan\x12\x1d\n" +
+	"\n" +
+	"scan_error\x18\x15 \x01(\tR\tscanError\"`\n" +
 	"\n" +
 	"BuildEvent\x12\x18\n" +
 	"\x06status\x18\x01 \x01(\fH\x00R\x06status\x12/\n" +
@@ -8332,23 +8353,24 @@ var file_berth_v1_cluster_proto_goTypes = []any{
 	(*Config)(nil),                  // 145: berth.v1.Config
 	(*Network)(nil),                 // 146: berth.v1.Network
 	(*APIToken)(nil),                // 147: berth.v1.APIToken
-	(*RegistryCredential)(nil),      // 148: berth.v1.RegistryCredential
-	(NodeAvailability)(0),           // 149: berth.v1.NodeAvailability
-	(*ClusterSettings)(nil),         // 150: berth.v1.ClusterSettings
-	(*Service)(nil),                 // 151: berth.v1.Service
-	(*Task)(nil),                    // 152: berth.v1.Task
-	(*Event)(nil),                   // 153: berth.v1.Event
-	(*ServerInfo)(nil),              // 154: berth.v1.ServerInfo
-	(*ImportVulnDBRequest)(nil),     // 155: berth.v1.ImportVulnDBRequest
-	(*GetVulnDBStatusRequest)(nil),  // 156: berth.v1.GetVulnDBStatusRequest
-	(*ScanRequest)(nil),             // 157: berth.v1.ScanRequest
-	(*GetScanResultRequest)(nil),    // 158: berth.v1.GetScanResultRequest
-	(*ListScanResultsRequest)(nil),  // 159: berth.v1.ListScanResultsRequest
-	(*AuditRecord)(nil),             // 160: berth.v1.AuditRecord
-	(*VulnDBStatus)(nil),            // 161: berth.v1.VulnDBStatus
-	(*ScanResponse)(nil),            // 162: berth.v1.ScanResponse
-	(*ScanResult)(nil),              // 163: berth.v1.ScanResult
-	(*ListScanResultsResponse)(nil), // 164: berth.v1.ListScanResultsResponse
+	(*ScanSummary)(nil),             // 148: berth.v1.ScanSummary
+	(*RegistryCredential)(nil),      // 149: berth.v1.RegistryCredential
+	(NodeAvailability)(0),           // 150: berth.v1.NodeAvailability
+	(*ClusterSettings)(nil),         // 151: berth.v1.ClusterSettings
+	(*Service)(nil),                 // 152: berth.v1.Service
+	(*Task)(nil),                    // 153: berth.v1.Task
+	(*Event)(nil),                   // 154: berth.v1.Event
+	(*ServerInfo)(nil),              // 155: berth.v1.ServerInfo
+	(*ImportVulnDBRequest)(nil),     // 156: berth.v1.ImportVulnDBRequest
+	(*GetVulnDBStatusRequest)(nil),  // 157: berth.v1.GetVulnDBStatusRequest
+	(*ScanRequest)(nil),             // 158: berth.v1.ScanRequest
+	(*GetScanResultRequest)(nil),    // 159: berth.v1.GetScanResultRequest
+	(*ListScanResultsRequest)(nil),  // 160: berth.v1.ListScanResultsRequest
+	(*AuditRecord)(nil),             // 161: berth.v1.AuditRecord
+	(*VulnDBStatus)(nil),            // 162: berth.v1.VulnDBStatus
+	(*ScanResponse)(nil),            // 163: berth.v1.ScanResponse
+	(*ScanResult)(nil),              // 164: berth.v1.ScanResult
+	(*ListScanResultsResponse)(nil), // 165: berth.v1.ListScanResultsResponse
 }
 var file_berth_v1_cluster_proto_depIdxs = []int32{
 	136, // 0: berth.v1.CreateUserRequest.ttl:type_name -> google.protobuf.Duration
@@ -8388,180 +8410,181 @@ var file_berth_v1_cluster_proto_depIdxs = []int32{
 	134, // 34: berth.v1.BuildHeader.build_args:type_name -> berth.v1.BuildHeader.BuildArgsEntry
 	70,  // 35: berth.v1.BuildHeader.secrets:type_name -> berth.v1.BuildSecret
 	69,  // 36: berth.v1.BuildRequest.header:type_name -> berth.v1.BuildHeader
-	72,  // 37: berth.v1.BuildEvent.result:type_name -> berth.v1.BuildResult
-	148, // 38: berth.v1.ListRegistriesResponse.registries:type_name -> berth.v1.RegistryCredential
-	149, // 39: berth.v1.UpdateNodeRequest.availability:type_name -> berth.v1.NodeAvailability
-	135, // 40: berth.v1.UpdateNodeRequest.set_labels:type_name -> berth.v1.UpdateNodeRequest.SetLabelsEntry
-	150, // 41: berth.v1.UpdateSettingsRequest.settings:type_name -> berth.v1.ClusterSettings
-	151, // 42: berth.v1.ApplyRequest.services:type_name -> berth.v1.Service
-	55,  // 43: berth.v1.ApplyRequest.networks:type_name -> berth.v1.AppNetwork
-	46,  // 44: berth.v1.ApplyRequest.secrets:type_name -> berth.v1.AppFile
-	46,  // 45: berth.v1.ApplyRequest.configs:type_name -> berth.v1.AppFile
-	47,  // 46: berth.v1.ApplyRequest.volumes:type_name -> berth.v1.AppVolume
-	0,   // 47: berth.v1.ServiceChange.action:type_name -> berth.v1.ChangeAction
-	92,  // 48: berth.v1.ApplyResponse.changes:type_name -> berth.v1.ServiceChange
-	97,  // 49: berth.v1.ListAppsResponse.apps:type_name -> berth.v1.App
-	151, // 50: berth.v1.ServiceSummary.service:type_name -> berth.v1.Service
-	101, // 51: berth.v1.ListServicesResponse.services:type_name -> berth.v1.ServiceSummary
-	152, // 52: berth.v1.ListTasksResponse.tasks:type_name -> berth.v1.Task
-	142, // 53: berth.v1.ListNodesResponse.nodes:type_name -> berth.v1.Node
-	141, // 54: berth.v1.ListEventsRequest.since:type_name -> google.protobuf.Timestamp
-	153, // 55: berth.v1.ListEventsResponse.events:type_name -> berth.v1.Event
-	1,   // 56: berth.v1.WatchEvent.action:type_name -> berth.v1.WatchAction
-	142, // 57: berth.v1.WatchEvent.node:type_name -> berth.v1.Node
-	151, // 58: berth.v1.WatchEvent.service:type_name -> berth.v1.Service
-	152, // 59: berth.v1.WatchEvent.task:type_name -> berth.v1.Task
-	141, // 60: berth.v1.LogsRequest.since:type_name -> google.protobuf.Timestamp
-	2,   // 61: berth.v1.LogEntry.stream:type_name -> berth.v1.LogStream
-	141, // 62: berth.v1.LogEntry.at:type_name -> google.protobuf.Timestamp
-	113, // 63: berth.v1.ImportImageRequest.header:type_name -> berth.v1.ImportImageHeader
-	117, // 64: berth.v1.NodeImportResult.images:type_name -> berth.v1.Image
-	115, // 65: berth.v1.ImportImageResponse.results:type_name -> berth.v1.NodeImportResult
-	141, // 66: berth.v1.Image.created_at:type_name -> google.protobuf.Timestamp
-	117, // 67: berth.v1.NodeImages.images:type_name -> berth.v1.Image
-	119, // 68: berth.v1.ListImagesResponse.nodes:type_name -> berth.v1.NodeImages
-	136, // 69: berth.v1.JoinTokenRequest.ttl:type_name -> google.protobuf.Duration
-	141, // 70: berth.v1.JoinTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
-	154, // 71: berth.v1.ListServersResponse.servers:type_name -> berth.v1.ServerInfo
-	91,  // 72: berth.v1.ClusterService.Apply:input_type -> berth.v1.ApplyRequest
-	94,  // 73: berth.v1.ClusterService.DeleteApp:input_type -> berth.v1.DeleteAppRequest
-	96,  // 74: berth.v1.ClusterService.ListApps:input_type -> berth.v1.ListAppsRequest
-	99,  // 75: berth.v1.ClusterService.GetService:input_type -> berth.v1.GetServiceRequest
-	100, // 76: berth.v1.ClusterService.ListServices:input_type -> berth.v1.ListServicesRequest
-	103, // 77: berth.v1.ClusterService.ListTasks:input_type -> berth.v1.ListTasksRequest
-	105, // 78: berth.v1.ClusterService.ListNodes:input_type -> berth.v1.ListNodesRequest
-	107, // 79: berth.v1.ClusterService.ListEvents:input_type -> berth.v1.ListEventsRequest
-	109, // 80: berth.v1.ClusterService.Watch:input_type -> berth.v1.WatchRequest
-	111, // 81: berth.v1.ClusterService.Logs:input_type -> berth.v1.LogsRequest
-	114, // 82: berth.v1.ClusterService.ImportImage:input_type -> berth.v1.ImportImageRequest
-	118, // 83: berth.v1.ClusterService.ListImages:input_type -> berth.v1.ListImagesRequest
-	121, // 84: berth.v1.ClusterService.JoinToken:input_type -> berth.v1.JoinTokenRequest
-	123, // 85: berth.v1.ClusterService.Version:input_type -> berth.v1.VersionRequest
-	124, // 86: berth.v1.ClusterService.ListServers:input_type -> berth.v1.ListServersRequest
-	83,  // 87: berth.v1.ClusterService.ScaleService:input_type -> berth.v1.ScaleServiceRequest
-	84,  // 88: berth.v1.ClusterService.RestartService:input_type -> berth.v1.RestartServiceRequest
-	85,  // 89: berth.v1.ClusterService.RollbackService:input_type -> berth.v1.RollbackServiceRequest
-	86,  // 90: berth.v1.ClusterService.UpdateNode:input_type -> berth.v1.UpdateNodeRequest
-	87,  // 91: berth.v1.ClusterService.Rebalance:input_type -> berth.v1.RebalanceRequest
-	89,  // 92: berth.v1.ClusterService.GetSettings:input_type -> berth.v1.GetSettingsRequest
-	90,  // 93: berth.v1.ClusterService.UpdateSettings:input_type -> berth.v1.UpdateSettingsRequest
-	71,  // 94: berth.v1.ClusterService.Build:input_type -> berth.v1.BuildRequest
-	74,  // 95: berth.v1.ClusterService.PullImage:input_type -> berth.v1.PullImageRequest
-	75,  // 96: berth.v1.ClusterService.PushImage:input_type -> berth.v1.PushImageRequest
-	77,  // 97: berth.v1.ClusterService.Login:input_type -> berth.v1.LoginRequest
-	79,  // 98: berth.v1.ClusterService.Logout:input_type -> berth.v1.LogoutRequest
-	81,  // 99: berth.v1.ClusterService.ListRegistries:input_type -> berth.v1.ListRegistriesRequest
-	107, // 100: berth.v1.ClusterService.WatchEvents:input_type -> berth.v1.ListEventsRequest
-	58,  // 101: berth.v1.ClusterService.Exec:input_type -> berth.v1.ExecRequest
-	60,  // 102: berth.v1.ClusterService.Top:input_type -> berth.v1.TopRequest
-	63,  // 103: berth.v1.ClusterService.CreateAPIToken:input_type -> berth.v1.CreateAPITokenRequest
-	65,  // 104: berth.v1.ClusterService.ListAPITokens:input_type -> berth.v1.ListAPITokensRequest
-	67,  // 105: berth.v1.ClusterService.RevokeAPIToken:input_type -> berth.v1.RevokeAPITokenRequest
-	48,  // 106: berth.v1.ClusterService.CreateNetwork:input_type -> berth.v1.CreateNetworkRequest
-	49,  // 107: berth.v1.ClusterService.ListNetworks:input_type -> berth.v1.ListNetworksRequest
-	52,  // 108: berth.v1.ClusterService.GetNetwork:input_type -> berth.v1.GetNetworkRequest
-	53,  // 109: berth.v1.ClusterService.RemoveNetwork:input_type -> berth.v1.RemoveNetworkRequest
-	26,  // 110: berth.v1.ClusterService.ListVolumes:input_type -> berth.v1.ListVolumesRequest
-	29,  // 111: berth.v1.ClusterService.GetVolume:input_type -> berth.v1.GetVolumeRequest
-	30,  // 112: berth.v1.ClusterService.RemoveVolume:input_type -> berth.v1.RemoveVolumeRequest
-	32,  // 113: berth.v1.ClusterService.CreateSecret:input_type -> berth.v1.CreateSecretRequest
-	34,  // 114: berth.v1.ClusterService.ListSecrets:input_type -> berth.v1.ListSecretsRequest
-	36,  // 115: berth.v1.ClusterService.GetSecret:input_type -> berth.v1.GetSecretRequest
-	37,  // 116: berth.v1.ClusterService.RemoveSecret:input_type -> berth.v1.RemoveSecretRequest
-	39,  // 117: berth.v1.ClusterService.CreateConfig:input_type -> berth.v1.CreateConfigRequest
-	41,  // 118: berth.v1.ClusterService.ListConfigs:input_type -> berth.v1.ListConfigsRequest
-	43,  // 119: berth.v1.ClusterService.GetConfig:input_type -> berth.v1.GetConfigRequest
-	44,  // 120: berth.v1.ClusterService.RemoveConfig:input_type -> berth.v1.RemoveConfigRequest
-	3,   // 121: berth.v1.ClusterService.WhoAmI:input_type -> berth.v1.WhoAmIRequest
-	5,   // 122: berth.v1.ClusterService.CreateUser:input_type -> berth.v1.CreateUserRequest
-	7,   // 123: berth.v1.ClusterService.ListUsers:input_type -> berth.v1.ListUsersRequest
-	9,   // 124: berth.v1.ClusterService.RemoveUser:input_type -> berth.v1.RemoveUserRequest
-	11,  // 125: berth.v1.ClusterService.CreateNamespace:input_type -> berth.v1.CreateNamespaceRequest
-	12,  // 126: berth.v1.ClusterService.UpdateNamespace:input_type -> berth.v1.UpdateNamespaceRequest
-	13,  // 127: berth.v1.ClusterService.ListNamespaces:input_type -> berth.v1.ListNamespacesRequest
-	16,  // 128: berth.v1.ClusterService.GetNamespace:input_type -> berth.v1.GetNamespaceRequest
-	17,  // 129: berth.v1.ClusterService.RemoveNamespace:input_type -> berth.v1.RemoveNamespaceRequest
-	19,  // 130: berth.v1.ClusterService.Audit:input_type -> berth.v1.AuditRequest
-	20,  // 131: berth.v1.ClusterService.RemoveNode:input_type -> berth.v1.RemoveNodeRequest
-	21,  // 132: berth.v1.ClusterService.MarkNodesDown:input_type -> berth.v1.MarkNodesDownRequest
-	24,  // 133: berth.v1.ClusterService.RotateCA:input_type -> berth.v1.RotateCARequest
-	155, // 134: berth.v1.ClusterService.ImportVulnDB:input_type -> berth.v1.ImportVulnDBRequest
-	156, // 135: berth.v1.ClusterService.GetVulnDBStatus:input_type -> berth.v1.GetVulnDBStatusRequest
-	157, // 136: berth.v1.ClusterService.Scan:input_type -> berth.v1.ScanRequest
-	158, // 137: berth.v1.ClusterService.GetScanResult:input_type -> berth.v1.GetScanResultRequest
-	159, // 138: berth.v1.ClusterService.ListScanResults:input_type -> berth.v1.ListScanResultsRequest
-	93,  // 139: berth.v1.ClusterService.Apply:output_type -> berth.v1.ApplyResponse
-	95,  // 140: berth.v1.ClusterService.DeleteApp:output_type -> berth.v1.DeleteAppResponse
-	98,  // 141: berth.v1.ClusterService.ListApps:output_type -> berth.v1.ListAppsResponse
-	151, // 142: berth.v1.ClusterService.GetService:output_type -> berth.v1.Service
-	102, // 143: berth.v1.ClusterService.ListServices:output_type -> berth.v1.ListServicesResponse
-	104, // 144: berth.v1.ClusterService.ListTasks:output_type -> berth.v1.ListTasksResponse
-	106, // 145: berth.v1.ClusterService.ListNodes:output_type -> berth.v1.ListNodesResponse
-	108, // 146: berth.v1.ClusterService.ListEvents:output_type -> berth.v1.ListEventsResponse
-	110, // 147: berth.v1.ClusterService.Watch:output_type -> berth.v1.WatchEvent
-	112, // 148: berth.v1.ClusterService.Logs:output_type -> berth.v1.LogEntry
-	116, // 149: berth.v1.ClusterService.ImportImage:output_type -> berth.v1.ImportImageResponse
-	120, // 150: berth.v1.ClusterService.ListImages:output_type -> berth.v1.ListImagesResponse
-	122, // 151: berth.v1.ClusterService.JoinToken:output_type -> berth.v1.JoinTokenResponse
-	126, // 152: berth.v1.ClusterService.Version:output_type -> berth.v1.VersionResponse
-	125, // 153: berth.v1.ClusterService.ListServers:output_type -> berth.v1.ListServersResponse
-	151, // 154: berth.v1.ClusterService.ScaleService:output_type -> berth.v1.Service
-	151, // 155: berth.v1.ClusterService.RestartService:output_type -> berth.v1.Service
-	151, // 156: berth.v1.ClusterService.RollbackService:output_type -> berth.v1.Service
-	142, // 157: berth.v1.ClusterService.UpdateNode:output_type -> berth.v1.Node
-	88,  // 158: berth.v1.ClusterService.Rebalance:output_type -> berth.v1.RebalanceResponse
-	150, // 159: berth.v1.ClusterService.GetSettings:output_type -> berth.v1.ClusterSettings
-	150, // 160: berth.v1.ClusterService.UpdateSettings:output_type -> berth.v1.ClusterSettings
-	73,  // 161: berth.v1.ClusterService.Build:output_type -> berth.v1.BuildEvent
-	76,  // 162: berth.v1.ClusterService.PullImage:output_type -> berth.v1.ImageProgress
-	76,  // 163: berth.v1.ClusterService.PushImage:output_type -> berth.v1.ImageProgress
-	78,  // 164: berth.v1.ClusterService.Login:output_type -> berth.v1.LoginResponse
-	80,  // 165: berth.v1.ClusterService.Logout:output_type -> berth.v1.LogoutResponse
-	82,  // 166: berth.v1.ClusterService.ListRegistries:output_type -> berth.v1.ListRegistriesResponse
-	153, // 167: berth.v1.ClusterService.WatchEvents:output_type -> berth.v1.Event
-	59,  // 168: berth.v1.ClusterService.Exec:output_type -> berth.v1.ExecResponse
-	62,  // 169: berth.v1.ClusterService.Top:output_type -> berth.v1.TopResponse
-	64,  // 170: berth.v1.ClusterService.CreateAPIToken:output_type -> berth.v1.CreateAPITokenResponse
-	66,  // 171: berth.v1.ClusterService.ListAPITokens:output_type -> berth.v1.ListAPITokensResponse
-	68,  // 172: berth.v1.ClusterService.RevokeAPIToken:output_type -> berth.v1.RevokeAPITokenResponse
-	146, // 173: berth.v1.ClusterService.CreateNetwork:output_type -> berth.v1.Network
-	51,  // 174: berth.v1.ClusterService.ListNetworks:output_type -> berth.v1.ListNetworksResponse
-	50,  // 175: berth.v1.ClusterService.GetNetwork:output_type -> berth.v1.NetworkSummary
-	54,  // 176: berth.v1.ClusterService.RemoveNetwork:output_type -> berth.v1.RemoveNetworkResponse
-	28,  // 177: berth.v1.ClusterService.ListVolumes:output_type -> berth.v1.ListVolumesResponse
-	27,  // 178: berth.v1.ClusterService.GetVolume:output_type -> berth.v1.VolumeSummary
-	31,  // 179: berth.v1.ClusterService.RemoveVolume:output_type -> berth.v1.RemoveVolumeResponse
-	144, // 180: berth.v1.ClusterService.CreateSecret:output_type -> berth.v1.Secret
-	35,  // 181: berth.v1.ClusterService.ListSecrets:output_type -> berth.v1.ListSecretsResponse
-	33,  // 182: berth.v1.ClusterService.GetSecret:output_type -> berth.v1.SecretSummary
-	38,  // 183: berth.v1.ClusterService.RemoveSecret:output_type -> berth.v1.RemoveSecretResponse
-	145, // 184: berth.v1.ClusterService.CreateConfig:output_type -> berth.v1.Config
-	42,  // 185: berth.v1.ClusterService.ListConfigs:output_type -> berth.v1.ListConfigsResponse
-	40,  // 186: berth.v1.ClusterService.GetConfig:output_type -> berth.v1.ConfigSummary
-	45,  // 187: berth.v1.ClusterService.RemoveConfig:output_type -> berth.v1.RemoveConfigResponse
-	4,   // 188: berth.v1.ClusterService.WhoAmI:output_type -> berth.v1.WhoAmIResponse
-	6,   // 189: berth.v1.ClusterService.CreateUser:output_type -> berth.v1.CreateUserResponse
-	8,   // 190: berth.v1.ClusterService.ListUsers:output_type -> berth.v1.ListUsersResponse
-	10,  // 191: berth.v1.ClusterService.RemoveUser:output_type -> berth.v1.RemoveUserResponse
-	139, // 192: berth.v1.ClusterService.CreateNamespace:output_type -> berth.v1.Namespace
-	139, // 193: berth.v1.ClusterService.UpdateNamespace:output_type -> berth.v1.Namespace
-	15,  // 194: berth.v1.ClusterService.ListNamespaces:output_type -> berth.v1.ListNamespacesResponse
-	14,  // 195: berth.v1.ClusterService.GetNamespace:output_type -> berth.v1.NamespaceSummary
-	18,  // 196: berth.v1.ClusterService.RemoveNamespace:output_type -> berth.v1.RemoveNamespaceResponse
-	160, // 197: berth.v1.ClusterService.Audit:output_type -> berth.v1.AuditRecord
-	23,  // 198: berth.v1.ClusterService.RemoveNode:output_type -> berth.v1.RemoveNodeResponse
-	22,  // 199: berth.v1.ClusterService.MarkNodesDown:output_type -> berth.v1.MarkNodesDownResponse
-	25,  // 200: berth.v1.ClusterService.RotateCA:output_type -> berth.v1.RotateCAResponse
-	161, // 201: berth.v1.ClusterService.ImportVulnDB:output_type -> berth.v1.VulnDBStatus
-	161, // 202: berth.v1.ClusterService.GetVulnDBStatus:output_type -> berth.v1.VulnDBStatus
-	162, // 203: berth.v1.ClusterService.Scan:output_type -> berth.v1.ScanResponse
-	163, // 204: berth.v1.ClusterService.GetScanResult:output_type -> berth.v1.ScanResult
-	164, // 205: berth.v1.ClusterService.ListScanResults:output_type -> berth.v1.ListScanResultsResponse
-	139, // [139:206] is the sub-list for method output_type
-	72,  // [72:139] is the sub-list for method input_type
-	72,  // [72:72] is the sub-list for extension type_name
-	72,  // [72:72] is the sub-list for extension extendee
-	0,   // [0:72] is the sub-list for field type_name
+	148, // 37: berth.v1.BuildResult.scan:type_name -> berth.v1.ScanSummary
+	72,  // 38: berth.v1.BuildEvent.result:type_name -> berth.v1.BuildResult
+	149, // 39: berth.v1.ListRegistriesResponse.registries:type_name -> berth.v1.RegistryCredential
+	150, // 40: berth.v1.UpdateNodeRequest.availability:type_name -> berth.v1.NodeAvailability
+	135, // 41: berth.v1.UpdateNodeRequest.set_labels:type_name -> berth.v1.UpdateNodeRequest.SetLabelsEntry
+	151, // 42: berth.v1.UpdateSettingsRequest.settings:type_name -> berth.v1.ClusterSettings
+	152, // 43: berth.v1.ApplyRequest.services:type_name -> berth.v1.Service
+	55,  // 44: berth.v1.ApplyRequest.networks:type_name -> berth.v1.AppNetwork
+	46,  // 45: berth.v1.ApplyRequest.secrets:type_name -> berth.v1.AppFile
+	46,  // 46: berth.v1.ApplyRequest.configs:type_name -> berth.v1.AppFile
+	47,  // 47: berth.v1.ApplyRequest.volumes:type_name -> berth.v1.AppVolume
+	0,   // 48: berth.v1.ServiceChange.action:type_name -> berth.v1.ChangeAction
+	92,  // 49: berth.v1.ApplyResponse.changes:type_name -> berth.v1.ServiceChange
+	97,  // 50: berth.v1.ListAppsResponse.apps:type_name -> berth.v1.App
+	152, // 51: berth.v1.ServiceSummary.service:type_name -> berth.v1.Service
+	101, // 52: berth.v1.ListServicesResponse.services:type_name -> berth.v1.ServiceSummary
+	153, // 53: berth.v1.ListTasksResponse.tasks:type_name -> berth.v1.Task
+	142, // 54: berth.v1.ListNodesResponse.nodes:type_name -> berth.v1.Node
+	141, // 55: berth.v1.ListEventsRequest.since:type_name -> google.protobuf.Timestamp
+	154, // 56: berth.v1.ListEventsResponse.events:type_name -> berth.v1.Event
+	1,   // 57: berth.v1.WatchEvent.action:type_name -> berth.v1.WatchAction
+	142, // 58: berth.v1.WatchEvent.node:type_name -> berth.v1.Node
+	152, // 59: berth.v1.WatchEvent.service:type_name -> berth.v1.Service
+	153, // 60: berth.v1.WatchEvent.task:type_name -> berth.v1.Task
+	141, // 61: berth.v1.LogsRequest.since:type_name -> google.protobuf.Timestamp
+	2,   // 62: berth.v1.LogEntry.stream:type_name -> berth.v1.LogStream
+	141, // 63: berth.v1.LogEntry.at:type_name -> google.protobuf.Timestamp
+	113, // 64: berth.v1.ImportImageRequest.header:type_name -> berth.v1.ImportImageHeader
+	117, // 65: berth.v1.NodeImportResult.images:type_name -> berth.v1.Image
+	115, // 66: berth.v1.ImportImageResponse.results:type_name -> berth.v1.NodeImportResult
+	141, // 67: berth.v1.Image.created_at:type_name -> google.protobuf.Timestamp
+	117, // 68: berth.v1.NodeImages.images:type_name -> berth.v1.Image
+	119, // 69: berth.v1.ListImagesResponse.nodes:type_name -> berth.v1.NodeImages
+	136, // 70: berth.v1.JoinTokenRequest.ttl:type_name -> google.protobuf.Duration
+	141, // 71: berth.v1.JoinTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
+	155, // 72: berth.v1.ListServersResponse.servers:type_name -> berth.v1.ServerInfo
+	91,  // 73: berth.v1.ClusterService.Apply:input_type -> berth.v1.ApplyRequest
+	94,  // 74: berth.v1.ClusterService.DeleteApp:input_type -> berth.v1.DeleteAppRequest
+	96,  // 75: berth.v1.ClusterService.ListApps:input_type -> berth.v1.ListAppsRequest
+	99,  // 76: berth.v1.ClusterService.GetService:input_type -> berth.v1.GetServiceRequest
+	100, // 77: berth.v1.ClusterService.ListServices:input_type -> berth.v1.ListServicesRequest
+	103, // 78: berth.v1.ClusterService.ListTasks:input_type -> berth.v1.ListTasksRequest
+	105, // 79: berth.v1.ClusterService.ListNodes:input_type -> berth.v1.ListNodesRequest
+	107, // 80: berth.v1.ClusterService.ListEvents:input_type -> berth.v1.ListEventsRequest
+	109, // 81: berth.v1.ClusterService.Watch:input_type -> berth.v1.WatchRequest
+	111, // 82: berth.v1.ClusterService.Logs:input_type -> berth.v1.LogsRequest
+	114, // 83: berth.v1.ClusterService.ImportImage:input_type -> berth.v1.ImportImageRequest
+	118, // 84: berth.v1.ClusterService.ListImages:input_type -> berth.v1.ListImagesRequest
+	121, // 85: berth.v1.ClusterService.JoinToken:input_type -> berth.v1.JoinTokenRequest
+	123, // 86: berth.v1.ClusterService.Version:input_type -> berth.v1.VersionRequest
+	124, // 87: berth.v1.ClusterService.ListServers:input_type -> berth.v1.ListServersRequest
+	83,  // 88: berth.v1.ClusterService.ScaleService:input_type -> berth.v1.ScaleServiceRequest
+	84,  // 89: berth.v1.ClusterService.RestartService:input_type -> berth.v1.RestartServiceRequest
+	85,  // 90: berth.v1.ClusterService.RollbackService:input_type -> berth.v1.RollbackServiceRequest
+	86,  // 91: berth.v1.ClusterService.UpdateNode:input_type -> berth.v1.UpdateNodeRequest
+	87,  // 92: berth.v1.ClusterService.Rebalance:input_type -> berth.v1.RebalanceRequest
+	89,  // 93: berth.v1.ClusterService.GetSettings:input_type -> berth.v1.GetSettingsRequest
+	90,  // 94: berth.v1.ClusterService.UpdateSettings:input_type -> berth.v1.UpdateSettingsRequest
+	71,  // 95: berth.v1.ClusterService.Build:input_type -> berth.v1.BuildRequest
+	74,  // 96: berth.v1.ClusterService.PullImage:input_type -> berth.v1.PullImageRequest
+	75,  // 97: berth.v1.ClusterService.PushImage:input_type -> berth.v1.PushImageRequest
+	77,  // 98: berth.v1.ClusterService.Login:input_type -> berth.v1.LoginRequest
+	79,  // 99: berth.v1.ClusterService.Logout:input_type -> berth.v1.LogoutRequest
+	81,  // 100: berth.v1.ClusterService.ListRegistries:input_type -> berth.v1.ListRegistriesRequest
+	107, // 101: berth.v1.ClusterService.WatchEvents:input_type -> berth.v1.ListEventsRequest
+	58,  // 102: berth.v1.ClusterService.Exec:input_type -> berth.v1.ExecRequest
+	60,  // 103: berth.v1.ClusterService.Top:input_type -> berth.v1.TopRequest
+	63,  // 104: berth.v1.ClusterService.CreateAPIToken:input_type -> berth.v1.CreateAPITokenRequest
+	65,  // 105: berth.v1.ClusterService.ListAPITokens:input_type -> berth.v1.ListAPITokensRequest
+	67,  // 106: berth.v1.ClusterService.RevokeAPIToken:input_type -> berth.v1.RevokeAPITokenRequest
+	48,  // 107: berth.v1.ClusterService.CreateNetwork:input_type -> berth.v1.CreateNetworkRequest
+	49,  // 108: berth.v1.ClusterService.ListNetworks:input_type -> berth.v1.ListNetworksRequest
+	52,  // 109: berth.v1.ClusterService.GetNetwork:input_type -> berth.v1.GetNetworkRequest
+	53,  // 110: berth.v1.ClusterService.RemoveNetwork:input_type -> berth.v1.RemoveNetworkRequest
+	26,  // 111: berth.v1.ClusterService.ListVolumes:input_type -> berth.v1.ListVolumesRequest
+	29,  // 112: berth.v1.ClusterService.GetVolume:input_type -> berth.v1.GetVolumeRequest
+	30,  // 113: berth.v1.ClusterService.RemoveVolume:input_type -> berth.v1.RemoveVolumeRequest
+	32,  // 114: berth.v1.ClusterService.CreateSecret:input_type -> berth.v1.CreateSecretRequest
+	34,  // 115: berth.v1.ClusterService.ListSecrets:input_type -> berth.v1.ListSecretsRequest
+	36,  // 116: berth.v1.ClusterService.GetSecret:input_type -> berth.v1.GetSecretRequest
+	37,  // 117: berth.v1.ClusterService.RemoveSecret:input_type -> berth.v1.RemoveSecretRequest
+	39,  // 118: berth.v1.ClusterService.CreateConfig:input_type -> berth.v1.CreateConfigRequest
+	41,  // 119: berth.v1.ClusterService.ListConfigs:input_type -> berth.v1.ListConfigsRequest
+	43,  // 120: berth.v1.ClusterService.GetConfig:input_type -> berth.v1.GetConfigRequest
+	44,  // 121: berth.v1.ClusterService.RemoveConfig:input_type -> berth.v1.RemoveConfigRequest
+	3,   // 122: berth.v1.ClusterService.WhoAmI:input_type -> berth.v1.WhoAmIRequest
+	5,   // 123: berth.v1.ClusterService.CreateUser:input_type -> berth.v1.CreateUserRequest
+	7,   // 124: berth.v1.ClusterService.ListUsers:input_type -> berth.v1.ListUsersRequest
+	9,   // 125: berth.v1.ClusterService.RemoveUser:input_type -> berth.v1.RemoveUserRequest
+	11,  // 126: berth.v1.ClusterService.CreateNamespace:input_type -> berth.v1.CreateNamespaceRequest
+	12,  // 127: berth.v1.ClusterService.UpdateNamespace:input_type -> berth.v1.UpdateNamespaceRequest
+	13,  // 128: berth.v1.ClusterService.ListNamespaces:input_type -> berth.v1.ListNamespacesRequest
+	16,  // 129: berth.v1.ClusterService.GetNamespace:input_type -> berth.v1.GetNamespaceRequest
+	17,  // 130: berth.v1.ClusterService.RemoveNamespace:input_type -> berth.v1.RemoveNamespaceRequest
+	19,  // 131: berth.v1.ClusterService.Audit:input_type -> berth.v1.AuditRequest
+	20,  // 132: berth.v1.ClusterService.RemoveNode:input_type -> berth.v1.RemoveNodeRequest
+	21,  // 133: berth.v1.ClusterService.MarkNodesDown:input_type -> berth.v1.MarkNodesDownRequest
+	24,  // 134: berth.v1.ClusterService.RotateCA:input_type -> berth.v1.RotateCARequest
+	156, // 135: berth.v1.ClusterService.ImportVulnDB:input_type -> berth.v1.ImportVulnDBRequest
+	157, // 136: berth.v1.ClusterService.GetVulnDBStatus:input_type -> berth.v1.GetVulnDBStatusRequest
+	158, // 137: berth.v1.ClusterService.Scan:input_type -> berth.v1.ScanRequest
+	159, // 138: berth.v1.ClusterService.GetScanResult:input_type -> berth.v1.GetScanResultRequest
+	160, // 139: berth.v1.ClusterService.ListScanResults:input_type -> berth.v1.ListScanResultsRequest
+	93,  // 140: berth.v1.ClusterService.Apply:output_type -> berth.v1.ApplyResponse
+	95,  // 141: berth.v1.ClusterService.DeleteApp:output_type -> berth.v1.DeleteAppResponse
+	98,  // 142: berth.v1.ClusterService.ListApps:output_type -> berth.v1.ListAppsResponse
+	152, // 143: berth.v1.ClusterService.GetService:output_type -> berth.v1.Service
+	102, // 144: berth.v1.ClusterService.ListServices:output_type -> berth.v1.ListServicesResponse
+	104, // 145: berth.v1.ClusterService.ListTasks:output_type -> berth.v1.ListTasksResponse
+	106, // 146: berth.v1.ClusterService.ListNodes:output_type -> berth.v1.ListNodesResponse
+	108, // 147: berth.v1.ClusterService.ListEvents:output_type -> berth.v1.ListEventsResponse
+	110, // 148: berth.v1.ClusterService.Watch:output_type -> berth.v1.WatchEvent
+	112, // 149: berth.v1.ClusterService.Logs:output_type -> berth.v1.LogEntry
+	116, // 150: berth.v1.ClusterService.ImportImage:output_type -> berth.v1.ImportImageResponse
+	120, // 151: berth.v1.ClusterService.ListImages:output_type -> berth.v1.ListImagesResponse
+	122, // 152: berth.v1.ClusterService.JoinToken:output_type -> berth.v1.JoinTokenResponse
+	126, // 153: berth.v1.ClusterService.Version:output_type -> berth.v1.VersionResponse
+	125, // 154: berth.v1.ClusterService.ListServers:output_type -> berth.v1.ListServersResponse
+	152, // 155: berth.v1.ClusterService.ScaleService:output_type -> berth.v1.Service
+	152, // 156: berth.v1.ClusterService.RestartService:output_type -> berth.v1.Service
+	152, // 157: berth.v1.ClusterService.RollbackService:output_type -> berth.v1.Service
+	142, // 158: berth.v1.ClusterService.UpdateNode:output_type -> berth.v1.Node
+	88,  // 159: berth.v1.ClusterService.Rebalance:output_type -> berth.v1.RebalanceResponse
+	151, // 160: berth.v1.ClusterService.GetSettings:output_type -> berth.v1.ClusterSettings
+	151, // 161: berth.v1.ClusterService.UpdateSettings:output_type -> berth.v1.ClusterSettings
+	73,  // 162: berth.v1.ClusterService.Build:output_type -> berth.v1.BuildEvent
+	76,  // 163: berth.v1.ClusterService.PullImage:output_type -> berth.v1.ImageProgress
+	76,  // 164: berth.v1.ClusterService.PushImage:output_type -> berth.v1.ImageProgress
+	78,  // 165: berth.v1.ClusterService.Login:output_type -> berth.v1.LoginResponse
+	80,  // 166: berth.v1.ClusterService.Logout:output_type -> berth.v1.LogoutResponse
+	82,  // 167: berth.v1.ClusterService.ListRegistries:output_type -> berth.v1.ListRegistriesResponse
+	154, // 168: berth.v1.ClusterService.WatchEvents:output_type -> berth.v1.Event
+	59,  // 169: berth.v1.ClusterService.Exec:output_type -> berth.v1.ExecResponse
+	62,  // 170: berth.v1.ClusterService.Top:output_type -> berth.v1.TopResponse
+	64,  // 171: berth.v1.ClusterService.CreateAPIToken:output_type -> berth.v1.CreateAPITokenResponse
+	66,  // 172: berth.v1.ClusterService.ListAPITokens:output_type -> berth.v1.ListAPITokensResponse
+	68,  // 173: berth.v1.ClusterService.RevokeAPIToken:output_type -> berth.v1.RevokeAPITokenResponse
+	146, // 174: berth.v1.ClusterService.CreateNetwork:output_type -> berth.v1.Network
+	51,  // 175: berth.v1.ClusterService.ListNetworks:output_type -> berth.v1.ListNetworksResponse
+	50,  // 176: berth.v1.ClusterService.GetNetwork:output_type -> berth.v1.NetworkSummary
+	54,  // 177: berth.v1.ClusterService.RemoveNetwork:output_type -> berth.v1.RemoveNetworkResponse
+	28,  // 178: berth.v1.ClusterService.ListVolumes:output_type -> berth.v1.ListVolumesResponse
+	27,  // 179: berth.v1.ClusterService.GetVolume:output_type -> berth.v1.VolumeSummary
+	31,  // 180: berth.v1.ClusterService.RemoveVolume:output_type -> berth.v1.RemoveVolumeResponse
+	144, // 181: berth.v1.ClusterService.CreateSecret:output_type -> berth.v1.Secret
+	35,  // 182: berth.v1.ClusterService.ListSecrets:output_type -> berth.v1.ListSecretsResponse
+	33,  // 183: berth.v1.ClusterService.GetSecret:output_type -> berth.v1.SecretSummary
+	38,  // 184: berth.v1.ClusterService.RemoveSecret:output_type -> berth.v1.RemoveSecretResponse
+	145, // 185: berth.v1.ClusterService.CreateConfig:output_type -> berth.v1.Config
+	42,  // 186: berth.v1.ClusterService.ListConfigs:output_type -> berth.v1.ListConfigsResponse
+	40,  // 187: berth.v1.ClusterService.GetConfig:output_type -> berth.v1.ConfigSummary
+	45,  // 188: berth.v1.ClusterService.RemoveConfig:output_type -> berth.v1.RemoveConfigResponse
+	4,   // 189: berth.v1.ClusterService.WhoAmI:output_type -> berth.v1.WhoAmIResponse
+	6,   // 190: berth.v1.ClusterService.CreateUser:output_type -> berth.v1.CreateUserResponse
+	8,   // 191: berth.v1.ClusterService.ListUsers:output_type -> berth.v1.ListUsersResponse
+	10,  // 192: berth.v1.ClusterService.RemoveUser:output_type -> berth.v1.RemoveUserResponse
+	139, // 193: berth.v1.ClusterService.CreateNamespace:output_type -> berth.v1.Namespace
+	139, // 194: berth.v1.ClusterService.UpdateNamespace:output_type -> berth.v1.Namespace
+	15,  // 195: berth.v1.ClusterService.ListNamespaces:output_type -> berth.v1.ListNamespacesResponse
+	14,  // 196: berth.v1.ClusterService.GetNamespace:output_type -> berth.v1.NamespaceSummary
+	18,  // 197: berth.v1.ClusterService.RemoveNamespace:output_type -> berth.v1.RemoveNamespaceResponse
+	161, // 198: berth.v1.ClusterService.Audit:output_type -> berth.v1.AuditRecord
+	23,  // 199: berth.v1.ClusterService.RemoveNode:output_type -> berth.v1.RemoveNodeResponse
+	22,  // 200: berth.v1.ClusterService.MarkNodesDown:output_type -> berth.v1.MarkNodesDownResponse
+	25,  // 201: berth.v1.ClusterService.RotateCA:output_type -> berth.v1.RotateCAResponse
+	162, // 202: berth.v1.ClusterService.ImportVulnDB:output_type -> berth.v1.VulnDBStatus
+	162, // 203: berth.v1.ClusterService.GetVulnDBStatus:output_type -> berth.v1.VulnDBStatus
+	163, // 204: berth.v1.ClusterService.Scan:output_type -> berth.v1.ScanResponse
+	164, // 205: berth.v1.ClusterService.GetScanResult:output_type -> berth.v1.ScanResult
+	165, // 206: berth.v1.ClusterService.ListScanResults:output_type -> berth.v1.ListScanResultsResponse
+	140, // [140:207] is the sub-list for method output_type
+	73,  // [73:140] is the sub-list for method input_type
+	73,  // [73:73] is the sub-list for extension type_name
+	73,  // [73:73] is the sub-list for extension extendee
+	0,   // [0:73] is the sub-list for field type_name
 }
 
 func init() { file_berth_v1_cluster_proto_init() }
