@@ -135,6 +135,7 @@ func describeService(cmd *cobra.Command, o *rootOptions, ref string) error {
 			"Rebalance", rebalanceText(svc),
 			"Updated", rfc3339(svc.GetMeta().GetUpdatedAt()),
 		)
+		printServiceScan(ctx, w, c, spec)
 		now := o.now()
 		printServiceNetworks(w, svc, tasks.GetTasks())
 		printServiceStorage(w, spec)

@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
@@ -154,4 +156,44 @@ func summaryCounts(sum *berthv1.ScanSummary) string {
 		return "no findings"
 	}
 	return plural(int(total), "finding") + " (" + strings.Join(parts, ", ") + ")"
+}
+
+// describeFindingsLimit is how many findings describe lists; scan lists
+// them all.
+const describeFindingsLimit = 10
+
+// printServiceScan adds what the scan of a service's image found to
+// describe: a line, and its worst findings. A server without scanning
+// (or a caller not allowed to read results) leaves both out.
+func printServiceScan(ctx context.Context, w io.Writer, c *cluster, spec *berthv1.ServiceSpec) {
+	image := cmp.Or(spec.GetImageDigest(), spec.GetImage())
+	if image == "" {
+		return
+	}
+	r, err := c.GetScanResult(ctx, &berthv1.GetScanResultRequest{Namespace: c.namespace, Image: image})
+	if status.Code(err) == codes.NotFound {
+		fields(w, "Vulnerabilities", "not scanned (berth scan "+spec.GetImage()+")")
+		return
+	}
+	if err != nil {
+		return
+	}
+	fields(w, "Vulnerabilities", fmt.Sprintf("%s in %d packages (database %d, %s)", findingCounts(r.Findings), len(r.GetSbom().GetPackages()), r.DbGeneration, r.Digest))
+	if len(r.Findings) == 0 {
+		return
+	}
+	shown := r.Findings[:min(len(r.Findings), describeFindingsLimit)]
+	section(w, "Findings", len(shown), func(tw io.Writer) {
+		fmt.Fprintln(tw, "  SEVERITY\tID\tPACKAGE\tINSTALLED\tFIXED")
+		for _, f := range shown {
+			id := f.Id
+			if len(f.Aliases) > 0 {
+				id = f.Aliases[0]
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", severityWord(f.Severity), id, f.Package, f.InstalledVersion, cmp.Or(f.FixedVersion, "-"))
+		}
+		if len(r.Findings) > len(shown) {
+			fmt.Fprintf(tw, "  ... %d more: berth scan %s\n", len(r.Findings)-len(shown), spec.GetImage())
+		}
+	})
 }

@@ -314,7 +314,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	grpcMetrics := metrics.NewGRPC()
 	s.placements = orchestrator.NewMetrics()
 	if cfg.Metrics != nil {
-		cs := []prometheus.Collector{s.placements, nodehealth.Collector(s.cache), metrics.CertExpiry("server", s.id, s.certs.creds.NotAfter)}
+		cs := []prometheus.Collector{s.placements, nodehealth.Collector(s.cache), metrics.CertExpiry("server", s.id, s.certs.creds.NotAfter), api.ScanCollector()}
 		cs = append(cs, s.store.Collectors()...)
 		cs = append(cs, disp.Collectors()...)
 		if err := metrics.Register(cfg.Metrics, append(cs, grpcMetrics.Collectors()...)...); err != nil {

@@ -4,6 +4,7 @@ import (
 	"archive/zip"
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -180,7 +181,8 @@ const scanComposeAllowed = `services:
 // wrote, matches it against an OSV database the test wrote, and gates
 // applies on the findings.
 func TestScan(t *testing.T) {
-	c := newCluster(t)
+	metricsAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	c := newCluster(t, withServerArgs("--metrics-addr", metricsAddr))
 	c.startAgent("scan1")
 	c.mustBerth("image", "import", c.writeDebianImage("scan-deb:1"))
 
@@ -281,6 +283,24 @@ func TestScan(t *testing.T) {
 	// Named findings are accepted, and the service runs.
 	c.mustBerth("apply", "-f", c.writeFile("compose-allowed.yaml", scanComposeAllowed), "-p", "scanned")
 	c.waitRunning("scanned/web", 1, 60*time.Second)
+	// The server's metrics count the findings of the image the service
+	// runs, by severity.
+	body, err := httpGet("http://" + metricsAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sev := range []string{"critical", "high", "medium"} {
+		w := `berth_image_vulnerability_findings{digest="` + r.Digest + `",image="docker.io/library/scan-deb:1",severity="` + sev + `"} 1`
+		if !strings.Contains(body, w) {
+			t.Errorf("metrics lack %s:\n%s", w, berthLines(body))
+		}
+	}
+	out = c.mustBerth("describe", "scanned/web")
+	for _, w := range []string{"Vulnerabilities:", "3 findings (1 critical, 1 high, 1 medium) in 3 packages (database 1, " + r.Digest + ")", "CVE-2024-9003"} {
+		if !strings.Contains(out, w) {
+			t.Errorf("describe lacks %q:\n%s", w, out)
+		}
+	}
 
 	// A newer database rematches the stored SBOM without the node: the
 	// openssl record is gone from it.
