@@ -291,7 +291,9 @@ func (s *Server) checkScanGate(ctx context.Context, req *berthv1.ApplyRequest) (
 	var errs validation.Errors
 	for _, svc := range req.Services {
 		spec := svc.GetSpec()
-		if spec.GetImage() == "" || spec.GetBuild() != nil {
+		if spec.GetImage() == "" || (spec.GetBuild() != nil && spec.GetImageDigest() == "") {
+			// A service built from source is gated once the CLI built
+			// it (its digest then set); a dry run builds nothing.
 			continue
 		}
 		image, err := imageref.Normalize(spec.Image)
