@@ -3,14 +3,17 @@ package e2e
 import (
 	"archive/zip"
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/berthproject/berth/internal/testimage"
+	"github.com/chromedp/chromedp"
 )
 
 // debOSRelease and debStatus make the test image a Debian 12 as far as
@@ -324,4 +327,38 @@ func TestScan(t *testing.T) {
 	if got := findingIDs(r); strings.Contains(got, "DSA-9001-1") || !strings.Contains(got, "DSA-9003-1") || r.DBGeneration != "2" {
 		t.Errorf("findings after the second import (generation %s): %s", r.DBGeneration, got)
 	}
+}
+
+// TestScanOnDashboard shows a scanned image's findings count in the
+// dashboard's image scans table.
+func TestScanOnDashboard(t *testing.T) {
+	if _, err := os.Stat(chromiumBin); err != nil {
+		t.Skipf("no browser at %s (%v); run hack/setup-host.sh to install chromium", chromiumBin, err)
+	}
+	httpAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	c := newCluster(t, withServerArgs("--http-listen", httpAddr))
+	c.startAgent("scanweb")
+	c.mustBerth("image", "import", c.writeDebianImage("scan-deb:1"))
+	c.mustBerth("vulndb", "import", c.writeOSVZip("debian.zip", scanRecords))
+	r := c.scanJSON("scan-deb:1")
+	token := strings.TrimSpace(c.mustBerth("token", "create", "scan-e2e", "--role", "viewer", "-q"))
+
+	browser := newBrowser(t)
+	ctx, cancel := context.WithTimeout(browser, 90*time.Second)
+	defer cancel()
+	signIn(t, ctx, httpAddr, token)
+	var text string
+	var shot []byte
+	err := chromedp.Run(ctx,
+		chromedp.WaitVisible(`tr[data-digest="`+r.Digest+`"] td[data-findings="3"]`, chromedp.ByQuery),
+		chromedp.Text(`tr[data-digest="`+r.Digest+`"]`, &text, chromedp.ByQuery),
+		chromedp.CaptureScreenshot(&shot),
+	)
+	if err != nil {
+		t.Fatalf("waiting for the image's scan on the dashboard: %v; page: %s", err, pageState(browser))
+	}
+	if !strings.Contains(text, "scan-deb:1") || !strings.Contains(text, "3 (1 critical, 1 high, 1 medium)") {
+		t.Errorf("the scans row reads %q", text)
+	}
+	checkNotBlank(t, shot)
 }
