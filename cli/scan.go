@@ -197,3 +197,30 @@ func printServiceScan(ctx context.Context, w io.Writer, c *cluster, spec *berthv
 		}
 	})
 }
+
+// describeImage shows the stored scan of an image (a reference or a
+// digest), rematched against the current database.
+func describeImage(cmd *cobra.Command, o *rootOptions, ref string) error {
+	return o.withCluster(cmd, func(ctx context.Context, c *cluster) error {
+		r, err := c.GetScanResult(ctx, &berthv1.GetScanResultRequest{Namespace: c.namespace, Image: ref})
+		if err != nil {
+			return fmt.Errorf("describe image %s: %w", ref, err)
+		}
+		w := cmd.OutOrStdout()
+		sb := r.GetSbom()
+		fields(w,
+			"Image", strings.Join(r.Images, ", "),
+			"Digest", r.Digest,
+			"OS", cmp.Or(sb.GetOsName(), strings.TrimSpace(sb.GetOsId()+" "+sb.GetOsVersion())),
+			"Packages", fmt.Sprintf("%d (read on node %s by %s, %s)", len(sb.GetPackages()), sb.GetNode(), sb.GetGenerator(), rfc3339(sb.GetCreatedAt())),
+			"Vulnerabilities", fmt.Sprintf("%s (database %d, matched %s)", findingCounts(r.Findings), r.DbGeneration, rfc3339(r.GetMatchedAt())),
+		)
+		section(w, "Findings", len(r.Findings), func(tw io.Writer) {
+			fmt.Fprintln(tw, "  SEVERITY\tID\tALIASES\tPACKAGE\tINSTALLED\tFIXED")
+			for _, f := range r.Findings {
+				fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\n", severityWord(f.Severity), f.Id, cmp.Or(strings.Join(f.Aliases, ","), "-"), f.Package, f.InstalledVersion, cmp.Or(f.FixedVersion, "-"))
+			}
+		})
+		return nil
+	})
+}

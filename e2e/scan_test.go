@@ -236,6 +236,12 @@ func TestScan(t *testing.T) {
 			t.Errorf("scan table lacks %q:\n%s", w, table)
 		}
 	}
+	out = c.mustBerth("describe", "image", "scan-deb:1")
+	for _, w := range []string{"Digest:", r.Digest, "Debian GNU/Linux 12 (bookworm)", "3 (read on node scan1 by osv-scalibr v0.5.3", "3 findings (1 critical, 1 high, 1 medium) (database 1", "DSA-9007-1"} {
+		if !strings.Contains(out, w) {
+			t.Errorf("describe image lacks %q:\n%s", w, out)
+		}
+	}
 	var bom struct {
 		BOMFormat  string `json:"bomFormat"`
 		Components []struct {
