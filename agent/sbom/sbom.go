@@ -89,14 +89,24 @@ func Read(ctx context.Context, root string) (*berthv1.Sbom, error) {
 		}
 		exs = append(exs, ex)
 	}
-	var skip []string
-	for _, d := range skipDirs {
-		skip = append(skip, root+"/"+d)
+	// The image is read through os.Root: a symbolic link in it that
+	// points out of it (an absolute one, or ../ past its root) fails to
+	// open instead of reading the node's own files. Without a path, the
+	// library copies what it must hand to a file-based reader (rpm's
+	// database) out through the same view.
+	r, err := os.OpenRoot(root)
+	if err != nil {
+		return nil, fmt.Errorf("sbom: %w", err)
+	}
+	defer r.Close()
+	fsys, ok := r.FS().(scalibrfs.FS)
+	if !ok {
+		return nil, errors.New("sbom: the image's file view cannot list folders")
 	}
 	inv, _, err := filesystem.Run(ctx, &filesystem.Config{
 		Extractors: exs,
-		ScanRoots:  scalibrfs.RealFSScanRoots(root),
-		DirsToSkip: skip,
+		ScanRoots:  []*scalibrfs.ScanRoot{{FS: fsys}},
+		DirsToSkip: skipDirs,
 		Stats:      stats.NoopCollector{},
 	})
 	if err != nil {

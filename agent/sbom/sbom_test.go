@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 )
 
@@ -124,5 +125,47 @@ func TestMatchName(t *testing.T) {
 		if got := MatchName(c.name, c.eco); got != c.want {
 			t.Errorf("MatchName(%q, %q) = %q, want %q", c.name, c.eco, got, c.want)
 		}
+	}
+}
+
+// TestReadStaysInTheImage reads no file of the machine through a link
+// that points out of the image.
+func TestReadStaysInTheImage(t *testing.T) {
+	host := writeTree(t, map[string]string{"status": "Package: hostpkg\nStatus: install ok installed\nVersion: 1.0\n\n"})
+	root := writeTree(t, map[string]string{"etc/os-release": "ID=debian\nVERSION_ID=12\n"})
+	if err := os.MkdirAll(filepath.Join(root, "var/lib/dpkg"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(host, "status"), filepath.Join(root, "var/lib/dpkg/status")); err != nil {
+		t.Fatal(err)
+	}
+	got, err := Read(context.Background(), root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range got.Packages {
+		if p.Name == "hostpkg" {
+			t.Fatalf("the SBOM read the machine's file through a link: %v", p)
+		}
+	}
+}
+
+// TestReadSkipsProc leaves /proc alone, as the image's own is empty.
+func TestReadSkipsProc(t *testing.T) {
+	root := writeTree(t, map[string]string{
+		"etc/os-release":         "ID=debian\nVERSION_ID=12\n",
+		"proc/1/root/app/go.mod": "module example.com/app\n\ngo 1.22\n\nrequire golang.org/x/net v0.1.0\n",
+		"srv/app/go.mod":         "module example.com/app\n\ngo 1.22\n\nrequire golang.org/x/text v0.3.0\n",
+	})
+	got, err := Read(context.Background(), root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, p := range got.Packages {
+		names = append(names, p.Name)
+	}
+	if !slices.Contains(names, "golang.org/x/text") || slices.Contains(names, "golang.org/x/net") {
+		t.Errorf("packages = %v, want golang.org/x/text from /srv and nothing from /proc", names)
 	}
 }
