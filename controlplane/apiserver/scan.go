@@ -144,11 +144,20 @@ func (s *Server) scan(ctx context.Context, image, dgst, nodeRef string, fresh bo
 			return nil, storeError(err)
 		}
 		if r != nil {
-			if !slices.Contains(r.Images, image) {
-				r.Images = append(r.Images, image)
-				r.DbGeneration = -1 // stored again below
+			if slices.Contains(r.Images, image) {
+				return s.fresh(ctx, r)
 			}
-			return s.fresh(ctx, r)
+			// Known under one more name: matched again and stored.
+			r.Images = append(r.Images, image)
+			db, err := s.currentVulnDB(ctx)
+			if err != nil {
+				return nil, status.Errorf(codes.Unavailable, "reading the vulnerability database: %v", err)
+			}
+			rematch(r, db)
+			if err := s.cfg.Store.PutScanResult(ctx, r); err != nil {
+				return nil, storeError(err)
+			}
+			return r, nil
 		}
 	}
 	n, err := s.scanNode(nodeRef, image, dgst)
