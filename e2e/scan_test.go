@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -367,4 +368,74 @@ func TestScanOnDashboard(t *testing.T) {
 		t.Errorf("the scans row reads %q", text)
 	}
 	checkNotBlank(t, shot)
+}
+
+const apkInstalled = `P:libcrypto3
+V:3.1.4-r9
+o:openssl
+A:x86_64
+
+P:busybox
+V:1.36.1-r15
+o:busybox
+A:x86_64
+
+`
+
+// mixedRecords are Alpine and Go records for the mixed image: Alpine's
+// -rN revisions compare as numbers, and the Go binary's toolchain is the
+// "stdlib" package.
+var mixedRecords = map[string]string{
+	"ALPINE-1.json": `{"id":"ALPINE-CVE-2024-8001","modified":"2024-03-01T00:00:00Z","aliases":["CVE-2024-8001"],
+		"affected":[{"package":{"ecosystem":"Alpine:v3.19","name":"openssl"},"ranges":[{"type":"ECOSYSTEM","events":[{"introduced":"0"},{"fixed":"3.1.4-r10"}]}]}]}`,
+	"ALPINE-2.json": `{"id":"ALPINE-CVE-2024-8002","modified":"2024-03-01T00:00:00Z",
+		"affected":[{"package":{"ecosystem":"Alpine:v3.19","name":"busybox"},"ranges":[{"type":"ECOSYSTEM","events":[{"introduced":"0"},{"fixed":"1.36.1-r5"}]}]}]}`,
+	"GO-1.json": `{"id":"GO-2099-0001","modified":"2024-03-01T00:00:00Z","aliases":["CVE-2099-0001"],
+		"affected":[{"package":{"ecosystem":"Go","name":"stdlib"},"ranges":[{"type":"SEMVER","events":[{"introduced":"1.26.0"},{"fixed":"1.26.99"}]}]}]}`,
+	"GO-2.json": `{"id":"GO-2020-0002","modified":"2024-03-01T00:00:00Z",
+		"affected":[{"package":{"ecosystem":"Go","name":"stdlib"},"ranges":[{"type":"SEMVER","events":[{"introduced":"0"},{"fixed":"1.20.0"}]}]}]}`,
+}
+
+// TestScanAlpineAndGo scans an image with an apk database and a Go
+// binary (the e2e test server): Alpine's and Go's version rules.
+func TestScanAlpineAndGo(t *testing.T) {
+	c := newCluster(t)
+	c.startAgent("scan2")
+	testapp, err := os.ReadFile(filepath.Join(filepath.Dir(busyboxImage), "testapp"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := testimage.BusyboxFiles("/usr/bin/busybox")
+	if err != nil {
+		t.Fatal(err)
+	}
+	files = append(files,
+		testimage.File{Path: "/etc/os-release", Mode: 0o644, Content: []byte("ID=alpine\nVERSION_ID=3.19.1\nPRETTY_NAME=\"Alpine Linux v3.19\"\n")},
+		testimage.File{Path: "/lib/apk/db/installed", Mode: 0o644, Content: []byte(apkInstalled)},
+		testimage.File{Path: "/usr/local/bin/testapp", Mode: 0o755, Content: testapp})
+	var buf bytes.Buffer
+	if err := testimage.WriteOCIArchive(&buf, "scan-mixed:1", files, testimage.Config{Cmd: []string{"sh"}, Env: []string{"PATH=/bin"}}); err != nil {
+		t.Fatal(err)
+	}
+	c.mustBerth("image", "import", c.writeFile("mixed.tar", buf.String()))
+	c.mustBerth("vulndb", "import", c.writeOSVZip("mixed.zip", mixedRecords))
+	r := c.scanJSON("scan-mixed:1")
+	got := findingIDs(r)
+	for _, w := range []string{"ALPINE-CVE-2024-8001/openssl/3.1.4-r9/3.1.4-r10/", "GO-2099-0001/stdlib/"} {
+		if !strings.Contains(got, w) {
+			t.Errorf("findings lack %s: %s", w, got)
+		}
+	}
+	for _, w := range []string{"ALPINE-CVE-2024-8002", "GO-2020-0002"} {
+		if strings.Contains(got, w) {
+			t.Errorf("findings have %s, which the image is fixed for: %s", w, got)
+		}
+	}
+	var ecos []string
+	for _, p := range r.Sbom.Packages {
+		ecos = append(ecos, p.Ecosystem+":"+p.Name)
+	}
+	if !slices.Contains(ecos, "Go:stdlib") || !slices.Contains(ecos, "Alpine:v3.19:busybox") {
+		t.Errorf("SBOM packages: %v", ecos)
+	}
 }
