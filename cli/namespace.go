@@ -231,10 +231,13 @@ type namespaceRow struct {
 	Labels map[string]string       `json:"labels,omitempty"`
 	Quota  *berthv1.NamespaceQuota `json:"quota,omitempty"`
 	Usage  *berthv1.NamespaceUsage `json:"usage"`
+	// BlockSeverity is the namespace's own scan gate ("" for the
+	// cluster's).
+	BlockSeverity string `json:"blockSeverity,omitempty"`
 }
 
 func toNamespaceRow(s *berthv1.NamespaceSummary) namespaceRow {
-	r := namespaceRow{Name: s.GetNamespace().GetName(), Labels: s.GetNamespace().GetLabels(), Usage: s.GetUsage()}
+	r := namespaceRow{Name: s.GetNamespace().GetName(), Labels: s.GetNamespace().GetLabels(), Usage: s.GetUsage(), BlockSeverity: s.GetNamespace().GetBlockSeverity()}
 	if q := s.GetNamespace().GetQuota(); q != nil && (q.CpuMillis > 0 || q.MemoryBytes > 0 || q.Tasks > 0 || q.Volumes > 0) {
 		r.Quota = q
 	}
@@ -331,8 +334,12 @@ func newNamespaceDescribeCommand(o *rootOptions) *cobra.Command {
 				for _, k := range slices.Sorted(maps.Keys(r.Labels)) {
 					labels = append(labels, k+"="+r.Labels[k])
 				}
-				fields(w, "Name", r.Name, "Labels", strings.Join(labels, ", "),
-					"Apps", countText(r.Usage.GetApps()), "Services", countText(r.Usage.GetServices()))
+				kv := []string{"Name", r.Name, "Labels", strings.Join(labels, ", "),
+					"Apps", countText(r.Usage.GetApps()), "Services", countText(r.Usage.GetServices())}
+				if r.BlockSeverity != "" {
+					kv = append(kv, "Scan gate", r.BlockSeverity)
+				}
+				fields(w, kv...)
 				fmt.Fprintln(w)
 				u, q := r.Usage, r.Quota
 				return printList(w, formatTable, nil, func(tw io.Writer) {
