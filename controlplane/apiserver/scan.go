@@ -88,7 +88,7 @@ func (s *Server) GetScanResult(ctx context.Context, req *berthv1.GetScanResultRe
 	if r == nil {
 		return nil, status.Errorf(codes.NotFound, "image %s (%s) was not scanned; scan it with `berth scan %s`", req.Image, dgst, req.Image)
 	}
-	return s.fresh(ctx, r)
+	return s.fresh(ctx, r, false)
 }
 
 // ListScanResults sums up every stored result.
@@ -99,7 +99,7 @@ func (s *Server) ListScanResults(ctx context.Context, _ *berthv1.ListScanResults
 	}
 	out := &berthv1.ListScanResultsResponse{}
 	for _, r := range results {
-		if r, err = s.fresh(ctx, r); err != nil {
+		if r, err = s.fresh(ctx, r, false); err != nil {
 			return nil, err
 		}
 		out.Results = append(out.Results, ScanSummary(r))
@@ -118,8 +118,10 @@ func ScanSummary(r *berthv1.ScanResult) *berthv1.ScanSummary {
 }
 
 // fresh rematches r when the current database is not the one it was
-// matched against, and stores it.
-func (s *Server) fresh(ctx context.Context, r *berthv1.ScanResult) (*berthv1.ScanResult, error) {
+// matched against (an import rematches every stored result, but one
+// that failed to store is caught up here), and with keep stores it: only
+// callers that may change things store, reads answer from memory.
+func (s *Server) fresh(ctx context.Context, r *berthv1.ScanResult, keep bool) (*berthv1.ScanResult, error) {
 	db, err := s.currentVulnDB(ctx)
 	if err != nil {
 		return nil, status.Errorf(codes.Unavailable, "reading the vulnerability database: %v", err)
@@ -128,6 +130,9 @@ func (s *Server) fresh(ctx context.Context, r *berthv1.ScanResult) (*berthv1.Sca
 		return r, nil
 	}
 	rematch(r, db)
+	if !keep {
+		return r, nil
+	}
 	if err := s.cfg.Store.PutScanResult(ctx, r); err != nil {
 		s.log.Warn("storing a rematched scan result", "digest", r.Digest, "err", err)
 	}
@@ -145,7 +150,7 @@ func (s *Server) scan(ctx context.Context, image, dgst, nodeRef string, fresh bo
 		}
 		if r != nil {
 			if slices.Contains(r.Images, image) {
-				return s.fresh(ctx, r)
+				return s.fresh(ctx, r, true)
 			}
 			// Known under one more name: matched again and stored.
 			r.Images = append(r.Images, image)
