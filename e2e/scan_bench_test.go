@@ -84,6 +84,7 @@ func scanBenchRecords(n int) map[string]string {
 func BenchmarkScan100MB(b *testing.B) {
 	c := newCluster(b)
 	c.startAgent("scanbench")
+	c.waitScanNode("scanbench")
 	archive := c.writeScanBenchImage("scan-bench:1")
 	if fi, err := os.Stat(archive); err == nil {
 		b.Logf("image archive: %d MB", fi.Size()>>20)

@@ -188,6 +188,7 @@ func TestScan(t *testing.T) {
 	metricsAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	c := newCluster(t, withServerArgs("--metrics-addr", metricsAddr))
 	c.startAgent("scan1")
+	c.waitScanNode("scan1")
 	c.mustBerth("image", "import", c.writeDebianImage("scan-deb:1"))
 
 	// A database in the wrong format is refused, naming the file and the
@@ -345,6 +346,7 @@ func TestScanOnDashboard(t *testing.T) {
 	httpAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	c := newCluster(t, withServerArgs("--http-listen", httpAddr))
 	c.startAgent("scanweb")
+	c.waitScanNode("scanweb")
 	c.mustBerth("image", "import", c.writeDebianImage("scan-deb:1"))
 	c.mustBerth("vulndb", "import", c.writeOSVZip("debian.zip", scanRecords))
 	r := c.scanJSON("scan-deb:1")
@@ -401,6 +403,7 @@ var mixedRecords = map[string]string{
 func TestScanAlpineAndGo(t *testing.T) {
 	c := newCluster(t)
 	c.startAgent("scan2")
+	c.waitScanNode("scan2")
 	testapp, err := os.ReadFile(filepath.Join(filepath.Dir(busyboxImage), "testapp"))
 	if err != nil {
 		t.Fatal(err)
@@ -438,4 +441,14 @@ func TestScanAlpineAndGo(t *testing.T) {
 	if !slices.Contains(ecos, "Go:stdlib") || !slices.Contains(ecos, "Alpine:v3.19:busybox") {
 		t.Errorf("SBOM packages: %v", ecos)
 	}
+}
+
+// waitScanNode waits until node is ready (its conditions reported and
+// passing): scans run only on ready nodes.
+func (c *cluster) waitScanNode(node string) {
+	c.t.Helper()
+	eventually(c.t, 60*time.Second, func() (bool, string) {
+		st := c.nodeStatus(node)
+		return st == "ready", "node " + node + " is " + st + ", not ready"
+	})
 }
