@@ -90,6 +90,7 @@ lint:
 bench: setup build images
 	BERTH_BIN=$(abspath $(BIN)) $(GO) test -run '^$$' -bench . -benchtime 1x -count 1 ./e2e/...
 	$(GO) test -run '^$$' -bench . ./scheduler/...
+	$(GO) test -run '^$$' -bench . ./controlplane/vulndb/
 	$(GO) test -run '^$$' -bench PassOneTaskFailed ./controlplane/orchestrator/
 	$(GO) test -run '^$$' -bench ContainerStartWithStorage -benchtime 1x ./agent/runtime/containerd/
 	$(GO) test -run '^$$' -bench CacheVerifyHit ./internal/imagesig/

@@ -253,7 +253,14 @@ func builtLine(res *berthv1.BuildResult) string {
 	if res.GetImage() != "" {
 		what = res.GetImage() + "@" + res.GetDigest()
 	}
-	return fmt.Sprintf("built %s on node %s", what, cmp.Or(res.GetNodeName(), shortID(res.GetNodeId())))
+	line := fmt.Sprintf("built %s on node %s", what, cmp.Or(res.GetNodeName(), shortID(res.GetNodeId())))
+	switch {
+	case res.GetScan() != nil:
+		line += "; scanned: " + summaryCounts(res.GetScan())
+	case res.GetScanError() != "":
+		line += "; not scanned: " + res.GetScanError()
+	}
+	return line
 }
 
 // parseBuildArgs reads --build-arg values: KEY=VALUE, or KEY alone for the

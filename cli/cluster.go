@@ -42,6 +42,7 @@ type settingsOutput struct {
 	AllowedBindMounts   []string `json:"allowedBindMounts,omitempty"`
 	AllowPrivileged     bool     `json:"allowPrivileged,omitempty"`
 	AllowHostNamespaces bool     `json:"allowHostNamespaces,omitempty"`
+	BlockSeverity       string   `json:"blockSeverity,omitempty"`
 }
 
 // parseStrategy reads a --strategy word.
@@ -61,11 +62,12 @@ func newClusterSettingsCommand(o *rootOptions) *cobra.Command {
 		autoRebalance bool
 		maxReplicas   uint64
 		insecure      []string
+		blockSeverity string
 		host          hostAccessFlags
 		out           *outputFormat
 	)
 	cmd := &cobra.Command{
-		Use:   "settings [--strategy spread|binpack] [--auto-rebalance=true|false] [--allow-bind-mount PATH]... [--allow-privileged] [--allow-host-namespaces] [--max-replicas N]",
+		Use:   "settings [--strategy spread|binpack] [--auto-rebalance=true|false] [--allow-bind-mount PATH]... [--allow-privileged] [--allow-host-namespaces] [--max-replicas N] [--block-severity low|medium|high|critical|none]",
 		Short: "Show or change the cluster's scheduling, registries and what services may do to their hosts",
 		Long: `Without flags, show the cluster settings. With flags, change the ones given
 and show the result.
@@ -94,7 +96,13 @@ repeat it for several. Each one given is added to those stored;
 (cap_add: ALL), use host devices, or turn off seccomp or
 no_new_privileges. --allow-host-namespaces lets them share the host's pid,
 ipc or network namespace. Set either =false to forbid it again; services
-already running keep running.`,
+already running keep running.
+
+--block-severity is the scan gate: an apply whose images have
+vulnerability findings at or above it is refused (images not scanned yet
+are scanned during the apply); none lifts it. A namespace can set its own
+(berth namespace update N --block-severity ...), and a service can accept
+named findings with x-berth: {allow-vulnerabilities: [CVE-...]}.`,
 		Example: `  berth cluster settings
   berth cluster settings --strategy binpack
   berth cluster settings --auto-rebalance=true -o json
@@ -102,12 +110,14 @@ already running keep running.`,
   berth cluster settings --allow-bind-mount /srv/data --allow-bind-mount /var/log
   berth cluster settings --clear-bind-mounts
   berth cluster settings --allow-privileged=false
-  berth cluster settings --max-replicas 500`,
+  berth cluster settings --max-replicas 500
+  berth cluster settings --block-severity high`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			changeStrategy, changeRebalance := cmd.Flags().Changed("strategy"), cmd.Flags().Changed("auto-rebalance")
 			changeInsecure := cmd.Flags().Changed("insecure-registry")
 			changeMax := cmd.Flags().Changed("max-replicas")
+			changeBlock := cmd.Flags().Changed("block-severity")
 			if changeMax && maxReplicas > validation.MaxReplicasLimit {
 				return usageErrorf("--max-replicas %d is over the highest cap of %d", maxReplicas, validation.MaxReplicasLimit)
 			}
@@ -126,7 +136,7 @@ already running keep running.`,
 				if err != nil {
 					return fmt.Errorf("get cluster settings: %w", err)
 				}
-				if changeStrategy || changeRebalance || changeInsecure || changeMax || host.changed(cmd) {
+				if changeStrategy || changeRebalance || changeInsecure || changeMax || changeBlock || host.changed(cmd) {
 					if changeStrategy {
 						s.Strategy = want
 					}
@@ -138,6 +148,9 @@ already running keep running.`,
 					}
 					if changeMax {
 						s.MaxReplicas = maxReplicas
+					}
+					if changeBlock {
+						s.BlockSeverity = blockSeverity
 					}
 					host.apply(cmd, s)
 					if s, err = c.UpdateSettings(ctx, &berthv1.UpdateSettingsRequest{Settings: s}); err != nil {
@@ -154,6 +167,7 @@ already running keep running.`,
 					AllowedBindMounts:   s.GetAllowedBindMounts(),
 					AllowPrivileged:     s.GetAllowPrivileged(),
 					AllowHostNamespaces: s.GetAllowHostNamespaces(),
+					BlockSeverity:       s.GetBlockSeverity(),
 				}
 				return printList(cmd.OutOrStdout(), *out, v, func(w io.Writer) {
 					kv := []string{"Strategy", v.Strategy, "Auto-rebalance", strconv.FormatBool(v.AutoRebalance),
@@ -170,6 +184,9 @@ already running keep running.`,
 					if v.AllowHostNamespaces {
 						kv = append(kv, "Allow host namespaces", "true")
 					}
+					if v.BlockSeverity != "" {
+						kv = append(kv, "Block severity", v.BlockSeverity)
+					}
 					fields(w, kv...)
 				})
 			})
@@ -178,6 +195,7 @@ already running keep running.`,
 	cmd.Flags().StringVar(&strategy, "strategy", "", "default scheduling strategy: spread or binpack")
 	cmd.Flags().BoolVar(&autoRebalance, "auto-rebalance", false, "rebalance every service when a node joins or comes back")
 	cmd.Flags().Uint64Var(&maxReplicas, "max-replicas", 0, "cap on one service's replicas; 0 means the default (10,000)")
+	cmd.Flags().StringVar(&blockSeverity, "block-severity", "", "scan gate: refuse applies of images with findings at or above low, medium, high or critical; none lifts it")
 	cmd.Flags().StringArrayVar(&insecure, "insecure-registry", nil, "a registry (host:port) reached over plain HTTP; repeat for several, empty to clear")
 	host.add(cmd)
 	out = addOutputFlag(cmd)

@@ -26,7 +26,7 @@ const describeEventLimit = 20
 
 func newDescribeCommand(o *rootOptions) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "describe APP/SERVICE | service APP/SERVICE | task ID | node NAME",
+		Use:   "describe APP/SERVICE | service APP/SERVICE | task ID | node NAME | image IMAGE",
 		Short: "Show one service, task or node in detail, with its recent events",
 		Long: `Show one object in detail: its spec and status, its tasks, and at the end its
 recent events, which say why it is as it is (failures with their exit
@@ -64,6 +64,14 @@ as "berth ps" shows it), a node by its name or ID.`,
 			Args:  cobra.ExactArgs(1),
 			RunE: func(cmd *cobra.Command, args []string) error {
 				return describeTask(cmd, o, args[0])
+			},
+		},
+		&cobra.Command{
+			Use:   "image IMAGE|DIGEST",
+			Short: "Show an image's stored scan: OS, packages and vulnerability findings",
+			Args:  cobra.ExactArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				return describeImage(cmd, o, args[0])
 			},
 		},
 		&cobra.Command{
@@ -135,6 +143,7 @@ func describeService(cmd *cobra.Command, o *rootOptions, ref string) error {
 			"Rebalance", rebalanceText(svc),
 			"Updated", rfc3339(svc.GetMeta().GetUpdatedAt()),
 		)
+		printServiceScan(ctx, w, c, spec)
 		now := o.now()
 		printServiceNetworks(w, svc, tasks.GetTasks())
 		printServiceStorage(w, spec)

@@ -166,19 +166,27 @@ without a record gets one; one already recorded is refused (use update).`,
 
 func newNamespaceUpdateCommand(o *rootOptions) *cobra.Command {
 	var q quotaFlags
+	var blockSeverity string
 	cmd := &cobra.Command{
-		Use:   "update NAME [--cpu N] [--memory SIZE] [--tasks N] [--volumes N]",
+		Use:   "update NAME [--cpu N] [--memory SIZE] [--tasks N] [--volumes N] [--block-severity S]",
 		Short: "Change a namespace's quota",
 		Long: `Change the quota of namespace NAME: each flag given replaces its value, the
 others keep theirs; 0 removes a bound. A quota below what the namespace
 uses now is allowed: what runs keeps running, and requests that need more
-are refused until the use is under it.`,
+are refused until the use is under it.
+
+--block-severity sets the namespace's scan gate: an apply whose images have
+vulnerability findings at or above it (low, medium, high, critical) is
+refused; none lets every image through whatever the cluster's gate says;
+an empty value ("") uses the cluster's gate again.`,
 		Example: `  berth namespace update team-a --memory 8g
-  berth ns update team-a --tasks 0`,
+  berth ns update team-a --tasks 0
+  berth ns update team-a --block-severity critical`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if !q.changed(cmd) {
-				return usageErrorf("give at least one of --cpu, --memory, --tasks, --volumes")
+			changeBlock := cmd.Flags().Changed("block-severity")
+			if !q.changed(cmd) && !changeBlock {
+				return usageErrorf("give at least one of --cpu, --memory, --tasks, --volumes, --block-severity")
 			}
 			if err := q.apply(cmd, &berthv1.NamespaceQuota{}); err != nil {
 				return err
@@ -195,16 +203,25 @@ are refused until the use is under it.`,
 				if err := q.apply(cmd, quota); err != nil {
 					return err
 				}
-				ns, err := c.UpdateNamespace(ctx, &berthv1.UpdateNamespaceRequest{Name: args[0], Quota: quota})
+				req := &berthv1.UpdateNamespaceRequest{Name: args[0], Quota: quota}
+				if changeBlock {
+					req.BlockSeverity = &blockSeverity
+				}
+				ns, err := c.UpdateNamespace(ctx, req)
 				if err != nil {
 					return fmt.Errorf("update namespace %s: %w", args[0], err)
 				}
-				fmt.Fprintf(cmd.OutOrStdout(), "namespace %s updated (quota: %s)\n", ns.GetName(), quotaText(ns.GetQuota()))
+				gate := ""
+				if b := ns.GetBlockSeverity(); b != "" {
+					gate = ", scan gate: " + b
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "namespace %s updated (quota: %s%s)\n", ns.GetName(), quotaText(ns.GetQuota()), gate)
 				return nil
 			})
 		},
 	}
 	q.add(cmd)
+	cmd.Flags().StringVar(&blockSeverity, "block-severity", "", "scan gate of the namespace: low, medium, high, critical, none (no gate), or \"\" (the cluster's)")
 	return cmd
 }
 
@@ -214,10 +231,13 @@ type namespaceRow struct {
 	Labels map[string]string       `json:"labels,omitempty"`
 	Quota  *berthv1.NamespaceQuota `json:"quota,omitempty"`
 	Usage  *berthv1.NamespaceUsage `json:"usage"`
+	// BlockSeverity is the namespace's own scan gate ("" for the
+	// cluster's).
+	BlockSeverity string `json:"blockSeverity,omitempty"`
 }
 
 func toNamespaceRow(s *berthv1.NamespaceSummary) namespaceRow {
-	r := namespaceRow{Name: s.GetNamespace().GetName(), Labels: s.GetNamespace().GetLabels(), Usage: s.GetUsage()}
+	r := namespaceRow{Name: s.GetNamespace().GetName(), Labels: s.GetNamespace().GetLabels(), Usage: s.GetUsage(), BlockSeverity: s.GetNamespace().GetBlockSeverity()}
 	if q := s.GetNamespace().GetQuota(); q != nil && (q.CpuMillis > 0 || q.MemoryBytes > 0 || q.Tasks > 0 || q.Volumes > 0) {
 		r.Quota = q
 	}
@@ -314,8 +334,12 @@ func newNamespaceDescribeCommand(o *rootOptions) *cobra.Command {
 				for _, k := range slices.Sorted(maps.Keys(r.Labels)) {
 					labels = append(labels, k+"="+r.Labels[k])
 				}
-				fields(w, "Name", r.Name, "Labels", strings.Join(labels, ", "),
-					"Apps", countText(r.Usage.GetApps()), "Services", countText(r.Usage.GetServices()))
+				kv := []string{"Name", r.Name, "Labels", strings.Join(labels, ", "),
+					"Apps", countText(r.Usage.GetApps()), "Services", countText(r.Usage.GetServices())}
+				if r.BlockSeverity != "" {
+					kv = append(kv, "Scan gate", r.BlockSeverity)
+				}
+				fields(w, kv...)
 				fmt.Fprintln(w)
 				u, q := r.Usage, r.Quota
 				return printList(w, formatTable, nil, func(tw io.Writer) {

@@ -114,6 +114,8 @@ error (an unknown command or flag, or arguments of the wrong shape);
 		newRegistryCommand(o),
 		newPullCommand(o),
 		newPushCommand(o),
+		newScanCommand(o),
+		newVulnDBCommand(o),
 		newVersionCommand(o),
 		newContextCommand(o),
 		newCompletionCommand(),

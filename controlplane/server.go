@@ -319,11 +319,11 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		Servers: s.servers.list, NetworkRange: networkRange, ContainerRange: containerRange,
 		APITokens: apiTokens, Users: users, Triggers: s.triggers, Trust: trusted,
 	})
-	// A trigger's run scans what it built with the API's scanner and
+	// A trigger's run scans what it built under the namespace's scan gate and
 	// signs it with the cluster's keys.
 	s.triggerRunner = trigger.NewRunner(trigger.RunnerConfig{
 		Records: s.triggers, Store: s.store, Cluster: api.TriggerCluster(),
-		Scanner: nil, Signer: trusted, Log: cfg.Log.With("component", "trigger-runner"),
+		Scanner: api, Signer: trusted, Log: cfg.Log.With("component", "trigger-runner"),
 	})
 	s.hooks = &trigger.Hooks{Records: s.triggers, Store: s.store, KEK: kek, Log: cfg.Log.With("component", "webhooks")}
 	auditCfg := audit.Config{Store: s.store, Log: cfg.Log.With("component", "audit")}
@@ -339,7 +339,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	grpcMetrics := metrics.NewGRPC()
 	s.placements = orchestrator.NewMetrics()
 	if cfg.Metrics != nil {
-		cs := []prometheus.Collector{s.placements, nodehealth.Collector(s.cache), metrics.CertExpiry("server", s.id, s.certs.creds.NotAfter), trusted.Collector()}
+		cs := []prometheus.Collector{s.placements, nodehealth.Collector(s.cache), metrics.CertExpiry("server", s.id, s.certs.creds.NotAfter), trusted.Collector(), api.ScanCollector()}
 		cs = append(cs, s.store.Collectors()...)
 		cs = append(cs, disp.Collectors()...)
 		if err := metrics.Register(cfg.Metrics, append(cs, grpcMetrics.Collectors()...)...); err != nil {

@@ -298,3 +298,20 @@ type Attachment struct {
 	// /etc/hostname).
 	Files map[string]string
 }
+
+// ImageFiles gives read access to an image's file tree, for the agent's
+// SBOMs. A runtime without files (the fake) does not implement it.
+type ImageFiles interface {
+	// MountImage mounts image ref's root file system read-only in a new
+	// temporary directory; the image must be in the store
+	// (ErrImageNotFound otherwise). Release unmounts it and removes what
+	// it made; it must be called.
+	MountImage(ctx context.Context, ref string) (ImageMount, error)
+}
+
+// ImageMount is an image's file tree mounted by MountImage.
+type ImageMount struct {
+	// Dir is where the tree is mounted; Digest the image's manifest digest.
+	Dir, Digest string
+	Release     func() error
+}

@@ -185,6 +185,15 @@ var Methods = map[string]Rule{
 	cluster + "ListImageTags":     {Level: Deployer, Scope: Cluster},
 	cluster + "VerifyImages":      view(Namespaced),
 
+	// Trusted images: vulnerability scanning. The database is the
+	// cluster's and only an admin replaces it; a scan stores a result and
+	// answers with the gate of the namespace asked for.
+	cluster + "ImportVulnDB":    admin(true),
+	cluster + "GetVulnDBStatus": view(Cluster),
+	cluster + "Scan":            deploy(Namespaced),
+	cluster + "GetScanResult":   view(Namespaced),
+	cluster + "ListScanResults": view(Cluster),
+
 	// Agents: Join is open (its token is the credential); a session needs
 	// the node's certificate.
 	agent + "Join":    {Open: true, Mutates: true},
@@ -201,6 +210,7 @@ var Methods = map[string]Rule{
 	node + "Stats":        serverOnly(),
 	node + "VolumeUsage":  serverOnly(),
 	node + "RemoveVolume": serverOnly(),
+	node + "Sbom":         serverOnly(),
 }
 
 // ShortName is a full gRPC method name without its service

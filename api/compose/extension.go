@@ -27,7 +27,8 @@ var strategies = map[string]berthv1.SchedulingStrategy{
 // here is an error, not a warning: a misspelt key in Berth's own block
 // would otherwise be ignored without a word.
 var extensionKeys = map[string]func(spec *berthv1.ServiceSpec, v any) error{
-	"strategy": setStrategy,
+	"strategy":              setStrategy,
+	"allow-vulnerabilities": setAllowVulnerabilities,
 }
 
 // applyExtension reads the service's x-berth block into spec. Problems
@@ -81,4 +82,23 @@ func quoteValue(v any) string {
 		return fmt.Sprintf("%q", s)
 	}
 	return fmt.Sprint(v)
+}
+
+// setAllowVulnerabilities reads x-berth.allow-vulnerabilities: the ids
+// (CVE-..., GHSA-..., DSA-...) the scan gate accepts for the service.
+func setAllowVulnerabilities(spec *berthv1.ServiceSpec, v any) error {
+	list, ok := v.([]any)
+	if !ok {
+		return fmt.Errorf("must be a list of vulnerability ids, like [CVE-2024-1234]; got %v", quoteValue(v))
+	}
+	spec.AllowVulnerabilities = nil
+	for i, item := range list {
+		id, _ := item.(string)
+		id = strings.TrimSpace(id)
+		if id == "" || strings.ContainsAny(id, " \t,") {
+			return fmt.Errorf("item %d, %v, is not a vulnerability id; write ids like CVE-2024-1234 or GHSA-xxxx-xxxx-xxxx, one an item", i, quoteValue(item))
+		}
+		spec.AllowVulnerabilities = append(spec.AllowVulnerabilities, id)
+	}
+	return nil
 }

@@ -54,7 +54,7 @@ var supported = []tree.Path{
 	// The loader never reports x- keys; these are listed so this stays the
 	// one inventory of what Berth reads. applyExtension rejects unknown keys
 	// inside x-berth.
-	"services.*.x-berth", "services.*.x-berth.strategy",
+	"services.*.x-berth", "services.*.x-berth.strategy", "services.*.x-berth.allow-vulnerabilities",
 	"services.*.platform",
 	"services.*.deploy.restart_policy.condition", "services.*.deploy.restart_policy.delay",
 	"services.*.deploy.restart_policy.max_attempts", "services.*.deploy.restart_policy.window",

@@ -122,6 +122,11 @@ func TestLoadConvertsDeployExtensions(t *testing.T) {
 			want: defaults(&berthv1.ServiceSpec{Image: "busybox", Strategy: berthv1.SchedulingStrategy_SCHEDULING_STRATEGY_BINPACK}),
 		},
 		{
+			name: "allow-vulnerabilities",
+			web:  "    image: busybox\n    x-berth:\n      allow-vulnerabilities: [CVE-2024-0001, GHSA-aaaa-bbbb-cccc]\n",
+			want: defaults(&berthv1.ServiceSpec{Image: "busybox", AllowVulnerabilities: []string{"CVE-2024-0001", "GHSA-aaaa-bbbb-cccc"}}),
+		},
+		{
 			name: "spread",
 			web:  "    image: busybox\n    x-berth: {strategy: spread}\n",
 			want: defaults(&berthv1.ServiceSpec{Image: "busybox", Strategy: berthv1.SchedulingStrategy_SCHEDULING_STRATEGY_SPREAD}),
@@ -206,8 +211,8 @@ func TestLoadDeployExtensionErrors(t *testing.T) {
 			name: "unknown keys in x-berth",
 			web:  "    image: busybox\n    x-berth:\n      strategy: binpack\n      stratgy: spread\n      replicas: 2\n",
 			want: []string{
-				`compose.yaml:7: service "web": x-berth.replicas: unknown key "replicas"; x-berth allows strategy`,
-				`compose.yaml:6: service "web": x-berth.stratgy: unknown key "stratgy"; x-berth allows strategy`,
+				`compose.yaml:7: service "web": x-berth.replicas: unknown key "replicas"; x-berth allows allow-vulnerabilities, strategy`,
+				`compose.yaml:6: service "web": x-berth.stratgy: unknown key "stratgy"; x-berth allows allow-vulnerabilities, strategy`,
 			},
 		},
 		{
@@ -216,9 +221,19 @@ func TestLoadDeployExtensionErrors(t *testing.T) {
 			want: []string{`compose.yaml:5: service "web": x-berth.strategy: "fastest" is not a strategy; use spread or binpack`},
 		},
 		{
+			name: "allow-vulnerabilities not a list",
+			web:  "    image: busybox\n    x-berth:\n      allow-vulnerabilities: CVE-2024-1\n",
+			want: []string{`compose.yaml:5: service "web": x-berth.allow-vulnerabilities: must be a list of vulnerability ids, like [CVE-2024-1234]; got "CVE-2024-1"`},
+		},
+		{
+			name: "allow-vulnerabilities item with spaces",
+			web:  "    image: busybox\n    x-berth:\n      allow-vulnerabilities: [\"CVE-1, CVE-2\"]\n",
+			want: []string{`compose.yaml:5: service "web": x-berth.allow-vulnerabilities: item 0, "CVE-1, CVE-2", is not a vulnerability id`},
+		},
+		{
 			name: "x-berth that is not a mapping",
 			web:  "    image: busybox\n    x-berth: binpack\n",
-			want: []string{`compose.yaml:4: service "web": x-berth: must be a mapping of strategy, like x-berth: {strategy: binpack}`},
+			want: []string{`compose.yaml:4: service "web": x-berth: must be a mapping of allow-vulnerabilities, strategy, like x-berth: {strategy: binpack}`},
 		},
 		{
 			name: "memory limit too small",

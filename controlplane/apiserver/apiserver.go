@@ -69,6 +69,8 @@ type Server struct {
 	berthv1.UnimplementedClusterServiceServer
 	cfg Config
 	log *slog.Logger
+	// vulnDB holds the vulnerability database this server last read.
+	vulnDB vulnDBCache
 }
 
 // New returns the API server.

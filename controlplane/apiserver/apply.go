@@ -42,6 +42,14 @@ func (s *Server) Apply(ctx context.Context, req *berthv1.ApplyRequest) (*berthv1
 	if errs := s.checkTrust(ctx, req.Namespace, req.Services); len(errs) > 0 {
 		return nil, errs.GRPCStatus().Err()
 	}
+	// The scan gate reads the pinned digests: what is scanned is what
+	// runs.
+	if errs, err := s.checkScanGate(ctx, req); err != nil || len(errs) > 0 {
+		if err != nil {
+			return nil, err
+		}
+		return nil, errs.GRPCStatus().Err()
+	}
 	for attempt := 0; ; attempt++ {
 		resp, txn, err := s.plan(req, time.Now())
 		if err != nil {

@@ -82,6 +82,7 @@ func (s *Server) Build(stream berthv1.ClusterService_BuildServer) error {
 			res.NodeId = cmp.Or(res.NodeId, node.GetMeta().GetId())
 			res.NodeName = cmp.Or(res.NodeName, node.Name)
 			s.recordBuild(ctx, node.GetMeta().GetId(), header.Tags, res)
+			s.scanBuilt(ctx, node, res)
 		}
 		if err := stream.Send(ev); err != nil {
 			downErr = err

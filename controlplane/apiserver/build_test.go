@@ -73,6 +73,12 @@ type fakeBuilder struct {
 	context []byte
 }
 
+// Sbom answers as a node that read one package of the image built.
+func (f *fakeBuilder) Sbom(ctx context.Context, req *berthv1.NodeSbomRequest) (*berthv1.NodeSbomResponse, error) {
+	return &berthv1.NodeSbomResponse{Sbom: &berthv1.Sbom{Image: req.Image, Digest: req.Digest,
+		Packages: []*berthv1.SbomPackage{{Name: "zlib", Version: "1.3", Ecosystem: "Debian:12"}}}}, nil
+}
+
 func (f *fakeBuilder) Build(stream grpc.BidiStreamingServer[berthv1.BuildRequest, berthv1.BuildEvent]) error {
 	first, err := stream.Recv()
 	if err != nil {
@@ -240,8 +246,15 @@ func TestBuildRelaysToTheNode(t *testing.T) {
 		t.Fatalf("events = %v, want the status then the result", events)
 	}
 	want := &berthv1.BuildResult{NodeId: "n1", NodeName: "alpha", Image: "web:1", Digest: "sha256:abc"}
-	if got := events[1].GetResult(); !proto.Equal(got, want) {
+	got := proto.CloneOf(events[1].GetResult())
+	scan := got.GetScan()
+	got.Scan = nil
+	if !proto.Equal(got, want) {
 		t.Errorf("result = %v, want %v (node filled in)", got, want)
+	}
+	// The build's result is scanned on the node that built it.
+	if scan.GetDigest() != "sha256:abc" || scan.GetPackages() != 1 || len(scan.GetCounts()) != 0 {
+		t.Errorf("scan of the build = %v, want one package of sha256:abc and no findings", scan)
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()

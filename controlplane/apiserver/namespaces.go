@@ -1,6 +1,7 @@
 package apiserver
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -71,6 +72,14 @@ func (s *Server) UpdateNamespace(ctx context.Context, req *berthv1.UpdateNamespa
 	if err := checkQuotaValues(req.Quota); err != nil {
 		return nil, err
 	}
+	var block *string
+	if req.BlockSeverity != nil {
+		b, err := normalizeBlockSeverity(req.GetBlockSeverity(), "none")
+		if err != nil {
+			return nil, err
+		}
+		block = &b
+	}
 	for attempt := 0; ; attempt++ {
 		cur, err := s.namespaceRecord(ctx, req.Name)
 		if err != nil {
@@ -85,13 +94,19 @@ func (s *Server) UpdateNamespace(ctx context.Context, req *berthv1.UpdateNamespa
 				return nil, namespaceNotFound(req.Name)
 			}
 			next = &berthv1.Namespace{Meta: &berthv1.Meta{Id: store.NewID(), CreatedAt: now, UpdatedAt: now}, Name: req.Name, Quota: req.Quota, CreatedAt: now}
+			if block != nil {
+				next.BlockSeverity = *block
+			}
 			txn.Create(store.NamespaceKey(req.Name), next)
 		} else {
-			if proto.Equal(cur.GetQuota(), req.GetQuota()) {
+			if proto.Equal(cur.GetQuota(), req.GetQuota()) && (block == nil || *block == cur.BlockSeverity) {
 				return cur, nil
 			}
 			next = proto.Clone(cur).(*berthv1.Namespace)
 			next.Quota, next.Meta.UpdatedAt = req.Quota, now
+			if block != nil {
+				next.BlockSeverity = *block
+			}
 			txn.Update(store.NamespaceKey(req.Name), next)
 		}
 		rev, err := s.cfg.Store.Commit(ctx, &txn)
@@ -103,7 +118,11 @@ func (s *Server) UpdateNamespace(ctx context.Context, req *berthv1.UpdateNamespa
 		}
 		next.Meta.Version = rev
 		s.log.Info("namespace quota changed", "namespace", req.Name, "quota", quotaWords(req.Quota))
-		s.cfg.Store.RecordEvent(namespaceEvent(req.Name, "update", "quota changed: "+quotaWords(req.Quota)))
+		msg := "quota changed: " + quotaWords(req.Quota)
+		if block != nil {
+			msg += "; scan gate: " + cmp.Or(*block, "the cluster's")
+		}
+		s.cfg.Store.RecordEvent(namespaceEvent(req.Name, "update", msg))
 		return next, nil
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/berthproject/berth/api/validation"
 	"github.com/berthproject/berth/controlplane/registry"
 	"github.com/berthproject/berth/controlplane/store"
+	"github.com/berthproject/berth/controlplane/vulndb"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -46,6 +47,10 @@ func (s *Server) UpdateSettings(ctx context.Context, req *berthv1.UpdateSettings
 	if err != nil {
 		return nil, err
 	}
+	block, err := normalizeBlockSeverity(want.BlockSeverity, "")
+	if err != nil {
+		return nil, err
+	}
 	read := func() (*berthv1.ClusterSettings, error) {
 		cur := proto.Clone(s.cfg.Cache.Settings()).(*berthv1.ClusterSettings)
 		if cur.Meta == nil {
@@ -59,11 +64,12 @@ func (s *Server) UpdateSettings(ctx context.Context, req *berthv1.UpdateSettings
 	got, err := guardedUpdate(ctx, s, store.SettingsKey, read, func(next *berthv1.ClusterSettings) error {
 		before = proto.Clone(next).(*berthv1.ClusterSettings)
 		if next.Strategy == want.Strategy && next.AutoRebalance == want.AutoRebalance && slices.Equal(next.InsecureRegistries, insecure) && next.MaxReplicas == want.MaxReplicas &&
-			sameHostAccess(next, want, binds) && next.GetMeta().GetVersion() != 0 {
+			sameHostAccess(next, want, binds) && next.BlockSeverity == block && next.GetMeta().GetVersion() != 0 {
 			return errUnchanged
 		}
 		next.Strategy, next.AutoRebalance, next.InsecureRegistries = want.Strategy, want.AutoRebalance, insecure
 		next.MaxReplicas = want.MaxReplicas
+		next.BlockSeverity = block
 		setHostAccess(next, want, binds)
 		return nil
 	})
@@ -77,6 +83,9 @@ func (s *Server) UpdateSettings(ctx context.Context, req *berthv1.UpdateSettings
 		}
 		msg += hostAccessWords(got)
 		msg += fmt.Sprintf(", max replicas %d", validation.MaxReplicas(got))
+		if got.BlockSeverity != "" {
+			msg += ", scan gate blocks " + got.BlockSeverity + " and above"
+		}
 		s.log.Info("settings updated", "strategy", strategyName(got.Strategy), "auto_rebalance", got.AutoRebalance, "insecure_registries", got.InsecureRegistries)
 		s.cfg.Store.RecordEvent(&berthv1.Event{Kind: store.EventKindCluster, ObjectId: "settings", Action: "update", Message: msg})
 	}
@@ -110,4 +119,22 @@ func strategyName(st berthv1.SchedulingStrategy) string {
 		return "spread"
 	}
 	return "spread (default)"
+}
+
+// normalizeBlockSeverity checks a scan gate's severity and returns how it
+// is stored: lower case, "" for none. none is what "none" becomes (the
+// namespace's explicit "none" stays "none", so that it overrides the
+// cluster's gate).
+func normalizeBlockSeverity(v, none string) (string, error) {
+	sev, err := vulndb.ParseSeverity(v)
+	if err != nil {
+		return "", status.Errorf(codes.InvalidArgument, "block severity: %v", err)
+	}
+	if sev == berthv1.Severity_SEVERITY_UNSPECIFIED {
+		if strings.TrimSpace(v) == "" {
+			return "", nil
+		}
+		return none, nil
+	}
+	return vulndb.SeverityName(sev), nil
 }

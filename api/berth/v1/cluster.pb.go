@@ -647,7 +647,10 @@ type UpdateNamespaceRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	// quota replaces the namespace's quota.
-	Quota         *NamespaceQuota `protobuf:"bytes,2,opt,name=quota,proto3" json:"quota,omitempty"`
+	Quota *NamespaceQuota `protobuf:"bytes,2,opt,name=quota,proto3" json:"quota,omitempty"`
+	// block_severity, when set, replaces the namespace's scan gate ("" for
+	// the cluster's).
+	BlockSeverity *string `protobuf:"bytes,20,opt,name=block_severity,json=blockSeverity,proto3,oneof" json:"block_severity,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -694,6 +697,13 @@ func (x *UpdateNamespaceRequest) GetQuota() *NamespaceQuota {
 		return x.Quota
 	}
 	return nil
+}
+
+func (x *UpdateNamespaceRequest) GetBlockSeverity() string {
+	if x != nil && x.BlockSeverity != nil {
+		return *x.BlockSeverity
+	}
+	return ""
 }
 
 type ListNamespacesRequest struct {
@@ -4256,8 +4266,12 @@ type BuildResult struct {
 	NodeId   string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
 	NodeName string                 `protobuf:"bytes,2,opt,name=node_name,json=nodeName,proto3" json:"node_name,omitempty"`
 	// image is the first tag; digest the manifest digest.
-	Image         string `protobuf:"bytes,3,opt,name=image,proto3" json:"image,omitempty"`
-	Digest        string `protobuf:"bytes,4,opt,name=digest,proto3" json:"digest,omitempty"`
+	Image  string `protobuf:"bytes,3,opt,name=image,proto3" json:"image,omitempty"`
+	Digest string `protobuf:"bytes,4,opt,name=digest,proto3" json:"digest,omitempty"`
+	// scan sums up the vulnerability scan of the built image; scan_error
+	// says why there is none.
+	Scan          *ScanSummary `protobuf:"bytes,20,opt,name=scan,proto3" json:"scan,omitempty"`
+	ScanError     string       `protobuf:"bytes,21,opt,name=scan_error,json=scanError,proto3" json:"scan_error,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4316,6 +4330,20 @@ func (x *BuildResult) GetImage() string {
 func (x *BuildResult) GetDigest() string {
 	if x != nil {
 		return x.Digest
+	}
+	return ""
+}
+
+func (x *BuildResult) GetScan() *ScanSummary {
+	if x != nil {
+		return x.Scan
+	}
+	return nil
+}
+
+func (x *BuildResult) GetScanError() string {
+	if x != nil {
+		return x.ScanError
 	}
 	return ""
 }
@@ -7572,7 +7600,7 @@ var File_berth_v1_cluster_proto protoreflect.FileDescriptor
 
 const file_berth_v1_cluster_proto_rawDesc = "" +
 	"\n" +
-	"\x16berth/v1/cluster.proto\x12\bberth.v1\x1a\x16berth/v1/objects.proto\x1a\x16berth/v1/trigger.proto\x1a\x14berth/v1/trust.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x0f\n" +
+	"\x16berth/v1/cluster.proto\x12\bberth.v1\x1a\x16berth/v1/objects.proto\x1a\x13berth/v1/scan.proto\x1a\x16berth/v1/trigger.proto\x1a\x14berth/v1/trust.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x0f\n" +
 	"\rWhoAmIRequest\"|\n" +
 	"\x0eWhoAmIResponse\x12\x1c\n" +
 	"\tprincipal\x18\x01 \x01(\tR\tprincipal\x12\x12\n" +
@@ -7605,10 +7633,12 @@ const file_berth_v1_cluster_proto_rawDesc = "" +
 	"\x06labels\x18\x03 \x03(\v2,.berth.v1.CreateNamespaceRequest.LabelsEntryR\x06labels\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\\\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x9b\x01\n" +
 	"\x16UpdateNamespaceRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12.\n" +
-	"\x05quota\x18\x02 \x01(\v2\x18.berth.v1.NamespaceQuotaR\x05quota\"\x17\n" +
+	"\x05quota\x18\x02 \x01(\v2\x18.berth.v1.NamespaceQuotaR\x05quota\x12*\n" +
+	"\x0eblock_severity\x18\x14 \x01(\tH\x00R\rblockSeverity\x88\x01\x01B\x11\n" +
+	"\x0f_block_severity\"\x17\n" +
 	"\x15ListNamespacesRequest\"u\n" +
 	"\x10NamespaceSummary\x121\n" +
 	"\tnamespace\x18\x01 \x01(\v2\x13.berth.v1.NamespaceR\tnamespace\x12.\n" +
@@ -7858,12 +7888,15 @@ const file_berth_v1_cluster_proto_rawDesc = "" +
 	"\fBuildRequest\x12/\n" +
 	"\x06header\x18\x01 \x01(\v2\x15.berth.v1.BuildHeaderH\x00R\x06header\x12%\n" +
 	"\rcontext_chunk\x18\x02 \x01(\fH\x00R\fcontextChunkB\x06\n" +
-	"\x04part\"q\n" +
+	"\x04part\"\xbb\x01\n" +
 	"\vBuildResult\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x1b\n" +
 	"\tnode_name\x18\x02 \x01(\tR\bnodeName\x12\x14\n" +
 	"\x05image\x18\x03 \x01(\tR\x05image\x12\x16\n" +
-	"\x06digest\x18\x04 \x01(\tR\x06digest\"`\n" +
+	"\x06digest\x18\x04 \x01(\tR\x06digest\x12)\n" +
+	"\x04scan\x18\x14 \x01(\v2\x15.berth.v1.ScanSummaryR\x04scan\x12\x1d\n" +
+	"\n" +
+	"scan_error\x18\x15 \x01(\tR\tscanError\"`\n" +
 	"\n" +
 	"BuildEvent\x12\x18\n" +
 	"\x06status\x18\x01 \x01(\fH\x00R\x06status\x12/\n" +
@@ -8093,7 +8126,7 @@ const file_berth_v1_cluster_proto_rawDesc = "" +
 	"\tLogStream\x12\x1a\n" +
 	"\x16LOG_STREAM_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11LOG_STREAM_STDOUT\x10\x01\x12\x15\n" +
-	"\x11LOG_STREAM_STDERR\x10\x022\xe1+\n" +
+	"\x11LOG_STREAM_STDERR\x10\x022\xcd.\n" +
 	"\x0eClusterService\x128\n" +
 	"\x05Apply\x12\x16.berth.v1.ApplyRequest\x1a\x17.berth.v1.ApplyResponse\x12D\n" +
 	"\tDeleteApp\x12\x1a.berth.v1.DeleteAppRequest\x1a\x1b.berth.v1.DeleteAppResponse\x12A\n" +
@@ -8179,7 +8212,12 @@ const file_berth_v1_cluster_proto_rawDesc = "" +
 	"\x11ListTrustPolicies\x12\".berth.v1.ListTrustPoliciesRequest\x1a#.berth.v1.ListTrustPoliciesResponse\x12\\\n" +
 	"\x11RemoveTrustPolicy\x12\".berth.v1.RemoveTrustPolicyRequest\x1a#.berth.v1.RemoveTrustPolicyResponse\x12P\n" +
 	"\rListImageTags\x12\x1e.berth.v1.ListImageTagsRequest\x1a\x1f.berth.v1.ListImageTagsResponse\x12M\n" +
-	"\fVerifyImages\x12\x1d.berth.v1.VerifyImagesRequest\x1a\x1e.berth.v1.VerifyImagesResponseB4Z2github.com/berthproject/berth/api/berth/v1;berthv1b\x06proto3"
+	"\fVerifyImages\x12\x1d.berth.v1.VerifyImagesRequest\x1a\x1e.berth.v1.VerifyImagesResponse\x12G\n" +
+	"\fImportVulnDB\x12\x1d.berth.v1.ImportVulnDBRequest\x1a\x16.berth.v1.VulnDBStatus(\x01\x12K\n" +
+	"\x0fGetVulnDBStatus\x12 .berth.v1.GetVulnDBStatusRequest\x1a\x16.berth.v1.VulnDBStatus\x125\n" +
+	"\x04Scan\x12\x15.berth.v1.ScanRequest\x1a\x16.berth.v1.ScanResponse\x12E\n" +
+	"\rGetScanResult\x12\x1e.berth.v1.GetScanResultRequest\x1a\x14.berth.v1.ScanResult\x12V\n" +
+	"\x0fListScanResults\x12 .berth.v1.ListScanResultsRequest\x1a!.berth.v1.ListScanResultsResponseB4Z2github.com/berthproject/berth/api/berth/v1;berthv1b\x06proto3"
 
 var (
 	file_berth_v1_cluster_proto_rawDescOnce sync.Once
@@ -8344,44 +8382,54 @@ var file_berth_v1_cluster_proto_goTypes = []any{
 	(*Config)(nil),                    // 145: berth.v1.Config
 	(*Network)(nil),                   // 146: berth.v1.Network
 	(*APIToken)(nil),                  // 147: berth.v1.APIToken
-	(*RegistryCredential)(nil),        // 148: berth.v1.RegistryCredential
-	(NodeAvailability)(0),             // 149: berth.v1.NodeAvailability
-	(*ClusterSettings)(nil),           // 150: berth.v1.ClusterSettings
-	(*Service)(nil),                   // 151: berth.v1.Service
-	(*Task)(nil),                      // 152: berth.v1.Task
-	(*Event)(nil),                     // 153: berth.v1.Event
-	(*ServerInfo)(nil),                // 154: berth.v1.ServerInfo
-	(*CreateTriggerRequest)(nil),      // 155: berth.v1.CreateTriggerRequest
-	(*ListTriggersRequest)(nil),       // 156: berth.v1.ListTriggersRequest
-	(*ListTriggerRunsRequest)(nil),    // 157: berth.v1.ListTriggerRunsRequest
-	(*GetTriggerRunLogRequest)(nil),   // 158: berth.v1.GetTriggerRunLogRequest
-	(*RemoveTriggerRequest)(nil),      // 159: berth.v1.RemoveTriggerRequest
-	(*GenerateKeyRequest)(nil),        // 160: berth.v1.GenerateKeyRequest
-	(*ImportKeyRequest)(nil),          // 161: berth.v1.ImportKeyRequest
-	(*ListKeysRequest)(nil),           // 162: berth.v1.ListKeysRequest
-	(*RemoveKeyRequest)(nil),          // 163: berth.v1.RemoveKeyRequest
-	(*SignImageRequest)(nil),          // 164: berth.v1.SignImageRequest
-	(*SetTrustPolicyRequest)(nil),     // 165: berth.v1.SetTrustPolicyRequest
-	(*ListTrustPoliciesRequest)(nil),  // 166: berth.v1.ListTrustPoliciesRequest
-	(*RemoveTrustPolicyRequest)(nil),  // 167: berth.v1.RemoveTrustPolicyRequest
-	(*ListImageTagsRequest)(nil),      // 168: berth.v1.ListImageTagsRequest
-	(*VerifyImagesRequest)(nil),       // 169: berth.v1.VerifyImagesRequest
-	(*AuditRecord)(nil),               // 170: berth.v1.AuditRecord
-	(*CreateTriggerResponse)(nil),     // 171: berth.v1.CreateTriggerResponse
-	(*ListTriggersResponse)(nil),      // 172: berth.v1.ListTriggersResponse
-	(*ListTriggerRunsResponse)(nil),   // 173: berth.v1.ListTriggerRunsResponse
-	(*GetTriggerRunLogResponse)(nil),  // 174: berth.v1.GetTriggerRunLogResponse
-	(*RemoveTriggerResponse)(nil),     // 175: berth.v1.RemoveTriggerResponse
-	(*GenerateKeyResponse)(nil),       // 176: berth.v1.GenerateKeyResponse
-	(*ImportKeyResponse)(nil),         // 177: berth.v1.ImportKeyResponse
-	(*ListKeysResponse)(nil),          // 178: berth.v1.ListKeysResponse
-	(*RemoveKeyResponse)(nil),         // 179: berth.v1.RemoveKeyResponse
-	(*SignImageResponse)(nil),         // 180: berth.v1.SignImageResponse
-	(*SetTrustPolicyResponse)(nil),    // 181: berth.v1.SetTrustPolicyResponse
-	(*ListTrustPoliciesResponse)(nil), // 182: berth.v1.ListTrustPoliciesResponse
-	(*RemoveTrustPolicyResponse)(nil), // 183: berth.v1.RemoveTrustPolicyResponse
-	(*ListImageTagsResponse)(nil),     // 184: berth.v1.ListImageTagsResponse
-	(*VerifyImagesResponse)(nil),      // 185: berth.v1.VerifyImagesResponse
+	(*ScanSummary)(nil),               // 148: berth.v1.ScanSummary
+	(*RegistryCredential)(nil),        // 149: berth.v1.RegistryCredential
+	(NodeAvailability)(0),             // 150: berth.v1.NodeAvailability
+	(*ClusterSettings)(nil),           // 151: berth.v1.ClusterSettings
+	(*Service)(nil),                   // 152: berth.v1.Service
+	(*Task)(nil),                      // 153: berth.v1.Task
+	(*Event)(nil),                     // 154: berth.v1.Event
+	(*ServerInfo)(nil),                // 155: berth.v1.ServerInfo
+	(*CreateTriggerRequest)(nil),      // 156: berth.v1.CreateTriggerRequest
+	(*ListTriggersRequest)(nil),       // 157: berth.v1.ListTriggersRequest
+	(*ListTriggerRunsRequest)(nil),    // 158: berth.v1.ListTriggerRunsRequest
+	(*GetTriggerRunLogRequest)(nil),   // 159: berth.v1.GetTriggerRunLogRequest
+	(*RemoveTriggerRequest)(nil),      // 160: berth.v1.RemoveTriggerRequest
+	(*GenerateKeyRequest)(nil),        // 161: berth.v1.GenerateKeyRequest
+	(*ImportKeyRequest)(nil),          // 162: berth.v1.ImportKeyRequest
+	(*ListKeysRequest)(nil),           // 163: berth.v1.ListKeysRequest
+	(*RemoveKeyRequest)(nil),          // 164: berth.v1.RemoveKeyRequest
+	(*SignImageRequest)(nil),          // 165: berth.v1.SignImageRequest
+	(*SetTrustPolicyRequest)(nil),     // 166: berth.v1.SetTrustPolicyRequest
+	(*ListTrustPoliciesRequest)(nil),  // 167: berth.v1.ListTrustPoliciesRequest
+	(*RemoveTrustPolicyRequest)(nil),  // 168: berth.v1.RemoveTrustPolicyRequest
+	(*ListImageTagsRequest)(nil),      // 169: berth.v1.ListImageTagsRequest
+	(*VerifyImagesRequest)(nil),       // 170: berth.v1.VerifyImagesRequest
+	(*ImportVulnDBRequest)(nil),       // 171: berth.v1.ImportVulnDBRequest
+	(*GetVulnDBStatusRequest)(nil),    // 172: berth.v1.GetVulnDBStatusRequest
+	(*ScanRequest)(nil),               // 173: berth.v1.ScanRequest
+	(*GetScanResultRequest)(nil),      // 174: berth.v1.GetScanResultRequest
+	(*ListScanResultsRequest)(nil),    // 175: berth.v1.ListScanResultsRequest
+	(*AuditRecord)(nil),               // 176: berth.v1.AuditRecord
+	(*CreateTriggerResponse)(nil),     // 177: berth.v1.CreateTriggerResponse
+	(*ListTriggersResponse)(nil),      // 178: berth.v1.ListTriggersResponse
+	(*ListTriggerRunsResponse)(nil),   // 179: berth.v1.ListTriggerRunsResponse
+	(*GetTriggerRunLogResponse)(nil),  // 180: berth.v1.GetTriggerRunLogResponse
+	(*RemoveTriggerResponse)(nil),     // 181: berth.v1.RemoveTriggerResponse
+	(*GenerateKeyResponse)(nil),       // 182: berth.v1.GenerateKeyResponse
+	(*ImportKeyResponse)(nil),         // 183: berth.v1.ImportKeyResponse
+	(*ListKeysResponse)(nil),          // 184: berth.v1.ListKeysResponse
+	(*RemoveKeyResponse)(nil),         // 185: berth.v1.RemoveKeyResponse
+	(*SignImageResponse)(nil),         // 186: berth.v1.SignImageResponse
+	(*SetTrustPolicyResponse)(nil),    // 187: berth.v1.SetTrustPolicyResponse
+	(*ListTrustPoliciesResponse)(nil), // 188: berth.v1.ListTrustPoliciesResponse
+	(*RemoveTrustPolicyResponse)(nil), // 189: berth.v1.RemoveTrustPolicyResponse
+	(*ListImageTagsResponse)(nil),     // 190: berth.v1.ListImageTagsResponse
+	(*VerifyImagesResponse)(nil),      // 191: berth.v1.VerifyImagesResponse
+	(*VulnDBStatus)(nil),              // 192: berth.v1.VulnDBStatus
+	(*ScanResponse)(nil),              // 193: berth.v1.ScanResponse
+	(*ScanResult)(nil),                // 194: berth.v1.ScanResult
+	(*ListScanResultsResponse)(nil),   // 195: berth.v1.ListScanResultsResponse
 }
 var file_berth_v1_cluster_proto_depIdxs = []int32{
 	136, // 0: berth.v1.CreateUserRequest.ttl:type_name -> google.protobuf.Duration
@@ -8421,200 +8469,211 @@ var file_berth_v1_cluster_proto_depIdxs = []int32{
 	134, // 34: berth.v1.BuildHeader.build_args:type_name -> berth.v1.BuildHeader.BuildArgsEntry
 	70,  // 35: berth.v1.BuildHeader.secrets:type_name -> berth.v1.BuildSecret
 	69,  // 36: berth.v1.BuildRequest.header:type_name -> berth.v1.BuildHeader
-	72,  // 37: berth.v1.BuildEvent.result:type_name -> berth.v1.BuildResult
-	148, // 38: berth.v1.ListRegistriesResponse.registries:type_name -> berth.v1.RegistryCredential
-	149, // 39: berth.v1.UpdateNodeRequest.availability:type_name -> berth.v1.NodeAvailability
-	135, // 40: berth.v1.UpdateNodeRequest.set_labels:type_name -> berth.v1.UpdateNodeRequest.SetLabelsEntry
-	150, // 41: berth.v1.UpdateSettingsRequest.settings:type_name -> berth.v1.ClusterSettings
-	151, // 42: berth.v1.ApplyRequest.services:type_name -> berth.v1.Service
-	55,  // 43: berth.v1.ApplyRequest.networks:type_name -> berth.v1.AppNetwork
-	46,  // 44: berth.v1.ApplyRequest.secrets:type_name -> berth.v1.AppFile
-	46,  // 45: berth.v1.ApplyRequest.configs:type_name -> berth.v1.AppFile
-	47,  // 46: berth.v1.ApplyRequest.volumes:type_name -> berth.v1.AppVolume
-	0,   // 47: berth.v1.ServiceChange.action:type_name -> berth.v1.ChangeAction
-	92,  // 48: berth.v1.ApplyResponse.changes:type_name -> berth.v1.ServiceChange
-	97,  // 49: berth.v1.ListAppsResponse.apps:type_name -> berth.v1.App
-	151, // 50: berth.v1.ServiceSummary.service:type_name -> berth.v1.Service
-	101, // 51: berth.v1.ListServicesResponse.services:type_name -> berth.v1.ServiceSummary
-	152, // 52: berth.v1.ListTasksResponse.tasks:type_name -> berth.v1.Task
-	142, // 53: berth.v1.ListNodesResponse.nodes:type_name -> berth.v1.Node
-	141, // 54: berth.v1.ListEventsRequest.since:type_name -> google.protobuf.Timestamp
-	153, // 55: berth.v1.ListEventsResponse.events:type_name -> berth.v1.Event
-	1,   // 56: berth.v1.WatchEvent.action:type_name -> berth.v1.WatchAction
-	142, // 57: berth.v1.WatchEvent.node:type_name -> berth.v1.Node
-	151, // 58: berth.v1.WatchEvent.service:type_name -> berth.v1.Service
-	152, // 59: berth.v1.WatchEvent.task:type_name -> berth.v1.Task
-	141, // 60: berth.v1.LogsRequest.since:type_name -> google.protobuf.Timestamp
-	2,   // 61: berth.v1.LogEntry.stream:type_name -> berth.v1.LogStream
-	141, // 62: berth.v1.LogEntry.at:type_name -> google.protobuf.Timestamp
-	113, // 63: berth.v1.ImportImageRequest.header:type_name -> berth.v1.ImportImageHeader
-	117, // 64: berth.v1.NodeImportResult.images:type_name -> berth.v1.Image
-	115, // 65: berth.v1.ImportImageResponse.results:type_name -> berth.v1.NodeImportResult
-	141, // 66: berth.v1.Image.created_at:type_name -> google.protobuf.Timestamp
-	117, // 67: berth.v1.NodeImages.images:type_name -> berth.v1.Image
-	119, // 68: berth.v1.ListImagesResponse.nodes:type_name -> berth.v1.NodeImages
-	136, // 69: berth.v1.JoinTokenRequest.ttl:type_name -> google.protobuf.Duration
-	141, // 70: berth.v1.JoinTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
-	154, // 71: berth.v1.ListServersResponse.servers:type_name -> berth.v1.ServerInfo
-	91,  // 72: berth.v1.ClusterService.Apply:input_type -> berth.v1.ApplyRequest
-	94,  // 73: berth.v1.ClusterService.DeleteApp:input_type -> berth.v1.DeleteAppRequest
-	96,  // 74: berth.v1.ClusterService.ListApps:input_type -> berth.v1.ListAppsRequest
-	99,  // 75: berth.v1.ClusterService.GetService:input_type -> berth.v1.GetServiceRequest
-	100, // 76: berth.v1.ClusterService.ListServices:input_type -> berth.v1.ListServicesRequest
-	103, // 77: berth.v1.ClusterService.ListTasks:input_type -> berth.v1.ListTasksRequest
-	105, // 78: berth.v1.ClusterService.ListNodes:input_type -> berth.v1.ListNodesRequest
-	107, // 79: berth.v1.ClusterService.ListEvents:input_type -> berth.v1.ListEventsRequest
-	109, // 80: berth.v1.ClusterService.Watch:input_type -> berth.v1.WatchRequest
-	111, // 81: berth.v1.ClusterService.Logs:input_type -> berth.v1.LogsRequest
-	114, // 82: berth.v1.ClusterService.ImportImage:input_type -> berth.v1.ImportImageRequest
-	118, // 83: berth.v1.ClusterService.ListImages:input_type -> berth.v1.ListImagesRequest
-	121, // 84: berth.v1.ClusterService.JoinToken:input_type -> berth.v1.JoinTokenRequest
-	123, // 85: berth.v1.ClusterService.Version:input_type -> berth.v1.VersionRequest
-	124, // 86: berth.v1.ClusterService.ListServers:input_type -> berth.v1.ListServersRequest
-	83,  // 87: berth.v1.ClusterService.ScaleService:input_type -> berth.v1.ScaleServiceRequest
-	84,  // 88: berth.v1.ClusterService.RestartService:input_type -> berth.v1.RestartServiceRequest
-	85,  // 89: berth.v1.ClusterService.RollbackService:input_type -> berth.v1.RollbackServiceRequest
-	86,  // 90: berth.v1.ClusterService.UpdateNode:input_type -> berth.v1.UpdateNodeRequest
-	87,  // 91: berth.v1.ClusterService.Rebalance:input_type -> berth.v1.RebalanceRequest
-	89,  // 92: berth.v1.ClusterService.GetSettings:input_type -> berth.v1.GetSettingsRequest
-	90,  // 93: berth.v1.ClusterService.UpdateSettings:input_type -> berth.v1.UpdateSettingsRequest
-	71,  // 94: berth.v1.ClusterService.Build:input_type -> berth.v1.BuildRequest
-	74,  // 95: berth.v1.ClusterService.PullImage:input_type -> berth.v1.PullImageRequest
-	75,  // 96: berth.v1.ClusterService.PushImage:input_type -> berth.v1.PushImageRequest
-	77,  // 97: berth.v1.ClusterService.Login:input_type -> berth.v1.LoginRequest
-	79,  // 98: berth.v1.ClusterService.Logout:input_type -> berth.v1.LogoutRequest
-	81,  // 99: berth.v1.ClusterService.ListRegistries:input_type -> berth.v1.ListRegistriesRequest
-	107, // 100: berth.v1.ClusterService.WatchEvents:input_type -> berth.v1.ListEventsRequest
-	58,  // 101: berth.v1.ClusterService.Exec:input_type -> berth.v1.ExecRequest
-	60,  // 102: berth.v1.ClusterService.Top:input_type -> berth.v1.TopRequest
-	63,  // 103: berth.v1.ClusterService.CreateAPIToken:input_type -> berth.v1.CreateAPITokenRequest
-	65,  // 104: berth.v1.ClusterService.ListAPITokens:input_type -> berth.v1.ListAPITokensRequest
-	67,  // 105: berth.v1.ClusterService.RevokeAPIToken:input_type -> berth.v1.RevokeAPITokenRequest
-	48,  // 106: berth.v1.ClusterService.CreateNetwork:input_type -> berth.v1.CreateNetworkRequest
-	49,  // 107: berth.v1.ClusterService.ListNetworks:input_type -> berth.v1.ListNetworksRequest
-	52,  // 108: berth.v1.ClusterService.GetNetwork:input_type -> berth.v1.GetNetworkRequest
-	53,  // 109: berth.v1.ClusterService.RemoveNetwork:input_type -> berth.v1.RemoveNetworkRequest
-	26,  // 110: berth.v1.ClusterService.ListVolumes:input_type -> berth.v1.ListVolumesRequest
-	29,  // 111: berth.v1.ClusterService.GetVolume:input_type -> berth.v1.GetVolumeRequest
-	30,  // 112: berth.v1.ClusterService.RemoveVolume:input_type -> berth.v1.RemoveVolumeRequest
-	32,  // 113: berth.v1.ClusterService.CreateSecret:input_type -> berth.v1.CreateSecretRequest
-	34,  // 114: berth.v1.ClusterService.ListSecrets:input_type -> berth.v1.ListSecretsRequest
-	36,  // 115: berth.v1.ClusterService.GetSecret:input_type -> berth.v1.GetSecretRequest
-	37,  // 116: berth.v1.ClusterService.RemoveSecret:input_type -> berth.v1.RemoveSecretRequest
-	39,  // 117: berth.v1.ClusterService.CreateConfig:input_type -> berth.v1.CreateConfigRequest
-	41,  // 118: berth.v1.ClusterService.ListConfigs:input_type -> berth.v1.ListConfigsRequest
-	43,  // 119: berth.v1.ClusterService.GetConfig:input_type -> berth.v1.GetConfigRequest
-	44,  // 120: berth.v1.ClusterService.RemoveConfig:input_type -> berth.v1.RemoveConfigRequest
-	3,   // 121: berth.v1.ClusterService.WhoAmI:input_type -> berth.v1.WhoAmIRequest
-	5,   // 122: berth.v1.ClusterService.CreateUser:input_type -> berth.v1.CreateUserRequest
-	7,   // 123: berth.v1.ClusterService.ListUsers:input_type -> berth.v1.ListUsersRequest
-	9,   // 124: berth.v1.ClusterService.RemoveUser:input_type -> berth.v1.RemoveUserRequest
-	11,  // 125: berth.v1.ClusterService.CreateNamespace:input_type -> berth.v1.CreateNamespaceRequest
-	12,  // 126: berth.v1.ClusterService.UpdateNamespace:input_type -> berth.v1.UpdateNamespaceRequest
-	13,  // 127: berth.v1.ClusterService.ListNamespaces:input_type -> berth.v1.ListNamespacesRequest
-	16,  // 128: berth.v1.ClusterService.GetNamespace:input_type -> berth.v1.GetNamespaceRequest
-	17,  // 129: berth.v1.ClusterService.RemoveNamespace:input_type -> berth.v1.RemoveNamespaceRequest
-	19,  // 130: berth.v1.ClusterService.Audit:input_type -> berth.v1.AuditRequest
-	20,  // 131: berth.v1.ClusterService.RemoveNode:input_type -> berth.v1.RemoveNodeRequest
-	21,  // 132: berth.v1.ClusterService.MarkNodesDown:input_type -> berth.v1.MarkNodesDownRequest
-	24,  // 133: berth.v1.ClusterService.RotateCA:input_type -> berth.v1.RotateCARequest
-	155, // 134: berth.v1.ClusterService.CreateTrigger:input_type -> berth.v1.CreateTriggerRequest
-	156, // 135: berth.v1.ClusterService.ListTriggers:input_type -> berth.v1.ListTriggersRequest
-	157, // 136: berth.v1.ClusterService.ListTriggerRuns:input_type -> berth.v1.ListTriggerRunsRequest
-	158, // 137: berth.v1.ClusterService.GetTriggerRunLog:input_type -> berth.v1.GetTriggerRunLogRequest
-	159, // 138: berth.v1.ClusterService.RemoveTrigger:input_type -> berth.v1.RemoveTriggerRequest
-	160, // 139: berth.v1.ClusterService.GenerateKey:input_type -> berth.v1.GenerateKeyRequest
-	161, // 140: berth.v1.ClusterService.ImportKey:input_type -> berth.v1.ImportKeyRequest
-	162, // 141: berth.v1.ClusterService.ListKeys:input_type -> berth.v1.ListKeysRequest
-	163, // 142: berth.v1.ClusterService.RemoveKey:input_type -> berth.v1.RemoveKeyRequest
-	164, // 143: berth.v1.ClusterService.SignImage:input_type -> berth.v1.SignImageRequest
-	165, // 144: berth.v1.ClusterService.SetTrustPolicy:input_type -> berth.v1.SetTrustPolicyRequest
-	166, // 145: berth.v1.ClusterService.ListTrustPolicies:input_type -> berth.v1.ListTrustPoliciesRequest
-	167, // 146: berth.v1.ClusterService.RemoveTrustPolicy:input_type -> berth.v1.RemoveTrustPolicyRequest
-	168, // 147: berth.v1.ClusterService.ListImageTags:input_type -> berth.v1.ListImageTagsRequest
-	169, // 148: berth.v1.ClusterService.VerifyImages:input_type -> berth.v1.VerifyImagesRequest
-	93,  // 149: berth.v1.ClusterService.Apply:output_type -> berth.v1.ApplyResponse
-	95,  // 150: berth.v1.ClusterService.DeleteApp:output_type -> berth.v1.DeleteAppResponse
-	98,  // 151: berth.v1.ClusterService.ListApps:output_type -> berth.v1.ListAppsResponse
-	151, // 152: berth.v1.ClusterService.GetService:output_type -> berth.v1.Service
-	102, // 153: berth.v1.ClusterService.ListServices:output_type -> berth.v1.ListServicesResponse
-	104, // 154: berth.v1.ClusterService.ListTasks:output_type -> berth.v1.ListTasksResponse
-	106, // 155: berth.v1.ClusterService.ListNodes:output_type -> berth.v1.ListNodesResponse
-	108, // 156: berth.v1.ClusterService.ListEvents:output_type -> berth.v1.ListEventsResponse
-	110, // 157: berth.v1.ClusterService.Watch:output_type -> berth.v1.WatchEvent
-	112, // 158: berth.v1.ClusterService.Logs:output_type -> berth.v1.LogEntry
-	116, // 159: berth.v1.ClusterService.ImportImage:output_type -> berth.v1.ImportImageResponse
-	120, // 160: berth.v1.ClusterService.ListImages:output_type -> berth.v1.ListImagesResponse
-	122, // 161: berth.v1.ClusterService.JoinToken:output_type -> berth.v1.JoinTokenResponse
-	126, // 162: berth.v1.ClusterService.Version:output_type -> berth.v1.VersionResponse
-	125, // 163: berth.v1.ClusterService.ListServers:output_type -> berth.v1.ListServersResponse
-	151, // 164: berth.v1.ClusterService.ScaleService:output_type -> berth.v1.Service
-	151, // 165: berth.v1.ClusterService.RestartService:output_type -> berth.v1.Service
-	151, // 166: berth.v1.ClusterService.RollbackService:output_type -> berth.v1.Service
-	142, // 167: berth.v1.ClusterService.UpdateNode:output_type -> berth.v1.Node
-	88,  // 168: berth.v1.ClusterService.Rebalance:output_type -> berth.v1.RebalanceResponse
-	150, // 169: berth.v1.ClusterService.GetSettings:output_type -> berth.v1.ClusterSettings
-	150, // 170: berth.v1.ClusterService.UpdateSettings:output_type -> berth.v1.ClusterSettings
-	73,  // 171: berth.v1.ClusterService.Build:output_type -> berth.v1.BuildEvent
-	76,  // 172: berth.v1.ClusterService.PullImage:output_type -> berth.v1.ImageProgress
-	76,  // 173: berth.v1.ClusterService.PushImage:output_type -> berth.v1.ImageProgress
-	78,  // 174: berth.v1.ClusterService.Login:output_type -> berth.v1.LoginResponse
-	80,  // 175: berth.v1.ClusterService.Logout:output_type -> berth.v1.LogoutResponse
-	82,  // 176: berth.v1.ClusterService.ListRegistries:output_type -> berth.v1.ListRegistriesResponse
-	153, // 177: berth.v1.ClusterService.WatchEvents:output_type -> berth.v1.Event
-	59,  // 178: berth.v1.ClusterService.Exec:output_type -> berth.v1.ExecResponse
-	62,  // 179: berth.v1.ClusterService.Top:output_type -> berth.v1.TopResponse
-	64,  // 180: berth.v1.ClusterService.CreateAPIToken:output_type -> berth.v1.CreateAPITokenResponse
-	66,  // 181: berth.v1.ClusterService.ListAPITokens:output_type -> berth.v1.ListAPITokensResponse
-	68,  // 182: berth.v1.ClusterService.RevokeAPIToken:output_type -> berth.v1.RevokeAPITokenResponse
-	146, // 183: berth.v1.ClusterService.CreateNetwork:output_type -> berth.v1.Network
-	51,  // 184: berth.v1.ClusterService.ListNetworks:output_type -> berth.v1.ListNetworksResponse
-	50,  // 185: berth.v1.ClusterService.GetNetwork:output_type -> berth.v1.NetworkSummary
-	54,  // 186: berth.v1.ClusterService.RemoveNetwork:output_type -> berth.v1.RemoveNetworkResponse
-	28,  // 187: berth.v1.ClusterService.ListVolumes:output_type -> berth.v1.ListVolumesResponse
-	27,  // 188: berth.v1.ClusterService.GetVolume:output_type -> berth.v1.VolumeSummary
-	31,  // 189: berth.v1.ClusterService.RemoveVolume:output_type -> berth.v1.RemoveVolumeResponse
-	144, // 190: berth.v1.ClusterService.CreateSecret:output_type -> berth.v1.Secret
-	35,  // 191: berth.v1.ClusterService.ListSecrets:output_type -> berth.v1.ListSecretsResponse
-	33,  // 192: berth.v1.ClusterService.GetSecret:output_type -> berth.v1.SecretSummary
-	38,  // 193: berth.v1.ClusterService.RemoveSecret:output_type -> berth.v1.RemoveSecretResponse
-	145, // 194: berth.v1.ClusterService.CreateConfig:output_type -> berth.v1.Config
-	42,  // 195: berth.v1.ClusterService.ListConfigs:output_type -> berth.v1.ListConfigsResponse
-	40,  // 196: berth.v1.ClusterService.GetConfig:output_type -> berth.v1.ConfigSummary
-	45,  // 197: berth.v1.ClusterService.RemoveConfig:output_type -> berth.v1.RemoveConfigResponse
-	4,   // 198: berth.v1.ClusterService.WhoAmI:output_type -> berth.v1.WhoAmIResponse
-	6,   // 199: berth.v1.ClusterService.CreateUser:output_type -> berth.v1.CreateUserResponse
-	8,   // 200: berth.v1.ClusterService.ListUsers:output_type -> berth.v1.ListUsersResponse
-	10,  // 201: berth.v1.ClusterService.RemoveUser:output_type -> berth.v1.RemoveUserResponse
-	139, // 202: berth.v1.ClusterService.CreateNamespace:output_type -> berth.v1.Namespace
-	139, // 203: berth.v1.ClusterService.UpdateNamespace:output_type -> berth.v1.Namespace
-	15,  // 204: berth.v1.ClusterService.ListNamespaces:output_type -> berth.v1.ListNamespacesResponse
-	14,  // 205: berth.v1.ClusterService.GetNamespace:output_type -> berth.v1.NamespaceSummary
-	18,  // 206: berth.v1.ClusterService.RemoveNamespace:output_type -> berth.v1.RemoveNamespaceResponse
-	170, // 207: berth.v1.ClusterService.Audit:output_type -> berth.v1.AuditRecord
-	23,  // 208: berth.v1.ClusterService.RemoveNode:output_type -> berth.v1.RemoveNodeResponse
-	22,  // 209: berth.v1.ClusterService.MarkNodesDown:output_type -> berth.v1.MarkNodesDownResponse
-	25,  // 210: berth.v1.ClusterService.RotateCA:output_type -> berth.v1.RotateCAResponse
-	171, // 211: berth.v1.ClusterService.CreateTrigger:output_type -> berth.v1.CreateTriggerResponse
-	172, // 212: berth.v1.ClusterService.ListTriggers:output_type -> berth.v1.ListTriggersResponse
-	173, // 213: berth.v1.ClusterService.ListTriggerRuns:output_type -> berth.v1.ListTriggerRunsResponse
-	174, // 214: berth.v1.ClusterService.GetTriggerRunLog:output_type -> berth.v1.GetTriggerRunLogResponse
-	175, // 215: berth.v1.ClusterService.RemoveTrigger:output_type -> berth.v1.RemoveTriggerResponse
-	176, // 216: berth.v1.ClusterService.GenerateKey:output_type -> berth.v1.GenerateKeyResponse
-	177, // 217: berth.v1.ClusterService.ImportKey:output_type -> berth.v1.ImportKeyResponse
-	178, // 218: berth.v1.ClusterService.ListKeys:output_type -> berth.v1.ListKeysResponse
-	179, // 219: berth.v1.ClusterService.RemoveKey:output_type -> berth.v1.RemoveKeyResponse
-	180, // 220: berth.v1.ClusterService.SignImage:output_type -> berth.v1.SignImageResponse
-	181, // 221: berth.v1.ClusterService.SetTrustPolicy:output_type -> berth.v1.SetTrustPolicyResponse
-	182, // 222: berth.v1.ClusterService.ListTrustPolicies:output_type -> berth.v1.ListTrustPoliciesResponse
-	183, // 223: berth.v1.ClusterService.RemoveTrustPolicy:output_type -> berth.v1.RemoveTrustPolicyResponse
-	184, // 224: berth.v1.ClusterService.ListImageTags:output_type -> berth.v1.ListImageTagsResponse
-	185, // 225: berth.v1.ClusterService.VerifyImages:output_type -> berth.v1.VerifyImagesResponse
-	149, // [149:226] is the sub-list for method output_type
-	72,  // [72:149] is the sub-list for method input_type
-	72,  // [72:72] is the sub-list for extension type_name
-	72,  // [72:72] is the sub-list for extension extendee
-	0,   // [0:72] is the sub-list for field type_name
+	148, // 37: berth.v1.BuildResult.scan:type_name -> berth.v1.ScanSummary
+	72,  // 38: berth.v1.BuildEvent.result:type_name -> berth.v1.BuildResult
+	149, // 39: berth.v1.ListRegistriesResponse.registries:type_name -> berth.v1.RegistryCredential
+	150, // 40: berth.v1.UpdateNodeRequest.availability:type_name -> berth.v1.NodeAvailability
+	135, // 41: berth.v1.UpdateNodeRequest.set_labels:type_name -> berth.v1.UpdateNodeRequest.SetLabelsEntry
+	151, // 42: berth.v1.UpdateSettingsRequest.settings:type_name -> berth.v1.ClusterSettings
+	152, // 43: berth.v1.ApplyRequest.services:type_name -> berth.v1.Service
+	55,  // 44: berth.v1.ApplyRequest.networks:type_name -> berth.v1.AppNetwork
+	46,  // 45: berth.v1.ApplyRequest.secrets:type_name -> berth.v1.AppFile
+	46,  // 46: berth.v1.ApplyRequest.configs:type_name -> berth.v1.AppFile
+	47,  // 47: berth.v1.ApplyRequest.volumes:type_name -> berth.v1.AppVolume
+	0,   // 48: berth.v1.ServiceChange.action:type_name -> berth.v1.ChangeAction
+	92,  // 49: berth.v1.ApplyResponse.changes:type_name -> berth.v1.ServiceChange
+	97,  // 50: berth.v1.ListAppsResponse.apps:type_name -> berth.v1.App
+	152, // 51: berth.v1.ServiceSummary.service:type_name -> berth.v1.Service
+	101, // 52: berth.v1.ListServicesResponse.services:type_name -> berth.v1.ServiceSummary
+	153, // 53: berth.v1.ListTasksResponse.tasks:type_name -> berth.v1.Task
+	142, // 54: berth.v1.ListNodesResponse.nodes:type_name -> berth.v1.Node
+	141, // 55: berth.v1.ListEventsRequest.since:type_name -> google.protobuf.Timestamp
+	154, // 56: berth.v1.ListEventsResponse.events:type_name -> berth.v1.Event
+	1,   // 57: berth.v1.WatchEvent.action:type_name -> berth.v1.WatchAction
+	142, // 58: berth.v1.WatchEvent.node:type_name -> berth.v1.Node
+	152, // 59: berth.v1.WatchEvent.service:type_name -> berth.v1.Service
+	153, // 60: berth.v1.WatchEvent.task:type_name -> berth.v1.Task
+	141, // 61: berth.v1.LogsRequest.since:type_name -> google.protobuf.Timestamp
+	2,   // 62: berth.v1.LogEntry.stream:type_name -> berth.v1.LogStream
+	141, // 63: berth.v1.LogEntry.at:type_name -> google.protobuf.Timestamp
+	113, // 64: berth.v1.ImportImageRequest.header:type_name -> berth.v1.ImportImageHeader
+	117, // 65: berth.v1.NodeImportResult.images:type_name -> berth.v1.Image
+	115, // 66: berth.v1.ImportImageResponse.results:type_name -> berth.v1.NodeImportResult
+	141, // 67: berth.v1.Image.created_at:type_name -> google.protobuf.Timestamp
+	117, // 68: berth.v1.NodeImages.images:type_name -> berth.v1.Image
+	119, // 69: berth.v1.ListImagesResponse.nodes:type_name -> berth.v1.NodeImages
+	136, // 70: berth.v1.JoinTokenRequest.ttl:type_name -> google.protobuf.Duration
+	141, // 71: berth.v1.JoinTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
+	155, // 72: berth.v1.ListServersResponse.servers:type_name -> berth.v1.ServerInfo
+	91,  // 73: berth.v1.ClusterService.Apply:input_type -> berth.v1.ApplyRequest
+	94,  // 74: berth.v1.ClusterService.DeleteApp:input_type -> berth.v1.DeleteAppRequest
+	96,  // 75: berth.v1.ClusterService.ListApps:input_type -> berth.v1.ListAppsRequest
+	99,  // 76: berth.v1.ClusterService.GetService:input_type -> berth.v1.GetServiceRequest
+	100, // 77: berth.v1.ClusterService.ListServices:input_type -> berth.v1.ListServicesRequest
+	103, // 78: berth.v1.ClusterService.ListTasks:input_type -> berth.v1.ListTasksRequest
+	105, // 79: berth.v1.ClusterService.ListNodes:input_type -> berth.v1.ListNodesRequest
+	107, // 80: berth.v1.ClusterService.ListEvents:input_type -> berth.v1.ListEventsRequest
+	109, // 81: berth.v1.ClusterService.Watch:input_type -> berth.v1.WatchRequest
+	111, // 82: berth.v1.ClusterService.Logs:input_type -> berth.v1.LogsRequest
+	114, // 83: berth.v1.ClusterService.ImportImage:input_type -> berth.v1.ImportImageRequest
+	118, // 84: berth.v1.ClusterService.ListImages:input_type -> berth.v1.ListImagesRequest
+	121, // 85: berth.v1.ClusterService.JoinToken:input_type -> berth.v1.JoinTokenRequest
+	123, // 86: berth.v1.ClusterService.Version:input_type -> berth.v1.VersionRequest
+	124, // 87: berth.v1.ClusterService.ListServers:input_type -> berth.v1.ListServersRequest
+	83,  // 88: berth.v1.ClusterService.ScaleService:input_type -> berth.v1.ScaleServiceRequest
+	84,  // 89: berth.v1.ClusterService.RestartService:input_type -> berth.v1.RestartServiceRequest
+	85,  // 90: berth.v1.ClusterService.RollbackService:input_type -> berth.v1.RollbackServiceRequest
+	86,  // 91: berth.v1.ClusterService.UpdateNode:input_type -> berth.v1.UpdateNodeRequest
+	87,  // 92: berth.v1.ClusterService.Rebalance:input_type -> berth.v1.RebalanceRequest
+	89,  // 93: berth.v1.ClusterService.GetSettings:input_type -> berth.v1.GetSettingsRequest
+	90,  // 94: berth.v1.ClusterService.UpdateSettings:input_type -> berth.v1.UpdateSettingsRequest
+	71,  // 95: berth.v1.ClusterService.Build:input_type -> berth.v1.BuildRequest
+	74,  // 96: berth.v1.ClusterService.PullImage:input_type -> berth.v1.PullImageRequest
+	75,  // 97: berth.v1.ClusterService.PushImage:input_type -> berth.v1.PushImageRequest
+	77,  // 98: berth.v1.ClusterService.Login:input_type -> berth.v1.LoginRequest
+	79,  // 99: berth.v1.ClusterService.Logout:input_type -> berth.v1.LogoutRequest
+	81,  // 100: berth.v1.ClusterService.ListRegistries:input_type -> berth.v1.ListRegistriesRequest
+	107, // 101: berth.v1.ClusterService.WatchEvents:input_type -> berth.v1.ListEventsRequest
+	58,  // 102: berth.v1.ClusterService.Exec:input_type -> berth.v1.ExecRequest
+	60,  // 103: berth.v1.ClusterService.Top:input_type -> berth.v1.TopRequest
+	63,  // 104: berth.v1.ClusterService.CreateAPIToken:input_type -> berth.v1.CreateAPITokenRequest
+	65,  // 105: berth.v1.ClusterService.ListAPITokens:input_type -> berth.v1.ListAPITokensRequest
+	67,  // 106: berth.v1.ClusterService.RevokeAPIToken:input_type -> berth.v1.RevokeAPITokenRequest
+	48,  // 107: berth.v1.ClusterService.CreateNetwork:input_type -> berth.v1.CreateNetworkRequest
+	49,  // 108: berth.v1.ClusterService.ListNetworks:input_type -> berth.v1.ListNetworksRequest
+	52,  // 109: berth.v1.ClusterService.GetNetwork:input_type -> berth.v1.GetNetworkRequest
+	53,  // 110: berth.v1.ClusterService.RemoveNetwork:input_type -> berth.v1.RemoveNetworkRequest
+	26,  // 111: berth.v1.ClusterService.ListVolumes:input_type -> berth.v1.ListVolumesRequest
+	29,  // 112: berth.v1.ClusterService.GetVolume:input_type -> berth.v1.GetVolumeRequest
+	30,  // 113: berth.v1.ClusterService.RemoveVolume:input_type -> berth.v1.RemoveVolumeRequest
+	32,  // 114: berth.v1.ClusterService.CreateSecret:input_type -> berth.v1.CreateSecretRequest
+	34,  // 115: berth.v1.ClusterService.ListSecrets:input_type -> berth.v1.ListSecretsRequest
+	36,  // 116: berth.v1.ClusterService.GetSecret:input_type -> berth.v1.GetSecretRequest
+	37,  // 117: berth.v1.ClusterService.RemoveSecret:input_type -> berth.v1.RemoveSecretRequest
+	39,  // 118: berth.v1.ClusterService.CreateConfig:input_type -> berth.v1.CreateConfigRequest
+	41,  // 119: berth.v1.ClusterService.ListConfigs:input_type -> berth.v1.ListConfigsRequest
+	43,  // 120: berth.v1.ClusterService.GetConfig:input_type -> berth.v1.GetConfigRequest
+	44,  // 121: berth.v1.ClusterService.RemoveConfig:input_type -> berth.v1.RemoveConfigRequest
+	3,   // 122: berth.v1.ClusterService.WhoAmI:input_type -> berth.v1.WhoAmIRequest
+	5,   // 123: berth.v1.ClusterService.CreateUser:input_type -> berth.v1.CreateUserRequest
+	7,   // 124: berth.v1.ClusterService.ListUsers:input_type -> berth.v1.ListUsersRequest
+	9,   // 125: berth.v1.ClusterService.RemoveUser:input_type -> berth.v1.RemoveUserRequest
+	11,  // 126: berth.v1.ClusterService.CreateNamespace:input_type -> berth.v1.CreateNamespaceRequest
+	12,  // 127: berth.v1.ClusterService.UpdateNamespace:input_type -> berth.v1.UpdateNamespaceRequest
+	13,  // 128: berth.v1.ClusterService.ListNamespaces:input_type -> berth.v1.ListNamespacesRequest
+	16,  // 129: berth.v1.ClusterService.GetNamespace:input_type -> berth.v1.GetNamespaceRequest
+	17,  // 130: berth.v1.ClusterService.RemoveNamespace:input_type -> berth.v1.RemoveNamespaceRequest
+	19,  // 131: berth.v1.ClusterService.Audit:input_type -> berth.v1.AuditRequest
+	20,  // 132: berth.v1.ClusterService.RemoveNode:input_type -> berth.v1.RemoveNodeRequest
+	21,  // 133: berth.v1.ClusterService.MarkNodesDown:input_type -> berth.v1.MarkNodesDownRequest
+	24,  // 134: berth.v1.ClusterService.RotateCA:input_type -> berth.v1.RotateCARequest
+	156, // 135: berth.v1.ClusterService.CreateTrigger:input_type -> berth.v1.CreateTriggerRequest
+	157, // 136: berth.v1.ClusterService.ListTriggers:input_type -> berth.v1.ListTriggersRequest
+	158, // 137: berth.v1.ClusterService.ListTriggerRuns:input_type -> berth.v1.ListTriggerRunsRequest
+	159, // 138: berth.v1.ClusterService.GetTriggerRunLog:input_type -> berth.v1.GetTriggerRunLogRequest
+	160, // 139: berth.v1.ClusterService.RemoveTrigger:input_type -> berth.v1.RemoveTriggerRequest
+	161, // 140: berth.v1.ClusterService.GenerateKey:input_type -> berth.v1.GenerateKeyRequest
+	162, // 141: berth.v1.ClusterService.ImportKey:input_type -> berth.v1.ImportKeyRequest
+	163, // 142: berth.v1.ClusterService.ListKeys:input_type -> berth.v1.ListKeysRequest
+	164, // 143: berth.v1.ClusterService.RemoveKey:input_type -> berth.v1.RemoveKeyRequest
+	165, // 144: berth.v1.ClusterService.SignImage:input_type -> berth.v1.SignImageRequest
+	166, // 145: berth.v1.ClusterService.SetTrustPolicy:input_type -> berth.v1.SetTrustPolicyRequest
+	167, // 146: berth.v1.ClusterService.ListTrustPolicies:input_type -> berth.v1.ListTrustPoliciesRequest
+	168, // 147: berth.v1.ClusterService.RemoveTrustPolicy:input_type -> berth.v1.RemoveTrustPolicyRequest
+	169, // 148: berth.v1.ClusterService.ListImageTags:input_type -> berth.v1.ListImageTagsRequest
+	170, // 149: berth.v1.ClusterService.VerifyImages:input_type -> berth.v1.VerifyImagesRequest
+	171, // 150: berth.v1.ClusterService.ImportVulnDB:input_type -> berth.v1.ImportVulnDBRequest
+	172, // 151: berth.v1.ClusterService.GetVulnDBStatus:input_type -> berth.v1.GetVulnDBStatusRequest
+	173, // 152: berth.v1.ClusterService.Scan:input_type -> berth.v1.ScanRequest
+	174, // 153: berth.v1.ClusterService.GetScanResult:input_type -> berth.v1.GetScanResultRequest
+	175, // 154: berth.v1.ClusterService.ListScanResults:input_type -> berth.v1.ListScanResultsRequest
+	93,  // 155: berth.v1.ClusterService.Apply:output_type -> berth.v1.ApplyResponse
+	95,  // 156: berth.v1.ClusterService.DeleteApp:output_type -> berth.v1.DeleteAppResponse
+	98,  // 157: berth.v1.ClusterService.ListApps:output_type -> berth.v1.ListAppsResponse
+	152, // 158: berth.v1.ClusterService.GetService:output_type -> berth.v1.Service
+	102, // 159: berth.v1.ClusterService.ListServices:output_type -> berth.v1.ListServicesResponse
+	104, // 160: berth.v1.ClusterService.ListTasks:output_type -> berth.v1.ListTasksResponse
+	106, // 161: berth.v1.ClusterService.ListNodes:output_type -> berth.v1.ListNodesResponse
+	108, // 162: berth.v1.ClusterService.ListEvents:output_type -> berth.v1.ListEventsResponse
+	110, // 163: berth.v1.ClusterService.Watch:output_type -> berth.v1.WatchEvent
+	112, // 164: berth.v1.ClusterService.Logs:output_type -> berth.v1.LogEntry
+	116, // 165: berth.v1.ClusterService.ImportImage:output_type -> berth.v1.ImportImageResponse
+	120, // 166: berth.v1.ClusterService.ListImages:output_type -> berth.v1.ListImagesResponse
+	122, // 167: berth.v1.ClusterService.JoinToken:output_type -> berth.v1.JoinTokenResponse
+	126, // 168: berth.v1.ClusterService.Version:output_type -> berth.v1.VersionResponse
+	125, // 169: berth.v1.ClusterService.ListServers:output_type -> berth.v1.ListServersResponse
+	152, // 170: berth.v1.ClusterService.ScaleService:output_type -> berth.v1.Service
+	152, // 171: berth.v1.ClusterService.RestartService:output_type -> berth.v1.Service
+	152, // 172: berth.v1.ClusterService.RollbackService:output_type -> berth.v1.Service
+	142, // 173: berth.v1.ClusterService.UpdateNode:output_type -> berth.v1.Node
+	88,  // 174: berth.v1.ClusterService.Rebalance:output_type -> berth.v1.RebalanceResponse
+	151, // 175: berth.v1.ClusterService.GetSettings:output_type -> berth.v1.ClusterSettings
+	151, // 176: berth.v1.ClusterService.UpdateSettings:output_type -> berth.v1.ClusterSettings
+	73,  // 177: berth.v1.ClusterService.Build:output_type -> berth.v1.BuildEvent
+	76,  // 178: berth.v1.ClusterService.PullImage:output_type -> berth.v1.ImageProgress
+	76,  // 179: berth.v1.ClusterService.PushImage:output_type -> berth.v1.ImageProgress
+	78,  // 180: berth.v1.ClusterService.Login:output_type -> berth.v1.LoginResponse
+	80,  // 181: berth.v1.ClusterService.Logout:output_type -> berth.v1.LogoutResponse
+	82,  // 182: berth.v1.ClusterService.ListRegistries:output_type -> berth.v1.ListRegistriesResponse
+	154, // 183: berth.v1.ClusterService.WatchEvents:output_type -> berth.v1.Event
+	59,  // 184: berth.v1.ClusterService.Exec:output_type -> berth.v1.ExecResponse
+	62,  // 185: berth.v1.ClusterService.Top:output_type -> berth.v1.TopResponse
+	64,  // 186: berth.v1.ClusterService.CreateAPIToken:output_type -> berth.v1.CreateAPITokenResponse
+	66,  // 187: berth.v1.ClusterService.ListAPITokens:output_type -> berth.v1.ListAPITokensResponse
+	68,  // 188: berth.v1.ClusterService.RevokeAPIToken:output_type -> berth.v1.RevokeAPITokenResponse
+	146, // 189: berth.v1.ClusterService.CreateNetwork:output_type -> berth.v1.Network
+	51,  // 190: berth.v1.ClusterService.ListNetworks:output_type -> berth.v1.ListNetworksResponse
+	50,  // 191: berth.v1.ClusterService.GetNetwork:output_type -> berth.v1.NetworkSummary
+	54,  // 192: berth.v1.ClusterService.RemoveNetwork:output_type -> berth.v1.RemoveNetworkResponse
+	28,  // 193: berth.v1.ClusterService.ListVolumes:output_type -> berth.v1.ListVolumesResponse
+	27,  // 194: berth.v1.ClusterService.GetVolume:output_type -> berth.v1.VolumeSummary
+	31,  // 195: berth.v1.ClusterService.RemoveVolume:output_type -> berth.v1.RemoveVolumeResponse
+	144, // 196: berth.v1.ClusterService.CreateSecret:output_type -> berth.v1.Secret
+	35,  // 197: berth.v1.ClusterService.ListSecrets:output_type -> berth.v1.ListSecretsResponse
+	33,  // 198: berth.v1.ClusterService.GetSecret:output_type -> berth.v1.SecretSummary
+	38,  // 199: berth.v1.ClusterService.RemoveSecret:output_type -> berth.v1.RemoveSecretResponse
+	145, // 200: berth.v1.ClusterService.CreateConfig:output_type -> berth.v1.Config
+	42,  // 201: berth.v1.ClusterService.ListConfigs:output_type -> berth.v1.ListConfigsResponse
+	40,  // 202: berth.v1.ClusterService.GetConfig:output_type -> berth.v1.ConfigSummary
+	45,  // 203: berth.v1.ClusterService.RemoveConfig:output_type -> berth.v1.RemoveConfigResponse
+	4,   // 204: berth.v1.ClusterService.WhoAmI:output_type -> berth.v1.WhoAmIResponse
+	6,   // 205: berth.v1.ClusterService.CreateUser:output_type -> berth.v1.CreateUserResponse
+	8,   // 206: berth.v1.ClusterService.ListUsers:output_type -> berth.v1.ListUsersResponse
+	10,  // 207: berth.v1.ClusterService.RemoveUser:output_type -> berth.v1.RemoveUserResponse
+	139, // 208: berth.v1.ClusterService.CreateNamespace:output_type -> berth.v1.Namespace
+	139, // 209: berth.v1.ClusterService.UpdateNamespace:output_type -> berth.v1.Namespace
+	15,  // 210: berth.v1.ClusterService.ListNamespaces:output_type -> berth.v1.ListNamespacesResponse
+	14,  // 211: berth.v1.ClusterService.GetNamespace:output_type -> berth.v1.NamespaceSummary
+	18,  // 212: berth.v1.ClusterService.RemoveNamespace:output_type -> berth.v1.RemoveNamespaceResponse
+	176, // 213: berth.v1.ClusterService.Audit:output_type -> berth.v1.AuditRecord
+	23,  // 214: berth.v1.ClusterService.RemoveNode:output_type -> berth.v1.RemoveNodeResponse
+	22,  // 215: berth.v1.ClusterService.MarkNodesDown:output_type -> berth.v1.MarkNodesDownResponse
+	25,  // 216: berth.v1.ClusterService.RotateCA:output_type -> berth.v1.RotateCAResponse
+	177, // 217: berth.v1.ClusterService.CreateTrigger:output_type -> berth.v1.CreateTriggerResponse
+	178, // 218: berth.v1.ClusterService.ListTriggers:output_type -> berth.v1.ListTriggersResponse
+	179, // 219: berth.v1.ClusterService.ListTriggerRuns:output_type -> berth.v1.ListTriggerRunsResponse
+	180, // 220: berth.v1.ClusterService.GetTriggerRunLog:output_type -> berth.v1.GetTriggerRunLogResponse
+	181, // 221: berth.v1.ClusterService.RemoveTrigger:output_type -> berth.v1.RemoveTriggerResponse
+	182, // 222: berth.v1.ClusterService.GenerateKey:output_type -> berth.v1.GenerateKeyResponse
+	183, // 223: berth.v1.ClusterService.ImportKey:output_type -> berth.v1.ImportKeyResponse
+	184, // 224: berth.v1.ClusterService.ListKeys:output_type -> berth.v1.ListKeysResponse
+	185, // 225: berth.v1.ClusterService.RemoveKey:output_type -> berth.v1.RemoveKeyResponse
+	186, // 226: berth.v1.ClusterService.SignImage:output_type -> berth.v1.SignImageResponse
+	187, // 227: berth.v1.ClusterService.SetTrustPolicy:output_type -> berth.v1.SetTrustPolicyResponse
+	188, // 228: berth.v1.ClusterService.ListTrustPolicies:output_type -> berth.v1.ListTrustPoliciesResponse
+	189, // 229: berth.v1.ClusterService.RemoveTrustPolicy:output_type -> berth.v1.RemoveTrustPolicyResponse
+	190, // 230: berth.v1.ClusterService.ListImageTags:output_type -> berth.v1.ListImageTagsResponse
+	191, // 231: berth.v1.ClusterService.VerifyImages:output_type -> berth.v1.VerifyImagesResponse
+	192, // 232: berth.v1.ClusterService.ImportVulnDB:output_type -> berth.v1.VulnDBStatus
+	192, // 233: berth.v1.ClusterService.GetVulnDBStatus:output_type -> berth.v1.VulnDBStatus
+	193, // 234: berth.v1.ClusterService.Scan:output_type -> berth.v1.ScanResponse
+	194, // 235: berth.v1.ClusterService.GetScanResult:output_type -> berth.v1.ScanResult
+	195, // 236: berth.v1.ClusterService.ListScanResults:output_type -> berth.v1.ListScanResultsResponse
+	155, // [155:237] is the sub-list for method output_type
+	73,  // [73:155] is the sub-list for method input_type
+	73,  // [73:73] is the sub-list for extension type_name
+	73,  // [73:73] is the sub-list for extension extendee
+	0,   // [0:73] is the sub-list for field type_name
 }
 
 func init() { file_berth_v1_cluster_proto_init() }
@@ -8623,8 +8682,10 @@ func file_berth_v1_cluster_proto_init() {
 		return
 	}
 	file_berth_v1_objects_proto_init()
+	file_berth_v1_scan_proto_init()
 	file_berth_v1_trigger_proto_init()
 	file_berth_v1_trust_proto_init()
+	file_berth_v1_cluster_proto_msgTypes[9].OneofWrappers = []any{}
 	file_berth_v1_cluster_proto_msgTypes[55].OneofWrappers = []any{
 		(*ExecRequest_Start)(nil),
 		(*ExecRequest_Stdin)(nil),

@@ -96,6 +96,11 @@ const (
 	ClusterService_RemoveTrustPolicy_FullMethodName = "/berth.v1.ClusterService/RemoveTrustPolicy"
 	ClusterService_ListImageTags_FullMethodName     = "/berth.v1.ClusterService/ListImageTags"
 	ClusterService_VerifyImages_FullMethodName      = "/berth.v1.ClusterService/VerifyImages"
+	ClusterService_ImportVulnDB_FullMethodName      = "/berth.v1.ClusterService/ImportVulnDB"
+	ClusterService_GetVulnDBStatus_FullMethodName   = "/berth.v1.ClusterService/GetVulnDBStatus"
+	ClusterService_Scan_FullMethodName              = "/berth.v1.ClusterService/Scan"
+	ClusterService_GetScanResult_FullMethodName     = "/berth.v1.ClusterService/GetScanResult"
+	ClusterService_ListScanResults_FullMethodName   = "/berth.v1.ClusterService/ListScanResults"
 )
 
 // ClusterServiceClient is the client API for ClusterService service.
@@ -255,6 +260,17 @@ type ClusterServiceClient interface {
 	// VerifyImages says whether image digests are signed, by which key,
 	// under which policy (rollout history shows it).
 	VerifyImages(ctx context.Context, in *VerifyImagesRequest, opts ...grpc.CallOption) (*VerifyImagesResponse, error)
+	// --- Trusted images: vulnerability scanning ---
+	// ImportVulnDB replaces the vulnerability database with the OSV records
+	// streamed (header first); every record is checked before anything is
+	// written, and stored scan results are then rematched.
+	ImportVulnDB(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[ImportVulnDBRequest, VulnDBStatus], error)
+	GetVulnDBStatus(ctx context.Context, in *GetVulnDBStatusRequest, opts ...grpc.CallOption) (*VulnDBStatus, error)
+	// Scan makes (or reuses) the SBOM of an image on a node, matches it
+	// against the database and stores the result under the image's digest.
+	Scan(ctx context.Context, in *ScanRequest, opts ...grpc.CallOption) (*ScanResponse, error)
+	GetScanResult(ctx context.Context, in *GetScanResultRequest, opts ...grpc.CallOption) (*ScanResult, error)
+	ListScanResults(ctx context.Context, in *ListScanResultsRequest, opts ...grpc.CallOption) (*ListScanResultsResponse, error)
 }
 
 type clusterServiceClient struct {
@@ -1098,6 +1114,59 @@ func (c *clusterServiceClient) VerifyImages(ctx context.Context, in *VerifyImage
 	return out, nil
 }
 
+func (c *clusterServiceClient) ImportVulnDB(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[ImportVulnDBRequest, VulnDBStatus], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &ClusterService_ServiceDesc.Streams[9], ClusterService_ImportVulnDB_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ImportVulnDBRequest, VulnDBStatus]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type ClusterService_ImportVulnDBClient = grpc.ClientStreamingClient[ImportVulnDBRequest, VulnDBStatus]
+
+func (c *clusterServiceClient) GetVulnDBStatus(ctx context.Context, in *GetVulnDBStatusRequest, opts ...grpc.CallOption) (*VulnDBStatus, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VulnDBStatus)
+	err := c.cc.Invoke(ctx, ClusterService_GetVulnDBStatus_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *clusterServiceClient) Scan(ctx context.Context, in *ScanRequest, opts ...grpc.CallOption) (*ScanResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ScanResponse)
+	err := c.cc.Invoke(ctx, ClusterService_Scan_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *clusterServiceClient) GetScanResult(ctx context.Context, in *GetScanResultRequest, opts ...grpc.CallOption) (*ScanResult, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ScanResult)
+	err := c.cc.Invoke(ctx, ClusterService_GetScanResult_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *clusterServiceClient) ListScanResults(ctx context.Context, in *ListScanResultsRequest, opts ...grpc.CallOption) (*ListScanResultsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListScanResultsResponse)
+	err := c.cc.Invoke(ctx, ClusterService_ListScanResults_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ClusterServiceServer is the server API for ClusterService service.
 // All implementations must embed UnimplementedClusterServiceServer
 // for forward compatibility.
@@ -1255,6 +1324,17 @@ type ClusterServiceServer interface {
 	// VerifyImages says whether image digests are signed, by which key,
 	// under which policy (rollout history shows it).
 	VerifyImages(context.Context, *VerifyImagesRequest) (*VerifyImagesResponse, error)
+	// --- Trusted images: vulnerability scanning ---
+	// ImportVulnDB replaces the vulnerability database with the OSV records
+	// streamed (header first); every record is checked before anything is
+	// written, and stored scan results are then rematched.
+	ImportVulnDB(grpc.ClientStreamingServer[ImportVulnDBRequest, VulnDBStatus]) error
+	GetVulnDBStatus(context.Context, *GetVulnDBStatusRequest) (*VulnDBStatus, error)
+	// Scan makes (or reuses) the SBOM of an image on a node, matches it
+	// against the database and stores the result under the image's digest.
+	Scan(context.Context, *ScanRequest) (*ScanResponse, error)
+	GetScanResult(context.Context, *GetScanResultRequest) (*ScanResult, error)
+	ListScanResults(context.Context, *ListScanResultsRequest) (*ListScanResultsResponse, error)
 	mustEmbedUnimplementedClusterServiceServer()
 }
 
@@ -1495,6 +1575,21 @@ func (UnimplementedClusterServiceServer) ListImageTags(context.Context, *ListIma
 }
 func (UnimplementedClusterServiceServer) VerifyImages(context.Context, *VerifyImagesRequest) (*VerifyImagesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method VerifyImages not implemented")
+}
+func (UnimplementedClusterServiceServer) ImportVulnDB(grpc.ClientStreamingServer[ImportVulnDBRequest, VulnDBStatus]) error {
+	return status.Error(codes.Unimplemented, "method ImportVulnDB not implemented")
+}
+func (UnimplementedClusterServiceServer) GetVulnDBStatus(context.Context, *GetVulnDBStatusRequest) (*VulnDBStatus, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetVulnDBStatus not implemented")
+}
+func (UnimplementedClusterServiceServer) Scan(context.Context, *ScanRequest) (*ScanResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Scan not implemented")
+}
+func (UnimplementedClusterServiceServer) GetScanResult(context.Context, *GetScanResultRequest) (*ScanResult, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetScanResult not implemented")
+}
+func (UnimplementedClusterServiceServer) ListScanResults(context.Context, *ListScanResultsRequest) (*ListScanResultsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListScanResults not implemented")
 }
 func (UnimplementedClusterServiceServer) mustEmbedUnimplementedClusterServiceServer() {}
 func (UnimplementedClusterServiceServer) testEmbeddedByValue()                        {}
@@ -2828,6 +2923,85 @@ func _ClusterService_VerifyImages_Handler(srv interface{}, ctx context.Context, 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ClusterService_ImportVulnDB_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(ClusterServiceServer).ImportVulnDB(&grpc.GenericServerStream[ImportVulnDBRequest, VulnDBStatus]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type ClusterService_ImportVulnDBServer = grpc.ClientStreamingServer[ImportVulnDBRequest, VulnDBStatus]
+
+func _ClusterService_GetVulnDBStatus_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetVulnDBStatusRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClusterServiceServer).GetVulnDBStatus(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ClusterService_GetVulnDBStatus_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClusterServiceServer).GetVulnDBStatus(ctx, req.(*GetVulnDBStatusRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ClusterService_Scan_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ScanRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClusterServiceServer).Scan(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ClusterService_Scan_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClusterServiceServer).Scan(ctx, req.(*ScanRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ClusterService_GetScanResult_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetScanResultRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClusterServiceServer).GetScanResult(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ClusterService_GetScanResult_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClusterServiceServer).GetScanResult(ctx, req.(*GetScanResultRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ClusterService_ListScanResults_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListScanResultsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClusterServiceServer).ListScanResults(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ClusterService_ListScanResults_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClusterServiceServer).ListScanResults(ctx, req.(*ListScanResultsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ClusterService_ServiceDesc is the grpc.ServiceDesc for ClusterService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -3107,6 +3281,22 @@ var ClusterService_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "VerifyImages",
 			Handler:    _ClusterService_VerifyImages_Handler,
 		},
+		{
+			MethodName: "GetVulnDBStatus",
+			Handler:    _ClusterService_GetVulnDBStatus_Handler,
+		},
+		{
+			MethodName: "Scan",
+			Handler:    _ClusterService_Scan_Handler,
+		},
+		{
+			MethodName: "GetScanResult",
+			Handler:    _ClusterService_GetScanResult_Handler,
+		},
+		{
+			MethodName: "ListScanResults",
+			Handler:    _ClusterService_ListScanResults_Handler,
+		},
 	},
 	Streams: []grpc.StreamDesc{
 		{
@@ -3155,6 +3345,11 @@ var ClusterService_ServiceDesc = grpc.ServiceDesc{
 			StreamName:    "Audit",
 			Handler:       _ClusterService_Audit_Handler,
 			ServerStreams: true,
+		},
+		{
+			StreamName:    "ImportVulnDB",
+			Handler:       _ClusterService_ImportVulnDB_Handler,
+			ClientStreams: true,
 		},
 	},
 	Metadata: "berth/v1/cluster.proto",

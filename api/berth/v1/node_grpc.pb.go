@@ -29,6 +29,7 @@ const (
 	NodeService_Stats_FullMethodName        = "/berth.v1.NodeService/Stats"
 	NodeService_VolumeUsage_FullMethodName  = "/berth.v1.NodeService/VolumeUsage"
 	NodeService_RemoveVolume_FullMethodName = "/berth.v1.NodeService/RemoveVolume"
+	NodeService_Sbom_FullMethodName         = "/berth.v1.NodeService/Sbom"
 )
 
 // NodeServiceClient is the client API for NodeService service.
@@ -62,6 +63,10 @@ type NodeServiceClient interface {
 	// RemoveVolume deletes a volume's data; refused while a container of
 	// the node uses it.
 	RemoveVolume(ctx context.Context, in *NodeRemoveVolumeRequest, opts ...grpc.CallOption) (*NodeRemoveVolumeResponse, error)
+	// --- Trusted images: vulnerability scanning ---
+	// Sbom lists the packages of an image of the node's store, pulling it
+	// first when it is missing.
+	Sbom(ctx context.Context, in *NodeSbomRequest, opts ...grpc.CallOption) (*NodeSbomResponse, error)
 }
 
 type nodeServiceClient struct {
@@ -208,6 +213,16 @@ func (c *nodeServiceClient) RemoveVolume(ctx context.Context, in *NodeRemoveVolu
 	return out, nil
 }
 
+func (c *nodeServiceClient) Sbom(ctx context.Context, in *NodeSbomRequest, opts ...grpc.CallOption) (*NodeSbomResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(NodeSbomResponse)
+	err := c.cc.Invoke(ctx, NodeService_Sbom_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // NodeServiceServer is the server API for NodeService service.
 // All implementations must embed UnimplementedNodeServiceServer
 // for forward compatibility.
@@ -239,6 +254,10 @@ type NodeServiceServer interface {
 	// RemoveVolume deletes a volume's data; refused while a container of
 	// the node uses it.
 	RemoveVolume(context.Context, *NodeRemoveVolumeRequest) (*NodeRemoveVolumeResponse, error)
+	// --- Trusted images: vulnerability scanning ---
+	// Sbom lists the packages of an image of the node's store, pulling it
+	// first when it is missing.
+	Sbom(context.Context, *NodeSbomRequest) (*NodeSbomResponse, error)
 	mustEmbedUnimplementedNodeServiceServer()
 }
 
@@ -278,6 +297,9 @@ func (UnimplementedNodeServiceServer) VolumeUsage(context.Context, *NodeVolumeUs
 }
 func (UnimplementedNodeServiceServer) RemoveVolume(context.Context, *NodeRemoveVolumeRequest) (*NodeRemoveVolumeResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RemoveVolume not implemented")
+}
+func (UnimplementedNodeServiceServer) Sbom(context.Context, *NodeSbomRequest) (*NodeSbomResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Sbom not implemented")
 }
 func (UnimplementedNodeServiceServer) mustEmbedUnimplementedNodeServiceServer() {}
 func (UnimplementedNodeServiceServer) testEmbeddedByValue()                     {}
@@ -426,6 +448,24 @@ func _NodeService_RemoveVolume_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _NodeService_Sbom_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(NodeSbomRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(NodeServiceServer).Sbom(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: NodeService_Sbom_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(NodeServiceServer).Sbom(ctx, req.(*NodeSbomRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // NodeService_ServiceDesc is the grpc.ServiceDesc for NodeService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -448,6 +488,10 @@ var NodeService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RemoveVolume",
 			Handler:    _NodeService_RemoveVolume_Handler,
+		},
+		{
+			MethodName: "Sbom",
+			Handler:    _NodeService_Sbom_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

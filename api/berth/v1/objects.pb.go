@@ -2368,9 +2368,13 @@ type ServiceSpec struct {
 	Secrets []*FileReference `protobuf:"bytes,33,rep,name=secrets,proto3" json:"secrets,omitempty"`
 	Configs []*FileReference `protobuf:"bytes,34,rep,name=configs,proto3" json:"configs,omitempty"`
 	// container holds the process and kernel options of the containers.
-	Container     *ContainerOptions `protobuf:"bytes,35,opt,name=container,proto3" json:"container,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Container *ContainerOptions `protobuf:"bytes,35,opt,name=container,proto3" json:"container,omitempty"`
+	// allow_vulnerabilities are vulnerability ids (OSV ids or aliases such
+	// as CVE-...) the scan gate accepts for this service's image
+	// (x-berth: {allow-vulnerabilities: [...]}).
+	AllowVulnerabilities []string `protobuf:"bytes,50,rep,name=allow_vulnerabilities,json=allowVulnerabilities,proto3" json:"allow_vulnerabilities,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
 }
 
 func (x *ServiceSpec) Reset() {
@@ -2644,6 +2648,13 @@ func (x *ServiceSpec) GetConfigs() []*FileReference {
 func (x *ServiceSpec) GetContainer() *ContainerOptions {
 	if x != nil {
 		return x.Container
+	}
+	return nil
+}
+
+func (x *ServiceSpec) GetAllowVulnerabilities() []string {
+	if x != nil {
+		return x.AllowVulnerabilities
 	}
 	return nil
 }
@@ -4164,7 +4175,10 @@ type ClusterSettings struct {
 	// network namespace.
 	AllowHostNamespaces bool `protobuf:"varint,7,opt,name=allow_host_namespaces,json=allowHostNamespaces,proto3" json:"allow_host_namespaces,omitempty"`
 	// max_replicas bounds the replicas of one service; 0 means 10,000.
-	MaxReplicas   uint64 `protobuf:"varint,8,opt,name=max_replicas,json=maxReplicas,proto3" json:"max_replicas,omitempty"`
+	MaxReplicas uint64 `protobuf:"varint,8,opt,name=max_replicas,json=maxReplicas,proto3" json:"max_replicas,omitempty"`
+	// block_severity refuses applies of images with vulnerability findings
+	// at or above it (low, medium, high, critical); "" blocks nothing.
+	BlockSeverity string `protobuf:"bytes,20,opt,name=block_severity,json=blockSeverity,proto3" json:"block_severity,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4253,6 +4267,13 @@ func (x *ClusterSettings) GetMaxReplicas() uint64 {
 		return x.MaxReplicas
 	}
 	return 0
+}
+
+func (x *ClusterSettings) GetBlockSeverity() string {
+	if x != nil {
+		return x.BlockSeverity
+	}
+	return ""
 }
 
 // RegistryCredential is what `berth login` stores for one registry, at
@@ -5420,12 +5441,14 @@ func (x *NamespaceQuota) GetVolumes() int64 {
 // in one, and roles are granted per namespace. Stored at
 // /berth/namespaces/<name>. "default" exists without a record.
 type Namespace struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Meta          *Meta                  `protobuf:"bytes,1,opt,name=meta,proto3" json:"meta,omitempty"`
-	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
-	Quota         *NamespaceQuota        `protobuf:"bytes,3,opt,name=quota,proto3" json:"quota,omitempty"`
-	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
-	Labels        map[string]string      `protobuf:"bytes,5,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Meta      *Meta                  `protobuf:"bytes,1,opt,name=meta,proto3" json:"meta,omitempty"`
+	Name      string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Quota     *NamespaceQuota        `protobuf:"bytes,3,opt,name=quota,proto3" json:"quota,omitempty"`
+	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	Labels    map[string]string      `protobuf:"bytes,5,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// block_severity is the namespace's scan gate; "" uses the cluster's.
+	BlockSeverity string `protobuf:"bytes,20,opt,name=block_severity,json=blockSeverity,proto3" json:"block_severity,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -5493,6 +5516,13 @@ func (x *Namespace) GetLabels() map[string]string {
 		return x.Labels
 	}
 	return nil
+}
+
+func (x *Namespace) GetBlockSeverity() string {
+	if x != nil {
+		return x.BlockSeverity
+	}
+	return ""
 }
 
 // NamespaceUsage is what a namespace holds against its quota.
@@ -5998,7 +6028,7 @@ const file_berth_v1_objects_proto_rawDesc = "" +
 	"\tcondition\x18\x01 \x01(\x0e2\x1a.berth.v1.RestartConditionR\tcondition\x12/\n" +
 	"\x05delay\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x05delay\x12!\n" +
 	"\fmax_attempts\x18\x03 \x01(\x04R\vmaxAttempts\x121\n" +
-	"\x06window\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x06window\"\xcf\f\n" +
+	"\x06window\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x06window\"\x84\r\n" +
 	"\vServiceSpec\x12\x14\n" +
 	"\x05image\x18\x01 \x01(\tR\x05image\x12\x18\n" +
 	"\acommand\x18\x02 \x03(\tR\acommand\x12\x1e\n" +
@@ -6043,7 +6073,8 @@ const file_berth_v1_objects_proto_rawDesc = "" +
 	"\x06mounts\x18  \x03(\v2\x0f.berth.v1.MountR\x06mounts\x121\n" +
 	"\asecrets\x18! \x03(\v2\x17.berth.v1.FileReferenceR\asecrets\x121\n" +
 	"\aconfigs\x18\" \x03(\v2\x17.berth.v1.FileReferenceR\aconfigs\x128\n" +
-	"\tcontainer\x18# \x01(\v2\x1a.berth.v1.ContainerOptionsR\tcontainer\x1a9\n" +
+	"\tcontainer\x18# \x01(\v2\x1a.berth.v1.ContainerOptionsR\tcontainer\x123\n" +
+	"\x15allow_vulnerabilities\x182 \x03(\tR\x14allowVulnerabilities\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x8a\x02\n" +
@@ -6198,7 +6229,7 @@ const file_berth_v1_objects_proto_rawDesc = "" +
 	"\frequested_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\vrequestedAt\x12=\n" +
 	"\fcompleted_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\vcompletedAt\x12\x14\n" +
 	"\x05moved\x18\x04 \x01(\rR\x05moved\x12\x18\n" +
-	"\amessage\x18\x05 \x01(\tR\amessage\"\xf9\x02\n" +
+	"\amessage\x18\x05 \x01(\tR\amessage\"\xa0\x03\n" +
 	"\x0fClusterSettings\x12\"\n" +
 	"\x04meta\x18\x01 \x01(\v2\x0e.berth.v1.MetaR\x04meta\x128\n" +
 	"\bstrategy\x18\x02 \x01(\x0e2\x1c.berth.v1.SchedulingStrategyR\bstrategy\x12%\n" +
@@ -6207,7 +6238,8 @@ const file_berth_v1_objects_proto_rawDesc = "" +
 	"\x13allowed_bind_mounts\x18\x05 \x03(\tR\x11allowedBindMounts\x12)\n" +
 	"\x10allow_privileged\x18\x06 \x01(\bR\x0fallowPrivileged\x122\n" +
 	"\x15allow_host_namespaces\x18\a \x01(\bR\x13allowHostNamespaces\x12!\n" +
-	"\fmax_replicas\x18\b \x01(\x04R\vmaxReplicas\"\x95\x01\n" +
+	"\fmax_replicas\x18\b \x01(\x04R\vmaxReplicas\x12%\n" +
+	"\x0eblock_severity\x18\x14 \x01(\tR\rblockSeverity\"\x95\x01\n" +
 	"\x12RegistryCredential\x12\"\n" +
 	"\x04meta\x18\x01 \x01(\v2\x0e.berth.v1.MetaR\x04meta\x12\x1a\n" +
 	"\bregistry\x18\x02 \x01(\tR\bregistry\x12\x1a\n" +
@@ -6332,14 +6364,15 @@ const file_berth_v1_objects_proto_rawDesc = "" +
 	"cpu_millis\x18\x01 \x01(\x03R\tcpuMillis\x12!\n" +
 	"\fmemory_bytes\x18\x02 \x01(\x03R\vmemoryBytes\x12\x14\n" +
 	"\x05tasks\x18\x03 \x01(\x03R\x05tasks\x12\x18\n" +
-	"\avolumes\x18\x04 \x01(\x03R\avolumes\"\xa2\x02\n" +
+	"\avolumes\x18\x04 \x01(\x03R\avolumes\"\xc9\x02\n" +
 	"\tNamespace\x12\"\n" +
 	"\x04meta\x18\x01 \x01(\v2\x0e.berth.v1.MetaR\x04meta\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12.\n" +
 	"\x05quota\x18\x03 \x01(\v2\x18.berth.v1.NamespaceQuotaR\x05quota\x129\n" +
 	"\n" +
 	"created_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x127\n" +
-	"\x06labels\x18\x05 \x03(\v2\x1f.berth.v1.Namespace.LabelsEntryR\x06labels\x1a9\n" +
+	"\x06labels\x18\x05 \x03(\v2\x1f.berth.v1.Namespace.LabelsEntryR\x06labels\x12%\n" +
+	"\x0eblock_severity\x18\x14 \x01(\tR\rblockSeverity\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xb2\x01\n" +

@@ -13,7 +13,7 @@ const POLL_MS = 3000;
 const RETRY_MS = 5000;
 const MAX_EVENTS = 100;
 
-const state = { services: new Map(), tasks: new Map(), nodes: new Map(), events: [], triggers: [] };
+const state = { services: new Map(), tasks: new Map(), nodes: new Map(), events: [], triggers: [], scans: [] };
 // TRIGGER_MS is how often build triggers and their runs are listed: no
 // stream tells of runs.
 const TRIGGER_MS = 5000;
@@ -235,6 +235,7 @@ function render() {
     renderServices();
     renderTasks();
     renderNodes();
+    renderScans();
     renderEvents();
     renderTriggers();
   });
@@ -442,6 +443,24 @@ function openRunLog(r) {
     (e) => out.append(el("span", { class: "stderr" }, "-- " + e.message + " --\n")));
 }
 
+// SEVERITIES are the finding counts the scans table shows, worst first.
+const SEVERITIES = ["critical", "high", "medium", "low", "unknown"];
+
+function renderScans() {
+  const scans = [...state.scans].sort((a, b) => (a.images || [""])[0].localeCompare((b.images || [""])[0]));
+  $("#scans tbody").replaceChildren(...scans.map((r) => {
+    const counts = r.counts || {};
+    const total = SEVERITIES.reduce((n, s) => n + Number(counts[s] || 0), 0);
+    const words = SEVERITIES.filter((s) => Number(counts[s] || 0) > 0).map((s) => counts[s] + " " + s).join(", ");
+    return el("tr", { "data-digest": r.digest },
+      el("td", {}, (r.images || []).join(", ")),
+      el("td", { class: "muted", title: r.digest }, r.digest.slice(0, 19)),
+      el("td", {}, String(r.packages || 0)),
+      el("td", { class: total > 0 ? "findings" : "muted", "data-findings": String(total) }, total > 0 ? total + " (" + words + ")" : "none"),
+      el("td", { class: "muted" }, String(r.dbGeneration || "-")));
+  }));
+}
+
 function renderEvents() {
   $("#events").replaceChildren(...state.events.map((e) => el("li", {},
     el("time", { datetime: e.at, title: e.at }, new Date(e.at).toLocaleTimeString()),
@@ -477,6 +496,19 @@ async function refresh(withEvents) {
   state.tasks = new Map(tasks.tasks.map((t) => [t.meta.id, t]));
   state.nodes = new Map(nodes.nodes.map((n) => [n.meta.id, n]));
   if (events) state.events = [...events.events].sort((a, b) => Date.parse(b.at) - Date.parse(a.at));
+  render();
+  refreshScans();
+}
+
+// refreshScans reads the image scan summaries; a server or a role without
+// them leaves the table empty.
+async function refreshScans() {
+  try {
+    const resp = await call("ListScanResults");
+    state.scans = resp.results || [];
+  } catch (e) {
+    state.scans = [];
+  }
   render();
 }
 
