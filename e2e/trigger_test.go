@@ -75,6 +75,12 @@ func newTriggerFixture(t testing.TB) *triggerFixture {
 	c.mustBerth("cluster", "settings", "--insecure-registry", reg.host, "--allow-host-namespaces")
 	c.mustBerth("apply", "-f", c.writeFile("tr/compose.yaml", triggerCompose), "-p", "tr")
 	c.waitRunning("tr/web", 2, 2*time.Minute)
+	// What the trigger pushes must be signed: a policy trusts the key the
+	// trigger signs with, and the nodes verify before they start.
+	if out, err := c.berthIn(t.TempDir(), "key", "generate", "release"); err != nil {
+		t.Fatalf("berth key generate release: %v\n%s", err, out)
+	}
+	c.mustBerth("trust", "set", reg.host+"/team/*", "--key", "release")
 
 	f := &triggerFixture{c: c, reg: reg, repo: repo, base: "https://" + httpAddr, image: reg.host + "/team/web"}
 	f.http, f.withCert = httpClients(t, c.configPath)
@@ -112,7 +118,7 @@ func httpClients(t testing.TB, configPath string) (noCert, withCert *http.Client
 func (f *triggerFixture) createTrigger(t testing.TB, service string) {
 	t.Helper()
 	out := f.c.mustBerth("trigger", "create", "web", "--git", f.repo.url, "--branch", "main", "--path", "site",
-		"--image", f.image, "--service", service)
+		"--image", f.image, "--service", service, "--sign", "release")
 	m := regexp.MustCompile(`(?m)^webhook secret: ([0-9a-f]{64})$`).FindStringSubmatch(out)
 	if m == nil || !strings.Contains(out, "webhook path:   /hooks/web") {
 		t.Fatalf("trigger create printed no webhook path and secret:\n%s", out)
@@ -305,8 +311,8 @@ func TestTrigger(t *testing.T) {
 	}
 	digest := strings.TrimPrefix(run.Image, f.image+"@")
 	f.waitDigestOnBothNodes(t, digest, 2*time.Minute)
-	if !containsStep(run.Steps, "scan: not configured") {
-		t.Errorf("steps %q do not say the scan was not configured", run.Steps)
+	if !containsStep(run.Steps, "scan: passed") || !containsStep(run.Steps, "sign: signed with key release") {
+		t.Errorf("steps %q do not say the image was scanned and signed", run.Steps)
 	}
 	// The registry holds both tags of the build.
 	for _, tag := range []string{v1, "main"} {
@@ -385,6 +391,7 @@ func TestTriggerRefusesBadInput(t *testing.T) {
 		{[]string{"--git", "git://127.0.0.1:1/repo", "--branch", "main", "--image", "127.0.0.1:5000/web", "--service", "nope/web"}, "service nope/web not found"},
 		{[]string{"--git", "https://example.invalid/page", "--branch", "main", "--image", "127.0.0.1:5000/web", "--service", "nope/web"}, "git"},
 		{[]string{"--git", "git://127.0.0.1:1/repo", "--branch", "main", "--image", "127.0.0.1:5000/web:1", "--service", "nope/web"}, "has a tag or digest"},
+		{[]string{"--git", "git://127.0.0.1:1/repo", "--branch", "main", "--image", "127.0.0.1:5000/web", "--service", "nope/web", "--sign", "nokey"}, `key "nokey" not found`},
 	} {
 		_, errOut, err := c.berth(append([]string{"trigger", "create", "web"}, tc.args...)...)
 		if err == nil || !strings.Contains(errOut, tc.want) {
@@ -409,7 +416,7 @@ func TestBuildFromGit(t *testing.T) {
 	if err != nil {
 		t.Fatalf("berth build %s: %v\n%s\n%s", url, err, out, errOut)
 	}
-	if !regexp.MustCompile(`^built localhost/fromgit:1@sha256:[0-9a-f]{64} on node alpha\n$`).MatchString(out) {
+	if !regexp.MustCompile(`^built localhost/fromgit:1@sha256:[0-9a-f]{64} on node alpha; scanned: no findings\n$`).MatchString(out) {
 		t.Fatalf("berth build printed %q", out)
 	}
 	if !strings.Contains(errOut, "RUN echo from-git > /version") {

@@ -114,6 +114,13 @@ func (s *Server) checkTrigger(ns string, req *berthv1.CreateTriggerRequest) (*be
 	} else if _, found := s.cfg.Cache.Service(store.ServiceKey(ns, app, name)); !found {
 		fail("service", "service %s/%s not found in namespace %q: apply it first (`berth get services` lists the services)", app, name, ns)
 	}
+	if req.SignKey != "" {
+		if s.cfg.Trust == nil {
+			fail("sign", "this server keeps no signing keys: create the trigger without --sign")
+		} else if _, err := s.cfg.Trust.PublicKey(ns, req.SignKey); err != nil {
+			fail("sign", "%v", err)
+		}
+	}
 	now := timestamppb.Now()
 	return &berthv1.Trigger{
 		Meta: &berthv1.Meta{Id: store.NewID(), CreatedAt: now, UpdatedAt: now}, Namespace: ns, Name: req.Name,
