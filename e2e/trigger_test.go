@@ -84,7 +84,7 @@ func newTriggerFixture(t testing.TB) *triggerFixture {
 
 	f := &triggerFixture{c: c, reg: reg, repo: repo, base: "https://" + httpAddr, image: reg.host + "/team/web"}
 	f.http, f.withCert = httpClients(t, c.configPath)
-	f.createTrigger(t, "tr/web")
+	f.createTrigger(t, "tr/web", "--sign", "release")
 	return f
 }
 
@@ -114,11 +114,12 @@ func httpClients(t testing.TB, configPath string) (noCert, withCert *http.Client
 }
 
 // createTrigger makes trigger web on the repository's main branch (its
-// site/ directory), rolling out service, and keeps its secret.
-func (f *triggerFixture) createTrigger(t testing.TB, service string) {
+// site/ directory), rolling out service, with the extra flags of
+// trigger create (like --sign KEY), and keeps its secret.
+func (f *triggerFixture) createTrigger(t testing.TB, service string, extra ...string) {
 	t.Helper()
-	out := f.c.mustBerth("trigger", "create", "web", "--git", f.repo.url, "--branch", "main", "--path", "site",
-		"--image", f.image, "--service", service, "--sign", "release")
+	out := f.c.mustBerth(append([]string{"trigger", "create", "web", "--git", f.repo.url, "--branch", "main", "--path", "site",
+		"--image", f.image, "--service", service}, extra...)...)
 	m := regexp.MustCompile(`(?m)^webhook secret: ([0-9a-f]{64})$`).FindStringSubmatch(out)
 	if m == nil || !strings.Contains(out, "webhook path:   /hooks/web") {
 		t.Fatalf("trigger create printed no webhook path and secret:\n%s", out)
