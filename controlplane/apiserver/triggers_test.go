@@ -5,11 +5,13 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
 	"github.com/berthproject/berth/controlplane/store/storetest"
 	"github.com/berthproject/berth/controlplane/trigger"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // newTriggerServer is newFileServer with trigger records, and service
@@ -147,5 +149,56 @@ func TestRolloutEnded(t *testing.T) {
 		if done != tt.done || (tt.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tt.want)) {
 			t.Errorf("%s: rolloutEnded = %v, %v; want %v, %q", tt.name, done, err, tt.done, tt.want)
 		}
+	}
+}
+
+// A key a trigger signs with is not removed, since every run of the
+// trigger would then fail; once the trigger is gone, the key goes.
+func TestRemoveKeyUsedByTrigger(t *testing.T) {
+	s := newTriggerServer(t)
+	withTrust(t, s)
+	ctx := context.Background()
+	if _, err := s.GenerateKey(ctx, &berthv1.GenerateKeyRequest{Name: "release"}); err != nil {
+		t.Fatal(err)
+	}
+	req := goodTrigger()
+	req.SignKey = "release"
+	if _, err := s.CreateTrigger(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	_, err := s.RemoveKey(ctx, &berthv1.RemoveKeyRequest{Name: "release"})
+	if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "triggers web build") {
+		t.Fatalf("RemoveKey of a key trigger web signs with: %v, want FailedPrecondition naming the trigger", err)
+	}
+	if keys, err := s.ListKeys(ctx, &berthv1.ListKeysRequest{}); err != nil || len(keys.Keys) != 1 {
+		t.Fatalf("after the refusal: keys %v, %v; want the key kept", keys, err)
+	}
+	if _, err := s.RemoveTrigger(ctx, &berthv1.RemoveTriggerRequest{Name: "web"}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(s.triggersSigningWith("default", "release")) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the removed trigger is still listed")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if _, err := s.RemoveKey(ctx, &berthv1.RemoveKeyRequest{Name: "release"}); err != nil {
+		t.Fatalf("RemoveKey once no trigger signs with it: %v", err)
+	}
+}
+
+// A trigger that signs names a key of its namespace.
+func TestCreateTriggerRefusesUnknownKey(t *testing.T) {
+	s := newTriggerServer(t)
+	withTrust(t, s)
+	req := goodTrigger()
+	req.SignKey = "nokey"
+	_, err := s.CreateTrigger(context.Background(), req)
+	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), `key "nokey" not found`) {
+		t.Fatalf("CreateTrigger signing with an unknown key: %v, want InvalidArgument naming it", err)
+	}
+	if got := s.cfg.Triggers.Triggers.List(); len(got) != 0 {
+		t.Fatalf("a refused trigger was stored: %v", got)
 	}
 }

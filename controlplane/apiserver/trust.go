@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
@@ -99,12 +101,32 @@ func (s *Server) RemoveKey(ctx context.Context, req *berthv1.RemoveKeyRequest) (
 		return nil, err
 	}
 	ns := namespaceOf(req.Namespace)
+	if users := s.triggersSigningWith(ns, req.Name); len(users) > 0 {
+		return nil, status.Errorf(codes.FailedPrecondition, "key %s signs what triggers %s build; remove them (`berth trigger rm`) or create them again without --sign first",
+			req.Name, strings.Join(users, ", "))
+	}
 	if err := t.RemoveKey(ctx, ns, req.Name); err != nil {
 		return nil, trustError(err)
 	}
 	s.cfg.Store.RecordEvent(&berthv1.Event{Kind: store.EventKindCluster, ObjectId: req.Name, Action: "key-remove",
 		Message: fmt.Sprintf("signing key %s removed from namespace %s", req.Name, ns), Attributes: map[string]string{store.AttrNamespace: ns}})
 	return &berthv1.RemoveKeyResponse{}, nil
+}
+
+// triggersSigningWith names the build triggers of namespace ns that sign
+// with key: removing it would fail all their runs.
+func (s *Server) triggersSigningWith(ns, key string) []string {
+	if s.cfg.Triggers == nil {
+		return nil
+	}
+	var names []string
+	for _, trig := range s.cfg.Triggers.Triggers.List() {
+		if trig.Namespace == ns && trig.SignKey == key {
+			names = append(names, trig.Name)
+		}
+	}
+	slices.Sort(names)
+	return names
 }
 
 // SignImage signs an image's digest in its registry with a cluster key.
