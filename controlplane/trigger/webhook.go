@@ -27,6 +27,10 @@ const maxHookBody = 5 << 20
 // their logs are removed when a new one is queued.
 const KeepRuns = 25
 
+// MaxQueued bounds the runs of one trigger that wait to be built: a storm
+// of pushes, or a leaked secret, cannot queue builds without end.
+const MaxQueued = 10
+
 // Hooks takes webhooks at /hooks/NAME (namespace default) and
 // /hooks/NAMESPACE/NAME. It is not a gRPC method and asks for no
 // certificate or token: a request is authorised by its
@@ -120,6 +124,25 @@ func (h *Hooks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	d := Decide(push, trig.Branch)
 	if !d.Build {
 		answer(w, http.StatusOK, hookAnswer{Ignored: true, Message: d.Reason})
+		return
+	}
+	waiting := 0
+	for _, queued := range h.Records.RunsOf(trig.Namespace, trig.Name) {
+		if queued.State != berthv1.TriggerRunState_TRIGGER_RUN_STATE_QUEUED {
+			continue
+		}
+		if queued.Commit == d.Commit {
+			// A redelivery, or the same commit pushed again before it
+			// was built: one run builds it.
+			answer(w, http.StatusOK, hookAnswer{Run: queued.Id, Commit: queued.Commit,
+				Message: fmt.Sprintf("commit %s is already queued as run %s", shortCommit(queued.Commit), queued.Id)})
+			return
+		}
+		waiting++
+	}
+	if waiting >= MaxQueued {
+		h.Log.Warn("webhook: too many runs waiting", "trigger", ns+"/"+name, "waiting", waiting)
+		answer(w, http.StatusTooManyRequests, hookAnswer{Message: fmt.Sprintf("%d runs of trigger %s already wait to be built (at most %d); push again once they ran (`berth trigger runs %s`)", waiting, name, MaxQueued, name)})
 		return
 	}
 	run, err := h.queue(r, trig, push, d.Commit)

@@ -1,7 +1,9 @@
 package trigger
 
 import (
+	"cmp"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -20,9 +22,10 @@ func TestHooks(t *testing.T) {
 	trig := h.addTrigger("") // branch feature/x, secret "secret"
 	hooks := &Hooks{Records: h.records, Store: h.st, KEK: h.kek, Log: slog.New(slog.DiscardHandler)}
 
-	push := func(branch string) string {
-		return `{"ref":"refs/heads/` + branch + `","after":"` + commitA + `","pusher":{"name":"ann"}}`
+	pushOf := func(branch, commit string) string {
+		return `{"ref":"refs/heads/` + branch + `","after":"` + commit + `","pusher":{"name":"ann"}}`
 	}
+	push := func(branch string) string { return pushOf(branch, commitA) }
 	tests := []struct {
 		name     string
 		method   string
@@ -33,6 +36,7 @@ func TestHooks(t *testing.T) {
 		wantCode int
 		wantMsg  string
 		wantRun  bool
+		commit   string // of the run queued; commitA when empty
 	}{
 		{name: "missing signature", body: push("feature/x"), sig: func(string) string { return "" }, wantCode: 401, wantMsg: "no X-Hub-Signature-256 header"},
 		{name: "wrong secret", body: push("feature/x"), sig: func(b string) string { return Sign([]byte("guess"), []byte(b)) }, wantCode: 401, wantMsg: "does not match"},
@@ -46,7 +50,8 @@ func TestHooks(t *testing.T) {
 		{name: "other branch", body: push("main"), wantCode: 200, wantMsg: "push to branch main ignored: the trigger builds branch feature/x"},
 		{name: "not JSON", body: `ref=x`, wantCode: 400, wantMsg: "not JSON"},
 		{name: "push to the branch", event: "push", body: push("feature/x"), wantCode: 202, wantMsg: "queued", wantRun: true},
-		{name: "Gitea push", body: push("feature/x"), wantCode: 202, wantRun: true},
+		{name: "the same commit again", event: "push", body: push("feature/x"), wantCode: 200, wantMsg: "is already queued as run"},
+		{name: "Gitea push", body: pushOf("feature/x", commitB), wantCode: 202, wantRun: true, commit: commitB},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -88,11 +93,42 @@ func TestHooks(t *testing.T) {
 			}
 			if tt.wantRun {
 				r := runs[0]
-				if r.Id != a.Run || r.Commit != commitA || r.Branch != "feature/x" || r.Pusher != "ann" || r.State != berthv1.TriggerRunState_TRIGGER_RUN_STATE_QUEUED {
+				if r.Id != a.Run || r.Commit != cmp.Or(tt.commit, commitA) || r.Branch != "feature/x" || r.Pusher != "ann" || r.State != berthv1.TriggerRunState_TRIGGER_RUN_STATE_QUEUED {
 					t.Errorf("run = %v, answer %+v", r, a)
 				}
 			}
 		})
+	}
+}
+
+// At most MaxQueued runs of a trigger wait: the next push is answered 429
+// and queues nothing.
+func TestHooksBoundQueuedRuns(t *testing.T) {
+	h := newRunnerHarness(t)
+	h.records = NewRecords(h.st, nil, slog.New(slog.DiscardHandler))
+	storetest.RunMirror(t, h.records.Triggers)
+	storetest.RunMirror(t, h.records.Runs)
+	trig := h.addTrigger("") // branch feature/x, secret "secret"
+	hooks := &Hooks{Records: h.records, Store: h.st, KEK: h.kek, Log: slog.New(slog.DiscardHandler)}
+	post := func(i int) *httptest.ResponseRecorder {
+		body := fmt.Sprintf(`{"ref":"refs/heads/feature/x","after":"%040x"}`, i+1)
+		req := httptest.NewRequest(http.MethodPost, HookPath("default", trig.Name), strings.NewReader(body))
+		req.Header.Set(SignatureHeader, Sign([]byte("secret"), []byte(body)))
+		rec := httptest.NewRecorder()
+		hooks.ServeHTTP(rec, req)
+		return rec
+	}
+	for i := range MaxQueued {
+		if rec := post(i); rec.Code != http.StatusAccepted {
+			t.Fatalf("push %d: %d %s, want 202", i, rec.Code, rec.Body)
+		}
+	}
+	rec := post(MaxQueued)
+	if rec.Code != http.StatusTooManyRequests || !strings.Contains(rec.Body.String(), "already wait to be built") {
+		t.Fatalf("push past the bound: %d %s, want 429 saying runs wait", rec.Code, rec.Body)
+	}
+	if n := len(h.records.RunsOf("default", trig.Name)); n != MaxQueued {
+		t.Fatalf("%d runs recorded, want %d", n, MaxQueued)
 	}
 }
 
