@@ -12,7 +12,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
-	"github.com/berthproject/berth/cli/internal/testpki"
+	"github.com/berthproject/berth/internal/testpki"
 )
 
 func TestLogs(t *testing.T) {

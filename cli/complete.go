@@ -12,7 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
-	"github.com/berthproject/berth/cli/config"
+	"github.com/berthproject/berth/api/clientconfig"
 )
 
 // completionTimeout bounds the calls a completion makes to the cluster: a
@@ -178,7 +178,7 @@ func completeTasks(ctx context.Context, c *cluster, _ string) ([]string, error) 
 // completeContexts lists the contexts of the config file; it needs no
 // cluster.
 func (o *rootOptions) completeContexts(_ *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
-	f, err := config.ReadFile(o.configPath)
+	f, err := clientconfig.ReadFile(o.configPath)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, cobra.ShellCompDirectiveNoFileComp
 	}

@@ -8,7 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/berthproject/berth/cli/config"
+	"github.com/berthproject/berth/api/clientconfig"
 )
 
 // newContextCommand is "berth context": the clusters of the config file
@@ -65,7 +65,7 @@ func newContextLsCommand(o *rootOptions) *cobra.Command {
 		Short:   "List the contexts; * marks the one in use",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			f, err := config.ReadFile(o.configPath)
+			f, err := clientconfig.ReadFile(o.configPath)
 			if err != nil {
 				return err
 			}
@@ -96,7 +96,7 @@ func newContextLsCommand(o *rootOptions) *cobra.Command {
 
 // usingContext is the name of the context commands use with f: --context,
 // $BERTH_CONTEXT or the file's current one.
-func (o *rootOptions) usingContext(f *config.File) string {
+func (o *rootOptions) usingContext(f *clientconfig.File) string {
 	if name := o.contextName(); name != "" {
 		return name
 	}
@@ -109,7 +109,7 @@ func newContextShowCommand(o *rootOptions) *cobra.Command {
 		Short: "Print the name of the context in use and its server",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			f, err := config.ReadFile(o.configPath)
+			f, err := clientconfig.ReadFile(o.configPath)
 			if err != nil {
 				return err
 			}
@@ -131,7 +131,7 @@ func newContextUseCommand(o *rootOptions) *cobra.Command {
 		ValidArgsFunction: o.completeContexts,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var server string
-			err := o.editConfig(func(f *config.File) error {
+			err := o.editConfig(func(f *clientconfig.File) error {
 				server = serverOf(f, args[0])
 				return f.Use(args[0])
 			})
@@ -144,7 +144,7 @@ func newContextUseCommand(o *rootOptions) *cobra.Command {
 	}
 }
 
-func serverOf(f *config.File, name string) string {
+func serverOf(f *clientconfig.File, name string) string {
 	if _, c, err := f.Context(name); err == nil {
 		return c.Server
 	}
@@ -171,14 +171,14 @@ context is taken; the file itself is not needed afterwards.`,
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name, path := args[0], args[1]
-			if err := config.CheckContextName(name); err != nil {
+			if err := clientconfig.CheckContextName(name); err != nil {
 				return usageErrorf("%w", err)
 			}
-			c, err := config.Load(path)
+			c, err := clientconfig.Load(path)
 			if err != nil {
 				return err
 			}
-			err = o.editConfig(func(f *config.File) error {
+			err = o.editConfig(func(f *clientconfig.File) error {
 				if err := f.Add(name, c, force); err != nil {
 					return err
 				}
@@ -213,7 +213,7 @@ func newContextRmCommand(o *rootOptions) *cobra.Command {
 		Args:              cobra.MinimumNArgs(1),
 		ValidArgsFunction: o.completeContexts,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			err := o.editConfig(func(f *config.File) error {
+			err := o.editConfig(func(f *clientconfig.File) error {
 				for _, name := range args {
 					if err := f.Remove(name); err != nil {
 						return err
@@ -234,10 +234,10 @@ func newContextRmCommand(o *rootOptions) *cobra.Command {
 
 // editConfig reads the config file (an absent one reads as empty), lets
 // edit change it, and writes it back unless edit fails.
-func (o *rootOptions) editConfig(edit func(f *config.File) error) error {
-	f, err := config.ReadFile(o.configPath)
+func (o *rootOptions) editConfig(edit func(f *clientconfig.File) error) error {
+	f, err := clientconfig.ReadFile(o.configPath)
 	if errors.Is(err, fs.ErrNotExist) {
-		f, err = &config.File{}, nil
+		f, err = &clientconfig.File{}, nil
 	}
 	if err != nil {
 		return err
@@ -245,5 +245,5 @@ func (o *rootOptions) editConfig(edit func(f *config.File) error) error {
 	if err := edit(f); err != nil {
 		return err
 	}
-	return config.WriteFile(o.configPath, f)
+	return clientconfig.WriteFile(o.configPath, f)
 }

@@ -4,8 +4,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/berthproject/berth/cli/config"
-	"github.com/berthproject/berth/cli/internal/testpki"
+	"github.com/berthproject/berth/api/clientconfig"
+	"github.com/berthproject/berth/internal/testpki"
 )
 
 func TestContexts(t *testing.T) {
@@ -28,11 +28,11 @@ func TestContexts(t *testing.T) {
 	if out := mustRun(t, local, "get", "nodes", "--context", "prod").stdout; strings.Contains(out, "node-2") {
 		t.Errorf("get nodes --context prod shows the local cluster's node-2:\n%s", out)
 	}
-	t.Setenv(config.EnvContext, "prod")
+	t.Setenv(clientconfig.EnvContext, "prod")
 	if out := mustRun(t, local, "context", "show").stdout; !strings.HasPrefix(out, "prod\t") {
-		t.Errorf("context show with $%s=prod = %q", config.EnvContext, out)
+		t.Errorf("context show with $%s=prod = %q", clientconfig.EnvContext, out)
 	}
-	t.Setenv(config.EnvContext, "")
+	t.Setenv(clientconfig.EnvContext, "")
 
 	mustRun(t, local, "context", "use", "prod")
 	if out := mustRun(t, local, "get", "nodes").stdout; strings.Contains(out, "node-2") {

@@ -15,8 +15,8 @@ import (
 	"google.golang.org/grpc/credentials"
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
-	"github.com/berthproject/berth/cli/config"
-	"github.com/berthproject/berth/cli/internal/testpki"
+	"github.com/berthproject/berth/api/clientconfig"
+	"github.com/berthproject/berth/internal/testpki"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -154,8 +154,8 @@ func serve(t *testing.T, f berthv1.ClusterServiceServer) string {
 func writeConfig(t *testing.T, addr string, pki *testpki.PKI) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "config")
-	cfg := &config.Config{Server: addr, CA: pki.CA, Certificate: pki.ClientCert, Key: pki.ClientKey}
-	if err := config.Save(path, cfg); err != nil {
+	cfg := &clientconfig.Config{Server: addr, CA: pki.CA, Certificate: pki.ClientCert, Key: pki.ClientKey}
+	if err := clientconfig.Save(path, cfg); err != nil {
 		t.Fatalf("save config: %v", err)
 	}
 	return path

@@ -15,8 +15,8 @@ import (
 	"google.golang.org/grpc/peer"
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
-	"github.com/berthproject/berth/cli/config"
-	"github.com/berthproject/berth/cli/internal/testpki"
+	"github.com/berthproject/berth/api/clientconfig"
+	"github.com/berthproject/berth/internal/testpki"
 )
 
 // whoCluster answers WhoAmI with what the call carried: the bearer token,
@@ -83,7 +83,7 @@ func TestTokenInsteadOfCertificate(t *testing.T) {
 	tokenOnly := filepath.Join(t.TempDir(), "config")
 	addr := strings.TrimSpace(mustRun(t, cfg, "context", "show").stdout)
 	addr = addr[strings.LastIndex(addr, "\t")+1:]
-	if err := config.Save(tokenOnly, &config.Config{Server: addr, CA: pki.CA, Token: "berth_ctx.w"}); err != nil {
+	if err := clientconfig.Save(tokenOnly, &clientconfig.Config{Server: addr, CA: pki.CA, Token: "berth_ctx.w"}); err != nil {
 		t.Fatal(err)
 	}
 	if r := mustRun(t, tokenOnly, "whoami"); !strings.Contains(r.stdout, "Principal:   token:berth_ctx.w\n") {
@@ -111,7 +111,7 @@ func TestUserCreateWritesAConfig(t *testing.T) {
 	if len(f.users) != 1 || f.users[0].Role != "viewer" || len(f.users[0].Csr) == 0 {
 		t.Fatalf("user create sent %v", f.users)
 	}
-	file, err := config.ReadFile(out)
+	file, err := clientconfig.ReadFile(out)
 	if err != nil {
 		t.Fatal(err)
 	}

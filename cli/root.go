@@ -15,7 +15,7 @@ import (
 	"google.golang.org/grpc"
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
-	"github.com/berthproject/berth/cli/config"
+	"github.com/berthproject/berth/api/clientconfig"
 )
 
 // defaultNamespace is used when neither -n nor the config names one.
@@ -69,8 +69,8 @@ error (an unknown command or flag, or arguments of the wrong shape);
 		Args: unknownCommand,
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
-	root.PersistentFlags().StringVar(&o.configPath, "config", config.DefaultPath(), "path of the Berth config file (server address and credentials)")
-	root.PersistentFlags().StringVar(&o.context, "context", "", "context (cluster) of the config file to use, instead of its current one (or $"+config.EnvContext+")")
+	root.PersistentFlags().StringVar(&o.configPath, "config", clientconfig.DefaultPath(), "path of the Berth config file (server address and credentials)")
+	root.PersistentFlags().StringVar(&o.context, "context", "", "context (cluster) of the config file to use, instead of its current one (or $"+clientconfig.EnvContext+")")
 	root.PersistentFlags().StringVarP(&o.namespace, "namespace", "n", "", `namespace to work in (default: the config's namespace, else "default")`)
 	root.PersistentFlags().StringVar(&o.token, "token", "", "API token to authenticate with instead of the config's client certificate (or $"+EnvToken+"); the config still gives the server and its CA")
 	root.AddGroup(
@@ -140,7 +140,7 @@ func ConfigPath(cmd *cobra.Command) string {
 	if f := cmd.Flags().Lookup("config"); f != nil {
 		return f.Value.String()
 	}
-	return config.DefaultPath()
+	return clientconfig.DefaultPath()
 }
 
 // Execute runs root with ctx (cancel it on SIGINT/SIGTERM to stop streaming
@@ -192,7 +192,7 @@ func requireSubcommand(cmd *cobra.Command) {
 type cluster struct {
 	berthv1.ClusterServiceClient
 	conn      *grpc.ClientConn
-	cfg       *config.Config
+	cfg       *clientconfig.Config
 	namespace string
 	// allNamespaces is -A: listings answer every namespace the caller
 	// may see, with a NAMESPACE column.
@@ -257,8 +257,8 @@ const EnvToken = "BERTH_TOKEN"
 // loadConfig loads the context commands use, with the token of --token or
 // $BERTH_TOKEN in place of its credentials when one is given: a token
 // decides alone.
-func (o *rootOptions) loadConfig() (*config.Config, error) {
-	cfg, err := config.LoadContext(o.configPath, o.contextName())
+func (o *rootOptions) loadConfig() (*clientconfig.Config, error) {
+	cfg, err := clientconfig.LoadContext(o.configPath, o.contextName())
 	if err != nil {
 		return nil, err
 	}
@@ -278,7 +278,7 @@ func (o *rootOptions) contextName() string {
 	if o.context != "" {
 		return o.context
 	}
-	return os.Getenv(config.EnvContext)
+	return os.Getenv(clientconfig.EnvContext)
 }
 
 // withCluster connects to the cluster, runs fn with the command's context

@@ -14,8 +14,8 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
+	"github.com/berthproject/berth/api/clientconfig"
 	"github.com/berthproject/berth/api/identity"
-	"github.com/berthproject/berth/cli/config"
 )
 
 func newUserCommand(o *rootOptions) *cobra.Command {
@@ -81,14 +81,14 @@ valid for a year unless --ttl says otherwise.`,
 				if err != nil {
 					return fmt.Errorf("create user %q: %w", name, err)
 				}
-				userCfg := &config.Config{
+				userCfg := &clientconfig.Config{
 					Server: c.cfg.Server, ServerName: c.cfg.ServerName, CA: string(resp.GetCaCertificate()),
 					Certificate: string(resp.GetCertificate()), Key: string(key),
 				}
 				if len(namespaces) == 1 {
 					userCfg.Namespace = namespaces[0]
 				}
-				if err := config.Save(output, userCfg); err != nil {
+				if err := clientconfig.Save(output, userCfg); err != nil {
 					return fmt.Errorf("user %q was made, but its config could not be written (remove it with berth user rm %s and try again): %w", name, name, err)
 				}
 				u := resp.GetUser()

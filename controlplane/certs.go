@@ -8,8 +8,8 @@ import (
 	"time"
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
+	"github.com/berthproject/berth/api/clientconfig"
 	"github.com/berthproject/berth/api/identity"
-	"github.com/berthproject/berth/cli/config"
 	"github.com/berthproject/berth/controlplane/ca"
 	"github.com/berthproject/berth/controlplane/store"
 )
@@ -146,12 +146,12 @@ func (c *serverCerts) renew() {
 
 // adminConfig is a client config with a fresh admin certificate of the
 // current CA, trusting the whole bundle.
-func adminConfig(a *ca.Authority, server string) (*config.Config, error) {
+func adminConfig(a *ca.Authority, server string) (*clientconfig.Config, error) {
 	cert, key, err := a.IssueAdmin()
 	if err != nil {
 		return nil, err
 	}
-	return &config.Config{Server: server, CA: string(a.TrustBundle()), Certificate: string(cert), Key: string(key)}, nil
+	return &clientconfig.Config{Server: server, CA: string(a.TrustBundle()), Certificate: string(cert), Key: string(key)}, nil
 }
 
 // pruneRevoked deletes the deny-list entries of certificates that have

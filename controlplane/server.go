@@ -19,8 +19,8 @@ import (
 	"time"
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
+	"github.com/berthproject/berth/api/clientconfig"
 	"github.com/berthproject/berth/api/version"
-	"github.com/berthproject/berth/cli/config"
 	"github.com/berthproject/berth/controlplane/apiserver"
 	"github.com/berthproject/berth/controlplane/audit"
 	"github.com/berthproject/berth/controlplane/ca"
@@ -150,7 +150,7 @@ type Server struct {
 	grpc      *grpc.Server
 	listener  net.Listener
 	http      *httpAPI
-	admin     atomic.Pointer[config.Config]
+	admin     atomic.Pointer[clientconfig.Config]
 	certs     *serverCerts
 	gossip    *gossip.Member
 	leader    *leaderView
@@ -522,7 +522,7 @@ func (s *Server) HTTPAddr() string {
 
 // AdminConfig is a client config with admin credentials for this server,
 // of the CA in use: a CA rotation replaces it.
-func (s *Server) AdminConfig() *config.Config { return s.admin.Load() }
+func (s *Server) AdminConfig() *clientconfig.Config { return s.admin.Load() }
 
 // writeAdminConfig makes the admin config for the CA in use, and writes
 // it to ConfigPath when one is set.
@@ -533,7 +533,7 @@ func (s *Server) writeAdminConfig(advertise string) error {
 	}
 	s.admin.Store(cfg)
 	if s.cfg.ConfigPath != "" {
-		if err := config.Save(s.cfg.ConfigPath, cfg); err != nil {
+		if err := clientconfig.Save(s.cfg.ConfigPath, cfg); err != nil {
 			return fmt.Errorf("writing the admin config: %w", err)
 		}
 	}

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
-	"github.com/berthproject/berth/cli/config"
+	"github.com/berthproject/berth/api/clientconfig"
 )
 
 // BenchmarkLeaderFailover kills the leader of three servers (SIGKILL, as a
@@ -62,7 +62,7 @@ func newLeader(servers []*berthv1.ServerInfo, old string) bool {
 // serverAPI connects to one server's API as the admin.
 func serverAPI(b *testing.B, h *haCluster, addr string) berthv1.ClusterServiceClient {
 	b.Helper()
-	cfg, err := config.Load(h.configPath)
+	cfg, err := clientconfig.Load(h.configPath)
 	if err != nil {
 		b.Fatal(err)
 	}

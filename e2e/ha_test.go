@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/berthproject/berth/cli/config"
+	"github.com/berthproject/berth/api/clientconfig"
 )
 
 // haCluster is several servers on one three-member etcd cluster.
@@ -97,12 +97,12 @@ func (h *haCluster) knowServers() {
 		addrs = append(addrs, addr)
 	}
 	h.addr = strings.Join(addrs, ",")
-	cfg, err := config.Load(h.configPath)
+	cfg, err := clientconfig.Load(h.configPath)
 	if err != nil {
 		h.t.Fatal(err)
 	}
 	cfg.Server = h.addr
-	if err := config.Save(h.configPath, cfg); err != nil {
+	if err := clientconfig.Save(h.configPath, cfg); err != nil {
 		h.t.Fatal(err)
 	}
 }

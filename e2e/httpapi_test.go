@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/berthproject/berth/cli/config"
+	"github.com/berthproject/berth/api/clientconfig"
 )
 
 // TestHTTPAPI calls the cluster API over HTTP/JSON as a script would: with
@@ -24,7 +24,7 @@ func TestHTTPAPI(t *testing.T) {
 	c.startAgent("alpha")
 	base := "https://" + httpAddr
 
-	cfg, err := config.Load(c.configPath)
+	cfg, err := clientconfig.Load(c.configPath)
 	if err != nil {
 		t.Fatal(err)
 	}

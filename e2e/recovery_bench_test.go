@@ -11,7 +11,7 @@ import (
 
 	"github.com/berthproject/berth/agent/runtime/containerd"
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
-	"github.com/berthproject/berth/cli/config"
+	"github.com/berthproject/berth/api/clientconfig"
 )
 
 const recoveryReplicas = 10
@@ -44,7 +44,7 @@ func benchRecovery(b *testing.B, compose, app string, breakTask func(*cluster, t
 
 // benchAPI connects to the cluster's API.
 func benchAPI(b *testing.B, c *cluster) berthv1.ClusterServiceClient {
-	cfg, err := config.Load(c.configPath)
+	cfg, err := clientconfig.Load(c.configPath)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -22,7 +22,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/berthproject/berth/cli/config"
+	"github.com/berthproject/berth/api/clientconfig"
 )
 
 // triggerCompose is the service a trigger rolls out: a replica on each
@@ -93,7 +93,7 @@ func newTriggerFixture(t testing.TB) *triggerFixture {
 // admin's.
 func httpClients(t testing.TB, configPath string) (noCert, withCert *http.Client) {
 	t.Helper()
-	cfg, err := config.Load(configPath)
+	cfg, err := clientconfig.Load(configPath)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/berthproject/berth/cli/config"
+	"github.com/berthproject/berth/api/clientconfig"
 )
 
 // A cluster lives in network namespaces of its own: a hub namespace holds
@@ -117,12 +117,12 @@ func newCluster(t *testing.T, class string, spec clusterSpec) *cluster {
 			c.startServer(i, c.serverArgs)
 		}
 	}
-	cfg, err := config.Load(filepath.Join(dir, "config-0"))
+	cfg, err := clientconfig.Load(filepath.Join(dir, "config-0"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg.Server = strings.Join(c.serverAddrs(), ",")
-	if err := config.Save(c.configPath, cfg); err != nil {
+	if err := clientconfig.Save(c.configPath, cfg); err != nil {
 		t.Fatal(err)
 	}
 	return c

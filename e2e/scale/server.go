@@ -13,7 +13,7 @@ import (
 	"time"
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
-	"github.com/berthproject/berth/cli/config"
+	"github.com/berthproject/berth/api/clientconfig"
 	"google.golang.org/grpc"
 )
 
@@ -87,7 +87,7 @@ func startServer(ctx context.Context, cfg *Config, dir string) (*server, error) 
 		s.stop()
 		return nil, err
 	}
-	admin, err := config.Load(configPath)
+	admin, err := clientconfig.Load(configPath)
 	if err != nil {
 		s.stop()
 		return nil, fmt.Errorf("admin config of the server: %w", err)

@@ -1,6 +1,6 @@
-// Package config reads and writes the file that tells the berth CLI how to
+// Package clientconfig reads and writes the file that tells the berth CLI how to
 // reach a cluster: the server address and the admin client certificate.
-package config
+package clientconfig
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package config
+package clientconfig
 
 import (
 	"os"
@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/berthproject/berth/cli/internal/testpki"
+	"github.com/berthproject/berth/internal/testpki"
 )
 
 func testConfig(t *testing.T, server string) *Config {
