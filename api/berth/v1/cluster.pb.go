@@ -3576,8 +3576,15 @@ type TaskStats struct {
 	MemoryLimitBytes uint64                 `protobuf:"varint,6,opt,name=memory_limit_bytes,json=memoryLimitBytes,proto3" json:"memory_limit_bytes,omitempty"`
 	Pids             uint32                 `protobuf:"varint,7,opt,name=pids,proto3" json:"pids,omitempty"`
 	At               *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=at,proto3" json:"at,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// network_rx_bytes and network_tx_bytes are what the task's network
+	// interfaces received and sent so far; rx/tx_bytes_per_second the rate
+	// over the last sample interval.
+	NetworkRxBytes          uint64  `protobuf:"varint,9,opt,name=network_rx_bytes,json=networkRxBytes,proto3" json:"network_rx_bytes,omitempty"`
+	NetworkTxBytes          uint64  `protobuf:"varint,10,opt,name=network_tx_bytes,json=networkTxBytes,proto3" json:"network_tx_bytes,omitempty"`
+	NetworkRxBytesPerSecond float64 `protobuf:"fixed64,11,opt,name=network_rx_bytes_per_second,json=networkRxBytesPerSecond,proto3" json:"network_rx_bytes_per_second,omitempty"`
+	NetworkTxBytesPerSecond float64 `protobuf:"fixed64,12,opt,name=network_tx_bytes_per_second,json=networkTxBytesPerSecond,proto3" json:"network_tx_bytes_per_second,omitempty"`
+	unknownFields           protoimpl.UnknownFields
+	sizeCache               protoimpl.SizeCache
 }
 
 func (x *TaskStats) Reset() {
@@ -3664,6 +3671,34 @@ func (x *TaskStats) GetAt() *timestamppb.Timestamp {
 		return x.At
 	}
 	return nil
+}
+
+func (x *TaskStats) GetNetworkRxBytes() uint64 {
+	if x != nil {
+		return x.NetworkRxBytes
+	}
+	return 0
+}
+
+func (x *TaskStats) GetNetworkTxBytes() uint64 {
+	if x != nil {
+		return x.NetworkTxBytes
+	}
+	return 0
+}
+
+func (x *TaskStats) GetNetworkRxBytesPerSecond() float64 {
+	if x != nil {
+		return x.NetworkRxBytesPerSecond
+	}
+	return 0
+}
+
+func (x *TaskStats) GetNetworkTxBytesPerSecond() float64 {
+	if x != nil {
+		return x.NetworkTxBytesPerSecond
+	}
+	return 0
 }
 
 type TopResponse struct {
@@ -7835,7 +7870,7 @@ const file_berth_v1_cluster_proto_rawDesc = "" +
 	"\x03app\x18\x02 \x01(\tR\x03app\x12\x18\n" +
 	"\aservice\x18\x03 \x01(\tR\aservice\x12\x17\n" +
 	"\anode_id\x18\x04 \x01(\tR\x06nodeId\x12%\n" +
-	"\x0eall_namespaces\x18\x05 \x01(\bR\rallNamespaces\"\x97\x02\n" +
+	"\x0eall_namespaces\x18\x05 \x01(\bR\rallNamespaces\"\xe7\x03\n" +
 	"\tTaskStats\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\tR\x06taskId\x12\x17\n" +
 	"\anode_id\x18\x02 \x01(\tR\x06nodeId\x12&\n" +
@@ -7845,7 +7880,12 @@ const file_berth_v1_cluster_proto_rawDesc = "" +
 	"\fmemory_bytes\x18\x05 \x01(\x04R\vmemoryBytes\x12,\n" +
 	"\x12memory_limit_bytes\x18\x06 \x01(\x04R\x10memoryLimitBytes\x12\x12\n" +
 	"\x04pids\x18\a \x01(\rR\x04pids\x12*\n" +
-	"\x02at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\x02at\"Z\n" +
+	"\x02at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x12(\n" +
+	"\x10network_rx_bytes\x18\t \x01(\x04R\x0enetworkRxBytes\x12(\n" +
+	"\x10network_tx_bytes\x18\n" +
+	" \x01(\x04R\x0enetworkTxBytes\x12<\n" +
+	"\x1bnetwork_rx_bytes_per_second\x18\v \x01(\x01R\x17networkRxBytesPerSecond\x12<\n" +
+	"\x1bnetwork_tx_bytes_per_second\x18\f \x01(\x01R\x17networkTxBytesPerSecond\"Z\n" +
 	"\vTopResponse\x12)\n" +
 	"\x05tasks\x18\x01 \x03(\v2\x13.berth.v1.TaskStatsR\x05tasks\x12 \n" +
 	"\vunreachable\x18\x02 \x03(\tR\vunreachable\"\x8c\x01\n" +
