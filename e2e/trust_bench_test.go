@@ -69,7 +69,7 @@ func BenchmarkTaskStartTrusted(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if want := `berth_image_verifications_total{cached="false",result="signed"} 1` + "\n"; !strings.Contains(body, want) {
+		if want := `berth_image_verifications_total{cached="false",result="signed",role="node"} 1` + "\n"; !strings.Contains(body, want) {
 			b.Fatalf("the node asked the registry more than once:\n%s", berthLines(body))
 		}
 		c.mustBerth("scale", "trusted/web=1", "plain/web=1")

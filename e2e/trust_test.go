@@ -250,9 +250,9 @@ func TestTrust(t *testing.T) {
 
 	// Both the server (at apply) and the node (before create) verified.
 	for _, m := range []struct{ who, addr, want string }{
-		{"server", serverMetrics, `berth_image_verifications_total{cached="false",result="signed"} `},
-		{"server", serverMetrics, `berth_image_verifications_total{cached="false",result="unsigned"} `},
-		{"node", agentMetrics, `berth_image_verifications_total{cached="false",result="signed"} `},
+		{"server", serverMetrics, `berth_image_verifications_total{cached="false",result="signed",role="server"} `},
+		{"server", serverMetrics, `berth_image_verifications_total{cached="false",result="unsigned",role="server"} `},
+		{"node", agentMetrics, `berth_image_verifications_total{cached="false",result="signed",role="node"} `},
 	} {
 		body, err := httpGet("http://" + m.addr + "/metrics")
 		if err != nil || !strings.Contains(body, m.want) {

@@ -42,7 +42,7 @@ const verifyTimeout = 30 * time.Second
 // and keeps verifications in cache (nil: a new one).
 func NewTrust(cache *imagesig.Cache, source func(image string) *berthv1.ImageSource) *Trust {
 	if cache == nil {
-		cache = imagesig.NewCache()
+		cache = imagesig.NewCache(imagesig.WithRole("node"))
 	}
 	return &Trust{cache: cache, source: source, policies: map[trustKey]*berthv1.ImageTrust{}}
 }

@@ -74,7 +74,7 @@ func New(cfg Config) *Trust {
 		cfg.Log = slog.Default()
 	}
 	if cfg.Cache == nil {
-		cfg.Cache = imagesig.NewCache()
+		cfg.Cache = imagesig.NewCache(imagesig.WithRole("server"))
 	}
 	return &Trust{
 		cfg:      cfg,

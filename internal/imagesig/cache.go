@@ -44,6 +44,8 @@ type Cache struct {
 	// results counts verifications by result and by whether the registry
 	// was asked for this one.
 	results *prometheus.CounterVec
+	// role labels the metrics (WithRole).
+	role string
 }
 
 type cacheEntry struct {
@@ -66,17 +68,22 @@ func WithClock(now func() time.Time) CacheOption { return func(c *Cache) { c.now
 // WithSize keeps at most n verifications.
 func WithSize(n int) CacheOption { return func(c *Cache) { c.size = n } }
 
+// WithRole labels the cache's metrics with the role that checks ("server"
+// or "node"), so that a server and an agent in one process (berth dev)
+// each count their own.
+func WithRole(role string) CacheOption { return func(c *Cache) { c.role = role } }
+
 // NewCache returns an empty cache.
 func NewCache(opts ...CacheOption) *Cache {
-	c := &Cache{ttl: DefaultCacheTTL, size: defaultCacheSize, verify: Verify, now: time.Now, entries: map[string]cacheEntry{},
-		results: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "berth_image_verifications_total",
-			Help: "Image signature checks against trust policies: result signed, unsigned (no valid signature by a trusted key) or error (the registry could not tell); cached when no registry was asked for this one.",
-		}, []string{"result", "cached"}),
-	}
+	c := &Cache{ttl: DefaultCacheTTL, size: defaultCacheSize, verify: Verify, now: time.Now, entries: map[string]cacheEntry{}}
 	for _, o := range opts {
 		o(c)
 	}
+	c.results = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name:        "berth_image_verifications_total",
+		Help:        "Image signature checks against trust policies: result signed, unsigned (no valid signature by a trusted key) or error (the registry could not tell); cached when no registry was asked for this one.",
+		ConstLabels: prometheus.Labels{"role": c.role},
+	}, []string{"result", "cached"})
 	return c
 }
 
