@@ -104,7 +104,11 @@ type Config struct {
 	// and image pull times, the node's tasks by state); nil registers
 	// none. The caller serves it.
 	Metrics prometheus.Registerer
-	Log     *slog.Logger
+	// Health is where the agent adds its liveness and readiness checks
+	// (the worker, the session, containerd); nil adds none. The caller
+	// serves them at /healthz and /readyz.
+	Health *metrics.Health
+	Log    *slog.Logger
 }
 
 // Agent is a running node agent.
@@ -231,6 +235,7 @@ func Start(ctx context.Context, cfg Config) (_ *Agent, err error) {
 			return nil, err
 		}
 	}
+	a.registerHealth(cfg.Health)
 	if err := a.worker.Start(runCtx); err != nil {
 		return nil, fmt.Errorf("adopting this node's containers: %w", err)
 	}

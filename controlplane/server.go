@@ -114,6 +114,10 @@ type Config struct {
 	// placements, etcd transactions, gRPC calls); nil registers none. The
 	// caller serves it.
 	Metrics prometheus.Registerer
+	// Health is where the server adds its liveness and readiness checks
+	// (etcd, the store cache, the leader); nil adds none. The caller
+	// serves them at /healthz and /readyz.
+	Health *metrics.Health
 	// RateLimits limits joins per source address and calls per user or
 	// token; zero values are the defaults.
 	RateLimits ratelimit.Config
@@ -346,6 +350,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 			return nil, err
 		}
 	}
+	s.registerHealth(cfg.Health)
 	limits := ratelimit.New(cfg.RateLimits)
 	cfg.Log.Debug("rate limits", "limits", limits.String())
 	s.grpc = grpc.NewServer(

@@ -3,6 +3,8 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -78,6 +80,41 @@ func TestMetricsOfServerAndAgent(t *testing.T) {
 	if ready["level"] != "INFO" || ready["listen"] != c.addr {
 		t.Fatalf(`"server ready" record = %v, want level INFO and listen %s`, ready, c.addr)
 	}
+
+	// Both are alive and ready; the agent stops being ready when its
+	// session ends with the server, and stays alive.
+	for _, probe := range []struct{ addr, path, want string }{
+		{serverMetrics, "/healthz", "ok"},
+		{serverMetrics, "/readyz?verbose", "[+]etcd ok\n[+]cache ok\n[+]leader ok\n"},
+		{agentMetrics, "/healthz?verbose", "[+]worker ok\n"},
+		{agentMetrics, "/readyz?verbose", "[+]session ok\n[+]containerd ok\n"},
+	} {
+		code, body, err := httpStatus("http://" + probe.addr + probe.path)
+		if err != nil || code != 200 || !strings.Contains(body, probe.want) {
+			t.Errorf("GET %s%s: %d %q (%v), want 200 with %q", probe.addr, probe.path, code, body, err, probe.want)
+		}
+	}
+	c.server.stop()
+	eventually(t, 60*time.Second, func() (bool, string) {
+		code, body, err := httpStatus("http://" + agentMetrics + "/readyz?verbose")
+		return err == nil && code == 503 && strings.Contains(body, "[-]session failed: ") && strings.Contains(body, "[+]containerd ok\n"),
+			fmt.Sprintf("the agent's /readyz without a server: %d %q (%v), want 503 naming the session", code, body, err)
+	})
+	if code, body, err := httpStatus("http://" + agentMetrics + "/healthz"); err != nil || code != 200 {
+		t.Errorf("the agent's /healthz without a server: %d %q (%v), want 200: it is alive", code, body, err)
+	}
+}
+
+// httpStatus GETs url and returns the status code and body.
+func httpStatus(url string) (int, string, error) {
+	client := http.Client{Timeout: 10 * time.Second}
+	resp, err := client.Get(url)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), err
 }
 
 // berthLines keeps Berth's own metrics of a scrape, for failure messages.

@@ -55,18 +55,18 @@ type metricsServer struct {
 	done     chan struct{}
 }
 
-// serveMetrics serves reg's metrics at http://addr/metrics; an empty addr
-// serves none. An address the user chose that cannot be used is an error;
+// serveMetrics serves reg's metrics at http://addr/metrics, and health's
+// checks at /healthz and /readyz; an empty addr serves none. An address the user chose that cannot be used is an error;
 // the default one being taken (another server on this machine) is only
 // warned about: a control plane does not refuse to run for want of its
 // metrics.
-func serveMetrics(cmd *cobra.Command, addr string, reg prometheus.Gatherer, log *slog.Logger) (*metricsServer, error) {
-	return serveMetricsAndProfiles(cmd, addr, reg, false, log)
+func serveMetrics(cmd *cobra.Command, addr string, reg prometheus.Gatherer, health *metrics.Health, log *slog.Logger) (*metricsServer, error) {
+	return serveMetricsAndProfiles(cmd, addr, reg, health, false, log)
 }
 
 // serveMetricsAndProfiles is serveMetrics, with Go's runtime profiles at
 // /debug/pprof/ when profiles is set.
-func serveMetricsAndProfiles(cmd *cobra.Command, addr string, reg prometheus.Gatherer, profiles bool, log *slog.Logger) (*metricsServer, error) {
+func serveMetricsAndProfiles(cmd *cobra.Command, addr string, reg prometheus.Gatherer, health *metrics.Health, profiles bool, log *slog.Logger) (*metricsServer, error) {
 	if addr == "" {
 		return &metricsServer{}, nil
 	}
@@ -78,6 +78,7 @@ func serveMetricsAndProfiles(cmd *cobra.Command, addr string, reg prometheus.Gat
 		log.Warn("metrics not served", "err", err)
 		return &metricsServer{}, nil
 	}
+	e.ServeHealth(health)
 	if profiles {
 		if err := e.ServeProfiles(); err != nil {
 			e.Close()

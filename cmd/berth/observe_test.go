@@ -91,7 +91,7 @@ func TestServeMetricsOnTheConfiguredAddress(t *testing.T) {
 	reg.MustRegister(c)
 	c.Inc()
 	log := slog.New(slog.DiscardHandler)
-	m, err := serveMetrics(metricsCommand(t, "127.0.0.1:0", true), "127.0.0.1:0", reg, log)
+	m, err := serveMetrics(metricsCommand(t, "127.0.0.1:0", true), "127.0.0.1:0", reg, metrics.NewHealth(), log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +125,7 @@ func TestServeMetricsOnATakenAddress(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var logs bytes.Buffer
-			m, err := serveMetrics(metricsCommand(t, addr, tt.explicit), addr, prometheus.NewRegistry(), slog.New(slog.NewTextHandler(&logs, nil)))
+			m, err := serveMetrics(metricsCommand(t, addr, tt.explicit), addr, prometheus.NewRegistry(), metrics.NewHealth(), slog.New(slog.NewTextHandler(&logs, nil)))
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("err = %v, want an error: %v", err, tt.wantErr)
 			}
@@ -141,7 +141,7 @@ func TestServeMetricsOnATakenAddress(t *testing.T) {
 }
 
 func TestServeMetricsOff(t *testing.T) {
-	m, err := serveMetrics(metricsCommand(t, "", false), "", prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
+	m, err := serveMetrics(metricsCommand(t, "", false), "", prometheus.NewRegistry(), nil, slog.New(slog.DiscardHandler))
 	if err != nil || m.endpoint != nil {
 		t.Fatalf("serveMetrics(\"\") = %v, %v; want nothing served", m.endpoint, err)
 	}
