@@ -340,7 +340,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	}
 	s.audit = audit.New(auditCfg)
 	auth := &authenticator{tokens: api, streams: streams}
-	grpcMetrics := metrics.NewGRPC()
+	grpcMetrics := metrics.NewGRPC("server")
 	s.placements = orchestrator.NewMetrics()
 	if cfg.Metrics != nil {
 		cs := []prometheus.Collector{s.placements, nodehealth.Collector(s.cache), metrics.CertExpiry("server", s.id, s.certs.creds.NotAfter), trusted.Collector(), api.ScanCollector()}
