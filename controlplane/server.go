@@ -399,6 +399,9 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	s.tasks.Go("leader view", func() error { return s.leader.run(runCtx, s.etcd, s.log) })
 	s.tasks.Go("leader", func() error { return s.lead(runCtx, advertise) })
 	s.tasks.Go("grpc", func() error { return s.grpc.Serve(s.listener) })
+	if err := s.registerClusterMetrics(runCtx, cfg.Metrics); err != nil {
+		return nil, err
+	}
 	if s.http != nil {
 		s.tasks.Go("http", s.http.serve)
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -42,6 +43,13 @@ func TestMetricsOfServerAndAgent(t *testing.T) {
 			`berth_etcd_txn_duration_seconds_count{result="committed"} `,
 			`grpc_server_handled_total{grpc_code="OK",grpc_method="Apply",grpc_service="berth.v1.ClusterService",grpc_type="unary",role="server"} 1` + "\n",
 			`grpc_server_handling_seconds_count{grpc_method="Apply",grpc_service="berth.v1.ClusterService",grpc_type="unary",role="server"} 1` + "\n",
+			`berth_service_desired_tasks{app="metrics",namespace="default",service="web"} 1` + "\n",
+			`berth_service_running_tasks{app="metrics",namespace="default",service="web"} 1` + "\n",
+			`berth_node_allocatable_cpu_cores{node="alpha"} 2` + "\n",
+			`berth_node_allocatable_memory_bytes{node="alpha"} 4.294967296e+09` + "\n",
+			`berth_node_allocated_cpu_cores{node="alpha"} 0` + "\n",
+			`role="ca"} `, // berth_cert_expiry_seconds of the cluster CA
+			`role="server"} `,
 			"go_goroutines ",
 			"process_resident_memory_bytes ",
 		}},
@@ -67,6 +75,10 @@ func TestMetricsOfServerAndAgent(t *testing.T) {
 			}
 			return true, ""
 		})
+	}
+
+	if body, err := httpGet("http://" + serverMetrics + "/metrics"); err != nil || !regexp.MustCompile(`(?m)^berth_leader\{server="[^"]+"\} 1$`).MatchString(body) {
+		t.Errorf("the only server does not report itself the leader (%v):\n%s", err, berthLines(body))
 	}
 
 	var ready map[string]any

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/berthproject/berth/controlplane/clustermetrics"
 	"github.com/berthproject/berth/internal/metrics"
+	"github.com/prometheus/client_golang/prometheus"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -45,4 +47,21 @@ func (s *Server) registerHealth(h *metrics.Health) {
 		}
 		return nil
 	})
+}
+
+// registerClusterMetrics registers with reg (nil: none) the cluster's
+// metrics as this server's cache sees them (services, nodes, the leader)
+// and the expiry of the cluster CA's certificate; the counters among them
+// follow the cache until runCtx ends.
+func (s *Server) registerClusterMetrics(runCtx context.Context, reg prometheus.Registerer) error {
+	if reg == nil {
+		return nil
+	}
+	self := s.servers.self.Address
+	cm := clustermetrics.New(s.cache, s.id, func() bool { return s.leader.Address() == self })
+	if err := metrics.Register(reg, cm, metrics.CertExpiry("ca", s.authority.ClusterID(), s.authority.NotAfter)); err != nil {
+		return err
+	}
+	s.tasks.Go("cluster metrics", func() error { return cm.Follow(runCtx, s.cache) })
+	return nil
 }
