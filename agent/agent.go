@@ -231,6 +231,7 @@ func Start(ctx context.Context, cfg Config) (_ *Agent, err error) {
 	if cfg.Metrics != nil {
 		collectors := append(a.worker.Collectors(), metrics.CertExpiry("node", a.creds.NodeID, a.live.NotAfter), a.sweeper.Collector(), a.trust.Collector())
 		collectors = append(collectors, a.grpcMetrics.Collectors()...)
+		collectors = append(collectors, containerMetrics{stats: func(ctx context.Context) ([]runtime.ContainerStats, error) { return a.rt.Stats(ctx, nil) }, tasks: a.worker.Tasks})
 		if a.network != nil {
 			collectors = append(collectors, a.network.programming)
 		}
