@@ -139,3 +139,80 @@ func berthLines(body string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+const statsCompose = `
+services:
+  web:
+    image: localhost/busybox:latest
+    command: ["httpd", "-f", "-p", "80", "-h", "/www"]
+    ports:
+      - "%d:80"
+    deploy:
+      resources:
+        limits:
+          memory: 64M
+`
+
+// TestStatsAndContainerMetrics: `berth stats --no-stream` shows a
+// running task's memory and, once it served a few requests, its network
+// bytes; the agent's metrics carry the task's container series, which go
+// when the service is removed.
+func TestStatsAndContainerMetrics(t *testing.T) {
+	c := newCluster(t)
+	agentMetrics := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	c.startAgent("alpha", "--metrics-addr", agentMetrics)
+	c.importImage()
+	port := freePort(t)
+	c.mustBerth("apply", "-f", c.writeFile("app/compose.yaml", fmt.Sprintf(statsCompose, port)), "-p", "stats")
+	tk := c.waitRunning("stats/web", 1, 90*time.Second)[0]
+	eventually(t, 30*time.Second, func() (bool, string) {
+		body, err := httpGet(fmt.Sprintf("http://127.0.0.1:%d/", port))
+		return err == nil && strings.Contains(body, "hello from berth"), fmt.Sprintf("published port: %v %q", err, body)
+	})
+
+	var rows []struct {
+		Task             string `json:"task"`
+		Service          string `json:"service"`
+		MemoryBytes      uint64 `json:"memoryBytes"`
+		MemoryLimitBytes uint64 `json:"memoryLimitBytes"`
+		NetworkRxBytes   uint64 `json:"networkRxBytes"`
+		NetworkTxBytes   uint64 `json:"networkTxBytes"`
+	}
+	if err := json.Unmarshal([]byte(c.mustBerth("stats", "stats/web", "--no-stream", "-o", "json")), &rows); err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 1 || rows[0].Task != tk.ID || rows[0].MemoryBytes == 0 || rows[0].MemoryLimitBytes != 64<<20 ||
+		rows[0].NetworkRxBytes == 0 || rows[0].NetworkTxBytes == 0 {
+		t.Fatalf("berth stats -o json = %+v, want task %s with memory, its 64M limit and network bytes both ways", rows, tk.ID)
+	}
+	table := c.mustBerth("stats", "--no-stream")
+	if lines := strings.Split(strings.TrimSpace(table), "\n"); len(lines) != 2 || !strings.Contains(lines[0], "NET I/O") ||
+		!strings.Contains(lines[1], "stats/web.1") || !strings.Contains(lines[1], "/ 64MiB") {
+		t.Fatalf("berth stats --no-stream:\n%s", table)
+	}
+
+	labels := fmt.Sprintf(`{app="stats",namespace="default",service="web",slot="1",task="%s"}`, tk.ID)
+	series := []string{"berth_container_cpu_seconds_total", "berth_container_memory_working_set_bytes", "berth_container_memory_limit_bytes",
+		"berth_container_network_receive_bytes_total", "berth_container_network_transmit_bytes_total"}
+	body, err := httpGet("http://" + agentMetrics + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range series {
+		if !strings.Contains(body, s+labels+" ") {
+			t.Errorf("the agent's metrics lack %s%s:\n%s", s, labels, berthLines(body))
+		}
+	}
+	if !strings.Contains(body, "berth_container_memory_limit_bytes"+labels+" 6.7108864e+07\n") {
+		t.Errorf("the agent reports a memory limit other than 64M:\n%s", berthLines(body))
+	}
+
+	c.mustBerth("delete", "stats")
+	eventually(t, 90*time.Second, func() (bool, string) {
+		body, err := httpGet("http://" + agentMetrics + "/metrics")
+		if err != nil {
+			return false, err.Error()
+		}
+		return !strings.Contains(body, `task="`+tk.ID+`"`), "the removed task's container series remain:\n" + berthLines(body)
+	})
+}
