@@ -7,7 +7,6 @@ package agent
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -35,81 +34,9 @@ import (
 	"github.com/berthproject/berth/api/version"
 	"github.com/berthproject/berth/internal/metrics"
 	"github.com/berthproject/berth/internal/supervise"
-	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 )
-
-// Config says how to run an agent.
-type Config struct {
-	// Server is the control plane's address, or several, comma-separated:
-	// the agent follows them to the leader and learns the others.
-	Server string
-	// Token is the join token, needed the first time only.
-	Token string
-	// Name is the node's name, unique in the cluster; default the hostname.
-	Name string
-	// DataDir holds the node's credentials, logs and network state.
-	DataDir string
-	// Listen is where the node's own endpoint listens; default an
-	// ephemeral port on the address that reaches the server.
-	Listen string
-	// GossipAddr is where the node's gossip member listens (host:port);
-	// default the address that reaches the server, on the port it had
-	// before or an ephemeral one.
-	GossipAddr string
-	Labels     map[string]string
-	// MilliCPUs and MemoryBytes override the detected capacity.
-	MilliCPUs, MemoryBytes int64
-	// BuildkitAddr is a running buildkitd to build images with; empty
-	// starts the agent's own on the first build (see package build).
-	BuildkitAddr string
-	// Runtime is "containerd" (default) or "fake" (scale tests: no
-	// containers are run).
-	Runtime string
-	// FakeStartLatency and FakeFailureRate simulate a loaded node with the
-	// fake runtime: each container start takes FakeStartLatency, and that
-	// share of container starts fail (the container exits with code 1).
-	FakeStartLatency  time.Duration
-	FakeFailureRate   float64
-	ContainerdAddress string
-	// ContainerdNamespace keeps the node's containers and images apart in
-	// containerd; default "berth".
-	ContainerdNamespace string
-	// ContentAddr is where the node serves its images to peers
-	// (host:port); default the node endpoint's host, on the port it had
-	// before or an ephemeral one.
-	ContentAddr string
-	// ContainerdRoot is containerd's root directory, whose disk image
-	// cleanup watches; default /var/lib/containerd.
-	ContainerdRoot string
-	// ImageGCHighPercent and ImageGCLowPercent: when the disk holding
-	// ContainerdRoot is fuller than the high mark, unused images are
-	// removed until it is below the low one; defaults 85 and 80.
-	ImageGCHighPercent, ImageGCLowPercent int
-	// MaxConcurrentStarts and MaxConcurrentPulls bound the container
-	// creates and starts, and the image pulls, the node runs at once;
-	// more wait their turn. 0 picks the default (with the fake runtime:
-	// no bound), less than 0 is no bound.
-	MaxConcurrentStarts, MaxConcurrentPulls int
-	// DiskFloor and InodeFloor are the free space and inodes the data
-	// directory's file system needs for the node to be ready: a size
-	// ("500MiB") or number, or a percentage ("5%"); defaults
-	// nodecheck.DefaultDiskFloor and nodecheck.DefaultInodeFloor.
-	DiskFloor, InodeFloor string
-	// CheckPeriod is how often the node's conditions are checked; 0
-	// means nodecheck.DefaultPeriod.
-	CheckPeriod time.Duration
-	// Metrics is where the agent registers its metrics (container start
-	// and image pull times, the node's tasks by state); nil registers
-	// none. The caller serves it.
-	Metrics prometheus.Registerer
-	// Health is where the agent adds its liveness and readiness checks
-	// (the worker, the session, containerd); nil adds none. The caller
-	// serves them at /healthz and /readyz.
-	Health *metrics.Health
-	Log    *slog.Logger
-}
 
 // Agent is a running node agent.
 type Agent struct {
@@ -164,22 +91,10 @@ type Agent struct {
 // Start joins (when needed), connects and runs an agent. It returns once
 // the first session with the control plane is up.
 func Start(ctx context.Context, cfg Config) (_ *Agent, err error) {
-	if cfg.Log == nil {
-		cfg.Log = slog.Default()
-	}
-	if cfg.Name == "" {
-		cfg.Name, _ = os.Hostname()
-	}
-	if cfg.DataDir == "" {
-		return nil, errors.New("agent: --data-dir is required")
-	}
-	if len(cfg.servers()) == 0 {
-		return nil, errors.New("agent: --join is required: the address of a Berth server (or several, comma-separated)")
-	}
-	if err := cfg.imageGCDefaults(); err != nil {
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	cfg.checkDefaults()
 	a := &Agent{cfg: cfg, log: cfg.Log, tasks: supervise.New(), payloads: files.NewPayloads()}
 	defer func() {
 		if err != nil {
@@ -445,25 +360,6 @@ func (t workerTasks) Known() sweep.Known {
 	return sweep.Known{Tasks: tasks, InFlight: inFlight}
 }
 
-// workLimits are the worker's bounds on starts and pulls, from c's.
-func (c Config) workLimits() (starts, pulls int) {
-	pick := func(n, def int) int {
-		switch {
-		case n < 0:
-			return 0
-		case n > 0:
-			return n
-		case c.Runtime == "fake":
-			// Simulated starts cost nothing: the scale harness
-			// measures the control plane, not this bound.
-			return 0
-		default:
-			return def
-		}
-	}
-	return pick(c.MaxConcurrentStarts, worker.DefaultMaxConcurrentStarts()), pick(c.MaxConcurrentPulls, worker.DefaultMaxConcurrentPulls)
-}
-
 // Assign hands assignments to the worker, and first the sources of their
 // images to the puller and the data of their secrets and configs to the
 // payloads.
@@ -535,15 +431,4 @@ func totalMemory() int64 {
 		}
 	}
 	return 0
-}
-
-// servers are the control plane addresses the agent was given.
-func (c Config) servers() []string {
-	var out []string
-	for _, a := range strings.Split(c.Server, ",") {
-		if a = strings.TrimSpace(a); a != "" {
-			out = append(out, a)
-		}
-	}
-	return out
 }

@@ -17,16 +17,6 @@ type pinger interface {
 	Ping(ctx context.Context) error
 }
 
-// checkDefaults fills the floors of the disk check left empty.
-func (c *Config) checkDefaults() {
-	if c.DiskFloor == "" {
-		c.DiskFloor = nodecheck.DefaultDiskFloor
-	}
-	if c.InodeFloor == "" {
-		c.InodeFloor = nodecheck.DefaultInodeFloor
-	}
-}
-
 // newChecker makes the node's checker from the agent's configuration:
 // the runtime check when the runtime can be asked, the network check once
 // the container network has its subnet, and the disk check of the data

@@ -175,21 +175,3 @@ func (a *Agent) runImageCleanup(ctx context.Context, root string) error {
 		}
 	}
 }
-
-// imageGCDefaults fills in and checks the image cleanup thresholds.
-func (c *Config) imageGCDefaults() error {
-	if c.ContainerdRoot == "" {
-		c.ContainerdRoot = "/var/lib/containerd"
-	}
-	if c.ImageGCHighPercent == 0 {
-		c.ImageGCHighPercent = image.DefaultGCHighPercent
-	}
-	if c.ImageGCLowPercent == 0 {
-		c.ImageGCLowPercent = image.DefaultGCLowPercent
-	}
-	h, l := c.ImageGCHighPercent, c.ImageGCLowPercent
-	if h < 1 || h > 100 || l < 1 || l > h {
-		return fmt.Errorf("agent: image cleanup thresholds high %d%%, low %d%%: want 1 <= low <= high <= 100 (--image-gc-high-percent, --image-gc-low-percent)", h, l)
-	}
-	return nil
-}

@@ -11,7 +11,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -30,6 +29,7 @@ import (
 	"github.com/berthproject/berth/controlplane/orchestrator"
 	"github.com/berthproject/berth/controlplane/ratelimit"
 	"github.com/berthproject/berth/controlplane/registry"
+	"github.com/berthproject/berth/controlplane/seal"
 	"github.com/berthproject/berth/controlplane/store"
 	"github.com/berthproject/berth/controlplane/trigger"
 	"github.com/berthproject/berth/controlplane/trust"
@@ -44,99 +44,6 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
-
-// Config says how to run a server.
-type Config struct {
-	// DataDir holds the embedded etcd's data and the server's files.
-	DataDir string
-	// Listen is where agents and clients connect (host:port).
-	Listen string
-	// HTTPListen is where the HTTP/JSON API is served over HTTPS
-	// (host:port); empty serves none.
-	HTTPListen string
-	// Advertise is the address written into the admin config and join
-	// commands; empty means the listen address.
-	Advertise string
-	// EtcdEndpoints selects an external etcd cluster instead of the
-	// embedded member.
-	EtcdEndpoints []string
-	// EtcdTLS is how the server and the external etcd authenticate each
-	// other; https:// endpoints need it unless the system trusts etcd's
-	// certificates and etcd checks no client certificate.
-	EtcdTLS etcd.ClientTLS
-	// ConfigPath is where the admin client config is written; empty
-	// writes none.
-	ConfigPath string
-	// KEKFile is the key-encryption key's file, which seals the cluster's
-	// secrets in etcd; default <DataDir>/key-encryption-key. It is made
-	// when the cluster is new; every server of a cluster needs a copy.
-	KEKFile string
-	// UnlockKey, when set, is the key-encryption key itself (base64 of 32
-	// bytes), and no key file is read or written: the key is never on
-	// the server's disk.
-	UnlockKey string
-	// ContainerRange is the address range nodes' container subnets (/24
-	// each) come from.
-	ContainerRange string
-	// NetworkRange is the address range networks' subnets (/24 each,
-	// unless a Compose file or berth network create gives one) come from;
-	// it must not overlap ContainerRange. Default 10.128.0.0/12.
-	NetworkRange string
-	// HeartbeatPeriod is how often agents report in.
-	HeartbeatPeriod time.Duration
-	// NotReadyGrace is how long a node may fail a condition before its
-	// tasks move elsewhere; 0 means orchestrator.DefaultNotReadyGrace.
-	NotReadyGrace time.Duration
-	// NodeDownGrace is how long a node may be out of contact before it is
-	// declared down and its tasks are replaced elsewhere.
-	NodeDownGrace time.Duration
-	// MassLoss is the guard against mass eviction; zero values are the
-	// defaults.
-	MassLoss MassLossGuard
-	// Gossip configures the server's member of the cluster's gossip.
-	Gossip GossipConfig
-	// LeaderLease is how long a leader that died keeps its leadership
-	// before another server takes over; default DefaultLeaderLease on an
-	// external etcd, and embeddedLeaderLease on the embedded one. etcd
-	// raises it to its shortest lease (about 1.5 election timeouts).
-	LeaderLease time.Duration
-	// AuditLog, when set, is a file every call that changes something is
-	// also written to, as one JSON object a line (appended, mode 0600);
-	// "-" is standard error. Each server writes the calls it served.
-	AuditLog string
-	// AuditRetention is how long audit records are kept; zero is
-	// audit.DefaultRetention, and less than audit.MinRetention is refused.
-	AuditRetention time.Duration
-	// CertLifetime is how long the certificates the CA issues last;
-	// default ca.DefaultLeafLifetime. Tests shorten it to see renewals.
-	CertLifetime time.Duration
-	// Metrics is where the server registers its metrics (tasks, nodes,
-	// placements, etcd transactions, gRPC calls); nil registers none. The
-	// caller serves it.
-	Metrics prometheus.Registerer
-	// Health is where the server adds its liveness and readiness checks
-	// (etcd, the store cache, the leader); nil adds none. The caller
-	// serves them at /healthz and /readyz.
-	Health *metrics.Health
-	// RateLimits limits joins per source address and calls per user or
-	// token; zero values are the defaults.
-	RateLimits ratelimit.Config
-	Log        *slog.Logger
-}
-
-// GossipConfig configures gossip among servers and agents. The servers
-// hand the timings to the agents, so one cluster uses one set.
-type GossipConfig struct {
-	// Addr is the host:port gossip listens on (UDP and TCP); default an
-	// ephemeral port on the advertised host. Agents learn it when they
-	// connect.
-	Addr string
-	// ProbeInterval, ProbeTimeout and SuspicionMult tune failure
-	// detection; zero values take the gossip package's defaults.
-	ProbeInterval time.Duration
-	ProbeTimeout  time.Duration
-	SuspicionMult int
-}
 
 // Server is a running control plane.
 type Server struct {
@@ -162,6 +69,13 @@ type Server struct {
 	disp      *dispatcher.Dispatcher
 	// trust keeps signing keys and trust policies; Trust exposes it.
 	trust *trust.Trust
+	// registries keeps the registry credentials; apiTokens and users
+	// mirror the API tokens and users; streams are the open streams,
+	// ended when their token or certificate is revoked.
+	registries *registry.Credentials
+	apiTokens  *store.Mirror[*berthv1.APIToken]
+	users      *store.Mirror[*berthv1.User]
+	streams    *openStreams
 	// audit records the calls that change something; auditExport is the
 	// file it also writes them to, if any.
 	audit       *audit.Recorder
@@ -178,28 +92,12 @@ type Server struct {
 	tasks  *supervise.Group
 }
 
-// Start brings up a server and returns once it serves.
+// Start brings up a server and returns once it serves: it fills in the
+// defaults of cfg and validates it, opens etcd and the cluster's keys,
+// listens, assembles the cluster's services and runs them.
 func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
-	if cfg.Log == nil {
-		cfg.Log = slog.Default()
-	}
-	if cfg.ContainerRange == "" {
-		cfg.ContainerRange = "10.210.0.0/16"
-	}
-	if cfg.NetworkRange == "" {
-		cfg.NetworkRange = apiserver.DefaultNetworkRange.String()
-	}
-	containerRange, networkRange, err := addressRanges(cfg.ContainerRange, cfg.NetworkRange)
-	if err != nil {
-		return nil, err
-	}
-	if cfg.Listen == "" {
-		cfg.Listen = "127.0.0.1:4242"
-	}
-	if cfg.AuditRetention == 0 {
-		cfg.AuditRetention = audit.DefaultRetention
-	}
-	if err := audit.CheckRetention(cfg.AuditRetention); err != nil {
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, id: store.NewID(), log: cfg.Log, tasks: supervise.New(), leader: &leaderView{}}
@@ -208,39 +106,47 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 			s.Stop()
 		}
 	}()
+	kek, err := s.openStore(ctx)
+	if err != nil {
+		return nil, err
+	}
+	advertise, err := s.listen()
+	if err != nil {
+		return nil, err
+	}
+	api, err := s.assemble(kek, advertise)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.run(ctx, api, advertise); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// openStore opens etcd (the embedded member, or the external cluster,
+// checked first so that a mistyped endpoint does not quietly start a new
+// cluster in the data dir), the store and its cache, the key-encryption
+// key, and the cluster CA.
+func (s *Server) openStore(ctx context.Context) (*seal.Key, error) {
+	cfg := s.cfg
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
-	// Checked before the embedded member starts, so a mistyped external
-	// etcd does not quietly start a new cluster in the data dir.
-	if len(cfg.EtcdEndpoints) > 0 {
-		if _, err := etcd.CheckEndpoints(cfg.EtcdEndpoints, cfg.EtcdTLS); err != nil {
-			return nil, err
-		}
-	} else if !cfg.EtcdTLS.IsZero() {
-		return nil, errors.New("--etcd-cacert, --etcd-cert and --etcd-key apply to an external etcd: give its endpoints with --etcd-endpoints, or drop them to use the embedded etcd")
-	}
-	etcdAt := strings.Join(cfg.EtcdEndpoints, ",")
-	if len(cfg.EtcdEndpoints) == 0 {
+	var err error
+	if cfg.embeddedEtcd() {
 		s.embedded, err = etcd.StartEmbedded(etcd.EmbeddedConfig{DataDir: filepath.Join(cfg.DataDir, "etcd")})
 		if err != nil {
 			return nil, err
 		}
-		// For the log only: operators' tools (etcdctl, backups) reach
-		// the member there; the server calls it in process.
-		etcdAt = s.embedded.Endpoint()
-	}
-	if cfg.LeaderLease <= 0 {
-		cfg.LeaderLease = DefaultLeaderLease
-		if s.embedded != nil {
-			cfg.LeaderLease = embeddedLeaderLease
-		}
-	}
-	s.cfg.LeaderLease = cfg.LeaderLease
-	if s.embedded != nil {
 		s.etcd = s.embedded.Client()
-	} else if s.etcd, err = etcd.Connect(ctx, cfg.EtcdEndpoints, cfg.EtcdTLS); err != nil {
-		return nil, err
+	} else {
+		if _, err := etcd.CheckEndpoints(cfg.EtcdEndpoints, cfg.EtcdTLS); err != nil {
+			return nil, err
+		}
+		if s.etcd, err = etcd.Connect(ctx, cfg.EtcdEndpoints, cfg.EtcdTLS); err != nil {
+			return nil, err
+		}
 	}
 	s.store = store.New(s.etcd)
 	s.cache = store.NewCache(s.store, cfg.Log.With("component", "cache"))
@@ -255,31 +161,48 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("cluster CA: %w", err)
 	}
+	return kek, nil
+}
 
+// etcdAt is where operators' tools (etcdctl, backups) reach etcd: the
+// server itself calls the embedded member in process.
+func (s *Server) etcdAt() string {
+	if s.embedded != nil {
+		return s.embedded.Endpoint()
+	}
+	return strings.Join(s.cfg.EtcdEndpoints, ",")
+}
+
+// listen opens the gRPC listener and the server certificate for it, and
+// writes the admin config; it returns the address clients and agents are
+// told to use.
+func (s *Server) listen() (advertise string, err error) {
+	cfg := s.cfg
 	s.listener, err = net.Listen("tcp", cfg.Listen)
 	if err != nil {
-		return nil, fmt.Errorf("listening on %s: %w", cfg.Listen, err)
+		return "", fmt.Errorf("listening on %s: %w", cfg.Listen, err)
 	}
-	advertise := cfg.Advertise
-	if advertise == "" {
-		advertise = s.listener.Addr().String()
-	}
+	advertise = cmp.Or(cfg.Advertise, s.listener.Addr().String())
 	// Open streams end when their token or certificate is revoked: the
 	// mirrors of tokens and of the deny-list tell the registry.
-	streams := newOpenStreams()
-	s.certs, err = newServerCerts(s.store, s.authority, serverHosts(s.listener.Addr().String(), advertise), streams.certificateRevoked, cfg.Log.With("component", "certificates"))
+	s.streams = newOpenStreams()
+	s.certs, err = newServerCerts(s.store, s.authority, serverHosts(s.listener.Addr().String(), advertise), s.streams.certificateRevoked, cfg.Log.With("component", "certificates"))
 	if err != nil {
-		return nil, err
+		return "", err
 	}
-	// Every handshake reads the certificate in use and checks the
-	// deny-list.
-	tlsCfg := s.certs.creds.ServerTLS([]string{"h2"}, s.certs.isRevoked)
 	s.nodes = apiserver.NewNodeClients(s.certs.creds)
 	s.certs.admin = func() error { return s.writeAdminConfig(advertise) }
 	if err := s.writeAdminConfig(advertise); err != nil {
-		return nil, err
+		return "", err
 	}
+	return advertise, nil
+}
 
+// assemble makes the cluster's services (gossip, registries, trust, the
+// dispatcher, the cluster API, build triggers, the audit) and the gRPC
+// server, and the HTTP/JSON API when one is asked for.
+func (s *Server) assemble(kek *seal.Key, advertise string) (*apiserver.Server, error) {
+	cfg := s.cfg
 	gossipCfg, err := s.startGossip(advertise)
 	if err != nil {
 		return nil, err
@@ -292,6 +215,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		Store: s.store, Key: kek, Settings: s.cache.Settings,
 		Log: cfg.Log.With("component", "registries"),
 	})
+	s.registries = creds
 	trusted := trust.New(trust.Config{
 		Store: s.store, KEK: kek, Registries: creds, Log: cfg.Log.With("component", "trust"),
 	})
@@ -310,18 +234,19 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	})
 	s.disp = disp
 	s.certs.trustChanged = disp.TrustChanged
-	apiTokens := apiserver.NewAPITokenMirror(s.store, streams.tokenChanged, cfg.Log.With("component", "api-tokens"))
-	users := apiserver.NewUserMirror(s.store, cfg.Log.With("component", "users"))
+	s.apiTokens = apiserver.NewAPITokenMirror(s.store, s.streams.tokenChanged, cfg.Log.With("component", "api-tokens"))
+	s.users = apiserver.NewUserMirror(s.store, cfg.Log.With("component", "users"))
 	s.triggers = trigger.NewRecords(s.store, func() {
 		if r := s.triggerRunner; r != nil {
 			r.Wake()
 		}
 	}, cfg.Log.With("component", "triggers"))
+	containerRange, networkRange := cfg.ranges()
 	api := apiserver.New(apiserver.Config{
 		Store: s.store, Cache: s.cache, Authority: s.authority, Nodes: s.nodes, Registries: creds, KEK: kek,
 		Log:     cfg.Log.With("component", "api"),
 		Servers: s.servers.list, NetworkRange: networkRange, ContainerRange: containerRange,
-		APITokens: apiTokens, Users: users, Triggers: s.triggers, Trust: trusted,
+		APITokens: s.apiTokens, Users: s.users, Triggers: s.triggers, Trust: trusted,
 	})
 	// A trigger's run scans what it built under the namespace's scan gate and
 	// signs it with the cluster's keys.
@@ -339,20 +264,38 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		s.auditExport, auditCfg.Export = export, export
 	}
 	s.audit = audit.New(auditCfg)
-	auth := &authenticator{tokens: api, streams: streams}
+	if err := s.newGRPCServer(api); err != nil {
+		return nil, err
+	}
+	if cfg.HTTPListen != "" {
+		if s.http, err = s.startHTTPAPI(api); err != nil {
+			return nil, err
+		}
+	}
+	return api, nil
+}
+
+// newGRPCServer makes the gRPC server of the cluster API and the agents'
+// service, with its interceptors, and registers the server's metrics.
+func (s *Server) newGRPCServer(api *apiserver.Server) error {
+	cfg := s.cfg
+	auth := &authenticator{tokens: api, streams: s.streams}
 	grpcMetrics := metrics.NewGRPC("server")
 	s.placements = orchestrator.NewMetrics()
 	if cfg.Metrics != nil {
-		cs := []prometheus.Collector{s.placements, nodehealth.Collector(s.cache), metrics.CertExpiry("server", s.id, s.certs.creds.NotAfter), trusted.Collector(), api.ScanCollector()}
+		cs := []prometheus.Collector{s.placements, nodehealth.Collector(s.cache), metrics.CertExpiry("server", s.id, s.certs.creds.NotAfter), s.trust.Collector(), api.ScanCollector()}
 		cs = append(cs, s.store.Collectors()...)
-		cs = append(cs, disp.Collectors()...)
+		cs = append(cs, s.disp.Collectors()...)
 		if err := metrics.Register(cfg.Metrics, append(cs, grpcMetrics.Collectors()...)...); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	s.registerHealth(cfg.Health)
 	limits := ratelimit.New(cfg.RateLimits)
 	cfg.Log.Debug("rate limits", "limits", limits.String())
+	// Every handshake reads the certificate in use and checks the
+	// deny-list.
+	tlsCfg := s.certs.creds.ServerTLS([]string{"h2"}, s.certs.isRevoked)
 	s.grpc = grpc.NewServer(
 		grpc.Creds(credentials.NewTLS(tlsCfg)),
 		// authenticate finds the caller; the audit records the call,
@@ -370,13 +313,13 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		grpc.ReadBufferSize(0),
 	)
 	berthv1.RegisterClusterServiceServer(s.grpc, api)
-	berthv1.RegisterAgentServiceServer(s.grpc, disp)
-	if cfg.HTTPListen != "" {
-		if s.http, err = s.startHTTPAPI(api); err != nil {
-			return nil, err
-		}
-	}
+	berthv1.RegisterAgentServiceServer(s.grpc, s.disp)
+	return nil
+}
 
+// run starts the server's loops, waits until its cache and certificates
+// are in step with etcd, and then serves.
+func (s *Server) run(ctx context.Context, api *apiserver.Server, advertise string) error {
 	runCtx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	s.tasks.Go("cache", func() error { return s.cache.Run(runCtx) })
@@ -385,22 +328,22 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		select {
 		case <-synced:
 		case err := <-s.tasks.Err():
-			return nil, err
+			return err
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return ctx.Err()
 		}
 	}
-	s.tasks.Go("api tokens", func() error { return ignoreCanceled(apiTokens.Run(runCtx)) })
-	s.tasks.Go("users", func() error { return ignoreCanceled(users.Run(runCtx)) })
+	s.tasks.Go("api tokens", func() error { return ignoreCanceled(s.apiTokens.Run(runCtx)) })
+	s.tasks.Go("users", func() error { return ignoreCanceled(s.users.Run(runCtx)) })
 	s.tasks.Go("triggers", func() error { return ignoreCanceled(s.triggers.Run(runCtx)) })
-	s.tasks.Go("registries", func() error { return creds.Run(runCtx) })
-	s.tasks.Go("trust", func() error { return trusted.Run(runCtx) })
+	s.tasks.Go("registries", func() error { return s.registries.Run(runCtx) })
+	s.tasks.Go("trust", func() error { return s.trust.Run(runCtx) })
 	s.tasks.Go("servers", func() error { return s.servers.run(runCtx) })
 	s.tasks.Go("leader view", func() error { return s.leader.run(runCtx, s.etcd, s.log) })
 	s.tasks.Go("leader", func() error { return s.lead(runCtx, advertise) })
 	s.tasks.Go("grpc", func() error { return s.grpc.Serve(s.listener) })
-	if err := s.registerClusterMetrics(runCtx, cfg.Metrics); err != nil {
-		return nil, err
+	if err := s.registerClusterMetrics(runCtx, s.cfg.Metrics); err != nil {
+		return err
 	}
 	if s.http != nil {
 		s.tasks.Go("http", s.http.serve)
@@ -415,8 +358,8 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 			}
 		})
 	}
-	s.log.Info("server ready", "listen", s.listener.Addr().String(), "http", s.HTTPAddr(), "etcd", etcdAt, "cluster", s.authority.ClusterID())
-	return s, nil
+	s.log.Info("server ready", "listen", s.listener.Addr().String(), "http", s.HTTPAddr(), "etcd", s.etcdAt(), "cluster", s.authority.ClusterID())
+	return nil
 }
 
 // ignoreCanceled is err, except the end of a run that was asked to stop.
@@ -458,26 +401,6 @@ func (s *Server) startGossip(advertise string) (*berthv1.GossipConfig, error) {
 		ProbeTimeout:  durationpb.New(cmp.Or(g.ProbeTimeout, gossip.DefaultProbeTimeout)),
 		SuspicionMult: uint32(cmp.Or(g.SuspicionMult, gossip.DefaultSuspicionMult)),
 	}, nil
-}
-
-// MassLossGuard says when so many nodes losing contact at once is taken
-// for a failure of the control plane's own network (see nodehealth.Guard).
-type MassLossGuard struct {
-	// Share of the nodes; 0 is nodehealth.DefaultGuardShare, negative
-	// turns the guard off.
-	Share float64
-	// MinNodes is the fewest nodes it applies to; 0 is
-	// nodehealth.DefaultGuardMinNodes.
-	MinNodes int
-}
-
-// Flagged is g as command-line flags give it, where a share of 0 turns
-// the guard off.
-func (g MassLossGuard) Flagged() MassLossGuard {
-	if g.Share == 0 {
-		g.Share = -1
-	}
-	return g
 }
 
 // lead campaigns for leadership through etcd and, while this server
@@ -616,25 +539,6 @@ func serverHosts(addrs ...string) []string {
 		}
 	}
 	return hosts
-}
-
-// addressRanges reads the container and network ranges, which must be
-// IPv4 and apart: a network's subnet inside the container range would
-// meet a node's own container subnet.
-func addressRanges(container, network string) (netip.Prefix, netip.Prefix, error) {
-	c, err := netip.ParsePrefix(container)
-	if err != nil || !c.Addr().Is4() {
-		return netip.Prefix{}, netip.Prefix{}, fmt.Errorf("container range %q is not an IPv4 range, like 10.210.0.0/16", container)
-	}
-	n, err := netip.ParsePrefix(network)
-	if err != nil || !n.Addr().Is4() || n.Bits() > 24 {
-		return netip.Prefix{}, netip.Prefix{}, fmt.Errorf("network range %q is not an IPv4 range of at least a /24, like 10.128.0.0/12", network)
-	}
-	c, n = c.Masked(), n.Masked()
-	if c.Overlaps(n) {
-		return netip.Prefix{}, netip.Prefix{}, fmt.Errorf("network range %s overlaps container range %s; give ranges apart with --network-range and --container-range", n, c)
-	}
-	return c, n, nil
 }
 
 // Trust is the server's signing keys and trust policies: automated builds
