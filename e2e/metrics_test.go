@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -153,12 +154,35 @@ services:
           memory: 64M
 `
 
+const brokenCompose = `
+services:
+  crash:
+    image: localhost/busybox:latest
+    command: ["sh", "-c", "exit 3"]
+  nopull:
+    image: %s/missing:1
+`
+
+// metricValue is the value of series in a scrape, -1 when it is absent.
+func metricValue(body, series string) float64 {
+	for _, l := range strings.Split(body, "\n") {
+		if v, ok := strings.CutPrefix(l, series+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err == nil {
+				return f
+			}
+		}
+	}
+	return -1
+}
+
 // TestStatsAndContainerMetrics: `berth stats --no-stream` shows a
 // running task's memory and, once it served a few requests, its network
 // bytes; the agent's metrics carry the task's container series, which go
 // when the service is removed.
 func TestStatsAndContainerMetrics(t *testing.T) {
-	c := newCluster(t)
+	serverMetrics := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	c := newCluster(t, withServerArgs("--metrics-addr", serverMetrics))
 	agentMetrics := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	c.startAgent("alpha", "--metrics-addr", agentMetrics)
 	c.importImage()
@@ -206,6 +230,28 @@ func TestStatsAndContainerMetrics(t *testing.T) {
 	if !strings.Contains(body, "berth_container_memory_limit_bytes"+labels+" 6.7108864e+07\n") {
 		t.Errorf("the agent reports a memory limit other than 64M:\n%s", berthLines(body))
 	}
+
+	// A service whose container exits, and one whose image cannot be
+	// fetched: the server counts the failures and restarts, the agent the
+	// failed pull, by registry.
+	registry := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	c.mustBerth("apply", "-f", c.writeFile("broken/compose.yaml", fmt.Sprintf(brokenCompose, registry)), "-p", "broken")
+	eventually(t, 120*time.Second, func() (bool, string) {
+		server, err := httpGet("http://" + serverMetrics + "/metrics")
+		if err != nil {
+			return false, err.Error()
+		}
+		agent, err := httpGet("http://" + agentMetrics + "/metrics")
+		if err != nil {
+			return false, err.Error()
+		}
+		failures := metricValue(server, `berth_service_task_failures_total{app="broken",namespace="default",service="crash"}`)
+		restarts := metricValue(server, `berth_service_task_restarts_total{app="broken",namespace="default",service="crash"}`)
+		pulls := metricValue(agent, `berth_image_pull_failures_total{registry="`+registry+`"}`)
+		return failures >= 1 && restarts >= 1 && pulls >= 1, fmt.Sprintf("failures %v, restarts %v, pull failures %v; want each at least 1:\n%s\n%s",
+			failures, restarts, pulls, berthLines(server), berthLines(agent))
+	})
+	c.mustBerth("delete", "broken")
 
 	c.mustBerth("delete", "stats")
 	eventually(t, 90*time.Second, func() (bool, string) {
