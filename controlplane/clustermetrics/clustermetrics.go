@@ -61,7 +61,7 @@ func New(source Source, serverID string, leads func() bool) *Metrics {
 		source: source, serverID: serverID, leads: leads,
 		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "berth_service_task_failures_total",
-			Help: "Tasks of a service that failed (exited with an error, were unhealthy or could not start), since this server started.",
+			Help: "Tasks of a service that failed (exited with an error or were unhealthy) or were rejected (could not start: no image, refused by a trust policy), since this server started.",
 		}, serviceLabels),
 		restarts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "berth_service_task_restarts_total",
@@ -182,8 +182,15 @@ func (m *Metrics) Observe(ev store.Event) {
 		if old == nil && t.GetRestarts() > 0 {
 			m.restarts.WithLabelValues(t.Namespace, t.App, t.Service).Inc()
 		}
-		if t.GetStatus().GetState() == berthv1.TaskState_TASK_STATE_FAILED && old.GetStatus().GetState() != berthv1.TaskState_TASK_STATE_FAILED {
+		if endedInFailure(t) && !endedInFailure(old) {
 			m.failures.WithLabelValues(t.Namespace, t.App, t.Service).Inc()
 		}
 	}
+}
+
+// endedInFailure says t ended in failure: its container failed, or the node could
+// not start it (rejected: no image, refused by a trust policy).
+func endedInFailure(t *berthv1.Task) bool {
+	s := t.GetStatus().GetState()
+	return s == berthv1.TaskState_TASK_STATE_FAILED || s == berthv1.TaskState_TASK_STATE_REJECTED
 }

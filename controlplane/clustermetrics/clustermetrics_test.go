@@ -114,14 +114,15 @@ func TestCountersFollowTaskEvents(t *testing.T) {
 		put(failedTask, failedTask),                        // written again while failed: not counted twice
 		put(nil, replacement),                              // its replacement: one restart
 		put(nil, task("web", "n1", running, failed, 0, 0)), // first seen failed: a failure
+		put(nil, task("web", "n2", running, berthv1.TaskState_TASK_STATE_REJECTED, 0, 0)), // rejected: a failure
 		{Kind: store.KindTask, Action: store.ActionDelete, Object: failedTask, Old: failedTask},
 	} {
 		m.Observe(ev)
 	}
 	got := metricstest.Values(t, m)
 	const web = `{app="shop",namespace="default",service="web"}`
-	if got["berth_service_task_failures_total"+web] != 2 || got["berth_service_task_restarts_total"+web] != 1 {
-		t.Fatalf("failures %v, restarts %v; want 2 and 1", got["berth_service_task_failures_total"+web], got["berth_service_task_restarts_total"+web])
+	if got["berth_service_task_failures_total"+web] != 3 || got["berth_service_task_restarts_total"+web] != 1 {
+		t.Fatalf("failures %v, restarts %v; want 3 and 1", got["berth_service_task_failures_total"+web], got["berth_service_task_restarts_total"+web])
 	}
 	svc := service("web", "web", berthv1.ServiceMode_SERVICE_MODE_REPLICATED, 1)
 	m.Observe(store.Event{Kind: store.KindService, Action: store.ActionDelete, Object: svc, Old: svc})
