@@ -1,9 +1,12 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"sync/atomic"
 
 	"github.com/berthproject/berth/internal/metrics"
 	"github.com/prometheus/client_golang/prometheus"
@@ -94,6 +97,19 @@ func serveMetricsAndProfiles(cmd *cobra.Command, addr string, reg prometheus.Gat
 	}()
 	log.Info("serving metrics", "url", "http://"+e.Addr()+"/metrics")
 	return m, nil
+}
+
+// startingCheck adds to h the readiness check "start", failing with
+// doing until the returned function is called, once the role started.
+func startingCheck(h *metrics.Health, doing string) (started func()) {
+	var done atomic.Bool
+	h.Ready("start", func(context.Context) error {
+		if !done.Load() {
+			return errors.New(doing)
+		}
+		return nil
+	})
+	return func() { done.Store(true) }
 }
 
 // Err reports the endpoint failing; it never fires for the zero value.

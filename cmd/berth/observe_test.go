@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -150,5 +151,17 @@ func TestServeMetricsOff(t *testing.T) {
 	case err := <-m.Err():
 		t.Fatalf("Err fired: %v", err)
 	default:
+	}
+}
+
+func TestStartingCheck(t *testing.T) {
+	h := metrics.NewHealth()
+	started := startingCheck(h, "joining the cluster")
+	if res := h.Run(context.Background(), metrics.Readiness); len(res) != 1 || res[0].Name != "start" || res[0].Err == nil || res[0].Err.Error() != "joining the cluster" {
+		t.Fatalf("before the start: %+v, want start failed with what it is doing", res)
+	}
+	started()
+	if res := h.Run(context.Background(), metrics.Readiness); res[0].Err != nil {
+		t.Fatalf("after the start: %v", res[0].Err)
 	}
 }

@@ -311,17 +311,21 @@ agent adopts them.`,
 			}
 			reg, health := metrics.NewRegistry(), metrics.NewHealth()
 			cfg.Metrics, cfg.Health = reg, health
+			// Served from the start: an agent waiting for the control
+			// plane is alive, and its /readyz says why it is not ready.
+			started := startingCheck(health, "joining the cluster and connecting to the control plane")
+			served, err := serveMetrics(cmd, f.metricsAddr, reg, health, log)
+			if err != nil {
+				return err
+			}
+			defer served.Close()
 			ctx := cmd.Context()
 			a, err := agent.Start(ctx, cfg)
 			if err != nil {
 				return err
 			}
 			defer a.Stop()
-			served, err := serveMetrics(cmd, f.metricsAddr, reg, health, log)
-			if err != nil {
-				return err
-			}
-			defer served.Close()
+			started()
 			fmt.Fprintf(cmd.OutOrStdout(), "Berth agent %s joined as node %s\n", cfg.Name, a.NodeID())
 			select {
 			case <-ctx.Done():
