@@ -54,6 +54,8 @@ type Agent struct {
 	session  *session.Session
 	grpc     *grpc.Server
 	listener net.Listener
+	// grpcMetrics measures the calls to the node endpoint.
+	grpcMetrics *metrics.GRPC
 	// content serves the node's images to peers on contentListener; nil
 	// with the fake runtime.
 	content         *http.Server
@@ -143,6 +145,8 @@ func Start(ctx context.Context, cfg Config) (_ *Agent, err error) {
 	a.sweeper = a.newSweeper()
 	if cfg.Metrics != nil {
 		collectors := append(a.worker.Collectors(), metrics.CertExpiry("node", a.creds.NodeID, a.live.NotAfter), a.sweeper.Collector(), a.trust.Collector())
+		collectors = append(collectors, a.grpcMetrics.Collectors()...)
+		collectors = append(collectors, containerMetrics{stats: func(ctx context.Context) ([]runtime.ContainerStats, error) { return a.rt.Stats(ctx, nil) }, tasks: a.worker.Tasks})
 		if a.network != nil {
 			collectors = append(collectors, a.network.programming)
 		}
@@ -150,6 +154,7 @@ func Start(ctx context.Context, cfg Config) (_ *Agent, err error) {
 			return nil, err
 		}
 	}
+	a.registerHealth(cfg.Health)
 	if err := a.worker.Start(runCtx); err != nil {
 		return nil, fmt.Errorf("adopting this node's containers: %w", err)
 	}
@@ -242,7 +247,9 @@ func (a *Agent) listen() error {
 	// The certificate in use at each handshake: a renewal needs no
 	// restart.
 	tlsCfg := a.live.ServerTLS([]string{"h2"}, nil)
-	a.grpc = grpc.NewServer(grpc.Creds(credentials.NewTLS(tlsCfg)), grpc.UnaryInterceptor(authorizeUnary), grpc.StreamInterceptor(authorizeStream))
+	a.grpcMetrics = metrics.NewGRPC("node")
+	a.grpc = grpc.NewServer(grpc.Creds(credentials.NewTLS(tlsCfg)),
+		grpc.ChainUnaryInterceptor(a.grpcMetrics.Unary, authorizeUnary), grpc.ChainStreamInterceptor(a.grpcMetrics.Stream, authorizeStream))
 	berthv1.RegisterNodeServiceServer(a.grpc, &nodeService{a: a})
 	return nil
 }

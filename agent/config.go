@@ -12,6 +12,7 @@ import (
 	"github.com/berthproject/berth/agent/image"
 	"github.com/berthproject/berth/agent/nodecheck"
 	"github.com/berthproject/berth/agent/worker"
+	"github.com/berthproject/berth/internal/metrics"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -79,7 +80,11 @@ type Config struct {
 	// and image pull times, the node's tasks by state); nil registers
 	// none. The caller serves it.
 	Metrics prometheus.Registerer
-	Log     *slog.Logger
+	// Health is where the agent adds its liveness and readiness checks
+	// (the worker, the session, containerd); nil adds none. The caller
+	// serves them at /healthz and /readyz.
+	Health *metrics.Health
+	Log    *slog.Logger
 }
 
 // withDefaults is c with every unset field at its default.

@@ -36,7 +36,10 @@ type lazyNetwork struct {
 	ready  chan struct{}
 }
 
-var _ runtime.Network = (*lazyNetwork)(nil)
+var (
+	_ runtime.Network        = (*lazyNetwork)(nil)
+	_ runtime.NetworkTraffic = (*lazyNetwork)(nil)
+)
 
 func newLazyNetwork(name, dataDir, nodeID, address string) *lazyNetwork {
 	return &lazyNetwork{
@@ -148,6 +151,19 @@ func (n *lazyNetwork) Detach(ctx context.Context, id string) error {
 		return err
 	}
 	return node.Detach(ctx, id)
+}
+
+// Traffic reads container id's network counters, once the network is
+// configured.
+func (n *lazyNetwork) Traffic(id string) (rx, tx uint64, err error) {
+	n.mu.Lock()
+	node := n.node
+	n.mu.Unlock()
+	if node == nil {
+		return 0, 0, errors.New("the container network is not configured yet")
+	}
+	t, err := node.Traffic(id)
+	return t.RxBytes, t.TxBytes, err
 }
 
 // Attached lists the ids that hold anything of the node's network; none

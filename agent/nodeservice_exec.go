@@ -215,6 +215,15 @@ func cpuPercent(prev, cur runtime.ContainerStats) float64 {
 	return float64(cur.CPUUsageNanos-prev.CPUUsageNanos) / float64(dt.Nanoseconds()) * 100
 }
 
+// perSecond is the rate at which a counter grew from prev to cur over dt;
+// 0 when it went back (the counters were reset with the interfaces).
+func perSecond(prev, cur uint64, dt time.Duration) float64 {
+	if dt <= 0 || cur < prev {
+		return 0
+	}
+	return float64(cur-prev) / dt.Seconds()
+}
+
 // Stats reports the resource use of the node's running tasks (those asked
 // for, or all).
 func (s *nodeService) Stats(ctx context.Context, req *berthv1.NodeStatsRequest) (*berthv1.NodeStatsResponse, error) {
@@ -257,10 +266,13 @@ func (s *nodeService) Stats(ctx context.Context, req *berthv1.NodeStatsRequest) 
 		st := &berthv1.TaskStats{
 			TaskId: smp.ID, NodeId: s.a.nodeID(), CpuUsageNanos: smp.CPUUsageNanos,
 			MemoryBytes: smp.MemoryBytes, MemoryLimitBytes: smp.MemoryLimitBytes, Pids: smp.Pids,
+			NetworkRxBytes: smp.NetworkRxBytes, NetworkTxBytes: smp.NetworkTxBytes,
 			At: timestamppb.New(smp.At),
 		}
 		if p, ok := prev[smp.ID]; ok {
 			st.CpuPercent = cpuPercent(p, smp)
+			st.NetworkRxBytesPerSecond = perSecond(p.NetworkRxBytes, smp.NetworkRxBytes, smp.At.Sub(p.At))
+			st.NetworkTxBytesPerSecond = perSecond(p.NetworkTxBytes, smp.NetworkTxBytes, smp.At.Sub(p.At))
 		}
 		resp.Tasks = append(resp.Tasks, st)
 	}

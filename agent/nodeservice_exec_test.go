@@ -173,7 +173,7 @@ func TestNodeServiceExecRefusals(t *testing.T) {
 
 func TestNodeServiceStats(t *testing.T) {
 	rt, c := execAgent(t)
-	rt.SetStats("t1", runtime.ContainerStats{CPUUsageNanos: 5e9, MemoryBytes: 1 << 20, MemoryLimitBytes: 1 << 30, Pids: 2})
+	rt.SetStats("t1", runtime.ContainerStats{CPUUsageNanos: 5e9, MemoryBytes: 1 << 20, MemoryLimitBytes: 1 << 30, Pids: 2, NetworkRxBytes: 300, NetworkTxBytes: 200})
 	resp, err := c.Stats(context.Background(), &berthv1.NodeStatsRequest{})
 	if err != nil {
 		t.Fatal(err)
@@ -183,8 +183,9 @@ func TestNodeServiceStats(t *testing.T) {
 	}
 	got := resp.Tasks[0]
 	if got.TaskId != "t1" || got.NodeId != "n1" || got.CpuUsageNanos != 5e9 || got.MemoryBytes != 1<<20 ||
-		got.MemoryLimitBytes != 1<<30 || got.Pids != 2 || got.At == nil || got.CpuPercent != 0 {
-		t.Errorf("Stats = %v, want t1's stats with 0%% CPU (its usage did not move)", got)
+		got.MemoryLimitBytes != 1<<30 || got.Pids != 2 || got.At == nil || got.CpuPercent != 0 ||
+		got.NetworkRxBytes != 300 || got.NetworkTxBytes != 200 || got.NetworkRxBytesPerSecond != 0 {
+		t.Errorf("Stats = %v, want t1's stats with 0%% CPU and no network rate (neither moved)", got)
 	}
 }
 
@@ -207,6 +208,25 @@ func TestCPUPercent(t *testing.T) {
 	for _, tc := range tests {
 		if got := cpuPercent(tc.prev, tc.cur); got != tc.want {
 			t.Errorf("%s: cpuPercent = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestPerSecond(t *testing.T) {
+	tests := []struct {
+		name      string
+		prev, cur uint64
+		dt        time.Duration
+		want      float64
+	}{
+		{"a kilobyte a second", 1000, 3000, 2 * time.Second, 1000},
+		{"still", 5, 5, time.Second, 0},
+		{"reset", 9000, 10, time.Second, 0},
+		{"same moment", 0, 10, 0, 0},
+	}
+	for _, tc := range tests {
+		if got := perSecond(tc.prev, tc.cur, tc.dt); got != tc.want {
+			t.Errorf("%s: perSecond = %v, want %v", tc.name, got, tc.want)
 		}
 	}
 }

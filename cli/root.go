@@ -86,6 +86,7 @@ error (an unknown command or flag, or arguments of the wrong shape);
 		newLogsCommand(o),
 		newExecCommand(o),
 		newTopCommand(o),
+		newStatsCommand(o),
 		newEventsCommand(o),
 		newAuditCommand(o),
 		newDescribeCommand(o),

@@ -24,6 +24,12 @@ type topRow struct {
 	MemoryBytes      uint64  `json:"memoryBytes"`
 	MemoryLimitBytes uint64  `json:"memoryLimitBytes,omitempty"`
 	Pids             uint32  `json:"pids"`
+	// NetworkRxBytes and NetworkTxBytes are what the task received and
+	// sent so far; the rates are over the node's last sample interval.
+	NetworkRxBytes          uint64  `json:"networkRxBytes"`
+	NetworkTxBytes          uint64  `json:"networkTxBytes"`
+	NetworkRxBytesPerSecond float64 `json:"networkRxBytesPerSecond"`
+	NetworkTxBytesPerSecond float64 `json:"networkTxBytesPerSecond"`
 }
 
 func newTopCommand(o *rootOptions) *cobra.Command {
@@ -60,7 +66,7 @@ named on standard error; their tasks are left out.`,
 			if err != nil {
 				return fmt.Errorf("top: %w", err)
 			}
-			rows, err := topRows(ctx, c, resp)
+			rows, err := (&topJoin{c: c}).rows(ctx, resp)
 			if err != nil {
 				return err
 			}
@@ -83,38 +89,66 @@ named on standard error; their tasks are left out.`,
 	return cmd
 }
 
-// topRows joins the stats with their tasks' services and nodes' names.
-func topRows(ctx context.Context, c *cluster, resp *berthv1.TopResponse) ([]topRow, error) {
+// topJoin joins stats with their tasks' services and nodes' names. It
+// keeps what it listed, and lists again only when the stats name a task
+// it does not know: a refreshing display lists tasks once, not at every
+// refresh.
+type topJoin struct {
+	c     *cluster
+	tasks map[string]*berthv1.Task
+	names map[string]string
+}
+
+// rows are the stats of resp, joined.
+func (j *topJoin) rows(ctx context.Context, resp *berthv1.TopResponse) ([]topRow, error) {
 	rows := []topRow{}
 	if len(resp.GetTasks()) == 0 {
 		return rows, nil
 	}
-	tasks, err := c.ListTasks(ctx, &berthv1.ListTasksRequest{Namespace: c.namespace, AllNamespaces: c.allNamespaces})
-	if err != nil {
-		return nil, fmt.Errorf("list tasks: %w", err)
-	}
-	byID := map[string]*berthv1.Task{}
-	for _, t := range tasks.GetTasks() {
-		byID[t.GetMeta().GetId()] = t
-	}
-	names, err := c.nodeNames(ctx)
-	if err != nil {
+	if err := j.refresh(ctx, resp); err != nil {
 		return nil, err
 	}
 	for _, st := range resp.GetTasks() {
 		r := topRow{
-			Task: st.GetTaskId(), Node: names[st.GetNodeId()], CPUPercent: st.GetCpuPercent(), CPUUsageNanos: st.GetCpuUsageNanos(),
+			Task: st.GetTaskId(), Node: j.names[st.GetNodeId()], CPUPercent: st.GetCpuPercent(), CPUUsageNanos: st.GetCpuUsageNanos(),
 			MemoryBytes: st.GetMemoryBytes(), MemoryLimitBytes: st.GetMemoryLimitBytes(), Pids: st.GetPids(),
+			NetworkRxBytes: st.GetNetworkRxBytes(), NetworkTxBytes: st.GetNetworkTxBytes(),
+			NetworkRxBytesPerSecond: st.GetNetworkRxBytesPerSecond(), NetworkTxBytesPerSecond: st.GetNetworkTxBytesPerSecond(),
 		}
 		if r.Node == "" {
 			r.Node = shortID(st.GetNodeId())
 		}
-		if t := byID[st.GetTaskId()]; t != nil {
+		if t := j.tasks[st.GetTaskId()]; t != nil {
 			r.Namespace, r.App, r.Service, r.Slot = t.GetNamespace(), t.GetApp(), t.GetService(), t.GetSlot()
 		}
 		rows = append(rows, r)
 	}
 	return rows, nil
+}
+
+// refresh lists the tasks and nodes when resp names a task not listed
+// yet.
+func (j *topJoin) refresh(ctx context.Context, resp *berthv1.TopResponse) error {
+	known := j.tasks != nil
+	for _, st := range resp.GetTasks() {
+		if _, ok := j.tasks[st.GetTaskId()]; !ok {
+			known = false
+			break
+		}
+	}
+	if known {
+		return nil
+	}
+	tasks, err := j.c.ListTasks(ctx, &berthv1.ListTasksRequest{Namespace: j.c.namespace, AllNamespaces: j.c.allNamespaces})
+	if err != nil {
+		return fmt.Errorf("list tasks: %w", err)
+	}
+	j.tasks = map[string]*berthv1.Task{}
+	for _, t := range tasks.GetTasks() {
+		j.tasks[t.GetMeta().GetId()] = t
+	}
+	j.names, err = j.c.nodeNames(ctx)
+	return err
 }
 
 func orDash(s string) string {

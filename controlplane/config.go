@@ -12,6 +12,7 @@ import (
 	"github.com/berthproject/berth/controlplane/audit"
 	"github.com/berthproject/berth/controlplane/etcd"
 	"github.com/berthproject/berth/controlplane/ratelimit"
+	"github.com/berthproject/berth/internal/metrics"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -84,6 +85,10 @@ type Config struct {
 	// placements, etcd transactions, gRPC calls); nil registers none. The
 	// caller serves it.
 	Metrics prometheus.Registerer
+	// Health is where the server adds its liveness and readiness checks
+	// (etcd, the store cache, the leader); nil adds none. The caller
+	// serves them at /healthz and /readyz.
+	Health *metrics.Health
 	// RateLimits limits joins per source address and calls per user or
 	// token; zero values are the defaults.
 	RateLimits ratelimit.Config

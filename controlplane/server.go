@@ -280,7 +280,7 @@ func (s *Server) assemble(kek *seal.Key, advertise string) (*apiserver.Server, e
 func (s *Server) newGRPCServer(api *apiserver.Server) error {
 	cfg := s.cfg
 	auth := &authenticator{tokens: api, streams: s.streams}
-	grpcMetrics := metrics.NewGRPC()
+	grpcMetrics := metrics.NewGRPC("server")
 	s.placements = orchestrator.NewMetrics()
 	if cfg.Metrics != nil {
 		cs := []prometheus.Collector{s.placements, nodehealth.Collector(s.cache), metrics.CertExpiry("server", s.id, s.certs.creds.NotAfter), s.trust.Collector(), api.ScanCollector()}
@@ -290,6 +290,7 @@ func (s *Server) newGRPCServer(api *apiserver.Server) error {
 			return err
 		}
 	}
+	s.registerHealth(cfg.Health)
 	limits := ratelimit.New(cfg.RateLimits)
 	cfg.Log.Debug("rate limits", "limits", limits.String())
 	// Every handshake reads the certificate in use and checks the
@@ -341,6 +342,9 @@ func (s *Server) run(ctx context.Context, api *apiserver.Server, advertise strin
 	s.tasks.Go("leader view", func() error { return s.leader.run(runCtx, s.etcd, s.log) })
 	s.tasks.Go("leader", func() error { return s.lead(runCtx, advertise) })
 	s.tasks.Go("grpc", func() error { return s.grpc.Serve(s.listener) })
+	if err := s.registerClusterMetrics(runCtx, s.cfg.Metrics); err != nil {
+		return err
+	}
 	if s.http != nil {
 		s.tasks.Go("http", s.http.serve)
 	}

@@ -235,6 +235,18 @@ func TestLinksOnOneNode(t *testing.T) {
 	expectGreeting(t, node, "10.252.7.3:8080", "c2 on app")
 	expectGreeting(t, node, "10.252.8.2:8080", "c2 on backend")
 	expectGreeting(t, node, "10.252.8.3:8080", "c3")
+
+	// The greetings went through c1's eth0: its counters moved.
+	if tr, err := trafficIn(c1); err != nil || tr.RxBytes == 0 || tr.TxBytes == 0 {
+		t.Errorf("traffic of c1 = %+v, %v; want bytes received and sent", tr, err)
+	}
+	// Loopback is not counted.
+	c4 := newNetNS(t, "c4")
+	serveIn(t, c4, "127.0.0.1:8080", "c4")
+	expectGreeting(t, c4, "127.0.0.1:8080", "c4")
+	if tr, err := trafficIn(c4); err != nil || tr != (Traffic{}) {
+		t.Errorf("traffic of a namespace that only used loopback = %+v, %v; want none", tr, err)
+	}
 }
 
 func TestDetachLinks(t *testing.T) {

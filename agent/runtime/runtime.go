@@ -288,6 +288,13 @@ type Network interface {
 	Detach(ctx context.Context, id string) error // idempotent
 }
 
+// NetworkTraffic reads what a container's network interfaces received
+// and sent so far (loopback aside), in bytes. A Network may implement it;
+// Stats then reports it.
+type NetworkTraffic interface {
+	Traffic(id string) (rx, tx uint64, err error)
+}
+
 // Attachment is where a container was connected.
 type Attachment struct {
 	NetNSPath string

@@ -45,4 +45,8 @@ type ContainerStats struct {
 	// MemoryLimitBytes is 0 when the container has no memory limit.
 	MemoryLimitBytes uint64
 	Pids             uint32
+	// NetworkRxBytes and NetworkTxBytes are what the container's network
+	// interfaces (loopback aside) received and sent so far; zero when the
+	// runtime's network cannot say.
+	NetworkRxBytes, NetworkTxBytes uint64
 }

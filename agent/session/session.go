@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -64,6 +65,8 @@ type Session struct {
 	conditionsSet bool
 	ready         chan struct{}
 	connected     chan struct{}
+	// down says why no session is up now; nil while one is.
+	down error
 }
 
 // New returns a session; Run connects it.
@@ -72,7 +75,22 @@ func New(cfg Config) *Session {
 		cfg: cfg, servers: newServers(cfg.Servers, cfg.ServersFile),
 		certs: &certs{live: cfg.Live, dir: cfg.PKIDir, nodeID: cfg.Credentials.NodeID, log: cfg.Log},
 		ready: make(chan struct{}, 1), connected: make(chan struct{}),
+		down: errors.New("not connected yet"),
 	}
+}
+
+// Up says whether a session with the control plane is up now: nil when
+// it is, or why not.
+func (s *Session) Up() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.down
+}
+
+func (s *Session) setDown(err error) {
+	s.mu.Lock()
+	s.down = err
+	s.mu.Unlock()
 }
 
 // Connected is closed once the first session is established.
@@ -160,8 +178,16 @@ func (s *Session) Run(ctx context.Context) error {
 		addr := s.servers.target()
 		client, err := dial(addr)
 		if err == nil {
-			err = s.run(ctx, addr, client, func() { once.Do(func() { close(s.connected) }) })
+			err = s.run(ctx, addr, client, func() {
+				s.setDown(nil)
+				once.Do(func() { close(s.connected) })
+			})
 		}
+		why := err
+		if why == nil {
+			why = errors.New("closed")
+		}
+		s.setDown(fmt.Errorf("session with %s ended: %w", addr, why))
 		if ctx.Err() != nil {
 			return nil
 		}

@@ -121,6 +121,10 @@ func (r *runner) ensureImage(ctx context.Context, spec *berthv1.ServiceSpec) err
 	if err == nil && fetched {
 		r.w.metrics.pull.Observe(time.Since(start).Seconds())
 	}
+	// A pull cut short because the task left is no failure.
+	if err != nil && pctx.Err() == nil {
+		r.w.metrics.pullFailed(spec.GetImage())
+	}
 	mu.Unlock()
 	return err
 }

@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"errors"
+	"github.com/berthproject/berth/internal/metrics/metricstest"
 	"testing"
 
 	"github.com/berthproject/berth/agent/image"
@@ -74,6 +75,9 @@ func TestFailedPullRejectsTheTask(t *testing.T) {
 	if n := rt.createCount(); n != 0 {
 		t.Fatalf("%d containers created without the image", n)
 	}
+	if got := metricstest.Values(t, h.w.Collectors()...)[`berth_image_pull_failures_total{registry="registry.local"}`]; got != 1 {
+		t.Errorf(`berth_image_pull_failures_total{registry="registry.local"} = %v, want 1`, got)
+	}
 }
 
 func TestRemovingATaskCutsItsPullShort(t *testing.T) {
@@ -89,6 +93,10 @@ func TestRemovingATaskCutsItsPullShort(t *testing.T) {
 	h.w.Assign(&berthv1.Assignments{Removed: []string{"t1"}})
 	// The runner leaves its pull and cleans up instead of waiting on it.
 	rt.waitRemoved(t, "t1")
+	h.w.Wait()
+	if got, ok := metricstest.Values(t, h.w.Collectors()...)[`berth_image_pull_failures_total{registry="registry.local"}`]; ok {
+		t.Errorf("a pull cut short because its task left counted as a failure (%v)", got)
+	}
 }
 
 // fakeVerifier refuses the tasks it is told to.

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
+	"github.com/berthproject/berth/api/imageref"
 	"github.com/berthproject/berth/internal/metrics"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -13,6 +14,9 @@ import (
 type workerMetrics struct {
 	start prometheus.Histogram
 	pull  prometheus.Histogram
+	// pullFailures counts fetches that failed, by the registry of the
+	// image's name.
+	pullFailures *prometheus.CounterVec
 }
 
 func newWorkerMetrics() workerMetrics {
@@ -29,7 +33,20 @@ func newWorkerMetrics() workerMetrics {
 			Help:    "Time this node took to fetch an image it lacked (from a peer or a registry), for pulls that succeeded.",
 			Buckets: prometheus.ExponentialBuckets(0.1, 2, 14),
 		}),
+		pullFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "berth_image_pull_failures_total",
+			Help: "Image fetches on this node that failed (not found, refused credentials, unreachable registry or peer, bad signature), by the registry host of the image's name.",
+		}, []string{"registry"}),
 	}
+}
+
+// pullFailed counts a failed fetch of image.
+func (m workerMetrics) pullFailed(image string) {
+	registry := "unknown"
+	if ref, err := imageref.Parse(image); err == nil {
+		registry = ref.Host()
+	}
+	m.pullFailures.WithLabelValues(registry).Inc()
 }
 
 // Collectors are the worker's metrics: container start and image pull
@@ -56,7 +73,7 @@ func (w *Worker) Collectors() []prometheus.Collector {
 			return float64(n)
 		})
 	}
-	return []prometheus.Collector{w.metrics.start, w.metrics.pull, tasks,
+	return []prometheus.Collector{w.metrics.start, w.metrics.pull, w.metrics.pullFailures, tasks,
 		waiting("berth_node_start_waiting", "Tasks waiting for one of this node's container start slots (--max-concurrent-starts).", func() *slots { return w.starts }),
 		waiting("berth_node_pull_waiting", "Tasks waiting for one of this node's image pull slots (--max-concurrent-pulls).", func() *slots { return w.pulls }),
 	}

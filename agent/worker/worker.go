@@ -218,6 +218,18 @@ func (w *Worker) startRunner(t *berthv1.Task) *runner {
 	return r
 }
 
+// Tasks returns the tasks the worker runs, by id. Like the tasks of
+// assignments, they are shared: read them, never change them.
+func (w *Worker) Tasks() map[string]*berthv1.Task {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := make(map[string]*berthv1.Task, len(w.runners))
+	for id, r := range w.runners {
+		out[id] = r.task
+	}
+	return out
+}
+
 // Inventory tells the node's sweep what the worker knows: tasks maps each
 // task it has a runner, a status or an adopted container for to whether
 // that container may still run (its task has not ended); inFlight are the

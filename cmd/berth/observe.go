@@ -1,9 +1,12 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"sync/atomic"
 
 	"github.com/berthproject/berth/internal/metrics"
 	"github.com/prometheus/client_golang/prometheus"
@@ -55,18 +58,18 @@ type metricsServer struct {
 	done     chan struct{}
 }
 
-// serveMetrics serves reg's metrics at http://addr/metrics; an empty addr
-// serves none. An address the user chose that cannot be used is an error;
+// serveMetrics serves reg's metrics at http://addr/metrics, and health's
+// checks at /healthz and /readyz; an empty addr serves none. An address the user chose that cannot be used is an error;
 // the default one being taken (another server on this machine) is only
 // warned about: a control plane does not refuse to run for want of its
 // metrics.
-func serveMetrics(cmd *cobra.Command, addr string, reg prometheus.Gatherer, log *slog.Logger) (*metricsServer, error) {
-	return serveMetricsAndProfiles(cmd, addr, reg, false, log)
+func serveMetrics(cmd *cobra.Command, addr string, reg prometheus.Gatherer, health *metrics.Health, log *slog.Logger) (*metricsServer, error) {
+	return serveMetricsAndProfiles(cmd, addr, reg, health, false, log)
 }
 
 // serveMetricsAndProfiles is serveMetrics, with Go's runtime profiles at
 // /debug/pprof/ when profiles is set.
-func serveMetricsAndProfiles(cmd *cobra.Command, addr string, reg prometheus.Gatherer, profiles bool, log *slog.Logger) (*metricsServer, error) {
+func serveMetricsAndProfiles(cmd *cobra.Command, addr string, reg prometheus.Gatherer, health *metrics.Health, profiles bool, log *slog.Logger) (*metricsServer, error) {
 	if addr == "" {
 		return &metricsServer{}, nil
 	}
@@ -78,6 +81,7 @@ func serveMetricsAndProfiles(cmd *cobra.Command, addr string, reg prometheus.Gat
 		log.Warn("metrics not served", "err", err)
 		return &metricsServer{}, nil
 	}
+	e.ServeHealth(health)
 	if profiles {
 		if err := e.ServeProfiles(); err != nil {
 			e.Close()
@@ -93,6 +97,19 @@ func serveMetricsAndProfiles(cmd *cobra.Command, addr string, reg prometheus.Gat
 	}()
 	log.Info("serving metrics", "url", "http://"+e.Addr()+"/metrics")
 	return m, nil
+}
+
+// startingCheck adds to h the readiness check "start", failing with
+// doing until the returned function is called, once the role started.
+func startingCheck(h *metrics.Health, doing string) (started func()) {
+	var done atomic.Bool
+	h.Ready("start", func(context.Context) error {
+		if !done.Load() {
+			return errors.New(doing)
+		}
+		return nil
+	})
+	return func() { done.Store(true) }
 }
 
 // Err reports the endpoint failing; it never fires for the zero value.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -91,7 +92,7 @@ func TestServeMetricsOnTheConfiguredAddress(t *testing.T) {
 	reg.MustRegister(c)
 	c.Inc()
 	log := slog.New(slog.DiscardHandler)
-	m, err := serveMetrics(metricsCommand(t, "127.0.0.1:0", true), "127.0.0.1:0", reg, log)
+	m, err := serveMetrics(metricsCommand(t, "127.0.0.1:0", true), "127.0.0.1:0", reg, metrics.NewHealth(), log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +126,7 @@ func TestServeMetricsOnATakenAddress(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var logs bytes.Buffer
-			m, err := serveMetrics(metricsCommand(t, addr, tt.explicit), addr, prometheus.NewRegistry(), slog.New(slog.NewTextHandler(&logs, nil)))
+			m, err := serveMetrics(metricsCommand(t, addr, tt.explicit), addr, prometheus.NewRegistry(), metrics.NewHealth(), slog.New(slog.NewTextHandler(&logs, nil)))
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("err = %v, want an error: %v", err, tt.wantErr)
 			}
@@ -141,7 +142,7 @@ func TestServeMetricsOnATakenAddress(t *testing.T) {
 }
 
 func TestServeMetricsOff(t *testing.T) {
-	m, err := serveMetrics(metricsCommand(t, "", false), "", prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
+	m, err := serveMetrics(metricsCommand(t, "", false), "", prometheus.NewRegistry(), nil, slog.New(slog.DiscardHandler))
 	if err != nil || m.endpoint != nil {
 		t.Fatalf("serveMetrics(\"\") = %v, %v; want nothing served", m.endpoint, err)
 	}
@@ -150,5 +151,17 @@ func TestServeMetricsOff(t *testing.T) {
 	case err := <-m.Err():
 		t.Fatalf("Err fired: %v", err)
 	default:
+	}
+}
+
+func TestStartingCheck(t *testing.T) {
+	h := metrics.NewHealth()
+	started := startingCheck(h, "joining the cluster")
+	if res := h.Run(context.Background(), metrics.Readiness); len(res) != 1 || res[0].Name != "start" || res[0].Err == nil || res[0].Err.Error() != "joining the cluster" {
+		t.Fatalf("before the start: %+v, want start failed with what it is doing", res)
+	}
+	started()
+	if res := h.Run(context.Background(), metrics.Readiness); res[0].Err != nil {
+		t.Fatalf("after the start: %v", res[0].Err)
 	}
 }

@@ -66,7 +66,7 @@ func (f *serverFlags) add(cmd *cobra.Command, dataDir string) {
 	cmd.Flags().StringVar(&f.auditLog, "audit-log", "", "also write every call that changes something to this file, one JSON object a line (appended, mode 0600); \"-\" is standard error (default: the audit log is kept in the cluster only; berth audit reads it)")
 	cmd.Flags().DurationVar(&f.auditRetention, "audit-retention", audit.DefaultRetention, "how long the cluster keeps audit records (at least 1h); the leader removes older ones every hour")
 	f.log.add(cmd)
-	cmd.Flags().StringVar(&f.metricsAddr, "metrics-addr", defaultServerMetricsAddr, "host:port to serve Prometheus metrics on, at /metrics (\"\" turns them off)")
+	cmd.Flags().StringVar(&f.metricsAddr, "metrics-addr", defaultServerMetricsAddr, "host:port to serve Prometheus metrics on, at /metrics, and the health checks at /healthz and /readyz (\"\" turns them off)")
 	cmd.Flags().BoolVar(&f.profiles, "profiles", false, "also serve Go's runtime profiles (CPU, heap) at /debug/pprof/ on --metrics-addr, which must be a loopback address")
 	cmd.Flags().DurationVar(&f.nodeDownGrace, "node-down-grace", nodehealth.DefaultGrace, "how long a node may be out of contact before it is down and its tasks run elsewhere (gossip declares a dead node down sooner)")
 	cmd.Flags().Float64Var(&f.massLoss.Share, "mass-loss-share", nodehealth.DefaultGuardShare, "when more than this share of the nodes lose contact at once, the control plane assumes its own network failed: they stay unreachable, none goes down and no task is replaced until contact returns or `berth node down` (0 turns the guard off)")
@@ -127,7 +127,9 @@ type serverRun struct {
 	log   *slog.Logger
 	// registry holds the process's metrics, served on --metrics-addr.
 	registry *prometheus.Registry
-	metrics  *metricsServer
+	// health holds the process's checks, served on --metrics-addr.
+	health  *metrics.Health
+	metrics *metricsServer
 }
 
 // start runs a server as the flags say, with its metrics endpoint, and
@@ -137,9 +139,9 @@ func (f *serverFlags) start(cmd *cobra.Command) (*serverRun, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &serverRun{log: log, registry: metrics.NewRegistry()}
+	r := &serverRun{log: log, registry: metrics.NewRegistry(), health: metrics.NewHealth()}
 	cfg := f.config(cmd, log)
-	cfg.Metrics = r.registry
+	cfg.Metrics, cfg.Health = r.registry, r.health
 	if r.srv, err = controlplane.Start(cmd.Context(), cfg); err != nil {
 		return nil, err
 	}
@@ -147,7 +149,7 @@ func (f *serverFlags) start(cmd *cobra.Command) (*serverRun, error) {
 		r.srv.Stop()
 		return nil, err
 	}
-	if r.metrics, err = serveMetricsAndProfiles(cmd, f.metricsAddr, r.registry, f.profiles, log); err != nil {
+	if r.metrics, err = serveMetricsAndProfiles(cmd, f.metricsAddr, r.registry, r.health, f.profiles, log); err != nil {
 		r.srv.Stop()
 		return nil, err
 	}
@@ -224,7 +226,7 @@ func (f *agentFlags) add(cmd *cobra.Command, withJoin bool) {
 		cmd.Flags().StringVar(&f.gossip, "gossip-addr", "", "host:port of the node's gossip member, UDP and TCP (default: the address that reaches the server, on an ephemeral port kept across restarts)")
 		cmd.Flags().StringVar(&f.contentAddr, "content-addr", "", "host:port where the node serves its images to other nodes over mTLS (default: the --listen host, on an ephemeral port kept across restarts)")
 		f.log.add(cmd)
-		cmd.Flags().StringVar(&f.metricsAddr, "metrics-addr", "", "host:port to serve the node's Prometheus metrics on, at /metrics (default: not served)")
+		cmd.Flags().StringVar(&f.metricsAddr, "metrics-addr", "", "host:port to serve the node's Prometheus metrics on, at /metrics, and its health checks at /healthz and /readyz (default: not served)")
 	}
 	cmd.Flags().StringVar(&f.name, "name", "", "node name, unique in the cluster (default: the hostname)")
 	cmd.Flags().StringArrayVar(&f.labels, "label", nil, "node label KEY=VALUE (repeatable), for placement constraints")
@@ -307,19 +309,23 @@ agent adopts them.`,
 			if err != nil {
 				return err
 			}
-			reg := metrics.NewRegistry()
-			cfg.Metrics = reg
+			reg, health := metrics.NewRegistry(), metrics.NewHealth()
+			cfg.Metrics, cfg.Health = reg, health
+			// Served from the start: an agent waiting for the control
+			// plane is alive, and its /readyz says why it is not ready.
+			started := startingCheck(health, "joining the cluster and connecting to the control plane")
+			served, err := serveMetrics(cmd, f.metricsAddr, reg, health, log)
+			if err != nil {
+				return err
+			}
+			defer served.Close()
 			ctx := cmd.Context()
 			a, err := agent.Start(ctx, cfg)
 			if err != nil {
 				return err
 			}
 			defer a.Stop()
-			served, err := serveMetrics(cmd, f.metricsAddr, reg, log)
-			if err != nil {
-				return err
-			}
-			defer served.Close()
+			started()
 			fmt.Fprintf(cmd.OutOrStdout(), "Berth agent %s joined as node %s\n", cfg.Name, a.NodeID())
 			select {
 			case <-ctx.Done():
@@ -367,7 +373,7 @@ one agent, in one process. The admin config is written to --config (default
 				return err
 			}
 			// One process, one metrics endpoint: the server's.
-			cfg.Metrics = run.registry
+			cfg.Metrics, cfg.Health = run.registry, run.health
 			a, err := agent.Start(ctx, cfg)
 			if err != nil {
 				return err

@@ -191,6 +191,9 @@ func (a *Authority) Rolling() bool { return len(a.state().previous) > 0 }
 // the same key from the CA key; agents receive it over their mTLS session.
 func (a *Authority) GossipKey() []byte { return append([]byte(nil), a.state().gossipKey...) }
 
+// NotAfter is when the CA certificate in use expires.
+func (a *Authority) NotAfter() time.Time { return a.state().cert.NotAfter }
+
 // ClusterID names the cluster; it was made with the CA.
 func (a *Authority) ClusterID() string { return a.state().clusterID }
 

@@ -2,56 +2,51 @@ package metrics
 
 import (
 	"context"
-	"time"
 
+	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/status"
 )
 
-// GRPC counts a gRPC server's calls by method and status code, and times
-// its unary calls. Streams are counted when they end but not timed: a
-// session or a followed log lives as long as its client, so its length
-// says nothing about the server's speed.
+// GRPC is a gRPC server's metrics under the names Prometheus' gRPC
+// dashboards and alerts expect (go-grpc-middleware's provider):
+// grpc_server_started_total, grpc_server_handled_total (by code),
+// grpc_server_msg_received_total, grpc_server_msg_sent_total and the
+// grpc_server_handling_seconds histogram, each by grpc_type,
+// grpc_service and grpc_method, with a constant role label ("server" or
+// "node") that keeps a server's calls apart from its agent's in `berth
+// dev`, where both share one registry. A stream's handling time is how
+// long it stayed open: a session or a followed log lives as long as its
+// client.
 type GRPC struct {
-	requests *prometheus.CounterVec
-	duration *prometheus.HistogramVec
+	server *grpcprom.ServerMetrics
+	unary  grpc.UnaryServerInterceptor
+	stream grpc.StreamServerInterceptor
 }
 
-// NewGRPC returns unregistered gRPC server metrics; register them with
-// Collectors.
-func NewGRPC() *GRPC {
-	return &GRPC{
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "berth_grpc_requests_total",
-			Help: "gRPC calls the server finished, by full method name and status code.",
-		}, []string{"method", "code"}),
-		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "berth_grpc_request_duration_seconds",
-			Help:    "Time the server took to answer unary gRPC calls, by full method name.",
-			Buckets: prometheus.DefBuckets,
-		}, []string{"method"}),
-	}
+// NewGRPC returns unregistered gRPC server metrics of a role ("server"
+// or "node"); register them with Collectors.
+func NewGRPC(role string) *GRPC {
+	labels := prometheus.Labels{"role": role}
+	m := grpcprom.NewServerMetrics(
+		grpcprom.WithServerCounterOptions(grpcprom.WithConstLabels(labels)),
+		grpcprom.WithServerHandlingTimeHistogram(grpcprom.WithHistogramConstLabels(labels)),
+	)
+	return &GRPC{server: m, unary: m.UnaryServerInterceptor(), stream: m.StreamServerInterceptor()}
 }
 
 // Collectors are the metrics to register.
 func (g *GRPC) Collectors() []prometheus.Collector {
-	return []prometheus.Collector{g.requests, g.duration}
+	return []prometheus.Collector{g.server}
 }
 
 // Unary is the interceptor that measures unary calls. Chain it before
 // authorization, so refused calls count too.
 func (g *GRPC) Unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-	start := time.Now()
-	resp, err := handler(ctx, req)
-	g.duration.WithLabelValues(info.FullMethod).Observe(time.Since(start).Seconds())
-	g.requests.WithLabelValues(info.FullMethod, status.Code(err).String()).Inc()
-	return resp, err
+	return g.unary(ctx, req, info, handler)
 }
 
-// Stream is the interceptor that counts streams by how they ended.
+// Stream is the interceptor that measures streams.
 func (g *GRPC) Stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-	err := handler(srv, ss)
-	g.requests.WithLabelValues(info.FullMethod, status.Code(err).String()).Inc()
-	return err
+	return g.stream(srv, ss, info, handler)
 }

@@ -35,8 +35,13 @@ func TestCountsReportsEveryStateAndZeros(t *testing.T) {
 	}
 }
 
+// serverStream is the little of a grpc.ServerStream the metrics read.
+type serverStream struct{ grpc.ServerStream }
+
+func (serverStream) Context() context.Context { return context.Background() }
+
 func TestGRPCCountsCallsByMethodAndCode(t *testing.T) {
-	g := NewGRPC()
+	g := NewGRPC("server")
 	unary := func(err error) func(context.Context, any) (any, error) {
 		return func(context.Context, any) (any, error) { return nil, err }
 	}
@@ -47,26 +52,35 @@ func TestGRPCCountsCallsByMethodAndCode(t *testing.T) {
 			t.Fatalf("Unary returned %v, want %v", got, err)
 		}
 	}
-	sinfo := &grpc.StreamServerInfo{FullMethod: "/berth.v1.AgentService/Session"}
-	if err := g.Stream(nil, nil, sinfo, func(any, grpc.ServerStream) error { return status.Error(codes.Canceled, "gone") }); status.Code(err) != codes.Canceled {
+	sinfo := &grpc.StreamServerInfo{FullMethod: "/berth.v1.AgentService/Session", IsClientStream: true, IsServerStream: true}
+	if err := g.Stream(nil, serverStream{}, sinfo, func(any, grpc.ServerStream) error { return status.Error(codes.Canceled, "gone") }); status.Code(err) != codes.Canceled {
 		t.Fatalf("Stream returned %v", err)
 	}
 
 	got := metricstest.Values(t, g.Collectors()...)
+	const apply = `grpc_method="Apply",grpc_service="berth.v1.ClusterService",grpc_type="unary",role="server"`
+	const session = `grpc_method="Session",grpc_service="berth.v1.AgentService",grpc_type="bidi_stream",role="server"`
 	want := map[string]float64{
-		`berth_grpc_requests_total{code="OK",method="/berth.v1.ClusterService/Apply"}`:               2,
-		`berth_grpc_requests_total{code="PermissionDenied",method="/berth.v1.ClusterService/Apply"}`: 1,
-		`berth_grpc_requests_total{code="Canceled",method="/berth.v1.AgentService/Session"}`:         1,
-		// Only unary calls are timed.
-		`berth_grpc_request_duration_seconds_count{method="/berth.v1.ClusterService/Apply"}`: 3,
+		`grpc_server_started_total{` + apply + `}`:                              3,
+		`grpc_server_handled_total{grpc_code="OK",` + apply + `}`:               2,
+		`grpc_server_handled_total{grpc_code="PermissionDenied",` + apply + `}`: 1,
+		`grpc_server_handled_total{grpc_code="Canceled",` + session + `}`:       1,
+		`grpc_server_handling_seconds_count{` + apply + `}`:                     3,
+		`grpc_server_handling_seconds_count{` + session + `}`:                   1,
 	}
 	for k, v := range want {
 		if n, ok := got[k]; !ok || n != v {
-			t.Errorf("%s = %v (reported: %v), want %v", k, n, ok, v)
+			t.Errorf("%s = %v (reported: %v), want %v\nall: %v", k, n, ok, v, got)
 		}
 	}
-	if _, ok := got[`berth_grpc_request_duration_seconds_count{method="/berth.v1.AgentService/Session"}`]; ok {
-		t.Errorf("a stream was timed")
+}
+
+// In `berth dev` the server's and the agent's gRPC metrics share a
+// registry.
+func TestGRPCOfServerAndNodeShareARegistry(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	if err := Register(reg, append(NewGRPC("server").Collectors(), NewGRPC("node").Collectors()...)...); err != nil {
+		t.Fatalf("registering a server's and a node's gRPC metrics together: %v", err)
 	}
 }
 

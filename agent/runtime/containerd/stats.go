@@ -45,12 +45,19 @@ func (c *Runtime) Stats(ctx context.Context, ids []string) ([]runtime.ContainerS
 	if err != nil {
 		return nil, fmt.Errorf("runtime: read container metrics: %w", errgrpc.ToNative(err))
 	}
+	traffic, _ := c.cfg.Network.(runtime.NetworkTraffic)
 	out := make([]runtime.ContainerStats, 0, len(resp.Metrics))
 	for _, m := range resp.Metrics {
 		s, ok := statsOf(m)
-		if ok {
-			out = append(out, s)
+		if !ok {
+			continue
 		}
+		if traffic != nil {
+			// A container without a namespace of its own (or one
+			// going away) has no counters to show: zero.
+			s.NetworkRxBytes, s.NetworkTxBytes, _ = traffic.Traffic(s.ID)
+		}
+		out = append(out, s)
 	}
 	return out, nil
 }
