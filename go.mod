@@ -142,7 +142,7 @@ require (
 	github.com/in-toto/in-toto-golang v0.11.0 // indirect
 	github.com/inconshreveable/mousetrap v1.1.0 // indirect
 	github.com/jonboulle/clockwork v0.5.0 // indirect
-	github.com/klauspost/compress v1.20.2 // indirect
+	github.com/klauspost/compress v1.20.2
 	github.com/mattn/go-shellwords v1.0.13 // indirect
 	github.com/miekg/dns v1.1.73
 	github.com/moby/buildkit v0.34.2
