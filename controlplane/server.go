@@ -30,6 +30,7 @@ import (
 	"github.com/berthproject/berth/controlplane/orchestrator"
 	"github.com/berthproject/berth/controlplane/ratelimit"
 	"github.com/berthproject/berth/controlplane/registry"
+	"github.com/berthproject/berth/controlplane/snapshot"
 	"github.com/berthproject/berth/controlplane/store"
 	"github.com/berthproject/berth/controlplane/trigger"
 	"github.com/berthproject/berth/controlplane/trust"
@@ -117,7 +118,9 @@ type Config struct {
 	// RateLimits limits joins per source address and calls per user or
 	// token; zero values are the defaults.
 	RateLimits ratelimit.Config
-	Log        *slog.Logger
+	// Snapshots are the leader's periodic snapshots; zero writes none.
+	Snapshots SnapshotConfig
+	Log       *slog.Logger
 }
 
 // GossipConfig configures gossip among servers and agents. The servers
@@ -169,6 +172,10 @@ type Server struct {
 	triggers      *trigger.Records
 	triggerRunner *trigger.Runner
 	hooks         *trigger.Hooks
+	// snapshots takes snapshots of the cluster; periodic writes them
+	// while this server leads.
+	snapshots *snapshot.Maker
+	periodic  *snapshot.Periodic
 
 	cancel context.CancelFunc
 	tasks  *supervise.Group
@@ -251,6 +258,9 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("cluster CA: %w", err)
 	}
+	if err := s.startSnapshots(kek); err != nil {
+		return nil, err
+	}
 
 	s.listener, err = net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -317,7 +327,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		Store: s.store, Cache: s.cache, Authority: s.authority, Nodes: s.nodes, Registries: creds, KEK: kek,
 		Log:     cfg.Log.With("component", "api"),
 		Servers: s.servers.list, NetworkRange: networkRange, ContainerRange: containerRange,
-		APITokens: apiTokens, Users: users, Triggers: s.triggers, Trust: trusted,
+		APITokens: apiTokens, Users: users, Triggers: s.triggers, Trust: trusted, Snapshots: s.snapshots,
 	})
 	// A trigger's run scans what it built under the namespace's scan gate and
 	// signs it with the cluster's keys.
@@ -342,6 +352,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		cs := []prometheus.Collector{s.placements, nodehealth.Collector(s.cache), metrics.CertExpiry("server", s.id, s.certs.creds.NotAfter), trusted.Collector(), api.ScanCollector()}
 		cs = append(cs, s.store.Collectors()...)
 		cs = append(cs, disp.Collectors()...)
+		cs = append(cs, s.periodic.Collectors()...)
 		if err := metrics.Register(cfg.Metrics, append(cs, grpcMetrics.Collectors()...)...); err != nil {
 			return nil, err
 		}
@@ -493,7 +504,7 @@ func (s *Server) lead(ctx context.Context, address string) error {
 		ctx, cancel := context.WithCancel(ctx)
 		defer cancel()
 		sweep := &audit.Sweep{Store: s.store, Keep: s.cfg.AuditRetention, Log: s.log.With("component", "audit")}
-		parts := []func(context.Context) error{orch.Run, health.Run, s.disp.Run, sweep.Run, s.certs.pruneLoop(s.store), s.triggerRunner.Run}
+		parts := []func(context.Context) error{orch.Run, health.Run, s.disp.Run, sweep.Run, s.certs.pruneLoop(s.store), s.triggerRunner.Run, s.periodicSnapshots}
 		errc := make(chan error, len(parts))
 		for _, run := range parts {
 			go func() { errc <- run(ctx) }()
