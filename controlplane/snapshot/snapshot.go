@@ -6,6 +6,7 @@
 package snapshot
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"crypto/sha256"
@@ -92,8 +93,17 @@ func (m *Maker) Save(ctx context.Context, w io.Writer, opts Options) (snapshotfi
 	sum := sha256.New()
 	n, err := io.Copy(io.MultiWriter(tmp, sum), rc)
 	rc.Close()
-	if err != nil {
+	// The embedded member's in-process client ends a finished snapshot
+	// stream with context.Canceled rather than io.EOF: the snapshot is
+	// whole when etcd's own checksum at its end says so.
+	if err != nil && (ctx.Err() != nil || !errors.Is(err, context.Canceled)) {
 		return snapshotfile.Header{}, fmt.Errorf("receiving the etcd snapshot: %w", err)
+	}
+	if cerr := checkEtcdTrailer(tmp, n); cerr != nil {
+		if err != nil {
+			return snapshotfile.Header{}, fmt.Errorf("receiving the etcd snapshot: %w", err)
+		}
+		return snapshotfile.Header{}, cerr
 	}
 	if err := tmp.Sync(); err != nil {
 		return snapshotfile.Header{}, fmt.Errorf("writing the etcd snapshot: %w", err)
@@ -123,4 +133,24 @@ func (m *Maker) Save(ctx context.Context, w io.Writer, opts Options) (snapshotfi
 	}
 	m.cfg.Log.Info("snapshot taken", "revision", h.EtcdRevision, "etcd_bytes", h.EtcdSize, "keys", st.Keys, "with_key", h.Key != nil)
 	return h, nil
+}
+
+// checkEtcdTrailer checks the etcd snapshot in f, n bytes: etcd ends it
+// with the sha256 of what comes before.
+func checkEtcdTrailer(f *os.File, n int64) error {
+	if n <= sha256.Size {
+		return fmt.Errorf("the etcd snapshot received is %d bytes: cut short", n)
+	}
+	h := sha256.New()
+	if _, err := io.Copy(h, io.NewSectionReader(f, 0, n-sha256.Size)); err != nil {
+		return fmt.Errorf("reading the etcd snapshot back: %w", err)
+	}
+	trailer := make([]byte, sha256.Size)
+	if _, err := f.ReadAt(trailer, n-sha256.Size); err != nil {
+		return fmt.Errorf("reading the etcd snapshot back: %w", err)
+	}
+	if !bytes.Equal(h.Sum(nil), trailer) {
+		return errors.New("the etcd snapshot received does not match etcd's checksum at its end: it was cut short or damaged")
+	}
+	return nil
 }
