@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"maps"
 	"os"
 	"path/filepath"
@@ -33,7 +34,7 @@ secrets:
 // snapshot opens. A wrong passphrase, a damaged file and a non-empty data
 // dir are refused without changing anything.
 func TestSnapshotRestoreAdoptsApps(t *testing.T) {
-	c := newCluster(t)
+	c := newCluster(t, withServerArgs("--snapshot-interval", "2s", "--snapshot-keep", "2"))
 	c.startAgent("alpha")
 	c.importImage()
 	secret := secretValue(t, "token")
@@ -68,6 +69,29 @@ func TestSnapshotRestoreAdoptsApps(t *testing.T) {
 	inspect := c.mustBerth("snapshot", "inspect", snap)
 	if !strings.Contains(inspect, "sealed with a passphrase") {
 		t.Errorf("berth snapshot inspect:\n%s", inspect)
+	}
+	// Only an admin takes snapshots, and each one is audited.
+	token := strings.TrimSpace(c.mustBerth("token", "create", "ci", "--role", "deployer", "-q"))
+	c.mustFail([]string{"--token", token, "snapshot", "save", filepath.Join(c.dir, "refused.snapshot"), "--without-key"}, "permission denied")
+	if _, err := os.Stat(filepath.Join(c.dir, "refused.snapshot")); !os.IsNotExist(err) {
+		t.Errorf("a refused save left a file: %v", err)
+	}
+	if audit := c.mustBerth("audit", "-o", "json"); !strings.Contains(audit, "SaveSnapshot") {
+		t.Errorf("the audit log does not show the snapshot saved:\n%s", audit)
+	}
+
+	// The leader also writes snapshots every 2s, keeping 2, without the
+	// key.
+	periodic := filepath.Join(c.dir, "server", "snapshots")
+	var kept []string
+	eventually(t, time.Minute, func() (bool, string) {
+		// Snapshots being written are hidden temporary files.
+		kept, _ = filepath.Glob(filepath.Join(periodic, "berth-*.snapshot"))
+		return len(kept) == 2, fmt.Sprintf("%s holds %v, want 2 snapshots", periodic, kept)
+	})
+	// The newest: the oldest may be pruned meanwhile.
+	if out := c.mustBerth("snapshot", "inspect", kept[1]); !strings.Contains(out, "Key-encryption key: none") {
+		t.Errorf("a periodic snapshot:\n%s", out)
 	}
 
 	// Refused, with nothing changed: a wrong passphrase, a damaged file,
