@@ -146,6 +146,7 @@ type snapshotInfo struct {
 	File               string    `json:"file"`
 	Size               int64     `json:"size"`
 	ClusterID          string    `json:"cluster_id"`
+	ServerAddress      string    `json:"server_address,omitempty"`
 	Created            time.Time `json:"created"`
 	BerthVersion       string    `json:"berth_version"`
 	EtcdRevision       int64     `json:"etcd_revision"`
@@ -185,7 +186,7 @@ the etcd part is not checked (restore and extract-etcd check it).`,
 			}
 			h := r.Header
 			info := snapshotInfo{
-				File: args[0], Size: st.Size(), ClusterID: h.ClusterID, Created: h.Created, BerthVersion: h.BerthVersion,
+				File: args[0], Size: st.Size(), ClusterID: h.ClusterID, ServerAddress: h.ServerAddress, Created: h.Created, BerthVersion: h.BerthVersion,
 				EtcdRevision: h.EtcdRevision, EtcdStorageVersion: h.EtcdStorageVersion, EtcdSize: h.EtcdSize, EtcdSHA256: h.EtcdSHA256,
 				Key: "none (a restore needs the server's key file)",
 			}
@@ -198,6 +199,9 @@ the etcd part is not checked (restore and extract-etcd check it).`,
 			w := cmd.OutOrStdout()
 			fmt.Fprintf(w, "File:            %s (%s)\n", info.File, bytesColumn(info.Size))
 			fmt.Fprintf(w, "Cluster:         %s\n", info.ClusterID)
+			if info.ServerAddress != "" {
+				fmt.Fprintf(w, "Server address:  %s\n", info.ServerAddress)
+			}
 			fmt.Fprintf(w, "Taken:           %s\n", info.Created.Local().Format(time.RFC3339))
 			fmt.Fprintf(w, "Berth version:   %s\n", info.BerthVersion)
 			fmt.Fprintf(w, "etcd revision:   %d\n", info.EtcdRevision)

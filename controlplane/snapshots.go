@@ -48,13 +48,21 @@ func (s *Server) startSnapshots(kek *seal.Key) error {
 	}
 	s.snapshots = snapshot.New(snapshot.Config{
 		Store: s.store, ClusterID: s.authority.ClusterID, KEK: kek, TempDir: s.cfg.DataDir,
-		Log: s.log.With("component", "snapshots"),
+		Address: s.advertised, Log: s.log.With("component", "snapshots"),
 	})
 	s.periodic = snapshot.NewPeriodic(s.snapshots, snapshot.Schedule{
 		Interval: c.Interval, Keep: c.Keep, Passphrase: passphrase,
 		Dir: filepath.Join(s.cfg.DataDir, snapshot.DirName),
 	}, s.log.With("component", "snapshots"))
 	return nil
+}
+
+// advertised is the address in the admin config: the advertised one.
+func (s *Server) advertised() string {
+	if c := s.admin.Load(); c != nil {
+		return c.Server
+	}
+	return ""
 }
 
 // periodicSnapshots runs the periodic snapshots while this server leads.

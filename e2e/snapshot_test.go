@@ -127,7 +127,7 @@ func TestSnapshotRestoreAdoptsApps(t *testing.T) {
 		t.Fatal(err)
 	}
 	out = c.mustBerth("snapshot", "restore", snap, "--data-dir", restored, "--passphrase-file", passFile)
-	if !strings.Contains(out, "berth server --data-dir "+restored) {
+	if !strings.Contains(out, "berth server --data-dir "+restored+" --listen "+c.addr) {
 		t.Errorf("berth snapshot restore does not say how to start:\n%s", out)
 	}
 	if st, err := os.Stat(filepath.Join(restored, "key-encryption-key")); err != nil || st.Mode().Perm() != 0o600 {

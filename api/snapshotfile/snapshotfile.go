@@ -65,6 +65,10 @@ type Header struct {
 	BerthVersion string `json:"berth_version"`
 	// ClusterID is the id of the cluster's CA.
 	ClusterID string `json:"cluster_id"`
+	// ServerAddress is the address the server that took the snapshot
+	// advertised (its agents' --join); a restored server listens there
+	// for them to reconnect. Empty when unknown.
+	ServerAddress string `json:"server_address,omitempty"`
 	// EtcdRevision is etcd's revision in the snapshot.
 	EtcdRevision int64 `json:"etcd_revision"`
 	// EtcdStorageVersion is etcd's storage version, as its snapshot

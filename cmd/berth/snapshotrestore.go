@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"os"
@@ -139,9 +140,13 @@ func restoreSnapshot(cmd *cobra.Command, path, dataDir, passphraseFile string) (
 	} else {
 		fmt.Fprintf(w, "The snapshot carries no key-encryption key: copy the cluster's key file to %s (mode 0600), or start the server with --unlock-key.\n", keyFile)
 	}
-	fmt.Fprintf(w, `Start a server on it at the address the cluster's server had, so its agents reconnect:
-  berth server --data-dir %s --listen ADDRESS
+	addr := "ADDRESS"
+	if h.ServerAddress != "" {
+		addr = h.ServerAddress
+	}
+	fmt.Fprintf(w, `Start a server on it at the address the cluster's server had (%s), so its agents reconnect:
+  berth server --data-dir %s --listen %s
 (or berth dev --data-dir %s).
-`, dataDir, dataDir)
+`, cmp.Or(h.ServerAddress, "the agents' --join address"), dataDir, addr, dataDir)
 	return nil
 }

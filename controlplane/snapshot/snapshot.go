@@ -34,6 +34,9 @@ type Config struct {
 	Store *store.Store
 	// ClusterID names the cluster in the file's header.
 	ClusterID func() string
+	// Address is the server's advertised address, for the header; nil
+	// leaves it out.
+	Address func() string
 	// KEK is the cluster's key-encryption key; nil takes snapshots
 	// without it only.
 	KEK *seal.Key
@@ -113,7 +116,7 @@ func (m *Maker) Save(ctx context.Context, w io.Writer, opts Options) (snapshotfi
 		return snapshotfile.Header{}, err
 	}
 	h := snapshotfile.Header{
-		BerthVersion: version.String(), ClusterID: m.cfg.ClusterID(),
+		BerthVersion: version.String(), ClusterID: m.cfg.ClusterID(), ServerAddress: m.address(),
 		EtcdRevision: st.Revision, EtcdStorageVersion: st.StorageVersion,
 		Created: created, EtcdSHA256: hex.EncodeToString(sum.Sum(nil)), EtcdSize: n,
 	}
@@ -133,6 +136,14 @@ func (m *Maker) Save(ctx context.Context, w io.Writer, opts Options) (snapshotfi
 	}
 	m.cfg.Log.Info("snapshot taken", "revision", h.EtcdRevision, "etcd_bytes", h.EtcdSize, "keys", st.Keys, "with_key", h.Key != nil)
 	return h, nil
+}
+
+// address is the server's advertised address, or "".
+func (m *Maker) address() string {
+	if m.cfg.Address == nil {
+		return ""
+	}
+	return m.cfg.Address()
 }
 
 // checkEtcdTrailer checks the etcd snapshot in f, n bytes: etcd ends it

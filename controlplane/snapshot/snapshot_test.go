@@ -47,7 +47,7 @@ func newMaker(t *testing.T) (*Maker, *store.Store, []byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := New(Config{Store: st, ClusterID: func() string { return "cluster-1" }, KEK: kek, TempDir: t.TempDir(), Log: slog.New(slog.DiscardHandler)})
+	m := New(Config{Store: st, ClusterID: func() string { return "cluster-1" }, Address: func() string { return "10.0.0.1:4242" }, KEK: kek, TempDir: t.TempDir(), Log: slog.New(slog.DiscardHandler)})
 	return m, st, raw
 }
 
@@ -71,8 +71,8 @@ func TestSaveAndRestore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if h.EtcdRevision != rev || h.ClusterID != "cluster-1" || h.Key == nil {
-		t.Errorf("header: revision %d (want %d), cluster %q, key %v", h.EtcdRevision, rev, h.ClusterID, h.Key != nil)
+	if h.EtcdRevision != rev || h.ClusterID != "cluster-1" || h.ServerAddress != "10.0.0.1:4242" || h.Key == nil {
+		t.Errorf("header: revision %d (want %d), cluster %q, server %q, key %v", h.EtcdRevision, rev, h.ClusterID, h.ServerAddress, h.Key != nil)
 	}
 	if bytes.Contains(file.Bytes(), raw) {
 		t.Fatal("the key-encryption key is in the snapshot file in plain text")
