@@ -32,6 +32,9 @@ func (s *Server) startSnapshots(kek *seal.Key) error {
 	if c.Interval < 0 || c.Keep < 0 {
 		return fmt.Errorf("--snapshot-interval and --snapshot-keep cannot be negative (got %s and %d)", c.Interval, c.Keep)
 	}
+	if c.PassphraseFile != "" && c.Interval == 0 {
+		return fmt.Errorf("--snapshot-passphrase-file seals the key into periodic snapshots: give --snapshot-interval too, or drop it")
+	}
 	var passphrase []byte
 	if c.PassphraseFile != "" {
 		raw, err := os.ReadFile(c.PassphraseFile)

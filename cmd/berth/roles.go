@@ -87,7 +87,7 @@ func (f *serverFlags) add(cmd *cobra.Command, dataDir string) {
 	cmd.Flags().Float64Var(&f.limits.CallRate, "call-rate", ratelimit.DefaultCallRate, "API calls a second allowed from one user or token; nodes and servers are not limited (negative: no limit)")
 	cmd.Flags().IntVar(&f.limits.CallBurst, "call-burst", ratelimit.DefaultCallBurst, "API calls allowed at once from one user or token")
 	cmd.Flags().DurationVar(&f.snapshots.Interval, "snapshot-interval", 0, "how often the leader writes a snapshot of the cluster into <data-dir>/"+snapshot.DirName+" (0: never); without --snapshot-passphrase-file they do not carry the key-encryption key")
-	cmd.Flags().IntVar(&f.snapshots.Keep, "snapshot-keep", snapshot.DefaultKeep, "how many of the newest periodic snapshots to keep")
+	cmd.Flags().IntVar(&f.snapshots.Keep, "snapshot-keep", snapshot.DefaultKeep, "how many of the newest periodic snapshots to keep (0 keeps the default)")
 	cmd.Flags().StringVar(&f.snapshots.PassphraseFile, "snapshot-passphrase-file", "", "file holding a passphrase that seals the key-encryption key into each periodic snapshot (default: the snapshots carry no key)")
 	for _, name := range []string{"join-rate", "join-burst", "call-rate", "call-burst"} {
 		cmd.Flags().MarkHidden(name)
