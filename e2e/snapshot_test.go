@@ -154,6 +154,25 @@ func TestSnapshotRestoreAdoptsApps(t *testing.T) {
 			t.Fatalf("the new task %s reads /run/secrets/token: %q, %v; want the secret", tk.ID, got, err)
 		}
 	}
+
+	// Restored again, at another address: the agent, restarted with
+	// --join giving it, comes back with the snapshot's two tasks, and
+	// stops the third, which the restored cluster never had.
+	c.server.stop()
+	again := filepath.Join(c.dir, "restored-again")
+	c.mustBerth("snapshot", "restore", snap, "--data-dir", again, "--passphrase-file", passFile)
+	c.addr = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	c.startServerOn(again)
+	c.agents["alpha"].stop()
+	c.startAgent("alpha")
+	after = c.waitRunning("snap/web", 2, 3*time.Minute)
+	if got, want := ids(after), ids(before); !maps.Equal(got, want) {
+		t.Fatalf("tasks after the second restore %v, want the snapshot's tasks %v", got, want)
+	}
+	eventually(t, 2*time.Minute, func() (bool, string) {
+		got := runningPids(t, node)
+		return maps.Equal(got, pids), fmt.Sprintf("running containers (id: pid) = %v, want only the snapshot's, unrestarted: %v", got, pids)
+	})
 	c.mustBerth("delete", "snap")
 }
 
