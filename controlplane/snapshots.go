@@ -49,13 +49,15 @@ func (s *Server) startSnapshots(kek *seal.Key) error {
 			s.log.Warn("the snapshot passphrase file can be read by other users; make it readable by its owner only (chmod 600)", "file", c.PassphraseFile)
 		}
 	}
+	dir := filepath.Join(s.cfg.DataDir, snapshot.DirName)
+	snapshot.RemoveLeftovers(s.cfg.DataDir, dir)
 	s.snapshots = snapshot.New(snapshot.Config{
 		Store: s.store, ClusterID: s.authority.ClusterID, KEK: kek, TempDir: s.cfg.DataDir,
 		Address: s.advertised, Log: s.log.With("component", "snapshots"),
 	})
 	s.periodic = snapshot.NewPeriodic(s.snapshots, snapshot.Schedule{
 		Interval: c.Interval, Keep: c.Keep, Passphrase: passphrase,
-		Dir: filepath.Join(s.cfg.DataDir, snapshot.DirName),
+		Dir: dir,
 	}, s.log.With("component", "snapshots"))
 	return nil
 }

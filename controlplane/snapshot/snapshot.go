@@ -16,6 +16,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/berthproject/berth/api/snapshotfile"
@@ -28,6 +29,21 @@ import (
 // ErrNeedPassphrase is the error of a snapshot asked with its key but no
 // passphrase to seal it with.
 var ErrNeedPassphrase = errors.New("a snapshot carries the cluster's key-encryption key sealed with a passphrase: give one (--passphrase-file or $BERTH_SNAPSHOT_PASSPHRASE), or leave the key out with --without-key and keep the key file yourself")
+
+// tempPattern names the etcd snapshots held while a file is made.
+const tempPattern = ".etcd-snapshot-*.db"
+
+// RemoveLeftovers removes what snapshots cut short by a crash left in
+// tempDir and in the periodic snapshots' dir: temporary files, never a
+// snapshot.
+func RemoveLeftovers(tempDir, periodicDir string) {
+	for _, pattern := range []string{filepath.Join(tempDir, tempPattern), filepath.Join(periodicDir, "."+filePrefix+"*"+fileSuffix+".tmp-*")} {
+		leftovers, _ := filepath.Glob(pattern)
+		for _, f := range leftovers {
+			os.Remove(f)
+		}
+	}
+}
 
 // Config is what a Maker needs.
 type Config struct {
@@ -80,7 +96,7 @@ func (m *Maker) Save(ctx context.Context, w io.Writer, opts Options) (snapshotfi
 	}
 	// The etcd snapshot is kept whole before the file is written: its
 	// checksum and revision go in the header, before it.
-	tmp, err := os.CreateTemp(m.cfg.TempDir, ".etcd-snapshot-*.db")
+	tmp, err := os.CreateTemp(m.cfg.TempDir, tempPattern)
 	if err != nil {
 		return snapshotfile.Header{}, fmt.Errorf("a temporary file for the etcd snapshot: %w", err)
 	}

@@ -297,3 +297,25 @@ func BenchmarkSave(b *testing.B) {
 type countingWriter struct{ n int64 }
 
 func (w *countingWriter) Write(p []byte) (int, error) { w.n += int64(len(p)); return len(p), nil }
+
+func TestRemoveLeftovers(t *testing.T) {
+	tmp, dir := t.TempDir(), t.TempDir()
+	keep := []string{filepath.Join(dir, "berth-20261207T150405.000Z.snapshot"), filepath.Join(tmp, "etcd"), filepath.Join(dir, "notes.txt")}
+	gone := []string{filepath.Join(tmp, ".etcd-snapshot-123.db"), filepath.Join(dir, ".berth-20261207T150405.000Z.snapshot.tmp-456")}
+	for _, f := range append(keep, gone...) {
+		if err := os.WriteFile(f, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	RemoveLeftovers(tmp, dir)
+	for _, f := range keep {
+		if _, err := os.Stat(f); err != nil {
+			t.Errorf("%s was removed: %v", f, err)
+		}
+	}
+	for _, f := range gone {
+		if _, err := os.Stat(f); !os.IsNotExist(err) {
+			t.Errorf("%s is left: %v", f, err)
+		}
+	}
+}
