@@ -118,6 +118,7 @@ error (an unknown command or flag, or arguments of the wrong shape);
 		newScanCommand(o),
 		newVulnDBCommand(o),
 		newVersionCommand(o),
+		newSnapshotCommand(o),
 		newContextCommand(o),
 		newCompletionCommand(),
 	} {

@@ -92,7 +92,9 @@ type Config struct {
 	// RateLimits limits joins per source address and calls per user or
 	// token; zero values are the defaults.
 	RateLimits ratelimit.Config
-	Log        *slog.Logger
+	// Snapshots are the leader's periodic snapshots; zero writes none.
+	Snapshots SnapshotConfig
+	Log       *slog.Logger
 }
 
 // GossipConfig configures gossip among servers and agents. The servers
@@ -220,6 +222,12 @@ func (c Config) Validate() error {
 		if d.v < 0 {
 			errs = append(errs, fmt.Errorf("%s %s is negative: give a positive duration, or 0 for the default", d.flag, d.v))
 		}
+	}
+	if c.Snapshots.Interval < 0 || c.Snapshots.Keep < 0 {
+		errs = append(errs, fmt.Errorf("--snapshot-interval and --snapshot-keep cannot be negative (got %s and %d)", c.Snapshots.Interval, c.Snapshots.Keep))
+	}
+	if c.Snapshots.PassphraseFile != "" && c.Snapshots.Interval == 0 {
+		errs = append(errs, errors.New("--snapshot-passphrase-file seals the key into periodic snapshots: give --snapshot-interval too, or drop it"))
 	}
 	return errors.Join(errs...)
 }

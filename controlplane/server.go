@@ -30,6 +30,7 @@ import (
 	"github.com/berthproject/berth/controlplane/ratelimit"
 	"github.com/berthproject/berth/controlplane/registry"
 	"github.com/berthproject/berth/controlplane/seal"
+	"github.com/berthproject/berth/controlplane/snapshot"
 	"github.com/berthproject/berth/controlplane/store"
 	"github.com/berthproject/berth/controlplane/trigger"
 	"github.com/berthproject/berth/controlplane/trust"
@@ -87,6 +88,10 @@ type Server struct {
 	triggers      *trigger.Records
 	triggerRunner *trigger.Runner
 	hooks         *trigger.Hooks
+	// snapshots takes snapshots of the cluster; periodic writes them
+	// while this server leads.
+	snapshots *snapshot.Maker
+	periodic  *snapshot.Periodic
 
 	cancel context.CancelFunc
 	tasks  *supervise.Group
@@ -160,6 +165,9 @@ func (s *Server) openStore(ctx context.Context) (*seal.Key, error) {
 	s.authority, err = ca.Open(ctx, caPersistence{s.store}, kek, nil, ca.WithLeafLifetime(cfg.CertLifetime))
 	if err != nil {
 		return nil, fmt.Errorf("cluster CA: %w", err)
+	}
+	if err := s.startSnapshots(kek); err != nil {
+		return nil, err
 	}
 	return kek, nil
 }
@@ -246,7 +254,7 @@ func (s *Server) assemble(kek *seal.Key, advertise string) (*apiserver.Server, e
 		Store: s.store, Cache: s.cache, Authority: s.authority, Nodes: s.nodes, Registries: creds, KEK: kek,
 		Log:     cfg.Log.With("component", "api"),
 		Servers: s.servers.list, NetworkRange: networkRange, ContainerRange: containerRange,
-		APITokens: s.apiTokens, Users: s.users, Triggers: s.triggers, Trust: trusted,
+		APITokens: s.apiTokens, Users: s.users, Triggers: s.triggers, Trust: trusted, Snapshots: s.snapshots,
 	})
 	// A trigger's run scans what it built under the namespace's scan gate and
 	// signs it with the cluster's keys.
@@ -286,6 +294,7 @@ func (s *Server) newGRPCServer(api *apiserver.Server) error {
 		cs := []prometheus.Collector{s.placements, nodehealth.Collector(s.cache), metrics.CertExpiry("server", s.id, s.certs.creds.NotAfter), s.trust.Collector(), api.ScanCollector()}
 		cs = append(cs, s.store.Collectors()...)
 		cs = append(cs, s.disp.Collectors()...)
+		cs = append(cs, s.periodic.Collectors()...)
 		if err := metrics.Register(cfg.Metrics, append(cs, grpcMetrics.Collectors()...)...); err != nil {
 			return err
 		}
@@ -424,7 +433,7 @@ func (s *Server) lead(ctx context.Context, address string) error {
 		ctx, cancel := context.WithCancel(ctx)
 		defer cancel()
 		sweep := &audit.Sweep{Store: s.store, Keep: s.cfg.AuditRetention, Log: s.log.With("component", "audit")}
-		parts := []func(context.Context) error{orch.Run, health.Run, s.disp.Run, sweep.Run, s.certs.pruneLoop(s.store), s.triggerRunner.Run}
+		parts := []func(context.Context) error{orch.Run, health.Run, s.disp.Run, sweep.Run, s.certs.pruneLoop(s.store), s.triggerRunner.Run, s.periodicSnapshots}
 		errc := make(chan error, len(parts))
 		for _, run := range parts {
 			go func() { errc <- run(ctx) }()

@@ -194,6 +194,11 @@ var Methods = map[string]Rule{
 	cluster + "GetScanResult":   view(Namespaced),
 	cluster + "ListScanResults": view(Cluster),
 
+	// Backup and restore: a snapshot is the whole cluster's state, so
+	// only an admin takes one, and every one taken is audited although
+	// it changes nothing.
+	cluster + "SaveSnapshot": admin(true),
+
 	// Agents: Join is open (its token is the credential); a session needs
 	// the node's certificate.
 	agent + "Join":    {Open: true, Mutates: true},

@@ -19,7 +19,9 @@ func main() {
 	for _, c := range roles {
 		c.GroupID = "roles"
 	}
-	root := cli.NewRoot(roles...)
+	restore := newSnapshotRestoreCommand()
+	root := cli.NewRoot(append(roles, restore)...)
+	moveUnder(root, restore, "snapshot")
 	root.AddGroup(&cobra.Group{ID: "roles", Title: "Run Berth:"})
 	os.Exit(cli.Execute(ctx, root))
 }

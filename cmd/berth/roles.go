@@ -22,6 +22,7 @@ import (
 	"github.com/berthproject/berth/controlplane/nodehealth"
 	"github.com/berthproject/berth/controlplane/orchestrator"
 	"github.com/berthproject/berth/controlplane/ratelimit"
+	"github.com/berthproject/berth/controlplane/snapshot"
 	"github.com/berthproject/berth/internal/gossip"
 	"github.com/berthproject/berth/internal/metrics"
 	"github.com/prometheus/client_golang/prometheus"
@@ -46,6 +47,7 @@ type serverFlags struct {
 	massLoss                                                                                controlplane.MassLossGuard
 	gossip                                                                                  controlplane.GossipConfig
 	limits                                                                                  ratelimit.Config
+	snapshots                                                                               controlplane.SnapshotConfig
 	log                                                                                     logFlags
 }
 
@@ -84,6 +86,9 @@ func (f *serverFlags) add(cmd *cobra.Command, dataDir string) {
 	cmd.Flags().IntVar(&f.limits.JoinBurst, "join-burst", ratelimit.DefaultJoinBurst, "joins allowed at once from one address")
 	cmd.Flags().Float64Var(&f.limits.CallRate, "call-rate", ratelimit.DefaultCallRate, "API calls a second allowed from one user or token; nodes and servers are not limited (negative: no limit)")
 	cmd.Flags().IntVar(&f.limits.CallBurst, "call-burst", ratelimit.DefaultCallBurst, "API calls allowed at once from one user or token")
+	cmd.Flags().DurationVar(&f.snapshots.Interval, "snapshot-interval", 0, "how often the leader writes a snapshot of the cluster into <data-dir>/"+snapshot.DirName+" (0: never); without --snapshot-passphrase-file they do not carry the key-encryption key")
+	cmd.Flags().IntVar(&f.snapshots.Keep, "snapshot-keep", snapshot.DefaultKeep, "how many of the newest periodic snapshots to keep (0 keeps the default)")
+	cmd.Flags().StringVar(&f.snapshots.PassphraseFile, "snapshot-passphrase-file", "", "file holding a passphrase that seals the key-encryption key into each periodic snapshot (default: the snapshots carry no key)")
 	for _, name := range []string{"join-rate", "join-burst", "call-rate", "call-burst"} {
 		cmd.Flags().MarkHidden(name)
 	}
@@ -116,6 +121,7 @@ func (f *serverFlags) config(cmd *cobra.Command, log *slog.Logger) controlplane.
 		AuditRetention:  f.auditRetention,
 		CertLifetime:    f.certLifetime,
 		RateLimits:      f.limits,
+		Snapshots:       f.snapshots,
 		Log:             log,
 	}
 }

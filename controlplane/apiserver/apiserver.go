@@ -18,6 +18,7 @@ import (
 	"github.com/berthproject/berth/controlplane/ca"
 	"github.com/berthproject/berth/controlplane/registry"
 	"github.com/berthproject/berth/controlplane/seal"
+	"github.com/berthproject/berth/controlplane/snapshot"
 	"github.com/berthproject/berth/controlplane/store"
 	"github.com/berthproject/berth/controlplane/trigger"
 	"github.com/berthproject/berth/controlplane/trust"
@@ -62,6 +63,8 @@ type Config struct {
 	// Trust keeps signing keys and trust policies and checks images
 	// against them; nil serves neither and checks nothing.
 	Trust *trust.Trust
+	// Snapshots takes snapshots of the cluster; nil serves none.
+	Snapshots *snapshot.Maker
 }
 
 // Server implements berthv1.ClusterServiceServer.

@@ -12,6 +12,7 @@
 package seal
 
 import (
+	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/hkdf"
@@ -61,6 +62,8 @@ const DigestPrefix = "hmac-sha256:"
 type Key struct {
 	aead cipher.AEAD
 	mac  []byte
+	// raw is the key itself, for Raw.
+	raw []byte
 }
 
 // New opens raw, a key-encryption key of KeySize bytes. The sealing and
@@ -85,8 +88,13 @@ func New(raw []byte) (*Key, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sealing key: %w", err)
 	}
-	return &Key{aead: aead, mac: macKey}, nil
+	return &Key{aead: aead, mac: macKey, raw: bytes.Clone(raw)}, nil
 }
+
+// Raw returns a copy of the key-encryption key itself. Its one use is a
+// backup: a cluster snapshot carries it sealed with the operator's
+// passphrase, so that a restored cluster opens its secrets.
+func (k *Key) Raw() []byte { return bytes.Clone(k.raw) }
 
 // Generate returns a new random key-encryption key.
 func Generate() ([]byte, error) {

@@ -101,6 +101,7 @@ const (
 	ClusterService_Scan_FullMethodName              = "/berth.v1.ClusterService/Scan"
 	ClusterService_GetScanResult_FullMethodName     = "/berth.v1.ClusterService/GetScanResult"
 	ClusterService_ListScanResults_FullMethodName   = "/berth.v1.ClusterService/ListScanResults"
+	ClusterService_SaveSnapshot_FullMethodName      = "/berth.v1.ClusterService/SaveSnapshot"
 )
 
 // ClusterServiceClient is the client API for ClusterService service.
@@ -271,6 +272,11 @@ type ClusterServiceClient interface {
 	Scan(ctx context.Context, in *ScanRequest, opts ...grpc.CallOption) (*ScanResponse, error)
 	GetScanResult(ctx context.Context, in *GetScanResultRequest, opts ...grpc.CallOption) (*ScanResult, error)
 	ListScanResults(ctx context.Context, in *ListScanResultsRequest, opts ...grpc.CallOption) (*ListScanResultsResponse, error)
+	// --- Backup and restore ---
+	// SaveSnapshot streams a snapshot file (api/snapshotfile): a consistent
+	// etcd snapshot taken through etcd's maintenance API, and the cluster's
+	// key-encryption key sealed with the passphrase unless without_key.
+	SaveSnapshot(ctx context.Context, in *SaveSnapshotRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[SnapshotChunk], error)
 }
 
 type clusterServiceClient struct {
@@ -1167,6 +1173,25 @@ func (c *clusterServiceClient) ListScanResults(ctx context.Context, in *ListScan
 	return out, nil
 }
 
+func (c *clusterServiceClient) SaveSnapshot(ctx context.Context, in *SaveSnapshotRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[SnapshotChunk], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &ClusterService_ServiceDesc.Streams[10], ClusterService_SaveSnapshot_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[SaveSnapshotRequest, SnapshotChunk]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type ClusterService_SaveSnapshotClient = grpc.ServerStreamingClient[SnapshotChunk]
+
 // ClusterServiceServer is the server API for ClusterService service.
 // All implementations must embed UnimplementedClusterServiceServer
 // for forward compatibility.
@@ -1335,6 +1360,11 @@ type ClusterServiceServer interface {
 	Scan(context.Context, *ScanRequest) (*ScanResponse, error)
 	GetScanResult(context.Context, *GetScanResultRequest) (*ScanResult, error)
 	ListScanResults(context.Context, *ListScanResultsRequest) (*ListScanResultsResponse, error)
+	// --- Backup and restore ---
+	// SaveSnapshot streams a snapshot file (api/snapshotfile): a consistent
+	// etcd snapshot taken through etcd's maintenance API, and the cluster's
+	// key-encryption key sealed with the passphrase unless without_key.
+	SaveSnapshot(*SaveSnapshotRequest, grpc.ServerStreamingServer[SnapshotChunk]) error
 	mustEmbedUnimplementedClusterServiceServer()
 }
 
@@ -1590,6 +1620,9 @@ func (UnimplementedClusterServiceServer) GetScanResult(context.Context, *GetScan
 }
 func (UnimplementedClusterServiceServer) ListScanResults(context.Context, *ListScanResultsRequest) (*ListScanResultsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListScanResults not implemented")
+}
+func (UnimplementedClusterServiceServer) SaveSnapshot(*SaveSnapshotRequest, grpc.ServerStreamingServer[SnapshotChunk]) error {
+	return status.Error(codes.Unimplemented, "method SaveSnapshot not implemented")
 }
 func (UnimplementedClusterServiceServer) mustEmbedUnimplementedClusterServiceServer() {}
 func (UnimplementedClusterServiceServer) testEmbeddedByValue()                        {}
@@ -3002,6 +3035,17 @@ func _ClusterService_ListScanResults_Handler(srv interface{}, ctx context.Contex
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ClusterService_SaveSnapshot_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(SaveSnapshotRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(ClusterServiceServer).SaveSnapshot(m, &grpc.GenericServerStream[SaveSnapshotRequest, SnapshotChunk]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type ClusterService_SaveSnapshotServer = grpc.ServerStreamingServer[SnapshotChunk]
+
 // ClusterService_ServiceDesc is the grpc.ServiceDesc for ClusterService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -3350,6 +3394,11 @@ var ClusterService_ServiceDesc = grpc.ServiceDesc{
 			StreamName:    "ImportVulnDB",
 			Handler:       _ClusterService_ImportVulnDB_Handler,
 			ClientStreams: true,
+		},
+		{
+			StreamName:    "SaveSnapshot",
+			Handler:       _ClusterService_SaveSnapshot_Handler,
+			ServerStreams: true,
 		},
 	},
 	Metadata: "berth/v1/cluster.proto",
