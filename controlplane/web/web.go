@@ -95,9 +95,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if name == "" {
 		name = "index.html"
 	}
-	// Only files at the top of the assets are served: no directories, so
-	// no listings.
-	if strings.Contains(name, "/") || name != path.Clean(name) {
+	// Only files at the top of the assets and in vendor/ (libraries
+	// copied from their releases) are served: no directories, so no
+	// listings.
+	if strings.Contains(strings.TrimPrefix(name, "vendor/"), "/") || name != path.Clean(name) {
 		http.NotFound(w, r)
 		return
 	}
