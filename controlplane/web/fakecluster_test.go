@@ -51,7 +51,7 @@ func newFakeCluster() *fakeCluster {
 		Capacity:     &berthv1.Resources{MilliCpus: 2000, MemoryBytes: 4 << 30},
 		Availability: berthv1.NodeAvailability_NODE_AVAILABILITY_ACTIVE, Status: berthv1.NodeStatus_NODE_STATUS_READY,
 		Labels: map[string]string{"zone": "a", "disk": "ssd"}, AgentLabels: map[string]string{"zone": "a"}, OperatorLabels: map[string]string{"disk": "ssd"},
-		Conditions: []*berthv1.NodeCondition{{Type: "runtime", Ok: true, Since: ts(time.Hour)}, {Type: "disk", Ok: true, Since: ts(time.Hour)}},
+		Conditions:    []*berthv1.NodeCondition{{Type: "runtime", Ok: true, Since: ts(time.Hour)}, {Type: "disk", Ok: true, Since: ts(time.Hour)}},
 		LastHeartbeat: ts(5 * time.Second), StatusSince: ts(time.Hour),
 	})
 	for i := range bigNodes {
