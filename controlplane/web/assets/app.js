@@ -238,13 +238,13 @@ function connect(again) {
     if (e instanceof PermissionError) {
       setLive("refused", "the role may not watch");
       showMessage("Refused: " + e.message + ". " + roleHint());
+      refresh().catch(() => {});
       return;
     }
     scheduleReconnect(e.message || "stream ended");
   };
-  // The listing is read at once, and again once Watch is open, so no
-  // change falls between.
-  refresh().catch(failed);
+  // The listing is read once Watch is open (its headers come as soon as
+  // the server has subscribed), so no change falls between.
   stream("Watch", scope(), applyWatch, ctl.signal, () => { opened(); refresh().catch(failed); })
     .then(() => failed(new Error("the watch ended")), failed);
   state.events = [];

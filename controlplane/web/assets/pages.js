@@ -115,7 +115,8 @@ function serviceEventArrived() {
 
 // yamlScalar writes a value as YAML would, quoting strings that need it.
 function yamlScalar(v) {
-  if (typeof v !== "string") return String(v);
+  // 64-bit numbers come as strings in JSON: they read as numbers.
+  if (typeof v !== "string" || /^-?\d+$/.test(v)) return String(v);
   return v === "" || /^[\s-?:,[\]{}#&*!|>'"%@`]|[:#]\s|\s$|^(true|false|null|~|[-+.\d][\d._eE+-]*)$/i.test(v) ? JSON.stringify(v) : v;
 }
 
@@ -139,7 +140,22 @@ function yamlLines(v, indent, out) {
   return out;
 }
 
-function yaml(v) { return yamlLines(v || {}, "", []).join("\n"); }
+// pruned is v without what the API sends for fields left unset (null,
+// "", false, [], {}, *_UNSPECIFIED), so a spec reads as it was written.
+function pruned(v) {
+  if (Array.isArray(v)) return v.map(pruned);
+  if (v === null || typeof v !== "object") return v;
+  const out = {};
+  for (const [k, x] of Object.entries(v)) {
+    const p = pruned(x);
+    if (p === null || p === "" || p === false || (typeof p === "string" && p.endsWith("_UNSPECIFIED"))) continue;
+    if (typeof p === "object" && (Array.isArray(p) ? !p.length : !Object.keys(p).length)) continue;
+    out[k] = p;
+  }
+  return out;
+}
+
+function yaml(v) { return yamlLines(pruned(v || {}), "", []).join("\n"); }
 
 // flatten maps each leaf of v to its path ("ports[0].published").
 function flatten(v, path, out) {
@@ -157,8 +173,8 @@ function flatten(v, path, out) {
 // specDiff is what changed from spec a to spec b, by path: added, removed
 // and changed leaves.
 function specDiff(a, b) {
-  const from = flatten(a || {}, "", new Map());
-  const to = flatten(b || {}, "", new Map());
+  const from = flatten(pruned(a || {}), "", new Map());
+  const to = flatten(pruned(b || {}), "", new Map());
   const paths = [...new Set([...from.keys(), ...to.keys()])].sort();
   const out = [];
   for (const p of paths) {
@@ -218,8 +234,8 @@ function renderServicePage() {
     ["Networks", (spec.networks || []).length ? serviceNetworks(s, [...state.tasks.values()].filter((t) => t.serviceId === s.meta.id)) : ""],
   ]);
   const first = tasks.find((t) => t.status && t.status.state === "TASK_STATE_RUNNING");
-  keepFocus(() => $("#svc-actions").replaceChildren(...serviceActions(s), " ",
-    first && can("Exec") ? el("a", { class: "button", href: execHref(s.namespace, first.meta.id), "data-exec": first.meta.id }, "terminal") : null));
+  keepFocus(() => $("#svc-actions").replaceChildren(el("span", {}, serviceActions(s), " ",
+    first && can("Exec") ? el("a", { class: "button", href: execHref(s.namespace, first.meta.id), "data-exec": first.meta.id }, "terminal") : null)));
   lists["service-tasks"].render(tasks, taskText, taskRow);
   $("#svc-history tbody").replaceChildren(...versions(s).map((v) => historyRow(s, v)));
   $("#svc-spec").textContent = yaml(spec);
@@ -297,7 +313,7 @@ function renderNodePage() {
     ["Last heard", n.lastHeartbeat ? ago(n.lastHeartbeat) : ""],
     ["Certificate", n.certificateExpiresAt ? "expires " + new Date(n.certificateExpiresAt).toLocaleString() : ""],
   ]);
-  $("#node-actions").replaceChildren(...availabilityButtons(n).flat());
+  $("#node-actions").replaceChildren(el("span", {}, availabilityButtons(n)));
   const cap = n.capacity || {};
   const u = nodeUse(n);
   $("#node-capacity").replaceChildren(

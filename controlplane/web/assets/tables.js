@@ -178,7 +178,16 @@ function startedAt(t) {
 // that ended badly and were not replaced yet.
 function shownTasks(filter) {
   return [...state.tasks.values()].filter((t) => (isActive(t) || (t.status && !["TASK_STATE_SHUTDOWN", "TASK_STATE_COMPLETE"].includes(t.status.state))) && (!filter || filter(t)))
-    .sort((a, b) => (a.app + "/" + a.service).localeCompare(b.app + "/" + b.service) || num(a.slot) - num(b.slot) || a.meta.id.localeCompare(b.meta.id));
+    .sort(byTaskName);
+}
+
+// byTaskName orders tasks by app, service and slot. Plain comparisons:
+// localeCompare costs too much over 10,000 tasks on every change.
+function byTaskName(a, b) {
+  const ka = a.app + "/" + a.service;
+  const kb = b.app + "/" + b.service;
+  if (ka !== kb) return ka < kb ? -1 : 1;
+  return num(a.slot) - num(b.slot) || (a.meta.id < b.meta.id ? -1 : a.meta.id > b.meta.id ? 1 : 0);
 }
 
 // taskText is what a task's filter matches.
