@@ -113,6 +113,9 @@ func TestWebDashboardPages(t *testing.T) {
 		t.Fatal(err)
 	}
 	poll("the shell's output in the terminal", `terminalText().includes("hi-42-marker")`)
+	if n := strings.Count(c.server.out.String(), "msg=exec "); n != 1 {
+		t.Errorf("the terminal made %d exec calls, want 1", n)
+	}
 	shoot("terminal")
 
 	// The node: what its task reserves.
@@ -123,8 +126,9 @@ func TestWebDashboardPages(t *testing.T) {
 		document.querySelector('#node-capacity [data-capacity="CPU"]').getAttribute("data-allocated") === "250"`)
 	shoot("node")
 
-	// Back on the service, revert to version 1: a rollback makes version 3.
-	if err := chromedp.Run(ctx, chromedp.NavigateBack()); err != nil {
+	// Back on the service by the task's link, revert to version 1: a
+	// rollback makes version 3.
+	if err := chromedp.Run(ctx, chromedp.Click(`#node-tasks a[href="#/services/default/web/sleeper"]`, chromedp.ByQuery)); err != nil {
 		t.Fatal(err)
 	}
 	poll("the service page again", `document.querySelector('button[data-revert="1"]') !== null && !document.querySelector("#service-page").hidden`)

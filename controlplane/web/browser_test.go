@@ -321,7 +321,8 @@ func TestDashboardPages(t *testing.T) {
 
 	// A terminal: what is typed goes over the WebSocket to Exec, and what
 	// comes back is drawn.
-	if err := chromedp.Run(ctx, chromedp.Navigate(srv.URL+"/ui/#/exec/default/task-web-1")); err != nil {
+	if err := chromedp.Run(ctx, chromedp.Navigate(srv.URL+"/ui/#/services/default/shop/web"),
+		chromedp.Click(`#svc-actions a[data-exec="task-web-1"]`, chromedp.ByQuery)); err != nil {
 		t.Fatal(err)
 	}
 	if err := waitJS(ctx, `document.querySelector("#exec-status").getAttribute("data-state") === "open"`); err != nil {
@@ -338,6 +339,12 @@ func TestDashboardPages(t *testing.T) {
 		t.Fatalf("waiting for the echo in the terminal: %v; it shows %q", err, text)
 	}
 	screenshot(t, ctx, "terminal")
+	f.mu.Lock()
+	execs := f.execs
+	f.mu.Unlock()
+	if execs != 1 {
+		t.Errorf("the terminal made %d Exec calls, want 1", execs)
+	}
 
 	// The server goes away: the header says so, and tries again.
 	srv.CloseClientConnections()

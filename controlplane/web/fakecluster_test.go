@@ -28,6 +28,7 @@ type fakeCluster struct {
 
 	mu        sync.Mutex
 	rollbacks []*berthv1.RollbackServiceRequest
+	execs     int
 }
 
 const (
@@ -263,5 +264,8 @@ func (e *echoExec) Header() (metadata.MD, error) { return metadata.MD{}, nil }
 func (e *echoExec) Trailer() metadata.MD         { return nil }
 
 func (f *fakeCluster) Exec(ctx context.Context, _ ...grpc.CallOption) (grpc.BidiStreamingClient[berthv1.ExecRequest, berthv1.ExecResponse], error) {
+	f.mu.Lock()
+	f.execs++
+	f.mu.Unlock()
 	return &echoExec{ctx: ctx, out: make(chan *berthv1.ExecResponse, 64)}, nil
 }
