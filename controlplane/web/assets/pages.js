@@ -319,7 +319,7 @@ function renderNodePage() {
   $("#node-capacity").replaceChildren(
     capacityBar("CPU", u.cpu, u.usedCpu, num(cap.milliCpus), millicores),
     capacityBar("Memory", u.memory, u.usedMemory, num(cap.memoryBytes), bytes),
-    el("p", { class: "muted" }, u.tasks + " task" + (u.tasks === 1 ? "" : "s") + " hold room here" +
+    el("p", { class: "muted" }, u.tasks + (u.tasks === 1 ? " task holds" : " tasks hold") + " room here" +
       (currentNamespace() === ALL ? "" : " (in the namespace shown)") + "; use is live from the last sample."));
   const conds = n.conditions || [];
   $("#node-conditions tbody").replaceChildren(...(conds.length ? conds.map((c) => el("tr", { "data-condition": c.type },
