@@ -51,11 +51,13 @@ async function call(method, body, path) {
 // machine's network changes, as it does each time a container starts on
 // it). An answer from the server, even an error, is not retried.
 // A request that gets no answer within CALL_TIMEOUT_MS is given up and
-// tried again too: one lost that way can hang rather than fail.
+// tried again too: one lost that way can hang rather than fail. Each try
+// waits twice as long as the one before, so a slow answer (the listing of
+// a big cluster) still comes.
 async function fetchRetrying(url, init) {
   for (let attempt = 1; ; attempt++) {
     const ctl = new AbortController();
-    const timer = setTimeout(() => ctl.abort(), CALL_TIMEOUT_MS);
+    const timer = setTimeout(() => ctl.abort(), CALL_TIMEOUT_MS * 2 ** (attempt - 1));
     try {
       return await fetch(url, { ...init, signal: ctl.signal });
     } catch (e) {
