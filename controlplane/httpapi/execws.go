@@ -42,6 +42,9 @@ import (
 // a terminal with a user's client certificate.
 const ExecPath = "/exec/ws"
 
+// execReadLimit bounds one message from the client.
+const execReadLimit = 1 << 20
+
 // execStartTimeout bounds the wait for the first message.
 const execStartTimeout = 10 * time.Second
 
@@ -73,6 +76,8 @@ func (h *Handler) serveExec(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer conn.CloseNow()
+	// A paste into the terminal comes as one message.
+	conn.SetReadLimit(execReadLimit)
 	// Cancelling a read closes the WebSocket: the input goroutine is
 	// stopped only once the last message is written.
 	ctx, cancel := context.WithCancel(r.Context())

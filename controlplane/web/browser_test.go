@@ -196,6 +196,8 @@ func TestDashboardTenThousandTasks(t *testing.T) {
 	if hash != "#/tasks?q=svc-07.12" {
 		t.Errorf("the URL keeps the filter as %q, want #/tasks?q=svc-07.12", hash)
 	}
+	screenshot(t, ctx, "tasks-filtered")
+
 	fmt.Printf("dashboard, %d tasks: sign-in to first page %v (render %.1f ms); filter to 11 rows %v (render %.1f ms)\n",
 		total, shown.Round(time.Millisecond), renderMs, filtered.Round(time.Millisecond), filterMs)
 
@@ -205,6 +207,14 @@ func TestDashboardTenThousandTasks(t *testing.T) {
 	}
 	if err := waitJS(ctx, `document.querySelectorAll('[data-list="tasks"] tr').length === 11 && document.querySelector('input[data-filter="tasks"]').value === "svc-07.12"`); err != nil {
 		t.Fatalf("reloading the filtered list: %v; page: %s", err, pageState(ctx))
+	}
+
+	// The nodes' filter: node-10 to node-19.
+	if err := chromedp.Run(ctx, chromedp.Navigate(srv.URL+"/ui/#/nodes?q=node-1")); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitJS(ctx, `document.querySelectorAll('[data-list="nodes"] tr').length === 10 && document.querySelector('[data-list="tasks"]').closest("section").hidden`); err != nil {
+		t.Fatalf("waiting for the nodes list filtered by its link: %v; page: %s", err, pageState(ctx))
 	}
 }
 
@@ -255,6 +265,24 @@ func TestDashboardPages(t *testing.T) {
 		t.Errorf("a task row reads %q, want its memory and network rates", net)
 	}
 	screenshot(t, ctx, "service")
+
+	// A hidden tab stops asking for live use; shown again, it asks again.
+	var polling []bool
+	if err := chromedp.Run(ctx, chromedp.Evaluate(`(() => {
+		const seen = [statsTimer !== null];
+		Object.defineProperty(document, "hidden", { configurable: true, get: () => true });
+		document.dispatchEvent(new Event("visibilitychange"));
+		seen.push(statsTimer !== null);
+		Object.defineProperty(document, "hidden", { configurable: true, get: () => false });
+		document.dispatchEvent(new Event("visibilitychange"));
+		seen.push(statsTimer !== null);
+		return seen;
+	})()`, &polling)); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(polling) != "[true false true]" {
+		t.Errorf("polling Top when shown, hidden, shown again: %v, want [true false true]", polling)
+	}
 
 	// Revert asks, then calls the rollback of `berth rollout undo`.
 	if err := chromedp.Run(ctx, chromedp.Click(`button[data-revert="1"]`, chromedp.ByQuery)); err != nil {
