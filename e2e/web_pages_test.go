@@ -104,7 +104,7 @@ func TestWebDashboardPages(t *testing.T) {
 
 	// A terminal in the task: a shell computes what it prints, so the
 	// marker is not an echo of what was typed.
-	if err := chromedp.Run(ctx, chromedp.Click(`#svc-actions a[data-exec]`, chromedp.ByQuery)); err != nil {
+	if err := chromedp.Run(ctx, clickJS(`#svc-actions a[data-exec]`)); err != nil {
 		t.Fatal(err)
 	}
 	poll("the terminal to open", `document.querySelector("#exec-status").getAttribute("data-state") === "open"`)
@@ -128,11 +128,11 @@ func TestWebDashboardPages(t *testing.T) {
 
 	// Back on the service by the task's link, revert to version 1: a
 	// rollback makes version 3.
-	if err := chromedp.Run(ctx, chromedp.Click(`#node-tasks a[href="#/services/default/web/sleeper"]`, chromedp.ByQuery)); err != nil {
+	if err := chromedp.Run(ctx, clickJS(`#node-tasks a[href="#/services/default/web/sleeper"]`)); err != nil {
 		t.Fatal(err)
 	}
 	poll("the service page again", `document.querySelector('button[data-revert="1"]') !== null && !document.querySelector("#service-page").hidden`)
-	if err := chromedp.Run(ctx, chromedp.Click(`button[data-revert="1"]`, chromedp.ByQuery)); err != nil {
+	if err := chromedp.Run(ctx, clickJS(`button[data-revert="1"]`)); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, 90*time.Second, func() (bool, string) {
@@ -144,6 +144,13 @@ func TestWebDashboardPages(t *testing.T) {
 	// The server goes away: the header says so.
 	c.server.stop()
 	poll("the header to say reconnecting", `document.querySelector("#live").getAttribute("data-state") === "reconnecting"`)
+}
+
+// clickJS clicks the element sel finds in one step in the page: the
+// page redraws live (task use every two seconds), and a click by chromedp
+// finds the element first and clicks it in a later step.
+func clickJS(sel string) chromedp.Action {
+	return chromedp.Evaluate(fmt.Sprintf(`(() => { const e = document.querySelector(%q); if (!e) throw new Error("no element " + %q); e.click(); })()`, sel, sel), nil)
 }
 
 // signInAt loads the dashboard at the route hash and signs in with token.

@@ -120,6 +120,13 @@ func screenshot(t *testing.T, ctx context.Context, name string) {
 // pollTimeout bounds each wait for the page: the machine is shared.
 const pollTimeout = 60 * time.Second
 
+// clickJS clicks the element sel finds in one step in the page: the
+// page redraws live, and a click by chromedp finds the element first and
+// clicks it in a later step.
+func clickJS(sel string) chromedp.Action {
+	return chromedp.Evaluate(fmt.Sprintf(`(() => { const e = document.querySelector(%q); if (!e) throw new Error("no element " + %q); e.click(); })()`, sel, sel), nil)
+}
+
 func waitJS(ctx context.Context, expr string) error {
 	return chromedp.Run(ctx, chromedp.Poll(expr, nil, chromedp.WithPollingTimeout(pollTimeout)))
 }
@@ -285,7 +292,7 @@ func TestDashboardPages(t *testing.T) {
 	}
 
 	// Revert asks, then calls the rollback of `berth rollout undo`.
-	if err := chromedp.Run(ctx, chromedp.Click(`button[data-revert="1"]`, chromedp.ByQuery)); err != nil {
+	if err := chromedp.Run(ctx, clickJS(`button[data-revert="1"]`)); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(pollTimeout)
@@ -311,7 +318,7 @@ func TestDashboardPages(t *testing.T) {
 	}
 
 	// A node, by its link; back returns to the service.
-	if err := chromedp.Run(ctx, chromedp.Click(`#svc-tasks a[href="#/nodes/alpha"]`, chromedp.ByQuery)); err != nil {
+	if err := chromedp.Run(ctx, clickJS(`#svc-tasks a[href="#/nodes/alpha"]`)); err != nil {
 		t.Fatal(err)
 	}
 	if err := waitJS(ctx, `location.hash === "#/nodes/alpha" && document.querySelector('#node-capacity [data-capacity="CPU"]') !== null &&
@@ -353,7 +360,7 @@ func TestDashboardPages(t *testing.T) {
 	// A terminal: what is typed goes over the WebSocket to Exec, and what
 	// comes back is drawn.
 	if err := chromedp.Run(ctx, chromedp.Navigate(srv.URL+"/ui/#/services/default/shop/web"),
-		chromedp.Click(`#svc-actions a[data-exec="task-web-1"]`, chromedp.ByQuery)); err != nil {
+		chromedp.WaitVisible(`#svc-actions a[data-exec="task-web-1"]`, chromedp.ByQuery), clickJS(`#svc-actions a[data-exec="task-web-1"]`)); err != nil {
 		t.Fatal(err)
 	}
 	if err := waitJS(ctx, `document.querySelector("#exec-status").getAttribute("data-state") === "open"`); err != nil {
@@ -376,6 +383,15 @@ func TestDashboardPages(t *testing.T) {
 	if execs != 1 {
 		t.Errorf("the terminal made %d Exec calls, want 1", execs)
 	}
+
+	// The overview, with everything at a glance.
+	if err := chromedp.Run(ctx, chromedp.Navigate(srv.URL+"/ui/#/")); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitJS(ctx, `document.querySelector('tr[data-service="big/svc-00"]') !== null && document.querySelector('[data-list="tasks"] td[data-cpu]') !== null`); err != nil {
+		t.Fatalf("waiting for the overview: %v; page: %s", err, pageState(ctx))
+	}
+	screenshot(t, ctx, "overview")
 
 	// The server goes away: the header says so, and tries again.
 	srv.CloseClientConnections()

@@ -21,6 +21,15 @@ function el(tag, attrs, ...children) {
   return e;
 }
 
+// replaceIfChanged puts nodes in parent unless parent already shows the
+// same markup: a redraw every few seconds (live use) must not swap the
+// element under a click, nor lose hover and selection, when nothing on it
+// changed.
+function replaceIfChanged(parent, nodes) {
+  const html = nodes.map((n) => (n instanceof Node ? (n.outerHTML ?? n.textContent) : String(n))).join("");
+  if (parent.innerHTML !== html) parent.replaceChildren(...nodes);
+}
+
 class AuthError extends Error {}
 // PermissionError is a call the caller's role or namespaces do not allow.
 class PermissionError extends Error {}

@@ -234,10 +234,10 @@ function renderServicePage() {
     ["Networks", (spec.networks || []).length ? serviceNetworks(s, [...state.tasks.values()].filter((t) => t.serviceId === s.meta.id)) : ""],
   ]);
   const first = tasks.find((t) => t.status && t.status.state === "TASK_STATE_RUNNING");
-  keepFocus(() => $("#svc-actions").replaceChildren(el("span", {}, serviceActions(s), " ",
-    first && can("Exec") ? el("a", { class: "button", href: execHref(s.namespace, first.meta.id), "data-exec": first.meta.id }, "terminal") : null)));
+  keepFocus(() => replaceIfChanged($("#svc-actions"), [el("span", {}, serviceActions(s), " ",
+    first && can("Exec") ? el("a", { class: "button", href: execHref(s.namespace, first.meta.id), "data-exec": first.meta.id }, "terminal") : null)]));
   lists["service-tasks"].render(tasks, taskText, taskRow);
-  $("#svc-history tbody").replaceChildren(...versions(s).map((v) => historyRow(s, v)));
+  replaceIfChanged($("#svc-history tbody"), versions(s).map((v) => historyRow(s, v)));
   $("#svc-spec").textContent = yaml(spec);
   const key = route.ns + "/" + route.app + "/" + route.service;
   const evs = serviceEvents.key === key ? serviceEvents.events : [];
@@ -313,7 +313,7 @@ function renderNodePage() {
     ["Last heard", n.lastHeartbeat ? ago(n.lastHeartbeat) : ""],
     ["Certificate", n.certificateExpiresAt ? "expires " + new Date(n.certificateExpiresAt).toLocaleString() : ""],
   ]);
-  $("#node-actions").replaceChildren(el("span", {}, availabilityButtons(n)));
+  replaceIfChanged($("#node-actions"), [el("span", {}, availabilityButtons(n))]);
   const cap = n.capacity || {};
   const u = nodeUse(n);
   $("#node-capacity").replaceChildren(

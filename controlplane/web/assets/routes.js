@@ -101,7 +101,7 @@ class PagedList {
     const from = this.page * this.pageSize;
     const to = Math.min(shown.length, from + this.pageSize);
     const body = document.querySelector(`[data-list="${this.name}"]`);
-    if (body) body.replaceChildren(...shown.slice(from, to).map(row));
+    if (body) replaceIfChanged(body, shown.slice(from, to).map(row));
     const pager = document.querySelector(`[data-pager="${this.name}"]`);
     if (!pager) return;
     const of = this.filter.trim() ? " matching, of " + items.length : "";
