@@ -376,6 +376,11 @@ async function runApply() {
 
 // --- routes ------------------------------------------------------------------
 
+// LIST_PAGE and OVERVIEW_PAGE are how many rows a list shows at once, on
+// its own page and on the overview.
+const LIST_PAGE = 50;
+const OVERVIEW_PAGE = 15;
+
 // route is the page the URL's hash names (routes.js).
 let route = parseRoute(location.hash);
 
@@ -413,6 +418,9 @@ function showRoute() {
   }
   $("#route-error").textContent = route.unknown ? "There is no page " + route.unknown + "; here is the overview." : "";
   if (LISTED_VIEWS.has(route.view)) lists[route.view].setFilter(route.params.get("q"), Number(route.params.get("page") || 1) - 1);
+  // The overview shows shorter pages of each list, so all fit above the
+  // fold; a list's own page shows more.
+  for (const name of LISTED_VIEWS) lists[name].pageSize = route.view === "overview" ? OVERVIEW_PAGE : LIST_PAGE;
   if (prev.view !== route.view) window.scrollTo(0, 0);
   if (!me) return;
   const ns = routeNamespace();
