@@ -2,7 +2,8 @@
 // HTTP/JSON: every RPC is POST /berth.v1.ClusterService/<Method> with the
 // request message as a JSON body, answered with the response message as
 // JSON (server streams as newline-delimited JSON, one {"result": ...} a
-// line). The OpenAPI document is served at /openapi.json.
+// line). The OpenAPI document is served at /openapi.json, and the
+// dashboard's terminal WebSocket, bridged to Exec, at /exec/ws (ExecPath).
 //
 // A request is let through when it carries a client certificate of the
 // cluster, as the CLI does, or "Authorization: Bearer <API token>" with a

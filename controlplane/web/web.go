@@ -1,7 +1,11 @@
 // Package web serves the web dashboard at /ui/: a page of plain HTML, CSS
 // and JavaScript, embedded in the binary, that shows the cluster's apps,
-// services, tasks, nodes and events live and acts on them through the
-// HTTP/JSON API (package httpapi) with an API token the user enters.
+// services, tasks, nodes, images and events live and acts on them through
+// the HTTP/JSON API (package httpapi) with an API token the user enters.
+// Its pages are hash routes (#/services/NS/APP/SERVICE, #/nodes/NODE, ...)
+// so they can be linked to; its terminal draws with xterm.js, copied into
+// assets/vendor/ from a release (see the README there), and talks to the
+// exec WebSocket of package httpapi.
 //
 // The page itself needs no authentication; everything it shows comes from
 // the JSON API, which does. The one endpoint of its own, Compose
