@@ -2,7 +2,8 @@
 // HTTP/JSON: every RPC is POST /berth.v1.ClusterService/<Method> with the
 // request message as a JSON body, answered with the response message as
 // JSON (server streams as newline-delimited JSON, one {"result": ...} a
-// line). The OpenAPI document is served at /openapi.json.
+// line). The OpenAPI document is served at /openapi.json, and the
+// dashboard's terminal WebSocket, bridged to Exec, at /exec/ws (ExecPath).
 //
 // A request is let through when it carries a client certificate of the
 // cluster, as the CLI does, or "Authorization: Bearer <API token>" with a
@@ -18,6 +19,7 @@ package httpapi
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -81,6 +83,7 @@ func New(cfg Config) (*Handler, error) {
 			md, _ := ctx.Value(forwardKey{}).(metadata.MD)
 			return md
 		}),
+		runtime.WithForwardResponseOption(openStream),
 	)
 	// The context is only kept by handlers registered from an endpoint,
 	// which this one is not: the client's connection is the caller's.
@@ -93,6 +96,10 @@ func New(cfg Config) (*Handler, error) {
 // ServeHTTP serves the OpenAPI document to anyone and the API to
 // authenticated clients.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == ExecPath {
+		h.serveExec(w, r)
+		return
+	}
 	if r.URL.Path == OpenAPIPath {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET, HEAD")
@@ -115,7 +122,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// its address for the audit log.
 	r.Header.Del("Authorization")
 	fwd.Set(ForwardedForMetadata, r.RemoteAddr)
-	h.gateway.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), forwardKey{}, fwd)))
+	h.gateway.ServeHTTP(&headerOnce{ResponseWriter: w}, r.WithContext(context.WithValue(r.Context(), forwardKey{}, fwd)))
 }
 
 // forwardKey keys, in a request's context, the metadata that tells the
@@ -176,13 +183,20 @@ const howToAuthenticate = "send Authorization: Bearer <token> with a token from 
 // certificate, so that a client learns its token is wrong. What the caller
 // may do is decided by the gRPC server, from the access table.
 func (h *Handler) authenticate(r *http.Request) (metadata.MD, int, codes.Code, string) {
-	if auth := r.Header.Get("Authorization"); auth != "" {
+	return h.authenticateCredential(r.Context(), r.Header.Get("Authorization"), r.TLS)
+}
+
+// authenticateCredential is authenticate for an Authorization value (or
+// "") and the connection's TLS state: the exec WebSocket, whose token
+// comes in its first message, takes the same path.
+func (h *Handler) authenticateCredential(ctx context.Context, auth string, cs *tls.ConnectionState) (metadata.MD, int, codes.Code, string) {
+	if auth != "" {
 		scheme, bearer, ok := strings.Cut(auth, " ")
 		if !ok || !strings.EqualFold(scheme, "Bearer") {
 			return nil, http.StatusUnauthorized, codes.Unauthenticated, "the Authorization header is not \"Bearer <token>\"; " + howToAuthenticate
 		}
 		bearer = strings.TrimSpace(bearer)
-		_, err := h.cfg.Tokens.CheckAPIToken(r.Context(), bearer)
+		_, err := h.cfg.Tokens.CheckAPIToken(ctx, bearer)
 		switch {
 		case err == nil:
 			return metadata.Pairs("authorization", "Bearer "+bearer), http.StatusOK, codes.OK, ""
@@ -193,8 +207,8 @@ func (h *Handler) authenticate(r *http.Request) (metadata.MD, int, codes.Code, s
 			return nil, http.StatusServiceUnavailable, codes.Unavailable, fmt.Sprintf("the API token could not be checked: %v; try again", err)
 		}
 	}
-	if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 && len(r.TLS.VerifiedChains[0]) > 0 {
-		p, err := access.FromCertificate(r.TLS.VerifiedChains[0][0])
+	if cs != nil && len(cs.VerifiedChains) > 0 && len(cs.VerifiedChains[0]) > 0 {
+		p, err := access.FromCertificate(cs.VerifiedChains[0][0])
 		if err != nil {
 			return nil, http.StatusUnauthorized, codes.Unauthenticated, fmt.Sprintf("the client certificate names no Berth identity: %v; %s", err, howToAuthenticate)
 		}

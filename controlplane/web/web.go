@@ -1,7 +1,11 @@
 // Package web serves the web dashboard at /ui/: a page of plain HTML, CSS
 // and JavaScript, embedded in the binary, that shows the cluster's apps,
-// services, tasks, nodes and events live and acts on them through the
-// HTTP/JSON API (package httpapi) with an API token the user enters.
+// services, tasks, nodes, images and events live and acts on them through
+// the HTTP/JSON API (package httpapi) with an API token the user enters.
+// Its pages are hash routes (#/services/NS/APP/SERVICE, #/nodes/NODE, ...)
+// so they can be linked to; its terminal draws with xterm.js, copied into
+// assets/vendor/ from a release (see the README there), and talks to the
+// exec WebSocket of package httpapi.
 //
 // The page itself needs no authentication; everything it shows comes from
 // the JSON API, which does. The one endpoint of its own, Compose
@@ -95,9 +99,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if name == "" {
 		name = "index.html"
 	}
-	// Only files at the top of the assets are served: no directories, so
-	// no listings.
-	if strings.Contains(name, "/") || name != path.Clean(name) {
+	// Only files at the top of the assets and in vendor/ (libraries
+	// copied from their releases) are served: no directories, so no
+	// listings.
+	if strings.Contains(strings.TrimPrefix(name, "vendor/"), "/") || name != path.Clean(name) {
 		http.NotFound(w, r)
 		return
 	}
@@ -109,7 +114,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hdr := w.Header()
 	hdr.Set("X-Content-Type-Options", "nosniff")
 	hdr.Set("Referrer-Policy", "no-referrer")
-	hdr.Set("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
+	// xterm.js draws its terminal with <style> elements it makes; style
+	// attributes and scripts stay 'self' only.
+	hdr.Set("Content-Security-Policy", "default-src 'self'; style-src-elem 'self' 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
 	hdr.Set("Cache-Control", "no-cache")
 	// ServeContent sets the content type from the name's extension.
 	http.ServeContent(w, r, name, h.started, bytes.NewReader(content))

@@ -17,7 +17,7 @@ func TestServiceNetworksCell(t *testing.T) {
 	if err != nil {
 		t.Skip("no node binary to run the dashboard's script")
 	}
-	out, err := exec.Command(node, "testdata/networks_check.js", "assets/app.js").CombinedOutput()
+	out, err := exec.Command(node, "testdata/networks_check.js", "assets/api.js", "assets/tables.js").CombinedOutput()
 	if err != nil {
 		t.Fatalf("node: %v\n%s", err, out)
 	}

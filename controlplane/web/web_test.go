@@ -54,6 +54,11 @@ func TestAssets(t *testing.T) {
 		{"GET", "/ui/missing.js", http.StatusNotFound, "", ""},
 		{"GET", "/ui/assets/", http.StatusNotFound, "", ""},
 		{"GET", "/ui/assets/app.js", http.StatusNotFound, "", ""},
+		{"GET", "/ui/vendor/xterm.js", http.StatusOK, "text/javascript; charset=utf-8", "Terminal"},
+		{"GET", "/ui/vendor/xterm.css", http.StatusOK, "text/css; charset=utf-8", ".xterm"},
+		{"GET", "/ui/vendor/", http.StatusNotFound, "", ""},
+		{"GET", "/ui/vendor/x/y.js", http.StatusNotFound, "", ""},
+		{"GET", "/ui/vendor/..%2fweb.go", http.StatusNotFound, "", ""},
 		{"GET", "/ui/..%2fweb.go", http.StatusNotFound, "", ""},
 		{"POST", "/ui/", http.StatusMethodNotAllowed, "", ""},
 	}

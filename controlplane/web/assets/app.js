@@ -3,24 +3,21 @@
 // WatchEvents streams, and acts through the same API.
 "use strict";
 
-const API = "/berth.v1.ClusterService/";
-const TOKEN_KEY = "berth-token";
 const NAMESPACE_KEY = "berth-namespace";
 // ALL is the namespace picker's value for every namespace the caller may
 // see.
 const ALL = "*";
-const POLL_MS = 3000;
-const RETRY_MS = 5000;
 const MAX_EVENTS = 100;
 
-const state = { services: new Map(), tasks: new Map(), nodes: new Map(), events: [], triggers: [], scans: [] };
+// state is what the page knows of the cluster: stats are the last Top
+// answer, by task ID.
+const state = { services: new Map(), tasks: new Map(), nodes: new Map(), events: [], triggers: [], scans: [], stats: new Map() };
 // TRIGGER_MS is how often build triggers and their runs are listed: no
 // stream tells of runs.
 const TRIGGER_MS = 5000;
 // RUNS_SHOWN is how many runs of each trigger the table shows.
 const RUNS_SHOWN = 10;
 let triggerTimer = null;
-let polling = null;
 let streams = null;
 let logs = null;
 let preview = null;
@@ -30,113 +27,6 @@ let me = null;
 // scaleDrafts keeps replica counts typed but not yet sent, by app/service,
 // so that a re-render on a watch event does not wipe them.
 const scaleDrafts = new Map();
-
-const $ = (sel) => document.querySelector(sel);
-
-// el builds an element: el("td", {class: "x"}, "text", child, ...).
-function el(tag, attrs, ...children) {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs || {})) {
-    if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
-    else if (v !== undefined && v !== null && v !== false) e.setAttribute(k, v === true ? "" : v);
-  }
-  for (const c of children.flat()) {
-    if (c !== undefined && c !== null) e.append(c instanceof Node ? c : String(c));
-  }
-  return e;
-}
-
-class AuthError extends Error {}
-// PermissionError is a call the caller's role or namespaces do not allow.
-class PermissionError extends Error {}
-
-function token() { return sessionStorage.getItem(TOKEN_KEY) || ""; }
-
-function headers() {
-  return { "Content-Type": "application/json", "Authorization": "Bearer " + token() };
-}
-
-async function failure(resp) {
-  let msg = resp.status + " " + resp.statusText;
-  try { msg = (await resp.json()).message || msg; } catch (e) { /* not JSON */ }
-  if (resp.status === 401) return new AuthError(msg);
-  if (resp.status === 403) return new PermissionError(msg);
-  return new Error(msg);
-}
-
-// call invokes a unary method of the cluster API.
-async function call(method, body, path) {
-  const resp = await fetchRetrying(path || API + method, { method: "POST", headers: headers(), body: JSON.stringify(body || {}) });
-  if (!resp.ok) throw await failure(resp);
-  return resp.json();
-}
-
-// fetchRetrying is fetch that tries again, a few times, when the request
-// failed on the way (the browser drops requests in flight when the
-// machine's network changes, as it does each time a container starts on
-// it). An answer from the server, even an error, is not retried.
-// A request that gets no answer within CALL_TIMEOUT_MS is given up and
-// tried again too: one lost that way can hang rather than fail.
-async function fetchRetrying(url, init) {
-  for (let attempt = 1; ; attempt++) {
-    const ctl = new AbortController();
-    const timer = setTimeout(() => ctl.abort(), CALL_TIMEOUT_MS);
-    try {
-      return await fetch(url, { ...init, signal: ctl.signal });
-    } catch (e) {
-      const lost = e instanceof TypeError || e.name === "AbortError";
-      if (!lost || attempt >= 4) throw e;
-      await new Promise((ok) => setTimeout(ok, 250 * attempt));
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-}
-
-const CALL_TIMEOUT_MS = 10000;
-
-// stream invokes a server-streaming method and hands each message to
-// onMessage until the stream ends or signal aborts it.
-async function stream(method, body, onMessage, signal, onOpen) {
-  const resp = await fetch(API + method, { method: "POST", headers: headers(), body: JSON.stringify(body || {}), signal });
-  if (!resp.ok) throw await failure(resp);
-  if (onOpen) onOpen();
-  const reader = resp.body.getReader();
-  const decoder = new TextDecoder();
-  let buf = "";
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) return;
-    buf += decoder.decode(value, { stream: true });
-    let nl;
-    while ((nl = buf.indexOf("\n")) >= 0) {
-      const line = buf.slice(0, nl).trim();
-      buf = buf.slice(nl + 1);
-      if (!line) continue;
-      const msg = JSON.parse(line);
-      if (msg.error) throw new Error(msg.error.message || JSON.stringify(msg.error));
-      if (msg.result) onMessage(msg.result);
-    }
-  }
-}
-
-// enumName shortens "TASK_STATE_RUNNING" to "running".
-function enumName(v, prefix) {
-  return String(v || "").replace(prefix, "").toLowerCase() || "unknown";
-}
-
-function num(v) { return Number(v || 0); }
-
-function ago(ts) {
-  if (!ts) return "";
-  const s = Math.max(0, Math.round((Date.now() - Date.parse(ts)) / 1000));
-  if (s < 60) return s + "s ago";
-  if (s < 3600) return Math.floor(s / 60) + "m ago";
-  if (s < 86400) return Math.floor(s / 3600) + "h ago";
-  return Math.floor(s / 86400) + "d ago";
-}
-
-function showMessage(text) { $("#message").textContent = text || ""; }
 
 // act runs an action, reports its failure and signs out on a bad token.
 async function act(fn) {
@@ -224,187 +114,7 @@ function showIdentity() {
   for (const id of ["#apply-app", "#apply-compose", "#apply-preview"]) $(id).disabled = readOnly;
 }
 
-// --- rendering -----------------------------------------------------------
-
-let renderQueued = false;
-function render() {
-  if (renderQueued) return;
-  renderQueued = true;
-  requestAnimationFrame(() => {
-    renderQueued = false;
-    renderServices();
-    renderTasks();
-    renderNodes();
-    renderScans();
-    renderEvents();
-    renderTriggers();
-  });
-}
-
-function isActive(t) { return t.desiredState === "TASK_STATE_RUNNING"; }
-
-// inService mirrors the control plane's rule (taskstate.InService): the
-// task runs, is meant to, and passes its health check if it has one.
-function inService(t) {
-  const st = t.status || {};
-  const h = st.health || "HEALTH_UNSPECIFIED";
-  return st.state === "TASK_STATE_RUNNING" && t.desiredState === "TASK_STATE_RUNNING" &&
-    (h === "HEALTH_UNSPECIFIED" || h === "HEALTH_HEALTHY");
-}
-
-const endedStates = new Set(["TASK_STATE_COMPLETE", "TASK_STATE_SHUTDOWN", "TASK_STATE_FAILED", "TASK_STATE_REJECTED", "TASK_STATE_ORPHANED"]);
-
-// serviceNetworks is the Networks cell of a service: each network with
-// the service's virtual IP, then its endpoints (the addresses of its tasks
-// that have not ended), ready ones in green.
-function serviceNetworks(s, tasks) {
-  const spec = s.spec || {};
-  const vips = (s.endpoint && s.endpoint.virtualIps) || [];
-  const dnsrr = spec.endpointMode === "ENDPOINT_MODE_DNSRR";
-  return (spec.networks || []).map((n) => {
-    const vip = vips.find((v) => v.network === n.network);
-    const eps = [];
-    for (const t of tasks) {
-      if (t.status && endedStates.has(t.status.state)) continue;
-      for (const tn of t.networks || []) {
-        if (tn.network !== n.network) continue;
-        const ready = inService(t);
-        eps.push(el("span", { class: "endpoint " + (ready ? "status-ready" : "warn"), "data-endpoint": tn.address.split("/")[0], "data-ready": String(ready),
-          title: ready ? "takes traffic" : "not ready" }, tn.address.split("/")[0]));
-      }
-    }
-    return el("div", { "data-network": n.network },
-      el("span", { class: "label" }, n.network), " ",
-      el("span", { "data-vip": vip ? vip.address : "" }, vip ? "VIP " + vip.address : (dnsrr ? "dnsrr" : "no VIP")),
-      eps.length ? [" → ", ...eps.flatMap((e, i) => (i ? [", ", e] : [e]))] : el("span", { class: "muted" }, " no endpoints"));
-  });
-}
-
-function renderServices() {
-  const running = new Map();
-  const active = new Map();
-  const byService = new Map();
-  for (const t of state.tasks.values()) {
-    if (!byService.has(t.serviceId)) byService.set(t.serviceId, []);
-    byService.get(t.serviceId).push(t);
-    if (!isActive(t)) continue;
-    active.set(t.serviceId, (active.get(t.serviceId) || 0) + 1);
-    if (t.status && t.status.state === "TASK_STATE_RUNNING") running.set(t.serviceId, (running.get(t.serviceId) || 0) + 1);
-  }
-  const services = [...state.services.values()].sort((a, b) =>
-    (a.namespace + "/" + a.app + "/" + a.name).localeCompare(b.namespace + "/" + b.app + "/" + b.name));
-  const rows = [];
-  let lastApp = null;
-  for (const s of services) {
-    const id = s.meta.id;
-    const spec = s.spec || {};
-    const global = spec.mode === "SERVICE_MODE_GLOBAL";
-    const desired = global ? (active.get(id) || 0) : num(spec.replicas);
-    const key = s.app + "/" + s.name;
-    const update = s.updateStatus && s.updateStatus.state ? enumName(s.updateStatus.state, "UPDATE_STATE_") : "";
-    const appKey = s.namespace + "/" + s.app;
-    const appCell = appKey === lastApp ? el("td") : el("td", {}, el("strong", {}, qualified(s.namespace, s.app)), " ",
-      guarded("DeleteApp", { "data-delete-app": s.app, onclick: () => deleteApp(s.namespace, s.app) }, "delete app"));
-    lastApp = appKey;
-    const scaleInput = el("input", { type: "number", min: "0", value: scaleDrafts.get(key) ?? String(num(spec.replicas)),
-      "data-scale": key, "aria-label": "replicas of " + key, disabled: !can("ScaleService"), oninput: (ev) => scaleDrafts.set(key, ev.target.value) });
-    rows.push(el("tr", { "data-service": key },
-      appCell,
-      el("td", {}, s.name),
-      el("td", { class: "muted" }, spec.image || ""),
-      el("td", { "data-running": String(running.get(id) || 0) }, (running.get(id) || 0) + " / " + desired),
-      el("td", { "data-networks": key }, serviceNetworks(s, byService.get(id) || [])),
-      el("td", {}, s.specVersion || ""),
-      el("td", {}, update),
-      el("td", {},
-        global ? null : [scaleInput, " ", guarded("ScaleService", { "data-scale-button": key, onclick: () => scale(s, scaleInput.value) }, "scale"), " "],
-        guarded("RestartService", { "data-restart": key, onclick: () => restart(s) }, "restart"), " ",
-        guarded("RollbackService", { "data-rollback": key, onclick: () => rollback(s) }, "roll back"))));
-  }
-  const focused = document.activeElement && document.activeElement.getAttribute("data-scale");
-  $("#services tbody").replaceChildren(...rows);
-  if (focused) {
-    const input = document.querySelector(`input[data-scale="${CSS.escape(focused)}"]`);
-    if (input) input.focus();
-  }
-}
-
-function nodeName(id) {
-  const n = state.nodes.get(id);
-  return n ? n.name : (id || "").slice(0, 12);
-}
-
-function renderTasks() {
-  const tasks = [...state.tasks.values()].filter((t) => isActive(t) || (t.status && !["TASK_STATE_SHUTDOWN", "TASK_STATE_COMPLETE"].includes(t.status.state)))
-    .sort((a, b) => (a.app + a.service).localeCompare(b.app + b.service) || num(a.slot) - num(b.slot));
-  $("#tasks tbody").replaceChildren(...tasks.map((t) => {
-    const st = enumName(t.status && t.status.state, "TASK_STATE_");
-    const name = qualified(t.namespace, t.app + "/" + t.service + "." + (num(t.slot) || t.meta.id.slice(0, 6)));
-    const err = (t.status && (t.status.err || (st !== "running" ? t.status.message : ""))) || "";
-    return el("tr", { "data-task": t.meta.id, "data-task-service": t.app + "/" + t.service, "data-task-state": st },
-      el("td", {}, name),
-      el("td", { class: "state state-" + st }, st),
-      el("td", { class: "muted" }, enumName(t.desiredState, "TASK_STATE_")),
-      el("td", {}, nodeName(t.nodeId)),
-      el("td", { class: "error" }, err),
-      el("td", { class: "muted" }, ago(t.status && t.status.timestamp)),
-      el("td", {}, el("button", { onclick: () => openLogs(t, name) }, "logs")));
-  }));
-}
-
-// nodeWords is api/nodestate's Words: "ready", "not ready (TYPE: MESSAGE)"
-// (connected, but its agent reports a failing condition), "unreachable"
-// or "down".
-function nodeWords(n) {
-  const status = enumName(n.status, "NODE_STATUS_");
-  const failing = status === "ready" && (n.conditions || []).find((c) => !c.ok);
-  if (!failing) return status;
-  return "not ready (" + failing.type + (failing.message ? ": " + failing.message : "") + ")";
-}
-
-function renderNodes() {
-  const nodes = [...state.nodes.values()].sort((a, b) => a.name.localeCompare(b.name));
-  $("#nodes tbody").replaceChildren(...nodes.map((n) => {
-    const status = enumName(n.status, "NODE_STATUS_");
-    const words = nodeWords(n);
-    const avail = enumName(n.availability, "NODE_AVAILABILITY_");
-    const labels = Object.entries(n.labels || {}).sort().map(([k, v]) => el("span", { class: "label" }, k + "=" + v));
-    const next = avail === "active" ? ["NODE_AVAILABILITY_DRAIN", "drain"] : ["NODE_AVAILABILITY_ACTIVE", "activate"];
-    return el("tr", { "data-node": n.name },
-      el("td", {}, n.name),
-      el("td", { class: "status-" + (words === status ? status : "not-ready"), title: n.statusMessage || "" }, words),
-      el("td", { class: "avail-" + avail }, avail),
-      el("td", { class: "muted" }, n.address || ""),
-      el("td", {}, labels),
-      el("td", {}, guarded("UpdateNode", { "data-node-action": next[1], onclick: () => setAvailability(n, next[0], next[1]) }, next[1])));
-  }));
-}
-
-// renderTriggers lists each trigger's newest runs with their state and a
-// button that shows the run's log.
-function renderTriggers() {
-  const rows = [];
-  for (const { trigger, runs } of state.triggers) {
-    const name = qualified(trigger.namespace, trigger.name);
-    if (!runs.length) {
-      rows.push(el("tr", { "data-trigger": trigger.name }, el("td", {}, name), el("td", { class: "muted", colspan: "6" },
-        "no run yet: pushes to " + trigger.branch + " post to " + (trigger.hookPath || "/hooks/" + trigger.name))));
-    }
-    for (const r of runs) {
-      const st = enumName(r.state, "TRIGGER_RUN_STATE_").replace(/_/g, "-");
-      const cls = st === "succeeded" ? "running" : st === "failed" ? "failed" : "pending";
-      rows.push(el("tr", { "data-run": r.id },
-        el("td", {}, name),
-        el("td", {}, r.id),
-        el("td", { class: "endpoint", title: r.commit }, (r.commit || "").slice(0, 12)),
-        el("td", { class: "state state-" + cls }, st),
-        el("td", {}, r.message || ""),
-        el("td", { class: "muted" }, ago(r.createdAt)),
-        el("td", {}, guarded("GetTriggerRunLog", { "data-run-log": r.id, onclick: () => openRunLog(r) }, "log"))));
-    }
-  }
-  $("#trigger-runs tbody").replaceChildren(...rows);
-}
+// --- build triggers --------------------------------------------------------
 
 // refreshTriggers lists the triggers of the namespace shown, with their
 // newest runs.
@@ -443,30 +153,6 @@ function openRunLog(r) {
     (e) => out.append(el("span", { class: "stderr" }, "-- " + e.message + " --\n")));
 }
 
-// SEVERITIES are the finding counts the scans table shows, worst first.
-const SEVERITIES = ["critical", "high", "medium", "low", "unknown"];
-
-function renderScans() {
-  const scans = [...state.scans].sort((a, b) => (a.images || [""])[0].localeCompare((b.images || [""])[0]));
-  $("#scans tbody").replaceChildren(...scans.map((r) => {
-    const counts = r.counts || {};
-    const total = SEVERITIES.reduce((n, s) => n + Number(counts[s] || 0), 0);
-    const words = SEVERITIES.filter((s) => Number(counts[s] || 0) > 0).map((s) => counts[s] + " " + s).join(", ");
-    return el("tr", { "data-digest": r.digest },
-      el("td", {}, (r.images || []).join(", ")),
-      el("td", { class: "muted", title: r.digest }, r.digest.slice(0, 19)),
-      el("td", {}, String(r.packages || 0)),
-      el("td", { class: total > 0 ? "findings" : "muted", "data-findings": String(total) }, total > 0 ? total + " (" + words + ")" : "none"),
-      el("td", { class: "muted" }, String(r.dbGeneration || "-")));
-  }));
-}
-
-function renderEvents() {
-  $("#events").replaceChildren(...state.events.map((e) => el("li", {},
-    el("time", { datetime: e.at, title: e.at }, new Date(e.at).toLocaleTimeString()),
-    el("strong", {}, e.kind + " " + e.action), " ", e.message || "")));
-}
-
 // --- state from the API ----------------------------------------------------
 
 function put(map, obj) { map.set(obj.meta.id, obj); }
@@ -484,18 +170,16 @@ function applyWatch(ev) {
 function addEvent(e) {
   state.events.unshift(e);
   if (state.events.length > MAX_EVENTS) state.events.length = MAX_EVENTS;
+  serviceEventArrived();
   render();
 }
 
 // refresh replaces everything with a fresh listing.
-async function refresh(withEvents) {
-  const [svcs, tasks, nodes, events] = await Promise.all([
-    call("ListServices", scope()), call("ListTasks", scope()), call("ListNodes"),
-    withEvents ? call("ListEvents", { limit: 50, ...scope() }) : null]);
+async function refresh() {
+  const [svcs, tasks, nodes] = await Promise.all([call("ListServices", scope()), call("ListTasks", scope()), call("ListNodes")]);
   state.services = new Map(svcs.services.map((s) => [s.service.meta.id, s.service]));
   state.tasks = new Map(tasks.tasks.map((t) => [t.meta.id, t]));
   state.nodes = new Map(nodes.nodes.map((n) => [n.meta.id, n]));
-  if (events) state.events = [...events.events].sort((a, b) => Date.parse(b.at) - Date.parse(a.at));
   render();
   refreshScans();
 }
@@ -512,53 +196,86 @@ async function refreshScans() {
   render();
 }
 
-// connect follows the Watch and WatchEvents streams. When one fails the
-// page polls instead and tries the streams again after a while.
-function connect() {
+// The connection: the header says what it is, always from what the page
+// last saw of its streams. "connected" once both Watch and WatchEvents are
+// open (their headers came), "reconnecting…" with the reason and the
+// time to the next try after either failed or ended (the tries back off
+// from RETRY_MIN_MS to RETRY_MAX_MS), "not signed in" without a token.
+const RETRY_MIN_MS = 1000;
+const RETRY_MAX_MS = 30000;
+let retryMs = RETRY_MIN_MS;
+let retryTimer = null;
+let countdown = null;
+
+const LIVE_WORDS = { "not-signed-in": "not signed in", connecting: "connecting…", connected: "connected", reconnecting: "reconnecting…", refused: "not connected" };
+
+function setLive(st, detail) {
+  const live = $("#live");
+  live.setAttribute("data-state", st);
+  live.className = "live live-" + st;
+  live.textContent = LIVE_WORDS[st] + (detail ? " (" + detail + ")" : "");
+}
+
+// connect lists everything and follows the Watch and WatchEvents streams.
+// When one fails, both are dropped and tried again after a while; the
+// listing is read again with them.
+function connect(again) {
   disconnect();
   const ctl = new AbortController();
   streams = ctl;
+  setLive(again ? "reconnecting" : "connecting", again ? "trying now" : "");
   let open = 0;
   const opened = () => {
-    if (++open === 2) $("#live").textContent = "live";
+    if (++open === 2 && streams === ctl) {
+      retryMs = RETRY_MIN_MS;
+      setLive("connected");
+    }
   };
   const failed = (e) => {
     if (ctl.signal.aborted) return;
     if (e instanceof AuthError) { signOut(e.message); return; }
-    if (e instanceof PermissionError) { ctl.abort(); showMessage("Refused: " + e.message + ". " + roleHint()); return; }
     ctl.abort();
-    $("#live").textContent = "polling (" + (e.message || "stream ended") + ")";
-    startPolling();
-    setTimeout(() => { if (streams === ctl && token()) connect(); }, RETRY_MS);
+    if (e instanceof PermissionError) {
+      setLive("refused", "the role may not watch");
+      showMessage("Refused: " + e.message + ". " + roleHint());
+      refresh().catch(() => {});
+      return;
+    }
+    scheduleReconnect(e.message || "stream ended");
   };
-  // The listing is read at once, and again once Watch is open, so no
-  // change falls between.
-  refresh(false).catch(failed);
-  stream("Watch", scope(), applyWatch, ctl.signal, () => { opened(); refresh(false).catch(failed); })
-    .then(() => failed(new Error("watch ended")), failed);
+  // The listing is read once Watch is open (its headers come as soon as
+  // the server has subscribed), so no change falls between.
+  stream("Watch", scope(), applyWatch, ctl.signal, () => { opened(); refresh().catch(failed); })
+    .then(() => failed(new Error("the watch ended")), failed);
   state.events = [];
   stream("WatchEvents", { limit: 50, ...scope() }, addEvent, ctl.signal, opened)
-    .then(() => failed(new Error("event stream ended")), failed);
+    .then(() => failed(new Error("the event stream ended")), failed);
   startTriggers();
+  startStats();
+}
+
+// scheduleReconnect shows why the page lost the cluster and counts down
+// to the next try.
+function scheduleReconnect(why) {
+  stopTriggers();
+  stopStats();
+  const wait = retryMs;
+  retryMs = Math.min(retryMs * 2, RETRY_MAX_MS);
+  const until = Date.now() + wait;
+  const tick = () => setLive("reconnecting", why + "; retry in " + Math.max(0, Math.ceil((until - Date.now()) / 1000)) + "s");
+  tick();
+  countdown = setInterval(tick, 1000);
+  retryTimer = setTimeout(() => { if (token()) connect(true); }, wait);
 }
 
 function disconnect() {
   if (streams) streams.abort();
   streams = null;
-  stopPolling();
+  clearTimeout(retryTimer);
+  clearInterval(countdown);
+  retryTimer = countdown = null;
   stopTriggers();
-}
-
-function startPolling() {
-  if (polling) return;
-  const tick = () => refresh(true).catch((e) => { if (e instanceof AuthError) signOut(e.message); });
-  tick();
-  polling = setInterval(tick, POLL_MS);
-}
-
-function stopPolling() {
-  if (polling) clearInterval(polling);
-  polling = null;
+  stopStats();
 }
 
 // --- actions -------------------------------------------------------------
@@ -657,6 +374,65 @@ async function runApply() {
   preview = null;
 }
 
+// --- routes ------------------------------------------------------------------
+
+// LIST_PAGE and OVERVIEW_PAGE are how many rows a list shows at once, on
+// its own page and on the overview.
+const LIST_PAGE = 50;
+const OVERVIEW_PAGE = 15;
+
+// route is the page the URL's hash names (routes.js).
+let route = parseRoute(location.hash);
+
+// listHash is the URL of a list's route with its filter and page.
+function listHash(list) {
+  const p = new URLSearchParams();
+  if (list.filter.trim()) p.set("q", list.filter);
+  if (list.page > 0) p.set("page", String(list.page + 1));
+  const q = p.toString();
+  return "#/" + list.name + (q ? "?" + q : "");
+}
+
+// routeNamespace is the namespace the route's page belongs to, when the
+// page shown is of another one and the caller may see it; else null.
+function routeNamespace() {
+  if (!route.ns || !me) return null;
+  const cur = currentNamespace();
+  if (cur === ALL || cur === route.ns) return null;
+  const options = [...$("#namespace").options].map((o) => o.value);
+  return options.includes(route.ns) ? route.ns : null;
+}
+
+// showRoute shows the page the URL names: the sections of its view, its
+// list's filter and page, and the page's own data.
+function showRoute() {
+  const prev = route;
+  route = parseRoute(location.hash);
+  if (prev.view === "exec" && (route.view !== "exec" || prev.task !== route.task)) closeTerminal();
+  for (const s of document.querySelectorAll("[data-views]")) {
+    const views = s.getAttribute("data-views").split(" ");
+    s.hidden = !views.includes(route.view);
+  }
+  for (const a of document.querySelectorAll("#nav a")) {
+    a.classList.toggle("current", a.getAttribute("data-nav") === route.view || a.getAttribute("data-nav") + "s" === route.view);
+  }
+  $("#route-error").textContent = route.unknown ? "There is no page " + route.unknown + "; here is the overview." : "";
+  if (LISTED_VIEWS.has(route.view)) lists[route.view].setFilter(route.params.get("q"), Number(route.params.get("page") || 1) - 1);
+  // The overview shows shorter pages of each list, so all fit above the
+  // fold; a list's own page shows more.
+  for (const name of LISTED_VIEWS) lists[name].pageSize = route.view === "overview" ? OVERVIEW_PAGE : LIST_PAGE;
+  if (prev.view !== route.view) window.scrollTo(0, 0);
+  if (!me) return;
+  const ns = routeNamespace();
+  if (ns) {
+    $("#namespace").value = ns;
+    switchNamespace(ns);
+  }
+  enterPage();
+  startStats();
+  render();
+}
+
 // --- sign-in -----------------------------------------------------------------
 
 async function signIn(tok) {
@@ -668,11 +444,18 @@ async function signIn(tok) {
     return;
   }
   await loadNamespaces();
+  const ns = routeNamespace();
+  if (ns) {
+    sessionStorage.setItem(NAMESPACE_KEY, ns);
+    $("#namespace").value = ns;
+  }
   showIdentity();
   $("#login").hidden = true;
   $("#dashboard").hidden = false;
   $("#logout").hidden = false;
+  $("#nav").hidden = false;
   connect();
+  enterPage();
 }
 
 // switchNamespace shows another namespace: everything is listed and
@@ -683,6 +466,7 @@ function switchNamespace(ns) {
   state.tasks = new Map();
   state.events = [];
   state.triggers = [];
+  state.stats = new Map();
   scaleDrafts.clear();
   closeLogs();
   render();
@@ -692,6 +476,7 @@ function switchNamespace(ns) {
 function signOut(why) {
   disconnect();
   closeLogs();
+  closeTerminal();
   sessionStorage.removeItem(TOKEN_KEY);
   sessionStorage.removeItem(NAMESPACE_KEY);
   me = null;
@@ -699,9 +484,10 @@ function signOut(why) {
   $("#namespace-picker").hidden = true;
   $("#dashboard").hidden = true;
   $("#logout").hidden = true;
+  $("#nav").hidden = true;
   $("#login").hidden = false;
   $("#login-error").textContent = why || "";
-  $("#live").textContent = "not connected";
+  setLive("not-signed-in");
   $("#token").focus();
 }
 
@@ -717,8 +503,20 @@ document.addEventListener("DOMContentLoaded", () => {
   $("#logout").addEventListener("click", () => signOut(""));
   $("#namespace").addEventListener("change", (ev) => switchNamespace(ev.target.value));
   $("#logs-close").addEventListener("click", closeLogs);
+  $("#images-refresh").addEventListener("click", loadImages);
   $("#apply-preview").addEventListener("click", previewApply);
   $("#apply-run").addEventListener("click", runApply);
   $("#apply-compose").addEventListener("input", () => { preview = null; $("#apply-run").disabled = true; });
+  for (const list of Object.values(lists)) {
+    list.bind(() => {
+      if (route.view === list.name) history.replaceState(null, "", listHash(list));
+      render();
+    });
+  }
+  window.addEventListener("hashchange", showRoute);
+  // Back online: try at once rather than wait for the next retry.
+  window.addEventListener("online", () => { if (token() && retryTimer) connect(true); });
+  document.addEventListener("visibilitychange", () => { if (document.hidden) stopStats(); else if (streams) startStats(); });
+  showRoute();
   if (token()) signIn(token()); else signOut("");
 });

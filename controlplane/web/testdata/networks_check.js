@@ -1,8 +1,8 @@
-// Runs serviceNetworks from app.js (given as the first argument) against a
-// minimal DOM and prints each network's cell as text, one per line, with
-// the endpoints' readiness.
+// Runs serviceNetworks from the dashboard's scripts (given as the
+// arguments) against a minimal DOM and prints each network's cell as text,
+// one per line, with the endpoints' readiness.
 const fs = require("fs");
-const src = fs.readFileSync(process.argv[2], "utf8");
+const src = process.argv.slice(2).map((f) => fs.readFileSync(f, "utf8")).join("\n");
 class FakeNode {
   constructor(tag) { this.tag = tag; this.attrs = {}; this.kids = []; }
   setAttribute(k, v) { this.attrs[k] = v; }
@@ -16,7 +16,7 @@ class FakeNode {
 global.Node = FakeNode;
 global.document = { createElement: (t) => new FakeNode(t) };
 const cut = (from, to) => src.slice(src.indexOf(from), src.indexOf(to));
-eval(cut("function el(", "class AuthError") + cut("// inService mirrors", "function renderServices") + `
+eval(cut("function el(", "class AuthError") + cut("// inService mirrors", "// serviceCounts counts") + `
 const s = {
   spec: { networks: [{ network: "shop_front" }, { network: "shop_back" }] },
   endpoint: { virtualIps: [{ network: "shop_front", address: "10.1.0.3" }] },
