@@ -53,7 +53,7 @@ func parseStrategy(s string) (berthv1.SchedulingStrategy, error) {
 	case "binpack":
 		return berthv1.SchedulingStrategy_SCHEDULING_STRATEGY_BINPACK, nil
 	}
-	return 0, fmt.Errorf("unknown strategy %q: use spread or binpack", s)
+	return 0, usageErrorf("unknown strategy %q: use spread or binpack", s)
 }
 
 func newClusterSettingsCommand(o *rootOptions) *cobra.Command {
@@ -223,7 +223,7 @@ func (h *hostAccessFlags) add(cmd *cobra.Command) {
 func (h *hostAccessFlags) check() error {
 	for _, p := range h.bindMounts {
 		if !strings.HasPrefix(p, "/") {
-			return fmt.Errorf("--allow-bind-mount %q: give an absolute host path, like /srv/data (--clear-bind-mounts forgets the stored ones)", p)
+			return usageErrorf("--allow-bind-mount %q: give an absolute host path, like /srv/data (--clear-bind-mounts forgets the stored ones)", p)
 		}
 	}
 	return nil

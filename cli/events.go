@@ -127,14 +127,14 @@ func eventNamespace(ev *berthv1.Event) string {
 func parseSince(s string, now time.Time) (time.Time, error) {
 	if d, err := time.ParseDuration(s); err == nil {
 		if d < 0 {
-			return time.Time{}, fmt.Errorf("--since %s: give a positive duration, such as 10m", s)
+			return time.Time{}, usageErrorf("--since %s: give a positive duration, such as 10m", s)
 		}
 		return now.Add(-d), nil
 	}
 	if t, err := time.Parse(time.RFC3339, s); err == nil {
 		return t, nil
 	}
-	return time.Time{}, fmt.Errorf("--since %q is neither a duration (10m, 1h30m) nor a time (2006-01-02T15:04:05Z)", s)
+	return time.Time{}, usageErrorf("--since %q is neither a duration (10m, 1h30m) nor a time (2006-01-02T15:04:05Z)", s)
 }
 
 // eventRows asks for the events req selects and names their objects.

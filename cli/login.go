@@ -64,7 +64,7 @@ is asked for without echo, or read from standard input with
 			tty := terminalFd(in)
 			if username == "" {
 				if passwordStdin || tty < 0 {
-					return errors.New("login: give the username with -u")
+					return usageErrorf("login: give the username with -u (and the password on standard input with --password-stdin)")
 				}
 				fmt.Fprintf(cmd.ErrOrStderr(), "Username for %s: ", shown)
 				line, err := bufio.NewReader(in).ReadString('\n')

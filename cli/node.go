@@ -148,7 +148,7 @@ func parseLabelChanges(args []string) (set map[string]string, remove []string, e
 	for _, arg := range args {
 		if k, v, ok := strings.Cut(arg, "="); ok {
 			if k == "" {
-				return nil, nil, fmt.Errorf("label %q has no key: write KEY=VALUE to set a label, KEY- to remove one", arg)
+				return nil, nil, usageErrorf("label %q has no key: write KEY=VALUE to set a label, KEY- to remove one", arg)
 			}
 			set[k] = v
 			continue
@@ -157,7 +157,7 @@ func parseLabelChanges(args []string) (set map[string]string, remove []string, e
 			remove = append(remove, k)
 			continue
 		}
-		return nil, nil, fmt.Errorf("label %q: write KEY=VALUE to set a label, KEY- to remove one", arg)
+		return nil, nil, usageErrorf("label %q: write KEY=VALUE to set a label, KEY- to remove one", arg)
 	}
 	return set, remove, nil
 }

@@ -153,7 +153,9 @@ func Execute(ctx context.Context, root *cobra.Command) int {
 	}
 	var ue *usageError
 	if errors.As(err, &ue) {
-		fmt.Fprintf(root.ErrOrStderr(), "berth: %s\nSee '%s --help'.\n", ue.err, cmd.CommandPath())
+		// The whole chain: a command may wrap a usage error with
+		// where it was found.
+		fmt.Fprintf(root.ErrOrStderr(), "berth: %s\nSee '%s --help'.\n", err, cmd.CommandPath())
 		return exitUsage
 	}
 	var ec *exitCodeError
