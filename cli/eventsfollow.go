@@ -20,7 +20,7 @@ const eventColumns = "%-19s   %-7s   %-20s   %-16s   %s\n"
 
 // followEvents prints the events req selects, then each new one as the
 // server sends it, until ctx ends or the server ends the stream.
-func (c *cluster) followEvents(ctx context.Context, req *berthv1.ListEventsRequest, w io.Writer, format outputFormat) error {
+func (c *cluster) followEvents(ctx context.Context, req *berthv1.ListEventsRequest, flt *filters, w io.Writer, format outputFormat) error {
 	names, err := c.nodeNames(ctx)
 	if err != nil {
 		return err
@@ -47,6 +47,9 @@ func (c *cluster) followEvents(ctx context.Context, req *berthv1.ListEventsReque
 			}
 		}
 		row := newEventRow(ev, c.namespace, names)
+		if !matchRow(row, flt, eventFilterKeys) {
+			continue
+		}
 		if format == formatTable {
 			fmt.Fprint(w, c.followNamespace(orDash(row.Namespace)))
 		}
@@ -92,7 +95,10 @@ func printFollowedRow(w io.Writer, format outputFormat, r any, table func() erro
 		}
 		_, err = fmt.Fprintf(w, "---\n%s", data)
 		return err
-	default:
+	case formatTable, formatWide:
 		return table()
+	default:
+		// -q, jsonpath= and --format: what they print for a list of one.
+		return writeList(w, format, r, nil, false)
 	}
 }
