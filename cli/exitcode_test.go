@@ -15,7 +15,6 @@ var variadic = map[string]bool{
 	"berth node activate": true, "berth node down": true, "berth node drain": true,
 	"berth node pause": true, "berth node label": true, "berth scale": true,
 	"berth exec": true, "berth trigger rm": true, "berth image rm": true,
-	"berth login": true,
 }
 
 // TestUsageErrorsExitTwo runs every command of the tree with arguments
