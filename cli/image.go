@@ -26,7 +26,7 @@ func newImageCommand(o *rootOptions) *cobra.Command {
 		Short:   "Manage the images stored on the nodes",
 		GroupID: groupCluster,
 	}
-	cmd.AddCommand(newImageImportCommand(o), newImageLsCommand(o), newImageTagsCommand(o))
+	cmd.AddCommand(newImageImportCommand(o), newImageLsCommand(o), newImageTagsCommand(o), newImageRmCommand(o), newImagePruneCommand(o))
 	requireSubcommand(cmd)
 	return cmd
 }

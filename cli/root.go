@@ -93,6 +93,7 @@ error (an unknown command or flag, or arguments of the wrong shape);
 		newScaleCommand(o),
 		newRolloutCommand(o),
 		newImageCommand(o),
+		newSystemCommand(o),
 		newSignCommand(o),
 		newKeyCommand(o),
 		newTrustCommand(o),
