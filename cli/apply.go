@@ -180,16 +180,15 @@ func reportInvalid(w io.Writer, err error) error {
 	if !ok || len(errs) == 0 {
 		return err
 	}
+	if len(errs) == 1 {
+		return fmt.Errorf("%s; nothing was changed", errs[0].Error())
+	}
 	// Each problem on its own line, in the "berth: " form of every
 	// other error, then the count as the error Execute prints.
 	for _, fe := range errs {
 		fmt.Fprintf(w, "berth: %s\n", fe.Error())
 	}
-	problems := "problems"
-	if len(errs) == 1 {
-		problems = "problem"
-	}
-	return fmt.Errorf("%d %s found; nothing was changed", len(errs), problems)
+	return fmt.Errorf("%d problems found; nothing was changed", len(errs))
 }
 
 // changeLine says what Apply did (or, in a dry run, would do) to a service:

@@ -130,3 +130,14 @@ func TestBadValuesExitTwo(t *testing.T) {
 		})
 	}
 }
+
+// TestApplyErrorsSayBerth checks that apply words a problem of its input
+// as every other error: one "berth: " line, not an "error: " list.
+func TestApplyErrorsSayBerth(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "compose.yaml")
+	r := run(t, filepath.Join(t.TempDir(), "absent"), nil, "apply", "-f", missing)
+	want := "berth: " + missing + ": cannot read the Compose file: no such file or directory; check the path given with -f; nothing was changed\n"
+	if r.code != exitFailure || r.stderr != want {
+		t.Errorf("exit %d, stderr %q; want 1 and %q", r.code, r.stderr, want)
+	}
+}

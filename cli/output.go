@@ -221,7 +221,7 @@ type quietKeyer interface{ quietKey() string }
 
 // quietFields are the JSON fields that name a row for -q, the first
 // present wins.
-var quietFields = []string{"id", "name", "pattern", "registry", "task"}
+var quietFields = []string{"id", "name", "pattern", "registry", "task", "objectId"}
 
 // writeQuiet prints what names each row, one a line and each once: the
 // row's quietKey, else the first of its quietFields.
