@@ -118,6 +118,11 @@ named findings with x-berth: {allow-vulnerabilities: [CVE-...]}.`,
 			changeInsecure := cmd.Flags().Changed("insecure-registry")
 			changeMax := cmd.Flags().Changed("max-replicas")
 			changeBlock := cmd.Flags().Changed("block-severity")
+			if changeBlock {
+				if err := checkSeverity(blockSeverity); err != nil {
+					return err
+				}
+			}
 			if changeMax && maxReplicas > validation.MaxReplicasLimit {
 				return usageErrorf("--max-replicas %d is over the highest cap of %d", maxReplicas, validation.MaxReplicasLimit)
 			}
@@ -262,4 +267,14 @@ func nonEmpty(values []string) []string {
 		}
 	}
 	return out
+}
+
+// checkSeverity checks a --block-severity value before any call, so a typo
+// is a usage error; the server checks it again.
+func checkSeverity(v string) error {
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case "", "low", "medium", "high", "critical", "none":
+		return nil
+	}
+	return usageErrorf("--block-severity %q: use low, medium, high, critical or none", v)
 }
