@@ -29,7 +29,8 @@ func (c *cluster) followEvents(ctx context.Context, req *berthv1.ListEventsReque
 	if err != nil {
 		return fmt.Errorf("follow events: %w", err)
 	}
-	if format == formatTable {
+	table := format == formatTable || format == formatWide
+	if table {
 		fmt.Fprintf(w, c.followNamespace("NAMESPACE")+eventColumns, "TIME", "KIND", "OBJECT", "ACTION", "MESSAGE")
 	}
 	for {
@@ -50,7 +51,7 @@ func (c *cluster) followEvents(ctx context.Context, req *berthv1.ListEventsReque
 		if !matchRow(row, flt, eventFilterKeys) {
 			continue
 		}
-		if format == formatTable {
+		if table {
 			fmt.Fprint(w, c.followNamespace(orDash(row.Namespace)))
 		}
 		if err := printEventRow(w, format, row); err != nil {

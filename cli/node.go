@@ -75,7 +75,7 @@ func updateNodes(cmd *cobra.Command, o *rootOptions, refs []string, update func(
 				if len(refs) == 1 {
 					return fmt.Errorf("update node %s: %w", ref, err)
 				}
-				fmt.Fprintf(cmd.ErrOrStderr(), "error: update node %s: %s\n", ref, userMessage(err))
+				fmt.Fprintf(cmd.ErrOrStderr(), "berth: update node %s: %s\n", ref, userMessage(err))
 				failed++
 				continue
 			}

@@ -75,7 +75,7 @@ scaled.`,
 						if len(targets) == 1 {
 							return fmt.Errorf("scale %s/%s: %w", t.app, t.service, err)
 						}
-						fmt.Fprintf(stderr, "error: scale %s/%s: %s\n", t.app, t.service, userMessage(err))
+						fmt.Fprintf(stderr, "berth: scale %s/%s: %s\n", t.app, t.service, userMessage(err))
 						failed++
 						continue
 					}
