@@ -219,48 +219,64 @@ func writeList(w io.Writer, f outputFormat, rows any, table func(tw io.Writer), 
 // or "name" field, such as a service as APP/SERVICE.
 type quietKeyer interface{ quietKey() string }
 
-// quietFields are the JSON fields that name a row for -q, the first
-// present wins.
-var quietFields = []string{"id", "name", "pattern", "registry", "task", "objectId"}
+// quietRow holds the JSON fields that name a row for -q; the first one
+// set wins. Decoding into it skips the other fields, which keeps -q quick
+// on long lists.
+type quietRow struct {
+	ID       string `json:"id"`
+	Name     string `json:"name"`
+	Pattern  string `json:"pattern"`
+	Registry string `json:"registry"`
+	Task     string `json:"task"`
+	ObjectID string `json:"objectId"`
+}
+
+func (r quietRow) key() string {
+	for _, k := range []string{r.ID, r.Name, r.Pattern, r.Registry, r.Task, r.ObjectID} {
+		if k != "" {
+			return k
+		}
+	}
+	return ""
+}
 
 // writeQuiet prints what names each row, one a line and each once: the
-// row's quietKey, else the first of its quietFields.
+// row's quietKey, else the first field of quietRow it has.
 func writeQuiet(w io.Writer, rows any) error {
-	items, err := jsonRows(rows)
-	if err != nil {
-		return err
+	var keys []string
+	list, isList := asSlice(rows)
+	if !isList {
+		list = []any{rows}
 	}
-	var keyers []quietKeyer
-	if v, ok := rows.(quietKeyer); ok {
-		keyers = []quietKeyer{v}
-	} else if list, ok := asSlice(rows); ok {
-		for _, r := range list {
-			if k, ok := r.(quietKeyer); ok {
-				keyers = append(keyers, k)
+	if len(list) > 0 {
+		if _, ok := list[0].(quietKeyer); ok {
+			for _, r := range list {
+				keys = append(keys, r.(quietKeyer).quietKey())
+			}
+		} else {
+			data, err := json.Marshal(list)
+			if err != nil {
+				return fmt.Errorf("encode JSON: %w", err)
+			}
+			var named []quietRow
+			if err := json.Unmarshal(data, &named); err != nil {
+				return fmt.Errorf("decode JSON: %w", err)
+			}
+			for _, r := range named {
+				keys = append(keys, r.key())
 			}
 		}
 	}
 	seen := map[string]bool{}
 	var out strings.Builder
-	for i, item := range items {
-		var key string
-		if len(keyers) == len(items) {
-			key = keyers[i].quietKey()
-		} else if m, ok := item.(map[string]any); ok {
-			for _, field := range quietFields {
-				if s, ok := m[field].(string); ok && s != "" {
-					key = s
-					break
-				}
-			}
-		}
+	for _, key := range keys {
 		if key == "" || seen[key] {
 			continue
 		}
 		seen[key] = true
 		out.WriteString(key + "\n")
 	}
-	_, err = io.WriteString(w, out.String())
+	_, err := io.WriteString(w, out.String())
 	return err
 }
 
@@ -343,13 +359,9 @@ func fieldNames(item any) string {
 // filled in as null in the others, so that a template naming one is not
 // an error for the rows that lack it.
 func jsonRows(rows any) ([]any, error) {
-	var data any
-	if err := roundTrip(rows, &data); err != nil {
+	items, err := jsonItems(rows)
+	if err != nil {
 		return nil, err
-	}
-	items, ok := data.([]any)
-	if !ok {
-		items = []any{data}
 	}
 	all := map[string]bool{}
 	for _, it := range items {
@@ -367,6 +379,20 @@ func jsonRows(rows any) ([]any, error) {
 				}
 			}
 		}
+	}
+	return items, nil
+}
+
+// jsonItems is the JSON form of rows as a list: one item for a single
+// object.
+func jsonItems(rows any) ([]any, error) {
+	var data any
+	if err := roundTrip(rows, &data); err != nil {
+		return nil, err
+	}
+	items, ok := data.([]any)
+	if !ok {
+		items = []any{data}
 	}
 	return items, nil
 }
