@@ -84,10 +84,10 @@ back, or when a task failed and its restart policy gave up, and after
 			ctx := cmd.Context()
 			stderr := cmd.ErrOrStderr()
 			if wait && dryRun {
-				return fmt.Errorf("--wait and --dry-run do not go together: a dry run changes nothing to wait for")
+				return usageErrorf("--wait and --dry-run do not go together: a dry run changes nothing to wait for")
 			}
 			if cmd.Flags().Changed("timeout") && !wait {
-				return fmt.Errorf("--timeout bounds --wait: add --wait")
+				return usageErrorf("--timeout bounds --wait: add --wait")
 			}
 			mode, err := displayMode(progress)
 			if err != nil {
@@ -180,14 +180,15 @@ func reportInvalid(w io.Writer, err error) error {
 	if !ok || len(errs) == 0 {
 		return err
 	}
-	for _, fe := range errs {
-		fmt.Fprintf(w, "error: %s\n", fe.Error())
-	}
-	problems := "problems"
 	if len(errs) == 1 {
-		problems = "problem"
+		return fmt.Errorf("%s; nothing was changed", errs[0].Error())
 	}
-	return fmt.Errorf("%d %s found; nothing was changed", len(errs), problems)
+	// Each problem on its own line, in the "berth: " form of every
+	// other error, then the count as the error Execute prints.
+	for _, fe := range errs {
+		fmt.Fprintf(w, "berth: %s\n", fe.Error())
+	}
+	return fmt.Errorf("%d problems found; nothing was changed", len(errs))
 }
 
 // changeLine says what Apply did (or, in a dry run, would do) to a service:

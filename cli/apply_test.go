@@ -102,8 +102,8 @@ func TestApplyServerValidationErrors(t *testing.T) {
 		t.Fatalf("exit 0, want failure")
 	}
 	for _, want := range []string{
-		`error: service "web": ports[0].published: port 8080 is published twice` + "\n",
-		`error: service "worker": deploy.replicas: must be at most 1000` + "\n",
+		`berth: service "web": ports[0].published: port 8080 is published twice` + "\n",
+		`berth: service "worker": deploy.replicas: must be at most 1000` + "\n",
 		"berth: 2 problems found; nothing was changed\n",
 	} {
 		if !strings.Contains(r.stderr, want) {
@@ -137,7 +137,7 @@ services:
 	lines := strings.Split(strings.TrimRight(r.stderr, "\n"), "\n")
 	var errLines int
 	for _, l := range lines {
-		if strings.HasPrefix(l, "error: ") {
+		if strings.HasPrefix(l, "berth: ") && !strings.Contains(l, "problems found") {
 			errLines++
 			if !strings.Contains(l, "compose.yaml") {
 				t.Errorf("error line does not name the file: %q", l)

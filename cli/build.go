@@ -107,13 +107,13 @@ func (r buildRequest) gitHeader() (*berthv1.BuildHeader, string, error) {
 		return nil, "", err
 	}
 	if r.dockerfileContent != nil {
-		return nil, "", fmt.Errorf("-f -: a git build context reads its Dockerfile from the repository; name its path there with -f, relative to the context's directory")
+		return nil, "", usageErrorf("-f -: a git build context reads its Dockerfile from the repository; name its path there with -f, relative to the context's directory")
 	}
 	if err := r.checkTags(); err != nil {
 		return nil, "", err
 	}
 	if r.dockerfile != "" && !filepath.IsLocal(filepath.FromSlash(r.dockerfile)) {
-		return nil, "", fmt.Errorf("-f %s: with a git build context, -f is the Dockerfile's path in the repository's context directory, like docker/Dockerfile", r.dockerfile)
+		return nil, "", usageErrorf("-f %s: with a git build context, -f is the Dockerfile's path in the repository's context directory, like docker/Dockerfile", r.dockerfile)
 	}
 	return &berthv1.BuildHeader{
 		Tags: r.tags, BuildArgs: r.args, Target: r.target, NoCache: r.noCache, Node: r.node,
@@ -125,7 +125,7 @@ func (r buildRequest) gitHeader() (*berthv1.BuildHeader, string, error) {
 func (r buildRequest) checkTags() error {
 	for _, tag := range r.tags {
 		if _, err := imageref.Parse(tag); err != nil {
-			return fmt.Errorf("tag %q is not a valid image name: %v; use NAME[:TAG], like web:1", tag, err)
+			return usageErrorf("tag %q is not a valid image name: %v; use NAME[:TAG], like web:1", tag, err)
 		}
 	}
 	return nil
@@ -273,7 +273,7 @@ func parseBuildArgs(values []string) (map[string]string, error) {
 	for _, v := range values {
 		key, val, ok := strings.Cut(v, "=")
 		if key == "" {
-			return nil, fmt.Errorf("--build-arg %q has no name: use KEY=VALUE", v)
+			return nil, usageErrorf("--build-arg %q has no name: use KEY=VALUE", v)
 		}
 		if !ok {
 			if val, ok = os.LookupEnv(key); !ok {
@@ -341,7 +341,7 @@ on a terminal). On success, the image and its digest are printed.`,
 				r.contextDir, r.gitContext = "", args[0]
 			}
 			if r.contextDir == "-" {
-				return errors.New("a build context from standard input is not supported: give a directory (the Dockerfile can come from standard input with -f -)")
+				return usageErrorf("a build context from standard input is not supported: give a directory (the Dockerfile can come from standard input with -f -)")
 			}
 			if r.dockerfile == "-" {
 				if r.dockerfileContent, err = io.ReadAll(cmd.InOrStdin()); err != nil {
@@ -401,7 +401,7 @@ on a terminal). On success, the image and its digest are printed.`,
 // registry to push to: a signature lives beside the image in its registry.
 func signableTags(tags []string) error {
 	if len(tags) == 0 {
-		return errors.New("build --sign: name the image with -t REGISTRY/REPOSITORY:TAG; the signature is stored in that registry")
+		return usageErrorf("build --sign: name the image with -t REGISTRY/REPOSITORY:TAG; the signature is stored in that registry")
 	}
 	for _, t := range tags {
 		ref, err := imageref.Parse(t)
@@ -409,7 +409,7 @@ func signableTags(tags []string) error {
 			return fmt.Errorf("build --sign: -t %s: %w", t, err)
 		}
 		if !strings.Contains(t, "/") || !strings.ContainsAny(strings.Split(t, "/")[0], ".:") && strings.Split(t, "/")[0] != "localhost" {
-			return fmt.Errorf("build --sign: -t %s names no registry (it would go to %s); name one, as in 127.0.0.1:5000/%s", t, ref.Host(), ref.Familiar())
+			return usageErrorf("build --sign: -t %s names no registry (it would go to %s); name one, as in 127.0.0.1:5000/%s", t, ref.Host(), ref.Familiar())
 		}
 	}
 	return nil

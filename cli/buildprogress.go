@@ -26,7 +26,7 @@ func displayMode(mode string) (progressui.DisplayMode, error) {
 	case "plain":
 		return progressui.PlainMode, nil
 	}
-	return "", fmt.Errorf("unknown --progress %q: use auto, tty or plain", mode)
+	return "", usageErrorf("unknown --progress %q: use auto, tty or plain", mode)
 }
 
 // decodeStatus turns one BuildEvent.status, a marshalled BuildKit

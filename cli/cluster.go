@@ -53,7 +53,7 @@ func parseStrategy(s string) (berthv1.SchedulingStrategy, error) {
 	case "binpack":
 		return berthv1.SchedulingStrategy_SCHEDULING_STRATEGY_BINPACK, nil
 	}
-	return 0, fmt.Errorf("unknown strategy %q: use spread or binpack", s)
+	return 0, usageErrorf("unknown strategy %q: use spread or binpack", s)
 }
 
 func newClusterSettingsCommand(o *rootOptions) *cobra.Command {
@@ -118,6 +118,11 @@ named findings with x-berth: {allow-vulnerabilities: [CVE-...]}.`,
 			changeInsecure := cmd.Flags().Changed("insecure-registry")
 			changeMax := cmd.Flags().Changed("max-replicas")
 			changeBlock := cmd.Flags().Changed("block-severity")
+			if changeBlock {
+				if err := checkSeverity(blockSeverity); err != nil {
+					return err
+				}
+			}
 			if changeMax && maxReplicas > validation.MaxReplicasLimit {
 				return usageErrorf("--max-replicas %d is over the highest cap of %d", maxReplicas, validation.MaxReplicasLimit)
 			}
@@ -223,7 +228,7 @@ func (h *hostAccessFlags) add(cmd *cobra.Command) {
 func (h *hostAccessFlags) check() error {
 	for _, p := range h.bindMounts {
 		if !strings.HasPrefix(p, "/") {
-			return fmt.Errorf("--allow-bind-mount %q: give an absolute host path, like /srv/data (--clear-bind-mounts forgets the stored ones)", p)
+			return usageErrorf("--allow-bind-mount %q: give an absolute host path, like /srv/data (--clear-bind-mounts forgets the stored ones)", p)
 		}
 	}
 	return nil
@@ -262,4 +267,14 @@ func nonEmpty(values []string) []string {
 		}
 	}
 	return out
+}
+
+// checkSeverity checks a --block-severity value before any call, so a typo
+// is a usage error; the server checks it again.
+func checkSeverity(v string) error {
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case "", "low", "medium", "high", "critical", "none":
+		return nil
+	}
+	return usageErrorf("--block-severity %q: use low, medium, high, critical or none", v)
 }

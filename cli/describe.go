@@ -92,7 +92,7 @@ func describeService(cmd *cobra.Command, o *rootOptions, ref string) error {
 		return err
 	}
 	if name == "" {
-		return fmt.Errorf("%q names an app: describe one of its services as %s/SERVICE (`berth get services %s` lists them)", ref, app, app)
+		return usageErrorf("%q names an app: describe one of its services as %s/SERVICE (`berth get services %s` lists them)", ref, app, app)
 	}
 	return o.withCluster(cmd, func(ctx context.Context, c *cluster) error {
 		resp, err := c.ListServices(ctx, &berthv1.ListServicesRequest{Namespace: c.namespace, App: app})

@@ -40,6 +40,7 @@ func newEventsCommand(o *rootOptions) *cobra.Command {
 		limit  uint32
 		follow bool
 		out    *outputFormat
+		flt    *filters
 	)
 	cmd := &cobra.Command{
 		Use:   "events [APP[/SERVICE]]",
@@ -64,7 +65,10 @@ until interrupted (Ctrl-C); -o json then prints one JSON object a line.`,
   berth events --node node-1 -o json
 
   # Watch one app's events as they happen
-  berth events -f shop`,
+  berth events -f shop
+
+  # Only the failures of tasks on one node
+  berth events --filter node=node-1 --filter type=task --filter action=failed`,
 		GroupID: groupApps,
 		Args:    cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -80,19 +84,27 @@ until interrupted (Ctrl-C); -o json then prints one JSON object a line.`,
 				}
 				req.Since = timestamppb.New(t)
 			}
+			nsFilter, err := eventFilterRequest(flt, req, &node)
+			if err != nil {
+				return err
+			}
 			return o.withCluster(cmd, func(ctx context.Context, c *cluster) error {
 				req.Namespace, req.AllNamespaces = c.namespace, c.allNamespaces
+				if nsFilter != "" {
+					req.Namespace, req.AllNamespaces = nsFilter, false
+				}
 				var err error
 				if req.NodeId, err = c.nodeFilter(ctx, node); err != nil {
 					return err
 				}
 				if follow {
-					return c.followEvents(ctx, req, cmd.OutOrStdout(), *out)
+					return c.followEvents(ctx, req, flt, cmd.OutOrStdout(), *out)
 				}
 				rows, err := c.eventRows(ctx, req)
 				if err != nil {
 					return err
 				}
+				rows = filterRows(rows, flt, eventFilterKeys)
 				return printList(cmd.OutOrStdout(), *out, rows, func(w io.Writer) {
 					fmt.Fprintln(w, c.nsHeader()+"TIME\tKIND\tOBJECT\tACTION\tMESSAGE")
 					for _, r := range rows {
@@ -106,9 +118,64 @@ until interrupted (Ctrl-C); -o json then prints one JSON object a line.`,
 	cmd.Flags().StringVar(&since, "since", "", "only events since this long ago (10m, 1h30m) or this time (RFC 3339)")
 	cmd.Flags().Uint32Var(&limit, "limit", 100, "most recent events to show")
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep showing new events as they happen, until interrupted")
+	flt = addFilterFlag(cmd, eventFilterKeys)
 	out = addOutputFlag(cmd)
 	addAllNamespacesFlag(cmd, o)
 	return cmd
+}
+
+// eventFilterKeys are the --filter keys of "berth events". app, service,
+// node and namespace are asked of the server (eventFilterRequest); these
+// functions are for the keys checked on the rows.
+var eventFilterKeys = filterKeys[eventRow]{
+	"type":      func(r eventRow) []string { return []string{r.Kind} },
+	"kind":      func(r eventRow) []string { return []string{r.Kind} },
+	"action":    func(r eventRow) []string { return []string{r.Action} },
+	"event":     func(r eventRow) []string { return []string{r.Action} },
+	"name":      func(r eventRow) []string { return []string{r.Object, r.ObjectID} },
+	"app":       func(eventRow) []string { return nil },
+	"service":   func(eventRow) []string { return nil },
+	"node":      func(eventRow) []string { return nil },
+	"namespace": func(eventRow) []string { return nil },
+}
+
+// eventFilterRequest moves the filters the server applies (one app, one
+// service as APP/SERVICE, one node) from f into req and node, and takes
+// them out of f; it returns the namespace filter, which the caller puts
+// in the request once it knows whether -A was given.
+func eventFilterRequest(f *filters, req *berthv1.ListEventsRequest, node *string) (namespace string, err error) {
+	for _, key := range []string{"app", "service", "node", "namespace"} {
+		if len(f.values[key]) > 1 {
+			return "", usageErrorf("--filter %s= is given %d times: events take one %s", key, len(f.values[key]), key)
+		}
+	}
+	if app := f.single("app"); app != "" {
+		if req.App != "" && req.App != app {
+			return "", usageErrorf("--filter app=%s and the argument %s name different apps", app, req.App)
+		}
+		req.App = app
+	}
+	if svc := f.single("service"); svc != "" {
+		app, name, ok := strings.Cut(svc, "/")
+		if !ok || app == "" || name == "" {
+			return "", usageErrorf("--filter service=%s: name the service as APP/SERVICE", svc)
+		}
+		if (req.App != "" && req.App != app) || (req.Service != "" && req.Service != name) {
+			return "", usageErrorf("--filter service=%s and the argument name different services", svc)
+		}
+		req.App, req.Service = app, name
+	}
+	if n := f.single("node"); n != "" {
+		if *node != "" && *node != n {
+			return "", usageErrorf("--filter node=%s and --node %s name different nodes", n, *node)
+		}
+		*node = n
+	}
+	ns := f.single("namespace")
+	for _, key := range []string{"app", "service", "node", "namespace"} {
+		delete(f.values, key)
+	}
+	return ns, nil
 }
 
 // eventNamespace is the namespace of an event's object, "" for none.
@@ -127,14 +194,14 @@ func eventNamespace(ev *berthv1.Event) string {
 func parseSince(s string, now time.Time) (time.Time, error) {
 	if d, err := time.ParseDuration(s); err == nil {
 		if d < 0 {
-			return time.Time{}, fmt.Errorf("--since %s: give a positive duration, such as 10m", s)
+			return time.Time{}, usageErrorf("--since %s: give a positive duration, such as 10m", s)
 		}
 		return now.Add(-d), nil
 	}
 	if t, err := time.Parse(time.RFC3339, s); err == nil {
 		return t, nil
 	}
-	return time.Time{}, fmt.Errorf("--since %q is neither a duration (10m, 1h30m) nor a time (2006-01-02T15:04:05Z)", s)
+	return time.Time{}, usageErrorf("--since %q is neither a duration (10m, 1h30m) nor a time (2006-01-02T15:04:05Z)", s)
 }
 
 // eventRows asks for the events req selects and names their objects.

@@ -20,7 +20,7 @@ const eventColumns = "%-19s   %-7s   %-20s   %-16s   %s\n"
 
 // followEvents prints the events req selects, then each new one as the
 // server sends it, until ctx ends or the server ends the stream.
-func (c *cluster) followEvents(ctx context.Context, req *berthv1.ListEventsRequest, w io.Writer, format outputFormat) error {
+func (c *cluster) followEvents(ctx context.Context, req *berthv1.ListEventsRequest, flt *filters, w io.Writer, format outputFormat) error {
 	names, err := c.nodeNames(ctx)
 	if err != nil {
 		return err
@@ -29,7 +29,8 @@ func (c *cluster) followEvents(ctx context.Context, req *berthv1.ListEventsReque
 	if err != nil {
 		return fmt.Errorf("follow events: %w", err)
 	}
-	if format == formatTable {
+	table := format == formatTable || format == formatWide
+	if table {
 		fmt.Fprintf(w, c.followNamespace("NAMESPACE")+eventColumns, "TIME", "KIND", "OBJECT", "ACTION", "MESSAGE")
 	}
 	for {
@@ -47,7 +48,10 @@ func (c *cluster) followEvents(ctx context.Context, req *berthv1.ListEventsReque
 			}
 		}
 		row := newEventRow(ev, c.namespace, names)
-		if format == formatTable {
+		if !matchRow(row, flt, eventFilterKeys) {
+			continue
+		}
+		if table {
 			fmt.Fprint(w, c.followNamespace(orDash(row.Namespace)))
 		}
 		if err := printEventRow(w, format, row); err != nil {
@@ -92,7 +96,10 @@ func printFollowedRow(w io.Writer, format outputFormat, r any, table func() erro
 		}
 		_, err = fmt.Fprintf(w, "---\n%s", data)
 		return err
-	default:
+	case formatTable, formatWide:
 		return table()
+	default:
+		// -q, jsonpath= and --format: what they print for a list of one.
+		return writeList(w, format, r, nil, false)
 	}
 }

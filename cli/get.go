@@ -54,10 +54,17 @@ type appRow struct {
 	Running   uint64   `json:"running"`
 }
 
+// appFilterKeys are the --filter keys of "berth get apps".
+var appFilterKeys = filterKeys[appRow]{
+	"name":      func(r appRow) []string { return []string{r.Name} },
+	"namespace": func(r appRow) []string { return []string{r.Namespace} },
+}
+
 func newGetAppsCommand(o *rootOptions) *cobra.Command {
 	var (
 		out   *outputFormat
 		watch *bool
+		flt   *filters
 	)
 	cmd := &cobra.Command{
 		Use:     "apps [NAME]",
@@ -67,7 +74,11 @@ func newGetAppsCommand(o *rootOptions) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return o.withCluster(cmd, func(ctx context.Context, c *cluster) error {
 				return c.show(ctx, cmd.OutOrStdout(), *out, *watch, "", func(ctx context.Context) (listing, error) {
-					resp, err := c.ListApps(ctx, &berthv1.ListAppsRequest{Namespace: c.namespace, AllNamespaces: c.allNamespaces})
+					req := &berthv1.ListAppsRequest{Namespace: c.namespace, AllNamespaces: c.allNamespaces}
+					if ns := flt.single("namespace"); ns != "" {
+						req.Namespace, req.AllNamespaces = ns, false
+					}
+					resp, err := c.ListApps(ctx, req)
 					if err != nil {
 						return listing{}, fmt.Errorf("list apps: %w", err)
 					}
@@ -85,6 +96,7 @@ func newGetAppsCommand(o *rootOptions) *cobra.Command {
 					if len(args) == 1 && len(rows) == 0 {
 						return listing{}, fmt.Errorf("no app %q in namespace %q", args[0], c.namespace)
 					}
+					rows = filterRows(rows, flt, appFilterKeys)
 					slices.SortFunc(rows, func(a, b appRow) int {
 						return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
 					})
@@ -98,6 +110,7 @@ func newGetAppsCommand(o *rootOptions) *cobra.Command {
 			})
 		},
 	}
+	flt = addFilterFlag(cmd, appFilterKeys)
 	out = addOutputFlag(cmd)
 	watch = addWatchFlag(cmd)
 	addAllNamespacesFlag(cmd, o)
@@ -117,12 +130,29 @@ type serviceRow struct {
 	Running  uint64 `json:"running"`
 	Image    string `json:"image"`
 	Ports    []port `json:"ports"`
+	// ImageDigest is the digest the image was pinned to when applied.
+	ImageDigest string `json:"imageDigest,omitempty"`
+
+	labels map[string]string
+}
+
+// quietKey names the service as commands take it: APP/SERVICE.
+func (r serviceRow) quietKey() string { return r.App + "/" + r.Name }
+
+// serviceFilterKeys are the --filter keys of "berth get services".
+var serviceFilterKeys = filterKeys[serviceRow]{
+	"name":      func(r serviceRow) []string { return []string{r.Name, r.App + "/" + r.Name} },
+	"app":       func(r serviceRow) []string { return []string{r.App} },
+	"namespace": func(r serviceRow) []string { return []string{r.Namespace} },
+	"mode":      func(r serviceRow) []string { return []string{r.Mode} },
+	"label":     func(r serviceRow) []string { return labelValues(r.labels) },
 }
 
 func newGetServicesCommand(o *rootOptions) *cobra.Command {
 	var (
 		out   *outputFormat
 		watch *bool
+		flt   *filters
 	)
 	cmd := &cobra.Command{
 		Use:     "services [APP | APP/SERVICE]",
@@ -139,7 +169,14 @@ func newGetServicesCommand(o *rootOptions) *cobra.Command {
 			}
 			return o.withCluster(cmd, func(ctx context.Context, c *cluster) error {
 				return c.show(ctx, cmd.OutOrStdout(), *out, *watch, app, func(ctx context.Context) (listing, error) {
-					resp, err := c.ListServices(ctx, &berthv1.ListServicesRequest{Namespace: c.namespace, App: app, AllNamespaces: c.allNamespaces})
+					req := &berthv1.ListServicesRequest{Namespace: c.namespace, App: app, AllNamespaces: c.allNamespaces}
+					if a := flt.single("app"); a != "" && app == "" {
+						req.App = a
+					}
+					if ns := flt.single("namespace"); ns != "" {
+						req.Namespace, req.AllNamespaces = ns, false
+					}
+					resp, err := c.ListServices(ctx, req)
 					if err != nil {
 						return listing{}, fmt.Errorf("list services: %w", err)
 					}
@@ -150,33 +187,45 @@ func newGetServicesCommand(o *rootOptions) *cobra.Command {
 							continue
 						}
 						rows = append(rows, serviceRow{
-							ID:        svc.GetMeta().GetId(),
-							Namespace: svc.GetNamespace(),
-							App:       svc.GetApp(),
-							Name:      svc.GetName(),
-							Mode:      serviceModeWord(svc.GetSpec().GetMode()),
-							Replicas:  s.GetDesiredTasks(),
-							Running:   s.GetRunningTasks(),
-							Image:     svc.GetSpec().GetImage(),
-							Ports:     specPorts(svc.GetSpec().GetPorts()),
+							ID:          svc.GetMeta().GetId(),
+							Namespace:   svc.GetNamespace(),
+							App:         svc.GetApp(),
+							Name:        svc.GetName(),
+							Mode:        serviceModeWord(svc.GetSpec().GetMode()),
+							Replicas:    s.GetDesiredTasks(),
+							Running:     s.GetRunningTasks(),
+							Image:       svc.GetSpec().GetImage(),
+							Ports:       specPorts(svc.GetSpec().GetPorts()),
+							labels:      svc.GetSpec().GetLabels(),
+							ImageDigest: svc.GetSpec().GetImageDigest(),
 						})
 					}
 					if len(args) == 1 && len(rows) == 0 {
 						return listing{}, fmt.Errorf("no service %q in namespace %q", args[0], c.namespace)
 					}
+					rows = filterRows(rows, flt, serviceFilterKeys)
 					slices.SortFunc(rows, func(a, b serviceRow) int {
 						return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.App, b.App), cmp.Compare(a.Name, b.Name))
 					})
+					wide := *out == formatWide
 					return listing{rows: rows, key: rows, table: func(w io.Writer) {
-						fmt.Fprintln(w, c.nsHeader()+"NAME\tMODE\tREPLICAS\tIMAGE\tPORTS")
+						extra := ""
+						if wide {
+							extra = "\tDIGEST\tID"
+						}
+						fmt.Fprintln(w, c.nsHeader()+"NAME\tMODE\tREPLICAS\tIMAGE\tPORTS"+extra)
 						for _, r := range rows {
-							fmt.Fprintf(w, "%s%s/%s\t%s\t%d/%d\t%s\t%s\n", c.nsCell(r.Namespace), r.App, r.Name, r.Mode, r.Running, r.Replicas, r.Image, portsColumn(r.Ports))
+							if wide {
+								extra = "\t" + cmp.Or(shortDigest(r.ImageDigest), "-") + "\t" + r.ID
+							}
+							fmt.Fprintf(w, "%s%s/%s\t%s\t%d/%d\t%s\t%s%s\n", c.nsCell(r.Namespace), r.App, r.Name, r.Mode, r.Running, r.Replicas, r.Image, portsColumn(r.Ports), extra)
 						}
 					}}, nil
 				})
 			})
 		},
 	}
+	flt = addFilterFlag(cmd, serviceFilterKeys)
 	out = addOutputFlag(cmd)
 	watch = addWatchFlag(cmd)
 	addAllNamespacesFlag(cmd, o)
@@ -199,12 +248,25 @@ type nodeRow struct {
 
 	heartbeat string
 	milliCPU  int64
+	status    string // ready, unreachable or down, without conditions
+	shortID   string // the ID column: whole with -o wide
+}
+
+// nodeFilterKeys are the --filter keys of "berth get nodes" and "berth
+// node ls", checked on the rows (the request has no filter).
+var nodeFilterKeys = filterKeys[nodeRow]{
+	"name":         func(r nodeRow) []string { return []string{r.Name} },
+	"id":           func(r nodeRow) []string { return []string{r.ID} },
+	"status":       func(r nodeRow) []string { return []string{r.Status, r.status} },
+	"availability": func(r nodeRow) []string { return []string{r.Availability} },
+	"label":        func(r nodeRow) []string { return labelValues(r.Labels) },
 }
 
 func newGetNodesCommand(o *rootOptions, use string, aliases []string) *cobra.Command {
 	var (
 		out   *outputFormat
 		watch *bool
+		flt   *filters
 	)
 	cmd := &cobra.Command{
 		Use:     use + " [NAME]",
@@ -242,11 +304,13 @@ func newGetNodesCommand(o *rootOptions, use string, aliases []string) *cobra.Com
 							Message:       n.GetStatusMessage(),
 							heartbeat:     heartbeatWords(now, n),
 							milliCPU:      n.GetCapacity().GetMilliCpus(),
+							status:        nodeStatusWord(n.GetStatus()),
 						})
 					}
 					if len(args) == 1 && len(rows) == 0 {
 						return listing{}, fmt.Errorf("no node %q; see `berth node ls`", args[0])
 					}
+					rows = filterRows(rows, flt, nodeFilterKeys)
 					slices.SortFunc(rows, func(a, b nodeRow) int { return cmp.Or(cmp.Compare(a.Name, b.Name), cmp.Compare(a.ID, b.ID)) })
 					// Heartbeats change every few seconds: a watch redraws for
 					// the rest only.
@@ -254,10 +318,17 @@ func newGetNodesCommand(o *rootOptions, use string, aliases []string) *cobra.Com
 					for i := range key {
 						key[i].LastHeartbeat = ""
 					}
+					wide := *out == formatWide
 					return listing{rows: rows, key: key, table: func(w io.Writer) {
+						if wide {
+							// The whole ID, for scripts and other tools.
+							for i := range rows {
+								rows[i].shortID = rows[i].ID
+							}
+						}
 						fmt.Fprintln(w, "ID\tNAME\tSTATUS\tAVAILABILITY\tADDRESS\tCPU\tMEMORY\tLABELS\tLAST HEARTBEAT\tMESSAGE")
 						for _, r := range rows {
-							fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", shortID(r.ID), r.Name, r.Status, r.Availability,
+							fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", cmp.Or(r.shortID, shortID(r.ID)), r.Name, r.Status, r.Availability,
 								r.Address, coresColumn(r.milliCPU), bytesColumn(r.Memory), labelsColumn(r.Labels), r.heartbeat, r.Message)
 						}
 					}}, nil
@@ -265,6 +336,7 @@ func newGetNodesCommand(o *rootOptions, use string, aliases []string) *cobra.Com
 			})
 		},
 	}
+	flt = addFilterFlag(cmd, nodeFilterKeys)
 	out = addOutputFlag(cmd)
 	watch = addWatchFlag(cmd)
 	return cmd

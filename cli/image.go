@@ -26,7 +26,7 @@ func newImageCommand(o *rootOptions) *cobra.Command {
 		Short:   "Manage the images stored on the nodes",
 		GroupID: groupCluster,
 	}
-	cmd.AddCommand(newImageImportCommand(o), newImageLsCommand(o), newImageTagsCommand(o))
+	cmd.AddCommand(newImageImportCommand(o), newImageLsCommand(o), newImageTagsCommand(o), newImageRmCommand(o), newImagePruneCommand(o))
 	requireSubcommand(cmd)
 	return cmd
 }
@@ -153,10 +153,21 @@ type imageRow struct {
 	CreatedAt string `json:"createdAt,omitempty"`
 }
 
+// quietKey names the image as "berth image rm" takes it.
+func (r imageRow) quietKey() string { return r.Name }
+
+// imageFilterKeys are the --filter keys of "berth image ls".
+var imageFilterKeys = filterKeys[imageRow]{
+	"name":   func(r imageRow) []string { return []string{r.Name} },
+	"node":   func(r imageRow) []string { return []string{r.Node, r.NodeID} },
+	"digest": func(r imageRow) []string { return []string{r.Digest} },
+}
+
 func newImageLsCommand(o *rootOptions) *cobra.Command {
 	var (
 		node string
 		out  *outputFormat
+		flt  *filters
 	)
 	cmd := &cobra.Command{
 		Use:     "ls",
@@ -187,16 +198,27 @@ func newImageLsCommand(o *rootOptions) *cobra.Command {
 					}
 				}
 				slices.SortFunc(rows, func(a, b imageRow) int { return cmp.Or(cmp.Compare(a.Node, b.Node), cmp.Compare(a.Name, b.Name)) })
+				rows = filterRows(rows, flt, imageFilterKeys)
+				wide := *out == formatWide
 				return printList(cmd.OutOrStdout(), *out, rows, func(w io.Writer) {
-					fmt.Fprintln(w, "NODE\tIMAGE\tDIGEST\tSIZE")
+					created := ""
+					if wide {
+						created = "\tCREATED"
+					}
+					fmt.Fprintln(w, "NODE\tIMAGE\tDIGEST\tSIZE"+created)
 					for _, r := range rows {
-						fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", r.Node, r.Name, shortDigest(r.Digest), bytesColumn(r.Size))
+						digest := shortDigest(r.Digest)
+						if wide {
+							digest, created = r.Digest, "\t"+cmp.Or(r.CreatedAt, "-")
+						}
+						fmt.Fprintf(w, "%s\t%s\t%s\t%s%s\n", r.Node, r.Name, digest, bytesColumn(r.Size), created)
 					}
 				})
 			})
 		},
 	}
 	cmd.Flags().StringVar(&node, "node", "", "list the images of this node only (name or ID)")
+	flt = addFilterFlag(cmd, imageFilterKeys)
 	out = addOutputFlag(cmd)
 	return cmd
 }

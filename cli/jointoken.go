@@ -34,7 +34,7 @@ new token and revokes the old ones (nodes that already joined keep working).
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if ttl < 0 {
-				return fmt.Errorf("--ttl %s is negative", ttl)
+				return usageErrorf("--ttl %s is negative: give a positive duration such as 24h", ttl)
 			}
 			return o.withCluster(cmd, func(ctx context.Context, c *cluster) error {
 				req := &berthv1.JoinTokenRequest{Rotate: rotate, Uses: uses}

@@ -3,7 +3,6 @@ package cli
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -33,6 +32,7 @@ func newLoginCommand(o *rootOptions) *cobra.Command {
 	var (
 		username      string
 		passwordStdin bool
+		fromDocker    bool
 	)
 	cmd := &cobra.Command{
 		Use:   "login [REGISTRY] [-u USER] [--password-stdin]",
@@ -45,13 +45,34 @@ CA, and sent to a node only with the images of that registry.
 
 REGISTRY is host[:port]; without it, Docker Hub (docker.io). The password
 is asked for without echo, or read from standard input with
---password-stdin. A registry served over plain HTTP must be listed with
+--password-stdin.
+
+--from-docker imports what "docker login" stored instead: every registry of
+docker's config.json ($DOCKER_CONFIG, else ~/.docker), or the REGISTRY
+names given, with the passwords in its auths or got from its credential
+helpers (credHelpers, credsStore: docker-credential-NAME on $PATH). It
+prints the registries it imported, never a password. A registry served over plain HTTP must be listed with
 "berth cluster settings --insecure-registry HOST:PORT" first.`,
 		Example: `  berth login registry.example.com -u ci
-  echo "$TOKEN" | berth login registry.example.com:5000 -u ci --password-stdin`,
-		Args:    cobra.MaximumNArgs(1),
+  echo "$TOKEN" | berth login registry.example.com:5000 -u ci --password-stdin
+
+  # What docker login stored, for every registry or some
+  berth login --from-docker
+  berth login --from-docker ghcr.io registry.example.com`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if fromDocker {
+				return nil
+			}
+			return cobra.MaximumNArgs(1)(cmd, args)
+		},
 		GroupID: groupCluster,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if fromDocker {
+				if username != "" || passwordStdin {
+					return usageErrorf("login --from-docker reads the username and password from docker's config: leave out -u and --password-stdin")
+				}
+				return o.loginFromDocker(cmd, args)
+			}
 			registry := ""
 			if len(args) == 1 {
 				registry = args[0]
@@ -64,7 +85,7 @@ is asked for without echo, or read from standard input with
 			tty := terminalFd(in)
 			if username == "" {
 				if passwordStdin || tty < 0 {
-					return errors.New("login: give the username with -u")
+					return usageErrorf("login: give the username with -u (and the password on standard input with --password-stdin)")
 				}
 				fmt.Fprintf(cmd.ErrOrStderr(), "Username for %s: ", shown)
 				line, err := bufio.NewReader(in).ReadString('\n')
@@ -90,6 +111,7 @@ is asked for without echo, or read from standard input with
 	}
 	cmd.Flags().StringVarP(&username, "username", "u", "", "the registry username")
 	cmd.Flags().BoolVar(&passwordStdin, "password-stdin", false, "read the password from standard input")
+	cmd.Flags().BoolVar(&fromDocker, "from-docker", false, "import the credentials docker login stored (config.json and its credential helpers)")
 	return cmd
 }
 
@@ -119,7 +141,7 @@ func readPassword(cmd *cobra.Command, in io.Reader, tty int, fromStdin bool, reg
 		return strings.TrimRight(string(b), "\r\n"), nil
 	}
 	if tty < 0 {
-		return "", errors.New("login: standard input is not a terminal; pipe the password with --password-stdin")
+		return "", usageErrorf("login: standard input is not a terminal; pipe the password with --password-stdin")
 	}
 	fmt.Fprintf(cmd.ErrOrStderr(), "Password for %s: ", registry)
 	defer fmt.Fprintln(cmd.ErrOrStderr())

@@ -108,7 +108,7 @@ func parseTail(s string) (int64, error) {
 	}
 	n, err := strconv.ParseInt(s, 10, 64)
 	if err != nil || n < 0 {
-		return 0, fmt.Errorf("--tail %q is not a number of lines or \"all\"", s)
+		return 0, usageErrorf("--tail %q is not a number of lines or \"all\": give --tail 100, or --tail all", s)
 	}
 	return n, nil
 }
@@ -142,7 +142,7 @@ func logTarget(cmd *cobra.Command, c *cluster, ref string, req *berthv1.LogsRequ
 
 	app, service, err := splitAppService(ref)
 	if err != nil || service == "" {
-		return nil, fmt.Errorf("%q is not APP/SERVICE, APP/SERVICE.SLOT or a task ID", ref)
+		return nil, usageErrorf("%q is not APP/SERVICE, APP/SERVICE.SLOT or a task ID", ref)
 	}
 	var slot uint64
 	if i := strings.LastIndexByte(service, '.'); i > 0 {

@@ -188,6 +188,11 @@ an empty value ("") uses the cluster's gate again.`,
 			if !q.changed(cmd) && !changeBlock {
 				return usageErrorf("give at least one of --cpu, --memory, --tasks, --volumes, --block-severity")
 			}
+			if changeBlock {
+				if err := checkSeverity(blockSeverity); err != nil {
+					return err
+				}
+			}
 			if err := q.apply(cmd, &berthv1.NamespaceQuota{}); err != nil {
 				return err
 			}

@@ -87,7 +87,7 @@ func parseLabelFlags(flags []string) (map[string]string, error) {
 	for _, f := range flags {
 		k, v, ok := strings.Cut(f, "=")
 		if !ok || strings.TrimSpace(k) == "" {
-			return nil, fmt.Errorf("--label %q: write KEY=VALUE", f)
+			return nil, usageErrorf("--label %q: write KEY=VALUE", f)
 		}
 		out[k] = v
 	}

@@ -75,7 +75,7 @@ func updateNodes(cmd *cobra.Command, o *rootOptions, refs []string, update func(
 				if len(refs) == 1 {
 					return fmt.Errorf("update node %s: %w", ref, err)
 				}
-				fmt.Fprintf(cmd.ErrOrStderr(), "error: update node %s: %s\n", ref, userMessage(err))
+				fmt.Fprintf(cmd.ErrOrStderr(), "berth: update node %s: %s\n", ref, userMessage(err))
 				failed++
 				continue
 			}
@@ -148,7 +148,7 @@ func parseLabelChanges(args []string) (set map[string]string, remove []string, e
 	for _, arg := range args {
 		if k, v, ok := strings.Cut(arg, "="); ok {
 			if k == "" {
-				return nil, nil, fmt.Errorf("label %q has no key: write KEY=VALUE to set a label, KEY- to remove one", arg)
+				return nil, nil, usageErrorf("label %q has no key: write KEY=VALUE to set a label, KEY- to remove one", arg)
 			}
 			set[k] = v
 			continue
@@ -157,7 +157,7 @@ func parseLabelChanges(args []string) (set map[string]string, remove []string, e
 			remove = append(remove, k)
 			continue
 		}
-		return nil, nil, fmt.Errorf("label %q: write KEY=VALUE to set a label, KEY- to remove one", arg)
+		return nil, nil, usageErrorf("label %q: write KEY=VALUE to set a label, KEY- to remove one", arg)
 	}
 	return set, remove, nil
 }

@@ -54,7 +54,7 @@ func TestNodeDrainDrainedNodeAndUnknownNode(t *testing.T) {
 		t.Errorf("stdout = %q", r.stdout)
 	}
 	r = run(t, cfg, nil, "node", "drain", "nope", "node-2")
-	if r.code == 0 || !strings.Contains(r.stderr, `error: update node nope: node "nope" not found`) ||
+	if r.code == 0 || !strings.Contains(r.stderr, `berth: update node nope: node "nope" not found`) ||
 		!strings.Contains(r.stderr, "berth: 1 of 2 nodes were not updated") || !strings.Contains(r.stdout, "node-2 drained") {
 		t.Errorf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 	}

@@ -41,6 +41,8 @@ type taskRow struct {
 	// "NETWORK:IP".
 	Addresses []string `json:"addresses,omitempty"`
 
+	labels     map[string]string
+	image      string // -o wide: the image, with its pinned digest short
 	since      string // table form, "12s ago"
 	running    bool   // desired to run, for sorting current tasks first
 	stateNanos int64
@@ -52,6 +54,7 @@ func newPsCommand(o *rootOptions) *cobra.Command {
 		node  string
 		out   *outputFormat
 		watch *bool
+		flt   *filters
 	)
 	cmd := &cobra.Command{
 		Use:   "ps [APP[/SERVICE]]",
@@ -75,7 +78,10 @@ and replaced ones. With -w the list is drawn again each time it changes.`,
   berth ps --node node-1 -o json
 
   # Keep the list on screen, redrawn as tasks change (Ctrl-C stops)
-  berth ps shop -w`,
+  berth ps shop -w
+
+  # IDs of the failed tasks of one service, for a script
+  berth ps --filter service=shop/web --filter state=failed -q`,
 		GroupID: groupApps,
 		Args:    cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -90,6 +96,9 @@ and replaced ones. With -w the list is drawn again each time it changes.`,
 				if req.NodeId, err = c.nodeFilter(ctx, node); err != nil {
 					return err
 				}
+				if err := c.taskFilterRequest(ctx, flt, req); err != nil {
+					return err
+				}
 				return c.show(ctx, cmd.OutOrStdout(), *out, *watch, req.App, func(ctx context.Context) (listing, error) {
 					resp, err := c.ListTasks(ctx, req)
 					if err != nil {
@@ -99,7 +108,7 @@ and replaced ones. With -w the list is drawn again each time it changes.`,
 					if err != nil {
 						return listing{}, err
 					}
-					rows := taskRows(resp.GetTasks(), names, o.now())
+					rows := filterRows(taskRows(resp.GetTasks(), names, o.now()), flt, taskFilterKeys)
 					wide := *out == formatWide
 					return listing{rows: rows, key: rows, table: func(w io.Writer) { c.taskTable(w, rows, wide) }}, nil
 				})
@@ -108,17 +117,60 @@ and replaced ones. With -w the list is drawn again each time it changes.`,
 	}
 	cmd.Flags().BoolVarP(&all, "all", "a", false, "include finished and replaced tasks")
 	cmd.Flags().StringVar(&node, "node", "", "only tasks on this node (name or ID)")
+	flt = addFilterFlag(cmd, taskFilterKeys)
 	out = addOutputFlag(cmd)
 	watch = addWatchFlag(cmd)
 	addAllNamespacesFlag(cmd, o)
 	return cmd
 }
 
-// taskTable writes the table of "berth ps"; wide adds the addresses.
+// taskFilterKeys are the --filter keys of "berth ps".
+var taskFilterKeys = filterKeys[taskRow]{
+	"name": func(r taskRow) []string {
+		s := fmt.Sprintf("%s.%d", r.Service, r.Slot)
+		return []string{s, r.App + "/" + s}
+	},
+	"app":           func(r taskRow) []string { return []string{r.App} },
+	"service":       func(r taskRow) []string { return []string{r.Service, r.App + "/" + r.Service} },
+	"node":          func(r taskRow) []string { return []string{r.Node, r.NodeID} },
+	"state":         func(r taskRow) []string { return []string{r.State} },
+	"desired-state": func(r taskRow) []string { return []string{r.DesiredState} },
+	"namespace":     func(r taskRow) []string { return []string{r.Namespace} },
+	"label":         func(r taskRow) []string { return labelValues(r.labels) },
+}
+
+// taskFilterRequest narrows req by the filters a request can carry (one
+// app, one APP/SERVICE, one node, one namespace), so the server sends
+// less; every filter is also checked on the rows. A state filter asks
+// for finished tasks too.
+func (c *cluster) taskFilterRequest(ctx context.Context, f *filters, req *berthv1.ListTasksRequest) error {
+	if app := f.single("app"); app != "" && req.App == "" {
+		req.App = app
+	}
+	if app, svc, ok := strings.Cut(f.single("service"), "/"); ok && req.Service == "" && (req.App == "" || req.App == app) {
+		req.App, req.Service = app, svc
+	}
+	if ns := f.single("namespace"); ns != "" && !req.AllNamespaces {
+		req.Namespace = ns
+	}
+	if n := f.single("node"); n != "" && req.NodeId == "" {
+		// A node that does not exist matches nothing: the rows say so.
+		if id, err := c.resolveNode(ctx, n); err == nil {
+			req.NodeId = id
+		}
+	}
+	if f.has("state") || f.has("desired-state") {
+		req.All = true
+	}
+	return nil
+}
+
+// taskTable writes the table of "berth ps"; wide adds the addresses and
+// the image.
 func (c *cluster) taskTable(w io.Writer, rows []taskRow, wide bool) {
 	addresses := ""
 	if wide {
-		addresses = "\tADDRESSES"
+		addresses = "\tADDRESSES\tIMAGE"
 	}
 	fmt.Fprintln(w, c.nsHeader()+"ID\tSERVICE\tSLOT\tNODE\tSTATE\tDESIRED\tSINCE\tPORTS"+addresses+"\tERROR")
 	for _, r := range rows {
@@ -127,12 +179,22 @@ func (c *cluster) taskTable(w io.Writer, rows []taskRow, wide bool) {
 			slot = fmt.Sprint(r.Slot)
 		}
 		if wide {
-			addresses = "\t" + cmp.Or(strings.Join(r.Addresses, ","), "-")
+			addresses = "\t" + cmp.Or(strings.Join(r.Addresses, ","), "-") + "\t" + cmp.Or(r.image, "-")
 		}
 		fmt.Fprintf(w, "%s%s\t%s/%s\t%s\t%s\t%s\t%s\t%s\t%s%s\t%s\n",
 			c.nsCell(r.Namespace), shortID(r.ID), r.App, r.Service, slot, node, r.stateColumn(), r.DesiredState,
 			r.since, portsColumn(r.Ports), addresses, r.tableError())
 	}
+}
+
+// imageColumn is the image of spec with the digest it was pinned to,
+// short: "web:1@0123456789ab".
+func imageColumn(spec *berthv1.ServiceSpec) string {
+	img := spec.GetImage()
+	if d := spec.GetImageDigest(); d != "" && !strings.Contains(img, "@") {
+		img += "@" + shortDigest(d)
+	}
+	return img
 }
 
 // taskAddresses are t's addresses as "NETWORK:IP", in the order of its
@@ -187,6 +249,8 @@ func taskRows(tasks []*berthv1.Task, nodeNames map[string]string, now time.Time)
 			OOMKilled:    st.GetOomKilled(),
 			Ports:        ports,
 			Addresses:    taskAddresses(t),
+			labels:       t.GetSpec().GetLabels(),
+			image:        imageColumn(t.GetSpec()),
 			since:        ago(now, st.GetTimestamp()),
 			running:      t.GetDesiredState() == berthv1.TaskState_TASK_STATE_RUNNING,
 			stateNanos:   st.GetTimestamp().AsTime().UnixNano(),

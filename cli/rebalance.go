@@ -42,7 +42,7 @@ each service until its rebalance completes and says how many tasks moved.`,
 		Args:    cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if cmd.Flags().Changed("timeout") && !wait {
-				return fmt.Errorf("--timeout bounds --wait: add --wait")
+				return usageErrorf("--timeout bounds --wait: add --wait")
 			}
 			req := &berthv1.RebalanceRequest{}
 			var err error

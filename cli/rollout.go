@@ -40,7 +40,7 @@ func serviceArg(s string) (app, name string, err error) {
 		return "", "", err
 	}
 	if name == "" {
-		return "", "", fmt.Errorf("%q names an app: name one of its services as %s/SERVICE (`berth get services %s` lists them)", s, app, app)
+		return "", "", usageErrorf("%q names an app: name one of its services as %s/SERVICE (`berth get services %s` lists them)", s, app, app)
 	}
 	return app, name, nil
 }

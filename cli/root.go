@@ -94,6 +94,7 @@ error (an unknown command or flag, or arguments of the wrong shape);
 		newScaleCommand(o),
 		newRolloutCommand(o),
 		newImageCommand(o),
+		newSystemCommand(o),
 		newSignCommand(o),
 		newKeyCommand(o),
 		newTrustCommand(o),
@@ -155,7 +156,9 @@ func Execute(ctx context.Context, root *cobra.Command) int {
 	}
 	var ue *usageError
 	if errors.As(err, &ue) {
-		fmt.Fprintf(root.ErrOrStderr(), "berth: %s\nSee '%s --help'.\n", ue.err, cmd.CommandPath())
+		// The whole chain: a command may wrap a usage error with
+		// where it was found.
+		fmt.Fprintf(root.ErrOrStderr(), "berth: %s\nSee '%s --help'.\n", err, cmd.CommandPath())
 		return exitUsage
 	}
 	var ec *exitCodeError

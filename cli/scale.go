@@ -22,15 +22,15 @@ func parseScaleTarget(arg string) (scaleTarget, error) {
 	const form = "use APP/SERVICE=N, such as shop/web=3"
 	ref, count, ok := strings.Cut(arg, "=")
 	if !ok {
-		return scaleTarget{}, fmt.Errorf("%q has no replica count: %s", arg, form)
+		return scaleTarget{}, usageErrorf("%q has no replica count: %s", arg, form)
 	}
 	app, service, err := splitAppService(ref)
 	if err != nil || service == "" {
-		return scaleTarget{}, fmt.Errorf("%q does not name a service as APP/SERVICE: %s", arg, form)
+		return scaleTarget{}, usageErrorf("%q does not name a service as APP/SERVICE: %s", arg, form)
 	}
 	n, err := strconv.ParseUint(count, 10, 64)
 	if err != nil {
-		return scaleTarget{}, fmt.Errorf("%q: replicas %q is not a whole number of 0 or more: %s", arg, count, form)
+		return scaleTarget{}, usageErrorf("%q: replicas %q is not a whole number of 0 or more: %s", arg, count, form)
 	}
 	return scaleTarget{app: app, service: service, replicas: n}, nil
 }
@@ -75,7 +75,7 @@ scaled.`,
 						if len(targets) == 1 {
 							return fmt.Errorf("scale %s/%s: %w", t.app, t.service, err)
 						}
-						fmt.Fprintf(stderr, "error: scale %s/%s: %s\n", t.app, t.service, userMessage(err))
+						fmt.Fprintf(stderr, "berth: scale %s/%s: %s\n", t.app, t.service, userMessage(err))
 						failed++
 						continue
 					}

@@ -64,7 +64,7 @@ func TestScaleGoesOnPastAServiceThatFails(t *testing.T) {
 	if r.stdout != "web scaled to 2\n" {
 		t.Errorf("stdout = %q", r.stdout)
 	}
-	for _, want := range []string{"error: scale shop/agent: service shop/agent is global", "berth: 1 of 2 services were not scaled"} {
+	for _, want := range []string{"berth: scale shop/agent: service shop/agent is global", "berth: 1 of 2 services were not scaled"} {
 		if !strings.Contains(r.stderr, want) {
 			t.Errorf("stderr lacks %q:\n%s", want, r.stderr)
 		}

@@ -60,7 +60,7 @@ without them it has your own role and namespaces.`,
 				return err
 			}
 			if ttl < 0 {
-				return fmt.Errorf("--ttl %s is negative: give a positive duration such as 24h, or none for a token that does not expire", ttl)
+				return usageErrorf("--ttl %s is negative: give a positive duration such as 24h, or none for a token that does not expire", ttl)
 			}
 			return o.withCluster(cmd, func(ctx context.Context, c *cluster) error {
 				req := &berthv1.CreateAPITokenRequest{Name: args[0], Role: role, Namespaces: namespaces}

@@ -40,7 +40,9 @@ func markUsageErrors(root *cobra.Command) {
 					if _, ok := err.(*usageError); ok {
 						return err
 					}
-					return &usageError{err: err}
+					// cobra's checks count arguments without naming
+					// them: the usage line does.
+					return usageErrorf("%s: wrong arguments (%v); usage: %s", cmd.CommandPath(), err, cmd.UseLine())
 				}
 				return nil
 			}

@@ -252,6 +252,15 @@ type Images interface {
 	ImageHealthcheck(ctx context.Context, ref string) (*berthv1.HealthCheck, error)
 }
 
+// ContainerUsage measures what a container holds on disk. It is not part
+// of Runtime: a runtime that cannot tell (the fake) leaves it out, and
+// disk usage then counts its containers without their size.
+type ContainerUsage interface {
+	// WritableBytes is the size of container id's writable layer: what
+	// it wrote over its image.
+	WritableBytes(ctx context.Context, id string) (int64, error)
+}
+
 // Logs reads containers' output.
 type Logs interface {
 	// Logs calls fn for each selected line, in order, until fn fails.

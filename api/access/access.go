@@ -198,6 +198,11 @@ var Methods = map[string]Rule{
 	// only an admin takes one, and every one taken is audited although
 	// it changes nothing.
 	cluster + "SaveSnapshot": admin(true),
+	// CLI conventions: removing images changes every namespace's nodes,
+	// and disk usage counts every namespace's containers: admins only.
+	cluster + "RemoveImage": admin(true),
+	cluster + "PruneImages": admin(true),
+	cluster + "DiskUsage":   admin(false),
 
 	// Agents: Join is open (its token is the credential); a session needs
 	// the node's certificate.
@@ -216,6 +221,10 @@ var Methods = map[string]Rule{
 	node + "VolumeUsage":  serverOnly(),
 	node + "RemoveVolume": serverOnly(),
 	node + "Sbom":         serverOnly(),
+	// CLI conventions: image removal and disk usage.
+	node + "RemoveImages": serverOnly(),
+	node + "PruneImages":  serverOnly(),
+	node + "DiskUsage":    serverOnly(),
 }
 
 // ShortName is a full gRPC method name without its service

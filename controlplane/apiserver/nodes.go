@@ -244,30 +244,20 @@ func (s *Server) ListImages(ctx context.Context, req *berthv1.ListImagesRequest)
 		return nil, err
 	}
 	resp := &berthv1.ListImagesResponse{Nodes: make([]*berthv1.NodeImages, len(nodes))}
-	var wg sync.WaitGroup
+	errs := s.eachNode(ctx, nodes, listImagesNodeTimeout, func(ctx context.Context, i int, cli berthv1.NodeServiceClient) error {
+		got, err := cli.ListImages(ctx, &berthv1.ListImagesRequest{})
+		if err == nil {
+			resp.Nodes[i] = &berthv1.NodeImages{Images: got.Images}
+		}
+		return err
+	})
 	for i, n := range nodes {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			out := &berthv1.NodeImages{NodeId: n.GetMeta().GetId(), NodeName: n.Name}
-			cli, err := s.cfg.Nodes.Client(n)
-			if err == nil {
-				var got *berthv1.NodeImages
-				// One node that does not answer must not hold the
-				// listing of all.
-				nctx, cancel := context.WithTimeout(ctx, listImagesNodeTimeout)
-				got, err = cli.ListImages(nctx, &berthv1.ListImagesRequest{})
-				cancel()
-				if err == nil {
-					out.Images = got.Images
-				}
-			}
-			if err != nil {
-				out.Error = err.Error()
-			}
-			resp.Nodes[i] = out
-		}()
+		out := resp.Nodes[i]
+		if out == nil {
+			out = &berthv1.NodeImages{Error: errs[i].Error()}
+		}
+		out.NodeId, out.NodeName = n.GetMeta().GetId(), n.Name
+		resp.Nodes[i] = out
 	}
-	wg.Wait()
 	return resp, nil
 }

@@ -1,6 +1,7 @@
 package apiserver
 
 import (
+	"cmp"
 	"context"
 	"sort"
 	"sync"
@@ -58,27 +59,37 @@ func (s *Server) Top(ctx context.Context, req *berthv1.TopRequest) (*berthv1.Top
 		mu          sync.Mutex
 		stats       = map[string]*berthv1.TaskStats{}
 		unreachable []string
-		wg          sync.WaitGroup
+		nodes       []*berthv1.Node
 	)
-	for id, ids := range byNode {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			got, name, err := s.nodeStats(ctx, id, ids)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				s.log.Warn("top: node did not answer", "node", name, "err", err)
-				unreachable = append(unreachable, name)
-				return
-			}
-			for _, st := range got {
-				st.NodeId = id
-				stats[st.TaskId] = st
-			}
-		}()
+	for id := range byNode {
+		n, ok := s.cfg.Cache.Node(id)
+		if !ok {
+			unreachable = append(unreachable, id)
+			continue
+		}
+		nodes = append(nodes, n)
 	}
-	wg.Wait()
+	errs := s.eachNode(ctx, nodes, topNodeTimeout, func(ctx context.Context, i int, cli berthv1.NodeServiceClient) error {
+		id := nodes[i].GetMeta().GetId()
+		resp, err := cli.Stats(ctx, &berthv1.NodeStatsRequest{TaskIds: byNode[id]})
+		if err != nil {
+			return err
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		for _, st := range resp.Tasks {
+			st.NodeId = id
+			stats[st.TaskId] = st
+		}
+		return nil
+	})
+	for i, err := range errs {
+		if err != nil {
+			name := cmp.Or(nodes[i].Name, nodes[i].GetMeta().GetId())
+			s.log.Warn("top: node did not answer", "node", name, "err", err)
+			unreachable = append(unreachable, name)
+		}
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, status.FromContextError(err).Err()
 	}
@@ -90,28 +101,4 @@ func (s *Server) Top(ctx context.Context, req *berthv1.TopRequest) (*berthv1.Top
 		}
 	}
 	return resp, nil
-}
-
-// nodeStats asks node id for the stats of tasks ids; it returns the node's
-// name (its ID when unknown) for messages.
-func (s *Server) nodeStats(ctx context.Context, id string, ids []string) ([]*berthv1.TaskStats, string, error) {
-	n, ok := s.cfg.Cache.Node(id)
-	if !ok {
-		return nil, id, status.Errorf(codes.NotFound, "node %s is not in the cluster", id)
-	}
-	name := n.Name
-	if name == "" {
-		name = id
-	}
-	cli, err := s.cfg.Nodes.Client(n)
-	if err != nil {
-		return nil, name, err
-	}
-	ctx, cancel := context.WithTimeout(ctx, topNodeTimeout)
-	defer cancel()
-	resp, err := cli.Stats(ctx, &berthv1.NodeStatsRequest{TaskIds: ids})
-	if err != nil {
-		return nil, name, err
-	}
-	return resp.Tasks, name, nil
 }

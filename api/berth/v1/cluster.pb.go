@@ -7635,7 +7635,7 @@ var File_berth_v1_cluster_proto protoreflect.FileDescriptor
 
 const file_berth_v1_cluster_proto_rawDesc = "" +
 	"\n" +
-	"\x16berth/v1/cluster.proto\x12\bberth.v1\x1a\x16berth/v1/objects.proto\x1a\x13berth/v1/scan.proto\x1a\x17berth/v1/snapshot.proto\x1a\x16berth/v1/trigger.proto\x1a\x14berth/v1/trust.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x0f\n" +
+	"\x16berth/v1/cluster.proto\x12\bberth.v1\x1a\x16berth/v1/objects.proto\x1a\x12berth/v1/cli.proto\x1a\x13berth/v1/scan.proto\x1a\x17berth/v1/snapshot.proto\x1a\x16berth/v1/trigger.proto\x1a\x14berth/v1/trust.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x0f\n" +
 	"\rWhoAmIRequest\"|\n" +
 	"\x0eWhoAmIResponse\x12\x1c\n" +
 	"\tprincipal\x18\x01 \x01(\tR\tprincipal\x12\x12\n" +
@@ -8166,7 +8166,7 @@ const file_berth_v1_cluster_proto_rawDesc = "" +
 	"\tLogStream\x12\x1a\n" +
 	"\x16LOG_STREAM_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11LOG_STREAM_STDOUT\x10\x01\x12\x15\n" +
-	"\x11LOG_STREAM_STDERR\x10\x022\x97/\n" +
+	"\x11LOG_STREAM_STDERR\x10\x022\xf70\n" +
 	"\x0eClusterService\x128\n" +
 	"\x05Apply\x12\x16.berth.v1.ApplyRequest\x1a\x17.berth.v1.ApplyResponse\x12D\n" +
 	"\tDeleteApp\x12\x1a.berth.v1.DeleteAppRequest\x1a\x1b.berth.v1.DeleteAppResponse\x12A\n" +
@@ -8258,7 +8258,10 @@ const file_berth_v1_cluster_proto_rawDesc = "" +
 	"\x04Scan\x12\x15.berth.v1.ScanRequest\x1a\x16.berth.v1.ScanResponse\x12E\n" +
 	"\rGetScanResult\x12\x1e.berth.v1.GetScanResultRequest\x1a\x14.berth.v1.ScanResult\x12V\n" +
 	"\x0fListScanResults\x12 .berth.v1.ListScanResultsRequest\x1a!.berth.v1.ListScanResultsResponse\x12H\n" +
-	"\fSaveSnapshot\x12\x1d.berth.v1.SaveSnapshotRequest\x1a\x17.berth.v1.SnapshotChunk0\x01B4Z2github.com/berthproject/berth/api/berth/v1;berthv1b\x06proto3"
+	"\fSaveSnapshot\x12\x1d.berth.v1.SaveSnapshotRequest\x1a\x17.berth.v1.SnapshotChunk0\x01\x12K\n" +
+	"\vRemoveImage\x12\x1c.berth.v1.RemoveImageRequest\x1a\x1e.berth.v1.RemoveImagesResponse\x12K\n" +
+	"\vPruneImages\x12\x1c.berth.v1.PruneImagesRequest\x1a\x1e.berth.v1.RemoveImagesResponse\x12D\n" +
+	"\tDiskUsage\x12\x1a.berth.v1.DiskUsageRequest\x1a\x1b.berth.v1.DiskUsageResponseB4Z2github.com/berthproject/berth/api/berth/v1;berthv1b\x06proto3"
 
 var (
 	file_berth_v1_cluster_proto_rawDescOnce sync.Once
@@ -8452,27 +8455,32 @@ var file_berth_v1_cluster_proto_goTypes = []any{
 	(*GetScanResultRequest)(nil),      // 174: berth.v1.GetScanResultRequest
 	(*ListScanResultsRequest)(nil),    // 175: berth.v1.ListScanResultsRequest
 	(*SaveSnapshotRequest)(nil),       // 176: berth.v1.SaveSnapshotRequest
-	(*AuditRecord)(nil),               // 177: berth.v1.AuditRecord
-	(*CreateTriggerResponse)(nil),     // 178: berth.v1.CreateTriggerResponse
-	(*ListTriggersResponse)(nil),      // 179: berth.v1.ListTriggersResponse
-	(*ListTriggerRunsResponse)(nil),   // 180: berth.v1.ListTriggerRunsResponse
-	(*GetTriggerRunLogResponse)(nil),  // 181: berth.v1.GetTriggerRunLogResponse
-	(*RemoveTriggerResponse)(nil),     // 182: berth.v1.RemoveTriggerResponse
-	(*GenerateKeyResponse)(nil),       // 183: berth.v1.GenerateKeyResponse
-	(*ImportKeyResponse)(nil),         // 184: berth.v1.ImportKeyResponse
-	(*ListKeysResponse)(nil),          // 185: berth.v1.ListKeysResponse
-	(*RemoveKeyResponse)(nil),         // 186: berth.v1.RemoveKeyResponse
-	(*SignImageResponse)(nil),         // 187: berth.v1.SignImageResponse
-	(*SetTrustPolicyResponse)(nil),    // 188: berth.v1.SetTrustPolicyResponse
-	(*ListTrustPoliciesResponse)(nil), // 189: berth.v1.ListTrustPoliciesResponse
-	(*RemoveTrustPolicyResponse)(nil), // 190: berth.v1.RemoveTrustPolicyResponse
-	(*ListImageTagsResponse)(nil),     // 191: berth.v1.ListImageTagsResponse
-	(*VerifyImagesResponse)(nil),      // 192: berth.v1.VerifyImagesResponse
-	(*VulnDBStatus)(nil),              // 193: berth.v1.VulnDBStatus
-	(*ScanResponse)(nil),              // 194: berth.v1.ScanResponse
-	(*ScanResult)(nil),                // 195: berth.v1.ScanResult
-	(*ListScanResultsResponse)(nil),   // 196: berth.v1.ListScanResultsResponse
-	(*SnapshotChunk)(nil),             // 197: berth.v1.SnapshotChunk
+	(*RemoveImageRequest)(nil),        // 177: berth.v1.RemoveImageRequest
+	(*PruneImagesRequest)(nil),        // 178: berth.v1.PruneImagesRequest
+	(*DiskUsageRequest)(nil),          // 179: berth.v1.DiskUsageRequest
+	(*AuditRecord)(nil),               // 180: berth.v1.AuditRecord
+	(*CreateTriggerResponse)(nil),     // 181: berth.v1.CreateTriggerResponse
+	(*ListTriggersResponse)(nil),      // 182: berth.v1.ListTriggersResponse
+	(*ListTriggerRunsResponse)(nil),   // 183: berth.v1.ListTriggerRunsResponse
+	(*GetTriggerRunLogResponse)(nil),  // 184: berth.v1.GetTriggerRunLogResponse
+	(*RemoveTriggerResponse)(nil),     // 185: berth.v1.RemoveTriggerResponse
+	(*GenerateKeyResponse)(nil),       // 186: berth.v1.GenerateKeyResponse
+	(*ImportKeyResponse)(nil),         // 187: berth.v1.ImportKeyResponse
+	(*ListKeysResponse)(nil),          // 188: berth.v1.ListKeysResponse
+	(*RemoveKeyResponse)(nil),         // 189: berth.v1.RemoveKeyResponse
+	(*SignImageResponse)(nil),         // 190: berth.v1.SignImageResponse
+	(*SetTrustPolicyResponse)(nil),    // 191: berth.v1.SetTrustPolicyResponse
+	(*ListTrustPoliciesResponse)(nil), // 192: berth.v1.ListTrustPoliciesResponse
+	(*RemoveTrustPolicyResponse)(nil), // 193: berth.v1.RemoveTrustPolicyResponse
+	(*ListImageTagsResponse)(nil),     // 194: berth.v1.ListImageTagsResponse
+	(*VerifyImagesResponse)(nil),      // 195: berth.v1.VerifyImagesResponse
+	(*VulnDBStatus)(nil),              // 196: berth.v1.VulnDBStatus
+	(*ScanResponse)(nil),              // 197: berth.v1.ScanResponse
+	(*ScanResult)(nil),                // 198: berth.v1.ScanResult
+	(*ListScanResultsResponse)(nil),   // 199: berth.v1.ListScanResultsResponse
+	(*SnapshotChunk)(nil),             // 200: berth.v1.SnapshotChunk
+	(*RemoveImagesResponse)(nil),      // 201: berth.v1.RemoveImagesResponse
+	(*DiskUsageResponse)(nil),         // 202: berth.v1.DiskUsageResponse
 }
 var file_berth_v1_cluster_proto_depIdxs = []int32{
 	136, // 0: berth.v1.CreateUserRequest.ttl:type_name -> google.protobuf.Duration
@@ -8631,91 +8639,97 @@ var file_berth_v1_cluster_proto_depIdxs = []int32{
 	174, // 153: berth.v1.ClusterService.GetScanResult:input_type -> berth.v1.GetScanResultRequest
 	175, // 154: berth.v1.ClusterService.ListScanResults:input_type -> berth.v1.ListScanResultsRequest
 	176, // 155: berth.v1.ClusterService.SaveSnapshot:input_type -> berth.v1.SaveSnapshotRequest
-	93,  // 156: berth.v1.ClusterService.Apply:output_type -> berth.v1.ApplyResponse
-	95,  // 157: berth.v1.ClusterService.DeleteApp:output_type -> berth.v1.DeleteAppResponse
-	98,  // 158: berth.v1.ClusterService.ListApps:output_type -> berth.v1.ListAppsResponse
-	152, // 159: berth.v1.ClusterService.GetService:output_type -> berth.v1.Service
-	102, // 160: berth.v1.ClusterService.ListServices:output_type -> berth.v1.ListServicesResponse
-	104, // 161: berth.v1.ClusterService.ListTasks:output_type -> berth.v1.ListTasksResponse
-	106, // 162: berth.v1.ClusterService.ListNodes:output_type -> berth.v1.ListNodesResponse
-	108, // 163: berth.v1.ClusterService.ListEvents:output_type -> berth.v1.ListEventsResponse
-	110, // 164: berth.v1.ClusterService.Watch:output_type -> berth.v1.WatchEvent
-	112, // 165: berth.v1.ClusterService.Logs:output_type -> berth.v1.LogEntry
-	116, // 166: berth.v1.ClusterService.ImportImage:output_type -> berth.v1.ImportImageResponse
-	120, // 167: berth.v1.ClusterService.ListImages:output_type -> berth.v1.ListImagesResponse
-	122, // 168: berth.v1.ClusterService.JoinToken:output_type -> berth.v1.JoinTokenResponse
-	126, // 169: berth.v1.ClusterService.Version:output_type -> berth.v1.VersionResponse
-	125, // 170: berth.v1.ClusterService.ListServers:output_type -> berth.v1.ListServersResponse
-	152, // 171: berth.v1.ClusterService.ScaleService:output_type -> berth.v1.Service
-	152, // 172: berth.v1.ClusterService.RestartService:output_type -> berth.v1.Service
-	152, // 173: berth.v1.ClusterService.RollbackService:output_type -> berth.v1.Service
-	142, // 174: berth.v1.ClusterService.UpdateNode:output_type -> berth.v1.Node
-	88,  // 175: berth.v1.ClusterService.Rebalance:output_type -> berth.v1.RebalanceResponse
-	151, // 176: berth.v1.ClusterService.GetSettings:output_type -> berth.v1.ClusterSettings
-	151, // 177: berth.v1.ClusterService.UpdateSettings:output_type -> berth.v1.ClusterSettings
-	73,  // 178: berth.v1.ClusterService.Build:output_type -> berth.v1.BuildEvent
-	76,  // 179: berth.v1.ClusterService.PullImage:output_type -> berth.v1.ImageProgress
-	76,  // 180: berth.v1.ClusterService.PushImage:output_type -> berth.v1.ImageProgress
-	78,  // 181: berth.v1.ClusterService.Login:output_type -> berth.v1.LoginResponse
-	80,  // 182: berth.v1.ClusterService.Logout:output_type -> berth.v1.LogoutResponse
-	82,  // 183: berth.v1.ClusterService.ListRegistries:output_type -> berth.v1.ListRegistriesResponse
-	154, // 184: berth.v1.ClusterService.WatchEvents:output_type -> berth.v1.Event
-	59,  // 185: berth.v1.ClusterService.Exec:output_type -> berth.v1.ExecResponse
-	62,  // 186: berth.v1.ClusterService.Top:output_type -> berth.v1.TopResponse
-	64,  // 187: berth.v1.ClusterService.CreateAPIToken:output_type -> berth.v1.CreateAPITokenResponse
-	66,  // 188: berth.v1.ClusterService.ListAPITokens:output_type -> berth.v1.ListAPITokensResponse
-	68,  // 189: berth.v1.ClusterService.RevokeAPIToken:output_type -> berth.v1.RevokeAPITokenResponse
-	146, // 190: berth.v1.ClusterService.CreateNetwork:output_type -> berth.v1.Network
-	51,  // 191: berth.v1.ClusterService.ListNetworks:output_type -> berth.v1.ListNetworksResponse
-	50,  // 192: berth.v1.ClusterService.GetNetwork:output_type -> berth.v1.NetworkSummary
-	54,  // 193: berth.v1.ClusterService.RemoveNetwork:output_type -> berth.v1.RemoveNetworkResponse
-	28,  // 194: berth.v1.ClusterService.ListVolumes:output_type -> berth.v1.ListVolumesResponse
-	27,  // 195: berth.v1.ClusterService.GetVolume:output_type -> berth.v1.VolumeSummary
-	31,  // 196: berth.v1.ClusterService.RemoveVolume:output_type -> berth.v1.RemoveVolumeResponse
-	144, // 197: berth.v1.ClusterService.CreateSecret:output_type -> berth.v1.Secret
-	35,  // 198: berth.v1.ClusterService.ListSecrets:output_type -> berth.v1.ListSecretsResponse
-	33,  // 199: berth.v1.ClusterService.GetSecret:output_type -> berth.v1.SecretSummary
-	38,  // 200: berth.v1.ClusterService.RemoveSecret:output_type -> berth.v1.RemoveSecretResponse
-	145, // 201: berth.v1.ClusterService.CreateConfig:output_type -> berth.v1.Config
-	42,  // 202: berth.v1.ClusterService.ListConfigs:output_type -> berth.v1.ListConfigsResponse
-	40,  // 203: berth.v1.ClusterService.GetConfig:output_type -> berth.v1.ConfigSummary
-	45,  // 204: berth.v1.ClusterService.RemoveConfig:output_type -> berth.v1.RemoveConfigResponse
-	4,   // 205: berth.v1.ClusterService.WhoAmI:output_type -> berth.v1.WhoAmIResponse
-	6,   // 206: berth.v1.ClusterService.CreateUser:output_type -> berth.v1.CreateUserResponse
-	8,   // 207: berth.v1.ClusterService.ListUsers:output_type -> berth.v1.ListUsersResponse
-	10,  // 208: berth.v1.ClusterService.RemoveUser:output_type -> berth.v1.RemoveUserResponse
-	139, // 209: berth.v1.ClusterService.CreateNamespace:output_type -> berth.v1.Namespace
-	139, // 210: berth.v1.ClusterService.UpdateNamespace:output_type -> berth.v1.Namespace
-	15,  // 211: berth.v1.ClusterService.ListNamespaces:output_type -> berth.v1.ListNamespacesResponse
-	14,  // 212: berth.v1.ClusterService.GetNamespace:output_type -> berth.v1.NamespaceSummary
-	18,  // 213: berth.v1.ClusterService.RemoveNamespace:output_type -> berth.v1.RemoveNamespaceResponse
-	177, // 214: berth.v1.ClusterService.Audit:output_type -> berth.v1.AuditRecord
-	23,  // 215: berth.v1.ClusterService.RemoveNode:output_type -> berth.v1.RemoveNodeResponse
-	22,  // 216: berth.v1.ClusterService.MarkNodesDown:output_type -> berth.v1.MarkNodesDownResponse
-	25,  // 217: berth.v1.ClusterService.RotateCA:output_type -> berth.v1.RotateCAResponse
-	178, // 218: berth.v1.ClusterService.CreateTrigger:output_type -> berth.v1.CreateTriggerResponse
-	179, // 219: berth.v1.ClusterService.ListTriggers:output_type -> berth.v1.ListTriggersResponse
-	180, // 220: berth.v1.ClusterService.ListTriggerRuns:output_type -> berth.v1.ListTriggerRunsResponse
-	181, // 221: berth.v1.ClusterService.GetTriggerRunLog:output_type -> berth.v1.GetTriggerRunLogResponse
-	182, // 222: berth.v1.ClusterService.RemoveTrigger:output_type -> berth.v1.RemoveTriggerResponse
-	183, // 223: berth.v1.ClusterService.GenerateKey:output_type -> berth.v1.GenerateKeyResponse
-	184, // 224: berth.v1.ClusterService.ImportKey:output_type -> berth.v1.ImportKeyResponse
-	185, // 225: berth.v1.ClusterService.ListKeys:output_type -> berth.v1.ListKeysResponse
-	186, // 226: berth.v1.ClusterService.RemoveKey:output_type -> berth.v1.RemoveKeyResponse
-	187, // 227: berth.v1.ClusterService.SignImage:output_type -> berth.v1.SignImageResponse
-	188, // 228: berth.v1.ClusterService.SetTrustPolicy:output_type -> berth.v1.SetTrustPolicyResponse
-	189, // 229: berth.v1.ClusterService.ListTrustPolicies:output_type -> berth.v1.ListTrustPoliciesResponse
-	190, // 230: berth.v1.ClusterService.RemoveTrustPolicy:output_type -> berth.v1.RemoveTrustPolicyResponse
-	191, // 231: berth.v1.ClusterService.ListImageTags:output_type -> berth.v1.ListImageTagsResponse
-	192, // 232: berth.v1.ClusterService.VerifyImages:output_type -> berth.v1.VerifyImagesResponse
-	193, // 233: berth.v1.ClusterService.ImportVulnDB:output_type -> berth.v1.VulnDBStatus
-	193, // 234: berth.v1.ClusterService.GetVulnDBStatus:output_type -> berth.v1.VulnDBStatus
-	194, // 235: berth.v1.ClusterService.Scan:output_type -> berth.v1.ScanResponse
-	195, // 236: berth.v1.ClusterService.GetScanResult:output_type -> berth.v1.ScanResult
-	196, // 237: berth.v1.ClusterService.ListScanResults:output_type -> berth.v1.ListScanResultsResponse
-	197, // 238: berth.v1.ClusterService.SaveSnapshot:output_type -> berth.v1.SnapshotChunk
-	156, // [156:239] is the sub-list for method output_type
-	73,  // [73:156] is the sub-list for method input_type
+	177, // 156: berth.v1.ClusterService.RemoveImage:input_type -> berth.v1.RemoveImageRequest
+	178, // 157: berth.v1.ClusterService.PruneImages:input_type -> berth.v1.PruneImagesRequest
+	179, // 158: berth.v1.ClusterService.DiskUsage:input_type -> berth.v1.DiskUsageRequest
+	93,  // 159: berth.v1.ClusterService.Apply:output_type -> berth.v1.ApplyResponse
+	95,  // 160: berth.v1.ClusterService.DeleteApp:output_type -> berth.v1.DeleteAppResponse
+	98,  // 161: berth.v1.ClusterService.ListApps:output_type -> berth.v1.ListAppsResponse
+	152, // 162: berth.v1.ClusterService.GetService:output_type -> berth.v1.Service
+	102, // 163: berth.v1.ClusterService.ListServices:output_type -> berth.v1.ListServicesResponse
+	104, // 164: berth.v1.ClusterService.ListTasks:output_type -> berth.v1.ListTasksResponse
+	106, // 165: berth.v1.ClusterService.ListNodes:output_type -> berth.v1.ListNodesResponse
+	108, // 166: berth.v1.ClusterService.ListEvents:output_type -> berth.v1.ListEventsResponse
+	110, // 167: berth.v1.ClusterService.Watch:output_type -> berth.v1.WatchEvent
+	112, // 168: berth.v1.ClusterService.Logs:output_type -> berth.v1.LogEntry
+	116, // 169: berth.v1.ClusterService.ImportImage:output_type -> berth.v1.ImportImageResponse
+	120, // 170: berth.v1.ClusterService.ListImages:output_type -> berth.v1.ListImagesResponse
+	122, // 171: berth.v1.ClusterService.JoinToken:output_type -> berth.v1.JoinTokenResponse
+	126, // 172: berth.v1.ClusterService.Version:output_type -> berth.v1.VersionResponse
+	125, // 173: berth.v1.ClusterService.ListServers:output_type -> berth.v1.ListServersResponse
+	152, // 174: berth.v1.ClusterService.ScaleService:output_type -> berth.v1.Service
+	152, // 175: berth.v1.ClusterService.RestartService:output_type -> berth.v1.Service
+	152, // 176: berth.v1.ClusterService.RollbackService:output_type -> berth.v1.Service
+	142, // 177: berth.v1.ClusterService.UpdateNode:output_type -> berth.v1.Node
+	88,  // 178: berth.v1.ClusterService.Rebalance:output_type -> berth.v1.RebalanceResponse
+	151, // 179: berth.v1.ClusterService.GetSettings:output_type -> berth.v1.ClusterSettings
+	151, // 180: berth.v1.ClusterService.UpdateSettings:output_type -> berth.v1.ClusterSettings
+	73,  // 181: berth.v1.ClusterService.Build:output_type -> berth.v1.BuildEvent
+	76,  // 182: berth.v1.ClusterService.PullImage:output_type -> berth.v1.ImageProgress
+	76,  // 183: berth.v1.ClusterService.PushImage:output_type -> berth.v1.ImageProgress
+	78,  // 184: berth.v1.ClusterService.Login:output_type -> berth.v1.LoginResponse
+	80,  // 185: berth.v1.ClusterService.Logout:output_type -> berth.v1.LogoutResponse
+	82,  // 186: berth.v1.ClusterService.ListRegistries:output_type -> berth.v1.ListRegistriesResponse
+	154, // 187: berth.v1.ClusterService.WatchEvents:output_type -> berth.v1.Event
+	59,  // 188: berth.v1.ClusterService.Exec:output_type -> berth.v1.ExecResponse
+	62,  // 189: berth.v1.ClusterService.Top:output_type -> berth.v1.TopResponse
+	64,  // 190: berth.v1.ClusterService.CreateAPIToken:output_type -> berth.v1.CreateAPITokenResponse
+	66,  // 191: berth.v1.ClusterService.ListAPITokens:output_type -> berth.v1.ListAPITokensResponse
+	68,  // 192: berth.v1.ClusterService.RevokeAPIToken:output_type -> berth.v1.RevokeAPITokenResponse
+	146, // 193: berth.v1.ClusterService.CreateNetwork:output_type -> berth.v1.Network
+	51,  // 194: berth.v1.ClusterService.ListNetworks:output_type -> berth.v1.ListNetworksResponse
+	50,  // 195: berth.v1.ClusterService.GetNetwork:output_type -> berth.v1.NetworkSummary
+	54,  // 196: berth.v1.ClusterService.RemoveNetwork:output_type -> berth.v1.RemoveNetworkResponse
+	28,  // 197: berth.v1.ClusterService.ListVolumes:output_type -> berth.v1.ListVolumesResponse
+	27,  // 198: berth.v1.ClusterService.GetVolume:output_type -> berth.v1.VolumeSummary
+	31,  // 199: berth.v1.ClusterService.RemoveVolume:output_type -> berth.v1.RemoveVolumeResponse
+	144, // 200: berth.v1.ClusterService.CreateSecret:output_type -> berth.v1.Secret
+	35,  // 201: berth.v1.ClusterService.ListSecrets:output_type -> berth.v1.ListSecretsResponse
+	33,  // 202: berth.v1.ClusterService.GetSecret:output_type -> berth.v1.SecretSummary
+	38,  // 203: berth.v1.ClusterService.RemoveSecret:output_type -> berth.v1.RemoveSecretResponse
+	145, // 204: berth.v1.ClusterService.CreateConfig:output_type -> berth.v1.Config
+	42,  // 205: berth.v1.ClusterService.ListConfigs:output_type -> berth.v1.ListConfigsResponse
+	40,  // 206: berth.v1.ClusterService.GetConfig:output_type -> berth.v1.ConfigSummary
+	45,  // 207: berth.v1.ClusterService.RemoveConfig:output_type -> berth.v1.RemoveConfigResponse
+	4,   // 208: berth.v1.ClusterService.WhoAmI:output_type -> berth.v1.WhoAmIResponse
+	6,   // 209: berth.v1.ClusterService.CreateUser:output_type -> berth.v1.CreateUserResponse
+	8,   // 210: berth.v1.ClusterService.ListUsers:output_type -> berth.v1.ListUsersResponse
+	10,  // 211: berth.v1.ClusterService.RemoveUser:output_type -> berth.v1.RemoveUserResponse
+	139, // 212: berth.v1.ClusterService.CreateNamespace:output_type -> berth.v1.Namespace
+	139, // 213: berth.v1.ClusterService.UpdateNamespace:output_type -> berth.v1.Namespace
+	15,  // 214: berth.v1.ClusterService.ListNamespaces:output_type -> berth.v1.ListNamespacesResponse
+	14,  // 215: berth.v1.ClusterService.GetNamespace:output_type -> berth.v1.NamespaceSummary
+	18,  // 216: berth.v1.ClusterService.RemoveNamespace:output_type -> berth.v1.RemoveNamespaceResponse
+	180, // 217: berth.v1.ClusterService.Audit:output_type -> berth.v1.AuditRecord
+	23,  // 218: berth.v1.ClusterService.RemoveNode:output_type -> berth.v1.RemoveNodeResponse
+	22,  // 219: berth.v1.ClusterService.MarkNodesDown:output_type -> berth.v1.MarkNodesDownResponse
+	25,  // 220: berth.v1.ClusterService.RotateCA:output_type -> berth.v1.RotateCAResponse
+	181, // 221: berth.v1.ClusterService.CreateTrigger:output_type -> berth.v1.CreateTriggerResponse
+	182, // 222: berth.v1.ClusterService.ListTriggers:output_type -> berth.v1.ListTriggersResponse
+	183, // 223: berth.v1.ClusterService.ListTriggerRuns:output_type -> berth.v1.ListTriggerRunsResponse
+	184, // 224: berth.v1.ClusterService.GetTriggerRunLog:output_type -> berth.v1.GetTriggerRunLogResponse
+	185, // 225: berth.v1.ClusterService.RemoveTrigger:output_type -> berth.v1.RemoveTriggerResponse
+	186, // 226: berth.v1.ClusterService.GenerateKey:output_type -> berth.v1.GenerateKeyResponse
+	187, // 227: berth.v1.ClusterService.ImportKey:output_type -> berth.v1.ImportKeyResponse
+	188, // 228: berth.v1.ClusterService.ListKeys:output_type -> berth.v1.ListKeysResponse
+	189, // 229: berth.v1.ClusterService.RemoveKey:output_type -> berth.v1.RemoveKeyResponse
+	190, // 230: berth.v1.ClusterService.SignImage:output_type -> berth.v1.SignImageResponse
+	191, // 231: berth.v1.ClusterService.SetTrustPolicy:output_type -> berth.v1.SetTrustPolicyResponse
+	192, // 232: berth.v1.ClusterService.ListTrustPolicies:output_type -> berth.v1.ListTrustPoliciesResponse
+	193, // 233: berth.v1.ClusterService.RemoveTrustPolicy:output_type -> berth.v1.RemoveTrustPolicyResponse
+	194, // 234: berth.v1.ClusterService.ListImageTags:output_type -> berth.v1.ListImageTagsResponse
+	195, // 235: berth.v1.ClusterService.VerifyImages:output_type -> berth.v1.VerifyImagesResponse
+	196, // 236: berth.v1.ClusterService.ImportVulnDB:output_type -> berth.v1.VulnDBStatus
+	196, // 237: berth.v1.ClusterService.GetVulnDBStatus:output_type -> berth.v1.VulnDBStatus
+	197, // 238: berth.v1.ClusterService.Scan:output_type -> berth.v1.ScanResponse
+	198, // 239: berth.v1.ClusterService.GetScanResult:output_type -> berth.v1.ScanResult
+	199, // 240: berth.v1.ClusterService.ListScanResults:output_type -> berth.v1.ListScanResultsResponse
+	200, // 241: berth.v1.ClusterService.SaveSnapshot:output_type -> berth.v1.SnapshotChunk
+	201, // 242: berth.v1.ClusterService.RemoveImage:output_type -> berth.v1.RemoveImagesResponse
+	201, // 243: berth.v1.ClusterService.PruneImages:output_type -> berth.v1.RemoveImagesResponse
+	202, // 244: berth.v1.ClusterService.DiskUsage:output_type -> berth.v1.DiskUsageResponse
+	159, // [159:245] is the sub-list for method output_type
+	73,  // [73:159] is the sub-list for method input_type
 	73,  // [73:73] is the sub-list for extension type_name
 	73,  // [73:73] is the sub-list for extension extendee
 	0,   // [0:73] is the sub-list for field type_name
@@ -8727,6 +8741,7 @@ func file_berth_v1_cluster_proto_init() {
 		return
 	}
 	file_berth_v1_objects_proto_init()
+	file_berth_v1_cli_proto_init()
 	file_berth_v1_scan_proto_init()
 	file_berth_v1_snapshot_proto_init()
 	file_berth_v1_trigger_proto_init()

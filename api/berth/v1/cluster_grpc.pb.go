@@ -102,6 +102,9 @@ const (
 	ClusterService_GetScanResult_FullMethodName     = "/berth.v1.ClusterService/GetScanResult"
 	ClusterService_ListScanResults_FullMethodName   = "/berth.v1.ClusterService/ListScanResults"
 	ClusterService_SaveSnapshot_FullMethodName      = "/berth.v1.ClusterService/SaveSnapshot"
+	ClusterService_RemoveImage_FullMethodName       = "/berth.v1.ClusterService/RemoveImage"
+	ClusterService_PruneImages_FullMethodName       = "/berth.v1.ClusterService/PruneImages"
+	ClusterService_DiskUsage_FullMethodName         = "/berth.v1.ClusterService/DiskUsage"
 )
 
 // ClusterServiceClient is the client API for ClusterService service.
@@ -277,6 +280,17 @@ type ClusterServiceClient interface {
 	// etcd snapshot taken through etcd's maintenance API, and the cluster's
 	// key-encryption key sealed with the passphrase unless without_key.
 	SaveSnapshot(ctx context.Context, in *SaveSnapshotRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[SnapshotChunk], error)
+	// --- CLI conventions: image removal and disk usage ---
+	// RemoveImage removes images from the nodes' stores; an image a task's
+	// container uses is refused (naming the task) unless force, and an
+	// image a running task uses is always kept.
+	RemoveImage(ctx context.Context, in *RemoveImageRequest, opts ...grpc.CallOption) (*RemoveImagesResponse, error)
+	// PruneImages removes the images no container uses: dangling ones, or
+	// all unused with all.
+	PruneImages(ctx context.Context, in *PruneImagesRequest, opts ...grpc.CallOption) (*RemoveImagesResponse, error)
+	// DiskUsage reports, per node, the images, containers, volumes and build
+	// cache on disk.
+	DiskUsage(ctx context.Context, in *DiskUsageRequest, opts ...grpc.CallOption) (*DiskUsageResponse, error)
 }
 
 type clusterServiceClient struct {
@@ -1192,6 +1206,36 @@ func (c *clusterServiceClient) SaveSnapshot(ctx context.Context, in *SaveSnapsho
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type ClusterService_SaveSnapshotClient = grpc.ServerStreamingClient[SnapshotChunk]
 
+func (c *clusterServiceClient) RemoveImage(ctx context.Context, in *RemoveImageRequest, opts ...grpc.CallOption) (*RemoveImagesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RemoveImagesResponse)
+	err := c.cc.Invoke(ctx, ClusterService_RemoveImage_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *clusterServiceClient) PruneImages(ctx context.Context, in *PruneImagesRequest, opts ...grpc.CallOption) (*RemoveImagesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RemoveImagesResponse)
+	err := c.cc.Invoke(ctx, ClusterService_PruneImages_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *clusterServiceClient) DiskUsage(ctx context.Context, in *DiskUsageRequest, opts ...grpc.CallOption) (*DiskUsageResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DiskUsageResponse)
+	err := c.cc.Invoke(ctx, ClusterService_DiskUsage_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ClusterServiceServer is the server API for ClusterService service.
 // All implementations must embed UnimplementedClusterServiceServer
 // for forward compatibility.
@@ -1365,6 +1409,17 @@ type ClusterServiceServer interface {
 	// etcd snapshot taken through etcd's maintenance API, and the cluster's
 	// key-encryption key sealed with the passphrase unless without_key.
 	SaveSnapshot(*SaveSnapshotRequest, grpc.ServerStreamingServer[SnapshotChunk]) error
+	// --- CLI conventions: image removal and disk usage ---
+	// RemoveImage removes images from the nodes' stores; an image a task's
+	// container uses is refused (naming the task) unless force, and an
+	// image a running task uses is always kept.
+	RemoveImage(context.Context, *RemoveImageRequest) (*RemoveImagesResponse, error)
+	// PruneImages removes the images no container uses: dangling ones, or
+	// all unused with all.
+	PruneImages(context.Context, *PruneImagesRequest) (*RemoveImagesResponse, error)
+	// DiskUsage reports, per node, the images, containers, volumes and build
+	// cache on disk.
+	DiskUsage(context.Context, *DiskUsageRequest) (*DiskUsageResponse, error)
 	mustEmbedUnimplementedClusterServiceServer()
 }
 
@@ -1623,6 +1678,15 @@ func (UnimplementedClusterServiceServer) ListScanResults(context.Context, *ListS
 }
 func (UnimplementedClusterServiceServer) SaveSnapshot(*SaveSnapshotRequest, grpc.ServerStreamingServer[SnapshotChunk]) error {
 	return status.Error(codes.Unimplemented, "method SaveSnapshot not implemented")
+}
+func (UnimplementedClusterServiceServer) RemoveImage(context.Context, *RemoveImageRequest) (*RemoveImagesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RemoveImage not implemented")
+}
+func (UnimplementedClusterServiceServer) PruneImages(context.Context, *PruneImagesRequest) (*RemoveImagesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PruneImages not implemented")
+}
+func (UnimplementedClusterServiceServer) DiskUsage(context.Context, *DiskUsageRequest) (*DiskUsageResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DiskUsage not implemented")
 }
 func (UnimplementedClusterServiceServer) mustEmbedUnimplementedClusterServiceServer() {}
 func (UnimplementedClusterServiceServer) testEmbeddedByValue()                        {}
@@ -3046,6 +3110,60 @@ func _ClusterService_SaveSnapshot_Handler(srv interface{}, stream grpc.ServerStr
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type ClusterService_SaveSnapshotServer = grpc.ServerStreamingServer[SnapshotChunk]
 
+func _ClusterService_RemoveImage_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RemoveImageRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClusterServiceServer).RemoveImage(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ClusterService_RemoveImage_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClusterServiceServer).RemoveImage(ctx, req.(*RemoveImageRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ClusterService_PruneImages_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PruneImagesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClusterServiceServer).PruneImages(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ClusterService_PruneImages_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClusterServiceServer).PruneImages(ctx, req.(*PruneImagesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ClusterService_DiskUsage_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DiskUsageRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClusterServiceServer).DiskUsage(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ClusterService_DiskUsage_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClusterServiceServer).DiskUsage(ctx, req.(*DiskUsageRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ClusterService_ServiceDesc is the grpc.ServiceDesc for ClusterService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -3340,6 +3458,18 @@ var ClusterService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListScanResults",
 			Handler:    _ClusterService_ListScanResults_Handler,
+		},
+		{
+			MethodName: "RemoveImage",
+			Handler:    _ClusterService_RemoveImage_Handler,
+		},
+		{
+			MethodName: "PruneImages",
+			Handler:    _ClusterService_PruneImages_Handler,
+		},
+		{
+			MethodName: "DiskUsage",
+			Handler:    _ClusterService_DiskUsage_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

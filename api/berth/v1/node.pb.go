@@ -642,7 +642,7 @@ var File_berth_v1_node_proto protoreflect.FileDescriptor
 
 const file_berth_v1_node_proto_rawDesc = "" +
 	"\n" +
-	"\x13berth/v1/node.proto\x12\bberth.v1\x1a\x14berth/v1/agent.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16berth/v1/cluster.proto\x1a\x13berth/v1/scan.proto\"A\n" +
+	"\x13berth/v1/node.proto\x12\bberth.v1\x1a\x14berth/v1/agent.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16berth/v1/cluster.proto\x1a\x13berth/v1/scan.proto\x1a\x12berth/v1/cli.proto\"A\n" +
 	"\rNodeVolumeRef\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\"K\n" +
@@ -677,7 +677,7 @@ const file_berth_v1_node_proto_rawDesc = "" +
 	"\x04tail\x18\x03 \x01(\x03R\x04tail\x120\n" +
 	"\x05since\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\".\n" +
 	"\x16NodeImportImageRequest\x12\x14\n" +
-	"\x05chunk\x18\x01 \x01(\fR\x05chunk2\x88\x06\n" +
+	"\x05chunk\x18\x01 \x01(\fR\x05chunk2\xea\a\n" +
 	"\vNodeService\x127\n" +
 	"\x04Logs\x12\x19.berth.v1.NodeLogsRequest\x1a\x12.berth.v1.LogEntry0\x01\x12M\n" +
 	"\vImportImage\x12 .berth.v1.NodeImportImageRequest\x1a\x1a.berth.v1.NodeImportResult(\x01\x12?\n" +
@@ -690,7 +690,10 @@ const file_berth_v1_node_proto_rawDesc = "" +
 	"\x05Stats\x12\x1a.berth.v1.NodeStatsRequest\x1a\x1b.berth.v1.NodeStatsResponse\x12R\n" +
 	"\vVolumeUsage\x12 .berth.v1.NodeVolumeUsageRequest\x1a!.berth.v1.NodeVolumeUsageResponse\x12U\n" +
 	"\fRemoveVolume\x12!.berth.v1.NodeRemoveVolumeRequest\x1a\".berth.v1.NodeRemoveVolumeResponse\x12=\n" +
-	"\x04Sbom\x12\x19.berth.v1.NodeSbomRequest\x1a\x1a.berth.v1.NodeSbomResponseB4Z2github.com/berthproject/berth/api/berth/v1;berthv1b\x06proto3"
+	"\x04Sbom\x12\x19.berth.v1.NodeSbomRequest\x1a\x1a.berth.v1.NodeSbomResponse\x12M\n" +
+	"\fRemoveImages\x12!.berth.v1.NodeRemoveImagesRequest\x1a\x1a.berth.v1.NodeImageRemoval\x12K\n" +
+	"\vPruneImages\x12 .berth.v1.NodePruneImagesRequest\x1a\x1a.berth.v1.NodeImageRemoval\x12D\n" +
+	"\tDiskUsage\x12\x1e.berth.v1.NodeDiskUsageRequest\x1a\x17.berth.v1.NodeDiskUsageB4Z2github.com/berthproject/berth/api/berth/v1;berthv1b\x06proto3"
 
 var (
 	file_berth_v1_node_proto_rawDescOnce sync.Once
@@ -725,13 +728,18 @@ var file_berth_v1_node_proto_goTypes = []any{
 	(*BuildRequest)(nil),             // 16: berth.v1.BuildRequest
 	(*ExecRequest)(nil),              // 17: berth.v1.ExecRequest
 	(*NodeSbomRequest)(nil),          // 18: berth.v1.NodeSbomRequest
-	(*LogEntry)(nil),                 // 19: berth.v1.LogEntry
-	(*NodeImportResult)(nil),         // 20: berth.v1.NodeImportResult
-	(*NodeImages)(nil),               // 21: berth.v1.NodeImages
-	(*BuildEvent)(nil),               // 22: berth.v1.BuildEvent
-	(*ImageProgress)(nil),            // 23: berth.v1.ImageProgress
-	(*ExecResponse)(nil),             // 24: berth.v1.ExecResponse
-	(*NodeSbomResponse)(nil),         // 25: berth.v1.NodeSbomResponse
+	(*NodeRemoveImagesRequest)(nil),  // 19: berth.v1.NodeRemoveImagesRequest
+	(*NodePruneImagesRequest)(nil),   // 20: berth.v1.NodePruneImagesRequest
+	(*NodeDiskUsageRequest)(nil),     // 21: berth.v1.NodeDiskUsageRequest
+	(*LogEntry)(nil),                 // 22: berth.v1.LogEntry
+	(*NodeImportResult)(nil),         // 23: berth.v1.NodeImportResult
+	(*NodeImages)(nil),               // 24: berth.v1.NodeImages
+	(*BuildEvent)(nil),               // 25: berth.v1.BuildEvent
+	(*ImageProgress)(nil),            // 26: berth.v1.ImageProgress
+	(*ExecResponse)(nil),             // 27: berth.v1.ExecResponse
+	(*NodeSbomResponse)(nil),         // 28: berth.v1.NodeSbomResponse
+	(*NodeImageRemoval)(nil),         // 29: berth.v1.NodeImageRemoval
+	(*NodeDiskUsage)(nil),            // 30: berth.v1.NodeDiskUsage
 }
 var file_berth_v1_node_proto_depIdxs = []int32{
 	0,  // 0: berth.v1.NodeVolumeUsageRequest.volumes:type_name -> berth.v1.NodeVolumeRef
@@ -751,19 +759,25 @@ var file_berth_v1_node_proto_depIdxs = []int32{
 	1,  // 14: berth.v1.NodeService.VolumeUsage:input_type -> berth.v1.NodeVolumeUsageRequest
 	4,  // 15: berth.v1.NodeService.RemoveVolume:input_type -> berth.v1.NodeRemoveVolumeRequest
 	18, // 16: berth.v1.NodeService.Sbom:input_type -> berth.v1.NodeSbomRequest
-	19, // 17: berth.v1.NodeService.Logs:output_type -> berth.v1.LogEntry
-	20, // 18: berth.v1.NodeService.ImportImage:output_type -> berth.v1.NodeImportResult
-	21, // 19: berth.v1.NodeService.ListImages:output_type -> berth.v1.NodeImages
-	22, // 20: berth.v1.NodeService.Build:output_type -> berth.v1.BuildEvent
-	23, // 21: berth.v1.NodeService.PullImage:output_type -> berth.v1.ImageProgress
-	23, // 22: berth.v1.NodeService.PushImage:output_type -> berth.v1.ImageProgress
-	24, // 23: berth.v1.NodeService.Exec:output_type -> berth.v1.ExecResponse
-	7,  // 24: berth.v1.NodeService.Stats:output_type -> berth.v1.NodeStatsResponse
-	3,  // 25: berth.v1.NodeService.VolumeUsage:output_type -> berth.v1.NodeVolumeUsageResponse
-	5,  // 26: berth.v1.NodeService.RemoveVolume:output_type -> berth.v1.NodeRemoveVolumeResponse
-	25, // 27: berth.v1.NodeService.Sbom:output_type -> berth.v1.NodeSbomResponse
-	17, // [17:28] is the sub-list for method output_type
-	6,  // [6:17] is the sub-list for method input_type
+	19, // 17: berth.v1.NodeService.RemoveImages:input_type -> berth.v1.NodeRemoveImagesRequest
+	20, // 18: berth.v1.NodeService.PruneImages:input_type -> berth.v1.NodePruneImagesRequest
+	21, // 19: berth.v1.NodeService.DiskUsage:input_type -> berth.v1.NodeDiskUsageRequest
+	22, // 20: berth.v1.NodeService.Logs:output_type -> berth.v1.LogEntry
+	23, // 21: berth.v1.NodeService.ImportImage:output_type -> berth.v1.NodeImportResult
+	24, // 22: berth.v1.NodeService.ListImages:output_type -> berth.v1.NodeImages
+	25, // 23: berth.v1.NodeService.Build:output_type -> berth.v1.BuildEvent
+	26, // 24: berth.v1.NodeService.PullImage:output_type -> berth.v1.ImageProgress
+	26, // 25: berth.v1.NodeService.PushImage:output_type -> berth.v1.ImageProgress
+	27, // 26: berth.v1.NodeService.Exec:output_type -> berth.v1.ExecResponse
+	7,  // 27: berth.v1.NodeService.Stats:output_type -> berth.v1.NodeStatsResponse
+	3,  // 28: berth.v1.NodeService.VolumeUsage:output_type -> berth.v1.NodeVolumeUsageResponse
+	5,  // 29: berth.v1.NodeService.RemoveVolume:output_type -> berth.v1.NodeRemoveVolumeResponse
+	28, // 30: berth.v1.NodeService.Sbom:output_type -> berth.v1.NodeSbomResponse
+	29, // 31: berth.v1.NodeService.RemoveImages:output_type -> berth.v1.NodeImageRemoval
+	29, // 32: berth.v1.NodeService.PruneImages:output_type -> berth.v1.NodeImageRemoval
+	30, // 33: berth.v1.NodeService.DiskUsage:output_type -> berth.v1.NodeDiskUsage
+	20, // [20:34] is the sub-list for method output_type
+	6,  // [6:20] is the sub-list for method input_type
 	6,  // [6:6] is the sub-list for extension type_name
 	6,  // [6:6] is the sub-list for extension extendee
 	0,  // [0:6] is the sub-list for field type_name
@@ -777,6 +791,7 @@ func file_berth_v1_node_proto_init() {
 	file_berth_v1_agent_proto_init()
 	file_berth_v1_cluster_proto_init()
 	file_berth_v1_scan_proto_init()
+	file_berth_v1_cli_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

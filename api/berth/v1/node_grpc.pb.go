@@ -30,6 +30,9 @@ const (
 	NodeService_VolumeUsage_FullMethodName  = "/berth.v1.NodeService/VolumeUsage"
 	NodeService_RemoveVolume_FullMethodName = "/berth.v1.NodeService/RemoveVolume"
 	NodeService_Sbom_FullMethodName         = "/berth.v1.NodeService/Sbom"
+	NodeService_RemoveImages_FullMethodName = "/berth.v1.NodeService/RemoveImages"
+	NodeService_PruneImages_FullMethodName  = "/berth.v1.NodeService/PruneImages"
+	NodeService_DiskUsage_FullMethodName    = "/berth.v1.NodeService/DiskUsage"
 )
 
 // NodeServiceClient is the client API for NodeService service.
@@ -67,6 +70,15 @@ type NodeServiceClient interface {
 	// Sbom lists the packages of an image of the node's store, pulling it
 	// first when it is missing.
 	Sbom(ctx context.Context, in *NodeSbomRequest, opts ...grpc.CallOption) (*NodeSbomResponse, error)
+	// --- CLI conventions: image removal and disk usage ---
+	// RemoveImages removes images from the node's store, keeping those its
+	// containers use (running ones even with force).
+	RemoveImages(ctx context.Context, in *NodeRemoveImagesRequest, opts ...grpc.CallOption) (*NodeImageRemoval, error)
+	// PruneImages removes the images no container of the node uses.
+	PruneImages(ctx context.Context, in *NodePruneImagesRequest, opts ...grpc.CallOption) (*NodeImageRemoval, error)
+	// DiskUsage measures the node's images, containers, volumes and build
+	// cache.
+	DiskUsage(ctx context.Context, in *NodeDiskUsageRequest, opts ...grpc.CallOption) (*NodeDiskUsage, error)
 }
 
 type nodeServiceClient struct {
@@ -223,6 +235,36 @@ func (c *nodeServiceClient) Sbom(ctx context.Context, in *NodeSbomRequest, opts 
 	return out, nil
 }
 
+func (c *nodeServiceClient) RemoveImages(ctx context.Context, in *NodeRemoveImagesRequest, opts ...grpc.CallOption) (*NodeImageRemoval, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(NodeImageRemoval)
+	err := c.cc.Invoke(ctx, NodeService_RemoveImages_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *nodeServiceClient) PruneImages(ctx context.Context, in *NodePruneImagesRequest, opts ...grpc.CallOption) (*NodeImageRemoval, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(NodeImageRemoval)
+	err := c.cc.Invoke(ctx, NodeService_PruneImages_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *nodeServiceClient) DiskUsage(ctx context.Context, in *NodeDiskUsageRequest, opts ...grpc.CallOption) (*NodeDiskUsage, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(NodeDiskUsage)
+	err := c.cc.Invoke(ctx, NodeService_DiskUsage_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // NodeServiceServer is the server API for NodeService service.
 // All implementations must embed UnimplementedNodeServiceServer
 // for forward compatibility.
@@ -258,6 +300,15 @@ type NodeServiceServer interface {
 	// Sbom lists the packages of an image of the node's store, pulling it
 	// first when it is missing.
 	Sbom(context.Context, *NodeSbomRequest) (*NodeSbomResponse, error)
+	// --- CLI conventions: image removal and disk usage ---
+	// RemoveImages removes images from the node's store, keeping those its
+	// containers use (running ones even with force).
+	RemoveImages(context.Context, *NodeRemoveImagesRequest) (*NodeImageRemoval, error)
+	// PruneImages removes the images no container of the node uses.
+	PruneImages(context.Context, *NodePruneImagesRequest) (*NodeImageRemoval, error)
+	// DiskUsage measures the node's images, containers, volumes and build
+	// cache.
+	DiskUsage(context.Context, *NodeDiskUsageRequest) (*NodeDiskUsage, error)
 	mustEmbedUnimplementedNodeServiceServer()
 }
 
@@ -300,6 +351,15 @@ func (UnimplementedNodeServiceServer) RemoveVolume(context.Context, *NodeRemoveV
 }
 func (UnimplementedNodeServiceServer) Sbom(context.Context, *NodeSbomRequest) (*NodeSbomResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Sbom not implemented")
+}
+func (UnimplementedNodeServiceServer) RemoveImages(context.Context, *NodeRemoveImagesRequest) (*NodeImageRemoval, error) {
+	return nil, status.Error(codes.Unimplemented, "method RemoveImages not implemented")
+}
+func (UnimplementedNodeServiceServer) PruneImages(context.Context, *NodePruneImagesRequest) (*NodeImageRemoval, error) {
+	return nil, status.Error(codes.Unimplemented, "method PruneImages not implemented")
+}
+func (UnimplementedNodeServiceServer) DiskUsage(context.Context, *NodeDiskUsageRequest) (*NodeDiskUsage, error) {
+	return nil, status.Error(codes.Unimplemented, "method DiskUsage not implemented")
 }
 func (UnimplementedNodeServiceServer) mustEmbedUnimplementedNodeServiceServer() {}
 func (UnimplementedNodeServiceServer) testEmbeddedByValue()                     {}
@@ -466,6 +526,60 @@ func _NodeService_Sbom_Handler(srv interface{}, ctx context.Context, dec func(in
 	return interceptor(ctx, in, info, handler)
 }
 
+func _NodeService_RemoveImages_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(NodeRemoveImagesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(NodeServiceServer).RemoveImages(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: NodeService_RemoveImages_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(NodeServiceServer).RemoveImages(ctx, req.(*NodeRemoveImagesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _NodeService_PruneImages_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(NodePruneImagesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(NodeServiceServer).PruneImages(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: NodeService_PruneImages_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(NodeServiceServer).PruneImages(ctx, req.(*NodePruneImagesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _NodeService_DiskUsage_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(NodeDiskUsageRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(NodeServiceServer).DiskUsage(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: NodeService_DiskUsage_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(NodeServiceServer).DiskUsage(ctx, req.(*NodeDiskUsageRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // NodeService_ServiceDesc is the grpc.ServiceDesc for NodeService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -492,6 +606,18 @@ var NodeService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Sbom",
 			Handler:    _NodeService_Sbom_Handler,
+		},
+		{
+			MethodName: "RemoveImages",
+			Handler:    _NodeService_RemoveImages_Handler,
+		},
+		{
+			MethodName: "PruneImages",
+			Handler:    _NodeService_PruneImages_Handler,
+		},
+		{
+			MethodName: "DiskUsage",
+			Handler:    _NodeService_DiskUsage_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
