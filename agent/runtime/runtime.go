@@ -57,6 +57,18 @@ type ContainerSpec struct {
 	Files []files.File
 	// Options are the container's process and kernel options.
 	Options ContainerOptions
+	// Log bounds the container's log files; zero fields take the node's
+	// defaults.
+	Log LogLimits
+}
+
+// LogLimits bound a container's log files (json-file max-size and
+// max-file). A zero field means the node's default.
+type LogLimits struct {
+	// MaxSize is the size in bytes past which the file is rotated.
+	MaxSize int64
+	// MaxFiles is how many files are kept, the one being written included.
+	MaxFiles int
 }
 
 // NetworkInterface is a container's place on one network.
@@ -183,6 +195,9 @@ type LogOptions struct {
 	// Since keeps the lines written at or after it; zero keeps all. It
 	// applies before Tail.
 	Since time.Time
+	// Until keeps the lines written at or before it; zero keeps all. It
+	// applies before Tail, and ends a followed read once passed.
+	Until time.Time
 }
 
 // Errors the runtime returns, wrapped; test with errors.Is.
