@@ -6687,7 +6687,10 @@ type LogsRequest struct {
 	// tail is the number of last lines per task; negative means all.
 	Tail int64 `protobuf:"varint,6,opt,name=tail,proto3" json:"tail,omitempty"`
 	// since keeps the lines written at or after this time.
-	Since         *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=since,proto3" json:"since,omitempty"`
+	Since *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=since,proto3" json:"since,omitempty"`
+	// until keeps the lines written at or before this time; a followed
+	// stream ends once it has passed.
+	Until         *timestamppb.Timestamp `protobuf:"bytes,40,opt,name=until,proto3" json:"until,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -6767,6 +6770,13 @@ func (x *LogsRequest) GetTail() int64 {
 func (x *LogsRequest) GetSince() *timestamppb.Timestamp {
 	if x != nil {
 		return x.Since
+	}
+	return nil
+}
+
+func (x *LogsRequest) GetUntil() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Until
 	}
 	return nil
 }
@@ -8088,7 +8098,7 @@ const file_berth_v1_cluster_proto_rawDesc = "" +
 	"\x04node\x18\x02 \x01(\v2\x0e.berth.v1.NodeH\x00R\x04node\x12-\n" +
 	"\aservice\x18\x03 \x01(\v2\x11.berth.v1.ServiceH\x00R\aservice\x12$\n" +
 	"\x04task\x18\x04 \x01(\v2\x0e.berth.v1.TaskH\x00R\x04taskB\b\n" +
-	"\x06object\"\xce\x01\n" +
+	"\x06object\"\x80\x02\n" +
 	"\vLogsRequest\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x10\n" +
 	"\x03app\x18\x02 \x01(\tR\x03app\x12\x18\n" +
@@ -8096,7 +8106,8 @@ const file_berth_v1_cluster_proto_rawDesc = "" +
 	"\atask_id\x18\x04 \x01(\tR\x06taskId\x12\x16\n" +
 	"\x06follow\x18\x05 \x01(\bR\x06follow\x12\x12\n" +
 	"\x04tail\x18\x06 \x01(\x03R\x04tail\x120\n" +
-	"\x05since\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x05since\"\xd7\x01\n" +
+	"\x05since\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x120\n" +
+	"\x05until\x18( \x01(\v2\x1a.google.protobuf.TimestampR\x05until\"\xd7\x01\n" +
 	"\bLogEntry\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\tR\x06taskId\x12\x17\n" +
 	"\anode_id\x18\x02 \x01(\tR\x06nodeId\x12+\n" +
@@ -8534,186 +8545,187 @@ var file_berth_v1_cluster_proto_depIdxs = []int32{
 	152, // 59: berth.v1.WatchEvent.service:type_name -> berth.v1.Service
 	153, // 60: berth.v1.WatchEvent.task:type_name -> berth.v1.Task
 	141, // 61: berth.v1.LogsRequest.since:type_name -> google.protobuf.Timestamp
-	2,   // 62: berth.v1.LogEntry.stream:type_name -> berth.v1.LogStream
-	141, // 63: berth.v1.LogEntry.at:type_name -> google.protobuf.Timestamp
-	113, // 64: berth.v1.ImportImageRequest.header:type_name -> berth.v1.ImportImageHeader
-	117, // 65: berth.v1.NodeImportResult.images:type_name -> berth.v1.Image
-	115, // 66: berth.v1.ImportImageResponse.results:type_name -> berth.v1.NodeImportResult
-	141, // 67: berth.v1.Image.created_at:type_name -> google.protobuf.Timestamp
-	117, // 68: berth.v1.NodeImages.images:type_name -> berth.v1.Image
-	119, // 69: berth.v1.ListImagesResponse.nodes:type_name -> berth.v1.NodeImages
-	136, // 70: berth.v1.JoinTokenRequest.ttl:type_name -> google.protobuf.Duration
-	141, // 71: berth.v1.JoinTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
-	155, // 72: berth.v1.ListServersResponse.servers:type_name -> berth.v1.ServerInfo
-	91,  // 73: berth.v1.ClusterService.Apply:input_type -> berth.v1.ApplyRequest
-	94,  // 74: berth.v1.ClusterService.DeleteApp:input_type -> berth.v1.DeleteAppRequest
-	96,  // 75: berth.v1.ClusterService.ListApps:input_type -> berth.v1.ListAppsRequest
-	99,  // 76: berth.v1.ClusterService.GetService:input_type -> berth.v1.GetServiceRequest
-	100, // 77: berth.v1.ClusterService.ListServices:input_type -> berth.v1.ListServicesRequest
-	103, // 78: berth.v1.ClusterService.ListTasks:input_type -> berth.v1.ListTasksRequest
-	105, // 79: berth.v1.ClusterService.ListNodes:input_type -> berth.v1.ListNodesRequest
-	107, // 80: berth.v1.ClusterService.ListEvents:input_type -> berth.v1.ListEventsRequest
-	109, // 81: berth.v1.ClusterService.Watch:input_type -> berth.v1.WatchRequest
-	111, // 82: berth.v1.ClusterService.Logs:input_type -> berth.v1.LogsRequest
-	114, // 83: berth.v1.ClusterService.ImportImage:input_type -> berth.v1.ImportImageRequest
-	118, // 84: berth.v1.ClusterService.ListImages:input_type -> berth.v1.ListImagesRequest
-	121, // 85: berth.v1.ClusterService.JoinToken:input_type -> berth.v1.JoinTokenRequest
-	123, // 86: berth.v1.ClusterService.Version:input_type -> berth.v1.VersionRequest
-	124, // 87: berth.v1.ClusterService.ListServers:input_type -> berth.v1.ListServersRequest
-	83,  // 88: berth.v1.ClusterService.ScaleService:input_type -> berth.v1.ScaleServiceRequest
-	84,  // 89: berth.v1.ClusterService.RestartService:input_type -> berth.v1.RestartServiceRequest
-	85,  // 90: berth.v1.ClusterService.RollbackService:input_type -> berth.v1.RollbackServiceRequest
-	86,  // 91: berth.v1.ClusterService.UpdateNode:input_type -> berth.v1.UpdateNodeRequest
-	87,  // 92: berth.v1.ClusterService.Rebalance:input_type -> berth.v1.RebalanceRequest
-	89,  // 93: berth.v1.ClusterService.GetSettings:input_type -> berth.v1.GetSettingsRequest
-	90,  // 94: berth.v1.ClusterService.UpdateSettings:input_type -> berth.v1.UpdateSettingsRequest
-	71,  // 95: berth.v1.ClusterService.Build:input_type -> berth.v1.BuildRequest
-	74,  // 96: berth.v1.ClusterService.PullImage:input_type -> berth.v1.PullImageRequest
-	75,  // 97: berth.v1.ClusterService.PushImage:input_type -> berth.v1.PushImageRequest
-	77,  // 98: berth.v1.ClusterService.Login:input_type -> berth.v1.LoginRequest
-	79,  // 99: berth.v1.ClusterService.Logout:input_type -> berth.v1.LogoutRequest
-	81,  // 100: berth.v1.ClusterService.ListRegistries:input_type -> berth.v1.ListRegistriesRequest
-	107, // 101: berth.v1.ClusterService.WatchEvents:input_type -> berth.v1.ListEventsRequest
-	58,  // 102: berth.v1.ClusterService.Exec:input_type -> berth.v1.ExecRequest
-	60,  // 103: berth.v1.ClusterService.Top:input_type -> berth.v1.TopRequest
-	63,  // 104: berth.v1.ClusterService.CreateAPIToken:input_type -> berth.v1.CreateAPITokenRequest
-	65,  // 105: berth.v1.ClusterService.ListAPITokens:input_type -> berth.v1.ListAPITokensRequest
-	67,  // 106: berth.v1.ClusterService.RevokeAPIToken:input_type -> berth.v1.RevokeAPITokenRequest
-	48,  // 107: berth.v1.ClusterService.CreateNetwork:input_type -> berth.v1.CreateNetworkRequest
-	49,  // 108: berth.v1.ClusterService.ListNetworks:input_type -> berth.v1.ListNetworksRequest
-	52,  // 109: berth.v1.ClusterService.GetNetwork:input_type -> berth.v1.GetNetworkRequest
-	53,  // 110: berth.v1.ClusterService.RemoveNetwork:input_type -> berth.v1.RemoveNetworkRequest
-	26,  // 111: berth.v1.ClusterService.ListVolumes:input_type -> berth.v1.ListVolumesRequest
-	29,  // 112: berth.v1.ClusterService.GetVolume:input_type -> berth.v1.GetVolumeRequest
-	30,  // 113: berth.v1.ClusterService.RemoveVolume:input_type -> berth.v1.RemoveVolumeRequest
-	32,  // 114: berth.v1.ClusterService.CreateSecret:input_type -> berth.v1.CreateSecretRequest
-	34,  // 115: berth.v1.ClusterService.ListSecrets:input_type -> berth.v1.ListSecretsRequest
-	36,  // 116: berth.v1.ClusterService.GetSecret:input_type -> berth.v1.GetSecretRequest
-	37,  // 117: berth.v1.ClusterService.RemoveSecret:input_type -> berth.v1.RemoveSecretRequest
-	39,  // 118: berth.v1.ClusterService.CreateConfig:input_type -> berth.v1.CreateConfigRequest
-	41,  // 119: berth.v1.ClusterService.ListConfigs:input_type -> berth.v1.ListConfigsRequest
-	43,  // 120: berth.v1.ClusterService.GetConfig:input_type -> berth.v1.GetConfigRequest
-	44,  // 121: berth.v1.ClusterService.RemoveConfig:input_type -> berth.v1.RemoveConfigRequest
-	3,   // 122: berth.v1.ClusterService.WhoAmI:input_type -> berth.v1.WhoAmIRequest
-	5,   // 123: berth.v1.ClusterService.CreateUser:input_type -> berth.v1.CreateUserRequest
-	7,   // 124: berth.v1.ClusterService.ListUsers:input_type -> berth.v1.ListUsersRequest
-	9,   // 125: berth.v1.ClusterService.RemoveUser:input_type -> berth.v1.RemoveUserRequest
-	11,  // 126: berth.v1.ClusterService.CreateNamespace:input_type -> berth.v1.CreateNamespaceRequest
-	12,  // 127: berth.v1.ClusterService.UpdateNamespace:input_type -> berth.v1.UpdateNamespaceRequest
-	13,  // 128: berth.v1.ClusterService.ListNamespaces:input_type -> berth.v1.ListNamespacesRequest
-	16,  // 129: berth.v1.ClusterService.GetNamespace:input_type -> berth.v1.GetNamespaceRequest
-	17,  // 130: berth.v1.ClusterService.RemoveNamespace:input_type -> berth.v1.RemoveNamespaceRequest
-	19,  // 131: berth.v1.ClusterService.Audit:input_type -> berth.v1.AuditRequest
-	20,  // 132: berth.v1.ClusterService.RemoveNode:input_type -> berth.v1.RemoveNodeRequest
-	21,  // 133: berth.v1.ClusterService.MarkNodesDown:input_type -> berth.v1.MarkNodesDownRequest
-	24,  // 134: berth.v1.ClusterService.RotateCA:input_type -> berth.v1.RotateCARequest
-	156, // 135: berth.v1.ClusterService.CreateTrigger:input_type -> berth.v1.CreateTriggerRequest
-	157, // 136: berth.v1.ClusterService.ListTriggers:input_type -> berth.v1.ListTriggersRequest
-	158, // 137: berth.v1.ClusterService.ListTriggerRuns:input_type -> berth.v1.ListTriggerRunsRequest
-	159, // 138: berth.v1.ClusterService.GetTriggerRunLog:input_type -> berth.v1.GetTriggerRunLogRequest
-	160, // 139: berth.v1.ClusterService.RemoveTrigger:input_type -> berth.v1.RemoveTriggerRequest
-	161, // 140: berth.v1.ClusterService.GenerateKey:input_type -> berth.v1.GenerateKeyRequest
-	162, // 141: berth.v1.ClusterService.ImportKey:input_type -> berth.v1.ImportKeyRequest
-	163, // 142: berth.v1.ClusterService.ListKeys:input_type -> berth.v1.ListKeysRequest
-	164, // 143: berth.v1.ClusterService.RemoveKey:input_type -> berth.v1.RemoveKeyRequest
-	165, // 144: berth.v1.ClusterService.SignImage:input_type -> berth.v1.SignImageRequest
-	166, // 145: berth.v1.ClusterService.SetTrustPolicy:input_type -> berth.v1.SetTrustPolicyRequest
-	167, // 146: berth.v1.ClusterService.ListTrustPolicies:input_type -> berth.v1.ListTrustPoliciesRequest
-	168, // 147: berth.v1.ClusterService.RemoveTrustPolicy:input_type -> berth.v1.RemoveTrustPolicyRequest
-	169, // 148: berth.v1.ClusterService.ListImageTags:input_type -> berth.v1.ListImageTagsRequest
-	170, // 149: berth.v1.ClusterService.VerifyImages:input_type -> berth.v1.VerifyImagesRequest
-	171, // 150: berth.v1.ClusterService.ImportVulnDB:input_type -> berth.v1.ImportVulnDBRequest
-	172, // 151: berth.v1.ClusterService.GetVulnDBStatus:input_type -> berth.v1.GetVulnDBStatusRequest
-	173, // 152: berth.v1.ClusterService.Scan:input_type -> berth.v1.ScanRequest
-	174, // 153: berth.v1.ClusterService.GetScanResult:input_type -> berth.v1.GetScanResultRequest
-	175, // 154: berth.v1.ClusterService.ListScanResults:input_type -> berth.v1.ListScanResultsRequest
-	93,  // 155: berth.v1.ClusterService.Apply:output_type -> berth.v1.ApplyResponse
-	95,  // 156: berth.v1.ClusterService.DeleteApp:output_type -> berth.v1.DeleteAppResponse
-	98,  // 157: berth.v1.ClusterService.ListApps:output_type -> berth.v1.ListAppsResponse
-	152, // 158: berth.v1.ClusterService.GetService:output_type -> berth.v1.Service
-	102, // 159: berth.v1.ClusterService.ListServices:output_type -> berth.v1.ListServicesResponse
-	104, // 160: berth.v1.ClusterService.ListTasks:output_type -> berth.v1.ListTasksResponse
-	106, // 161: berth.v1.ClusterService.ListNodes:output_type -> berth.v1.ListNodesResponse
-	108, // 162: berth.v1.ClusterService.ListEvents:output_type -> berth.v1.ListEventsResponse
-	110, // 163: berth.v1.ClusterService.Watch:output_type -> berth.v1.WatchEvent
-	112, // 164: berth.v1.ClusterService.Logs:output_type -> berth.v1.LogEntry
-	116, // 165: berth.v1.ClusterService.ImportImage:output_type -> berth.v1.ImportImageResponse
-	120, // 166: berth.v1.ClusterService.ListImages:output_type -> berth.v1.ListImagesResponse
-	122, // 167: berth.v1.ClusterService.JoinToken:output_type -> berth.v1.JoinTokenResponse
-	126, // 168: berth.v1.ClusterService.Version:output_type -> berth.v1.VersionResponse
-	125, // 169: berth.v1.ClusterService.ListServers:output_type -> berth.v1.ListServersResponse
-	152, // 170: berth.v1.ClusterService.ScaleService:output_type -> berth.v1.Service
-	152, // 171: berth.v1.ClusterService.RestartService:output_type -> berth.v1.Service
-	152, // 172: berth.v1.ClusterService.RollbackService:output_type -> berth.v1.Service
-	142, // 173: berth.v1.ClusterService.UpdateNode:output_type -> berth.v1.Node
-	88,  // 174: berth.v1.ClusterService.Rebalance:output_type -> berth.v1.RebalanceResponse
-	151, // 175: berth.v1.ClusterService.GetSettings:output_type -> berth.v1.ClusterSettings
-	151, // 176: berth.v1.ClusterService.UpdateSettings:output_type -> berth.v1.ClusterSettings
-	73,  // 177: berth.v1.ClusterService.Build:output_type -> berth.v1.BuildEvent
-	76,  // 178: berth.v1.ClusterService.PullImage:output_type -> berth.v1.ImageProgress
-	76,  // 179: berth.v1.ClusterService.PushImage:output_type -> berth.v1.ImageProgress
-	78,  // 180: berth.v1.ClusterService.Login:output_type -> berth.v1.LoginResponse
-	80,  // 181: berth.v1.ClusterService.Logout:output_type -> berth.v1.LogoutResponse
-	82,  // 182: berth.v1.ClusterService.ListRegistries:output_type -> berth.v1.ListRegistriesResponse
-	154, // 183: berth.v1.ClusterService.WatchEvents:output_type -> berth.v1.Event
-	59,  // 184: berth.v1.ClusterService.Exec:output_type -> berth.v1.ExecResponse
-	62,  // 185: berth.v1.ClusterService.Top:output_type -> berth.v1.TopResponse
-	64,  // 186: berth.v1.ClusterService.CreateAPIToken:output_type -> berth.v1.CreateAPITokenResponse
-	66,  // 187: berth.v1.ClusterService.ListAPITokens:output_type -> berth.v1.ListAPITokensResponse
-	68,  // 188: berth.v1.ClusterService.RevokeAPIToken:output_type -> berth.v1.RevokeAPITokenResponse
-	146, // 189: berth.v1.ClusterService.CreateNetwork:output_type -> berth.v1.Network
-	51,  // 190: berth.v1.ClusterService.ListNetworks:output_type -> berth.v1.ListNetworksResponse
-	50,  // 191: berth.v1.ClusterService.GetNetwork:output_type -> berth.v1.NetworkSummary
-	54,  // 192: berth.v1.ClusterService.RemoveNetwork:output_type -> berth.v1.RemoveNetworkResponse
-	28,  // 193: berth.v1.ClusterService.ListVolumes:output_type -> berth.v1.ListVolumesResponse
-	27,  // 194: berth.v1.ClusterService.GetVolume:output_type -> berth.v1.VolumeSummary
-	31,  // 195: berth.v1.ClusterService.RemoveVolume:output_type -> berth.v1.RemoveVolumeResponse
-	144, // 196: berth.v1.ClusterService.CreateSecret:output_type -> berth.v1.Secret
-	35,  // 197: berth.v1.ClusterService.ListSecrets:output_type -> berth.v1.ListSecretsResponse
-	33,  // 198: berth.v1.ClusterService.GetSecret:output_type -> berth.v1.SecretSummary
-	38,  // 199: berth.v1.ClusterService.RemoveSecret:output_type -> berth.v1.RemoveSecretResponse
-	145, // 200: berth.v1.ClusterService.CreateConfig:output_type -> berth.v1.Config
-	42,  // 201: berth.v1.ClusterService.ListConfigs:output_type -> berth.v1.ListConfigsResponse
-	40,  // 202: berth.v1.ClusterService.GetConfig:output_type -> berth.v1.ConfigSummary
-	45,  // 203: berth.v1.ClusterService.RemoveConfig:output_type -> berth.v1.RemoveConfigResponse
-	4,   // 204: berth.v1.ClusterService.WhoAmI:output_type -> berth.v1.WhoAmIResponse
-	6,   // 205: berth.v1.ClusterService.CreateUser:output_type -> berth.v1.CreateUserResponse
-	8,   // 206: berth.v1.ClusterService.ListUsers:output_type -> berth.v1.ListUsersResponse
-	10,  // 207: berth.v1.ClusterService.RemoveUser:output_type -> berth.v1.RemoveUserResponse
-	139, // 208: berth.v1.ClusterService.CreateNamespace:output_type -> berth.v1.Namespace
-	139, // 209: berth.v1.ClusterService.UpdateNamespace:output_type -> berth.v1.Namespace
-	15,  // 210: berth.v1.ClusterService.ListNamespaces:output_type -> berth.v1.ListNamespacesResponse
-	14,  // 211: berth.v1.ClusterService.GetNamespace:output_type -> berth.v1.NamespaceSummary
-	18,  // 212: berth.v1.ClusterService.RemoveNamespace:output_type -> berth.v1.RemoveNamespaceResponse
-	176, // 213: berth.v1.ClusterService.Audit:output_type -> berth.v1.AuditRecord
-	23,  // 214: berth.v1.ClusterService.RemoveNode:output_type -> berth.v1.RemoveNodeResponse
-	22,  // 215: berth.v1.ClusterService.MarkNodesDown:output_type -> berth.v1.MarkNodesDownResponse
-	25,  // 216: berth.v1.ClusterService.RotateCA:output_type -> berth.v1.RotateCAResponse
-	177, // 217: berth.v1.ClusterService.CreateTrigger:output_type -> berth.v1.CreateTriggerResponse
-	178, // 218: berth.v1.ClusterService.ListTriggers:output_type -> berth.v1.ListTriggersResponse
-	179, // 219: berth.v1.ClusterService.ListTriggerRuns:output_type -> berth.v1.ListTriggerRunsResponse
-	180, // 220: berth.v1.ClusterService.GetTriggerRunLog:output_type -> berth.v1.GetTriggerRunLogResponse
-	181, // 221: berth.v1.ClusterService.RemoveTrigger:output_type -> berth.v1.RemoveTriggerResponse
-	182, // 222: berth.v1.ClusterService.GenerateKey:output_type -> berth.v1.GenerateKeyResponse
-	183, // 223: berth.v1.ClusterService.ImportKey:output_type -> berth.v1.ImportKeyResponse
-	184, // 224: berth.v1.ClusterService.ListKeys:output_type -> berth.v1.ListKeysResponse
-	185, // 225: berth.v1.ClusterService.RemoveKey:output_type -> berth.v1.RemoveKeyResponse
-	186, // 226: berth.v1.ClusterService.SignImage:output_type -> berth.v1.SignImageResponse
-	187, // 227: berth.v1.ClusterService.SetTrustPolicy:output_type -> berth.v1.SetTrustPolicyResponse
-	188, // 228: berth.v1.ClusterService.ListTrustPolicies:output_type -> berth.v1.ListTrustPoliciesResponse
-	189, // 229: berth.v1.ClusterService.RemoveTrustPolicy:output_type -> berth.v1.RemoveTrustPolicyResponse
-	190, // 230: berth.v1.ClusterService.ListImageTags:output_type -> berth.v1.ListImageTagsResponse
-	191, // 231: berth.v1.ClusterService.VerifyImages:output_type -> berth.v1.VerifyImagesResponse
-	192, // 232: berth.v1.ClusterService.ImportVulnDB:output_type -> berth.v1.VulnDBStatus
-	192, // 233: berth.v1.ClusterService.GetVulnDBStatus:output_type -> berth.v1.VulnDBStatus
-	193, // 234: berth.v1.ClusterService.Scan:output_type -> berth.v1.ScanResponse
-	194, // 235: berth.v1.ClusterService.GetScanResult:output_type -> berth.v1.ScanResult
-	195, // 236: berth.v1.ClusterService.ListScanResults:output_type -> berth.v1.ListScanResultsResponse
-	155, // [155:237] is the sub-list for method output_type
-	73,  // [73:155] is the sub-list for method input_type
-	73,  // [73:73] is the sub-list for extension type_name
-	73,  // [73:73] is the sub-list for extension extendee
-	0,   // [0:73] is the sub-list for field type_name
+	141, // 62: berth.v1.LogsRequest.until:type_name -> google.protobuf.Timestamp
+	2,   // 63: berth.v1.LogEntry.stream:type_name -> berth.v1.LogStream
+	141, // 64: berth.v1.LogEntry.at:type_name -> google.protobuf.Timestamp
+	113, // 65: berth.v1.ImportImageRequest.header:type_name -> berth.v1.ImportImageHeader
+	117, // 66: berth.v1.NodeImportResult.images:type_name -> berth.v1.Image
+	115, // 67: berth.v1.ImportImageResponse.results:type_name -> berth.v1.NodeImportResult
+	141, // 68: berth.v1.Image.created_at:type_name -> google.protobuf.Timestamp
+	117, // 69: berth.v1.NodeImages.images:type_name -> berth.v1.Image
+	119, // 70: berth.v1.ListImagesResponse.nodes:type_name -> berth.v1.NodeImages
+	136, // 71: berth.v1.JoinTokenRequest.ttl:type_name -> google.protobuf.Duration
+	141, // 72: berth.v1.JoinTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
+	155, // 73: berth.v1.ListServersResponse.servers:type_name -> berth.v1.ServerInfo
+	91,  // 74: berth.v1.ClusterService.Apply:input_type -> berth.v1.ApplyRequest
+	94,  // 75: berth.v1.ClusterService.DeleteApp:input_type -> berth.v1.DeleteAppRequest
+	96,  // 76: berth.v1.ClusterService.ListApps:input_type -> berth.v1.ListAppsRequest
+	99,  // 77: berth.v1.ClusterService.GetService:input_type -> berth.v1.GetServiceRequest
+	100, // 78: berth.v1.ClusterService.ListServices:input_type -> berth.v1.ListServicesRequest
+	103, // 79: berth.v1.ClusterService.ListTasks:input_type -> berth.v1.ListTasksRequest
+	105, // 80: berth.v1.ClusterService.ListNodes:input_type -> berth.v1.ListNodesRequest
+	107, // 81: berth.v1.ClusterService.ListEvents:input_type -> berth.v1.ListEventsRequest
+	109, // 82: berth.v1.ClusterService.Watch:input_type -> berth.v1.WatchRequest
+	111, // 83: berth.v1.ClusterService.Logs:input_type -> berth.v1.LogsRequest
+	114, // 84: berth.v1.ClusterService.ImportImage:input_type -> berth.v1.ImportImageRequest
+	118, // 85: berth.v1.ClusterService.ListImages:input_type -> berth.v1.ListImagesRequest
+	121, // 86: berth.v1.ClusterService.JoinToken:input_type -> berth.v1.JoinTokenRequest
+	123, // 87: berth.v1.ClusterService.Version:input_type -> berth.v1.VersionRequest
+	124, // 88: berth.v1.ClusterService.ListServers:input_type -> berth.v1.ListServersRequest
+	83,  // 89: berth.v1.ClusterService.ScaleService:input_type -> berth.v1.ScaleServiceRequest
+	84,  // 90: berth.v1.ClusterService.RestartService:input_type -> berth.v1.RestartServiceRequest
+	85,  // 91: berth.v1.ClusterService.RollbackService:input_type -> berth.v1.RollbackServiceRequest
+	86,  // 92: berth.v1.ClusterService.UpdateNode:input_type -> berth.v1.UpdateNodeRequest
+	87,  // 93: berth.v1.ClusterService.Rebalance:input_type -> berth.v1.RebalanceRequest
+	89,  // 94: berth.v1.ClusterService.GetSettings:input_type -> berth.v1.GetSettingsRequest
+	90,  // 95: berth.v1.ClusterService.UpdateSettings:input_type -> berth.v1.UpdateSettingsRequest
+	71,  // 96: berth.v1.ClusterService.Build:input_type -> berth.v1.BuildRequest
+	74,  // 97: berth.v1.ClusterService.PullImage:input_type -> berth.v1.PullImageRequest
+	75,  // 98: berth.v1.ClusterService.PushImage:input_type -> berth.v1.PushImageRequest
+	77,  // 99: berth.v1.ClusterService.Login:input_type -> berth.v1.LoginRequest
+	79,  // 100: berth.v1.ClusterService.Logout:input_type -> berth.v1.LogoutRequest
+	81,  // 101: berth.v1.ClusterService.ListRegistries:input_type -> berth.v1.ListRegistriesRequest
+	107, // 102: berth.v1.ClusterService.WatchEvents:input_type -> berth.v1.ListEventsRequest
+	58,  // 103: berth.v1.ClusterService.Exec:input_type -> berth.v1.ExecRequest
+	60,  // 104: berth.v1.ClusterService.Top:input_type -> berth.v1.TopRequest
+	63,  // 105: berth.v1.ClusterService.CreateAPIToken:input_type -> berth.v1.CreateAPITokenRequest
+	65,  // 106: berth.v1.ClusterService.ListAPITokens:input_type -> berth.v1.ListAPITokensRequest
+	67,  // 107: berth.v1.ClusterService.RevokeAPIToken:input_type -> berth.v1.RevokeAPITokenRequest
+	48,  // 108: berth.v1.ClusterService.CreateNetwork:input_type -> berth.v1.CreateNetworkRequest
+	49,  // 109: berth.v1.ClusterService.ListNetworks:input_type -> berth.v1.ListNetworksRequest
+	52,  // 110: berth.v1.ClusterService.GetNetwork:input_type -> berth.v1.GetNetworkRequest
+	53,  // 111: berth.v1.ClusterService.RemoveNetwork:input_type -> berth.v1.RemoveNetworkRequest
+	26,  // 112: berth.v1.ClusterService.ListVolumes:input_type -> berth.v1.ListVolumesRequest
+	29,  // 113: berth.v1.ClusterService.GetVolume:input_type -> berth.v1.GetVolumeRequest
+	30,  // 114: berth.v1.ClusterService.RemoveVolume:input_type -> berth.v1.RemoveVolumeRequest
+	32,  // 115: berth.v1.ClusterService.CreateSecret:input_type -> berth.v1.CreateSecretRequest
+	34,  // 116: berth.v1.ClusterService.ListSecrets:input_type -> berth.v1.ListSecretsRequest
+	36,  // 117: berth.v1.ClusterService.GetSecret:input_type -> berth.v1.GetSecretRequest
+	37,  // 118: berth.v1.ClusterService.RemoveSecret:input_type -> berth.v1.RemoveSecretRequest
+	39,  // 119: berth.v1.ClusterService.CreateConfig:input_type -> berth.v1.CreateConfigRequest
+	41,  // 120: berth.v1.ClusterService.ListConfigs:input_type -> berth.v1.ListConfigsRequest
+	43,  // 121: berth.v1.ClusterService.GetConfig:input_type -> berth.v1.GetConfigRequest
+	44,  // 122: berth.v1.ClusterService.RemoveConfig:input_type -> berth.v1.RemoveConfigRequest
+	3,   // 123: berth.v1.ClusterService.WhoAmI:input_type -> berth.v1.WhoAmIRequest
+	5,   // 124: berth.v1.ClusterService.CreateUser:input_type -> berth.v1.CreateUserRequest
+	7,   // 125: berth.v1.ClusterService.ListUsers:input_type -> berth.v1.ListUsersRequest
+	9,   // 126: berth.v1.ClusterService.RemoveUser:input_type -> berth.v1.RemoveUserRequest
+	11,  // 127: berth.v1.ClusterService.CreateNamespace:input_type -> berth.v1.CreateNamespaceRequest
+	12,  // 128: berth.v1.ClusterService.UpdateNamespace:input_type -> berth.v1.UpdateNamespaceRequest
+	13,  // 129: berth.v1.ClusterService.ListNamespaces:input_type -> berth.v1.ListNamespacesRequest
+	16,  // 130: berth.v1.ClusterService.GetNamespace:input_type -> berth.v1.GetNamespaceRequest
+	17,  // 131: berth.v1.ClusterService.RemoveNamespace:input_type -> berth.v1.RemoveNamespaceRequest
+	19,  // 132: berth.v1.ClusterService.Audit:input_type -> berth.v1.AuditRequest
+	20,  // 133: berth.v1.ClusterService.RemoveNode:input_type -> berth.v1.RemoveNodeRequest
+	21,  // 134: berth.v1.ClusterService.MarkNodesDown:input_type -> berth.v1.MarkNodesDownRequest
+	24,  // 135: berth.v1.ClusterService.RotateCA:input_type -> berth.v1.RotateCARequest
+	156, // 136: berth.v1.ClusterService.CreateTrigger:input_type -> berth.v1.CreateTriggerRequest
+	157, // 137: berth.v1.ClusterService.ListTriggers:input_type -> berth.v1.ListTriggersRequest
+	158, // 138: berth.v1.ClusterService.ListTriggerRuns:input_type -> berth.v1.ListTriggerRunsRequest
+	159, // 139: berth.v1.ClusterService.GetTriggerRunLog:input_type -> berth.v1.GetTriggerRunLogRequest
+	160, // 140: berth.v1.ClusterService.RemoveTrigger:input_type -> berth.v1.RemoveTriggerRequest
+	161, // 141: berth.v1.ClusterService.GenerateKey:input_type -> berth.v1.GenerateKeyRequest
+	162, // 142: berth.v1.ClusterService.ImportKey:input_type -> berth.v1.ImportKeyRequest
+	163, // 143: berth.v1.ClusterService.ListKeys:input_type -> berth.v1.ListKeysRequest
+	164, // 144: berth.v1.ClusterService.RemoveKey:input_type -> berth.v1.RemoveKeyRequest
+	165, // 145: berth.v1.ClusterService.SignImage:input_type -> berth.v1.SignImageRequest
+	166, // 146: berth.v1.ClusterService.SetTrustPolicy:input_type -> berth.v1.SetTrustPolicyRequest
+	167, // 147: berth.v1.ClusterService.ListTrustPolicies:input_type -> berth.v1.ListTrustPoliciesRequest
+	168, // 148: berth.v1.ClusterService.RemoveTrustPolicy:input_type -> berth.v1.RemoveTrustPolicyRequest
+	169, // 149: berth.v1.ClusterService.ListImageTags:input_type -> berth.v1.ListImageTagsRequest
+	170, // 150: berth.v1.ClusterService.VerifyImages:input_type -> berth.v1.VerifyImagesRequest
+	171, // 151: berth.v1.ClusterService.ImportVulnDB:input_type -> berth.v1.ImportVulnDBRequest
+	172, // 152: berth.v1.ClusterService.GetVulnDBStatus:input_type -> berth.v1.GetVulnDBStatusRequest
+	173, // 153: berth.v1.ClusterService.Scan:input_type -> berth.v1.ScanRequest
+	174, // 154: berth.v1.ClusterService.GetScanResult:input_type -> berth.v1.GetScanResultRequest
+	175, // 155: berth.v1.ClusterService.ListScanResults:input_type -> berth.v1.ListScanResultsRequest
+	93,  // 156: berth.v1.ClusterService.Apply:output_type -> berth.v1.ApplyResponse
+	95,  // 157: berth.v1.ClusterService.DeleteApp:output_type -> berth.v1.DeleteAppResponse
+	98,  // 158: berth.v1.ClusterService.ListApps:output_type -> berth.v1.ListAppsResponse
+	152, // 159: berth.v1.ClusterService.GetService:output_type -> berth.v1.Service
+	102, // 160: berth.v1.ClusterService.ListServices:output_type -> berth.v1.ListServicesResponse
+	104, // 161: berth.v1.ClusterService.ListTasks:output_type -> berth.v1.ListTasksResponse
+	106, // 162: berth.v1.ClusterService.ListNodes:output_type -> berth.v1.ListNodesResponse
+	108, // 163: berth.v1.ClusterService.ListEvents:output_type -> berth.v1.ListEventsResponse
+	110, // 164: berth.v1.ClusterService.Watch:output_type -> berth.v1.WatchEvent
+	112, // 165: berth.v1.ClusterService.Logs:output_type -> berth.v1.LogEntry
+	116, // 166: berth.v1.ClusterService.ImportImage:output_type -> berth.v1.ImportImageResponse
+	120, // 167: berth.v1.ClusterService.ListImages:output_type -> berth.v1.ListImagesResponse
+	122, // 168: berth.v1.ClusterService.JoinToken:output_type -> berth.v1.JoinTokenResponse
+	126, // 169: berth.v1.ClusterService.Version:output_type -> berth.v1.VersionResponse
+	125, // 170: berth.v1.ClusterService.ListServers:output_type -> berth.v1.ListServersResponse
+	152, // 171: berth.v1.ClusterService.ScaleService:output_type -> berth.v1.Service
+	152, // 172: berth.v1.ClusterService.RestartService:output_type -> berth.v1.Service
+	152, // 173: berth.v1.ClusterService.RollbackService:output_type -> berth.v1.Service
+	142, // 174: berth.v1.ClusterService.UpdateNode:output_type -> berth.v1.Node
+	88,  // 175: berth.v1.ClusterService.Rebalance:output_type -> berth.v1.RebalanceResponse
+	151, // 176: berth.v1.ClusterService.GetSettings:output_type -> berth.v1.ClusterSettings
+	151, // 177: berth.v1.ClusterService.UpdateSettings:output_type -> berth.v1.ClusterSettings
+	73,  // 178: berth.v1.ClusterService.Build:output_type -> berth.v1.BuildEvent
+	76,  // 179: berth.v1.ClusterService.PullImage:output_type -> berth.v1.ImageProgress
+	76,  // 180: berth.v1.ClusterService.PushImage:output_type -> berth.v1.ImageProgress
+	78,  // 181: berth.v1.ClusterService.Login:output_type -> berth.v1.LoginResponse
+	80,  // 182: berth.v1.ClusterService.Logout:output_type -> berth.v1.LogoutResponse
+	82,  // 183: berth.v1.ClusterService.ListRegistries:output_type -> berth.v1.ListRegistriesResponse
+	154, // 184: berth.v1.ClusterService.WatchEvents:output_type -> berth.v1.Event
+	59,  // 185: berth.v1.ClusterService.Exec:output_type -> berth.v1.ExecResponse
+	62,  // 186: berth.v1.ClusterService.Top:output_type -> berth.v1.TopResponse
+	64,  // 187: berth.v1.ClusterService.CreateAPIToken:output_type -> berth.v1.CreateAPITokenResponse
+	66,  // 188: berth.v1.ClusterService.ListAPITokens:output_type -> berth.v1.ListAPITokensResponse
+	68,  // 189: berth.v1.ClusterService.RevokeAPIToken:output_type -> berth.v1.RevokeAPITokenResponse
+	146, // 190: berth.v1.ClusterService.CreateNetwork:output_type -> berth.v1.Network
+	51,  // 191: berth.v1.ClusterService.ListNetworks:output_type -> berth.v1.ListNetworksResponse
+	50,  // 192: berth.v1.ClusterService.GetNetwork:output_type -> berth.v1.NetworkSummary
+	54,  // 193: berth.v1.ClusterService.RemoveNetwork:output_type -> berth.v1.RemoveNetworkResponse
+	28,  // 194: berth.v1.ClusterService.ListVolumes:output_type -> berth.v1.ListVolumesResponse
+	27,  // 195: berth.v1.ClusterService.GetVolume:output_type -> berth.v1.VolumeSummary
+	31,  // 196: berth.v1.ClusterService.RemoveVolume:output_type -> berth.v1.RemoveVolumeResponse
+	144, // 197: berth.v1.ClusterService.CreateSecret:output_type -> berth.v1.Secret
+	35,  // 198: berth.v1.ClusterService.ListSecrets:output_type -> berth.v1.ListSecretsResponse
+	33,  // 199: berth.v1.ClusterService.GetSecret:output_type -> berth.v1.SecretSummary
+	38,  // 200: berth.v1.ClusterService.RemoveSecret:output_type -> berth.v1.RemoveSecretResponse
+	145, // 201: berth.v1.ClusterService.CreateConfig:output_type -> berth.v1.Config
+	42,  // 202: berth.v1.ClusterService.ListConfigs:output_type -> berth.v1.ListConfigsResponse
+	40,  // 203: berth.v1.ClusterService.GetConfig:output_type -> berth.v1.ConfigSummary
+	45,  // 204: berth.v1.ClusterService.RemoveConfig:output_type -> berth.v1.RemoveConfigResponse
+	4,   // 205: berth.v1.ClusterService.WhoAmI:output_type -> berth.v1.WhoAmIResponse
+	6,   // 206: berth.v1.ClusterService.CreateUser:output_type -> berth.v1.CreateUserResponse
+	8,   // 207: berth.v1.ClusterService.ListUsers:output_type -> berth.v1.ListUsersResponse
+	10,  // 208: berth.v1.ClusterService.RemoveUser:output_type -> berth.v1.RemoveUserResponse
+	139, // 209: berth.v1.ClusterService.CreateNamespace:output_type -> berth.v1.Namespace
+	139, // 210: berth.v1.ClusterService.UpdateNamespace:output_type -> berth.v1.Namespace
+	15,  // 211: berth.v1.ClusterService.ListNamespaces:output_type -> berth.v1.ListNamespacesResponse
+	14,  // 212: berth.v1.ClusterService.GetNamespace:output_type -> berth.v1.NamespaceSummary
+	18,  // 213: berth.v1.ClusterService.RemoveNamespace:output_type -> berth.v1.RemoveNamespaceResponse
+	176, // 214: berth.v1.ClusterService.Audit:output_type -> berth.v1.AuditRecord
+	23,  // 215: berth.v1.ClusterService.RemoveNode:output_type -> berth.v1.RemoveNodeResponse
+	22,  // 216: berth.v1.ClusterService.MarkNodesDown:output_type -> berth.v1.MarkNodesDownResponse
+	25,  // 217: berth.v1.ClusterService.RotateCA:output_type -> berth.v1.RotateCAResponse
+	177, // 218: berth.v1.ClusterService.CreateTrigger:output_type -> berth.v1.CreateTriggerResponse
+	178, // 219: berth.v1.ClusterService.ListTriggers:output_type -> berth.v1.ListTriggersResponse
+	179, // 220: berth.v1.ClusterService.ListTriggerRuns:output_type -> berth.v1.ListTriggerRunsResponse
+	180, // 221: berth.v1.ClusterService.GetTriggerRunLog:output_type -> berth.v1.GetTriggerRunLogResponse
+	181, // 222: berth.v1.ClusterService.RemoveTrigger:output_type -> berth.v1.RemoveTriggerResponse
+	182, // 223: berth.v1.ClusterService.GenerateKey:output_type -> berth.v1.GenerateKeyResponse
+	183, // 224: berth.v1.ClusterService.ImportKey:output_type -> berth.v1.ImportKeyResponse
+	184, // 225: berth.v1.ClusterService.ListKeys:output_type -> berth.v1.ListKeysResponse
+	185, // 226: berth.v1.ClusterService.RemoveKey:output_type -> berth.v1.RemoveKeyResponse
+	186, // 227: berth.v1.ClusterService.SignImage:output_type -> berth.v1.SignImageResponse
+	187, // 228: berth.v1.ClusterService.SetTrustPolicy:output_type -> berth.v1.SetTrustPolicyResponse
+	188, // 229: berth.v1.ClusterService.ListTrustPolicies:output_type -> berth.v1.ListTrustPoliciesResponse
+	189, // 230: berth.v1.ClusterService.RemoveTrustPolicy:output_type -> berth.v1.RemoveTrustPolicyResponse
+	190, // 231: berth.v1.ClusterService.ListImageTags:output_type -> berth.v1.ListImageTagsResponse
+	191, // 232: berth.v1.ClusterService.VerifyImages:output_type -> berth.v1.VerifyImagesResponse
+	192, // 233: berth.v1.ClusterService.ImportVulnDB:output_type -> berth.v1.VulnDBStatus
+	192, // 234: berth.v1.ClusterService.GetVulnDBStatus:output_type -> berth.v1.VulnDBStatus
+	193, // 235: berth.v1.ClusterService.Scan:output_type -> berth.v1.ScanResponse
+	194, // 236: berth.v1.ClusterService.GetScanResult:output_type -> berth.v1.ScanResult
+	195, // 237: berth.v1.ClusterService.ListScanResults:output_type -> berth.v1.ListScanResultsResponse
+	156, // [156:238] is the sub-list for method output_type
+	74,  // [74:156] is the sub-list for method input_type
+	74,  // [74:74] is the sub-list for extension type_name
+	74,  // [74:74] is the sub-list for extension extendee
+	0,   // [0:74] is the sub-list for field type_name
 }
 
 func init() { file_berth_v1_cluster_proto_init() }

@@ -531,7 +531,9 @@ type NodeLogsRequest struct {
 	Follow  bool                   `protobuf:"varint,2,opt,name=follow,proto3" json:"follow,omitempty"`
 	Tail    int64                  `protobuf:"varint,3,opt,name=tail,proto3" json:"tail,omitempty"`
 	// since keeps the lines written at or after this time.
-	Since         *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=since,proto3" json:"since,omitempty"`
+	Since *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=since,proto3" json:"since,omitempty"`
+	// until keeps the lines written at or before this time.
+	Until         *timestamppb.Timestamp `protobuf:"bytes,40,opt,name=until,proto3" json:"until,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -590,6 +592,13 @@ func (x *NodeLogsRequest) GetTail() int64 {
 func (x *NodeLogsRequest) GetSince() *timestamppb.Timestamp {
 	if x != nil {
 		return x.Since
+	}
+	return nil
+}
+
+func (x *NodeLogsRequest) GetUntil() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Until
 	}
 	return nil
 }
@@ -670,12 +679,13 @@ const file_berth_v1_node_proto_rawDesc = "" +
 	"\x06digest\x18\x03 \x01(\tR\x06digest\"[\n" +
 	"\x14NodePushImageRequest\x12\x14\n" +
 	"\x05image\x18\x01 \x01(\tR\x05image\x12-\n" +
-	"\x06source\x18\x02 \x01(\v2\x15.berth.v1.ImageSourceR\x06source\"\x8a\x01\n" +
+	"\x06source\x18\x02 \x01(\v2\x15.berth.v1.ImageSourceR\x06source\"\xbc\x01\n" +
 	"\x0fNodeLogsRequest\x12\x19\n" +
 	"\btask_ids\x18\x01 \x03(\tR\ataskIds\x12\x16\n" +
 	"\x06follow\x18\x02 \x01(\bR\x06follow\x12\x12\n" +
 	"\x04tail\x18\x03 \x01(\x03R\x04tail\x120\n" +
-	"\x05since\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\".\n" +
+	"\x05since\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x120\n" +
+	"\x05until\x18( \x01(\v2\x1a.google.protobuf.TimestampR\x05until\".\n" +
 	"\x16NodeImportImageRequest\x12\x14\n" +
 	"\x05chunk\x18\x01 \x01(\fR\x05chunk2\x88\x06\n" +
 	"\vNodeService\x127\n" +
@@ -740,33 +750,34 @@ var file_berth_v1_node_proto_depIdxs = []int32{
 	13, // 3: berth.v1.NodePullImageRequest.source:type_name -> berth.v1.ImageSource
 	13, // 4: berth.v1.NodePushImageRequest.source:type_name -> berth.v1.ImageSource
 	14, // 5: berth.v1.NodeLogsRequest.since:type_name -> google.protobuf.Timestamp
-	10, // 6: berth.v1.NodeService.Logs:input_type -> berth.v1.NodeLogsRequest
-	11, // 7: berth.v1.NodeService.ImportImage:input_type -> berth.v1.NodeImportImageRequest
-	15, // 8: berth.v1.NodeService.ListImages:input_type -> berth.v1.ListImagesRequest
-	16, // 9: berth.v1.NodeService.Build:input_type -> berth.v1.BuildRequest
-	8,  // 10: berth.v1.NodeService.PullImage:input_type -> berth.v1.NodePullImageRequest
-	9,  // 11: berth.v1.NodeService.PushImage:input_type -> berth.v1.NodePushImageRequest
-	17, // 12: berth.v1.NodeService.Exec:input_type -> berth.v1.ExecRequest
-	6,  // 13: berth.v1.NodeService.Stats:input_type -> berth.v1.NodeStatsRequest
-	1,  // 14: berth.v1.NodeService.VolumeUsage:input_type -> berth.v1.NodeVolumeUsageRequest
-	4,  // 15: berth.v1.NodeService.RemoveVolume:input_type -> berth.v1.NodeRemoveVolumeRequest
-	18, // 16: berth.v1.NodeService.Sbom:input_type -> berth.v1.NodeSbomRequest
-	19, // 17: berth.v1.NodeService.Logs:output_type -> berth.v1.LogEntry
-	20, // 18: berth.v1.NodeService.ImportImage:output_type -> berth.v1.NodeImportResult
-	21, // 19: berth.v1.NodeService.ListImages:output_type -> berth.v1.NodeImages
-	22, // 20: berth.v1.NodeService.Build:output_type -> berth.v1.BuildEvent
-	23, // 21: berth.v1.NodeService.PullImage:output_type -> berth.v1.ImageProgress
-	23, // 22: berth.v1.NodeService.PushImage:output_type -> berth.v1.ImageProgress
-	24, // 23: berth.v1.NodeService.Exec:output_type -> berth.v1.ExecResponse
-	7,  // 24: berth.v1.NodeService.Stats:output_type -> berth.v1.NodeStatsResponse
-	3,  // 25: berth.v1.NodeService.VolumeUsage:output_type -> berth.v1.NodeVolumeUsageResponse
-	5,  // 26: berth.v1.NodeService.RemoveVolume:output_type -> berth.v1.NodeRemoveVolumeResponse
-	25, // 27: berth.v1.NodeService.Sbom:output_type -> berth.v1.NodeSbomResponse
-	17, // [17:28] is the sub-list for method output_type
-	6,  // [6:17] is the sub-list for method input_type
-	6,  // [6:6] is the sub-list for extension type_name
-	6,  // [6:6] is the sub-list for extension extendee
-	0,  // [0:6] is the sub-list for field type_name
+	14, // 6: berth.v1.NodeLogsRequest.until:type_name -> google.protobuf.Timestamp
+	10, // 7: berth.v1.NodeService.Logs:input_type -> berth.v1.NodeLogsRequest
+	11, // 8: berth.v1.NodeService.ImportImage:input_type -> berth.v1.NodeImportImageRequest
+	15, // 9: berth.v1.NodeService.ListImages:input_type -> berth.v1.ListImagesRequest
+	16, // 10: berth.v1.NodeService.Build:input_type -> berth.v1.BuildRequest
+	8,  // 11: berth.v1.NodeService.PullImage:input_type -> berth.v1.NodePullImageRequest
+	9,  // 12: berth.v1.NodeService.PushImage:input_type -> berth.v1.NodePushImageRequest
+	17, // 13: berth.v1.NodeService.Exec:input_type -> berth.v1.ExecRequest
+	6,  // 14: berth.v1.NodeService.Stats:input_type -> berth.v1.NodeStatsRequest
+	1,  // 15: berth.v1.NodeService.VolumeUsage:input_type -> berth.v1.NodeVolumeUsageRequest
+	4,  // 16: berth.v1.NodeService.RemoveVolume:input_type -> berth.v1.NodeRemoveVolumeRequest
+	18, // 17: berth.v1.NodeService.Sbom:input_type -> berth.v1.NodeSbomRequest
+	19, // 18: berth.v1.NodeService.Logs:output_type -> berth.v1.LogEntry
+	20, // 19: berth.v1.NodeService.ImportImage:output_type -> berth.v1.NodeImportResult
+	21, // 20: berth.v1.NodeService.ListImages:output_type -> berth.v1.NodeImages
+	22, // 21: berth.v1.NodeService.Build:output_type -> berth.v1.BuildEvent
+	23, // 22: berth.v1.NodeService.PullImage:output_type -> berth.v1.ImageProgress
+	23, // 23: berth.v1.NodeService.PushImage:output_type -> berth.v1.ImageProgress
+	24, // 24: berth.v1.NodeService.Exec:output_type -> berth.v1.ExecResponse
+	7,  // 25: berth.v1.NodeService.Stats:output_type -> berth.v1.NodeStatsResponse
+	3,  // 26: berth.v1.NodeService.VolumeUsage:output_type -> berth.v1.NodeVolumeUsageResponse
+	5,  // 27: berth.v1.NodeService.RemoveVolume:output_type -> berth.v1.NodeRemoveVolumeResponse
+	25, // 28: berth.v1.NodeService.Sbom:output_type -> berth.v1.NodeSbomResponse
+	18, // [18:29] is the sub-list for method output_type
+	7,  // [7:18] is the sub-list for method input_type
+	7,  // [7:7] is the sub-list for extension type_name
+	7,  // [7:7] is the sub-list for extension extendee
+	0,  // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_berth_v1_node_proto_init() }
