@@ -18,6 +18,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/berthproject/berth/api/validation"
 )
 
 // Options bound a container's log files.
@@ -30,11 +32,10 @@ type Options struct {
 	MaxFiles int
 }
 
-// The defaults of a cluster that sets none: 10 MB × 3, like Docker's
-// recommended json-file settings.
+// The defaults of a cluster that sets none: 10 MB × 3.
 const (
-	DefaultMaxSize  = 10 * 1000 * 1000
-	DefaultMaxFiles = 3
+	DefaultMaxSize  = validation.DefaultLogMaxSize
+	DefaultMaxFiles = validation.DefaultLogMaxFiles
 )
 
 // MaxLine is the longest piece of a line kept in one entry; longer lines
