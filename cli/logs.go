@@ -81,7 +81,7 @@ its time, "-" for output of containers started before Berth kept times.`,
 			}
 			return o.withCluster(cmd, func(ctx context.Context, c *cluster) error {
 				req := &berthv1.LogsRequest{Namespace: c.namespace, Follow: follow, Tail: n, Since: sinceTS, Until: untilTS}
-				tasks, err := logTarget(cmd, c, args[0], req)
+				tasks, err := logsTarget(cmd, c, args[0], req)
 				if err != nil {
 					return err
 				}
@@ -148,13 +148,12 @@ func parseLogTime(flag, s string, now time.Time) (*timestamppb.Timestamp, error)
 	return timestamppb.New(t), nil
 }
 
-// logTarget fills req from APP/SERVICE, APP/SERVICE.SLOT or a task ID
-// prefix, and returns the tasks whose output will be shown.
-func logTarget(cmd *cobra.Command, c *cluster, ref string, req *berthv1.LogsRequest) ([]*berthv1.Task, error) {
-	ctx := cmd.Context()
+// logsTarget is logTarget that also takes a whole app: a name without
+// "/" is an app when the namespace has tasks of one by that name (an
+// app's name wins over a task ID prefix).
+func logsTarget(cmd *cobra.Command, c *cluster, ref string, req *berthv1.LogsRequest) ([]*berthv1.Task, error) {
 	if !strings.Contains(ref, "/") {
-		// An app's name wins over a task ID prefix.
-		apps, err := c.ListTasks(ctx, &berthv1.ListTasksRequest{Namespace: c.namespace, App: ref, All: true})
+		apps, err := c.ListTasks(cmd.Context(), &berthv1.ListTasksRequest{Namespace: c.namespace, App: ref, All: true})
 		if err != nil {
 			return nil, fmt.Errorf("list tasks: %w", err)
 		}
@@ -162,6 +161,15 @@ func logTarget(cmd *cobra.Command, c *cluster, ref string, req *berthv1.LogsRequ
 			req.App = ref
 			return apps.GetTasks(), nil
 		}
+	}
+	return logTarget(cmd, c, ref, req)
+}
+
+// logTarget fills req from APP/SERVICE, APP/SERVICE.SLOT or a task ID
+// prefix, and returns the tasks whose output will be shown.
+func logTarget(cmd *cobra.Command, c *cluster, ref string, req *berthv1.LogsRequest) ([]*berthv1.Task, error) {
+	ctx := cmd.Context()
+	if !strings.Contains(ref, "/") {
 		resp, err := c.ListTasks(ctx, &berthv1.ListTasksRequest{Namespace: c.namespace, All: true})
 		if err != nil {
 			return nil, fmt.Errorf("list tasks: %w", err)
@@ -174,7 +182,7 @@ func logTarget(cmd *cobra.Command, c *cluster, ref string, req *berthv1.LogsRequ
 		}
 		switch len(found) {
 		case 0:
-			return nil, fmt.Errorf("no app %q and no task with that ID in namespace %q; name a service as APP/SERVICE, or see `berth ps -a`", ref, c.namespace)
+			return nil, fmt.Errorf("no task with ID %q in namespace %q; name a service as APP/SERVICE, or see `berth ps -a`", ref, c.namespace)
 		case 1:
 		default:
 			return nil, fmt.Errorf("task ID prefix %q matches %d tasks; give more of the ID", ref, len(found))

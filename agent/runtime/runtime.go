@@ -324,6 +324,27 @@ type ImageFiles interface {
 	MountImage(ctx context.Context, ref string) (ImageMount, error)
 }
 
+// Files copies files out of and into running containers (berth cp), as
+// tar archives. A runtime without files (the fake) does not implement it.
+type Files interface {
+	// CopyFrom writes the file or directory at path in running container
+	// id to w as a tar archive. ErrNotFound (wrapped) when the container
+	// does not run; ErrPathNotFound when the path is not in it.
+	CopyFrom(ctx context.Context, id, path string, w io.Writer) error
+	// CopyTo unpacks the tar archive r at path in running container id
+	// (into path when it is a directory, else as path), and returns how
+	// many entries it wrote. ErrReadOnly when path is on a read-only root
+	// file system and in no writable volume.
+	CopyTo(ctx context.Context, id, path string, r io.Reader) (int, error)
+}
+
+// Errors of Files, wrapped; test with errors.Is.
+var (
+	ErrPathNotFound = errors.New("no such file or directory in the container")
+	ErrReadOnly     = errors.New("read-only file system")
+	ErrTooLarge     = errors.New("copy is over its size limit")
+)
+
 // ImageMount is an image's file tree mounted by MountImage.
 type ImageMount struct {
 	// Dir is where the tree is mounted; Digest the image's manifest digest.

@@ -194,6 +194,11 @@ var Methods = map[string]Rule{
 	cluster + "GetScanResult":   view(Namespaced),
 	cluster + "ListScanResults": view(Cluster),
 
+	// Copying files (berth cp): deployer both ways, since a container's
+	// files can hold its secrets; both are audited.
+	cluster + "CopyFromTask": deploy(Namespaced),
+	cluster + "CopyToTask":   deploy(Namespaced),
+
 	// Agents: Join is open (its token is the credential); a session needs
 	// the node's certificate.
 	agent + "Join":    {Open: true, Mutates: true},
@@ -211,6 +216,8 @@ var Methods = map[string]Rule{
 	node + "VolumeUsage":  serverOnly(),
 	node + "RemoveVolume": serverOnly(),
 	node + "Sbom":         serverOnly(),
+	node + "CopyFrom":     serverOnly(),
+	node + "CopyTo":       serverOnly(),
 }
 
 // ShortName is a full gRPC method name without its service

@@ -7645,7 +7645,7 @@ var File_berth_v1_cluster_proto protoreflect.FileDescriptor
 
 const file_berth_v1_cluster_proto_rawDesc = "" +
 	"\n" +
-	"\x16berth/v1/cluster.proto\x12\bberth.v1\x1a\x16berth/v1/objects.proto\x1a\x13berth/v1/scan.proto\x1a\x16berth/v1/trigger.proto\x1a\x14berth/v1/trust.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x0f\n" +
+	"\x16berth/v1/cluster.proto\x12\bberth.v1\x1a\x13berth/v1/copy.proto\x1a\x16berth/v1/objects.proto\x1a\x13berth/v1/scan.proto\x1a\x16berth/v1/trigger.proto\x1a\x14berth/v1/trust.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x0f\n" +
 	"\rWhoAmIRequest\"|\n" +
 	"\x0eWhoAmIResponse\x12\x1c\n" +
 	"\tprincipal\x18\x01 \x01(\tR\tprincipal\x12\x12\n" +
@@ -8177,7 +8177,7 @@ const file_berth_v1_cluster_proto_rawDesc = "" +
 	"\tLogStream\x12\x1a\n" +
 	"\x16LOG_STREAM_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11LOG_STREAM_STDOUT\x10\x01\x12\x15\n" +
-	"\x11LOG_STREAM_STDERR\x10\x022\xcd.\n" +
+	"\x11LOG_STREAM_STDERR\x10\x022\xde/\n" +
 	"\x0eClusterService\x128\n" +
 	"\x05Apply\x12\x16.berth.v1.ApplyRequest\x1a\x17.berth.v1.ApplyResponse\x12D\n" +
 	"\tDeleteApp\x12\x1a.berth.v1.DeleteAppRequest\x1a\x1b.berth.v1.DeleteAppResponse\x12A\n" +
@@ -8268,7 +8268,10 @@ const file_berth_v1_cluster_proto_rawDesc = "" +
 	"\x0fGetVulnDBStatus\x12 .berth.v1.GetVulnDBStatusRequest\x1a\x16.berth.v1.VulnDBStatus\x125\n" +
 	"\x04Scan\x12\x15.berth.v1.ScanRequest\x1a\x16.berth.v1.ScanResponse\x12E\n" +
 	"\rGetScanResult\x12\x1e.berth.v1.GetScanResultRequest\x1a\x14.berth.v1.ScanResult\x12V\n" +
-	"\x0fListScanResults\x12 .berth.v1.ListScanResultsRequest\x1a!.berth.v1.ListScanResultsResponseB4Z2github.com/berthproject/berth/api/berth/v1;berthv1b\x06proto3"
+	"\x0fListScanResults\x12 .berth.v1.ListScanResultsRequest\x1a!.berth.v1.ListScanResultsResponse\x12D\n" +
+	"\fCopyFromTask\x12\x1d.berth.v1.CopyFromTaskRequest\x1a\x13.berth.v1.CopyChunk0\x01\x12I\n" +
+	"\n" +
+	"CopyToTask\x12\x1b.berth.v1.CopyToTaskRequest\x1a\x1c.berth.v1.CopyToTaskResponse(\x01B4Z2github.com/berthproject/berth/api/berth/v1;berthv1b\x06proto3"
 
 var (
 	file_berth_v1_cluster_proto_rawDescOnce sync.Once
@@ -8461,26 +8464,30 @@ var file_berth_v1_cluster_proto_goTypes = []any{
 	(*ScanRequest)(nil),               // 173: berth.v1.ScanRequest
 	(*GetScanResultRequest)(nil),      // 174: berth.v1.GetScanResultRequest
 	(*ListScanResultsRequest)(nil),    // 175: berth.v1.ListScanResultsRequest
-	(*AuditRecord)(nil),               // 176: berth.v1.AuditRecord
-	(*CreateTriggerResponse)(nil),     // 177: berth.v1.CreateTriggerResponse
-	(*ListTriggersResponse)(nil),      // 178: berth.v1.ListTriggersResponse
-	(*ListTriggerRunsResponse)(nil),   // 179: berth.v1.ListTriggerRunsResponse
-	(*GetTriggerRunLogResponse)(nil),  // 180: berth.v1.GetTriggerRunLogResponse
-	(*RemoveTriggerResponse)(nil),     // 181: berth.v1.RemoveTriggerResponse
-	(*GenerateKeyResponse)(nil),       // 182: berth.v1.GenerateKeyResponse
-	(*ImportKeyResponse)(nil),         // 183: berth.v1.ImportKeyResponse
-	(*ListKeysResponse)(nil),          // 184: berth.v1.ListKeysResponse
-	(*RemoveKeyResponse)(nil),         // 185: berth.v1.RemoveKeyResponse
-	(*SignImageResponse)(nil),         // 186: berth.v1.SignImageResponse
-	(*SetTrustPolicyResponse)(nil),    // 187: berth.v1.SetTrustPolicyResponse
-	(*ListTrustPoliciesResponse)(nil), // 188: berth.v1.ListTrustPoliciesResponse
-	(*RemoveTrustPolicyResponse)(nil), // 189: berth.v1.RemoveTrustPolicyResponse
-	(*ListImageTagsResponse)(nil),     // 190: berth.v1.ListImageTagsResponse
-	(*VerifyImagesResponse)(nil),      // 191: berth.v1.VerifyImagesResponse
-	(*VulnDBStatus)(nil),              // 192: berth.v1.VulnDBStatus
-	(*ScanResponse)(nil),              // 193: berth.v1.ScanResponse
-	(*ScanResult)(nil),                // 194: berth.v1.ScanResult
-	(*ListScanResultsResponse)(nil),   // 195: berth.v1.ListScanResultsResponse
+	(*CopyFromTaskRequest)(nil),       // 176: berth.v1.CopyFromTaskRequest
+	(*CopyToTaskRequest)(nil),         // 177: berth.v1.CopyToTaskRequest
+	(*AuditRecord)(nil),               // 178: berth.v1.AuditRecord
+	(*CreateTriggerResponse)(nil),     // 179: berth.v1.CreateTriggerResponse
+	(*ListTriggersResponse)(nil),      // 180: berth.v1.ListTriggersResponse
+	(*ListTriggerRunsResponse)(nil),   // 181: berth.v1.ListTriggerRunsResponse
+	(*GetTriggerRunLogResponse)(nil),  // 182: berth.v1.GetTriggerRunLogResponse
+	(*RemoveTriggerResponse)(nil),     // 183: berth.v1.RemoveTriggerResponse
+	(*GenerateKeyResponse)(nil),       // 184: berth.v1.GenerateKeyResponse
+	(*ImportKeyResponse)(nil),         // 185: berth.v1.ImportKeyResponse
+	(*ListKeysResponse)(nil),          // 186: berth.v1.ListKeysResponse
+	(*RemoveKeyResponse)(nil),         // 187: berth.v1.RemoveKeyResponse
+	(*SignImageResponse)(nil),         // 188: berth.v1.SignImageResponse
+	(*SetTrustPolicyResponse)(nil),    // 189: berth.v1.SetTrustPolicyResponse
+	(*ListTrustPoliciesResponse)(nil), // 190: berth.v1.ListTrustPoliciesResponse
+	(*RemoveTrustPolicyResponse)(nil), // 191: berth.v1.RemoveTrustPolicyResponse
+	(*ListImageTagsResponse)(nil),     // 192: berth.v1.ListImageTagsResponse
+	(*VerifyImagesResponse)(nil),      // 193: berth.v1.VerifyImagesResponse
+	(*VulnDBStatus)(nil),              // 194: berth.v1.VulnDBStatus
+	(*ScanResponse)(nil),              // 195: berth.v1.ScanResponse
+	(*ScanResult)(nil),                // 196: berth.v1.ScanResult
+	(*ListScanResultsResponse)(nil),   // 197: berth.v1.ListScanResultsResponse
+	(*CopyChunk)(nil),                 // 198: berth.v1.CopyChunk
+	(*CopyToTaskResponse)(nil),        // 199: berth.v1.CopyToTaskResponse
 }
 var file_berth_v1_cluster_proto_depIdxs = []int32{
 	136, // 0: berth.v1.CreateUserRequest.ttl:type_name -> google.protobuf.Duration
@@ -8639,90 +8646,94 @@ var file_berth_v1_cluster_proto_depIdxs = []int32{
 	173, // 153: berth.v1.ClusterService.Scan:input_type -> berth.v1.ScanRequest
 	174, // 154: berth.v1.ClusterService.GetScanResult:input_type -> berth.v1.GetScanResultRequest
 	175, // 155: berth.v1.ClusterService.ListScanResults:input_type -> berth.v1.ListScanResultsRequest
-	93,  // 156: berth.v1.ClusterService.Apply:output_type -> berth.v1.ApplyResponse
-	95,  // 157: berth.v1.ClusterService.DeleteApp:output_type -> berth.v1.DeleteAppResponse
-	98,  // 158: berth.v1.ClusterService.ListApps:output_type -> berth.v1.ListAppsResponse
-	152, // 159: berth.v1.ClusterService.GetService:output_type -> berth.v1.Service
-	102, // 160: berth.v1.ClusterService.ListServices:output_type -> berth.v1.ListServicesResponse
-	104, // 161: berth.v1.ClusterService.ListTasks:output_type -> berth.v1.ListTasksResponse
-	106, // 162: berth.v1.ClusterService.ListNodes:output_type -> berth.v1.ListNodesResponse
-	108, // 163: berth.v1.ClusterService.ListEvents:output_type -> berth.v1.ListEventsResponse
-	110, // 164: berth.v1.ClusterService.Watch:output_type -> berth.v1.WatchEvent
-	112, // 165: berth.v1.ClusterService.Logs:output_type -> berth.v1.LogEntry
-	116, // 166: berth.v1.ClusterService.ImportImage:output_type -> berth.v1.ImportImageResponse
-	120, // 167: berth.v1.ClusterService.ListImages:output_type -> berth.v1.ListImagesResponse
-	122, // 168: berth.v1.ClusterService.JoinToken:output_type -> berth.v1.JoinTokenResponse
-	126, // 169: berth.v1.ClusterService.Version:output_type -> berth.v1.VersionResponse
-	125, // 170: berth.v1.ClusterService.ListServers:output_type -> berth.v1.ListServersResponse
-	152, // 171: berth.v1.ClusterService.ScaleService:output_type -> berth.v1.Service
-	152, // 172: berth.v1.ClusterService.RestartService:output_type -> berth.v1.Service
-	152, // 173: berth.v1.ClusterService.RollbackService:output_type -> berth.v1.Service
-	142, // 174: berth.v1.ClusterService.UpdateNode:output_type -> berth.v1.Node
-	88,  // 175: berth.v1.ClusterService.Rebalance:output_type -> berth.v1.RebalanceResponse
-	151, // 176: berth.v1.ClusterService.GetSettings:output_type -> berth.v1.ClusterSettings
-	151, // 177: berth.v1.ClusterService.UpdateSettings:output_type -> berth.v1.ClusterSettings
-	73,  // 178: berth.v1.ClusterService.Build:output_type -> berth.v1.BuildEvent
-	76,  // 179: berth.v1.ClusterService.PullImage:output_type -> berth.v1.ImageProgress
-	76,  // 180: berth.v1.ClusterService.PushImage:output_type -> berth.v1.ImageProgress
-	78,  // 181: berth.v1.ClusterService.Login:output_type -> berth.v1.LoginResponse
-	80,  // 182: berth.v1.ClusterService.Logout:output_type -> berth.v1.LogoutResponse
-	82,  // 183: berth.v1.ClusterService.ListRegistries:output_type -> berth.v1.ListRegistriesResponse
-	154, // 184: berth.v1.ClusterService.WatchEvents:output_type -> berth.v1.Event
-	59,  // 185: berth.v1.ClusterService.Exec:output_type -> berth.v1.ExecResponse
-	62,  // 186: berth.v1.ClusterService.Top:output_type -> berth.v1.TopResponse
-	64,  // 187: berth.v1.ClusterService.CreateAPIToken:output_type -> berth.v1.CreateAPITokenResponse
-	66,  // 188: berth.v1.ClusterService.ListAPITokens:output_type -> berth.v1.ListAPITokensResponse
-	68,  // 189: berth.v1.ClusterService.RevokeAPIToken:output_type -> berth.v1.RevokeAPITokenResponse
-	146, // 190: berth.v1.ClusterService.CreateNetwork:output_type -> berth.v1.Network
-	51,  // 191: berth.v1.ClusterService.ListNetworks:output_type -> berth.v1.ListNetworksResponse
-	50,  // 192: berth.v1.ClusterService.GetNetwork:output_type -> berth.v1.NetworkSummary
-	54,  // 193: berth.v1.ClusterService.RemoveNetwork:output_type -> berth.v1.RemoveNetworkResponse
-	28,  // 194: berth.v1.ClusterService.ListVolumes:output_type -> berth.v1.ListVolumesResponse
-	27,  // 195: berth.v1.ClusterService.GetVolume:output_type -> berth.v1.VolumeSummary
-	31,  // 196: berth.v1.ClusterService.RemoveVolume:output_type -> berth.v1.RemoveVolumeResponse
-	144, // 197: berth.v1.ClusterService.CreateSecret:output_type -> berth.v1.Secret
-	35,  // 198: berth.v1.ClusterService.ListSecrets:output_type -> berth.v1.ListSecretsResponse
-	33,  // 199: berth.v1.ClusterService.GetSecret:output_type -> berth.v1.SecretSummary
-	38,  // 200: berth.v1.ClusterService.RemoveSecret:output_type -> berth.v1.RemoveSecretResponse
-	145, // 201: berth.v1.ClusterService.CreateConfig:output_type -> berth.v1.Config
-	42,  // 202: berth.v1.ClusterService.ListConfigs:output_type -> berth.v1.ListConfigsResponse
-	40,  // 203: berth.v1.ClusterService.GetConfig:output_type -> berth.v1.ConfigSummary
-	45,  // 204: berth.v1.ClusterService.RemoveConfig:output_type -> berth.v1.RemoveConfigResponse
-	4,   // 205: berth.v1.ClusterService.WhoAmI:output_type -> berth.v1.WhoAmIResponse
-	6,   // 206: berth.v1.ClusterService.CreateUser:output_type -> berth.v1.CreateUserResponse
-	8,   // 207: berth.v1.ClusterService.ListUsers:output_type -> berth.v1.ListUsersResponse
-	10,  // 208: berth.v1.ClusterService.RemoveUser:output_type -> berth.v1.RemoveUserResponse
-	139, // 209: berth.v1.ClusterService.CreateNamespace:output_type -> berth.v1.Namespace
-	139, // 210: berth.v1.ClusterService.UpdateNamespace:output_type -> berth.v1.Namespace
-	15,  // 211: berth.v1.ClusterService.ListNamespaces:output_type -> berth.v1.ListNamespacesResponse
-	14,  // 212: berth.v1.ClusterService.GetNamespace:output_type -> berth.v1.NamespaceSummary
-	18,  // 213: berth.v1.ClusterService.RemoveNamespace:output_type -> berth.v1.RemoveNamespaceResponse
-	176, // 214: berth.v1.ClusterService.Audit:output_type -> berth.v1.AuditRecord
-	23,  // 215: berth.v1.ClusterService.RemoveNode:output_type -> berth.v1.RemoveNodeResponse
-	22,  // 216: berth.v1.ClusterService.MarkNodesDown:output_type -> berth.v1.MarkNodesDownResponse
-	25,  // 217: berth.v1.ClusterService.RotateCA:output_type -> berth.v1.RotateCAResponse
-	177, // 218: berth.v1.ClusterService.CreateTrigger:output_type -> berth.v1.CreateTriggerResponse
-	178, // 219: berth.v1.ClusterService.ListTriggers:output_type -> berth.v1.ListTriggersResponse
-	179, // 220: berth.v1.ClusterService.ListTriggerRuns:output_type -> berth.v1.ListTriggerRunsResponse
-	180, // 221: berth.v1.ClusterService.GetTriggerRunLog:output_type -> berth.v1.GetTriggerRunLogResponse
-	181, // 222: berth.v1.ClusterService.RemoveTrigger:output_type -> berth.v1.RemoveTriggerResponse
-	182, // 223: berth.v1.ClusterService.GenerateKey:output_type -> berth.v1.GenerateKeyResponse
-	183, // 224: berth.v1.ClusterService.ImportKey:output_type -> berth.v1.ImportKeyResponse
-	184, // 225: berth.v1.ClusterService.ListKeys:output_type -> berth.v1.ListKeysResponse
-	185, // 226: berth.v1.ClusterService.RemoveKey:output_type -> berth.v1.RemoveKeyResponse
-	186, // 227: berth.v1.ClusterService.SignImage:output_type -> berth.v1.SignImageResponse
-	187, // 228: berth.v1.ClusterService.SetTrustPolicy:output_type -> berth.v1.SetTrustPolicyResponse
-	188, // 229: berth.v1.ClusterService.ListTrustPolicies:output_type -> berth.v1.ListTrustPoliciesResponse
-	189, // 230: berth.v1.ClusterService.RemoveTrustPolicy:output_type -> berth.v1.RemoveTrustPolicyResponse
-	190, // 231: berth.v1.ClusterService.ListImageTags:output_type -> berth.v1.ListImageTagsResponse
-	191, // 232: berth.v1.ClusterService.VerifyImages:output_type -> berth.v1.VerifyImagesResponse
-	192, // 233: berth.v1.ClusterService.ImportVulnDB:output_type -> berth.v1.VulnDBStatus
-	192, // 234: berth.v1.ClusterService.GetVulnDBStatus:output_type -> berth.v1.VulnDBStatus
-	193, // 235: berth.v1.ClusterService.Scan:output_type -> berth.v1.ScanResponse
-	194, // 236: berth.v1.ClusterService.GetScanResult:output_type -> berth.v1.ScanResult
-	195, // 237: berth.v1.ClusterService.ListScanResults:output_type -> berth.v1.ListScanResultsResponse
-	156, // [156:238] is the sub-list for method output_type
-	74,  // [74:156] is the sub-list for method input_type
+	176, // 156: berth.v1.ClusterService.CopyFromTask:input_type -> berth.v1.CopyFromTaskRequest
+	177, // 157: berth.v1.ClusterService.CopyToTask:input_type -> berth.v1.CopyToTaskRequest
+	93,  // 158: berth.v1.ClusterService.Apply:output_type -> berth.v1.ApplyResponse
+	95,  // 159: berth.v1.ClusterService.DeleteApp:output_type -> berth.v1.DeleteAppResponse
+	98,  // 160: berth.v1.ClusterService.ListApps:output_type -> berth.v1.ListAppsResponse
+	152, // 161: berth.v1.ClusterService.GetService:output_type -> berth.v1.Service
+	102, // 162: berth.v1.ClusterService.ListServices:output_type -> berth.v1.ListServicesResponse
+	104, // 163: berth.v1.ClusterService.ListTasks:output_type -> berth.v1.ListTasksResponse
+	106, // 164: berth.v1.ClusterService.ListNodes:output_type -> berth.v1.ListNodesResponse
+	108, // 165: berth.v1.ClusterService.ListEvents:output_type -> berth.v1.ListEventsResponse
+	110, // 166: berth.v1.ClusterService.Watch:output_type -> berth.v1.WatchEvent
+	112, // 167: berth.v1.ClusterService.Logs:output_type -> berth.v1.LogEntry
+	116, // 168: berth.v1.ClusterService.ImportImage:output_type -> berth.v1.ImportImageResponse
+	120, // 169: berth.v1.ClusterService.ListImages:output_type -> berth.v1.ListImagesResponse
+	122, // 170: berth.v1.ClusterService.JoinToken:output_type -> berth.v1.JoinTokenResponse
+	126, // 171: berth.v1.ClusterService.Version:output_type -> berth.v1.VersionResponse
+	125, // 172: berth.v1.ClusterService.ListServers:output_type -> berth.v1.ListServersResponse
+	152, // 173: berth.v1.ClusterService.ScaleService:output_type -> berth.v1.Service
+	152, // 174: berth.v1.ClusterService.RestartService:output_type -> berth.v1.Service
+	152, // 175: berth.v1.ClusterService.RollbackService:output_type -> berth.v1.Service
+	142, // 176: berth.v1.ClusterService.UpdateNode:output_type -> berth.v1.Node
+	88,  // 177: berth.v1.ClusterService.Rebalance:output_type -> berth.v1.RebalanceResponse
+	151, // 178: berth.v1.ClusterService.GetSettings:output_type -> berth.v1.ClusterSettings
+	151, // 179: berth.v1.ClusterService.UpdateSettings:output_type -> berth.v1.ClusterSettings
+	73,  // 180: berth.v1.ClusterService.Build:output_type -> berth.v1.BuildEvent
+	76,  // 181: berth.v1.ClusterService.PullImage:output_type -> berth.v1.ImageProgress
+	76,  // 182: berth.v1.ClusterService.PushImage:output_type -> berth.v1.ImageProgress
+	78,  // 183: berth.v1.ClusterService.Login:output_type -> berth.v1.LoginResponse
+	80,  // 184: berth.v1.ClusterService.Logout:output_type -> berth.v1.LogoutResponse
+	82,  // 185: berth.v1.ClusterService.ListRegistries:output_type -> berth.v1.ListRegistriesResponse
+	154, // 186: berth.v1.ClusterService.WatchEvents:output_type -> berth.v1.Event
+	59,  // 187: berth.v1.ClusterService.Exec:output_type -> berth.v1.ExecResponse
+	62,  // 188: berth.v1.ClusterService.Top:output_type -> berth.v1.TopResponse
+	64,  // 189: berth.v1.ClusterService.CreateAPIToken:output_type -> berth.v1.CreateAPITokenResponse
+	66,  // 190: berth.v1.ClusterService.ListAPITokens:output_type -> berth.v1.ListAPITokensResponse
+	68,  // 191: berth.v1.ClusterService.RevokeAPIToken:output_type -> berth.v1.RevokeAPITokenResponse
+	146, // 192: berth.v1.ClusterService.CreateNetwork:output_type -> berth.v1.Network
+	51,  // 193: berth.v1.ClusterService.ListNetworks:output_type -> berth.v1.ListNetworksResponse
+	50,  // 194: berth.v1.ClusterService.GetNetwork:output_type -> berth.v1.NetworkSummary
+	54,  // 195: berth.v1.ClusterService.RemoveNetwork:output_type -> berth.v1.RemoveNetworkResponse
+	28,  // 196: berth.v1.ClusterService.ListVolumes:output_type -> berth.v1.ListVolumesResponse
+	27,  // 197: berth.v1.ClusterService.GetVolume:output_type -> berth.v1.VolumeSummary
+	31,  // 198: berth.v1.ClusterService.RemoveVolume:output_type -> berth.v1.RemoveVolumeResponse
+	144, // 199: berth.v1.ClusterService.CreateSecret:output_type -> berth.v1.Secret
+	35,  // 200: berth.v1.ClusterService.ListSecrets:output_type -> berth.v1.ListSecretsResponse
+	33,  // 201: berth.v1.ClusterService.GetSecret:output_type -> berth.v1.SecretSummary
+	38,  // 202: berth.v1.ClusterService.RemoveSecret:output_type -> berth.v1.RemoveSecretResponse
+	145, // 203: berth.v1.ClusterService.CreateConfig:output_type -> berth.v1.Config
+	42,  // 204: berth.v1.ClusterService.ListConfigs:output_type -> berth.v1.ListConfigsResponse
+	40,  // 205: berth.v1.ClusterService.GetConfig:output_type -> berth.v1.ConfigSummary
+	45,  // 206: berth.v1.ClusterService.RemoveConfig:output_type -> berth.v1.RemoveConfigResponse
+	4,   // 207: berth.v1.ClusterService.WhoAmI:output_type -> berth.v1.WhoAmIResponse
+	6,   // 208: berth.v1.ClusterService.CreateUser:output_type -> berth.v1.CreateUserResponse
+	8,   // 209: berth.v1.ClusterService.ListUsers:output_type -> berth.v1.ListUsersResponse
+	10,  // 210: berth.v1.ClusterService.RemoveUser:output_type -> berth.v1.RemoveUserResponse
+	139, // 211: berth.v1.ClusterService.CreateNamespace:output_type -> berth.v1.Namespace
+	139, // 212: berth.v1.ClusterService.UpdateNamespace:output_type -> berth.v1.Namespace
+	15,  // 213: berth.v1.ClusterService.ListNamespaces:output_type -> berth.v1.ListNamespacesResponse
+	14,  // 214: berth.v1.ClusterService.GetNamespace:output_type -> berth.v1.NamespaceSummary
+	18,  // 215: berth.v1.ClusterService.RemoveNamespace:output_type -> berth.v1.RemoveNamespaceResponse
+	178, // 216: berth.v1.ClusterService.Audit:output_type -> berth.v1.AuditRecord
+	23,  // 217: berth.v1.ClusterService.RemoveNode:output_type -> berth.v1.RemoveNodeResponse
+	22,  // 218: berth.v1.ClusterService.MarkNodesDown:output_type -> berth.v1.MarkNodesDownResponse
+	25,  // 219: berth.v1.ClusterService.RotateCA:output_type -> berth.v1.RotateCAResponse
+	179, // 220: berth.v1.ClusterService.CreateTrigger:output_type -> berth.v1.CreateTriggerResponse
+	180, // 221: berth.v1.ClusterService.ListTriggers:output_type -> berth.v1.ListTriggersResponse
+	181, // 222: berth.v1.ClusterService.ListTriggerRuns:output_type -> berth.v1.ListTriggerRunsResponse
+	182, // 223: berth.v1.ClusterService.GetTriggerRunLog:output_type -> berth.v1.GetTriggerRunLogResponse
+	183, // 224: berth.v1.ClusterService.RemoveTrigger:output_type -> berth.v1.RemoveTriggerResponse
+	184, // 225: berth.v1.ClusterService.GenerateKey:output_type -> berth.v1.GenerateKeyResponse
+	185, // 226: berth.v1.ClusterService.ImportKey:output_type -> berth.v1.ImportKeyResponse
+	186, // 227: berth.v1.ClusterService.ListKeys:output_type -> berth.v1.ListKeysResponse
+	187, // 228: berth.v1.ClusterService.RemoveKey:output_type -> berth.v1.RemoveKeyResponse
+	188, // 229: berth.v1.ClusterService.SignImage:output_type -> berth.v1.SignImageResponse
+	189, // 230: berth.v1.ClusterService.SetTrustPolicy:output_type -> berth.v1.SetTrustPolicyResponse
+	190, // 231: berth.v1.ClusterService.ListTrustPolicies:output_type -> berth.v1.ListTrustPoliciesResponse
+	191, // 232: berth.v1.ClusterService.RemoveTrustPolicy:output_type -> berth.v1.RemoveTrustPolicyResponse
+	192, // 233: berth.v1.ClusterService.ListImageTags:output_type -> berth.v1.ListImageTagsResponse
+	193, // 234: berth.v1.ClusterService.VerifyImages:output_type -> berth.v1.VerifyImagesResponse
+	194, // 235: berth.v1.ClusterService.ImportVulnDB:output_type -> berth.v1.VulnDBStatus
+	194, // 236: berth.v1.ClusterService.GetVulnDBStatus:output_type -> berth.v1.VulnDBStatus
+	195, // 237: berth.v1.ClusterService.Scan:output_type -> berth.v1.ScanResponse
+	196, // 238: berth.v1.ClusterService.GetScanResult:output_type -> berth.v1.ScanResult
+	197, // 239: berth.v1.ClusterService.ListScanResults:output_type -> berth.v1.ListScanResultsResponse
+	198, // 240: berth.v1.ClusterService.CopyFromTask:output_type -> berth.v1.CopyChunk
+	199, // 241: berth.v1.ClusterService.CopyToTask:output_type -> berth.v1.CopyToTaskResponse
+	158, // [158:242] is the sub-list for method output_type
+	74,  // [74:158] is the sub-list for method input_type
 	74,  // [74:74] is the sub-list for extension type_name
 	74,  // [74:74] is the sub-list for extension extendee
 	0,   // [0:74] is the sub-list for field type_name
@@ -8733,6 +8744,7 @@ func file_berth_v1_cluster_proto_init() {
 	if File_berth_v1_cluster_proto != nil {
 		return
 	}
+	file_berth_v1_copy_proto_init()
 	file_berth_v1_objects_proto_init()
 	file_berth_v1_scan_proto_init()
 	file_berth_v1_trigger_proto_init()

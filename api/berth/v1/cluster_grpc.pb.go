@@ -101,6 +101,8 @@ const (
 	ClusterService_Scan_FullMethodName              = "/berth.v1.ClusterService/Scan"
 	ClusterService_GetScanResult_FullMethodName     = "/berth.v1.ClusterService/GetScanResult"
 	ClusterService_ListScanResults_FullMethodName   = "/berth.v1.ClusterService/ListScanResults"
+	ClusterService_CopyFromTask_FullMethodName      = "/berth.v1.ClusterService/CopyFromTask"
+	ClusterService_CopyToTask_FullMethodName        = "/berth.v1.ClusterService/CopyToTask"
 )
 
 // ClusterServiceClient is the client API for ClusterService service.
@@ -271,6 +273,11 @@ type ClusterServiceClient interface {
 	Scan(ctx context.Context, in *ScanRequest, opts ...grpc.CallOption) (*ScanResponse, error)
 	GetScanResult(ctx context.Context, in *GetScanResultRequest, opts ...grpc.CallOption) (*ScanResult, error)
 	ListScanResults(ctx context.Context, in *ListScanResultsRequest, opts ...grpc.CallOption) (*ListScanResultsResponse, error)
+	// Copying files (berth cp). CopyFromTask streams a path of a running
+	// task's container as a tar archive; CopyToTask unpacks a streamed tar
+	// archive at a path in it. Both need deployer: files can hold secrets.
+	CopyFromTask(ctx context.Context, in *CopyFromTaskRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[CopyChunk], error)
+	CopyToTask(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[CopyToTaskRequest, CopyToTaskResponse], error)
 }
 
 type clusterServiceClient struct {
@@ -1167,6 +1174,38 @@ func (c *clusterServiceClient) ListScanResults(ctx context.Context, in *ListScan
 	return out, nil
 }
 
+func (c *clusterServiceClient) CopyFromTask(ctx context.Context, in *CopyFromTaskRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[CopyChunk], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &ClusterService_ServiceDesc.Streams[10], ClusterService_CopyFromTask_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[CopyFromTaskRequest, CopyChunk]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type ClusterService_CopyFromTaskClient = grpc.ServerStreamingClient[CopyChunk]
+
+func (c *clusterServiceClient) CopyToTask(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[CopyToTaskRequest, CopyToTaskResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &ClusterService_ServiceDesc.Streams[11], ClusterService_CopyToTask_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[CopyToTaskRequest, CopyToTaskResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type ClusterService_CopyToTaskClient = grpc.ClientStreamingClient[CopyToTaskRequest, CopyToTaskResponse]
+
 // ClusterServiceServer is the server API for ClusterService service.
 // All implementations must embed UnimplementedClusterServiceServer
 // for forward compatibility.
@@ -1335,6 +1374,11 @@ type ClusterServiceServer interface {
 	Scan(context.Context, *ScanRequest) (*ScanResponse, error)
 	GetScanResult(context.Context, *GetScanResultRequest) (*ScanResult, error)
 	ListScanResults(context.Context, *ListScanResultsRequest) (*ListScanResultsResponse, error)
+	// Copying files (berth cp). CopyFromTask streams a path of a running
+	// task's container as a tar archive; CopyToTask unpacks a streamed tar
+	// archive at a path in it. Both need deployer: files can hold secrets.
+	CopyFromTask(*CopyFromTaskRequest, grpc.ServerStreamingServer[CopyChunk]) error
+	CopyToTask(grpc.ClientStreamingServer[CopyToTaskRequest, CopyToTaskResponse]) error
 	mustEmbedUnimplementedClusterServiceServer()
 }
 
@@ -1590,6 +1634,12 @@ func (UnimplementedClusterServiceServer) GetScanResult(context.Context, *GetScan
 }
 func (UnimplementedClusterServiceServer) ListScanResults(context.Context, *ListScanResultsRequest) (*ListScanResultsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListScanResults not implemented")
+}
+func (UnimplementedClusterServiceServer) CopyFromTask(*CopyFromTaskRequest, grpc.ServerStreamingServer[CopyChunk]) error {
+	return status.Error(codes.Unimplemented, "method CopyFromTask not implemented")
+}
+func (UnimplementedClusterServiceServer) CopyToTask(grpc.ClientStreamingServer[CopyToTaskRequest, CopyToTaskResponse]) error {
+	return status.Error(codes.Unimplemented, "method CopyToTask not implemented")
 }
 func (UnimplementedClusterServiceServer) mustEmbedUnimplementedClusterServiceServer() {}
 func (UnimplementedClusterServiceServer) testEmbeddedByValue()                        {}
@@ -3002,6 +3052,24 @@ func _ClusterService_ListScanResults_Handler(srv interface{}, ctx context.Contex
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ClusterService_CopyFromTask_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(CopyFromTaskRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(ClusterServiceServer).CopyFromTask(m, &grpc.GenericServerStream[CopyFromTaskRequest, CopyChunk]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type ClusterService_CopyFromTaskServer = grpc.ServerStreamingServer[CopyChunk]
+
+func _ClusterService_CopyToTask_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(ClusterServiceServer).CopyToTask(&grpc.GenericServerStream[CopyToTaskRequest, CopyToTaskResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type ClusterService_CopyToTaskServer = grpc.ClientStreamingServer[CopyToTaskRequest, CopyToTaskResponse]
+
 // ClusterService_ServiceDesc is the grpc.ServiceDesc for ClusterService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -3349,6 +3417,16 @@ var ClusterService_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "ImportVulnDB",
 			Handler:       _ClusterService_ImportVulnDB_Handler,
+			ClientStreams: true,
+		},
+		{
+			StreamName:    "CopyFromTask",
+			Handler:       _ClusterService_CopyFromTask_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "CopyToTask",
+			Handler:       _ClusterService_CopyToTask_Handler,
 			ClientStreams: true,
 		},
 	},

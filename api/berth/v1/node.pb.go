@@ -651,7 +651,7 @@ var File_berth_v1_node_proto protoreflect.FileDescriptor
 
 const file_berth_v1_node_proto_rawDesc = "" +
 	"\n" +
-	"\x13berth/v1/node.proto\x12\bberth.v1\x1a\x14berth/v1/agent.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16berth/v1/cluster.proto\x1a\x13berth/v1/scan.proto\"A\n" +
+	"\x13berth/v1/node.proto\x12\bberth.v1\x1a\x14berth/v1/agent.proto\x1a\x13berth/v1/copy.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16berth/v1/cluster.proto\x1a\x13berth/v1/scan.proto\"A\n" +
 	"\rNodeVolumeRef\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\"K\n" +
@@ -687,7 +687,7 @@ const file_berth_v1_node_proto_rawDesc = "" +
 	"\x05since\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x120\n" +
 	"\x05until\x18( \x01(\v2\x1a.google.protobuf.TimestampR\x05until\".\n" +
 	"\x16NodeImportImageRequest\x12\x14\n" +
-	"\x05chunk\x18\x01 \x01(\fR\x05chunk2\x88\x06\n" +
+	"\x05chunk\x18\x01 \x01(\fR\x05chunk2\x91\a\n" +
 	"\vNodeService\x127\n" +
 	"\x04Logs\x12\x19.berth.v1.NodeLogsRequest\x1a\x12.berth.v1.LogEntry0\x01\x12M\n" +
 	"\vImportImage\x12 .berth.v1.NodeImportImageRequest\x1a\x1a.berth.v1.NodeImportResult(\x01\x12?\n" +
@@ -700,7 +700,9 @@ const file_berth_v1_node_proto_rawDesc = "" +
 	"\x05Stats\x12\x1a.berth.v1.NodeStatsRequest\x1a\x1b.berth.v1.NodeStatsResponse\x12R\n" +
 	"\vVolumeUsage\x12 .berth.v1.NodeVolumeUsageRequest\x1a!.berth.v1.NodeVolumeUsageResponse\x12U\n" +
 	"\fRemoveVolume\x12!.berth.v1.NodeRemoveVolumeRequest\x1a\".berth.v1.NodeRemoveVolumeResponse\x12=\n" +
-	"\x04Sbom\x12\x19.berth.v1.NodeSbomRequest\x1a\x1a.berth.v1.NodeSbomResponseB4Z2github.com/berthproject/berth/api/berth/v1;berthv1b\x06proto3"
+	"\x04Sbom\x12\x19.berth.v1.NodeSbomRequest\x1a\x1a.berth.v1.NodeSbomResponse\x12@\n" +
+	"\bCopyFrom\x12\x1d.berth.v1.NodeCopyFromRequest\x1a\x13.berth.v1.CopyChunk0\x01\x12E\n" +
+	"\x06CopyTo\x12\x1b.berth.v1.NodeCopyToRequest\x1a\x1c.berth.v1.CopyToTaskResponse(\x01B4Z2github.com/berthproject/berth/api/berth/v1;berthv1b\x06proto3"
 
 var (
 	file_berth_v1_node_proto_rawDescOnce sync.Once
@@ -735,13 +737,17 @@ var file_berth_v1_node_proto_goTypes = []any{
 	(*BuildRequest)(nil),             // 16: berth.v1.BuildRequest
 	(*ExecRequest)(nil),              // 17: berth.v1.ExecRequest
 	(*NodeSbomRequest)(nil),          // 18: berth.v1.NodeSbomRequest
-	(*LogEntry)(nil),                 // 19: berth.v1.LogEntry
-	(*NodeImportResult)(nil),         // 20: berth.v1.NodeImportResult
-	(*NodeImages)(nil),               // 21: berth.v1.NodeImages
-	(*BuildEvent)(nil),               // 22: berth.v1.BuildEvent
-	(*ImageProgress)(nil),            // 23: berth.v1.ImageProgress
-	(*ExecResponse)(nil),             // 24: berth.v1.ExecResponse
-	(*NodeSbomResponse)(nil),         // 25: berth.v1.NodeSbomResponse
+	(*NodeCopyFromRequest)(nil),      // 19: berth.v1.NodeCopyFromRequest
+	(*NodeCopyToRequest)(nil),        // 20: berth.v1.NodeCopyToRequest
+	(*LogEntry)(nil),                 // 21: berth.v1.LogEntry
+	(*NodeImportResult)(nil),         // 22: berth.v1.NodeImportResult
+	(*NodeImages)(nil),               // 23: berth.v1.NodeImages
+	(*BuildEvent)(nil),               // 24: berth.v1.BuildEvent
+	(*ImageProgress)(nil),            // 25: berth.v1.ImageProgress
+	(*ExecResponse)(nil),             // 26: berth.v1.ExecResponse
+	(*NodeSbomResponse)(nil),         // 27: berth.v1.NodeSbomResponse
+	(*CopyChunk)(nil),                // 28: berth.v1.CopyChunk
+	(*CopyToTaskResponse)(nil),       // 29: berth.v1.CopyToTaskResponse
 }
 var file_berth_v1_node_proto_depIdxs = []int32{
 	0,  // 0: berth.v1.NodeVolumeUsageRequest.volumes:type_name -> berth.v1.NodeVolumeRef
@@ -762,19 +768,23 @@ var file_berth_v1_node_proto_depIdxs = []int32{
 	1,  // 15: berth.v1.NodeService.VolumeUsage:input_type -> berth.v1.NodeVolumeUsageRequest
 	4,  // 16: berth.v1.NodeService.RemoveVolume:input_type -> berth.v1.NodeRemoveVolumeRequest
 	18, // 17: berth.v1.NodeService.Sbom:input_type -> berth.v1.NodeSbomRequest
-	19, // 18: berth.v1.NodeService.Logs:output_type -> berth.v1.LogEntry
-	20, // 19: berth.v1.NodeService.ImportImage:output_type -> berth.v1.NodeImportResult
-	21, // 20: berth.v1.NodeService.ListImages:output_type -> berth.v1.NodeImages
-	22, // 21: berth.v1.NodeService.Build:output_type -> berth.v1.BuildEvent
-	23, // 22: berth.v1.NodeService.PullImage:output_type -> berth.v1.ImageProgress
-	23, // 23: berth.v1.NodeService.PushImage:output_type -> berth.v1.ImageProgress
-	24, // 24: berth.v1.NodeService.Exec:output_type -> berth.v1.ExecResponse
-	7,  // 25: berth.v1.NodeService.Stats:output_type -> berth.v1.NodeStatsResponse
-	3,  // 26: berth.v1.NodeService.VolumeUsage:output_type -> berth.v1.NodeVolumeUsageResponse
-	5,  // 27: berth.v1.NodeService.RemoveVolume:output_type -> berth.v1.NodeRemoveVolumeResponse
-	25, // 28: berth.v1.NodeService.Sbom:output_type -> berth.v1.NodeSbomResponse
-	18, // [18:29] is the sub-list for method output_type
-	7,  // [7:18] is the sub-list for method input_type
+	19, // 18: berth.v1.NodeService.CopyFrom:input_type -> berth.v1.NodeCopyFromRequest
+	20, // 19: berth.v1.NodeService.CopyTo:input_type -> berth.v1.NodeCopyToRequest
+	21, // 20: berth.v1.NodeService.Logs:output_type -> berth.v1.LogEntry
+	22, // 21: berth.v1.NodeService.ImportImage:output_type -> berth.v1.NodeImportResult
+	23, // 22: berth.v1.NodeService.ListImages:output_type -> berth.v1.NodeImages
+	24, // 23: berth.v1.NodeService.Build:output_type -> berth.v1.BuildEvent
+	25, // 24: berth.v1.NodeService.PullImage:output_type -> berth.v1.ImageProgress
+	25, // 25: berth.v1.NodeService.PushImage:output_type -> berth.v1.ImageProgress
+	26, // 26: berth.v1.NodeService.Exec:output_type -> berth.v1.ExecResponse
+	7,  // 27: berth.v1.NodeService.Stats:output_type -> berth.v1.NodeStatsResponse
+	3,  // 28: berth.v1.NodeService.VolumeUsage:output_type -> berth.v1.NodeVolumeUsageResponse
+	5,  // 29: berth.v1.NodeService.RemoveVolume:output_type -> berth.v1.NodeRemoveVolumeResponse
+	27, // 30: berth.v1.NodeService.Sbom:output_type -> berth.v1.NodeSbomResponse
+	28, // 31: berth.v1.NodeService.CopyFrom:output_type -> berth.v1.CopyChunk
+	29, // 32: berth.v1.NodeService.CopyTo:output_type -> berth.v1.CopyToTaskResponse
+	20, // [20:33] is the sub-list for method output_type
+	7,  // [7:20] is the sub-list for method input_type
 	7,  // [7:7] is the sub-list for extension type_name
 	7,  // [7:7] is the sub-list for extension extendee
 	0,  // [0:7] is the sub-list for field type_name
@@ -786,6 +796,7 @@ func file_berth_v1_node_proto_init() {
 		return
 	}
 	file_berth_v1_agent_proto_init()
+	file_berth_v1_copy_proto_init()
 	file_berth_v1_cluster_proto_init()
 	file_berth_v1_scan_proto_init()
 	type x struct{}

@@ -30,6 +30,8 @@ const (
 	NodeService_VolumeUsage_FullMethodName  = "/berth.v1.NodeService/VolumeUsage"
 	NodeService_RemoveVolume_FullMethodName = "/berth.v1.NodeService/RemoveVolume"
 	NodeService_Sbom_FullMethodName         = "/berth.v1.NodeService/Sbom"
+	NodeService_CopyFrom_FullMethodName     = "/berth.v1.NodeService/CopyFrom"
+	NodeService_CopyTo_FullMethodName       = "/berth.v1.NodeService/CopyTo"
 )
 
 // NodeServiceClient is the client API for NodeService service.
@@ -67,6 +69,10 @@ type NodeServiceClient interface {
 	// Sbom lists the packages of an image of the node's store, pulling it
 	// first when it is missing.
 	Sbom(ctx context.Context, in *NodeSbomRequest, opts ...grpc.CallOption) (*NodeSbomResponse, error)
+	// Copying files (berth cp): a path of a task's container as a tar
+	// archive, and a tar archive unpacked at a path in it.
+	CopyFrom(ctx context.Context, in *NodeCopyFromRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[CopyChunk], error)
+	CopyTo(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[NodeCopyToRequest, CopyToTaskResponse], error)
 }
 
 type nodeServiceClient struct {
@@ -223,6 +229,38 @@ func (c *nodeServiceClient) Sbom(ctx context.Context, in *NodeSbomRequest, opts 
 	return out, nil
 }
 
+func (c *nodeServiceClient) CopyFrom(ctx context.Context, in *NodeCopyFromRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[CopyChunk], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &NodeService_ServiceDesc.Streams[6], NodeService_CopyFrom_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[NodeCopyFromRequest, CopyChunk]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type NodeService_CopyFromClient = grpc.ServerStreamingClient[CopyChunk]
+
+func (c *nodeServiceClient) CopyTo(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[NodeCopyToRequest, CopyToTaskResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &NodeService_ServiceDesc.Streams[7], NodeService_CopyTo_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[NodeCopyToRequest, CopyToTaskResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type NodeService_CopyToClient = grpc.ClientStreamingClient[NodeCopyToRequest, CopyToTaskResponse]
+
 // NodeServiceServer is the server API for NodeService service.
 // All implementations must embed UnimplementedNodeServiceServer
 // for forward compatibility.
@@ -258,6 +296,10 @@ type NodeServiceServer interface {
 	// Sbom lists the packages of an image of the node's store, pulling it
 	// first when it is missing.
 	Sbom(context.Context, *NodeSbomRequest) (*NodeSbomResponse, error)
+	// Copying files (berth cp): a path of a task's container as a tar
+	// archive, and a tar archive unpacked at a path in it.
+	CopyFrom(*NodeCopyFromRequest, grpc.ServerStreamingServer[CopyChunk]) error
+	CopyTo(grpc.ClientStreamingServer[NodeCopyToRequest, CopyToTaskResponse]) error
 	mustEmbedUnimplementedNodeServiceServer()
 }
 
@@ -300,6 +342,12 @@ func (UnimplementedNodeServiceServer) RemoveVolume(context.Context, *NodeRemoveV
 }
 func (UnimplementedNodeServiceServer) Sbom(context.Context, *NodeSbomRequest) (*NodeSbomResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Sbom not implemented")
+}
+func (UnimplementedNodeServiceServer) CopyFrom(*NodeCopyFromRequest, grpc.ServerStreamingServer[CopyChunk]) error {
+	return status.Error(codes.Unimplemented, "method CopyFrom not implemented")
+}
+func (UnimplementedNodeServiceServer) CopyTo(grpc.ClientStreamingServer[NodeCopyToRequest, CopyToTaskResponse]) error {
+	return status.Error(codes.Unimplemented, "method CopyTo not implemented")
 }
 func (UnimplementedNodeServiceServer) mustEmbedUnimplementedNodeServiceServer() {}
 func (UnimplementedNodeServiceServer) testEmbeddedByValue()                     {}
@@ -466,6 +514,24 @@ func _NodeService_Sbom_Handler(srv interface{}, ctx context.Context, dec func(in
 	return interceptor(ctx, in, info, handler)
 }
 
+func _NodeService_CopyFrom_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(NodeCopyFromRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(NodeServiceServer).CopyFrom(m, &grpc.GenericServerStream[NodeCopyFromRequest, CopyChunk]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type NodeService_CopyFromServer = grpc.ServerStreamingServer[CopyChunk]
+
+func _NodeService_CopyTo_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(NodeServiceServer).CopyTo(&grpc.GenericServerStream[NodeCopyToRequest, CopyToTaskResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type NodeService_CopyToServer = grpc.ClientStreamingServer[NodeCopyToRequest, CopyToTaskResponse]
+
 // NodeService_ServiceDesc is the grpc.ServiceDesc for NodeService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -525,6 +591,16 @@ var NodeService_ServiceDesc = grpc.ServiceDesc{
 			StreamName:    "Exec",
 			Handler:       _NodeService_Exec_Handler,
 			ServerStreams: true,
+			ClientStreams: true,
+		},
+		{
+			StreamName:    "CopyFrom",
+			Handler:       _NodeService_CopyFrom_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "CopyTo",
+			Handler:       _NodeService_CopyTo_Handler,
 			ClientStreams: true,
 		},
 	},
