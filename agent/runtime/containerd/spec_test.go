@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/berthproject/berth/agent/runtime"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
 func TestProcessArgs(t *testing.T) {
@@ -68,5 +69,22 @@ func TestLabelsRoundTrip(t *testing.T) {
 	}
 	if len(st.Labels) != 1 || st.Labels["team"] != "a" {
 		t.Errorf("status labels = %v, want only team=a", st.Labels)
+	}
+}
+
+func TestInWritableMount(t *testing.T) {
+	mounts := []specs.Mount{
+		{Destination: "/proc", Type: "proc"},
+		{Destination: "/data", Type: "bind", Options: []string{"rbind", "rw"}},
+		{Destination: "/conf", Type: "bind", Options: []string{"rbind", "ro"}},
+		{Destination: "/tmp", Type: "tmpfs"},
+	}
+	for p, want := range map[string]bool{
+		"/data": true, "/data/x/y": true, "/tmp/f": true,
+		"/datafile": false, "/conf/x": false, "/proc/1/root": false, "/etc/passwd": false, "/": false,
+	} {
+		if got := inWritableMount(mounts, p); got != want {
+			t.Errorf("inWritableMount(%s) = %v, want %v", p, got, want)
+		}
 	}
 }
