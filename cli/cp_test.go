@@ -112,3 +112,19 @@ func TestUntarLocalStaysInTheDestination(t *testing.T) {
 		}
 	}
 }
+
+func TestUntarLocalDotArchive(t *testing.T) {
+	var b bytes.Buffer
+	tw := tar.NewWriter(&b)
+	tw.WriteHeader(&tar.Header{Name: "./", Typeflag: tar.TypeDir, Mode: 0o755})
+	tw.WriteHeader(&tar.Header{Name: "./a", Typeflag: tar.TypeReg, Mode: 0o644, Size: 1})
+	tw.Write([]byte("a"))
+	tw.Close()
+	dst := filepath.Join(t.TempDir(), "new")
+	if err := untarLocal(bytes.NewReader(b.Bytes()), dst); err != nil {
+		t.Fatalf("untarLocal: %v", err)
+	}
+	if got, err := os.ReadFile(filepath.Join(dst, "a")); err != nil || string(got) != "a" {
+		t.Errorf("new/a: %q, %v", got, err)
+	}
+}

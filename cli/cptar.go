@@ -109,6 +109,10 @@ func untarLocal(r io.Reader, local string) error {
 			return fmt.Errorf("archive entry %q leads out of the destination", hdr.Name)
 		}
 		first, rest, _ := strings.Cut(name, "/")
+		if name == "." || top == "." {
+			// An archive of a directory's contents (tar -C dir -c .).
+			first, rest = ".", strings.TrimPrefix(name, ".")
+		}
 		if top == "" {
 			top = first
 		} else if rename != "" && first != top {

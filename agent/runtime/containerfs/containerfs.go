@@ -252,6 +252,10 @@ func Untar(root, p string, r io.Reader, limit int64) (int, error) {
 			return n, fmt.Errorf("archive entry %q leads out of the destination", hdr.Name)
 		}
 		first, rest, _ := strings.Cut(name, "/")
+		if name == "." || top == "." {
+			// An archive of a directory's contents (tar -C dir -c .).
+			first, rest = ".", strings.TrimPrefix(name, ".")
+		}
 		if top == "" {
 			top = first
 		} else if rename != "" && first != top {

@@ -170,3 +170,29 @@ func TestRefusals(t *testing.T) {
 		t.Errorf("Untar under a missing directory: %v, want ErrNotFound", err)
 	}
 }
+
+// An archive of a directory's contents (tar -C dir -c .) goes into an
+// existing directory, or becomes a new one.
+func TestUntarDotArchive(t *testing.T) {
+	var b bytes.Buffer
+	tw := tar.NewWriter(&b)
+	tw.WriteHeader(&tar.Header{Name: "./", Typeflag: tar.TypeDir, Mode: 0o755})
+	tw.WriteHeader(&tar.Header{Name: "./a", Typeflag: tar.TypeReg, Mode: 0o644, Size: 1})
+	tw.Write([]byte("a"))
+	tw.WriteHeader(&tar.Header{Name: "./d/", Typeflag: tar.TypeDir, Mode: 0o755})
+	tw.WriteHeader(&tar.Header{Name: "./d/b", Typeflag: tar.TypeReg, Mode: 0o644, Size: 1})
+	tw.Write([]byte("b"))
+	tw.Close()
+	root := t.TempDir()
+	os.Mkdir(filepath.Join(root, "existing"), 0o755)
+	for _, dst := range []string{"/existing", "/new"} {
+		if _, err := Untar(root, dst, bytes.NewReader(b.Bytes()), MaxCopy); err != nil {
+			t.Fatalf("Untar into %s: %v", dst, err)
+		}
+		for rel, want := range map[string]string{"a": "a", "d/b": "b"} {
+			if got, err := os.ReadFile(filepath.Join(root, dst, rel)); err != nil || string(got) != want {
+				t.Errorf("%s/%s: %q, %v; want %q", dst, rel, got, err, want)
+			}
+		}
+	}
+}
