@@ -33,9 +33,15 @@ services:
   box:
     image: localhost/busybox:latest
     command: ["sh", "-c", "echo hello from box > /data.txt; mkdir -p /tree/sub; echo deep > /tree/sub/f; ln -s ` + hostDir + `/secret /hostlink; ln -s ../../../..` + hostDir + ` /updir; touch /ready; sleep 3600"]
+  ro:
+    image: localhost/busybox:latest
+    command: ["sleep", "3600"]
+    read_only: true
+    tmpfs: [/scratch]
 `
 	c.mustBerth("apply", "-f", c.writeFile("compose.yaml", compose), "-p", "cpy")
 	c.waitRunning("cpy/box", 1, 60*time.Second)
+	c.waitRunning("cpy/ro", 1, 60*time.Second)
 	eventually(t, 30*time.Second, func() (bool, string) {
 		out, errOut, err := c.berth("exec", "cpy/box", "--", "ls", "/ready")
 		return err == nil, out + errOut
@@ -65,6 +71,16 @@ services:
 	}
 	if out := c.mustBerth("exec", "cpy/box", "--", "stat", "-c", "%a", "/srv/sub/private"); strings.TrimSpace(out) != "600" {
 		t.Errorf("mode of the copied file: %q, want 600", out)
+	}
+
+	// A read-only root takes files only in its writable mounts.
+	_, stderr, err := c.berth("cp", filepath.Join(local, "out.txt"), "cpy/ro:/etc/out.txt")
+	if err == nil || !strings.Contains(stderr, "read-only") {
+		t.Errorf("cp onto a read-only root: %v, stderr %q; want it refused as read-only", err, stderr)
+	}
+	c.mustBerth("cp", filepath.Join(local, "out.txt"), "cpy/ro:/scratch/")
+	if out := c.mustBerth("exec", "cpy/ro", "--", "cat", "/scratch/out.txt"); out != "hello from box\n" {
+		t.Errorf("file copied into the tmpfs of a read-only container: %q", out)
 	}
 
 	// A tar stream out.
