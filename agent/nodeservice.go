@@ -60,6 +60,9 @@ func (s *nodeService) Logs(req *berthv1.NodeLogsRequest, stream berthv1.NodeServ
 	if req.Since != nil {
 		opts.Since = req.Since.AsTime()
 	}
+	if req.Until != nil {
+		opts.Until = req.Until.AsTime()
+	}
 	errc := make(chan error, len(req.TaskIds))
 	sendMu := make(chan struct{}, 1)
 	for _, id := range req.TaskIds {

@@ -43,6 +43,10 @@ type settingsOutput struct {
 	AllowPrivileged     bool     `json:"allowPrivileged,omitempty"`
 	AllowHostNamespaces bool     `json:"allowHostNamespaces,omitempty"`
 	BlockSeverity       string   `json:"blockSeverity,omitempty"`
+	// LogMaxSize and LogMaxFile are the default log limits set; 0 is
+	// Berth's (10 MB, 3 files).
+	LogMaxSize int64  `json:"logMaxSize,omitempty"`
+	LogMaxFile uint32 `json:"logMaxFile,omitempty"`
 }
 
 // parseStrategy reads a --strategy word.
@@ -64,11 +68,12 @@ func newClusterSettingsCommand(o *rootOptions) *cobra.Command {
 		insecure      []string
 		blockSeverity string
 		host          hostAccessFlags
+		logs          logLimitFlags
 		out           *outputFormat
 	)
 	cmd := &cobra.Command{
-		Use:   "settings [--strategy spread|binpack] [--auto-rebalance=true|false] [--allow-bind-mount PATH]... [--allow-privileged] [--allow-host-namespaces] [--max-replicas N] [--block-severity low|medium|high|critical|none]",
-		Short: "Show or change the cluster's scheduling, registries and what services may do to their hosts",
+		Use:   "settings [--strategy spread|binpack] [--auto-rebalance=true|false] [--allow-bind-mount PATH]... [--allow-privileged] [--allow-host-namespaces] [--max-replicas N] [--block-severity low|medium|high|critical|none] [--log-max-size SIZE] [--log-max-file N]",
+		Short: "Show or change the cluster's scheduling, registries, log limits and what services may do to their hosts",
 		Long: `Without flags, show the cluster settings. With flags, change the ones given
 and show the result.
 
@@ -102,7 +107,13 @@ already running keep running.
 vulnerability findings at or above it is refused (images not scanned yet
 are scanned during the apply); none lifts it. A namespace can set its own
 (berth namespace update N --block-severity ...), and a service can accept
-named findings with x-berth: {allow-vulnerabilities: [CVE-...]}.`,
+named findings with x-berth: {allow-vulnerabilities: [CVE-...]}.
+
+--log-max-size and --log-max-file bound the log files of the containers
+of services whose Compose file sets no logging: options: a container's
+file is rotated past max-size (10m, 500k; decimal units, like Docker) and
+max-file files are kept. 0 restores Berth's defaults, 10m and 3. They
+apply to containers created from then on.`,
 		Example: `  berth cluster settings
   berth cluster settings --strategy binpack
   berth cluster settings --auto-rebalance=true -o json
@@ -111,7 +122,8 @@ named findings with x-berth: {allow-vulnerabilities: [CVE-...]}.`,
   berth cluster settings --clear-bind-mounts
   berth cluster settings --allow-privileged=false
   berth cluster settings --max-replicas 500
-  berth cluster settings --block-severity high`,
+  berth cluster settings --block-severity high
+  berth cluster settings --log-max-size 20m --log-max-file 5`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			changeStrategy, changeRebalance := cmd.Flags().Changed("strategy"), cmd.Flags().Changed("auto-rebalance")
@@ -129,6 +141,9 @@ named findings with x-berth: {allow-vulnerabilities: [CVE-...]}.`,
 			if err := host.check(); err != nil {
 				return err
 			}
+			if err := logs.check(cmd); err != nil {
+				return err
+			}
 			var want berthv1.SchedulingStrategy
 			if changeStrategy {
 				var err error
@@ -141,7 +156,7 @@ named findings with x-berth: {allow-vulnerabilities: [CVE-...]}.`,
 				if err != nil {
 					return fmt.Errorf("get cluster settings: %w", err)
 				}
-				if changeStrategy || changeRebalance || changeInsecure || changeMax || changeBlock || host.changed(cmd) {
+				if changeStrategy || changeRebalance || changeInsecure || changeMax || changeBlock || host.changed(cmd) || logs.changed(cmd) {
 					if changeStrategy {
 						s.Strategy = want
 					}
@@ -158,6 +173,7 @@ named findings with x-berth: {allow-vulnerabilities: [CVE-...]}.`,
 						s.BlockSeverity = blockSeverity
 					}
 					host.apply(cmd, s)
+					logs.apply(cmd, s)
 					if s, err = c.UpdateSettings(ctx, &berthv1.UpdateSettingsRequest{Settings: s}); err != nil {
 						return fmt.Errorf("update cluster settings: %w", err)
 					}
@@ -173,6 +189,8 @@ named findings with x-berth: {allow-vulnerabilities: [CVE-...]}.`,
 					AllowPrivileged:     s.GetAllowPrivileged(),
 					AllowHostNamespaces: s.GetAllowHostNamespaces(),
 					BlockSeverity:       s.GetBlockSeverity(),
+					LogMaxSize:          s.GetLogging().GetMaxSize(),
+					LogMaxFile:          s.GetLogging().GetMaxFile(),
 				}
 				return printList(cmd.OutOrStdout(), *out, v, func(w io.Writer) {
 					kv := []string{"Strategy", v.Strategy, "Auto-rebalance", strconv.FormatBool(v.AutoRebalance),
@@ -192,6 +210,10 @@ named findings with x-berth: {allow-vulnerabilities: [CVE-...]}.`,
 					if v.BlockSeverity != "" {
 						kv = append(kv, "Block severity", v.BlockSeverity)
 					}
+					if v.LogMaxSize != 0 || v.LogMaxFile != 0 {
+						size, files := logLimitsInForce(s)
+						kv = append(kv, "Log max size", logSizeWords(size), "Log max file", strconv.FormatUint(uint64(files), 10))
+					}
 					fields(w, kv...)
 				})
 			})
@@ -203,6 +225,7 @@ named findings with x-berth: {allow-vulnerabilities: [CVE-...]}.`,
 	cmd.Flags().StringVar(&blockSeverity, "block-severity", "", "scan gate: refuse applies of images with findings at or above low, medium, high or critical; none lifts it")
 	cmd.Flags().StringArrayVar(&insecure, "insecure-registry", nil, "a registry (host:port) reached over plain HTTP; repeat for several, empty to clear")
 	host.add(cmd)
+	logs.add(cmd)
 	out = addOutputFlag(cmd)
 	return cmd
 }

@@ -72,3 +72,35 @@ func TestClusterSettingsMaxReplicas(t *testing.T) {
 		t.Errorf("settings changed despite a bad flag")
 	}
 }
+
+func TestClusterSettingsLogLimits(t *testing.T) {
+	f := newOpsCluster(false)
+	f.settings = &berthv1.ClusterSettings{Meta: &berthv1.Meta{Version: 3}}
+	cfg := serve(t, f)
+	r := mustRun(t, cfg, "cluster", "settings", "--log-max-size", "20m", "--log-max-file", "5")
+	req := f.settingsReqs[0].Settings
+	if req.GetLogging().GetMaxSize() != 20_000_000 || req.GetLogging().GetMaxFile() != 5 {
+		t.Errorf("UpdateSettings request logging = %v, want 20000000 bytes × 5", req.GetLogging())
+	}
+	if !strings.Contains(r.stdout, "Log max size:    20m\n") || !strings.Contains(r.stdout, "Log max file:    5\n") {
+		t.Errorf("stdout = %q, want the log limits", r.stdout)
+	}
+	// Only the flag given changes.
+	mustRun(t, cfg, "cluster", "settings", "--log-max-file", "2")
+	if got := f.settingsReqs[1].Settings.GetLogging(); got.GetMaxSize() != 20_000_000 || got.GetMaxFile() != 2 {
+		t.Errorf("second request logging = %v, want 20000000 bytes × 2", got)
+	}
+	for _, args := range [][]string{
+		{"cluster", "settings", "--log-max-size", "huge"},
+		{"cluster", "settings", "--log-max-size", "10"},
+		{"cluster", "settings", "--log-max-file", "0x"},
+		{"cluster", "settings", "--log-max-file", "500"},
+	} {
+		if r := run(t, cfg, nil, args...); r.code != exitUsage || !strings.Contains(r.stderr, args[2]) {
+			t.Errorf("berth %s: exit %d, stderr %q; want %d naming %s", strings.Join(args, " "), r.code, r.stderr, exitUsage, args[2])
+		}
+	}
+	if len(f.settingsReqs) != 2 {
+		t.Errorf("%d settings updates, want 2: bad flags change nothing", len(f.settingsReqs))
+	}
+}

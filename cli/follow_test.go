@@ -143,3 +143,47 @@ func TestLogsSinceAndTimestamps(t *testing.T) {
 		t.Errorf("bad --since: exit %d, stderr %q", r.code, r.stderr)
 	}
 }
+
+func TestLogsOfAppUntilAndUsageErrors(t *testing.T) {
+	f := &fakeCluster{
+		nodes: testNodes(),
+		tasks: testTasks(time.Now()),
+		logs: []*berthv1.LogEntry{
+			{TaskId: "task-web-1-0123456789", NodeId: "n1aaaaaaaaaaaaaaaa", Service: "web", Slot: 1, Line: []byte("from web")},
+			{TaskId: "task-db-1-0123456789", NodeId: "n2bbbbbbbbbbbbbbbb", Service: "db", Slot: 1, Stream: berthv1.LogStream_LOG_STREAM_STDERR, Line: []byte("from db")},
+		},
+	}
+	cfg := serve(t, f)
+
+	// A whole app: every service, each line with its task.
+	r := mustRun(t, cfg, "logs", "shop", "--until", "2030-01-02T03:04:05Z", "--tail", "5")
+	if r.stdout != "web.1@node-1 | from web\n" || r.stderr != "db.1@node-2 | from db\n" {
+		t.Errorf("logs shop: stdout %q, stderr %q; want web on stdout and db on stderr, prefixed", r.stdout, r.stderr)
+	}
+	f.mu.Lock()
+	req := f.logReqs[len(f.logReqs)-1]
+	f.mu.Unlock()
+	if req.App != "shop" || req.Service != "" || req.TaskId != "" || req.Tail != 5 ||
+		!req.Until.AsTime().Equal(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)) || req.Since != nil {
+		t.Errorf("logs shop: request = %v, want app shop, tail 5, until 2030-01-02T03:04:05Z", req)
+	}
+	r = mustRun(t, cfg, "logs", "shop/web", "--until", "1h")
+	f.mu.Lock()
+	req = f.logReqs[len(f.logReqs)-1]
+	f.mu.Unlock()
+	if d := time.Since(req.Until.AsTime()); d < time.Hour || d > time.Hour+time.Minute {
+		t.Errorf("--until 1h: request until %v, want an hour ago", req.Until.AsTime())
+	}
+
+	for _, args := range [][]string{
+		{"logs", "shop/web", "--tail", "abc"},
+		{"logs", "shop/web", "--tail", "-3"},
+		{"logs", "shop/web", "--until", "yesterday"},
+		{"logs", "shop/web", "--since", "-5m"},
+		{"logs", "shop/web", "--since", "5m", "--until", "10m"},
+	} {
+		if r := run(t, cfg, nil, args...); r.code != exitUsage || !strings.Contains(r.stderr, args[2]) {
+			t.Errorf("berth %s: exit %d, stderr %q; want %d naming %s", strings.Join(args, " "), r.code, r.stderr, exitUsage, args[2])
+		}
+	}
+}

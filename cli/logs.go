@@ -21,23 +21,31 @@ func newLogsCommand(o *rootOptions) *cobra.Command {
 		follow     bool
 		tail       string
 		since      string
+		until      string
 		timestamps bool
 	)
 	cmd := &cobra.Command{
-		Use:   "logs APP/SERVICE[.SLOT] | TASK-ID",
-		Short: "Show the output of a service's or a task's containers",
-		Long: `Show what the containers of a service, of one slot of it, or of one task
-wrote to stdout and stderr. When several tasks are shown, each line starts
-with the task it came from: "service.slot@node | ". Lines the container wrote
-to stderr go to stderr.
+		Use:   "logs APP | APP/SERVICE[.SLOT] | TASK-ID",
+		Short: "Show the output of an app's, a service's or a task's containers",
+		Long: `Show what the containers of a whole app, of a service, of one slot of it,
+or of one task wrote to stdout and stderr. Lines the container wrote to
+stdout go to stdout, lines it wrote to stderr go to stderr. When several
+tasks are shown (an app's services, a service's replicas), each line
+starts with the task it came from: "service.slot@node | ", and the tasks'
+lines are interleaved as they arrive. A name without "/" is an app when
+the namespace has one by that name, else a task ID prefix.
 
-With -f, following a service also follows the tasks that start after the
-command began, such as the replacement of a failed one: their output joins
-the stream as they start. --since keeps the lines written since a time;
-the node decides by the time it knows a line was written, and for output a
-container wrote before the command began that is the time the file holding
-it was last written. --timestamps starts each line with that time, "-" when
-it is not known.`,
+Each node keeps a container's output in Docker's json-file shape, each
+line with its stream and the time it was written, rotated by size (see
+logging: in Compose files and berth cluster settings --log-max-size); so
+the oldest lines of a chatty container are gone once its files are full.
+
+With -f, following a service or an app also follows the tasks that start
+after the command began, such as the replacement of a failed one: their
+output joins the stream as they start. --since and --until keep the lines
+written in that span, by each line's time; --tail keeps the last N lines of
+each task (after --since and --until). --timestamps starts each line with
+its time, "-" for output of containers started before Berth kept times.`,
 		Example: `  # Everything the web service's tasks wrote so far
   berth logs shop/web
 
@@ -48,7 +56,10 @@ it is not known.`,
   berth logs 3f9a2c
 
   # The last ten minutes, with times, and what comes next
-  berth logs shop/web -f --since 10m --timestamps`,
+  berth logs shop/web -f --since 10m --timestamps
+
+  # Every service of the app, up to five minutes ago
+  berth logs shop --until 5m`,
 		GroupID: groupApps,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -56,17 +67,21 @@ it is not known.`,
 			if err != nil {
 				return err
 			}
-			var sinceTS *timestamppb.Timestamp
-			if since != "" {
-				t, err := parseSince(since, time.Now())
-				if err != nil {
-					return err
-				}
-				sinceTS = timestamppb.New(t)
+			now := time.Now()
+			sinceTS, err := parseLogTime("--since", since, now)
+			if err != nil {
+				return err
+			}
+			untilTS, err := parseLogTime("--until", until, now)
+			if err != nil {
+				return err
+			}
+			if sinceTS != nil && untilTS != nil && untilTS.AsTime().Before(sinceTS.AsTime()) {
+				return usageErrorf("--until %s is before --since %s: no line can be in between", until, since)
 			}
 			return o.withCluster(cmd, func(ctx context.Context, c *cluster) error {
-				req := &berthv1.LogsRequest{Namespace: c.namespace, Follow: follow, Tail: n, Since: sinceTS}
-				tasks, err := logTarget(cmd, c, args[0], req)
+				req := &berthv1.LogsRequest{Namespace: c.namespace, Follow: follow, Tail: n, Since: sinceTS, Until: untilTS}
+				tasks, err := logsTarget(cmd, c, args[0], req)
 				if err != nil {
 					return err
 				}
@@ -80,7 +95,7 @@ it is not known.`,
 				}
 				// Following a service, replacements may join: prefix its
 				// lines even when one task runs now.
-				prefixed := len(tasks) > 1 || (follow && req.TaskId == "")
+				prefixed := len(tasks) > 1 || (follow && req.TaskId == "") || req.Service == ""
 				p := logPrinter{stdout: cmd.OutOrStdout(), stderr: cmd.ErrOrStderr(), nodeNames: names, prefixed: prefixed, timestamps: timestamps}
 				for {
 					e, err := stream.Recv()
@@ -98,6 +113,7 @@ it is not known.`,
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep streaming new output until interrupted")
 	cmd.Flags().StringVar(&tail, "tail", "all", `number of lines to show from the end of each task's output, or "all"`)
 	cmd.Flags().StringVar(&since, "since", "", "only lines written since this long ago (10m, 1h30m) or this time (RFC 3339)")
+	cmd.Flags().StringVar(&until, "until", "", "only lines written until this long ago (10m, 1h30m) or this time (RFC 3339)")
 	cmd.Flags().BoolVarP(&timestamps, "timestamps", "t", false, "start each line with the time it was written (RFC 3339)")
 	return cmd
 }
@@ -111,6 +127,42 @@ func parseTail(s string) (int64, error) {
 		return 0, usageErrorf("--tail %q is not a number of lines or \"all\": give --tail 100, or --tail all", s)
 	}
 	return n, nil
+}
+
+// parseLogTime reads --since or --until: a duration back from now or an
+// RFC 3339 time; nil when s is empty.
+func parseLogTime(flag, s string, now time.Time) (*timestamppb.Timestamp, error) {
+	if s == "" {
+		return nil, nil
+	}
+	if d, err := time.ParseDuration(s); err == nil {
+		if d < 0 {
+			return nil, usageErrorf("%s %s: give a positive duration back from now, such as 10m", flag, s)
+		}
+		return timestamppb.New(now.Add(-d)), nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return nil, usageErrorf("%s %q is neither a duration (10m, 1h30m) nor a time (2006-01-02T15:04:05Z)", flag, s)
+	}
+	return timestamppb.New(t), nil
+}
+
+// logsTarget is logTarget that also takes a whole app: a name without
+// "/" is an app when the namespace has tasks of one by that name (an
+// app's name wins over a task ID prefix).
+func logsTarget(cmd *cobra.Command, c *cluster, ref string, req *berthv1.LogsRequest) ([]*berthv1.Task, error) {
+	if !strings.Contains(ref, "/") {
+		apps, err := c.ListTasks(cmd.Context(), &berthv1.ListTasksRequest{Namespace: c.namespace, App: ref, All: true})
+		if err != nil {
+			return nil, fmt.Errorf("list tasks: %w", err)
+		}
+		if len(apps.GetTasks()) > 0 {
+			req.App = ref
+			return apps.GetTasks(), nil
+		}
+	}
+	return logTarget(cmd, c, ref, req)
 }
 
 // logTarget fills req from APP/SERVICE, APP/SERVICE.SLOT or a task ID

@@ -85,6 +85,7 @@ error (an unknown command or flag, or arguments of the wrong shape);
 		newGetCommand(o),
 		newLogsCommand(o),
 		newExecCommand(o),
+		newCpCommand(o),
 		newTopCommand(o),
 		newStatsCommand(o),
 		newEventsCommand(o),

@@ -57,6 +57,18 @@ type ContainerSpec struct {
 	Files []files.File
 	// Options are the container's process and kernel options.
 	Options ContainerOptions
+	// Log bounds the container's log files; zero fields take the node's
+	// defaults.
+	Log LogLimits
+}
+
+// LogLimits bound a container's log files (json-file max-size and
+// max-file). A zero field means the node's default.
+type LogLimits struct {
+	// MaxSize is the size in bytes past which the file is rotated.
+	MaxSize int64
+	// MaxFiles is how many files are kept, the one being written included.
+	MaxFiles int
 }
 
 // NetworkInterface is a container's place on one network.
@@ -183,6 +195,9 @@ type LogOptions struct {
 	// Since keeps the lines written at or after it; zero keeps all. It
 	// applies before Tail.
 	Since time.Time
+	// Until keeps the lines written at or before it; zero keeps all. It
+	// applies before Tail, and ends a followed read once passed.
+	Until time.Time
 }
 
 // Errors the runtime returns, wrapped; test with errors.Is.
@@ -324,6 +339,27 @@ type ImageFiles interface {
 	// it made; it must be called.
 	MountImage(ctx context.Context, ref string) (ImageMount, error)
 }
+
+// Files copies files out of and into running containers (berth cp), as
+// tar archives. A runtime without files (the fake) does not implement it.
+type Files interface {
+	// CopyFrom writes the file or directory at path in running container
+	// id to w as a tar archive. ErrNotFound (wrapped) when the container
+	// does not run; ErrPathNotFound when the path is not in it.
+	CopyFrom(ctx context.Context, id, path string, w io.Writer) error
+	// CopyTo unpacks the tar archive r at path in running container id
+	// (into path when it is a directory, else as path), and returns how
+	// many entries it wrote. ErrReadOnly when path is on a read-only root
+	// file system and in no writable volume.
+	CopyTo(ctx context.Context, id, path string, r io.Reader) (int, error)
+}
+
+// Errors of Files, wrapped; test with errors.Is.
+var (
+	ErrPathNotFound = errors.New("no such file or directory in the container")
+	ErrReadOnly     = errors.New("read-only file system")
+	ErrTooLarge     = errors.New("copy is over its size limit")
+)
 
 // ImageMount is an image's file tree mounted by MountImage.
 type ImageMount struct {

@@ -401,6 +401,7 @@ func containerSpec(id string, task *berthv1.Task) runtime.ContainerSpec {
 			Servers: spec.GetDns(),
 			Options: spec.GetDnsOptions(),
 		},
+		Log: runtime.LogLimits{MaxSize: spec.GetLogging().GetMaxSize(), MaxFiles: int(spec.GetLogging().GetMaxFile())},
 	}
 	if app := task.GetApp(); app != "" {
 		cs.DNS.Search = append(cs.DNS.Search, app)

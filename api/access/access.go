@@ -203,6 +203,10 @@ var Methods = map[string]Rule{
 	cluster + "RemoveImage": admin(true),
 	cluster + "PruneImages": admin(true),
 	cluster + "DiskUsage":   admin(false),
+	// Copying files (berth cp): deployer both ways, since a container's
+	// files can hold its secrets; both are audited.
+	cluster + "CopyFromTask": deploy(Namespaced),
+	cluster + "CopyToTask":   deploy(Namespaced),
 
 	// Agents: Join is open (its token is the credential); a session needs
 	// the node's certificate.
@@ -225,6 +229,8 @@ var Methods = map[string]Rule{
 	node + "RemoveImages": serverOnly(),
 	node + "PruneImages":  serverOnly(),
 	node + "DiskUsage":    serverOnly(),
+	node + "CopyFrom":     serverOnly(),
+	node + "CopyTo":       serverOnly(),
 }
 
 // ShortName is a full gRPC method name without its service

@@ -63,6 +63,7 @@ func convertService(svc types.ServiceConfig) converted {
 	}
 	c.convertEndpoint(svc)
 	c.convertContainer(svc)
+	c.convertLogging(svc)
 	if svc.Scale != nil {
 		c.setReplicas(svc.Name, "scale", *svc.Scale)
 	}

@@ -120,6 +120,9 @@ var supported = []tree.Path{
 	"services.*.devices", "services.*.devices.[].source", "services.*.devices.[].target", "services.*.devices.[].permissions",
 	"services.*.pid", "services.*.ipc", "services.*.network_mode",
 	"services.*.security_opt",
+	// Logging: the json-file driver only, with max-size and max-file;
+	// convertLogging refuses any other driver or option.
+	"services.*.logging", "services.*.logging.driver", "services.*.logging.options", "services.*.logging.options.*",
 }
 
 // unsupportedValues are attributes supported lists that Berth honours

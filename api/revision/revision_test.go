@@ -187,6 +187,8 @@ func TestChangedFieldsAndNeedsNewVersion(t *testing.T) {
 		}, fields: []string{"update_config", "rollback_config"}},
 		{name: "image and replicas", change: func(s *berthv1.ServiceSpec) { s.Image, s.Replicas = "web:2", 3 }, fields: []string{"image", "replicas"}, newVersion: true},
 		{name: "a map entry", change: func(s *berthv1.ServiceSpec) { s.Labels["team"] = "b" }, fields: []string{"labels"}, newVersion: true},
+		// New log limits apply to new containers: the tasks are replaced.
+		{name: "logging", change: func(s *berthv1.ServiceSpec) { s.Logging = &berthv1.LogConfig{MaxSize: 1000} }, fields: []string{"logging"}, newVersion: true},
 	}
 	for _, tt := range tests {
 		next := base()

@@ -220,6 +220,7 @@ func ValidateSpec(service string, spec *berthv1.ServiceSpec) Errors {
 	v.endpoint(spec)
 	v.storage(spec)
 	v.container(spec.GetContainer())
+	v.logging(spec.GetLogging())
 	return v.errs
 }
 

@@ -102,6 +102,16 @@ func TestValidateSpec(t *testing.T) {
 			*s = berthv1.ServiceSpec{Image: "busybox", Ports: []*berthv1.PortSpec{{Target: 80}}}
 		}},
 		{name: "numeric stop signal", modify: func(s *berthv1.ServiceSpec) { s.StopSignal = "15" }},
+		{name: "json-file logging", modify: func(s *berthv1.ServiceSpec) {
+			s.Logging = &berthv1.LogConfig{Driver: "json-file", MaxSize: 1000, MaxFile: 2}
+		}},
+		{name: "bad logging", modify: func(s *berthv1.ServiceSpec) {
+			s.Logging = &berthv1.LogConfig{Driver: "syslog", MaxSize: 10, MaxFile: 1000}
+		}, want: []string{
+			`logging.driver: log driver "syslog" is not supported`,
+			"logging.options.max-size: 10 bytes is under the smallest log file",
+			"logging.options.max-file: 1000 must be from 1 to 100",
+		}},
 		{name: "missing image", modify: func(s *berthv1.ServiceSpec) { s.Image = "" },
 			want: []string{"image: image is required"}},
 		{name: "bad image", modify: func(s *berthv1.ServiceSpec) { s.Image = "Busybox" },

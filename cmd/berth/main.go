@@ -8,11 +8,15 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/berthproject/berth/agent/runtime/jsonlog"
 	"github.com/berthproject/berth/cli"
 	"github.com/spf13/cobra"
 )
 
 func main() {
+	// A containerd shim runs berth as a container's log driver: that
+	// process does only that.
+	jsonlog.RunDriverIfAsked()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	roles := []*cobra.Command{newDevCommand(), newServerCommand(), newAgentCommand()}

@@ -47,6 +47,9 @@ func (s *Server) Logs(req *berthv1.LogsRequest, stream berthv1.ClusterService_Lo
 	}
 	if len(first) == 0 && !(followNew && s.serviceExists(ns, req.App, req.Service)) {
 		what := req.App + "/" + req.Service
+		if req.Service == "" {
+			what = "app " + req.App
+		}
 		if req.TaskId != "" {
 			what = "task " + req.TaskId
 		}
@@ -54,7 +57,7 @@ func (s *Server) Logs(req *berthv1.LogsRequest, stream berthv1.ClusterService_Lo
 	}
 
 	ctx := stream.Context()
-	f := &logFanIn{s: s, stream: stream, follow: req.Follow, since: req.Since, opened: map[string]bool{}, errs: make(chan error, 1)}
+	f := &logFanIn{s: s, stream: stream, follow: req.Follow, since: req.Since, until: req.Until, opened: map[string]bool{}, errs: make(chan error, 1)}
 	byNode := map[string][]*berthv1.Task{}
 	for _, t := range first {
 		byNode[t.NodeId] = append(byNode[t.NodeId], t)
@@ -90,6 +93,8 @@ type logFanIn struct {
 	follow bool
 	// since, when set, keeps the lines written from then on.
 	since *timestamppb.Timestamp
+	// until, when set, keeps the lines written until then.
+	until *timestamppb.Timestamp
 
 	sendMu sync.Mutex
 	wg     sync.WaitGroup
@@ -135,7 +140,7 @@ func (f *logFanIn) relay(ctx context.Context, n *berthv1.Node, ids []string, tai
 	if err != nil {
 		return err
 	}
-	logs, err := cli.Logs(ctx, &berthv1.NodeLogsRequest{TaskIds: ids, Follow: f.follow, Tail: tail, Since: f.since})
+	logs, err := cli.Logs(ctx, &berthv1.NodeLogsRequest{TaskIds: ids, Follow: f.follow, Tail: tail, Since: f.since, Until: f.until})
 	if err != nil {
 		return err
 	}

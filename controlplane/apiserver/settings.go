@@ -51,6 +51,10 @@ func (s *Server) UpdateSettings(ctx context.Context, req *berthv1.UpdateSettings
 	if err != nil {
 		return nil, err
 	}
+	logging, err := normalizeLogDefaults(want.GetLogging())
+	if err != nil {
+		return nil, err
+	}
 	read := func() (*berthv1.ClusterSettings, error) {
 		cur := proto.Clone(s.cfg.Cache.Settings()).(*berthv1.ClusterSettings)
 		if cur.Meta == nil {
@@ -64,12 +68,13 @@ func (s *Server) UpdateSettings(ctx context.Context, req *berthv1.UpdateSettings
 	got, err := guardedUpdate(ctx, s, store.SettingsKey, read, func(next *berthv1.ClusterSettings) error {
 		before = proto.Clone(next).(*berthv1.ClusterSettings)
 		if next.Strategy == want.Strategy && next.AutoRebalance == want.AutoRebalance && slices.Equal(next.InsecureRegistries, insecure) && next.MaxReplicas == want.MaxReplicas &&
-			sameHostAccess(next, want, binds) && next.BlockSeverity == block && next.GetMeta().GetVersion() != 0 {
+			sameHostAccess(next, want, binds) && next.BlockSeverity == block && proto.Equal(next.GetLogging(), logging) && next.GetMeta().GetVersion() != 0 {
 			return errUnchanged
 		}
 		next.Strategy, next.AutoRebalance, next.InsecureRegistries = want.Strategy, want.AutoRebalance, insecure
 		next.MaxReplicas = want.MaxReplicas
 		next.BlockSeverity = block
+		next.Logging = logging
 		setHostAccess(next, want, binds)
 		return nil
 	})
@@ -86,6 +91,7 @@ func (s *Server) UpdateSettings(ctx context.Context, req *berthv1.UpdateSettings
 		if got.BlockSeverity != "" {
 			msg += ", scan gate blocks " + got.BlockSeverity + " and above"
 		}
+		msg += logDefaultsWords(got.GetLogging())
 		s.log.Info("settings updated", "strategy", strategyName(got.Strategy), "auto_rebalance", got.AutoRebalance, "insecure_registries", got.InsecureRegistries)
 		s.cfg.Store.RecordEvent(&berthv1.Event{Kind: store.EventKindCluster, ObjectId: "settings", Action: "update", Message: msg})
 	}

@@ -38,6 +38,14 @@ func TestSettings(t *testing.T) {
 		{name: "unknown strategy", req: &berthv1.UpdateSettingsRequest{Settings: &berthv1.ClusterSettings{Strategy: 7}},
 			code: codes.InvalidArgument, words: []string{"spread or binpack"}},
 		{name: "no settings", req: &berthv1.UpdateSettingsRequest{}, code: codes.InvalidArgument, words: []string{"missing"}},
+		{name: "log limits", req: &berthv1.UpdateSettingsRequest{Settings: &berthv1.ClusterSettings{AutoRebalance: true, Logging: &berthv1.LogConfig{MaxSize: 20_000_000, MaxFile: 5}}},
+			want: &berthv1.ClusterSettings{AutoRebalance: true, Logging: &berthv1.LogConfig{MaxSize: 20_000_000, MaxFile: 5}}, writes: true},
+		{name: "the same log limits again", req: &berthv1.UpdateSettingsRequest{Settings: &berthv1.ClusterSettings{AutoRebalance: true, Logging: &berthv1.LogConfig{MaxSize: 20_000_000, MaxFile: 5}}},
+			want: &berthv1.ClusterSettings{AutoRebalance: true, Logging: &berthv1.LogConfig{MaxSize: 20_000_000, MaxFile: 5}}},
+		{name: "bad log limits", req: &berthv1.UpdateSettingsRequest{Settings: &berthv1.ClusterSettings{Logging: &berthv1.LogConfig{Driver: "syslog", MaxFile: 1000}}},
+			code: codes.InvalidArgument, words: []string{"logging.driver", "syslog", "logging.options.max-file"}},
+		{name: "log limits back to the defaults", req: &berthv1.UpdateSettingsRequest{Settings: &berthv1.ClusterSettings{AutoRebalance: true, Logging: &berthv1.LogConfig{}}},
+			want: &berthv1.ClusterSettings{AutoRebalance: true}, writes: true},
 	}
 	for _, tt := range tests {
 		before := etcdRevision(t, s)
@@ -46,7 +54,7 @@ func TestSettings(t *testing.T) {
 			wantCode(t, tt.name, err, tt.code, tt.words...)
 		} else if err != nil {
 			t.Fatalf("%s: %v", tt.name, err)
-		} else if got.Strategy != tt.want.Strategy || got.AutoRebalance != tt.want.AutoRebalance || got.GetMeta().GetVersion() == 0 {
+		} else if got.Strategy != tt.want.Strategy || got.AutoRebalance != tt.want.AutoRebalance || !proto.Equal(got.GetLogging(), tt.want.GetLogging()) || got.GetMeta().GetVersion() == 0 {
 			t.Errorf("%s: returned %v, want %v with a version", tt.name, got, tt.want)
 		}
 		if wrote := etcdRevision(t, s) != before; wrote != tt.writes {

@@ -388,6 +388,7 @@ func (d *Dispatcher) Session(stream berthv1.AgentService_SessionServer) error {
 	sendErr := s.sendLoop(sctx, stream, func(a *berthv1.Assignments) {
 		d.withImageSources(who.ID, a)
 		d.withFiles(files, a)
+		withLogDefaults(d.cfg.Cache.Settings(), a)
 	})
 	cancel()
 	var recvErr error

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/containerd/containerd/v2/pkg/cio"
+
 	"github.com/berthproject/berth/agent/files"
 	"github.com/berthproject/berth/agent/runtime"
 )
@@ -73,4 +75,53 @@ func median(ds []time.Duration) time.Duration {
 	s := slices.Clone(ds)
 	slices.Sort(s)
 	return s[len(s)/2]
+}
+
+// BenchmarkTaskStartLogDriver compares starting a container's task with
+// its output going to berth's json-file log driver (a process the shim
+// starts beside the container) and to a plain file the shim writes, as
+// before: what the driver costs at each start. The two kinds alternate;
+// it prints the p50 of each.
+func BenchmarkTaskStartLogDriver(b *testing.B) {
+	env := newTestEnv(b, nil)
+	ctx := env.rt.ctx(context.Background())
+	start := func(b *testing.B, id string, driver bool) time.Duration {
+		if err := env.rt.Create(ctx, runtime.ContainerSpec{ID: id, Image: busyboxRef, Command: []string{"sleep", "60"}}); err != nil {
+			b.Fatalf("Create(%s): %v", id, err)
+		}
+		defer func() {
+			if err := env.rt.Remove(context.Background(), id); err != nil {
+				b.Fatalf("Remove(%s): %v", id, err)
+			}
+		}()
+		cont, err := env.rt.Client().LoadContainer(ctx, id)
+		if err != nil {
+			b.Fatal(err)
+		}
+		creator := cio.LogFile(env.rt.logPath(id))
+		if driver {
+			creator = env.rt.logIO(id, nil)
+		}
+		began := time.Now()
+		task, err := cont.NewTask(ctx, creator)
+		if err != nil {
+			b.Fatalf("NewTask(%s): %v", id, err)
+		}
+		if err := task.Start(ctx); err != nil {
+			b.Fatalf("Start(%s): %v", id, err)
+		}
+		return time.Since(began)
+	}
+	for n := 0; n < b.N; n++ {
+		var plain, driven []time.Duration
+		for i := range startsPerKind {
+			plain = append(plain, start(b, fmt.Sprintf("file-%d-%d", n, i), false))
+			driven = append(driven, start(b, fmt.Sprintf("driver-%d-%d", n, i), true))
+		}
+		p50Plain, p50Driven := median(plain), median(driven)
+		b.ReportMetric(float64(p50Plain.Microseconds())/1000, "file-p50-ms")
+		b.ReportMetric(float64(p50Driven.Microseconds())/1000, "driver-p50-ms")
+		fmt.Printf("task start (new task + start, %d each): shim writes a file p50 %v, json-file log driver p50 %v\n",
+			startsPerKind, p50Plain.Round(100*time.Microsecond), p50Driven.Round(100*time.Microsecond))
+	}
 }

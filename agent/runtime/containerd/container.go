@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"os"
 	"slices"
 	"strings"
 	"syscall"
@@ -13,7 +12,6 @@ import (
 
 	ctd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/containers"
-	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/containerd/v2/pkg/oci"
 	"github.com/containerd/errdefs"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -187,19 +185,21 @@ func withFiles(files map[string]string) oci.SpecOpts {
 // stopped one runs its process again.
 func (c *Runtime) Start(ctx context.Context, id string) (runtime.Status, error) {
 	ctx = c.ctx(ctx)
-	if _, err := c.load(ctx, id); err != nil {
+	info, err := c.load(ctx, id)
+	if err != nil {
 		return runtime.Status{}, err
 	}
 	cont, err := c.client.LoadContainer(ctx, id)
 	if err != nil {
 		return runtime.Status{}, fmt.Errorf("runtime: start container %s: %w", id, err)
 	}
+	logIO := c.logIO(id, info.Labels)
 	task, err := cont.Task(ctx, nil)
 	switch {
 	case errdefs.IsNotFound(err):
-		// The shim opens the log file itself, so logs keep flowing when
-		// the agent exits or restarts.
-		task, err = cont.NewTask(ctx, cio.LogFile(c.logPath(id)))
+		// The shim runs the log driver itself, so logs keep flowing
+		// when the agent exits or restarts.
+		task, err = cont.NewTask(ctx, logIO)
 		if err != nil {
 			return runtime.Status{}, fmt.Errorf("runtime: start container %s: create task: %w", id, err)
 		}
@@ -216,7 +216,7 @@ func (c *Runtime) Start(ctx context.Context, id string) (runtime.Status, error) 
 			if _, err := task.Delete(ctx); err != nil && !errdefs.IsNotFound(err) {
 				return runtime.Status{}, fmt.Errorf("runtime: restart container %s: delete old task: %w", id, err)
 			}
-			if task, err = cont.NewTask(ctx, cio.LogFile(c.logPath(id))); err != nil {
+			if task, err = cont.NewTask(ctx, logIO); err != nil {
 				return runtime.Status{}, fmt.Errorf("runtime: restart container %s: create task: %w", id, err)
 			}
 		default:
@@ -430,8 +430,8 @@ func (c *Runtime) removeLeftovers(ctx context.Context, id string) error {
 			return fmt.Errorf("runtime: remove container %s: detach network: %w", id, err)
 		}
 	}
-	if err := os.Remove(c.logPath(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("runtime: remove container %s: log file: %w", id, err)
+	if err := c.removeLogs(id); err != nil {
+		return fmt.Errorf("runtime: remove container %s: %w", id, err)
 	}
 	if err := c.releaseStorage(id); err != nil {
 		return fmt.Errorf("runtime: remove container %s: %w", id, err)

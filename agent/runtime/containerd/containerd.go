@@ -21,6 +21,7 @@ import (
 
 	"github.com/berthproject/berth/agent/files"
 	"github.com/berthproject/berth/agent/runtime"
+	"github.com/berthproject/berth/agent/runtime/jsonlog"
 	"github.com/berthproject/berth/agent/volume"
 	"github.com/berthproject/berth/api/imageref"
 )
@@ -35,8 +36,8 @@ type Config struct {
 	// label berth.owner on every container, and only containers with this
 	// owner are listed, inspected, stopped or removed. Required.
 	Owner string
-	// StateDir holds the containers' logs, in StateDir/logs/<id>.log;
-	// default /var/lib/berth/runtime.
+	// StateDir holds the containers' logs, in StateDir/logs/<id>.log
+	// (and <id>.log.1 ... once rotated); default /var/lib/berth/runtime.
 	StateDir string
 	// Network connects containers; nil runs them in the host's network
 	// namespace.
@@ -53,6 +54,15 @@ type Config struct {
 	// InitPath is the init of containers with Options.Init, a static
 	// binary mounted into them; default DefaultInitPath.
 	InitPath string
+	// LogDriver is the berth binary the shims run to write containers'
+	// output as json-file logs (`berth log-driver`, see package jsonlog);
+	// default this process's own executable. It must run on its own: a
+	// running driver keeps the file it was started from open, so an
+	// upgrade may replace the binary on disk.
+	LogDriver string
+	// LogLimits bound the log files of containers whose spec sets none;
+	// zero fields default to jsonlog's 10 MB × 3.
+	LogLimits runtime.LogLimits
 }
 
 // The Config defaults.
@@ -83,6 +93,19 @@ func (c *Config) setDefaults() error {
 	}
 	if c.InitPath == "" {
 		c.InitPath = DefaultInitPath
+	}
+	if c.LogDriver == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("runtime: find the berth binary to run as log driver: %w", err)
+		}
+		c.LogDriver = exe
+	}
+	if c.LogLimits.MaxSize <= 0 {
+		c.LogLimits.MaxSize = jsonlog.DefaultMaxSize
+	}
+	if c.LogLimits.MaxFiles <= 0 {
+		c.LogLimits.MaxFiles = jsonlog.DefaultMaxFiles
 	}
 	// The shim opens log files itself, from its own working directory.
 	dir, err := filepath.Abs(c.StateDir)

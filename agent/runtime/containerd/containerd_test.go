@@ -231,15 +231,32 @@ func TestContainerdLogs(t *testing.T) {
 	fctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	var got []string
+	var lines []runtime.LogLine
 	err := env.rt.Logs(fctx, follow, runtime.LogOptions{Follow: true, Tail: -1}, func(l runtime.LogLine) error {
 		got = append(got, string(l.Line))
+		lines = append(lines, l)
 		return nil
 	})
 	if err != nil {
 		t.Fatalf("Logs(follow): %v", err)
 	}
 	if strings.Join(got, "|") != "a|b" {
-		t.Errorf("Logs(follow) = %q, want a then b", got)
+		t.Fatalf("Logs(follow) = %q, want a then b", got)
+	}
+	// The log driver keeps the streams apart and stamps each line.
+	if lines[0].Stream != runtime.Stdout || lines[1].Stream != runtime.Stderr {
+		t.Errorf("streams %v, %v; want stdout then stderr", lines[0].Stream, lines[1].Stream)
+	}
+	if lines[0].At.IsZero() || lines[1].At.Before(lines[0].At) {
+		t.Errorf("times %v, %v; want both set, in order", lines[0].At, lines[1].At)
+	}
+	// Until cuts by each line's own time.
+	var before []string
+	if err := env.rt.Logs(ctx, follow, runtime.LogOptions{Tail: -1, Until: lines[0].At}, func(l runtime.LogLine) error {
+		before = append(before, string(l.Line))
+		return nil
+	}); err != nil || strings.Join(before, "|") != "a" {
+		t.Errorf("Logs(until the first line) = %q, %v; want a", before, err)
 	}
 }
 

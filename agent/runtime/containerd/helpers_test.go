@@ -15,11 +15,14 @@ import (
 
 	"github.com/berthproject/berth/agent/files"
 	"github.com/berthproject/berth/agent/runtime"
+	"github.com/berthproject/berth/agent/runtime/jsonlog"
 	"github.com/berthproject/berth/internal/containerdtest"
 	"github.com/berthproject/berth/internal/testimage"
 )
 
 func TestMain(m *testing.M) {
+	// The runtime runs this test binary as its containers' log driver.
+	jsonlog.RunDriverIfAsked()
 	goleak.VerifyTestMain(m)
 }
 

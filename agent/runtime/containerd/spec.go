@@ -3,6 +3,7 @@ package containerd
 import (
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/berthproject/berth/agent/runtime"
@@ -18,6 +19,8 @@ const (
 	labelAddress      = "berth.runtime.address"
 	labelPorts        = "berth.runtime.ports"
 	labelStopSignal   = "berth.runtime.stop-signal"
+	labelLogMaxSize   = "berth.runtime.log-max-size"
+	labelLogMaxFile   = "berth.runtime.log-max-file"
 	runtimeLabelSpace = "berth.runtime."
 )
 
@@ -72,6 +75,12 @@ func containerLabels(owner string, spec runtime.ContainerSpec, att runtime.Attac
 	}
 	if spec.StopSignal != "" {
 		labels[labelStopSignal] = spec.StopSignal
+	}
+	if spec.Log.MaxSize > 0 {
+		labels[labelLogMaxSize] = strconv.FormatInt(spec.Log.MaxSize, 10)
+	}
+	if spec.Log.MaxFiles > 0 {
+		labels[labelLogMaxFile] = strconv.Itoa(spec.Log.MaxFiles)
 	}
 	return labels, nil
 }

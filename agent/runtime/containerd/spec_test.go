@@ -1,12 +1,11 @@
 package containerd
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/berthproject/berth/agent/runtime"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
 func TestProcessArgs(t *testing.T) {
@@ -73,61 +72,19 @@ func TestLabelsRoundTrip(t *testing.T) {
 	}
 }
 
-func TestTailOffset(t *testing.T) {
-	tests := []struct {
-		content string
-		tail    int64
-		want    string
-	}{
-		{"a\nb\nc\n", -1, "a\nb\nc\n"},
-		{"a\nb\nc\n", 0, ""},
-		{"a\nb\nc\n", 1, "c\n"},
-		{"a\nb\nc\n", 2, "b\nc\n"},
-		{"a\nb\nc\n", 3, "a\nb\nc\n"},
-		{"a\nb\nc\n", 10, "a\nb\nc\n"},
-		{"a\nb\nc", 1, "c"},
-		{"a\n\nc\n", 2, "\nc\n"},
-		{"", 5, ""},
-		{strings.Repeat("x", 40000) + "\n" + strings.Repeat("y", 40000) + "\n", 1, strings.Repeat("y", 40000) + "\n"},
+func TestInWritableMount(t *testing.T) {
+	mounts := []specs.Mount{
+		{Destination: "/proc", Type: "proc"},
+		{Destination: "/data", Type: "bind", Options: []string{"rbind", "rw"}},
+		{Destination: "/conf", Type: "bind", Options: []string{"rbind", "ro"}},
+		{Destination: "/tmp", Type: "tmpfs"},
 	}
-	for _, tc := range tests {
-		r := strings.NewReader(tc.content)
-		off, err := tailOffset(r, int64(len(tc.content)), tc.tail)
-		if err != nil {
-			t.Fatalf("tailOffset: %v", err)
-		}
-		if got := tc.content[off:]; got != tc.want {
-			t.Errorf("tailOffset(%.20q, %d) leaves %.20q, want %.20q", tc.content, tc.tail, got, tc.want)
-		}
-	}
-}
-
-func TestReadLog(t *testing.T) {
-	long := strings.Repeat("z", 100<<10) // longer than the reader's buffer
-	path := filepath.Join(t.TempDir(), "c.log")
-	if err := os.WriteFile(path, []byte("one\n"+long+"\n\nlast"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var got []string
-	err = readLog(t.Context(), f, -1, nil, func(l runtime.LogLine) error {
-		got = append(got, string(l.Line))
-		return nil
-	})
-	if err != nil {
-		t.Fatalf("readLog: %v", err)
-	}
-	want := []string{"one", long, "", "last"}
-	if len(got) != len(want) {
-		t.Fatalf("readLog gave %d lines, want %d", len(got), len(want))
-	}
-	for i := range want {
-		if got[i] != want[i] {
-			t.Errorf("line %d = %.20q (len %d), want %.20q (len %d)", i, got[i], len(got[i]), want[i], len(want[i]))
+	for p, want := range map[string]bool{
+		"/data": true, "/data/x/y": true, "/tmp/f": true,
+		"/datafile": false, "/conf/x": false, "/proc/1/root": false, "/etc/passwd": false, "/": false,
+	} {
+		if got := inWritableMount(mounts, p); got != want {
+			t.Errorf("inWritableMount(%s) = %v, want %v", p, got, want)
 		}
 	}
 }

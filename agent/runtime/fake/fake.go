@@ -508,9 +508,14 @@ func (f *Runtime) Logs(ctx context.Context, id string, opts runtime.LogOptions, 
 	for start < len(c.logs) && c.logs[start].At.Before(opts.Since) {
 		start++
 	}
+	// ... and the first one after Until where it ends.
+	end := start
+	for end < len(c.logs) && (opts.Until.IsZero() || !c.logs[end].At.After(opts.Until)) {
+		end++
+	}
 	next := start
-	if opts.Tail >= 0 && int64(len(c.logs)-start) > opts.Tail {
-		next = len(c.logs) - int(opts.Tail)
+	if opts.Tail >= 0 && int64(end-start) > opts.Tail {
+		next = end - int(opts.Tail)
 	}
 	for {
 		lines := slices.Clone(c.logs[next:])
@@ -519,6 +524,9 @@ func (f *Runtime) Logs(ctx context.Context, id string, opts runtime.LogOptions, 
 		f.mu.Unlock()
 
 		for _, l := range lines {
+			if !opts.Until.IsZero() && l.At.After(opts.Until) {
+				return nil
+			}
 			if err := fn(l); err != nil {
 				return err
 			}

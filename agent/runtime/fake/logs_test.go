@@ -24,15 +24,23 @@ func TestFakeLogsSince(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	cut2 := time.Now()
+	if err := f.WriteLog("c", runtime.Stdout, "last"); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name string
 		opts runtime.LogOptions
 		want []string
 	}{
-		{"since", runtime.LogOptions{Tail: -1, Since: cut}, []string{"new1", "new2", "new3"}},
-		{"since, then tail", runtime.LogOptions{Tail: 2, Since: cut}, []string{"new2", "new3"}},
-		{"tail larger than what is since", runtime.LogOptions{Tail: 10, Since: cut}, []string{"new1", "new2", "new3"}},
-		{"no since", runtime.LogOptions{Tail: -1}, []string{"old", "new1", "new2", "new3"}},
+		{"since", runtime.LogOptions{Tail: -1, Since: cut}, []string{"new1", "new2", "new3", "last"}},
+		{"since, then tail", runtime.LogOptions{Tail: 2, Since: cut}, []string{"new3", "last"}},
+		{"tail larger than what is since", runtime.LogOptions{Tail: 10, Since: cut}, []string{"new1", "new2", "new3", "last"}},
+		{"no since", runtime.LogOptions{Tail: -1}, []string{"old", "new1", "new2", "new3", "last"}},
+		{"until", runtime.LogOptions{Tail: -1, Until: cut}, []string{"old"}},
+		{"since and until", runtime.LogOptions{Tail: -1, Since: cut, Until: cut2}, []string{"new1", "new2", "new3"}},
+		{"until, then tail", runtime.LogOptions{Tail: 1, Until: cut2}, []string{"new3"}},
+		{"until, following", runtime.LogOptions{Tail: -1, Until: cut, Follow: true}, []string{"old"}},
 	}
 	for _, tt := range tests {
 		var got []string

@@ -6687,7 +6687,10 @@ type LogsRequest struct {
 	// tail is the number of last lines per task; negative means all.
 	Tail int64 `protobuf:"varint,6,opt,name=tail,proto3" json:"tail,omitempty"`
 	// since keeps the lines written at or after this time.
-	Since         *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=since,proto3" json:"since,omitempty"`
+	Since *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=since,proto3" json:"since,omitempty"`
+	// until keeps the lines written at or before this time; a followed
+	// stream ends once it has passed.
+	Until         *timestamppb.Timestamp `protobuf:"bytes,40,opt,name=until,proto3" json:"until,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -6767,6 +6770,13 @@ func (x *LogsRequest) GetTail() int64 {
 func (x *LogsRequest) GetSince() *timestamppb.Timestamp {
 	if x != nil {
 		return x.Since
+	}
+	return nil
+}
+
+func (x *LogsRequest) GetUntil() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Until
 	}
 	return nil
 }
@@ -7635,7 +7645,7 @@ var File_berth_v1_cluster_proto protoreflect.FileDescriptor
 
 const file_berth_v1_cluster_proto_rawDesc = "" +
 	"\n" +
-	"\x16berth/v1/cluster.proto\x12\bberth.v1\x1a\x16berth/v1/objects.proto\x1a\x12berth/v1/cli.proto\x1a\x13berth/v1/scan.proto\x1a\x17berth/v1/snapshot.proto\x1a\x16berth/v1/trigger.proto\x1a\x14berth/v1/trust.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x0f\n" +
+	"\x16berth/v1/cluster.proto\x12\bberth.v1\x1a\x13berth/v1/copy.proto\x1a\x16berth/v1/objects.proto\x1a\x12berth/v1/cli.proto\x1a\x13berth/v1/scan.proto\x1a\x17berth/v1/snapshot.proto\x1a\x16berth/v1/trigger.proto\x1a\x14berth/v1/trust.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x0f\n" +
 	"\rWhoAmIRequest\"|\n" +
 	"\x0eWhoAmIResponse\x12\x1c\n" +
 	"\tprincipal\x18\x01 \x01(\tR\tprincipal\x12\x12\n" +
@@ -8088,7 +8098,7 @@ const file_berth_v1_cluster_proto_rawDesc = "" +
 	"\x04node\x18\x02 \x01(\v2\x0e.berth.v1.NodeH\x00R\x04node\x12-\n" +
 	"\aservice\x18\x03 \x01(\v2\x11.berth.v1.ServiceH\x00R\aservice\x12$\n" +
 	"\x04task\x18\x04 \x01(\v2\x0e.berth.v1.TaskH\x00R\x04taskB\b\n" +
-	"\x06object\"\xce\x01\n" +
+	"\x06object\"\x80\x02\n" +
 	"\vLogsRequest\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x10\n" +
 	"\x03app\x18\x02 \x01(\tR\x03app\x12\x18\n" +
@@ -8096,7 +8106,8 @@ const file_berth_v1_cluster_proto_rawDesc = "" +
 	"\atask_id\x18\x04 \x01(\tR\x06taskId\x12\x16\n" +
 	"\x06follow\x18\x05 \x01(\bR\x06follow\x12\x12\n" +
 	"\x04tail\x18\x06 \x01(\x03R\x04tail\x120\n" +
-	"\x05since\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x05since\"\xd7\x01\n" +
+	"\x05since\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x120\n" +
+	"\x05until\x18( \x01(\v2\x1a.google.protobuf.TimestampR\x05until\"\xd7\x01\n" +
 	"\bLogEntry\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\tR\x06taskId\x12\x17\n" +
 	"\anode_id\x18\x02 \x01(\tR\x06nodeId\x12+\n" +
@@ -8166,7 +8177,7 @@ const file_berth_v1_cluster_proto_rawDesc = "" +
 	"\tLogStream\x12\x1a\n" +
 	"\x16LOG_STREAM_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11LOG_STREAM_STDOUT\x10\x01\x12\x15\n" +
-	"\x11LOG_STREAM_STDERR\x10\x022\xf70\n" +
+	"\x11LOG_STREAM_STDERR\x10\x022\x882\n" +
 	"\x0eClusterService\x128\n" +
 	"\x05Apply\x12\x16.berth.v1.ApplyRequest\x1a\x17.berth.v1.ApplyResponse\x12D\n" +
 	"\tDeleteApp\x12\x1a.berth.v1.DeleteAppRequest\x1a\x1b.berth.v1.DeleteAppResponse\x12A\n" +
@@ -8261,7 +8272,10 @@ const file_berth_v1_cluster_proto_rawDesc = "" +
 	"\fSaveSnapshot\x12\x1d.berth.v1.SaveSnapshotRequest\x1a\x17.berth.v1.SnapshotChunk0\x01\x12K\n" +
 	"\vRemoveImage\x12\x1c.berth.v1.RemoveImageRequest\x1a\x1e.berth.v1.RemoveImagesResponse\x12K\n" +
 	"\vPruneImages\x12\x1c.berth.v1.PruneImagesRequest\x1a\x1e.berth.v1.RemoveImagesResponse\x12D\n" +
-	"\tDiskUsage\x12\x1a.berth.v1.DiskUsageRequest\x1a\x1b.berth.v1.DiskUsageResponseB4Z2github.com/berthproject/berth/api/berth/v1;berthv1b\x06proto3"
+	"\tDiskUsage\x12\x1a.berth.v1.DiskUsageRequest\x1a\x1b.berth.v1.DiskUsageResponse\x12D\n" +
+	"\fCopyFromTask\x12\x1d.berth.v1.CopyFromTaskRequest\x1a\x13.berth.v1.CopyChunk0\x01\x12I\n" +
+	"\n" +
+	"CopyToTask\x12\x1b.berth.v1.CopyToTaskRequest\x1a\x1c.berth.v1.CopyToTaskResponse(\x01B4Z2github.com/berthproject/berth/api/berth/v1;berthv1b\x06proto3"
 
 var (
 	file_berth_v1_cluster_proto_rawDescOnce sync.Once
@@ -8458,29 +8472,33 @@ var file_berth_v1_cluster_proto_goTypes = []any{
 	(*RemoveImageRequest)(nil),        // 177: berth.v1.RemoveImageRequest
 	(*PruneImagesRequest)(nil),        // 178: berth.v1.PruneImagesRequest
 	(*DiskUsageRequest)(nil),          // 179: berth.v1.DiskUsageRequest
-	(*AuditRecord)(nil),               // 180: berth.v1.AuditRecord
-	(*CreateTriggerResponse)(nil),     // 181: berth.v1.CreateTriggerResponse
-	(*ListTriggersResponse)(nil),      // 182: berth.v1.ListTriggersResponse
-	(*ListTriggerRunsResponse)(nil),   // 183: berth.v1.ListTriggerRunsResponse
-	(*GetTriggerRunLogResponse)(nil),  // 184: berth.v1.GetTriggerRunLogResponse
-	(*RemoveTriggerResponse)(nil),     // 185: berth.v1.RemoveTriggerResponse
-	(*GenerateKeyResponse)(nil),       // 186: berth.v1.GenerateKeyResponse
-	(*ImportKeyResponse)(nil),         // 187: berth.v1.ImportKeyResponse
-	(*ListKeysResponse)(nil),          // 188: berth.v1.ListKeysResponse
-	(*RemoveKeyResponse)(nil),         // 189: berth.v1.RemoveKeyResponse
-	(*SignImageResponse)(nil),         // 190: berth.v1.SignImageResponse
-	(*SetTrustPolicyResponse)(nil),    // 191: berth.v1.SetTrustPolicyResponse
-	(*ListTrustPoliciesResponse)(nil), // 192: berth.v1.ListTrustPoliciesResponse
-	(*RemoveTrustPolicyResponse)(nil), // 193: berth.v1.RemoveTrustPolicyResponse
-	(*ListImageTagsResponse)(nil),     // 194: berth.v1.ListImageTagsResponse
-	(*VerifyImagesResponse)(nil),      // 195: berth.v1.VerifyImagesResponse
-	(*VulnDBStatus)(nil),              // 196: berth.v1.VulnDBStatus
-	(*ScanResponse)(nil),              // 197: berth.v1.ScanResponse
-	(*ScanResult)(nil),                // 198: berth.v1.ScanResult
-	(*ListScanResultsResponse)(nil),   // 199: berth.v1.ListScanResultsResponse
-	(*SnapshotChunk)(nil),             // 200: berth.v1.SnapshotChunk
-	(*RemoveImagesResponse)(nil),      // 201: berth.v1.RemoveImagesResponse
-	(*DiskUsageResponse)(nil),         // 202: berth.v1.DiskUsageResponse
+	(*CopyFromTaskRequest)(nil),       // 180: berth.v1.CopyFromTaskRequest
+	(*CopyToTaskRequest)(nil),         // 181: berth.v1.CopyToTaskRequest
+	(*AuditRecord)(nil),               // 182: berth.v1.AuditRecord
+	(*CreateTriggerResponse)(nil),     // 183: berth.v1.CreateTriggerResponse
+	(*ListTriggersResponse)(nil),      // 184: berth.v1.ListTriggersResponse
+	(*ListTriggerRunsResponse)(nil),   // 185: berth.v1.ListTriggerRunsResponse
+	(*GetTriggerRunLogResponse)(nil),  // 186: berth.v1.GetTriggerRunLogResponse
+	(*RemoveTriggerResponse)(nil),     // 187: berth.v1.RemoveTriggerResponse
+	(*GenerateKeyResponse)(nil),       // 188: berth.v1.GenerateKeyResponse
+	(*ImportKeyResponse)(nil),         // 189: berth.v1.ImportKeyResponse
+	(*ListKeysResponse)(nil),          // 190: berth.v1.ListKeysResponse
+	(*RemoveKeyResponse)(nil),         // 191: berth.v1.RemoveKeyResponse
+	(*SignImageResponse)(nil),         // 192: berth.v1.SignImageResponse
+	(*SetTrustPolicyResponse)(nil),    // 193: berth.v1.SetTrustPolicyResponse
+	(*ListTrustPoliciesResponse)(nil), // 194: berth.v1.ListTrustPoliciesResponse
+	(*RemoveTrustPolicyResponse)(nil), // 195: berth.v1.RemoveTrustPolicyResponse
+	(*ListImageTagsResponse)(nil),     // 196: berth.v1.ListImageTagsResponse
+	(*VerifyImagesResponse)(nil),      // 197: berth.v1.VerifyImagesResponse
+	(*VulnDBStatus)(nil),              // 198: berth.v1.VulnDBStatus
+	(*ScanResponse)(nil),              // 199: berth.v1.ScanResponse
+	(*ScanResult)(nil),                // 200: berth.v1.ScanResult
+	(*ListScanResultsResponse)(nil),   // 201: berth.v1.ListScanResultsResponse
+	(*SnapshotChunk)(nil),             // 202: berth.v1.SnapshotChunk
+	(*RemoveImagesResponse)(nil),      // 203: berth.v1.RemoveImagesResponse
+	(*DiskUsageResponse)(nil),         // 204: berth.v1.DiskUsageResponse
+	(*CopyChunk)(nil),                 // 205: berth.v1.CopyChunk
+	(*CopyToTaskResponse)(nil),        // 206: berth.v1.CopyToTaskResponse
 }
 var file_berth_v1_cluster_proto_depIdxs = []int32{
 	136, // 0: berth.v1.CreateUserRequest.ttl:type_name -> google.protobuf.Duration
@@ -8545,194 +8563,199 @@ var file_berth_v1_cluster_proto_depIdxs = []int32{
 	152, // 59: berth.v1.WatchEvent.service:type_name -> berth.v1.Service
 	153, // 60: berth.v1.WatchEvent.task:type_name -> berth.v1.Task
 	141, // 61: berth.v1.LogsRequest.since:type_name -> google.protobuf.Timestamp
-	2,   // 62: berth.v1.LogEntry.stream:type_name -> berth.v1.LogStream
-	141, // 63: berth.v1.LogEntry.at:type_name -> google.protobuf.Timestamp
-	113, // 64: berth.v1.ImportImageRequest.header:type_name -> berth.v1.ImportImageHeader
-	117, // 65: berth.v1.NodeImportResult.images:type_name -> berth.v1.Image
-	115, // 66: berth.v1.ImportImageResponse.results:type_name -> berth.v1.NodeImportResult
-	141, // 67: berth.v1.Image.created_at:type_name -> google.protobuf.Timestamp
-	117, // 68: berth.v1.NodeImages.images:type_name -> berth.v1.Image
-	119, // 69: berth.v1.ListImagesResponse.nodes:type_name -> berth.v1.NodeImages
-	136, // 70: berth.v1.JoinTokenRequest.ttl:type_name -> google.protobuf.Duration
-	141, // 71: berth.v1.JoinTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
-	155, // 72: berth.v1.ListServersResponse.servers:type_name -> berth.v1.ServerInfo
-	91,  // 73: berth.v1.ClusterService.Apply:input_type -> berth.v1.ApplyRequest
-	94,  // 74: berth.v1.ClusterService.DeleteApp:input_type -> berth.v1.DeleteAppRequest
-	96,  // 75: berth.v1.ClusterService.ListApps:input_type -> berth.v1.ListAppsRequest
-	99,  // 76: berth.v1.ClusterService.GetService:input_type -> berth.v1.GetServiceRequest
-	100, // 77: berth.v1.ClusterService.ListServices:input_type -> berth.v1.ListServicesRequest
-	103, // 78: berth.v1.ClusterService.ListTasks:input_type -> berth.v1.ListTasksRequest
-	105, // 79: berth.v1.ClusterService.ListNodes:input_type -> berth.v1.ListNodesRequest
-	107, // 80: berth.v1.ClusterService.ListEvents:input_type -> berth.v1.ListEventsRequest
-	109, // 81: berth.v1.ClusterService.Watch:input_type -> berth.v1.WatchRequest
-	111, // 82: berth.v1.ClusterService.Logs:input_type -> berth.v1.LogsRequest
-	114, // 83: berth.v1.ClusterService.ImportImage:input_type -> berth.v1.ImportImageRequest
-	118, // 84: berth.v1.ClusterService.ListImages:input_type -> berth.v1.ListImagesRequest
-	121, // 85: berth.v1.ClusterService.JoinToken:input_type -> berth.v1.JoinTokenRequest
-	123, // 86: berth.v1.ClusterService.Version:input_type -> berth.v1.VersionRequest
-	124, // 87: berth.v1.ClusterService.ListServers:input_type -> berth.v1.ListServersRequest
-	83,  // 88: berth.v1.ClusterService.ScaleService:input_type -> berth.v1.ScaleServiceRequest
-	84,  // 89: berth.v1.ClusterService.RestartService:input_type -> berth.v1.RestartServiceRequest
-	85,  // 90: berth.v1.ClusterService.RollbackService:input_type -> berth.v1.RollbackServiceRequest
-	86,  // 91: berth.v1.ClusterService.UpdateNode:input_type -> berth.v1.UpdateNodeRequest
-	87,  // 92: berth.v1.ClusterService.Rebalance:input_type -> berth.v1.RebalanceRequest
-	89,  // 93: berth.v1.ClusterService.GetSettings:input_type -> berth.v1.GetSettingsRequest
-	90,  // 94: berth.v1.ClusterService.UpdateSettings:input_type -> berth.v1.UpdateSettingsRequest
-	71,  // 95: berth.v1.ClusterService.Build:input_type -> berth.v1.BuildRequest
-	74,  // 96: berth.v1.ClusterService.PullImage:input_type -> berth.v1.PullImageRequest
-	75,  // 97: berth.v1.ClusterService.PushImage:input_type -> berth.v1.PushImageRequest
-	77,  // 98: berth.v1.ClusterService.Login:input_type -> berth.v1.LoginRequest
-	79,  // 99: berth.v1.ClusterService.Logout:input_type -> berth.v1.LogoutRequest
-	81,  // 100: berth.v1.ClusterService.ListRegistries:input_type -> berth.v1.ListRegistriesRequest
-	107, // 101: berth.v1.ClusterService.WatchEvents:input_type -> berth.v1.ListEventsRequest
-	58,  // 102: berth.v1.ClusterService.Exec:input_type -> berth.v1.ExecRequest
-	60,  // 103: berth.v1.ClusterService.Top:input_type -> berth.v1.TopRequest
-	63,  // 104: berth.v1.ClusterService.CreateAPIToken:input_type -> berth.v1.CreateAPITokenRequest
-	65,  // 105: berth.v1.ClusterService.ListAPITokens:input_type -> berth.v1.ListAPITokensRequest
-	67,  // 106: berth.v1.ClusterService.RevokeAPIToken:input_type -> berth.v1.RevokeAPITokenRequest
-	48,  // 107: berth.v1.ClusterService.CreateNetwork:input_type -> berth.v1.CreateNetworkRequest
-	49,  // 108: berth.v1.ClusterService.ListNetworks:input_type -> berth.v1.ListNetworksRequest
-	52,  // 109: berth.v1.ClusterService.GetNetwork:input_type -> berth.v1.GetNetworkRequest
-	53,  // 110: berth.v1.ClusterService.RemoveNetwork:input_type -> berth.v1.RemoveNetworkRequest
-	26,  // 111: berth.v1.ClusterService.ListVolumes:input_type -> berth.v1.ListVolumesRequest
-	29,  // 112: berth.v1.ClusterService.GetVolume:input_type -> berth.v1.GetVolumeRequest
-	30,  // 113: berth.v1.ClusterService.RemoveVolume:input_type -> berth.v1.RemoveVolumeRequest
-	32,  // 114: berth.v1.ClusterService.CreateSecret:input_type -> berth.v1.CreateSecretRequest
-	34,  // 115: berth.v1.ClusterService.ListSecrets:input_type -> berth.v1.ListSecretsRequest
-	36,  // 116: berth.v1.ClusterService.GetSecret:input_type -> berth.v1.GetSecretRequest
-	37,  // 117: berth.v1.ClusterService.RemoveSecret:input_type -> berth.v1.RemoveSecretRequest
-	39,  // 118: berth.v1.ClusterService.CreateConfig:input_type -> berth.v1.CreateConfigRequest
-	41,  // 119: berth.v1.ClusterService.ListConfigs:input_type -> berth.v1.ListConfigsRequest
-	43,  // 120: berth.v1.ClusterService.GetConfig:input_type -> berth.v1.GetConfigRequest
-	44,  // 121: berth.v1.ClusterService.RemoveConfig:input_type -> berth.v1.RemoveConfigRequest
-	3,   // 122: berth.v1.ClusterService.WhoAmI:input_type -> berth.v1.WhoAmIRequest
-	5,   // 123: berth.v1.ClusterService.CreateUser:input_type -> berth.v1.CreateUserRequest
-	7,   // 124: berth.v1.ClusterService.ListUsers:input_type -> berth.v1.ListUsersRequest
-	9,   // 125: berth.v1.ClusterService.RemoveUser:input_type -> berth.v1.RemoveUserRequest
-	11,  // 126: berth.v1.ClusterService.CreateNamespace:input_type -> berth.v1.CreateNamespaceRequest
-	12,  // 127: berth.v1.ClusterService.UpdateNamespace:input_type -> berth.v1.UpdateNamespaceRequest
-	13,  // 128: berth.v1.ClusterService.ListNamespaces:input_type -> berth.v1.ListNamespacesRequest
-	16,  // 129: berth.v1.ClusterService.GetNamespace:input_type -> berth.v1.GetNamespaceRequest
-	17,  // 130: berth.v1.ClusterService.RemoveNamespace:input_type -> berth.v1.RemoveNamespaceRequest
-	19,  // 131: berth.v1.ClusterService.Audit:input_type -> berth.v1.AuditRequest
-	20,  // 132: berth.v1.ClusterService.RemoveNode:input_type -> berth.v1.RemoveNodeRequest
-	21,  // 133: berth.v1.ClusterService.MarkNodesDown:input_type -> berth.v1.MarkNodesDownRequest
-	24,  // 134: berth.v1.ClusterService.RotateCA:input_type -> berth.v1.RotateCARequest
-	156, // 135: berth.v1.ClusterService.CreateTrigger:input_type -> berth.v1.CreateTriggerRequest
-	157, // 136: berth.v1.ClusterService.ListTriggers:input_type -> berth.v1.ListTriggersRequest
-	158, // 137: berth.v1.ClusterService.ListTriggerRuns:input_type -> berth.v1.ListTriggerRunsRequest
-	159, // 138: berth.v1.ClusterService.GetTriggerRunLog:input_type -> berth.v1.GetTriggerRunLogRequest
-	160, // 139: berth.v1.ClusterService.RemoveTrigger:input_type -> berth.v1.RemoveTriggerRequest
-	161, // 140: berth.v1.ClusterService.GenerateKey:input_type -> berth.v1.GenerateKeyRequest
-	162, // 141: berth.v1.ClusterService.ImportKey:input_type -> berth.v1.ImportKeyRequest
-	163, // 142: berth.v1.ClusterService.ListKeys:input_type -> berth.v1.ListKeysRequest
-	164, // 143: berth.v1.ClusterService.RemoveKey:input_type -> berth.v1.RemoveKeyRequest
-	165, // 144: berth.v1.ClusterService.SignImage:input_type -> berth.v1.SignImageRequest
-	166, // 145: berth.v1.ClusterService.SetTrustPolicy:input_type -> berth.v1.SetTrustPolicyRequest
-	167, // 146: berth.v1.ClusterService.ListTrustPolicies:input_type -> berth.v1.ListTrustPoliciesRequest
-	168, // 147: berth.v1.ClusterService.RemoveTrustPolicy:input_type -> berth.v1.RemoveTrustPolicyRequest
-	169, // 148: berth.v1.ClusterService.ListImageTags:input_type -> berth.v1.ListImageTagsRequest
-	170, // 149: berth.v1.ClusterService.VerifyImages:input_type -> berth.v1.VerifyImagesRequest
-	171, // 150: berth.v1.ClusterService.ImportVulnDB:input_type -> berth.v1.ImportVulnDBRequest
-	172, // 151: berth.v1.ClusterService.GetVulnDBStatus:input_type -> berth.v1.GetVulnDBStatusRequest
-	173, // 152: berth.v1.ClusterService.Scan:input_type -> berth.v1.ScanRequest
-	174, // 153: berth.v1.ClusterService.GetScanResult:input_type -> berth.v1.GetScanResultRequest
-	175, // 154: berth.v1.ClusterService.ListScanResults:input_type -> berth.v1.ListScanResultsRequest
-	176, // 155: berth.v1.ClusterService.SaveSnapshot:input_type -> berth.v1.SaveSnapshotRequest
-	177, // 156: berth.v1.ClusterService.RemoveImage:input_type -> berth.v1.RemoveImageRequest
-	178, // 157: berth.v1.ClusterService.PruneImages:input_type -> berth.v1.PruneImagesRequest
-	179, // 158: berth.v1.ClusterService.DiskUsage:input_type -> berth.v1.DiskUsageRequest
-	93,  // 159: berth.v1.ClusterService.Apply:output_type -> berth.v1.ApplyResponse
-	95,  // 160: berth.v1.ClusterService.DeleteApp:output_type -> berth.v1.DeleteAppResponse
-	98,  // 161: berth.v1.ClusterService.ListApps:output_type -> berth.v1.ListAppsResponse
-	152, // 162: berth.v1.ClusterService.GetService:output_type -> berth.v1.Service
-	102, // 163: berth.v1.ClusterService.ListServices:output_type -> berth.v1.ListServicesResponse
-	104, // 164: berth.v1.ClusterService.ListTasks:output_type -> berth.v1.ListTasksResponse
-	106, // 165: berth.v1.ClusterService.ListNodes:output_type -> berth.v1.ListNodesResponse
-	108, // 166: berth.v1.ClusterService.ListEvents:output_type -> berth.v1.ListEventsResponse
-	110, // 167: berth.v1.ClusterService.Watch:output_type -> berth.v1.WatchEvent
-	112, // 168: berth.v1.ClusterService.Logs:output_type -> berth.v1.LogEntry
-	116, // 169: berth.v1.ClusterService.ImportImage:output_type -> berth.v1.ImportImageResponse
-	120, // 170: berth.v1.ClusterService.ListImages:output_type -> berth.v1.ListImagesResponse
-	122, // 171: berth.v1.ClusterService.JoinToken:output_type -> berth.v1.JoinTokenResponse
-	126, // 172: berth.v1.ClusterService.Version:output_type -> berth.v1.VersionResponse
-	125, // 173: berth.v1.ClusterService.ListServers:output_type -> berth.v1.ListServersResponse
-	152, // 174: berth.v1.ClusterService.ScaleService:output_type -> berth.v1.Service
-	152, // 175: berth.v1.ClusterService.RestartService:output_type -> berth.v1.Service
-	152, // 176: berth.v1.ClusterService.RollbackService:output_type -> berth.v1.Service
-	142, // 177: berth.v1.ClusterService.UpdateNode:output_type -> berth.v1.Node
-	88,  // 178: berth.v1.ClusterService.Rebalance:output_type -> berth.v1.RebalanceResponse
-	151, // 179: berth.v1.ClusterService.GetSettings:output_type -> berth.v1.ClusterSettings
-	151, // 180: berth.v1.ClusterService.UpdateSettings:output_type -> berth.v1.ClusterSettings
-	73,  // 181: berth.v1.ClusterService.Build:output_type -> berth.v1.BuildEvent
-	76,  // 182: berth.v1.ClusterService.PullImage:output_type -> berth.v1.ImageProgress
-	76,  // 183: berth.v1.ClusterService.PushImage:output_type -> berth.v1.ImageProgress
-	78,  // 184: berth.v1.ClusterService.Login:output_type -> berth.v1.LoginResponse
-	80,  // 185: berth.v1.ClusterService.Logout:output_type -> berth.v1.LogoutResponse
-	82,  // 186: berth.v1.ClusterService.ListRegistries:output_type -> berth.v1.ListRegistriesResponse
-	154, // 187: berth.v1.ClusterService.WatchEvents:output_type -> berth.v1.Event
-	59,  // 188: berth.v1.ClusterService.Exec:output_type -> berth.v1.ExecResponse
-	62,  // 189: berth.v1.ClusterService.Top:output_type -> berth.v1.TopResponse
-	64,  // 190: berth.v1.ClusterService.CreateAPIToken:output_type -> berth.v1.CreateAPITokenResponse
-	66,  // 191: berth.v1.ClusterService.ListAPITokens:output_type -> berth.v1.ListAPITokensResponse
-	68,  // 192: berth.v1.ClusterService.RevokeAPIToken:output_type -> berth.v1.RevokeAPITokenResponse
-	146, // 193: berth.v1.ClusterService.CreateNetwork:output_type -> berth.v1.Network
-	51,  // 194: berth.v1.ClusterService.ListNetworks:output_type -> berth.v1.ListNetworksResponse
-	50,  // 195: berth.v1.ClusterService.GetNetwork:output_type -> berth.v1.NetworkSummary
-	54,  // 196: berth.v1.ClusterService.RemoveNetwork:output_type -> berth.v1.RemoveNetworkResponse
-	28,  // 197: berth.v1.ClusterService.ListVolumes:output_type -> berth.v1.ListVolumesResponse
-	27,  // 198: berth.v1.ClusterService.GetVolume:output_type -> berth.v1.VolumeSummary
-	31,  // 199: berth.v1.ClusterService.RemoveVolume:output_type -> berth.v1.RemoveVolumeResponse
-	144, // 200: berth.v1.ClusterService.CreateSecret:output_type -> berth.v1.Secret
-	35,  // 201: berth.v1.ClusterService.ListSecrets:output_type -> berth.v1.ListSecretsResponse
-	33,  // 202: berth.v1.ClusterService.GetSecret:output_type -> berth.v1.SecretSummary
-	38,  // 203: berth.v1.ClusterService.RemoveSecret:output_type -> berth.v1.RemoveSecretResponse
-	145, // 204: berth.v1.ClusterService.CreateConfig:output_type -> berth.v1.Config
-	42,  // 205: berth.v1.ClusterService.ListConfigs:output_type -> berth.v1.ListConfigsResponse
-	40,  // 206: berth.v1.ClusterService.GetConfig:output_type -> berth.v1.ConfigSummary
-	45,  // 207: berth.v1.ClusterService.RemoveConfig:output_type -> berth.v1.RemoveConfigResponse
-	4,   // 208: berth.v1.ClusterService.WhoAmI:output_type -> berth.v1.WhoAmIResponse
-	6,   // 209: berth.v1.ClusterService.CreateUser:output_type -> berth.v1.CreateUserResponse
-	8,   // 210: berth.v1.ClusterService.ListUsers:output_type -> berth.v1.ListUsersResponse
-	10,  // 211: berth.v1.ClusterService.RemoveUser:output_type -> berth.v1.RemoveUserResponse
-	139, // 212: berth.v1.ClusterService.CreateNamespace:output_type -> berth.v1.Namespace
-	139, // 213: berth.v1.ClusterService.UpdateNamespace:output_type -> berth.v1.Namespace
-	15,  // 214: berth.v1.ClusterService.ListNamespaces:output_type -> berth.v1.ListNamespacesResponse
-	14,  // 215: berth.v1.ClusterService.GetNamespace:output_type -> berth.v1.NamespaceSummary
-	18,  // 216: berth.v1.ClusterService.RemoveNamespace:output_type -> berth.v1.RemoveNamespaceResponse
-	180, // 217: berth.v1.ClusterService.Audit:output_type -> berth.v1.AuditRecord
-	23,  // 218: berth.v1.ClusterService.RemoveNode:output_type -> berth.v1.RemoveNodeResponse
-	22,  // 219: berth.v1.ClusterService.MarkNodesDown:output_type -> berth.v1.MarkNodesDownResponse
-	25,  // 220: berth.v1.ClusterService.RotateCA:output_type -> berth.v1.RotateCAResponse
-	181, // 221: berth.v1.ClusterService.CreateTrigger:output_type -> berth.v1.CreateTriggerResponse
-	182, // 222: berth.v1.ClusterService.ListTriggers:output_type -> berth.v1.ListTriggersResponse
-	183, // 223: berth.v1.ClusterService.ListTriggerRuns:output_type -> berth.v1.ListTriggerRunsResponse
-	184, // 224: berth.v1.ClusterService.GetTriggerRunLog:output_type -> berth.v1.GetTriggerRunLogResponse
-	185, // 225: berth.v1.ClusterService.RemoveTrigger:output_type -> berth.v1.RemoveTriggerResponse
-	186, // 226: berth.v1.ClusterService.GenerateKey:output_type -> berth.v1.GenerateKeyResponse
-	187, // 227: berth.v1.ClusterService.ImportKey:output_type -> berth.v1.ImportKeyResponse
-	188, // 228: berth.v1.ClusterService.ListKeys:output_type -> berth.v1.ListKeysResponse
-	189, // 229: berth.v1.ClusterService.RemoveKey:output_type -> berth.v1.RemoveKeyResponse
-	190, // 230: berth.v1.ClusterService.SignImage:output_type -> berth.v1.SignImageResponse
-	191, // 231: berth.v1.ClusterService.SetTrustPolicy:output_type -> berth.v1.SetTrustPolicyResponse
-	192, // 232: berth.v1.ClusterService.ListTrustPolicies:output_type -> berth.v1.ListTrustPoliciesResponse
-	193, // 233: berth.v1.ClusterService.RemoveTrustPolicy:output_type -> berth.v1.RemoveTrustPolicyResponse
-	194, // 234: berth.v1.ClusterService.ListImageTags:output_type -> berth.v1.ListImageTagsResponse
-	195, // 235: berth.v1.ClusterService.VerifyImages:output_type -> berth.v1.VerifyImagesResponse
-	196, // 236: berth.v1.ClusterService.ImportVulnDB:output_type -> berth.v1.VulnDBStatus
-	196, // 237: berth.v1.ClusterService.GetVulnDBStatus:output_type -> berth.v1.VulnDBStatus
-	197, // 238: berth.v1.ClusterService.Scan:output_type -> berth.v1.ScanResponse
-	198, // 239: berth.v1.ClusterService.GetScanResult:output_type -> berth.v1.ScanResult
-	199, // 240: berth.v1.ClusterService.ListScanResults:output_type -> berth.v1.ListScanResultsResponse
-	200, // 241: berth.v1.ClusterService.SaveSnapshot:output_type -> berth.v1.SnapshotChunk
-	201, // 242: berth.v1.ClusterService.RemoveImage:output_type -> berth.v1.RemoveImagesResponse
-	201, // 243: berth.v1.ClusterService.PruneImages:output_type -> berth.v1.RemoveImagesResponse
-	202, // 244: berth.v1.ClusterService.DiskUsage:output_type -> berth.v1.DiskUsageResponse
-	159, // [159:245] is the sub-list for method output_type
-	73,  // [73:159] is the sub-list for method input_type
-	73,  // [73:73] is the sub-list for extension type_name
-	73,  // [73:73] is the sub-list for extension extendee
-	0,   // [0:73] is the sub-list for field type_name
+	141, // 62: berth.v1.LogsRequest.until:type_name -> google.protobuf.Timestamp
+	2,   // 63: berth.v1.LogEntry.stream:type_name -> berth.v1.LogStream
+	141, // 64: berth.v1.LogEntry.at:type_name -> google.protobuf.Timestamp
+	113, // 65: berth.v1.ImportImageRequest.header:type_name -> berth.v1.ImportImageHeader
+	117, // 66: berth.v1.NodeImportResult.images:type_name -> berth.v1.Image
+	115, // 67: berth.v1.ImportImageResponse.results:type_name -> berth.v1.NodeImportResult
+	141, // 68: berth.v1.Image.created_at:type_name -> google.protobuf.Timestamp
+	117, // 69: berth.v1.NodeImages.images:type_name -> berth.v1.Image
+	119, // 70: berth.v1.ListImagesResponse.nodes:type_name -> berth.v1.NodeImages
+	136, // 71: berth.v1.JoinTokenRequest.ttl:type_name -> google.protobuf.Duration
+	141, // 72: berth.v1.JoinTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
+	155, // 73: berth.v1.ListServersResponse.servers:type_name -> berth.v1.ServerInfo
+	91,  // 74: berth.v1.ClusterService.Apply:input_type -> berth.v1.ApplyRequest
+	94,  // 75: berth.v1.ClusterService.DeleteApp:input_type -> berth.v1.DeleteAppRequest
+	96,  // 76: berth.v1.ClusterService.ListApps:input_type -> berth.v1.ListAppsRequest
+	99,  // 77: berth.v1.ClusterService.GetService:input_type -> berth.v1.GetServiceRequest
+	100, // 78: berth.v1.ClusterService.ListServices:input_type -> berth.v1.ListServicesRequest
+	103, // 79: berth.v1.ClusterService.ListTasks:input_type -> berth.v1.ListTasksRequest
+	105, // 80: berth.v1.ClusterService.ListNodes:input_type -> berth.v1.ListNodesRequest
+	107, // 81: berth.v1.ClusterService.ListEvents:input_type -> berth.v1.ListEventsRequest
+	109, // 82: berth.v1.ClusterService.Watch:input_type -> berth.v1.WatchRequest
+	111, // 83: berth.v1.ClusterService.Logs:input_type -> berth.v1.LogsRequest
+	114, // 84: berth.v1.ClusterService.ImportImage:input_type -> berth.v1.ImportImageRequest
+	118, // 85: berth.v1.ClusterService.ListImages:input_type -> berth.v1.ListImagesRequest
+	121, // 86: berth.v1.ClusterService.JoinToken:input_type -> berth.v1.JoinTokenRequest
+	123, // 87: berth.v1.ClusterService.Version:input_type -> berth.v1.VersionRequest
+	124, // 88: berth.v1.ClusterService.ListServers:input_type -> berth.v1.ListServersRequest
+	83,  // 89: berth.v1.ClusterService.ScaleService:input_type -> berth.v1.ScaleServiceRequest
+	84,  // 90: berth.v1.ClusterService.RestartService:input_type -> berth.v1.RestartServiceRequest
+	85,  // 91: berth.v1.ClusterService.RollbackService:input_type -> berth.v1.RollbackServiceRequest
+	86,  // 92: berth.v1.ClusterService.UpdateNode:input_type -> berth.v1.UpdateNodeRequest
+	87,  // 93: berth.v1.ClusterService.Rebalance:input_type -> berth.v1.RebalanceRequest
+	89,  // 94: berth.v1.ClusterService.GetSettings:input_type -> berth.v1.GetSettingsRequest
+	90,  // 95: berth.v1.ClusterService.UpdateSettings:input_type -> berth.v1.UpdateSettingsRequest
+	71,  // 96: berth.v1.ClusterService.Build:input_type -> berth.v1.BuildRequest
+	74,  // 97: berth.v1.ClusterService.PullImage:input_type -> berth.v1.PullImageRequest
+	75,  // 98: berth.v1.ClusterService.PushImage:input_type -> berth.v1.PushImageRequest
+	77,  // 99: berth.v1.ClusterService.Login:input_type -> berth.v1.LoginRequest
+	79,  // 100: berth.v1.ClusterService.Logout:input_type -> berth.v1.LogoutRequest
+	81,  // 101: berth.v1.ClusterService.ListRegistries:input_type -> berth.v1.ListRegistriesRequest
+	107, // 102: berth.v1.ClusterService.WatchEvents:input_type -> berth.v1.ListEventsRequest
+	58,  // 103: berth.v1.ClusterService.Exec:input_type -> berth.v1.ExecRequest
+	60,  // 104: berth.v1.ClusterService.Top:input_type -> berth.v1.TopRequest
+	63,  // 105: berth.v1.ClusterService.CreateAPIToken:input_type -> berth.v1.CreateAPITokenRequest
+	65,  // 106: berth.v1.ClusterService.ListAPITokens:input_type -> berth.v1.ListAPITokensRequest
+	67,  // 107: berth.v1.ClusterService.RevokeAPIToken:input_type -> berth.v1.RevokeAPITokenRequest
+	48,  // 108: berth.v1.ClusterService.CreateNetwork:input_type -> berth.v1.CreateNetworkRequest
+	49,  // 109: berth.v1.ClusterService.ListNetworks:input_type -> berth.v1.ListNetworksRequest
+	52,  // 110: berth.v1.ClusterService.GetNetwork:input_type -> berth.v1.GetNetworkRequest
+	53,  // 111: berth.v1.ClusterService.RemoveNetwork:input_type -> berth.v1.RemoveNetworkRequest
+	26,  // 112: berth.v1.ClusterService.ListVolumes:input_type -> berth.v1.ListVolumesRequest
+	29,  // 113: berth.v1.ClusterService.GetVolume:input_type -> berth.v1.GetVolumeRequest
+	30,  // 114: berth.v1.ClusterService.RemoveVolume:input_type -> berth.v1.RemoveVolumeRequest
+	32,  // 115: berth.v1.ClusterService.CreateSecret:input_type -> berth.v1.CreateSecretRequest
+	34,  // 116: berth.v1.ClusterService.ListSecrets:input_type -> berth.v1.ListSecretsRequest
+	36,  // 117: berth.v1.ClusterService.GetSecret:input_type -> berth.v1.GetSecretRequest
+	37,  // 118: berth.v1.ClusterService.RemoveSecret:input_type -> berth.v1.RemoveSecretRequest
+	39,  // 119: berth.v1.ClusterService.CreateConfig:input_type -> berth.v1.CreateConfigRequest
+	41,  // 120: berth.v1.ClusterService.ListConfigs:input_type -> berth.v1.ListConfigsRequest
+	43,  // 121: berth.v1.ClusterService.GetConfig:input_type -> berth.v1.GetConfigRequest
+	44,  // 122: berth.v1.ClusterService.RemoveConfig:input_type -> berth.v1.RemoveConfigRequest
+	3,   // 123: berth.v1.ClusterService.WhoAmI:input_type -> berth.v1.WhoAmIRequest
+	5,   // 124: berth.v1.ClusterService.CreateUser:input_type -> berth.v1.CreateUserRequest
+	7,   // 125: berth.v1.ClusterService.ListUsers:input_type -> berth.v1.ListUsersRequest
+	9,   // 126: berth.v1.ClusterService.RemoveUser:input_type -> berth.v1.RemoveUserRequest
+	11,  // 127: berth.v1.ClusterService.CreateNamespace:input_type -> berth.v1.CreateNamespaceRequest
+	12,  // 128: berth.v1.ClusterService.UpdateNamespace:input_type -> berth.v1.UpdateNamespaceRequest
+	13,  // 129: berth.v1.ClusterService.ListNamespaces:input_type -> berth.v1.ListNamespacesRequest
+	16,  // 130: berth.v1.ClusterService.GetNamespace:input_type -> berth.v1.GetNamespaceRequest
+	17,  // 131: berth.v1.ClusterService.RemoveNamespace:input_type -> berth.v1.RemoveNamespaceRequest
+	19,  // 132: berth.v1.ClusterService.Audit:input_type -> berth.v1.AuditRequest
+	20,  // 133: berth.v1.ClusterService.RemoveNode:input_type -> berth.v1.RemoveNodeRequest
+	21,  // 134: berth.v1.ClusterService.MarkNodesDown:input_type -> berth.v1.MarkNodesDownRequest
+	24,  // 135: berth.v1.ClusterService.RotateCA:input_type -> berth.v1.RotateCARequest
+	156, // 136: berth.v1.ClusterService.CreateTrigger:input_type -> berth.v1.CreateTriggerRequest
+	157, // 137: berth.v1.ClusterService.ListTriggers:input_type -> berth.v1.ListTriggersRequest
+	158, // 138: berth.v1.ClusterService.ListTriggerRuns:input_type -> berth.v1.ListTriggerRunsRequest
+	159, // 139: berth.v1.ClusterService.GetTriggerRunLog:input_type -> berth.v1.GetTriggerRunLogRequest
+	160, // 140: berth.v1.ClusterService.RemoveTrigger:input_type -> berth.v1.RemoveTriggerRequest
+	161, // 141: berth.v1.ClusterService.GenerateKey:input_type -> berth.v1.GenerateKeyRequest
+	162, // 142: berth.v1.ClusterService.ImportKey:input_type -> berth.v1.ImportKeyRequest
+	163, // 143: berth.v1.ClusterService.ListKeys:input_type -> berth.v1.ListKeysRequest
+	164, // 144: berth.v1.ClusterService.RemoveKey:input_type -> berth.v1.RemoveKeyRequest
+	165, // 145: berth.v1.ClusterService.SignImage:input_type -> berth.v1.SignImageRequest
+	166, // 146: berth.v1.ClusterService.SetTrustPolicy:input_type -> berth.v1.SetTrustPolicyRequest
+	167, // 147: berth.v1.ClusterService.ListTrustPolicies:input_type -> berth.v1.ListTrustPoliciesRequest
+	168, // 148: berth.v1.ClusterService.RemoveTrustPolicy:input_type -> berth.v1.RemoveTrustPolicyRequest
+	169, // 149: berth.v1.ClusterService.ListImageTags:input_type -> berth.v1.ListImageTagsRequest
+	170, // 150: berth.v1.ClusterService.VerifyImages:input_type -> berth.v1.VerifyImagesRequest
+	171, // 151: berth.v1.ClusterService.ImportVulnDB:input_type -> berth.v1.ImportVulnDBRequest
+	172, // 152: berth.v1.ClusterService.GetVulnDBStatus:input_type -> berth.v1.GetVulnDBStatusRequest
+	173, // 153: berth.v1.ClusterService.Scan:input_type -> berth.v1.ScanRequest
+	174, // 154: berth.v1.ClusterService.GetScanResult:input_type -> berth.v1.GetScanResultRequest
+	175, // 155: berth.v1.ClusterService.ListScanResults:input_type -> berth.v1.ListScanResultsRequest
+	176, // 156: berth.v1.ClusterService.SaveSnapshot:input_type -> berth.v1.SaveSnapshotRequest
+	177, // 157: berth.v1.ClusterService.RemoveImage:input_type -> berth.v1.RemoveImageRequest
+	178, // 158: berth.v1.ClusterService.PruneImages:input_type -> berth.v1.PruneImagesRequest
+	179, // 159: berth.v1.ClusterService.DiskUsage:input_type -> berth.v1.DiskUsageRequest
+	180, // 160: berth.v1.ClusterService.CopyFromTask:input_type -> berth.v1.CopyFromTaskRequest
+	181, // 161: berth.v1.ClusterService.CopyToTask:input_type -> berth.v1.CopyToTaskRequest
+	93,  // 162: berth.v1.ClusterService.Apply:output_type -> berth.v1.ApplyResponse
+	95,  // 163: berth.v1.ClusterService.DeleteApp:output_type -> berth.v1.DeleteAppResponse
+	98,  // 164: berth.v1.ClusterService.ListApps:output_type -> berth.v1.ListAppsResponse
+	152, // 165: berth.v1.ClusterService.GetService:output_type -> berth.v1.Service
+	102, // 166: berth.v1.ClusterService.ListServices:output_type -> berth.v1.ListServicesResponse
+	104, // 167: berth.v1.ClusterService.ListTasks:output_type -> berth.v1.ListTasksResponse
+	106, // 168: berth.v1.ClusterService.ListNodes:output_type -> berth.v1.ListNodesResponse
+	108, // 169: berth.v1.ClusterService.ListEvents:output_type -> berth.v1.ListEventsResponse
+	110, // 170: berth.v1.ClusterService.Watch:output_type -> berth.v1.WatchEvent
+	112, // 171: berth.v1.ClusterService.Logs:output_type -> berth.v1.LogEntry
+	116, // 172: berth.v1.ClusterService.ImportImage:output_type -> berth.v1.ImportImageResponse
+	120, // 173: berth.v1.ClusterService.ListImages:output_type -> berth.v1.ListImagesResponse
+	122, // 174: berth.v1.ClusterService.JoinToken:output_type -> berth.v1.JoinTokenResponse
+	126, // 175: berth.v1.ClusterService.Version:output_type -> berth.v1.VersionResponse
+	125, // 176: berth.v1.ClusterService.ListServers:output_type -> berth.v1.ListServersResponse
+	152, // 177: berth.v1.ClusterService.ScaleService:output_type -> berth.v1.Service
+	152, // 178: berth.v1.ClusterService.RestartService:output_type -> berth.v1.Service
+	152, // 179: berth.v1.ClusterService.RollbackService:output_type -> berth.v1.Service
+	142, // 180: berth.v1.ClusterService.UpdateNode:output_type -> berth.v1.Node
+	88,  // 181: berth.v1.ClusterService.Rebalance:output_type -> berth.v1.RebalanceResponse
+	151, // 182: berth.v1.ClusterService.GetSettings:output_type -> berth.v1.ClusterSettings
+	151, // 183: berth.v1.ClusterService.UpdateSettings:output_type -> berth.v1.ClusterSettings
+	73,  // 184: berth.v1.ClusterService.Build:output_type -> berth.v1.BuildEvent
+	76,  // 185: berth.v1.ClusterService.PullImage:output_type -> berth.v1.ImageProgress
+	76,  // 186: berth.v1.ClusterService.PushImage:output_type -> berth.v1.ImageProgress
+	78,  // 187: berth.v1.ClusterService.Login:output_type -> berth.v1.LoginResponse
+	80,  // 188: berth.v1.ClusterService.Logout:output_type -> berth.v1.LogoutResponse
+	82,  // 189: berth.v1.ClusterService.ListRegistries:output_type -> berth.v1.ListRegistriesResponse
+	154, // 190: berth.v1.ClusterService.WatchEvents:output_type -> berth.v1.Event
+	59,  // 191: berth.v1.ClusterService.Exec:output_type -> berth.v1.ExecResponse
+	62,  // 192: berth.v1.ClusterService.Top:output_type -> berth.v1.TopResponse
+	64,  // 193: berth.v1.ClusterService.CreateAPIToken:output_type -> berth.v1.CreateAPITokenResponse
+	66,  // 194: berth.v1.ClusterService.ListAPITokens:output_type -> berth.v1.ListAPITokensResponse
+	68,  // 195: berth.v1.ClusterService.RevokeAPIToken:output_type -> berth.v1.RevokeAPITokenResponse
+	146, // 196: berth.v1.ClusterService.CreateNetwork:output_type -> berth.v1.Network
+	51,  // 197: berth.v1.ClusterService.ListNetworks:output_type -> berth.v1.ListNetworksResponse
+	50,  // 198: berth.v1.ClusterService.GetNetwork:output_type -> berth.v1.NetworkSummary
+	54,  // 199: berth.v1.ClusterService.RemoveNetwork:output_type -> berth.v1.RemoveNetworkResponse
+	28,  // 200: berth.v1.ClusterService.ListVolumes:output_type -> berth.v1.ListVolumesResponse
+	27,  // 201: berth.v1.ClusterService.GetVolume:output_type -> berth.v1.VolumeSummary
+	31,  // 202: berth.v1.ClusterService.RemoveVolume:output_type -> berth.v1.RemoveVolumeResponse
+	144, // 203: berth.v1.ClusterService.CreateSecret:output_type -> berth.v1.Secret
+	35,  // 204: berth.v1.ClusterService.ListSecrets:output_type -> berth.v1.ListSecretsResponse
+	33,  // 205: berth.v1.ClusterService.GetSecret:output_type -> berth.v1.SecretSummary
+	38,  // 206: berth.v1.ClusterService.RemoveSecret:output_type -> berth.v1.RemoveSecretResponse
+	145, // 207: berth.v1.ClusterService.CreateConfig:output_type -> berth.v1.Config
+	42,  // 208: berth.v1.ClusterService.ListConfigs:output_type -> berth.v1.ListConfigsResponse
+	40,  // 209: berth.v1.ClusterService.GetConfig:output_type -> berth.v1.ConfigSummary
+	45,  // 210: berth.v1.ClusterService.RemoveConfig:output_type -> berth.v1.RemoveConfigResponse
+	4,   // 211: berth.v1.ClusterService.WhoAmI:output_type -> berth.v1.WhoAmIResponse
+	6,   // 212: berth.v1.ClusterService.CreateUser:output_type -> berth.v1.CreateUserResponse
+	8,   // 213: berth.v1.ClusterService.ListUsers:output_type -> berth.v1.ListUsersResponse
+	10,  // 214: berth.v1.ClusterService.RemoveUser:output_type -> berth.v1.RemoveUserResponse
+	139, // 215: berth.v1.ClusterService.CreateNamespace:output_type -> berth.v1.Namespace
+	139, // 216: berth.v1.ClusterService.UpdateNamespace:output_type -> berth.v1.Namespace
+	15,  // 217: berth.v1.ClusterService.ListNamespaces:output_type -> berth.v1.ListNamespacesResponse
+	14,  // 218: berth.v1.ClusterService.GetNamespace:output_type -> berth.v1.NamespaceSummary
+	18,  // 219: berth.v1.ClusterService.RemoveNamespace:output_type -> berth.v1.RemoveNamespaceResponse
+	182, // 220: berth.v1.ClusterService.Audit:output_type -> berth.v1.AuditRecord
+	23,  // 221: berth.v1.ClusterService.RemoveNode:output_type -> berth.v1.RemoveNodeResponse
+	22,  // 222: berth.v1.ClusterService.MarkNodesDown:output_type -> berth.v1.MarkNodesDownResponse
+	25,  // 223: berth.v1.ClusterService.RotateCA:output_type -> berth.v1.RotateCAResponse
+	183, // 224: berth.v1.ClusterService.CreateTrigger:output_type -> berth.v1.CreateTriggerResponse
+	184, // 225: berth.v1.ClusterService.ListTriggers:output_type -> berth.v1.ListTriggersResponse
+	185, // 226: berth.v1.ClusterService.ListTriggerRuns:output_type -> berth.v1.ListTriggerRunsResponse
+	186, // 227: berth.v1.ClusterService.GetTriggerRunLog:output_type -> berth.v1.GetTriggerRunLogResponse
+	187, // 228: berth.v1.ClusterService.RemoveTrigger:output_type -> berth.v1.RemoveTriggerResponse
+	188, // 229: berth.v1.ClusterService.GenerateKey:output_type -> berth.v1.GenerateKeyResponse
+	189, // 230: berth.v1.ClusterService.ImportKey:output_type -> berth.v1.ImportKeyResponse
+	190, // 231: berth.v1.ClusterService.ListKeys:output_type -> berth.v1.ListKeysResponse
+	191, // 232: berth.v1.ClusterService.RemoveKey:output_type -> berth.v1.RemoveKeyResponse
+	192, // 233: berth.v1.ClusterService.SignImage:output_type -> berth.v1.SignImageResponse
+	193, // 234: berth.v1.ClusterService.SetTrustPolicy:output_type -> berth.v1.SetTrustPolicyResponse
+	194, // 235: berth.v1.ClusterService.ListTrustPolicies:output_type -> berth.v1.ListTrustPoliciesResponse
+	195, // 236: berth.v1.ClusterService.RemoveTrustPolicy:output_type -> berth.v1.RemoveTrustPolicyResponse
+	196, // 237: berth.v1.ClusterService.ListImageTags:output_type -> berth.v1.ListImageTagsResponse
+	197, // 238: berth.v1.ClusterService.VerifyImages:output_type -> berth.v1.VerifyImagesResponse
+	198, // 239: berth.v1.ClusterService.ImportVulnDB:output_type -> berth.v1.VulnDBStatus
+	198, // 240: berth.v1.ClusterService.GetVulnDBStatus:output_type -> berth.v1.VulnDBStatus
+	199, // 241: berth.v1.ClusterService.Scan:output_type -> berth.v1.ScanResponse
+	200, // 242: berth.v1.ClusterService.GetScanResult:output_type -> berth.v1.ScanResult
+	201, // 243: berth.v1.ClusterService.ListScanResults:output_type -> berth.v1.ListScanResultsResponse
+	202, // 244: berth.v1.ClusterService.SaveSnapshot:output_type -> berth.v1.SnapshotChunk
+	203, // 245: berth.v1.ClusterService.RemoveImage:output_type -> berth.v1.RemoveImagesResponse
+	203, // 246: berth.v1.ClusterService.PruneImages:output_type -> berth.v1.RemoveImagesResponse
+	204, // 247: berth.v1.ClusterService.DiskUsage:output_type -> berth.v1.DiskUsageResponse
+	205, // 248: berth.v1.ClusterService.CopyFromTask:output_type -> berth.v1.CopyChunk
+	206, // 249: berth.v1.ClusterService.CopyToTask:output_type -> berth.v1.CopyToTaskResponse
+	162, // [162:250] is the sub-list for method output_type
+	74,  // [74:162] is the sub-list for method input_type
+	74,  // [74:74] is the sub-list for extension type_name
+	74,  // [74:74] is the sub-list for extension extendee
+	0,   // [0:74] is the sub-list for field type_name
 }
 
 func init() { file_berth_v1_cluster_proto_init() }
@@ -8740,6 +8763,7 @@ func file_berth_v1_cluster_proto_init() {
 	if File_berth_v1_cluster_proto != nil {
 		return
 	}
+	file_berth_v1_copy_proto_init()
 	file_berth_v1_objects_proto_init()
 	file_berth_v1_cli_proto_init()
 	file_berth_v1_scan_proto_init()

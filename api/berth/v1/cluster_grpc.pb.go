@@ -105,6 +105,8 @@ const (
 	ClusterService_RemoveImage_FullMethodName       = "/berth.v1.ClusterService/RemoveImage"
 	ClusterService_PruneImages_FullMethodName       = "/berth.v1.ClusterService/PruneImages"
 	ClusterService_DiskUsage_FullMethodName         = "/berth.v1.ClusterService/DiskUsage"
+	ClusterService_CopyFromTask_FullMethodName      = "/berth.v1.ClusterService/CopyFromTask"
+	ClusterService_CopyToTask_FullMethodName        = "/berth.v1.ClusterService/CopyToTask"
 )
 
 // ClusterServiceClient is the client API for ClusterService service.
@@ -291,6 +293,11 @@ type ClusterServiceClient interface {
 	// DiskUsage reports, per node, the images, containers, volumes and build
 	// cache on disk.
 	DiskUsage(ctx context.Context, in *DiskUsageRequest, opts ...grpc.CallOption) (*DiskUsageResponse, error)
+	// Copying files (berth cp). CopyFromTask streams a path of a running
+	// task's container as a tar archive; CopyToTask unpacks a streamed tar
+	// archive at a path in it. Both need deployer: files can hold secrets.
+	CopyFromTask(ctx context.Context, in *CopyFromTaskRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[CopyChunk], error)
+	CopyToTask(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[CopyToTaskRequest, CopyToTaskResponse], error)
 }
 
 type clusterServiceClient struct {
@@ -1236,6 +1243,38 @@ func (c *clusterServiceClient) DiskUsage(ctx context.Context, in *DiskUsageReque
 	return out, nil
 }
 
+func (c *clusterServiceClient) CopyFromTask(ctx context.Context, in *CopyFromTaskRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[CopyChunk], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &ClusterService_ServiceDesc.Streams[11], ClusterService_CopyFromTask_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[CopyFromTaskRequest, CopyChunk]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type ClusterService_CopyFromTaskClient = grpc.ServerStreamingClient[CopyChunk]
+
+func (c *clusterServiceClient) CopyToTask(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[CopyToTaskRequest, CopyToTaskResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &ClusterService_ServiceDesc.Streams[12], ClusterService_CopyToTask_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[CopyToTaskRequest, CopyToTaskResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type ClusterService_CopyToTaskClient = grpc.ClientStreamingClient[CopyToTaskRequest, CopyToTaskResponse]
+
 // ClusterServiceServer is the server API for ClusterService service.
 // All implementations must embed UnimplementedClusterServiceServer
 // for forward compatibility.
@@ -1420,6 +1459,11 @@ type ClusterServiceServer interface {
 	// DiskUsage reports, per node, the images, containers, volumes and build
 	// cache on disk.
 	DiskUsage(context.Context, *DiskUsageRequest) (*DiskUsageResponse, error)
+	// Copying files (berth cp). CopyFromTask streams a path of a running
+	// task's container as a tar archive; CopyToTask unpacks a streamed tar
+	// archive at a path in it. Both need deployer: files can hold secrets.
+	CopyFromTask(*CopyFromTaskRequest, grpc.ServerStreamingServer[CopyChunk]) error
+	CopyToTask(grpc.ClientStreamingServer[CopyToTaskRequest, CopyToTaskResponse]) error
 	mustEmbedUnimplementedClusterServiceServer()
 }
 
@@ -1687,6 +1731,12 @@ func (UnimplementedClusterServiceServer) PruneImages(context.Context, *PruneImag
 }
 func (UnimplementedClusterServiceServer) DiskUsage(context.Context, *DiskUsageRequest) (*DiskUsageResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DiskUsage not implemented")
+}
+func (UnimplementedClusterServiceServer) CopyFromTask(*CopyFromTaskRequest, grpc.ServerStreamingServer[CopyChunk]) error {
+	return status.Error(codes.Unimplemented, "method CopyFromTask not implemented")
+}
+func (UnimplementedClusterServiceServer) CopyToTask(grpc.ClientStreamingServer[CopyToTaskRequest, CopyToTaskResponse]) error {
+	return status.Error(codes.Unimplemented, "method CopyToTask not implemented")
 }
 func (UnimplementedClusterServiceServer) mustEmbedUnimplementedClusterServiceServer() {}
 func (UnimplementedClusterServiceServer) testEmbeddedByValue()                        {}
@@ -3164,6 +3214,24 @@ func _ClusterService_DiskUsage_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ClusterService_CopyFromTask_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(CopyFromTaskRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(ClusterServiceServer).CopyFromTask(m, &grpc.GenericServerStream[CopyFromTaskRequest, CopyChunk]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type ClusterService_CopyFromTaskServer = grpc.ServerStreamingServer[CopyChunk]
+
+func _ClusterService_CopyToTask_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(ClusterServiceServer).CopyToTask(&grpc.GenericServerStream[CopyToTaskRequest, CopyToTaskResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type ClusterService_CopyToTaskServer = grpc.ClientStreamingServer[CopyToTaskRequest, CopyToTaskResponse]
+
 // ClusterService_ServiceDesc is the grpc.ServiceDesc for ClusterService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -3529,6 +3597,16 @@ var ClusterService_ServiceDesc = grpc.ServiceDesc{
 			StreamName:    "SaveSnapshot",
 			Handler:       _ClusterService_SaveSnapshot_Handler,
 			ServerStreams: true,
+		},
+		{
+			StreamName:    "CopyFromTask",
+			Handler:       _ClusterService_CopyFromTask_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "CopyToTask",
+			Handler:       _ClusterService_CopyToTask_Handler,
+			ClientStreams: true,
 		},
 	},
 	Metadata: "berth/v1/cluster.proto",

@@ -531,7 +531,9 @@ type NodeLogsRequest struct {
 	Follow  bool                   `protobuf:"varint,2,opt,name=follow,proto3" json:"follow,omitempty"`
 	Tail    int64                  `protobuf:"varint,3,opt,name=tail,proto3" json:"tail,omitempty"`
 	// since keeps the lines written at or after this time.
-	Since         *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=since,proto3" json:"since,omitempty"`
+	Since *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=since,proto3" json:"since,omitempty"`
+	// until keeps the lines written at or before this time.
+	Until         *timestamppb.Timestamp `protobuf:"bytes,40,opt,name=until,proto3" json:"until,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -594,6 +596,13 @@ func (x *NodeLogsRequest) GetSince() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *NodeLogsRequest) GetUntil() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Until
+	}
+	return nil
+}
+
 type NodeImportImageRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Chunk         []byte                 `protobuf:"bytes,1,opt,name=chunk,proto3" json:"chunk,omitempty"`
@@ -642,7 +651,7 @@ var File_berth_v1_node_proto protoreflect.FileDescriptor
 
 const file_berth_v1_node_proto_rawDesc = "" +
 	"\n" +
-	"\x13berth/v1/node.proto\x12\bberth.v1\x1a\x14berth/v1/agent.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16berth/v1/cluster.proto\x1a\x13berth/v1/scan.proto\x1a\x12berth/v1/cli.proto\"A\n" +
+	"\x13berth/v1/node.proto\x12\bberth.v1\x1a\x14berth/v1/agent.proto\x1a\x13berth/v1/copy.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16berth/v1/cluster.proto\x1a\x13berth/v1/scan.proto\x1a\x12berth/v1/cli.proto\"A\n" +
 	"\rNodeVolumeRef\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\"K\n" +
@@ -670,14 +679,15 @@ const file_berth_v1_node_proto_rawDesc = "" +
 	"\x06digest\x18\x03 \x01(\tR\x06digest\"[\n" +
 	"\x14NodePushImageRequest\x12\x14\n" +
 	"\x05image\x18\x01 \x01(\tR\x05image\x12-\n" +
-	"\x06source\x18\x02 \x01(\v2\x15.berth.v1.ImageSourceR\x06source\"\x8a\x01\n" +
+	"\x06source\x18\x02 \x01(\v2\x15.berth.v1.ImageSourceR\x06source\"\xbc\x01\n" +
 	"\x0fNodeLogsRequest\x12\x19\n" +
 	"\btask_ids\x18\x01 \x03(\tR\ataskIds\x12\x16\n" +
 	"\x06follow\x18\x02 \x01(\bR\x06follow\x12\x12\n" +
 	"\x04tail\x18\x03 \x01(\x03R\x04tail\x120\n" +
-	"\x05since\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\".\n" +
+	"\x05since\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x120\n" +
+	"\x05until\x18( \x01(\v2\x1a.google.protobuf.TimestampR\x05until\".\n" +
 	"\x16NodeImportImageRequest\x12\x14\n" +
-	"\x05chunk\x18\x01 \x01(\fR\x05chunk2\xea\a\n" +
+	"\x05chunk\x18\x01 \x01(\fR\x05chunk2\xf3\b\n" +
 	"\vNodeService\x127\n" +
 	"\x04Logs\x12\x19.berth.v1.NodeLogsRequest\x1a\x12.berth.v1.LogEntry0\x01\x12M\n" +
 	"\vImportImage\x12 .berth.v1.NodeImportImageRequest\x1a\x1a.berth.v1.NodeImportResult(\x01\x12?\n" +
@@ -693,7 +703,9 @@ const file_berth_v1_node_proto_rawDesc = "" +
 	"\x04Sbom\x12\x19.berth.v1.NodeSbomRequest\x1a\x1a.berth.v1.NodeSbomResponse\x12M\n" +
 	"\fRemoveImages\x12!.berth.v1.NodeRemoveImagesRequest\x1a\x1a.berth.v1.NodeImageRemoval\x12K\n" +
 	"\vPruneImages\x12 .berth.v1.NodePruneImagesRequest\x1a\x1a.berth.v1.NodeImageRemoval\x12D\n" +
-	"\tDiskUsage\x12\x1e.berth.v1.NodeDiskUsageRequest\x1a\x17.berth.v1.NodeDiskUsageB4Z2github.com/berthproject/berth/api/berth/v1;berthv1b\x06proto3"
+	"\tDiskUsage\x12\x1e.berth.v1.NodeDiskUsageRequest\x1a\x17.berth.v1.NodeDiskUsage\x12@\n" +
+	"\bCopyFrom\x12\x1d.berth.v1.NodeCopyFromRequest\x1a\x13.berth.v1.CopyChunk0\x01\x12E\n" +
+	"\x06CopyTo\x12\x1b.berth.v1.NodeCopyToRequest\x1a\x1c.berth.v1.CopyToTaskResponse(\x01B4Z2github.com/berthproject/berth/api/berth/v1;berthv1b\x06proto3"
 
 var (
 	file_berth_v1_node_proto_rawDescOnce sync.Once
@@ -731,15 +743,19 @@ var file_berth_v1_node_proto_goTypes = []any{
 	(*NodeRemoveImagesRequest)(nil),  // 19: berth.v1.NodeRemoveImagesRequest
 	(*NodePruneImagesRequest)(nil),   // 20: berth.v1.NodePruneImagesRequest
 	(*NodeDiskUsageRequest)(nil),     // 21: berth.v1.NodeDiskUsageRequest
-	(*LogEntry)(nil),                 // 22: berth.v1.LogEntry
-	(*NodeImportResult)(nil),         // 23: berth.v1.NodeImportResult
-	(*NodeImages)(nil),               // 24: berth.v1.NodeImages
-	(*BuildEvent)(nil),               // 25: berth.v1.BuildEvent
-	(*ImageProgress)(nil),            // 26: berth.v1.ImageProgress
-	(*ExecResponse)(nil),             // 27: berth.v1.ExecResponse
-	(*NodeSbomResponse)(nil),         // 28: berth.v1.NodeSbomResponse
-	(*NodeImageRemoval)(nil),         // 29: berth.v1.NodeImageRemoval
-	(*NodeDiskUsage)(nil),            // 30: berth.v1.NodeDiskUsage
+	(*NodeCopyFromRequest)(nil),      // 22: berth.v1.NodeCopyFromRequest
+	(*NodeCopyToRequest)(nil),        // 23: berth.v1.NodeCopyToRequest
+	(*LogEntry)(nil),                 // 24: berth.v1.LogEntry
+	(*NodeImportResult)(nil),         // 25: berth.v1.NodeImportResult
+	(*NodeImages)(nil),               // 26: berth.v1.NodeImages
+	(*BuildEvent)(nil),               // 27: berth.v1.BuildEvent
+	(*ImageProgress)(nil),            // 28: berth.v1.ImageProgress
+	(*ExecResponse)(nil),             // 29: berth.v1.ExecResponse
+	(*NodeSbomResponse)(nil),         // 30: berth.v1.NodeSbomResponse
+	(*NodeImageRemoval)(nil),         // 31: berth.v1.NodeImageRemoval
+	(*NodeDiskUsage)(nil),            // 32: berth.v1.NodeDiskUsage
+	(*CopyChunk)(nil),                // 33: berth.v1.CopyChunk
+	(*CopyToTaskResponse)(nil),       // 34: berth.v1.CopyToTaskResponse
 }
 var file_berth_v1_node_proto_depIdxs = []int32{
 	0,  // 0: berth.v1.NodeVolumeUsageRequest.volumes:type_name -> berth.v1.NodeVolumeRef
@@ -748,39 +764,44 @@ var file_berth_v1_node_proto_depIdxs = []int32{
 	13, // 3: berth.v1.NodePullImageRequest.source:type_name -> berth.v1.ImageSource
 	13, // 4: berth.v1.NodePushImageRequest.source:type_name -> berth.v1.ImageSource
 	14, // 5: berth.v1.NodeLogsRequest.since:type_name -> google.protobuf.Timestamp
-	10, // 6: berth.v1.NodeService.Logs:input_type -> berth.v1.NodeLogsRequest
-	11, // 7: berth.v1.NodeService.ImportImage:input_type -> berth.v1.NodeImportImageRequest
-	15, // 8: berth.v1.NodeService.ListImages:input_type -> berth.v1.ListImagesRequest
-	16, // 9: berth.v1.NodeService.Build:input_type -> berth.v1.BuildRequest
-	8,  // 10: berth.v1.NodeService.PullImage:input_type -> berth.v1.NodePullImageRequest
-	9,  // 11: berth.v1.NodeService.PushImage:input_type -> berth.v1.NodePushImageRequest
-	17, // 12: berth.v1.NodeService.Exec:input_type -> berth.v1.ExecRequest
-	6,  // 13: berth.v1.NodeService.Stats:input_type -> berth.v1.NodeStatsRequest
-	1,  // 14: berth.v1.NodeService.VolumeUsage:input_type -> berth.v1.NodeVolumeUsageRequest
-	4,  // 15: berth.v1.NodeService.RemoveVolume:input_type -> berth.v1.NodeRemoveVolumeRequest
-	18, // 16: berth.v1.NodeService.Sbom:input_type -> berth.v1.NodeSbomRequest
-	19, // 17: berth.v1.NodeService.RemoveImages:input_type -> berth.v1.NodeRemoveImagesRequest
-	20, // 18: berth.v1.NodeService.PruneImages:input_type -> berth.v1.NodePruneImagesRequest
-	21, // 19: berth.v1.NodeService.DiskUsage:input_type -> berth.v1.NodeDiskUsageRequest
-	22, // 20: berth.v1.NodeService.Logs:output_type -> berth.v1.LogEntry
-	23, // 21: berth.v1.NodeService.ImportImage:output_type -> berth.v1.NodeImportResult
-	24, // 22: berth.v1.NodeService.ListImages:output_type -> berth.v1.NodeImages
-	25, // 23: berth.v1.NodeService.Build:output_type -> berth.v1.BuildEvent
-	26, // 24: berth.v1.NodeService.PullImage:output_type -> berth.v1.ImageProgress
-	26, // 25: berth.v1.NodeService.PushImage:output_type -> berth.v1.ImageProgress
-	27, // 26: berth.v1.NodeService.Exec:output_type -> berth.v1.ExecResponse
-	7,  // 27: berth.v1.NodeService.Stats:output_type -> berth.v1.NodeStatsResponse
-	3,  // 28: berth.v1.NodeService.VolumeUsage:output_type -> berth.v1.NodeVolumeUsageResponse
-	5,  // 29: berth.v1.NodeService.RemoveVolume:output_type -> berth.v1.NodeRemoveVolumeResponse
-	28, // 30: berth.v1.NodeService.Sbom:output_type -> berth.v1.NodeSbomResponse
-	29, // 31: berth.v1.NodeService.RemoveImages:output_type -> berth.v1.NodeImageRemoval
-	29, // 32: berth.v1.NodeService.PruneImages:output_type -> berth.v1.NodeImageRemoval
-	30, // 33: berth.v1.NodeService.DiskUsage:output_type -> berth.v1.NodeDiskUsage
-	20, // [20:34] is the sub-list for method output_type
-	6,  // [6:20] is the sub-list for method input_type
-	6,  // [6:6] is the sub-list for extension type_name
-	6,  // [6:6] is the sub-list for extension extendee
-	0,  // [0:6] is the sub-list for field type_name
+	14, // 6: berth.v1.NodeLogsRequest.until:type_name -> google.protobuf.Timestamp
+	10, // 7: berth.v1.NodeService.Logs:input_type -> berth.v1.NodeLogsRequest
+	11, // 8: berth.v1.NodeService.ImportImage:input_type -> berth.v1.NodeImportImageRequest
+	15, // 9: berth.v1.NodeService.ListImages:input_type -> berth.v1.ListImagesRequest
+	16, // 10: berth.v1.NodeService.Build:input_type -> berth.v1.BuildRequest
+	8,  // 11: berth.v1.NodeService.PullImage:input_type -> berth.v1.NodePullImageRequest
+	9,  // 12: berth.v1.NodeService.PushImage:input_type -> berth.v1.NodePushImageRequest
+	17, // 13: berth.v1.NodeService.Exec:input_type -> berth.v1.ExecRequest
+	6,  // 14: berth.v1.NodeService.Stats:input_type -> berth.v1.NodeStatsRequest
+	1,  // 15: berth.v1.NodeService.VolumeUsage:input_type -> berth.v1.NodeVolumeUsageRequest
+	4,  // 16: berth.v1.NodeService.RemoveVolume:input_type -> berth.v1.NodeRemoveVolumeRequest
+	18, // 17: berth.v1.NodeService.Sbom:input_type -> berth.v1.NodeSbomRequest
+	19, // 18: berth.v1.NodeService.RemoveImages:input_type -> berth.v1.NodeRemoveImagesRequest
+	20, // 19: berth.v1.NodeService.PruneImages:input_type -> berth.v1.NodePruneImagesRequest
+	21, // 20: berth.v1.NodeService.DiskUsage:input_type -> berth.v1.NodeDiskUsageRequest
+	22, // 21: berth.v1.NodeService.CopyFrom:input_type -> berth.v1.NodeCopyFromRequest
+	23, // 22: berth.v1.NodeService.CopyTo:input_type -> berth.v1.NodeCopyToRequest
+	24, // 23: berth.v1.NodeService.Logs:output_type -> berth.v1.LogEntry
+	25, // 24: berth.v1.NodeService.ImportImage:output_type -> berth.v1.NodeImportResult
+	26, // 25: berth.v1.NodeService.ListImages:output_type -> berth.v1.NodeImages
+	27, // 26: berth.v1.NodeService.Build:output_type -> berth.v1.BuildEvent
+	28, // 27: berth.v1.NodeService.PullImage:output_type -> berth.v1.ImageProgress
+	28, // 28: berth.v1.NodeService.PushImage:output_type -> berth.v1.ImageProgress
+	29, // 29: berth.v1.NodeService.Exec:output_type -> berth.v1.ExecResponse
+	7,  // 30: berth.v1.NodeService.Stats:output_type -> berth.v1.NodeStatsResponse
+	3,  // 31: berth.v1.NodeService.VolumeUsage:output_type -> berth.v1.NodeVolumeUsageResponse
+	5,  // 32: berth.v1.NodeService.RemoveVolume:output_type -> berth.v1.NodeRemoveVolumeResponse
+	30, // 33: berth.v1.NodeService.Sbom:output_type -> berth.v1.NodeSbomResponse
+	31, // 34: berth.v1.NodeService.RemoveImages:output_type -> berth.v1.NodeImageRemoval
+	31, // 35: berth.v1.NodeService.PruneImages:output_type -> berth.v1.NodeImageRemoval
+	32, // 36: berth.v1.NodeService.DiskUsage:output_type -> berth.v1.NodeDiskUsage
+	33, // 37: berth.v1.NodeService.CopyFrom:output_type -> berth.v1.CopyChunk
+	34, // 38: berth.v1.NodeService.CopyTo:output_type -> berth.v1.CopyToTaskResponse
+	23, // [23:39] is the sub-list for method output_type
+	7,  // [7:23] is the sub-list for method input_type
+	7,  // [7:7] is the sub-list for extension type_name
+	7,  // [7:7] is the sub-list for extension extendee
+	0,  // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_berth_v1_node_proto_init() }
@@ -789,6 +810,7 @@ func file_berth_v1_node_proto_init() {
 		return
 	}
 	file_berth_v1_agent_proto_init()
+	file_berth_v1_copy_proto_init()
 	file_berth_v1_cluster_proto_init()
 	file_berth_v1_scan_proto_init()
 	file_berth_v1_cli_proto_init()

@@ -33,6 +33,8 @@ const (
 	NodeService_RemoveImages_FullMethodName = "/berth.v1.NodeService/RemoveImages"
 	NodeService_PruneImages_FullMethodName  = "/berth.v1.NodeService/PruneImages"
 	NodeService_DiskUsage_FullMethodName    = "/berth.v1.NodeService/DiskUsage"
+	NodeService_CopyFrom_FullMethodName     = "/berth.v1.NodeService/CopyFrom"
+	NodeService_CopyTo_FullMethodName       = "/berth.v1.NodeService/CopyTo"
 )
 
 // NodeServiceClient is the client API for NodeService service.
@@ -79,6 +81,10 @@ type NodeServiceClient interface {
 	// DiskUsage measures the node's images, containers, volumes and build
 	// cache.
 	DiskUsage(ctx context.Context, in *NodeDiskUsageRequest, opts ...grpc.CallOption) (*NodeDiskUsage, error)
+	// Copying files (berth cp): a path of a task's container as a tar
+	// archive, and a tar archive unpacked at a path in it.
+	CopyFrom(ctx context.Context, in *NodeCopyFromRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[CopyChunk], error)
+	CopyTo(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[NodeCopyToRequest, CopyToTaskResponse], error)
 }
 
 type nodeServiceClient struct {
@@ -265,6 +271,38 @@ func (c *nodeServiceClient) DiskUsage(ctx context.Context, in *NodeDiskUsageRequ
 	return out, nil
 }
 
+func (c *nodeServiceClient) CopyFrom(ctx context.Context, in *NodeCopyFromRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[CopyChunk], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &NodeService_ServiceDesc.Streams[6], NodeService_CopyFrom_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[NodeCopyFromRequest, CopyChunk]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type NodeService_CopyFromClient = grpc.ServerStreamingClient[CopyChunk]
+
+func (c *nodeServiceClient) CopyTo(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[NodeCopyToRequest, CopyToTaskResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &NodeService_ServiceDesc.Streams[7], NodeService_CopyTo_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[NodeCopyToRequest, CopyToTaskResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type NodeService_CopyToClient = grpc.ClientStreamingClient[NodeCopyToRequest, CopyToTaskResponse]
+
 // NodeServiceServer is the server API for NodeService service.
 // All implementations must embed UnimplementedNodeServiceServer
 // for forward compatibility.
@@ -309,6 +347,10 @@ type NodeServiceServer interface {
 	// DiskUsage measures the node's images, containers, volumes and build
 	// cache.
 	DiskUsage(context.Context, *NodeDiskUsageRequest) (*NodeDiskUsage, error)
+	// Copying files (berth cp): a path of a task's container as a tar
+	// archive, and a tar archive unpacked at a path in it.
+	CopyFrom(*NodeCopyFromRequest, grpc.ServerStreamingServer[CopyChunk]) error
+	CopyTo(grpc.ClientStreamingServer[NodeCopyToRequest, CopyToTaskResponse]) error
 	mustEmbedUnimplementedNodeServiceServer()
 }
 
@@ -360,6 +402,12 @@ func (UnimplementedNodeServiceServer) PruneImages(context.Context, *NodePruneIma
 }
 func (UnimplementedNodeServiceServer) DiskUsage(context.Context, *NodeDiskUsageRequest) (*NodeDiskUsage, error) {
 	return nil, status.Error(codes.Unimplemented, "method DiskUsage not implemented")
+}
+func (UnimplementedNodeServiceServer) CopyFrom(*NodeCopyFromRequest, grpc.ServerStreamingServer[CopyChunk]) error {
+	return status.Error(codes.Unimplemented, "method CopyFrom not implemented")
+}
+func (UnimplementedNodeServiceServer) CopyTo(grpc.ClientStreamingServer[NodeCopyToRequest, CopyToTaskResponse]) error {
+	return status.Error(codes.Unimplemented, "method CopyTo not implemented")
 }
 func (UnimplementedNodeServiceServer) mustEmbedUnimplementedNodeServiceServer() {}
 func (UnimplementedNodeServiceServer) testEmbeddedByValue()                     {}
@@ -580,6 +628,24 @@ func _NodeService_DiskUsage_Handler(srv interface{}, ctx context.Context, dec fu
 	return interceptor(ctx, in, info, handler)
 }
 
+func _NodeService_CopyFrom_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(NodeCopyFromRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(NodeServiceServer).CopyFrom(m, &grpc.GenericServerStream[NodeCopyFromRequest, CopyChunk]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type NodeService_CopyFromServer = grpc.ServerStreamingServer[CopyChunk]
+
+func _NodeService_CopyTo_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(NodeServiceServer).CopyTo(&grpc.GenericServerStream[NodeCopyToRequest, CopyToTaskResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type NodeService_CopyToServer = grpc.ClientStreamingServer[NodeCopyToRequest, CopyToTaskResponse]
+
 // NodeService_ServiceDesc is the grpc.ServiceDesc for NodeService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -651,6 +717,16 @@ var NodeService_ServiceDesc = grpc.ServiceDesc{
 			StreamName:    "Exec",
 			Handler:       _NodeService_Exec_Handler,
 			ServerStreams: true,
+			ClientStreams: true,
+		},
+		{
+			StreamName:    "CopyFrom",
+			Handler:       _NodeService_CopyFrom_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "CopyTo",
+			Handler:       _NodeService_CopyTo_Handler,
 			ClientStreams: true,
 		},
 	},

@@ -2373,8 +2373,11 @@ type ServiceSpec struct {
 	// as CVE-...) the scan gate accepts for this service's image
 	// (x-berth: {allow-vulnerabilities: [...]}).
 	AllowVulnerabilities []string `protobuf:"bytes,50,rep,name=allow_vulnerabilities,json=allowVulnerabilities,proto3" json:"allow_vulnerabilities,omitempty"`
-	unknownFields        protoimpl.UnknownFields
-	sizeCache            protoimpl.SizeCache
+	// logging bounds the tasks' log files on their nodes; unset fields take
+	// the cluster's defaults.
+	Logging       *LogConfig `protobuf:"bytes,46,opt,name=logging,proto3" json:"logging,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ServiceSpec) Reset() {
@@ -2655,6 +2658,13 @@ func (x *ServiceSpec) GetContainer() *ContainerOptions {
 func (x *ServiceSpec) GetAllowVulnerabilities() []string {
 	if x != nil {
 		return x.AllowVulnerabilities
+	}
+	return nil
+}
+
+func (x *ServiceSpec) GetLogging() *LogConfig {
+	if x != nil {
+		return x.Logging
 	}
 	return nil
 }
@@ -4179,6 +4189,9 @@ type ClusterSettings struct {
 	// block_severity refuses applies of images with vulnerability findings
 	// at or above it (low, medium, high, critical); "" blocks nothing.
 	BlockSeverity string `protobuf:"bytes,20,opt,name=block_severity,json=blockSeverity,proto3" json:"block_severity,omitempty"`
+	// logging holds the log limits of services that set none; zero fields
+	// mean Berth's defaults, 10 MB × 3.
+	Logging       *LogConfig `protobuf:"bytes,46,opt,name=logging,proto3" json:"logging,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4274,6 +4287,13 @@ func (x *ClusterSettings) GetBlockSeverity() string {
 		return x.BlockSeverity
 	}
 	return ""
+}
+
+func (x *ClusterSettings) GetLogging() *LogConfig {
+	if x != nil {
+		return x.Logging
+	}
+	return nil
 }
 
 // RegistryCredential is what `berth login` stores for one registry, at
@@ -5911,7 +5931,7 @@ var File_berth_v1_objects_proto protoreflect.FileDescriptor
 
 const file_berth_v1_objects_proto_rawDesc = "" +
 	"\n" +
-	"\x16berth/v1/objects.proto\x12\bberth.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa6\x01\n" +
+	"\x16berth/v1/objects.proto\x12\bberth.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x13berth/v1/logs.proto\"\xa6\x01\n" +
 	"\x04Meta\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x03R\aversion\x129\n" +
@@ -6028,7 +6048,7 @@ const file_berth_v1_objects_proto_rawDesc = "" +
 	"\tcondition\x18\x01 \x01(\x0e2\x1a.berth.v1.RestartConditionR\tcondition\x12/\n" +
 	"\x05delay\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x05delay\x12!\n" +
 	"\fmax_attempts\x18\x03 \x01(\x04R\vmaxAttempts\x121\n" +
-	"\x06window\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x06window\"\x84\r\n" +
+	"\x06window\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x06window\"\xb3\r\n" +
 	"\vServiceSpec\x12\x14\n" +
 	"\x05image\x18\x01 \x01(\tR\x05image\x12\x18\n" +
 	"\acommand\x18\x02 \x03(\tR\acommand\x12\x1e\n" +
@@ -6074,7 +6094,8 @@ const file_berth_v1_objects_proto_rawDesc = "" +
 	"\asecrets\x18! \x03(\v2\x17.berth.v1.FileReferenceR\asecrets\x121\n" +
 	"\aconfigs\x18\" \x03(\v2\x17.berth.v1.FileReferenceR\aconfigs\x128\n" +
 	"\tcontainer\x18# \x01(\v2\x1a.berth.v1.ContainerOptionsR\tcontainer\x123\n" +
-	"\x15allow_vulnerabilities\x182 \x03(\tR\x14allowVulnerabilities\x1a9\n" +
+	"\x15allow_vulnerabilities\x182 \x03(\tR\x14allowVulnerabilities\x12-\n" +
+	"\alogging\x18. \x01(\v2\x13.berth.v1.LogConfigR\alogging\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x8a\x02\n" +
@@ -6229,7 +6250,7 @@ const file_berth_v1_objects_proto_rawDesc = "" +
 	"\frequested_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\vrequestedAt\x12=\n" +
 	"\fcompleted_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\vcompletedAt\x12\x14\n" +
 	"\x05moved\x18\x04 \x01(\rR\x05moved\x12\x18\n" +
-	"\amessage\x18\x05 \x01(\tR\amessage\"\xa0\x03\n" +
+	"\amessage\x18\x05 \x01(\tR\amessage\"\xcf\x03\n" +
 	"\x0fClusterSettings\x12\"\n" +
 	"\x04meta\x18\x01 \x01(\v2\x0e.berth.v1.MetaR\x04meta\x128\n" +
 	"\bstrategy\x18\x02 \x01(\x0e2\x1c.berth.v1.SchedulingStrategyR\bstrategy\x12%\n" +
@@ -6239,7 +6260,8 @@ const file_berth_v1_objects_proto_rawDesc = "" +
 	"\x10allow_privileged\x18\x06 \x01(\bR\x0fallowPrivileged\x122\n" +
 	"\x15allow_host_namespaces\x18\a \x01(\bR\x13allowHostNamespaces\x12!\n" +
 	"\fmax_replicas\x18\b \x01(\x04R\vmaxReplicas\x12%\n" +
-	"\x0eblock_severity\x18\x14 \x01(\tR\rblockSeverity\"\x95\x01\n" +
+	"\x0eblock_severity\x18\x14 \x01(\tR\rblockSeverity\x12-\n" +
+	"\alogging\x18. \x01(\v2\x13.berth.v1.LogConfigR\alogging\"\x95\x01\n" +
 	"\x12RegistryCredential\x12\"\n" +
 	"\x04meta\x18\x01 \x01(\v2\x0e.berth.v1.MetaR\x04meta\x12\x1a\n" +
 	"\bregistry\x18\x02 \x01(\tR\bregistry\x12\x1a\n" +
@@ -6608,6 +6630,7 @@ var file_berth_v1_objects_proto_goTypes = []any{
 	nil,                           // 79: berth.v1.Namespace.LabelsEntry
 	(*timestamppb.Timestamp)(nil), // 80: google.protobuf.Timestamp
 	(*durationpb.Duration)(nil),   // 81: google.protobuf.Duration
+	(*LogConfig)(nil),             // 82: berth.v1.LogConfig
 }
 var file_berth_v1_objects_proto_depIdxs = []int32{
 	80,  // 0: berth.v1.Meta.created_at:type_name -> google.protobuf.Timestamp
@@ -6660,78 +6683,80 @@ var file_berth_v1_objects_proto_depIdxs = []int32{
 	35,  // 47: berth.v1.ServiceSpec.secrets:type_name -> berth.v1.FileReference
 	35,  // 48: berth.v1.ServiceSpec.configs:type_name -> berth.v1.FileReference
 	37,  // 49: berth.v1.ServiceSpec.container:type_name -> berth.v1.ContainerOptions
-	10,  // 50: berth.v1.Mount.type:type_name -> berth.v1.MountType
-	73,  // 51: berth.v1.ContainerOptions.sysctls:type_name -> berth.v1.ContainerOptions.SysctlsEntry
-	36,  // 52: berth.v1.ContainerOptions.ulimits:type_name -> berth.v1.Ulimit
-	18,  // 53: berth.v1.Volume.meta:type_name -> berth.v1.Meta
-	74,  // 54: berth.v1.Volume.labels:type_name -> berth.v1.Volume.LabelsEntry
-	18,  // 55: berth.v1.Secret.meta:type_name -> berth.v1.Meta
-	75,  // 56: berth.v1.Secret.labels:type_name -> berth.v1.Secret.LabelsEntry
-	18,  // 57: berth.v1.Config.meta:type_name -> berth.v1.Meta
-	76,  // 58: berth.v1.Config.labels:type_name -> berth.v1.Config.LabelsEntry
-	77,  // 59: berth.v1.BuildSpec.args:type_name -> berth.v1.BuildSpec.ArgsEntry
-	11,  // 60: berth.v1.Dependency.condition:type_name -> berth.v1.DependencyCondition
-	81,  // 61: berth.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
-	81,  // 62: berth.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
-	81,  // 63: berth.v1.HealthCheck.start_period:type_name -> google.protobuf.Duration
-	81,  // 64: berth.v1.HealthCheck.start_interval:type_name -> google.protobuf.Duration
-	18,  // 65: berth.v1.Service.meta:type_name -> berth.v1.Meta
-	33,  // 66: berth.v1.Service.spec:type_name -> berth.v1.ServiceSpec
-	47,  // 67: berth.v1.Service.update_status:type_name -> berth.v1.UpdateStatus
-	46,  // 68: berth.v1.Service.revisions:type_name -> berth.v1.ServiceRevision
-	48,  // 69: berth.v1.Service.rebalance:type_name -> berth.v1.RebalanceStatus
-	80,  // 70: berth.v1.Service.spec_updated_at:type_name -> google.protobuf.Timestamp
-	28,  // 71: berth.v1.Service.endpoint:type_name -> berth.v1.ServiceEndpoint
-	33,  // 72: berth.v1.ServiceRevision.spec:type_name -> berth.v1.ServiceSpec
-	80,  // 73: berth.v1.ServiceRevision.created_at:type_name -> google.protobuf.Timestamp
-	13,  // 74: berth.v1.UpdateStatus.state:type_name -> berth.v1.UpdateState
-	80,  // 75: berth.v1.UpdateStatus.started_at:type_name -> google.protobuf.Timestamp
-	80,  // 76: berth.v1.UpdateStatus.completed_at:type_name -> google.protobuf.Timestamp
-	14,  // 77: berth.v1.RebalanceStatus.state:type_name -> berth.v1.RebalanceState
-	80,  // 78: berth.v1.RebalanceStatus.requested_at:type_name -> google.protobuf.Timestamp
-	80,  // 79: berth.v1.RebalanceStatus.completed_at:type_name -> google.protobuf.Timestamp
-	18,  // 80: berth.v1.ClusterSettings.meta:type_name -> berth.v1.Meta
-	6,   // 81: berth.v1.ClusterSettings.strategy:type_name -> berth.v1.SchedulingStrategy
-	18,  // 82: berth.v1.RegistryCredential.meta:type_name -> berth.v1.Meta
-	16,  // 83: berth.v1.StateTransition.state:type_name -> berth.v1.TaskState
-	80,  // 84: berth.v1.StateTransition.at:type_name -> google.protobuf.Timestamp
-	16,  // 85: berth.v1.TaskStatus.state:type_name -> berth.v1.TaskState
-	80,  // 86: berth.v1.TaskStatus.timestamp:type_name -> google.protobuf.Timestamp
-	52,  // 87: berth.v1.TaskStatus.ports:type_name -> berth.v1.PortBinding
-	12,  // 88: berth.v1.TaskStatus.health:type_name -> berth.v1.Health
-	18,  // 89: berth.v1.Task.meta:type_name -> berth.v1.Meta
-	33,  // 90: berth.v1.Task.spec:type_name -> berth.v1.ServiceSpec
-	16,  // 91: berth.v1.Task.desired_state:type_name -> berth.v1.TaskState
-	53,  // 92: berth.v1.Task.status:type_name -> berth.v1.TaskStatus
-	51,  // 93: berth.v1.Task.history:type_name -> berth.v1.StateTransition
-	15,  // 94: berth.v1.Task.replace_cause:type_name -> berth.v1.ReplaceCause
-	29,  // 95: berth.v1.Task.networks:type_name -> berth.v1.TaskNetwork
-	52,  // 96: berth.v1.Task.host_ports:type_name -> berth.v1.PortBinding
-	18,  // 97: berth.v1.Event.meta:type_name -> berth.v1.Meta
-	80,  // 98: berth.v1.Event.at:type_name -> google.protobuf.Timestamp
-	78,  // 99: berth.v1.Event.attributes:type_name -> berth.v1.Event.AttributesEntry
-	80,  // 100: berth.v1.ClusterCA.rotated_at:type_name -> google.protobuf.Timestamp
-	80,  // 101: berth.v1.JoinTokenRecord.created_at:type_name -> google.protobuf.Timestamp
-	80,  // 102: berth.v1.JoinTokenRecord.expires_at:type_name -> google.protobuf.Timestamp
-	80,  // 103: berth.v1.APIToken.created_at:type_name -> google.protobuf.Timestamp
-	80,  // 104: berth.v1.APIToken.expires_at:type_name -> google.protobuf.Timestamp
-	80,  // 105: berth.v1.User.created_at:type_name -> google.protobuf.Timestamp
-	80,  // 106: berth.v1.User.expires_at:type_name -> google.protobuf.Timestamp
-	80,  // 107: berth.v1.RevokedCertificate.revoked_at:type_name -> google.protobuf.Timestamp
-	80,  // 108: berth.v1.RevokedCertificate.expires_at:type_name -> google.protobuf.Timestamp
-	18,  // 109: berth.v1.Namespace.meta:type_name -> berth.v1.Meta
-	61,  // 110: berth.v1.Namespace.quota:type_name -> berth.v1.NamespaceQuota
-	80,  // 111: berth.v1.Namespace.created_at:type_name -> google.protobuf.Timestamp
-	79,  // 112: berth.v1.Namespace.labels:type_name -> berth.v1.Namespace.LabelsEntry
-	80,  // 113: berth.v1.AuditRecord.time:type_name -> google.protobuf.Timestamp
-	80,  // 114: berth.v1.ServerInfo.started_at:type_name -> google.protobuf.Timestamp
-	17,  // 115: berth.v1.ImageRecord.origin:type_name -> berth.v1.ImageOrigin
-	80,  // 116: berth.v1.ImageRecord.recorded_at:type_name -> google.protobuf.Timestamp
-	117, // [117:117] is the sub-list for method output_type
-	117, // [117:117] is the sub-list for method input_type
-	117, // [117:117] is the sub-list for extension type_name
-	117, // [117:117] is the sub-list for extension extendee
-	0,   // [0:117] is the sub-list for field type_name
+	82,  // 50: berth.v1.ServiceSpec.logging:type_name -> berth.v1.LogConfig
+	10,  // 51: berth.v1.Mount.type:type_name -> berth.v1.MountType
+	73,  // 52: berth.v1.ContainerOptions.sysctls:type_name -> berth.v1.ContainerOptions.SysctlsEntry
+	36,  // 53: berth.v1.ContainerOptions.ulimits:type_name -> berth.v1.Ulimit
+	18,  // 54: berth.v1.Volume.meta:type_name -> berth.v1.Meta
+	74,  // 55: berth.v1.Volume.labels:type_name -> berth.v1.Volume.LabelsEntry
+	18,  // 56: berth.v1.Secret.meta:type_name -> berth.v1.Meta
+	75,  // 57: berth.v1.Secret.labels:type_name -> berth.v1.Secret.LabelsEntry
+	18,  // 58: berth.v1.Config.meta:type_name -> berth.v1.Meta
+	76,  // 59: berth.v1.Config.labels:type_name -> berth.v1.Config.LabelsEntry
+	77,  // 60: berth.v1.BuildSpec.args:type_name -> berth.v1.BuildSpec.ArgsEntry
+	11,  // 61: berth.v1.Dependency.condition:type_name -> berth.v1.DependencyCondition
+	81,  // 62: berth.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
+	81,  // 63: berth.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
+	81,  // 64: berth.v1.HealthCheck.start_period:type_name -> google.protobuf.Duration
+	81,  // 65: berth.v1.HealthCheck.start_interval:type_name -> google.protobuf.Duration
+	18,  // 66: berth.v1.Service.meta:type_name -> berth.v1.Meta
+	33,  // 67: berth.v1.Service.spec:type_name -> berth.v1.ServiceSpec
+	47,  // 68: berth.v1.Service.update_status:type_name -> berth.v1.UpdateStatus
+	46,  // 69: berth.v1.Service.revisions:type_name -> berth.v1.ServiceRevision
+	48,  // 70: berth.v1.Service.rebalance:type_name -> berth.v1.RebalanceStatus
+	80,  // 71: berth.v1.Service.spec_updated_at:type_name -> google.protobuf.Timestamp
+	28,  // 72: berth.v1.Service.endpoint:type_name -> berth.v1.ServiceEndpoint
+	33,  // 73: berth.v1.ServiceRevision.spec:type_name -> berth.v1.ServiceSpec
+	80,  // 74: berth.v1.ServiceRevision.created_at:type_name -> google.protobuf.Timestamp
+	13,  // 75: berth.v1.UpdateStatus.state:type_name -> berth.v1.UpdateState
+	80,  // 76: berth.v1.UpdateStatus.started_at:type_name -> google.protobuf.Timestamp
+	80,  // 77: berth.v1.UpdateStatus.completed_at:type_name -> google.protobuf.Timestamp
+	14,  // 78: berth.v1.RebalanceStatus.state:type_name -> berth.v1.RebalanceState
+	80,  // 79: berth.v1.RebalanceStatus.requested_at:type_name -> google.protobuf.Timestamp
+	80,  // 80: berth.v1.RebalanceStatus.completed_at:type_name -> google.protobuf.Timestamp
+	18,  // 81: berth.v1.ClusterSettings.meta:type_name -> berth.v1.Meta
+	6,   // 82: berth.v1.ClusterSettings.strategy:type_name -> berth.v1.SchedulingStrategy
+	82,  // 83: berth.v1.ClusterSettings.logging:type_name -> berth.v1.LogConfig
+	18,  // 84: berth.v1.RegistryCredential.meta:type_name -> berth.v1.Meta
+	16,  // 85: berth.v1.StateTransition.state:type_name -> berth.v1.TaskState
+	80,  // 86: berth.v1.StateTransition.at:type_name -> google.protobuf.Timestamp
+	16,  // 87: berth.v1.TaskStatus.state:type_name -> berth.v1.TaskState
+	80,  // 88: berth.v1.TaskStatus.timestamp:type_name -> google.protobuf.Timestamp
+	52,  // 89: berth.v1.TaskStatus.ports:type_name -> berth.v1.PortBinding
+	12,  // 90: berth.v1.TaskStatus.health:type_name -> berth.v1.Health
+	18,  // 91: berth.v1.Task.meta:type_name -> berth.v1.Meta
+	33,  // 92: berth.v1.Task.spec:type_name -> berth.v1.ServiceSpec
+	16,  // 93: berth.v1.Task.desired_state:type_name -> berth.v1.TaskState
+	53,  // 94: berth.v1.Task.status:type_name -> berth.v1.TaskStatus
+	51,  // 95: berth.v1.Task.history:type_name -> berth.v1.StateTransition
+	15,  // 96: berth.v1.Task.replace_cause:type_name -> berth.v1.ReplaceCause
+	29,  // 97: berth.v1.Task.networks:type_name -> berth.v1.TaskNetwork
+	52,  // 98: berth.v1.Task.host_ports:type_name -> berth.v1.PortBinding
+	18,  // 99: berth.v1.Event.meta:type_name -> berth.v1.Meta
+	80,  // 100: berth.v1.Event.at:type_name -> google.protobuf.Timestamp
+	78,  // 101: berth.v1.Event.attributes:type_name -> berth.v1.Event.AttributesEntry
+	80,  // 102: berth.v1.ClusterCA.rotated_at:type_name -> google.protobuf.Timestamp
+	80,  // 103: berth.v1.JoinTokenRecord.created_at:type_name -> google.protobuf.Timestamp
+	80,  // 104: berth.v1.JoinTokenRecord.expires_at:type_name -> google.protobuf.Timestamp
+	80,  // 105: berth.v1.APIToken.created_at:type_name -> google.protobuf.Timestamp
+	80,  // 106: berth.v1.APIToken.expires_at:type_name -> google.protobuf.Timestamp
+	80,  // 107: berth.v1.User.created_at:type_name -> google.protobuf.Timestamp
+	80,  // 108: berth.v1.User.expires_at:type_name -> google.protobuf.Timestamp
+	80,  // 109: berth.v1.RevokedCertificate.revoked_at:type_name -> google.protobuf.Timestamp
+	80,  // 110: berth.v1.RevokedCertificate.expires_at:type_name -> google.protobuf.Timestamp
+	18,  // 111: berth.v1.Namespace.meta:type_name -> berth.v1.Meta
+	61,  // 112: berth.v1.Namespace.quota:type_name -> berth.v1.NamespaceQuota
+	80,  // 113: berth.v1.Namespace.created_at:type_name -> google.protobuf.Timestamp
+	79,  // 114: berth.v1.Namespace.labels:type_name -> berth.v1.Namespace.LabelsEntry
+	80,  // 115: berth.v1.AuditRecord.time:type_name -> google.protobuf.Timestamp
+	80,  // 116: berth.v1.ServerInfo.started_at:type_name -> google.protobuf.Timestamp
+	17,  // 117: berth.v1.ImageRecord.origin:type_name -> berth.v1.ImageOrigin
+	80,  // 118: berth.v1.ImageRecord.recorded_at:type_name -> google.protobuf.Timestamp
+	119, // [119:119] is the sub-list for method output_type
+	119, // [119:119] is the sub-list for method input_type
+	119, // [119:119] is the sub-list for extension type_name
+	119, // [119:119] is the sub-list for extension extendee
+	0,   // [0:119] is the sub-list for field type_name
 }
 
 func init() { file_berth_v1_objects_proto_init() }
@@ -6739,6 +6764,7 @@ func file_berth_v1_objects_proto_init() {
 	if File_berth_v1_objects_proto != nil {
 		return
 	}
+	file_berth_v1_logs_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
