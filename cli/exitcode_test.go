@@ -75,7 +75,7 @@ func TestBadValuesExitTwo(t *testing.T) {
 		{[]string{"scale", "shop=3"}, []string{`"shop=3" does not name a service`}},
 		{[]string{"scale", "shop/web=many"}, []string{`replicas "many" is not a whole number`}},
 		{[]string{"logs", "--tail", "abc", "shop/web"}, []string{`--tail "abc"`, "--tail 100"}},
-		{[]string{"logs"}, []string{"wrong arguments", "usage: berth logs APP/SERVICE"}},
+		{[]string{"logs"}, []string{"wrong arguments", "usage: berth logs APP | APP/SERVICE"}},
 		{[]string{"ps", "a", "b"}, []string{"wrong arguments", "usage: berth ps [APP[/SERVICE]]"}},
 		{[]string{"ps", "a/b/c"}, []string{`"a/b/c" is not APP or APP/SERVICE`}},
 		{[]string{"ps", "-o", "xml"}, []string{`unknown output format "xml"`}},
