@@ -76,12 +76,16 @@ func TestLogsStreamsTimesUntilAndApps(t *testing.T) {
 	if cut != "out 1\nout 2\nout 3\n" {
 		t.Errorf("logs --until %s printed %q, want out 1 to 3", until, cut)
 	}
-	// --since, --until and --tail together: the last two lines of both
-	// streams between out 4 and out 6 are err 5 and out 6.
-	since := times[3].Format(time.RFC3339Nano)
-	got, gotErr, err := c.berth("logs", "lgs/both", "--since", since, "--until", times[5].Format(time.RFC3339Nano), "--tail", "2")
-	if err != nil || got != "out 6\n" || gotErr != "err 5\n" {
-		t.Errorf("logs --since --until --tail 2: %v, stdout %q, stderr %q; want out 6 and err 5", err, got, gotErr)
+	// --since, --until and --tail together: from halfway before round 4
+	// to halfway after round 6 (rounds are 0.2 s apart; the two lines of
+	// one round are written together, and the driver reads the two
+	// streams apart, so either may come first), the last two lines of
+	// both streams are round 6's.
+	since := times[3].Add(-100 * time.Millisecond).Format(time.RFC3339Nano)
+	until = times[5].Add(100 * time.Millisecond).Format(time.RFC3339Nano)
+	got, gotErr, err := c.berth("logs", "lgs/both", "--since", since, "--until", until, "--tail", "2")
+	if err != nil || got != "out 6\n" || gotErr != "err 6\n" {
+		t.Errorf("logs --since --until --tail 2: %v, stdout %q, stderr %q; want out 6 and err 6", err, got, gotErr)
 	}
 
 	// The whole app: each service's lines, prefixed with their task.
