@@ -23,21 +23,7 @@ func (s *Server) CopyFromTask(req *berthv1.CopyFromTaskRequest, stream berthv1.C
 		return nodeExecError(n, err)
 	}
 	s.log.Info("copy from task", "task", task.GetMeta().GetId(), "node", n.Name, "path", req.GetTarget().GetPath())
-	for {
-		chunk, err := down.Recv()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			if ctx.Err() != nil {
-				return status.FromContextError(ctx.Err()).Err()
-			}
-			return nodeExecError(n, err)
-		}
-		if err := stream.Send(chunk); err != nil {
-			return err
-		}
-	}
+	return relayFromNode(ctx, n, down.Recv, stream.Send)
 }
 
 // CopyToTask relays a tar archive to the node of a running task, which

@@ -1,6 +1,7 @@
 package apiserver
 
 import (
+	"context"
 	"errors"
 	"io"
 	"sort"
@@ -71,8 +72,15 @@ func (s *Server) Exec(stream berthv1.ClusterService_ExecServer) error {
 		}
 	}()
 	// Node to client, until the node ends the call.
+	return relayFromNode(ctx, n, up.Recv, stream.Send)
+}
+
+// relayFromNode sends the client what node n sends, until the node ends
+// the call (nil) or the call fails: the caller's end as its context's
+// error, the node's as nodeExecError says.
+func relayFromNode[T any](ctx context.Context, n *berthv1.Node, recv func() (T, error), send func(T) error) error {
 	for {
-		msg, err := up.Recv()
+		msg, err := recv()
 		if errors.Is(err, io.EOF) {
 			return nil
 		}
@@ -82,7 +90,7 @@ func (s *Server) Exec(stream berthv1.ClusterService_ExecServer) error {
 			}
 			return nodeExecError(n, err)
 		}
-		if err := stream.Send(msg); err != nil {
+		if err := send(msg); err != nil {
 			return err
 		}
 	}
