@@ -61,7 +61,9 @@ func TestSessionRefusesAgentsTooFarApart(t *testing.T) {
 	}
 	sctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
-	go func() { done <- f.session(sctx, cert, &berthv1.NodeDescription{Name: "skew-ok", AgentVersion: "v1.3.9"}) }()
+	go func() {
+		done <- f.session(sctx, cert, &berthv1.NodeDescription{Name: "skew-ok", AgentVersion: "v1.3.9"})
+	}()
 	deadline := time.Now().Add(30 * time.Second)
 	for !f.d.connected(id) {
 		select {
