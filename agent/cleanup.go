@@ -137,7 +137,7 @@ func removeDataDir(cfg CleanupConfig) error {
 	}
 	kept := false
 	for _, e := range entries {
-		if e.Name() == "volumes" && !cfg.Volumes {
+		if e.Name() == "volumes" && !cfg.Volumes && holdsVolumes(filepath.Join(cfg.DataDir, e.Name())) {
 			kept = true
 			continue
 		}
@@ -149,6 +149,7 @@ func removeDataDir(cfg CleanupConfig) error {
 		}
 	}
 	if kept {
+		_ = os.Remove(filepath.Join(cfg.DataDir, lockFile))
 		cfg.Removed(fmt.Sprintf("data dir %s, but for its volumes (--volumes removes them)", cfg.DataDir))
 		return nil
 	}
@@ -158,6 +159,18 @@ func removeDataDir(cfg CleanupConfig) error {
 	}
 	cfg.Removed("data dir " + cfg.DataDir)
 	return nil
+}
+
+// holdsVolumes reports whether the volumes dir holds a volume
+// (volumes/NAMESPACE/NAME), not only the empty folders an agent makes.
+func holdsVolumes(dir string) bool {
+	namespaces, _ := os.ReadDir(dir)
+	for _, ns := range namespaces {
+		if vols, _ := os.ReadDir(filepath.Join(dir, ns.Name())); len(vols) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // nodeIDIn is the node id of the certificate in dataDir, or "" when there

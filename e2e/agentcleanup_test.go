@@ -120,6 +120,8 @@ func TestAgentCleanup(t *testing.T) {
 		t.Errorf("after cleanup the node still holds %v", left)
 	}
 	if _, err := os.Stat(dataDir); !os.IsNotExist(err) {
-		t.Errorf("the data dir %s is still there (%v)", dataDir, err)
+		var left []string
+		filepath.Walk(dataDir, func(path string, _ os.FileInfo, _ error) error { left = append(left, path); return nil })
+		t.Errorf("the data dir %s is still there (%v), holding %v; cleanup said:\n%s", dataDir, err, left, out)
 	}
 }
