@@ -67,7 +67,7 @@ func nodeLeftovers(t *testing.T, name, ns string) []string {
 }
 
 // TestAgentCleanup runs a service with a network and a published port on a
-// node, then berth agent --cleanup: refused while the agent runs; once it
+// node, then berth agent --cleanup (or uninstall): refused while the agent runs; once it
 // stopped, the node's containers, network namespaces, links, nftables
 // table and data dir are gone, and it printed what it removed.
 func TestAgentCleanup(t *testing.T) {
@@ -90,12 +90,13 @@ func TestAgentCleanup(t *testing.T) {
 		}
 	}
 
-	cleanup := func() (string, error) {
-		bin, args := command(ns, "agent", "--cleanup", "--name", name, "--data-dir", dataDir, "--containerd-namespace", namespace)
+	cleanup := func(how ...string) (string, error) {
+		bin, args := command(ns, append(how, "--name", name, "--data-dir", dataDir, "--containerd-namespace", namespace)...)
 		out, err := exec.Command(bin, args...).CombinedOutput()
 		return string(out), err
 	}
-	out, err := cleanup()
+	// berth uninstall is the same command.
+	out, err := cleanup("uninstall")
 	if err == nil || !strings.Contains(out, "another berth agent (pid") || !strings.Contains(out, "stop it first") {
 		t.Fatalf("cleanup while the agent runs: %v\n%s\nwant a refusal naming the running agent", err, out)
 	}
@@ -104,7 +105,7 @@ func TestAgentCleanup(t *testing.T) {
 	}
 
 	c.agents[name].stop()
-	out, err = cleanup()
+	out, err = cleanup("agent", "--cleanup")
 	if err != nil {
 		t.Fatalf("cleanup: %v\n%s", err, out)
 	}

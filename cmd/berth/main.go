@@ -15,7 +15,7 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	roles := []*cobra.Command{newDevCommand(), newServerCommand(), newAgentCommand()}
+	roles := []*cobra.Command{newDevCommand(), newServerCommand(), newAgentCommand(), newUninstallCommand()}
 	for _, c := range roles {
 		c.GroupID = "roles"
 	}

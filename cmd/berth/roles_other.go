@@ -25,6 +25,10 @@ func newAgentCommand() *cobra.Command {
 	return linuxOnly("agent", "Run a node agent (Linux only)")
 }
 
+func newUninstallCommand() *cobra.Command {
+	return linuxOnly("uninstall", "Remove what a stopped agent left on this machine (Linux only)")
+}
+
 func linuxOnly(name, short string) *cobra.Command {
 	return &cobra.Command{
 		Use:                name,
