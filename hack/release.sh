@@ -29,7 +29,8 @@ mkdir -p "$OUT"
 
 # Completion scripts are the same for every target (cobra's scripts ask
 # the binary itself): made once with a build for this machine.
-CGO_ENABLED=0 $GO build -trimpath -ldflags "$ldflags" -o "$work/host/berth" ./cmd/berth
+host=$($GO env GOHOSTOS)/$($GO env GOHOSTARCH)
+CGO_ENABLED=0 GOOS=${host%/*} GOARCH=${host#*/} $GO build -trimpath -ldflags "$ldflags" -o "$work/host/berth" ./cmd/berth
 mkdir -p "$work/completions"
 "$work/host/berth" completion bash >"$work/completions/berth.bash"
 "$work/host/berth" completion zsh >"$work/completions/_berth"
@@ -44,7 +45,11 @@ for target in $RELEASE_TARGETS; do
 	exe=berth
 	[ "$os" = windows ] && exe=berth.exe
 	echo "release: $name" >&2
-	CGO_ENABLED=0 GOOS=$os GOARCH=$arch $GO build -trimpath -ldflags "$ldflags" -o "$stage/$exe" ./cmd/berth
+	if [ "$target" = "$host" ]; then
+		cp "$work/host/berth" "$stage/$exe" # the same build
+	else
+		CGO_ENABLED=0 GOOS=$os GOARCH=$arch $GO build -trimpath -ldflags "$ldflags" -o "$stage/$exe" ./cmd/berth
+	fi
 	cp -r "$work/completions" "$stage/"
 	for f in README.md LICENSE; do [ -f "$f" ] && cp "$f" "$stage/"; done
 	if [ "$os" = linux ]; then
