@@ -1,24 +1,55 @@
 # Berth: `make dev` runs a one-machine cluster, `make test` runs every test.
 GO      ?= go
 BIN     := bin/berth
-VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -X github.com/berthproject/berth/api/version.Version=$(VERSION)
+VERSION ?= $(shell sh hack/version.sh)
+LDFLAGS := -s -w -X github.com/berthproject/berth/api/version.Version=$(VERSION)
+PREFIX  ?= /usr/local
+DESTDIR ?=
 
-.PHONY: all build setup dev test unit fuzz fuzz-short e2e chaos proto lint bench bench-scale images cosign clean
+.PHONY: all build setup setup-dev dev test unit fuzz fuzz-short e2e chaos proto lint bench bench-scale images cosign clean release release-check install uninstall
 
 all: build
 
+# setup installs what building and testing Berth needs; setup-dev only
+# what running it (make dev) needs.
 setup:
-	@bash hack/setup-host.sh
+	@bash hack/setup-host.sh --for test
 
+setup-dev:
+	@bash hack/setup-host.sh --for dev
+
+# build makes a static binary (no cgo), the same bytes for the same commit.
 build:
-	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/berth
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/berth
+
+# release builds the release archives and SHA256SUMS into dist/ (see
+# hack/release.sh); RELEASE_TARGETS=linux/amd64 builds one.
+release:
+	VERSION=$(VERSION) bash hack/release.sh
+
+# release-check is the quick form make test runs so that cross-builds
+# cannot break unnoticed: the CLI type-checks for macOS and Windows, and
+# the linux/amd64 archive is built into a temporary directory.
+release-check:
+	GOOS=darwin $(GO) vet ./cmd/berth ./cli/... ./api/...
+	GOOS=windows $(GO) vet ./cmd/berth ./cli/... ./api/...
+	@out=$$(mktemp -d); trap 'rm -rf $$out' EXIT; \
+	OUT=$$out RELEASE_TARGETS=linux/amd64 VERSION=$(VERSION) bash hack/release.sh && ls $$out
+
+# install puts berth, its systemd units, their environment files (only when
+# absent) and shell completion under DESTDIR/PREFIX (see
+# hack/install/install.sh).
+install: build
+	DESTDIR="$(DESTDIR)" PREFIX="$(PREFIX)" BERTH_BIN="$(abspath $(BIN))" sh hack/install/install.sh
+
+uninstall:
+	DESTDIR="$(DESTDIR)" PREFIX="$(PREFIX)" sh hack/install/install.sh --uninstall
 
 # images builds the offline test and example images from busybox-static.
 images: build
 	@bash hack/images.sh bin/images
 
-dev: setup build images
+dev: setup-dev build images
 	$(BIN) dev
 
 unit:
@@ -45,6 +76,7 @@ chaos: setup build images
 	CHAOS=long BERTH_BIN=$(abspath $(BIN)) $(GO) test -p 1 -count=1 -timeout 90m -v ./e2e/chaos/
 
 test: setup lint
+	$(MAKE) release-check
 	$(MAKE) unit
 	$(MAKE) fuzz-short
 	$(MAKE) e2e
@@ -107,4 +139,4 @@ bench-scale: build
 	BERTH_BIN=$(abspath $(BIN)) bin/berth-scale -nodes $(NODES) -tasks $(TASKS) $(SCALE_FLAGS)
 
 clean:
-	rm -rf bin
+	rm -rf bin dist

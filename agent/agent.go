@@ -86,6 +86,8 @@ type Agent struct {
 	// sweeper removes containers and network left by tasks the worker
 	// no longer knows.
 	sweeper *sweep.Sweeper
+	// unlock releases the data dir's lock (lockDataDir).
+	unlock func()
 }
 
 // Start joins (when needed), connects and runs an agent. It returns once
@@ -101,6 +103,9 @@ func Start(ctx context.Context, cfg Config) (_ *Agent, err error) {
 			a.Stop()
 		}
 	}()
+	if a.unlock, err = lockDataDir(cfg.DataDir); err != nil {
+		return nil, err
+	}
 	pkiDir := filepath.Join(cfg.DataDir, "pki")
 	host, _ := os.Hostname()
 	a.creds, err = session.LoadOrJoin(ctx, pkiDir, cfg.servers(), cfg.Token,
@@ -307,6 +312,9 @@ func (a *Agent) Stop() {
 	}
 	if a.listener != nil {
 		a.listener.Close()
+	}
+	if a.unlock != nil {
+		a.unlock()
 	}
 }
 

@@ -12,7 +12,7 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/sys/unix"
+	"golang.org/x/term"
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
 )
@@ -109,8 +109,8 @@ func runExec(ctx context.Context, c *cluster, start *berthv1.ExecStart, in io.Re
 		fd = terminalFd(in)
 	}
 	if fd >= 0 {
-		if ws, err := unix.IoctlGetWinsize(fd, unix.TIOCGWINSZ); err == nil {
-			start.Size = &berthv1.TerminalSize{Width: uint32(ws.Col), Height: uint32(ws.Row)}
+		if sz, ok := terminalSize(fd); ok {
+			start.Size = sz
 		}
 	}
 	stream, err := c.Exec(ctx)
@@ -130,11 +130,11 @@ func runExec(ctx context.Context, c *cluster, start *berthv1.ExecStart, in io.Re
 		return -1, err
 	}
 	if fd >= 0 {
-		restore, err := makeRaw(fd)
+		old, err := term.MakeRaw(fd)
 		if err != nil {
 			return -1, fmt.Errorf("putting the terminal in raw mode: %w", err)
 		}
-		defer restore()
+		defer term.Restore(fd, old)
 		// In raw mode ^C and ^\ go to the command; these signals still
 		// end berth, through ctx, so the terminal is restored.
 		stopSignals := cancelOnSignals(cancel, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGTERM)
@@ -185,38 +185,6 @@ func copyStdin(in io.Reader, send func(*berthv1.ExecRequest) error) {
 	}
 }
 
-// forwardResizes sends the size of terminal fd each time it changes
-// (SIGWINCH) until stop is called.
-func forwardResizes(ctx context.Context, fd int, send func(*berthv1.ExecRequest) error) (stop func()) {
-	winch := make(chan os.Signal, 1)
-	signal.Notify(winch, unix.SIGWINCH)
-	done := make(chan struct{})
-	ctx, cancel := context.WithCancel(ctx)
-	go func() {
-		defer close(done)
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-winch:
-				ws, err := unix.IoctlGetWinsize(fd, unix.TIOCGWINSZ)
-				if err != nil {
-					continue
-				}
-				sz := &berthv1.TerminalSize{Width: uint32(ws.Col), Height: uint32(ws.Row)}
-				if send(&berthv1.ExecRequest{Part: &berthv1.ExecRequest_Resize{Resize: sz}}) != nil {
-					return
-				}
-			}
-		}
-	}()
-	return func() {
-		signal.Stop(winch)
-		cancel()
-		<-done
-	}
-}
-
 // cancelOnSignals calls cancel when one of sigs arrives, until stop.
 func cancelOnSignals(cancel context.CancelFunc, sigs ...os.Signal) (stop func()) {
 	ch := make(chan os.Signal, 1)
@@ -237,22 +205,11 @@ func cancelOnSignals(cancel context.CancelFunc, sigs ...os.Signal) (stop func())
 	}
 }
 
-// makeRaw puts terminal fd in raw mode: no echo, no line editing, no
-// signals from keys, bytes passed as they are; restore puts it back.
-func makeRaw(fd int) (restore func(), err error) {
-	old, err := unix.IoctlGetTermios(fd, unix.TCGETS)
+// terminalSize returns the size of terminal fd.
+func terminalSize(fd int) (*berthv1.TerminalSize, bool) {
+	w, h, err := term.GetSize(fd)
 	if err != nil {
-		return nil, err
+		return nil, false
 	}
-	raw := *old
-	raw.Iflag &^= unix.IGNBRK | unix.BRKINT | unix.PARMRK | unix.ISTRIP | unix.INLCR | unix.IGNCR | unix.ICRNL | unix.IXON
-	raw.Oflag &^= unix.OPOST
-	raw.Lflag &^= unix.ECHO | unix.ECHONL | unix.ICANON | unix.ISIG | unix.IEXTEN
-	raw.Cflag &^= unix.CSIZE | unix.PARENB
-	raw.Cflag |= unix.CS8
-	raw.Cc[unix.VMIN], raw.Cc[unix.VTIME] = 1, 0
-	if err := unix.IoctlSetTermios(fd, unix.TCSETS, &raw); err != nil {
-		return nil, err
-	}
-	return func() { _ = unix.IoctlSetTermios(fd, unix.TCSETS, old) }, nil
+	return &berthv1.TerminalSize{Width: uint32(w), Height: uint32(h)}, true
 }

@@ -239,6 +239,7 @@ type nodeRow struct {
 	Status       string            `json:"status"`
 	Availability string            `json:"availability"`
 	Address      string            `json:"address"`
+	Version      string            `json:"version"`
 	Labels       map[string]string `json:"labels"`
 	// CPU is in cores, Memory in bytes.
 	CPU           float64 `json:"cpu"`
@@ -297,6 +298,7 @@ func newGetNodesCommand(o *rootOptions, use string, aliases []string) *cobra.Com
 							Status:        cmp.Or(nodestate.Words(n), nodeStatusWord(n.GetStatus())),
 							Availability:  availabilityWord(n.GetAvailability()),
 							Address:       n.GetAddress(),
+							Version:       n.GetAgentVersion(),
 							Labels:        labels,
 							CPU:           cores(n.GetCapacity().GetMilliCpus()),
 							Memory:        n.GetCapacity().GetMemoryBytes(),
@@ -326,10 +328,10 @@ func newGetNodesCommand(o *rootOptions, use string, aliases []string) *cobra.Com
 								rows[i].shortID = rows[i].ID
 							}
 						}
-						fmt.Fprintln(w, "ID\tNAME\tSTATUS\tAVAILABILITY\tADDRESS\tCPU\tMEMORY\tLABELS\tLAST HEARTBEAT\tMESSAGE")
+						fmt.Fprintln(w, "ID\tNAME\tSTATUS\tAVAILABILITY\tADDRESS\tVERSION\tCPU\tMEMORY\tLABELS\tLAST HEARTBEAT\tMESSAGE")
 						for _, r := range rows {
-							fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", cmp.Or(r.shortID, shortID(r.ID)), r.Name, r.Status, r.Availability,
-								r.Address, coresColumn(r.milliCPU), bytesColumn(r.Memory), labelsColumn(r.Labels), r.heartbeat, r.Message)
+							fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", cmp.Or(r.shortID, shortID(r.ID)), r.Name, r.Status, r.Availability,
+								r.Address, r.Version, coresColumn(r.milliCPU), bytesColumn(r.Memory), labelsColumn(r.Labels), r.heartbeat, r.Message)
 						}
 					}}, nil
 				})

@@ -9,7 +9,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/sys/unix"
+	"golang.org/x/term"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -123,7 +123,7 @@ func terminalFd(in io.Reader) int {
 		return -1
 	}
 	fd := int(f.Fd())
-	if _, err := unix.IoctlGetTermios(fd, unix.TCGETS); err != nil {
+	if !term.IsTerminal(fd) {
 		return -1
 	}
 	return fd
@@ -145,22 +145,11 @@ func readPassword(cmd *cobra.Command, in io.Reader, tty int, fromStdin bool, reg
 	}
 	fmt.Fprintf(cmd.ErrOrStderr(), "Password for %s: ", registry)
 	defer fmt.Fprintln(cmd.ErrOrStderr())
-	old, err := unix.IoctlGetTermios(tty, unix.TCGETS)
+	pw, err := term.ReadPassword(tty)
 	if err != nil {
-		return "", fmt.Errorf("login: reading the terminal's mode: %w", err)
-	}
-	quiet := *old
-	quiet.Lflag &^= unix.ECHO
-	quiet.Lflag |= unix.ICANON | unix.ISIG
-	if err := unix.IoctlSetTermios(tty, unix.TCSETS, &quiet); err != nil {
-		return "", fmt.Errorf("login: turning echo off: %w", err)
-	}
-	defer unix.IoctlSetTermios(tty, unix.TCSETS, old)
-	line, err := bufio.NewReader(in).ReadString('\n')
-	if err != nil && line == "" {
 		return "", fmt.Errorf("login: reading the password: %w", err)
 	}
-	return strings.TrimRight(line, "\r\n"), nil
+	return strings.TrimRight(string(pw), "\r\n"), nil
 }
 
 func newLogoutCommand(o *rootOptions) *cobra.Command {

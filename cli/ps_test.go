@@ -17,7 +17,7 @@ func testNodes() []*berthv1.Node {
 			Meta: &berthv1.Meta{Id: "n1aaaaaaaaaaaaaaaa"}, Name: "node-1", Address: "127.0.0.1:7001",
 			Status: berthv1.NodeStatus_NODE_STATUS_READY, Availability: berthv1.NodeAvailability_NODE_AVAILABILITY_ACTIVE,
 			Labels:   map[string]string{"zone": "eu", "disk": "ssd"},
-			Capacity: &berthv1.Resources{MilliCpus: 2000, MemoryBytes: 8 << 30},
+			Capacity: &berthv1.Resources{MilliCpus: 2000, MemoryBytes: 8 << 30}, AgentVersion: "v0.4.1",
 		},
 		{
 			Meta: &berthv1.Meta{Id: "n2bbbbbbbbbbbbbbbb"}, Name: "node-2", Address: "127.0.0.1:7002",

@@ -10,7 +10,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/sys/unix"
+	"golang.org/x/term"
 	"google.golang.org/grpc"
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
@@ -154,8 +154,7 @@ type progressBoard struct {
 func newProgressBoard(w io.Writer) *progressBoard {
 	tty := false
 	if f, ok := w.(*os.File); ok {
-		_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
-		tty = err == nil
+		tty = term.IsTerminal(int(f.Fd()))
 	}
 	return &progressBoard{w: w, tty: tty, lines: map[string]string{}, last: map[string]string{}}
 }

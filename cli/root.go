@@ -212,9 +212,10 @@ func (o *rootOptions) connect(cmd *cobra.Command) (*cluster, error) {
 	if err != nil {
 		return nil, err
 	}
+	skew := &serverVersionCheck{}
 	conn, err := cfg.Dial(cmd.Context(),
-		grpc.WithChainUnaryInterceptor(unaryErrors(cfg.Server)),
-		grpc.WithChainStreamInterceptor(streamErrors(cfg.Server)),
+		grpc.WithChainUnaryInterceptor(unaryErrors(cfg.Server), skew.unary()),
+		grpc.WithChainStreamInterceptor(streamErrors(cfg.Server), skew.stream()),
 	)
 	if err != nil {
 		return nil, err

@@ -1,15 +1,36 @@
 #!/usr/bin/env bash
-# setup-host.sh makes this Debian machine ready to run and test Berth:
-# it installs the Debian packages Berth needs when they are missing and
-# starts containerd when its socket is not there. Idempotent, silent and
-# quick when everything is in place.
+# setup-host.sh makes this Debian machine ready to run Berth (--for dev,
+# what make dev uses) or to build and test it (--for test, the default,
+# what make test uses): it installs the Debian packages needed when they
+# are missing and starts containerd when its socket is not there.
+# Idempotent, silent and quick when everything is in place.
 set -euo pipefail
 
-# tini gives /usr/bin/tini-static, which the agent mounts into containers
-# with init: true as their PID 1. git is what BuildKit fetches git build
-# contexts with (berth build URL, build triggers); the trigger tests also
-# serve a repository with its `git daemon`.
-packages=(containerd runc containernetworking-plugins busybox-static etcd-server iproute2 iptables util-linux protobuf-compiler libprotobuf-dev docker-registry chromium nodejs tini git)
+usage() { echo "usage: setup-host.sh [--for dev|test]" >&2; exit 2; }
+purpose=test
+case "${1:-}" in
+"") ;;
+--for) [ $# -eq 2 ] || usage; purpose=$2 ;;
+--for=*) purpose=${1#--for=} ;;
+*) usage ;;
+esac
+
+# Running Berth: containerd and runc run the containers, the CNI plugins
+# and iproute2/iptables/util-linux (nsenter, mount) their networks. tini
+# gives /usr/bin/tini-static, which the agent mounts into containers with
+# init: true as their PID 1. git is what BuildKit fetches git build
+# contexts with (berth build URL, build triggers). busybox-static is what
+# make images builds the example images from, which make dev imports.
+dev_packages=(containerd runc containernetworking-plugins iproute2 iptables util-linux tini git busybox-static)
+# Building and testing it besides: protoc and the well-known types (make
+# proto), etcd for the external-etcd tests, a registry, Chromium and
+# Node.js for the dashboard tests, zip for the Windows release archive.
+test_packages=(etcd-server protobuf-compiler libprotobuf-dev docker-registry chromium nodejs zip)
+case "$purpose" in
+dev) packages=("${dev_packages[@]}") ;;
+test) packages=("${dev_packages[@]}" "${test_packages[@]}") ;;
+*) echo "setup-host: --for $purpose: use dev (run Berth) or test (build and test it)" >&2; exit 2 ;;
+esac
 
 missing=()
 for p in "${packages[@]}"; do

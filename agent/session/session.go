@@ -171,6 +171,7 @@ func (s *Session) Run(ctx context.Context) error {
 		return berthv1.NewAgentServiceClient(conn), nil
 	}
 	wait := 100 * time.Millisecond
+	var skewWait time.Duration
 	redirects := 0
 	var once sync.Once
 	for ctx.Err() == nil {
@@ -209,6 +210,10 @@ func (s *Session) Run(ctx context.Context) error {
 				"if the node was removed, join it again with a fresh --data-dir; reconnecting", "server", addr, "err", err, "in", delay)
 			s.servers.failed(addr)
 			wait = min(wait*2, 5*time.Second)
+		} else if versionRefused(err) {
+			skewWait = nextSkewWait(skewWait)
+			delay = skewWait
+			s.cfg.Log.Error("the control plane refused this agent's version: upgrade the agent or the servers as the error says; trying again", "server", addr, "err", err, "in", delay)
 		} else {
 			s.cfg.Log.Warn("session with the control plane ended; reconnecting", "server", addr, "err", err, "in", delay)
 			s.servers.failed(addr)

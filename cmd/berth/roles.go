@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 import (
@@ -221,6 +223,7 @@ type agentFlags struct {
 	fakeStartLatency                                               time.Duration
 	fakeFailureRate                                                float64
 	maxStarts, maxPulls                                            int
+	cleanup                                                        cleanupFlags
 }
 
 func (f *agentFlags) add(cmd *cobra.Command, withJoin bool) {
@@ -233,6 +236,7 @@ func (f *agentFlags) add(cmd *cobra.Command, withJoin bool) {
 		cmd.Flags().StringVar(&f.contentAddr, "content-addr", "", "host:port where the node serves its images to other nodes over mTLS (default: the --listen host, on an ephemeral port kept across restarts)")
 		f.log.add(cmd)
 		cmd.Flags().StringVar(&f.metricsAddr, "metrics-addr", "", "host:port to serve the node's Prometheus metrics on, at /metrics, and its health checks at /healthz and /readyz (default: not served)")
+		f.cleanup.add(cmd)
 	}
 	cmd.Flags().StringVar(&f.name, "name", "", "node name, unique in the cluster (default: the hostname)")
 	cmd.Flags().StringArrayVar(&f.labels, "label", nil, "node label KEY=VALUE (repeatable), for placement constraints")
@@ -304,6 +308,9 @@ agent adopts them.`,
 		Example: `  berth agent --join 10.0.0.1:4242 --token BERTH-1-... --label zone=eu`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if f.cleanup.run {
+				return f.runCleanup(cmd)
+			}
 			if f.join == "" {
 				return fmt.Errorf("--join is required: the address of a Berth server")
 			}

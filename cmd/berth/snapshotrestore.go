@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 import (
@@ -14,21 +16,6 @@ import (
 	"github.com/berthproject/berth/controlplane/seal"
 	"github.com/spf13/cobra"
 )
-
-// moveUnder moves the command named sub of root under root's command
-// named parent. "berth snapshot restore" is made here, as the roles are,
-// since it is local and uses etcd's server code, which the client
-// commands do not carry; it is handed to cli.NewRoot with them (so its
-// argument errors are usage errors too), then moved beside "save".
-func moveUnder(root *cobra.Command, sub *cobra.Command, parent string) {
-	for _, c := range root.Commands() {
-		if c.Name() == parent {
-			root.RemoveCommand(sub)
-			c.AddCommand(sub)
-			return
-		}
-	}
-}
 
 func newSnapshotRestoreCommand() *cobra.Command {
 	var dataDir, passphraseFile string

@@ -56,6 +56,9 @@ type Config struct {
 	// Servers lists every server, for the agents to fall back on and to
 	// seed their gossip with; nil tells agents of none.
 	Servers func(context.Context) ([]*berthv1.ServerInfo, error)
+	// Version is the server's version, which agents' versions may be
+	// at most one minor version from; "" is this build's.
+	Version string
 }
 
 // DefaultHeartbeatPeriod is how often agents report that they are alive.
@@ -319,6 +322,9 @@ func (d *Dispatcher) Session(stream berthv1.AgentService_SessionServer) error {
 	hello := first.GetHello()
 	if hello == nil {
 		return status.Error(codes.InvalidArgument, "a session must start with hello")
+	}
+	if err := d.refuseSkew(who.ID, hello.GetDescription()); err != nil {
+		return err
 	}
 	node, claims, err := d.register(fenced(ctx, term), who.ID, cert, hello.GetDescription())
 	switch {
