@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -113,20 +112,6 @@ prints the registries it imported, never a password. A registry served over plai
 	cmd.Flags().BoolVar(&passwordStdin, "password-stdin", false, "read the password from standard input")
 	cmd.Flags().BoolVar(&fromDocker, "from-docker", false, "import the credentials docker login stored (config.json and its credential helpers)")
 	return cmd
-}
-
-// terminalFd returns the file descriptor of in when it is a terminal,
-// else -1.
-func terminalFd(in io.Reader) int {
-	f, ok := in.(*os.File)
-	if !ok {
-		return -1
-	}
-	fd := int(f.Fd())
-	if !term.IsTerminal(fd) {
-		return -1
-	}
-	return fd
 }
 
 // readPassword reads the password: all of standard input with

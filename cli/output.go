@@ -14,6 +14,7 @@ import (
 	"text/template"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 	"k8s.io/client-go/util/jsonpath"
 	"sigs.k8s.io/yaml"
 )
@@ -432,15 +433,22 @@ func trimLines(s string) string {
 	return strings.Join(lines, "")
 }
 
-// terminal reports whether w is a terminal (a character device), as
-// stdout is when nobody pipes or redirects it.
-func terminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
+// terminal reports whether w is a terminal (not a file, a pipe or
+// /dev/null), as stdout is when nobody pipes or redirects it.
+func terminal(w io.Writer) bool { return terminalFd(w) >= 0 }
+
+// terminalFd returns the file descriptor of f (a reader or a writer)
+// when it is a terminal, else -1.
+func terminalFd(f any) int {
+	file, ok := f.(*os.File)
 	if !ok {
-		return false
+		return -1
 	}
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+	fd := int(file.Fd())
+	if !term.IsTerminal(fd) {
+		return -1
+	}
+	return fd
 }
 
 // colorOutput reports whether output to w gets colour: only on a terminal,

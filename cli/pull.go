@@ -6,11 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
 	"google.golang.org/grpc"
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
@@ -152,11 +150,7 @@ type progressBoard struct {
 }
 
 func newProgressBoard(w io.Writer) *progressBoard {
-	tty := false
-	if f, ok := w.(*os.File); ok {
-		tty = term.IsTerminal(int(f.Fd()))
-	}
-	return &progressBoard{w: w, tty: tty, lines: map[string]string{}, last: map[string]string{}}
+	return &progressBoard{w: w, tty: terminal(w), lines: map[string]string{}, last: map[string]string{}}
 }
 
 func (b *progressBoard) count() int { return len(b.order) }

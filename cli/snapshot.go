@@ -278,10 +278,7 @@ func ReadSnapshotPassphrase(cmd *cobra.Command, file string, confirm bool) ([]by
 	case os.Getenv(EnvSnapshotPassphrase) != "":
 		p = []byte(os.Getenv(EnvSnapshotPassphrase))
 	default:
-		fd := -1
-		if in, ok := cmd.InOrStdin().(*os.File); ok && term.IsTerminal(int(in.Fd())) {
-			fd = int(in.Fd())
-		}
+		fd := terminalFd(cmd.InOrStdin())
 		if fd < 0 {
 			return nil, usageErrorf("the snapshot's key-encryption key is sealed with a passphrase: give it with --passphrase-file or $%s (standard input is not a terminal to ask it on)", EnvSnapshotPassphrase)
 		}

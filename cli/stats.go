@@ -5,12 +5,10 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"strconv"
 	"time"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
 
 	berthv1 "github.com/berthproject/berth/api/berth/v1"
 )
@@ -57,7 +55,7 @@ Nodes that do not answer in time are named; their tasks are left out.`,
 			return err
 		}
 		out := cmd.OutOrStdout()
-		stream := !noStream && *format == formatTable && isTerminal(out)
+		stream := !noStream && *format == formatTable && terminal(out)
 		return o.withCluster(cmd, func(ctx context.Context, c *cluster) error {
 			req := &berthv1.TopRequest{Namespace: c.namespace, App: app, Service: service, NodeId: node, AllNamespaces: c.allNamespaces}
 			join := &topJoin{c: c}
@@ -130,11 +128,4 @@ func statsBytes(n uint64) string {
 		return "0B"
 	}
 	return bytesColumn(int64(n))
-}
-
-// isTerminal reports whether w is a terminal (not a file, a pipe or
-// /dev/null): only there is a live view redrawn in place.
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	return ok && term.IsTerminal(int(f.Fd()))
 }
